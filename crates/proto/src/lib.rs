@@ -1,0 +1,30 @@
+//! # rzk-proto: ZooKeeper's records, byte for byte
+//!
+//! This crate owns the encoding of everything rzk exchanges with the outside world in
+//! ZooKeeper's own formats: the jute primitives ([`jute`]), the records of `zookeeper.jute`
+//! (data, client protocol, transactions), op codes ([`OpCode`]), error codes ([`ErrorCode`]),
+//! and the frame splitter that cuts length-prefixed frames out of a byte stream ([`frame`]).
+//!
+//! It is pure: no I/O, no clock, no global state. Decoding never panics and never allocates
+//! more than the input could hold; every failure is a [`DecodeError`].
+//!
+//! # Layout
+//! - [`jute`]: `Reader` / `Writer` and the `Record` trait for jute's int, long, boolean,
+//!   ustring, buffer and vector.
+//! - [`data`]: `Id`, `Acl`, `Stat`, `StatPersisted`, permission bits, ZooKeeper's newtypes.
+//! - [`codes`]: op codes, error codes, watcher event types and keeper states, create modes.
+//! - [`client`]: connect handshake, request/reply headers, every request and response.
+//! - [`txn`]: `TxnHeader` and the transaction records written to the log and sent in PROPOSALs.
+//! - [`frame`]: `Incomplete | Invalid | Frame` splitting of a length-prefixed stream.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod codes;
+pub mod data;
+pub mod frame;
+pub mod jute;
+pub mod txn;
+
+pub use codes::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
+pub use data::{perms, Acl, Id, SessionId, Stat, StatPersisted, Zxid};
+pub use jute::{DecodeError, Reader, Record, Writer};
