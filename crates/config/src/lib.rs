@@ -1,0 +1,1812 @@
+//! # rzk-config: Apache ZooKeeper's `zoo.cfg`, parsed and validated
+//!
+//! This crate owns everything rzk knows about its configuration file: the Java
+//! `.properties` syntax ZooKeeper reads `zoo.cfg` with ([`properties`]), the
+//! meaning, types, defaults and validation of every key ZooKeeper 3.8/3.9
+//! accepts there, the ensemble (`server.N`, `group.N`, `weight.N`, dynamic
+//! config files), the settings ZooKeeper takes as Java system properties, the
+//! `myid` file's content ([`parse_myid`]) and the body of the `conf`
+//! four-letter word ([`ServerConfig::to_conf_4lw`]).
+//!
+//! It is pure: no global state, no clock, no I/O, except [`load`] which reads
+//! the file (and the dynamic config file it names) and hands the text to the
+//! parser. Starting listeners, reading `dataDir/myid` or creating directories
+//! is the server's business.
+//!
+//! ## How ZooKeeper reads zoo.cfg, and so how rzk does
+//!
+//! ZooKeeper's `QuorumPeerConfig` knows a fixed set of keys (`tickTime`,
+//! `dataDir`, `clientPort`, `server.N`, ...). **Every other key `k` becomes the
+//! Java system property `zookeeper.k`** (`System.setProperty("zookeeper." + k,
+//! value)`), and many settings are read from system properties only: that is
+//! how `4lw.commands.whitelist`, `snapCount`, `skipACL`, `maxCnxns`,
+//! `DigestAuthenticationProvider.superDigest`, `admin.serverPort` and many
+//! more work in `zoo.cfg`. rzk models this with
+//! [`ServerConfig::system_properties`] and reads its typed settings from there,
+//! so a value given as `-Dzookeeper.snapCount=...` (passed in through
+//! [`ParseOptions::system_properties`]) and one given in `zoo.cfg` act alike,
+//! `zoo.cfg` winning as `System.setProperty` would.
+//!
+//! Two leniencies, each reported in [`ServerConfig::warnings`]:
+//! * `jute.maxbuffer` and `readonlymode.enabled` are read by ZooKeeper
+//!   without the `zookeeper.` prefix, so in `zoo.cfg` they have no effect on
+//!   ZooKeeper; rzk honours them there.
+//! * A `zoo.cfg` key that already starts with `zookeeper.` is stored under
+//!   that name, where ZooKeeper would store (and ignore)
+//!   `zookeeper.zookeeper.<...>`.
+//!
+//! Keys that can mean nothing to rzk (Java class names, JAAS/Kerberos/SASL,
+//! TLS keystores, JVM tuning) are listed in [`ServerConfig::ignored`] with the
+//! reason, for the server to log.
+//!
+//! Errors name the file, the line and the key, e.g.
+//! `zoo.cfg line 3: tickTime: expected a positive integer, got "abc"`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod properties;
+mod servers;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
+
+use values::*;
+
+/// `ZooKeeperServer.DEFAULT_TICK_TIME`, milliseconds.
+pub const DEFAULT_TICK_TIME: u32 = 3000;
+/// The client port when there is no configuration file at all.
+pub const DEFAULT_CLIENT_PORT: u16 = 2181;
+/// rzk's data directory when there is no configuration file at all.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Default `maxClientCnxns` (per client IP).
+pub const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
+/// Default `globalOutstandingLimit`.
+pub const DEFAULT_GLOBAL_OUTSTANDING_LIMIT: u32 = 1000;
+/// Default `jute.maxbuffer`: 0xfffff bytes.
+pub const DEFAULT_JUTE_MAXBUFFER: u32 = 0xfffff;
+/// Default `snapCount`.
+pub const DEFAULT_SNAP_COUNT: u32 = 100_000;
+/// Default `preAllocSize`, in KiB (64 MiB).
+pub const DEFAULT_PRE_ALLOC_SIZE_KB: u64 = 65536;
+/// Minimum (and default) `autopurge.snapRetainCount`.
+pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
+/// rzk's default `autopurge.purgeInterval`, hours (ZooKeeper's is 0, off).
+pub const DEFAULT_PURGE_INTERVAL_HOURS: u32 = 1;
+/// Default `initLimit` (ticks). ZooKeeper itself requires it in quorum mode.
+pub const DEFAULT_INIT_LIMIT: u32 = 10;
+/// Default `syncLimit` (ticks). ZooKeeper itself requires it in quorum mode.
+pub const DEFAULT_SYNC_LIMIT: u32 = 5;
+/// Default `admin.serverPort`.
+pub const DEFAULT_ADMIN_SERVER_PORT: u16 = 8080;
+/// Default `admin.serverAddress`.
+pub const DEFAULT_ADMIN_SERVER_ADDRESS: &str = "0.0.0.0";
+/// Default `admin.commandURL`.
+pub const DEFAULT_ADMIN_COMMAND_URL: &str = "/commands";
+/// Default `admin.idleTimeout`, milliseconds.
+pub const DEFAULT_ADMIN_IDLE_TIMEOUT: u32 = 30000;
+/// The only `electionAlg` ZooKeeper 3.6+ accepts (fast leader election).
+pub const ELECTION_ALG_FAST_LEADER_ELECTION: u32 = 3;
+/// ZooKeeper's default `metricsProvider.className`.
+pub const DEFAULT_METRICS_PROVIDER_CLASS_NAME: &str =
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
+/// The four-letter words ZooKeeper 3.8 knows (`FourLetterCommands`), which
+/// `4lw.commands.whitelist=*` enables.
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
+
+/// An invalid configuration. Its `Display` names the file, line and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A key's value is invalid.
+    #[error("{file} line {line}: {key}: {message}")]
+    InvalidValue {
+        /// Name of the file (`zoo.cfg` unless told otherwise).
+        file: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The properties syntax itself is broken (a malformed `\uXXXX`).
+    #[error("{file} line {line}: {message}")]
+    Syntax {
+        /// Name of the file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration as a whole is invalid (a required key is missing,
+    /// servers and settings do not fit together).
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// Name of the file.
+        file: String,
+        /// The key concerned.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A system property passed in by the caller (not from the file) is invalid.
+    #[error("system property {key}: {message}")]
+    InvalidSystemProperty {
+        /// The property name, e.g. `jute.maxbuffer`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The content of a `myid` file is not a server id.
+    #[error("myid: {message}")]
+    InvalidMyid {
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read (only from [`load`]).
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The path as given.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The line the error is on, when it has one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::InvalidValue { line, .. } | ConfigError::Syntax { line, .. } => {
+                Some(*line)
+            }
+            _ => None,
+        }
+    }
+
+    /// The key (or system property) the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::InvalidValue { key, .. }
+            | ConfigError::Invalid { key, .. }
+            | ConfigError::InvalidSystemProperty { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Which four-letter words may run (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FourLetterWordWhitelist {
+    /// `*`: every word in [`FOUR_LETTER_WORDS`].
+    All,
+    /// These words. ZooKeeper always adds `srvr` (zkServer.sh needs it), and
+    /// `isro` when read-only mode is enabled; the set here includes them.
+    Only(BTreeSet<String>),
+}
+
+impl FourLetterWordWhitelist {
+    /// Parses the property's value as ZooKeeper does: comma-separated,
+    /// each item trimmed, empty items skipped, `*` anywhere means all.
+    pub fn parse(value: &str, readonly_mode_enabled: bool) -> Self {
+        let mut set = BTreeSet::new();
+        for item in value.split(',') {
+            let item = properties::java_trim(item);
+            if item == "*" {
+                return FourLetterWordWhitelist::All;
+            }
+            if !item.is_empty() {
+                set.insert(item.to_string());
+            }
+        }
+        Self::with_implicit(set, readonly_mode_enabled)
+    }
+
+    /// ZooKeeper's default when the property is unset: `srvr` only (and
+    /// `isro` in read-only mode).
+    pub fn default_for(readonly_mode_enabled: bool) -> Self {
+        Self::with_implicit(BTreeSet::new(), readonly_mode_enabled)
+    }
+
+    fn with_implicit(mut set: BTreeSet<String>, readonly_mode_enabled: bool) -> Self {
+        if readonly_mode_enabled {
+            set.insert("isro".to_string());
+        }
+        set.insert("srvr".to_string());
+        FourLetterWordWhitelist::Only(set)
+    }
+
+    /// Whether `word` may run.
+    pub fn allows(&self, word: &str) -> bool {
+        match self {
+            FourLetterWordWhitelist::All => FOUR_LETTER_WORDS.contains(&word),
+            FourLetterWordWhitelist::Only(set) => set.contains(word),
+        }
+    }
+}
+
+impl Default for FourLetterWordWhitelist {
+    fn default() -> Self {
+        Self::default_for(false)
+    }
+}
+
+/// `snapshot.compression.method` (ZooKeeper's `SnapStream.StreamMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotCompression {
+    /// No compression, Adler-32 checked stream (the default; written `""`).
+    #[default]
+    Checked,
+    /// `gz`.
+    Gzip,
+    /// `snappy`.
+    Snappy,
+}
+
+impl SnapshotCompression {
+    /// The name ZooKeeper uses (`""`, `gz`, `snappy`); also the snapshot
+    /// file name suffix (`snapshot.<zxid>.gz`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotCompression::Checked => "",
+            SnapshotCompression::Gzip => "gz",
+            SnapshotCompression::Snappy => "snappy",
+        }
+    }
+
+    /// Parses a name case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "" => Some(SnapshotCompression::Checked),
+            "gz" => Some(SnapshotCompression::Gzip),
+            "snappy" => Some(SnapshotCompression::Snappy),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SnapshotCompression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The text of a dynamic configuration file (`dynamicConfigFile=...`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DynamicConfigText {
+    /// Its file name as given in `dynamicConfigFile`; the part after the last
+    /// `.` is the configuration version in hex (`zoo.cfg.dynamic.100000000`).
+    pub file_name: String,
+    /// Its content.
+    pub text: String,
+}
+
+/// Inputs to [`ServerConfig::parse_with`] besides the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Name of the file used in error messages. Default `zoo.cfg`.
+    pub file_name: String,
+    /// JVM-style system properties already set (e.g. from `-Dkey=value`
+    /// options); keys from the file override them, as in ZooKeeper.
+    pub system_properties: BTreeMap<String, String>,
+    /// Content of the dynamic config file, required when the text sets
+    /// `dynamicConfigFile`.
+    pub dynamic_config: Option<DynamicConfigText>,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            file_name: "zoo.cfg".to_string(),
+            system_properties: BTreeMap::new(),
+            dynamic_config: None,
+        }
+    }
+}
+
+/// Runtime values the `conf` four-letter word prints besides the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfRuntime {
+    /// Bytes in the snapshot directory (`dataDirSize`).
+    pub data_dir_size: u64,
+    /// Bytes in the transaction log directory (`dataLogSize`).
+    pub data_log_size: u64,
+    /// Directory relative `dataDir`/`dataLogDir` are resolved against, as
+    /// Java's `getAbsolutePath` does (no normalisation). `None` prints them
+    /// as configured.
+    pub cwd: Option<PathBuf>,
+    /// The port the client listener actually bound, if different from the
+    /// configured one (e.g. configured 0). `None`: the configured one.
+    pub client_port: Option<u16>,
+    /// Same for the secure client port.
+    pub secure_client_port: Option<u16>,
+    /// This server's id (myid). In quorum mode, with a matching `server.N`,
+    /// the quorum part of `conf` is printed too.
+    pub my_id: Option<u64>,
+}
+
+/// A validated rzk/ZooKeeper server configuration.
+///
+/// Field names follow ZooKeeper's key names. Every `zoo.cfg` key is either a
+/// typed field here, an entry of [`Self::ignored`], or (unknown to
+/// `QuorumPeerConfig`) a system property in [`Self::system_properties`] -
+/// several typed fields are read from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    // ----- directories and listeners -----
+    /// `dataDir`: snapshots (in its `version-2` subdirectory) and `myid`.
+    pub data_dir: PathBuf,
+    /// `dataLogDir` as configured; see [`Self::data_log_dir`] for the
+    /// effective one (defaults to `dataDir`).
+    pub data_log_dir: Option<PathBuf>,
+    /// `clientPort`. `None` when a configuration file does not set it (or
+    /// sets 0): then only a `server.N` client address can give one, see
+    /// [`Self::client_listen_address`].
+    pub client_port: Option<u16>,
+    /// `clientPortAddress`: address to bind the client port to (default all).
+    pub client_port_address: Option<String>,
+    /// `secureClientPort` (TLS client port), stored; 0 means unset.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`.
+    pub secure_client_port_address: Option<String>,
+    /// `clientPortListenBacklog`: listen backlog; -1 (default) = OS default.
+    pub client_port_listen_backlog: i32,
+    /// `observerMasterPort`; values <= 0 mean unset.
+    pub observer_master_port: Option<u16>,
+
+    // ----- time and limits -----
+    /// `tickTime`, ms.
+    pub tick_time: u32,
+    /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `maxCnxns` (system property `zookeeper.maxCnxns`): total client
+    /// connections; 0 = unlimited.
+    pub max_cnxns: u32,
+    /// `minSessionTimeout` as configured (ms); see
+    /// [`Self::min_session_timeout_ms`] for the effective one.
+    pub min_session_timeout: Option<u32>,
+    /// `maxSessionTimeout` as configured (ms); see
+    /// [`Self::max_session_timeout_ms`].
+    pub max_session_timeout: Option<u32>,
+    /// `globalOutstandingLimit` (`zookeeper.globalOutstandingLimit`).
+    pub global_outstanding_limit: u32,
+    /// `jute.maxbuffer`: largest packet / znode data, bytes.
+    pub jute_maxbuffer: u32,
+
+    // ----- ensemble -----
+    /// `initLimit`, ticks (default 10; ZooKeeper requires it in quorum mode,
+    /// and so does rzk).
+    pub init_limit: u32,
+    /// `syncLimit`, ticks (default 5; required in quorum mode).
+    pub sync_limit: u32,
+    /// `connectToLearnerMasterLimit`, ticks; `None`: same as `initLimit`.
+    pub connect_to_learner_master_limit: Option<u32>,
+    /// `electionAlg`: always 3.
+    pub election_alg: u32,
+    /// `peerType` as configured (the `server.N` line of myid wins, see
+    /// [`Self::peer_type_for`]).
+    pub peer_type: PeerType,
+    /// `quorumListenOnAllIPs`.
+    pub quorum_listen_on_all_ips: bool,
+    /// `standaloneEnabled` (default true): one participant runs standalone.
+    pub standalone_enabled: bool,
+    /// `reconfigEnabled` (default false).
+    pub reconfig_enabled: bool,
+    /// `multiAddress.enabled`: `server.N` may list `|`-separated addresses.
+    pub multi_address_enabled: bool,
+    /// `server.N` lines by id.
+    pub servers: BTreeMap<u64, ServerSpec>,
+    /// `group.N=sid:sid:...` (hierarchical quorums), by group id.
+    pub groups: BTreeMap<u64, Vec<u64>>,
+    /// `weight.sid=w` as configured (hierarchical quorums); participants not
+    /// listed weigh 1.
+    pub weights: BTreeMap<u64, u64>,
+    /// `dynamicConfigFile`, if the ensemble is in a separate file.
+    pub dynamic_config_file: Option<String>,
+    /// Configuration version (hex in files): from the dynamic config file's
+    /// name suffix, or a `version` key; 0 if none.
+    pub config_version: u64,
+
+    // ----- persistence -----
+    /// `snapCount` (`zookeeper.snapCount`): transactions between snapshots
+    /// (ZooKeeper randomises around it); at least 2.
+    pub snap_count: u32,
+    /// `preAllocSize` (`zookeeper.preAllocSize`), KiB, txn log preallocation.
+    pub pre_alloc_size_kb: u64,
+    /// `forceSync` (`zookeeper.forceSync`, yes/no): fsync the txn log.
+    pub force_sync: bool,
+    /// `syncEnabled`: observers log and snapshot like followers (default true).
+    pub sync_enabled: bool,
+    /// `autopurge.snapRetainCount`: snapshots kept (at least 3).
+    pub snap_retain_count: u32,
+    /// `autopurge.purgeInterval`, hours; 0 = never purge. rzk default 1.
+    pub purge_interval: u32,
+    /// `snapshot.compression.method` (`zookeeper.snapshot.compression.method`).
+    pub snapshot_compression_method: SnapshotCompression,
+
+    // ----- features -----
+    /// `localSessionsEnabled`.
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled`.
+    pub local_sessions_upgrading_enabled: bool,
+    /// `extendedTypesEnabled` (`zookeeper.extendedTypesEnabled`): TTL nodes.
+    pub extended_types_enabled: bool,
+    /// `readonlymode.enabled`.
+    pub readonly_mode_enabled: bool,
+    /// `skipACL` (`zookeeper.skipACL`, yes/no).
+    pub skip_acl: bool,
+    /// `DigestAuthenticationProvider.superDigest`
+    /// (`zookeeper.DigestAuthenticationProvider.superDigest`):
+    /// `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    /// `4lw.commands.whitelist` (`zookeeper.4lw.commands.whitelist`).
+    pub four_letter_word_whitelist: FourLetterWordWhitelist,
+
+    // ----- admin server -----
+    /// `admin.enableServer` (default true).
+    pub admin_enable_server: bool,
+    /// `admin.serverPort` (default 8080).
+    pub admin_server_port: u16,
+    /// `admin.serverAddress` (default 0.0.0.0).
+    pub admin_server_address: String,
+    /// `admin.commandURL` (default /commands).
+    pub admin_command_url: String,
+    /// `admin.idleTimeout`, ms (default 30000).
+    pub admin_idle_timeout: u32,
+
+    // ----- metrics -----
+    /// `metricsProvider.className` if set (a Java class: rzk lists it in
+    /// [`Self::ignored`] and uses its own metrics).
+    pub metrics_provider_class_name: Option<String>,
+    /// The other `metricsProvider.*` keys, without the prefix
+    /// (e.g. `httpPort` -> `7000`).
+    pub metrics_provider_configuration: BTreeMap<String, String>,
+
+    // ----- bookkeeping -----
+    /// Java system properties as ZooKeeper would have them after reading the
+    /// file: those passed in [`ParseOptions::system_properties`], then
+    /// `zookeeper.<key>` for each key `QuorumPeerConfig` does not know.
+    pub system_properties: BTreeMap<String, String>,
+    /// The line of every key of the file (the last one, for a repeated key).
+    pub key_lines: BTreeMap<String, usize>,
+    /// Keys meaningless to rzk: `(key, line, reason)`, for the server to log.
+    pub ignored: Vec<(String, usize, String)>,
+    /// Other things worth logging: `(key, line, message)`; line 0 when the
+    /// note is not about one line.
+    pub warnings: Vec<(String, usize, String)>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::default_standalone()
+    }
+}
+
+/// Where a system property came from, for error messages.
+#[derive(Debug, Clone)]
+struct Origin {
+    key: String,
+    line: usize,
+}
+
+/// Keys of `QuorumPeerConfig` that rzk takes no notice of, with the reason.
+fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "sslQuorum" | "sslQuorumReloadCertFiles" => {
+            "TLS between quorum peers is not supported by rzk"
+        }
+        "portUnification" => "TLS port unification is not supported by rzk",
+        "quorum.auth.enableSasl"
+        | "quorum.auth.serverRequireSasl"
+        | "quorum.auth.learnerRequireSasl"
+        | "quorum.auth.learner.saslLoginContext"
+        | "quorum.auth.server.saslLoginContext"
+        | "quorum.auth.kerberos.servicePrincipal" => {
+            "SASL/Kerberos quorum authentication is not supported by rzk"
+        }
+        "quorum.cnxn.threads.size" => "a Java thread pool size; rzk manages its own tasks",
+        "jvm.pause.monitor"
+        | "jvm.pause.info-threshold.ms"
+        | "jvm.pause.warn-threshold.ms"
+        | "jvm.pause.sleep.time.ms" => "the JVM pause monitor has no meaning for rzk",
+        "metricsProvider.className" => "a Java class name; rzk has its own metrics",
+        "multiAddress.reachabilityCheckEnabled" | "multiAddress.reachabilityCheckTimeoutMs" => {
+            "rzk does not check the reachability of multiple quorum addresses"
+        }
+        "oraclePath" => "the quorum oracle (two-server failover) is not supported by rzk",
+        _ => return None,
+    })
+}
+
+/// System-property keys (as written in zoo.cfg, without `zookeeper.`) that
+/// mean nothing to rzk, with the reason.
+fn ignored_system_key(key: &str) -> Option<&'static str> {
+    let k = key.strip_prefix("zookeeper.").unwrap_or(key);
+    let reason = if k.starts_with("authProvider.") {
+        "a Java authentication provider class; rzk has digest, ip and world built in"
+    } else if matches!(
+        k,
+        "serverCnxnFactory"
+            | "clientCnxnSocket"
+            | "audit.impl.class"
+            | "connection_throttle_weight_class"
+    ) || k.ends_with(".className")
+        || k.ends_with(".class")
+    {
+        "a Java class name; rzk has its own implementation"
+    } else if k.starts_with("ssl.")
+        || k.starts_with("ssl")
+        || k == "client.secure"
+        || k.starts_with("admin.forceHttps")
+        || k.starts_with("admin.portUnification")
+        || k.starts_with("admin.needClientAuth")
+        || k.starts_with("fips-mode")
+    {
+        "TLS keystore/truststore settings are not supported by rzk"
+    } else if k.starts_with("sasl")
+        || k.starts_with("kerberos.")
+        || k == "jaasLoginRenew"
+        || k == "requireClientAuthScheme"
+        || k.starts_with("enforce.auth")
+        || k.starts_with("X509AuthenticationProvider.")
+        || k.starts_with("java.security.")
+        || k == "server.principal"
+        || k.starts_with("authorizer")
+    {
+        "JAAS/SASL/Kerberos/X.509 authentication is not supported by rzk"
+    } else if k.starts_with("nio.") || k.starts_with("netty.") || k == "serverCnxnFactory" {
+        "Java NIO/Netty tuning has no meaning for rzk"
+    } else if k.starts_with("jmx") || k.starts_with("jvm.") {
+        "JVM/JMX settings have no meaning for rzk"
+    } else {
+        return None;
+    };
+    Some(reason)
+}
+
+/// The system properties rzk reads into typed fields.
+const SYSTEM_PROPERTIES_READ: &[&str] = &[
+    "zookeeper.4lw.commands.whitelist",
+    "zookeeper.maxCnxns",
+    "zookeeper.globalOutstandingLimit",
+    "zookeeper.snapCount",
+    "zookeeper.preAllocSize",
+    "zookeeper.forceSync",
+    "zookeeper.skipACL",
+    "zookeeper.extendedTypesEnabled",
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+    "zookeeper.snapshot.compression.method",
+    "zookeeper.admin.enableServer",
+    "zookeeper.admin.serverPort",
+    "zookeeper.admin.serverAddress",
+    "zookeeper.admin.commandURL",
+    "zookeeper.admin.idleTimeout",
+    "zookeeper.multiAddress.enabled",
+    "zookeeper.jute.maxbuffer",
+    "zookeeper.readonlymode.enabled",
+    "jute.maxbuffer",
+    "readonlymode.enabled",
+];
+
+/// Parse-time state.
+struct Parser<'o> {
+    opts: &'o ParseOptions,
+    cfg: ServerConfig,
+    data_dir: Option<PathBuf>,
+    /// System properties set by the file, with their origin.
+    origins: BTreeMap<String, Origin>,
+    /// `server.`, `group.`, `weight.`, `version` entries (key, value, line, file).
+    quorum_entries: Vec<(String, String, usize, String)>,
+    multi_address_from_file: bool,
+}
+
+impl<'o> Parser<'o> {
+    fn file(&self) -> &str {
+        &self.opts.file_name
+    }
+
+    fn value_err(&self, key: &str, line: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError::InvalidValue {
+            file: self.opts.file_name.clone(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.opts.file_name.clone(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn warn(&mut self, key: &str, line: usize, message: impl Into<String>) {
+        self.cfg
+            .warnings
+            .push((key.to_string(), line, message.into()));
+    }
+
+    fn ignore(&mut self, key: &str, line: usize, reason: &str) {
+        self.cfg
+            .ignored
+            .push((key.to_string(), line, reason.to_string()));
+    }
+
+    /// Handles one (effective) key of zoo.cfg.
+    fn entry(
+        &mut self,
+        key: &str,
+        v: &str,
+        line: usize,
+        has_dynamic: bool,
+    ) -> Result<(), ConfigError> {
+        let err = |m: String| self.value_err(key, line, m);
+        match key {
+            "dataDir" => {
+                self.data_dir = Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?))
+            }
+            "dataLogDir" => {
+                self.cfg.data_log_dir =
+                    Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?))
+            }
+            "clientPort" => self.cfg.client_port = port_or_unset(v).map_err(err)?,
+            "clientPortAddress" => {
+                self.cfg.client_port_address = Some(
+                    non_empty(v, "a host name or address")
+                        .map_err(err)?
+                        .to_string(),
+                )
+            }
+            "secureClientPort" => self.cfg.secure_client_port = port_or_unset(v).map_err(err)?,
+            "secureClientPortAddress" => {
+                self.cfg.secure_client_port_address = Some(
+                    non_empty(v, "a host name or address")
+                        .map_err(err)?
+                        .to_string(),
+                )
+            }
+            "observerMasterPort" => {
+                let n = int(v).map_err(err)?;
+                self.cfg.observer_master_port = if n <= 0 {
+                    None
+                } else {
+                    Some(port(v).map_err(err)?)
+                };
+            }
+            "clientPortListenBacklog" => {
+                self.cfg.client_port_listen_backlog = int(v).map_err(err)?
+            }
+            "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
+            "maxClientCnxns" => self.cfg.max_client_cnxns = non_negative_int(v).map_err(err)?,
+            "minSessionTimeout" | "maxSessionTimeout" => {
+                let n = int(v).map_err(err)?;
+                let t = match n {
+                    -1 => None,
+                    n if n >= 0 => Some(n as u32),
+                    _ => {
+                        return Err(err(format!(
+                            "expected a non-negative number of milliseconds (or -1 for the default), got \"{v}\""
+                        )))
+                    }
+                };
+                if key == "minSessionTimeout" {
+                    self.cfg.min_session_timeout = t;
+                } else {
+                    self.cfg.max_session_timeout = t;
+                }
+            }
+            "initLimit" => self.cfg.init_limit = non_negative_int(v).map_err(err)?,
+            "syncLimit" => self.cfg.sync_limit = non_negative_int(v).map_err(err)?,
+            "connectToLearnerMasterLimit" => {
+                let n = non_negative_int(v).map_err(err)?;
+                self.cfg.connect_to_learner_master_limit = (n > 0).then_some(n);
+            }
+            "electionAlg" => {
+                let n = int(v).map_err(err)?;
+                if n != 3 {
+                    return Err(err(format!(
+                        "only 3 (fast leader election) is supported, got \"{v}\""
+                    )));
+                }
+                self.cfg.election_alg = 3;
+            }
+            "quorumListenOnAllIPs" => {
+                self.cfg.quorum_listen_on_all_ips = boolean(v).map_err(err)?
+            }
+            "peerType" => {
+                self.cfg.peer_type = PeerType::parse(v)
+                    .ok_or_else(|| err(format!("expected participant or observer, got \"{v}\"")))?
+            }
+            "syncEnabled" => self.cfg.sync_enabled = boolean(v).map_err(err)?,
+            "dynamicConfigFile" => {
+                self.cfg.dynamic_config_file =
+                    Some(non_empty(v, "a file name").map_err(err)?.to_string())
+            }
+            "autopurge.snapRetainCount" => {
+                let n = int(v).map_err(err)?;
+                if n < MIN_SNAP_RETAIN_COUNT as i32 {
+                    self.warn(
+                        key,
+                        line,
+                        format!("{n} is less than {MIN_SNAP_RETAIN_COUNT}; using {MIN_SNAP_RETAIN_COUNT}, as ZooKeeper does"),
+                    );
+                    self.cfg.snap_retain_count = MIN_SNAP_RETAIN_COUNT;
+                } else {
+                    self.cfg.snap_retain_count = n as u32;
+                }
+            }
+            "autopurge.purgeInterval" => {
+                let n = int(v).map_err(err)?;
+                if n < 0 {
+                    self.warn(
+                        key,
+                        line,
+                        format!("{n} is negative; purging is disabled, as in ZooKeeper"),
+                    );
+                }
+                self.cfg.purge_interval = n.max(0) as u32;
+            }
+            "standaloneEnabled" => self.cfg.standalone_enabled = boolean(v).map_err(err)?,
+            "reconfigEnabled" => self.cfg.reconfig_enabled = boolean(v).map_err(err)?,
+            "localSessionsEnabled" => self.cfg.local_sessions_enabled = boolean(v).map_err(err)?,
+            "localSessionsUpgradingEnabled" => {
+                self.cfg.local_sessions_upgrading_enabled = boolean(v).map_err(err)?
+            }
+            "multiAddress.enabled" => {
+                self.cfg.multi_address_enabled = boolean(v).map_err(err)?;
+                self.multi_address_from_file = true;
+            }
+            "metricsProvider.className" => {
+                self.cfg.metrics_provider_class_name = Some(v.to_string());
+                self.ignore(key, line, ignored_quorum_peer_key(key).unwrap_or_default());
+            }
+            k if k.starts_with("metricsProvider.") => {
+                self.cfg
+                    .metrics_provider_configuration
+                    .insert(k["metricsProvider.".len()..].to_string(), v.to_string());
+            }
+            k if is_quorum_key(k) => {
+                if has_dynamic {
+                    return Err(err(
+                        "must be in the separate dynamic config file, since dynamicConfigFile is set".to_string(),
+                    ));
+                }
+                let file = self.file().to_string();
+                self.quorum_entries
+                    .push((k.to_string(), v.to_string(), line, file));
+            }
+            k => {
+                if let Some(reason) = ignored_quorum_peer_key(k) {
+                    // ZooKeeper parses these booleans and refuses bad ones.
+                    if matches!(
+                        k,
+                        "sslQuorum"
+                            | "portUnification"
+                            | "sslQuorumReloadCertFiles"
+                            | "quorum.auth.enableSasl"
+                            | "quorum.auth.serverRequireSasl"
+                            | "quorum.auth.learnerRequireSasl"
+                            | "jvm.pause.monitor"
+                            | "multiAddress.reachabilityCheckEnabled"
+                    ) {
+                        boolean(v).map_err(err)?;
+                    }
+                    self.ignore(k, line, reason);
+                } else {
+                    self.system_key(k, v, line);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A key unknown to QuorumPeerConfig: the system property `zookeeper.<key>`.
+    fn system_key(&mut self, key: &str, v: &str, line: usize) {
+        let prop = if key.starts_with("zookeeper.") {
+            self.warn(
+                key,
+                line,
+                format!(
+                    "stored as system property {key}; ZooKeeper would store it as zookeeper.{key} and not read it"
+                ),
+            );
+            key.to_string()
+        } else {
+            format!("zookeeper.{key}")
+        };
+        if key == "jute.maxbuffer" || key == "readonlymode.enabled" {
+            self.warn(
+                key,
+                line,
+                format!(
+                    "ZooKeeper reads {key} only as a JVM system property (-D{key}=...) and ignores it in zoo.cfg; rzk honours it"
+                ),
+            );
+        }
+        if let Some(reason) = ignored_system_key(key) {
+            self.ignore(key, line, reason);
+        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str()) {
+            self.warn(
+                key,
+                line,
+                format!("not a setting rzk uses; kept as system property {prop}"),
+            );
+        }
+        self.cfg
+            .system_properties
+            .insert(prop.clone(), v.to_string());
+        self.origins.insert(
+            prop,
+            Origin {
+                key: key.to_string(),
+                line,
+            },
+        );
+    }
+
+    /// The first of `names` that is set, parsed by `f`; errors name the
+    /// zoo.cfg key and line, or the system property.
+    fn sys<T>(
+        &self,
+        names: &[&str],
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        for name in names {
+            if let Some(v) = self.cfg.system_properties.get(*name) {
+                return match f(v) {
+                    Ok(t) => Ok(Some(t)),
+                    Err(m) => Err(match self.origins.get(*name) {
+                        Some(o) => self.value_err(&o.key, o.line, m),
+                        None => ConfigError::InvalidSystemProperty {
+                            key: name.to_string(),
+                            message: m,
+                        },
+                    }),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    fn sys_origin(&self, name: &str) -> (String, usize) {
+        match self.origins.get(name) {
+            Some(o) => (o.key.clone(), o.line),
+            None => (name.to_string(), 0),
+        }
+    }
+
+    /// Typed settings ZooKeeper reads from system properties.
+    fn read_system_properties(&mut self) -> Result<(), ConfigError> {
+        let c = &mut ServerConfig::default_standalone();
+        if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| {
+            decoded_int(v, 0, "a non-negative integer (0 = unlimited)")
+        })? {
+            c.max_cnxns = n as u32;
+        }
+        if let Some(n) = self.sys(&["zookeeper.globalOutstandingLimit"], |v| {
+            decoded_int(v, 1, "a positive integer")
+        })? {
+            c.global_outstanding_limit = n as u32;
+        }
+        if let Some(n) = self.sys(&["zookeeper.snapCount"], |v| {
+            decoded_int(v, 0, "a positive integer")
+        })? {
+            if n < 2 {
+                let (k, l) = self.sys_origin("zookeeper.snapCount");
+                self.warn(
+                    &k,
+                    l,
+                    format!("{n} is less than 2; using 2, as ZooKeeper does"),
+                );
+            }
+            c.snap_count = n.max(2) as u32;
+        }
+        if let Some(n) = self.sys(
+            &["zookeeper.preAllocSize"],
+            |v| match values::java_parse_long(v) {
+                Some(n) if n >= 0 => Ok(n as u64),
+                _ => Err(format!(
+                    "expected a non-negative number of KiB, got \"{v}\""
+                )),
+            },
+        )? {
+            c.pre_alloc_size_kb = n;
+        }
+        if let Some(b) = self.sys(&["zookeeper.forceSync"], yes_no)? {
+            c.force_sync = b;
+        }
+        if let Some(b) = self.sys(&["zookeeper.skipACL"], yes_no)? {
+            c.skip_acl = b;
+        }
+        if let Some(b) = self.sys(&["zookeeper.extendedTypesEnabled"], boolean)? {
+            c.extended_types_enabled = b;
+        }
+        if let Some(s) = self.sys(
+            &["zookeeper.DigestAuthenticationProvider.superDigest"],
+            |v| {
+                if v.contains(':') {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!("expected super:<base64 digest>, got \"{v}\""))
+                }
+            },
+        )? {
+            c.super_digest = Some(s);
+        }
+        if let Some(m) = self.sys(&["zookeeper.snapshot.compression.method"], |v| {
+            SnapshotCompression::parse(v)
+                .ok_or_else(|| format!("expected gz, snappy or an empty value, got \"{v}\""))
+        })? {
+            c.snapshot_compression_method = m;
+        }
+        if let Some(b) = self.sys(&["zookeeper.admin.enableServer"], boolean)? {
+            c.admin_enable_server = b;
+        }
+        if let Some(p) = self.sys(&["zookeeper.admin.serverPort"], |v| {
+            decoded_int(v, 1, "a port number (1-65535)").and_then(|n| {
+                u16::try_from(n)
+                    .map_err(|_| format!("expected a port number (1-65535), got \"{v}\""))
+            })
+        })? {
+            c.admin_server_port = p;
+        }
+        if let Some(s) = self.sys(&["zookeeper.admin.serverAddress"], |v| {
+            non_empty(v, "a host name or address").map(str::to_string)
+        })? {
+            c.admin_server_address = s;
+        }
+        if let Some(s) = self.sys(&["zookeeper.admin.commandURL"], |v| {
+            non_empty(v, "a URL path").map(str::to_string)
+        })? {
+            c.admin_command_url = s;
+        }
+        if let Some(n) = self.sys(&["zookeeper.admin.idleTimeout"], |v| {
+            decoded_int(v, 0, "a non-negative number of milliseconds")
+        })? {
+            c.admin_idle_timeout = n as u32;
+        }
+        if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| {
+            decoded_int(v, 1, "a positive number of bytes")
+        })? {
+            c.jute_maxbuffer = n as u32;
+        }
+        if let Some(b) = self.sys(
+            &["readonlymode.enabled", "zookeeper.readonlymode.enabled"],
+            boolean,
+        )? {
+            c.readonly_mode_enabled = b;
+        }
+        if !self.multi_address_from_file {
+            if let Some(b) = self.sys(&["zookeeper.multiAddress.enabled"], boolean)? {
+                self.cfg.multi_address_enabled = b;
+            }
+        }
+        c.four_letter_word_whitelist = match self
+            .cfg
+            .system_properties
+            .get("zookeeper.4lw.commands.whitelist")
+        {
+            Some(v) => {
+                let w = FourLetterWordWhitelist::parse(v, c.readonly_mode_enabled);
+                if let FourLetterWordWhitelist::Only(set) = &w {
+                    let unknown: Vec<&str> = set
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|w| !FOUR_LETTER_WORDS.contains(w))
+                        .collect();
+                    if !unknown.is_empty() {
+                        let (k, l) = self.sys_origin("zookeeper.4lw.commands.whitelist");
+                        self.warn(
+                            &k,
+                            l,
+                            format!("unknown four-letter words: {}", unknown.join(", ")),
+                        );
+                    }
+                }
+                w
+            }
+            None => FourLetterWordWhitelist::default_for(c.readonly_mode_enabled),
+        };
+
+        let cfg = &mut self.cfg;
+        cfg.max_cnxns = c.max_cnxns;
+        cfg.global_outstanding_limit = c.global_outstanding_limit;
+        cfg.snap_count = c.snap_count;
+        cfg.pre_alloc_size_kb = c.pre_alloc_size_kb;
+        cfg.force_sync = c.force_sync;
+        cfg.skip_acl = c.skip_acl;
+        cfg.extended_types_enabled = c.extended_types_enabled;
+        cfg.super_digest = c.super_digest.take();
+        cfg.snapshot_compression_method = c.snapshot_compression_method;
+        cfg.admin_enable_server = c.admin_enable_server;
+        cfg.admin_server_port = c.admin_server_port;
+        cfg.admin_server_address = std::mem::take(&mut c.admin_server_address);
+        cfg.admin_command_url = std::mem::take(&mut c.admin_command_url);
+        cfg.admin_idle_timeout = c.admin_idle_timeout;
+        cfg.jute_maxbuffer = c.jute_maxbuffer;
+        cfg.readonly_mode_enabled = c.readonly_mode_enabled;
+        cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
+        Ok(())
+    }
+
+    /// `server.N`, `group.N`, `weight.N`, `version`: builds the ensemble.
+    fn ensemble(&mut self) -> Result<(), ConfigError> {
+        let entries = std::mem::take(&mut self.quorum_entries);
+        let mut server_keys: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+        let mut group_of: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut group_keys: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+        let mut weight_keys: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+        for (key, value, line, file) in &entries {
+            let err = |m: String| ConfigError::InvalidValue {
+                file: file.clone(),
+                line: *line,
+                key: key.clone(),
+                message: m,
+            };
+            if key == "version" {
+                self.cfg.config_version = u64::from_str_radix(value, 16)
+                    .map_err(|_| err(format!("expected a hexadecimal version, got \"{value}\"")))?;
+            } else if key.starts_with("server.") {
+                let sid = servers::parse_id(key).map_err(err)?;
+                if let Some((k, l)) = server_keys.get(&sid) {
+                    return Err(err(format!(
+                        "server id {sid} is already defined by {k} on line {l}"
+                    )));
+                }
+                let spec = servers::parse_server(sid, value, self.cfg.multi_address_enabled)
+                    .map_err(err)?;
+                server_keys.insert(sid, (key.clone(), *line));
+                self.cfg.servers.insert(sid, spec);
+            } else if key.starts_with("group.") {
+                let gid = servers::parse_id(key).map_err(err)?;
+                if let Some((k, l)) = group_keys.get(&gid) {
+                    return Err(err(format!(
+                        "group id {gid} is already defined by {k} on line {l}"
+                    )));
+                }
+                group_keys.insert(gid, (key.clone(), *line));
+                let mut members = Vec::new();
+                for s in servers::java_split(value, ':') {
+                    let sid = match values::java_parse_long(s) {
+                        Some(n) if n >= 0 => n as u64,
+                        _ => {
+                            return Err(err(format!(
+                                "expected colon-separated server ids, got \"{value}\""
+                            )))
+                        }
+                    };
+                    if let Some(other) = group_of.insert(sid, gid) {
+                        return Err(err(format!(
+                            "server {sid} is in more than one group (group.{other} and group.{gid})"
+                        )));
+                    }
+                    members.push(sid);
+                }
+                self.cfg.groups.insert(gid, members);
+            } else if key.starts_with("weight.") {
+                let sid = servers::parse_id(key).map_err(err)?;
+                if let Some((k, l)) = weight_keys.get(&sid) {
+                    return Err(err(format!(
+                        "weight of server {sid} is already defined by {k} on line {l}"
+                    )));
+                }
+                weight_keys.insert(sid, (key.clone(), *line));
+                let w = match values::java_parse_long(value) {
+                    Some(n) if n >= 0 => n as u64,
+                    _ => {
+                        return Err(err(format!(
+                            "expected a non-negative integer, got \"{value}\""
+                        )))
+                    }
+                };
+                self.cfg.weights.insert(sid, w);
+            } else {
+                return Err(err(
+                    "expected group.<id> or weight.<id> (hierarchical quorums)".to_string(),
+                ));
+            }
+        }
+
+        let participants = self
+            .cfg
+            .servers
+            .values()
+            .filter(|s| !s.is_observer())
+            .count();
+        let observers = self.cfg.servers.len() - participants;
+        if !self.cfg.groups.is_empty() || !self.cfg.weights.is_empty() {
+            for s in self.cfg.servers.values().filter(|s| !s.is_observer()) {
+                if !group_of.contains_key(&s.id) {
+                    let (k, l) = &server_keys[&s.id];
+                    return Err(self.value_err(
+                        k,
+                        *l,
+                        format!("server {} is not in a group, but group.N/weight.N lines make the quorum hierarchical", s.id),
+                    ));
+                }
+            }
+        }
+        if participants == 0 {
+            if !self.cfg.standalone_enabled {
+                return Err(self.invalid(
+                    "standaloneEnabled",
+                    "standaloneEnabled=false needs at least one participant server.N line",
+                ));
+            }
+            if observers > 0 {
+                return Err(self.invalid(
+                    "server",
+                    "observers without participants is an invalid configuration",
+                ));
+            }
+        } else if participants == 1 && self.cfg.standalone_enabled {
+            if observers > 0 {
+                return Err(self.invalid(
+                    "server",
+                    "observers without a quorum is an invalid configuration (one participant and standaloneEnabled=true)",
+                ));
+            }
+            let (k, l) = server_keys.values().next().cloned().unwrap_or_default();
+            self.warn(
+                &k,
+                l,
+                "only one server is listed: running standalone, as ZooKeeper does (set standaloneEnabled=false for a one-server quorum)",
+            );
+        } else {
+            if participants <= 2 {
+                self.warn("server", 0, "no server failure will be tolerated: a quorum needs at least 3 servers for that");
+            } else if participants % 2 == 0 {
+                self.warn(
+                    "server",
+                    0,
+                    "non-optimal configuration: consider an odd number of servers",
+                );
+            }
+            if !self.cfg.key_lines.contains_key("initLimit") || self.cfg.init_limit == 0 {
+                return Err(self.invalid(
+                    "initLimit",
+                    "initLimit is not set; a quorum needs it (e.g. initLimit=10)",
+                ));
+            }
+            if !self.cfg.key_lines.contains_key("syncLimit") || self.cfg.sync_limit == 0 {
+                return Err(self.invalid(
+                    "syncLimit",
+                    "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_quorum_key(k: &str) -> bool {
+    k.starts_with("server.") || k.starts_with("group") || k.starts_with("weight") || k == "version"
+}
+
+/// The version ZooKeeper takes from a dynamic config file's name: the part
+/// after the last `.`, in hex; `None` if it is not hex.
+pub fn version_from_filename(file_name: &str) -> Option<u64> {
+    let (_, hex) = file_name.rsplit_once('.')?;
+    if hex.is_empty() || hex.starts_with(['+', '-']) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Keeps the last of repeated keys (as `java.util.Properties` does), in
+/// order of their last line; warns about the repeats.
+fn effective_entries(
+    entries: Vec<properties::Entry>,
+    warnings: &mut Vec<(String, usize, String)>,
+) -> Vec<properties::Entry> {
+    let mut last: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(prev) = last.insert(e.key.clone(), i) {
+            warnings.push((
+                e.key.clone(),
+                e.line,
+                format!(
+                    "set more than once (line {} and line {}); the last one wins, as in ZooKeeper",
+                    entries[prev].line, e.line
+                ),
+            ));
+        }
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .filter(|(i, e)| last.get(&e.key) == Some(i))
+        .map(|(_, e)| e)
+        .collect()
+}
+
+fn syntax(file: &str, e: properties::SyntaxError) -> ConfigError {
+    ConfigError::Syntax {
+        file: file.to_string(),
+        line: e.line,
+        message: e.message,
+    }
+}
+
+impl ServerConfig {
+    /// The configuration without any file: client port 2181, dataDir
+    /// `./data`, tickTime 3000 and every other default.
+    pub fn default_standalone() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            data_log_dir: None,
+            client_port: Some(DEFAULT_CLIENT_PORT),
+            client_port_address: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            client_port_listen_backlog: -1,
+            observer_master_port: None,
+            tick_time: DEFAULT_TICK_TIME,
+            max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
+            max_cnxns: 0,
+            min_session_timeout: None,
+            max_session_timeout: None,
+            global_outstanding_limit: DEFAULT_GLOBAL_OUTSTANDING_LIMIT,
+            jute_maxbuffer: DEFAULT_JUTE_MAXBUFFER,
+            init_limit: DEFAULT_INIT_LIMIT,
+            sync_limit: DEFAULT_SYNC_LIMIT,
+            connect_to_learner_master_limit: None,
+            election_alg: ELECTION_ALG_FAST_LEADER_ELECTION,
+            peer_type: PeerType::Participant,
+            quorum_listen_on_all_ips: false,
+            standalone_enabled: true,
+            reconfig_enabled: false,
+            multi_address_enabled: false,
+            servers: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            weights: BTreeMap::new(),
+            dynamic_config_file: None,
+            config_version: 0,
+            snap_count: DEFAULT_SNAP_COUNT,
+            pre_alloc_size_kb: DEFAULT_PRE_ALLOC_SIZE_KB,
+            force_sync: true,
+            sync_enabled: true,
+            snap_retain_count: MIN_SNAP_RETAIN_COUNT,
+            purge_interval: DEFAULT_PURGE_INTERVAL_HOURS,
+            snapshot_compression_method: SnapshotCompression::Checked,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
+            extended_types_enabled: false,
+            readonly_mode_enabled: false,
+            skip_acl: false,
+            super_digest: None,
+            four_letter_word_whitelist: FourLetterWordWhitelist::default(),
+            admin_enable_server: true,
+            admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
+            admin_server_address: DEFAULT_ADMIN_SERVER_ADDRESS.to_string(),
+            admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
+            admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
+            metrics_provider_class_name: None,
+            metrics_provider_configuration: BTreeMap::new(),
+            system_properties: BTreeMap::new(),
+            key_lines: BTreeMap::new(),
+            ignored: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// ZooKeeperServerMain's other form, `port datadir [ticktime] [maxcnxns]`.
+    pub fn from_command_line_args<S: AsRef<str>>(args: &[S]) -> Result<Self, ConfigError> {
+        let arg_err = |key: &str, m: String| ConfigError::Invalid {
+            file: "command line".to_string(),
+            key: key.to_string(),
+            message: m,
+        };
+        if args.len() < 2 || args.len() > 4 {
+            return Err(arg_err(
+                "arguments",
+                format!(
+                    "expected port datadir [ticktime] [maxcnxns], got {} arguments",
+                    args.len()
+                ),
+            ));
+        }
+        let mut c = Self::default_standalone();
+        c.client_port = Some(port(args[0].as_ref()).map_err(|m| arg_err("clientPort", m))?);
+        c.data_dir = PathBuf::from(
+            non_empty(args[1].as_ref(), "a directory").map_err(|m| arg_err("dataDir", m))?,
+        );
+        if let Some(t) = args.get(2) {
+            c.tick_time = positive_int(t.as_ref()).map_err(|m| arg_err("tickTime", m))?;
+        }
+        if let Some(m) = args.get(3) {
+            c.max_client_cnxns =
+                non_negative_int(m.as_ref()).map_err(|e| arg_err("maxClientCnxns", e))?;
+        }
+        Ok(c)
+    }
+
+    /// Parses the text of a `zoo.cfg` (errors name it `zoo.cfg`).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_with(text, &ParseOptions::default())
+    }
+
+    /// Parses the text of a configuration file with options: its name for
+    /// errors, system properties already set, the dynamic config file.
+    pub fn parse_with(text: &str, opts: &ParseOptions) -> Result<Self, ConfigError> {
+        let file = opts.file_name.as_str();
+        let mut cfg = Self::default_standalone();
+        cfg.client_port = None;
+        cfg.system_properties = opts.system_properties.clone();
+        let raw = properties::parse(text).map_err(|e| syntax(file, e))?;
+        let entries = effective_entries(raw, &mut cfg.warnings);
+        for e in &entries {
+            cfg.key_lines.insert(e.key.clone(), e.line);
+        }
+        let has_dynamic = cfg.key_lines.contains_key("dynamicConfigFile");
+        let mut p = Parser {
+            opts,
+            cfg,
+            data_dir: None,
+            origins: BTreeMap::new(),
+            quorum_entries: Vec::new(),
+            multi_address_from_file: false,
+        };
+        for e in &entries {
+            p.entry(&e.key, &e.value, e.line, has_dynamic)?;
+        }
+
+        // dataDir is required in a file.
+        match p.data_dir.take() {
+            Some(d) => p.cfg.data_dir = d,
+            None => {
+                return Err(p.invalid(
+                    "dataDir",
+                    "dataDir is not set; ZooKeeper requires it in a configuration file (e.g. dataDir=/var/lib/zookeeper)",
+                ))
+            }
+        }
+        if p.cfg.client_port.is_none() {
+            if let Some(l) = p.cfg.key_lines.get("clientPortAddress").copied() {
+                if p.cfg.client_port_address.is_some() {
+                    return Err(p.value_err(
+                        "clientPortAddress",
+                        l,
+                        "clientPortAddress is set but clientPort is not set",
+                    ));
+                }
+            }
+        }
+        if p.cfg.secure_client_port.is_none() {
+            if let Some(l) = p.cfg.key_lines.get("secureClientPortAddress").copied() {
+                if p.cfg.secure_client_port_address.is_some() {
+                    return Err(p.value_err(
+                        "secureClientPortAddress",
+                        l,
+                        "secureClientPortAddress is set but secureClientPort is not set",
+                    ));
+                }
+            }
+        }
+        let (min, max) = (
+            p.cfg.min_session_timeout_ms(),
+            p.cfg.max_session_timeout_ms(),
+        );
+        if min > max {
+            let key = if p.cfg.min_session_timeout.is_some() {
+                "minSessionTimeout"
+            } else {
+                "maxSessionTimeout"
+            };
+            let line = p.cfg.key_lines.get(key).copied().unwrap_or(0);
+            return Err(p.value_err(
+                key,
+                line,
+                format!("minSessionTimeout ({min} ms) must not be larger than maxSessionTimeout ({max} ms)"),
+            ));
+        }
+
+        p.read_system_properties()?;
+
+        // The ensemble: from the dynamic config file, or from this one.
+        if let Some(dyn_name) = p.cfg.dynamic_config_file.clone() {
+            let Some(d) = &opts.dynamic_config else {
+                let line = p
+                    .cfg
+                    .key_lines
+                    .get("dynamicConfigFile")
+                    .copied()
+                    .unwrap_or(0);
+                return Err(p.value_err(
+                    "dynamicConfigFile",
+                    line,
+                    format!("the content of {dyn_name} was not supplied (use load(), or ParseOptions::dynamic_config)"),
+                ));
+            };
+            let dfile = if d.file_name.is_empty() {
+                dyn_name.clone()
+            } else {
+                d.file_name.clone()
+            };
+            let raw = properties::parse(&d.text).map_err(|e| syntax(&dfile, e))?;
+            let mut dyn_warnings = Vec::new();
+            let dentries = effective_entries(raw, &mut dyn_warnings);
+            p.cfg.warnings.extend(dyn_warnings);
+            for e in dentries {
+                let bad = |m: &str| ConfigError::InvalidValue {
+                    file: dfile.clone(),
+                    line: e.line,
+                    key: e.key.clone(),
+                    message: m.to_string(),
+                };
+                if e.key == "version" {
+                    return Err(bad("a dynamic config file must not contain version (it comes from the file name)"));
+                }
+                if !(e.key.starts_with("server.")
+                    || e.key.starts_with("group")
+                    || e.key.starts_with("weight"))
+                {
+                    return Err(bad("unrecognised parameter in a dynamic config file (only server.N, group.N and weight.N)"));
+                }
+                p.quorum_entries
+                    .push((e.key, e.value, e.line, dfile.clone()));
+            }
+            if let Some(v) = version_from_filename(&dfile) {
+                p.cfg.config_version = v;
+            }
+        }
+        p.ensemble()?;
+        Ok(p.cfg)
+    }
+
+    /// The effective `dataLogDir`: as configured, else `dataDir`.
+    pub fn data_log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    /// The effective `minSessionTimeout`, ms: as configured, else 2 ticks.
+    pub fn min_session_timeout_ms(&self) -> u32 {
+        self.min_session_timeout
+            .unwrap_or(self.tick_time.saturating_mul(2))
+    }
+
+    /// The effective `maxSessionTimeout`, ms: as configured, else 20 ticks.
+    pub fn max_session_timeout_ms(&self) -> u32 {
+        self.max_session_timeout
+            .unwrap_or(self.tick_time.saturating_mul(20))
+    }
+
+    /// `preAllocSize` in bytes.
+    pub fn pre_alloc_size_bytes(&self) -> u64 {
+        self.pre_alloc_size_kb.saturating_mul(1024)
+    }
+
+    /// `connectToLearnerMasterLimit`, defaulting to `initLimit`.
+    pub fn connect_to_learner_master_limit(&self) -> u32 {
+        self.connect_to_learner_master_limit
+            .unwrap_or(self.init_limit)
+    }
+
+    /// Participants (voting members) of the ensemble.
+    pub fn participants(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.servers.values().filter(|s| !s.is_observer())
+    }
+
+    /// Observers of the ensemble.
+    pub fn observers(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.servers.values().filter(|s| s.is_observer())
+    }
+
+    /// Whether the server runs standalone: no `server.N` lines, or exactly
+    /// one participant with `standaloneEnabled` (as ZooKeeper does; it logs
+    /// "Invalid configuration, only one server specified (ignoring)").
+    pub fn is_standalone(&self) -> bool {
+        !self.is_distributed()
+    }
+
+    /// Whether the server runs as a member of a quorum (ZooKeeper's
+    /// `isDistributed`): more than one participant, or `standaloneEnabled=false`.
+    pub fn is_distributed(&self) -> bool {
+        !self.standalone_enabled || self.participants().count() > 1
+    }
+
+    /// Whether the hierarchical quorum verifier applies (`group.`/`weight.`).
+    pub fn is_hierarchical(&self) -> bool {
+        !self.groups.is_empty() || !self.weights.is_empty()
+    }
+
+    /// Voting weight of a server in a hierarchical quorum (1 unless set).
+    pub fn weight_of(&self, sid: u64) -> u64 {
+        self.weights.get(&sid).copied().unwrap_or(1)
+    }
+
+    /// Whether the four-letter word `w` may run (`4lw.commands.whitelist`).
+    pub fn four_letter_word_allowed(&self, w: &str) -> bool {
+        self.four_letter_word_whitelist.allows(w)
+    }
+
+    /// Checks, in quorum mode, that `myid` names a `server.N` line (ZooKeeper
+    /// fails to start otherwise). Always fine when standalone.
+    pub fn check_myid(&self, myid: u64) -> Result<(), ConfigError> {
+        if self.is_distributed() && !self.servers.contains_key(&myid) {
+            let ids: Vec<String> = self.servers.keys().map(|i| format!("server.{i}")).collect();
+            return Err(ConfigError::InvalidMyid {
+                message: format!("{myid} is not in the server list ({})", ids.join(", ")),
+            });
+        }
+        Ok(())
+    }
+
+    /// The peer type of server `myid`: its `server.N` line wins over
+    /// `peerType`, as in ZooKeeper (which warns when they differ).
+    pub fn peer_type_for(&self, myid: u64) -> PeerType {
+        self.servers
+            .get(&myid)
+            .map(|s| s.peer_type)
+            .unwrap_or(self.peer_type)
+    }
+
+    /// Where this server's client listener binds, as ZooKeeper works it out
+    /// (`setupClientPort`): the client address of its `server.N` line if it
+    /// has one, else `clientPortAddress` (default 0.0.0.0) and `clientPort`.
+    /// `None` when there is no client port at all. The two must agree when
+    /// both are given.
+    pub fn client_listen_address(
+        &self,
+        myid: Option<u64>,
+    ) -> Result<Option<HostPort>, ConfigError> {
+        let from_static = self.client_port.map(|port| HostPort {
+            host: self
+                .client_port_address
+                .clone()
+                .unwrap_or_else(|| "0.0.0.0".to_string()),
+            port,
+        });
+        let from_server = myid
+            .and_then(|id| self.servers.get(&id))
+            .and_then(|s| s.client_address.clone());
+        match (from_static, from_server) {
+            (Some(st), Some(sv)) => {
+                let wildcard = st.host == "0.0.0.0" || st.host == "::" || st.host == "[::]";
+                let conflict = if wildcard {
+                    st.port != sv.port
+                } else {
+                    st != sv
+                };
+                if conflict {
+                    let key = if self.client_port_address.is_some() {
+                        "clientPortAddress"
+                    } else {
+                        "clientPort"
+                    };
+                    return Err(ConfigError::InvalidValue {
+                        file: "zoo.cfg".to_string(),
+                        line: self.key_lines.get(key).copied().unwrap_or(0),
+                        key: key.to_string(),
+                        message: format!(
+                            "client address {}:{} differs from the one of server.{}: {}:{}",
+                            st.host,
+                            st.port,
+                            myid.unwrap_or_default(),
+                            sv.host,
+                            sv.port
+                        ),
+                    });
+                }
+                Ok(Some(sv))
+            }
+            (None, Some(sv)) => Ok(Some(sv)),
+            (st, None) => Ok(st),
+        }
+    }
+
+    /// The ensemble as ZooKeeper prints it after `membership: ` in `conf`
+    /// and writes it in dynamic config files: `server.N=...` lines (then
+    /// `group.`/`weight.` ones for hierarchical quorums) and `version=<hex>`,
+    /// without a final newline.
+    pub fn membership_string(&self) -> String {
+        let mut s = String::new();
+        for spec in self.servers.values() {
+            s.push_str(&format!("server.{}={}\n", spec.id, spec.to_zk_string()));
+        }
+        if self.is_hierarchical() {
+            for (gid, members) in &self.groups {
+                let m: Vec<String> = members.iter().map(u64::to_string).collect();
+                s.push_str(&format!("group.{gid}={}\n", m.join(":")));
+            }
+            let mut weights = self.weights.clone();
+            for p in self.participants() {
+                weights.entry(p.id).or_insert(1);
+            }
+            for (sid, w) in weights {
+                s.push_str(&format!("weight.{sid}={w}\n"));
+            }
+        }
+        s.push_str(&format!("version={:x}", self.config_version));
+        s
+    }
+
+    /// The body of the `conf` four-letter word, byte for byte as ZooKeeper
+    /// 3.8 prints it (`ZooKeeperServer.dumpConf`, plus
+    /// `QuorumZooKeeperServer.dumpConf` in quorum mode when `rt.my_id` names
+    /// a `server.N`).
+    ///
+    /// Standalone, for example:
+    ///
+    /// ```text
+    /// clientPort=2181
+    /// secureClientPort=-1
+    /// dataDir=/var/lib/zookeeper/version-2
+    /// dataDirSize=457
+    /// dataLogDir=/var/lib/zookeeper/version-2
+    /// dataLogSize=457
+    /// tickTime=2000
+    /// maxClientCnxns=60
+    /// minSessionTimeout=4000
+    /// maxSessionTimeout=40000
+    /// clientPortListenBacklog=-1
+    /// serverId=0
+    /// ```
+    pub fn to_conf_4lw(&self, rt: &ConfRuntime) -> String {
+        let abs = |p: &Path| -> String {
+            let p = match &rt.cwd {
+                Some(cwd) if p.is_relative() => cwd.join(p),
+                _ => p.to_path_buf(),
+            };
+            p.join("version-2").display().to_string()
+        };
+        let listen = self.client_listen_address(rt.my_id).ok().flatten();
+        let client_port = rt.client_port.or(listen.as_ref().map(|h| h.port));
+        let secure_port = rt.secure_client_port.or(self.secure_client_port);
+        let fmt_port =
+            |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-1".to_string());
+        let max_client_cnxns = if client_port.is_some() || secure_port.is_some() {
+            self.max_client_cnxns.to_string()
+        } else {
+            "-1".to_string()
+        };
+        let quorum_self = if self.is_distributed() {
+            rt.my_id.and_then(|id| self.servers.get(&id))
+        } else {
+            None
+        };
+        let mut s = String::new();
+        s.push_str(&format!("clientPort={}\n", fmt_port(client_port)));
+        s.push_str(&format!("secureClientPort={}\n", fmt_port(secure_port)));
+        s.push_str(&format!("dataDir={}\n", abs(&self.data_dir)));
+        s.push_str(&format!("dataDirSize={}\n", rt.data_dir_size));
+        s.push_str(&format!("dataLogDir={}\n", abs(self.data_log_dir())));
+        s.push_str(&format!("dataLogSize={}\n", rt.data_log_size));
+        s.push_str(&format!("tickTime={}\n", self.tick_time));
+        s.push_str(&format!("maxClientCnxns={max_client_cnxns}\n"));
+        s.push_str(&format!(
+            "minSessionTimeout={}\n",
+            self.min_session_timeout_ms()
+        ));
+        s.push_str(&format!(
+            "maxSessionTimeout={}\n",
+            self.max_session_timeout_ms()
+        ));
+        s.push_str(&format!(
+            "clientPortListenBacklog={}\n",
+            self.client_port_listen_backlog
+        ));
+        s.push_str(&format!(
+            "serverId={}\n",
+            quorum_self.map(|q| q.id).unwrap_or(0)
+        ));
+        if let Some(me) = quorum_self {
+            let ports = |f: fn(&QuorumAddress) -> u16| {
+                me.addresses
+                    .iter()
+                    .map(|a| f(a).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            s.push_str(&format!("initLimit={}\n", self.init_limit));
+            s.push_str(&format!("syncLimit={}\n", self.sync_limit));
+            s.push_str(&format!("electionAlg={}\n", self.election_alg));
+            s.push_str(&format!("electionPort={}\n", ports(|a| a.election_port)));
+            s.push_str(&format!("quorumPort={}\n", ports(|a| a.quorum_port)));
+            s.push_str(&format!("peerType={}\n", me.peer_type.ordinal()));
+            s.push_str("membership: \n");
+            s.push_str(&self.membership_string());
+        }
+        s
+    }
+}
+
+/// Parses the content of a `dataDir/myid` file: its first line is the
+/// server id (surrounding whitespace is tolerated).
+pub fn parse_myid(text: &str) -> Result<u64, ConfigError> {
+    let first = text.split(['\n', '\r']).next().unwrap_or("");
+    let s = properties::java_trim(first);
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(v) = digits.parse::<u64>() {
+            if v <= i64::MAX as u64 {
+                return Ok(v);
+            }
+        }
+    }
+    Err(ConfigError::InvalidMyid {
+        message: format!("serverid \"{s}\" is not a number (the file must hold this server's id, as in server.N)"),
+    })
+}
+
+/// Decodes file bytes: UTF-8 when valid, else ISO-8859-1 (what
+/// `Properties.load(InputStream)` always uses).
+pub fn decode_file_bytes(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// The `dynamicConfigFile` a configuration text names, if any (so a caller
+/// can read that file before [`ServerConfig::parse_with`]).
+pub fn dynamic_config_file_of(text: &str) -> Result<Option<String>, ConfigError> {
+    let entries = properties::parse(text).map_err(|e| syntax("zoo.cfg", e))?;
+    Ok(entries
+        .into_iter()
+        .rev()
+        .find(|e| e.key == "dynamicConfigFile")
+        .map(|e| e.value)
+        .filter(|v| !v.is_empty()))
+}
+
+/// Reads and parses a configuration file (and the dynamic config file it
+/// names, opened as given, like ZooKeeper). The only I/O of this crate.
+pub fn load(path: impl AsRef<Path>) -> Result<ServerConfig, ConfigError> {
+    load_with(path, BTreeMap::new())
+}
+
+/// [`load`] with JVM-style system properties already set.
+pub fn load_with(
+    path: impl AsRef<Path>,
+    system_properties: BTreeMap<String, String>,
+) -> Result<ServerConfig, ConfigError> {
+    let path = path.as_ref();
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .map(|b| decode_file_bytes(&b))
+            .map_err(|e| ConfigError::Io {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })
+    };
+    let text = read(path)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let mut opts = ParseOptions {
+        file_name: file_name.clone(),
+        system_properties,
+        dynamic_config: None,
+    };
+    if let Some(dyn_file) = dynamic_config_file_of(&text).map_err(|e| match e {
+        ConfigError::Syntax { line, message, .. } => ConfigError::Syntax {
+            file: file_name.clone(),
+            line,
+            message,
+        },
+        other => other,
+    })? {
+        let text = read(Path::new(&dyn_file))?;
+        opts.dynamic_config = Some(DynamicConfigText {
+            file_name: dyn_file,
+            text,
+        });
+    }
+    ServerConfig::parse_with(&text, &opts)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1092 @@
+//! Tests of the configuration as a whole.
+
+use super::*;
+
+fn parse(text: &str) -> ServerConfig {
+    ServerConfig::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str) -> ConfigError {
+    match ServerConfig::parse(text) {
+        Ok(c) => panic!("expected an error, got {c:#?}"),
+        Err(e) => e,
+    }
+}
+
+/// A minimal valid file plus `extra`.
+fn with(extra: &str) -> ServerConfig {
+    parse(&format!("dataDir=/var/lib/zk\n{extra}"))
+}
+
+fn err_with(extra: &str) -> ConfigError {
+    err(&format!("dataDir=/var/lib/zk\n{extra}"))
+}
+
+fn has_ignored(c: &ServerConfig, key: &str) -> bool {
+    c.ignored.iter().any(|(k, _, _)| k == key)
+}
+
+fn has_warning(c: &ServerConfig, key: &str, needle: &str) -> bool {
+    c.warnings
+        .iter()
+        .any(|(k, _, m)| k == key && m.contains(needle))
+}
+
+const DEBIAN_EXAMPLE: &str = include_str!("../testdata/debian_conf_example_zoo.cfg");
+
+// ---------------------------------------------------------------- defaults
+
+#[test]
+fn default_standalone() {
+    let c = ServerConfig::default_standalone();
+    assert_eq!(c.client_port, Some(2181));
+    assert_eq!(c.data_dir, PathBuf::from("./data"));
+    assert_eq!(c.data_log_dir(), Path::new("./data"));
+    assert_eq!(c.tick_time, 3000);
+    assert_eq!(c.min_session_timeout_ms(), 6000);
+    assert_eq!(c.max_session_timeout_ms(), 60000);
+    assert_eq!(c.max_client_cnxns, 60);
+    assert_eq!(c.max_cnxns, 0);
+    assert_eq!(c.global_outstanding_limit, 1000);
+    assert_eq!(c.jute_maxbuffer, 1048575);
+    assert_eq!(c.init_limit, 10);
+    assert_eq!(c.sync_limit, 5);
+    assert_eq!(c.election_alg, 3);
+    assert_eq!(c.snap_count, 100000);
+    assert_eq!(c.pre_alloc_size_kb, 65536);
+    assert_eq!(c.pre_alloc_size_bytes(), 64 * 1024 * 1024);
+    assert_eq!(c.snap_retain_count, 3);
+    assert_eq!(c.purge_interval, 1);
+    assert!(c.force_sync);
+    assert!(c.sync_enabled);
+    assert!(c.standalone_enabled);
+    assert!(!c.reconfig_enabled);
+    assert!(!c.extended_types_enabled);
+    assert!(!c.readonly_mode_enabled);
+    assert!(!c.skip_acl);
+    assert!(!c.local_sessions_enabled);
+    assert!(c.admin_enable_server);
+    assert_eq!(c.admin_server_port, 8080);
+    assert_eq!(c.admin_server_address, "0.0.0.0");
+    assert_eq!(c.admin_command_url, "/commands");
+    assert_eq!(c.client_port_listen_backlog, -1);
+    assert_eq!(c.peer_type, PeerType::Participant);
+    assert_eq!(c.snapshot_compression_method, SnapshotCompression::Checked);
+    assert!(c.is_standalone());
+    assert!(c.four_letter_word_allowed("srvr"));
+    assert!(!c.four_letter_word_allowed("ruok"));
+    assert_eq!(
+        c.four_letter_word_whitelist,
+        FourLetterWordWhitelist::Only(["srvr".to_string()].into())
+    );
+    assert_eq!(ServerConfig::default(), c);
+}
+
+#[test]
+fn minimal_file_defaults() {
+    let c = with("");
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/zk"));
+    assert_eq!(c.data_log_dir(), Path::new("/var/lib/zk"));
+    // A file without clientPort has no client port (as in ZooKeeper).
+    assert_eq!(c.client_port, None);
+    assert_eq!(c.tick_time, 3000);
+    assert!(c.is_standalone());
+    assert!(c.ignored.is_empty());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.key_lines.get("dataDir"), Some(&1));
+}
+
+#[test]
+fn data_dir_is_required_in_a_file() {
+    let e = err("tickTime=2000\nclientPort=2181\n");
+    assert_eq!(e.key(), Some("dataDir"));
+    assert!(
+        e.to_string()
+            .starts_with("zoo.cfg: dataDir: dataDir is not set"),
+        "{e}"
+    );
+    let e = err("dataDir=\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 1: dataDir: expected a directory, got an empty value"
+    );
+}
+
+// ---------------------------------------------------------------- each key
+
+#[test]
+fn directories_and_ports() {
+    let c = with(
+        "dataLogDir=/ssd/zk-log\nclientPort=2182\nclientPortAddress=127.0.0.1\n\
+         secureClientPort=2281\nsecureClientPortAddress=10.0.0.1\nclientPortListenBacklog=128\n\
+         observerMasterPort=2191\n",
+    );
+    assert_eq!(c.data_log_dir(), Path::new("/ssd/zk-log"));
+    assert_eq!(c.client_port, Some(2182));
+    assert_eq!(c.client_port_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(c.secure_client_port, Some(2281));
+    assert_eq!(c.secure_client_port_address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(c.client_port_listen_backlog, 128);
+    assert_eq!(c.observer_master_port, Some(2191));
+    assert_eq!(with("clientPort=0\n").client_port, None);
+    assert_eq!(with("observerMasterPort=0\n").observer_master_port, None);
+    assert_eq!(with("secureClientPort=0\n").secure_client_port, None);
+}
+
+#[test]
+fn port_errors() {
+    let e = err_with("clientPort=-1\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"-1\""
+    );
+    assert_eq!(e.line(), Some(2));
+    assert_eq!(e.key(), Some("clientPort"));
+    let e = err_with("\n\nclientPort=65536\n");
+    assert_eq!(e.line(), Some(4));
+    assert!(err_with("clientPort=http\n")
+        .to_string()
+        .contains("got \"http\""));
+    assert_eq!(
+        err_with("secureClientPort=99999\n").key(),
+        Some("secureClientPort")
+    );
+    let e = err_with("clientPortAddress=127.0.0.1\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: clientPortAddress: clientPortAddress is set but clientPort is not set"
+    );
+    assert_eq!(
+        err_with("secureClientPortAddress=::1\n").key(),
+        Some("secureClientPortAddress")
+    );
+}
+
+#[test]
+fn tick_time() {
+    assert_eq!(with("tickTime=2000\n").tick_time, 2000);
+    let e = err("dataDir=/d\n# x\ntickTime=abc\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 3: tickTime: expected a positive integer, got \"abc\""
+    );
+    assert!(err_with("tickTime=0\n")
+        .to_string()
+        .contains("positive integer"));
+    assert!(err_with("tickTime=-5\n")
+        .to_string()
+        .contains("positive integer"));
+    assert!(err_with("tickTime=2147483648\n")
+        .to_string()
+        .contains("positive integer"));
+    assert!(err_with("tickTime=\n").to_string().contains("got \"\""));
+}
+
+#[test]
+fn session_timeouts() {
+    let c = with("tickTime=2000\n");
+    assert_eq!(c.min_session_timeout_ms(), 4000);
+    assert_eq!(c.max_session_timeout_ms(), 40000);
+    let c = with("tickTime=2000\nminSessionTimeout=1000\nmaxSessionTimeout=90000\n");
+    assert_eq!(c.min_session_timeout, Some(1000));
+    assert_eq!(c.min_session_timeout_ms(), 1000);
+    assert_eq!(c.max_session_timeout_ms(), 90000);
+    // -1 is ZooKeeper's "unset".
+    let c = with("minSessionTimeout=-1\n");
+    assert_eq!(c.min_session_timeout, None);
+    assert_eq!(c.min_session_timeout_ms(), 6000);
+    // min > max
+    let e = err_with("tickTime=2000\nminSessionTimeout=30000\nmaxSessionTimeout=10000\n");
+    assert_eq!(e.line(), Some(3));
+    assert_eq!(e.key(), Some("minSessionTimeout"));
+    assert!(
+        e.to_string()
+            .contains("must not be larger than maxSessionTimeout"),
+        "{e}"
+    );
+    // Only max set, below the default min (2 ticks).
+    let e = err_with("tickTime=2000\nmaxSessionTimeout=3000\n");
+    assert_eq!(e.key(), Some("maxSessionTimeout"));
+    assert_eq!(e.line(), Some(3));
+    assert!(err_with("minSessionTimeout=-7\n")
+        .to_string()
+        .contains("non-negative"));
+    assert!(err_with("maxSessionTimeout=1h\n")
+        .to_string()
+        .contains("expected an integer"));
+}
+
+#[test]
+fn connection_limits() {
+    let c = with("maxClientCnxns=0\nmaxCnxns=500\nglobalOutstandingLimit=2000\n");
+    assert_eq!(c.max_client_cnxns, 0);
+    assert_eq!(c.max_cnxns, 500);
+    assert_eq!(c.global_outstanding_limit, 2000);
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.maxCnxns")
+            .map(String::as_str),
+        Some("500")
+    );
+    assert!(err_with("maxClientCnxns=-1\n")
+        .to_string()
+        .contains("non-negative"));
+    let e = err_with("\nmaxCnxns=lots\n");
+    assert_eq!(e.line(), Some(3));
+    assert_eq!(e.key(), Some("maxCnxns"));
+    assert!(err_with("globalOutstandingLimit=0\n")
+        .to_string()
+        .contains("positive"));
+}
+
+#[test]
+fn quorum_settings() {
+    let c = with(
+        "initLimit=20\nsyncLimit=7\nconnectToLearnerMasterLimit=30\nelectionAlg=3\npeerType=OBSERVER\n\
+         quorumListenOnAllIPs=true\nsyncEnabled=false\nstandaloneEnabled=true\nreconfigEnabled=true\n",
+    );
+    assert_eq!(c.init_limit, 20);
+    assert_eq!(c.sync_limit, 7);
+    assert_eq!(c.connect_to_learner_master_limit(), 30);
+    assert_eq!(c.election_alg, 3);
+    assert_eq!(c.peer_type, PeerType::Observer);
+    assert!(c.quorum_listen_on_all_ips);
+    assert!(!c.sync_enabled);
+    assert!(c.reconfig_enabled);
+    assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
+    assert_eq!(
+        with("peerType=participant\n").peer_type,
+        PeerType::Participant
+    );
+
+    let e = err_with("electionAlg=0\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: electionAlg: only 3 (fast leader election) is supported, got \"0\""
+    );
+    assert!(err_with("electionAlg=x\n")
+        .to_string()
+        .contains("electionAlg"));
+    let e = err_with("peerType=leader\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: peerType: expected participant or observer, got \"leader\""
+    );
+    assert!(err_with("initLimit=-1\n").to_string().contains("initLimit"));
+}
+
+#[test]
+fn booleans() {
+    let c = with("localSessionsEnabled=TRUE\nlocalSessionsUpgradingEnabled=true\n");
+    assert!(c.local_sessions_enabled);
+    assert!(c.local_sessions_upgrading_enabled);
+    let e = err_with("standaloneEnabled=yes\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: standaloneEnabled: expected true or false, got \"yes\""
+    );
+    for key in [
+        "quorumListenOnAllIPs",
+        "syncEnabled",
+        "reconfigEnabled",
+        "localSessionsEnabled",
+        "localSessionsUpgradingEnabled",
+        "extendedTypesEnabled",
+        "admin.enableServer",
+        "multiAddress.enabled",
+        "sslQuorum",
+    ] {
+        let e = err_with(&format!("{key}=1\n"));
+        assert_eq!(e.key(), Some(key), "{e}");
+        assert!(e.to_string().contains("expected true or false"), "{e}");
+    }
+}
+
+#[test]
+fn autopurge() {
+    let c = with("autopurge.snapRetainCount=10\nautopurge.purgeInterval=24\n");
+    assert_eq!(c.snap_retain_count, 10);
+    assert_eq!(c.purge_interval, 24);
+    let c = with("autopurge.snapRetainCount=1\nautopurge.purgeInterval=0\n");
+    assert_eq!(c.snap_retain_count, 3);
+    assert_eq!(c.purge_interval, 0);
+    assert!(has_warning(&c, "autopurge.snapRetainCount", "using 3"));
+    let c = with("autopurge.purgeInterval=-1\n");
+    assert_eq!(c.purge_interval, 0);
+    assert!(err_with("autopurge.purgeInterval=1h\n")
+        .to_string()
+        .contains("autopurge.purgeInterval"));
+    assert!(err_with("autopurge.snapRetainCount=x\n")
+        .to_string()
+        .contains("autopurge.snapRetainCount"));
+}
+
+#[test]
+fn persistence_system_properties() {
+    let c = with(
+        "snapCount=50000\npreAllocSize=131072\nforceSync=no\nsnapshot.compression.method=snappy\n",
+    );
+    assert_eq!(c.snap_count, 50000);
+    assert_eq!(c.pre_alloc_size_kb, 131072);
+    assert!(!c.force_sync);
+    assert_eq!(c.snapshot_compression_method, SnapshotCompression::Snappy);
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.snapshot.compression.method")
+            .map(String::as_str),
+        Some("snappy")
+    );
+    assert!(with("forceSync=yes\n").force_sync);
+    assert_eq!(
+        with("snapshot.compression.method=GZ\n").snapshot_compression_method,
+        SnapshotCompression::Gzip
+    );
+    assert_eq!(
+        with("snapshot.compression.method=\n").snapshot_compression_method,
+        SnapshotCompression::Checked
+    );
+    let c = with("snapCount=1\n");
+    assert_eq!(c.snap_count, 2);
+    assert!(has_warning(&c, "snapCount", "using 2"));
+    let e = err_with("forceSync=false\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: forceSync: expected yes or no, got \"false\""
+    );
+    assert!(err_with("snapshot.compression.method=lz4\n")
+        .to_string()
+        .contains("snapshot.compression.method"));
+    assert!(err_with("preAllocSize=-1\n")
+        .to_string()
+        .contains("preAllocSize"));
+    assert!(err_with("snapCount=many\n")
+        .to_string()
+        .contains("snapCount"));
+}
+
+#[test]
+fn security_settings() {
+    let c = with(
+        "skipACL=yes\nDigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n\
+         extendedTypesEnabled=true\n",
+    );
+    assert!(c.skip_acl);
+    assert_eq!(
+        c.super_digest.as_deref(),
+        Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+    );
+    assert!(c.extended_types_enabled);
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.DigestAuthenticationProvider.superDigest")
+            .map(String::as_str),
+        Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+    );
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.skipACL")
+            .map(String::as_str),
+        Some("yes")
+    );
+    assert!(!with("skipACL=no\n").skip_acl);
+    // "YES" is not yes to ZooKeeper: refuse rather than guess.
+    assert!(err_with("skipACL=YES\n")
+        .to_string()
+        .contains("expected yes or no"));
+    assert!(
+        err_with("DigestAuthenticationProvider.superDigest=nocolon\n")
+            .to_string()
+            .contains("super:<base64 digest>")
+    );
+}
+
+#[test]
+fn jute_maxbuffer_and_readonly() {
+    let c = with("jute.maxbuffer=4194304\nreadonlymode.enabled=true\n");
+    assert_eq!(c.jute_maxbuffer, 4194304);
+    assert!(c.readonly_mode_enabled);
+    assert!(has_warning(&c, "jute.maxbuffer", "ignores it in zoo.cfg"));
+    assert!(has_warning(
+        &c,
+        "readonlymode.enabled",
+        "ignores it in zoo.cfg"
+    ));
+    // Read-only mode lets isro through, as in ZooKeeper.
+    assert!(c.four_letter_word_allowed("isro"));
+    // Integer.getInteger takes hex.
+    assert_eq!(with("jute.maxbuffer=0x200000\n").jute_maxbuffer, 0x200000);
+    let e = err_with("jute.maxbuffer=big\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: jute.maxbuffer: expected a positive number of bytes, got \"big\""
+    );
+}
+
+#[test]
+fn admin_server() {
+    let c = with(
+        "admin.enableServer=false\nadmin.serverPort=9090\nadmin.serverAddress=127.0.0.1\n\
+         admin.commandURL=/cmd\nadmin.idleTimeout=5000\n",
+    );
+    assert!(!c.admin_enable_server);
+    assert_eq!(c.admin_server_port, 9090);
+    assert_eq!(c.admin_server_address, "127.0.0.1");
+    assert_eq!(c.admin_command_url, "/cmd");
+    assert_eq!(c.admin_idle_timeout, 5000);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(err_with("admin.serverPort=70000\n")
+        .to_string()
+        .contains("admin.serverPort"));
+}
+
+#[test]
+fn metrics_provider() {
+    let c = with(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpPort=7000\nmetricsProvider.exportJvmInfo=true\n",
+    );
+    assert_eq!(
+        c.metrics_provider_class_name.as_deref(),
+        Some("org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider")
+    );
+    assert_eq!(
+        c.metrics_provider_configuration
+            .get("httpPort")
+            .map(String::as_str),
+        Some("7000")
+    );
+    assert_eq!(
+        c.metrics_provider_configuration
+            .get("exportJvmInfo")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(has_ignored(&c, "metricsProvider.className"));
+    assert!(!c
+        .system_properties
+        .contains_key("zookeeper.metricsProvider.httpPort"));
+}
+
+// ---------------------------------------------------------------- 4lw
+
+#[test]
+fn four_letter_word_whitelist() {
+    let c = with("4lw.commands.whitelist=stat, ruok ,conf,,isro\n");
+    for w in ["stat", "ruok", "conf", "isro", "srvr"] {
+        assert!(c.four_letter_word_allowed(w), "{w}");
+    }
+    assert!(!c.four_letter_word_allowed("dump"));
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.4lw.commands.whitelist")
+            .map(String::as_str),
+        Some("stat, ruok ,conf,,isro")
+    );
+    let c = with("4lw.commands.whitelist=*\n");
+    assert_eq!(c.four_letter_word_whitelist, FourLetterWordWhitelist::All);
+    for w in FOUR_LETTER_WORDS {
+        assert!(c.four_letter_word_allowed(w), "{w}");
+    }
+    assert!(!c.four_letter_word_allowed("nope"));
+    assert_eq!(
+        with("4lw.commands.whitelist=ruok, *\n").four_letter_word_whitelist,
+        FourLetterWordWhitelist::All
+    );
+    // Empty: srvr only, like unset.
+    let c = with("4lw.commands.whitelist=\n");
+    assert!(c.four_letter_word_allowed("srvr"));
+    assert!(!c.four_letter_word_allowed("ruok"));
+    let c = with("4lw.commands.whitelist=ruok,bogus\n");
+    assert!(has_warning(&c, "4lw.commands.whitelist", "bogus"));
+}
+
+// ---------------------------------------------------------------- system properties
+
+#[test]
+fn unknown_key_becomes_system_property() {
+    let c = with("fsync.warningthresholdms=500\nsomethingNew=42\n");
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.fsync.warningthresholdms")
+            .map(String::as_str),
+        Some("500")
+    );
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.somethingNew")
+            .map(String::as_str),
+        Some("42")
+    );
+    assert!(has_warning(
+        &c,
+        "somethingNew",
+        "kept as system property zookeeper.somethingNew"
+    ));
+    assert!(c.ignored.is_empty());
+}
+
+#[test]
+fn zookeeper_prefixed_keys() {
+    let c = with("zookeeper.skipACL=yes\nzookeeper.snapCount=1000\n");
+    assert!(c.skip_acl);
+    assert_eq!(c.snap_count, 1000);
+    assert!(c.system_properties.contains_key("zookeeper.skipACL"));
+    assert!(!c
+        .system_properties
+        .contains_key("zookeeper.zookeeper.skipACL"));
+    assert!(has_warning(
+        &c,
+        "zookeeper.skipACL",
+        "zookeeper.zookeeper.skipACL"
+    ));
+    let e = err_with("zookeeper.snapCount=x\n");
+    assert_eq!(e.key(), Some("zookeeper.snapCount"));
+    assert_eq!(e.line(), Some(2));
+}
+
+#[test]
+fn system_properties_from_caller() {
+    let mut opts = ParseOptions::default();
+    opts.system_properties
+        .insert("jute.maxbuffer".into(), "2097152".into());
+    opts.system_properties
+        .insert("zookeeper.snapCount".into(), "7".into());
+    opts.system_properties
+        .insert("zookeeper.skipACL".into(), "yes".into());
+    let c = ServerConfig::parse_with("dataDir=/d\nskipACL=no\n", &opts).unwrap();
+    assert_eq!(c.jute_maxbuffer, 2097152);
+    assert_eq!(c.snap_count, 7);
+    // The file overrides, as System.setProperty does.
+    assert!(!c.skip_acl);
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.skipACL")
+            .map(String::as_str),
+        Some("no")
+    );
+    // The bare jute.maxbuffer (what ZooKeeper reads) beats the zoo.cfg one.
+    let c = ServerConfig::parse_with("dataDir=/d\njute.maxbuffer=100\n", &opts).unwrap();
+    assert_eq!(c.jute_maxbuffer, 2097152);
+
+    let mut opts = ParseOptions::default();
+    opts.system_properties
+        .insert("zookeeper.forceSync".into(), "maybe".into());
+    let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "system property zookeeper.forceSync: expected yes or no, got \"maybe\""
+    );
+}
+
+#[test]
+fn ignored_keys() {
+    let c = with(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=secret\n\
+         jaasLoginRenew=3600000\nsslQuorum=true\nquorum.auth.enableSasl=true\n\
+         kerberos.removeHostFromPrincipal=true\njvm.pause.monitor=false\nquorum.cnxn.threads.size=20\n\
+         requireClientAuthScheme=sasl\nmultiAddress.reachabilityCheckEnabled=true\n",
+    );
+    for key in [
+        "authProvider.1",
+        "serverCnxnFactory",
+        "ssl.keyStore.location",
+        "ssl.keyStore.password",
+        "jaasLoginRenew",
+        "sslQuorum",
+        "quorum.auth.enableSasl",
+        "kerberos.removeHostFromPrincipal",
+        "jvm.pause.monitor",
+        "quorum.cnxn.threads.size",
+        "requireClientAuthScheme",
+        "multiAddress.reachabilityCheckEnabled",
+    ] {
+        assert!(has_ignored(&c, key), "{key} not ignored: {:?}", c.ignored);
+    }
+    let (_, line, reason) = c
+        .ignored
+        .iter()
+        .find(|(k, _, _)| k == "serverCnxnFactory")
+        .unwrap();
+    assert_eq!(*line, 3);
+    assert!(reason.contains("Java class"));
+    // Ignored system-property keys are still system properties, as in ZooKeeper.
+    assert!(c.system_properties.contains_key("zookeeper.authProvider.1"));
+    assert!(c
+        .system_properties
+        .contains_key("zookeeper.ssl.keyStore.location"));
+    // QuorumPeerConfig's own keys are not.
+    assert!(!c.system_properties.contains_key("zookeeper.sslQuorum"));
+    // Ignored keys give no "unknown key" warning.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+// ---------------------------------------------------------------- syntax
+
+#[test]
+fn properties_syntax() {
+    let text = "  # comment\n\
+                ! another comment\n\
+                \n\
+                dataDir : /var/lib/zoo\\\n\
+                \x20\x20\x20\x20keeper\n\
+                tickTime 2000\n\
+                \tclientPort\t=\t2181   \n\
+                maxClientCnxns=\\\n\
+                \x20\x20100\n";
+    let c = parse(text);
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/zookeeper"));
+    assert_eq!(c.tick_time, 2000);
+    assert_eq!(c.client_port, Some(2181));
+    assert_eq!(c.max_client_cnxns, 100);
+    assert_eq!(c.key_lines["dataDir"], 4);
+    assert_eq!(c.key_lines["tickTime"], 6);
+    assert_eq!(c.key_lines["clientPort"], 7);
+    assert_eq!(c.key_lines["maxClientCnxns"], 8);
+}
+
+#[test]
+fn errors_after_continuations_name_the_starting_line() {
+    let e = err("dataDir=/d\nclientPort=\\\n  21\\\n  81x\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"2181x\""
+    );
+}
+
+#[test]
+fn crlf_files() {
+    let c = parse("dataDir=/d\r\ntickTime=2000\r\nclientPort=2181\r\n");
+    assert_eq!(c.tick_time, 2000);
+    assert_eq!(c.key_lines["clientPort"], 3);
+}
+
+#[test]
+fn malformed_unicode_escape_is_a_syntax_error() {
+    let e = err("dataDir=/d\nfoo=\\uZZZZ\n");
+    assert_eq!(e.line(), Some(2));
+    assert!(e.to_string().starts_with("zoo.cfg line 2: "), "{e}");
+}
+
+#[test]
+fn repeated_key_last_wins() {
+    let c = with("tickTime=1000\ntickTime=2000\n");
+    assert_eq!(c.tick_time, 2000);
+    assert_eq!(c.key_lines["tickTime"], 3);
+    assert!(has_warning(&c, "tickTime", "last one wins"));
+    // An invalid value overridden later is not an error (Java never sees it).
+    assert_eq!(with("tickTime=abc\ntickTime=2000\n").tick_time, 2000);
+}
+
+#[test]
+fn file_name_in_errors() {
+    let opts = ParseOptions {
+        file_name: "/etc/zk/zoo.cfg".into(),
+        ..Default::default()
+    };
+    let e = ServerConfig::parse_with("dataDir=/d\ntickTime=x\n", &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/etc/zk/zoo.cfg line 2: tickTime:"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- ensemble
+
+const THREE: &str =
+    "tickTime=2000\ndataDir=/var/lib/zk\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\
+                     server.1=zk1:2888:3888\nserver.2=zk2:2888:3888\nserver.3=zk3:2888:3888\n";
+
+#[test]
+fn single_server_line_runs_standalone() {
+    let c = with("clientPort=2181\nserver.1=localhost:2888:3888\n");
+    assert!(c.is_standalone());
+    assert!(!c.is_distributed());
+    assert_eq!(c.servers.len(), 1);
+    assert_eq!(c.servers[&1].host(), "localhost");
+    assert!(has_warning(&c, "server.1", "running standalone"));
+    // initLimit/syncLimit are not needed standalone.
+    assert_eq!(c.init_limit, 10);
+    // ... unless standaloneEnabled=false, then it is a one-server quorum.
+    let c =
+        with("initLimit=5\nsyncLimit=2\nstandaloneEnabled=false\nserver.1=localhost:2888:3888\n");
+    assert!(c.is_distributed());
+    assert!(!c.is_standalone());
+}
+
+#[test]
+fn three_servers_are_a_quorum() {
+    let c = parse(THREE);
+    assert!(!c.is_standalone());
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!(c.participants().count(), 3);
+    let s2 = &c.servers[&2];
+    assert_eq!(s2.id, 2);
+    assert_eq!(s2.host(), "zk2");
+    assert_eq!(s2.quorum_port(), 2888);
+    assert_eq!(s2.election_port(), 3888);
+    assert_eq!(s2.peer_type, PeerType::Participant);
+    assert_eq!(c.init_limit, 5);
+    assert_eq!(c.sync_limit, 2);
+    assert!(c.check_myid(2).is_ok());
+    let e = c.check_myid(7).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("7 is not in the server list (server.1, server.2, server.3)"),
+        "{e}"
+    );
+    // server.N lines are not system properties in rzk.
+    assert!(!c.system_properties.keys().any(|k| k.contains("server.")));
+}
+
+#[test]
+fn quorum_requires_init_and_sync_limit() {
+    let base = "dataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n";
+    let e = err(&format!("{base}syncLimit=2\n"));
+    assert_eq!(e.key(), Some("initLimit"));
+    assert!(e.to_string().contains("initLimit is not set"), "{e}");
+    let e = err(&format!("{base}initLimit=2\n"));
+    assert_eq!(e.key(), Some("syncLimit"));
+    let e = err(&format!("{base}initLimit=0\nsyncLimit=2\n"));
+    assert_eq!(e.key(), Some("initLimit"));
+}
+
+#[test]
+fn observers() {
+    let c = parse(&format!(
+        "{THREE}server.4=zk4:2888:3888:observer\nserver.5=zk5:2888:3888:observer;2181\n"
+    ));
+    assert!(c.is_distributed());
+    assert_eq!(c.participants().count(), 3);
+    assert_eq!(c.observers().count(), 2);
+    assert!(c.servers[&4].is_observer());
+    assert_eq!(c.peer_type_for(4), PeerType::Observer);
+    assert_eq!(c.peer_type_for(1), PeerType::Participant);
+    assert_eq!(
+        c.servers[&5].client_address,
+        Some(HostPort {
+            host: "0.0.0.0".into(),
+            port: 2181
+        })
+    );
+    // Observers without a quorum.
+    let e = err_with("server.1=a:1:2\nserver.2=b:1:2:observer\n");
+    assert!(e.to_string().contains("observers without a quorum"), "{e}");
+    let e = err_with("server.2=b:1:2:observer\n");
+    assert!(
+        e.to_string().contains("observers without participants"),
+        "{e}"
+    );
+}
+
+#[test]
+fn standalone_disabled_needs_servers() {
+    let e = err_with("standaloneEnabled=false\n");
+    assert_eq!(e.key(), Some("standaloneEnabled"));
+}
+
+#[test]
+fn bad_server_lines() {
+    let e = err_with("server.1=zk1:2888\n");
+    assert_eq!(e.line(), Some(2));
+    assert_eq!(e.key(), Some("server.1"));
+    assert!(
+        e.to_string()
+            .starts_with("zoo.cfg line 2: server.1: expected host:quorumPort:electionPort"),
+        "{e}"
+    );
+    let e = err_with("server.1=zk1:2888:99999\n");
+    assert_eq!(
+        e.to_string(),
+        "zoo.cfg line 2: server.1: election port: expected a port number (1-65535), got \"99999\" in \"zk1:2888:99999\""
+    );
+    assert!(err_with("server.1=zk1:2888:2888\n")
+        .to_string()
+        .contains("must be different"));
+    assert!(err_with("server.1=zk1:2888:3888:leader\n")
+        .to_string()
+        .contains("unrecognised peer type"));
+    let e = err_with("server.x=zk1:2888:3888\n");
+    assert_eq!(e.key(), Some("server.x"));
+    assert!(err_with("server.-1=zk1:2888:3888\n")
+        .to_string()
+        .contains("non-negative"));
+    // Duplicate id under two spellings.
+    let e = err_with("initLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.01=b:1:2\n");
+    assert_eq!(e.line(), Some(5));
+    assert!(
+        e.to_string()
+            .contains("server id 1 is already defined by server.1 on line 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn multi_address_servers() {
+    let e = err_with("server.1=a:1:2|b:1:2\n");
+    assert!(e.to_string().contains("multiAddress.enabled"), "{e}");
+    // multiAddress.enabled applies whatever the order of the lines.
+    let c = with("server.1=a:1:2|b:3:4\nmultiAddress.enabled=true\n");
+    assert_eq!(c.servers[&1].addresses.len(), 2);
+}
+
+#[test]
+fn hierarchical_quorums() {
+    let c = parse(&format!(
+        "{THREE}server.4=zk4:2888:3888\nserver.5=zk5:2888:3888\nserver.6=zk6:2888:3888\n\
+         group.1=1:2:3\ngroup.2=4:5:6\nweight.1=1\nweight.2=1\nweight.3=2\n"
+    ));
+    assert!(c.is_hierarchical());
+    assert_eq!(c.groups[&1], vec![1, 2, 3]);
+    assert_eq!(c.groups[&2], vec![4, 5, 6]);
+    assert_eq!(c.weight_of(3), 2);
+    assert_eq!(c.weight_of(4), 1);
+    let e = err(&format!("{THREE}group.1=1:2\n"));
+    assert!(e.to_string().contains("server 3 is not in a group"), "{e}");
+    let e = err(&format!("{THREE}group.1=1:2:3\ngroup.2=3\n"));
+    assert!(e.to_string().contains("more than one group"), "{e}");
+    let e = err(&format!("{THREE}group.1=1:x:3\n"));
+    assert_eq!(e.key(), Some("group.1"));
+    let e = err(&format!("{THREE}group.1=1:2:3\nweight.1=heavy\n"));
+    assert_eq!(e.key(), Some("weight.1"));
+}
+
+#[test]
+fn client_listen_address() {
+    let c = parse(&format!(
+        "{THREE}server.4=zk4:2888:3888:observer;10.0.0.4:2182\n"
+    ));
+    assert_eq!(
+        c.client_listen_address(Some(1)).unwrap(),
+        Some(HostPort {
+            host: "0.0.0.0".into(),
+            port: 2181
+        })
+    );
+    // Wildcard static address with a different port: conflict.
+    assert!(c.client_listen_address(Some(4)).is_err());
+    let c = parse(
+        &THREE
+            .replace("clientPort=2181\n", "")
+            .replace("zk1:2888:3888", "zk1:2888:3888;2182"),
+    );
+    assert_eq!(
+        c.client_listen_address(Some(1)).unwrap(),
+        Some(HostPort {
+            host: "0.0.0.0".into(),
+            port: 2182
+        })
+    );
+    assert_eq!(c.client_listen_address(Some(2)).unwrap(), None);
+    assert_eq!(
+        ServerConfig::default_standalone()
+            .client_listen_address(None)
+            .unwrap(),
+        Some(HostPort {
+            host: "0.0.0.0".into(),
+            port: 2181
+        })
+    );
+}
+
+#[test]
+fn dynamic_config_file() {
+    let main = "dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile=/etc/zk/zoo.cfg.dynamic.100000000\n";
+    let dynamic =
+        "server.1=a:2888:3888;2181\nserver.2=b:2888:3888;2181\nserver.3=c:2888:3888;2181\n";
+    let opts = ParseOptions {
+        dynamic_config: Some(DynamicConfigText {
+            file_name: "/etc/zk/zoo.cfg.dynamic.100000000".into(),
+            text: dynamic.into(),
+        }),
+        ..Default::default()
+    };
+    let c = ServerConfig::parse_with(main, &opts).unwrap();
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!(c.config_version, 0x100000000);
+    assert!(c.is_distributed());
+    assert_eq!(
+        dynamic_config_file_of(main).unwrap().as_deref(),
+        Some("/etc/zk/zoo.cfg.dynamic.100000000")
+    );
+    // Without the content: a clear error.
+    let e = ServerConfig::parse(main).unwrap_err();
+    assert_eq!(e.key(), Some("dynamicConfigFile"));
+    // Server lines must not be in the static file then.
+    let e = ServerConfig::parse_with(&format!("{main}server.4=d:1:2\n"), &opts).unwrap_err();
+    assert_eq!(e.key(), Some("server.4"));
+    // Only ensemble keys in the dynamic file.
+    let bad = ParseOptions {
+        dynamic_config: Some(DynamicConfigText {
+            file_name: "zoo.cfg.dynamic".into(),
+            text: "tickTime=2\n".into(),
+        }),
+        ..Default::default()
+    };
+    let e = ServerConfig::parse_with(main, &bad).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("zoo.cfg.dynamic line 1: tickTime:"),
+        "{e}"
+    );
+    assert_eq!(version_from_filename("zoo.cfg.dynamic"), None);
+    assert_eq!(version_from_filename("zoo.cfg.dynamic.1f"), Some(0x1f));
+}
+
+// ---------------------------------------------------------------- myid
+
+#[test]
+fn myid() {
+    assert_eq!(parse_myid("1\n").unwrap(), 1);
+    assert_eq!(parse_myid("42").unwrap(), 42);
+    assert_eq!(parse_myid(" 7 \r\nignored\n").unwrap(), 7);
+    let e =
+        parse_myid("replace this text with the cluster-unique zookeeper's instance id (1-255)\n")
+            .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("myid: serverid \"replace this text"),
+        "{e}"
+    );
+    assert!(parse_myid("").is_err());
+    assert!(parse_myid("-1").is_err());
+    assert!(parse_myid("\n1").is_err());
+}
+
+// ---------------------------------------------------------------- examples
+
+#[test]
+fn debian_conf_example_parses() {
+    let c = ServerConfig::parse(DEBIAN_EXAMPLE).unwrap();
+    assert_eq!(c.tick_time, 2000);
+    assert_eq!(c.init_limit, 10);
+    assert_eq!(c.sync_limit, 5);
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/zookeeper"));
+    assert_eq!(c.client_port, Some(2181));
+    assert_eq!(c.max_client_cnxns, 60);
+    assert!(c.is_standalone());
+    assert!(c.ignored.is_empty());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.key_lines["dataDir"], 12);
+}
+
+#[test]
+fn installed_debian_example_parses_if_present() {
+    let path = Path::new("/etc/zookeeper/conf_example/zoo.cfg");
+    if path.exists() {
+        let c = load(path).unwrap();
+        assert!(c.is_standalone());
+    }
+}
+
+#[test]
+fn load_reads_files() {
+    let dir = std::env::temp_dir().join(format!("rzk-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dyn_path = dir.join("zoo.cfg.dynamic.a");
+    std::fs::write(
+        &dyn_path,
+        "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n",
+    )
+    .unwrap();
+    let cfg_path = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "dataDir=/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile={}\n",
+            dyn_path.display()
+        ),
+    )
+    .unwrap();
+    let c = load(&cfg_path).unwrap();
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!(c.config_version, 0xa);
+    // Latin-1 bytes (not UTF-8) decode as Java's Properties.load would.
+    std::fs::write(&cfg_path, b"dataDir=/d\xe9\n").unwrap();
+    assert_eq!(load(&cfg_path).unwrap().data_dir, PathBuf::from("/d\u{e9}"));
+    std::fs::write(&cfg_path, "dataDir=/d\ntickTime=x\n").unwrap();
+    assert_eq!(
+        load(&cfg_path).unwrap_err().to_string(),
+        "zoo.cfg line 2: tickTime: expected a positive integer, got \"x\""
+    );
+    let e = load(dir.join("missing.cfg")).unwrap_err();
+    assert!(matches!(e, ConfigError::Io { .. }));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn command_line_args() {
+    let c = ServerConfig::from_command_line_args(&["2182", "/tmp/zk", "2000", "10"]).unwrap();
+    assert_eq!(c.client_port, Some(2182));
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/zk"));
+    assert_eq!(c.tick_time, 2000);
+    assert_eq!(c.max_client_cnxns, 10);
+    assert!(ServerConfig::from_command_line_args(&["2182"]).is_err());
+    assert!(ServerConfig::from_command_line_args(&["x", "/tmp"]).is_err());
+}
+
+// ---------------------------------------------------------------- conf 4lw
+
+#[test]
+fn conf_standalone_matches_zookeeper() {
+    // What ZooKeeper 3.8.0 printed for this configuration.
+    let c = parse("tickTime=2000\ndataDir=/tmp/zkt/data\nclientPort=21810\n4lw.commands.whitelist=conf,srvr,envi\nadmin.enableServer=false\n");
+    let rt = ConfRuntime {
+        data_dir_size: 457,
+        data_log_size: 457,
+        ..Default::default()
+    };
+    assert_eq!(
+        c.to_conf_4lw(&rt),
+        "clientPort=21810\nsecureClientPort=-1\ndataDir=/tmp/zkt/data/version-2\ndataDirSize=457\n\
+         dataLogDir=/tmp/zkt/data/version-2\ndataLogSize=457\ntickTime=2000\nmaxClientCnxns=60\n\
+         minSessionTimeout=4000\nmaxSessionTimeout=40000\nclientPortListenBacklog=-1\nserverId=0\n"
+    );
+}
+
+#[test]
+fn conf_relative_dirs_and_runtime_ports() {
+    let c = ServerConfig::default_standalone();
+    let rt = ConfRuntime {
+        cwd: Some(PathBuf::from("/srv")),
+        client_port: Some(40000),
+        secure_client_port: Some(40001),
+        ..Default::default()
+    };
+    let s = c.to_conf_4lw(&rt);
+    assert!(
+        s.starts_with("clientPort=40000\nsecureClientPort=40001\ndataDir=/srv/./data/version-2\n"),
+        "{s}"
+    );
+    let c = with("dataLogDir=/log\nsecureClientPort=2281\n");
+    let s = c.to_conf_4lw(&ConfRuntime::default());
+    assert!(s.contains("clientPort=-1\nsecureClientPort=2281\n"), "{s}");
+    assert!(s.contains("dataLogDir=/log/version-2\n"), "{s}");
+}
+
+#[test]
+fn conf_quorum_matches_zookeeper() {
+    // What ZooKeeper 3.8.0 printed for this configuration with myid 1.
+    let c = parse(
+        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zkt/q/data\nclientPort=21811\n\
+         standaloneEnabled=false\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+         server.1=127.0.0.1:22888:23888\nserver.2=127.0.0.2:22888:23888:observer;2182\n",
+    );
+    let rt = ConfRuntime {
+        data_dir_size: 564,
+        data_log_size: 564,
+        my_id: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.to_conf_4lw(&rt),
+        "clientPort=21811\nsecureClientPort=-1\ndataDir=/tmp/zkt/q/data/version-2\ndataDirSize=564\n\
+         dataLogDir=/tmp/zkt/q/data/version-2\ndataLogSize=564\ntickTime=2000\nmaxClientCnxns=60\n\
+         minSessionTimeout=4000\nmaxSessionTimeout=40000\nclientPortListenBacklog=-1\nserverId=1\n\
+         initLimit=10\nsyncLimit=5\nelectionAlg=3\nelectionPort=23888\nquorumPort=22888\npeerType=0\n\
+         membership: \nserver.1=127.0.0.1:22888:23888:participant\n\
+         server.2=127.0.0.2:22888:23888:observer;0.0.0.0:2182\nversion=0"
+    );
+}
