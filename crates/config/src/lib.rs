@@ -472,6 +472,9 @@ pub struct ServerConfig {
     pub metrics_provider_configuration: BTreeMap<String, String>,
 
     // ----- bookkeeping -----
+    /// Name of the file this was parsed from ([`ParseOptions::file_name`]);
+    /// `None` for [`ServerConfig::default_standalone`].
+    pub config_file: Option<String>,
     /// Java system properties as ZooKeeper would have them after reading the
     /// file: those passed in [`ParseOptions::system_properties`], then
     /// `zookeeper.<key>` for each key `QuorumPeerConfig` does not know.
@@ -607,6 +610,8 @@ struct Parser<'o> {
     /// `server.`, `group.`, `weight.`, `version` entries (key, value, line, file).
     quorum_entries: Vec<(String, String, usize, String)>,
     multi_address_from_file: bool,
+    /// Ignored boolean keys set to true (for ZooKeeper's SASL consistency checks).
+    sasl_flags: BTreeSet<String>,
 }
 
 impl<'o> Parser<'o> {
@@ -688,7 +693,17 @@ impl<'o> Parser<'o> {
                 self.cfg.client_port_listen_backlog = int(v).map_err(err)?
             }
             "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
-            "maxClientCnxns" => self.cfg.max_client_cnxns = non_negative_int(v).map_err(err)?,
+            "maxClientCnxns" => {
+                let n = int(v).map_err(err)?;
+                if n < 0 {
+                    self.warn(
+                        key,
+                        line,
+                        format!("{n} is negative; no limit, as in ZooKeeper"),
+                    );
+                }
+                self.cfg.max_client_cnxns = n.max(0) as u32;
+            }
             "minSessionTimeout" | "maxSessionTimeout" => {
                 let n = int(v).map_err(err)?;
                 let t = match n {
@@ -766,6 +781,13 @@ impl<'o> Parser<'o> {
             "multiAddress.enabled" => {
                 self.cfg.multi_address_enabled = boolean(v).map_err(err)?;
                 self.multi_address_from_file = true;
+                if self.cfg.multi_address_enabled {
+                    self.warn(
+                        key,
+                        line,
+                        "ZooKeeper 3.8 parses server.N lines with -Dzookeeper.multiAddress.enabled only; rzk honours this key too",
+                    );
+                }
             }
             "metricsProvider.className" => {
                 self.cfg.metrics_provider_class_name = Some(v.to_string());
@@ -776,7 +798,7 @@ impl<'o> Parser<'o> {
                     .metrics_provider_configuration
                     .insert(k["metricsProvider.".len()..].to_string(), v.to_string());
             }
-            k if is_quorum_key(k) => {
+            k if is_quorum_key(k) && !(k == "version" && has_dynamic) => {
                 if has_dynamic {
                     return Err(err(
                         "must be in the separate dynamic config file, since dynamicConfigFile is set".to_string(),
@@ -800,7 +822,10 @@ impl<'o> Parser<'o> {
                             | "jvm.pause.monitor"
                             | "multiAddress.reachabilityCheckEnabled"
                     ) {
-                        boolean(v).map_err(err)?;
+                        let b = boolean(v).map_err(err)?;
+                        if b {
+                            self.sasl_flags.insert(k.to_string());
+                        }
                     }
                     self.ignore(k, line, reason);
                 } else {
@@ -1294,6 +1319,7 @@ impl ServerConfig {
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
+            config_file: None,
             system_properties: BTreeMap::new(),
             key_lines: BTreeMap::new(),
             ignored: Vec::new(),
@@ -1343,6 +1369,7 @@ impl ServerConfig {
         let file = opts.file_name.as_str();
         let mut cfg = Self::default_standalone();
         cfg.client_port = None;
+        cfg.config_file = Some(opts.file_name.clone());
         cfg.system_properties = opts.system_properties.clone();
         let raw = properties::parse(text).map_err(|e| syntax(file, e))?;
         let entries = effective_entries(raw, &mut cfg.warnings);
@@ -1357,9 +1384,37 @@ impl ServerConfig {
             origins: BTreeMap::new(),
             quorum_entries: Vec::new(),
             multi_address_from_file: false,
+            sasl_flags: BTreeSet::new(),
         };
         for e in &entries {
             p.entry(&e.key, &e.value, e.line, has_dynamic)?;
+        }
+
+        // ZooKeeper refuses these even though rzk ignores SASL.
+        let enabled = p.sasl_flags.contains("quorum.auth.enableSasl");
+        let server_req = p.sasl_flags.contains("quorum.auth.serverRequireSasl");
+        let learner_req = p.sasl_flags.contains("quorum.auth.learnerRequireSasl");
+        for (bad, key, message) in [
+            (
+                !enabled && server_req,
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.enableSasl is disabled, so quorum.auth.serverRequireSasl cannot be enabled",
+            ),
+            (
+                !enabled && learner_req,
+                "quorum.auth.learnerRequireSasl",
+                "quorum.auth.enableSasl is disabled, so quorum.auth.learnerRequireSasl cannot be enabled",
+            ),
+            (
+                !learner_req && server_req,
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.learnerRequireSasl is disabled, so quorum.auth.serverRequireSasl cannot be enabled",
+            ),
+        ] {
+            if bad {
+                let line = p.cfg.key_lines.get(key).copied().unwrap_or(0);
+                return Err(p.value_err(key, line, message));
+            }
         }
 
         // dataDir is required in a file.
@@ -1586,7 +1641,10 @@ impl ServerConfig {
                         "clientPort"
                     };
                     return Err(ConfigError::InvalidValue {
-                        file: "zoo.cfg".to_string(),
+                        file: self
+                            .config_file
+                            .clone()
+                            .unwrap_or_else(|| "zoo.cfg".to_string()),
                         line: self.key_lines.get(key).copied().unwrap_or(0),
                         key: key.to_string(),
                         message: format!(
@@ -1799,11 +1857,21 @@ pub fn load_with(
         },
         other => other,
     })? {
-        let text = read(Path::new(&dyn_file))?;
-        opts.dynamic_config = Some(DynamicConfigText {
-            file_name: dyn_file,
-            text,
-        });
+        match read(Path::new(&dyn_file)) {
+            Ok(text) => {
+                opts.dynamic_config = Some(DynamicConfigText {
+                    file_name: dyn_file,
+                    text,
+                })
+            }
+            Err(io) => {
+                // An error in the main file comes first, as in ZooKeeper.
+                return match ServerConfig::parse_with(&text, &opts) {
+                    Err(e) if e.key() != Some("dynamicConfigFile") => Err(e),
+                    _ => Err(io),
+                };
+            }
+        }
     }
     ServerConfig::parse_with(&text, &opts)
 }

@@ -228,9 +228,13 @@ fn connection_limits() {
             .map(String::as_str),
         Some("500")
     );
-    assert!(err_with("maxClientCnxns=-1\n")
+    // Negative: no limit, as in ZooKeeper.
+    let c = with("maxClientCnxns=-1\n");
+    assert_eq!(c.max_client_cnxns, 0);
+    assert!(has_warning(&c, "maxClientCnxns", "no limit"));
+    assert!(err_with("maxClientCnxns=many\n")
         .to_string()
-        .contains("non-negative"));
+        .contains("maxClientCnxns"));
     let e = err_with("\nmaxCnxns=lots\n");
     assert_eq!(e.line(), Some(3));
     assert_eq!(e.key(), Some("maxCnxns"));
@@ -914,6 +918,9 @@ fn dynamic_config_file() {
     // Without the content: a clear error.
     let e = ServerConfig::parse(main).unwrap_err();
     assert_eq!(e.key(), Some("dynamicConfigFile"));
+    // A version key in the static file is then just a system property.
+    let c = ServerConfig::parse_with(&format!("{main}version=5\n"), &opts).unwrap();
+    assert_eq!(c.config_version, 0x100000000);
     // Server lines must not be in the static file then.
     let e = ServerConfig::parse_with(&format!("{main}server.4=d:1:2\n"), &opts).unwrap_err();
     assert_eq!(e.key(), Some("server.4"));
@@ -1089,4 +1096,56 @@ fn conf_quorum_matches_zookeeper() {
          membership: \nserver.1=127.0.0.1:22888:23888:participant\n\
          server.2=127.0.0.2:22888:23888:observer;0.0.0.0:2182\nversion=0"
     );
+}
+
+#[test]
+fn sasl_consistency_checks_as_zookeeper() {
+    let e = err_with("quorum.auth.serverRequireSasl=true\n");
+    assert_eq!(e.key(), Some("quorum.auth.serverRequireSasl"));
+    assert_eq!(e.line(), Some(2));
+    let e = err_with("quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n");
+    assert!(
+        e.to_string().contains("learnerRequireSasl is disabled"),
+        "{e}"
+    );
+    let e = err_with("quorum.auth.learnerRequireSasl=true\n");
+    assert_eq!(e.key(), Some("quorum.auth.learnerRequireSasl"));
+    let c = with(
+        "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\nquorum.auth.learnerRequireSasl=true\n",
+    );
+    assert_eq!(c.ignored.len(), 3);
+}
+
+#[test]
+fn config_file_name_is_kept() {
+    assert_eq!(ServerConfig::default_standalone().config_file, None);
+    assert_eq!(with("").config_file.as_deref(), Some("zoo.cfg"));
+}
+
+#[test]
+fn load_reports_main_file_errors_before_a_missing_dynamic_file() {
+    let dir = std::env::temp_dir().join(format!("rzk-config-test-dyn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg_path = dir.join("zoo.cfg");
+    let missing = dir.join("missing.dynamic");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "dataDir=/d\ndynamicConfigFile={}\nserver.1=a:1:2\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let e = load(&cfg_path).unwrap_err();
+    assert_eq!(e.key(), Some("server.1"), "{e}");
+    std::fs::write(
+        &cfg_path,
+        format!("dataDir=/d\ndynamicConfigFile={}\n", missing.display()),
+    )
+    .unwrap();
+    assert!(matches!(
+        load(&cfg_path).unwrap_err(),
+        ConfigError::Io { .. }
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
