@@ -1,0 +1,616 @@
+//! Java's `java.util.HashMap` / `HashSet` iteration order, reproduced exactly.
+//!
+//! ZooKeeper hands several `HashSet`s straight to clients: `getChildren` copies a znode's
+//! children set (`DataNode.children`, a `HashSet<String>(8)`), `getEphemerals` and the
+//! closeSession txn copy a session's ephemerals set (`HashSet<String>()` cloned), and the
+//! four-letter words iterate `HashMap<String, _>`s. Their order is a function of the keys'
+//! `hashCode`s and of the set's history (initial capacity, resizes, insertion order within a
+//! bucket), so this module models the table itself:
+//!
+//! * `String.hashCode` over UTF-16 code units (`s[0]*31^(n-1) + ...`, wrapping `int`),
+//!   `Long.hashCode` (`(int)(v ^ (v >>> 32))`);
+//! * the spread `h ^ (h >>> 16)` and bucket `hash & (capacity - 1)`;
+//! * the table allocated lazily at the first insertion (`tableSizeFor(initialCapacity)`, or 16);
+//! * a resize (capacity × 2) when the size exceeds the threshold (0.75 × capacity), and also
+//!   when a bucket already holding 8 entries receives another while the capacity is below 64
+//!   (`treeifyBin`'s "resize instead" branch); a resize splits every bucket into a low and a
+//!   high list that keep their relative order;
+//! * new entries appended at the tail of their bucket, re-putting an existing key leaving it
+//!   in place, removal unlinking in place;
+//! * iteration = buckets in index order, each bucket in list order;
+//! * `HashMap.clone()` / `new HashMap(map)` (JDK 17's pre-sizing `(int)(size / 0.75f + 1.0f)`)
+//!   and `new HashSet(collection)` (`max((int)(size / .75f) + 1, 16)`).
+//!
+//! Not modelled: treeified bins. Once a single bucket holds 8 or more entries *and* the
+//! table has at least 64 buckets, Java turns the bucket into a red-black tree whose linked
+//! order is no longer plain insertion order (new nodes go next to their tree parent and the
+//! root moves to the front). That takes ≥ 8 colliding keys in one bucket of a large table,
+//! which ordinary znode names do not produce; the map keeps working, only the order inside
+//! such a bucket may differ from Java's. [`JavaHashMap::has_treeified_bins`] reports it.
+
+use std::borrow::Borrow;
+
+/// `HashMap.MAXIMUM_CAPACITY`.
+const MAXIMUM_CAPACITY: u32 = 1 << 30;
+/// `HashMap.DEFAULT_INITIAL_CAPACITY`.
+pub const DEFAULT_INITIAL_CAPACITY: usize = 16;
+const TREEIFY_THRESHOLD: usize = 8;
+const MIN_TREEIFY_CAPACITY: usize = 64;
+const NIL: u32 = u32::MAX;
+
+/// Java's `String.hashCode()`: over UTF-16 code units, wrapping 32-bit arithmetic.
+pub fn string_hash_code(s: &str) -> i32 {
+    let mut h: i32 = 0;
+    for u in s.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(u as i32);
+    }
+    h
+}
+
+/// Java's `Long.hashCode(v)`.
+pub fn long_hash_code(v: i64) -> i32 {
+    (v ^ ((v as u64) >> 32) as i64) as i32
+}
+
+/// `HashMap.hash`: the spread applied to every `hashCode`.
+fn spread(h: i32) -> i32 {
+    h ^ ((h as u32) >> 16) as i32
+}
+
+/// `HashMap.tableSizeFor`: the smallest power of two ≥ `cap` (1 for cap ≤ 1).
+pub fn table_size_for(cap: i64) -> u32 {
+    if cap <= 1 {
+        return 1;
+    }
+    if cap >= MAXIMUM_CAPACITY as i64 {
+        return MAXIMUM_CAPACITY;
+    }
+    let n = (cap - 1) as u32;
+    1u32 << (32 - n.leading_zeros())
+}
+
+/// A key with a Java `hashCode()`.
+pub trait JavaHash {
+    fn java_hash(&self) -> i32;
+}
+
+impl JavaHash for str {
+    fn java_hash(&self) -> i32 {
+        string_hash_code(self)
+    }
+}
+impl JavaHash for String {
+    fn java_hash(&self) -> i32 {
+        string_hash_code(self)
+    }
+}
+impl JavaHash for Box<str> {
+    fn java_hash(&self) -> i32 {
+        string_hash_code(self)
+    }
+}
+impl JavaHash for i64 {
+    fn java_hash(&self) -> i32 {
+        long_hash_code(*self)
+    }
+}
+impl<T: JavaHash + ?Sized> JavaHash for &T {
+    fn java_hash(&self) -> i32 {
+        (**self).java_hash()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry<K, V> {
+    /// The spread hash, as Java's `Node.hash`.
+    hash: i32,
+    next: u32,
+    key: K,
+    value: V,
+}
+
+/// A map whose iteration order is exactly `java.util.HashMap`'s (load factor 0.75) for the
+/// same sequence of operations. Entries live densely in a vector; buckets are linked lists
+/// threaded through it.
+#[derive(Debug, Clone)]
+pub struct JavaHashMap<K, V> {
+    /// Bucket heads; empty while Java's `table` is still `null`.
+    table: Box<[u32]>,
+    entries: Vec<Entry<K, V>>,
+    /// Java's `threshold`: before the table exists, the initial capacity (0 = default).
+    threshold: u32,
+    treeified: bool,
+}
+
+impl<K, V> Default for JavaHashMap<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> JavaHashMap<K, V> {
+    /// `new HashMap<>()`: capacity 16 at the first insertion.
+    pub fn new() -> Self {
+        JavaHashMap { table: Box::new([]), entries: Vec::new(), threshold: 0, treeified: false }
+    }
+
+    /// `new HashMap<>(initialCapacity)`.
+    pub fn with_capacity(initial_capacity: usize) -> Self {
+        JavaHashMap {
+            table: Box::new([]),
+            entries: Vec::new(),
+            threshold: table_size_for(initial_capacity as i64),
+            treeified: false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The number of buckets (0 before the first insertion).
+    pub fn capacity(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether some bucket would have been turned into a tree by Java (order inside that
+    /// bucket may then differ from Java's; see the module docs).
+    pub fn has_treeified_bins(&self) -> bool {
+        self.treeified
+    }
+
+    /// Entries in Java's iteration order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter { map: self, bucket: 0, cur: NIL }
+    }
+
+    /// Keys in Java's iteration order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// Values in Java's iteration order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// Values, mutably, in storage order (not Java's order).
+    pub fn values_mut_unordered(&mut self) -> impl Iterator<Item = &mut V> + '_ {
+        self.entries.iter_mut().map(|e| &mut e.value)
+    }
+
+    fn bucket_of(&self, hash: i32) -> usize {
+        (hash as u32 & (self.table.len() as u32 - 1)) as usize
+    }
+
+    /// `HashMap.resize()`.
+    fn resize(&mut self) {
+        let old_cap = self.table.len() as u32;
+        let old_thr = self.threshold;
+        let new_cap: u32;
+        let mut new_thr: u32 = 0;
+        if old_cap > 0 {
+            if old_cap >= MAXIMUM_CAPACITY {
+                self.threshold = i32::MAX as u32;
+                return;
+            }
+            new_cap = old_cap << 1;
+            if new_cap < MAXIMUM_CAPACITY && old_cap >= DEFAULT_INITIAL_CAPACITY as u32 {
+                new_thr = old_thr << 1;
+            }
+        } else if old_thr > 0 {
+            new_cap = old_thr;
+        } else {
+            new_cap = DEFAULT_INITIAL_CAPACITY as u32;
+            new_thr = 12;
+        }
+        if new_thr == 0 {
+            let ft = new_cap as f32 * 0.75f32;
+            new_thr = if new_cap < MAXIMUM_CAPACITY && ft < MAXIMUM_CAPACITY as f32 { ft as u32 } else { i32::MAX as u32 };
+        }
+        self.threshold = new_thr;
+        let old = std::mem::replace(&mut self.table, vec![NIL; new_cap as usize].into_boxed_slice());
+        if old.is_empty() {
+            return;
+        }
+        // Walking the old buckets in order and appending keeps each bucket's relative order:
+        // a new bucket only receives entries from one old bucket (its lo or hi half).
+        let mut tails = vec![NIL; new_cap as usize];
+        let mask = new_cap - 1;
+        for &head in old.iter() {
+            let mut cur = head;
+            while cur != NIL {
+                let e = &mut self.entries[cur as usize];
+                let next = e.next;
+                e.next = NIL;
+                let b = (e.hash as u32 & mask) as usize;
+                if tails[b] == NIL {
+                    self.table[b] = cur;
+                } else {
+                    self.entries[tails[b] as usize].next = cur;
+                }
+                tails[b] = cur;
+                cur = next;
+            }
+        }
+    }
+
+    /// `putVal` with an already spread hash. Returns the old value when the key was present
+    /// (it keeps its position).
+    fn put_spread(&mut self, hash: i32, key: K, value: V) -> Option<V>
+    where
+        K: Eq,
+    {
+        if self.table.is_empty() {
+            self.resize();
+        }
+        let b = self.bucket_of(hash);
+        let new_idx = self.entries.len() as u32;
+        let head = self.table[b];
+        if head == NIL {
+            self.table[b] = new_idx;
+            self.entries.push(Entry { hash, next: NIL, key, value });
+        } else {
+            let mut p = head;
+            let mut bin_count = 0usize;
+            loop {
+                let e = &mut self.entries[p as usize];
+                if e.hash == hash && e.key == key {
+                    return Some(std::mem::replace(&mut e.value, value));
+                }
+                if e.next == NIL {
+                    e.next = new_idx;
+                    self.entries.push(Entry { hash, next: NIL, key, value });
+                    if bin_count >= TREEIFY_THRESHOLD - 1 {
+                        // treeifyBin: a small table is resized instead.
+                        if self.table.len() < MIN_TREEIFY_CAPACITY {
+                            self.resize();
+                        } else {
+                            self.treeified = true;
+                        }
+                    }
+                    break;
+                }
+                p = e.next;
+                bin_count += 1;
+            }
+        }
+        if self.entries.len() as u64 > self.threshold as u64 {
+            self.resize();
+        }
+        None
+    }
+
+    /// Inserts `key` whose Java `hashCode()` is `java_hash`.
+    pub fn insert_with_hash(&mut self, java_hash: i32, key: K, value: V) -> Option<V>
+    where
+        K: Eq,
+    {
+        self.put_spread(spread(java_hash), key, value)
+    }
+
+    fn find<Q>(&self, hash: i32, key: &Q) -> Option<(u32, u32, usize)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.table.is_empty() {
+            return None;
+        }
+        let b = self.bucket_of(hash);
+        let mut prev = NIL;
+        let mut cur = self.table[b];
+        while cur != NIL {
+            let e = &self.entries[cur as usize];
+            if e.hash == hash && e.key.borrow() == key {
+                return Some((cur, prev, b));
+            }
+            prev = cur;
+            cur = e.next;
+        }
+        None
+    }
+
+    pub fn get_with_hash<Q>(&self, java_hash: i32, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find(spread(java_hash), key).map(|(i, _, _)| &self.entries[i as usize].value)
+    }
+
+    pub fn get_mut_with_hash<Q>(&mut self, java_hash: i32, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find(spread(java_hash), key).map(|(i, _, _)| &mut self.entries[i as usize].value)
+    }
+
+    /// Removes `key` whose Java `hashCode()` is `java_hash`.
+    pub fn remove_with_hash<Q>(&mut self, java_hash: i32, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (idx, prev, b) = self.find(spread(java_hash), key)?;
+        let next = self.entries[idx as usize].next;
+        if prev == NIL {
+            self.table[b] = next;
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        // Keep the entry vector dense: the last entry moves into the hole; repoint its referrer.
+        let last = (self.entries.len() - 1) as u32;
+        if idx != last {
+            let lb = self.bucket_of(self.entries[last as usize].hash);
+            if self.table[lb] == last {
+                self.table[lb] = idx;
+            } else {
+                let mut p = self.table[lb];
+                while self.entries[p as usize].next != last {
+                    p = self.entries[p as usize].next;
+                }
+                self.entries[p as usize].next = idx;
+            }
+        }
+        let e = self.entries.swap_remove(idx as usize);
+        Some((e.key, e.value))
+    }
+
+    /// `HashMap.clear()`: removes everything but keeps the table's capacity.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        for h in self.table.iter_mut() {
+            *h = NIL;
+        }
+    }
+
+    /// Java's pre-sizing for `putMapEntries` into an empty map (JDK 17):
+    /// `tableSizeFor((int)((float) size / 0.75f + 1.0f))`, or the default when empty.
+    fn presized_for_copy(size: usize) -> Self {
+        let mut m = Self::new();
+        if size > 0 {
+            let ft = size as f32 / 0.75f32 + 1.0f32;
+            let t = if ft < MAXIMUM_CAPACITY as f32 { ft as i64 } else { MAXIMUM_CAPACITY as i64 };
+            if t > 0 {
+                m.threshold = table_size_for(t);
+            }
+        }
+        m
+    }
+
+    /// `HashMap.clone()` / `new HashMap<>(map)`: a fresh table sized for the current size,
+    /// filled in this map's iteration order.
+    pub fn java_clone(&self) -> Self
+    where
+        K: Clone + Eq,
+        V: Clone,
+    {
+        let mut m = Self::presized_for_copy(self.len());
+        for e in self.iter_entries() {
+            m.put_spread(e.hash, e.key.clone(), e.value.clone());
+        }
+        m
+    }
+
+    fn iter_entries(&self) -> impl Iterator<Item = &Entry<K, V>> + '_ {
+        let mut bucket = 0usize;
+        let mut cur = NIL;
+        std::iter::from_fn(move || loop {
+            if cur != NIL {
+                let e = &self.entries[cur as usize];
+                cur = e.next;
+                return Some(e);
+            }
+            if bucket >= self.table.len() {
+                return None;
+            }
+            cur = self.table[bucket];
+            bucket += 1;
+        })
+    }
+
+    /// `size()` bytes of heap this map holds (approximate).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.len() * 4 + self.entries.capacity() * std::mem::size_of::<Entry<K, V>>()
+    }
+}
+
+impl<K: JavaHash + Eq, V> JavaHashMap<K, V> {
+    /// `put(key, value)`.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let h = key.java_hash();
+        self.insert_with_hash(h, key, value)
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.get_with_hash(key.java_hash(), key)
+    }
+
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.get_mut_with_hash(key.java_hash(), key)
+    }
+
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.remove_with_hash(key.java_hash(), key).map(|(_, v)| v)
+    }
+}
+
+/// Iterator over a [`JavaHashMap`] in Java's order.
+pub struct Iter<'a, K, V> {
+    map: &'a JavaHashMap<K, V>,
+    bucket: usize,
+    cur: u32,
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.cur != NIL {
+                let e = &self.map.entries[self.cur as usize];
+                self.cur = e.next;
+                return Some((&e.key, &e.value));
+            }
+            if self.bucket >= self.map.table.len() {
+                return None;
+            }
+            self.cur = self.map.table[self.bucket];
+            self.bucket += 1;
+        }
+    }
+}
+
+/// `java.util.HashSet`: a [`JavaHashMap`] with unit values.
+#[derive(Debug, Clone, Default)]
+pub struct JavaHashSet<K> {
+    map: JavaHashMap<K, ()>,
+}
+
+impl<K> JavaHashSet<K> {
+    /// `new HashSet<>()`.
+    pub fn new() -> Self {
+        JavaHashSet { map: JavaHashMap::new() }
+    }
+
+    /// `new HashSet<>(initialCapacity)`.
+    pub fn with_capacity(initial_capacity: usize) -> Self {
+        JavaHashSet { map: JavaHashMap::with_capacity(initial_capacity) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+
+    pub fn has_treeified_bins(&self) -> bool {
+        self.map.has_treeified_bins()
+    }
+
+    /// Elements in Java's iteration order.
+    pub fn iter(&self) -> impl Iterator<Item = &K> + '_ {
+        self.map.keys()
+    }
+
+    pub fn insert_with_hash(&mut self, java_hash: i32, key: K) -> bool
+    where
+        K: Eq,
+    {
+        self.map.insert_with_hash(java_hash, key, ()).is_none()
+    }
+
+    pub fn remove_with_hash<Q>(&mut self, java_hash: i32, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.map.remove_with_hash(java_hash, key).is_some()
+    }
+
+    pub fn contains_with_hash<Q>(&self, java_hash: i32, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.map.get_with_hash(java_hash, key).is_some()
+    }
+
+    /// `HashSet.clone()`.
+    pub fn java_clone(&self) -> Self
+    where
+        K: Clone + Eq,
+    {
+        JavaHashSet { map: self.map.java_clone() }
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.map.heap_bytes()
+    }
+}
+
+impl<K: JavaHash + Eq> JavaHashSet<K> {
+    /// `new HashSet<>(collection)`: capacity `max((int)(n / .75f) + 1, 16)`, then `add` in
+    /// the collection's order.
+    pub fn from_collection<I: IntoIterator<Item = K>>(items: I) -> Self
+    where
+        I::IntoIter: ExactSizeIterator,
+    {
+        let it = items.into_iter();
+        let n = it.len();
+        let cap = (((n as f32) / 0.75f32) as i64 + 1).max(DEFAULT_INITIAL_CAPACITY as i64);
+        let mut s = JavaHashSet { map: JavaHashMap { threshold: table_size_for(cap), ..JavaHashMap::new() } };
+        for k in it {
+            s.insert(k);
+        }
+        s
+    }
+
+    /// `add(key)`: true when it was not present.
+    pub fn insert(&mut self, key: K) -> bool {
+        self.map.insert(key, ()).is_none()
+    }
+
+    /// `remove(key)`: true when it was present.
+    pub fn remove<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.map.remove(key).is_some()
+    }
+
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: JavaHash + Eq + ?Sized,
+    {
+        self.map.contains_key(key)
+    }
+}
+
+impl<K: JavaHash + Eq> FromIterator<K> for JavaHashSet<K> {
+    /// Successive `add`s into `new HashSet<>()`.
+    fn from_iter<I: IntoIterator<Item = K>>(iter: I) -> Self {
+        let mut s = JavaHashSet::new();
+        for k in iter {
+            s.insert(k);
+        }
+        s
+    }
+}

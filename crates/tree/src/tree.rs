@@ -1,0 +1,1388 @@
+//! `DataTree`: the znodes, their ACL cache, the per-session ephemeral sets, the container
+//! and TTL sets, the two watch tables, quota bookkeeping and the digest — and
+//! `processTxn`, which applies a transaction to all of them.
+//!
+//! Storage: nodes live in a slab addressed by a `u32` id, found by full path through a hash
+//! index of ids (the path is stored once, in the node). A node's children set is a
+//! [`JavaHashSet`] of child ids hashed by the child's *name*, so iterating it gives the
+//! names in the order ZooKeeper's `HashSet<String>(8)` would. The root is stored as `/`;
+//! ZooKeeper also keeps it under the alias `""`, which shows in [`DataTree::node_count`]
+//! (one more than the real nodes), in the approximate data size and in the digest (the
+//! root is hashed under `""`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hasher};
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use rzk_proto::client::{SetWatches2, WatcherEvent};
+use rzk_proto::txn::{TxnHeader, Txn};
+use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, OpCode, SessionId, Stat, StatPersisted, WatcherType, Zxid};
+
+use crate::acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::digest;
+use crate::ephemeral::{EphemeralType, CONTAINER_EPHEMERAL_OWNER};
+use crate::java::{string_hash_code, JavaHashSet};
+use crate::quota::{self, PathTrie, StatsTrack};
+use crate::watch::{Flavor, WatchManager, WatcherId, WatcherMode, WatchesSummary};
+
+type NodeId = u32;
+const ROOT: NodeId = 0;
+
+/// `Quotas.procZookeeper`.
+pub const PROC_ZOOKEEPER: &str = "/zookeeper";
+/// `ZooDefs.CONFIG_NODE`.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
+/// Settings that change how the tree behaves (ZooKeeper system properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeOptions {
+    /// `zookeeper.extendedTypesEnabled`: TTL owners are recognised only when true.
+    pub extended_types_enabled: bool,
+    /// `zookeeper.digest.enabled` (default true): when false every digest is 0.
+    pub digest_enabled: bool,
+    /// Which ZooKeeper release's quirks to reproduce.
+    pub flavor: Flavor,
+}
+
+impl Default for TreeOptions {
+    fn default() -> Self {
+        TreeOptions { extended_types_enabled: false, digest_enabled: true, flavor: Flavor::V3_8 }
+    }
+}
+
+/// What a watch is set by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatchKind {
+    /// getData (and exists on an existing node): a one-time watch in the data table.
+    Data,
+    /// exists on a missing node: also a one-time watch in the data table.
+    Exist,
+    /// getChildren: a one-time watch in the child table.
+    Child,
+    /// addWatch PERSISTENT: both tables.
+    Persistent,
+    /// addWatch PERSISTENT_RECURSIVE: both tables in 3.8, the data table only in 3.9.
+    PersistentRecursive,
+}
+
+/// The result of applying one txn (ZooKeeper's `ProcessTxnResult`, per op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnResult {
+    /// create / create2 / createContainer / createTTL: the created path and its stat.
+    Created { path: String, stat: Stat },
+    Deleted,
+    SetData { stat: Stat },
+    SetAcl { stat: Stat },
+    Check,
+    /// An ErrorTxn's code (Ok for members of a failed multi that precede the failing one),
+    /// or the error ZooKeeper's processTxn reports when the txn cannot apply (NoNode,
+    /// NodeExists, ...: conditions the prep step should have caught).
+    Error(ErrorCode),
+    /// One result per member, in order. A member list cut short means a member of a type
+    /// that cannot appear in a multi stopped processing (ZooKeeper's IOException path).
+    Multi(Vec<TxnResult>),
+    SessionCreated,
+    SessionClosed,
+}
+
+impl TxnResult {
+    /// `ProcessTxnResult.err`: the error code, for a multi the first non-Ok member's.
+    pub fn err(&self) -> ErrorCode {
+        match self {
+            TxnResult::Error(e) => *e,
+            TxnResult::Multi(rs) => rs.iter().map(|r| r.err()).find(|e| *e != ErrorCode::Ok).unwrap_or(ErrorCode::Ok),
+            _ => ErrorCode::Ok,
+        }
+    }
+}
+
+/// What [`DataTree::apply`] did: the result and the watch notifications, in the order
+/// ZooKeeper sends them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub result: TxnResult,
+    pub deliveries: Vec<(WatcherId, WatcherEvent)>,
+}
+
+/// A read-only view of one znode.
+#[derive(Debug, Clone)]
+pub struct NodeRef<'a> {
+    pub path: &'a str,
+    pub data: &'a [u8],
+    /// The node's ACL list (shared with the ACL cache).
+    pub acl: Arc<[Acl]>,
+    /// The ACL cache id (`-1` = OPEN_ACL_UNSAFE without an entry).
+    pub acl_id: i64,
+    /// The persisted stat, as stored (cversion counts creates only; ephemeralOwner raw).
+    pub stat: StatPersisted,
+    pub num_children: i32,
+    pub ephemeral_type: EphemeralType,
+    extended_types_enabled: bool,
+}
+
+impl NodeRef<'_> {
+    /// `DataNode.copyStat`: the Stat a client sees.
+    pub fn client_stat(&self) -> Stat {
+        make_stat(&self.stat, self.data.len(), self.num_children, self.extended_types_enabled)
+    }
+    pub fn cversion(&self) -> i32 {
+        self.stat.cversion
+    }
+    pub fn ephemeral_owner(&self) -> i64 {
+        self.stat.ephemeral_owner
+    }
+    /// The node's contribution to the tree digest (`DigestCalculator.calculateDigest`).
+    pub fn digest(&self) -> i64 {
+        digest::calculate_digest(self.path, self.data, &self.stat)
+    }
+}
+
+fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -> Stat {
+    Stat {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        // v3 semantics: creates + deletes, from the count of creates and the live children.
+        cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
+        aversion: s.aversion,
+        ephemeral_owner: EphemeralType::client_ephemeral_owner(s.ephemeral_owner, ext),
+        data_length: data_len as i32,
+        num_children,
+        pzxid: s.pzxid,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    path: Box<str>,
+    data: Box<[u8]>,
+    acl: i64,
+    stat: StatPersisted,
+    /// `null` until the first child is added, then never shrinks (as in ZooKeeper).
+    children: Option<Box<JavaHashSet<NodeId>>>,
+}
+
+impl Node {
+    fn num_children(&self) -> i32 {
+        self.children.as_ref().map_or(0, |c| c.len() as i32)
+    }
+    fn name(&self) -> &str {
+        match self.path.rfind('/') {
+            Some(i) => &self.path[i + 1..],
+            None => &self.path,
+        }
+    }
+}
+
+fn path_hash(path: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(path.as_bytes());
+    h.finish()
+}
+
+/// `String.length()`: UTF-16 code units.
+fn java_len(s: &str) -> i64 {
+    if s.is_ascii() {
+        s.len() as i64
+    } else {
+        s.encode_utf16().count() as i64
+    }
+}
+
+/// `(parentName, childName)` as ZooKeeper splits a path at its last slash; the parent of a
+/// top-level node is the root (`""` in ZooKeeper, `/` here).
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    let parent = if i == 0 { "/" } else { &path[..i] };
+    Some((parent, &path[i + 1..]))
+}
+
+/// A SyncConnected notification.
+fn event(t: EventType, path: &str) -> WatcherEvent {
+    WatcherEvent { event_type: t.code(), state: KeeperState::SyncConnected.code(), path: path.to_string() }
+}
+
+/// ZooKeeper's znode tree.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    opts: TreeOptions,
+    slab: Vec<Option<Node>>,
+    free: Vec<NodeId>,
+    index: HashTable<NodeId>,
+    live: usize,
+    acl_cache: AclCache,
+    ephemerals: BTreeMap<i64, JavaHashSet<Box<str>>>,
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
+    data_watches: WatchManager,
+    child_watches: WatchManager,
+    p_trie: PathTrie,
+    node_data_size: i64,
+    digest: i64,
+    last_processed_zxid: Zxid,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree as ZooKeeper builds it: `/`, `/zookeeper`, `/zookeeper/quota` and
+    /// `/zookeeper/config`, all with a zero stat; the first three use OPEN_ACL_UNSAFE (id -1),
+    /// `/zookeeper/config` has READ_ACL_UNSAFE (ACL id 1) and aversion -1 (it is set with
+    /// `setACL(..., -1)`).
+    pub fn new() -> DataTree {
+        Self::with_options(TreeOptions::default())
+    }
+
+    pub fn with_options(opts: TreeOptions) -> DataTree {
+        let mut t = DataTree::empty(opts);
+        let root = t.insert_node(Node {
+            path: "/".into(),
+            data: Box::new([]),
+            acl: OPEN_UNSAFE_ACL_ID,
+            stat: StatPersisted::default(),
+            children: None,
+        });
+        debug_assert_eq!(root, ROOT);
+        t.digest_add(ROOT);
+        for p in [PROC_ZOOKEEPER, quota::QUOTA_ZOOKEEPER, CONFIG_NODE] {
+            let (parent, _) = split_path(p).expect("absolute");
+            let pid = t.lookup(parent).expect("parent");
+            let id = t.insert_node(Node {
+                path: p.into(),
+                data: Box::new([]),
+                acl: OPEN_UNSAFE_ACL_ID,
+                stat: StatPersisted::default(),
+                children: None,
+            });
+            t.add_child(pid, id);
+            t.digest_add(id);
+        }
+        // addConfigNode: setACL(CONFIG_NODE, READ_ACL_UNSAFE, -1).
+        let _ = t.set_acl(CONFIG_NODE, &Acl::read_unsafe(), -1);
+        t.node_data_size = t.compute_approximate_data_size();
+        t
+    }
+
+    fn empty(opts: TreeOptions) -> DataTree {
+        DataTree {
+            opts,
+            slab: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            live: 0,
+            acl_cache: AclCache::new(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_watches: WatchManager::new(opts.flavor),
+            child_watches: WatchManager::new(opts.flavor),
+            p_trie: PathTrie::default(),
+            node_data_size: 0,
+            digest: 0,
+            last_processed_zxid: Zxid(0),
+        }
+    }
+
+    pub fn options(&self) -> TreeOptions {
+        self.opts
+    }
+
+    // ---- storage ----
+
+    fn node(&self, id: NodeId) -> &Node {
+        self.slab[id as usize].as_ref().expect("live node id")
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.slab[id as usize].as_mut().expect("live node id")
+    }
+
+    fn lookup(&self, path: &str) -> Option<NodeId> {
+        let path = if path.is_empty() { "/" } else { path };
+        let slab = &self.slab;
+        self.index
+            .find(path_hash(path), |&id| slab[id as usize].as_ref().is_some_and(|n| &*n.path == path))
+            .copied()
+    }
+
+    fn insert_node(&mut self, node: Node) -> NodeId {
+        let h = path_hash(&node.path);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slab[id as usize] = Some(node);
+                id
+            }
+            None => {
+                self.slab.push(Some(node));
+                (self.slab.len() - 1) as NodeId
+            }
+        };
+        let slab = &self.slab;
+        self.index.insert_unique(h, id, |&i| path_hash(&slab[i as usize].as_ref().expect("live").path));
+        self.live += 1;
+        id
+    }
+
+    fn remove_node(&mut self, id: NodeId) -> Node {
+        let h = path_hash(&self.node(id).path);
+        if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
+            e.remove();
+        }
+        self.live -= 1;
+        self.free.push(id);
+        self.slab[id as usize].take().expect("live node id")
+    }
+
+    fn add_child(&mut self, parent: NodeId, child: NodeId) {
+        let h = string_hash_code(self.node(child).name());
+        let p = self.node_mut(parent);
+        p.children.get_or_insert_with(|| Box::new(JavaHashSet::with_capacity(8))).insert_with_hash(h, child);
+    }
+
+    fn remove_child(&mut self, parent: NodeId, child: NodeId) -> bool {
+        let h = string_hash_code(self.node(child).name());
+        match self.node_mut(parent).children.as_mut() {
+            Some(c) => c.remove_with_hash(h, &child),
+            None => false,
+        }
+    }
+
+    fn child_ids(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.node(id).children.iter().flat_map(|c| c.iter().copied())
+    }
+
+    // ---- digest ----
+
+    fn node_digest(&self, id: NodeId) -> i64 {
+        if !self.opts.digest_enabled {
+            return 0;
+        }
+        let n = self.node(id);
+        digest::calculate_digest(&n.path, &n.data, &n.stat)
+    }
+
+    fn digest_add(&mut self, id: NodeId) {
+        self.digest = self.digest.wrapping_add(self.node_digest(id));
+    }
+
+    fn digest_remove(&mut self, id: NodeId) {
+        self.digest = self.digest.wrapping_sub(self.node_digest(id));
+    }
+
+    /// The tree digest (`getTreeDigest`), kept up to date by every change.
+    pub fn digest(&self) -> i64 {
+        self.digest
+    }
+
+    /// The digest version rzk computes (`DigestCalculator.getDigestVersion`).
+    pub fn digest_version(&self) -> i32 {
+        digest::DIGEST_VERSION
+    }
+
+    /// The digest recomputed from every node (for checks; [`DataTree::digest`] is the
+    /// incrementally maintained value).
+    pub fn compute_digest(&self) -> i64 {
+        let mut d = 0i64;
+        for (i, n) in self.slab.iter().enumerate() {
+            if n.is_some() {
+                d = d.wrapping_add(self.node_digest(i as NodeId));
+            }
+        }
+        d
+    }
+
+    // ---- read accessors ----
+
+    fn view(&self, id: NodeId) -> NodeRef<'_> {
+        let n = self.node(id);
+        NodeRef {
+            path: &n.path,
+            data: &n.data,
+            acl: self.acl_of(n.acl),
+            acl_id: n.acl,
+            stat: n.stat.clone(),
+            num_children: n.num_children(),
+            ephemeral_type: EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled),
+            extended_types_enabled: self.opts.extended_types_enabled,
+        }
+    }
+
+    fn acl_of(&self, acl_id: i64) -> Arc<[Acl]> {
+        // ZooKeeper throws for an id missing from the cache; that cannot happen through
+        // apply (usage is counted per node), only with a corrupt snapshot.
+        self.acl_cache.convert_long(acl_id).cloned().unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// The node at `path` (`""` is the root, as in ZooKeeper).
+    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
+        self.lookup(path).map(|id| self.view(id))
+    }
+
+    /// Same as [`DataTree::get`].
+    pub fn node_ref(&self, path: &str) -> Option<NodeRef<'_>> {
+        self.get(path)
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.lookup(path).is_some()
+    }
+
+    /// The full client Stat of `path`.
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.lookup(path).map(|id| self.client_stat(id))
+    }
+
+    fn client_stat(&self, id: NodeId) -> Stat {
+        let n = self.node(id);
+        make_stat(&n.stat, n.data.len(), n.num_children(), self.opts.extended_types_enabled)
+    }
+
+    /// The children's names in the order ZooKeeper's getChildren returns them.
+    pub fn get_children(&self, path: &str) -> Option<Vec<String>> {
+        let id = self.lookup(path)?;
+        Some(self.child_ids(id).map(|c| self.node(c).name().to_string()).collect())
+    }
+
+    /// The ACL list of `path` and its Stat (`getACL`).
+    pub fn get_acl(&self, path: &str) -> Option<(Vec<Acl>, Stat)> {
+        let id = self.lookup(path)?;
+        Some((self.acl_of(self.node(id).acl).to_vec(), self.client_stat(id)))
+    }
+
+    /// `DataTree.getData`: data and Stat; with a watcher, a data watch is left (only when the
+    /// node exists).
+    pub fn get_data(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<(Stat, &[u8]), ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        if let Some(w) = watcher {
+            self.data_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        let stat = self.client_stat(id);
+        Ok((stat, &self.node(id).data))
+    }
+
+    /// `DataTree.statNode` (exists): with a watcher, a data watch is left whether or not the
+    /// node exists.
+    pub fn stat_node(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<Stat, ErrorCode> {
+        if let Some(w) = watcher {
+            self.data_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        self.stat(path).ok_or(ErrorCode::NoNode)
+    }
+
+    /// `DataTree.getChildren` with its Stat; with a watcher, a child watch is left (only when
+    /// the node exists).
+    pub fn get_children_watch(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<(Vec<String>, Stat), ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let stat = self.client_stat(id);
+        let children = self.child_ids(id).map(|c| self.node(c).name().to_string()).collect();
+        if let Some(w) = watcher {
+            self.child_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        Ok((children, stat))
+    }
+
+    /// `getAllChildrenNumber`: the number of descendants of `path` (for `/`, every node but
+    /// the root). None when `path` does not exist.
+    pub fn all_children_number(&self, path: &str) -> Option<i32> {
+        let id = self.lookup(path)?;
+        let mut n = 0i32;
+        let mut stack = vec![id];
+        while let Some(x) = stack.pop() {
+            for c in self.child_ids(x) {
+                n += 1;
+                stack.push(c);
+            }
+        }
+        Some(n)
+    }
+
+    /// `getEphemerals(session)`: the session's ephemeral paths, in the order of ZooKeeper's
+    /// cloned `HashSet` (what getEphemerals and the closeSession txn list).
+    pub fn get_ephemerals(&self, session: SessionId) -> Vec<String> {
+        match self.ephemerals.get(&session.0) {
+            Some(s) => s.java_clone().iter().map(|p| p.to_string()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The clone `getEphemerals(session)` returns, for the prep step to adjust with pending
+    /// changes before listing it in a closeSession txn.
+    pub fn ephemerals_set(&self, session: SessionId) -> JavaHashSet<Box<str>> {
+        self.ephemerals.get(&session.0).map(|s| s.java_clone()).unwrap_or_default()
+    }
+
+    /// Sessions that have (or had, until their close) ephemeral nodes, by id. ZooKeeper keeps
+    /// a session's entry after its last ephemeral is deleted, until the session closes.
+    /// (ZooKeeper iterates a ConcurrentHashMap here; its order is not reproduced.)
+    pub fn sessions_with_ephemerals(&self) -> Vec<SessionId> {
+        self.ephemerals.keys().map(|&s| SessionId(s)).collect()
+    }
+
+    /// Every session's ephemerals (`dump`), sessions by id.
+    pub fn ephemerals_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        self.ephemerals.iter().map(|(&s, set)| (SessionId(s), set.iter().map(|p| p.to_string()).collect())).collect()
+    }
+
+    /// `getEphemeralsCount`.
+    pub fn ephemerals_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    /// Container paths, in the order of `new HashSet<>(containers)` (ZooKeeper copies a
+    /// ConcurrentHashMap key set; entries sharing a bucket are taken in path order here).
+    pub fn containers(&self) -> Vec<String> {
+        let set = JavaHashSet::from_collection(self.containers.iter().map(|p| &**p));
+        set.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// TTL node paths with their TTL in ms, in the order of `new HashSet<>(ttls)` (see
+    /// [`DataTree::containers`]).
+    pub fn ttls(&self) -> Vec<(String, i64)> {
+        let set = JavaHashSet::from_collection(self.ttls.iter().map(|p| &**p));
+        set.iter()
+            .map(|p| {
+                let owner = self.get(p).map_or(0, |n| n.stat.ephemeral_owner);
+                (p.to_string(), EphemeralType::ttl_value(owner))
+            })
+            .collect()
+    }
+
+    /// `ContainerManager.getCandidates` at wall time `now_ms`: empty containers that had a
+    /// child (cversion > 0) or, with `max_never_used_interval_ms` ≠ 0, have been unused longer
+    /// than that; and empty TTL nodes unchanged for longer than their TTL. In the order of
+    /// ZooKeeper's result `HashSet`, i.e. the order the deleteContainer requests are issued.
+    pub fn container_candidates(&self, now_ms: i64, max_never_used_interval_ms: i64) -> Vec<String> {
+        let mut candidates: JavaHashSet<&str> = JavaHashSet::new();
+        for p in self.containers() {
+            if let Some(id) = self.lookup(&p) {
+                let n = self.node(id);
+                if n.num_children() == 0 {
+                    let elapsed = now_ms - n.stat.mtime;
+                    if n.stat.cversion > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
+                        candidates.insert(&n.path);
+                    }
+                }
+            }
+        }
+        for (p, _) in self.ttls() {
+            if let Some(id) = self.lookup(&p) {
+                let n = self.node(id);
+                if n.num_children() == 0
+                    && EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Ttl
+                {
+                    let ttl = EphemeralType::ttl_value(n.stat.ephemeral_owner);
+                    if ttl != 0 && now_ms - n.stat.mtime > ttl {
+                        candidates.insert(&n.path);
+                    }
+                }
+            }
+        }
+        candidates.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// `getNodeCount`: ZooKeeper's node map size, which counts the root twice (`""`, `/`).
+    pub fn node_count(&self) -> usize {
+        self.live + 1
+    }
+
+    /// `cachedApproximateDataSize` (mntr's `zk_approximate_data_size`): path lengths plus
+    /// data lengths, maintained incrementally exactly as ZooKeeper does.
+    pub fn approximate_data_size(&self) -> i64 {
+        self.node_data_size
+    }
+
+    /// `approximateDataSize()`: recomputed over ZooKeeper's node map (root under `""` and
+    /// `/`).
+    pub fn compute_approximate_data_size(&self) -> i64 {
+        let mut s = 0i64;
+        for n in self.slab.iter().flatten() {
+            s += java_len(&n.path) + n.data.len() as i64;
+        }
+        if let Some(r) = self.slab.first().and_then(|n| n.as_ref()) {
+            s += r.data.len() as i64; // the "" alias
+        }
+        s
+    }
+
+    /// The highest zxid applied (`lastProcessedZxid`).
+    pub fn last_processed_zxid(&self) -> Zxid {
+        self.last_processed_zxid
+    }
+
+    pub fn set_last_processed_zxid(&mut self, zxid: Zxid) {
+        self.last_processed_zxid = zxid;
+    }
+
+    /// The ACL cache (`getReferenceCountedAclCache`).
+    pub fn acl_cache(&self) -> &AclCache {
+        &self.acl_cache
+    }
+
+    /// `aclCacheSize`.
+    pub fn acl_cache_size(&self) -> usize {
+        self.acl_cache.len()
+    }
+
+    /// `getMaxPrefixWithQuota`: the quota path covering `path`, if any.
+    pub fn max_prefix_with_quota(&self, path: &str) -> Option<String> {
+        if self.p_trie.is_empty() {
+            return None;
+        }
+        let p = self.p_trie.find_max_prefix(path);
+        if p == "/" || p.is_empty() {
+            None
+        } else {
+            Some(p)
+        }
+    }
+
+    // ---- apply ----
+
+    /// `processTxn`: applies one txn (a multi as a whole) and returns its result and the watch
+    /// notifications it caused. Conditions the prep step should have excluded (NoNode,
+    /// NodeExists, ...) come back as [`TxnResult::Error`] with ZooKeeper's code, with the same
+    /// partial effects ZooKeeper has (a delete of a missing child still bumps the parent's
+    /// pzxid; a create of an existing node still counts an ACL reference).
+    pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyOutcome {
+        let mut out = Vec::new();
+        let result = self.process(hdr, txn, &mut out);
+        if hdr.zxid > self.last_processed_zxid {
+            self.last_processed_zxid = hdr.zxid;
+        }
+        ApplyOutcome { result, deliveries: out }
+    }
+
+    fn process(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<(WatcherId, WatcherEvent)>) -> TxnResult {
+        let zxid = hdr.zxid;
+        let time = hdr.time;
+        let r = match txn {
+            Txn::Create { txn: c, .. } => {
+                let owner = if c.ephemeral { hdr.client_id.0 } else { 0 };
+                self.create_node(&c.path, &c.data, &c.acl, owner, c.parent_cversion, zxid, time, out)
+                    .map(|stat| TxnResult::Created { path: c.path.clone(), stat })
+            }
+            Txn::CreateTtl(c) => match EphemeralType::ttl_to_owner(c.ttl) {
+                // ZooKeeper throws IllegalArgumentException out of processTxn here.
+                None => Err(ErrorCode::BadArguments),
+                Some(owner) => self
+                    .create_node(&c.path, &c.data, &c.acl, owner, c.parent_cversion, zxid, time, out)
+                    .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
+            },
+            Txn::CreateContainer(c) => self
+                .create_node(&c.path, &c.data, &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
+                .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
+            Txn::Delete { path } | Txn::DeleteContainer { path } => self.delete_node(path, zxid, out).map(|_| TxnResult::Deleted),
+            Txn::SetData(s) => {
+                self.set_data_inner(&s.path, &s.data, s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
+            }
+            Txn::SetAcl(s) => self.set_acl(&s.path, &s.acl, s.version).map(|stat| TxnResult::SetAcl { stat }),
+            Txn::CloseSession { paths_to_delete } => {
+                self.kill_session(hdr.client_id.0, zxid, paths_to_delete, out);
+                Ok(TxnResult::SessionClosed)
+            }
+            Txn::CreateSession { .. } => Ok(TxnResult::SessionCreated),
+            Txn::Error { err } => Ok(TxnResult::Error(ErrorCode::from_code(*err).unwrap_or(ErrorCode::SystemError))),
+            Txn::Check(_) => Ok(TxnResult::Check),
+            Txn::Multi(members) => Ok(self.process_multi(hdr, members, out)),
+        };
+        match r {
+            Ok(r) => r,
+            Err(e) => {
+                // A create (op 1 only) replayed onto an existing node still moves the parent's
+                // cversion/pzxid forward (fuzzy snapshot replay).
+                if let (ErrorCode::NodeExists, Txn::Create { txn: c, create2: false }) = (e, txn) {
+                    if let Some((parent, _)) = split_path(&c.path) {
+                        if let Err(e2) = self.set_cversion_pzxid(parent, c.parent_cversion, zxid) {
+                            return TxnResult::Error(e2);
+                        }
+                    }
+                }
+                TxnResult::Error(e)
+            }
+        }
+    }
+
+    fn process_multi(&mut self, hdr: &TxnHeader, members: &[Txn], out: &mut Vec<(WatcherId, WatcherEvent)>) -> TxnResult {
+        let failed = members.iter().any(|m| matches!(m, Txn::Error { .. }));
+        let mut post_failed = false;
+        let mut results = Vec::with_capacity(members.len());
+        for m in members {
+            let valid = match m {
+                Txn::Create { create2, .. } => !*create2 || self.opts.flavor == Flavor::V3_9,
+                Txn::CreateTtl(_)
+                | Txn::CreateContainer(_)
+                | Txn::Delete { .. }
+                | Txn::DeleteContainer { .. }
+                | Txn::SetData(_)
+                | Txn::Check(_)
+                | Txn::Error { .. } => true,
+                _ => false,
+            };
+            if !valid {
+                // ZooKeeper: IOException("Invalid type of op"), the rest is not applied.
+                break;
+            }
+            if matches!(m, Txn::Error { .. }) {
+                post_failed = true;
+            }
+            let sub_hdr = TxnHeader { op: m.op().code(), ..hdr.clone() };
+            let r = if failed && !matches!(m, Txn::Error { .. }) {
+                let ec = if post_failed { ErrorCode::RuntimeInconsistency } else { ErrorCode::Ok };
+                self.process(&sub_hdr, &Txn::Error { err: ec.code() }, out)
+            } else {
+                self.process(&sub_hdr, m, out)
+            };
+            results.push(r);
+        }
+        TxnResult::Multi(results)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        zxid: Zxid,
+        time: i64,
+        out: &mut Vec<(WatcherId, WatcherEvent)>,
+    ) -> Result<Stat, ErrorCode> {
+        let (parent_name, child_name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
+        let pid = self.lookup(parent_name).ok_or(ErrorCode::NoNode)?;
+        // The ACL reference is taken before the existence check, as in ZooKeeper.
+        let acl_id = self.acl_cache.convert_acls(acl);
+        if path == "/" || child_name.is_empty() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if let Some(existing) = self.lookup(path) {
+            if self.opts.flavor == Flavor::V3_9 {
+                self.node_mut(existing).acl = acl_id;
+            }
+            return Err(ErrorCode::NodeExists);
+        }
+        self.digest_remove(pid);
+        {
+            let p = &mut self.node_mut(pid).stat;
+            let new_cv = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
+            if new_cv > p.cversion {
+                p.cversion = new_cv;
+                p.pzxid = zxid;
+            }
+        }
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            pzxid: zxid,
+        };
+        let id = self.insert_node(Node { path: path.into(), data: data.into(), acl: acl_id, stat, children: None });
+        self.add_child(pid, id);
+        self.digest_add(pid);
+        self.node_data_size += java_len(path) + data.len() as i64;
+        self.digest_add(id);
+        match EphemeralType::of(ephemeral_owner, self.opts.extended_types_enabled) {
+            EphemeralType::Container => {
+                self.containers.insert(path.into());
+            }
+            EphemeralType::Ttl => {
+                self.ttls.insert(path.into());
+            }
+            _ if ephemeral_owner != 0 => {
+                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
+            }
+            _ => {}
+        }
+        let out_stat = self.client_stat(id);
+        // Quota bookkeeping.
+        if let Some(trimmed) = parent_name.strip_prefix(quota::QUOTA_ZOOKEEPER) {
+            if child_name == quota::LIMIT_NODE && !trimmed.is_empty() {
+                self.p_trie.add_path(trimmed);
+            }
+            if child_name == quota::STAT_NODE {
+                self.update_quota_for_path(trimmed);
+            }
+        }
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, data.len() as i64, 1);
+        }
+        let mut ws = Vec::new();
+        self.data_watches.trigger(path, EventType::NodeCreated, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeCreated, path))));
+        self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name))));
+        Ok(out_stat)
+    }
+
+    fn delete_node(&mut self, path: &str, zxid: Zxid, out: &mut Vec<(WatcherId, WatcherEvent)>) -> Result<(), ErrorCode> {
+        let (parent_name, child_name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
+        if path == "/" || child_name.is_empty() {
+            // ZooKeeper's prep rejects this; applying it would corrupt the tree.
+            return Err(ErrorCode::BadArguments);
+        }
+        let pid = self.lookup(parent_name).ok_or(ErrorCode::NoNode)?;
+        let id = self.lookup(path);
+        if let Some(id) = id {
+            if self.node(id).num_children() > 0 {
+                // ZooKeeper's prep rejects this (NotEmpty); applying it would orphan nodes.
+                return Err(ErrorCode::NotEmpty);
+            }
+        }
+        // The parent changes (and its pzxid moves forward) even when the child is missing.
+        self.digest_remove(pid);
+        if let Some(id) = id {
+            self.remove_child(pid, id);
+        }
+        {
+            let p = &mut self.node_mut(pid).stat;
+            if zxid > p.pzxid {
+                p.pzxid = zxid;
+            }
+        }
+        self.digest_add(pid);
+        let id = id.ok_or(ErrorCode::NoNode)?;
+        self.digest_remove(id);
+        let node = self.remove_node(id);
+        self.acl_cache.remove_usage(node.acl);
+        self.node_data_size -= java_len(path) + node.data.len() as i64;
+        let owner = node.stat.ephemeral_owner;
+        match EphemeralType::of(owner, self.opts.extended_types_enabled) {
+            EphemeralType::Container => {
+                self.containers.remove(path);
+            }
+            EphemeralType::Ttl => {
+                self.ttls.remove(path);
+            }
+            _ if owner != 0 => {
+                if let Some(set) = self.ephemerals.get_mut(&owner) {
+                    set.remove(path);
+                }
+            }
+            _ => {}
+        }
+        if parent_name.starts_with(PROC_ZOOKEEPER) && child_name == quota::LIMIT_NODE {
+            // Quotas.trimQuotaPath: drop the first len("/zookeeper/quota") characters.
+            if let Some(trimmed) = parent_name.get(quota::QUOTA_ZOOKEEPER.len()..).filter(|t| !t.is_empty()) {
+                self.p_trie.delete_path(trimmed);
+            }
+        }
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, -(node.data.len() as i64), -1);
+        }
+        let mut ws = Vec::new();
+        let processed = self.data_watches.trigger(path, EventType::NodeDeleted, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path))));
+        self.child_watches.trigger(path, EventType::NodeDeleted, Some(&processed), &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path))));
+        self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name))));
+        Ok(())
+    }
+
+    fn set_data_inner(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        zxid: Zxid,
+        time: i64,
+        out: &mut Vec<(WatcherId, WatcherEvent)>,
+    ) -> Result<Stat, ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        self.digest_remove(id);
+        let last_len = {
+            let n = self.node_mut(id);
+            let last = std::mem::replace(&mut n.data, data.into());
+            n.stat.mtime = time;
+            n.stat.mzxid = zxid;
+            n.stat.version = version;
+            last.len() as i64
+        };
+        let stat = self.client_stat(id);
+        self.digest_add(id);
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, data.len() as i64 - last_len, 0);
+        }
+        self.node_data_size += data.len() as i64 - last_len;
+        let mut ws = Vec::new();
+        self.data_watches.trigger(path, EventType::NodeDataChanged, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path))));
+        Ok(stat)
+    }
+
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let old = self.node(id).acl;
+        self.acl_cache.remove_usage(old);
+        self.digest_remove(id);
+        let new_id = self.acl_cache.convert_acls(acl);
+        {
+            let n = self.node_mut(id);
+            n.stat.aversion = version;
+            n.acl = new_id;
+        }
+        let stat = self.client_stat(id);
+        self.digest_add(id);
+        Ok(stat)
+    }
+
+    /// `setCversionPzxid`: raises the node's cversion (−1 = current + 1) and sets its pzxid,
+    /// only if the new cversion is larger.
+    pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: Zxid) -> Result<(), ErrorCode> {
+        let path = if path.len() > 1 && path.ends_with('/') { &path[..path.len() - 1] } else { path };
+        let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let cur = self.node(id).stat.cversion;
+        let new_cversion = if new_cversion == -1 { cur.wrapping_add(1) } else { new_cversion };
+        if new_cversion > cur {
+            self.digest_remove(id);
+            let n = self.node_mut(id);
+            n.stat.cversion = new_cversion;
+            n.stat.pzxid = zxid;
+            self.digest_add(id);
+        }
+        Ok(())
+    }
+
+    /// `killSession`: deletes the paths the txn lists, in order, then whatever else the
+    /// session still owns in its set's iteration order. Missing nodes are skipped.
+    fn kill_session(&mut self, session: i64, zxid: Zxid, paths_in_txn: &[String], out: &mut Vec<(WatcherId, WatcherEvent)>) {
+        let local = self.ephemerals.remove(&session);
+        for p in paths_in_txn {
+            let _ = self.delete_node(p, zxid, out);
+        }
+        let Some(mut local) = local else { return };
+        for p in paths_in_txn {
+            local.remove(p.as_str());
+        }
+        let rest: Vec<Box<str>> = local.iter().cloned().collect();
+        for p in rest {
+            let _ = self.delete_node(&p, zxid, out);
+        }
+    }
+
+    fn update_quota_stat(&mut self, last_prefix: &str, bytes_diff: i64, count_diff: i64) {
+        let sp = quota::stat_path(last_prefix);
+        let Some(id) = self.lookup(&sp) else { return };
+        let mut st = StatsTrack::parse(&self.node(id).data);
+        st.set_count(st.count() + count_diff);
+        st.set_bytes(st.bytes() + bytes_diff);
+        // Under /zookeeper/: no digest, and ZooKeeper does not adjust the cached data size.
+        self.node_mut(id).data = st.to_text().into_bytes().into();
+    }
+
+    fn update_quota_for_path(&mut self, path: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        if let Some(id) = self.lookup(path) {
+            let mut stack = vec![id];
+            while let Some(x) = stack.pop() {
+                count += 1;
+                bytes += self.node(x).data.len() as i64;
+                stack.extend(self.child_ids(x));
+            }
+        }
+        let mut st = StatsTrack::default();
+        st.set_bytes(bytes);
+        st.set_count(count);
+        let sp = quota::stat_path(path);
+        if let Some(id) = self.lookup(&sp) {
+            self.digest_remove(id);
+            self.node_mut(id).data = st.to_text().into_bytes().into();
+            self.digest_add(id);
+        }
+    }
+
+    // ---- watches ----
+
+    /// Leaves a watch (getData/exists/getChildren with watch=true, or addWatch).
+    pub fn add_watch(&mut self, path: &str, kind: WatchKind, watcher: WatcherId) {
+        match kind {
+            WatchKind::Data | WatchKind::Exist => {
+                self.data_watches.add_watch(path, watcher, WatcherMode::Standard);
+            }
+            WatchKind::Child => {
+                self.child_watches.add_watch(path, watcher, WatcherMode::Standard);
+            }
+            WatchKind::Persistent => {
+                self.data_watches.add_watch(path, watcher, WatcherMode::Persistent);
+                self.child_watches.add_watch(path, watcher, WatcherMode::Persistent);
+            }
+            WatchKind::PersistentRecursive => {
+                self.data_watches.add_watch(path, watcher, WatcherMode::PersistentRecursive);
+                if self.opts.flavor == Flavor::V3_8 {
+                    self.child_watches.add_watch(path, watcher, WatcherMode::PersistentRecursive);
+                }
+            }
+        }
+    }
+
+    /// `containsWatcher(path, type, watcher)` (checkWatches). In 3.8 only Children, Data and
+    /// Any exist (ZooKeeper 3.8 fails the request for the others before reaching the tree;
+    /// false here), and a table "contains" the watcher when the path has any watcher.
+    pub fn contains_watch(&self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
+        let (d, c) = (&self.data_watches, &self.child_watches);
+        match self.opts.flavor {
+            Flavor::V3_8 => match ty {
+                WatcherType::Children => c.contains_watcher(path, watcher, None),
+                WatcherType::Data => d.contains_watcher(path, watcher, None),
+                WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
+                WatcherType::Persistent | WatcherType::PersistentRecursive => false,
+            },
+            Flavor::V3_9 => match ty {
+                WatcherType::Children => c.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
+                WatcherType::Data => d.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
+                WatcherType::Persistent => d.contains_watcher(path, watcher, Some(WatcherMode::Persistent)),
+                WatcherType::PersistentRecursive => d.contains_watcher(path, watcher, Some(WatcherMode::PersistentRecursive)),
+                WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
+            },
+        }
+    }
+
+    /// `removeWatch(path, type, watcher)` (removeWatches); true when something was removed.
+    /// In 3.8 Data/Children remove the (path, watcher) entry of that table whatever its mode;
+    /// Persistent/PersistentRecursive do not exist (false here).
+    pub fn remove_watches(&mut self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
+        let flavor = self.opts.flavor;
+        let (d, c) = (&mut self.data_watches, &mut self.child_watches);
+        match (flavor, ty) {
+            (Flavor::V3_8, WatcherType::Children) => c.remove_watch(path, watcher, None),
+            (Flavor::V3_8, WatcherType::Data) => d.remove_watch(path, watcher, None),
+            (Flavor::V3_8, WatcherType::Any) => {
+                let a = c.remove_watch(path, watcher, None);
+                let b = d.remove_watch(path, watcher, None);
+                a || b
+            }
+            (Flavor::V3_8, _) => false,
+            (Flavor::V3_9, WatcherType::Children) => c.remove_watch(path, watcher, Some(WatcherMode::Standard)),
+            (Flavor::V3_9, WatcherType::Data) => d.remove_watch(path, watcher, Some(WatcherMode::Standard)),
+            (Flavor::V3_9, WatcherType::Persistent) => {
+                let a = c.remove_watch(path, watcher, Some(WatcherMode::Persistent));
+                let b = d.remove_watch(path, watcher, Some(WatcherMode::Persistent));
+                a || b
+            }
+            (Flavor::V3_9, WatcherType::PersistentRecursive) => {
+                d.remove_watch(path, watcher, Some(WatcherMode::PersistentRecursive))
+            }
+            (Flavor::V3_9, WatcherType::Any) => {
+                let a = c.remove_watch(path, watcher, None);
+                let b = d.remove_watch(path, watcher, None);
+                a || b
+            }
+        }
+    }
+
+    /// `removeCnxn`: drops every watch of a closed connection.
+    pub fn remove_watcher(&mut self, watcher: WatcherId) {
+        self.data_watches.remove_watcher(watcher);
+        self.child_watches.remove_watcher(watcher);
+    }
+
+    /// `setWatches` / `setWatches2` after a reconnect: for each data watch, NodeDeleted if the
+    /// node is gone, NodeDataChanged if its mzxid is past `relative_zxid`, else the watch is
+    /// set; for each exist watch, NodeCreated if the node exists, else set; for each child
+    /// watch, NodeDeleted if gone, NodeChildrenChanged if its pzxid is past `relative_zxid`,
+    /// else set; persistent and persistent-recursive watches are simply set. Returns the
+    /// immediate notifications in that order.
+    pub fn set_watches(&mut self, relative_zxid: Zxid, w: &SetWatches2, watcher: WatcherId) -> Vec<(WatcherId, WatcherEvent)> {
+        let mut out = Vec::new();
+        for p in &w.data_watches {
+            match self.lookup(p) {
+                None => out.push((watcher, event(EventType::NodeDeleted, p))),
+                Some(id) if self.node(id).stat.mzxid > relative_zxid => {
+                    out.push((watcher, event(EventType::NodeDataChanged, p)))
+                }
+                Some(_) => {
+                    self.data_watches.add_watch(p, watcher, WatcherMode::Standard);
+                }
+            }
+        }
+        for p in &w.exist_watches {
+            if self.lookup(p).is_some() {
+                out.push((watcher, event(EventType::NodeCreated, p)));
+            } else {
+                self.data_watches.add_watch(p, watcher, WatcherMode::Standard);
+            }
+        }
+        for p in &w.child_watches {
+            match self.lookup(p) {
+                None => out.push((watcher, event(EventType::NodeDeleted, p))),
+                Some(id) if self.node(id).stat.pzxid > relative_zxid => {
+                    out.push((watcher, event(EventType::NodeChildrenChanged, p)))
+                }
+                Some(_) => {
+                    self.child_watches.add_watch(p, watcher, WatcherMode::Standard);
+                }
+            }
+        }
+        for p in &w.persistent_watches {
+            self.child_watches.add_watch(p, watcher, WatcherMode::Persistent);
+            self.data_watches.add_watch(p, watcher, WatcherMode::Persistent);
+        }
+        for p in &w.persistent_recursive_watches {
+            if self.opts.flavor == Flavor::V3_8 {
+                self.child_watches.add_watch(p, watcher, WatcherMode::PersistentRecursive);
+            }
+            self.data_watches.add_watch(p, watcher, WatcherMode::PersistentRecursive);
+        }
+        out
+    }
+
+    /// `getWatchCount` (mntr's `zk_watch_count`): data + child watch table sizes.
+    pub fn watch_count(&self) -> usize {
+        self.data_watches.size() + self.child_watches.size()
+    }
+
+    /// `wchs`: the summary of the *data* watch table, as ZooKeeper prints it.
+    pub fn watch_summary(&self) -> WatchesSummary {
+        self.data_watches.summary()
+    }
+
+    /// `wchc`: data-table watches per watcher (watchers by id, paths in Java order).
+    pub fn watches_by_watcher(&self) -> Vec<(WatcherId, Vec<String>)> {
+        self.data_watches.by_watcher()
+    }
+
+    /// `wchp`: data-table watchers per path (paths in Java order).
+    pub fn watches_by_path(&self) -> Vec<(String, Vec<WatcherId>)> {
+        self.data_watches.by_path()
+    }
+
+    pub fn data_watches(&self) -> &WatchManager {
+        &self.data_watches
+    }
+
+    pub fn child_watches(&self) -> &WatchManager {
+        &self.child_watches
+    }
+
+    // ---- snapshots ----
+
+    /// Visits every node in the order ZooKeeper's `serializeNode` writes a snapshot: depth
+    /// first from the root (whose path is written as `""`), children in set order.
+    pub fn for_each_node_in_snapshot_order(&self, mut f: impl FnMut(&str, &[u8], i64, &StatPersisted)) {
+        let mut stack: Vec<NodeId> = vec![ROOT];
+        while let Some(id) = stack.pop() {
+            let n = self.node(id);
+            let path: &str = if id == ROOT { "" } else { &n.path };
+            f(path, &n.data, n.acl, &n.stat);
+            let kids: Vec<NodeId> = self.child_ids(id).collect();
+            stack.extend(kids.into_iter().rev());
+        }
+    }
+
+    /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
+    /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
+    /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL
+    /// entries. The last processed zxid is left at 0.
+    pub fn from_snapshot<I>(opts: TreeOptions, acls: Vec<(i64, Vec<Acl>)>, nodes: I) -> Result<DataTree, SnapshotError>
+    where
+        I: IntoIterator<Item = (String, Vec<u8>, i64, StatPersisted)>,
+    {
+        // A fresh tree first: its config node takes ACL id 1, which keeps aclIndex ≥ 1.
+        let fresh = DataTree::with_options(opts);
+        let mut t = DataTree::empty(opts);
+        t.acl_cache = fresh.acl_cache;
+        t.acl_cache.load(acls);
+        let mut saw_root = false;
+        for (path, data, acl, stat) in nodes {
+            let path = if path.is_empty() { "/".to_string() } else { path };
+            if path == "/" {
+                if saw_root {
+                    return Err(SnapshotError::DuplicatePath(path));
+                }
+                saw_root = true;
+                let id = t.insert_node(Node { path: path.into(), data: data.into(), acl, stat, children: None });
+                debug_assert_eq!(id, ROOT);
+                t.acl_cache.add_usage(acl);
+                t.digest_add(id);
+                continue;
+            }
+            if !saw_root {
+                return Err(SnapshotError::MissingParent(path));
+            }
+            let (parent, _) = split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+            let pid = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+            if t.lookup(&path).is_some() {
+                return Err(SnapshotError::DuplicatePath(path));
+            }
+            let owner = stat.ephemeral_owner;
+            let id = t.insert_node(Node { path: path.as_str().into(), data: data.into(), acl, stat, children: None });
+            t.acl_cache.add_usage(acl);
+            t.add_child(pid, id);
+            t.digest_add(id);
+            match EphemeralType::of(owner, opts.extended_types_enabled) {
+                EphemeralType::Container => {
+                    t.containers.insert(path.as_str().into());
+                }
+                EphemeralType::Ttl => {
+                    t.ttls.insert(path.as_str().into());
+                }
+                _ if owner != 0 => {
+                    t.ephemerals.entry(owner).or_default().insert(path.as_str().into());
+                }
+                _ => {}
+            }
+        }
+        if !saw_root {
+            return Err(SnapshotError::MissingRoot);
+        }
+        t.node_data_size = t.compute_approximate_data_size();
+        t.setup_quota();
+        t.acl_cache.purge_unused();
+        Ok(t)
+    }
+
+    /// `setupQuota`: registers every `zookeeper_limits` leaf under `/zookeeper/quota` and
+    /// recomputes its stats node.
+    fn setup_quota(&mut self) {
+        let Some(qid) = self.lookup(quota::QUOTA_ZOOKEEPER) else { return };
+        let mut stack = vec![qid];
+        let mut found = Vec::new();
+        while let Some(id) = stack.pop() {
+            let n = self.node(id);
+            if n.num_children() == 0 {
+                let end = format!("/{}", quota::LIMIT_NODE);
+                if n.path.ends_with(&end) {
+                    if let Some(i) = n.path.find(&end) {
+                        found.push(n.path[quota::QUOTA_ZOOKEEPER.len()..i].to_string());
+                    }
+                }
+                continue;
+            }
+            stack.extend(self.child_ids(id));
+        }
+        for real in found {
+            self.update_quota_for_path(&real);
+            if !real.is_empty() {
+                self.p_trie.add_path(&real);
+            }
+        }
+    }
+
+    /// Checks the tree's internal invariants (for tests): every node's parent exists and lists
+    /// it, numChildren matches, ephemerals/containers/TTL sets match the owners, the digest
+    /// and approximate data size agree with a recomputation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut count = 0usize;
+        for (i, n) in self.slab.iter().enumerate() {
+            let Some(n) = n else { continue };
+            count += 1;
+            let id = i as NodeId;
+            if self.lookup(&n.path) != Some(id) {
+                return Err(format!("index does not find {}", n.path));
+            }
+            if let Some(c) = &n.children {
+                for cid in c.iter() {
+                    let cn = self.node(*cid);
+                    match split_path(&cn.path) {
+                        Some((p, _)) if p == &*n.path => {}
+                        _ => return Err(format!("{} listed under {}", cn.path, n.path)),
+                    }
+                }
+            }
+            if id != ROOT {
+                let (parent, _) = split_path(&n.path).ok_or("relative path")?;
+                let pid = self.lookup(parent).ok_or_else(|| format!("{} has no parent", n.path))?;
+                let listed = self.node(pid).children.as_ref().is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
+                if !listed {
+                    return Err(format!("{} not in its parent's children", n.path));
+                }
+                if n.stat.czxid > n.stat.mzxid {
+                    return Err(format!("{}: czxid > mzxid", n.path));
+                }
+            }
+            if self.acl_cache.convert_long(n.acl).is_none() {
+                return Err(format!("{}: unknown ACL id {}", n.path, n.acl));
+            }
+            let owner = n.stat.ephemeral_owner;
+            let ok = match EphemeralType::of(owner, self.opts.extended_types_enabled) {
+                EphemeralType::Container => self.containers.contains(&n.path),
+                EphemeralType::Ttl => self.ttls.contains(&n.path),
+                EphemeralType::Normal => self.ephemerals.get(&owner).is_some_and(|s| s.contains(&*n.path)),
+                EphemeralType::Void => true,
+            };
+            if !ok {
+                return Err(format!("{}: owner {owner:#x} not indexed", n.path));
+            }
+        }
+        if count != self.live || self.index.len() != self.live {
+            return Err("live count mismatch".into());
+        }
+        let eph: usize = self.ephemerals_count();
+        let eph_nodes = self
+            .slab
+            .iter()
+            .flatten()
+            .filter(|n| EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Normal)
+            .count();
+        if eph != eph_nodes {
+            return Err(format!("ephemerals count {eph} vs {eph_nodes} nodes"));
+        }
+        if self.digest != self.compute_digest() {
+            return Err("digest differs from recomputation".into());
+        }
+        Ok(())
+    }
+
+    /// Approximate heap bytes held by the tree's node storage (for memory checks).
+    pub fn approximate_heap_bytes(&self) -> usize {
+        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>() + self.index.capacity() * (4 + 1);
+        for n in self.slab.iter().flatten() {
+            b += n.path.len() + n.data.len();
+            if let Some(c) = &n.children {
+                b += std::mem::size_of::<JavaHashSet<NodeId>>() + c.heap_bytes();
+            }
+        }
+        b
+    }
+}
+
+/// Why a snapshot could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    MissingRoot,
+    /// A node came before its parent.
+    MissingParent(String),
+    DuplicatePath(String),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::MissingRoot => write!(f, "snapshot has no root node"),
+            SnapshotError::MissingParent(p) => write!(f, "invalid DataTree: no parent for {p}"),
+            SnapshotError::DuplicatePath(p) => write!(f, "invalid DataTree: {p} appears twice"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// The op codes `apply` dispatches on, for documentation of what it accepts.
+pub const APPLIED_OPS: &[OpCode] = &[
+    OpCode::Create,
+    OpCode::Create2,
+    OpCode::CreateTtl,
+    OpCode::CreateContainer,
+    OpCode::Delete,
+    OpCode::DeleteContainer,
+    OpCode::SetData,
+    OpCode::SetAcl,
+    OpCode::Check,
+    OpCode::CreateSession,
+    OpCode::CloseSession,
+    OpCode::Error,
+    OpCode::Multi,
+];
