@@ -1,1 +1,106 @@
-fn main() {}
+//! The `rzk` binary: `rzk server [--config zoo.cfg]` runs a server. With no config it runs a
+//! standalone server on port 2181 with its data under ./data.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server (standalone on port 2181 with data under ./data when no config is given).
+    Server {
+        /// A zoo.cfg in Apache ZooKeeper's format.
+        #[arg(long, short = 'c', value_name = "zoo.cfg")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RZK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server { config } => server(config),
+    }
+}
+
+fn server(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match &config {
+        None => rzk_config::ServerConfig::default_standalone(),
+        Some(path) => match rzk_config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rzk: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    for (key, line, reason) in &cfg.ignored {
+        tracing::info!(key = %key, line, "zoo.cfg key ignored: {reason}");
+    }
+    for (key, line, reason) in &cfg.warnings {
+        tracing::warn!(key = %key, line, "zoo.cfg: {reason}");
+    }
+    if !cfg.is_standalone() {
+        eprintln!("rzk: this build runs standalone servers only; the zoo.cfg lists {} servers", cfg.servers.len());
+        return ExitCode::from(2);
+    }
+    let addr = match rzk_server::shell::client_addr(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rzk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rzk: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match rzk_server::shell::bind(addr, cfg.client_port_listen_backlog.max(50) as u32) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rzk: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening (data in memory only)");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        match rzk_server::shell::run(cfg, listener, stop_rx).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rzk: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

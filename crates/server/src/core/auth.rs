@@ -1,0 +1,269 @@
+//! Authentication and ACLs, as ZooKeeper's auth providers and `checkACL` do them:
+//! `world:anyone`, `auth` (expanded at create/setACL to the caller's authenticated ids),
+//! `digest` (`user:base64(sha1(user:password))`), `ip` (address or CIDR), and `super`.
+//! Also the session password, derived from the session id as ZooKeeper derives it.
+
+use base64::Engine;
+use rzk_proto::{perms, Acl, ErrorCode, Id, SessionId};
+use sha1::{Digest, Sha1};
+use std::net::IpAddr;
+
+/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`.
+pub fn generate_digest(id_password: &str) -> String {
+    let user = id_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(id_password.as_bytes());
+    format!("{}:{}", user, base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+/// What the digest scheme accepts as an ACL id: `user:hash`, exactly two parts.
+fn digest_id_is_valid(id: &str) -> bool {
+    id.split(':').count() == 2
+}
+
+/// Parses `addr` or `addr/bits` for the ip scheme.
+fn parse_ip_acl(id: &str) -> Option<(IpAddr, u32)> {
+    let (addr, bits) = match id.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (id, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b.parse::<u32>().ok().filter(|b| *b <= max)?,
+        None => max,
+    };
+    Some((addr, bits))
+}
+
+fn ip_matches(client: &str, acl_id: &str) -> bool {
+    let (Some((net, bits)), Ok(client)) = (parse_ip_acl(acl_id), client.parse::<IpAddr>()) else {
+        return false;
+    };
+    match (net, client) {
+        (IpAddr::V4(n), IpAddr::V4(c)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(c) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(c)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(c) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The ids a connection has authenticated as, plus the superuser digest from the config.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`, e.g. `super:base64hash`.
+    pub super_digest: Option<String>,
+    /// `zookeeper.skipACL=yes` turns every check off.
+    pub skip_acl: bool,
+}
+
+/// Handles an auth packet. Returns the ids to add to the connection, or AuthFailed.
+pub fn authenticate(cfg: &AuthConfig, scheme: &str, auth: &[u8]) -> Result<Vec<Id>, ErrorCode> {
+    match scheme {
+        "digest" => {
+            let id = String::from_utf8_lossy(auth).into_owned();
+            let digest = generate_digest(&id);
+            let mut ids = Vec::new();
+            if cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                ids.push(Id::new("super", ""));
+            }
+            ids.push(Id::new("digest", &digest));
+            Ok(ids)
+        }
+        _ => Err(ErrorCode::AuthFailed),
+    }
+}
+
+/// `ZooKeeperServer.checkACL`: does any entry of `acl` grant `perm` to one of `ids`?
+pub fn check_acl(cfg: &AuthConfig, acl: &[Acl], perm: i32, ids: &[Id]) -> Result<(), ErrorCode> {
+    if cfg.skip_acl {
+        return Ok(());
+    }
+    if ids.iter().any(|id| id.scheme == "super") {
+        return Ok(());
+    }
+    if acl.is_empty() {
+        return Ok(());
+    }
+    for a in acl {
+        if a.perms & perm == 0 {
+            continue;
+        }
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return Ok(());
+        }
+        for id in ids.iter().filter(|id| id.scheme == a.id.scheme) {
+            let matched = match a.id.scheme.as_str() {
+                "ip" => ip_matches(&id.id, &a.id.id),
+                "digest" | "super" => id.id == a.id.id,
+                _ => false,
+            };
+            if matched {
+                return Ok(());
+            }
+        }
+    }
+    Err(ErrorCode::NoAuth)
+}
+
+/// `PrepRequestProcessor.fixupACL`: validates an ACL list and expands `auth` entries to the
+/// caller's authenticated ids. Empty lists and unknown schemes are InvalidACL.
+pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+    if acl.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    let push = |a: Acl, out: &mut Vec<Acl>| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for a in acl {
+        // ZooKeeper refuses permission bits outside ALL? It does not; it stores them as given.
+        match a.id.scheme.as_str() {
+            "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
+            "auth" => {
+                let mut any = false;
+                for id in ids.iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
+                    any = true;
+                    push(Acl { perms: a.perms, id: id.clone() }, &mut out);
+                }
+                if !any {
+                    return Err(ErrorCode::InvalidAcl);
+                }
+            }
+            "digest" if digest_id_is_valid(&a.id.id) => push(a.clone(), &mut out),
+            "ip" if parse_ip_acl(&a.id.id).is_some() => push(a.clone(), &mut out),
+            "super" => push(a.clone(), &mut out),
+            _ => return Err(ErrorCode::InvalidAcl),
+        }
+    }
+    Ok(out)
+}
+
+/// Schemes whose ids count as "authenticated" for the `auth` ACL scheme (ip does not).
+fn is_authenticated_scheme(scheme: &str) -> bool {
+    matches!(scheme, "digest" | "super")
+}
+
+/// For whoAmI: the user name each provider reports for an id.
+pub fn user_name(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+        _ => id.id.clone(),
+    }
+}
+
+/// getACL without ADMIN permission hides digest hashes: `user:x`.
+pub fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or("");
+                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// The all-permissions mask, for checks that need "any".
+pub const PERMS_READ_OR_ADMIN: i32 = perms::READ | perms::ADMIN;
+
+/// The session password: ZooKeeper fills 16 bytes from `java.util.Random(sessionId ^ 0xB3415C00)`,
+/// so a session moves between rzk and Apache ZooKeeper servers with the same password.
+pub fn session_password(session: SessionId) -> Vec<u8> {
+    const SUPER_SECRET: i64 = 0xB341_5C00;
+    let mut rng = JavaRandom::new(session.0 ^ SUPER_SECRET);
+    let mut p = vec![0u8; 16];
+    rng.next_bytes(&mut p);
+    p
+}
+
+/// `java.util.Random`'s 48-bit linear congruential generator.
+struct JavaRandom {
+    seed: i64,
+}
+
+impl JavaRandom {
+    const MULT: i64 = 0x5_DEEC_E66D;
+    const MASK: i64 = (1 << 48) - 1;
+
+    fn new(seed: i64) -> Self {
+        JavaRandom { seed: (seed ^ Self::MULT) & Self::MASK }
+    }
+
+    fn next(&mut self, bits: u32) -> i32 {
+        self.seed = (self.seed.wrapping_mul(Self::MULT).wrapping_add(0xB)) & Self::MASK;
+        (self.seed >> (48 - bits)) as i32
+    }
+
+    fn next_bytes(&mut self, out: &mut [u8]) {
+        let mut i = 0;
+        while i < out.len() {
+            let mut rnd = self.next(32);
+            let n = (out.len() - i).min(4);
+            for _ in 0..n {
+                out[i] = rnd as u8;
+                i += 1;
+                rnd >>= 8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // zkCli: addauth digest user:password; the well-known digest of "super:admin" etc.
+        assert_eq!(generate_digest("user:password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
+        assert_eq!(generate_digest("super:admin"), "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
+    }
+
+    #[test]
+    fn ip_acls() {
+        assert!(ip_matches("127.0.0.1", "127.0.0.1"));
+        assert!(ip_matches("127.0.0.5", "127.0.0.0/8"));
+        assert!(!ip_matches("10.0.0.1", "127.0.0.0/8"));
+        assert!(ip_matches("10.0.0.1", "0.0.0.0/0"));
+    }
+
+    #[test]
+    fn acl_checks() {
+        let cfg = AuthConfig::default();
+        let d = generate_digest("u:p");
+        let acl = vec![Acl::new(perms::READ, "digest", &d)];
+        assert_eq!(check_acl(&cfg, &acl, perms::READ, &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::NoAuth));
+        assert!(check_acl(&cfg, &acl, perms::READ, &[Id::new("digest", &d)]).is_ok());
+        assert_eq!(check_acl(&cfg, &acl, perms::WRITE, &[Id::new("digest", &d)]), Err(ErrorCode::NoAuth));
+        assert!(check_acl(&cfg, &acl, perms::WRITE, &[Id::new("super", "")]).is_ok());
+    }
+
+    #[test]
+    fn fixup() {
+        assert_eq!(fixup_acl(&[], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&Acl::creator_all(), &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
+        let ids = [Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
+        assert_eq!(fixup_acl(&Acl::creator_all(), &ids).unwrap(), vec![Acl::new(perms::ALL, "digest", "u:h")]);
+        assert_eq!(fixup_acl(&[Acl::new(1, "world", "nobody")], &ids), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&[Acl::new(1, "digest", "nocolon")], &ids), Err(ErrorCode::InvalidAcl));
+    }
+
+    #[test]
+    fn java_random_matches_java() {
+        // new java.util.Random(42).nextInt() == -1170105035
+        let mut r = JavaRandom::new(42);
+        assert_eq!(r.next(32), -1170105035);
+        // Random(0x0100000012345678 ^ 0xB3415C00).nextBytes(16), printed by Java.
+        let p: Vec<i8> = session_password(SessionId(0x0100_0000_1234_5678)).iter().map(|b| *b as i8).collect();
+        assert_eq!(p, vec![0, 120, 4, -84, 104, 57, -43, 38, -76, 30, 4, 116, 53, 98, 105, -124]);
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure core of a server: everything between a decoded frame and the bytes to send back,
+//! with no I/O and no clock. Time comes in with each input; actions come out.
+//!
+//! - [`server`]: `ZooKeeperServer`, the one owner of the tree, sessions, connections and the
+//!   request pipeline (prep → append → persisted → apply → reply).
+//! - [`prep`]: validation and txn building over the outstanding changes.
+//! - [`session`]: the session tracker with tick-bucketed expiry.
+//! - [`auth`]: auth providers, ACL checks, session passwords.
+//! - [`path`]: ZooKeeper's path rules.
+//! - [`fourlw`]: the four-letter words' output.
+
+pub mod auth;
+pub mod fourlw;
+pub mod path;
+pub mod prep;
+pub mod server;
+pub mod session;
+
+pub use server::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};

@@ -1,0 +1,354 @@
+//! The prep step: ZooKeeper's `PrepRequestProcessor` as a pure function over the committed
+//! tree plus the *outstanding changes* (writes prepped but not yet applied).
+//!
+//! Prep validates a write (session, path, ACL, version, parent), picks sequential names from
+//! the parent's cversion, and turns the request into a [`Txn`]. Because a write is applied
+//! only once it is durable (and, in an ensemble, committed by a quorum), the next write must
+//! see the effects of those before it: that is what [`Outstanding`] records, per path, the
+//! way `outstandingChanges` does in ZooKeeper. A record is dropped once the txn that made it
+//! has been applied.
+
+use crate::core::auth::{self, AuthConfig};
+use crate::core::path::{self, validate_path};
+use rzk_proto::client::{Create, Request};
+use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
+use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
+use rzk_tree::DataTree;
+use std::collections::{HashMap, VecDeque};
+
+/// ZooKeeper's container ephemeralOwner marker (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+/// Top byte marking a TTL node's ephemeralOwner (`EphemeralType.TTL`).
+const TTL_MASK_HIGH: i64 = 0xFF << 56;
+/// The largest TTL ZooKeeper accepts: 40 bits... (`EphemeralType.MAX_EXTENDED_TTL`).
+pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
+
+/// `EphemeralType.TTL.toEphemeralOwner(ttl)`.
+pub fn ttl_ephemeral_owner(ttl: i64) -> i64 {
+    TTL_MASK_HIGH | ttl
+}
+
+/// Is this owner a real session (an ephemeral node), as opposed to none, container or TTL?
+pub fn is_session_owner(owner: i64) -> bool {
+    owner != 0 && owner != CONTAINER_EPHEMERAL_OWNER && (owner & TTL_MASK_HIGH) != TTL_MASK_HIGH
+}
+
+/// What prep knows of a node: the committed node, overlaid by outstanding changes.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub stat: StatPersisted,
+    pub child_count: i32,
+    pub acl: Vec<Acl>,
+}
+
+#[derive(Debug, Clone)]
+struct ChangeRecord {
+    /// The txn that made this record (kept for debugging and `dump`).
+    #[allow(dead_code)]
+    zxid: Zxid,
+    /// `None`: the node is deleted by an outstanding txn.
+    node: Option<NodeRecord>,
+    seq: u64,
+}
+
+/// The outstanding changes: the newest record per path, plus the order they were made in.
+#[derive(Debug, Default)]
+pub struct Outstanding {
+    by_path: HashMap<String, ChangeRecord>,
+    order: VecDeque<(Zxid, String, u64)>,
+    seq: u64,
+    /// While prepping a multi: the records it replaced, to restore if a member fails.
+    undo: Option<Vec<(String, Option<ChangeRecord>)>>,
+}
+
+impl Outstanding {
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn add(&mut self, zxid: Zxid, path: &str, node: Option<NodeRecord>) {
+        self.seq += 1;
+        let rec = ChangeRecord { zxid, node, seq: self.seq };
+        let prev = self.by_path.insert(path.to_owned(), rec);
+        if let Some(undo) = self.undo.as_mut() {
+            undo.push((path.to_owned(), prev));
+        }
+        self.order.push_back((zxid, path.to_owned(), self.seq));
+    }
+
+    /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
+    pub fn applied(&mut self, zxid: Zxid) {
+        while let Some((z, _, _)) = self.order.front() {
+            if *z > zxid {
+                break;
+            }
+            let (_, path, seq) = self.order.pop_front().expect("front");
+            if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
+                self.by_path.remove(&path);
+            }
+        }
+    }
+
+    fn begin_multi(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    fn end_multi(&mut self, rollback: bool) {
+        let undo = self.undo.take().unwrap_or_default();
+        if rollback {
+            for (path, prev) in undo.into_iter().rev() {
+                self.order.pop_back();
+                match prev {
+                    Some(p) => {
+                        self.by_path.insert(path, p);
+                    }
+                    None => {
+                        self.by_path.remove(&path);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Everything prep reads besides the request: the tree, the changes not yet applied, the
+/// caller's identity and the settings that change validation.
+pub struct PrepContext<'a> {
+    pub tree: &'a DataTree,
+    pub outstanding: &'a mut Outstanding,
+    pub auth_cfg: &'a AuthConfig,
+    pub auth_ids: &'a [Id],
+    pub session: SessionId,
+    pub extended_types_enabled: bool,
+    pub reconfig_enabled: bool,
+}
+
+impl PrepContext<'_> {
+    /// `getRecordForPath`: the newest view of a node, or NoNode.
+    fn record(&self, path: &str) -> Result<NodeRecord, ErrorCode> {
+        let path = path::normalize_root(path);
+        if let Some(rec) = self.outstanding.by_path.get(path) {
+            return rec.node.clone().ok_or(ErrorCode::NoNode);
+        }
+        let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec() })
+    }
+
+    fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
+        auth::check_acl(self.auth_cfg, acl, perm, self.auth_ids)
+    }
+
+    /// Prepares one write at `zxid` / `time`. On success the outstanding changes carry its
+    /// effects; on error nothing is recorded and the caller logs an ErrorTxn instead.
+    pub fn prep(&mut self, req: &Request, zxid: Zxid, time: i64) -> Result<Txn, ErrorCode> {
+        match req {
+            Request::Create(c) => self.create(c, zxid, time),
+            Request::Delete(d) => self.delete(&d.path, d.version, zxid, false),
+            Request::SetData(s) => {
+                valid(&s.path)?;
+                let mut rec = self.record(&s.path)?;
+                self.check_acl(&rec.acl, perms::WRITE)?;
+                let version = check_and_inc_version(rec.stat.version, s.version)?;
+                rec.stat.version = version;
+                rec.stat.mtime = time;
+                rec.stat.mzxid = zxid;
+                self.outstanding.add(zxid, &s.path, Some(rec));
+                Ok(Txn::SetData(SetDataTxn { path: s.path.clone(), data: s.data.clone(), version }))
+            }
+            Request::SetAcl(s) => {
+                valid(&s.path)?;
+                let acl = auth::fixup_acl(&s.acl, self.auth_ids)?;
+                let mut rec = self.record(&s.path)?;
+                self.check_acl(&rec.acl, perms::ADMIN)?;
+                let version = check_and_inc_version(rec.stat.aversion, s.version)?;
+                rec.stat.aversion = version;
+                rec.acl = acl.clone();
+                self.outstanding.add(zxid, &s.path, Some(rec));
+                Ok(Txn::SetAcl(SetAclTxn { path: s.path.clone(), acl, version }))
+            }
+            Request::Check(c) => {
+                valid(&c.path)?;
+                let rec = self.record(&c.path)?;
+                self.check_acl(&rec.acl, perms::READ)?;
+                let version = check_and_inc_version(rec.stat.version, c.version)?;
+                Ok(Txn::Check(CheckVersionTxn { path: c.path.clone(), version }))
+            }
+            Request::Multi(ops) => Ok(self.multi(ops, zxid, time)),
+            Request::Reconfig(_) => {
+                if !self.reconfig_enabled {
+                    Err(ErrorCode::ReconfigDisabled)
+                } else {
+                    // A standalone server has no quorum to reconfigure.
+                    Err(ErrorCode::Unimplemented)
+                }
+            }
+            _ => Err(ErrorCode::BadArguments),
+        }
+    }
+
+    /// `deleteContainer`, from the container manager: only empty containers and TTL nodes.
+    pub fn prep_delete_container(&mut self, path: &str, zxid: Zxid) -> Result<Txn, ErrorCode> {
+        self.delete(path, -1, zxid, true)
+    }
+
+    fn create(&mut self, c: &Create, zxid: Zxid, time: i64) -> Result<Txn, ErrorCode> {
+        let mode = CreateMode::from_code(c.flags).ok_or(ErrorCode::BadArguments)?;
+        // validateCreateRequest
+        if mode.is_ttl() && !self.extended_types_enabled {
+            return Err(ErrorCode::Unimplemented);
+        }
+        // EphemeralType.validateTTL: a TTL mode needs 0 < ttl <= max, any other mode no ttl.
+        let ttl = c.ttl.unwrap_or(-1);
+        let ttl_ok = if mode.is_ttl() { ttl > 0 && ttl <= MAX_TTL_MS } else { ttl < 0 };
+        if !ttl_ok {
+            return Err(ErrorCode::BadArguments);
+        }
+        // validatePathForCreate
+        let last_slash = c.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+        if c.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = &c.path[..last_slash];
+        let acl = auth::fixup_acl(&c.acl, self.auth_ids)?;
+        let mut parent = self.record(parent_path)?;
+        self.check_acl(&parent.acl, perms::CREATE)?;
+        let parent_cversion = parent.stat.cversion;
+        let path = if mode.is_sequential() { format!("{}{:010}", c.path, parent_cversion) } else { c.path.clone() };
+        valid(&path)?;
+        if self.record(&path).is_ok() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if is_session_owner(parent.stat.ephemeral_owner) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let new_cversion = parent.stat.cversion + 1;
+        let owner = if mode.is_container() {
+            CONTAINER_EPHEMERAL_OWNER
+        } else if mode.is_ttl() {
+            ttl_ephemeral_owner(ttl)
+        } else if mode.is_ephemeral() {
+            self.session.0
+        } else {
+            0
+        };
+        // As in ZooKeeper, the op code picks the txn record; the mode picks the owner.
+        let txn = match c.op {
+            OpCode::CreateContainer => Txn::CreateContainer(CreateContainerTxn {
+                path: path.clone(),
+                data: c.data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cversion,
+            }),
+            OpCode::CreateTtl => Txn::CreateTtl(CreateTtlTxn {
+                path: path.clone(),
+                data: c.data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cversion,
+                ttl,
+            }),
+            _ => Txn::Create {
+                txn: CreateTxn {
+                    path: path.clone(),
+                    data: c.data.clone(),
+                    acl: acl.clone(),
+                    ephemeral: mode.is_ephemeral(),
+                    parent_cversion: new_cversion,
+                },
+                create2: c.op != OpCode::Create,
+            },
+        };
+        parent.child_count += 1;
+        parent.stat.cversion = new_cversion;
+        parent.stat.pzxid = zxid;
+        self.outstanding.add(zxid, path::normalize_root(parent_path), Some(parent));
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        self.outstanding.add(zxid, &path, Some(NodeRecord { stat, child_count: 0, acl }));
+        Ok(txn)
+    }
+
+    fn delete(&mut self, path: &str, version: i32, zxid: Zxid, container: bool) -> Result<Txn, ErrorCode> {
+        // getParentPathAndValidate
+        let last_slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+        if path.contains('\0') || path::is_special_path(path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = &path[..last_slash];
+        let mut parent = self.record(parent_path)?;
+        let node = if container {
+            let node = self.record(path)?;
+            if node.child_count > 0 {
+                return Err(ErrorCode::NotEmpty);
+            }
+            let owner = node.stat.ephemeral_owner;
+            if owner != CONTAINER_EPHEMERAL_OWNER && (owner & TTL_MASK_HIGH) != TTL_MASK_HIGH {
+                return Err(ErrorCode::BadVersion);
+            }
+            node
+        } else {
+            self.check_acl(&parent.acl, perms::DELETE)?;
+            let node = self.record(path)?;
+            check_and_inc_version(node.stat.version, version)?;
+            if node.child_count > 0 {
+                return Err(ErrorCode::NotEmpty);
+            }
+            node
+        };
+        let _ = node;
+        parent.child_count -= 1;
+        parent.stat.pzxid = zxid;
+        self.outstanding.add(zxid, path::normalize_root(parent_path), Some(parent));
+        self.outstanding.add(zxid, path, None);
+        Ok(if container { Txn::DeleteContainer { path: path.to_owned() } } else { Txn::Delete { path: path.to_owned() } })
+    }
+
+    /// A multi: every member at the same zxid; on the first failure the members already
+    /// prepped keep their txns (the tree turns them into OK errors), the failing one is an
+    /// ErrorTxn with its code, the rest RuntimeInconsistency, and every outstanding change
+    /// the multi made is rolled back.
+    fn multi(&mut self, ops: &[Request], zxid: Zxid, time: i64) -> Txn {
+        self.outstanding.begin_multi();
+        let mut failed = false;
+        let mut txns = Vec::with_capacity(ops.len());
+        for op in ops {
+            if failed {
+                txns.push(Txn::Error { err: ErrorCode::RuntimeInconsistency.code() });
+                continue;
+            }
+            match self.prep(op, zxid, time) {
+                Ok(t) => txns.push(t),
+                Err(e) => {
+                    failed = true;
+                    txns.push(Txn::Error { err: e.code() });
+                }
+            }
+        }
+        self.outstanding.end_multi(failed);
+        Txn::Multi(txns)
+    }
+}
+
+fn valid(path: &str) -> Result<(), ErrorCode> {
+    validate_path(path).map_err(|_| ErrorCode::BadArguments)
+}
+
+/// `checkAndIncVersion`: -1 matches any version.
+fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}

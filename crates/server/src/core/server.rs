@@ -1,0 +1,927 @@
+//! `ZooKeeperServer`: one server's state and its request pipeline, as a pure state machine.
+//!
+//! The driver feeds [`Input`]s (a connection accepted, a frame read, a connection closed, a
+//! tick, the log persisted up to a zxid) with the current time, and executes the [`Action`]s
+//! that come out (send bytes, close a connection, append a txn to the log). Nothing here does
+//! I/O or reads a clock, so a simulator can run it exactly as production does.
+//!
+//! The path of a write: frame → decode → prep (validation, ACL, outstanding changes) → a txn
+//! with the next zxid → `Action::Append` → the driver makes it durable and feeds back
+//! `Input::Persisted` → apply to the tree (in zxid order) → watch events and the reply, in
+//! the order the session sent its requests. A read is answered at once from the tree, unless
+//! the connection still waits for one of its earlier writes: then it waits behind it, so a
+//! client always sees its own writes and its replies in order.
+
+use crate::core::auth::{self, AuthConfig};
+use crate::core::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
+use crate::core::prep::{Outstanding, PrepContext};
+use crate::core::session::SessionTracker;
+use rzk_proto::client::{
+    self, ClientInfo, ConnectRequest, ConnectResponse, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+};
+use rzk_proto::codes::xid;
+use rzk_proto::txn::{Txn, TxnHeader, TxnRecord};
+use rzk_proto::{perms, AddWatchMode, ErrorCode, Id, OpCode, Reader, Record, SessionId, WatcherType, Writer, Zxid};
+use rzk_tree::{DataTree, TxnResult, WatchKind, WatcherId};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// A connection, as the driver numbers them.
+pub type ConnId = u64;
+
+/// The validated settings the core needs (the shell derives them from zoo.cfg).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub server_id: u8,
+    pub tick_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub extended_types_enabled: bool,
+    pub reconfig_enabled: bool,
+    pub auth: AuthConfig,
+    /// How often the container manager looks for empty containers and expired TTL nodes.
+    pub container_check_interval_ms: i64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            server_id: 0,
+            tick_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 60000,
+            extended_types_enabled: false,
+            reconfig_enabled: false,
+            auth: AuthConfig::default(),
+            container_check_interval_ms: 60_000,
+        }
+    }
+}
+
+/// What the driver tells the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Accepted { conn: ConnId, peer: SocketAddr },
+    /// One frame's payload (without its length prefix).
+    Frame { conn: ConnId, payload: Vec<u8> },
+    Closed { conn: ConnId },
+    /// Time moved on; expire sessions, clean up containers.
+    Tick,
+    /// Every txn up to `zxid` is durable in the log.
+    Persisted { zxid: Zxid },
+}
+
+/// What the core asks the driver to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write a whole frame (length prefix included). `reply` is true for the answer to a
+    /// request (the connection's outstanding count goes down), false for watch events.
+    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
+    /// Send what is queued, then close.
+    Close { conn: ConnId, reason: String },
+    /// Append to the transaction log; feed back `Input::Persisted` once it is durable.
+    Append(TxnRecord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    /// Waiting for the ConnectRequest.
+    Handshake,
+    /// ConnectRequest seen; a new session's createSession txn is on its way.
+    Connecting,
+    Connected,
+    Closed,
+}
+
+/// A request waiting in a connection's queue.
+#[derive(Debug)]
+enum Pending {
+    /// A write, appended, waiting to be applied.
+    Write { zxid: Zxid },
+    /// A read that came after a pending write.
+    Read { header: RequestHeader, body: Vec<u8>, received_ms: i64 },
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: SocketAddr,
+    state: ConnState,
+    session: Option<SessionId>,
+    timeout_ms: i32,
+    old_client: bool,
+    auth: Vec<Id>,
+    pending: VecDeque<Pending>,
+    stats: ConnStats,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_op: &'static str,
+    pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub count: u64,
+}
+
+impl ConnStats {
+    fn record(&mut self, latency: i64) {
+        self.last_latency_ms = latency;
+        if self.count == 0 || latency < self.min_latency_ms {
+            self.min_latency_ms = latency;
+        }
+        self.max_latency_ms = self.max_latency_ms.max(latency);
+        self.total_latency_ms += latency;
+        self.count += 1;
+    }
+}
+
+/// Server-wide counters for srvr / stat / mntr.
+#[derive(Debug, Default, Clone)]
+pub struct ServerStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub count: u64,
+    pub started_ms: i64,
+}
+
+impl ServerStats {
+    fn record(&mut self, latency: i64) {
+        if self.count == 0 || latency < self.min_latency_ms {
+            self.min_latency_ms = latency;
+        }
+        self.max_latency_ms = self.max_latency_ms.max(latency);
+        self.total_latency_ms += latency;
+        self.count += 1;
+    }
+}
+
+/// Who is waiting for an appended txn.
+#[derive(Debug)]
+enum Origin {
+    /// A client request; the reply goes to `conn` (if it is still there).
+    Client { conn: ConnId, xid: i32, op: OpCode, received_ms: i64 },
+    /// A new session's createSession; the ConnectResponse goes to `conn`.
+    Connect { conn: ConnId },
+    /// A session expired, or the container manager deleting; nobody to answer.
+    Internal,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    record: TxnRecord,
+    origin: Origin,
+}
+
+/// One server's state. See the module docs.
+pub struct ZooKeeperServer {
+    cfg: CoreConfig,
+    tree: DataTree,
+    sessions: SessionTracker,
+    conns: BTreeMap<ConnId, Conn>,
+    session_conn: HashMap<SessionId, ConnId>,
+    outstanding: Outstanding,
+    /// Appended, not yet applied, in zxid order.
+    in_flight: VecDeque<InFlight>,
+    /// The last zxid handed out by prep.
+    last_zxid: Zxid,
+    now_ms: i64,
+    wall_ms: i64,
+    next_container_check_ms: i64,
+    stats: ServerStats,
+    out: Vec<Action>,
+}
+
+fn frame_of(header: &ReplyHeader, body: &Response) -> Vec<u8> {
+    client::reply_frame(header, body)
+}
+
+impl ZooKeeperServer {
+    /// A server over `tree` (empty, or loaded from disk) whose last zxid is the tree's.
+    pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64, wall_ms: i64) -> Self {
+        let sessions = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
+        let last_zxid = tree.last_processed_zxid();
+        ZooKeeperServer {
+            next_container_check_ms: now_ms + cfg.container_check_interval_ms,
+            cfg,
+            tree,
+            sessions,
+            conns: BTreeMap::new(),
+            session_conn: HashMap::new(),
+            outstanding: Outstanding::default(),
+            in_flight: VecDeque::new(),
+            last_zxid,
+            now_ms,
+            wall_ms,
+            stats: ServerStats { started_ms: wall_ms, ..Default::default() },
+            out: Vec::new(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    /// Restores a session loaded from disk (snapshot or log replay); it expires unless its
+    /// client comes back within its timeout.
+    pub fn restore_session(&mut self, id: SessionId, timeout_ms: i32) {
+        self.sessions.add(id, timeout_ms, self.now_ms);
+    }
+
+    /// Handles one input at monotonic time `now_ms` and wall-clock time `wall_ms`.
+    pub fn handle(&mut self, now_ms: i64, wall_ms: i64, input: Input) {
+        self.now_ms = now_ms;
+        self.wall_ms = wall_ms;
+        match input {
+            Input::Accepted { conn, peer } => {
+                let auth = vec![Id::new("ip", &peer.ip().to_string())];
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        peer,
+                        state: ConnState::Handshake,
+                        session: None,
+                        timeout_ms: 0,
+                        old_client: false,
+                        auth,
+                        pending: VecDeque::new(),
+                        stats: ConnStats { established_ms: wall_ms, ..Default::default() },
+                    },
+                );
+            }
+            Input::Frame { conn, payload } => self.on_frame(conn, payload),
+            Input::Closed { conn } => self.on_closed(conn),
+            Input::Tick => self.on_tick(),
+            Input::Persisted { zxid } => self.on_persisted(zxid),
+        }
+    }
+
+    /// The actions produced so far, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn next_zxid(&mut self) -> Zxid {
+        self.last_zxid = self.last_zxid.next();
+        self.last_zxid
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>, reply: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+            self.stats.packets_sent += 1;
+            self.out.push(Action::Send { conn, frame, reply });
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: String) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.state != ConnState::Closed {
+                c.state = ConnState::Closed;
+                self.out.push(Action::Close { conn, reason });
+            }
+        }
+        self.detach(conn);
+    }
+
+    /// Forgets a connection: its watches go, its session stays (until it expires).
+    fn detach(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.session_conn.get(&s) == Some(&conn) {
+                    self.session_conn.remove(&s);
+                }
+            }
+            self.tree.remove_watcher(WatcherId(conn));
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        self.detach(conn);
+    }
+
+    // ---- the handshake ----
+
+    fn on_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.stats.received += 1;
+        self.stats.packets_received += 1;
+        match c.state {
+            ConnState::Handshake => self.on_connect_request(conn, &payload),
+            ConnState::Connecting | ConnState::Connected => self.on_request(conn, payload),
+            ConnState::Closed => {}
+        }
+    }
+
+    fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
+        let req = match ConnectRequest::read(&mut Reader::new(payload)) {
+            Ok(r) => r,
+            Err(e) => return self.close(conn, format!("malformed connect request: {e}")),
+        };
+        if req.last_zxid_seen > self.tree.last_processed_zxid() {
+            // The client has seen a newer state than ours; it must find a newer server.
+            let reason = format!(
+                "refusing session request: client has seen zxid {} our last zxid is {}",
+                req.last_zxid_seen,
+                self.tree.last_processed_zxid()
+            );
+            return self.close(conn, reason);
+        }
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.old_client = req.read_only.is_none();
+        c.timeout_ms = timeout;
+        if req.session_id.0 == 0 {
+            // A new session: createSession goes through the log like any write.
+            let id = self.sessions.next_id();
+            self.sessions.add(id, timeout, self.now_ms);
+            let c = self.conns.get_mut(&conn).expect("conn");
+            c.session = Some(id);
+            c.state = ConnState::Connecting;
+            self.session_conn.insert(id, conn);
+            let zxid = self.next_zxid();
+            let header = TxnHeader { client_id: id, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
+            let txn = Txn::CreateSession { timeout_ms: timeout };
+            c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
+            self.append(header, txn, Origin::Connect { conn });
+        } else {
+            let id = req.session_id;
+            let valid = req.passwd == auth::session_password(id) && self.sessions.is_live(id);
+            if valid {
+                self.sessions.touch(id, self.now_ms);
+                if let Some(old) = self.session_conn.insert(id, conn) {
+                    if old != conn {
+                        self.close(old, format!("session {id} moved to another connection"));
+                    }
+                }
+                let c = self.conns.get_mut(&conn).expect("conn");
+                c.session = Some(id);
+                c.state = ConnState::Connected;
+            }
+            self.send_connect_response(conn, valid);
+            if !valid {
+                self.close(conn, format!("invalid session {id} (expired or bad password)"));
+            }
+        }
+    }
+
+    fn send_connect_response(&mut self, conn: ConnId, valid: bool) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let session = c.session.unwrap_or_default();
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: if valid { c.timeout_ms } else { 0 },
+            session_id: if valid { session } else { SessionId(0) },
+            passwd: if valid { auth::session_password(session) } else { vec![0; 16] },
+            read_only: if c.old_client { None } else { Some(false) },
+        };
+        let mut w = Writer::for_frame();
+        resp.write(&mut w);
+        self.send(conn, w.finish_frame(), false);
+    }
+
+    // ---- requests ----
+
+    fn on_request(&mut self, conn: ConnId, payload: Vec<u8>) {
+        let mut r = Reader::new(&payload);
+        let header = match RequestHeader::read(&mut r) {
+            Ok(h) => h,
+            Err(e) => return self.close(conn, format!("malformed request header: {e}")),
+        };
+        let body = r.rest().to_vec();
+        let received_ms = self.now_ms;
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.stats.last_cxid = header.xid;
+        let session = c.session.expect("connected conns have a session");
+        if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
+            // The session is closing or gone: ZooKeeper answers SessionExpired.
+            let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
+            self.send(conn, frame_of(&h, &Response::Empty), true);
+            return;
+        }
+        let op = OpCode::from_code(header.op);
+        // Auth and SASL are answered at once, outside the pipeline, as ZooKeeper does.
+        match op {
+            Some(OpCode::Auth) => return self.on_auth(conn, header, &body),
+            Some(OpCode::Sasl) => {
+                let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::Unimplemented.code() };
+                self.send(conn, frame_of(&h, &Response::Empty), true);
+                return;
+            }
+            _ => {}
+        }
+        let is_write = matches!(
+            op,
+            Some(
+                OpCode::Create
+                    | OpCode::Create2
+                    | OpCode::CreateContainer
+                    | OpCode::CreateTtl
+                    | OpCode::Delete
+                    | OpCode::SetData
+                    | OpCode::SetAcl
+                    | OpCode::Check
+                    | OpCode::Multi
+                    | OpCode::Reconfig
+                    | OpCode::CloseSession
+            )
+        );
+        if is_write {
+            self.on_write(conn, session, header, &body, received_ms);
+        } else {
+            let c = self.conns.get_mut(&conn).expect("conn");
+            if c.pending.is_empty() {
+                self.on_read(conn, header, &body, received_ms);
+            } else {
+                c.pending.push_back(Pending::Read { header, body, received_ms });
+            }
+        }
+    }
+
+    fn on_auth(&mut self, conn: ConnId, header: RequestHeader, body: &[u8]) {
+        let packet = client::AuthPacket::from_bytes(body);
+        let result = match &packet {
+            Ok(p) => auth::authenticate(&self.cfg.auth, &p.scheme, &p.auth),
+            Err(_) => Err(ErrorCode::AuthFailed),
+        };
+        match result {
+            Ok(ids) => {
+                let c = self.conns.get_mut(&conn).expect("conn");
+                for id in ids {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+                self.send(conn, frame_of(&h, &Response::Empty), true);
+            }
+            Err(e) => {
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: e.code() };
+                self.send(conn, frame_of(&h, &Response::Empty), true);
+                let scheme = packet.map(|p| p.scheme).unwrap_or_default();
+                self.close(conn, format!("authentication failed for scheme {scheme:?}"));
+            }
+        }
+    }
+
+    fn on_write(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: &[u8], received_ms: i64) {
+        let op = OpCode::from_code(header.op).expect("write ops are known");
+        let zxid = self.next_zxid();
+        let time = self.wall_ms;
+        let txn = if op == OpCode::CloseSession {
+            self.sessions.set_closing(session);
+            Ok(self.close_session_txn(session))
+        } else {
+            match Request::decode(header.op, body) {
+                Err(_) => Err(ErrorCode::MarshallingError),
+                Ok(req) => {
+                    let c = self.conns.get(&conn).expect("conn");
+                    let mut ctx = PrepContext {
+                        tree: &self.tree,
+                        outstanding: &mut self.outstanding,
+                        auth_cfg: &self.cfg.auth,
+                        auth_ids: &c.auth,
+                        session,
+                        extended_types_enabled: self.cfg.extended_types_enabled,
+                        reconfig_enabled: self.cfg.reconfig_enabled,
+                    };
+                    ctx.prep(&req, zxid, time)
+                }
+            }
+        };
+        let (txn, op_code) = match txn {
+            Ok(t) => {
+                let code = if op == OpCode::Multi { OpCode::Multi } else { t.op() };
+                (t, code)
+            }
+            Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
+        };
+        let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
+        c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
+        self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
+    }
+
+    /// closeSession: the ephemerals to delete are the session's, as the tree and the
+    /// outstanding changes know them.
+    fn close_session_txn(&mut self, session: SessionId) -> Txn {
+        let paths = self.tree.get_ephemerals(session);
+        Txn::CloseSession { paths_to_delete: paths }
+    }
+
+    fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
+        let record = TxnRecord { header, txn, digest: None };
+        self.out.push(Action::Append(record.clone()));
+        self.in_flight.push_back(InFlight { record, origin });
+    }
+
+    // ---- reads ----
+
+    fn on_read(&mut self, conn: ConnId, header: RequestHeader, body: &[u8], received_ms: i64) {
+        let zxid = self.tree.last_processed_zxid();
+        let op = OpCode::from_code(header.op);
+        let (err, resp) = match op {
+            None => (ErrorCode::Unimplemented, Response::Empty),
+            Some(_) => match Request::decode(header.op, body) {
+                Err(_) => (ErrorCode::MarshallingError, Response::Empty),
+                Ok(req) => match self.read(conn, req) {
+                    Ok(r) => (ErrorCode::Ok, r),
+                    Err(e) => (e, Response::Empty),
+                },
+            }
+            .into(),
+        };
+        let xid_out = header.xid;
+        let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
+        let name = op.map(|o| o.name()).unwrap_or("unknown");
+        self.finish(conn, h, &resp, name, received_ms);
+    }
+
+    fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op_name: &'static str, received_ms: i64) {
+        let latency = (self.now_ms - received_ms).max(0);
+        self.stats.record(latency);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.record(latency);
+            c.stats.last_op = op_name;
+            c.stats.last_zxid = h.zxid.0;
+            c.stats.last_response_ms = self.wall_ms;
+        }
+        self.send(conn, frame_of(&h, resp), true);
+    }
+
+    fn read(&mut self, conn: ConnId, req: Request) -> Result<Response, ErrorCode> {
+        let watcher = WatcherId(conn);
+        let c = self.conns.get(&conn).expect("conn");
+        let ids = c.auth.clone();
+        let session = c.session.unwrap_or_default();
+        let cfg = &self.cfg.auth;
+        match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                if r.watch {
+                    let kind = if self.tree.stat(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
+                    self.tree.add_watch(&r.path, kind, watcher);
+                }
+                self.tree.stat(&r.path).map(Response::Stat).ok_or(ErrorCode::NoNode)
+            }
+            Request::GetData(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                let (stat, data) = (node.client_stat(), node.data.to_vec());
+                if r.watch {
+                    self.tree.add_watch(&r.path, WatchKind::Data, watcher);
+                }
+                Ok(Response::GetData { data, stat })
+            }
+            req @ (Request::GetChildren(_) | Request::GetChildren2(_)) => {
+                let two = matches!(req, Request::GetChildren2(_));
+                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else { unreachable!() };
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
+                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                if r.watch {
+                    self.tree.add_watch(&r.path, WatchKind::Child, watcher);
+                }
+                Ok(if two { Response::Children2 { children, stat } } else { Response::Children(children) })
+            }
+            Request::GetAcl(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, auth::PERMS_READ_OR_ADMIN, &ids)?;
+                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                let acl = if auth::check_acl(cfg, &node.acl, perms::ADMIN, &ids).is_ok() {
+                    node.acl.to_vec()
+                } else {
+                    auth::redact_digests(&node.acl)
+                };
+                Ok(Response::GetAcl { acl, stat })
+            }
+            Request::Sync(r) => Ok(Response::Path(r.path)),
+            Request::GetAllChildrenNumber(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                Ok(Response::AllChildrenNumber(self.tree.all_children_number(&r.path).ok_or(ErrorCode::NoNode)?))
+            }
+            Request::GetEphemerals(r) => {
+                let all = self.tree.get_ephemerals(session);
+                let prefix = r.path.trim();
+                let list = if prefix.is_empty() || prefix == "/" {
+                    all
+                } else {
+                    all.into_iter().filter(|p| p.starts_with(&r.path)).collect()
+                };
+                Ok(Response::Paths(list))
+            }
+            Request::WhoAmI => Ok(Response::WhoAmI(
+                ids.iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) }).collect(),
+            )),
+            Request::AddWatch(r) => {
+                let mode = AddWatchMode::from_code(r.mode).ok_or(ErrorCode::BadArguments)?;
+                let kind = match mode {
+                    AddWatchMode::Persistent => WatchKind::Persistent,
+                    AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+                };
+                self.tree.add_watch(&r.path, kind, watcher);
+                Ok(Response::Empty)
+            }
+            Request::CheckWatches(r) => {
+                let t = WatcherType::from_code(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                if self.tree.contains_watch(&r.path, t, watcher) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::RemoveWatches(r) => {
+                let t = WatcherType::from_code(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                if self.tree.remove_watches(&r.path, t, watcher) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::SetWatches(w) | Request::SetWatches2(w) => {
+                let events = self.tree.set_watches(w.relative_zxid, &w, watcher);
+                self.deliver(events);
+                Ok(Response::Empty)
+            }
+            Request::MultiRead(ops) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let r = match op {
+                        Request::GetData(r) => self.read(conn, Request::GetData(r)).map(|resp| match resp {
+                            Response::GetData { data, stat } => OpResult::GetData { data, stat },
+                            _ => unreachable!("getData answers GetData"),
+                        }),
+                        Request::GetChildren(r) => self.read(conn, Request::GetChildren(r)).map(|resp| match resp {
+                            Response::Children(children) => OpResult::GetChildren { children },
+                            _ => unreachable!("getChildren answers Children"),
+                        }),
+                        _ => Err(ErrorCode::BadArguments),
+                    };
+                    results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
+                }
+                Ok(Response::Multi(results))
+            }
+            Request::Reconfig(_) | Request::Other(_) => Err(ErrorCode::Unimplemented),
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    // ---- commit and apply ----
+
+    fn on_persisted(&mut self, zxid: Zxid) {
+        while self.in_flight.front().is_some_and(|f| f.record.header.zxid <= zxid) {
+            let f = self.in_flight.pop_front().expect("front");
+            self.commit(f);
+        }
+    }
+
+    fn commit(&mut self, f: InFlight) {
+        let hdr = &f.record.header;
+        let outcome = self.tree.apply(hdr, &f.record.txn);
+        self.outstanding.applied(hdr.zxid);
+        self.deliver(outcome.deliveries);
+        let zxid = hdr.zxid;
+        match (&f.record.txn, hdr.op) {
+            (Txn::CloseSession { .. }, _) => {
+                let session = hdr.client_id;
+                self.sessions.remove(session);
+                let conn = self.session_conn.remove(&session);
+                if let (Origin::Client { conn, xid, received_ms, .. }, _) = (&f.origin, ()) {
+                    let h = ReplyHeader { xid: *xid, zxid, err: 0 };
+                    let (conn, received_ms) = (*conn, *received_ms);
+                    self.pop_write(conn, zxid);
+                    self.finish(conn, h, &Response::Empty, "closeSession", received_ms);
+                    self.close(conn, format!("session {session} closed by client"));
+                } else if let Some(conn) = conn {
+                    self.close(conn, format!("session {session} expired"));
+                }
+                return;
+            }
+            _ => {}
+        }
+        match f.origin {
+            Origin::Connect { conn } => {
+                self.pop_write(conn, zxid);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.state = ConnState::Connected;
+                    self.send_connect_response(conn, true);
+                }
+                self.drain(conn);
+            }
+            Origin::Client { conn, xid, op, received_ms } => {
+                let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
+                let h = ReplyHeader { xid, zxid, err: err.code() };
+                self.pop_write(conn, zxid);
+                if self.conns.contains_key(&conn) {
+                    self.finish(conn, h, &resp, op.name(), received_ms);
+                    self.drain(conn);
+                }
+            }
+            Origin::Internal => {}
+        }
+    }
+
+    fn pop_write(&mut self, conn: ConnId, zxid: Zxid) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match c.pending.front() {
+                Some(Pending::Write { zxid: z }) if *z == zxid => {
+                    c.pending.pop_front();
+                }
+                other => debug_assert!(false, "conn {conn}: committed {zxid} but queue front is {other:?}"),
+            }
+        }
+    }
+
+    /// Answers the reads that waited behind a write, up to the next pending write.
+    fn drain(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            match c.pending.front() {
+                Some(Pending::Read { .. }) => {
+                    let Some(Pending::Read { header, body, received_ms }) = c.pending.pop_front() else { unreachable!() };
+                    self.on_read(conn, header, &body, received_ms);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn deliver(&mut self, deliveries: Vec<(WatcherId, WatcherEvent)>) {
+        for (watcher, event) in deliveries {
+            let h = ReplyHeader { xid: xid::NOTIFICATION, zxid: Zxid(-1), err: 0 };
+            let mut w = Writer::for_frame();
+            h.write(&mut w);
+            event.write(&mut w);
+            self.send(watcher.0, w.finish_frame(), false);
+        }
+    }
+
+    // ---- time ----
+
+    fn on_tick(&mut self) {
+        for session in self.sessions.expire(self.now_ms) {
+            tracing::info!(session = %session, "session expired");
+            let zxid = self.next_zxid();
+            let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
+            let txn = self.close_session_txn(session);
+            self.append(header, txn, Origin::Internal);
+        }
+        if self.now_ms >= self.next_container_check_ms {
+            self.next_container_check_ms = self.now_ms + self.cfg.container_check_interval_ms;
+            self.check_containers();
+        }
+    }
+
+    /// ZooKeeper's ContainerManager: delete containers that had children and have none now,
+    /// and TTL nodes without children whose TTL has passed since their last change.
+    fn check_containers(&mut self) {
+        let mut candidates = Vec::new();
+        for path in self.tree.containers() {
+            if let Some(n) = self.tree.get(&path) {
+                if n.num_children == 0 && n.stat.cversion > 0 {
+                    candidates.push(path);
+                }
+            }
+        }
+        for (path, ttl) in self.tree.ttls() {
+            if let Some(n) = self.tree.get(&path) {
+                if n.num_children == 0 && self.wall_ms - n.stat.mtime > ttl {
+                    candidates.push(path);
+                }
+            }
+        }
+        for path in candidates {
+            let zxid = self.next_zxid();
+            let mut ctx = PrepContext {
+                tree: &self.tree,
+                outstanding: &mut self.outstanding,
+                auth_cfg: &self.cfg.auth,
+                auth_ids: &[],
+                session: SessionId(0),
+                extended_types_enabled: self.cfg.extended_types_enabled,
+                reconfig_enabled: false,
+            };
+            let (txn, op) = match ctx.prep_delete_container(&path, zxid) {
+                Ok(t) => (t, OpCode::DeleteContainer),
+                Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
+            };
+            let header = TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: self.wall_ms, op: op.code() };
+            self.append(header, txn, Origin::Internal);
+        }
+    }
+
+    // ---- four-letter words ----
+
+    /// A read-only view for the four-letter words and the admin API.
+    pub fn snapshot(&self) -> ServerSnapshot {
+        let conns = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state != ConnState::Closed)
+            .map(|(id, c)| ConnSnapshot {
+                conn: *id,
+                peer: c.peer,
+                session: c.session,
+                timeout_ms: c.timeout_ms,
+                queued: c.pending.len(),
+                stats: c.stats.clone(),
+            })
+            .collect();
+        ServerSnapshot {
+            stats: self.stats.clone(),
+            conns,
+            zxid: self.tree.last_processed_zxid(),
+            node_count: self.tree.node_count(),
+            outstanding: self.in_flight.len(),
+            watch: WatchSummary {
+                by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
+                by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
+                total: self.tree.watch_summary().total,
+            },
+            sessions: self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect(),
+            ephemerals: self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect(),
+            approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
+            now_wall_ms: self.wall_ms,
+            min_session_timeout_ms: self.cfg.min_session_timeout_ms,
+            max_session_timeout_ms: self.cfg.max_session_timeout_ms,
+            tick_ms: self.cfg.tick_ms,
+        }
+    }
+
+    /// Resets the server's counters (`srst`).
+    pub fn reset_stats(&mut self) {
+        let started = self.stats.started_ms;
+        self.stats = ServerStats { started_ms: started, ..Default::default() };
+    }
+
+    /// Resets every connection's counters (`crst`).
+    pub fn reset_conn_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            let est = c.stats.established_ms;
+            c.stats = ConnStats { established_ms: est, ..Default::default() };
+        }
+    }
+}
+
+fn c_push_write(c: &mut Conn, zxid: Zxid) {
+    c.pending.push_back(Pending::Write { zxid });
+}
+
+/// The reply to a write, from what applying its txn gave.
+fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response) {
+    // Which members of a multi were create2-like (their result carries a Stat).
+    let members: Vec<bool> = match txn {
+        Txn::Multi(ts) => ts.iter().map(|t| !matches!(t, Txn::Create { create2: false, .. })).collect(),
+        _ => vec![],
+    };
+    match result {
+        TxnResult::Error(e) => (*e, Response::Empty),
+        TxnResult::Created { path, stat } => match op {
+            OpCode::Create => (ErrorCode::Ok, Response::Path(path.clone())),
+            _ => (ErrorCode::Ok, Response::Create2 { path: path.clone(), stat: stat.clone() }),
+        },
+        TxnResult::Deleted | TxnResult::Check | TxnResult::SessionClosed | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
+        TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => (ErrorCode::Ok, Response::Stat(stat.clone())),
+        TxnResult::Multi(results) => (
+            ErrorCode::Ok,
+            Response::Multi(
+                results
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| match r {
+                        TxnResult::Created { path, stat } if members.get(i).copied().unwrap_or(false) => {
+                            OpResult::Create2 { path: path.clone(), stat: stat.clone() }
+                        }
+                        TxnResult::Created { path, .. } => OpResult::Create { path: path.clone() },
+                        TxnResult::Deleted => OpResult::Delete,
+                        TxnResult::SetData { stat } => OpResult::SetData { stat: stat.clone() },
+                        TxnResult::Check => OpResult::Check,
+                        TxnResult::Error(e) => OpResult::Error { err: e.code() },
+                        _ => OpResult::Error { err: ErrorCode::RuntimeInconsistency.code() },
+                    })
+                    .collect(),
+            ),
+        ),
+    }
+}

@@ -1,0 +1,14 @@
+//! # rzk-server
+//!
+//! A ZooKeeper server as a pure core and a thin shell.
+//!
+//! # Layout
+//! - [`core`]: no I/O, no clock. `ZooKeeperServer` takes inputs (frames, ticks, durability
+//!   completions) and returns actions (send, close, append). Prep, sessions, auth, paths and
+//!   the four-letter words live here.
+//! - [`shell`]: tokio. The listener, one task per connection, and the one driver task that
+//!   owns the core and executes its actions.
+#![forbid(unsafe_code)]
+
+pub mod core;
+pub mod shell;

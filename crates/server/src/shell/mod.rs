@@ -1,0 +1,332 @@
+//! The thin shell around the pure core: sockets, the clock, signals and the log.
+//!
+//! One driver task owns the [`ZooKeeperServer`] core. Connection tasks (see [`conn`]) send it
+//! [`Event`]s over one bounded channel; it feeds them to the core with the current time,
+//! executes the actions that come out, and ticks the core's clock. Four-letter words are
+//! answered here from a snapshot of the core, because some need the process and the disk.
+//!
+//! Until the durability work lands, the "log" is memory: an append is persisted at once.
+
+pub mod conn;
+
+use crate::core::fourlw::{self, ProcessInfo};
+use crate::core::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
+use rzk_config::ServerConfig;
+use rzk_proto::Zxid;
+use rzk_tree::DataTree;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch};
+
+/// From a connection task to the driver.
+#[derive(Debug)]
+pub enum Event {
+    Accepted { conn: ConnId, peer: SocketAddr, tx: mpsc::UnboundedSender<Outbound> },
+    Frame { conn: ConnId, payload: Vec<u8> },
+    FourLetterWord { conn: ConnId, word: String },
+    Closed { conn: ConnId },
+}
+
+/// From the driver to a connection task.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame { bytes: Vec<u8>, reply: bool },
+    Close(String),
+}
+
+/// Counts connections per client address and in total; released when dropped.
+pub struct ConnPermit {
+    counts: Arc<Mutex<ConnCounts>>,
+    ip: IpAddr,
+}
+
+#[derive(Default)]
+struct ConnCounts {
+    per_ip: HashMap<IpAddr, u32>,
+    total: u32,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().expect("conn counts");
+        c.total -= 1;
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The core's settings, from zoo.cfg.
+pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
+    let tick = cfg.tick_time as i64;
+    let prop = |k: &str| cfg.system_properties.get(k).cloned();
+    let container_check = prop("znode.container.checkIntervalMs")
+        .or_else(|| prop("zookeeper.znode.container.checkIntervalMs"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(60_000);
+    CoreConfig {
+        server_id: 0,
+        tick_ms: tick,
+        min_session_timeout_ms: cfg.min_session_timeout.map(|v| v as i32).unwrap_or((tick * 2) as i32),
+        max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
+        extended_types_enabled: cfg.extended_types_enabled,
+        reconfig_enabled: cfg.reconfig_enabled,
+        auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
+        container_check_interval_ms: container_check,
+    }
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Binds the client port with SO_REUSEADDR, so a restarted server can bind at once.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// The client address to listen on, from clientPortAddress and clientPort.
+pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
+    let port = cfg.client_port.unwrap_or(2181);
+    let host = cfg.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
+    let ip: IpAddr = match host.parse() {
+        Ok(ip) => ip,
+        Err(_) => {
+            use std::net::ToSocketAddrs;
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("clientPortAddress {host:?}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("clientPortAddress {host:?} resolves to nothing"))?
+                .ip()
+        }
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Runs a standalone server until `shutdown` turns true. Returns once every task is done.
+pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    let started = Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as i64;
+    let core_cfg = core_config(&cfg);
+    let tick = Duration::from_millis(50);
+    let tree = DataTree::with_options(rzk_tree::tree::TreeOptions { extended_types_enabled: cfg.extended_types_enabled, ..Default::default() });
+    let mut core = ZooKeeperServer::new(core_cfg, tree, now_ms(), wall_ms());
+    let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
+    let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
+    let counts = Arc::new(Mutex::new(ConnCounts::default()));
+    let frame_bytes_max = cfg.jute_maxbuffer as usize;
+    let max_per_ip = cfg.max_client_cnxns;
+    let max_total = cfg.max_cnxns;
+
+    // The accept loop.
+    let accept_inbox = inbox_tx.clone();
+    let mut accept_shutdown = shutdown.clone();
+    let accept_counts = counts.clone();
+    let acceptor = tokio::spawn(async move {
+        let mut next_conn: ConnId = 1;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = accept_shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let permit = {
+                let mut c = accept_counts.lock().expect("conn counts");
+                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                if max_per_ip > 0 && n >= max_per_ip {
+                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
+                    None
+                } else if max_total > 0 && c.total >= max_total {
+                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
+                    None
+                } else {
+                    *c.per_ip.entry(peer.ip()).or_default() += 1;
+                    c.total += 1;
+                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
+                }
+            };
+            let Some(permit) = permit else {
+                drop(stream);
+                continue;
+            };
+            let conn = next_conn;
+            next_conn += 1;
+            let limits = conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 };
+            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
+        }
+    });
+    drop(inbox_tx);
+
+    // The driver loop: the only owner of the core.
+    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let process = ProcessInfoSource { cfg: cfg.clone() };
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticker.tick() => {
+                core.handle(now_ms(), wall_ms(), Input::Tick);
+            }
+            ev = inbox.recv() => {
+                let Some(ev) = ev else { break };
+                // Take what is queued in one go, up to a bound, then act once.
+                let mut batch = vec![ev];
+                while batch.len() < 256 {
+                    match inbox.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let (n, w) = (now_ms(), wall_ms());
+                for ev in batch {
+                    match ev {
+                        Event::Accepted { conn, peer, tx } => {
+                            conns.insert(conn, tx);
+                            core.handle(n, w, Input::Accepted { conn, peer });
+                        }
+                        Event::Frame { conn, payload } => core.handle(n, w, Input::Frame { conn, payload }),
+                        Event::FourLetterWord { conn, word } => {
+                            let text = four_letter_word(&mut core, &process, &word);
+                            if let Some(tx) = conns.remove(&conn) {
+                                let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
+                                let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
+                            }
+                            core.handle(n, w, Input::Closed { conn });
+                        }
+                        Event::Closed { conn } => {
+                            conns.remove(&conn);
+                            core.handle(n, w, Input::Closed { conn });
+                        }
+                    }
+                }
+            }
+        }
+        execute(&mut core, &mut conns, &now_ms);
+    }
+    tracing::info!("shutting down");
+    for (_, tx) in conns.drain() {
+        let _ = tx.send(Outbound::Close("server shutting down".into()));
+    }
+    acceptor.abort();
+    Ok(())
+}
+
+/// Runs the core's actions until it has nothing more to say. Appends are persisted at once
+/// (memory only, for now), which feeds back `Persisted` and may produce more actions.
+fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>, now_ms: &dyn Fn() -> i64) {
+    loop {
+        let actions = core.take_actions();
+        if actions.is_empty() {
+            return;
+        }
+        let mut persisted: Option<Zxid> = None;
+        for a in actions {
+            match a {
+                Action::Send { conn, frame, reply } => {
+                    if let Some(tx) = conns.get(&conn) {
+                        let _ = tx.send(Outbound::Frame { bytes: frame, reply });
+                    }
+                }
+                Action::Close { conn, reason } => {
+                    tracing::debug!(conn, reason = %reason, "closing connection");
+                    if let Some(tx) = conns.remove(&conn) {
+                        let _ = tx.send(Outbound::Close(reason));
+                    }
+                }
+                Action::Append(record) => persisted = Some(record.header.zxid),
+            }
+        }
+        if let Some(zxid) = persisted {
+            core.handle(now_ms(), wall_ms(), Input::Persisted { zxid });
+        }
+    }
+}
+
+struct ProcessInfoSource {
+    cfg: ServerConfig,
+}
+
+/// Answers a four-letter word, honouring `4lw.commands.whitelist`.
+fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str) -> String {
+    if !p.cfg.four_letter_word_whitelist.allows(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    match word {
+        "crst" => {
+            core.reset_conn_stats();
+            "Connection stats reset.\n".to_string()
+        }
+        "srst" => {
+            core.reset_stats();
+            "Server stats reset.\n".to_string()
+        }
+        "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg)),
+        "envi" => fourlw::envi(),
+        "dirs" => {
+            let rt = conf_runtime(&p.cfg);
+            format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
+        }
+        _ => fourlw::render(word, &core.snapshot(), &ProcessInfo { fd_count: fd_count(), fd_limit: fd_limit() }),
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn conf_runtime(cfg: &ServerConfig) -> rzk_config::ConfRuntime {
+    let data = cfg.data_dir.join("version-2");
+    let log = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone()).join("version-2");
+    rzk_config::ConfRuntime {
+        data_dir_size: dir_size(&data),
+        data_log_size: dir_size(&log),
+        cwd: std::env::current_dir().ok(),
+        client_port: cfg.client_port,
+        secure_client_port: cfg.secure_client_port,
+        my_id: None,
+        ..Default::default()
+    }
+}
+
+/// Open file descriptors of this process (`zk_open_file_descriptor_count`).
+pub fn fd_count() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0)
+}
+
+/// The soft limit on open files (`zk_max_file_descriptor_count`).
+pub fn fd_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
