@@ -614,3 +614,157 @@ impl<K: JavaHash + Eq> FromIterator<K> for JavaHashSet<K> {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Orders checked against real Java 17: `testdata/JavaOrder.java` printed
+    //! `testdata/java_order_expected.txt` (`javac JavaOrder.java && java JavaOrder`).
+    use super::*;
+
+    const EXPECTED: &str = include_str!("../testdata/java_order_expected.txt");
+
+    fn expected(key: &str) -> Vec<&'static str> {
+        EXPECTED.lines().filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).collect()
+    }
+
+    fn join<'a, I: IntoIterator<Item = &'a T>, T: std::fmt::Display + 'a + ?Sized>(it: I) -> String {
+        it.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    fn spread_hash(s: &str) -> i32 {
+        spread(string_hash_code(s))
+    }
+
+    #[test]
+    fn grow_from_capacity_8() {
+        let mut s = JavaHashSet::with_capacity(8);
+        for i in 0..100 {
+            s.insert(format!("n{i}"));
+        }
+        assert_eq!(join(s.iter()), expected("grow")[0]);
+    }
+
+    #[test]
+    fn sequential_names_with_removals() {
+        let name = |i: i32| format!("lock-{i:010}");
+        let mut s = JavaHashSet::with_capacity(8);
+        for i in 0..40 {
+            s.insert(name(i));
+        }
+        for i in (0..40).step_by(3) {
+            assert!(s.remove(name(i).as_str()));
+        }
+        for i in 0..10 {
+            s.insert(format!("x{i}"));
+        }
+        s.insert(name(3));
+        assert_eq!(join(s.iter()), expected("seq")[0]);
+    }
+
+    #[test]
+    fn clone_resizes_for_current_size() {
+        let mut s: JavaHashSet<String> = JavaHashSet::new();
+        for i in 0..30 {
+            s.insert(format!("/app/e{i}"));
+        }
+        for i in 0..25 {
+            s.remove(format!("/app/e{i}").as_str());
+        }
+        assert_eq!(join(s.iter()), expected("beforeclone")[0]);
+        assert_eq!(join(s.java_clone().iter()), expected("clone")[0]);
+        let empty: JavaHashSet<String> = JavaHashSet::new();
+        let mut c = empty.java_clone();
+        for i in 0..20 {
+            c.insert(format!("/q{i}"));
+        }
+        assert_eq!(join(c.iter()), expected("emptyclone")[0]);
+    }
+
+    #[test]
+    fn from_collection() {
+        let l: Vec<String> = (0..30).map(|i| format!("/c/{}", i * 7)).collect();
+        let s = JavaHashSet::from_collection(l);
+        assert_eq!(join(s.iter()), expected("fromcoll")[0]);
+    }
+
+    #[test]
+    fn crowded_bucket_resizes_instead_of_treeifying() {
+        let mut keys = Vec::new();
+        let mut i = 0;
+        while keys.len() < 11 {
+            let k = format!("k{i}");
+            if spread_hash(&k) & 31 == 5 {
+                keys.push(k);
+            }
+            i += 1;
+        }
+        assert_eq!(join(keys.iter()), expected("collkeys")[0]);
+        let mut s = JavaHashSet::with_capacity(8);
+        let mut steps = String::new();
+        for k in &keys {
+            s.insert(k.clone());
+            steps.push_str(&join(s.iter()));
+            steps.push('|');
+        }
+        assert_eq!(steps, expected("treeify")[0]);
+        assert_eq!(s.capacity(), 64);
+        assert!(!s.has_treeified_bins());
+    }
+
+    #[test]
+    fn long_keys_and_map_copy() {
+        let mut m: JavaHashMap<i64, &str> = JavaHashMap::new();
+        for i in 1..=40i64 {
+            m.insert(i * 13, "v");
+        }
+        for i in (1..=40i64).step_by(2) {
+            m.remove(&(i * 13));
+        }
+        m.insert(-5, "v");
+        m.insert(1 << 40, "v");
+        m.insert(17, "v");
+        assert_eq!(join(m.keys()), expected("longmap")[0]);
+        assert_eq!(join(m.java_clone().keys()), expected("longcopy")[0]);
+    }
+
+    #[test]
+    fn string_hash_codes() {
+        let strs = ["", "a", "zookeeper", "\u{e9}t\u{e9}", "\u{65e5}\u{672c}", "\u{1f600}x", "lock-0000000007"];
+        let got: Vec<String> = strs.iter().map(|s| string_hash_code(s).to_string()).collect();
+        assert_eq!(got, expected("hash"));
+    }
+
+    #[test]
+    fn emptied_set_keeps_its_capacity() {
+        let mut s = JavaHashSet::with_capacity(8);
+        for i in 0..50 {
+            s.insert(format!("r{i}"));
+        }
+        for i in 0..50 {
+            s.remove(format!("r{i}").as_str());
+        }
+        for i in (51..=60).rev() {
+            s.insert(format!("r{i}"));
+        }
+        assert_eq!(join(s.iter()), expected("reuse")[0]);
+    }
+
+    #[test]
+    fn replace_keeps_position_and_get_works() {
+        let mut m: JavaHashMap<Box<str>, i32> = JavaHashMap::new();
+        for i in 0..20 {
+            m.insert(format!("k{i}").into(), i);
+        }
+        let before: Vec<String> = m.keys().map(|k| k.to_string()).collect();
+        assert_eq!(m.insert("k3".into(), 99), Some(3));
+        let after: Vec<String> = m.keys().map(|k| k.to_string()).collect();
+        assert_eq!(before, after);
+        assert_eq!(m.get("k3"), Some(&99));
+        assert_eq!(m.remove("k3"), Some(99));
+        assert_eq!(m.get("k3"), None);
+        assert_eq!(m.len(), 19);
+        assert_eq!(table_size_for(0), 1);
+        assert_eq!(table_size_for(8), 8);
+        assert_eq!(table_size_for(9), 16);
+    }
+}
