@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("RZK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -57,6 +58,10 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         eprintln!("rzk: this build runs standalone servers only; the zoo.cfg lists {} servers", cfg.servers.len());
         return ExitCode::from(2);
     }
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
+        eprintln!("rzk: cannot create dataDir {}: {e}", cfg.data_dir.display());
+        return ExitCode::FAILURE;
+    }
     let addr = match rzk_server::shell::client_addr(&cfg) {
         Ok(a) => a,
         Err(e) => {
@@ -71,7 +76,7 @@ fn server(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let listener = match rzk_server::shell::bind(addr, cfg.client_port_listen_backlog.max(50) as u32) {
             Ok(l) => l,
             Err(e) => {
@@ -92,7 +97,10 @@ fn server(config: Option<PathBuf>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Connection tasks may still be parked on sockets; do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 async fn wait_for_signal() {
