@@ -925,3 +925,133 @@ fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response)
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rzk_proto::client::{Create, PathWatchRequest};
+    use rzk_proto::Acl;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
+        s.handle(0, 1000, Input::Accepted { conn, peer: peer() });
+        let mut w = Writer::new();
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
+        let zxid = appended(s).expect("createSession appended");
+        s.handle(0, 1000, Input::Persisted { zxid });
+        assert!(sends(&s.take_actions(), conn) == 1, "connect response");
+    }
+
+    fn request(s: &mut ZooKeeperServer, conn: ConnId, xid: i32, req: &Request) {
+        let mut w = Writer::new();
+        RequestHeader { xid, op: req.op().code() }.write(&mut w);
+        req.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
+    }
+
+    fn appended(s: &mut ZooKeeperServer) -> Option<Zxid> {
+        let mut last = None;
+        let mut keep = Vec::new();
+        for a in s.take_actions() {
+            match a {
+                Action::Append(r) => last = Some(r.header.zxid),
+                other => keep.push(other),
+            }
+        }
+        s.out = keep;
+        last
+    }
+
+    fn sends(actions: &[Action], conn: ConnId) -> usize {
+        actions.iter().filter(|a| matches!(a, Action::Send { conn: c, .. } if *c == conn)).count()
+    }
+
+    fn reply_xids(actions: &[Action], conn: ConnId) -> Vec<i32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { conn: c, frame, reply: true } if *c == conn => {
+                    Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn create(path: &str) -> Request {
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: vec![], acl: Acl::open_unsafe(), flags: 0, ttl: None })
+    }
+
+    #[test]
+    fn reads_wait_behind_the_connections_own_pending_write() {
+        let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        connect(&mut s, 2);
+        request(&mut s, 1, 1, &create("/a"));
+        let zxid = appended(&mut s).expect("create appended");
+        // conn 1's read waits; conn 2's read is answered now, from the committed tree.
+        request(&mut s, 1, 2, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        request(&mut s, 2, 1, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        let a = s.take_actions();
+        assert!(reply_xids(&a, 1).is_empty());
+        assert_eq!(reply_xids(&a, 2), vec![1]);
+        // Durable: the write's reply, then the read that waited, in xid order.
+        s.handle(0, 1000, Input::Persisted { zxid });
+        assert_eq!(reply_xids(&s.take_actions(), 1), vec![1, 2]);
+    }
+
+    #[test]
+    fn pipelined_writes_see_each_other_through_outstanding_changes() {
+        let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        request(&mut s, 1, 1, &create("/p"));
+        request(&mut s, 1, 2, &create("/p/c"));
+        request(&mut s, 1, 3, &create("/p"));
+        let zxid = appended(&mut s).unwrap();
+        s.handle(0, 1000, Input::Persisted { zxid });
+        let frames: Vec<ReplyHeader> = s
+            .take_actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { frame, reply: true, .. } => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap()),
+                _ => None,
+            })
+            .collect();
+        let errs: Vec<i32> = frames.iter().map(|h| h.err).collect();
+        assert_eq!(errs, vec![0, 0, ErrorCode::NodeExists.code()]);
+        assert_eq!(s.tree().get_children("/p").unwrap(), vec!["c".to_string()]);
+    }
+
+    #[test]
+    fn failed_multi_rolls_back_its_outstanding_changes() {
+        let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        let multi = Request::Multi(vec![create("/m"), create("/missing/x")]);
+        request(&mut s, 1, 1, &multi);
+        // Prepped before the multi is applied: /m must not look created.
+        request(&mut s, 1, 2, &create("/m"));
+        let zxid = appended(&mut s).unwrap();
+        s.handle(0, 1000, Input::Persisted { zxid });
+        let a = s.take_actions();
+        let replies: Vec<(ReplyHeader, Vec<u8>)> = a
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { frame, reply: true, .. } => {
+                    let mut r = Reader::new(&frame[4..]);
+                    Some((ReplyHeader::read(&mut r).unwrap(), r.rest().to_vec()))
+                }
+                _ => None,
+            })
+            .collect();
+        let Response::Multi(results) = Response::decode(OpCode::Multi, &replies[0].1).unwrap() else { panic!() };
+        assert_eq!(
+            results,
+            vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::NoNode.code() }]
+        );
+        assert_eq!(replies[1].0.err, 0, "the create after the failed multi succeeds");
+    }
+}
