@@ -452,3 +452,445 @@ fn loading_a_zookeeper_snapshot() {
     assert_eq!(again, snap.nodes);
     assert_eq!(t.acl_cache().snapshot_entries().len(), snap.acls.len());
 }
+
+// ---- every txn kind, Stat evolution and apply-time errors ----
+
+use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, SetAclTxn};
+use rzk_proto::ErrorCode;
+
+fn ttl_create(path: &str, ttl: i64) -> T {
+    T::CreateTtl(CreateTtlTxn { path: path.into(), data: b"t".to_vec(), acl: Acl::open_unsafe(), parent_cversion: -1, ttl })
+}
+
+fn container_create(path: &str) -> T {
+    T::CreateContainer(CreateContainerTxn { path: path.into(), data: vec![], acl: Acl::open_unsafe(), parent_cversion: -1 })
+}
+
+#[test]
+fn create_kinds_and_owner_encodings() {
+    let mut s = Sim::with(TreeOptions { extended_types_enabled: true, ..Default::default() });
+    let sess = 0x100_0000_0000_00aa;
+    // create2 returns the stat; ephemeral owner is the header's session.
+    let c2 = T::Create {
+        txn: CreateTxn { path: "/e".into(), data: b"abc".to_vec(), acl: Acl::open_unsafe(), ephemeral: true, parent_cversion: -1 },
+        create2: true,
+    };
+    let r = s.run(sess, c2);
+    let TxnResult::Created { path, stat } = r else { panic!("{r:?}") };
+    assert_eq!(path, "/e");
+    assert_eq!(stat.ephemeral_owner, sess);
+    assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime), (Zxid(2), Zxid(2), Zxid(2), 1002, 1002));
+    assert_eq!((stat.version, stat.cversion, stat.aversion, stat.data_length, stat.num_children), (0, 0, 0, 3, 0));
+    assert_eq!(s.t.get_ephemerals(SessionId(sess)), vec!["/e"]);
+    assert_eq!(s.t.sessions_with_ephemerals(), vec![SessionId(sess)]);
+
+    // Containers: owner Long.MIN_VALUE stored, 0 shown.
+    let TxnResult::Created { stat, .. } = s.run(sess, container_create("/c")) else { panic!() };
+    assert_eq!(stat.ephemeral_owner, 0);
+    assert_eq!(s.t.get("/c").unwrap().stat.ephemeral_owner, i64::MIN);
+    assert_eq!(s.t.get("/c").unwrap().ephemeral_type, EphemeralType::Container);
+    assert_eq!(s.t.containers(), vec!["/c"]);
+
+    // TTL: 0xFF << 56 | ttl stored, 0 shown, listed with its ttl.
+    let TxnResult::Created { stat, .. } = s.run(sess, ttl_create("/t", 5000)) else { panic!() };
+    assert_eq!(stat.ephemeral_owner, 0);
+    assert_eq!(s.t.get("/t").unwrap().stat.ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
+    assert_eq!(s.t.ttls(), vec![("/t".to_string(), 5000)]);
+    assert_eq!(s.run(sess, ttl_create("/t2", 0)), TxnResult::Error(ErrorCode::BadArguments));
+    assert!(!s.t.contains("/t2"));
+    // None of them is an ephemeral of the session.
+    assert_eq!(s.t.get_ephemerals(SessionId(sess)), vec!["/e"]);
+    assert_eq!(s.t.ephemerals_count(), 1);
+
+    // Container candidates: an empty container that never had a child is kept unless the
+    // never-used interval is set; an expired TTL node is a candidate.
+    let now = 1_000_000;
+    assert_eq!(s.t.container_candidates(now, 0), vec!["/t"]);
+    let mut both = s.t.container_candidates(now, 10);
+    both.sort();
+    assert_eq!(both, vec!["/c", "/t"]);
+    s.run(sess, create("/c/x", b"", false));
+    assert_eq!(s.t.container_candidates(now, 0), vec!["/t"]);
+    assert_eq!(s.run(sess, T::Delete { path: "/c/x".into() }), TxnResult::Deleted);
+    let mut cands = s.t.container_candidates(now, 0);
+    cands.sort();
+    assert_eq!(cands, vec!["/c", "/t"]);
+    assert_eq!(s.run(0, T::DeleteContainer { path: "/c".into() }), TxnResult::Deleted);
+    assert!(s.t.containers().is_empty());
+
+    // Without extended types a TTL owner is just a session id (ZooKeeper's EphemeralType.get).
+    let mut s2 = Sim::new();
+    s2.run(sess, ttl_create("/t", 5000));
+    assert_eq!(s2.t.ttls(), vec![]);
+    assert_eq!(s2.t.stat("/t").unwrap().ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
+    assert_eq!(s2.t.sessions_with_ephemerals(), vec![SessionId(0xff00_0000_0000_1388_u64 as i64)]);
+}
+
+#[test]
+fn parent_cversion_from_txn_and_sequence_style_numbers() {
+    let mut s = Sim::new();
+    s.mk("/p");
+    // An explicit parent cversion (as prep computes it) wins when larger.
+    let c = T::Create {
+        txn: CreateTxn { path: "/p/a".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 7 },
+        create2: false,
+    };
+    s.run(Y_SESSION, c);
+    let p = s.t.get("/p").unwrap();
+    assert_eq!((p.stat.cversion, p.stat.pzxid), (7, Zxid(s.zxid)));
+    assert_eq!(s.t.stat("/p").unwrap().cversion, 13); // 7 * 2 - 1 child
+    // A smaller one leaves cversion and pzxid alone.
+    let c = T::Create {
+        txn: CreateTxn { path: "/p/b".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 3 },
+        create2: false,
+    };
+    let z_before = s.zxid;
+    s.run(Y_SESSION, c);
+    let p = s.t.get("/p").unwrap();
+    assert_eq!((p.stat.cversion, p.stat.pzxid), (7, Zxid(z_before)));
+}
+
+#[test]
+fn set_data_set_acl_check_and_session_txns() {
+    let mut s = Sim::new();
+    s.mk("/a");
+    let r = s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/a".into(), data: b"hello".to_vec(), version: 1 }));
+    let TxnResult::SetData { stat } = r else { panic!() };
+    assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length, stat.czxid), (1, Zxid(3), 1003, 5, Zxid(2)));
+    assert_eq!(s.t.approximate_data_size(), 44 + 2 + 5);
+    // setACL: aversion from the txn; ACL ids churn like ZooKeeper's cache.
+    assert_eq!(s.t.get("/a").unwrap().acl_id, 2);
+    let r = s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 }));
+    let TxnResult::SetAcl { stat } = r else { panic!() };
+    assert_eq!((stat.aversion, stat.mzxid), (1, Zxid(3)));
+    // The only user of list 2 re-set it: the entry was dropped and re-added as 3.
+    assert_eq!(s.t.get("/a").unwrap().acl_id, 3);
+    assert_eq!(s.t.acl_cache_size(), 2);
+    let r = s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::read_unsafe(), version: 2 }));
+    assert!(matches!(r, TxnResult::SetAcl { .. }));
+    assert_eq!(s.t.get("/a").unwrap().acl_id, 1);
+    assert_eq!(s.t.acl_cache_size(), 1);
+    assert_eq!(s.t.acl_cache().ref_count(1), 2);
+    assert_eq!(s.run(Y_SESSION, T::Check(CheckVersionTxn { path: "/a".into(), version: 2 })), TxnResult::Check);
+    assert_eq!(s.run(Y_SESSION, T::CreateSession { timeout_ms: 30000 }), TxnResult::SessionCreated);
+    assert_eq!(s.run(Y_SESSION, T::Error { err: -101 }), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(s.t.last_processed_zxid(), Zxid(s.zxid));
+}
+
+#[test]
+fn apply_time_errors_and_their_side_effects() {
+    let mut s = Sim::new();
+    s.mk("/a");
+    s.mk("/a/b");
+    let before = s.t.get("/a").unwrap().stat;
+    // Create of an existing node (op create): NodeExists, and the parent's cversion/pzxid
+    // move forward via setCversionPzxid (parent_cversion -1 = current + 1).
+    assert_eq!(s.run(Y_SESSION, create("/a/b", b"", false)), TxnResult::Error(ErrorCode::NodeExists));
+    let after = s.t.get("/a").unwrap().stat;
+    assert_eq!((after.cversion, after.pzxid), (before.cversion + 1, Zxid(s.zxid)));
+    // ...but the ACL reference taken before the check stays (ZooKeeper leaks it too).
+    assert_eq!(s.t.acl_cache().ref_count(2), 3);
+    // create2 of an existing node: NodeExists without touching the parent.
+    let c2 = T::Create {
+        txn: CreateTxn { path: "/a/b".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+        create2: true,
+    };
+    let st = s.t.get("/a").unwrap().stat;
+    assert_eq!(s.run(Y_SESSION, c2), TxnResult::Error(ErrorCode::NodeExists));
+    assert_eq!(s.t.get("/a").unwrap().stat, st);
+    // Missing parent.
+    assert_eq!(s.run(Y_SESSION, create("/x/y", b"", false)), TxnResult::Error(ErrorCode::NoNode));
+    // Delete of a missing child: NoNode, yet the parent's pzxid moved (ZooKeeper deleteNode).
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a/zz".into() }), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(s.t.get("/a").unwrap().stat.pzxid, Zxid(s.zxid));
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/q/zz".into() }), TxnResult::Error(ErrorCode::NoNode));
+    // Refused outright: non-empty node, root.
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a".into() }), TxnResult::Error(ErrorCode::NotEmpty));
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/".into() }), TxnResult::Error(ErrorCode::BadArguments));
+    assert_eq!(s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/nope".into(), acl: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
+    s.t.check_invariants().unwrap();
+}
+
+#[test]
+fn multi_success_failure_and_invalid_members() {
+    let mut s = Sim::new();
+    s.mk("/m");
+    let ok = T::Multi(vec![
+        create("/m/a", b"1", false),
+        T::Check(CheckVersionTxn { path: "/m/a".into(), version: 0 }),
+        T::SetData(SetDataTxn { path: "/m/a".into(), data: b"22".to_vec(), version: 1 }),
+        T::Delete { path: "/m/a".into() },
+        create("/m/b", b"", false),
+    ]);
+    let r = s.run(Y_SESSION, ok);
+    let TxnResult::Multi(rs) = &r else { panic!() };
+    assert!(matches!(rs[0], TxnResult::Created { .. }));
+    assert_eq!(rs[1], TxnResult::Check);
+    assert!(matches!(rs[2], TxnResult::SetData { .. }));
+    assert_eq!(rs[3], TxnResult::Deleted);
+    assert_eq!(r.err(), ErrorCode::Ok);
+    // All members share the zxid.
+    assert_eq!(s.t.stat("/m/b").unwrap().czxid, Zxid(s.zxid));
+    assert_eq!(s.t.stat("/m").unwrap().pzxid, Zxid(s.zxid));
+    // A failed multi as prep writes it: members before the failure keep their txn, the
+    // failing one is an ErrorTxn, later ones ErrorTxn(RuntimeInconsistency). Nothing applies.
+    let digest = s.t.digest();
+    let failed = T::Multi(vec![
+        create("/m/c", b"", false),
+        T::Error { err: ErrorCode::BadVersion.code() },
+        T::Error { err: ErrorCode::RuntimeInconsistency.code() },
+    ]);
+    let r = s.run(Y_SESSION, failed);
+    assert_eq!(
+        r,
+        TxnResult::Multi(vec![
+            TxnResult::Error(ErrorCode::Ok),
+            TxnResult::Error(ErrorCode::BadVersion),
+            TxnResult::Error(ErrorCode::RuntimeInconsistency)
+        ])
+    );
+    assert_eq!(r.err(), ErrorCode::BadVersion);
+    assert!(!s.t.contains("/m/c"));
+    assert_eq!(s.t.digest(), digest);
+    // A member that cannot be in a multi stops processing there (3.8 has no create2 in multi).
+    let odd = T::Multi(vec![
+        create("/m/d", b"", false),
+        T::Create {
+            txn: CreateTxn { path: "/m/e".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+            create2: true,
+        },
+        create("/m/f", b"", false),
+    ]);
+    let r = s.run(Y_SESSION, odd.clone());
+    assert!(matches!(&r, TxnResult::Multi(v) if v.len() == 1));
+    assert!(s.t.contains("/m/d") && !s.t.contains("/m/e") && !s.t.contains("/m/f"));
+    // 3.9 accepts create2 members.
+    let mut s9 = Sim::with(TreeOptions { flavor: Flavor::V3_9, ..Default::default() });
+    s9.mk("/m");
+    let r = s9.run(Y_SESSION, odd);
+    assert!(matches!(&r, TxnResult::Multi(v) if v.len() == 3));
+}
+
+#[test]
+fn close_session_deletes_listed_then_remaining_paths() {
+    let mut s = Sim::new();
+    let sess = 0x500_0000_0000_0001;
+    s.mk("/s");
+    for i in 0..12 {
+        s.eph(sess, &format!("/s/e{i}"));
+    }
+    s.t.add_watch("/s", WatchKind::Persistent, X);
+    // The txn lists a subset (plus a path already gone): those go first, in txn order, then
+    // the rest in set order.
+    let listed = vec!["/s/e5".to_string(), "/s/gone".to_string(), "/s/e1".to_string()];
+    // The rest goes in the order of the session's own set (not of its clone).
+    let mut rest: Vec<String> = s.t.ephemerals_by_session()[0].1.clone();
+    rest.retain(|p| !listed.contains(p));
+    assert_ne!(rest, {
+        let mut c = s.t.get_ephemerals(SessionId(sess));
+        c.retain(|p| !listed.contains(p));
+        c
+    });
+    let r = s.run(sess, T::CloseSession { paths_to_delete: listed });
+    assert_eq!(r, TxnResult::SessionClosed);
+    assert_eq!(s.t.get_children("/s").unwrap(), Vec::<String>::new());
+    let seen = s.take();
+    let order: Vec<&str> = seen.split(',').filter_map(|e| e.strip_prefix("NodeChildrenChanged:")).collect();
+    assert_eq!(order.len(), 12); // one per deletion (persistent child watch on /s)
+    assert!(s.t.sessions_with_ephemerals().is_empty());
+    // The deletes happened in the order: e5, e1, then `rest`.
+    let mut s2 = Sim::new();
+    s2.mk("/s");
+    for i in 0..12 {
+        s2.eph(sess, &format!("/s/e{i}"));
+    }
+    s2.t.add_watch("/s", WatchKind::PersistentRecursive, X);
+    s2.run(sess, T::CloseSession { paths_to_delete: vec!["/s/e5".into(), "/s/gone".into(), "/s/e1".into()] });
+    let deleted: Vec<String> =
+        s2.take().split(',').filter_map(|e| e.strip_prefix("NodeDeleted:").map(str::to_string)).collect();
+    let mut want = vec!["/s/e5".to_string(), "/s/e1".to_string()];
+    want.extend(rest);
+    assert_eq!(deleted, want);
+}
+
+#[test]
+fn ephemeral_session_entry_outlives_its_nodes_until_close() {
+    let mut s = Sim::new();
+    let sess = 0x600_0000_0000_0001;
+    s.eph(sess, "/e");
+    s.del("/e");
+    // ZooKeeper keeps the (now empty) set until the session closes.
+    assert_eq!(s.t.sessions_with_ephemerals(), vec![SessionId(sess)]);
+    assert_eq!(s.t.get_ephemerals(SessionId(sess)), Vec::<String>::new());
+    s.run(sess, T::CloseSession { paths_to_delete: vec![] });
+    assert!(s.t.sessions_with_ephemerals().is_empty());
+}
+
+#[test]
+fn quota_stats_follow_changes() {
+    let mut s = Sim::new();
+    s.mk("/q");
+    s.run(Y_SESSION, create("/q/a", b"12345", false));
+    s.mk("/zookeeper/quota/q");
+    s.run(Y_SESSION, create("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1", false));
+    s.run(Y_SESSION, create("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0", false));
+    let stats = || String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap();
+    fn s_data(t: &DataTree, p: &str) -> Vec<u8> {
+        t.get(p).unwrap().data.to_vec()
+    }
+    assert_eq!(stats(), "count=2,bytes=5");
+    s.run(Y_SESSION, create("/q/a/b", b"xy", false));
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=3,bytes=7");
+    s.set("/q/a", b"1");
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=3,bytes=3");
+    s.del("/q/a/b");
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=2,bytes=1");
+    assert_eq!(s.t.max_prefix_with_quota("/q/zz"), Some("/q".to_string()));
+    s.del("/zookeeper/quota/q/zookeeper_limits");
+    assert_eq!(s.t.max_prefix_with_quota("/q/zz"), None);
+}
+
+#[test]
+fn set_watches_after_reconnect() {
+    let mut s = Sim::new();
+    s.mk("/a");
+    s.mk("/b");
+    s.mk("/c");
+    let rel = Zxid(s.zxid);
+    s.set("/a", b"1");
+    s.mk("/c/x");
+    let w = SetWatches2 {
+        relative_zxid: rel,
+        data_watches: vec!["/a".into(), "/b".into(), "/gone".into()],
+        exist_watches: vec!["/b".into(), "/nothere".into()],
+        child_watches: vec!["/c".into(), "/b".into(), "/gone2".into()],
+        persistent_watches: vec!["/p".into()],
+        persistent_recursive_watches: vec!["/r".into()],
+    };
+    let out = s.t.set_watches(rel, &w, X);
+    let got: Vec<String> =
+        out.iter().map(|(_, e)| format!("{:?}:{}", EventType::from_code(e.event_type).unwrap(), e.path)).collect();
+    assert_eq!(
+        got,
+        vec![
+            "NodeDataChanged:/a",
+            "NodeDeleted:/gone",
+            "NodeCreated:/b",
+            "NodeChildrenChanged:/c",
+            "NodeDeleted:/gone2"
+        ]
+    );
+    assert!(out.iter().all(|(w, e)| *w == X && e.state == 3));
+    // Registered: data /b, exist /nothere, child /b, persistent /p, recursive /r.
+    let mut paths = s.t.watches_by_watcher()[0].1.clone();
+    paths.sort();
+    assert_eq!(paths, vec!["/b", "/nothere", "/p", "/r"]);
+    s.mk("/nothere");
+    s.mk("/r");
+    s.mk("/r/deep");
+    s.mk("/b/k");
+    assert_eq!(s.take(), "NodeCreated:/nothere,NodeCreated:/r,NodeCreated:/r/deep,NodeChildrenChanged:/b");
+}
+
+#[test]
+fn watch_counts_and_listings() {
+    let mut s = Sim::new();
+    s.mk("/a");
+    let y = WatcherId(2);
+    s.t.get_data("/a", Some(X)).unwrap();
+    s.t.stat_node("/zz", Some(X)).unwrap_err();
+    s.t.get_children_watch("/a", Some(X)).unwrap();
+    s.t.get_data("/a", Some(y)).unwrap();
+    s.t.add_watch("/a", WatchKind::Persistent, y);
+    assert_eq!(s.t.watch_count(), 2 + 1 + 1 + 1); // data: /a X, /zz X, /a y; child: /a X, /a y
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 2, total: 3 });
+    let by_path = s.t.watches_by_path();
+    assert_eq!(by_path.len(), 2);
+    assert!(by_path.contains(&("/a".to_string(), vec![X, y])));
+    s.set("/a", b"1");
+    // X's one-time data watch fired; y's persistent one (it replaced y's one-time one) stays.
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 2, total: 2 });
+    // ZooKeeper keeps a watcher's (empty) entry after its last watch fired.
+    s.mk("/zz");
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 1, total: 1 });
+    assert_eq!(s.t.watches_by_watcher(), vec![(X, vec![]), (y, vec!["/a".to_string()])]);
+    s.t.remove_watcher(y);
+    s.t.remove_watcher(X);
+    assert_eq!(s.t.watch_count(), 0);
+    assert_eq!(s.t.watch_summary(), WatchesSummary::default());
+}
+
+#[test]
+fn check_watches_quirk_of_3_8() {
+    let mut s = Sim::new();
+    s.mk("/a");
+    let y = WatcherId(2);
+    s.t.get_data("/a", Some(y)).unwrap();
+    // 3.8: containsWatcher only asks whether the path has a watcher at all.
+    assert!(s.t.contains_watch("/a", WatcherType::Data, X));
+    assert!(!s.t.contains_watch("/a", WatcherType::Children, X));
+    assert!(s.t.contains_watch("/a", WatcherType::Any, X));
+    assert!(!s.t.contains_watch("/a", WatcherType::Persistent, y));
+    // removeWatches is per watcher.
+    assert!(!s.t.remove_watches("/a", WatcherType::Data, X));
+    assert!(s.t.remove_watches("/a", WatcherType::Any, y));
+    assert!(!s.t.contains_watch("/a", WatcherType::Data, y));
+}
+
+#[test]
+fn flavor_3_9_keeps_modes_apart() {
+    let mut s = Sim::with(TreeOptions { flavor: Flavor::V3_9, ..Default::default() });
+    let y = WatcherId(2);
+    s.mk("/w4");
+    s.t.add_watch("/w4", WatchKind::Persistent, X);
+    s.t.get_data("/w4", Some(X)).unwrap();
+    s.set("/w4", b"1");
+    s.set("/w4", b"22");
+    s.mk("/w4/c");
+    // The one-time watch fires once, the persistent one keeps firing.
+    assert_eq!(s.take(), "NodeDataChanged:/w4,NodeDataChanged:/w4,NodeChildrenChanged:/w4");
+    s.mk("/w11");
+    s.t.add_watch("/w11", WatchKind::PersistentRecursive, X);
+    s.t.get_data("/w11", Some(X)).unwrap();
+    s.set("/w11", b"1");
+    s.set("/w11", b"22");
+    s.mk("/w11/b");
+    assert_eq!(s.take(), "NodeDataChanged:/w11,NodeDataChanged:/w11,NodeCreated:/w11/b");
+    // Recursive watches live in the data table only.
+    assert!(!s.t.child_watches().has_watcher(X) || s.t.child_watches().modes("/w11", X).is_empty());
+    // checkWatches / removeWatches by mode, per watcher.
+    s.t.get_data("/w11", Some(y)).unwrap();
+    assert!(!s.t.contains_watch("/w11", WatcherType::Data, X));
+    assert!(s.t.contains_watch("/w11", WatcherType::PersistentRecursive, X));
+    assert!(s.t.contains_watch("/w11", WatcherType::Data, y));
+    assert!(s.t.contains_watch("/w4", WatcherType::Persistent, X));
+    assert!(!s.t.remove_watches("/w11", WatcherType::Data, X));
+    assert!(s.t.remove_watches("/w4", WatcherType::Persistent, X));
+    assert!(!s.t.contains_watch("/w4", WatcherType::Any, X));
+    assert!(s.t.remove_watches("/w11", WatcherType::PersistentRecursive, X));
+    s.mk("/w11/c");
+    assert_eq!(s.take(), "");
+    // A create of an existing node replaces its ACL in 3.9.
+    let c = T::Create {
+        txn: CreateTxn { path: "/w4".into(), data: vec![], acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
+        create2: false,
+    };
+    assert_eq!(s.run(Y_SESSION, c), TxnResult::Error(ErrorCode::NodeExists));
+    assert_eq!(&*s.t.get("/w4").unwrap().acl, &Acl::read_unsafe()[..]);
+}
+
+#[test]
+fn root_children_events_and_all_children_number() {
+    let mut s = Sim::new();
+    s.t.get_children_watch("/", Some(X)).unwrap();
+    s.mk("/a");
+    s.mk("/a/b");
+    s.mk("/a/b/c");
+    assert_eq!(s.take(), "NodeChildrenChanged:/");
+    assert_eq!(s.t.all_children_number("/"), Some(6));
+    assert_eq!(s.t.all_children_number("/a"), Some(2));
+    assert_eq!(s.t.all_children_number("/zookeeper"), Some(2));
+    assert_eq!(s.t.all_children_number("/nope"), None);
+    assert_eq!(s.t.node_count(), 8);
+}
