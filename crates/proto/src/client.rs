@@ -130,7 +130,7 @@ jute_record! {
 jute_record! {
     pub struct CreateRequest {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub acl: Vec<Acl>,
         pub flags: i32,
     }
@@ -139,7 +139,7 @@ jute_record! {
 jute_record! {
     pub struct CreateTtlRequest {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub acl: Vec<Acl>,
         pub flags: i32,
         pub ttl: i64,
@@ -172,7 +172,7 @@ jute_record! {
 jute_record! {
     pub struct SetDataRequest {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub version: i32,
     }
 }
@@ -229,7 +229,8 @@ pub struct Create {
     /// Which op carried it: Create, Create2, CreateContainer or CreateTtl.
     pub op: OpCode,
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` when the client sent a null buffer (ZooKeeper keeps null apart from empty).
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Present for CreateTtl only.
@@ -389,7 +390,7 @@ impl Request {
         match self {
             Create(c) => {
                 w.write_string(&c.path);
-                w.write_buffer(&c.data);
+                w.write_buffer_opt(c.data.as_deref());
                 w.write_vec(&c.acl);
                 w.write_i32(c.flags);
                 if c.op == OpCode::CreateTtl {
@@ -456,7 +457,7 @@ pub enum OpResult {
     SetData { stat: Stat },
     Check,
     GetChildren { children: Vec<String> },
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     Error { err: i32 },
 }
 
@@ -486,7 +487,7 @@ pub enum Response {
     Create2 { path: String, stat: Stat },
     /// ExistsResponse, SetDataResponse, SetACLResponse.
     Stat(Stat),
-    GetData { data: Vec<u8>, stat: Stat },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
     GetAcl { acl: Vec<Acl>, stat: Stat },
     Children(Vec<String>),
     Children2 { children: Vec<String>, stat: Stat },
@@ -497,6 +498,8 @@ pub enum Response {
     WhoAmI(Vec<ClientInfo>),
     /// SetSASLResponse.
     Sasl(Vec<u8>),
+    /// Bytes written as they are (e.g. a SyncResponse echoing the request's path field).
+    Raw(Vec<u8>),
 }
 
 impl Response {
@@ -510,7 +513,7 @@ impl Response {
             }
             Response::Stat(s) => s.write(w),
             Response::GetData { data, stat } => {
-                w.write_buffer(data);
+                w.write_buffer_opt(data.as_deref());
                 stat.write(w);
             }
             Response::GetAcl { acl, stat } => {
@@ -536,7 +539,7 @@ impl Response {
                         OpResult::SetData { stat } => stat.write(w),
                         OpResult::GetChildren { children } => w.write_vec(children),
                         OpResult::GetData { data, stat } => {
-                            w.write_buffer(data);
+                            w.write_buffer_opt(data.as_deref());
                             stat.write(w);
                         }
                         OpResult::Error { err } => w.write_i32(*err),
@@ -547,6 +550,7 @@ impl Response {
             Response::AllChildrenNumber(n) => w.write_i32(*n),
             Response::WhoAmI(v) => w.write_vec(v),
             Response::Sasl(t) => w.write_buffer(t),
+            Response::Raw(b) => w.write_raw(b),
         }
     }
 
@@ -560,7 +564,7 @@ impl Response {
                 Response::Create2 { path: r.read_string()?, stat: Stat::read(r)? }
             }
             O::Exists | O::SetData | O::SetAcl => Response::Stat(Stat::read(r)?),
-            O::GetData => Response::GetData { data: r.read_buffer()?, stat: Stat::read(r)? },
+            O::GetData => Response::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
             O::GetAcl => Response::GetAcl { acl: r.read_vec()?, stat: Stat::read(r)? },
             O::GetChildren => Response::Children(r.read_vec()?),
             O::GetChildren2 => Response::Children2 { children: r.read_vec()?, stat: Stat::read(r)? },
@@ -578,7 +582,7 @@ impl Response {
                         Some(O::SetData) => OpResult::SetData { stat: Stat::read(r)? },
                         Some(O::Check) => OpResult::Check,
                         Some(O::GetChildren) => OpResult::GetChildren { children: r.read_vec()? },
-                        Some(O::GetData) => OpResult::GetData { data: r.read_buffer()?, stat: Stat::read(r)? },
+                        Some(O::GetData) => OpResult::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
                         Some(O::Error) => OpResult::Error { err: r.read_i32()? },
                         _ => return Err(DecodeError::UnknownOpCode(h.op)),
                     });
@@ -626,7 +630,7 @@ mod tests {
         round_trip(Request::Create(Create {
             op: OpCode::CreateTtl,
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             flags: 5,
             ttl: Some(1000),

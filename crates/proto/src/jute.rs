@@ -361,6 +361,17 @@ impl Field for Vec<u8> {
     }
 }
 
+/// A buffer that keeps null (length -1) apart from empty, as ZooKeeper's znode data does.
+impl Field for Option<Vec<u8>> {
+    const MIN_BYTES: usize = 4;
+    fn write_field(&self, w: &mut Writer) {
+        w.write_buffer_opt(self.as_deref())
+    }
+    fn read_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.read_buffer_opt()
+    }
+}
+
 /// Vectors of records (jute `vector<T>`); `Vec<u8>` is a buffer instead.
 impl<T: Record> Field for Vec<T> {
     const MIN_BYTES: usize = 4;

@@ -31,7 +31,7 @@ jute_record! {
 jute_record! {
     pub struct CreateTxn {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub acl: Vec<Acl>,
         pub ephemeral: bool,
         pub parent_cversion: i32,
@@ -41,7 +41,7 @@ jute_record! {
 jute_record! {
     pub struct CreateTtlTxn {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub acl: Vec<Acl>,
         pub parent_cversion: i32,
         pub ttl: i64,
@@ -51,7 +51,7 @@ jute_record! {
 jute_record! {
     pub struct CreateContainerTxn {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub acl: Vec<Acl>,
         pub parent_cversion: i32,
     }
@@ -60,7 +60,7 @@ jute_record! {
 jute_record! {
     pub struct SetDataTxn {
         pub path: String,
-        pub data: Vec<u8>,
+        pub data: Option<Vec<u8>>,
         pub version: i32,
     }
 }
@@ -238,7 +238,7 @@ mod tests {
     fn multi_txn_round_trips() {
         let t = Txn::Multi(vec![
             Txn::Create {
-                txn: CreateTxn { path: "/a".into(), data: vec![1], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 1 },
+                txn: CreateTxn { path: "/a".into(), data: Some(vec![1]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 1 },
                 create2: false,
             },
             Txn::Error { err: -101 },

@@ -93,7 +93,7 @@ impl Client {
 }
 
 fn create(path: &str, data: &[u8], flags: i32) -> Request {
-    Request::Create(Create { op: OpCode::Create2, path: path.into(), data: data.to_vec(), acl: Acl::open_unsafe(), flags, ttl: None })
+    Request::Create(Create { op: OpCode::Create2, path: path.into(), data: Some(data.to_vec()), acl: Acl::open_unsafe(), flags, ttl: None })
 }
 
 #[test]
@@ -112,11 +112,11 @@ fn create_get_set_delete_and_watch() {
 
     let (err, r) = b.call(Request::GetData(PathWatchRequest { path: "/a".into(), watch: true }));
     assert_eq!(err, 0);
-    assert!(matches!(r, Response::GetData { ref data, .. } if data == b"hello"));
+    assert!(matches!(r, Response::GetData { data: Some(ref data), .. } if data == b"hello"));
 
-    let (err, _) = a.call(Request::SetData(SetDataRequest { path: "/a".into(), data: b"x".to_vec(), version: 5 }));
+    let (err, _) = a.call(Request::SetData(SetDataRequest { path: "/a".into(), data: Some(b"x".to_vec()), version: 5 }));
     assert_eq!(err, -103, "bad version");
-    let (err, r) = a.call(Request::SetData(SetDataRequest { path: "/a".into(), data: b"x".to_vec(), version: 0 }));
+    let (err, r) = a.call(Request::SetData(SetDataRequest { path: "/a".into(), data: Some(b"x".to_vec()), version: 0 }));
     assert_eq!(err, 0);
     let Response::Stat(stat) = r else { panic!() };
     assert_eq!(stat.version, 1);

@@ -12,7 +12,7 @@ pub(crate) fn hdr(zxid: i64, session: i64, txn: &Txn) -> TxnHeader {
 
 pub(crate) fn create(path: &str, data: &[u8], ephemeral: bool) -> Txn {
     Txn::Create {
-        txn: CreateTxn { path: path.into(), data: data.into(), acl: Acl::open_unsafe(), ephemeral, parent_cversion: -1 },
+        txn: CreateTxn { path: path.into(), data: Some(data.to_vec()), acl: Acl::open_unsafe(), ephemeral, parent_cversion: -1 },
         create2: false,
     }
 }
@@ -221,7 +221,7 @@ impl Sim {
     }
     fn set(&mut self, p: &str, data: &[u8]) {
         let version = self.t.get(p).unwrap().stat.version + 1;
-        let r = self.run(Y_SESSION, T::SetData(SetDataTxn { path: p.into(), data: data.into(), version }));
+        let r = self.run(Y_SESSION, T::SetData(SetDataTxn { path: p.into(), data: Some(data.to_vec()), version }));
         assert!(matches!(r, TxnResult::SetData { .. }));
     }
     fn take(&mut self) -> String {
@@ -293,7 +293,7 @@ fn zk380_watch_scenarios() {
     assert!(s.t.stat_node("/w6/c", Some(X)).is_err());
     let multi = T::Multi(vec![
         create("/w6/c", b"", false),
-        T::SetData(SetDataTxn { path: "/w6/a".into(), data: vec![0], version: 1 }),
+        T::SetData(SetDataTxn { path: "/w6/a".into(), data: Some(vec![0]), version: 1 }),
         T::Delete { path: "/w6/b".into() },
     ]);
     let r = s.run(Y_SESSION, multi);
@@ -459,11 +459,11 @@ use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, SetAclTx
 use rzk_proto::ErrorCode;
 
 fn ttl_create(path: &str, ttl: i64) -> T {
-    T::CreateTtl(CreateTtlTxn { path: path.into(), data: b"t".to_vec(), acl: Acl::open_unsafe(), parent_cversion: -1, ttl })
+    T::CreateTtl(CreateTtlTxn { path: path.into(), data: Some(b"t".to_vec()), acl: Acl::open_unsafe(), parent_cversion: -1, ttl })
 }
 
 fn container_create(path: &str) -> T {
-    T::CreateContainer(CreateContainerTxn { path: path.into(), data: vec![], acl: Acl::open_unsafe(), parent_cversion: -1 })
+    T::CreateContainer(CreateContainerTxn { path: path.into(), data: Some(vec![]), acl: Acl::open_unsafe(), parent_cversion: -1 })
 }
 
 #[test]
@@ -472,7 +472,7 @@ fn create_kinds_and_owner_encodings() {
     let sess = 0x100_0000_0000_00aa;
     // create2 returns the stat; ephemeral owner is the header's session.
     let c2 = T::Create {
-        txn: CreateTxn { path: "/e".into(), data: b"abc".to_vec(), acl: Acl::open_unsafe(), ephemeral: true, parent_cversion: -1 },
+        txn: CreateTxn { path: "/e".into(), data: Some(b"abc".to_vec()), acl: Acl::open_unsafe(), ephemeral: true, parent_cversion: -1 },
         create2: true,
     };
     let r = s.run(sess, c2);
@@ -532,7 +532,7 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
     s.mk("/p");
     // An explicit parent cversion (as prep computes it) wins when larger.
     let c = T::Create {
-        txn: CreateTxn { path: "/p/a".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 7 },
+        txn: CreateTxn { path: "/p/a".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 7 },
         create2: false,
     };
     s.run(Y_SESSION, c);
@@ -541,7 +541,7 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
     assert_eq!(s.t.stat("/p").unwrap().cversion, 13); // 7 * 2 - 1 child
     // A smaller one leaves cversion and pzxid alone.
     let c = T::Create {
-        txn: CreateTxn { path: "/p/b".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 3 },
+        txn: CreateTxn { path: "/p/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 3 },
         create2: false,
     };
     let z_before = s.zxid;
@@ -554,7 +554,7 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
 fn set_data_set_acl_check_and_session_txns() {
     let mut s = Sim::new();
     s.mk("/a");
-    let r = s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/a".into(), data: b"hello".to_vec(), version: 1 }));
+    let r = s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/a".into(), data: Some(b"hello".to_vec()), version: 1 }));
     let TxnResult::SetData { stat } = r else { panic!() };
     assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length, stat.czxid), (1, Zxid(3), 1003, 5, Zxid(2)));
     assert_eq!(s.t.approximate_data_size(), 44 + 2 + 5);
@@ -592,7 +592,7 @@ fn apply_time_errors_and_their_side_effects() {
     assert_eq!(s.t.acl_cache().ref_count(2), 3);
     // create2 of an existing node: NodeExists without touching the parent.
     let c2 = T::Create {
-        txn: CreateTxn { path: "/a/b".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+        txn: CreateTxn { path: "/a/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
         create2: true,
     };
     let st = s.t.get("/a").unwrap().stat;
@@ -607,7 +607,7 @@ fn apply_time_errors_and_their_side_effects() {
     // Refused outright: non-empty node, root.
     assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a".into() }), TxnResult::Error(ErrorCode::NotEmpty));
     assert_eq!(s.run(Y_SESSION, T::Delete { path: "/".into() }), TxnResult::Error(ErrorCode::BadArguments));
-    assert_eq!(s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: Some(vec![]), version: 1 })), TxnResult::Error(ErrorCode::NoNode));
     assert_eq!(s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/nope".into(), acl: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
     s.t.check_invariants().unwrap();
 }
@@ -619,7 +619,7 @@ fn multi_success_failure_and_invalid_members() {
     let ok = T::Multi(vec![
         create("/m/a", b"1", false),
         T::Check(CheckVersionTxn { path: "/m/a".into(), version: 0 }),
-        T::SetData(SetDataTxn { path: "/m/a".into(), data: b"22".to_vec(), version: 1 }),
+        T::SetData(SetDataTxn { path: "/m/a".into(), data: Some(b"22".to_vec()), version: 1 }),
         T::Delete { path: "/m/a".into() },
         create("/m/b", b"", false),
     ]);
@@ -657,7 +657,7 @@ fn multi_success_failure_and_invalid_members() {
     let odd = T::Multi(vec![
         create("/m/d", b"", false),
         T::Create {
-            txn: CreateTxn { path: "/m/e".into(), data: vec![], acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+            txn: CreateTxn { path: "/m/e".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
             create2: true,
         },
         create("/m/f", b"", false),
@@ -873,7 +873,7 @@ fn flavor_3_9_keeps_modes_apart() {
     assert_eq!(s.take(), "");
     // A create of an existing node replaces its ACL in 3.9.
     let c = T::Create {
-        txn: CreateTxn { path: "/w4".into(), data: vec![], acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
+        txn: CreateTxn { path: "/w4".into(), data: Some(vec![]), acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
         create2: false,
     };
     assert_eq!(s.run(Y_SESSION, c), TxnResult::Error(ErrorCode::NodeExists));
@@ -893,4 +893,244 @@ fn root_children_events_and_all_children_number() {
     assert_eq!(s.t.all_children_number("/zookeeper"), Some(2));
     assert_eq!(s.t.all_children_number("/nope"), None);
     assert_eq!(s.t.node_count(), 8);
+}
+
+// ---- property tests ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+
+    const PATHS: &[&str] = &["/a", "/b", "/a/x", "/a/y", "/a/x/1", "/b/z", "/c", "/a/y/2", "/zookeeper/q"];
+    const SESSIONS: &[i64] = &[0x11, 0x22, 0x33];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create { path: usize, data: Vec<u8>, eph: Option<usize>, kind: u8, pcv: i32 },
+        Delete(usize),
+        SetData(usize, Vec<u8>),
+        SetAcl(usize, bool),
+        Close(usize),
+        Multi(Vec<(usize, bool)>),
+        Watch(usize, u8, u64),
+        Unwatch(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let p = 0..PATHS.len();
+        prop_oneof![
+            4 => (p.clone(), proptest::collection::vec(any::<u8>(), 0..6), proptest::option::of(0..SESSIONS.len()), 0u8..3, prop_oneof![Just(-1), 0i32..20])
+                .prop_map(|(path, data, eph, kind, pcv)| Op::Create { path, data, eph, kind, pcv }),
+            2 => p.clone().prop_map(Op::Delete),
+            2 => (p.clone(), proptest::collection::vec(any::<u8>(), 0..6)).prop_map(|(a, d)| Op::SetData(a, d)),
+            1 => (p.clone(), any::<bool>()).prop_map(|(a, b)| Op::SetAcl(a, b)),
+            1 => (0..SESSIONS.len()).prop_map(Op::Close),
+            1 => proptest::collection::vec((p.clone(), any::<bool>()), 1..4).prop_map(Op::Multi),
+            2 => (p.clone(), 0u8..5, 1u64..4).prop_map(|(a, k, w)| Op::Watch(a, k, w)),
+            1 => (1u64..4).prop_map(Op::Unwatch),
+        ]
+    }
+
+    fn parent(p: &str) -> &str {
+        match p.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &p[..i],
+            None => "/",
+        }
+    }
+
+    /// A plain model: path → (data, owner).
+    type Model = BTreeMap<String, (Vec<u8>, i64)>;
+
+    fn model_new() -> Model {
+        let mut m = Model::new();
+        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            m.insert(p.into(), (vec![], 0));
+        }
+        m
+    }
+
+    fn has_children(m: &Model, p: &str) -> bool {
+        m.keys().any(|k| k != p && parent(k) == p && k.len() > 1)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_txns_keep_invariants(ops in proptest::collection::vec(op(), 1..60), flavor_39 in any::<bool>()) {
+            let flavor = if flavor_39 { Flavor::V3_9 } else { Flavor::V3_8 };
+            let opts = TreeOptions { extended_types_enabled: true, flavor, ..Default::default() };
+            let mut t = DataTree::with_options(opts);
+            let mut m = model_new();
+            let mut zxid = 1i64;
+            for o in ops {
+                zxid += 1;
+                let (session, txn) = match &o {
+                    Op::Create { path, data, eph, kind, pcv } => {
+                        let p = PATHS[*path].to_string();
+                        let s = eph.map_or(0x99, |i| SESSIONS[i]);
+                        let txn = match kind {
+                            1 => T::CreateContainer(CreateContainerTxn { path: p, data: Some(data.clone()), acl: Acl::open_unsafe(), parent_cversion: *pcv }),
+                            2 => T::CreateTtl(CreateTtlTxn { path: p, data: Some(data.clone()), acl: Acl::read_unsafe(), parent_cversion: *pcv, ttl: 100 }),
+                            _ => T::Create { txn: CreateTxn { path: p, data: Some(data.clone()), acl: Acl::open_unsafe(), ephemeral: eph.is_some(), parent_cversion: *pcv }, create2: *pcv % 2 == 0 },
+                        };
+                        (s, txn)
+                    }
+                    Op::Delete(a) => (0x99, T::Delete { path: PATHS[*a].into() }),
+                    Op::SetData(a, d) => (0x99, T::SetData(SetDataTxn { path: PATHS[*a].into(), data: Some(d.clone()), version: 3 })),
+                    Op::SetAcl(a, open) => (0x99, T::SetAcl(SetAclTxn { path: PATHS[*a].into(), acl: if *open { Acl::open_unsafe() } else { Acl::creator_all() }, version: 2 })),
+                    Op::Close(i) => {
+                        let s = SESSIONS[*i];
+                        (s, T::CloseSession { paths_to_delete: t.get_ephemerals(SessionId(s)) })
+                    }
+                    Op::Multi(ms) => (0x99, T::Multi(ms.iter().map(|(a, c)| if *c { create(PATHS[*a], b"m", false) } else { T::Delete { path: PATHS[*a].into() } }).collect())),
+                    Op::Watch(a, k, w) => {
+                        let kind = [WatchKind::Data, WatchKind::Exist, WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive][*k as usize];
+                        t.add_watch(PATHS[*a], kind, WatcherId(*w));
+                        continue;
+                    }
+                    Op::Unwatch(w) => {
+                        t.remove_watcher(WatcherId(*w));
+                        continue;
+                    }
+                };
+                // Prep never lets a node be created under an ephemeral (NoChildrenForEphemerals).
+                let creates: Vec<&str> = match &txn {
+                    T::Create { txn: c, .. } => vec![c.path.as_str()],
+                    T::CreateContainer(c) => vec![c.path.as_str()],
+                    T::CreateTtl(c) => vec![c.path.as_str()],
+                    T::Multi(ms) => ms.iter().filter_map(|m| if let T::Create { txn: c, .. } = m { Some(c.path.as_str()) } else { None }).collect(),
+                    _ => vec![],
+                };
+                if creates.iter().any(|p| t.get(parent(p)).is_some_and(|n| n.ephemeral_type == EphemeralType::Normal) || m.get(parent(p)).is_some_and(|v| v.1 != 0 && v.1 != i64::MIN && v.1 >> 56 != -1)) {
+                    continue;
+                }
+                let before = t.clone();
+                let out = t.apply(&hdr(zxid, session, &txn), &txn);
+                // Model: what should exist afterwards.
+                let mut apply_model = |m: &mut Model, txn: &T| -> bool {
+                    match txn {
+                        T::Create { txn: c, .. } => {
+                            let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
+                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), if c.ephemeral { session } else { 0 })); }
+                            ok
+                        }
+                        T::CreateContainer(c) => {
+                            let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
+                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), i64::MIN)); }
+                            ok
+                        }
+                        T::CreateTtl(c) => {
+                            let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
+                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), EphemeralType::ttl_to_owner(c.ttl).unwrap())); }
+                            ok
+                        }
+                        T::Delete { path } => {
+                            let ok = m.contains_key(path) && !has_children(m, path);
+                            if ok { m.remove(path); }
+                            ok
+                        }
+                        T::SetData(sd) => {
+                            let ok = m.contains_key(&sd.path);
+                            if ok { m.get_mut(&sd.path).unwrap().0 = sd.data.clone().unwrap_or_default(); }
+                            ok
+                        }
+                        T::SetAcl(sa) => m.contains_key(&sa.path),
+                        T::CloseSession { .. } => {
+                            let dead: Vec<String> = m.iter().filter(|(_, v)| v.1 == session).map(|(k, _)| k.clone()).collect();
+                            for k in dead { m.remove(&k); }
+                            true
+                        }
+                        _ => true,
+                    }
+                };
+                match &txn {
+                    T::Multi(members) => {
+                        // Members apply one by one; a failing one fails alone (no prep here).
+                        let TxnResult::Multi(rs) = &out.result else { panic!("{:?}", out.result) };
+                        prop_assert_eq!(rs.len(), members.len());
+                        for (mem, r) in members.iter().zip(rs) {
+                            let ok = apply_model(&mut m, mem);
+                            prop_assert_eq!(ok, r.err() == ErrorCode::Ok, "{:?} -> {:?}", mem, r);
+                        }
+                    }
+                    _ => {
+                        let ok = apply_model(&mut m, &txn);
+                        prop_assert_eq!(ok, out.result.err() == ErrorCode::Ok, "{:?} -> {:?}", txn, out.result);
+                    }
+                }
+                if out.result.err() != ErrorCode::Ok && !matches!(txn, T::Multi(_) | T::Create { .. } | T::Delete { .. }) {
+                    // Failed non-create/delete txns change nothing at all.
+                    prop_assert_eq!(t.digest(), before.digest());
+                }
+                t.check_invariants().map_err(TestCaseError::fail)?;
+                prop_assert_eq!(t.last_processed_zxid(), Zxid(zxid));
+                // Same nodes and data as the model.
+                for (p, (d, owner)) in &m {
+                    let n = t.get(p);
+                    prop_assert!(n.is_some(), "{} missing", p);
+                    let n = n.unwrap();
+                    prop_assert_eq!(n.data, &d[..]);
+                    prop_assert_eq!(n.stat.ephemeral_owner, *owner);
+                }
+                prop_assert_eq!(t.node_count(), m.len() + 1);
+                // Per node: numChildren matches the children list, cversion is v3 (creates*2 -
+                // live children), and a change to the children moved pzxid to this zxid.
+                for p in m.keys() {
+                    let st = t.stat(p).unwrap();
+                    let kids = t.get_children(p).unwrap();
+                    prop_assert_eq!(st.num_children as usize, kids.len());
+                    let raw = t.get(p).unwrap().stat;
+                    prop_assert_eq!(st.cversion, raw.cversion * 2 - st.num_children);
+                    if let Some(b) = before.get(p) {
+                        if b.stat.cversion != raw.cversion {
+                            prop_assert_eq!(raw.pzxid, Zxid(zxid), "cversion moved without pzxid on {}", p);
+                        }
+                    }
+                }
+                prop_assert_eq!(t.approximate_data_size(), t.compute_approximate_data_size());
+            }
+            // Snapshot round trip.
+            let mut nodes = Vec::new();
+            t.for_each_node_in_snapshot_order(|p, d, a, s| nodes.push((p.to_string(), d.to_vec(), a, s.clone())));
+            let acls = t.acl_cache().snapshot_entries().into_iter().map(|(i, l)| (i, l.to_vec())).collect();
+            let l = DataTree::from_snapshot(opts, acls, nodes).unwrap();
+            l.check_invariants().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(l.digest(), t.digest());
+            prop_assert_eq!(l.node_count(), t.node_count());
+            for p in m.keys() {
+                prop_assert_eq!(l.stat(p), t.stat(p));
+                let mut a = l.get_children(p).unwrap();
+                let mut b = t.get_children(p).unwrap();
+                a.sort();
+                b.sort();
+                prop_assert_eq!(a, b);
+            }
+        }
+
+        #[test]
+        fn java_hash_set_is_a_set(ops in proptest::collection::vec((any::<bool>(), 0u16..300), 0..400), cap in 0usize..40) {
+            let mut j: JavaHashSet<String> = JavaHashSet::with_capacity(cap);
+            let mut h: HashSet<String> = HashSet::new();
+            for (ins, k) in ops {
+                let k = format!("k{k}");
+                if ins {
+                    prop_assert_eq!(j.insert(k.clone()), h.insert(k));
+                } else {
+                    prop_assert_eq!(j.remove(k.as_str()), h.remove(&k));
+                }
+                prop_assert_eq!(j.len(), h.len());
+            }
+            let items: Vec<&String> = j.iter().collect();
+            prop_assert_eq!(items.len(), h.len());
+            prop_assert_eq!(items.iter().map(|s| s.as_str()).collect::<HashSet<_>>(), h.iter().map(|s| s.as_str()).collect::<HashSet<_>>());
+            let c = j.java_clone();
+            prop_assert_eq!(c.len(), j.len());
+            for k in &h {
+                prop_assert!(c.contains(k.as_str()));
+            }
+        }
+    }
 }

@@ -109,7 +109,10 @@ pub struct ApplyOutcome {
 #[derive(Debug, Clone)]
 pub struct NodeRef<'a> {
     pub path: &'a str,
+    /// The data; empty when it is null (see [`NodeRef::data_opt`]).
     pub data: &'a [u8],
+    /// True when the node's data is a null buffer rather than an empty one.
+    pub data_is_null: bool,
     /// The node's ACL list (shared with the ACL cache).
     pub acl: Arc<[Acl]>,
     /// The ACL cache id (`-1` = OPEN_ACL_UNSAFE without an entry).
@@ -122,6 +125,14 @@ pub struct NodeRef<'a> {
 }
 
 impl NodeRef<'_> {
+    /// The data as ZooKeeper returns it: `None` for a null buffer.
+    pub fn data_opt(&self) -> Option<&[u8]> {
+        if self.data_is_null {
+            None
+        } else {
+            Some(self.data)
+        }
+    }
     /// `DataNode.copyStat`: the Stat a client sees.
     pub fn client_stat(&self) -> Stat {
         make_stat(&self.stat, self.data.len(), self.num_children, self.extended_types_enabled)
@@ -155,10 +166,52 @@ fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -
     }
 }
 
+/// A znode's data. ZooKeeper keeps a null buffer apart from an empty one (a client that
+/// created a node with null data reads null back); `None` is null. Derefs to the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeData(Option<Box<[u8]>>);
+
+impl NodeData {
+    pub fn from_opt(data: Option<&[u8]>) -> NodeData {
+        NodeData(data.map(Into::into))
+    }
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+    pub fn as_opt(&self) -> Option<&[u8]> {
+        self.0.as_deref()
+    }
+}
+
+impl std::ops::Deref for NodeData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl From<&[u8]> for NodeData {
+    fn from(b: &[u8]) -> NodeData {
+        NodeData(Some(b.into()))
+    }
+}
+
+impl From<Vec<u8>> for NodeData {
+    fn from(b: Vec<u8>) -> NodeData {
+        NodeData(Some(b.into_boxed_slice()))
+    }
+}
+
+impl From<Box<[u8]>> for NodeData {
+    fn from(b: Box<[u8]>) -> NodeData {
+        NodeData(Some(b))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     path: Box<str>,
-    data: Box<[u8]>,
+    data: NodeData,
     acl: i64,
     stat: StatPersisted,
     /// `null` until the first child is added, then never shrinks (as in ZooKeeper).
@@ -244,7 +297,7 @@ impl DataTree {
         let mut t = DataTree::empty(opts);
         let root = t.insert_node(Node {
             path: "/".into(),
-            data: Box::new([]),
+            data: NodeData::from(&[][..]),
             acl: OPEN_UNSAFE_ACL_ID,
             stat: StatPersisted::default(),
             children: None,
@@ -256,7 +309,7 @@ impl DataTree {
             let pid = t.lookup(parent).expect("parent");
             let id = t.insert_node(Node {
                 path: p.into(),
-                data: Box::new([]),
+                data: NodeData::from(&[][..]),
                 acl: OPEN_UNSAFE_ACL_ID,
                 stat: StatPersisted::default(),
                 children: None,
@@ -405,6 +458,7 @@ impl DataTree {
         NodeRef {
             path: &n.path,
             data: &n.data,
+            data_is_null: n.data.is_null(),
             acl: self.acl_of(n.acl),
             acl_id: n.acl,
             stat: n.stat.clone(),
@@ -665,22 +719,22 @@ impl DataTree {
         let r = match txn {
             Txn::Create { txn: c, .. } => {
                 let owner = if c.ephemeral { hdr.client_id.0 } else { 0 };
-                self.create_node(&c.path, &c.data, &c.acl, owner, c.parent_cversion, zxid, time, out)
+                self.create_node(&c.path, c.data.as_deref(), &c.acl, owner, c.parent_cversion, zxid, time, out)
                     .map(|stat| TxnResult::Created { path: c.path.clone(), stat })
             }
             Txn::CreateTtl(c) => match EphemeralType::ttl_to_owner(c.ttl) {
                 // ZooKeeper throws IllegalArgumentException out of processTxn here.
                 None => Err(ErrorCode::BadArguments),
                 Some(owner) => self
-                    .create_node(&c.path, &c.data, &c.acl, owner, c.parent_cversion, zxid, time, out)
+                    .create_node(&c.path, c.data.as_deref(), &c.acl, owner, c.parent_cversion, zxid, time, out)
                     .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
             },
             Txn::CreateContainer(c) => self
-                .create_node(&c.path, &c.data, &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
+                .create_node(&c.path, c.data.as_deref(), &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
                 .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
             Txn::Delete { path } | Txn::DeleteContainer { path } => self.delete_node(path, zxid, out).map(|_| TxnResult::Deleted),
             Txn::SetData(s) => {
-                self.set_data_inner(&s.path, &s.data, s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
+                self.set_data_inner(&s.path, s.data.as_deref(), s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
             }
             Txn::SetAcl(s) => self.set_acl(&s.path, &s.acl, s.version).map(|stat| TxnResult::SetAcl { stat }),
             Txn::CloseSession { paths_to_delete } => {
@@ -748,7 +802,7 @@ impl DataTree {
     fn create_node(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -789,10 +843,12 @@ impl DataTree {
             ephemeral_owner,
             pzxid: zxid,
         };
-        let id = self.insert_node(Node { path: path.into(), data: data.into(), acl: acl_id, stat, children: None });
+        let data = NodeData::from_opt(data);
+        let data_len = data.len() as i64;
+        let id = self.insert_node(Node { path: path.into(), data, acl: acl_id, stat, children: None });
         self.add_child(pid, id);
         self.digest_add(pid);
-        self.node_data_size += java_len(path) + data.len() as i64;
+        self.node_data_size += java_len(path) + data_len;
         self.digest_add(id);
         match EphemeralType::of(ephemeral_owner, self.opts.extended_types_enabled) {
             EphemeralType::Container => {
@@ -817,7 +873,7 @@ impl DataTree {
             }
         }
         if let Some(prefix) = self.max_prefix_with_quota(path) {
-            self.update_quota_stat(&prefix, data.len() as i64, 1);
+            self.update_quota_stat(&prefix, data_len, 1);
         }
         let mut ws = Vec::new();
         self.data_watches.trigger(path, EventType::NodeCreated, None, &mut ws);
@@ -895,7 +951,7 @@ impl DataTree {
     fn set_data_inner(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         zxid: Zxid,
         time: i64,
@@ -905,7 +961,7 @@ impl DataTree {
         self.digest_remove(id);
         let last_len = {
             let n = self.node_mut(id);
-            let last = std::mem::replace(&mut n.data, data.into());
+            let last = std::mem::replace(&mut n.data, NodeData::from_opt(data));
             n.stat.mtime = time;
             n.stat.mzxid = zxid;
             n.stat.version = version;
@@ -914,9 +970,9 @@ impl DataTree {
         let stat = self.client_stat(id);
         self.digest_add(id);
         if let Some(prefix) = self.max_prefix_with_quota(path) {
-            self.update_quota_stat(&prefix, data.len() as i64 - last_len, 0);
+            self.update_quota_stat(&prefix, data.map_or(0, |d| d.len()) as i64 - last_len, 0);
         }
-        self.node_data_size += data.len() as i64 - last_len;
+        self.node_data_size += data.map_or(0, |d| d.len()) as i64 - last_len;
         let mut ws = Vec::new();
         self.data_watches.trigger(path, EventType::NodeDataChanged, None, &mut ws);
         out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path))));

@@ -540,6 +540,8 @@ impl ZooKeeperServer {
             None => (ErrorCode::Unimplemented, Response::Empty),
             Some(_) => match Request::decode(header.op, body) {
                 Err(_) => (ErrorCode::MarshallingError, Response::Empty),
+                // SyncResponse echoes the request's path field as sent (a null stays null).
+                Ok(Request::Sync(_)) => (ErrorCode::Ok, Response::Raw(body[..4 + string_field_len(body)].to_vec())),
                 Ok(req) => match self.read(conn, req) {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
@@ -586,7 +588,7 @@ impl ZooKeeperServer {
             Request::GetData(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
-                let (stat, data) = (node.client_stat(), node.data.to_vec());
+                let (stat, data) = (node.client_stat(), node.data_opt().map(<[u8]>::to_vec));
                 if r.watch {
                     self.tree.add_watch(&r.path, WatchKind::Data, watcher);
                 }
@@ -644,7 +646,7 @@ impl ZooKeeperServer {
                 Ok(Response::Empty)
             }
             Request::CheckWatches(r) => {
-                let t = WatcherType::from_code(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                let t = self.watcher_type(r.watcher_type)?;
                 if self.tree.contains_watch(&r.path, t, watcher) {
                     Ok(Response::Empty)
                 } else {
@@ -652,7 +654,7 @@ impl ZooKeeperServer {
                 }
             }
             Request::RemoveWatches(r) => {
-                let t = WatcherType::from_code(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                let t = self.watcher_type(r.watcher_type)?;
                 if self.tree.remove_watches(&r.path, t, watcher) {
                     Ok(Response::Empty)
                 } else {
@@ -685,6 +687,17 @@ impl ZooKeeperServer {
             Request::Reconfig(_) | Request::Other(_) => Err(ErrorCode::Unimplemented),
             _ => Err(ErrorCode::Unimplemented),
         }
+    }
+
+    /// `WatcherType.fromInt`: ZooKeeper 3.8 knows Children, Data and Any only and fails the
+    /// request (MarshallingError) for anything else; 3.9 adds Persistent and PersistentRecursive.
+    fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
+        let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
+        let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
+        if v38 && matches!(t, WatcherType::Persistent | WatcherType::PersistentRecursive) {
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(t)
     }
 
     // ---- commit and apply ----
@@ -884,6 +897,12 @@ impl ZooKeeperServer {
     }
 }
 
+/// The encoded length of the jute ustring at the start of `b` (0 for null), past its prefix.
+fn string_field_len(b: &[u8]) -> usize {
+    let n = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    n.max(0) as usize
+}
+
 fn c_push_write(c: &mut Conn, zxid: Zxid) {
     c.pending.push_back(Pending::Write { zxid });
 }
@@ -983,7 +1002,7 @@ mod tests {
     }
 
     fn create(path: &str) -> Request {
-        Request::Create(Create { op: OpCode::Create, path: path.into(), data: vec![], acl: Acl::open_unsafe(), flags: 0, ttl: None })
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: None })
     }
 
     #[test]
