@@ -361,7 +361,7 @@ fn zk380_watch_scenarios() {
 
 struct Snapshot {
     acls: Vec<(i64, Vec<Acl>)>,
-    nodes: Vec<(String, Vec<u8>, i64, rzk_proto::StatPersisted)>,
+    nodes: Vec<(String, Option<Vec<u8>>, i64, rzk_proto::StatPersisted)>,
     digest: (i64, i32, i64),
 }
 
@@ -389,7 +389,7 @@ fn read_snapshot(bytes: &[u8]) -> Snapshot {
         if path == "/" {
             break;
         }
-        let data = r.read_buffer().unwrap();
+        let data = r.read_buffer_opt().unwrap();
         let acl = r.read_i64().unwrap();
         let stat = rzk_proto::StatPersisted::read(&mut r).unwrap();
         nodes.push((path, data, acl, stat));
@@ -415,7 +415,7 @@ fn snapshot_order_and_acl_table_match_zookeeper() {
     let snap = read_snapshot(include_bytes!("../testdata/zk380_workload.snapshot"));
     let t = replayed_workload();
     let mut ours = Vec::new();
-    t.for_each_node_in_snapshot_order(|p, d, a, s| ours.push((p.to_string(), d.to_vec(), a, s.clone())));
+    t.for_each_node_in_snapshot_order(|p, d, a, s| ours.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone())));
     assert_eq!(ours.len(), snap.nodes.len());
     for (o, s) in ours.iter().zip(&snap.nodes) {
         assert_eq!(o, s);
@@ -448,7 +448,7 @@ fn loading_a_zookeeper_snapshot() {
     assert_eq!(got, want);
     // And it writes itself back the same way.
     let mut again = Vec::new();
-    t.for_each_node_in_snapshot_order(|p, d, a, s| again.push((p.to_string(), d.to_vec(), a, s.clone())));
+    t.for_each_node_in_snapshot_order(|p, d, a, s| again.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone())));
     assert_eq!(again, snap.nodes);
     assert_eq!(t.acl_cache().snapshot_entries().len(), snap.acls.len());
 }
@@ -907,9 +907,9 @@ mod props {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Create { path: usize, data: Vec<u8>, eph: Option<usize>, kind: u8, pcv: i32 },
+        Create { path: usize, data: Option<Vec<u8>>, eph: Option<usize>, kind: u8, pcv: i32 },
         Delete(usize),
-        SetData(usize, Vec<u8>),
+        SetData(usize, Option<Vec<u8>>),
         SetAcl(usize, bool),
         Close(usize),
         Multi(Vec<(usize, bool)>),
@@ -920,10 +920,10 @@ mod props {
     fn op() -> impl Strategy<Value = Op> {
         let p = 0..PATHS.len();
         prop_oneof![
-            4 => (p.clone(), proptest::collection::vec(any::<u8>(), 0..6), proptest::option::of(0..SESSIONS.len()), 0u8..3, prop_oneof![Just(-1), 0i32..20])
+            4 => (p.clone(), proptest::option::weighted(0.8, proptest::collection::vec(any::<u8>(), 0..6)), proptest::option::of(0..SESSIONS.len()), 0u8..3, prop_oneof![Just(-1), 0i32..20])
                 .prop_map(|(path, data, eph, kind, pcv)| Op::Create { path, data, eph, kind, pcv }),
             2 => p.clone().prop_map(Op::Delete),
-            2 => (p.clone(), proptest::collection::vec(any::<u8>(), 0..6)).prop_map(|(a, d)| Op::SetData(a, d)),
+            2 => (p.clone(), proptest::option::weighted(0.8, proptest::collection::vec(any::<u8>(), 0..6))).prop_map(|(a, d)| Op::SetData(a, d)),
             1 => (p.clone(), any::<bool>()).prop_map(|(a, b)| Op::SetAcl(a, b)),
             1 => (0..SESSIONS.len()).prop_map(Op::Close),
             1 => proptest::collection::vec((p.clone(), any::<bool>()), 1..4).prop_map(Op::Multi),
@@ -941,12 +941,12 @@ mod props {
     }
 
     /// A plain model: path → (data, owner).
-    type Model = BTreeMap<String, (Vec<u8>, i64)>;
+    type Model = BTreeMap<String, (Option<Vec<u8>>, i64)>;
 
     fn model_new() -> Model {
         let mut m = Model::new();
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            m.insert(p.into(), (vec![], 0));
+            m.insert(p.into(), (Some(vec![]), 0));
         }
         m
     }
@@ -972,14 +972,14 @@ mod props {
                         let p = PATHS[*path].to_string();
                         let s = eph.map_or(0x99, |i| SESSIONS[i]);
                         let txn = match kind {
-                            1 => T::CreateContainer(CreateContainerTxn { path: p, data: Some(data.clone()), acl: Acl::open_unsafe(), parent_cversion: *pcv }),
-                            2 => T::CreateTtl(CreateTtlTxn { path: p, data: Some(data.clone()), acl: Acl::read_unsafe(), parent_cversion: *pcv, ttl: 100 }),
-                            _ => T::Create { txn: CreateTxn { path: p, data: Some(data.clone()), acl: Acl::open_unsafe(), ephemeral: eph.is_some(), parent_cversion: *pcv }, create2: *pcv % 2 == 0 },
+                            1 => T::CreateContainer(CreateContainerTxn { path: p, data: data.clone(), acl: Acl::open_unsafe(), parent_cversion: *pcv }),
+                            2 => T::CreateTtl(CreateTtlTxn { path: p, data: data.clone(), acl: Acl::read_unsafe(), parent_cversion: *pcv, ttl: 100 }),
+                            _ => T::Create { txn: CreateTxn { path: p, data: data.clone(), acl: Acl::open_unsafe(), ephemeral: eph.is_some(), parent_cversion: *pcv }, create2: *pcv % 2 == 0 },
                         };
                         (s, txn)
                     }
                     Op::Delete(a) => (0x99, T::Delete { path: PATHS[*a].into() }),
-                    Op::SetData(a, d) => (0x99, T::SetData(SetDataTxn { path: PATHS[*a].into(), data: Some(d.clone()), version: 3 })),
+                    Op::SetData(a, d) => (0x99, T::SetData(SetDataTxn { path: PATHS[*a].into(), data: d.clone(), version: 3 })),
                     Op::SetAcl(a, open) => (0x99, T::SetAcl(SetAclTxn { path: PATHS[*a].into(), acl: if *open { Acl::open_unsafe() } else { Acl::creator_all() }, version: 2 })),
                     Op::Close(i) => {
                         let s = SESSIONS[*i];
@@ -1010,21 +1010,21 @@ mod props {
                 let before = t.clone();
                 let out = t.apply(&hdr(zxid, session, &txn), &txn);
                 // Model: what should exist afterwards.
-                let mut apply_model = |m: &mut Model, txn: &T| -> bool {
+                let apply_model = |m: &mut Model, txn: &T| -> bool {
                     match txn {
                         T::Create { txn: c, .. } => {
                             let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
-                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), if c.ephemeral { session } else { 0 })); }
+                            if ok { m.insert(c.path.clone(), (c.data.clone(), if c.ephemeral { session } else { 0 })); }
                             ok
                         }
                         T::CreateContainer(c) => {
                             let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
-                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), i64::MIN)); }
+                            if ok { m.insert(c.path.clone(), (c.data.clone(), i64::MIN)); }
                             ok
                         }
                         T::CreateTtl(c) => {
                             let ok = m.contains_key(parent(&c.path)) && !m.contains_key(&c.path);
-                            if ok { m.insert(c.path.clone(), (c.data.clone().unwrap_or_default(), EphemeralType::ttl_to_owner(c.ttl).unwrap())); }
+                            if ok { m.insert(c.path.clone(), (c.data.clone(), EphemeralType::ttl_to_owner(c.ttl).unwrap())); }
                             ok
                         }
                         T::Delete { path } => {
@@ -1034,7 +1034,7 @@ mod props {
                         }
                         T::SetData(sd) => {
                             let ok = m.contains_key(&sd.path);
-                            if ok { m.get_mut(&sd.path).unwrap().0 = sd.data.clone().unwrap_or_default(); }
+                            if ok { m.get_mut(&sd.path).unwrap().0 = sd.data.clone(); }
                             ok
                         }
                         T::SetAcl(sa) => m.contains_key(&sa.path),
@@ -1072,7 +1072,7 @@ mod props {
                     let n = t.get(p);
                     prop_assert!(n.is_some(), "{} missing", p);
                     let n = n.unwrap();
-                    prop_assert_eq!(n.data, &d[..]);
+                    prop_assert_eq!(n.data_opt(), d.as_deref());
                     prop_assert_eq!(n.stat.ephemeral_owner, *owner);
                 }
                 prop_assert_eq!(t.node_count(), m.len() + 1);
@@ -1094,7 +1094,7 @@ mod props {
             }
             // Snapshot round trip.
             let mut nodes = Vec::new();
-            t.for_each_node_in_snapshot_order(|p, d, a, s| nodes.push((p.to_string(), d.to_vec(), a, s.clone())));
+            t.for_each_node_in_snapshot_order(|p, d, a, s| nodes.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone())));
             let acls = t.acl_cache().snapshot_entries().into_iter().map(|(i, l)| (i, l.to_vec())).collect();
             let l = DataTree::from_snapshot(opts, acls, nodes).unwrap();
             l.check_invariants().map_err(TestCaseError::fail)?;
@@ -1102,6 +1102,7 @@ mod props {
             prop_assert_eq!(l.node_count(), t.node_count());
             for p in m.keys() {
                 prop_assert_eq!(l.stat(p), t.stat(p));
+                prop_assert_eq!(l.get(p).unwrap().data_opt(), t.get(p).unwrap().data_opt());
                 let mut a = l.get_children(p).unwrap();
                 let mut b = t.get_children(p).unwrap();
                 a.sort();

@@ -124,9 +124,9 @@ pub struct NodeRef<'a> {
     extended_types_enabled: bool,
 }
 
-impl NodeRef<'_> {
+impl<'a> NodeRef<'a> {
     /// The data as ZooKeeper returns it: `None` for a null buffer.
-    pub fn data_opt(&self) -> Option<&[u8]> {
+    pub fn data_opt(&self) -> Option<&'a [u8]> {
         if self.data_is_null {
             None
         } else {
@@ -1227,12 +1227,13 @@ impl DataTree {
 
     /// Visits every node in the order ZooKeeper's `serializeNode` writes a snapshot: depth
     /// first from the root (whose path is written as `""`), children in set order.
-    pub fn for_each_node_in_snapshot_order(&self, mut f: impl FnMut(&str, &[u8], i64, &StatPersisted)) {
+    /// The data is `None` for a null buffer (written as length -1).
+    pub fn for_each_node_in_snapshot_order(&self, mut f: impl FnMut(&str, Option<&[u8]>, i64, &StatPersisted)) {
         let mut stack: Vec<NodeId> = vec![ROOT];
         while let Some(id) = stack.pop() {
             let n = self.node(id);
             let path: &str = if id == ROOT { "" } else { &n.path };
-            f(path, &n.data, n.acl, &n.stat);
+            f(path, n.data.as_opt(), n.acl, &n.stat);
             let kids: Vec<NodeId> = self.child_ids(id).collect();
             stack.extend(kids.into_iter().rev());
         }
@@ -1241,10 +1242,10 @@ impl DataTree {
     /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
     /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
     /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL
-    /// entries. The last processed zxid is left at 0.
+    /// entries. The last processed zxid is left at 0. Node data `None` is a null buffer.
     pub fn from_snapshot<I>(opts: TreeOptions, acls: Vec<(i64, Vec<Acl>)>, nodes: I) -> Result<DataTree, SnapshotError>
     where
-        I: IntoIterator<Item = (String, Vec<u8>, i64, StatPersisted)>,
+        I: IntoIterator<Item = (String, Option<Vec<u8>>, i64, StatPersisted)>,
     {
         // A fresh tree first: its config node takes ACL id 1, which keeps aclIndex ≥ 1.
         let fresh = DataTree::with_options(opts);
@@ -1259,7 +1260,7 @@ impl DataTree {
                     return Err(SnapshotError::DuplicatePath(path));
                 }
                 saw_root = true;
-                let id = t.insert_node(Node { path: path.into(), data: data.into(), acl, stat, children: None });
+                let id = t.insert_node(Node { path: path.into(), data: NodeData(data.map(Vec::into_boxed_slice)), acl, stat, children: None });
                 debug_assert_eq!(id, ROOT);
                 t.acl_cache.add_usage(acl);
                 t.digest_add(id);
@@ -1274,7 +1275,7 @@ impl DataTree {
                 return Err(SnapshotError::DuplicatePath(path));
             }
             let owner = stat.ephemeral_owner;
-            let id = t.insert_node(Node { path: path.as_str().into(), data: data.into(), acl, stat, children: None });
+            let id = t.insert_node(Node { path: path.as_str().into(), data: NodeData(data.map(Vec::into_boxed_slice)), acl, stat, children: None });
             t.acl_cache.add_usage(acl);
             t.add_child(pid, id);
             t.digest_add(id);
