@@ -768,3 +768,130 @@ mod tests {
         assert_eq!(table_size_for(9), 16);
     }
 }
+
+/// The iteration order of a `java.util.concurrent.ConcurrentHashMap` (or a key set made from
+/// one), approximated: keys sorted by bucket index in a table that starts at 16 and doubles
+/// whenever the size reaches 0.75 × capacity (it never shrinks), ties by insertion order.
+/// ConcurrentHashMap's resize can reverse part of a bucket's list, which this ignores; it only
+/// matters for keys that share a bucket.
+#[derive(Debug, Clone)]
+pub struct ConcurrentOrder<K: Ord> {
+    seq: u64,
+    keys: std::collections::BTreeMap<K, u64>,
+    capacity: usize,
+}
+
+impl<K: Ord> Default for ConcurrentOrder<K> {
+    fn default() -> Self {
+        ConcurrentOrder { seq: 0, keys: std::collections::BTreeMap::new(), capacity: DEFAULT_INITIAL_CAPACITY }
+    }
+}
+
+impl<K: Ord + JavaHash> ConcurrentOrder<K> {
+    pub fn insert(&mut self, key: K) -> bool {
+        if self.keys.contains_key(&key) {
+            return false;
+        }
+        self.seq += 1;
+        self.keys.insert(key, self.seq);
+        // addCount: resize once the count reaches sizeCtl (0.75 n).
+        while self.keys.len() >= self.capacity - (self.capacity >> 2) {
+            self.capacity <<= 1;
+        }
+        true
+    }
+
+    pub fn remove<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.keys.remove(key).is_some()
+    }
+
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.keys.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Keys in (approximately) ConcurrentHashMap iteration order.
+    pub fn ordered(&self) -> Vec<&K> {
+        let mask = (self.capacity - 1) as u32;
+        let mut v: Vec<(u32, u64, &K)> =
+            self.keys.iter().map(|(k, &s)| (spread(k.java_hash()) as u32 & mask, s, k)).collect();
+        v.sort_by_key(|&(b, s, _)| (b, s));
+        v.into_iter().map(|(_, _, k)| k).collect()
+    }
+}
+
+#[cfg(test)]
+mod chm_tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_order_by_bucket_then_insertion() {
+        let mut c: ConcurrentOrder<i64> = ConcurrentOrder::default();
+        for k in [33i64, 1, 17, 2] {
+            c.insert(k);
+        }
+        // Buckets mod 16: 33→1, 1→1, 17→1, 2→2.
+        assert_eq!(c.ordered(), vec![&33, &1, &17, &2]);
+        for k in 100..110 {
+            c.insert(k);
+        }
+        assert_eq!(c.capacity, 32);
+        c.remove(&100);
+        assert_eq!(c.len(), 13);
+    }
+}
+
+#[cfg(test)]
+mod chm_java_tests {
+    //! Against real Java 17: testdata/ChmOrder.java printed testdata/chm_order_expected.txt.
+    use super::*;
+
+    const EXPECTED: &str = include_str!("../testdata/chm_order_expected.txt");
+
+    fn expected(key: &str) -> &'static str {
+        EXPECTED.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).unwrap()
+    }
+
+    #[test]
+    fn sessions_and_container_sets() {
+        let mut s: ConcurrentOrder<i64> = ConcurrentOrder::default();
+        let base = (1i64 << 56) | (0x18b4c2d3e_i64 << 24);
+        for i in 0..20 {
+            s.insert(base + i * 7);
+        }
+        for i in (0..20).step_by(3) {
+            s.remove(&(base + i * 7));
+        }
+        s.insert(base + 1000);
+        let got: Vec<String> = s.ordered().iter().map(|k| k.to_string()).collect();
+        assert_eq!(got.join(","), expected("sessions"));
+
+        let mut c: ConcurrentOrder<Box<str>> = ConcurrentOrder::default();
+        for i in 0..30 {
+            c.insert(format!("/containers/c{i}").into());
+        }
+        for i in (0..30).step_by(4) {
+            c.remove(format!("/containers/c{i}").as_str());
+        }
+        let got: Vec<&str> = c.ordered().iter().map(|k| &***k).collect();
+        assert_eq!(got.join(","), expected("containers"));
+        let copy = JavaHashSet::from_collection(c.ordered());
+        let got: Vec<&str> = copy.iter().map(|k| &***k).collect();
+        assert_eq!(got.join(","), expected("copy"));
+    }
+}

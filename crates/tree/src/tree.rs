@@ -10,7 +10,7 @@
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, OpCode, SessionId, Stat,
 use crate::acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::digest;
 use crate::ephemeral::{EphemeralType, CONTAINER_EPHEMERAL_OWNER};
-use crate::java::{string_hash_code, JavaHashSet};
+use crate::java::{string_hash_code, ConcurrentOrder, JavaHashSet};
 use crate::quota::{self, PathTrie, StatsTrack};
 use crate::watch::{Flavor, WatchManager, WatcherId, WatcherMode, WatchesSummary};
 
@@ -267,9 +267,12 @@ pub struct DataTree {
     index: HashTable<NodeId>,
     live: usize,
     acl_cache: AclCache,
+    /// Per-session ephemeral sets (`HashSet<String>` each)...
     ephemerals: BTreeMap<i64, JavaHashSet<Box<str>>>,
-    containers: BTreeSet<Box<str>>,
-    ttls: BTreeSet<Box<str>>,
+    /// ...and the order of ZooKeeper's ConcurrentHashMap holding them.
+    ephemeral_sessions: ConcurrentOrder<i64>,
+    containers: ConcurrentOrder<Box<str>>,
+    ttls: ConcurrentOrder<Box<str>>,
     data_watches: WatchManager,
     child_watches: WatchManager,
     p_trie: PathTrie,
@@ -332,8 +335,9 @@ impl DataTree {
             live: 0,
             acl_cache: AclCache::new(),
             ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
+            ephemeral_sessions: ConcurrentOrder::default(),
+            containers: ConcurrentOrder::default(),
+            ttls: ConcurrentOrder::default(),
             data_watches: WatchManager::new(opts.flavor),
             child_watches: WatchManager::new(opts.flavor),
             p_trie: PathTrie::default(),
@@ -572,16 +576,24 @@ impl DataTree {
         self.ephemerals.get(&session.0).map(|s| s.java_clone()).unwrap_or_default()
     }
 
-    /// Sessions that have (or had, until their close) ephemeral nodes, by id. ZooKeeper keeps
-    /// a session's entry after its last ephemeral is deleted, until the session closes.
-    /// (ZooKeeper iterates a ConcurrentHashMap here; its order is not reproduced.)
+    /// Sessions that have (or had, until their close) ephemeral nodes (`getSessions`), in the
+    /// order of ZooKeeper's ConcurrentHashMap (see [`ConcurrentOrder`]). ZooKeeper keeps a
+    /// session's entry after its last ephemeral is deleted, until the session closes.
     pub fn sessions_with_ephemerals(&self) -> Vec<SessionId> {
-        self.ephemerals.keys().map(|&s| SessionId(s)).collect()
+        self.ephemeral_sessions.ordered().into_iter().map(|&s| SessionId(s)).collect()
     }
 
-    /// Every session's ephemerals (`dump`), sessions by id.
+    /// Every session's ephemerals as `dump` lists them: sessions in ConcurrentHashMap order,
+    /// each session's paths in its set's order.
     pub fn ephemerals_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
-        self.ephemerals.iter().map(|(&s, set)| (SessionId(s), set.iter().map(|p| p.to_string()).collect())).collect()
+        self.ephemeral_sessions
+            .ordered()
+            .into_iter()
+            .map(|&s| {
+                let paths = self.ephemerals.get(&s).map(|set| set.iter().map(|p| p.to_string()).collect()).unwrap_or_default();
+                (SessionId(s), paths)
+            })
+            .collect()
     }
 
     /// `getEphemeralsCount`.
@@ -589,17 +601,17 @@ impl DataTree {
         self.ephemerals.values().map(|s| s.len()).sum()
     }
 
-    /// Container paths, in the order of `new HashSet<>(containers)` (ZooKeeper copies a
-    /// ConcurrentHashMap key set; entries sharing a bucket are taken in path order here).
+    /// Container paths, in the order of `getContainers()`: `new HashSet<>(containers)` of a
+    /// ConcurrentHashMap key set (see [`ConcurrentOrder`]).
     pub fn containers(&self) -> Vec<String> {
-        let set = JavaHashSet::from_collection(self.containers.iter().map(|p| &**p));
+        let set = JavaHashSet::from_collection(self.containers.ordered().into_iter().map(|p| &**p));
         set.iter().map(|p| p.to_string()).collect()
     }
 
     /// TTL node paths with their TTL in ms, in the order of `new HashSet<>(ttls)` (see
     /// [`DataTree::containers`]).
     pub fn ttls(&self) -> Vec<(String, i64)> {
-        let set = JavaHashSet::from_collection(self.ttls.iter().map(|p| &**p));
+        let set = JavaHashSet::from_collection(self.ttls.ordered().into_iter().map(|p| &**p));
         set.iter()
             .map(|p| {
                 let owner = self.get(p).map_or(0, |n| n.stat.ephemeral_owner);
@@ -858,6 +870,7 @@ impl DataTree {
                 self.ttls.insert(path.into());
             }
             _ if ephemeral_owner != 0 => {
+                self.ephemeral_sessions.insert(ephemeral_owner);
                 self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
             }
             _ => {}
@@ -1016,6 +1029,7 @@ impl DataTree {
     /// session still owns in its set's iteration order. Missing nodes are skipped.
     fn kill_session(&mut self, session: i64, zxid: Zxid, paths_in_txn: &[String], out: &mut Vec<(WatcherId, WatcherEvent)>) {
         let local = self.ephemerals.remove(&session);
+        self.ephemeral_sessions.remove(&session);
         for p in paths_in_txn {
             let _ = self.delete_node(p, zxid, out);
         }
@@ -1287,6 +1301,7 @@ impl DataTree {
                     t.ttls.insert(path.as_str().into());
                 }
                 _ if owner != 0 => {
+                    t.ephemeral_sessions.insert(owner);
                     t.ephemerals.entry(owner).or_default().insert(path.as_str().into());
                 }
                 _ => {}
@@ -1365,8 +1380,8 @@ impl DataTree {
             }
             let owner = n.stat.ephemeral_owner;
             let ok = match EphemeralType::of(owner, self.opts.extended_types_enabled) {
-                EphemeralType::Container => self.containers.contains(&n.path),
-                EphemeralType::Ttl => self.ttls.contains(&n.path),
+                EphemeralType::Container => self.containers.contains(&*n.path),
+                EphemeralType::Ttl => self.ttls.contains(&*n.path),
                 EphemeralType::Normal => self.ephemerals.get(&owner).is_some_and(|s| s.contains(&*n.path)),
                 EphemeralType::Void => true,
             };
