@@ -770,68 +770,145 @@ mod tests {
 }
 
 /// The iteration order of a `java.util.concurrent.ConcurrentHashMap` (or a key set made from
-/// one), approximated: keys sorted by bucket index in a table that starts at 16 and doubles
-/// whenever the size reaches 0.75 × capacity (it never shrinks), ties by insertion order.
-/// ConcurrentHashMap's resize can reverse part of a bucket's list, which this ignores; it only
-/// matters for keys that share a bucket.
+/// one), as a single thread sees it: a table that starts at 16 bins and doubles once the
+/// count reaches `sizeCtl` (0.75 × capacity; it never shrinks), new keys appended to their
+/// bin, removal unlinking in place, and ConcurrentHashMap's own transfer on resize — which
+/// keeps the bin's tail run (`lastRun`) in order but prepends the nodes before it, reversing
+/// them. Iteration = bins in index order. Not modelled: treeified bins and the extra
+/// pre-sizing a bin of 8+ keys triggers in a small table.
 #[derive(Debug, Clone)]
-pub struct ConcurrentOrder<K: Ord> {
-    seq: u64,
-    keys: std::collections::BTreeMap<K, u64>,
-    capacity: usize,
+pub struct ConcurrentOrder<K> {
+    /// Bins of (spread hash, key); empty until the first insertion.
+    bins: Vec<Vec<(i32, K)>>,
+    count: usize,
 }
 
-impl<K: Ord> Default for ConcurrentOrder<K> {
+impl<K> Default for ConcurrentOrder<K> {
     fn default() -> Self {
-        ConcurrentOrder { seq: 0, keys: std::collections::BTreeMap::new(), capacity: DEFAULT_INITIAL_CAPACITY }
+        ConcurrentOrder { bins: Vec::new(), count: 0 }
     }
 }
 
-impl<K: Ord + JavaHash> ConcurrentOrder<K> {
+/// ConcurrentHashMap's `spread`: `(h ^ (h >>> 16)) & HASH_BITS`.
+fn chm_spread(h: i32) -> i32 {
+    spread(h) & 0x7fff_ffff
+}
+
+impl<K: Eq + JavaHash> ConcurrentOrder<K> {
+    fn bin_of(&self, hash: i32) -> usize {
+        (hash as u32 as usize) & (self.bins.len() - 1)
+    }
+
+    /// `add`/`put` of a new key (an existing key keeps its place). True when new.
     pub fn insert(&mut self, key: K) -> bool {
-        if self.keys.contains_key(&key) {
+        let h = chm_spread(key.java_hash());
+        if self.bins.is_empty() {
+            self.bins = (0..DEFAULT_INITIAL_CAPACITY).map(|_| Vec::new()).collect();
+        }
+        let b = self.bin_of(h);
+        if self.bins[b].iter().any(|(eh, k)| *eh == h && *k == key) {
             return false;
         }
-        self.seq += 1;
-        self.keys.insert(key, self.seq);
-        // addCount: resize once the count reaches sizeCtl (0.75 n).
-        while self.keys.len() >= self.capacity - (self.capacity >> 2) {
-            self.capacity <<= 1;
+        self.bins[b].push((h, key));
+        self.count += 1;
+        // addCount: transfer once the count reaches sizeCtl (n - n/4).
+        let n = self.bins.len();
+        if self.count >= n - (n >> 2) {
+            self.transfer();
         }
         true
+    }
+
+    /// `transfer`: every bin splits into a low and a high bin.
+    fn transfer(&mut self) {
+        let n = self.bins.len();
+        let old = std::mem::take(&mut self.bins);
+        self.bins = (0..2 * n).map(|_| Vec::new()).collect();
+        for (i, bin) in old.into_iter().enumerate() {
+            if bin.is_empty() {
+                continue;
+            }
+            let bit = |h: i32| (h as u32 as usize) & n;
+            // lastRun: the start of the longest tail whose nodes all go the same way.
+            let mut last_run = 0;
+            let mut run_bit = bit(bin[0].0);
+            for (j, (h, _)) in bin.iter().enumerate().skip(1) {
+                if bit(*h) != run_bit {
+                    run_bit = bit(*h);
+                    last_run = j;
+                }
+            }
+            let mut lo: Vec<(i32, K)> = Vec::new();
+            let mut hi: Vec<(i32, K)> = Vec::new();
+            let mut items = bin.into_iter();
+            let head: Vec<(i32, K)> = items.by_ref().take(last_run).collect();
+            let tail: Vec<(i32, K)> = items.collect();
+            // The nodes before lastRun are prepended one by one: reversed.
+            for e in head.into_iter().rev() {
+                if bit(e.0) == 0 {
+                    lo.push(e);
+                } else {
+                    hi.push(e);
+                }
+            }
+            if run_bit == 0 {
+                lo.extend(tail);
+            } else {
+                hi.extend(tail);
+            }
+            self.bins[i] = lo;
+            self.bins[i + n] = hi;
+        }
     }
 
     pub fn remove<Q>(&mut self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Eq + JavaHash + ?Sized,
     {
-        self.keys.remove(key).is_some()
+        if self.bins.is_empty() {
+            return false;
+        }
+        let h = chm_spread(key.java_hash());
+        let b = self.bin_of(h);
+        match self.bins[b].iter().position(|(eh, k)| *eh == h && k.borrow() == key) {
+            Some(i) => {
+                self.bins[b].remove(i);
+                self.count -= 1;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Eq + JavaHash + ?Sized,
     {
-        self.keys.contains_key(key)
+        if self.bins.is_empty() {
+            return false;
+        }
+        let h = chm_spread(key.java_hash());
+        self.bins[self.bin_of(h)].iter().any(|(eh, k)| *eh == h && k.borrow() == key)
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.count == 0
     }
 
-    /// Keys in (approximately) ConcurrentHashMap iteration order.
+    /// The number of bins (0 before the first insertion).
+    pub fn capacity(&self) -> usize {
+        self.bins.len()
+    }
+
+    /// Keys in ConcurrentHashMap iteration order.
     pub fn ordered(&self) -> Vec<&K> {
-        let mask = (self.capacity - 1) as u32;
-        let mut v: Vec<(u32, u64, &K)> =
-            self.keys.iter().map(|(k, &s)| (spread(k.java_hash()) as u32 & mask, s, k)).collect();
-        v.sort_by_key(|&(b, s, _)| (b, s));
-        v.into_iter().map(|(_, _, k)| k).collect()
+        self.bins.iter().flat_map(|b| b.iter().map(|(_, k)| k)).collect()
     }
 }
 
@@ -850,7 +927,7 @@ mod chm_tests {
         for k in 100..110 {
             c.insert(k);
         }
-        assert_eq!(c.capacity, 32);
+        assert_eq!(c.capacity(), 32);
         c.remove(&100);
         assert_eq!(c.len(), 13);
     }

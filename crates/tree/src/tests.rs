@@ -1135,3 +1135,46 @@ mod props {
         }
     }
 }
+
+// ---- ContainerManager order: testdata/Containers.java ran on ZooKeeper 3.8.0 with
+// -Dznode.container.checkIntervalMs=2000 (40 containers, 34 emptied, 8 TTL nodes with a 1 ms
+// TTL); zk380_containers.log holds the deleteContainer txns ZooKeeper's ContainerManager
+// issued, in its candidate set's order.
+
+#[test]
+fn container_manager_candidates_in_zookeeper_order() {
+    let log = read_log(include_bytes!("../testdata/zk380_containers.log"));
+    let opts = TreeOptions { extended_types_enabled: true, ..Default::default() };
+    let mut t = DataTree::with_options(opts);
+    let mut i = 0;
+    let mut passes = 0;
+    let mut deleted = 0;
+    while i < log.len() {
+        if let T::DeleteContainer { .. } = log[i].txn {
+            // One pass: consecutive deleteContainer txns less than a second apart.
+            let mut pass = Vec::new();
+            let start_time = log[i].header.time;
+            while i < log.len() {
+                let T::DeleteContainer { path } = &log[i].txn else { break };
+                if log[i].header.time - start_time > 1000 {
+                    break;
+                }
+                pass.push(path.clone());
+                i += 1;
+            }
+            assert_eq!(t.container_candidates(start_time, 0), pass, "pass at {start_time}");
+            for rec in &log[i - pass.len()..i] {
+                assert_eq!(t.apply(&rec.header, &rec.txn).result, TxnResult::Deleted);
+            }
+            passes += 1;
+            deleted += pass.len();
+            continue;
+        }
+        t.apply(&log[i].header, &log[i].txn);
+        i += 1;
+    }
+    assert!(passes >= 1);
+    assert_eq!(deleted, 34 + 8);
+    assert_eq!(t.get_children("/cc").unwrap().len(), 6);
+    t.check_invariants().unwrap();
+}
