@@ -1178,3 +1178,25 @@ fn container_manager_candidates_in_zookeeper_order() {
     assert_eq!(t.get_children("/cc").unwrap().len(), 6);
     t.check_invariants().unwrap();
 }
+
+#[test]
+fn deliveries_carry_the_znode_acl() {
+    let mut t = DataTree::new();
+    let c = T::Create {
+        txn: CreateTxn { path: "/r".into(), data: None, acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
+        create2: false,
+    };
+    t.add_watch("/r", WatchKind::Exist, X);
+    t.add_watch("/", WatchKind::Child, X);
+    let out = t.apply(&hdr(2, 1, &c), &c);
+    assert_eq!(out.deliveries.len(), 2);
+    assert_eq!(&*out.delivery_acls[0], &Acl::read_unsafe()[..]); // NodeCreated /r
+    assert_eq!(&*out.delivery_acls[1], &Acl::open_unsafe()[..]); // NodeChildrenChanged / (root's)
+    assert!(t.get("/r").unwrap().data_is_null);
+    assert_eq!(t.stat("/r").unwrap().data_length, 0);
+    t.add_watch("/r", WatchKind::Data, X);
+    let d = T::Delete { path: "/r".into() };
+    let out = t.apply(&hdr(3, 1, &d), &d);
+    assert_eq!(out.deliveries.len(), 1);
+    assert_eq!(&*out.delivery_acls[0], &Acl::read_unsafe()[..]);
+}

@@ -103,6 +103,10 @@ impl TxnResult {
 pub struct ApplyOutcome {
     pub result: TxnResult,
     pub deliveries: Vec<(WatcherId, WatcherEvent)>,
+    /// For each delivery, the ACL of the znode it is about (for NodeChildrenChanged, the
+    /// parent's). ZooKeeper 3.9 sends a notification only to a connection whose auth has READ
+    /// on it (`ServerCnxn.process(event, znodeAcl)`); 3.8 does not check.
+    pub delivery_acls: Vec<Arc<[Acl]>>,
 }
 
 /// A read-only view of one znode.
@@ -252,6 +256,10 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
     let parent = if i == 0 { "/" } else { &path[..i] };
     Some((parent, &path[i + 1..]))
 }
+
+/// Notifications with the ACL of the znode each is about (3.9 checks READ on it before
+/// delivering).
+type Out = Vec<(WatcherId, WatcherEvent, Arc<[Acl]>)>;
 
 /// A SyncConnected notification.
 fn event(t: EventType, path: &str) -> WatcherEvent {
@@ -722,10 +730,16 @@ impl DataTree {
         if hdr.zxid > self.last_processed_zxid {
             self.last_processed_zxid = hdr.zxid;
         }
-        ApplyOutcome { result, deliveries: out }
+        let mut deliveries = Vec::with_capacity(out.len());
+        let mut delivery_acls = Vec::with_capacity(out.len());
+        for (w, e, a) in out {
+            deliveries.push((w, e));
+            delivery_acls.push(a);
+        }
+        ApplyOutcome { result, deliveries, delivery_acls }
     }
 
-    fn process(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<(WatcherId, WatcherEvent)>) -> TxnResult {
+    fn process(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Out) -> TxnResult {
         let zxid = hdr.zxid;
         let time = hdr.time;
         let r = match txn {
@@ -775,7 +789,7 @@ impl DataTree {
         }
     }
 
-    fn process_multi(&mut self, hdr: &TxnHeader, members: &[Txn], out: &mut Vec<(WatcherId, WatcherEvent)>) -> TxnResult {
+    fn process_multi(&mut self, hdr: &TxnHeader, members: &[Txn], out: &mut Out) -> TxnResult {
         let failed = members.iter().any(|m| matches!(m, Txn::Error { .. }));
         let mut post_failed = false;
         let mut results = Vec::with_capacity(members.len());
@@ -820,7 +834,7 @@ impl DataTree {
         parent_cversion: i32,
         zxid: Zxid,
         time: i64,
-        out: &mut Vec<(WatcherId, WatcherEvent)>,
+        out: &mut Out,
     ) -> Result<Stat, ErrorCode> {
         let (parent_name, child_name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
         let pid = self.lookup(parent_name).ok_or(ErrorCode::NoNode)?;
@@ -890,13 +904,19 @@ impl DataTree {
         }
         let mut ws = Vec::new();
         self.data_watches.trigger(path, EventType::NodeCreated, None, &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeCreated, path))));
+        if !ws.is_empty() {
+            let acl = self.acl_of(acl_id);
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeCreated, path), acl.clone())));
+        }
         self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name))));
+        if !ws.is_empty() {
+            let acl = self.acl_of(self.node(pid).acl);
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
+        }
         Ok(out_stat)
     }
 
-    fn delete_node(&mut self, path: &str, zxid: Zxid, out: &mut Vec<(WatcherId, WatcherEvent)>) -> Result<(), ErrorCode> {
+    fn delete_node(&mut self, path: &str, zxid: Zxid, out: &mut Out) -> Result<(), ErrorCode> {
         let (parent_name, child_name) = split_path(path).ok_or(ErrorCode::BadArguments)?;
         if path == "/" || child_name.is_empty() {
             // ZooKeeper's prep rejects this; applying it would corrupt the tree.
@@ -924,6 +944,7 @@ impl DataTree {
         self.digest_add(pid);
         let id = id.ok_or(ErrorCode::NoNode)?;
         self.digest_remove(id);
+        let node_acl = self.acl_of(self.node(id).acl);
         let node = self.remove_node(id);
         self.acl_cache.remove_usage(node.acl);
         self.node_data_size -= java_len(path) + node.data.len() as i64;
@@ -953,11 +974,14 @@ impl DataTree {
         }
         let mut ws = Vec::new();
         let processed = self.data_watches.trigger(path, EventType::NodeDeleted, None, &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path))));
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())));
         self.child_watches.trigger(path, EventType::NodeDeleted, Some(&processed), &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path))));
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())));
         self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name))));
+        if !ws.is_empty() {
+            let acl = self.acl_of(self.node(pid).acl);
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
+        }
         Ok(())
     }
 
@@ -968,7 +992,7 @@ impl DataTree {
         version: i32,
         zxid: Zxid,
         time: i64,
-        out: &mut Vec<(WatcherId, WatcherEvent)>,
+        out: &mut Out,
     ) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         self.digest_remove(id);
@@ -988,7 +1012,10 @@ impl DataTree {
         self.node_data_size += data.map_or(0, |d| d.len()) as i64 - last_len;
         let mut ws = Vec::new();
         self.data_watches.trigger(path, EventType::NodeDataChanged, None, &mut ws);
-        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path))));
+        if !ws.is_empty() {
+            let acl = self.acl_of(self.node(id).acl);
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path), acl.clone())));
+        }
         Ok(stat)
     }
 
@@ -1027,7 +1054,7 @@ impl DataTree {
 
     /// `killSession`: deletes the paths the txn lists, in order, then whatever else the
     /// session still owns in its set's iteration order. Missing nodes are skipped.
-    fn kill_session(&mut self, session: i64, zxid: Zxid, paths_in_txn: &[String], out: &mut Vec<(WatcherId, WatcherEvent)>) {
+    fn kill_session(&mut self, session: i64, zxid: Zxid, paths_in_txn: &[String], out: &mut Out) {
         let local = self.ephemerals.remove(&session);
         self.ephemeral_sessions.remove(&session);
         for p in paths_in_txn {
