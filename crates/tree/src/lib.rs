@@ -11,7 +11,8 @@
 //! - [`digest`]: `DigestCalculator` (digest version 2) and CRC32.
 //! - [`ephemeral`]: `EphemeralType` — container and TTL owner encodings.
 //! - [`java`]: `java.util.HashMap` / `HashSet` iteration order, which ZooKeeper leaks to
-//!   clients through getChildren, getEphemerals and closeSession.
+//!   clients through getChildren, getEphemerals and closeSession, and `ConcurrentHashMap`
+//!   order (sessions with ephemerals, containers, TTL nodes → ContainerManager's order).
 //! - [`quota`]: the quota path trie and `StatsTrack` text.
 //!
 //! It is pure: no I/O, no clock, no randomness, no threads or locks. The same sequence of
