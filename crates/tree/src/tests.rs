@@ -827,7 +827,11 @@ fn check_watches_quirk_of_3_8() {
     s.mk("/a");
     let y = WatcherId(2);
     s.t.get_data("/a", Some(y)).unwrap();
-    // 3.8: containsWatcher only asks whether the path has a watcher at all.
+    // 3.8: containsWatcher only asks whether the path has a watcher at all. Observed on
+    // ZooKeeper 3.8.0 with testdata/check_watches_probe.py: a connection without watches gets
+    // Ok from checkWatches(Data) and (Any) when another connection has a data watch on the
+    // path, NoWatcher from checkWatches(Children) and from every removeWatches, and
+    // MarshallingError for watcher type 4 (the server's to produce; the tree says false).
     assert!(s.t.contains_watch("/a", WatcherType::Data, X));
     assert!(!s.t.contains_watch("/a", WatcherType::Children, X));
     assert!(s.t.contains_watch("/a", WatcherType::Any, X));
