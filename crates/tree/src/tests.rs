@@ -1204,3 +1204,25 @@ fn deliveries_carry_the_znode_acl() {
     assert_eq!(out.deliveries.len(), 1);
     assert_eq!(&*out.delivery_acls[0], &Acl::read_unsafe()[..]);
 }
+
+#[test]
+fn set_watches_matches_zookeeper_3_8_probe() {
+    // testdata/set_watches_probe.py on ZooKeeper 3.8.0: setWatches(relativeZxid 1,
+    // data [/sw/a, /sw/gone, /sw/b], exist [/sw/b, /sw/nothere], child [/sw, /sw/gone2, /sw/a])
+    // produced 3:/sw/a,2:/sw/gone,3:/sw/b,1:/sw/b,4:/sw,2:/sw/gone2,4:/sw/a (then the reply).
+    let mut s = Sim::new();
+    s.mk("/sw");
+    s.mk("/sw/a");
+    s.mk("/sw/b");
+    let w = SetWatches2 {
+        relative_zxid: Zxid(1),
+        data_watches: vec!["/sw/a".into(), "/sw/gone".into(), "/sw/b".into()],
+        exist_watches: vec!["/sw/b".into(), "/sw/nothere".into()],
+        child_watches: vec!["/sw".into(), "/sw/gone2".into(), "/sw/a".into()],
+        persistent_watches: vec![],
+        persistent_recursive_watches: vec![],
+    };
+    let got: Vec<String> = s.t.set_watches(Zxid(1), &w, X).iter().map(|(_, e)| format!("{}:{}", e.event_type, e.path)).collect();
+    assert_eq!(got.join(","), "3:/sw/a,2:/sw/gone,3:/sw/b,1:/sw/b,4:/sw,2:/sw/gone2,4:/sw/a");
+    assert_eq!(s.t.watches_by_watcher(), vec![(X, vec!["/sw/nothere".to_string()])]);
+}
