@@ -1,6 +1,8 @@
+"""setWatches on a fresh connection to a ZooKeeper on 127.0.0.1:21810 (raw protocol)."""
 import socket, struct, sys
-sys.path.insert(0, "/tmp")
-from checkwatches import conn, recvn, ustr, call
+import os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_watches_probe import conn, recvn, ustr, call
 def vec(xs): return struct.pack(">i", len(xs)) + b"".join(ustr(x) for x in xs)
 a = conn()
 ac = struct.pack(">i", 1) + struct.pack(">i", 31) + ustr("world") + ustr("anyone")
