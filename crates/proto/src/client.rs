@@ -331,6 +331,17 @@ impl Request {
     fn read_body(op: i32, r: &mut Reader<'_>) -> Result<Request, DecodeError> {
         let code = OpCode::from_code(op).ok_or(DecodeError::UnknownOpCode(op))?;
         use OpCode as O;
+        // A request that starts with a path fails in ZooKeeper when that path is null (a
+        // NullPointerException, answered as MarshallingError). Sync echoes it; setData, setACL
+        // and check validate it first (BadArguments, as for the empty path it decodes to).
+        let path_first = !matches!(
+            code,
+            O::SetData | O::SetAcl | O::Check | O::Ping | O::Multi | O::MultiRead | O::Auth | O::SetWatches | O::SetWatches2 | O::WhoAmI | O::CloseSession | O::Sasl | O::Reconfig | O::Sync
+                | O::Notification | O::CreateSession | O::Error
+        );
+        if path_first && r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) {
+            return Err(DecodeError::Invalid("null path"));
+        }
         Ok(match code {
             O::Create | O::Create2 | O::CreateContainer => {
                 let c = CreateRequest::read(r)?;

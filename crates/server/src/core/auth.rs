@@ -128,7 +128,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
             "auth" => {
                 let mut any = false;
-                for id in ids.iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
+                for id in java_auth_order(ids).iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
                     any = true;
                     push(Acl { perms: a.perms, id: id.clone() }, &mut out);
                 }
@@ -143,6 +143,26 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         }
     }
     Ok(out)
+}
+
+/// A connection's auth ids in the order ZooKeeper iterates them: its `authInfo` is a set
+/// backed by a `ConcurrentHashMap`, so ids come out by hash bucket (the jute `Id.hashCode`,
+/// spread as Java does), ties in insertion order. This order shows in `auth` ACL expansion
+/// and in whoAmI.
+pub fn java_auth_order(ids: &[Id]) -> Vec<Id> {
+    use rzk_tree::java::string_hash_code;
+    let mut table: usize = 16;
+    while ids.len() as f64 >= table as f64 * 0.75 {
+        table *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = 37i32.wrapping_mul(37i32.wrapping_mul(17).wrapping_add(string_hash_code(&id.scheme))).wrapping_add(string_hash_code(&id.id));
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (table - 1)
+    };
+    let mut v: Vec<(usize, usize, &Id)> = ids.iter().enumerate().map(|(i, id)| (bucket(id), i, id)).collect();
+    v.sort_by_key(|(b, i, _)| (*b, *i));
+    v.into_iter().map(|(_, _, id)| id.clone()).collect()
 }
 
 /// Schemes whose ids count as "authenticated" for the `auth` ACL scheme (ip does not).

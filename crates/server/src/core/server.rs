@@ -553,6 +553,10 @@ impl ZooKeeperServer {
         let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
         let name = op.map(|o| o.name()).unwrap_or("unknown");
         self.finish(conn, h, &resp, name, received_ms);
+        if op.is_none() {
+            // As ZooKeeper does: answer Unimplemented, then drop the connection.
+            self.close(conn, format!("unknown request type {}", header.op));
+        }
     }
 
     fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op_name: &'static str, received_ms: i64) {
@@ -634,7 +638,7 @@ impl ZooKeeperServer {
                 Ok(Response::Paths(list))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(
-                ids.iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) }).collect(),
+                auth::java_auth_order(&ids).iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) }).collect(),
             )),
             Request::AddWatch(r) => {
                 let mode = AddWatchMode::from_code(r.mode).ok_or(ErrorCode::BadArguments)?;
