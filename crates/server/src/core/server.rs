@@ -717,7 +717,18 @@ impl ZooKeeperServer {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
         self.outstanding.applied(hdr.zxid);
-        self.deliver(outcome.deliveries);
+        // A watcher hears of a change only if it may READ the node (as ZooKeeper checks).
+        let mut deliveries = Vec::with_capacity(outcome.deliveries.len());
+        for (i, (watcher, event)) in outcome.deliveries.iter().enumerate() {
+            let allowed = match (outcome.delivery_acls.get(i), self.conns.get(&watcher.0)) {
+                (Some(acl), Some(c)) => auth::check_acl(&self.cfg.auth, acl, perms::READ, &c.auth).is_ok(),
+                _ => true,
+            };
+            if allowed {
+                deliveries.push((*watcher, event.clone()));
+            }
+        }
+        self.deliver(deliveries);
         let zxid = hdr.zxid;
         match (&f.record.txn, hdr.op) {
             (Txn::CloseSession { .. }, _) => {
