@@ -1,32 +1,53 @@
 #!/usr/bin/env bash
-# The project's test command: sets up what it needs on a fresh Debian machine (Apache
-# ZooKeeper 3.8 and its clients from Debian, a Python venv with kazoo), builds the
-# workspace, runs the Rust tests, then the Python suite against real ZooKeeper clients.
+# The project's test command. On a fresh Debian machine it sets up what it needs
+# (Apache ZooKeeper 3.8 and its clients from Debian, a Python venv with kazoo),
+# builds the workspace, runs the Rust tests, then the Python suite in tests/:
+# real ZooKeeper clients (kazoo, zkCli.sh, the C client) against rzk and Apache
+# ZooKeeper, and the differential test rzk vs Apache ZooKeeper.
+#
+# Environment: RZK_BIN (default target/debug/rzk); DIFF_SEEDS, DIFF_OPS,
+# DIFF_AGAINST (tests/test_differential.py); PYTEST_ARGS (extra pytest
+# arguments, e.g. "-k fourletter"); SKIP_CARGO=1 (Python suite only);
+# PYTEST_TIMEOUT (overall limit for the Python suite, seconds, default 1500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- system packages -----------------------------------------------------------
 need_pkgs=()
-for p in zookeeper zookeeper-bin libzookeeper-mt-dev; do
+for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    need_pkgs+=(python3-venv)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "== installing ${need_pkgs[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import kazoo, pytest, pytest_timeout" 2>/dev/null; then
+# --- python venv ---------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r tests/requirements.txt
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+# --- rust ----------------------------------------------------------------------
+if [ "${SKIP_CARGO:-0}" != 1 ]; then
+    echo "== cargo build"
+    cargo build --workspace --locked
+    echo "== cargo test"
+    cargo test --workspace --locked
 fi
 
-echo "== cargo build"
-cargo build --workspace --locked
-echo "== cargo test"
-cargo test --workspace --locked
+# --- python suite --------------------------------------------------------------
 echo "== python suite (real ZooKeeper clients against rzk and Apache ZooKeeper)"
-RZK_BIN="$PWD/target/debug/rzk" .venv/bin/python -m pytest tests/ -v -p no:cacheprovider --timeout=600
+export RZK_BIN="${RZK_BIN:-$PWD/target/debug/rzk}"
+# shellcheck disable=SC2086
+timeout --kill-after=30 "${PYTEST_TIMEOUT:-1500}" \
+    .venv/bin/python -m pytest tests/ -v ${PYTEST_ARGS:-}

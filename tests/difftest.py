@@ -432,8 +432,6 @@ class Model:
             st = n.get("stat") or {}
             owner = st.get("ephemeralOwner")
             self.nodes[p] = {"owner": owner if isinstance(owner, str) and not owner.startswith("special") else None}
-            if owner == "special:8000000000000000":
-                self.containers.add(p)
         self.containers = {p for p in self.containers if p in self.nodes}
 
 
@@ -640,6 +638,7 @@ class Executor:
     def __init__(self, target: Target):
         self.t = target
         self.raw_count = 0
+        self.containers: Dict[str, int] = {}
 
     # -- session set-up ---------------------------------------------------
     def open_sessions(self) -> Dict[str, Any]:
@@ -703,20 +702,34 @@ class Executor:
         previous operation were sent before these replies."""
         for lbl in SESSIONS:
             ks = self.t.sessions[lbl]
-            if ks.client is not None:
+            if ks.client is None:
+                continue
+            deadline = time.monotonic() + OP_TIMEOUT
+            while True:
+                # an operation may have made the server drop the connection
+                # (e.g. an unknown opcode): wait until kazoo has reconnected
                 try:
                     _wait(ks.client.exists_async("/"))
-                except Exception:
+                    if ks.client.connected:
+                        break
+                except kex.ConnectionLoss:
                     pass
+                except Exception:
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
 
     def reap_containers(self) -> List[Any]:
         """Wait until no container is eligible for deletion (empty, and had
         children): the server's container manager removes those within its
         check interval. Done between operations so the zxids it consumes
-        are deterministic."""
+        are deterministic. Containers are the nodes created with opcode
+        createContainer (19); they are recognised by path + czxid (stats
+        of containers and TTL nodes show ephemeralOwner 0)."""
         out = []
         c = self.client("s0")
-        known = getattr(self, "_containers", set())
+        known = self.containers
         for _ in range(10):
             progress = False
             for p in sorted(known):
@@ -725,7 +738,8 @@ class Executor:
                 except Exception as e:
                     out.append([p, "error:" + type(e).__name__])
                     continue
-                if st is None:
+                if st is None or st.czxid != known[p]:
+                    known.pop(p, None)
                     continue
                 if st.numChildren == 0 and st.cversion > 0:
                     deadline = time.monotonic() + REAP_TIMEOUT
@@ -736,15 +750,16 @@ class Executor:
                             break
                         time.sleep(0.02)
                     out.append([p, "reaped" if gone else "NOT reaped within %.0fs" % REAP_TIMEOUT])
-                    progress = True
+                    if gone:
+                        known.pop(p, None)
+                        progress = True
             if not progress:
                 break
         return out
 
-    def note_container(self, path):
-        if not hasattr(self, "_containers"):
-            self._containers = set()
-        self._containers.add(path)
+    def note_container(self, res):
+        """res: normalised Create2Response of a successful createContainer."""
+        self.containers[res["path"]] = res["stat"]["czxid"]
 
     # -- kazoo API operations ----------------------------------------------
     def op_create(self, op):
@@ -770,8 +785,8 @@ class Executor:
             else:
                 req = raw("create2", op["path"], data=op["data"], acl=acl, flags=4)
             res = self.guarded(lambda: self.call(op["s"], req))
-            if "ok" in res:
-                self.note_container(res["ok"]["path"])
+            if "ok" in res and sub == "container":
+                self.note_container(res["ok"])
             return res
         if sub in ("ttl", "ttl_seq"):
             req = raw("createTTL", op["path"], data=op["data"], acl=acl, flags=5 if sub == "ttl" else 6, ttl=op["ttl"])
@@ -779,10 +794,7 @@ class Executor:
             req = raw("createTTL", op["path"], data=op["data"], acl=acl, flags=op["flags"], ttl=op["ttl"])
         else:
             req = raw("create2", op["path"], data=op["data"], acl=acl, flags=op["flags"])
-        res = self.guarded(lambda: self.call(op["s"], req))
-        if "ok" in res and isinstance(res["ok"], dict) and op.get("flags") == 4:
-            self.note_container(res["ok"]["path"])
-        return res
+        return self.guarded(lambda: self.call(op["s"], req))
 
     def op_delete(self, op):
         c = self.client(op["s"])
@@ -897,7 +909,7 @@ class Executor:
             req = raw(sub, p)
         res = self.guarded(lambda: self.call(op["s"], req))
         if sub == "createContainer" and "ok" in res:
-            self.note_container(res["ok"]["path"])
+            self.note_container(res["ok"])
         return res
 
     def op_reserved(self, op):
@@ -1061,13 +1073,13 @@ class Executor:
         out = {}
         out["container"] = self.guarded(lambda: self.call(s, raw("createContainer", p, data=b"c", flags=4)))
         if "ok" in out["container"]:
-            self.note_container(p)
+            self.note_container(out["container"]["ok"])
         parent = p
         if op["nested"]:
             parent = p + "/n"
             out["nested"] = self.guarded(lambda: self.call(s, raw("createContainer", parent, flags=4)))
             if "ok" in out["nested"]:
-                self.note_container(parent)
+                self.note_container(out["nested"]["ok"])
         c = self.client(s)
         w = self.client(op["watcher"])
         out["watch"] = self.guarded(lambda: _wait(w.exists_async(p, watch=Executor._noop_watch)))
@@ -1140,9 +1152,14 @@ def update_model(model: Model, op: Dict[str, Any], rec: Dict[str, Any]):
                     pp = "/".join(parts[:i])
                     model.nodes.setdefault(pp, {"owner": None})
     elif kind == "create_special" and ok and isinstance(res["ok"], dict) and res["ok"].get("path"):
-        model.add(res["ok"]["path"], None, container=op["sub"].startswith("container") or op.get("flags") == 4)
+        model.add(res["ok"]["path"], None, container=op["sub"] == "container")
     elif kind == "delete" and ok:
         model.remove(op["path"])
+    elif kind == "container_cycle" and isinstance(res, dict):
+        if "ok" in res.get("container", {}):
+            model.add(op["path"], None, container=True)
+            if op["nested"] and "ok" in res.get("nested", {}):
+                model.add(op["path"] + "/n", None, container=True)
     elif kind == "multi" and ok and isinstance(res["ok"], list) and not any(
             isinstance(x, dict) and "error" in x for x in res["ok"]):
         for sub, r in zip(op["subs"], res["ok"]):
@@ -1238,6 +1255,9 @@ def run_differential(seed: int, nops: int, against: str = "rzk", out_dir: Option
 
 
 def main(argv=None):
+    import faulthandler
+    import signal as _signal
+    faulthandler.register(_signal.SIGUSR1, all_threads=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, action="append", help="seed (repeatable)")
     ap.add_argument("--seeds", type=int, default=None, help="run seeds 1..N")
