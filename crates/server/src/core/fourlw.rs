@@ -51,11 +51,30 @@ pub fn envi() -> String {
         ("user.name", user),
         ("user.home", home),
         ("user.dir", cwd),
+        ("os.memory.free", format!("{}MB", mem_mb("MemAvailable:"))),
+        ("os.memory.max", format!("{}MB", mem_mb("MemTotal:"))),
+        ("os.memory.total", format!("{}MB", process_rss_mb())),
     ];
     for (k, v) in rows {
         let _ = writeln!(out, "{k}={v}");
     }
     out
+}
+
+/// A /proc/meminfo field in MB (rzk has no JVM heap; the machine's memory stands in).
+fn mem_mb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// This process's resident memory in MB.
+fn process_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map_or(0, |kb| kb / 1024)
 }
 
 #[derive(Debug, Clone)]
