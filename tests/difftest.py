@@ -395,7 +395,8 @@ OP_WEIGHTS = [
     ("children", 7), ("multi", 6), ("multi_read", 1.5), ("set_acls", 3), ("get_acls", 3), ("add_auth", 1),
     ("add_watch", 3), ("remove_watches", 2), ("sync", 2), ("ephemerals", 2), ("bad_path", 4),
     ("reserved", 2), ("unknown_opcode", 0.3), ("close_session", 1.5), ("expire_session", 0.8),
-    ("oversize", 0.6), ("ttl_expire", 0.6), ("container_cycle", 0.8), ("snapshot", 0.5),
+    ("oversize", 0.6), ("ttl_expire", 0.6), ("container_cycle", 0.8), ("set_watches", 1),
+    ("snapshot", 0.5),
 ]
 
 
@@ -620,6 +621,14 @@ class Generator:
             return {"op": "container_cycle", "s": s, "path": "/c%d" % self.model.counter,
                     "nested": r.random() < 0.5, "ephemeral_child": r.random() < 0.3,
                     "watcher": r.choice(SESSIONS), "child_watch": r.random() < 0.5}
+        if kind == "set_watches":
+            pick = lambda: [self.pick_path(0.7) for _ in range(r.randint(0, 3))]  # noqa: E731
+            op = {"op": "set_watches", "rel": r.choice([0, r.randint(0, 3 * self.n)]), "v2": r.random() < 0.5,
+                  "data": pick(), "exist": pick(), "child": pick()}
+            if op["v2"]:
+                op["persistent"] = pick()
+                op["recursive"] = pick()
+            return op
         if kind == "snapshot":
             return {"op": "snapshot"}
         raise AssertionError(kind)
@@ -632,6 +641,18 @@ class Generator:
 
 def _wait(async_result):
     return async_result.get(timeout=OP_TIMEOUT)
+
+
+def _retry_loss(make_call, timeout=OP_TIMEOUT):
+    """For the harness's own bookkeeping reads: retry through a reconnect."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _wait(make_call())
+        except kex.ConnectionLoss:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class Executor:
@@ -677,8 +698,10 @@ class Executor:
         label = op.get("s")
         if label and self.t.sessions.get(label) and self.t.sessions[label].client is not None:
             rec["zxid"] = self.client(label).last_zxid
+        self.settle()  # also waits for kazoo to reconnect if the op made the server drop it
         rec["reaped"] = self.reap_containers()
-        self.settle()
+        if rec["reaped"]:
+            self.settle()
         events = {}
         for lbl in SESSIONS:
             ev = self.t.sessions[lbl].take_events()
@@ -726,35 +749,46 @@ class Executor:
         check interval. Done between operations so the zxids it consumes
         are deterministic. Containers are the nodes created with opcode
         createContainer (19); they are recognised by path + czxid (stats
-        of containers and TTL nodes show ephemeralOwner 0)."""
-        out = []
+        of containers and TTL nodes show ephemeralOwner 0).
+
+        Returns the containers that are gone since the last call (deleted by
+        the operation or by the container manager: which of the two happened
+        first is timing, the end state is not) and those that stay eligible
+        but were not deleted in time."""
+        gone, stuck = [], []
         c = self.client("s0")
         known = self.containers
-        for _ in range(10):
+        for _ in range(20):
             progress = False
             for p in sorted(known):
                 try:
-                    st = _wait(c.exists_async(p))
+                    st = _retry_loss(lambda: c.exists_async(p))
                 except Exception as e:
-                    out.append([p, "error:" + type(e).__name__])
+                    stuck.append([p, "error:" + type(e).__name__])
                     continue
                 if st is None or st.czxid != known[p]:
                     known.pop(p, None)
+                    gone.append(p)
+                    progress = True
                     continue
-                if st.numChildren == 0 and st.cversion > 0:
+                if st.numChildren == 0 and st.cversion > 0 and p not in stuck:
                     deadline = time.monotonic() + REAP_TIMEOUT
-                    gone = False
                     while time.monotonic() < deadline:
-                        if _wait(c.exists_async(p)) is None:
-                            gone = True
+                        st = _retry_loss(lambda: c.exists_async(p))
+                        if st is None or st.czxid != known[p]:
                             break
                         time.sleep(0.02)
-                    out.append([p, "reaped" if gone else "NOT reaped within %.0fs" % REAP_TIMEOUT])
-                    if gone:
-                        known.pop(p, None)
-                        progress = True
+                    else:
+                        stuck.append(p)
+                        continue
+                    known.pop(p, None)
+                    gone.append(p)
+                    progress = True
             if not progress:
                 break
+        out = [[p, "gone"] for p in sorted(gone)]
+        out += [[p, "NOT deleted within %.0fs though empty with cversion>0" % REAP_TIMEOUT] if isinstance(p, str) else p
+                for p in stuck]
         return out
 
     def note_container(self, res):
@@ -951,7 +985,7 @@ class Executor:
         """A raw session creates ephemerals, maybe sets a watch, then goes
         silent. Wait (polling with exists) until the marker ephemeral is
         gone: the session has expired and its close txn was applied."""
-        rs, label = self._raw_session(h.MIN_SESSION_TIMEOUT)
+        rs, label = self._raw_session(2 * h.MIN_SESSION_TIMEOUT)
         out = {"label": label, "timeout": rs.negotiated_timeout, "creates": []}
         try:
             flags = 3 if op["seq"] else 1
@@ -980,7 +1014,7 @@ class Executor:
         if marker:
             gone = False
             while time.monotonic() - t0 < EXPIRY_TIMEOUT:
-                if _wait(c.exists_async(marker)) is None:
+                if _retry_loss(lambda: c.exists_async(marker)) is None:
                     gone = True
                     break
                 time.sleep(0.05)
@@ -1048,6 +1082,28 @@ class Executor:
         self.t.owners.pop(rs.session_id, None)
         return out
 
+    def op_set_watches(self, op):
+        """What a reconnecting client sends: SetWatches (101) or SetWatches2
+        (105) with a relative zxid; the server fires events for watched nodes
+        that changed after it, then registers the rest."""
+        rs, label = self._raw_session(10000)
+        out = {"label": label}
+        try:
+            j = h.Jute().long(op["rel"]).strings(op["data"]).strings(op["exist"]).strings(op["child"])
+            if op["v2"]:
+                j.strings(op["persistent"]).strings(op["recursive"])
+            xid, zxid, err, r = rs.request(105 if op["v2"] else 101, j.bytes(), xid=-8)
+            out["reply"] = {"xid": xid, "zxid": zxid, "err": err, "body": r.remaining().hex()}
+            out["events_before_reply"] = [list(e) for e in rs.events]
+            x, zxid, err, r = rs.close_session()
+            out["close"] = {"zxid": zxid, "err": err}
+            out["events"] = [list(e) for e in rs.events]
+        except (h.ConnectionClosed, OSError, TimeoutError) as e:
+            out["raw_error"] = type(e).__name__
+        rs.close()
+        self.t.owners.pop(rs.session_id, None)
+        return out
+
     def op_ttl_expire(self, op):
         """A TTL node with a tiny TTL: wait until the container manager
         removes it (between operations, so its zxid is deterministic)."""
@@ -1058,7 +1114,7 @@ class Executor:
             t0 = time.monotonic()
             gone = False
             while time.monotonic() - t0 < REAP_TIMEOUT:
-                if _wait(c.exists_async(op["path"])) is None:
+                if _retry_loss(lambda: c.exists_async(op["path"])) is None:
                     gone = True
                     break
                 time.sleep(0.02)
@@ -1170,7 +1226,7 @@ def update_model(model: Model, op: Dict[str, Any], rec: Dict[str, Any]):
     elif kind == "close_session":
         model.drop_owner(op["s"])
     for p, how in rec.get("reaped", []):
-        if how == "reaped":
+        if how == "gone":
             model.remove(p)
     if kind == "snapshot":
         model.rebuild(res["tree"])

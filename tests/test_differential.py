@@ -4,8 +4,8 @@ same zoo.cfg); results, errors, Stats (times aside), reply zxids and the sequenc
 of watch events per session must be identical. See tests/difftest.py.
 
 Environment:
-  DIFF_SEEDS    comma-separated seeds, or N for seeds 1..N   (default 1,2,3,4,6,8)
-  DIFF_OPS      operations per seed                          (default 250)
+  DIFF_SEEDS    comma-separated seeds, or N for seeds 1..N   (default 5)
+  DIFF_OPS      operations per seed                          (default 300)
   DIFF_AGAINST  rzk | zookeeper  (zookeeper = ZooKeeper-vs-ZooKeeper, to check
                 the harness itself)                          (default rzk)
   DIFF_SELFCHECK_OPS  length of the ZooKeeper-vs-ZooKeeper self-check that
@@ -21,9 +21,9 @@ import pytest
 import difftest
 import zkharness as h
 
-_seeds = os.environ.get("DIFF_SEEDS", "1,2,3")
+_seeds = os.environ.get("DIFF_SEEDS", "5")
 SEEDS = [int(x) for x in _seeds.split(",") if x.strip()] if "," in _seeds else list(range(1, int(_seeds) + 1))
-OPS = int(os.environ.get("DIFF_OPS", "250"))
+OPS = int(os.environ.get("DIFF_OPS", "300"))
 AGAINST = os.environ.get("DIFF_AGAINST", "rzk")
 SELFCHECK_OPS = int(os.environ.get("DIFF_SELFCHECK_OPS", "120"))
 
