@@ -142,6 +142,23 @@ jute_record! {
     }
 }
 
+impl StatPersisted {
+    /// `DataTree.createStat`: a new znode's stat at `zxid` and `time`.
+    pub fn for_new_node(zxid: Zxid, time: i64, ephemeral_owner: i64) -> StatPersisted {
+        StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            pzxid: zxid,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -858,17 +858,7 @@ impl DataTree {
                 p.pzxid = zxid;
             }
         }
-        let stat = StatPersisted {
-            czxid: zxid,
-            mzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner,
-            pzxid: zxid,
-        };
+        let stat = StatPersisted::for_new_node(zxid, time, ephemeral_owner);
         let data = NodeData::from_opt(data);
         let data_len = data.len() as i64;
         let id = self.insert_node(Node { path: path.into(), data, acl: acl_id, stat, children: None });

@@ -13,25 +13,8 @@ use crate::core::path::{self, validate_path};
 use rzk_proto::client::{Create, Request};
 use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
-use rzk_tree::DataTree;
+use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use std::collections::{HashMap, VecDeque};
-
-/// ZooKeeper's container ephemeralOwner marker (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
-pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
-/// Top byte marking a TTL node's ephemeralOwner (`EphemeralType.TTL`).
-const TTL_MASK_HIGH: i64 = 0xFF << 56;
-/// The largest TTL ZooKeeper accepts: 40 bits... (`EphemeralType.MAX_EXTENDED_TTL`).
-pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
-
-/// `EphemeralType.TTL.toEphemeralOwner(ttl)`.
-pub fn ttl_ephemeral_owner(ttl: i64) -> i64 {
-    TTL_MASK_HIGH | ttl
-}
-
-/// Is this owner a real session (an ephemeral node), as opposed to none, container or TTL?
-pub fn is_session_owner(owner: i64) -> bool {
-    owner != 0 && owner != CONTAINER_EPHEMERAL_OWNER && (owner & TTL_MASK_HIGH) != TTL_MASK_HIGH
-}
 
 /// What prep knows of a node: the committed node, overlaid by outstanding changes.
 #[derive(Debug, Clone)]
@@ -203,7 +186,7 @@ impl PrepContext<'_> {
         }
         // EphemeralType.validateTTL: a TTL mode needs 0 < ttl <= max, any other mode no ttl.
         let ttl = c.ttl.unwrap_or(-1);
-        let ttl_ok = if mode.is_ttl() { ttl > 0 && ttl <= MAX_TTL_MS } else { ttl < 0 };
+        let ttl_ok = if mode.is_ttl() { EphemeralType::ttl_to_owner(ttl).is_some() } else { ttl < 0 };
         if !ttl_ok {
             return Err(ErrorCode::BadArguments);
         }
@@ -222,14 +205,14 @@ impl PrepContext<'_> {
         if self.record(&path).is_ok() {
             return Err(ErrorCode::NodeExists);
         }
-        if is_session_owner(parent.stat.ephemeral_owner) {
+        if EphemeralType::of(parent.stat.ephemeral_owner, self.extended_types_enabled) == EphemeralType::Normal {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent.stat.cversion + 1;
         let owner = if mode.is_container() {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.is_ttl() {
-            ttl_ephemeral_owner(ttl)
+            EphemeralType::ttl_to_owner(ttl).expect("ttl validated above")
         } else if mode.is_ephemeral() {
             self.session.0
         } else {
@@ -265,17 +248,7 @@ impl PrepContext<'_> {
         parent.stat.cversion = new_cversion;
         parent.stat.pzxid = zxid;
         self.outstanding.add(zxid, path::normalize_root(parent_path), Some(parent));
-        let stat = StatPersisted {
-            czxid: zxid,
-            mzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: owner,
-            pzxid: zxid,
-        };
+        let stat = StatPersisted::for_new_node(zxid, time, owner);
         self.outstanding.add(zxid, &path, Some(NodeRecord { stat, child_count: 0, acl }));
         Ok(txn)
     }
@@ -293,8 +266,8 @@ impl PrepContext<'_> {
             if node.child_count > 0 {
                 return Err(ErrorCode::NotEmpty);
             }
-            let owner = node.stat.ephemeral_owner;
-            if owner != CONTAINER_EPHEMERAL_OWNER && (owner & TTL_MASK_HIGH) != TTL_MASK_HIGH {
+            let kind = EphemeralType::of(node.stat.ephemeral_owner, self.extended_types_enabled);
+            if !matches!(kind, EphemeralType::Container | EphemeralType::Ttl) {
                 return Err(ErrorCode::BadVersion);
             }
             node
