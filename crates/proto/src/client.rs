@@ -337,7 +337,7 @@ impl Request {
         let path_first = !matches!(
             code,
             O::SetData | O::SetAcl | O::Check | O::Ping | O::Multi | O::MultiRead | O::Auth | O::SetWatches | O::SetWatches2 | O::WhoAmI | O::CloseSession | O::Sasl | O::Reconfig | O::Sync
-                | O::Notification | O::CreateSession | O::Error
+                | O::Notification | O::CreateSession | O::Error | O::AddWatch
         );
         if path_first && r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) {
             return Err(DecodeError::Invalid("null path"));
@@ -384,6 +384,12 @@ impl Request {
                 })
             }
             O::SetWatches2 => Request::SetWatches2(SetWatches2::read(r)?),
+            // ZooKeeper registers a null path's watch under a null key that no change ever
+            // fires, and answers OK; it decodes here as the empty path, which no node has either.
+            O::AddWatch if r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) => {
+                r.read_i32()?;
+                Request::AddWatch(AddWatchRequest { path: String::new(), mode: r.read_i32()? })
+            }
             O::AddWatch => Request::AddWatch(AddWatchRequest::read(r)?),
             O::GetEphemerals => Request::GetEphemerals(PathRequest::read(r)?),
             O::GetAllChildrenNumber => Request::GetAllChildrenNumber(PathRequest::read(r)?),
@@ -490,9 +496,12 @@ impl OpResult {
 /// A decoded or to-be-encoded reply body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// No body: delete, check, ping, auth, setWatches, removeWatches, checkWatches, addWatch,
+    /// No body: delete, check, ping, auth, setWatches, removeWatches, checkWatches,
     /// closeSession, and every error reply.
     Empty,
+    /// ErrorResponse: the body of a successful addWatch reply (always 0), which the Java
+    /// client reads and fails without.
+    ErrorResponse(i32),
     /// CreateResponse and SyncResponse.
     Path(String),
     Create2 { path: String, stat: Stat },
@@ -517,6 +526,7 @@ impl Response {
     pub fn write(&self, w: &mut Writer) {
         match self {
             Response::Empty => {}
+            Response::ErrorResponse(e) => w.write_i32(*e),
             Response::Path(p) => w.write_string(p),
             Response::Create2 { path, stat } => {
                 w.write_string(path);
@@ -604,6 +614,7 @@ impl Response {
             O::GetAllChildrenNumber => Response::AllChildrenNumber(r.read_i32()?),
             O::WhoAmI => Response::WhoAmI(r.read_vec()?),
             O::Sasl => Response::Sasl(r.read_buffer()?),
+            O::AddWatch => Response::ErrorResponse(r.read_i32()?),
             _ => Response::Empty,
         })
     }

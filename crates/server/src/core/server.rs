@@ -646,8 +646,10 @@ impl ZooKeeperServer {
                     AddWatchMode::Persistent => WatchKind::Persistent,
                     AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
                 };
-                self.tree.add_watch(&r.path, kind, watcher);
-                Ok(Response::Empty)
+                if !r.path.is_empty() {
+                    self.tree.add_watch(&r.path, kind, watcher);
+                }
+                Ok(Response::ErrorResponse(0))
             }
             Request::CheckWatches(r) => {
                 let t = self.watcher_type(r.watcher_type)?;
