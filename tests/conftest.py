@@ -91,10 +91,6 @@ def pytest_sessionfinish(session, exitstatus):
 # Known gaps of rzk (issue 2 is still open; see the issue note). These tests run and are
 # reported as xfail for rzk only, so each gap stays visible until it is fixed.
 KNOWN_RZK_GAPS = {
-    "tests/test_fourletter.py::test_mntr[rzk]": "mntr prints only the core keys, not all of ZooKeeper 3.8's metrics",
-    "tests/test_fourletter.py::test_cons[rzk]": "cons line format differs from ZooKeeper 3.8 in details",
-    "tests/test_fourletter.py::test_dump[rzk]": "dump output is approximate",
-    "tests/test_robustness.py::test_connect_with_wrong_password_is_expired[rzk]": "reattach with a wrong password: reply differs from ZooKeeper",
     "tests/test_robustness.py::test_many_short_connections[rzk]": "flaky: a closed connection releases its maxClientCnxns slot asynchronously",
 }
 

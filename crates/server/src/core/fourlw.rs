@@ -24,6 +24,10 @@ pub const WORDS: &[&str] =
 pub struct ProcessInfo {
     pub fd_count: u64,
     pub fd_limit: u64,
+    /// Connections refused by maxClientCnxns / maxCnxns (`zk_connection_rejected`).
+    pub connections_rejected: u64,
+    /// The connection that asked for this word; ZooKeeper lists it as `[0](queued=0,recved=1,sent=0)`.
+    pub asking_conn: Option<u64>,
 }
 
 /// `envi`: ZooKeeper prints Java system properties; rzk prints the same keys with its own
@@ -105,6 +109,10 @@ pub struct ServerSnapshot {
     pub outstanding: usize,
     pub watch: WatchSummary,
     pub sessions: Vec<(SessionId, i32)>,
+    /// The session tracker's expiry buckets: wall-clock expiry time (ms) → sessions.
+    pub session_buckets: Vec<(i64, Vec<SessionId>)>,
+    /// Each live session's expiry, wall-clock ms.
+    pub session_expiry_wall_ms: std::collections::HashMap<SessionId, i64>,
     pub ephemerals: Vec<(SessionId, Vec<String>)>,
     pub approximate_data_size: u64,
     pub now_wall_ms: i64,
@@ -130,12 +138,82 @@ fn java_double(v: f64) -> String {
     }
 }
 
-fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool) {
+/// `AvgMinMaxCounter.getAvg`: the mean rounded to four decimals, printed as a Java double.
+fn java_avg(total: i64, count: u64) -> String {
+    java_double((avg(total, count) * 10000.0).round() / 10000.0)
+}
+
+/// The four-letter code ZooKeeper's FinalRequestProcessor records as a connection's last
+/// operation (`lop=` in `cons`), from rzk's op name.
+pub fn last_op_code(op_name: &str) -> &'static str {
+    match op_name {
+        "create" | "create2" | "createContainer" | "createTTL" => "CREA",
+        "delete" | "deleteContainer" => "DELE",
+        "exists" => "EXIS",
+        "getData" => "GETD",
+        "setData" => "SETD",
+        "getACL" => "GETA",
+        "setACL" => "SETA",
+        "getChildren" | "getChildren2" | "getAllChildrenNumber" => "GETC",
+        "sync" => "SYNC",
+        "ping" => "PING",
+        "check" => "CHEC",
+        "multi" => "MULT",
+        "multiRead" => "MLTR",
+        "reconfig" => "RECO",
+        "checkWatches" => "CHKW",
+        "removeWatches" => "REMW",
+        "setWatches" => "SETW",
+        "setWatches2" => "STW2",
+        "addWatch" => "ADDW",
+        "whoAmI" => "HOMI",
+        "getEphemerals" => "GETE",
+        "createSession" => "SESS",
+        "closeSession" => "CLOS",
+        _ => "NA",
+    }
+}
+
+/// Java's `Date.toString()` in UTC: `Sat Nov 21 07:49:04 UTC 2026`.
+pub fn java_date(wall_ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = wall_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        year
+    )
+}
+
+fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool, asking: Option<u64>) {
+    if asking == Some(c.conn) {
+        // The connection asking is mid-command: not reading, one packet (the word) received.
+        let _ = write!(out, " /{}:{}[0](queued=0,recved=1,sent=0)", c.peer.ip(), c.peer.port());
+        return;
+    }
     let _ = write!(out, " /{}:{}[1](queued={},recved={},sent={}", c.peer.ip(), c.peer.port(), c.queued, c.stats.received, c.stats.sent);
     if !brief {
         if let Some(s) = c.session.filter(|s| s.0 != 0) {
             let st = &c.stats;
-            let _ = write!(out, ",sid=0x{:x},lop={},est={},to={}", s.0, if st.last_op.is_empty() { "NA" } else { st.last_op }, st.established_ms, c.timeout_ms);
+            let _ = write!(out, ",sid=0x{:x},lop={},est={},to={}", s.0, last_op_code(st.last_op), st.established_ms, c.timeout_ms);
             if st.last_cxid >= 0 {
                 let _ = write!(out, ",lcxid=0x{:x}", st.last_cxid);
             }
@@ -146,7 +224,7 @@ fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool) {
                 st.last_response_ms,
                 st.last_latency_ms,
                 st.min_latency_ms,
-                java_double(avg(st.total_latency_ms, st.count)),
+                if st.count == 0 { 0 } else { st.total_latency_ms / st.count as i64 },
                 st.max_latency_ms
             );
         }
@@ -156,7 +234,7 @@ fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool) {
 
 fn server_stats(out: &mut String, s: &ServerSnapshot) {
     let st = &s.stats;
-    let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", st.min_latency_ms, java_double(avg(st.total_latency_ms, st.count)), st.max_latency_ms);
+    let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", st.min_latency_ms, java_avg(st.total_latency_ms, st.count), st.max_latency_ms);
     let _ = writeln!(out, "Received: {}", st.packets_received);
     let _ = writeln!(out, "Sent: {}", st.packets_sent);
     let _ = writeln!(out, "Connections: {}", s.conns.len());
@@ -177,7 +255,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             if word == "stat" {
                 out.push_str("Clients:\n");
                 for c in &s.conns {
-                    conn_line(&mut out, c, true);
+                    conn_line(&mut out, c, true, p.asking_conn);
                     out.push('\n');
                 }
                 out.push('\n');
@@ -186,7 +264,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
         }
         "cons" => {
             for c in &s.conns {
-                conn_line(&mut out, c, false);
+                conn_line(&mut out, c, false, p.asking_conn);
                 out.push('\n');
             }
             out.push('\n');
@@ -217,9 +295,12 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
         }
         "dump" => {
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(out, "Global Sessions({}):", s.sessions.len());
-            for (id, timeout) in &s.sessions {
-                let _ = writeln!(out, "0x{:x}\t{}ms", id.0, timeout);
+            let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
+            for (at, ids) in &s.session_buckets {
+                let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
+                for id in ids {
+                    let _ = writeln!(out, "\t0x{:x}", id.0);
+                }
             }
             out.push_str("ephemeral nodes dump:\n");
             let _ = writeln!(out, "Sessions with Ephemerals ({}):", s.ephemerals.len());
@@ -229,12 +310,23 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                     let _ = writeln!(out, "\t{p}");
                 }
             }
-            out.push_str("Connections dump:\n");
-            let _ = writeln!(out, "Connections Sets (1)/({}):", s.conns.len());
-            let _ = writeln!(out, "{} expire at {}:", s.conns.len(), s.now_wall_ms);
+            // ZooKeeper's connection expiry queue: a connection with a session expires with
+            // it; one without expires sessionlessCnxnTimeout (10 s) after it was last heard.
+            let tick = s.tick_ms.max(1);
+            let mut sets: std::collections::BTreeMap<i64, Vec<&ConnSnapshot>> = std::collections::BTreeMap::new();
             for c in &s.conns {
-                if let Some(id) = c.session {
-                    let _ = writeln!(out, "\tip: {} sessionId: 0x{:x}", c.peer, id.0);
+                let at = c
+                    .session
+                    .and_then(|id| s.session_expiry_wall_ms.get(&id).copied())
+                    .unwrap_or_else(|| (s.now_wall_ms + 10_000 + tick - 1) / tick * tick);
+                sets.entry(at).or_default().push(c);
+            }
+            out.push_str("Connections dump:\n");
+            let _ = writeln!(out, "Connections Sets ({})/({}):", sets.len(), s.conns.len());
+            for (at, conns) in &sets {
+                let _ = writeln!(out, "{} expire at {}:", conns.len(), java_date(*at));
+                for c in conns {
+                    let _ = writeln!(out, "\tip: /{}:{} sessionId: 0x{:x}", c.peer.ip(), c.peer.port(), c.session.unwrap_or_default().0);
                 }
             }
         }
@@ -242,25 +334,83 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             let st = &s.stats;
             let uptime = (s.now_wall_ms - st.started_ms).max(0);
             let ephemerals: usize = s.ephemerals.iter().map(|(_, p)| p.len()).sum();
+            // ZooKeeper 3.8's keys in its order. Counters for machinery rzk does not have
+            // (TLS, throttling, JVM, learners in standalone mode) are truthfully zero.
+            let z = || "0".to_string();
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", full_version()),
                 ("zk_server_state", "standalone".into()),
                 ("zk_ephemerals_count", ephemerals.to_string()),
+                ("zk_num_alive_connections", s.conns.len().to_string()),
+                ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),
+                ("zk_outstanding_requests", s.outstanding.to_string()),
+                ("zk_znode_count", s.node_count.to_string()),
+                ("zk_global_sessions", s.sessions.len().to_string()),
+                ("zk_non_mtls_remote_conn_count", z()),
+                ("zk_last_client_response_size", st.last_response_size.to_string()),
+                ("zk_packets_sent", st.packets_sent.to_string()),
+                ("zk_packets_received", st.packets_received.to_string()),
+                ("zk_connection_drop_probability", "0.0".into()),
+                ("zk_watch_count", s.watch.total.to_string()),
+                ("zk_auth_failed_count", st.auth_failed.to_string()),
                 ("zk_approximate_data_size", s.approximate_data_size.to_string()),
                 ("zk_open_file_descriptor_count", p.fd_count.to_string()),
                 ("zk_max_file_descriptor_count", p.fd_limit.to_string()),
-                ("zk_znode_count", s.node_count.to_string()),
-                ("zk_watch_count", s.watch.total.to_string()),
-                ("zk_outstanding_requests", s.outstanding.to_string()),
-                ("zk_packets_received", st.packets_received.to_string()),
-                ("zk_packets_sent", st.packets_sent.to_string()),
-                ("zk_num_alive_connections", s.conns.len().to_string()),
-                ("zk_avg_latency", java_double(avg(st.total_latency_ms, st.count))),
-                ("zk_max_latency", st.max_latency_ms.to_string()),
-                ("zk_min_latency", st.min_latency_ms.to_string()),
+                ("zk_local_sessions", z()),
                 ("zk_uptime", uptime.to_string()),
-                ("zk_global_sessions", s.sessions.len().to_string()),
-                ("zk_local_sessions", "0".into()),
+                ("zk_outstanding_tls_handshake", z()),
+                ("zk_non_mtls_local_conn_count", z()),
+                ("zk_proposal_count", z()),
+                ("zk_watch_bytes", z()),
+                ("zk_outstanding_changes_removed", st.txns_appended.saturating_sub(s.outstanding as u64).to_string()),
+                ("zk_throttled_ops", z()),
+                ("zk_stale_requests_dropped", z()),
+                ("zk_large_requests_rejected", z()),
+                ("zk_insecure_admin_count", z()),
+                ("zk_connection_rejected", p.connections_rejected.to_string()),
+                ("zk_cnxn_closed_without_zk_server_running", z()),
+                ("zk_sessionless_connections_expired", z()),
+                ("zk_looking_count", z()),
+                ("zk_dead_watchers_queued", z()),
+                ("zk_stale_requests", z()),
+                ("zk_connection_drop_count", z()),
+                ("zk_learner_proposal_received_count", z()),
+                ("zk_digest_mismatches_count", z()),
+                ("zk_dead_watchers_cleared", z()),
+                ("zk_response_packet_cache_hits", z()),
+                ("zk_bytes_received_count", st.bytes_received.to_string()),
+                ("zk_add_dead_watcher_stall_time", z()),
+                ("zk_request_throttle_wait_count", z()),
+                ("zk_requests_not_forwarded_to_commit_processor", z()),
+                ("zk_response_packet_cache_misses", z()),
+                ("zk_ensemble_auth_success", z()),
+                ("zk_prep_processor_request_queued", st.txns_appended.to_string()),
+                ("zk_learner_commit_received_count", z()),
+                ("zk_stale_replies", z()),
+                ("zk_connection_request_count", st.connection_requests.to_string()),
+                ("zk_response_bytes", st.response_bytes.to_string()),
+                ("zk_ensemble_auth_fail", z()),
+                ("zk_diff_count", z()),
+                ("zk_response_packet_get_children_cache_misses", z()),
+                ("zk_connection_revalidate_count", z()),
+                ("zk_quit_leading_due_to_disloyal_voter", z()),
+                ("zk_snap_count", z()),
+                ("zk_unrecoverable_error_count", z()),
+                ("zk_unsuccessful_handshake", st.unsuccessful_handshakes.to_string()),
+                ("zk_commit_count", z()),
+                ("zk_stale_sessions_expired", st.sessions_expired.to_string()),
+                ("zk_response_packet_get_children_cache_hits", z()),
+                ("zk_sync_processor_request_queued", st.txns_appended.to_string()),
+                ("zk_outstanding_changes_queued", st.txns_appended.to_string()),
+                ("zk_request_commit_queued", z()),
+                ("zk_ensemble_auth_skip", z()),
+                ("zk_skip_learner_request_to_next_processor_count", z()),
+                ("zk_tls_handshake_exceeded", z()),
+                ("zk_revalidate_count", z()),
+                ("zk_min_latency", st.min_latency_ms.to_string()),
+                ("zk_max_latency", st.max_latency_ms.to_string()),
+                ("zk_cnt_latency", st.count.to_string()),
+                ("zk_sum_latency", st.total_latency_ms.to_string()),
                 ("zk_last_proposal_size", "-1".into()),
                 ("zk_max_proposal_size", "-1".into()),
                 ("zk_min_proposal_size", "-1".into()),

@@ -152,6 +152,19 @@ pub struct ServerStats {
     pub total_latency_ms: i64,
     pub count: u64,
     pub started_ms: i64,
+    /// Bytes of request frames received, length prefixes included (`zk_bytes_received_count`).
+    pub bytes_received: u64,
+    /// Bytes of reply frames sent (`zk_response_bytes`) and the size of the last one.
+    pub response_bytes: u64,
+    pub last_response_size: u64,
+    pub auth_failed: u64,
+    /// ConnectRequests seen, and those that could not be decoded.
+    pub connection_requests: u64,
+    pub unsuccessful_handshakes: u64,
+    /// Sessions the tracker expired.
+    pub sessions_expired: u64,
+    /// Transactions handed to the log (ZooKeeper's prep and sync processor queues).
+    pub txns_appended: u64,
 }
 
 impl ServerStats {
@@ -287,6 +300,10 @@ impl ZooKeeperServer {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
+            if reply {
+                self.stats.response_bytes += frame.len() as u64;
+                self.stats.last_response_size = frame.len() as u64;
+            }
             self.out.push(Action::Send { conn, frame, reply });
         }
     }
@@ -323,6 +340,7 @@ impl ZooKeeperServer {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.stats.received += 1;
         self.stats.packets_received += 1;
+        self.stats.bytes_received += payload.len() as u64 + 4;
         match c.state {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
             ConnState::Connecting | ConnState::Connected => self.on_request(conn, payload),
@@ -331,9 +349,13 @@ impl ZooKeeperServer {
     }
 
     fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
+        self.stats.connection_requests += 1;
         let req = match ConnectRequest::read(&mut Reader::new(payload)) {
             Ok(r) => r,
-            Err(e) => return self.close(conn, format!("malformed connect request: {e}")),
+            Err(e) => {
+                self.stats.unsuccessful_handshakes += 1;
+                return self.close(conn, format!("malformed connect request: {e}"));
+            }
         };
         if req.last_zxid_seen > self.tree.last_processed_zxid() {
             // The client has seen a newer state than ours; it must find a newer server.
@@ -363,17 +385,22 @@ impl ZooKeeperServer {
             self.append(header, txn, Origin::Connect { conn });
         } else {
             let id = req.session_id;
+            // As ZooKeeper does (closeSession(id, CLIENT_RECONNECT) before reopenSession), the
+            // session's current connection is closed before the password is even checked.
+            if let Some(old) = self.session_conn.get(&id).copied() {
+                if old != conn {
+                    self.session_conn.remove(&id);
+                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
+                }
+            }
             let valid = req.passwd == auth::session_password(id) && self.sessions.is_live(id);
             if valid {
                 self.sessions.touch(id, self.now_ms);
-                if let Some(old) = self.session_conn.insert(id, conn) {
-                    if old != conn {
-                        self.close(old, format!("session {id} moved to another connection"));
-                    }
-                }
+                self.session_conn.insert(id, conn);
                 let c = self.conns.get_mut(&conn).expect("conn");
                 c.session = Some(id);
                 c.state = ConnState::Connected;
+                c.stats.last_op = "createSession";
             }
             self.send_connect_response(conn, valid);
             if !valid {
@@ -459,7 +486,10 @@ impl ZooKeeperServer {
         let packet = client::AuthPacket::from_bytes(body);
         let result = match &packet {
             Ok(p) => auth::authenticate(&self.cfg.auth, &p.scheme, &p.auth),
-            Err(_) => Err(ErrorCode::AuthFailed),
+            Err(_) => {
+                self.stats.auth_failed += 1;
+                Err(ErrorCode::AuthFailed)
+            }
         };
         match result {
             Ok(ids) => {
@@ -527,6 +557,7 @@ impl ZooKeeperServer {
 
     fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
         let record = TxnRecord { header, txn, digest: None };
+        self.stats.txns_appended += 1;
         self.out.push(Action::Append(record.clone()));
         self.in_flight.push_back(InFlight { record, origin });
     }
@@ -566,7 +597,7 @@ impl ZooKeeperServer {
             c.stats.record(latency);
             c.stats.last_op = op_name;
             c.stats.last_zxid = h.zxid.0;
-            c.stats.last_response_ms = self.wall_ms;
+            c.stats.last_response_ms = self.now_ms;
         }
         self.send(conn, frame_of(&h, resp), true);
     }
@@ -755,6 +786,7 @@ impl ZooKeeperServer {
                 self.pop_write(conn, zxid);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.state = ConnState::Connected;
+                    c.stats.last_op = "createSession";
                     self.send_connect_response(conn, true);
                 }
                 self.drain(conn);
@@ -812,6 +844,7 @@ impl ZooKeeperServer {
     fn on_tick(&mut self) {
         for session in self.sessions.expire(self.now_ms) {
             tracing::info!(session = %session, "session expired");
+            self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
             let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
             let txn = self.close_session_txn(session);
@@ -890,6 +923,18 @@ impl ZooKeeperServer {
                 total: self.tree.watch_summary().total,
             },
             sessions: self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect(),
+            session_buckets: self
+                .sessions
+                .buckets()
+                .iter()
+                .map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect()))
+                .collect(),
+            session_expiry_wall_ms: self
+                .sessions
+                .sessions()
+                .iter()
+                .map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms)))
+                .collect(),
             ephemerals: self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             now_wall_ms: self.wall_ms,

@@ -47,6 +47,8 @@ pub struct ConnPermit {
 struct ConnCounts {
     per_ip: HashMap<IpAddr, u32>,
     total: u32,
+    /// Connections refused for maxClientCnxns / maxCnxns, for `zk_connection_rejected`.
+    rejected: u64,
 }
 
 impl Drop for ConnPermit {
@@ -72,7 +74,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         .filter(|v| *v > 0)
         .unwrap_or(60_000);
     CoreConfig {
-        server_id: 0,
+        // Standalone ZooKeeper seeds session ids with server id 1 (createSessionTrackerServerId).
+        server_id: 1,
         tick_ms: tick,
         min_session_timeout_ms: cfg.min_session_timeout.map(|v| v as i32).unwrap_or((tick * 2) as i32),
         max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
@@ -153,9 +156,11 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                 let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
                 if max_per_ip > 0 && n >= max_per_ip {
                     tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
+                    c.rejected += 1;
                     None
                 } else if max_total > 0 && c.total >= max_total {
                     tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
+                    c.rejected += 1;
                     None
                 } else {
                     *c.per_ip.entry(peer.ip()).or_default() += 1;
@@ -205,7 +210,8 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                         }
                         Event::Frame { conn, payload } => core.handle(n, w, Input::Frame { conn, payload }),
                         Event::FourLetterWord { conn, word } => {
-                            let text = four_letter_word(&mut core, &process, &word);
+                            let rejected = counts.lock().expect("conn counts").rejected;
+                            let text = four_letter_word(&mut core, &process, &word, conn, rejected);
                             if let Some(tx) = conns.remove(&conn) {
                                 let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
                                 let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
@@ -266,7 +272,7 @@ struct ProcessInfoSource {
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str) -> String {
+fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -285,7 +291,11 @@ fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &st
             let rt = conf_runtime(&p.cfg);
             format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
         }
-        _ => fourlw::render(word, &core.snapshot(), &ProcessInfo { fd_count: fd_count(), fd_limit: fd_limit() }),
+        _ => fourlw::render(
+            word,
+            &core.snapshot(),
+            &ProcessInfo { fd_count: fd_count(), fd_limit: fd_limit(), connections_rejected: rejected, asking_conn: Some(conn) },
+        ),
     }
 }
 
