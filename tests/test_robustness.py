@@ -269,3 +269,17 @@ def test_ping_and_negative_xid(server, kz):
         xid, zxid, err, _ = r.request(4, h.Jute().string("/").bool(False).bytes(), xid=-7)
         assert (xid, err) == (-7, 0)
         r.close_session()
+
+
+def test_sasl_and_reconfig_on_a_standalone_server(server):
+    """Without SASL configured a standalone server answers sasl with OK, zxid 0 and a
+    null token; reconfig is refused (ReconfigDisabled) and the session carries on."""
+    with raw(server) as r:
+        r.connect(10000)
+        xid, zxid, err, rd = r.request(102, h.Jute().buffer(b"token").bytes())
+        assert (zxid, err) == (0, 0)
+        assert rd.buffer() is None
+        xid, zxid, err, rd = r.request(16, h.Jute().string("").string("").string("").long(-1).bytes())
+        assert err == -123
+        assert r.exists("/")[2] == 0
+        assert r.close_session()[2] == 0

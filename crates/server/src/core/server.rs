@@ -448,8 +448,10 @@ impl ZooKeeperServer {
         match op {
             Some(OpCode::Auth) => return self.on_auth(conn, header, &body),
             Some(OpCode::Sasl) => {
-                let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::Unimplemented.code() };
-                self.send(conn, frame_of(&h, &Response::Empty), true);
+                // A server without SASL configured (rzk has none) answers as a standalone
+                // ZooKeeper does: OK, zxid 0, and a SetSASLResponse with a null token.
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+                self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
                 return;
             }
             _ => {}
