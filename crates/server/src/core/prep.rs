@@ -76,6 +76,32 @@ impl Outstanding {
         }
     }
 
+    /// The paths a closeSession txn deletes, as ZooKeeper's prep computes them: the tree's
+    /// ephemerals of `session` (a clone of its HashSet, so the order is Java's), less the paths
+    /// outstanding changes delete, plus those they create as this session's ephemerals. Each
+    /// gets a deleted-record at `zxid`, so requests prepped after the close see them gone.
+    pub fn close_session_paths(&mut self, tree: &DataTree, session: SessionId, zxid: Zxid) -> Vec<String> {
+        let mut es = tree.ephemerals_set(session);
+        for (_, path, seq) in &self.order {
+            // Only the newest record per path is kept; older ones are superseded by it.
+            let Some(rec) = self.by_path.get(path).filter(|r| r.seq == *seq) else { continue };
+            match &rec.node {
+                None => {
+                    es.remove(path.as_str());
+                }
+                Some(n) if n.stat.ephemeral_owner == session.0 => {
+                    es.insert(path.as_str().into());
+                }
+                Some(_) => {}
+            }
+        }
+        let paths: Vec<String> = es.iter().map(|p| p.to_string()).collect();
+        for p in &paths {
+            self.add(zxid, p, None);
+        }
+        paths
+    }
+
     fn begin_multi(&mut self) {
         self.undo = Some(Vec::new());
     }

@@ -41,6 +41,9 @@ pub struct CoreConfig {
     pub auth: AuthConfig,
     /// How often the container manager looks for empty containers and expired TTL nodes.
     pub container_check_interval_ms: i64,
+    /// `znode.container.maxNeverUsedIntervalMs`: an empty container that never had a child is
+    /// removed after this long (0: never).
+    pub container_max_never_used_interval_ms: i64,
 }
 
 impl Default for CoreConfig {
@@ -54,6 +57,7 @@ impl Default for CoreConfig {
             reconfig_enabled: false,
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
+            container_max_never_used_interval_ms: 0,
         }
     }
 }
@@ -519,7 +523,7 @@ impl ZooKeeperServer {
         let time = self.wall_ms;
         let txn = if op == OpCode::CloseSession {
             self.sessions.set_closing(session);
-            Ok(self.close_session_txn(session))
+            Ok(self.close_session_txn(session, zxid))
         } else {
             match Request::decode(header.op, body) {
                 Err(_) => Err(ErrorCode::MarshallingError),
@@ -552,8 +556,9 @@ impl ZooKeeperServer {
 
     /// closeSession: the ephemerals to delete are the session's, as the tree and the
     /// outstanding changes know them.
-    fn close_session_txn(&mut self, session: SessionId) -> Txn {
-        let paths = self.tree.get_ephemerals(session);
+    /// The txn that closes (or expires) `session`; `zxid` is the one it will carry.
+    fn close_session_txn(&mut self, session: SessionId, zxid: Zxid) -> Txn {
+        let paths = self.outstanding.close_session_paths(&self.tree, session, zxid);
         Txn::CloseSession { paths_to_delete: paths }
     }
 
@@ -849,7 +854,7 @@ impl ZooKeeperServer {
             self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
             let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
-            let txn = self.close_session_txn(session);
+            let txn = self.close_session_txn(session, zxid);
             self.append(header, txn, Origin::Internal);
         }
         if self.now_ms >= self.next_container_check_ms {
@@ -860,22 +865,11 @@ impl ZooKeeperServer {
 
     /// ZooKeeper's ContainerManager: delete containers that had children and have none now,
     /// and TTL nodes without children whose TTL has passed since their last change.
+    /// ZooKeeper's ContainerManager: every check interval, a deleteContainer request for each
+    /// candidate (empty containers that once had children, expired empty TTL nodes), in the
+    /// order of ZooKeeper's candidate set.
     fn check_containers(&mut self) {
-        let mut candidates = Vec::new();
-        for path in self.tree.containers() {
-            if let Some(n) = self.tree.get(&path) {
-                if n.num_children == 0 && n.stat.cversion > 0 {
-                    candidates.push(path);
-                }
-            }
-        }
-        for (path, ttl) in self.tree.ttls() {
-            if let Some(n) = self.tree.get(&path) {
-                if n.num_children == 0 && self.wall_ms - n.stat.mtime > ttl {
-                    candidates.push(path);
-                }
-            }
-        }
+        let candidates = self.tree.container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
         for path in candidates {
             let zxid = self.next_zxid();
             let mut ctx = PrepContext {

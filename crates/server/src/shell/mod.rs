@@ -73,6 +73,11 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|v| *v > 0)
         .unwrap_or(60_000);
+    let never_used = prop("znode.container.maxNeverUsedIntervalMs")
+        .or_else(|| prop("zookeeper.znode.container.maxNeverUsedIntervalMs"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|v| *v >= 0)
+        .unwrap_or(0);
     CoreConfig {
         // Standalone ZooKeeper seeds session ids with server id 1 (createSessionTrackerServerId).
         server_id: 1,
@@ -83,6 +88,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         reconfig_enabled: cfg.reconfig_enabled,
         auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
         container_check_interval_ms: container_check,
+        container_max_never_used_interval_ms: never_used,
     }
 }
 
