@@ -410,12 +410,8 @@ impl World {
         self.rep.liveness_ticks = self.now - start;
         // Final checks.
         let (acked, open) = self.chk.check_history()?;
-        for s in &self.servers {
-            let n = s.node.as_ref().expect("all up");
-            self.rep.elections += n.stats().elections;
-            self.rep.diff_syncs += n.stats().diff_syncs;
-            self.rep.trunc_syncs += n.stats().trunc_syncs;
-            self.rep.snap_syncs += n.stats().snap_syncs;
+        for i in 0..self.servers.len() {
+            self.add_stats(i);
         }
         self.rep.ticks = self.now;
         self.rep.committed = self.chk.committed.len();
@@ -886,8 +882,19 @@ impl World {
         }
     }
 
+    fn add_stats(&mut self, i: usize) {
+        if let Some(n) = self.servers[i].node.as_ref() {
+            let st = n.stats();
+            self.rep.elections += st.elections;
+            self.rep.diff_syncs += st.diff_syncs;
+            self.rep.trunc_syncs += st.trunc_syncs;
+            self.rep.snap_syncs += st.snap_syncs;
+        }
+    }
+
     fn crash(&mut self, i: usize) {
         self.rep.crashes += 1;
+        self.add_stats(i);
         let keep = if self.rng.chance(self.faults.torn_tail) {
             let n = self.servers[i].pending.len() as u64;
             if n > 0 {

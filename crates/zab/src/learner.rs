@@ -93,7 +93,6 @@ impl Node {
                 }
             }
             (Phase::AwaitSync, Message::Diff { zxid }) => {
-                self.stats.diff_syncs += 1;
                 // Our log up to the leader's last matches its history (which becomes committed).
                 let l = self.learner();
                 l.phase = Phase::Syncing;
@@ -105,7 +104,6 @@ impl Node {
                     self.protocol_error("TRUNC below the applied zxid");
                     return;
                 }
-                self.stats.trunc_syncs += 1;
                 self.truncate_window(zxid);
                 self.persist(StorageOp::Truncate { after: zxid });
                 let l = self.learner();
@@ -113,7 +111,6 @@ impl Node {
                 l.commit_hint = l.commit_hint.max(zxid);
             }
             (Phase::AwaitSync, Message::Snap { zxid, snapshot }) => {
-                self.stats.snap_syncs += 1;
                 self.log.clear();
                 self.applied = zxid;
                 self.persist(StorageOp::InstallSnapshot { zxid, data: snapshot });

@@ -83,6 +83,7 @@ pub struct Node {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub elections: u64,
+    /// Syncs this server ran as leader, by kind.
     pub diff_syncs: u64,
     pub trunc_syncs: u64,
     pub snap_syncs: u64,
