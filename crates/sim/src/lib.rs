@@ -59,7 +59,27 @@ pub struct Faults {
     pub torn_tail: f64,
 }
 
+/// Each seed scales [`Faults::base`] by one of these (0 = a fault-free run).
+pub const FAULT_INTENSITIES: [f64; 5] = [0.0, 0.5, 1.0, 1.0, 2.0];
+
 impl Faults {
+    /// The fault mix at intensity 1.
+    pub fn base() -> Faults {
+        Faults {
+            election_loss: 0.05,
+            election_dup: 0.05,
+            delay_max_ticks: 4,
+            conn_reset: 0.002,
+            crash: 0.002,
+            restart_ticks: (5, 80),
+            partition: 0.004,
+            partition_ticks: (10, 150),
+            one_way: 0.3,
+            slow_disk: 0.002,
+            torn_tail: 0.5,
+        }
+    }
+
     pub fn none() -> Faults {
         Faults {
             election_loss: 0.0,
@@ -107,21 +127,12 @@ impl SimConfig {
         let mut r = Rng::new(seed);
         let voters = [3, 3, 3, 5, 5, 7][r.below(6) as usize];
         let observers = if r.chance(0.25) { 1 } else { 0 };
-        let intensity = [0.0, 0.5, 1.0, 1.0, 2.0][r.below(5) as usize];
-        let f = |p: f64| p * intensity;
-        let faults = Faults {
-            election_loss: f(0.05),
-            election_dup: f(0.05),
-            delay_max_ticks: r.range(1, 4),
-            conn_reset: f(0.002),
-            crash: f(0.002),
-            restart_ticks: (5, 80),
-            partition: f(0.004),
-            partition_ticks: (10, 150),
-            one_way: 0.3,
-            slow_disk: f(0.002),
-            torn_tail: 0.5,
-        };
+        let intensity = FAULT_INTENSITIES[r.below(FAULT_INTENSITIES.len() as u64) as usize];
+        let mut faults = Faults::base();
+        for p in [&mut faults.election_loss, &mut faults.election_dup, &mut faults.conn_reset, &mut faults.crash, &mut faults.partition, &mut faults.slow_disk] {
+            *p *= intensity;
+        }
+        faults.delay_max_ticks = r.range(1, 4);
         SimConfig {
             seed,
             voters,
