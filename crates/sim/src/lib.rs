@@ -1015,7 +1015,7 @@ pub fn encode_snapshot(t: &DataTree) -> Bytes {
     w.write_i32(acls.len() as i32);
     for (id, list) in &acls {
         w.write_i64(*id);
-        w.write_vec(&list.to_vec());
+        w.write_vec(list);
     }
     let mut nodes = Writer::new();
     let mut count = 0i32;

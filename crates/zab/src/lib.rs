@@ -25,6 +25,10 @@
 //!   [`Action::SendSnapshot`] serializes it for a learner; `StorageOp::InstallSnapshot`
 //!   replaces it.
 //!
+//! Not in the core (the host handles them on the quorum connection): REQUEST (a learner
+//! forwarding a client write to the leader), REVALIDATE and SYNC, and the session touches
+//! carried by learners' PINGs; `Message::from_packet` reports them as unsupported types.
+//!
 //! # Layout
 //! - [`types`]: ids, entries, [`Config`], [`Action`], [`StorageOp`].
 //! - [`message`]: [`Message`], [`Vote`] and their ZooKeeper wire mapping.

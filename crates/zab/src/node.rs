@@ -23,6 +23,11 @@ use crate::message::Message;
 use crate::types::{Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp};
 
 /// What the host restores from its data directory before starting a node.
+///
+/// Contract: the log entries at or below `applied` must be the history the snapshot contains
+/// (a host must therefore never let a snapshot of its own become durable ahead of an earlier
+/// `Truncate` or `InstallSnapshot` that is still in flight), and every entry after `applied`
+/// must be there, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Restored {
     /// The `acceptedEpoch` file (0 if absent).
