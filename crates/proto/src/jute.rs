@@ -60,6 +60,11 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// The next `n` bytes as they are.
+    pub fn read_raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.take(n)
+    }
+
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
         Ok(self.take(1)?[0] != 0)
     }

@@ -16,6 +16,8 @@
 //! - [`client`]: connect handshake, request/reply headers, every request and response.
 //! - [`txn`]: `TxnHeader` and the transaction records written to the log and sent in PROPOSALs.
 //! - [`frame`]: `Incomplete | Invalid | Frame` splitting of a length-prefixed stream.
+//! - [`quorum`]: the ensemble's records: `QuorumPacket` and `LearnerInfo` (quorum port), the
+//!   FastLeaderElection notification and connection header (election port).
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -23,6 +25,7 @@ pub mod codes;
 pub mod data;
 pub mod frame;
 pub mod jute;
+pub mod quorum;
 pub mod txn;
 
 pub use codes::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};

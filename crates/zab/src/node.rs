@@ -1,0 +1,414 @@
+//! [`Node`]: one server's election and ZAB state, driven by its host.
+//!
+//! Inputs: [`Node::step`] (a message from a peer), [`Node::tick`] (time), [`Node::propose`]
+//! (a leader's txn), [`Node::persisted`] (a storage completion), [`Node::disconnected`]
+//! (a quorum connection broke). Output: [`Node::take_actions`], an ordered list of
+//! [`Action`]s to carry out. The node keeps, in memory, a window of its log: every entry it
+//! has not yet delivered as committed, and up to `committed_log_max` committed ones (for DIFF
+//! syncs, ZooKeeper's `committedLog`).
+//!
+//! Roles live in sibling modules: [`crate::election`] (LOOKING), [`crate::leader`] (LEADING:
+//! discovery, sync, broadcast), [`crate::learner`] (FOLLOWING / OBSERVING).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use rzk_proto::quorum::ServerState;
+use rzk_proto::Zxid;
+
+use crate::election::Election;
+use crate::leader::Leader;
+use crate::learner::Learner;
+use crate::message::Message;
+use crate::types::{Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp};
+
+/// What the host restores from its data directory before starting a node.
+///
+/// Contract: the log entries at or below `applied` must be the history the snapshot contains
+/// (a host must therefore never let a snapshot of its own become durable ahead of an earlier
+/// `Truncate` or `InstallSnapshot` that is still in flight), and every entry after `applied`
+/// must be there, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// The `acceptedEpoch` file (0 if absent).
+    pub accepted_epoch: Epoch,
+    /// The `currentEpoch` file (0 if absent).
+    pub current_epoch: Epoch,
+    /// The zxid the host's state machine is at after loading its snapshot (0 if none).
+    pub applied: Zxid,
+    /// Log entries in zxid order: every entry after `applied` (not yet known to be
+    /// committed; the node delivers them once it learns they are), optionally preceded by
+    /// committed ones at or before `applied` (kept for DIFF syncs).
+    pub log: Vec<Entry>,
+}
+
+/// Something the node does once a storage sequence number is durable.
+#[derive(Debug, Clone)]
+pub(crate) enum After {
+    /// A message that must not leave before the write (ACK, ACKEPOCH, NEWLEADER's ACK).
+    Send(ServerId, Message),
+    /// Leader: its acceptedEpoch is on disk; LEADERINFO may go out.
+    LeaderEpochAccepted,
+    /// Leader: its currentEpoch (and with it the whole log) is on disk; sync may start.
+    LeaderEpochCurrent,
+    /// Leader: its own copy of a proposal is on disk; it counts as its ACK.
+    SelfAck(Zxid),
+}
+
+pub(crate) enum Role {
+    Looking,
+    Leading(Box<Leader>),
+    Learning(Box<Learner>),
+}
+
+/// One server of the ensemble. See the module docs.
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) now: u64,
+    pub(crate) accepted_epoch: Epoch,
+    pub(crate) current_epoch: Epoch,
+    /// The log window (see module docs); zxids strictly increase.
+    pub(crate) log: VecDeque<Entry>,
+    /// The last zxid delivered to the state machine (all of it committed).
+    pub(crate) applied: Zxid,
+    pub(crate) role: Role,
+    pub(crate) election: Election,
+    /// Bumped at every role change; deferred work of an older incarnation is dropped.
+    pub(crate) incarnation: u64,
+    next_seq: u64,
+    durable_seq: u64,
+    deferred: VecDeque<(u64, u64, After)>,
+    pub(crate) actions: Vec<Action>,
+    /// Election notifications to ourselves (FastLeaderElection's loopback).
+    pub(crate) loopback: VecDeque<crate::message::Vote>,
+    pub(crate) stats: Stats,
+}
+
+/// Counters for tests, metrics and the simulator's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub elections: u64,
+    /// Syncs this server ran as leader, by kind.
+    pub diff_syncs: u64,
+    pub trunc_syncs: u64,
+    pub snap_syncs: u64,
+    pub learners_dropped: u64,
+    pub quorum_lost: u64,
+    pub protocol_errors: u64,
+}
+
+impl Node {
+    /// A node that starts LOOKING (its first notifications are in `take_actions`).
+    pub fn new(cfg: Config, restored: Restored) -> Result<Node, ConfigError> {
+        cfg.validate()?;
+        let mut log: VecDeque<Entry> = restored.log.into();
+        // Zxids must strictly increase; anything else is a corrupt restore (a host bug).
+        for w in log.make_contiguous().windows(2) {
+            assert!(w[0].zxid < w[1].zxid, "restored log out of order: {} then {}", w[0].zxid, w[1].zxid);
+        }
+        // Entries at or below `applied` that the host's state already contains are history.
+        let mut n = Node {
+            election: Election::new(&cfg),
+            cfg,
+            now: 0,
+            accepted_epoch: restored.accepted_epoch.max(restored.current_epoch),
+            current_epoch: restored.current_epoch,
+            log: std::mem::take(&mut log),
+            applied: restored.applied,
+            role: Role::Looking,
+            incarnation: 0,
+            next_seq: 1,
+            durable_seq: 0,
+            deferred: VecDeque::new(),
+            actions: Vec::new(),
+            loopback: VecDeque::new(),
+            stats: Stats::default(),
+        };
+        n.trim_log();
+        n.start_looking();
+        Ok(n)
+    }
+
+    // ---- inputs ----
+
+    /// A message from `from`.
+    pub fn step(&mut self, from: ServerId, msg: Message) {
+        if from == self.cfg.my_id {
+            return;
+        }
+        match msg {
+            Message::Notification(v) => self.election_receive(from, v),
+            msg => match &mut self.role {
+                Role::Leading(_) => self.leader_step(from, msg),
+                Role::Learning(_) => self.learner_step(from, msg),
+                Role::Looking => {}
+            },
+        }
+        self.drain_loopback();
+    }
+
+    /// One unit of time.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        match &self.role {
+            Role::Looking => self.election_tick(),
+            Role::Leading(_) => self.leader_tick(),
+            Role::Learning(_) => self.learner_tick(),
+        }
+        self.drain_loopback();
+    }
+
+    /// The zxid the next proposal must carry, if this node is an established leader that can
+    /// take one. The host's prep step builds the txn header with it.
+    pub fn next_zxid(&self) -> Result<Zxid, ProposeError> {
+        match &self.role {
+            Role::Leading(l) => l.next_zxid(&self.cfg),
+            _ => Err(ProposeError::NotLeader),
+        }
+    }
+
+    /// Proposes a txn at `zxid` (which must be [`Node::next_zxid`]). The txn is logged and
+    /// sent to the followers; it is delivered once a quorum of voters has it durable.
+    pub fn propose(&mut self, zxid: Zxid, data: Bytes) -> Result<(), ProposeError> {
+        let r = self.leader_propose(zxid, data);
+        self.drain_loopback();
+        r
+    }
+
+    /// Every storage operation up to `seq` is durable.
+    pub fn persisted(&mut self, seq: u64) {
+        if seq <= self.durable_seq {
+            return;
+        }
+        assert!(seq < self.next_seq, "persisted({seq}) but only {} storage ops were issued", self.next_seq - 1);
+        self.durable_seq = seq;
+        self.release();
+        self.drain_loopback();
+    }
+
+    /// The quorum connection to `peer` broke (the transport saw an error or closed it).
+    pub fn disconnected(&mut self, peer: ServerId) {
+        match &self.role {
+            Role::Leading(_) => self.leader_drop_learner(peer, false),
+            Role::Learning(l) if l.leader == peer => self.protocol_error("connection to the leader lost"),
+            _ => {}
+        }
+        self.drain_loopback();
+    }
+
+    /// The actions produced since the last call, in the order they must be carried out.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    // ---- introspection ----
+
+    pub fn id(&self) -> ServerId {
+        self.cfg.my_id
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn state(&self) -> ServerState {
+        match &self.role {
+            Role::Looking => ServerState::Looking,
+            Role::Leading(_) => ServerState::Leading,
+            Role::Learning(_) if self.cfg.learner_type() == LearnerType::Observer => ServerState::Observing,
+            Role::Learning(_) => ServerState::Following,
+        }
+    }
+    /// The leader this node follows or is, when not LOOKING.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Looking => None,
+            Role::Leading(_) => Some(self.cfg.my_id),
+            Role::Learning(l) => Some(l.leader),
+        }
+    }
+    /// An established leader, or a learner after UPTODATE: may serve clients.
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Looking => false,
+            Role::Leading(l) => l.is_established(),
+            Role::Learning(l) => l.is_up_to_date(),
+        }
+    }
+    /// A leader whose epoch a quorum acknowledged (ACKEPOCH): the epoch is its alone.
+    pub fn leading_epoch(&self) -> Option<Epoch> {
+        match &self.role {
+            Role::Leading(l) => l.acked_epoch(),
+            _ => None,
+        }
+    }
+    pub fn accepted_epoch(&self) -> Epoch {
+        self.accepted_epoch
+    }
+    pub fn current_epoch(&self) -> Epoch {
+        self.current_epoch
+    }
+    /// The last zxid in the log (or of the state machine, if newer).
+    pub fn last_logged(&self) -> Zxid {
+        self.log.back().map(|e| e.zxid).unwrap_or(Zxid::ZERO).max(self.applied)
+    }
+    /// The last zxid delivered to the state machine.
+    pub fn applied(&self) -> Zxid {
+        self.applied
+    }
+    pub fn election_epoch(&self) -> i64 {
+        self.election.logicalclock
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// The in-memory log window.
+    pub fn log_window(&self) -> impl Iterator<Item = &Entry> {
+        self.log.iter()
+    }
+
+    // ---- helpers for the role modules ----
+
+    pub(crate) fn send(&mut self, to: ServerId, msg: Message) {
+        self.actions.push(Action::Send { to, msg });
+    }
+
+    /// Issues a storage op and returns its sequence number.
+    pub(crate) fn persist(&mut self, op: StorageOp) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.actions.push(Action::Persist { seq, op });
+        seq
+    }
+
+    /// Runs `after` once everything issued so far is durable (at once if it already is).
+    pub(crate) fn after_durable(&mut self, after: After) {
+        let seq = self.next_seq - 1;
+        self.deferred.push_back((seq, self.incarnation, after));
+        if seq <= self.durable_seq {
+            self.release();
+        }
+    }
+
+    /// Runs the deferred work whose writes are durable, in order.
+    fn release(&mut self) {
+        while let Some((s, _, _)) = self.deferred.front() {
+            if *s > self.durable_seq {
+                break;
+            }
+            let (_, inc, after) = self.deferred.pop_front().expect("front");
+            if inc != self.incarnation {
+                continue;
+            }
+            match after {
+                After::Send(to, msg) => self.send(to, msg),
+                After::LeaderEpochAccepted => self.leader_epoch_accepted(),
+                After::LeaderEpochCurrent => self.leader_epoch_current(),
+                After::SelfAck(z) => self.leader_ack(self.cfg.my_id, z),
+            }
+        }
+    }
+
+    /// Appends an entry to the log window and issues its write; returns the write's seq.
+    pub(crate) fn append(&mut self, e: Entry) -> u64 {
+        assert!(e.zxid > self.last_logged(), "append {} after {}", e.zxid, self.last_logged());
+        self.log.push_back(e.clone());
+        self.persist(StorageOp::Append(e))
+    }
+
+    /// Delivers logged entries up to `upto` (inclusive) to the state machine, in order.
+    pub(crate) fn deliver_up_to(&mut self, upto: Zxid) {
+        let start = self.log.partition_point(|e| e.zxid <= self.applied);
+        let mut last = self.applied;
+        for e in self.log.iter().skip(start) {
+            if e.zxid > upto {
+                break;
+            }
+            debug_assert!(e.zxid > last);
+            last = e.zxid;
+            self.actions.push(Action::Deliver(e.clone()));
+        }
+        self.applied = last;
+        self.trim_log();
+    }
+
+    /// Keeps at most `committed_log_max` delivered entries in memory.
+    pub(crate) fn trim_log(&mut self) {
+        let committed = self.log.partition_point(|e| e.zxid <= self.applied);
+        let excess = committed.saturating_sub(self.cfg.committed_log_max);
+        self.log.drain(..excess);
+    }
+
+    /// Changes role bookkeeping: new incarnation, StateChanged action.
+    pub(crate) fn set_role(&mut self, role: Role) {
+        self.incarnation += 1;
+        self.role = role;
+        let state = self.state();
+        let leader = self.leader();
+        self.actions.push(Action::StateChanged { state, leader, epoch: self.current_epoch });
+    }
+
+    /// Something went wrong with the leader or a learner's protocol: back to LOOKING.
+    pub(crate) fn protocol_error(&mut self, _why: &'static str) {
+        self.stats.protocol_errors += 1;
+        self.go_looking();
+    }
+
+    /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.
+    pub(crate) fn go_looking(&mut self) {
+        match &self.role {
+            Role::Leading(l) => {
+                let peers: Vec<ServerId> = l.learner_ids().collect();
+                for p in peers {
+                    self.actions.push(Action::Disconnect { peer: p });
+                }
+            }
+            Role::Learning(l) => {
+                let p = l.leader;
+                self.actions.push(Action::Disconnect { peer: p });
+            }
+            Role::Looking => {}
+        }
+        self.start_looking();
+    }
+
+    fn drain_loopback(&mut self) {
+        // Bounded: a self-notification can cause at most one more round of sends.
+        let mut budget = 64;
+        while let Some(v) = self.loopback.pop_front() {
+            budget -= 1;
+            if budget == 0 {
+                self.loopback.clear();
+                break;
+            }
+            let me = self.cfg.my_id;
+            self.election_receive_inner(me, v);
+        }
+    }
+
+    /// Entries of the window after `after`, in order (for syncs).
+    pub(crate) fn entries_after(&self, after: Zxid) -> impl Iterator<Item = &Entry> {
+        let start = self.log.partition_point(|e| e.zxid <= after);
+        self.log.iter().skip(start)
+    }
+
+    /// Drops window entries above `after` (TRUNC).
+    pub(crate) fn truncate_window(&mut self, after: Zxid) {
+        let keep = self.log.partition_point(|e| e.zxid <= after);
+        self.log.truncate(keep);
+    }
+
+    pub(crate) fn half_tick(&self) -> u64 {
+        (self.cfg.tick_time_ticks as u64 / 2).max(1)
+    }
+
+    pub(crate) fn ticks(&self, zk_ticks: u32) -> u64 {
+        zk_ticks as u64 * self.cfg.tick_time_ticks as u64
+    }
+}
+
+/// Voter acks of one proposal.
+pub(crate) type AckSet = std::collections::BTreeSet<ServerId>;
+

@@ -1,0 +1,324 @@
+//! Scenario tests on a perfect in-memory network: election outcome, durability ordering,
+//! DIFF / TRUNC / SNAP choice, observers. The seeded fault-injecting simulator is `rzk-sim`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::*;
+
+struct Net {
+    nodes: BTreeMap<ServerId, Node>,
+    queue: VecDeque<(ServerId, ServerId, Message)>,
+    /// Servers whose writes complete only when the test says so.
+    manual_disk: BTreeSet<ServerId>,
+    pending_seq: BTreeMap<ServerId, u64>,
+    /// The state machine: delivered zxids.
+    state: BTreeMap<ServerId, Vec<Zxid>>,
+    /// Every send, in order, for assertions.
+    log: Vec<(ServerId, ServerId, Message)>,
+    persists: Vec<(ServerId, StorageOp)>,
+    down: BTreeSet<ServerId>,
+}
+
+fn cfg(me: i64, voters: &[i64], observers: &[i64]) -> Config {
+    let mut c = Config::from_ms(
+        ServerId(me),
+        voters.iter().map(|v| ServerId(*v)).collect(),
+        observers.iter().map(|v| ServerId(*v)).collect(),
+        50,
+        200,
+        10,
+        5,
+    );
+    c.committed_log_max = 5;
+    c
+}
+
+fn entry(epoch: u32, counter: u32) -> Entry {
+    Entry { zxid: Zxid::new(epoch, counter), data: Bytes::from(format!("{epoch}:{counter}")) }
+}
+
+impl Net {
+    fn new(voters: &[i64], observers: &[i64], restored: impl Fn(i64) -> Restored) -> Net {
+        let mut n = Net {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            manual_disk: BTreeSet::new(),
+            pending_seq: BTreeMap::new(),
+            state: BTreeMap::new(),
+            log: vec![],
+            persists: vec![],
+            down: BTreeSet::new(),
+        };
+        for &id in voters.iter().chain(observers) {
+            let r = restored(id);
+            n.state.insert(ServerId(id), vec![]);
+            n.nodes.insert(ServerId(id), Node::new(cfg(id, voters, observers), r).unwrap());
+        }
+        let ids: Vec<ServerId> = n.nodes.keys().copied().collect();
+        for id in ids {
+            n.actions(id);
+        }
+        n
+    }
+
+    fn actions(&mut self, id: ServerId) {
+        loop {
+            let acts = self.nodes.get_mut(&id).unwrap().take_actions();
+            if acts.is_empty() {
+                return;
+            }
+            let mut last_seq = None;
+            for a in acts {
+                match a {
+                    Action::Send { to, msg } => {
+                        self.log.push((id, to, msg.clone()));
+                        self.queue.push_back((id, to, msg));
+                    }
+                    Action::Persist { seq, op } => {
+                        if let StorageOp::InstallSnapshot { data, .. } = &op {
+                            let st = data.chunks(8).map(|c| Zxid(i64::from_be_bytes(c.try_into().unwrap()))).collect();
+                            self.state.insert(id, st);
+                        }
+                        self.persists.push((id, op));
+                        last_seq = Some(seq);
+                    }
+                    Action::Deliver(e) => self.state.get_mut(&id).unwrap().push(e.zxid),
+                    Action::SendSnapshot { to, zxid } => {
+                        let st = &self.state[&id];
+                        assert_eq!(st.last().copied().unwrap_or(Zxid::ZERO), zxid, "snapshot not at the state's zxid");
+                        let data: Vec<u8> = st.iter().flat_map(|z| z.0.to_be_bytes()).collect();
+                        let m = Message::Snap { zxid, snapshot: Bytes::from(data) };
+                        self.log.push((id, to, m.clone()));
+                        self.queue.push_back((id, to, m));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(seq) = last_seq {
+                if self.manual_disk.contains(&id) {
+                    self.pending_seq.insert(id, seq);
+                } else {
+                    self.nodes.get_mut(&id).unwrap().persisted(seq);
+                }
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        let mut budget = 100_000;
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "message storm");
+            if self.down.contains(&to) || self.down.contains(&from) {
+                continue;
+            }
+            self.nodes.get_mut(&to).unwrap().step(from, m);
+            self.actions(to);
+        }
+    }
+
+    fn run(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            self.deliver_all();
+            let ids: Vec<ServerId> = self.nodes.keys().copied().filter(|i| !self.down.contains(i)).collect();
+            for id in ids {
+                self.nodes.get_mut(&id).unwrap().tick();
+                self.actions(id);
+            }
+        }
+        self.deliver_all();
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        self.nodes.iter().find(|(id, n)| !self.down.contains(id) && n.state() == ServerState::Leading && n.is_serving()).map(|(id, _)| *id)
+    }
+
+    fn propose(&mut self, n: u32) -> Vec<Zxid> {
+        let l = self.leader().expect("a leader");
+        let mut out = vec![];
+        for _ in 0..n {
+            let node = self.nodes.get_mut(&l).unwrap();
+            let z = node.next_zxid().unwrap();
+            node.propose(z, Bytes::from(format!("txn {z}"))).unwrap();
+            out.push(z);
+            self.actions(l);
+        }
+        out
+    }
+}
+
+#[test]
+fn three_voters_elect_the_highest_sid_and_replicate() {
+    let mut net = Net::new(&[1, 2, 3], &[], |_| Restored::default());
+    net.run(20);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    for n in net.nodes.values() {
+        assert!(n.is_serving(), "{} not serving", n.id());
+        assert_eq!((n.accepted_epoch(), n.current_epoch()), (1, 1));
+    }
+    let zs = net.propose(3);
+    assert_eq!(zs, vec![Zxid::new(1, 1), Zxid::new(1, 2), Zxid::new(1, 3)]);
+    net.run(2);
+    for st in net.state.values() {
+        assert_eq!(st, &zs);
+    }
+    // The leader's wire traffic for a txn: PROPOSAL to each follower, then COMMIT.
+    let names: Vec<&str> = net.log.iter().filter(|(f, _, _)| *f == ServerId(3)).map(|(_, _, m)| m.name()).collect();
+    assert!(names.iter().filter(|n| **n == "PROPOSAL").count() >= 6);
+    assert!(names.iter().filter(|n| **n == "COMMIT").count() >= 6);
+}
+
+#[test]
+fn votes_order_by_epoch_then_zxid_then_sid() {
+    // Server 1 has the newest current epoch; server 2 the longest log of an older epoch.
+    let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
+        1 => Restored { accepted_epoch: 3, current_epoch: 3, applied: Zxid::ZERO, log: vec![entry(3, 1)] },
+        2 => Restored { accepted_epoch: 2, current_epoch: 2, applied: Zxid::ZERO, log: vec![entry(2, 1), entry(2, 2), entry(2, 3)] },
+        _ => Restored::default(),
+    });
+    net.run(30);
+    assert_eq!(net.leader(), Some(ServerId(1)));
+    assert_eq!(net.nodes[&ServerId(1)].current_epoch(), 4);
+    // Server 2's epoch-2 txns were never committed by a leader with them: TRUNC'd or SNAP'd away.
+    assert_eq!(net.state[&ServerId(2)], vec![Zxid::new(3, 1)]);
+}
+
+#[test]
+fn follower_acks_only_what_is_durable() {
+    let mut net = Net::new(&[1, 2, 3], &[], |_| Restored::default());
+    net.run(20);
+    net.manual_disk.insert(ServerId(1));
+    let before = net.log.len();
+    let zs = net.propose(1);
+    net.deliver_all();
+    let acks_from_1 = |net: &Net| net.log[before..].iter().filter(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::Ack { .. })).count();
+    assert_eq!(acks_from_1(&net), 0, "ACK before the write is durable");
+    // Server 2 and the leader make a quorum meanwhile.
+    assert_eq!(net.state[&ServerId(3)], zs);
+    let seq = net.pending_seq[&ServerId(1)];
+    net.nodes.get_mut(&ServerId(1)).unwrap().persisted(seq);
+    net.actions(ServerId(1));
+    assert_eq!(acks_from_1(&net), 1);
+}
+
+#[test]
+fn accepted_epoch_is_written_before_ackepoch() {
+    let mut net = Net::new(&[1, 2, 3], &[], |_| Restored::default());
+    net.manual_disk.insert(ServerId(1));
+    net.run(20);
+    // Server 1 got LEADERINFO, issued the write, and holds its ACKEPOCH back.
+    assert!(net.persists.iter().any(|(id, op)| *id == ServerId(1) && *op == StorageOp::AcceptedEpoch(1)));
+    assert!(!net.log.iter().any(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::AckEpoch { .. })));
+    let seq = net.pending_seq[&ServerId(1)];
+    net.manual_disk.clear();
+    net.nodes.get_mut(&ServerId(1)).unwrap().persisted(seq);
+    net.actions(ServerId(1));
+    net.run(20);
+    assert!(net.log.iter().any(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::AckEpoch { current_epoch: Some(0), .. })));
+    assert!(net.nodes[&ServerId(1)].is_serving());
+}
+
+/// The sync a learner got from the leader, by first packet after ACKEPOCH.
+fn sync_kind(net: &Net, to: i64) -> &'static str {
+    net.log
+        .iter()
+        .filter(|(_, t, _)| *t == ServerId(to))
+        .map(|(_, _, m)| m.name())
+        .find(|n| matches!(*n, "DIFF" | "TRUNC" | "SNAP"))
+        .unwrap_or("none")
+}
+
+#[test]
+fn diff_trunc_and_snap_as_syncfollower_chooses() {
+    // Leader-to-be (3) has epoch-1 txns 1..=8 and applied up to 6; 1 is behind, inside the
+    // window: DIFF.
+    let hist: Vec<Entry> = (1..=8).map(|c| entry(1, c)).collect();
+    let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
+        3 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 6), log: hist.clone() },
+        1 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 4), log: hist[..5].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 4), log: hist[..5].to_vec() },
+    });
+    net.run(30);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(sync_kind(&net, 1), "DIFF");
+    let all: Vec<Zxid> = (1..=8).map(|c| Zxid::new(1, c)).collect();
+    assert_eq!(net.state[&ServerId(1)], all[4..].to_vec(), "server 1 applies 1:5..1:8 on top of its 1:4 state");
+
+    let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
+        3 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: hist[..4].to_vec() },
+        // Same epoch, longer (its tail never reached a quorum), but a lower current epoch so
+        // it does not win the election: TRUNC.
+        2 => Restored { accepted_epoch: 1, current_epoch: 0, applied: Zxid::ZERO, log: hist[..6].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: hist[..4].to_vec() },
+    });
+    net.run(40);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(sync_kind(&net, 2), "TRUNC");
+    assert!(net.persists.iter().any(|(id, op)| *id == ServerId(2) && *op == StorageOp::Truncate { after: Zxid::new(1, 4) }));
+    assert_eq!(net.state[&ServerId(2)], all[..4].to_vec());
+
+    // A server far behind the leader's committed window (5 entries kept here) gets a SNAP.
+    let long: Vec<Entry> = (1..=20).map(|c| entry(1, c)).collect();
+    let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
+        1 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: long[..2].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 20), log: long.clone() },
+    });
+    net.state.insert(ServerId(2), long.iter().map(|e| e.zxid).collect());
+    net.state.insert(ServerId(3), long.iter().map(|e| e.zxid).collect());
+    net.run(40);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(sync_kind(&net, 1), "SNAP");
+    assert_eq!(net.state[&ServerId(1)].len(), 20);
+}
+
+#[test]
+fn observers_follow_without_voting() {
+    let mut net = Net::new(&[1, 2, 3], &[4], |_| Restored::default());
+    net.run(20);
+    assert_eq!(net.nodes[&ServerId(4)].state(), ServerState::Observing);
+    assert!(net.nodes[&ServerId(4)].is_serving());
+    let zs = net.propose(2);
+    net.run(2);
+    assert_eq!(net.state[&ServerId(4)], zs);
+    assert!(net.log.iter().any(|(_, t, m)| *t == ServerId(4) && matches!(m, Message::Inform(_))));
+    assert!(!net.log.iter().any(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::Ack { zxid } if zxid.counter() != 0)));
+    // Two voters down: the leader and the observer are not a quorum; the leader steps down.
+    net.down.insert(ServerId(1));
+    net.down.insert(ServerId(2));
+    net.run(200);
+    assert_eq!(net.leader(), None);
+    assert!(net.nodes[&ServerId(3)].next_zxid().is_err());
+}
+
+#[test]
+fn a_new_leader_is_elected_when_the_leader_dies() {
+    let mut net = Net::new(&[1, 2, 3], &[], |_| Restored::default());
+    net.run(20);
+    let zs = net.propose(3);
+    net.run(2);
+    net.down.insert(ServerId(3));
+    net.run(300);
+    let l = net.leader().expect("new leader");
+    assert_eq!(l, ServerId(2));
+    assert_eq!(net.nodes[&l].current_epoch(), 2);
+    let more = net.propose(1);
+    net.run(2);
+    assert_eq!(more, vec![Zxid::new(2, 1)]);
+    let mut all = zs.clone();
+    all.extend(more);
+    assert_eq!(net.state[&ServerId(1)], all);
+    assert_eq!(net.state[&ServerId(2)], all);
+}
+
+#[test]
+fn config_is_validated() {
+    let mut c = cfg(1, &[1, 2, 3], &[]);
+    assert!(c.validate().is_ok());
+    c.my_id = ServerId(9);
+    assert_eq!(c.validate(), Err(ConfigError::NotAMember(ServerId(9))));
+    let c = cfg(1, &[1, 2], &[2]);
+    assert_eq!(c.validate(), Err(ConfigError::VoterAndObserver(ServerId(2))));
+    assert!(Node::new(cfg(1, &[], &[]), Restored::default()).is_err());
+}

@@ -1,0 +1,211 @@
+//! The vocabulary shared by election and ZAB: server ids, log entries, the validated
+//! configuration, and the outputs ([`Action`], [`StorageOp`]) with their durability contract.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use rzk_proto::quorum::ServerState;
+use rzk_proto::Zxid;
+
+use crate::message::Message;
+
+/// A server's `myid` (ZooKeeper's `long sid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerId(pub i64);
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An epoch: the high 32 bits of a zxid (`acceptedEpoch` / `currentEpoch` files).
+pub type Epoch = u32;
+
+/// One transaction as ZAB carries it: its zxid and its serialized bytes (for rzk's server,
+/// `TxnHeader` + `Txn` [+ `TxnDigest`], exactly a PROPOSAL's data). The core never looks
+/// inside `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub zxid: Zxid,
+    pub data: Bytes,
+}
+
+/// Participant (votes) or observer (follows without voting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnerType {
+    Participant,
+    Observer,
+}
+
+/// The ensemble as this server sees it, and its timing, all in node ticks (the host calls
+/// [`crate::Node::tick`] at a fixed rate; `Config::from_ms` converts ZooKeeper's settings).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub my_id: ServerId,
+    /// `server.N=...:participant` lines: they vote and count toward quorums.
+    pub voters: BTreeSet<ServerId>,
+    /// `server.N=...:observer` lines.
+    pub observers: BTreeSet<ServerId>,
+    /// ZooKeeper's `tickTime`, in node ticks (at least 2: the leader pings every half tick).
+    pub tick_time_ticks: u32,
+    /// `initLimit`, in ZooKeeper ticks: discovery and sync must finish within it.
+    pub init_limit: u32,
+    /// `syncLimit`, in ZooKeeper ticks: a learner silent for longer is dropped.
+    pub sync_limit: u32,
+    /// FastLeaderElection's `finalizeWait` (200 ms), in node ticks.
+    pub finalize_wait_ticks: u32,
+    /// `minNotificationInterval` / `maxNotificationInterval`, in node ticks.
+    pub min_notification_ticks: u32,
+    pub max_notification_ticks: u32,
+    /// `ZKDatabase.commitLogCount` (500): committed txns kept in memory for DIFF syncs.
+    pub committed_log_max: usize,
+    /// Proposals a leader may have awaiting a quorum before `propose` says `Busy`.
+    pub outstanding_proposals_max: usize,
+    /// The quorum configuration text sent in notifications and NEWLEADER
+    /// (`QuorumVerifier.toString()` in ZooKeeper). Opaque to the core.
+    pub config_data: Bytes,
+}
+
+/// Why a [`Config`] cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no voting members")]
+    NoVoters,
+    #[error("server {0} is both a voter and an observer")]
+    VoterAndObserver(ServerId),
+    #[error("my id {0} is neither a voter nor an observer")]
+    NotAMember(ServerId),
+    #[error("{0} must be at least {1}")]
+    TooSmall(&'static str, u64),
+}
+
+impl Config {
+    /// ZooKeeper's settings in milliseconds, for a host that ticks every `tick_ms`.
+    pub fn from_ms(my_id: ServerId, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, tick_ms: u32, tick_time_ms: u32, init_limit: u32, sync_limit: u32) -> Config {
+        let t = |ms: u32| (ms / tick_ms.max(1)).max(1);
+        Config {
+            my_id,
+            voters,
+            observers,
+            tick_time_ticks: t(tick_time_ms).max(2),
+            init_limit,
+            sync_limit,
+            finalize_wait_ticks: t(200),
+            min_notification_ticks: t(200),
+            max_notification_ticks: t(60_000),
+            committed_log_max: 500,
+            outstanding_proposals_max: 1000,
+            config_data: Bytes::new(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.voters.is_empty() {
+            return Err(ConfigError::NoVoters);
+        }
+        if let Some(s) = self.voters.intersection(&self.observers).next() {
+            return Err(ConfigError::VoterAndObserver(*s));
+        }
+        if !self.voters.contains(&self.my_id) && !self.observers.contains(&self.my_id) {
+            return Err(ConfigError::NotAMember(self.my_id));
+        }
+        for (name, v, min) in [
+            ("tick_time_ticks", self.tick_time_ticks as u64, 2),
+            ("init_limit", self.init_limit as u64, 1),
+            ("sync_limit", self.sync_limit as u64, 1),
+            ("finalize_wait_ticks", self.finalize_wait_ticks as u64, 1),
+            ("min_notification_ticks", self.min_notification_ticks as u64, 1),
+            ("max_notification_ticks", self.max_notification_ticks as u64, self.min_notification_ticks as u64),
+            ("committed_log_max", self.committed_log_max as u64, 1),
+            ("outstanding_proposals_max", self.outstanding_proposals_max as u64, 1),
+        ] {
+            if v < min {
+                return Err(ConfigError::TooSmall(name, min));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn learner_type(&self) -> LearnerType {
+        if self.voters.contains(&self.my_id) {
+            LearnerType::Participant
+        } else {
+            LearnerType::Observer
+        }
+    }
+
+    pub fn is_voter(&self, s: ServerId) -> bool {
+        self.voters.contains(&s)
+    }
+
+    /// `QuorumMaj.containsQuorum`: more than half of the voters are in `set`.
+    pub fn is_quorum<'a>(&self, set: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let n = set.into_iter().filter(|s| self.voters.contains(s)).count();
+        2 * n > self.voters.len()
+    }
+
+    /// Every other member, voters and observers.
+    pub fn peers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.voters.iter().chain(self.observers.iter()).copied().filter(move |s| *s != self.my_id)
+    }
+}
+
+/// A write the host must make durable. Storage operations are numbered by `seq` and must be
+/// applied in that order; the host reports durability with [`crate::Node::persisted`]`(seq)`,
+/// meaning every operation up to and including `seq` survives a crash. The core never sends
+/// a message that depends on a write (an ACK, an ACKEPOCH, a NEWLEADER ACK, a LEADERINFO)
+/// before that write is reported durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageOp {
+    /// Append one txn to the log. Zxids only increase along the log.
+    Append(Entry),
+    /// Remove every log entry with a zxid above `after` (TRUNC).
+    Truncate { after: Zxid },
+    /// Write the `acceptedEpoch` file.
+    AcceptedEpoch(Epoch),
+    /// Write the `currentEpoch` file.
+    CurrentEpoch(Epoch),
+    /// The leader's snapshot at `zxid` (SNAP): the host has already replaced its state
+    /// machine with it (see [`Action::Persist`]); durably store it and drop every log entry,
+    /// so that after a crash the server restarts from this snapshot and an empty log.
+    InstallSnapshot { zxid: Zxid, data: Bytes },
+}
+
+/// What the host must do, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a peer (quorum port, or election port for notifications). Sends may
+    /// be lost; the protocol recovers by timeouts and re-election.
+    Send { to: ServerId, msg: Message },
+    /// Start a storage operation (see [`StorageOp`] for the contract). For `InstallSnapshot`
+    /// the host replaces its state machine at once, before handling the next action.
+    Persist { seq: u64, op: StorageOp },
+    /// Apply a committed txn to the state machine. Deliveries come strictly in zxid order and
+    /// only for committed txns, whatever the role.
+    Deliver(Entry),
+    /// Leader only: send `to` a SNAP of the state machine as it is at this point of the
+    /// action sequence (it has applied exactly the deliveries up to `zxid`), i.e.
+    /// `Message::Snap { zxid, snapshot }`, before any later `Send` to the same peer.
+    SendSnapshot { to: ServerId, zxid: Zxid },
+    /// Close the quorum connection to a peer (a dropped learner, or the old leader).
+    Disconnect { peer: ServerId },
+    /// The server's role changed. While not `serving`, it must not answer clients.
+    StateChanged { state: ServerState, leader: Option<ServerId>, epoch: Epoch },
+    /// The server may serve clients: a leader whose NEWLEADER a quorum acked, or a learner
+    /// that got UPTODATE. Ends at the next `StateChanged`.
+    Serving { epoch: Epoch },
+}
+
+/// Why `propose` refused a txn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not an established leader")]
+    NotLeader,
+    #[error("too many proposals await a quorum")]
+    Busy,
+    #[error("the zxid counter of epoch {0} is exhausted; a new election starts")]
+    ZxidExhausted(Epoch),
+    #[error("zxid {got} is not the next one ({expected})")]
+    WrongZxid { expected: Zxid, got: Zxid },
+}
