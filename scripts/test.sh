@@ -43,6 +43,8 @@ if [ "${SKIP_CARGO:-0}" != 1 ]; then
     cargo build --workspace --locked
     echo "== cargo test"
     cargo test --workspace --locked
+    echo "== ZAB simulator (release): seeded ensembles with faults, every checker after every step"
+    cargo test --release --locked -p rzk-sim -- --nocapture
 fi
 
 # --- python suite --------------------------------------------------------------
