@@ -164,7 +164,7 @@ async fn queued_while_disconnected_then_sent(ctx: Ctx) {
 async fn lost_reply_is_connection_loss(ctx: Ctx) {
     let proxy = Proxy::start(ctx.server.addr).await;
     let zk = ctx.connect_via(&proxy, Duration::from_secs(8)).await;
-    proxy.swallow_next_reply();
+    proxy.swallow_reply_to(rzk_client::OpCode::Create);
     // The server applies the create; the client never hears so.
     assert_eq!(zk.create("/applied", b"", &CreateOptions::persistent()).await, Err(Error::ConnectionLoss));
     assert!(eventually(Duration::from_secs(10), || async { zk.exists("/applied").await.ok().flatten().is_some() }).await);

@@ -221,6 +221,24 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The paths the server says a session watches (`wchc`), sorted.
+pub fn watched_paths(addr: SocketAddr, session: rzk_client::SessionId) -> Vec<String> {
+    let out = four_letter(addr, "wchc").unwrap_or_default();
+    let mut cur = false;
+    let mut paths = Vec::new();
+    for line in out.lines() {
+        if let Some(p) = line.strip_prefix('\t') {
+            if cur {
+                paths.push(p.trim().to_owned());
+            }
+        } else if !line.trim().is_empty() {
+            cur = line.trim() == session.to_string();
+        }
+    }
+    paths.sort();
+    paths
+}
+
 /// What a test gets: its server and its own chroot (created fresh).
 pub struct Ctx {
     pub kind: Kind,
@@ -282,9 +300,9 @@ pub struct Proxy {
     mode: Arc<AtomicU8>,
     /// Bumped to kill every live connection.
     generation: Arc<AtomicUsize>,
-    /// When nonzero, the next reply to a request (xid > 0) is swallowed and its connection
-    /// killed.
-    swallow_next_reply: Arc<AtomicU8>,
+    /// `(op, xid)`: the reply to the next request of op `op` (its xid, once seen) is
+    /// swallowed and its connection killed.
+    swallow: Arc<Mutex<Option<(i32, Option<i32>)>>>,
     pub connections: Arc<AtomicUsize>,
 }
 
@@ -296,10 +314,10 @@ impl Proxy {
             addr,
             mode: Arc::new(AtomicU8::new(OPEN)),
             generation: Arc::new(AtomicUsize::new(0)),
-            swallow_next_reply: Arc::new(AtomicU8::new(0)),
+            swallow: Arc::new(Mutex::new(None)),
             connections: Arc::new(AtomicUsize::new(0)),
         };
-        let (mode, gen, swallow, conns) = (p.mode.clone(), p.generation.clone(), p.swallow_next_reply.clone(), p.connections.clone());
+        let (mode, gen, swallow, conns) = (p.mode.clone(), p.generation.clone(), p.swallow.clone(), p.connections.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((down, _)) = listener.accept().await else { return };
@@ -353,10 +371,10 @@ impl Proxy {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The next reply to a request is dropped and its connection killed: the server applied
-    /// the request, the client never hears so (ConnectionLoss).
-    pub fn swallow_next_reply(&self) {
-        self.swallow_next_reply.store(1, Ordering::SeqCst);
+    /// The reply to the next request of kind `op` is dropped and its connection killed: the
+    /// server applied the request, the client never hears so (ConnectionLoss).
+    pub fn swallow_reply_to(&self, op: rzk_client::OpCode) {
+        *self.swallow.lock().unwrap() = Some((op.code(), None));
     }
 }
 
@@ -366,7 +384,7 @@ async fn pipe(
     g: usize,
     gen: Arc<AtomicUsize>,
     mode: Arc<AtomicU8>,
-    swallow: Arc<AtomicU8>,
+    swallow: Arc<Mutex<Option<(i32, Option<i32>)>>>,
 ) {
     let (mut dr, mut dw) = down.into_split();
     let (mut ur, mut uw) = up.into_split();
@@ -392,14 +410,40 @@ async fn pipe(
         }
     };
     let alive2 = alive.clone();
+    let swallow2 = swallow.clone();
     let c2s = async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut acc: Vec<u8> = Vec::new();
+        let mut first = true;
         loop {
             let n = tokio::select! {
                 r = dr.read(&mut buf) => match r { Ok(0) | Err(_) => return, Ok(n) => n },
                 _ = tokio::time::sleep(Duration::from_millis(20)) => { if !alive().await { return } else { continue } }
             };
-            if !alive().await || uw.write_all(&buf[..n]).await.is_err() {
+            if !alive().await {
+                return;
+            }
+            // Note the xid of a request whose reply is to be swallowed.
+            acc.extend_from_slice(&buf[..n]);
+            while acc.len() >= 4 {
+                let len = u32::from_be_bytes([acc[0], acc[1], acc[2], acc[3]]) as usize;
+                if acc.len() < 4 + len {
+                    break;
+                }
+                let frame: Vec<u8> = acc.drain(..4 + len).collect();
+                if !first && len >= 8 {
+                    let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                    let op = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+                    let mut sw = swallow2.lock().unwrap();
+                    if let Some((want, seen @ None)) = sw.as_mut() {
+                        if *want == op {
+                            *seen = Some(xid);
+                        }
+                    }
+                }
+                first = false;
+            }
+            if uw.write_all(&buf[..n]).await.is_err() {
                 return;
             }
         }
@@ -427,7 +471,15 @@ async fn pipe(
                 let frame: Vec<u8> = acc.drain(..4 + len).collect();
                 if handshake_done && len >= 4 {
                     let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                    if xid > 0 && swallow.swap(0, Ordering::SeqCst) == 1 {
+                    let hit = {
+                        let mut sw = swallow.lock().unwrap();
+                        let hit = matches!(*sw, Some((_, Some(x))) if x == xid);
+                        if hit {
+                            *sw = None;
+                        }
+                        hit
+                    };
+                    if hit {
                         let _ = dw.write_all(&out).await;
                         return; // the reply and the connection are gone
                     }
