@@ -200,7 +200,7 @@ impl SessionTask {
         }
         if let Some(t) = self.last_heard {
             if t.elapsed() > self.session_timeout() {
-                tracing::info!(session = %self.info.id, "no server reached within the session timeout: session expired");
+                tracing::debug!(session = %self.info.id, "no server reached within the session timeout: session expired");
                 return Some(SessionState::Expired);
             }
         }
