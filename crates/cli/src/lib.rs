@@ -308,7 +308,7 @@ impl Completer for ZkHelper {
         let Some(zk) = self.zk.lock().expect("client").clone() else { return Ok((pos, vec![])) };
         let children = self
             .handle
-            .block_on(tokio::time::timeout(Duration::from_secs(2), zk.get_children(dir)))
+            .block_on(async { tokio::time::timeout(Duration::from_secs(2), zk.get_children(dir)).await })
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or_default();
