@@ -105,9 +105,7 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
             Some("null character not allowed")
         } else if c == '/' && last == '/' {
             Some("empty node name specified")
-        } else if c == '.' && last == '.' && chars[i - 2] == '/' && next_ends {
-            Some("relative paths not allowed")
-        } else if c == '.' && last == '/' && next_ends {
+        } else if c == '.' && next_ends && (last == '/' || (last == '.' && chars[i - 2] == '/')) {
             Some("relative paths not allowed")
         } else if ('\u{1}'..='\u{1f}').contains(&c)
             || ('\u{7f}'..='\u{9f}').contains(&c)

@@ -107,10 +107,13 @@ impl Drop for NodeCache {
     }
 }
 
-/// Every node of a subtree (by path, the root included), kept current.
+/// A subtree: each node's path (the root included) to its data and Stat.
+pub type Tree = BTreeMap<String, (Vec<u8>, Stat)>;
+
+/// Every node of a subtree, kept current.
 #[derive(Debug)]
 pub struct TreeCache {
-    rx: watch::Receiver<Result<BTreeMap<String, (Vec<u8>, Stat)>>>,
+    rx: watch::Receiver<Result<Tree>>,
     task: tokio::task::JoinHandle<()>,
 }
 

@@ -117,7 +117,7 @@ impl Lock {
             let (_, my_seq) = contender(&node).ok_or(Error::RuntimeInconsistency)?;
             loop {
                 let children = retry(zk, || async { zk.get_children(&self.path).await }).await?;
-                if !children.iter().any(|c| *c == node) {
+                if !children.contains(&node) {
                     // Someone deleted our node: queue again.
                     cleanup.path = None;
                     continue 'create;

@@ -73,7 +73,7 @@ async fn lock_waiters_watch_only_their_predecessor(ctx: Ctx) {
     assert_eq!(watched(&c), vec![full(&nb)]);
     assert_eq!(watched(&b), vec![full(&na)]);
     assert!(watched(&a).is_empty());
-    assert_eq!(ga.fencing_token() < a.exists(&nb).await.unwrap().unwrap().czxid.0, true);
+    assert!(ga.fencing_token() < a.exists(&nb).await.unwrap().unwrap().czxid.0);
     ga.release().await.unwrap();
     let gb = tokio::time::timeout(Duration::from_secs(5), wb).await.unwrap().unwrap().unwrap();
     assert!(!wc.is_finished());
@@ -244,29 +244,19 @@ async fn election_run_is_cancelled_on_loss(ctx: Ctx) {
     // The leader function finishes: its value comes back, leadership is given up.
     assert_eq!(e.run(|_lead| async { 7 }).await.unwrap(), Some(7));
     assert!(e.contenders().await.unwrap().is_empty());
-    // Leadership lost mid-way: the function is dropped.
-    let started = Arc::new(AtomicUsize::new(0));
+    // Leadership lost mid-way (the session expires): the function is dropped.
+    let started = Arc::new(tokio::sync::Notify::new());
     let s2 = started.clone();
-    let ctx_expire = {
-        let info_zk = a.clone();
-        async move {
-            while s2.load(Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            info_zk.session_info()
-        }
-    };
-    let st = started.clone();
     let run = e.run(move |_lead| async move {
-        st.store(1, Ordering::SeqCst);
+        s2.notify_one();
         tokio::time::sleep(Duration::from_secs(3600)).await;
         1
     });
-    let (r, info) = tokio::join!(run, async {
-        let info = ctx_expire.await;
-        ctx.expire(&info).await;
-    });
-    let _ = info;
+    let expire = async {
+        started.notified().await;
+        ctx.expire(&a.session_info()).await;
+    };
+    let (r, ()) = tokio::join!(run, expire);
     assert_eq!(r.unwrap(), None);
 }
 
@@ -290,7 +280,7 @@ async fn barriers(ctx: Ctx) {
         tasks.push(tokio::spawn(async move {
             let db = DoubleBarrier::new(&zk, "/double", 3);
             db.enter().await.unwrap();
-            assert_eq!(entered.fetch_add(1, Ordering::SeqCst) < 3, true);
+            assert!(entered.fetch_add(1, Ordering::SeqCst) < 3);
             assert!(eventually(Duration::from_secs(5), || async { entered.load(Ordering::SeqCst) == 3 }).await);
             db.leave().await.unwrap();
             zk.close().await;

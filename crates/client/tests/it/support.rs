@@ -42,6 +42,8 @@ impl Kind {
     }
 }
 
+type SwallowSpec = Arc<Mutex<Option<(i32, Option<i32>)>>>;
+
 /// Both servers: tickTime 200, so session timeouts from 1 s are granted.
 const ZOO_CFG: &str = "tickTime=200\ninitLimit=10\nsyncLimit=5\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
 admin.enableServer=false\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nznode.container.checkIntervalMs=500\n";
@@ -302,7 +304,7 @@ pub struct Proxy {
     generation: Arc<AtomicUsize>,
     /// `(op, xid)`: the reply to the next request of op `op` (its xid, once seen) is
     /// swallowed and its connection killed.
-    swallow: Arc<Mutex<Option<(i32, Option<i32>)>>>,
+    swallow: SwallowSpec,
     pub connections: Arc<AtomicUsize>,
 }
 
@@ -384,7 +386,7 @@ async fn pipe(
     g: usize,
     gen: Arc<AtomicUsize>,
     mode: Arc<AtomicU8>,
-    swallow: Arc<Mutex<Option<(i32, Option<i32>)>>>,
+    swallow: SwallowSpec,
 ) {
     let (mut dr, mut dw) = down.into_split();
     let (mut ur, mut uw) = up.into_split();
