@@ -10,6 +10,39 @@ both!(reconnect_keeps_session_and_watches, failover_across_hosts, server_expiry,
 both!(silent_server_is_noticed, request_timeout, queued_while_disconnected_then_sent, lost_reply_is_connection_loss);
 both!(auth_failed_ends_session, read_only_allowed_connects_read_write, connect_timeout_when_nothing_listens);
 
+/// A read-only server (a minority partition in an ensemble) cannot be had from a standalone
+/// server, so a scripted one answers the handshake as ZooKeeper's ReadOnlyZooKeeperServer does.
+#[tokio::test]
+async fn read_only_server_gives_connected_read_only() {
+    use rzk_proto::client::{ConnectRequest, ConnectResponse};
+    use rzk_proto::{Reader, Writer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.unwrap();
+        let req = ConnectRequest::read(&mut Reader::new(&body)).unwrap();
+        let mut w = Writer::for_frame();
+        ConnectResponse { protocol_version: 0, timeout_ms: 4000, session_id: rzk_client::SessionId(0x42), passwd: vec![1; 16], read_only: Some(true) }
+            .write(&mut w);
+        s.write_all(&w.finish_frame()).await.unwrap();
+        let mut sink = vec![0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut sink)).await;
+        req
+    });
+    let cfg = Config { read_only: true, connect_timeout: Duration::from_secs(5), ..Config::default() };
+    let zk = Client::connect_with(&addr.to_string(), cfg).await.unwrap();
+    assert_eq!(zk.state(), SessionState::ConnectedReadOnly);
+    assert_eq!(zk.session_info().id, rzk_client::SessionId(0x42));
+    let req = server.await.unwrap();
+    assert_eq!(req.read_only, Some(true), "the client says it accepts a read-only server");
+    assert_eq!(req.passwd.len(), 16);
+}
+
 async fn wait_state(zk: &Client, want: SessionState, limit: Duration) {
     let mut rx = zk.state_watch();
     let ok = tokio::time::timeout(limit, async {
