@@ -598,7 +598,11 @@ impl Response {
                     }
                     results.push(match OpCode::from_code(h.op) {
                         Some(O::Create) => OpResult::Create { path: r.read_string()? },
-                        Some(O::Create2) => OpResult::Create2 { path: r.read_string()?, stat: Stat::read(r)? },
+                        // ZooKeeper heads a createTTL / createContainer result with its own op code and
+                        // a Create2Response body.
+                        Some(O::Create2 | O::CreateContainer | O::CreateTtl) => {
+                            OpResult::Create2 { path: r.read_string()?, stat: Stat::read(r)? }
+                        }
                         Some(O::Delete) => OpResult::Delete,
                         Some(O::SetData) => OpResult::SetData { stat: Stat::read(r)? },
                         Some(O::Check) => OpResult::Check,

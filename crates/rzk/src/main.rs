@@ -20,6 +20,12 @@ enum Command {
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
     },
+    /// A zkCli.sh-style shell: `rzk cli -server host:port [--json] [cmd args...]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server { config } => server(config),
+        Command::Cli { args } => rzk_cli::main(args),
     }
 }
 

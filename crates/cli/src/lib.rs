@@ -1,0 +1,387 @@
+//! # rzk cli: a shell a zkCli.sh user knows at once
+//!
+//! `rzk cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [--json] [cmd args...]`
+//!
+//! With a command, runs it and exits, printing what zkCli prints (data and listings on
+//! stdout; `Created /x` and errors on stderr, worded as zkCli words them), or one JSON
+//! document with `--json`. The exit status is 0 on success, 1 on failure, 127 for an unknown
+//! command. Without a command, an interactive shell: zkCli's prompt, line editing and
+//! history (rustyline; kept in `~/.rzk_cli_history`), tab completion of commands and of paths
+//! (children are listed from the server), and watch events printed as they arrive, as zkCli
+//! prints them (`WATCHER::` then `WatchedEvent state:… type:… path:…`).
+//!
+//! # Layout
+//! - `commands.rs`: each ZooKeeper command: flags, the operation, text and JSON output.
+//! - `format.rs`: Stat blocks, dates, ACLs and error messages the way zkCli prints them.
+//! - here: options, one-shot mode, the interactive loop and the shell's own commands
+//!   (history, redo, connect, close, quit, printwatches).
+
+mod commands;
+mod format;
+
+use commands::{split_line, usage_text, Outcome, USAGE};
+use rustyline::completion::Completer;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, ExternalPrinter, Helper};
+use rzk_client::{Client, Config, SessionState, WatchFuture, WatchStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+struct Options {
+    server: String,
+    timeout: Duration,
+    read_only: bool,
+    json: bool,
+    command: Vec<String>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options { server: "localhost:2181".into(), timeout: Duration::from_secs(30), read_only: false, json: false, command: vec![] };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let value = |i: usize| args.get(i + 1).cloned().ok_or_else(|| format!("{a} needs a value"));
+        match a {
+            "-server" | "--server" => {
+                o.server = value(i)?;
+                i += 1;
+            }
+            "-timeout" | "--timeout" => {
+                let v = value(i)?;
+                o.timeout = Duration::from_millis(v.parse().map_err(|_| format!("bad -timeout {v}"))?);
+                i += 1;
+            }
+            "-client-configuration" => i += 1,
+            "-r" => o.read_only = true,
+            "-waitforconnection" => {}
+            "--json" | "-json" => o.json = true,
+            _ => {
+                o.command = args[i..].to_vec();
+                break;
+            }
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// `rzk cli ARGS...` (the arguments after `cli`).
+pub fn main(args: Vec<String>) -> ExitCode {
+    let opts = match parse_options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\n{}", usage_text());
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(opts.command.first().map(String::as_str), Some("-h" | "--help" | "help")) {
+        print!("{}", usage_text());
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rzk cli: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = if opts.command.is_empty() { interactive(&rt, opts) } else { one_shot(&rt, &opts) };
+    rt.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+fn config(opts: &Options) -> Config {
+    Config { session_timeout: opts.timeout, connect_timeout: opts.timeout, read_only: opts.read_only, ..Config::default() }
+}
+
+fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {
+    let cmd = opts.command[0].as_str();
+    if matches!(cmd, "quit" | "close" | "history" | "printwatches") {
+        return 0;
+    }
+    if !USAGE.iter().any(|(c, _)| *c == cmd) && cmd != "rmr" {
+        // Unknown: fail before connecting, as zkCli does.
+        return emit(&commands::unknown(cmd), opts.json);
+    }
+    let zk = match rt.block_on(Client::connect_with(&opts.server, config(opts))) {
+        Ok(zk) => zk,
+        Err(e) => {
+            let msg = format!("Unable to connect to {}: {e}", opts.server);
+            if opts.json {
+                println!("{}", serde_json::json!({"error": {"code": format::error_name(&e), "message": msg}}));
+            } else {
+                eprintln!("{msg}");
+            }
+            return 1;
+        }
+    };
+    let out = rt.block_on(commands::run(&zk, &opts.command));
+    rt.block_on(zk.close());
+    emit(&out, opts.json)
+}
+
+fn emit(out: &Outcome, json: bool) -> u8 {
+    if json {
+        let doc = if out.json.is_null() { serde_json::json!({"ok": out.code == 0}) } else { out.json.clone() };
+        println!("{doc}");
+    } else {
+        for l in &out.stdout {
+            println!("{l}");
+        }
+        for l in &out.stderr {
+            eprintln!("{l}");
+        }
+    }
+    out.code
+}
+
+// ------------------------------------------------------------------------ interactive
+
+/// Prints asynchronously arriving text (watch events) above the prompt.
+#[derive(Clone)]
+struct Printer {
+    tx: mpsc::SyncSender<String>,
+    enabled: Arc<AtomicBool>,
+}
+
+impl Printer {
+    fn event(&self, text: String) {
+        if self.enabled.load(Ordering::Relaxed) {
+            // A full queue drops the line rather than stall the client.
+            let _ = self.tx.try_send(format!("\nWATCHER::\n\n{text}"));
+        }
+    }
+}
+
+fn state_name(s: SessionState) -> &'static str {
+    match s {
+        SessionState::Connected | SessionState::ConnectedReadOnly => "CONNECTED",
+        SessionState::Connecting | SessionState::Disconnected => "CONNECTING",
+        SessionState::Expired | SessionState::AuthFailed | SessionState::Closed => "CLOSED",
+    }
+}
+
+struct Shell<'rt> {
+    rt: &'rt tokio::runtime::Runtime,
+    opts: Options,
+    zk: Arc<Mutex<Option<Client>>>,
+    history: Vec<String>,
+    printer: Printer,
+}
+
+impl Shell<'_> {
+    fn client(&self) -> Option<Client> {
+        self.zk.lock().expect("client").clone()
+    }
+
+    fn connect(&mut self, server: &str) {
+        if let Some(old) = self.zk.lock().expect("client").take() {
+            self.rt.block_on(old.close());
+        }
+        self.opts.server = server.to_owned();
+        let _guard = self.rt.enter();
+        match Client::start(server, config(&self.opts)) {
+            Ok(zk) => {
+                let mut events = zk.session_events();
+                let p = self.printer.clone();
+                self.rt.spawn(async move {
+                    while let Ok(s) = events.recv().await {
+                        p.event(format!("WatchedEvent state:{:?} type:None path:null", s.keeper_state()));
+                        if s.is_terminal() {
+                            break;
+                        }
+                    }
+                });
+                // Wait a little for the session, so the first prompt says CONNECTED.
+                let _ = self.rt.block_on(tokio::time::timeout(self.opts.timeout.min(Duration::from_secs(5)), zk.wait_connected()));
+                *self.zk.lock().expect("client") = Some(zk);
+            }
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+
+    fn prompt(&self) -> String {
+        let st = self.client().map(|c| state_name(c.state())).unwrap_or("CLOSED");
+        format!("[zk: {}({}) {}] ", self.opts.server, st, self.history.len())
+    }
+
+    /// Runs one line; false to quit.
+    fn process(&mut self, line: &str) -> bool {
+        let argv = split_line(line);
+        let Some(cmd) = argv.first() else { return true };
+        match cmd.as_str() {
+            "quit" => return false,
+            "history" => {
+                let from = self.history.len().saturating_sub(11);
+                for (i, h) in self.history.iter().enumerate().skip(from) {
+                    println!("{i} - {h}");
+                }
+            }
+            "redo" => match argv.get(1).and_then(|n| n.parse::<usize>().ok()).and_then(|n| self.history.get(n).cloned()) {
+                Some(again) => {
+                    self.history.push(again.clone());
+                    return self.process(&again);
+                }
+                None => eprintln!("Command index out of range"),
+            },
+            "connect" => match argv.get(1) {
+                Some(s) => {
+                    let s = s.clone();
+                    self.connect(&s);
+                }
+                None => eprintln!("connect host:port"),
+            },
+            "close" => {
+                if let Some(zk) = self.zk.lock().expect("client").take() {
+                    self.rt.block_on(zk.close());
+                }
+            }
+            "printwatches" => match argv.get(1).map(String::as_str) {
+                Some("on") => self.printer.enabled.store(true, Ordering::Relaxed),
+                Some("off") => self.printer.enabled.store(false, Ordering::Relaxed),
+                _ => println!("printwatches is {}", if self.printer.enabled.load(Ordering::Relaxed) { "on" } else { "off" }),
+            },
+            "help" | "h" => eprint!("{}", usage_text()),
+            _ => {
+                let Some(zk) = self.client() else {
+                    eprintln!("Not connected (use connect host:port)");
+                    return true;
+                };
+                let mut out = self.rt.block_on(commands::run(&zk, &argv));
+                emit(&out, self.opts.json);
+                for w in out.watches.drain(..) {
+                    self.rt.spawn(print_watch(w, self.printer.clone()));
+                }
+                for s in out.streams.drain(..) {
+                    self.rt.spawn(print_stream(s, self.printer.clone()));
+                }
+            }
+        }
+        true
+    }
+}
+
+async fn print_watch(w: WatchFuture, p: Printer) {
+    if let Ok(ev) = w.await {
+        p.event(ev.to_string());
+    }
+}
+
+async fn print_stream(mut s: WatchStream, p: Printer) {
+    while let Some(ev) = s.next().await {
+        match ev {
+            Ok(ev) => p.event(ev.to_string()),
+            Err(e) => p.event(format!("({e})")),
+        }
+    }
+}
+
+/// Tab completion: command names first, then znode paths (children listed from the server).
+struct ZkHelper {
+    zk: Arc<Mutex<Option<Client>>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Completer for ZkHelper {
+    type Candidate = String;
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<String>)> {
+        let start = line[..pos].rfind(' ').map(|i| i + 1).unwrap_or(0);
+        let word = &line[start..pos];
+        if start == 0 {
+            let mut c: Vec<String> = USAGE.iter().map(|(c, _)| c.to_string()).filter(|c| c.starts_with(word)).collect();
+            c.sort();
+            return Ok((start, c));
+        }
+        if !word.starts_with('/') {
+            return Ok((pos, vec![]));
+        }
+        let (dir, partial) = match word.rfind('/') {
+            Some(0) => ("/", &word[1..]),
+            Some(i) => (&word[..i], &word[i + 1..]),
+            None => return Ok((pos, vec![])),
+        };
+        let Some(zk) = self.zk.lock().expect("client").clone() else { return Ok((pos, vec![])) };
+        let children = self
+            .handle
+            .block_on(async { tokio::time::timeout(Duration::from_secs(2), zk.get_children(dir)).await })
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let mut c: Vec<String> = children.into_iter().filter(|c| c.starts_with(partial)).map(|c| rzk_client::path::join(dir, &c)).collect();
+        c.sort();
+        Ok((start, c))
+    }
+}
+
+impl Hinter for ZkHelper {
+    type Hint = String;
+}
+impl Highlighter for ZkHelper {}
+impl Validator for ZkHelper {}
+impl Helper for ZkHelper {}
+
+fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
+    let mut rl: Editor<ZkHelper, DefaultHistory> = match Editor::new() {
+        Ok(rl) => rl,
+        Err(e) => {
+            eprintln!("rzk cli: {e}");
+            return 1;
+        }
+    };
+    let zk = Arc::new(Mutex::new(None));
+    rl.set_helper(Some(ZkHelper { zk: zk.clone(), handle: rt.handle().clone() }));
+    let history_file = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".rzk_cli_history"));
+    if let Some(f) = &history_file {
+        let _ = rl.load_history(f);
+    }
+    // Events are printed by one thread, above the prompt when the terminal allows it.
+    let (tx, rx) = mpsc::sync_channel::<String>(1024);
+    let external = rl.create_external_printer().ok();
+    std::thread::spawn(move || {
+        let mut external = external;
+        while let Ok(line) = rx.recv() {
+            match external.as_mut() {
+                Some(p) => {
+                    let _ = p.print(format!("{line}\n"));
+                }
+                None => println!("{line}"),
+            }
+        }
+    });
+    let server = opts.server.clone();
+    let mut shell = Shell { rt, opts, zk, history: Vec::new(), printer: Printer { tx, enabled: Arc::new(AtomicBool::new(true)) } };
+    println!("Connecting to {server}");
+    shell.connect(&server);
+    loop {
+        let prompt = shell.prompt();
+        match rl.readline(&prompt) {
+            Ok(line) => {
+                let line = line.trim().to_owned();
+                if line.is_empty() {
+                    continue;
+                }
+                let _ = rl.add_history_entry(line.as_str());
+                if !line.starts_with("redo") {
+                    shell.history.push(line.clone());
+                }
+                if !shell.process(&line) {
+                    break;
+                }
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(f) = &history_file {
+        let _ = rl.save_history(f);
+    }
+    if let Some(zk) = shell.zk.lock().expect("client").take() {
+        rt.block_on(zk.close());
+    }
+    0
+}
