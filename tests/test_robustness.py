@@ -283,3 +283,18 @@ def test_sasl_and_reconfig_on_a_standalone_server(server):
         assert err == -123
         assert r.exists("/")[2] == 0
         assert r.close_session()[2] == 0
+
+
+def test_multi_with_a_create2_member(server):
+    """ZooKeeper 3.8 applies a create2 inside a multi as a plain create and answers it with
+    a CreateResult (op 1, path only)."""
+    with raw(server) as r:
+        r.connect(10000)
+        j = (h.Jute().int(15).bool(False).int(-1).string("/mc2").buffer(b"x").acls(h.OPEN_ACL).int(0)
+             .int(-1).bool(True).int(-1))
+        xid, zxid, err, rd = r.request(14, j.bytes())
+        assert err == 0
+        assert (rd.int(), rd.bool(), rd.int(), rd.string()) == (1, False, 0, "/mc2")
+        assert (rd.int(), rd.bool(), rd.int()) == (-1, True, -1)
+        assert r.exists("/mc2")[2] == 0
+        r.close_session()

@@ -328,6 +328,11 @@ impl PrepContext<'_> {
                 continue;
             }
             match self.prep(op, zxid, time) {
+                // ZooKeeper 3.8 logs a create2 member as a plain create (and answers it with
+                // a CreateResult, no Stat); its DataTree has no create2 case inside a multi.
+                Ok(Txn::Create { txn, create2: true }) if matches!(op, Request::Create(c) if c.op == OpCode::Create2) => {
+                    txns.push(Txn::Create { txn, create2: false })
+                }
                 Ok(t) => txns.push(t),
                 Err(e) => {
                     failed = true;
