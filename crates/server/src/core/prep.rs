@@ -26,20 +26,23 @@ pub struct NodeRecord {
 
 #[derive(Debug, Clone)]
 struct ChangeRecord {
-    /// The txn that made this record (kept for debugging and `dump`).
-    #[allow(dead_code)]
+    /// The txn that made this record.
     zxid: Zxid,
     /// `None`: the node is deleted by an outstanding txn.
     node: Option<NodeRecord>,
     seq: u64,
 }
 
-/// The outstanding changes: the newest record per path, plus the order they were made in.
+/// The outstanding changes: the newest record per path, plus the order they were made in
+/// (each with the record it replaced, so the changes of txns the log could not write can be
+/// taken back).
 #[derive(Debug, Default)]
 pub struct Outstanding {
     by_path: HashMap<String, ChangeRecord>,
-    order: VecDeque<(Zxid, String, u64)>,
+    order: VecDeque<(Zxid, String, u64, Option<ChangeRecord>)>,
     seq: u64,
+    /// The last zxid applied to the tree.
+    applied_through: Zxid,
     /// While prepping a multi: the records it replaced, to restore if a member fails.
     undo: Option<Vec<(String, Option<ChangeRecord>)>>,
 }
@@ -58,20 +61,40 @@ impl Outstanding {
         let rec = ChangeRecord { zxid, node, seq: self.seq };
         let prev = self.by_path.insert(path.to_owned(), rec);
         if let Some(undo) = self.undo.as_mut() {
-            undo.push((path.to_owned(), prev));
+            undo.push((path.to_owned(), prev.clone()));
         }
-        self.order.push_back((zxid, path.to_owned(), self.seq));
+        self.order.push_back((zxid, path.to_owned(), self.seq, prev));
     }
 
     /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
     pub fn applied(&mut self, zxid: Zxid) {
-        while let Some((z, _, _)) = self.order.front() {
+        self.applied_through = self.applied_through.max(zxid);
+        while let Some((z, _, _, _)) = self.order.front() {
             if *z > zxid {
                 break;
             }
-            let (_, path, seq) = self.order.pop_front().expect("front");
+            let (_, path, seq, _) = self.order.pop_front().expect("front");
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 self.by_path.remove(&path);
+            }
+        }
+    }
+
+    /// Takes back the records of every txn from `zxid` on (the log could not write them):
+    /// each path gets the record it had before, unless that one's txn has been applied since
+    /// (then the tree is the truth).
+    pub fn rollback_from(&mut self, zxid: Zxid) {
+        while self.order.back().is_some_and(|(z, ..)| *z >= zxid) {
+            let (_, path, seq, prev) = self.order.pop_back().expect("back");
+            if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
+                match prev.filter(|p| p.zxid > self.applied_through) {
+                    Some(p) => {
+                        self.by_path.insert(path, p);
+                    }
+                    None => {
+                        self.by_path.remove(&path);
+                    }
+                }
             }
         }
     }

@@ -69,6 +69,12 @@ pub enum Input {
     Tick,
     /// Every txn up to `zxid` is durable in the log.
     Persisted { zxid: Zxid },
+    /// The log could not write the txns from `zxid` on (the disk is full) and will write
+    /// nothing more until appends start again at `zxid`. Those txns are never applied: each
+    /// writer gets `ConnectionLoss` (the write did not happen; clients retry it), a new
+    /// session's connection is closed, an expiry is retried; zxids are handed out again from
+    /// `zxid`, so the log stays gap-free and nothing later becomes visible out of order.
+    AppendFailed { zxid: Zxid },
 }
 
 /// What the core asks the driver to do, in order.
@@ -100,6 +106,8 @@ enum Pending {
     Write { zxid: Zxid },
     /// A read that came after a pending write.
     Read { header: RequestHeader, body: Vec<u8>, received_ms: i64 },
+    /// A write the log could not take; answered with `err` in its turn.
+    Failed { xid: i32, op: OpCode, err: ErrorCode, received_ms: i64 },
 }
 
 #[derive(Debug)]
@@ -245,6 +253,17 @@ impl ZooKeeperServer {
         self.sessions.add(id, timeout_ms, self.now_ms);
     }
 
+    /// A server over a recovered tree and session table (as ZooKeeper's `loadData`): the
+    /// last zxid (and so the epoch) is the tree's; every session gets its full timeout to
+    /// come back before it expires through a closeSession txn, ephemerals and all.
+    pub fn recovered(cfg: CoreConfig, tree: DataTree, sessions: &[(SessionId, i32)], now_ms: i64, wall_ms: i64) -> Self {
+        let mut s = Self::new(cfg, tree, now_ms, wall_ms);
+        for (id, timeout) in sessions {
+            s.restore_session(*id, *timeout);
+        }
+        s
+    }
+
     /// Handles one input at monotonic time `now_ms` and wall-clock time `wall_ms`.
     pub fn handle(&mut self, now_ms: i64, wall_ms: i64, input: Input) {
         self.now_ms = now_ms;
@@ -270,6 +289,7 @@ impl ZooKeeperServer {
             Input::Closed { conn } => self.on_closed(conn),
             Input::Tick => self.on_tick(),
             Input::Persisted { zxid } => self.on_persisted(zxid),
+            Input::AppendFailed { zxid } => self.on_append_failed(zxid),
         }
     }
 
@@ -713,6 +733,55 @@ impl ZooKeeperServer {
         }
     }
 
+    fn on_append_failed(&mut self, zxid: Zxid) {
+        let mut failed = Vec::new();
+        while self.in_flight.back().is_some_and(|f| f.record.header.zxid >= zxid) {
+            failed.push(self.in_flight.pop_back().expect("back"));
+        }
+        if failed.is_empty() {
+            return;
+        }
+        failed.reverse();
+        debug_assert_eq!(failed[0].record.header.zxid, zxid, "the log fails from an appended zxid");
+        self.outstanding.rollback_from(zxid);
+        self.last_zxid = Zxid(zxid.0 - 1);
+        tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
+        for f in failed {
+            let hdr = &f.record.header;
+            let closes = matches!(f.record.txn, Txn::CloseSession { .. });
+            match f.origin {
+                Origin::Client { conn, xid, op, received_ms } => {
+                    if closes {
+                        self.sessions.reopen(hdr.client_id, self.now_ms);
+                    }
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        for p in c.pending.iter_mut() {
+                            if matches!(p, Pending::Write { zxid: z } if *z == hdr.zxid) {
+                                *p = Pending::Failed { xid, op, err: ErrorCode::ConnectionLoss, received_ms };
+                            }
+                        }
+                    }
+                    self.drain(conn);
+                }
+                Origin::Connect { conn } => {
+                    let session = hdr.client_id;
+                    self.sessions.remove(session);
+                    if self.session_conn.get(&session) == Some(&conn) {
+                        self.session_conn.remove(&session);
+                    }
+                    self.close(conn, format!("cannot create session {session}: the transaction log refused the write"));
+                }
+                Origin::Internal => {
+                    if closes {
+                        // An expiry: it is tried again at the next tick.
+                        self.sessions.reopen(hdr.client_id, self.now_ms);
+                        self.sessions.expire_now(hdr.client_id, self.now_ms);
+                    }
+                }
+            }
+        }
+    }
+
     fn commit(&mut self, f: InFlight) {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
@@ -781,7 +850,8 @@ impl ZooKeeperServer {
         }
     }
 
-    /// Answers the reads that waited behind a write, up to the next pending write.
+    /// Answers the reads (and refused writes) that waited behind a write, up to the next
+    /// pending write.
     fn drain(&mut self, conn: ConnId) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else { return };
@@ -789,6 +859,11 @@ impl ZooKeeperServer {
                 Some(Pending::Read { .. }) => {
                     let Some(Pending::Read { header, body, received_ms }) = c.pending.pop_front() else { unreachable!() };
                     self.on_read(conn, header, &body, received_ms);
+                }
+                Some(Pending::Failed { .. }) => {
+                    let Some(Pending::Failed { xid, op, err, received_ms }) = c.pending.pop_front() else { unreachable!() };
+                    let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
+                    self.finish(conn, h, &Response::Empty, op.name(), received_ms);
                 }
                 _ => return,
             }
@@ -1087,5 +1162,67 @@ mod tests {
             vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::NoNode.code() }]
         );
         assert_eq!(replies[1].0.err, 0, "the create after the failed multi succeeds");
+    }
+
+    fn replies(actions: &[Action], conn: ConnId) -> Vec<(i32, i32)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { conn: c, frame, reply: true } if *c == conn => {
+                    let h = ReplyHeader::from_bytes(&frame[4..]).unwrap();
+                    Some((h.xid, h.err))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn seq_create(path: &str) -> Request {
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 2, ttl: None })
+    }
+
+    #[test]
+    fn append_failed_refuses_the_txns_and_reissues_their_zxids() {
+        let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        connect(&mut s, 2);
+        request(&mut s, 1, 1, &create("/a"));
+        let za = appended(&mut s).unwrap();
+        request(&mut s, 1, 2, &seq_create("/a/s-"));
+        let zb = appended(&mut s).unwrap();
+        request(&mut s, 1, 3, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        request(&mut s, 2, 1, &create("/c"));
+        let zc = appended(&mut s).unwrap();
+        assert_eq!((zb.0, zc.0), (za.0 + 1, za.0 + 2));
+        s.handle(0, 1000, Input::Persisted { zxid: za });
+        s.handle(0, 1000, Input::AppendFailed { zxid: zb });
+        let a = s.take_actions();
+        let loss = ErrorCode::ConnectionLoss.code();
+        // conn 1: /a succeeded, the sequential create was refused, the read behind it answered.
+        assert_eq!(replies(&a, 1), vec![(1, 0), (2, loss), (3, 0)]);
+        assert_eq!(replies(&a, 2), vec![(1, loss)]);
+        assert_eq!(s.last_zxid(), za);
+        // Writes go on from the refused zxid; the sequential name is not skipped.
+        request(&mut s, 1, 4, &seq_create("/a/s-"));
+        let z = appended(&mut s).unwrap();
+        assert_eq!(z, zb);
+        s.handle(0, 1000, Input::Persisted { zxid: z });
+        assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
+        assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
+        assert!(s.tree().get("/c").is_none());
+    }
+
+    #[test]
+    fn append_failed_for_a_new_session_closes_its_connection() {
+        let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        s.handle(0, 1000, Input::Accepted { conn: 9, peer: peer() });
+        let mut w = Writer::new();
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn: 9, payload: w.into_inner() });
+        let z = appended(&mut s).unwrap();
+        s.handle(0, 1000, Input::AppendFailed { zxid: z });
+        assert!(s.take_actions().iter().any(|a| matches!(a, Action::Close { conn: 9, .. })));
+        assert_eq!(s.sessions().len(), 0);
+        assert_eq!(s.last_zxid(), Zxid(z.0 - 1));
     }
 }
