@@ -17,6 +17,7 @@ const SNAPPY_BLOCK_BYTES: usize = 32 * 1024;
 const SNAPPY_BLOCK_BYTES_MAX: usize = 64 << 20;
 
 /// A writer that compresses as `snapshot.compression.method` says.
+#[allow(clippy::large_enum_variant)] // one per snapshot
 pub enum Compressor<W: Write> {
     Checked(io::BufWriter<W>),
     Gzip(flate2::write::GzEncoder<io::BufWriter<W>>),

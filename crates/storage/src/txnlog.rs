@@ -91,7 +91,7 @@ impl TxnLog {
             return Err(if is_no_space(&e) { AppendError::NoSpace(e) } else { io(e) });
         }
         // The new name must be durable before anything in the file is acknowledged.
-        sync_dir(&self.dir).map_err(|e| io(e))?;
+        sync_dir(&self.dir).map_err(io)?;
         tracing::info!(file = %path.display(), "creating new log file");
         self.current =
             Some(OpenLog { file, path, position: FILE_HEADER_BYTES as u64, size: FILE_HEADER_BYTES as u64, txns: 0, first_zxid });
