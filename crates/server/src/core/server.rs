@@ -20,7 +20,7 @@ use rzk_proto::client::{
     self, ClientInfo, ConnectRequest, ConnectResponse, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
 };
 use rzk_proto::codes::xid;
-use rzk_proto::txn::{Txn, TxnHeader, TxnRecord};
+use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
 use rzk_proto::{perms, AddWatchMode, ErrorCode, Id, OpCode, Reader, Record, SessionId, WatcherType, Writer, Zxid};
 use rzk_tree::{DataTree, TxnResult, WatchKind, WatcherId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -202,6 +202,11 @@ pub struct ZooKeeperServer {
     in_flight: VecDeque<InFlight>,
     /// The last zxid handed out by prep.
     last_zxid: Zxid,
+    /// The tree digest once every appended txn is applied (ZooKeeper 3.6+ logs it with each
+    /// txn as its TxnDigest); `None` when digests are off.
+    predicted_digest: Option<i64>,
+    /// Txns whose digest after apply differed from the one logged (a bug if ever non-zero).
+    digest_mismatches: u64,
     now_ms: i64,
     wall_ms: i64,
     next_container_check_ms: i64,
@@ -218,7 +223,10 @@ impl ZooKeeperServer {
     pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64, wall_ms: i64) -> Self {
         let sessions = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
         let last_zxid = tree.last_processed_zxid();
+        let predicted_digest = tree.options().digest_enabled.then(|| tree.digest());
         ZooKeeperServer {
+            predicted_digest,
+            digest_mismatches: 0,
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
             cfg,
             tree,
@@ -245,6 +253,11 @@ impl ZooKeeperServer {
 
     pub fn last_zxid(&self) -> Zxid {
         self.last_zxid
+    }
+
+    /// Applied txns whose tree digest differed from the TxnDigest logged for them.
+    pub fn digest_mismatches(&self) -> u64 {
+        self.digest_mismatches
     }
 
     /// Restores a session loaded from disk (snapshot or log replay); it expires unless its
@@ -507,7 +520,7 @@ impl ZooKeeperServer {
         let time = self.wall_ms;
         let txn = if op == OpCode::CloseSession {
             self.sessions.set_closing(session);
-            Ok(self.close_session_txn(session))
+            Ok(self.close_session_txn(session, zxid))
         } else {
             match Request::decode(header.op, body) {
                 Err(_) => Err(ErrorCode::MarshallingError),
@@ -540,13 +553,29 @@ impl ZooKeeperServer {
 
     /// closeSession: the ephemerals to delete are the session's, as the tree and the
     /// outstanding changes know them.
-    fn close_session_txn(&mut self, session: SessionId) -> Txn {
-        let paths = self.tree.get_ephemerals(session);
-        Txn::CloseSession { paths_to_delete: paths }
+    fn close_session_txn(&mut self, session: SessionId, zxid: Zxid) -> Txn {
+        let mut ctx = PrepContext {
+            tree: &self.tree,
+            outstanding: &mut self.outstanding,
+            auth_cfg: &self.cfg.auth,
+            auth_ids: &[],
+            session,
+            extended_types_enabled: self.cfg.extended_types_enabled,
+            reconfig_enabled: false,
+        };
+        ctx.close_session(zxid)
     }
 
     fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
-        let record = TxnRecord { header, txn, digest: None };
+        // The digest after this txn: the previous one moved by what prep recorded for it
+        // (nothing for an error, a session creation or a failed multi).
+        let delta = self.outstanding.take_digest_delta();
+        let digest = self.predicted_digest.map(|d| {
+            let d = d.wrapping_add(delta);
+            self.predicted_digest = Some(d);
+            TxnDigest { version: self.tree.digest_version(), tree_digest: d }
+        });
+        let record = TxnRecord { header, txn, digest };
         self.out.push(Action::Append(record.clone()));
         self.in_flight.push_back(InFlight { record, origin });
     }
@@ -744,6 +773,10 @@ impl ZooKeeperServer {
         failed.reverse();
         debug_assert_eq!(failed[0].record.header.zxid, zxid, "the log fails from an appended zxid");
         self.outstanding.rollback_from(zxid);
+        if self.predicted_digest.is_some() {
+            self.predicted_digest =
+                Some(self.in_flight.back().and_then(|f| f.record.digest.as_ref()).map_or(self.tree.digest(), |d| d.tree_digest));
+        }
         self.last_zxid = Zxid(zxid.0 - 1);
         tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
         for f in failed {
@@ -786,6 +819,14 @@ impl ZooKeeperServer {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
         self.outstanding.applied(hdr.zxid);
+        if let Some(d) = &f.record.digest {
+            if d.tree_digest != self.tree.digest() {
+                // What ZooKeeper reports as a digest mismatch: the logged digest is wrong.
+                self.digest_mismatches += 1;
+                tracing::error!(zxid = %hdr.zxid, op = hdr.op, "digest mismatch: logged {} but the tree's is {} after applying", d.tree_digest, self.tree.digest());
+                debug_assert!(!cfg!(test), "digest mismatch at {} ({:?})", hdr.zxid, f.record.txn);
+            }
+        }
         // A watcher hears of a change only if it may READ the node (as ZooKeeper checks).
         let mut deliveries = Vec::with_capacity(outcome.deliveries.len());
         for (i, (watcher, event)) in outcome.deliveries.iter().enumerate() {
@@ -887,7 +928,7 @@ impl ZooKeeperServer {
             tracing::info!(session = %session, "session expired");
             let zxid = self.next_zxid();
             let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
-            let txn = self.close_session_txn(session);
+            let txn = self.close_session_txn(session, zxid);
             self.append(header, txn, Origin::Internal);
         }
         if self.now_ms >= self.next_container_check_ms {
