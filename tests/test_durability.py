@@ -34,7 +34,7 @@ import zkharness as h
 
 pytestmark = pytest.mark.skipif(not h.rzk_available(), reason="rzk binary not built")
 
-ZK_CP = ":".join(h.ZK_JARS)
+ZK_CP = ":".join(h.ZK_JARS + ["/usr/share/java/snappy-java.jar"])
 
 
 def server(kind: str, workdir: Path, **cfg) -> h.Server:
@@ -236,6 +236,41 @@ def test_rzk_reads_what_zookeeper_wrote():
     for p in before2:
         assert after2[p] == before2[p], p
     assert zk_log_problems(z2) == []
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_compressed_snapshots_interchange():
+    # rzk writes gz and snappy snapshots ZooKeeper's SnapshotFormatter reads...
+    for method in ("gz", "snappy"):
+        wd = h.make_workdir("durable-" + method)
+        r = server("rzk", wd, snapCount=10, **{"snapshot.compression.method": method}).start()
+        try:
+            zk = kazoo(r, auth=False)
+            for i in range(30):
+                zk.create("/n%d" % i, b"x" * i)
+            close(zk)
+        finally:
+            stop(r)
+        snaps = [f for f in files(r, "snapshot") if f.name.endswith("." + method)]
+        assert len(snaps) >= 2
+        for f in snaps:
+            p = run_java("org.apache.zookeeper.server.SnapshotFormatter", str(f))
+            assert p.returncode == 0 and "Last zxid" in p.stdout and "Exception" not in p.stderr, p.stdout + p.stderr
+        shutil.rmtree(wd, ignore_errors=True)
+    # ...and reads the gz snapshots ZooKeeper writes.
+    wd = h.make_workdir("durable-zkgz")
+    z = server("zookeeper", wd, snapCount=10, **{"snapshot.compression.method": "gz"}).start()
+    try:
+        zk = kazoo(z, auth=False)
+        for i in range(30):
+            zk.create("/n%d" % i, b"x" * i)
+        close(zk)
+    finally:
+        stop(z)
+    assert any(f.name.endswith(".gz") for f in files(z, "snapshot"))
+    chk = subprocess.run([str(h.rzk_binary()), "check", str(z.datadir)], capture_output=True, text=True, timeout=60)
+    assert chk.returncode == 0 and ".gz" in chk.stdout, chk.stdout + chk.stderr
     shutil.rmtree(wd, ignore_errors=True)
 
 
