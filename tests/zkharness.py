@@ -300,7 +300,7 @@ class Server:
         last = None
         for _ in range(attempts):
             self.port = free_port()
-            if self.datadir.exists():
+            if self.datadir.exists() and not self.keep_data:
                 shutil.rmtree(self.datadir)
             self.write_config()
             self._logf = open(self.log_path, "ab")
@@ -350,6 +350,8 @@ class Server:
         )
 
     accept_without_ruok_after: Optional[float] = None
+    # Restart on the data a previous run left (durability tests); a fresh start wipes it.
+    keep_data = False
 
     def ready_check(self) -> bool:
         return four_letter(self.port, "ruok", timeout=2.0).strip() == "imok"

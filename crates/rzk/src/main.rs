@@ -26,6 +26,52 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Transaction log tools.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Snapshot tools.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Verify a data directory: every snapshot and log file, then a dry-run recovery.
+    Check {
+        #[arg(long, short = 'c', value_name = "zoo.cfg")]
+        config: Option<PathBuf>,
+        /// dataDir (or its version-2 directory) when no --config is given.
+        dir: Option<PathBuf>,
+    },
+    /// Delete old snapshots and logs, keeping COUNT snapshots and the logs they need.
+    Purge {
+        #[arg(long, short = 'c', value_name = "zoo.cfg")]
+        config: Option<PathBuf>,
+        /// dataLogDir (or dataDir) when no --config is given.
+        dir: Option<PathBuf>,
+        /// The snapshot directory, if not the same.
+        snap_dir: Option<PathBuf>,
+        /// Snapshots to keep (at least 3); default autopurge.snapRetainCount.
+        #[arg(short = 'n', long)]
+        count: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print every txn of a log file (like zkTxnLogToolkit.sh).
+    Dump { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Print a snapshot's znodes and sessions (like zkSnapShotToolkit.sh).
+    Dump {
+        file: PathBuf,
+        /// Also print each znode's data.
+        #[arg(long, short = 'd')]
+        data: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,7 +87,41 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server { config } => server(config),
         Command::Cli { args } => rzk_cli::main(args),
+        Command::Log { command: LogCommand::Dump { file } } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
+        Command::Snapshot { command: SnapshotCommand::Dump { file, data } } => {
+            tool(|out| rzk_storage::tools::dump_snapshot(&file, data, out))
+        }
+        Command::Check { config, dir } => match rzk_server::shell::durable::tool_config(config.as_deref(), dir.as_deref(), None) {
+            Ok((sc, t)) => tool(|out| rzk_storage::tools::check(&sc.snap_dir, &sc.log_dir, t, sc.max_record_bytes, out)),
+            Err(e) => fail(e),
+        },
+        Command::Purge { config, dir, snap_dir, count } => {
+            match rzk_server::shell::durable::tool_config(config.as_deref(), dir.as_deref(), snap_dir.as_deref()) {
+                Ok((sc, _)) => match rzk_storage::purge::purge(&sc.snap_dir, &sc.log_dir, count.unwrap_or(sc.snap_retain_count)) {
+                    Ok(r) => {
+                        r.removed.iter().for_each(|p| println!("removed {}", p.display()));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e.to_string()),
+                },
+                Err(e) => fail(e),
+            }
+        }
     }
+}
+
+/// Runs a data tool writing to stdout: exit 0 if it found everything in order, 1 if not.
+fn tool(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<bool>) -> ExitCode {
+    match f(&mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("rzk: {msg}");
+    ExitCode::from(2)
 }
 
 fn server(config: Option<PathBuf>) -> ExitCode {
@@ -91,7 +171,7 @@ fn server(config: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening (data in memory only)");
+        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;

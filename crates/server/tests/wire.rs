@@ -13,13 +13,18 @@ use std::time::Duration;
 
 struct Server {
     addr: SocketAddr,
+    data_dir: std::path::PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     fn start(extra: &str) -> Server {
-        let text = format!("tickTime=200\ndataDir=/tmp/rzk-wire-test\nclientPort=2181\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{extra}");
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let data_dir = std::env::temp_dir().join(format!("rzk-wire-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let text = format!("tickTime=200\ndataDir={}\nclientPort=2181\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{extra}", data_dir.display());
         let cfg = rzk_config::ServerConfig::parse(&text).expect("config");
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -32,7 +37,7 @@ impl Server {
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server started");
-        Server { addr, stop, thread: Some(thread) }
+        Server { addr, data_dir, stop, thread: Some(thread) }
     }
 }
 
@@ -42,6 +47,7 @@ impl Drop for Server {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

@@ -94,25 +94,43 @@ pub fn is_excluded(path: &str) -> bool {
 /// `DigestCalculator.calculateDigest(path, data, stat)` with digests enabled: 0 for paths
 /// under `/zookeeper/`, otherwise the node's CRC32 (as a non-negative long).
 pub fn calculate_digest(path: &str, data: &[u8], stat: &StatPersisted) -> i64 {
-    if is_excluded(path) {
-        return 0;
+    DigestPrefix::new(path, data).digest(stat)
+}
+
+/// A node's digest with the stat still to come: the CRC state after its path and data (or
+/// nothing for an excluded path). With it the digest under another stat is computed without
+/// the data — what the prep step needs to predict the tree digest after a txn.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestPrefix(Option<Crc32>);
+
+impl DigestPrefix {
+    pub fn new(path: &str, data: &[u8]) -> DigestPrefix {
+        if is_excluded(path) {
+            return DigestPrefix(None);
+        }
+        let path = if path == "/" { "" } else { path };
+        let mut crc = Crc32::new();
+        crc.update(path.as_bytes());
+        crc.update(data);
+        DigestPrefix(Some(crc))
     }
-    let path = if path == "/" { "" } else { path };
-    let mut b = [0u8; 60];
-    b[0..8].copy_from_slice(&stat.czxid.0.to_be_bytes());
-    b[8..16].copy_from_slice(&stat.mzxid.0.to_be_bytes());
-    b[16..24].copy_from_slice(&stat.pzxid.0.to_be_bytes());
-    b[24..32].copy_from_slice(&stat.ctime.to_be_bytes());
-    b[32..40].copy_from_slice(&stat.mtime.to_be_bytes());
-    b[40..44].copy_from_slice(&stat.version.to_be_bytes());
-    b[44..48].copy_from_slice(&stat.cversion.to_be_bytes());
-    b[48..52].copy_from_slice(&stat.aversion.to_be_bytes());
-    b[52..60].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
-    let mut crc = Crc32::new();
-    crc.update(path.as_bytes());
-    crc.update(data);
-    crc.update(&b);
-    crc.value() as i64
+
+    /// The node's digest with `stat`.
+    pub fn digest(&self, stat: &StatPersisted) -> i64 {
+        let Some(mut crc) = self.0 else { return 0 };
+        let mut b = [0u8; 60];
+        b[0..8].copy_from_slice(&stat.czxid.0.to_be_bytes());
+        b[8..16].copy_from_slice(&stat.mzxid.0.to_be_bytes());
+        b[16..24].copy_from_slice(&stat.pzxid.0.to_be_bytes());
+        b[24..32].copy_from_slice(&stat.ctime.to_be_bytes());
+        b[32..40].copy_from_slice(&stat.mtime.to_be_bytes());
+        b[40..44].copy_from_slice(&stat.version.to_be_bytes());
+        b[44..48].copy_from_slice(&stat.cversion.to_be_bytes());
+        b[48..52].copy_from_slice(&stat.aversion.to_be_bytes());
+        b[52..60].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
+        crc.update(&b);
+        crc.value() as i64
+    }
 }
 
 #[cfg(test)]

@@ -1270,6 +1270,19 @@ impl DataTree {
         }
     }
 
+    /// One step of a resumable snapshot walk (ZooKeeper's `serializeNode` for one node): the
+    /// node at `path` (`""` or `/` is the root) as a snapshot writes it — data (`None` = null),
+    /// ACL id, persisted stat — after `child` has been called with each child's name in set
+    /// order. `None` if the node is gone (deleted since its parent was visited).
+    pub fn snapshot_node(&self, path: &str, mut child: impl FnMut(&str)) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
+        let id = self.lookup(path)?;
+        for c in self.child_ids(id) {
+            child(self.node(c).name());
+        }
+        let n = self.node(id);
+        Some((n.data.as_opt(), n.acl, &n.stat))
+    }
+
     /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
     /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
     /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL

@@ -13,6 +13,7 @@ use crate::core::path::{self, validate_path};
 use rzk_proto::client::{Create, Request};
 use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
+use rzk_tree::digest::DigestPrefix;
 use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use std::collections::{HashMap, VecDeque};
 
@@ -22,26 +23,42 @@ pub struct NodeRecord {
     pub stat: StatPersisted,
     pub child_count: i32,
     pub acl: Vec<Acl>,
+    /// The node's path and data, hashed: its digest under any stat.
+    pub prefix: DigestPrefix,
+}
+
+impl NodeRecord {
+    /// The node's contribution to the tree digest in this state.
+    pub fn digest(&self) -> i64 {
+        self.prefix.digest(&self.stat)
+    }
 }
 
 #[derive(Debug, Clone)]
 struct ChangeRecord {
-    /// The txn that made this record (kept for debugging and `dump`).
-    #[allow(dead_code)]
+    /// The txn that made this record.
     zxid: Zxid,
     /// `None`: the node is deleted by an outstanding txn.
     node: Option<NodeRecord>,
     seq: u64,
 }
 
-/// The outstanding changes: the newest record per path, plus the order they were made in.
+/// The outstanding changes: the newest record per path, plus the order they were made in
+/// (each with the record it replaced, so the changes of txns the log could not write can be
+/// taken back).
 #[derive(Debug, Default)]
 pub struct Outstanding {
     by_path: HashMap<String, ChangeRecord>,
-    order: VecDeque<(Zxid, String, u64)>,
+    order: VecDeque<(Zxid, String, u64, Option<ChangeRecord>)>,
     seq: u64,
+    /// The last zxid applied to the tree.
+    applied_through: Zxid,
     /// While prepping a multi: the records it replaced, to restore if a member fails.
     undo: Option<Vec<(String, Option<ChangeRecord>)>>,
+    /// How the changes recorded since the last [`Outstanding::take_digest_delta`] move the
+    /// tree digest (ZooKeeper's precalculated digests), and its value when a multi began.
+    digest_delta: i64,
+    multi_digest_delta: i64,
 }
 
 impl Outstanding {
@@ -53,62 +70,71 @@ impl Outstanding {
         self.order.is_empty()
     }
 
-    fn add(&mut self, zxid: Zxid, path: &str, node: Option<NodeRecord>) {
+    /// Records the newest view of `path`; `old_digest` is the node's digest before it.
+    fn add(&mut self, zxid: Zxid, path: &str, old_digest: i64, node: Option<NodeRecord>) {
+        let new_digest = node.as_ref().map_or(0, NodeRecord::digest);
+        self.digest_delta = self.digest_delta.wrapping_add(new_digest.wrapping_sub(old_digest));
         self.seq += 1;
         let rec = ChangeRecord { zxid, node, seq: self.seq };
         let prev = self.by_path.insert(path.to_owned(), rec);
         if let Some(undo) = self.undo.as_mut() {
-            undo.push((path.to_owned(), prev));
+            undo.push((path.to_owned(), prev.clone()));
         }
-        self.order.push_back((zxid, path.to_owned(), self.seq));
+        self.order.push_back((zxid, path.to_owned(), self.seq, prev));
     }
 
     /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
     pub fn applied(&mut self, zxid: Zxid) {
-        while let Some((z, _, _)) = self.order.front() {
+        self.applied_through = self.applied_through.max(zxid);
+        while let Some((z, _, _, _)) = self.order.front() {
             if *z > zxid {
                 break;
             }
-            let (_, path, seq) = self.order.pop_front().expect("front");
+            let (_, path, seq, _) = self.order.pop_front().expect("front");
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 self.by_path.remove(&path);
             }
         }
     }
 
-    /// The paths a closeSession txn deletes, as ZooKeeper's prep computes them: the tree's
-    /// ephemerals of `session` (a clone of its HashSet, so the order is Java's), less the paths
-    /// outstanding changes delete, plus those they create as this session's ephemerals. Each
-    /// gets a deleted-record at `zxid`, so requests prepped after the close see them gone.
-    pub fn close_session_paths(&mut self, tree: &DataTree, session: SessionId, zxid: Zxid) -> Vec<String> {
-        let mut es = tree.ephemerals_set(session);
-        for (_, path, seq) in &self.order {
-            // Only the newest record per path is kept; older ones are superseded by it.
-            let Some(rec) = self.by_path.get(path).filter(|r| r.seq == *seq) else { continue };
-            match &rec.node {
-                None => {
-                    es.remove(path.as_str());
+    /// Takes back the records of every txn from `zxid` on (the log could not write them):
+    /// each path gets the record it had before, unless that one's txn has been applied since
+    /// (then the tree is the truth).
+    pub fn rollback_from(&mut self, zxid: Zxid) {
+        while self.order.back().is_some_and(|(z, ..)| *z >= zxid) {
+            let (_, path, seq, prev) = self.order.pop_back().expect("back");
+            if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
+                match prev.filter(|p| p.zxid > self.applied_through) {
+                    Some(p) => {
+                        self.by_path.insert(path, p);
+                    }
+                    None => {
+                        self.by_path.remove(&path);
+                    }
                 }
-                Some(n) if n.stat.ephemeral_owner == session.0 => {
-                    es.insert(path.as_str().into());
-                }
-                Some(_) => {}
             }
         }
-        let paths: Vec<String> = es.iter().map(|p| p.to_string()).collect();
-        for p in &paths {
-            self.add(zxid, p, None);
-        }
-        paths
+    }
+
+    /// The change in tree digest the txn prepped since the last call will make.
+    pub fn take_digest_delta(&mut self) -> i64 {
+        std::mem::take(&mut self.digest_delta)
+    }
+
+    /// The records of outstanding txns, newest per path.
+    pub fn newest(&self) -> impl Iterator<Item = (&str, Option<&NodeRecord>)> + '_ {
+        self.by_path.iter().map(|(p, r)| (p.as_str(), r.node.as_ref()))
     }
 
     fn begin_multi(&mut self) {
         self.undo = Some(Vec::new());
+        self.multi_digest_delta = self.digest_delta;
     }
 
     fn end_multi(&mut self, rollback: bool) {
         let undo = self.undo.take().unwrap_or_default();
         if rollback {
+            self.digest_delta = self.multi_digest_delta;
             for (path, prev) in undo.into_iter().rev() {
                 self.order.pop_back();
                 match prev {
@@ -144,7 +170,8 @@ impl PrepContext<'_> {
             return rec.node.clone().ok_or(ErrorCode::NoNode);
         }
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec() })
+        let prefix = DigestPrefix::new(path, n.data);
+        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec(), prefix })
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
@@ -162,10 +189,12 @@ impl PrepContext<'_> {
                 let mut rec = self.record(&s.path)?;
                 self.check_acl(&rec.acl, perms::WRITE)?;
                 let version = check_and_inc_version(rec.stat.version, s.version)?;
+                let old = rec.digest();
                 rec.stat.version = version;
                 rec.stat.mtime = time;
                 rec.stat.mzxid = zxid;
-                self.outstanding.add(zxid, &s.path, Some(rec));
+                rec.prefix = DigestPrefix::new(path::normalize_root(&s.path), s.data.as_deref().unwrap_or(&[]));
+                self.outstanding.add(zxid, &s.path, old, Some(rec));
                 Ok(Txn::SetData(SetDataTxn { path: s.path.clone(), data: s.data.clone(), version }))
             }
             Request::SetAcl(s) => {
@@ -174,9 +203,10 @@ impl PrepContext<'_> {
                 let mut rec = self.record(&s.path)?;
                 self.check_acl(&rec.acl, perms::ADMIN)?;
                 let version = check_and_inc_version(rec.stat.aversion, s.version)?;
+                let old = rec.digest();
                 rec.stat.aversion = version;
                 rec.acl = acl.clone();
-                self.outstanding.add(zxid, &s.path, Some(rec));
+                self.outstanding.add(zxid, &s.path, old, Some(rec));
                 Ok(Txn::SetAcl(SetAclTxn { path: s.path.clone(), acl, version }))
             }
             Request::Check(c) => {
@@ -270,12 +300,14 @@ impl PrepContext<'_> {
                 create2: c.op != OpCode::Create,
             },
         };
+        let old = parent.digest();
         parent.child_count += 1;
         parent.stat.cversion = new_cversion;
         parent.stat.pzxid = zxid;
-        self.outstanding.add(zxid, path::normalize_root(parent_path), Some(parent));
+        self.outstanding.add(zxid, path::normalize_root(parent_path), old, Some(parent));
         let stat = StatPersisted::for_new_node(zxid, time, owner);
-        self.outstanding.add(zxid, &path, Some(NodeRecord { stat, child_count: 0, acl }));
+        let prefix = DigestPrefix::new(&path, c.data.as_deref().unwrap_or(&[]));
+        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl, prefix }));
         Ok(txn)
     }
 
@@ -306,12 +338,51 @@ impl PrepContext<'_> {
             }
             node
         };
-        let _ = node;
+        let old = parent.digest();
         parent.child_count -= 1;
         parent.stat.pzxid = zxid;
-        self.outstanding.add(zxid, path::normalize_root(parent_path), Some(parent));
-        self.outstanding.add(zxid, path, None);
+        self.outstanding.add(zxid, path::normalize_root(parent_path), old, Some(parent));
+        self.outstanding.add(zxid, path, node.digest(), None);
         Ok(if container { Txn::DeleteContainer { path: path.to_owned() } } else { Txn::Delete { path: path.to_owned() } })
+    }
+
+    /// `closeSession` (PrepRequestProcessor): the session's ephemerals as the tree has them,
+    /// plus those outstanding txns create, minus those they delete, in `HashSet` order; each
+    /// is recorded as deleted (its parent's pzxid moves to `zxid`), as ZooKeeper does.
+    pub fn close_session(&mut self, zxid: Zxid) -> Txn {
+        let session = self.session;
+        let mut set = self.tree.ephemerals_set(session);
+        let changes: Vec<(String, Option<i64>)> =
+            self.outstanding.newest().map(|(p, n)| (p.to_string(), n.map(|n| n.stat.ephemeral_owner))).collect();
+        for (p, owner) in changes {
+            let h = rzk_tree::java::string_hash_code(&p);
+            match owner {
+                None => {
+                    set.remove_with_hash(h, p.as_str());
+                }
+                Some(o) if o == session.0 => {
+                    set.insert_with_hash(h, p.into_boxed_str());
+                }
+                Some(_) => {}
+            }
+        }
+        let paths: Vec<String> = set.iter().map(|p| p.to_string()).collect();
+        for p in &paths {
+            let Some(last_slash) = p.rfind('/') else { continue };
+            let parent_path = path::normalize_root(&p[..last_slash]);
+            if let Ok(node) = self.record(p) {
+                self.outstanding.add(zxid, p, node.digest(), None);
+                if let Ok(mut parent) = self.record(parent_path) {
+                    let old = parent.digest();
+                    parent.child_count -= 1;
+                    if zxid > parent.stat.pzxid {
+                        parent.stat.pzxid = zxid;
+                    }
+                    self.outstanding.add(zxid, parent_path, old, Some(parent));
+                }
+            }
+        }
+        Txn::CloseSession { paths_to_delete: paths }
     }
 
     /// A multi: every member at the same zxid; on the first failure the members already

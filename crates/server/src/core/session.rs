@@ -103,6 +103,29 @@ impl SessionTracker {
         }
     }
 
+    /// Undoes [`Self::set_closing`] / [`Self::expire`] (the closeSession could not be
+    /// logged): the session is live again and expires `timeout` after `now_ms`.
+    pub fn reopen(&mut self, id: SessionId, now_ms: i64) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let at = s.expires_at_ms;
+        s.closing = false;
+        let timeout = s.timeout_ms;
+        self.unbucket(id, at);
+        let expires = self.round_to_next_interval(now_ms + timeout as i64);
+        self.sessions.get_mut(&id).expect("present").expires_at_ms = expires;
+        self.buckets.entry(expires).or_default().insert(id);
+    }
+
+    /// Moves a session into the bucket at `now_ms`, so the next [`Self::expire`] takes it.
+    pub fn expire_now(&mut self, id: SessionId, now_ms: i64) {
+        let Some(s) = self.sessions.get(&id) else { return };
+        let old = s.expires_at_ms;
+        let first = now_ms;
+        self.unbucket(id, old);
+        self.buckets.entry(first).or_default().insert(id);
+        self.sessions.get_mut(&id).expect("present").expires_at_ms = first;
+    }
+
     pub fn remove(&mut self, id: SessionId) {
         if let Some(s) = self.sessions.remove(&id) {
             self.unbucket(id, s.expires_at_ms);

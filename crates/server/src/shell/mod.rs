@@ -5,15 +5,16 @@
 //! executes the actions that come out, and ticks the core's clock. Four-letter words are
 //! answered here from a snapshot of the core, because some need the process and the disk.
 //!
-//! Until the durability work lands, the "log" is memory: an append is persisted at once.
+//! Durability ([`durable`]): the data directory is recovered before the driver starts;
+//! appends go to the log worker, and a write is answered only once its txn is fsynced.
 
 pub mod conn;
+pub mod durable;
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
 use rzk_config::ServerConfig;
-use rzk_proto::Zxid;
-use rzk_tree::DataTree;
+use rzk_storage::worker::StorageEvent;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -127,10 +128,22 @@ pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
 pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let started = Instant::now();
     let now_ms = move || started.elapsed().as_millis() as i64;
-    let core_cfg = core_config(&cfg);
     let tick = Duration::from_millis(50);
-    let tree = DataTree::with_options(rzk_tree::tree::TreeOptions { extended_types_enabled: cfg.extended_types_enabled, ..Default::default() });
-    let mut core = ZooKeeperServer::new(core_cfg, tree, now_ms(), wall_ms());
+    let storage_cfg = durable::storage_config(&cfg);
+    let (n0, w0) = (now_ms(), wall_ms());
+    let recover_cfg = cfg.clone();
+    let recover_storage = storage_cfg.clone();
+    let started_core = tokio::task::spawn_blocking(move || durable::recover(&recover_cfg, &recover_storage, n0, w0))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut core = started_core.core;
+    let mut storage = durable::Durable::start(storage_cfg)?;
+    if started_core.snapshot_now {
+        storage.start_snapshot(&core);
+    }
+    let purge_every = Duration::from_secs(3600 * storage.config().purge_interval_hours.max(1));
+    let purge_enabled = storage.config().purge_interval_hours > 0;
+    let mut purge_timer = tokio::time::interval(purge_every);
     let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
     let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
@@ -191,13 +204,53 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let process = ProcessInfoSource { cfg: cfg.clone() };
+    let mut fatal: Option<String> = None;
     loop {
+        let log_sender = storage.log_sender();
+        let snap_sender = storage.snapshot_sender();
+        let accepting = storage.pending.len() < durable::PENDING_APPENDS_MAX;
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {
                 core.handle(now_ms(), wall_ms(), Input::Tick);
             }
-            ev = inbox.recv() => {
+            ev = storage.events.recv() => {
+                let Some(ev) = ev else { break };
+                let (n, w) = (now_ms(), wall_ms());
+                match ev {
+                    StorageEvent::Persisted { zxid } => core.handle(n, w, Input::Persisted { zxid }),
+                    StorageEvent::AppendFailed { zxid, reason } => {
+                        tracing::error!(from = %zxid, reason = %reason, "the transaction log refused writes; answering them with ConnectionLoss");
+                        core.handle(n, w, Input::AppendFailed { zxid });
+                    }
+                    StorageEvent::SnapshotDue => storage.start_snapshot(&core),
+                    StorageEvent::SnapshotWritten { zxid, result } => storage.snapshot_written(zxid, &result),
+                    StorageEvent::Fatal(msg) => {
+                        fatal = Some(msg);
+                        break;
+                    }
+                }
+            }
+            permit = reserve(log_sender) => {
+                match permit {
+                    Ok(p) => storage.send_pending(p),
+                    Err(_) => {
+                        fatal = Some("the transaction log worker stopped".into());
+                        break;
+                    }
+                }
+            }
+            permit = reserve(snap_sender) => {
+                match permit {
+                    Ok(p) => storage.snapshot_step(&core, p),
+                    Err(_) => storage.snapshot_lost(),
+                }
+            }
+            _ = purge_timer.tick(), if purge_enabled => {
+                let c = storage.config().clone();
+                tokio::task::spawn_blocking(move || durable::purge(&c));
+            }
+            ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };
                 // Take what is queued in one go, up to a bound, then act once.
                 let mut batch = vec![ev];
@@ -232,25 +285,39 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                 }
             }
         }
-        execute(&mut core, &mut conns, &now_ms);
+        execute(&mut core, &mut conns, &mut storage);
+        storage.flush();
+    }
+    if let Some(msg) = fatal {
+        // Nothing more may be acknowledged: stop at once; recovery on restart sorts it out.
+        tracing::error!("{msg}");
+        acceptor.abort();
+        return Err(std::io::Error::other(msg));
     }
     tracing::info!("shutting down");
     for (_, tx) in conns.drain() {
         let _ = tx.send(Outbound::Close("server shutting down".into()));
     }
     acceptor.abort();
+    storage.shutdown().await;
     Ok(())
 }
 
-/// Runs the core's actions until it has nothing more to say. Appends are persisted at once
-/// (memory only, for now), which feeds back `Persisted` and may produce more actions.
-fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>, now_ms: &dyn Fn() -> i64) {
+/// Waits for room in a bounded channel, or forever when there is nothing to send.
+async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the core's actions: frames to connections, appends to the log worker's queue.
+fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>, storage: &mut durable::Durable) {
     loop {
         let actions = core.take_actions();
         if actions.is_empty() {
             return;
         }
-        let mut persisted: Option<Zxid> = None;
         for a in actions {
             match a {
                 Action::Send { conn, frame, reply } => {
@@ -264,11 +331,8 @@ fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::Unbound
                         let _ = tx.send(Outbound::Close(reason));
                     }
                 }
-                Action::Append(record) => persisted = Some(record.header.zxid),
+                Action::Append(record) => storage.append(record.header.zxid, record.to_bytes()),
             }
-        }
-        if let Some(zxid) = persisted {
-            core.handle(now_ms(), wall_ms(), Input::Persisted { zxid });
         }
     }
 }

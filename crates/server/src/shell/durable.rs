@@ -1,0 +1,312 @@
+//! The driver's side of durability: recovery at start, the hand-off of appends to the log
+//! worker (group commit), fuzzy snapshots advanced in bounded steps between batches, and
+//! the hourly purge. All file I/O happens in `rzk-storage`'s threads; this module only moves
+//! work and results between them and the core.
+//!
+//! The contract with the core: `Action::Append` records go to the log worker in zxid order;
+//! `Input::Persisted { zxid }` is fed back only once the worker's fdatasync covering `zxid`
+//! returned, so a reply is never sent for a txn that is not on disk. `Input::AppendFailed`
+//! comes back when the disk is full. A `Fatal` event (failed fsync, I/O error) stops the
+//! server.
+
+use crate::core::ZooKeeperServer;
+use rzk_config::{ServerConfig, SnapshotCompression};
+use rzk_proto::{SessionId, Zxid};
+use rzk_storage::snapshot::SnapshotWalk;
+use rzk_storage::worker::{self, LogAppend, SnapChunk, StorageEvent};
+use rzk_storage::{Compression, RecoveryOptions, StorageConfig};
+use rzk_tree::TreeOptions;
+use std::io;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Appends queued for the log worker beyond which the driver stops taking requests.
+pub const PENDING_APPENDS_MAX: usize = 10_000;
+/// Bytes of snapshot produced per driver step (bounds the pause a step adds to requests).
+pub const SNAPSHOT_STEP_BYTES: usize = 128 * 1024;
+/// A snapshot abandoned this many times in a row (new ACL lists met) is taken in one step.
+const SNAPSHOT_ABORTS_MAX: u32 = 3;
+
+/// The storage settings, from zoo.cfg.
+pub fn storage_config(cfg: &ServerConfig) -> StorageConfig {
+    let (snap_dir, log_dir) = StorageConfig::dirs(&cfg.data_dir, cfg.data_log_dir.as_deref());
+    StorageConfig {
+        snap_dir,
+        log_dir,
+        snap_count: cfg.snap_count as u64,
+        prealloc_bytes: cfg.pre_alloc_size_kb.saturating_mul(1024),
+        force_sync: cfg.force_sync,
+        compression: match cfg.snapshot_compression_method {
+            SnapshotCompression::Checked => Compression::Checked,
+            SnapshotCompression::Gzip => Compression::Gzip,
+            SnapshotCompression::Snappy => Compression::Snappy,
+        },
+        snap_retain_count: cfg.snap_retain_count as usize,
+        purge_interval_hours: cfg.purge_interval as u64,
+        max_record_bytes: (cfg.jute_maxbuffer as usize).max(0xfffff) + 1024,
+    }
+}
+
+/// The tree settings, from zoo.cfg (`zookeeper.digest.enabled`, `extendedTypesEnabled`).
+pub fn tree_options(cfg: &ServerConfig) -> TreeOptions {
+    let digest_enabled = cfg
+        .system_properties
+        .get("zookeeper.digest.enabled")
+        .or_else(|| cfg.system_properties.get("digest.enabled"))
+        .map(|v| !v.trim().eq_ignore_ascii_case("false"))
+        .unwrap_or(true);
+    TreeOptions { extended_types_enabled: cfg.extended_types_enabled, digest_enabled, ..Default::default() }
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// What recovery hands the driver.
+pub struct Started {
+    pub core: ZooKeeperServer,
+    /// True when the log was replayed: a snapshot should be taken soon.
+    pub snapshot_now: bool,
+}
+
+/// Loads the data directory (blocking; run it off the async threads) and builds the core.
+pub fn recover(cfg: &ServerConfig, sc: &StorageConfig, now_ms: i64, wall_ms: i64) -> io::Result<Started> {
+    let started = Instant::now();
+    sc.ensure_dirs().map_err(other)?;
+    let stale = rzk_storage::purge::remove_stale_temps(&sc.snap_dir).map_err(other)?;
+    for p in stale {
+        tracing::info!(file = %p.display(), "removed an unfinished snapshot");
+    }
+    let opts = RecoveryOptions { tree: tree_options(cfg), max_record_bytes: sc.max_record_bytes, repair: true };
+    let rec = rzk_storage::recover(&sc.snap_dir, &sc.log_dir, &opts).map_err(other)?;
+    for (p, why) in &rec.skipped_snapshots {
+        tracing::warn!(file = %p.display(), reason = %why, "skipped a snapshot");
+    }
+    if !rec.digest_mismatches.is_empty() {
+        tracing::error!(zxids = ?rec.digest_mismatches, "digest mismatches during recovery");
+    }
+    tracing::info!(
+        snapshot = ?rec.snapshot.as_ref().map(|(_, p)| p.display().to_string()),
+        replayed = rec.replayed,
+        last_zxid = %rec.last_zxid,
+        znodes = rec.tree.node_count() - 1,
+        sessions = rec.sessions.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "recovered the data directory"
+    );
+    if rec.snapshot.is_none() {
+        // ZooKeeper refuses logs without a snapshot: write one before any log.
+        let sessions: Vec<(i64, i32)> = rec.sessions.iter().map(|(k, v)| (*k, *v)).collect();
+        let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &sessions, sc.compression).map_err(other)?;
+        tracing::info!(file = %p.display(), "wrote the initial snapshot");
+    }
+    let sessions: Vec<(SessionId, i32)> = rec.sessions.iter().map(|(k, v)| (SessionId(*k), *v)).collect();
+    let core = ZooKeeperServer::recovered(crate::shell::core_config(cfg), rec.tree, &sessions, now_ms, wall_ms);
+    Ok(Started { core, snapshot_now: rec.replayed > 0 })
+}
+
+/// A snapshot being walked.
+struct InProgress {
+    walk: SnapshotWalk,
+    tx: mpsc::Sender<SnapChunk>,
+    /// Every node is written; the next send is `End`.
+    nodes_done: bool,
+}
+
+/// The driver's storage state.
+pub struct Durable {
+    cfg: StorageConfig,
+    log_tx: Option<mpsc::Sender<Vec<LogAppend>>>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
+    events_tx: mpsc::Sender<StorageEvent>,
+    pub events: mpsc::Receiver<StorageEvent>,
+    /// Appends not yet handed to the log worker (its queue was full).
+    pub pending: Vec<LogAppend>,
+    snapshot: Option<InProgress>,
+    snapshot_aborts: u32,
+}
+
+impl Durable {
+    pub fn start(cfg: StorageConfig) -> io::Result<Durable> {
+        if !cfg.force_sync {
+            tracing::warn!("forceSync=no: the transaction log is never fsynced; acknowledged writes can be lost in a crash (unsafe)");
+        }
+        let (events_tx, events) = mpsc::channel(1024);
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x5eed);
+            h.finish()
+        };
+        let (log_tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed)?;
+        Ok(Durable { cfg, log_tx: Some(log_tx), log_thread: Some(h), events_tx, events, pending: Vec::new(), snapshot: None, snapshot_aborts: 0 })
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.cfg
+    }
+
+    /// Queues a txn for the log.
+    pub fn append(&mut self, zxid: Zxid, entry: Vec<u8>) {
+        self.pending.push(LogAppend { zxid, entry });
+    }
+
+    /// Hands queued appends to the log worker if its queue has room.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(tx) = &self.log_tx else { return };
+        match tx.try_send(std::mem::take(&mut self.pending)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(v)) | Err(mpsc::error::TrySendError::Closed(v)) => self.pending = v,
+        }
+    }
+
+    /// A sender to wait on when appends are queued and the worker's queue is full.
+    pub fn log_sender(&self) -> Option<mpsc::Sender<Vec<LogAppend>>> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            self.log_tx.clone()
+        }
+    }
+
+    /// Sends the queued appends with a permit obtained from [`Durable::log_sender`].
+    pub fn send_pending(&mut self, permit: mpsc::OwnedPermit<Vec<LogAppend>>) {
+        permit.send(std::mem::take(&mut self.pending));
+    }
+
+    pub fn snapshot_running(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// Starts a fuzzy snapshot of the core's tree and session table (unless one is running).
+    pub fn start_snapshot(&mut self, core: &ZooKeeperServer) {
+        if self.snapshot.is_some() {
+            tracing::info!("a snapshot is still being written; skipping this one (as ZooKeeper: too busy to snap)");
+            return;
+        }
+        let sessions: Vec<(i64, i32)> = core.sessions().sessions().iter().map(|s| (s.id.0, s.timeout_ms)).collect();
+        let (mut walk, head) = SnapshotWalk::begin(core.tree(), &sessions);
+        let zxid = walk.zxid();
+        let tx = match worker::spawn_snapshot_writer(&self.cfg.snap_dir, zxid, self.cfg.compression, head, self.events_tx.clone()) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the snapshot writer");
+                return;
+            }
+        };
+        tracing::info!(zxid = %zxid, "taking a snapshot (fuzzy, while writes go on)");
+        if self.snapshot_aborts >= SNAPSHOT_ABORTS_MAX {
+            // New ACL lists keep appearing mid-walk: take this one in a single step.
+            tracing::warn!("snapshot taken in one step after {} abandoned attempts", self.snapshot_aborts);
+            let body = walk.step(core.tree(), usize::MAX).expect("nothing interleaves a single step");
+            let _ = tx.try_send(SnapChunk::Data(body));
+            let _ = tx.try_send(SnapChunk::End(SnapshotWalk::zxid_digest(core.tree())));
+            self.snapshot_aborts = 0;
+            self.snapshot = Some(InProgress { walk, tx, nodes_done: true });
+            return;
+        }
+        self.snapshot = Some(InProgress { walk, tx, nodes_done: false });
+    }
+
+    /// A sender to wait on while a snapshot still has chunks to send.
+    pub fn snapshot_sender(&self) -> Option<mpsc::Sender<SnapChunk>> {
+        match &self.snapshot {
+            Some(s) if !s.walk.is_done() || !s.nodes_done => Some(s.tx.clone()),
+            _ => None,
+        }
+    }
+
+    /// One bounded step of the snapshot walk, sent with `permit`.
+    pub fn snapshot_step(&mut self, core: &ZooKeeperServer, permit: mpsc::OwnedPermit<SnapChunk>) {
+        let Some(s) = self.snapshot.as_mut() else { return };
+        if s.walk.is_done() {
+            s.nodes_done = true;
+            permit.send(SnapChunk::End(SnapshotWalk::zxid_digest(core.tree())));
+            return;
+        }
+        match s.walk.step(core.tree(), SNAPSHOT_STEP_BYTES) {
+            Ok(b) => {
+                permit.send(SnapChunk::Data(b));
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "snapshot abandoned; retrying");
+                self.snapshot = None; // dropping the sender abandons the temp file
+                self.snapshot_aborts += 1;
+                drop(permit);
+                self.start_snapshot(core);
+            }
+        }
+    }
+
+    /// A snapshot writer finished (or failed, or was abandoned by us).
+    pub fn snapshot_written(&mut self, zxid: Zxid, result: &Result<std::path::PathBuf, String>) {
+        if matches!(result, Err(e) if e == "abandoned") {
+            return; // an attempt we dropped; a retry may be running under the same zxid
+        }
+        if self.snapshot.as_ref().is_some_and(|s| s.walk.zxid() == zxid) {
+            self.snapshot = None;
+            if result.is_ok() {
+                self.snapshot_aborts = 0;
+            }
+        }
+    }
+
+    /// The snapshot writer went away mid-walk (it failed; its event says why).
+    pub fn snapshot_lost(&mut self) {
+        self.snapshot = None;
+    }
+
+    /// Stops the log worker after it has written what it was given.
+    pub async fn shutdown(mut self) {
+        self.snapshot = None;
+        if let Some(tx) = self.log_tx.take() {
+            if !self.pending.is_empty() {
+                let _ = tx.send(std::mem::take(&mut self.pending)).await;
+            }
+            drop(tx);
+        }
+        if let Some(h) = self.log_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Runs one purge (blocking).
+pub fn purge(cfg: &StorageConfig) {
+    match rzk_storage::purge::purge(&cfg.snap_dir, &cfg.log_dir, cfg.snap_retain_count.max(rzk_storage::purge::MIN_RETAIN)) {
+        Ok(r) if !r.removed.is_empty() => tracing::info!(removed = r.removed.len(), "purged old snapshots and logs"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "purge failed"),
+    }
+}
+
+/// For the data tools: the storage settings from `--config zoo.cfg`, or a directory given
+/// directly (a dataDir holding `version-2`, or the `version-2` directory itself; the snapshot
+/// directory may be given separately, as `PurgeTxnLog` takes it).
+pub fn tool_config(
+    config: Option<&std::path::Path>,
+    dir: Option<&std::path::Path>,
+    snap_dir: Option<&std::path::Path>,
+) -> Result<(StorageConfig, TreeOptions), String> {
+    let cfg = match (config, dir) {
+        (Some(c), _) => rzk_config::load(c).map_err(|e| format!("invalid configuration: {e}"))?,
+        (None, Some(d)) => {
+            let mut c = ServerConfig::default_standalone();
+            // Both layouts: dataDir or dataDir/version-2.
+            let base = if d.file_name().is_some_and(|n| n == rzk_storage::format::VERSION_DIR) {
+                d.parent().unwrap_or(d).to_path_buf()
+            } else {
+                d.to_path_buf()
+            };
+            c.data_dir = snap_dir.map(|s| s.to_path_buf()).unwrap_or_else(|| base.clone());
+            c.data_log_dir = Some(base);
+            c.extended_types_enabled = true;
+            c
+        }
+        (None, None) => return Err("give --config zoo.cfg or a data directory".into()),
+    };
+    Ok((storage_config(&cfg), tree_options(&cfg)))
+}
