@@ -20,6 +20,8 @@ enum Command {
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
     },
+    /// Load generator for ZooKeeper-compatible servers (see `rzk bench --help`).
+    Bench(rzk_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server { config } => server(config),
+        Command::Bench(args) => rzk_bench::run_cli(args),
     }
 }
 
