@@ -5,6 +5,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// mimalloc rather than glibc malloc: the server allocates and frees many small buffers per
+// request (frames, child names); with glibc, getChildren of 1,000 children ran 3-10x slower
+// (numbers in docs/BENCH.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
