@@ -217,18 +217,19 @@ class CpuSampler:
 
 
 def bench(args, proc: Proc, workload: str, extra: List[str], log_dir: Path, tag: str) -> dict:
-    cmd = [
-        str(rzk_bin()), "bench", workload,
-        "--servers", "127.0.0.1:%d" % proc.port,
-        "--clients", str(args.clients),
-        "--inflight", str(args.inflight),
-        "--value-size", str(args.value_size),
-        "--threads", str(args.client_threads),
-        "--json", "--quiet",
-    ]
+    opts = {
+        "--servers": "127.0.0.1:%d" % proc.port,
+        "--clients": str(args.clients),
+        "--inflight": str(args.inflight),
+        "--value-size": str(args.value_size),
+        "--threads": str(args.client_threads),
+    }
     if workload not in ("expiry", "load"):
-        cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    cmd += extra  # later flags win (clap takes the last occurrence)
+        opts.update({"--duration": str(args.duration), "--warmup": str(args.warmup)})
+    opts.update(dict(zip(extra[::2], extra[1::2])))  # the workload's own settings win
+    cmd = [str(rzk_bin()), "bench", workload, "--json", "--quiet"]
+    for k, v in opts.items():
+        cmd += [k, v]
     sampler = CpuSampler(proc)
     t_start = time.monotonic()
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.duration + args.warmup + 600)
@@ -379,7 +380,8 @@ def write_chart(path: Path, runs: Dict[str, Dict[str, List[dict]]], workloads: L
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [w for w in workloads if w in runs["zookeeper"] and w in runs["rzk"]]
+    # expiry is one sample per run, bounded below by the session timeout: not a distribution.
+    shown = [w for w in workloads if w != "expiry" and w in runs["zookeeper"] and w in runs["rzk"]]
     cols = 3
     rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
