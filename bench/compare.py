@@ -132,7 +132,7 @@ class Proc:
         env = dict(os.environ)
         env.setdefault("RZK_LOG", "warn")
         t0 = time.monotonic()
-        self.p = zkharness.spawn(self.command(), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(self.workdir), env=env)
+        self.p = zkharness.spawn(niced(self.command()), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(self.workdir), env=env)
         return t0
 
     def start(self, timeout: float = 90.0) -> None:
@@ -170,6 +170,14 @@ class Proc:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+NICE = 0
+
+
+def niced(cmd: List[str]) -> List[str]:
+    """The command under `nice -n NICE` (servers and bench client alike), when --nice is set."""
+    return ["nice", "-n", str(NICE)] + cmd if NICE else cmd
 
 
 def rzk_bin() -> Path:
@@ -231,8 +239,9 @@ def bench(args, proc: Proc, workload: str, extra: List[str], log_dir: Path, tag:
     for k, v in opts.items():
         cmd += [k, v]
     sampler = CpuSampler(proc)
+    load_1m = os.getloadavg()[0]
     t_start = time.monotonic()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.duration + args.warmup + 600)
+    r = subprocess.run(niced(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.duration + args.warmup + 600)
     t_end = time.monotonic()
     sampler.stop()
     (log_dir / ("%s.stderr" % tag)).write_bytes(r.stderr)
@@ -241,6 +250,7 @@ def bench(args, proc: Proc, workload: str, extra: List[str], log_dir: Path, tag:
     res = json.loads(r.stdout)
     measured_start = max(t_start, t_end - res["elapsed_s"])
     res["server_cpu_percent"] = sampler.percent(measured_start, t_end)
+    res["loadavg_1m_at_start"] = load_1m
     res["command"] = cmd
     (log_dir / ("%s.json" % tag)).write_text(json.dumps(res, indent=1))
     return res
@@ -421,7 +431,12 @@ def build_report(args, runs, servers, memory, info, started: str, chart_rel: str
     lines.append("- **Servers:** Apache ZooKeeper 3.8.0 (Debian, %s, `-Xmx%dm`, default GC) and rzk `%s` (release build)" % (info["java"], args.zk_heap, info["rzk"]))
     lines.append("- **Mode:** standalone, `tickTime=%d`, `forceSync=yes`, `maxClientCnxns=0`, loopback; client and server share the machine" % args.tick_time)
     lines.append("- **Load:** `rzk bench`, %d sessions x %d in flight, %d-byte values, %d client thread(s); %g s warm-up + %g s measured per run; %d repetitions, servers alternating, each fresh per repetition" % (args.clients, args.inflight, args.value_size, args.client_threads, args.warmup, args.duration, args.reps))
-    lines.append("- **Command:** `%s`\n" % cmdline)
+    lines.append("- **Command:** `%s`%s" % (cmdline, " (servers and client under `nice -n %d`)" % args.nice if getattr(args, "nice", 0) else ""))
+    loads = [r.get("loadavg_1m_at_start") for k in runs for w in runs[k] for r in runs[k][w]]
+    loads = [x for x in loads if x is not None]
+    if loads:
+        lines.append("- **Machine load during the runs** (1-minute load average when each run started): %.1f to %.1f, median %.1f. The machine is shared; other processes' load lands on both servers alike only on average, which is why the servers alternate and medians are reported." % (min(loads), max(loads), statistics.median(loads)))
+    lines.append("")
     lines.append("> **rzk keeps its data in memory only until the durability work lands: ZooKeeper fsyncs every")
     lines.append("> write batch to its transaction log, rzk does not yet.** Write numbers will be re-taken when rzk")
     lines.append("> has a log; until then they are an upper bound for rzk.\n")
@@ -524,6 +539,9 @@ def build_report(args, runs, servers, memory, info, started: str, chart_rel: str
     lines.append("script's `--ensemble` section will start 3 servers of each kind on loopback (same zoo.cfg with")
     lines.append("`server.N` lines) and run the same workloads against all three; see `ENSEMBLE` in")
     lines.append("`bench/compare.py`.\n")
+    findings = REPO / "bench" / "FINDINGS.md"
+    if findings.exists():
+        lines.append(findings.read_text().rstrip("\n") + "\n")
     lines.append("## Reproduce\n")
     lines.append("```sh\nbench/compare.sh                                   # this report (~15 min on 2 cores)\n"
                  "cargo run --release -p rzk -- bench get --servers 127.0.0.1:2181   # one workload, text report\n```\n")
@@ -582,6 +600,9 @@ def main() -> int:
     ap.add_argument("--chart", default=None, help="PNG path (default: beside --out, bench-latency.png)")
     ap.add_argument("--no-readme", action="store_true", help="do not update README.md's table")
     ap.add_argument("--ensemble", action="store_true", help="3-server ensembles (awaits the ensemble issue)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run both servers and the client under nice -n N (negative, as root, to keep other work on a shared machine from skewing the numbers)")
+    ap.add_argument("--report-from", metavar="DIR", help="only re-render the report from DIR/summary.json of an earlier run")
     args = ap.parse_args()
     args.workloads = [w for w in args.workloads.split(",") if w]
     known = {w for w, _ in WORKLOADS}
@@ -589,6 +610,8 @@ def main() -> int:
         if w not in known:
             ap.error("unknown workload %r (known: %s)" % (w, ", ".join(sorted(known))))
     kinds = [k for k in args.servers.split(",") if k]
+    global NICE
+    NICE = args.nice
     if args.ensemble:
         print("compare: 3-server ensembles await the ensemble issue (rzk runs standalone only)", file=sys.stderr)
         return 2
@@ -596,6 +619,22 @@ def main() -> int:
         print("compare: %s not found (cargo build --release -p rzk)" % rzk_bin(), file=sys.stderr)
         return 2
 
+    if args.report_from:
+        saved = json.loads((Path(args.report_from) / "summary.json").read_text())
+        a = saved.get("args", {})
+        for k, v in a.items():
+            if k not in ("out", "chart", "no_readme", "report_from"):
+                setattr(args, k, v)
+        out = Path(args.out)
+        chart = Path(args.chart) if args.chart else out.parent / "bench-latency.png"
+        write_chart(chart, saved["runs"], args.workloads)
+        report, short = build_report(args, saved["runs"], saved["servers"], saved["memory"], saved["info"], saved.get("started", "?"),
+                                     os.path.relpath(chart, out.parent), saved.get("cmdline", "bench/compare.sh"))
+        out.write_text(report)
+        if not args.no_readme:
+            update_readme(short)
+        print("compare: wrote %s and %s from %s" % (out, chart, args.report_from), file=sys.stderr)
+        return 0
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     info = machine()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -630,7 +669,10 @@ def main() -> int:
             print("== memory and restart with %d znodes: %s" % (args.nodes, kind), file=sys.stderr, flush=True)
             memory[kind] = memory_and_restart(args, kind, work, log_dir)
             print("   %s" % json.dumps(memory[kind]), file=sys.stderr, flush=True)
-    (log_dir / "summary.json").write_text(json.dumps({"runs": runs, "servers": servers, "memory": memory, "info": info}, indent=1))
+    cmdline = ("bench/compare.sh " + " ".join(sys.argv[1:])).strip()
+    saved_args = {k: v for k, v in vars(args).items()}
+    (log_dir / "summary.json").write_text(json.dumps({"runs": runs, "servers": servers, "memory": memory, "info": info,
+                                                      "started": started, "cmdline": cmdline, "args": saved_args}, indent=1))
     if set(kinds) != {"zookeeper", "rzk"}:
         print("compare: raw results in %s (a report needs both servers)" % log_dir, file=sys.stderr)
         return 0
@@ -638,8 +680,7 @@ def main() -> int:
     chart = Path(args.chart) if args.chart else out.parent / "bench-latency.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_chart(chart, runs, args.workloads)
-    cmdline = "bench/compare.sh " + " ".join(sys.argv[1:])
-    report, short = build_report(args, runs, servers, memory, info, started, os.path.relpath(chart, out.parent), cmdline.strip())
+    report, short = build_report(args, runs, servers, memory, info, started, os.path.relpath(chart, out.parent), cmdline)
     out.write_text(report)
     if not args.no_readme:
         update_readme(short)
