@@ -559,6 +559,9 @@ def build_report(args, runs, servers, memory, info, started: str, chart_rel: str
         short.append("| get p99 ms | %s | %s | %s |" % (fmt_ms(s["zk_p99"]), fmt_ms(s["rzk_p99"]), ratio(s["rzk_p99"], s["zk_p99"])))
     if zm.get("bytes_per_znode") and rm.get("bytes_per_znode"):
         short.append("| resident bytes per znode | %s | %s | %s |" % (fmt_num(zm["bytes_per_znode"]), fmt_num(rm["bytes_per_znode"]), ratio(rm["bytes_per_znode"], zm["bytes_per_znode"])))
+    if zm.get("restart_s"):
+        short.append("| restart with %s znodes | %.1f s | %s | |" % (fmt_num(args.nodes), zm["restart_s"],
+                     "%.1f s" % rm["restart_s"] if rm.get("restart_s") else "n/a until durability lands"))
     short_md = "\n".join(short)
     short_md += "\n\n%s, %s cores (%s), standalone, fsync on for ZooKeeper (rzk: in memory until durability lands), `bench/compare.sh`; details in [docs/BENCH.md](docs/BENCH.md)." % (started[:10], info["nproc"], info["cpu"])
     return report, short_md
