@@ -5,6 +5,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// mimalloc rather than glibc malloc: the server allocates and frees many small buffers per
+// request (frames, child names); with glibc, getChildren of 1,000 children ran 3-10x slower
+// (numbers in docs/BENCH.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
@@ -20,6 +26,8 @@ enum Command {
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
     },
+    /// Load generator for ZooKeeper-compatible servers (see `rzk bench --help`).
+    Bench(rzk_bench::BenchArgs),
     /// A zkCli.sh-style shell: `rzk cli -server host:port [--json] [cmd args...]`.
     #[command(disable_help_flag = true)]
     Cli {
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Bench(args) => rzk_bench::run_cli(args),
     }
 }
 

@@ -240,6 +240,28 @@ fn path_hash(path: &str) -> u64 {
     h.finish()
 }
 
+/// An index entry: a node id and 32 bits of its path's hash. Keeping the hash beside the id
+/// lets the index grow without reading every node's path again: rehashing 1,000,000 paths
+/// stalled the server for ~150 ms per doubling (measured with `rzk bench load`, see
+/// docs/BENCH.md); moving 8-byte entries takes a few ms.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    id: NodeId,
+    hash: u32,
+}
+
+/// The 32 bits of a path hash the index keeps.
+fn index_hash(path: &str) -> u32 {
+    let h = path_hash(path);
+    (h ^ (h >> 32)) as u32
+}
+
+/// Spreads a stored 32-bit hash over the 64 bits the hash table uses (its top bits pick the
+/// control byte, its low bits the bucket).
+fn index_hash64(h: u32) -> u64 {
+    (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ h as u64
+}
+
 /// `String.length()`: UTF-16 code units.
 fn java_len(s: &str) -> i64 {
     if s.is_ascii() {
@@ -272,7 +294,7 @@ pub struct DataTree {
     opts: TreeOptions,
     slab: Vec<Option<Node>>,
     free: Vec<NodeId>,
-    index: HashTable<NodeId>,
+    index: HashTable<IndexEntry>,
     live: usize,
     acl_cache: AclCache,
     /// Per-session ephemeral sets (`HashSet<String>` each)...
@@ -372,13 +394,14 @@ impl DataTree {
     fn lookup(&self, path: &str) -> Option<NodeId> {
         let path = if path.is_empty() { "/" } else { path };
         let slab = &self.slab;
+        let h = index_hash(path);
         self.index
-            .find(path_hash(path), |&id| slab[id as usize].as_ref().is_some_and(|n| &*n.path == path))
-            .copied()
+            .find(index_hash64(h), |e| e.hash == h && slab[e.id as usize].as_ref().is_some_and(|n| &*n.path == path))
+            .map(|e| e.id)
     }
 
     fn insert_node(&mut self, node: Node) -> NodeId {
-        let h = path_hash(&node.path);
+        let h = index_hash(&node.path);
         let id = match self.free.pop() {
             Some(id) => {
                 self.slab[id as usize] = Some(node);
@@ -389,15 +412,14 @@ impl DataTree {
                 (self.slab.len() - 1) as NodeId
             }
         };
-        let slab = &self.slab;
-        self.index.insert_unique(h, id, |&i| path_hash(&slab[i as usize].as_ref().expect("live").path));
+        self.index.insert_unique(index_hash64(h), IndexEntry { id, hash: h }, |e| index_hash64(e.hash));
         self.live += 1;
         id
     }
 
     fn remove_node(&mut self, id: NodeId) -> Node {
-        let h = path_hash(&self.node(id).path);
-        if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
+        let h = index_hash(&self.node(id).path);
+        if let Ok(e) = self.index.find_entry(index_hash64(h), |e| e.id == id) {
             e.remove();
         }
         self.live -= 1;
@@ -1440,7 +1462,7 @@ impl DataTree {
 
     /// Approximate heap bytes held by the tree's node storage (for memory checks).
     pub fn approximate_heap_bytes(&self) -> usize {
-        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>() + self.index.capacity() * (4 + 1);
+        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>() + self.index.capacity() * (std::mem::size_of::<IndexEntry>() + 1);
         for n in self.slab.iter().flatten() {
             b += n.path.len() + n.data.len();
             if let Some(c) = &n.children {
