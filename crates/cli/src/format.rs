@@ -46,27 +46,7 @@ pub fn parse_acl(s: &str) -> Option<Vec<Acl>> {
     }
 }
 
-/// `Date.toString()` in UTC: `Sat Nov 21 08:06:45 UTC 2026`.
-pub fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // civil_from_days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{} {} {:02} {:02}:{:02}:{:02} UTC {}", WD[weekday as usize], MO[(month - 1) as usize], d, h, m, s, year)
-}
+pub use rzk_proto::time::java_date;
 
 /// zkCli's stat block.
 pub fn stat_lines(s: &Stat) -> Vec<String> {

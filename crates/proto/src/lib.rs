@@ -16,6 +16,7 @@
 //! - [`client`]: connect handshake, request/reply headers, every request and response.
 //! - [`txn`]: `TxnHeader` and the transaction records written to the log and sent in PROPOSALs.
 //! - [`frame`]: `Incomplete | Invalid | Frame` splitting of a length-prefixed stream.
+//! - [`time`]: epoch milliseconds as ZooKeeper prints them (Java's `Date.toString()`).
 //! - [`quorum`]: the ensemble's records: `QuorumPacket` and `LearnerInfo` (quorum port), the
 //!   FastLeaderElection notification and connection header (election port).
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod data;
 pub mod frame;
 pub mod jute;
 pub mod quorum;
+pub mod time;
 pub mod txn;
 
 pub use codes::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};

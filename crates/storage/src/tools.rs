@@ -15,20 +15,8 @@ use std::path::Path;
 
 /// UTC `YYYY-MM-DD HH:MM:SS.mmm` for epoch milliseconds.
 pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+    let t = rzk_proto::time::UtcTime::from_ms(ms);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} UTC", t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis)
 }
 
 fn op_name(op: i32) -> String {
