@@ -73,6 +73,18 @@ def new_server():
         s.cleanup()
 
 
+@pytest.fixture
+def kz(server):
+    """A kazoo session on the test's server (test_robustness.py has its own, stricter one)."""
+    from kazoo.client import KazooClient
+
+    c = KazooClient(hosts=server.hosts, timeout=10.0)
+    c.start(timeout=30)
+    yield c
+    c.stop()
+    c.close()
+
+
 @pytest.fixture(autouse=True)
 def _server_alive_after_test(request):
     """Fail a test that crashed the server it used."""

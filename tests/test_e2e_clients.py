@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 import zkharness as h
 
@@ -30,15 +29,6 @@ HERE = Path(__file__).resolve().parent
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def kz(server):
-    c = KazooClient(hosts=server.hosts, timeout=10.0)
-    c.start(timeout=30)
-    yield c
-    c.stop()
-    c.close()
 
 
 def zkcli(server, *args, input=None, timeout=90.0):

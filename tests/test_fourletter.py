@@ -43,15 +43,6 @@ def kv_lines(text, sep):
     return out
 
 
-@pytest.fixture
-def kz(server):
-    c = KazooClient(hosts=server.hosts, timeout=10.0)
-    c.start(timeout=30)
-    yield c
-    c.stop()
-    c.close()
-
-
 def test_ruok(server):
     assert flw(server, "ruok") == "imok"
 
