@@ -251,7 +251,18 @@ proptest! {
         }
         prop_assert_eq!(l.digest(), digest.1);
         prop_assert_eq!(dump(&l), dump(&t));
-        prop_assert_eq!(l.get_ephemerals(SessionId(7)), t.get_ephemerals(SessionId(7)));
+        // The same ephemeral paths, compared as sets. Their *order* legitimately differs:
+        // ZooKeeper keeps them in a `HashSet<String>` whose iteration order depends on its
+        // history (insertion order inside a bucket, and the capacity it has grown to), and its
+        // `DataTree.deserialize` rebuilds the set by inserting in snapshot order, while the live
+        // set was filled in creation order. Apache ZooKeeper 3.8.0 shows exactly this (the case
+        // is pinned in rzk-tree's `ephemerals_order_after_restart_follows_snapshot_order`), and
+        // rzk reproduces ZooKeeper's order on each side.
+        let mut le = l.get_ephemerals(SessionId(7));
+        let mut te = t.get_ephemerals(SessionId(7));
+        le.sort();
+        te.sort();
+        prop_assert_eq!(le, te);
         l.check_invariants().unwrap();
     }
 }
