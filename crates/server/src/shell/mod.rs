@@ -45,11 +45,11 @@ pub struct ConnPermit {
 }
 
 #[derive(Default)]
-struct ConnCounts {
+pub(crate) struct ConnCounts {
     per_ip: HashMap<IpAddr, u32>,
     total: u32,
     /// Connections refused for maxClientCnxns / maxCnxns, for `zk_connection_rejected`.
-    rejected: u64,
+    pub(crate) rejected: u64,
 }
 
 impl Drop for ConnPermit {
@@ -93,7 +93,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     }
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -151,52 +151,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     let max_per_ip = cfg.max_client_cnxns;
     let max_total = cfg.max_cnxns;
 
-    // The accept loop.
-    let accept_inbox = inbox_tx.clone();
-    let mut accept_shutdown = shutdown.clone();
-    let accept_counts = counts.clone();
-    let acceptor = tokio::spawn(async move {
-        let mut next_conn: ConnId = 1;
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = accept_shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let permit = {
-                let mut c = accept_counts.lock().expect("conn counts");
-                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-                if max_per_ip > 0 && n >= max_per_ip {
-                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
-                    c.rejected += 1;
-                    None
-                } else if max_total > 0 && c.total >= max_total {
-                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
-                    c.rejected += 1;
-                    None
-                } else {
-                    *c.per_ip.entry(peer.ip()).or_default() += 1;
-                    c.total += 1;
-                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
-                }
-            };
-            let Some(permit) = permit else {
-                drop(stream);
-                continue;
-            };
-            let conn = next_conn;
-            next_conn += 1;
-            let limits = conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 };
-            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
-        }
-    });
+    let acceptor = spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 }, max_per_ip, max_total, shutdown.clone());
     drop(inbox_tx);
 
     // The driver loop: the only owner of the core.
@@ -303,8 +258,62 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     Ok(())
 }
 
+/// The client accept loop: enforces maxClientCnxns / maxCnxns and starts one task per
+/// connection. Shared by the standalone and the ensemble driver.
+pub(crate) fn spawn_acceptor(
+    listener: TcpListener,
+    accept_inbox: mpsc::Sender<Event>,
+    accept_counts: Arc<Mutex<ConnCounts>>,
+    limits: conn::ConnLimits,
+    max_per_ip: u32,
+    max_total: u32,
+    mut accept_shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut next_conn: ConnId = 1;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = accept_shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let permit = {
+                let mut c = accept_counts.lock().expect("conn counts");
+                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                if max_per_ip > 0 && n >= max_per_ip {
+                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
+                    c.rejected += 1;
+                    None
+                } else if max_total > 0 && c.total >= max_total {
+                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
+                    c.rejected += 1;
+                    None
+                } else {
+                    *c.per_ip.entry(peer.ip()).or_default() += 1;
+                    c.total += 1;
+                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
+                }
+            };
+            let Some(permit) = permit else {
+                drop(stream);
+                continue;
+            };
+            let conn = next_conn;
+            next_conn += 1;
+            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
+        }
+    })
+}
+
 /// Waits for room in a bounded channel, or forever when there is nothing to send.
-async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
+pub(crate) async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
     match tx {
         Some(tx) => tx.reserve_owned().await,
         None => std::future::pending().await,
@@ -337,12 +346,12 @@ fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::Unbound
     }
 }
 
-struct ProcessInfoSource {
-    cfg: ServerConfig,
+pub(crate) struct ProcessInfoSource {
+    pub(crate) cfg: ServerConfig,
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
+pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
