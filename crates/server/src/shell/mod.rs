@@ -184,6 +184,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                         fatal = Some(msg);
                         break;
                     }
+                    StorageEvent::Done { .. } => {} // the ensemble log worker's; not used standalone
                 }
             }
             permit = reserve(log_sender) => {
