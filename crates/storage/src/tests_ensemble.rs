@@ -110,6 +110,45 @@ fn snap_stream_equals_zookeepers_serialized_database() {
     back.check_invariants().unwrap();
 }
 
+/// Bytes a real ZooKeeper 3.8.0 leader sent a learner right after a SNAP packet (zxid
+/// 0x10000002c), captured on the quorum connection (testdata/capture_snap_stream.py): the
+/// snapshot, then the next packets (NEWLEADER, ...).
+const ZK_WIRE: &[u8] = include_bytes!("../testdata/zk380_snap_stream.bin");
+
+#[test]
+fn snap_stream_as_a_zookeeper_leader_sent_it() {
+    let n = snap_stream_len(ZK_WIRE, DEFAULT_MAX_RECORD_BYTES).unwrap().expect("whole stream captured");
+    assert!(n < ZK_WIRE.len());
+    // What follows is the next QuorumPacket: NEWLEADER (10) with the new epoch's zxid.
+    let next = &ZK_WIRE[n..];
+    assert_eq!(i32::from_be_bytes(next[..4].try_into().unwrap()), 10, "NEWLEADER follows");
+    assert_eq!(i64::from_be_bytes(next[4..12].try_into().unwrap()), Zxid::new(1, 0).0);
+    // The same end, fed in 100-byte reads.
+    let mut sc = SnapStreamScanner::new(DEFAULT_MAX_RECORD_BYTES);
+    let mut end = None;
+    for upto in (100..ZK_WIRE.len() + 100).step_by(100) {
+        if let Some(k) = sc.scan(&ZK_WIRE[..upto.min(ZK_WIRE.len())]).unwrap() {
+            end = Some(k);
+            break;
+        }
+    }
+    assert_eq!(end, Some(n));
+    let (tree, sessions) = decode_snap_stream(&ZK_WIRE[..n], Zxid(0x1_0000_002c), opts()).unwrap();
+    tree.check_invariants().unwrap();
+    // The leader's `dump` and `srvr`: four sessions, three with an ephemeral, 42 nodes.
+    assert_eq!(tree.node_count(), 42);
+    let mut ids: Vec<i64> = sessions.iter().map(|s| s.0).collect();
+    ids.sort();
+    assert_eq!(ids, (0..4).map(|k| 0x1000087d3350000 + k).collect::<Vec<i64>>());
+    for (k, path) in ["/eph0", "/eph1", "/eph2"].iter().enumerate() {
+        assert_eq!(tree.get_ephemerals(rzk_proto::SessionId(0x1000087d3350001 + k as i64)), vec![path.to_string()]);
+    }
+    assert_eq!(tree.get("/app/n3").unwrap().data, &b"changed"[..]);
+    assert!(tree.get("/app/n4").is_none());
+    // And a leader built on rzk sends exactly the same bytes for that state.
+    assert_eq!(encode_snap_stream(&tree, &sessions), &ZK_WIRE[..n]);
+}
+
 #[test]
 fn snap_stream_round_trips_sessions_and_finds_its_end_in_any_split() {
     let mut t = replayed();
