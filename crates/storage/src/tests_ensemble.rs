@@ -486,3 +486,110 @@ fn worker_runs_commands_in_order_across_restarts() {
     );
     assert!(matches!(evs.last(), Some(StorageEvent::Fatal(m)) if m.contains("out of order")), "{evs:?}");
 }
+
+// ---- a model check: random appends, TRUNCs, snapshots, SNAP installs and restarts ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Append n txns; `new_epoch` starts the first of them in the next epoch.
+    Append { n: usize, new_epoch: bool },
+    /// TRUNC to one of the logged zxids at or above the snapshot (picked by index).
+    Truncate { pick: usize },
+    /// Take a snapshot of this server's own state at a logged zxid (picked by index).
+    Snapshot { pick: usize },
+    /// SNAP from a leader that is `ahead` txns further.
+    Install { ahead: u32 },
+    /// Close the log writer (a restart: the next append starts a new file).
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..6, prop::bool::weighted(0.15)).prop_map(|(n, new_epoch)| Op::Append { n, new_epoch }),
+        2 => any::<usize>().prop_map(|pick| Op::Truncate { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Snapshot { pick }),
+        1 => (1u32..5).prop_map(|ahead| Op::Install { ahead }),
+        2 => Just(Op::Restart),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// After any sequence, ensemble recovery returns exactly the model: the snapshot, the
+    /// entries after it byte for byte, and the history before it up to `keep`.
+    #[test]
+    fn ensemble_log_matches_a_model(ops in prop::collection::vec(op(), 1..24), keep in 0usize..6) {
+        let d = dirs();
+        let mut snap = Zxid(0);
+        snapshot_at(&d.snap, &[]);
+        let mut model: Vec<(Zxid, Vec<u8>)> = Vec::new();
+        let mut last = Zxid(0);
+        let mut gen = 0u32;
+        let mut log = txnlog::TxnLog::new(&d.log, 4096, true);
+        for op in ops {
+            match op {
+                Op::Append { n, new_epoch } => {
+                    for i in 0..n {
+                        let z = if new_epoch && i == 0 { Zxid::new(last.epoch() + 1, 1) } else { last.next() };
+                        gen += 1;
+                        let r = create(z.0, &format!("/n{}-{gen}", z.0), 0);
+                        let mut b = Vec::new();
+                        format::encode_log_entry(&r.to_bytes(), &mut b);
+                        log.write(z, &b, 1).unwrap();
+                        model.push((z, r.to_bytes()));
+                        last = z;
+                    }
+                    log.sync().unwrap();
+                }
+                Op::Truncate { pick } => {
+                    let cands: Vec<Zxid> = std::iter::once(snap).chain(model.iter().map(|(z, _)| *z).filter(|z| *z >= snap)).collect();
+                    let after = cands[pick % cands.len()];
+                    log.roll().unwrap();
+                    truncate_after(&d.snap, &d.log, after, DEFAULT_MAX_RECORD_BYTES).unwrap();
+                    model.retain(|(z, _)| *z <= after);
+                    last = after;
+                }
+                Op::Snapshot { pick } => {
+                    let cands: Vec<Zxid> = model.iter().map(|(z, _)| *z).filter(|z| *z >= snap).collect();
+                    if cands.is_empty() {
+                        continue;
+                    }
+                    let z = cands[pick % cands.len()];
+                    let mut t = DataTree::with_options(opts());
+                    t.set_last_processed_zxid(z);
+                    snapshot::write_snapshot(&d.snap, &t, &[], Compression::Checked).unwrap();
+                    snap = z;
+                }
+                Op::Install { ahead } => {
+                    let z = Zxid::new(last.epoch(), last.counter() + ahead);
+                    let t = DataTree::with_options(opts());
+                    log.roll().unwrap();
+                    install_snapshot(&d.snap, &d.log, z, &encode_snap_stream(&t, &[]), Some(t.digest()), Compression::Checked, DEFAULT_MAX_RECORD_BYTES).unwrap();
+                    model.clear();
+                    snap = z;
+                    last = z;
+                }
+                Op::Restart => {
+                    log.roll().unwrap();
+                    log = txnlog::TxnLog::new(&d.log, 4096, true);
+                }
+            }
+        }
+        log.roll().unwrap();
+        let r = recover_ensemble(&d.snap, &d.log, &ropts(), keep).unwrap();
+        prop_assert_eq!(r.snapshot_zxid, snap);
+        let before: Vec<_> = model.iter().filter(|(z, _)| *z <= snap).cloned().collect();
+        let history: Vec<_> = if before.last().is_some_and(|(z, _)| *z == snap) {
+            before[before.len().saturating_sub(keep)..].to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut want = history.clone();
+        want.extend(model.iter().filter(|(z, _)| *z > snap).cloned());
+        prop_assert_eq!(r.committed, history.len());
+        prop_assert_eq!(&r.log, &want);
+        prop_assert_eq!(r.last_logged, want.last().map(|(z, _)| *z).filter(|z| *z > snap).unwrap_or(snap));
+        prop_assert!(r.torn.is_empty());
+    }
+}
