@@ -155,3 +155,5 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 0xfffff + 1024;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ensemble;

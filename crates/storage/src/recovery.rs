@@ -55,13 +55,16 @@ pub fn follows(prev: Zxid, next: Zxid) -> bool {
     next.0 == prev.0 + 1 || (next.epoch() > prev.epoch() && next.counter() == 1)
 }
 
+/// Snapshots that could not be used, and why.
+pub(crate) type SkippedSnapshots = Vec<(PathBuf, String)>;
+
 /// The newest snapshot that loads and whose seals verify, falling back to older ones (as
 /// ZooKeeper does), and the newer ones skipped with why. No snapshot at all is `None`; only
 /// unusable ones is an error.
 pub(crate) fn newest_valid_snapshot(
     snap_dir: &Path,
     opts: &RecoveryOptions,
-) -> Result<(Option<LoadedSnapshot>, Vec<(PathBuf, String)>), StorageError> {
+) -> Result<(Option<LoadedSnapshot>, SkippedSnapshots), StorageError> {
     let snaps = snapshot::list_snapshots(snap_dir)?;
     let mut skipped = Vec::new();
     let mut loaded: Option<LoadedSnapshot> = None;
