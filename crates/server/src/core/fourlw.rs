@@ -2,7 +2,7 @@
 //! that existing tools parse them: ruok, srvr, stat, cons, mntr, wchs, wchc, wchp, dump, isro.
 //! (conf, envi and dirs need the process and the disk; the shell answers those.)
 
-use crate::core::server::{ConnStats, ServerStats};
+use crate::core::server::{ConnStats, Role, ServerStats};
 use rzk_proto::{SessionId, Zxid};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -102,6 +102,9 @@ pub struct WatchSummary {
 
 #[derive(Debug, Clone)]
 pub struct ServerSnapshot {
+    /// Standalone, leader, follower, observer, or between roles (most words then answer
+    /// ZooKeeper's "not currently serving").
+    pub role: Role,
     pub stats: ServerStats,
     pub conns: Vec<ConnSnapshot>,
     pub zxid: Zxid,
@@ -213,13 +216,27 @@ fn server_stats(out: &mut String, s: &ServerSnapshot) {
     let _ = writeln!(out, "Connections: {}", s.conns.len());
     let _ = writeln!(out, "Outstanding: {}", s.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", s.zxid.0);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", s.role.name());
     let _ = writeln!(out, "Node count: {}", s.node_count);
 }
+
+/// What ZooKeeper answers most words with while it is between roles (`!isZKServerRunning()`).
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
 /// Renders a core-answered four-letter word. Unknown words give an empty answer.
 pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
     let mut out = String::new();
+    if s.role == Role::NotServing {
+        match word {
+            "ruok" => out.push_str("imok"),
+            "isro" => out.push_str("null"),
+            "srvr" | "stat" | "cons" | "wchs" | "wchc" | "wchp" | "dump" | "mntr" => {
+                let _ = writeln!(out, "{ZK_NOT_SERVING}");
+            }
+            _ => {}
+        }
+        return out;
+    }
     match word {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str("rw"),
@@ -268,11 +285,19 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
         }
         "dump" => {
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
-            for (at, ids) in &s.session_buckets {
-                let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
-                for id in ids {
-                    let _ = writeln!(out, "\t0x{:x}", id.0);
+            if s.role.is_learner() {
+                // LearnerSessionTracker: the global sessions this learner knows, no expiry.
+                let _ = writeln!(out, "Global Sessions({}):", s.sessions.len());
+                for (id, timeout) in &s.sessions {
+                    let _ = writeln!(out, "0x{:x}\t{}ms", id.0, timeout);
+                }
+            } else {
+                let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
+                for (at, ids) in &s.session_buckets {
+                    let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
+                    for id in ids {
+                        let _ = writeln!(out, "\t0x{:x}", id.0);
+                    }
                 }
             }
             out.push_str("ephemeral nodes dump:\n");
@@ -312,7 +337,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             let z = || "0".to_string();
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", full_version()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", s.role.name().into()),
                 ("zk_ephemerals_count", ephemerals.to_string()),
                 ("zk_num_alive_connections", s.conns.len().to_string()),
                 ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),

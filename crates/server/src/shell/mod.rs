@@ -342,6 +342,10 @@ fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::Unbound
                     }
                 }
                 Action::Append(record) => storage.append(record.header.zxid, record.to_bytes()),
+                // A standalone core never leaves Role::Standalone, so it has no peers to talk to.
+                a @ (Action::Forward { .. } | Action::Revalidate { .. } | Action::RevalidateReply { .. } | Action::SyncReply { .. }) => {
+                    tracing::error!(action = ?a, "ensemble action from a standalone server; ignored")
+                }
             }
         }
     }
