@@ -514,6 +514,7 @@ pub fn encode_touches(touches: &[(SessionId, i32)]) -> Vec<u8> {
 
 /// Reads PING touches as `LearnerHandler` does; a partial last pair is an error (ZooKeeper's
 /// handler fails on it too).
+#[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than rust-version
 pub fn decode_touches(data: &[u8]) -> Result<Vec<(SessionId, i32)>, DecodeError> {
     if data.len() % 12 != 0 {
         return Err(DecodeError::Invalid("PING touches are not whole (session id, timeout) pairs"));
