@@ -39,7 +39,7 @@ use rzk_zab::{Message, MessageError, ServerId, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -115,6 +115,9 @@ pub struct NetLimits {
     /// Packets waiting to be written on one quorum connection; when full, the connection is
     /// dropped and reported.
     pub quorum_queue_max: usize,
+    /// Bytes of packets waiting on one quorum connection (a SNAP's stream, shared with the
+    /// caller, is not counted); when over, the connection is dropped and reported.
+    pub quorum_queue_bytes_max: usize,
     /// The largest SNAP stream accepted.
     pub snapshot_bytes_max: usize,
     /// Connecting to a peer (`zookeeper.cnxTimeout`, 5 s).
@@ -132,6 +135,7 @@ impl Default for NetLimits {
         NetLimits {
             packet_bytes_max: 0xfffff + 1024,
             quorum_queue_max: 16 * 1024,
+            quorum_queue_bytes_max: 64 << 20,
             snapshot_bytes_max: 2 << 30,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
@@ -165,6 +169,7 @@ impl std::fmt::Debug for NetLimits {
         f.debug_struct("NetLimits")
             .field("packet_bytes_max", &self.packet_bytes_max)
             .field("quorum_queue_max", &self.quorum_queue_max)
+            .field("quorum_queue_bytes_max", &self.quorum_queue_bytes_max)
             .field("snapshot_bytes_max", &self.snapshot_bytes_max)
             .field("connect_timeout", &self.connect_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -191,7 +196,7 @@ pub struct PeerNet {
     shared: Arc<Shared>,
     election_addr: SocketAddr,
     quorum_addr: SocketAddr,
-    listeners: Vec<AbortHandle>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
 }
 
 struct Shared {
@@ -232,8 +237,49 @@ struct ElectionConn {
 
 struct QuorumConn {
     id: u64,
-    tx: mpsc::Sender<Outbound>,
+    tx: QueueTx,
     task: AbortHandle,
+}
+
+/// A quorum connection's send queue, bounded in packets and in bytes.
+struct QueueTx {
+    tx: mpsc::Sender<Outbound>,
+    bytes: Arc<AtomicUsize>,
+    bytes_max: usize,
+}
+
+struct QueueRx {
+    rx: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
+}
+
+fn quorum_queue(limits: &NetLimits) -> (QueueTx, QueueRx) {
+    let (tx, rx) = mpsc::channel(limits.quorum_queue_max.max(1));
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (QueueTx { tx, bytes: bytes.clone(), bytes_max: limits.quorum_queue_bytes_max }, QueueRx { rx, bytes })
+}
+
+impl QueueTx {
+    /// Queues without waiting; `Err` says why the connection must go.
+    fn push(&self, out: Outbound) -> Result<(), &'static str> {
+        let n = out.counted_bytes();
+        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
+        // One packet may always go into an empty queue, whatever its size.
+        if before > 0 && before + n > self.bytes_max {
+            self.bytes.fetch_sub(n, Ordering::Relaxed);
+            return Err("its send queue holds too many bytes");
+        }
+        match self.tx.try_send(out) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.bytes.fetch_sub(n, Ordering::Relaxed);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => "its send queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "it has closed",
+                })
+            }
+        }
+    }
 }
 
 /// An encoded quorum packet, or a SNAP packet with the stream that follows it.
@@ -241,6 +287,14 @@ struct QuorumConn {
 enum Outbound {
     Packet(Vec<u8>),
     Snap(Vec<u8>, Bytes),
+}
+
+impl Outbound {
+    fn counted_bytes(&self) -> usize {
+        match self {
+            Outbound::Packet(b) | Outbound::Snap(b, _) => b.len(),
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -311,8 +365,8 @@ impl PeerNet {
         });
         tracing::info!(%my_id, %election_addr, %quorum_addr, "peer transport listening");
         let listeners = vec![
-            tokio::spawn(accept_loop(shared.clone(), election_listener, Port::Election)).abort_handle(),
-            tokio::spawn(accept_loop(shared.clone(), quorum_listener, Port::Quorum)).abort_handle(),
+            tokio::spawn(accept_loop(shared.clone(), election_listener, Port::Election)),
+            tokio::spawn(accept_loop(shared.clone(), quorum_listener, Port::Quorum)),
         ];
         Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
     }
@@ -380,6 +434,17 @@ impl PeerNet {
         if let Some(c) = old {
             tracing::info!(%peer, "closing the quorum connection");
             c.task.abort();
+        }
+    }
+
+    /// Stops everything, like dropping, and returns once both ports are closed (so that a new
+    /// `PeerNet` can bind them at once).
+    pub async fn shutdown(mut self) {
+        let listeners = std::mem::take(&mut self.listeners);
+        drop(self);
+        for l in listeners {
+            l.abort();
+            let _ = l.await;
         }
     }
 
@@ -512,8 +577,8 @@ impl Shared {
         if st.closed {
             return;
         }
-        let (tx, rx) = mpsc::channel(self.limits.quorum_queue_max.max(1));
-        tx.try_send(Outbound::Packet(first)).expect("a fresh queue has room");
+        let (tx, rx) = quorum_queue(&self.limits);
+        tx.push(Outbound::Packet(first)).expect("a fresh queue has room");
         let id = self.conn_id();
         let task = tokio::spawn(connect_quorum(self.clone(), to, id, addrs, rx)).abort_handle();
         if let Some(old) = st.quorum.insert(to, QuorumConn { id, tx, task }) {
@@ -531,11 +596,7 @@ impl Shared {
             self.report_disconnected(to);
             return;
         };
-        let why = match c.tx.try_send(out) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(_)) => "its send queue is full",
-            Err(mpsc::error::TrySendError::Closed(_)) => "it has closed",
-        };
+        let Err(why) = c.tx.push(out) else { return };
         if let Some(c) = st.quorum.remove(&to) {
             c.task.abort();
         }
@@ -550,7 +611,7 @@ impl Shared {
         if st.closed {
             return;
         }
-        let (tx, rx) = mpsc::channel(self.limits.quorum_queue_max.max(1));
+        let (tx, rx) = quorum_queue(&self.limits);
         let id = self.conn_id();
         let task = tokio::spawn(run_quorum(self.clone(), peer, id, rd, wr, buf, rx, Some(first))).abort_handle();
         if let Some(old) = st.quorum.insert(peer, QuorumConn { id, tx, task }) {
@@ -802,7 +863,7 @@ async fn election_writer(shared: &Shared, peer: ServerId, mut wr: OwnedWriteHalf
 
 /// A learner's connection to the leader's quorum port; its first queued packet is the
 /// FOLLOWERINFO / OBSERVERINFO.
-async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerAddrs, rx: mpsc::Receiver<Outbound>) {
+async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerAddrs, rx: QueueRx) {
     let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
     let stream = match connected {
         Ok(Ok(s)) => s,
@@ -876,7 +937,7 @@ async fn run_quorum(
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     buf: BytesMut,
-    rx: mpsc::Receiver<Outbound>,
+    rx: QueueRx,
     first: Option<NetEvent>,
 ) {
     let end = tokio::select! {
@@ -887,7 +948,8 @@ async fn run_quorum(
 }
 
 /// Writes queued packets, flushing whenever the queue is momentarily empty.
-async fn quorum_writer(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>) -> End {
+async fn quorum_writer(wr: OwnedWriteHalf, q: QueueRx) -> End {
+    let QueueRx { mut rx, bytes } = q;
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     loop {
         let Some(mut out) = rx.recv().await else { return End::Dropped };
@@ -902,6 +964,7 @@ async fn quorum_writer(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>) -> 
             if let Err(e) = r {
                 return e.into();
             }
+            bytes.fetch_sub(out.counted_bytes(), Ordering::Relaxed);
             match rx.try_recv() {
                 Ok(o) => out = o,
                 Err(_) => break,
@@ -1107,7 +1170,7 @@ mod tests {
         b
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn notifications_among_three_servers() {
         let peers = addrs(&[1, 2, 3]);
         let mut nets = Vec::new();
@@ -1221,7 +1284,7 @@ mod tests {
         assert!(rx1.try_recv().is_err(), "no events from bad connections");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn learner_followerinfo_then_broadcast_round_trip() {
         let peers = addrs(&[1, 2]);
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
@@ -1329,7 +1392,7 @@ mod tests {
         expect_disconnected(&mut frx, 1).await;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn disconnects_are_reported() {
         let peers = addrs(&[1, 2]);
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
@@ -1348,7 +1411,7 @@ mod tests {
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
         send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
-        drop(learner);
+        learner.shutdown().await;
         expect_disconnected(&mut lrx, 2).await;
         assert!(!leader.has_quorum_connection(ServerId(2)));
         drop(frx.try_recv());
@@ -1364,25 +1427,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_the_connection() {
-        // A "leader" that accepts and never reads.
-        let peers = addrs(&[1, 2]);
-        let sink = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].quorum_port)).await.unwrap();
-        let limits = NetLimits { quorum_queue_max: 4, ..NetLimits::default() };
-        let (learner, mut frx) = start(2, &peers, limits).await;
-        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
-        let (_held, _) = timeout(WAIT, sink.accept()).await.unwrap().unwrap();
-        let big = Bytes::from(vec![7u8; 256 * 1024]);
-        let mut sent = 0;
-        while learner.has_quorum_connection(ServerId(1)) {
-            // Each send returns at once, however stuck the socket is.
-            let t = std::time::Instant::now();
-            send(&learner, 1, Message::Proposal(Entry { zxid: Zxid::new(1, sent + 1), data: big.clone() }));
-            assert!(t.elapsed() < Duration::from_secs(1));
-            sent += 1;
-            assert!(sent < 10_000, "the queue never filled");
-            tokio::task::yield_now().await;
+        let by_count = NetLimits { quorum_queue_max: 4, ..NetLimits::default() };
+        let by_bytes = NetLimits { quorum_queue_bytes_max: 1 << 20, ..NetLimits::default() };
+        for limits in [by_count, by_bytes] {
+            // A "leader" that accepts and never reads.
+            let peers = addrs(&[1, 2]);
+            let sink = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].quorum_port)).await.unwrap();
+            let (learner, mut frx) = start(2, &peers, limits).await;
+            send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+            let (_held, _) = timeout(WAIT, sink.accept()).await.unwrap().unwrap();
+            let big = Bytes::from(vec![7u8; 256 * 1024]);
+            let mut sent = 0;
+            while learner.has_quorum_connection(ServerId(1)) {
+                // Each send returns at once, however stuck the socket is.
+                let t = std::time::Instant::now();
+                send(&learner, 1, Message::Proposal(Entry { zxid: Zxid::new(1, sent + 1), data: big.clone() }));
+                assert!(t.elapsed() < Duration::from_secs(1));
+                sent += 1;
+                assert!(sent < 10_000, "the queue never filled");
+                tokio::task::yield_now().await;
+            }
+            expect_disconnected(&mut frx, 1).await;
         }
-        expect_disconnected(&mut frx, 1).await;
     }
 
     #[tokio::test]
