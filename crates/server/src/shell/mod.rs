@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod durable;
+pub mod peer;
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
