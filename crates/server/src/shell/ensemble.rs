@@ -350,6 +350,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
     drop(inbox_tx);
 
     let process = ProcessInfoSource { cfg: cfg.clone() };
+    let config_version = cfg.config_version as i64;
     let mut m = Member {
         my_id: ServerId(my_id as i64),
         cfg,
@@ -357,7 +358,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
         node,
         net,
         storage,
-        config_version: cfg.config_version as i64,
+        config_version,
         config_data: zab_cfg.config_data.clone(),
         leader: None,
         state: ServerState::Looking,
@@ -458,7 +459,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
     for (_, tx) in m.conns.drain() {
         let _ = tx.send(Outbound::Close("server shutting down".into()));
     }
-    m.net.shutdown();
+    m.net.shutdown().await;
     m.storage.shutdown().await;
     Ok(())
 }

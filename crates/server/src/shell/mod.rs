@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod durable;
+pub mod ensemble;
 pub mod peer;
 
 use crate::core::fourlw::{self, ProcessInfo};
