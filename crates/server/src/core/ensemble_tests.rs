@@ -602,3 +602,27 @@ fn four_letter_words_show_the_role() {
     let standalone = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
     assert!(render("srvr", &standalone.snapshot(), &p).contains("Mode: standalone\n"));
 }
+
+#[test]
+fn mntr_in_an_ensemble_has_zookeepers_quorum_keys() {
+    use crate::core::fourlw::{render, ProcessInfo};
+    let mut e = Ens::new(true);
+    let p = ProcessInfo::default();
+    let mut snap = e.s(LEADER).snapshot();
+    snap.quorum.quorum_size = 2;
+    snap.quorum.learners = 2;
+    let out = render("mntr", &snap, &p);
+    std::fs::write(std::env::temp_dir().join("rzk_mntr_leader"), &out).unwrap();
+    assert!(out.contains("zk_peer_state\tleading - broadcast\n"));
+    assert!(out.contains("zk_learners\t2\n") && out.contains("zk_quorum_size\t2\n") && out.contains("zk_pending_syncs\t0\n"));
+    assert!(render("srvr", &snap, &p).ends_with("Proposal sizes last/min/max: -1/-1/-1\n"));
+    let mut snap = e.s(F2).snapshot();
+    snap.quorum.observer_master_id = Some(1);
+    let out = render("mntr", &snap, &p);
+    std::fs::write(std::env::temp_dir().join("rzk_mntr_observer"), &out).unwrap();
+    assert!(out.contains("zk_peer_state\tobserving - broadcast\nzk_observer_master_id\t1\n"));
+    assert!(!out.contains("proposal_size"));
+    let out = render("mntr", &e.s(F1).snapshot(), &p);
+    std::fs::write(std::env::temp_dir().join("rzk_mntr_follower"), &out).unwrap();
+    assert!(!out.contains("zk_learners"));
+}

@@ -687,6 +687,8 @@ impl ZooKeeperServer {
             // the leader, which alone decides whether the session is alive.
             let timeout = c.timeout_ms;
             self.touches.insert(session, timeout);
+            // The local copy moves too (for `dump`'s connection expiry); it never expires here.
+            self.sessions.touch(session, self.now_ms);
         } else if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
             // The session is closing or gone: ZooKeeper answers SessionExpired.
             let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
@@ -1268,7 +1270,11 @@ impl ZooKeeperServer {
 
     fn serve(&mut self, role: Role, epoch: u32) {
         // Whatever was served before goes, as ZooKeeper shuts its server down between roles.
-        self.stop_serving();
+        // (Connections accepted while not serving stay: their ConnectRequest is judged when
+        // it comes, as ZooKeeper's is.)
+        if self.role != Role::NotServing {
+            self.stop_serving();
+        }
         if role == Role::NotServing {
             return;
         }
@@ -1578,6 +1584,8 @@ impl ZooKeeperServer {
             .collect();
         ServerSnapshot {
             role: self.role,
+            quorum: Default::default(),
+            pending_syncs: self.leader_syncs.len(),
             stats: self.stats.clone(),
             conns,
             zxid: self.tree.last_processed_zxid(),
