@@ -567,8 +567,16 @@ fn install_replaces_tree_and_sessions_while_not_serving() {
     let a = e.connect(F1, 1);
     e.request(F1, 1, 1, &create("/snap", 0));
     e.commit_all();
+    // A session being created is not in the snapshot yet.
+    e.connect_request(LEADER, 8, SessionId(0), vec![0; 16], Zxid(0));
+    let creating = e.proposals.back().unwrap().header.client_id;
+    assert!(e.s(LEADER).sessions().get(creating).is_some());
     let tree = e.s(LEADER).tree().clone();
-    let sessions: Vec<(SessionId, i32)> = e.s(LEADER).sessions().sessions().iter().map(|s| (s.id, s.timeout_ms)).collect();
+    let sessions = e.s(LEADER).committed_sessions();
+    assert_eq!(sessions, vec![(a, TIMEOUT)]);
+    e.proposals.clear();
+    e.input(LEADER, Input::StopServing);
+    e.input(LEADER, Input::Serve { role: Role::Leader, epoch: 2 });
     let mut fresh = ZooKeeperServer::new(cfg(F2), DataTree::new(), 0, 1000);
     fresh.handle(0, 1000, Input::StopServing);
     fresh.install(tree, &sessions);

@@ -408,6 +408,19 @@ impl ZooKeeperServer {
         std::mem::take(&mut self.touches).into_iter().collect()
     }
 
+    /// The sessions as the committed txns left them (ZooKeeper's `sessionsWithTimeouts`, what
+    /// a snapshot or a SNAP to a learner carries): the tracker's, without those whose
+    /// createSession is still in flight; a session whose closeSession is in flight is still in.
+    pub fn committed_sessions(&self) -> Vec<(SessionId, i32)> {
+        let creating: std::collections::HashSet<SessionId> = self
+            .in_flight
+            .iter()
+            .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
+            .map(|f| f.record.header.client_id)
+            .collect();
+        self.sessions.sessions().iter().filter(|s| !creating.contains(&s.id)).map(|s| (s.id, s.timeout_ms)).collect()
+    }
+
     /// Replaces the tree and the session table with a leader's snapshot (SNAP), while not
     /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
     pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
@@ -1605,7 +1618,13 @@ impl ZooKeeperServer {
             conns,
             zxid: self.tree.last_processed_zxid(),
             node_count: self.tree.node_count(),
-            outstanding: self.in_flight.len(),
+            // In flight here, plus (on a learner) what waits for the leader.
+            outstanding: self.in_flight.len()
+                + self
+                    .conns
+                    .values()
+                    .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
+                    .sum::<usize>(),
             watch: WatchSummary {
                 by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
                 by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
