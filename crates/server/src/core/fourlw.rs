@@ -100,11 +100,52 @@ pub struct WatchSummary {
     pub total: usize,
 }
 
+/// What an ensemble member's driver knows for `srvr`/`stat`/`mntr` (ZAB's side of things);
+/// all zero / -1 / none unless the driver fills it in.
+#[derive(Debug, Clone)]
+pub struct QuorumInfo {
+    /// `zk_peer_state`'s ZAB phase (ZooKeeper: discovery / synchronization / broadcast).
+    pub zab_phase: &'static str,
+    /// Voting members (`zk_quorum_size`).
+    pub quorum_size: usize,
+    /// Leader: connected learners, and those synced (followers, non-voting, observers).
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_non_voting_followers: usize,
+    pub synced_observers: usize,
+    /// Leader: how long it has led, ms.
+    pub leader_uptime_ms: i64,
+    /// Leader: PROPOSAL data sizes, last/min/max (-1 before the first).
+    pub proposal_sizes: (i64, i64, i64),
+    /// Observer: the server it observes.
+    pub observer_master_id: Option<i64>,
+}
+
+impl Default for QuorumInfo {
+    fn default() -> Self {
+        QuorumInfo {
+            zab_phase: "broadcast",
+            quorum_size: 0,
+            learners: 0,
+            synced_followers: 0,
+            synced_non_voting_followers: 0,
+            synced_observers: 0,
+            leader_uptime_ms: 0,
+            proposal_sizes: (-1, -1, -1),
+            observer_master_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerSnapshot {
     /// Standalone, leader, follower, observer, or between roles (most words then answer
     /// ZooKeeper's "not currently serving").
     pub role: Role,
+    /// Ensemble members: what the driver adds (left default by the core).
+    pub quorum: QuorumInfo,
+    /// Leader: learners' syncs waiting for their txns to commit (`zk_pending_syncs`).
+    pub pending_syncs: usize,
     pub stats: ServerStats,
     pub conns: Vec<ConnSnapshot>,
     pub zxid: Zxid,
@@ -218,6 +259,51 @@ fn server_stats(out: &mut String, s: &ServerSnapshot) {
     let _ = writeln!(out, "Zxid: 0x{:x}", s.zxid.0);
     let _ = writeln!(out, "Mode: {}", s.role.name());
     let _ = writeln!(out, "Node count: {}", s.node_count);
+    if s.role == Role::Leader {
+        let (last, min, max) = s.quorum.proposal_sizes;
+        let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
+    }
+}
+
+/// mntr in an ensemble: ZooKeeper 3.8's quorum keys at their places among the standalone
+/// ones (the proposal sizes move up on a leader and are gone on a learner).
+fn quorum_mntr_rows(mut rows: Vec<(&'static str, String)>, s: &ServerSnapshot) -> Vec<(&'static str, String)> {
+    if s.role == Role::Standalone {
+        return rows;
+    }
+    let q = &s.quorum;
+    let leader = s.role == Role::Leader;
+    rows.retain(|(k, _)| !k.ends_with("_proposal_size"));
+    let peer_state = match s.role {
+        Role::Leader => "leading",
+        Role::Follower => "following",
+        Role::Observer => "observing",
+        _ => "looking",
+    };
+    let mut extra: Vec<(&'static str, &'static str, String)> = vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
+    if let (Role::Observer, Some(id)) = (s.role, q.observer_master_id) {
+        extra.push(("zk_peer_state", "zk_observer_master_id", id.to_string()));
+    }
+    if leader {
+        let (last, min, max) = q.proposal_sizes;
+        extra.extend([
+            ("zk_avg_latency", "zk_min_proposal_size", min.to_string()),
+            ("zk_packets_received", "zk_max_proposal_size", max.to_string()),
+            ("zk_max_proposal_size", "zk_synced_followers", q.synced_followers.to_string()),
+            ("zk_watch_count", "zk_synced_non_voting_followers", q.synced_non_voting_followers.to_string()),
+            ("zk_synced_non_voting_followers", "zk_synced_observers", q.synced_observers.to_string()),
+            ("zk_max_file_descriptor_count", "zk_last_proposal_size", last.to_string()),
+            ("zk_last_proposal_size", "zk_pending_syncs", s.pending_syncs.to_string()),
+            ("zk_pending_syncs", "zk_leader_uptime", q.leader_uptime_ms.to_string()),
+            ("zk_outstanding_tls_handshake", "zk_learners", q.learners.to_string()),
+        ]);
+    }
+    extra.push(("zk_non_mtls_local_conn_count", "zk_quorum_size", q.quorum_size.to_string()));
+    for (after, key, value) in extra {
+        let at = rows.iter().position(|(k, _)| *k == after).map_or(rows.len(), |i| i + 1);
+        rows.insert(at, (key, value));
+    }
+    rows
 }
 
 /// What ZooKeeper answers most words with while it is between roles (`!isZKServerRunning()`).
@@ -413,7 +499,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_max_proposal_size", "-1".into()),
                 ("zk_min_proposal_size", "-1".into()),
             ];
-            for (k, v) in rows {
+            for (k, v) in quorum_mntr_rows(rows, s) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
         }

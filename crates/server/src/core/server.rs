@@ -11,6 +11,21 @@
 //! the order the session sent its requests. A read is answered at once from the tree, unless
 //! the connection still waits for one of its earlier writes: then it waits behind it, so a
 //! client always sees its own writes and its replies in order.
+//!
+//! # In an ensemble ([`Role`])
+//! The same pipeline, with ZAB (the driver's `rzk_zab::Node`) where the log was:
+//! - **Leader**: prep as above, for local clients and for learners' forwarded requests
+//!   (`Input::Forwarded`); `Action::Append` is a proposal and `Input::Committed` (not
+//!   `Persisted`) applies it. Only the leader expires sessions (learners report activity with
+//!   `Input::Touches`), decides REVALIDATE, answers learners' syncs once everything proposed
+//!   before them is committed (`Action::SyncReply`) and runs the container/TTL manager.
+//! - **Follower / Observer**: reads are answered from the local tree; writes, new sessions
+//!   (ids carry this server's sid) and syncs go to the leader (`Action::Forward`) and are
+//!   answered when the committed txn is applied (`Input::Committed`) or the leader's SYNC
+//!   arrives (`Input::Synced`), in the connection's order; a reattaching session is checked
+//!   with the leader (`Action::Revalidate` / `Input::Revalidated`).
+//! - **NotServing** (between roles): clients are refused, committed txns still applied, and
+//!   a leader's snapshot can replace the state ([`ZooKeeperServer::install`]).
 
 use crate::core::auth::{self, AuthConfig};
 use crate::core::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
@@ -393,6 +408,19 @@ impl ZooKeeperServer {
         std::mem::take(&mut self.touches).into_iter().collect()
     }
 
+    /// The sessions as the committed txns left them (ZooKeeper's `sessionsWithTimeouts`, what
+    /// a snapshot or a SNAP to a learner carries): the tracker's, without those whose
+    /// createSession is still in flight; a session whose closeSession is in flight is still in.
+    pub fn committed_sessions(&self) -> Vec<(SessionId, i32)> {
+        let creating: std::collections::HashSet<SessionId> = self
+            .in_flight
+            .iter()
+            .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
+            .map(|f| f.record.header.client_id)
+            .collect();
+        self.sessions.sessions().iter().filter(|s| !creating.contains(&s.id)).map(|s| (s.id, s.timeout_ms)).collect()
+    }
+
     /// Replaces the tree and the session table with a leader's snapshot (SNAP), while not
     /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
     pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
@@ -687,6 +715,8 @@ impl ZooKeeperServer {
             // the leader, which alone decides whether the session is alive.
             let timeout = c.timeout_ms;
             self.touches.insert(session, timeout);
+            // The local copy moves too (for `dump`'s connection expiry); it never expires here.
+            self.sessions.touch(session, self.now_ms);
         } else if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
             // The session is closing or gone: ZooKeeper answers SessionExpired.
             let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
@@ -837,8 +867,7 @@ impl ZooKeeperServer {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
                 },
-            }
-            .into(),
+            },
         };
         let xid_out = header.xid;
         let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
@@ -1090,7 +1119,8 @@ impl ZooKeeperServer {
                 tracing::error!(zxid = %hdr.zxid, op = hdr.op, "digest mismatch: logged {} but the tree's is {} after applying", d.tree_digest, self.tree.digest());
                 // ZooKeeper 3.8's prep mispredicts some creates the same way (its own log then
                 // shows "First digest mismatch" at the same txn); tests use other shapes.
-                debug_assert!(!cfg!(test), "digest mismatch at {} ({:?})", hdr.zxid, f.record.txn);
+                #[cfg(test)]
+                panic!("digest mismatch at {} ({:?})", hdr.zxid, f.record.txn);
             }
         }
         // A watcher hears of a change only if it may READ the node (as ZooKeeper checks).
@@ -1268,7 +1298,11 @@ impl ZooKeeperServer {
 
     fn serve(&mut self, role: Role, epoch: u32) {
         // Whatever was served before goes, as ZooKeeper shuts its server down between roles.
-        self.stop_serving();
+        // (Connections accepted while not serving stay: their ConnectRequest is judged when
+        // it comes, as ZooKeeper's is.)
+        if self.role != Role::NotServing {
+            self.stop_serving();
+        }
         if role == Role::NotServing {
             return;
         }
@@ -1578,11 +1612,19 @@ impl ZooKeeperServer {
             .collect();
         ServerSnapshot {
             role: self.role,
+            quorum: Default::default(),
+            pending_syncs: self.leader_syncs.len(),
             stats: self.stats.clone(),
             conns,
             zxid: self.tree.last_processed_zxid(),
             node_count: self.tree.node_count(),
-            outstanding: self.in_flight.len(),
+            // In flight here, plus (on a learner) what waits for the leader.
+            outstanding: self.in_flight.len()
+                + self
+                    .conns
+                    .values()
+                    .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
+                    .sum::<usize>(),
             watch: WatchSummary {
                 by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
                 by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
@@ -1920,11 +1962,11 @@ mod tests {
         match kind % 9 {
             0 => mk(&p, 0),
             1 => mk(&c, (data % 2) as i32),          // persistent or ephemeral child
-            2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32 * 1), // sequential (ephemeral or not)
+            2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32), // sequential (ephemeral or not)
             3 => Request::Delete(DeleteRequest { path: c, version: -1 }),
             4 => Request::Delete(DeleteRequest { path: p, version: -1 }),
             5 => Request::SetData(SetDataRequest { path: p, data: Some(vec![data; 3]), version: -1 }),
-            6 => Request::SetAcl(SetAclRequest { path: p, acl: if data % 2 == 0 { Acl::read_unsafe() } else { Acl::open_unsafe() }, version: -1 }),
+            6 => Request::SetAcl(SetAclRequest { path: p, acl: if data.is_multiple_of(2) { Acl::read_unsafe() } else { Acl::open_unsafe() }, version: -1 }),
             7 => Request::Multi(vec![mk(&c, 0), Request::SetData(SetDataRequest { path: p.clone(), data: None, version: -1 }), mk(&format!("{c}/x"), 0)]),
             _ => Request::Multi(vec![mk(&p, 0), Request::Delete(DeleteRequest { path: format!("/nope{name}"), version: -1 })]),
         }

@@ -362,6 +362,10 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    if core.role() == crate::core::Role::NotServing && matches!(word, "crst" | "srst" | "conf" | "dirs") {
+        // Between roles ZooKeeper answers these (and the core's words) with this line.
+        return format!("{}\n", fourlw::ZK_NOT_SERVING);
+    }
     match word {
         "crst" => {
             core.reset_conn_stats();
