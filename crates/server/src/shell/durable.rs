@@ -320,7 +320,7 @@ impl Durable {
             tracing::info!("a snapshot is still being written; skipping this one (as ZooKeeper: too busy to snap)");
             return;
         }
-        let sessions: Vec<(i64, i32)> = core.sessions().sessions().iter().map(|s| (s.id.0, s.timeout_ms)).collect();
+        let sessions: Vec<(i64, i32)> = core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
         let (mut walk, head) = SnapshotWalk::begin(core.tree(), &sessions);
         let zxid = walk.zxid();
         let tx = match worker::spawn_snapshot_writer(&self.cfg.snap_dir, zxid, self.cfg.compression, head, self.events_tx.clone()) {

@@ -166,7 +166,7 @@ impl Member {
     }
 
     fn session_table(&self) -> Vec<(i64, i32)> {
-        self.core.sessions().sessions().iter().map(|s| (s.id.0, s.timeout_ms)).collect()
+        self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect()
     }
 
     fn send(&self, to: ServerId, msg: &Message) {
