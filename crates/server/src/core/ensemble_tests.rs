@@ -716,3 +716,30 @@ mod random {
         }
     }
 }
+
+#[test]
+fn a_moved_sessions_old_connection_is_closed_not_answered() {
+    let mut e = Ens::new(false);
+    // Created through F1; the client's old connection there stays open while it moves to F2.
+    let id = e.connect(F1, 1);
+    e.connect_request(F2, 5, id, auth::session_password(id), Zxid(0));
+    assert!(e.connect_response(F2, 5).is_some());
+    e.request(F1, 1, 7, &create("/stale", 0));
+    assert_eq!(e.proposals.back().unwrap().txn, Txn::Error { err: ErrorCode::SessionMoved.code() });
+    e.commit_all();
+    assert!(e.replies(F1, 1).is_empty(), "no answer for a moved session");
+    assert!(e.closed(F1, 1));
+    assert!(e.s(F2).tree().get("/stale").is_none());
+    // On the leader, even a read of a session that moved away closes the connection.
+    let id = e.connect(LEADER, 3);
+    e.connect_request(F1, 6, id, auth::session_password(id), Zxid(0));
+    assert!(e.connect_response(F1, 6).is_some());
+    e.request(LEADER, 3, 1, &exists("/"));
+    assert!(e.replies(LEADER, 3).is_empty());
+    assert!(e.closed(LEADER, 3));
+    // The session itself lives on where it moved.
+    e.request(F1, 6, 2, &create("/moved", 1));
+    e.commit_all();
+    assert_eq!(e.replies(F1, 6)[0].err, 0);
+    e.assert_converged();
+}

@@ -757,6 +757,11 @@ impl ZooKeeperServer {
         } else if is_write {
             self.on_write(conn, session, header, &body, received_ms);
         } else {
+            if self.role == Role::Leader && !self.check_owner(session, self.my_peer()) {
+                // ZooKeeper's leader checks every request's session owner in prep; a session
+                // that moved to a learner tears this connection down (ZOOKEEPER-710).
+                return self.close(conn, format!("session {session} moved to another server"));
+            }
             let c = self.conns.get_mut(&conn).expect("conn");
             if c.pending.is_empty() {
                 self.on_read(conn, header, &body, received_ms);
@@ -1177,6 +1182,12 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
+            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
+                // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
+                // its connection is closed (the client carries on with the server it moved to).
+                self.pop_write(conn, zxid);
+                self.close(conn, format!("session {} moved to another server", hdr.client_id));
+            }
             Origin::Client { conn, xid, op, received_ms } => {
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
                 let h = ReplyHeader { xid, zxid, err: err.code() };
@@ -1468,6 +1479,11 @@ impl ZooKeeperServer {
         let time = self.wall_ms;
         let (txn, op_code) = match code {
             OpCode::Sync => {
+                // Prep checks (and, if unset, sets) the session's owner; the sync is answered
+                // whatever that says.
+                if self.sessions.is_live(session) {
+                    self.check_owner(session, from);
+                }
                 // Leader.processSync: answered once everything proposed so far is committed.
                 if self.in_flight.is_empty() {
                     self.out.push(Action::SyncReply { to: from });
