@@ -1950,6 +1950,48 @@ mod tests {
         assert!(s.tree().get("/c").is_none());
     }
 
+    /// Session 2's ephemeral is deleted and created again by session 1 (as a persistent node
+    /// with a child, or as session 1's ephemeral) by txns still in flight when session 2
+    /// closes: the node is no longer session 2's, so its closeSession lists nothing
+    /// (ZooKeeper's prep replays every outstanding change, and the delete takes the path out),
+    /// session 1's node survives, and the logged digest is the tree's.
+    #[test]
+    fn close_session_skips_an_ephemeral_deleted_and_recreated_in_flight() {
+        use rzk_proto::client::DeleteRequest;
+        for ephemeral in [false, true] {
+            let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+            connect(&mut s, 1);
+            connect(&mut s, 2);
+            let (s1, s2) = (s.conns[&1].session.unwrap(), s.conns[&2].session.unwrap());
+            let mk = |path: &str, flags: i32| {
+                Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: None })
+            };
+            request(&mut s, 1, 1, &mk("/p", 0));
+            request(&mut s, 2, 1, &mk("/p/e", 1));
+            let z = appended(&mut s).unwrap();
+            s.handle(0, 1000, Input::Persisted { zxid: z });
+            s.take_actions();
+            assert_eq!(s.tree().get_ephemerals(s2), vec!["/p/e".to_string()]);
+            request(&mut s, 1, 2, &Request::Delete(DeleteRequest { path: "/p/e".into(), version: -1 }));
+            if ephemeral {
+                request(&mut s, 1, 3, &mk("/p/e", 1));
+            } else {
+                request(&mut s, 1, 3, &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]));
+            }
+            request(&mut s, 2, 2, &Request::CloseSession);
+            let logged: Vec<TxnRecord> =
+                s.take_actions().into_iter().filter_map(|a| if let Action::Append(r) = a { Some(r) } else { None }).collect();
+            let close = logged.last().unwrap();
+            assert!(matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()), "{:?}", close.txn);
+            s.handle(0, 1000, Input::Persisted { zxid: close.header.zxid });
+            assert_eq!(s.digest_mismatches(), 0);
+            let owner = if ephemeral { s1.0 } else { 0 };
+            assert_eq!(s.tree().get("/p/e").unwrap().stat.ephemeral_owner, owner);
+            assert_eq!(s.tree().get("/p/e/x").is_some(), !ephemeral);
+            s.tree().check_invariants().unwrap();
+        }
+    }
+
     #[test]
     fn append_failed_for_a_new_session_closes_its_connection() {
         let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
