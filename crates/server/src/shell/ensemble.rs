@@ -349,7 +349,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
     let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
 
-    let process = ProcessInfoSource { cfg: cfg.clone() };
+    let process = ProcessInfoSource { cfg: cfg.clone(), my_id: Some(my_id) };
     let config_version = cfg.config_version as i64;
     let mut m = Member {
         my_id: ServerId(my_id as i64),

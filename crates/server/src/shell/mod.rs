@@ -160,7 +160,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let process = ProcessInfoSource { cfg: cfg.clone() };
+    let process = ProcessInfoSource { cfg: cfg.clone(), my_id: None };
     let mut fatal: Option<String> = None;
     loop {
         let log_sender = storage.log_sender();
@@ -355,6 +355,8 @@ fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::Unbound
 
 pub(crate) struct ProcessInfoSource {
     pub(crate) cfg: ServerConfig,
+    /// An ensemble member's id (`conf` then prints the quorum part).
+    pub(crate) my_id: Option<u64>,
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
@@ -375,10 +377,10 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
             core.reset_stats();
             "Server stats reset.\n".to_string()
         }
-        "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg)),
+        "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg, p.my_id)),
         "envi" => fourlw::envi(),
         "dirs" => {
-            let rt = conf_runtime(&p.cfg);
+            let rt = conf_runtime(&p.cfg, p.my_id);
             format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
         }
         _ => fourlw::render(
@@ -400,7 +402,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn conf_runtime(cfg: &ServerConfig) -> rzk_config::ConfRuntime {
+fn conf_runtime(cfg: &ServerConfig, my_id: Option<u64>) -> rzk_config::ConfRuntime {
     let data = cfg.data_dir.join("version-2");
     let log = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone()).join("version-2");
     rzk_config::ConfRuntime {
@@ -409,7 +411,7 @@ fn conf_runtime(cfg: &ServerConfig) -> rzk_config::ConfRuntime {
         cwd: std::env::current_dir().ok(),
         client_port: cfg.client_port,
         secure_client_port: cfg.secure_client_port,
-        my_id: None,
+        my_id,
         ..Default::default()
     }
 }
