@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -41,11 +42,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import zkharness as h
 from peerproxy import DOWN, UP, Proxy, ProxyHub
 
-# Ensemble timing: tickTime 500 ms keeps tests quick; initLimit/syncLimit are generous (10 s
-# / 5 s) because three JVMs share two busy cores, and a follower dropped for a slow tick
-# would make a test flaky rather than wrong. A killed or cut peer is noticed at once (RST).
+# Ensemble timing: tickTime 500 ms keeps tests quick; syncLimit is generous (5 s) because
+# three JVMs share two busy cores, and a follower dropped for a slow tick would make a test
+# flaky rather than wrong. A killed or cut peer is noticed at once (RST). initLimit (5 s)
+# bounds a ZooKeeper quirk: a leader whose would-be follower sits in a later election round
+# waits initLimit ticks for it before electing again.
 TICK_TIME = 500
-INIT_LIMIT = 20
+INIT_LIMIT = 10
 SYNC_LIMIT = 10
 
 ZK_ENSEMBLE_JVM = [f for f in h.JVM_FLAGS if not f.startswith("-Xmx")] + ["-Xmx256m"]
@@ -436,29 +439,45 @@ class Ensemble:
         return 0 if z == -1 else z
 
     # -- faults ----------------------------------------------------------------------
-    def _links_between(self, a: int, b: int) -> List[Proxy]:
-        return [p for (x, y, _), p in self.links.items() if (x, y) in ((a, b), (b, a))]
+    # Each call changes every proxy it touches in one step on the proxy thread, so no peer
+    # can slip a message through a link that is about to be cut (a partition that forms
+    # link by link is a different, messier fault: ZooKeeper re-elects through the gaps).
 
-    def block(self, src: int, dst: int) -> None:
+    def _atomically(self, actions) -> None:
+        def run():
+            for proxy, method, args in actions:
+                getattr(proxy, method)(*args)
+
+        self.hub.call(run)
+
+    def _set_direction(self, src: int, dst: int, is_open: bool, links=("quorum", "election")) -> None:
+        acts = []
+        for (x, y, link), p in self.links.items():
+            if link not in links:
+                continue
+            if (x, y) == (src, dst):
+                acts.append((p, "_set_open", (UP, is_open)))
+            elif (x, y) == (dst, src):
+                acts.append((p, "_set_open", (DOWN, is_open)))
+        self._atomically(acts)
+
+    def block(self, src: int, dst: int, links=("quorum", "election")) -> None:
         """Stall every byte from member src to member dst (one way): UP on src's links to
         dst, DOWN on dst's links to src. Connections stay open; bytes wait."""
-        for (x, y, _), p in self.links.items():
-            if (x, y) == (src, dst):
-                p.stall(UP)
-            elif (x, y) == (dst, src):
-                p.stall(DOWN)
+        self._set_direction(src, dst, False, links)
 
-    def unblock(self, src: int, dst: int) -> None:
-        for (x, y, _), p in self.links.items():
-            if (x, y) == (src, dst):
-                p.unstall(UP)
-            elif (x, y) == (dst, src):
-                p.unstall(DOWN)
+    def unblock(self, src: int, dst: int, links=("quorum", "election")) -> None:
+        self._set_direction(src, dst, True, links)
 
-    def cut(self, a: int, b: int) -> None:
-        """Reset every connection between a and b and refuse new ones, both ways."""
-        for p in self._links_between(a, b):
-            p.cut()
+    def cut_pairs(self, pairs, links=("quorum", "election")) -> None:
+        """Reset every connection between each pair (a, b) and refuse new ones, both ways,
+        all in one step."""
+        want = {frozenset(pr) for pr in pairs}
+        self._atomically([(p, "_cut", ()) for (x, y, link), p in self.links.items()
+                          if link in links and frozenset((x, y)) in want])
+
+    def cut(self, a: int, b: int, links=("quorum", "election")) -> None:
+        self.cut_pairs([(a, b)], links)
 
     def partition(self, *groups: Sequence[int]) -> None:
         """Cut every link between members of different groups; a member in no group is
@@ -467,20 +486,15 @@ class Ensemble:
         for i, g in enumerate(groups):
             for sid in g:
                 group_of[sid] = i
-        for a in self.members:
-            for b in self.members:
-                if a.sid < b.sid and group_of.get(a.sid, -a.sid) != group_of.get(b.sid, -b.sid):
-                    self.cut(a.sid, b.sid)
+        self.cut_pairs([(a.sid, b.sid) for a in self.members for b in self.members
+                        if a.sid < b.sid and group_of.get(a.sid, -a.sid) != group_of.get(b.sid, -b.sid)])
 
-    def isolate(self, sid: int) -> None:
-        for m in self.members:
-            if m.sid != sid:
-                self.cut(sid, m.sid)
+    def isolate(self, sid: int, links=("quorum", "election")) -> None:
+        self.cut_pairs([(sid, m.sid) for m in self.members if m.sid != sid], links)
 
     def heal(self) -> None:
         """Every link open again, both ways."""
-        for p in self.links.values():
-            p.heal()
+        self._atomically([(p, "_heal", ()) for p in self.links.values()])
 
     # -- diagnostics -------------------------------------------------------------------
     def log_tails(self, n: int = 25) -> str:
@@ -597,6 +611,17 @@ class FailoverClient:
             if self.next % len(self.addrs) == 0:
                 time.sleep(0.05)
 
+    def _dead(self) -> bool:
+        """The connection was closed by the server (EOF or reset waiting to be read)."""
+        s = self.raw.sock
+        try:
+            readable, _, _ = select.select([s], [], [], 0)
+            if not readable:
+                return False
+            return s.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _drop(self) -> None:
         if self.raw is not None:
             self.raw.close()
@@ -618,6 +643,8 @@ class FailoverClient:
     def _call(self, op: Op, opcode: int, body: bytes, connect_timeout: float):
         """Send; fill op's status/zxid/err; return the reply reader or None."""
         start_deadline = time.monotonic() + connect_timeout
+        if self.raw is not None and self._dead():
+            self._drop()  # the server closed it while we were idle: not this op's fault
         if self.raw is None:
             try:
                 self._connect(start_deadline)
@@ -696,6 +723,43 @@ class FailoverClient:
         g = self.get(path, connect_timeout, kind="sync_get")
         g["start"] = s.start
         return g
+
+
+class OutputLines:
+    """A child's output, line by line, read by a thread; wait for and count patterns."""
+
+    def __init__(self, stream):
+        self.lines: List[str] = []
+        self.cv = threading.Condition()
+        threading.Thread(target=self._run, args=(stream,), daemon=True).start()
+
+    def _run(self, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            with self.cv:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.cv.notify_all()
+
+    def count(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        with self.cv:
+            return sum(1 for l in self.lines if rx.search(l))
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for l in self.lines:
+                    if rx.search(l):
+                        return l
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no line matching %r within %.0fs; got:\n%s" % (pattern, timeout, "\n".join(self.lines[-80:])))
+                self.cv.wait(left)
+
+    def text(self) -> str:
+        with self.cv:
+            return "\n".join(self.lines)
 
 
 # ----------------------------------------------------------------------------------------
