@@ -62,6 +62,8 @@ class _Pipe:
         self.eof = {UP: False, DOWN: False}  # the source of that direction sent EOF
         self.shut = {UP: False, DOWN: False}  # EOF passed on to the destination
         self.closed = False
+        # bytes of the connector's first message held until proxy.rewrite_first_up takes them
+        self.head: Optional[bytearray] = bytearray() if proxy.rewrite_first_up else None
 
     def src(self, d: str) -> socket.socket:
         return self.a if d == UP else self.b
@@ -87,6 +89,10 @@ class Proxy:
         self.is_cut = False
         self.pipes: List[_Pipe] = []
         self.accepted = 0  # connections ever forwarded (tests use it to see a link was used)
+        # Optional: called with the first bytes the connector sent (growing) until it
+        # returns the bytes to forward instead (None = not enough yet). For protocols
+        # that announce an address the peer will connect back to.
+        self.rewrite_first_up: Optional[Callable[[bytes], Optional[bytes]]] = None
 
     # -- test API (thread-safe: runs on the hub thread) ------------------------------
     def cut(self) -> None:
@@ -157,9 +163,11 @@ class ProxyHub:
         self._thread.start()
 
     # -- API ---------------------------------------------------------------------------
-    def add(self, name: str, target: Tuple[str, int]) -> Proxy:
+    def add(self, name: str, target: Tuple[str, int],
+            rewrite_first_up: Optional[Callable[[bytes], Optional[bytes]]] = None) -> Proxy:
         def f():
             p = Proxy(self, name, target)
+            p.rewrite_first_up = rewrite_first_up
             self.sel.register(p.listener, selectors.EVENT_READ, ("listen", p))
             self.proxies.append(p)
             return p
@@ -314,6 +322,15 @@ class ProxyHub:
                     return
                 if data == b"":
                     pipe.eof[d] = True
+                    if d == UP and pipe.head is not None:  # EOF before a whole first message
+                        pipe.buf[d] += pipe.head
+                        pipe.head = None
+                elif data and d == UP and pipe.head is not None:
+                    pipe.head += data
+                    out = pipe.proxy.rewrite_first_up(bytes(pipe.head))
+                    if out is not None:
+                        pipe.buf[d] += out
+                        pipe.head = None
                 elif data:
                     pipe.buf[d] += data
             if mask & selectors.EVENT_WRITE and sock is pipe.dst(d) and pipe.buf[d]:
@@ -358,6 +375,33 @@ class ProxyHub:
             pipe.proxy.pipes.remove(pipe)
         except ValueError:
             pass
+
+
+# QuorumCnxManager's first message on an election connection: long protocol version
+# (-65536 = v1, -65535 = v2), long sid, int length, "host:port" (v2: several, joined by
+# "|"). A server that wins the connection challenge connects back to that address, which
+# would bypass the proxies; so election proxies rewrite it to the proxy of the way back.
+ELECTION_PROTOCOL_VERSIONS = (-65536, -65535)
+
+
+def election_address_rewriter(new_addr: str) -> Callable[[bytes], Optional[bytes]]:
+    def rewrite(head: bytes) -> Optional[bytes]:
+        if len(head) < 8:
+            return None
+        (version,) = struct.unpack_from(">q", head, 0)
+        if version not in ELECTION_PROTOCOL_VERSIONS:
+            return head  # the old protocol (sid only): nothing to rewrite
+        if len(head) < 20:
+            return None
+        (n,) = struct.unpack_from(">i", head, 16)
+        if n < 0 or n > 4096:
+            return head  # not what we expected: pass it on untouched
+        if len(head) < 20 + n:
+            return None
+        addr = new_addr.encode()
+        return head[:16] + struct.pack(">i", len(addr)) + addr + head[20 + n:]
+
+    return rewrite
 
 
 def self_test() -> None:
@@ -411,8 +455,8 @@ def self_test() -> None:
             assert c.recv(100) == b""
         except ConnectionResetError:
             pass
-        c2 = socket.create_connection(("127.0.0.1", p.port), timeout=2)
         try:
+            c2 = socket.create_connection(("127.0.0.1", p.port), timeout=2)
             assert c2.recv(100) == b""
         except ConnectionResetError:
             pass
@@ -426,6 +470,20 @@ def self_test() -> None:
         c3.close()
         time.sleep(0.1)
         assert p.connections() == 0, p.connections()
+        # the election header is rewritten, whatever way it arrives in pieces
+        r = hub.add("election", srv.getsockname(), election_address_rewriter("127.0.0.1:7"))
+        c4 = socket.create_connection(("127.0.0.1", r.port), timeout=2)
+        old_addr = b"127.0.0.1:38888"
+        head = struct.pack(">qqi", -65535, 3, len(old_addr)) + old_addr + b"rest"
+        for i in range(0, len(head), 5):
+            c4.sendall(head[i:i + 5])
+            time.sleep(0.01)
+        want = struct.pack(">qqi", -65535, 3, 11) + b"127.0.0.1:7" + b"rest"
+        got = b""
+        while len(got) < len(want):
+            got += c4.recv(100)
+        assert got == want, got
+        c4.close()
     srv.close()
     print("peerproxy self-test ok")
 

@@ -12,7 +12,9 @@ on 127.0.0.1, each with its own dataDir, myid, zoo.cfg and log, every peer link 
 
 Topology. Member i listens on its own quorum and election ports (its `server.i` line);
 for every other member j its zoo.cfg names two proxies of the link i->j, which forward
-to j's real ports. So every byte between i and j passes a proxy of link i->j (the
+to j's real ports. The first message on an election connection names the connecting
+server's election address, and ZooKeeper's challenge winner connects back to it: the
+election proxies rewrite it to the proxy of the way back, so no byte bypasses them. So every byte between i and j passes a proxy of link i->j (the
 connections i opened) or j->i (those j opened): `block(i, j)` stalls exactly the bytes
 from i to j on all of them (a one-way partition), `cut(i, j)` resets and refuses both
 links (a partition that TCP notices at once). Client ports are direct.
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import zkharness as h
-from peerproxy import DOWN, UP, Proxy, ProxyHub
+from peerproxy import DOWN, UP, Proxy, ProxyHub, election_address_rewriter
 
 # Ensemble timing: tickTime 500 ms keeps tests quick; syncLimit is generous (5 s) because
 # three JVMs share two busy cores, and a follower dropped for a slow tick would make a test
@@ -325,10 +327,17 @@ class Ensemble:
             self.hub = ProxyHub()
             for a in self.members:
                 for b in self.members:
-                    if a is b:
-                        continue
-                    for link, port in (("quorum", b.quorum_port), ("election", b.election_port)):
-                        self.links[(a.sid, b.sid, link)] = self.hub.add("s%d->s%d %s" % (a.sid, b.sid, link), ("127.0.0.1", port))
+                    if a is not b:
+                        self.links[(a.sid, b.sid, "quorum")] = self.hub.add(
+                            "s%d->s%d quorum" % (a.sid, b.sid), ("127.0.0.1", b.quorum_port))
+                        self.links[(a.sid, b.sid, "election")] = self.hub.add(
+                            "s%d->s%d election" % (a.sid, b.sid), ("127.0.0.1", b.election_port))
+            # a's election connection to b announces a's address; b may connect back to it
+            # (ZooKeeper does, when a has the smaller sid): make that the proxy b->a
+            for (a, b, link), p in self.links.items():
+                if link == "election":
+                    back = self.links[(b, a, "election")]
+                    p.rewrite_first_up = election_address_rewriter("127.0.0.1:%d" % back.port)
 
     # -- access ----------------------------------------------------------------------
     def member(self, sid: int) -> Member:
@@ -495,6 +504,12 @@ class Ensemble:
     def heal(self) -> None:
         """Every link open again, both ways."""
         self._atomically([(p, "_heal", ()) for p in self.links.values()])
+
+    def heal_pairs(self, pairs, links=("quorum", "election")) -> None:
+        """Open the links between each pair (a, b) again, both ways."""
+        want = {frozenset(pr) for pr in pairs}
+        self._atomically([(p, "_heal", ()) for (x, y, link), p in self.links.items()
+                          if link in links and frozenset((x, y)) in want])
 
     # -- diagnostics -------------------------------------------------------------------
     def log_tails(self, n: int = 25) -> str:
