@@ -123,15 +123,16 @@ impl Member {
     fn zab_action(&mut self, a: ZabAction) -> io::Result<()> {
         match a {
             ZabAction::Send { to, msg } => {
-                let msg = match msg {
-                    // A learner's PING reply carries the sessions its clients touched.
+                match msg {
+                    // A learner's PING reply carries the sessions its clients touched, and
+                    // always a data buffer (a ZooKeeper leader reads it without a null check).
                     Message::Ping { zxid, .. } if self.state != ServerState::Leading && Some(to) == self.leader => {
                         let touches = self.core.take_touches();
-                        Message::Ping { zxid, data: Bytes::from(quorum::encode_touches(&touches)) }
+                        let data = Some(quorum::encode_touches(&touches));
+                        self.net.send_packet(to, QuorumPacket { ty: pt::PING, zxid, data, authinfo: None });
                     }
-                    m => m,
-                };
-                self.send(to, &msg);
+                    msg => self.send(to, &msg),
+                }
             }
             ZabAction::Persist { seq, op } => self.persist(seq, op)?,
             ZabAction::Deliver(entry) => match TxnRecord::from_bytes(&entry.data) {
