@@ -343,6 +343,8 @@ pub struct ZooKeeperServer {
     next_container_check_ms: i64,
     stats: ServerStats,
     out: Vec<Action>,
+    /// What the driver knows of the ensemble, for mntr / srvr.
+    quorum_info: crate::core::fourlw::QuorumInfo,
     // ---- ensemble mode ----
     role: Role,
     /// Leader: the server each session's requests must come from (ZooKeeper's session owner;
@@ -388,6 +390,7 @@ impl ZooKeeperServer {
             wall_ms,
             stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
+            quorum_info: Default::default(),
             role: Role::Standalone,
             owners: HashMap::new(),
             leader_syncs: VecDeque::new(),
@@ -398,6 +401,11 @@ impl ZooKeeperServer {
     }
 
     /// What this server does for clients now.
+    /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
+    pub fn set_quorum_info(&mut self, q: crate::core::fourlw::QuorumInfo) {
+        self.quorum_info = q;
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
@@ -1628,7 +1636,7 @@ impl ZooKeeperServer {
             .collect();
         ServerSnapshot {
             role: self.role,
-            quorum: Default::default(),
+            quorum: self.quorum_info.clone(),
             pending_syncs: self.leader_syncs.len(),
             stats: self.stats.clone(),
             conns,

@@ -87,6 +87,10 @@ struct Member {
     /// The leader this server follows or is (None while LOOKING).
     leader: Option<ServerId>,
     state: ServerState,
+    /// When this server became an established leader.
+    leading_since: Option<Instant>,
+    /// PROPOSAL data sizes: last, min, max (-1 before the first), for `srvr` / `mntr`.
+    proposal_sizes: (i64, i64, i64),
     started: Instant,
     conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
 }
@@ -159,11 +163,32 @@ impl Member {
             }
             ZabAction::Serving { epoch } => {
                 let role = role_of(self.state);
+                self.leading_since = (role == Role::Leader).then(Instant::now);
                 tracing::info!(role = ?role, epoch, zxid = %self.core.last_zxid(), "serving clients");
                 self.core_input(Input::Serve { role, epoch });
             }
         }
         Ok(())
+    }
+
+    /// Refreshes what `mntr` / `srvr` show of the ensemble.
+    fn update_quorum_info(&mut self) {
+        let mut q = crate::core::fourlw::QuorumInfo {
+            zab_phase: self.node.phase_name(),
+            quorum_size: self.node.config().voters.len(),
+            ..Default::default()
+        };
+        if let Some(s) = self.node.learner_summary() {
+            q.learners = s.learners;
+            q.synced_followers = s.synced_followers;
+            q.synced_observers = s.synced_observers;
+            q.proposal_sizes = self.proposal_sizes;
+            q.leader_uptime_ms = self.leading_since.map(|t| t.elapsed().as_millis() as i64).unwrap_or(0);
+        }
+        if self.state == ServerState::Observing {
+            q.observer_master_id = self.leader.map(|l| l.0);
+        }
+        self.core.set_quorum_info(q);
     }
 
     fn session_table(&self) -> Vec<(i64, i32)> {
@@ -214,8 +239,12 @@ impl Member {
             }
             CoreAction::Append(record) => {
                 let zxid = record.header.zxid;
+                let data = Bytes::from(record.to_bytes());
+                let n = data.len() as i64;
+                let (_, min, max) = self.proposal_sizes;
+                self.proposal_sizes = (n, if min < 0 { n } else { min.min(n) }, max.max(n));
                 let accepted = match self.node.next_zxid() {
-                    Ok(z) if z == zxid => self.node.propose(zxid, Bytes::from(record.to_bytes())).map_err(|e| e.to_string()),
+                    Ok(z) if z == zxid => self.node.propose(zxid, data).map_err(|e| e.to_string()),
                     Ok(z) => Err(format!("the core prepped {zxid} but ZAB's next zxid is {z}")),
                     Err(e) => Err(e.to_string()),
                 };
@@ -363,6 +392,8 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
         config_data: zab_cfg.config_data.clone(),
         leader: None,
         state: ServerState::Looking,
+        leading_since: None,
+        proposal_sizes: (-1, -1, -1),
         started,
         conns: HashMap::new(),
     };
@@ -430,6 +461,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
                         }
                         Event::Frame { conn, payload } => m.core_input(Input::Frame { conn, payload }),
                         Event::FourLetterWord { conn, word } => {
+                            m.update_quorum_info();
                             let rejected = counts.lock().expect("conn counts").rejected;
                             let text = super::four_letter_word(&mut m.core, &process, &word, conn, rejected);
                             if let Some(tx) = m.conns.remove(&conn) {
