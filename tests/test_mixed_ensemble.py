@@ -1,0 +1,259 @@
+"""Mixed ensembles: rzk and Apache ZooKeeper 3.8 members in one ensemble, real processes on
+127.0.0.1 (zkensemble.py: every peer link through a proxy, every process stopped on exit).
+The claim under test: an rzk server can replace an Apache ZooKeeper server in a running
+ensemble, and the other way round.
+
+* elections agree: 2 ZooKeeper + 1 rzk and 1 ZooKeeper + 2 rzk elect one leader (`srvr`
+  Mode on every member), with an rzk leader over ZooKeeper followers and a ZooKeeper leader
+  over rzk followers (the leader is killed with -9 to move leadership; the highest sid wins
+  an election among equal histories, so an rzk member with the highest sid leads);
+  kazoo writes through every member are read back (after a sync) on every member;
+* rolling replacement: a 3-server ZooKeeper ensemble with data (snapshots and rolled logs)
+  has one member at a time replaced by rzk on ZooKeeper's own dataDir, the leader last;
+  after each step every acknowledged write is on every member and new writes work through
+  the new member;
+* catching up across kinds: a follower of the other kind than the leader comes back after a
+  short absence (DIFF: its log gets the missed txns, no new snapshot) and after a long one
+  (SNAP: a snapshot at the sync point, the missed txns never logged).
+
+RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Sequence
+
+import pytest
+
+import zkharness as h
+import zkensemble as ze
+
+ZK, RZK = "zookeeper", "rzk"
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0"),
+    pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed"),
+    pytest.mark.skipif(not h.rzk_available(), reason="rzk binary not found at %s" % h.rzk_binary()),
+]
+
+
+def kazoo(hosts: str, **kw):
+    from kazoo.client import KazooClient
+
+    kw.setdefault("timeout", 10.0)
+    kw.setdefault("connection_retry", {"max_tries": -1, "delay": 0.05, "backoff": 1, "max_delay": 0.2})
+    c = KazooClient(hosts=hosts, **kw)
+    c.start(timeout=30)
+    return c
+
+
+def close(c) -> None:
+    try:
+        c.stop()
+        c.close()
+    except Exception:
+        pass
+
+
+def kinds_str(ens: ze.Ensemble) -> str:
+    return " ".join("s%d=%s" % (m.sid, m.kind) for m in ens.members)
+
+
+def check_modes(ens: ze.Ensemble, members: Sequence[ze.Member] = None) -> ze.Member:
+    """One leader among the running (or given) members, every other one a follower, as
+    each member's own `srvr` says; returns the leader."""
+    members = list(members) if members else ens.running()
+    leader = ens.wait_for_leader(60, members=members)
+    modes = ens.modes(members)
+    assert sorted(modes.values()) == sorted(["leader"] + ["follower"] * (len(members) - 1)), (modes, kinds_str(ens))
+    return leader
+
+
+def write_through_each(ens: ze.Ensemble, tag: str, members: Sequence[ze.Member] = None) -> Dict[str, bytes]:
+    """A kazoo client connected to one member only creates /mixed/<tag>-via-s<sid>; learners
+    forward it to the leader. Returns path -> value of the acknowledged writes."""
+    acked = {}
+    for m in members or ens.running():
+        zk = kazoo(m.hosts)
+        try:
+            zk.ensure_path("/mixed")
+            p, v = "/mixed/%s-via-s%d" % (tag, m.sid), b"%s:%s" % (tag.encode(), m.kind.encode())
+            zk.create(p, v)
+            acked[p] = v
+        finally:
+            close(zk)
+    return acked
+
+
+def check_everywhere(ens: ze.Ensemble, acked: Dict[str, bytes], members: Sequence[ze.Member] = None) -> None:
+    """Every acknowledged write, read from each member alone after a sync."""
+    for m in members or ens.running():
+        zk = kazoo(m.hosts)
+        try:
+            zk.sync("/")
+            got = {}
+            for p in acked:
+                st = zk.exists(p)
+                got[p] = zk.get(p)[0] if st else None
+            missing = {p: (acked[p], got[p]) for p in acked if got[p] != acked[p]}
+            assert not missing, "s%d (%s) lacks acknowledged writes (want, got): %s\n%s" % (
+                m.sid, m.kind, dict(list(missing.items())[:10]), kinds_str(ens))
+        finally:
+            close(zk)
+
+
+# ----------------------------------------------------------------------------------------
+# elections and writes through every member
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds", [[ZK, ZK, RZK], [RZK, RZK, ZK]], ids=["zk-zk-rzk", "rzk-rzk-zk"])
+def test_mixed_ensemble_elects_one_leader_and_replicates(kinds):
+    """Leadership is moved with kill -9 until both an rzk and a ZooKeeper member have led
+    with a member of the other kind following; after every election writes through every
+    member are read back on every member."""
+    with ze.Ensemble(kinds, 3, name="mixed-elect") as ens:
+        acked = {}
+        led = []  # (leader kind, follower kinds) of every leadership seen
+        leader = check_modes(ens)
+        for step in range(4):
+            led.append((leader.kind, sorted(m.kind for m in ens.followers())))
+            acked.update(write_through_each(ens, "e%d" % step))
+            check_everywhere(ens, acked)
+            if {k for k, _ in led} == {ZK, RZK} and step >= 1:
+                break
+            # move leadership: the old leader goes; the survivors elect; it comes back
+            old = leader
+            old.kill9()
+            rest = [m for m in ens.members if m is not old]
+            leader = check_modes(ens, rest)
+            assert leader is not old
+            acked.update(write_through_each(ens, "k%d" % step, rest))
+            check_everywhere(ens, acked, rest)
+            old.start()
+            old.wait_serving()
+            leader = check_modes(ens)
+        kinds_led = {k for k, _ in led}
+        assert kinds_led == {ZK, RZK}, "leaders seen: %s" % led
+        # every leader of one kind had a follower of the other kind
+        for k, fs in led:
+            assert any(f != k for f in fs), led
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+
+
+# ----------------------------------------------------------------------------------------
+# rolling replacement of ZooKeeper by rzk on ZooKeeper's data
+# ----------------------------------------------------------------------------------------
+
+
+def test_rolling_replacement_of_zookeeper_by_rzk():
+    # snapCount low: ZooKeeper's dataDirs hold several snapshots and rolled logs, which rzk
+    # must take over as they are
+    with ze.Ensemble(ZK, 3, name="mixed-rolling", extra_cfg={"snapCount": 40}) as ens:
+        leader = check_modes(ens)
+        zk = kazoo(ens.hosts)
+        acked = {}
+        try:
+            zk.ensure_path("/mixed")
+            for i in range(120):
+                p, v = "/mixed/zk-%03d" % i, b"zk-%d" % i
+                zk.create(p, v)
+                acked[p] = v
+            zk.set("/mixed/zk-000", b"changed")
+            acked["/mixed/zk-000"] = b"changed"
+        finally:
+            close(zk)
+        acked.update(write_through_each(ens, "zk"))
+        check_everywhere(ens, acked)
+        # followers first, the leader last; SIGTERM for the first, kill -9 for the others
+        order = ens.followers() + [leader]
+        for n, m in enumerate(order):
+            assert m.kind == ZK
+            zxids = (m.txn_zxids(), m.snapshot_zxids())
+            if n == 0:
+                m.stop()
+            else:
+                m.kill9()
+            m.kind = RZK  # same workdir, dataDir, myid, ports: only the program changes
+            m.start()
+            m.wait_serving()
+            check_modes(ens)
+            assert zxids[0] or zxids[1], "s%d had no ZooKeeper data to take over" % m.sid
+            check_everywhere(ens, acked)
+            acked.update(write_through_each(ens, "r%d" % n))
+            check_everywhere(ens, acked)
+        assert [m.kind for m in ens.members] == [RZK] * 3
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+
+
+# ----------------------------------------------------------------------------------------
+# a follower of the other kind catches up: DIFF, then SNAP
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds,leader_kind", [([RZK, ZK, ZK], ZK), ([ZK, RZK, RZK], RZK)],
+                         ids=["rzk-follows-zk", "zk-follows-rzk"])
+def test_follower_of_the_other_kind_catches_up_by_diff_and_snap(kinds, leader_kind):
+    # s1 (the lowest sid, alone of its kind) cannot win an election among equal histories.
+    # snapCount low: the leader snapshots and rolls its log as it goes, so after many large
+    # writes its log is far larger than its snapshot and SNAP is what a ZooKeeper leader
+    # must choose (with one big log and a tiny snapshot.0 it sends a DIFF from its txn log).
+    with ze.Ensemble(kinds, 3, name="mixed-catchup", extra_cfg={"snapCount": 100}) as ens:
+        leader = check_modes(ens)
+        assert leader.kind == leader_kind, kinds_str(ens)
+        f = ens[1]
+        assert f.mode() == "follower"
+        zk = kazoo(leader.hosts)
+        try:
+            zk.create("/diff", b"")
+            for i in range(20):
+                zk.create("/diff/before-%d" % i, b"x")
+            last = ens.wait_converged()
+            h.wait_until(lambda: last in f.txn_zxids(), 10, what="the follower's log to hold its last zxid")
+
+            # DIFF: a few missed txns
+            f.kill9()
+            missed = [zk.create("/diff/missed-%d" % i, b"y" * 100, include_data=True)[1].czxid for i in range(50)]
+            f.start()
+            f.wait_serving()
+            check_modes(ens)
+            ens.wait_converged()
+            h.wait_until(lambda: set(missed) <= set(f.txn_zxids()), 20,
+                         what="the follower's log to hold every txn it missed (DIFF)")
+            # (no check for "no new snapshot": with snapCount 100 the follower may roll its
+            # own snapshot while logging the DIFF; a SNAP never puts the missed txns in its log)
+            if f.kind == ZK:
+                assert "Getting a diff from the leader" in f.log_text()
+            ze.assert_same_trees(ens.members)
+
+            # SNAP: more txns than a leader keeps for DIFF (500), a log far larger than
+            # the snapshot
+            f.kill9()
+            for k in range(4):
+                zk.create("/snap/k%d" % k, b"", makepath=True)
+            value = b"v" * 2048
+            missed = []
+            for batch in range(15):
+                results = [zk.set_async("/snap/k%d" % (i % 4), value + b"%d" % batch) for i in range(100)]
+                missed += [r.get(timeout=60).mzxid for r in results]
+            last = max(missed)
+            f.start()
+            f.wait_serving()
+            check_modes(ens)
+            ens.wait_converged()
+            h.wait_until(lambda: any(z >= last for z in f.snapshot_zxids()), 20,
+                         what="a snapshot at the sync point (SNAP) on the follower")
+            logged = set(f.txn_zxids())
+            assert not logged & set(missed), "the follower logged %d missed txns: a DIFF, not a SNAP" % len(logged & set(missed))
+            if f.kind == ZK:
+                assert "Getting a snapshot from leader" in f.log_text()
+            # and it serves writes afterwards, through itself
+            acked = write_through_each(ens, "after-snap")
+            check_everywhere(ens, acked)
+        finally:
+            close(zk)
+        ze.assert_same_trees(ens.members)
