@@ -29,6 +29,7 @@ import pytest
 
 import zkharness as h
 import zkensemble as ze
+from peerproxy import ProxyHub
 
 ZK, RZK = "zookeeper", "rzk"
 
@@ -256,4 +257,149 @@ def test_follower_of_the_other_kind_catches_up_by_diff_and_snap(kinds, leader_ki
             check_everywhere(ens, acked)
         finally:
             close(zk)
+        ze.assert_same_trees(ens.members)
+
+
+# ----------------------------------------------------------------------------------------
+# sessions and requests across kinds
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds,leader_kind", [([ZK, RZK, RZK], RZK), ([RZK, ZK, ZK], ZK)],
+                         ids=["rzk-leads", "zk-leads"])
+def test_sessions_and_requests_across_kinds(kinds, leader_kind):
+    """What a follower forwards and what the leader decides for it, across kinds: sessions
+    kept alive by a follower's PING replies, moved between members of both kinds, expired
+    by the leader; ephemerals; digest auth carried in REQUEST authinfo; multi; sync; a
+    large value."""
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_digest_acl
+
+    with ze.Ensemble(kinds, 3, name="mixed-sessions") as ens:
+        leader = check_modes(ens)
+        assert leader.kind == leader_kind, kinds_str(ens)
+        other = [m for m in ens.followers() if m.kind != leader.kind]
+        same = [m for m in ens.followers() if m.kind == leader.kind]
+        assert other and same, kinds_str(ens)
+        f_other, f_same = other[0], same[0]
+        watcher = kazoo(f_same.hosts)
+        try:
+            watcher.ensure_path("/s")
+            # a session on the follower of the other kind, short timeout, otherwise idle:
+            # only the follower's PING replies keep it alive on the leader. Its connection
+            # passes a proxy, which is re-pointed to move the session between members.
+            hub = ProxyHub()
+            link = hub.add("client", f_other.address)
+            c = kazoo("127.0.0.1:%d" % link.port, timeout=3.0)
+            states = []
+            c.add_listener(lambda st: states.append(st))
+            try:
+                c.create("/s/eph", b"mine", ephemeral=True)
+                owner = watcher.exists("/s/eph").ephemeralOwner
+                assert owner == c.client_id[0]
+                time.sleep(7)
+                watcher.sync("/s")
+                st = watcher.exists("/s/eph")
+                assert st is not None and st.ephemeralOwner == owner, "the session expired while its client was connected"
+                # the session moves to the leader and to the other follower, keeping its
+                # ephemeral (on a learner: REVALIDATE to the leader)
+                for target in (leader, f_same, f_other):
+                    link.retarget(target.address)  # resets the connection; kazoo reconnects
+                    h.wait_until(lambda: link.connections() == 1 and c.connected, 30, what="the session on s%d" % target.sid)
+                    c.sync("/s")
+                    assert c.client_id[0] == owner
+                    assert c.exists("/s/eph").ephemeralOwner == owner
+                    c.set("/s/eph", b"via-s%d" % target.sid)
+                    watcher.sync("/s")
+                    assert watcher.get("/s/eph")[0] == b"via-s%d" % target.sid
+                assert "LOST" not in [str(x) for x in states], states
+            finally:
+                close(c)  # closeSession: the ephemeral goes at once
+                hub.close()
+            for m in ens.members:
+                zk = kazoo(m.hosts)
+                try:
+                    zk.sync("/s")
+                    assert zk.exists("/s/eph") is None, "s%d (%s) still has the closed session's ephemeral" % (m.sid, m.kind)
+                finally:
+                    close(zk)
+
+            # expiry: a raw client creates an ephemeral through the other-kind follower and
+            # goes silent; the leader expires it and every member drops the node
+            raw = h.RawSession("127.0.0.1", f_other.client_port, timeout=5)
+            try:
+                raw.connect(2000)
+                body = h.Jute().string("/s/expiring").buffer(b"x").acls(h.OPEN_ACL).int(1).bytes()
+                _, _, err, _ = raw.request(h.OP["create"], body)
+                assert err == 0
+                assert watcher.exists("/s/expiring") is not None
+                raw.sock.close()  # no closeSession
+            finally:
+                raw.close()
+            h.wait_until(lambda: watcher.exists("/s/expiring") is None, 20, what="the silent session to expire")
+            for m in ens.members:
+                zk = kazoo(m.hosts)
+                try:
+                    zk.sync("/s")
+                    assert zk.exists("/s/expiring") is None, "s%d (%s)" % (m.sid, m.kind)
+                finally:
+                    close(zk)
+
+            # digest auth travels with the forwarded request (REQUEST authinfo)
+            acl = [make_digest_acl("alice", "secret", all=True)]
+            a = kazoo(f_other.hosts, auth_data=[("digest", "alice:secret")])
+            try:
+                a.create("/s/private", b"alice's", acl=acl)
+                a.create("/s/creator", b"c", acl=[make_digest_acl("alice", "secret", all=True)])
+                a.set("/s/private", b"alice's 2")
+            finally:
+                close(a)
+            for m in ens.members:
+                zk = kazoo(m.hosts, auth_data=[("digest", "alice:secret")])
+                anon = kazoo(m.hosts)
+                try:
+                    zk.sync("/s")
+                    assert zk.get("/s/private")[0] == b"alice's 2"
+                    with pytest.raises(NoAuthError):
+                        anon.get("/s/private")
+                finally:
+                    close(zk)
+                    close(anon)
+            a = kazoo(f_same.hosts, auth_data=[("digest", "alice:secret")])
+            try:
+                a.delete("/s/private")  # (assert_same_trees reads without auth)
+                a.delete("/s/creator")
+            finally:
+                close(a)
+
+            # multi through the other-kind follower, one that fails as a whole
+            m_c = kazoo(f_other.hosts)
+            try:
+                t = m_c.transaction()
+                t.create("/s/multi", b"m")
+                t.create("/s/multi/a", b"a")
+                t.set_data("/s/multi", b"m2")
+                assert all(not isinstance(r, Exception) for r in t.commit())
+                t = m_c.transaction()
+                t.create("/s/multi/b", b"b")
+                t.delete("/s/does-not-exist")
+                res = t.commit()
+                assert any(isinstance(r, Exception) for r in res), res
+                # a value near the 1 MB limit
+                big = bytes(range(256)) * 4000
+                m_c.create("/s/big", big)
+            finally:
+                close(m_c)
+            for m in ens.members:
+                zk = kazoo(m.hosts)
+                try:
+                    zk.sync("/s")
+                    assert zk.get("/s/multi")[0] == b"m2"
+                    assert sorted(zk.get_children("/s/multi")) == ["a"]
+                    assert zk.get("/s/big")[0] == big
+                finally:
+                    close(zk)
+        finally:
+            close(watcher)
+        ens.wait_converged()
         ze.assert_same_trees(ens.members)
