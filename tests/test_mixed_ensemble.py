@@ -105,6 +105,16 @@ def check_everywhere(ens: ze.Ensemble, acked: Dict[str, bytes], members: Sequenc
             close(zk)
 
 
+def assert_no_digest_mismatches(ens: ze.Ensemble) -> None:
+    """Every running member applied every txn with the digest its leader logged for it
+    (mntr `zk_digest_mismatches_count`; a ZooKeeper follower checks an rzk leader's
+    TxnDigests against its own tree, and the other way round)."""
+    for m in ens.running():
+        rows = dict(l.split("\t", 1) for l in h.four_letter(m.client_port, "mntr", timeout=5.0).splitlines() if "\t" in l)
+        assert rows.get("zk_digest_mismatches_count") == "0", "s%d (%s): %s digest mismatches" % (
+            m.sid, m.kind, rows.get("zk_digest_mismatches_count"))
+
+
 # ----------------------------------------------------------------------------------------
 # elections and writes through every member
 # ----------------------------------------------------------------------------------------
@@ -143,6 +153,7 @@ def test_mixed_ensemble_elects_one_leader_and_replicates(kinds):
             assert any(f != k for f in fs), led
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
 
 
 # ----------------------------------------------------------------------------------------
@@ -189,6 +200,7 @@ def test_rolling_replacement_of_zookeeper_by_rzk():
         assert [m.kind for m in ens.members] == [RZK] * 3
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
 
 
 # ----------------------------------------------------------------------------------------
@@ -258,6 +270,7 @@ def test_follower_of_the_other_kind_catches_up_by_diff_and_snap(kinds, leader_ki
         finally:
             close(zk)
         ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
 
 
 # ----------------------------------------------------------------------------------------
@@ -403,3 +416,4 @@ def test_sessions_and_requests_across_kinds(kinds, leader_kind):
             close(watcher)
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
