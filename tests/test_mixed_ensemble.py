@@ -417,3 +417,41 @@ def test_sessions_and_requests_across_kinds(kinds, leader_kind):
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
         assert_no_digest_mismatches(ens)
+
+
+# ----------------------------------------------------------------------------------------
+# an observer of the other kind
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds", [[ZK, ZK, RZK], [RZK, RZK, ZK]], ids=["rzk-observes-zk", "zk-observes-rzk"])
+def test_observer_of_the_other_kind(kinds):
+    """Two voters of one kind and an observer (s3) of the other: OBSERVERINFO, INFORM, the
+    observer's forwarded writes and syncs; it catches up after a restart and never votes."""
+    with ze.Ensemble(kinds, 3, observers=[3], name="mixed-observer") as ens:
+        obs = ens.member(3)
+        leader = ens.wait_for_leader()
+        assert obs.mode() == "observer" and leader.kind != obs.kind, ens.modes()
+        acked = write_through_each(ens, "o0")
+        check_everywhere(ens, acked)
+        obs.kill9()
+        acked.update(write_through_each(ens, "o1", ens.voters()))
+        obs.start()
+        assert obs.wait_serving() == "observer"
+        ens.wait_converged()
+        acked.update(write_through_each(ens, "o2"))
+        check_everywhere(ens, acked)
+        # one voter plus the observer make no quorum
+        follower = [m for m in ens.voters() if m is not leader][0]
+        follower.kill9()
+        h.wait_until(lambda: "leader" not in ens.modes().values(), 20, what="the lone voter to stop leading")
+        time.sleep(1.5)
+        assert "leader" not in ens.modes().values(), ens.modes()
+        follower.start()
+        ens.wait_for_leader(60)
+        assert obs.mode() == "observer"
+        acked.update(write_through_each(ens, "o3"))
+        check_everywhere(ens, acked)
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
