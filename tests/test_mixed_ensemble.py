@@ -198,6 +198,17 @@ def test_rolling_replacement_of_zookeeper_by_rzk():
             acked.update(write_through_each(ens, "r%d" % n))
             check_everywhere(ens, acked)
         assert [m.kind for m in ens.members] == [RZK] * 3
+        # and back: ZooKeeper takes over the dataDir rzk wrote (its epoch files, logs and
+        # snapshots) from the current leader
+        back = ens.leader()
+        back.kill9()
+        back.kind = ZK
+        back.start()
+        back.wait_serving()
+        check_modes(ens)
+        check_everywhere(ens, acked)
+        acked.update(write_through_each(ens, "back"))
+        check_everywhere(ens, acked)
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
         assert_no_digest_mismatches(ens)
