@@ -466,3 +466,80 @@ def test_observer_of_the_other_kind(kinds):
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
         assert_no_digest_mismatches(ens)
+
+
+# ----------------------------------------------------------------------------------------
+# TRUNC across kinds
+# ----------------------------------------------------------------------------------------
+
+
+def lead_with(ens: ze.Ensemble, kind: str) -> ze.Member:
+    """Move leadership (kill -9 the leader, restart it as a follower) until a member of
+    `kind` leads; bounded."""
+    leader = check_modes(ens)
+    for _ in range(3):
+        if leader.kind == kind:
+            return leader
+        leader.kill9()
+        ens.wait_for_leader(60, members=[m for m in ens.members if m is not leader])
+        leader.start()
+        leader.wait_serving()
+        leader = check_modes(ens)
+    assert leader.kind == kind, kinds_str(ens)
+    return leader
+
+
+@pytest.mark.parametrize("kinds,old_kind", [([ZK, ZK, RZK], RZK), ([RZK, RZK, ZK], ZK)],
+                         ids=["zk-truncs-rzk", "rzk-truncs-zk"])
+def test_old_leader_of_the_other_kind_is_truncated(kinds, old_kind):
+    """A leader logs a proposal no follower receives (its bytes held in the proxies), is
+    cut off; the other two elect a leader of the other kind; healed before anything new
+    commits, the old leader's log is ahead: TRUNC, and the proposal is gone from its log
+    and from every tree."""
+    with ze.Ensemble(kinds, 3, name="mixed-trunc") as ens:
+        old = lead_with(ens, old_kind)
+        f1, f2 = ens.followers()
+        zk = kazoo(old.hosts)
+        zk.ensure_path("/trunc")
+        for i in range(5):
+            zk.create("/trunc/before-%d" % i)
+        close(zk)
+        z0 = ens.wait_converged()
+        h.wait_until(lambda: z0 in old.txn_zxids(), 10, what="the leader's log to hold its last zxid")
+        victim = h.RawSession(*old.address)
+        victim.connect(10000)
+        for f in (f1, f2):
+            ens.block(old.sid, f.sid)
+        victim.send_frame(h.Jute().int(1).int(h.OP["create"]).string("/trunc/victim").buffer(b"never")
+                          .acls(h.OPEN_ACL).int(0).bytes())
+        h.wait_until(lambda: max(old.txn_zxids()) > z0, 5, what="the leader to log the proposal")
+        proposal = max(old.txn_zxids())
+        ens.isolate(old.sid)
+        for f in (f1, f2):
+            ens.unblock(old.sid, f.sid)
+        new = ens.wait_for_leader(60, members=[f1, f2])
+        victim.close()
+        assert new.kind != old.kind, kinds_str(ens)
+        assert proposal in old.txn_zxids()
+        ens.heal()
+        ens.wait_for_leader(60)
+        assert old.mode() == "follower" and ens.leader() is new
+        zk = kazoo(ens.hosts)
+        after = [zk.create("/trunc/healed-%d" % i, include_data=True)[1].czxid for i in range(3)]
+        close(zk)
+        assert min(after) >> 32 > proposal >> 32
+        ens.wait_converged()
+        h.wait_until(lambda: proposal not in old.txn_zxids(), 20,
+                     what="the proposal to leave the old leader's log (TRUNC)")
+        if old.kind == ZK:
+            assert "Truncating log to get in sync with the leader" in old.log_text()
+        tree = ze.assert_same_trees(ens.members, "/trunc")
+        assert "/trunc/victim" not in tree
+        # and it stays dropped when the old leader restarts from its own files
+        old.kill9()
+        old.start()
+        old.wait_serving()
+        ens.wait_converged()
+        tree = ze.assert_same_trees(ens.members, "/trunc")
+        assert "/trunc/victim" not in tree and all("/trunc/healed-%d" % i in tree for i in range(3))
+        assert_no_digest_mismatches(ens)
