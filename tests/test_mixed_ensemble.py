@@ -22,6 +22,7 @@ RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Dict, List, Sequence
 
@@ -180,35 +181,69 @@ def test_rolling_replacement_of_zookeeper_by_rzk():
             close(zk)
         acked.update(write_through_each(ens, "zk"))
         check_everywhere(ens, acked)
-        # followers first, the leader last; SIGTERM for the first, kill -9 for the others
-        order = ens.followers() + [leader]
-        for n, m in enumerate(order):
-            assert m.kind == ZK
-            zxids = (m.txn_zxids(), m.snapshot_zxids())
-            if n == 0:
-                m.stop()
-            else:
-                m.kill9()
-            m.kind = RZK  # same workdir, dataDir, myid, ports: only the program changes
-            m.start()
-            m.wait_serving()
+        # a client session that lives through every replacement (ZooKeeper's session
+        # table, carried by its files, and the leaders' session tracking, across kinds),
+        # and a writer failing over between members the whole time
+        holder = kazoo(ens.hosts, timeout=10.0)
+        holder.create("/mixed/held", b"h", ephemeral=True)
+        owner = holder.client_id[0]
+        hist: List[ze.Op] = []
+        writer = ze.FailoverClient("writer", ens.members, hist)
+        stop = threading.Event()
+
+        def write():
+            n = 0
+            while not stop.is_set():
+                n += 1
+                writer.create("/mixed/load-%06d" % n, b"l%d" % n, connect_timeout=60)
+                time.sleep(0.02)
+
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        try:
+            # followers first, the leader last; SIGTERM for the first, kill -9 for the others
+            order = ens.followers() + [leader]
+            for n, m in enumerate(order):
+                assert m.kind == ZK
+                zxids = (m.txn_zxids(), m.snapshot_zxids())
+                if n == 0:
+                    m.stop()
+                else:
+                    m.kill9()
+                m.kind = RZK  # same workdir, dataDir, myid, ports: only the program changes
+                m.start()
+                m.wait_serving()
+                check_modes(ens)
+                assert zxids[0] or zxids[1], "s%d had no ZooKeeper data to take over" % m.sid
+                check_everywhere(ens, acked)
+                acked.update(write_through_each(ens, "r%d" % n))
+                check_everywhere(ens, acked)
+                holder.sync("/")
+                st = holder.exists("/mixed/held")
+                assert st is not None and st.ephemeralOwner == owner, "the held session's ephemeral went"
+            assert [m.kind for m in ens.members] == [RZK] * 3
+            # and back: ZooKeeper takes over the dataDir rzk wrote (its epoch files, logs and
+            # snapshots) from the current leader
+            back = ens.leader()
+            back.kill9()
+            back.kind = ZK
+            back.start()
+            back.wait_serving()
             check_modes(ens)
-            assert zxids[0] or zxids[1], "s%d had no ZooKeeper data to take over" % m.sid
             check_everywhere(ens, acked)
-            acked.update(write_through_each(ens, "r%d" % n))
+            acked.update(write_through_each(ens, "back"))
             check_everywhere(ens, acked)
-        assert [m.kind for m in ens.members] == [RZK] * 3
-        # and back: ZooKeeper takes over the dataDir rzk wrote (its epoch files, logs and
-        # snapshots) from the current leader
-        back = ens.leader()
-        back.kill9()
-        back.kind = ZK
-        back.start()
-        back.wait_serving()
-        check_modes(ens)
+            holder.sync("/")
+            assert holder.exists("/mixed/held").ephemeralOwner == owner
+        finally:
+            stop.set()
+            t.join(90)
+            writer.close()
+        ok = [o for o in hist if o["kind"] == "create" and o["status"] == "ok"]
+        assert len(ok) >= 20, "the writer got only %d writes through" % len(ok)
+        acked.update({o["path"]: o["value"] for o in ok})
         check_everywhere(ens, acked)
-        acked.update(write_through_each(ens, "back"))
-        check_everywhere(ens, acked)
+        close(holder)
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
         assert_no_digest_mismatches(ens)
