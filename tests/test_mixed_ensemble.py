@@ -578,3 +578,45 @@ def test_old_leader_of_the_other_kind_is_truncated(kinds, old_kind):
         tree = ze.assert_same_trees(ens.members, "/trunc")
         assert "/trunc/victim" not in tree and all("/trunc/healed-%d" % i in tree for i in range(3))
         assert_no_digest_mismatches(ens)
+
+
+# ----------------------------------------------------------------------------------------
+# containers and TTL nodes: created through a follower, removed by the leader
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds,leader_kind", [([ZK, RZK, RZK], RZK), ([RZK, ZK, ZK], ZK)],
+                         ids=["rzk-leads", "zk-leads"])
+def test_containers_and_ttl_nodes_across_kinds(kinds, leader_kind, monkeypatch):
+    """createContainer and createTTL forwarded by a follower of the other kind; the leader's
+    container manager deletes the emptied container and the expired TTL node (deleteContainer
+    / delete txns) and every member applies that."""
+    monkeypatch.setattr(ze, "ZK_ENSEMBLE_JVM", ze.ZK_ENSEMBLE_JVM + [
+        "-Dzookeeper.extendedTypesEnabled=true", "-Dznode.container.checkIntervalMs=%d" % h.CONTAINER_CHECK_INTERVAL_MS])
+    cfg = {"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": h.CONTAINER_CHECK_INTERVAL_MS}
+    with ze.Ensemble(kinds, 3, name="mixed-containers", extra_cfg=cfg) as ens:
+        leader = check_modes(ens)
+        assert leader.kind == leader_kind, kinds_str(ens)
+        f = [m for m in ens.followers() if m.kind != leader.kind][0]
+        raw = h.RawSession(*f.address)
+        try:
+            raw.connect(10000)
+            assert raw.create("/box", b"c", flags=4, opcode=h.OP["createContainer"])[2] == 0
+            assert raw.create("/box/item", b"i")[2] == 0
+            assert raw.create("/ttl", b"t", flags=5, opcode=h.OP["createTTL"], ttl=500)[2] == 0
+            assert raw.create("/kept", b"k")[2] == 0
+            assert raw.request(h.OP["delete"], h.Jute().string("/box/item").int(-1).bytes())[2] == 0
+        finally:
+            raw.close_session()
+            raw.close()
+        for m in ens.members:
+            zk = kazoo(m.hosts)
+            try:
+                h.wait_until(lambda: (zk.sync("/"), zk.exists("/box") is None and zk.exists("/ttl") is None)[1], 20,
+                             what="s%d (%s) to lose the empty container and the expired TTL node" % (m.sid, m.kind))
+                assert zk.get("/kept")[0] == b"k"
+            finally:
+                close(zk)
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+        assert_no_digest_mismatches(ens)
