@@ -598,6 +598,9 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.readonlymode.enabled",
     "jute.maxbuffer",
     "readonlymode.enabled",
+    // read by the server's container manager (`rzk_server::shell::core_config`)
+    "zookeeper.znode.container.checkIntervalMs",
+    "zookeeper.znode.container.maxNeverUsedIntervalMs",
 ];
 
 /// Parse-time state.

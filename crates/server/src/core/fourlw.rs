@@ -146,6 +146,8 @@ pub struct ServerSnapshot {
     pub quorum: QuorumInfo,
     /// Leader: learners' syncs waiting for their txns to commit (`zk_pending_syncs`).
     pub pending_syncs: usize,
+    /// Applied txns whose logged digest differs from the tree's (`zk_digest_mismatches_count`).
+    pub digest_mismatches: u64,
     pub stats: ServerStats,
     pub conns: Vec<ConnSnapshot>,
     pub zxid: Zxid,
@@ -459,7 +461,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_stale_requests", z()),
                 ("zk_connection_drop_count", z()),
                 ("zk_learner_proposal_received_count", z()),
-                ("zk_digest_mismatches_count", z()),
+                ("zk_digest_mismatches_count", s.digest_mismatches.to_string()),
                 ("zk_dead_watchers_cleared", z()),
                 ("zk_response_packet_cache_hits", z()),
                 ("zk_bytes_received_count", st.bytes_received.to_string()),

@@ -1638,6 +1638,7 @@ impl ZooKeeperServer {
             role: self.role,
             quorum: self.quorum_info.clone(),
             pending_syncs: self.leader_syncs.len(),
+            digest_mismatches: self.digest_mismatches,
             stats: self.stats.clone(),
             conns,
             zxid: self.tree.last_processed_zxid(),

@@ -861,14 +861,31 @@ async fn election_writer(shared: &Shared, peer: ServerId, mut wr: OwnedWriteHalf
     }
 }
 
+/// Attempts at connecting to the leader's quorum port (ZooKeeper's `Learner`: 5).
+const LEADER_CONNECT_TRIES: u32 = 5;
+/// The pause between them (ZooKeeper's `leaderConnectDelayDuringRetryMs`, 100 ms).
+const LEADER_CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
 /// A learner's connection to the leader's quorum port; its first queued packet is the
 /// FOLLOWERINFO / OBSERVERINFO.
+/// A refused connection is retried ([`LEADER_CONNECT_TRIES`] attempts,
+/// [`LEADER_CONNECT_RETRY_DELAY`] apart), as ZooKeeper's `Learner.connectToLeader` does: a
+/// ZooKeeper leader opens its quorum port only once it has decided to lead, which a follower
+/// that finished the election first may beat. A connect that times out is not retried.
 async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerAddrs, rx: QueueRx) {
-    let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
-    let stream = match connected {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
-        Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
+    let mut tries = 0;
+    let stream = loop {
+        tries += 1;
+        let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
+        match connected {
+            Ok(Ok(s)) => break s,
+            Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
+                tracing::debug!(my_id = %shared.my_id, peer = %to, tries, "connecting to the leader's quorum port: {e}; retrying");
+                tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY).await;
+            }
+            Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
+            Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
+        }
     };
     let _ = stream.set_nodelay(true);
     tracing::info!(my_id = %shared.my_id, peer = %to, "quorum connection to the leader");
@@ -1390,6 +1407,19 @@ mod tests {
         next_message(&mut lrx).await;
         send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever") });
         expect_disconnected(&mut frx, 1).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_learner_retries_a_leader_that_is_not_listening_yet() {
+        // A ZooKeeper leader opens its quorum port only after its election ends; a learner
+        // that got there first must retry (ZooKeeper's Learner does), not give up at once.
+        let peers = addrs(&[1, 2]);
+        let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 4, observer: false });
+        tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY + Duration::from_millis(50)).await;
+        let (_leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 4, observer: false }));
+        assert!(frx.try_recv().is_err(), "the learner reported its connection as lost");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
