@@ -32,13 +32,25 @@ fn main() {
     create(&mut t, &mut zxid, "/bench", b"");
     create(&mut t, &mut zxid, "/bench/load", b"");
     let before = rss();
+    let t0 = std::time::Instant::now();
     for i in 0..n {
         if i % 1000 == 0 {
             create(&mut t, &mut zxid, &format!("/bench/load/d{:06}", i / 1000), b"");
         }
         create(&mut t, &mut zxid, &format!("/bench/load/d{:06}/n{:06}", i / 1000, i % 1000), &value);
     }
+    let load = t0.elapsed();
     let after = rss();
+    // Stat every znode once, in a scattered order (as a server's reads would).
+    let paths: Vec<String> = (0..n).map(|i| (i * 7_919) % n).map(|i| format!("/bench/load/d{:06}/n{:06}", i / 1000, i % 1000)).collect();
+    let t1 = std::time::Instant::now();
+    let mut found = 0u64;
+    for p in &paths {
+        found += t.stat(p).is_some() as u64;
+    }
+    let reads = t1.elapsed();
+    assert_eq!(found, n);
+    println!("apply {:.0} ns per create, stat {:.0} ns per lookup", load.as_nanos() as f64 / n as f64, reads.as_nanos() as f64 / n as f64);
     println!(
         "{} znodes: RSS {} -> {} MiB, {:.1} resident bytes per znode; tree's own estimate {:.1}",
         n,

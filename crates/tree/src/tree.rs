@@ -2,19 +2,18 @@
 //! and TTL sets, the two watch tables, quota bookkeeping and the digest — and
 //! `processTxn`, which applies a transaction to all of them.
 //!
-//! Storage: nodes live in a slab addressed by a `u32` id, found by full path through a hash
-//! index of ids (the path is stored once, in the node). A node's children set is a
-//! [`JavaHashSet`] of child ids hashed by the child's *name*, so iterating it gives the
-//! names in the order ZooKeeper's `HashSet<String>(8)` would. The root is stored as `/`;
+//! Storage: nodes live in a slab addressed by a `u32` id; each holds its full path and data
+//! in one allocation. A node's children set is a [`JavaHashSet`] of child ids hashed by the
+//! child's *name*, so iterating it gives the names in the order ZooKeeper's
+//! `HashSet<String>(8)` would; a path is found by walking those sets from the root, one
+//! segment at a time (no separate path index). The root is stored as `/`;
 //! ZooKeeper also keeps it under the alias `""`, which shows in [`DataTree::node_count`]
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use rzk_proto::client::{SetWatches2, WatcherEvent};
 use rzk_proto::txn::{TxnHeader, Txn};
 use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, OpCode, SessionId, Stat, StatPersisted, WatcherType, Zxid};
@@ -293,34 +292,6 @@ impl Node {
     }
 }
 
-fn path_hash(path: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(path.as_bytes());
-    h.finish()
-}
-
-/// An index entry: a node id and 32 bits of its path's hash. Keeping the hash beside the id
-/// lets the index grow without reading every node's path again: rehashing 1,000,000 paths
-/// stalled the server for ~150 ms per doubling (measured with `rzk bench load`, see
-/// docs/BENCH.md); moving 8-byte entries takes a few ms.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    id: NodeId,
-    hash: u32,
-}
-
-/// The 32 bits of a path hash the index keeps.
-fn index_hash(path: &str) -> u32 {
-    let h = path_hash(path);
-    (h ^ (h >> 32)) as u32
-}
-
-/// Spreads a stored 32-bit hash over the 64 bits the hash table uses (its top bits pick the
-/// control byte, its low bits the bucket).
-fn index_hash64(h: u32) -> u64 {
-    (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ h as u64
-}
-
 /// `String.length()`: UTF-16 code units.
 fn java_len(s: &str) -> i64 {
     if s.is_ascii() {
@@ -353,7 +324,6 @@ pub struct DataTree {
     opts: TreeOptions,
     slab: Vec<Option<Node>>,
     free: Vec<NodeId>,
-    index: HashTable<IndexEntry>,
     live: usize,
     acl_cache: AclCache,
     /// Per-session ephemeral sets (`HashSet<String>` each)...
@@ -408,7 +378,6 @@ impl DataTree {
             opts,
             slab: Vec::new(),
             free: Vec::new(),
-            index: HashTable::new(),
             live: 0,
             acl_cache: AclCache::new(),
             ephemerals: BTreeMap::new(),
@@ -438,17 +407,39 @@ impl DataTree {
         self.slab[id as usize].as_mut().expect("live node id")
     }
 
+    /// The node at `path` (`""` and `/` are the root), found by walking the children sets
+    /// from the root: at each level the child whose name has the segment's Java hash and
+    /// whose full path is the query's prefix up to that segment. So exactly the node whose
+    /// path equals `path`, as a map keyed by full path would find it, without such a map's
+    /// ~19 bytes per znode (see docs/BENCH.md, memory per znode).
     fn lookup(&self, path: &str) -> Option<NodeId> {
-        let path = if path.is_empty() { "/" } else { path };
-        let slab = &self.slab;
-        let h = index_hash(path);
-        self.index
-            .find(index_hash64(h), |e| e.hash == h && slab[e.id as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == path.as_bytes()))
-            .map(|e| e.id)
+        let b = path.as_bytes();
+        if b.is_empty() || b == b"/" {
+            return self.slab.first().and_then(|r| r.as_ref()).map(|_| ROOT);
+        }
+        if b[0] != b'/' {
+            return None;
+        }
+        let mut id = ROOT;
+        let mut start = 1;
+        loop {
+            let end = b[start..].iter().position(|&c| c == b'/').map_or(b.len(), |i| start + i);
+            let children = self.slab.get(id as usize)?.as_ref()?.children.as_deref()?;
+            let prefix = &b[..end];
+            let slab = &self.slab;
+            id = *children.find_by(string_hash_code(&path[start..end]), |&c| {
+                slab[c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == prefix)
+            })?;
+            if end == b.len() {
+                return Some(id);
+            }
+            start = end + 1;
+        }
     }
 
+    /// Stores a node; it becomes reachable by [`DataTree::lookup`] once added to its parent's
+    /// children (the root is reachable at once).
     fn insert_node(&mut self, node: Node) -> NodeId {
-        let h = index_hash(node.path());
         let id = match self.free.pop() {
             Some(id) => {
                 self.slab[id as usize] = Some(node);
@@ -459,16 +450,12 @@ impl DataTree {
                 (self.slab.len() - 1) as NodeId
             }
         };
-        self.index.insert_unique(index_hash64(h), IndexEntry { id, hash: h }, |e| index_hash64(e.hash));
         self.live += 1;
         id
     }
 
+    /// Frees a node already removed from its parent's children.
     fn remove_node(&mut self, id: NodeId) -> Node {
-        let h = index_hash(self.node(id).path());
-        if let Ok(e) = self.index.find_entry(index_hash64(h), |e| e.id == id) {
-            e.remove();
-        }
         self.live -= 1;
         self.free.push(id);
         self.slab[id as usize].take().expect("live node id")
@@ -1489,7 +1476,7 @@ impl DataTree {
                 return Err(format!("{}: owner {owner:#x} not indexed", n.path()));
             }
         }
-        if count != self.live || self.index.len() != self.live {
+        if count != self.live {
             return Err("live count mismatch".into());
         }
         let eph: usize = self.ephemerals_count();
@@ -1510,7 +1497,7 @@ impl DataTree {
 
     /// Approximate heap bytes held by the tree's node storage (for memory checks).
     pub fn approximate_heap_bytes(&self) -> usize {
-        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>() + self.index.capacity() * (std::mem::size_of::<IndexEntry>() + 1);
+        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>();
         for n in self.slab.iter().flatten() {
             b += n.pd.0.len();
             if let Some(c) = &n.children {
