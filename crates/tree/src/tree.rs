@@ -283,12 +283,14 @@ impl Node {
     fn set_data(&mut self, data: Option<&[u8]>) {
         self.pd = PathData::new(self.pd.path(), data);
     }
+    /// The last path segment. Only the name is checked as UTF-8 (getChildren lists many).
     fn name(&self) -> &str {
-        let p = self.path();
-        match p.rfind('/') {
+        let p = self.pd.path_bytes();
+        let name = match p.iter().rposition(|&b| b == b'/') {
             Some(i) => &p[i + 1..],
             None => p,
-        }
+        };
+        std::str::from_utf8(name).expect("a node's path is the UTF-8 it was created from")
     }
 }
 
