@@ -1569,6 +1569,29 @@ mod storage_tests {
     }
 
     #[test]
+    fn lookup_finds_exactly_the_node_with_that_path() {
+        let mut t = DataTree::new();
+        for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/é"].iter().enumerate() {
+            let c = Txn::Create {
+                txn: rzk_proto::txn::CreateTxn { path: (*p).into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+                create2: false,
+            };
+            let h = TxnHeader { client_id: SessionId(1), cxid: 1, zxid: Zxid(i as i64 + 1), time: 1, op: OpCode::Create.code() };
+            t.apply(&h, &c);
+        }
+        for p in ["", "/", "/a", "/a/b", "/a/b/c", "/ab", "/é", "/zookeeper/quota", "/zookeeper/config"] {
+            let id = t.lookup(p).unwrap_or_else(|| panic!("{p} not found"));
+            let want = if p.is_empty() { "/" } else { p };
+            assert_eq!(t.node(id).path(), want);
+        }
+        for p in ["a", "//", "/a/", "/a//b", "/a/b/", "/b", "/a/b/c/d", "/a/bc", "/zookeeper/", "/A"] {
+            assert_eq!(t.lookup(p), None, "{p}");
+        }
+        assert_eq!(t.get("/a").unwrap().data_opt(), None);
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
     fn node_size() {
         // Path+data pointer 16, ACL id 8, StatPersisted 64, children 8 (see docs/BENCH.md).
         assert_eq!(std::mem::size_of::<Option<Node>>(), 96);
