@@ -41,6 +41,13 @@ const NIL: u32 = u32::MAX;
 /// Java's `String.hashCode()`: over UTF-16 code units, wrapping 32-bit arithmetic.
 pub fn string_hash_code(s: &str) -> i32 {
     let mut h: i32 = 0;
+    if s.is_ascii() {
+        // ASCII bytes are their own UTF-16 code units.
+        for &b in s.as_bytes() {
+            h = h.wrapping_mul(31).wrapping_add(b as i32);
+        }
+        return h;
+    }
     for u in s.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(u as i32);
     }
@@ -323,6 +330,24 @@ impl<K, V> JavaHashMap<K, V> {
         self.find(spread(java_hash), key).map(|(i, _, _)| &self.entries[i as usize].value)
     }
 
+    /// The first key (in bucket order) whose Java `hashCode()` is `java_hash` and that
+    /// satisfies `is_it`: a lookup by something other than the key's own equality.
+    pub fn find_key_by(&self, java_hash: i32, mut is_it: impl FnMut(&K) -> bool) -> Option<&K> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let hash = spread(java_hash);
+        let mut cur = self.table[self.bucket_of(hash)];
+        while cur != NIL {
+            let e = &self.entries[cur as usize];
+            if e.hash == hash && is_it(&e.key) {
+                return Some(&e.key);
+            }
+            cur = e.next;
+        }
+        None
+    }
+
     pub fn get_mut_with_hash<Q>(&mut self, java_hash: i32, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
@@ -545,6 +570,11 @@ impl<K> JavaHashSet<K> {
         Q: Eq + ?Sized,
     {
         self.map.get_with_hash(java_hash, key).is_some()
+    }
+
+    /// The element whose Java `hashCode()` is `java_hash` and that satisfies `is_it`.
+    pub fn find_by(&self, java_hash: i32, is_it: impl FnMut(&K) -> bool) -> Option<&K> {
+        self.map.find_key_by(java_hash, is_it)
     }
 
     /// `HashSet.clone()`.

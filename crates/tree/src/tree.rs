@@ -2,19 +2,18 @@
 //! and TTL sets, the two watch tables, quota bookkeeping and the digest — and
 //! `processTxn`, which applies a transaction to all of them.
 //!
-//! Storage: nodes live in a slab addressed by a `u32` id, found by full path through a hash
-//! index of ids (the path is stored once, in the node). A node's children set is a
-//! [`JavaHashSet`] of child ids hashed by the child's *name*, so iterating it gives the
-//! names in the order ZooKeeper's `HashSet<String>(8)` would. The root is stored as `/`;
+//! Storage: nodes live in a slab addressed by a `u32` id; each holds its full path and data
+//! in one allocation. A node's children set is a [`JavaHashSet`] of child ids hashed by the
+//! child's *name*, so iterating it gives the names in the order ZooKeeper's
+//! `HashSet<String>(8)` would; a path is found by walking those sets from the root, one
+//! segment at a time (no separate path index). The root is stored as `/`;
 //! ZooKeeper also keeps it under the alias `""`, which shows in [`DataTree::node_count`]
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use rzk_proto::client::{SetWatches2, WatcherEvent};
 use rzk_proto::txn::{TxnHeader, Txn};
 use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, OpCode, SessionId, Stat, StatPersisted, WatcherType, Zxid};
@@ -170,52 +169,94 @@ fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -
     }
 }
 
-/// A znode's data. ZooKeeper keeps a null buffer apart from an empty one (a client that
-/// created a node with null data reads null back); `None` is null. Derefs to the bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeData(Option<Box<[u8]>>);
+/// A znode's full path and its data in one allocation: a LEB128 header holding
+/// `path length << 1 | null flag`, the path's bytes, then the data's bytes. ZooKeeper keeps a
+/// null buffer apart from an empty one (a client that created a node with null data reads
+/// null back); the flag says which.
+///
+/// One allocation instead of two (path `Box<str>` and data `Box<[u8]>`) saves a 16-byte fat
+/// pointer in every node and one allocator size-class rounding: a 27-byte path with 100
+/// bytes of data took 32 + 112 bytes, and now takes 128 (see docs/BENCH.md, memory per
+/// znode).
+#[derive(Clone, PartialEq, Eq)]
+struct PathData(Box<[u8]>);
 
-impl NodeData {
-    pub fn from_opt(data: Option<&[u8]>) -> NodeData {
-        NodeData(data.map(Into::into))
+impl PathData {
+    fn new(path: &str, data: Option<&[u8]>) -> PathData {
+        let d = data.unwrap_or(&[]);
+        let mut h = (path.len() as u64) << 1 | data.is_none() as u64;
+        let header_len = (64 - (h | 1).leading_zeros() as usize).div_ceil(7);
+        // Exactly the final size: a larger buffer shrunk by `into_boxed_slice` may stay in its
+        // bigger allocator size class (mimalloc reallocates in place when shrinking).
+        let mut v = Vec::with_capacity(header_len + path.len() + d.len());
+        loop {
+            let b = (h & 0x7f) as u8;
+            h >>= 7;
+            if h == 0 {
+                v.push(b);
+                break;
+            }
+            v.push(b | 0x80);
+        }
+        v.extend_from_slice(path.as_bytes());
+        v.extend_from_slice(d);
+        debug_assert_eq!(v.len(), v.capacity());
+        PathData(v.into_boxed_slice())
     }
-    pub fn is_null(&self) -> bool {
-        self.0.is_none()
+
+    /// (header length, path length, data is null).
+    fn header(&self) -> (usize, usize, bool) {
+        let mut h = 0u64;
+        let mut i = 0;
+        loop {
+            let b = self.0[i];
+            h |= ((b & 0x7f) as u64) << (7 * i);
+            i += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        (i, (h >> 1) as usize, h & 1 == 1)
     }
-    pub fn as_opt(&self) -> Option<&[u8]> {
-        self.0.as_deref()
+
+    fn path_bytes(&self) -> &[u8] {
+        let (i, n, _) = self.header();
+        &self.0[i..i + n]
+    }
+
+    fn path(&self) -> &str {
+        std::str::from_utf8(self.path_bytes()).expect("a node's path is the UTF-8 it was created from")
+    }
+
+    /// The data; empty when it is null.
+    fn data(&self) -> &[u8] {
+        let (i, n, _) = self.header();
+        &self.0[i + n..]
+    }
+
+    fn is_null(&self) -> bool {
+        self.header().2
+    }
+
+    fn data_opt(&self) -> Option<&[u8]> {
+        let (i, n, null) = self.header();
+        if null {
+            None
+        } else {
+            Some(&self.0[i + n..])
+        }
     }
 }
 
-impl std::ops::Deref for NodeData {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.0.as_deref().unwrap_or(&[])
-    }
-}
-
-impl From<&[u8]> for NodeData {
-    fn from(b: &[u8]) -> NodeData {
-        NodeData(Some(b.into()))
-    }
-}
-
-impl From<Vec<u8>> for NodeData {
-    fn from(b: Vec<u8>) -> NodeData {
-        NodeData(Some(b.into_boxed_slice()))
-    }
-}
-
-impl From<Box<[u8]>> for NodeData {
-    fn from(b: Box<[u8]>) -> NodeData {
-        NodeData(Some(b))
+impl std::fmt::Debug for PathData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PathData").field("path", &self.path()).field("data", &self.data_opt()).finish()
     }
 }
 
 #[derive(Debug, Clone)]
 struct Node {
-    path: Box<str>,
-    data: NodeData,
+    pd: PathData,
     acl: i64,
     stat: StatPersisted,
     /// `null` until the first child is added, then never shrinks (as in ZooKeeper).
@@ -223,43 +264,34 @@ struct Node {
 }
 
 impl Node {
+    fn new(path: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted) -> Node {
+        Node { pd: PathData::new(path, data), acl, stat, children: None }
+    }
     fn num_children(&self) -> i32 {
         self.children.as_ref().map_or(0, |c| c.len() as i32)
     }
-    fn name(&self) -> &str {
-        match self.path.rfind('/') {
-            Some(i) => &self.path[i + 1..],
-            None => &self.path,
-        }
+    fn path(&self) -> &str {
+        self.pd.path()
     }
-}
-
-fn path_hash(path: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(path.as_bytes());
-    h.finish()
-}
-
-/// An index entry: a node id and 32 bits of its path's hash. Keeping the hash beside the id
-/// lets the index grow without reading every node's path again: rehashing 1,000,000 paths
-/// stalled the server for ~150 ms per doubling (measured with `rzk bench load`, see
-/// docs/BENCH.md); moving 8-byte entries takes a few ms.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    id: NodeId,
-    hash: u32,
-}
-
-/// The 32 bits of a path hash the index keeps.
-fn index_hash(path: &str) -> u32 {
-    let h = path_hash(path);
-    (h ^ (h >> 32)) as u32
-}
-
-/// Spreads a stored 32-bit hash over the 64 bits the hash table uses (its top bits pick the
-/// control byte, its low bits the bucket).
-fn index_hash64(h: u32) -> u64 {
-    (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ h as u64
+    fn data(&self) -> &[u8] {
+        self.pd.data()
+    }
+    fn data_opt(&self) -> Option<&[u8]> {
+        self.pd.data_opt()
+    }
+    /// Replaces the data (`None` = null), keeping the path.
+    fn set_data(&mut self, data: Option<&[u8]>) {
+        self.pd = PathData::new(self.pd.path(), data);
+    }
+    /// The last path segment. Only the name is checked as UTF-8 (getChildren lists many).
+    fn name(&self) -> &str {
+        let p = self.pd.path_bytes();
+        let name = match p.iter().rposition(|&b| b == b'/') {
+            Some(i) => &p[i + 1..],
+            None => p,
+        };
+        std::str::from_utf8(name).expect("a node's path is the UTF-8 it was created from")
+    }
 }
 
 /// `String.length()`: UTF-16 code units.
@@ -294,7 +326,6 @@ pub struct DataTree {
     opts: TreeOptions,
     slab: Vec<Option<Node>>,
     free: Vec<NodeId>,
-    index: HashTable<IndexEntry>,
     live: usize,
     acl_cache: AclCache,
     /// Per-session ephemeral sets (`HashSet<String>` each)...
@@ -328,25 +359,13 @@ impl DataTree {
 
     pub fn with_options(opts: TreeOptions) -> DataTree {
         let mut t = DataTree::empty(opts);
-        let root = t.insert_node(Node {
-            path: "/".into(),
-            data: NodeData::from(&[][..]),
-            acl: OPEN_UNSAFE_ACL_ID,
-            stat: StatPersisted::default(),
-            children: None,
-        });
+        let root = t.insert_node(Node::new("/", Some(&[]), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
         debug_assert_eq!(root, ROOT);
         t.digest_add(ROOT);
         for p in [PROC_ZOOKEEPER, quota::QUOTA_ZOOKEEPER, CONFIG_NODE] {
             let (parent, _) = split_path(p).expect("absolute");
             let pid = t.lookup(parent).expect("parent");
-            let id = t.insert_node(Node {
-                path: p.into(),
-                data: NodeData::from(&[][..]),
-                acl: OPEN_UNSAFE_ACL_ID,
-                stat: StatPersisted::default(),
-                children: None,
-            });
+            let id = t.insert_node(Node::new(p, Some(&[]), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
             t.add_child(pid, id);
             t.digest_add(id);
         }
@@ -361,7 +380,6 @@ impl DataTree {
             opts,
             slab: Vec::new(),
             free: Vec::new(),
-            index: HashTable::new(),
             live: 0,
             acl_cache: AclCache::new(),
             ephemerals: BTreeMap::new(),
@@ -391,17 +409,39 @@ impl DataTree {
         self.slab[id as usize].as_mut().expect("live node id")
     }
 
+    /// The node at `path` (`""` and `/` are the root), found by walking the children sets
+    /// from the root: at each level the child whose name has the segment's Java hash and
+    /// whose full path is the query's prefix up to that segment. So exactly the node whose
+    /// path equals `path`, as a map keyed by full path would find it, without such a map's
+    /// ~19 bytes per znode (see docs/BENCH.md, memory per znode).
     fn lookup(&self, path: &str) -> Option<NodeId> {
-        let path = if path.is_empty() { "/" } else { path };
-        let slab = &self.slab;
-        let h = index_hash(path);
-        self.index
-            .find(index_hash64(h), |e| e.hash == h && slab[e.id as usize].as_ref().is_some_and(|n| &*n.path == path))
-            .map(|e| e.id)
+        let b = path.as_bytes();
+        if b.is_empty() || b == b"/" {
+            return self.slab.first().and_then(|r| r.as_ref()).map(|_| ROOT);
+        }
+        if b[0] != b'/' {
+            return None;
+        }
+        let mut id = ROOT;
+        let mut start = 1;
+        loop {
+            let end = b[start..].iter().position(|&c| c == b'/').map_or(b.len(), |i| start + i);
+            let children = self.slab.get(id as usize)?.as_ref()?.children.as_deref()?;
+            let prefix = &b[..end];
+            let slab = &self.slab;
+            id = *children.find_by(string_hash_code(&path[start..end]), |&c| {
+                slab[c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == prefix)
+            })?;
+            if end == b.len() {
+                return Some(id);
+            }
+            start = end + 1;
+        }
     }
 
+    /// Stores a node; it becomes reachable by [`DataTree::lookup`] once added to its parent's
+    /// children (the root is reachable at once).
     fn insert_node(&mut self, node: Node) -> NodeId {
-        let h = index_hash(&node.path);
         let id = match self.free.pop() {
             Some(id) => {
                 self.slab[id as usize] = Some(node);
@@ -412,16 +452,12 @@ impl DataTree {
                 (self.slab.len() - 1) as NodeId
             }
         };
-        self.index.insert_unique(index_hash64(h), IndexEntry { id, hash: h }, |e| index_hash64(e.hash));
         self.live += 1;
         id
     }
 
+    /// Frees a node already removed from its parent's children.
     fn remove_node(&mut self, id: NodeId) -> Node {
-        let h = index_hash(&self.node(id).path);
-        if let Ok(e) = self.index.find_entry(index_hash64(h), |e| e.id == id) {
-            e.remove();
-        }
         self.live -= 1;
         self.free.push(id);
         self.slab[id as usize].take().expect("live node id")
@@ -452,7 +488,7 @@ impl DataTree {
             return 0;
         }
         let n = self.node(id);
-        digest::calculate_digest(&n.path, &n.data, &n.stat)
+        digest::calculate_digest(n.path(), n.data(), &n.stat)
     }
 
     fn digest_add(&mut self, id: NodeId) {
@@ -490,9 +526,9 @@ impl DataTree {
     fn view(&self, id: NodeId) -> NodeRef<'_> {
         let n = self.node(id);
         NodeRef {
-            path: &n.path,
-            data: &n.data,
-            data_is_null: n.data.is_null(),
+            path: n.path(),
+            data: n.data(),
+            data_is_null: n.pd.is_null(),
             acl: self.acl_of(n.acl),
             acl_id: n.acl,
             stat: n.stat.clone(),
@@ -529,7 +565,7 @@ impl DataTree {
 
     fn client_stat(&self, id: NodeId) -> Stat {
         let n = self.node(id);
-        make_stat(&n.stat, n.data.len(), n.num_children(), self.opts.extended_types_enabled)
+        make_stat(&n.stat, n.data().len(), n.num_children(), self.opts.extended_types_enabled)
     }
 
     /// The children's names in the order ZooKeeper's getChildren returns them.
@@ -552,7 +588,7 @@ impl DataTree {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
         let stat = self.client_stat(id);
-        Ok((stat, &self.node(id).data))
+        Ok((stat, self.node(id).data()))
     }
 
     /// `DataTree.statNode` (exists): with a watcher, a data watch is left whether or not the
@@ -662,7 +698,7 @@ impl DataTree {
                 if n.num_children() == 0 {
                     let elapsed = now_ms - n.stat.mtime;
                     if n.stat.cversion > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
-                        candidates.insert(&n.path);
+                        candidates.insert(n.path());
                     }
                 }
             }
@@ -675,7 +711,7 @@ impl DataTree {
                 {
                     let ttl = EphemeralType::ttl_value(n.stat.ephemeral_owner);
                     if ttl != 0 && now_ms - n.stat.mtime > ttl {
-                        candidates.insert(&n.path);
+                        candidates.insert(n.path());
                     }
                 }
             }
@@ -699,10 +735,10 @@ impl DataTree {
     pub fn compute_approximate_data_size(&self) -> i64 {
         let mut s = 0i64;
         for n in self.slab.iter().flatten() {
-            s += java_len(&n.path) + n.data.len() as i64;
+            s += java_len(n.path()) + n.data().len() as i64;
         }
         if let Some(r) = self.slab.first().and_then(|n| n.as_ref()) {
-            s += r.data.len() as i64; // the "" alias
+            s += r.data().len() as i64; // the "" alias
         }
         s
     }
@@ -881,9 +917,8 @@ impl DataTree {
             }
         }
         let stat = StatPersisted::for_new_node(zxid, time, ephemeral_owner);
-        let data = NodeData::from_opt(data);
-        let data_len = data.len() as i64;
-        let id = self.insert_node(Node { path: path.into(), data, acl: acl_id, stat, children: None });
+        let data_len = data.map_or(0, |d| d.len()) as i64;
+        let id = self.insert_node(Node::new(path, data, acl_id, stat));
         self.add_child(pid, id);
         self.digest_add(pid);
         self.node_data_size += java_len(path) + data_len;
@@ -959,7 +994,7 @@ impl DataTree {
         let node_acl = self.acl_of(self.node(id).acl);
         let node = self.remove_node(id);
         self.acl_cache.remove_usage(node.acl);
-        self.node_data_size -= java_len(path) + node.data.len() as i64;
+        self.node_data_size -= java_len(path) + node.data().len() as i64;
         let owner = node.stat.ephemeral_owner;
         match EphemeralType::of(owner, self.opts.extended_types_enabled) {
             EphemeralType::Container => {
@@ -982,7 +1017,7 @@ impl DataTree {
             }
         }
         if let Some(prefix) = self.max_prefix_with_quota(path) {
-            self.update_quota_stat(&prefix, -(node.data.len() as i64), -1);
+            self.update_quota_stat(&prefix, -(node.data().len() as i64), -1);
         }
         let mut ws = Vec::new();
         let processed = self.data_watches.trigger(path, EventType::NodeDeleted, None, &mut ws);
@@ -1010,11 +1045,12 @@ impl DataTree {
         self.digest_remove(id);
         let last_len = {
             let n = self.node_mut(id);
-            let last = std::mem::replace(&mut n.data, NodeData::from_opt(data));
+            let last = n.data().len() as i64;
+            n.set_data(data);
             n.stat.mtime = time;
             n.stat.mzxid = zxid;
             n.stat.version = version;
-            last.len() as i64
+            last
         };
         let stat = self.client_stat(id);
         self.digest_add(id);
@@ -1085,11 +1121,11 @@ impl DataTree {
     fn update_quota_stat(&mut self, last_prefix: &str, bytes_diff: i64, count_diff: i64) {
         let sp = quota::stat_path(last_prefix);
         let Some(id) = self.lookup(&sp) else { return };
-        let mut st = StatsTrack::parse(&self.node(id).data);
+        let mut st = StatsTrack::parse(self.node(id).data());
         st.set_count(st.count() + count_diff);
         st.set_bytes(st.bytes() + bytes_diff);
         // Under /zookeeper/: no digest, and ZooKeeper does not adjust the cached data size.
-        self.node_mut(id).data = st.to_text().into_bytes().into();
+        self.node_mut(id).set_data(Some(st.to_text().as_bytes()));
     }
 
     fn update_quota_for_path(&mut self, path: &str) {
@@ -1098,7 +1134,7 @@ impl DataTree {
             let mut stack = vec![id];
             while let Some(x) = stack.pop() {
                 count += 1;
-                bytes += self.node(x).data.len() as i64;
+                bytes += self.node(x).data().len() as i64;
                 stack.extend(self.child_ids(x));
             }
         }
@@ -1108,7 +1144,7 @@ impl DataTree {
         let sp = quota::stat_path(path);
         if let Some(id) = self.lookup(&sp) {
             self.digest_remove(id);
-            self.node_mut(id).data = st.to_text().into_bytes().into();
+            self.node_mut(id).set_data(Some(st.to_text().as_bytes()));
             self.digest_add(id);
         }
     }
@@ -1285,8 +1321,8 @@ impl DataTree {
         let mut stack: Vec<NodeId> = vec![ROOT];
         while let Some(id) = stack.pop() {
             let n = self.node(id);
-            let path: &str = if id == ROOT { "" } else { &n.path };
-            f(path, n.data.as_opt(), n.acl, &n.stat);
+            let path: &str = if id == ROOT { "" } else { n.path() };
+            f(path, n.data_opt(), n.acl, &n.stat);
             let kids: Vec<NodeId> = self.child_ids(id).collect();
             stack.extend(kids.into_iter().rev());
         }
@@ -1302,7 +1338,7 @@ impl DataTree {
             child(self.node(c).name());
         }
         let n = self.node(id);
-        Some((n.data.as_opt(), n.acl, &n.stat))
+        Some((n.data_opt(), n.acl, &n.stat))
     }
 
     /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
@@ -1326,7 +1362,7 @@ impl DataTree {
                     return Err(SnapshotError::DuplicatePath(path));
                 }
                 saw_root = true;
-                let id = t.insert_node(Node { path: path.into(), data: NodeData(data.map(Vec::into_boxed_slice)), acl, stat, children: None });
+                let id = t.insert_node(Node::new(&path, data.as_deref(), acl, stat));
                 debug_assert_eq!(id, ROOT);
                 t.acl_cache.add_usage(acl);
                 t.digest_add(id);
@@ -1341,7 +1377,7 @@ impl DataTree {
                 return Err(SnapshotError::DuplicatePath(path));
             }
             let owner = stat.ephemeral_owner;
-            let id = t.insert_node(Node { path: path.as_str().into(), data: NodeData(data.map(Vec::into_boxed_slice)), acl, stat, children: None });
+            let id = t.insert_node(Node::new(&path, data.as_deref(), acl, stat));
             t.acl_cache.add_usage(acl);
             t.add_child(pid, id);
             t.digest_add(id);
@@ -1378,9 +1414,10 @@ impl DataTree {
             let n = self.node(id);
             if n.num_children() == 0 {
                 let end = format!("/{}", quota::LIMIT_NODE);
-                if n.path.ends_with(&end) {
-                    if let Some(i) = n.path.find(&end) {
-                        found.push(n.path[quota::QUOTA_ZOOKEEPER.len()..i].to_string());
+                let p = n.path();
+                if p.ends_with(&end) {
+                    if let Some(i) = p.find(&end) {
+                        found.push(p[quota::QUOTA_ZOOKEEPER.len()..i].to_string());
                     }
                 }
                 continue;
@@ -1404,44 +1441,44 @@ impl DataTree {
             let Some(n) = n else { continue };
             count += 1;
             let id = i as NodeId;
-            if self.lookup(&n.path) != Some(id) {
-                return Err(format!("index does not find {}", n.path));
+            if self.lookup(n.path()) != Some(id) {
+                return Err(format!("index does not find {}", n.path()));
             }
             if let Some(c) = &n.children {
                 for cid in c.iter() {
                     let cn = self.node(*cid);
-                    match split_path(&cn.path) {
-                        Some((p, _)) if p == &*n.path => {}
-                        _ => return Err(format!("{} listed under {}", cn.path, n.path)),
+                    match split_path(cn.path()) {
+                        Some((p, _)) if p == n.path() => {}
+                        _ => return Err(format!("{} listed under {}", cn.path(), n.path())),
                     }
                 }
             }
             if id != ROOT {
-                let (parent, _) = split_path(&n.path).ok_or("relative path")?;
-                let pid = self.lookup(parent).ok_or_else(|| format!("{} has no parent", n.path))?;
+                let (parent, _) = split_path(n.path()).ok_or("relative path")?;
+                let pid = self.lookup(parent).ok_or_else(|| format!("{} has no parent", n.path()))?;
                 let listed = self.node(pid).children.as_ref().is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
                 if !listed {
-                    return Err(format!("{} not in its parent's children", n.path));
+                    return Err(format!("{} not in its parent's children", n.path()));
                 }
                 if n.stat.czxid > n.stat.mzxid {
-                    return Err(format!("{}: czxid > mzxid", n.path));
+                    return Err(format!("{}: czxid > mzxid", n.path()));
                 }
             }
             if self.acl_cache.convert_long(n.acl).is_none() {
-                return Err(format!("{}: unknown ACL id {}", n.path, n.acl));
+                return Err(format!("{}: unknown ACL id {}", n.path(), n.acl));
             }
             let owner = n.stat.ephemeral_owner;
             let ok = match EphemeralType::of(owner, self.opts.extended_types_enabled) {
-                EphemeralType::Container => self.containers.contains(&*n.path),
-                EphemeralType::Ttl => self.ttls.contains(&*n.path),
-                EphemeralType::Normal => self.ephemerals.get(&owner).is_some_and(|s| s.contains(&*n.path)),
+                EphemeralType::Container => self.containers.contains(n.path()),
+                EphemeralType::Ttl => self.ttls.contains(n.path()),
+                EphemeralType::Normal => self.ephemerals.get(&owner).is_some_and(|s| s.contains(n.path())),
                 EphemeralType::Void => true,
             };
             if !ok {
-                return Err(format!("{}: owner {owner:#x} not indexed", n.path));
+                return Err(format!("{}: owner {owner:#x} not indexed", n.path()));
             }
         }
-        if count != self.live || self.index.len() != self.live {
+        if count != self.live {
             return Err("live count mismatch".into());
         }
         let eph: usize = self.ephemerals_count();
@@ -1462,9 +1499,9 @@ impl DataTree {
 
     /// Approximate heap bytes held by the tree's node storage (for memory checks).
     pub fn approximate_heap_bytes(&self) -> usize {
-        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>() + self.index.capacity() * (std::mem::size_of::<IndexEntry>() + 1);
+        let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>();
         for n in self.slab.iter().flatten() {
-            b += n.path.len() + n.data.len();
+            b += n.pd.0.len();
             if let Some(c) = &n.children {
                 b += std::mem::size_of::<JavaHashSet<NodeId>>() + c.heap_bytes();
             }
@@ -1510,3 +1547,53 @@ pub const APPLIED_OPS: &[OpCode] = &[
     OpCode::Error,
     OpCode::Multi,
 ];
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+
+    #[test]
+    fn path_data_round_trips() {
+        let long = format!("/{}", "x".repeat(20_000));
+        for path in ["/", "/a", "/zookeeper/quota", "/é/ü", long.as_str()] {
+            for data in [None, Some(&b""[..]), Some(&b"v"[..]), Some(&[7u8; 300][..])] {
+                let pd = PathData::new(path, data);
+                assert_eq!(pd.path(), path);
+                assert_eq!(pd.data_opt(), data);
+                assert_eq!(pd.data(), data.unwrap_or(&[]));
+                assert_eq!(pd.is_null(), data.is_none());
+            }
+        }
+        // One header byte for paths under 64 bytes: 27-byte path + 100-byte value = 128.
+        assert_eq!(PathData::new("/bench/load/d000999/n000999", Some(&[0; 100])).0.len(), 128);
+    }
+
+    #[test]
+    fn lookup_finds_exactly_the_node_with_that_path() {
+        let mut t = DataTree::new();
+        for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/é"].iter().enumerate() {
+            let c = Txn::Create {
+                txn: rzk_proto::txn::CreateTxn { path: (*p).into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+                create2: false,
+            };
+            let h = TxnHeader { client_id: SessionId(1), cxid: 1, zxid: Zxid(i as i64 + 1), time: 1, op: OpCode::Create.code() };
+            t.apply(&h, &c);
+        }
+        for p in ["", "/", "/a", "/a/b", "/a/b/c", "/ab", "/é", "/zookeeper/quota", "/zookeeper/config"] {
+            let id = t.lookup(p).unwrap_or_else(|| panic!("{p} not found"));
+            let want = if p.is_empty() { "/" } else { p };
+            assert_eq!(t.node(id).path(), want);
+        }
+        for p in ["a", "//", "/a/", "/a//b", "/a/b/", "/b", "/a/b/c/d", "/a/bc", "/zookeeper/", "/A"] {
+            assert_eq!(t.lookup(p), None, "{p}");
+        }
+        assert_eq!(t.get("/a").unwrap().data_opt(), None);
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn node_size() {
+        // Path+data pointer 16, ACL id 8, StatPersisted 64, children 8 (see docs/BENCH.md).
+        assert_eq!(std::mem::size_of::<Option<Node>>(), 96);
+    }
+}
