@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 pub const PENDING_APPENDS_MAX: usize = 10_000;
 /// Bytes of snapshot produced per driver step (bounds the pause a step adds to requests).
 pub const SNAPSHOT_STEP_BYTES: usize = 128 * 1024;
+/// Driver turns a snapshot step may be put off while client requests are waiting.
+pub const SNAPSHOT_STEP_DEFER: u32 = 16;
 /// A snapshot abandoned this many times in a row (new ACL lists met) is taken in one step.
 const SNAPSHOT_ABORTS_MAX: u32 = 3;
 

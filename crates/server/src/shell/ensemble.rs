@@ -407,9 +407,18 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
     if let Err(e) = m.pump() {
         fatal = Some(e.to_string());
     }
+    let mut snapshot_deferred: u32 = 0;
     while fatal.is_none() {
         let cmd_sender = m.storage.command_sender();
-        let snap_sender = m.storage.snapshot_sender();
+        // As in the standalone driver: snapshot steps yield to waiting client requests.
+        let snap_sender = if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER {
+            m.storage.snapshot_sender()
+        } else {
+            None
+        };
+        if m.storage.snapshot_sender().is_some() {
+            snapshot_deferred += 1;
+        }
         let accepting = m.storage.pending_cmds.len() < 64;
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -437,7 +446,10 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
                 Err(_) => fatal = Some("the transaction log worker stopped".into()),
             },
             permit = super::reserve(snap_sender) => match permit {
-                Ok(p) => m.storage.snapshot_step(&m.core, p),
+                Ok(p) => {
+                    snapshot_deferred = 0;
+                    m.storage.snapshot_step(&m.core, p)
+                }
                 Err(_) => m.storage.snapshot_lost(),
             },
             _ = purge_timer.tick(), if purge_enabled => {

@@ -162,9 +162,20 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let process = ProcessInfoSource { cfg: cfg.clone(), my_id: None };
     let mut fatal: Option<String> = None;
+    let mut snapshot_deferred: u32 = 0;
     loop {
         let log_sender = storage.log_sender();
-        let snap_sender = storage.snapshot_sender();
+        // A snapshot step (up to SNAPSHOT_STEP_BYTES of serialization on this task) is taken
+        // when no client request is waiting, or after SNAPSHOT_STEP_DEFER turns without one,
+        // so requests do not queue behind it and a snapshot still finishes under saturation.
+        let snap_sender = if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER {
+            storage.snapshot_sender()
+        } else {
+            None
+        };
+        if storage.snapshot_sender().is_some() {
+            snapshot_deferred += 1;
+        }
         let accepting = storage.pending.len() < durable::PENDING_APPENDS_MAX;
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -199,6 +210,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                 }
             }
             permit = reserve(snap_sender) => {
+                snapshot_deferred = 0;
                 match permit {
                     Ok(p) => storage.snapshot_step(&core, p),
                     Err(_) => storage.snapshot_lost(),
