@@ -118,9 +118,9 @@ class Member:
     # -- config ----------------------------------------------------------------------
     def config_lines(self) -> List[str]:
         cfg = {
-            "tickTime": str(TICK_TIME),
-            "initLimit": str(INIT_LIMIT),
-            "syncLimit": str(SYNC_LIMIT),
+            "tickTime": str(self.ens.timing["tickTime"]),
+            "initLimit": str(self.ens.timing["initLimit"]),
+            "syncLimit": str(self.ens.timing["syncLimit"]),
             "dataDir": str(self.datadir),
             "clientPort": str(self.client_port),
             "clientPortAddress": "127.0.0.1",
@@ -151,22 +151,23 @@ class Member:
             conf = self.workdir / "conf"
             conf.mkdir(exist_ok=True)
             (conf / "log4j.properties").write_text(
-                "log4j.rootLogger=INFO, FILE\n"
+                "log4j.rootLogger=%s, FILE\n"
                 "log4j.appender.FILE=org.apache.log4j.FileAppender\n"
                 "log4j.appender.FILE.File=%s\n"
                 "log4j.appender.FILE.Append=true\n"
                 "log4j.appender.FILE.layout=org.apache.log4j.PatternLayout\n"
                 "log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t:%%C{1}@%%L] - %%m%%n\n"
-                % (self.workdir / "zookeeper.log")
+                % (self.ens.log_level, self.workdir / "zookeeper.log")
             )
 
     def command(self) -> List[str]:
         if self.kind == "rzk":
-            return [str(h.rzk_binary()), "server", "--config", str(self.cfg_path)]
+            return self.ens.wrap + [str(h.rzk_binary()), "server", "--config", str(self.cfg_path)]
         cp = ":".join([str(self.workdir / "conf")] + h.ZK_JARS)
         return (
-            [h.ZK_JAVA]
-            + ZK_ENSEMBLE_JVM
+            self.ens.wrap
+            + [h.ZK_JAVA]
+            + self.ens.zk_jvm
             + [
                 "-Dlog4j.configuration=file:%s" % (self.workdir / "conf" / "log4j.properties"),
                 "-Dzookeeper.admin.enableServer=false",
@@ -189,6 +190,7 @@ class Member:
         self._logf.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.ens.env)
         self.proc = h.spawn(self.command(), stdin=subprocess.DEVNULL, stdout=self._logf,
                             stderr=subprocess.STDOUT, cwd=str(self.workdir), env=env)
         self.starts += 1
@@ -308,10 +310,23 @@ class Ensemble:
 
     def __init__(self, kind="zookeeper", n: int = 3, observers: Iterable[int] = (), proxied: bool = True,
                  extra_cfg: Optional[Dict[str, str]] = None, member_cfg: Optional[Dict[int, Dict[str, str]]] = None,
-                 name: str = "ensemble"):
+                 name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
+                 log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
+                 wrap: Optional[List[str]] = None):
+        """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
+        for ZooKeeper members (default: small heap, quick start, for tests); log_level:
+        ZooKeeper's log4j root level; env: added to every member's environment; timing:
+        tickTime/initLimit/syncLimit overrides; wrap: a command prefix (e.g. nice -n 5)."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
-        self.workdir = h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
+        self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.zk_jvm = list(zk_jvm) if zk_jvm is not None else ZK_ENSEMBLE_JVM
+        self.log_level = log_level
+        self.env = dict(env or {})
+        self.timing = {"tickTime": TICK_TIME, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT}
+        self.timing.update(timing or {})
+        self.wrap = list(wrap or [])
         self.extra_cfg = {k: str(v) for k, v in (extra_cfg or {}).items()}
         self.member_cfg = {sid: {k: str(v) for k, v in c.items()} for sid, c in (member_cfg or {}).items()}
         self.proxied = proxied
@@ -579,12 +594,14 @@ class FailoverClient:
     happened); an error reply is `fail`. Not thread-safe: one thread per client."""
 
     def __init__(self, name: str, members: Sequence[Member], history: Optional[list] = None,
-                 session_timeout_ms: int = 10000, io_timeout: float = 5.0, seed: Optional[int] = None):
+                 session_timeout_ms: int = 10000, io_timeout: float = 5.0, seed: Optional[int] = None,
+                 retry_sleep: float = 0.05):
         self.name = name
         self.addrs = [m.address for m in members]
         self.history = history if history is not None else []
         self.session_timeout_ms = session_timeout_ms
         self.io_timeout = io_timeout
+        self.retry_sleep = retry_sleep  # pause after a round of members refused us
         self.rng = random.Random(seed if seed is not None else name)
         self.next = self.rng.randrange(len(self.addrs))
         self.raw: Optional[h.RawSession] = None
@@ -624,7 +641,7 @@ class FailoverClient:
             if time.monotonic() > deadline:
                 raise TimeoutError("%s: no member took the session before the deadline" % self.name)
             if self.next % len(self.addrs) == 0:
-                time.sleep(0.05)
+                time.sleep(self.retry_sleep)
 
     def _dead(self) -> bool:
         """The connection was closed by the server (EOF or reset waiting to be read)."""
