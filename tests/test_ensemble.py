@@ -20,7 +20,9 @@ histories are checked with history.py.
 * a minority (the old leader, alone) cannot commit, the majority can, all converge after
   healing, the minority's write is gone;
 * an observer (2 voters + 1 observer) follows, forwards writes, is not needed for a
-  quorum and cannot make one.
+  quorum and cannot make one;
+* a one-way partition (a follower's bytes to the leader held): the leader drops it,
+  writes go on, it catches up when healed.
 
 How each catch-up mode is recognised from data: DIFF -- after the restart the follower's
 txn log holds every zxid it missed and it took no snapshot above its old zxid; SNAP -- it
@@ -645,4 +647,33 @@ def test_observer_follows_without_voting(kind):
         assert "/no-quorum" not in tree
         via_obs.close()
         via_voters.close()
+        assert_history(hist, final_state(leader, {o["path"] for o in hist}))
+
+
+def test_one_way_partition_from_a_follower_to_the_leader(kind):
+    """Every byte from one follower to the leader is held (the leader's bytes still reach
+    it): the leader stops hearing its ACKs and pings and drops it after syncLimit, the
+    other follower keeps the quorum, writes go on; healed, the follower catches up."""
+    with ze.Ensemble(kind, 3, name="oneway") as ens:
+        leader = ens.wait_for_leader()
+        f, other = ens.followers()
+        hist = []
+        writer = ze.FailoverClient("writer", [leader, other], hist)
+        assert writer.create("/oneway", b"").status == "ok"
+        ens.block(f.sid, leader.sid)
+        t0 = time.monotonic()
+        n = 0
+        # writes keep being acknowledged while the leader gives up on f (syncLimit, 5 s)
+        while time.monotonic() - t0 < 8:
+            n += 1
+            o = writer.create("/oneway/n%04d" % n, b"x", connect_timeout=30)
+            assert o.status == "ok", o
+        h.wait_until(lambda: f.mode() != "follower", 20, what="the one-way-cut follower to stop following")
+        assert leader.mode() == "leader" and other.mode() == "follower"
+        ens.unblock(f.sid, leader.sid)
+        ens.wait_for_leader(60)
+        ens.wait_converged()
+        writer.close()
+        tree = ze.assert_same_trees(ens.members, "/oneway")
+        assert len(tree) == n + 1
         assert_history(hist, final_state(leader, {o["path"] for o in hist}))
