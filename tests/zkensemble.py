@@ -56,18 +56,36 @@ SYNC_LIMIT = 10
 ZK_ENSEMBLE_JVM = [f for f in h.JVM_FLAGS if not f.startswith("-Xmx")] + ["-Xmx256m"]
 
 
-def _port_pool(n: int) -> List[int]:
-    """n distinct free loopback ports (bound together, so no duplicates)."""
-    socks = []
+def _ephemeral_range() -> Tuple[int, int]:
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_pool(n: int) -> List[int]:
+    """n distinct loopback ports that are free now, taken below the kernel's ephemeral
+    range: ports from bind(0) are ephemeral ones, which any outgoing connection (the
+    proxies', the servers' own) may take before the server binds them."""
+    lo, _ = _ephemeral_range()
+    top = lo - 1 if lo > 20000 else 65535
+    bottom = 10000 if lo > 20000 else _ephemeral_range()[1] + 1
+    rng = random.Random()
+    out: List[int] = []
+    while len(out) < n:
+        port = rng.randint(bottom, top)
+        if port in out:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            out.append(port)
+        except OSError:
+            pass
+        finally:
             s.close()
+    return out
 
 
 def parse_srvr(text: str) -> Dict[str, str]:
@@ -278,6 +296,13 @@ class Member:
                 return None
         return rd("acceptedEpoch"), rd("currentEpoch")
 
+    def bind_failed(self) -> bool:
+        """The member exited because a port was taken."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        t = self.log_text()
+        return "Address already in use" in t or "AddrInUse" in t
+
     def log_text(self) -> str:
         """Everything the server logged (ZooKeeper: zookeeper.log; rzk: its stdout)."""
         out = ""
@@ -334,10 +359,7 @@ class Ensemble:
         self.members = [Member(self, i + 1, kinds[i], (i + 1) in observers) for i in range(n)]
         self.hub: Optional[ProxyHub] = None
         self.links: Dict[Tuple[int, int, str], Proxy] = {}
-        ports = _port_pool(3 * n)
-        for m in self.members:
-            m.client_port, m.quorum_port, m.election_port = ports[:3]
-            ports = ports[3:]
+        self._assign_ports()
         if proxied:
             self.hub = ProxyHub()
             for a in self.members:
@@ -353,6 +375,15 @@ class Ensemble:
                 if link == "election":
                     back = self.links[(b, a, "election")]
                     p.rewrite_first_up = election_address_rewriter("127.0.0.1:%d" % back.port)
+
+    def _assign_ports(self) -> None:
+        ports = _port_pool(3 * len(self.members))
+        for m in self.members:
+            m.client_port, m.quorum_port, m.election_port = ports[:3]
+            ports = ports[3:]
+        for (a, b, link), p in self.links.items():
+            m = self.member(b)
+            p.retarget(("127.0.0.1", m.quorum_port if link == "quorum" else m.election_port))
 
     # -- access ----------------------------------------------------------------------
     def member(self, sid: int) -> Member:
@@ -376,10 +407,21 @@ class Ensemble:
         return [m for m in self.members if not m.observer]
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, timeout: float = 90.0) -> "Ensemble":
-        for m in self.members:
-            m.start()
-        self.wait_for_leader(timeout)
+    def start(self, timeout: float = 90.0, attempts: int = 3) -> "Ensemble":
+        """Start every member and wait for a leader. If a member could not bind a port
+        (taken since it was chosen), everything starts again on fresh ports."""
+        for attempt in range(attempts):
+            for m in self.members:
+                m.start()
+            try:
+                self.wait_for_leader(timeout)
+                return self
+            except AssertionError:
+                if attempt + 1 == attempts or not any(m.bind_failed() for m in self.members):
+                    raise
+            for m in self.members:
+                m.stop()
+            self._assign_ports()
         return self
 
     def stop(self) -> None:
