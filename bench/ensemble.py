@@ -234,6 +234,9 @@ def build_report(args, runs, failovers, info, started: str, cmdline: str, errors
              "the others), leader killed with SIGKILL %d time(s) per ensemble after %.0f s of steady writing" % (
                  args.writers, args.kills, args.steady))
     L.append("- **Command:** `%s`" % cmdline)
+    if "rzk" not in kinds:
+        L.append("\n> rzk was not measured in this run (`--kinds %s`): these are Apache ZooKeeper's numbers alone, "
+                 "taken with the same settings rzk will get." % ",".join(args.kinds))
     if errors:
         L.append("\n**Failures:**\n")
         for e in errors:
