@@ -879,3 +879,41 @@ def assert_same_trees(members: Sequence[Member], root: str = "/") -> Dict[str, t
             raise AssertionError("s%d and s%d hold different trees; first differences: %s" % (
                 first, sid, [(p, a.get(p), b.get(p)) for p in diff]))
     return dumps[first]
+
+
+def main() -> int:
+    """Start an ensemble by hand and keep it up until Ctrl-C (debugging aid):
+        .venv/bin/python tests/zkensemble.py --kind rzk -n 3
+        .venv/bin/python tests/zkensemble.py --kind zookeeper,zookeeper,rzk --no-proxies
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", default="rzk", help="zookeeper, rzk, or one per member, comma separated")
+    ap.add_argument("-n", type=int, default=3)
+    ap.add_argument("--observers", default="", help="sids of observers, comma separated")
+    ap.add_argument("--no-proxies", action="store_true", help="direct peer links")
+    a = ap.parse_args()
+    kinds = a.kind.split(",")
+    kind = kinds[0] if len(kinds) == 1 else kinds
+    obs = [int(x) for x in a.observers.split(",") if x]
+    ens = Ensemble(kind, a.n, observers=obs, proxied=not a.no_proxies, name="manual")
+    try:
+        ens.start()
+        print("connection string: %s" % ens.hosts)
+        for m in ens.members:
+            print("  s%d %-9s %-8s client %d  quorum %d  election %d  %s" % (
+                m.sid, m.kind, m.mode(), m.client_port, m.quorum_port, m.election_port, m.workdir))
+        print("Ctrl-C stops every server (work dirs are kept)")
+        while True:
+            time.sleep(1)
+            ens.check_alive()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ens.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
