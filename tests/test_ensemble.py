@@ -47,7 +47,7 @@ import zkensemble as ze
 from peerproxy import ProxyHub
 
 # Flip to "1" when rzk runs as an ensemble member (issue 5); RZK_ENSEMBLE=0/1 overrides.
-RZK_ENSEMBLE_DEFAULT = "0"
+RZK_ENSEMBLE_DEFAULT = "1"
 
 
 def rzk_ensemble_enabled() -> bool:

@@ -15,7 +15,7 @@
 //! Golden bytes in the tests come from Apache ZooKeeper 3.8.0's own classes
 //! (`testdata/quorum/QuorumProbe.java`).
 
-use crate::data::{Id, Zxid};
+use crate::data::{Id, SessionId, Zxid};
 use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::jute_record;
 
@@ -402,6 +402,131 @@ fn is_host_port(a: &str) -> bool {
     !host.is_empty() && !port.is_empty() && port.parse::<u16>().is_ok()
 }
 
+/// The data of a learner's REQUEST (`Learner.request`): a client request forwarded to the
+/// leader. On the wire: `long sessionId, int cxid, int type`, then the request body raw (no
+/// length prefix, so it runs to the end of the data); the packet's zxid is -1 and its
+/// authinfo the session's auth ids. `op` is `sync` for a sync (the leader answers with SYNC),
+/// `createSession` with a 4-byte timeout body for a new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedRequest {
+    pub session_id: SessionId,
+    pub cxid: i32,
+    pub op: i32,
+    pub body: Vec<u8>,
+    pub auth: Vec<Id>,
+}
+
+impl ForwardedRequest {
+    /// The REQUEST packet a ZooKeeper learner would send.
+    pub fn to_packet(&self) -> QuorumPacket {
+        let mut w = Writer::with_capacity(16 + self.body.len());
+        w.write_i64(self.session_id.0);
+        w.write_i32(self.cxid);
+        w.write_i32(self.op);
+        w.write_raw(&self.body);
+        QuorumPacket { ty: packet_type::REQUEST, zxid: Zxid(-1), data: Some(w.into_inner()), authinfo: Some(self.auth.clone()) }
+    }
+
+    /// Reads a REQUEST packet as `LearnerHandler` does (null authinfo reads as no ids).
+    pub fn from_packet(p: &QuorumPacket) -> Result<ForwardedRequest, DecodeError> {
+        if p.ty != packet_type::REQUEST {
+            return Err(DecodeError::Invalid("not a REQUEST packet"));
+        }
+        let mut r = Reader::new(p.data());
+        let session_id = SessionId(r.read_i64()?);
+        let cxid = r.read_i32()?;
+        let op = r.read_i32()?;
+        let body = r.rest().to_vec();
+        Ok(ForwardedRequest { session_id, cxid, op, body, auth: p.authinfo.clone().unwrap_or_default() })
+    }
+}
+
+/// A learner's REVALIDATE (`Learner.validateSession`): may this session, whose client just
+/// reconnected here, go on? `long sessionId, int timeout`, zxid -1, no authinfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevalidateRequest {
+    pub session_id: SessionId,
+    pub timeout_ms: i32,
+}
+
+impl RevalidateRequest {
+    pub fn to_packet(&self) -> QuorumPacket {
+        let mut w = Writer::with_capacity(12);
+        w.write_i64(self.session_id.0);
+        w.write_i32(self.timeout_ms);
+        QuorumPacket::with_data(packet_type::REVALIDATE, Zxid(-1), w.into_inner())
+    }
+
+    pub fn from_packet(p: &QuorumPacket) -> Result<RevalidateRequest, DecodeError> {
+        if p.ty != packet_type::REVALIDATE {
+            return Err(DecodeError::Invalid("not a REVALIDATE packet"));
+        }
+        let mut r = Reader::new(p.data());
+        Ok(RevalidateRequest { session_id: SessionId(r.read_i64()?), timeout_ms: r.read_i32()? })
+    }
+}
+
+/// The leader's answer to a REVALIDATE (`LearnerHandler`, which rewrites the request packet's
+/// data, keeping its type, zxid and authinfo): `long sessionId, boolean valid` (one byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevalidateReply {
+    pub session_id: SessionId,
+    pub valid: bool,
+}
+
+impl RevalidateReply {
+    /// The reply to a request that came with ZooKeeper's zxid (-1) and no authinfo.
+    pub fn to_packet(&self) -> QuorumPacket {
+        let mut w = Writer::with_capacity(9);
+        w.write_i64(self.session_id.0);
+        w.write_bool(self.valid);
+        QuorumPacket::with_data(packet_type::REVALIDATE, Zxid(-1), w.into_inner())
+    }
+
+    /// Reads the reply as `Learner.revalidate` does (any non-zero byte is true).
+    pub fn from_packet(p: &QuorumPacket) -> Result<RevalidateReply, DecodeError> {
+        if p.ty != packet_type::REVALIDATE {
+            return Err(DecodeError::Invalid("not a REVALIDATE packet"));
+        }
+        let mut r = Reader::new(p.data());
+        let session_id = SessionId(r.read_i64()?);
+        let valid = r.read_u8()? != 0;
+        Ok(RevalidateReply { session_id, valid })
+    }
+}
+
+/// The leader's answer to a learner's sync (`Leader.sendSync`): SYNC, zxid 0, no data.
+pub fn sync_packet() -> QuorumPacket {
+    QuorumPacket::new(packet_type::SYNC, Zxid(0))
+}
+
+/// The data of a learner's PING reply (`Learner.ping`): the sessions its clients touched,
+/// each `long sessionId, int timeout`, back to back. A learner always sends this data, empty
+/// or not, never null: ZooKeeper's leader reads it without a null check.
+pub fn encode_touches(touches: &[(SessionId, i32)]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(12 * touches.len());
+    for (s, t) in touches {
+        w.write_i64(s.0);
+        w.write_i32(*t);
+    }
+    w.into_inner()
+}
+
+/// Reads PING touches as `LearnerHandler` does; a partial last pair is an error (ZooKeeper's
+/// handler fails on it too).
+#[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than rust-version
+pub fn decode_touches(data: &[u8]) -> Result<Vec<(SessionId, i32)>, DecodeError> {
+    if data.len() % 12 != 0 {
+        return Err(DecodeError::Invalid("PING touches are not whole (session id, timeout) pairs"));
+    }
+    let mut r = Reader::new(data);
+    let mut out = Vec::with_capacity(data.len() / 12);
+    while !r.is_empty() {
+        out.push((SessionId(r.read_i64()?), r.read_i32()?));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +678,60 @@ mod tests {
         assert!(matches!(decode_quorum_packet(w.as_slice(), 1 << 20), Err(QuorumStreamError::Malformed(_))));
     }
 
+    #[test]
+    fn learner_request_revalidate_and_ping_layouts() {
+        // REQUEST: Learner.request's DataOutputStream bytes (long, int, int, raw body), zxid -1,
+        // the session's auth ids; the same packet layout as the golden request_auth above.
+        let fr = ForwardedRequest {
+            session_id: SessionId(0x0100_0000_0000_0002),
+            cxid: 7,
+            op: 5,
+            body: vec![0xaa, 0xbb],
+            auth: vec![Id::new("digest", "u:p")],
+        };
+        let p = fr.to_packet();
+        assert_eq!(p.data(), unhex("0100000000000002" /*session*/).into_iter()
+            .chain(unhex("00000007")).chain(unhex("00000005")).chain(unhex("aabb")).collect::<Vec<_>>());
+        assert_eq!((p.ty, p.zxid), (packet_type::REQUEST, Zxid(-1)));
+        assert_eq!(ForwardedRequest::from_packet(&p), Ok(fr.clone()));
+        // The golden REQUEST from ZooKeeper has empty data: too short for a request.
+        let g = QuorumPacket::from_bytes(&golden("request_auth")).unwrap();
+        assert!(ForwardedRequest::from_packet(&g).is_err());
+        let no_auth = QuorumPacket { authinfo: None, ..p.clone() };
+        assert_eq!(ForwardedRequest::from_packet(&no_auth).unwrap().auth, vec![]);
+        assert!(ForwardedRequest::from_packet(&QuorumPacket { ty: packet_type::PING, ..p }).is_err());
+
+        // REVALIDATE request: long sessionId, int timeout; zxid -1; null authinfo.
+        let rq = RevalidateRequest { session_id: SessionId(0x1234), timeout_ms: 3000 };
+        let p = rq.to_packet();
+        assert_eq!(enc(&p), unhex("00000006" /*type*/).into_iter()
+            .chain(unhex("ffffffffffffffff")).chain(unhex("0000000c")).chain(unhex("0000000000001234")).chain(unhex("00000bb8"))
+            .chain(unhex("ffffffff")).collect::<Vec<_>>());
+        assert_eq!(RevalidateRequest::from_packet(&p), Ok(rq));
+        // Reply: long sessionId, boolean valid (1 byte).
+        let rp = RevalidateReply { session_id: SessionId(0x1234), valid: true };
+        assert_eq!(rp.to_packet().data(), unhex("000000000000123401"));
+        assert_eq!(RevalidateReply::from_packet(&rp.to_packet()), Ok(rp));
+        let mut odd = rp.to_packet();
+        odd.data.as_mut().unwrap()[8] = 7;
+        assert!(RevalidateReply::from_packet(&odd).unwrap().valid);
+        let invalid = RevalidateReply { session_id: SessionId(9), valid: false };
+        assert_eq!(RevalidateReply::from_packet(&invalid.to_packet()), Ok(invalid));
+        assert!(RevalidateReply::from_packet(&QuorumPacket::with_data(packet_type::REVALIDATE, Zxid(-1), vec![0; 8])).is_err());
+
+        // SYNC from the leader: type 7, zxid 0, null data and authinfo.
+        assert_eq!(enc(&sync_packet()), unhex("000000070000000000000000ffffffffffffffff"));
+
+        // PING touches.
+        let t = vec![(SessionId(1), 4000), (SessionId(-2), 30000)];
+        let b = encode_touches(&t);
+        assert_eq!(b, unhex("000000000000000100000fa0fffffffffffffffe00007530"));
+        assert_eq!(decode_touches(&b), Ok(t));
+        assert_eq!(decode_touches(&[]), Ok(vec![]));
+        assert!(encode_touches(&[]).is_empty());
+        assert!(decode_touches(&b[..13]).is_err());
+    }
+
     proptest! {
         #[test]
         fn decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
@@ -561,6 +740,13 @@ mod tests {
             let _ = ConnectionHeader::decode(&b);
             let _ = LearnerInfo::parse_lenient(&b);
             let _ = QuorumPacket::from_bytes(&b);
+            let _ = decode_touches(&b);
+            for ty in [packet_type::REQUEST, packet_type::REVALIDATE] {
+                let p = QuorumPacket::with_data(ty, Zxid(-1), b.clone());
+                let _ = ForwardedRequest::from_packet(&p);
+                let _ = RevalidateRequest::from_packet(&p);
+                let _ = RevalidateReply::from_packet(&p);
+            }
         }
 
         #[test]

@@ -1,6 +1,8 @@
 //! The `rzk` binary: `rzk server [--config zoo.cfg]` runs a server. With no config it runs a
 //! standalone server on port 2181 with its data under ./data.
 
+mod ensemble;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +27,30 @@ enum Command {
         /// A zoo.cfg in Apache ZooKeeper's format.
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
+    },
+    /// A local ensemble from one command: writes a zoo.cfg and myid per server under --dir
+    /// and runs them all until Ctrl-C (clients connect to 127.0.0.1:2181,2182,2183).
+    Ensemble {
+        /// Voting servers.
+        #[arg(long, default_value_t = 3)]
+        servers: u16,
+        /// Observers (numbered after the voters).
+        #[arg(long, default_value_t = 0)]
+        observers: u16,
+        /// Where each server gets its directory (N/zoo.cfg, N/data).
+        #[arg(long, default_value = "./ensemble")]
+        dir: PathBuf,
+        /// The first server's client port; the others follow.
+        #[arg(long, default_value_t = 2181)]
+        client_port: u16,
+        /// The first server's quorum port; the others follow.
+        #[arg(long, default_value_t = 2888)]
+        quorum_port: u16,
+        /// The first server's election port; the others follow.
+        #[arg(long, default_value_t = 3888)]
+        election_port: u16,
+        #[arg(long, default_value_t = 2000)]
+        tick_time: u32,
     },
     /// Load generator for ZooKeeper-compatible servers (see `rzk bench --help`).
     Bench(rzk_bench::BenchArgs),
@@ -116,6 +142,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => rzk_bench::run_cli(args),
+        Command::Ensemble { servers, observers, dir, client_port, quorum_port, election_port, tick_time } => {
+            ensemble::run(ensemble::EnsembleArgs { servers, observers, dir, client_port, quorum_port, election_port, tick_time })
+        }
     }
 }
 
@@ -150,15 +179,43 @@ fn server(config: Option<PathBuf>) -> ExitCode {
     for (key, line, reason) in &cfg.warnings {
         tracing::warn!(key = %key, line, "zoo.cfg: {reason}");
     }
-    if !cfg.is_standalone() {
-        eprintln!("rzk: this build runs standalone servers only; the zoo.cfg lists {} servers", cfg.servers.len());
-        return ExitCode::from(2);
-    }
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
         eprintln!("rzk: cannot create dataDir {}: {e}", cfg.data_dir.display());
         return ExitCode::FAILURE;
     }
-    let addr = match rzk_server::shell::client_addr(&cfg) {
+    // Quorum mode, as ZooKeeper decides it: server.N lines (more than one participant, or
+    // standaloneEnabled=false) and the server's id in dataDir/myid.
+    let my_id = if cfg.is_standalone() {
+        None
+    } else {
+        let path = cfg.data_dir.join("myid");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("{} is missing or unreadable ({e}); an ensemble member needs its id there", path.display())),
+        };
+        let id = match rzk_config::parse_myid(&text) {
+            Ok(id) => id,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        };
+        if let Err(e) = cfg.check_myid(id) {
+            return fail(format!("invalid configuration: {e}"));
+        }
+        Some(id)
+    };
+    let addr = match my_id {
+        None => rzk_server::shell::client_addr(&cfg),
+        Some(id) => match cfg.client_listen_address(Some(id)) {
+            Ok(Some(hp)) => {
+                let mut c = cfg.clone();
+                c.client_port = Some(hp.port);
+                c.client_port_address = Some(hp.host);
+                rzk_server::shell::client_addr(&c)
+            }
+            Ok(None) => Err("no clientPort (and no client address on this server's server.N line)".to_string()),
+            Err(e) => Err(format!("invalid configuration: {e}")),
+        },
+    };
+    let addr = match addr {
         Ok(a) => a,
         Err(e) => {
             eprintln!("rzk: {e}");
@@ -180,13 +237,22 @@ fn server(config: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop_tx.send(true);
         });
-        match rzk_server::shell::run(cfg, listener, stop_rx).await {
+        let result = match my_id {
+            None => {
+                tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
+                rzk_server::shell::run(cfg, listener, stop_rx).await
+            }
+            Some(id) => {
+                tracing::info!(%addr, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
+                rzk_server::shell::ensemble::run(cfg, id, listener, stop_rx).await
+            }
+        };
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rzk: {e}");

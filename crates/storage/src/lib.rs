@@ -17,15 +17,41 @@
 //! - [`worker`]: the storage threads: group commit (one fdatasync per batch) and snapshot
 //!   writing; they talk to the driver over bounded channels.
 //! - [`tools`]: `rzk log dump`, `rzk snapshot dump`, `rzk check`, `rzk purge`.
+//! - [`epoch`]: an ensemble member's `acceptedEpoch` / `currentEpoch` files.
+//! - [`ensemble`]: an ensemble member's recovery (snapshot only + raw log), TRUNC and
+//!   installing a leader's snapshot; [`worker::spawn_ensemble_log_worker`] runs them in order
+//!   with the appends ([`worker::LogCommand`], `StorageEvent::Done { token }`).
+//! - [`snapwire`]: the snapshot a leader sends after a SNAP packet.
+//!
+//! # For the quorum transport: reading a SNAP off the wire
+//!
+//! After a `SNAP` packet the leader writes the snapshot unframed on the same stream
+//! ([`snapwire`] has the layout; it ends with the string `"BenWasHere"`). Keep the bytes
+//! that follow the SNAP packet in one growing buffer and a
+//! [`snapwire::SnapStreamScanner::new`]`(max_record_bytes)`; after each read call
+//! `scanner.scan(&buf)`:
+//! - `Ok(None)`: read more (bounding `buf.len()` yourself);
+//! - `Ok(Some(n))`: the snapshot is `buf[..n]` (hand it on as `Message::Snap`'s bytes);
+//!   `buf[n..]` is the start of the next quorum packet;
+//! - `Err(StorageError::SnapStream { .. })`: malformed; close the connection.
+//!
+//! [`snapwire::snap_stream_len`]`(buf, max_record_bytes)` is the same, stateless (rescans
+//! from the start). The host then builds its state with
+//! [`snapwire::decode_snap_stream`]`(bytes, zxid, tree_options)` and persists it with
+//! `LogCommand::InstallSnapshot`; a leader produces the bytes with
+//! [`snapwire::encode_snap_stream`]`(tree, sessions)`.
 //!
 //! Decoding never panics and never allocates more than a configured bound for any one
 //! record; a corrupt file is an error naming the file and the offset.
 
+pub mod ensemble;
+pub mod epoch;
 pub mod format;
 pub mod purge;
 pub mod recovery;
 pub mod snapshot;
 pub mod snapstream;
+pub mod snapwire;
 pub mod tools;
 pub mod txnlog;
 pub mod worker;
@@ -34,7 +60,10 @@ use rzk_proto::Zxid;
 use std::path::{Path, PathBuf};
 
 pub use format::Compression;
+pub use ensemble::{recover_ensemble, EnsembleRecovered};
+pub use epoch::{read_epoch, write_epoch};
 pub use recovery::{recover, Recovered, RecoveryOptions};
+pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner};
 
 /// Why the storage layer could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +81,8 @@ pub enum StorageError {
     Gap { expected: Zxid, found: Zxid, file: PathBuf },
     #[error("no valid snapshot in {dir}: {reasons}; refusing to start without the data")]
     NoValidSnapshot { dir: PathBuf, reasons: String },
+    #[error("the SNAP stream from the leader is malformed at byte {offset}: {reason}")]
+    SnapStream { offset: usize, reason: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -124,3 +155,5 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 0xfffff + 1024;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ensemble;

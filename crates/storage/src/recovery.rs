@@ -55,8 +55,16 @@ pub fn follows(prev: Zxid, next: Zxid) -> bool {
     next.0 == prev.0 + 1 || (next.epoch() > prev.epoch() && next.counter() == 1)
 }
 
-/// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
-pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Result<Recovered, StorageError> {
+/// Snapshots that could not be used, and why.
+pub(crate) type SkippedSnapshots = Vec<(PathBuf, String)>;
+
+/// The newest snapshot that loads and whose seals verify, falling back to older ones (as
+/// ZooKeeper does), and the newer ones skipped with why. No snapshot at all is `None`; only
+/// unusable ones is an error.
+pub(crate) fn newest_valid_snapshot(
+    snap_dir: &Path,
+    opts: &RecoveryOptions,
+) -> Result<(Option<LoadedSnapshot>, SkippedSnapshots), StorageError> {
     let snaps = snapshot::list_snapshots(snap_dir)?;
     let mut skipped = Vec::new();
     let mut loaded: Option<LoadedSnapshot> = None;
@@ -80,6 +88,12 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Resul
         let reasons = skipped.iter().map(|(p, r)| format!("{}: {r}", p.display())).collect::<Vec<_>>().join("; ");
         return Err(StorageError::NoValidSnapshot { dir: snap_dir.to_path_buf(), reasons });
     }
+    Ok((loaded, skipped))
+}
+
+/// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
+pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Result<Recovered, StorageError> {
+    let (loaded, skipped) = newest_valid_snapshot(snap_dir, opts)?;
     let (mut tree, mut sessions, snap_zxid, snap_path, mut pending_digest) = match loaded {
         Some(s) => {
             tracing::info!(snapshot = %s.path.display(), zxid = %s.zxid, "loaded snapshot");

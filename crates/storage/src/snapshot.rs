@@ -216,7 +216,14 @@ impl SnapshotFile {
 
     /// Seals the stream, writes the zxid digest (and its seal), fsyncs, renames into place
     /// and fsyncs the directory. Returns the final path.
-    pub fn finish(mut self, digest: Option<(Zxid, i64)>) -> Result<PathBuf, StorageError> {
+    pub fn finish(self, digest: Option<(Zxid, i64)>) -> Result<PathBuf, StorageError> {
+        self.finish_unpublished(digest)?.publish()
+    }
+
+    /// Seals, writes the zxid digest and fsyncs the temp file, without giving it its name
+    /// yet: the caller may do something first that must precede the snapshot's appearance
+    /// (installing a leader's snapshot deletes the log in between).
+    pub fn finish_unpublished(mut self, digest: Option<(Zxid, i64)>) -> Result<UnpublishedSnapshot, StorageError> {
         let seal = self.sum.seal();
         self.out.write_all(&seal).map_err(|e| io_err(&self.tmp, e))?;
         if let Some((zxid, d)) = digest {
@@ -231,9 +238,7 @@ impl SnapshotFile {
         let f = self.out.finish().map_err(|e| io_err(&self.tmp, e))?;
         f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
         drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io_err(&self.dest, e))?;
-        sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        Ok(self.dest)
+        Ok(UnpublishedSnapshot { tmp: self.tmp, dest: self.dest, dir: self.dir })
     }
 
     /// Gives up: the temp file is removed.
@@ -241,6 +246,34 @@ impl SnapshotFile {
         let tmp = self.tmp.clone();
         drop(self);
         let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// A complete, durable snapshot still under its temp name (see
+/// [`SnapshotFile::finish_unpublished`]). Dropping it leaves the temp file, which the next
+/// start removes ([`crate::purge::remove_stale_temps`]).
+pub struct UnpublishedSnapshot {
+    tmp: PathBuf,
+    dest: PathBuf,
+    dir: PathBuf,
+}
+
+impl UnpublishedSnapshot {
+    /// The name it will have.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Renames it into place and fsyncs the directory. Returns the final path.
+    pub fn publish(self) -> Result<PathBuf, StorageError> {
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io_err(&self.dest, e))?;
+        sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        Ok(self.dest)
+    }
+
+    /// Gives up: the temp file is removed.
+    pub fn abort(self) {
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -295,6 +328,26 @@ pub fn decode_snapshot<R: std::io::Read, T>(
     hb.extend_from_slice(&version.to_be_bytes());
     hb.extend_from_slice(&dbid.to_be_bytes());
     format::decode_file_header(&hb, SNAP_MAGIC)?;
+    let (head, out) = decode_body(&mut cr, dbid, nodes)?;
+    cr.check_seal()?;
+    let mut tail = SnapshotTail::default();
+    if !cr.at_end()? {
+        let zxid = cr.read_i64()?;
+        let version = cr.read_i32()?;
+        let digest = cr.read_i64()?;
+        cr.check_seal()?;
+        tail.digest = Some((Zxid(zxid), version, digest));
+    }
+    Ok((head, out, tail))
+}
+
+/// `SerializeUtils.deserializeSnapshot`: sessions, the ACL table and the node records up to
+/// the `"/"` terminator (a snapshot file after its header, and a SNAP on the wire).
+pub(crate) fn decode_body<R: std::io::Read, T>(
+    cr: &mut CheckedReader<R>,
+    dbid: i64,
+    nodes: impl FnOnce(&SnapshotHead, &mut dyn Iterator<Item = NodeRecord>) -> T,
+) -> Result<(SnapshotHead, T), FormatError> {
     let n = cr.read_i32()?;
     if n < 0 {
         return Err(FormatError(format!("negative session count {n}")));
@@ -315,23 +368,14 @@ pub fn decode_snapshot<R: std::io::Read, T>(
         acls.push((id, cr.read_acl_list()?));
     }
     let head = SnapshotHead { dbid, sessions, acls };
-    let mut it = NodeIter { r: &mut cr, err: None, done: false };
+    let mut it = NodeIter { r: cr, err: None, done: false };
     let out = nodes(&head, &mut it);
     // Drain what the consumer left (it may stop at an error of its own).
     while it.next().is_some() {}
     if let Some(e) = it.err.take() {
         return Err(e);
     }
-    cr.check_seal()?;
-    let mut tail = SnapshotTail::default();
-    if !cr.at_end()? {
-        let zxid = cr.read_i64()?;
-        let version = cr.read_i32()?;
-        let digest = cr.read_i64()?;
-        cr.check_seal()?;
-        tail.digest = Some((Zxid(zxid), version, digest));
-    }
-    Ok((head, out, tail))
+    Ok((head, out))
 }
 
 struct NodeIter<'a, R: std::io::Read> {

@@ -12,18 +12,18 @@ use rzk_proto::{Acl, OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
 use std::path::{Path, PathBuf};
 
-const ZK_LOG: &[u8] = include_bytes!("../../tree/testdata/zk380_workload.log");
-const ZK_SNAP: &[u8] = include_bytes!("../../tree/testdata/zk380_workload.snapshot");
+pub(crate) const ZK_LOG: &[u8] = include_bytes!("../../tree/testdata/zk380_workload.log");
+pub(crate) const ZK_SNAP: &[u8] = include_bytes!("../../tree/testdata/zk380_workload.snapshot");
 
-fn opts() -> TreeOptions {
+pub(crate) fn opts() -> TreeOptions {
     TreeOptions { extended_types_enabled: true, ..Default::default() }
 }
 
-fn ropts() -> RecoveryOptions {
+pub(crate) fn ropts() -> RecoveryOptions {
     RecoveryOptions { tree: opts(), max_record_bytes: DEFAULT_MAX_RECORD_BYTES, repair: true }
 }
 
-fn zk_records() -> Vec<TxnRecord> {
+pub(crate) fn zk_records() -> Vec<TxnRecord> {
     let dir = TempDir::new("zkrec");
     let p = dir.path().join("log.1");
     std::fs::write(&p, ZK_LOG).unwrap();
@@ -78,7 +78,7 @@ fn log_bytes_equal_zookeepers() {
     assert!(ours[used..].iter().all(|b| *b == 0));
 }
 
-fn replayed() -> DataTree {
+pub(crate) fn replayed() -> DataTree {
     let mut t = DataTree::with_options(opts());
     for r in zk_records() {
         t.apply(&r.header, &r.txn);
@@ -135,7 +135,7 @@ fn loads_zookeepers_snapshot_and_round_trips_every_compression() {
 
 // ---- fuzzy snapshots ----
 
-fn hdr(zxid: i64, session: i64, op: OpCode) -> TxnHeader {
+pub(crate) fn hdr(zxid: i64, session: i64, op: OpCode) -> TxnHeader {
     TxnHeader { client_id: SessionId(session), cxid: 0, zxid: Zxid(zxid), time: 1000 + zxid, op: op.code() }
 }
 
@@ -191,7 +191,7 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
     }
 }
 
-fn dump(t: &DataTree) -> Vec<String> {
+pub(crate) fn dump(t: &DataTree) -> Vec<String> {
     let mut v = Vec::new();
     t.for_each_node_in_snapshot_order(|p, d, _, s| {
         let acl = t.get(if p.is_empty() { "/" } else { p }).unwrap().acl.to_vec();
@@ -251,20 +251,31 @@ proptest! {
         }
         prop_assert_eq!(l.digest(), digest.1);
         prop_assert_eq!(dump(&l), dump(&t));
-        prop_assert_eq!(l.get_ephemerals(SessionId(7)), t.get_ephemerals(SessionId(7)));
+        // The same ephemeral paths, compared as sets. Their *order* legitimately differs:
+        // ZooKeeper keeps them in a `HashSet<String>` whose iteration order depends on its
+        // history (insertion order inside a bucket, and the capacity it has grown to), and its
+        // `DataTree.deserialize` rebuilds the set by inserting in snapshot order, while the live
+        // set was filled in creation order. Apache ZooKeeper 3.8.0 shows exactly this (the case
+        // is pinned in rzk-tree's `ephemerals_order_after_restart_follows_snapshot_order`), and
+        // rzk reproduces ZooKeeper's order on each side.
+        let mut le = l.get_ephemerals(SessionId(7));
+        let mut te = t.get_ephemerals(SessionId(7));
+        le.sort();
+        te.sort();
+        prop_assert_eq!(le, te);
         l.check_invariants().unwrap();
     }
 }
 
 // ---- recovery ----
 
-struct Dirs {
-    _tmp: TempDir,
-    snap: PathBuf,
-    log: PathBuf,
+pub(crate) struct Dirs {
+    pub(crate) _tmp: TempDir,
+    pub(crate) snap: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
-fn dirs() -> Dirs {
+pub(crate) fn dirs() -> Dirs {
     let tmp = TempDir::new("recovery");
     let snap = tmp.path().join("data/version-2");
     let log = tmp.path().join("log/version-2");
@@ -273,7 +284,7 @@ fn dirs() -> Dirs {
     Dirs { _tmp: tmp, snap, log }
 }
 
-fn create(zxid: i64, path: &str, session: i64) -> TxnRecord {
+pub(crate) fn create(zxid: i64, path: &str, session: i64) -> TxnRecord {
     let txn = Txn::Create {
         txn: CreateTxn { path: path.into(), data: Some(path.as_bytes().to_vec()), acl: Acl::open_unsafe(), ephemeral: session != 0, parent_cversion: -1 },
         create2: false,
@@ -281,12 +292,12 @@ fn create(zxid: i64, path: &str, session: i64) -> TxnRecord {
     TxnRecord { header: hdr(zxid, session, OpCode::Create), txn, digest: None }
 }
 
-fn session(zxid: i64, id: i64) -> TxnRecord {
+pub(crate) fn session(zxid: i64, id: i64) -> TxnRecord {
     TxnRecord { header: hdr(zxid, id, OpCode::CreateSession), txn: Txn::CreateSession { timeout_ms: 5000 }, digest: None }
 }
 
 /// Writes records to `log.<first zxid>`, one write per record.
-fn write_log(dir: &Path, recs: &[TxnRecord]) -> PathBuf {
+pub(crate) fn write_log(dir: &Path, recs: &[TxnRecord]) -> PathBuf {
     let mut log = TxnLog::new(dir, 4096, true);
     for r in recs {
         let mut b = Vec::new();
@@ -297,7 +308,7 @@ fn write_log(dir: &Path, recs: &[TxnRecord]) -> PathBuf {
     dir.join(format::log_file_name(recs[0].header.zxid))
 }
 
-fn entry_offsets(path: &Path) -> Vec<u64> {
+pub(crate) fn entry_offsets(path: &Path) -> Vec<u64> {
     let mut v = Vec::new();
     txnlog::scan_log_file(path, DEFAULT_MAX_RECORD_BYTES, |o, _| {
         v.push(o);

@@ -205,6 +205,16 @@ pub fn scan_log_file(
     max_entry_bytes: usize,
     mut f: impl FnMut(u64, TxnRecord) -> Result<(), StorageError>,
 ) -> Result<LogScan, StorageError> {
+    scan_log_file_raw(path, max_entry_bytes, |pos, rec, _| f(pos, rec))
+}
+
+/// [`scan_log_file`], also giving each entry's bytes as stored (TxnHeader, txn, optional
+/// digest: what a PROPOSAL carries).
+pub fn scan_log_file_raw(
+    path: &Path,
+    max_entry_bytes: usize,
+    mut f: impl FnMut(u64, TxnRecord, &[u8]) -> Result<(), StorageError>,
+) -> Result<LogScan, StorageError> {
     let mut file = File::open(path).map_err(|e| io_err(path, e))?;
     let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
     let corrupt = |offset: u64, reason: String| StorageError::CorruptLog { path: path.to_path_buf(), offset, reason };
@@ -250,7 +260,7 @@ pub fn scan_log_file(
                 scan.first_zxid.get_or_insert(zxid);
                 scan.last_zxid = Some(zxid);
                 scan.entries += 1;
-                f(pos, rec)?;
+                f(pos, rec, body)?;
                 pos += len as u64;
                 scan.end = pos;
             }

@@ -14,11 +14,20 @@
 //! it sees that zxid again. Any other write error and any failed fdatasync is `Fatal`: after
 //! a failed fsync the page cache can no longer be trusted, so the server must stop.
 //!
+//! **Ensemble log worker** ([`spawn_ensemble_log_worker`]): the same thread for an ensemble
+//! member, fed [`LogCommand`]s instead of bare appends: appends (group-committed as above),
+//! TRUNC, installing a leader's snapshot and the epoch files, each with the caller's token.
+//! Commands run strictly in queue order; `Done { token }` comes back, in order, once the
+//! command and everything before it is durable, so a driver that numbers its ZAB storage
+//! operations learns "everything up to seq is durable" directly. A member cannot skip a txn,
+//! so every failure here (a full disk included) is `Fatal`.
+//!
 //! **Snapshot writer** (one thread per snapshot): receives the walk's chunks and writes
 //! them to a temp file; at the end seals, fsyncs and renames ([`SnapshotFile`]).
 
 use crate::format;
 use crate::snapshot::SnapshotFile;
+use crate::{ensemble, epoch};
 use crate::txnlog::{AppendError, TxnLog};
 use crate::{Compression, StorageConfig};
 use rzk_proto::Zxid;
@@ -47,6 +56,10 @@ pub enum StorageEvent {
     SnapshotWritten { zxid: Zxid, result: Result<PathBuf, String> },
     /// The log can no longer be trusted; the server must stop.
     Fatal(String),
+    /// Ensemble log worker only: the command carrying `token` is durable, and so is every
+    /// command sent before it (consecutive appends are made durable together and report
+    /// only the last token of the group).
+    Done { token: u64 },
 }
 
 /// Bound on one group-commit batch.
@@ -147,6 +160,161 @@ fn log_worker(mut log: TxnLog, mut rx: mpsc::Receiver<Vec<LogAppend>>, events: m
             return fatal(&events, format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"));
         }
         if events.blocking_send(StorageEvent::Persisted { zxid: last_zxid }).is_err() {
+            break;
+        }
+    }
+    if let Err(e) = log.roll() {
+        tracing::error!(error = %e, "fsync of the transaction log failed at shutdown");
+    }
+}
+
+/// One ordered command for the ensemble log worker. `token` is the caller's (typically the
+/// ZAB storage sequence number); it comes back in `StorageEvent::Done`.
+#[derive(Debug, Clone)]
+pub enum LogCommand {
+    /// Append txns (zxids increasing, above everything logged). An empty `entries` is a
+    /// barrier: done once everything before it is durable.
+    Append { entries: Vec<LogAppend>, token: u64 },
+    /// TRUNC: remove every logged entry above `after` ([`ensemble::truncate_after`]); later
+    /// appends continue after it (in a new file).
+    Truncate { after: Zxid, token: u64 },
+    /// SNAP: make the leader's snapshot (the SNAP stream bytes, signature included) durable
+    /// as `snapshot.<zxid>` and delete the log and every other snapshot
+    /// ([`ensemble::install_snapshot`]). `digest` is the decoded tree's digest (None if
+    /// digests are off). The driver must abandon any snapshot of its own still being
+    /// written before sending this.
+    InstallSnapshot { zxid: Zxid, stream: bytes::Bytes, digest: Option<i64>, token: u64 },
+    /// Write `acceptedEpoch` or `currentEpoch` ([`epoch::ACCEPTED_EPOCH`],
+    /// [`epoch::CURRENT_EPOCH`]) atomically and durably.
+    Epoch { name: &'static str, epoch: u32, token: u64 },
+}
+
+/// Starts the ensemble log worker (see the module docs). `seed` randomises the roll points.
+pub fn spawn_ensemble_log_worker(
+    cfg: &StorageConfig,
+    events: mpsc::Sender<StorageEvent>,
+    seed: u64,
+) -> std::io::Result<(mpsc::Sender<LogCommand>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<LogCommand>(LOG_QUEUE_MESSAGES);
+    let log = TxnLog::new(&cfg.log_dir, cfg.prealloc_bytes, cfg.force_sync);
+    let cfg = cfg.clone();
+    let h = std::thread::Builder::new()
+        .name("rzk-log".into())
+        .spawn(move || ensemble_log_worker(log, rx, events, &cfg, XorShift(seed | 1)))?;
+    Ok((tx, h))
+}
+
+fn ensemble_log_worker(
+    mut log: TxnLog,
+    mut rx: mpsc::Receiver<LogCommand>,
+    events: mpsc::Sender<StorageEvent>,
+    cfg: &StorageConfig,
+    mut rng: XorShift,
+) {
+    let snap_count = cfg.snap_count.max(2);
+    let mut roll_after = snap_count / 2 + rng.below(snap_count / 2);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    // The last zxid logged (once known), to refuse appends out of order.
+    let mut last: Option<Zxid> = None;
+    let mut lookahead: Option<LogCommand> = None;
+    let fatal = |events: &mpsc::Sender<StorageEvent>, msg: String| {
+        tracing::error!("{msg}");
+        let _ = events.blocking_send(StorageEvent::Fatal(msg));
+    };
+    loop {
+        let cmd = match lookahead.take() {
+            Some(c) => c,
+            None => match rx.blocking_recv() {
+                Some(c) => c,
+                None => break,
+            },
+        };
+        let token = match cmd {
+            LogCommand::Append { entries, token } => {
+                let mut batch = entries;
+                let mut token = token;
+                let mut bytes: usize = batch.iter().map(|a| a.entry.len() + 13).sum();
+                while bytes < BATCH_BYTES_MAX {
+                    match rx.try_recv() {
+                        Ok(LogCommand::Append { entries, token: t }) => {
+                            bytes += entries.iter().map(|a| a.entry.len() + 13).sum::<usize>();
+                            batch.extend(entries);
+                            token = t;
+                        }
+                        Ok(other) => {
+                            lookahead = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    let mut prev = last;
+                    for a in &batch {
+                        if prev.is_some_and(|p| a.zxid <= p) {
+                            return fatal(&events, format!("append of zxid {} after {} is out of order; stopping", a.zxid, prev.unwrap_or_default()));
+                        }
+                        prev = Some(a.zxid);
+                    }
+                    if log.txns_in_current() >= roll_after {
+                        if let Err(e) = log.roll() {
+                            return fatal(&events, format!("fsync of the transaction log failed while rolling it: {e}; stopping"));
+                        }
+                        roll_after = snap_count / 2 + rng.below(snap_count / 2);
+                        let _ = events.blocking_send(StorageEvent::SnapshotDue);
+                    }
+                    buf.clear();
+                    for a in &batch {
+                        format::encode_log_entry(&a.entry, &mut buf);
+                    }
+                    let first_zxid = batch[0].zxid;
+                    if let Err(e) = log.write(first_zxid, &buf, batch.len() as u64) {
+                        return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping"));
+                    }
+                    if let Err(e) = log.sync() {
+                        let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();
+                        return fatal(&events, format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"));
+                    }
+                    last = prev;
+                }
+                token
+            }
+            LogCommand::Truncate { after, token } => {
+                let r = log
+                    .roll()
+                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
+                    .and_then(|_| ensemble::truncate_after(&cfg.snap_dir, &cfg.log_dir, after, cfg.max_record_bytes).map_err(|e| e.to_string()));
+                if let Err(e) = r {
+                    return fatal(&events, format!("TRUNC to {after} failed: {e}; stopping"));
+                }
+                last = Some(match last {
+                    Some(l) if l < after => l,
+                    _ => after,
+                });
+                token
+            }
+            LogCommand::InstallSnapshot { zxid, stream, digest, token } => {
+                let r = log
+                    .roll()
+                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
+                    .and_then(|_| {
+                        ensemble::install_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, &stream, digest, cfg.compression, cfg.max_record_bytes)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = r {
+                    return fatal(&events, format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"));
+                }
+                last = Some(zxid);
+                token
+            }
+            LogCommand::Epoch { name, epoch, token } => {
+                if let Err(e) = epoch::write_epoch(&cfg.snap_dir, name, epoch) {
+                    return fatal(&events, format!("writing {name} = {epoch} failed: {e}; stopping"));
+                }
+                token
+            }
+        };
+        if events.blocking_send(StorageEvent::Done { token }).is_err() {
             break;
         }
     }

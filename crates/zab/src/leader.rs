@@ -74,6 +74,14 @@ impl Handler {
     }
 }
 
+/// What a leader knows of its learners (see [`Leader::learner_summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnerSummary {
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_observers: usize,
+}
+
 pub(crate) struct Leader {
     phase: Phase,
     epoch: Option<Epoch>,
@@ -107,6 +115,28 @@ impl Leader {
 
     pub fn learner_ids(&self) -> impl Iterator<Item = ServerId> + '_ {
         self.learners.keys().copied()
+    }
+
+    /// Connected learners, and the synced (UPTODATE) followers and observers, for `mntr`.
+    pub fn learner_summary(&self) -> LearnerSummary {
+        let mut s = LearnerSummary { learners: self.learners.len(), ..Default::default() };
+        for h in self.learners.values().filter(|h| h.state == HState::UpToDate) {
+            if h.observer {
+                s.synced_observers += 1;
+            } else {
+                s.synced_followers += 1;
+            }
+        }
+        s
+    }
+
+    /// ZooKeeper's `zk_peer_state` phase name.
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Broadcast => "broadcast",
+            Phase::Sync => "synchronization",
+            _ => "discovery",
+        }
     }
 
     pub fn next_zxid(&self, cfg: &Config) -> Result<Zxid, ProposeError> {

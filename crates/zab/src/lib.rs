@@ -43,6 +43,7 @@ pub mod message;
 pub mod node;
 pub mod types;
 
+pub use leader::LearnerSummary;
 pub use message::{Message, MessageError, Vote};
 pub use node::{Node, Restored, Stats};
 pub use rzk_proto::quorum::ServerState;

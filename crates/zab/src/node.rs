@@ -244,6 +244,22 @@ impl Node {
             _ => None,
         }
     }
+    /// A leader's learners (None unless LEADING).
+    pub fn learner_summary(&self) -> Option<crate::leader::LearnerSummary> {
+        match &self.role {
+            Role::Leading(l) => Some(l.learner_summary()),
+            _ => None,
+        }
+    }
+    /// ZooKeeper's ZAB phase name for `zk_peer_state` (discovery / synchronization / broadcast).
+    pub fn phase_name(&self) -> &'static str {
+        match &self.role {
+            Role::Looking => "election",
+            Role::Leading(l) => l.phase_name(),
+            Role::Learning(l) if l.is_up_to_date() => "broadcast",
+            Role::Learning(_) => "synchronization",
+        }
+    }
     pub fn accepted_epoch(&self) -> Epoch {
         self.accepted_epoch
     }

@@ -2,7 +2,7 @@
 //! that existing tools parse them: ruok, srvr, stat, cons, mntr, wchs, wchc, wchp, dump, isro.
 //! (conf, envi and dirs need the process and the disk; the shell answers those.)
 
-use crate::core::server::{ConnStats, ServerStats};
+use crate::core::server::{ConnStats, Role, ServerStats};
 use rzk_proto::{SessionId, Zxid};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -100,8 +100,52 @@ pub struct WatchSummary {
     pub total: usize,
 }
 
+/// What an ensemble member's driver knows for `srvr`/`stat`/`mntr` (ZAB's side of things);
+/// all zero / -1 / none unless the driver fills it in.
+#[derive(Debug, Clone)]
+pub struct QuorumInfo {
+    /// `zk_peer_state`'s ZAB phase (ZooKeeper: discovery / synchronization / broadcast).
+    pub zab_phase: &'static str,
+    /// Voting members (`zk_quorum_size`).
+    pub quorum_size: usize,
+    /// Leader: connected learners, and those synced (followers, non-voting, observers).
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_non_voting_followers: usize,
+    pub synced_observers: usize,
+    /// Leader: how long it has led, ms.
+    pub leader_uptime_ms: i64,
+    /// Leader: PROPOSAL data sizes, last/min/max (-1 before the first).
+    pub proposal_sizes: (i64, i64, i64),
+    /// Observer: the server it observes.
+    pub observer_master_id: Option<i64>,
+}
+
+impl Default for QuorumInfo {
+    fn default() -> Self {
+        QuorumInfo {
+            zab_phase: "broadcast",
+            quorum_size: 0,
+            learners: 0,
+            synced_followers: 0,
+            synced_non_voting_followers: 0,
+            synced_observers: 0,
+            leader_uptime_ms: 0,
+            proposal_sizes: (-1, -1, -1),
+            observer_master_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerSnapshot {
+    /// Standalone, leader, follower, observer, or between roles (most words then answer
+    /// ZooKeeper's "not currently serving").
+    pub role: Role,
+    /// Ensemble members: what the driver adds (left default by the core).
+    pub quorum: QuorumInfo,
+    /// Leader: learners' syncs waiting for their txns to commit (`zk_pending_syncs`).
+    pub pending_syncs: usize,
     pub stats: ServerStats,
     pub conns: Vec<ConnSnapshot>,
     pub zxid: Zxid,
@@ -213,13 +257,72 @@ fn server_stats(out: &mut String, s: &ServerSnapshot) {
     let _ = writeln!(out, "Connections: {}", s.conns.len());
     let _ = writeln!(out, "Outstanding: {}", s.outstanding);
     let _ = writeln!(out, "Zxid: 0x{:x}", s.zxid.0);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", s.role.name());
     let _ = writeln!(out, "Node count: {}", s.node_count);
+    if s.role == Role::Leader {
+        let (last, min, max) = s.quorum.proposal_sizes;
+        let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
+    }
 }
+
+/// mntr in an ensemble: ZooKeeper 3.8's quorum keys at their places among the standalone
+/// ones (the proposal sizes move up on a leader and are gone on a learner).
+fn quorum_mntr_rows(mut rows: Vec<(&'static str, String)>, s: &ServerSnapshot) -> Vec<(&'static str, String)> {
+    if s.role == Role::Standalone {
+        return rows;
+    }
+    let q = &s.quorum;
+    let leader = s.role == Role::Leader;
+    rows.retain(|(k, _)| !k.ends_with("_proposal_size"));
+    let peer_state = match s.role {
+        Role::Leader => "leading",
+        Role::Follower => "following",
+        Role::Observer => "observing",
+        _ => "looking",
+    };
+    let mut extra: Vec<(&'static str, &'static str, String)> = vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
+    if let (Role::Observer, Some(id)) = (s.role, q.observer_master_id) {
+        extra.push(("zk_peer_state", "zk_observer_master_id", id.to_string()));
+    }
+    if leader {
+        let (last, min, max) = q.proposal_sizes;
+        extra.extend([
+            ("zk_avg_latency", "zk_min_proposal_size", min.to_string()),
+            ("zk_packets_received", "zk_max_proposal_size", max.to_string()),
+            ("zk_max_proposal_size", "zk_synced_followers", q.synced_followers.to_string()),
+            ("zk_watch_count", "zk_synced_non_voting_followers", q.synced_non_voting_followers.to_string()),
+            ("zk_synced_non_voting_followers", "zk_synced_observers", q.synced_observers.to_string()),
+            ("zk_max_file_descriptor_count", "zk_last_proposal_size", last.to_string()),
+            ("zk_last_proposal_size", "zk_pending_syncs", s.pending_syncs.to_string()),
+            ("zk_pending_syncs", "zk_leader_uptime", q.leader_uptime_ms.to_string()),
+            ("zk_outstanding_tls_handshake", "zk_learners", q.learners.to_string()),
+        ]);
+    }
+    extra.push(("zk_non_mtls_local_conn_count", "zk_quorum_size", q.quorum_size.to_string()));
+    for (after, key, value) in extra {
+        let at = rows.iter().position(|(k, _)| *k == after).map_or(rows.len(), |i| i + 1);
+        rows.insert(at, (key, value));
+    }
+    rows
+}
+
+/// What ZooKeeper answers most words with while it is between roles (`!isZKServerRunning()`).
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
 /// Renders a core-answered four-letter word. Unknown words give an empty answer.
 pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
     let mut out = String::new();
+    if s.role == Role::NotServing {
+        match word {
+            "ruok" => out.push_str("imok"),
+            "isro" => out.push_str("null"),
+            "srvr" | "stat" | "cons" | "wchs" | "wchc" | "wchp" | "dump" | "mntr" => {
+                let _ = writeln!(out, "{ZK_NOT_SERVING}");
+            }
+            _ => {}
+        }
+        return out;
+    }
     match word {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str("rw"),
@@ -268,11 +371,19 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
         }
         "dump" => {
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
-            for (at, ids) in &s.session_buckets {
-                let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
-                for id in ids {
-                    let _ = writeln!(out, "\t0x{:x}", id.0);
+            if s.role.is_learner() {
+                // LearnerSessionTracker: the global sessions this learner knows, no expiry.
+                let _ = writeln!(out, "Global Sessions({}):", s.sessions.len());
+                for (id, timeout) in &s.sessions {
+                    let _ = writeln!(out, "0x{:x}\t{}ms", id.0, timeout);
+                }
+            } else {
+                let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
+                for (at, ids) in &s.session_buckets {
+                    let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
+                    for id in ids {
+                        let _ = writeln!(out, "\t0x{:x}", id.0);
+                    }
                 }
             }
             out.push_str("ephemeral nodes dump:\n");
@@ -312,7 +423,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             let z = || "0".to_string();
             let rows: Vec<(&str, String)> = vec![
                 ("zk_version", full_version()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", s.role.name().into()),
                 ("zk_ephemerals_count", ephemerals.to_string()),
                 ("zk_num_alive_connections", s.conns.len().to_string()),
                 ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),
@@ -388,7 +499,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_max_proposal_size", "-1".into()),
                 ("zk_min_proposal_size", "-1".into()),
             ];
-            for (k, v) in rows {
+            for (k, v) in quorum_mntr_rows(rows, s) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
         }

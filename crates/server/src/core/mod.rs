@@ -16,4 +16,4 @@ pub mod prep;
 pub mod server;
 pub mod session;
 
-pub use server::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
+pub use server::{Action, ConnId, CoreConfig, Input, PeerId, Role, ZooKeeperServer};

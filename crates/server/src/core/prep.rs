@@ -43,13 +43,25 @@ struct ChangeRecord {
     seq: u64,
 }
 
-/// The outstanding changes: the newest record per path, plus the order they were made in
-/// (each with the record it replaced, so the changes of txns the log could not write can be
-/// taken back).
+/// One change in the order it was made (ZooKeeper's `outstandingChanges` list).
+#[derive(Debug, Clone)]
+struct Change {
+    zxid: Zxid,
+    path: String,
+    seq: u64,
+    /// The ephemeral owner of the node this change leaves at `path`; `None`: deleted.
+    owner: Option<i64>,
+    /// The record it replaced, so the changes of txns the log could not write can be taken
+    /// back.
+    prev: Option<ChangeRecord>,
+}
+
+/// The outstanding changes: the newest record per path, plus every change in the order it
+/// was made.
 #[derive(Debug, Default)]
 pub struct Outstanding {
     by_path: HashMap<String, ChangeRecord>,
-    order: VecDeque<(Zxid, String, u64, Option<ChangeRecord>)>,
+    order: VecDeque<Change>,
     seq: u64,
     /// The last zxid applied to the tree.
     applied_through: Zxid,
@@ -73,6 +85,7 @@ impl Outstanding {
     /// Records the newest view of `path`; `old_digest` is the node's digest before it.
     fn add(&mut self, zxid: Zxid, path: &str, old_digest: i64, node: Option<NodeRecord>) {
         let new_digest = node.as_ref().map_or(0, NodeRecord::digest);
+        let owner = node.as_ref().map(|n| n.stat.ephemeral_owner);
         self.digest_delta = self.digest_delta.wrapping_add(new_digest.wrapping_sub(old_digest));
         self.seq += 1;
         let rec = ChangeRecord { zxid, node, seq: self.seq };
@@ -80,17 +93,14 @@ impl Outstanding {
         if let Some(undo) = self.undo.as_mut() {
             undo.push((path.to_owned(), prev.clone()));
         }
-        self.order.push_back((zxid, path.to_owned(), self.seq, prev));
+        self.order.push_back(Change { zxid, path: path.to_owned(), seq: self.seq, owner, prev });
     }
 
     /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
     pub fn applied(&mut self, zxid: Zxid) {
         self.applied_through = self.applied_through.max(zxid);
-        while let Some((z, _, _, _)) = self.order.front() {
-            if *z > zxid {
-                break;
-            }
-            let (_, path, seq, _) = self.order.pop_front().expect("front");
+        while self.order.front().is_some_and(|c| c.zxid <= zxid) {
+            let Change { path, seq, .. } = self.order.pop_front().expect("front");
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 self.by_path.remove(&path);
             }
@@ -101,8 +111,8 @@ impl Outstanding {
     /// each path gets the record it had before, unless that one's txn has been applied since
     /// (then the tree is the truth).
     pub fn rollback_from(&mut self, zxid: Zxid) {
-        while self.order.back().is_some_and(|(z, ..)| *z >= zxid) {
-            let (_, path, seq, prev) = self.order.pop_back().expect("back");
+        while self.order.back().is_some_and(|c| c.zxid >= zxid) {
+            let Change { path, seq, prev, .. } = self.order.pop_back().expect("back");
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 match prev.filter(|p| p.zxid > self.applied_through) {
                     Some(p) => {
@@ -121,9 +131,10 @@ impl Outstanding {
         std::mem::take(&mut self.digest_delta)
     }
 
-    /// The records of outstanding txns, newest per path.
-    pub fn newest(&self) -> impl Iterator<Item = (&str, Option<&NodeRecord>)> + '_ {
-        self.by_path.iter().map(|(p, r)| (p.as_str(), r.node.as_ref()))
+    /// Every outstanding change, oldest first: its path and the ephemeral owner of the node
+    /// it leaves there (`None`: deleted).
+    fn changes(&self) -> impl Iterator<Item = (&str, Option<i64>)> + '_ {
+        self.order.iter().map(|c| (c.path.as_str(), c.owner))
     }
 
     fn begin_multi(&mut self) {
@@ -347,21 +358,25 @@ impl PrepContext<'_> {
     }
 
     /// `closeSession` (PrepRequestProcessor): the session's ephemerals as the tree has them,
-    /// plus those outstanding txns create, minus those they delete, in `HashSet` order; each
-    /// is recorded as deleted (its parent's pzxid moves to `zxid`), as ZooKeeper does.
+    /// then every outstanding change in order: a delete takes its path out, a node the session
+    /// owns puts it in. The result is in `HashSet` order; each is recorded as deleted (its
+    /// parent's pzxid moves to `zxid`), as ZooKeeper does.
+    ///
+    /// Every change counts, not only the newest per path: an ephemeral deleted and then
+    /// created again by another session (or as a persistent node) is the newest record's
+    /// owner's, and listing it would have the tree delete a node that is not the session's
+    /// (or refuse to, if it has children), so the logged digest would be wrong too.
     pub fn close_session(&mut self, zxid: Zxid) -> Txn {
         let session = self.session;
         let mut set = self.tree.ephemerals_set(session);
-        let changes: Vec<(String, Option<i64>)> =
-            self.outstanding.newest().map(|(p, n)| (p.to_string(), n.map(|n| n.stat.ephemeral_owner))).collect();
-        for (p, owner) in changes {
-            let h = rzk_tree::java::string_hash_code(&p);
+        for (p, owner) in self.outstanding.changes() {
+            let h = rzk_tree::java::string_hash_code(p);
             match owner {
                 None => {
-                    set.remove_with_hash(h, p.as_str());
+                    set.remove_with_hash(h, p);
                 }
                 Some(o) if o == session.0 => {
-                    set.insert_with_hash(h, p.into_boxed_str());
+                    set.insert_with_hash(h, p.into());
                 }
                 Some(_) => {}
             }

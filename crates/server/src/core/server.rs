@@ -11,6 +11,21 @@
 //! the order the session sent its requests. A read is answered at once from the tree, unless
 //! the connection still waits for one of its earlier writes: then it waits behind it, so a
 //! client always sees its own writes and its replies in order.
+//!
+//! # In an ensemble ([`Role`])
+//! The same pipeline, with ZAB (the driver's `rzk_zab::Node`) where the log was:
+//! - **Leader**: prep as above, for local clients and for learners' forwarded requests
+//!   (`Input::Forwarded`); `Action::Append` is a proposal and `Input::Committed` (not
+//!   `Persisted`) applies it. Only the leader expires sessions (learners report activity with
+//!   `Input::Touches`), decides REVALIDATE, answers learners' syncs once everything proposed
+//!   before them is committed (`Action::SyncReply`) and runs the container/TTL manager.
+//! - **Follower / Observer**: reads are answered from the local tree; writes, new sessions
+//!   (ids carry this server's sid) and syncs go to the leader (`Action::Forward`) and are
+//!   answered when the committed txn is applied (`Input::Committed`) or the leader's SYNC
+//!   arrives (`Input::Synced`), in the connection's order; a reattaching session is checked
+//!   with the leader (`Action::Revalidate` / `Input::Revalidated`).
+//! - **NotServing** (between roles): clients are refused, committed txns still applied, and
+//!   a leader's snapshot can replace the state ([`ZooKeeperServer::install`]).
 
 use crate::core::auth::{self, AuthConfig};
 use crate::core::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
@@ -62,6 +77,51 @@ impl Default for CoreConfig {
     }
 }
 
+/// A server's sid in an ensemble (`rzk_zab::ServerId.0`, ZooKeeper's `myid`).
+pub type PeerId = i64;
+
+/// What this server does for clients, as ZooKeeper's `ServerStats.getServerState` names it.
+///
+/// - `Standalone`: the whole pipeline is local (the log's `Persisted` commits).
+/// - `Leader`: prep is local and for learners' forwarded requests; appended txns are proposals
+///   that commit through ZAB (`Committed`); sessions expire and containers are swept here only.
+/// - `Follower` / `Observer`: reads are local; writes, new sessions and syncs are forwarded to
+///   the leader and answered when their committed txn is applied; session activity is reported
+///   to the leader ([`ZooKeeperServer::take_touches`]), which alone expires sessions.
+/// - `NotServing`: between roles (election, synchronisation). No client is served; committed
+///   txns are still applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standalone,
+    Leader,
+    Follower,
+    Observer,
+    NotServing,
+}
+
+impl Role {
+    /// A follower or an observer: forwards writes, expires nothing.
+    pub fn is_learner(self) -> bool {
+        matches!(self, Role::Follower | Role::Observer)
+    }
+
+    /// The `Mode:` of `srvr`/`stat` and mntr's `zk_server_state`, as ZooKeeper prints them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Observer => "observer",
+            Role::NotServing => "not serving",
+        }
+    }
+
+    /// Whether this server runs the session expiry and the container/TTL manager.
+    fn expires_sessions(self) -> bool {
+        matches!(self, Role::Standalone | Role::Leader)
+    }
+}
+
 /// What the driver tells the core.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -79,6 +139,33 @@ pub enum Input {
     /// session's connection is closed, an expiry is retried; zxids are handed out again from
     /// `zxid`, so the log stays gap-free and nothing later becomes visible out of order.
     AppendFailed { zxid: Zxid },
+
+    // ---- ensemble mode (the ZAB driver's inputs) ----
+    /// Start serving clients in `role` for `epoch` (ZAB's `Serving`). A leader hands out
+    /// zxids from `Zxid::new(epoch, 0) + 1` and gives every known session a fresh timeout
+    /// from now, as ZooKeeper's new leader session tracker does. Any earlier role is left
+    /// first, as with `StopServing`.
+    Serve { role: Role, epoch: u32 },
+    /// Left the role (election): every client connection is closed; in-flight writes,
+    /// outstanding changes, pending syncs and revalidations are forgotten. The tree and the
+    /// session table stay (uncommitted session changes are undone). Role becomes `NotServing`,
+    /// in which a ConnectRequest is refused.
+    StopServing,
+    /// A txn ZAB committed, in zxid order, in any role. On a leader it is the front of the
+    /// proposals in flight (its prep's origin gets the reply); otherwise it is applied as it
+    /// comes, and answers the local connection that forwarded it, if any.
+    Committed { record: TxnRecord },
+    /// Leader: a learner's REQUEST (a client write, a new session, a close, a sync).
+    Forwarded { from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
+    /// Leader: a learner's REVALIDATE of a session a client reattaches to it.
+    Revalidate { from: PeerId, session: SessionId, timeout_ms: i32 },
+    /// Learner: the leader's answer to our `Action::Revalidate`.
+    Revalidated { session: SessionId, valid: bool },
+    /// Leader: the sessions a learner's PING reports active, with their timeouts.
+    Touches { sessions: Vec<(SessionId, i32)> },
+    /// Learner: the leader's SYNC arrived; the oldest forwarded sync is answered. The driver
+    /// feeds every `Committed` the leader sent before that SYNC first.
+    Synced,
 }
 
 /// What the core asks the driver to do, in order.
@@ -90,7 +177,20 @@ pub enum Action {
     /// Send what is queued, then close.
     Close { conn: ConnId, reason: String },
     /// Append to the transaction log; feed back `Input::Persisted` once it is durable.
+    /// On a leader: propose it through ZAB; `Input::Committed` comes back once a quorum has it.
     Append(TxnRecord),
+
+    // ---- ensemble mode ----
+    /// Learner → leader: a REQUEST. A client write (the connection waits for the committed
+    /// txn), a new session (op createSession, cxid 0, body = the timeout as a big-endian i32)
+    /// or a sync (op sync, body = the request's body; answered by `Input::Synced`).
+    Forward { session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
+    /// Learner → leader: REVALIDATE a session a client reattaches to this server.
+    Revalidate { session: SessionId, timeout_ms: i32 },
+    /// Leader → learner `to`: the answer to its REVALIDATE.
+    RevalidateReply { to: PeerId, session: SessionId, valid: bool },
+    /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
+    SyncReply { to: PeerId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +199,8 @@ enum ConnState {
     Handshake,
     /// ConnectRequest seen; a new session's createSession txn is on its way.
     Connecting,
+    /// Learner: a reattaching session waits for the leader's REVALIDATE answer.
+    Revalidating,
     Connected,
     Closed,
 }
@@ -112,6 +214,11 @@ enum Pending {
     Read { header: RequestHeader, body: Vec<u8>, received_ms: i64 },
     /// A write the log could not take; answered with `err` in its turn.
     Failed { xid: i32, op: OpCode, err: ErrorCode, received_ms: i64 },
+    /// Learner: a request forwarded to the leader (a write, or the createSession with xid 0),
+    /// waiting for its committed txn.
+    Forwarded { xid: i32, op: OpCode, received_ms: i64 },
+    /// Learner: a sync forwarded to the leader; `done` once the leader's SYNC came.
+    Sync { header: RequestHeader, body: Vec<u8>, received_ms: i64, done: bool },
 }
 
 #[derive(Debug)]
@@ -123,6 +230,8 @@ struct Conn {
     old_client: bool,
     auth: Vec<Id>,
     pending: VecDeque<Pending>,
+    /// Learner: frames that came while the session was being revalidated, handled once it is.
+    early: Vec<Vec<u8>>,
     stats: ConnStats,
 }
 
@@ -199,6 +308,9 @@ enum Origin {
     Connect { conn: ConnId },
     /// A session expired, or the container manager deleting; nobody to answer.
     Internal,
+    /// Leader: a learner's forwarded request; the learner answers its client when it applies
+    /// the committed txn.
+    Remote { from: PeerId },
 }
 
 #[derive(Debug)]
@@ -231,7 +343,26 @@ pub struct ZooKeeperServer {
     next_container_check_ms: i64,
     stats: ServerStats,
     out: Vec<Action>,
+    /// What the driver knows of the ensemble, for mntr / srvr.
+    quorum_info: crate::core::fourlw::QuorumInfo,
+    // ---- ensemble mode ----
+    role: Role,
+    /// Leader: the server each session's requests must come from (ZooKeeper's session owner;
+    /// unset until the session's first checked request, create or revalidation).
+    owners: HashMap<SessionId, PeerId>,
+    /// Leader: learners' syncs, each waiting until the txn that was the last appended when it
+    /// came is committed (ZooKeeper's `Leader.pendingSyncs`), in arrival order.
+    leader_syncs: VecDeque<(Zxid, PeerId)>,
+    /// Learner: the connections' syncs forwarded to the leader, oldest first (conn, xid).
+    learner_syncs: VecDeque<(ConnId, i32)>,
+    /// Learner: reattaching connections waiting for the leader's REVALIDATE answer.
+    revalidations: HashMap<SessionId, ConnId>,
+    /// Learner: sessions touched since the last `take_touches` (ZooKeeper's touch table).
+    touches: BTreeMap<SessionId, i32>,
 }
+
+/// Frames a connection may send before its session is revalidated (clients send none).
+const MAX_EARLY_FRAMES: usize = 1024;
 
 fn frame_of(header: &ReplyHeader, body: &Response) -> Vec<u8> {
     client::reply_frame(header, body)
@@ -259,7 +390,58 @@ impl ZooKeeperServer {
             wall_ms,
             stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
+            quorum_info: Default::default(),
+            role: Role::Standalone,
+            owners: HashMap::new(),
+            leader_syncs: VecDeque::new(),
+            learner_syncs: VecDeque::new(),
+            revalidations: HashMap::new(),
+            touches: BTreeMap::new(),
         }
+    }
+
+    /// What this server does for clients now.
+    /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
+    pub fn set_quorum_info(&mut self, q: crate::core::fourlw::QuorumInfo) {
+        self.quorum_info = q;
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Learner: the sessions its clients touched since the last call, with their timeouts
+    /// (the payload of the learner's next PING to the leader).
+    pub fn take_touches(&mut self) -> Vec<(SessionId, i32)> {
+        std::mem::take(&mut self.touches).into_iter().collect()
+    }
+
+    /// The sessions as the committed txns left them (ZooKeeper's `sessionsWithTimeouts`, what
+    /// a snapshot or a SNAP to a learner carries): the tracker's, without those whose
+    /// createSession is still in flight; a session whose closeSession is in flight is still in.
+    pub fn committed_sessions(&self) -> Vec<(SessionId, i32)> {
+        let creating: std::collections::HashSet<SessionId> = self
+            .in_flight
+            .iter()
+            .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
+            .map(|f| f.record.header.client_id)
+            .collect();
+        self.sessions.sessions().iter().filter(|s| !creating.contains(&s.id)).map(|s| (s.id, s.timeout_ms)).collect()
+    }
+
+    /// Replaces the tree and the session table with a leader's snapshot (SNAP), while not
+    /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
+    pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
+        if self.role != Role::NotServing {
+            tracing::warn!(role = self.role.name(), "snapshot installed while serving; leaving the role first");
+            self.stop_serving();
+        }
+        self.tree = tree;
+        self.sessions.clear();
+        for (id, timeout) in sessions {
+            self.sessions.add(*id, *timeout, self.now_ms);
+        }
+        self.reset_pipeline();
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -313,6 +495,7 @@ impl ZooKeeperServer {
                         old_client: false,
                         auth,
                         pending: VecDeque::new(),
+                        early: Vec::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
                     },
                 );
@@ -320,8 +503,29 @@ impl ZooKeeperServer {
             Input::Frame { conn, payload } => self.on_frame(conn, payload),
             Input::Closed { conn } => self.on_closed(conn),
             Input::Tick => self.on_tick(),
-            Input::Persisted { zxid } => self.on_persisted(zxid),
+            Input::Persisted { zxid } => {
+                if self.role == Role::Standalone {
+                    self.on_persisted(zxid)
+                } else {
+                    // In an ensemble, ZAB's commit (not the local log) decides.
+                    tracing::debug!(%zxid, role = self.role.name(), "Persisted ignored outside standalone");
+                }
+            }
             Input::AppendFailed { zxid } => self.on_append_failed(zxid),
+            Input::Serve { role, epoch } => self.serve(role, epoch),
+            Input::StopServing => self.stop_serving(),
+            Input::Committed { record } => self.on_committed(record),
+            Input::Forwarded { from, session, cxid, op, body, auth } => self.on_forwarded(from, session, cxid, op, body, auth),
+            Input::Revalidate { from, session, timeout_ms } => self.on_revalidate(from, session, timeout_ms),
+            Input::Revalidated { session, valid } => self.on_revalidated(session, valid),
+            Input::Touches { sessions } => {
+                if self.role == Role::Leader {
+                    for (id, timeout) in sessions {
+                        self.sessions.touch_for(id, timeout, self.now_ms);
+                    }
+                }
+            }
+            Input::Synced => self.on_synced(),
         }
     }
 
@@ -364,6 +568,9 @@ impl ZooKeeperServer {
                 if self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);
                 }
+                if self.revalidations.get(&s) == Some(&conn) {
+                    self.revalidations.remove(&s);
+                }
             }
             self.tree.remove_watcher(WatcherId(conn));
         }
@@ -382,6 +589,12 @@ impl ZooKeeperServer {
         self.stats.bytes_received += payload.len() as u64 + 4;
         match c.state {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
+            ConnState::Revalidating => {
+                if c.early.len() >= MAX_EARLY_FRAMES {
+                    return self.close(conn, "too many requests before the session was established".into());
+                }
+                c.early.push(payload);
+            }
             ConnState::Connecting | ConnState::Connected => self.on_request(conn, payload),
             ConnState::Closed => {}
         }
@@ -389,6 +602,10 @@ impl ZooKeeperServer {
 
     fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
         self.stats.connection_requests += 1;
+        if self.role == Role::NotServing {
+            // ZooKeeper closes a connection whose server is not running (between roles).
+            return self.close(conn, "ZooKeeperServer not running".into());
+        }
         let req = match ConnectRequest::read(&mut Reader::new(payload)) {
             Ok(r) => r,
             Err(e) => {
@@ -412,7 +629,13 @@ impl ZooKeeperServer {
         if req.session_id.0 == 0 {
             // A new session: createSession goes through the log like any write.
             let id = self.sessions.next_id();
+            if self.role.is_learner() {
+                return self.forward_create_session(conn, id, timeout);
+            }
             self.sessions.add(id, timeout, self.now_ms);
+            if self.role == Role::Leader {
+                self.owners.insert(id, self.my_peer());
+            }
             let c = self.conns.get_mut(&conn).expect("conn");
             c.session = Some(id);
             c.state = ConnState::Connecting;
@@ -432,9 +655,28 @@ impl ZooKeeperServer {
                     self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
                 }
             }
-            let valid = req.passwd == auth::session_password(id) && self.sessions.is_live(id);
+            if let Some(old) = self.revalidations.get(&id).copied() {
+                if old != conn {
+                    self.revalidations.remove(&id);
+                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
+                }
+            }
+            let passwd_ok = req.passwd == auth::session_password(id);
+            if passwd_ok && self.role.is_learner() {
+                // Only the leader knows whether the session is alive: ask it (REVALIDATE).
+                let c = self.conns.get_mut(&conn).expect("conn");
+                c.session = Some(id);
+                c.state = ConnState::Revalidating;
+                self.revalidations.insert(id, conn);
+                self.out.push(Action::Revalidate { session: id, timeout_ms: timeout });
+                return;
+            }
+            let valid = passwd_ok && self.sessions.is_live(id);
             if valid {
                 self.sessions.touch(id, self.now_ms);
+                if self.role == Role::Leader {
+                    self.owners.insert(id, self.my_peer());
+                }
                 self.session_conn.insert(id, conn);
                 let c = self.conns.get_mut(&conn).expect("conn");
                 c.session = Some(id);
@@ -476,7 +718,14 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         c.stats.last_cxid = header.xid;
         let session = c.session.expect("connected conns have a session");
-        if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
+        if self.role.is_learner() {
+            // ZooKeeper's LearnerSessionTracker: every touch succeeds here and is reported to
+            // the leader, which alone decides whether the session is alive.
+            let timeout = c.timeout_ms;
+            self.touches.insert(session, timeout);
+            // The local copy moves too (for `dump`'s connection expiry); it never expires here.
+            self.sessions.touch(session, self.now_ms);
+        } else if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
             // The session is closing or gone: ZooKeeper answers SessionExpired.
             let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
             self.send(conn, frame_of(&h, &Response::Empty), true);
@@ -511,9 +760,16 @@ impl ZooKeeperServer {
                     | OpCode::CloseSession
             )
         );
-        if is_write {
+        if self.role.is_learner() && (is_write || op == Some(OpCode::Sync)) {
+            self.forward(conn, session, header, body, received_ms);
+        } else if is_write {
             self.on_write(conn, session, header, &body, received_ms);
         } else {
+            if self.role == Role::Leader && !self.check_owner(session, self.my_peer()) {
+                // ZooKeeper's leader checks every request's session owner in prep; a session
+                // that moved to a learner tears this connection down (ZOOKEEPER-710).
+                return self.close(conn, format!("session {session} moved to another server"));
+            }
             let c = self.conns.get_mut(&conn).expect("conn");
             if c.pending.is_empty() {
                 self.on_read(conn, header, &body, received_ms);
@@ -559,31 +815,13 @@ impl ZooKeeperServer {
         let txn = if op == OpCode::CloseSession {
             self.sessions.set_closing(session);
             Ok(self.close_session_txn(session, zxid))
+        } else if self.role == Role::Leader && !self.check_owner(session, self.my_peer()) {
+            Err(ErrorCode::SessionMoved)
         } else {
-            match Request::decode(header.op, body) {
-                Err(_) => Err(ErrorCode::MarshallingError),
-                Ok(req) => {
-                    let c = self.conns.get(&conn).expect("conn");
-                    let mut ctx = PrepContext {
-                        tree: &self.tree,
-                        outstanding: &mut self.outstanding,
-                        auth_cfg: &self.cfg.auth,
-                        auth_ids: &c.auth,
-                        session,
-                        extended_types_enabled: self.cfg.extended_types_enabled,
-                        reconfig_enabled: self.cfg.reconfig_enabled,
-                    };
-                    ctx.prep(&req, zxid, time)
-                }
-            }
+            let c = self.conns.get(&conn).expect("conn");
+            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &c.auth, session, header.op, body, zxid, time)
         };
-        let (txn, op_code) = match txn {
-            Ok(t) => {
-                let code = if op == OpCode::Multi { OpCode::Multi } else { t.op() };
-                (t, code)
-            }
-            Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
-        };
+        let (txn, op_code) = txn_and_op(op, txn);
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
         self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
@@ -642,8 +880,7 @@ impl ZooKeeperServer {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
                 },
-            }
-            .into(),
+            },
         };
         let xid_out = header.xid;
         let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
@@ -859,22 +1096,44 @@ impl ZooKeeperServer {
                         self.sessions.expire_now(hdr.client_id, self.now_ms);
                     }
                 }
+                Origin::Remote { from } => {
+                    // ZAB has no way to refuse a learner's request: its client waits until
+                    // the learner's link to the leader resets (the driver should rather step
+                    // down than refuse a proposal).
+                    tracing::warn!(zxid = %hdr.zxid, learner = from, "a learner's request could not be proposed");
+                    if closes {
+                        self.sessions.reopen(hdr.client_id, self.now_ms);
+                    } else if matches!(f.record.txn, Txn::CreateSession { .. }) {
+                        self.sessions.remove(hdr.client_id);
+                        self.owners.remove(&hdr.client_id);
+                    }
+                }
             }
         }
+        // Learners' syncs waited for txns that will never commit: they wait for the last
+        // txn still in flight now, or are answered at once.
+        let last = self.last_zxid;
+        for (z, _) in self.leader_syncs.iter_mut() {
+            if *z > last {
+                *z = last;
+            }
+        }
+        self.release_leader_syncs(self.tree.last_processed_zxid());
     }
 
     fn commit(&mut self, f: InFlight) {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
         self.outstanding.applied(hdr.zxid);
-        if let Some(d) = &f.record.digest {
+        if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
             if d.tree_digest != self.tree.digest() {
                 // What ZooKeeper reports as a digest mismatch: the logged digest is wrong.
                 self.digest_mismatches += 1;
                 tracing::error!(zxid = %hdr.zxid, op = hdr.op, "digest mismatch: logged {} but the tree's is {} after applying", d.tree_digest, self.tree.digest());
                 // ZooKeeper 3.8's prep mispredicts some creates the same way (its own log then
                 // shows "First digest mismatch" at the same txn); tests use other shapes.
-                debug_assert!(!cfg!(test), "digest mismatch at {} ({:?})", hdr.zxid, f.record.txn);
+                #[cfg(test)]
+                panic!("digest mismatch at {} ({:?})", hdr.zxid, f.record.txn);
             }
         }
         // A watcher hears of a change only if it may READ the node (as ZooKeeper checks).
@@ -891,9 +1150,22 @@ impl ZooKeeperServer {
         self.deliver(deliveries);
         let zxid = hdr.zxid;
         match (&f.record.txn, hdr.op) {
+            (Txn::CreateSession { timeout_ms }, _) => {
+                // A leader (or standalone) tracked it at prep; a learner learns it now
+                // (ZooKeeper's commitSession, which also reports it to the leader).
+                let session = hdr.client_id;
+                if self.sessions.get(session).is_none() {
+                    self.sessions.add(session, *timeout_ms, self.now_ms);
+                }
+                if self.role.is_learner() {
+                    self.touches.insert(session, *timeout_ms);
+                }
+            }
             (Txn::CloseSession { .. }, _) => {
                 let session = hdr.client_id;
                 self.sessions.remove(session);
+                self.touches.remove(&session);
+                self.owners.remove(&session);
                 let conn = self.session_conn.remove(&session);
                 if let (Origin::Client { conn, xid, received_ms, .. }, _) = (&f.origin, ()) {
                     let h = ReplyHeader { xid: *xid, zxid, err: 0 };
@@ -918,6 +1190,12 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
+            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
+                // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
+                // its connection is closed (the client carries on with the server it moved to).
+                self.pop_write(conn, zxid);
+                self.close(conn, format!("session {} moved to another server", hdr.client_id));
+            }
             Origin::Client { conn, xid, op, received_ms } => {
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
                 let h = ReplyHeader { xid, zxid, err: err.code() };
@@ -927,7 +1205,7 @@ impl ZooKeeperServer {
                     self.drain(conn);
                 }
             }
-            Origin::Internal => {}
+            Origin::Internal | Origin::Remote { .. } => {}
         }
     }
 
@@ -957,6 +1235,10 @@ impl ZooKeeperServer {
                     let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
                     self.finish(conn, h, &Response::Empty, op.name(), received_ms);
                 }
+                Some(Pending::Sync { done: true, .. }) => {
+                    let Some(Pending::Sync { header, body, received_ms, .. }) = c.pending.pop_front() else { unreachable!() };
+                    self.on_read(conn, header, &body, received_ms);
+                }
                 _ => return,
             }
         }
@@ -975,6 +1257,11 @@ impl ZooKeeperServer {
     // ---- time ----
 
     fn on_tick(&mut self) {
+        if !self.role.expires_sessions() {
+            // Learners never expire sessions (the leader does, from their touches) and run no
+            // container manager; nothing is served between roles.
+            return;
+        }
         for session in self.sessions.expire(self.now_ms) {
             tracing::info!(session = %session, "session expired");
             self.stats.sessions_expired += 1;
@@ -1016,6 +1303,320 @@ impl ZooKeeperServer {
         }
     }
 
+    // ---- ensemble mode ----
+
+    fn my_peer(&self) -> PeerId {
+        self.cfg.server_id as PeerId
+    }
+
+    /// `SessionTrackerImpl.checkSession`'s owner rule (leader only): the first checked
+    /// request sets a session's owner; a request from another server is `SessionMoved`.
+    fn check_owner(&mut self, session: SessionId, owner: PeerId) -> bool {
+        *self.owners.entry(session).or_insert(owner) == owner
+    }
+
+    fn serve(&mut self, role: Role, epoch: u32) {
+        // Whatever was served before goes, as ZooKeeper shuts its server down between roles.
+        // (Connections accepted while not serving stay: their ConnectRequest is judged when
+        // it comes, as ZooKeeper's is.)
+        if self.role != Role::NotServing {
+            self.stop_serving();
+        }
+        if role == Role::NotServing {
+            return;
+        }
+        self.role = role;
+        if role == Role::Leader {
+            let base = Zxid::new(epoch, 0);
+            if self.tree.last_processed_zxid() >= base {
+                tracing::error!(tree = %self.tree.last_processed_zxid(), epoch, "leading an epoch the tree already holds txns of");
+            }
+            self.last_zxid = base;
+            // ZooKeeper's new leader builds its session tracker from the committed session
+            // table: every session gets a full timeout from now, and no owner yet.
+            let ids: Vec<SessionId> = self.sessions.sessions().iter().map(|s| s.id).collect();
+            for id in ids {
+                self.sessions.reopen(id, self.now_ms);
+            }
+            self.next_container_check_ms = self.now_ms + self.cfg.container_check_interval_ms;
+        }
+        tracing::info!(role = role.name(), epoch, zxid = %self.tree.last_processed_zxid(), "serving clients");
+    }
+
+    fn stop_serving(&mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close(conn, "the server is not serving (it left its role for a leader election)".into());
+        }
+        // Session changes that never committed are undone: the next role's tracker starts
+        // from the committed session table, as ZooKeeper's does.
+        for f in std::mem::take(&mut self.in_flight) {
+            match f.record.txn {
+                Txn::CreateSession { .. } => self.sessions.remove(f.record.header.client_id),
+                Txn::CloseSession { .. } => self.sessions.reopen(f.record.header.client_id, self.now_ms),
+                _ => {}
+            }
+        }
+        self.reset_pipeline();
+        self.leader_syncs.clear();
+        self.learner_syncs.clear();
+        self.revalidations.clear();
+        self.touches.clear();
+        self.owners.clear();
+        if self.role != Role::NotServing {
+            tracing::info!(role = self.role.name(), "stopped serving clients");
+        }
+        self.role = Role::NotServing;
+    }
+
+    /// Forgets every write in flight: prep starts again from the tree.
+    fn reset_pipeline(&mut self) {
+        self.in_flight.clear();
+        self.outstanding = Outstanding::default();
+        self.last_zxid = self.tree.last_processed_zxid();
+        self.predicted_digest = self.tree.options().digest_enabled.then(|| self.tree.digest());
+    }
+
+    fn on_committed(&mut self, record: TxnRecord) {
+        let zxid = record.header.zxid;
+        if let Some(front) = self.in_flight.front() {
+            if front.record.header.zxid == zxid {
+                let mut f = self.in_flight.pop_front().expect("front");
+                if f.record != record {
+                    tracing::error!(%zxid, "the committed txn differs from the one proposed; applying the committed one");
+                    f.record = record;
+                }
+                self.commit(f);
+                self.release_leader_syncs(zxid);
+                return;
+            }
+            tracing::error!(committed = %zxid, proposed = %front.record.header.zxid, "a committed txn is not the next proposal in flight");
+        }
+        if zxid <= self.tree.last_processed_zxid() {
+            tracing::warn!(%zxid, applied = %self.tree.last_processed_zxid(), "committed txn already applied; ignored");
+            return;
+        }
+        if self.last_zxid < zxid {
+            self.last_zxid = zxid;
+        }
+        let origin = self.local_origin(&record.header);
+        self.commit(InFlight { record, origin, digest_after: None });
+        self.release_leader_syncs(zxid);
+    }
+
+    /// Learner: who waits for a committed txn here. It answers the session's local
+    /// connection when that connection's oldest pending request is the forwarded one
+    /// (ZooKeeper's CommitProcessor matches the session's queue head by cxid; a mismatch is
+    /// applied as someone else's txn and the pending request keeps waiting).
+    fn local_origin(&mut self, hdr: &TxnHeader) -> Origin {
+        if !self.role.is_learner() {
+            return Origin::Internal;
+        }
+        let Some(&conn) = self.session_conn.get(&hdr.client_id) else { return Origin::Internal };
+        let Some(c) = self.conns.get_mut(&conn) else { return Origin::Internal };
+        let Some(&Pending::Forwarded { xid, op, received_ms }) = c.pending.front() else { return Origin::Internal };
+        if xid != hdr.cxid {
+            tracing::debug!(session = %hdr.client_id, cxid = hdr.cxid, expected = xid, "committed txn is not the session's next pending request");
+            return Origin::Internal;
+        }
+        let creates = hdr.op == OpCode::CreateSession.code();
+        if op == OpCode::CreateSession && !creates {
+            // The leader turned the new session down (an error txn): nobody to serve.
+            c.pending.pop_front();
+            self.close(conn, format!("the leader refused session {}", hdr.client_id));
+            return Origin::Internal;
+        }
+        if op != OpCode::CreateSession && creates {
+            return Origin::Internal;
+        }
+        // From here the txn is this connection's: the commit path pops it as its write.
+        *c.pending.front_mut().expect("front") = Pending::Write { zxid: hdr.zxid };
+        if op == OpCode::CreateSession {
+            Origin::Connect { conn }
+        } else {
+            Origin::Client { conn, xid, op, received_ms }
+        }
+    }
+
+    /// Learner: a new session's createSession goes to the leader; the ConnectResponse waits
+    /// for its commit. The id carries this server's sid (the session tracker's seed).
+    fn forward_create_session(&mut self, conn: ConnId, id: SessionId, timeout: i32) {
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.session = Some(id);
+        c.state = ConnState::Connecting;
+        c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms: self.now_ms });
+        let auth = c.auth.clone();
+        self.session_conn.insert(id, conn);
+        self.out.push(Action::Forward {
+            session: id,
+            cxid: 0,
+            op: OpCode::CreateSession.code(),
+            body: timeout.to_be_bytes().to_vec(),
+            auth,
+        });
+    }
+
+    /// Learner: a write or a sync goes to the leader (ZooKeeper's FollowerRequestProcessor);
+    /// the connection's later requests wait behind it.
+    fn forward(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: Vec<u8>, received_ms: i64) {
+        let (cxid, op) = (header.xid, header.op);
+        let c = self.conns.get_mut(&conn).expect("conn");
+        let auth = c.auth.clone();
+        if header.op == OpCode::Sync.code() {
+            c.pending.push_back(Pending::Sync { header, body: body.clone(), received_ms, done: false });
+            self.learner_syncs.push_back((conn, cxid));
+        } else {
+            let op = OpCode::from_code(header.op).expect("write ops are known");
+            c.pending.push_back(Pending::Forwarded { xid: header.xid, op, received_ms });
+        }
+        self.out.push(Action::Forward { session, cxid, op, body, auth });
+    }
+
+    /// Leader: a learner's REQUEST, prepped as a local write would be (ZooKeeper's
+    /// PrepRequestProcessor behind `submitLearnerRequest`). Nobody answers here: the learner
+    /// answers its client when it applies the committed txn.
+    fn on_forwarded(&mut self, from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id>) {
+        if self.role != Role::Leader {
+            tracing::warn!(learner = from, role = self.role.name(), "forwarded request while not leading; dropped");
+            return;
+        }
+        let Some(code) = OpCode::from_code(op) else {
+            tracing::warn!(learner = from, op, "forwarded request of unknown type; dropped");
+            return;
+        };
+        let time = self.wall_ms;
+        let (txn, op_code) = match code {
+            OpCode::Sync => {
+                // Prep checks (and, if unset, sets) the session's owner; the sync is answered
+                // whatever that says.
+                if self.sessions.is_live(session) {
+                    self.check_owner(session, from);
+                }
+                // Leader.processSync: answered once everything proposed so far is committed.
+                if self.in_flight.is_empty() {
+                    self.out.push(Action::SyncReply { to: from });
+                } else {
+                    self.leader_syncs.push_back((self.last_zxid, from));
+                }
+                return;
+            }
+            OpCode::CreateSession => {
+                let timeout = body.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                match timeout {
+                    Some(timeout_ms) => {
+                        if self.sessions.get(session).is_none() {
+                            self.sessions.add(session, timeout_ms, self.now_ms);
+                        }
+                        self.owners.insert(session, from);
+                        (Txn::CreateSession { timeout_ms }, OpCode::CreateSession)
+                    }
+                    None => (Txn::Error { err: ErrorCode::MarshallingError.code() }, OpCode::Error),
+                }
+            }
+            OpCode::CloseSession => {
+                // As local: no owner check (an expiry is nobody's), the session's ephemerals go.
+                let zxid = self.last_zxid.next();
+                self.sessions.set_closing(session);
+                (self.close_session_txn(session, zxid), OpCode::CloseSession)
+            }
+            OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Check
+            | OpCode::Multi
+            | OpCode::Reconfig => {
+                let zxid = self.last_zxid.next();
+                let txn = if !self.sessions.is_live(session) {
+                    Err(ErrorCode::SessionExpired)
+                } else if !self.check_owner(session, from) {
+                    Err(ErrorCode::SessionMoved)
+                } else {
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &auth, session, op, &body, zxid, time)
+                };
+                txn_and_op(code, txn)
+            }
+            _ => {
+                tracing::warn!(learner = from, op = code.name(), "forwarded request is not a write; dropped");
+                return;
+            }
+        };
+        let zxid = self.next_zxid();
+        let header = TxnHeader { client_id: session, cxid, zxid, time, op: op_code.code() };
+        self.append(header, txn, Origin::Remote { from });
+    }
+
+    /// Leader: answers the learners' syncs that waited for txns up to `zxid`.
+    fn release_leader_syncs(&mut self, zxid: Zxid) {
+        while self.leader_syncs.front().is_some_and(|(z, _)| *z <= zxid) {
+            let (_, to) = self.leader_syncs.pop_front().expect("front");
+            self.out.push(Action::SyncReply { to });
+        }
+    }
+
+    /// Leader: a learner's REVALIDATE (`LearnerMaster.revalidateSession`): valid if the
+    /// session is live, which touches it with the timeout given; the learner then owns it.
+    fn on_revalidate(&mut self, from: PeerId, session: SessionId, timeout_ms: i32) {
+        if self.role != Role::Leader {
+            tracing::warn!(learner = from, role = self.role.name(), "REVALIDATE while not leading; dropped");
+            return;
+        }
+        let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
+        if valid {
+            self.owners.insert(session, from);
+        }
+        self.out.push(Action::RevalidateReply { to: from, session, valid });
+    }
+
+    /// Learner: the leader's answer for a reattaching session.
+    fn on_revalidated(&mut self, session: SessionId, valid: bool) {
+        let Some(conn) = self.revalidations.remove(&session) else {
+            tracing::warn!(%session, "REVALIDATE answer for no waiting connection");
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.state != ConnState::Revalidating {
+            return;
+        }
+        if !valid {
+            self.send_connect_response(conn, false);
+            return self.close(conn, format!("invalid session {session} (expired, per the leader)"));
+        }
+        c.state = ConnState::Connected;
+        c.stats.last_op = "createSession";
+        let early = std::mem::take(&mut c.early);
+        self.session_conn.insert(session, conn);
+        self.send_connect_response(conn, true);
+        for payload in early {
+            if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
+                break;
+            }
+            self.on_request(conn, payload);
+        }
+    }
+
+    /// Learner: the leader's SYNC answers the oldest sync forwarded (ZooKeeper's
+    /// `pendingSyncs`); its reply goes out in the connection's order.
+    fn on_synced(&mut self) {
+        let Some((conn, xid)) = self.learner_syncs.pop_front() else {
+            tracing::warn!("SYNC from the leader with no sync pending");
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        for p in c.pending.iter_mut() {
+            if let Pending::Sync { header, done, .. } = p {
+                if header.xid == xid && !*done {
+                    *done = true;
+                    break;
+                }
+            }
+        }
+        self.drain(conn);
+    }
+
     // ---- four-letter words ----
 
     /// A read-only view for the four-letter words and the admin API.
@@ -1034,11 +1635,20 @@ impl ZooKeeperServer {
             })
             .collect();
         ServerSnapshot {
+            role: self.role,
+            quorum: self.quorum_info.clone(),
+            pending_syncs: self.leader_syncs.len(),
             stats: self.stats.clone(),
             conns,
             zxid: self.tree.last_processed_zxid(),
             node_count: self.tree.node_count(),
-            outstanding: self.in_flight.len(),
+            // In flight here, plus (on a learner) what waits for the leader.
+            outstanding: self.in_flight.len()
+                + self
+                    .conns
+                    .values()
+                    .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
+                    .sum::<usize>(),
             watch: WatchSummary {
                 by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
                 by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
@@ -1087,6 +1697,44 @@ fn string_field_len(b: &[u8]) -> usize {
     n.max(0) as usize
 }
 
+/// Prep for a write request other than closeSession: its txn, or the error its ErrorTxn
+/// carries.
+#[allow(clippy::too_many_arguments)]
+fn prep_request(
+    tree: &DataTree,
+    outstanding: &mut Outstanding,
+    cfg: &CoreConfig,
+    auth_ids: &[Id],
+    session: SessionId,
+    op: i32,
+    body: &[u8],
+    zxid: Zxid,
+    time: i64,
+) -> Result<Txn, ErrorCode> {
+    let req = Request::decode(op, body).map_err(|_| ErrorCode::MarshallingError)?;
+    let mut ctx = PrepContext {
+        tree,
+        outstanding,
+        auth_cfg: &cfg.auth,
+        auth_ids,
+        session,
+        extended_types_enabled: cfg.extended_types_enabled,
+        reconfig_enabled: cfg.reconfig_enabled,
+    };
+    ctx.prep(&req, zxid, time)
+}
+
+/// The txn to log for a prepped request and its header's type (an error txn on failure).
+fn txn_and_op(op: OpCode, txn: Result<Txn, ErrorCode>) -> (Txn, OpCode) {
+    match txn {
+        Ok(t) => {
+            let code = if op == OpCode::Multi { OpCode::Multi } else { t.op() };
+            (t, code)
+        }
+        Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
+    }
+}
+
 fn c_push_write(c: &mut Conn, zxid: Zxid) {
     c.pending.push_back(Pending::Write { zxid });
 }
@@ -1128,6 +1776,10 @@ fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response)
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "ensemble_tests.rs"]
+mod ensemble_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1306,6 +1958,48 @@ mod tests {
         assert!(s.tree().get("/c").is_none());
     }
 
+    /// Session 2's ephemeral is deleted and created again by session 1 (as a persistent node
+    /// with a child, or as session 1's ephemeral) by txns still in flight when session 2
+    /// closes: the node is no longer session 2's, so its closeSession lists nothing
+    /// (ZooKeeper's prep replays every outstanding change, and the delete takes the path out),
+    /// session 1's node survives, and the logged digest is the tree's.
+    #[test]
+    fn close_session_skips_an_ephemeral_deleted_and_recreated_in_flight() {
+        use rzk_proto::client::DeleteRequest;
+        for ephemeral in [false, true] {
+            let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+            connect(&mut s, 1);
+            connect(&mut s, 2);
+            let (s1, s2) = (s.conns[&1].session.unwrap(), s.conns[&2].session.unwrap());
+            let mk = |path: &str, flags: i32| {
+                Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: None })
+            };
+            request(&mut s, 1, 1, &mk("/p", 0));
+            request(&mut s, 2, 1, &mk("/p/e", 1));
+            let z = appended(&mut s).unwrap();
+            s.handle(0, 1000, Input::Persisted { zxid: z });
+            s.take_actions();
+            assert_eq!(s.tree().get_ephemerals(s2), vec!["/p/e".to_string()]);
+            request(&mut s, 1, 2, &Request::Delete(DeleteRequest { path: "/p/e".into(), version: -1 }));
+            if ephemeral {
+                request(&mut s, 1, 3, &mk("/p/e", 1));
+            } else {
+                request(&mut s, 1, 3, &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]));
+            }
+            request(&mut s, 2, 2, &Request::CloseSession);
+            let logged: Vec<TxnRecord> =
+                s.take_actions().into_iter().filter_map(|a| if let Action::Append(r) = a { Some(r) } else { None }).collect();
+            let close = logged.last().unwrap();
+            assert!(matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()), "{:?}", close.txn);
+            s.handle(0, 1000, Input::Persisted { zxid: close.header.zxid });
+            assert_eq!(s.digest_mismatches(), 0);
+            let owner = if ephemeral { s1.0 } else { 0 };
+            assert_eq!(s.tree().get("/p/e").unwrap().stat.ephemeral_owner, owner);
+            assert_eq!(s.tree().get("/p/e/x").is_some(), !ephemeral);
+            s.tree().check_invariants().unwrap();
+        }
+    }
+
     #[test]
     fn append_failed_for_a_new_session_closes_its_connection() {
         let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
@@ -1334,11 +2028,11 @@ mod tests {
         match kind % 9 {
             0 => mk(&p, 0),
             1 => mk(&c, (data % 2) as i32),          // persistent or ephemeral child
-            2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32 * 1), // sequential (ephemeral or not)
+            2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32), // sequential (ephemeral or not)
             3 => Request::Delete(DeleteRequest { path: c, version: -1 }),
             4 => Request::Delete(DeleteRequest { path: p, version: -1 }),
             5 => Request::SetData(SetDataRequest { path: p, data: Some(vec![data; 3]), version: -1 }),
-            6 => Request::SetAcl(SetAclRequest { path: p, acl: if data % 2 == 0 { Acl::read_unsafe() } else { Acl::open_unsafe() }, version: -1 }),
+            6 => Request::SetAcl(SetAclRequest { path: p, acl: if data.is_multiple_of(2) { Acl::read_unsafe() } else { Acl::open_unsafe() }, version: -1 }),
             7 => Request::Multi(vec![mk(&c, 0), Request::SetData(SetDataRequest { path: p.clone(), data: None, version: -1 }), mk(&format!("{c}/x"), 0)]),
             _ => Request::Multi(vec![mk(&p, 0), Request::Delete(DeleteRequest { path: format!("/nope{name}"), version: -1 })]),
         }
@@ -1369,7 +2063,7 @@ mod tests {
                     request(&mut s, conn, xid, &req(kind, name, data));
                 }
                 let mut closed = false;
-                let mut drain = |s: &mut ZooKeeperServer, in_flight: &mut VecDeque<Zxid>, closed: &mut bool| {
+                let drain = |s: &mut ZooKeeperServer, in_flight: &mut VecDeque<Zxid>, closed: &mut bool| {
                     for a in s.take_actions() {
                         match a {
                             Action::Append(r) => in_flight.push_back(r.header.zxid),

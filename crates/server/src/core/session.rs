@@ -86,6 +86,31 @@ impl SessionTracker {
         true
     }
 
+    /// `SessionTrackerImpl.touchSession(id, timeout)` as a leader runs it for a learner's
+    /// PING or REVALIDATE: the expiry moves to `now + timeout` (the timeout the learner
+    /// reports; the session's own stays). False if it is unknown or closing.
+    pub fn touch_for(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) -> bool {
+        let Some(s) = self.sessions.get(&id) else { return false };
+        if s.closing {
+            return false;
+        }
+        let expires = self.round_to_next_interval(now_ms + timeout_ms as i64);
+        let old = s.expires_at_ms;
+        if expires != old {
+            self.unbucket(id, old);
+            self.buckets.entry(expires).or_default().insert(id);
+            self.sessions.get_mut(&id).expect("present").expires_at_ms = expires;
+        }
+        true
+    }
+
+    /// Forgets every session (a snapshot from the leader replaces the table); the id
+    /// counter goes on, so ids handed out before are never reused.
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+        self.buckets.clear();
+    }
+
     pub fn get(&self, id: SessionId) -> Option<&Session> {
         self.sessions.get(&id)
     }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+#[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
     /// The largest frame payload accepted (`jute.maxbuffer`).
     pub frame_bytes_max: usize,

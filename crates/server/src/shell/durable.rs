@@ -13,7 +13,7 @@ use crate::core::ZooKeeperServer;
 use rzk_config::{ServerConfig, SnapshotCompression};
 use rzk_proto::{SessionId, Zxid};
 use rzk_storage::snapshot::SnapshotWalk;
-use rzk_storage::worker::{self, LogAppend, SnapChunk, StorageEvent};
+use rzk_storage::worker::{self, LogAppend, LogCommand, SnapChunk, StorageEvent};
 use rzk_storage::{Compression, RecoveryOptions, StorageConfig};
 use rzk_tree::TreeOptions;
 use std::io;
@@ -105,6 +105,46 @@ pub fn recover(cfg: &ServerConfig, sc: &StorageConfig, now_ms: i64, wall_ms: i64
     Ok(Started { core, snapshot_now: rec.replayed > 0 })
 }
 
+/// What an ensemble member recovers: the snapshot's state, the log after it (and some
+/// history before it, for DIFF) and the epoch files.
+pub struct MemberRecovered {
+    pub tree: rzk_tree::DataTree,
+    pub sessions: Vec<(i64, i32)>,
+    pub snapshot_zxid: Zxid,
+    pub log: Vec<(Zxid, Vec<u8>)>,
+    pub accepted_epoch: u32,
+    pub current_epoch: u32,
+}
+
+/// Loads an ensemble member's data directory (blocking): the newest good snapshot ONLY (the
+/// log after it is not applied: ZAB delivers those txns once it knows they are committed),
+/// the raw log, and acceptedEpoch / currentEpoch (missing files: the epoch of the last zxid,
+/// as ZooKeeper does). An empty dataDir gets `snapshot.0` first, as for a standalone server.
+pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usize) -> io::Result<MemberRecovered> {
+    sc.ensure_dirs().map_err(other)?;
+    for p in rzk_storage::purge::remove_stale_temps(&sc.snap_dir).map_err(other)? {
+        tracing::info!(file = %p.display(), "removed an unfinished snapshot");
+    }
+    let opts = RecoveryOptions { tree, max_record_bytes: sc.max_record_bytes, repair: true };
+    let rec = rzk_storage::recover_ensemble(&sc.snap_dir, &sc.log_dir, &opts, keep_committed).map_err(other)?;
+    for (file, offset, reason) in &rec.torn {
+        tracing::warn!(file = %file.display(), offset, reason = %reason, "cut a torn log tail");
+    }
+    if rec.snapshot.is_none() && rec.log.is_empty() {
+        let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &rec.sessions, sc.compression).map_err(other)?;
+        tracing::info!(file = %p.display(), "wrote the initial snapshot");
+    }
+    let epochs = rzk_storage::epoch::load_epochs(&sc.snap_dir, rec.last_logged).map_err(other)?;
+    Ok(MemberRecovered {
+        tree: rec.tree,
+        sessions: rec.sessions,
+        snapshot_zxid: rec.snapshot_zxid,
+        log: rec.log,
+        accepted_epoch: epochs.accepted,
+        current_epoch: epochs.current,
+    })
+}
+
 /// A snapshot being walked.
 struct InProgress {
     walk: SnapshotWalk,
@@ -124,6 +164,10 @@ pub struct Durable {
     pub pending: Vec<LogAppend>,
     snapshot: Option<InProgress>,
     snapshot_aborts: u32,
+    /// Ensemble members: the ordered command queue of the ensemble log worker (appends,
+    /// TRUNC, SNAP installs, epoch files), and commands not yet handed to it.
+    cmd_tx: Option<mpsc::Sender<LogCommand>>,
+    pub pending_cmds: std::collections::VecDeque<LogCommand>,
 }
 
 impl Durable {
@@ -139,7 +183,95 @@ impl Durable {
             h.finish()
         };
         let (log_tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed)?;
-        Ok(Durable { cfg, log_tx: Some(log_tx), log_thread: Some(h), events_tx, events, pending: Vec::new(), snapshot: None, snapshot_aborts: 0 })
+        Ok(Durable {
+            cfg,
+            log_tx: Some(log_tx),
+            log_thread: Some(h),
+            events_tx,
+            events,
+            pending: Vec::new(),
+            snapshot: None,
+            snapshot_aborts: 0,
+            cmd_tx: None,
+            pending_cmds: Default::default(),
+        })
+    }
+
+    /// For an ensemble member: the ensemble log worker, which runs every ZAB storage op in
+    /// order and reports each with `StorageEvent::Done { token }` (the op's ZAB seq).
+    pub fn start_member(cfg: StorageConfig) -> io::Result<Durable> {
+        if !cfg.force_sync {
+            tracing::warn!("forceSync=no: the transaction log is never fsynced; acknowledged writes can be lost in a crash (unsafe)");
+        }
+        let (events_tx, events) = mpsc::channel(1024);
+        let seed = std::process::id() as u64 ^ 0x5eed;
+        let (tx, h) = worker::spawn_ensemble_log_worker(&cfg, events_tx.clone(), seed)?;
+        Ok(Durable {
+            cfg,
+            log_tx: None,
+            log_thread: Some(h),
+            events_tx,
+            events,
+            pending: Vec::new(),
+            snapshot: None,
+            snapshot_aborts: 0,
+            cmd_tx: Some(tx),
+            pending_cmds: Default::default(),
+        })
+    }
+
+    /// Queues an ensemble storage command; consecutive appends travel as one batch.
+    pub fn command(&mut self, cmd: LogCommand) {
+        if let LogCommand::Append { entries, token } = cmd {
+            if let Some(LogCommand::Append { entries: last, token: t }) = self.pending_cmds.back_mut() {
+                if last.len() < 4096 {
+                    last.extend(entries);
+                    *t = token;
+                    return;
+                }
+            }
+            self.pending_cmds.push_back(LogCommand::Append { entries, token });
+        } else {
+            self.pending_cmds.push_back(cmd);
+        }
+    }
+
+    /// A sender to wait on while commands are queued.
+    pub fn command_sender(&self) -> Option<mpsc::Sender<LogCommand>> {
+        if self.pending_cmds.is_empty() {
+            None
+        } else {
+            self.cmd_tx.clone()
+        }
+    }
+
+    /// Hands the oldest queued command over with a permit from [`Durable::command_sender`],
+    /// then as many more as fit without waiting.
+    pub fn send_command(&mut self, permit: mpsc::OwnedPermit<LogCommand>) {
+        if let Some(c) = self.pending_cmds.pop_front() {
+            permit.send(c);
+        }
+        self.flush_commands();
+    }
+
+    fn flush_commands(&mut self) {
+        let Some(tx) = &self.cmd_tx else { return };
+        while let Some(c) = self.pending_cmds.pop_front() {
+            match tx.try_send(c) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(c)) | Err(mpsc::error::TrySendError::Closed(c)) => {
+                    self.pending_cmds.push_front(c);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Abandons a snapshot of our own that is being written (its tree is being replaced).
+    pub fn abort_snapshot(&mut self) {
+        if self.snapshot.take().is_some() {
+            tracing::info!("abandoned the snapshot in progress: the leader's SNAP replaces the tree");
+        }
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -153,6 +285,7 @@ impl Durable {
 
     /// Hands queued appends to the log worker if its queue has room.
     pub fn flush(&mut self) {
+        self.flush_commands();
         if self.pending.is_empty() {
             return;
         }
@@ -187,7 +320,7 @@ impl Durable {
             tracing::info!("a snapshot is still being written; skipping this one (as ZooKeeper: too busy to snap)");
             return;
         }
-        let sessions: Vec<(i64, i32)> = core.sessions().sessions().iter().map(|s| (s.id.0, s.timeout_ms)).collect();
+        let sessions: Vec<(i64, i32)> = core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
         let (mut walk, head) = SnapshotWalk::begin(core.tree(), &sessions);
         let zxid = walk.zxid();
         let tx = match worker::spawn_snapshot_writer(&self.cfg.snap_dir, zxid, self.cfg.compression, head, self.events_tx.clone()) {
@@ -262,6 +395,13 @@ impl Durable {
     /// Stops the log worker after it has written what it was given.
     pub async fn shutdown(mut self) {
         self.snapshot = None;
+        if let Some(tx) = self.cmd_tx.take() {
+            while let Some(c) = self.pending_cmds.pop_front() {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+        }
         if let Some(tx) = self.log_tx.take() {
             if !self.pending.is_empty() {
                 let _ = tx.send(std::mem::take(&mut self.pending)).await;

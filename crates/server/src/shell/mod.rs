@@ -10,6 +10,8 @@
 
 pub mod conn;
 pub mod durable;
+pub mod ensemble;
+pub mod peer;
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
@@ -45,11 +47,11 @@ pub struct ConnPermit {
 }
 
 #[derive(Default)]
-struct ConnCounts {
+pub(crate) struct ConnCounts {
     per_ip: HashMap<IpAddr, u32>,
     total: u32,
     /// Connections refused for maxClientCnxns / maxCnxns, for `zk_connection_rejected`.
-    rejected: u64,
+    pub(crate) rejected: u64,
 }
 
 impl Drop for ConnPermit {
@@ -93,7 +95,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     }
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -151,59 +153,14 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     let max_per_ip = cfg.max_client_cnxns;
     let max_total = cfg.max_cnxns;
 
-    // The accept loop.
-    let accept_inbox = inbox_tx.clone();
-    let mut accept_shutdown = shutdown.clone();
-    let accept_counts = counts.clone();
-    let acceptor = tokio::spawn(async move {
-        let mut next_conn: ConnId = 1;
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = accept_shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let permit = {
-                let mut c = accept_counts.lock().expect("conn counts");
-                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-                if max_per_ip > 0 && n >= max_per_ip {
-                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
-                    c.rejected += 1;
-                    None
-                } else if max_total > 0 && c.total >= max_total {
-                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
-                    c.rejected += 1;
-                    None
-                } else {
-                    *c.per_ip.entry(peer.ip()).or_default() += 1;
-                    c.total += 1;
-                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
-                }
-            };
-            let Some(permit) = permit else {
-                drop(stream);
-                continue;
-            };
-            let conn = next_conn;
-            next_conn += 1;
-            let limits = conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 };
-            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
-        }
-    });
+    let acceptor = spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 }, max_per_ip, max_total, shutdown.clone());
     drop(inbox_tx);
 
     // The driver loop: the only owner of the core.
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let process = ProcessInfoSource { cfg: cfg.clone() };
+    let process = ProcessInfoSource { cfg: cfg.clone(), my_id: None };
     let mut fatal: Option<String> = None;
     loop {
         let log_sender = storage.log_sender();
@@ -229,6 +186,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                         fatal = Some(msg);
                         break;
                     }
+                    StorageEvent::Done { .. } => {} // the ensemble log worker's; not used standalone
                 }
             }
             permit = reserve(log_sender) => {
@@ -303,8 +261,62 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     Ok(())
 }
 
+/// The client accept loop: enforces maxClientCnxns / maxCnxns and starts one task per
+/// connection. Shared by the standalone and the ensemble driver.
+pub(crate) fn spawn_acceptor(
+    listener: TcpListener,
+    accept_inbox: mpsc::Sender<Event>,
+    accept_counts: Arc<Mutex<ConnCounts>>,
+    limits: conn::ConnLimits,
+    max_per_ip: u32,
+    max_total: u32,
+    mut accept_shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut next_conn: ConnId = 1;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = accept_shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let permit = {
+                let mut c = accept_counts.lock().expect("conn counts");
+                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                if max_per_ip > 0 && n >= max_per_ip {
+                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
+                    c.rejected += 1;
+                    None
+                } else if max_total > 0 && c.total >= max_total {
+                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
+                    c.rejected += 1;
+                    None
+                } else {
+                    *c.per_ip.entry(peer.ip()).or_default() += 1;
+                    c.total += 1;
+                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
+                }
+            };
+            let Some(permit) = permit else {
+                drop(stream);
+                continue;
+            };
+            let conn = next_conn;
+            next_conn += 1;
+            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
+        }
+    })
+}
+
 /// Waits for room in a bounded channel, or forever when there is nothing to send.
-async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
+pub(crate) async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
     match tx {
         Some(tx) => tx.reserve_owned().await,
         None => std::future::pending().await,
@@ -332,19 +344,29 @@ fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::Unbound
                     }
                 }
                 Action::Append(record) => storage.append(record.header.zxid, record.to_bytes()),
+                // A standalone core never leaves Role::Standalone, so it has no peers to talk to.
+                a @ (Action::Forward { .. } | Action::Revalidate { .. } | Action::RevalidateReply { .. } | Action::SyncReply { .. }) => {
+                    tracing::error!(action = ?a, "ensemble action from a standalone server; ignored")
+                }
             }
         }
     }
 }
 
-struct ProcessInfoSource {
-    cfg: ServerConfig,
+pub(crate) struct ProcessInfoSource {
+    pub(crate) cfg: ServerConfig,
+    /// An ensemble member's id (`conf` then prints the quorum part).
+    pub(crate) my_id: Option<u64>,
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
+pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    if core.role() == crate::core::Role::NotServing && matches!(word, "crst" | "srst" | "conf" | "dirs") {
+        // Between roles ZooKeeper answers these (and the core's words) with this line.
+        return format!("{}\n", fourlw::ZK_NOT_SERVING);
     }
     match word {
         "crst" => {
@@ -355,10 +377,10 @@ fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &st
             core.reset_stats();
             "Server stats reset.\n".to_string()
         }
-        "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg)),
+        "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg, p.my_id)),
         "envi" => fourlw::envi(),
         "dirs" => {
-            let rt = conf_runtime(&p.cfg);
+            let rt = conf_runtime(&p.cfg, p.my_id);
             format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
         }
         _ => fourlw::render(
@@ -380,7 +402,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn conf_runtime(cfg: &ServerConfig) -> rzk_config::ConfRuntime {
+fn conf_runtime(cfg: &ServerConfig, my_id: Option<u64>) -> rzk_config::ConfRuntime {
     let data = cfg.data_dir.join("version-2");
     let log = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone()).join("version-2");
     rzk_config::ConfRuntime {
@@ -389,7 +411,7 @@ fn conf_runtime(cfg: &ServerConfig) -> rzk_config::ConfRuntime {
         cwd: std::env::current_dir().ok(),
         client_port: cfg.client_port,
         secure_client_port: cfg.secure_client_port,
-        my_id: None,
+        my_id,
         ..Default::default()
     }
 }

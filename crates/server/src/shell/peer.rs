@@ -1,0 +1,1501 @@
+//! The peer transport: the sockets between the servers of an ensemble, in ZooKeeper's own
+//! wire formats, so that rzk and Apache ZooKeeper servers can share one ensemble.
+//!
+//! [`PeerNet`] owns every peer socket of one server; the ensemble driver owns the `PeerNet`
+//! and hears from it through one bounded channel of [`NetEvent`]s. Nothing here decides
+//! anything about ZAB: messages in, messages out.
+//!
+//! **Election port** (`QuorumCnxManager`): at most one connection per pair of servers, kept by
+//! the server with the larger sid. A connection starts with the initiator's
+//! [`ConnectionHeader`] (protocol version -65536, sid, `host:port`); a server that hears from
+//! a smaller sid closes that socket and connects back, and a server that connects to a larger
+//! sid sends its header and closes (the larger one then connects back). Each message is an
+//! int length and a [`Notification`]. Every peer has a latest-only send slot (ZooKeeper's
+//! send queue of capacity 1): a newer notification replaces an unsent older one, so it never
+//! fills; on a new connection the last notification sent is sent again if nothing newer
+//! waits. Connections are opened on demand, when there is something to send.
+//!
+//! **Quorum port** (`Learner` / `LearnerHandler`): back-to-back [`QuorumPacket`]s, no length
+//! prefix. A learner's FOLLOWERINFO / OBSERVERINFO opens a new connection to the leader
+//! (replacing any older one with that server); an accepted connection's first packet must be
+//! one of those, and its LearnerInfo sid names the peer. After a SNAP packet the serialized
+//! database follows unframed: its end is found by a pluggable [`SnapStreamScanner`] (the
+//! storage layer's parser), and those bytes, exactly as on the wire, become
+//! [`Message::Snap`]'s `snapshot`. Each quorum connection has a writer with a bounded queue:
+//! when it is full the connection is dropped and [`NetEvent::Disconnected`] reported, so the
+//! driver never waits on a slow peer.
+//!
+//! Malformed input (bad lengths, undecodable records, a wrong first packet, an unknown sid)
+//! closes that one connection with a warning. Tasks are aborted when the `PeerNet` is dropped.
+
+use bytes::{Buf, Bytes, BytesMut};
+use rzk_config::ServerConfig;
+use rzk_proto::quorum::{
+    decode_quorum_packet, packet_type as pt, ConnectionHeader, Notification, PacketStatus, QuorumPacket, CONNECTION_HEADER_ADDR_MAX_BYTES,
+    ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
+};
+use rzk_proto::{Record, Writer};
+use rzk_zab::{Message, MessageError, ServerId, Vote};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+/// Where a server listens, from its `server.N=host:quorumPort:electionPort` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddrs {
+    /// Host name or address as written (IPv6 without brackets); resolved at each connect.
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+}
+
+impl PeerAddrs {
+    /// Every `server.N` line of the configuration (the first address of each).
+    pub fn from_config(cfg: &ServerConfig) -> BTreeMap<ServerId, PeerAddrs> {
+        cfg.servers
+            .iter()
+            .map(|(id, s)| {
+                (ServerId(*id as i64), PeerAddrs { host: s.host().to_string(), quorum_port: s.quorum_port(), election_port: s.election_port() })
+            })
+            .collect()
+    }
+
+    /// `host:port` as `NetUtils.formatInetAddr` writes it in the election header.
+    fn election_text(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.election_port)
+        } else {
+            format!("{}:{}", self.host, self.election_port)
+        }
+    }
+}
+
+/// Finds where a SNAP's serialized database ends. Called with every byte received after the
+/// SNAP packet so far (the buffer only grows between calls, and starts at the same byte):
+/// `Ok(Some(n))` once the whole stream is in the buffer and takes its first `n` bytes,
+/// `Ok(None)` for "need more", `Err` for a malformed stream (the connection is closed).
+/// A scanner may keep its position between calls so that large snapshots stay linear; a
+/// stateless one is called again only after the buffer grew by an eighth or the socket had
+/// nothing more for the moment.
+pub trait SnapStreamScanner: Send {
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String>;
+}
+
+impl<F> SnapStreamScanner for F
+where
+    F: FnMut(&[u8]) -> Result<Option<usize>, String> + Send,
+{
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
+        self(buf)
+    }
+}
+
+/// Makes a fresh [`SnapStreamScanner`] for each SNAP received.
+pub type SnapScannerFactory = Arc<dyn Fn() -> Box<dyn SnapStreamScanner> + Send + Sync>;
+
+/// A factory whose scanners reject every stream: the default until a parser is plugged in.
+pub fn no_snap_scanner() -> SnapScannerFactory {
+    Arc::new(|| Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())))
+}
+
+/// Bounds and settings of the transport.
+#[derive(Clone)]
+pub struct NetLimits {
+    /// The largest `data` or authinfo field of a quorum packet: `jute.maxbuffer` plus
+    /// ZooKeeper's `jute.maxbuffer.extrasize` (1024).
+    pub packet_bytes_max: usize,
+    /// Packets waiting to be written on one quorum connection; when full, the connection is
+    /// dropped and reported.
+    pub quorum_queue_max: usize,
+    /// Bytes of packets waiting on one quorum connection (a SNAP's stream, shared with the
+    /// caller, is not counted); when over, the connection is dropped and reported.
+    pub quorum_queue_bytes_max: usize,
+    /// The largest SNAP stream accepted.
+    pub snapshot_bytes_max: usize,
+    /// Connecting to a peer (`zookeeper.cnxTimeout`, 5 s).
+    pub connect_timeout: Duration,
+    /// Reading the election header or the first quorum packet of an accepted connection.
+    pub handshake_timeout: Duration,
+    /// `quorumListenOnAllIPs`: bind the wildcard address instead of `server.N`'s host.
+    pub listen_on_all_ips: bool,
+    /// Where a SNAP stream ends; see [`SnapStreamScanner`].
+    pub snap_scanner: SnapScannerFactory,
+}
+
+impl Default for NetLimits {
+    fn default() -> NetLimits {
+        NetLimits {
+            packet_bytes_max: 0xfffff + 1024,
+            quorum_queue_max: 16 * 1024,
+            quorum_queue_bytes_max: 64 << 20,
+            snapshot_bytes_max: 2 << 30,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            listen_on_all_ips: false,
+            snap_scanner: no_snap_scanner(),
+        }
+    }
+}
+
+impl NetLimits {
+    /// The settings zoo.cfg gives (`jute.maxbuffer`, `quorumListenOnAllIPs`,
+    /// `zookeeper.cnxTimeout`); the snapshot scanner stays the rejecting default.
+    pub fn from_config(cfg: &ServerConfig) -> NetLimits {
+        let cnx_ms = cfg
+            .system_properties
+            .get("zookeeper.cnxTimeout")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(5000);
+        NetLimits {
+            packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
+            connect_timeout: Duration::from_millis(cnx_ms),
+            listen_on_all_ips: cfg.quorum_listen_on_all_ips,
+            ..NetLimits::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for NetLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetLimits")
+            .field("packet_bytes_max", &self.packet_bytes_max)
+            .field("quorum_queue_max", &self.quorum_queue_max)
+            .field("quorum_queue_bytes_max", &self.quorum_queue_bytes_max)
+            .field("snapshot_bytes_max", &self.snapshot_bytes_max)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("listen_on_all_ips", &self.listen_on_all_ips)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the transport tells the driver.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A notification, or a quorum packet [`Message::from_packet`] understands.
+    Message { from: ServerId, msg: Message },
+    /// A quorum packet that is the driver's business: REQUEST, REVALIDATE, SYNC, and any type
+    /// `from_packet` rejects as unsupported.
+    Packet { from: ServerId, packet: QuorumPacket },
+    /// The quorum connection with `peer` broke, or a send found none (or found it full).
+    Disconnected { peer: ServerId },
+}
+
+/// One server's peer sockets. See the module docs. Its methods never block; they must be
+/// called from inside the tokio runtime that started it.
+pub struct PeerNet {
+    shared: Arc<Shared>,
+    election_addr: SocketAddr,
+    quorum_addr: SocketAddr,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    my_id: ServerId,
+    peers: BTreeMap<ServerId, PeerAddrs>,
+    /// This server's election address as sent in the connection header.
+    my_election_text: String,
+    limits: NetLimits,
+    events: mpsc::Sender<NetEvent>,
+    next_conn: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    election: HashMap<ServerId, ElectionPeer>,
+    quorum: HashMap<ServerId, QuorumConn>,
+    /// Peers with a Disconnected report waiting for room in the event channel.
+    reporting: HashSet<ServerId>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct ElectionPeer {
+    /// The send slot: the newest notification not yet written.
+    latest: Option<Bytes>,
+    /// The last notification written, sent again on a new connection.
+    last_sent: Option<Bytes>,
+    conn: Option<ElectionConn>,
+    connecting: bool,
+}
+
+struct ElectionConn {
+    id: u64,
+    wake: Arc<Notify>,
+    task: AbortHandle,
+}
+
+struct QuorumConn {
+    id: u64,
+    tx: QueueTx,
+    task: AbortHandle,
+}
+
+/// A quorum connection's send queue, bounded in packets and in bytes.
+struct QueueTx {
+    tx: mpsc::Sender<Outbound>,
+    bytes: Arc<AtomicUsize>,
+    bytes_max: usize,
+}
+
+struct QueueRx {
+    rx: mpsc::Receiver<Outbound>,
+    bytes: Arc<AtomicUsize>,
+}
+
+fn quorum_queue(limits: &NetLimits) -> (QueueTx, QueueRx) {
+    let (tx, rx) = mpsc::channel(limits.quorum_queue_max.max(1));
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (QueueTx { tx, bytes: bytes.clone(), bytes_max: limits.quorum_queue_bytes_max }, QueueRx { rx, bytes })
+}
+
+impl QueueTx {
+    /// Queues without waiting; `Err` says why the connection must go.
+    fn push(&self, out: Outbound) -> Result<(), &'static str> {
+        let n = out.counted_bytes();
+        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
+        // One packet may always go into an empty queue, whatever its size.
+        if before > 0 && before + n > self.bytes_max {
+            self.bytes.fetch_sub(n, Ordering::Relaxed);
+            return Err("its send queue holds too many bytes");
+        }
+        match self.tx.try_send(out) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.bytes.fetch_sub(n, Ordering::Relaxed);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => "its send queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "it has closed",
+                })
+            }
+        }
+    }
+}
+
+/// An encoded quorum packet, or a SNAP packet with the stream that follows it.
+#[derive(Debug)]
+enum Outbound {
+    Packet(Vec<u8>),
+    Snap(Vec<u8>, Bytes),
+}
+
+impl Outbound {
+    fn counted_bytes(&self) -> usize {
+        match self {
+            Outbound::Packet(b) | Outbound::Snap(b, _) => b.len(),
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    Eof,
+    Io(io::Error),
+    Malformed(String),
+    /// The driver dropped its event receiver.
+    EventsClosed,
+    /// The connection's queue was dropped (replaced or disconnected).
+    Dropped,
+}
+
+impl From<io::Error> for End {
+    fn from(e: io::Error) -> End {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            End::Eof
+        } else {
+            End::Io(e)
+        }
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Eof => write!(f, "closed by the peer"),
+            End::Io(e) => write!(f, "{e}"),
+            End::Malformed(m) => write!(f, "malformed input: {m}"),
+            End::EventsClosed => write!(f, "the driver is gone"),
+            End::Dropped => write!(f, "dropped"),
+        }
+    }
+}
+
+fn encode(p: &QuorumPacket) -> Vec<u8> {
+    let mut w = Writer::with_capacity(24 + p.data().len());
+    p.write(&mut w);
+    w.into_inner()
+}
+
+impl PeerNet {
+    /// Binds this server's election and quorum ports (from `peers[my_id]`) and starts
+    /// accepting. Nothing connects out until there is something to send.
+    pub async fn start(
+        my_id: ServerId,
+        peers: BTreeMap<ServerId, PeerAddrs>,
+        limits: NetLimits,
+        events: mpsc::Sender<NetEvent>,
+    ) -> io::Result<PeerNet> {
+        let me = peers
+            .get(&my_id)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no server.{my_id} line for my id")))?;
+        let election_listener = super::bind(bind_addr(&me.host, me.election_port, limits.listen_on_all_ips).await?, 64)?;
+        let quorum_listener = super::bind(bind_addr(&me.host, me.quorum_port, limits.listen_on_all_ips).await?, 64)?;
+        let election_addr = election_listener.local_addr()?;
+        let quorum_addr = quorum_listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            my_id,
+            my_election_text: me.election_text(),
+            peers,
+            limits,
+            events,
+            next_conn: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        });
+        tracing::info!(%my_id, %election_addr, %quorum_addr, "peer transport listening");
+        let listeners = vec![
+            tokio::spawn(accept_loop(shared.clone(), election_listener, Port::Election)),
+            tokio::spawn(accept_loop(shared.clone(), quorum_listener, Port::Quorum)),
+        ];
+        Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
+    }
+
+    /// The bound election address.
+    pub fn election_addr(&self) -> SocketAddr {
+        self.election_addr
+    }
+
+    /// The bound quorum address.
+    pub fn quorum_addr(&self) -> SocketAddr {
+        self.quorum_addr
+    }
+
+    /// Sends a message to a peer; see the module docs for which connection carries what.
+    /// `my_id` and `config_version` fill a LearnerInfo, `config_data` a notification's config
+    /// and NEWLEADER's data. Never waits: a quorum message with no connection (or a full one)
+    /// is dropped and reported as [`NetEvent::Disconnected`].
+    pub fn send(&self, to: ServerId, msg: &Message, my_id: ServerId, config_version: i64, config_data: &[u8]) {
+        debug_assert_eq!(my_id, self.shared.my_id);
+        let s = &self.shared;
+        if to == s.my_id {
+            // QuorumCnxManager loops a server's notifications to itself back into its queue.
+            if matches!(msg, Message::Notification(_)) {
+                s.report(NetEvent::Message { from: to, msg: msg.clone() });
+            } else {
+                tracing::warn!(msg = msg.name(), "dropping a quorum message addressed to myself");
+            }
+            return;
+        }
+        if !s.peers.contains_key(&to) {
+            tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
+            return;
+        }
+        match msg {
+            Message::Notification(v) => {
+                let frame = Bytes::from(v.to_notification(config_data).encode_frame());
+                s.queue_notification(to, frame);
+            }
+            Message::LearnerInfo { .. } => {
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
+                s.open_quorum(to, encode(&p));
+            }
+            Message::Snap { snapshot, .. } => {
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
+                s.enqueue(to, Outbound::Snap(encode(&p), snapshot.clone()));
+            }
+            _ => {
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
+                s.enqueue(to, Outbound::Packet(encode(&p)));
+            }
+        }
+    }
+
+    /// Sends a raw packet (REQUEST, REVALIDATE, SYNC, a learner's PING reply) on the quorum
+    /// connection with `to`, with the same rules as [`PeerNet::send`].
+    pub fn send_packet(&self, to: ServerId, p: QuorumPacket) {
+        self.shared.enqueue(to, Outbound::Packet(encode(&p)));
+    }
+
+    /// Closes the quorum connection with `peer`, if any, at once (queued packets are
+    /// dropped). Not reported as Disconnected.
+    pub fn disconnect(&self, peer: ServerId) {
+        let old = self.shared.lock().quorum.remove(&peer);
+        if let Some(c) = old {
+            tracing::info!(%peer, "closing the quorum connection");
+            c.task.abort();
+        }
+    }
+
+    /// Stops everything, like dropping, and returns once both ports are closed (so that a new
+    /// `PeerNet` can bind them at once).
+    pub async fn shutdown(mut self) {
+        let listeners = std::mem::take(&mut self.listeners);
+        drop(self);
+        for l in listeners {
+            l.abort();
+            let _ = l.await;
+        }
+    }
+
+    /// Whether a quorum connection with `peer` exists (connecting or established).
+    pub fn has_quorum_connection(&self, peer: ServerId) -> bool {
+        self.shared.lock().quorum.contains_key(&peer)
+    }
+}
+
+impl Drop for PeerNet {
+    fn drop(&mut self) {
+        for l in &self.listeners {
+            l.abort();
+        }
+        let mut st = self.shared.lock();
+        st.closed = true;
+        for (_, c) in st.quorum.drain() {
+            c.task.abort();
+        }
+        for (_, p) in st.election.iter_mut() {
+            if let Some(c) = p.conn.take() {
+                c.task.abort();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic elsewhere already; the state itself stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands an event to the driver without waiting; if the channel is full, a task waits.
+    fn report(&self, ev: NetEvent) {
+        match self.events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let tx = self.events.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(ev).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Reports Disconnected without waiting, at most one waiting report per peer.
+    fn report_disconnected(self: &Arc<Self>, peer: ServerId) {
+        match self.events.try_send(NetEvent::Disconnected { peer }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                if !self.lock().reporting.insert(peer) {
+                    return;
+                }
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _ = me.events.send(ev).await;
+                    me.lock().reporting.remove(&peer);
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    // ---- election port ----
+
+    fn queue_notification(self: &Arc<Self>, to: ServerId, frame: Bytes) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let p = st.election.entry(to).or_default();
+        p.latest = Some(frame);
+        match &p.conn {
+            Some(c) => c.wake.notify_one(),
+            None => self.connect_election(&mut st, to),
+        }
+    }
+
+    /// `connectOne`: opens an election connection to `to` unless one exists or is opening.
+    fn connect_election(self: &Arc<Self>, st: &mut State, to: ServerId) {
+        if st.closed {
+            return;
+        }
+        let p = st.election.entry(to).or_default();
+        if p.conn.is_some() || p.connecting {
+            return;
+        }
+        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        p.connecting = true;
+        tokio::spawn(connect_election(self.clone(), to, addrs));
+    }
+
+    /// Makes `stream` the election connection with `peer`, replacing an older one.
+    fn register_election(self: &Arc<Self>, peer: ServerId, rd: BufReader<OwnedReadHalf>, wr: OwnedWriteHalf) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let id = self.conn_id();
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run_election(self.clone(), peer, id, rd, wr, wake.clone())).abort_handle();
+        let p = st.election.entry(peer).or_default();
+        if let Some(old) = p.conn.replace(ElectionConn { id, wake, task }) {
+            old.task.abort();
+        }
+        tracing::debug!(my_id = %self.my_id, %peer, "election connection up");
+    }
+
+    fn election_closed(&self, peer: ServerId, id: u64) {
+        let mut st = self.lock();
+        if let Some(p) = st.election.get_mut(&peer) {
+            if p.conn.as_ref().map(|c| c.id) == Some(id) {
+                p.conn = None;
+            }
+        }
+    }
+
+    // ---- quorum port ----
+
+    /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
+    fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
+        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let (tx, rx) = quorum_queue(&self.limits);
+        tx.push(Outbound::Packet(first)).expect("a fresh queue has room");
+        let id = self.conn_id();
+        let task = tokio::spawn(connect_quorum(self.clone(), to, id, addrs, rx)).abort_handle();
+        if let Some(old) = st.quorum.insert(to, QuorumConn { id, tx, task }) {
+            old.task.abort();
+        }
+    }
+
+    /// Queues a packet on the quorum connection with `to`; none, or a full queue: drop it and
+    /// report the connection lost.
+    fn enqueue(self: &Arc<Self>, to: ServerId, out: Outbound) {
+        let mut st = self.lock();
+        let Some(c) = st.quorum.get(&to) else {
+            drop(st);
+            tracing::debug!(peer = %to, "no quorum connection; message dropped");
+            self.report_disconnected(to);
+            return;
+        };
+        let Err(why) = c.tx.push(out) else { return };
+        if let Some(c) = st.quorum.remove(&to) {
+            c.task.abort();
+        }
+        drop(st);
+        tracing::warn!(peer = %to, "dropping the quorum connection: {why}");
+        self.report_disconnected(to);
+    }
+
+    /// Registers an accepted quorum connection for `peer` (replacing an older one) and runs it.
+    fn register_quorum(self: &Arc<Self>, peer: ServerId, rd: OwnedReadHalf, wr: OwnedWriteHalf, buf: BytesMut, first: NetEvent) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let (tx, rx) = quorum_queue(&self.limits);
+        let id = self.conn_id();
+        let task = tokio::spawn(run_quorum(self.clone(), peer, id, rd, wr, buf, rx, Some(first))).abort_handle();
+        if let Some(old) = st.quorum.insert(peer, QuorumConn { id, tx, task }) {
+            old.task.abort();
+        }
+        tracing::info!(my_id = %self.my_id, %peer, "quorum connection from a learner");
+    }
+
+    /// A quorum connection's task ended on its own: forget it and report, if still current.
+    async fn quorum_closed(self: &Arc<Self>, peer: ServerId, id: u64, end: &End) {
+        let current = {
+            let mut st = self.lock();
+            if st.quorum.get(&peer).map(|c| c.id) == Some(id) {
+                st.quorum.remove(&peer);
+                true
+            } else {
+                false
+            }
+        };
+        match end {
+            End::Malformed(_) => tracing::warn!(%peer, "closing the quorum connection: {end}"),
+            _ => tracing::info!(%peer, "quorum connection closed: {end}"),
+        }
+        if current {
+            let _ = self.events.send(NetEvent::Disconnected { peer }).await;
+        }
+    }
+}
+
+/// The address to listen on: `server.N`'s host, or the wildcard with `quorumListenOnAllIPs`.
+async fn bind_addr(host: &str, port: u16, all_ips: bool) -> io::Result<SocketAddr> {
+    if all_ips {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to nothing")))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Port {
+    Election,
+    Quorum,
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, port: Port) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                let _ = stream.set_nodelay(true);
+                let s = shared.clone();
+                match port {
+                    Port::Election => tokio::spawn(accept_election(s, stream, from)),
+                    Port::Quorum => tokio::spawn(accept_quorum(s, stream, from)),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?port, "accepting a peer connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads an election connection's header as `InitialMessage.parse` does.
+async fn read_header(rd: &mut BufReader<OwnedReadHalf>) -> Result<ConnectionHeader, End> {
+    let mut b = vec![0u8; 8];
+    rd.read_exact(&mut b).await?;
+    let first = i64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
+    if first >= 0 {
+        return Ok(ConnectionHeader { protocol_version: None, sid: first, addresses: vec![] });
+    }
+    if first != PROTOCOL_VERSION_V1 && first != PROTOCOL_VERSION_V2 {
+        return Err(End::Malformed(format!("unrecognized election protocol version {first}")));
+    }
+    b.resize(20, 0);
+    rd.read_exact(&mut b[8..20]).await?;
+    let n = i32::from_be_bytes(b[16..20].try_into().expect("4 bytes"));
+    if n <= 0 || n as usize > CONNECTION_HEADER_ADDR_MAX_BYTES {
+        return Err(End::Malformed(format!("unreasonable address length {n} in the election header")));
+    }
+    b.resize(20 + n as usize, 0);
+    rd.read_exact(&mut b[20..]).await?;
+    match ConnectionHeader::decode(&b) {
+        Ok(Some((h, _))) => Ok(h),
+        Ok(None) => Err(End::Malformed("short election header".into())),
+        Err(e) => Err(End::Malformed(e.to_string())),
+    }
+}
+
+/// `handleConnection`: a peer connected to our election port.
+async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr) {
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let header = match tokio::time::timeout(shared.limits.handshake_timeout, read_header(&mut rd)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            tracing::warn!(%from, "closing an election connection: bad header: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%from, "closing an election connection: no header in time");
+            return;
+        }
+    };
+    let sid = ServerId(header.sid);
+    if sid == shared.my_id {
+        tracing::warn!(%from, "an election connection claims my own id {sid}: a configuration error");
+        return;
+    }
+    if !shared.peers.contains_key(&sid) {
+        tracing::warn!(%from, %sid, "closing an election connection from a server not in my configuration");
+        return;
+    }
+    if sid < shared.my_id {
+        // We win the challenge: drop this socket (and any connection the peer may think is
+        // dead) and connect back.
+        tracing::debug!(my_id = %shared.my_id, %sid, "smaller sid connected; connecting back");
+        drop((rd, wr));
+        let mut st = shared.lock();
+        if let Some(p) = st.election.get_mut(&sid) {
+            if let Some(c) = p.conn.take() {
+                c.task.abort();
+            }
+        }
+        shared.connect_election(&mut st, sid);
+        return;
+    }
+    shared.register_election(sid, rd, wr);
+}
+
+/// `connectOne` + `startConnection`: connect, send our header, keep the socket only if the
+/// peer's sid is smaller than ours.
+async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
+    let result = async {
+        let mut stream = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.election_port)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let header = ConnectionHeader {
+            protocol_version: Some(PROTOCOL_VERSION_V1),
+            sid: shared.my_id.0,
+            addresses: vec![shared.my_election_text.clone()],
+        };
+        stream.write_all(&header.encode()).await?;
+        stream.flush().await?;
+        Ok::<TcpStream, io::Error>(stream)
+    }
+    .await;
+    let stream = match result {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(my_id = %shared.my_id, peer = %to, error = %e, "cannot open an election connection");
+            shared.lock().election.entry(to).or_default().connecting = false;
+            return;
+        }
+    };
+    if to > shared.my_id {
+        // We lose the challenge: the larger sid connects back.
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        shared.lock().election.entry(to).or_default().connecting = false;
+        return;
+    }
+    let (rd, wr) = stream.into_split();
+    shared.register_election(to, BufReader::new(rd), wr);
+    shared.lock().election.entry(to).or_default().connecting = false;
+}
+
+async fn run_election(shared: Arc<Shared>, peer: ServerId, id: u64, rd: BufReader<OwnedReadHalf>, wr: OwnedWriteHalf, wake: Arc<Notify>) {
+    let end = tokio::select! {
+        e = election_reader(&shared, peer, rd) => e,
+        e = election_writer(&shared, peer, wr, &wake) => e,
+    };
+    match &end {
+        End::Malformed(_) => tracing::warn!(%peer, "closing the election connection: {end}"),
+        _ => tracing::debug!(%peer, "election connection closed: {end}"),
+    }
+    shared.election_closed(peer, id);
+}
+
+/// `RecvWorker`: int length (1..=512 KiB), then a notification.
+async fn election_reader(shared: &Shared, peer: ServerId, mut rd: BufReader<OwnedReadHalf>) -> End {
+    loop {
+        let len = match rd.read_i32().await {
+            Ok(n) => n,
+            Err(e) => return e.into(),
+        };
+        if len <= 0 || len as usize > ELECTION_MESSAGE_MAX_BYTES {
+            return End::Malformed(format!("election message length {len}"));
+        }
+        let mut b = vec![0u8; len as usize];
+        if let Err(e) = rd.read_exact(&mut b).await {
+            return e.into();
+        }
+        let n = match Notification::decode(&b) {
+            Ok(n) => n,
+            Err(e) => return End::Malformed(format!("notification: {e}")),
+        };
+        // FastLeaderElection drops a notification with an unknown state.
+        let Some(vote) = Vote::from_notification(&n) else {
+            tracing::debug!(%peer, state = n.state, "dropping a notification with an unknown state");
+            continue;
+        };
+        if shared.events.send(NetEvent::Message { from: peer, msg: Message::Notification(vote) }).await.is_err() {
+            return End::EventsClosed;
+        }
+    }
+}
+
+/// `SendWorker`: the last notification again if nothing newer waits, then whatever the
+/// latest-only slot holds, as it is filled.
+async fn election_writer(shared: &Shared, peer: ServerId, mut wr: OwnedWriteHalf, wake: &Notify) -> End {
+    let resend = {
+        let mut st = shared.lock();
+        let p = st.election.entry(peer).or_default();
+        if p.latest.is_none() {
+            p.last_sent.clone()
+        } else {
+            None
+        }
+    };
+    if let Some(b) = resend {
+        if let Err(e) = wr.write_all(&b).await {
+            return e.into();
+        }
+    }
+    loop {
+        let next = {
+            let mut st = shared.lock();
+            let p = st.election.entry(peer).or_default();
+            let b = p.latest.take();
+            if b.is_some() {
+                p.last_sent = b.clone();
+            }
+            b
+        };
+        match next {
+            Some(b) => {
+                if let Err(e) = wr.write_all(&b).await {
+                    return e.into();
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+/// A learner's connection to the leader's quorum port; its first queued packet is the
+/// FOLLOWERINFO / OBSERVERINFO.
+async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerAddrs, rx: QueueRx) {
+    let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
+    let stream = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
+        Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
+    };
+    let _ = stream.set_nodelay(true);
+    tracing::info!(my_id = %shared.my_id, peer = %to, "quorum connection to the leader");
+    let (rd, wr) = stream.into_split();
+    run_quorum(shared, to, id, rd, wr, BytesMut::new(), rx, None).await
+}
+
+/// `LearnerHandler`'s first step: the first packet must be FOLLOWERINFO / OBSERVERINFO
+/// naming a known server.
+async fn accept_quorum(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr) {
+    let (mut rd, wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let first = async {
+        loop {
+            match decode_quorum_packet(&buf, shared.limits.packet_bytes_max) {
+                Ok(PacketStatus::Packet { packet, len }) => {
+                    buf.advance(len);
+                    return Ok(packet);
+                }
+                Ok(PacketStatus::Incomplete) => {}
+                Err(e) => return Err(End::Malformed(e.to_string())),
+            }
+            if rd.read_buf(&mut buf).await? == 0 {
+                return Err(End::Eof);
+            }
+        }
+    };
+    let packet = match tokio::time::timeout(shared.limits.handshake_timeout, first).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::warn!(%from, "closing a quorum connection before its first packet: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%from, "closing a quorum connection: no first packet in time");
+            return;
+        }
+    };
+    if packet.ty != pt::FOLLOWERINFO && packet.ty != pt::OBSERVERINFO {
+        tracing::warn!(%from, ty = packet.ty, "closing a quorum connection: the first packet is not FOLLOWERINFO or OBSERVERINFO");
+        return;
+    }
+    let (msg, sid) = match Message::from_packet(&packet, None) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(%from, "closing a quorum connection: {e}");
+            return;
+        }
+    };
+    let Some(sid) = sid.map(ServerId) else {
+        tracing::warn!(%from, "closing a quorum connection: LearnerInfo without a server id");
+        return;
+    };
+    if sid == shared.my_id || !shared.peers.contains_key(&sid) {
+        tracing::warn!(%from, %sid, "closing a quorum connection from a server not in my configuration");
+        return;
+    }
+    shared.register_quorum(sid, rd, wr, buf, NetEvent::Message { from: sid, msg });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_quorum(
+    shared: Arc<Shared>,
+    peer: ServerId,
+    id: u64,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    buf: BytesMut,
+    rx: QueueRx,
+    first: Option<NetEvent>,
+) {
+    let end = tokio::select! {
+        e = quorum_reader(&shared, peer, rd, buf, first) => e,
+        e = quorum_writer(wr, rx) => e,
+    };
+    shared.quorum_closed(peer, id, &end).await;
+}
+
+/// Writes queued packets, flushing whenever the queue is momentarily empty.
+async fn quorum_writer(wr: OwnedWriteHalf, q: QueueRx) -> End {
+    let QueueRx { mut rx, bytes } = q;
+    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    loop {
+        let Some(mut out) = rx.recv().await else { return End::Dropped };
+        loop {
+            let r = match &out {
+                Outbound::Packet(b) => w.write_all(b).await,
+                Outbound::Snap(p, s) => match w.write_all(p).await {
+                    Ok(()) => w.write_all(s).await,
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = r {
+                return e.into();
+            }
+            bytes.fetch_sub(out.counted_bytes(), Ordering::Relaxed);
+            match rx.try_recv() {
+                Ok(o) => out = o,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = w.flush().await {
+            return e.into();
+        }
+    }
+}
+
+/// Reads packets (and SNAP streams) and hands them to the driver.
+async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: OwnedReadHalf, mut buf: BytesMut, first: Option<NetEvent>) -> End {
+    if let Some(ev) = first {
+        if shared.events.send(ev).await.is_err() {
+            return End::EventsClosed;
+        }
+    }
+    loop {
+        loop {
+            let packet = match decode_quorum_packet(&buf, shared.limits.packet_bytes_max) {
+                Ok(PacketStatus::Packet { packet, len }) => {
+                    buf.advance(len);
+                    packet
+                }
+                Ok(PacketStatus::Incomplete) => break,
+                Err(e) => return End::Malformed(e.to_string()),
+            };
+            let snapshot = if packet.ty == pt::SNAP {
+                match read_snap_stream(shared, &mut rd, &mut buf).await {
+                    Ok(s) => Some(s),
+                    Err(e) => return e,
+                }
+            } else {
+                None
+            };
+            let ev = match Message::from_packet(&packet, snapshot) {
+                Ok((msg, sid)) => {
+                    if let Some(sid) = sid {
+                        if sid != peer.0 {
+                            return End::Malformed(format!("LearnerInfo names server {sid} on the connection with {peer}"));
+                        }
+                    }
+                    NetEvent::Message { from: peer, msg }
+                }
+                Err(MessageError::UnsupportedType(_)) => NetEvent::Packet { from: peer, packet },
+                Err(e) => return End::Malformed(e.to_string()),
+            };
+            if shared.events.send(ev).await.is_err() {
+                return End::EventsClosed;
+            }
+        }
+        buf.reserve(64 * 1024);
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return End::Eof,
+            Ok(_) => {}
+            Err(e) => return e.into(),
+        }
+    }
+}
+
+/// Reads the serialized database after a SNAP packet: until the scanner finds its end.
+/// Returns those bytes; whatever follows stays in `buf`.
+async fn read_snap_stream(shared: &Shared, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Bytes, End> {
+    let mut scanner = (shared.limits.snap_scanner)();
+    let max = shared.limits.snapshot_bytes_max;
+    let mut scanned_len: Option<usize> = None;
+    let mut scan_now = true;
+    loop {
+        if scan_now {
+            match scanner.scan(buf) {
+                Ok(Some(n)) if n <= buf.len() => return Ok(buf.split_to(n).freeze()),
+                Ok(Some(n)) => return Err(End::Malformed(format!("snapshot scanner claimed {n} bytes of {}", buf.len()))),
+                Ok(None) => scanned_len = Some(buf.len()),
+                Err(e) => return Err(End::Malformed(format!("snapshot stream: {e}"))),
+            }
+        }
+        if buf.len() > max {
+            return Err(End::Malformed(format!("snapshot stream longer than {max} bytes")));
+        }
+        buf.reserve(256 * 1024);
+        // Take what the socket has without waiting; scan again once the buffer grew by an
+        // eighth, or when the socket has nothing more for now.
+        match rd.try_read_buf(buf) {
+            Ok(0) => return Err(End::Eof),
+            Ok(_) => {
+                let last = scanned_len.unwrap_or(0);
+                scan_now = buf.len() > last + last / 8;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if scanned_len != Some(buf.len()) {
+                    scan_now = true;
+                } else {
+                    scan_now = false;
+                    if let Err(e) = rd.readable().await {
+                        return Err(e.into());
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rzk_proto::quorum::{
+        sync_packet, ForwardedRequest, LearnerInfo, RevalidateReply, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
+    };
+    use rzk_proto::{Id, SessionId, Zxid};
+    use rzk_zab::Entry;
+    use tokio::time::timeout;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Free loopback ports, all chosen before any is released so that they differ.
+    fn free_ports(n: usize) -> Vec<u16> {
+        let ls: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    }
+
+    fn addrs(ids: &[i64]) -> BTreeMap<ServerId, PeerAddrs> {
+        let ports = free_ports(ids.len() * 2);
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| (ServerId(*id), PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1] }))
+            .collect()
+    }
+
+    async fn start(id: i64, peers: &BTreeMap<ServerId, PeerAddrs>, limits: NetLimits) -> (PeerNet, mpsc::Receiver<NetEvent>) {
+        let (tx, rx) = mpsc::channel(64);
+        (PeerNet::start(ServerId(id), peers.clone(), limits, tx).await.unwrap(), rx)
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
+        timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open")
+    }
+
+    async fn next_message(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, Message) {
+        match next(rx).await {
+            NetEvent::Message { from, msg } => (from, msg),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    async fn next_packet(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, QuorumPacket) {
+        match next(rx).await {
+            NetEvent::Packet { from, packet } => (from, packet),
+            other => panic!("expected a packet, got {other:?}"),
+        }
+    }
+
+    async fn expect_disconnected(rx: &mut mpsc::Receiver<NetEvent>, peer: i64) {
+        match next(rx).await {
+            NetEvent::Disconnected { peer: p } => assert_eq!(p, ServerId(peer)),
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+    }
+
+    /// Waits until the peer closes `s` (reads to EOF, discarding anything before it).
+    async fn expect_closed(s: &mut TcpStream) {
+        let mut b = [0u8; 1024];
+        loop {
+            match timeout(WAIT, s.read(&mut b)).await.expect("closed in time") {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn vote(leader: i64, ee: i64) -> Vote {
+        Vote { state: ServerState::Looking, leader, zxid: 0x1_0000_0002, election_epoch: ee, peer_epoch: 1 }
+    }
+
+    fn send(net: &PeerNet, to: i64, msg: Message) {
+        net.send(ServerId(to), &msg, net.shared.my_id, 0, b"");
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// Bytes printed by ZooKeeper 3.8.0's own classes (crates/proto/testdata/quorum).
+    fn golden(name: &str) -> Vec<u8> {
+        let text = include_str!("../../../proto/testdata/quorum/golden.txt");
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).expect("golden line");
+        unhex(line.split(' ').nth(1).unwrap())
+    }
+
+    /// The election header a server with `sid` and election address `text` sends, built by hand.
+    fn header_bytes(sid: i64, text: &str) -> Vec<u8> {
+        let mut b = unhex("ffffffffffff0000");
+        b.extend_from_slice(&sid.to_be_bytes());
+        b.extend_from_slice(&(text.len() as i32).to_be_bytes());
+        b.extend_from_slice(text.as_bytes());
+        b
+    }
+
+    async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        timeout(WAIT, s.read_exact(&mut b)).await.expect("bytes in time").expect("read");
+        b
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notifications_among_three_servers() {
+        let peers = addrs(&[1, 2, 3]);
+        let mut nets = Vec::new();
+        for id in 1..=3 {
+            nets.push(start(id, &peers, NetLimits::default()).await);
+        }
+        for round in 1..=2i64 {
+            for (i, (net, _)) in nets.iter().enumerate() {
+                let me = i as i64 + 1;
+                for to in 1..=3 {
+                    if to != me {
+                        send(net, to, Message::Notification(vote(me, round)));
+                    }
+                }
+            }
+            for (i, (_, rx)) in nets.iter_mut().enumerate() {
+                let me = i as i64 + 1;
+                let mut got = BTreeMap::new();
+                while got.len() < 2 {
+                    let (from, msg) = next_message(rx).await;
+                    let Message::Notification(v) = msg else { panic!("{msg:?}") };
+                    assert_eq!(v.leader, from.0, "vote content comes from its sender");
+                    if v.election_epoch == round {
+                        got.insert(from.0, v);
+                    }
+                }
+                assert!(!got.contains_key(&me));
+            }
+        }
+        // One connection per pair, the larger sid's.
+        for (i, (net, _)) in nets.iter().enumerate() {
+            let st = net.shared.lock();
+            for (peer, p) in &st.election {
+                assert!(p.conn.is_some(), "server {} has an election connection with {peer}", i + 1);
+            }
+        }
+        // A notification to myself comes straight back.
+        send(&nets[0].0, 1, Message::Notification(vote(1, 9)));
+        let (from, msg) = next_message(&mut nets[0].1).await;
+        assert_eq!((from, msg), (ServerId(1), Message::Notification(vote(1, 9))));
+    }
+
+    #[tokio::test]
+    async fn election_sid_rule_and_zookeeper_bytes() {
+        let gcfg = b"server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=0";
+        let gvote = Vote { state: ServerState::Leading, leader: 3, zxid: 0x2_0000_0005, election_epoch: 7, peer_epoch: 2 };
+        let mut gframe = (golden("notification").len() as i32).to_be_bytes().to_vec();
+        gframe.extend_from_slice(&golden("notification"));
+
+        // A raw server 1 against rzk server 2: 1 connects, 2 closes and connects back.
+        let peers = addrs(&[1, 2]);
+        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].election_port)).await.unwrap();
+        let (net2, mut rx2) = start(2, &peers, NetLimits::default()).await;
+        let mut c = TcpStream::connect(net2.election_addr()).await.unwrap();
+        c.write_all(&header_bytes(1, &format!("127.0.0.1:{}", peers[&ServerId(1)].election_port))).await.unwrap();
+        expect_closed(&mut c).await;
+        let (mut back, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
+        let want = header_bytes(2, &format!("127.0.0.1:{}", net2.election_addr().port()));
+        assert_eq!(read_n(&mut back, want.len()).await, want);
+        // Server 2's notification, byte for byte as ZooKeeper's buildMsg with a config.
+        net2.send(ServerId(1), &Message::Notification(gvote), ServerId(2), 0, gcfg);
+        assert_eq!(read_n(&mut back, gframe.len()).await, gframe);
+        // And ZooKeeper's bytes read back as the same vote.
+        back.write_all(&gframe).await.unwrap();
+        assert_eq!(next_message(&mut rx2).await, (ServerId(1), Message::Notification(gvote)));
+        // An unknown state is dropped silently; the connection stays.
+        let mut odd = Notification::decode(&golden("notification")).unwrap();
+        odd.state = 9;
+        back.write_all(&odd.encode_frame()).await.unwrap();
+        back.write_all(&gframe).await.unwrap();
+        assert_eq!(next_message(&mut rx2).await, (ServerId(1), Message::Notification(gvote)));
+        // A length above 512 KiB closes it.
+        back.write_all(&(512 * 1024 + 1i32).to_be_bytes()).await.unwrap();
+        expect_closed(&mut back).await;
+        // The next send connects again and repeats nothing stale: the newest vote only.
+        net2.send(ServerId(1), &Message::Notification(vote(2, 1)), ServerId(2), 0, b"");
+        net2.send(ServerId(1), &Message::Notification(vote(2, 2)), ServerId(2), 0, b"");
+        let (mut again, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
+        read_n(&mut again, want.len()).await;
+        let newest = vote(2, 2).to_notification(b"").encode_frame();
+        assert_eq!(read_n(&mut again, newest.len()).await, newest);
+        drop(net2);
+
+        // rzk server 1 against a raw server 2: 1 connects, says who it is and hangs up; 2
+        // connects back and gets the queued notification.
+        let peers = addrs(&[1, 2]);
+        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(2)].election_port)).await.unwrap();
+        let (net1, mut rx1) = start(1, &peers, NetLimits::default()).await;
+        net1.send(ServerId(2), &Message::Notification(gvote), ServerId(1), 0, gcfg);
+        let (mut s, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
+        let want = header_bytes(1, &format!("127.0.0.1:{}", net1.election_addr().port()));
+        assert_eq!(read_n(&mut s, want.len()).await, want);
+        expect_closed(&mut s).await;
+        let mut c = TcpStream::connect(net1.election_addr()).await.unwrap();
+        c.write_all(&header_bytes(2, &format!("127.0.0.1:{}", peers[&ServerId(2)].election_port))).await.unwrap();
+        assert_eq!(read_n(&mut c, gframe.len()).await, gframe);
+        c.write_all(&vote(2, 3).to_notification(b"").encode_frame()).await.unwrap();
+        assert_eq!(next_message(&mut rx1).await, (ServerId(2), Message::Notification(vote(2, 3))));
+        // A pre-3.5 header (just the sid) is accepted too; it replaces the connection, and the
+        // last notification sent is sent again on it.
+        let mut legacy = TcpStream::connect(net1.election_addr()).await.unwrap();
+        legacy.write_all(&2i64.to_be_bytes()).await.unwrap();
+        assert_eq!(read_n(&mut legacy, gframe.len()).await, gframe);
+        expect_closed(&mut c).await;
+        // Bad headers close the socket: unknown version, unknown sid, my own sid.
+        for bad in [unhex("fffffffffffffff0"), header_bytes(9, "127.0.0.1:1"), header_bytes(1, "127.0.0.1:1")] {
+            let mut b = TcpStream::connect(net1.election_addr()).await.unwrap();
+            b.write_all(&bad).await.unwrap();
+            expect_closed(&mut b).await;
+        }
+        assert!(rx1.try_recv().is_err(), "no events from bad connections");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn learner_followerinfo_then_broadcast_round_trip() {
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
+        assert!(!learner.has_quorum_connection(ServerId(1)));
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 5, observer: false });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 5, observer: false }));
+        assert!(leader.has_quorum_connection(ServerId(2)));
+        send(&leader, 2, Message::LeaderInfo { epoch: 6 });
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::LeaderInfo { epoch: 6 }));
+        let ack_epoch = Message::AckEpoch { current_epoch: Some(5), last_zxid: Zxid::new(5, 3) };
+        send(&learner, 1, ack_epoch.clone());
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), ack_epoch));
+        send(&leader, 2, Message::Diff { zxid: Zxid::new(5, 3) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0) });
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Diff { zxid: Zxid::new(5, 3) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0) }));
+        send(&leader, 2, Message::UpToDate);
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
+
+        // PROPOSAL / ACK / COMMIT, many in a row, in order.
+        for i in 1..=50u32 {
+            let e = Entry { zxid: Zxid::new(6, i), data: Bytes::from(vec![i as u8; 100 + i as usize]) };
+            send(&leader, 2, Message::Proposal(e.clone()));
+            assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Proposal(e.clone())));
+            send(&learner, 1, Message::Ack { zxid: e.zxid });
+            assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::Ack { zxid: e.zxid }));
+            send(&leader, 2, Message::Commit { zxid: e.zxid });
+            assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Commit { zxid: e.zxid }));
+        }
+
+        // The driver's packets: REQUEST up, REVALIDATE reply and SYNC down; PING touches.
+        let req = ForwardedRequest { session_id: SessionId(0x200), cxid: 4, op: 1, body: vec![1, 2, 3], auth: vec![Id::new("ip", "127.0.0.1")] };
+        learner.send_packet(ServerId(1), req.to_packet());
+        let (from, p) = next_packet(&mut lrx).await;
+        assert_eq!((from, ForwardedRequest::from_packet(&p).unwrap()), (ServerId(2), req));
+        let rv = RevalidateReply { session_id: SessionId(0x200), valid: true };
+        leader.send_packet(ServerId(2), rv.to_packet());
+        leader.send_packet(ServerId(2), sync_packet());
+        assert_eq!(next_packet(&mut frx).await, (ServerId(1), rv.to_packet()));
+        assert_eq!(next_packet(&mut frx).await, (ServerId(1), sync_packet()));
+        let touches = Bytes::from(rzk_proto::quorum::encode_touches(&[(SessionId(0x200), 4000)]));
+        send(&learner, 1, Message::Ping { zxid: Zxid::new(6, 50), data: touches.clone() });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::Ping { zxid: Zxid::new(6, 50), data: touches }));
+
+        // A second FOLLOWERINFO (the learner retrying) replaces the connection.
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 6, observer: false });
+        loop {
+            match next(&mut lrx).await {
+                NetEvent::Disconnected { peer } => assert_eq!(peer, ServerId(2)),
+                NetEvent::Message { from, msg } => {
+                    assert_eq!((from, msg), (ServerId(2), Message::LearnerInfo { accepted_epoch: 6, observer: false }));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        send(&leader, 2, Message::LeaderInfo { epoch: 7 });
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::LeaderInfo { epoch: 7 }));
+    }
+
+    /// A stand-in for storage's parser: an 8-byte length, then that many bytes.
+    fn length_prefixed(buf: &[u8]) -> Result<Option<usize>, String> {
+        if buf.len() < 8 {
+            return Ok(None);
+        }
+        let n = u64::from_be_bytes(buf[..8].try_into().unwrap());
+        if n > 1 << 30 {
+            return Err(format!("length {n}"));
+        }
+        Ok((buf.len() as u64 >= 8 + n).then_some(8 + n as usize))
+    }
+
+    #[tokio::test]
+    async fn snap_with_its_stream() {
+        let peers = addrs(&[1, 2]);
+        let scanning = NetLimits { snap_scanner: Arc::new(|| Box::new(length_prefixed)), ..NetLimits::default() };
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let (learner, mut frx) = start(2, &peers, scanning).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 1, observer: true }));
+        // 3 MiB: larger than any quorum packet may be, in many reads.
+        let payload: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
+        stream.extend_from_slice(&payload);
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
+        send(&leader, 2, snap.clone());
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0) });
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0) }));
+
+        // A stream the scanner rejects closes the connection; both ends report it.
+        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
+        send(&leader, 2, bad);
+        expect_disconnected(&mut frx, 1).await;
+        expect_disconnected(&mut lrx, 2).await;
+
+        // Without a parser, a SNAP cannot be read: the default closes the connection.
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+        next_message(&mut lrx).await;
+        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever") });
+        expect_disconnected(&mut frx, 1).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disconnects_are_reported() {
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        // Nothing to send on: reported at once.
+        send(&leader, 2, Message::Commit { zxid: Zxid::new(1, 1) });
+        expect_disconnected(&mut lrx, 2).await;
+        // A learner that cannot connect hears about it.
+        let peers3 = addrs(&[1, 2, 3]);
+        let (lonely, mut orx) = start(2, &peers3, NetLimits::default()).await;
+        send(&lonely, 3, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+        expect_disconnected(&mut orx, 3).await;
+        assert!(!lonely.has_quorum_connection(ServerId(3)));
+        drop(lonely);
+
+        // The learner goes away: the leader hears about it.
+        let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+        next_message(&mut lrx).await;
+        learner.shutdown().await;
+        expect_disconnected(&mut lrx, 2).await;
+        assert!(!leader.has_quorum_connection(ServerId(2)));
+        drop(frx.try_recv());
+
+        // disconnect() is not reported locally, but the other end sees the close.
+        let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+        next_message(&mut lrx).await;
+        leader.disconnect(ServerId(2));
+        expect_disconnected(&mut frx, 1).await;
+        assert!(lrx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_connection() {
+        let by_count = NetLimits { quorum_queue_max: 4, ..NetLimits::default() };
+        let by_bytes = NetLimits { quorum_queue_bytes_max: 1 << 20, ..NetLimits::default() };
+        for limits in [by_count, by_bytes] {
+            // A "leader" that accepts and never reads.
+            let peers = addrs(&[1, 2]);
+            let sink = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].quorum_port)).await.unwrap();
+            let (learner, mut frx) = start(2, &peers, limits).await;
+            send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
+            let (_held, _) = timeout(WAIT, sink.accept()).await.unwrap().unwrap();
+            let big = Bytes::from(vec![7u8; 256 * 1024]);
+            let mut sent = 0;
+            while learner.has_quorum_connection(ServerId(1)) {
+                // Each send returns at once, however stuck the socket is.
+                let t = std::time::Instant::now();
+                send(&learner, 1, Message::Proposal(Entry { zxid: Zxid::new(1, sent + 1), data: big.clone() }));
+                assert!(t.elapsed() < Duration::from_secs(1));
+                sent += 1;
+                assert!(sent < 10_000, "the queue never filled");
+                tokio::task::yield_now().await;
+            }
+            expect_disconnected(&mut frx, 1).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_quorum_input_closes_the_connection() {
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let info = |sid: i64, ty: i32| {
+            let li = LearnerInfo { serverid: sid, protocol_version: ZAB_PROTOCOL_VERSION, config_version: 0 };
+            encode(&QuorumPacket::with_data(ty, Zxid::new(1, 0), li.to_bytes()))
+        };
+        let hostile_len = {
+            let mut b = unhex("00000002"); // PROPOSAL
+            b.extend_from_slice(&1i64.to_be_bytes());
+            b.extend_from_slice(&i32::MAX.to_be_bytes());
+            b
+        };
+        // First packets that are not a known learner's FOLLOWERINFO / OBSERVERINFO.
+        for first in [
+            encode(&QuorumPacket::new(pt::PING, Zxid(1))),
+            info(9, pt::FOLLOWERINFO),
+            info(1, pt::FOLLOWERINFO),
+            encode(&QuorumPacket::with_data(pt::FOLLOWERINFO, Zxid(0), vec![1, 2])),
+            hostile_len.clone(),
+            unhex("0000000b0000000000000000fffffff9"),
+        ] {
+            let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
+            c.write_all(&first).await.unwrap();
+            expect_closed(&mut c).await;
+        }
+        assert!(lrx.try_recv().is_err(), "nothing reaches the driver");
+
+        // On an established connection: bad packets close it, and it is reported.
+        for bad in [hostile_len, unhex("00000003000000000000000000000000fffffffb"), info(3, pt::FOLLOWERINFO), encode(&QuorumPacket::with_data(pt::ACKEPOCH, Zxid(0), vec![0]))] {
+            let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
+            c.write_all(&info(2, pt::OBSERVERINFO)).await.unwrap();
+            assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 1, observer: true }));
+            c.write_all(&bad).await.unwrap();
+            expect_closed(&mut c).await;
+            expect_disconnected(&mut lrx, 2).await;
+        }
+        // An unknown packet type is the driver's business, not an error.
+        let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
+        c.write_all(&info(2, pt::FOLLOWERINFO)).await.unwrap();
+        next_message(&mut lrx).await;
+        let odd = QuorumPacket::with_data(77, Zxid(5), vec![1]);
+        c.write_all(&encode(&odd)).await.unwrap();
+        assert_eq!(next_packet(&mut lrx).await, (ServerId(2), odd));
+        let _ = NOTIFICATION_VERSION;
+    }
+}
