@@ -275,8 +275,8 @@ def build_report(args, runs, failovers, info, started: str, cmdline: str, errors
              "(by any server, to any writer); *all writers*: every writer has had such a write acknowledged; "
              "*leader*: a survivor's `srvr` says `Mode: leader`. Median (min - max) over %d kill(s) x %d repetition(s).\n"
              % (args.kills, args.reps))
-    L.append("| | first write acknowledged s | all writers writing again s | new leader s | writes/s before the kill |")
-    L.append("|---|---:|---:|---:|---:|")
+    L.append("| | first write acknowledged s | all writers writing again s | new leader s | writes/s before the kill | every trial: first write acknowledged s |")
+    L.append("|---|---:|---:|---:|---:|---|")
     for k in kinds:
         ts = failovers.get(k, [])
 
@@ -287,10 +287,21 @@ def build_report(args, runs, failovers, info, started: str, cmdline: str, errors
             return "%.*f (%.*f - %.*f)" % (digits, statistics.median(xs), digits, min(xs), digits, max(xs))
 
         missing = sum(1 for t in ts if t.get("all_writers_s") is None)
-        L.append("| %s | %s | %s | %s | %s |" % (k, cell("first_ack_s"), cell("all_writers_s"), cell("leader_s"),
-                                                cell("writes_per_s_before", 0)) + (" %d kill(s) without full recovery |" % missing if missing else ""))
+        every = ", ".join("%.2f" % x for x in sorted(t["first_ack_s"] for t in ts if t.get("first_ack_s") is not None))
+        L.append("| %s | %s | %s | %s | %s | %s |" % (k, cell("first_ack_s"), cell("all_writers_s"), cell("leader_s"),
+                                                     cell("writes_per_s_before", 0), every)
+                 + (" %d kill(s) without full recovery |" % missing if missing else ""))
     L.append("\nEvery run's JSON (rzk bench output, fail-over trials) is in `%s`." % args.log_dir_rel)
     return "\n".join(L) + "\n"
+
+
+def report_from(summary: Path, out: Path) -> int:
+    d = json.loads(summary.read_text())
+    args = argparse.Namespace(**d["settings"])
+    report = build_report(args, d["runs"], d["failovers"], d["info"], d["started"], d["cmdline"], d["errors"])
+    out.write_text(report)
+    print(report)
+    return 0
 
 
 def main() -> int:
@@ -314,7 +325,11 @@ def main() -> int:
     ap.add_argument("--zk-heap", type=int, default=1024, help="ZooKeeper -Xmx in MiB, per server")
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCH-ensemble.md"))
     ap.add_argument("--work", default=str(REPO / "bench" / ".work"))
+    ap.add_argument("--report-from", metavar="SUMMARY_JSON",
+                    help="write the report from an earlier run's results/summary.json (its settings) without measuring")
     args = ap.parse_args()
+    if args.report_from:
+        return report_from(Path(args.report_from), Path(args.out))
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.workloads = [w for w in args.workloads.split(",") if w]
     for w in args.workloads:
@@ -362,8 +377,10 @@ def main() -> int:
     report = build_report(args, runs, failovers, info, started, cmdline, errors)
     out = Path(args.out)
     out.write_text(report)
+    settings = {k: v for k, v in vars(args).items() if k != "report_from"}
     (log_dir / "summary.json").write_text(json.dumps({"runs": runs, "failovers": failovers, "info": info,
-                                                      "errors": errors}, indent=1, default=str))
+                                                      "errors": errors, "settings": settings, "started": started,
+                                                      "cmdline": cmdline}, indent=1, default=str))
     print("\n" + report)
     print("written to %s" % out)
     return 1 if errors else 0
