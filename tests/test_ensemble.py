@@ -3,7 +3,7 @@
 Every test runs against a 3-server Apache ZooKeeper ensemble (so the test itself is known
 to be right) and against a 3-server rzk ensemble -- the rzk half is skipped unless
 RZK_ENSEMBLE=1 (or RZK_ENSEMBLE_DEFAULT below is flipped to "1" once `rzk server` runs as
-an ensemble member). Every peer link passes a proxy the test can cut (zkensemble.py);
+an ensemble member) -- and, with RZK_ENSEMBLE_MIXED=1, against two ZooKeepers and an rzk. Every peer link passes a proxy the test can cut (zkensemble.py);
 histories are checked with history.py.
 
 * clients: kazoo and zkCli.sh with a connection string of all three; writes through
@@ -20,7 +20,9 @@ histories are checked with history.py.
 * a minority (the old leader, alone) cannot commit, the majority can, all converge after
   healing, the minority's write is gone;
 * an observer (2 voters + 1 observer) follows, forwards writes, is not needed for a
-  quorum and cannot make one.
+  quorum and cannot make one;
+* a one-way partition (a follower's bytes to the leader held): the leader drops it,
+  writes go on, it catches up when healed.
 
 How each catch-up mode is recognised from data: DIFF -- after the restart the follower's
 txn log holds every zxid it missed and it took no snapshot above its old zxid; SNAP -- it
@@ -56,14 +58,25 @@ KINDS = [
     pytest.param("zookeeper", id="zookeeper"),
     pytest.param("rzk", id="rzk", marks=pytest.mark.skipif(
         not rzk_ensemble_enabled(), reason="rzk ensemble tests are off; RZK_ENSEMBLE=1 turns them on")),
+    # two ZooKeepers and an rzk (s3, which leads first: equal logs elect the highest sid)
+    pytest.param("mixed", id="mixed", marks=pytest.mark.skipif(
+        os.environ.get("RZK_ENSEMBLE_MIXED", "0") != "1",
+        reason="mixed rzk/ZooKeeper ensembles are off; RZK_ENSEMBLE_MIXED=1 turns them on")),
 ]
+MIXED = ["zookeeper", "zookeeper", "rzk"]
+
+
+def kinds_of(kind: str):
+    """What Ensemble() takes for a test parameter: one kind, or a kind per member."""
+    return MIXED if kind == "mixed" else kind
 
 
 def _skip_unavailable(kind: str) -> None:
-    if kind == "zookeeper" and not h.zookeeper_available():
-        pytest.skip("Apache ZooKeeper not installed (apt-get install zookeeper)")
-    if kind == "rzk" and not h.rzk_available():
-        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    for k in set(MIXED if kind == "mixed" else [kind]):
+        if k == "zookeeper" and not h.zookeeper_available():
+            pytest.skip("Apache ZooKeeper not installed (apt-get install zookeeper)")
+        if k == "rzk" and not h.rzk_available():
+            pytest.skip("rzk binary not found at %s" % h.rzk_binary())
 
 
 @pytest.fixture(params=KINDS)
@@ -76,7 +89,7 @@ def kind(request):
 def shared(request):
     """One 3-server ensemble per kind for the tests that leave it as they found it."""
     _skip_unavailable(request.param)
-    with ze.Ensemble(request.param, 3, name="shared") as ens:
+    with ze.Ensemble(kinds_of(request.param), 3, name="shared") as ens:
         yield ens
         ens.check_alive()
 
@@ -330,7 +343,7 @@ class Load:
 
 
 def test_kill_leader_under_write_load(kind):
-    with ze.Ensemble(kind, 3, name="killleader") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="killleader") as ens:
         zk = kazoo(ens.hosts)
         zk.ensure_path("/load")
         initial = {}
@@ -370,7 +383,7 @@ def test_kill_leader_under_write_load(kind):
 
 
 def test_follower_back_after_short_absence_catches_up_by_diff(kind):
-    with ze.Ensemble(kind, 3, name="diff") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="diff") as ens:
         leader = ens.wait_for_leader()
         f = ens.followers()[0]
         zk = kazoo(leader.hosts)
@@ -389,7 +402,7 @@ def test_follower_back_after_short_absence_catches_up_by_diff(kind):
         h.wait_until(lambda: set(missed) <= set(f.txn_zxids()), 20,
                      what="the follower's log to hold every txn it missed (DIFF)")
         assert [z for z in f.snapshot_zxids() if z > f_last] == [], "a snapshot: it was sent a SNAP, not a DIFF"
-        if kind == "zookeeper":
+        if f.kind == "zookeeper":
             assert "Getting a diff from the leader" in f.log_text()
         ze.assert_same_trees(ens.members)
 
@@ -398,7 +411,7 @@ def test_follower_back_after_long_absence_catches_up_by_snap(kind):
     # snapCount low: the leader snapshots as it goes (and rolls its log); many large
     # writes: more txns than a leader keeps for DIFF (ZooKeeper: 500) and a log far larger
     # than the snapshot, so a SNAP is what a ZooKeeper leader must choose.
-    with ze.Ensemble(kind, 3, name="snap", extra_cfg={"snapCount": 100}) as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="snap", extra_cfg={"snapCount": 100}) as ens:
         leader = ens.wait_for_leader()
         f = ens.followers()[0]
         zk = kazoo(leader.hosts)
@@ -420,7 +433,7 @@ def test_follower_back_after_long_absence_catches_up_by_snap(kind):
                      what="a snapshot at the sync point (SNAP) on the follower")
         logged = set(f.txn_zxids())
         assert not logged & set(missed), "the follower logged %d missed txns: a DIFF, not a SNAP" % len(logged & set(missed))
-        if kind == "zookeeper":
+        if f.kind == "zookeeper":
             assert "Getting a snapshot from leader" in f.log_text()
         ze.assert_same_trees(ens.members)
         assert leader.snapshot_zxids()[-1] > 0
@@ -438,7 +451,7 @@ def test_leader_with_an_uncommitted_proposal_loses_it(kind, new_epoch_commits):
     new-epoch-commits: the new leader commits first; ZooKeeper 3.8 then "cannot send TRUNC
       to peer ... from different epoch" and sends a SNAP: the proposal may stay in the
       old log file, below the new snapshot, but never reaches any tree."""
-    with ze.Ensemble(kind, 3, name="trunc") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="trunc") as ens:
         old = ens.wait_for_leader()
         f1, f2 = ens.followers()
         zk = kazoo(old.hosts)
@@ -485,9 +498,9 @@ def test_leader_with_an_uncommitted_proposal_loses_it(kind, new_epoch_commits):
         if not new_epoch_commits:
             h.wait_until(lambda: proposal not in old.txn_zxids(), 20,
                          what="the proposal to leave the old leader's log (TRUNC)")
-            if kind == "zookeeper":
+            if old.kind == "zookeeper":
                 assert "Truncating log to get in sync with the leader" in old.log_text()
-        elif kind == "zookeeper":
+        elif old.kind == "zookeeper":
             assert "Getting a snapshot from leader" in old.log_text()
         tree = ze.assert_same_trees(ens.members, "/trunc")
         assert "/trunc/victim" not in tree
@@ -512,6 +525,7 @@ ZK_TRUNC_BUG = (
 @pytest.mark.parametrize("kind", [
     pytest.param("zookeeper", id="zookeeper", marks=pytest.mark.xfail(reason=ZK_TRUNC_BUG, strict=False)),
     KINDS[1],
+    KINDS[2],
 ])
 def test_truncated_proposal_stays_gone_when_a_snapshot_held_it(kind):
     """As test_leader_with_an_uncommitted_proposal_loses_it[trunc], but after logging the
@@ -521,7 +535,7 @@ def test_truncated_proposal_stays_gone_when_a_snapshot_held_it(kind):
     win. Then it is cut off, the followers elect a leader, it rejoins and is TRUNCed: no
     member may hold the proposal."""
     _skip_unavailable(kind)
-    with ze.Ensemble(kind, 3, name="trunc-snap") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="trunc-snap") as ens:
         old = ens.wait_for_leader()
         f1, f2 = ens.followers()
         zk = kazoo(old.hosts)
@@ -571,7 +585,7 @@ def test_truncated_proposal_stays_gone_when_a_snapshot_held_it(kind):
 
 
 def test_minority_cannot_commit_majority_can_then_all_converge(kind):
-    with ze.Ensemble(kind, 3, name="partition") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, name="partition") as ens:
         old = ens.wait_for_leader()
         rest = [m for m in ens.members if m is not old]
         hist = []
@@ -607,7 +621,7 @@ def test_minority_cannot_commit_majority_can_then_all_converge(kind):
 def test_observer_follows_without_voting(kind):
     # two voters and an observer: with a voter down, the other voter and the observer
     # would be a majority of three if the observer voted -- it does not, so they stall.
-    with ze.Ensemble(kind, 3, observers=[3], name="observer") as ens:
+    with ze.Ensemble(kinds_of(kind), 3, observers=[3], name="observer") as ens:
         obs = ens.member(3)
         leader = ens.wait_for_leader()
         assert obs.mode() == "observer"
@@ -645,4 +659,33 @@ def test_observer_follows_without_voting(kind):
         assert "/no-quorum" not in tree
         via_obs.close()
         via_voters.close()
+        assert_history(hist, final_state(leader, {o["path"] for o in hist}))
+
+
+def test_one_way_partition_from_a_follower_to_the_leader(kind):
+    """Every byte from one follower to the leader is held (the leader's bytes still reach
+    it): the leader stops hearing its ACKs and pings and drops it after syncLimit, the
+    other follower keeps the quorum, writes go on; healed, the follower catches up."""
+    with ze.Ensemble(kinds_of(kind), 3, name="oneway") as ens:
+        leader = ens.wait_for_leader()
+        f, other = ens.followers()
+        hist = []
+        writer = ze.FailoverClient("writer", [leader, other], hist)
+        assert writer.create("/oneway", b"").status == "ok"
+        ens.block(f.sid, leader.sid)
+        t0 = time.monotonic()
+        n = 0
+        # writes keep being acknowledged while the leader gives up on f (syncLimit, 5 s)
+        while time.monotonic() - t0 < 8:
+            n += 1
+            o = writer.create("/oneway/n%04d" % n, b"x", connect_timeout=30)
+            assert o.status == "ok", o
+        h.wait_until(lambda: f.mode() != "follower", 20, what="the one-way-cut follower to stop following")
+        assert leader.mode() == "leader" and other.mode() == "follower"
+        ens.unblock(f.sid, leader.sid)
+        ens.wait_for_leader(60)
+        ens.wait_converged()
+        writer.close()
+        tree = ze.assert_same_trees(ens.members, "/oneway")
+        assert len(tree) == n + 1
         assert_history(hist, final_state(leader, {o["path"] for o in hist}))

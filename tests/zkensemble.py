@@ -56,18 +56,36 @@ SYNC_LIMIT = 10
 ZK_ENSEMBLE_JVM = [f for f in h.JVM_FLAGS if not f.startswith("-Xmx")] + ["-Xmx256m"]
 
 
-def _port_pool(n: int) -> List[int]:
-    """n distinct free loopback ports (bound together, so no duplicates)."""
-    socks = []
+def _ephemeral_range() -> Tuple[int, int]:
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_pool(n: int) -> List[int]:
+    """n distinct loopback ports that are free now, taken below the kernel's ephemeral
+    range: ports from bind(0) are ephemeral ones, which any outgoing connection (the
+    proxies', the servers' own) may take before the server binds them."""
+    lo, _ = _ephemeral_range()
+    top = lo - 1 if lo > 20000 else 65535
+    bottom = 10000 if lo > 20000 else _ephemeral_range()[1] + 1
+    rng = random.Random()
+    out: List[int] = []
+    while len(out) < n:
+        port = rng.randint(bottom, top)
+        if port in out:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            out.append(port)
+        except OSError:
+            pass
+        finally:
             s.close()
+    return out
 
 
 def parse_srvr(text: str) -> Dict[str, str]:
@@ -118,9 +136,9 @@ class Member:
     # -- config ----------------------------------------------------------------------
     def config_lines(self) -> List[str]:
         cfg = {
-            "tickTime": str(TICK_TIME),
-            "initLimit": str(INIT_LIMIT),
-            "syncLimit": str(SYNC_LIMIT),
+            "tickTime": str(self.ens.timing["tickTime"]),
+            "initLimit": str(self.ens.timing["initLimit"]),
+            "syncLimit": str(self.ens.timing["syncLimit"]),
             "dataDir": str(self.datadir),
             "clientPort": str(self.client_port),
             "clientPortAddress": "127.0.0.1",
@@ -151,22 +169,23 @@ class Member:
             conf = self.workdir / "conf"
             conf.mkdir(exist_ok=True)
             (conf / "log4j.properties").write_text(
-                "log4j.rootLogger=INFO, FILE\n"
+                "log4j.rootLogger=%s, FILE\n"
                 "log4j.appender.FILE=org.apache.log4j.FileAppender\n"
                 "log4j.appender.FILE.File=%s\n"
                 "log4j.appender.FILE.Append=true\n"
                 "log4j.appender.FILE.layout=org.apache.log4j.PatternLayout\n"
                 "log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t:%%C{1}@%%L] - %%m%%n\n"
-                % (self.workdir / "zookeeper.log")
+                % (self.ens.log_level, self.workdir / "zookeeper.log")
             )
 
     def command(self) -> List[str]:
         if self.kind == "rzk":
-            return [str(h.rzk_binary()), "server", "--config", str(self.cfg_path)]
+            return self.ens.wrap + [str(h.rzk_binary()), "server", "--config", str(self.cfg_path)]
         cp = ":".join([str(self.workdir / "conf")] + h.ZK_JARS)
         return (
-            [h.ZK_JAVA]
-            + ZK_ENSEMBLE_JVM
+            self.ens.wrap
+            + [h.ZK_JAVA]
+            + self.ens.zk_jvm
             + [
                 "-Dlog4j.configuration=file:%s" % (self.workdir / "conf" / "log4j.properties"),
                 "-Dzookeeper.admin.enableServer=false",
@@ -189,6 +208,7 @@ class Member:
         self._logf.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.ens.env)
         self.proc = h.spawn(self.command(), stdin=subprocess.DEVNULL, stdout=self._logf,
                             stderr=subprocess.STDOUT, cwd=str(self.workdir), env=env)
         self.starts += 1
@@ -276,6 +296,13 @@ class Member:
                 return None
         return rd("acceptedEpoch"), rd("currentEpoch")
 
+    def bind_failed(self) -> bool:
+        """The member exited because a port was taken."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        t = self.log_text()
+        return "Address already in use" in t or "AddrInUse" in t
+
     def log_text(self) -> str:
         """Everything the server logged (ZooKeeper: zookeeper.log; rzk: its stdout)."""
         out = ""
@@ -308,10 +335,23 @@ class Ensemble:
 
     def __init__(self, kind="zookeeper", n: int = 3, observers: Iterable[int] = (), proxied: bool = True,
                  extra_cfg: Optional[Dict[str, str]] = None, member_cfg: Optional[Dict[int, Dict[str, str]]] = None,
-                 name: str = "ensemble"):
+                 name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
+                 log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
+                 wrap: Optional[List[str]] = None):
+        """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
+        for ZooKeeper members (default: small heap, quick start, for tests); log_level:
+        ZooKeeper's log4j root level; env: added to every member's environment; timing:
+        tickTime/initLimit/syncLimit overrides; wrap: a command prefix (e.g. nice -n 5)."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
-        self.workdir = h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
+        self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.zk_jvm = list(zk_jvm) if zk_jvm is not None else ZK_ENSEMBLE_JVM
+        self.log_level = log_level
+        self.env = dict(env or {})
+        self.timing = {"tickTime": TICK_TIME, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT}
+        self.timing.update(timing or {})
+        self.wrap = list(wrap or [])
         self.extra_cfg = {k: str(v) for k, v in (extra_cfg or {}).items()}
         self.member_cfg = {sid: {k: str(v) for k, v in c.items()} for sid, c in (member_cfg or {}).items()}
         self.proxied = proxied
@@ -319,10 +359,7 @@ class Ensemble:
         self.members = [Member(self, i + 1, kinds[i], (i + 1) in observers) for i in range(n)]
         self.hub: Optional[ProxyHub] = None
         self.links: Dict[Tuple[int, int, str], Proxy] = {}
-        ports = _port_pool(3 * n)
-        for m in self.members:
-            m.client_port, m.quorum_port, m.election_port = ports[:3]
-            ports = ports[3:]
+        self._assign_ports()
         if proxied:
             self.hub = ProxyHub()
             for a in self.members:
@@ -338,6 +375,15 @@ class Ensemble:
                 if link == "election":
                     back = self.links[(b, a, "election")]
                     p.rewrite_first_up = election_address_rewriter("127.0.0.1:%d" % back.port)
+
+    def _assign_ports(self) -> None:
+        ports = _port_pool(3 * len(self.members))
+        for m in self.members:
+            m.client_port, m.quorum_port, m.election_port = ports[:3]
+            ports = ports[3:]
+        for (a, b, link), p in self.links.items():
+            m = self.member(b)
+            p.retarget(("127.0.0.1", m.quorum_port if link == "quorum" else m.election_port))
 
     # -- access ----------------------------------------------------------------------
     def member(self, sid: int) -> Member:
@@ -361,10 +407,21 @@ class Ensemble:
         return [m for m in self.members if not m.observer]
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, timeout: float = 90.0) -> "Ensemble":
-        for m in self.members:
-            m.start()
-        self.wait_for_leader(timeout)
+    def start(self, timeout: float = 90.0, attempts: int = 3) -> "Ensemble":
+        """Start every member and wait for a leader. If a member could not bind a port
+        (taken since it was chosen), everything starts again on fresh ports."""
+        for attempt in range(attempts):
+            for m in self.members:
+                m.start()
+            try:
+                self.wait_for_leader(timeout)
+                return self
+            except AssertionError:
+                if attempt + 1 == attempts or not any(m.bind_failed() for m in self.members):
+                    raise
+            for m in self.members:
+                m.stop()
+            self._assign_ports()
         return self
 
     def stop(self) -> None:
@@ -579,12 +636,14 @@ class FailoverClient:
     happened); an error reply is `fail`. Not thread-safe: one thread per client."""
 
     def __init__(self, name: str, members: Sequence[Member], history: Optional[list] = None,
-                 session_timeout_ms: int = 10000, io_timeout: float = 5.0, seed: Optional[int] = None):
+                 session_timeout_ms: int = 10000, io_timeout: float = 5.0, seed: Optional[int] = None,
+                 retry_sleep: float = 0.05):
         self.name = name
         self.addrs = [m.address for m in members]
         self.history = history if history is not None else []
         self.session_timeout_ms = session_timeout_ms
         self.io_timeout = io_timeout
+        self.retry_sleep = retry_sleep  # pause after a round of members refused us
         self.rng = random.Random(seed if seed is not None else name)
         self.next = self.rng.randrange(len(self.addrs))
         self.raw: Optional[h.RawSession] = None
@@ -624,7 +683,7 @@ class FailoverClient:
             if time.monotonic() > deadline:
                 raise TimeoutError("%s: no member took the session before the deadline" % self.name)
             if self.next % len(self.addrs) == 0:
-                time.sleep(0.05)
+                time.sleep(self.retry_sleep)
 
     def _dead(self) -> bool:
         """The connection was closed by the server (EOF or reset waiting to be read)."""
@@ -820,3 +879,41 @@ def assert_same_trees(members: Sequence[Member], root: str = "/") -> Dict[str, t
             raise AssertionError("s%d and s%d hold different trees; first differences: %s" % (
                 first, sid, [(p, a.get(p), b.get(p)) for p in diff]))
     return dumps[first]
+
+
+def main() -> int:
+    """Start an ensemble by hand and keep it up until Ctrl-C (debugging aid):
+        .venv/bin/python tests/zkensemble.py --kind rzk -n 3
+        .venv/bin/python tests/zkensemble.py --kind zookeeper,zookeeper,rzk --no-proxies
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", default="rzk", help="zookeeper, rzk, or one per member, comma separated")
+    ap.add_argument("-n", type=int, default=3)
+    ap.add_argument("--observers", default="", help="sids of observers, comma separated")
+    ap.add_argument("--no-proxies", action="store_true", help="direct peer links")
+    a = ap.parse_args()
+    kinds = a.kind.split(",")
+    kind = kinds[0] if len(kinds) == 1 else kinds
+    obs = [int(x) for x in a.observers.split(",") if x]
+    ens = Ensemble(kind, a.n, observers=obs, proxied=not a.no_proxies, name="manual")
+    try:
+        ens.start()
+        print("connection string: %s" % ens.hosts)
+        for m in ens.members:
+            print("  s%d %-9s %-8s client %d  quorum %d  election %d  %s" % (
+                m.sid, m.kind, m.mode(), m.client_port, m.quorum_port, m.election_port, m.workdir))
+        print("Ctrl-C stops every server (work dirs are kept)")
+        while True:
+            time.sleep(1)
+            ens.check_alive()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ens.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
