@@ -189,6 +189,14 @@ impl Node {
         };
         self.set_role(Role::Leading(Box::new(l)));
         self.leader_maybe_choose_epoch();
+        // Learners that connected while this server was still electing (recent ones only).
+        let early = std::mem::take(&mut self.early_learners);
+        let horizon = self.now.saturating_sub(self.ticks(self.cfg.init_limit));
+        for (from, (at, msg)) in early {
+            if at >= horizon && matches!(self.role, Role::Leading(_)) {
+                self.leader_step(from, msg);
+            }
+        }
     }
 
     /// `getEpochToPropose`: once a quorum has connected, one above every accepted epoch.

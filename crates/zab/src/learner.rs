@@ -60,6 +60,7 @@ impl Node {
 
     pub(crate) fn become_learner(&mut self, leader: ServerId) {
         let observer = self.cfg.learner_type() == LearnerType::Observer;
+        self.early_learners.clear();
         let l = Learner { leader, observer, phase: Phase::Discovery, new_epoch: 0, last_recv: self.now, commit_hint: Zxid::ZERO };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;

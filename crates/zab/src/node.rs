@@ -81,6 +81,11 @@ pub struct Node {
     pub(crate) actions: Vec<Action>,
     /// Election notifications to ourselves (FastLeaderElection's loopback).
     pub(crate) loopback: VecDeque<crate::message::Vote>,
+    /// FOLLOWERINFO / OBSERVERINFO that arrived while LOOKING (a learner that finished the
+    /// election first), with the tick it came: answered if this server becomes leader, as
+    /// the connection backlog of a ZooKeeper leader's quorum port holds it. Otherwise the
+    /// learner would wait a whole tick before trying again.
+    pub(crate) early_learners: std::collections::BTreeMap<ServerId, (u64, Message)>,
     pub(crate) stats: Stats,
 }
 
@@ -122,6 +127,7 @@ impl Node {
             deferred: VecDeque::new(),
             actions: Vec::new(),
             loopback: VecDeque::new(),
+            early_learners: Default::default(),
             stats: Stats::default(),
         };
         n.trim_log();
@@ -141,7 +147,11 @@ impl Node {
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
-                Role::Looking => {}
+                Role::Looking => {
+                    if matches!(msg, Message::LearnerInfo { .. }) {
+                        self.early_learners.insert(from, (self.now, msg));
+                    }
+                }
             },
         }
         self.drain_loopback();
@@ -188,6 +198,7 @@ impl Node {
 
     /// The quorum connection to `peer` broke (the transport saw an error or closed it).
     pub fn disconnected(&mut self, peer: ServerId) {
+        self.early_learners.remove(&peer);
         match &self.role {
             Role::Leading(_) => self.leader_drop_learner(peer, false),
             Role::Learning(l) if l.leader == peer => self.protocol_error("connection to the leader lost"),
