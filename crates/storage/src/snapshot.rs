@@ -21,7 +21,8 @@
 //! Why not copy-on-write: a persistent tree would cost memory on every znode all the time
 //! (the target is a quarter of ZooKeeper's RSS), and a one-off copy doubles it during the
 //! snapshot. The walk costs the names of the pending siblings on the current path (stored
-//! as one string per level), nothing per znode.
+//! as one string per level, with a 4-byte [`NodeHint`] each so that a node is found again
+//! without a lookup by path when it is still where it was), nothing per znode.
 //!
 //! One case needs care: the ACL table is written first, from the cache as it is at the
 //! start. A node given an ACL list that is new since then would reference an id the table
@@ -34,7 +35,7 @@ use crate::snapstream::{self, CheckedReader, Compressor};
 use crate::txnlog::sync_dir;
 use crate::{io_err, StorageError};
 use rzk_proto::{Acl, StatPersisted, Writer, Zxid};
-use rzk_tree::{DataTree, JavaHashMap, SnapshotError, TreeOptions};
+use rzk_tree::{DataTree, JavaHashMap, NodeHint, SnapshotError, TreeOptions};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
@@ -45,6 +46,9 @@ struct Frame {
     prefix: String,
     names: String,
     pos: usize,
+    /// Where each of `names` was in the tree when listed, in the same order.
+    hints: Vec<NodeHint>,
+    next: usize,
 }
 
 /// A node references an ACL id the snapshot's table does not have.
@@ -108,13 +112,15 @@ impl SnapshotWalk {
         self.done
     }
 
-    fn visit(&mut self, tree: &DataTree, path: String, w: &mut Writer) -> Result<(), UnknownAcl> {
+    fn visit(&mut self, tree: &DataTree, path: String, hint: Option<NodeHint>, w: &mut Writer) -> Result<(), UnknownAcl> {
         let mut names = String::new();
-        let Some((data, acl, stat)) = tree.snapshot_node(&path, |n| {
+        let mut hints = Vec::new();
+        let Some((data, acl, stat)) = tree.snapshot_node_hinted(&path, hint, |n, h| {
             if !names.is_empty() {
                 names.push('/');
             }
             names.push_str(n);
+            hints.push(h);
         }) else {
             return Ok(()); // deleted since its parent was written
         };
@@ -124,7 +130,7 @@ impl SnapshotWalk {
         format::encode_node(&path, data, acl, stat, w);
         self.nodes += 1;
         if !names.is_empty() {
-            self.stack.push(Frame { prefix: path, names, pos: 0 });
+            self.stack.push(Frame { prefix: path, names, pos: 0, hints, next: 0 });
         }
         Ok(())
     }
@@ -135,7 +141,7 @@ impl SnapshotWalk {
         let mut w = Writer::with_capacity(budget_bytes.min(1 << 20) + 1024);
         if !self.started {
             self.started = true;
-            self.visit(tree, String::new(), &mut w)?;
+            self.visit(tree, String::new(), None, &mut w)?;
         }
         while !self.done && w.len() < budget_bytes {
             let Some(top) = self.stack.last_mut() else {
@@ -151,7 +157,9 @@ impl SnapshotWalk {
             let end = rest.find('/').unwrap_or(rest.len());
             let path = format!("{}/{}", top.prefix, &rest[..end]);
             top.pos += end + 1;
-            self.visit(tree, path, &mut w)?;
+            let hint = top.hints.get(top.next).copied();
+            top.next += 1;
+            self.visit(tree, path, hint, &mut w)?;
         }
         Ok(w.into_inner())
     }

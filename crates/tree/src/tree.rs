@@ -28,6 +28,11 @@ use crate::watch::{Flavor, WatchManager, WatcherId, WatcherMode, WatchesSummary}
 type NodeId = u32;
 const ROOT: NodeId = 0;
 
+/// Where a child was when a snapshot walk listed it ([`DataTree::snapshot_node_hinted`]): a
+/// hint only, checked against the path before use (the node may be gone, its slot reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeHint(NodeId);
+
 /// `Quotas.procZookeeper`.
 pub const PROC_ZOOKEEPER: &str = "/zookeeper";
 /// `ZooDefs.CONFIG_NODE`.
@@ -1333,9 +1338,29 @@ impl DataTree {
     /// ACL id, persisted stat — after `child` has been called with each child's name in set
     /// order. `None` if the node is gone (deleted since its parent was visited).
     pub fn snapshot_node(&self, path: &str, mut child: impl FnMut(&str)) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
-        let id = self.lookup(path)?;
+        self.snapshot_node_hinted(path, None, |name, _| child(name))
+    }
+
+    /// [`DataTree::snapshot_node`] for a walk that keeps the [`NodeHint`] each child came
+    /// with: the node is found through `hint` when the node there still has exactly `path`
+    /// (paths are unique among live nodes, so it is the node a lookup would find), else by
+    /// path. A walk over a large tree spends most of its time in those lookups otherwise
+    /// (one hash probe per path segment, each a cache miss).
+    pub fn snapshot_node_hinted(
+        &self,
+        path: &str,
+        hint: Option<NodeHint>,
+        mut child: impl FnMut(&str, NodeHint),
+    ) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
+        let hinted = hint.map(|h| h.0).filter(|&id| {
+            self.slab.get(id as usize).and_then(|r| r.as_ref()).is_some_and(|n| n.pd.path_bytes() == path.as_bytes())
+        });
+        let id = match hinted {
+            Some(id) => id,
+            None => self.lookup(path)?,
+        };
         for c in self.child_ids(id) {
-            child(self.node(c).name());
+            child(self.node(c).name(), NodeHint(c));
         }
         let n = self.node(id);
         Some((n.data_opt(), n.acl, &n.stat))
