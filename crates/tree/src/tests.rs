@@ -1251,3 +1251,34 @@ fn set_watches_matches_zookeeper_3_8_probe() {
     assert_eq!(got.join(","), "3:/sw/a,2:/sw/gone,3:/sw/b,1:/sw/b,4:/sw,2:/sw/gone2,4:/sw/a");
     assert_eq!(s.t.watches_by_watcher(), vec![(X, vec!["/sw/nothere".to_string()])]);
 }
+
+/// A snapshot walk's hint finds a node only while the slot still holds exactly that path:
+/// a deleted node is gone even if its slot was reused, a re-created one is found by path.
+#[test]
+fn snapshot_hints_are_checked_against_the_path() {
+    let mut t = DataTree::new();
+    let mut z = 0;
+    let mut apply = |t: &mut DataTree, x: Txn| {
+        z += 1;
+        t.apply(&hdr(z, 0, &x), &x);
+    };
+    apply(&mut t, create("/a", b"1", false));
+    apply(&mut t, create("/a/b", b"2", false));
+    let mut hints = Vec::new();
+    t.snapshot_node_hinted("/a", None, |name, h| hints.push((name.to_string(), h))).unwrap();
+    assert_eq!(hints.len(), 1);
+    let (name, hint) = hints.pop().unwrap();
+    assert_eq!(name, "b");
+    let (d, _, _) = t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).unwrap();
+    assert_eq!(d, Some(&b"2"[..]));
+    // The hint names some other node's slot (or none): it is not taken for /a/b.
+    assert_eq!(t.snapshot_node_hinted("/a", Some(hint), |_, _| {}).map(|r| r.0), t.snapshot_node("/a", |_| {}).map(|r| r.0));
+    apply(&mut t, Txn::Delete { path: "/a/b".into() });
+    apply(&mut t, create("/c", b"3", false)); // likely reuses b's slot
+    assert!(t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).is_none());
+    let (d, _, _) = t.snapshot_node_hinted("/c", Some(hint), |_, _| {}).unwrap();
+    assert_eq!(d, Some(&b"3"[..]));
+    apply(&mut t, create("/a/b", b"4", false));
+    let (d, _, _) = t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).unwrap();
+    assert_eq!(d, Some(&b"4"[..]));
+}
