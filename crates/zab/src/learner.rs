@@ -211,7 +211,7 @@ impl Node {
             self.protocol_error("leader silent");
             return;
         }
-        if phase == Phase::Discovery && (now - last) % self.cfg.tick_time_ticks as u64 == 0 {
+        if phase == Phase::Discovery && (now - last).is_multiple_of(self.cfg.tick_time_ticks as u64) {
             // Not connected yet (the leader may still be finishing its election): connect
             // again, as `Learner.connectToLeader` retries.
             let (leader, observer) = {

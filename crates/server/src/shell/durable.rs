@@ -174,50 +174,44 @@ pub struct Durable {
 
 impl Durable {
     pub fn start(cfg: StorageConfig) -> io::Result<Durable> {
+        Self::start_with(cfg, false)
+    }
+
+    /// For an ensemble member: the ensemble log worker, which runs every ZAB storage op in
+    /// order and reports each with `StorageEvent::Done { token }` (the op's ZAB seq).
+    pub fn start_member(cfg: StorageConfig) -> io::Result<Durable> {
+        Self::start_with(cfg, true)
+    }
+
+    fn start_with(cfg: StorageConfig, member: bool) -> io::Result<Durable> {
         if !cfg.force_sync {
             tracing::warn!("forceSync=no: the transaction log is never fsynced; acknowledged writes can be lost in a crash (unsafe)");
         }
         let (events_tx, events) = mpsc::channel(1024);
+        // Randomises where the log rolls (as ZooKeeper's snapCount/2 + random(snapCount/2)).
         let seed = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
             h.write_u64(0x5eed);
             h.finish()
         };
-        let (log_tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed)?;
+        let (log_tx, cmd_tx, h) = if member {
+            let (tx, h) = worker::spawn_ensemble_log_worker(&cfg, events_tx.clone(), seed)?;
+            (None, Some(tx), h)
+        } else {
+            let (tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed)?;
+            (Some(tx), None, h)
+        };
         Ok(Durable {
             cfg,
-            log_tx: Some(log_tx),
+            log_tx,
             log_thread: Some(h),
             events_tx,
             events,
             pending: Vec::new(),
             snapshot: None,
             snapshot_aborts: 0,
-            cmd_tx: None,
-            pending_cmds: Default::default(),
-        })
-    }
-
-    /// For an ensemble member: the ensemble log worker, which runs every ZAB storage op in
-    /// order and reports each with `StorageEvent::Done { token }` (the op's ZAB seq).
-    pub fn start_member(cfg: StorageConfig) -> io::Result<Durable> {
-        if !cfg.force_sync {
-            tracing::warn!("forceSync=no: the transaction log is never fsynced; acknowledged writes can be lost in a crash (unsafe)");
-        }
-        let (events_tx, events) = mpsc::channel(1024);
-        let seed = std::process::id() as u64 ^ 0x5eed;
-        let (tx, h) = worker::spawn_ensemble_log_worker(&cfg, events_tx.clone(), seed)?;
-        Ok(Durable {
-            cfg,
-            log_tx: None,
-            log_thread: Some(h),
-            events_tx,
-            events,
-            pending: Vec::new(),
-            snapshot: None,
-            snapshot_aborts: 0,
-            cmd_tx: Some(tx),
+            cmd_tx,
             pending_cmds: Default::default(),
         })
     }

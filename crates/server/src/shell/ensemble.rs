@@ -458,36 +458,9 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
             }
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };
-                let mut batch = vec![ev];
-                while batch.len() < 256 {
-                    match inbox.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
-                for ev in batch {
-                    match ev {
-                        Event::Accepted { conn, peer, tx } => {
-                            m.conns.insert(conn, tx);
-                            m.core_input(Input::Accepted { conn, peer });
-                        }
-                        Event::Frame { conn, payload } => m.core_input(Input::Frame { conn, payload }),
-                        Event::FourLetterWord { conn, word } => {
-                            m.update_quorum_info();
-                            let rejected = counts.lock().expect("conn counts").rejected;
-                            let text = super::four_letter_word(&mut m.core, &process, &word, conn, rejected);
-                            if let Some(tx) = m.conns.remove(&conn) {
-                                let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
-                                let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
-                            }
-                            m.core_input(Input::Closed { conn });
-                        }
-                        Event::Closed { conn } => {
-                            m.conns.remove(&conn);
-                            m.core_input(Input::Closed { conn });
-                        }
-                    }
-                }
+                m.update_quorum_info();
+                let (n, w) = (m.now_ms(), wall_ms());
+                super::client_events(&mut m.core, &mut m.conns, &process, &counts, n, w, ev, &mut inbox);
             }
         }
         if let Err(e) = m.pump() {

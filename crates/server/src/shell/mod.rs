@@ -222,37 +222,8 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
             }
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };
-                // Take what is queued in one go, up to a bound, then act once.
-                let mut batch = vec![ev];
-                while batch.len() < 256 {
-                    match inbox.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
                 let (n, w) = (now_ms(), wall_ms());
-                for ev in batch {
-                    match ev {
-                        Event::Accepted { conn, peer, tx } => {
-                            conns.insert(conn, tx);
-                            core.handle(n, w, Input::Accepted { conn, peer });
-                        }
-                        Event::Frame { conn, payload } => core.handle(n, w, Input::Frame { conn, payload }),
-                        Event::FourLetterWord { conn, word } => {
-                            let rejected = counts.lock().expect("conn counts").rejected;
-                            let text = four_letter_word(&mut core, &process, &word, conn, rejected);
-                            if let Some(tx) = conns.remove(&conn) {
-                                let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
-                                let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
-                            }
-                            core.handle(n, w, Input::Closed { conn });
-                        }
-                        Event::Closed { conn } => {
-                            conns.remove(&conn);
-                            core.handle(n, w, Input::Closed { conn });
-                        }
-                    }
-                }
+                client_events(&mut core, &mut conns, &process, &counts, n, w, ev, &mut inbox);
             }
         }
         execute(&mut core, &mut conns, &mut storage);
@@ -271,6 +242,50 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     acceptor.abort();
     storage.shutdown().await;
     Ok(())
+}
+
+/// Feeds `first` and whatever else the connection tasks have queued (up to a bound) to the
+/// core: accepted connections, request frames, four-letter words (answered here from a
+/// snapshot of the core, then the connection closes), closed connections. Both drivers use it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn client_events(
+    core: &mut ZooKeeperServer,
+    conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    process: &ProcessInfoSource,
+    counts: &Mutex<ConnCounts>,
+    n: i64,
+    w: i64,
+    first: Event,
+    inbox: &mut mpsc::Receiver<Event>,
+) {
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(ev) = next.take() {
+        match ev {
+            Event::Accepted { conn, peer, tx } => {
+                conns.insert(conn, tx);
+                core.handle(n, w, Input::Accepted { conn, peer });
+            }
+            Event::Frame { conn, payload } => core.handle(n, w, Input::Frame { conn, payload }),
+            Event::FourLetterWord { conn, word } => {
+                let rejected = counts.lock().expect("conn counts").rejected;
+                let text = four_letter_word(core, process, &word, conn, rejected);
+                if let Some(tx) = conns.remove(&conn) {
+                    let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
+                    let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
+                }
+                core.handle(n, w, Input::Closed { conn });
+            }
+            Event::Closed { conn } => {
+                conns.remove(&conn);
+                core.handle(n, w, Input::Closed { conn });
+            }
+        }
+        taken += 1;
+        if taken < 256 {
+            next = inbox.try_recv().ok();
+        }
+    }
 }
 
 /// The client accept loop: enforces maxClientCnxns / maxCnxns and starts one task per
@@ -424,7 +439,6 @@ fn conf_runtime(cfg: &ServerConfig, my_id: Option<u64>) -> rzk_config::ConfRunti
         client_port: cfg.client_port,
         secure_client_port: cfg.secure_client_port,
         my_id,
-        ..Default::default()
     }
 }
 

@@ -1099,9 +1099,27 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(10);
 
     /// Free loopback ports, all chosen before any is released so that they differ.
+    /// Free ports below Linux's ephemeral range (32768-60999), so that no outgoing
+    /// connection of a test running in parallel can take one between choosing and binding.
     fn free_ports(n: usize) -> Vec<u16> {
-        let ls: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            let start = 20_000 + (std::process::id() % 10_000) as u16;
+            let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        let mut ports = Vec::with_capacity(n);
+        while ports.len() < n {
+            let mut p = NEXT.fetch_add(1, Ordering::Relaxed);
+            if !(20_000..32_000).contains(&p) {
+                NEXT.store(20_001, Ordering::Relaxed);
+                p = 20_000;
+            }
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                ports.push(p);
+            }
+        }
+        ports
     }
 
     fn addrs(ids: &[i64]) -> BTreeMap<ServerId, PeerAddrs> {
@@ -1217,11 +1235,16 @@ mod tests {
                 assert!(!got.contains_key(&me));
             }
         }
-        // One connection per pair, the larger sid's.
+        // One connection per pair, the larger sid's (a replaced one may still be settling).
         for (i, (net, _)) in nets.iter().enumerate() {
-            let st = net.shared.lock();
-            for (peer, p) in &st.election {
-                assert!(p.conn.is_some(), "server {} has an election connection with {peer}", i + 1);
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let missing: Vec<ServerId> = net.shared.lock().election.iter().filter(|(_, p)| p.conn.is_none()).map(|(peer, _)| *peer).collect();
+                if missing.is_empty() {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "server {} has no election connection with {missing:?}", i + 1);
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         // A notification to myself comes straight back.
