@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -140,15 +141,30 @@ class Pty:
 
     def __init__(self, argv):
         self.master, slave = pty.openpty()
-        self.proc = h.spawn(argv, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="xterm", HOME=str(h.WORK_ROOT)))
+        # A HOME of its own: no history file left by another run or variant of the test
+        # (its entries would change `history` numbering and the line editor's hints).
+        home = tempfile.mkdtemp(prefix="pty-home-", dir=str(h.WORK_ROOT))
+        self.proc = h.spawn(argv, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="xterm", HOME=home))
         os.close(slave)
         self.buf = b""
 
+    def _drain(self):
+        """Reads whatever output is ready, so the shell never blocks writing its echo."""
+        while select.select([self.master], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.buf += chunk
+
     def send(self, s: str):
-        # Typed, not pasted: a key at a time.
+        # Typed, not pasted: a key at a time, reading the echo as it comes.
         for ch in s:
             os.write(self.master, ch.encode())
             time.sleep(0.005)
+            self._drain()
 
     def expect(self, pattern: str, timeout: float = 15.0) -> str:
         rx = re.compile(pattern.encode())
