@@ -1363,7 +1363,7 @@ impl ZooKeeperServer {
         self.revalidations.clear();
         self.touches.clear();
         self.owners.clear();
-        if self.role != Role::NotServing {
+        if !matches!(self.role, Role::NotServing | Role::Standalone) {
             tracing::info!(role = self.role.name(), "stopped serving clients");
         }
         self.role = Role::NotServing;

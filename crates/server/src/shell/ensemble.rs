@@ -164,7 +164,6 @@ impl Member {
             ZabAction::Serving { epoch } => {
                 let role = role_of(self.state);
                 self.leading_since = (role == Role::Leader).then(Instant::now);
-                tracing::info!(role = ?role, epoch, zxid = %self.core.last_zxid(), "serving clients");
                 self.core_input(Input::Serve { role, epoch });
             }
         }
