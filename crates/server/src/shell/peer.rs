@@ -1503,6 +1503,7 @@ mod tests {
     struct ZooKeeperPeer {
         child: std::process::Child,
         dir: std::path::PathBuf,
+        client_port: u16,
     }
 
     impl Drop for ZooKeeperPeer {
@@ -1533,7 +1534,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rzk-peer-zk-{}-{}", std::process::id(), free_ports(1)[0]));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{sid}\n")).unwrap();
-        let mut cfg = format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\n", dir.join("data").display(), free_ports(1)[0]);
+        let client_port = free_ports(1)[0];
+        let mut cfg = format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n", dir.join("data").display());
         for (id, a) in peers {
             cfg += &format!("server.{id}=127.0.0.1:{}:{}\n", a.quorum_port, a.election_port);
         }
@@ -1559,7 +1561,7 @@ mod tests {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let child = cmd.spawn().ok()?;
-        Some(ZooKeeperPeer { child, dir })
+        Some(ZooKeeperPeer { child, dir, client_port })
     }
 
     /// ZooKeeper's `QuorumVerifier.toString()` for `peers` (what its notifications carry).
@@ -1569,6 +1571,15 @@ mod tests {
             t += &format!("server.{id}=127.0.0.1:{}:{}:participant\n", a.quorum_port, a.election_port);
         }
         t + "version=0"
+    }
+
+    impl NetEvent {
+        fn message(self) -> Option<(ServerId, Message)> {
+            match self {
+                NetEvent::Message { from, msg } => Some((from, msg)),
+                _ => None,
+            }
+        }
     }
 
     async fn next_zk(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
@@ -1692,5 +1703,76 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A four-letter word to a ZooKeeper client port.
+    async fn four_letter(port: u16, word: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(word.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        timeout(WAIT, s.read_to_string(&mut out)).await.unwrap().unwrap();
+        out
+    }
+
+    /// rzk's transport as server 1 leading a real ZooKeeper 3.8 as server 2: ZooKeeper (the
+    /// larger sid) connects to our election port and keeps the connection, adopts our vote
+    /// (a newer history), follows us, takes our SNAP (ZooKeeper's own stream bytes), NEWLEADER
+    /// and UPTODATE, logs and ACKs our PROPOSAL, applies our COMMIT and answers our PING.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leads_a_real_zookeeper_follower() {
+        use rzk_proto::txn::{CreateTxn, Txn, TxnHeader, TxnRecord};
+        use rzk_proto::{Acl, OpCode};
+        let peers = addrs(&[1, 2]);
+        let Some(zk) = start_zookeeper(2, &peers, &[]) else { return };
+        let (net, mut rx) = start(1, &peers, NetLimits::default()).await;
+        let cfg = zk_config_text(&peers);
+        let send = |msg: Message| net.send(ServerId(2), &msg, ServerId(1), 0, cfg.as_bytes());
+        let zv = loop {
+            if let NetEvent::Message { from, msg: Message::Notification(v) } = next_zk(&mut rx).await {
+                assert_eq!(from, ServerId(2));
+                break v;
+            }
+        };
+        assert_eq!((zv.state, zv.leader), (ServerState::Looking, 2));
+        send(Message::Notification(Vote { state: ServerState::Looking, leader: 1, zxid: Zxid::new(1, 0).0, election_epoch: zv.election_epoch, peer_epoch: 1 }));
+        // ZooKeeper adopts it, decides, follows: its FOLLOWERINFO arrives.
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::LearnerInfo { accepted_epoch: 0, observer: false })));
+        send(Message::LeaderInfo { epoch: 2 });
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) })));
+        let stream: String = include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
+        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
+        send(Message::NewLeader { zxid: Zxid::new(2, 0) });
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
+        send(Message::UpToDate);
+        let zxid = Zxid::new(2, 1);
+        let rec = TxnRecord {
+            header: TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: 1_700_000_000_000, op: OpCode::Create.code() },
+            txn: Txn::Create {
+                txn: CreateTxn { path: "/rzk".into(), data: Some(b"hi".to_vec()), acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }], ephemeral: false, parent_cversion: -1 },
+                create2: false,
+            },
+            digest: None,
+        };
+        send(Message::Proposal(Entry { zxid, data: Bytes::from(rec.to_bytes()) }));
+        loop {
+            match next_quorum(&mut rx).await.message() {
+                Some((_, Message::Ack { zxid: z })) if z == zxid => break,
+                Some((_, Message::Ack { .. })) => {}
+                other => panic!("expected the proposal's ACK, got {other:?}"),
+            }
+        }
+        send(Message::Commit { zxid });
+        send(Message::Ping { zxid, data: Bytes::new() });
+        match next_quorum(&mut rx).await {
+            NetEvent::Message { from, msg: Message::Ping { data, .. } } => {
+                assert_eq!(from, ServerId(2));
+                assert!(rzk_proto::quorum::decode_touches(&data).is_ok());
+            }
+            other => panic!("expected a PING reply, got {other:?}"),
+        }
+        let srvr = four_letter(zk.client_port, "srvr").await;
+        assert!(srvr.contains("Mode: follower"), "{srvr}");
+        assert!(srvr.contains("Zxid: 0x200000001"), "{srvr}");
+        drop(zk);
     }
 }
