@@ -1551,4 +1551,281 @@ mod tests {
         assert_eq!(next_packet(&mut lrx).await, (ServerId(2), odd));
         let _ = NOTIFICATION_VERSION;
     }
+
+    /// A real Apache ZooKeeper 3.8 server, killed (and its directory removed) when dropped.
+    struct ZooKeeperPeer {
+        child: std::process::Child,
+        dir: std::path::PathBuf,
+        client_port: u16,
+    }
+
+    impl Drop for ZooKeeperPeer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if std::env::var_os("RZK_KEEP_ZK_DIR").is_none() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
+    }
+
+    const ZK_JARS: [&str; 5] = [
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/zookeeper-jute.jar",
+        "/usr/share/java/slf4j-api.jar",
+        "/usr/share/java/slf4j-log4j12.jar",
+        "/usr/share/java/log4j-1.2.jar",
+    ];
+
+    /// Starts ZooKeeper as server `sid` of the ensemble `peers`, or `None` if it is not
+    /// installed.
+    fn start_zookeeper(sid: i64, peers: &BTreeMap<ServerId, PeerAddrs>, extra_jvm: &[&str]) -> Option<ZooKeeperPeer> {
+        if !ZK_JARS.iter().all(|j| std::path::Path::new(j).exists()) {
+            eprintln!("Apache ZooKeeper is not installed; skipping");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("rzk-peer-zk-{}-{}", std::process::id(), free_ports(1)[0]));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{sid}\n")).unwrap();
+        let client_port = free_ports(1)[0];
+        let mut cfg = format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n", dir.join("data").display());
+        for (id, a) in peers {
+            cfg += &format!("server.{id}=127.0.0.1:{}:{}\n", a.quorum_port, a.election_port);
+        }
+        std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        std::fs::write(
+            dir.join("log4j.properties"),
+            format!(
+                "log4j.rootLogger=INFO, F\nlog4j.appender.F=org.apache.log4j.FileAppender\nlog4j.appender.F.File={}\n\
+                 log4j.appender.F.layout=org.apache.log4j.PatternLayout\nlog4j.appender.F.layout.ConversionPattern=%d %-5p [%t:%C{{1}}@%L] - %m%n\n",
+                dir.join("zookeeper.log").display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new("java");
+        cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
+            .arg(format!("-Dlog4j.configuration=file:{}", dir.join("log4j.properties").display()))
+            .args(["-Dzookeeper.admin.enableServer=false", "-Dzookeeper.jmx.log4j.disable=true"])
+            .args(extra_jvm)
+            .arg("-cp")
+            .arg(ZK_JARS.join(":"))
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(dir.join("zoo.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().ok()?;
+        Some(ZooKeeperPeer { child, dir, client_port })
+    }
+
+    /// ZooKeeper's `QuorumVerifier.toString()` for `peers` (what its notifications carry).
+    fn zk_config_text(peers: &BTreeMap<ServerId, PeerAddrs>) -> String {
+        let mut t = String::new();
+        for (id, a) in peers {
+            t += &format!("server.{id}=127.0.0.1:{}:{}:participant\n", a.quorum_port, a.election_port);
+        }
+        t + "version=0"
+    }
+
+    impl NetEvent {
+        fn message(self) -> Option<(ServerId, Message)> {
+            match self {
+                NetEvent::Message { from, msg } => Some((from, msg)),
+                _ => None,
+            }
+        }
+    }
+
+    async fn next_zk(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
+        match timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            other => panic!("no event from ZooKeeper in time ({other:?}); set RZK_KEEP_ZK_DIR=1 to keep its log"),
+        }
+    }
+
+    /// The next event that is not an election notification.
+    async fn next_quorum(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
+        loop {
+            match next_zk(rx).await {
+                NetEvent::Message { msg: Message::Notification(_), .. } => continue,
+                ev => return ev,
+            }
+        }
+    }
+
+    /// Where ZooKeeper's SNAP stream ends: its `"BenWasHere"` signature (a jute string).
+    fn find_signature(buf: &[u8]) -> Result<Option<usize>, String> {
+        let sig = [&10i32.to_be_bytes()[..], b"BenWasHere"].concat();
+        Ok(buf.windows(sig.len()).position(|w| w == sig.as_slice()).map(|p| p + sig.len()))
+    }
+
+    /// rzk's transport as server 2 of a two-server ensemble with a real ZooKeeper 3.8 as
+    /// server 1: election (ZooKeeper connects to the larger sid and hangs up; we connect back),
+    /// then we vote for ZooKeeper, follow it, and get LEADERINFO, a SNAP with its stream,
+    /// NEWLEADER, UPTODATE and PINGs in ZooKeeper's own bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follows_a_real_zookeeper_leader() {
+        let peers = addrs(&[1, 2]);
+        let Some(zk) = start_zookeeper(1, &peers, &["-Dzookeeper.forceSnapshotSync=true"]) else { return };
+        let limits = NetLimits { snap_scanner: Arc::new(|| Box::new(find_signature)), ..NetLimits::default() };
+        let (net, mut rx) = start(2, &peers, limits).await;
+        let cfg = zk_config_text(&peers);
+        // ZooKeeper's first vote: for itself.
+        let zv = loop {
+            if let NetEvent::Message { from, msg: Message::Notification(v) } = next_zk(&mut rx).await {
+                assert_eq!(from, ServerId(1));
+                break v;
+            }
+        };
+        assert_eq!((zv.state, zv.leader), (ServerState::Looking, 1));
+        // We agree: with both votes ZooKeeper leads (after its 200 ms finalize wait), and we
+        // follow it: FOLLOWERINFO opens the quorum connection.
+        let mine = Vote { state: ServerState::Looking, ..zv };
+        net.send(ServerId(1), &Message::Notification(mine), ServerId(2), 0, cfg.as_bytes());
+        let mut leader_info = None;
+        for _ in 0..40 {
+            net.send(ServerId(1), &Message::LearnerInfo { accepted_epoch: 0, observer: false }, ServerId(2), 0, b"");
+            match timeout(Duration::from_millis(500), rx.recv()).await {
+                Ok(Some(NetEvent::Message { from, msg: m @ Message::LeaderInfo { .. } })) => {
+                    assert_eq!(from, ServerId(1));
+                    leader_info = Some(m);
+                    break;
+                }
+                // The leader may not accept learners yet.
+                Ok(Some(NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_), .. })) | Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let Some(Message::LeaderInfo { epoch }) = leader_info else { panic!("no LEADERINFO from ZooKeeper") };
+        assert_eq!(epoch, 1);
+        net.send(ServerId(1), &Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) }, ServerId(2), 0, b"");
+        let snap = match next_quorum(&mut rx).await {
+            NetEvent::Message { from, msg: Message::Snap { zxid, snapshot } } => {
+                assert_eq!((from, zxid), (ServerId(1), Zxid(0)));
+                snapshot
+            }
+            other => panic!("expected SNAP, got {other:?}"),
+        };
+        assert!(snap.ends_with(b"BenWasHere"));
+        if std::env::var_os("RZK_PRINT_ZK_SNAP").is_some() {
+            eprintln!("zk snap stream: {}", snap.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        }
+        let nl = match next_quorum(&mut rx).await {
+            NetEvent::Message { msg: Message::NewLeader { zxid }, .. } => zxid,
+            other => panic!("expected NEWLEADER, got {other:?}"),
+        };
+        assert_eq!(nl, Zxid::new(1, 0));
+        net.send(ServerId(1), &Message::Ack { zxid: nl }, ServerId(2), 0, b"");
+        let mut got_uptodate = false;
+        loop {
+            match next_zk(&mut rx).await {
+                NetEvent::Message { msg: Message::Notification(_), .. } => {}
+                NetEvent::Message { msg: Message::UpToDate, .. } => got_uptodate = true,
+                NetEvent::Message { msg: Message::Ping { zxid, .. }, .. } if got_uptodate => {
+                    // Answer as a ZooKeeper learner does, with (empty) touches.
+                    net.send_packet(ServerId(1), QuorumPacket { ty: pt::PING, zxid, data: Some(vec![]), authinfo: None });
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(net.has_quorum_connection(ServerId(1)));
+        // A LOOKING notification now gets ZooKeeper's answer: it leads, in epoch 1.
+        net.send(ServerId(1), &Message::Notification(Vote { election_epoch: zv.election_epoch + 1, ..mine }), ServerId(2), 0, cfg.as_bytes());
+        loop {
+            match next_zk(&mut rx).await {
+                NetEvent::Message { from, msg: Message::Notification(v) } => {
+                    assert_eq!(from, ServerId(1));
+                    assert_eq!((v.state, v.leader, v.peer_epoch), (ServerState::Leading, 1, 1));
+                    break;
+                }
+                NetEvent::Message { msg: Message::Ping { .. }, .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(zk);
+        // ZooKeeper is gone: the connection breaks and is reported.
+        loop {
+            match next_zk(&mut rx).await {
+                NetEvent::Disconnected { peer } => {
+                    assert_eq!(peer, ServerId(1));
+                    break;
+                }
+                NetEvent::Message { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A four-letter word to a ZooKeeper client port.
+    async fn four_letter(port: u16, word: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(word.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        timeout(WAIT, s.read_to_string(&mut out)).await.unwrap().unwrap();
+        out
+    }
+
+    /// rzk's transport as server 1 leading a real ZooKeeper 3.8 as server 2: ZooKeeper (the
+    /// larger sid) connects to our election port and keeps the connection, adopts our vote
+    /// (a newer history), follows us, takes our SNAP (ZooKeeper's own stream bytes), NEWLEADER
+    /// and UPTODATE, logs and ACKs our PROPOSAL, applies our COMMIT and answers our PING.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leads_a_real_zookeeper_follower() {
+        use rzk_proto::txn::{CreateTxn, Txn, TxnHeader, TxnRecord};
+        use rzk_proto::{Acl, OpCode};
+        let peers = addrs(&[1, 2]);
+        let Some(zk) = start_zookeeper(2, &peers, &[]) else { return };
+        let (net, mut rx) = start(1, &peers, NetLimits::default()).await;
+        let cfg = zk_config_text(&peers);
+        let send = |msg: Message| net.send(ServerId(2), &msg, ServerId(1), 0, cfg.as_bytes());
+        let zv = loop {
+            if let NetEvent::Message { from, msg: Message::Notification(v) } = next_zk(&mut rx).await {
+                assert_eq!(from, ServerId(2));
+                break v;
+            }
+        };
+        assert_eq!((zv.state, zv.leader), (ServerState::Looking, 2));
+        send(Message::Notification(Vote { state: ServerState::Looking, leader: 1, zxid: Zxid::new(1, 0).0, election_epoch: zv.election_epoch, peer_epoch: 1 }));
+        // ZooKeeper adopts it, decides, follows: its FOLLOWERINFO arrives.
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::LearnerInfo { accepted_epoch: 0, observer: false })));
+        send(Message::LeaderInfo { epoch: 2 });
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) })));
+        let stream: String = include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
+        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
+        send(Message::NewLeader { zxid: Zxid::new(2, 0) });
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
+        send(Message::UpToDate);
+        let zxid = Zxid::new(2, 1);
+        let rec = TxnRecord {
+            header: TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: 1_700_000_000_000, op: OpCode::Create.code() },
+            txn: Txn::Create {
+                txn: CreateTxn { path: "/rzk".into(), data: Some(b"hi".to_vec()), acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }], ephemeral: false, parent_cversion: -1 },
+                create2: false,
+            },
+            digest: None,
+        };
+        send(Message::Proposal(Entry { zxid, data: Bytes::from(rec.to_bytes()) }));
+        loop {
+            match next_quorum(&mut rx).await.message() {
+                Some((_, Message::Ack { zxid: z })) if z == zxid => break,
+                Some((_, Message::Ack { .. })) => {}
+                other => panic!("expected the proposal's ACK, got {other:?}"),
+            }
+        }
+        send(Message::Commit { zxid });
+        send(Message::Ping { zxid, data: Bytes::new() });
+        match next_quorum(&mut rx).await {
+            NetEvent::Message { from, msg: Message::Ping { data, .. } } => {
+                assert_eq!(from, ServerId(2));
+                assert!(rzk_proto::quorum::decode_touches(&data).is_ok());
+            }
+            other => panic!("expected a PING reply, got {other:?}"),
+        }
+        let srvr = four_letter(zk.client_port, "srvr").await;
+        assert!(srvr.contains("Mode: follower"), "{srvr}");
+        assert!(srvr.contains("Zxid: 0x200000001"), "{srvr}");
+        drop(zk);
+    }
 }
