@@ -84,6 +84,47 @@ impl XorShift {
     }
 }
 
+/// When to roll the log: after snapCount/2 + random(snapCount/2) txns in the current file,
+/// as ZooKeeper does, so the servers of an ensemble do not all snapshot at once.
+struct RollPolicy {
+    snap_count: u64,
+    roll_after: u64,
+    rng: XorShift,
+}
+
+impl RollPolicy {
+    fn new(snap_count: u64, mut rng: XorShift) -> RollPolicy {
+        let snap_count = snap_count.max(2);
+        let roll_after = snap_count / 2 + rng.below(snap_count / 2);
+        RollPolicy { snap_count, roll_after, rng }
+    }
+
+    /// Before a write: rolls a full log file and announces that a snapshot is due. `Err` is
+    /// the fatal message (the fsync of the closed file failed).
+    fn before_write(&mut self, log: &mut TxnLog, events: &mpsc::Sender<StorageEvent>) -> Result<(), String> {
+        if log.txns_in_current() >= self.roll_after {
+            log.roll().map_err(|e| format!("fsync of the transaction log failed while rolling it: {e}; stopping"))?;
+            self.roll_after = self.snap_count / 2 + self.rng.below(self.snap_count / 2);
+            let _ = events.blocking_send(StorageEvent::SnapshotDue);
+        }
+        Ok(())
+    }
+}
+
+/// A batch's log records, one after another, into `buf` (cleared first).
+fn encode_batch(batch: &[LogAppend], buf: &mut Vec<u8>) {
+    buf.clear();
+    for a in batch {
+        format::encode_log_entry(&a.entry, buf);
+    }
+}
+
+/// Reports a fatal storage error: logged, and sent to the driver, which stops the server.
+fn fatal(events: &mpsc::Sender<StorageEvent>, msg: String) {
+    tracing::error!("{msg}");
+    let _ = events.blocking_send(StorageEvent::Fatal(msg));
+}
+
 /// Starts the log worker. `seed` randomises the roll points.
 pub fn spawn_log_worker(
     cfg: &StorageConfig,
@@ -92,21 +133,16 @@ pub fn spawn_log_worker(
 ) -> std::io::Result<(mpsc::Sender<Vec<LogAppend>>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Vec<LogAppend>>(LOG_QUEUE_MESSAGES);
     let log = TxnLog::new(&cfg.log_dir, cfg.prealloc_bytes, cfg.force_sync);
-    let snap_count = cfg.snap_count.max(2);
+    let snap_count = cfg.snap_count;
     let h = std::thread::Builder::new()
         .name("rzk-log".into())
-        .spawn(move || log_worker(log, rx, events, snap_count, XorShift(seed | 1)))?;
+        .spawn(move || log_worker(log, rx, events, RollPolicy::new(snap_count, XorShift(seed | 1))))?;
     Ok((tx, h))
 }
 
-fn log_worker(mut log: TxnLog, mut rx: mpsc::Receiver<Vec<LogAppend>>, events: mpsc::Sender<StorageEvent>, snap_count: u64, mut rng: XorShift) {
-    let mut roll_after = snap_count / 2 + rng.below(snap_count / 2);
+fn log_worker(mut log: TxnLog, mut rx: mpsc::Receiver<Vec<LogAppend>>, events: mpsc::Sender<StorageEvent>, mut rolls: RollPolicy) {
     let mut failed_from: Option<Zxid> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let fatal = |events: &mpsc::Sender<StorageEvent>, msg: String| {
-        tracing::error!("{msg}");
-        let _ = events.blocking_send(StorageEvent::Fatal(msg));
-    };
     while let Some(first) = rx.blocking_recv() {
         let mut batch = first;
         let mut bytes: usize = batch.iter().map(|a| a.entry.len() + 13).sum();
@@ -132,17 +168,10 @@ fn log_worker(mut log: TxnLog, mut rx: mpsc::Receiver<Vec<LogAppend>>, events: m
         if batch.is_empty() {
             continue;
         }
-        if log.txns_in_current() >= roll_after {
-            if let Err(e) = log.roll() {
-                return fatal(&events, format!("fsync of the transaction log failed while rolling it: {e}; stopping"));
-            }
-            roll_after = snap_count / 2 + rng.below(snap_count / 2);
-            let _ = events.blocking_send(StorageEvent::SnapshotDue);
+        if let Err(msg) = rolls.before_write(&mut log, &events) {
+            return fatal(&events, msg);
         }
-        buf.clear();
-        for a in &batch {
-            format::encode_log_entry(&a.entry, &mut buf);
-        }
+        encode_batch(&batch, &mut buf);
         let first_zxid = batch[0].zxid;
         let last_zxid = batch[batch.len() - 1].zxid;
         match log.write(first_zxid, &buf, batch.len() as u64) {
@@ -200,7 +229,10 @@ pub fn spawn_ensemble_log_worker(
     let cfg = cfg.clone();
     let h = std::thread::Builder::new()
         .name("rzk-log".into())
-        .spawn(move || ensemble_log_worker(log, rx, events, &cfg, XorShift(seed | 1)))?;
+        .spawn(move || {
+            let rolls = RollPolicy::new(cfg.snap_count, XorShift(seed | 1));
+            ensemble_log_worker(log, rx, events, &cfg, rolls)
+        })?;
     Ok((tx, h))
 }
 
@@ -209,18 +241,12 @@ fn ensemble_log_worker(
     mut rx: mpsc::Receiver<LogCommand>,
     events: mpsc::Sender<StorageEvent>,
     cfg: &StorageConfig,
-    mut rng: XorShift,
+    mut rolls: RollPolicy,
 ) {
-    let snap_count = cfg.snap_count.max(2);
-    let mut roll_after = snap_count / 2 + rng.below(snap_count / 2);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     // The last zxid logged (once known), to refuse appends out of order.
     let mut last: Option<Zxid> = None;
     let mut lookahead: Option<LogCommand> = None;
-    let fatal = |events: &mpsc::Sender<StorageEvent>, msg: String| {
-        tracing::error!("{msg}");
-        let _ = events.blocking_send(StorageEvent::Fatal(msg));
-    };
     loop {
         let cmd = match lookahead.take() {
             Some(c) => c,
@@ -256,17 +282,10 @@ fn ensemble_log_worker(
                         }
                         prev = Some(a.zxid);
                     }
-                    if log.txns_in_current() >= roll_after {
-                        if let Err(e) = log.roll() {
-                            return fatal(&events, format!("fsync of the transaction log failed while rolling it: {e}; stopping"));
-                        }
-                        roll_after = snap_count / 2 + rng.below(snap_count / 2);
-                        let _ = events.blocking_send(StorageEvent::SnapshotDue);
+                    if let Err(msg) = rolls.before_write(&mut log, &events) {
+                        return fatal(&events, msg);
                     }
-                    buf.clear();
-                    for a in &batch {
-                        format::encode_log_entry(&a.entry, &mut buf);
-                    }
+                    encode_batch(&batch, &mut buf);
                     let first_zxid = batch[0].zxid;
                     if let Err(e) = log.write(first_zxid, &buf, batch.len() as u64) {
                         return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping"));
