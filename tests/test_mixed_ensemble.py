@@ -540,15 +540,7 @@ def test_old_leader_of_the_other_kind_is_truncated(kinds, old_kind):
             zk.create("/trunc/before-%d" % i)
         close(zk)
         z0 = ens.wait_converged()
-        h.wait_until(lambda: z0 in old.txn_zxids(), 10, what="the leader's log to hold its last zxid")
-        victim = h.RawSession(*old.address)
-        victim.connect(10000)
-        for f in (f1, f2):
-            ens.block(old.sid, f.sid)
-        victim.send_frame(h.Jute().int(1).int(h.OP["create"]).string("/trunc/victim").buffer(b"never")
-                          .acls(h.OPEN_ACL).int(0).bytes())
-        h.wait_until(lambda: max(old.txn_zxids()) > z0, 5, what="the leader to log the proposal")
-        proposal = max(old.txn_zxids())
+        proposal, victim = ens.log_unreplicated_proposal(old, z0)
         ens.isolate(old.sid)
         for f in (f1, f2):
             ens.unblock(old.sid, f.sid)

@@ -555,6 +555,22 @@ class Ensemble:
         self.cut_pairs([(a.sid, b.sid) for a in self.members for b in self.members
                         if a.sid < b.sid and group_of.get(a.sid, -a.sid) != group_of.get(b.sid, -b.sid)])
 
+    def log_unreplicated_proposal(self, leader: Member, z0: int, path: str = "/trunc/victim"):
+        """Has `leader` log a create of `path` that no follower receives: its links to the
+        followers are blocked (and stay blocked on return) before a raw session asks for the
+        create. `z0` is the last zxid every member holds. Returns the proposal's zxid and the
+        session that asked (still open)."""
+        h.wait_until(lambda: z0 in leader.txn_zxids(), 10, what="the leader's log to hold its last zxid")
+        victim = h.RawSession(*leader.address)
+        victim.connect(10000)
+        for m in self.members:
+            if m is not leader:
+                self.block(leader.sid, m.sid)
+        victim.send_frame(h.Jute().int(1).int(h.OP["create"]).string(path).buffer(b"never")
+                          .acls(h.OPEN_ACL).int(0).bytes())
+        h.wait_until(lambda: max(leader.txn_zxids()) > z0, 5, what="the leader to log the proposal")
+        return max(leader.txn_zxids()), victim
+
     def isolate(self, sid: int, links=("quorum", "election")) -> None:
         self.cut_pairs([(sid, m.sid) for m in self.members if m.sid != sid], links)
 
