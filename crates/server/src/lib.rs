@@ -10,5 +10,7 @@
 //!   owns the core and executes its actions.
 #![forbid(unsafe_code)]
 
-pub mod core;
+/// The pure core lives in its own crate (`rzk-core`), so that nothing in it can reach tokio,
+/// the file system or a clock.
+pub use rzk_core as core;
 pub mod shell;

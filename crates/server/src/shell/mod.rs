@@ -405,7 +405,7 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
             "Server stats reset.\n".to_string()
         }
         "conf" => p.cfg.to_conf_4lw(&conf_runtime(&p.cfg, p.my_id)),
-        "envi" => fourlw::envi(),
+        "envi" => fourlw::envi(&env_info()),
         "dirs" => {
             let rt = conf_runtime(&p.cfg, p.my_id);
             format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
@@ -416,6 +416,31 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
             &ProcessInfo { fd_count: fd_count(), fd_limit: fd_limit(), connections_rejected: rejected, asking_conn: Some(conn) },
         ),
     }
+}
+
+/// The process and machine facts `envi` prints.
+fn env_info() -> fourlw::EnvInfo {
+    let read = |p: &str| std::fs::read_to_string(p).map(|v| v.trim().to_string());
+    fourlw::EnvInfo {
+        host: read("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into()),
+        cwd: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        home: std::env::var("HOME").unwrap_or_default(),
+        os_version: read("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        tmp_dir: std::env::temp_dir().display().to_string(),
+        arch: std::env::consts::ARCH,
+        memory_free_mb: proc_kb("/proc/meminfo", "MemAvailable:") / 1024,
+        memory_total_mb: proc_kb("/proc/meminfo", "MemTotal:") / 1024,
+        process_rss_mb: proc_kb("/proc/self/status", "VmRSS:") / 1024,
+    }
+}
+
+/// A `key: N kB` field of a /proc file (0 when missing).
+fn proc_kb(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {

@@ -2,7 +2,7 @@
 //! that existing tools parse them: ruok, srvr, stat, cons, mntr, wchs, wchc, wchp, dump, isro.
 //! (conf, envi and dirs need the process and the disk; the shell answers those.)
 
-use crate::core::server::{ConnStats, Role, ServerStats};
+use crate::server::{ConnStats, Role, ServerStats};
 use rzk_proto::{SessionId, Zxid};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -31,33 +31,29 @@ pub struct ProcessInfo {
 }
 
 /// `envi`: ZooKeeper prints Java system properties; rzk prints the same keys with its own
-/// values, `zookeeper.version` first (kazoo's `server_version()` parses it).
-pub fn envi() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
-    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let home = std::env::var("HOME").unwrap_or_default();
-    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|v| v.trim().to_string()).unwrap_or_default();
+/// values, `zookeeper.version` first (kazoo's `server_version()` parses it). The shell reads
+/// the process and the machine ([`EnvInfo`]); this only formats.
+pub fn envi(e: &EnvInfo) -> String {
     let mut out = String::from("Environment:\n");
     let rows = [
         ("zookeeper.version", full_version()),
-        ("host.name", host),
+        ("host.name", e.host.clone()),
         ("java.version", "rzk (no JVM)".to_string()),
         ("java.vendor", "rzk".to_string()),
         ("java.home", "<NA>".to_string()),
         ("java.class.path", "<NA>".to_string()),
         ("java.library.path", "<NA>".to_string()),
-        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.io.tmpdir", e.tmp_dir.clone()),
         ("java.compiler", "<NA>".to_string()),
         ("os.name", "Linux".to_string()),
-        ("os.arch", std::env::consts::ARCH.to_string()),
-        ("os.version", os_version),
-        ("user.name", user),
-        ("user.home", home),
-        ("user.dir", cwd),
-        ("os.memory.free", format!("{}MB", mem_mb("MemAvailable:"))),
-        ("os.memory.max", format!("{}MB", mem_mb("MemTotal:"))),
-        ("os.memory.total", format!("{}MB", process_rss_mb())),
+        ("os.arch", e.arch.to_string()),
+        ("os.version", e.os_version.clone()),
+        ("user.name", e.user.clone()),
+        ("user.home", e.home.clone()),
+        ("user.dir", e.cwd.clone()),
+        ("os.memory.free", format!("{}MB", e.memory_free_mb)),
+        ("os.memory.max", format!("{}MB", e.memory_total_mb)),
+        ("os.memory.total", format!("{}MB", e.process_rss_mb)),
     ];
     for (k, v) in rows {
         let _ = writeln!(out, "{k}={v}");
@@ -65,20 +61,20 @@ pub fn envi() -> String {
     out
 }
 
-/// A /proc/meminfo field in MB (rzk has no JVM heap; the machine's memory stands in).
-fn mem_mb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(0, |kb| kb / 1024)
-}
-
-/// This process's resident memory in MB.
-fn process_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(0, |kb| kb / 1024)
+/// What `envi` shows of the process and the machine, gathered by the shell.
+#[derive(Debug, Clone, Default)]
+pub struct EnvInfo {
+    pub host: String,
+    pub cwd: String,
+    pub user: String,
+    pub home: String,
+    pub os_version: String,
+    pub tmp_dir: String,
+    pub arch: &'static str,
+    /// The machine's available and total memory (rzk has no JVM heap; they stand in).
+    pub memory_free_mb: u64,
+    pub memory_total_mb: u64,
+    pub process_rss_mb: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@
 //! way `outstandingChanges` does in ZooKeeper. A record is dropped once the txn that made it
 //! has been applied.
 
-use crate::core::auth::{self, AuthConfig};
-use crate::core::path::{self, validate_path};
+use crate::auth::{self, AuthConfig};
+use crate::path::{self, validate_path};
 use rzk_proto::client::{Create, Request};
 use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};

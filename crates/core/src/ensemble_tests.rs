@@ -594,7 +594,7 @@ fn install_replaces_tree_and_sessions_while_not_serving() {
 
 #[test]
 fn four_letter_words_show_the_role() {
-    use crate::core::fourlw::{render, ProcessInfo};
+    use crate::fourlw::{render, ProcessInfo};
     let mut e = Ens::new(true);
     let p = ProcessInfo::default();
     for (sid, mode) in [(LEADER, "leader"), (F1, "follower"), (F2, "observer")] {
@@ -613,7 +613,7 @@ fn four_letter_words_show_the_role() {
 
 #[test]
 fn mntr_in_an_ensemble_has_zookeepers_quorum_keys() {
-    use crate::core::fourlw::{render, ProcessInfo};
+    use crate::fourlw::{render, ProcessInfo};
     let mut e = Ens::new(true);
     let p = ProcessInfo::default();
     let mut snap = e.s(LEADER).snapshot();

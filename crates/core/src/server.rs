@@ -27,10 +27,10 @@
 //! - **NotServing** (between roles): clients are refused, committed txns still applied, and
 //!   a leader's snapshot can replace the state ([`ZooKeeperServer::install`]).
 
-use crate::core::auth::{self, AuthConfig};
-use crate::core::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
-use crate::core::prep::{Outstanding, PrepContext};
-use crate::core::session::SessionTracker;
+use crate::auth::{self, AuthConfig};
+use crate::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
+use crate::prep::{Outstanding, PrepContext};
+use crate::session::SessionTracker;
 use rzk_proto::client::{
     self, ClientInfo, ConnectRequest, ConnectResponse, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
 };
@@ -344,7 +344,7 @@ pub struct ZooKeeperServer {
     stats: ServerStats,
     out: Vec<Action>,
     /// What the driver knows of the ensemble, for mntr / srvr.
-    quorum_info: crate::core::fourlw::QuorumInfo,
+    quorum_info: crate::fourlw::QuorumInfo,
     // ---- ensemble mode ----
     role: Role,
     /// Leader: the server each session's requests must come from (ZooKeeper's session owner;
@@ -402,7 +402,7 @@ impl ZooKeeperServer {
 
     /// What this server does for clients now.
     /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
-    pub fn set_quorum_info(&mut self, q: crate::core::fourlw::QuorumInfo) {
+    pub fn set_quorum_info(&mut self, q: crate::fourlw::QuorumInfo) {
         self.quorum_info = q;
     }
 

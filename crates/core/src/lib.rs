@@ -9,6 +9,8 @@
 //! - [`path`]: ZooKeeper's path rules.
 //! - [`fourlw`]: the four-letter words' output.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod fourlw;
 pub mod path;
