@@ -112,7 +112,9 @@ impl Ens {
             let sids: Vec<PeerId> = self.servers.keys().copied().collect();
             for sid in sids {
                 let now = self.now;
-                self.s(sid).handle(now, 1000 + now, Input::Committed { record: r.clone() });
+                // The leader applies its own proposal as prepped; the others get the txn.
+                let record = (sid != self.leader).then(|| r.clone());
+                self.s(sid).handle(now, 1000 + now, Input::Committed { zxid: r.header.zxid, record });
             }
             self.pump();
         }
@@ -524,7 +526,7 @@ fn stop_serving_closes_clients_and_forgets_in_flight_work() {
         },
         digest: None,
     };
-    e.input(F1, Input::Committed { record: r });
+    e.input(F1, Input::Committed { zxid: r.header.zxid, record: Some(r) });
     assert!(e.s(F1).tree().get("/late").is_some());
 }
 

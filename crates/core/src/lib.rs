@@ -8,11 +8,14 @@
 //! - [`auth`]: auth providers, ACL checks, session passwords.
 //! - [`path`]: ZooKeeper's path rules.
 //! - [`fourlw`]: the four-letter words' output.
+//! - [`member`]: `Member`, one server (standalone or ensemble member): the request pipeline
+//!   composed with the ZAB node, with the protocol between servers.
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod fourlw;
+pub mod member;
 pub mod path;
 pub mod prep;
 pub mod server;

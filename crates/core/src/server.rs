@@ -1,22 +1,22 @@
 //! `ZooKeeperServer`: one server's state and its request pipeline, as a pure state machine.
 //!
-//! The driver feeds [`Input`]s (a connection accepted, a frame read, a connection closed, a
-//! tick, the log persisted up to a zxid) with the current time, and executes the [`Action`]s
-//! that come out (send bytes, close a connection, append a txn to the log). Nothing here does
-//! I/O or reads a clock, so a simulator can run it exactly as production does.
+//! The member ([`crate::member`]) feeds [`Input`]s (a connection accepted, a frame read, a
+//! connection closed, a tick, a txn committed) with the current time, and carries out the
+//! [`Action`]s that come out (send bytes, close a connection, propose a txn). Nothing here
+//! does I/O or reads a clock, so a simulator runs it exactly as production does.
 //!
 //! The path of a write: frame → decode → prep (validation, ACL, outstanding changes) → a txn
-//! with the next zxid → `Action::Append` → the driver makes it durable and feeds back
-//! `Input::Persisted` → apply to the tree (in zxid order) → watch events and the reply, in
-//! the order the session sent its requests. A read is answered at once from the tree, unless
+//! with the next zxid (this is the one zxid allocator; ZAB checks it) → `Action::Append` →
+//! ZAB (standalone: a one-voter ZAB, committed once the log is fsynced) → `Input::Committed`
+//! → apply to the tree (in zxid order) → watch events and the reply, in the order the
+//! session sent its requests. A read is answered at once from the tree, unless
 //! the connection still waits for one of its earlier writes: then it waits behind it, so a
 //! client always sees its own writes and its replies in order.
 //!
 //! # In an ensemble ([`Role`])
-//! The same pipeline, with ZAB (the driver's `rzk_zab::Node`) where the log was:
+//! The same pipeline; what differs is who preps and who decides:
 //! - **Leader**: prep as above, for local clients and for learners' forwarded requests
-//!   (`Input::Forwarded`); `Action::Append` is a proposal and `Input::Committed` (not
-//!   `Persisted`) applies it. Only the leader expires sessions (learners report activity with
+//!   (`Input::Forwarded`); `Action::Append` is a proposal and `Input::Committed` applies it. Only the leader expires sessions (learners report activity with
 //!   `Input::Touches`), decides REVALIDATE, answers learners' syncs once everything proposed
 //!   before them is committed (`Action::SyncReply`) and runs the container/TTL manager.
 //! - **Follower / Observer**: reads are answered from the local tree; writes, new sessions
@@ -131,8 +131,6 @@ pub enum Input {
     Closed { conn: ConnId },
     /// Time moved on; expire sessions, clean up containers.
     Tick,
-    /// Every txn up to `zxid` is durable in the log.
-    Persisted { zxid: Zxid },
     /// The log could not write the txns from `zxid` on (the disk is full) and will write
     /// nothing more until appends start again at `zxid`. Those txns are never applied: each
     /// writer gets `ConnectionLoss` (the write did not happen; clients retry it), a new
@@ -151,10 +149,13 @@ pub enum Input {
     /// session table stay (uncommitted session changes are undone). Role becomes `NotServing`,
     /// in which a ConnectRequest is refused.
     StopServing,
-    /// A txn ZAB committed, in zxid order, in any role. On a leader it is the front of the
-    /// proposals in flight (its prep's origin gets the reply); otherwise it is applied as it
-    /// comes, and answers the local connection that forwarded it, if any.
-    Committed { record: TxnRecord },
+    /// A txn ZAB committed, in zxid order, in any role (standalone included: its one-voter
+    /// ZAB commits a txn once the log has it). `record: None` is this server's own proposal,
+    /// which must be the front of its proposals in flight: it is applied as prep built it
+    /// (never encoded and decoded again here) and its origin gets the reply. `Some` is a txn
+    /// that came from the leader (a learner's, or a new leader's initial history): applied as
+    /// it comes, answering the local connection that forwarded it, if any.
+    Committed { zxid: Zxid, record: Option<TxnRecord> },
     /// Leader: a learner's REQUEST (a client write, a new session, a close, a sync).
     Forwarded { from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
     /// Leader: a learner's REVALIDATE of a session a client reattaches to it.
@@ -176,8 +177,8 @@ pub enum Action {
     Send { conn: ConnId, frame: Vec<u8>, reply: bool },
     /// Send what is queued, then close.
     Close { conn: ConnId, reason: String },
-    /// Append to the transaction log; feed back `Input::Persisted` once it is durable.
-    /// On a leader: propose it through ZAB; `Input::Committed` comes back once a quorum has it.
+    /// Propose this txn through ZAB (standalone: a one-voter ZAB whose commit is the fsync of
+    /// the log); `Input::Committed { zxid, record: None }` comes back once it is committed.
     Append(TxnRecord),
 
     // ---- ensemble mode ----
@@ -456,6 +457,11 @@ impl ZooKeeperServer {
         self.last_zxid
     }
 
+    /// The oldest of this server's proposals not yet committed.
+    pub fn proposed_front(&self) -> Option<Zxid> {
+        self.in_flight.front().map(|f| f.record.header.zxid)
+    }
+
     /// Applied txns whose tree digest differed from the TxnDigest logged for them.
     pub fn digest_mismatches(&self) -> u64 {
         self.digest_mismatches
@@ -503,18 +509,14 @@ impl ZooKeeperServer {
             Input::Frame { conn, payload } => self.on_frame(conn, payload),
             Input::Closed { conn } => self.on_closed(conn),
             Input::Tick => self.on_tick(),
-            Input::Persisted { zxid } => {
-                if self.role == Role::Standalone {
-                    self.on_persisted(zxid)
-                } else {
-                    // In an ensemble, ZAB's commit (not the local log) decides.
-                    tracing::debug!(%zxid, role = self.role.name(), "Persisted ignored outside standalone");
-                }
-            }
             Input::AppendFailed { zxid } => self.on_append_failed(zxid),
             Input::Serve { role, epoch } => self.serve(role, epoch),
             Input::StopServing => self.stop_serving(),
-            Input::Committed { record } => self.on_committed(record),
+            Input::Committed { zxid, record: None } => self.on_proposal_committed(zxid),
+            Input::Committed { zxid, record: Some(record) } => {
+                assert_eq!(record.header.zxid, zxid, "a committed txn's header names another zxid");
+                self.on_committed(record)
+            }
             Input::Forwarded { from, session, cxid, op, body, auth } => self.on_forwarded(from, session, cxid, op, body, auth),
             Input::Revalidate { from, session, timeout_ms } => self.on_revalidate(from, session, timeout_ms),
             Input::Revalidated { session, valid } => self.on_revalidated(session, valid),
@@ -1041,11 +1043,12 @@ impl ZooKeeperServer {
 
     // ---- commit and apply ----
 
-    fn on_persisted(&mut self, zxid: Zxid) {
-        while self.in_flight.front().is_some_and(|f| f.record.header.zxid <= zxid) {
-            let f = self.in_flight.pop_front().expect("front");
-            self.commit(f);
-        }
+    /// This server's own proposal `zxid` is committed: it must be the oldest in flight.
+    fn on_proposal_committed(&mut self, zxid: Zxid) {
+        let f = self.in_flight.pop_front().unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
+        assert_eq!(f.record.header.zxid, zxid, "ZAB committed {zxid} but the oldest proposal in flight is {}", f.record.header.zxid);
+        self.commit(f);
+        self.release_leader_syncs(zxid);
     }
 
     fn on_append_failed(&mut self, zxid: Zxid) {
@@ -1377,21 +1380,16 @@ impl ZooKeeperServer {
         self.predicted_digest = self.tree.options().digest_enabled.then(|| self.tree.digest());
     }
 
+    /// A committed txn from the leader (or a new leader's initial history): nothing of this
+    /// server's is in flight then (learners forward their writes; a leader serves only once
+    /// its history is delivered).
     fn on_committed(&mut self, record: TxnRecord) {
         let zxid = record.header.zxid;
-        if let Some(front) = self.in_flight.front() {
-            if front.record.header.zxid == zxid {
-                let mut f = self.in_flight.pop_front().expect("front");
-                if f.record != record {
-                    tracing::error!(%zxid, "the committed txn differs from the one proposed; applying the committed one");
-                    f.record = record;
-                }
-                self.commit(f);
-                self.release_leader_syncs(zxid);
-                return;
-            }
-            tracing::error!(committed = %zxid, proposed = %front.record.header.zxid, "a committed txn is not the next proposal in flight");
-        }
+        assert!(
+            self.in_flight.is_empty(),
+            "txn {zxid} committed from the leader while this server's proposal {} is in flight",
+            self.in_flight.front().map(|f| f.record.header.zxid).unwrap_or_default()
+        );
         if zxid <= self.tree.last_processed_zxid() {
             tracing::warn!(%zxid, applied = %self.tree.last_processed_zxid(), "committed txn already applied; ignored");
             return;
@@ -1798,8 +1796,16 @@ mod tests {
         ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
         s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
         let zxid = appended(s).expect("createSession appended");
-        s.handle(0, 1000, Input::Persisted { zxid });
+        persist(s, zxid);
         assert!(sends(&s.take_actions(), conn) == 1, "connect response");
+    }
+
+    /// What the standalone member's ZAB node does once the log holds everything up to
+    /// `zxid`: it commits this server's proposals through it, in order.
+    fn persist(s: &mut ZooKeeperServer, zxid: Zxid) {
+        while let Some(z) = s.proposed_front().filter(|z| *z <= zxid) {
+            s.handle(0, 1000, Input::Committed { zxid: z, record: None });
+        }
     }
 
     fn request(s: &mut ZooKeeperServer, conn: ConnId, xid: i32, req: &Request) {
@@ -1856,7 +1862,7 @@ mod tests {
         assert!(reply_xids(&a, 1).is_empty());
         assert_eq!(reply_xids(&a, 2), vec![1]);
         // Durable: the write's reply, then the read that waited, in xid order.
-        s.handle(0, 1000, Input::Persisted { zxid });
+        persist(&mut s, zxid);
         assert_eq!(reply_xids(&s.take_actions(), 1), vec![1, 2]);
     }
 
@@ -1868,7 +1874,7 @@ mod tests {
         request(&mut s, 1, 2, &create("/p/c"));
         request(&mut s, 1, 3, &create("/p"));
         let zxid = appended(&mut s).unwrap();
-        s.handle(0, 1000, Input::Persisted { zxid });
+        persist(&mut s, zxid);
         let frames: Vec<ReplyHeader> = s
             .take_actions()
             .iter()
@@ -1891,7 +1897,7 @@ mod tests {
         // Prepped before the multi is applied: /m must not look created.
         request(&mut s, 1, 2, &create("/m"));
         let zxid = appended(&mut s).unwrap();
-        s.handle(0, 1000, Input::Persisted { zxid });
+        persist(&mut s, zxid);
         let a = s.take_actions();
         let replies: Vec<(ReplyHeader, Vec<u8>)> = a
             .iter()
@@ -1941,7 +1947,7 @@ mod tests {
         request(&mut s, 2, 1, &create("/c"));
         let zc = appended(&mut s).unwrap();
         assert_eq!((zb.0, zc.0), (za.0 + 1, za.0 + 2));
-        s.handle(0, 1000, Input::Persisted { zxid: za });
+        persist(&mut s, za);
         s.handle(0, 1000, Input::AppendFailed { zxid: zb });
         let a = s.take_actions();
         let loss = ErrorCode::ConnectionLoss.code();
@@ -1953,7 +1959,7 @@ mod tests {
         request(&mut s, 1, 4, &seq_create("/a/s-"));
         let z = appended(&mut s).unwrap();
         assert_eq!(z, zb);
-        s.handle(0, 1000, Input::Persisted { zxid: z });
+        persist(&mut s, z);
         assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
         assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
         assert!(s.tree().get("/c").is_none());
@@ -1978,7 +1984,7 @@ mod tests {
             request(&mut s, 1, 1, &mk("/p", 0));
             request(&mut s, 2, 1, &mk("/p/e", 1));
             let z = appended(&mut s).unwrap();
-            s.handle(0, 1000, Input::Persisted { zxid: z });
+            persist(&mut s, z);
             s.take_actions();
             assert_eq!(s.tree().get_ephemerals(s2), vec!["/p/e".to_string()]);
             request(&mut s, 1, 2, &Request::Delete(DeleteRequest { path: "/p/e".into(), version: -1 }));
@@ -1992,7 +1998,7 @@ mod tests {
                 s.take_actions().into_iter().filter_map(|a| if let Action::Append(r) = a { Some(r) } else { None }).collect();
             let close = logged.last().unwrap();
             assert!(matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()), "{:?}", close.txn);
-            s.handle(0, 1000, Input::Persisted { zxid: close.header.zxid });
+            persist(&mut s, close.header.zxid);
             assert_eq!(s.digest_mismatches(), 0);
             let owner = if ephemeral { s1.0 } else { 0 };
             assert_eq!(s.tree().get("/p/e").unwrap().stat.ephemeral_owner, owner);
@@ -2077,12 +2083,12 @@ mod tests {
                 match act {
                     0 | 1 => {}
                     2 | 3 => if let Some(z) = in_flight.back().copied() {
-                        s.handle(0, 1000, Input::Persisted { zxid: z });
+                        persist(&mut s, z);
                         in_flight.clear();
                     },
                     4 => if in_flight.len() > 1 {
                         let z = in_flight[in_flight.len() / 2];
-                        s.handle(0, 1000, Input::Persisted { zxid: z });
+                        persist(&mut s, z);
                         while in_flight.front().is_some_and(|f| *f <= z) { in_flight.pop_front(); }
                     },
                     _ => if let Some(z) = in_flight.get(in_flight.len() / 2).copied() {
@@ -2094,7 +2100,7 @@ mod tests {
                 if closed || !s.conns.contains_key(&conn) {
                     // The session closed (or its creation was refused): a new connection.
                     if let Some(z) = in_flight.back().copied() {
-                        s.handle(0, 1000, Input::Persisted { zxid: z });
+                        persist(&mut s, z);
                         in_flight.clear();
                         s.take_actions();
                     }
@@ -2104,7 +2110,7 @@ mod tests {
                 }
             }
             if let Some(z) = in_flight.back().copied() {
-                s.handle(0, 1000, Input::Persisted { zxid: z });
+                persist(&mut s, z);
             }
             prop_assert_eq!(s.digest_mismatches(), 0);
             prop_assert_eq!(s.tree().digest(), s.tree().compute_digest());

@@ -245,11 +245,11 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         let result = match my_id {
             None => {
                 tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
-                rzk_server::shell::run(cfg, listener, stop_rx).await
+                rzk_server::shell::run(cfg, None, listener, stop_rx).await
             }
             Some(id) => {
                 tracing::info!(%addr, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
-                rzk_server::shell::ensemble::run(cfg, id, listener, stop_rx).await
+                rzk_server::shell::run(cfg, Some(id), listener, stop_rx).await
             }
         };
         match result {

@@ -33,7 +33,7 @@ impl Server {
             rt.block_on(async move {
                 let listener = rzk_server::shell::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                rzk_server::shell::run(cfg, listener, stop_rx).await.unwrap();
+                rzk_server::shell::run(cfg, None, listener, stop_rx).await.unwrap();
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server started");

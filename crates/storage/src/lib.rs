@@ -19,7 +19,7 @@
 //! - [`tools`]: `rzk log dump`, `rzk snapshot dump`, `rzk check`, `rzk purge`.
 //! - [`epoch`]: an ensemble member's `acceptedEpoch` / `currentEpoch` files.
 //! - [`ensemble`]: an ensemble member's recovery (snapshot only + raw log), TRUNC and
-//!   installing a leader's snapshot; [`worker::spawn_ensemble_log_worker`] runs them in order
+//!   installing a leader's snapshot; [`worker::spawn_log_worker`] runs them in order
 //!   with the appends ([`worker::LogCommand`], `StorageEvent::Done { token }`).
 //! - [`snapwire`]: the snapshot a leader sends after a SNAP packet.
 //!

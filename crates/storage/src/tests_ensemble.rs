@@ -9,7 +9,7 @@ use crate::snapshot;
 use crate::snapwire::{self, decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SIGNATURE};
 use crate::tests::{create, dirs, dump, entry_offsets, opts, replayed, ropts, session, write_log, TempDir, ZK_SNAP};
 use crate::txnlog;
-use crate::worker::{spawn_ensemble_log_worker, LogAppend, LogCommand, StorageEvent};
+use crate::worker::{spawn_log_worker, LogAppend, LogCommand, StorageEvent};
 use crate::{StorageConfig, StorageError, DEFAULT_MAX_RECORD_BYTES};
 use proptest::prelude::*;
 use rzk_proto::txn::TxnRecord;
@@ -399,13 +399,13 @@ fn storage_cfg(d: &crate::tests::Dirs) -> StorageConfig {
 }
 
 fn appends(recs: &[TxnRecord]) -> Vec<LogAppend> {
-    recs.iter().map(|r| LogAppend { zxid: r.header.zxid, entry: r.to_bytes() }).collect()
+    recs.iter().map(|r| LogAppend { zxid: r.header.zxid, entry: r.to_bytes().into() }).collect()
 }
 
 /// Sends the commands to a fresh worker, waits for it to stop, returns its events.
 fn run_worker(cfg: &StorageConfig, cmds: Vec<LogCommand>) -> Vec<StorageEvent> {
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(1024);
-    let (tx, h) = spawn_ensemble_log_worker(cfg, ev_tx, 7).unwrap();
+    let (tx, h) = spawn_log_worker(cfg, ev_tx, 7, crate::worker::FullDisk::Fatal).unwrap();
     for c in cmds {
         tx.blocking_send(c).unwrap();
     }

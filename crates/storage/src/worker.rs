@@ -1,26 +1,22 @@
 //! The storage threads. The driver never touches a file; it hands work to these over
 //! bounded channels and hears back through one bounded event channel.
 //!
-//! **Log worker** (one thread, owns [`TxnLog`]): waits for appends, takes everything queued
-//! (up to a byte bound), writes it with one positioned write, makes it durable with ONE
-//! fdatasync, then reports `Persisted { zxid }` for the last txn of the batch. Appends that
-//! arrive during the fdatasync form the next batch: group commit. It rolls the log after
-//! snapCount/2 + random(snapCount/2) txns (as ZooKeeper's SyncRequestProcessor) and reports
-//! `SnapshotDue`.
+//! **Log worker** ([`spawn_log_worker`], one thread, owns [`TxnLog`]): runs [`LogCommand`]s
+//! strictly in queue order — appends, TRUNC, installing a leader's snapshot, the epoch
+//! files — each carrying the caller's token (the member's storage sequence number).
+//! Appends are group-committed: it takes every append queued (up to a byte bound), writes
+//! them with one positioned write and makes them durable with ONE fdatasync; appends that
+//! arrive during the fdatasync form the next batch. `Done { token }` comes back, in order,
+//! once the command and everything before it is durable, so the driver learns "everything
+//! up to seq is durable" directly. It rolls the log after snapCount/2 + random(snapCount/2)
+//! txns (as ZooKeeper's SyncRequestProcessor) and reports `SnapshotDue`.
 //!
-//! Failures: a full disk fails the batch (`AppendFailed { zxid }`, the batch was taken back
-//! out of the file) and every append already queued behind it — the core renumbers from
-//! `zxid` and sends new appends starting at exactly `zxid`, so the worker drops appends until
-//! it sees that zxid again. Any other write error and any failed fdatasync is `Fatal`: after
-//! a failed fsync the page cache can no longer be trusted, so the server must stop.
-//!
-//! **Ensemble log worker** ([`spawn_ensemble_log_worker`]): the same thread for an ensemble
-//! member, fed [`LogCommand`]s instead of bare appends: appends (group-committed as above),
-//! TRUNC, installing a leader's snapshot and the epoch files, each with the caller's token.
-//! Commands run strictly in queue order; `Done { token }` comes back, in order, once the
-//! command and everything before it is durable, so a driver that numbers its ZAB storage
-//! operations learns "everything up to seq is durable" directly. A member cannot skip a txn,
-//! so every failure here (a full disk included) is `Fatal`.
+//! Failures ([`FullDisk`]): a standalone server survives a full disk — the batch is taken
+//! back out of the file, `AppendFailed { zxid }` names its first txn, and appends are
+//! dropped until one of exactly that zxid comes again (the member hands those zxids out
+//! again). An ensemble member cannot skip a txn, so there a full disk is `Fatal` like every
+//! other write error and any failed fdatasync: after a failed fsync the page cache can no
+//! longer be trusted, so the server must stop.
 //!
 //! **Snapshot writer** (one thread per snapshot): receives the walk's chunks and writes
 //! them to a temp file; at the end seals, fsyncs and renames ([`SnapshotFile`]).
@@ -39,16 +35,17 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone)]
 pub struct LogAppend {
     pub zxid: Zxid,
-    pub entry: Vec<u8>,
+    pub entry: bytes::Bytes,
 }
 
 /// What the storage threads tell the driver.
 #[derive(Debug)]
 pub enum StorageEvent {
-    /// Every txn up to `zxid` is durable.
-    Persisted { zxid: Zxid },
-    /// The txns from `zxid` on were not written (disk full); nothing after them will be
-    /// until appends start again at `zxid`.
+    /// The command carrying `token` is durable, and so is every command sent before it
+    /// (consecutive appends are made durable together and report only the last token).
+    Done { token: u64 },
+    /// [`FullDisk::RefuseAppends`]: the txns from `zxid` on were not written (disk full);
+    /// nothing after them will be until appends start again at `zxid`.
     AppendFailed { zxid: Zxid, reason: String },
     /// The log rolled; a snapshot should be taken.
     SnapshotDue,
@@ -56,10 +53,15 @@ pub enum StorageEvent {
     SnapshotWritten { zxid: Zxid, result: Result<PathBuf, String> },
     /// The log can no longer be trusted; the server must stop.
     Fatal(String),
-    /// Ensemble log worker only: the command carrying `token` is durable, and so is every
-    /// command sent before it (consecutive appends are made durable together and report
-    /// only the last token of the group).
-    Done { token: u64 },
+}
+
+/// What the log worker does when the disk is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullDisk {
+    /// Standalone: refuse the batch (`AppendFailed`) and go on once space returns.
+    RefuseAppends,
+    /// Ensemble member: stop (`Fatal`); it cannot skip a txn the leader sent.
+    Fatal,
 }
 
 /// Bound on one group-commit batch.
@@ -125,79 +127,7 @@ fn fatal(events: &mpsc::Sender<StorageEvent>, msg: String) {
     let _ = events.blocking_send(StorageEvent::Fatal(msg));
 }
 
-/// Starts the log worker. `seed` randomises the roll points.
-pub fn spawn_log_worker(
-    cfg: &StorageConfig,
-    events: mpsc::Sender<StorageEvent>,
-    seed: u64,
-) -> std::io::Result<(mpsc::Sender<Vec<LogAppend>>, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel::<Vec<LogAppend>>(LOG_QUEUE_MESSAGES);
-    let log = TxnLog::new(&cfg.log_dir, cfg.prealloc_bytes, cfg.force_sync);
-    let snap_count = cfg.snap_count;
-    let h = std::thread::Builder::new()
-        .name("rzk-log".into())
-        .spawn(move || log_worker(log, rx, events, RollPolicy::new(snap_count, XorShift(seed | 1))))?;
-    Ok((tx, h))
-}
-
-fn log_worker(mut log: TxnLog, mut rx: mpsc::Receiver<Vec<LogAppend>>, events: mpsc::Sender<StorageEvent>, mut rolls: RollPolicy) {
-    let mut failed_from: Option<Zxid> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = first;
-        let mut bytes: usize = batch.iter().map(|a| a.entry.len() + 13).sum();
-        while bytes < BATCH_BYTES_MAX {
-            match rx.try_recv() {
-                Ok(more) => {
-                    bytes += more.iter().map(|a| a.entry.len() + 13).sum::<usize>();
-                    batch.extend(more);
-                }
-                Err(_) => break,
-            }
-        }
-        // After a failure, drop what the core already failed until it starts again.
-        if let Some(from) = failed_from {
-            match batch.iter().position(|a| a.zxid == from) {
-                Some(i) => {
-                    batch.drain(..i);
-                    failed_from = None;
-                }
-                None => continue,
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        if let Err(msg) = rolls.before_write(&mut log, &events) {
-            return fatal(&events, msg);
-        }
-        encode_batch(&batch, &mut buf);
-        let first_zxid = batch[0].zxid;
-        let last_zxid = batch[batch.len() - 1].zxid;
-        match log.write(first_zxid, &buf, batch.len() as u64) {
-            Ok(()) => {}
-            Err(AppendError::NoSpace(e)) => {
-                tracing::error!(from = %first_zxid, to = %last_zxid, error = %e, "disk full: {} txns refused; writes fail until space returns", batch.len());
-                failed_from = Some(first_zxid);
-                let _ = events.blocking_send(StorageEvent::AppendFailed { zxid: first_zxid, reason: e.to_string() });
-                continue;
-            }
-            Err(e) => return fatal(&events, format!("{e}; stopping")),
-        }
-        if let Err(e) = log.sync() {
-            let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();
-            return fatal(&events, format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"));
-        }
-        if events.blocking_send(StorageEvent::Persisted { zxid: last_zxid }).is_err() {
-            break;
-        }
-    }
-    if let Err(e) = log.roll() {
-        tracing::error!(error = %e, "fsync of the transaction log failed at shutdown");
-    }
-}
-
-/// One ordered command for the ensemble log worker. `token` is the caller's (typically the
+/// One ordered command for the log worker. `token` is the caller's (typically the
 /// ZAB storage sequence number); it comes back in `StorageEvent::Done`.
 #[derive(Debug, Clone)]
 pub enum LogCommand {
@@ -218,11 +148,12 @@ pub enum LogCommand {
     Epoch { name: &'static str, epoch: u32, token: u64 },
 }
 
-/// Starts the ensemble log worker (see the module docs). `seed` randomises the roll points.
-pub fn spawn_ensemble_log_worker(
+/// Starts the log worker (see the module docs). `seed` randomises the roll points.
+pub fn spawn_log_worker(
     cfg: &StorageConfig,
     events: mpsc::Sender<StorageEvent>,
     seed: u64,
+    full_disk: FullDisk,
 ) -> std::io::Result<(mpsc::Sender<LogCommand>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<LogCommand>(LOG_QUEUE_MESSAGES);
     let log = TxnLog::new(&cfg.log_dir, cfg.prealloc_bytes, cfg.force_sync);
@@ -231,21 +162,24 @@ pub fn spawn_ensemble_log_worker(
         .name("rzk-log".into())
         .spawn(move || {
             let rolls = RollPolicy::new(cfg.snap_count, XorShift(seed | 1));
-            ensemble_log_worker(log, rx, events, &cfg, rolls)
+            log_worker(log, rx, events, &cfg, rolls, full_disk)
         })?;
     Ok((tx, h))
 }
 
-fn ensemble_log_worker(
+fn log_worker(
     mut log: TxnLog,
     mut rx: mpsc::Receiver<LogCommand>,
     events: mpsc::Sender<StorageEvent>,
     cfg: &StorageConfig,
     mut rolls: RollPolicy,
+    full_disk: FullDisk,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     // The last zxid logged (once known), to refuse appends out of order.
     let mut last: Option<Zxid> = None;
+    // After a refused batch: appends are dropped until this zxid comes again.
+    let mut failed_from: Option<Zxid> = None;
     let mut lookahead: Option<LogCommand> = None;
     loop {
         let cmd = match lookahead.take() {
@@ -274,6 +208,15 @@ fn ensemble_log_worker(
                         Err(_) => break,
                     }
                 }
+                if let Some(from) = failed_from {
+                    match batch.iter().position(|a| a.zxid == from) {
+                        Some(i) => {
+                            batch.drain(..i);
+                            failed_from = None;
+                        }
+                        None => batch.clear(),
+                    }
+                }
                 if !batch.is_empty() {
                     let mut prev = last;
                     for a in &batch {
@@ -287,8 +230,18 @@ fn ensemble_log_worker(
                     }
                     encode_batch(&batch, &mut buf);
                     let first_zxid = batch[0].zxid;
-                    if let Err(e) = log.write(first_zxid, &buf, batch.len() as u64) {
-                        return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping"));
+                    match log.write(first_zxid, &buf, batch.len() as u64) {
+                        Ok(()) => {}
+                        Err(AppendError::NoSpace(e)) if full_disk == FullDisk::RefuseAppends => {
+                            let last_zxid = batch[batch.len() - 1].zxid;
+                            tracing::error!(from = %first_zxid, to = %last_zxid, error = %e, "disk full: {} txns refused; writes fail until space returns", batch.len());
+                            failed_from = Some(first_zxid);
+                            if events.blocking_send(StorageEvent::AppendFailed { zxid: first_zxid, reason: e.to_string() }).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping")),
                     }
                     if let Err(e) = log.sync() {
                         let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();

@@ -39,6 +39,7 @@
 mod election;
 mod leader;
 mod learner;
+mod standalone;
 pub mod message;
 pub mod node;
 pub mod types;

@@ -59,6 +59,8 @@ pub(crate) enum Role {
     Looking,
     Leading(Box<Leader>),
     Learning(Box<Learner>),
+    /// A standalone server ([`crate::standalone`]): its own leader, for good.
+    Standalone(crate::standalone::Standalone),
 }
 
 /// One server of the ensemble. See the module docs.
@@ -135,11 +137,46 @@ impl Node {
         Ok(n)
     }
 
+    /// A standalone server (see [`crate::standalone`]): one voter, itself; serving at once
+    /// (no actions at start). `restored` has no epochs; its log is normally empty (a
+    /// standalone host replays its whole log into the state machine, every txn being
+    /// committed), and its `applied` is where zxids continue.
+    pub fn standalone(mut cfg: Config, restored: Restored) -> Result<Node, ConfigError> {
+        if cfg.voters.len() != 1 || !cfg.observers.is_empty() || !cfg.voters.contains(&cfg.my_id) {
+            return Err(ConfigError::NotStandalone);
+        }
+        // Nothing is synced from this log: keep no committed history in memory.
+        cfg.committed_log_max = 1;
+        cfg.validate()?;
+        Ok(Node {
+            election: Election::new(&cfg),
+            cfg,
+            now: 0,
+            accepted_epoch: restored.accepted_epoch,
+            current_epoch: restored.current_epoch,
+            log: restored.log.into(),
+            applied: restored.applied,
+            role: Role::Standalone(Default::default()),
+            incarnation: 0,
+            next_seq: 1,
+            durable_seq: 0,
+            deferred: VecDeque::new(),
+            actions: Vec::new(),
+            loopback: VecDeque::new(),
+            early_learners: Default::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn is_standalone(&self) -> bool {
+        matches!(self.role, Role::Standalone(_))
+    }
+
     // ---- inputs ----
 
     /// A message from `from`.
     pub fn step(&mut self, from: ServerId, msg: Message) {
-        if from == self.cfg.my_id {
+        if from == self.cfg.my_id || self.is_standalone() {
             return;
         }
         match msg {
@@ -152,6 +189,7 @@ impl Node {
                         self.early_learners.insert(from, (self.now, msg));
                     }
                 }
+                Role::Standalone(_) => unreachable!("returned above"),
             },
         }
         self.drain_loopback();
@@ -164,6 +202,7 @@ impl Node {
             Role::Looking => self.election_tick(),
             Role::Leading(_) => self.leader_tick(),
             Role::Learning(_) => self.learner_tick(),
+            Role::Standalone(_) => {}
         }
         self.drain_loopback();
     }
@@ -173,6 +212,7 @@ impl Node {
     pub fn next_zxid(&self) -> Result<Zxid, ProposeError> {
         match &self.role {
             Role::Leading(l) => l.next_zxid(&self.cfg),
+            Role::Standalone(_) => Ok(self.standalone_next_zxid()),
             _ => Err(ProposeError::NotLeader),
         }
     }
@@ -180,6 +220,9 @@ impl Node {
     /// Proposes a txn at `zxid` (which must be [`Node::next_zxid`]). The txn is logged and
     /// sent to the followers; it is delivered once a quorum of voters has it durable.
     pub fn propose(&mut self, zxid: Zxid, data: Bytes) -> Result<(), ProposeError> {
+        if self.is_standalone() {
+            return self.standalone_propose(zxid, data);
+        }
         let r = self.leader_propose(zxid, data);
         self.drain_loopback();
         r
@@ -193,6 +236,7 @@ impl Node {
         assert!(seq < self.next_seq, "persisted({seq}) but only {} storage ops were issued", self.next_seq - 1);
         self.durable_seq = seq;
         self.release();
+        self.standalone_release(seq);
         self.drain_loopback();
     }
 
@@ -230,13 +274,14 @@ impl Node {
             Role::Leading(_) => ServerState::Leading,
             Role::Learning(_) if self.cfg.learner_type() == LearnerType::Observer => ServerState::Observing,
             Role::Learning(_) => ServerState::Following,
+            Role::Standalone(_) => ServerState::Leading,
         }
     }
     /// The leader this node follows or is, when not LOOKING.
     pub fn leader(&self) -> Option<ServerId> {
         match &self.role {
             Role::Looking => None,
-            Role::Leading(_) => Some(self.cfg.my_id),
+            Role::Leading(_) | Role::Standalone(_) => Some(self.cfg.my_id),
             Role::Learning(l) => Some(l.leader),
         }
     }
@@ -246,6 +291,7 @@ impl Node {
             Role::Looking => false,
             Role::Leading(l) => l.is_established(),
             Role::Learning(l) => l.is_up_to_date(),
+            Role::Standalone(_) => true,
         }
     }
     /// A leader whose epoch a quorum acknowledged (ACKEPOCH): the epoch is its alone.
@@ -269,6 +315,7 @@ impl Node {
             Role::Leading(l) => l.phase_name(),
             Role::Learning(l) if l.is_up_to_date() => "broadcast",
             Role::Learning(_) => "synchronization",
+            Role::Standalone(_) => "broadcast",
         }
     }
     pub fn accepted_epoch(&self) -> Epoch {
@@ -397,6 +444,7 @@ impl Node {
                 self.actions.push(Action::Disconnect { peer: p });
             }
             Role::Looking => {}
+            Role::Standalone(_) => unreachable!("a standalone server never leaves its role"),
         }
         self.start_looking();
     }

@@ -76,6 +76,8 @@ pub enum ConfigError {
     VoterAndObserver(ServerId),
     #[error("my id {0} is neither a voter nor an observer")]
     NotAMember(ServerId),
+    #[error("a standalone server is its one voter, with no observers")]
+    NotStandalone,
     #[error("{0} must be at least {1}")]
     TooSmall(&'static str, u64),
 }

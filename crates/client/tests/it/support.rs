@@ -119,7 +119,7 @@ fn start_rzk() -> Server {
                 // Never stopped: the server lives as long as the test binary.
                 let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 let _keep = _stop_tx;
-                rzk_server::shell::run(cfg, listener, stop_rx).await.unwrap();
+                rzk_server::shell::run(cfg, None, listener, stop_rx).await.unwrap();
             });
         })
         .unwrap();

@@ -5,15 +5,78 @@
 //! requests are unanswered, and the driver's inbox is bounded, so a full server stops
 //! reading sockets instead of queueing without limit. A malformed or oversized frame closes
 //! only this connection, with the reason logged.
+//!
+//! The other way, the driver's frames wait in a bounded queue ([`ConnTx`]: at most
+//! [`OUTBOUND_FRAMES_MAX`] frames and [`OUTBOUND_BYTES_MAX`] bytes). A client that stops
+//! reading its replies and watch events fills it; the driver then cuts it off (`kill`), with
+//! a logged reason, so the server's memory stays bounded and the driver never waits.
 
 use super::{Event, Outbound};
 use crate::core::fourlw::WORDS;
 use rzk_proto::frame::{self, FrameStatus};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
+/// Frames queued for one client beyond which it is disconnected.
+pub const OUTBOUND_FRAMES_MAX: usize = 16 * 1024;
+/// Bytes queued for one client beyond which it is disconnected (the client is not reading
+/// what it is sent).
+pub const OUTBOUND_BYTES_MAX: usize = 128 << 20;
+
+/// The driver's handle on one connection: its bounded outbound queue, and a way to cut it
+/// off at once when it stops reading what it is sent.
+#[derive(Debug)]
+pub struct ConnTx {
+    frames: mpsc::Sender<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+    kill: Arc<Notify>,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection task is gone (the connection closed).
+    Closed,
+    /// The queue is full: the client does not read.
+    Full,
+}
+
+impl ConnTx {
+    /// Queues a frame without waiting.
+    pub fn send(&self, out: Outbound) -> Result<(), SendError> {
+        let n = match &out {
+            Outbound::Frame { bytes, .. } => bytes.len(),
+            Outbound::Close(_) => 0,
+        };
+        if self.queued_bytes.load(Ordering::Relaxed) + n > OUTBOUND_BYTES_MAX {
+            return Err(SendError::Full);
+        }
+        match self.frames.try_send(out) {
+            Ok(()) => {
+                self.queued_bytes.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(SendError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Sends what is queued, then closes; a full queue closes at once.
+    pub fn close(&self, reason: String) {
+        if self.send(Outbound::Close(reason)).is_err() {
+            self.kill();
+        }
+    }
+
+    /// Closes the connection at once, dropping what is queued.
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+}
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
     /// The largest frame payload accepted (`jute.maxbuffer`).
@@ -31,17 +94,41 @@ pub async fn run(
     _permit: super::ConnPermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let (frames, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_FRAMES_MAX);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let kill = Arc::new(Notify::new());
+    let tx = ConnTx { frames, queued_bytes: queued_bytes.clone(), kill: kill.clone() };
     if inbox.send(Event::Accepted { conn, peer, tx }).await.is_err() {
         return;
     }
+    let reason = tokio::select! {
+        r = serve(stream, conn, &inbox, limits, &mut rx, &queued_bytes) => r,
+        _ = kill.notified() => "the client does not read what it is sent (outbound queue full)".to_string(),
+    };
+    if reason.starts_with("the client does not read") {
+        tracing::warn!(conn, %peer, reason = %reason, "connection closed");
+    } else {
+        tracing::debug!(conn, %peer, reason = %reason, "connection closed");
+    }
+    let _ = inbox.send(Event::Closed { conn }).await;
+}
+
+/// Reads requests and writes replies until the connection ends; returns why.
+async fn serve(
+    stream: TcpStream,
+    conn: u64,
+    inbox: &mpsc::Sender<Event>,
+    limits: ConnLimits,
+    rx: &mut mpsc::Receiver<Outbound>,
+    queued_bytes: &AtomicUsize,
+) -> String {
     let (mut rd, wr) = stream.into_split();
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut first = true;
     let mut outstanding: usize = 0;
     let mut reading = true;
-    let reason: String = 'conn: loop {
+    'conn: loop {
         tokio::select! {
             biased;
             msg = rx.recv() => {
@@ -53,6 +140,7 @@ pub async fn run(
                             if reply {
                                 outstanding = outstanding.saturating_sub(1);
                             }
+                            queued_bytes.fetch_sub(bytes.len(), Ordering::Relaxed);
                             if let Err(e) = wr.write_all(&bytes).await {
                                 break 'conn format!("write failed: {e}");
                             }
@@ -112,9 +200,7 @@ pub async fn run(
                 buf.drain(..start);
             }
         }
-    };
-    tracing::debug!(conn, %peer, reason = %reason, "connection closed");
-    let _ = inbox.send(Event::Closed { conn }).await;
+    }
 }
 
 async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<usize> {

@@ -3,25 +3,23 @@
 //! the hourly purge. All file I/O happens in `rzk-storage`'s threads; this module only moves
 //! work and results between them and the core.
 //!
-//! The contract with the core: `Action::Append` records go to the log worker in zxid order;
-//! `Input::Persisted { zxid }` is fed back only once the worker's fdatasync covering `zxid`
-//! returned, so a reply is never sent for a txn that is not on disk. `Input::AppendFailed`
-//! comes back when the disk is full. A `Fatal` event (failed fsync, I/O error) stops the
-//! server.
+//! The contract with the member: its storage ops (`Output::Storage { seq, .. }`) go to the
+//! log worker in `seq` order; `MemberInput::StorageDone { seq }` is fed back only once the
+//! worker's fdatasync covering `seq` returned, so nothing is acknowledged before it is on
+//! disk. A standalone server's full disk comes back as `AppendFailed`. A `Fatal` event
+//! (failed fsync, I/O error) stops the server.
 
 use crate::core::ZooKeeperServer;
 use rzk_config::{ServerConfig, SnapshotCompression};
 use rzk_proto::{SessionId, Zxid};
 use rzk_storage::snapshot::SnapshotWalk;
-use rzk_storage::worker::{self, LogAppend, LogCommand, SnapChunk, StorageEvent};
+use rzk_storage::worker::{self, FullDisk, LogCommand, SnapChunk, StorageEvent};
 use rzk_storage::{Compression, RecoveryOptions, StorageConfig};
 use rzk_tree::TreeOptions;
 use std::io;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// Appends queued for the log worker beyond which the driver stops taking requests.
-pub const PENDING_APPENDS_MAX: usize = 10_000;
 /// Bytes of snapshot produced per driver step (bounds the pause a step adds to requests).
 pub const SNAPSHOT_STEP_BYTES: usize = 128 * 1024;
 /// Driver turns a snapshot step may be put off while client requests are waiting.
@@ -64,15 +62,17 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// What recovery hands the driver.
+/// What a standalone server recovers: its whole state (every logged txn replayed: each is
+/// committed).
 pub struct Started {
-    pub core: ZooKeeperServer,
+    pub tree: rzk_tree::DataTree,
+    pub sessions: Vec<(SessionId, i32)>,
     /// True when the log was replayed: a snapshot should be taken soon.
     pub snapshot_now: bool,
 }
 
-/// Loads the data directory (blocking; run it off the async threads) and builds the core.
-pub fn recover(cfg: &ServerConfig, sc: &StorageConfig, now_ms: i64, wall_ms: i64) -> io::Result<Started> {
+/// Loads a standalone server's data directory (blocking; run it off the async threads).
+pub fn recover(cfg: &ServerConfig, sc: &StorageConfig) -> io::Result<Started> {
     let started = Instant::now();
     sc.ensure_dirs().map_err(other)?;
     let stale = rzk_storage::purge::remove_stale_temps(&sc.snap_dir).map_err(other)?;
@@ -103,8 +103,7 @@ pub fn recover(cfg: &ServerConfig, sc: &StorageConfig, now_ms: i64, wall_ms: i64
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let sessions: Vec<(SessionId, i32)> = rec.sessions.iter().map(|(k, v)| (SessionId(*k), *v)).collect();
-    let core = ZooKeeperServer::recovered(crate::shell::core_config(cfg), rec.tree, &sessions, now_ms, wall_ms);
-    Ok(Started { core, snapshot_now: rec.replayed > 0 })
+    Ok(Started { tree: rec.tree, sessions, snapshot_now: rec.replayed > 0 })
 }
 
 /// What an ensemble member recovers: the snapshot's state, the log after it (and some
@@ -158,32 +157,21 @@ struct InProgress {
 /// The driver's storage state.
 pub struct Durable {
     cfg: StorageConfig,
-    log_tx: Option<mpsc::Sender<Vec<LogAppend>>>,
     log_thread: Option<std::thread::JoinHandle<()>>,
     events_tx: mpsc::Sender<StorageEvent>,
     pub events: mpsc::Receiver<StorageEvent>,
-    /// Appends not yet handed to the log worker (its queue was full).
-    pub pending: Vec<LogAppend>,
     snapshot: Option<InProgress>,
     snapshot_aborts: u32,
-    /// Ensemble members: the ordered command queue of the ensemble log worker (appends,
-    /// TRUNC, SNAP installs, epoch files), and commands not yet handed to it.
+    /// The log worker's ordered command queue (appends, TRUNC, SNAP installs, epoch files),
+    /// and commands not yet handed to it (its queue was full).
     cmd_tx: Option<mpsc::Sender<LogCommand>>,
     pub pending_cmds: std::collections::VecDeque<LogCommand>,
 }
 
 impl Durable {
-    pub fn start(cfg: StorageConfig) -> io::Result<Durable> {
-        Self::start_with(cfg, false)
-    }
-
-    /// For an ensemble member: the ensemble log worker, which runs every ZAB storage op in
-    /// order and reports each with `StorageEvent::Done { token }` (the op's ZAB seq).
-    pub fn start_member(cfg: StorageConfig) -> io::Result<Durable> {
-        Self::start_with(cfg, true)
-    }
-
-    fn start_with(cfg: StorageConfig, member: bool) -> io::Result<Durable> {
+    /// Starts the log worker, which runs every storage op of the member in order and reports
+    /// each with `StorageEvent::Done { token }` (the op's seq).
+    pub fn start(cfg: StorageConfig, full_disk: FullDisk) -> io::Result<Durable> {
         if !cfg.force_sync {
             tracing::warn!("forceSync=no: the transaction log is never fsynced; acknowledged writes can be lost in a crash (unsafe)");
         }
@@ -195,28 +183,20 @@ impl Durable {
             h.write_u64(0x5eed);
             h.finish()
         };
-        let (log_tx, cmd_tx, h) = if member {
-            let (tx, h) = worker::spawn_ensemble_log_worker(&cfg, events_tx.clone(), seed)?;
-            (None, Some(tx), h)
-        } else {
-            let (tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed)?;
-            (Some(tx), None, h)
-        };
+        let (tx, h) = worker::spawn_log_worker(&cfg, events_tx.clone(), seed, full_disk)?;
         Ok(Durable {
             cfg,
-            log_tx,
             log_thread: Some(h),
             events_tx,
             events,
-            pending: Vec::new(),
             snapshot: None,
             snapshot_aborts: 0,
-            cmd_tx,
+            cmd_tx: Some(tx),
             pending_cmds: Default::default(),
         })
     }
 
-    /// Queues an ensemble storage command; consecutive appends travel as one batch.
+    /// Queues a storage command; consecutive appends travel as one batch.
     pub fn command(&mut self, cmd: LogCommand) {
         if let LogCommand::Append { entries, token } = cmd {
             if let Some(LogCommand::Append { entries: last, token: t }) = self.pending_cmds.back_mut() {
@@ -274,36 +254,9 @@ impl Durable {
         &self.cfg
     }
 
-    /// Queues a txn for the log.
-    pub fn append(&mut self, zxid: Zxid, entry: Vec<u8>) {
-        self.pending.push(LogAppend { zxid, entry });
-    }
-
-    /// Hands queued appends to the log worker if its queue has room.
+    /// Hands queued commands to the log worker if its queue has room.
     pub fn flush(&mut self) {
         self.flush_commands();
-        if self.pending.is_empty() {
-            return;
-        }
-        let Some(tx) = &self.log_tx else { return };
-        match tx.try_send(std::mem::take(&mut self.pending)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(v)) | Err(mpsc::error::TrySendError::Closed(v)) => self.pending = v,
-        }
-    }
-
-    /// A sender to wait on when appends are queued and the worker's queue is full.
-    pub fn log_sender(&self) -> Option<mpsc::Sender<Vec<LogAppend>>> {
-        if self.pending.is_empty() {
-            None
-        } else {
-            self.log_tx.clone()
-        }
-    }
-
-    /// Sends the queued appends with a permit obtained from [`Durable::log_sender`].
-    pub fn send_pending(&mut self, permit: mpsc::OwnedPermit<Vec<LogAppend>>) {
-        permit.send(std::mem::take(&mut self.pending));
     }
 
     pub fn snapshot_running(&self) -> bool {
@@ -397,12 +350,6 @@ impl Durable {
                     break;
                 }
             }
-        }
-        if let Some(tx) = self.log_tx.take() {
-            if !self.pending.is_empty() {
-                let _ = tx.send(std::mem::take(&mut self.pending)).await;
-            }
-            drop(tx);
         }
         if let Some(h) = self.log_thread.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;

@@ -1,33 +1,34 @@
-//! The thin shell around the pure core: sockets, the clock, signals and the log.
+//! The thin shell around the pure member: sockets, the clock, signals and the files.
 //!
-//! One driver task owns the [`ZooKeeperServer`] core. Connection tasks (see [`conn`]) send it
-//! [`Event`]s over one bounded channel; it feeds them to the core with the current time,
-//! executes the actions that come out, and ticks the core's clock. Four-letter words are
-//! answered here from a snapshot of the core, because some need the process and the disk.
-//!
-//! Durability ([`durable`]): the data directory is recovered before the driver starts;
-//! appends go to the log worker, and a write is answered only once its txn is fsynced.
+//! One driver task ([`driver`]) owns the [`crate::core::member::Member`] of a server,
+//! standalone or ensemble member alike. Connection tasks (see [`conn`]) send it [`Event`]s
+//! over one bounded channel; the peer transport ([`peer`]) and the storage threads
+//! ([`durable`], `rzk-storage`) send it theirs; it feeds them to the member with the current
+//! time and carries out what comes out. Four-letter words are answered here from the core,
+//! because some need the process and the disk.
 
 pub mod conn;
+pub mod driver;
 pub mod durable;
-pub mod ensemble;
 pub mod peer;
 
+pub use driver::run;
+
 use crate::core::fourlw::{self, ProcessInfo};
-use crate::core::{Action, ConnId, CoreConfig, Input, ZooKeeperServer};
+use crate::core::{ConnId, CoreConfig, ZooKeeperServer};
+use conn::ConnTx;
 use rzk_config::ServerConfig;
-use rzk_storage::worker::StorageEvent;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 /// From a connection task to the driver.
 #[derive(Debug)]
 pub enum Event {
-    Accepted { conn: ConnId, peer: SocketAddr, tx: mpsc::UnboundedSender<Outbound> },
+    Accepted { conn: ConnId, peer: SocketAddr, tx: ConnTx },
     Frame { conn: ConnId, payload: Vec<u8> },
     FourLetterWord { conn: ConnId, word: String },
     Closed { conn: ConnId },
@@ -126,170 +127,8 @@ pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Runs a standalone server until `shutdown` turns true. Returns once every task is done.
-pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
-    let started = Instant::now();
-    let now_ms = move || started.elapsed().as_millis() as i64;
-    let tick = Duration::from_millis(50);
-    let storage_cfg = durable::storage_config(&cfg);
-    let (n0, w0) = (now_ms(), wall_ms());
-    let recover_cfg = cfg.clone();
-    let recover_storage = storage_cfg.clone();
-    let started_core = tokio::task::spawn_blocking(move || durable::recover(&recover_cfg, &recover_storage, n0, w0))
-        .await
-        .map_err(std::io::Error::other)??;
-    let mut core = started_core.core;
-    let mut storage = durable::Durable::start(storage_cfg)?;
-    if started_core.snapshot_now {
-        storage.start_snapshot(&core);
-    }
-    let purge_every = Duration::from_secs(3600 * storage.config().purge_interval_hours.max(1));
-    let purge_enabled = storage.config().purge_interval_hours > 0;
-    let mut purge_timer = tokio::time::interval(purge_every);
-    let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
-    let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
-    let counts = Arc::new(Mutex::new(ConnCounts::default()));
-    let frame_bytes_max = cfg.jute_maxbuffer as usize;
-    let max_per_ip = cfg.max_client_cnxns;
-    let max_total = cfg.max_cnxns;
-
-    let acceptor = spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 }, max_per_ip, max_total, shutdown.clone());
-    drop(inbox_tx);
-
-    // The driver loop: the only owner of the core.
-    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let process = ProcessInfoSource { cfg: cfg.clone(), my_id: None };
-    let mut fatal: Option<String> = None;
-    let mut snapshot_deferred: u32 = 0;
-    loop {
-        let log_sender = storage.log_sender();
-        // A snapshot step (up to SNAPSHOT_STEP_BYTES of serialization on this task) is taken
-        // when no client request is waiting, or after SNAPSHOT_STEP_DEFER turns without one,
-        // so requests do not queue behind it and a snapshot still finishes under saturation.
-        let snap_sender = if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER {
-            storage.snapshot_sender()
-        } else {
-            None
-        };
-        if storage.snapshot_sender().is_some() {
-            snapshot_deferred += 1;
-        }
-        let accepting = storage.pending.len() < durable::PENDING_APPENDS_MAX;
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = ticker.tick() => {
-                core.handle(now_ms(), wall_ms(), Input::Tick);
-            }
-            ev = storage.events.recv() => {
-                let Some(ev) = ev else { break };
-                let (n, w) = (now_ms(), wall_ms());
-                match ev {
-                    StorageEvent::Persisted { zxid } => core.handle(n, w, Input::Persisted { zxid }),
-                    StorageEvent::AppendFailed { zxid, reason } => {
-                        tracing::error!(from = %zxid, reason = %reason, "the transaction log refused writes; answering them with ConnectionLoss");
-                        core.handle(n, w, Input::AppendFailed { zxid });
-                    }
-                    StorageEvent::SnapshotDue => storage.start_snapshot(&core),
-                    StorageEvent::SnapshotWritten { zxid, result } => storage.snapshot_written(zxid, &result),
-                    StorageEvent::Fatal(msg) => {
-                        fatal = Some(msg);
-                        break;
-                    }
-                    StorageEvent::Done { .. } => {} // the ensemble log worker's; not used standalone
-                }
-            }
-            permit = reserve(log_sender) => {
-                match permit {
-                    Ok(p) => storage.send_pending(p),
-                    Err(_) => {
-                        fatal = Some("the transaction log worker stopped".into());
-                        break;
-                    }
-                }
-            }
-            permit = reserve(snap_sender) => {
-                snapshot_deferred = 0;
-                match permit {
-                    Ok(p) => storage.snapshot_step(&core, p),
-                    Err(_) => storage.snapshot_lost(),
-                }
-            }
-            _ = purge_timer.tick(), if purge_enabled => {
-                let c = storage.config().clone();
-                tokio::task::spawn_blocking(move || durable::purge(&c));
-            }
-            ev = inbox.recv(), if accepting => {
-                let Some(ev) = ev else { break };
-                let (n, w) = (now_ms(), wall_ms());
-                client_events(&mut core, &mut conns, &process, &counts, n, w, ev, &mut inbox);
-            }
-        }
-        execute(&mut core, &mut conns, &mut storage);
-        storage.flush();
-    }
-    if let Some(msg) = fatal {
-        // Nothing more may be acknowledged: stop at once; recovery on restart sorts it out.
-        tracing::error!("{msg}");
-        acceptor.abort();
-        return Err(std::io::Error::other(msg));
-    }
-    tracing::info!("shutting down");
-    for (_, tx) in conns.drain() {
-        let _ = tx.send(Outbound::Close("server shutting down".into()));
-    }
-    acceptor.abort();
-    storage.shutdown().await;
-    Ok(())
-}
-
-/// Feeds `first` and whatever else the connection tasks have queued (up to a bound) to the
-/// core: accepted connections, request frames, four-letter words (answered here from a
-/// snapshot of the core, then the connection closes), closed connections. Both drivers use it.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn client_events(
-    core: &mut ZooKeeperServer,
-    conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
-    process: &ProcessInfoSource,
-    counts: &Mutex<ConnCounts>,
-    n: i64,
-    w: i64,
-    first: Event,
-    inbox: &mut mpsc::Receiver<Event>,
-) {
-    let mut next = Some(first);
-    let mut taken = 0;
-    while let Some(ev) = next.take() {
-        match ev {
-            Event::Accepted { conn, peer, tx } => {
-                conns.insert(conn, tx);
-                core.handle(n, w, Input::Accepted { conn, peer });
-            }
-            Event::Frame { conn, payload } => core.handle(n, w, Input::Frame { conn, payload }),
-            Event::FourLetterWord { conn, word } => {
-                let rejected = counts.lock().expect("conn counts").rejected;
-                let text = four_letter_word(core, process, &word, conn, rejected);
-                if let Some(tx) = conns.remove(&conn) {
-                    let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
-                    let _ = tx.send(Outbound::Close(format!("four letter word {word}")));
-                }
-                core.handle(n, w, Input::Closed { conn });
-            }
-            Event::Closed { conn } => {
-                conns.remove(&conn);
-                core.handle(n, w, Input::Closed { conn });
-            }
-        }
-        taken += 1;
-        if taken < 256 {
-            next = inbox.try_recv().ok();
-        }
-    }
-}
-
 /// The client accept loop: enforces maxClientCnxns / maxCnxns and starts one task per
-/// connection. Shared by the standalone and the ensemble driver.
+/// connection.
 pub(crate) fn spawn_acceptor(
     listener: TcpListener,
     accept_inbox: mpsc::Sender<Event>,
@@ -347,36 +186,6 @@ pub(crate) async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::Owne
     match tx {
         Some(tx) => tx.reserve_owned().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Runs the core's actions: frames to connections, appends to the log worker's queue.
-fn execute(core: &mut ZooKeeperServer, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>, storage: &mut durable::Durable) {
-    loop {
-        let actions = core.take_actions();
-        if actions.is_empty() {
-            return;
-        }
-        for a in actions {
-            match a {
-                Action::Send { conn, frame, reply } => {
-                    if let Some(tx) = conns.get(&conn) {
-                        let _ = tx.send(Outbound::Frame { bytes: frame, reply });
-                    }
-                }
-                Action::Close { conn, reason } => {
-                    tracing::debug!(conn, reason = %reason, "closing connection");
-                    if let Some(tx) = conns.remove(&conn) {
-                        let _ = tx.send(Outbound::Close(reason));
-                    }
-                }
-                Action::Append(record) => storage.append(record.header.zxid, record.to_bytes()),
-                // A standalone core never leaves Role::Standalone, so it has no peers to talk to.
-                a @ (Action::Forward { .. } | Action::Revalidate { .. } | Action::RevalidateReply { .. } | Action::SyncReply { .. }) => {
-                    tracing::error!(action = ?a, "ensemble action from a standalone server; ignored")
-                }
-            }
-        }
     }
 }
 

@@ -35,6 +35,7 @@ use rzk_proto::quorum::{
     ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
 };
 use rzk_proto::{Record, Writer};
+use crate::core::member::{PeerMsg, PeerMsgError};
 use rzk_zab::{Message, MessageError, ServerId, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -183,9 +184,9 @@ impl std::fmt::Debug for NetLimits {
 pub enum NetEvent {
     /// A notification, or a quorum packet [`Message::from_packet`] understands.
     Message { from: ServerId, msg: Message },
-    /// A quorum packet that is the driver's business: REQUEST, REVALIDATE, SYNC, and any type
-    /// `from_packet` rejects as unsupported.
-    Packet { from: ServerId, packet: QuorumPacket },
+    /// A quorum packet of the members' own protocol (REQUEST, REVALIDATE, SYNC; see
+    /// [`PeerMsg`]), for the member.
+    Member { from: ServerId, msg: PeerMsg },
     /// The quorum connection with `peer` broke, or a send found none (or found it full).
     Disconnected { peer: ServerId },
 }
@@ -1018,8 +1019,8 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: OwnedReadHalf, m
             } else {
                 None
             };
-            let ev = match Message::from_packet(&packet, snapshot) {
-                Ok((msg, sid)) => {
+            let ev = match PeerMsg::from_packet(&packet, snapshot) {
+                Ok((PeerMsg::Zab(msg), sid)) => {
                     if let Some(sid) = sid {
                         if sid != peer.0 {
                             return End::Malformed(format!("LearnerInfo names server {sid} on the connection with {peer}"));
@@ -1027,7 +1028,12 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: OwnedReadHalf, m
                     }
                     NetEvent::Message { from: peer, msg }
                 }
-                Err(MessageError::UnsupportedType(_)) => NetEvent::Packet { from: peer, packet },
+                Ok((msg, _)) => NetEvent::Member { from: peer, msg },
+                Err(PeerMsgError::Zab(MessageError::UnsupportedType(ty))) => {
+                    // As ZooKeeper's LearnerHandler and Learner: logged and skipped.
+                    tracing::warn!(%peer, ty, "skipping a quorum packet of an unknown type");
+                    continue;
+                }
                 Err(e) => return End::Malformed(e.to_string()),
             };
             if shared.events.send(ev).await.is_err() {
@@ -1146,10 +1152,10 @@ mod tests {
         }
     }
 
-    async fn next_packet(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, QuorumPacket) {
+    async fn next_member_msg(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, PeerMsg) {
         match next(rx).await {
-            NetEvent::Packet { from, packet } => (from, packet),
-            other => panic!("expected a packet, got {other:?}"),
+            NetEvent::Member { from, msg } => (from, msg),
+            other => panic!("expected a member message, got {other:?}"),
         }
     }
 
@@ -1359,13 +1365,12 @@ mod tests {
         // The driver's packets: REQUEST up, REVALIDATE reply and SYNC down; PING touches.
         let req = ForwardedRequest { session_id: SessionId(0x200), cxid: 4, op: 1, body: vec![1, 2, 3], auth: vec![Id::new("ip", "127.0.0.1")] };
         learner.send_packet(ServerId(1), req.to_packet());
-        let (from, p) = next_packet(&mut lrx).await;
-        assert_eq!((from, ForwardedRequest::from_packet(&p).unwrap()), (ServerId(2), req));
+        assert_eq!(next_member_msg(&mut lrx).await, (ServerId(2), PeerMsg::Request(req)));
         let rv = RevalidateReply { session_id: SessionId(0x200), valid: true };
         leader.send_packet(ServerId(2), rv.to_packet());
         leader.send_packet(ServerId(2), sync_packet());
-        assert_eq!(next_packet(&mut frx).await, (ServerId(1), rv.to_packet()));
-        assert_eq!(next_packet(&mut frx).await, (ServerId(1), sync_packet()));
+        assert_eq!(next_member_msg(&mut frx).await, (ServerId(1), PeerMsg::RevalidateReply(rv)));
+        assert_eq!(next_member_msg(&mut frx).await, (ServerId(1), PeerMsg::Sync));
         let touches = Bytes::from(rzk_proto::quorum::encode_touches(&[(SessionId(0x200), 4000)]));
         send(&learner, 1, Message::Ping { zxid: Zxid::new(6, 50), data: touches.clone() });
         assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::Ping { zxid: Zxid::new(6, 50), data: touches }));
@@ -1542,13 +1547,14 @@ mod tests {
             expect_closed(&mut c).await;
             expect_disconnected(&mut lrx, 2).await;
         }
-        // An unknown packet type is the driver's business, not an error.
+        // An unknown packet type is skipped, as ZooKeeper does; the connection stays.
         let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
         c.write_all(&info(2, pt::FOLLOWERINFO)).await.unwrap();
         next_message(&mut lrx).await;
         let odd = QuorumPacket::with_data(77, Zxid(5), vec![1]);
         c.write_all(&encode(&odd)).await.unwrap();
-        assert_eq!(next_packet(&mut lrx).await, (ServerId(2), odd));
+        c.write_all(&encode(&sync_packet())).await.unwrap();
+        assert_eq!(next_member_msg(&mut lrx).await, (ServerId(2), PeerMsg::Sync));
         let _ = NOTIFICATION_VERSION;
     }
 

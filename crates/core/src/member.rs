@@ -1,0 +1,535 @@
+//! `Member`: one rzk server as one pure state machine — the request pipeline
+//! ([`ZooKeeperServer`]) composed with ZooKeeper's election and atomic broadcast
+//! ([`rzk_zab::Node`]). A standalone server is the same member with one voter (a ZAB node in
+//! standalone mode: no election, no epoch files, a txn committed once the log holds it).
+//!
+//! The host (the tokio driver of `rzk server`, or the simulator) feeds [`MemberInput`]s with
+//! the time and carries out the [`Output`]s, in order. Everything the two state machines say
+//! to each other is decided here, where the simulator and the unit tests see it:
+//! - a client write on the leader (or standalone): core prep → `Action::Append` → the node's
+//!   `propose` with the core's zxid (the one allocator; the node checks it) → PROPOSALs and
+//!   the log append (`Output::Storage`) → `StorageDone` → ACKs → `Deliver` → the core applies
+//!   its own in-flight txn as prep built it (never decoded again) and answers;
+//! - a client write on a learner: core → `Action::Forward` → [`PeerMsg::Request`] to the
+//!   leader → its core preps it → ... → COMMIT → the learner's node delivers → the core
+//!   decodes the leader's txn, applies it and answers its client;
+//! - sessions: learners put the sessions their clients touched in their PING replies; the
+//!   leader's core tracks and expires them; a client moving its session to a learner is
+//!   checked with the leader ([`PeerMsg::Revalidate`] / [`PeerMsg::RevalidateReply`]);
+//! - `sync` on a learner: REQUEST(sync) → the leader answers [`PeerMsg::Sync`] once every
+//!   proposal before it is committed, after those COMMITs on the same connection;
+//! - role changes: when the node leaves a role the core stops serving (every client
+//!   connection closes, as ZooKeeper's server shuts down); `Serving` starts it again in the
+//!   new role; a SNAP replaces the core's tree and sessions before it is made durable.
+//!
+//! Order: the node's actions of a step run before the core's, so a SYNC or a reply never
+//! overtakes the COMMIT it depends on.
+
+use crate::fourlw::QuorumInfo;
+use crate::server::{Action as CoreAction, ConnId, CoreConfig, Input, Role, ZooKeeperServer};
+use bytes::Bytes;
+use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket, RevalidateReply, RevalidateRequest, ServerState};
+use rzk_proto::txn::TxnRecord;
+use rzk_proto::{SessionId, Zxid};
+use rzk_tree::{DataTree, TreeOptions};
+use rzk_zab::{Action as ZabAction, Config as ZabConfig, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp};
+use std::net::SocketAddr;
+
+/// A member's settings.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    pub core: CoreConfig,
+    pub zab: ZabConfig,
+    /// A ZooKeeper standalone server (one voter, no peers, no epoch files; zxids continue in
+    /// the epoch of the last one logged).
+    pub standalone: bool,
+    /// The node ticks once per this many ms of `now_ms` (ZAB's timeouts are in node ticks).
+    pub node_tick_ms: i64,
+    /// The core ticks (session expiry, containers) once per this many ms.
+    pub core_tick_ms: i64,
+    /// How a leader's SNAP is read into a tree.
+    pub tree_options: TreeOptions,
+}
+
+/// The snapshot stream a leader sends a learner in a SNAP (ZooKeeper's serialized database:
+/// `rzk_storage::encode_snap_stream` / `decode_snap_stream` for `rzk server` and the
+/// simulator alike). Sessions are `(id, timeout_ms)`.
+#[derive(Clone, Copy)]
+pub struct SnapCodec {
+    pub encode: fn(&DataTree, &[(i64, i32)]) -> Vec<u8>,
+    pub decode: fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), String>,
+}
+
+impl std::fmt::Debug for SnapCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapCodec")
+    }
+}
+
+/// What the host recovered from its data directory.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The state machine: the newest snapshot (a member: not replayed; standalone: with the
+    /// whole log replayed, every logged txn being committed).
+    pub tree: DataTree,
+    pub sessions: Vec<(SessionId, i32)>,
+    /// Epoch files and the raw log after the snapshot, for the node (standalone: `applied` is
+    /// the tree's last zxid and the log is empty).
+    pub restored: Restored,
+}
+
+/// Why a member cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("ensemble configuration: {0}")]
+    Config(#[from] rzk_zab::ConfigError),
+    #[error("tick intervals must be positive (node {node_ms} ms, core {core_ms} ms)")]
+    Ticks { node_ms: i64, core_ms: i64 },
+}
+
+/// Everything servers say to each other: ZAB's messages, and the requests the learners'
+/// cores send the leader's core on the same quorum connection (ZooKeeper's REQUEST,
+/// REVALIDATE and SYNC packets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    Zab(Message),
+    /// Learner → leader: a client write, a new session, a close or a sync.
+    Request(ForwardedRequest),
+    /// Learner → leader: may this session, just reattached here, go on?
+    Revalidate(RevalidateRequest),
+    /// Leader → learner: the answer.
+    RevalidateReply(RevalidateReply),
+    /// Leader → learner: the oldest forwarded sync is answered.
+    Sync,
+    /// Learner → leader: the reply to the leader's PING, with the sessions this server's
+    /// clients touched since the last one (always with a data buffer, even empty: a
+    /// ZooKeeper leader reads it without a null check). The leader reads it as ZAB's PING.
+    PingReply { zxid: Zxid, touches: Vec<(SessionId, i32)> },
+}
+
+/// Why a quorum packet is not a [`PeerMsg`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerMsgError {
+    #[error(transparent)]
+    Zab(#[from] MessageError),
+    #[error("malformed {0} packet: {1}")]
+    Malformed(&'static str, String),
+}
+
+impl PeerMsg {
+    /// Reads a quorum packet (with the SNAP stream that followed it, for SNAP). Returns the
+    /// LearnerInfo's sid too. REVALIDATE is the same packet type both ways; its data tells
+    /// them apart (`long, int` from a learner, `long, boolean` from the leader).
+    pub fn from_packet(p: &QuorumPacket, snapshot: Option<Bytes>) -> Result<(PeerMsg, Option<i64>), PeerMsgError> {
+        let bad = |what, e: rzk_proto::DecodeError| PeerMsgError::Malformed(what, e.to_string());
+        Ok(match p.ty {
+            pt::REQUEST => (PeerMsg::Request(ForwardedRequest::from_packet(p).map_err(|e| bad("REQUEST", e))?), None),
+            pt::REVALIDATE if p.data().len() == 12 => {
+                (PeerMsg::Revalidate(RevalidateRequest::from_packet(p).map_err(|e| bad("REVALIDATE", e))?), None)
+            }
+            pt::REVALIDATE => (PeerMsg::RevalidateReply(RevalidateReply::from_packet(p).map_err(|e| bad("REVALIDATE reply", e))?), None),
+            pt::SYNC => (PeerMsg::Sync, None),
+            _ => {
+                let (m, sid) = Message::from_packet(p, snapshot)?;
+                (PeerMsg::Zab(m), sid)
+            }
+        })
+    }
+
+    /// The packet for everything but ZAB's messages (which the transport frames itself, with
+    /// the election's config data).
+    pub fn to_packet(&self) -> Option<QuorumPacket> {
+        match self {
+            PeerMsg::Zab(_) => None,
+            PeerMsg::Request(r) => Some(r.to_packet()),
+            PeerMsg::Revalidate(r) => Some(r.to_packet()),
+            PeerMsg::RevalidateReply(r) => Some(r.to_packet()),
+            PeerMsg::Sync => Some(quorum::sync_packet()),
+            PeerMsg::PingReply { zxid, touches } => {
+                Some(QuorumPacket { ty: pt::PING, zxid: *zxid, data: Some(quorum::encode_touches(touches)), authinfo: None })
+            }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            PeerMsg::Zab(m) => m.name(),
+            PeerMsg::Request(_) => "REQUEST",
+            PeerMsg::Revalidate(_) | PeerMsg::RevalidateReply(_) => "REVALIDATE",
+            PeerMsg::Sync => "SYNC",
+            PeerMsg::PingReply { .. } => "PING",
+        }
+    }
+}
+
+/// What the host tells a member.
+#[derive(Debug, Clone)]
+pub enum MemberInput {
+    Accepted { conn: ConnId, peer: SocketAddr },
+    /// One client frame, without its length prefix.
+    Frame { conn: ConnId, payload: Vec<u8> },
+    Closed { conn: ConnId },
+    Peer { from: ServerId, msg: PeerMsg },
+    /// The quorum connection with `peer` broke.
+    PeerDisconnected { peer: ServerId },
+    /// Time moved on (to the `now_ms` given with it).
+    Tick,
+    /// Every storage op up to `seq` is durable.
+    StorageDone { seq: u64 },
+    /// Standalone only: the log could not take the append of `zxid` (a full disk) and drops
+    /// everything queued after it until an append of that zxid comes again.
+    AppendFailed { zxid: Zxid },
+}
+
+/// What a member asks its host to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A whole client frame (length prefix included); `reply` for a request's answer.
+    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
+    /// Send what is queued to the client, then close.
+    Close { conn: ConnId, reason: String },
+    PeerSend { to: ServerId, msg: PeerMsg },
+    /// Close the quorum connection with `peer`.
+    PeerDisconnect { peer: ServerId },
+    /// A storage op (`rzk_zab::StorageOp`'s contract): applied in `seq` order, reported with
+    /// `StorageDone`. For `InstallSnapshot` the member has already replaced its tree; the host
+    /// drops any local snapshot in progress and stores this one, whose tree digest is
+    /// `snapshot_digest`.
+    Storage { seq: u64, op: StorageOp, snapshot_digest: Option<i64> },
+}
+
+/// One server. See the module docs.
+pub struct Member {
+    cfg: MemberConfig,
+    core: ZooKeeperServer,
+    node: Node,
+    codec: SnapCodec,
+    out: Vec<Output>,
+    /// The node's role and leader, as its last `StateChanged` said.
+    state: ServerState,
+    leader: Option<ServerId>,
+    now_ms: i64,
+    wall_ms: i64,
+    next_node_tick_ms: i64,
+    next_core_tick_ms: i64,
+    /// When this server became an established leader (for mntr's leader uptime).
+    leading_since_ms: Option<i64>,
+    /// PROPOSAL data sizes: last, min, max (-1 before the first), for `srvr` / `mntr`.
+    proposal_sizes: (i64, i64, i64),
+}
+
+/// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
+const CATCH_UP_TICKS_MAX: i64 = 1000;
+
+impl Member {
+    pub fn new(cfg: MemberConfig, rec: Recovered, codec: SnapCodec, now_ms: i64, wall_ms: i64) -> Result<Member, MemberError> {
+        if cfg.node_tick_ms <= 0 || cfg.core_tick_ms <= 0 {
+            return Err(MemberError::Ticks { node_ms: cfg.node_tick_ms, core_ms: cfg.core_tick_ms });
+        }
+        let mut core = ZooKeeperServer::recovered(cfg.core.clone(), rec.tree, &rec.sessions, now_ms, wall_ms);
+        let node = if cfg.standalone {
+            Node::standalone(cfg.zab.clone(), rec.restored)?
+        } else {
+            core.handle(now_ms, wall_ms, Input::StopServing);
+            Node::new(cfg.zab.clone(), rec.restored)?
+        };
+        let mut m = Member {
+            next_node_tick_ms: now_ms + cfg.node_tick_ms,
+            next_core_tick_ms: now_ms + cfg.core_tick_ms,
+            cfg,
+            core,
+            node,
+            codec,
+            out: Vec::new(),
+            state: ServerState::Looking,
+            leader: None,
+            now_ms,
+            wall_ms,
+            leading_since_ms: None,
+            proposal_sizes: (-1, -1, -1),
+        };
+        m.pump();
+        Ok(m)
+    }
+
+    /// Handles one input at monotonic time `now_ms` and wall-clock time `wall_ms`.
+    pub fn handle(&mut self, now_ms: i64, wall_ms: i64, input: MemberInput) {
+        self.now_ms = now_ms;
+        self.wall_ms = wall_ms;
+        match input {
+            MemberInput::Accepted { conn, peer } => self.core_input(Input::Accepted { conn, peer }),
+            MemberInput::Frame { conn, payload } => self.core_input(Input::Frame { conn, payload }),
+            MemberInput::Closed { conn } => self.core_input(Input::Closed { conn }),
+            MemberInput::Peer { from, msg } => self.peer_message(from, msg),
+            MemberInput::PeerDisconnected { peer } => self.node.disconnected(peer),
+            MemberInput::Tick => self.tick(),
+            MemberInput::StorageDone { seq } => self.node.persisted(seq),
+            MemberInput::AppendFailed { zxid } => {
+                assert!(self.cfg.standalone, "an ensemble member cannot skip a txn; the host must stop instead");
+                self.node.append_failed(zxid);
+                self.core_input(Input::AppendFailed { zxid });
+            }
+        }
+        self.pump();
+    }
+
+    /// The outputs produced so far, in order.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn core(&self) -> &ZooKeeperServer {
+        &self.core
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn is_standalone(&self) -> bool {
+        self.cfg.standalone
+    }
+
+    /// The core, with what it shows of the ensemble brought up to date, for the four-letter
+    /// words (`crst` and `srst` reset its counters).
+    pub fn core_for_stats(&mut self) -> &mut ZooKeeperServer {
+        if !self.cfg.standalone {
+            let q = self.quorum_info();
+            self.core.set_quorum_info(q);
+        }
+        &mut self.core
+    }
+
+    fn quorum_info(&self) -> QuorumInfo {
+        let mut q = QuorumInfo { zab_phase: self.node.phase_name(), quorum_size: self.node.config().voters.len(), ..Default::default() };
+        if let Some(s) = self.node.learner_summary() {
+            q.learners = s.learners;
+            q.synced_followers = s.synced_followers;
+            q.synced_observers = s.synced_observers;
+            q.proposal_sizes = self.proposal_sizes;
+            q.leader_uptime_ms = self.leading_since_ms.map(|t| self.now_ms - t).unwrap_or(0);
+        }
+        if self.state == ServerState::Observing {
+            q.observer_master_id = self.leader.map(|l| l.0);
+        }
+        q
+    }
+
+    fn core_input(&mut self, input: Input) {
+        self.core.handle(self.now_ms, self.wall_ms, input);
+    }
+
+    fn tick(&mut self) {
+        let mut n = 0;
+        while self.now_ms >= self.next_node_tick_ms {
+            self.node.tick();
+            self.next_node_tick_ms += self.cfg.node_tick_ms;
+            n += 1;
+            if n >= CATCH_UP_TICKS_MAX {
+                self.next_node_tick_ms = self.now_ms + self.cfg.node_tick_ms;
+                break;
+            }
+            // The node's actions between its ticks, as if each tick had come on time.
+            self.pump();
+        }
+        if self.now_ms >= self.next_core_tick_ms {
+            self.next_core_tick_ms = self.now_ms + self.cfg.core_tick_ms;
+            self.core_input(Input::Tick);
+        }
+    }
+
+    fn peer_message(&mut self, from: ServerId, msg: PeerMsg) {
+        let leading = self.state == ServerState::Leading && self.core.role() == Role::Leader;
+        let from_leader = self.leader == Some(from) && self.state != ServerState::Leading;
+        match msg {
+            PeerMsg::Zab(msg) => {
+                // A learner's PING reply carries the sessions its clients touched.
+                if let (true, Message::Ping { data, .. }) = (self.state == ServerState::Leading, &msg) {
+                    if !data.is_empty() {
+                        match quorum::decode_touches(data) {
+                            Ok(sessions) => self.core_input(Input::Touches { sessions }),
+                            Err(e) => tracing::warn!(learner = %from, error = %e, "malformed PING session data"),
+                        }
+                    }
+                }
+                self.node.step(from, msg);
+            }
+            PeerMsg::Request(r) if leading => {
+                self.core_input(Input::Forwarded { from: from.0, session: r.session_id, cxid: r.cxid, op: r.op, body: r.body, auth: r.auth })
+            }
+            PeerMsg::Revalidate(r) if leading => self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms }),
+            PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
+            PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
+            PeerMsg::PingReply { .. } => unreachable!("a PING off the wire is ZAB's"),
+            other => tracing::debug!(peer = %from, msg = other.name(), state = ?self.state, "peer message ignored in this role"),
+        }
+    }
+
+    /// Runs both state machines' actions until neither has any left: a whole batch of the
+    /// node's first, then the core's.
+    fn pump(&mut self) {
+        loop {
+            let zab = self.node.take_actions();
+            let core = self.core.take_actions();
+            if zab.is_empty() && core.is_empty() {
+                return;
+            }
+            for a in zab {
+                self.zab_action(a);
+            }
+            for a in core {
+                self.core_action(a);
+            }
+        }
+    }
+
+    fn zab_action(&mut self, a: ZabAction) {
+        match a {
+            ZabAction::Send { to, msg } => {
+                let msg = match msg {
+                    // A learner's PING reply carries the sessions its clients touched.
+                    Message::Ping { zxid, .. } if self.state != ServerState::Leading && Some(to) == self.leader => {
+                        PeerMsg::PingReply { zxid, touches: self.core.take_touches() }
+                    }
+                    msg => PeerMsg::Zab(msg),
+                };
+                self.out.push(Output::PeerSend { to, msg });
+            }
+            ZabAction::Persist { seq, op } => {
+                let snapshot_digest = match &op {
+                    StorageOp::InstallSnapshot { zxid, data } => Some(self.install_snapshot(*zxid, data)),
+                    _ => None,
+                };
+                self.out.push(Output::Storage { seq, op, snapshot_digest: snapshot_digest.flatten() });
+            }
+            ZabAction::Deliver(entry) => {
+                if self.core.proposed_front() == Some(entry.zxid) {
+                    self.core_input(Input::Committed { zxid: entry.zxid, record: None });
+                } else {
+                    // A txn this server did not prep: the leader's, off the wire or the log.
+                    let record = TxnRecord::from_bytes(&entry.data)
+                        .unwrap_or_else(|e| panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid));
+                    self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
+                }
+            }
+            ZabAction::SendSnapshot { to, zxid } => {
+                assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a SNAP must be the state at the zxid ZAB names");
+                let sessions: Vec<(i64, i32)> = self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
+                let bytes = (self.codec.encode)(self.core.tree(), &sessions);
+                tracing::info!(learner = %to, zxid = %zxid, bytes = bytes.len(), "sending SNAP");
+                self.out.push(Output::PeerSend { to, msg: PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(bytes) }) });
+            }
+            ZabAction::Disconnect { peer } => self.out.push(Output::PeerDisconnect { peer }),
+            ZabAction::StateChanged { state, leader, epoch } => {
+                tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
+                self.state = state;
+                self.leader = leader;
+                self.leading_since_ms = None;
+                if self.core.role() != Role::NotServing && !self.cfg.standalone {
+                    self.core_input(Input::StopServing);
+                }
+            }
+            ZabAction::Serving { epoch } => {
+                let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
+                if role == Role::Leader {
+                    self.leading_since_ms = Some(self.now_ms);
+                }
+                if role != Role::Standalone {
+                    self.core_input(Input::Serve { role, epoch });
+                }
+            }
+        }
+    }
+
+    /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
+    /// installed tree's digest (None when digests are off).
+    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {
+        let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options.clone())
+            .unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
+        let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
+        tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
+        let digest = tree.options().digest_enabled.then(|| tree.digest());
+        self.core.install(tree, &sessions);
+        digest
+    }
+
+    fn core_action(&mut self, a: CoreAction) {
+        match a {
+            CoreAction::Send { conn, frame, reply } => self.out.push(Output::Send { conn, frame, reply }),
+            CoreAction::Close { conn, reason } => self.out.push(Output::Close { conn, reason }),
+            CoreAction::Append(record) => self.propose(record),
+            CoreAction::Forward { session, cxid, op, body, auth } => {
+                if let Some(leader) = self.leader {
+                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }) });
+                }
+            }
+            CoreAction::Revalidate { session, timeout_ms } => {
+                if let Some(leader) = self.leader {
+                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }) });
+                }
+            }
+            CoreAction::RevalidateReply { to, session, valid } => {
+                self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) })
+            }
+            CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
+        }
+    }
+
+    /// The core's txn goes to ZAB with the zxid prep gave it, encoded once: these bytes are
+    /// the PROPOSAL's data and the log record.
+    fn propose(&mut self, record: TxnRecord) {
+        let zxid = record.header.zxid;
+        let data = Bytes::from(record.to_bytes());
+        let n = data.len() as i64;
+        let (_, min, max) = self.proposal_sizes;
+        self.proposal_sizes = (n, if min < 0 { n } else { min.min(n) }, max.max(n));
+        match self.node.propose(zxid, data) {
+            Ok(()) => {}
+            Err(e @ ProposeError::WrongZxid { .. }) => panic!("the core and ZAB disagree on the next zxid: {e}"),
+            Err(e) => {
+                // Not leading any more, or too many proposals await a quorum: the write did
+                // not happen (ConnectionLoss; clients retry).
+                tracing::warn!(zxid = %zxid, reason = %e, "write not proposed");
+                self.core_input(Input::AppendFailed { zxid });
+            }
+        }
+    }
+}
+
+/// The core's role for a node state.
+fn role_of(state: ServerState) -> Role {
+    match state {
+        ServerState::Leading => Role::Leader,
+        ServerState::Following => Role::Follower,
+        ServerState::Observing => Role::Observer,
+        ServerState::Looking => Role::NotServing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_node_states() {
+        assert_eq!(role_of(ServerState::Leading), Role::Leader);
+        assert_eq!(role_of(ServerState::Following), Role::Follower);
+        assert_eq!(role_of(ServerState::Observing), Role::Observer);
+        assert_eq!(role_of(ServerState::Looking), Role::NotServing);
+    }
+
+    #[test]
+    fn revalidate_packets_are_told_apart_by_their_data() {
+        let req = RevalidateRequest { session_id: SessionId(7), timeout_ms: 5000 };
+        let (m, _) = PeerMsg::from_packet(&req.to_packet(), None).unwrap();
+        assert_eq!(m, PeerMsg::Revalidate(req));
+        let rep = RevalidateReply { session_id: SessionId(7), valid: true };
+        let (m, _) = PeerMsg::from_packet(&rep.to_packet(), None).unwrap();
+        assert_eq!(m, PeerMsg::RevalidateReply(rep));
+        let (m, _) = PeerMsg::from_packet(&quorum::sync_packet(), None).unwrap();
+        assert_eq!(m, PeerMsg::Sync);
+        let fwd = ForwardedRequest { session_id: SessionId(9), cxid: 3, op: 1, body: vec![1, 2], auth: vec![] };
+        let (m, _) = PeerMsg::from_packet(&fwd.to_packet(), None).unwrap();
+        assert_eq!(m, PeerMsg::Request(fwd));
+    }
+}

@@ -1,0 +1,387 @@
+//! The one driver of a server, standalone or ensemble member alike: it owns the pure
+//! [`Member`] and does its I/O. Inputs come from the client connections (one bounded inbox),
+//! the peer transport ([`peer::PeerNet`], members only), the storage threads and a ticker;
+//! the member's [`Output`]s go to the connections' bounded outbound queues, the peers and the
+//! one ordered log worker. The driver decides nothing about the protocol: which state
+//! machine acts first, what a packet means, which zxid a txn gets — all of that is in
+//! `rzk_core::member`, where the simulator runs it.
+//!
+//! Storage: every `Output::Storage { seq, op }` becomes one [`LogCommand`] with `seq` as its
+//! token, in order; the worker reports `Done { token }` once that command and all before it
+//! are durable (group commit), which is `MemberInput::StorageDone`. A standalone server's
+//! worker refuses appends on a full disk (`AppendFailed`, answered with ConnectionLoss); a
+//! member's treats it as fatal, as every other storage error.
+//!
+//! Snapshots of our own tree are walked here in bounded steps between batches of requests
+//! (see [`durable`]); a leader's SNAP is installed by the member and only stored here.
+
+use super::conn::{ConnTx, SendError};
+use super::{durable, peer, wall_ms, ConnCounts, Event, Outbound, ProcessInfoSource};
+use crate::core::member::{Member, MemberConfig, MemberInput, Output, PeerMsg, Recovered, SnapCodec};
+use crate::core::ConnId;
+use bytes::Bytes;
+use rzk_config::ServerConfig;
+use rzk_storage::epoch;
+use rzk_storage::worker::{FullDisk, LogAppend, LogCommand, StorageEvent};
+use rzk_zab::{Config as ZabConfig, Entry, Restored, ServerId, StorageOp};
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// How often the member is ticked; its node counts ZooKeeper's timeouts (tickTime,
+/// initLimit, syncLimit, the election's 200 ms finalize wait) in these.
+const NODE_TICK_MS: u32 = 10;
+/// How often the core's clock moves (session expiry, containers).
+const CORE_TICK_MS: i64 = 50;
+/// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
+const COMMITTED_LOG_MAX: usize = 500;
+/// Storage commands queued for the log worker beyond which client requests wait.
+const PENDING_COMMANDS_MAX: usize = 64;
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The ensemble-side settings from zoo.cfg (a standalone server: itself as the one voter).
+pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
+    let Some(my_id) = my_id else {
+        let me = ServerId(1);
+        return ZabConfig::from_ms(me, BTreeSet::from([me]), BTreeSet::new(), NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
+    };
+    let voters: BTreeSet<ServerId> = cfg.participants().map(|s| ServerId(s.id as i64)).collect();
+    let observers: BTreeSet<ServerId> = cfg.observers().map(|s| ServerId(s.id as i64)).collect();
+    let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
+    z.committed_log_max = COMMITTED_LOG_MAX;
+    z.config_data = Bytes::from(cfg.membership_string().into_bytes());
+    z
+}
+
+/// rzk-storage's SNAP stream, the one both `rzk server` and the simulator use.
+pub fn snap_codec() -> SnapCodec {
+    SnapCodec {
+        encode: rzk_storage::encode_snap_stream,
+        decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
+    }
+}
+
+/// Everything the driver owns besides the sockets' tasks.
+struct Driver {
+    my_id: Option<ServerId>,
+    member: Member,
+    net: Option<peer::PeerNet>,
+    storage: durable::Durable,
+    config_version: i64,
+    config_data: Bytes,
+    started: Instant,
+    conns: HashMap<ConnId, ConnTx>,
+}
+
+impl Driver {
+    fn now_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    fn input(&mut self, input: MemberInput) {
+        let (n, w) = (self.now_ms(), wall_ms());
+        self.member.handle(n, w, input);
+    }
+
+    /// Carries out the member's outputs.
+    fn execute(&mut self) {
+        for o in self.member.take_outputs() {
+            match o {
+                Output::Send { conn, frame, reply } => self.send_client(conn, Outbound::Frame { bytes: frame, reply }),
+                Output::Close { conn, reason } => {
+                    tracing::debug!(conn, reason = %reason, "closing connection");
+                    if let Some(tx) = self.conns.remove(&conn) {
+                        tx.close(reason);
+                    }
+                }
+                Output::PeerSend { to, msg } => {
+                    let Some(net) = &self.net else { panic!("a standalone server sent {} to server {to}", msg.name()) };
+                    let me = self.my_id.expect("members have an id");
+                    match msg {
+                        PeerMsg::Zab(m) => net.send(to, &m, me, self.config_version, &self.config_data),
+                        other => net.send_packet(to, other.to_packet().expect("non-ZAB messages are packets")),
+                    }
+                }
+                Output::PeerDisconnect { peer } => {
+                    if let Some(net) = &self.net {
+                        net.disconnect(peer)
+                    }
+                }
+                Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
+            }
+        }
+    }
+
+    /// A frame to a client; a client whose queue is full is cut off (it is not reading).
+    fn send_client(&mut self, conn: ConnId, out: Outbound) {
+        let Some(tx) = self.conns.get(&conn) else { return };
+        match tx.send(out) {
+            Ok(()) | Err(SendError::Closed) => {}
+            Err(SendError::Full) => {
+                // Its task logs the reason and reports Closed; the member hears of it then.
+                tx.kill();
+            }
+        }
+    }
+
+    /// One storage op of the member, in order, to the log worker.
+    fn storage_op(&mut self, seq: u64, op: StorageOp, snapshot_digest: Option<i64>) {
+        let cmd = match op {
+            StorageOp::Append(e) => LogCommand::Append { entries: vec![LogAppend { zxid: e.zxid, entry: e.data }], token: seq },
+            StorageOp::AcceptedEpoch(epoch) => LogCommand::Epoch { name: epoch::ACCEPTED_EPOCH, epoch, token: seq },
+            StorageOp::CurrentEpoch(epoch) => LogCommand::Epoch { name: epoch::CURRENT_EPOCH, epoch, token: seq },
+            StorageOp::Truncate { after } => LogCommand::Truncate { after, token: seq },
+            StorageOp::InstallSnapshot { zxid, data } => {
+                // The member has already replaced its tree: our own snapshot walk is void.
+                self.storage.abort_snapshot();
+                LogCommand::InstallSnapshot { zxid, stream: data, digest: snapshot_digest, token: seq }
+            }
+        };
+        self.storage.command(cmd);
+    }
+
+    fn net_event(&mut self, ev: peer::NetEvent) {
+        match ev {
+            peer::NetEvent::Message { from, msg } => self.input(MemberInput::Peer { from, msg: PeerMsg::Zab(msg) }),
+            peer::NetEvent::Member { from, msg } => self.input(MemberInput::Peer { from, msg }),
+            peer::NetEvent::Disconnected { peer } => self.input(MemberInput::PeerDisconnected { peer }),
+        }
+    }
+
+    fn storage_event(&mut self, ev: StorageEvent) -> Result<(), String> {
+        match ev {
+            StorageEvent::Done { token } => self.input(MemberInput::StorageDone { seq: token }),
+            StorageEvent::AppendFailed { zxid, reason } => {
+                if !self.member.is_standalone() {
+                    // A member cannot skip a txn the leader sent it: stop; recovery sorts it out.
+                    return Err(format!("the transaction log refused {zxid} ({reason}); an ensemble member cannot go on without it"));
+                }
+                tracing::error!(from = %zxid, reason = %reason, "the transaction log refused writes; answering them with ConnectionLoss");
+                self.input(MemberInput::AppendFailed { zxid });
+            }
+            StorageEvent::SnapshotDue => self.storage.start_snapshot(self.member.core()),
+            StorageEvent::SnapshotWritten { zxid, result } => self.storage.snapshot_written(zxid, &result),
+            StorageEvent::Fatal(msg) => return Err(msg),
+        }
+        Ok(())
+    }
+}
+
+/// Recovers the data directory (blocking) into what the member starts from: a standalone
+/// server replays its whole log (every logged txn is committed); a member loads its newest
+/// snapshot only and hands the log after it to ZAB, which delivers each txn once it knows it
+/// is committed. Returns whether a snapshot should be taken at once (a replayed log).
+fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, bool)> {
+    let sc = durable::storage_config(cfg);
+    let opts = durable::tree_options(cfg);
+    if my_id.is_none() {
+        let r = durable::recover(cfg, &sc)?;
+        let applied = r.tree.last_processed_zxid();
+        let restored = Restored { accepted_epoch: 0, current_epoch: 0, applied, log: Vec::new() };
+        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored }, r.snapshot_now));
+    }
+    let rec = durable::recover_member(&sc, opts, COMMITTED_LOG_MAX)?;
+    let restored = Restored {
+        accepted_epoch: rec.accepted_epoch,
+        current_epoch: rec.current_epoch,
+        applied: rec.snapshot_zxid,
+        log: rec.log.into_iter().map(|(zxid, data)| Entry { zxid, data: Bytes::from(data) }).collect(),
+    };
+    tracing::info!(
+        myid = my_id,
+        applied = %restored.applied,
+        logged = restored.log.len(),
+        accepted_epoch = restored.accepted_epoch,
+        current_epoch = restored.current_epoch,
+        "ensemble member recovered"
+    );
+    let sessions = rec.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
+    Ok((Recovered { tree: rec.tree, sessions, restored }, false))
+}
+
+/// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
+pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let started = Instant::now();
+    let storage_cfg = durable::storage_config(&cfg);
+    let mut core_cfg = super::core_config(&cfg);
+    if let Some(id) = my_id {
+        core_cfg.server_id = id as u8;
+    }
+    let zab = zab_config(&cfg, my_id);
+    let (recovered, snapshot_now) = {
+        let c = cfg.clone();
+        tokio::task::spawn_blocking(move || recover(&c, my_id)).await.map_err(other)??
+    };
+    let member_cfg = MemberConfig {
+        core: core_cfg,
+        zab: zab.clone(),
+        standalone: my_id.is_none(),
+        node_tick_ms: NODE_TICK_MS as i64,
+        core_tick_ms: CORE_TICK_MS,
+        tree_options: durable::tree_options(&cfg),
+    };
+    let member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
+
+    let (net_tx, mut net_rx) = mpsc::channel::<peer::NetEvent>(4096);
+    let net = match my_id {
+        None => None,
+        Some(id) => {
+            let mut limits = peer::NetLimits::from_config(&cfg);
+            let max_record = storage_cfg.max_record_bytes;
+            limits.snap_scanner = Arc::new(move || Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record))));
+            Some(peer::PeerNet::start(ServerId(id as i64), peer::PeerAddrs::from_config(&cfg), limits, net_tx).await?)
+        }
+    };
+    let full_disk = if my_id.is_none() { FullDisk::RefuseAppends } else { FullDisk::Fatal };
+    let storage = durable::Durable::start(storage_cfg, full_disk)?;
+
+    let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
+    let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
+    let counts = Arc::new(Mutex::new(ConnCounts::default()));
+    let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
+    let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
+    drop(inbox_tx);
+
+    let process = ProcessInfoSource { cfg: cfg.clone(), my_id };
+    let mut d = Driver {
+        my_id: my_id.map(|id| ServerId(id as i64)),
+        config_version: cfg.config_version as i64,
+        config_data: zab.config_data.clone(),
+        member,
+        net,
+        storage,
+        started,
+        conns: HashMap::new(),
+    };
+    if snapshot_now {
+        d.storage.start_snapshot(d.member.core());
+    }
+    let purge_enabled = d.storage.config().purge_interval_hours > 0;
+    let mut purge_timer = tokio::time::interval(Duration::from_secs(3600 * d.storage.config().purge_interval_hours.max(1)));
+    let mut ticker = tokio::time::interval(Duration::from_millis(NODE_TICK_MS as u64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut fatal: Option<String> = None;
+    d.execute();
+    let mut snapshot_deferred: u32 = 0;
+    while fatal.is_none() {
+        let cmd_sender = d.storage.command_sender();
+        // A snapshot step (up to SNAPSHOT_STEP_BYTES of serialization on this task) is taken
+        // when no client request is waiting, or after SNAPSHOT_STEP_DEFER turns without one,
+        // so requests do not queue behind it and a snapshot still finishes under saturation.
+        let snap_sender = if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER {
+            d.storage.snapshot_sender()
+        } else {
+            None
+        };
+        if d.storage.snapshot_sender().is_some() {
+            snapshot_deferred += 1;
+        }
+        let accepting = d.storage.pending_cmds.len() < PENDING_COMMANDS_MAX;
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticker.tick() => d.input(MemberInput::Tick),
+            ev = net_rx.recv(), if d.net.is_some() => {
+                let Some(ev) = ev else { break };
+                d.net_event(ev);
+                // Take what else is queued, up to a bound.
+                for _ in 0..255 {
+                    match net_rx.try_recv() {
+                        Ok(ev) => d.net_event(ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            ev = d.storage.events.recv() => {
+                let Some(ev) = ev else { break };
+                if let Err(msg) = d.storage_event(ev) {
+                    fatal = Some(msg);
+                }
+            }
+            permit = super::reserve(cmd_sender) => match permit {
+                Ok(p) => d.storage.send_command(p),
+                Err(_) => fatal = Some("the transaction log worker stopped".into()),
+            },
+            permit = super::reserve(snap_sender) => match permit {
+                Ok(p) => {
+                    snapshot_deferred = 0;
+                    d.storage.snapshot_step(d.member.core(), p)
+                }
+                Err(_) => d.storage.snapshot_lost(),
+            },
+            _ = purge_timer.tick(), if purge_enabled => {
+                let c = d.storage.config().clone();
+                tokio::task::spawn_blocking(move || durable::purge(&c));
+            }
+            ev = inbox.recv(), if accepting => {
+                let Some(ev) = ev else { break };
+                client_events(&mut d, &process, &counts, ev, &mut inbox);
+            }
+        }
+        d.execute();
+        d.storage.flush();
+    }
+    acceptor.abort();
+    if let Some(msg) = fatal {
+        // Nothing more may be acknowledged: stop at once; recovery on restart sorts it out.
+        tracing::error!("{msg}");
+        return Err(other(msg));
+    }
+    tracing::info!("shutting down");
+    for (_, tx) in d.conns.drain() {
+        tx.close("server shutting down".into());
+    }
+    if let Some(net) = d.net.take() {
+        net.shutdown().await;
+    }
+    d.storage.shutdown().await;
+    Ok(())
+}
+
+/// Feeds `first` and whatever else the connection tasks have queued (up to a bound) to the
+/// member: accepted connections, request frames, four-letter words (answered here from a
+/// snapshot of the core, then the connection closes), closed connections.
+fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<ConnCounts>, first: Event, inbox: &mut mpsc::Receiver<Event>) {
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(ev) = next.take() {
+        match ev {
+            Event::Accepted { conn, peer, tx } => {
+                d.conns.insert(conn, tx);
+                d.input(MemberInput::Accepted { conn, peer });
+            }
+            Event::Frame { conn, payload } => d.input(MemberInput::Frame { conn, payload }),
+            Event::FourLetterWord { conn, word } => {
+                let rejected = counts.lock().expect("conn counts").rejected;
+                let text = super::four_letter_word(d.member.core_for_stats(), process, &word, conn, rejected);
+                if let Some(tx) = d.conns.remove(&conn) {
+                    let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
+                    tx.close(format!("four letter word {word}"));
+                }
+                d.input(MemberInput::Closed { conn });
+            }
+            Event::Closed { conn } => {
+                d.conns.remove(&conn);
+                d.input(MemberInput::Closed { conn });
+            }
+        }
+        taken += 1;
+        if taken < 256 {
+            next = inbox.try_recv().ok();
+        }
+    }
+}
+
+/// rzk-storage's SNAP stream scanner, for the transport.
+struct SnapScanner(rzk_storage::SnapStreamScanner);
+
+impl peer::SnapStreamScanner for SnapScanner {
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
+        self.0.scan(buf).map_err(|e| e.to_string())
+    }
+}
