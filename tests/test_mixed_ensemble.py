@@ -391,6 +391,7 @@ def test_sessions_and_requests_across_kinds(kinds, leader_kind):
                 body = h.Jute().string("/s/expiring").buffer(b"x").acls(h.OPEN_ACL).int(1).bytes()
                 _, _, err, _ = raw.request(h.OP["create"], body)
                 assert err == 0
+                watcher.sync("/s")  # the watcher reads another member: catch it up first
                 assert watcher.exists("/s/expiring") is not None
                 raw.sock.close()  # no closeSession
             finally:
