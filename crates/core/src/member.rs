@@ -49,6 +49,19 @@ pub struct MemberConfig {
     pub core_tick_ms: i64,
     /// How a leader's SNAP is read into a tree.
     pub tree_options: TreeOptions,
+    /// Keep every committed txn this member applies for [`Member::take_deliveries`] (the
+    /// simulator's checkers read them; a server leaves it off).
+    pub trace_deliveries: bool,
+}
+
+/// A change of this member's state machine, with its tree's digest right after (for
+/// checkers; see [`MemberConfig::trace_deliveries`]), in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A committed txn, applied.
+    Txn { zxid: Zxid, data: Bytes, digest: i64 },
+    /// The leader's SNAP replaced the tree.
+    Snapshot { zxid: Zxid, digest: i64 },
 }
 
 /// The snapshot stream a leader sends a learner in a SNAP (ZooKeeper's serialized database:
@@ -216,6 +229,8 @@ pub struct Member {
     leading_since_ms: Option<i64>,
     /// PROPOSAL data sizes: last, min, max (-1 before the first), for `srvr` / `mntr`.
     proposal_sizes: (i64, i64, i64),
+    /// With `trace_deliveries`: what was applied since the last `take_deliveries`.
+    deliveries: Vec<Applied>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -247,6 +262,7 @@ impl Member {
             wall_ms,
             leading_since_ms: None,
             proposal_sizes: (-1, -1, -1),
+            deliveries: Vec::new(),
         };
         m.pump();
         Ok(m)
@@ -280,6 +296,11 @@ impl Member {
 
     pub fn core(&self) -> &ZooKeeperServer {
         &self.core
+    }
+
+    /// The state machine's changes since the last call (empty unless `trace_deliveries`).
+    pub fn take_deliveries(&mut self) -> Vec<Applied> {
+        std::mem::take(&mut self.deliveries)
     }
 
     pub fn node(&self) -> &Node {
@@ -360,7 +381,14 @@ impl Member {
             PeerMsg::Revalidate(r) if leading => self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms }),
             PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
             PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
-            PeerMsg::PingReply { .. } => unreachable!("a PING off the wire is ZAB's"),
+            // The wire carries it as ZAB's PING (above); a host that passes messages as they
+            // are (the simulator) hands over the reply itself.
+            PeerMsg::PingReply { zxid, touches } => {
+                if self.state == ServerState::Leading {
+                    self.core_input(Input::Touches { sessions: touches });
+                }
+                self.node.step(from, Message::Ping { zxid, data: Bytes::new() });
+            }
             other => tracing::debug!(peer = %from, msg = other.name(), state = ?self.state, "peer message ignored in this role"),
         }
     }
@@ -411,6 +439,10 @@ impl Member {
                         .unwrap_or_else(|e| panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid));
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                 }
+                if self.cfg.trace_deliveries {
+                    let digest = self.core.tree().digest();
+                    self.deliveries.push(Applied::Txn { zxid: entry.zxid, data: entry.data, digest });
+                }
             }
             ZabAction::SendSnapshot { to, zxid } => {
                 assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a SNAP must be the state at the zxid ZAB names");
@@ -450,6 +482,9 @@ impl Member {
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
         self.core.install(tree, &sessions);
+        if self.cfg.trace_deliveries {
+            self.deliveries.push(Applied::Snapshot { zxid, digest: self.core.tree().digest() });
+        }
         digest
     }
 

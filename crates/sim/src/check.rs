@@ -10,12 +10,94 @@
 //! - **digests**: equal zxid ⇒ equal `DataTree` digest, for every server, after every apply
 //!   and snapshot install.
 //! - **clients**: every acknowledged write is committed; writes are linearizable (if one
-//!   ended before another started, its zxid is lower); each session's reads and own writes
-//!   never go back in zxid.
+//!   ended before another started, its zxid is lower); each session's replies never go back
+//!   in zxid and come in xid order; a read after `sync` sees every write acknowledged before
+//!   the sync.
+//! - **watches**: a watch event reaches its client before any reply that shows the change
+//!   (a reply whose zxid is at or past the txn that fired it).
+//! - **sessions**: a session is never expired while its client is being answered; after a
+//!   session's close (or expiry) none of its ephemerals is left, and every acknowledged
+//!   ephemeral of a live session is there.
+//! - **final trees**: every acknowledged write is in the final tree of every server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rzk_proto::Zxid;
+use rzk_proto::txn::{Txn, TxnRecord};
+use rzk_proto::{EventType, Zxid};
+use rzk_tree::DataTree;
+
+/// What a one-time or persistent watch covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// getData / exists: the node itself.
+    Data,
+    /// getChildren: the node's children (and its deletion).
+    Child,
+    /// addWatch PERSISTENT_RECURSIVE: the node and everything under it, every time.
+    PersistentRecursive,
+}
+
+/// A change a committed txn made to a node (a watch event's type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+}
+
+impl Change {
+    pub fn from_event_type(t: i32) -> Option<Change> {
+        Some(match EventType::from_code(t)? {
+            EventType::NodeCreated => Change::Created,
+            EventType::NodeDeleted => Change::Deleted,
+            EventType::NodeDataChanged => Change::DataChanged,
+            EventType::NodeChildrenChanged => Change::ChildrenChanged,
+            _ => return None,
+        })
+    }
+}
+
+/// `path` is `root` or below it.
+pub fn under(path: &str, root: &str) -> bool {
+    path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/')) || root == "/"
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// Does a change at `path` fire a watch of `kind` on `wpath`?
+pub fn fires(kind: WatchKind, wpath: &str, path: &str, change: Change) -> bool {
+    match kind {
+        WatchKind::Data => path == wpath && change != Change::ChildrenChanged,
+        WatchKind::Child => (path == wpath && change == Change::Deleted) || (parent(path) == wpath && path != wpath && matches!(change, Change::Created | Change::Deleted)),
+        WatchKind::PersistentRecursive => under(path, wpath) && change != Change::ChildrenChanged,
+    }
+}
+
+/// Ticks after a client's last answer within which its session must not expire.
+pub const SESSION_ALIVE_TICKS: u64 = 40;
+
+fn txn_changes(t: &Txn, out: &mut Vec<(String, Change)>) {
+    match t {
+        Txn::Create { txn, .. } => out.push((txn.path.clone(), Change::Created)),
+        Txn::CreateTtl(c) => out.push((c.path.clone(), Change::Created)),
+        Txn::CreateContainer(c) => out.push((c.path.clone(), Change::Created)),
+        Txn::Delete { path } | Txn::DeleteContainer { path } => out.push((path.clone(), Change::Deleted)),
+        Txn::SetData(s) => out.push((s.path.clone(), Change::DataChanged)),
+        Txn::CloseSession { paths_to_delete } => out.extend(paths_to_delete.iter().map(|p| (p.clone(), Change::Deleted))),
+        Txn::Multi(ts) => {
+            for t in ts {
+                txn_changes(t, out);
+            }
+        }
+        _ => {}
+    }
+}
 
 /// One client write as the history checker sees it.
 #[derive(Debug, Clone)]
@@ -43,6 +125,26 @@ pub struct Checker {
     pub reads: u64,
     pub digest_checks: u64,
     pub log_checks: u64,
+    /// Changes to nodes by committed txns (the watch checker's history).
+    pub changes: BTreeMap<Zxid, Vec<(String, Change)>>,
+    /// Persistent nodes whose create was acknowledged, and those a delete may have removed.
+    pub acked_nodes: BTreeSet<String>,
+    pub maybe_deleted: BTreeSet<String>,
+    /// Highest acknowledged setData zxid per path.
+    pub acked_sets: BTreeMap<String, Zxid>,
+    /// Acknowledged ephemeral creates: (session, path).
+    pub acked_ephemerals: Vec<(i64, String)>,
+    /// Sessions closed or expired in the committed history, with the zxid.
+    pub closed_sessions: BTreeMap<i64, Zxid>,
+    /// Sessions a server told their client had expired.
+    pub reported_expired: BTreeSet<i64>,
+    /// session -> tick of the last answer its client got.
+    pub session_last_heard: HashMap<i64, u64>,
+    pub max_acked: Zxid,
+    pub watch_checks: u64,
+    pub watch_events: u64,
+    pub expiries: u64,
+    pub replies: u64,
 }
 
 pub fn hash_bytes(b: &[u8]) -> u64 {
@@ -112,6 +214,131 @@ impl Checker {
             Some(&c) if c != h => Err(format!("server {server}'s log holds different bytes at committed {zxid}")),
             _ => Ok(()),
         }
+    }
+
+    /// A txn joined the committed history (first delivery anywhere) at tick `now`.
+    pub fn committed_txn(&mut self, zxid: Zxid, rec: &TxnRecord, now: u64) -> Result<(), String> {
+        let session = rec.header.client_id.0;
+        self.txn_of_op.entry((session, rec.header.cxid)).or_insert(zxid);
+        let mut ch = Vec::new();
+        txn_changes(&rec.txn, &mut ch);
+        if !ch.is_empty() {
+            self.changes.insert(zxid, ch);
+        }
+        if let Txn::CloseSession { .. } = rec.txn {
+            self.closed_sessions.entry(session).or_insert(zxid);
+            if rec.header.cxid == 0 {
+                self.expiries += 1;
+                if let Some(&t) = self.session_last_heard.get(&session) {
+                    if now < t + SESSION_ALIVE_TICKS {
+                        return Err(format!(
+                            "session {session:#x} expired at {zxid} (tick {now}) though its client was answered at tick {t}: a lost session touch?"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn session_heard(&mut self, session: i64, now: u64) {
+        self.session_last_heard.insert(session, now);
+        self.replies += 1;
+    }
+
+    pub fn session_reported_expired(&mut self, session: i64) -> Result<(), String> {
+        self.reported_expired.insert(session);
+        Ok(())
+    }
+
+    pub fn write_acked(&mut self, widx: usize, now: u64, zxid: Zxid, session: i64) -> Result<(), String> {
+        self.writes[widx].end = Some(now);
+        self.max_acked = self.max_acked.max(zxid);
+        self.session_saw(session, zxid, "got its write acknowledged")
+    }
+
+    pub fn max_acked_zxid(&self) -> Zxid {
+        self.max_acked
+    }
+
+    pub fn node_acked(&mut self, path: &str) {
+        self.acked_nodes.insert(path.to_string());
+    }
+
+    pub fn maybe_deleted(&mut self, path: &str) {
+        self.maybe_deleted.insert(path.to_string());
+    }
+
+    pub fn set_acked(&mut self, path: &str, zxid: Zxid) {
+        let e = self.acked_sets.entry(path.to_string()).or_insert(zxid);
+        *e = (*e).max(zxid);
+    }
+
+    pub fn ephemeral_acked(&mut self, session: i64, path: &str) {
+        self.acked_ephemerals.push((session, path.to_string()));
+    }
+
+    /// A reply at `zxid` reached a client that still holds watch `w`: no change `w` covers
+    /// may lie in (set_at, zxid] unannounced.
+    pub fn watch_announced(&mut self, session: i64, w: &crate::client::Watch, zxid: Zxid) -> Result<(), String> {
+        self.watch_checks += 1;
+        let after = (std::ops::Bound::Excluded(w.set_at), std::ops::Bound::Included(zxid));
+        let mut due = 0u64;
+        for (z, changes) in self.changes.range(after) {
+            for (p, c) in changes {
+                if fires(w.kind, &w.path, p, *c) {
+                    due += 1;
+                    if w.kind != WatchKind::PersistentRecursive || due > w.events {
+                        return Err(format!(
+                            "session {session:#x}: a reply at {zxid} came before the {:?} watch on {} (set at {}) announced {c:?} {p} at {z}",
+                            w.kind, w.path, w.set_at
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After convergence: every acknowledged write is in `tree`; ephemerals belong to live
+    /// sessions only, and every acknowledged ephemeral of a live session is there.
+    pub fn check_final_tree(&self, server: i64, tree: &DataTree) -> Result<(), String> {
+        for p in self.acked_nodes.difference(&self.maybe_deleted) {
+            if tree.get(p).is_none() {
+                return Err(format!("server {server}: acknowledged create of {p} is not in the final tree"));
+            }
+        }
+        for (p, z) in &self.acked_sets {
+            match tree.get(p) {
+                Some(n) if n.client_stat().mzxid >= *z => {}
+                Some(n) => return Err(format!("server {server}: {p} has mzxid {} but a setData at {z} was acknowledged", n.client_stat().mzxid)),
+                None => return Err(format!("server {server}: {p} (set at {z}) is not in the final tree")),
+            }
+        }
+        for (session, p) in &self.acked_ephemerals {
+            let owner = tree.get(p).map(|n| n.client_stat().ephemeral_owner);
+            match (self.closed_sessions.get(session), owner) {
+                (None, Some(o)) if o == *session => {}
+                (None, other) => return Err(format!("server {server}: live session {session:#x}'s acknowledged ephemeral {p} is {other:?} in the final tree")),
+                (Some(z), Some(_)) => return Err(format!("server {server}: session {session:#x} closed at {z} but its ephemeral {p} is still there")),
+                (Some(_), None) => {}
+            }
+        }
+        let mut stray = None;
+        tree.for_each_node_in_snapshot_order(|path, _, _, stat| {
+            if stat.ephemeral_owner != 0 && self.closed_sessions.contains_key(&stat.ephemeral_owner) && stray.is_none() {
+                stray = Some((path.to_string(), stat.ephemeral_owner));
+            }
+        });
+        if let Some((p, o)) = stray {
+            return Err(format!("server {server}: ephemeral {p} of closed session {o:#x} is in the final tree"));
+        }
+        for s in &self.reported_expired {
+            if !self.closed_sessions.contains_key(s) {
+                return Err(format!("session {s:#x} was reported expired to its client but never closed in the committed history"));
+            }
+        }
+        Ok(())
     }
 
     pub fn last_committed(&self) -> Zxid {

@@ -1,9 +1,11 @@
 //! # rzk-sim: a deterministic simulator for rzk ensembles
 //!
 //! One seed drives everything: the ensemble (3, 5 or 7 voters, maybe observers), the clients'
-//! operations, and the faults. Each server is a real [`rzk_zab::Node`] whose state machine is
-//! the real [`rzk_tree::DataTree`] applying real `TxnRecord`s; the simulator plays host:
-//! network, disks, clocks and clients.
+//! operations, and the faults. Each server is the real [`rzk_core::member::Member`] — the
+//! very code `rzk server` runs: connections, sessions, prep, ZAB, apply, watches, replies —
+//! with rzk-storage's SNAP stream for snapshots; the simulator plays host (what the tokio
+//! driver does for `rzk server`): network, disks, clocks, and clients that speak real client
+//! frames ([`client`]).
 //!
 //! - **Network.** The election port is a datagram network with loss, duplication, delay and
 //!   therefore reordering. The quorum port behaves like TCP: a learner opens a connection
@@ -14,8 +16,11 @@
 //!   ticks. A crash loses every write not yet completed, except that a random prefix of them
 //!   may have reached the disk (a torn tail). Snapshots are taken every few dozen txns.
 //! - **Crashes and restarts** rebuild the server from what its disk holds.
-//! - **Clients** read from their server and write through it (followers forward to the
-//!   leader), with timeouts; they move to another server that is not behind them.
+//! - **Clients** connect to a server with ConnectRequests, keep sessions alive with PINGs,
+//!   pipeline reads, writes of every kind, syncs and watches, and move (with their session)
+//!   to another server when their connection breaks or goes quiet, as the Java client does.
+//!   Their connections are FIFO with a small delay; a server that stops serving or crashes
+//!   closes them.
 //!
 //! The run has a *safety phase* (faults on; the checkers of [`check`] run after every step)
 //! then a *liveness phase* (faults healed, crashed servers restarted): a leader must be
@@ -24,18 +29,26 @@
 //! run's trace hash is the same every time a seed runs.
 
 pub mod check;
+pub mod client;
 pub mod rng;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use rzk_proto::txn::{CreateTxn, SetDataTxn, Txn, TxnHeader, TxnRecord};
-use rzk_proto::{Acl, Reader, SessionId, StatPersisted, Writer, Zxid};
+use rzk_core::member::{Applied, Member, MemberConfig, MemberInput, Output, PeerMsg, Recovered, SnapCodec};
+use rzk_core::CoreConfig;
+use rzk_proto::txn::TxnRecord;
+use rzk_proto::{SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
-use rzk_zab::{Action, Config, Entry, Message, Node, Restored, ServerId, ServerState, StorageOp};
+use rzk_zab::{Config, Entry, Message, Restored, ServerId, ServerState, StorageOp};
 
-use check::{hash_bytes, Checker, WriteRec};
+use check::{hash_bytes, Checker};
+use client::{Client, ClientAction};
 use rng::Rng;
+
+/// Simulated milliseconds per tick.
+pub const TICK_MS: u64 = 50;
 
 /// How hard the world is on the ensemble during the safety phase. Probabilities are per
 /// message (network) or per server per tick (crashes, disks).
@@ -180,6 +193,12 @@ pub struct Report {
     pub digest_checks: u64,
     pub log_checks: u64,
     pub liveness_ticks: u64,
+    pub sessions: u64,
+    pub session_moves: u64,
+    pub expiries: u64,
+    pub watch_checks: u64,
+    pub watch_events: u64,
+    pub replies: u64,
 }
 
 /// A failed run: what broke, when, and how to replay it.
@@ -198,54 +217,59 @@ impl std::fmt::Display for Failure {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Packet {
-    Zab(Message),
-    /// A client write forwarded by a learner to its leader (ZooKeeper's REQUEST).
-    Forward { session: i64, cxid: i32, op: WriteOp },
-}
-
-#[derive(Debug, Clone)]
-enum WriteOp {
-    Create { path: String, data: Vec<u8> },
-    SetRoot { data: Vec<u8> },
-}
 
 enum Event {
-    Deliver { to: usize, from: usize, packet: Packet, conn: Option<u64> },
+    /// A message between servers; `conn` is the quorum connection's generation (None for
+    /// election datagrams).
+    Peer { to: usize, from: usize, msg: PeerMsg, conn: Option<u64> },
     DiskDone { server: usize, incarnation: u64, seq: u64 },
-    Disconnected { to: usize, peer: usize, incarnation: u64 },
+    PeerDisconnected { to: usize, peer: usize, incarnation: u64 },
     Restart { server: usize },
+    /// A client frame payload reaching a server (the connection may be gone by then).
+    ToServer { conn: u64, payload: Vec<u8> },
+    /// A server frame reaching a client.
+    ToClient { conn: u64, frame: Vec<u8> },
+    /// The server closed the connection; the client hears it after the frames before it.
+    ServerClosed { conn: u64 },
+    /// The client closed (or lost) the connection; the server hears of it.
+    ClientClosed { conn: u64 },
 }
 
+/// What a server's disk holds.
 #[derive(Default)]
 struct Durable {
     accepted_epoch: u32,
     current_epoch: u32,
+    /// The newest snapshot: its zxid and rzk-storage's SNAP stream of it (tree + sessions).
     snapshot: Option<(Zxid, Bytes)>,
     log: Vec<Entry>,
 }
 
 struct Server {
     id: ServerId,
-    node: Option<Node>,
+    member: Option<Member>,
     incarnation: u64,
     durable: Durable,
     pending: VecDeque<(u64, StorageOp)>,
     disk_free_at: u64,
     slow_disk: bool,
-    tree: DataTree,
-    applied: Zxid,
-    serving: bool,
     since_snapshot: u64,
     snapshot_every: u64,
+    /// Established leader at the end of the last step (to check each new establishment).
+    was_established_leader: bool,
+    /// The zxid its state machine is at, as its deliveries and snapshot installs said.
+    delivered_upto: Zxid,
 }
 
-struct Client {
-    session: i64,
-    server: Option<usize>,
-    pending: Option<(i32, usize, u64)>, // (cxid, index in writes, deadline)
-    next_cxid: i32,
+/// A client connection as the network sees it.
+#[derive(Clone, Copy)]
+struct ClientLink {
+    client: usize,
+    server: usize,
+    incarnation: u64,
+    /// Last scheduled delivery per direction (FIFO): [to server, to client].
+    last: [u64; 2],
+    server_open: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -263,6 +287,8 @@ struct World {
     now: u64,
     servers: Vec<Server>,
     clients: Vec<Client>,
+    links: BTreeMap<u64, ClientLink>,
+    next_conn: u64,
     events: BTreeMap<(u64, u64), Event>,
     next_event: u64,
     conns: BTreeMap<(usize, usize), Conn>,
@@ -273,12 +299,24 @@ struct World {
     trace: u64,
     rep: Report,
     client_writes_enabled: bool,
-    /// `RZK_SIM_TRACE=1`: print every action and delivery (for replaying a failing seed).
+    /// `RZK_SIM_TRACE=1`: print every output and delivery (for replaying a failing seed).
     verbose: bool,
 }
 
 fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(17)
+}
+
+/// rzk-storage's SNAP stream: the one `rzk server` sends and stores.
+fn snap_codec() -> SnapCodec {
+    SnapCodec {
+        encode: rzk_storage::encode_snap_stream,
+        decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
+    }
+}
+
+fn tree_options() -> TreeOptions {
+    TreeOptions { extended_types_enabled: true, digest_enabled: true, ..Default::default() }
 }
 
 /// Runs one seed to completion.
@@ -302,20 +340,19 @@ impl World {
         let servers = (0..n)
             .map(|i| Server {
                 id: ServerId(i as i64 + 1),
-                node: None,
+                member: None,
                 incarnation: 0,
                 durable: Durable::default(),
                 pending: VecDeque::new(),
                 disk_free_at: 0,
                 slow_disk: false,
-                tree: DataTree::with_options(TreeOptions::default()),
-                applied: Zxid::ZERO,
-                serving: false,
                 since_snapshot: 0,
                 snapshot_every: rng.range(15, 60),
+                was_established_leader: false,
+                delivered_upto: Zxid::ZERO,
             })
             .collect();
-        let clients = (0..cfg.clients).map(|i| Client { session: 0x100 + i as i64, server: None, pending: None, next_cxid: 1 }).collect();
+        let clients = (0..cfg.clients).map(Client::new).collect();
         let rep = Report { seed: cfg.seed, voters: cfg.voters, observers: cfg.observers, ..Default::default() };
         let faults = cfg.faults.clone();
         let mut w = World {
@@ -325,6 +362,8 @@ impl World {
             now: 0,
             servers,
             clients,
+            links: BTreeMap::new(),
+            next_conn: 1,
             events: BTreeMap::new(),
             next_event: 0,
             conns: BTreeMap::new(),
@@ -342,34 +381,66 @@ impl World {
         w
     }
 
-    fn node_config(&self, i: usize) -> Config {
-        let voters: BTreeSet<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
-        let observers: BTreeSet<ServerId> = (self.cfg.voters as i64 + 1..=(self.cfg.voters + self.cfg.observers) as i64).map(ServerId).collect();
-        let mut c = Config::from_ms(ServerId(i as i64 + 1), voters, observers, 50, 200, 10, 5);
-        c.finalize_wait_ticks = 2;
-        c.min_notification_ticks = 2;
-        c.max_notification_ticks = 32;
-        c.committed_log_max = self.cfg.committed_log_max;
-        c.outstanding_proposals_max = 200;
-        c
+    fn now_ms(&self) -> i64 {
+        (self.now * TICK_MS) as i64
     }
 
-    fn start_server(&mut self, i: usize) {
-        let cfg = self.node_config(i);
-        let s = &mut self.servers[i];
-        let (applied, tree) = match &s.durable.snapshot {
-            Some((z, data)) => (*z, decode_snapshot(data).expect("own snapshot decodes")),
-            None => (Zxid::ZERO, DataTree::with_options(TreeOptions::default())),
+    /// Wall-clock time (txn times, TTLs): a fixed epoch plus the simulated time.
+    fn wall_ms(&self) -> i64 {
+        1_700_000_000_000 + self.now_ms()
+    }
+
+    fn member_config(&self, i: usize) -> MemberConfig {
+        let voters: BTreeSet<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
+        let observers: BTreeSet<ServerId> = (self.cfg.voters as i64 + 1..=(self.cfg.voters + self.cfg.observers) as i64).map(ServerId).collect();
+        // tickTime 200 ms, initLimit 10, syncLimit 5, in node ticks of one simulator tick.
+        let mut z = Config::from_ms(ServerId(i as i64 + 1), voters, observers, TICK_MS as u32, 200, 10, 5);
+        z.finalize_wait_ticks = 2;
+        z.min_notification_ticks = 2;
+        z.max_notification_ticks = 32;
+        z.committed_log_max = self.cfg.committed_log_max;
+        z.outstanding_proposals_max = 200;
+        let core = CoreConfig {
+            server_id: (i + 1) as u8,
+            tick_ms: 200,
+            min_session_timeout_ms: 400,
+            max_session_timeout_ms: 4000,
+            extended_types_enabled: true,
+            reconfig_enabled: false,
+            container_check_interval_ms: 1000,
+            ..CoreConfig::default()
         };
-        s.tree = tree;
-        s.applied = applied;
-        s.serving = false;
+        MemberConfig {
+            core,
+            zab: z,
+            standalone: false,
+            node_tick_ms: TICK_MS as i64,
+            core_tick_ms: TICK_MS as i64,
+            tree_options: tree_options(),
+            trace_deliveries: true,
+        }
+    }
+
+    /// Starts (or restarts) server `i` from what its disk holds.
+    fn start_server(&mut self, i: usize) {
+        let cfg = self.member_config(i);
+        let (now_ms, wall_ms) = (self.now_ms(), self.wall_ms());
+        let s = &mut self.servers[i];
+        let (applied, tree, sessions) = match &s.durable.snapshot {
+            Some((z, data)) => {
+                let (t, sess) = rzk_storage::decode_snap_stream(data, *z, tree_options()).expect("own snapshot decodes");
+                (*z, t, sess.into_iter().map(|(id, t)| (SessionId(id), t)).collect())
+            }
+            None => (Zxid::ZERO, DataTree::with_options(tree_options()), Vec::new()),
+        };
         s.pending.clear();
         s.disk_free_at = self.now;
+        s.was_established_leader = false;
+        s.delivered_upto = applied;
         let restored = Restored { accepted_epoch: s.durable.accepted_epoch, current_epoch: s.durable.current_epoch, applied, log: s.durable.log.clone() };
-        s.node = Some(Node::new(cfg, restored).expect("valid config"));
-        let _ = s.incarnation;
-        self.drain(i);
+        let rec = Recovered { tree, sessions, restored };
+        s.member = Some(Member::new(cfg, rec, snap_codec(), now_ms, wall_ms).expect("valid config"));
+        let _ = self.process(i);
     }
 
     fn schedule(&mut self, at: u64, ev: Event) {
@@ -389,7 +460,7 @@ impl World {
         self.partition_until = None;
         for i in 0..self.servers.len() {
             self.servers[i].slow_disk = false;
-            if self.servers[i].node.is_none() {
+            if self.servers[i].member.is_none() {
                 self.start_server(i);
             }
         }
@@ -399,7 +470,7 @@ impl World {
         let mut progress_at: Option<u64> = None;
         loop {
             if self.now >= deadline {
-                let leader = self.servers.iter().find(|s| s.node.as_ref().is_some_and(|n| n.state() == ServerState::Leading && n.is_serving()));
+                let leader = self.servers.iter().find(|s| s.member.as_ref().is_some_and(|m| m.node().state() == ServerState::Leading && m.node().is_serving()));
                 return Err(format!(
                     "liveness: after {} healed ticks: established leader: {}, new acked writes: {}/{}, states: {}",
                     self.cfg.liveness_ticks,
@@ -419,8 +490,12 @@ impl World {
             }
         }
         self.rep.liveness_ticks = self.now - start;
-        // Final checks.
+        // Final checks: the history, and every server's final tree.
         let (acked, open) = self.chk.check_history()?;
+        for i in 0..self.servers.len() {
+            let m = self.servers[i].member.as_ref().expect("all up after healing");
+            self.chk.check_final_tree(i as i64 + 1, m.core().tree())?;
+        }
         for i in 0..self.servers.len() {
             self.add_stats(i);
         }
@@ -432,6 +507,10 @@ impl World {
         self.rep.epochs = self.chk.epoch_owner.len();
         self.rep.digest_checks = self.chk.digest_checks;
         self.rep.log_checks = self.chk.log_checks;
+        self.rep.expiries = self.chk.expiries;
+        self.rep.watch_checks = self.chk.watch_checks;
+        self.rep.watch_events = self.chk.watch_events;
+        self.rep.replies = self.chk.replies;
         Ok(())
     }
 
@@ -439,25 +518,34 @@ impl World {
         self.chk.writes.iter().filter(|w| w.end.is_some()).count()
     }
 
-    /// Every server serving, no client op pending, all at the last committed zxid.
+    fn applied(&self, i: usize) -> Zxid {
+        self.servers[i].member.as_ref().map(|m| m.core().tree().last_processed_zxid()).unwrap_or(Zxid::ZERO)
+    }
+
+    /// Every server serving, no client request outstanding, all at the last committed zxid.
     fn converged(&self) -> bool {
         let last = self.chk.last_committed();
-        self.clients.iter().all(|c| c.pending.is_none())
-            && self.servers.iter().all(|s| s.serving && s.applied == last && s.node.as_ref().is_some_and(|n| n.is_serving()))
+        self.clients.iter().all(|c| c.conn.as_ref().is_none_or(|k| k.outstanding.is_empty()))
+            && (0..self.servers.len()).all(|i| self.applied(i) == last && self.servers[i].member.as_ref().is_some_and(|m| m.node().is_serving()))
     }
 
     fn describe(&self) -> String {
-        self.servers
-            .iter()
-            .map(|s| match &s.node {
-                None => format!("{}:down", s.id),
-                Some(n) => format!("{}:{:?}/e{}/{}{}", s.id, n.state(), n.current_epoch(), s.applied, if n.is_serving() { "/serving" } else { "" }),
+        (0..self.servers.len())
+            .map(|i| {
+                let s = &self.servers[i];
+                match &s.member {
+                    None => format!("{}:down", s.id),
+                    Some(m) => {
+                        let n = m.node();
+                        format!("{}:{:?}/e{}/{}{}", s.id, n.state(), n.current_epoch(), self.applied(i), if n.is_serving() { "/serving" } else { "" })
+                    }
+                }
             })
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// One tick: due events, node ticks, clients, checks.
+    /// One tick: due events, member ticks, clients, checks.
     fn step(&mut self) -> Result<(), String> {
         self.now += 1;
         self.trace = mix(self.trace, self.now);
@@ -469,19 +557,24 @@ impl World {
             self.handle_event(ev)?;
         }
         for i in 0..self.servers.len() {
-            if let Some(n) = self.servers[i].node.as_mut() {
-                n.tick();
-                self.process(i)?;
-            }
+            self.input(i, MemberInput::Tick)?;
         }
         self.clients_step()?;
         self.check_step()
     }
 
+    /// Feeds one input to server `i` (if it is up) and carries out what comes out.
+    fn input(&mut self, i: usize, input: MemberInput) -> Result<(), String> {
+        let (now_ms, wall_ms) = (self.now_ms(), self.wall_ms());
+        let Some(m) = self.servers[i].member.as_mut() else { return Ok(()) };
+        m.handle(now_ms, wall_ms, input);
+        self.process(i)
+    }
+
     fn handle_event(&mut self, ev: Event) -> Result<(), String> {
         match ev {
-            Event::Deliver { to, from, packet, conn } => {
-                if self.servers[to].node.is_none() {
+            Event::Peer { to, from, msg, conn } => {
+                if self.servers[to].member.is_none() {
                     return Ok(());
                 }
                 if let Some(gen) = conn {
@@ -491,86 +584,147 @@ impl World {
                     }
                 }
                 self.trace = mix(self.trace, (to as u64) << 32 | from as u64);
-                let from_id = self.servers[from].id;
-                match packet {
-                    Packet::Zab(m) => {
-                        if self.verbose {
-                            eprintln!("t={} s{} <- s{} {}", self.now, to + 1, from + 1, short_msg(&m));
-                        }
-                        self.trace = mix(self.trace, hash_bytes(m.name().as_bytes()));
-                        self.servers[to].node.as_mut().expect("up").step(from_id, m);
-                    }
-                    Packet::Forward { session, cxid, op } => self.leader_prep(to, session, cxid, op),
+                self.trace = mix(self.trace, hash_bytes(msg.name().as_bytes()));
+                if self.verbose {
+                    eprintln!("t={} s{} <- s{} {}", self.now, to + 1, from + 1, short_msg(&msg));
                 }
-                self.process(to)?;
+                let from_id = self.servers[from].id;
+                self.input(to, MemberInput::Peer { from: from_id, msg })?;
             }
             Event::DiskDone { server, incarnation, seq } => {
                 let s = &mut self.servers[server];
-                if s.incarnation != incarnation || s.node.is_none() {
+                if s.incarnation != incarnation || s.member.is_none() {
                     return Ok(());
                 }
                 while s.pending.front().is_some_and(|(q, _)| *q <= seq) {
                     let (_, op) = s.pending.pop_front().expect("front");
                     apply_durable(&mut s.durable, op);
                 }
-                s.node.as_mut().expect("up").persisted(seq);
+                self.input(server, MemberInput::StorageDone { seq })?;
                 self.maybe_snapshot(server);
-                self.process(server)?;
             }
-            Event::Disconnected { to, peer, incarnation } => {
+            Event::PeerDisconnected { to, peer, incarnation } => {
                 if self.servers[to].incarnation == incarnation {
                     let pid = self.servers[peer].id;
-                    if let Some(n) = self.servers[to].node.as_mut() {
-                        n.disconnected(pid);
-                        self.process(to)?;
-                    }
+                    self.input(to, MemberInput::PeerDisconnected { peer: pid })?;
                 }
             }
             Event::Restart { server } => {
-                if self.servers[server].node.is_none() {
+                if self.servers[server].member.is_none() {
                     self.start_server(server);
-                    self.process(server)?;
                 }
+            }
+            Event::ToServer { conn, payload } => {
+                let Some(l) = self.links.get(&conn).copied() else { return Ok(()) };
+                if !l.server_open || self.servers[l.server].incarnation != l.incarnation {
+                    return Ok(());
+                }
+                self.trace = mix(self.trace, hash_bytes(&payload));
+                self.input(l.server, MemberInput::Frame { conn, payload })?;
+            }
+            Event::ToClient { conn, frame } => {
+                let Some(l) = self.links.get(&conn).copied() else { return Ok(()) };
+                let ci = l.client;
+                if self.clients[ci].conn.as_ref().is_none_or(|c| c.id != conn) {
+                    return Ok(());
+                }
+                self.trace = mix(self.trace, hash_bytes(&frame));
+                if self.clients[ci].receive(&frame, self.now, &mut self.chk)? {
+                    self.client_disconnect(ci, conn);
+                }
+            }
+            Event::ServerClosed { conn } => {
+                let Some(l) = self.links.remove(&conn) else { return Ok(()) };
+                let ci = l.client;
+                if self.clients[ci].conn.as_ref().is_some_and(|c| c.id == conn) {
+                    self.clients[ci].disconnected(&mut self.chk);
+                }
+            }
+            Event::ClientClosed { conn } => {
+                let Some(mut l) = self.links.get(&conn).copied() else { return Ok(()) };
+                if l.server_open && self.servers[l.server].incarnation == l.incarnation {
+                    l.server_open = false;
+                    self.links.insert(conn, l);
+                    self.input(l.server, MemberInput::Closed { conn })?;
+                }
+                self.links.remove(&conn);
             }
         }
         Ok(())
     }
 
-    fn drain(&mut self, i: usize) {
-        // Start-up actions cannot fail the checkers (nothing delivered yet); route them.
-        let _ = self.process(i);
-    }
-
-    /// Carries out a server's actions.
+    /// Carries out a server's outputs, then checks what it delivered.
     fn process(&mut self, i: usize) -> Result<(), String> {
         loop {
-            let Some(node) = self.servers[i].node.as_mut() else { return Ok(()) };
-            let actions = node.take_actions();
-            if actions.is_empty() {
+            let Some(m) = self.servers[i].member.as_mut() else { return Ok(()) };
+            let outputs = m.take_outputs();
+            let delivered = m.take_deliveries();
+            if outputs.is_empty() && delivered.is_empty() {
                 return Ok(());
             }
-            for a in actions {
-                self.trace = mix(self.trace, action_sig(i, &a));
-                if self.verbose {
-                    eprintln!("t={} s{} {}", self.now, i + 1, short_action(&a));
+            let sid = i as i64 + 1;
+            for d in delivered {
+                match d {
+                    Applied::Txn { zxid, data, digest } => {
+                        let prev = self.servers[i].delivered_upto;
+                        let new = !self.chk.committed.contains_key(&zxid);
+                        self.chk.delivered(sid, prev, zxid, hash_bytes(&data))?;
+                        self.servers[i].since_snapshot += 1;
+                        self.chk.digest(sid, zxid, digest)?;
+                        if new {
+                            let rec = TxnRecord::from_bytes(&data).map_err(|e| format!("server {sid}: undecodable committed txn {zxid}: {e}"))?;
+                            if rec.header.zxid != zxid {
+                                return Err(format!("server {sid}: txn header zxid {} under entry {zxid}", rec.header.zxid));
+                            }
+                            self.chk.committed_txn(zxid, &rec, self.now)?;
+                        }
+                        self.servers[i].delivered_upto = zxid;
+                    }
+                    Applied::Snapshot { zxid, digest } => {
+                        self.chk.digest(sid, zxid, digest)?;
+                        self.servers[i].delivered_upto = zxid;
+                    }
                 }
-                self.do_action(i, a)?;
+            }
+            for o in outputs {
+                self.trace = mix(self.trace, output_sig(i, &o));
+                if self.verbose {
+                    eprintln!("t={} s{} {}", self.now, i + 1, short_output(&o));
+                }
+                self.do_output(i, o)?;
             }
         }
     }
 
-    fn do_action(&mut self, i: usize, a: Action) -> Result<(), String> {
-        match a {
-            Action::Send { to, msg } => self.send(i, (to.0 - 1) as usize, Packet::Zab(msg)),
-            Action::Persist { seq, op } => {
-                if let StorageOp::InstallSnapshot { zxid, data } = &op {
-                    let tree = decode_snapshot(data).map_err(|e| format!("server {} got a bad snapshot: {e}", i + 1))?;
-                    let s = &mut self.servers[i];
-                    s.tree = tree;
-                    s.applied = *zxid;
-                    let d = s.tree.digest();
-                    self.chk.digest(i as i64 + 1, *zxid, d)?;
+    fn do_output(&mut self, i: usize, o: Output) -> Result<(), String> {
+        match o {
+            Output::Send { conn, frame, .. } => {
+                let Some(mut l) = self.links.get(&conn).copied() else { return Ok(()) };
+                if !l.server_open {
+                    return Ok(());
                 }
+                let at = (self.now + self.rng.range(0, 2)).max(l.last[1]);
+                l.last[1] = at;
+                self.links.insert(conn, l);
+                self.schedule(at, Event::ToClient { conn, frame });
+            }
+            Output::Close { conn, .. } => {
+                let Some(mut l) = self.links.get(&conn).copied() else { return Ok(()) };
+                if !l.server_open {
+                    return Ok(());
+                }
+                l.server_open = false;
+                let at = (self.now + 1).max(l.last[1]);
+                l.last[1] = at;
+                self.links.insert(conn, l);
+                self.schedule(at, Event::ServerClosed { conn });
+            }
+            Output::PeerSend { to, msg } => self.send(i, (to.0 - 1) as usize, msg),
+            Output::PeerDisconnect { peer } => {
+                let j = (peer.0 - 1) as usize;
+                self.break_conn(i, j, true);
+            }
+            Output::Storage { seq, op, .. } => {
                 let lat = if self.servers[i].slow_disk { self.rng.range(5, 40) } else { self.rng.range(0, 2) };
                 let s = &mut self.servers[i];
                 let at = s.disk_free_at.max(self.now + lat);
@@ -579,101 +733,39 @@ impl World {
                 let inc = s.incarnation;
                 self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
             }
-            Action::Deliver(e) => self.apply(i, e)?,
-            Action::SendSnapshot { to, zxid } => {
-                let s = &self.servers[i];
-                if s.applied != zxid {
-                    return Err(format!("server {} asked to snapshot at {zxid} but its state is at {}", i + 1, s.applied));
-                }
-                let snapshot = encode_snapshot(&s.tree);
-                self.send(i, (to.0 - 1) as usize, Packet::Zab(Message::Snap { zxid, snapshot }));
-            }
-            Action::Disconnect { peer } => {
-                let j = (peer.0 - 1) as usize;
-                self.break_conn(i, j, true);
-            }
-            Action::StateChanged { .. } => {
-                self.servers[i].serving = false;
-                // Clients of a server that stops serving lose their connection.
-                for c in self.clients.iter_mut() {
-                    if c.server == Some(i) {
-                        c.server = None;
-                        c.pending = None;
-                    }
-                }
-            }
-            Action::Serving { .. } => {
-                self.servers[i].serving = true;
-                let n = self.servers[i].node.as_ref().expect("up");
-                if n.state() == ServerState::Leading {
-                    // ZAB: an established leader holds every committed txn.
-                    let last = self.chk.last_committed();
-                    if self.servers[i].applied < last {
-                        return Err(format!("server {} established as leader at {} but {last} is committed", i + 1, self.servers[i].applied));
-                    }
-                }
-            }
         }
         Ok(())
     }
 
-    fn apply(&mut self, i: usize, e: Entry) -> Result<(), String> {
-        let sid = i as i64 + 1;
-        let prev = self.servers[i].applied;
-        self.chk.delivered(sid, prev, e.zxid, hash_bytes(&e.data))?;
-        let rec = TxnRecord::from_bytes(&e.data).map_err(|err| format!("server {sid}: undecodable txn at {}: {err}", e.zxid))?;
-        if rec.header.zxid != e.zxid {
-            return Err(format!("server {sid}: txn header zxid {} under entry {}", rec.header.zxid, e.zxid));
-        }
-        let s = &mut self.servers[i];
-        s.tree.apply(&rec.header, &rec.txn);
-        s.applied = e.zxid;
-        s.since_snapshot += 1;
-        let d = s.tree.digest();
-        self.chk.digest(sid, e.zxid, d)?;
-        let key_op = (rec.header.client_id.0, rec.header.cxid);
-        self.chk.txn_of_op.entry(key_op).or_insert(e.zxid);
-        // The reply goes to the client if it is connected here and waiting for this op.
-        for c in self.clients.iter_mut() {
-            if c.server == Some(i) && c.session == rec.header.client_id.0 {
-                if let Some((cxid, widx, _)) = c.pending {
-                    if cxid == rec.header.cxid {
-                        c.pending = None;
-                        self.chk.writes[widx].end = Some(self.now);
-                        self.chk.session_saw(c.session, e.zxid, "got its write acknowledged")?;
-                    }
-                }
-            }
-        }
-        self.maybe_snapshot(i);
-        Ok(())
-    }
-
-    /// Periodic snapshots, taken only when no earlier write is still in flight (so the
-    /// snapshot never gets ahead of a pending TRUNC or snapshot install on disk).
+    /// Periodic snapshots (rzk-storage's stream of the member's tree and sessions), taken
+    /// only when no earlier write is still in flight (so the snapshot never gets ahead of a
+    /// pending TRUNC or snapshot install on disk).
     fn maybe_snapshot(&mut self, i: usize) {
         let s = &mut self.servers[i];
-        if s.since_snapshot < s.snapshot_every || !s.pending.is_empty() || s.node.is_none() {
+        let Some(m) = s.member.as_ref() else { return };
+        if s.since_snapshot < s.snapshot_every || !s.pending.is_empty() {
             return;
         }
         s.since_snapshot = 0;
-        let z = s.applied;
-        s.durable.snapshot = Some((z, encode_snapshot(&s.tree)));
+        let tree = m.core().tree();
+        let z = tree.last_processed_zxid();
+        let sessions: Vec<(i64, i32)> = m.core().committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
+        s.durable.snapshot = Some((z, Bytes::from(rzk_storage::encode_snap_stream(tree, &sessions))));
         // Purge log entries well below the snapshot, keeping a few (as purgeTxnLog keeps files).
         let keep_from = s.durable.log.partition_point(|e| e.zxid <= z).saturating_sub(5);
         s.durable.log.drain(..keep_from);
     }
 
-    fn send(&mut self, from: usize, to: usize, packet: Packet) {
-        if self.servers[to].node.is_none() && !matches!(packet, Packet::Zab(Message::Notification(_))) {
+    fn send(&mut self, from: usize, to: usize, msg: PeerMsg) {
+        let is_election = matches!(msg, PeerMsg::Zab(Message::Notification(_)));
+        if self.servers[to].member.is_none() && !is_election {
             self.break_conn(from, to, false);
             return;
         }
         let cut = self.cut.contains(&(from, to));
         let delay = self.rng.range(1, self.faults.delay_max_ticks.max(1));
-        let is_election = matches!(packet, Packet::Zab(Message::Notification(_)));
         if is_election {
-            if cut || self.servers[to].node.is_none() {
+            if cut || self.servers[to].member.is_none() {
                 return;
             }
             if self.rng.chance(self.faults.election_loss) {
@@ -683,15 +775,15 @@ impl World {
             if self.rng.chance(self.faults.election_dup) {
                 self.rep.election_dups += 1;
                 let d2 = self.rng.range(1, self.faults.delay_max_ticks.max(1) + 2);
-                self.schedule(self.now + d2, Event::Deliver { to, from, packet: packet.clone(), conn: None });
+                self.schedule(self.now + d2, Event::Peer { to, from, msg: msg.clone(), conn: None });
             }
-            self.schedule(self.now + delay, Event::Deliver { to, from, packet, conn: None });
+            self.schedule(self.now + delay, Event::Peer { to, from, msg, conn: None });
             return;
         }
         let k = key(from, to);
         let dir = if from < to { 0 } else { 1 };
         let mut c = self.conns.get(&k).copied().unwrap_or_default();
-        if matches!(packet, Packet::Zab(Message::LearnerInfo { .. })) {
+        if matches!(msg, PeerMsg::Zab(Message::LearnerInfo { .. })) {
             // A learner opens a new connection; whatever was in flight on the old one is gone.
             c.gen += 1;
             c.open = true;
@@ -719,7 +811,7 @@ impl World {
         c.last[dir] = at;
         let gen = c.gen;
         self.conns.insert(k, c);
-        self.schedule(at, Event::Deliver { to, from, packet, conn: Some(gen) });
+        self.schedule(at, Event::Peer { to, from, msg, conn: Some(gen) });
     }
 
     /// Closes the connection between two servers; `notify` tells both ends after a moment.
@@ -736,105 +828,98 @@ impl World {
             for (to, peer) in [(a, b), (b, a)] {
                 let d = self.rng.range(1, 3);
                 let inc = self.servers[to].incarnation;
-                self.schedule(self.now + d, Event::Disconnected { to, peer, incarnation: inc });
+                self.schedule(self.now + d, Event::PeerDisconnected { to, peer, incarnation: inc });
             }
         }
     }
 
-    /// The leader's prep step for a client write: the txn gets the next zxid.
-    fn leader_prep(&mut self, i: usize, session: i64, cxid: i32, op: WriteOp) {
-        let Some(node) = self.servers[i].node.as_mut() else { return };
-        let Ok(zxid) = node.next_zxid() else { return };
-        let txn = match op {
-            WriteOp::Create { path, data } => Txn::Create {
-                txn: CreateTxn { path, data: Some(data), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
-                create2: false,
-            },
-            WriteOp::SetRoot { data } => Txn::SetData(SetDataTxn { path: "/".into(), data: Some(data), version: (zxid.counter() % 1000) as i32 }),
-        };
-        let rec = TxnRecord {
-            header: TxnHeader { client_id: SessionId(session), cxid, zxid, time: self.now as i64, op: txn.op().code() },
-            txn,
-            digest: None,
-        };
-        node.propose(zxid, Bytes::from(rec.to_bytes())).expect("next_zxid was just checked");
+    /// A client gives up its connection; the server hears of it after a moment.
+    fn client_disconnect(&mut self, ci: usize, conn: u64) {
+        self.clients[ci].disconnected(&mut self.chk);
+        let at = self.links.get(&conn).map(|l| l.last[0]).unwrap_or(self.now).max(self.now + 1);
+        self.schedule(at, Event::ClientClosed { conn });
     }
 
     fn clients_step(&mut self) -> Result<(), String> {
         for ci in 0..self.clients.len() {
-            let session = self.clients[ci].session;
-            // Timeouts: the outcome of the pending write becomes unknown; reconnect elsewhere.
-            if let Some((_, _, deadline)) = self.clients[ci].pending {
-                if self.now > deadline {
-                    self.clients[ci].pending = None;
-                    self.clients[ci].server = None;
-                }
-                continue;
-            }
-            let connected = self.clients[ci].server.filter(|&s| self.servers[s].serving);
-            let Some(si) = connected else {
-                self.clients[ci].server = None;
+            if self.clients[ci].conn.is_none() {
+                // Like a ZooKeeper client: try a server (it refuses us if it is behind).
                 if self.rng.chance(0.3) {
-                    // Like a ZooKeeper client: only a server that has seen what we have seen.
-                    let seen = self.chk.session_zxid.get(&session).copied().unwrap_or(Zxid::ZERO);
-                    let n = self.servers.len() as u64;
-                    let s = self.rng.below(n) as usize;
-                    if self.servers[s].serving && self.servers[s].applied >= seen {
-                        self.clients[ci].server = Some(s);
+                    let s = self.rng.below(self.servers.len() as u64) as usize;
+                    let serving = self.servers[s].member.as_ref().is_some_and(|m| m.node().is_serving());
+                    if serving {
+                        self.open_client_conn(ci, s)?;
                     }
                 }
                 continue;
-            };
-            if !self.rng.chance(0.3) {
-                continue;
             }
-            if self.rng.chance(0.5) || !self.client_writes_enabled {
-                // A read, answered from the server's own tree.
-                let z = self.servers[si].applied;
-                let _ = self.servers[si].tree.get("/").map(|n| n.client_stat());
-                self.chk.reads += 1;
-                self.chk.session_saw(session, z, "read")?;
-                continue;
-            }
-            let cxid = self.clients[ci].next_cxid;
-            self.clients[ci].next_cxid += 1;
-            let data = format!("{session}:{cxid}").into_bytes();
-            let op = if self.rng.chance(0.5) { WriteOp::Create { path: format!("/n{session}-{cxid}"), data } } else { WriteOp::SetRoot { data } };
-            let widx = self.chk.writes.len();
-            self.chk.writes.push(WriteRec { session, cxid, start: self.now, end: None });
-            self.clients[ci].pending = Some((cxid, widx, self.now + 120));
-            let node = self.servers[si].node.as_ref().expect("serving");
-            match node.state() {
-                ServerState::Leading => self.leader_prep(si, session, cxid, op),
-                _ => {
-                    if let Some(l) = node.leader() {
-                        self.send(si, (l.0 - 1) as usize, Packet::Forward { session, cxid, op });
+            let writes = self.client_writes_enabled;
+            let actions = self.clients[ci].step(self.now, TICK_MS, &mut self.rng, &mut self.chk, writes);
+            for a in actions {
+                match a {
+                    ClientAction::Send { conn, payload } => self.client_send(conn, payload),
+                    ClientAction::Disconnect { conn } => {
+                        let at = self.links.get(&conn).map(|l| l.last[0]).unwrap_or(self.now).max(self.now + 1);
+                        self.schedule(at, Event::ClientClosed { conn });
                     }
                 }
             }
-            self.process(si)?;
         }
         Ok(())
+    }
+
+    fn open_client_conn(&mut self, ci: usize, server: usize) -> Result<(), String> {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        if self.clients[ci].session.is_some() {
+            self.rep.session_moves += 1;
+        } else {
+            self.rep.sessions += 1;
+        }
+        let inc = self.servers[server].incarnation;
+        self.links.insert(conn, ClientLink { client: ci, server, incarnation: inc, last: [self.now, self.now], server_open: true });
+        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_000 + ci as u16);
+        self.input(server, MemberInput::Accepted { conn, peer })?;
+        let payload = self.clients[ci].connect(conn, server, self.now);
+        self.client_send(conn, payload);
+        Ok(())
+    }
+
+    fn client_send(&mut self, conn: u64, payload: Vec<u8>) {
+        let Some(mut l) = self.links.get(&conn).copied() else { return };
+        let at = (self.now + self.rng.range(0, 2)).max(l.last[0]);
+        l.last[0] = at;
+        self.links.insert(conn, l);
+        self.schedule(at, Event::ToServer { conn, payload });
     }
 
     /// Per-step invariants that are not checked where they happen.
     fn check_step(&mut self) -> Result<(), String> {
         for i in 0..self.servers.len() {
             let sid = i as i64 + 1;
-            let Some(n) = self.servers[i].node.as_ref() else { continue };
+            let last = self.chk.last_committed();
+            let applied = self.applied(i);
+            let Some(m) = self.servers[i].member.as_ref() else { continue };
+            let n = m.node();
             if let Some(e) = n.leading_epoch() {
                 self.chk.leader_owns_epoch(e, sid)?;
             }
-            if n.applied() != self.servers[i].applied {
-                return Err(format!("server {sid}: node applied {} but state machine at {}", n.applied(), self.servers[i].applied));
+            if n.applied() != applied {
+                return Err(format!("server {sid}: node applied {} but the core's tree is at {applied}", n.applied()));
             }
+            // ZAB: a leader holds every committed txn when it becomes established.
+            let established = n.state() == ServerState::Leading && n.is_serving();
+            if established && !self.servers[i].was_established_leader && applied < last {
+                return Err(format!("server {sid} established as leader at {applied} but {last} is committed"));
+            }
+            self.servers[i].was_established_leader = established;
         }
         // Logs against the committed history: in-memory windows every tick, durable logs
         // every few ticks (they are larger).
         for i in 0..self.servers.len() {
             let sid = i as i64 + 1;
-            if let Some(n) = self.servers[i].node.as_ref() {
-                let entries: Vec<(Zxid, u64)> = n.log_window().map(|e| (e.zxid, hash_bytes(&e.data))).collect();
+            if let Some(m) = self.servers[i].member.as_ref() {
+                let entries: Vec<(Zxid, u64)> = m.node().log_window().map(|e| (e.zxid, hash_bytes(&e.data))).collect();
                 for (z, h) in entries {
                     self.chk.log_entry(sid, z, h)?;
                 }
@@ -883,7 +968,7 @@ impl World {
             }
         }
         for i in 0..n {
-            if self.servers[i].node.is_some() && self.rng.chance(self.faults.crash) {
+            if self.servers[i].member.is_some() && self.rng.chance(self.faults.crash) {
                 self.crash(i);
             }
             if self.rng.chance(self.faults.slow_disk) {
@@ -894,8 +979,8 @@ impl World {
     }
 
     fn add_stats(&mut self, i: usize) {
-        if let Some(n) = self.servers[i].node.as_ref() {
-            let st = n.stats();
+        if let Some(m) = self.servers[i].member.as_ref() {
+            let st = m.node().stats();
             self.rep.elections += st.elections;
             self.rep.diff_syncs += st.diff_syncs;
             self.rep.trunc_syncs += st.trunc_syncs;
@@ -916,9 +1001,8 @@ impl World {
             0
         };
         let s = &mut self.servers[i];
-        s.node = None;
+        s.member = None;
         s.incarnation += 1;
-        s.serving = false;
         let pending: Vec<StorageOp> = s.pending.drain(..).map(|(_, op)| op).collect();
         for op in pending.into_iter().take(keep) {
             apply_durable(&mut s.durable, op);
@@ -929,10 +1013,13 @@ impl World {
                 self.break_conn(i, j, notify);
             }
         }
-        for c in self.clients.iter_mut() {
-            if c.server == Some(i) {
-                c.server = None;
-                c.pending = None;
+        // Its client connections break: the clients notice after a moment.
+        let gone: Vec<u64> = self.links.iter().filter(|(_, l)| l.server == i).map(|(c, _)| *c).collect();
+        for conn in gone {
+            if let Some(l) = self.links.get_mut(&conn) {
+                l.server_open = false;
+                let at = l.last[1].max(self.now + 1);
+                self.schedule(at, Event::ServerClosed { conn });
             }
         }
         let d = self.rng.range(self.faults.restart_ticks.0, self.faults.restart_ticks.1);
@@ -940,24 +1027,28 @@ impl World {
     }
 }
 
-fn short_msg(m: &Message) -> String {
+fn short_msg(m: &PeerMsg) -> String {
     match m {
-        Message::Proposal(e) | Message::Inform(e) => format!("{} {}", m.name(), e.zxid),
-        Message::Snap { zxid, .. } => format!("SNAP {zxid}"),
-        Message::Notification(v) => format!("NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}", v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch),
+        PeerMsg::Zab(m) => match m {
+            Message::Proposal(e) | Message::Inform(e) => format!("{} {}", m.name(), e.zxid),
+            Message::Snap { zxid, .. } => format!("SNAP {zxid}"),
+            Message::Notification(v) => format!("NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}", v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch),
+            other => format!("{other:?}"),
+        },
+        PeerMsg::Request(r) => format!("REQUEST session={:#x} cxid={} op={}", r.session_id.0, r.cxid, r.op),
         other => format!("{other:?}"),
     }
 }
 
-fn short_action(a: &Action) -> String {
-    match a {
-        Action::Send { to, msg } => format!("-> s{} {}", to, short_msg(msg)),
-        Action::Persist { seq, op } => match op {
+fn short_output(o: &Output) -> String {
+    match o {
+        Output::PeerSend { to, msg } => format!("-> s{} {}", to, short_msg(msg)),
+        Output::Storage { seq, op, .. } => match op {
             StorageOp::Append(e) => format!("persist #{seq} append {}", e.zxid),
             StorageOp::InstallSnapshot { zxid, .. } => format!("persist #{seq} snapshot {zxid}"),
             other => format!("persist #{seq} {other:?}"),
         },
-        Action::Deliver(e) => format!("deliver {}", e.zxid),
+        Output::Send { conn, frame, reply } => format!("client conn {conn}: {} bytes{}", frame.len(), if *reply { " (reply)" } else { "" }),
         other => format!("{other:?}"),
     }
 }
@@ -987,73 +1078,22 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
     }
 }
 
-fn action_sig(i: usize, a: &Action) -> u64 {
+fn output_sig(i: usize, o: &Output) -> u64 {
     let mut h = (i as u64) << 56;
-    match a {
-        Action::Send { to, msg } => {
+    match o {
+        Output::PeerSend { to, msg } => {
             h = mix(h, 1 ^ (to.0 as u64) << 8);
             h = mix(h, hash_bytes(msg.name().as_bytes()));
-            if let Message::Proposal(e) | Message::Inform(e) = msg {
+            if let PeerMsg::Zab(Message::Proposal(e) | Message::Inform(e)) = msg {
                 h = mix(h, e.zxid.0 as u64);
             }
         }
-        Action::Persist { seq, .. } => h = mix(h, 2 ^ seq << 8),
-        Action::Deliver(e) => h = mix(h, 3 ^ (e.zxid.0 as u64) << 8),
-        Action::SendSnapshot { zxid, .. } => h = mix(h, 4 ^ (zxid.0 as u64) << 8),
-        Action::Disconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
-        Action::StateChanged { state, epoch, .. } => h = mix(h, 6 ^ (*state as u64) << 8 ^ (*epoch as u64) << 16),
-        Action::Serving { epoch } => h = mix(h, 7 ^ (*epoch as u64) << 8),
+        Output::Storage { seq, .. } => h = mix(h, 2 ^ seq << 8),
+        Output::Send { conn, frame, .. } => h = mix(h, 3 ^ conn << 8 ^ hash_bytes(frame)),
+        Output::Close { conn, .. } => h = mix(h, 4 ^ conn << 8),
+        Output::PeerDisconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
     }
     h
-}
-
-/// A simple snapshot of a `DataTree` for the simulator: the ACL table and the nodes in
-/// ZooKeeper's snapshot order (the durability work brings ZooKeeper's real snapshot format).
-pub fn encode_snapshot(t: &DataTree) -> Bytes {
-    let mut w = Writer::new();
-    let acls = t.acl_cache().snapshot_entries();
-    w.write_i32(acls.len() as i32);
-    for (id, list) in &acls {
-        w.write_i64(*id);
-        w.write_vec(list);
-    }
-    let mut nodes = Writer::new();
-    let mut count = 0i32;
-    t.for_each_node_in_snapshot_order(|path, data, acl, stat| {
-        count += 1;
-        nodes.write_string(path);
-        nodes.write_buffer_opt(data);
-        nodes.write_i64(acl);
-        rzk_proto::Record::write(stat, &mut nodes);
-    });
-    w.write_i32(count);
-    w.write_raw(nodes.as_slice());
-    w.write_i64(t.last_processed_zxid().0);
-    Bytes::from(w.into_inner())
-}
-
-pub fn decode_snapshot(b: &[u8]) -> Result<DataTree, String> {
-    let r = &mut Reader::new(b);
-    let e = |x: rzk_proto::DecodeError| x.to_string();
-    let n = r.read_i32().map_err(e)?;
-    let mut acls = Vec::new();
-    for _ in 0..n.max(0) {
-        let id = r.read_i64().map_err(e)?;
-        acls.push((id, r.read_vec::<Acl>().map_err(e)?));
-    }
-    let count = r.read_i32().map_err(e)?;
-    let mut nodes = Vec::new();
-    for _ in 0..count.max(0) {
-        let path = r.read_string().map_err(e)?;
-        let data = r.read_buffer_opt().map_err(e)?;
-        let acl = r.read_i64().map_err(e)?;
-        let stat = <StatPersisted as rzk_proto::Record>::read(r).map_err(e)?;
-        nodes.push((path, data, acl, stat));
-    }
-    let z = r.read_i64().map_err(e)?;
-    let mut t = DataTree::from_snapshot(TreeOptions::default(), acls, nodes).map_err(|x| format!("{x:?}"))?;
-    t.set_last_processed_zxid(Zxid(z));
-    Ok(t)
 }
 
 /// Runs `seeds` and summarizes; stops at the first failure.
@@ -1079,7 +1119,9 @@ pub fn summarize(reports: &[Report]) -> String {
          checked after every step: one leader per epoch, every delivery continues the committed history \
          ({} txns committed), logs agree with it ({} entry checks), equal zxid => equal tree digest ({} checks), \
          established leaders hold every committed txn\n\
-         clients: {} acknowledged writes all committed and linearizable ({} more unacknowledged), {} reads never back in zxid per session\n\
+         clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
+         and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
+         {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event)\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1102,9 +1144,15 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.committed as u64),
         sum(|r| r.log_checks),
         sum(|r| r.digest_checks),
+        sum(|r| r.sessions),
+        sum(|r| r.session_moves),
+        sum(|r| r.expiries),
         sum(|r| r.acked_writes as u64),
         sum(|r| r.unacked_writes as u64),
         sum(|r| r.reads),
+        sum(|r| r.replies),
+        sum(|r| r.watch_events),
+        sum(|r| r.watch_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

@@ -225,6 +225,7 @@ pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, m
         node_tick_ms: NODE_TICK_MS as i64,
         core_tick_ms: CORE_TICK_MS,
         tree_options: durable::tree_options(&cfg),
+        trace_deliveries: false,
     };
     let member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
 
