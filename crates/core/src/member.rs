@@ -64,13 +64,18 @@ pub enum Applied {
     Snapshot { zxid: Zxid, digest: i64 },
 }
 
+/// Serializes a tree and its sessions `(id, timeout_ms)` as a SNAP stream.
+pub type SnapEncode = fn(&DataTree, &[(i64, i32)]) -> Vec<u8>;
+/// Reads a SNAP stream at a zxid back into a tree and its sessions.
+pub type SnapDecode = fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), String>;
+
 /// The snapshot stream a leader sends a learner in a SNAP (ZooKeeper's serialized database:
 /// `rzk_storage::encode_snap_stream` / `decode_snap_stream` for `rzk server` and the
-/// simulator alike). Sessions are `(id, timeout_ms)`.
+/// simulator alike).
 #[derive(Clone, Copy)]
 pub struct SnapCodec {
-    pub encode: fn(&DataTree, &[(i64, i32)]) -> Vec<u8>,
-    pub decode: fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), String>,
+    pub encode: SnapEncode,
+    pub decode: SnapDecode,
 }
 
 impl std::fmt::Debug for SnapCodec {
@@ -476,7 +481,7 @@ impl Member {
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
     /// installed tree's digest (None when digests are off).
     fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {
-        let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options.clone())
+        let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options)
             .unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
         let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");

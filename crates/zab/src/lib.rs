@@ -25,9 +25,13 @@
 //!   [`Action::SendSnapshot`] serializes it for a learner; `StorageOp::InstallSnapshot`
 //!   replaces it.
 //!
-//! Not in the core (the host handles them on the quorum connection): REQUEST (a learner
-//! forwarding a client write to the leader), REVALIDATE and SYNC, and the session touches
-//! carried by learners' PINGs; `Message::from_packet` reports them as unsupported types.
+//! Not here: REQUEST (a learner forwarding a client write to the leader), REVALIDATE and SYNC,
+//! and the session touches carried by learners' PINGs are the request pipeline's business;
+//! `rzk_core::member` composes the two and speaks them (`PeerMsg`). `Message::from_packet`
+//! reports them as unsupported types.
+//!
+//! A standalone server is [`Node::standalone`]: one voter, no election and no epoch files; a
+//! proposal is delivered once its append is durable (see `standalone.rs`).
 //!
 //! # Layout
 //! - [`types`]: ids, entries, [`Config`], [`Action`], [`StorageOp`].
