@@ -298,3 +298,47 @@ def test_multi_with_a_create2_member(server):
         assert (rd.int(), rd.bool(), rd.int()) == (-1, True, -1)
         assert r.exists("/mc2")[2] == 0
         r.close_session()
+
+
+def rss_mb(pid: int) -> float:
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_client_that_does_not_read_is_cut_off(rzk_server):
+    """rzk bounds what it queues for one client: a client that pipelines reads of a large
+    znode and never reads the replies is disconnected with a logged reason, the server's
+    memory stays bounded, and everybody else is served. (ZooKeeper queues without limit;
+    this is rzk's own bound, so it runs against rzk only.)"""
+    s = rzk_server
+    kz = KazooClient(hosts=s.hosts, timeout=10.0)
+    kz.start(timeout=30)
+    try:
+        big = b"x" * 900_000
+        kz.create("/big-unread", big)
+        rss_before = rss_mb(s.proc.pid)
+        sock = socket.create_connection(s.address, timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # ConnectRequest, then read only its answer.
+        conn = h.Jute().int(0).long(0).int(10000).long(0).buffer(b"\0" * 16).bool(False).bytes()
+        sock.sendall(struct.pack(">i", len(conn)) + conn)
+        n = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        sock.recv(n, socket.MSG_WAITALL)
+        # 400 pipelined getData (under the 1000 unanswered requests at which rzk stops
+        # reading a connection), replies never read: ~360 MB if they were all queued.
+        for i in range(400):
+            req = h.Jute().int(1000 + i).int(4).string("/big-unread").bool(False).bytes()
+            sock.sendall(struct.pack(">i", len(req)) + req)
+        h.wait_until(lambda: "does not read what it is sent" in s.log_tail(200), 60, what="the unread connection cut off")
+        log = s.log_tail(200)
+        assert "does not read what it is sent" in log, "no disconnect after %d unread replies:\n%s" % (sent, log)
+        assert rss_mb(s.proc.pid) < rss_before + 400, "rzk's memory grew with the unread replies"
+        sock.close()
+        # Everybody else is served.
+        assert kz.get("/big-unread")[0] == big
+        assert h.four_letter(s.port, "ruok") == "imok"
+    finally:
+        kz.stop()
+        kz.close()

@@ -356,7 +356,12 @@ fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<Con
                 d.conns.insert(conn, tx);
                 d.input(MemberInput::Accepted { conn, peer });
             }
-            Event::Frame { conn, payload } => d.input(MemberInput::Frame { conn, payload }),
+            Event::Frame { conn, payload } => {
+                d.input(MemberInput::Frame { conn, payload });
+                // Replies go to their queues at once: a burst of large replies is never held
+                // here beyond the per-connection bound.
+                d.execute();
+            }
             Event::FourLetterWord { conn, word } => {
                 let rejected = counts.lock().expect("conn counts").rejected;
                 let text = super::four_letter_word(d.member.core_for_stats(), process, &word, conn, rejected);
