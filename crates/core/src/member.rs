@@ -558,6 +558,93 @@ mod tests {
         assert_eq!(role_of(ServerState::Looking), Role::NotServing);
     }
 
+    fn standalone() -> Member {
+        let me = ServerId(1);
+        let zab = ZabConfig::from_ms(me, [me].into(), Default::default(), 10, 2000, 10, 5);
+        let core = CoreConfig { server_id: 1, tick_ms: 2000, min_session_timeout_ms: 4000, max_session_timeout_ms: 40000, ..Default::default() };
+        let cfg = MemberConfig {
+            core,
+            zab,
+            standalone: true,
+            node_tick_ms: 10,
+            core_tick_ms: 50,
+            tree_options: TreeOptions::default(),
+            trace_deliveries: true,
+        };
+        let rec = Recovered { tree: DataTree::with_options(TreeOptions::default()), sessions: Vec::new(), restored: Restored::default() };
+        let codec = SnapCodec { encode: |_, _| Vec::new(), decode: |_, _, _| Err("no SNAP for a standalone server".into()) };
+        Member::new(cfg, rec, codec, 0, 0).expect("standalone member")
+    }
+
+    fn storage(outs: &[Output]) -> Vec<(u64, Zxid)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Storage { seq, op: StorageOp::Append(e), .. } => Some((*seq, e.zxid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Frames sent to clients.
+    fn replies(outs: &[Output]) -> usize {
+        outs.iter().filter(|o| matches!(o, Output::Send { .. })).count()
+    }
+
+    /// A standalone member: a write is answered only once its append is durable, and a
+    /// refused append (a full disk) is answered ConnectionLoss and its zxid handed out again.
+    #[test]
+    fn standalone_answers_a_write_once_its_append_is_durable() {
+        use rzk_proto::client::{ConnectRequest, Create, Request, RequestHeader};
+        use rzk_proto::{Acl, OpCode, Record, Writer};
+        let mut m = standalone();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        m.handle(0, 0, MemberInput::Accepted { conn: 1, peer });
+        let mut w = Writer::new();
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        m.handle(0, 0, MemberInput::Frame { conn: 1, payload: w.into_inner() });
+        let outs = m.take_outputs();
+        let appends = storage(&outs);
+        assert_eq!(appends.len(), 1, "createSession is logged: {outs:?}");
+        assert_eq!(replies(&outs), 0, "no answer before the log has it");
+        m.handle(0, 0, MemberInput::StorageDone { seq: appends[0].0 });
+        assert_eq!(replies(&m.take_outputs()), 1, "the ConnectResponse");
+        let create = |xid: i32, path: &str| {
+            let req = Request::Create(Create { op: OpCode::Create, path: path.into(), data: Some(vec![1]), acl: Acl::open_unsafe(), flags: 0, ttl: None });
+            let mut w = Writer::new();
+            RequestHeader { xid, op: OpCode::Create.code() }.write(&mut w);
+            req.write(&mut w);
+            MemberInput::Frame { conn: 1, payload: w.into_inner() }
+        };
+        m.handle(0, 0, create(1, "/a"));
+        m.handle(0, 0, create(2, "/b"));
+        let outs = m.take_outputs();
+        let appends = storage(&outs);
+        assert_eq!(appends.len(), 2);
+        assert_eq!(replies(&outs), 0);
+        // The disk refuses /b's append: /a is answered once durable, /b gets ConnectionLoss.
+        m.handle(0, 0, MemberInput::StorageDone { seq: appends[0].0 });
+        m.handle(0, 0, MemberInput::AppendFailed { zxid: appends[1].1 });
+        let outs = m.take_outputs();
+        assert_eq!(replies(&outs), 2, "{outs:?}");
+        assert!(m.core().tree().get("/a").is_some() && m.core().tree().get("/b").is_none());
+        // The zxid /b had is handed out again.
+        m.handle(0, 0, create(3, "/c"));
+        let again = storage(&m.take_outputs());
+        assert_eq!(again.iter().map(|a| a.1).collect::<Vec<_>>(), vec![appends[1].1]);
+        m.handle(0, 0, MemberInput::StorageDone { seq: again[0].0 });
+        assert!(m.core().tree().get("/c").is_some());
+        let applied: Vec<Zxid> = m
+            .take_deliveries()
+            .iter()
+            .map(|a| match a {
+                Applied::Txn { zxid, .. } | Applied::Snapshot { zxid, .. } => *zxid,
+            })
+            .collect();
+        // createSession, /a, and /c at the zxid /b was refused.
+        assert_eq!(applied.len(), 3);
+        assert_eq!(&applied[1..], &[appends[0].1, again[0].1]);
+    }
+
     #[test]
     fn revalidate_packets_are_told_apart_by_their_data() {
         let req = RevalidateRequest { session_id: SessionId(7), timeout_ms: 5000 };

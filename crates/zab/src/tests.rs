@@ -322,3 +322,40 @@ fn config_is_validated() {
     assert_eq!(c.validate(), Err(ConfigError::VoterAndObserver(ServerId(2))));
     assert!(Node::new(cfg(1, &[], &[]), Restored::default()).is_err());
 }
+
+/// A standalone server: no election and no epoch files; a proposal is delivered once its
+/// append is durable, in order; a refused append is forgotten with everything after it and
+/// its zxid is the next one again.
+#[test]
+fn standalone_delivers_what_is_durable_and_forgets_a_refused_append() {
+    let restored = Restored { applied: Zxid::new(3, 7), ..Default::default() };
+    let mut n = Node::standalone(cfg(1, &[1], &[]), restored).expect("one voter");
+    assert!(n.take_actions().is_empty(), "nothing to do at start");
+    assert!(n.is_serving() && n.is_standalone());
+    assert!(matches!(Node::standalone(cfg(1, &[1, 2], &[]), Restored::default()), Err(ConfigError::NotStandalone)));
+    let z = |c| Zxid::new(3, c);
+    assert_eq!(n.next_zxid(), Ok(z(8)));
+    assert_eq!(n.propose(z(9), Bytes::from_static(b"x")), Err(ProposeError::WrongZxid { expected: z(8), got: z(9) }));
+    let mut seqs = Vec::new();
+    for c in 8..=10 {
+        n.propose(z(c), Bytes::from(format!("t{c}"))).unwrap();
+        match n.take_actions().as_slice() {
+            [Action::Persist { seq, op: StorageOp::Append(e) }] if e.zxid == z(c) => seqs.push(*seq),
+            other => panic!("expected one append, got {other:?}"),
+        }
+    }
+    n.persisted(seqs[0]);
+    assert_eq!(n.take_actions(), vec![Action::Deliver(Entry { zxid: z(8), data: Bytes::from("t8") })]);
+    // The disk refuses 9 (and so 10): both are forgotten; 9 comes again.
+    n.append_failed(z(9));
+    assert_eq!(n.next_zxid(), Ok(z(9)));
+    n.propose(z(9), Bytes::from("again")).unwrap();
+    let Action::Persist { seq, .. } = n.take_actions().remove(0) else { panic!("append") };
+    n.persisted(seq);
+    assert_eq!(n.take_actions(), vec![Action::Deliver(Entry { zxid: z(9), data: Bytes::from("again") })]);
+    assert_eq!(n.applied(), z(9));
+    // Peers do not exist for it.
+    n.step(ServerId(2), Message::Ping { zxid: z(9), data: Bytes::new() });
+    n.tick();
+    assert!(n.take_actions().is_empty());
+}
