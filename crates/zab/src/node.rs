@@ -107,31 +107,7 @@ pub struct Stats {
 impl Node {
     /// A node that starts LOOKING (its first notifications are in `take_actions`).
     pub fn new(cfg: Config, restored: Restored) -> Result<Node, ConfigError> {
-        cfg.validate()?;
-        let mut log: VecDeque<Entry> = restored.log.into();
-        // Zxids must strictly increase; anything else is a corrupt restore (a host bug).
-        for w in log.make_contiguous().windows(2) {
-            assert!(w[0].zxid < w[1].zxid, "restored log out of order: {} then {}", w[0].zxid, w[1].zxid);
-        }
-        // Entries at or below `applied` that the host's state already contains are history.
-        let mut n = Node {
-            election: Election::new(&cfg),
-            cfg,
-            now: 0,
-            accepted_epoch: restored.accepted_epoch.max(restored.current_epoch),
-            current_epoch: restored.current_epoch,
-            log: std::mem::take(&mut log),
-            applied: restored.applied,
-            role: Role::Looking,
-            incarnation: 0,
-            next_seq: 1,
-            durable_seq: 0,
-            deferred: VecDeque::new(),
-            actions: Vec::new(),
-            loopback: VecDeque::new(),
-            early_learners: Default::default(),
-            stats: Stats::default(),
-        };
+        let mut n = Node::restore(cfg, restored, Role::Looking)?;
         n.trim_log();
         n.start_looking();
         Ok(n)
@@ -147,16 +123,26 @@ impl Node {
         }
         // Nothing is synced from this log: keep no committed history in memory.
         cfg.committed_log_max = 1;
+        Node::restore(cfg, restored, Role::Standalone(Default::default()))
+    }
+
+    /// A node in `role` from what its host restored, before any action.
+    fn restore(cfg: Config, restored: Restored, role: Role) -> Result<Node, ConfigError> {
         cfg.validate()?;
+        let log: VecDeque<Entry> = restored.log.into();
+        // Zxids must strictly increase; anything else is a corrupt restore (a host bug).
+        for (a, b) in log.iter().zip(log.iter().skip(1)) {
+            assert!(a.zxid < b.zxid, "restored log out of order: {} then {}", a.zxid, b.zxid);
+        }
         Ok(Node {
             election: Election::new(&cfg),
             cfg,
             now: 0,
-            accepted_epoch: restored.accepted_epoch,
+            accepted_epoch: restored.accepted_epoch.max(restored.current_epoch),
             current_epoch: restored.current_epoch,
-            log: restored.log.into(),
+            log,
             applied: restored.applied,
-            role: Role::Standalone(Default::default()),
+            role,
             incarnation: 0,
             next_seq: 1,
             durable_seq: 0,
