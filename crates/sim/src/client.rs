@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use rzk_proto::client::{
     AddWatchRequest, ConnectRequest, ConnectResponse, Create, DeleteRequest, PathRequest, PathWatchRequest, ReplyHeader, Request,
-    Response, SetDataRequest, WatcherEvent,
+    Response, SetDataRequest, SetWatches2, WatcherEvent,
 };
 use rzk_proto::codes::xid;
 use rzk_proto::{Acl, AddWatchMode, CreateMode, OpCode, Reader, Record, SessionId, Writer, Zxid};
@@ -40,6 +40,8 @@ pub enum Op {
     /// getData / getChildren (`exists: false`) or exists (`exists: true`).
     Read { path: String, watch: Option<WatchKind>, exists: bool, after_sync: Option<Zxid> },
     AddWatch { path: String },
+    /// SetWatches2 after a move: the watches held are registered again on the new server.
+    SetWatches,
     Ping,
     Close { widx: usize },
 }
@@ -65,6 +67,8 @@ pub struct ClientConn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
     pub kind: WatchKind,
+    /// A data watch left by exists on a missing node (ZooKeeper's exist watch).
+    pub exist: bool,
     pub path: String,
     /// The zxid of the reply that set it: changes after it must be announced.
     pub set_at: Zxid,
@@ -92,6 +96,8 @@ pub struct Client {
     pub own_nodes: Vec<String>,
     /// A closeSession was sent: the session is over once it is answered (or lost).
     pub closing: bool,
+    /// Frames to send that came up while handling a reply (SetWatches2 after a move).
+    pending_sends: Vec<Vec<u8>>,
 }
 
 /// What a client asks its host to do.
@@ -116,6 +122,7 @@ impl Client {
             counter: 0,
             own_nodes: Vec::new(),
             closing: false,
+            pending_sends: Vec::new(),
         }
     }
 
@@ -139,8 +146,8 @@ impl Client {
         w.into_inner()
     }
 
-    /// The connection is gone: requests in flight have unknown outcomes; watches are
-    /// dropped (this client does not re-register them with SetWatches).
+    /// The connection is gone: requests in flight have unknown outcomes. Watches are kept
+    /// and registered again with SetWatches2 on the next server, as the Java client does.
     pub fn disconnected(&mut self, chk: &mut Checker) {
         if let Some(c) = self.conn.take() {
             for o in c.outstanding {
@@ -153,10 +160,12 @@ impl Client {
                 }
             }
         }
-        self.watches.clear();
         if self.closing {
             self.closing = false;
             self.session = None;
+        }
+        if self.session.is_none() {
+            self.watches.clear();
         }
     }
 
@@ -329,6 +338,7 @@ impl Client {
                 if let Some(s) = self.session.take() {
                     chk.session_reported_expired(s.id.0)?;
                 }
+                self.watches.clear();
                 return Ok(true);
             }
             if let Some(s) = &self.session {
@@ -339,6 +349,9 @@ impl Client {
             self.session = Some(Session { id: resp.session_id, passwd: resp.passwd });
             c.handshake_done = true;
             chk.session_heard(resp.session_id.0, now);
+            if !self.watches.is_empty() {
+                self.set_watches(now);
+            }
             return Ok(false);
         }
         let session = self.session.as_ref().expect("handshake done").id.0;
@@ -356,6 +369,12 @@ impl Client {
             return Err(format!("{who}: reply xid {} but the oldest request outstanding is xid {}", h.xid, o.xid));
         }
         chk.session_heard(session, now);
+        if let Op::SetWatches = o.op {
+            for w in self.watches.iter_mut().filter(|w| w.kind == WatchKind::PersistentRecursive) {
+                w.set_at = h.zxid;
+                w.events = 0;
+            }
+        }
         // The session's view never goes back.
         if h.zxid.0 > 0 {
             chk.session_saw(session, h.zxid, "got a reply")?;
@@ -444,7 +463,7 @@ impl Client {
                 self.closing = false;
                 return Ok(true);
             }
-            Op::Sync { .. } => {}
+            Op::Sync { .. } | Op::SetWatches => {}
             Op::Read { path, watch, exists, after_sync } => {
                 chk.reads += 1;
                 if let Some(b) = after_sync {
@@ -457,7 +476,7 @@ impl Client {
                     // exists leaves a watch whether or not the node is there; getData and
                     // getChildren only when it is.
                     if ok || (no_node && exists) {
-                        let w = Watch { kind, path: path.clone(), set_at: h.zxid, events: 0 };
+                        let w = Watch { kind, exist: !ok, path: path.clone(), set_at: h.zxid, events: 0 };
                         if !self.watches.contains(&w) {
                             self.watches.retain(|x| !(x.kind == kind && x.path == path));
                             self.watches.push(w);
@@ -467,11 +486,40 @@ impl Client {
             }
             Op::AddWatch { path } => {
                 if ok {
-                    self.watches.push(Watch { kind: WatchKind::PersistentRecursive, path, set_at: h.zxid, events: 0 });
+                    self.watches.push(Watch { kind: WatchKind::PersistentRecursive, exist: false, path, set_at: h.zxid, events: 0 });
                 }
             }
         }
         Ok(false)
+    }
+
+    /// Registers the watches held again on a new server (SetWatches2, xid -8), relative to
+    /// the last zxid seen: the server announces at once what changed since. A persistent
+    /// watch misses what happened while the client was away (as in ZooKeeper), so it counts
+    /// from the SetWatches2 reply on.
+    fn set_watches(&mut self, now: u64) {
+        let mut sw = SetWatches2 { relative_zxid: self.last_zxid, ..Default::default() };
+        for w in self.watches.iter_mut() {
+            let list = match (w.kind, w.exist) {
+                (WatchKind::Data, false) => &mut sw.data_watches,
+                (WatchKind::Data, true) => &mut sw.exist_watches,
+                (WatchKind::Child, _) => &mut sw.child_watches,
+                (WatchKind::PersistentRecursive, _) => &mut sw.persistent_recursive_watches,
+            };
+            list.push(w.path.clone());
+        }
+        let mut wr = Writer::new();
+        rzk_proto::client::RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches2.code() }.write(&mut wr);
+        sw.write(&mut wr);
+        let c = self.conn.as_mut().expect("connected");
+        c.outstanding.push_back(Outstanding { xid: xid::SET_WATCHES, op: Op::SetWatches });
+        c.last_sent = now;
+        self.pending_sends.push(wr.into_inner());
+    }
+
+    /// Frames the client queued while handling a reply (sent by the host after it).
+    pub fn take_pending_sends(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.pending_sends)
     }
 
     /// A watch event: the watches it consumes go, persistent ones count it.

@@ -632,6 +632,9 @@ impl World {
                 if self.clients[ci].receive(&frame, self.now, &mut self.chk)? {
                     self.client_disconnect(ci, conn);
                 }
+                for payload in self.clients[ci].take_pending_sends() {
+                    self.client_send(conn, payload);
+                }
             }
             Event::ServerClosed { conn } => {
                 let Some(l) = self.links.remove(&conn) else { return Ok(()) };
