@@ -8,9 +8,11 @@
 //! - [`auth`]: auth providers, ACL checks, session passwords.
 //! - [`path`]: ZooKeeper's path rules.
 //! - [`fourlw`]: the four-letter words' output.
+//! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod fourlw;
 pub mod path;

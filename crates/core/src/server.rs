@@ -278,6 +278,9 @@ pub struct ServerStats {
     /// Bytes of reply frames sent (`zk_response_bytes`) and the size of the last one.
     pub response_bytes: u64,
     pub last_response_size: u64,
+    /// Smallest and largest reply frame since the last reset (`zk_min/max_client_response_size`;
+    /// ZooKeeper's BufferStats), none before the first reply.
+    pub response_size_min_max: Option<(u64, u64)>,
     pub auth_failed: u64,
     /// ConnectRequests seen, and those that could not be decoded.
     pub connection_requests: u64,
@@ -546,6 +549,11 @@ impl ZooKeeperServer {
             if reply {
                 self.stats.response_bytes += frame.len() as u64;
                 self.stats.last_response_size = frame.len() as u64;
+                let size = frame.len() as u64;
+                self.stats.response_size_min_max = Some(match self.stats.response_size_min_max {
+                    Some((min, max)) => (min.min(size), max.max(size)),
+                    None => (size, size),
+                });
             }
             self.out.push(Action::Send { conn, frame, reply });
         }
@@ -1674,6 +1682,8 @@ impl ZooKeeperServer {
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,
             max_session_timeout_ms: self.cfg.max_session_timeout_ms,
             tick_ms: self.cfg.tick_ms,
+            digest: self.tree.digest(),
+            digest_version: self.tree.digest_version(),
         }
     }
 
