@@ -26,13 +26,25 @@ pub struct CommandSpec {
     pub server_required: bool,
 }
 
-const fn cmd(primary: &'static str, names: &'static [&'static str], server_required: bool) -> CommandSpec {
-    CommandSpec { primary, names, server_required }
+const fn cmd(
+    primary: &'static str,
+    names: &'static [&'static str],
+    server_required: bool,
+) -> CommandSpec {
+    CommandSpec {
+        primary,
+        names,
+        server_required,
+    }
 }
 
 /// Every command of ZooKeeper 3.8 (3.9 adds `snapshot` and `restore`, not served by rzk).
 pub const COMMANDS: &[CommandSpec] = &[
-    cmd("connection_stat_reset", &["connection_stat_reset", "crst"], true),
+    cmd(
+        "connection_stat_reset",
+        &["connection_stat_reset", "crst"],
+        true,
+    ),
     cmd("configuration", &["configuration", "conf", "config"], true),
     cmd("connections", &["connections", "cons"], true),
     cmd("hash", &["hash"], true),
@@ -40,12 +52,20 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("dump", &["dump"], true),
     cmd("environment", &["environment", "env", "envi"], false),
     cmd("get_trace_mask", &["get_trace_mask", "gtmk"], false),
-    cmd("initial_configuration", &["initial_configuration", "icfg"], true),
+    cmd(
+        "initial_configuration",
+        &["initial_configuration", "icfg"],
+        true,
+    ),
     cmd("is_read_only", &["is_read_only", "isro"], true),
     cmd("last_snapshot", &["last_snapshot", "lsnp"], true),
     cmd("leader", &["leader", "lead"], true),
     cmd("monitor", &["monitor", "mntr"], false),
-    cmd("observer_connection_stat_reset", &["observer_connection_stat_reset", "orst"], true),
+    cmd(
+        "observer_connection_stat_reset",
+        &["observer_connection_stat_reset", "orst"],
+        true,
+    ),
     cmd("ruok", &["ruok"], true),
     cmd("set_trace_mask", &["set_trace_mask", "stmk"], false),
     cmd("server_stats", &["server_stats", "srvr"], true),
@@ -137,7 +157,10 @@ fn response(command: &str, error: Option<String>, fields: Map<String, Value>) ->
     let mut body = fields;
     body.insert("command".into(), json!(command));
     body.insert("error".into(), error.map_or(Value::Null, Value::String));
-    CommandResponse { status: 200, body: Value::Object(body) }
+    CommandResponse {
+        status: 200,
+        body: Value::Object(body),
+    }
 }
 
 fn error_response(command: &str, error: impl Into<String>) -> CommandResponse {
@@ -146,7 +169,12 @@ fn error_response(command: &str, error: impl Into<String>) -> CommandResponse {
 
 /// Answers `name` (any alias) with `params` (the query string) from the core's state.
 /// `s` is `None` when the driver was not asked (commands that need no server).
-pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
+pub fn run(
+    name: &str,
+    params: &BTreeMap<String, String>,
+    s: &ServerSnapshot,
+    host: &HostInfo,
+) -> CommandResponse {
     let Some(spec) = lookup(name) else {
         return error_response(name, format!("Unknown command: {name}"));
     };
@@ -198,7 +226,10 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
                 return error_response(c, "setTraceMask requires long traceMask argument");
             };
             if v.parse::<i64>().is_err() {
-                return error_response(c, format!("setTraceMask requires long traceMask argument, got {v}"));
+                return error_response(
+                    c,
+                    format!("setTraceMask requires long traceMask argument, got {v}"),
+                );
             }
             // ZooKeeper's trace mask selects ZooTrace's request-trace categories; rzk has no
             // such tracing (its log level is RZK_LOG), so it says so rather than pretend.
@@ -206,7 +237,10 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
         }
         "hash" => {
             // ZooKeeper keeps the tree digest at every 128th zxid; rzk reports the digest now.
-            put("digests", json!([{ "zxid": s.zxid.0, "digest": s.digest, "digest_version": s.digest_version }]));
+            put(
+                "digests",
+                json!([{ "zxid": s.zxid.0, "digest": s.digest, "digest_version": s.digest_version }]),
+            );
         }
         "initial_configuration" => put("initial_configuration", json!(host.initial_configuration)),
         "is_read_only" => put("read_only", json!(false)),
@@ -241,7 +275,14 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
             }
         }
         "observers" => {
-            put("synced_observers", json!(if s.role == Role::Leader { s.quorum.synced_observers } else { 0 }));
+            put(
+                "synced_observers",
+                json!(if s.role == Role::Leader {
+                    s.quorum.synced_observers
+                } else {
+                    0
+                }),
+            );
             put("observers", json!([]));
         }
         "system_properties" => {
@@ -276,7 +317,10 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
         "watches_by_path" => {
             let mut by_path = Map::new();
             for (path, conns) in &s.watch.by_path {
-                by_path.insert(path.clone(), conns.iter().map(|c| json!(session_of(s, *c))).collect());
+                by_path.insert(
+                    path.clone(),
+                    conns.iter().map(|c| json!(session_of(s, *c))).collect(),
+                );
             }
             put("path_to_session_ids", Value::Object(by_path));
         }
@@ -286,19 +330,31 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
             put("num_total_watches", json!(s.watch.total));
         }
         "zabstate" => {
-            let me = host.my_id.and_then(|id| host.voting_view.iter().find(|v| v.id == id));
+            let me = host
+                .my_id
+                .and_then(|id| host.voting_view.iter().find(|v| v.id == id));
             match (host.my_id, me) {
                 (Some(id), Some(me)) if s.role != Role::Standalone => {
                     put("myid", json!(id));
                     put("is_leader", json!(s.role == Role::Leader));
-                    put("quorum_address", json!(me.server_addresses.first().cloned().unwrap_or_default()));
-                    put("election_address", json!(me.election_addresses.first().cloned().unwrap_or_default()));
+                    put(
+                        "quorum_address",
+                        json!(me.server_addresses.first().cloned().unwrap_or_default()),
+                    );
+                    put(
+                        "election_address",
+                        json!(me.election_addresses.first().cloned().unwrap_or_default()),
+                    );
                     put("client_address", json!(me.client_address));
                     put("voting", json!(me.participant));
                     put("last_zxid", json!(format!("0x{:x}", s.zxid.0)));
                     put("zab_epoch", json!(s.zxid.0 >> 32));
                     put("zab_counter", json!(s.zxid.0 & 0xffff_ffff));
-                    let state = if s.role == Role::NotServing { "election" } else { s.quorum.zab_phase };
+                    let state = if s.role == Role::NotServing {
+                        "election"
+                    } else {
+                        s.quorum.zab_phase
+                    };
                     put("zabstate", json!(state));
                 }
                 _ => {
@@ -313,7 +369,12 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
 }
 
 fn session_of(s: &ServerSnapshot, conn: u64) -> i64 {
-    s.conns.iter().find(|c| c.conn == conn).and_then(|c| c.session).unwrap_or_default().0
+    s.conns
+        .iter()
+        .find(|c| c.conn == conn)
+        .and_then(|c| c.session)
+        .unwrap_or_default()
+        .0
 }
 
 /// ZooKeeper's `getConnectionInfo(brief)`.
@@ -323,14 +384,20 @@ fn connections(s: &ServerSnapshot, brief: bool) -> Vec<Value> {
         .map(|c| {
             let st = &c.stats;
             let mut m = Map::new();
-            m.insert("remote_socket_address".into(), json!(format!("{}:{}", c.peer.ip(), c.peer.port())));
+            m.insert(
+                "remote_socket_address".into(),
+                json!(format!("{}:{}", c.peer.ip(), c.peer.port())),
+            );
             m.insert("interest_ops".into(), json!(1));
             m.insert("outstanding_requests".into(), json!(c.queued));
             m.insert("packets_received".into(), json!(st.received));
             m.insert("packets_sent".into(), json!(st.sent));
             if let (false, Some(sid)) = (brief, c.session.filter(|s| s.0 != 0)) {
                 m.insert("session_id".into(), json!(sid.0));
-                m.insert("last_operation".into(), json!(fourlw::last_op_code(st.last_op)));
+                m.insert(
+                    "last_operation".into(),
+                    json!(fourlw::last_op_code(st.last_op)),
+                );
                 m.insert("established".into(), json!(st.established_ms));
                 m.insert("session_timeout".into(), json!(c.timeout_ms));
                 m.insert("last_cxid".into(), json!(st.last_cxid));
@@ -338,7 +405,14 @@ fn connections(s: &ServerSnapshot, brief: bool) -> Vec<Value> {
                 m.insert("last_response_time".into(), json!(st.last_response_ms));
                 m.insert("last_latency".into(), json!(st.last_latency_ms));
                 m.insert("min_latency".into(), json!(st.min_latency_ms));
-                m.insert("avg_latency".into(), json!(if st.count == 0 { 0 } else { st.total_latency_ms / st.count as i64 }));
+                m.insert(
+                    "avg_latency".into(),
+                    json!(if st.count == 0 {
+                        0
+                    } else {
+                        st.total_latency_ms / st.count as i64
+                    }),
+                );
                 m.insert("max_latency".into(), json!(st.max_latency_ms));
             }
             Value::Object(m)
@@ -356,8 +430,15 @@ fn avg4(total: i64, count: u64) -> f64 {
 }
 
 fn client_response(s: &ServerSnapshot) -> Value {
-    let (min, max) = s.stats.response_size_min_max.map_or((-1, -1), |(a, b)| (a as i64, b as i64));
-    let last = if s.stats.response_size_min_max.is_some() { s.stats.last_response_size as i64 } else { -1 };
+    let (min, max) = s
+        .stats
+        .response_size_min_max
+        .map_or((-1, -1), |(a, b)| (a as i64, b as i64));
+    let last = if s.stats.response_size_min_max.is_some() {
+        s.stats.last_response_size as i64
+    } else {
+        -1
+    };
     json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max })
 }
 
@@ -391,7 +472,10 @@ fn server_stats(put: &mut impl FnMut(&str, Value), s: &ServerSnapshot, host: &Ho
     put("client_response", client_response(s));
     if s.role == Role::Leader {
         let (last, min, max) = s.quorum.proposal_sizes;
-        put("proposal_stats", json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max }));
+        put(
+            "proposal_stats",
+            json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max }),
+        );
     }
     put("node_count", json!(s.node_count));
 }
@@ -410,17 +494,52 @@ pub enum MetricKind {
 
 /// ZooKeeper 3.8's counters (`ServerMetrics`), as `monitor` and Prometheus name them.
 pub const COUNTERS: &[&str] = &[
-    "add_dead_watcher_stall_time", "bytes_received_count", "cnxn_closed_without_zk_server_running", "commit_count",
-    "connection_drop_count", "connection_rejected", "connection_request_count", "connection_revalidate_count",
-    "dead_watchers_cleared", "dead_watchers_queued", "diff_count", "digest_mismatches_count", "ensemble_auth_fail",
-    "ensemble_auth_skip", "ensemble_auth_success", "insecure_admin_count", "large_requests_rejected",
-    "learner_commit_received_count", "learner_proposal_received_count", "looking_count", "outstanding_changes_queued",
-    "outstanding_changes_removed", "prep_processor_request_queued", "proposal_count", "quit_leading_due_to_disloyal_voter",
-    "request_commit_queued", "request_throttle_wait_count", "response_bytes", "response_packet_cache_hits",
-    "response_packet_cache_misses", "response_packet_get_children_cache_hits", "response_packet_get_children_cache_misses",
-    "revalidate_count", "sessionless_connections_expired", "skip_learner_request_to_next_processor_count", "snap_count",
-    "stale_replies", "stale_requests", "stale_requests_dropped", "stale_sessions_expired", "sync_processor_request_queued",
-    "throttled_ops", "tls_handshake_exceeded", "unrecoverable_error_count", "unsuccessful_handshake", "watch_bytes",
+    "add_dead_watcher_stall_time",
+    "bytes_received_count",
+    "cnxn_closed_without_zk_server_running",
+    "commit_count",
+    "connection_drop_count",
+    "connection_rejected",
+    "connection_request_count",
+    "connection_revalidate_count",
+    "dead_watchers_cleared",
+    "dead_watchers_queued",
+    "diff_count",
+    "digest_mismatches_count",
+    "ensemble_auth_fail",
+    "ensemble_auth_skip",
+    "ensemble_auth_success",
+    "insecure_admin_count",
+    "large_requests_rejected",
+    "learner_commit_received_count",
+    "learner_proposal_received_count",
+    "looking_count",
+    "outstanding_changes_queued",
+    "outstanding_changes_removed",
+    "prep_processor_request_queued",
+    "proposal_count",
+    "quit_leading_due_to_disloyal_voter",
+    "request_commit_queued",
+    "request_throttle_wait_count",
+    "response_bytes",
+    "response_packet_cache_hits",
+    "response_packet_cache_misses",
+    "response_packet_get_children_cache_hits",
+    "response_packet_get_children_cache_misses",
+    "revalidate_count",
+    "sessionless_connections_expired",
+    "skip_learner_request_to_next_processor_count",
+    "snap_count",
+    "stale_replies",
+    "stale_requests",
+    "stale_requests_dropped",
+    "stale_sessions_expired",
+    "sync_processor_request_queued",
+    "throttled_ops",
+    "tls_handshake_exceeded",
+    "unrecoverable_error_count",
+    "unsuccessful_handshake",
+    "watch_bytes",
 ];
 
 /// ZooKeeper 3.8's summaries (`ServerMetrics`), with their detail level. rzk does not
@@ -428,28 +547,70 @@ pub const COUNTERS: &[&str] = &[
 pub const SUMMARIES: &[(&str, MetricKind)] = {
     use MetricKind::{Summary as B, SummaryAdvanced as A};
     &[
-        ("socket_closing_time", B), ("proposal_process_time", B), ("leader_unavailable_time", B),
-        ("node_created_watch_count", B), ("session_queues_drained", B), ("write_commit_proc_req_queued", B),
-        ("connection_token_deficit", B), ("read_commit_proc_req_queued", B), ("node_deleted_watch_count", B),
-        ("startup_txns_load_time", B), ("sync_processor_queue_size", B), ("follower_sync_time", B),
-        ("prep_processor_queue_size", B), ("fsynctime", B), ("inflight_snap_count", B),
-        ("reads_issued_from_session_queue", B), ("learner_request_processor_queue_size", B), ("snapshottime", B),
-        ("unavailable_time", B), ("startup_txns_loaded", B), ("reads_after_write_in_session_queue", B),
-        ("requests_in_session_queue", B), ("write_commit_proc_issued", B), ("prep_process_time", B),
-        ("pending_session_queue_size", B), ("time_waiting_empty_pool_in_commit_processor_read_ms", B),
-        ("commit_process_time", B), ("dbinittime", B), ("inflight_diff_count", B), ("netty_queued_buffer_capacity", B),
-        ("election_time", B), ("commit_commit_proc_req_queued", B), ("sync_processor_batch_size", B),
-        ("node_children_watch_count", B), ("write_batch_time_in_commit_processor", B), ("read_commit_proc_issued", B),
-        ("concurrent_request_processing_in_commit_processor", B), ("observer_sync_time", B),
-        ("node_changed_watch_count", B), ("sync_process_time", B), ("startup_snap_load_time", B),
-        ("prep_processor_queue_time_ms", A), ("jvm_pause_time_ms", A), ("close_session_prep_time", A),
-        ("read_commitproc_time_ms", A), ("updatelatency", A), ("local_write_committed_time_ms", A),
-        ("request_throttle_queue_time_ms", A), ("readlatency", A), ("quorum_ack_latency", A),
-        ("om_commit_process_time_ms", A), ("read_final_proc_time_ms", A), ("commit_propagation_latency", A),
-        ("dead_watchers_cleaner_latency", A), ("write_final_proc_time_ms", A), ("proposal_ack_creation_latency", A),
-        ("proposal_latency", A), ("om_proposal_process_time_ms", A), ("sync_processor_queue_and_flush_time_ms", A),
-        ("propagation_latency", A), ("server_write_committed_time_ms", A), ("sync_processor_queue_time_ms", A),
-        ("sync_processor_queue_flush_time_ms", A), ("write_commitproc_time_ms", A),
+        ("socket_closing_time", B),
+        ("proposal_process_time", B),
+        ("leader_unavailable_time", B),
+        ("node_created_watch_count", B),
+        ("session_queues_drained", B),
+        ("write_commit_proc_req_queued", B),
+        ("connection_token_deficit", B),
+        ("read_commit_proc_req_queued", B),
+        ("node_deleted_watch_count", B),
+        ("startup_txns_load_time", B),
+        ("sync_processor_queue_size", B),
+        ("follower_sync_time", B),
+        ("prep_processor_queue_size", B),
+        ("fsynctime", B),
+        ("inflight_snap_count", B),
+        ("reads_issued_from_session_queue", B),
+        ("learner_request_processor_queue_size", B),
+        ("snapshottime", B),
+        ("unavailable_time", B),
+        ("startup_txns_loaded", B),
+        ("reads_after_write_in_session_queue", B),
+        ("requests_in_session_queue", B),
+        ("write_commit_proc_issued", B),
+        ("prep_process_time", B),
+        ("pending_session_queue_size", B),
+        ("time_waiting_empty_pool_in_commit_processor_read_ms", B),
+        ("commit_process_time", B),
+        ("dbinittime", B),
+        ("inflight_diff_count", B),
+        ("netty_queued_buffer_capacity", B),
+        ("election_time", B),
+        ("commit_commit_proc_req_queued", B),
+        ("sync_processor_batch_size", B),
+        ("node_children_watch_count", B),
+        ("write_batch_time_in_commit_processor", B),
+        ("read_commit_proc_issued", B),
+        ("concurrent_request_processing_in_commit_processor", B),
+        ("observer_sync_time", B),
+        ("node_changed_watch_count", B),
+        ("sync_process_time", B),
+        ("startup_snap_load_time", B),
+        ("prep_processor_queue_time_ms", A),
+        ("jvm_pause_time_ms", A),
+        ("close_session_prep_time", A),
+        ("read_commitproc_time_ms", A),
+        ("updatelatency", A),
+        ("local_write_committed_time_ms", A),
+        ("request_throttle_queue_time_ms", A),
+        ("readlatency", A),
+        ("quorum_ack_latency", A),
+        ("om_commit_process_time_ms", A),
+        ("read_final_proc_time_ms", A),
+        ("commit_propagation_latency", A),
+        ("dead_watchers_cleaner_latency", A),
+        ("write_final_proc_time_ms", A),
+        ("proposal_ack_creation_latency", A),
+        ("proposal_latency", A),
+        ("om_proposal_process_time_ms", A),
+        ("sync_processor_queue_and_flush_time_ms", A),
+        ("propagation_latency", A),
+        ("server_write_committed_time_ms", A),
+        ("sync_processor_queue_time_ms", A),
+        ("sync_processor_queue_flush_time_ms", A),
+        ("write_commitproc_time_ms", A),
     ]
 };
 
@@ -470,7 +631,9 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
         let key = k.strip_prefix("zk_").unwrap_or(k);
         // The 4lw's latency count/sum and a standalone server's proposal sizes are not
         // among the AdminServer's keys.
-        if matches!(key, "cnt_latency" | "sum_latency") || (s.role != Role::Leader && key.ends_with("_proposal_size")) {
+        if matches!(key, "cnt_latency" | "sum_latency")
+            || (s.role != Role::Leader && key.ends_with("_proposal_size"))
+        {
             continue;
         }
         let value = if let Ok(n) = v.parse::<i64>() {
@@ -482,7 +645,10 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
         };
         out.push((key.to_string(), value));
         if key == "packets_received" {
-            let (min, max) = s.stats.response_size_min_max.map_or((-1, -1), |(a, b)| (a as i64, b as i64));
+            let (min, max) = s
+                .stats
+                .response_size_min_max
+                .map_or((-1, -1), |(a, b)| (a as i64, b as i64));
             out.push(("max_client_response_size".into(), json!(max)));
             out.push(("min_client_response_size".into(), json!(min)));
         }
@@ -550,11 +716,24 @@ mod tests {
     fn unknown_and_not_serving_are_errors_with_status_200() {
         let s = snapshot(Role::Standalone);
         let r = run("snapshot", &BTreeMap::new(), &s, &HostInfo::default());
-        assert_eq!(r.body, json!({"command": "snapshot", "error": "Unknown command: snapshot"}));
-        let r = run("dump", &BTreeMap::new(), &snapshot(Role::NotServing), &HostInfo::default());
+        assert_eq!(
+            r.body,
+            json!({"command": "snapshot", "error": "Unknown command: snapshot"})
+        );
+        let r = run(
+            "dump",
+            &BTreeMap::new(),
+            &snapshot(Role::NotServing),
+            &HostInfo::default(),
+        );
         assert_eq!(r.body["error"], json!(fourlw::ZK_NOT_SERVING));
         // mntr needs no serving server.
-        let r = run("mntr", &BTreeMap::new(), &snapshot(Role::NotServing), &HostInfo::default());
+        let r = run(
+            "mntr",
+            &BTreeMap::new(),
+            &snapshot(Role::NotServing),
+            &HostInfo::default(),
+        );
         assert_eq!(r.body["error"], Value::Null);
     }
 
@@ -562,16 +741,28 @@ mod tests {
     fn set_trace_mask_validates_as_zookeeper_and_says_rzk_has_none() {
         let s = snapshot(Role::Standalone);
         let r = run("stmk", &BTreeMap::new(), &s, &HostInfo::default());
-        assert_eq!(r.body["error"], json!("setTraceMask requires long traceMask argument"));
+        assert_eq!(
+            r.body["error"],
+            json!("setTraceMask requires long traceMask argument")
+        );
         let p = BTreeMap::from([("traceMask".to_string(), "x".to_string())]);
-        assert_eq!(run("stmk", &p, &s, &HostInfo::default()).body["error"], json!("setTraceMask requires long traceMask argument, got x"));
+        assert_eq!(
+            run("stmk", &p, &s, &HostInfo::default()).body["error"],
+            json!("setTraceMask requires long traceMask argument, got x")
+        );
         let p = BTreeMap::from([("traceMask".to_string(), "5".to_string())]);
-        assert!(run("stmk", &p, &s, &HostInfo::default()).body["error"].as_str().unwrap().contains("rzk"));
+        assert!(run("stmk", &p, &s, &HostInfo::default()).body["error"]
+            .as_str()
+            .unwrap()
+            .contains("rzk"));
     }
 
     #[test]
     fn monitor_types_follow_zookeeper() {
-        let m: BTreeMap<String, Value> = monitor(&snapshot(Role::Standalone), &ProcessInfo::default()).into_iter().collect();
+        let m: BTreeMap<String, Value> =
+            monitor(&snapshot(Role::Standalone), &ProcessInfo::default())
+                .into_iter()
+                .collect();
         assert!(m["avg_latency"].is_f64());
         assert!(m["znode_count"].is_i64());
         assert!(m["server_state"].is_string());
@@ -583,7 +774,15 @@ mod tests {
 
     #[test]
     fn zabstate_of_a_standalone_server() {
-        let r = run("zabstate", &BTreeMap::new(), &snapshot(Role::Standalone), &HostInfo::default());
-        assert_eq!(r.body, json!({"voting": false, "zabstate": "", "command": "zabstate", "error": null}));
+        let r = run(
+            "zabstate",
+            &BTreeMap::new(),
+            &snapshot(Role::Standalone),
+            &HostInfo::default(),
+        );
+        assert_eq!(
+            r.body,
+            json!({"voting": false, "zabstate": "", "command": "zabstate", "error": null})
+        );
     }
 }

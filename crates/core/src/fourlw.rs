@@ -35,7 +35,15 @@ pub struct ProcessInfo {
 /// the process and the machine ([`EnvInfo`]); this only formats.
 pub fn envi(e: &EnvInfo) -> String {
     let mut out = String::from("Environment:\n");
-    let rows = [
+    for (k, v) in envi_rows(e) {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+/// `envi`'s rows; the AdminServer's `environment` prints the same.
+pub fn envi_rows(e: &EnvInfo) -> Vec<(&'static str, String)> {
+    vec![
         ("zookeeper.version", full_version()),
         ("host.name", e.host.clone()),
         ("java.version", "rzk (no JVM)".to_string()),
@@ -54,11 +62,7 @@ pub fn envi(e: &EnvInfo) -> String {
         ("os.memory.free", format!("{}MB", e.memory_free_mb)),
         ("os.memory.max", format!("{}MB", e.memory_total_mb)),
         ("os.memory.total", format!("{}MB", e.process_rss_mb)),
-    ];
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k}={v}");
-    }
-    out
+    ]
 }
 
 /// What `envi` shows of the process and the machine, gathered by the shell.

@@ -187,6 +187,7 @@ impl Member {
         if self.state == ServerState::Observing {
             q.observer_master_id = self.leader.map(|l| l.0);
         }
+        q.leader_id = self.leader.map(|l| l.0);
         self.core.set_quorum_info(q);
     }
 
@@ -375,6 +376,7 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
     let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
+    let mut admin_rx = super::admin::start(&cfg, Some(my_id), shutdown.clone()).await.map_err(other)?;
     let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
 
@@ -454,6 +456,10 @@ pub async fn run(cfg: ServerConfig, my_id: u64, listener: TcpListener, mut shutd
             _ = purge_timer.tick(), if purge_enabled => {
                 let c = m.storage.config().clone();
                 tokio::task::spawn_blocking(move || durable::purge(&c));
+            }
+            Some(req) = super::admin::recv(&mut admin_rx) => {
+                m.update_quorum_info();
+                super::admin::answer(&mut m.core, super::admin::rejected(&counts), req);
             }
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };

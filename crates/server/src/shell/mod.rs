@@ -8,9 +8,11 @@
 //! Durability ([`durable`]): the data directory is recovered before the driver starts;
 //! appends go to the log worker, and a write is answered only once its txn is fsynced.
 
+pub mod admin;
 pub mod conn;
 pub mod durable;
 pub mod ensemble;
+pub mod metrics;
 pub mod peer;
 
 use crate::core::fourlw::{self, ProcessInfo};
@@ -153,6 +155,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
     let max_per_ip = cfg.max_client_cnxns;
     let max_total = cfg.max_cnxns;
 
+    let mut admin_rx = admin::start(&cfg, None, shutdown.clone()).await.map_err(std::io::Error::other)?;
     let acceptor = spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), conn::ConnLimits { frame_bytes_max, outstanding_max: 1000 }, max_per_ip, max_total, shutdown.clone());
     drop(inbox_tx);
 
@@ -220,6 +223,7 @@ pub async fn run(cfg: ServerConfig, listener: TcpListener, mut shutdown: watch::
                 let c = storage.config().clone();
                 tokio::task::spawn_blocking(move || durable::purge(&c));
             }
+            Some(req) = admin::recv(&mut admin_rx) => admin::answer(&mut core, admin::rejected(&counts), req),
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };
                 let (n, w) = (now_ms(), wall_ms());
@@ -419,7 +423,7 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
 }
 
 /// The process and machine facts `envi` prints.
-fn env_info() -> fourlw::EnvInfo {
+pub(crate) fn env_info() -> fourlw::EnvInfo {
     let read = |p: &str| std::fs::read_to_string(p).map(|v| v.trim().to_string());
     fourlw::EnvInfo {
         host: read("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into()),
@@ -443,7 +447,7 @@ fn proc_kb(file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {

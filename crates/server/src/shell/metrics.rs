@@ -1,0 +1,305 @@
+//! The Prometheus endpoint: ZooKeeper's `PrometheusMetricsProvider` settings
+//! (`metricsProvider.className`, `metricsProvider.httpHost`, `metricsProvider.httpPort`, ...)
+//! and `/metrics` in Prometheus's text format, with ZooKeeper's metric names and types.
+//!
+//! This module owns the provider's settings and the mapping from `monitor` (the AdminServer
+//! command, answered by the driver from the core, see [`super::admin`]) to metric families:
+//! ZooKeeper's counters (`ServerMetrics`) are counters, its summaries are summaries with the
+//! provider's quantiles (0.5 for a basic summary; 0.5, 0.9, 0.99 for an advanced one), every
+//! other number of `monitor` is a gauge, as ZooKeeper registers them. The families are
+//! encoded by the `prometheus` crate's text encoder. A scrape is one request to the driver
+//! over the AdminServer's bounded channel; the HTTP connection bounds are the AdminServer's.
+//!
+//! Settings: `httpHost` (default 0.0.0.0) and `httpPort` (7000) are honoured; the JVM-only
+//! ones (`exportJvmInfo`, and `numWorkerThreads`, `maxQueueSize`, `workerShutdownTimeoutMs`,
+//! which size a Java thread pool) are checked and logged once; any other key of the provider
+//! (e.g. 3.9's `httpsPort` and `ssl.*`, TLS not being served here) stops the start-up, named.
+//! Another `metricsProvider.className` stops it too.
+
+use super::admin::{self, AdminError, AdminRequest, HostSource};
+use crate::core::admin::{metric_kind, MetricKind, SUMMARIES};
+use hyper::{Method, StatusCode};
+use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType, Quantile, Summary};
+use prometheus::{Encoder, TextEncoder};
+use rzk_config::ServerConfig;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// ZooKeeper's Prometheus provider class.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// The Prometheus endpoint's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub http_host: String,
+    pub http_port: u16,
+}
+
+/// Keys of the Prometheus provider that configure the JVM only.
+const JVM_ONLY_KEYS: &[&str] = &[
+    "exportJvmInfo",
+    "numWorkerThreads",
+    "maxQueueSize",
+    "workerShutdownTimeoutMs",
+];
+
+/// The endpoint's settings: `None` for ZooKeeper's default provider (no endpoint).
+pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminError> {
+    match cfg.metrics_provider_class_name.as_deref() {
+        None => return Ok(None),
+        Some(c) if c == rzk_config::DEFAULT_METRICS_PROVIDER_CLASS_NAME => return Ok(None),
+        Some(PROMETHEUS_PROVIDER) => {}
+        Some(other) => return Err(AdminError::UnknownMetricsProvider(other.to_string())),
+    }
+    let bad = |key: &str, value: &str, message: &str| AdminError::MetricsSetting {
+        key: key.into(),
+        value: value.into(),
+        message: message.into(),
+    };
+    let mut s = MetricsSettings {
+        http_host: "0.0.0.0".into(),
+        http_port: 7000,
+    };
+    for (key, value) in &cfg.metrics_provider_configuration {
+        let v = value.trim();
+        match key.as_str() {
+            "httpHost" => s.http_host = v.to_string(),
+            "httpPort" => {
+                s.http_port = v
+                    .parse()
+                    .map_err(|_| bad(key, value, "expected a port number (0-65535)"))?
+            }
+            "exportJvmInfo" => {
+                tracing::info!(key = "metricsProvider.exportJvmInfo", value = %v, "a JVM setting; rzk has no JVM metrics to export");
+            }
+            k if JVM_ONLY_KEYS.contains(&k) => {
+                v.parse::<i64>()
+                    .map_err(|_| bad(key, value, "expected an integer"))?;
+                tracing::info!(key = %format!("metricsProvider.{k}"), value = %v, "sizes ZooKeeper's Java thread pool for summaries; rzk has none");
+            }
+            _ => {
+                return Err(bad(
+                    key,
+                    value,
+                    "a setting of ZooKeeper's Prometheus provider that rzk does not serve",
+                ))
+            }
+        }
+    }
+    Ok(Some(s))
+}
+
+/// Binds `/metrics` and serves it until `shutdown`.
+pub(crate) async fn start(
+    s: MetricsSettings,
+    tx: mpsc::Sender<AdminRequest>,
+    host: Arc<HostSource>,
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AdminError> {
+    let addr = admin::resolve("metricsProvider.httpHost", &s.http_host, s.http_port)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind {
+            what: "metricsProvider.httpPort",
+            addr,
+            source,
+        })?;
+    tracing::info!(%addr, "Prometheus /metrics listening");
+    tokio::spawn(admin::serve_http(listener, idle, shutdown, move |req| {
+        let tx = tx.clone();
+        let host = host.clone();
+        async move {
+            if req.uri().path() != "/metrics" {
+                return admin::plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
+            }
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return admin::plain(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain",
+                    "Method Not Allowed\n",
+                );
+            }
+            let facts = match tokio::task::spawn_blocking(move || host.gather("monitor")).await {
+                Ok(f) => f,
+                Err(_) => {
+                    return admin::plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "unavailable\n",
+                    )
+                }
+            };
+            match admin::ask(&tx, "monitor".into(), BTreeMap::new(), facts).await {
+                Ok(r) => match encode(&families(&r.body)) {
+                    Ok(text) => admin::plain(
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        text,
+                    ),
+                    Err(e) => admin::plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        format!("{e}\n"),
+                    ),
+                },
+                Err(msg) => admin::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{msg}\n"),
+                ),
+            }
+        }
+    }));
+    Ok(())
+}
+
+fn encode(families: &[MetricFamily]) -> Result<String, prometheus::Error> {
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(families, &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn family(name: &str, kind: MetricType, metric: Metric) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(name.to_string());
+    f.set_field_type(kind);
+    f.set_metric(vec![metric]);
+    f
+}
+
+/// `monitor`'s answer as metric families, in its order, summaries last.
+pub fn families(monitor: &Value) -> Vec<MetricFamily> {
+    let Some(m) = monitor.as_object() else {
+        return Vec::new();
+    };
+    let summary_kind: HashMap<&str, MetricKind> = SUMMARIES.iter().copied().collect();
+    let is_summary_key = |k: &str| {
+        [
+            "avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95_", "p99_", "p999_",
+        ]
+        .iter()
+        .any(|p| {
+            k.strip_prefix(p)
+                .is_some_and(|n| summary_kind.contains_key(n))
+        })
+    };
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let Some(x) = v.as_f64() else { continue };
+        if is_summary_key(k) {
+            continue;
+        }
+        let mut metric = Metric::default();
+        match metric_kind(k) {
+            MetricKind::Counter => {
+                let mut c = Counter::default();
+                c.set_value(x);
+                metric.set_counter(c);
+                out.push(family(k, MetricType::COUNTER, metric));
+            }
+            _ => {
+                let mut g = Gauge::default();
+                g.set_value(x);
+                metric.set_gauge(g);
+                out.push(family(k, MetricType::GAUGE, metric));
+            }
+        }
+    }
+    for (name, kind) in SUMMARIES {
+        let num = |pre: &str| m.get(&format!("{pre}_{name}")).and_then(Value::as_f64);
+        let count = num("cnt").unwrap_or(0.0);
+        let quantiles: &[(f64, &str)] = if *kind == MetricKind::SummaryAdvanced {
+            &[(0.5, "p50"), (0.9, "p95"), (0.99, "p99")]
+        } else {
+            &[(0.5, "p50")]
+        };
+        let mut s = Summary::default();
+        s.set_sample_count(count as u64);
+        s.set_sample_sum(num("sum").unwrap_or(0.0));
+        // No observation: NaN, as Prometheus's Java client reports an empty summary. (rzk
+        // keeps p50/p95/p99/p999, as ZooKeeper's default provider; 0.9 reads p95, an upper bound.)
+        s.set_quantile(
+            quantiles
+                .iter()
+                .map(|(q, key)| {
+                    let mut x = Quantile::default();
+                    x.set_quantile(*q);
+                    x.set_value(if count == 0.0 {
+                        f64::NAN
+                    } else {
+                        num(key).unwrap_or(f64::NAN)
+                    });
+                    x
+                })
+                .collect(),
+        );
+        let mut metric = Metric::default();
+        metric.set_summary(s);
+        out.push(family(name, MetricType::SUMMARY, metric));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(text: &str) -> ServerConfig {
+        ServerConfig::parse(&format!("dataDir=/tmp/x\nclientPort=2181\n{text}")).unwrap()
+    }
+
+    #[test]
+    fn provider_settings() {
+        assert_eq!(settings(&cfg("")).unwrap(), None);
+        let s = settings(&cfg(&format!("metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=7001\nmetricsProvider.exportJvmInfo=false\n"))).unwrap();
+        assert_eq!(
+            s,
+            Some(MetricsSettings {
+                http_host: "0.0.0.0".into(),
+                http_port: 7001
+            })
+        );
+        let e = settings(&cfg(&format!(
+            "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpsPort=7443\n"
+        )))
+        .unwrap_err();
+        assert!(e.to_string().contains("metricsProvider.httpsPort"), "{e}");
+        let e = settings(&cfg("metricsProvider.className=com.example.Metrics\n")).unwrap_err();
+        assert!(e.to_string().contains("com.example.Metrics"), "{e}");
+        assert!(settings(&cfg(&format!(
+            "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=x\n"
+        )))
+        .is_err());
+    }
+
+    #[test]
+    fn monitor_becomes_typed_families() {
+        let text = encode(&families(&json!({
+            "version": "3.9.3", "znode_count": 5, "avg_latency": 0.5, "stale_requests": 2,
+            "avg_fsynctime": 0.0, "cnt_fsynctime": 0, "command": "monitor", "error": null,
+        })))
+        .unwrap();
+        assert!(
+            text.contains("# TYPE znode_count gauge\nznode_count 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE stale_requests counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE fsynctime summary\nfsynctime{quantile=\"0.5\"} NaN\n"),
+            "{text}"
+        );
+        assert!(text.contains("readlatency{quantile=\"0.99\"}"), "{text}");
+        assert!(
+            !text.contains("version") && !text.contains("avg_fsynctime"),
+            "{text}"
+        );
+    }
+}
