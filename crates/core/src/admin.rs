@@ -695,6 +695,7 @@ mod tests {
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
             tick_ms: 2000,
+            watch_count: 0,
             digest: 7,
             digest_version: 2,
         }

@@ -168,6 +168,8 @@ pub struct ServerSnapshot {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub tick_ms: i64,
+    /// Data plus child watches (`zk_watch_count`; `wchs` counts the data table only).
+    pub watch_count: usize,
     /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
     pub digest: i64,
     pub digest_version: i32,
@@ -455,7 +457,7 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, Stri
         ("zk_packets_sent", st.packets_sent.to_string()),
         ("zk_packets_received", st.packets_received.to_string()),
         ("zk_connection_drop_probability", "0.0".into()),
-        ("zk_watch_count", s.watch.total.to_string()),
+        ("zk_watch_count", s.watch_count.to_string()),
         ("zk_auth_failed_count", st.auth_failed.to_string()),
         ("zk_approximate_data_size", s.approximate_data_size.to_string()),
         ("zk_open_file_descriptor_count", p.fd_count.to_string()),

@@ -1682,6 +1682,7 @@ impl ZooKeeperServer {
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,
             max_session_timeout_ms: self.cfg.max_session_timeout_ms,
             tick_ms: self.cfg.tick_ms,
+            watch_count: self.tree.watch_count(),
             digest: self.tree.digest(),
             digest_version: self.tree.digest_version(),
         }
