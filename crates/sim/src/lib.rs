@@ -839,7 +839,7 @@ impl World {
                     self.chk.log_entry(sid, z, h)?;
                 }
             }
-            if self.now % 16 == 0 {
+            if self.now.is_multiple_of(16) {
                 let entries: Vec<(Zxid, u64)> = self.servers[i].durable.log.iter().map(|e| (e.zxid, hash_bytes(&e.data))).collect();
                 let mut prev = Zxid(i64::MIN);
                 for (z, h) in entries {

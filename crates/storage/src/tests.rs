@@ -152,14 +152,14 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
         paths.iter().filter(|p| p.matches('/').count() < 3 && t.get(p).unwrap().stat.ephemeral_owner == 0).collect();
     let acl_variants = [Acl::open_unsafe(), Acl::read_unsafe(), vec![Acl::new(31, "digest", &format!("u{}:x", name % 3))]];
     match pick % 6 {
-        0 | 1 if !parents.is_empty() || pick % 6 == 0 => {
-            let parent = if parents.is_empty() || name % 4 == 0 { "".to_string() } else { parents[name as usize % parents.len()].clone() };
+        0 | 1 if !parents.is_empty() || pick.is_multiple_of(6) => {
+            let parent = if parents.is_empty() || name.is_multiple_of(4) { "".to_string() } else { parents[name as usize % parents.len()].clone() };
             let pcv = t.get(if parent.is_empty() { "/" } else { &parent }).unwrap().stat.cversion;
             let path = format!("{parent}/n{name}");
             if t.contains(&path) {
                 return (hdr(zxid, 0, OpCode::Error), Txn::Error { err: -110 });
             }
-            let ephemeral = name % 5 == 0;
+            let ephemeral = name.is_multiple_of(5);
             let txn = Txn::Create {
                 txn: CreateTxn { path, data: Some(vec![data; (data % 7) as usize]), acl: acl_variants[(name % 3) as usize].clone(), ephemeral, parent_cversion: pcv + 1 },
                 create2: false,
