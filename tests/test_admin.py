@@ -451,3 +451,72 @@ def test_slow_http_clients_do_not_stall_the_server(new_server):
     finally:
         for c in hogs:
             c.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Ensembles: the quorum commands, by role
+# ---------------------------------------------------------------------------------------
+
+def ensemble_answers(kind: str):
+    """{role: {command: answer}} of a 3-server ensemble of `kind` after one write."""
+    from kazoo.client import KazooClient
+    from zkensemble import Ensemble
+
+    ports = {i: h.free_port() for i in (1, 2, 3)}
+    member_cfg = {i: {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(p)}
+                  for i, p in ports.items()}
+    ens = Ensemble(kind, 3, proxied=False, member_cfg=member_cfg, name="admin")
+    out = {}
+    try:
+        ens.start()
+        leader = ens.wait_for_leader()
+        kz = KazooClient(hosts=ens.hosts, timeout=10)
+        kz.start(timeout=20)
+        kz.create("/x", b"1")
+        kz.stop()
+        kz.close()
+        ens.wait_converged()
+        for sid, port in ports.items():
+            role = "leader" if sid == leader.sid else "follower"
+            answers = {c: command(port, c) for c in ["leader", "zabstate", "voting_view", "observers", "server_stats",
+                                                      "monitor", "configuration", "watch_summary", "is_read_only"]}
+            answers["sid"] = sid
+            answers["leader_sid"] = leader.sid
+            out.setdefault(role, answers)
+    finally:
+        ens.stop()
+    return out
+
+
+def test_ensemble_quorum_commands_are_zookeepers():
+    if not (h.rzk_available() and h.zookeeper_available()):
+        pytest.skip("needs rzk and Apache ZooKeeper")
+    zk, rz = ensemble_answers("zookeeper"), ensemble_answers("rzk")
+    for role in ("leader", "follower"):
+        z, r = zk[role], rz[role]
+        for c in ["leader", "zabstate", "observers", "server_stats", "configuration", "watch_summary", "is_read_only"]:
+            assert shape(r[c]) == shape(z[c]), (role, c, z[c], r[c])
+        for a in (z, r):
+            assert a["leader"]["is_leader"] == (role == "leader")
+            assert a["leader"]["leader_id"] == a["leader_sid"]
+            assert a["leader"]["leader_ip"] == "127.0.0.1"
+            assert a["zabstate"]["zabstate"] == "broadcast" and a["zabstate"]["voting"] is True
+            assert a["zabstate"]["myid"] == a["sid"] and a["zabstate"]["is_leader"] == (role == "leader")
+            assert a["zabstate"]["last_zxid"] == "0x%x" % a["server_stats"]["server_stats"]["last_processed_zxid"]
+            assert a["server_stats"]["server_stats"]["server_state"] == role
+        assert r["zabstate"]["zab_epoch"] == z["zabstate"]["zab_epoch"] == 1
+        assert r["zabstate"]["zab_counter"] == z["zabstate"]["zab_counter"]
+        # Every member in the view; only a server's own entry knows its client address.
+        for a in (z, r):
+            view = a["voting_view"]["current_config"]
+            assert sorted(view) == ["1", "2", "3"]
+            assert {k for k, v in view.items() if v["client_address"]} == {str(a["sid"])}
+            assert shape(view[str(a["sid"])]) == shape(z["voting_view"]["current_config"][str(z["sid"])])
+        # monitor: ZooKeeper's keys for the role, less its per-learner and per-namespace summary sets.
+        zkeys = {k for k in z["monitor"] if not k.endswith(("_per_namespace", "_learner_handler_qp_size",
+                                                           "_learner_handler_qp_time_ms"))}
+        assert zkeys ^ set(r["monitor"]) == set(), role
+        for k in zkeys:
+            assert jtype(r["monitor"][k]) == jtype(z["monitor"][k]), (role, k)
+        for k in ["znode_count", "server_state", "quorum_size", "peer_state"]:
+            assert r["monitor"][k] == z["monitor"][k], (role, k)

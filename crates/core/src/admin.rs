@@ -113,11 +113,12 @@ pub fn mutation(name: &str) -> Mutation {
 #[derive(Debug, Clone, Default)]
 pub struct VotingMember {
     pub id: u64,
-    /// `host:quorumPort` of each address.
-    pub server_addresses: Vec<String>,
-    /// `host:electionPort` of each address.
-    pub election_addresses: Vec<String>,
-    /// `host:clientPort`, empty when the line gives none.
+    /// `(host, quorumPort)` of each address.
+    pub quorum: Vec<(String, u16)>,
+    /// `(host, electionPort)` of each address.
+    pub election: Vec<(String, u16)>,
+    /// `host:clientPort`: from the line, or this server's own client address; else empty
+    /// (as ZooKeeper knows no other member's client port without it).
     pub client_address: String,
     pub participant: bool,
 }
@@ -256,9 +257,10 @@ pub fn run(
             let leader = s.quorum.leader_id;
             put("is_leader", json!(s.role == Role::Leader));
             put("leader_id", json!(leader.unwrap_or(-1)));
+            // ZooKeeper's `getLeaderAddress()`: the host of the leader's quorum address.
             let ip = leader
                 .and_then(|l| host.voting_view.iter().find(|v| v.id as i64 == l))
-                .and_then(|v| v.server_addresses.first().cloned())
+                .and_then(|v| v.quorum.first().map(|(h, _)| h.clone()))
                 .unwrap_or_default();
             put("leader_ip", json!(ip));
         }
@@ -297,8 +299,8 @@ pub fn run(
                     view.insert(
                         v.id.to_string(),
                         json!({
-                            "server_addresses": v.server_addresses,
-                            "election_addresses": v.election_addresses,
+                            "server_addresses": joined(&v.quorum),
+                            "election_addresses": joined(&v.election),
                             "client_address": v.client_address,
                             "learner_type": "participant",
                         }),
@@ -337,14 +339,8 @@ pub fn run(
                 (Some(id), Some(me)) if s.role != Role::Standalone => {
                     put("myid", json!(id));
                     put("is_leader", json!(s.role == Role::Leader));
-                    put(
-                        "quorum_address",
-                        json!(me.server_addresses.first().cloned().unwrap_or_default()),
-                    );
-                    put(
-                        "election_address",
-                        json!(me.election_addresses.first().cloned().unwrap_or_default()),
-                    );
+                    put("quorum_address", multiple_addresses(&me.quorum));
+                    put("election_address", multiple_addresses(&me.election));
                     put("client_address", json!(me.client_address));
                     put("voting", json!(me.participant));
                     put("last_zxid", json!(format!("0x{:x}", s.zxid.0)));
@@ -366,6 +362,29 @@ pub fn run(
         other => unreachable!("command {other} has no answer"),
     }
     response(c, None, m)
+}
+
+fn joined(addrs: &[(String, u16)]) -> Vec<String> {
+    addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect()
+}
+
+/// A member's addresses as ZooKeeper's `MultipleAddresses` bean prints them (rzk does not
+/// probe reachability: every address counts as reachable).
+fn multiple_addresses(addrs: &[(String, u16)]) -> Value {
+    let all = joined(addrs);
+    let one = all.first().cloned().unwrap_or_default();
+    json!({
+        "empty": addrs.is_empty(),
+        "all_addresses": all,
+        "all_reachable_addresses": all,
+        "one": one,
+        "reachable_address": one,
+        "wildcard_addresses": addrs.iter().map(|(_, p)| format!("0.0.0.0:{p}")).collect::<Vec<_>>(),
+        "all_ports": addrs.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        "all_host_strings": addrs.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+        "all_reachable_addresses_or_all": all,
+        "reachable_or_one": one,
+    })
 }
 
 fn session_of(s: &ServerSnapshot, conn: u64) -> i64 {

@@ -143,7 +143,7 @@ impl HostSource {
         let primary = cmds::lookup(command).map(|c| c.primary).unwrap_or("");
         let mut h = HostInfo {
             my_id: self.my_id,
-            voting_view: voting_view(&self.cfg),
+            voting_view: voting_view(&self.cfg, self.my_id),
             process: ProcessInfo {
                 fd_count: super::fd_count(),
                 fd_limit: super::fd_limit(),
@@ -226,27 +226,37 @@ fn environment() -> Vec<(String, String)> {
         .collect()
 }
 
-fn voting_view(cfg: &ServerConfig) -> Vec<VotingMember> {
+fn voting_view(cfg: &ServerConfig, my_id: Option<u64>) -> Vec<VotingMember> {
     cfg.servers
         .values()
-        .map(|s| VotingMember {
-            id: s.id,
-            server_addresses: s
-                .addresses
-                .iter()
-                .map(|a| format!("{}:{}", a.host, a.quorum_port))
-                .collect(),
-            election_addresses: s
-                .addresses
-                .iter()
-                .map(|a| format!("{}:{}", a.host, a.election_port))
-                .collect(),
-            client_address: s
-                .client_address
-                .as_ref()
-                .map(|c| format!("{}:{}", c.host, c.port))
-                .unwrap_or_default(),
-            participant: s.peer_type == rzk_config::PeerType::Participant,
+        .map(|s| {
+            let own = (my_id == Some(s.id)).then(|| {
+                let host = cfg
+                    .client_port_address
+                    .clone()
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                format!("{host}:{}", cfg.client_port.unwrap_or(0))
+            });
+            VotingMember {
+                id: s.id,
+                quorum: s
+                    .addresses
+                    .iter()
+                    .map(|a| (a.host.clone(), a.quorum_port))
+                    .collect(),
+                election: s
+                    .addresses
+                    .iter()
+                    .map(|a| (a.host.clone(), a.election_port))
+                    .collect(),
+                client_address: s
+                    .client_address
+                    .as_ref()
+                    .map(|c| format!("{}:{}", c.host, c.port))
+                    .or(own)
+                    .unwrap_or_default(),
+                participant: s.peer_type == rzk_config::PeerType::Participant,
+            }
         })
         .collect()
 }
