@@ -382,6 +382,9 @@ def test_prometheus_metrics_names_and_types(new_server):
     assert quantiles == {"0.5", "0.9", "0.99"}
     quantiles = {x.labels.get("quantile") for x in families["fsynctime"].samples if "quantile" in x.labels}
     assert quantiles == {"0.5"}
+    # rzk measures the request latencies: the workload's 4 writes and its reads.
+    assert sample["updatelatency_count"] >= 4 and sample["readlatency_count"] >= 3
+    assert all(x.value == x.value for x in families["updatelatency"].samples)  # no NaN once observed
     assert http_get(port, "/other")[0] == 404
 
 

@@ -14,6 +14,7 @@
 
 use crate::fourlw::{self, ProcessInfo, ServerSnapshot};
 use crate::server::Role;
+use crate::summary::Summary;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -561,8 +562,8 @@ pub const COUNTERS: &[&str] = &[
     "watch_bytes",
 ];
 
-/// ZooKeeper 3.8's summaries (`ServerMetrics`), with their detail level. rzk does not
-/// measure these yet: they have no observations (count 0).
+/// ZooKeeper 3.8's summaries (`ServerMetrics`), with their detail level. rzk measures
+/// `readlatency` and `updatelatency`; the others have no observation yet (count 0).
 pub const SUMMARIES: &[(&str, MetricKind)] = {
     use MetricKind::{Summary as B, SummaryAdvanced as A};
     &[
@@ -673,17 +674,64 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
         }
     }
     for (name, kind) in SUMMARIES {
-        out.push((format!("avg_{name}"), json!(0.0)));
-        for pre in ["min", "max", "cnt", "sum"] {
-            out.push((format!("{pre}_{name}"), json!(0)));
-        }
+        let empty = Summary::default();
+        let sm = observed(s, name).unwrap_or(&empty);
+        out.push((format!("avg_{name}"), json!(sm.avg())));
+        out.push((format!("min_{name}"), json!(sm.min)));
+        out.push((format!("max_{name}"), json!(sm.max)));
+        out.push((format!("cnt_{name}"), json!(sm.count)));
+        out.push((format!("sum_{name}"), json!(sm.sum)));
         if *kind == MetricKind::SummaryAdvanced {
-            for pre in ["p50", "p95", "p99", "p999"] {
-                out.push((format!("{pre}_{name}"), json!(0)));
+            for (pre, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+                out.push((format!("{pre}_{name}"), json!(sm.quantile(q).unwrap_or(0))));
             }
         }
     }
     out
+}
+
+/// The summaries rzk measures; the others of [`SUMMARIES`] have no observation.
+fn observed<'s>(s: &'s ServerSnapshot, name: &str) -> Option<&'s Summary> {
+    match name {
+        "readlatency" => Some(&s.stats.read_latency),
+        "updatelatency" => Some(&s.stats.update_latency),
+        _ => None,
+    }
+}
+
+/// The quantiles ZooKeeper's Prometheus provider exports for a summary of this kind.
+pub fn prometheus_quantiles(kind: MetricKind) -> &'static [f64] {
+    if kind == MetricKind::SummaryAdvanced {
+        &[0.5, 0.9, 0.99]
+    } else {
+        &[0.5]
+    }
+}
+
+/// What `/metrics` shows: `monitor` (its numbers become counters and gauges) and every
+/// summary as Prometheus sees one: `{name: {"count", "sum", "quantiles": [[q, v|null]]}}`.
+pub fn metrics(s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
+    let mut m = Map::new();
+    for (k, v) in monitor(s, &host.process) {
+        m.insert(k, v);
+    }
+    let mut sums = Map::new();
+    for (name, kind) in SUMMARIES {
+        let empty = Summary::default();
+        let sm = observed(s, name).unwrap_or(&empty);
+        let q: Vec<Value> = prometheus_quantiles(*kind)
+            .iter()
+            .map(|q| json!([q, sm.quantile(*q)]))
+            .collect();
+        sums.insert(
+            name.to_string(),
+            json!({ "count": sm.count, "sum": sm.sum, "quantiles": q }),
+        );
+    }
+    CommandResponse {
+        status: 200,
+        body: json!({ "monitor": m, "summaries": sums }),
+    }
 }
 
 #[cfg(test)]

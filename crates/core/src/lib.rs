@@ -8,6 +8,7 @@
 //! - [`auth`]: auth providers, ACL checks, session passwords.
 //! - [`path`]: ZooKeeper's path rules.
 //! - [`fourlw`]: the four-letter words' output.
+//! - [`summary`]: a bounded latency summary (count, sum, min, max, percentiles).
 //! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
 
 #![forbid(unsafe_code)]
@@ -19,5 +20,6 @@ pub mod path;
 pub mod prep;
 pub mod server;
 pub mod session;
+pub mod summary;
 
 pub use server::{Action, ConnId, CoreConfig, Input, PeerId, Role, ZooKeeperServer};

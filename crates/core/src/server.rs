@@ -289,6 +289,10 @@ pub struct ServerStats {
     pub sessions_expired: u64,
     /// Transactions handed to the log (ZooKeeper's prep and sync processor queues).
     pub txns_appended: u64,
+    /// Latency of requests without a txn and of those with one (`readlatency`,
+    /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
+    pub read_latency: crate::summary::Summary,
+    pub update_latency: crate::summary::Summary,
 }
 
 impl ServerStats {
@@ -903,6 +907,11 @@ impl ZooKeeperServer {
     fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op_name: &'static str, received_ms: i64) {
         let latency = (self.now_ms - received_ms).max(0);
         self.stats.record(latency);
+        if is_txn_op(op_name) {
+            self.stats.update_latency.observe(latency);
+        } else {
+            self.stats.read_latency.observe(latency);
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.record(latency);
             c.stats.last_op = op_name;
@@ -1701,6 +1710,14 @@ impl ZooKeeperServer {
             c.stats = ConnStats { established_ms: est, ..Default::default() };
         }
     }
+}
+
+/// Whether requests of this op (rzk's op names) carry a txn, as ZooKeeper's writes do.
+fn is_txn_op(op_name: &str) -> bool {
+    matches!(
+        op_name,
+        "create" | "create2" | "createContainer" | "createTTL" | "delete" | "deleteContainer" | "setData" | "setACL" | "multi" | "reconfig" | "check" | "createSession" | "closeSession"
+    )
 }
 
 /// The encoded length of the jute ustring at the start of `b` (0 for null), past its prefix.

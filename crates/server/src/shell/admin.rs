@@ -78,9 +78,19 @@ pub enum AdminError {
     },
 }
 
+/// What an HTTP task asks the driver for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAsk {
+    /// An AdminServer command (`/commands/<name>`).
+    Command,
+    /// The Prometheus endpoint's data (`/metrics`).
+    Metrics,
+}
+
 /// One command for the driver to answer.
 #[derive(Debug)]
 pub struct AdminRequest {
+    pub ask: AdminAsk,
     /// The name asked for (any alias).
     pub command: String,
     pub params: BTreeMap<String, String>,
@@ -90,15 +100,20 @@ pub struct AdminRequest {
 
 /// Answers one request from the core: the driver's only AdminServer code.
 pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, mut req: AdminRequest) {
-    if core.role() != crate::core::Role::NotServing {
-        match cmds::mutation(&req.command) {
-            Mutation::ResetServerStats => core.reset_stats(),
-            Mutation::ResetConnectionStats => core.reset_conn_stats(),
-            Mutation::None => {}
-        }
-    }
     req.host.process.connections_rejected = rejected;
-    let r = cmds::run(&req.command, &req.params, &core.snapshot(), &req.host);
+    let r = match req.ask {
+        AdminAsk::Metrics => cmds::metrics(&core.snapshot(), &req.host),
+        AdminAsk::Command => {
+            if core.role() != crate::core::Role::NotServing {
+                match cmds::mutation(&req.command) {
+                    Mutation::ResetServerStats => core.reset_stats(),
+                    Mutation::ResetConnectionStats => core.reset_conn_stats(),
+                    Mutation::None => {}
+                }
+            }
+            cmds::run(&req.command, &req.params, &core.snapshot(), &req.host)
+        }
+    };
     let _ = req.reply.send(r);
 }
 
@@ -410,7 +425,7 @@ impl AdminState {
         else {
             return unavailable("the server could not gather the command's facts");
         };
-        match ask(&self.tx, name, params, host).await {
+        match ask(&self.tx, AdminAsk::Command, name, params, host).await {
             Ok(r) => json_response(&r),
             Err(msg) => unavailable(msg),
         }
@@ -420,12 +435,14 @@ impl AdminState {
 /// Sends one request to the driver and waits for its answer, both within [`DRIVER_WAIT`].
 pub(crate) async fn ask(
     tx: &mpsc::Sender<AdminRequest>,
+    ask: AdminAsk,
     command: String,
     params: BTreeMap<String, String>,
     host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
     let (reply, answer) = oneshot::channel();
     let req = AdminRequest {
+        ask,
         command,
         params,
         host,

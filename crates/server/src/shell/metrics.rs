@@ -135,7 +135,15 @@ pub(crate) async fn start(
                     )
                 }
             };
-            match admin::ask(&tx, "monitor".into(), BTreeMap::new(), facts).await {
+            match admin::ask(
+                &tx,
+                admin::AdminAsk::Metrics,
+                "monitor".into(),
+                BTreeMap::new(),
+                facts,
+            )
+            .await
+            {
                 Ok(r) => match encode(&families(&r.body)) {
                     Ok(text) => admin::plain(
                         StatusCode::OK,
@@ -174,11 +182,13 @@ fn family(name: &str, kind: MetricType, metric: Metric) -> MetricFamily {
     f
 }
 
-/// `monitor`'s answer as metric families, in its order, summaries last.
-pub fn families(monitor: &Value) -> Vec<MetricFamily> {
-    let Some(m) = monitor.as_object() else {
+/// The driver's metrics answer ([`crate::core::admin::metrics`]) as metric families:
+/// `monitor`'s numbers in its order, then every summary.
+pub fn families(answer: &Value) -> Vec<MetricFamily> {
+    let Some(m) = answer.get("monitor").and_then(Value::as_object) else {
         return Vec::new();
     };
+    let summaries = answer.get("summaries").and_then(Value::as_object);
     let summary_kind: HashMap<&str, MetricKind> = SUMMARIES.iter().copied().collect();
     let is_summary_key = |k: &str| {
         [
@@ -212,30 +222,22 @@ pub fn families(monitor: &Value) -> Vec<MetricFamily> {
             }
         }
     }
-    for (name, kind) in SUMMARIES {
-        let num = |pre: &str| m.get(&format!("{pre}_{name}")).and_then(Value::as_f64);
-        let count = num("cnt").unwrap_or(0.0);
-        let quantiles: &[(f64, &str)] = if *kind == MetricKind::SummaryAdvanced {
-            &[(0.5, "p50"), (0.9, "p95"), (0.99, "p99")]
-        } else {
-            &[(0.5, "p50")]
+    for (name, _) in SUMMARIES {
+        let Some(sm) = summaries.and_then(|s| s.get(*name)) else {
+            continue;
         };
         let mut s = Summary::default();
-        s.set_sample_count(count as u64);
-        s.set_sample_sum(num("sum").unwrap_or(0.0));
-        // No observation: NaN, as Prometheus's Java client reports an empty summary. (rzk
-        // keeps p50/p95/p99/p999, as ZooKeeper's default provider; 0.9 reads p95, an upper bound.)
+        s.set_sample_count(sm["count"].as_u64().unwrap_or(0));
+        s.set_sample_sum(sm["sum"].as_f64().unwrap_or(0.0));
+        // No observation: NaN, as Prometheus's Java client reports an empty summary.
+        let quantiles = sm["quantiles"].as_array().cloned().unwrap_or_default();
         s.set_quantile(
             quantiles
                 .iter()
-                .map(|(q, key)| {
+                .map(|qv| {
                     let mut x = Quantile::default();
-                    x.set_quantile(*q);
-                    x.set_value(if count == 0.0 {
-                        f64::NAN
-                    } else {
-                        num(key).unwrap_or(f64::NAN)
-                    });
+                    x.set_quantile(qv[0].as_f64().unwrap_or(0.0));
+                    x.set_value(qv[1].as_f64().unwrap_or(f64::NAN));
                     x
                 })
                 .collect(),
@@ -283,8 +285,14 @@ mod tests {
     #[test]
     fn monitor_becomes_typed_families() {
         let text = encode(&families(&json!({
-            "version": "3.9.3", "znode_count": 5, "avg_latency": 0.5, "stale_requests": 2,
-            "avg_fsynctime": 0.0, "cnt_fsynctime": 0, "command": "monitor", "error": null,
+            "monitor": {
+                "version": "3.9.3", "znode_count": 5, "avg_latency": 0.5, "stale_requests": 2,
+                "avg_fsynctime": 0.0, "cnt_fsynctime": 0, "command": "monitor", "error": null,
+            },
+            "summaries": {
+                "fsynctime": { "count": 0, "sum": 0, "quantiles": [[0.5, null]] },
+                "readlatency": { "count": 2, "sum": 3, "quantiles": [[0.5, 1], [0.9, 2], [0.99, 2]] },
+            },
         })))
         .unwrap();
         assert!(
@@ -296,7 +304,8 @@ mod tests {
             text.contains("# TYPE fsynctime summary\nfsynctime{quantile=\"0.5\"} NaN\n"),
             "{text}"
         );
-        assert!(text.contains("readlatency{quantile=\"0.99\"}"), "{text}");
+        assert!(text.contains("readlatency{quantile=\"0.9\"} 2\n"), "{text}");
+        assert!(text.contains("readlatency_count 2\n"), "{text}");
         assert!(
             !text.contains("version") && !text.contains("avg_fsynctime"),
             "{text}"
