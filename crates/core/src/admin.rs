@@ -101,6 +101,16 @@ pub enum Mutation {
     ResetConnectionStats,
 }
 
+/// Whether a command lists watches, sessions or ephemerals one by one (it then needs
+/// [`crate::ZooKeeperServer::snapshot`]; every other command is answered from
+/// `snapshot_brief`, whose cost does not grow with them).
+pub fn needs_full_snapshot(name: &str) -> bool {
+    matches!(
+        lookup(name).map(|c| c.primary),
+        Some("dump" | "watches" | "watches_by_path" | "watch_summary")
+    )
+}
+
 /// The state change a command asks of the core before it is answered.
 pub fn mutation(name: &str) -> Mutation {
     match lookup(name).map(|c| c.primary) {
@@ -763,6 +773,8 @@ mod tests {
             max_session_timeout_ms: 40000,
             tick_ms: 2000,
             watch_count: 0,
+            ephemerals_count: 0,
+            session_count: 0,
             digest: 7,
             digest_version: 2,
         }

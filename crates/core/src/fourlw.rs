@@ -170,6 +170,10 @@ pub struct ServerSnapshot {
     pub tick_ms: i64,
     /// Data plus child watches (`zk_watch_count`; `wchs` counts the data table only).
     pub watch_count: usize,
+    /// Ephemeral znodes and live sessions (`zk_ephemerals_count`, `zk_global_sessions`),
+    /// set even in a brief snapshot, whose lists are empty.
+    pub ephemerals_count: usize,
+    pub session_count: usize,
     /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
     pub digest: i64,
     pub digest_version: i32,
@@ -439,7 +443,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
 pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, String)> {
     let st = &s.stats;
     let uptime = (s.now_wall_ms - st.started_ms).max(0);
-    let ephemerals: usize = s.ephemerals.iter().map(|(_, p)| p.len()).sum();
+    let ephemerals = s.ephemerals_count;
     // ZooKeeper 3.8's keys in its order. Counters for machinery rzk does not have
     // (TLS, throttling, JVM, learners in standalone mode) are truthfully zero.
     let z = || "0".to_string();
@@ -451,7 +455,7 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, Stri
         ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),
         ("zk_outstanding_requests", s.outstanding.to_string()),
         ("zk_znode_count", s.node_count.to_string()),
-        ("zk_global_sessions", s.sessions.len().to_string()),
+        ("zk_global_sessions", s.session_count.to_string()),
         ("zk_non_mtls_remote_conn_count", z()),
         ("zk_last_client_response_size", st.last_response_size.to_string()),
         ("zk_packets_sent", st.packets_sent.to_string()),

@@ -1638,6 +1638,17 @@ impl ZooKeeperServer {
 
     /// A read-only view for the four-letter words and the admin API.
     pub fn snapshot(&self) -> ServerSnapshot {
+        self.snapshot_of(true)
+    }
+
+    /// The same view without the per-watch, per-session and per-ephemeral lists (their
+    /// counts stay): what `mntr`, `srvr` and `/metrics` need, in time independent of the
+    /// number of watches, sessions and ephemerals.
+    pub fn snapshot_brief(&self) -> ServerSnapshot {
+        self.snapshot_of(false)
+    }
+
+    fn snapshot_of(&self, full: bool) -> ServerSnapshot {
         let conns = self
             .conns
             .iter()
@@ -1667,25 +1678,33 @@ impl ZooKeeperServer {
                     .values()
                     .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
                     .sum::<usize>(),
-            watch: WatchSummary {
-                by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
-                by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
-                total: self.tree.watch_summary().total,
+            watch: if full {
+                WatchSummary {
+                    by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
+                    by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
+                    total: self.tree.watch_summary().total,
+                }
+            } else {
+                WatchSummary { total: self.tree.watch_summary().total, ..Default::default() }
             },
-            sessions: self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect(),
-            session_buckets: self
-                .sessions
-                .buckets()
-                .iter()
-                .map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect()))
-                .collect(),
-            session_expiry_wall_ms: self
-                .sessions
-                .sessions()
-                .iter()
-                .map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms)))
-                .collect(),
-            ephemerals: self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect(),
+            sessions: if full { self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect() } else { Vec::new() },
+            session_buckets: if full {
+                self.sessions.buckets().iter().map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect())).collect()
+            } else {
+                Vec::new()
+            },
+            session_expiry_wall_ms: if full {
+                self.sessions.sessions().iter().map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms))).collect()
+            } else {
+                Default::default()
+            },
+            ephemerals: if full {
+                self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect()
+            } else {
+                Vec::new()
+            },
+            ephemerals_count: self.tree.ephemerals_count(),
+            session_count: self.sessions.len(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             now_wall_ms: self.wall_ms,
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,

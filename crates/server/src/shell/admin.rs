@@ -102,7 +102,7 @@ pub struct AdminRequest {
 pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, mut req: AdminRequest) {
     req.host.process.connections_rejected = rejected;
     let r = match req.ask {
-        AdminAsk::Metrics => cmds::metrics(&core.snapshot(), &req.host),
+        AdminAsk::Metrics => cmds::metrics(&core.snapshot_brief(), &req.host),
         AdminAsk::Command => {
             if core.role() != crate::core::Role::NotServing {
                 match cmds::mutation(&req.command) {
@@ -111,7 +111,12 @@ pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, mut req: AdminRe
                     Mutation::None => {}
                 }
             }
-            cmds::run(&req.command, &req.params, &core.snapshot(), &req.host)
+            let snapshot = if cmds::needs_full_snapshot(&req.command) {
+                core.snapshot()
+            } else {
+                core.snapshot_brief()
+            };
+            cmds::run(&req.command, &req.params, &snapshot, &req.host)
         }
     };
     let _ = req.reply.send(r);
