@@ -523,3 +523,22 @@ def test_ensemble_quorum_commands_are_zookeepers():
             assert jtype(r["monitor"][k]) == jtype(z["monitor"][k]), (role, k)
         for k in ["znode_count", "server_state", "quorum_size", "peer_state"]:
             assert r["monitor"][k] == z["monitor"][k], (role, k)
+
+
+def test_command_url_and_idle_timeout_settings(new_server):
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin), "admin.commandURL": "/zk/admin",
+                                     "admin.idleTimeout": "500"})
+    status, _, body = http_get(admin, "/zk/admin/ruok")
+    assert status == 200 and json.loads(body)["error"] is None
+    assert "/zk/admin/monitor" in http_get(admin, "/zk/admin")[2]
+    assert http_get(admin, "/commands/ruok")[0] == 404
+    # A kept-alive connection idle for longer than admin.idleTimeout is closed by the server.
+    c = socket.create_connection(("127.0.0.1", admin), timeout=5)
+    c.sendall(b"GET /zk/admin/ruok HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in c.recv(4096)
+    time.sleep(1.5)
+    assert c.recv(4096) == b""  # closed
+    c.close()
+    assert s.is_running()

@@ -51,7 +51,17 @@ const JVM_ONLY_KEYS: &[&str] = &[
 /// The endpoint's settings: `None` for ZooKeeper's default provider (no endpoint).
 pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminError> {
     match cfg.metrics_provider_class_name.as_deref() {
-        None => return Ok(None),
+        None => {
+            if !cfg.metrics_provider_configuration.is_empty() {
+                let keys: Vec<String> = cfg
+                    .metrics_provider_configuration
+                    .keys()
+                    .map(|k| format!("metricsProvider.{k}"))
+                    .collect();
+                tracing::info!(keys = %keys.join(", "), "ignored: no metricsProvider.className, so ZooKeeper's default provider, which has no settings");
+            }
+            return Ok(None);
+        }
         Some(c) if c == rzk_config::DEFAULT_METRICS_PROVIDER_CLASS_NAME => return Ok(None),
         Some(PROMETHEUS_PROVIDER) => {}
         Some(other) => return Err(AdminError::UnknownMetricsProvider(other.to_string())),
