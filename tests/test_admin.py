@@ -542,3 +542,51 @@ def test_command_url_and_idle_timeout_settings(new_server):
     assert c.recv(4096) == b""  # closed
     c.close()
     assert s.is_running()
+
+
+def test_http_load_does_not_stall_client_requests(new_server):
+    """Many HTTP clients asking the heaviest commands at once: client requests keep flowing
+    (the driver answers HTTP between other events, one request at a time, from a bounded queue)."""
+    import threading
+
+    from kazoo.client import KazooClient
+
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin)})
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=10)
+    for i in range(200):
+        kz.create("/w%d" % i, b"x" * 100)
+        kz.get("/w%d" % i, watch=lambda e: None)
+    stop = threading.Event()
+    answered = [0]
+
+    def hammer():
+        while not stop.is_set():
+            for c in ("dump", "watches", "watches_by_path", "monitor", "stats"):
+                try:
+                    if http_get(admin, "/commands/" + c, timeout=5)[0] == 200:
+                        answered[0] += 1
+                except OSError:
+                    pass
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        worst = 0.0
+        for i in range(100):
+            t0 = time.monotonic()
+            kz.set("/w%d" % i, b"y")
+            worst = max(worst, time.monotonic() - t0)
+        assert h.four_letter(s.port, "ruok", timeout=2).strip() == "imok"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        kz.stop()
+        kz.close()
+    print("HTTP answers: %d, slowest setData: %.3f s" % (answered[0], worst))
+    assert answered[0] > 0
+    assert worst < 2.0, worst
