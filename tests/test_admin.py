@@ -358,7 +358,6 @@ def test_prometheus_metrics_names_and_types(new_server):
         "metricsProvider.className": PROMETHEUS_PROVIDER,
         "metricsProvider.httpHost": "127.0.0.1",
         "metricsProvider.httpPort": str(port),
-        "metricsProvider.exportJvmInfo": "false",
     })
     kz = workload(s.hosts)
     try:
@@ -386,6 +385,22 @@ def test_prometheus_metrics_names_and_types(new_server):
     assert sample["updatelatency_count"] >= 4 and sample["readlatency_count"] >= 3
     assert all(x.value == x.value for x in families["updatelatency"].samples)  # no NaN once observed
     assert http_get(port, "/other")[0] == 404
+    # exportJvmInfo (default true): the process_* part of the Java client's default exports.
+    assert families["process_resident_memory_bytes"].type == "gauge"
+    assert families["process_open_fds"].type == "gauge"
+    assert families["process_cpu_seconds"].type == "counter"  # the parser drops _total
+    assert sample["process_resident_memory_bytes"] > 0
+    assert not any(n.startswith("jvm_") for n in families if n != "jvm_pause_time_ms")  # that one is ServerMetrics's
+
+
+def test_prometheus_without_jvm_info(new_server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = h.free_port()
+    new_server("rzk", extra_cfg={"metricsProvider.className": PROMETHEUS_PROVIDER, "metricsProvider.httpHost": "127.0.0.1",
+                                 "metricsProvider.httpPort": str(port), "metricsProvider.exportJvmInfo": "false"})
+    names = {f.name for f in text_string_to_metric_families(http_get(port, "/metrics")[2])}
+    assert "znode_count" in names and not any(n.startswith("process_") for n in names)
 
 
 def start_fails(tmp_cfg: dict) -> str:

@@ -10,15 +10,19 @@
 //! encoded by the `prometheus` crate's text encoder. A scrape is one request to the driver
 //! over the AdminServer's bounded channel; the HTTP connection bounds are the AdminServer's.
 //!
-//! Settings: `httpHost` (default 0.0.0.0) and `httpPort` (7000) are honoured; the JVM-only
-//! ones (`exportJvmInfo`, and `numWorkerThreads`, `maxQueueSize`, `workerShutdownTimeoutMs`,
-//! which size a Java thread pool) are checked and logged once; any other key of the provider
+//! Settings: `httpHost` (default 0.0.0.0) and `httpPort` (7000) are honoured;
+//! `exportJvmInfo` (default true) adds the `process_*` metrics of the Java client's default
+//! exports (rzk has no `jvm_*` to give) and is logged; the JVM-only ones (`numWorkerThreads`,
+//! `maxQueueSize`, `workerShutdownTimeoutMs`, which size a Java thread pool) are checked and
+//! logged once; any other key of the provider
 //! (e.g. 3.9's `httpsPort` and `ssl.*`, TLS not being served here) stops the start-up, named.
 //! Another `metricsProvider.className` stops it too.
 
 use super::admin::{self, AdminError, AdminRequest, HostSource};
 use crate::core::admin::{metric_kind, MetricKind, SUMMARIES};
 use hyper::{Method, StatusCode};
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType, Quantile, Summary};
 use prometheus::{Encoder, TextEncoder};
 use rzk_config::ServerConfig;
@@ -38,6 +42,9 @@ pub const PROMETHEUS_PROVIDER: &str =
 pub struct MetricsSettings {
     pub http_host: String,
     pub http_port: u16,
+    /// `exportJvmInfo` (default true): ZooKeeper then adds the Java client's default
+    /// exports; rzk adds their `process_*` part (CPU, memory, file descriptors, start time).
+    pub export_process: bool,
 }
 
 /// Keys of the Prometheus provider that configure the JVM only.
@@ -74,6 +81,7 @@ pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminErro
     let mut s = MetricsSettings {
         http_host: "0.0.0.0".into(),
         http_port: 7000,
+        export_process: true,
     };
     for (key, value) in &cfg.metrics_provider_configuration {
         let v = value.trim();
@@ -85,7 +93,9 @@ pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminErro
                     .map_err(|_| bad(key, value, "expected a port number (0-65535)"))?
             }
             "exportJvmInfo" => {
-                tracing::info!(key = "metricsProvider.exportJvmInfo", value = %v, "a JVM setting; rzk has no JVM metrics to export");
+                // Java's Boolean.parseBoolean: "true" in any case, anything else false.
+                s.export_process = v.eq_ignore_ascii_case("true");
+                tracing::info!(key = "metricsProvider.exportJvmInfo", value = %v, "rzk has no JVM: it exports the process_* metrics of the Java client's default exports (when true), never jvm_*");
             }
             k if JVM_ONLY_KEYS.contains(&k) => {
                 v.parse::<i64>()
@@ -121,9 +131,13 @@ pub(crate) async fn start(
             source,
         })?;
     tracing::info!(%addr, "Prometheus /metrics listening");
+    let process = s
+        .export_process
+        .then(|| Arc::new(ProcessCollector::for_self()));
     tokio::spawn(admin::serve_http(listener, idle, shutdown, move |req| {
         let tx = tx.clone();
         let host = host.clone();
+        let process = process.clone();
         async move {
             if req.uri().path() != "/metrics" {
                 return admin::plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
@@ -135,7 +149,14 @@ pub(crate) async fn start(
                     "Method Not Allowed\n",
                 );
             }
-            let facts = match tokio::task::spawn_blocking(move || host.gather("monitor")).await {
+            // The shell's facts and the process's (both read /proc) on a blocking thread.
+            let read = move || {
+                (
+                    host.gather("monitor"),
+                    process.map(|p| p.collect()).unwrap_or_default(),
+                )
+            };
+            let (facts, process_families) = match tokio::task::spawn_blocking(read).await {
                 Ok(f) => f,
                 Err(_) => {
                     return admin::plain(
@@ -154,7 +175,7 @@ pub(crate) async fn start(
             )
             .await
             {
-                Ok(r) => match encode(&families(&r.body)) {
+                Ok(r) => match encode(&[families(&r.body), process_families].concat()) {
                     Ok(text) => admin::plain(
                         StatusCode::OK,
                         "text/plain; version=0.0.4; charset=utf-8",
@@ -276,7 +297,8 @@ mod tests {
             s,
             Some(MetricsSettings {
                 http_host: "0.0.0.0".into(),
-                http_port: 7001
+                http_port: 7001,
+                export_process: false,
             })
         );
         let e = settings(&cfg(&format!(
