@@ -162,7 +162,7 @@ pub struct CommandResponse {
     pub body: Value,
 }
 
-/// ZooKeeper's `ZooTrace` default mask; rzk traces nothing by mask, so it reports 0.
+/// `get_trace_mask`: rzk has no ZooTrace request-trace categories, so none is on.
 const RZK_TRACE_MASK: i64 = 0;
 
 fn response(command: &str, error: Option<String>, fields: Map<String, Value>) -> CommandResponse {
@@ -179,8 +179,8 @@ fn error_response(command: &str, error: impl Into<String>) -> CommandResponse {
     response(command, Some(error.into()), Map::new())
 }
 
-/// Answers `name` (any alias) with `params` (the query string) from the core's state.
-/// `s` is `None` when the driver was not asked (commands that need no server).
+/// Answers `name` (any alias) with `params` (the query string) from the core's state `s`
+/// (a brief snapshot will do unless [`needs_full_snapshot`]) and the shell's facts.
 pub fn run(
     name: &str,
     params: &BTreeMap<String, String>,
