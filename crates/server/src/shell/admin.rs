@@ -50,6 +50,9 @@ pub const ADMIN_QUEUE_MAX: usize = 16;
 pub const HTTP_CONNECTIONS_MAX: usize = 32;
 /// The largest request head (request line and headers) read, bytes.
 pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// The HTTP listeners' accept backlog (bound with SO_REUSEADDR, as the client port, so a
+/// restarted server can bind at once).
+pub const HTTP_LISTEN_BACKLOG: u32 = 128;
 /// How long a request may wait to be queued for, and answered by, the driver.
 pub const DRIVER_WAIT: Duration = Duration::from_secs(10);
 
@@ -347,9 +350,8 @@ pub async fn start(
             &cfg.admin_server_address,
             cfg.admin_server_port,
         )?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AdminError::Bind {
+        let listener =
+            super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
                 what: "admin.serverPort",
                 addr,
                 source,

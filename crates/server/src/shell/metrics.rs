@@ -30,7 +30,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// ZooKeeper's Prometheus provider class.
@@ -123,9 +122,8 @@ pub(crate) async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AdminError> {
     let addr = admin::resolve("metricsProvider.httpHost", &s.http_host, s.http_port)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| AdminError::Bind {
+    let listener =
+        super::bind(addr, admin::HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
             what: "metricsProvider.httpPort",
             addr,
             source,
