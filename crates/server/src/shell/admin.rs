@@ -7,9 +7,10 @@
 //! `<commandURL>/<command>?<params>`; the HTTP task gathers what only the shell knows (the
 //! process, the disk, the configuration: [`rzk_core::admin::HostInfo`], on a blocking thread
 //! when it reads the disk), then sends the driver one [`AdminRequest`] over a bounded channel
-//! and waits for its [`CommandResponse`] on a oneshot. The driver answers it with one call,
-//! [`answer`], between two other events: HTTP never blocks the driver, and the driver never
-//! waits for an HTTP client.
+//! and waits on a oneshot for a [`CoreView`] (a snapshot of the core), from which it builds
+//! the [`CommandResponse`] on a blocking thread. The driver serves a request with one call,
+//! [`answer`], between two other events: HTTP never blocks the driver, the driver never
+//! waits for an HTTP client, and the JSON is not built on the driver.
 //!
 //! Bounds: at most [`HTTP_CONNECTIONS_MAX`] connections at once (more are closed at once);
 //! a connection that moves no byte for `admin.idleTimeout` is closed (a client that sends
@@ -21,7 +22,7 @@
 //! ([`serve_http`]) and the same channel.
 
 use crate::core::admin::{self as cmds, CommandResponse, HostInfo, Mutation, VotingMember};
-use crate::core::fourlw::ProcessInfo;
+use crate::core::fourlw::{ProcessInfo, ServerSnapshot};
 use crate::core::ZooKeeperServer;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -90,39 +91,44 @@ pub enum AdminAsk {
     Metrics,
 }
 
-/// One command for the driver to answer.
+/// One request for the driver: the state change a command asks for, and a view of the core.
 #[derive(Debug)]
 pub struct AdminRequest {
     pub ask: AdminAsk,
-    /// The name asked for (any alias).
+    /// The command's name as asked (any alias).
     pub command: String,
-    pub params: BTreeMap<String, String>,
-    pub host: HostInfo,
-    pub reply: oneshot::Sender<CommandResponse>,
+    pub reply: oneshot::Sender<CoreView>,
 }
 
-/// Answers one request from the core: the driver's only AdminServer code.
-pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, mut req: AdminRequest) {
-    req.host.process.connections_rejected = rejected;
-    let r = match req.ask {
-        AdminAsk::Metrics => cmds::metrics(&core.snapshot_brief(), &req.host),
-        AdminAsk::Command => {
-            if core.role() != crate::core::Role::NotServing {
-                match cmds::mutation(&req.command) {
-                    Mutation::ResetServerStats => core.reset_stats(),
-                    Mutation::ResetConnectionStats => core.reset_conn_stats(),
-                    Mutation::None => {}
-                }
-            }
-            let snapshot = if cmds::needs_full_snapshot(&req.command) {
-                core.snapshot()
-            } else {
-                core.snapshot_brief()
-            };
-            cmds::run(&req.command, &req.params, &snapshot, &req.host)
+/// What the driver hands back: a snapshot of the core (brief unless the command lists
+/// watches, sessions or ephemerals) and the connections refused so far. The HTTP task
+/// builds the answer from it, off the driver.
+#[derive(Debug)]
+pub struct CoreView {
+    pub snapshot: ServerSnapshot,
+    pub connections_rejected: u64,
+}
+
+/// Answers one request from the core: the driver's only AdminServer code. It runs the
+/// command's state change (`stat_reset`, `connection_stat_reset`) and takes the snapshot;
+/// nothing here grows with the size of the answer but the snapshot itself.
+pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminRequest) {
+    if req.ask == AdminAsk::Command && core.role() != crate::core::Role::NotServing {
+        match cmds::mutation(&req.command) {
+            Mutation::ResetServerStats => core.reset_stats(),
+            Mutation::ResetConnectionStats => core.reset_conn_stats(),
+            Mutation::None => {}
         }
+    }
+    let snapshot = if req.ask == AdminAsk::Command && cmds::needs_full_snapshot(&req.command) {
+        core.snapshot()
+    } else {
+        core.snapshot_brief()
     };
-    let _ = req.reply.send(r);
+    let _ = req.reply.send(CoreView {
+        snapshot,
+        connections_rejected: rejected,
+    });
 }
 
 /// Waits for the next request, or forever when no HTTP endpoint is on.
@@ -439,20 +445,19 @@ impl AdminState {
     }
 }
 
-/// Sends one request to the driver and waits for its answer, both within [`DRIVER_WAIT`].
+/// Asks the driver for its part (within [`DRIVER_WAIT`] to be queued and again to be
+/// answered), then builds the answer from the core's view and `host` on a blocking thread.
 pub(crate) async fn ask(
     tx: &mpsc::Sender<AdminRequest>,
     ask: AdminAsk,
     command: String,
     params: BTreeMap<String, String>,
-    host: HostInfo,
+    mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
     let (reply, answer) = oneshot::channel();
     let req = AdminRequest {
         ask,
-        command,
-        params,
-        host,
+        command: command.clone(),
         reply,
     };
     match tx.send_timeout(req, DRIVER_WAIT).await {
@@ -462,11 +467,19 @@ pub(crate) async fn ask(
         }
         Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
     }
-    match tokio::time::timeout(DRIVER_WAIT, answer).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(_)) => Err("the server is shutting down"),
-        Err(_) => Err("the server did not answer in time"),
-    }
+    let view = match tokio::time::timeout(DRIVER_WAIT, answer).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => return Err("the server is shutting down"),
+        Err(_) => return Err("the server did not answer in time"),
+    };
+    host.process.connections_rejected = view.connections_rejected;
+    let build = move || match ask {
+        AdminAsk::Command => cmds::run(&command, &params, &view.snapshot, &host),
+        AdminAsk::Metrics => cmds::metrics(&view.snapshot, &host),
+    };
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|_| "the answer could not be built")
 }
 
 fn unavailable(msg: &str) -> HttpResponse {
