@@ -16,7 +16,10 @@
 //! a connection that moves no byte for `admin.idleTimeout` is closed (a client that sends
 //! nothing or never reads its answer); request heads are capped at [`HTTP_HEAD_BYTES_MAX`];
 //! request bodies are never read; at most [`ADMIN_QUEUE_MAX`] requests wait for the driver,
-//! and one that cannot be queued or answered within [`DRIVER_WAIT`] gets 503.
+//! and one that cannot be queued or answered within [`DRIVER_WAIT`] gets 503; at most
+//! [`LISTING_COMMANDS_MAX`] answers that grow with the server's state (`dump`, the watch
+//! commands) are built at once. (They are built whole, not streamed: memory for one is in
+//! proportion to the server's watches and ephemerals, as in ZooKeeper.)
 //!
 //! The Prometheus endpoint ([`super::metrics`]) uses the same connection handling
 //! ([`serve_http`]) and the same channel.
@@ -54,6 +57,9 @@ pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// The HTTP listeners' accept backlog (bound with SO_REUSEADDR, as the client port, so a
 /// restarted server can bind at once).
 pub const HTTP_LISTEN_BACKLOG: u32 = 128;
+/// `dump` and the watch commands (answers that grow with the server's state) running at once,
+/// at most; more wait for a turn (within [`DRIVER_WAIT`], else 503).
+pub const LISTING_COMMANDS_MAX: usize = 2;
 /// How long a request may wait to be queued for, and answered by, the driver.
 pub const DRIVER_WAIT: Duration = Duration::from_secs(10);
 
@@ -368,6 +374,7 @@ pub async fn start(
             tx: tx.clone(),
             host: host.clone(),
             command_url: url,
+            listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
         });
         tokio::spawn(serve_http(listener, idle, shutdown.clone(), move |req| {
             let state = state.clone();
@@ -384,6 +391,8 @@ struct AdminState {
     tx: mpsc::Sender<AdminRequest>,
     host: Arc<HostSource>,
     command_url: String,
+    /// Permits for the commands that list every watch, session or ephemeral.
+    listing: Arc<Semaphore>,
 }
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -432,6 +441,16 @@ impl AdminState {
     }
 
     async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
+        // Answers that grow with the server's state: a few at a time, so that many clients
+        // asking for them cannot hold many copies of a big server's watches in memory.
+        let _permit = if cmds::needs_full_snapshot(&name) {
+            match tokio::time::timeout(DRIVER_WAIT, self.listing.clone().acquire_owned()).await {
+                Ok(Ok(p)) => Some(p),
+                _ => return unavailable("the server is busy: too many listing commands run"),
+            }
+        } else {
+            None
+        };
         let source = self.host.clone();
         let gather_name = name.clone();
         let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await
