@@ -39,6 +39,9 @@ ZK_JARS = [
     "/usr/share/java/slf4j-api.jar",
     "/usr/share/java/slf4j-log4j12.jar",
     "/usr/share/java/log4j-1.2.jar",
+    # The AdminServer (Jetty, from zookeeper.jar's Class-Path manifest) needs the
+    # servlet API, which the manifest does not list (Debian: libservlet-api-java).
+    "/usr/share/java/servlet-api.jar",
 ]
 ZK_CLI = os.environ.get("ZK_CLI", "/usr/share/zookeeper/bin/zkCli.sh")
 CLI_MT = os.environ.get("ZK_CLI_MT", "/usr/lib/zookeeper/bin/cli_mt")
@@ -416,7 +419,7 @@ class ZooKeeperServer(Server):
             + JVM_FLAGS
             + [
                 "-Dlog4j.configuration=file:%s" % (self.workdir / "conf" / "log4j.properties"),
-                "-Dzookeeper.admin.enableServer=false",
+                "-Dzookeeper.admin.enableServer=%s" % self.extra_cfg.get("admin.enableServer", "false"),
                 "-Dzookeeper.extendedTypesEnabled=true",
                 "-Dzookeeper.4lw.commands.whitelist=*",
                 "-Dznode.container.checkIntervalMs=%d" % CONTAINER_CHECK_INTERVAL_MS,

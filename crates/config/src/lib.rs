@@ -464,8 +464,8 @@ pub struct ServerConfig {
     pub admin_idle_timeout: u32,
 
     // ----- metrics -----
-    /// `metricsProvider.className` if set (a Java class: rzk lists it in
-    /// [`Self::ignored`] and uses its own metrics).
+    /// `metricsProvider.className` if set: ZooKeeper's default provider or its
+    /// Prometheus provider (the server refuses any other).
     pub metrics_provider_class_name: Option<String>,
     /// The other `metricsProvider.*` keys, without the prefix
     /// (e.g. `httpPort` -> `7000`).
@@ -521,7 +521,6 @@ fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
         | "jvm.pause.info-threshold.ms"
         | "jvm.pause.warn-threshold.ms"
         | "jvm.pause.sleep.time.ms" => "the JVM pause monitor has no meaning for rzk",
-        "metricsProvider.className" => "a Java class name; rzk has its own metrics",
         "multiAddress.reachabilityCheckEnabled" | "multiAddress.reachabilityCheckTimeoutMs" => {
             "rzk does not check the reachability of multiple quorum addresses"
         }
@@ -793,8 +792,9 @@ impl<'o> Parser<'o> {
                 }
             }
             "metricsProvider.className" => {
+                // The server accepts ZooKeeper's default and Prometheus providers and
+                // refuses any other class at start-up (rzk_server::shell::metrics).
                 self.cfg.metrics_provider_class_name = Some(v.to_string());
-                self.ignore(key, line, ignored_quorum_peer_key(key).unwrap_or_default());
             }
             k if k.starts_with("metricsProvider.") => {
                 self.cfg

@@ -465,7 +465,7 @@ fn metrics_provider() {
             .map(String::as_str),
         Some("true")
     );
-    assert!(has_ignored(&c, "metricsProvider.className"));
+    assert!(!has_ignored(&c, "metricsProvider.className"));
     assert!(!c
         .system_properties
         .contains_key("zookeeper.metricsProvider.httpPort"));

@@ -35,7 +35,15 @@ pub struct ProcessInfo {
 /// the process and the machine ([`EnvInfo`]); this only formats.
 pub fn envi(e: &EnvInfo) -> String {
     let mut out = String::from("Environment:\n");
-    let rows = [
+    for (k, v) in envi_rows(e) {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+/// `envi`'s rows; the AdminServer's `environment` prints the same.
+pub fn envi_rows(e: &EnvInfo) -> Vec<(&'static str, String)> {
+    vec![
         ("zookeeper.version", full_version()),
         ("host.name", e.host.clone()),
         ("java.version", "rzk (no JVM)".to_string()),
@@ -54,11 +62,7 @@ pub fn envi(e: &EnvInfo) -> String {
         ("os.memory.free", format!("{}MB", e.memory_free_mb)),
         ("os.memory.max", format!("{}MB", e.memory_total_mb)),
         ("os.memory.total", format!("{}MB", e.process_rss_mb)),
-    ];
-    for (k, v) in rows {
-        let _ = writeln!(out, "{k}={v}");
-    }
-    out
+    ]
 }
 
 /// What `envi` shows of the process and the machine, gathered by the shell.
@@ -115,6 +119,8 @@ pub struct QuorumInfo {
     pub proposal_sizes: (i64, i64, i64),
     /// Observer: the server it observes.
     pub observer_master_id: Option<i64>,
+    /// The leader this member follows or observes (itself when leading); none while looking.
+    pub leader_id: Option<i64>,
 }
 
 impl Default for QuorumInfo {
@@ -129,6 +135,7 @@ impl Default for QuorumInfo {
             leader_uptime_ms: 0,
             proposal_sizes: (-1, -1, -1),
             observer_master_id: None,
+            leader_id: None,
         }
     }
 }
@@ -161,6 +168,15 @@ pub struct ServerSnapshot {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub tick_ms: i64,
+    /// Data plus child watches (`zk_watch_count`; `wchs` counts the data table only).
+    pub watch_count: usize,
+    /// Ephemeral znodes and live sessions (`zk_ephemerals_count`, `zk_global_sessions`),
+    /// set even in a brief snapshot, whose lists are empty.
+    pub ephemerals_count: usize,
+    pub session_count: usize,
+    /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
+    pub digest: i64,
+    pub digest_version: i32,
 }
 
 fn avg(total: i64, count: u64) -> f64 {
@@ -413,95 +429,101 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             }
         }
         "mntr" => {
-            let st = &s.stats;
-            let uptime = (s.now_wall_ms - st.started_ms).max(0);
-            let ephemerals: usize = s.ephemerals.iter().map(|(_, p)| p.len()).sum();
-            // ZooKeeper 3.8's keys in its order. Counters for machinery rzk does not have
-            // (TLS, throttling, JVM, learners in standalone mode) are truthfully zero.
-            let z = || "0".to_string();
-            let rows: Vec<(&str, String)> = vec![
-                ("zk_version", full_version()),
-                ("zk_server_state", s.role.name().into()),
-                ("zk_ephemerals_count", ephemerals.to_string()),
-                ("zk_num_alive_connections", s.conns.len().to_string()),
-                ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),
-                ("zk_outstanding_requests", s.outstanding.to_string()),
-                ("zk_znode_count", s.node_count.to_string()),
-                ("zk_global_sessions", s.sessions.len().to_string()),
-                ("zk_non_mtls_remote_conn_count", z()),
-                ("zk_last_client_response_size", st.last_response_size.to_string()),
-                ("zk_packets_sent", st.packets_sent.to_string()),
-                ("zk_packets_received", st.packets_received.to_string()),
-                ("zk_connection_drop_probability", "0.0".into()),
-                ("zk_watch_count", s.watch.total.to_string()),
-                ("zk_auth_failed_count", st.auth_failed.to_string()),
-                ("zk_approximate_data_size", s.approximate_data_size.to_string()),
-                ("zk_open_file_descriptor_count", p.fd_count.to_string()),
-                ("zk_max_file_descriptor_count", p.fd_limit.to_string()),
-                ("zk_local_sessions", z()),
-                ("zk_uptime", uptime.to_string()),
-                ("zk_outstanding_tls_handshake", z()),
-                ("zk_non_mtls_local_conn_count", z()),
-                ("zk_proposal_count", z()),
-                ("zk_watch_bytes", z()),
-                ("zk_outstanding_changes_removed", st.txns_appended.saturating_sub(s.outstanding as u64).to_string()),
-                ("zk_throttled_ops", z()),
-                ("zk_stale_requests_dropped", z()),
-                ("zk_large_requests_rejected", z()),
-                ("zk_insecure_admin_count", z()),
-                ("zk_connection_rejected", p.connections_rejected.to_string()),
-                ("zk_cnxn_closed_without_zk_server_running", z()),
-                ("zk_sessionless_connections_expired", z()),
-                ("zk_looking_count", z()),
-                ("zk_dead_watchers_queued", z()),
-                ("zk_stale_requests", z()),
-                ("zk_connection_drop_count", z()),
-                ("zk_learner_proposal_received_count", z()),
-                ("zk_digest_mismatches_count", s.digest_mismatches.to_string()),
-                ("zk_dead_watchers_cleared", z()),
-                ("zk_response_packet_cache_hits", z()),
-                ("zk_bytes_received_count", st.bytes_received.to_string()),
-                ("zk_add_dead_watcher_stall_time", z()),
-                ("zk_request_throttle_wait_count", z()),
-                ("zk_requests_not_forwarded_to_commit_processor", z()),
-                ("zk_response_packet_cache_misses", z()),
-                ("zk_ensemble_auth_success", z()),
-                ("zk_prep_processor_request_queued", st.txns_appended.to_string()),
-                ("zk_learner_commit_received_count", z()),
-                ("zk_stale_replies", z()),
-                ("zk_connection_request_count", st.connection_requests.to_string()),
-                ("zk_response_bytes", st.response_bytes.to_string()),
-                ("zk_ensemble_auth_fail", z()),
-                ("zk_diff_count", z()),
-                ("zk_response_packet_get_children_cache_misses", z()),
-                ("zk_connection_revalidate_count", z()),
-                ("zk_quit_leading_due_to_disloyal_voter", z()),
-                ("zk_snap_count", z()),
-                ("zk_unrecoverable_error_count", z()),
-                ("zk_unsuccessful_handshake", st.unsuccessful_handshakes.to_string()),
-                ("zk_commit_count", z()),
-                ("zk_stale_sessions_expired", st.sessions_expired.to_string()),
-                ("zk_response_packet_get_children_cache_hits", z()),
-                ("zk_sync_processor_request_queued", st.txns_appended.to_string()),
-                ("zk_outstanding_changes_queued", st.txns_appended.to_string()),
-                ("zk_request_commit_queued", z()),
-                ("zk_ensemble_auth_skip", z()),
-                ("zk_skip_learner_request_to_next_processor_count", z()),
-                ("zk_tls_handshake_exceeded", z()),
-                ("zk_revalidate_count", z()),
-                ("zk_min_latency", st.min_latency_ms.to_string()),
-                ("zk_max_latency", st.max_latency_ms.to_string()),
-                ("zk_cnt_latency", st.count.to_string()),
-                ("zk_sum_latency", st.total_latency_ms.to_string()),
-                ("zk_last_proposal_size", "-1".into()),
-                ("zk_max_proposal_size", "-1".into()),
-                ("zk_min_proposal_size", "-1".into()),
-            ];
-            for (k, v) in quorum_mntr_rows(rows, s) {
+            for (k, v) in mntr_rows(s, p) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
         }
         _ => {}
     }
     out
+}
+
+/// `mntr`'s rows (`zk_` keys, values as printed), in ZooKeeper 3.8's order; the AdminServer's
+/// `monitor` is built from the same rows.
+pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, String)> {
+    let st = &s.stats;
+    let uptime = (s.now_wall_ms - st.started_ms).max(0);
+    let ephemerals = s.ephemerals_count;
+    // ZooKeeper 3.8's keys in its order. Counters for machinery rzk does not have
+    // (TLS, throttling, JVM, learners in standalone mode) are truthfully zero.
+    let z = || "0".to_string();
+    let rows: Vec<(&str, String)> = vec![
+        ("zk_version", full_version()),
+        ("zk_server_state", s.role.name().into()),
+        ("zk_ephemerals_count", ephemerals.to_string()),
+        ("zk_num_alive_connections", s.conns.len().to_string()),
+        ("zk_avg_latency", java_avg(st.total_latency_ms, st.count)),
+        ("zk_outstanding_requests", s.outstanding.to_string()),
+        ("zk_znode_count", s.node_count.to_string()),
+        ("zk_global_sessions", s.session_count.to_string()),
+        ("zk_non_mtls_remote_conn_count", z()),
+        ("zk_last_client_response_size", st.last_response_size.to_string()),
+        ("zk_packets_sent", st.packets_sent.to_string()),
+        ("zk_packets_received", st.packets_received.to_string()),
+        ("zk_connection_drop_probability", "0.0".into()),
+        ("zk_watch_count", s.watch_count.to_string()),
+        ("zk_auth_failed_count", st.auth_failed.to_string()),
+        ("zk_approximate_data_size", s.approximate_data_size.to_string()),
+        ("zk_open_file_descriptor_count", p.fd_count.to_string()),
+        ("zk_max_file_descriptor_count", p.fd_limit.to_string()),
+        ("zk_local_sessions", z()),
+        ("zk_uptime", uptime.to_string()),
+        ("zk_outstanding_tls_handshake", z()),
+        ("zk_non_mtls_local_conn_count", z()),
+        ("zk_proposal_count", z()),
+        ("zk_watch_bytes", z()),
+        ("zk_outstanding_changes_removed", st.txns_appended.saturating_sub(s.outstanding as u64).to_string()),
+        ("zk_throttled_ops", z()),
+        ("zk_stale_requests_dropped", z()),
+        ("zk_large_requests_rejected", z()),
+        ("zk_insecure_admin_count", z()),
+        ("zk_connection_rejected", p.connections_rejected.to_string()),
+        ("zk_cnxn_closed_without_zk_server_running", z()),
+        ("zk_sessionless_connections_expired", z()),
+        ("zk_looking_count", z()),
+        ("zk_dead_watchers_queued", z()),
+        ("zk_stale_requests", z()),
+        ("zk_connection_drop_count", z()),
+        ("zk_learner_proposal_received_count", z()),
+        ("zk_digest_mismatches_count", s.digest_mismatches.to_string()),
+        ("zk_dead_watchers_cleared", z()),
+        ("zk_response_packet_cache_hits", z()),
+        ("zk_bytes_received_count", st.bytes_received.to_string()),
+        ("zk_add_dead_watcher_stall_time", z()),
+        ("zk_request_throttle_wait_count", z()),
+        ("zk_requests_not_forwarded_to_commit_processor", z()),
+        ("zk_response_packet_cache_misses", z()),
+        ("zk_ensemble_auth_success", z()),
+        ("zk_prep_processor_request_queued", st.txns_appended.to_string()),
+        ("zk_learner_commit_received_count", z()),
+        ("zk_stale_replies", z()),
+        ("zk_connection_request_count", st.connection_requests.to_string()),
+        ("zk_response_bytes", st.response_bytes.to_string()),
+        ("zk_ensemble_auth_fail", z()),
+        ("zk_diff_count", z()),
+        ("zk_response_packet_get_children_cache_misses", z()),
+        ("zk_connection_revalidate_count", z()),
+        ("zk_quit_leading_due_to_disloyal_voter", z()),
+        ("zk_snap_count", z()),
+        ("zk_unrecoverable_error_count", z()),
+        ("zk_unsuccessful_handshake", st.unsuccessful_handshakes.to_string()),
+        ("zk_commit_count", z()),
+        ("zk_stale_sessions_expired", st.sessions_expired.to_string()),
+        ("zk_response_packet_get_children_cache_hits", z()),
+        ("zk_sync_processor_request_queued", st.txns_appended.to_string()),
+        ("zk_outstanding_changes_queued", st.txns_appended.to_string()),
+        ("zk_request_commit_queued", z()),
+        ("zk_ensemble_auth_skip", z()),
+        ("zk_skip_learner_request_to_next_processor_count", z()),
+        ("zk_tls_handshake_exceeded", z()),
+        ("zk_revalidate_count", z()),
+        ("zk_min_latency", st.min_latency_ms.to_string()),
+        ("zk_max_latency", st.max_latency_ms.to_string()),
+        ("zk_cnt_latency", st.count.to_string()),
+        ("zk_sum_latency", st.total_latency_ms.to_string()),
+        ("zk_last_proposal_size", "-1".into()),
+        ("zk_max_proposal_size", "-1".into()),
+        ("zk_min_proposal_size", "-1".into()),
+    ];
+    quorum_mntr_rows(rows, s)
 }

@@ -10,9 +10,12 @@
 //! - [`fourlw`]: the four-letter words' output.
 //! - [`member`]: `Member`, one server (standalone or ensemble member): the request pipeline
 //!   composed with the ZAB node, with the protocol between servers.
+//! - [`summary`]: a bounded latency summary (count, sum, min, max, percentiles).
+//! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod fourlw;
 pub mod member;
@@ -20,5 +23,6 @@ pub mod path;
 pub mod prep;
 pub mod server;
 pub mod session;
+pub mod summary;
 
 pub use server::{Action, ConnId, CoreConfig, Input, PeerId, Role, ZooKeeperServer};

@@ -338,6 +338,7 @@ impl Member {
         if self.state == ServerState::Observing {
             q.observer_master_id = self.leader.map(|l| l.0);
         }
+        q.leader_id = self.leader.map(|l| l.0);
         q
     }
 

@@ -279,6 +279,9 @@ pub struct ServerStats {
     /// Bytes of reply frames sent (`zk_response_bytes`) and the size of the last one.
     pub response_bytes: u64,
     pub last_response_size: u64,
+    /// Smallest and largest reply frame since the last reset (`zk_min/max_client_response_size`;
+    /// ZooKeeper's BufferStats), none before the first reply.
+    pub response_size_min_max: Option<(u64, u64)>,
     pub auth_failed: u64,
     /// ConnectRequests seen, and those that could not be decoded.
     pub connection_requests: u64,
@@ -287,6 +290,10 @@ pub struct ServerStats {
     pub sessions_expired: u64,
     /// Transactions handed to the log (ZooKeeper's prep and sync processor queues).
     pub txns_appended: u64,
+    /// Latency of requests without a txn and of those with one (`readlatency`,
+    /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
+    pub read_latency: crate::summary::Summary,
+    pub update_latency: crate::summary::Summary,
 }
 
 impl ServerStats {
@@ -548,6 +555,11 @@ impl ZooKeeperServer {
             if reply {
                 self.stats.response_bytes += frame.len() as u64;
                 self.stats.last_response_size = frame.len() as u64;
+                let size = frame.len() as u64;
+                self.stats.response_size_min_max = Some(match self.stats.response_size_min_max {
+                    Some((min, max)) => (min.min(size), max.max(size)),
+                    None => (size, size),
+                });
             }
             self.out.push(Action::Send { conn, frame, reply });
         }
@@ -897,6 +909,11 @@ impl ZooKeeperServer {
     fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op_name: &'static str, received_ms: i64) {
         let latency = (self.now_ms - received_ms).max(0);
         self.stats.record(latency);
+        if is_txn_op(op_name) {
+            self.stats.update_latency.observe(latency);
+        } else {
+            self.stats.read_latency.observe(latency);
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.record(latency);
             c.stats.last_op = op_name;
@@ -1619,6 +1636,17 @@ impl ZooKeeperServer {
 
     /// A read-only view for the four-letter words and the admin API.
     pub fn snapshot(&self) -> ServerSnapshot {
+        self.snapshot_of(true)
+    }
+
+    /// The same view without the per-watch, per-session and per-ephemeral lists (their
+    /// counts stay): what `mntr`, `srvr` and `/metrics` need, in time independent of the
+    /// number of watches, sessions and ephemerals.
+    pub fn snapshot_brief(&self) -> ServerSnapshot {
+        self.snapshot_of(false)
+    }
+
+    fn snapshot_of(&self, full: bool) -> ServerSnapshot {
         let conns = self
             .conns
             .iter()
@@ -1648,30 +1676,41 @@ impl ZooKeeperServer {
                     .values()
                     .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
                     .sum::<usize>(),
-            watch: WatchSummary {
-                by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
-                by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
-                total: self.tree.watch_summary().total,
+            watch: if full {
+                WatchSummary {
+                    by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
+                    by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
+                    total: self.tree.watch_summary().total,
+                }
+            } else {
+                WatchSummary { total: self.tree.watch_summary().total, ..Default::default() }
             },
-            sessions: self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect(),
-            session_buckets: self
-                .sessions
-                .buckets()
-                .iter()
-                .map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect()))
-                .collect(),
-            session_expiry_wall_ms: self
-                .sessions
-                .sessions()
-                .iter()
-                .map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms)))
-                .collect(),
-            ephemerals: self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect(),
+            sessions: if full { self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect() } else { Vec::new() },
+            session_buckets: if full {
+                self.sessions.buckets().iter().map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect())).collect()
+            } else {
+                Vec::new()
+            },
+            session_expiry_wall_ms: if full {
+                self.sessions.sessions().iter().map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms))).collect()
+            } else {
+                Default::default()
+            },
+            ephemerals: if full {
+                self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect()
+            } else {
+                Vec::new()
+            },
+            ephemerals_count: self.tree.ephemerals_count(),
+            session_count: self.sessions.len(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             now_wall_ms: self.wall_ms,
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,
             max_session_timeout_ms: self.cfg.max_session_timeout_ms,
             tick_ms: self.cfg.tick_ms,
+            watch_count: self.tree.watch_count(),
+            digest: self.tree.digest(),
+            digest_version: self.tree.digest_version(),
         }
     }
 
@@ -1688,6 +1727,14 @@ impl ZooKeeperServer {
             c.stats = ConnStats { established_ms: est, ..Default::default() };
         }
     }
+}
+
+/// Whether requests of this op (rzk's op names) carry a txn, as ZooKeeper's writes do.
+fn is_txn_op(op_name: &str) -> bool {
+    matches!(
+        op_name,
+        "create" | "create2" | "createContainer" | "createTTL" | "delete" | "deleteContainer" | "setData" | "setACL" | "multi" | "reconfig" | "check" | "createSession" | "closeSession"
+    )
 }
 
 /// The encoded length of the jute ustring at the start of `b` (0 for null), past its prefix.

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::Duration;
 
+/// The first member's `admin.serverPort` (ZooKeeper's default port).
+const ADMIN_SERVER_PORT: u16 = 8080;
+
 pub struct EnsembleArgs {
     pub servers: u16,
     pub observers: u16,
@@ -17,16 +20,18 @@ pub struct EnsembleArgs {
     pub tick_time: u32,
 }
 
-/// The zoo.cfg of server `id` (1-based). Ports: clientPort + id - 1, and quorum/election
-/// ports + id - 1, so every server of a local ensemble has its own.
+/// The zoo.cfg of server `id` (1-based). Ports: clientPort + id - 1, quorum/election
+/// ports + id - 1 and the AdminServer's 8080 + id - 1 (on 127.0.0.1), so every server of a
+/// local ensemble has its own.
 pub fn zoo_cfg(a: &EnsembleArgs, id: u16, data_dir: &Path) -> String {
     let mut s = format!(
         "# written by `rzk ensemble`: server {id} of a local ensemble\n\
          tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
-         4lw.commands.whitelist=*\n",
+         4lw.commands.whitelist=*\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n",
         a.tick_time,
         data_dir.display(),
-        a.client_port + id - 1
+        a.client_port + id - 1,
+        ADMIN_SERVER_PORT + id - 1
     );
     for n in 1..=a.servers + a.observers {
         let role = if n > a.servers { ":observer" } else { "" };

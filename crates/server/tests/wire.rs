@@ -24,7 +24,7 @@ impl Server {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let data_dir = std::env::temp_dir().join(format!("rzk-wire-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let text = format!("tickTime=200\ndataDir={}\nclientPort=2181\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{extra}", data_dir.display());
+        let text = format!("tickTime=200\ndataDir={}\nclientPort=2181\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{extra}", data_dir.display());
         let cfg = rzk_config::ServerConfig::parse(&text).expect("config");
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -245,6 +245,7 @@ pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, m
     let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
     let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
+    let mut admin_rx = super::admin::start(&cfg, my_id, shutdown.clone()).await.map_err(io::Error::other)?;
     let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
     let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
@@ -318,6 +319,9 @@ pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, m
             _ = purge_timer.tick(), if purge_enabled => {
                 let c = d.storage.config().clone();
                 tokio::task::spawn_blocking(move || durable::purge(&c));
+            }
+            Some(req) = super::admin::recv(&mut admin_rx) => {
+                super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req)
             }
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };

@@ -7,9 +7,11 @@
 //! time and carries out what comes out. Four-letter words are answered here from the core,
 //! because some need the process and the disk.
 
+pub mod admin;
 pub mod conn;
 pub mod driver;
 pub mod durable;
+pub mod metrics;
 pub mod peer;
 
 pub use driver::run;
@@ -228,7 +230,7 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
 }
 
 /// The process and machine facts `envi` prints.
-fn env_info() -> fourlw::EnvInfo {
+pub(crate) fn env_info() -> fourlw::EnvInfo {
     let read = |p: &str| std::fs::read_to_string(p).map(|v| v.trim().to_string());
     fourlw::EnvInfo {
         host: read("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into()),
@@ -252,7 +254,7 @@ fn proc_kb(file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {

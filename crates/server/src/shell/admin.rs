@@ -1,0 +1,712 @@
+//! The AdminServer: ZooKeeper's HTTP endpoint for its commands (`admin.enableServer`,
+//! `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`, `admin.idleTimeout`), on
+//! hyper.
+//!
+//! This module owns the HTTP side and the bounds that protect the server from HTTP clients;
+//! the answers are pure code (`rzk_core::admin`). A request's path is
+//! `<commandURL>/<command>?<params>`; the HTTP task gathers what only the shell knows (the
+//! process, the disk, the configuration: [`rzk_core::admin::HostInfo`], on a blocking thread
+//! when it reads the disk), then sends the driver one [`AdminRequest`] over a bounded channel
+//! and waits on a oneshot for a [`CoreView`] (a snapshot of the core), from which it builds
+//! the [`CommandResponse`] on a blocking thread. The driver serves a request with one call,
+//! [`answer`], between two other events: HTTP never blocks the driver, the driver never
+//! waits for an HTTP client, and the JSON is not built on the driver.
+//!
+//! Bounds: at most [`HTTP_CONNECTIONS_MAX`] connections at once (more are closed at once);
+//! a connection that moves no byte for `admin.idleTimeout` is closed (a client that sends
+//! nothing or never reads its answer); request heads are capped at [`HTTP_HEAD_BYTES_MAX`];
+//! request bodies are never read; at most [`ADMIN_QUEUE_MAX`] requests wait for the driver,
+//! and one that cannot be queued or answered within [`DRIVER_WAIT`] gets 503; at most
+//! [`LISTING_COMMANDS_MAX`] answers that grow with the server's state (`dump`, the watch
+//! commands) are built at once. (They are built whole, not streamed: memory for one is in
+//! proportion to the server's watches and ephemerals, as in ZooKeeper.)
+//!
+//! The Prometheus endpoint ([`super::metrics`]) uses the same connection handling
+//! ([`serve_http`]) and the same channel.
+
+use crate::core::admin::{self as cmds, CommandResponse, HostInfo, Mutation, VotingMember};
+use crate::core::fourlw::{ProcessInfo, ServerSnapshot};
+use crate::core::ZooKeeperServer;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rzk_config::ServerConfig;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+/// Requests waiting for the driver, at most.
+pub const ADMIN_QUEUE_MAX: usize = 16;
+/// Concurrent HTTP connections per endpoint, at most.
+pub const HTTP_CONNECTIONS_MAX: usize = 32;
+/// The largest request head (request line and headers) read, bytes.
+pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// The HTTP listeners' accept backlog (bound with SO_REUSEADDR, as the client port, so a
+/// restarted server can bind at once).
+pub const HTTP_LISTEN_BACKLOG: u32 = 128;
+/// `dump` and the watch commands (answers that grow with the server's state) running at once,
+/// at most; more wait for a turn (within [`DRIVER_WAIT`], else 503).
+pub const LISTING_COMMANDS_MAX: usize = 2;
+/// How long a request may wait to be queued for, and answered by, the driver.
+pub const DRIVER_WAIT: Duration = Duration::from_secs(10);
+
+/// The HTTP side's errors: start-up only (a bad address, a port taken, a metrics setting).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{key}: cannot resolve {value:?}: {source}")]
+    Resolve {
+        key: &'static str,
+        value: String,
+        source: io::Error,
+    },
+    #[error("{what}: cannot listen on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("metricsProvider.className={0}: rzk serves ZooKeeper's default provider and org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider only")]
+    UnknownMetricsProvider(String),
+    #[error("metricsProvider.{key}={value}: {message}")]
+    MetricsSetting {
+        key: String,
+        value: String,
+        message: String,
+    },
+}
+
+/// What an HTTP task asks the driver for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAsk {
+    /// An AdminServer command (`/commands/<name>`).
+    Command,
+    /// The Prometheus endpoint's data (`/metrics`).
+    Metrics,
+}
+
+/// One request for the driver: the state change a command asks for, and a view of the core.
+#[derive(Debug)]
+pub struct AdminRequest {
+    pub ask: AdminAsk,
+    /// The command's name as asked (any alias).
+    pub command: String,
+    pub reply: oneshot::Sender<CoreView>,
+}
+
+/// What the driver hands back: a snapshot of the core (brief unless the command lists
+/// watches, sessions or ephemerals) and the connections refused so far. The HTTP task
+/// builds the answer from it, off the driver.
+#[derive(Debug)]
+pub struct CoreView {
+    pub snapshot: ServerSnapshot,
+    pub connections_rejected: u64,
+}
+
+/// Answers one request from the core: the driver's only AdminServer code. It runs the
+/// command's state change (`stat_reset`, `connection_stat_reset`) and takes the snapshot;
+/// nothing here grows with the size of the answer but the snapshot itself.
+pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminRequest) {
+    if req.ask == AdminAsk::Command && core.role() != crate::core::Role::NotServing {
+        match cmds::mutation(&req.command) {
+            Mutation::ResetServerStats => core.reset_stats(),
+            Mutation::ResetConnectionStats => core.reset_conn_stats(),
+            Mutation::None => {}
+        }
+    }
+    let snapshot = if req.ask == AdminAsk::Command && cmds::needs_full_snapshot(&req.command) {
+        core.snapshot()
+    } else {
+        core.snapshot_brief()
+    };
+    let _ = req.reply.send(CoreView {
+        snapshot,
+        connections_rejected: rejected,
+    });
+}
+
+/// Waits for the next request, or forever when no HTTP endpoint is on.
+pub(crate) async fn recv(rx: &mut Option<mpsc::Receiver<AdminRequest>>) -> Option<AdminRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the HTTP tasks need to know of the server's configuration, read once.
+#[derive(Debug, Clone)]
+pub(crate) struct HostSource {
+    cfg: ServerConfig,
+    my_id: Option<u64>,
+    initial_configuration: String,
+}
+
+impl HostSource {
+    fn new(cfg: &ServerConfig, my_id: Option<u64>) -> Self {
+        let initial_configuration = cfg
+            .config_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        HostSource {
+            cfg: cfg.clone(),
+            my_id,
+            initial_configuration,
+        }
+    }
+
+    fn data_dirs(&self) -> (PathBuf, PathBuf) {
+        let data = absolute(&self.cfg.data_dir.join("version-2"));
+        let log = absolute(&self.cfg.data_log_dir().join("version-2"));
+        (data, log)
+    }
+
+    /// The facts `command` needs; reads the disk only for the commands that show it.
+    pub(crate) fn gather(&self, command: &str) -> HostInfo {
+        let primary = cmds::lookup(command).map(|c| c.primary).unwrap_or("");
+        let mut h = HostInfo {
+            my_id: self.my_id,
+            voting_view: voting_view(&self.cfg, self.my_id),
+            process: ProcessInfo {
+                fd_count: super::fd_count(),
+                fd_limit: super::fd_limit(),
+                connections_rejected: 0,
+                asking_conn: None,
+            },
+            ..Default::default()
+        };
+        let (data, log) = self.data_dirs();
+        match primary {
+            "configuration" => h.configuration = self.configuration(&data, &log),
+            "environment" => h.environment = environment(),
+            "system_properties" => h.system_properties = self.system_properties(),
+            "initial_configuration" => h.initial_configuration = self.initial_configuration.clone(),
+            "dirs" | "server_stats" | "stats" => {
+                h.data_dir_size = super::dir_size(&data);
+                h.log_dir_size = super::dir_size(&log);
+            }
+            "last_snapshot" => h.last_snapshot = last_snapshot(&data),
+            _ => {}
+        }
+        h
+    }
+
+    /// ZooKeeperServerConf's fields, as `configuration` prints them.
+    fn configuration(&self, data: &std::path::Path, log: &std::path::Path) -> Map<String, Value> {
+        let c = &self.cfg;
+        let mut m = Map::new();
+        m.insert("client_port".into(), json!(c.client_port.unwrap_or(0)));
+        m.insert("data_dir".into(), json!(data.display().to_string()));
+        m.insert("data_log_dir".into(), json!(log.display().to_string()));
+        m.insert("tick_time".into(), json!(c.tick_time));
+        m.insert("max_client_cnxns".into(), json!(c.max_client_cnxns));
+        m.insert(
+            "min_session_timeout".into(),
+            json!(c.min_session_timeout_ms()),
+        );
+        m.insert(
+            "max_session_timeout".into(),
+            json!(c.max_session_timeout_ms()),
+        );
+        m.insert("server_id".into(), json!(self.my_id.unwrap_or(0)));
+        m.insert(
+            "client_port_listen_backlog".into(),
+            json!(c.client_port_listen_backlog),
+        );
+        m
+    }
+
+    /// rzk's "system properties": the `zookeeper.*` properties of zoo.cfg and the command
+    /// line, and what `envi` says of the process (there is no JVM to list).
+    fn system_properties(&self) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = environment().into_iter().collect();
+        m.extend([
+            ("file.separator".to_string(), "/".to_string()),
+            ("path.separator".into(), ":".into()),
+            ("line.separator".into(), "\n".into()),
+        ]);
+        for (k, v) in &self.cfg.system_properties {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn environment() -> Vec<(String, String)> {
+    crate::core::fourlw::envi_rows(&super::env_info())
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+fn voting_view(cfg: &ServerConfig, my_id: Option<u64>) -> Vec<VotingMember> {
+    cfg.servers
+        .values()
+        .map(|s| {
+            let own = (my_id == Some(s.id)).then(|| {
+                let host = cfg
+                    .client_port_address
+                    .clone()
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                format!("{host}:{}", cfg.client_port.unwrap_or(0))
+            });
+            VotingMember {
+                id: s.id,
+                quorum: s
+                    .addresses
+                    .iter()
+                    .map(|a| (a.host.clone(), a.quorum_port))
+                    .collect(),
+                election: s
+                    .addresses
+                    .iter()
+                    .map(|a| (a.host.clone(), a.election_port))
+                    .collect(),
+                client_address: s
+                    .client_address
+                    .as_ref()
+                    .map(|c| format!("{}:{}", c.host, c.port))
+                    .or(own)
+                    .unwrap_or_default(),
+                participant: s.peer_type == rzk_config::PeerType::Participant,
+            }
+        })
+        .collect()
+}
+
+/// The newest `snapshot.<zxid>` file: its zxid and modification time (seconds).
+fn last_snapshot(dir: &std::path::Path) -> Option<(i64, i64)> {
+    let mut best: Option<(i64, i64)> = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("snapshot.")) else {
+            continue;
+        };
+        let hex = hex.split('.').next().unwrap_or(hex);
+        let Ok(zxid) = i64::from_str_radix(hex, 16) else {
+            continue;
+        };
+        if best.is_some_and(|(z, _)| z >= zxid) {
+            continue;
+        }
+        let secs = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_secs() as i64);
+        best = Some((zxid, secs));
+    }
+    best
+}
+
+/// Resolves `host` for a listener setting.
+pub(crate) fn resolve(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, AdminError> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|source| AdminError::Resolve {
+            key,
+            value: host.to_string(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| AdminError::Resolve {
+            key,
+            value: host.to_string(),
+            source: io::Error::other("no address"),
+        })
+}
+
+/// Starts the AdminServer and the Prometheus endpoint as configured. Returns the driver's end
+/// of their channel, or `None` when neither is on. Binding happens here, so a taken port
+/// stops the start-up with an error naming the setting.
+pub async fn start(
+    cfg: &ServerConfig,
+    my_id: Option<u64>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<mpsc::Receiver<AdminRequest>>, AdminError> {
+    let metrics = super::metrics::settings(cfg)?;
+    if !cfg.admin_enable_server && metrics.is_none() {
+        tracing::info!("AdminServer off (admin.enableServer=false)");
+        return Ok(None);
+    }
+    let (tx, rx) = mpsc::channel(ADMIN_QUEUE_MAX);
+    let idle = Duration::from_millis(u64::from(cfg.admin_idle_timeout.max(1)));
+    let host = Arc::new(HostSource::new(cfg, my_id));
+    if cfg.admin_enable_server {
+        let addr = resolve(
+            "admin.serverAddress",
+            &cfg.admin_server_address,
+            cfg.admin_server_port,
+        )?;
+        let listener =
+            super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
+                what: "admin.serverPort",
+                addr,
+                source,
+            })?;
+        let url = cfg.admin_command_url.trim_end_matches('/').to_string();
+        tracing::info!(%addr, command_url = %url, "AdminServer listening");
+        let state = Arc::new(AdminState {
+            tx: tx.clone(),
+            host: host.clone(),
+            command_url: url,
+            listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
+        });
+        tokio::spawn(serve_http(listener, idle, shutdown.clone(), move |req| {
+            let state = state.clone();
+            async move { state.handle(req).await }
+        }));
+    }
+    if let Some(m) = metrics {
+        super::metrics::start(m, tx, host, idle, shutdown).await?;
+    }
+    Ok(Some(rx))
+}
+
+struct AdminState {
+    tx: mpsc::Sender<AdminRequest>,
+    host: Arc<HostSource>,
+    command_url: String,
+    /// Permits for the commands that list every watch, session or ephemeral.
+    listing: Arc<Semaphore>,
+}
+
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+pub(crate) fn plain(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> HttpResponse {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_str(content_type).expect("content type"),
+    );
+    r
+}
+
+impl AdminState {
+    async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
+        let path = req.uri().path().to_string();
+        let Some(rest) = path.strip_prefix(self.command_url.as_str()) else {
+            return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
+        };
+        if req.method() != Method::GET {
+            return plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "Method Not Allowed\n",
+            );
+        }
+        let name = rest.trim_start_matches('/');
+        if name.is_empty() && (rest.is_empty() || rest == "/") {
+            // The list of commands, one link each, as ZooKeeper's servlet prints it.
+            let mut html = String::new();
+            for n in cmds::primary_names() {
+                html.push_str(&format!(
+                    "<a href=\"{}/{n}\">{n}</a>\n<br/>\n",
+                    self.command_url
+                ));
+            }
+            return plain(StatusCode::OK, "text/html", html);
+        }
+        let params = parse_query(req.uri().query().unwrap_or(""));
+        self.command(name.to_string(), params).await
+    }
+
+    async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
+        // Answers that grow with the server's state: a few at a time, so that many clients
+        // asking for them cannot hold many copies of a big server's watches in memory.
+        let _permit = if cmds::needs_full_snapshot(&name) {
+            match tokio::time::timeout(DRIVER_WAIT, self.listing.clone().acquire_owned()).await {
+                Ok(Ok(p)) => Some(p),
+                _ => return unavailable("the server is busy: too many listing commands run"),
+            }
+        } else {
+            None
+        };
+        let source = self.host.clone();
+        let gather_name = name.clone();
+        let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await
+        else {
+            return unavailable("the server could not gather the command's facts");
+        };
+        match ask(&self.tx, AdminAsk::Command, name, params, host).await {
+            Ok(r) => json_response(&r),
+            Err(msg) => unavailable(msg),
+        }
+    }
+}
+
+/// Asks the driver for its part (within [`DRIVER_WAIT`] to be queued and again to be
+/// answered), then builds the answer from the core's view and `host` on a blocking thread.
+pub(crate) async fn ask(
+    tx: &mpsc::Sender<AdminRequest>,
+    ask: AdminAsk,
+    command: String,
+    params: BTreeMap<String, String>,
+    mut host: HostInfo,
+) -> Result<CommandResponse, &'static str> {
+    let (reply, answer) = oneshot::channel();
+    let req = AdminRequest {
+        ask,
+        command: command.clone(),
+        reply,
+    };
+    match tx.send_timeout(req, DRIVER_WAIT).await {
+        Ok(()) => {}
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+            return Err("the server is busy: too many AdminServer requests wait")
+        }
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
+    }
+    let view = match tokio::time::timeout(DRIVER_WAIT, answer).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => return Err("the server is shutting down"),
+        Err(_) => return Err("the server did not answer in time"),
+    };
+    host.process.connections_rejected = view.connections_rejected;
+    let build = move || match ask {
+        AdminAsk::Command => cmds::run(&command, &params, &view.snapshot, &host),
+        AdminAsk::Metrics => cmds::metrics(&view.snapshot, &host),
+    };
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|_| "the answer could not be built")
+}
+
+fn unavailable(msg: &str) -> HttpResponse {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/json",
+        json!({ "error": msg }).to_string(),
+    )
+}
+
+fn json_response(r: &CommandResponse) -> HttpResponse {
+    let mut body = serde_json::to_string_pretty(&r.body).unwrap_or_else(|_| "{}".into());
+    body.push('\n');
+    plain(
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+        "application/json",
+        body,
+    )
+}
+
+/// `a=b&c=d`, percent- and plus-decoded; the last of a repeated key wins.
+fn parse_query(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves HTTP/1.1 on `listener` with `handler` until `shutdown`, within the module's bounds:
+/// [`HTTP_CONNECTIONS_MAX`] connections, `idle` without a byte moved closes one,
+/// [`HTTP_HEAD_BYTES_MAX`] of request head.
+pub(crate) async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max = HTTP_CONNECTIONS_MAX, "too many HTTP connections; closing this one");
+            drop(stream);
+            continue;
+        };
+        let handler = handler.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let last_io = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let io = TokioIo::new(IdleIo {
+                inner: stream,
+                started,
+                last_io_ms: last_io.clone(),
+            });
+            let service = hyper::service::service_fn(move |req| {
+                let h = handler.clone();
+                async move { Ok::<_, std::convert::Infallible>(h(req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle)
+                .max_buf_size(HTTP_HEAD_BYTES_MAX)
+                .serve_connection(io, service);
+            tokio::pin!(conn);
+            let idle_ms = idle.as_millis() as u64;
+            let mut check =
+                tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1000)));
+            loop {
+                tokio::select! {
+                    r = &mut conn => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                        }
+                        return;
+                    }
+                    _ = check.tick() => {
+                        let now_ms = started.elapsed().as_millis() as u64;
+                        if now_ms.saturating_sub(last_io.load(Ordering::Relaxed)) > idle_ms {
+                            tracing::debug!(%peer, "HTTP connection idle; closing");
+                            return;
+                        }
+                    }
+                    _ = conn_shutdown.changed() => return,
+                }
+            }
+        });
+    }
+}
+
+/// A socket that records when it last moved a byte, for the idle timeout.
+struct IdleIo {
+    inner: TcpStream,
+    started: Instant,
+    last_io_ms: Arc<AtomicU64>,
+}
+
+impl IdleIo {
+    fn touch(&self) {
+        self.last_io_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for IdleIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for IdleIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection counters the driver reads for `connection_rejected`.
+pub(crate) fn rejected(counts: &Mutex<super::ConnCounts>) -> u64 {
+    counts.lock().expect("conn counts").rejected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let q = parse_query("traceMask=5&a=b%20c&plus=x+y&bad=%zz&end=%4");
+        assert_eq!(q["traceMask"], "5");
+        assert_eq!(q["a"], "b c");
+        assert_eq!(q["plus"], "x y");
+        assert_eq!(q["bad"], "%zz");
+        assert_eq!(q["end"], "%4");
+    }
+
+    #[test]
+    fn last_snapshot_is_the_newest_file() {
+        let dir = std::env::temp_dir().join(format!("rzk-admin-lsnp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in ["snapshot.0", "snapshot.1a.gz", "log.1", "snapshot.zz"] {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        assert_eq!(last_snapshot(&dir).map(|(z, _)| z), Some(0x1a));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,608 @@
+"""The AdminServer and the Prometheus endpoint, side by side with Apache ZooKeeper 3.8.
+
+Both servers run with their AdminServer on (Debian's ZooKeeper needs servlet-api.jar on its
+class path for it: tests/zkharness.py adds it) and take the same small workload through
+kazoo; then every command both know is asked of both and compared: the same JSON keys, the
+same JSON type per key, equal values where the workload fixes them (znode and ephemeral
+counts, watches, paths, sessions), the same answers to unknown commands and bad parameters.
+
+Prometheus: Debian's ZooKeeper 3.8 ships without the Prometheus provider's jars, so rzk's
+/metrics is checked against the metric names and types of ZooKeeper's source
+(ServerMetrics, ZooKeeperServer.registerMetrics and PrometheusMetricsProvider: counters are
+counters, registered gauges are gauges, summaries are summaries), parsed with the Prometheus
+Python client's text parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import zkharness as h  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+
+
+def http_get(port: int, path: str, timeout: float = 10.0):
+    """(status, content type, body text) of GET http://127.0.0.1:port/path."""
+    try:
+        r = urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout)
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def command(port: int, name: str):
+    status, ctype, body = http_get(port, "/commands/" + name)
+    assert status == 200, (name, status, body)
+    assert ctype.startswith("application/json"), (name, ctype)
+    return json.loads(body)
+
+
+class Pair:
+    """One ZooKeeper and one rzk, each with its AdminServer on a free port."""
+
+    def __init__(self):
+        self.admin = {}
+        self.servers = {}
+        self.clients = {}
+
+    def start(self, kind: str, extra=None):
+        port = h.free_port()
+        cfg = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(port)}
+        cfg.update(extra or {})
+        s = h.make_server(kind, extra_cfg=cfg)
+        s.start()
+        self.servers[kind] = s
+        self.admin[kind] = port
+        return s
+
+
+def workload(hosts: str):
+    """The same small workload on either server; returns the live client."""
+    from kazoo.client import KazooClient
+
+    kz = KazooClient(hosts=hosts, timeout=10)
+    kz.start(timeout=20)
+    kz.create("/a", b"x")
+    kz.create("/a/b", b"yy")
+    kz.create("/a/e", b"", ephemeral=True)
+    kz.get("/a", watch=lambda e: None)
+    kz.exists("/nope", watch=lambda e: None)
+    kz.get_children("/a", watch=lambda e: None)
+    kz.set("/a/b", b"zzz")
+    return kz
+
+
+@pytest.fixture(scope="module")
+def pair():
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    if not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed (apt-get install zookeeper)")
+    if not os.path.isfile("/usr/share/java/servlet-api.jar"):
+        pytest.skip("servlet-api.jar missing (apt-get install libservlet-api-java)")
+    p = Pair()
+    try:
+        for kind in ("zookeeper", "rzk"):
+            s = p.start(kind)
+            p.clients[kind] = workload(s.hosts)
+        yield p
+    finally:
+        for kz in p.clients.values():
+            try:
+                kz.stop()
+                kz.close()
+            except Exception:
+                pass
+        for s in p.servers.values():
+            s.cleanup()
+
+
+def jtype(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, list):
+        return "list"
+    return "object"
+
+
+def shape(v):
+    """Keys and JSON types, recursively (list elements: the first one's shape)."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return ["list", shape(v[0]) if v else None]
+    return jtype(v)
+
+
+def both(pair, name):
+    return command(pair.admin["zookeeper"], name), command(pair.admin["rzk"], name)
+
+
+# Commands whose whole shape (keys and types, recursively) must be ZooKeeper's. Map-valued
+# fields keyed by session ids or times are compared separately.
+SAME_SHAPE = [
+    "configuration", "connection_stat_reset", "dirs", "get_trace_mask", "initial_configuration",
+    "is_read_only", "last_snapshot", "leader", "observer_connection_stat_reset", "observers",
+    "ruok", "server_stats", "stat_reset", "voting_view", "watch_summary", "zabstate",
+]
+
+
+def test_command_list_is_zookeepers(pair):
+    zk = http_get(pair.admin["zookeeper"], "/commands")
+    rz = http_get(pair.admin["rzk"], "/commands")
+    assert zk[0] == rz[0] == 200
+    links = lambda body: sorted(l for l in body.split("\n") if l.startswith("<a href"))  # noqa: E731
+    assert links(rz[2]) == links(zk[2])
+
+
+@pytest.mark.parametrize("name", SAME_SHAPE)
+def test_same_fields_and_types(pair, name):
+    zk, rz = both(pair, name)
+    assert shape(rz) == shape(zk), (zk, rz)
+    assert rz["command"] == zk["command"]
+
+
+def test_aliases_answer_as_their_primary_name(pair):
+    for alias, primary in [("conf", "configuration"), ("config", "configuration"), ("cons", "connections"),
+                           ("crst", "connection_stat_reset"), ("envi", "environment"), ("env", "environment"),
+                           ("gtmk", "get_trace_mask"), ("icfg", "initial_configuration"), ("isro", "is_read_only"),
+                           ("lsnp", "last_snapshot"), ("lead", "leader"), ("mntr", "monitor"),
+                           ("orst", "observer_connection_stat_reset"), ("obsr", "observers"), ("srvr", "server_stats"),
+                           ("stat", "stats"), ("srst", "stat_reset"), ("sysp", "system_properties"), ("wchc", "watches"),
+                           ("wchp", "watches_by_path"), ("wchs", "watch_summary")]:
+        zk, rz = both(pair, alias)
+        assert zk["command"] == rz["command"] == primary, alias
+
+
+def test_values_the_workload_fixes(pair):
+    zk, rz = both(pair, "monitor")
+    for key in ["znode_count", "ephemerals_count", "watch_count", "global_sessions", "num_alive_connections",
+                "outstanding_requests", "server_state", "local_sessions"]:
+        assert rz[key] == zk[key], key
+    zk, rz = both(pair, "server_stats")
+    assert rz["node_count"] == zk["node_count"]
+    assert rz["server_stats"]["server_state"] == zk["server_stats"]["server_state"]
+    assert rz["server_stats"]["last_processed_zxid"] == zk["server_stats"]["last_processed_zxid"]
+    zk, rz = both(pair, "watch_summary")
+    assert rz == zk
+    zk, rz = both(pair, "is_read_only")
+    assert rz == zk
+    zk, rz = both(pair, "configuration")
+    for key in ["tick_time", "max_client_cnxns", "min_session_timeout", "server_id", "client_port_listen_backlog"]:
+        assert rz[key] == zk[key], key
+
+
+def test_monitor_has_zookeepers_keys_and_types(pair):
+    zk, rz = both(pair, "monitor")
+    # Per-namespace summary sets (read/write_per_namespace) are keyed by the top-level znodes
+    # the workload touched; rzk does not keep them.
+    zk_keys = {k for k in zk if not k.endswith("_per_namespace")}
+    assert zk_keys - set(rz) == set(), "missing in rzk"
+    assert set(rz) - zk_keys == set(), "extra in rzk"
+    for k in zk_keys:
+        assert jtype(rz[k]) == jtype(zk[k]), (k, zk[k], rz[k])
+
+
+def session_lists(d):
+    return sorted(sorted(v) for v in d.values())
+
+
+def test_connections_dump_and_watches(pair):
+    zk, rz = both(pair, "connections")
+    assert set(rz) == set(zk)
+    assert len(rz["connections"]) == len(zk["connections"]) == 1
+    assert shape(rz["connections"][0]) == shape(zk["connections"][0])
+    assert rz["secure_connections"] == zk["secure_connections"] == []
+
+    zk, rz = both(pair, "stats")
+    assert shape(rz) == shape(zk)
+
+    zk, rz = both(pair, "dump")
+    assert set(rz) == set(zk)
+    assert session_lists(rz["session_id_to_ephemeral_paths"]) == session_lists(zk["session_id_to_ephemeral_paths"]) == [["/a/e"]]
+    for d in (zk, rz):
+        ids = [i for v in d["expiry_time_to_session_ids"].values() for i in v]
+        assert len(ids) == 1 and isinstance(ids[0], int)
+        assert [int(k) for k in d["session_id_to_ephemeral_paths"]] == ids
+
+    zk, rz = both(pair, "watches")
+    assert session_lists(rz["session_id_to_watched_paths"]) == session_lists(zk["session_id_to_watched_paths"])
+    zk, rz = both(pair, "watches_by_path")
+    zp, rp = zk["path_to_session_ids"], rz["path_to_session_ids"]
+    assert sorted(rp) == sorted(zp)
+    assert {p: len(v) for p, v in rp.items()} == {p: len(v) for p, v in zp.items()}
+    assert all(isinstance(i, int) for v in rp.values() for i in v)
+
+    zk, rz = both(pair, "hash")
+    assert set(rz) == set(zk) and jtype(rz["digests"]) == "list"
+
+
+def test_environment_and_system_properties(pair):
+    zk, rz = both(pair, "environment")
+    assert set(rz) == set(zk)
+    assert all(jtype(v) == "str" for k, v in rz.items() if k not in ("command", "error"))
+    zk, rz = both(pair, "system_properties")
+    # ZooKeeper lists the JVM's properties; both list the zookeeper.* ones zoo.cfg set.
+    # (zookeeper.jmx.log4j.disable is on the harness's java command line, not in zoo.cfg.)
+    zk_props = {k: v for k, v in zk.items() if k.startswith("zookeeper.") and k != "zookeeper.jmx.log4j.disable"}
+    for k, v in zk_props.items():
+        assert k in rz, k
+        if not k.endswith("Port"):  # each server has its own ports
+            assert rz[k] == v, k
+    assert all(jtype(v) == "str" for k, v in rz.items() if k not in ("command", "error"))
+
+
+def test_errors_are_zookeepers(pair):
+    for name in ["nosuch", "snapshot", "restore"]:
+        zk, rz = both(pair, name)
+        assert rz == zk, name
+    for q in ["set_trace_mask", "set_trace_mask?traceMask=x", "stmk?traceMask=12x"]:
+        zk, rz = both(pair, q)
+        assert rz == zk, q
+    # A valid mask: ZooKeeper sets its ZooTrace mask; rzk has none and says so.
+    rz = command(pair.admin["rzk"], "set_trace_mask?traceMask=5")
+    assert rz["command"] == "set_trace_mask" and "rzk" in rz["error"]
+    zk, rz = both(pair, "leader")
+    assert rz == zk
+    for path in ["/", "/nothing"]:
+        assert http_get(pair.admin["rzk"], path)[0] == http_get(pair.admin["zookeeper"], path)[0] == 404
+
+
+def test_resets(pair):
+    # (A kazoo ping may arrive between the reset and the look: at most one or two packets.)
+    for kind in ("zookeeper", "rzk"):
+        command(pair.admin[kind], "stat_reset")
+        after = command(pair.admin[kind], "server_stats")["server_stats"]
+        assert after["packets_received"] <= 2, kind
+        command(pair.admin[kind], "connection_stat_reset")
+        cons = command(pair.admin[kind], "connections")["connections"]
+        assert cons[0]["packets_received"] <= 2, kind
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_admin_server_off_means_nothing_listens(new_server, kind):
+    port = h.free_port()
+    s = new_server(kind, extra_cfg={"admin.enableServer": "false", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(port)})
+    assert h.four_letter(s.port, "ruok").strip() == "imok"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+# ---------------------------------------------------------------------------------------
+# Prometheus
+# ---------------------------------------------------------------------------------------
+
+# From ZooKeeper 3.8's source: ZooKeeperServer.registerMetrics (gauges) and ServerMetrics
+# (counters; summaries with their detail level).
+ZK_GAUGES = [
+    "avg_latency", "max_latency", "min_latency", "packets_received", "packets_sent", "num_alive_connections",
+    "outstanding_requests", "uptime", "znode_count", "watch_count", "ephemerals_count", "approximate_data_size",
+    "global_sessions", "local_sessions", "open_file_descriptor_count", "max_file_descriptor_count",
+    "connection_drop_probability", "last_client_response_size", "max_client_response_size",
+    "min_client_response_size", "outstanding_tls_handshake", "auth_failed_count", "non_mtls_remote_conn_count",
+    "non_mtls_local_conn_count",
+]
+ZK_COUNTERS = [
+    "add_dead_watcher_stall_time", "bytes_received_count", "cnxn_closed_without_zk_server_running", "commit_count",
+    "connection_drop_count", "connection_rejected", "connection_request_count", "connection_revalidate_count",
+    "dead_watchers_cleared", "dead_watchers_queued", "diff_count", "digest_mismatches_count", "ensemble_auth_fail",
+    "ensemble_auth_skip", "ensemble_auth_success", "insecure_admin_count", "large_requests_rejected",
+    "learner_commit_received_count", "learner_proposal_received_count", "looking_count", "outstanding_changes_queued",
+    "outstanding_changes_removed", "prep_processor_request_queued", "proposal_count",
+    "quit_leading_due_to_disloyal_voter", "request_commit_queued", "request_throttle_wait_count", "response_bytes",
+    "response_packet_cache_hits", "response_packet_cache_misses", "response_packet_get_children_cache_hits",
+    "response_packet_get_children_cache_misses", "revalidate_count", "sessionless_connections_expired",
+    "skip_learner_request_to_next_processor_count", "snap_count", "stale_replies", "stale_requests",
+    "stale_requests_dropped", "stale_sessions_expired", "sync_processor_request_queued", "throttled_ops",
+    "tls_handshake_exceeded", "unrecoverable_error_count", "unsuccessful_handshake", "watch_bytes",
+]
+ZK_SUMMARIES_ADVANCED = [
+    "close_session_prep_time", "commit_propagation_latency", "dead_watchers_cleaner_latency", "jvm_pause_time_ms",
+    "local_write_committed_time_ms", "om_commit_process_time_ms", "om_proposal_process_time_ms",
+    "prep_processor_queue_time_ms", "propagation_latency", "proposal_ack_creation_latency", "proposal_latency",
+    "quorum_ack_latency", "read_commitproc_time_ms", "read_final_proc_time_ms", "readlatency",
+    "request_throttle_queue_time_ms", "server_write_committed_time_ms", "sync_processor_queue_and_flush_time_ms",
+    "sync_processor_queue_flush_time_ms", "sync_processor_queue_time_ms", "updatelatency", "write_commitproc_time_ms",
+    "write_final_proc_time_ms",
+]
+ZK_SUMMARIES_BASIC = [
+    "commit_commit_proc_req_queued", "commit_process_time", "concurrent_request_processing_in_commit_processor",
+    "connection_token_deficit", "dbinittime", "election_time", "follower_sync_time", "fsynctime",
+    "inflight_diff_count", "inflight_snap_count", "leader_unavailable_time", "learner_request_processor_queue_size",
+    "netty_queued_buffer_capacity", "node_changed_watch_count", "node_children_watch_count",
+    "node_created_watch_count", "node_deleted_watch_count", "observer_sync_time", "pending_session_queue_size",
+    "prep_process_time", "prep_processor_queue_size", "proposal_process_time", "read_commit_proc_issued",
+    "read_commit_proc_req_queued", "reads_after_write_in_session_queue", "reads_issued_from_session_queue",
+    "requests_in_session_queue", "session_queues_drained", "snapshottime", "socket_closing_time",
+    "startup_snap_load_time", "startup_txns_load_time", "startup_txns_loaded", "sync_process_time",
+    "sync_processor_batch_size", "sync_processor_queue_size", "time_waiting_empty_pool_in_commit_processor_read_ms",
+    "unavailable_time", "write_batch_time_in_commit_processor", "write_commit_proc_issued",
+    "write_commit_proc_req_queued",
+]
+
+
+def zookeeper_has_prometheus_provider() -> bool:
+    jars = subprocess.run(["sh", "-c", "ls /usr/share/java | grep -i -e prometheus -e simpleclient"],
+                          capture_output=True, text=True).stdout
+    return "zookeeper-prometheus" in jars
+
+
+def test_prometheus_metrics_names_and_types(new_server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    if zookeeper_has_prometheus_provider():  # pragma: no cover - Debian 12 has none
+        pytest.fail("ZooKeeper's Prometheus provider is installed: compare against it side by side")
+    port = h.free_port()
+    s = new_server("rzk", extra_cfg={
+        "metricsProvider.className": PROMETHEUS_PROVIDER,
+        "metricsProvider.httpHost": "127.0.0.1",
+        "metricsProvider.httpPort": str(port),
+    })
+    kz = workload(s.hosts)
+    try:
+        status, ctype, text = http_get(port, "/metrics")
+    finally:
+        kz.stop()
+        kz.close()
+    assert status == 200 and ctype.startswith("text/plain"), (status, ctype)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    expected = {n: "gauge" for n in ZK_GAUGES}
+    expected.update({n: "counter" for n in ZK_COUNTERS})
+    expected.update({n: "summary" for n in ZK_SUMMARIES_ADVANCED + ZK_SUMMARIES_BASIC})
+    missing = sorted(n for n in expected if n not in families)
+    assert missing == []
+    wrong = {n: families[n].type for n, t in expected.items() if families[n].type != t}
+    assert wrong == {}
+    sample = {x.name: x.value for f in families.values() for x in f.samples}
+    assert sample["znode_count"] == 8  # ZooKeeper's 5 at start (its count includes one more than the 4 system paths), /a, /a/b, /a/e
+    assert sample["ephemerals_count"] == 1
+    quantiles = {x.labels.get("quantile") for x in families["readlatency"].samples if "quantile" in x.labels}
+    assert quantiles == {"0.5", "0.9", "0.99"}
+    quantiles = {x.labels.get("quantile") for x in families["fsynctime"].samples if "quantile" in x.labels}
+    assert quantiles == {"0.5"}
+    # rzk measures the request latencies: the workload's 4 writes and its reads.
+    assert sample["updatelatency_count"] >= 4 and sample["readlatency_count"] >= 3
+    assert all(x.value == x.value for x in families["updatelatency"].samples)  # no NaN once observed
+    assert http_get(port, "/other")[0] == 404
+    # exportJvmInfo (default true): the process_* part of the Java client's default exports.
+    assert families["process_resident_memory_bytes"].type == "gauge"
+    assert families["process_open_fds"].type == "gauge"
+    assert families["process_cpu_seconds"].type == "counter"  # the parser drops _total
+    assert sample["process_resident_memory_bytes"] > 0
+    assert not any(n.startswith("jvm_") for n in families if n != "jvm_pause_time_ms")  # that one is ServerMetrics's
+
+
+def test_prometheus_without_jvm_info(new_server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = h.free_port()
+    new_server("rzk", extra_cfg={"metricsProvider.className": PROMETHEUS_PROVIDER, "metricsProvider.httpHost": "127.0.0.1",
+                                 "metricsProvider.httpPort": str(port), "metricsProvider.exportJvmInfo": "false"})
+    names = {f.name for f in text_string_to_metric_families(http_get(port, "/metrics")[2])}
+    assert "znode_count" in names and not any(n.startswith("process_") for n in names)
+
+
+def start_fails(tmp_cfg: dict) -> str:
+    """Runs rzk with zoo.cfg + tmp_cfg and returns its output; it must exit non-zero."""
+    s = h.make_server("rzk", extra_cfg=tmp_cfg)
+    s.port = h.free_port()
+    s.write_config()
+    try:
+        p = subprocess.run(s.command(), capture_output=True, text=True, timeout=30, cwd=str(s.workdir))
+    finally:
+        s.cleanup()
+    assert p.returncode != 0, p.stderr
+    return p.stdout + p.stderr
+
+
+def test_metrics_provider_settings_rzk_does_not_serve_stop_the_start():
+    if not h.rzk_available():
+        pytest.skip("rzk binary missing")
+    out = start_fails({"metricsProvider.className": "com.example.MyMetrics"})
+    assert "com.example.MyMetrics" in out
+    out = start_fails({"metricsProvider.className": PROMETHEUS_PROVIDER, "metricsProvider.httpPort": str(h.free_port()),
+                       "metricsProvider.httpsPort": "7443"})
+    assert "metricsProvider.httpsPort" in out
+
+
+# ---------------------------------------------------------------------------------------
+# Bounds
+# ---------------------------------------------------------------------------------------
+
+def test_slow_http_clients_do_not_stall_the_server(new_server):
+    from kazoo.client import KazooClient
+
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin), "admin.idleTimeout": "1000"})
+    hogs = []
+    try:
+        # Many connections that send nothing, and some that send half a request head.
+        for i in range(200):
+            try:
+                c = socket.create_connection(("127.0.0.1", admin), timeout=2)
+            except OSError:
+                break
+            if i % 4 == 0:
+                c.sendall(b"GET /commands/mntr HTTP/1.1\r\nHost: x\r\n")
+            hogs.append(c)
+        t0 = time.monotonic()
+        assert h.four_letter(s.port, "ruok", timeout=2).strip() == "imok"
+        kz = KazooClient(hosts=s.hosts, timeout=5)
+        kz.start(timeout=5)
+        kz.create("/slow", b"x")
+        assert kz.get("/slow")[0] == b"x"
+        kz.stop()
+        kz.close()
+        assert time.monotonic() - t0 < 3.0
+        # The idle ones are cut after admin.idleTimeout; the AdminServer answers again.
+        def answers():
+            try:
+                return http_get(admin, "/commands/ruok", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        h.wait_until(answers, timeout=10,
+                     what="the AdminServer answering after the idle connections were closed")
+        assert s.is_running()
+    finally:
+        for c in hogs:
+            c.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Ensembles: the quorum commands, by role
+# ---------------------------------------------------------------------------------------
+
+def ensemble_answers(kind: str):
+    """{role: {command: answer}} of a 3-server ensemble of `kind` after one write."""
+    from kazoo.client import KazooClient
+    from zkensemble import Ensemble
+
+    ports = {i: h.free_port() for i in (1, 2, 3)}
+    member_cfg = {i: {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(p)}
+                  for i, p in ports.items()}
+    ens = Ensemble(kind, 3, proxied=False, member_cfg=member_cfg, name="admin")
+    out = {}
+    try:
+        ens.start()
+        leader = ens.wait_for_leader()
+        kz = KazooClient(hosts=ens.hosts, timeout=10)
+        kz.start(timeout=20)
+        kz.create("/x", b"1")
+        kz.stop()
+        kz.close()
+        ens.wait_converged()
+        for sid, port in ports.items():
+            role = "leader" if sid == leader.sid else "follower"
+            answers = {c: command(port, c) for c in ["leader", "zabstate", "voting_view", "observers", "server_stats",
+                                                      "monitor", "configuration", "watch_summary", "is_read_only"]}
+            answers["sid"] = sid
+            answers["leader_sid"] = leader.sid
+            out.setdefault(role, answers)
+    finally:
+        ens.stop()
+    return out
+
+
+def test_ensemble_quorum_commands_are_zookeepers():
+    if not (h.rzk_available() and h.zookeeper_available()):
+        pytest.skip("needs rzk and Apache ZooKeeper")
+    zk, rz = ensemble_answers("zookeeper"), ensemble_answers("rzk")
+    for role in ("leader", "follower"):
+        z, r = zk[role], rz[role]
+        for c in ["leader", "zabstate", "observers", "server_stats", "configuration", "watch_summary", "is_read_only"]:
+            assert shape(r[c]) == shape(z[c]), (role, c, z[c], r[c])
+        for a in (z, r):
+            assert a["leader"]["is_leader"] == (role == "leader")
+            assert a["leader"]["leader_id"] == a["leader_sid"]
+            assert a["leader"]["leader_ip"] == "127.0.0.1"
+            assert a["zabstate"]["zabstate"] == "broadcast" and a["zabstate"]["voting"] is True
+            assert a["zabstate"]["myid"] == a["sid"] and a["zabstate"]["is_leader"] == (role == "leader")
+            assert a["zabstate"]["last_zxid"] == "0x%x" % a["server_stats"]["server_stats"]["last_processed_zxid"]
+            assert a["server_stats"]["server_stats"]["server_state"] == role
+        assert r["zabstate"]["zab_epoch"] == z["zabstate"]["zab_epoch"] == 1
+        assert r["zabstate"]["zab_counter"] == z["zabstate"]["zab_counter"]
+        # Every member in the view; only a server's own entry knows its client address.
+        for a in (z, r):
+            view = a["voting_view"]["current_config"]
+            assert sorted(view) == ["1", "2", "3"]
+            assert {k for k, v in view.items() if v["client_address"]} == {str(a["sid"])}
+            assert shape(view[str(a["sid"])]) == shape(z["voting_view"]["current_config"][str(z["sid"])])
+        # monitor: ZooKeeper's keys for the role, less its per-learner and per-namespace summary sets.
+        zkeys = {k for k in z["monitor"] if not k.endswith(("_per_namespace", "_learner_handler_qp_size",
+                                                           "_learner_handler_qp_time_ms"))}
+        assert zkeys ^ set(r["monitor"]) == set(), role
+        for k in zkeys:
+            assert jtype(r["monitor"][k]) == jtype(z["monitor"][k]), (role, k)
+        for k in ["znode_count", "server_state", "quorum_size", "peer_state"]:
+            assert r["monitor"][k] == z["monitor"][k], (role, k)
+
+
+def test_command_url_and_idle_timeout_settings(new_server):
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin), "admin.commandURL": "/zk/admin",
+                                     "admin.idleTimeout": "500"})
+    status, _, body = http_get(admin, "/zk/admin/ruok")
+    assert status == 200 and json.loads(body)["error"] is None
+    assert "/zk/admin/monitor" in http_get(admin, "/zk/admin")[2]
+    assert http_get(admin, "/commands/ruok")[0] == 404
+    # A kept-alive connection idle for longer than admin.idleTimeout is closed by the server.
+    c = socket.create_connection(("127.0.0.1", admin), timeout=5)
+    c.sendall(b"GET /zk/admin/ruok HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in c.recv(4096)
+    time.sleep(1.5)
+    assert c.recv(4096) == b""  # closed
+    c.close()
+    assert s.is_running()
+
+
+def test_http_load_does_not_stall_client_requests(new_server):
+    """Many HTTP clients asking the heaviest commands at once: client requests keep flowing
+    (the driver answers HTTP between other events, one request at a time, from a bounded queue)."""
+    import threading
+
+    from kazoo.client import KazooClient
+
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin)})
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=10)
+    for i in range(200):
+        kz.create("/w%d" % i, b"x" * 100)
+        kz.get("/w%d" % i, watch=lambda e: None)
+    stop = threading.Event()
+    answered = [0]
+
+    def hammer():
+        while not stop.is_set():
+            for c in ("dump", "watches", "watches_by_path", "monitor", "stats"):
+                try:
+                    if http_get(admin, "/commands/" + c, timeout=5)[0] == 200:
+                        answered[0] += 1
+                except OSError:
+                    pass
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        worst = 0.0
+        for i in range(100):
+            t0 = time.monotonic()
+            kz.set("/w%d" % i, b"y")
+            worst = max(worst, time.monotonic() - t0)
+        assert h.four_letter(s.port, "ruok", timeout=2).strip() == "imok"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        kz.stop()
+        kz.close()
+    print("HTTP answers: %d, slowest setData: %.3f s" % (answered[0], worst))
+    assert answered[0] > 0
+    assert worst < 2.0, worst
