@@ -44,18 +44,26 @@ impl ConnectString {
                 continue;
             }
             let (host, port) = if let Some(rest) = part.strip_prefix('[') {
-                let end = rest.find(']').ok_or_else(|| bad("unterminated [ in an IPv6 address"))?;
+                let end = rest
+                    .find(']')
+                    .ok_or_else(|| bad("unterminated [ in an IPv6 address"))?;
                 let host = &rest[..end];
                 let after = &rest[end + 1..];
                 let port = match after.strip_prefix(':') {
-                    Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number in 1..65535"))?,
+                    Some(p) => p
+                        .parse::<u16>()
+                        .map_err(|_| bad("the port is not a number in 1..65535"))?,
                     None if after.is_empty() => DEFAULT_PORT,
                     None => return Err(bad("junk after ]")),
                 };
                 (host.to_owned(), port)
             } else {
                 match part.rsplit_once(':') {
-                    Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| bad("the port is not a number in 1..65535"))?),
+                    Some((h, p)) => (
+                        h.to_owned(),
+                        p.parse::<u16>()
+                            .map_err(|_| bad("the port is not a number in 1..65535"))?,
+                    ),
                     None => (part.to_owned(), DEFAULT_PORT),
                 }
             };
@@ -79,11 +87,19 @@ impl ConnectString {
 pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
     if sequential {
         return validate_path(&format!("{path}1"), false).map_err(|e| match e {
-            Error::InvalidPath { reason, .. } => Error::InvalidPath { path: path.to_owned(), reason },
+            Error::InvalidPath { reason, .. } => Error::InvalidPath {
+                path: path.to_owned(),
+                reason,
+            },
             e => e,
         });
     }
-    let fail = |reason: String| Err(Error::InvalidPath { path: path.to_owned(), reason });
+    let fail = |reason: String| {
+        Err(Error::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        })
+    };
     let chars: Vec<char> = path.chars().collect();
     if chars.is_empty() {
         return fail("Path length must be > 0".into());
@@ -177,7 +193,10 @@ mod tests {
     #[test]
     fn connect_strings() {
         let c = ConnectString::parse("a:1,b,[::1]:3/app/x").unwrap();
-        assert_eq!(c.hosts, vec![("a".into(), 1), ("b".into(), 2181), ("::1".into(), 3)]);
+        assert_eq!(
+            c.hosts,
+            vec![("a".into(), 1), ("b".into(), 2181), ("::1".into(), 3)]
+        );
         assert_eq!(c.chroot.as_deref(), Some("/app/x"));
         assert_eq!(ConnectString::parse("h:2181/").unwrap().chroot, None);
         assert!(ConnectString::parse("").is_err());

@@ -44,13 +44,19 @@ pub fn validate_path(path: &str) -> Result<(), InvalidPath> {
             } else {
                 None
             }
-        } else if (c > 0 && c <= 0x1f) || (0x7f..=0x9f).contains(&c) || (0xd800..=0xf8ff).contains(&c) || c >= 0xfff0 {
+        } else if (c > 0 && c <= 0x1f)
+            || (0x7f..=0x9f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || c >= 0xfff0
+        {
             Some("invalid character")
         } else {
             None
         };
         if let Some(r) = reason {
-            return Err(InvalidPath(format!("Invalid path string \"{path}\" caused by {r} @{i}")));
+            return Err(InvalidPath(format!(
+                "Invalid path string \"{path}\" caused by {r} @{i}"
+            )));
         }
         last = c;
     }
@@ -74,7 +80,10 @@ pub fn normalize_root(path: &str) -> &str {
 
 /// The paths ZooKeeper refuses to delete (`ZKDatabase.isSpecialPath`).
 pub fn is_special_path(path: &str) -> bool {
-    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
 #[cfg(test)]
@@ -86,7 +95,22 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/é", "/a b"] {
             assert!(validate_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0b", "/a\u{1}", "/\u{e000}", "/😀", "/\u{fff0}"] {
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{e000}",
+            "/😀",
+            "/\u{fff0}",
+        ] {
             assert!(validate_path(bad).is_err(), "{bad:?}");
         }
     }

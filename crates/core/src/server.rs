@@ -32,11 +32,15 @@ use crate::fourlw::{ConnSnapshot, ServerSnapshot, WatchSummary};
 use crate::prep::{Outstanding, PrepContext};
 use crate::session::SessionTracker;
 use rzk_proto::client::{
-    self, ClientInfo, ConnectRequest, ConnectResponse, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+    self, ClientInfo, ConnectRequest, ConnectResponse, OpResult, ReplyHeader, Request,
+    RequestHeader, Response, WatcherEvent,
 };
 use rzk_proto::codes::xid;
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
-use rzk_proto::{perms, AddWatchMode, ErrorCode, Id, OpCode, Reader, Record, SessionId, WatcherType, Writer, Zxid};
+use rzk_proto::{
+    perms, AddWatchMode, ErrorCode, Id, OpCode, Reader, Record, SessionId, WatcherType, Writer,
+    Zxid,
+};
 use rzk_tree::{DataTree, TxnResult, WatchKind, WatcherId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -125,10 +129,18 @@ impl Role {
 /// What the driver tells the core.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Accepted { conn: ConnId, peer: SocketAddr },
+    Accepted {
+        conn: ConnId,
+        peer: SocketAddr,
+    },
     /// One frame's payload (without its length prefix).
-    Frame { conn: ConnId, payload: Vec<u8> },
-    Closed { conn: ConnId },
+    Frame {
+        conn: ConnId,
+        payload: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
     /// Time moved on; expire sessions, clean up containers.
     Tick,
     /// The log could not write the txns from `zxid` on (the disk is full) and will write
@@ -136,14 +148,19 @@ pub enum Input {
     /// writer gets `ConnectionLoss` (the write did not happen; clients retry it), a new
     /// session's connection is closed, an expiry is retried; zxids are handed out again from
     /// `zxid`, so the log stays gap-free and nothing later becomes visible out of order.
-    AppendFailed { zxid: Zxid },
+    AppendFailed {
+        zxid: Zxid,
+    },
 
     // ---- ensemble mode (the ZAB driver's inputs) ----
     /// Start serving clients in `role` for `epoch` (ZAB's `Serving`). A leader hands out
     /// zxids from `Zxid::new(epoch, 0) + 1` and gives every known session a fresh timeout
     /// from now, as ZooKeeper's new leader session tracker does. Any earlier role is left
     /// first, as with `StopServing`.
-    Serve { role: Role, epoch: u32 },
+    Serve {
+        role: Role,
+        epoch: u32,
+    },
     /// Left the role (election): every client connection is closed; in-flight writes,
     /// outstanding changes, pending syncs and revalidations are forgotten. The tree and the
     /// session table stay (uncommitted session changes are undone). Role becomes `NotServing`,
@@ -155,15 +172,34 @@ pub enum Input {
     /// (never encoded and decoded again here) and its origin gets the reply. `Some` is a txn
     /// that came from the leader (a learner's, or a new leader's initial history): applied as
     /// it comes, answering the local connection that forwarded it, if any.
-    Committed { zxid: Zxid, record: Option<TxnRecord> },
+    Committed {
+        zxid: Zxid,
+        record: Option<TxnRecord>,
+    },
     /// Leader: a learner's REQUEST (a client write, a new session, a close, a sync).
-    Forwarded { from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
+    Forwarded {
+        from: PeerId,
+        session: SessionId,
+        cxid: i32,
+        op: i32,
+        body: Vec<u8>,
+        auth: Vec<Id>,
+    },
     /// Leader: a learner's REVALIDATE of a session a client reattaches to it.
-    Revalidate { from: PeerId, session: SessionId, timeout_ms: i32 },
+    Revalidate {
+        from: PeerId,
+        session: SessionId,
+        timeout_ms: i32,
+    },
     /// Learner: the leader's answer to our `Action::Revalidate`.
-    Revalidated { session: SessionId, valid: bool },
+    Revalidated {
+        session: SessionId,
+        valid: bool,
+    },
     /// Leader: the sessions a learner's PING reports active, with their timeouts.
-    Touches { sessions: Vec<(SessionId, i32)> },
+    Touches {
+        sessions: Vec<(SessionId, i32)>,
+    },
     /// Learner: the leader's SYNC arrived; the oldest forwarded sync is answered. The driver
     /// feeds every `Committed` the leader sent before that SYNC first.
     Synced,
@@ -174,7 +210,11 @@ pub enum Input {
 pub enum Action {
     /// Write a whole frame (length prefix included). `reply` is true for the answer to a
     /// request (the connection's outstanding count goes down), false for watch events.
-    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
+    Send {
+        conn: ConnId,
+        frame: Vec<u8>,
+        reply: bool,
+    },
     /// Send what is queued, then close.
     Close { conn: ConnId, reason: String },
     /// Propose this txn through ZAB (standalone: a one-voter ZAB whose commit is the fsync of
@@ -185,11 +225,21 @@ pub enum Action {
     /// Learner → leader: a REQUEST. A client write (the connection waits for the committed
     /// txn), a new session (op createSession, cxid 0, body = the timeout as a big-endian i32)
     /// or a sync (op sync, body = the request's body; answered by `Input::Synced`).
-    Forward { session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
+    Forward {
+        session: SessionId,
+        cxid: i32,
+        op: i32,
+        body: Vec<u8>,
+        auth: Vec<Id>,
+    },
     /// Learner → leader: REVALIDATE a session a client reattaches to this server.
     Revalidate { session: SessionId, timeout_ms: i32 },
     /// Leader → learner `to`: the answer to its REVALIDATE.
-    RevalidateReply { to: PeerId, session: SessionId, valid: bool },
+    RevalidateReply {
+        to: PeerId,
+        session: SessionId,
+        valid: bool,
+    },
     /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
     SyncReply { to: PeerId },
 }
@@ -212,14 +262,32 @@ enum Pending {
     /// A write, appended, waiting to be applied.
     Write { zxid: Zxid },
     /// A read that came after a pending write.
-    Read { header: RequestHeader, body: Vec<u8>, received_ms: i64 },
+    Read {
+        header: RequestHeader,
+        body: Vec<u8>,
+        received_ms: i64,
+    },
     /// A write the log could not take; answered with `err` in its turn.
-    Failed { xid: i32, op: OpCode, err: ErrorCode, received_ms: i64 },
+    Failed {
+        xid: i32,
+        op: OpCode,
+        err: ErrorCode,
+        received_ms: i64,
+    },
     /// Learner: a request forwarded to the leader (a write, or the createSession with xid 0),
     /// waiting for its committed txn.
-    Forwarded { xid: i32, op: OpCode, received_ms: i64 },
+    Forwarded {
+        xid: i32,
+        op: OpCode,
+        received_ms: i64,
+    },
     /// Learner: a sync forwarded to the leader; `done` once the leader's SYNC came.
-    Sync { header: RequestHeader, body: Vec<u8>, received_ms: i64, done: bool },
+    Sync {
+        header: RequestHeader,
+        body: Vec<u8>,
+        received_ms: i64,
+        done: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -304,7 +372,12 @@ impl ServerStats {
 #[derive(Debug)]
 enum Origin {
     /// A client request; the reply goes to `conn` (if it is still there).
-    Client { conn: ConnId, xid: i32, op: OpCode, received_ms: i64 },
+    Client {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        received_ms: i64,
+    },
     /// A new session's createSession; the ConnectResponse goes to `conn`.
     Connect { conn: ConnId },
     /// A session expired, or the container manager deleting; nobody to answer.
@@ -389,7 +462,10 @@ impl ZooKeeperServer {
             last_zxid,
             now_ms,
             wall_ms,
-            stats: ServerStats { started_ms: wall_ms, ..Default::default() },
+            stats: ServerStats {
+                started_ms: wall_ms,
+                ..Default::default()
+            },
             out: Vec::new(),
             quorum_info: Default::default(),
             role: Role::Standalone,
@@ -427,14 +503,22 @@ impl ZooKeeperServer {
             .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
             .map(|f| f.record.header.client_id)
             .collect();
-        self.sessions.sessions().iter().filter(|s| !creating.contains(&s.id)).map(|s| (s.id, s.timeout_ms)).collect()
+        self.sessions
+            .sessions()
+            .iter()
+            .filter(|s| !creating.contains(&s.id))
+            .map(|s| (s.id, s.timeout_ms))
+            .collect()
     }
 
     /// Replaces the tree and the session table with a leader's snapshot (SNAP), while not
     /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
     pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
         if self.role != Role::NotServing {
-            tracing::warn!(role = self.role.name(), "snapshot installed while serving; leaving the role first");
+            tracing::warn!(
+                role = self.role.name(),
+                "snapshot installed while serving; leaving the role first"
+            );
             self.stop_serving();
         }
         self.tree = tree;
@@ -476,7 +560,13 @@ impl ZooKeeperServer {
     /// A server over a recovered tree and session table (as ZooKeeper's `loadData`): the
     /// last zxid (and so the epoch) is the tree's; every session gets its full timeout to
     /// come back before it expires through a closeSession txn, ephemerals and all.
-    pub fn recovered(cfg: CoreConfig, tree: DataTree, sessions: &[(SessionId, i32)], now_ms: i64, wall_ms: i64) -> Self {
+    pub fn recovered(
+        cfg: CoreConfig,
+        tree: DataTree,
+        sessions: &[(SessionId, i32)],
+        now_ms: i64,
+        wall_ms: i64,
+    ) -> Self {
         let mut s = Self::new(cfg, tree, now_ms, wall_ms);
         for (id, timeout) in sessions {
             s.restore_session(*id, *timeout);
@@ -502,7 +592,10 @@ impl ZooKeeperServer {
                         auth,
                         pending: VecDeque::new(),
                         early: Vec::new(),
-                        stats: ConnStats { established_ms: wall_ms, ..Default::default() },
+                        stats: ConnStats {
+                            established_ms: wall_ms,
+                            ..Default::default()
+                        },
                     },
                 );
             }
@@ -513,12 +606,29 @@ impl ZooKeeperServer {
             Input::Serve { role, epoch } => self.serve(role, epoch),
             Input::StopServing => self.stop_serving(),
             Input::Committed { zxid, record: None } => self.on_proposal_committed(zxid),
-            Input::Committed { zxid, record: Some(record) } => {
-                assert_eq!(record.header.zxid, zxid, "a committed txn's header names another zxid");
+            Input::Committed {
+                zxid,
+                record: Some(record),
+            } => {
+                assert_eq!(
+                    record.header.zxid, zxid,
+                    "a committed txn's header names another zxid"
+                );
                 self.on_committed(record)
             }
-            Input::Forwarded { from, session, cxid, op, body, auth } => self.on_forwarded(from, session, cxid, op, body, auth),
-            Input::Revalidate { from, session, timeout_ms } => self.on_revalidate(from, session, timeout_ms),
+            Input::Forwarded {
+                from,
+                session,
+                cxid,
+                op,
+                body,
+                auth,
+            } => self.on_forwarded(from, session, cxid, op, body, auth),
+            Input::Revalidate {
+                from,
+                session,
+                timeout_ms,
+            } => self.on_revalidate(from, session, timeout_ms),
             Input::Revalidated { session, valid } => self.on_revalidated(session, valid),
             Input::Touches { sessions } => {
                 if self.role == Role::Leader {
@@ -585,7 +695,9 @@ impl ZooKeeperServer {
     // ---- the handshake ----
 
     fn on_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         c.stats.received += 1;
         self.stats.packets_received += 1;
         self.stats.bytes_received += payload.len() as u64 + 4;
@@ -593,7 +705,10 @@ impl ZooKeeperServer {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
             ConnState::Revalidating => {
                 if c.early.len() >= MAX_EARLY_FRAMES {
-                    return self.close(conn, "too many requests before the session was established".into());
+                    return self.close(
+                        conn,
+                        "too many requests before the session was established".into(),
+                    );
                 }
                 c.early.push(payload);
             }
@@ -624,7 +739,10 @@ impl ZooKeeperServer {
             );
             return self.close(conn, reason);
         }
-        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let timeout = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
         let c = self.conns.get_mut(&conn).expect("conn");
         c.old_client = req.read_only.is_none();
         c.timeout_ms = timeout;
@@ -643,8 +761,16 @@ impl ZooKeeperServer {
             c.state = ConnState::Connecting;
             self.session_conn.insert(id, conn);
             let zxid = self.next_zxid();
-            let header = TxnHeader { client_id: id, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
-            let txn = Txn::CreateSession { timeout_ms: timeout };
+            let header = TxnHeader {
+                client_id: id,
+                cxid: 0,
+                zxid,
+                time: self.wall_ms,
+                op: OpCode::CreateSession.code(),
+            };
+            let txn = Txn::CreateSession {
+                timeout_ms: timeout,
+            };
             c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
             self.append(header, txn, Origin::Connect { conn });
         } else {
@@ -654,13 +780,19 @@ impl ZooKeeperServer {
             if let Some(old) = self.session_conn.get(&id).copied() {
                 if old != conn {
                     self.session_conn.remove(&id);
-                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
+                    self.close(
+                        old,
+                        format!("session 0x{:x} reconnected on another connection", id.0),
+                    );
                 }
             }
             if let Some(old) = self.revalidations.get(&id).copied() {
                 if old != conn {
                     self.revalidations.remove(&id);
-                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
+                    self.close(
+                        old,
+                        format!("session 0x{:x} reconnected on another connection", id.0),
+                    );
                 }
             }
             let passwd_ok = req.passwd == auth::session_password(id);
@@ -670,7 +802,10 @@ impl ZooKeeperServer {
                 c.session = Some(id);
                 c.state = ConnState::Revalidating;
                 self.revalidations.insert(id, conn);
-                self.out.push(Action::Revalidate { session: id, timeout_ms: timeout });
+                self.out.push(Action::Revalidate {
+                    session: id,
+                    timeout_ms: timeout,
+                });
                 return;
             }
             let valid = passwd_ok && self.sessions.is_live(id);
@@ -687,19 +822,28 @@ impl ZooKeeperServer {
             }
             self.send_connect_response(conn, valid);
             if !valid {
-                self.close(conn, format!("invalid session {id} (expired or bad password)"));
+                self.close(
+                    conn,
+                    format!("invalid session {id} (expired or bad password)"),
+                );
             }
         }
     }
 
     fn send_connect_response(&mut self, conn: ConnId, valid: bool) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let session = c.session.unwrap_or_default();
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms: if valid { c.timeout_ms } else { 0 },
             session_id: if valid { session } else { SessionId(0) },
-            passwd: if valid { auth::session_password(session) } else { vec![0; 16] },
+            passwd: if valid {
+                auth::session_password(session)
+            } else {
+                vec![0; 16]
+            },
             read_only: if c.old_client { None } else { Some(false) },
         };
         let mut w = Writer::for_frame();
@@ -727,9 +871,15 @@ impl ZooKeeperServer {
             self.touches.insert(session, timeout);
             // The local copy moves too (for `dump`'s connection expiry); it never expires here.
             self.sessions.touch(session, self.now_ms);
-        } else if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
+        } else if !self.sessions.touch(session, self.now_ms)
+            && header.op != OpCode::CloseSession.code()
+        {
             // The session is closing or gone: ZooKeeper answers SessionExpired.
-            let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
+            let h = ReplyHeader {
+                xid: header.xid,
+                zxid: self.tree.last_processed_zxid(),
+                err: ErrorCode::SessionExpired.code(),
+            };
             self.send(conn, frame_of(&h, &Response::Empty), true);
             return;
         }
@@ -740,28 +890,17 @@ impl ZooKeeperServer {
             Some(OpCode::Sasl) => {
                 // A server without SASL configured (rzk has none) answers as a standalone
                 // ZooKeeper does: OK, zxid 0, and a SetSASLResponse with a null token.
-                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid: Zxid(0),
+                    err: 0,
+                };
                 self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
                 return;
             }
             _ => {}
         }
-        let is_write = matches!(
-            op,
-            Some(
-                OpCode::Create
-                    | OpCode::Create2
-                    | OpCode::CreateContainer
-                    | OpCode::CreateTtl
-                    | OpCode::Delete
-                    | OpCode::SetData
-                    | OpCode::SetAcl
-                    | OpCode::Check
-                    | OpCode::Multi
-                    | OpCode::Reconfig
-                    | OpCode::CloseSession
-            )
-        );
+        let is_write = op.is_some_and(OpCode::is_client_write);
         if self.role.is_learner() && (is_write || op == Some(OpCode::Sync)) {
             self.forward(conn, session, header, body, received_ms);
         } else if is_write {
@@ -776,7 +915,11 @@ impl ZooKeeperServer {
             if c.pending.is_empty() {
                 self.on_read(conn, header, &body, received_ms);
             } else {
-                c.pending.push_back(Pending::Read { header, body, received_ms });
+                c.pending.push_back(Pending::Read {
+                    header,
+                    body,
+                    received_ms,
+                });
             }
         }
     }
@@ -798,11 +941,19 @@ impl ZooKeeperServer {
                         c.auth.push(id);
                     }
                 }
-                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid: Zxid(0),
+                    err: 0,
+                };
                 self.send(conn, frame_of(&h, &Response::Empty), true);
             }
             Err(e) => {
-                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: e.code() };
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid: Zxid(0),
+                    err: e.code(),
+                };
                 self.send(conn, frame_of(&h, &Response::Empty), true);
                 let scheme = packet.map(|p| p.scheme).unwrap_or_default();
                 self.close(conn, format!("authentication failed for scheme {scheme:?}"));
@@ -810,7 +961,14 @@ impl ZooKeeperServer {
         }
     }
 
-    fn on_write(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: &[u8], received_ms: i64) {
+    fn on_write(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        header: RequestHeader,
+        body: &[u8],
+        received_ms: i64,
+    ) {
         let op = OpCode::from_code(header.op).expect("write ops are known");
         let zxid = self.next_zxid();
         let time = self.wall_ms;
@@ -821,12 +979,37 @@ impl ZooKeeperServer {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
-            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &c.auth, session, header.op, body, zxid, time)
+            prep_request(
+                &self.tree,
+                &mut self.outstanding,
+                &self.cfg,
+                &c.auth,
+                session,
+                header.op,
+                body,
+                zxid,
+                time,
+            )
         };
         let (txn, op_code) = txn_and_op(op, txn);
-        let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
+        let header_txn = TxnHeader {
+            client_id: session,
+            cxid: header.xid,
+            zxid,
+            time,
+            op: op_code.code(),
+        };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
-        self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
+        self.append(
+            header_txn,
+            txn,
+            Origin::Client {
+                conn,
+                xid: header.xid,
+                op,
+                received_ms,
+            },
+        );
     }
 
     /// closeSession: the ephemerals to delete are the session's, as the tree and the
@@ -857,14 +1040,25 @@ impl ZooKeeperServer {
             (Some(d), t) => {
                 let d = d.wrapping_add(delta);
                 self.predicted_digest = Some(d);
-                (!matches!(t, Txn::Error { .. })).then(|| TxnDigest { version: self.tree.digest_version(), tree_digest: d })
+                (!matches!(t, Txn::Error { .. })).then(|| TxnDigest {
+                    version: self.tree.digest_version(),
+                    tree_digest: d,
+                })
             }
             (None, _) => None,
         };
-        let record = TxnRecord { header, txn, digest };
+        let record = TxnRecord {
+            header,
+            txn,
+            digest,
+        };
         self.stats.txns_appended += 1;
         self.out.push(Action::Append(record.clone()));
-        self.in_flight.push_back(InFlight { record, origin, digest_after: self.predicted_digest });
+        self.in_flight.push_back(InFlight {
+            record,
+            origin,
+            digest_after: self.predicted_digest,
+        });
     }
 
     // ---- reads ----
@@ -877,7 +1071,10 @@ impl ZooKeeperServer {
             Some(_) => match Request::decode(header.op, body) {
                 Err(_) => (ErrorCode::MarshallingError, Response::Empty),
                 // SyncResponse echoes the request's path field as sent (a null stays null).
-                Ok(Request::Sync(_)) => (ErrorCode::Ok, Response::Raw(body[..4 + string_field_len(body)].to_vec())),
+                Ok(Request::Sync(_)) => (
+                    ErrorCode::Ok,
+                    Response::Raw(body[..4 + string_field_len(body)].to_vec()),
+                ),
                 Ok(req) => match self.read(conn, req) {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
@@ -885,7 +1082,11 @@ impl ZooKeeperServer {
             },
         };
         let xid_out = header.xid;
-        let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
+        let h = ReplyHeader {
+            xid: xid_out,
+            zxid,
+            err: err.code(),
+        };
         let name = op.map(|o| o.name()).unwrap_or("unknown");
         self.finish(conn, h, &resp, name, received_ms);
         if op.is_none() {
@@ -894,7 +1095,14 @@ impl ZooKeeperServer {
         }
     }
 
-    fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op_name: &'static str, received_ms: i64) {
+    fn finish(
+        &mut self,
+        conn: ConnId,
+        h: ReplyHeader,
+        resp: &Response,
+        op_name: &'static str,
+        received_ms: i64,
+    ) {
         let latency = (self.now_ms - received_ms).max(0);
         self.stats.record(latency);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -919,10 +1127,17 @@ impl ZooKeeperServer {
                     return Err(ErrorCode::BadArguments);
                 }
                 if r.watch {
-                    let kind = if self.tree.stat(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
+                    let kind = if self.tree.stat(&r.path).is_some() {
+                        WatchKind::Data
+                    } else {
+                        WatchKind::Exist
+                    };
                     self.tree.add_watch(&r.path, kind, watcher);
                 }
-                self.tree.stat(&r.path).map(Response::Stat).ok_or(ErrorCode::NoNode)
+                self.tree
+                    .stat(&r.path)
+                    .map(Response::Stat)
+                    .ok_or(ErrorCode::NoNode)
             }
             Request::GetData(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -935,7 +1150,9 @@ impl ZooKeeperServer {
             }
             req @ (Request::GetChildren(_) | Request::GetChildren2(_)) => {
                 let two = matches!(req, Request::GetChildren2(_));
-                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else { unreachable!() };
+                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else {
+                    unreachable!()
+                };
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
                 let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -943,7 +1160,11 @@ impl ZooKeeperServer {
                 if r.watch {
                     self.tree.add_watch(&r.path, WatchKind::Child, watcher);
                 }
-                Ok(if two { Response::Children2 { children, stat } } else { Response::Children(children) })
+                Ok(if two {
+                    Response::Children2 { children, stat }
+                } else {
+                    Response::Children(children)
+                })
             }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -960,7 +1181,11 @@ impl ZooKeeperServer {
             Request::GetAllChildrenNumber(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
-                Ok(Response::AllChildrenNumber(self.tree.all_children_number(&r.path).ok_or(ErrorCode::NoNode)?))
+                Ok(Response::AllChildrenNumber(
+                    self.tree
+                        .all_children_number(&r.path)
+                        .ok_or(ErrorCode::NoNode)?,
+                ))
             }
             Request::GetEphemerals(r) => {
                 let all = self.tree.get_ephemerals(session);
@@ -973,7 +1198,13 @@ impl ZooKeeperServer {
                 Ok(Response::Paths(list))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(
-                auth::java_auth_order(&ids).iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) }).collect(),
+                auth::java_auth_order(&ids)
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: auth::user_name(id),
+                    })
+                    .collect(),
             )),
             Request::AddWatch(r) => {
                 let mode = AddWatchMode::from_code(r.mode).ok_or(ErrorCode::BadArguments)?;
@@ -1011,14 +1242,23 @@ impl ZooKeeperServer {
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
                     let r = match op {
-                        Request::GetData(r) => self.read(conn, Request::GetData(r)).map(|resp| match resp {
-                            Response::GetData { data, stat } => OpResult::GetData { data, stat },
-                            _ => unreachable!("getData answers GetData"),
-                        }),
-                        Request::GetChildren(r) => self.read(conn, Request::GetChildren(r)).map(|resp| match resp {
-                            Response::Children(children) => OpResult::GetChildren { children },
-                            _ => unreachable!("getChildren answers Children"),
-                        }),
+                        Request::GetData(r) => {
+                            self.read(conn, Request::GetData(r)).map(|resp| match resp {
+                                Response::GetData { data, stat } => {
+                                    OpResult::GetData { data, stat }
+                                }
+                                _ => unreachable!("getData answers GetData"),
+                            })
+                        }
+                        Request::GetChildren(r) => {
+                            self.read(conn, Request::GetChildren(r))
+                                .map(|resp| match resp {
+                                    Response::Children(children) => {
+                                        OpResult::GetChildren { children }
+                                    }
+                                    _ => unreachable!("getChildren answers Children"),
+                                })
+                        }
                         _ => Err(ErrorCode::BadArguments),
                     };
                     results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
@@ -1035,7 +1275,12 @@ impl ZooKeeperServer {
     fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
         let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
         let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
-        if v38 && matches!(t, WatcherType::Persistent | WatcherType::PersistentRecursive) {
+        if v38
+            && matches!(
+                t,
+                WatcherType::Persistent | WatcherType::PersistentRecursive
+            )
+        {
             return Err(ErrorCode::MarshallingError);
         }
         Ok(t)
@@ -1045,25 +1290,44 @@ impl ZooKeeperServer {
 
     /// This server's own proposal `zxid` is committed: it must be the oldest in flight.
     fn on_proposal_committed(&mut self, zxid: Zxid) {
-        let f = self.in_flight.pop_front().unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
-        assert_eq!(f.record.header.zxid, zxid, "ZAB committed {zxid} but the oldest proposal in flight is {}", f.record.header.zxid);
+        let f = self
+            .in_flight
+            .pop_front()
+            .unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
+        assert_eq!(
+            f.record.header.zxid, zxid,
+            "ZAB committed {zxid} but the oldest proposal in flight is {}",
+            f.record.header.zxid
+        );
         self.commit(f);
         self.release_leader_syncs(zxid);
     }
 
     fn on_append_failed(&mut self, zxid: Zxid) {
         let mut failed = Vec::new();
-        while self.in_flight.back().is_some_and(|f| f.record.header.zxid >= zxid) {
+        while self
+            .in_flight
+            .back()
+            .is_some_and(|f| f.record.header.zxid >= zxid)
+        {
             failed.push(self.in_flight.pop_back().expect("back"));
         }
         if failed.is_empty() {
             return;
         }
         failed.reverse();
-        debug_assert_eq!(failed[0].record.header.zxid, zxid, "the log fails from an appended zxid");
+        debug_assert_eq!(
+            failed[0].record.header.zxid, zxid,
+            "the log fails from an appended zxid"
+        );
         self.outstanding.rollback_from(zxid);
         if self.predicted_digest.is_some() {
-            self.predicted_digest = Some(self.in_flight.back().and_then(|f| f.digest_after).unwrap_or(self.tree.digest()));
+            self.predicted_digest = Some(
+                self.in_flight
+                    .back()
+                    .and_then(|f| f.digest_after)
+                    .unwrap_or(self.tree.digest()),
+            );
         }
         self.last_zxid = Zxid(zxid.0 - 1);
         tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
@@ -1071,14 +1335,24 @@ impl ZooKeeperServer {
             let hdr = &f.record.header;
             let closes = matches!(f.record.txn, Txn::CloseSession { .. });
             match f.origin {
-                Origin::Client { conn, xid, op, received_ms } => {
+                Origin::Client {
+                    conn,
+                    xid,
+                    op,
+                    received_ms,
+                } => {
                     if closes {
                         self.sessions.reopen(hdr.client_id, self.now_ms);
                     }
                     if let Some(c) = self.conns.get_mut(&conn) {
                         for p in c.pending.iter_mut() {
                             if matches!(p, Pending::Write { zxid: z } if *z == hdr.zxid) {
-                                *p = Pending::Failed { xid, op, err: ErrorCode::ConnectionLoss, received_ms };
+                                *p = Pending::Failed {
+                                    xid,
+                                    op,
+                                    err: ErrorCode::ConnectionLoss,
+                                    received_ms,
+                                };
                             }
                         }
                     }
@@ -1128,7 +1402,12 @@ impl ZooKeeperServer {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
         self.outstanding.applied(hdr.zxid);
-        if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
+        if let Some(d) = f
+            .record
+            .digest
+            .as_ref()
+            .filter(|_| self.tree.options().digest_enabled)
+        {
             if d.tree_digest != self.tree.digest() {
                 // What ZooKeeper reports as a digest mismatch: the logged digest is wrong.
                 self.digest_mismatches += 1;
@@ -1143,7 +1422,9 @@ impl ZooKeeperServer {
         let mut deliveries = Vec::with_capacity(outcome.deliveries.len());
         for (i, (watcher, event)) in outcome.deliveries.iter().enumerate() {
             let allowed = match (outcome.delivery_acls.get(i), self.conns.get(&watcher.0)) {
-                (Some(acl), Some(c)) => auth::check_acl(&self.cfg.auth, acl, perms::READ, &c.auth).is_ok(),
+                (Some(acl), Some(c)) => {
+                    auth::check_acl(&self.cfg.auth, acl, perms::READ, &c.auth).is_ok()
+                }
                 _ => true,
             };
             if allowed {
@@ -1170,8 +1451,21 @@ impl ZooKeeperServer {
                 self.touches.remove(&session);
                 self.owners.remove(&session);
                 let conn = self.session_conn.remove(&session);
-                if let (Origin::Client { conn, xid, received_ms, .. }, _) = (&f.origin, ()) {
-                    let h = ReplyHeader { xid: *xid, zxid, err: 0 };
+                if let (
+                    Origin::Client {
+                        conn,
+                        xid,
+                        received_ms,
+                        ..
+                    },
+                    _,
+                ) = (&f.origin, ())
+                {
+                    let h = ReplyHeader {
+                        xid: *xid,
+                        zxid,
+                        err: 0,
+                    };
                     let (conn, received_ms) = (*conn, *received_ms);
                     self.pop_write(conn, zxid);
                     self.finish(conn, h, &Response::Empty, "closeSession", received_ms);
@@ -1193,15 +1487,32 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
-            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
+            Origin::Client { conn, .. }
+                if f.record.txn
+                    == (Txn::Error {
+                        err: ErrorCode::SessionMoved.code(),
+                    }) =>
+            {
                 // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
                 // its connection is closed (the client carries on with the server it moved to).
                 self.pop_write(conn, zxid);
-                self.close(conn, format!("session {} moved to another server", hdr.client_id));
+                self.close(
+                    conn,
+                    format!("session {} moved to another server", hdr.client_id),
+                );
             }
-            Origin::Client { conn, xid, op, received_ms } => {
+            Origin::Client {
+                conn,
+                xid,
+                op,
+                received_ms,
+            } => {
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
-                let h = ReplyHeader { xid, zxid, err: err.code() };
+                let h = ReplyHeader {
+                    xid,
+                    zxid,
+                    err: err.code(),
+                };
                 self.pop_write(conn, zxid);
                 if self.conns.contains_key(&conn) {
                     self.finish(conn, h, &resp, op.name(), received_ms);
@@ -1218,7 +1529,10 @@ impl ZooKeeperServer {
                 Some(Pending::Write { zxid: z }) if *z == zxid => {
                     c.pending.pop_front();
                 }
-                other => debug_assert!(false, "conn {conn}: committed {zxid} but queue front is {other:?}"),
+                other => debug_assert!(
+                    false,
+                    "conn {conn}: committed {zxid} but queue front is {other:?}"
+                ),
             }
         }
     }
@@ -1227,19 +1541,48 @@ impl ZooKeeperServer {
     /// pending write.
     fn drain(&mut self, conn: ConnId) {
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             match c.pending.front() {
                 Some(Pending::Read { .. }) => {
-                    let Some(Pending::Read { header, body, received_ms }) = c.pending.pop_front() else { unreachable!() };
+                    let Some(Pending::Read {
+                        header,
+                        body,
+                        received_ms,
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
                     self.on_read(conn, header, &body, received_ms);
                 }
                 Some(Pending::Failed { .. }) => {
-                    let Some(Pending::Failed { xid, op, err, received_ms }) = c.pending.pop_front() else { unreachable!() };
-                    let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
+                    let Some(Pending::Failed {
+                        xid,
+                        op,
+                        err,
+                        received_ms,
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    let h = ReplyHeader {
+                        xid,
+                        zxid: self.tree.last_processed_zxid(),
+                        err: err.code(),
+                    };
                     self.finish(conn, h, &Response::Empty, op.name(), received_ms);
                 }
                 Some(Pending::Sync { done: true, .. }) => {
-                    let Some(Pending::Sync { header, body, received_ms, .. }) = c.pending.pop_front() else { unreachable!() };
+                    let Some(Pending::Sync {
+                        header,
+                        body,
+                        received_ms,
+                        ..
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
                     self.on_read(conn, header, &body, received_ms);
                 }
                 _ => return,
@@ -1249,7 +1592,11 @@ impl ZooKeeperServer {
 
     fn deliver(&mut self, deliveries: Vec<(WatcherId, WatcherEvent)>) {
         for (watcher, event) in deliveries {
-            let h = ReplyHeader { xid: xid::NOTIFICATION, zxid: Zxid(-1), err: 0 };
+            let h = ReplyHeader {
+                xid: xid::NOTIFICATION,
+                zxid: Zxid(-1),
+                err: 0,
+            };
             let mut w = Writer::for_frame();
             h.write(&mut w);
             event.write(&mut w);
@@ -1269,7 +1616,13 @@ impl ZooKeeperServer {
             tracing::info!(session = %session, "session expired");
             self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
-            let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
+            let header = TxnHeader {
+                client_id: session,
+                cxid: 0,
+                zxid,
+                time: self.wall_ms,
+                op: OpCode::CloseSession.code(),
+            };
             let txn = self.close_session_txn(session, zxid);
             self.append(header, txn, Origin::Internal);
         }
@@ -1285,7 +1638,9 @@ impl ZooKeeperServer {
     /// candidate (empty containers that once had children, expired empty TTL nodes), in the
     /// order of ZooKeeper's candidate set.
     fn check_containers(&mut self) {
-        let candidates = self.tree.container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
+        let candidates = self
+            .tree
+            .container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
         for path in candidates {
             let zxid = self.next_zxid();
             let mut ctx = PrepContext {
@@ -1301,7 +1656,13 @@ impl ZooKeeperServer {
                 Ok(t) => (t, OpCode::DeleteContainer),
                 Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
             };
-            let header = TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: self.wall_ms, op: op.code() };
+            let header = TxnHeader {
+                client_id: SessionId(0),
+                cxid: 0,
+                zxid,
+                time: self.wall_ms,
+                op: op.code(),
+            };
             self.append(header, txn, Origin::Internal);
         }
     }
@@ -1349,14 +1710,19 @@ impl ZooKeeperServer {
     fn stop_serving(&mut self) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            self.close(conn, "the server is not serving (it left its role for a leader election)".into());
+            self.close(
+                conn,
+                "the server is not serving (it left its role for a leader election)".into(),
+            );
         }
         // Session changes that never committed are undone: the next role's tracker starts
         // from the committed session table, as ZooKeeper's does.
         for f in std::mem::take(&mut self.in_flight) {
             match f.record.txn {
                 Txn::CreateSession { .. } => self.sessions.remove(f.record.header.client_id),
-                Txn::CloseSession { .. } => self.sessions.reopen(f.record.header.client_id, self.now_ms),
+                Txn::CloseSession { .. } => {
+                    self.sessions.reopen(f.record.header.client_id, self.now_ms)
+                }
                 _ => {}
             }
         }
@@ -1377,7 +1743,11 @@ impl ZooKeeperServer {
         self.in_flight.clear();
         self.outstanding = Outstanding::default();
         self.last_zxid = self.tree.last_processed_zxid();
-        self.predicted_digest = self.tree.options().digest_enabled.then(|| self.tree.digest());
+        self.predicted_digest = self
+            .tree
+            .options()
+            .digest_enabled
+            .then(|| self.tree.digest());
     }
 
     /// A committed txn from the leader (or a new leader's initial history): nothing of this
@@ -1388,7 +1758,10 @@ impl ZooKeeperServer {
         assert!(
             self.in_flight.is_empty(),
             "txn {zxid} committed from the leader while this server's proposal {} is in flight",
-            self.in_flight.front().map(|f| f.record.header.zxid).unwrap_or_default()
+            self.in_flight
+                .front()
+                .map(|f| f.record.header.zxid)
+                .unwrap_or_default()
         );
         if zxid <= self.tree.last_processed_zxid() {
             tracing::warn!(%zxid, applied = %self.tree.last_processed_zxid(), "committed txn already applied; ignored");
@@ -1398,7 +1771,11 @@ impl ZooKeeperServer {
             self.last_zxid = zxid;
         }
         let origin = self.local_origin(&record.header);
-        self.commit(InFlight { record, origin, digest_after: None });
+        self.commit(InFlight {
+            record,
+            origin,
+            digest_after: None,
+        });
         self.release_leader_syncs(zxid);
     }
 
@@ -1410,9 +1787,20 @@ impl ZooKeeperServer {
         if !self.role.is_learner() {
             return Origin::Internal;
         }
-        let Some(&conn) = self.session_conn.get(&hdr.client_id) else { return Origin::Internal };
-        let Some(c) = self.conns.get_mut(&conn) else { return Origin::Internal };
-        let Some(&Pending::Forwarded { xid, op, received_ms }) = c.pending.front() else { return Origin::Internal };
+        let Some(&conn) = self.session_conn.get(&hdr.client_id) else {
+            return Origin::Internal;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Origin::Internal;
+        };
+        let Some(&Pending::Forwarded {
+            xid,
+            op,
+            received_ms,
+        }) = c.pending.front()
+        else {
+            return Origin::Internal;
+        };
         if xid != hdr.cxid {
             tracing::debug!(session = %hdr.client_id, cxid = hdr.cxid, expected = xid, "committed txn is not the session's next pending request");
             return Origin::Internal;
@@ -1421,7 +1809,10 @@ impl ZooKeeperServer {
         if op == OpCode::CreateSession && !creates {
             // The leader turned the new session down (an error txn): nobody to serve.
             c.pending.pop_front();
-            self.close(conn, format!("the leader refused session {}", hdr.client_id));
+            self.close(
+                conn,
+                format!("the leader refused session {}", hdr.client_id),
+            );
             return Origin::Internal;
         }
         if op != OpCode::CreateSession && creates {
@@ -1432,7 +1823,12 @@ impl ZooKeeperServer {
         if op == OpCode::CreateSession {
             Origin::Connect { conn }
         } else {
-            Origin::Client { conn, xid, op, received_ms }
+            Origin::Client {
+                conn,
+                xid,
+                op,
+                received_ms,
+            }
         }
     }
 
@@ -1442,7 +1838,11 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         c.session = Some(id);
         c.state = ConnState::Connecting;
-        c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms: self.now_ms });
+        c.pending.push_back(Pending::Forwarded {
+            xid: 0,
+            op: OpCode::CreateSession,
+            received_ms: self.now_ms,
+        });
         let auth = c.auth.clone();
         self.session_conn.insert(id, conn);
         self.out.push(Action::Forward {
@@ -1456,30 +1856,68 @@ impl ZooKeeperServer {
 
     /// Learner: a write or a sync goes to the leader (ZooKeeper's FollowerRequestProcessor);
     /// the connection's later requests wait behind it.
-    fn forward(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: Vec<u8>, received_ms: i64) {
+    fn forward(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        header: RequestHeader,
+        body: Vec<u8>,
+        received_ms: i64,
+    ) {
         let (cxid, op) = (header.xid, header.op);
         let c = self.conns.get_mut(&conn).expect("conn");
         let auth = c.auth.clone();
         if header.op == OpCode::Sync.code() {
-            c.pending.push_back(Pending::Sync { header, body: body.clone(), received_ms, done: false });
+            c.pending.push_back(Pending::Sync {
+                header,
+                body: body.clone(),
+                received_ms,
+                done: false,
+            });
             self.learner_syncs.push_back((conn, cxid));
         } else {
             let op = OpCode::from_code(header.op).expect("write ops are known");
-            c.pending.push_back(Pending::Forwarded { xid: header.xid, op, received_ms });
+            c.pending.push_back(Pending::Forwarded {
+                xid: header.xid,
+                op,
+                received_ms,
+            });
         }
-        self.out.push(Action::Forward { session, cxid, op, body, auth });
+        self.out.push(Action::Forward {
+            session,
+            cxid,
+            op,
+            body,
+            auth,
+        });
     }
 
     /// Leader: a learner's REQUEST, prepped as a local write would be (ZooKeeper's
     /// PrepRequestProcessor behind `submitLearnerRequest`). Nobody answers here: the learner
     /// answers its client when it applies the committed txn.
-    fn on_forwarded(&mut self, from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id>) {
+    fn on_forwarded(
+        &mut self,
+        from: PeerId,
+        session: SessionId,
+        cxid: i32,
+        op: i32,
+        body: Vec<u8>,
+        auth: Vec<Id>,
+    ) {
         if self.role != Role::Leader {
-            tracing::warn!(learner = from, role = self.role.name(), "forwarded request while not leading; dropped");
+            tracing::warn!(
+                learner = from,
+                role = self.role.name(),
+                "forwarded request while not leading; dropped"
+            );
             return;
         }
         let Some(code) = OpCode::from_code(op) else {
-            tracing::warn!(learner = from, op, "forwarded request of unknown type; dropped");
+            tracing::warn!(
+                learner = from,
+                op,
+                "forwarded request of unknown type; dropped"
+            );
             return;
         };
         let time = self.wall_ms;
@@ -1499,7 +1937,9 @@ impl ZooKeeperServer {
                 return;
             }
             OpCode::CreateSession => {
-                let timeout = body.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let timeout = body
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                 match timeout {
                     Some(timeout_ms) => {
                         if self.sessions.get(session).is_none() {
@@ -1508,7 +1948,12 @@ impl ZooKeeperServer {
                         self.owners.insert(session, from);
                         (Txn::CreateSession { timeout_ms }, OpCode::CreateSession)
                     }
-                    None => (Txn::Error { err: ErrorCode::MarshallingError.code() }, OpCode::Error),
+                    None => (
+                        Txn::Error {
+                            err: ErrorCode::MarshallingError.code(),
+                        },
+                        OpCode::Error,
+                    ),
                 }
             }
             OpCode::CloseSession => {
@@ -1517,33 +1962,45 @@ impl ZooKeeperServer {
                 self.sessions.set_closing(session);
                 (self.close_session_txn(session, zxid), OpCode::CloseSession)
             }
-            OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Check
-            | OpCode::Multi
-            | OpCode::Reconfig => {
+            // CloseSession is a client write too, taken above.
+            write if write.is_client_write() => {
                 let zxid = self.last_zxid.next();
                 let txn = if !self.sessions.is_live(session) {
                     Err(ErrorCode::SessionExpired)
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
-                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &auth, session, op, &body, zxid, time)
+                    prep_request(
+                        &self.tree,
+                        &mut self.outstanding,
+                        &self.cfg,
+                        &auth,
+                        session,
+                        op,
+                        &body,
+                        zxid,
+                        time,
+                    )
                 };
                 txn_and_op(code, txn)
             }
             _ => {
-                tracing::warn!(learner = from, op = code.name(), "forwarded request is not a write; dropped");
+                tracing::warn!(
+                    learner = from,
+                    op = code.name(),
+                    "forwarded request is not a write; dropped"
+                );
                 return;
             }
         };
         let zxid = self.next_zxid();
-        let header = TxnHeader { client_id: session, cxid, zxid, time, op: op_code.code() };
+        let header = TxnHeader {
+            client_id: session,
+            cxid,
+            zxid,
+            time,
+            op: op_code.code(),
+        };
         self.append(header, txn, Origin::Remote { from });
     }
 
@@ -1559,14 +2016,22 @@ impl ZooKeeperServer {
     /// session is live, which touches it with the timeout given; the learner then owns it.
     fn on_revalidate(&mut self, from: PeerId, session: SessionId, timeout_ms: i32) {
         if self.role != Role::Leader {
-            tracing::warn!(learner = from, role = self.role.name(), "REVALIDATE while not leading; dropped");
+            tracing::warn!(
+                learner = from,
+                role = self.role.name(),
+                "REVALIDATE while not leading; dropped"
+            );
             return;
         }
         let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
         if valid {
             self.owners.insert(session, from);
         }
-        self.out.push(Action::RevalidateReply { to: from, session, valid });
+        self.out.push(Action::RevalidateReply {
+            to: from,
+            session,
+            valid,
+        });
     }
 
     /// Learner: the leader's answer for a reattaching session.
@@ -1575,13 +2040,18 @@ impl ZooKeeperServer {
             tracing::warn!(%session, "REVALIDATE answer for no waiting connection");
             return;
         };
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.state != ConnState::Revalidating {
             return;
         }
         if !valid {
             self.send_connect_response(conn, false);
-            return self.close(conn, format!("invalid session {session} (expired, per the leader)"));
+            return self.close(
+                conn,
+                format!("invalid session {session} (expired, per the leader)"),
+            );
         }
         c.state = ConnState::Connected;
         c.stats.last_op = "createSession";
@@ -1589,7 +2059,11 @@ impl ZooKeeperServer {
         self.session_conn.insert(session, conn);
         self.send_connect_response(conn, true);
         for payload in early {
-            if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
+            if !self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.state == ConnState::Connected)
+            {
                 break;
             }
             self.on_request(conn, payload);
@@ -1603,7 +2077,9 @@ impl ZooKeeperServer {
             tracing::warn!("SYNC from the leader with no sync pending");
             return;
         };
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         for p in c.pending.iter_mut() {
             if let Pending::Sync { header, done, .. } = p {
                 if header.xid == xid && !*done {
@@ -1646,19 +2122,49 @@ impl ZooKeeperServer {
                 + self
                     .conns
                     .values()
-                    .map(|c| c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count())
+                    .map(|c| {
+                        c.pending
+                            .iter()
+                            .filter(|p| {
+                                matches!(
+                                    p,
+                                    Pending::Forwarded { .. } | Pending::Sync { done: false, .. }
+                                )
+                            })
+                            .count()
+                    })
                     .sum::<usize>(),
             watch: WatchSummary {
-                by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
-                by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
+                by_conn: self
+                    .tree
+                    .watches_by_watcher()
+                    .into_iter()
+                    .map(|(w, p)| (w.0, p))
+                    .collect(),
+                by_path: self
+                    .tree
+                    .watches_by_path()
+                    .into_iter()
+                    .map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect()))
+                    .collect(),
                 total: self.tree.watch_summary().total,
             },
-            sessions: self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect(),
+            sessions: self
+                .sessions
+                .sessions()
+                .iter()
+                .map(|s| (s.id, s.timeout_ms))
+                .collect(),
             session_buckets: self
                 .sessions
                 .buckets()
                 .iter()
-                .map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect()))
+                .map(|(at, ids)| {
+                    (
+                        self.wall_ms + (at - self.now_ms),
+                        ids.iter().copied().collect(),
+                    )
+                })
                 .collect(),
             session_expiry_wall_ms: self
                 .sessions
@@ -1666,7 +2172,12 @@ impl ZooKeeperServer {
                 .iter()
                 .map(|s| (s.id, self.wall_ms + (s.expires_at_ms - self.now_ms)))
                 .collect(),
-            ephemerals: self.tree.sessions_with_ephemerals().into_iter().map(|s| (s, self.tree.get_ephemerals(s))).collect(),
+            ephemerals: self
+                .tree
+                .sessions_with_ephemerals()
+                .into_iter()
+                .map(|s| (s, self.tree.get_ephemerals(s)))
+                .collect(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             now_wall_ms: self.wall_ms,
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,
@@ -1678,14 +2189,20 @@ impl ZooKeeperServer {
     /// Resets the server's counters (`srst`).
     pub fn reset_stats(&mut self) {
         let started = self.stats.started_ms;
-        self.stats = ServerStats { started_ms: started, ..Default::default() };
+        self.stats = ServerStats {
+            started_ms: started,
+            ..Default::default()
+        };
     }
 
     /// Resets every connection's counters (`crst`).
     pub fn reset_conn_stats(&mut self) {
         for c in self.conns.values_mut() {
             let est = c.stats.established_ms;
-            c.stats = ConnStats { established_ms: est, ..Default::default() };
+            c.stats = ConnStats {
+                established_ms: est,
+                ..Default::default()
+            };
         }
     }
 }
@@ -1727,7 +2244,11 @@ fn prep_request(
 fn txn_and_op(op: OpCode, txn: Result<Txn, ErrorCode>) -> (Txn, OpCode) {
     match txn {
         Ok(t) => {
-            let code = if op == OpCode::Multi { OpCode::Multi } else { t.op() };
+            let code = if op == OpCode::Multi {
+                OpCode::Multi
+            } else {
+                t.op()
+            };
             (t, code)
         }
         Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
@@ -1742,17 +2263,31 @@ fn c_push_write(c: &mut Conn, zxid: Zxid) {
 fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response) {
     // Which members of a multi were create2-like (their result carries a Stat).
     let members: Vec<bool> = match txn {
-        Txn::Multi(ts) => ts.iter().map(|t| !matches!(t, Txn::Create { create2: false, .. })).collect(),
+        Txn::Multi(ts) => ts
+            .iter()
+            .map(|t| !matches!(t, Txn::Create { create2: false, .. }))
+            .collect(),
         _ => vec![],
     };
     match result {
         TxnResult::Error(e) => (*e, Response::Empty),
         TxnResult::Created { path, stat } => match op {
             OpCode::Create => (ErrorCode::Ok, Response::Path(path.clone())),
-            _ => (ErrorCode::Ok, Response::Create2 { path: path.clone(), stat: stat.clone() }),
+            _ => (
+                ErrorCode::Ok,
+                Response::Create2 {
+                    path: path.clone(),
+                    stat: stat.clone(),
+                },
+            ),
         },
-        TxnResult::Deleted | TxnResult::Check | TxnResult::SessionClosed | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
-        TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => (ErrorCode::Ok, Response::Stat(stat.clone())),
+        TxnResult::Deleted
+        | TxnResult::Check
+        | TxnResult::SessionClosed
+        | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
+        TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => {
+            (ErrorCode::Ok, Response::Stat(stat.clone()))
+        }
         TxnResult::Multi(results) => (
             ErrorCode::Ok,
             Response::Multi(
@@ -1760,15 +2295,22 @@ fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response)
                     .iter()
                     .enumerate()
                     .map(|(i, r)| match r {
-                        TxnResult::Created { path, stat } if members.get(i).copied().unwrap_or(false) => {
-                            OpResult::Create2 { path: path.clone(), stat: stat.clone() }
+                        TxnResult::Created { path, stat }
+                            if members.get(i).copied().unwrap_or(false) =>
+                        {
+                            OpResult::Create2 {
+                                path: path.clone(),
+                                stat: stat.clone(),
+                            }
                         }
                         TxnResult::Created { path, .. } => OpResult::Create { path: path.clone() },
                         TxnResult::Deleted => OpResult::Delete,
                         TxnResult::SetData { stat } => OpResult::SetData { stat: stat.clone() },
                         TxnResult::Check => OpResult::Check,
                         TxnResult::Error(e) => OpResult::Error { err: e.code() },
-                        _ => OpResult::Error { err: ErrorCode::RuntimeInconsistency.code() },
+                        _ => OpResult::Error {
+                            err: ErrorCode::RuntimeInconsistency.code(),
+                        },
                     })
                     .collect(),
             ),
@@ -1793,8 +2335,21 @@ mod tests {
     fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
         s.handle(0, 1000, Input::Accepted { conn, peer: peer() });
         let mut w = Writer::new();
-        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
-        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
+        ConnectRequest {
+            timeout_ms: 10_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..Default::default()
+        }
+        .write(&mut w);
+        s.handle(
+            0,
+            1000,
+            Input::Frame {
+                conn,
+                payload: w.into_inner(),
+            },
+        );
         let zxid = appended(s).expect("createSession appended");
         persist(s, zxid);
         assert!(sends(&s.take_actions(), conn) == 1, "connect response");
@@ -1804,15 +2359,33 @@ mod tests {
     /// `zxid`: it commits this server's proposals through it, in order.
     fn persist(s: &mut ZooKeeperServer, zxid: Zxid) {
         while let Some(z) = s.proposed_front().filter(|z| *z <= zxid) {
-            s.handle(0, 1000, Input::Committed { zxid: z, record: None });
+            s.handle(
+                0,
+                1000,
+                Input::Committed {
+                    zxid: z,
+                    record: None,
+                },
+            );
         }
     }
 
     fn request(s: &mut ZooKeeperServer, conn: ConnId, xid: i32, req: &Request) {
         let mut w = Writer::new();
-        RequestHeader { xid, op: req.op().code() }.write(&mut w);
+        RequestHeader {
+            xid,
+            op: req.op().code(),
+        }
+        .write(&mut w);
         req.write(&mut w);
-        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
+        s.handle(
+            0,
+            1000,
+            Input::Frame {
+                conn,
+                payload: w.into_inner(),
+            },
+        );
     }
 
     fn appended(s: &mut ZooKeeperServer) -> Option<Zxid> {
@@ -1829,23 +2402,35 @@ mod tests {
     }
 
     fn sends(actions: &[Action], conn: ConnId) -> usize {
-        actions.iter().filter(|a| matches!(a, Action::Send { conn: c, .. } if *c == conn)).count()
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Send { conn: c, .. } if *c == conn))
+            .count()
     }
 
     fn reply_xids(actions: &[Action], conn: ConnId) -> Vec<i32> {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Send { conn: c, frame, reply: true } if *c == conn => {
-                    Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid)
-                }
+                Action::Send {
+                    conn: c,
+                    frame,
+                    reply: true,
+                } if *c == conn => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid),
                 _ => None,
             })
             .collect()
     }
 
     fn create(path: &str) -> Request {
-        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: None })
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: None,
+        })
     }
 
     #[test]
@@ -1856,8 +2441,24 @@ mod tests {
         request(&mut s, 1, 1, &create("/a"));
         let zxid = appended(&mut s).expect("create appended");
         // conn 1's read waits; conn 2's read is answered now, from the committed tree.
-        request(&mut s, 1, 2, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
-        request(&mut s, 2, 1, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        request(
+            &mut s,
+            1,
+            2,
+            &Request::Exists(PathWatchRequest {
+                path: "/a".into(),
+                watch: false,
+            }),
+        );
+        request(
+            &mut s,
+            2,
+            1,
+            &Request::Exists(PathWatchRequest {
+                path: "/a".into(),
+                watch: false,
+            }),
+        );
         let a = s.take_actions();
         assert!(reply_xids(&a, 1).is_empty());
         assert_eq!(reply_xids(&a, 2), vec![1]);
@@ -1879,7 +2480,9 @@ mod tests {
             .take_actions()
             .iter()
             .filter_map(|a| match a {
-                Action::Send { frame, reply: true, .. } => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap()),
+                Action::Send {
+                    frame, reply: true, ..
+                } => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap()),
                 _ => None,
             })
             .collect();
@@ -1902,26 +2505,43 @@ mod tests {
         let replies: Vec<(ReplyHeader, Vec<u8>)> = a
             .iter()
             .filter_map(|a| match a {
-                Action::Send { frame, reply: true, .. } => {
+                Action::Send {
+                    frame, reply: true, ..
+                } => {
                     let mut r = Reader::new(&frame[4..]);
                     Some((ReplyHeader::read(&mut r).unwrap(), r.rest().to_vec()))
                 }
                 _ => None,
             })
             .collect();
-        let Response::Multi(results) = Response::decode(OpCode::Multi, &replies[0].1).unwrap() else { panic!() };
+        let Response::Multi(results) = Response::decode(OpCode::Multi, &replies[0].1).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(
             results,
-            vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::NoNode.code() }]
+            vec![
+                OpResult::Error { err: 0 },
+                OpResult::Error {
+                    err: ErrorCode::NoNode.code()
+                }
+            ]
         );
-        assert_eq!(replies[1].0.err, 0, "the create after the failed multi succeeds");
+        assert_eq!(
+            replies[1].0.err, 0,
+            "the create after the failed multi succeeds"
+        );
     }
 
     fn replies(actions: &[Action], conn: ConnId) -> Vec<(i32, i32)> {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Send { conn: c, frame, reply: true } if *c == conn => {
+                Action::Send {
+                    conn: c,
+                    frame,
+                    reply: true,
+                } if *c == conn => {
                     let h = ReplyHeader::from_bytes(&frame[4..]).unwrap();
                     Some((h.xid, h.err))
                 }
@@ -1931,7 +2551,14 @@ mod tests {
     }
 
     fn seq_create(path: &str) -> Request {
-        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 2, ttl: None })
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 2,
+            ttl: None,
+        })
     }
 
     #[test]
@@ -1943,7 +2570,15 @@ mod tests {
         let za = appended(&mut s).unwrap();
         request(&mut s, 1, 2, &seq_create("/a/s-"));
         let zb = appended(&mut s).unwrap();
-        request(&mut s, 1, 3, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        request(
+            &mut s,
+            1,
+            3,
+            &Request::Exists(PathWatchRequest {
+                path: "/a".into(),
+                watch: false,
+            }),
+        );
         request(&mut s, 2, 1, &create("/c"));
         let zc = appended(&mut s).unwrap();
         assert_eq!((zb.0, zc.0), (za.0 + 1, za.0 + 2));
@@ -1961,7 +2596,10 @@ mod tests {
         assert_eq!(z, zb);
         persist(&mut s, z);
         assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
-        assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
+        assert_eq!(
+            s.tree().get_children("/a").unwrap(),
+            vec!["s-0000000000".to_string()]
+        );
         assert!(s.tree().get("/c").is_none());
     }
 
@@ -1979,7 +2617,14 @@ mod tests {
             connect(&mut s, 2);
             let (s1, s2) = (s.conns[&1].session.unwrap(), s.conns[&2].session.unwrap());
             let mk = |path: &str, flags: i32| {
-                Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: None })
+                Request::Create(Create {
+                    op: OpCode::Create,
+                    path: path.into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags,
+                    ttl: None,
+                })
             };
             request(&mut s, 1, 1, &mk("/p", 0));
             request(&mut s, 2, 1, &mk("/p/e", 1));
@@ -1987,17 +2632,43 @@ mod tests {
             persist(&mut s, z);
             s.take_actions();
             assert_eq!(s.tree().get_ephemerals(s2), vec!["/p/e".to_string()]);
-            request(&mut s, 1, 2, &Request::Delete(DeleteRequest { path: "/p/e".into(), version: -1 }));
+            request(
+                &mut s,
+                1,
+                2,
+                &Request::Delete(DeleteRequest {
+                    path: "/p/e".into(),
+                    version: -1,
+                }),
+            );
             if ephemeral {
                 request(&mut s, 1, 3, &mk("/p/e", 1));
             } else {
-                request(&mut s, 1, 3, &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]));
+                request(
+                    &mut s,
+                    1,
+                    3,
+                    &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]),
+                );
             }
             request(&mut s, 2, 2, &Request::CloseSession);
-            let logged: Vec<TxnRecord> =
-                s.take_actions().into_iter().filter_map(|a| if let Action::Append(r) = a { Some(r) } else { None }).collect();
+            let logged: Vec<TxnRecord> = s
+                .take_actions()
+                .into_iter()
+                .filter_map(|a| {
+                    if let Action::Append(r) = a {
+                        Some(r)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             let close = logged.last().unwrap();
-            assert!(matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()), "{:?}", close.txn);
+            assert!(
+                matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()),
+                "{:?}",
+                close.txn
+            );
             persist(&mut s, close.header.zxid);
             assert_eq!(s.digest_mismatches(), 0);
             let owner = if ephemeral { s1.0 } else { 0 };
@@ -2010,13 +2681,36 @@ mod tests {
     #[test]
     fn append_failed_for_a_new_session_closes_its_connection() {
         let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
-        s.handle(0, 1000, Input::Accepted { conn: 9, peer: peer() });
+        s.handle(
+            0,
+            1000,
+            Input::Accepted {
+                conn: 9,
+                peer: peer(),
+            },
+        );
         let mut w = Writer::new();
-        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
-        s.handle(0, 1000, Input::Frame { conn: 9, payload: w.into_inner() });
+        ConnectRequest {
+            timeout_ms: 10_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..Default::default()
+        }
+        .write(&mut w);
+        s.handle(
+            0,
+            1000,
+            Input::Frame {
+                conn: 9,
+                payload: w.into_inner(),
+            },
+        );
         let z = appended(&mut s).unwrap();
         s.handle(0, 1000, Input::AppendFailed { zxid: z });
-        assert!(s.take_actions().iter().any(|a| matches!(a, Action::Close { conn: 9, .. })));
+        assert!(s
+            .take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Close { conn: 9, .. })));
         assert_eq!(s.sessions().len(), 0);
         assert_eq!(s.last_zxid(), Zxid(z.0 - 1));
     }
@@ -2030,18 +2724,57 @@ mod tests {
         // (A create2 inside a multi is what ZooKeeper 3.8's processTxn cannot apply; ZooKeeper
         // itself logs a digest mismatch for it. Clients send create, op 1, in a multi.)
         let mk = |path: &str, flags: i32| {
-            Request::Create(Create { op: OpCode::Create, path: path.into(), data: Some(vec![data; data as usize % 5]), acl: Acl::open_unsafe(), flags, ttl: None })
+            Request::Create(Create {
+                op: OpCode::Create,
+                path: path.into(),
+                data: Some(vec![data; data as usize % 5]),
+                acl: Acl::open_unsafe(),
+                flags,
+                ttl: None,
+            })
         };
         match kind % 9 {
             0 => mk(&p, 0),
-            1 => mk(&c, (data % 2) as i32),          // persistent or ephemeral child
+            1 => mk(&c, (data % 2) as i32), // persistent or ephemeral child
             2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32), // sequential (ephemeral or not)
-            3 => Request::Delete(DeleteRequest { path: c, version: -1 }),
-            4 => Request::Delete(DeleteRequest { path: p, version: -1 }),
-            5 => Request::SetData(SetDataRequest { path: p, data: Some(vec![data; 3]), version: -1 }),
-            6 => Request::SetAcl(SetAclRequest { path: p, acl: if data.is_multiple_of(2) { Acl::read_unsafe() } else { Acl::open_unsafe() }, version: -1 }),
-            7 => Request::Multi(vec![mk(&c, 0), Request::SetData(SetDataRequest { path: p.clone(), data: None, version: -1 }), mk(&format!("{c}/x"), 0)]),
-            _ => Request::Multi(vec![mk(&p, 0), Request::Delete(DeleteRequest { path: format!("/nope{name}"), version: -1 })]),
+            3 => Request::Delete(DeleteRequest {
+                path: c,
+                version: -1,
+            }),
+            4 => Request::Delete(DeleteRequest {
+                path: p,
+                version: -1,
+            }),
+            5 => Request::SetData(SetDataRequest {
+                path: p,
+                data: Some(vec![data; 3]),
+                version: -1,
+            }),
+            6 => Request::SetAcl(SetAclRequest {
+                path: p,
+                acl: if data.is_multiple_of(2) {
+                    Acl::read_unsafe()
+                } else {
+                    Acl::open_unsafe()
+                },
+                version: -1,
+            }),
+            7 => Request::Multi(vec![
+                mk(&c, 0),
+                Request::SetData(SetDataRequest {
+                    path: p.clone(),
+                    data: None,
+                    version: -1,
+                }),
+                mk(&format!("{c}/x"), 0),
+            ]),
+            _ => Request::Multi(vec![
+                mk(&p, 0),
+                Request::Delete(DeleteRequest {
+                    path: format!("/nope{name}"),
+                    version: -1,
+                }),
+            ]),
         }
     }
 
