@@ -17,6 +17,7 @@
 //! - [`txn`]: `TxnHeader` and the transaction records written to the log and sent in PROPOSALs.
 //! - [`frame`]: `Incomplete | Invalid | Frame` splitting of a length-prefixed stream.
 //! - [`path`]: ZooKeeper's path rules (`PathUtils.validatePath`), for server and client.
+//! - [`rng`]: the one seeded PRNG (SplitMix64) of the simulator, the log worker and the bench.
 //! - [`time`]: epoch milliseconds as ZooKeeper prints them (Java's `Date.toString()`).
 //! - [`quorum`]: the ensemble's records: `QuorumPacket` and `LearnerInfo` (quorum port), the
 //!   FastLeaderElection notification and connection header (election port).
@@ -29,6 +30,7 @@ pub mod frame;
 pub mod jute;
 pub mod path;
 pub mod quorum;
+pub mod rng;
 pub mod time;
 pub mod txn;
 
