@@ -126,6 +126,61 @@ impl Role {
     }
 }
 
+/// A role and the state that only it has: what a leader keeps for its learners, what a
+/// learner keeps for its leader. Leaving a role drops its state with it.
+#[derive(Debug)]
+enum RoleState {
+    Standalone,
+    Leader(LeaderState),
+    Follower(LearnerState),
+    Observer(LearnerState),
+    NotServing,
+}
+
+impl RoleState {
+    fn new(role: Role) -> RoleState {
+        match role {
+            Role::Standalone => RoleState::Standalone,
+            Role::Leader => RoleState::Leader(LeaderState::default()),
+            Role::Follower => RoleState::Follower(LearnerState::default()),
+            Role::Observer => RoleState::Observer(LearnerState::default()),
+            Role::NotServing => RoleState::NotServing,
+        }
+    }
+
+    fn kind(&self) -> Role {
+        match self {
+            RoleState::Standalone => Role::Standalone,
+            RoleState::Leader(_) => Role::Leader,
+            RoleState::Follower(_) => Role::Follower,
+            RoleState::Observer(_) => Role::Observer,
+            RoleState::NotServing => Role::NotServing,
+        }
+    }
+}
+
+/// What only a leader keeps.
+#[derive(Debug, Default)]
+struct LeaderState {
+    /// The server each session's requests must come from (ZooKeeper's session owner; unset
+    /// until the session's first checked request, create or revalidation).
+    owners: HashMap<SessionId, PeerId>,
+    /// Learners' syncs, each waiting until the txn that was the last appended when it came is
+    /// committed (ZooKeeper's `Leader.pendingSyncs`), in arrival order.
+    syncs: VecDeque<(Zxid, PeerId)>,
+}
+
+/// What only a follower or an observer keeps.
+#[derive(Debug, Default)]
+struct LearnerState {
+    /// The connections' syncs forwarded to the leader, oldest first (conn, xid).
+    syncs: VecDeque<(ConnId, i32)>,
+    /// Reattaching connections waiting for the leader's REVALIDATE answer.
+    revalidations: HashMap<SessionId, ConnId>,
+    /// Sessions touched since the last `take_touches` (ZooKeeper's touch table).
+    touches: BTreeMap<SessionId, i32>,
+}
+
 /// What the driver tells the core.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -419,20 +474,8 @@ pub struct ZooKeeperServer {
     out: Vec<Action>,
     /// What the driver knows of the ensemble, for mntr / srvr.
     quorum_info: crate::fourlw::QuorumInfo,
-    // ---- ensemble mode ----
-    role: Role,
-    /// Leader: the server each session's requests must come from (ZooKeeper's session owner;
-    /// unset until the session's first checked request, create or revalidation).
-    owners: HashMap<SessionId, PeerId>,
-    /// Leader: learners' syncs, each waiting until the txn that was the last appended when it
-    /// came is committed (ZooKeeper's `Leader.pendingSyncs`), in arrival order.
-    leader_syncs: VecDeque<(Zxid, PeerId)>,
-    /// Learner: the connections' syncs forwarded to the leader, oldest first (conn, xid).
-    learner_syncs: VecDeque<(ConnId, i32)>,
-    /// Learner: reattaching connections waiting for the leader's REVALIDATE answer.
-    revalidations: HashMap<SessionId, ConnId>,
-    /// Learner: sessions touched since the last `take_touches` (ZooKeeper's touch table).
-    touches: BTreeMap<SessionId, i32>,
+    /// The role, with the state only that role has (as `rzk_zab::Node` holds its roles).
+    role: RoleState,
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -468,12 +511,7 @@ impl ZooKeeperServer {
             },
             out: Vec::new(),
             quorum_info: Default::default(),
-            role: Role::Standalone,
-            owners: HashMap::new(),
-            leader_syncs: VecDeque::new(),
-            learner_syncs: VecDeque::new(),
-            revalidations: HashMap::new(),
-            touches: BTreeMap::new(),
+            role: RoleState::Standalone,
         }
     }
 
@@ -483,14 +521,32 @@ impl ZooKeeperServer {
         self.quorum_info = q;
     }
 
+    /// What this server does for clients now (the role's kind, without its state).
     pub fn role(&self) -> Role {
-        self.role
+        self.role.kind()
+    }
+
+    fn leader_mut(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn learner_mut(&mut self) -> Option<&mut LearnerState> {
+        match &mut self.role {
+            RoleState::Follower(l) | RoleState::Observer(l) => Some(l),
+            _ => None,
+        }
     }
 
     /// Learner: the sessions its clients touched since the last call, with their timeouts
     /// (the payload of the learner's next PING to the leader).
     pub fn take_touches(&mut self) -> Vec<(SessionId, i32)> {
-        std::mem::take(&mut self.touches).into_iter().collect()
+        match self.learner_mut() {
+            Some(l) => std::mem::take(&mut l.touches).into_iter().collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The sessions as the committed txns left them (ZooKeeper's `sessionsWithTimeouts`, what
@@ -514,9 +570,9 @@ impl ZooKeeperServer {
     /// Replaces the tree and the session table with a leader's snapshot (SNAP), while not
     /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
     pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
-        if self.role != Role::NotServing {
+        if self.role() != Role::NotServing {
             tracing::warn!(
-                role = self.role.name(),
+                role = self.role().name(),
                 "snapshot installed while serving; leaving the role first"
             );
             self.stop_serving();
@@ -631,7 +687,7 @@ impl ZooKeeperServer {
             } => self.on_revalidate(from, session, timeout_ms),
             Input::Revalidated { session, valid } => self.on_revalidated(session, valid),
             Input::Touches { sessions } => {
-                if self.role == Role::Leader {
+                if self.role() == Role::Leader {
                     for (id, timeout) in sessions {
                         self.sessions.touch_for(id, timeout, self.now_ms);
                     }
@@ -680,8 +736,10 @@ impl ZooKeeperServer {
                 if self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);
                 }
-                if self.revalidations.get(&s) == Some(&conn) {
-                    self.revalidations.remove(&s);
+                if let Some(l) = self.learner_mut() {
+                    if l.revalidations.get(&s) == Some(&conn) {
+                        l.revalidations.remove(&s);
+                    }
                 }
             }
             self.tree.remove_watcher(WatcherId(conn));
@@ -719,7 +777,7 @@ impl ZooKeeperServer {
 
     fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
         self.stats.connection_requests += 1;
-        if self.role == Role::NotServing {
+        if self.role() == Role::NotServing {
             // ZooKeeper closes a connection whose server is not running (between roles).
             return self.close(conn, "ZooKeeperServer not running".into());
         }
@@ -749,12 +807,13 @@ impl ZooKeeperServer {
         if req.session_id.0 == 0 {
             // A new session: createSession goes through the log like any write.
             let id = self.sessions.next_id();
-            if self.role.is_learner() {
+            if self.role().is_learner() {
                 return self.forward_create_session(conn, id, timeout);
             }
             self.sessions.add(id, timeout, self.now_ms);
-            if self.role == Role::Leader {
-                self.owners.insert(id, self.my_peer());
+            let me = self.my_peer();
+            if let Some(l) = self.leader_mut() {
+                l.owners.insert(id, me);
             }
             let c = self.conns.get_mut(&conn).expect("conn");
             c.session = Some(id);
@@ -786,9 +845,15 @@ impl ZooKeeperServer {
                     );
                 }
             }
-            if let Some(old) = self.revalidations.get(&id).copied() {
+            let revalidating = self
+                .learner_mut()
+                .and_then(|l| l.revalidations.get(&id).copied());
+            if let Some(old) = revalidating {
                 if old != conn {
-                    self.revalidations.remove(&id);
+                    self.learner_mut()
+                        .expect("learner")
+                        .revalidations
+                        .remove(&id);
                     self.close(
                         old,
                         format!("session 0x{:x} reconnected on another connection", id.0),
@@ -796,12 +861,12 @@ impl ZooKeeperServer {
                 }
             }
             let passwd_ok = req.passwd == auth::session_password(id);
-            if passwd_ok && self.role.is_learner() {
+            if let Some(l) = self.learner_mut().filter(|_| passwd_ok) {
                 // Only the leader knows whether the session is alive: ask it (REVALIDATE).
+                l.revalidations.insert(id, conn);
                 let c = self.conns.get_mut(&conn).expect("conn");
                 c.session = Some(id);
                 c.state = ConnState::Revalidating;
-                self.revalidations.insert(id, conn);
                 self.out.push(Action::Revalidate {
                     session: id,
                     timeout_ms: timeout,
@@ -811,8 +876,9 @@ impl ZooKeeperServer {
             let valid = passwd_ok && self.sessions.is_live(id);
             if valid {
                 self.sessions.touch(id, self.now_ms);
-                if self.role == Role::Leader {
-                    self.owners.insert(id, self.my_peer());
+                let me = self.my_peer();
+                if let Some(l) = self.leader_mut() {
+                    l.owners.insert(id, me);
                 }
                 self.session_conn.insert(id, conn);
                 let c = self.conns.get_mut(&conn).expect("conn");
@@ -864,11 +930,11 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         c.stats.last_cxid = header.xid;
         let session = c.session.expect("connected conns have a session");
-        if self.role.is_learner() {
+        let timeout = c.timeout_ms;
+        if let Some(l) = self.learner_mut() {
             // ZooKeeper's LearnerSessionTracker: every touch succeeds here and is reported to
             // the leader, which alone decides whether the session is alive.
-            let timeout = c.timeout_ms;
-            self.touches.insert(session, timeout);
+            l.touches.insert(session, timeout);
             // The local copy moves too (for `dump`'s connection expiry); it never expires here.
             self.sessions.touch(session, self.now_ms);
         } else if !self.sessions.touch(session, self.now_ms)
@@ -901,12 +967,12 @@ impl ZooKeeperServer {
             _ => {}
         }
         let is_write = op.is_some_and(OpCode::is_client_write);
-        if self.role.is_learner() && (is_write || op == Some(OpCode::Sync)) {
+        if self.role().is_learner() && (is_write || op == Some(OpCode::Sync)) {
             self.forward(conn, session, header, body, received_ms);
         } else if is_write {
             self.on_write(conn, session, header, &body, received_ms);
         } else {
-            if self.role == Role::Leader && !self.check_owner(session, self.my_peer()) {
+            if !self.check_owner(session, self.my_peer()) {
                 // ZooKeeper's leader checks every request's session owner in prep; a session
                 // that moved to a learner tears this connection down (ZOOKEEPER-710).
                 return self.close(conn, format!("session {session} moved to another server"));
@@ -975,7 +1041,7 @@ impl ZooKeeperServer {
         let txn = if op == OpCode::CloseSession {
             self.sessions.set_closing(session);
             Ok(self.close_session_txn(session, zxid))
-        } else if self.role == Role::Leader && !self.check_owner(session, self.my_peer()) {
+        } else if !self.check_owner(session, self.my_peer()) {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
@@ -1382,7 +1448,9 @@ impl ZooKeeperServer {
                         self.sessions.reopen(hdr.client_id, self.now_ms);
                     } else if matches!(f.record.txn, Txn::CreateSession { .. }) {
                         self.sessions.remove(hdr.client_id);
-                        self.owners.remove(&hdr.client_id);
+                        if let Some(l) = self.leader_mut() {
+                            l.owners.remove(&hdr.client_id);
+                        }
                     }
                 }
             }
@@ -1390,9 +1458,11 @@ impl ZooKeeperServer {
         // Learners' syncs waited for txns that will never commit: they wait for the last
         // txn still in flight now, or are answered at once.
         let last = self.last_zxid;
-        for (z, _) in self.leader_syncs.iter_mut() {
-            if *z > last {
-                *z = last;
+        if let Some(l) = self.leader_mut() {
+            for (z, _) in l.syncs.iter_mut() {
+                if *z > last {
+                    *z = last;
+                }
             }
         }
         self.release_leader_syncs(self.tree.last_processed_zxid());
@@ -1441,15 +1511,22 @@ impl ZooKeeperServer {
                 if self.sessions.get(session).is_none() {
                     self.sessions.add(session, *timeout_ms, self.now_ms);
                 }
-                if self.role.is_learner() {
-                    self.touches.insert(session, *timeout_ms);
+                if let Some(l) = self.learner_mut() {
+                    l.touches.insert(session, *timeout_ms);
                 }
             }
             (Txn::CloseSession { .. }, _) => {
                 let session = hdr.client_id;
                 self.sessions.remove(session);
-                self.touches.remove(&session);
-                self.owners.remove(&session);
+                match &mut self.role {
+                    RoleState::Leader(l) => {
+                        l.owners.remove(&session);
+                    }
+                    RoleState::Follower(l) | RoleState::Observer(l) => {
+                        l.touches.remove(&session);
+                    }
+                    RoleState::Standalone | RoleState::NotServing => {}
+                }
                 let conn = self.session_conn.remove(&session);
                 if let (
                     Origin::Client {
@@ -1607,7 +1684,7 @@ impl ZooKeeperServer {
     // ---- time ----
 
     fn on_tick(&mut self) {
-        if !self.role.expires_sessions() {
+        if !self.role().expires_sessions() {
             // Learners never expire sessions (the leader does, from their touches) and run no
             // container manager; nothing is served between roles.
             return;
@@ -1673,23 +1750,27 @@ impl ZooKeeperServer {
         self.cfg.server_id as PeerId
     }
 
-    /// `SessionTrackerImpl.checkSession`'s owner rule (leader only): the first checked
-    /// request sets a session's owner; a request from another server is `SessionMoved`.
+    /// `SessionTrackerImpl.checkSession`'s owner rule (a leader's; elsewhere every request
+    /// passes): the first checked request sets a session's owner; a request from another
+    /// server is `SessionMoved`.
     fn check_owner(&mut self, session: SessionId, owner: PeerId) -> bool {
-        *self.owners.entry(session).or_insert(owner) == owner
+        match self.leader_mut() {
+            Some(l) => *l.owners.entry(session).or_insert(owner) == owner,
+            None => true,
+        }
     }
 
     fn serve(&mut self, role: Role, epoch: u32) {
         // Whatever was served before goes, as ZooKeeper shuts its server down between roles.
         // (Connections accepted while not serving stay: their ConnectRequest is judged when
         // it comes, as ZooKeeper's is.)
-        if self.role != Role::NotServing {
+        if self.role() != Role::NotServing {
             self.stop_serving();
         }
         if role == Role::NotServing {
             return;
         }
-        self.role = role;
+        self.role = RoleState::new(role);
         if role == Role::Leader {
             let base = Zxid::new(epoch, 0);
             if self.tree.last_processed_zxid() >= base {
@@ -1727,15 +1808,11 @@ impl ZooKeeperServer {
             }
         }
         self.reset_pipeline();
-        self.leader_syncs.clear();
-        self.learner_syncs.clear();
-        self.revalidations.clear();
-        self.touches.clear();
-        self.owners.clear();
-        if !matches!(self.role, Role::NotServing | Role::Standalone) {
-            tracing::info!(role = self.role.name(), "stopped serving clients");
+        if !matches!(self.role(), Role::NotServing | Role::Standalone) {
+            tracing::info!(role = self.role().name(), "stopped serving clients");
         }
-        self.role = Role::NotServing;
+        // The role's own state (owners, syncs, revalidations, touches) goes with it.
+        self.role = RoleState::NotServing;
     }
 
     /// Forgets every write in flight: prep starts again from the tree.
@@ -1784,7 +1861,7 @@ impl ZooKeeperServer {
     /// (ZooKeeper's CommitProcessor matches the session's queue head by cxid; a mismatch is
     /// applied as someone else's txn and the pending request keeps waiting).
     fn local_origin(&mut self, hdr: &TxnHeader) -> Origin {
-        if !self.role.is_learner() {
+        if !self.role().is_learner() {
             return Origin::Internal;
         }
         let Some(&conn) = self.session_conn.get(&hdr.client_id) else {
@@ -1874,7 +1951,8 @@ impl ZooKeeperServer {
                 received_ms,
                 done: false,
             });
-            self.learner_syncs.push_back((conn, cxid));
+            let l = self.learner_mut().expect("only a learner forwards");
+            l.syncs.push_back((conn, cxid));
         } else {
             let op = OpCode::from_code(header.op).expect("write ops are known");
             c.pending.push_back(Pending::Forwarded {
@@ -1904,10 +1982,10 @@ impl ZooKeeperServer {
         body: Vec<u8>,
         auth: Vec<Id>,
     ) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             tracing::warn!(
                 learner = from,
-                role = self.role.name(),
+                role = self.role().name(),
                 "forwarded request while not leading; dropped"
             );
             return;
@@ -1932,7 +2010,11 @@ impl ZooKeeperServer {
                 if self.in_flight.is_empty() {
                     self.out.push(Action::SyncReply { to: from });
                 } else {
-                    self.leader_syncs.push_back((self.last_zxid, from));
+                    let last = self.last_zxid;
+                    self.leader_mut()
+                        .expect("leading")
+                        .syncs
+                        .push_back((last, from));
                 }
                 return;
             }
@@ -1945,7 +2027,10 @@ impl ZooKeeperServer {
                         if self.sessions.get(session).is_none() {
                             self.sessions.add(session, timeout_ms, self.now_ms);
                         }
-                        self.owners.insert(session, from);
+                        self.leader_mut()
+                            .expect("leading")
+                            .owners
+                            .insert(session, from);
                         (Txn::CreateSession { timeout_ms }, OpCode::CreateSession)
                     }
                     None => (
@@ -2006,8 +2091,11 @@ impl ZooKeeperServer {
 
     /// Leader: answers the learners' syncs that waited for txns up to `zxid`.
     fn release_leader_syncs(&mut self, zxid: Zxid) {
-        while self.leader_syncs.front().is_some_and(|(z, _)| *z <= zxid) {
-            let (_, to) = self.leader_syncs.pop_front().expect("front");
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        while l.syncs.front().is_some_and(|(z, _)| *z <= zxid) {
+            let (_, to) = l.syncs.pop_front().expect("front");
             self.out.push(Action::SyncReply { to });
         }
     }
@@ -2015,17 +2103,20 @@ impl ZooKeeperServer {
     /// Leader: a learner's REVALIDATE (`LearnerMaster.revalidateSession`): valid if the
     /// session is live, which touches it with the timeout given; the learner then owns it.
     fn on_revalidate(&mut self, from: PeerId, session: SessionId, timeout_ms: i32) {
-        if self.role != Role::Leader {
+        if self.role() != Role::Leader {
             tracing::warn!(
                 learner = from,
-                role = self.role.name(),
+                role = self.role().name(),
                 "REVALIDATE while not leading; dropped"
             );
             return;
         }
         let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
         if valid {
-            self.owners.insert(session, from);
+            self.leader_mut()
+                .expect("leading")
+                .owners
+                .insert(session, from);
         }
         self.out.push(Action::RevalidateReply {
             to: from,
@@ -2036,7 +2127,10 @@ impl ZooKeeperServer {
 
     /// Learner: the leader's answer for a reattaching session.
     fn on_revalidated(&mut self, session: SessionId, valid: bool) {
-        let Some(conn) = self.revalidations.remove(&session) else {
+        let Some(conn) = self
+            .learner_mut()
+            .and_then(|l| l.revalidations.remove(&session))
+        else {
             tracing::warn!(%session, "REVALIDATE answer for no waiting connection");
             return;
         };
@@ -2073,7 +2167,7 @@ impl ZooKeeperServer {
     /// Learner: the leader's SYNC answers the oldest sync forwarded (ZooKeeper's
     /// `pendingSyncs`); its reply goes out in the connection's order.
     fn on_synced(&mut self) {
-        let Some((conn, xid)) = self.learner_syncs.pop_front() else {
+        let Some((conn, xid)) = self.learner_mut().and_then(|l| l.syncs.pop_front()) else {
             tracing::warn!("SYNC from the leader with no sync pending");
             return;
         };
@@ -2109,9 +2203,12 @@ impl ZooKeeperServer {
             })
             .collect();
         ServerSnapshot {
-            role: self.role,
+            role: self.role(),
             quorum: self.quorum_info.clone(),
-            pending_syncs: self.leader_syncs.len(),
+            pending_syncs: match &self.role {
+                RoleState::Leader(l) => l.syncs.len(),
+                _ => 0,
+            },
             digest_mismatches: self.digest_mismatches,
             stats: self.stats.clone(),
             conns,
