@@ -1848,6 +1848,7 @@ impl std::error::Error for SnapshotError {}
 #[cfg(test)]
 mod storage_tests {
     use super::*;
+    use rzk_proto::OpCode;
 
     #[test]
     fn path_data_round_trips() {
