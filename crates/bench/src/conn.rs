@@ -8,9 +8,7 @@
 //! with an error instead of hanging it.
 
 use crate::BenchError;
-use rzk_proto::client::{
-    ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent,
-};
+use rzk_proto::client::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
 use rzk_proto::frame::{self, FrameStatus};
 use rzk_proto::{OpCode, Reader, Record, SessionId, Writer, Zxid};
 use std::net::SocketAddr;
@@ -45,32 +43,13 @@ pub enum Incoming<'a> {
 
 impl Session {
     /// Connects and performs the handshake for a new session of `timeout_ms`.
-    pub async fn connect(
-        addr: SocketAddr,
-        timeout_ms: i32,
-        io_timeout: Duration,
-    ) -> Result<Session, BenchError> {
+    pub async fn connect(addr: SocketAddr, timeout_ms: i32, io_timeout: Duration) -> Result<Session, BenchError> {
         let stream = match tokio::time::timeout(io_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(BenchError::Io {
-                    addr,
-                    what: "connect",
-                    source: e,
-                })
-            }
-            Err(_) => {
-                return Err(BenchError::Timeout {
-                    addr,
-                    what: "connect",
-                })
-            }
+            Ok(Err(e)) => return Err(BenchError::Io { addr, what: "connect", source: e }),
+            Err(_) => return Err(BenchError::Timeout { addr, what: "connect" }),
         };
-        stream.set_nodelay(true).map_err(|e| BenchError::Io {
-            addr,
-            what: "set TCP_NODELAY",
-            source: e,
-        })?;
+        stream.set_nodelay(true).map_err(|e| BenchError::Io { addr, what: "set TCP_NODELAY", source: e })?;
         let mut s = Session {
             stream,
             addr,
@@ -98,19 +77,14 @@ impl Session {
             if let Some(len) = s.whole_frame()? {
                 let start = s.rstart + 4;
                 let r = ConnectResponse::read(&mut Reader::new(&s.rbuf[start..start + len]))
-                    .map_err(|e| {
-                        BenchError::Protocol(format!("{addr}: bad connect response: {e}"))
-                    })?;
+                    .map_err(|e| BenchError::Protocol(format!("{addr}: bad connect response: {e}")))?;
                 s.rstart = start + len;
                 break r;
             }
             s.read_more().await?;
         };
         if resp.timeout_ms <= 0 {
-            return Err(BenchError::Protocol(format!(
-                "{addr}: the server refused the session (negotiated timeout {})",
-                resp.timeout_ms
-            )));
+            return Err(BenchError::Protocol(format!("{addr}: the server refused the session (negotiated timeout {})", resp.timeout_ms)));
         }
         s.session_id = resp.session_id;
         s.timeout_ms = resp.timeout_ms;
@@ -125,11 +99,7 @@ impl Session {
     /// request record after the header. Nothing is sent until [`Session::flush`].
     pub fn push(&mut self, op: OpCode, body: impl FnOnce(&mut Writer)) -> i32 {
         let xid = self.next_xid;
-        self.next_xid = if self.next_xid == i32::MAX {
-            1
-        } else {
-            self.next_xid + 1
-        };
+        self.next_xid = if self.next_xid == i32::MAX { 1 } else { self.next_xid + 1 };
         let mut w = Writer::for_frame();
         RequestHeader { xid, op: op.code() }.write(&mut w);
         body(&mut w);
@@ -145,19 +115,8 @@ impl Session {
         let addr = self.addr;
         match tokio::time::timeout(self.io_timeout, self.stream.write_all(&self.wbuf)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(BenchError::Io {
-                    addr,
-                    what: "write",
-                    source: e,
-                })
-            }
-            Err(_) => {
-                return Err(BenchError::Timeout {
-                    addr,
-                    what: "write",
-                })
-            }
+            Ok(Err(e)) => return Err(BenchError::Io { addr, what: "write", source: e }),
+            Err(_) => return Err(BenchError::Timeout { addr, what: "write" }),
         }
         self.wbuf.clear();
         Ok(())
@@ -174,15 +133,8 @@ impl Session {
         match tokio::time::timeout(self.io_timeout, self.stream.read_buf(&mut self.rbuf)).await {
             Ok(Ok(0)) => Err(BenchError::Closed { addr }),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BenchError::Io {
-                addr,
-                what: "read",
-                source: e,
-            }),
-            Err(_) => Err(BenchError::Timeout {
-                addr,
-                what: "read (no reply)",
-            }),
+            Ok(Err(e)) => Err(BenchError::Io { addr, what: "read", source: e }),
+            Err(_) => Err(BenchError::Timeout { addr, what: "read (no reply)" }),
         }
     }
 
@@ -191,40 +143,26 @@ impl Session {
         match frame::split(&self.rbuf[self.rstart..], FRAME_BYTES_MAX) {
             FrameStatus::Incomplete { .. } => Ok(None),
             FrameStatus::Frame { len } => Ok(Some(len)),
-            FrameStatus::Invalid { len } => Err(BenchError::Protocol(format!(
-                "{}: invalid reply frame length {len}",
-                self.addr
-            ))),
+            FrameStatus::Invalid { len } => Err(BenchError::Protocol(format!("{}: invalid reply frame length {len}", self.addr))),
         }
     }
 
     /// The next whole frame already received, if any (call [`Session::read_more`] when `None`).
     pub fn next_incoming(&mut self) -> Result<Option<Incoming<'_>>, BenchError> {
-        let Some(len) = self.whole_frame()? else {
-            return Ok(None);
-        };
+        let Some(len) = self.whole_frame()? else { return Ok(None) };
         let start = self.rstart + 4;
         self.rstart = start + len;
         let payload = &self.rbuf[start..start + len];
         if len < REPLY_HEADER_BYTES {
-            return Err(BenchError::Protocol(format!(
-                "{}: reply frame of {len} bytes is shorter than a reply header",
-                self.addr
-            )));
+            return Err(BenchError::Protocol(format!("{}: reply frame of {len} bytes is shorter than a reply header", self.addr)));
         }
         let mut r = Reader::new(payload);
-        let header = ReplyHeader::read(&mut r)
-            .map_err(|e| BenchError::Protocol(format!("{}: bad reply header: {e}", self.addr)))?;
+        let header = ReplyHeader::read(&mut r).map_err(|e| BenchError::Protocol(format!("{}: bad reply header: {e}", self.addr)))?;
         if header.xid == rzk_proto::codes::xid::NOTIFICATION {
-            let ev = WatcherEvent::read(&mut r).map_err(|e| {
-                BenchError::Protocol(format!("{}: bad watch event: {e}", self.addr))
-            })?;
+            let ev = WatcherEvent::read(&mut r).map_err(|e| BenchError::Protocol(format!("{}: bad watch event: {e}", self.addr)))?;
             return Ok(Some(Incoming::Notification(ev)));
         }
-        Ok(Some(Incoming::Reply {
-            header,
-            body: &payload[REPLY_HEADER_BYTES..],
-        }))
+        Ok(Some(Incoming::Reply { header, body: &payload[REPLY_HEADER_BYTES..] }))
     }
 
     /// Sends one request and waits for its reply; notifications that arrive meanwhile go to
@@ -246,10 +184,7 @@ impl Session {
                             return Ok((header, body.to_vec()));
                         }
                         if header.xid != rzk_proto::codes::xid::PING {
-                            return Err(BenchError::Protocol(format!(
-                                "{}: reply xid {} while waiting for {xid}",
-                                self.addr, header.xid
-                            )));
+                            return Err(BenchError::Protocol(format!("{}: reply xid {} while waiting for {xid}", self.addr, header.xid)));
                         }
                     }
                 }
@@ -262,10 +197,7 @@ impl Session {
     pub async fn close(mut self) -> Result<(), BenchError> {
         let (h, _) = self.call(OpCode::CloseSession, |_| {}, |_| {}).await?;
         if h.err != 0 {
-            return Err(BenchError::Server {
-                what: "closeSession".into(),
-                code: h.err,
-            });
+            return Err(BenchError::Server { what: "closeSession".into(), code: h.err });
         }
         let _ = self.stream.shutdown().await;
         Ok(())
@@ -299,21 +231,11 @@ pub mod req {
     /// The header before each op of a MultiRequest.
     pub fn multi_header(w: &mut Writer, op: rzk_proto::OpCode) {
         use rzk_proto::Record;
-        rzk_proto::client::MultiHeader {
-            op: op.code(),
-            done: false,
-            err: -1,
-        }
-        .write(w);
+        rzk_proto::client::MultiHeader { op: op.code(), done: false, err: -1 }.write(w);
     }
     /// The header that ends a MultiRequest.
     pub fn multi_end(w: &mut Writer) {
         use rzk_proto::Record;
-        rzk_proto::client::MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
-        .write(w);
+        rzk_proto::client::MultiHeader { op: -1, done: true, err: -1 }.write(w);
     }
 }

@@ -152,16 +152,9 @@ pub struct BenchArgs {
 #[derive(Debug, Error)]
 pub enum BenchError {
     #[error("{addr}: {what} failed: {source}")]
-    Io {
-        addr: SocketAddr,
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Io { addr: SocketAddr, what: &'static str, source: std::io::Error },
     #[error("{addr}: {what} timed out")]
-    Timeout {
-        addr: SocketAddr,
-        what: &'static str,
-    },
+    Timeout { addr: SocketAddr, what: &'static str },
     #[error("{addr}: the server closed the connection")]
     Closed { addr: SocketAddr },
     #[error("protocol error: {0}")]
@@ -205,13 +198,7 @@ impl Settings {
         if addrs.is_empty() {
             return Err(BenchError::Usage("--servers is empty".into()));
         }
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(BenchError::Usage(format!("{name} must be at least 1")))
-            } else {
-                Ok(())
-            }
-        };
+        let positive = |name: &str, v: usize| if v == 0 { Err(BenchError::Usage(format!("{name} must be at least 1"))) } else { Ok(()) };
         positive("--clients", args.clients)?;
         positive("--inflight", args.inflight)?;
         positive("--threads", args.threads)?;
@@ -219,32 +206,22 @@ impl Settings {
         positive("--parents", args.parents)?;
         positive("--multi-size", args.multi_size)?;
         if args.fanout == 0 || args.nodes == 0 {
-            return Err(BenchError::Usage(
-                "--nodes and --fanout must be at least 1".into(),
-            ));
+            return Err(BenchError::Usage("--nodes and --fanout must be at least 1".into()));
         }
         if !(0.0..=1.0).contains(&args.read_ratio) {
-            return Err(BenchError::Usage(
-                "--read-ratio must be between 0 and 1".into(),
-            ));
+            return Err(BenchError::Usage("--read-ratio must be between 0 and 1".into()));
         }
         if args.value_size > 1 << 20 {
-            return Err(BenchError::Usage(
-                "--value-size above jute.maxbuffer (1 MiB)".into(),
-            ));
+            return Err(BenchError::Usage("--value-size above jute.maxbuffer (1 MiB)".into()));
         }
         if !args.root.starts_with('/') || args.root.len() < 2 || args.root.ends_with('/') {
-            return Err(BenchError::Usage(
-                "--root must be an absolute znode path other than /".into(),
-            ));
+            return Err(BenchError::Usage("--root must be an absolute znode path other than /".into()));
         }
         let secs = |name: &str, v: f64| {
             if (0.0..1e7).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(BenchError::Usage(format!(
-                    "{name} must be a non-negative number of seconds"
-                )))
+                Err(BenchError::Usage(format!("{name} must be a non-negative number of seconds")))
             }
         };
         let warmup = secs("--warmup", args.warmup)?;
@@ -256,13 +233,7 @@ impl Settings {
             (None, Some(_), _) => None,
             (None, None, _) => Some(Duration::from_secs(10)),
         };
-        Ok(Settings {
-            args,
-            addrs,
-            io_timeout,
-            duration,
-            warmup,
-        })
+        Ok(Settings { args, addrs, io_timeout, duration, warmup })
     }
 }
 
@@ -312,12 +283,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
 
 /// A token that keeps the znodes of different runs against the same server apart.
 pub(crate) fn run_token() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:08x}",
-        (nanos as u64 ^ ((std::process::id() as u64) << 32)) as u32
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:08x}", (nanos as u64 ^ ((std::process::id() as u64) << 32)) as u32)
 }

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The percentiles reported in JSON (`percentiles`) and drawn in charts.
-pub const PERCENTILES: [f64; 10] = [
-    50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 99.999, 100.0,
-];
+pub const PERCENTILES: [f64; 10] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 99.999, 100.0];
 
 /// A latency histogram in microseconds, 1 µs to 1 hour, 3 significant digits.
 pub fn new_hist() -> Histogram<u64> {
@@ -41,13 +39,7 @@ pub struct Tally {
 
 impl Default for Tally {
     fn default() -> Self {
-        Tally {
-            hist: new_hist(),
-            by_op: BTreeMap::new(),
-            errors: BTreeMap::new(),
-            ops: 0,
-            last: None,
-        }
+        Tally { hist: new_hist(), by_op: BTreeMap::new(), errors: BTreeMap::new(), ops: 0, last: None }
     }
 }
 
@@ -67,11 +59,7 @@ impl Tally {
     pub fn merge(&mut self, o: Tally) {
         self.hist.add(&o.hist).expect("same histogram bounds");
         for (k, h) in o.by_op {
-            self.by_op
-                .entry(k)
-                .or_insert_with(new_hist)
-                .add(&h)
-                .expect("same histogram bounds");
+            self.by_op.entry(k).or_insert_with(new_hist).add(&h).expect("same histogram bounds");
         }
         for (k, n) in o.errors {
             *self.errors.entry(k).or_default() += n;
@@ -124,19 +112,11 @@ fn rusage_self() -> (f64, f64) {
 impl CpuClock {
     pub fn start() -> CpuClock {
         let (user_s, sys_s) = rusage_self();
-        CpuClock {
-            user_s,
-            sys_s,
-            wall: Instant::now(),
-        }
+        CpuClock { user_s, sys_s, wall: Instant::now() }
     }
     pub fn stop(&self) -> CpuUse {
         let (u, s) = rusage_self();
-        CpuUse {
-            user_s: u - self.user_s,
-            sys_s: s - self.sys_s,
-            wall_s: self.wall.elapsed().as_secs_f64(),
-        }
+        CpuUse { user_s: u - self.user_s, sys_s: s - self.sys_s, wall_s: self.wall.elapsed().as_secs_f64() }
     }
 }
 
@@ -162,18 +142,10 @@ pub struct ProgressLine {
 impl ProgressLine {
     /// Prints `label`, elapsed seconds (of `total` when known) and the recent rate to stderr:
     /// every second on a terminal (rewriting one line), every 5 s otherwise.
-    pub fn start(
-        label: String,
-        quiet: bool,
-        total: Option<Duration>,
-        unit: &'static str,
-    ) -> ProgressLine {
+    pub fn start(label: String, quiet: bool, total: Option<Duration>, unit: &'static str) -> ProgressLine {
         let progress = Arc::new(Progress::default());
         if quiet {
-            return ProgressLine {
-                progress,
-                thread: None,
-            };
+            return ProgressLine { progress, thread: None };
         }
         let p = progress.clone();
         let thread = std::thread::Builder::new()
@@ -195,14 +167,8 @@ impl ProgressLine {
                     let rate = (n - last_n) as f64 / (now - last_t).as_secs_f64();
                     (last_t, last_n) = (now, n);
                     let el = (now - start).as_secs_f64();
-                    let of = total
-                        .map(|t| format!("/{:.0}s", t.as_secs_f64()))
-                        .unwrap_or_default();
-                    let line = format!(
-                        "[{label}] {el:.0}s{of}  {} {unit}  {} {unit}/s",
-                        group(n),
-                        group(rate as u64)
-                    );
+                    let of = total.map(|t| format!("/{:.0}s", t.as_secs_f64())).unwrap_or_default();
+                    let line = format!("[{label}] {el:.0}s{of}  {} {unit}  {} {unit}/s", group(n), group(rate as u64));
                     let mut e = std::io::stderr().lock();
                     if tty {
                         let _ = write!(e, "\r\x1b[2K{line}");
@@ -283,12 +249,8 @@ impl RunResult {
         for (k, h) in &self.extra_hists {
             extra_h.insert((*k).to_string(), hist_json(h));
         }
-        let errors: Map<String, Value> = self
-            .tally
-            .errors
-            .iter()
-            .map(|(c, n)| (format!("{} ({c})", error_name(*c)), json!(n)))
-            .collect();
+        let errors: Map<String, Value> =
+            self.tally.errors.iter().map(|(c, n)| (format!("{} ({c})", error_name(*c)), json!(n))).collect();
         json!({
             "workload": self.workload.name(),
             "servers": a.servers,
@@ -334,12 +296,7 @@ impl RunResult {
         line("servers", a.servers.join(","));
         line(
             "ops",
-            format!(
-                "{} in {:.2} s = {} ops/s",
-                group(self.tally.ops),
-                self.elapsed.as_secs_f64(),
-                group(self.ops_per_sec() as u64)
-            ),
+            format!("{} in {:.2} s = {} ops/s", group(self.tally.ops), self.elapsed.as_secs_f64(), group(self.ops_per_sec() as u64)),
         );
         line(self.latency_of, hist_text(&self.tally.hist));
         for (k, h) in &self.tally.by_op {
@@ -351,12 +308,7 @@ impl RunResult {
         let errors = if self.tally.errors.is_empty() {
             "none".to_string()
         } else {
-            self.tally
-                .errors
-                .iter()
-                .map(|(c, n)| format!("{} ({c}): {}", error_name(*c), group(*n)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.tally.errors.iter().map(|(c, n)| format!("{} ({c}): {}", error_name(*c), group(*n))).collect::<Vec<_>>().join(", ")
         };
         line("errors", errors);
         let pct = self.cpu.percent();
@@ -367,11 +319,7 @@ impl RunResult {
                 "{pct:.0}% of one core (user {:.2} s, sys {:.2} s){}",
                 self.cpu.user_s,
                 self.cpu.sys_s,
-                if per_thread > 85.0 {
-                    "  ** the client is saturated: numbers are a lower bound; try --threads **"
-                } else {
-                    ""
-                }
+                if per_thread > 85.0 { "  ** the client is saturated: numbers are a lower bound; try --threads **" } else { "" }
             ),
         );
         for (k, v) in &self.extra {
@@ -407,10 +355,7 @@ pub fn hist_json(h: &Histogram<u64>) -> Value {
     if h.is_empty() {
         return json!({ "count": 0 });
     }
-    let pcts: Vec<Value> = PERCENTILES
-        .iter()
-        .map(|p| json!([p, h.value_at_percentile(*p)]))
-        .collect();
+    let pcts: Vec<Value> = PERCENTILES.iter().map(|p| json!([p, h.value_at_percentile(*p)])).collect();
     json!({
         "count": h.len(),
         "min": h.min(),
@@ -442,12 +387,7 @@ mod tests {
         let mut a = Tally::default();
         a.record(Some("get"), Duration::from_micros(100), 0, now);
         let mut b = Tally::default();
-        b.record(
-            Some("set"),
-            Duration::from_micros(300),
-            -101,
-            now + Duration::from_millis(1),
-        );
+        b.record(Some("set"), Duration::from_micros(300), -101, now + Duration::from_millis(1));
         a.merge(b);
         assert_eq!(a.ops, 2);
         assert_eq!(a.errors.get(&-101), Some(&1));

@@ -24,17 +24,11 @@ async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instan
     loop {
         while let Some(inc) = s.next_incoming()? {
             match inc {
-                Incoming::Notification(ev) if ev.path == path && ev.event_type == ty.code() => {
-                    return Ok(Instant::now())
-                }
+                Incoming::Notification(ev) if ev.path == path && ev.event_type == ty.code() => return Ok(Instant::now()),
                 Incoming::Notification(_) => {}
                 Incoming::Reply { header, .. } if header.xid == rzk_proto::codes::xid::PING => {}
                 Incoming::Reply { header, .. } => {
-                    return Err(BenchError::Protocol(format!(
-                        "{}: unexpected reply xid {} while waiting for a watch event",
-                        s.addr(),
-                        header.xid
-                    )))
+                    return Err(BenchError::Protocol(format!("{}: unexpected reply xid {} while waiting for a watch event", s.addr(), header.xid)))
                 }
             }
         }
@@ -77,16 +71,10 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
         ensure(&mut writer, &path, &value).await?;
 
         let (arm_tx, arm_rx) = tokio::sync::watch::channel(0u64);
-        let (msg_tx, mut msg_rx) =
-            tokio::sync::mpsc::channel::<Result<WatcherMsg, BenchError>>(2 * a.clients + 1);
+        let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel::<Result<WatcherMsg, BenchError>>(2 * a.clients + 1);
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..a.clients {
-            let mut s = Session::connect(
-                st.addrs[c % st.addrs.len()],
-                a.session_timeout,
-                st.io_timeout,
-            )
-            .await?;
+            let mut s = Session::connect(st.addrs[c % st.addrs.len()], a.session_timeout, st.io_timeout).await?;
             let (mut arm_rx, msg_tx, path) = (arm_rx.clone(), msg_tx.clone(), path.clone());
             tasks.spawn(async move {
                 let r: Result<(), BenchError> = async {
@@ -94,14 +82,9 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
                         if *arm_rx.borrow_and_update() == u64::MAX {
                             break;
                         }
-                        let (h, _) = s
-                            .call(OpCode::GetData, |w| req::path_watch(w, &path, true), |_| {})
-                            .await?;
+                        let (h, _) = s.call(OpCode::GetData, |w| req::path_watch(w, &path, true), |_| {}).await?;
                         if h.err != 0 {
-                            return Err(BenchError::Server {
-                                what: format!("getData {path} (watch)"),
-                                code: h.err,
-                            });
+                            return Err(BenchError::Server { what: format!("getData {path} (watch)"), code: h.err });
                         }
                         let _ = msg_tx.send(Ok(WatcherMsg::Armed)).await;
                         let at = wait_event(&mut s, &path, EventType::NodeDataChanged).await?;
@@ -139,11 +122,7 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
             for _ in 0..a.clients {
                 match recv().await? {
                     WatcherMsg::Armed => {}
-                    WatcherMsg::Notified(_) => {
-                        return Err(BenchError::Protocol(
-                            "a notification before the data changed".into(),
-                        ))
-                    }
+                    WatcherMsg::Notified(_) => return Err(BenchError::Protocol("a notification before the data changed".into())),
                 }
             }
             let xid = writer.push(OpCode::SetData, |w| req::set_data(w, &path, &value, -1));
@@ -157,19 +136,12 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
                         last = last.max(at);
                         delays.push(at.saturating_duration_since(t0));
                     }
-                    WatcherMsg::Armed => {
-                        return Err(BenchError::Protocol(
-                            "a watcher armed twice in one round".into(),
-                        ))
-                    }
+                    WatcherMsg::Armed => return Err(BenchError::Protocol("a watcher armed twice in one round".into())),
                 }
             }
             let err = wait_reply(&mut writer, xid).await?;
             if err != 0 {
-                return Err(BenchError::Server {
-                    what: format!("setData {path}"),
-                    code: err,
-                });
+                return Err(BenchError::Server { what: format!("setData {path}"), code: err });
             }
             if measured {
                 tally.record(None, last - t0, 0, last);
@@ -191,16 +163,10 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
     });
     drop(line);
     let (cpu, clock, tally, each) = cpu_and?;
-    let elapsed = tally
-        .last
-        .map(|l| l.saturating_duration_since(clock.measure_start))
-        .unwrap_or_default();
+    let elapsed = tally.last.map(|l| l.saturating_duration_since(clock.measure_start)).unwrap_or_default();
     let mut extra = Map::new();
     extra.insert("watchers".into(), json!(a.clients));
-    extra.insert(
-        "notifications_per_sec".into(),
-        json!(tally.ops as f64 * a.clients as f64 / elapsed.as_secs_f64().max(1e-9)),
-    );
+    extra.insert("notifications_per_sec".into(), json!(tally.ops as f64 * a.clients as f64 / elapsed.as_secs_f64().max(1e-9)));
     Ok(RunResult {
         workload: Workload::Watch,
         tally,
@@ -223,13 +189,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
         let clock = std::sync::Arc::new(Clock::new(st.warmup, st.duration, a.ops));
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..a.clients {
-            let (clock, progress, addrs, io_timeout, timeout) = (
-                clock.clone(),
-                progress.clone(),
-                st.addrs.clone(),
-                st.io_timeout,
-                a.session_timeout,
-            );
+            let (clock, progress, addrs, io_timeout, timeout) = (clock.clone(), progress.clone(), st.addrs.clone(), st.io_timeout, a.session_timeout);
             tasks.spawn(async move {
                 let mut t = Tally::default();
                 let mut handshake = new_hist();
@@ -258,8 +218,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
         let mut tally = Tally::default();
         let mut handshake = new_hist();
         while let Some(r) = tasks.join_next().await {
-            let (t, h) =
-                r.map_err(|e| BenchError::Protocol(format!("churn task failed: {e}")))??;
+            let (t, h) = r.map_err(|e| BenchError::Protocol(format!("churn task failed: {e}")))??;
             tally.merge(t);
             handshake.add(&h).expect("same histogram bounds");
         }
@@ -267,10 +226,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
     });
     drop(line);
     let (cpu, clock, tally, handshake) = out?;
-    let elapsed = tally
-        .last
-        .map(|l| l.saturating_duration_since(clock.measure_start))
-        .unwrap_or_default();
+    let elapsed = tally.last.map(|l| l.saturating_duration_since(clock.measure_start)).unwrap_or_default();
     Ok(RunResult {
         workload: Workload::Churn,
         tally,
@@ -284,9 +240,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
 
 /// The number of children in a getChildren reply body.
 fn children_count(body: &[u8]) -> Result<i32, BenchError> {
-    Reader::new(body)
-        .read_i32()
-        .map_err(|e| BenchError::Protocol(format!("bad getChildren reply: {e}")))
+    Reader::new(body).read_i32().map_err(|e| BenchError::Protocol(format!("bad getChildren reply: {e}")))
 }
 
 /// Ephemeral expiry: rounds of "M sessions with E ephemerals each vanish; time until all gone".
@@ -361,28 +315,14 @@ pub fn expiry(st: &Settings) -> Result<RunResult, BenchError> {
     });
     drop(line);
     let (cpu, clock, tally, first, negotiated) = out?;
-    let elapsed = tally
-        .last
-        .map(|l| l.saturating_duration_since(clock.measure_start))
-        .unwrap_or_default();
+    let elapsed = tally.last.map(|l| l.saturating_duration_since(clock.measure_start)).unwrap_or_default();
     let mut extra = Map::new();
     extra.insert("sessions".into(), json!(a.clients));
     extra.insert("ephemerals_per_session".into(), json!(a.ephemerals));
     extra.insert("negotiated_timeout_ms".into(), json!(negotiated));
     let gone_ms = tally.hist.max() as f64 / 1000.0;
-    extra.insert(
-        "gone_after_timeout_ms".into(),
-        json!(gone_ms - negotiated as f64),
-    );
-    Ok(RunResult {
-        workload: Workload::Expiry,
-        tally,
-        elapsed,
-        cpu,
-        latency_of: "all gone",
-        extra,
-        extra_hists: vec![("first gone", first)],
-    })
+    extra.insert("gone_after_timeout_ms".into(), json!(gone_ms - negotiated as f64));
+    Ok(RunResult { workload: Workload::Expiry, tally, elapsed, cpu, latency_of: "all gone", extra, extra_hists: vec![("first gone", first)] })
 }
 
 #[cfg(test)]

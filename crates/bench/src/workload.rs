@@ -40,12 +40,7 @@ pub(crate) enum Admit {
 impl Clock {
     pub fn new(warmup: Duration, duration: Option<Duration>, ops_max: Option<u64>) -> Clock {
         let measure_start = Instant::now() + warmup;
-        Clock {
-            measure_start,
-            deadline: duration.map(|d| measure_start + d),
-            ops_max,
-            admitted: AtomicU64::new(0),
-        }
+        Clock { measure_start, deadline: duration.map(|d| measure_start + d), ops_max, admitted: AtomicU64::new(0) }
     }
 
     /// May another operation start at `now`, and does it count?
@@ -86,12 +81,7 @@ struct LoadSpec {
 
 impl LoadSpec {
     fn path(&self, i: u64) -> String {
-        format!(
-            "{}/d{:06}/n{:06}",
-            self.prefix,
-            i / self.fanout,
-            i % self.fanout
-        )
+        format!("{}/d{:06}/n{:06}", self.prefix, i / self.fanout, i % self.fanout)
     }
 }
 
@@ -111,53 +101,32 @@ impl Gen {
         Some(match spec.kind {
             Workload::Get => {
                 let k = &spec.keys[self.rng.index(spec.keys.len())];
-                (
-                    s.push(OpCode::GetData, |w| req::path_watch(w, k, false)),
-                    None,
-                )
+                (s.push(OpCode::GetData, |w| req::path_watch(w, k, false)), None)
             }
             Workload::Exists => {
                 let k = &spec.keys[self.rng.index(spec.keys.len())];
-                (
-                    s.push(OpCode::Exists, |w| req::path_watch(w, k, false)),
-                    None,
-                )
+                (s.push(OpCode::Exists, |w| req::path_watch(w, k, false)), None)
             }
             Workload::Set => {
                 let k = &spec.keys[self.rng.index(spec.keys.len())];
-                (
-                    s.push(OpCode::SetData, |w| req::set_data(w, k, &spec.value, -1)),
-                    None,
-                )
+                (s.push(OpCode::SetData, |w| req::set_data(w, k, &spec.value, -1)), None)
             }
             Workload::Mixed => {
                 let k = &spec.keys[self.rng.index(spec.keys.len())];
                 if self.rng.next_u64() >> 32 < spec.read_threshold {
-                    (
-                        s.push(OpCode::GetData, |w| req::path_watch(w, k, false)),
-                        Some("get"),
-                    )
+                    (s.push(OpCode::GetData, |w| req::path_watch(w, k, false)), Some("get"))
                 } else {
-                    (
-                        s.push(OpCode::SetData, |w| req::set_data(w, k, &spec.value, -1)),
-                        Some("set"),
-                    )
+                    (s.push(OpCode::SetData, |w| req::set_data(w, k, &spec.value, -1)), Some("set"))
                 }
             }
             Workload::Children => {
                 let p = &spec.parents[self.rng.index(spec.parents.len())];
-                (
-                    s.push(OpCode::GetChildren, |w| req::path_watch(w, p, false)),
-                    None,
-                )
+                (s.push(OpCode::GetChildren, |w| req::path_watch(w, p, false)), None)
             }
             Workload::Create => {
                 self.seq += 1;
                 let path = format!("{}/n{:010}", spec.client_dirs[self.client], self.seq);
-                (
-                    s.push(OpCode::Create, |w| req::create(w, &path, &spec.value, 0)),
-                    None,
-                )
+                (s.push(OpCode::Create, |w| req::create(w, &path, &spec.value, 0)), None)
             }
             Workload::Multi => {
                 let dir = &spec.client_dirs[self.client];
@@ -179,30 +148,20 @@ impl Gen {
                     return None;
                 }
                 let path = l.path(i);
-                (
-                    s.push(OpCode::Create, |w| req::create(w, &path, &spec.value, 0)),
-                    None,
-                )
+                (s.push(OpCode::Create, |w| req::create(w, &path, &spec.value, 0)), None)
             }
-            Workload::Watch | Workload::Churn | Workload::Expiry => {
-                unreachable!("not a pipelined workload")
-            }
+            Workload::Watch | Workload::Churn | Workload::Expiry => unreachable!("not a pipelined workload"),
         })
     }
 }
 
 /// Creates `path` unless it exists.
 pub(crate) async fn ensure(s: &mut Session, path: &str, data: &[u8]) -> Result<(), BenchError> {
-    let (h, _) = s
-        .call(OpCode::Create, |w| req::create(w, path, data, 0), |_| {})
-        .await?;
+    let (h, _) = s.call(OpCode::Create, |w| req::create(w, path, data, 0), |_| {}).await?;
     if h.err == 0 || h.err == ErrorCode::NodeExists.code() {
         Ok(())
     } else {
-        Err(BenchError::Server {
-            what: format!("create {path}"),
-            code: h.err,
-        })
+        Err(BenchError::Server { what: format!("create {path}"), code: h.err })
     }
 }
 
@@ -226,30 +185,18 @@ pub(crate) async fn create_many(
         s.flush().await?;
         s.read_more().await?;
         while let Some(inc) = s.next_incoming()? {
-            let Incoming::Reply { header, .. } = inc else {
-                continue;
-            };
+            let Incoming::Reply { header, .. } = inc else { continue };
             if header.xid == rzk_proto::codes::xid::PING {
                 continue;
             }
-            let (xid, path) = pending.pop_front().ok_or_else(|| {
-                BenchError::Protocol(format!("unexpected reply xid {}", header.xid))
-            })?;
+            let (xid, path) = pending.pop_front().ok_or_else(|| BenchError::Protocol(format!("unexpected reply xid {}", header.xid)))?;
             if header.xid != xid {
-                return Err(BenchError::Protocol(format!(
-                    "reply xid {} while {xid} was next",
-                    header.xid
-                )));
+                return Err(BenchError::Protocol(format!("reply xid {} while {xid} was next", header.xid)));
             }
             match header.err {
                 0 => created += 1,
                 e if e == ErrorCode::NodeExists.code() => {}
-                e => {
-                    return Err(BenchError::Server {
-                        what: format!("create {path}"),
-                        code: e,
-                    })
-                }
+                e => return Err(BenchError::Server { what: format!("create {path}"), code: e }),
             }
         }
     }
@@ -286,10 +233,7 @@ async fn setup(st: &Settings) -> Result<Spec, BenchError> {
             spec.parents = (0..a.parents).map(|j| format!("{dir}/p{j}")).collect();
             create_many(&mut s, spec.parents.iter().cloned(), b"", 0, 512).await?;
             let width = a.width;
-            let kids = spec
-                .parents
-                .iter()
-                .flat_map(|p| (0..width).map(move |i| format!("{p}/c{i:06}")));
+            let kids = spec.parents.iter().flat_map(|p| (0..width).map(move |i| format!("{p}/c{i:06}")));
             create_many(&mut s, kids, b"", 0, 512).await?;
         }
         Workload::Create | Workload::Multi => {
@@ -304,41 +248,20 @@ async fn setup(st: &Settings) -> Result<Spec, BenchError> {
             let prefix = format!("{root}/load");
             ensure(&mut s, &prefix, b"").await?;
             let dirs = a.nodes.div_ceil(a.fanout);
-            create_many(
-                &mut s,
-                (0..dirs).map(|j| format!("{prefix}/d{j:06}")),
-                b"",
-                0,
-                512,
-            )
-            .await?;
-            spec.load = Some(LoadSpec {
-                prefix,
-                nodes: a.nodes,
-                fanout: a.fanout,
-                next: AtomicU64::new(0),
-            });
+            create_many(&mut s, (0..dirs).map(|j| format!("{prefix}/d{j:06}")), b"", 0, 512).await?;
+            spec.load = Some(LoadSpec { prefix, nodes: a.nodes, fanout: a.fanout, next: AtomicU64::new(0) });
         }
-        Workload::Watch | Workload::Churn | Workload::Expiry => {
-            unreachable!("not a pipelined workload")
-        }
+        Workload::Watch | Workload::Churn | Workload::Expiry => unreachable!("not a pipelined workload"),
     }
     s.close().await?;
     Ok(spec)
 }
 
 /// One session's closed loop.
-async fn drive(
-    mut s: Session,
-    mut gen: Gen,
-    clock: Arc<Clock>,
-    inflight: usize,
-    progress: Arc<crate::report::Progress>,
-) -> Result<Tally, BenchError> {
+async fn drive(mut s: Session, mut gen: Gen, clock: Arc<Clock>, inflight: usize, progress: Arc<crate::report::Progress>) -> Result<Tally, BenchError> {
     let mut t = Tally::default();
     // (xid, sent at, measured?, kind)
-    let mut q: VecDeque<(i32, Instant, bool, Option<&'static str>)> =
-        VecDeque::with_capacity(inflight);
+    let mut q: VecDeque<(i32, Instant, bool, Option<&'static str>)> = VecDeque::with_capacity(inflight);
     let mut stopping = false;
     loop {
         let now = Instant::now();
@@ -364,21 +287,14 @@ async fn drive(
         let at = Instant::now();
         let mut n = 0;
         while let Some(inc) = s.next_incoming()? {
-            let Incoming::Reply { header, .. } = inc else {
-                continue;
-            };
+            let Incoming::Reply { header, .. } = inc else { continue };
             if header.xid == rzk_proto::codes::xid::PING {
                 continue;
             }
-            let (xid, sent, measured, op) = q.pop_front().ok_or_else(|| {
-                BenchError::Protocol(format!("{}: unexpected reply xid {}", s.addr(), header.xid))
-            })?;
+            let (xid, sent, measured, op) =
+                q.pop_front().ok_or_else(|| BenchError::Protocol(format!("{}: unexpected reply xid {}", s.addr(), header.xid)))?;
             if header.xid != xid {
-                return Err(BenchError::Protocol(format!(
-                    "{}: reply xid {} while {xid} was next (replies out of order)",
-                    s.addr(),
-                    header.xid
-                )));
+                return Err(BenchError::Protocol(format!("{}: reply xid {} while {xid} was next (replies out of order)", s.addr(), header.xid)));
             }
             if measured {
                 t.record(op, at - sent, header.err, at);
@@ -414,14 +330,7 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
             let sessions = rt.block_on(async {
                 let mut v = Vec::new();
                 for &c in &mine {
-                    v.push(
-                        Session::connect(
-                            st.addrs[c % st.addrs.len()],
-                            a.session_timeout,
-                            st.io_timeout,
-                        )
-                        .await?,
-                    );
+                    v.push(Session::connect(st.addrs[c % st.addrs.len()], a.session_timeout, st.io_timeout).await?);
                 }
                 Ok::<_, BenchError>(v)
             });
@@ -435,25 +344,16 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
                     return Err(e);
                 }
             };
-            let Ok(clock) = go_rx.recv() else {
-                return Ok(Tally::default());
-            };
+            let Ok(clock) = go_rx.recv() else { return Ok(Tally::default()) };
             rt.block_on(async {
                 let mut set = tokio::task::JoinSet::new();
                 for (s, c) in sessions.into_iter().zip(mine) {
-                    let gen = Gen {
-                        spec: spec.clone(),
-                        client: c,
-                        rng: Rng::new(c as u64 * 7919 + 1),
-                        seq: 0,
-                    };
+                    let gen = Gen { spec: spec.clone(), client: c, rng: Rng::new(c as u64 * 7919 + 1), seq: 0 };
                     set.spawn(drive(s, gen, clock.clone(), a.inflight, progress.clone()));
                 }
                 let mut total = Tally::default();
                 while let Some(r) = set.join_next().await {
-                    total.merge(r.map_err(|e| {
-                        BenchError::Protocol(format!("session task failed: {e}"))
-                    })??);
+                    total.merge(r.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))??);
                 }
                 Ok(total)
             })
@@ -465,11 +365,7 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => failed = Some(e),
-            Err(_) => {
-                failed = failed.or(Some(BenchError::Protocol(
-                    "a bench thread died while connecting".into(),
-                )))
-            }
+            Err(_) => failed = failed.or(Some(BenchError::Protocol("a bench thread died while connecting".into()))),
         }
     }
     if let Some(e) = failed {
@@ -497,18 +393,12 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
         return Err(e);
     }
     let cpu = cpu.stop();
-    let elapsed = tally
-        .last
-        .map(|l| l.saturating_duration_since(clock.measure_start))
-        .unwrap_or_default();
+    let elapsed = tally.last.map(|l| l.saturating_duration_since(clock.measure_start)).unwrap_or_default();
     let mut extra = Map::new();
     match a.workload {
         Workload::Multi => {
             let secs = elapsed.as_secs_f64().max(1e-9);
-            extra.insert(
-                "creates_per_sec".into(),
-                json!(tally.ops as f64 * a.multi_size as f64 / secs),
-            );
+            extra.insert("creates_per_sec".into(), json!(tally.ops as f64 * a.multi_size as f64 / secs));
             extra.insert("multi_size".into(), json!(a.multi_size));
         }
         Workload::Load => {
@@ -527,15 +417,7 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
         }
         _ => {}
     }
-    Ok(RunResult {
-        workload: a.workload,
-        tally,
-        elapsed,
-        cpu,
-        latency_of: "latency",
-        extra,
-        extra_hists: Vec::new(),
-    })
+    Ok(RunResult { workload: a.workload, tally, elapsed, cpu, latency_of: "latency", extra, extra_hists: Vec::new() })
 }
 
 #[cfg(test)]
@@ -551,20 +433,12 @@ mod tests {
         assert_eq!(c.admit(now), Admit::Stop);
         let c = Clock::new(Duration::from_secs(60), Some(Duration::from_secs(1)), None);
         assert_eq!(c.admit(Instant::now()), Admit::Warmup);
-        assert_eq!(
-            c.admit(Instant::now() + Duration::from_secs(120)),
-            Admit::Stop
-        );
+        assert_eq!(c.admit(Instant::now() + Duration::from_secs(120)), Admit::Stop);
     }
 
     #[test]
     fn load_paths() {
-        let l = LoadSpec {
-            prefix: "/bench/load".into(),
-            nodes: 10,
-            fanout: 1000,
-            next: AtomicU64::new(0),
-        };
+        let l = LoadSpec { prefix: "/bench/load".into(), nodes: 10, fanout: 1000, next: AtomicU64::new(0) };
         assert_eq!(l.path(0), "/bench/load/d000000/n000000");
         assert_eq!(l.path(1_234_567), "/bench/load/d001234/n000567");
     }

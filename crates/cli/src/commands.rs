@@ -1,12 +1,8 @@
 //! zkCli's commands over an [`rzk_client::Client`]: argument parsing (zkCli's flags and
 //! usage lines), the operation, and the output as zkCli prints it, or as JSON.
 
-use crate::format::{
-    acl_json, acl_lines, error_message, error_name, list, parse_acl, stat_json, stat_lines,
-};
-use rzk_client::{
-    AddWatchMode, Client, CreateMode, CreateOptions, Error, WatchFuture, WatchStream, WatcherType,
-};
+use crate::format::{acl_json, acl_lines, error_message, error_name, list, parse_acl, stat_json, stat_lines};
+use rzk_client::{AddWatchMode, Client, CreateMode, CreateOptions, Error, WatchFuture, WatchStream, WatcherType};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -39,9 +35,7 @@ pub const USAGE: &[(&str, &str)] = &[
 ];
 
 pub fn usage_text() -> String {
-    let mut s = String::from(
-        "ZooKeeper -server host:port -client-configuration properties-file cmd args\n",
-    );
+    let mut s = String::from("ZooKeeper -server host:port -client-configuration properties-file cmd args\n");
     for (_, u) in USAGE {
         s.push('\t');
         s.push_str(u);
@@ -51,11 +45,7 @@ pub fn usage_text() -> String {
 }
 
 fn usage_of(cmd: &str) -> String {
-    USAGE
-        .iter()
-        .find(|(c, _)| *c == cmd)
-        .map(|(_, u)| u.to_string())
-        .unwrap_or_default()
+    USAGE.iter().find(|(c, _)| *c == cmd).map(|(_, u)| u.to_string()).unwrap_or_default()
 }
 
 /// What a command produced.
@@ -73,22 +63,14 @@ pub struct Outcome {
 
 impl Outcome {
     fn ok(json: Value) -> Outcome {
-        Outcome {
-            json,
-            ..Default::default()
-        }
+        Outcome { json, ..Default::default() }
     }
     fn out(mut self, line: impl Into<String>) -> Outcome {
         self.stdout.push(line.into());
         self
     }
     fn fail(msg: String, name: &str) -> Outcome {
-        Outcome {
-            stderr: vec![msg.clone()],
-            json: json!({"error": {"code": name, "message": msg}}),
-            code: 1,
-            ..Default::default()
-        }
+        Outcome { stderr: vec![msg.clone()], json: json!({"error": {"code": name, "message": msg}}), code: 1, ..Default::default() }
     }
     fn zk_error(e: &Error, path: &str) -> Outcome {
         Outcome::fail(error_message(e, path), &error_name(e))
@@ -145,11 +127,7 @@ impl Args {
                 if !allowed.contains(f) {
                     return None;
                 }
-                let v = if with_value.contains(f) {
-                    Some(it.next()?.clone())
-                } else {
-                    None
-                };
+                let v = if with_value.contains(f) { Some(it.next()?.clone()) } else { None };
                 flags.push((f, v));
             } else {
                 pos.push(a.clone());
@@ -161,10 +139,7 @@ impl Args {
         self.flags.iter().any(|(c, _)| *c == f)
     }
     fn value(&self, f: char) -> Option<&str> {
-        self.flags
-            .iter()
-            .find(|(c, _)| *c == f)
-            .and_then(|(_, v)| v.as_deref())
+        self.flags.iter().find(|(c, _)| *c == f).and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -177,9 +152,7 @@ fn data_string(d: &Option<Vec<u8>>) -> String {
 
 /// Runs one ZooKeeper command (not the shell's own: history, redo, connect, close, quit).
 pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
-    let Some(cmd) = argv.first() else {
-        return Outcome::default();
-    };
+    let Some(cmd) = argv.first() else { return Outcome::default() };
     let rest = &argv[1..];
     match cmd.as_str() {
         "ls" => ls(zk, rest).await,
@@ -202,9 +175,7 @@ pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
             [path] => match zk.sync(path).await {
                 Ok(_) => Outcome::ok(json!({"ok": true})).out("Sync is OK"),
                 Err(e @ Error::InvalidPath { .. }) => Outcome::zk_error(&e, path),
-                Err(e) => {
-                    Outcome::fail(format!("Sync has failed rc={}", e.code()), &error_name(&e))
-                }
+                Err(e) => Outcome::fail(format!("Sync has failed rc={}", e.code()), &error_name(&e)),
             },
             _ => Outcome::usage("sync"),
         },
@@ -239,32 +210,23 @@ pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
             }
             Err(e) => Outcome::zk_error(&e, ""),
         },
-        "version" => Outcome::ok(json!({"version": env!("CARGO_PKG_VERSION")})).out(format!(
-            "rzk cli {} (ZooKeeper 3.9 client protocol)",
-            env!("CARGO_PKG_VERSION")
-        )),
+        "version" => Outcome::ok(json!({"version": env!("CARGO_PKG_VERSION")}))
+            .out(format!("rzk cli {} (ZooKeeper 3.9 client protocol)", env!("CARGO_PKG_VERSION"))),
         _ => unknown(cmd),
     }
 }
 
 /// zkCli's answer to a command it does not know: the usage, then the complaint; status 127.
 pub fn unknown(cmd: &str) -> Outcome {
-    let mut o = Outcome::fail(
-        format!("Command not found: Command not found {cmd}"),
-        "CommandNotFound",
-    );
+    let mut o = Outcome::fail(format!("Command not found: Command not found {cmd}"), "CommandNotFound");
     o.stderr.insert(0, usage_text().trim_end().to_owned());
     o.code = 127;
     o
 }
 
 async fn ls(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "swR", "") else {
-        return Outcome::usage("ls");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("ls");
-    };
+    let Some(a) = Args::parse(rest, "swR", "") else { return Outcome::usage("ls") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("ls") };
     if a.has('R') {
         let mut all = vec![path.clone()];
         let mut i = 0;
@@ -308,12 +270,8 @@ async fn ls(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn get(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "sw", "") else {
-        return Outcome::usage("get");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("get");
-    };
+    let Some(a) = Args::parse(rest, "sw", "") else { return Outcome::usage("get") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("get") };
     match zk.get_data_nullable(path, a.has('w')).await {
         Ok((data, stat, w)) => {
             let mut o = Outcome::default().out(data_string(&data));
@@ -331,12 +289,8 @@ async fn get(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn set(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "sv", "v") else {
-        return Outcome::usage("set");
-    };
-    let [path, data] = a.pos.as_slice() else {
-        return Outcome::usage("set");
-    };
+    let Some(a) = Args::parse(rest, "sv", "v") else { return Outcome::usage("set") };
+    let [path, data] = a.pos.as_slice() else { return Outcome::usage("set") };
     let version = match a.value('v').map(str::parse::<i32>) {
         None => -1,
         Some(Ok(v)) => v,
@@ -355,9 +309,7 @@ async fn set(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn create(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "sect", "t") else {
-        return Outcome::usage("create");
-    };
+    let Some(a) = Args::parse(rest, "sect", "t") else { return Outcome::usage("create") };
     let (path, data, acl) = match a.pos.as_slice() {
         [p] => (p, None, None),
         [p, d] => (p, Some(d), None),
@@ -371,11 +323,7 @@ async fn create(zk: &Client, rest: &[String]) -> Outcome {
         Some(Err(_)) => return Outcome::usage("create"),
     };
     if c && (s || e || ttl.is_some()) {
-        return Outcome::fail(
-            "-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential."
-                .into(),
-            "Usage",
-        );
+        return Outcome::fail("-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential.".into(), "Usage");
     }
     if ttl.is_some() && e {
         return Outcome::fail("TTLs cannot be used with Ephemeral znodes".into(), "Usage");
@@ -389,36 +337,22 @@ async fn create(zk: &Client, rest: &[String]) -> Outcome {
         (false, true, _, _) => CreateMode::Ephemeral,
         _ => CreateMode::Persistent,
     };
-    let mut opts = CreateOptions {
-        ttl,
-        ..CreateOptions::new(mode)
-    };
+    let mut opts = CreateOptions { ttl, ..CreateOptions::new(mode) };
     if let Some(acl) = acl {
         match parse_acl(acl) {
             Some(v) => opts.acl = v,
             None => return Outcome::fail(format!("Acl is not valid : {path}"), "InvalidACL"),
         }
     }
-    match zk
-        .create2_nullable(path, data.map(|d| d.as_bytes()), &opts)
-        .await
-    {
-        Ok((created, _)) => Outcome {
-            stderr: vec![format!("Created {created}")],
-            json: json!({"created": created}),
-            ..Default::default()
-        },
+    match zk.create2_nullable(path, data.map(|d| d.as_bytes()), &opts).await {
+        Ok((created, _)) => Outcome { stderr: vec![format!("Created {created}")], json: json!({"created": created}), ..Default::default() },
         Err(e) => Outcome::zk_error(&e, path),
     }
 }
 
 async fn delete(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "v", "v") else {
-        return Outcome::usage("delete");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("delete");
-    };
+    let Some(a) = Args::parse(rest, "v", "v") else { return Outcome::usage("delete") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("delete") };
     let version = match a.value('v').map(str::parse::<i32>) {
         None => -1,
         Some(Ok(v)) => v,
@@ -431,12 +365,8 @@ async fn delete(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn deleteall(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "b", "b") else {
-        return Outcome::usage("deleteall");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("deleteall");
-    };
+    let Some(a) = Args::parse(rest, "b", "b") else { return Outcome::usage("deleteall") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("deleteall") };
     // The subtree breadth-first, then deleted deepest first (ZKUtil.deleteRecursive).
     let mut all = vec![path.clone()];
     let mut i = 0;
@@ -461,12 +391,8 @@ async fn deleteall(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn stat(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "w", "") else {
-        return Outcome::usage("stat");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("stat");
-    };
+    let Some(a) = Args::parse(rest, "w", "") else { return Outcome::usage("stat") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("stat") };
     let (st, w) = if a.has('w') {
         match zk.exists_w(path).await {
             Ok((s, w)) => (s, Some(w)),
@@ -491,12 +417,8 @@ async fn stat(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn get_acl(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "s", "") else {
-        return Outcome::usage("getAcl");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("getAcl");
-    };
+    let Some(a) = Args::parse(rest, "s", "") else { return Outcome::usage("getAcl") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("getAcl") };
     match zk.get_acl(path).await {
         Ok((acl, stat)) => {
             let mut o = Outcome::ok(json!({"path": path, "acl": acl_json(&acl)}));
@@ -512,15 +434,9 @@ async fn get_acl(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn set_acl(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "svR", "v") else {
-        return Outcome::usage("setAcl");
-    };
-    let [path, acl] = a.pos.as_slice() else {
-        return Outcome::usage("setAcl");
-    };
-    let Some(acl) = parse_acl(acl) else {
-        return Outcome::fail(format!("Acl is not valid : {path}"), "InvalidACL");
-    };
+    let Some(a) = Args::parse(rest, "svR", "v") else { return Outcome::usage("setAcl") };
+    let [path, acl] = a.pos.as_slice() else { return Outcome::usage("setAcl") };
+    let Some(acl) = parse_acl(acl) else { return Outcome::fail(format!("Acl is not valid : {path}"), "InvalidACL") };
     let version = match a.value('v').map(str::parse::<i32>) {
         None => -1,
         Some(Ok(v)) => v,
@@ -539,10 +455,7 @@ async fn set_acl(zk: &Client, rest: &[String]) -> Outcome {
     }
     let mut last = None;
     for t in &targets {
-        match zk
-            .set_acl(t, &acl, if t == path { version } else { -1 })
-            .await
-        {
+        match zk.set_acl(t, &acl, if t == path { version } else { -1 }).await {
             Ok(s) => last = Some(s),
             Err(e) => return Outcome::zk_error(&e, t),
         }
@@ -557,9 +470,7 @@ async fn set_acl(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn config(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "cws", "") else {
-        return Outcome::usage("config");
-    };
+    let Some(a) = Args::parse(rest, "cws", "") else { return Outcome::usage("config") };
     match zk.get_config().await {
         Ok((data, stat)) => {
             let text = String::from_utf8_lossy(&data).into_owned();
@@ -568,11 +479,7 @@ async fn config(zk: &Client, rest: &[String]) -> Outcome {
                 // Only the client connect string: the servers' client addresses.
                 let hosts: Vec<String> = text
                     .lines()
-                    .filter_map(|l| {
-                        l.strip_prefix("server.")
-                            .and_then(|l| l.split(';').nth(1))
-                            .map(str::to_owned)
-                    })
+                    .filter_map(|l| l.strip_prefix("server.").and_then(|l| l.split(';').nth(1)).map(str::to_owned))
                     .collect();
                 o.stdout.push(hosts.join(","));
             } else if !text.is_empty() {
@@ -589,12 +496,8 @@ async fn config(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn add_watch(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "m", "m") else {
-        return Outcome::usage("addWatch");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("addWatch");
-    };
+    let Some(a) = Args::parse(rest, "m", "m") else { return Outcome::usage("addWatch") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("addWatch") };
     let mode = match a.value('m') {
         None | Some("PERSISTENT_RECURSIVE") => AddWatchMode::PersistentRecursive,
         Some("PERSISTENT") => AddWatchMode::Persistent,
@@ -613,12 +516,8 @@ async fn add_watch(zk: &Client, rest: &[String]) -> Outcome {
 }
 
 async fn remove_watches(zk: &Client, rest: &[String]) -> Outcome {
-    let Some(a) = Args::parse(rest, "cdal", "") else {
-        return Outcome::usage("removewatches");
-    };
-    let [path] = a.pos.as_slice() else {
-        return Outcome::usage("removewatches");
-    };
+    let Some(a) = Args::parse(rest, "cdal", "") else { return Outcome::usage("removewatches") };
+    let [path] = a.pos.as_slice() else { return Outcome::usage("removewatches") };
     let kind = if a.has('c') {
         WatcherType::Children
     } else if a.has('d') {
@@ -638,10 +537,7 @@ mod tests {
 
     #[test]
     fn lines_split_like_zkcli() {
-        assert_eq!(
-            split_line("create /a 'hello world' "),
-            ["create", "/a", "hello world"]
-        );
+        assert_eq!(split_line("create /a 'hello world' "), ["create", "/a", "hello world"]);
         assert_eq!(split_line("set /a \"\""), ["set", "/a", ""]);
         assert_eq!(split_line("  ls   /  "), ["ls", "/"]);
     }

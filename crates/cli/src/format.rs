@@ -7,13 +7,7 @@ use serde_json::{json, Value};
 /// `ZKUtil.getPermString`: c d r w a, in that order.
 pub fn perm_string(p: i32) -> String {
     let mut s = String::new();
-    for (bit, c) in [
-        (perms::CREATE, 'c'),
-        (perms::DELETE, 'd'),
-        (perms::READ, 'r'),
-        (perms::WRITE, 'w'),
-        (perms::ADMIN, 'a'),
-    ] {
+    for (bit, c) in [(perms::CREATE, 'c'), (perms::DELETE, 'd'), (perms::READ, 'r'), (perms::WRITE, 'w'), (perms::ADMIN, 'a')] {
         if p & bit != 0 {
             s.push(c);
         }
@@ -81,22 +75,11 @@ pub fn stat_json(s: &Stat) -> Value {
 }
 
 pub fn acl_lines(acl: &[Acl]) -> Vec<String> {
-    acl.iter()
-        .flat_map(|a| {
-            [
-                format!("'{},'{}", a.id.scheme, a.id.id),
-                format!(": {}", perm_string(a.perms)),
-            ]
-        })
-        .collect()
+    acl.iter().flat_map(|a| [format!("'{},'{}", a.id.scheme, a.id.id), format!(": {}", perm_string(a.perms))]).collect()
 }
 
 pub fn acl_json(acl: &[Acl]) -> Value {
-    Value::Array(
-        acl.iter()
-            .map(|a| json!({"scheme": a.id.scheme, "id": a.id.id, "perms": perm_string(a.perms)}))
-            .collect(),
-    )
+    Value::Array(acl.iter().map(|a| json!({"scheme": a.id.scheme, "id": a.id.id, "perms": perm_string(a.perms)})).collect())
 }
 
 /// Java's `List.toString()`: `[a, b]`.
@@ -132,11 +115,7 @@ pub fn error_name(e: &Error) -> String {
         Error::Closed => "Closed".into(),
         Error::BadConnectString(..) => "BadConnectString".into(),
         Error::Multi { source, .. } => error_name(source),
-        other => format!("{other:?}")
-            .split(['(', ' ', '{'])
-            .next()
-            .unwrap_or("Error")
-            .to_owned(),
+        other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("Error").to_owned(),
     }
 }
 
@@ -165,22 +144,10 @@ mod tests {
 
     #[test]
     fn error_messages_as_zkcli() {
-        assert_eq!(
-            error_message(&Error::NoNode, "/a"),
-            "Node does not exist: /a"
-        );
-        assert_eq!(
-            error_message(&Error::BadVersion, "/a"),
-            "version No is not valid : /a"
-        );
-        assert_eq!(
-            error_message(&Error::NoWatcher, "/a"),
-            "KeeperErrorCode = No such watcher for /a"
-        );
-        assert_eq!(
-            error_message(&Error::ConnectionLoss, "/a"),
-            "KeeperErrorCode = ConnectionLoss for /a"
-        );
+        assert_eq!(error_message(&Error::NoNode, "/a"), "Node does not exist: /a");
+        assert_eq!(error_message(&Error::BadVersion, "/a"), "version No is not valid : /a");
+        assert_eq!(error_message(&Error::NoWatcher, "/a"), "KeeperErrorCode = No such watcher for /a");
+        assert_eq!(error_message(&Error::ConnectionLoss, "/a"), "KeeperErrorCode = ConnectionLoss for /a");
         assert_eq!(error_name(&Error::NoNode), "NoNode");
         assert_eq!(error_name(&Error::Unknown(-9)), "Unknown");
     }

@@ -41,21 +41,11 @@ struct Options {
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        server: "localhost:2181".into(),
-        timeout: Duration::from_secs(30),
-        read_only: false,
-        json: false,
-        command: vec![],
-    };
+    let mut o = Options { server: "localhost:2181".into(), timeout: Duration::from_secs(30), read_only: false, json: false, command: vec![] };
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        let value = |i: usize| {
-            args.get(i + 1)
-                .cloned()
-                .ok_or_else(|| format!("{a} needs a value"))
-        };
+        let value = |i: usize| args.get(i + 1).cloned().ok_or_else(|| format!("{a} needs a value"));
         match a {
             "-server" | "--server" => {
                 o.server = value(i)?;
@@ -63,8 +53,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "-timeout" | "--timeout" => {
                 let v = value(i)?;
-                o.timeout =
-                    Duration::from_millis(v.parse().map_err(|_| format!("bad -timeout {v}"))?);
+                o.timeout = Duration::from_millis(v.parse().map_err(|_| format!("bad -timeout {v}"))?);
                 i += 1;
             }
             "-client-configuration" => i += 1,
@@ -90,40 +79,24 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(
-        opts.command.first().map(String::as_str),
-        Some("-h" | "--help" | "help")
-    ) {
+    if matches!(opts.command.first().map(String::as_str), Some("-h" | "--help" | "help")) {
         print!("{}", usage_text());
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rzk cli: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let code = if opts.command.is_empty() {
-        interactive(&rt, opts)
-    } else {
-        one_shot(&rt, &opts)
-    };
+    let code = if opts.command.is_empty() { interactive(&rt, opts) } else { one_shot(&rt, &opts) };
     rt.shutdown_timeout(Duration::from_millis(100));
     ExitCode::from(code)
 }
 
 fn config(opts: &Options) -> Config {
-    Config {
-        session_timeout: opts.timeout,
-        connect_timeout: opts.timeout,
-        read_only: opts.read_only,
-        ..Config::default()
-    }
+    Config { session_timeout: opts.timeout, connect_timeout: opts.timeout, read_only: opts.read_only, ..Config::default() }
 }
 
 fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {
@@ -140,10 +113,7 @@ fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {
         Err(e) => {
             let msg = format!("Unable to connect to {}: {e}", opts.server);
             if opts.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"error": {"code": format::error_name(&e), "message": msg}})
-                );
+                println!("{}", serde_json::json!({"error": {"code": format::error_name(&e), "message": msg}}));
             } else {
                 eprintln!("{msg}");
             }
@@ -157,11 +127,7 @@ fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {
 
 fn emit(out: &Outcome, json: bool) -> u8 {
     if json {
-        let doc = if out.json.is_null() {
-            serde_json::json!({"ok": out.code == 0})
-        } else {
-            out.json.clone()
-        };
+        let doc = if out.json.is_null() { serde_json::json!({"ok": out.code == 0}) } else { out.json.clone() };
         println!("{doc}");
     } else {
         for l in &out.stdout {
@@ -225,20 +191,14 @@ impl Shell<'_> {
                 let p = self.printer.clone();
                 self.rt.spawn(async move {
                     while let Ok(s) = events.recv().await {
-                        p.event(format!(
-                            "WatchedEvent state:{:?} type:None path:null",
-                            s.keeper_state()
-                        ));
+                        p.event(format!("WatchedEvent state:{:?} type:None path:null", s.keeper_state()));
                         if s.is_terminal() {
                             break;
                         }
                     }
                 });
                 // Wait a little for the session, so the first prompt says CONNECTED.
-                let _ = self.rt.block_on(tokio::time::timeout(
-                    self.opts.timeout.min(Duration::from_secs(5)),
-                    zk.wait_connected(),
-                ));
+                let _ = self.rt.block_on(tokio::time::timeout(self.opts.timeout.min(Duration::from_secs(5)), zk.wait_connected()));
                 *self.zk.lock().expect("client") = Some(zk);
             }
             Err(e) => eprintln!("{e}"),
@@ -246,10 +206,7 @@ impl Shell<'_> {
     }
 
     fn prompt(&self) -> String {
-        let st = self
-            .client()
-            .map(|c| state_name(c.state()))
-            .unwrap_or("CLOSED");
+        let st = self.client().map(|c| state_name(c.state())).unwrap_or("CLOSED");
         format!("[zk: {}({}) {}] ", self.opts.server, st, self.history.len())
     }
 
@@ -265,11 +222,7 @@ impl Shell<'_> {
                     println!("{i} - {h}");
                 }
             }
-            "redo" => match argv
-                .get(1)
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| self.history.get(n).cloned())
-            {
+            "redo" => match argv.get(1).and_then(|n| n.parse::<usize>().ok()).and_then(|n| self.history.get(n).cloned()) {
                 Some(again) => {
                     self.history.push(again.clone());
                     return self.process(&again);
@@ -291,14 +244,7 @@ impl Shell<'_> {
             "printwatches" => match argv.get(1).map(String::as_str) {
                 Some("on") => self.printer.enabled.store(true, Ordering::Relaxed),
                 Some("off") => self.printer.enabled.store(false, Ordering::Relaxed),
-                _ => println!(
-                    "printwatches is {}",
-                    if self.printer.enabled.load(Ordering::Relaxed) {
-                        "on"
-                    } else {
-                        "off"
-                    }
-                ),
+                _ => println!("printwatches is {}", if self.printer.enabled.load(Ordering::Relaxed) { "on" } else { "off" }),
             },
             "help" | "h" => eprint!("{}", usage_text()),
             _ => {
@@ -343,20 +289,11 @@ struct ZkHelper {
 
 impl Completer for ZkHelper {
     type Candidate = String;
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _ctx: &Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<String>)> {
         let start = line[..pos].rfind(' ').map(|i| i + 1).unwrap_or(0);
         let word = &line[start..pos];
         if start == 0 {
-            let mut c: Vec<String> = USAGE
-                .iter()
-                .map(|(c, _)| c.to_string())
-                .filter(|c| c.starts_with(word))
-                .collect();
+            let mut c: Vec<String> = USAGE.iter().map(|(c, _)| c.to_string()).filter(|c| c.starts_with(word)).collect();
             c.sort();
             return Ok((start, c));
         }
@@ -368,22 +305,14 @@ impl Completer for ZkHelper {
             Some(i) => (&word[..i], &word[i + 1..]),
             None => return Ok((pos, vec![])),
         };
-        let Some(zk) = self.zk.lock().expect("client").clone() else {
-            return Ok((pos, vec![]));
-        };
+        let Some(zk) = self.zk.lock().expect("client").clone() else { return Ok((pos, vec![])) };
         let children = self
             .handle
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(2), zk.get_children(dir)).await
-            })
+            .block_on(async { tokio::time::timeout(Duration::from_secs(2), zk.get_children(dir)).await })
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or_default();
-        let mut c: Vec<String> = children
-            .into_iter()
-            .filter(|c| c.starts_with(partial))
-            .map(|c| rzk_client::path::join(dir, &c))
-            .collect();
+        let mut c: Vec<String> = children.into_iter().filter(|c| c.starts_with(partial)).map(|c| rzk_client::path::join(dir, &c)).collect();
         c.sort();
         Ok((start, c))
     }
@@ -405,12 +334,8 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
         }
     };
     let zk = Arc::new(Mutex::new(None));
-    rl.set_helper(Some(ZkHelper {
-        zk: zk.clone(),
-        handle: rt.handle().clone(),
-    }));
-    let history_file =
-        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".rzk_cli_history"));
+    rl.set_helper(Some(ZkHelper { zk: zk.clone(), handle: rt.handle().clone() }));
+    let history_file = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".rzk_cli_history"));
     if let Some(f) = &history_file {
         let _ = rl.load_history(f);
     }
@@ -429,16 +354,7 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
         }
     });
     let server = opts.server.clone();
-    let mut shell = Shell {
-        rt,
-        opts,
-        zk,
-        history: Vec::new(),
-        printer: Printer {
-            tx,
-            enabled: Arc::new(AtomicBool::new(true)),
-        },
-    };
+    let mut shell = Shell { rt, opts, zk, history: Vec::new(), printer: Printer { tx, enabled: Arc::new(AtomicBool::new(true)) } };
     println!("Connecting to {server}");
     shell.connect(&server);
     loop {

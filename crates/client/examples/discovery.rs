@@ -30,10 +30,7 @@ async fn main() -> Result<(), Error> {
     let registration = register(&zk, &base, &me).await?;
     let mut watcher = ServiceWatcher::start(&zk, &base, "api").await?;
     let show = |v: &[ServiceInstance]| {
-        let live: Vec<String> = v
-            .iter()
-            .map(|i| format!("{}@{}:{}", i.id, i.address, i.port))
-            .collect();
+        let live: Vec<String> = v.iter().map(|i| format!("{}@{}:{}", i.id, i.address, i.port)).collect();
         println!("LIVE {}", live.join(" "));
     };
     show(&watcher.instances());

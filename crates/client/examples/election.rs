@@ -28,11 +28,7 @@ async fn main() -> Result<(), Error> {
         let id2 = id.clone();
         let outcome = election
             .run(|mut lead| async move {
-                println!(
-                    "LEADING {id2} token={} at={}",
-                    lead.fencing_token(),
-                    common::now_ms()
-                );
+                println!("LEADING {id2} token={} at={}", lead.fencing_token(), common::now_ms());
                 let until = tokio::time::Instant::now() + hold;
                 let mut status = Holding::Held;
                 // Do the leader's work, watching for doubt.

@@ -36,11 +36,7 @@ async fn main() -> Result<(), Error> {
     let lock = Lock::new(&zk, &path, &id);
     for _ in 0..args.num("rounds", 1) {
         let guard = lock.acquire().await?;
-        println!(
-            "ACQUIRED {id} token={} at={}",
-            guard.fencing_token(),
-            common::now_ms()
-        );
+        println!("ACQUIRED {id} token={} at={}", guard.fencing_token(), common::now_ms());
         zk.set_data(&owner, id.as_bytes(), -1).await?;
         tokio::time::sleep(hold).await;
         let (who, _) = zk.get_data(&owner).await?;

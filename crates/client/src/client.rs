@@ -8,14 +8,11 @@
 use crate::error::{Error, Result};
 use crate::path::{prepend_chroot, strip_chroot, validate_path, ConnectString};
 use crate::session::{Command, Handles, SessionTask};
-use crate::types::{
-    Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState,
-};
+use crate::types::{Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState};
 use crate::watch::{OneTimeKind, WatchFuture, WatchReg, WatchStream};
 use rzk_proto::client::{
-    AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, Create, DeleteRequest,
-    OpResult as WireResult, PathRequest, PathWatchRequest, Request, Response, SetAclRequest,
-    SetDataRequest, WatchesRequest,
+    AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, Create, DeleteRequest, OpResult as WireResult, PathRequest,
+    PathWatchRequest, Request, Response, SetAclRequest, SetDataRequest, WatchesRequest,
 };
 use rzk_proto::{Acl, AddWatchMode, ErrorCode, OpCode, Stat, WatcherType};
 use std::sync::{Arc, Mutex};
@@ -44,10 +41,7 @@ struct Inner {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("session", &self.session_info().id)
-            .field("state", &self.state())
-            .finish()
+        f.debug_struct("Client").field("session", &self.session_info().id).field("state", &self.state()).finish()
     }
 }
 
@@ -81,27 +75,13 @@ impl Client {
         let (state_tx, state_rx) = watch::channel(SessionState::Connecting);
         let (events_tx, _) = broadcast::channel(64);
         let info = Arc::new(Mutex::new(cfg.session.clone().unwrap_or_default()));
-        let handles = Handles {
-            cmd_rx,
-            close_rx,
-            state_tx,
-            events_tx: events_tx.clone(),
-            info: info.clone(),
-        };
+        let handles = Handles { cmd_rx, close_rx, state_tx, events_tx: events_tx.clone(), info: info.clone() };
         let request_timeout = cfg.request_timeout;
         let watch_stream_events_max = cfg.watch_stream_events_max.max(1);
         let task = SessionTask::new(cfg, cs.hosts, cs.chroot.clone(), handles);
         tokio::spawn(task.run());
         Ok(Client {
-            inner: Arc::new(Inner {
-                cmd_tx,
-                close_tx,
-                state_rx,
-                events_tx,
-                info,
-                chroot: cs.chroot,
-                watch_stream_events_max,
-            }),
+            inner: Arc::new(Inner { cmd_tx, close_tx, state_rx, events_tx, info, chroot: cs.chroot, watch_stream_events_max }),
             request_timeout,
         })
     }
@@ -125,10 +105,7 @@ impl Client {
 
     /// A handle on the same session whose requests time out after `d` (RequestTimeout).
     pub fn with_timeout(&self, d: Duration) -> Client {
-        Client {
-            inner: self.inner.clone(),
-            request_timeout: Some(d),
-        }
+        Client { inner: self.inner.clone(), request_timeout: Some(d) }
     }
 
     /// The session's current state.
@@ -185,37 +162,18 @@ impl Client {
         strip_chroot(self.chroot(), path)
     }
 
-    async fn with_deadline<T>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
+    async fn with_deadline<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         match self.request_timeout {
-            Some(d) => tokio::time::timeout(d, fut)
-                .await
-                .map_err(|_| Error::RequestTimeout)?,
+            Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| Error::RequestTimeout)?,
             None => fut.await,
         }
     }
 
-    async fn call_with(
-        &self,
-        req: Request,
-        watch: Option<WatchReg>,
-        then_remove: Option<(WatcherType, String)>,
-    ) -> Result<Response> {
+    async fn call_with(&self, req: Request, watch: Option<WatchReg>, then_remove: Option<(WatcherType, String)>) -> Result<Response> {
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Request {
-            req,
-            watch,
-            then_remove,
-            reply: tx,
-        };
+        let cmd = Command::Request { req, watch, then_remove, reply: tx };
         self.with_deadline(async {
-            self.inner
-                .cmd_tx
-                .send(cmd)
-                .await
-                .map_err(|_| self.ended())?;
+            self.inner.cmd_tx.send(cmd).await.map_err(|_| self.ended())?;
             rx.await.map_err(|_| self.ended())?
         })
         .await
@@ -227,26 +185,10 @@ impl Client {
 
     fn one_time(&self, kind: OneTimeKind, server_path: &str) -> (WatchReg, WatchFuture) {
         let (tx, rx) = oneshot::channel();
-        (
-            WatchReg::OneTime {
-                kind,
-                path: server_path.to_owned(),
-                tx,
-            },
-            WatchFuture {
-                rx,
-                state: self.inner.state_rx.clone(),
-            },
-        )
+        (WatchReg::OneTime { kind, path: server_path.to_owned(), tx }, WatchFuture { rx, state: self.inner.state_rx.clone() })
     }
 
-    fn create_request(
-        &self,
-        path: &str,
-        data: Option<&[u8]>,
-        opts: &CreateOptions,
-        want_stat: bool,
-    ) -> Result<Request> {
+    fn create_request(&self, path: &str, data: Option<&[u8]>, opts: &CreateOptions, want_stat: bool) -> Result<Request> {
         validate_path(path, opts.mode.is_sequential())?;
         let op = if opts.mode.is_container() {
             OpCode::CreateContainer
@@ -291,23 +233,13 @@ impl Client {
 
     /// Creates a znode and returns its path and Stat (create2; containers and TTL nodes use
     /// their own op codes, which also return the Stat).
-    pub async fn create2(
-        &self,
-        path: &str,
-        data: &[u8],
-        opts: &CreateOptions,
-    ) -> Result<(String, Stat)> {
+    pub async fn create2(&self, path: &str, data: &[u8], opts: &CreateOptions) -> Result<(String, Stat)> {
         self.create2_nullable(path, Some(data), opts).await
     }
 
     /// As [`create2`](Self::create2), but `None` creates the node with null data, which
     /// ZooKeeper keeps apart from empty data (zkCli's `create /a` does this).
-    pub async fn create2_nullable(
-        &self,
-        path: &str,
-        data: Option<&[u8]>,
-        opts: &CreateOptions,
-    ) -> Result<(String, Stat)> {
+    pub async fn create2_nullable(&self, path: &str, data: Option<&[u8]>, opts: &CreateOptions) -> Result<(String, Stat)> {
         let req = self.create_request(path, data, opts, true)?;
         match self.call(req).await? {
             Response::Create2 { path: p, stat } => Ok((self.client_path(&p), stat)),
@@ -318,18 +250,13 @@ impl Client {
     /// Deletes a znode; `version` -1 matches any version.
     pub async fn delete(&self, path: &str, version: i32) -> Result<()> {
         let path = self.server_path(path)?;
-        self.call(Request::Delete(DeleteRequest { path, version }))
-            .await
-            .map(|_| ())
+        self.call(Request::Delete(DeleteRequest { path, version })).await.map(|_| ())
     }
 
     /// The Stat of a znode, or `None` if there is none.
     pub async fn exists(&self, path: &str) -> Result<Option<Stat>> {
         let path = self.server_path(path)?;
-        stat_or_none(
-            self.call(Request::Exists(PathWatchRequest { path, watch: false }))
-                .await,
-        )
+        stat_or_none(self.call(Request::Exists(PathWatchRequest { path, watch: false })).await)
     }
 
     /// As [`exists`](Self::exists), leaving a watch that fires on the node's creation,
@@ -337,47 +264,26 @@ impl Client {
     pub async fn exists_w(&self, path: &str) -> Result<(Option<Stat>, WatchFuture)> {
         let path = self.server_path(path)?;
         let (reg, fut) = self.one_time(OneTimeKind::Exists, &path);
-        let st = stat_or_none(
-            self.call_with(
-                Request::Exists(PathWatchRequest { path, watch: true }),
-                Some(reg),
-                None,
-            )
-            .await,
-        )?;
+        let st = stat_or_none(self.call_with(Request::Exists(PathWatchRequest { path, watch: true }), Some(reg), None).await)?;
         Ok((st, fut))
     }
 
     /// A znode's data (null data reads as empty) and Stat.
     pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat)> {
         let path = self.server_path(path)?;
-        data_of(
-            self.call(Request::GetData(PathWatchRequest { path, watch: false }))
-                .await?,
-        )
+        data_of(self.call(Request::GetData(PathWatchRequest { path, watch: false })).await?)
     }
 
     /// As [`get_data`](Self::get_data), leaving a watch for the node's next change or deletion.
     pub async fn get_data_w(&self, path: &str) -> Result<(Vec<u8>, Stat, WatchFuture)> {
         let path = self.server_path(path)?;
         let (reg, fut) = self.one_time(OneTimeKind::Data, &path);
-        let (d, s) = data_of(
-            self.call_with(
-                Request::GetData(PathWatchRequest { path, watch: true }),
-                Some(reg),
-                None,
-            )
-            .await?,
-        )?;
+        let (d, s) = data_of(self.call_with(Request::GetData(PathWatchRequest { path, watch: true }), Some(reg), None).await?)?;
         Ok((d, s, fut))
     }
 
     /// getData keeping null data apart from empty (`None`), with a watch if `watch`.
-    pub async fn get_data_nullable(
-        &self,
-        path: &str,
-        watch: bool,
-    ) -> Result<(Option<Vec<u8>>, Stat, Option<WatchFuture>)> {
+    pub async fn get_data_nullable(&self, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat, Option<WatchFuture>)> {
         let path = self.server_path(path)?;
         let (reg, fut) = if watch {
             let (r, f) = self.one_time(OneTimeKind::Data, &path);
@@ -385,14 +291,7 @@ impl Client {
         } else {
             (None, None)
         };
-        match self
-            .call_with(
-                Request::GetData(PathWatchRequest { path, watch }),
-                reg,
-                None,
-            )
-            .await?
-        {
+        match self.call_with(Request::GetData(PathWatchRequest { path, watch }), reg, None).await? {
             Response::GetData { data, stat } => Ok((data, stat, fut)),
             other => Err(unexpected(other)),
         }
@@ -401,14 +300,7 @@ impl Client {
     /// Sets a znode's data if its version is `version` (-1: any); returns the new Stat.
     pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> Result<Stat> {
         let path = self.server_path(path)?;
-        match self
-            .call(Request::SetData(SetDataRequest {
-                path,
-                data: Some(data.to_vec()),
-                version,
-            }))
-            .await?
-        {
+        match self.call(Request::SetData(SetDataRequest { path, data: Some(data.to_vec()), version })).await? {
             Response::Stat(s) => Ok(s),
             other => Err(unexpected(other)),
         }
@@ -417,13 +309,7 @@ impl Client {
     /// A znode's children (names, in the server's order).
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>> {
         let path = self.server_path(path)?;
-        match self
-            .call(Request::GetChildren(PathWatchRequest {
-                path,
-                watch: false,
-            }))
-            .await?
-        {
+        match self.call(Request::GetChildren(PathWatchRequest { path, watch: false })).await? {
             Response::Children(c) => Ok(c),
             other => Err(unexpected(other)),
         }
@@ -434,14 +320,7 @@ impl Client {
     pub async fn get_children_w(&self, path: &str) -> Result<(Vec<String>, WatchFuture)> {
         let path = self.server_path(path)?;
         let (reg, fut) = self.one_time(OneTimeKind::Child, &path);
-        match self
-            .call_with(
-                Request::GetChildren(PathWatchRequest { path, watch: true }),
-                Some(reg),
-                None,
-            )
-            .await?
-        {
+        match self.call_with(Request::GetChildren(PathWatchRequest { path, watch: true }), Some(reg), None).await? {
             Response::Children(c) => Ok((c, fut)),
             other => Err(unexpected(other)),
         }
@@ -450,13 +329,7 @@ impl Client {
     /// getChildren2: the children and the parent's Stat.
     pub async fn get_children2(&self, path: &str) -> Result<(Vec<String>, Stat)> {
         let path = self.server_path(path)?;
-        match self
-            .call(Request::GetChildren2(PathWatchRequest {
-                path,
-                watch: false,
-            }))
-            .await?
-        {
+        match self.call(Request::GetChildren2(PathWatchRequest { path, watch: false })).await? {
             Response::Children2 { children, stat } => Ok((children, stat)),
             other => Err(unexpected(other)),
         }
@@ -466,14 +339,7 @@ impl Client {
     pub async fn get_children2_w(&self, path: &str) -> Result<(Vec<String>, Stat, WatchFuture)> {
         let path = self.server_path(path)?;
         let (reg, fut) = self.one_time(OneTimeKind::Child, &path);
-        match self
-            .call_with(
-                Request::GetChildren2(PathWatchRequest { path, watch: true }),
-                Some(reg),
-                None,
-            )
-            .await?
-        {
+        match self.call_with(Request::GetChildren2(PathWatchRequest { path, watch: true }), Some(reg), None).await? {
             Response::Children2 { children, stat } => Ok((children, stat, fut)),
             other => Err(unexpected(other)),
         }
@@ -491,14 +357,7 @@ impl Client {
     /// Sets a znode's ACL if its ACL version is `aversion` (-1: any).
     pub async fn set_acl(&self, path: &str, acl: &[Acl], aversion: i32) -> Result<Stat> {
         let path = self.server_path(path)?;
-        match self
-            .call(Request::SetAcl(SetAclRequest {
-                path,
-                acl: acl.to_vec(),
-                version: aversion,
-            }))
-            .await?
-        {
+        match self.call(Request::SetAcl(SetAclRequest { path, acl: acl.to_vec(), version: aversion })).await? {
             Response::Stat(s) => Ok(s),
             other => Err(unexpected(other)),
         }
@@ -524,28 +383,12 @@ impl Client {
             reqs.push(match op {
                 // Plain creates go as op `create`: ZooKeeper 3.8 answers a create2 inside a
                 // multi with a `create` result anyway (no Stat).
-                Op::Create {
-                    path,
-                    data,
-                    options,
-                } => self.create_request(path, Some(data), options, false)?,
-                Op::Delete { path, version } => Request::Delete(DeleteRequest {
-                    path: self.server_path(path)?,
-                    version: *version,
-                }),
-                Op::SetData {
-                    path,
-                    data,
-                    version,
-                } => Request::SetData(SetDataRequest {
-                    path: self.server_path(path)?,
-                    data: Some(data.clone()),
-                    version: *version,
-                }),
-                Op::Check { path, version } => Request::Check(CheckVersionRequest {
-                    path: self.server_path(path)?,
-                    version: *version,
-                }),
+                Op::Create { path, data, options } => self.create_request(path, Some(data), options, false)?,
+                Op::Delete { path, version } => Request::Delete(DeleteRequest { path: self.server_path(path)?, version: *version }),
+                Op::SetData { path, data, version } => {
+                    Request::SetData(SetDataRequest { path: self.server_path(path)?, data: Some(data.clone()), version: *version })
+                }
+                Op::Check { path, version } => Request::Check(CheckVersionRequest { path: self.server_path(path)?, version: *version }),
             });
         }
         let results = match self.call(Request::Multi(reqs)).await? {
@@ -561,22 +404,13 @@ impl Client {
             })
             .min_by_key(|(i, err)| (*err == ErrorCode::RuntimeInconsistency.code(), *i));
         if let Some((index, err)) = failed {
-            return Err(Error::Multi {
-                index,
-                source: Box::new(Error::from_code(err)),
-            });
+            return Err(Error::Multi { index, source: Box::new(Error::from_code(err)) });
         }
         results
             .into_iter()
             .map(|r| match r {
-                WireResult::Create { path } => Ok(OpResult::Create {
-                    path: self.client_path(&path),
-                    stat: None,
-                }),
-                WireResult::Create2 { path, stat } => Ok(OpResult::Create {
-                    path: self.client_path(&path),
-                    stat: Some(stat),
-                }),
+                WireResult::Create { path } => Ok(OpResult::Create { path: self.client_path(&path), stat: None }),
+                WireResult::Create2 { path, stat } => Ok(OpResult::Create { path: self.client_path(&path), stat: Some(stat) }),
                 WireResult::Delete => Ok(OpResult::Delete),
                 WireResult::SetData { stat } => Ok(OpResult::SetData { stat }),
                 WireResult::Check => Ok(OpResult::Check),
@@ -590,24 +424,15 @@ impl Client {
         let mut reqs = Vec::with_capacity(ops.len());
         for op in ops {
             reqs.push(match op {
-                ReadOp::GetData(p) => Request::GetData(PathWatchRequest {
-                    path: self.server_path(p)?,
-                    watch: false,
-                }),
-                ReadOp::GetChildren(p) => Request::GetChildren(PathWatchRequest {
-                    path: self.server_path(p)?,
-                    watch: false,
-                }),
+                ReadOp::GetData(p) => Request::GetData(PathWatchRequest { path: self.server_path(p)?, watch: false }),
+                ReadOp::GetChildren(p) => Request::GetChildren(PathWatchRequest { path: self.server_path(p)?, watch: false }),
             });
         }
         match self.call(Request::MultiRead(reqs)).await? {
             Response::Multi(rs) => Ok(rs
                 .into_iter()
                 .map(|r| match r {
-                    WireResult::GetData { data, stat } => ReadResult::Data {
-                        data: data.unwrap_or_default(),
-                        stat,
-                    },
+                    WireResult::GetData { data, stat } => ReadResult::Data { data: data.unwrap_or_default(), stat },
                     WireResult::GetChildren { children } => ReadResult::Children(children),
                     WireResult::Error { err } => ReadResult::Error(Error::from_code(err)),
                     _ => ReadResult::Error(Error::MarshallingError),
@@ -631,20 +456,8 @@ impl Client {
     pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<WatchStream> {
         let path = self.server_path(path)?;
         let (tx, rx) = broadcast::channel(self.inner.watch_stream_events_max);
-        let reg = WatchReg::Persistent {
-            recursive: mode == AddWatchMode::PersistentRecursive,
-            path: path.clone(),
-            tx,
-        };
-        self.call_with(
-            Request::AddWatch(AddWatchRequest {
-                path,
-                mode: mode.code(),
-            }),
-            Some(reg),
-            None,
-        )
-        .await?;
+        let reg = WatchReg::Persistent { recursive: mode == AddWatchMode::PersistentRecursive, path: path.clone(), tx };
+        self.call_with(Request::AddWatch(AddWatchRequest { path, mode: mode.code() }), Some(reg), None).await?;
         Ok(WatchStream { rx })
     }
 
@@ -655,53 +468,30 @@ impl Client {
         let sp = self.server_path(path)?;
         if local {
             let (tx, rx) = oneshot::channel();
-            let cmd = Command::RemoveLocal {
-                kind,
-                path: sp,
-                reply: tx,
-            };
+            let cmd = Command::RemoveLocal { kind, path: sp, reply: tx };
             let found = self
                 .with_deadline(async {
-                    self.inner
-                        .cmd_tx
-                        .send(cmd)
-                        .await
-                        .map_err(|_| self.ended())?;
+                    self.inner.cmd_tx.send(cmd).await.map_err(|_| self.ended())?;
                     rx.await.map_err(|_| self.ended())
                 })
                 .await?;
             return if found { Ok(()) } else { Err(Error::NoWatcher) };
         }
-        self.call_with(
-            Request::RemoveWatches(WatchesRequest {
-                path: sp.clone(),
-                watcher_type: kind.code(),
-            }),
-            None,
-            Some((kind, sp)),
-        )
-        .await
-        .map(|_| ())
+        self.call_with(Request::RemoveWatches(WatchesRequest { path: sp.clone(), watcher_type: kind.code() }), None, Some((kind, sp)))
+            .await
+            .map(|_| ())
     }
 
     /// NoWatcher unless the server holds a watch of `kind` on the path for this session.
     pub async fn check_watches(&self, path: &str, kind: WatcherType) -> Result<()> {
         let path = self.server_path(path)?;
-        self.call(Request::CheckWatches(WatchesRequest {
-            path,
-            watcher_type: kind.code(),
-        }))
-        .await
-        .map(|_| ())
+        self.call(Request::CheckWatches(WatchesRequest { path, watcher_type: kind.code() })).await.map(|_| ())
     }
 
     /// This session's ephemeral nodes whose paths start with `prefix` (`/` for all).
     pub async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
         let sp = self.server_path(prefix)?;
-        match self
-            .call(Request::GetEphemerals(PathRequest { path: sp }))
-            .await?
-        {
+        match self.call(Request::GetEphemerals(PathRequest { path: sp })).await? {
             Response::Paths(ps) => Ok(match self.chroot() {
                 None => ps,
                 Some(root) => ps
@@ -717,10 +507,7 @@ impl Client {
     /// The number of descendants of a znode (not counting itself).
     pub async fn get_all_children_number(&self, path: &str) -> Result<i32> {
         let path = self.server_path(path)?;
-        match self
-            .call(Request::GetAllChildrenNumber(PathRequest { path }))
-            .await?
-        {
+        match self.call(Request::GetAllChildrenNumber(PathRequest { path })).await? {
             Response::AllChildrenNumber(n) => Ok(n),
             other => Err(unexpected(other)),
         }
@@ -738,20 +525,9 @@ impl Client {
     /// reconnection. A refusal (AuthFailed) ends the session, as in ZooKeeper.
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Auth {
-            packet: AuthPacket {
-                auth_type: 0,
-                scheme: scheme.to_owned(),
-                auth: auth.to_vec(),
-            },
-            reply: tx,
-        };
+        let cmd = Command::Auth { packet: AuthPacket { auth_type: 0, scheme: scheme.to_owned(), auth: auth.to_vec() }, reply: tx };
         self.with_deadline(async {
-            self.inner
-                .cmd_tx
-                .send(cmd)
-                .await
-                .map_err(|_| self.ended())?;
+            self.inner.cmd_tx.send(cmd).await.map_err(|_| self.ended())?;
             rx.await.map_err(|_| self.ended())?
         })
         .await
@@ -759,13 +535,7 @@ impl Client {
 
     /// The ensemble configuration (`/zookeeper/config`, read outside any chroot).
     pub async fn get_config(&self) -> Result<(Vec<u8>, Stat)> {
-        data_of(
-            self.call(Request::GetData(PathWatchRequest {
-                path: "/zookeeper/config".into(),
-                watch: false,
-            }))
-            .await?,
-        )
+        data_of(self.call(Request::GetData(PathWatchRequest { path: "/zookeeper/config".into(), watch: false })).await?)
     }
 }
 

@@ -154,9 +154,7 @@ impl Error {
             Error::MarshallingError => C::MarshallingError,
             Error::Unimplemented => C::Unimplemented,
             Error::OperationTimeout => C::OperationTimeout,
-            Error::BadArguments | Error::BadConnectString(..) | Error::InvalidPath { .. } => {
-                C::BadArguments
-            }
+            Error::BadArguments | Error::BadConnectString(..) | Error::InvalidPath { .. } => C::BadArguments,
             Error::UnknownSession => C::UnknownSession,
             Error::NewConfigNoQuorum => C::NewConfigNoQuorum,
             Error::ReconfigInProgress => C::ReconfigInProgress,
@@ -190,24 +188,12 @@ impl Error {
     /// True for errors after which the outcome of a write is unknown and the session may
     /// still be alive: retrying (idempotently) is the right reaction.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::ConnectionLoss
-                | Error::OperationTimeout
-                | Error::RequestTimeout
-                | Error::Throttled
-        )
+        matches!(self, Error::ConnectionLoss | Error::OperationTimeout | Error::RequestTimeout | Error::Throttled)
     }
 
     /// True when the session is certainly gone (ephemerals deleted, watches dead).
     pub fn is_session_lost(&self) -> bool {
-        matches!(
-            self,
-            Error::SessionExpired
-                | Error::AuthFailed
-                | Error::Closed
-                | Error::SessionClosedRequireSaslAuth
-        )
+        matches!(self, Error::SessionExpired | Error::AuthFailed | Error::Closed | Error::SessionClosedRequireSaslAuth)
     }
 }
 
@@ -225,9 +211,6 @@ mod tests {
         }
         assert_eq!(Error::from_code(-999), Error::Unknown(-999));
         assert_eq!(Error::NoNode.to_string(), "KeeperErrorCode = NoNode");
-        assert_eq!(
-            Error::NotEmpty.to_string(),
-            "KeeperErrorCode = Directory not empty"
-        );
+        assert_eq!(Error::NotEmpty.to_string(), "KeeperErrorCode = Directory not empty");
     }
 }

@@ -44,26 +44,18 @@ impl ConnectString {
                 continue;
             }
             let (host, port) = if let Some(rest) = part.strip_prefix('[') {
-                let end = rest
-                    .find(']')
-                    .ok_or_else(|| bad("unterminated [ in an IPv6 address"))?;
+                let end = rest.find(']').ok_or_else(|| bad("unterminated [ in an IPv6 address"))?;
                 let host = &rest[..end];
                 let after = &rest[end + 1..];
                 let port = match after.strip_prefix(':') {
-                    Some(p) => p
-                        .parse::<u16>()
-                        .map_err(|_| bad("the port is not a number in 1..65535"))?,
+                    Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number in 1..65535"))?,
                     None if after.is_empty() => DEFAULT_PORT,
                     None => return Err(bad("junk after ]")),
                 };
                 (host.to_owned(), port)
             } else {
                 match part.rsplit_once(':') {
-                    Some((h, p)) => (
-                        h.to_owned(),
-                        p.parse::<u16>()
-                            .map_err(|_| bad("the port is not a number in 1..65535"))?,
-                    ),
+                    Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| bad("the port is not a number in 1..65535"))?),
                     None => (part.to_owned(), DEFAULT_PORT),
                 }
             };
@@ -86,10 +78,7 @@ impl ConnectString {
 /// the server applies too). A sequential create's path may end in `/` (the server appends the
 /// counter).
 pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
-    rzk_proto::path::validate_create_path(path, sequential).map_err(|e| Error::InvalidPath {
-        path: e.path,
-        reason: e.reason,
-    })
+    rzk_proto::path::validate_create_path(path, sequential).map_err(|e| Error::InvalidPath { path: e.path, reason: e.reason })
 }
 
 /// The server-side path for a client path under `chroot`.
@@ -143,10 +132,7 @@ mod tests {
     #[test]
     fn connect_strings() {
         let c = ConnectString::parse("a:1,b,[::1]:3/app/x").unwrap();
-        assert_eq!(
-            c.hosts,
-            vec![("a".into(), 1), ("b".into(), 2181), ("::1".into(), 3)]
-        );
+        assert_eq!(c.hosts, vec![("a".into(), 1), ("b".into(), 2181), ("::1".into(), 3)]);
         assert_eq!(c.chroot.as_deref(), Some("/app/x"));
         assert_eq!(ConnectString::parse("h:2181/").unwrap().chroot, None);
         assert!(ConnectString::parse("").is_err());

@@ -21,15 +21,10 @@ use crate::error::{Error, Result};
 use crate::types::{Config, SessionInfo, SessionState};
 use crate::watch::{WatchReg, Watches};
 use bytes::BytesMut;
-use rzk_proto::client::{
-    request_frame, AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, Request, Response,
-    WatcherEvent,
-};
+use rzk_proto::client::{request_frame, AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, Request, Response, WatcherEvent};
 use rzk_proto::codes::xid;
 use rzk_proto::frame::{split, FrameStatus};
-use rzk_proto::{
-    ErrorCode, EventType, KeeperState, OpCode, Reader, Record, SessionId, WatcherType, Writer, Zxid,
-};
+use rzk_proto::{ErrorCode, EventType, KeeperState, OpCode, Reader, Record, SessionId, WatcherType, Writer, Zxid};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,16 +45,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Response>>,
     },
     /// addAuth: remembered and replayed on every later connection.
-    Auth {
-        packet: AuthPacket,
-        reply: oneshot::Sender<Result<()>>,
-    },
+    Auth { packet: AuthPacket, reply: oneshot::Sender<Result<()>> },
     /// Remove local watches without asking the server; replies whether any was there.
-    RemoveLocal {
-        kind: WatcherType,
-        path: String,
-        reply: oneshot::Sender<bool>,
-    },
+    RemoveLocal { kind: WatcherType, path: String, reply: oneshot::Sender<bool> },
 }
 
 /// What the handles share with the task.
@@ -104,31 +92,14 @@ pub(crate) struct SessionTask {
 }
 
 impl SessionTask {
-    pub fn new(
-        cfg: Config,
-        hosts: Vec<(String, u16)>,
-        chroot: Option<String>,
-        h: Handles,
-    ) -> SessionTask {
+    pub fn new(cfg: Config, hosts: Vec<(String, u16)>, chroot: Option<String>, h: Handles) -> SessionTask {
         let info = cfg.session.clone().unwrap_or_default();
-        let auths = cfg
-            .auth
-            .iter()
-            .map(|(s, a)| AuthPacket {
-                auth_type: 0,
-                scheme: s.clone(),
-                auth: a.clone(),
-            })
-            .collect();
+        let auths = cfg.auth.iter().map(|(s, a)| AuthPacket { auth_type: 0, scheme: s.clone(), auth: a.clone() }).collect();
         SessionTask {
             cfg,
             hosts,
             chroot,
-            last_heard: if info.id.0 != 0 {
-                Some(Instant::now())
-            } else {
-                None
-            },
+            last_heard: if info.id.0 != 0 { Some(Instant::now()) } else { None },
             info,
             last_zxid: Zxid(0),
             auths,
@@ -210,9 +181,7 @@ impl SessionTask {
             // outlast the session.
             let exp = self.cfg.backoff_min.saturating_mul(1u32 << round.min(16));
             let cap = exp.min(self.cfg.backoff_max);
-            let wait = Duration::from_micros(fastrand::u64(
-                cap.as_micros() as u64 / 2..=cap.as_micros().max(1) as u64,
-            ));
+            let wait = Duration::from_micros(fastrand::u64(cap.as_micros() as u64 / 2..=cap.as_micros().max(1) as u64));
             round = round.saturating_add(1);
             tokio::select! {
                 biased;
@@ -240,12 +209,10 @@ impl SessionTask {
 
     /// The ConnectRequest for the next attempt, and how long that attempt may take.
     fn connect_request(&self) -> (ConnectRequest, Instant) {
-        let per_host = (self.session_timeout() / self.hosts.len().max(1) as u32)
-            .max(Duration::from_millis(250));
+        let per_host = (self.session_timeout() / self.hosts.len().max(1) as u32).max(Duration::from_millis(250));
         let deadline = match self.last_heard {
             // Never wait past the moment the session would expire.
-            Some(t) => (Instant::now() + per_host)
-                .min(t + self.session_timeout() + Duration::from_millis(1)),
+            Some(t) => (Instant::now() + per_host).min(t + self.session_timeout() + Duration::from_millis(1)),
             None => Instant::now() + per_host,
         };
         let req = ConnectRequest {
@@ -253,11 +220,7 @@ impl SessionTask {
             last_zxid_seen: self.last_zxid,
             timeout_ms: self.cfg.session_timeout.as_millis().min(i32::MAX as u128) as i32,
             session_id: self.info.id,
-            passwd: if self.info.password.is_empty() {
-                vec![0; 16]
-            } else {
-                self.info.password.clone()
-            },
+            passwd: if self.info.password.is_empty() { vec![0; 16] } else { self.info.password.clone() },
             read_only: Some(self.cfg.read_only),
         };
         (req, deadline)
@@ -274,11 +237,7 @@ impl SessionTask {
         if self.info.id.0 != 0 && resp.session_id != self.info.id && !read_only {
             tracing::warn!(old = %self.info.id, new = %resp.session_id, "server answered with another session");
         }
-        self.info = SessionInfo {
-            id: resp.session_id,
-            password: resp.passwd,
-            timeout: Duration::from_millis(resp.timeout_ms as u64),
-        };
+        self.info = SessionInfo { id: resp.session_id, password: resp.passwd, timeout: Duration::from_millis(resp.timeout_ms as u64) };
         *self.h.info.lock().expect("session info") = self.info.clone();
         self.last_heard = Some(Instant::now());
         Ok(read_only)
@@ -289,11 +248,7 @@ impl SessionTask {
         let timeout_d = self.session_timeout();
         let read_timeout = timeout_d * 2 / 3;
         let ping_interval = timeout_d / 3;
-        let mut conn = Conn {
-            pending: VecDeque::new(),
-            auth_waiters: VecDeque::new(),
-            rbuf: BytesMut::with_capacity(64 * 1024),
-        };
+        let mut conn = Conn { pending: VecDeque::new(), auth_waiters: VecDeque::new(), rbuf: BytesMut::with_capacity(64 * 1024) };
 
         // Prime the connection: credentials first, then the watches (as the Java client).
         let mut out = Vec::new();
@@ -309,11 +264,7 @@ impl SessionTask {
                 return End::Lost(e);
             }
         }
-        self.set_state(if read_only {
-            SessionState::ConnectedReadOnly
-        } else {
-            SessionState::Connected
-        });
+        self.set_state(if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected });
         let mut last_send = Instant::now();
         let mut last_recv = Instant::now();
         let end = loop {
@@ -393,24 +344,13 @@ impl SessionTask {
 
     fn encode(&mut self, cmd: Command, conn: &mut Conn, out: &mut Vec<u8>) {
         match cmd {
-            Command::Request {
-                req,
-                watch,
-                then_remove,
-                reply,
-            } => {
+            Command::Request { req, watch, then_remove, reply } => {
                 if reply.is_closed() {
                     return; // the caller gave up (timeout, dropped future)
                 }
                 let x = self.xid();
                 out.extend(request_frame(x, &req));
-                conn.pending.push_back(InFlight {
-                    xid: x,
-                    op: req.op(),
-                    reply: Some(reply),
-                    watch,
-                    then_remove,
-                });
+                conn.pending.push_back(InFlight { xid: x, op: req.op(), reply: Some(reply), watch, then_remove });
             }
             Command::Auth { packet, reply } => {
                 out.extend(request_frame(xid::AUTH, &Request::Auth(packet.clone())));
@@ -429,10 +369,7 @@ impl SessionTask {
             match split(&conn.rbuf, self.cfg.frame_bytes_max) {
                 FrameStatus::Incomplete { .. } => return None,
                 FrameStatus::Invalid { len } => {
-                    tracing::warn!(
-                        len,
-                        "reply frame length out of range; dropping the connection"
-                    );
+                    tracing::warn!(len, "reply frame length out of range; dropping the connection");
                     return Some(End::Lost("reply frame length out of range"));
                 }
                 FrameStatus::Frame { len } => {
@@ -459,10 +396,7 @@ impl SessionTask {
                 let Ok(ev) = WatcherEvent::read(&mut r) else {
                     return Some(End::Lost("bad notification"));
                 };
-                let (Some(t), Some(s)) = (
-                    EventType::from_code(ev.event_type),
-                    KeeperState::from_code(ev.state),
-                ) else {
+                let (Some(t), Some(s)) = (EventType::from_code(ev.event_type), KeeperState::from_code(ev.state)) else {
                     tracing::warn!(?ev, "notification with unknown type or state ignored");
                     return None;
                 };
@@ -480,11 +414,7 @@ impl SessionTask {
                     return Some(End::Terminal(SessionState::AuthFailed));
                 }
                 if let Some(w) = waiter {
-                    let _ = w.send(if h.err == 0 {
-                        Ok(())
-                    } else {
-                        Err(Error::from_code(h.err))
-                    });
+                    let _ = w.send(if h.err == 0 { Ok(()) } else { Err(Error::from_code(h.err)) });
                 }
                 None
             }
@@ -499,11 +429,7 @@ impl SessionTask {
                     return Some(End::Lost("reply to no request"));
                 };
                 if p.xid != x {
-                    tracing::warn!(
-                        expected = p.xid,
-                        got = x,
-                        "reply out of order; dropping the connection"
-                    );
+                    tracing::warn!(expected = p.xid, got = x, "reply out of order; dropping the connection");
                     conn.pending.push_front(p);
                     return Some(End::Lost("reply out of order"));
                 }
@@ -553,25 +479,10 @@ impl SessionTask {
     }
 
     /// Sends closeSession and waits (bounded) for the replies up to it.
-    async fn close_session(
-        &mut self,
-        rd: &mut OwnedReadHalf,
-        wr: &mut OwnedWriteHalf,
-        conn: &mut Conn,
-        read_timeout: Duration,
-    ) -> End {
+    async fn close_session(&mut self, rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, conn: &mut Conn, read_timeout: Duration) -> End {
         let x = self.xid();
-        conn.pending.push_back(InFlight {
-            xid: x,
-            op: OpCode::CloseSession,
-            reply: None,
-            watch: None,
-            then_remove: None,
-        });
-        if write(wr, &request_frame(x, &Request::CloseSession), read_timeout)
-            .await
-            .is_err()
-        {
+        conn.pending.push_back(InFlight { xid: x, op: OpCode::CloseSession, reply: None, watch: None, then_remove: None });
+        if write(wr, &request_frame(x, &Request::CloseSession), read_timeout).await.is_err() {
             return End::Terminal(SessionState::Closed);
         }
         let deadline = Instant::now() + read_timeout.min(Duration::from_secs(2));
@@ -633,16 +544,9 @@ struct Conn {
 }
 
 /// Connects to one server and exchanges ConnectRequest / ConnectResponse, by `deadline`.
-async fn handshake(
-    host: &str,
-    port: u16,
-    req: ConnectRequest,
-    deadline: Instant,
-) -> Result<(TcpStream, ConnectResponse), HandshakeError> {
+async fn handshake(host: &str, port: u16, req: ConnectRequest, deadline: Instant) -> Result<(TcpStream, ConnectResponse), HandshakeError> {
     let fut = async {
-        let addrs = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| HandshakeError::Failed(format!("resolve: {e}")))?;
+        let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| HandshakeError::Failed(format!("resolve: {e}")))?;
         let mut last = HandshakeError::Failed("no address".into());
         let mut stream = None;
         for a in addrs {
@@ -658,26 +562,16 @@ async fn handshake(
         let _ = stream.set_nodelay(true);
         let mut w = Writer::for_frame();
         req.write(&mut w);
-        stream
-            .write_all(&w.finish_frame())
-            .await
-            .map_err(|e| HandshakeError::Failed(format!("write: {e}")))?;
+        stream.write_all(&w.finish_frame()).await.map_err(|e| HandshakeError::Failed(format!("write: {e}")))?;
         let mut len = [0u8; 4];
-        stream
-            .read_exact(&mut len)
-            .await
-            .map_err(|e| HandshakeError::Failed(format!("read: {e}")))?;
+        stream.read_exact(&mut len).await.map_err(|e| HandshakeError::Failed(format!("read: {e}")))?;
         let n = i32::from_be_bytes(len);
         if !(16..=4096).contains(&n) {
             return Err(HandshakeError::Failed(format!("bad handshake length {n}")));
         }
         let mut body = vec![0u8; n as usize];
-        stream
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| HandshakeError::Failed(format!("read: {e}")))?;
-        let resp = ConnectResponse::read(&mut Reader::new(&body))
-            .map_err(|e| HandshakeError::Failed(format!("bad handshake: {e}")))?;
+        stream.read_exact(&mut body).await.map_err(|e| HandshakeError::Failed(format!("read: {e}")))?;
+        let resp = ConnectResponse::read(&mut Reader::new(&body)).map_err(|e| HandshakeError::Failed(format!("bad handshake: {e}")))?;
         Ok((stream, resp))
     };
     match timeout(deadline.saturating_duration_since(Instant::now()), fut).await {

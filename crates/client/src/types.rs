@@ -17,11 +17,7 @@ pub struct CreateOptions {
 impl CreateOptions {
     /// A mode with the open ACL (`world:anyone`, all permissions).
     pub fn new(mode: CreateMode) -> Self {
-        CreateOptions {
-            mode,
-            acl: Acl::open_unsafe(),
-            ttl: None,
-        }
+        CreateOptions { mode, acl: Acl::open_unsafe(), ttl: None }
     }
     pub fn persistent() -> Self {
         Self::new(CreateMode::Persistent)
@@ -41,16 +37,8 @@ impl CreateOptions {
     /// A persistent node (sequential if `sequential`) deleted by the server once it has had no
     /// children and no changes for `ttl`.
     pub fn with_ttl(ttl: Duration, sequential: bool) -> Self {
-        let mode = if sequential {
-            CreateMode::PersistentSequentialWithTtl
-        } else {
-            CreateMode::PersistentWithTtl
-        };
-        CreateOptions {
-            mode,
-            acl: Acl::open_unsafe(),
-            ttl: Some(ttl),
-        }
+        let mode = if sequential { CreateMode::PersistentSequentialWithTtl } else { CreateMode::PersistentWithTtl };
+        CreateOptions { mode, acl: Acl::open_unsafe(), ttl: Some(ttl) }
     }
     pub fn acl(mut self, acl: Vec<Acl>) -> Self {
         self.acl = acl;
@@ -61,60 +49,29 @@ impl CreateOptions {
 /// One op of a [`multi`](crate::Client::multi) transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Create {
-        path: String,
-        data: Vec<u8>,
-        options: CreateOptions,
-    },
+    Create { path: String, data: Vec<u8>, options: CreateOptions },
     /// `version` -1 matches any version.
-    Delete {
-        path: String,
-        version: i32,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
-    Check {
-        path: String,
-        version: i32,
-    },
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String, version: i32 },
 }
 
 impl Op {
     pub fn create(path: impl Into<String>, data: impl Into<Vec<u8>>, options: CreateOptions) -> Op {
-        Op::Create {
-            path: path.into(),
-            data: data.into(),
-            options,
-        }
+        Op::Create { path: path.into(), data: data.into(), options }
     }
     pub fn delete(path: impl Into<String>, version: i32) -> Op {
-        Op::Delete {
-            path: path.into(),
-            version,
-        }
+        Op::Delete { path: path.into(), version }
     }
     pub fn set_data(path: impl Into<String>, data: impl Into<Vec<u8>>, version: i32) -> Op {
-        Op::SetData {
-            path: path.into(),
-            data: data.into(),
-            version,
-        }
+        Op::SetData { path: path.into(), data: data.into(), version }
     }
     pub fn check(path: impl Into<String>, version: i32) -> Op {
-        Op::Check {
-            path: path.into(),
-            version,
-        }
+        Op::Check { path: path.into(), version }
     }
     pub fn path(&self) -> &str {
         match self {
-            Op::Create { path, .. }
-            | Op::Delete { path, .. }
-            | Op::SetData { path, .. }
-            | Op::Check { path, .. } => path,
+            Op::Create { path, .. } | Op::Delete { path, .. } | Op::SetData { path, .. } | Op::Check { path, .. } => path,
         }
     }
 }
@@ -124,14 +81,9 @@ impl Op {
 pub enum OpResult {
     /// `stat` is there for container and TTL creates (ZooKeeper answers plain creates in a
     /// multi with the path only).
-    Create {
-        path: String,
-        stat: Option<Stat>,
-    },
+    Create { path: String, stat: Option<Stat> },
     Delete,
-    SetData {
-        stat: Stat,
-    },
+    SetData { stat: Stat },
     Check,
 }
 
@@ -162,11 +114,7 @@ pub struct WatchedEvent {
 impl std::fmt::Display for WatchedEvent {
     /// As the Java client prints it: `WatchedEvent state:SyncConnected type:NodeDeleted path:/a`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "WatchedEvent state:{:?} type:{:?} path:{}",
-            self.state, self.event_type, self.path
-        )
+        write!(f, "WatchedEvent state:{:?} type:{:?} path:{}", self.state, self.event_type, self.path)
     }
 }
 
@@ -194,16 +142,10 @@ pub enum SessionState {
 
 impl SessionState {
     pub fn is_connected(self) -> bool {
-        matches!(
-            self,
-            SessionState::Connected | SessionState::ConnectedReadOnly
-        )
+        matches!(self, SessionState::Connected | SessionState::ConnectedReadOnly)
     }
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            SessionState::Expired | SessionState::AuthFailed | SessionState::Closed
-        )
+        matches!(self, SessionState::Expired | SessionState::AuthFailed | SessionState::Closed)
     }
     /// ZooKeeper's `KeeperState` for this state, as watchers see it.
     pub fn keeper_state(self) -> KeeperState {

@@ -31,16 +31,8 @@ pub(crate) enum OneTimeKind {
 /// A watch waiting for its request's reply.
 #[derive(Debug)]
 pub(crate) enum WatchReg {
-    OneTime {
-        kind: OneTimeKind,
-        path: String,
-        tx: oneshot::Sender<WatchedEvent>,
-    },
-    Persistent {
-        recursive: bool,
-        path: String,
-        tx: broadcast::Sender<WatchedEvent>,
-    },
+    OneTime { kind: OneTimeKind, path: String, tx: oneshot::Sender<WatchedEvent> },
+    Persistent { recursive: bool, path: String, tx: broadcast::Sender<WatchedEvent> },
 }
 
 #[derive(Default)]
@@ -69,34 +61,16 @@ impl Watches {
                 };
                 map.entry(path).or_default().push(tx);
             }
-            WatchReg::Persistent {
-                recursive,
-                path,
-                tx,
-            } => {
-                let map = if recursive {
-                    &mut self.recursive
-                } else {
-                    &mut self.persistent
-                };
+            WatchReg::Persistent { recursive, path, tx } => {
+                let map = if recursive { &mut self.recursive } else { &mut self.persistent };
                 map.entry(path).or_default().push(tx);
             }
         }
     }
 
     /// Delivers a server notification (its path is a server path).
-    pub fn deliver(
-        &mut self,
-        event_type: EventType,
-        state: KeeperState,
-        server_path: &str,
-        chroot: Option<&str>,
-    ) {
-        let ev = WatchedEvent {
-            event_type,
-            state,
-            path: strip_chroot(chroot, server_path),
-        };
+    pub fn deliver(&mut self, event_type: EventType, state: KeeperState, server_path: &str, chroot: Option<&str>) {
+        let ev = WatchedEvent { event_type, state, path: strip_chroot(chroot, server_path) };
         let mut once = Vec::new();
         match event_type {
             EventType::NodeCreated | EventType::NodeDataChanged => {
@@ -134,22 +108,12 @@ impl Watches {
     /// was there.
     pub fn remove(&mut self, kind: WatcherType, server_path: &str, chroot: Option<&str>) -> bool {
         let path = strip_chroot(chroot, server_path);
-        let ev = |t| WatchedEvent {
-            event_type: t,
-            state: KeeperState::SyncConnected,
-            path: path.clone(),
-        };
+        let ev = |t| WatchedEvent { event_type: t, state: KeeperState::SyncConnected, path: path.clone() };
         let mut found = false;
         let data = matches!(kind, WatcherType::Data | WatcherType::Any);
         let child = matches!(kind, WatcherType::Children | WatcherType::Any);
         if data {
-            for tx in self
-                .data
-                .remove(server_path)
-                .into_iter()
-                .chain(self.exist.remove(server_path))
-                .flatten()
-            {
+            for tx in self.data.remove(server_path).into_iter().chain(self.exist.remove(server_path)).flatten() {
                 found = true;
                 let _ = tx.send(ev(EventType::DataWatchRemoved));
             }
@@ -162,10 +126,7 @@ impl Watches {
         }
         let persistent = matches!(kind, WatcherType::Persistent | WatcherType::Any);
         let recursive = matches!(kind, WatcherType::PersistentRecursive | WatcherType::Any);
-        for (on, map) in [
-            (persistent, &mut self.persistent),
-            (recursive, &mut self.recursive),
-        ] {
+        for (on, map) in [(persistent, &mut self.persistent), (recursive, &mut self.recursive)] {
             if on {
                 for tx in map.remove(server_path).into_iter().flatten() {
                     found = true;
@@ -192,13 +153,9 @@ impl Watches {
             });
         }
         let mut out = Vec::new();
-        let mut cur = SetWatches2 {
-            relative_zxid,
-            ..Default::default()
-        };
+        let mut cur = SetWatches2 { relative_zxid, ..Default::default() };
         let mut bytes = 0;
-        let lists: [(&HashMap<String, Vec<_>>, usize); 3] =
-            [(&self.data, 0), (&self.exist, 1), (&self.child, 2)];
+        let lists: [(&HashMap<String, Vec<_>>, usize); 3] = [(&self.data, 0), (&self.exist, 1), (&self.child, 2)];
         let mut all: Vec<(usize, String)> = Vec::new();
         for (m, i) in lists {
             let mut keys: Vec<&String> = m.keys().collect();
@@ -212,13 +169,7 @@ impl Watches {
         }
         for (i, path) in all {
             if bytes + path.len() > SET_WATCHES_BYTES_MAX && bytes > 0 {
-                out.push(std::mem::replace(
-                    &mut cur,
-                    SetWatches2 {
-                        relative_zxid,
-                        ..Default::default()
-                    },
-                ));
+                out.push(std::mem::replace(&mut cur, SetWatches2 { relative_zxid, ..Default::default() }));
                 bytes = 0;
             }
             bytes += path.len();
@@ -242,11 +193,7 @@ impl Watches {
     }
 }
 
-fn send_all(
-    map: &mut HashMap<String, Vec<broadcast::Sender<WatchedEvent>>>,
-    path: &str,
-    ev: &WatchedEvent,
-) {
+fn send_all(map: &mut HashMap<String, Vec<broadcast::Sender<WatchedEvent>>>, path: &str, ev: &WatchedEvent) {
     if let Some(v) = map.get_mut(path) {
         v.retain(|tx| tx.send(ev.clone()).is_ok());
         if v.is_empty() {
@@ -265,10 +212,7 @@ pub struct WatchFuture {
 
 impl std::future::Future for WatchFuture {
     type Output = Result<WatchedEvent, Error>;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match std::pin::Pin::new(&mut self.rx).poll(cx) {
             std::task::Poll::Ready(Ok(ev)) => std::task::Poll::Ready(Ok(ev)),
             std::task::Poll::Ready(Err(_)) => {
@@ -309,21 +253,9 @@ impl WatchStream {
 mod tests {
     use super::*;
 
-    fn once(
-        w: &mut Watches,
-        kind: OneTimeKind,
-        path: &str,
-        exists: bool,
-    ) -> oneshot::Receiver<WatchedEvent> {
+    fn once(w: &mut Watches, kind: OneTimeKind, path: &str, exists: bool) -> oneshot::Receiver<WatchedEvent> {
         let (tx, rx) = oneshot::channel();
-        w.register(
-            WatchReg::OneTime {
-                kind,
-                path: path.into(),
-                tx,
-            },
-            exists,
-        );
+        w.register(WatchReg::OneTime { kind, path: path.into(), tx }, exists);
         rx
     }
 
@@ -334,47 +266,19 @@ mod tests {
         let mut e = once(&mut w, OneTimeKind::Exists, "/r/a", false);
         let mut c = once(&mut w, OneTimeKind::Child, "/r/a", true);
         let (ptx, mut prx) = broadcast::channel(8);
-        w.register(
-            WatchReg::Persistent {
-                recursive: true,
-                path: "/r".into(),
-                tx: ptx,
-            },
-            true,
-        );
-        w.deliver(
-            EventType::NodeChildrenChanged,
-            KeeperState::SyncConnected,
-            "/r/a",
-            Some("/r"),
-        );
+        w.register(WatchReg::Persistent { recursive: true, path: "/r".into(), tx: ptx }, true);
+        w.deliver(EventType::NodeChildrenChanged, KeeperState::SyncConnected, "/r/a", Some("/r"));
         assert_eq!(c.try_recv().unwrap().path, "/a");
         assert!(d.try_recv().is_err() && e.try_recv().is_err());
-        assert!(
-            prx.try_recv().is_err(),
-            "recursive watches do not hear child events"
-        );
-        w.deliver(
-            EventType::NodeCreated,
-            KeeperState::SyncConnected,
-            "/r/a",
-            Some("/r"),
-        );
+        assert!(prx.try_recv().is_err(), "recursive watches do not hear child events");
+        w.deliver(EventType::NodeCreated, KeeperState::SyncConnected, "/r/a", Some("/r"));
         assert_eq!(d.try_recv().unwrap().event_type, EventType::NodeCreated);
         assert_eq!(e.try_recv().unwrap().event_type, EventType::NodeCreated);
         assert_eq!(prx.try_recv().unwrap().path, "/a");
         // one-time watches fired once; the recursive one keeps going
-        w.deliver(
-            EventType::NodeDeleted,
-            KeeperState::SyncConnected,
-            "/r/a/b",
-            Some("/r"),
-        );
+        w.deliver(EventType::NodeDeleted, KeeperState::SyncConnected, "/r/a/b", Some("/r"));
         assert_eq!(prx.try_recv().unwrap().path, "/a/b");
-        assert!(w
-            .set_watches(Zxid(5))
-            .iter()
-            .all(|s| s.data_watches.is_empty()));
+        assert!(w.set_watches(Zxid(5)).iter().all(|s| s.data_watches.is_empty()));
     }
 
     #[test]
@@ -384,14 +288,7 @@ mod tests {
         drop(once(&mut w, OneTimeKind::Child, "/gone", true));
         let _e = once(&mut w, OneTimeKind::Exists, "/b", false);
         let (ptx, _prx) = broadcast::channel(8);
-        w.register(
-            WatchReg::Persistent {
-                recursive: false,
-                path: "/p".into(),
-                tx: ptx,
-            },
-            true,
-        );
+        w.register(WatchReg::Persistent { recursive: false, path: "/p".into(), tx: ptx }, true);
         let sw = w.set_watches(Zxid(7));
         assert_eq!(sw.len(), 1);
         assert_eq!(sw[0].relative_zxid, Zxid(7));
@@ -406,12 +303,7 @@ mod tests {
         let mut w = Watches::default();
         let mut keep = Vec::new();
         for i in 0..3000 {
-            keep.push(once(
-                &mut w,
-                OneTimeKind::Data,
-                &format!("/{:0100}", i),
-                true,
-            ));
+            keep.push(once(&mut w, OneTimeKind::Data, &format!("/{:0100}", i), true));
         }
         let sw = w.set_watches(Zxid(1));
         assert!(sw.len() >= 2);
@@ -427,16 +319,10 @@ mod tests {
         let mut d = once(&mut w, OneTimeKind::Data, "/a", true);
         let mut c = once(&mut w, OneTimeKind::Child, "/a", true);
         assert!(w.remove(WatcherType::Data, "/a", None));
-        assert_eq!(
-            d.try_recv().unwrap().event_type,
-            EventType::DataWatchRemoved
-        );
+        assert_eq!(d.try_recv().unwrap().event_type, EventType::DataWatchRemoved);
         assert!(c.try_recv().is_err());
         assert!(!w.remove(WatcherType::Data, "/a", None));
         assert!(w.remove(WatcherType::Any, "/a", None));
-        assert_eq!(
-            c.try_recv().unwrap().event_type,
-            EventType::ChildWatchRemoved
-        );
+        assert_eq!(c.try_recv().unwrap().event_type, EventType::ChildWatchRemoved);
     }
 }

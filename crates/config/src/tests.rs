@@ -1152,21 +1152,10 @@ fn load_reports_main_file_errors_before_a_missing_dynamic_file() {
 
 #[test]
 fn container_manager_settings_are_used_not_warned_about() {
-    let c =
-        with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
+    let c = with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.znode.container.checkIntervalMs")
-            .map(String::as_str),
-        Some("1000")
-    );
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.znode.container.maxNeverUsedIntervalMs")
-            .map(String::as_str),
-        Some("5000")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.znode.container.checkIntervalMs").map(String::as_str), Some("1000"));
+    assert_eq!(c.system_properties.get("zookeeper.znode.container.maxNeverUsedIntervalMs").map(String::as_str), Some("5000"));
 }
 
 #[test]

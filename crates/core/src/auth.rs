@@ -12,11 +12,7 @@ use std::net::IpAddr;
 pub fn generate_digest(id_password: &str) -> String {
     let user = id_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(id_password.as_bytes());
-    format!(
-        "{}:{}",
-        user,
-        base64::engine::general_purpose::STANDARD.encode(hash)
-    )
+    format!("{}:{}", user, base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// What the digest scheme accepts as an ACL id: `user:hash`, exactly two parts.
@@ -45,19 +41,11 @@ fn ip_matches(client: &str, acl_id: &str) -> bool {
     };
     match (net, client) {
         (IpAddr::V4(n), IpAddr::V4(c)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
             u32::from(n) & mask == u32::from(c) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(c)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
             u128::from(n) & mask == u128::from(c) & mask
         }
         _ => false,
@@ -140,18 +128,9 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
             "auth" => {
                 let mut any = false;
-                for id in java_auth_order(ids)
-                    .iter()
-                    .filter(|id| is_authenticated_scheme(&id.scheme))
-                {
+                for id in java_auth_order(ids).iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
                     any = true;
-                    push(
-                        Acl {
-                            perms: a.perms,
-                            id: id.clone(),
-                        },
-                        &mut out,
-                    );
+                    push(Acl { perms: a.perms, id: id.clone() }, &mut out);
                 }
                 if !any {
                     return Err(ErrorCode::InvalidAcl);
@@ -177,21 +156,11 @@ pub fn java_auth_order(ids: &[Id]) -> Vec<Id> {
         table *= 2;
     }
     let bucket = |id: &Id| {
-        let h = 37i32
-            .wrapping_mul(
-                37i32
-                    .wrapping_mul(17)
-                    .wrapping_add(string_hash_code(&id.scheme)),
-            )
-            .wrapping_add(string_hash_code(&id.id));
+        let h = 37i32.wrapping_mul(37i32.wrapping_mul(17).wrapping_add(string_hash_code(&id.scheme))).wrapping_add(string_hash_code(&id.id));
         let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
         spread as usize & (table - 1)
     };
-    let mut v: Vec<(usize, usize, &Id)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (bucket(id), i, id))
-        .collect();
+    let mut v: Vec<(usize, usize, &Id)> = ids.iter().enumerate().map(|(i, id)| (bucket(id), i, id)).collect();
     v.sort_by_key(|(b, i, _)| (*b, *i));
     v.into_iter().map(|(_, _, id)| id.clone()).collect()
 }
@@ -215,10 +184,7 @@ pub fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
         .map(|a| {
             if a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl {
-                    perms: a.perms,
-                    id: Id::new("digest", &format!("{user}:x")),
-                }
+                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
             } else {
                 a.clone()
             }
@@ -249,9 +215,7 @@ impl JavaRandom {
     const MASK: i64 = (1 << 48) - 1;
 
     fn new(seed: i64) -> Self {
-        JavaRandom {
-            seed: (seed ^ Self::MULT) & Self::MASK,
-        }
+        JavaRandom { seed: (seed ^ Self::MULT) & Self::MASK }
     }
 
     fn next(&mut self, bits: u32) -> i32 {
@@ -280,14 +244,8 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // zkCli: addauth digest user:password; the well-known digest of "super:admin" etc.
-        assert_eq!(
-            generate_digest("user:password"),
-            "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="
-        );
-        assert_eq!(
-            generate_digest("super:admin"),
-            "super:xQJmxLMiHGwaqBvst5y6rkB6HQs="
-        );
+        assert_eq!(generate_digest("user:password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
+        assert_eq!(generate_digest("super:admin"), "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
     }
 
     #[test]
@@ -303,38 +261,20 @@ mod tests {
         let cfg = AuthConfig::default();
         let d = generate_digest("u:p");
         let acl = vec![Acl::new(perms::READ, "digest", &d)];
-        assert_eq!(
-            check_acl(&cfg, &acl, perms::READ, &[Id::new("ip", "127.0.0.1")]),
-            Err(ErrorCode::NoAuth)
-        );
+        assert_eq!(check_acl(&cfg, &acl, perms::READ, &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::NoAuth));
         assert!(check_acl(&cfg, &acl, perms::READ, &[Id::new("digest", &d)]).is_ok());
-        assert_eq!(
-            check_acl(&cfg, &acl, perms::WRITE, &[Id::new("digest", &d)]),
-            Err(ErrorCode::NoAuth)
-        );
+        assert_eq!(check_acl(&cfg, &acl, perms::WRITE, &[Id::new("digest", &d)]), Err(ErrorCode::NoAuth));
         assert!(check_acl(&cfg, &acl, perms::WRITE, &[Id::new("super", "")]).is_ok());
     }
 
     #[test]
     fn fixup() {
         assert_eq!(fixup_acl(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(
-            fixup_acl(&Acl::creator_all(), &[Id::new("ip", "127.0.0.1")]),
-            Err(ErrorCode::InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&Acl::creator_all(), &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
         let ids = [Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
-        assert_eq!(
-            fixup_acl(&Acl::creator_all(), &ids).unwrap(),
-            vec![Acl::new(perms::ALL, "digest", "u:h")]
-        );
-        assert_eq!(
-            fixup_acl(&[Acl::new(1, "world", "nobody")], &ids),
-            Err(ErrorCode::InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[Acl::new(1, "digest", "nocolon")], &ids),
-            Err(ErrorCode::InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&Acl::creator_all(), &ids).unwrap(), vec![Acl::new(perms::ALL, "digest", "u:h")]);
+        assert_eq!(fixup_acl(&[Acl::new(1, "world", "nobody")], &ids), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&[Acl::new(1, "digest", "nocolon")], &ids), Err(ErrorCode::InvalidAcl));
     }
 
     #[test]
@@ -343,13 +283,7 @@ mod tests {
         let mut r = JavaRandom::new(42);
         assert_eq!(r.next(32), -1170105035);
         // Random(0x0100000012345678 ^ 0xB3415C00).nextBytes(16), printed by Java.
-        let p: Vec<i8> = session_password(SessionId(0x0100_0000_1234_5678))
-            .iter()
-            .map(|b| *b as i8)
-            .collect();
-        assert_eq!(
-            p,
-            vec![0, 120, 4, -84, 104, 57, -43, 38, -76, 30, 4, 116, 53, 98, 105, -124]
-        );
+        let p: Vec<i8> = session_password(SessionId(0x0100_0000_1234_5678)).iter().map(|b| *b as i8).collect();
+        assert_eq!(p, vec![0, 120, 4, -84, 104, 57, -43, 38, -76, 30, 4, 116, 53, 98, 105, -124]);
     }
 }

@@ -16,11 +16,7 @@ const F2: PeerId = 3;
 const TIMEOUT: i32 = 10_000;
 
 fn cfg(sid: PeerId) -> CoreConfig {
-    CoreConfig {
-        server_id: sid as u8,
-        tick_ms: 2000,
-        ..CoreConfig::default()
-    }
+    CoreConfig { server_id: sid as u8, tick_ms: 2000, ..CoreConfig::default() }
 }
 
 fn peer() -> SocketAddr {
@@ -64,13 +60,7 @@ impl Ens {
             s.handle(0, 1000, Input::Serve { role, epoch: 1 });
             servers.insert(sid, s);
         }
-        Ens {
-            servers,
-            leader: LEADER,
-            now: 0,
-            proposals: VecDeque::new(),
-            seen: BTreeMap::new(),
-        }
+        Ens { servers, leader: LEADER, now: 0, proposals: VecDeque::new(), seen: BTreeMap::new() }
     }
 
     fn s(&mut self, sid: PeerId) -> &mut ZooKeeperServer {
@@ -98,44 +88,16 @@ impl Ens {
                             assert_eq!(sid, self.leader, "only the leader proposes");
                             self.proposals.push_back(r);
                         }
-                        Action::Forward {
-                            session,
-                            cxid,
-                            op,
-                            body,
-                            auth,
-                        } => self.s(self.leader).handle(
-                            now,
-                            1000 + now,
-                            Input::Forwarded {
-                                from: sid,
-                                session,
-                                cxid,
-                                op,
-                                body,
-                                auth,
-                            },
-                        ),
-                        Action::Revalidate {
-                            session,
-                            timeout_ms,
-                        } => self.s(self.leader).handle(
-                            now,
-                            1000 + now,
-                            Input::Revalidate {
-                                from: sid,
-                                session,
-                                timeout_ms,
-                            },
-                        ),
-                        Action::RevalidateReply { to, session, valid } => self.s(to).handle(
-                            now,
-                            1000 + now,
-                            Input::Revalidated { session, valid },
-                        ),
-                        Action::SyncReply { to } => {
-                            self.s(to).handle(now, 1000 + now, Input::Synced)
+                        Action::Forward { session, cxid, op, body, auth } => {
+                            self.s(self.leader).handle(now, 1000 + now, Input::Forwarded { from: sid, session, cxid, op, body, auth })
                         }
+                        Action::Revalidate { session, timeout_ms } => {
+                            self.s(self.leader).handle(now, 1000 + now, Input::Revalidate { from: sid, session, timeout_ms })
+                        }
+                        Action::RevalidateReply { to, session, valid } => {
+                            self.s(to).handle(now, 1000 + now, Input::Revalidated { session, valid })
+                        }
+                        Action::SyncReply { to } => self.s(to).handle(now, 1000 + now, Input::Synced),
                         other => self.seen.entry(sid).or_default().push(other),
                     }
                 }
@@ -156,14 +118,7 @@ impl Ens {
                 let now = self.now;
                 // The leader applies its own proposal as prepped; the others get the txn.
                 let record = (sid != self.leader).then(|| r.clone());
-                self.s(sid).handle(
-                    now,
-                    1000 + now,
-                    Input::Committed {
-                        zxid: r.header.zxid,
-                        record,
-                    },
-                );
+                self.s(sid).handle(now, 1000 + now, Input::Committed { zxid: r.header.zxid, record });
             }
             self.pump();
         }
@@ -185,19 +140,10 @@ impl Ens {
         let mut keep = Vec::new();
         for a in actions {
             match a {
-                Action::Send {
-                    conn: c,
-                    frame,
-                    reply: true,
-                } if c == conn => {
+                Action::Send { conn: c, frame, reply: true } if c == conn => {
                     let mut r = Reader::new(&frame[4..]);
                     let h = ReplyHeader::read(&mut r).unwrap();
-                    out.push(Reply {
-                        xid: h.xid,
-                        zxid: h.zxid,
-                        err: h.err,
-                        body: r.rest().to_vec(),
-                    });
+                    out.push(Reply { xid: h.xid, zxid: h.zxid, err: h.err, body: r.rest().to_vec() });
                 }
                 other => keep.push(other),
             }
@@ -208,9 +154,7 @@ impl Ens {
 
     fn closed(&mut self, sid: PeerId, conn: ConnId) -> bool {
         let actions = self.take(sid);
-        let closed = actions
-            .iter()
-            .any(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
+        let closed = actions.iter().any(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
         self.seen.insert(sid, actions);
         closed
     }
@@ -222,11 +166,7 @@ impl Ens {
         let mut keep = Vec::new();
         for a in actions {
             match a {
-                Action::Send {
-                    conn: c,
-                    frame,
-                    reply: false,
-                } if c == conn && found.is_none() => {
+                Action::Send { conn: c, frame, reply: false } if c == conn && found.is_none() => {
                     found = Some(ConnectResponse::read(&mut Reader::new(&frame[4..])).unwrap());
                 }
                 other => keep.push(other),
@@ -236,14 +176,7 @@ impl Ens {
         found
     }
 
-    fn connect_request(
-        &mut self,
-        sid: PeerId,
-        conn: ConnId,
-        session: SessionId,
-        passwd: Vec<u8>,
-        last_zxid: Zxid,
-    ) {
+    fn connect_request(&mut self, sid: PeerId, conn: ConnId, session: SessionId, passwd: Vec<u8>, last_zxid: Zxid) {
         self.input(sid, Input::Accepted { conn, peer: peer() });
         let mut w = Writer::new();
         ConnectRequest {
@@ -255,13 +188,7 @@ impl Ens {
             ..Default::default()
         }
         .write(&mut w);
-        self.input(
-            sid,
-            Input::Frame {
-                conn,
-                payload: w.into_inner(),
-            },
-        );
+        self.input(sid, Input::Frame { conn, payload: w.into_inner() });
     }
 
     /// A new session through `sid`, committed everywhere; returns its id.
@@ -275,35 +202,16 @@ impl Ens {
 
     fn request(&mut self, sid: PeerId, conn: ConnId, xid: i32, req: &Request) {
         let mut w = Writer::new();
-        RequestHeader {
-            xid,
-            op: req.op().code(),
-        }
-        .write(&mut w);
+        RequestHeader { xid, op: req.op().code() }.write(&mut w);
         req.write(&mut w);
-        self.input(
-            sid,
-            Input::Frame {
-                conn,
-                payload: w.into_inner(),
-            },
-        );
+        self.input(sid, Input::Frame { conn, payload: w.into_inner() });
     }
 
     fn assert_converged(&mut self) {
-        let digests: Vec<(PeerId, Zxid, i64)> = self
-            .servers
-            .iter()
-            .map(|(sid, s)| (*sid, s.tree().last_processed_zxid(), s.tree().digest()))
-            .collect();
+        let digests: Vec<(PeerId, Zxid, i64)> =
+            self.servers.iter().map(|(sid, s)| (*sid, s.tree().last_processed_zxid(), s.tree().digest())).collect();
         for w in digests.windows(2) {
-            assert_eq!(
-                (w[0].1, w[0].2),
-                (w[1].1, w[1].2),
-                "servers {} and {} differ",
-                w[0].0,
-                w[1].0
-            );
+            assert_eq!((w[0].1, w[0].2), (w[1].1, w[1].2), "servers {} and {} differ", w[0].0, w[1].0);
         }
         for s in self.servers.values() {
             assert_eq!(s.digest_mismatches(), 0);
@@ -313,21 +221,11 @@ impl Ens {
 }
 
 fn create(path: &str, flags: i32) -> Request {
-    Request::Create(Create {
-        op: OpCode::Create,
-        path: path.into(),
-        data: Some(b"x".to_vec()),
-        acl: Acl::open_unsafe(),
-        flags,
-        ttl: None,
-    })
+    Request::Create(Create { op: OpCode::Create, path: path.into(), data: Some(b"x".to_vec()), acl: Acl::open_unsafe(), flags, ttl: None })
 }
 
 fn exists(path: &str) -> Request {
-    Request::Exists(PathWatchRequest {
-        path: path.into(),
-        watch: false,
-    })
+    Request::Exists(PathWatchRequest { path: path.into(), watch: false })
 }
 
 fn sync(path: &str) -> Request {
@@ -345,30 +243,16 @@ fn a_learners_new_session_is_created_by_the_leader() {
     assert_eq!(r.header.op, OpCode::CreateSession.code());
     assert_eq!(r.header.client_id.0 >> 56, F1);
     assert_eq!(r.header.zxid, Zxid::new(1, 1));
-    assert_eq!(
-        r.txn,
-        Txn::CreateSession {
-            timeout_ms: TIMEOUT
-        }
-    );
-    assert!(
-        e.s(LEADER).sessions().is_live(r.header.client_id),
-        "the leader tracks it at prep"
-    );
-    assert!(
-        e.s(F1).sessions().get(r.header.client_id).is_none(),
-        "a learner learns it at commit"
-    );
+    assert_eq!(r.txn, Txn::CreateSession { timeout_ms: TIMEOUT });
+    assert!(e.s(LEADER).sessions().is_live(r.header.client_id), "the leader tracks it at prep");
+    assert!(e.s(F1).sessions().get(r.header.client_id).is_none(), "a learner learns it at commit");
     e.commit_all();
     let resp = e.connect_response(F1, 7).unwrap();
     assert_eq!(resp.session_id, r.header.client_id);
     assert_eq!(resp.timeout_ms, TIMEOUT);
     assert_eq!(resp.passwd, auth::session_password(resp.session_id));
     for sid in [LEADER, F1, F2] {
-        assert!(
-            e.s(sid).sessions().get(resp.session_id).is_some(),
-            "server {sid} knows the session"
-        );
+        assert!(e.s(sid).sessions().get(resp.session_id).is_some(), "server {sid} knows the session");
     }
     e.assert_converged();
 }
@@ -389,20 +273,11 @@ fn a_forwarded_write_is_answered_when_committed_and_reads_wait_behind_it() {
     assert_eq!((p.header.cxid, p.header.op), (1, OpCode::Create.code()));
     e.commit_all();
     let r1 = e.replies(F1, 1);
-    assert_eq!(
-        r1.iter().map(|r| (r.xid, r.err)).collect::<Vec<_>>(),
-        vec![(1, 0), (2, 0)]
-    );
+    assert_eq!(r1.iter().map(|r| (r.xid, r.err)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)]);
     assert_eq!(r1[0].zxid, p.header.zxid);
-    assert_eq!(
-        Response::decode(OpCode::Create, &r1[0].body).unwrap(),
-        Response::Path("/a".into())
-    );
+    assert_eq!(Response::decode(OpCode::Create, &r1[0].body).unwrap(), Response::Path("/a".into()));
     // Nobody answers on the leader or the other follower.
-    assert!(e
-        .take(LEADER)
-        .iter()
-        .all(|a| !matches!(a, Action::Send { reply: true, .. })));
+    assert!(e.take(LEADER).iter().all(|a| !matches!(a, Action::Send { reply: true, .. })));
     e.assert_converged();
 }
 
@@ -422,10 +297,7 @@ fn forwarded_writes_are_prepped_against_each_other_on_the_leader() {
     e.commit_all();
     let errs = |r: Vec<Reply>| r.iter().map(|r| (r.xid, r.err)).collect::<Vec<_>>();
     assert_eq!(errs(e.replies(F1, 1)), vec![(1, 0), (2, 0)]);
-    assert_eq!(
-        errs(e.replies(F2, 2)),
-        vec![(1, ErrorCode::NodeExists.code()), (2, 0)]
-    );
+    assert_eq!(errs(e.replies(F2, 2)), vec![(1, ErrorCode::NodeExists.code()), (2, 0)]);
     assert_eq!(errs(e.replies(LEADER, 3)), vec![(1, 0)]);
     assert_eq!(e.s(F2).tree().get_children("/p").unwrap().len(), 3);
     e.assert_converged();
@@ -448,42 +320,18 @@ fn ephemerals_and_watches_fire_on_every_server() {
     let mut e = Ens::new(false);
     e.connect(F1, 1);
     e.connect(F2, 2);
-    e.request(
-        F2,
-        2,
-        1,
-        &Request::Exists(PathWatchRequest {
-            path: "/e".into(),
-            watch: true,
-        }),
-    );
+    e.request(F2, 2, 1, &Request::Exists(PathWatchRequest { path: "/e".into(), watch: true }));
     e.replies(F2, 2);
     e.request(F1, 1, 1, &create("/e", 1));
     e.commit_all();
     assert_eq!(e.replies(F1, 1).len(), 1);
-    let events: Vec<Action> = e
-        .take(F2)
-        .into_iter()
-        .filter(|a| {
-            matches!(
-                a,
-                Action::Send {
-                    conn: 2,
-                    reply: false,
-                    ..
-                }
-            )
-        })
-        .collect();
+    let events: Vec<Action> = e.take(F2).into_iter().filter(|a| matches!(a, Action::Send { conn: 2, reply: false, .. })).collect();
     assert_eq!(events.len(), 1, "the watch on the other follower fires");
     // Closing the session removes its ephemeral everywhere.
     e.request(F1, 1, 2, &Request::CloseSession);
     assert!(e.replies(F1, 1).is_empty());
     e.commit_all();
-    assert_eq!(
-        e.replies(F1, 1).iter().map(|r| r.xid).collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(e.replies(F1, 1).iter().map(|r| r.xid).collect::<Vec<_>>(), vec![2]);
     assert!(e.closed(F1, 1));
     for sid in [LEADER, F1, F2] {
         assert!(e.s(sid).tree().get("/e").is_none());
@@ -504,22 +352,12 @@ fn sync_on_a_learner_waits_for_everything_proposed_before_it() {
     assert!(e.replies(F1, 1).is_empty(), "the sync waits for the leader");
     e.commit_all();
     let r = e.replies(F1, 1);
-    assert_eq!(
-        r.iter().map(|r| (r.xid, r.err)).collect::<Vec<_>>(),
-        vec![(1, 0), (2, 0)],
-        "the read after the sync sees /s"
-    );
+    assert_eq!(r.iter().map(|r| (r.xid, r.err)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)], "the read after the sync sees /s");
     assert_eq!(r[0].zxid, e.s(F2).tree().last_processed_zxid());
-    assert_eq!(
-        Response::decode(OpCode::Sync, &r[0].body).unwrap(),
-        Response::Path("/s".into())
-    );
+    assert_eq!(Response::decode(OpCode::Sync, &r[0].body).unwrap(), Response::Path("/s".into()));
     // With nothing in flight, the leader answers at once.
     e.request(F1, 1, 3, &sync("/"));
-    assert_eq!(
-        e.replies(F1, 1).iter().map(|r| r.xid).collect::<Vec<_>>(),
-        vec![3]
-    );
+    assert_eq!(e.replies(F1, 1).iter().map(|r| r.xid).collect::<Vec<_>>(), vec![3]);
     // On the leader itself, a sync is a local read.
     e.connect(LEADER, 3);
     e.request(LEADER, 3, 1, &sync("/"));
@@ -561,37 +399,16 @@ fn a_session_moves_to_another_server_by_revalidation() {
     let resp = e.connect_response(F2, 5).expect("revalidated");
     assert_eq!((resp.session_id, resp.timeout_ms), (id, TIMEOUT));
     // The session (and its ephemeral) lives on; writes from F2 work.
-    e.request(
-        F2,
-        5,
-        2,
-        &Request::SetData(SetDataRequest {
-            path: "/m".into(),
-            data: Some(b"y".to_vec()),
-            version: -1,
-        }),
-    );
+    e.request(F2, 5, 2, &Request::SetData(SetDataRequest { path: "/m".into(), data: Some(b"y".to_vec()), version: -1 }));
     e.commit_all();
     assert_eq!(e.replies(F2, 5)[0].err, 0);
     // A request for it still coming through F1 is refused: the session moved.
     e.input(
         LEADER,
-        Input::Forwarded {
-            from: F1,
-            session: id,
-            cxid: 9,
-            op: OpCode::Delete.code(),
-            body: vec![0, 0, 0, 2, b'/', b'm', 255, 255, 255, 255],
-            auth: vec![],
-        },
+        Input::Forwarded { from: F1, session: id, cxid: 9, op: OpCode::Delete.code(), body: vec![0, 0, 0, 2, b'/', b'm', 255, 255, 255, 255], auth: vec![] },
     );
     let p = e.proposals.back().unwrap().clone();
-    assert_eq!(
-        p.txn,
-        Txn::Error {
-            err: ErrorCode::SessionMoved.code()
-        }
-    );
+    assert_eq!(p.txn, Txn::Error { err: ErrorCode::SessionMoved.code() });
     e.commit_all();
     assert!(e.s(F2).tree().get("/m").is_some());
     e.assert_converged();
@@ -622,76 +439,21 @@ fn requests_sent_while_revalidating_wait_for_the_session() {
     // Hold the leader's answer: drive F2 by hand.
     let now = e.now;
     let f2 = e.s(F2);
-    f2.handle(
-        now,
-        1000,
-        Input::Accepted {
-            conn: 5,
-            peer: peer(),
-        },
-    );
+    f2.handle(now, 1000, Input::Accepted { conn: 5, peer: peer() });
     let mut w = Writer::new();
-    ConnectRequest {
-        timeout_ms: TIMEOUT,
-        session_id: id,
-        passwd: auth::session_password(id),
-        read_only: Some(false),
-        ..Default::default()
-    }
-    .write(&mut w);
-    f2.handle(
-        now,
-        1000,
-        Input::Frame {
-            conn: 5,
-            payload: w.into_inner(),
-        },
-    );
+    ConnectRequest { timeout_ms: TIMEOUT, session_id: id, passwd: auth::session_password(id), read_only: Some(false), ..Default::default() }
+        .write(&mut w);
+    f2.handle(now, 1000, Input::Frame { conn: 5, payload: w.into_inner() });
     let mut w = Writer::new();
-    RequestHeader {
-        xid: 1,
-        op: OpCode::Exists.code(),
-    }
-    .write(&mut w);
+    RequestHeader { xid: 1, op: OpCode::Exists.code() }.write(&mut w);
     exists("/").write(&mut w);
-    f2.handle(
-        now,
-        1000,
-        Input::Frame {
-            conn: 5,
-            payload: w.into_inner(),
-        },
-    );
+    f2.handle(now, 1000, Input::Frame { conn: 5, payload: w.into_inner() });
     let a = f2.take_actions();
-    assert_eq!(
-        a,
-        vec![Action::Revalidate {
-            session: id,
-            timeout_ms: TIMEOUT
-        }]
-    );
-    f2.handle(
-        now,
-        1000,
-        Input::Revalidated {
-            session: id,
-            valid: true,
-        },
-    );
+    assert_eq!(a, vec![Action::Revalidate { session: id, timeout_ms: TIMEOUT }]);
+    f2.handle(now, 1000, Input::Revalidated { session: id, valid: true });
     let a = f2.take_actions();
-    assert_eq!(
-        a.len(),
-        2,
-        "ConnectResponse, then the early read's reply: {a:?}"
-    );
-    assert!(matches!(
-        &a[1],
-        Action::Send {
-            conn: 5,
-            reply: true,
-            ..
-        }
-    ));
+    assert_eq!(a.len(), 2, "ConnectResponse, then the early read's reply: {a:?}");
+    assert!(matches!(&a[1], Action::Send { conn: 5, reply: true, .. }));
 }
 
 #[test]
@@ -719,32 +481,14 @@ fn learners_report_touches_and_only_the_leader_expires_sessions() {
     assert_eq!(e.proposals[0].header.client_id, b);
     assert_eq!(e.proposals[0].header.op, OpCode::CloseSession.code());
     e.commit_all();
-    assert!(
-        e.closed(F1, 2),
-        "the expired session's client is disconnected on its learner"
-    );
+    assert!(e.closed(F1, 2), "the expired session's client is disconnected on its learner");
     for sid in [LEADER, F1, F2] {
         assert!(e.s(sid).sessions().get(b).is_none());
         assert!(e.s(sid).sessions().get(a).is_some());
     }
     // A request from a session the leader has expired fails with SessionExpired.
-    e.input(
-        LEADER,
-        Input::Forwarded {
-            from: F1,
-            session: b,
-            cxid: 3,
-            op: OpCode::Create.code(),
-            body: vec![],
-            auth: vec![],
-        },
-    );
-    assert_eq!(
-        e.proposals[0].txn,
-        Txn::Error {
-            err: ErrorCode::SessionExpired.code()
-        }
-    );
+    e.input(LEADER, Input::Forwarded { from: F1, session: b, cxid: 3, op: OpCode::Create.code(), body: vec![], auth: vec![] });
+    assert_eq!(e.proposals[0].txn, Txn::Error { err: ErrorCode::SessionExpired.code() });
 }
 
 #[test]
@@ -770,10 +514,7 @@ fn stop_serving_closes_clients_and_forgets_in_flight_work() {
     assert!(e.s(F1).sessions().get(a).is_some());
     assert!(e.s(LEADER).sessions().is_live(b));
     assert!(e.s(LEADER).sessions().get(pending_new).is_none());
-    assert_eq!(
-        e.s(LEADER).last_zxid(),
-        e.s(LEADER).tree().last_processed_zxid()
-    );
+    assert_eq!(e.s(LEADER).last_zxid(), e.s(LEADER).tree().last_processed_zxid());
     // While not serving, a ConnectRequest is refused.
     e.proposals.clear();
     e.connect_request(F1, 9, SessionId(0), vec![0; 16], Zxid(0));
@@ -782,32 +523,14 @@ fn stop_serving_closes_clients_and_forgets_in_flight_work() {
     // Committed txns are still applied while not serving (a learner's sync phase).
     let z = e.s(F2).tree().last_processed_zxid().next();
     let r = TxnRecord {
-        header: TxnHeader {
-            client_id: a,
-            cxid: 5,
-            zxid: z,
-            time: 1,
-            op: OpCode::Create.code(),
-        },
+        header: TxnHeader { client_id: a, cxid: 5, zxid: z, time: 1, op: OpCode::Create.code() },
         txn: Txn::Create {
-            txn: rzk_proto::txn::CreateTxn {
-                path: "/late".into(),
-                data: None,
-                acl: Acl::open_unsafe(),
-                ephemeral: false,
-                parent_cversion: 1,
-            },
+            txn: rzk_proto::txn::CreateTxn { path: "/late".into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 1 },
             create2: false,
         },
         digest: None,
     };
-    e.input(
-        F1,
-        Input::Committed {
-            zxid: r.header.zxid,
-            record: Some(r),
-        },
-    );
+    e.input(F1, Input::Committed { zxid: r.header.zxid, record: Some(r) });
     assert!(e.s(F1).tree().get("/late").is_some());
 }
 
@@ -820,21 +543,9 @@ fn a_new_leader_numbers_from_its_epoch_and_gives_sessions_a_fresh_timeout() {
     e.leader = F1;
     e.now = 9_000;
     e.input(F1, Input::StopServing);
-    e.input(
-        F1,
-        Input::Serve {
-            role: Role::Leader,
-            epoch: 2,
-        },
-    );
+    e.input(F1, Input::Serve { role: Role::Leader, epoch: 2 });
     e.input(F2, Input::StopServing);
-    e.input(
-        F2,
-        Input::Serve {
-            role: Role::Follower,
-            epoch: 2,
-        },
-    );
+    e.input(F2, Input::Serve { role: Role::Follower, epoch: 2 });
     // The session, created by the old leader, got a full timeout from now.
     let s = e.s(F1).sessions().get(a).unwrap().clone();
     assert!(s.expires_at_ms >= 9_000 + TIMEOUT as i64);
@@ -871,27 +582,14 @@ fn install_replaces_tree_and_sessions_while_not_serving() {
     assert_eq!(sessions, vec![(a, TIMEOUT)]);
     e.proposals.clear();
     e.input(LEADER, Input::StopServing);
-    e.input(
-        LEADER,
-        Input::Serve {
-            role: Role::Leader,
-            epoch: 2,
-        },
-    );
+    e.input(LEADER, Input::Serve { role: Role::Leader, epoch: 2 });
     let mut fresh = ZooKeeperServer::new(cfg(F2), DataTree::new(), 0, 1000);
     fresh.handle(0, 1000, Input::StopServing);
     fresh.install(tree, &sessions);
     assert_eq!(fresh.tree().digest(), e.s(LEADER).tree().digest());
     assert_eq!(fresh.last_zxid(), e.s(LEADER).tree().last_processed_zxid());
     assert!(fresh.sessions().get(a).is_some());
-    fresh.handle(
-        0,
-        1000,
-        Input::Serve {
-            role: Role::Follower,
-            epoch: 1,
-        },
-    );
+    fresh.handle(0, 1000, Input::Serve { role: Role::Follower, epoch: 1 });
     e.servers.insert(F2, fresh);
     // It follows on from the snapshot.
     e.request(F1, 1, 2, &create("/after", 0));
@@ -912,10 +610,7 @@ fn four_letter_words_show_the_role() {
     }
     e.input(F1, Input::StopServing);
     let snap = e.s(F1).snapshot();
-    assert_eq!(
-        render("srvr", &snap, &p),
-        "This ZooKeeper instance is not currently serving requests\n"
-    );
+    assert_eq!(render("srvr", &snap, &p), "This ZooKeeper instance is not currently serving requests\n");
     assert_eq!(render("ruok", &snap, &p), "imok");
     assert_eq!(render("isro", &snap, &p), "null");
     let standalone = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
@@ -933,11 +628,7 @@ fn mntr_in_an_ensemble_has_zookeepers_quorum_keys() {
     let out = render("mntr", &snap, &p);
     std::fs::write(std::env::temp_dir().join("rzk_mntr_leader"), &out).unwrap();
     assert!(out.contains("zk_peer_state\tleading - broadcast\n"));
-    assert!(
-        out.contains("zk_learners\t2\n")
-            && out.contains("zk_quorum_size\t2\n")
-            && out.contains("zk_pending_syncs\t0\n")
-    );
+    assert!(out.contains("zk_learners\t2\n") && out.contains("zk_quorum_size\t2\n") && out.contains("zk_pending_syncs\t0\n"));
     assert!(render("srvr", &snap, &p).ends_with("Proposal sizes last/min/max: -1/-1/-1\n"));
     let mut snap = e.s(F2).snapshot();
     snap.quorum.observer_master_id = Some(1);
@@ -962,27 +653,11 @@ mod random {
             0 => create(&p, 0),
             1 => create(&c, (name % 2) as i32), // ephemeral or not
             2 => create(&format!("{p}/s-"), 2),
-            3 => Request::Delete(DeleteRequest {
-                path: c,
-                version: -1,
-            }),
-            4 => Request::SetData(SetDataRequest {
-                path: p,
-                data: Some(vec![name; 2]),
-                version: -1,
-            }),
-            5 => Request::Multi(vec![
-                create(&c, 0),
-                Request::Delete(DeleteRequest {
-                    path: c.clone(),
-                    version: -1,
-                }),
-            ]),
+            3 => Request::Delete(DeleteRequest { path: c, version: -1 }),
+            4 => Request::SetData(SetDataRequest { path: p, data: Some(vec![name; 2]), version: -1 }),
+            5 => Request::Multi(vec![create(&c, 0), Request::Delete(DeleteRequest { path: c.clone(), version: -1 })]),
             6 => sync(&p),
-            7 => Request::GetData(PathWatchRequest {
-                path: p,
-                watch: name.is_multiple_of(2),
-            }),
+            7 => Request::GetData(PathWatchRequest { path: p, watch: name.is_multiple_of(2) }),
             _ => exists(&c),
         }
     }
@@ -1056,12 +731,7 @@ fn a_moved_sessions_old_connection_is_closed_not_answered() {
     e.connect_request(F2, 5, id, auth::session_password(id), Zxid(0));
     assert!(e.connect_response(F2, 5).is_some());
     e.request(F1, 1, 7, &create("/stale", 0));
-    assert_eq!(
-        e.proposals.back().unwrap().txn,
-        Txn::Error {
-            err: ErrorCode::SessionMoved.code()
-        }
-    );
+    assert_eq!(e.proposals.back().unwrap().txn, Txn::Error { err: ErrorCode::SessionMoved.code() });
     e.commit_all();
     assert!(e.replies(F1, 1).is_empty(), "no answer for a moved session");
     assert!(e.closed(F1, 1));

@@ -16,10 +16,8 @@ pub fn full_version() -> String {
 }
 
 /// Every four-letter word rzk knows (whether or not the whitelist allows it).
-pub const WORDS: &[&str] = &[
-    "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs",
-    "isro", "crst", "srst", "gtmk", "stmk",
-];
+pub const WORDS: &[&str] =
+    &["ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs", "isro", "crst", "srst", "gtmk", "stmk"];
 
 /// Facts about the process the shell gathers for `mntr`.
 #[derive(Debug, Clone, Default)]
@@ -223,34 +221,14 @@ pub use rzk_proto::time::java_date;
 fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool, asking: Option<u64>) {
     if asking == Some(c.conn) {
         // The connection asking is mid-command: not reading, one packet (the word) received.
-        let _ = write!(
-            out,
-            " /{}:{}[0](queued=0,recved=1,sent=0)",
-            c.peer.ip(),
-            c.peer.port()
-        );
+        let _ = write!(out, " /{}:{}[0](queued=0,recved=1,sent=0)", c.peer.ip(), c.peer.port());
         return;
     }
-    let _ = write!(
-        out,
-        " /{}:{}[1](queued={},recved={},sent={}",
-        c.peer.ip(),
-        c.peer.port(),
-        c.queued,
-        c.stats.received,
-        c.stats.sent
-    );
+    let _ = write!(out, " /{}:{}[1](queued={},recved={},sent={}", c.peer.ip(), c.peer.port(), c.queued, c.stats.received, c.stats.sent);
     if !brief {
         if let Some(s) = c.session.filter(|s| s.0 != 0) {
             let st = &c.stats;
-            let _ = write!(
-                out,
-                ",sid=0x{:x},lop={},est={},to={}",
-                s.0,
-                last_op_code(st.last_op),
-                st.established_ms,
-                c.timeout_ms
-            );
+            let _ = write!(out, ",sid=0x{:x},lop={},est={},to={}", s.0, last_op_code(st.last_op), st.established_ms, c.timeout_ms);
             if st.last_cxid >= 0 {
                 let _ = write!(out, ",lcxid=0x{:x}", st.last_cxid);
             }
@@ -261,11 +239,7 @@ fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool, asking: Option<u64
                 st.last_response_ms,
                 st.last_latency_ms,
                 st.min_latency_ms,
-                if st.count == 0 {
-                    0
-                } else {
-                    st.total_latency_ms / st.count as i64
-                },
+                if st.count == 0 { 0 } else { st.total_latency_ms / st.count as i64 },
                 st.max_latency_ms
             );
         }
@@ -275,13 +249,7 @@ fn conn_line(out: &mut String, c: &ConnSnapshot, brief: bool, asking: Option<u64
 
 fn server_stats(out: &mut String, s: &ServerSnapshot) {
     let st = &s.stats;
-    let _ = writeln!(
-        out,
-        "Latency min/avg/max: {}/{}/{}",
-        st.min_latency_ms,
-        java_avg(st.total_latency_ms, st.count),
-        st.max_latency_ms
-    );
+    let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", st.min_latency_ms, java_avg(st.total_latency_ms, st.count), st.max_latency_ms);
     let _ = writeln!(out, "Received: {}", st.packets_received);
     let _ = writeln!(out, "Sent: {}", st.packets_sent);
     let _ = writeln!(out, "Connections: {}", s.conns.len());
@@ -297,10 +265,7 @@ fn server_stats(out: &mut String, s: &ServerSnapshot) {
 
 /// mntr in an ensemble: ZooKeeper 3.8's quorum keys at their places among the standalone
 /// ones (the proposal sizes move up on a leader and are gone on a learner).
-fn quorum_mntr_rows(
-    mut rows: Vec<(&'static str, String)>,
-    s: &ServerSnapshot,
-) -> Vec<(&'static str, String)> {
+fn quorum_mntr_rows(mut rows: Vec<(&'static str, String)>, s: &ServerSnapshot) -> Vec<(&'static str, String)> {
     if s.role == Role::Standalone {
         return rows;
     }
@@ -313,11 +278,7 @@ fn quorum_mntr_rows(
         Role::Observer => "observing",
         _ => "looking",
     };
-    let mut extra: Vec<(&'static str, &'static str, String)> = vec![(
-        "zk_server_state",
-        "zk_peer_state",
-        format!("{peer_state} - {}", q.zab_phase),
-    )];
+    let mut extra: Vec<(&'static str, &'static str, String)> = vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
     if let (Role::Observer, Some(id)) = (s.role, q.observer_master_id) {
         extra.push(("zk_peer_state", "zk_observer_master_id", id.to_string()));
     }
@@ -325,58 +286,19 @@ fn quorum_mntr_rows(
         let (last, min, max) = q.proposal_sizes;
         extra.extend([
             ("zk_avg_latency", "zk_min_proposal_size", min.to_string()),
-            (
-                "zk_packets_received",
-                "zk_max_proposal_size",
-                max.to_string(),
-            ),
-            (
-                "zk_max_proposal_size",
-                "zk_synced_followers",
-                q.synced_followers.to_string(),
-            ),
-            (
-                "zk_watch_count",
-                "zk_synced_non_voting_followers",
-                q.synced_non_voting_followers.to_string(),
-            ),
-            (
-                "zk_synced_non_voting_followers",
-                "zk_synced_observers",
-                q.synced_observers.to_string(),
-            ),
-            (
-                "zk_max_file_descriptor_count",
-                "zk_last_proposal_size",
-                last.to_string(),
-            ),
-            (
-                "zk_last_proposal_size",
-                "zk_pending_syncs",
-                s.pending_syncs.to_string(),
-            ),
-            (
-                "zk_pending_syncs",
-                "zk_leader_uptime",
-                q.leader_uptime_ms.to_string(),
-            ),
-            (
-                "zk_outstanding_tls_handshake",
-                "zk_learners",
-                q.learners.to_string(),
-            ),
+            ("zk_packets_received", "zk_max_proposal_size", max.to_string()),
+            ("zk_max_proposal_size", "zk_synced_followers", q.synced_followers.to_string()),
+            ("zk_watch_count", "zk_synced_non_voting_followers", q.synced_non_voting_followers.to_string()),
+            ("zk_synced_non_voting_followers", "zk_synced_observers", q.synced_observers.to_string()),
+            ("zk_max_file_descriptor_count", "zk_last_proposal_size", last.to_string()),
+            ("zk_last_proposal_size", "zk_pending_syncs", s.pending_syncs.to_string()),
+            ("zk_pending_syncs", "zk_leader_uptime", q.leader_uptime_ms.to_string()),
+            ("zk_outstanding_tls_handshake", "zk_learners", q.learners.to_string()),
         ]);
     }
-    extra.push((
-        "zk_non_mtls_local_conn_count",
-        "zk_quorum_size",
-        q.quorum_size.to_string(),
-    ));
+    extra.push(("zk_non_mtls_local_conn_count", "zk_quorum_size", q.quorum_size.to_string()));
     for (after, key, value) in extra {
-        let at = rows
-            .iter()
-            .position(|(k, _)| *k == after)
-            .map_or(rows.len(), |i| i + 1);
+        let at = rows.iter().position(|(k, _)| *k == after).map_or(rows.len(), |i| i + 1);
         rows.insert(at, (key, value));
     }
     rows
@@ -422,22 +344,12 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             out.push('\n');
         }
         "wchs" => {
-            let _ = writeln!(
-                out,
-                "{} connections watching {} paths",
-                s.watch.by_conn.len(),
-                s.watch.by_path.len()
-            );
+            let _ = writeln!(out, "{} connections watching {} paths", s.watch.by_conn.len(), s.watch.by_path.len());
             let _ = writeln!(out, "Total watches:{}", s.watch.total);
         }
         "wchc" => {
             for (conn, paths) in &s.watch.by_conn {
-                let sid = s
-                    .conns
-                    .iter()
-                    .find(|c| c.conn == *conn)
-                    .and_then(|c| c.session)
-                    .unwrap_or_default();
+                let sid = s.conns.iter().find(|c| c.conn == *conn).and_then(|c| c.session).unwrap_or_default();
                 let _ = writeln!(out, "0x{:x}", sid.0);
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
@@ -449,12 +361,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             for (path, conns) in &s.watch.by_path {
                 let _ = writeln!(out, "{path}");
                 for conn in conns {
-                    let sid = s
-                        .conns
-                        .iter()
-                        .find(|c| c.conn == *conn)
-                        .and_then(|c| c.session)
-                        .unwrap_or_default();
+                    let sid = s.conns.iter().find(|c| c.conn == *conn).and_then(|c| c.session).unwrap_or_default();
                     let _ = writeln!(out, "\t0x{:x}", sid.0);
                 }
             }
@@ -469,12 +376,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                     let _ = writeln!(out, "0x{:x}\t{}ms", id.0, timeout);
                 }
             } else {
-                let _ = writeln!(
-                    out,
-                    "Session Sets ({})/({}):",
-                    s.session_buckets.len(),
-                    s.sessions.len()
-                );
+                let _ = writeln!(out, "Session Sets ({})/({}):", s.session_buckets.len(), s.sessions.len());
                 for (at, ids) in &s.session_buckets {
                     let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
                     for id in ids {
@@ -493,8 +395,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             // ZooKeeper's connection expiry queue: a connection with a session expires with
             // it; one without expires sessionlessCnxnTimeout (10 s) after it was last heard.
             let tick = s.tick_ms.max(1);
-            let mut sets: std::collections::BTreeMap<i64, Vec<&ConnSnapshot>> =
-                std::collections::BTreeMap::new();
+            let mut sets: std::collections::BTreeMap<i64, Vec<&ConnSnapshot>> = std::collections::BTreeMap::new();
             for c in &s.conns {
                 let at = c
                     .session
@@ -503,22 +404,11 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 sets.entry(at).or_default().push(c);
             }
             out.push_str("Connections dump:\n");
-            let _ = writeln!(
-                out,
-                "Connections Sets ({})/({}):",
-                sets.len(),
-                s.conns.len()
-            );
+            let _ = writeln!(out, "Connections Sets ({})/({}):", sets.len(), s.conns.len());
             for (at, conns) in &sets {
                 let _ = writeln!(out, "{} expire at {}:", conns.len(), java_date(*at));
                 for c in conns {
-                    let _ = writeln!(
-                        out,
-                        "\tip: /{}:{} sessionId: 0x{:x}",
-                        c.peer.ip(),
-                        c.peer.port(),
-                        c.session.unwrap_or_default().0
-                    );
+                    let _ = writeln!(out, "\tip: /{}:{} sessionId: 0x{:x}", c.peer.ip(), c.peer.port(), c.session.unwrap_or_default().0);
                 }
             }
         }
@@ -539,19 +429,13 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_znode_count", s.node_count.to_string()),
                 ("zk_global_sessions", s.sessions.len().to_string()),
                 ("zk_non_mtls_remote_conn_count", z()),
-                (
-                    "zk_last_client_response_size",
-                    st.last_response_size.to_string(),
-                ),
+                ("zk_last_client_response_size", st.last_response_size.to_string()),
                 ("zk_packets_sent", st.packets_sent.to_string()),
                 ("zk_packets_received", st.packets_received.to_string()),
                 ("zk_connection_drop_probability", "0.0".into()),
                 ("zk_watch_count", s.watch.total.to_string()),
                 ("zk_auth_failed_count", st.auth_failed.to_string()),
-                (
-                    "zk_approximate_data_size",
-                    s.approximate_data_size.to_string(),
-                ),
+                ("zk_approximate_data_size", s.approximate_data_size.to_string()),
                 ("zk_open_file_descriptor_count", p.fd_count.to_string()),
                 ("zk_max_file_descriptor_count", p.fd_limit.to_string()),
                 ("zk_local_sessions", z()),
@@ -560,12 +444,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_non_mtls_local_conn_count", z()),
                 ("zk_proposal_count", z()),
                 ("zk_watch_bytes", z()),
-                (
-                    "zk_outstanding_changes_removed",
-                    st.txns_appended
-                        .saturating_sub(s.outstanding as u64)
-                        .to_string(),
-                ),
+                ("zk_outstanding_changes_removed", st.txns_appended.saturating_sub(s.outstanding as u64).to_string()),
                 ("zk_throttled_ops", z()),
                 ("zk_stale_requests_dropped", z()),
                 ("zk_large_requests_rejected", z()),
@@ -578,10 +457,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_stale_requests", z()),
                 ("zk_connection_drop_count", z()),
                 ("zk_learner_proposal_received_count", z()),
-                (
-                    "zk_digest_mismatches_count",
-                    s.digest_mismatches.to_string(),
-                ),
+                ("zk_digest_mismatches_count", s.digest_mismatches.to_string()),
                 ("zk_dead_watchers_cleared", z()),
                 ("zk_response_packet_cache_hits", z()),
                 ("zk_bytes_received_count", st.bytes_received.to_string()),
@@ -590,16 +466,10 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_requests_not_forwarded_to_commit_processor", z()),
                 ("zk_response_packet_cache_misses", z()),
                 ("zk_ensemble_auth_success", z()),
-                (
-                    "zk_prep_processor_request_queued",
-                    st.txns_appended.to_string(),
-                ),
+                ("zk_prep_processor_request_queued", st.txns_appended.to_string()),
                 ("zk_learner_commit_received_count", z()),
                 ("zk_stale_replies", z()),
-                (
-                    "zk_connection_request_count",
-                    st.connection_requests.to_string(),
-                ),
+                ("zk_connection_request_count", st.connection_requests.to_string()),
                 ("zk_response_bytes", st.response_bytes.to_string()),
                 ("zk_ensemble_auth_fail", z()),
                 ("zk_diff_count", z()),
@@ -608,21 +478,12 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 ("zk_quit_leading_due_to_disloyal_voter", z()),
                 ("zk_snap_count", z()),
                 ("zk_unrecoverable_error_count", z()),
-                (
-                    "zk_unsuccessful_handshake",
-                    st.unsuccessful_handshakes.to_string(),
-                ),
+                ("zk_unsuccessful_handshake", st.unsuccessful_handshakes.to_string()),
                 ("zk_commit_count", z()),
                 ("zk_stale_sessions_expired", st.sessions_expired.to_string()),
                 ("zk_response_packet_get_children_cache_hits", z()),
-                (
-                    "zk_sync_processor_request_queued",
-                    st.txns_appended.to_string(),
-                ),
-                (
-                    "zk_outstanding_changes_queued",
-                    st.txns_appended.to_string(),
-                ),
+                ("zk_sync_processor_request_queued", st.txns_appended.to_string()),
+                ("zk_outstanding_changes_queued", st.txns_appended.to_string()),
                 ("zk_request_commit_queued", z()),
                 ("zk_ensemble_auth_skip", z()),
                 ("zk_skip_learner_request_to_next_processor_count", z()),

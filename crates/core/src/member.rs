@@ -28,17 +28,11 @@
 use crate::fourlw::QuorumInfo;
 use crate::server::{Action as CoreAction, ConnId, CoreConfig, Input, Role, ZooKeeperServer};
 use bytes::Bytes;
-use rzk_proto::quorum::{
-    self, packet_type as pt, ForwardedRequest, QuorumPacket, RevalidateReply, RevalidateRequest,
-    ServerState,
-};
+use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket, RevalidateReply, RevalidateRequest, ServerState};
 use rzk_proto::txn::TxnRecord;
 use rzk_proto::{SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
-use rzk_zab::{
-    Action as ZabAction, Config as ZabConfig, Message, MessageError, Node, ProposeError, Restored,
-    ServerId, StorageOp,
-};
+use rzk_zab::{Action as ZabAction, Config as ZabConfig, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp};
 use std::net::SocketAddr;
 
 /// A member's settings.
@@ -110,10 +104,7 @@ pub enum PeerMsg {
     /// Learner → leader: the reply to the leader's PING, with the sessions this server's
     /// clients touched since the last one (always with a data buffer, even empty: a
     /// ZooKeeper leader reads it without a null check). The leader reads it as ZAB's PING.
-    PingReply {
-        zxid: Zxid,
-        touches: Vec<(SessionId, i32)>,
-    },
+    PingReply { zxid: Zxid, touches: Vec<(SessionId, i32)> },
 }
 
 /// Why a quorum packet is not a [`PeerMsg`].
@@ -129,28 +120,14 @@ impl PeerMsg {
     /// Reads a quorum packet (with the SNAP stream that followed it, for SNAP). Returns the
     /// LearnerInfo's sid too. REVALIDATE is the same packet type both ways; its data tells
     /// them apart (`long, int` from a learner, `long, boolean` from the leader).
-    pub fn from_packet(
-        p: &QuorumPacket,
-        snapshot: Option<Bytes>,
-    ) -> Result<(PeerMsg, Option<i64>), PeerMsgError> {
+    pub fn from_packet(p: &QuorumPacket, snapshot: Option<Bytes>) -> Result<(PeerMsg, Option<i64>), PeerMsgError> {
         let bad = |what, e: rzk_proto::DecodeError| PeerMsgError::Malformed(what, e.to_string());
         Ok(match p.ty {
-            pt::REQUEST => (
-                PeerMsg::Request(ForwardedRequest::from_packet(p).map_err(|e| bad("REQUEST", e))?),
-                None,
-            ),
-            pt::REVALIDATE if p.data().len() == 12 => (
-                PeerMsg::Revalidate(
-                    RevalidateRequest::from_packet(p).map_err(|e| bad("REVALIDATE", e))?,
-                ),
-                None,
-            ),
-            pt::REVALIDATE => (
-                PeerMsg::RevalidateReply(
-                    RevalidateReply::from_packet(p).map_err(|e| bad("REVALIDATE reply", e))?,
-                ),
-                None,
-            ),
+            pt::REQUEST => (PeerMsg::Request(ForwardedRequest::from_packet(p).map_err(|e| bad("REQUEST", e))?), None),
+            pt::REVALIDATE if p.data().len() == 12 => {
+                (PeerMsg::Revalidate(RevalidateRequest::from_packet(p).map_err(|e| bad("REVALIDATE", e))?), None)
+            }
+            pt::REVALIDATE => (PeerMsg::RevalidateReply(RevalidateReply::from_packet(p).map_err(|e| bad("REVALIDATE reply", e))?), None),
             pt::SYNC => (PeerMsg::Sync, None),
             _ => {
                 let (m, sid) = Message::from_packet(p, snapshot)?;
@@ -168,12 +145,9 @@ impl PeerMsg {
             PeerMsg::Revalidate(r) => Some(r.to_packet()),
             PeerMsg::RevalidateReply(r) => Some(r.to_packet()),
             PeerMsg::Sync => Some(quorum::sync_packet()),
-            PeerMsg::PingReply { zxid, touches } => Some(QuorumPacket {
-                ty: pt::PING,
-                zxid: *zxid,
-                data: Some(quorum::encode_touches(touches)),
-                authinfo: None,
-            }),
+            PeerMsg::PingReply { zxid, touches } => {
+                Some(QuorumPacket { ty: pt::PING, zxid: *zxid, data: Some(quorum::encode_touches(touches)), authinfo: None })
+            }
         }
     }
 
@@ -191,70 +165,37 @@ impl PeerMsg {
 /// What the host tells a member.
 #[derive(Debug, Clone)]
 pub enum MemberInput {
-    Accepted {
-        conn: ConnId,
-        peer: SocketAddr,
-    },
+    Accepted { conn: ConnId, peer: SocketAddr },
     /// One client frame, without its length prefix.
-    Frame {
-        conn: ConnId,
-        payload: Vec<u8>,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    Peer {
-        from: ServerId,
-        msg: PeerMsg,
-    },
+    Frame { conn: ConnId, payload: Vec<u8> },
+    Closed { conn: ConnId },
+    Peer { from: ServerId, msg: PeerMsg },
     /// The quorum connection with `peer` broke.
-    PeerDisconnected {
-        peer: ServerId,
-    },
+    PeerDisconnected { peer: ServerId },
     /// Time moved on (to the `now_ms` given with it).
     Tick,
     /// Every storage op up to `seq` is durable.
-    StorageDone {
-        seq: u64,
-    },
+    StorageDone { seq: u64 },
     /// Standalone only: the log could not take the append of `zxid` (a full disk) and drops
     /// everything queued after it until an append of that zxid comes again.
-    AppendFailed {
-        zxid: Zxid,
-    },
+    AppendFailed { zxid: Zxid },
 }
 
 /// What a member asks its host to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// A whole client frame (length prefix included); `reply` for a request's answer.
-    Send {
-        conn: ConnId,
-        frame: Vec<u8>,
-        reply: bool,
-    },
+    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
     /// Send what is queued to the client, then close.
-    Close {
-        conn: ConnId,
-        reason: String,
-    },
-    PeerSend {
-        to: ServerId,
-        msg: PeerMsg,
-    },
+    Close { conn: ConnId, reason: String },
+    PeerSend { to: ServerId, msg: PeerMsg },
     /// Close the quorum connection with `peer`.
-    PeerDisconnect {
-        peer: ServerId,
-    },
+    PeerDisconnect { peer: ServerId },
     /// A storage op (`rzk_zab::StorageOp`'s contract): applied in `seq` order, reported with
     /// `StorageDone`. For `InstallSnapshot` the member has already replaced its tree; the host
     /// drops any local snapshot in progress and stores this one, whose tree digest is
     /// `snapshot_digest`.
-    Storage {
-        seq: u64,
-        op: StorageOp,
-        snapshot_digest: Option<i64>,
-    },
+    Storage { seq: u64, op: StorageOp, snapshot_digest: Option<i64> },
 }
 
 /// One server. See the module docs.
@@ -281,21 +222,11 @@ pub struct Member {
 const CATCH_UP_TICKS_MAX: i64 = 1000;
 
 impl Member {
-    pub fn new(
-        cfg: MemberConfig,
-        rec: Recovered,
-        codec: SnapCodec,
-        now_ms: i64,
-        wall_ms: i64,
-    ) -> Result<Member, MemberError> {
+    pub fn new(cfg: MemberConfig, rec: Recovered, codec: SnapCodec, now_ms: i64, wall_ms: i64) -> Result<Member, MemberError> {
         if cfg.node_tick_ms <= 0 || cfg.core_tick_ms <= 0 {
-            return Err(MemberError::Ticks {
-                node_ms: cfg.node_tick_ms,
-                core_ms: cfg.core_tick_ms,
-            });
+            return Err(MemberError::Ticks { node_ms: cfg.node_tick_ms, core_ms: cfg.core_tick_ms });
         }
-        let mut core =
-            ZooKeeperServer::recovered(cfg.core.clone(), rec.tree, &rec.sessions, now_ms, wall_ms);
+        let mut core = ZooKeeperServer::recovered(cfg.core.clone(), rec.tree, &rec.sessions, now_ms, wall_ms);
         let node = if cfg.standalone {
             Node::standalone(cfg.zab.clone(), rec.restored)?
         } else {
@@ -334,10 +265,7 @@ impl Member {
             MemberInput::Tick => self.tick(),
             MemberInput::StorageDone { seq } => self.node.persisted(seq),
             MemberInput::AppendFailed { zxid } => {
-                assert!(
-                    self.cfg.standalone,
-                    "an ensemble member cannot skip a txn; the host must stop instead"
-                );
+                assert!(self.cfg.standalone, "an ensemble member cannot skip a txn; the host must stop instead");
                 self.node.append_failed(zxid);
                 self.core_input(Input::AppendFailed { zxid });
             }
@@ -373,11 +301,7 @@ impl Member {
     }
 
     fn quorum_info(&self) -> QuorumInfo {
-        let mut q = QuorumInfo {
-            zab_phase: self.node.phase_name(),
-            quorum_size: self.node.config().voters.len(),
-            ..Default::default()
-        };
+        let mut q = QuorumInfo { zab_phase: self.node.phase_name(), quorum_size: self.node.config().voters.len(), ..Default::default() };
         if let Some(s) = self.node.learner_summary() {
             q.learners = s.learners;
             q.synced_followers = s.synced_followers;
@@ -420,42 +344,24 @@ impl Member {
         match msg {
             PeerMsg::Zab(msg) => {
                 // A learner's PING reply carries the sessions its clients touched.
-                if let (true, Message::Ping { data, .. }) =
-                    (self.state == ServerState::Leading, &msg)
-                {
+                if let (true, Message::Ping { data, .. }) = (self.state == ServerState::Leading, &msg) {
                     if !data.is_empty() {
                         match quorum::decode_touches(data) {
                             Ok(sessions) => self.core_input(Input::Touches { sessions }),
-                            Err(e) => {
-                                tracing::warn!(learner = %from, error = %e, "malformed PING session data")
-                            }
+                            Err(e) => tracing::warn!(learner = %from, error = %e, "malformed PING session data"),
                         }
                     }
                 }
                 self.node.step(from, msg);
             }
-            PeerMsg::Request(r) if leading => self.core_input(Input::Forwarded {
-                from: from.0,
-                session: r.session_id,
-                cxid: r.cxid,
-                op: r.op,
-                body: r.body,
-                auth: r.auth,
-            }),
-            PeerMsg::Revalidate(r) if leading => self.core_input(Input::Revalidate {
-                from: from.0,
-                session: r.session_id,
-                timeout_ms: r.timeout_ms,
-            }),
-            PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated {
-                session: r.session_id,
-                valid: r.valid,
-            }),
+            PeerMsg::Request(r) if leading => {
+                self.core_input(Input::Forwarded { from: from.0, session: r.session_id, cxid: r.cxid, op: r.op, body: r.body, auth: r.auth })
+            }
+            PeerMsg::Revalidate(r) if leading => self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms }),
+            PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
             PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
             PeerMsg::PingReply { .. } => unreachable!("a PING off the wire is ZAB's"),
-            other => {
-                tracing::debug!(peer = %from, msg = other.name(), state = ?self.state, "peer message ignored in this role")
-            }
+            other => tracing::debug!(peer = %from, msg = other.name(), state = ?self.state, "peer message ignored in this role"),
         }
     }
 
@@ -482,13 +388,8 @@ impl Member {
             ZabAction::Send { to, msg } => {
                 let msg = match msg {
                     // A learner's PING reply carries the sessions its clients touched.
-                    Message::Ping { zxid, .. }
-                        if self.state != ServerState::Leading && Some(to) == self.leader =>
-                    {
-                        PeerMsg::PingReply {
-                            zxid,
-                            touches: self.core.take_touches(),
-                        }
+                    Message::Ping { zxid, .. } if self.state != ServerState::Leading && Some(to) == self.leader => {
+                        PeerMsg::PingReply { zxid, touches: self.core.take_touches() }
                     }
                     msg => PeerMsg::Zab(msg),
                 };
@@ -496,61 +397,30 @@ impl Member {
             }
             ZabAction::Persist { seq, op } => {
                 let snapshot_digest = match &op {
-                    StorageOp::InstallSnapshot { zxid, data } => {
-                        Some(self.install_snapshot(*zxid, data))
-                    }
+                    StorageOp::InstallSnapshot { zxid, data } => Some(self.install_snapshot(*zxid, data)),
                     _ => None,
                 };
-                self.out.push(Output::Storage {
-                    seq,
-                    op,
-                    snapshot_digest: snapshot_digest.flatten(),
-                });
+                self.out.push(Output::Storage { seq, op, snapshot_digest: snapshot_digest.flatten() });
             }
             ZabAction::Deliver(entry) => {
                 if self.core.proposed_front() == Some(entry.zxid) {
-                    self.core_input(Input::Committed {
-                        zxid: entry.zxid,
-                        record: None,
-                    });
+                    self.core_input(Input::Committed { zxid: entry.zxid, record: None });
                 } else {
                     // A txn this server did not prep: the leader's, off the wire or the log.
                     let record = TxnRecord::from_bytes(&entry.data)
                         .unwrap_or_else(|e| panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid));
-                    self.core_input(Input::Committed {
-                        zxid: entry.zxid,
-                        record: Some(record),
-                    });
+                    self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                 }
             }
             ZabAction::SendSnapshot { to, zxid } => {
-                assert_eq!(
-                    self.core.tree().last_processed_zxid(),
-                    zxid,
-                    "a SNAP must be the state at the zxid ZAB names"
-                );
-                let sessions: Vec<(i64, i32)> = self
-                    .core
-                    .committed_sessions()
-                    .iter()
-                    .map(|(id, t)| (id.0, *t))
-                    .collect();
+                assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a SNAP must be the state at the zxid ZAB names");
+                let sessions: Vec<(i64, i32)> = self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
                 let bytes = (self.codec.encode)(self.core.tree(), &sessions);
                 tracing::info!(learner = %to, zxid = %zxid, bytes = bytes.len(), "sending SNAP");
-                self.out.push(Output::PeerSend {
-                    to,
-                    msg: PeerMsg::Zab(Message::Snap {
-                        zxid,
-                        snapshot: Bytes::from(bytes),
-                    }),
-                });
+                self.out.push(Output::PeerSend { to, msg: PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(bytes) }) });
             }
             ZabAction::Disconnect { peer } => self.out.push(Output::PeerDisconnect { peer }),
-            ZabAction::StateChanged {
-                state,
-                leader,
-                epoch,
-            } => {
+            ZabAction::StateChanged { state, leader, epoch } => {
                 tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
                 self.state = state;
                 self.leader = leader;
@@ -560,11 +430,7 @@ impl Member {
                 }
             }
             ZabAction::Serving { epoch } => {
-                let role = if self.cfg.standalone {
-                    Role::Standalone
-                } else {
-                    role_of(self.state)
-                };
+                let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
                 if role == Role::Leader {
                     self.leading_since_ms = Some(self.now_ms);
                 }
@@ -580,10 +446,7 @@ impl Member {
     fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {
         let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options.clone())
             .unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
-        let sessions: Vec<(SessionId, i32)> = sessions
-            .into_iter()
-            .map(|(id, t)| (SessionId(id), t))
-            .collect();
+        let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
         self.core.install(tree, &sessions);
@@ -592,56 +455,23 @@ impl Member {
 
     fn core_action(&mut self, a: CoreAction) {
         match a {
-            CoreAction::Send { conn, frame, reply } => {
-                self.out.push(Output::Send { conn, frame, reply })
-            }
+            CoreAction::Send { conn, frame, reply } => self.out.push(Output::Send { conn, frame, reply }),
             CoreAction::Close { conn, reason } => self.out.push(Output::Close { conn, reason }),
             CoreAction::Append(record) => self.propose(record),
-            CoreAction::Forward {
-                session,
-                cxid,
-                op,
-                body,
-                auth,
-            } => {
+            CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend {
-                        to: leader,
-                        msg: PeerMsg::Request(ForwardedRequest {
-                            session_id: session,
-                            cxid,
-                            op,
-                            body,
-                            auth,
-                        }),
-                    });
+                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }) });
                 }
             }
-            CoreAction::Revalidate {
-                session,
-                timeout_ms,
-            } => {
+            CoreAction::Revalidate { session, timeout_ms } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend {
-                        to: leader,
-                        msg: PeerMsg::Revalidate(RevalidateRequest {
-                            session_id: session,
-                            timeout_ms,
-                        }),
-                    });
+                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }) });
                 }
             }
-            CoreAction::RevalidateReply { to, session, valid } => self.out.push(Output::PeerSend {
-                to: ServerId(to),
-                msg: PeerMsg::RevalidateReply(RevalidateReply {
-                    session_id: session,
-                    valid,
-                }),
-            }),
-            CoreAction::SyncReply { to } => self.out.push(Output::PeerSend {
-                to: ServerId(to),
-                msg: PeerMsg::Sync,
-            }),
+            CoreAction::RevalidateReply { to, session, valid } => {
+                self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) })
+            }
+            CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
         }
     }
 
@@ -655,9 +485,7 @@ impl Member {
         self.proposal_sizes = (n, if min < 0 { n } else { min.min(n) }, max.max(n));
         match self.node.propose(zxid, data) {
             Ok(()) => {}
-            Err(e @ ProposeError::WrongZxid { .. }) => {
-                panic!("the core and ZAB disagree on the next zxid: {e}")
-            }
+            Err(e @ ProposeError::WrongZxid { .. }) => panic!("the core and ZAB disagree on the next zxid: {e}"),
             Err(e) => {
                 // Not leading any more, or too many proposals await a quorum: the write did
                 // not happen (ConnectionLoss; clients retry).
@@ -692,27 +520,15 @@ mod tests {
 
     #[test]
     fn revalidate_packets_are_told_apart_by_their_data() {
-        let req = RevalidateRequest {
-            session_id: SessionId(7),
-            timeout_ms: 5000,
-        };
+        let req = RevalidateRequest { session_id: SessionId(7), timeout_ms: 5000 };
         let (m, _) = PeerMsg::from_packet(&req.to_packet(), None).unwrap();
         assert_eq!(m, PeerMsg::Revalidate(req));
-        let rep = RevalidateReply {
-            session_id: SessionId(7),
-            valid: true,
-        };
+        let rep = RevalidateReply { session_id: SessionId(7), valid: true };
         let (m, _) = PeerMsg::from_packet(&rep.to_packet(), None).unwrap();
         assert_eq!(m, PeerMsg::RevalidateReply(rep));
         let (m, _) = PeerMsg::from_packet(&quorum::sync_packet(), None).unwrap();
         assert_eq!(m, PeerMsg::Sync);
-        let fwd = ForwardedRequest {
-            session_id: SessionId(9),
-            cxid: 3,
-            op: 1,
-            body: vec![1, 2],
-            auth: vec![],
-        };
+        let fwd = ForwardedRequest { session_id: SessionId(9), cxid: 3, op: 1, body: vec![1, 2], auth: vec![] };
         let (m, _) = PeerMsg::from_packet(&fwd.to_packet(), None).unwrap();
         assert_eq!(m, PeerMsg::Request(fwd));
     }

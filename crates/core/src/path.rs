@@ -20,10 +20,7 @@ pub fn normalize_root(path: &str) -> &str {
 
 /// The paths ZooKeeper refuses to delete (`ZKDatabase.isSpecialPath`).
 pub fn is_special_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    )
+    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
 }
 
 #[cfg(test)]

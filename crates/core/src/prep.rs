@@ -11,9 +11,7 @@
 use crate::auth::{self, AuthConfig};
 use crate::path::{self, validate_path};
 use rzk_proto::client::{Create, Request};
-use rzk_proto::txn::{
-    CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn,
-};
+use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
 use rzk_tree::digest::DigestPrefix;
 use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
@@ -88,26 +86,14 @@ impl Outstanding {
     fn add(&mut self, zxid: Zxid, path: &str, old_digest: i64, node: Option<NodeRecord>) {
         let new_digest = node.as_ref().map_or(0, NodeRecord::digest);
         let owner = node.as_ref().map(|n| n.stat.ephemeral_owner);
-        self.digest_delta = self
-            .digest_delta
-            .wrapping_add(new_digest.wrapping_sub(old_digest));
+        self.digest_delta = self.digest_delta.wrapping_add(new_digest.wrapping_sub(old_digest));
         self.seq += 1;
-        let rec = ChangeRecord {
-            zxid,
-            node,
-            seq: self.seq,
-        };
+        let rec = ChangeRecord { zxid, node, seq: self.seq };
         let prev = self.by_path.insert(path.to_owned(), rec);
         if let Some(undo) = self.undo.as_mut() {
             undo.push((path.to_owned(), prev.clone()));
         }
-        self.order.push_back(Change {
-            zxid,
-            path: path.to_owned(),
-            seq: self.seq,
-            owner,
-            prev,
-        });
+        self.order.push_back(Change { zxid, path: path.to_owned(), seq: self.seq, owner, prev });
     }
 
     /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
@@ -126,9 +112,7 @@ impl Outstanding {
     /// (then the tree is the truth).
     pub fn rollback_from(&mut self, zxid: Zxid) {
         while self.order.back().is_some_and(|c| c.zxid >= zxid) {
-            let Change {
-                path, seq, prev, ..
-            } = self.order.pop_back().expect("back");
+            let Change { path, seq, prev, .. } = self.order.pop_back().expect("back");
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 match prev.filter(|p| p.zxid > self.applied_through) {
                     Some(p) => {
@@ -198,12 +182,7 @@ impl PrepContext<'_> {
         }
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
         let prefix = DigestPrefix::new(path, n.data);
-        Ok(NodeRecord {
-            stat: n.stat.clone(),
-            child_count: n.num_children,
-            acl: n.acl.to_vec(),
-            prefix,
-        })
+        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec(), prefix })
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
@@ -225,16 +204,9 @@ impl PrepContext<'_> {
                 rec.stat.version = version;
                 rec.stat.mtime = time;
                 rec.stat.mzxid = zxid;
-                rec.prefix = DigestPrefix::new(
-                    path::normalize_root(&s.path),
-                    s.data.as_deref().unwrap_or(&[]),
-                );
+                rec.prefix = DigestPrefix::new(path::normalize_root(&s.path), s.data.as_deref().unwrap_or(&[]));
                 self.outstanding.add(zxid, &s.path, old, Some(rec));
-                Ok(Txn::SetData(SetDataTxn {
-                    path: s.path.clone(),
-                    data: s.data.clone(),
-                    version,
-                }))
+                Ok(Txn::SetData(SetDataTxn { path: s.path.clone(), data: s.data.clone(), version }))
             }
             Request::SetAcl(s) => {
                 valid(&s.path)?;
@@ -246,21 +218,14 @@ impl PrepContext<'_> {
                 rec.stat.aversion = version;
                 rec.acl = acl.clone();
                 self.outstanding.add(zxid, &s.path, old, Some(rec));
-                Ok(Txn::SetAcl(SetAclTxn {
-                    path: s.path.clone(),
-                    acl,
-                    version,
-                }))
+                Ok(Txn::SetAcl(SetAclTxn { path: s.path.clone(), acl, version }))
             }
             Request::Check(c) => {
                 valid(&c.path)?;
                 let rec = self.record(&c.path)?;
                 self.check_acl(&rec.acl, perms::READ)?;
                 let version = check_and_inc_version(rec.stat.version, c.version)?;
-                Ok(Txn::Check(CheckVersionTxn {
-                    path: c.path.clone(),
-                    version,
-                }))
+                Ok(Txn::Check(CheckVersionTxn { path: c.path.clone(), version }))
             }
             Request::Multi(ops) => Ok(self.multi(ops, zxid, time)),
             Request::Reconfig(_) => {
@@ -288,11 +253,7 @@ impl PrepContext<'_> {
         }
         // EphemeralType.validateTTL: a TTL mode needs 0 < ttl <= max, any other mode no ttl.
         let ttl = c.ttl.unwrap_or(-1);
-        let ttl_ok = if mode.is_ttl() {
-            EphemeralType::ttl_to_owner(ttl).is_some()
-        } else {
-            ttl < 0
-        };
+        let ttl_ok = if mode.is_ttl() { EphemeralType::ttl_to_owner(ttl).is_some() } else { ttl < 0 };
         if !ttl_ok {
             return Err(ErrorCode::BadArguments);
         }
@@ -306,18 +267,12 @@ impl PrepContext<'_> {
         let mut parent = self.record(parent_path)?;
         self.check_acl(&parent.acl, perms::CREATE)?;
         let parent_cversion = parent.stat.cversion;
-        let path = if mode.is_sequential() {
-            format!("{}{:010}", c.path, parent_cversion)
-        } else {
-            c.path.clone()
-        };
+        let path = if mode.is_sequential() { format!("{}{:010}", c.path, parent_cversion) } else { c.path.clone() };
         valid(&path)?;
         if self.record(&path).is_ok() {
             return Err(ErrorCode::NodeExists);
         }
-        if EphemeralType::of(parent.stat.ephemeral_owner, self.extended_types_enabled)
-            == EphemeralType::Normal
-        {
+        if EphemeralType::of(parent.stat.ephemeral_owner, self.extended_types_enabled) == EphemeralType::Normal {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent.stat.cversion + 1;
@@ -360,31 +315,14 @@ impl PrepContext<'_> {
         parent.child_count += 1;
         parent.stat.cversion = new_cversion;
         parent.stat.pzxid = zxid;
-        self.outstanding
-            .add(zxid, path::normalize_root(parent_path), old, Some(parent));
+        self.outstanding.add(zxid, path::normalize_root(parent_path), old, Some(parent));
         let stat = StatPersisted::for_new_node(zxid, time, owner);
         let prefix = DigestPrefix::new(&path, c.data.as_deref().unwrap_or(&[]));
-        self.outstanding.add(
-            zxid,
-            &path,
-            0,
-            Some(NodeRecord {
-                stat,
-                child_count: 0,
-                acl,
-                prefix,
-            }),
-        );
+        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl, prefix }));
         Ok(txn)
     }
 
-    fn delete(
-        &mut self,
-        path: &str,
-        version: i32,
-        zxid: Zxid,
-        container: bool,
-    ) -> Result<Txn, ErrorCode> {
+    fn delete(&mut self, path: &str, version: i32, zxid: Zxid, container: bool) -> Result<Txn, ErrorCode> {
         // getParentPathAndValidate
         let last_slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
         if path.contains('\0') || path::is_special_path(path) {
@@ -414,18 +352,9 @@ impl PrepContext<'_> {
         let old = parent.digest();
         parent.child_count -= 1;
         parent.stat.pzxid = zxid;
-        self.outstanding
-            .add(zxid, path::normalize_root(parent_path), old, Some(parent));
+        self.outstanding.add(zxid, path::normalize_root(parent_path), old, Some(parent));
         self.outstanding.add(zxid, path, node.digest(), None);
-        Ok(if container {
-            Txn::DeleteContainer {
-                path: path.to_owned(),
-            }
-        } else {
-            Txn::Delete {
-                path: path.to_owned(),
-            }
-        })
+        Ok(if container { Txn::DeleteContainer { path: path.to_owned() } } else { Txn::Delete { path: path.to_owned() } })
     }
 
     /// `closeSession` (PrepRequestProcessor): the session's ephemerals as the tree has them,
@@ -454,9 +383,7 @@ impl PrepContext<'_> {
         }
         let paths: Vec<String> = set.iter().map(|p| p.to_string()).collect();
         for p in &paths {
-            let Some(last_slash) = p.rfind('/') else {
-                continue;
-            };
+            let Some(last_slash) = p.rfind('/') else { continue };
             let parent_path = path::normalize_root(&p[..last_slash]);
             if let Ok(node) = self.record(p) {
                 self.outstanding.add(zxid, p, node.digest(), None);
@@ -470,9 +397,7 @@ impl PrepContext<'_> {
                 }
             }
         }
-        Txn::CloseSession {
-            paths_to_delete: paths,
-        }
+        Txn::CloseSession { paths_to_delete: paths }
     }
 
     /// A multi: every member at the same zxid; on the first failure the members already
@@ -485,19 +410,14 @@ impl PrepContext<'_> {
         let mut txns = Vec::with_capacity(ops.len());
         for op in ops {
             if failed {
-                txns.push(Txn::Error {
-                    err: ErrorCode::RuntimeInconsistency.code(),
-                });
+                txns.push(Txn::Error { err: ErrorCode::RuntimeInconsistency.code() });
                 continue;
             }
             match self.prep(op, zxid, time) {
                 // ZooKeeper 3.8 logs a create2 member as a plain create (and answers it with
                 // a CreateResult, no Stat); its DataTree has no create2 case inside a multi.
                 Ok(Txn::Create { txn, create2: true }) if matches!(op, Request::Create(c) if c.op == OpCode::Create2) => {
-                    txns.push(Txn::Create {
-                        txn,
-                        create2: false,
-                    })
+                    txns.push(Txn::Create { txn, create2: false })
                 }
                 Ok(t) => txns.push(t),
                 Err(e) => {

@@ -37,12 +37,7 @@ impl SessionTracker {
         if next == i64::MIN {
             next += 1; // never the container owner marker
         }
-        SessionTracker {
-            interval_ms: tick_ms.max(1),
-            next_session_id: next,
-            sessions: HashMap::new(),
-            buckets: BTreeMap::new(),
-        }
+        SessionTracker { interval_ms: tick_ms.max(1), next_session_id: next, sessions: HashMap::new(), buckets: BTreeMap::new() }
     }
 
     fn round_to_next_interval(&self, t: i64) -> i64 {
@@ -59,15 +54,7 @@ impl SessionTracker {
     /// Tracks a session (a new one, or one loaded from a snapshot or learned from the leader).
     pub fn add(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) {
         let expires = self.round_to_next_interval(now_ms + timeout_ms as i64);
-        if let Some(old) = self.sessions.insert(
-            id,
-            Session {
-                id,
-                timeout_ms,
-                expires_at_ms: expires,
-                closing: false,
-            },
-        ) {
+        if let Some(old) = self.sessions.insert(id, Session { id, timeout_ms, expires_at_ms: expires, closing: false }) {
             self.unbucket(old.id, old.expires_at_ms);
         }
         self.buckets.entry(expires).or_default().insert(id);
@@ -84,9 +71,7 @@ impl SessionTracker {
 
     /// Moves a live session's expiry to `now + timeout`. False if it is unknown or closing.
     pub fn touch(&mut self, id: SessionId, now_ms: i64) -> bool {
-        let Some(s) = self.sessions.get(&id) else {
-            return false;
-        };
+        let Some(s) = self.sessions.get(&id) else { return false };
         if s.closing {
             return false;
         }
@@ -105,9 +90,7 @@ impl SessionTracker {
     /// PING or REVALIDATE: the expiry moves to `now + timeout` (the timeout the learner
     /// reports; the session's own stays). False if it is unknown or closing.
     pub fn touch_for(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) -> bool {
-        let Some(s) = self.sessions.get(&id) else {
-            return false;
-        };
+        let Some(s) = self.sessions.get(&id) else { return false };
         if s.closing {
             return false;
         }
@@ -148,9 +131,7 @@ impl SessionTracker {
     /// Undoes [`Self::set_closing`] / [`Self::expire`] (the closeSession could not be
     /// logged): the session is live again and expires `timeout` after `now_ms`.
     pub fn reopen(&mut self, id: SessionId, now_ms: i64) {
-        let Some(s) = self.sessions.get_mut(&id) else {
-            return;
-        };
+        let Some(s) = self.sessions.get_mut(&id) else { return };
         let at = s.expires_at_ms;
         s.closing = false;
         let timeout = s.timeout_ms;
@@ -162,9 +143,7 @@ impl SessionTracker {
 
     /// Moves a session into the bucket at `now_ms`, so the next [`Self::expire`] takes it.
     pub fn expire_now(&mut self, id: SessionId, now_ms: i64) {
-        let Some(s) = self.sessions.get(&id) else {
-            return;
-        };
+        let Some(s) = self.sessions.get(&id) else { return };
         let old = s.expires_at_ms;
         let first = now_ms;
         self.unbucket(id, old);

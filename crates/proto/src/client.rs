@@ -39,19 +39,8 @@ impl ConnectRequest {
         let timeout_ms = r.read_i32()?;
         let session_id = SessionId(r.read_i64()?);
         let passwd = r.read_buffer()?;
-        let read_only = if r.is_empty() {
-            None
-        } else {
-            Some(r.read_bool()?)
-        };
-        Ok(ConnectRequest {
-            protocol_version,
-            last_zxid_seen,
-            timeout_ms,
-            session_id,
-            passwd,
-            read_only,
-        })
+        let read_only = if r.is_empty() { None } else { Some(r.read_bool()?) };
+        Ok(ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, passwd, read_only })
     }
 }
 
@@ -81,18 +70,8 @@ impl ConnectResponse {
         let timeout_ms = r.read_i32()?;
         let session_id = SessionId(r.read_i64()?);
         let passwd = r.read_buffer()?;
-        let read_only = if r.is_empty() {
-            None
-        } else {
-            Some(r.read_bool()?)
-        };
-        Ok(ConnectResponse {
-            protocol_version,
-            timeout_ms,
-            session_id,
-            passwd,
-            read_only,
-        })
+        let read_only = if r.is_empty() { None } else { Some(r.read_bool()?) };
+        Ok(ConnectResponse { protocol_version, timeout_ms, session_id, passwd, read_only })
     }
 }
 
@@ -357,24 +336,8 @@ impl Request {
         // and check validate it first (BadArguments, as for the empty path it decodes to).
         let path_first = !matches!(
             code,
-            O::SetData
-                | O::SetAcl
-                | O::Check
-                | O::Ping
-                | O::Multi
-                | O::MultiRead
-                | O::Auth
-                | O::SetWatches
-                | O::SetWatches2
-                | O::WhoAmI
-                | O::CloseSession
-                | O::Sasl
-                | O::Reconfig
-                | O::Sync
-                | O::Notification
-                | O::CreateSession
-                | O::Error
-                | O::AddWatch
+            O::SetData | O::SetAcl | O::Check | O::Ping | O::Multi | O::MultiRead | O::Auth | O::SetWatches | O::SetWatches2 | O::WhoAmI | O::CloseSession | O::Sasl | O::Reconfig | O::Sync
+                | O::Notification | O::CreateSession | O::Error | O::AddWatch
         );
         if path_first && r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) {
             return Err(DecodeError::Invalid("null path"));
@@ -382,25 +345,11 @@ impl Request {
         Ok(match code {
             O::Create | O::Create2 | O::CreateContainer => {
                 let c = CreateRequest::read(r)?;
-                Request::Create(Create {
-                    op: code,
-                    path: c.path,
-                    data: c.data,
-                    acl: c.acl,
-                    flags: c.flags,
-                    ttl: None,
-                })
+                Request::Create(Create { op: code, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl: None })
             }
             O::CreateTtl => {
                 let c = CreateTtlRequest::read(r)?;
-                Request::Create(Create {
-                    op: code,
-                    path: c.path,
-                    data: c.data,
-                    acl: c.acl,
-                    flags: c.flags,
-                    ttl: Some(c.ttl),
-                })
+                Request::Create(Create { op: code, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl: Some(c.ttl) })
             }
             O::Delete => Request::Delete(DeleteRequest::read(r)?),
             O::Exists => Request::Exists(PathWatchRequest::read(r)?),
@@ -415,11 +364,7 @@ impl Request {
             O::Check => Request::Check(CheckVersionRequest::read(r)?),
             O::Multi | O::MultiRead => {
                 let ops = read_multi_ops(r, code == O::MultiRead)?;
-                if code == O::Multi {
-                    Request::Multi(ops)
-                } else {
-                    Request::MultiRead(ops)
-                }
+                if code == O::Multi { Request::Multi(ops) } else { Request::MultiRead(ops) }
             }
             O::CheckWatches => Request::CheckWatches(WatchesRequest::read(r)?),
             O::RemoveWatches => Request::RemoveWatches(WatchesRequest::read(r)?),
@@ -443,10 +388,7 @@ impl Request {
             // fires, and answers OK; it decodes here as the empty path, which no node has either.
             O::AddWatch if r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) => {
                 r.read_i32()?;
-                Request::AddWatch(AddWatchRequest {
-                    path: String::new(),
-                    mode: r.read_i32()?,
-                })
+                Request::AddWatch(AddWatchRequest { path: String::new(), mode: r.read_i32()? })
             }
             O::AddWatch => Request::AddWatch(AddWatchRequest::read(r)?),
             O::GetEphemerals => Request::GetEphemerals(PathRequest::read(r)?),
@@ -455,9 +397,7 @@ impl Request {
             O::CloseSession => Request::CloseSession,
             O::Sasl => Request::Sasl(r.read_buffer()?),
             O::Reconfig => Request::Reconfig(ReconfigRequest::read(r)?),
-            O::Notification | O::DeleteContainer | O::CreateSession | O::Error => {
-                Request::Other(code)
-            }
+            O::Notification | O::DeleteContainer | O::CreateSession | O::Error => Request::Other(code),
         })
     }
 
@@ -482,20 +422,10 @@ impl Request {
             Check(r) => r.write(w),
             Multi(ops) | MultiRead(ops) => {
                 for op in ops {
-                    MultiHeader {
-                        op: op.op().code(),
-                        done: false,
-                        err: -1,
-                    }
-                    .write(w);
+                    MultiHeader { op: op.op().code(), done: false, err: -1 }.write(w);
                     op.write(w);
                 }
-                MultiHeader {
-                    op: -1,
-                    done: true,
-                    err: -1,
-                }
-                .write(w);
+                MultiHeader { op: -1, done: true, err: -1 }.write(w);
             }
             CheckWatches(r) | RemoveWatches(r) => r.write(w),
             Auth(a) => a.write(w),
@@ -526,15 +456,7 @@ fn read_multi_ops(r: &mut Reader<'_>, read_only: bool) -> Result<Vec<Request>, D
         let allowed: &[OpCode] = if read_only {
             &[OpCode::GetChildren, OpCode::GetData]
         } else {
-            &[
-                OpCode::Create,
-                OpCode::Create2,
-                OpCode::CreateContainer,
-                OpCode::CreateTtl,
-                OpCode::Delete,
-                OpCode::SetData,
-                OpCode::Check,
-            ]
+            &[OpCode::Create, OpCode::Create2, OpCode::CreateContainer, OpCode::CreateTtl, OpCode::Delete, OpCode::SetData, OpCode::Check]
         };
         match OpCode::from_code(h.op) {
             Some(op) if allowed.contains(&op) => ops.push(Request::read_body(h.op, r)?),
@@ -582,25 +504,13 @@ pub enum Response {
     ErrorResponse(i32),
     /// CreateResponse and SyncResponse.
     Path(String),
-    Create2 {
-        path: String,
-        stat: Stat,
-    },
+    Create2 { path: String, stat: Stat },
     /// ExistsResponse, SetDataResponse, SetACLResponse.
     Stat(Stat),
-    GetData {
-        data: Option<Vec<u8>>,
-        stat: Stat,
-    },
-    GetAcl {
-        acl: Vec<Acl>,
-        stat: Stat,
-    },
+    GetData { data: Option<Vec<u8>>, stat: Stat },
+    GetAcl { acl: Vec<Acl>, stat: Stat },
     Children(Vec<String>),
-    Children2 {
-        children: Vec<String>,
-        stat: Stat,
-    },
+    Children2 { children: Vec<String>, stat: Stat },
     Multi(Vec<OpResult>),
     /// GetEphemeralsResponse.
     Paths(Vec<String>),
@@ -638,17 +548,8 @@ impl Response {
             }
             Response::Multi(results) => {
                 for res in results {
-                    let err = if let OpResult::Error { err } = res {
-                        *err
-                    } else {
-                        0
-                    };
-                    MultiHeader {
-                        op: res.op_code().code(),
-                        done: false,
-                        err,
-                    }
-                    .write(w);
+                    let err = if let OpResult::Error { err } = res { *err } else { 0 };
+                    MultiHeader { op: res.op_code().code(), done: false, err }.write(w);
                     match res {
                         OpResult::Create { path } => w.write_string(path),
                         OpResult::Create2 { path, stat } => {
@@ -665,12 +566,7 @@ impl Response {
                         OpResult::Error { err } => w.write_i32(*err),
                     }
                 }
-                MultiHeader {
-                    op: -1,
-                    done: true,
-                    err: -1,
-                }
-                .write(w);
+                MultiHeader { op: -1, done: true, err: -1 }.write(w);
             }
             Response::AllChildrenNumber(n) => w.write_i32(*n),
             Response::WhoAmI(v) => w.write_vec(v),
@@ -685,24 +581,14 @@ impl Response {
         use OpCode as O;
         Ok(match op {
             O::Create | O::Sync => Response::Path(r.read_string()?),
-            O::Create2 | O::CreateContainer | O::CreateTtl => Response::Create2 {
-                path: r.read_string()?,
-                stat: Stat::read(r)?,
-            },
+            O::Create2 | O::CreateContainer | O::CreateTtl => {
+                Response::Create2 { path: r.read_string()?, stat: Stat::read(r)? }
+            }
             O::Exists | O::SetData | O::SetAcl => Response::Stat(Stat::read(r)?),
-            O::GetData => Response::GetData {
-                data: r.read_buffer_opt()?,
-                stat: Stat::read(r)?,
-            },
-            O::GetAcl => Response::GetAcl {
-                acl: r.read_vec()?,
-                stat: Stat::read(r)?,
-            },
+            O::GetData => Response::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
+            O::GetAcl => Response::GetAcl { acl: r.read_vec()?, stat: Stat::read(r)? },
             O::GetChildren => Response::Children(r.read_vec()?),
-            O::GetChildren2 => Response::Children2 {
-                children: r.read_vec()?,
-                stat: Stat::read(r)?,
-            },
+            O::GetChildren2 => Response::Children2 { children: r.read_vec()?, stat: Stat::read(r)? },
             O::Multi | O::MultiRead => {
                 let mut results = Vec::new();
                 loop {
@@ -711,27 +597,17 @@ impl Response {
                         break;
                     }
                     results.push(match OpCode::from_code(h.op) {
-                        Some(O::Create) => OpResult::Create {
-                            path: r.read_string()?,
-                        },
+                        Some(O::Create) => OpResult::Create { path: r.read_string()? },
                         // ZooKeeper heads a createTTL / createContainer result with its own op code and
                         // a Create2Response body.
-                        Some(O::Create2 | O::CreateContainer | O::CreateTtl) => OpResult::Create2 {
-                            path: r.read_string()?,
-                            stat: Stat::read(r)?,
-                        },
+                        Some(O::Create2 | O::CreateContainer | O::CreateTtl) => {
+                            OpResult::Create2 { path: r.read_string()?, stat: Stat::read(r)? }
+                        }
                         Some(O::Delete) => OpResult::Delete,
-                        Some(O::SetData) => OpResult::SetData {
-                            stat: Stat::read(r)?,
-                        },
+                        Some(O::SetData) => OpResult::SetData { stat: Stat::read(r)? },
                         Some(O::Check) => OpResult::Check,
-                        Some(O::GetChildren) => OpResult::GetChildren {
-                            children: r.read_vec()?,
-                        },
-                        Some(O::GetData) => OpResult::GetData {
-                            data: r.read_buffer_opt()?,
-                            stat: Stat::read(r)?,
-                        },
+                        Some(O::GetChildren) => OpResult::GetChildren { children: r.read_vec()? },
+                        Some(O::GetData) => OpResult::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
                         Some(O::Error) => OpResult::Error { err: r.read_i32()? },
                         _ => return Err(DecodeError::UnknownOpCode(h.op)),
                     });
@@ -759,11 +635,7 @@ pub fn reply_frame(header: &ReplyHeader, body: &Response) -> Vec<u8> {
 /// Encodes a complete request frame: length, RequestHeader, body (clients and tests).
 pub fn request_frame(xid: i32, req: &Request) -> Vec<u8> {
     let mut w = Writer::for_frame();
-    RequestHeader {
-        xid,
-        op: req.op().code(),
-    }
-    .write(&mut w);
+    RequestHeader { xid, op: req.op().code() }.write(&mut w);
     req.write(&mut w);
     w.finish_frame()
 }
@@ -790,14 +662,8 @@ mod tests {
             ttl: Some(1000),
         }));
         round_trip(Request::Multi(vec![
-            Request::Check(CheckVersionRequest {
-                path: "/a".into(),
-                version: 1,
-            }),
-            Request::Delete(DeleteRequest {
-                path: "/a".into(),
-                version: -1,
-            }),
+            Request::Check(CheckVersionRequest { path: "/a".into(), version: 1 }),
+            Request::Delete(DeleteRequest { path: "/a".into(), version: -1 }),
         ]));
         round_trip(Request::SetWatches2(SetWatches2 {
             relative_zxid: Zxid(9),
@@ -810,51 +676,25 @@ mod tests {
     #[test]
     fn multi_rejects_reads_inside_writes() {
         let mut w = Writer::new();
-        MultiHeader {
-            op: OpCode::GetData.code(),
-            done: false,
-            err: -1,
-        }
-        .write(&mut w);
-        PathWatchRequest {
-            path: "/a".into(),
-            watch: false,
-        }
-        .write(&mut w);
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
-        .write(&mut w);
+        MultiHeader { op: OpCode::GetData.code(), done: false, err: -1 }.write(&mut w);
+        PathWatchRequest { path: "/a".into(), watch: false }.write(&mut w);
+        MultiHeader { op: -1, done: true, err: -1 }.write(&mut w);
         assert!(Request::decode(OpCode::Multi.code(), w.as_slice()).is_err());
         assert!(Request::decode(OpCode::MultiRead.code(), w.as_slice()).is_ok());
     }
 
     #[test]
     fn connect_request_old_and_new() {
-        let mut c = ConnectRequest {
-            timeout_ms: 30000,
-            passwd: vec![0; 16],
-            ..Default::default()
-        };
+        let mut c = ConnectRequest { timeout_ms: 30000, passwd: vec![0; 16], ..Default::default() };
         let mut w = Writer::new();
         c.write(&mut w);
         assert_eq!(w.len(), 44);
-        assert_eq!(
-            ConnectRequest::read(&mut Reader::new(w.as_slice()))
-                .unwrap()
-                .read_only,
-            None
-        );
+        assert_eq!(ConnectRequest::read(&mut Reader::new(w.as_slice())).unwrap().read_only, None);
         c.read_only = Some(false);
         let mut w = Writer::new();
         c.write(&mut w);
         assert_eq!(w.len(), 45);
-        assert_eq!(
-            ConnectRequest::read(&mut Reader::new(w.as_slice())).unwrap(),
-            c
-        );
+        assert_eq!(ConnectRequest::read(&mut Reader::new(w.as_slice())).unwrap(), c);
     }
 
     #[test]
@@ -862,9 +702,7 @@ mod tests {
         let r = Response::Multi(vec![
             OpResult::Create { path: "/a".into() },
             OpResult::Error { err: -101 },
-            OpResult::SetData {
-                stat: Stat::default(),
-            },
+            OpResult::SetData { stat: Stat::default() },
         ]);
         let mut w = Writer::new();
         r.write(&mut w);

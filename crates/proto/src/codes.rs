@@ -77,20 +77,8 @@ impl OpCode {
         use OpCode::*;
         matches!(
             self,
-            Create
-                | Create2
-                | CreateContainer
-                | CreateTtl
-                | Delete
-                | DeleteContainer
-                | SetData
-                | SetAcl
-                | Check
-                | Multi
-                | Reconfig
-                | CreateSession
-                | CloseSession
-                | Error
+            Create | Create2 | CreateContainer | CreateTtl | Delete | DeleteContainer | SetData | SetAcl | Check | Multi | Reconfig
+                | CreateSession | CloseSession | Error
         )
     }
 
@@ -99,11 +87,7 @@ impl OpCode {
     /// from the connect handshake, not a request; `deleteContainer` from the container
     /// manager (rzk does not take it from a client); `error` is a failed write's txn.
     pub fn is_client_write(self) -> bool {
-        self.is_write()
-            && !matches!(
-                self,
-                OpCode::CreateSession | OpCode::DeleteContainer | OpCode::Error
-            )
+        self.is_write() && !matches!(self, OpCode::CreateSession | OpCode::DeleteContainer | OpCode::Error)
     }
 
     /// ZooKeeper's name for the op, as `cons`/`dump` and logs print it.
@@ -252,27 +236,19 @@ int_enum! {
 
 impl CreateMode {
     pub fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
     }
     pub fn is_sequential(self) -> bool {
         matches!(
             self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl
+            CreateMode::PersistentSequential | CreateMode::EphemeralSequential | CreateMode::PersistentSequentialWithTtl
         )
     }
     pub fn is_container(self) -> bool {
         self == CreateMode::Container
     }
     pub fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
     }
 }
 
@@ -294,65 +270,16 @@ mod tests {
 
     #[test]
     fn writes_are_zookeepers_quorum_ops() {
-        let writes: Vec<OpCode> = OpCode::ALL
-            .iter()
-            .copied()
-            .filter(|o| o.is_write())
-            .collect();
         use OpCode::*;
-        assert_eq!(
-            writes,
-            [
-                Create,
-                Delete,
-                SetData,
-                SetAcl,
-                Check,
-                Multi,
-                Create2,
-                Reconfig,
-                CreateContainer,
-                DeleteContainer,
-                CreateTtl,
-                CreateSession,
-                CloseSession,
-                Error
-            ]
-        );
-        let client: Vec<OpCode> = OpCode::ALL
-            .iter()
-            .copied()
-            .filter(|o| o.is_client_write())
-            .collect();
-        assert_eq!(
-            client,
-            [
-                Create,
-                Delete,
-                SetData,
-                SetAcl,
-                Check,
-                Multi,
-                Create2,
-                Reconfig,
-                CreateContainer,
-                CreateTtl,
-                CloseSession
-            ]
-        );
-        for read in [
-            Exists,
-            GetData,
-            GetAcl,
-            GetChildren,
-            GetChildren2,
-            Sync,
-            Ping,
-            MultiRead,
-            SetWatches,
-            AddWatch,
-            WhoAmI,
-        ] {
+        let writes: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_write()).collect();
+        let expected = [
+            Create, Delete, SetData, SetAcl, Check, Multi, Create2, Reconfig, CreateContainer, DeleteContainer, CreateTtl, CreateSession,
+            CloseSession, Error,
+        ];
+        assert_eq!(writes, expected);
+        let client: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_client_write()).collect();
+        assert_eq!(client, [Create, Delete, SetData, SetAcl, Check, Multi, Create2, Reconfig, CreateContainer, CreateTtl, CloseSession]);
+        for read in [Exists, GetData, GetAcl, GetChildren, GetChildren2, Sync, Ping, MultiRead, SetWatches, AddWatch, WhoAmI] {
             assert!(!read.is_write(), "{}", read.name());
         }
     }

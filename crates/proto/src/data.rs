@@ -1,9 +1,9 @@
 //! The records of `org.apache.zookeeper.data` (Id, ACL, Stat, StatPersisted), permission bits,
 //! and the newtypes rzk uses for ZooKeeper's identifiers.
 
+use crate::jute::{DecodeError, Field, Reader, Writer};
 #[cfg(test)]
 use crate::jute::Record;
-use crate::jute::{DecodeError, Field, Reader, Writer};
 use crate::jute_record;
 
 /// A transaction id: `epoch << 32 | counter`.
@@ -88,19 +88,13 @@ jute_record! {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id {
-            scheme: scheme.to_owned(),
-            id: id.to_owned(),
-        }
+        Id { scheme: scheme.to_owned(), id: id.to_owned() }
     }
 }
 
 impl Acl {
     pub fn new(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl {
-            perms,
-            id: Id::new(scheme, id),
-        }
+        Acl { perms, id: Id::new(scheme, id) }
     }
     /// `ZooDefs.Ids.OPEN_ACL_UNSAFE`: world:anyone with all permissions.
     pub fn open_unsafe() -> Vec<Acl> {
@@ -171,13 +165,7 @@ mod tests {
 
     #[test]
     fn stat_is_68_bytes_and_round_trips() {
-        let s = Stat {
-            czxid: Zxid(1),
-            mzxid: Zxid(2),
-            pzxid: Zxid(3),
-            version: 4,
-            ..Default::default()
-        };
+        let s = Stat { czxid: Zxid(1), mzxid: Zxid(2), pzxid: Zxid(3), version: 4, ..Default::default() };
         let b = s.to_bytes();
         assert_eq!(b.len(), 68);
         assert_eq!(Stat::from_bytes(&b).unwrap(), s);

@@ -28,9 +28,7 @@ pub fn split(buf: &[u8], max_len: usize) -> FrameStatus {
     }
     let len = len as usize;
     if buf.len() - 4 < len {
-        return FrameStatus::Incomplete {
-            needed: Some(4 + len),
-        };
+        return FrameStatus::Incomplete { needed: Some(4 + len) };
     }
     FrameStatus::Frame { len }
 }
@@ -43,19 +41,10 @@ mod tests {
     #[test]
     fn basics() {
         assert_eq!(split(&[0, 0], 10), FrameStatus::Incomplete { needed: None });
-        assert_eq!(
-            split(&[0, 0, 0, 2, 1], 10),
-            FrameStatus::Incomplete { needed: Some(6) }
-        );
-        assert_eq!(
-            split(&[0, 0, 0, 2, 1, 2, 3], 10),
-            FrameStatus::Frame { len: 2 }
-        );
+        assert_eq!(split(&[0, 0, 0, 2, 1], 10), FrameStatus::Incomplete { needed: Some(6) });
+        assert_eq!(split(&[0, 0, 0, 2, 1, 2, 3], 10), FrameStatus::Frame { len: 2 });
         assert_eq!(split(&[0, 0, 0, 20], 10), FrameStatus::Invalid { len: 20 });
-        assert_eq!(
-            split(&[0xff, 0xff, 0xff, 0xff], 10),
-            FrameStatus::Invalid { len: -1 }
-        );
+        assert_eq!(split(&[0xff, 0xff, 0xff, 0xff], 10), FrameStatus::Invalid { len: -1 });
     }
 
     proptest! {

@@ -53,10 +53,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                needed: n,
-                remaining: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { needed: n, remaining: self.remaining() });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -120,9 +117,7 @@ impl<'a> Reader<'a> {
             None => Ok(String::new()),
             Some(n) => {
                 let b = self.take(n)?;
-                std::str::from_utf8(b)
-                    .map(str::to_owned)
-                    .map_err(|_| DecodeError::InvalidUtf8)
+                std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
             }
         }
     }
@@ -135,10 +130,7 @@ impl<'a> Reader<'a> {
             Some(n) => {
                 let min = T::MIN_ENCODED_BYTES.max(1);
                 if n.saturating_mul(min) > self.remaining() {
-                    return Err(DecodeError::Truncated {
-                        needed: n * min,
-                        remaining: self.remaining(),
-                    });
+                    return Err(DecodeError::Truncated { needed: n * min, remaining: self.remaining() });
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -162,16 +154,12 @@ impl Writer {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Writer {
-            buf: Vec::with_capacity(n),
-        }
+        Writer { buf: Vec::with_capacity(n) }
     }
 
     /// A writer that starts with a 4-byte placeholder for a frame length; see [`Writer::finish_frame`].
     pub fn for_frame() -> Self {
-        Writer {
-            buf: vec![0, 0, 0, 0],
-        }
+        Writer { buf: vec![0, 0, 0, 0] }
     }
 
     /// Fills in the length placeholder written by [`Writer::for_frame`] and returns the frame.
@@ -429,19 +417,10 @@ mod tests {
         let mut w = Writer::new();
         w.write_i32(i32::MAX);
         let b = w.into_inner();
-        assert!(matches!(
-            Reader::new(&b).read_buffer(),
-            Err(DecodeError::Truncated { .. })
-        ));
-        assert!(matches!(
-            Reader::new(&b).read_vec::<String>(),
-            Err(DecodeError::Truncated { .. })
-        ));
+        assert!(matches!(Reader::new(&b).read_buffer(), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(Reader::new(&b).read_vec::<String>(), Err(DecodeError::Truncated { .. })));
         let neg = (-5i32).to_be_bytes();
-        assert_eq!(
-            Reader::new(&neg).read_string(),
-            Err(DecodeError::NegativeLength(-5))
-        );
+        assert_eq!(Reader::new(&neg).read_string(), Err(DecodeError::NegativeLength(-5)));
     }
 
     #[test]

@@ -88,21 +88,11 @@ pub struct QuorumPacket {
 impl QuorumPacket {
     /// A packet with null data and null authinfo, as ZooKeeper builds most of them.
     pub fn new(ty: i32, zxid: Zxid) -> QuorumPacket {
-        QuorumPacket {
-            ty,
-            zxid,
-            data: None,
-            authinfo: None,
-        }
+        QuorumPacket { ty, zxid, data: None, authinfo: None }
     }
 
     pub fn with_data(ty: i32, zxid: Zxid, data: Vec<u8>) -> QuorumPacket {
-        QuorumPacket {
-            ty,
-            zxid,
-            data: Some(data),
-            authinfo: None,
-        }
+        QuorumPacket { ty, zxid, data: Some(data), authinfo: None }
     }
 
     /// The data, null read as empty.
@@ -134,12 +124,7 @@ impl Record for QuorumPacket {
             *r = save;
             Some(r.read_vec::<Id>()?)
         };
-        Ok(QuorumPacket {
-            ty,
-            zxid,
-            data,
-            authinfo,
-        })
+        Ok(QuorumPacket { ty, zxid, data, authinfo })
     }
 }
 
@@ -164,37 +149,24 @@ pub enum QuorumStreamError {
 /// Reads one [`QuorumPacket`] from the front of a stream buffer (no length prefix on this
 /// port). Every length field is checked against `max_field_bytes` (ZooKeeper's
 /// `jute.maxbuffer`) before waiting for its bytes.
-pub fn decode_quorum_packet(
-    buf: &[u8],
-    max_field_bytes: usize,
-) -> Result<PacketStatus, QuorumStreamError> {
+pub fn decode_quorum_packet(buf: &[u8], max_field_bytes: usize) -> Result<PacketStatus, QuorumStreamError> {
     // Walk the fixed layout first, checking lengths, so that "truncated" means "incomplete".
     let mut pos = 12usize; // type + zxid
     let len_at = |pos: usize| -> Option<i32> {
-        buf.get(pos..pos + 4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        buf.get(pos..pos + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     };
-    let Some(dlen) = len_at(pos) else {
-        return Ok(PacketStatus::Incomplete);
-    };
+    let Some(dlen) = len_at(pos) else { return Ok(PacketStatus::Incomplete) };
     pos += 4;
     if dlen < -1 {
-        return Err(QuorumStreamError::Malformed(DecodeError::NegativeLength(
-            dlen,
-        )));
+        return Err(QuorumStreamError::Malformed(DecodeError::NegativeLength(dlen)));
     }
     if dlen > 0 {
         if dlen as usize > max_field_bytes {
-            return Err(QuorumStreamError::TooLarge {
-                len: dlen as i64,
-                max: max_field_bytes,
-            });
+            return Err(QuorumStreamError::TooLarge { len: dlen as i64, max: max_field_bytes });
         }
         pos += dlen as usize;
     }
-    let Some(n) = len_at(pos) else {
-        return Ok(PacketStatus::Incomplete);
-    };
+    let Some(n) = len_at(pos) else { return Ok(PacketStatus::Incomplete) };
     pos += 4;
     if n < -1 {
         return Err(QuorumStreamError::Malformed(DecodeError::NegativeLength(n)));
@@ -202,19 +174,14 @@ pub fn decode_quorum_packet(
     // Each Id is two length-prefixed strings; walk them too.
     for _ in 0..n.max(0) {
         for _ in 0..2 {
-            let Some(l) = len_at(pos) else {
-                return Ok(PacketStatus::Incomplete);
-            };
+            let Some(l) = len_at(pos) else { return Ok(PacketStatus::Incomplete) };
             pos += 4;
             if l < -1 {
                 return Err(QuorumStreamError::Malformed(DecodeError::NegativeLength(l)));
             }
             if l > 0 {
                 if l as usize > max_field_bytes {
-                    return Err(QuorumStreamError::TooLarge {
-                        len: l as i64,
-                        max: max_field_bytes,
-                    });
+                    return Err(QuorumStreamError::TooLarge { len: l as i64, max: max_field_bytes });
                 }
                 pos += l as usize;
             }
@@ -247,21 +214,9 @@ impl LearnerInfo {
     /// send less). Missing fields are `None`.
     pub fn parse_lenient(data: &[u8]) -> (Option<i64>, Option<i32>, Option<i64>) {
         let mut r = Reader::new(data);
-        let sid = if data.len() >= 8 {
-            r.read_i64().ok()
-        } else {
-            None
-        };
-        let ver = if data.len() >= 12 {
-            r.read_i32().ok()
-        } else {
-            None
-        };
-        let cfg = if data.len() >= 20 {
-            r.read_i64().ok()
-        } else {
-            None
-        };
+        let sid = if data.len() >= 8 { r.read_i64().ok() } else { None };
+        let ver = if data.len() >= 12 { r.read_i32().ok() } else { None };
+        let cfg = if data.len() >= 20 { r.read_i64().ok() } else { None };
         (sid, ver, cfg)
     }
 }
@@ -332,10 +287,7 @@ impl Notification {
     /// above 1, a config of at most the message's size.
     pub fn decode(b: &[u8]) -> Result<Notification, DecodeError> {
         if b.len() < 28 {
-            return Err(DecodeError::Truncated {
-                needed: 28,
-                remaining: b.len(),
-            });
+            return Err(DecodeError::Truncated { needed: 28, remaining: b.len() });
         }
         let mut r = Reader::new(b);
         let state = r.read_i32()?;
@@ -360,15 +312,7 @@ impl Notification {
             }
             config = r.read_raw(n as usize)?.to_vec();
         }
-        Ok(Notification {
-            state,
-            leader,
-            zxid,
-            election_epoch,
-            peer_epoch,
-            version,
-            config,
-        })
+        Ok(Notification { state, leader, zxid, election_epoch, peer_epoch, version, config })
     }
 
     /// The 4-byte length prefix and the message, as `QuorumCnxManager.SendWorker` writes it.
@@ -417,54 +361,28 @@ impl ConnectionHeader {
     /// header and the bytes it took. Errors are the cases `InitialMessage.parse` rejects.
     pub fn decode(b: &[u8]) -> Result<Option<(ConnectionHeader, usize)>, DecodeError> {
         let mut r = Reader::new(b);
-        let Ok(first) = r.read_i64() else {
-            return Ok(None);
-        };
+        let Ok(first) = r.read_i64() else { return Ok(None) };
         if first >= 0 {
-            return Ok(Some((
-                ConnectionHeader {
-                    protocol_version: None,
-                    sid: first,
-                    addresses: vec![],
-                },
-                8,
-            )));
+            return Ok(Some((ConnectionHeader { protocol_version: None, sid: first, addresses: vec![] }, 8)));
         }
         if first != PROTOCOL_VERSION_V1 && first != PROTOCOL_VERSION_V2 {
-            return Err(DecodeError::Invalid(
-                "unrecognized election protocol version",
-            ));
+            return Err(DecodeError::Invalid("unrecognized election protocol version"));
         }
-        let Ok(sid) = r.read_i64() else {
-            return Ok(None);
-        };
+        let Ok(sid) = r.read_i64() else { return Ok(None) };
         let Ok(n) = r.read_i32() else { return Ok(None) };
         if n <= 0 || n as usize > CONNECTION_HEADER_ADDR_MAX_BYTES {
-            return Err(DecodeError::Invalid(
-                "unreasonable address length in election header",
-            ));
+            return Err(DecodeError::Invalid("unreasonable address length in election header"));
         }
-        let Ok(raw) = r.read_raw(n as usize) else {
-            return Ok(None);
-        };
+        let Ok(raw) = r.read_raw(n as usize) else { return Ok(None) };
         let text = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         let mut addresses = Vec::new();
         for a in text.split('|') {
             if !is_host_port(a) {
-                return Err(DecodeError::Invalid(
-                    "badly formed address in election header",
-                ));
+                return Err(DecodeError::Invalid("badly formed address in election header"));
             }
             addresses.push(a.to_owned());
         }
-        Ok(Some((
-            ConnectionHeader {
-                protocol_version: Some(first),
-                sid,
-                addresses,
-            },
-            r.position(),
-        )))
+        Ok(Some((ConnectionHeader { protocol_version: Some(first), sid, addresses }, r.position())))
     }
 }
 
@@ -506,12 +424,7 @@ impl ForwardedRequest {
         w.write_i32(self.cxid);
         w.write_i32(self.op);
         w.write_raw(&self.body);
-        QuorumPacket {
-            ty: packet_type::REQUEST,
-            zxid: Zxid(-1),
-            data: Some(w.into_inner()),
-            authinfo: Some(self.auth.clone()),
-        }
+        QuorumPacket { ty: packet_type::REQUEST, zxid: Zxid(-1), data: Some(w.into_inner()), authinfo: Some(self.auth.clone()) }
     }
 
     /// Reads a REQUEST packet as `LearnerHandler` does (null authinfo reads as no ids).
@@ -524,13 +437,7 @@ impl ForwardedRequest {
         let cxid = r.read_i32()?;
         let op = r.read_i32()?;
         let body = r.rest().to_vec();
-        Ok(ForwardedRequest {
-            session_id,
-            cxid,
-            op,
-            body,
-            auth: p.authinfo.clone().unwrap_or_default(),
-        })
+        Ok(ForwardedRequest { session_id, cxid, op, body, auth: p.authinfo.clone().unwrap_or_default() })
     }
 }
 
@@ -555,10 +462,7 @@ impl RevalidateRequest {
             return Err(DecodeError::Invalid("not a REVALIDATE packet"));
         }
         let mut r = Reader::new(p.data());
-        Ok(RevalidateRequest {
-            session_id: SessionId(r.read_i64()?),
-            timeout_ms: r.read_i32()?,
-        })
+        Ok(RevalidateRequest { session_id: SessionId(r.read_i64()?), timeout_ms: r.read_i32()? })
     }
 }
 
@@ -613,9 +517,7 @@ pub fn encode_touches(touches: &[(SessionId, i32)]) -> Vec<u8> {
 #[allow(clippy::manual_is_multiple_of)] // is_multiple_of is newer than rust-version
 pub fn decode_touches(data: &[u8]) -> Result<Vec<(SessionId, i32)>, DecodeError> {
     if data.len() % 12 != 0 {
-        return Err(DecodeError::Invalid(
-            "PING touches are not whole (session id, timeout) pairs",
-        ));
+        return Err(DecodeError::Invalid("PING touches are not whole (session id, timeout) pairs"));
     }
     let mut r = Reader::new(data);
     let mut out = Vec::with_capacity(data.len() / 12);
@@ -631,19 +533,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// Hex strings printed by `testdata/quorum/QuorumProbe.java` (ZooKeeper 3.8.0's classes).
     fn golden(name: &str) -> Vec<u8> {
         let text = include_str!("../testdata/quorum/golden.txt");
-        let line = text
-            .lines()
-            .find(|l| l.split(' ').next() == Some(name))
-            .expect("golden line");
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).expect("golden line");
         unhex(line.split(' ').nth(1).unwrap())
     }
 
@@ -657,24 +553,9 @@ mod tests {
     fn packet_type_numbers_match_leader_java() {
         use packet_type::*;
         let all = [
-            (REQUEST, 1),
-            (PROPOSAL, 2),
-            (ACK, 3),
-            (COMMIT, 4),
-            (PING, 5),
-            (REVALIDATE, 6),
-            (SYNC, 7),
-            (INFORM, 8),
-            (COMMITANDACTIVATE, 9),
-            (NEWLEADER, 10),
-            (FOLLOWERINFO, 11),
-            (UPTODATE, 12),
-            (DIFF, 13),
-            (TRUNC, 14),
-            (SNAP, 15),
-            (OBSERVERINFO, 16),
-            (LEADERINFO, 17),
-            (ACKEPOCH, 18),
+            (REQUEST, 1), (PROPOSAL, 2), (ACK, 3), (COMMIT, 4), (PING, 5), (REVALIDATE, 6), (SYNC, 7),
+            (INFORM, 8), (COMMITANDACTIVATE, 9), (NEWLEADER, 10), (FOLLOWERINFO, 11), (UPTODATE, 12),
+            (DIFF, 13), (TRUNC, 14), (SNAP, 15), (OBSERVERINFO, 16), (LEADERINFO, 17), (ACKEPOCH, 18),
             (INFORMANDACTIVATE, 19),
         ];
         for (t, n) in all {
@@ -689,15 +570,8 @@ mod tests {
     fn golden_packets_from_zookeeper() {
         // Hand-checked: type 2, zxid 0x100000001, data length 3 + 01 02 03, authinfo null (-1).
         let p = QuorumPacket::with_data(packet_type::PROPOSAL, Zxid(0x1_0000_0001), vec![1, 2, 3]);
-        assert_eq!(
-            enc(&p),
-            unhex("00000002" /*type*/)
-                .into_iter()
-                .chain(unhex("0000000100000001"))
-                .chain(unhex("00000003010203"))
-                .chain(unhex("ffffffff"))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(enc(&p), unhex("00000002" /*type*/).into_iter()
+            .chain(unhex("0000000100000001")).chain(unhex("00000003010203")).chain(unhex("ffffffff")).collect::<Vec<_>>());
         assert_eq!(enc(&p), golden("proposal"));
         let c = QuorumPacket::new(packet_type::COMMIT, Zxid(0x1_0000_0001));
         assert_eq!(enc(&c), golden("commit"));
@@ -710,53 +584,24 @@ mod tests {
             authinfo: Some(vec![Id::new("digest", "u:p")]),
         };
         assert_eq!(enc(&r), golden("request_auth"));
-        for (name, p) in [
-            ("proposal", &p),
-            ("commit", &c),
-            ("uptodate", &u),
-            ("request_auth", &r),
-        ] {
+        for (name, p) in [("proposal", &p), ("commit", &c), ("uptodate", &u), ("request_auth", &r)] {
             let b = golden(name);
-            assert_eq!(
-                decode_quorum_packet(&b, 1 << 20),
-                Ok(PacketStatus::Packet {
-                    packet: p.clone(),
-                    len: b.len()
-                })
-            );
+            assert_eq!(decode_quorum_packet(&b, 1 << 20), Ok(PacketStatus::Packet { packet: p.clone(), len: b.len() }));
             for cut in 0..b.len() {
-                assert_eq!(
-                    decode_quorum_packet(&b[..cut], 1 << 20),
-                    Ok(PacketStatus::Incomplete),
-                    "{name} cut {cut}"
-                );
+                assert_eq!(decode_quorum_packet(&b[..cut], 1 << 20), Ok(PacketStatus::Incomplete), "{name} cut {cut}");
             }
         }
     }
 
     #[test]
     fn golden_learner_info_and_discovery() {
-        let li = LearnerInfo {
-            serverid: 3,
-            protocol_version: ZAB_PROTOCOL_VERSION,
-            config_version: 0x1_0000_0000,
-        };
+        let li = LearnerInfo { serverid: 3, protocol_version: ZAB_PROTOCOL_VERSION, config_version: 0x1_0000_0000 };
         assert_eq!(li.to_bytes(), golden("learnerinfo"));
-        assert_eq!(
-            LearnerInfo::parse_lenient(&li.to_bytes()),
-            (Some(3), Some(0x10000), Some(0x1_0000_0000))
-        );
-        assert_eq!(
-            LearnerInfo::parse_lenient(&3i64.to_be_bytes()),
-            (Some(3), None, None)
-        );
+        assert_eq!(LearnerInfo::parse_lenient(&li.to_bytes()), (Some(3), Some(0x10000), Some(0x1_0000_0000)));
+        assert_eq!(LearnerInfo::parse_lenient(&3i64.to_be_bytes()), (Some(3), None, None));
         let fi = QuorumPacket::with_data(packet_type::FOLLOWERINFO, Zxid::new(2, 0), li.to_bytes());
         assert_eq!(enc(&fi), golden("followerinfo"));
-        let info = QuorumPacket::with_data(
-            packet_type::LEADERINFO,
-            Zxid::new(3, 0),
-            ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec(),
-        );
+        let info = QuorumPacket::with_data(packet_type::LEADERINFO, Zxid::new(3, 0), ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec());
         assert_eq!(enc(&info), golden("leaderinfo"));
     }
 
@@ -778,17 +623,7 @@ mod tests {
         assert_eq!(&f[..4], &(n.encode().len() as i32).to_be_bytes());
         // The 40-byte form: read as "peer epoch but no version" even though a 1 is written there.
         let old = Notification::decode(&golden("notification40")).unwrap();
-        assert_eq!(
-            (
-                old.state,
-                old.leader,
-                old.zxid,
-                old.election_epoch,
-                old.peer_epoch,
-                old.version
-            ),
-            (0, 1, 0, 1, 0, 0)
-        );
+        assert_eq!((old.state, old.leader, old.zxid, old.election_epoch, old.peer_epoch, old.version), (0, 1, 0, 1, 0, 0));
         // The 28-byte form: the peer epoch comes from the zxid.
         let mut b28 = golden("notification")[..28].to_vec();
         b28[12..20].copy_from_slice(&0x5_0000_0001i64.to_be_bytes());
@@ -802,11 +637,7 @@ mod tests {
 
     #[test]
     fn golden_connection_header() {
-        let h = ConnectionHeader {
-            protocol_version: Some(PROTOCOL_VERSION_V1),
-            sid: 2,
-            addresses: vec!["127.0.0.1:3888".into()],
-        };
+        let h = ConnectionHeader { protocol_version: Some(PROTOCOL_VERSION_V1), sid: 2, addresses: vec!["127.0.0.1:3888".into()] };
         let b = golden("initial");
         assert_eq!(h.encode(), b);
         assert_eq!(ConnectionHeader::decode(&b), Ok(Some((h, b.len()))));
@@ -820,10 +651,7 @@ mod tests {
             sid: 9,
             addresses: vec!["10.0.0.1:3888".into(), "[::1]:3889".into()],
         };
-        assert_eq!(
-            ConnectionHeader::decode(&v2.encode()).unwrap().unwrap().0,
-            v2
-        );
+        assert_eq!(ConnectionHeader::decode(&v2.encode()).unwrap().unwrap().0, v2);
         let mut w = Writer::new();
         w.write_i64(-5);
         assert!(ConnectionHeader::decode(w.as_slice()).is_err());
@@ -832,11 +660,7 @@ mod tests {
         w.write_i64(1);
         w.write_i32(5000);
         assert!(ConnectionHeader::decode(w.as_slice()).is_err());
-        let bad = ConnectionHeader {
-            protocol_version: Some(PROTOCOL_VERSION_V1),
-            sid: 1,
-            addresses: vec!["nohost".into()],
-        };
+        let bad = ConnectionHeader { protocol_version: Some(PROTOCOL_VERSION_V1), sid: 1, addresses: vec!["nohost".into()] };
         assert!(ConnectionHeader::decode(&bad.encode()).is_err());
     }
 
@@ -846,18 +670,12 @@ mod tests {
         w.write_i32(2);
         w.write_i64(1);
         w.write_i32(i32::MAX);
-        assert!(matches!(
-            decode_quorum_packet(w.as_slice(), 1 << 20),
-            Err(QuorumStreamError::TooLarge { .. })
-        ));
+        assert!(matches!(decode_quorum_packet(w.as_slice(), 1 << 20), Err(QuorumStreamError::TooLarge { .. })));
         let mut w = Writer::new();
         w.write_i32(2);
         w.write_i64(1);
         w.write_i32(-7);
-        assert!(matches!(
-            decode_quorum_packet(w.as_slice(), 1 << 20),
-            Err(QuorumStreamError::Malformed(_))
-        ));
+        assert!(matches!(decode_quorum_packet(w.as_slice(), 1 << 20), Err(QuorumStreamError::Malformed(_))));
     }
 
     #[test]
@@ -872,82 +690,37 @@ mod tests {
             auth: vec![Id::new("digest", "u:p")],
         };
         let p = fr.to_packet();
-        assert_eq!(
-            p.data(),
-            unhex("0100000000000002" /*session*/)
-                .into_iter()
-                .chain(unhex("00000007"))
-                .chain(unhex("00000005"))
-                .chain(unhex("aabb"))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(p.data(), unhex("0100000000000002" /*session*/).into_iter()
+            .chain(unhex("00000007")).chain(unhex("00000005")).chain(unhex("aabb")).collect::<Vec<_>>());
         assert_eq!((p.ty, p.zxid), (packet_type::REQUEST, Zxid(-1)));
         assert_eq!(ForwardedRequest::from_packet(&p), Ok(fr.clone()));
         // The golden REQUEST from ZooKeeper has empty data: too short for a request.
         let g = QuorumPacket::from_bytes(&golden("request_auth")).unwrap();
         assert!(ForwardedRequest::from_packet(&g).is_err());
-        let no_auth = QuorumPacket {
-            authinfo: None,
-            ..p.clone()
-        };
-        assert_eq!(
-            ForwardedRequest::from_packet(&no_auth).unwrap().auth,
-            vec![]
-        );
-        assert!(ForwardedRequest::from_packet(&QuorumPacket {
-            ty: packet_type::PING,
-            ..p
-        })
-        .is_err());
+        let no_auth = QuorumPacket { authinfo: None, ..p.clone() };
+        assert_eq!(ForwardedRequest::from_packet(&no_auth).unwrap().auth, vec![]);
+        assert!(ForwardedRequest::from_packet(&QuorumPacket { ty: packet_type::PING, ..p }).is_err());
 
         // REVALIDATE request: long sessionId, int timeout; zxid -1; null authinfo.
-        let rq = RevalidateRequest {
-            session_id: SessionId(0x1234),
-            timeout_ms: 3000,
-        };
+        let rq = RevalidateRequest { session_id: SessionId(0x1234), timeout_ms: 3000 };
         let p = rq.to_packet();
-        assert_eq!(
-            enc(&p),
-            unhex("00000006" /*type*/)
-                .into_iter()
-                .chain(unhex("ffffffffffffffff"))
-                .chain(unhex("0000000c"))
-                .chain(unhex("0000000000001234"))
-                .chain(unhex("00000bb8"))
-                .chain(unhex("ffffffff"))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(enc(&p), unhex("00000006" /*type*/).into_iter()
+            .chain(unhex("ffffffffffffffff")).chain(unhex("0000000c")).chain(unhex("0000000000001234")).chain(unhex("00000bb8"))
+            .chain(unhex("ffffffff")).collect::<Vec<_>>());
         assert_eq!(RevalidateRequest::from_packet(&p), Ok(rq));
         // Reply: long sessionId, boolean valid (1 byte).
-        let rp = RevalidateReply {
-            session_id: SessionId(0x1234),
-            valid: true,
-        };
+        let rp = RevalidateReply { session_id: SessionId(0x1234), valid: true };
         assert_eq!(rp.to_packet().data(), unhex("000000000000123401"));
         assert_eq!(RevalidateReply::from_packet(&rp.to_packet()), Ok(rp));
         let mut odd = rp.to_packet();
         odd.data.as_mut().unwrap()[8] = 7;
         assert!(RevalidateReply::from_packet(&odd).unwrap().valid);
-        let invalid = RevalidateReply {
-            session_id: SessionId(9),
-            valid: false,
-        };
-        assert_eq!(
-            RevalidateReply::from_packet(&invalid.to_packet()),
-            Ok(invalid)
-        );
-        assert!(RevalidateReply::from_packet(&QuorumPacket::with_data(
-            packet_type::REVALIDATE,
-            Zxid(-1),
-            vec![0; 8]
-        ))
-        .is_err());
+        let invalid = RevalidateReply { session_id: SessionId(9), valid: false };
+        assert_eq!(RevalidateReply::from_packet(&invalid.to_packet()), Ok(invalid));
+        assert!(RevalidateReply::from_packet(&QuorumPacket::with_data(packet_type::REVALIDATE, Zxid(-1), vec![0; 8])).is_err());
 
         // SYNC from the leader: type 7, zxid 0, null data and authinfo.
-        assert_eq!(
-            enc(&sync_packet()),
-            unhex("000000070000000000000000ffffffffffffffff")
-        );
+        assert_eq!(enc(&sync_packet()), unhex("000000070000000000000000ffffffffffffffff"));
 
         // PING touches.
         let t = vec![(SessionId(1), 4000), (SessionId(-2), 30000)];

@@ -51,9 +51,7 @@ impl UtcTime {
 /// `Sat Nov 21 07:49:04 UTC 2026`.
 pub fn java_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let t = UtcTime::from_ms(ms);
     format!(
         "{} {} {:02} {:02}:{:02}:{:02} UTC {}",

@@ -84,31 +84,18 @@ jute_record! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
     /// Written for both create (op 1) and create2 (op 15); `create2` says which.
-    Create {
-        txn: CreateTxn,
-        create2: bool,
-    },
+    Create { txn: CreateTxn, create2: bool },
     CreateTtl(CreateTtlTxn),
     CreateContainer(CreateContainerTxn),
-    Delete {
-        path: String,
-    },
-    DeleteContainer {
-        path: String,
-    },
+    Delete { path: String },
+    DeleteContainer { path: String },
     SetData(SetDataTxn),
     SetAcl(SetAclTxn),
     Check(CheckVersionTxn),
-    CreateSession {
-        timeout_ms: i32,
-    },
+    CreateSession { timeout_ms: i32 },
     /// ZooKeeper 3.6+ lists the ephemerals the close deletes.
-    CloseSession {
-        paths_to_delete: Vec<String>,
-    },
-    Error {
-        err: i32,
-    },
+    CloseSession { paths_to_delete: Vec<String> },
+    Error { err: i32 },
     Multi(Vec<Txn>),
 }
 
@@ -168,33 +155,20 @@ impl Txn {
         let code = OpCode::from_code(op).ok_or(DecodeError::UnknownOpCode(op))?;
         use OpCode as O;
         Ok(match code {
-            O::Create | O::Create2 => Txn::Create {
-                txn: CreateTxn::read(r)?,
-                create2: code == O::Create2,
-            },
+            O::Create | O::Create2 => Txn::Create { txn: CreateTxn::read(r)?, create2: code == O::Create2 },
             O::CreateTtl => Txn::CreateTtl(CreateTtlTxn::read(r)?),
             O::CreateContainer => Txn::CreateContainer(CreateContainerTxn::read(r)?),
-            O::Delete => Txn::Delete {
-                path: r.read_string()?,
-            },
-            O::DeleteContainer => Txn::DeleteContainer {
-                path: r.read_string()?,
-            },
+            O::Delete => Txn::Delete { path: r.read_string()? },
+            O::DeleteContainer => Txn::DeleteContainer { path: r.read_string()? },
             O::SetData => Txn::SetData(SetDataTxn::read(r)?),
             O::SetAcl => Txn::SetAcl(SetAclTxn::read(r)?),
             O::Check => Txn::Check(CheckVersionTxn::read(r)?),
-            O::CreateSession => Txn::CreateSession {
-                timeout_ms: r.read_i32()?,
-            },
+            O::CreateSession => Txn::CreateSession { timeout_ms: r.read_i32()? },
             O::CloseSession => {
                 if r.is_empty() {
-                    Txn::CloseSession {
-                        paths_to_delete: vec![],
-                    }
+                    Txn::CloseSession { paths_to_delete: vec![] }
                 } else {
-                    Txn::CloseSession {
-                        paths_to_delete: r.read_vec()?,
-                    }
+                    Txn::CloseSession { paths_to_delete: r.read_vec()? }
                 }
             }
             O::Error => Txn::Error { err: r.read_i32()? },
@@ -204,10 +178,7 @@ impl Txn {
                     return Err(DecodeError::NegativeLength(n));
                 }
                 if (n as usize).saturating_mul(8) > r.remaining() {
-                    return Err(DecodeError::Truncated {
-                        needed: n as usize * 8,
-                        remaining: r.remaining(),
-                    });
+                    return Err(DecodeError::Truncated { needed: n as usize * 8, remaining: r.remaining() });
                 }
                 let mut txns = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -254,16 +225,8 @@ impl TxnRecord {
         let r = &mut Reader::new(b);
         let header = TxnHeader::read(r)?;
         let txn = Txn::read(header.op, r)?;
-        let digest = if r.remaining() >= 12 {
-            Some(TxnDigest::read(r)?)
-        } else {
-            None
-        };
-        Ok(TxnRecord {
-            header,
-            txn,
-            digest,
-        })
+        let digest = if r.remaining() >= 12 { Some(TxnDigest::read(r)?) } else { None };
+        Ok(TxnRecord { header, txn, digest })
     }
 }
 
@@ -275,30 +238,15 @@ mod tests {
     fn multi_txn_round_trips() {
         let t = Txn::Multi(vec![
             Txn::Create {
-                txn: CreateTxn {
-                    path: "/a".into(),
-                    data: Some(vec![1]),
-                    acl: Acl::open_unsafe(),
-                    ephemeral: false,
-                    parent_cversion: 1,
-                },
+                txn: CreateTxn { path: "/a".into(), data: Some(vec![1]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 1 },
                 create2: false,
             },
             Txn::Error { err: -101 },
         ]);
         let rec = TxnRecord {
-            header: TxnHeader {
-                client_id: SessionId(5),
-                cxid: 1,
-                zxid: Zxid(7),
-                time: 99,
-                op: t.op().code(),
-            },
+            header: TxnHeader { client_id: SessionId(5), cxid: 1, zxid: Zxid(7), time: 99, op: t.op().code() },
             txn: t,
-            digest: Some(TxnDigest {
-                version: 2,
-                tree_digest: 1234,
-            }),
+            digest: Some(TxnDigest { version: 2, tree_digest: 1234 }),
         };
         let b = rec.to_bytes();
         assert_eq!(TxnRecord::from_bytes(&b).unwrap(), rec);
@@ -307,11 +255,6 @@ mod tests {
     #[test]
     fn close_session_without_body() {
         let t = Txn::read(OpCode::CloseSession.code(), &mut Reader::new(&[])).unwrap();
-        assert_eq!(
-            t,
-            Txn::CloseSession {
-                paths_to_delete: vec![]
-            }
-        );
+        assert_eq!(t, Txn::CloseSession { paths_to_delete: vec![] });
     }
 }

@@ -2,9 +2,7 @@
 //! and a real Apache ZooKeeper 3.8.0 (see tests/golden/README.md). Every frame must decode
 //! with rzk's codec and re-encode to exactly the bytes ZooKeeper or its client sent.
 
-use rzk_proto::client::{
-    ConnectRequest, ConnectResponse, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
-};
+use rzk_proto::client::{ConnectRequest, ConnectResponse, ReplyHeader, Request, RequestHeader, Response, WatcherEvent};
 use rzk_proto::codes::OpCode;
 use rzk_proto::jute::{Reader, Record, Writer};
 use std::collections::HashMap;
@@ -15,10 +13,7 @@ fn golden_dir() -> PathBuf {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
 #[derive(Default, Debug)]
@@ -40,12 +35,7 @@ fn check_file(name: &str) -> Counts {
         let mut op_of_xid: HashMap<i32, i32> = HashMap::new();
         for f in conn["frames"].as_array().expect("frames") {
             let bytes = unhex(f["hex"].as_str().expect("hex"));
-            assert_eq!(
-                bytes.len() as u64,
-                f["len"].as_u64().unwrap(),
-                "{name} seq {}: len",
-                f["seq"]
-            );
+            assert_eq!(bytes.len() as u64, f["len"].as_u64().unwrap(), "{name} seq {}: len", f["seq"]);
             let ctx = format!("{name} seq {} ({})", f["seq"], f["kind"]);
             let mut w = Writer::new();
             match f["kind"].as_str().unwrap() {
@@ -81,12 +71,8 @@ fn check_file(name: &str) -> Counts {
                     assert_eq!(h.xid as i64, f["xid"].as_i64().unwrap(), "{ctx}");
                     assert_eq!(h.zxid.0, f["zxid"].as_i64().unwrap(), "{ctx}");
                     assert_eq!(h.err as i64, f["err"].as_i64().unwrap(), "{ctx}");
-                    let op = op_of_xid
-                        .get(&h.xid)
-                        .copied()
-                        .unwrap_or_else(|| f["opcode"].as_i64().unwrap() as i32);
-                    let op =
-                        OpCode::from_code(op).unwrap_or_else(|| panic!("{ctx}: unknown op {op}"));
+                    let op = op_of_xid.get(&h.xid).copied().unwrap_or_else(|| f["opcode"].as_i64().unwrap() as i32);
+                    let op = OpCode::from_code(op).unwrap_or_else(|| panic!("{ctx}: unknown op {op}"));
                     let body = &bytes[bytes.len() - r.remaining()..];
                     // Errors carry no body, except multi, whose body lists per-op results.
                     let resp = if h.err != 0 && !matches!(op, OpCode::Multi | OpCode::MultiRead) {
@@ -123,10 +109,7 @@ fn check_file(name: &str) -> Counts {
 #[test]
 fn kazoo_session_round_trips() {
     let c = check_file("kazoo_session.json");
-    assert!(
-        c.requests >= 40 && c.replies >= 40 && c.notifications >= 8,
-        "{c:?}"
-    );
+    assert!(c.requests >= 40 && c.replies >= 40 && c.notifications >= 8, "{c:?}");
 }
 
 #[test]

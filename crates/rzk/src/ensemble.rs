@@ -30,11 +30,7 @@ pub fn zoo_cfg(a: &EnsembleArgs, id: u16, data_dir: &Path) -> String {
     );
     for n in 1..=a.servers + a.observers {
         let role = if n > a.servers { ":observer" } else { "" };
-        s.push_str(&format!(
-            "server.{n}=127.0.0.1:{}:{}{role}\n",
-            a.quorum_port + n - 1,
-            a.election_port + n - 1
-        ));
+        s.push_str(&format!("server.{n}=127.0.0.1:{}:{}{role}\n", a.quorum_port + n - 1, a.election_port + n - 1));
     }
     s
 }
@@ -64,12 +60,7 @@ pub fn run(a: EnsembleArgs) -> ExitCode {
             stop(&mut children);
             return ExitCode::FAILURE;
         }
-        match Command::new(&exe)
-            .arg("server")
-            .arg("--config")
-            .arg(&cfg)
-            .spawn()
-        {
+        match Command::new(&exe).arg("server").arg("--config").arg(&cfg).spawn() {
             Ok(c) => children.push((id, c)),
             Err(e) => {
                 eprintln!("rzk ensemble: cannot start server {id}: {e}");
@@ -78,19 +69,9 @@ pub fn run(a: EnsembleArgs) -> ExitCode {
             }
         }
     }
-    let hosts: Vec<String> = (1..=a.servers + a.observers)
-        .map(|id| format!("127.0.0.1:{}", a.client_port + id - 1))
-        .collect();
-    eprintln!(
-        "rzk ensemble: {} servers under {}; connect with {}",
-        children.len(),
-        a.dir.display(),
-        hosts.join(",")
-    );
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let hosts: Vec<String> = (1..=a.servers + a.observers).map(|id| format!("127.0.0.1:{}", a.client_port + id - 1)).collect();
+    eprintln!("rzk ensemble: {} servers under {}; connect with {}", children.len(), a.dir.display(), hosts.join(","));
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rzk ensemble: {e}");
@@ -100,10 +81,7 @@ pub fn run(a: EnsembleArgs) -> ExitCode {
     };
     let code = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             return ExitCode::FAILURE;
         };
         loop {
@@ -127,10 +105,7 @@ pub fn run(a: EnsembleArgs) -> ExitCode {
 /// SIGTERM each child, then wait (SIGKILL after 10 s).
 fn stop(children: &mut Vec<(u16, Child)>) {
     for (_, c) in children.iter_mut() {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for (_, c) in children.iter_mut() {

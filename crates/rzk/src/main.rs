@@ -14,11 +14,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "rzk",
-    version,
-    about = "A ZooKeeper-compatible coordination service"
-)]
+#[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,8 +111,7 @@ enum SnapshotCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("RZK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -126,46 +121,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server { config } => server(config),
         Command::Cli { args } => rzk_cli::main(args),
-        Command::Log {
-            command: LogCommand::Dump { file },
-        } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
-        Command::Snapshot {
-            command: SnapshotCommand::Dump { file, data },
-        } => tool(|out| rzk_storage::tools::dump_snapshot(&file, data, out)),
-        Command::Check { config, dir } => {
-            match rzk_server::shell::durable::tool_config(config.as_deref(), dir.as_deref(), None) {
-                Ok((sc, t)) => tool(|out| {
-                    rzk_storage::tools::check(
-                        &sc.snap_dir,
-                        &sc.log_dir,
-                        t,
-                        sc.max_record_bytes,
-                        out,
-                    )
-                }),
-                Err(e) => fail(e),
-            }
+        Command::Log { command: LogCommand::Dump { file } } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
+        Command::Snapshot { command: SnapshotCommand::Dump { file, data } } => {
+            tool(|out| rzk_storage::tools::dump_snapshot(&file, data, out))
         }
-        Command::Purge {
-            config,
-            dir,
-            snap_dir,
-            count,
-        } => {
-            match rzk_server::shell::durable::tool_config(
-                config.as_deref(),
-                dir.as_deref(),
-                snap_dir.as_deref(),
-            ) {
-                Ok((sc, _)) => match rzk_storage::purge::purge(
-                    &sc.snap_dir,
-                    &sc.log_dir,
-                    count.unwrap_or(sc.snap_retain_count),
-                ) {
+        Command::Check { config, dir } => match rzk_server::shell::durable::tool_config(config.as_deref(), dir.as_deref(), None) {
+            Ok((sc, t)) => tool(|out| rzk_storage::tools::check(&sc.snap_dir, &sc.log_dir, t, sc.max_record_bytes, out)),
+            Err(e) => fail(e),
+        },
+        Command::Purge { config, dir, snap_dir, count } => {
+            match rzk_server::shell::durable::tool_config(config.as_deref(), dir.as_deref(), snap_dir.as_deref()) {
+                Ok((sc, _)) => match rzk_storage::purge::purge(&sc.snap_dir, &sc.log_dir, count.unwrap_or(sc.snap_retain_count)) {
                     Ok(r) => {
-                        r.removed
-                            .iter()
-                            .for_each(|p| println!("removed {}", p.display()));
+                        r.removed.iter().for_each(|p| println!("removed {}", p.display()));
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(e.to_string()),
@@ -174,23 +142,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => rzk_bench::run_cli(args),
-        Command::Ensemble {
-            servers,
-            observers,
-            dir,
-            client_port,
-            quorum_port,
-            election_port,
-            tick_time,
-        } => ensemble::run(ensemble::EnsembleArgs {
-            servers,
-            observers,
-            dir,
-            client_port,
-            quorum_port,
-            election_port,
-            tick_time,
-        }),
+        Command::Ensemble { servers, observers, dir, client_port, quorum_port, election_port, tick_time } => {
+            ensemble::run(ensemble::EnsembleArgs { servers, observers, dir, client_port, quorum_port, election_port, tick_time })
+        }
     }
 }
 
@@ -237,12 +191,7 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         let path = cfg.data_dir.join("myid");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) => {
-                return fail(format!(
-                    "{} is missing or unreadable ({e}); an ensemble member needs its id there",
-                    path.display()
-                ))
-            }
+            Err(e) => return fail(format!("{} is missing or unreadable ({e}); an ensemble member needs its id there", path.display())),
         };
         let id = match rzk_config::parse_myid(&text) {
             Ok(id) => id,
@@ -262,9 +211,7 @@ fn server(config: Option<PathBuf>) -> ExitCode {
                 c.client_port_address = Some(hp.host);
                 rzk_server::shell::client_addr(&c)
             }
-            Ok(None) => Err(
-                "no clientPort (and no client address on this server's server.N line)".to_string(),
-            ),
+            Ok(None) => Err("no clientPort (and no client address on this server's server.N line)".to_string()),
             Err(e) => Err(format!("invalid configuration: {e}")),
         },
     };
@@ -275,10 +222,7 @@ fn server(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rzk: cannot start the runtime: {e}");

@@ -57,9 +57,7 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
 impl Checker {
     pub fn leader_owns_epoch(&mut self, epoch: u32, sid: i64) -> Result<(), String> {
         match self.epoch_owner.get(&epoch) {
-            Some(&o) if o != sid => Err(format!(
-                "two leaders for epoch {epoch}: servers {o} and {sid}"
-            )),
+            Some(&o) if o != sid => Err(format!("two leaders for epoch {epoch}: servers {o} and {sid}")),
             _ => {
                 self.epoch_owner.insert(epoch, sid);
                 Ok(())
@@ -72,20 +70,14 @@ impl Checker {
         if zxid <= prev {
             return Err(format!("server {server} delivered {zxid} after {prev}"));
         }
-        let next = self
-            .committed
-            .range((std::ops::Bound::Excluded(prev), std::ops::Bound::Unbounded))
-            .next()
-            .map(|(z, h)| (*z, *h));
+        let next = self.committed.range((std::ops::Bound::Excluded(prev), std::ops::Bound::Unbounded)).next().map(|(z, h)| (*z, *h));
         match next {
             Some((nz, nh)) => {
                 if nz != zxid {
                     return Err(format!("server {server} delivered {zxid} after {prev}, but the committed history continues with {nz}"));
                 }
                 if nh != h {
-                    return Err(format!(
-                        "server {server} delivered different bytes for committed {zxid}"
-                    ));
+                    return Err(format!("server {server} delivered different bytes for committed {zxid}"));
                 }
             }
             None => {
@@ -104,9 +96,7 @@ impl Checker {
     pub fn digest(&mut self, server: i64, zxid: Zxid, digest: i64) -> Result<(), String> {
         self.digest_checks += 1;
         match self.digests.get(&zxid) {
-            Some(&d) if d != digest => Err(format!(
-                "server {server} has tree digest {digest:#x} at {zxid}, another server had {d:#x}"
-            )),
+            Some(&d) if d != digest => Err(format!("server {server} has tree digest {digest:#x} at {zxid}, another server had {d:#x}")),
             Some(_) => Ok(()),
             None => {
                 self.digests.insert(zxid, digest);
@@ -119,29 +109,20 @@ impl Checker {
     pub fn log_entry(&mut self, server: i64, zxid: Zxid, h: u64) -> Result<(), String> {
         self.log_checks += 1;
         match self.committed.get(&zxid) {
-            Some(&c) if c != h => Err(format!(
-                "server {server}'s log holds different bytes at committed {zxid}"
-            )),
+            Some(&c) if c != h => Err(format!("server {server}'s log holds different bytes at committed {zxid}")),
             _ => Ok(()),
         }
     }
 
     pub fn last_committed(&self) -> Zxid {
-        self.committed
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(Zxid::ZERO)
+        self.committed.keys().next_back().copied().unwrap_or(Zxid::ZERO)
     }
 
     /// A session observed `zxid` (a read, or its own acknowledged write).
     pub fn session_saw(&mut self, session: i64, zxid: Zxid, what: &str) -> Result<(), String> {
         let e = self.session_zxid.entry(session).or_insert(Zxid::ZERO);
         if zxid < *e {
-            return Err(format!(
-                "session {session} {what} at {zxid} after having seen {}",
-                *e
-            ));
+            return Err(format!("session {session} {what} at {zxid} after having seen {}", *e));
         }
         *e = zxid;
         Ok(())
@@ -154,18 +135,10 @@ impl Checker {
         for w in &self.writes {
             let z = self.txn_of_op.get(&(w.session, w.cxid)).copied();
             match (w.end, z) {
-                (Some(_), None) => {
-                    return Err(format!(
-                        "acknowledged write {}/{} is not in the committed history",
-                        w.session, w.cxid
-                    ))
-                }
+                (Some(_), None) => return Err(format!("acknowledged write {}/{} is not in the committed history", w.session, w.cxid)),
                 (Some(end), Some(z)) => {
                     if !self.committed.contains_key(&z) {
-                        return Err(format!(
-                            "acknowledged write {}/{} at {z} is not committed",
-                            w.session, w.cxid
-                        ));
+                        return Err(format!("acknowledged write {}/{} at {z} is not committed", w.session, w.cxid));
                     }
                     done.push((w.start, end, z))
                 }
@@ -183,11 +156,7 @@ impl Checker {
             m = m.max(*z);
             prefix_max.push((*end, m));
         }
-        let all: Vec<(u64, Zxid)> = done
-            .iter()
-            .map(|d| (d.0, d.2))
-            .chain(open.iter().copied())
-            .collect();
+        let all: Vec<(u64, Zxid)> = done.iter().map(|d| (d.0, d.2)).chain(open.iter().copied()).collect();
         for (start, z) in &all {
             let i = prefix_max.partition_point(|(end, _)| end < start);
             if i > 0 {
@@ -210,18 +179,8 @@ mod tests {
         let mut c = Checker::default();
         c.committed.insert(Zxid(1), 0);
         c.committed.insert(Zxid(2), 0);
-        c.writes.push(WriteRec {
-            session: 1,
-            cxid: 1,
-            start: 0,
-            end: Some(5),
-        });
-        c.writes.push(WriteRec {
-            session: 2,
-            cxid: 1,
-            start: 6,
-            end: Some(9),
-        });
+        c.writes.push(WriteRec { session: 1, cxid: 1, start: 0, end: Some(5) });
+        c.writes.push(WriteRec { session: 2, cxid: 1, start: 6, end: Some(9) });
         c.txn_of_op.insert((1, 1), Zxid(2));
         c.txn_of_op.insert((2, 1), Zxid(1));
         assert!(c.check_history().is_err());
@@ -236,14 +195,8 @@ mod tests {
         c.delivered(1, Zxid(0), Zxid(1), 11).unwrap();
         c.delivered(1, Zxid(1), Zxid(2), 22).unwrap();
         assert!(c.delivered(2, Zxid(0), Zxid(2), 22).is_err(), "skipped 1");
-        assert!(
-            c.delivered(2, Zxid(0), Zxid(1), 99).is_err(),
-            "different bytes"
-        );
+        assert!(c.delivered(2, Zxid(0), Zxid(1), 99).is_err(), "different bytes");
         c.delivered(2, Zxid(0), Zxid(1), 11).unwrap();
-        assert!(
-            c.delivered(3, Zxid(0), Zxid(5), 1).is_err(),
-            "beyond the end from behind"
-        );
+        assert!(c.delivered(3, Zxid(0), Zxid(5), 1).is_err(), "beyond the end from behind");
     }
 }

@@ -129,14 +129,7 @@ impl SimConfig {
         let observers = if r.chance(0.25) { 1 } else { 0 };
         let intensity = FAULT_INTENSITIES[r.below(FAULT_INTENSITIES.len() as u64) as usize];
         let mut faults = Faults::base();
-        for p in [
-            &mut faults.election_loss,
-            &mut faults.election_dup,
-            &mut faults.conn_reset,
-            &mut faults.crash,
-            &mut faults.partition,
-            &mut faults.slow_disk,
-        ] {
+        for p in [&mut faults.election_loss, &mut faults.election_dup, &mut faults.conn_reset, &mut faults.crash, &mut faults.partition, &mut faults.slow_disk] {
             *p *= intensity;
         }
         faults.delay_max_ticks = r.range(1, 4);
@@ -201,11 +194,7 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "seed={} tick={} trace={:016x}: {}\n  replay: {}",
-            self.seed, self.tick, self.trace_hash, self.message, self.replay
-        )
+        write!(f, "seed={} tick={} trace={:016x}: {}\n  replay: {}", self.seed, self.tick, self.trace_hash, self.message, self.replay)
     }
 }
 
@@ -213,11 +202,7 @@ impl std::fmt::Display for Failure {
 enum Packet {
     Zab(Message),
     /// A client write forwarded by a learner to its leader (ZooKeeper's REQUEST).
-    Forward {
-        session: i64,
-        cxid: i32,
-        op: WriteOp,
-    },
+    Forward { session: i64, cxid: i32, op: WriteOp },
 }
 
 #[derive(Debug, Clone)]
@@ -227,25 +212,10 @@ enum WriteOp {
 }
 
 enum Event {
-    Deliver {
-        to: usize,
-        from: usize,
-        packet: Packet,
-        conn: Option<u64>,
-    },
-    DiskDone {
-        server: usize,
-        incarnation: u64,
-        seq: u64,
-    },
-    Disconnected {
-        to: usize,
-        peer: usize,
-        incarnation: u64,
-    },
-    Restart {
-        server: usize,
-    },
+    Deliver { to: usize, from: usize, packet: Packet, conn: Option<u64> },
+    DiskDone { server: usize, incarnation: u64, seq: u64 },
+    Disconnected { to: usize, peer: usize, incarnation: u64 },
+    Restart { server: usize },
 }
 
 #[derive(Default)]
@@ -321,13 +291,7 @@ pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
             w.rep.trace_hash = trace;
             Ok(w.rep)
         }
-        Err(message) => Err(Failure {
-            seed: w.cfg.seed,
-            tick: w.now,
-            message,
-            replay: w.cfg.replay_command(),
-            trace_hash: trace,
-        }),
+        Err(message) => Err(Failure { seed: w.cfg.seed, tick: w.now, message, replay: w.cfg.replay_command(), trace_hash: trace }),
     }
 }
 
@@ -351,20 +315,8 @@ impl World {
                 snapshot_every: rng.range(15, 60),
             })
             .collect();
-        let clients = (0..cfg.clients)
-            .map(|i| Client {
-                session: 0x100 + i as i64,
-                server: None,
-                pending: None,
-                next_cxid: 1,
-            })
-            .collect();
-        let rep = Report {
-            seed: cfg.seed,
-            voters: cfg.voters,
-            observers: cfg.observers,
-            ..Default::default()
-        };
+        let clients = (0..cfg.clients).map(|i| Client { session: 0x100 + i as i64, server: None, pending: None, next_cxid: 1 }).collect();
+        let rep = Report { seed: cfg.seed, voters: cfg.voters, observers: cfg.observers, ..Default::default() };
         let faults = cfg.faults.clone();
         let mut w = World {
             cfg,
@@ -392,10 +344,7 @@ impl World {
 
     fn node_config(&self, i: usize) -> Config {
         let voters: BTreeSet<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
-        let observers: BTreeSet<ServerId> = (self.cfg.voters as i64 + 1
-            ..=(self.cfg.voters + self.cfg.observers) as i64)
-            .map(ServerId)
-            .collect();
+        let observers: BTreeSet<ServerId> = (self.cfg.voters as i64 + 1..=(self.cfg.voters + self.cfg.observers) as i64).map(ServerId).collect();
         let mut c = Config::from_ms(ServerId(i as i64 + 1), voters, observers, 50, 200, 10, 5);
         c.finalize_wait_ticks = 2;
         c.min_notification_ticks = 2;
@@ -417,12 +366,7 @@ impl World {
         s.serving = false;
         s.pending.clear();
         s.disk_free_at = self.now;
-        let restored = Restored {
-            accepted_epoch: s.durable.accepted_epoch,
-            current_epoch: s.durable.current_epoch,
-            applied,
-            log: s.durable.log.clone(),
-        };
+        let restored = Restored { accepted_epoch: s.durable.accepted_epoch, current_epoch: s.durable.current_epoch, applied, log: s.durable.log.clone() };
         s.node = Some(Node::new(cfg, restored).expect("valid config"));
         let _ = s.incarnation;
         self.drain(i);
@@ -455,11 +399,7 @@ impl World {
         let mut progress_at: Option<u64> = None;
         loop {
             if self.now >= deadline {
-                let leader = self.servers.iter().find(|s| {
-                    s.node
-                        .as_ref()
-                        .is_some_and(|n| n.state() == ServerState::Leading && n.is_serving())
-                });
+                let leader = self.servers.iter().find(|s| s.node.as_ref().is_some_and(|n| n.state() == ServerState::Leading && n.is_serving()));
                 return Err(format!(
                     "liveness: after {} healed ticks: established leader: {}, new acked writes: {}/{}, states: {}",
                     self.cfg.liveness_ticks,
@@ -470,9 +410,7 @@ impl World {
                 ));
             }
             self.step()?;
-            if progress_at.is_none()
-                && self.acked_count() >= acked_before + self.cfg.progress_writes
-            {
+            if progress_at.is_none() && self.acked_count() >= acked_before + self.cfg.progress_writes {
                 progress_at = Some(self.now);
                 self.client_writes_enabled = false;
             }
@@ -505,9 +443,7 @@ impl World {
     fn converged(&self) -> bool {
         let last = self.chk.last_committed();
         self.clients.iter().all(|c| c.pending.is_none())
-            && self.servers.iter().all(|s| {
-                s.serving && s.applied == last && s.node.as_ref().is_some_and(|n| n.is_serving())
-            })
+            && self.servers.iter().all(|s| s.serving && s.applied == last && s.node.as_ref().is_some_and(|n| n.is_serving()))
     }
 
     fn describe(&self) -> String {
@@ -515,14 +451,7 @@ impl World {
             .iter()
             .map(|s| match &s.node {
                 None => format!("{}:down", s.id),
-                Some(n) => format!(
-                    "{}:{:?}/e{}/{}{}",
-                    s.id,
-                    n.state(),
-                    n.current_epoch(),
-                    s.applied,
-                    if n.is_serving() { "/serving" } else { "" }
-                ),
+                Some(n) => format!("{}:{:?}/e{}/{}{}", s.id, n.state(), n.current_epoch(), s.applied, if n.is_serving() { "/serving" } else { "" }),
             })
             .collect::<Vec<_>>()
             .join(" ")
@@ -551,12 +480,7 @@ impl World {
 
     fn handle_event(&mut self, ev: Event) -> Result<(), String> {
         match ev {
-            Event::Deliver {
-                to,
-                from,
-                packet,
-                conn,
-            } => {
+            Event::Deliver { to, from, packet, conn } => {
                 if self.servers[to].node.is_none() {
                     return Ok(());
                 }
@@ -571,28 +495,16 @@ impl World {
                 match packet {
                     Packet::Zab(m) => {
                         if self.verbose {
-                            eprintln!(
-                                "t={} s{} <- s{} {}",
-                                self.now,
-                                to + 1,
-                                from + 1,
-                                short_msg(&m)
-                            );
+                            eprintln!("t={} s{} <- s{} {}", self.now, to + 1, from + 1, short_msg(&m));
                         }
                         self.trace = mix(self.trace, hash_bytes(m.name().as_bytes()));
                         self.servers[to].node.as_mut().expect("up").step(from_id, m);
                     }
-                    Packet::Forward { session, cxid, op } => {
-                        self.leader_prep(to, session, cxid, op)
-                    }
+                    Packet::Forward { session, cxid, op } => self.leader_prep(to, session, cxid, op),
                 }
                 self.process(to)?;
             }
-            Event::DiskDone {
-                server,
-                incarnation,
-                seq,
-            } => {
+            Event::DiskDone { server, incarnation, seq } => {
                 let s = &mut self.servers[server];
                 if s.incarnation != incarnation || s.node.is_none() {
                     return Ok(());
@@ -605,11 +517,7 @@ impl World {
                 self.maybe_snapshot(server);
                 self.process(server)?;
             }
-            Event::Disconnected {
-                to,
-                peer,
-                incarnation,
-            } => {
+            Event::Disconnected { to, peer, incarnation } => {
                 if self.servers[to].incarnation == incarnation {
                     let pid = self.servers[peer].id;
                     if let Some(n) = self.servers[to].node.as_mut() {
@@ -636,9 +544,7 @@ impl World {
     /// Carries out a server's actions.
     fn process(&mut self, i: usize) -> Result<(), String> {
         loop {
-            let Some(node) = self.servers[i].node.as_mut() else {
-                return Ok(());
-            };
+            let Some(node) = self.servers[i].node.as_mut() else { return Ok(()) };
             let actions = node.take_actions();
             if actions.is_empty() {
                 return Ok(());
@@ -658,49 +564,29 @@ impl World {
             Action::Send { to, msg } => self.send(i, (to.0 - 1) as usize, Packet::Zab(msg)),
             Action::Persist { seq, op } => {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
-                    let tree = decode_snapshot(data)
-                        .map_err(|e| format!("server {} got a bad snapshot: {e}", i + 1))?;
+                    let tree = decode_snapshot(data).map_err(|e| format!("server {} got a bad snapshot: {e}", i + 1))?;
                     let s = &mut self.servers[i];
                     s.tree = tree;
                     s.applied = *zxid;
                     let d = s.tree.digest();
                     self.chk.digest(i as i64 + 1, *zxid, d)?;
                 }
-                let lat = if self.servers[i].slow_disk {
-                    self.rng.range(5, 40)
-                } else {
-                    self.rng.range(0, 2)
-                };
+                let lat = if self.servers[i].slow_disk { self.rng.range(5, 40) } else { self.rng.range(0, 2) };
                 let s = &mut self.servers[i];
                 let at = s.disk_free_at.max(self.now + lat);
                 s.disk_free_at = at;
                 s.pending.push_back((seq, op));
                 let inc = s.incarnation;
-                self.schedule(
-                    at,
-                    Event::DiskDone {
-                        server: i,
-                        incarnation: inc,
-                        seq,
-                    },
-                );
+                self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
             }
             Action::Deliver(e) => self.apply(i, e)?,
             Action::SendSnapshot { to, zxid } => {
                 let s = &self.servers[i];
                 if s.applied != zxid {
-                    return Err(format!(
-                        "server {} asked to snapshot at {zxid} but its state is at {}",
-                        i + 1,
-                        s.applied
-                    ));
+                    return Err(format!("server {} asked to snapshot at {zxid} but its state is at {}", i + 1, s.applied));
                 }
                 let snapshot = encode_snapshot(&s.tree);
-                self.send(
-                    i,
-                    (to.0 - 1) as usize,
-                    Packet::Zab(Message::Snap { zxid, snapshot }),
-                );
+                self.send(i, (to.0 - 1) as usize, Packet::Zab(Message::Snap { zxid, snapshot }));
             }
             Action::Disconnect { peer } => {
                 let j = (peer.0 - 1) as usize;
@@ -723,11 +609,7 @@ impl World {
                     // ZAB: an established leader holds every committed txn.
                     let last = self.chk.last_committed();
                     if self.servers[i].applied < last {
-                        return Err(format!(
-                            "server {} established as leader at {} but {last} is committed",
-                            i + 1,
-                            self.servers[i].applied
-                        ));
+                        return Err(format!("server {} established as leader at {} but {last} is committed", i + 1, self.servers[i].applied));
                     }
                 }
             }
@@ -739,13 +621,9 @@ impl World {
         let sid = i as i64 + 1;
         let prev = self.servers[i].applied;
         self.chk.delivered(sid, prev, e.zxid, hash_bytes(&e.data))?;
-        let rec = TxnRecord::from_bytes(&e.data)
-            .map_err(|err| format!("server {sid}: undecodable txn at {}: {err}", e.zxid))?;
+        let rec = TxnRecord::from_bytes(&e.data).map_err(|err| format!("server {sid}: undecodable txn at {}: {err}", e.zxid))?;
         if rec.header.zxid != e.zxid {
-            return Err(format!(
-                "server {sid}: txn header zxid {} under entry {}",
-                rec.header.zxid, e.zxid
-            ));
+            return Err(format!("server {sid}: txn header zxid {} under entry {}", rec.header.zxid, e.zxid));
         }
         let s = &mut self.servers[i];
         s.tree.apply(&rec.header, &rec.txn);
@@ -762,8 +640,7 @@ impl World {
                     if cxid == rec.header.cxid {
                         c.pending = None;
                         self.chk.writes[widx].end = Some(self.now);
-                        self.chk
-                            .session_saw(c.session, e.zxid, "got its write acknowledged")?;
+                        self.chk.session_saw(c.session, e.zxid, "got its write acknowledged")?;
                     }
                 }
             }
@@ -783,18 +660,12 @@ impl World {
         let z = s.applied;
         s.durable.snapshot = Some((z, encode_snapshot(&s.tree)));
         // Purge log entries well below the snapshot, keeping a few (as purgeTxnLog keeps files).
-        let keep_from = s
-            .durable
-            .log
-            .partition_point(|e| e.zxid <= z)
-            .saturating_sub(5);
+        let keep_from = s.durable.log.partition_point(|e| e.zxid <= z).saturating_sub(5);
         s.durable.log.drain(..keep_from);
     }
 
     fn send(&mut self, from: usize, to: usize, packet: Packet) {
-        if self.servers[to].node.is_none()
-            && !matches!(packet, Packet::Zab(Message::Notification(_)))
-        {
+        if self.servers[to].node.is_none() && !matches!(packet, Packet::Zab(Message::Notification(_))) {
             self.break_conn(from, to, false);
             return;
         }
@@ -812,25 +683,9 @@ impl World {
             if self.rng.chance(self.faults.election_dup) {
                 self.rep.election_dups += 1;
                 let d2 = self.rng.range(1, self.faults.delay_max_ticks.max(1) + 2);
-                self.schedule(
-                    self.now + d2,
-                    Event::Deliver {
-                        to,
-                        from,
-                        packet: packet.clone(),
-                        conn: None,
-                    },
-                );
+                self.schedule(self.now + d2, Event::Deliver { to, from, packet: packet.clone(), conn: None });
             }
-            self.schedule(
-                self.now + delay,
-                Event::Deliver {
-                    to,
-                    from,
-                    packet,
-                    conn: None,
-                },
-            );
+            self.schedule(self.now + delay, Event::Deliver { to, from, packet, conn: None });
             return;
         }
         let k = key(from, to);
@@ -864,15 +719,7 @@ impl World {
         c.last[dir] = at;
         let gen = c.gen;
         self.conns.insert(k, c);
-        self.schedule(
-            at,
-            Event::Deliver {
-                to,
-                from,
-                packet,
-                conn: Some(gen),
-            },
-        );
+        self.schedule(at, Event::Deliver { to, from, packet, conn: Some(gen) });
     }
 
     /// Closes the connection between two servers; `notify` tells both ends after a moment.
@@ -889,54 +736,28 @@ impl World {
             for (to, peer) in [(a, b), (b, a)] {
                 let d = self.rng.range(1, 3);
                 let inc = self.servers[to].incarnation;
-                self.schedule(
-                    self.now + d,
-                    Event::Disconnected {
-                        to,
-                        peer,
-                        incarnation: inc,
-                    },
-                );
+                self.schedule(self.now + d, Event::Disconnected { to, peer, incarnation: inc });
             }
         }
     }
 
     /// The leader's prep step for a client write: the txn gets the next zxid.
     fn leader_prep(&mut self, i: usize, session: i64, cxid: i32, op: WriteOp) {
-        let Some(node) = self.servers[i].node.as_mut() else {
-            return;
-        };
+        let Some(node) = self.servers[i].node.as_mut() else { return };
         let Ok(zxid) = node.next_zxid() else { return };
         let txn = match op {
             WriteOp::Create { path, data } => Txn::Create {
-                txn: CreateTxn {
-                    path,
-                    data: Some(data),
-                    acl: Acl::open_unsafe(),
-                    ephemeral: false,
-                    parent_cversion: -1,
-                },
+                txn: CreateTxn { path, data: Some(data), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
                 create2: false,
             },
-            WriteOp::SetRoot { data } => Txn::SetData(SetDataTxn {
-                path: "/".into(),
-                data: Some(data),
-                version: (zxid.counter() % 1000) as i32,
-            }),
+            WriteOp::SetRoot { data } => Txn::SetData(SetDataTxn { path: "/".into(), data: Some(data), version: (zxid.counter() % 1000) as i32 }),
         };
         let rec = TxnRecord {
-            header: TxnHeader {
-                client_id: SessionId(session),
-                cxid,
-                zxid,
-                time: self.now as i64,
-                op: txn.op().code(),
-            },
+            header: TxnHeader { client_id: SessionId(session), cxid, zxid, time: self.now as i64, op: txn.op().code() },
             txn,
             digest: None,
         };
-        node.propose(zxid, Bytes::from(rec.to_bytes()))
-            .expect("next_zxid was just checked");
+        node.propose(zxid, Bytes::from(rec.to_bytes())).expect("next_zxid was just checked");
     }
 
     fn clients_step(&mut self) -> Result<(), String> {
@@ -955,12 +776,7 @@ impl World {
                 self.clients[ci].server = None;
                 if self.rng.chance(0.3) {
                     // Like a ZooKeeper client: only a server that has seen what we have seen.
-                    let seen = self
-                        .chk
-                        .session_zxid
-                        .get(&session)
-                        .copied()
-                        .unwrap_or(Zxid::ZERO);
+                    let seen = self.chk.session_zxid.get(&session).copied().unwrap_or(Zxid::ZERO);
                     let n = self.servers.len() as u64;
                     let s = self.rng.below(n) as usize;
                     if self.servers[s].serving && self.servers[s].applied >= seen {
@@ -983,32 +799,16 @@ impl World {
             let cxid = self.clients[ci].next_cxid;
             self.clients[ci].next_cxid += 1;
             let data = format!("{session}:{cxid}").into_bytes();
-            let op = if self.rng.chance(0.5) {
-                WriteOp::Create {
-                    path: format!("/n{session}-{cxid}"),
-                    data,
-                }
-            } else {
-                WriteOp::SetRoot { data }
-            };
+            let op = if self.rng.chance(0.5) { WriteOp::Create { path: format!("/n{session}-{cxid}"), data } } else { WriteOp::SetRoot { data } };
             let widx = self.chk.writes.len();
-            self.chk.writes.push(WriteRec {
-                session,
-                cxid,
-                start: self.now,
-                end: None,
-            });
+            self.chk.writes.push(WriteRec { session, cxid, start: self.now, end: None });
             self.clients[ci].pending = Some((cxid, widx, self.now + 120));
             let node = self.servers[si].node.as_ref().expect("serving");
             match node.state() {
                 ServerState::Leading => self.leader_prep(si, session, cxid, op),
                 _ => {
                     if let Some(l) = node.leader() {
-                        self.send(
-                            si,
-                            (l.0 - 1) as usize,
-                            Packet::Forward { session, cxid, op },
-                        );
+                        self.send(si, (l.0 - 1) as usize, Packet::Forward { session, cxid, op });
                     }
                 }
             }
@@ -1021,18 +821,12 @@ impl World {
     fn check_step(&mut self) -> Result<(), String> {
         for i in 0..self.servers.len() {
             let sid = i as i64 + 1;
-            let Some(n) = self.servers[i].node.as_ref() else {
-                continue;
-            };
+            let Some(n) = self.servers[i].node.as_ref() else { continue };
             if let Some(e) = n.leading_epoch() {
                 self.chk.leader_owns_epoch(e, sid)?;
             }
             if n.applied() != self.servers[i].applied {
-                return Err(format!(
-                    "server {sid}: node applied {} but state machine at {}",
-                    n.applied(),
-                    self.servers[i].applied
-                ));
+                return Err(format!("server {sid}: node applied {} but state machine at {}", n.applied(), self.servers[i].applied));
             }
         }
         // Logs against the committed history: in-memory windows every tick, durable logs
@@ -1040,27 +834,17 @@ impl World {
         for i in 0..self.servers.len() {
             let sid = i as i64 + 1;
             if let Some(n) = self.servers[i].node.as_ref() {
-                let entries: Vec<(Zxid, u64)> = n
-                    .log_window()
-                    .map(|e| (e.zxid, hash_bytes(&e.data)))
-                    .collect();
+                let entries: Vec<(Zxid, u64)> = n.log_window().map(|e| (e.zxid, hash_bytes(&e.data))).collect();
                 for (z, h) in entries {
                     self.chk.log_entry(sid, z, h)?;
                 }
             }
             if self.now % 16 == 0 {
-                let entries: Vec<(Zxid, u64)> = self.servers[i]
-                    .durable
-                    .log
-                    .iter()
-                    .map(|e| (e.zxid, hash_bytes(&e.data)))
-                    .collect();
+                let entries: Vec<(Zxid, u64)> = self.servers[i].durable.log.iter().map(|e| (e.zxid, hash_bytes(&e.data))).collect();
                 let mut prev = Zxid(i64::MIN);
                 for (z, h) in entries {
                     if z <= prev {
-                        return Err(format!(
-                            "server {sid}'s durable log goes from {prev} to {z}"
-                        ));
+                        return Err(format!("server {sid}'s durable log goes from {prev} to {z}"));
                     }
                     prev = z;
                     self.chk.log_entry(sid, z, h)?;
@@ -1080,9 +864,7 @@ impl World {
             }
         } else if self.rng.chance(self.faults.partition) {
             self.rep.partitions += 1;
-            let len = self
-                .rng
-                .range(self.faults.partition_ticks.0, self.faults.partition_ticks.1);
+            let len = self.rng.range(self.faults.partition_ticks.0, self.faults.partition_ticks.1);
             self.partition_until = Some(self.now + len);
             let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
             let one_way = self.rng.chance(self.faults.one_way);
@@ -1153,9 +935,7 @@ impl World {
                 c.pending = None;
             }
         }
-        let d = self
-            .rng
-            .range(self.faults.restart_ticks.0, self.faults.restart_ticks.1);
+        let d = self.rng.range(self.faults.restart_ticks.0, self.faults.restart_ticks.1);
         self.schedule(self.now + d, Event::Restart { server: i });
     }
 }
@@ -1164,10 +944,7 @@ fn short_msg(m: &Message) -> String {
     match m {
         Message::Proposal(e) | Message::Inform(e) => format!("{} {}", m.name(), e.zxid),
         Message::Snap { zxid, .. } => format!("SNAP {zxid}"),
-        Message::Notification(v) => format!(
-            "NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}",
-            v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch
-        ),
+        Message::Notification(v) => format!("NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}", v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch),
         other => format!("{other:?}"),
     }
 }
@@ -1193,12 +970,7 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
     match op {
         StorageOp::Append(e) => {
             if let Some(last) = d.log.last() {
-                assert!(
-                    e.zxid > last.zxid,
-                    "append {} after {} on disk",
-                    e.zxid,
-                    last.zxid
-                );
+                assert!(e.zxid > last.zxid, "append {} after {} on disk", e.zxid, last.zxid);
             }
             d.log.push(e);
         }
@@ -1229,9 +1001,7 @@ fn action_sig(i: usize, a: &Action) -> u64 {
         Action::Deliver(e) => h = mix(h, 3 ^ (e.zxid.0 as u64) << 8),
         Action::SendSnapshot { zxid, .. } => h = mix(h, 4 ^ (zxid.0 as u64) << 8),
         Action::Disconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
-        Action::StateChanged { state, epoch, .. } => {
-            h = mix(h, 6 ^ (*state as u64) << 8 ^ (*epoch as u64) << 16)
-        }
+        Action::StateChanged { state, epoch, .. } => h = mix(h, 6 ^ (*state as u64) << 8 ^ (*epoch as u64) << 16),
         Action::Serving { epoch } => h = mix(h, 7 ^ (*epoch as u64) << 8),
     }
     h
@@ -1281,17 +1051,13 @@ pub fn decode_snapshot(b: &[u8]) -> Result<DataTree, String> {
         nodes.push((path, data, acl, stat));
     }
     let z = r.read_i64().map_err(e)?;
-    let mut t = DataTree::from_snapshot(TreeOptions::default(), acls, nodes)
-        .map_err(|x| format!("{x:?}"))?;
+    let mut t = DataTree::from_snapshot(TreeOptions::default(), acls, nodes).map_err(|x| format!("{x:?}"))?;
     t.set_last_processed_zxid(Zxid(z));
     Ok(t)
 }
 
 /// Runs `seeds` and summarizes; stops at the first failure.
-pub fn run_many(
-    seeds: impl IntoIterator<Item = u64>,
-    configure: impl Fn(&mut SimConfig),
-) -> Result<Vec<Report>, Failure> {
+pub fn run_many(seeds: impl IntoIterator<Item = u64>, configure: impl Fn(&mut SimConfig)) -> Result<Vec<Report>, Failure> {
     let mut out = Vec::new();
     for s in seeds {
         let mut cfg = SimConfig::from_seed(s);

@@ -16,14 +16,8 @@ fn a_seed_replays_exactly() {
     for seed in [3, 17, 123] {
         let a = run(SimConfig::from_seed(seed)).expect("seed passes");
         let b = run(SimConfig::from_seed(seed)).expect("seed passes");
-        assert_eq!(
-            a.trace_hash, b.trace_hash,
-            "seed {seed} is not deterministic"
-        );
-        assert_eq!(
-            (a.ticks, a.committed, a.acked_writes),
-            (b.ticks, b.committed, b.acked_writes)
-        );
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} is not deterministic");
+        assert_eq!((a.ticks, a.committed, a.acked_writes), (b.ticks, b.committed, b.acked_writes));
     }
     let x = run(SimConfig::from_seed(5)).unwrap().trace_hash;
     let y = run(SimConfig::from_seed(6)).unwrap().trace_hash;
@@ -70,10 +64,6 @@ fn many_seeds() {
         rzk_sim::FAULT_INTENSITIES,
         rzk_sim::Faults::base().summary()
     );
-    println!(
-        "({} seeds from {start} in {:.1}s)",
-        reports.len(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("({} seeds from {start} in {:.1}s)", reports.len(), t.elapsed().as_secs_f64());
     assert_eq!(reports.len() as u64, n);
 }

@@ -16,39 +16,15 @@ fn main() {
     }
     let dir = PathBuf::from(&args[1]).join("version-2");
     let n: u64 = args[2].parse().expect("N");
-    let bytes: usize = args
-        .get(3)
-        .map(|s| s.parse().expect("DATA_BYTES"))
-        .unwrap_or(100);
+    let bytes: usize = args.get(3).map(|s| s.parse().expect("DATA_BYTES")).unwrap_or(100);
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let mut t = DataTree::with_options(TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    });
+    let mut t = DataTree::with_options(TreeOptions { extended_types_enabled: true, ..Default::default() });
     let mut zxid = 0i64;
     let mut create = |t: &mut DataTree, path: String| {
         zxid += 1;
-        let h = TxnHeader {
-            client_id: SessionId(0),
-            cxid: 0,
-            zxid: Zxid(zxid),
-            time: 1_700_000_000_000 + zxid,
-            op: OpCode::Create.code(),
-        };
-        let txn = CreateTxn {
-            path,
-            data: Some(vec![b'x'; bytes]),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-        };
-        t.apply(
-            &h,
-            &Txn::Create {
-                txn,
-                create2: false,
-            },
-        );
+        let h = TxnHeader { client_id: SessionId(0), cxid: 0, zxid: Zxid(zxid), time: 1_700_000_000_000 + zxid, op: OpCode::Create.code() };
+        let txn = CreateTxn { path, data: Some(vec![b'x'; bytes]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 };
+        t.apply(&h, &Txn::Create { txn, create2: false });
     };
     create(&mut t, "/bench".into());
     for i in 0..n {
@@ -57,7 +33,6 @@ fn main() {
         }
         create(&mut t, format!("/bench/d{}/n{}", i / 1000, i % 1000));
     }
-    let p = rzk_storage::snapshot::write_snapshot(&dir, &t, &[], rzk_storage::Compression::Checked)
-        .expect("snapshot");
+    let p = rzk_storage::snapshot::write_snapshot(&dir, &t, &[], rzk_storage::Compression::Checked).expect("snapshot");
     println!("{} ({} znodes)", p.display(), t.node_count() - 1);
 }

@@ -121,10 +121,7 @@ pub fn recover_ensemble(
     let snap_zxid = rec.snapshot_zxid;
     let all = txnlog::list_logs(log_dir)?;
     let start = all.iter().rposition(|(z, _)| *z <= snap_zxid).unwrap_or(0);
-    let mut history = History {
-        cap: keep_committed,
-        entries: VecDeque::new(),
-    };
+    let mut history = History { cap: keep_committed, entries: VecDeque::new() };
     let mut after: Vec<(Zxid, Vec<u8>)> = Vec::new();
     let mut last = snap_zxid;
     for (_, path) in &all[start..] {
@@ -136,11 +133,7 @@ pub fn recover_ensemble(
                 return Ok(());
             }
             if !follows(last, zxid) {
-                return Err(StorageError::Gap {
-                    expected: last.next(),
-                    found: zxid,
-                    file: path.clone(),
-                });
+                return Err(StorageError::Gap { expected: last.next(), found: zxid, file: path.clone() });
             }
             after.push((zxid, body.to_vec()));
             last = zxid;
@@ -160,10 +153,7 @@ pub fn recover_ensemble(
     while history.entries.len() < keep_committed && older > 0 && !history.entries.is_empty() {
         older -= 1;
         let path = &all[older].1;
-        let mut part = History {
-            cap: keep_committed - history.entries.len(),
-            entries: VecDeque::new(),
-        };
+        let mut part = History { cap: keep_committed - history.entries.len(), entries: VecDeque::new() };
         match txnlog::scan_log_file_raw(path, opts.max_record_bytes, |_, r, body| {
             part.push(r.header.zxid, body);
             Ok(())
@@ -217,17 +207,8 @@ pub struct Truncated {
 ///
 /// The log writer must not have a file open (the worker rolls first). A snapshot above
 /// `after` means committed txns would be removed: that is refused (a protocol bug).
-pub fn truncate_after(
-    snap_dir: &Path,
-    log_dir: &Path,
-    after: Zxid,
-    max_record_bytes: usize,
-) -> Result<Truncated, StorageError> {
-    if let Some((z, p)) = snapshot::list_snapshots(snap_dir)?
-        .into_iter()
-        .rev()
-        .find(|(z, _)| *z > after)
-    {
+pub fn truncate_after(snap_dir: &Path, log_dir: &Path, after: Zxid, max_record_bytes: usize) -> Result<Truncated, StorageError> {
+    if let Some((z, p)) = snapshot::list_snapshots(snap_dir)?.into_iter().rev().find(|(z, _)| *z > after) {
         return Err(StorageError::Invalid(format!(
             "TRUNC to {after} would remove committed transactions: snapshot {} is at {z}",
             p.display()
@@ -292,9 +273,7 @@ pub fn install_snapshot(
 ) -> Result<PathBuf, StorageError> {
     let body = snapwire::snap_stream_body(stream, max_record_bytes)?;
     let mut f = SnapshotFile::create(snap_dir, zxid, compression)?;
-    let written = f
-        .write(&format::encode_file_header(SNAP_MAGIC, SNAP_DBID))
-        .and_then(|_| f.write(body));
+    let written = f.write(&format::encode_file_header(SNAP_MAGIC, SNAP_DBID)).and_then(|_| f.write(body));
     if let Err(e) = written {
         f.abort();
         return Err(e);

@@ -26,35 +26,23 @@ pub const CURRENT_EPOCH: &str = "currentEpoch";
 pub const TMP_EXTENSION: &str = ".tmp";
 
 fn check_name(name: &str) -> Result<(), StorageError> {
-    if name == ACCEPTED_EPOCH
-        || name == CURRENT_EPOCH
-        || name == "currentEpoch.tmp"
-        || name == "acceptedEpoch.tmp"
-    {
+    if name == ACCEPTED_EPOCH || name == CURRENT_EPOCH || name == "currentEpoch.tmp" || name == "acceptedEpoch.tmp" {
         Ok(())
     } else {
-        Err(StorageError::Invalid(format!(
-            "{name:?} is not an epoch file (acceptedEpoch or currentEpoch)"
-        )))
+        Err(StorageError::Invalid(format!("{name:?} is not an epoch file (acceptedEpoch or currentEpoch)")))
     }
 }
 
 /// Parses an epoch file's bytes as `readLongFromFile` does: the first line (ended by `\n`,
 /// `\r` or `\r\n`) must be a Java `long`, and for rzk also a valid epoch (0..=u32::MAX).
 pub fn parse_epoch(bytes: &[u8]) -> Result<u32, String> {
-    let end = bytes
-        .iter()
-        .position(|b| *b == b'\n' || *b == b'\r')
-        .unwrap_or(bytes.len());
+    let end = bytes.iter().position(|b| *b == b'\n' || *b == b'\r').unwrap_or(bytes.len());
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
-    let line =
-        std::str::from_utf8(&bytes[..end]).map_err(|_| "the file is not text".to_string())?;
+    let line = std::str::from_utf8(&bytes[..end]).map_err(|_| "the file is not text".to_string())?;
     // Long.parseLong: optional sign, ASCII digits, no spaces.
-    let v: i64 = line
-        .parse()
-        .map_err(|_| format!("found {line:?}, expected a number"))?;
+    let v: i64 = line.parse().map_err(|_| format!("found {line:?}, expected a number"))?;
     u32::try_from(v).map_err(|_| format!("found {v}, which is not an epoch (0..={})", u32::MAX))
 }
 
@@ -68,12 +56,9 @@ pub fn read_epoch(snap_dir: &Path, name: &str) -> Result<Option<u32>, StorageErr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(&path, e)),
     };
-    parse_epoch(&bytes).map(Some).map_err(|why| {
-        StorageError::Invalid(format!(
-            "{}: {why}; refusing to guess the epoch",
-            path.display()
-        ))
-    })
+    parse_epoch(&bytes)
+        .map(Some)
+        .map_err(|why| StorageError::Invalid(format!("{}: {why}; refusing to guess the epoch", path.display())))
 }
 
 /// Writes `snap_dir/<name>` atomically and durably (see the module docs). When it returns
@@ -126,10 +111,7 @@ pub fn load_epochs(snap_dir: &Path, last_zxid: Zxid) -> Result<Epochs, StorageEr
         let tmp_name = format!("{CURRENT_EPOCH}{TMP_EXTENSION}");
         match read_epoch(snap_dir, &tmp_name)? {
             Some(e) => {
-                tracing::info!(
-                    epoch = e,
-                    "{tmp_name} found; setting the current epoch from it"
-                );
+                tracing::info!(epoch = e, "{tmp_name} found; setting the current epoch from it");
                 write_epoch(snap_dir, CURRENT_EPOCH, e)?;
                 current = e;
             }

@@ -57,23 +57,15 @@ pub fn encode_file_header(magic: i32, dbid: i64) -> [u8; FILE_HEADER_BYTES] {
 /// Checks a `FileHeader`; returns its dbid.
 pub fn decode_file_header(b: &[u8], magic: i32) -> Result<i64, FormatError> {
     if b.len() < FILE_HEADER_BYTES {
-        return Err(FormatError(format!(
-            "file header truncated: {} of {FILE_HEADER_BYTES} bytes",
-            b.len()
-        )));
+        return Err(FormatError(format!("file header truncated: {} of {FILE_HEADER_BYTES} bytes", b.len())));
     }
     let m = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let v = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
     if m != magic {
-        return Err(FormatError(format!(
-            "bad magic {m:#010x}, expected {magic:#010x} ({})",
-            magic_name(magic)
-        )));
+        return Err(FormatError(format!("bad magic {m:#010x}, expected {magic:#010x} ({})", magic_name(magic))));
     }
     if v != VERSION {
-        return Err(FormatError(format!(
-            "unsupported format version {v}, expected {VERSION}"
-        )));
+        return Err(FormatError(format!("unsupported format version {v}, expected {VERSION}")));
     }
     let mut d = [0u8; 8];
     d.copy_from_slice(&b[8..16]);
@@ -107,10 +99,7 @@ pub fn encode_log_entry(entry: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEntry {
     /// A whole, checksummed entry; its bytes are `buf[body]`, and it takes `len` bytes.
-    Entry {
-        body: std::ops::Range<usize>,
-        len: usize,
-    },
+    Entry { body: std::ops::Range<usize>, len: usize },
     /// Zero checksum and zero length: the end of what was written (the rest is padding).
     End,
     /// Not enough bytes to say; at least `needed` are required.
@@ -123,9 +112,7 @@ pub enum LogEntry {
 /// so a corrupt length never leads to a large read.
 pub fn decode_log_entry(buf: &[u8], max_entry_bytes: usize) -> LogEntry {
     if buf.len() < ENTRY_PREFIX_BYTES {
-        return LogEntry::Incomplete {
-            needed: ENTRY_PREFIX_BYTES,
-        };
+        return LogEntry::Incomplete { needed: ENTRY_PREFIX_BYTES };
     }
     let mut c = [0u8; 8];
     c.copy_from_slice(&buf[..8]);
@@ -135,9 +122,7 @@ pub fn decode_log_entry(buf: &[u8], max_entry_bytes: usize) -> LogEntry {
         return LogEntry::End;
     }
     if len <= 0 || len as usize > max_entry_bytes {
-        return LogEntry::Invalid(format!(
-            "entry length {len} out of range (1..={max_entry_bytes})"
-        ));
+        return LogEntry::Invalid(format!("entry length {len} out of range (1..={max_entry_bytes})"));
     }
     let len = len as usize;
     let total = ENTRY_PREFIX_BYTES + len + 1;
@@ -146,16 +131,11 @@ pub fn decode_log_entry(buf: &[u8], max_entry_bytes: usize) -> LogEntry {
     }
     let body = ENTRY_PREFIX_BYTES..ENTRY_PREFIX_BYTES + len;
     if buf[total - 1] != END_OF_RECORD {
-        return LogEntry::Invalid(format!(
-            "end-of-record byte is {:#04x}, expected 'B'",
-            buf[total - 1]
-        ));
+        return LogEntry::Invalid(format!("end-of-record byte is {:#04x}, expected 'B'", buf[total - 1]));
     }
     let actual = adler32(&buf[body.clone()]);
     if actual != crc {
-        return LogEntry::Invalid(format!(
-            "checksum mismatch: stored {crc:#x}, computed {actual:#x}"
-        ));
+        return LogEntry::Invalid(format!("checksum mismatch: stored {crc:#x}, computed {actual:#x}"));
     }
     LogEntry::Entry { body, len: total }
 }
@@ -187,10 +167,7 @@ pub fn encode_sessions(sessions: &[(i64, i32)], w: &mut Writer) {
 }
 
 /// The ACL table (`ReferenceCountedACLCache.serialize`).
-pub fn encode_acl_table<'a>(
-    entries: impl ExactSizeIterator<Item = (i64, &'a [Acl])>,
-    w: &mut Writer,
-) {
+pub fn encode_acl_table<'a>(entries: impl ExactSizeIterator<Item = (i64, &'a [Acl])>, w: &mut Writer) {
     w.write_i32(entries.len() as i32);
     for (id, list) in entries {
         w.write_i64(id);
@@ -202,13 +179,7 @@ pub fn encode_acl_table<'a>(
 }
 
 /// One node record (`serializeNodeData`): path, data (null as -1), ACL id, stat.
-pub fn encode_node(
-    path: &str,
-    data: Option<&[u8]>,
-    acl: i64,
-    stat: &StatPersisted,
-    w: &mut Writer,
-) {
+pub fn encode_node(path: &str, data: Option<&[u8]>, acl: i64, stat: &StatPersisted, w: &mut Writer) {
     w.write_string(path);
     w.write_buffer_opt(data);
     w.write_i64(acl);
@@ -329,10 +300,7 @@ mod tests {
         let h = encode_file_header(TXNLOG_MAGIC, LOG_DBID);
         assert_eq!(&h[..4], b"ZKLG");
         assert_eq!(decode_file_header(&h, TXNLOG_MAGIC), Ok(0));
-        assert!(decode_file_header(&h, SNAP_MAGIC)
-            .unwrap_err()
-            .0
-            .contains("bad magic"));
+        assert!(decode_file_header(&h, SNAP_MAGIC).unwrap_err().0.contains("bad magic"));
         assert!(decode_file_header(&h[..5], TXNLOG_MAGIC).is_err());
     }
 
@@ -340,44 +308,22 @@ mod tests {
     fn entries_decode_and_reject_corruption() {
         let mut b = Vec::new();
         encode_log_entry(b"hello", &mut b);
-        assert_eq!(
-            decode_log_entry(&b, 100),
-            LogEntry::Entry {
-                body: 12..17,
-                len: 18
-            }
-        );
-        assert_eq!(
-            decode_log_entry(&b[..10], 100),
-            LogEntry::Incomplete { needed: 12 }
-        );
-        assert_eq!(
-            decode_log_entry(&b[..17], 100),
-            LogEntry::Incomplete { needed: 18 }
-        );
+        assert_eq!(decode_log_entry(&b, 100), LogEntry::Entry { body: 12..17, len: 18 });
+        assert_eq!(decode_log_entry(&b[..10], 100), LogEntry::Incomplete { needed: 12 });
+        assert_eq!(decode_log_entry(&b[..17], 100), LogEntry::Incomplete { needed: 18 });
         assert_eq!(decode_log_entry(&[0u8; 20], 100), LogEntry::End);
         let mut bad = b.clone();
         bad[13] ^= 1;
-        assert!(
-            matches!(decode_log_entry(&bad, 100), LogEntry::Invalid(s) if s.contains("checksum"))
-        );
+        assert!(matches!(decode_log_entry(&bad, 100), LogEntry::Invalid(s) if s.contains("checksum")));
         let mut bad = b.clone();
         bad[17] = b'X';
-        assert!(
-            matches!(decode_log_entry(&bad, 100), LogEntry::Invalid(s) if s.contains("end-of-record"))
-        );
+        assert!(matches!(decode_log_entry(&bad, 100), LogEntry::Invalid(s) if s.contains("end-of-record")));
         // A huge or negative length is an error, not an allocation.
         let mut huge = b.clone();
         huge[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(matches!(
-            decode_log_entry(&huge, 1 << 20),
-            LogEntry::Invalid(_)
-        ));
+        assert!(matches!(decode_log_entry(&huge, 1 << 20), LogEntry::Invalid(_)));
         huge[8..12].copy_from_slice(&(-7i32).to_be_bytes());
-        assert!(matches!(
-            decode_log_entry(&huge, 1 << 20),
-            LogEntry::Invalid(_)
-        ));
+        assert!(matches!(decode_log_entry(&huge, 1 << 20), LogEntry::Invalid(_)));
     }
 
     #[test]
@@ -392,20 +338,11 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(log_file_name(Zxid(0x1a)), "log.1a");
-        assert_eq!(
-            snapshot_file_name(Zxid(0x100000001), ".gz"),
-            "snapshot.100000001.gz"
-        );
-        assert_eq!(
-            zxid_from_name("snapshot.1a.snappy", "snapshot"),
-            Some(Zxid(0x1a))
-        );
+        assert_eq!(snapshot_file_name(Zxid(0x100000001), ".gz"), "snapshot.100000001.gz");
+        assert_eq!(zxid_from_name("snapshot.1a.snappy", "snapshot"), Some(Zxid(0x1a)));
         assert_eq!(zxid_from_name("log.ff", "log"), Some(Zxid(0xff)));
         assert_eq!(zxid_from_name("log.zz", "log"), None);
         assert_eq!(zxid_from_name("snapshot.1a.tmp", "log"), None);
-        assert_eq!(
-            Compression::of_file_name("snapshot.5.gz"),
-            Compression::Gzip
-        );
+        assert_eq!(Compression::of_file_name("snapshot.5.gz"), Compression::Gzip);
     }
 }

@@ -59,9 +59,9 @@ pub mod worker;
 use rzk_proto::Zxid;
 use std::path::{Path, PathBuf};
 
+pub use format::Compression;
 pub use ensemble::{recover_ensemble, EnsembleRecovered};
 pub use epoch::{read_epoch, write_epoch};
-pub use format::Compression;
 pub use recovery::{recover, Recovered, RecoveryOptions};
 pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner};
 
@@ -69,27 +69,16 @@ pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, Snap
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("transaction log {path} is corrupt at offset {offset}: {reason}")]
-    CorruptLog {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    CorruptLog { path: PathBuf, offset: u64, reason: String },
     #[error("snapshot {path} is corrupt: {reason}")]
     CorruptSnapshot { path: PathBuf, reason: String },
     #[error(
         "transactions are missing: expected zxid {expected} next, but {file} continues with {found}; \
          committed data would be lost, refusing to start (restore the missing log files or remove the dataDir deliberately)"
     )]
-    Gap {
-        expected: Zxid,
-        found: Zxid,
-        file: PathBuf,
-    },
+    Gap { expected: Zxid, found: Zxid, file: PathBuf },
     #[error("no valid snapshot in {dir}: {reasons}; refusing to start without the data")]
     NoValidSnapshot { dir: PathBuf, reasons: String },
     #[error("the SNAP stream from the leader is malformed at byte {offset}: {reason}")]
@@ -99,10 +88,7 @@ pub enum StorageError {
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> StorageError {
-    StorageError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    StorageError::Io { path: path.to_path_buf(), source }
 }
 
 /// Files named `<prefix>.<hex zxid>[...]` in `dir`, sorted by zxid (oldest first).

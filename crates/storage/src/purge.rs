@@ -22,38 +22,16 @@ pub struct PurgeReport {
 /// Purges `snap_dir` and `log_dir` (the `version-2` directories), keeping `retain` snapshots.
 pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Result<PurgeReport, StorageError> {
     if retain < MIN_RETAIN {
-        return Err(StorageError::Invalid(format!(
-            "snapRetainCount must be at least {MIN_RETAIN}, got {retain}"
-        )));
+        return Err(StorageError::Invalid(format!("snapRetainCount must be at least {MIN_RETAIN}, got {retain}")));
     }
     let snaps = snapshot::list_snapshots(snap_dir)?;
-    let kept: Vec<_> = snaps
-        .iter()
-        .rev()
-        .filter(|(_, p)| snapshot::looks_valid(p))
-        .take(retain)
-        .cloned()
-        .collect();
-    let mut report = PurgeReport {
-        kept_snapshots: kept.iter().map(|(_, p)| p.clone()).collect(),
-        ..Default::default()
-    };
-    let Some((least, _)) = kept.last().cloned() else {
-        return Ok(report);
-    };
+    let kept: Vec<_> = snaps.iter().rev().filter(|(_, p)| snapshot::looks_valid(p)).take(retain).cloned().collect();
+    let mut report = PurgeReport { kept_snapshots: kept.iter().map(|(_, p)| p.clone()).collect(), ..Default::default() };
+    let Some((least, _)) = kept.last().cloned() else { return Ok(report) };
     let logs = txnlog::list_logs(log_dir)?;
     let needed = txnlog::logs_from(&logs, least);
-    let mut doomed: Vec<PathBuf> = logs
-        .iter()
-        .filter(|(z, p)| *z < least && !needed.iter().any(|(_, n)| n == p))
-        .map(|(_, p)| p.clone())
-        .collect();
-    doomed.extend(
-        snaps
-            .iter()
-            .filter(|(z, _)| *z < least)
-            .map(|(_, p)| p.clone()),
-    );
+    let mut doomed: Vec<PathBuf> = logs.iter().filter(|(z, p)| *z < least && !needed.iter().any(|(_, n)| n == p)).map(|(_, p)| p.clone()).collect();
+    doomed.extend(snaps.iter().filter(|(z, _)| *z < least).map(|(_, p)| p.clone()));
     for p in doomed {
         match std::fs::remove_file(&p) {
             Ok(()) => {
@@ -71,9 +49,7 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Result<PurgeRepo
 /// take space). Only for use before the server starts writing.
 pub fn remove_stale_temps(snap_dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(snap_dir) else {
-        return Ok(out);
-    };
+    let Ok(rd) = std::fs::read_dir(snap_dir) else { return Ok(out) };
     let probe = tmp_name(rzk_proto::Zxid(0), crate::Compression::Checked);
     let prefix = &probe[..probe.find('.').map_or(0, |i| i + 1)];
     for e in rd.flatten() {

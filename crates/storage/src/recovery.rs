@@ -85,25 +85,14 @@ pub(crate) fn newest_valid_snapshot(
         }
     }
     if loaded.is_none() && !snaps.is_empty() {
-        let reasons = skipped
-            .iter()
-            .map(|(p, r)| format!("{}: {r}", p.display()))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(StorageError::NoValidSnapshot {
-            dir: snap_dir.to_path_buf(),
-            reasons,
-        });
+        let reasons = skipped.iter().map(|(p, r)| format!("{}: {r}", p.display())).collect::<Vec<_>>().join("; ");
+        return Err(StorageError::NoValidSnapshot { dir: snap_dir.to_path_buf(), reasons });
     }
     Ok((loaded, skipped))
 }
 
 /// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
-pub fn recover(
-    snap_dir: &Path,
-    log_dir: &Path,
-    opts: &RecoveryOptions,
-) -> Result<Recovered, StorageError> {
+pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Result<Recovered, StorageError> {
     let (loaded, skipped) = newest_valid_snapshot(snap_dir, opts)?;
     let (mut tree, mut sessions, snap_zxid, snap_path, mut pending_digest) = match loaded {
         Some(s) => {
@@ -113,13 +102,7 @@ pub fn recover(
             let digest = s.digest.filter(|(z, _, _)| z.0 > 0 && *z >= s.zxid);
             (s.tree, sessions, s.zxid, Some(s.path), digest)
         }
-        None => (
-            DataTree::with_options(opts.tree),
-            BTreeMap::new(),
-            Zxid(0),
-            None,
-            None,
-        ),
+        None => (DataTree::with_options(opts.tree), BTreeMap::new(), Zxid(0), None, None),
     };
     let mut rec = Recovered {
         tree: DataTree::new(),
@@ -134,10 +117,7 @@ pub fn recover(
         digest_mismatches: Vec::new(),
         dead_sessions: Vec::new(),
     };
-    let check_snapshot_digest = |tree: &DataTree,
-                                 zxid: Zxid,
-                                 pending: &mut Option<(Zxid, i32, i64)>,
-                                 rec: &mut Recovered| {
+    let check_snapshot_digest = |tree: &DataTree, zxid: Zxid, pending: &mut Option<(Zxid, i32, i64)>, rec: &mut Recovered| {
         if let Some((dz, version, d)) = *pending {
             if zxid == dz {
                 if version == tree.digest_version() && opts.tree.digest_enabled {
@@ -163,11 +143,7 @@ pub fn recover(
                 return Ok(()); // in the snapshot already
             }
             if !follows(last, zxid) {
-                return Err(StorageError::Gap {
-                    expected: last.next(),
-                    found: zxid,
-                    file: path.clone(),
-                });
+                return Err(StorageError::Gap { expected: last.next(), found: zxid, file: path.clone() });
             }
             match &r.txn {
                 Txn::CreateSession { timeout_ms } => {
@@ -210,19 +186,8 @@ pub fn recover(
     for s in tree.sessions_with_ephemerals() {
         if !sessions.contains_key(&s.0) {
             let paths = tree.get_ephemerals(s);
-            let hdr = TxnHeader {
-                client_id: s,
-                cxid: 0,
-                zxid: last,
-                time: 0,
-                op: OpCode::CloseSession.code(),
-            };
-            tree.apply(
-                &hdr,
-                &Txn::CloseSession {
-                    paths_to_delete: paths,
-                },
-            );
+            let hdr = TxnHeader { client_id: s, cxid: 0, zxid: last, time: 0, op: OpCode::CloseSession.code() };
+            tree.apply(&hdr, &Txn::CloseSession { paths_to_delete: paths });
             rec.dead_sessions.push(s);
         }
     }

@@ -30,9 +30,7 @@
 //! snapshot is abandoned and retried (the retry's table has the id); after repeated
 //! failures the shell takes the snapshot in one step.
 
-use crate::format::{
-    self, Compression, FormatError, SnapshotChecksum, DIGEST_VERSION, SNAP_DBID, SNAP_MAGIC,
-};
+use crate::format::{self, Compression, FormatError, SnapshotChecksum, DIGEST_VERSION, SNAP_DBID, SNAP_MAGIC};
 use crate::snapstream::{self, CheckedReader, Compressor};
 use crate::txnlog::sync_dir;
 use crate::{io_err, StorageError};
@@ -114,13 +112,7 @@ impl SnapshotWalk {
         self.done
     }
 
-    fn visit(
-        &mut self,
-        tree: &DataTree,
-        path: String,
-        hint: Option<NodeHint>,
-        w: &mut Writer,
-    ) -> Result<(), UnknownAcl> {
+    fn visit(&mut self, tree: &DataTree, path: String, hint: Option<NodeHint>, w: &mut Writer) -> Result<(), UnknownAcl> {
         let mut names = String::new();
         let mut hints = Vec::new();
         let Some((data, acl, stat)) = tree.snapshot_node_hinted(&path, hint, |n, h| {
@@ -138,13 +130,7 @@ impl SnapshotWalk {
         format::encode_node(&path, data, acl, stat, w);
         self.nodes += 1;
         if !names.is_empty() {
-            self.stack.push(Frame {
-                prefix: path,
-                names,
-                pos: 0,
-                hints,
-                next: 0,
-            });
+            self.stack.push(Frame { prefix: path, names, pos: 0, hints, next: 0 });
         }
         Ok(())
     }
@@ -191,9 +177,7 @@ impl SnapshotWalk {
 /// Serializes a whole tree in one go (for small trees, tests and the initial snapshot).
 pub fn encode_whole(tree: &DataTree, sessions: &[(i64, i32)]) -> (Zxid, Vec<u8>) {
     let (mut walk, mut bytes) = SnapshotWalk::begin(tree, sessions);
-    let body = walk
-        .step(tree, usize::MAX)
-        .expect("no writes can interleave");
+    let body = walk.step(tree, usize::MAX).expect("no writes can interleave");
     bytes.extend_from_slice(&body);
     (walk.zxid(), bytes)
 }
@@ -220,14 +204,7 @@ impl SnapshotFile {
         let dest = dir.join(format::snapshot_file_name(zxid, c.suffix()));
         let f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let out = Compressor::new(f, c).map_err(|e| io_err(&tmp, e))?;
-        Ok(SnapshotFile {
-            tmp,
-            dest,
-            dir: dir.to_path_buf(),
-            out,
-            sum: SnapshotChecksum::default(),
-            bytes: 0,
-        })
+        Ok(SnapshotFile { tmp, dest, dir: dir.to_path_buf(), out, sum: SnapshotChecksum::default(), bytes: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -254,14 +231,9 @@ impl SnapshotFile {
     /// Seals, writes the zxid digest and fsyncs the temp file, without giving it its name
     /// yet: the caller may do something first that must precede the snapshot's appearance
     /// (installing a leader's snapshot deletes the log in between).
-    pub fn finish_unpublished(
-        mut self,
-        digest: Option<(Zxid, i64)>,
-    ) -> Result<UnpublishedSnapshot, StorageError> {
+    pub fn finish_unpublished(mut self, digest: Option<(Zxid, i64)>) -> Result<UnpublishedSnapshot, StorageError> {
         let seal = self.sum.seal();
-        self.out
-            .write_all(&seal)
-            .map_err(|e| io_err(&self.tmp, e))?;
+        self.out.write_all(&seal).map_err(|e| io_err(&self.tmp, e))?;
         if let Some((zxid, d)) = digest {
             let mut w = Writer::new();
             format::encode_zxid_digest(zxid, DIGEST_VERSION, d, &mut w);
@@ -269,18 +241,12 @@ impl SnapshotFile {
             self.sum.update(&b);
             self.out.write_all(&b).map_err(|e| io_err(&self.tmp, e))?;
             let seal = self.sum.seal();
-            self.out
-                .write_all(&seal)
-                .map_err(|e| io_err(&self.tmp, e))?;
+            self.out.write_all(&seal).map_err(|e| io_err(&self.tmp, e))?;
         }
         let f = self.out.finish().map_err(|e| io_err(&self.tmp, e))?;
         f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
         drop(f);
-        Ok(UnpublishedSnapshot {
-            tmp: self.tmp,
-            dest: self.dest,
-            dir: self.dir,
-        })
+        Ok(UnpublishedSnapshot { tmp: self.tmp, dest: self.dest, dir: self.dir })
     }
 
     /// Gives up: the temp file is removed.
@@ -320,12 +286,7 @@ impl UnpublishedSnapshot {
 }
 
 /// Writes a whole snapshot of `tree` now (blocking).
-pub fn write_snapshot(
-    dir: &Path,
-    tree: &DataTree,
-    sessions: &[(i64, i32)],
-    c: Compression,
-) -> Result<PathBuf, StorageError> {
+pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(i64, i32)], c: Compression) -> Result<PathBuf, StorageError> {
     let (zxid, bytes) = encode_whole(tree, sessions);
     let mut f = SnapshotFile::create(dir, zxid, c)?;
     if let Err(e) = f.write(&bytes) {
@@ -356,10 +317,7 @@ pub struct SnapshotTail {
 }
 
 fn corrupt(path: &Path, e: FormatError) -> StorageError {
-    StorageError::CorruptSnapshot {
-        path: path.to_path_buf(),
-        reason: e.0,
-    }
+    StorageError::CorruptSnapshot { path: path.to_path_buf(), reason: e.0 }
 }
 
 /// Decodes a snapshot stream (uncompressed bytes from `r`), calling `nodes` with an iterator
@@ -417,16 +375,8 @@ pub(crate) fn decode_body<R: std::io::Read, T>(
         let id = cr.read_i64()?;
         acls.push((id, cr.read_acl_list()?));
     }
-    let head = SnapshotHead {
-        dbid,
-        sessions,
-        acls,
-    };
-    let mut it = NodeIter {
-        r: cr,
-        err: None,
-        done: false,
-    };
+    let head = SnapshotHead { dbid, sessions, acls };
+    let mut it = NodeIter { r: cr, err: None, done: false };
     let out = nodes(&head, &mut it);
     // Drain what the consumer left (it may stop at an error of its own).
     while it.next().is_some() {}
@@ -488,41 +438,23 @@ pub struct LoadedSnapshot {
 
 /// Opens a snapshot file's uncompressed stream.
 pub fn open_stream(path: &Path) -> Result<Box<dyn std::io::Read>, StorageError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let c = Compression::of_file_name(name);
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     snapstream::decompressor(f, c).map_err(|e| corrupt(path, FormatError(e.to_string())))
 }
 
 /// Loads a snapshot file into a tree, verifying its checksums.
-pub fn load_snapshot(
-    path: &Path,
-    opts: TreeOptions,
-    max_bytes: usize,
-) -> Result<LoadedSnapshot, StorageError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+pub fn load_snapshot(path: &Path, opts: TreeOptions, max_bytes: usize) -> Result<LoadedSnapshot, StorageError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let zxid = format::zxid_from_name(name, "snapshot")
         .ok_or_else(|| corrupt(path, FormatError("file name has no zxid".into())))?;
     let stream = open_stream(path)?;
-    let (head, tree, tail) = decode_snapshot(stream, max_bytes, |head, nodes| {
-        DataTree::from_snapshot(opts, head.acls.clone(), nodes)
-    })
-    .map_err(|e| corrupt(path, e))?;
+    let (head, tree, tail) = decode_snapshot(stream, max_bytes, |head, nodes| DataTree::from_snapshot(opts, head.acls.clone(), nodes))
+        .map_err(|e| corrupt(path, e))?;
     let mut tree = tree.map_err(|e: SnapshotError| corrupt(path, FormatError(e.to_string())))?;
     tree.set_last_processed_zxid(zxid);
-    Ok(LoadedSnapshot {
-        path: path.to_path_buf(),
-        zxid,
-        tree,
-        sessions: head.sessions,
-        digest: tail.digest,
-    })
+    Ok(LoadedSnapshot { path: path.to_path_buf(), zxid, tree, sessions: head.sessions, digest: tail.digest })
 }
 
 /// `SnapStream.isValidSnapshot`: the cheap check ZooKeeper uses to pick and retain
@@ -530,21 +462,14 @@ pub fn load_snapshot(
 /// format's magic).
 pub fn looks_valid(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if format::zxid_from_name(name, "snapshot").is_none() {
         return false;
     }
-    let Ok(mut f) = File::open(path) else {
-        return false;
-    };
+    let Ok(mut f) = File::open(path) else { return false };
     match Compression::of_file_name(name) {
         Compression::Checked => {
-            let Ok(len) = f.metadata().map(|m| m.len()) else {
-                return false;
-            };
+            let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
             if len < 10 || f.seek(SeekFrom::Start(len - 5)).is_err() {
                 return false;
             }

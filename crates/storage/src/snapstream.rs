@@ -29,10 +29,7 @@ impl<W: Write> Compressor<W> {
         let buffered = io::BufWriter::with_capacity(256 * 1024, inner);
         Ok(match c {
             Compression::Checked => Compressor::Checked(buffered),
-            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
-                buffered,
-                flate2::Compression::default(),
-            )),
+            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(buffered, flate2::Compression::default())),
             Compression::Snappy => Compressor::Snappy(SnappyWriter::new(buffered)?),
         })
     }
@@ -77,21 +74,14 @@ impl<W: Write> SnappyWriter<W> {
         inner.write_all(&SNAPPY_MAGIC)?;
         inner.write_all(&1i32.to_be_bytes())?;
         inner.write_all(&1i32.to_be_bytes())?;
-        Ok(SnappyWriter {
-            inner,
-            block: Vec::with_capacity(SNAPPY_BLOCK_BYTES),
-            enc: snap::raw::Encoder::new(),
-        })
+        Ok(SnappyWriter { inner, block: Vec::with_capacity(SNAPPY_BLOCK_BYTES), enc: snap::raw::Encoder::new() })
     }
 
     fn flush_block(&mut self) -> io::Result<()> {
         if self.block.is_empty() {
             return Ok(());
         }
-        let c = self
-            .enc
-            .compress_vec(&self.block)
-            .map_err(io::Error::other)?;
+        let c = self.enc.compress_vec(&self.block).map_err(io::Error::other)?;
         self.inner.write_all(&(c.len() as i32).to_be_bytes())?;
         self.inner.write_all(&c)?;
         self.block.clear();
@@ -133,17 +123,9 @@ impl<R: Read> SnappyReader<R> {
         let mut h = [0u8; 16];
         inner.read_exact(&mut h)?;
         if h[..8] != SNAPPY_MAGIC {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not a snappy-java stream (bad magic header)",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a snappy-java stream (bad magic header)"));
         }
-        Ok(SnappyReader {
-            inner,
-            block: Vec::new(),
-            pos: 0,
-            dec: snap::raw::Decoder::new(),
-        })
+        Ok(SnappyReader { inner, block: Vec::new(), pos: 0, dec: snap::raw::Decoder::new() })
     }
 
     /// Reads the next block; false at a clean end of stream.
@@ -156,40 +138,24 @@ impl<R: Read> SnappyReader<R> {
                 if got == 0 {
                     return Ok(false);
                 }
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "snappy block length truncated",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snappy block length truncated"));
             }
             got += n;
         }
         let len = i32::from_be_bytes(l);
         if len < 0 || len as usize > SNAPPY_BLOCK_BYTES_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("snappy block length {len} out of range"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("snappy block length {len} out of range")));
         }
         let mut c = Vec::new();
         (&mut self.inner).take(len as u64).read_to_end(&mut c)?;
         if c.len() != len as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "snappy block truncated",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snappy block truncated"));
         }
-        let n = snap::raw::decompress_len(&c)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let n = snap::raw::decompress_len(&c).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if n > SNAPPY_BLOCK_BYTES_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("snappy block of {n} bytes is too large"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("snappy block of {n} bytes is too large")));
         }
-        self.block = self
-            .dec
-            .decompress_vec(&c)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.block = self.dec.decompress_vec(&c).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.pos = 0;
         Ok(true)
     }
@@ -235,12 +201,7 @@ fn fe(offset: u64, what: impl std::fmt::Display) -> FormatError {
 impl<R: Read> CheckedReader<R> {
     /// `max_bytes` bounds any one string or buffer (ZooKeeper: `jute.maxbuffer`).
     pub fn new(inner: R, max_bytes: usize) -> Self {
-        CheckedReader {
-            inner: BufReader::with_capacity(256 * 1024, inner),
-            sum: SnapshotChecksum::default(),
-            offset: 0,
-            max_bytes,
-        }
+        CheckedReader { inner: BufReader::with_capacity(256 * 1024, inner), sum: SnapshotChecksum::default(), offset: 0, max_bytes }
     }
 
     pub fn checksum(&self) -> i64 {
@@ -272,11 +233,7 @@ impl<R: Read> CheckedReader<R> {
     /// True if the stream has no more bytes.
     pub fn at_end(&mut self) -> Result<bool, FormatError> {
         use std::io::BufRead;
-        Ok(self
-            .inner
-            .fill_buf()
-            .map_err(|e| fe(self.offset, e))?
-            .is_empty())
+        Ok(self.inner.fill_buf().map_err(|e| fe(self.offset, e))?.is_empty())
     }
 
     fn read_len(&mut self, what: &str) -> Result<Option<usize>, FormatError> {
@@ -284,13 +241,9 @@ impl<R: Read> CheckedReader<R> {
         match n {
             -1 => Ok(None),
             n if n < 0 => Err(fe(self.offset, format!("negative {what} length {n}"))),
-            n if n as usize > self.max_bytes => Err(fe(
-                self.offset,
-                format!(
-                    "{what} length {n} exceeds the limit of {} bytes",
-                    self.max_bytes
-                ),
-            )),
+            n if n as usize > self.max_bytes => {
+                Err(fe(self.offset, format!("{what} length {n} exceeds the limit of {} bytes", self.max_bytes)))
+            }
             n => Ok(Some(n as usize)),
         }
     }
@@ -330,10 +283,7 @@ impl<R: Read> CheckedReader<R> {
             let perms = self.read_i32()?;
             let scheme = self.read_string()?;
             let id = self.read_string()?;
-            v.push(Acl {
-                perms,
-                id: rzk_proto::Id { scheme, id },
-            });
+            v.push(Acl { perms, id: rzk_proto::Id { scheme, id } });
         }
         Ok(v)
     }
@@ -364,18 +314,13 @@ mod tests {
 
     #[test]
     fn every_compression_round_trips() {
-        let data: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| (i % 251).to_be_bytes())
-            .collect();
+        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
         for c in [Compression::Checked, Compression::Gzip, Compression::Snappy] {
             let mut w = Compressor::new(Vec::new(), c).unwrap();
             w.write_all(&data).unwrap();
             let bytes = w.finish().unwrap();
             let mut back = Vec::new();
-            decompressor(&bytes[..], c)
-                .unwrap()
-                .read_to_end(&mut back)
-                .unwrap();
+            decompressor(&bytes[..], c).unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back, data, "{c:?}");
         }
     }
@@ -386,10 +331,7 @@ mod tests {
         bad.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
         bad.extend_from_slice(&i32::MAX.to_be_bytes());
         let mut out = Vec::new();
-        assert!(decompressor(&bad[..], Compression::Snappy)
-            .unwrap()
-            .read_to_end(&mut out)
-            .is_err());
+        assert!(decompressor(&bad[..], Compression::Snappy).unwrap().read_to_end(&mut out).is_err());
         assert!(decompressor(&b"nope"[..], Compression::Snappy).is_err());
     }
 

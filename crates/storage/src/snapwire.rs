@@ -44,10 +44,7 @@ pub fn encode_snap_stream(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
 }
 
 fn malformed(offset: usize, reason: impl Into<String>) -> StorageError {
-    StorageError::SnapStream {
-        offset,
-        reason: reason.into(),
-    }
+    StorageError::SnapStream { offset, reason: reason.into() }
 }
 
 /// Where the parse is: what comes next at `pos`.
@@ -83,11 +80,7 @@ impl SnapStreamScanner {
     /// `max_record_bytes` bounds any one string or buffer (jute.maxbuffer plus headroom, as
     /// for the log); a longer one is an error before anything is read.
     pub fn new(max_record_bytes: usize) -> SnapStreamScanner {
-        SnapStreamScanner {
-            pos: 0,
-            stage: Stage::SessionCount,
-            max_record_bytes,
-        }
+        SnapStreamScanner { pos: 0, stage: Stage::SessionCount, max_record_bytes }
     }
 
     /// Bytes known to belong to the stream so far.
@@ -97,26 +90,14 @@ impl SnapStreamScanner {
 
     /// The length of a string or buffer field at `p` (`None` = null), checked, if its
     /// 4 bytes are there: `Ok(None)` = need more bytes.
-    fn field_len(
-        &self,
-        buf: &[u8],
-        p: usize,
-        what: &str,
-        nullable: bool,
-    ) -> Result<Option<Option<usize>>, StorageError> {
-        let Some(n) = i32_at(buf, p) else {
-            return Ok(None);
-        };
+    fn field_len(&self, buf: &[u8], p: usize, what: &str, nullable: bool) -> Result<Option<Option<usize>>, StorageError> {
+        let Some(n) = i32_at(buf, p) else { return Ok(None) };
         match n {
             -1 if nullable => Ok(Some(None)),
             n if n < 0 => Err(malformed(p, format!("{what} length {n}"))),
-            n if n as usize > self.max_record_bytes => Err(malformed(
-                p,
-                format!(
-                    "{what} length {n} exceeds the limit of {} bytes",
-                    self.max_record_bytes
-                ),
-            )),
+            n if n as usize > self.max_record_bytes => {
+                Err(malformed(p, format!("{what} length {n} exceeds the limit of {} bytes", self.max_record_bytes)))
+            }
             n => Ok(Some(Some(n as usize))),
         }
     }
@@ -140,9 +121,7 @@ impl SnapStreamScanner {
             match self.stage {
                 Stage::Done => return Ok(Some(p)),
                 Stage::SessionCount => {
-                    let Some(n) = Self::count(buf, p, "session")? else {
-                        return Ok(None);
-                    };
+                    let Some(n) = Self::count(buf, p, "session")? else { return Ok(None) };
                     self.pos += 4;
                     self.stage = Stage::Sessions { left: n };
                 }
@@ -160,9 +139,7 @@ impl SnapStreamScanner {
                     self.stage = Stage::Sessions { left: left - take };
                 }
                 Stage::AclCount => {
-                    let Some(n) = Self::count(buf, p, "ACL list")? else {
-                        return Ok(None);
-                    };
+                    let Some(n) = Self::count(buf, p, "ACL list")? else { return Ok(None) };
                     self.pos += 4;
                     self.stage = Stage::AclList { lists_left: n };
                 }
@@ -172,48 +149,30 @@ impl SnapStreamScanner {
                         continue;
                     }
                     // long id, then the vector's count (-1 = null, as jute reads it).
-                    let Some(n) = i32_at(buf, p + 8) else {
-                        return Ok(None);
-                    };
+                    let Some(n) = i32_at(buf, p + 8) else { return Ok(None) };
                     if n < -1 {
                         return Err(malformed(p + 8, format!("negative ACL count {n}")));
                     }
                     self.pos += 12;
-                    self.stage = Stage::AclEntries {
-                        lists_left: lists_left - 1,
-                        entries_left: n.max(0) as u64,
-                    };
+                    self.stage = Stage::AclEntries { lists_left: lists_left - 1, entries_left: n.max(0) as u64 };
                 }
-                Stage::AclEntries {
-                    lists_left,
-                    entries_left,
-                } => {
+                Stage::AclEntries { lists_left, entries_left } => {
                     if entries_left == 0 {
                         self.stage = Stage::AclList { lists_left };
                         continue;
                     }
                     // int perms, ustring scheme, ustring id.
-                    let Some(Some(scheme)) = self.field_len(buf, p + 4, "ACL scheme", false)?
-                    else {
-                        return Ok(None);
-                    };
+                    let Some(Some(scheme)) = self.field_len(buf, p + 4, "ACL scheme", false)? else { return Ok(None) };
                     let q = p + 8 + scheme;
-                    let Some(Some(id)) = self.field_len(buf, q, "ACL id", false)? else {
-                        return Ok(None);
-                    };
+                    let Some(Some(id)) = self.field_len(buf, q, "ACL id", false)? else { return Ok(None) };
                     if buf.len() < q + 4 + id {
                         return Ok(None);
                     }
                     self.pos = q + 4 + id;
-                    self.stage = Stage::AclEntries {
-                        lists_left,
-                        entries_left: entries_left - 1,
-                    };
+                    self.stage = Stage::AclEntries { lists_left, entries_left: entries_left - 1 };
                 }
                 Stage::Nodes => {
-                    let Some(path) = self.field_len(buf, p, "path", false)? else {
-                        return Ok(None);
-                    };
+                    let Some(path) = self.field_len(buf, p, "path", false)? else { return Ok(None) };
                     let path = path.expect("not nullable");
                     let q = p + 4 + path;
                     if buf.len() < q {
@@ -225,9 +184,7 @@ impl SnapStreamScanner {
                         continue;
                     }
                     // buffer data (null allowed), long acl, StatPersisted.
-                    let Some(data) = self.field_len(buf, q, "node data", true)? else {
-                        return Ok(None);
-                    };
+                    let Some(data) = self.field_len(buf, q, "node data", true)? else { return Ok(None) };
                     let end = q + 4 + data.unwrap_or(0) + 8 + STAT_PERSISTED_BYTES;
                     if buf.len() < end {
                         return Ok(None);
@@ -235,26 +192,13 @@ impl SnapStreamScanner {
                     self.pos = end;
                 }
                 Stage::Signature => {
-                    let Some(Some(n)) = self.field_len(buf, p, "signature", false)? else {
-                        return Ok(None);
-                    };
+                    let Some(Some(n)) = self.field_len(buf, p, "signature", false)? else { return Ok(None) };
                     if n != SIGNATURE.len() {
-                        return Err(malformed(
-                            p,
-                            format!("the signature is {n} bytes long, expected {SIGNATURE:?}"),
-                        ));
+                        return Err(malformed(p, format!("the signature is {n} bytes long, expected {SIGNATURE:?}")));
                     }
-                    let Some(sig) = buf.get(p + 4..p + 4 + n) else {
-                        return Ok(None);
-                    };
+                    let Some(sig) = buf.get(p + 4..p + 4 + n) else { return Ok(None) };
                     if sig != SIGNATURE.as_bytes() {
-                        return Err(malformed(
-                            p,
-                            format!(
-                                "missing signature: got {:?}, expected {SIGNATURE:?}",
-                                String::from_utf8_lossy(sig)
-                            ),
-                        ));
+                        return Err(malformed(p, format!("missing signature: got {:?}, expected {SIGNATURE:?}", String::from_utf8_lossy(sig))));
                     }
                     self.pos = p + 4 + n;
                     self.stage = Stage::Done;
@@ -276,26 +220,17 @@ pub fn snap_stream_len(buf: &[u8], max_record_bytes: usize) -> Result<Option<usi
 /// Decodes a whole SNAP stream (signature included, nothing after it) into the tree and
 /// the session table (id, timeout) it carries. The tree's last processed zxid is set to
 /// `zxid`, the SNAP packet's (as `Learner.syncWithLeader` does).
-pub fn decode_snap_stream(
-    bytes: &[u8],
-    zxid: Zxid,
-    opts: TreeOptions,
-) -> Result<(DataTree, Vec<(i64, i32)>), StorageError> {
+pub fn decode_snap_stream(bytes: &[u8], zxid: Zxid, opts: TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), StorageError> {
     let fe = |e: crate::format::FormatError| malformed(0, e.0);
     // Lengths are bounded by the input itself: nothing larger than it is ever allocated.
     let mut cr = CheckedReader::new(bytes, bytes.len());
-    let (head, tree) = snapshot::decode_body(&mut cr, -1, |head, nodes| {
-        DataTree::from_snapshot(opts, head.acls.clone(), nodes)
-    })
-    .map_err(fe)?;
+    let (head, tree) =
+        snapshot::decode_body(&mut cr, -1, |head, nodes| DataTree::from_snapshot(opts, head.acls.clone(), nodes)).map_err(fe)?;
     let mut tree = tree.map_err(|e| malformed(cr.offset as usize, e.to_string()))?;
     let at = cr.offset as usize;
     let sig = cr.read_string().map_err(fe)?;
     if sig != SIGNATURE {
-        return Err(malformed(
-            at,
-            format!("missing signature: got {sig:?}, expected {SIGNATURE:?}"),
-        ));
+        return Err(malformed(at, format!("missing signature: got {sig:?}, expected {SIGNATURE:?}")));
     }
     if !cr.at_end().map_err(fe)? {
         return Err(malformed(cr.offset as usize, "bytes after the signature"));
@@ -309,10 +244,7 @@ pub fn decode_snap_stream(
 pub fn snap_stream_body(stream: &[u8], max_record_bytes: usize) -> Result<&[u8], StorageError> {
     match snap_stream_len(stream, max_record_bytes)? {
         Some(n) if n == stream.len() => Ok(&stream[..n - SIGNATURE_BYTES]),
-        Some(n) => Err(malformed(
-            n,
-            format!("{} bytes after the end of the snapshot", stream.len() - n),
-        )),
+        Some(n) => Err(malformed(n, format!("{} bytes after the end of the snapshot", stream.len() - n))),
         None => Err(malformed(stream.len(), "the snapshot is cut short")),
     }
 }

@@ -16,18 +16,11 @@ pub(crate) const ZK_LOG: &[u8] = include_bytes!("../../tree/testdata/zk380_workl
 pub(crate) const ZK_SNAP: &[u8] = include_bytes!("../../tree/testdata/zk380_workload.snapshot");
 
 pub(crate) fn opts() -> TreeOptions {
-    TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    }
+    TreeOptions { extended_types_enabled: true, ..Default::default() }
 }
 
 pub(crate) fn ropts() -> RecoveryOptions {
-    RecoveryOptions {
-        tree: opts(),
-        max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-        repair: true,
-    }
+    RecoveryOptions { tree: opts(), max_record_bytes: DEFAULT_MAX_RECORD_BYTES, repair: true }
 }
 
 pub(crate) fn zk_records() -> Vec<TxnRecord> {
@@ -50,11 +43,7 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "rzk-storage-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
+        let p = std::env::temp_dir().join(format!("rzk-storage-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -130,15 +119,9 @@ fn loads_zookeepers_snapshot_and_round_trips_every_compression() {
     assert_eq!(s.tree.digest(), t.digest());
     assert_eq!(s.zxid, Zxid(0xd9));
     for c in [Compression::Checked, Compression::Gzip, Compression::Snappy] {
-        let sessions = [
-            (0x100_0000_0000_0001i64, 30_000),
-            (0x100_0000_0000_0002, 4000),
-        ];
+        let sessions = [(0x100_0000_0000_0001i64, 30_000), (0x100_0000_0000_0002, 4000)];
         let path = snapshot::write_snapshot(dir.path(), &t, &sessions, c).unwrap();
-        assert!(path
-            .to_str()
-            .unwrap()
-            .ends_with(&format!("snapshot.d9{}", c.suffix())));
+        assert!(path.to_str().unwrap().ends_with(&format!("snapshot.d9{}", c.suffix())));
         assert!(snapshot::looks_valid(&path));
         let back = snapshot::load_snapshot(&path, opts(), DEFAULT_MAX_RECORD_BYTES).unwrap();
         assert_eq!(back.tree.digest(), t.digest());
@@ -153,13 +136,7 @@ fn loads_zookeepers_snapshot_and_round_trips_every_compression() {
 // ---- fuzzy snapshots ----
 
 pub(crate) fn hdr(zxid: i64, session: i64, op: OpCode) -> TxnHeader {
-    TxnHeader {
-        client_id: SessionId(session),
-        cxid: 0,
-        zxid: Zxid(zxid),
-        time: 1000 + zxid,
-        op: op.code(),
-    }
+    TxnHeader { client_id: SessionId(session), cxid: 0, zxid: Zxid(zxid), time: 1000 + zxid, op: op.code() }
 }
 
 /// A random but valid txn for `t` (what prep would produce).
@@ -171,46 +148,23 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
         }
     });
     // Ephemerals cannot have children (prep refuses), so they are never parents here.
-    let parents: Vec<&String> = paths
-        .iter()
-        .filter(|p| p.matches('/').count() < 3 && t.get(p).unwrap().stat.ephemeral_owner == 0)
-        .collect();
-    let acl_variants = [
-        Acl::open_unsafe(),
-        Acl::read_unsafe(),
-        vec![Acl::new(31, "digest", &format!("u{}:x", name % 3))],
-    ];
+    let parents: Vec<&String> =
+        paths.iter().filter(|p| p.matches('/').count() < 3 && t.get(p).unwrap().stat.ephemeral_owner == 0).collect();
+    let acl_variants = [Acl::open_unsafe(), Acl::read_unsafe(), vec![Acl::new(31, "digest", &format!("u{}:x", name % 3))]];
     match pick % 6 {
         0 | 1 if !parents.is_empty() || pick % 6 == 0 => {
-            let parent = if parents.is_empty() || name % 4 == 0 {
-                "".to_string()
-            } else {
-                parents[name as usize % parents.len()].clone()
-            };
-            let pcv = t
-                .get(if parent.is_empty() { "/" } else { &parent })
-                .unwrap()
-                .stat
-                .cversion;
+            let parent = if parents.is_empty() || name % 4 == 0 { "".to_string() } else { parents[name as usize % parents.len()].clone() };
+            let pcv = t.get(if parent.is_empty() { "/" } else { &parent }).unwrap().stat.cversion;
             let path = format!("{parent}/n{name}");
             if t.contains(&path) {
                 return (hdr(zxid, 0, OpCode::Error), Txn::Error { err: -110 });
             }
             let ephemeral = name % 5 == 0;
             let txn = Txn::Create {
-                txn: CreateTxn {
-                    path,
-                    data: Some(vec![data; (data % 7) as usize]),
-                    acl: acl_variants[(name % 3) as usize].clone(),
-                    ephemeral,
-                    parent_cversion: pcv + 1,
-                },
+                txn: CreateTxn { path, data: Some(vec![data; (data % 7) as usize]), acl: acl_variants[(name % 3) as usize].clone(), ephemeral, parent_cversion: pcv + 1 },
                 create2: false,
             };
-            (
-                hdr(zxid, if ephemeral { 7 } else { 0 }, OpCode::Create),
-                txn,
-            )
+            (hdr(zxid, if ephemeral { 7 } else { 0 }, OpCode::Create), txn)
         }
         2 if !paths.is_empty() => {
             let p = paths[name as usize % paths.len()].clone();
@@ -222,35 +176,16 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
         3 if !paths.is_empty() => {
             let p = paths[name as usize % paths.len()].clone();
             let v = t.get(&p).unwrap().stat.version + 1;
-            (
-                hdr(zxid, 0, OpCode::SetData),
-                Txn::SetData(SetDataTxn {
-                    path: p,
-                    data: Some(vec![data]),
-                    version: v,
-                }),
-            )
+            (hdr(zxid, 0, OpCode::SetData), Txn::SetData(SetDataTxn { path: p, data: Some(vec![data]), version: v }))
         }
         4 if !paths.is_empty() => {
             let p = paths[name as usize % paths.len()].clone();
             let v = t.get(&p).unwrap().stat.aversion + 1;
-            (
-                hdr(zxid, 0, OpCode::SetAcl),
-                Txn::SetAcl(SetAclTxn {
-                    path: p,
-                    acl: acl_variants[(data % 3) as usize].clone(),
-                    version: v,
-                }),
-            )
+            (hdr(zxid, 0, OpCode::SetAcl), Txn::SetAcl(SetAclTxn { path: p, acl: acl_variants[(data % 3) as usize].clone(), version: v }))
         }
         5 => {
             let paths = t.get_ephemerals(SessionId(7));
-            (
-                hdr(zxid, 7, OpCode::CloseSession),
-                Txn::CloseSession {
-                    paths_to_delete: paths,
-                },
-            )
+            (hdr(zxid, 7, OpCode::CloseSession), Txn::CloseSession { paths_to_delete: paths })
         }
         _ => (hdr(zxid, 0, OpCode::Error), Txn::Error { err: -101 }),
     }
@@ -259,11 +194,7 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
 pub(crate) fn dump(t: &DataTree) -> Vec<String> {
     let mut v = Vec::new();
     t.for_each_node_in_snapshot_order(|p, d, _, s| {
-        let acl = t
-            .get(if p.is_empty() { "/" } else { p })
-            .unwrap()
-            .acl
-            .to_vec();
+        let acl = t.get(if p.is_empty() { "/" } else { p }).unwrap().acl.to_vec();
         v.push(format!("{p} {d:?} {acl:?} {s:?}"));
     });
     v.sort();
@@ -350,37 +281,19 @@ pub(crate) fn dirs() -> Dirs {
     let log = tmp.path().join("log/version-2");
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(&log).unwrap();
-    Dirs {
-        _tmp: tmp,
-        snap,
-        log,
-    }
+    Dirs { _tmp: tmp, snap, log }
 }
 
 pub(crate) fn create(zxid: i64, path: &str, session: i64) -> TxnRecord {
     let txn = Txn::Create {
-        txn: CreateTxn {
-            path: path.into(),
-            data: Some(path.as_bytes().to_vec()),
-            acl: Acl::open_unsafe(),
-            ephemeral: session != 0,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: path.into(), data: Some(path.as_bytes().to_vec()), acl: Acl::open_unsafe(), ephemeral: session != 0, parent_cversion: -1 },
         create2: false,
     };
-    TxnRecord {
-        header: hdr(zxid, session, OpCode::Create),
-        txn,
-        digest: None,
-    }
+    TxnRecord { header: hdr(zxid, session, OpCode::Create), txn, digest: None }
 }
 
 pub(crate) fn session(zxid: i64, id: i64) -> TxnRecord {
-    TxnRecord {
-        header: hdr(zxid, id, OpCode::CreateSession),
-        txn: Txn::CreateSession { timeout_ms: 5000 },
-        digest: None,
-    }
+    TxnRecord { header: hdr(zxid, id, OpCode::CreateSession), txn: Txn::CreateSession { timeout_ms: 5000 }, digest: None }
 }
 
 /// Writes records to `log.<first zxid>`, one write per record.
@@ -410,32 +323,14 @@ fn recovers_sessions_and_ephemerals_from_snapshot_and_log() {
     let d = dirs();
     let t = DataTree::with_options(opts());
     snapshot::write_snapshot(&d.snap, &t, &[], Compression::Checked).unwrap();
-    let mut recs = vec![
-        session(1, 0x55),
-        create(2, "/a", 0),
-        create(3, "/a/e", 0x55),
-        session(4, 0x66),
-        create(5, "/b", 0),
-    ];
-    recs.push(TxnRecord {
-        header: hdr(6, 0x66, OpCode::CloseSession),
-        txn: Txn::CloseSession {
-            paths_to_delete: vec![],
-        },
-        digest: None,
-    });
+    let mut recs = vec![session(1, 0x55), create(2, "/a", 0), create(3, "/a/e", 0x55), session(4, 0x66), create(5, "/b", 0)];
+    recs.push(TxnRecord { header: hdr(6, 0x66, OpCode::CloseSession), txn: Txn::CloseSession { paths_to_delete: vec![] }, digest: None });
     write_log(&d.log, &recs);
     let r = recover(&d.snap, &d.log, &ropts()).unwrap();
     assert_eq!(r.last_zxid, Zxid(6));
     assert_eq!(r.replayed, 6);
-    assert_eq!(
-        r.sessions.into_iter().collect::<Vec<_>>(),
-        vec![(0x55, 5000)]
-    );
-    assert_eq!(
-        r.tree.get_ephemerals(SessionId(0x55)),
-        vec!["/a/e".to_string()]
-    );
+    assert_eq!(r.sessions.into_iter().collect::<Vec<_>>(), vec![(0x55, 5000)]);
+    assert_eq!(r.tree.get_ephemerals(SessionId(0x55)), vec!["/a/e".to_string()]);
     assert_eq!(r.tree.last_processed_zxid(), Zxid(6));
 }
 
@@ -455,11 +350,7 @@ fn torn_tail_is_cut_off() {
     let r = recover(&d.snap, &d.log, &ropts()).unwrap();
     assert_eq!(r.last_zxid, Zxid(4));
     assert_eq!(r.torn.len(), 1);
-    assert_eq!(
-        std::fs::metadata(&p).unwrap().len(),
-        offs[4],
-        "cut at the torn entry"
-    );
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), offs[4], "cut at the torn entry");
     // A second recovery sees a clean log.
     let r = recover(&d.snap, &d.log, &ropts()).unwrap();
     assert_eq!((r.last_zxid, r.torn.len()), (Zxid(4), 0));
@@ -483,54 +374,25 @@ fn corrupt_entry_in_the_middle_refuses() {
     match recover(&d.snap, &d.log, &ropts()) {
         Err(StorageError::CorruptLog { offset, reason, .. }) => {
             assert_eq!(offset, offs[2]);
-            assert!(
-                reason.contains("checksum") && reason.contains("valid entry follows"),
-                "{reason}"
-            );
+            assert!(reason.contains("checksum") && reason.contains("valid entry follows"), "{reason}");
         }
-        other => panic!(
-            "expected a corrupt-log error, got {:?}",
-            other.map(|r| r.last_zxid)
-        ),
+        other => panic!("expected a corrupt-log error, got {:?}", other.map(|r| r.last_zxid)),
     }
     // A huge length in the middle: an error, not an allocation.
     let mut b = std::fs::read(&p).unwrap();
     b[offs[2] as usize + 20] ^= 0x40;
     b[offs[1] as usize + 8..offs[1] as usize + 12].copy_from_slice(&0x7fff_fff0i32.to_be_bytes());
     std::fs::write(&p, &b).unwrap();
-    assert!(matches!(
-        recover(&d.snap, &d.log, &ropts()),
-        Err(StorageError::CorruptLog { .. })
-    ));
+    assert!(matches!(recover(&d.snap, &d.log, &ropts()), Err(StorageError::CorruptLog { .. })));
 }
 
 #[test]
 fn gap_between_logs_refuses() {
     let d = dirs();
-    write_log(
-        &d.log,
-        &(1..=3)
-            .map(|z| create(z, &format!("/n{z}"), 0))
-            .collect::<Vec<_>>(),
-    );
-    write_log(
-        &d.log,
-        &(5..=6)
-            .map(|z| create(z, &format!("/n{z}"), 0))
-            .collect::<Vec<_>>(),
-    );
+    write_log(&d.log, &(1..=3).map(|z| create(z, &format!("/n{z}"), 0)).collect::<Vec<_>>());
+    write_log(&d.log, &(5..=6).map(|z| create(z, &format!("/n{z}"), 0)).collect::<Vec<_>>());
     let e = recover(&d.snap, &d.log, &ropts()).err().expect("a gap");
-    assert!(
-        matches!(
-            e,
-            StorageError::Gap {
-                expected: Zxid(4),
-                found: Zxid(5),
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, StorageError::Gap { expected: Zxid(4), found: Zxid(5), .. }), "{e}");
     assert!(e.to_string().contains("refusing to start"));
 }
 
@@ -554,20 +416,12 @@ fn corrupt_snapshot_falls_back_to_an_older_one() {
     let r = recover(&d.snap, &d.log, &ropts()).unwrap();
     assert_eq!(r.snapshot.as_ref().unwrap().0, Zxid(0));
     assert_eq!(r.skipped_snapshots.len(), 1);
-    assert!(
-        r.skipped_snapshots[0].1.contains("checksum")
-            || r.skipped_snapshots[0].1.contains("corrupt"),
-        "{:?}",
-        r.skipped_snapshots
-    );
+    assert!(r.skipped_snapshots[0].1.contains("checksum") || r.skipped_snapshots[0].1.contains("corrupt"), "{:?}", r.skipped_snapshots);
     assert_eq!(r.last_zxid, Zxid(6));
     assert_eq!(r.tree.node_count(), 5 + 6);
     // With the only snapshot broken and no older one, recovery refuses.
     std::fs::remove_file(d.snap.join("snapshot.0")).unwrap();
-    assert!(matches!(
-        recover(&d.snap, &d.log, &ropts()),
-        Err(StorageError::NoValidSnapshot { .. })
-    ));
+    assert!(matches!(recover(&d.snap, &d.log, &ropts()), Err(StorageError::NoValidSnapshot { .. })));
 }
 
 #[test]
@@ -577,9 +431,7 @@ fn a_truncated_snapshot_is_not_taken_for_one() {
     let p = snapshot::write_snapshot(&d.snap, &t, &[], Compression::Gzip).unwrap();
     let b = std::fs::read(&p).unwrap();
     std::fs::write(&p, &b[..b.len() / 2]).unwrap();
-    let e = snapshot::load_snapshot(&p, opts(), DEFAULT_MAX_RECORD_BYTES)
-        .err()
-        .unwrap();
+    let e = snapshot::load_snapshot(&p, opts(), DEFAULT_MAX_RECORD_BYTES).err().unwrap();
     assert!(matches!(e, StorageError::CorruptSnapshot { .. }), "{e}");
 }
 
@@ -602,9 +454,7 @@ fn purge_keeps_the_logs_the_retained_snapshots_need() {
     snapshot::write_snapshot(&d.snap, &t, &[], Compression::Checked).unwrap();
     let mut z = 0;
     for _round in 0..5 {
-        let recs: Vec<_> = (z + 1..=z + 3)
-            .map(|z| create(z, &format!("/n{z}"), 0))
-            .collect();
+        let recs: Vec<_> = (z + 1..=z + 3).map(|z| create(z, &format!("/n{z}"), 0)).collect();
         write_log(&d.log, &recs);
         // A snapshot in the middle of that log's range.
         for r in &recs[..2] {
@@ -614,24 +464,15 @@ fn purge_keeps_the_logs_the_retained_snapshots_need() {
         t.apply(&recs[2].header, &recs[2].txn);
         z += 3;
     }
-    assert!(
-        purge::purge(&d.snap, &d.log, 2).is_err(),
-        "fewer than 3 is refused"
-    );
+    assert!(purge::purge(&d.snap, &d.log, 2).is_err(), "fewer than 3 is refused");
     let rep = purge::purge(&d.snap, &d.log, 3).unwrap();
     let names = |dir: &Path| {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         v.sort();
         v
     };
     // Snapshots at 0, 2, 5, 8, 11, 14: keep 8, 11, 14; log.7 holds 8's next txns.
-    assert_eq!(
-        names(&d.snap),
-        vec!["snapshot.8", "snapshot.b", "snapshot.e"]
-    );
+    assert_eq!(names(&d.snap), vec!["snapshot.8", "snapshot.b", "snapshot.e"]);
     assert_eq!(names(&d.log), vec!["log.7", "log.a", "log.d"]);
     assert_eq!(rep.removed.len(), 3 + 2);
     let r = recover(&d.snap, &d.log, &ropts()).unwrap();

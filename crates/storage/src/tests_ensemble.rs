@@ -3,17 +3,11 @@
 //! installation (directly and through the ordered log worker), with restarts in between.
 
 use crate::ensemble::{install_snapshot, recover_ensemble, truncate_after};
-use crate::epoch::{
-    self, load_epochs, parse_epoch, read_epoch, write_epoch, Epochs, ACCEPTED_EPOCH, CURRENT_EPOCH,
-};
+use crate::epoch::{self, load_epochs, parse_epoch, read_epoch, write_epoch, Epochs, ACCEPTED_EPOCH, CURRENT_EPOCH};
 use crate::format::{self, Compression};
 use crate::snapshot;
-use crate::snapwire::{
-    self, decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SIGNATURE,
-};
-use crate::tests::{
-    create, dirs, dump, entry_offsets, opts, replayed, ropts, session, write_log, TempDir, ZK_SNAP,
-};
+use crate::snapwire::{self, decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SIGNATURE};
+use crate::tests::{create, dirs, dump, entry_offsets, opts, replayed, ropts, session, write_log, TempDir, ZK_SNAP};
 use crate::txnlog;
 use crate::worker::{spawn_log_worker, LogAppend, LogCommand, StorageEvent};
 use crate::{StorageConfig, StorageError, DEFAULT_MAX_RECORD_BYTES};
@@ -37,16 +31,10 @@ fn epoch_files_are_what_zookeeper_writes() {
     assert_eq!(std::fs::read(d.path().join("acceptedEpoch")).unwrap(), b"1");
     assert_eq!(std::fs::read(d.path().join("currentEpoch")).unwrap(), b"1");
     write_epoch(d.path(), CURRENT_EPOCH, u32::MAX).unwrap();
-    assert_eq!(
-        std::fs::read(d.path().join("currentEpoch")).unwrap(),
-        b"4294967295"
-    );
+    assert_eq!(std::fs::read(d.path().join("currentEpoch")).unwrap(), b"4294967295");
     assert_eq!(read_epoch(d.path(), CURRENT_EPOCH).unwrap(), Some(u32::MAX));
     // Nothing left behind.
-    let mut names: Vec<String> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["acceptedEpoch", "currentEpoch"]);
     assert!(read_epoch(d.path(), "myid").is_err());
@@ -58,17 +46,7 @@ fn epoch_parsing_is_readlongfromfiles() {
     assert_eq!(parse_epoch(b"7\n"), Ok(7));
     assert_eq!(parse_epoch(b"7\r\nrest"), Ok(7));
     assert_eq!(parse_epoch(b"+7"), Ok(7)); // Long.parseLong accepts a plus sign
-    for bad in [
-        &b""[..],
-        b"\n",
-        b" 7",
-        b"7 ",
-        b"x",
-        b"-1",
-        b"4294967296",
-        b"99999999999999999999",
-        b"\xff",
-    ] {
+    for bad in [&b""[..], b"\n", b" 7", b"7 ", b"x", b"-1", b"4294967296", b"99999999999999999999", b"\xff"] {
         assert!(parse_epoch(bad).is_err(), "{bad:?}");
     }
     let d = TempDir::new("epochbad");
@@ -81,39 +59,21 @@ fn epoch_parsing_is_readlongfromfiles() {
 fn load_epochs_follows_quorumpeer() {
     let d = TempDir::new("loadepochs");
     // Missing files: created from the last zxid's epoch.
-    assert_eq!(
-        load_epochs(d.path(), Zxid::new(3, 9)).unwrap(),
-        Epochs {
-            accepted: 3,
-            current: 3
-        }
-    );
+    assert_eq!(load_epochs(d.path(), Zxid::new(3, 9)).unwrap(), Epochs { accepted: 3, current: 3 });
     assert_eq!(read_epoch(d.path(), CURRENT_EPOCH).unwrap(), Some(3));
     assert_eq!(read_epoch(d.path(), ACCEPTED_EPOCH).unwrap(), Some(3));
     // The log ahead of currentEpoch: a crash before the rename left currentEpoch.tmp.
     std::fs::write(d.path().join("currentEpoch.tmp"), b"5").unwrap();
     write_epoch(d.path(), ACCEPTED_EPOCH, 5).unwrap();
-    assert_eq!(
-        load_epochs(d.path(), Zxid::new(5, 1)).unwrap(),
-        Epochs {
-            accepted: 5,
-            current: 5
-        }
-    );
+    assert_eq!(load_epochs(d.path(), Zxid::new(5, 1)).unwrap(), Epochs { accepted: 5, current: 5 });
     assert_eq!(read_epoch(d.path(), CURRENT_EPOCH).unwrap(), Some(5));
     // (Writing currentEpoch consumed the temp file, as ZooKeeper's setCurrentEpoch does.)
     assert!(!d.path().join("currentEpoch.tmp").exists());
     // Without it, an inconsistent directory.
-    assert!(load_epochs(d.path(), Zxid::new(6, 1))
-        .unwrap_err()
-        .to_string()
-        .contains("older than the last zxid"));
+    assert!(load_epochs(d.path(), Zxid::new(6, 1)).unwrap_err().to_string().contains("older than the last zxid"));
     // acceptedEpoch below currentEpoch.
     write_epoch(d.path(), ACCEPTED_EPOCH, 4).unwrap();
-    assert!(load_epochs(d.path(), Zxid::new(5, 1))
-        .unwrap_err()
-        .to_string()
-        .contains("less than the current epoch"));
+    assert!(load_epochs(d.path(), Zxid::new(5, 1)).unwrap_err().to_string().contains("less than the current epoch"));
     assert_eq!(epoch::TMP_EXTENSION, ".tmp");
 }
 
@@ -141,10 +101,7 @@ fn snap_stream_equals_zookeepers_serialized_database() {
     assert!(zk_snap_body().ends_with(&[0, 0, 0, 1, b'/']));
     let t = replayed();
     assert_eq!(encode_snap_stream(&t, &[]), zk);
-    assert_eq!(
-        snap_stream_len(&zk, DEFAULT_MAX_RECORD_BYTES).unwrap(),
-        Some(zk.len())
-    );
+    assert_eq!(snap_stream_len(&zk, DEFAULT_MAX_RECORD_BYTES).unwrap(), Some(zk.len()));
     let (back, sessions) = decode_snap_stream(&zk, Zxid(0xd9), opts()).unwrap();
     assert!(sessions.is_empty());
     assert_eq!(back.last_processed_zxid(), Zxid(0xd9));
@@ -160,21 +117,12 @@ const ZK_WIRE: &[u8] = include_bytes!("../testdata/zk380_snap_stream.bin");
 
 #[test]
 fn snap_stream_as_a_zookeeper_leader_sent_it() {
-    let n = snap_stream_len(ZK_WIRE, DEFAULT_MAX_RECORD_BYTES)
-        .unwrap()
-        .expect("whole stream captured");
+    let n = snap_stream_len(ZK_WIRE, DEFAULT_MAX_RECORD_BYTES).unwrap().expect("whole stream captured");
     assert!(n < ZK_WIRE.len());
     // What follows is the next QuorumPacket: NEWLEADER (10) with the new epoch's zxid.
     let next = &ZK_WIRE[n..];
-    assert_eq!(
-        i32::from_be_bytes(next[..4].try_into().unwrap()),
-        10,
-        "NEWLEADER follows"
-    );
-    assert_eq!(
-        i64::from_be_bytes(next[4..12].try_into().unwrap()),
-        Zxid::new(1, 0).0
-    );
+    assert_eq!(i32::from_be_bytes(next[..4].try_into().unwrap()), 10, "NEWLEADER follows");
+    assert_eq!(i64::from_be_bytes(next[4..12].try_into().unwrap()), Zxid::new(1, 0).0);
     // The same end, fed in 100-byte reads.
     let mut sc = SnapStreamScanner::new(DEFAULT_MAX_RECORD_BYTES);
     let mut end = None;
@@ -191,15 +139,9 @@ fn snap_stream_as_a_zookeeper_leader_sent_it() {
     assert_eq!(tree.node_count(), 42);
     let mut ids: Vec<i64> = sessions.iter().map(|s| s.0).collect();
     ids.sort();
-    assert_eq!(
-        ids,
-        (0..4).map(|k| 0x1000087d3350000 + k).collect::<Vec<i64>>()
-    );
+    assert_eq!(ids, (0..4).map(|k| 0x1000087d3350000 + k).collect::<Vec<i64>>());
     for (k, path) in ["/eph0", "/eph1", "/eph2"].iter().enumerate() {
-        assert_eq!(
-            tree.get_ephemerals(rzk_proto::SessionId(0x1000087d3350001 + k as i64)),
-            vec![path.to_string()]
-        );
+        assert_eq!(tree.get_ephemerals(rzk_proto::SessionId(0x1000087d3350001 + k as i64)), vec![path.to_string()]);
     }
     assert_eq!(tree.get("/app/n3").unwrap().data, &b"changed"[..]);
     assert!(tree.get("/app/n4").is_none());
@@ -211,11 +153,7 @@ fn snap_stream_as_a_zookeeper_leader_sent_it() {
 fn snap_stream_round_trips_sessions_and_finds_its_end_in_any_split() {
     let mut t = replayed();
     t.set_last_processed_zxid(Zxid(0xd9));
-    let sessions = [
-        (0x100_0000_0000_0001i64, 30_000),
-        (0x100_0000_0000_0002, 4000),
-        (0x7fff_0000_0000_0003, 12_000),
-    ];
+    let sessions = [(0x100_0000_0000_0001i64, 30_000), (0x100_0000_0000_0002, 4000), (0x7fff_0000_0000_0003, 12_000)];
     let s = encode_snap_stream(&t, &sessions);
     let (back, mut got) = decode_snap_stream(&s, Zxid(0xd9), opts()).unwrap();
     got.sort();
@@ -231,20 +169,14 @@ fn snap_stream_round_trips_sessions_and_finds_its_end_in_any_split() {
     }
     assert_eq!(sc.scan(&wire[..s.len()]).unwrap(), Some(s.len()));
     assert_eq!(sc.scan(&wire).unwrap(), Some(s.len()));
-    assert_eq!(
-        snap_stream_len(&wire, DEFAULT_MAX_RECORD_BYTES).unwrap(),
-        Some(s.len())
-    );
+    assert_eq!(snap_stream_len(&wire, DEFAULT_MAX_RECORD_BYTES).unwrap(), Some(s.len()));
     // Bytes after the signature are not part of a stream to decode.
     assert!(decode_snap_stream(&wire, Zxid(1), opts()).is_err());
     // An empty tree (root, /zookeeper, /zookeeper/quota, /zookeeper/config) too.
     let e = DataTree::with_options(opts());
     let s = encode_snap_stream(&e, &[]);
     assert_eq!(snap_stream_len(&s, 1024).unwrap(), Some(s.len()));
-    assert_eq!(
-        decode_snap_stream(&s, Zxid(0), opts()).unwrap().0.digest(),
-        e.digest()
-    );
+    assert_eq!(decode_snap_stream(&s, Zxid(0), opts()).unwrap().0.digest(), e.digest());
 }
 
 #[test]
@@ -254,31 +186,19 @@ fn malformed_snap_streams_are_errors() {
     // Negative session count.
     let mut b = good.clone();
     b[..4].copy_from_slice(&(-2i32).to_be_bytes());
-    assert!(matches!(
-        snap_stream_len(&b, max),
-        Err(StorageError::SnapStream { offset: 0, .. })
-    ));
+    assert!(matches!(snap_stream_len(&b, max), Err(StorageError::SnapStream { offset: 0, .. })));
     // A huge path length is refused before anything is read.
     let mut huge = Vec::new();
     huge.extend_from_slice(&0i32.to_be_bytes()); // sessions
     huge.extend_from_slice(&0i32.to_be_bytes()); // ACL lists
     huge.extend_from_slice(&i32::MAX.to_be_bytes()); // path length
-    assert!(snap_stream_len(&huge, max)
-        .unwrap_err()
-        .to_string()
-        .contains("exceeds"));
+    assert!(snap_stream_len(&huge, max).unwrap_err().to_string().contains("exceeds"));
     // A wrong signature.
     let mut b = good.clone();
     let n = b.len();
     b[n - 1] = b'X';
-    assert!(snap_stream_len(&b, max)
-        .unwrap_err()
-        .to_string()
-        .contains("signature"));
-    assert!(decode_snap_stream(&b, Zxid(1), opts())
-        .unwrap_err()
-        .to_string()
-        .contains("signature"));
+    assert!(snap_stream_len(&b, max).unwrap_err().to_string().contains("signature"));
+    assert!(decode_snap_stream(&b, Zxid(1), opts()).unwrap_err().to_string().contains("signature"));
     // Cut short: the scanner waits, the decoder refuses.
     assert_eq!(snap_stream_len(&good[..good.len() - 3], max).unwrap(), None);
     assert!(decode_snap_stream(&good[..good.len() - 3], Zxid(1), opts()).is_err());
@@ -324,9 +244,7 @@ fn snapshot_at(dir: &Path, recs: &[TxnRecord]) -> DataTree {
 #[test]
 fn ensemble_recovery_is_the_snapshot_plus_the_raw_log() {
     let d = dirs();
-    let recs: Vec<TxnRecord> = std::iter::once(session(1, 0x55))
-        .chain((2..=12).map(|z| create(z, &format!("/n{z}"), 0)))
-        .collect();
+    let recs: Vec<TxnRecord> = std::iter::once(session(1, 0x55)).chain((2..=12).map(|z| create(z, &format!("/n{z}"), 0))).collect();
     write_log(&d.log, &recs[..6]); // log.1: 1..=6
     write_log(&d.log, &recs[6..]); // log.7: 7..=12
     let t = snapshot_at(&d.snap, &recs[..8]); // snapshot.8
@@ -334,11 +252,7 @@ fn ensemble_recovery_is_the_snapshot_plus_the_raw_log() {
         let r = recover_ensemble(&d.snap, &d.log, &ropts(), keep).unwrap();
         assert_eq!(r.snapshot_zxid, Zxid(8));
         assert_eq!(r.tree.last_processed_zxid(), Zxid(8));
-        assert_eq!(
-            r.tree.digest(),
-            t.digest(),
-            "nothing from the log is applied"
-        );
+        assert_eq!(r.tree.digest(), t.digest(), "nothing from the log is applied");
         assert!(r.tree.get("/n9").is_none());
         assert_eq!(r.sessions, vec![(0x55, 5000)]);
         let k = keep.min(8);
@@ -379,10 +293,7 @@ fn ensemble_recovery_repairs_torn_tails_and_refuses_gaps() {
     assert_eq!(std::fs::metadata(&p).unwrap().len(), offs[5]);
     // A gap after the snapshot is refused.
     write_log(&d.log, &[create(9, "/n9", 0)]);
-    assert!(matches!(
-        recover_ensemble(&d.snap, &d.log, &ropts(), 5),
-        Err(StorageError::Gap { .. })
-    ));
+    assert!(matches!(recover_ensemble(&d.snap, &d.log, &ropts(), 5), Err(StorageError::Gap { .. })));
 }
 
 // ---- TRUNC ----
@@ -409,16 +320,10 @@ fn truncate_in_the_middle_of_a_file_then_recover_and_append() {
     assert_eq!(r.log, want);
     // Truncating at or beyond the end changes nothing; below everything empties the log.
     truncate_after(&d.snap, &d.log, Zxid(7), DEFAULT_MAX_RECORD_BYTES).unwrap();
-    assert_eq!(
-        recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log,
-        want
-    );
+    assert_eq!(recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log, want);
     let t = truncate_after(&d.snap, &d.log, Zxid(0), DEFAULT_MAX_RECORD_BYTES).unwrap();
     assert_eq!(t.deleted.len(), 2);
-    assert!(recover_ensemble(&d.snap, &d.log, &ropts(), 0)
-        .unwrap()
-        .log
-        .is_empty());
+    assert!(recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log.is_empty());
 }
 
 #[test]
@@ -440,17 +345,11 @@ fn truncate_across_files() {
     // trimmed away.
     let t = truncate_after(&d.snap, &d.log, Zxid(4), DEFAULT_MAX_RECORD_BYTES).unwrap();
     assert_eq!(t.deleted, vec![b.clone()]);
-    assert_eq!(
-        recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log,
-        bytes_of(&recs[..4])
-    );
+    assert_eq!(recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log, bytes_of(&recs[..4]));
     // A snapshot above the truncation point would lose committed txns: refused.
     snapshot_at(&d.snap, &recs[..3]);
     assert!(truncate_after(&d.snap, &d.log, Zxid(2), DEFAULT_MAX_RECORD_BYTES).is_err());
-    assert_eq!(
-        recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log,
-        bytes_of(&recs[3..4])
-    );
+    assert_eq!(recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap().log, bytes_of(&recs[3..4]));
 }
 
 // ---- SNAP install ----
@@ -464,16 +363,7 @@ fn installed_snapshot_is_all_that_remains() {
     // The leader's state: ZooKeeper's workload tree at 0xd9.
     let stream = zk_snap_stream();
     let (tree, _) = decode_snap_stream(&stream, Zxid(0xd9), opts()).unwrap();
-    let p = install_snapshot(
-        &d.snap,
-        &d.log,
-        Zxid(0xd9),
-        &stream,
-        Some(tree.digest()),
-        Compression::Gzip,
-        DEFAULT_MAX_RECORD_BYTES,
-    )
-    .unwrap();
+    let p = install_snapshot(&d.snap, &d.log, Zxid(0xd9), &stream, Some(tree.digest()), Compression::Gzip, DEFAULT_MAX_RECORD_BYTES).unwrap();
     assert!(p.ends_with("snapshot.d9.gz"));
     assert!(txnlog::list_logs(&d.log).unwrap().is_empty());
     assert_eq!(snapshot::list_snapshots(&d.snap).unwrap().len(), 1);
@@ -488,16 +378,7 @@ fn installed_snapshot_is_all_that_remains() {
     assert_eq!(s.digests_checked, 1);
     assert!(s.digest_mismatches.is_empty());
     // A stream that is not whole is refused before anything changes.
-    assert!(install_snapshot(
-        &d.snap,
-        &d.log,
-        Zxid(0xda),
-        &stream[..100],
-        None,
-        Compression::Checked,
-        DEFAULT_MAX_RECORD_BYTES
-    )
-    .is_err());
+    assert!(install_snapshot(&d.snap, &d.log, Zxid(0xda), &stream[..100], None, Compression::Checked, DEFAULT_MAX_RECORD_BYTES).is_err());
     assert_eq!(snapshot::list_snapshots(&d.snap).unwrap().len(), 1);
 }
 
@@ -518,12 +399,7 @@ fn storage_cfg(d: &crate::tests::Dirs) -> StorageConfig {
 }
 
 fn appends(recs: &[TxnRecord]) -> Vec<LogAppend> {
-    recs.iter()
-        .map(|r| LogAppend {
-            zxid: r.header.zxid,
-            entry: r.to_bytes().into(),
-        })
-        .collect()
+    recs.iter().map(|r| LogAppend { zxid: r.header.zxid, entry: r.to_bytes().into() }).collect()
 }
 
 /// Sends the commands to a fresh worker, waits for it to stop, returns its events.
@@ -556,38 +432,16 @@ fn worker_runs_commands_in_order_across_restarts() {
     let d = dirs();
     let cfg = storage_cfg(&d);
     snapshot_at(&d.snap, &[]);
-    let recs: Vec<TxnRecord> = std::iter::once(session(1, 0x77))
-        .chain((2..=10).map(|z| create(z, &format!("/n{z}"), 0)))
-        .collect();
+    let recs: Vec<TxnRecord> = std::iter::once(session(1, 0x77)).chain((2..=10).map(|z| create(z, &format!("/n{z}"), 0))).collect();
     let evs = run_worker(
         &cfg,
         vec![
-            LogCommand::Epoch {
-                name: ACCEPTED_EPOCH,
-                epoch: 1,
-                token: 1,
-            },
-            LogCommand::Epoch {
-                name: CURRENT_EPOCH,
-                epoch: 1,
-                token: 2,
-            },
-            LogCommand::Append {
-                entries: appends(&recs[..3]),
-                token: 3,
-            },
-            LogCommand::Append {
-                entries: appends(&recs[3..8]),
-                token: 4,
-            },
-            LogCommand::Truncate {
-                after: Zxid(6),
-                token: 5,
-            },
-            LogCommand::Append {
-                entries: vec![],
-                token: 6,
-            },
+            LogCommand::Epoch { name: ACCEPTED_EPOCH, epoch: 1, token: 1 },
+            LogCommand::Epoch { name: CURRENT_EPOCH, epoch: 1, token: 2 },
+            LogCommand::Append { entries: appends(&recs[..3]), token: 3 },
+            LogCommand::Append { entries: appends(&recs[3..8]), token: 4 },
+            LogCommand::Truncate { after: Zxid(6), token: 5 },
+            LogCommand::Append { entries: vec![], token: 6 },
         ],
     );
     let got = dones(&evs);
@@ -604,26 +458,13 @@ fn worker_runs_commands_in_order_across_restarts() {
     let other: Vec<TxnRecord> = (7..=8).map(|z| create(z, &format!("/x{z}"), 0)).collect();
     let stream = zk_snap_stream();
     let (tree, _) = decode_snap_stream(&stream, Zxid(0xd9), opts()).unwrap();
-    let after: Vec<TxnRecord> = (0xda..=0xdc)
-        .map(|z| create(z, &format!("/after{z}"), 0))
-        .collect();
+    let after: Vec<TxnRecord> = (0xda..=0xdc).map(|z| create(z, &format!("/after{z}"), 0)).collect();
     let evs = run_worker(
         &cfg,
         vec![
-            LogCommand::Append {
-                entries: appends(&other),
-                token: 10,
-            },
-            LogCommand::InstallSnapshot {
-                zxid: Zxid(0xd9),
-                stream: stream.clone().into(),
-                digest: Some(tree.digest()),
-                token: 11,
-            },
-            LogCommand::Append {
-                entries: appends(&after),
-                token: 12,
-            },
+            LogCommand::Append { entries: appends(&other), token: 10 },
+            LogCommand::InstallSnapshot { zxid: Zxid(0xd9), stream: stream.clone().into(), digest: Some(tree.digest()), token: 11 },
+            LogCommand::Append { entries: appends(&after), token: 12 },
         ],
     );
     assert_eq!(dones(&evs), [10, 11, 12]);
@@ -639,20 +480,11 @@ fn worker_runs_commands_in_order_across_restarts() {
     let evs = run_worker(
         &cfg,
         vec![
-            LogCommand::Append {
-                entries: appends(&after[2..]),
-                token: 20,
-            },
-            LogCommand::Append {
-                entries: appends(&after[..1]),
-                token: 21,
-            },
+            LogCommand::Append { entries: appends(&after[2..]), token: 20 },
+            LogCommand::Append { entries: appends(&after[..1]), token: 21 },
         ],
     );
-    assert!(
-        matches!(evs.last(), Some(StorageEvent::Fatal(m)) if m.contains("out of order")),
-        "{evs:?}"
-    );
+    assert!(matches!(evs.last(), Some(StorageEvent::Fatal(m)) if m.contains("out of order")), "{evs:?}");
 }
 
 // ---- a model check: random appends, TRUNCs, snapshots, SNAP installs and restarts ----

@@ -61,12 +61,7 @@ impl TxnLog {
     /// A writer over `dir` (the `version-2` directory, which must exist). No file is opened
     /// until the first append; as in ZooKeeper, every start writes a new file.
     pub fn new(dir: &Path, prealloc_bytes: u64, force_sync: bool) -> TxnLog {
-        TxnLog {
-            dir: dir.to_path_buf(),
-            current: None,
-            prealloc_bytes,
-            force_sync,
-        }
+        TxnLog { dir: dir.to_path_buf(), current: None, prealloc_bytes, force_sync }
     }
 
     /// Txns written to the current file (ZooKeeper's `getTxnCount`, reset by a roll).
@@ -80,45 +75,26 @@ impl TxnLog {
 
     fn create(&mut self, first_zxid: Zxid) -> Result<(), AppendError> {
         let path = self.dir.join(format::log_file_name(first_zxid));
-        let io = |source| AppendError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| AppendError::Io { path: path.clone(), source };
         // A leftover from a batch that failed before anything in it was acknowledged.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| {
-                if is_no_space(&e) {
-                    AppendError::NoSpace(e)
-                } else {
-                    io(e)
-                }
-            })?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(|e| {
+            if is_no_space(&e) {
+                AppendError::NoSpace(e)
+            } else {
+                io(e)
+            }
+        })?;
         let header = format::encode_file_header(TXNLOG_MAGIC, format::LOG_DBID);
         if let Err(e) = file.write_all_at(&header, 0) {
             drop(file);
             let _ = std::fs::remove_file(&path);
-            return Err(if is_no_space(&e) {
-                AppendError::NoSpace(e)
-            } else {
-                io(e)
-            });
+            return Err(if is_no_space(&e) { AppendError::NoSpace(e) } else { io(e) });
         }
         // The new name must be durable before anything in the file is acknowledged.
         sync_dir(&self.dir).map_err(io)?;
         tracing::info!(file = %path.display(), "creating new log file");
-        self.current = Some(OpenLog {
-            file,
-            path,
-            position: FILE_HEADER_BYTES as u64,
-            size: FILE_HEADER_BYTES as u64,
-            txns: 0,
-            first_zxid,
-        });
+        self.current =
+            Some(OpenLog { file, path, position: FILE_HEADER_BYTES as u64, size: FILE_HEADER_BYTES as u64, txns: 0, first_zxid });
         Ok(())
     }
 
@@ -166,10 +142,7 @@ impl TxnLog {
                 }
                 Err(AppendError::NoSpace(e))
             }
-            Err(e) => Err(AppendError::Io {
-                path: cur.path.clone(),
-                source: e,
-            }),
+            Err(e) => Err(AppendError::Io { path: cur.path.clone(), source: e }),
         }
     }
 
@@ -244,37 +217,16 @@ pub fn scan_log_file_raw(
 ) -> Result<LogScan, StorageError> {
     let mut file = File::open(path).map_err(|e| io_err(path, e))?;
     let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
-    let corrupt = |offset: u64, reason: String| StorageError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
+    let corrupt = |offset: u64, reason: String| StorageError::CorruptLog { path: path.to_path_buf(), offset, reason };
     let mut header = [0u8; FILE_HEADER_BYTES];
     let n = read_up_to(&mut file, &mut header).map_err(|e| io_err(path, e))?;
     if n < FILE_HEADER_BYTES {
         // Created, header never completely written: a crash right at a roll.
-        let tail = Tail::Torn {
-            offset: 0,
-            reason: format!("file header incomplete ({n} bytes)"),
-        };
-        return Ok(LogScan {
-            dbid: 0,
-            entries: 0,
-            first_zxid: None,
-            last_zxid: None,
-            end: 0,
-            tail,
-        });
+        let tail = Tail::Torn { offset: 0, reason: format!("file header incomplete ({n} bytes)") };
+        return Ok(LogScan { dbid: 0, entries: 0, first_zxid: None, last_zxid: None, end: 0, tail });
     }
     let dbid = format::decode_file_header(&header, TXNLOG_MAGIC).map_err(|e| corrupt(0, e.0))?;
-    let mut scan = LogScan {
-        dbid,
-        entries: 0,
-        first_zxid: None,
-        last_zxid: None,
-        end: FILE_HEADER_BYTES as u64,
-        tail: Tail::Clean,
-    };
+    let mut scan = LogScan { dbid, entries: 0, first_zxid: None, last_zxid: None, end: FILE_HEADER_BYTES as u64, tail: Tail::Clean };
     // buf holds file bytes [buf_start, buf_start + buf.len()).
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut buf_start = FILE_HEADER_BYTES as u64;
@@ -297,12 +249,8 @@ pub fn scan_log_file_raw(
             }
             LogEntry::Entry { body, len } => {
                 let body = &buf[rel + body.start..rel + body.end];
-                let rec = TxnRecord::from_bytes(body).map_err(|e| {
-                    corrupt(
-                        pos,
-                        format!("entry has a valid checksum but does not decode: {e}"),
-                    )
-                })?;
+                let rec = TxnRecord::from_bytes(body)
+                    .map_err(|e| corrupt(pos, format!("entry has a valid checksum but does not decode: {e}")))?;
                 let zxid = rec.header.zxid;
                 if let Some(last) = scan.last_zxid {
                     if zxid <= last {
@@ -318,16 +266,8 @@ pub fn scan_log_file_raw(
             }
             LogEntry::End => {
                 // Padding. Anything valid after it means the zeros are damage, not padding.
-                if let Some(at) =
-                    find_valid_entry_after(&mut file, file_len, pos + 1, max_entry_bytes)
-                        .map_err(|e| io_err(path, e))?
-                {
-                    return Err(corrupt(
-                        pos,
-                        format!(
-                            "zeros in the middle of the log; a valid entry follows at offset {at}"
-                        ),
-                    ));
+                if let Some(at) = find_valid_entry_after(&mut file, file_len, pos + 1, max_entry_bytes).map_err(|e| io_err(path, e))? {
+                    return Err(corrupt(pos, format!("zeros in the middle of the log; a valid entry follows at offset {at}")));
                 }
                 return Ok(scan);
             }
@@ -376,12 +316,7 @@ fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
 
 /// Looks for any offset at or after `from` where a whole valid entry that decodes starts.
 /// Beyond the search window the answer is "yes" (unknown is treated as corrupt).
-fn find_valid_entry_after(
-    file: &mut File,
-    file_len: u64,
-    from: u64,
-    max_entry_bytes: usize,
-) -> io::Result<Option<u64>> {
+fn find_valid_entry_after(file: &mut File, file_len: u64, from: u64, max_entry_bytes: usize) -> io::Result<Option<u64>> {
     if from >= file_len {
         return Ok(None);
     }
@@ -399,9 +334,7 @@ fn find_valid_entry_after(
         }
         let lo = k.saturating_sub(ENTRY_LOOKBACK);
         for q in lo..=k {
-            if let LogEntry::Entry { body, .. } =
-                format::decode_log_entry(&rest[q..], max_entry_bytes)
-            {
+            if let LogEntry::Entry { body, .. } = format::decode_log_entry(&rest[q..], max_entry_bytes) {
                 if TxnRecord::from_bytes(&rest[q + body.start..q + body.end]).is_ok() {
                     return Ok(Some(from + q as u64));
                 }
@@ -419,10 +352,7 @@ const ENTRY_LOOKBACK: usize = 12;
 
 /// Cuts a log file at `offset` (dropping a torn tail) and fsyncs it.
 pub fn truncate_log(path: &Path, offset: u64) -> Result<(), StorageError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| io_err(path, e))?;
+    let f = OpenOptions::new().write(true).open(path).map_err(|e| io_err(path, e))?;
     f.set_len(offset).map_err(|e| io_err(path, e))?;
     f.sync_all().map_err(|e| io_err(path, e))
 }

@@ -23,8 +23,8 @@
 
 use crate::format;
 use crate::snapshot::SnapshotFile;
-use crate::txnlog::{AppendError, TxnLog};
 use crate::{ensemble, epoch};
+use crate::txnlog::{AppendError, TxnLog};
 use crate::{Compression, StorageConfig};
 use rzk_proto::rng::Rng;
 use rzk_proto::Zxid;
@@ -51,10 +51,7 @@ pub enum StorageEvent {
     /// The log rolled; a snapshot should be taken.
     SnapshotDue,
     /// A snapshot finished (or failed, or was abandoned).
-    SnapshotWritten {
-        zxid: Zxid,
-        result: Result<PathBuf, String>,
-    },
+    SnapshotWritten { zxid: Zxid, result: Result<PathBuf, String> },
     /// The log can no longer be trusted; the server must stop.
     Fatal(String),
 }
@@ -85,24 +82,14 @@ impl RollPolicy {
     fn new(snap_count: u64, mut rng: Rng) -> RollPolicy {
         let snap_count = snap_count.max(2);
         let roll_after = snap_count / 2 + rng.below(snap_count / 2);
-        RollPolicy {
-            snap_count,
-            roll_after,
-            rng,
-        }
+        RollPolicy { snap_count, roll_after, rng }
     }
 
     /// Before a write: rolls a full log file and announces that a snapshot is due. `Err` is
     /// the fatal message (the fsync of the closed file failed).
-    fn before_write(
-        &mut self,
-        log: &mut TxnLog,
-        events: &mpsc::Sender<StorageEvent>,
-    ) -> Result<(), String> {
+    fn before_write(&mut self, log: &mut TxnLog, events: &mpsc::Sender<StorageEvent>) -> Result<(), String> {
         if log.txns_in_current() >= self.roll_after {
-            log.roll().map_err(|e| {
-                format!("fsync of the transaction log failed while rolling it: {e}; stopping")
-            })?;
+            log.roll().map_err(|e| format!("fsync of the transaction log failed while rolling it: {e}; stopping"))?;
             self.roll_after = self.snap_count / 2 + self.rng.below(self.snap_count / 2);
             let _ = events.blocking_send(StorageEvent::SnapshotDue);
         }
@@ -139,19 +126,10 @@ pub enum LogCommand {
     /// ([`ensemble::install_snapshot`]). `digest` is the decoded tree's digest (None if
     /// digests are off). The driver must abandon any snapshot of its own still being
     /// written before sending this.
-    InstallSnapshot {
-        zxid: Zxid,
-        stream: bytes::Bytes,
-        digest: Option<i64>,
-        token: u64,
-    },
+    InstallSnapshot { zxid: Zxid, stream: bytes::Bytes, digest: Option<i64>, token: u64 },
     /// Write `acceptedEpoch` or `currentEpoch` ([`epoch::ACCEPTED_EPOCH`],
     /// [`epoch::CURRENT_EPOCH`]) atomically and durably.
-    Epoch {
-        name: &'static str,
-        epoch: u32,
-        token: u64,
-    },
+    Epoch { name: &'static str, epoch: u32, token: u64 },
 }
 
 /// Starts the log worker (see the module docs). `seed` randomises the roll points.
@@ -227,14 +205,7 @@ fn log_worker(
                     let mut prev = last;
                     for a in &batch {
                         if prev.is_some_and(|p| a.zxid <= p) {
-                            return fatal(
-                                &events,
-                                format!(
-                                    "append of zxid {} after {} is out of order; stopping",
-                                    a.zxid,
-                                    prev.unwrap_or_default()
-                                ),
-                            );
+                            return fatal(&events, format!("append of zxid {} after {} is out of order; stopping", a.zxid, prev.unwrap_or_default()));
                         }
                         prev = Some(a.zxid);
                     }
@@ -249,31 +220,15 @@ fn log_worker(
                             let last_zxid = batch[batch.len() - 1].zxid;
                             tracing::error!(from = %first_zxid, to = %last_zxid, error = %e, "disk full: {} txns refused; writes fail until space returns", batch.len());
                             failed_from = Some(first_zxid);
-                            if events
-                                .blocking_send(StorageEvent::AppendFailed {
-                                    zxid: first_zxid,
-                                    reason: e.to_string(),
-                                })
-                                .is_err()
-                            {
+                            if events.blocking_send(StorageEvent::AppendFailed { zxid: first_zxid, reason: e.to_string() }).is_err() {
                                 break;
                             }
                             continue;
                         }
-                        Err(e) => {
-                            return fatal(
-                                &events,
-                                format!(
-                                    "{e}; an ensemble member cannot skip a transaction, stopping"
-                                ),
-                            )
-                        }
+                        Err(e) => return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping")),
                     }
                     if let Err(e) = log.sync() {
-                        let file = log
-                            .current_file()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default();
+                        let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();
                         return fatal(&events, format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"));
                     }
                     last = prev;
@@ -283,18 +238,8 @@ fn log_worker(
             LogCommand::Truncate { after, token } => {
                 let r = log
                     .roll()
-                    .map_err(|e| {
-                        format!("fsync of the transaction log failed while closing it: {e}")
-                    })
-                    .and_then(|_| {
-                        ensemble::truncate_after(
-                            &cfg.snap_dir,
-                            &cfg.log_dir,
-                            after,
-                            cfg.max_record_bytes,
-                        )
-                        .map_err(|e| e.to_string())
-                    });
+                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
+                    .and_then(|_| ensemble::truncate_after(&cfg.snap_dir, &cfg.log_dir, after, cfg.max_record_bytes).map_err(|e| e.to_string()));
                 if let Err(e) = r {
                     return fatal(&events, format!("TRUNC to {after} failed: {e}; stopping"));
                 }
@@ -304,44 +249,23 @@ fn log_worker(
                 });
                 token
             }
-            LogCommand::InstallSnapshot {
-                zxid,
-                stream,
-                digest,
-                token,
-            } => {
+            LogCommand::InstallSnapshot { zxid, stream, digest, token } => {
                 let r = log
                     .roll()
-                    .map_err(|e| {
-                        format!("fsync of the transaction log failed while closing it: {e}")
-                    })
+                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
                     .and_then(|_| {
-                        ensemble::install_snapshot(
-                            &cfg.snap_dir,
-                            &cfg.log_dir,
-                            zxid,
-                            &stream,
-                            digest,
-                            cfg.compression,
-                            cfg.max_record_bytes,
-                        )
-                        .map_err(|e| e.to_string())
+                        ensemble::install_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, &stream, digest, cfg.compression, cfg.max_record_bytes)
+                            .map_err(|e| e.to_string())
                     });
                 if let Err(e) = r {
-                    return fatal(
-                        &events,
-                        format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"),
-                    );
+                    return fatal(&events, format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"));
                 }
                 last = Some(zxid);
                 token
             }
             LogCommand::Epoch { name, epoch, token } => {
                 if let Err(e) = epoch::write_epoch(&cfg.snap_dir, name, epoch) {
-                    return fatal(
-                        &events,
-                        format!("writing {name} = {epoch} failed: {e}; stopping"),
-                    );
+                    return fatal(&events, format!("writing {name} = {epoch} failed: {e}; stopping"));
                 }
                 token
             }

@@ -35,31 +35,16 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let mut t = DataTree::new();
     let mut zxid = 1i64;
     let mut apply = |t: &mut DataTree, path: String| {
         zxid += 1;
         let txn = Txn::Create {
-            txn: CreateTxn {
-                path,
-                data: Some(b"0123456789".to_vec()),
-                acl: Acl::open_unsafe(),
-                ephemeral: false,
-                parent_cversion: -1,
-            },
+            txn: CreateTxn { path, data: Some(b"0123456789".to_vec()), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
             create2: false,
         };
-        let h = TxnHeader {
-            client_id: SessionId(1),
-            cxid: 0,
-            zxid: Zxid(zxid),
-            time: zxid,
-            op: txn.op().code(),
-        };
+        let h = TxnHeader { client_id: SessionId(1), cxid: 0, zxid: Zxid(zxid), time: zxid, op: txn.op().code() };
         t.apply(&h, &txn);
     };
     apply(&mut t, "/app".into());
@@ -75,10 +60,6 @@ fn main() {
     }
     let after = LIVE.load(Ordering::Relaxed);
     let total = after - before;
-    println!(
-        "{n} znodes: {:.1} heap bytes/znode, {:.1} of it overhead beyond path+data",
-        total as f64 / n as f64,
-        (total - payload) as f64 / n as f64
-    );
+    println!("{n} znodes: {:.1} heap bytes/znode, {:.1} of it overhead beyond path+data", total as f64 / n as f64, (total - payload) as f64 / n as f64);
     println!("node_count {} digest {:#x}", t.node_count(), t.digest());
 }

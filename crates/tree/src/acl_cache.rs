@@ -117,12 +117,7 @@ impl AclCache {
 
     /// `purgeUnused`: drops entries whose count is ≤ 0 (after loading a snapshot).
     pub fn purge_unused(&mut self) {
-        let dead: Vec<i64> = self
-            .reference_counter
-            .iter()
-            .filter(|(_, &c)| c <= 0)
-            .map(|(&id, _)| id)
-            .collect();
+        let dead: Vec<i64> = self.reference_counter.iter().filter(|(_, &c)| c <= 0).map(|(&id, _)| id).collect();
         for id in dead {
             self.reference_counter.remove(&id);
             if let Some(list) = self.long_key_map.remove(&id) {
@@ -152,11 +147,7 @@ impl AclCache {
 
     /// The id → list table in the order a ZooKeeper snapshot lists it.
     pub fn snapshot_entries(&self) -> Vec<(i64, Arc<[Acl]>)> {
-        self.long_key_map
-            .java_clone()
-            .iter()
-            .map(|(&id, l)| (id, l.clone()))
-            .collect()
+        self.long_key_map.java_clone().iter().map(|(&id, l)| (id, l.clone())).collect()
     }
 
     /// `deserialize`: replaces the cache with a snapshot's table (in file order); counts start

@@ -22,11 +22,7 @@ const fn make_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -166,17 +162,8 @@ mod tests {
         let s = StatPersisted::default();
         assert_eq!(calculate_digest("/zookeeper/quota", b"", &s), 0);
         assert_ne!(calculate_digest("/zookeeper", b"", &s), 0);
-        assert_eq!(
-            calculate_digest("/", b"", &s),
-            calculate_digest("", b"", &s)
-        );
-        let s2 = StatPersisted {
-            czxid: Zxid(1),
-            ..Default::default()
-        };
-        assert_ne!(
-            calculate_digest("/a", b"", &s),
-            calculate_digest("/a", b"", &s2)
-        );
+        assert_eq!(calculate_digest("/", b"", &s), calculate_digest("", b"", &s));
+        let s2 = StatPersisted { czxid: Zxid(1), ..Default::default() };
+        assert_ne!(calculate_digest("/a", b"", &s), calculate_digest("/a", b"", &s2));
     }
 }

@@ -88,10 +88,7 @@ mod tests {
 
     #[test]
     fn encodings() {
-        assert_eq!(
-            EphemeralType::ttl_to_owner(1000),
-            Some(0xff00_0000_0000_03e8_u64 as i64)
-        );
+        assert_eq!(EphemeralType::ttl_to_owner(1000), Some(0xff00_0000_0000_03e8_u64 as i64));
         assert_eq!(EphemeralType::ttl_to_owner(0), None);
         assert_eq!(EphemeralType::ttl_to_owner(TTL_MAX + 1), None);
         assert_eq!(TTL_MAX, 0xff_ffff_ffff);
@@ -102,10 +99,7 @@ mod tests {
         assert_eq!(EphemeralType::of(i64::MIN, false), EphemeralType::Container);
         assert_eq!(EphemeralType::of(i64::MIN, true), EphemeralType::Container);
         assert_eq!(EphemeralType::of(0, true), EphemeralType::Void);
-        assert_eq!(
-            EphemeralType::of(0x100_0000_0000_0001, true),
-            EphemeralType::Normal
-        );
+        assert_eq!(EphemeralType::of(0x100_0000_0000_0001, true), EphemeralType::Normal);
         assert_eq!(EphemeralType::client_ephemeral_owner(i64::MIN, false), 0);
         assert_eq!(EphemeralType::client_ephemeral_owner(o, true), 0);
         assert_eq!(EphemeralType::client_ephemeral_owner(o, false), o);

@@ -138,12 +138,7 @@ impl<K, V> Default for JavaHashMap<K, V> {
 impl<K, V> JavaHashMap<K, V> {
     /// `new HashMap<>()`: capacity 16 at the first insertion.
     pub fn new() -> Self {
-        JavaHashMap {
-            table: Box::new([]),
-            entries: Vec::new(),
-            threshold: 0,
-            treeified: false,
-        }
+        JavaHashMap { table: Box::new([]), entries: Vec::new(), threshold: 0, treeified: false }
     }
 
     /// `new HashMap<>(initialCapacity)`.
@@ -177,11 +172,7 @@ impl<K, V> JavaHashMap<K, V> {
 
     /// Entries in Java's iteration order.
     pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter {
-            map: self,
-            bucket: 0,
-            cur: NIL,
-        }
+        Iter { map: self, bucket: 0, cur: NIL }
     }
 
     /// Keys in Java's iteration order.
@@ -226,17 +217,10 @@ impl<K, V> JavaHashMap<K, V> {
         }
         if new_thr == 0 {
             let ft = new_cap as f32 * 0.75f32;
-            new_thr = if new_cap < MAXIMUM_CAPACITY && ft < MAXIMUM_CAPACITY as f32 {
-                ft as u32
-            } else {
-                i32::MAX as u32
-            };
+            new_thr = if new_cap < MAXIMUM_CAPACITY && ft < MAXIMUM_CAPACITY as f32 { ft as u32 } else { i32::MAX as u32 };
         }
         self.threshold = new_thr;
-        let old = std::mem::replace(
-            &mut self.table,
-            vec![NIL; new_cap as usize].into_boxed_slice(),
-        );
+        let old = std::mem::replace(&mut self.table, vec![NIL; new_cap as usize].into_boxed_slice());
         if old.is_empty() {
             return;
         }
@@ -276,12 +260,7 @@ impl<K, V> JavaHashMap<K, V> {
         let head = self.table[b];
         if head == NIL {
             self.table[b] = new_idx;
-            self.entries.push(Entry {
-                hash,
-                next: NIL,
-                key,
-                value,
-            });
+            self.entries.push(Entry { hash, next: NIL, key, value });
         } else {
             let mut p = head;
             let mut bin_count = 0usize;
@@ -292,12 +271,7 @@ impl<K, V> JavaHashMap<K, V> {
                 }
                 if e.next == NIL {
                     e.next = new_idx;
-                    self.entries.push(Entry {
-                        hash,
-                        next: NIL,
-                        key,
-                        value,
-                    });
+                    self.entries.push(Entry { hash, next: NIL, key, value });
                     if bin_count >= TREEIFY_THRESHOLD - 1 {
                         // treeifyBin: a small table is resized instead.
                         if self.table.len() < MIN_TREEIFY_CAPACITY {
@@ -353,8 +327,7 @@ impl<K, V> JavaHashMap<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.find(spread(java_hash), key)
-            .map(|(i, _, _)| &self.entries[i as usize].value)
+        self.find(spread(java_hash), key).map(|(i, _, _)| &self.entries[i as usize].value)
     }
 
     /// The first key (in bucket order) whose Java `hashCode()` is `java_hash` and that
@@ -380,8 +353,7 @@ impl<K, V> JavaHashMap<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.find(spread(java_hash), key)
-            .map(|(i, _, _)| &mut self.entries[i as usize].value)
+        self.find(spread(java_hash), key).map(|(i, _, _)| &mut self.entries[i as usize].value)
     }
 
     /// Removes `key` whose Java `hashCode()` is `java_hash`.
@@ -429,11 +401,7 @@ impl<K, V> JavaHashMap<K, V> {
         let mut m = Self::new();
         if size > 0 {
             let ft = size as f32 / 0.75f32 + 1.0f32;
-            let t = if ft < MAXIMUM_CAPACITY as f32 {
-                ft as i64
-            } else {
-                MAXIMUM_CAPACITY as i64
-            };
+            let t = if ft < MAXIMUM_CAPACITY as f32 { ft as i64 } else { MAXIMUM_CAPACITY as i64 };
             if t > 0 {
                 m.threshold = table_size_for(t);
             }
@@ -552,16 +520,12 @@ pub struct JavaHashSet<K> {
 impl<K> JavaHashSet<K> {
     /// `new HashSet<>()`.
     pub fn new() -> Self {
-        JavaHashSet {
-            map: JavaHashMap::new(),
-        }
+        JavaHashSet { map: JavaHashMap::new() }
     }
 
     /// `new HashSet<>(initialCapacity)`.
     pub fn with_capacity(initial_capacity: usize) -> Self {
-        JavaHashSet {
-            map: JavaHashMap::with_capacity(initial_capacity),
-        }
+        JavaHashSet { map: JavaHashMap::with_capacity(initial_capacity) }
     }
 
     pub fn len(&self) -> usize {
@@ -618,9 +582,7 @@ impl<K> JavaHashSet<K> {
     where
         K: Clone + Eq,
     {
-        JavaHashSet {
-            map: self.map.java_clone(),
-        }
+        JavaHashSet { map: self.map.java_clone() }
     }
 
     pub fn clear(&mut self) {
@@ -642,12 +604,7 @@ impl<K: JavaHash + Eq> JavaHashSet<K> {
         let it = items.into_iter();
         let n = it.len();
         let cap = (((n as f32) / 0.75f32) as i64 + 1).max(DEFAULT_INITIAL_CAPACITY as i64);
-        let mut s = JavaHashSet {
-            map: JavaHashMap {
-                threshold: table_size_for(cap),
-                ..JavaHashMap::new()
-            },
-        };
+        let mut s = JavaHashSet { map: JavaHashMap { threshold: table_size_for(cap), ..JavaHashMap::new() } };
         for k in it {
             s.insert(k);
         }
@@ -697,19 +654,11 @@ mod tests {
     const EXPECTED: &str = include_str!("../testdata/java_order_expected.txt");
 
     fn expected(key: &str) -> Vec<&'static str> {
-        EXPECTED
-            .lines()
-            .filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-            .collect()
+        EXPECTED.lines().filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).collect()
     }
 
-    fn join<'a, I: IntoIterator<Item = &'a T>, T: std::fmt::Display + 'a + ?Sized>(
-        it: I,
-    ) -> String {
-        it.into_iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+    fn join<'a, I: IntoIterator<Item = &'a T>, T: std::fmt::Display + 'a + ?Sized>(it: I) -> String {
+        it.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
     }
 
     fn spread_hash(s: &str) -> i32 {
@@ -810,19 +759,8 @@ mod tests {
 
     #[test]
     fn string_hash_codes() {
-        let strs = [
-            "",
-            "a",
-            "zookeeper",
-            "\u{e9}t\u{e9}",
-            "\u{65e5}\u{672c}",
-            "\u{1f600}x",
-            "lock-0000000007",
-        ];
-        let got: Vec<String> = strs
-            .iter()
-            .map(|s| string_hash_code(s).to_string())
-            .collect();
+        let strs = ["", "a", "zookeeper", "\u{e9}t\u{e9}", "\u{65e5}\u{672c}", "\u{1f600}x", "lock-0000000007"];
+        let got: Vec<String> = strs.iter().map(|s| string_hash_code(s).to_string()).collect();
         assert_eq!(got, expected("hash"));
     }
 
@@ -877,10 +815,7 @@ pub struct ConcurrentOrder<K> {
 
 impl<K> Default for ConcurrentOrder<K> {
     fn default() -> Self {
-        ConcurrentOrder {
-            bins: Vec::new(),
-            count: 0,
-        }
+        ConcurrentOrder { bins: Vec::new(), count: 0 }
     }
 }
 
@@ -966,10 +901,7 @@ impl<K: Eq + JavaHash> ConcurrentOrder<K> {
         }
         let h = chm_spread(key.java_hash());
         let b = self.bin_of(h);
-        match self.bins[b]
-            .iter()
-            .position(|(eh, k)| *eh == h && k.borrow() == key)
-        {
+        match self.bins[b].iter().position(|(eh, k)| *eh == h && k.borrow() == key) {
             Some(i) => {
                 self.bins[b].remove(i);
                 self.count -= 1;
@@ -988,9 +920,7 @@ impl<K: Eq + JavaHash> ConcurrentOrder<K> {
             return false;
         }
         let h = chm_spread(key.java_hash());
-        self.bins[self.bin_of(h)]
-            .iter()
-            .any(|(eh, k)| *eh == h && k.borrow() == key)
+        self.bins[self.bin_of(h)].iter().any(|(eh, k)| *eh == h && k.borrow() == key)
     }
 
     pub fn len(&self) -> usize {
@@ -1008,10 +938,7 @@ impl<K: Eq + JavaHash> ConcurrentOrder<K> {
 
     /// Keys in ConcurrentHashMap iteration order.
     pub fn ordered(&self) -> Vec<&K> {
-        self.bins
-            .iter()
-            .flat_map(|b| b.iter().map(|(_, k)| k))
-            .collect()
+        self.bins.iter().flat_map(|b| b.iter().map(|(_, k)| k)).collect()
     }
 }
 
@@ -1044,10 +971,7 @@ mod chm_java_tests {
     const EXPECTED: &str = include_str!("../testdata/chm_order_expected.txt");
 
     fn expected(key: &str) -> &'static str {
-        EXPECTED
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-            .unwrap()
+        EXPECTED.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).unwrap()
     }
 
     #[test]

@@ -30,9 +30,7 @@ pub fn limit_path(path: &str) -> String {
 
 /// `PathTrie.split`: components of `path`, skipping blank ones (Java's `trim().isEmpty()`).
 fn components(path: &str) -> Vec<&str> {
-    path.split('/')
-        .filter(|c| !c.trim_matches(|ch: char| ch <= ' ').is_empty())
-        .collect()
+    path.split('/').filter(|c| !c.trim_matches(|ch: char| ch <= ' ').is_empty()).collect()
 }
 
 /// `PathTrie`, reduced to what the tree asks of it: the set of paths with the property.
@@ -93,14 +91,8 @@ impl StatsTrack {
         for pair in s.split([',', ';']).filter(|p| !p.is_empty()) {
             // Java's split("=") drops trailing empty strings: "bytes=5=" is ["bytes", "5"].
             let mut kv = pair.split('=');
-            let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
-                continue;
-            };
-            let v = if v.is_empty() {
-                Some(-1)
-            } else {
-                v.parse::<i64>().ok()
-            };
+            let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
+            let v = if v.is_empty() { Some(-1) } else { v.parse::<i64>().ok() };
             if let Some(v) = v {
                 t.set(k, v);
             }
@@ -109,10 +101,7 @@ impl StatsTrack {
     }
 
     fn get(&self, key: &str) -> i64 {
-        self.stats
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(-1, |(_, v)| *v)
+        self.stats.iter().find(|(k, _)| k == key).map_or(-1, |(_, v)| *v)
     }
 
     fn set(&mut self, key: &str, v: i64) {
@@ -145,11 +134,7 @@ impl StatsTrack {
     /// `;key=value`.
     pub fn to_text(&self) -> String {
         let mut out = format!("count={},bytes={}", self.count(), self.bytes());
-        let mut rest: Vec<&(String, i64)> = self
-            .stats
-            .iter()
-            .filter(|(k, _)| k != "count" && k != "bytes")
-            .collect();
+        let mut rest: Vec<&(String, i64)> = self.stats.iter().filter(|(k, _)| k != "count" && k != "bytes").collect();
         if !rest.is_empty() {
             out.push('=');
             rest.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
@@ -186,10 +171,7 @@ mod tests {
         assert_eq!(s.to_text(), "count=3,bytes=5");
         let s = StatsTrack::parse(b"count=-1,bytes=-1=;countHardLimit=10;byteHardLimit=7");
         assert_eq!(s.count_hard_limit(), 10);
-        assert_eq!(
-            s.to_text(),
-            "count=-1,bytes=-1=;byteHardLimit=7;countHardLimit=10"
-        );
+        assert_eq!(s.to_text(), "count=-1,bytes=-1=;byteHardLimit=7;countHardLimit=10");
         assert_eq!(StatsTrack::default().to_text(), "count=-1,bytes=-1");
     }
 }

@@ -1,41 +1,24 @@
 //! Tree-level tests: fresh-tree facts observed on Apache ZooKeeper 3.8.0, every txn kind,
 //! Stat evolution, watch trigger tables, Java iteration order and property tests.
 
-use rzk_proto::txn::{CreateTxn, Txn, TxnHeader};
+use rzk_proto::txn::{CreateTxn, TxnHeader, Txn};
 use rzk_proto::{Acl, OpCode, SessionId, Stat, Zxid};
 
 use crate::*;
 
 pub(crate) fn hdr(zxid: i64, session: i64, txn: &Txn) -> TxnHeader {
-    TxnHeader {
-        client_id: SessionId(session),
-        cxid: 1,
-        zxid: Zxid(zxid),
-        time: 1000 + zxid,
-        op: txn.op().code(),
-    }
+    TxnHeader { client_id: SessionId(session), cxid: 1, zxid: Zxid(zxid), time: 1000 + zxid, op: txn.op().code() }
 }
 
 pub(crate) fn create(path: &str, data: &[u8], ephemeral: bool) -> Txn {
     Txn::Create {
-        txn: CreateTxn {
-            path: path.into(),
-            data: Some(data.to_vec()),
-            acl: Acl::open_unsafe(),
-            ephemeral,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: path.into(), data: Some(data.to_vec()), acl: Acl::open_unsafe(), ephemeral, parent_cversion: -1 },
         create2: false,
     }
 }
 
 fn zero_stat(cversion: i32, aversion: i32, num_children: i32) -> Stat {
-    Stat {
-        cversion,
-        aversion,
-        num_children,
-        ..Default::default()
-    }
+    Stat { cversion, aversion, num_children, ..Default::default() }
 }
 
 #[test]
@@ -50,15 +33,9 @@ fn fresh_tree_matches_zookeeper() {
     assert_eq!(t.stat("/zookeeper/quota").unwrap(), zero_stat(0, 0, 0));
     assert_eq!(t.stat("/zookeeper/config").unwrap(), zero_stat(0, -1, 0));
     assert_eq!(t.get_children("/").unwrap(), vec!["zookeeper"]);
-    assert_eq!(
-        t.get_children("/zookeeper").unwrap(),
-        vec!["config", "quota"]
-    );
+    assert_eq!(t.get_children("/zookeeper").unwrap(), vec!["config", "quota"]);
     assert_eq!(t.get_acl("/").unwrap().0, Acl::open_unsafe());
-    assert_eq!(
-        t.get_acl("/zookeeper/config").unwrap().0,
-        Acl::read_unsafe()
-    );
+    assert_eq!(t.get_acl("/zookeeper/config").unwrap().0, Acl::read_unsafe());
     assert_eq!(t.get("/zookeeper/config").unwrap().acl_id, 1);
     assert_eq!(t.get("/").unwrap().acl_id, -1);
     assert_eq!(t.acl_cache_size(), 1);
@@ -76,13 +53,8 @@ fn create_delete_stat_evolution() {
     let c = create("/a/b", b"", false);
     t.apply(&hdr(3, s, &c), &c);
     let st = t.stat("/a").unwrap();
-    assert_eq!(
-        (st.czxid, st.mzxid, st.cversion, st.num_children, st.pzxid),
-        (Zxid(2), Zxid(2), 1, 1, Zxid(3))
-    );
-    let d = Txn::Delete {
-        path: "/a/b".into(),
-    };
+    assert_eq!((st.czxid, st.mzxid, st.cversion, st.num_children, st.pzxid), (Zxid(2), Zxid(2), 1, 1, Zxid(3)));
+    let d = Txn::Delete { path: "/a/b".into() };
     let out = t.apply(&hdr(4, s, &d), &d);
     assert_eq!(out.result, TxnResult::Deleted);
     let st = t.stat("/a").unwrap();
@@ -94,10 +66,7 @@ fn create_delete_stat_evolution() {
     let st = t.stat("/a").unwrap();
     assert_eq!((st.cversion, st.num_children, st.pzxid), (4, 2, Zxid(6)));
     let root = t.stat("/").unwrap();
-    assert_eq!(
-        (root.cversion, root.num_children, root.pzxid),
-        (0, 2, Zxid(2))
-    );
+    assert_eq!((root.cversion, root.num_children, root.pzxid), (0, 2, Zxid(2)));
     assert_eq!(t.last_processed_zxid(), Zxid(6));
     t.check_invariants().unwrap();
     let _ = OpCode::Create;
@@ -140,11 +109,7 @@ fn hex(b: &[u8]) -> String {
 fn dump_line(t: &DataTree, path: &str) -> String {
     let st = t.stat(path).unwrap();
     let n = t.get(path).unwrap();
-    let acl: String = n
-        .acl
-        .iter()
-        .map(|a| format!("{}:{}:{};", a.perms, a.id.scheme, a.id.id))
-        .collect();
+    let acl: String = n.acl.iter().map(|a| format!("{}:{}:{};", a.perms, a.id.scheme, a.id.id)).collect();
     format!(
         "{path} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
         st.czxid.0,
@@ -167,11 +132,7 @@ fn dump_line(t: &DataTree, path: &str) -> String {
 fn walk(t: &DataTree, path: &str, out: &mut Vec<String>) {
     out.push(dump_line(t, path));
     for c in t.get_children(path).unwrap() {
-        let p = if path == "/" {
-            format!("/{c}")
-        } else {
-            format!("{path}/{c}")
-        };
+        let p = if path == "/" { format!("/{c}") } else { format!("{path}/{c}") };
         walk(t, &p, out);
     }
 }
@@ -180,10 +141,7 @@ fn walk(t: &DataTree, path: &str, out: &mut Vec<String>) {
 fn replays_real_zookeeper_log_with_matching_digests_and_state() {
     let log = read_log(include_bytes!("../testdata/zk380_workload.log"));
     assert!(log.len() > 100);
-    let opts = TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    };
+    let opts = TreeOptions { extended_types_enabled: true, ..Default::default() };
     let mut t = DataTree::with_options(opts);
     let mut checked = 0;
     let mut closes_checked = 0;
@@ -196,28 +154,16 @@ fn replays_real_zookeeper_log_with_matching_digests_and_state() {
         let out = t.apply(&rec.header, &rec.txn);
         if let Some(d) = &rec.digest {
             assert_eq!(d.version, 2);
-            assert_eq!(
-                t.digest(),
-                d.tree_digest,
-                "digest after zxid {} ({:?}) result {:?}",
-                rec.header.zxid,
-                rec.txn.op(),
-                out.result
-            );
+            assert_eq!(t.digest(), d.tree_digest, "digest after zxid {} ({:?}) result {:?}", rec.header.zxid, rec.txn.op(), out.result);
             checked += 1;
         }
         t.check_invariants().unwrap();
     }
     assert!(checked > 100, "{checked} digests checked");
-    assert_eq!(
-        closes_checked, 34,
-        "the ephemeral session's close listed its 34 nodes"
-    );
+    assert_eq!(closes_checked, 34, "the ephemeral session's close listed its 34 nodes");
     let mut got = Vec::new();
     walk(&t, "/", &mut got);
-    let want: Vec<&str> = include_str!("../testdata/zk380_workload_dump.txt")
-        .lines()
-        .collect();
+    let want: Vec<&str> = include_str!("../testdata/zk380_workload_dump.txt").lines().collect();
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g, w);
     }
@@ -248,11 +194,7 @@ impl Sim {
         Sim::with(TreeOptions::default())
     }
     fn with(opts: TreeOptions) -> Sim {
-        Sim {
-            t: DataTree::with_options(opts),
-            zxid: 1,
-            seen: Vec::new(),
-        }
+        Sim { t: DataTree::with_options(opts), zxid: 1, seen: Vec::new() }
     }
     fn run(&mut self, session: i64, txn: T) -> TxnResult {
         self.zxid += 1;
@@ -275,21 +217,11 @@ impl Sim {
         assert!(matches!(r, TxnResult::Created { .. }), "{p}: {r:?}");
     }
     fn del(&mut self, p: &str) {
-        assert_eq!(
-            self.run(Y_SESSION, T::Delete { path: p.into() }),
-            TxnResult::Deleted
-        );
+        assert_eq!(self.run(Y_SESSION, T::Delete { path: p.into() }), TxnResult::Deleted);
     }
     fn set(&mut self, p: &str, data: &[u8]) {
         let version = self.t.get(p).unwrap().stat.version + 1;
-        let r = self.run(
-            Y_SESSION,
-            T::SetData(SetDataTxn {
-                path: p.into(),
-                data: Some(data.to_vec()),
-                version,
-            }),
-        );
+        let r = self.run(Y_SESSION, T::SetData(SetDataTxn { path: p.into(), data: Some(data.to_vec()), version }));
         assert!(matches!(r, TxnResult::SetData { .. }));
     }
     fn take(&mut self) -> String {
@@ -302,10 +234,7 @@ fn expected_watches(name: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
         .unwrap();
-    line.split(',')
-        .filter(|e| !e.starts_with("DataWatchRemoved") && !e.starts_with("PersistentWatchRemoved"))
-        .collect::<Vec<_>>()
-        .join(",")
+    line.split(',').filter(|e| !e.starts_with("DataWatchRemoved") && !e.starts_with("PersistentWatchRemoved")).collect::<Vec<_>>().join(",")
 }
 
 #[test]
@@ -364,19 +293,11 @@ fn zk380_watch_scenarios() {
     assert!(s.t.stat_node("/w6/c", Some(X)).is_err());
     let multi = T::Multi(vec![
         create("/w6/c", b"", false),
-        T::SetData(SetDataTxn {
-            path: "/w6/a".into(),
-            data: Some(vec![0]),
-            version: 1,
-        }),
-        T::Delete {
-            path: "/w6/b".into(),
-        },
+        T::SetData(SetDataTxn { path: "/w6/a".into(), data: Some(vec![0]), version: 1 }),
+        T::Delete { path: "/w6/b".into() },
     ]);
     let r = s.run(Y_SESSION, multi);
-    assert!(
-        matches!(&r, TxnResult::Multi(v) if v.len() == 3 && r.err() == rzk_proto::ErrorCode::Ok)
-    );
+    assert!(matches!(&r, TxnResult::Multi(v) if v.len() == 3 && r.err() == rzk_proto::ErrorCode::Ok));
     assert_eq!(s.take(), expected_watches("w6"));
 
     // w9: an exists watch on a missing node fires once.
@@ -417,21 +338,10 @@ fn zk380_watch_scenarios() {
     s.t.add_watch("/w12", WatchKind::PersistentRecursive, X);
     s.t.get_children_watch("/w12", Some(X)).unwrap();
     let paths = s.t.get_ephemerals(SessionId(e_session));
-    assert_eq!(
-        s.run(
-            e_session,
-            T::CloseSession {
-                paths_to_delete: paths
-            }
-        ),
-        TxnResult::SessionClosed
-    );
+    assert_eq!(s.run(e_session, T::CloseSession { paths_to_delete: paths }), TxnResult::SessionClosed);
     assert_eq!(s.take(), expected_watches("w12"));
     assert!(s.t.get_ephemerals(SessionId(e_session)).is_empty());
-    assert!(!s
-        .t
-        .sessions_with_ephemerals()
-        .contains(&SessionId(e_session)));
+    assert!(!s.t.sessions_with_ephemerals().contains(&SessionId(e_session)));
 
     // w13: removeWatches(Data) leaves the child watch.
     s.mk("/w13");
@@ -487,23 +397,12 @@ fn read_snapshot(bytes: &[u8]) -> Snapshot {
     // SnapStream.sealStream: checksum and "/", then the ZxidDigest (3.6+).
     let _checksum = r.read_i64().unwrap();
     assert_eq!(r.read_string().unwrap(), "/");
-    let digest = (
-        r.read_i64().unwrap(),
-        r.read_i32().unwrap(),
-        r.read_i64().unwrap(),
-    );
-    Snapshot {
-        acls,
-        nodes,
-        digest,
-    }
+    let digest = (r.read_i64().unwrap(), r.read_i32().unwrap(), r.read_i64().unwrap());
+    Snapshot { acls, nodes, digest }
 }
 
 fn replayed_workload() -> DataTree {
-    let opts = TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    };
+    let opts = TreeOptions { extended_types_enabled: true, ..Default::default() };
     let mut t = DataTree::with_options(opts);
     for rec in read_log(include_bytes!("../testdata/zk380_workload.log")) {
         t.apply(&rec.header, &rec.txn);
@@ -516,19 +415,12 @@ fn snapshot_order_and_acl_table_match_zookeeper() {
     let snap = read_snapshot(include_bytes!("../testdata/zk380_workload.snapshot"));
     let t = replayed_workload();
     let mut ours = Vec::new();
-    t.for_each_node_in_snapshot_order(|p, d, a, s| {
-        ours.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone()))
-    });
+    t.for_each_node_in_snapshot_order(|p, d, a, s| ours.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone())));
     assert_eq!(ours.len(), snap.nodes.len());
     for (o, s) in ours.iter().zip(&snap.nodes) {
         assert_eq!(o, s);
     }
-    let acls: Vec<(i64, Vec<Acl>)> = t
-        .acl_cache()
-        .snapshot_entries()
-        .into_iter()
-        .map(|(i, l)| (i, l.to_vec()))
-        .collect();
+    let acls: Vec<(i64, Vec<Acl>)> = t.acl_cache().snapshot_entries().into_iter().map(|(i, l)| (i, l.to_vec())).collect();
     assert_eq!(acls, snap.acls);
     // The file is snapshot.d9; this one carries an empty ZxidDigest (zxid 0), which ZooKeeper
     // writes when it has not logged a digest since loading.
@@ -539,18 +431,12 @@ fn snapshot_order_and_acl_table_match_zookeeper() {
 #[test]
 fn loading_a_zookeeper_snapshot() {
     let snap = read_snapshot(include_bytes!("../testdata/zk380_workload.snapshot"));
-    let opts = TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    };
+    let opts = TreeOptions { extended_types_enabled: true, ..Default::default() };
     let t = DataTree::from_snapshot(opts, snap.acls.clone(), snap.nodes.clone()).unwrap();
     t.check_invariants().unwrap();
     let replayed = replayed_workload();
     assert_eq!(t.digest(), replayed.digest());
-    assert_eq!(
-        t.approximate_data_size(),
-        replayed.compute_approximate_data_size()
-    );
+    assert_eq!(t.approximate_data_size(), replayed.compute_approximate_data_size());
     assert_eq!(t.node_count(), replayed.node_count());
     assert_eq!(t.acl_cache_size(), replayed.acl_cache_size());
     assert_eq!(t.get_ephemerals(SessionId(0)), Vec::<String>::new());
@@ -558,15 +444,11 @@ fn loading_a_zookeeper_snapshot() {
     assert_eq!(t.ttls(), replayed.ttls());
     let mut got = Vec::new();
     walk(&t, "/", &mut got);
-    let want: Vec<&str> = include_str!("../testdata/zk380_workload_dump.txt")
-        .lines()
-        .collect();
+    let want: Vec<&str> = include_str!("../testdata/zk380_workload_dump.txt").lines().collect();
     assert_eq!(got, want);
     // And it writes itself back the same way.
     let mut again = Vec::new();
-    t.for_each_node_in_snapshot_order(|p, d, a, s| {
-        again.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone()))
-    });
+    t.for_each_node_in_snapshot_order(|p, d, a, s| again.push((p.to_string(), d.map(<[u8]>::to_vec), a, s.clone())));
     assert_eq!(again, snap.nodes);
     assert_eq!(t.acl_cache().snapshot_entries().len(), snap.acls.len());
 }
@@ -581,12 +463,7 @@ fn ephemerals_order_after_restart_follows_snapshot_order() {
     let s = 0x100_0000_0000_0007;
     let mut t = DataTree::new();
     let mut zxid = 0;
-    for (path, eph) in [
-        ("/n2", false),
-        ("/n2/n7", false),
-        ("/n2/n7/n25", true),
-        ("/n0", true),
-    ] {
+    for (path, eph) in [("/n2", false), ("/n2/n7", false), ("/n2/n7/n25", true), ("/n0", true)] {
         zxid += 1;
         let c = create(path, b"", eph);
         t.apply(&hdr(zxid, s, &c), &c);
@@ -594,15 +471,8 @@ fn ephemerals_order_after_restart_follows_snapshot_order() {
     assert_eq!(t.get_ephemerals(SessionId(s)), vec!["/n2/n7/n25", "/n0"]);
     assert_eq!(t.get_children("/").unwrap(), vec!["n0", "zookeeper", "n2"]);
     let mut nodes = Vec::new();
-    t.for_each_node_in_snapshot_order(|p, d, a, st| {
-        nodes.push((p.to_string(), d.map(<[u8]>::to_vec), a, st.clone()))
-    });
-    let acls = t
-        .acl_cache()
-        .snapshot_entries()
-        .into_iter()
-        .map(|(i, l)| (i, l.to_vec()))
-        .collect();
+    t.for_each_node_in_snapshot_order(|p, d, a, st| nodes.push((p.to_string(), d.map(<[u8]>::to_vec), a, st.clone())));
+    let acls = t.acl_cache().snapshot_entries().into_iter().map(|(i, l)| (i, l.to_vec())).collect();
     let l = DataTree::from_snapshot(TreeOptions::default(), acls, nodes).unwrap();
     assert_eq!(l.get_ephemerals(SessionId(s)), vec!["/n0", "/n2/n7/n25"]);
     assert_eq!(l.digest(), t.digest());
@@ -614,91 +484,44 @@ use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, SetAclTx
 use rzk_proto::ErrorCode;
 
 fn ttl_create(path: &str, ttl: i64) -> T {
-    T::CreateTtl(CreateTtlTxn {
-        path: path.into(),
-        data: Some(b"t".to_vec()),
-        acl: Acl::open_unsafe(),
-        parent_cversion: -1,
-        ttl,
-    })
+    T::CreateTtl(CreateTtlTxn { path: path.into(), data: Some(b"t".to_vec()), acl: Acl::open_unsafe(), parent_cversion: -1, ttl })
 }
 
 fn container_create(path: &str) -> T {
-    T::CreateContainer(CreateContainerTxn {
-        path: path.into(),
-        data: Some(vec![]),
-        acl: Acl::open_unsafe(),
-        parent_cversion: -1,
-    })
+    T::CreateContainer(CreateContainerTxn { path: path.into(), data: Some(vec![]), acl: Acl::open_unsafe(), parent_cversion: -1 })
 }
 
 #[test]
 fn create_kinds_and_owner_encodings() {
-    let mut s = Sim::with(TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    });
+    let mut s = Sim::with(TreeOptions { extended_types_enabled: true, ..Default::default() });
     let sess = 0x100_0000_0000_00aa;
     // create2 returns the stat; ephemeral owner is the header's session.
     let c2 = T::Create {
-        txn: CreateTxn {
-            path: "/e".into(),
-            data: Some(b"abc".to_vec()),
-            acl: Acl::open_unsafe(),
-            ephemeral: true,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: "/e".into(), data: Some(b"abc".to_vec()), acl: Acl::open_unsafe(), ephemeral: true, parent_cversion: -1 },
         create2: true,
     };
     let r = s.run(sess, c2);
-    let TxnResult::Created { path, stat } = r else {
-        panic!("{r:?}")
-    };
+    let TxnResult::Created { path, stat } = r else { panic!("{r:?}") };
     assert_eq!(path, "/e");
     assert_eq!(stat.ephemeral_owner, sess);
-    assert_eq!(
-        (stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime),
-        (Zxid(2), Zxid(2), Zxid(2), 1002, 1002)
-    );
-    assert_eq!(
-        (
-            stat.version,
-            stat.cversion,
-            stat.aversion,
-            stat.data_length,
-            stat.num_children
-        ),
-        (0, 0, 0, 3, 0)
-    );
+    assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime), (Zxid(2), Zxid(2), Zxid(2), 1002, 1002));
+    assert_eq!((stat.version, stat.cversion, stat.aversion, stat.data_length, stat.num_children), (0, 0, 0, 3, 0));
     assert_eq!(s.t.get_ephemerals(SessionId(sess)), vec!["/e"]);
     assert_eq!(s.t.sessions_with_ephemerals(), vec![SessionId(sess)]);
 
     // Containers: owner Long.MIN_VALUE stored, 0 shown.
-    let TxnResult::Created { stat, .. } = s.run(sess, container_create("/c")) else {
-        panic!()
-    };
+    let TxnResult::Created { stat, .. } = s.run(sess, container_create("/c")) else { panic!() };
     assert_eq!(stat.ephemeral_owner, 0);
     assert_eq!(s.t.get("/c").unwrap().stat.ephemeral_owner, i64::MIN);
-    assert_eq!(
-        s.t.get("/c").unwrap().ephemeral_type,
-        EphemeralType::Container
-    );
+    assert_eq!(s.t.get("/c").unwrap().ephemeral_type, EphemeralType::Container);
     assert_eq!(s.t.containers(), vec!["/c"]);
 
     // TTL: 0xFF << 56 | ttl stored, 0 shown, listed with its ttl.
-    let TxnResult::Created { stat, .. } = s.run(sess, ttl_create("/t", 5000)) else {
-        panic!()
-    };
+    let TxnResult::Created { stat, .. } = s.run(sess, ttl_create("/t", 5000)) else { panic!() };
     assert_eq!(stat.ephemeral_owner, 0);
-    assert_eq!(
-        s.t.get("/t").unwrap().stat.ephemeral_owner,
-        0xff00_0000_0000_1388_u64 as i64
-    );
+    assert_eq!(s.t.get("/t").unwrap().stat.ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
     assert_eq!(s.t.ttls(), vec![("/t".to_string(), 5000)]);
-    assert_eq!(
-        s.run(sess, ttl_create("/t2", 0)),
-        TxnResult::Error(ErrorCode::BadArguments)
-    );
+    assert_eq!(s.run(sess, ttl_create("/t2", 0)), TxnResult::Error(ErrorCode::BadArguments));
     assert!(!s.t.contains("/t2"));
     // None of them is an ephemeral of the session.
     assert_eq!(s.t.get_ephemerals(SessionId(sess)), vec!["/e"]);
@@ -713,36 +536,19 @@ fn create_kinds_and_owner_encodings() {
     assert_eq!(both, vec!["/c", "/t"]);
     s.run(sess, create("/c/x", b"", false));
     assert_eq!(s.t.container_candidates(now, 0), vec!["/t"]);
-    assert_eq!(
-        s.run(
-            sess,
-            T::Delete {
-                path: "/c/x".into()
-            }
-        ),
-        TxnResult::Deleted
-    );
+    assert_eq!(s.run(sess, T::Delete { path: "/c/x".into() }), TxnResult::Deleted);
     let mut cands = s.t.container_candidates(now, 0);
     cands.sort();
     assert_eq!(cands, vec!["/c", "/t"]);
-    assert_eq!(
-        s.run(0, T::DeleteContainer { path: "/c".into() }),
-        TxnResult::Deleted
-    );
+    assert_eq!(s.run(0, T::DeleteContainer { path: "/c".into() }), TxnResult::Deleted);
     assert!(s.t.containers().is_empty());
 
     // Without extended types a TTL owner is just a session id (ZooKeeper's EphemeralType.get).
     let mut s2 = Sim::new();
     s2.run(sess, ttl_create("/t", 5000));
     assert_eq!(s2.t.ttls(), vec![]);
-    assert_eq!(
-        s2.t.stat("/t").unwrap().ephemeral_owner,
-        0xff00_0000_0000_1388_u64 as i64
-    );
-    assert_eq!(
-        s2.t.sessions_with_ephemerals(),
-        vec![SessionId(0xff00_0000_0000_1388_u64 as i64)]
-    );
+    assert_eq!(s2.t.stat("/t").unwrap().ephemeral_owner, 0xff00_0000_0000_1388_u64 as i64);
+    assert_eq!(s2.t.sessions_with_ephemerals(), vec![SessionId(0xff00_0000_0000_1388_u64 as i64)]);
 }
 
 #[test]
@@ -751,28 +557,16 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
     s.mk("/p");
     // An explicit parent cversion (as prep computes it) wins when larger.
     let c = T::Create {
-        txn: CreateTxn {
-            path: "/p/a".into(),
-            data: Some(vec![]),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: 7,
-        },
+        txn: CreateTxn { path: "/p/a".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 7 },
         create2: false,
     };
     s.run(Y_SESSION, c);
     let p = s.t.get("/p").unwrap();
     assert_eq!((p.stat.cversion, p.stat.pzxid), (7, Zxid(s.zxid)));
     assert_eq!(s.t.stat("/p").unwrap().cversion, 13); // 7 * 2 - 1 child
-                                                      // A smaller one leaves cversion and pzxid alone.
+    // A smaller one leaves cversion and pzxid alone.
     let c = T::Create {
-        txn: CreateTxn {
-            path: "/p/b".into(),
-            data: Some(vec![]),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: 3,
-        },
+        txn: CreateTxn { path: "/p/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 3 },
         create2: false,
     };
     let z_before = s.zxid;
@@ -785,75 +579,26 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
 fn set_data_set_acl_check_and_session_txns() {
     let mut s = Sim::new();
     s.mk("/a");
-    let r = s.run(
-        Y_SESSION,
-        T::SetData(SetDataTxn {
-            path: "/a".into(),
-            data: Some(b"hello".to_vec()),
-            version: 1,
-        }),
-    );
-    let TxnResult::SetData { stat } = r else {
-        panic!()
-    };
-    assert_eq!(
-        (
-            stat.version,
-            stat.mzxid,
-            stat.mtime,
-            stat.data_length,
-            stat.czxid
-        ),
-        (1, Zxid(3), 1003, 5, Zxid(2))
-    );
+    let r = s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/a".into(), data: Some(b"hello".to_vec()), version: 1 }));
+    let TxnResult::SetData { stat } = r else { panic!() };
+    assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length, stat.czxid), (1, Zxid(3), 1003, 5, Zxid(2)));
     assert_eq!(s.t.approximate_data_size(), 44 + 2 + 5);
     // setACL: aversion from the txn; ACL ids churn like ZooKeeper's cache.
     assert_eq!(s.t.get("/a").unwrap().acl_id, 2);
-    let r = s.run(
-        Y_SESSION,
-        T::SetAcl(SetAclTxn {
-            path: "/a".into(),
-            acl: Acl::open_unsafe(),
-            version: 1,
-        }),
-    );
-    let TxnResult::SetAcl { stat } = r else {
-        panic!()
-    };
+    let r = s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 }));
+    let TxnResult::SetAcl { stat } = r else { panic!() };
     assert_eq!((stat.aversion, stat.mzxid), (1, Zxid(3)));
     // The only user of list 2 re-set it: the entry was dropped and re-added as 3.
     assert_eq!(s.t.get("/a").unwrap().acl_id, 3);
     assert_eq!(s.t.acl_cache_size(), 2);
-    let r = s.run(
-        Y_SESSION,
-        T::SetAcl(SetAclTxn {
-            path: "/a".into(),
-            acl: Acl::read_unsafe(),
-            version: 2,
-        }),
-    );
+    let r = s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::read_unsafe(), version: 2 }));
     assert!(matches!(r, TxnResult::SetAcl { .. }));
     assert_eq!(s.t.get("/a").unwrap().acl_id, 1);
     assert_eq!(s.t.acl_cache_size(), 1);
     assert_eq!(s.t.acl_cache().ref_count(1), 2);
-    assert_eq!(
-        s.run(
-            Y_SESSION,
-            T::Check(CheckVersionTxn {
-                path: "/a".into(),
-                version: 2
-            })
-        ),
-        TxnResult::Check
-    );
-    assert_eq!(
-        s.run(Y_SESSION, T::CreateSession { timeout_ms: 30000 }),
-        TxnResult::SessionCreated
-    );
-    assert_eq!(
-        s.run(Y_SESSION, T::Error { err: -101 }),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
+    assert_eq!(s.run(Y_SESSION, T::Check(CheckVersionTxn { path: "/a".into(), version: 2 })), TxnResult::Check);
+    assert_eq!(s.run(Y_SESSION, T::CreateSession { timeout_ms: 30000 }), TxnResult::SessionCreated);
+    assert_eq!(s.run(Y_SESSION, T::Error { err: -101 }), TxnResult::Error(ErrorCode::NoNode));
     assert_eq!(s.t.last_processed_zxid(), Zxid(s.zxid));
 }
 
@@ -865,90 +610,30 @@ fn apply_time_errors_and_their_side_effects() {
     let before = s.t.get("/a").unwrap().stat;
     // Create of an existing node (op create): NodeExists, and the parent's cversion/pzxid
     // move forward via setCversionPzxid (parent_cversion -1 = current + 1).
-    assert_eq!(
-        s.run(Y_SESSION, create("/a/b", b"", false)),
-        TxnResult::Error(ErrorCode::NodeExists)
-    );
+    assert_eq!(s.run(Y_SESSION, create("/a/b", b"", false)), TxnResult::Error(ErrorCode::NodeExists));
     let after = s.t.get("/a").unwrap().stat;
-    assert_eq!(
-        (after.cversion, after.pzxid),
-        (before.cversion + 1, Zxid(s.zxid))
-    );
+    assert_eq!((after.cversion, after.pzxid), (before.cversion + 1, Zxid(s.zxid)));
     // ...but the ACL reference taken before the check stays (ZooKeeper leaks it too).
     assert_eq!(s.t.acl_cache().ref_count(2), 3);
     // create2 of an existing node: NodeExists without touching the parent.
     let c2 = T::Create {
-        txn: CreateTxn {
-            path: "/a/b".into(),
-            data: Some(vec![]),
-            acl: Acl::open_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: "/a/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
         create2: true,
     };
     let st = s.t.get("/a").unwrap().stat;
-    assert_eq!(
-        s.run(Y_SESSION, c2),
-        TxnResult::Error(ErrorCode::NodeExists)
-    );
+    assert_eq!(s.run(Y_SESSION, c2), TxnResult::Error(ErrorCode::NodeExists));
     assert_eq!(s.t.get("/a").unwrap().stat, st);
     // Missing parent.
-    assert_eq!(
-        s.run(Y_SESSION, create("/x/y", b"", false)),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
+    assert_eq!(s.run(Y_SESSION, create("/x/y", b"", false)), TxnResult::Error(ErrorCode::NoNode));
     // Delete of a missing child: NoNode, yet the parent's pzxid moved (ZooKeeper deleteNode).
-    assert_eq!(
-        s.run(
-            Y_SESSION,
-            T::Delete {
-                path: "/a/zz".into()
-            }
-        ),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a/zz".into() }), TxnResult::Error(ErrorCode::NoNode));
     assert_eq!(s.t.get("/a").unwrap().stat.pzxid, Zxid(s.zxid));
-    assert_eq!(
-        s.run(
-            Y_SESSION,
-            T::Delete {
-                path: "/q/zz".into()
-            }
-        ),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/q/zz".into() }), TxnResult::Error(ErrorCode::NoNode));
     // Refused outright: non-empty node, root.
-    assert_eq!(
-        s.run(Y_SESSION, T::Delete { path: "/a".into() }),
-        TxnResult::Error(ErrorCode::NotEmpty)
-    );
-    assert_eq!(
-        s.run(Y_SESSION, T::Delete { path: "/".into() }),
-        TxnResult::Error(ErrorCode::BadArguments)
-    );
-    assert_eq!(
-        s.run(
-            Y_SESSION,
-            T::SetData(SetDataTxn {
-                path: "/nope".into(),
-                data: Some(vec![]),
-                version: 1
-            })
-        ),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
-    assert_eq!(
-        s.run(
-            Y_SESSION,
-            T::SetAcl(SetAclTxn {
-                path: "/nope".into(),
-                acl: vec![],
-                version: 1
-            })
-        ),
-        TxnResult::Error(ErrorCode::NoNode)
-    );
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a".into() }), TxnResult::Error(ErrorCode::NotEmpty));
+    assert_eq!(s.run(Y_SESSION, T::Delete { path: "/".into() }), TxnResult::Error(ErrorCode::BadArguments));
+    assert_eq!(s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: Some(vec![]), version: 1 })), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/nope".into(), acl: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
     s.t.check_invariants().unwrap();
 }
 
@@ -958,18 +643,9 @@ fn multi_success_failure_and_invalid_members() {
     s.mk("/m");
     let ok = T::Multi(vec![
         create("/m/a", b"1", false),
-        T::Check(CheckVersionTxn {
-            path: "/m/a".into(),
-            version: 0,
-        }),
-        T::SetData(SetDataTxn {
-            path: "/m/a".into(),
-            data: Some(b"22".to_vec()),
-            version: 1,
-        }),
-        T::Delete {
-            path: "/m/a".into(),
-        },
+        T::Check(CheckVersionTxn { path: "/m/a".into(), version: 0 }),
+        T::SetData(SetDataTxn { path: "/m/a".into(), data: Some(b"22".to_vec()), version: 1 }),
+        T::Delete { path: "/m/a".into() },
         create("/m/b", b"", false),
     ]);
     let r = s.run(Y_SESSION, ok);
@@ -987,12 +663,8 @@ fn multi_success_failure_and_invalid_members() {
     let digest = s.t.digest();
     let failed = T::Multi(vec![
         create("/m/c", b"", false),
-        T::Error {
-            err: ErrorCode::BadVersion.code(),
-        },
-        T::Error {
-            err: ErrorCode::RuntimeInconsistency.code(),
-        },
+        T::Error { err: ErrorCode::BadVersion.code() },
+        T::Error { err: ErrorCode::RuntimeInconsistency.code() },
     ]);
     let r = s.run(Y_SESSION, failed);
     assert_eq!(
@@ -1010,13 +682,7 @@ fn multi_success_failure_and_invalid_members() {
     let odd = T::Multi(vec![
         create("/m/d", b"", false),
         T::Create {
-            txn: CreateTxn {
-                path: "/m/e".into(),
-                data: Some(vec![]),
-                acl: Acl::open_unsafe(),
-                ephemeral: false,
-                parent_cversion: -1,
-            },
+            txn: CreateTxn { path: "/m/e".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
             create2: true,
         },
         create("/m/f", b"", false),
@@ -1025,10 +691,7 @@ fn multi_success_failure_and_invalid_members() {
     assert!(matches!(&r, TxnResult::Multi(v) if v.len() == 1));
     assert!(s.t.contains("/m/d") && !s.t.contains("/m/e") && !s.t.contains("/m/f"));
     // 3.9 accepts create2 members.
-    let mut s9 = Sim::with(TreeOptions {
-        flavor: Flavor::V3_9,
-        ..Default::default()
-    });
+    let mut s9 = Sim::with(TreeOptions { flavor: Flavor::V3_9, ..Default::default() });
     s9.mk("/m");
     let r = s9.run(Y_SESSION, odd);
     assert!(matches!(&r, TxnResult::Multi(v) if v.len() == 3));
@@ -1045,11 +708,7 @@ fn close_session_deletes_listed_then_remaining_paths() {
     s.t.add_watch("/s", WatchKind::Persistent, X);
     // The txn lists a subset (plus a path already gone): those go first, in txn order, then
     // the rest in set order.
-    let listed = vec![
-        "/s/e5".to_string(),
-        "/s/gone".to_string(),
-        "/s/e1".to_string(),
-    ];
+    let listed = vec!["/s/e5".to_string(), "/s/gone".to_string(), "/s/e1".to_string()];
     // The rest goes in the order of the session's own set (not of its clone).
     let mut rest: Vec<String> = s.t.ephemerals_by_session()[0].1.clone();
     rest.retain(|p| !listed.contains(p));
@@ -1058,19 +717,11 @@ fn close_session_deletes_listed_then_remaining_paths() {
         c.retain(|p| !listed.contains(p));
         c
     });
-    let r = s.run(
-        sess,
-        T::CloseSession {
-            paths_to_delete: listed,
-        },
-    );
+    let r = s.run(sess, T::CloseSession { paths_to_delete: listed });
     assert_eq!(r, TxnResult::SessionClosed);
     assert_eq!(s.t.get_children("/s").unwrap(), Vec::<String>::new());
     let seen = s.take();
-    let order: Vec<&str> = seen
-        .split(',')
-        .filter_map(|e| e.strip_prefix("NodeChildrenChanged:"))
-        .collect();
+    let order: Vec<&str> = seen.split(',').filter_map(|e| e.strip_prefix("NodeChildrenChanged:")).collect();
     assert_eq!(order.len(), 12); // one per deletion (persistent child watch on /s)
     assert!(s.t.sessions_with_ephemerals().is_empty());
     // The deletes happened in the order: e5, e1, then `rest`.
@@ -1080,17 +731,9 @@ fn close_session_deletes_listed_then_remaining_paths() {
         s2.eph(sess, &format!("/s/e{i}"));
     }
     s2.t.add_watch("/s", WatchKind::PersistentRecursive, X);
-    s2.run(
-        sess,
-        T::CloseSession {
-            paths_to_delete: vec!["/s/e5".into(), "/s/gone".into(), "/s/e1".into()],
-        },
-    );
-    let deleted: Vec<String> = s2
-        .take()
-        .split(',')
-        .filter_map(|e| e.strip_prefix("NodeDeleted:").map(str::to_string))
-        .collect();
+    s2.run(sess, T::CloseSession { paths_to_delete: vec!["/s/e5".into(), "/s/gone".into(), "/s/e1".into()] });
+    let deleted: Vec<String> =
+        s2.take().split(',').filter_map(|e| e.strip_prefix("NodeDeleted:").map(str::to_string)).collect();
     let mut want = vec!["/s/e5".to_string(), "/s/e1".to_string()];
     want.extend(rest);
     assert_eq!(deleted, want);
@@ -1105,12 +748,7 @@ fn ephemeral_session_entry_outlives_its_nodes_until_close() {
     // ZooKeeper keeps the (now empty) set until the session closes.
     assert_eq!(s.t.sessions_with_ephemerals(), vec![SessionId(sess)]);
     assert_eq!(s.t.get_ephemerals(SessionId(sess)), Vec::<String>::new());
-    s.run(
-        sess,
-        T::CloseSession {
-            paths_to_delete: vec![],
-        },
-    );
+    s.run(sess, T::CloseSession { paths_to_delete: vec![] });
     assert!(s.t.sessions_with_ephemerals().is_empty());
 }
 
@@ -1120,42 +758,19 @@ fn quota_stats_follow_changes() {
     s.mk("/q");
     s.run(Y_SESSION, create("/q/a", b"12345", false));
     s.mk("/zookeeper/quota/q");
-    s.run(
-        Y_SESSION,
-        create(
-            "/zookeeper/quota/q/zookeeper_limits",
-            b"count=10,bytes=-1",
-            false,
-        ),
-    );
-    s.run(
-        Y_SESSION,
-        create(
-            "/zookeeper/quota/q/zookeeper_stats",
-            b"count=0,bytes=0",
-            false,
-        ),
-    );
+    s.run(Y_SESSION, create("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1", false));
+    s.run(Y_SESSION, create("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0", false));
     let stats = || String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap();
     fn s_data(t: &DataTree, p: &str) -> Vec<u8> {
         t.get(p).unwrap().data.to_vec()
     }
     assert_eq!(stats(), "count=2,bytes=5");
     s.run(Y_SESSION, create("/q/a/b", b"xy", false));
-    assert_eq!(
-        String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(),
-        "count=3,bytes=7"
-    );
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=3,bytes=7");
     s.set("/q/a", b"1");
-    assert_eq!(
-        String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(),
-        "count=3,bytes=3"
-    );
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=3,bytes=3");
     s.del("/q/a/b");
-    assert_eq!(
-        String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(),
-        "count=2,bytes=1"
-    );
+    assert_eq!(String::from_utf8(s_data(&s.t, "/zookeeper/quota/q/zookeeper_stats")).unwrap(), "count=2,bytes=1");
     assert_eq!(s.t.max_prefix_with_quota("/q/zz"), Some("/q".to_string()));
     s.del("/zookeeper/quota/q/zookeeper_limits");
     assert_eq!(s.t.max_prefix_with_quota("/q/zz"), None);
@@ -1179,16 +794,8 @@ fn set_watches_after_reconnect() {
         persistent_recursive_watches: vec!["/r".into()],
     };
     let out = s.t.set_watches(rel, &w, X);
-    let got: Vec<String> = out
-        .iter()
-        .map(|(_, e)| {
-            format!(
-                "{:?}:{}",
-                EventType::from_code(e.event_type).unwrap(),
-                e.path
-            )
-        })
-        .collect();
+    let got: Vec<String> =
+        out.iter().map(|(_, e)| format!("{:?}:{}", EventType::from_code(e.event_type).unwrap(), e.path)).collect();
     assert_eq!(
         got,
         vec![
@@ -1208,10 +815,7 @@ fn set_watches_after_reconnect() {
     s.mk("/r");
     s.mk("/r/deep");
     s.mk("/b/k");
-    assert_eq!(
-        s.take(),
-        "NodeCreated:/nothere,NodeCreated:/r,NodeCreated:/r/deep,NodeChildrenChanged:/b"
-    );
+    assert_eq!(s.take(), "NodeCreated:/nothere,NodeCreated:/r,NodeCreated:/r/deep,NodeChildrenChanged:/b");
 }
 
 #[test]
@@ -1225,41 +829,17 @@ fn watch_counts_and_listings() {
     s.t.get_data("/a", Some(y)).unwrap();
     s.t.add_watch("/a", WatchKind::Persistent, y);
     assert_eq!(s.t.watch_count(), 2 + 1 + 1 + 1); // data: /a X, /zz X, /a y; child: /a X, /a y
-    assert_eq!(
-        s.t.watch_summary(),
-        WatchesSummary {
-            connections: 2,
-            paths: 2,
-            total: 3
-        }
-    );
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 2, total: 3 });
     let by_path = s.t.watches_by_path();
     assert_eq!(by_path.len(), 2);
     assert!(by_path.contains(&("/a".to_string(), vec![X, y])));
     s.set("/a", b"1");
     // X's one-time data watch fired; y's persistent one (it replaced y's one-time one) stays.
-    assert_eq!(
-        s.t.watch_summary(),
-        WatchesSummary {
-            connections: 2,
-            paths: 2,
-            total: 2
-        }
-    );
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 2, total: 2 });
     // ZooKeeper keeps a watcher's (empty) entry after its last watch fired.
     s.mk("/zz");
-    assert_eq!(
-        s.t.watch_summary(),
-        WatchesSummary {
-            connections: 2,
-            paths: 1,
-            total: 1
-        }
-    );
-    assert_eq!(
-        s.t.watches_by_watcher(),
-        vec![(X, vec![]), (y, vec!["/a".to_string()])]
-    );
+    assert_eq!(s.t.watch_summary(), WatchesSummary { connections: 2, paths: 1, total: 1 });
+    assert_eq!(s.t.watches_by_watcher(), vec![(X, vec![]), (y, vec!["/a".to_string()])]);
     s.t.remove_watcher(y);
     s.t.remove_watcher(X);
     assert_eq!(s.t.watch_count(), 0);
@@ -1289,10 +869,7 @@ fn check_watches_quirk_of_3_8() {
 
 #[test]
 fn flavor_3_9_keeps_modes_apart() {
-    let mut s = Sim::with(TreeOptions {
-        flavor: Flavor::V3_9,
-        ..Default::default()
-    });
+    let mut s = Sim::with(TreeOptions { flavor: Flavor::V3_9, ..Default::default() });
     let y = WatcherId(2);
     s.mk("/w4");
     s.t.add_watch("/w4", WatchKind::Persistent, X);
@@ -1301,47 +878,31 @@ fn flavor_3_9_keeps_modes_apart() {
     s.set("/w4", b"22");
     s.mk("/w4/c");
     // The one-time watch fires once, the persistent one keeps firing.
-    assert_eq!(
-        s.take(),
-        "NodeDataChanged:/w4,NodeDataChanged:/w4,NodeChildrenChanged:/w4"
-    );
+    assert_eq!(s.take(), "NodeDataChanged:/w4,NodeDataChanged:/w4,NodeChildrenChanged:/w4");
     s.mk("/w11");
     s.t.add_watch("/w11", WatchKind::PersistentRecursive, X);
     s.t.get_data("/w11", Some(X)).unwrap();
     s.set("/w11", b"1");
     s.set("/w11", b"22");
     s.mk("/w11/b");
-    assert_eq!(
-        s.take(),
-        "NodeDataChanged:/w11,NodeDataChanged:/w11,NodeCreated:/w11/b"
-    );
+    assert_eq!(s.take(), "NodeDataChanged:/w11,NodeDataChanged:/w11,NodeCreated:/w11/b");
     // Recursive watches live in the data table only.
     assert!(!s.t.child_watches().has_watcher(X) || s.t.child_watches().modes("/w11", X).is_empty());
     // checkWatches / removeWatches by mode, per watcher.
     s.t.get_data("/w11", Some(y)).unwrap();
     assert!(!s.t.contains_watch("/w11", WatcherType::Data, X));
-    assert!(s
-        .t
-        .contains_watch("/w11", WatcherType::PersistentRecursive, X));
+    assert!(s.t.contains_watch("/w11", WatcherType::PersistentRecursive, X));
     assert!(s.t.contains_watch("/w11", WatcherType::Data, y));
     assert!(s.t.contains_watch("/w4", WatcherType::Persistent, X));
     assert!(!s.t.remove_watches("/w11", WatcherType::Data, X));
     assert!(s.t.remove_watches("/w4", WatcherType::Persistent, X));
     assert!(!s.t.contains_watch("/w4", WatcherType::Any, X));
-    assert!(s
-        .t
-        .remove_watches("/w11", WatcherType::PersistentRecursive, X));
+    assert!(s.t.remove_watches("/w11", WatcherType::PersistentRecursive, X));
     s.mk("/w11/c");
     assert_eq!(s.take(), "");
     // A create of an existing node replaces its ACL in 3.9.
     let c = T::Create {
-        txn: CreateTxn {
-            path: "/w4".into(),
-            data: Some(vec![]),
-            acl: Acl::read_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: "/w4".into(), data: Some(vec![]), acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
         create2: false,
     };
     assert_eq!(s.run(Y_SESSION, c), TxnResult::Error(ErrorCode::NodeExists));
@@ -1370,28 +931,12 @@ mod props {
     use proptest::prelude::*;
     use std::collections::{BTreeMap, HashSet};
 
-    const PATHS: &[&str] = &[
-        "/a",
-        "/b",
-        "/a/x",
-        "/a/y",
-        "/a/x/1",
-        "/b/z",
-        "/c",
-        "/a/y/2",
-        "/zookeeper/q",
-    ];
+    const PATHS: &[&str] = &["/a", "/b", "/a/x", "/a/y", "/a/x/1", "/b/z", "/c", "/a/y/2", "/zookeeper/q"];
     const SESSIONS: &[i64] = &[0x11, 0x22, 0x33];
 
     #[derive(Debug, Clone)]
     enum Op {
-        Create {
-            path: usize,
-            data: Option<Vec<u8>>,
-            eph: Option<usize>,
-            kind: u8,
-            pcv: i32,
-        },
+        Create { path: usize, data: Option<Vec<u8>>, eph: Option<usize>, kind: u8, pcv: i32 },
         Delete(usize),
         SetData(usize, Option<Vec<u8>>),
         SetAcl(usize, bool),
@@ -1628,10 +1173,7 @@ mod props {
 #[test]
 fn container_manager_candidates_in_zookeeper_order() {
     let log = read_log(include_bytes!("../testdata/zk380_containers.log"));
-    let opts = TreeOptions {
-        extended_types_enabled: true,
-        ..Default::default()
-    };
+    let opts = TreeOptions { extended_types_enabled: true, ..Default::default() };
     let mut t = DataTree::with_options(opts);
     let mut i = 0;
     let mut passes = 0;
@@ -1642,20 +1184,14 @@ fn container_manager_candidates_in_zookeeper_order() {
             let mut pass = Vec::new();
             let start_time = log[i].header.time;
             while i < log.len() {
-                let T::DeleteContainer { path } = &log[i].txn else {
-                    break;
-                };
+                let T::DeleteContainer { path } = &log[i].txn else { break };
                 if log[i].header.time - start_time > 1000 {
                     break;
                 }
                 pass.push(path.clone());
                 i += 1;
             }
-            assert_eq!(
-                t.container_candidates(start_time, 0),
-                pass,
-                "pass at {start_time}"
-            );
+            assert_eq!(t.container_candidates(start_time, 0), pass, "pass at {start_time}");
             for rec in &log[i - pass.len()..i] {
                 assert_eq!(t.apply(&rec.header, &rec.txn).result, TxnResult::Deleted);
             }
@@ -1676,13 +1212,7 @@ fn container_manager_candidates_in_zookeeper_order() {
 fn deliveries_carry_the_znode_acl() {
     let mut t = DataTree::new();
     let c = T::Create {
-        txn: CreateTxn {
-            path: "/r".into(),
-            data: None,
-            acl: Acl::read_unsafe(),
-            ephemeral: false,
-            parent_cversion: -1,
-        },
+        txn: CreateTxn { path: "/r".into(), data: None, acl: Acl::read_unsafe(), ephemeral: false, parent_cversion: -1 },
         create2: false,
     };
     t.add_watch("/r", WatchKind::Exist, X);
@@ -1717,19 +1247,9 @@ fn set_watches_matches_zookeeper_3_8_probe() {
         persistent_watches: vec![],
         persistent_recursive_watches: vec![],
     };
-    let got: Vec<String> =
-        s.t.set_watches(Zxid(1), &w, X)
-            .iter()
-            .map(|(_, e)| format!("{}:{}", e.event_type, e.path))
-            .collect();
-    assert_eq!(
-        got.join(","),
-        "3:/sw/a,2:/sw/gone,3:/sw/b,1:/sw/b,4:/sw,2:/sw/gone2,4:/sw/a"
-    );
-    assert_eq!(
-        s.t.watches_by_watcher(),
-        vec![(X, vec!["/sw/nothere".to_string()])]
-    );
+    let got: Vec<String> = s.t.set_watches(Zxid(1), &w, X).iter().map(|(_, e)| format!("{}:{}", e.event_type, e.path)).collect();
+    assert_eq!(got.join(","), "3:/sw/a,2:/sw/gone,3:/sw/b,1:/sw/b,4:/sw,2:/sw/gone2,4:/sw/a");
+    assert_eq!(s.t.watches_by_watcher(), vec![(X, vec!["/sw/nothere".to_string()])]);
 }
 
 /// A snapshot walk's hint finds a node only while the slot still holds exactly that path:
@@ -1745,36 +1265,20 @@ fn snapshot_hints_are_checked_against_the_path() {
     apply(&mut t, create("/a", b"1", false));
     apply(&mut t, create("/a/b", b"2", false));
     let mut hints = Vec::new();
-    t.snapshot_node_hinted("/a", None, |name, h| hints.push((name.to_string(), h)))
-        .unwrap();
+    t.snapshot_node_hinted("/a", None, |name, h| hints.push((name.to_string(), h))).unwrap();
     assert_eq!(hints.len(), 1);
     let (name, hint) = hints.pop().unwrap();
     assert_eq!(name, "b");
-    let (d, _, _) = t
-        .snapshot_node_hinted("/a/b", Some(hint), |_, _| {})
-        .unwrap();
+    let (d, _, _) = t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).unwrap();
     assert_eq!(d, Some(&b"2"[..]));
     // The hint names some other node's slot (or none): it is not taken for /a/b.
-    assert_eq!(
-        t.snapshot_node_hinted("/a", Some(hint), |_, _| {})
-            .map(|r| r.0),
-        t.snapshot_node("/a", |_| {}).map(|r| r.0)
-    );
-    apply(
-        &mut t,
-        Txn::Delete {
-            path: "/a/b".into(),
-        },
-    );
+    assert_eq!(t.snapshot_node_hinted("/a", Some(hint), |_, _| {}).map(|r| r.0), t.snapshot_node("/a", |_| {}).map(|r| r.0));
+    apply(&mut t, Txn::Delete { path: "/a/b".into() });
     apply(&mut t, create("/c", b"3", false)); // likely reuses b's slot
-    assert!(t
-        .snapshot_node_hinted("/a/b", Some(hint), |_, _| {})
-        .is_none());
+    assert!(t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).is_none());
     let (d, _, _) = t.snapshot_node_hinted("/c", Some(hint), |_, _| {}).unwrap();
     assert_eq!(d, Some(&b"3"[..]));
     apply(&mut t, create("/a/b", b"4", false));
-    let (d, _, _) = t
-        .snapshot_node_hinted("/a/b", Some(hint), |_, _| {})
-        .unwrap();
+    let (d, _, _) = t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).unwrap();
     assert_eq!(d, Some(&b"4"[..]));
 }

@@ -15,10 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
-use rzk_proto::txn::{Txn, TxnHeader};
-use rzk_proto::{
-    Acl, ErrorCode, EventType, KeeperState, SessionId, Stat, StatPersisted, WatcherType, Zxid,
-};
+use rzk_proto::txn::{TxnHeader, Txn};
+use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, SessionId, Stat, StatPersisted, WatcherType, Zxid};
 
 use crate::acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::digest;
@@ -53,11 +51,7 @@ pub struct TreeOptions {
 
 impl Default for TreeOptions {
     fn default() -> Self {
-        TreeOptions {
-            extended_types_enabled: false,
-            digest_enabled: true,
-            flavor: Flavor::V3_8,
-        }
+        TreeOptions { extended_types_enabled: false, digest_enabled: true, flavor: Flavor::V3_8 }
     }
 }
 
@@ -80,17 +74,10 @@ pub enum WatchKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnResult {
     /// create / create2 / createContainer / createTTL: the created path and its stat.
-    Created {
-        path: String,
-        stat: Stat,
-    },
+    Created { path: String, stat: Stat },
     Deleted,
-    SetData {
-        stat: Stat,
-    },
-    SetAcl {
-        stat: Stat,
-    },
+    SetData { stat: Stat },
+    SetAcl { stat: Stat },
     Check,
     /// An ErrorTxn's code (Ok for members of a failed multi that precede the failing one),
     /// or the error ZooKeeper's processTxn reports when the txn cannot apply (NoNode,
@@ -108,11 +95,7 @@ impl TxnResult {
     pub fn err(&self) -> ErrorCode {
         match self {
             TxnResult::Error(e) => *e,
-            TxnResult::Multi(rs) => rs
-                .iter()
-                .map(|r| r.err())
-                .find(|e| *e != ErrorCode::Ok)
-                .unwrap_or(ErrorCode::Ok),
+            TxnResult::Multi(rs) => rs.iter().map(|r| r.err()).find(|e| *e != ErrorCode::Ok).unwrap_or(ErrorCode::Ok),
             _ => ErrorCode::Ok,
         }
     }
@@ -160,12 +143,7 @@ impl<'a> NodeRef<'a> {
     }
     /// `DataNode.copyStat`: the Stat a client sees.
     pub fn client_stat(&self) -> Stat {
-        make_stat(
-            &self.stat,
-            self.data.len(),
-            self.num_children,
-            self.extended_types_enabled,
-        )
+        make_stat(&self.stat, self.data.len(), self.num_children, self.extended_types_enabled)
     }
     pub fn cversion(&self) -> i32 {
         self.stat.cversion
@@ -252,8 +230,7 @@ impl PathData {
     }
 
     fn path(&self) -> &str {
-        std::str::from_utf8(self.path_bytes())
-            .expect("a node's path is the UTF-8 it was created from")
+        std::str::from_utf8(self.path_bytes()).expect("a node's path is the UTF-8 it was created from")
     }
 
     /// The data; empty when it is null.
@@ -278,10 +255,7 @@ impl PathData {
 
 impl std::fmt::Debug for PathData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PathData")
-            .field("path", &self.path())
-            .field("data", &self.data_opt())
-            .finish()
+        f.debug_struct("PathData").field("path", &self.path()).field("data", &self.data_opt()).finish()
     }
 }
 
@@ -296,12 +270,7 @@ struct Node {
 
 impl Node {
     fn new(path: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted) -> Node {
-        Node {
-            pd: PathData::new(path, data),
-            acl,
-            stat,
-            children: None,
-        }
+        Node { pd: PathData::new(path, data), acl, stat, children: None }
     }
     fn num_children(&self) -> i32 {
         self.children.as_ref().map_or(0, |c| c.len() as i32)
@@ -353,11 +322,7 @@ type Out = Vec<(WatcherId, WatcherEvent, Arc<[Acl]>)>;
 
 /// A SyncConnected notification.
 fn event(t: EventType, path: &str) -> WatcherEvent {
-    WatcherEvent {
-        event_type: t.code(),
-        state: KeeperState::SyncConnected.code(),
-        path: path.to_string(),
-    }
+    WatcherEvent { event_type: t.code(), state: KeeperState::SyncConnected.code(), path: path.to_string() }
 }
 
 /// ZooKeeper's znode tree.
@@ -399,23 +364,13 @@ impl DataTree {
 
     pub fn with_options(opts: TreeOptions) -> DataTree {
         let mut t = DataTree::empty(opts);
-        let root = t.insert_node(Node::new(
-            "/",
-            Some(&[]),
-            OPEN_UNSAFE_ACL_ID,
-            StatPersisted::default(),
-        ));
+        let root = t.insert_node(Node::new("/", Some(&[]), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
         debug_assert_eq!(root, ROOT);
         t.digest_add(ROOT);
         for p in [PROC_ZOOKEEPER, quota::QUOTA_ZOOKEEPER, CONFIG_NODE] {
             let (parent, _) = split_path(p).expect("absolute");
             let pid = t.lookup(parent).expect("parent");
-            let id = t.insert_node(Node::new(
-                p,
-                Some(&[]),
-                OPEN_UNSAFE_ACL_ID,
-                StatPersisted::default(),
-            ));
+            let id = t.insert_node(Node::new(p, Some(&[]), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
             t.add_child(pid, id);
             t.digest_add(id);
         }
@@ -475,17 +430,12 @@ impl DataTree {
         let mut id = ROOT;
         let mut start = 1;
         loop {
-            let end = b[start..]
-                .iter()
-                .position(|&c| c == b'/')
-                .map_or(b.len(), |i| start + i);
+            let end = b[start..].iter().position(|&c| c == b'/').map_or(b.len(), |i| start + i);
             let children = self.slab.get(id as usize)?.as_ref()?.children.as_deref()?;
             let prefix = &b[..end];
             let slab = &self.slab;
             id = *children.find_by(string_hash_code(&path[start..end]), |&c| {
-                slab[c as usize]
-                    .as_ref()
-                    .is_some_and(|n| n.pd.path_bytes() == prefix)
+                slab[c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == prefix)
             })?;
             if end == b.len() {
                 return Some(id);
@@ -521,9 +471,7 @@ impl DataTree {
     fn add_child(&mut self, parent: NodeId, child: NodeId) {
         let h = string_hash_code(self.node(child).name());
         let p = self.node_mut(parent);
-        p.children
-            .get_or_insert_with(|| Box::new(JavaHashSet::with_capacity(8)))
-            .insert_with_hash(h, child);
+        p.children.get_or_insert_with(|| Box::new(JavaHashSet::with_capacity(8))).insert_with_hash(h, child);
     }
 
     fn remove_child(&mut self, parent: NodeId, child: NodeId) -> bool {
@@ -535,10 +483,7 @@ impl DataTree {
     }
 
     fn child_ids(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        self.node(id)
-            .children
-            .iter()
-            .flat_map(|c| c.iter().copied())
+        self.node(id).children.iter().flat_map(|c| c.iter().copied())
     }
 
     // ---- digest ----
@@ -593,10 +538,7 @@ impl DataTree {
             acl_id: n.acl,
             stat: n.stat.clone(),
             num_children: n.num_children(),
-            ephemeral_type: EphemeralType::of(
-                n.stat.ephemeral_owner,
-                self.opts.extended_types_enabled,
-            ),
+            ephemeral_type: EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled),
             extended_types_enabled: self.opts.extended_types_enabled,
         }
     }
@@ -604,10 +546,7 @@ impl DataTree {
     fn acl_of(&self, acl_id: i64) -> Arc<[Acl]> {
         // ZooKeeper throws for an id missing from the cache; that cannot happen through
         // apply (usage is counted per node), only with a corrupt snapshot.
-        self.acl_cache
-            .convert_long(acl_id)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(Vec::new()))
+        self.acl_cache.convert_long(acl_id).cloned().unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
     /// The node at `path` (`""` is the root, as in ZooKeeper).
@@ -631,40 +570,24 @@ impl DataTree {
 
     fn client_stat(&self, id: NodeId) -> Stat {
         let n = self.node(id);
-        make_stat(
-            &n.stat,
-            n.data().len(),
-            n.num_children(),
-            self.opts.extended_types_enabled,
-        )
+        make_stat(&n.stat, n.data().len(), n.num_children(), self.opts.extended_types_enabled)
     }
 
     /// The children's names in the order ZooKeeper's getChildren returns them.
     pub fn get_children(&self, path: &str) -> Option<Vec<String>> {
         let id = self.lookup(path)?;
-        Some(
-            self.child_ids(id)
-                .map(|c| self.node(c).name().to_string())
-                .collect(),
-        )
+        Some(self.child_ids(id).map(|c| self.node(c).name().to_string()).collect())
     }
 
     /// The ACL list of `path` and its Stat (`getACL`).
     pub fn get_acl(&self, path: &str) -> Option<(Vec<Acl>, Stat)> {
         let id = self.lookup(path)?;
-        Some((
-            self.acl_of(self.node(id).acl).to_vec(),
-            self.client_stat(id),
-        ))
+        Some((self.acl_of(self.node(id).acl).to_vec(), self.client_stat(id)))
     }
 
     /// `DataTree.getData`: data and Stat; with a watcher, a data watch is left (only when the
     /// node exists).
-    pub fn get_data(
-        &mut self,
-        path: &str,
-        watcher: Option<WatcherId>,
-    ) -> Result<(Stat, &[u8]), ErrorCode> {
+    pub fn get_data(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<(Stat, &[u8]), ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
@@ -684,17 +607,10 @@ impl DataTree {
 
     /// `DataTree.getChildren` with its Stat; with a watcher, a child watch is left (only when
     /// the node exists).
-    pub fn get_children_watch(
-        &mut self,
-        path: &str,
-        watcher: Option<WatcherId>,
-    ) -> Result<(Vec<String>, Stat), ErrorCode> {
+    pub fn get_children_watch(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<(Vec<String>, Stat), ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let stat = self.client_stat(id);
-        let children = self
-            .child_ids(id)
-            .map(|c| self.node(c).name().to_string())
-            .collect();
+        let children = self.child_ids(id).map(|c| self.node(c).name().to_string()).collect();
         if let Some(w) = watcher {
             self.child_watches.add_watch(path, w, WatcherMode::Standard);
         }
@@ -728,21 +644,14 @@ impl DataTree {
     /// The clone `getEphemerals(session)` returns, for the prep step to adjust with pending
     /// changes before listing it in a closeSession txn.
     pub fn ephemerals_set(&self, session: SessionId) -> JavaHashSet<Box<str>> {
-        self.ephemerals
-            .get(&session.0)
-            .map(|s| s.java_clone())
-            .unwrap_or_default()
+        self.ephemerals.get(&session.0).map(|s| s.java_clone()).unwrap_or_default()
     }
 
     /// Sessions that have (or had, until their close) ephemeral nodes (`getSessions`), in the
     /// order of ZooKeeper's ConcurrentHashMap (see [`ConcurrentOrder`]). ZooKeeper keeps a
     /// session's entry after its last ephemeral is deleted, until the session closes.
     pub fn sessions_with_ephemerals(&self) -> Vec<SessionId> {
-        self.ephemeral_sessions
-            .ordered()
-            .into_iter()
-            .map(|&s| SessionId(s))
-            .collect()
+        self.ephemeral_sessions.ordered().into_iter().map(|&s| SessionId(s)).collect()
     }
 
     /// Every session's ephemerals as `dump` lists them: sessions in ConcurrentHashMap order,
@@ -752,11 +661,7 @@ impl DataTree {
             .ordered()
             .into_iter()
             .map(|&s| {
-                let paths = self
-                    .ephemerals
-                    .get(&s)
-                    .map(|set| set.iter().map(|p| p.to_string()).collect())
-                    .unwrap_or_default();
+                let paths = self.ephemerals.get(&s).map(|set| set.iter().map(|p| p.to_string()).collect()).unwrap_or_default();
                 (SessionId(s), paths)
             })
             .collect()
@@ -790,20 +695,14 @@ impl DataTree {
     /// child (cversion > 0) or, with `max_never_used_interval_ms` ≠ 0, have been unused longer
     /// than that; and empty TTL nodes unchanged for longer than their TTL. In the order of
     /// ZooKeeper's result `HashSet`, i.e. the order the deleteContainer requests are issued.
-    pub fn container_candidates(
-        &self,
-        now_ms: i64,
-        max_never_used_interval_ms: i64,
-    ) -> Vec<String> {
+    pub fn container_candidates(&self, now_ms: i64, max_never_used_interval_ms: i64) -> Vec<String> {
         let mut candidates: JavaHashSet<&str> = JavaHashSet::new();
         for p in self.containers() {
             if let Some(id) = self.lookup(&p) {
                 let n = self.node(id);
                 if n.num_children() == 0 {
                     let elapsed = now_ms - n.stat.mtime;
-                    if n.stat.cversion > 0
-                        || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms)
-                    {
+                    if n.stat.cversion > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
                         candidates.insert(n.path());
                     }
                 }
@@ -813,8 +712,7 @@ impl DataTree {
             if let Some(id) = self.lookup(&p) {
                 let n = self.node(id);
                 if n.num_children() == 0
-                    && EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled)
-                        == EphemeralType::Ttl
+                    && EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Ttl
                 {
                     let ttl = EphemeralType::ttl_value(n.stat.ephemeral_owner);
                     if ttl != 0 && now_ms - n.stat.mtime > ttl {
@@ -902,11 +800,7 @@ impl DataTree {
             deliveries.push((w, e));
             delivery_acls.push(a);
         }
-        ApplyOutcome {
-            result,
-            deliveries,
-            delivery_acls,
-        }
+        ApplyOutcome { result, deliveries, delivery_acls }
     }
 
     fn process(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Out) -> TxnResult {
@@ -915,72 +809,30 @@ impl DataTree {
         let r = match txn {
             Txn::Create { txn: c, .. } => {
                 let owner = if c.ephemeral { hdr.client_id.0 } else { 0 };
-                self.create_node(
-                    &c.path,
-                    c.data.as_deref(),
-                    &c.acl,
-                    owner,
-                    c.parent_cversion,
-                    zxid,
-                    time,
-                    out,
-                )
-                .map(|stat| TxnResult::Created {
-                    path: c.path.clone(),
-                    stat,
-                })
+                self.create_node(&c.path, c.data.as_deref(), &c.acl, owner, c.parent_cversion, zxid, time, out)
+                    .map(|stat| TxnResult::Created { path: c.path.clone(), stat })
             }
             Txn::CreateTtl(c) => match EphemeralType::ttl_to_owner(c.ttl) {
                 // ZooKeeper throws IllegalArgumentException out of processTxn here.
                 None => Err(ErrorCode::BadArguments),
                 Some(owner) => self
-                    .create_node(
-                        &c.path,
-                        c.data.as_deref(),
-                        &c.acl,
-                        owner,
-                        c.parent_cversion,
-                        zxid,
-                        time,
-                        out,
-                    )
-                    .map(|stat| TxnResult::Created {
-                        path: c.path.clone(),
-                        stat,
-                    }),
+                    .create_node(&c.path, c.data.as_deref(), &c.acl, owner, c.parent_cversion, zxid, time, out)
+                    .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
             },
             Txn::CreateContainer(c) => self
-                .create_node(
-                    &c.path,
-                    c.data.as_deref(),
-                    &c.acl,
-                    CONTAINER_EPHEMERAL_OWNER,
-                    c.parent_cversion,
-                    zxid,
-                    time,
-                    out,
-                )
-                .map(|stat| TxnResult::Created {
-                    path: c.path.clone(),
-                    stat,
-                }),
-            Txn::Delete { path } | Txn::DeleteContainer { path } => self
-                .delete_node(path, zxid, out)
-                .map(|_| TxnResult::Deleted),
-            Txn::SetData(s) => self
-                .set_data_inner(&s.path, s.data.as_deref(), s.version, zxid, time, out)
-                .map(|stat| TxnResult::SetData { stat }),
-            Txn::SetAcl(s) => self
-                .set_acl(&s.path, &s.acl, s.version)
-                .map(|stat| TxnResult::SetAcl { stat }),
+                .create_node(&c.path, c.data.as_deref(), &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
+                .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
+            Txn::Delete { path } | Txn::DeleteContainer { path } => self.delete_node(path, zxid, out).map(|_| TxnResult::Deleted),
+            Txn::SetData(s) => {
+                self.set_data_inner(&s.path, s.data.as_deref(), s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
+            }
+            Txn::SetAcl(s) => self.set_acl(&s.path, &s.acl, s.version).map(|stat| TxnResult::SetAcl { stat }),
             Txn::CloseSession { paths_to_delete } => {
                 self.kill_session(hdr.client_id.0, zxid, paths_to_delete, out);
                 Ok(TxnResult::SessionClosed)
             }
             Txn::CreateSession { .. } => Ok(TxnResult::SessionCreated),
-            Txn::Error { err } => Ok(TxnResult::Error(
-                ErrorCode::from_code(*err).unwrap_or(ErrorCode::SystemError),
-            )),
+            Txn::Error { err } => Ok(TxnResult::Error(ErrorCode::from_code(*err).unwrap_or(ErrorCode::SystemError))),
             Txn::Check(_) => Ok(TxnResult::Check),
             Txn::Multi(members) => Ok(self.process_multi(hdr, members, out)),
         };
@@ -989,14 +841,7 @@ impl DataTree {
             Err(e) => {
                 // A create (op 1 only) replayed onto an existing node still moves the parent's
                 // cversion/pzxid forward (fuzzy snapshot replay).
-                if let (
-                    ErrorCode::NodeExists,
-                    Txn::Create {
-                        txn: c,
-                        create2: false,
-                    },
-                ) = (e, txn)
-                {
+                if let (ErrorCode::NodeExists, Txn::Create { txn: c, create2: false }) = (e, txn) {
                     if let Some((parent, _)) = split_path(&c.path) {
                         if let Err(e2) = self.set_cversion_pzxid(parent, c.parent_cversion, zxid) {
                             return TxnResult::Error(e2);
@@ -1031,16 +876,9 @@ impl DataTree {
             if matches!(m, Txn::Error { .. }) {
                 post_failed = true;
             }
-            let sub_hdr = TxnHeader {
-                op: m.op().code(),
-                ..hdr.clone()
-            };
+            let sub_hdr = TxnHeader { op: m.op().code(), ..hdr.clone() };
             let r = if failed && !matches!(m, Txn::Error { .. }) {
-                let ec = if post_failed {
-                    ErrorCode::RuntimeInconsistency
-                } else {
-                    ErrorCode::Ok
-                };
+                let ec = if post_failed { ErrorCode::RuntimeInconsistency } else { ErrorCode::Ok };
                 self.process(&sub_hdr, &Txn::Error { err: ec.code() }, out)
             } else {
                 self.process(&sub_hdr, m, out)
@@ -1078,11 +916,7 @@ impl DataTree {
         self.digest_remove(pid);
         {
             let p = &mut self.node_mut(pid).stat;
-            let new_cv = if parent_cversion == -1 {
-                p.cversion.wrapping_add(1)
-            } else {
-                parent_cversion
-            };
+            let new_cv = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
             if new_cv > p.cversion {
                 p.cversion = new_cv;
                 p.pzxid = zxid;
@@ -1104,10 +938,7 @@ impl DataTree {
             }
             _ if ephemeral_owner != 0 => {
                 self.ephemeral_sessions.insert(ephemeral_owner);
-                self.ephemerals
-                    .entry(ephemeral_owner)
-                    .or_default()
-                    .insert(path.into());
+                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
             }
             _ => {}
         }
@@ -1125,26 +956,15 @@ impl DataTree {
             self.update_quota_stat(&prefix, data_len, 1);
         }
         let mut ws = Vec::new();
-        self.data_watches
-            .trigger(path, EventType::NodeCreated, None, &mut ws);
+        self.data_watches.trigger(path, EventType::NodeCreated, None, &mut ws);
         if !ws.is_empty() {
             let acl = self.acl_of(acl_id);
-            out.extend(
-                ws.drain(..)
-                    .map(|w| (w, event(EventType::NodeCreated, path), acl.clone())),
-            );
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeCreated, path), acl.clone())));
         }
-        self.child_watches
-            .trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
+        self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
         if !ws.is_empty() {
             let acl = self.acl_of(self.node(pid).acl);
-            out.extend(ws.drain(..).map(|w| {
-                (
-                    w,
-                    event(EventType::NodeChildrenChanged, parent_name),
-                    acl.clone(),
-                )
-            }));
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
         }
         Ok(out_stat)
     }
@@ -1198,10 +1018,7 @@ impl DataTree {
         }
         if parent_name.starts_with(PROC_ZOOKEEPER) && child_name == quota::LIMIT_NODE {
             // Quotas.trimQuotaPath: drop the first len("/zookeeper/quota") characters.
-            if let Some(trimmed) = parent_name
-                .get(quota::QUOTA_ZOOKEEPER.len()..)
-                .filter(|t| !t.is_empty())
-            {
+            if let Some(trimmed) = parent_name.get(quota::QUOTA_ZOOKEEPER.len()..).filter(|t| !t.is_empty()) {
                 self.p_trie.delete_path(trimmed);
             }
         }
@@ -1209,30 +1026,14 @@ impl DataTree {
             self.update_quota_stat(&prefix, -(node.data().len() as i64), -1);
         }
         let mut ws = Vec::new();
-        let processed = self
-            .data_watches
-            .trigger(path, EventType::NodeDeleted, None, &mut ws);
-        out.extend(
-            ws.drain(..)
-                .map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())),
-        );
-        self.child_watches
-            .trigger(path, EventType::NodeDeleted, Some(&processed), &mut ws);
-        out.extend(
-            ws.drain(..)
-                .map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())),
-        );
-        self.child_watches
-            .trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
+        let processed = self.data_watches.trigger(path, EventType::NodeDeleted, None, &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())));
+        self.child_watches.trigger(path, EventType::NodeDeleted, Some(&processed), &mut ws);
+        out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())));
+        self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
         if !ws.is_empty() {
             let acl = self.acl_of(self.node(pid).acl);
-            out.extend(ws.drain(..).map(|w| {
-                (
-                    w,
-                    event(EventType::NodeChildrenChanged, parent_name),
-                    acl.clone(),
-                )
-            }));
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
         }
         Ok(())
     }
@@ -1264,14 +1065,10 @@ impl DataTree {
         }
         self.node_data_size += data.map_or(0, |d| d.len()) as i64 - last_len;
         let mut ws = Vec::new();
-        self.data_watches
-            .trigger(path, EventType::NodeDataChanged, None, &mut ws);
+        self.data_watches.trigger(path, EventType::NodeDataChanged, None, &mut ws);
         if !ws.is_empty() {
             let acl = self.acl_of(self.node(id).acl);
-            out.extend(
-                ws.drain(..)
-                    .map(|w| (w, event(EventType::NodeDataChanged, path), acl.clone())),
-            );
+            out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path), acl.clone())));
         }
         Ok(stat)
     }
@@ -1294,24 +1091,11 @@ impl DataTree {
 
     /// `setCversionPzxid`: raises the node's cversion (−1 = current + 1) and sets its pzxid,
     /// only if the new cversion is larger.
-    pub fn set_cversion_pzxid(
-        &mut self,
-        path: &str,
-        new_cversion: i32,
-        zxid: Zxid,
-    ) -> Result<(), ErrorCode> {
-        let path = if path.len() > 1 && path.ends_with('/') {
-            &path[..path.len() - 1]
-        } else {
-            path
-        };
+    pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: Zxid) -> Result<(), ErrorCode> {
+        let path = if path.len() > 1 && path.ends_with('/') { &path[..path.len() - 1] } else { path };
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         let cur = self.node(id).stat.cversion;
-        let new_cversion = if new_cversion == -1 {
-            cur.wrapping_add(1)
-        } else {
-            new_cversion
-        };
+        let new_cversion = if new_cversion == -1 { cur.wrapping_add(1) } else { new_cversion };
         if new_cversion > cur {
             self.digest_remove(id);
             let n = self.node_mut(id);
@@ -1377,25 +1161,19 @@ impl DataTree {
     pub fn add_watch(&mut self, path: &str, kind: WatchKind, watcher: WatcherId) {
         match kind {
             WatchKind::Data | WatchKind::Exist => {
-                self.data_watches
-                    .add_watch(path, watcher, WatcherMode::Standard);
+                self.data_watches.add_watch(path, watcher, WatcherMode::Standard);
             }
             WatchKind::Child => {
-                self.child_watches
-                    .add_watch(path, watcher, WatcherMode::Standard);
+                self.child_watches.add_watch(path, watcher, WatcherMode::Standard);
             }
             WatchKind::Persistent => {
-                self.data_watches
-                    .add_watch(path, watcher, WatcherMode::Persistent);
-                self.child_watches
-                    .add_watch(path, watcher, WatcherMode::Persistent);
+                self.data_watches.add_watch(path, watcher, WatcherMode::Persistent);
+                self.child_watches.add_watch(path, watcher, WatcherMode::Persistent);
             }
             WatchKind::PersistentRecursive => {
-                self.data_watches
-                    .add_watch(path, watcher, WatcherMode::PersistentRecursive);
+                self.data_watches.add_watch(path, watcher, WatcherMode::PersistentRecursive);
                 if self.opts.flavor == Flavor::V3_8 {
-                    self.child_watches
-                        .add_watch(path, watcher, WatcherMode::PersistentRecursive);
+                    self.child_watches.add_watch(path, watcher, WatcherMode::PersistentRecursive);
                 }
             }
         }
@@ -1410,27 +1188,15 @@ impl DataTree {
             Flavor::V3_8 => match ty {
                 WatcherType::Children => c.contains_watcher(path, watcher, None),
                 WatcherType::Data => d.contains_watcher(path, watcher, None),
-                WatcherType::Any => {
-                    c.contains_watcher(path, watcher, None)
-                        || d.contains_watcher(path, watcher, None)
-                }
+                WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
                 WatcherType::Persistent | WatcherType::PersistentRecursive => false,
             },
             Flavor::V3_9 => match ty {
-                WatcherType::Children => {
-                    c.contains_watcher(path, watcher, Some(WatcherMode::Standard))
-                }
+                WatcherType::Children => c.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
                 WatcherType::Data => d.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
-                WatcherType::Persistent => {
-                    d.contains_watcher(path, watcher, Some(WatcherMode::Persistent))
-                }
-                WatcherType::PersistentRecursive => {
-                    d.contains_watcher(path, watcher, Some(WatcherMode::PersistentRecursive))
-                }
-                WatcherType::Any => {
-                    c.contains_watcher(path, watcher, None)
-                        || d.contains_watcher(path, watcher, None)
-                }
+                WatcherType::Persistent => d.contains_watcher(path, watcher, Some(WatcherMode::Persistent)),
+                WatcherType::PersistentRecursive => d.contains_watcher(path, watcher, Some(WatcherMode::PersistentRecursive)),
+                WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
             },
         }
     }
@@ -1450,12 +1216,8 @@ impl DataTree {
                 a || b
             }
             (Flavor::V3_8, _) => false,
-            (Flavor::V3_9, WatcherType::Children) => {
-                c.remove_watch(path, watcher, Some(WatcherMode::Standard))
-            }
-            (Flavor::V3_9, WatcherType::Data) => {
-                d.remove_watch(path, watcher, Some(WatcherMode::Standard))
-            }
+            (Flavor::V3_9, WatcherType::Children) => c.remove_watch(path, watcher, Some(WatcherMode::Standard)),
+            (Flavor::V3_9, WatcherType::Data) => d.remove_watch(path, watcher, Some(WatcherMode::Standard)),
             (Flavor::V3_9, WatcherType::Persistent) => {
                 let a = c.remove_watch(path, watcher, Some(WatcherMode::Persistent));
                 let b = d.remove_watch(path, watcher, Some(WatcherMode::Persistent));
@@ -1484,12 +1246,7 @@ impl DataTree {
     /// watch, NodeDeleted if gone, NodeChildrenChanged if its pzxid is past `relative_zxid`,
     /// else set; persistent and persistent-recursive watches are simply set. Returns the
     /// immediate notifications in that order.
-    pub fn set_watches(
-        &mut self,
-        relative_zxid: Zxid,
-        w: &SetWatches2,
-        watcher: WatcherId,
-    ) -> Vec<(WatcherId, WatcherEvent)> {
+    pub fn set_watches(&mut self, relative_zxid: Zxid, w: &SetWatches2, watcher: WatcherId) -> Vec<(WatcherId, WatcherEvent)> {
         let mut out = Vec::new();
         for p in &w.data_watches {
             match self.lookup(p) {
@@ -1498,8 +1255,7 @@ impl DataTree {
                     out.push((watcher, event(EventType::NodeDataChanged, p)))
                 }
                 Some(_) => {
-                    self.data_watches
-                        .add_watch(p, watcher, WatcherMode::Standard);
+                    self.data_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
             }
         }
@@ -1507,8 +1263,7 @@ impl DataTree {
             if self.lookup(p).is_some() {
                 out.push((watcher, event(EventType::NodeCreated, p)));
             } else {
-                self.data_watches
-                    .add_watch(p, watcher, WatcherMode::Standard);
+                self.data_watches.add_watch(p, watcher, WatcherMode::Standard);
             }
         }
         for p in &w.child_watches {
@@ -1518,24 +1273,19 @@ impl DataTree {
                     out.push((watcher, event(EventType::NodeChildrenChanged, p)))
                 }
                 Some(_) => {
-                    self.child_watches
-                        .add_watch(p, watcher, WatcherMode::Standard);
+                    self.child_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
             }
         }
         for p in &w.persistent_watches {
-            self.child_watches
-                .add_watch(p, watcher, WatcherMode::Persistent);
-            self.data_watches
-                .add_watch(p, watcher, WatcherMode::Persistent);
+            self.child_watches.add_watch(p, watcher, WatcherMode::Persistent);
+            self.data_watches.add_watch(p, watcher, WatcherMode::Persistent);
         }
         for p in &w.persistent_recursive_watches {
             if self.opts.flavor == Flavor::V3_8 {
-                self.child_watches
-                    .add_watch(p, watcher, WatcherMode::PersistentRecursive);
+                self.child_watches.add_watch(p, watcher, WatcherMode::PersistentRecursive);
             }
-            self.data_watches
-                .add_watch(p, watcher, WatcherMode::PersistentRecursive);
+            self.data_watches.add_watch(p, watcher, WatcherMode::PersistentRecursive);
         }
         out
     }
@@ -1573,10 +1323,7 @@ impl DataTree {
     /// Visits every node in the order ZooKeeper's `serializeNode` writes a snapshot: depth
     /// first from the root (whose path is written as `""`), children in set order.
     /// The data is `None` for a null buffer (written as length -1).
-    pub fn for_each_node_in_snapshot_order(
-        &self,
-        mut f: impl FnMut(&str, Option<&[u8]>, i64, &StatPersisted),
-    ) {
+    pub fn for_each_node_in_snapshot_order(&self, mut f: impl FnMut(&str, Option<&[u8]>, i64, &StatPersisted)) {
         let mut stack: Vec<NodeId> = vec![ROOT];
         while let Some(id) = stack.pop() {
             let n = self.node(id);
@@ -1591,11 +1338,7 @@ impl DataTree {
     /// node at `path` (`""` or `/` is the root) as a snapshot writes it — data (`None` = null),
     /// ACL id, persisted stat — after `child` has been called with each child's name in set
     /// order. `None` if the node is gone (deleted since its parent was visited).
-    pub fn snapshot_node(
-        &self,
-        path: &str,
-        mut child: impl FnMut(&str),
-    ) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
+    pub fn snapshot_node(&self, path: &str, mut child: impl FnMut(&str)) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
         self.snapshot_node_hinted(path, None, |name, _| child(name))
     }
 
@@ -1611,10 +1354,7 @@ impl DataTree {
         mut child: impl FnMut(&str, NodeHint),
     ) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
         let hinted = hint.map(|h| h.0).filter(|&id| {
-            self.slab
-                .get(id as usize)
-                .and_then(|r| r.as_ref())
-                .is_some_and(|n| n.pd.path_bytes() == path.as_bytes())
+            self.slab.get(id as usize).and_then(|r| r.as_ref()).is_some_and(|n| n.pd.path_bytes() == path.as_bytes())
         });
         let id = match hinted {
             Some(id) => id,
@@ -1631,11 +1371,7 @@ impl DataTree {
     /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
     /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL
     /// entries. The last processed zxid is left at 0. Node data `None` is a null buffer.
-    pub fn from_snapshot<I>(
-        opts: TreeOptions,
-        acls: Vec<(i64, Vec<Acl>)>,
-        nodes: I,
-    ) -> Result<DataTree, SnapshotError>
+    pub fn from_snapshot<I>(opts: TreeOptions, acls: Vec<(i64, Vec<Acl>)>, nodes: I) -> Result<DataTree, SnapshotError>
     where
         I: IntoIterator<Item = (String, Option<Vec<u8>>, i64, StatPersisted)>,
     {
@@ -1646,11 +1382,7 @@ impl DataTree {
         t.acl_cache.load(acls);
         let mut saw_root = false;
         for (path, data, acl, stat) in nodes {
-            let path = if path.is_empty() {
-                "/".to_string()
-            } else {
-                path
-            };
+            let path = if path.is_empty() { "/".to_string() } else { path };
             if path == "/" {
                 if saw_root {
                     return Err(SnapshotError::DuplicatePath(path));
@@ -1665,11 +1397,8 @@ impl DataTree {
             if !saw_root {
                 return Err(SnapshotError::MissingParent(path));
             }
-            let (parent, _) =
-                split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
-            let pid = t
-                .lookup(parent)
-                .ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+            let (parent, _) = split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+            let pid = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
             if t.lookup(&path).is_some() {
                 return Err(SnapshotError::DuplicatePath(path));
             }
@@ -1687,10 +1416,7 @@ impl DataTree {
                 }
                 _ if owner != 0 => {
                     t.ephemeral_sessions.insert(owner);
-                    t.ephemerals
-                        .entry(owner)
-                        .or_default()
-                        .insert(path.as_str().into());
+                    t.ephemerals.entry(owner).or_default().insert(path.as_str().into());
                 }
                 _ => {}
             }
@@ -1707,9 +1433,7 @@ impl DataTree {
     /// `setupQuota`: registers every `zookeeper_limits` leaf under `/zookeeper/quota` and
     /// recomputes its stats node.
     fn setup_quota(&mut self) {
-        let Some(qid) = self.lookup(quota::QUOTA_ZOOKEEPER) else {
-            return;
-        };
+        let Some(qid) = self.lookup(quota::QUOTA_ZOOKEEPER) else { return };
         let mut stack = vec![qid];
         let mut found = Vec::new();
         while let Some(id) = stack.pop() {
@@ -1757,14 +1481,8 @@ impl DataTree {
             }
             if id != ROOT {
                 let (parent, _) = split_path(n.path()).ok_or("relative path")?;
-                let pid = self
-                    .lookup(parent)
-                    .ok_or_else(|| format!("{} has no parent", n.path()))?;
-                let listed = self
-                    .node(pid)
-                    .children
-                    .as_ref()
-                    .is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
+                let pid = self.lookup(parent).ok_or_else(|| format!("{} has no parent", n.path()))?;
+                let listed = self.node(pid).children.as_ref().is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
                 if !listed {
                     return Err(format!("{} not in its parent's children", n.path()));
                 }
@@ -1779,10 +1497,7 @@ impl DataTree {
             let ok = match EphemeralType::of(owner, self.opts.extended_types_enabled) {
                 EphemeralType::Container => self.containers.contains(n.path()),
                 EphemeralType::Ttl => self.ttls.contains(n.path()),
-                EphemeralType::Normal => self
-                    .ephemerals
-                    .get(&owner)
-                    .is_some_and(|s| s.contains(n.path())),
+                EphemeralType::Normal => self.ephemerals.get(&owner).is_some_and(|s| s.contains(n.path())),
                 EphemeralType::Void => true,
             };
             if !ok {
@@ -1797,10 +1512,7 @@ impl DataTree {
             .slab
             .iter()
             .flatten()
-            .filter(|n| {
-                EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled)
-                    == EphemeralType::Normal
-            })
+            .filter(|n| EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Normal)
             .count();
         if eph != eph_nodes {
             return Err(format!("ephemerals count {eph} vs {eph_nodes} nodes"));
@@ -1863,12 +1575,7 @@ mod storage_tests {
             }
         }
         // One header byte for paths under 64 bytes: 27-byte path + 100-byte value = 128.
-        assert_eq!(
-            PathData::new("/bench/load/d000999/n000999", Some(&[0; 100]))
-                .0
-                .len(),
-            128
-        );
+        assert_eq!(PathData::new("/bench/load/d000999/n000999", Some(&[0; 100])).0.len(), 128);
     }
 
     #[test]
@@ -1876,51 +1583,18 @@ mod storage_tests {
         let mut t = DataTree::new();
         for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/é"].iter().enumerate() {
             let c = Txn::Create {
-                txn: rzk_proto::txn::CreateTxn {
-                    path: (*p).into(),
-                    data: None,
-                    acl: Acl::open_unsafe(),
-                    ephemeral: false,
-                    parent_cversion: -1,
-                },
+                txn: rzk_proto::txn::CreateTxn { path: (*p).into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
                 create2: false,
             };
-            let h = TxnHeader {
-                client_id: SessionId(1),
-                cxid: 1,
-                zxid: Zxid(i as i64 + 1),
-                time: 1,
-                op: OpCode::Create.code(),
-            };
+            let h = TxnHeader { client_id: SessionId(1), cxid: 1, zxid: Zxid(i as i64 + 1), time: 1, op: OpCode::Create.code() };
             t.apply(&h, &c);
         }
-        for p in [
-            "",
-            "/",
-            "/a",
-            "/a/b",
-            "/a/b/c",
-            "/ab",
-            "/é",
-            "/zookeeper/quota",
-            "/zookeeper/config",
-        ] {
+        for p in ["", "/", "/a", "/a/b", "/a/b/c", "/ab", "/é", "/zookeeper/quota", "/zookeeper/config"] {
             let id = t.lookup(p).unwrap_or_else(|| panic!("{p} not found"));
             let want = if p.is_empty() { "/" } else { p };
             assert_eq!(t.node(id).path(), want);
         }
-        for p in [
-            "a",
-            "//",
-            "/a/",
-            "/a//b",
-            "/a/b/",
-            "/b",
-            "/a/b/c/d",
-            "/a/bc",
-            "/zookeeper/",
-            "/A",
-        ] {
+        for p in ["a", "//", "/a/", "/a//b", "/a/b/", "/b", "/a/b/c/d", "/a/bc", "/zookeeper/", "/A"] {
             assert_eq!(t.lookup(p), None, "{p}");
         }
         assert_eq!(t.get("/a").unwrap().data_opt(), None);

@@ -136,12 +136,7 @@ fn parents(path: &str, all: bool) -> impl Iterator<Item = (&str, bool)> {
 
 impl WatchManager {
     pub fn new(flavor: Flavor) -> WatchManager {
-        WatchManager {
-            flavor,
-            table: JavaHashMap::new(),
-            by_watcher: DetHashMap::default(),
-            recursive_qty: 0,
-        }
+        WatchManager { flavor, table: JavaHashMap::new(), by_watcher: DetHashMap::default(), recursive_qty: 0 }
     }
 
     pub fn flavor(&self) -> Flavor {
@@ -171,9 +166,7 @@ impl WatchManager {
         match self.flavor {
             Flavor::V3_8 => {
                 let was_recursive = old == Some(RECURSIVE);
-                if paths.insert_with_hash(h, path.into(), mode.bit()).is_some()
-                    && old == Some(mode.bit())
-                {
+                if paths.insert_with_hash(h, path.into(), mode.bit()).is_some() && old == Some(mode.bit()) {
                     return false;
                 }
                 match (was_recursive, mode.is_recursive()) {
@@ -200,9 +193,7 @@ impl WatchManager {
 
     /// `removeWatcher(watcher)`: the connection is gone.
     pub fn remove_watcher(&mut self, watcher: WatcherId) {
-        let Some(paths) = self.by_watcher.remove(&watcher) else {
-            return;
-        };
+        let Some(paths) = self.by_watcher.remove(&watcher) else { return };
         for (p, &bits) in paths.iter() {
             let h = string_hash_code(p);
             if let Some(list) = self.table.get_mut_with_hash(h, &**p) {
@@ -232,9 +223,7 @@ impl WatchManager {
         let flavor = self.flavor;
         for (local, at_parent) in parents(path, walk_all) {
             let h = string_hash_code(local);
-            let Some(list) = self.table.get_mut_with_hash(h, local) else {
-                continue;
-            };
+            let Some(list) = self.table.get_mut_with_hash(h, local) else { continue };
             let mut i = 0;
             while i < list.len() {
                 let w = list[i];
@@ -310,19 +299,12 @@ impl WatchManager {
 
     /// `containsWatcher(path, watcher, mode)`; `mode` None = any mode. In 3.8 only the
     /// two-argument form exists and it reports whether the path has any watcher at all.
-    pub fn contains_watcher(
-        &self,
-        path: &str,
-        watcher: WatcherId,
-        mode: Option<WatcherMode>,
-    ) -> bool {
+    pub fn contains_watcher(&self, path: &str, watcher: WatcherId, mode: Option<WatcherMode>) -> bool {
         let h = string_hash_code(path);
         match self.flavor {
             Flavor::V3_8 => self.table.get_with_hash(h, path).is_some(),
             Flavor::V3_9 => {
-                let Some(paths) = self.by_watcher.get(&watcher) else {
-                    return false;
-                };
+                let Some(paths) = self.by_watcher.get(&watcher) else { return false };
                 match paths.get_with_hash(h, path) {
                     None => false,
                     Some(&stats) => match mode {
@@ -336,27 +318,14 @@ impl WatchManager {
 
     /// `removeWatcher(path, watcher, mode)`; `mode` None = every mode. In 3.8 the mode is
     /// ignored: the (path, watcher) entry goes whatever its mode.
-    pub fn remove_watch(
-        &mut self,
-        path: &str,
-        watcher: WatcherId,
-        mode: Option<WatcherMode>,
-    ) -> bool {
+    pub fn remove_watch(&mut self, path: &str, watcher: WatcherId, mode: Option<WatcherMode>) -> bool {
         let h = string_hash_code(path);
         match self.flavor {
             Flavor::V3_8 => {
-                let Some(paths) = self.by_watcher.get_mut(&watcher) else {
-                    return false;
-                };
-                let Some((_, bits)) = paths.remove_with_hash(h, path) else {
-                    return false;
-                };
-                let Some(list) = self.table.get_mut_with_hash(h, path) else {
-                    return false;
-                };
-                let Some(pos) = list.iter().position(|w| *w == watcher) else {
-                    return false;
-                };
+                let Some(paths) = self.by_watcher.get_mut(&watcher) else { return false };
+                let Some((_, bits)) = paths.remove_with_hash(h, path) else { return false };
+                let Some(list) = self.table.get_mut_with_hash(h, path) else { return false };
+                let Some(pos) = list.iter().position(|w| *w == watcher) else { return false };
                 list.remove(pos);
                 if list.is_empty() {
                     self.table.remove_with_hash(h, path);
@@ -367,17 +336,10 @@ impl WatchManager {
                 true
             }
             Flavor::V3_9 => {
-                if !self.by_watcher.contains_key(&watcher)
-                    || self.table.get_with_hash(h, path).is_none()
-                {
+                if !self.by_watcher.contains_key(&watcher) || self.table.get_with_hash(h, path).is_none() {
                     return false;
                 }
-                let old = self
-                    .by_watcher
-                    .get(&watcher)
-                    .and_then(|p| p.get_with_hash(h, path))
-                    .copied()
-                    .unwrap_or(0);
+                let old = self.by_watcher.get(&watcher).and_then(|p| p.get_with_hash(h, path)).copied().unwrap_or(0);
                 let new = match mode {
                     Some(m) => old & !m.bit(),
                     None => 0,
@@ -428,17 +390,12 @@ impl WatchManager {
     pub fn by_watcher(&self) -> Vec<(WatcherId, Vec<String>)> {
         let mut ws: Vec<_> = self.by_watcher.iter().collect();
         ws.sort_by_key(|(w, _)| **w);
-        ws.into_iter()
-            .map(|(w, p)| (*w, p.keys().map(|k| k.to_string()).collect()))
-            .collect()
+        ws.into_iter().map(|(w, p)| (*w, p.keys().map(|k| k.to_string()).collect())).collect()
     }
 
     /// Path → its watchers (`wchp`): paths in Java order.
     pub fn by_path(&self) -> Vec<(String, Vec<WatcherId>)> {
-        self.table
-            .iter()
-            .map(|(p, ws)| (p.to_string(), ws.clone()))
-            .collect()
+        self.table.iter().map(|(p, ws)| (p.to_string(), ws.clone())).collect()
     }
 
     /// The modes `watcher` holds on `path` (empty when none).
@@ -449,14 +406,10 @@ impl WatchManager {
             .and_then(|p| p.get_with_hash(string_hash_code(path), path))
             .copied()
             .unwrap_or(0);
-        [
-            WatcherMode::Standard,
-            WatcherMode::Persistent,
-            WatcherMode::PersistentRecursive,
-        ]
-        .into_iter()
-        .filter(|m| bits & m.bit() != 0)
-        .collect()
+        [WatcherMode::Standard, WatcherMode::Persistent, WatcherMode::PersistentRecursive]
+            .into_iter()
+            .filter(|m| bits & m.bit() != 0)
+            .collect()
     }
 
     /// Whether `watcher` has any watch in this table.
@@ -472,10 +425,7 @@ mod tests {
     #[test]
     fn parent_walk() {
         let v: Vec<_> = parents("/a/b/c", true).collect();
-        assert_eq!(
-            v,
-            vec![("/a/b/c", false), ("/a/b", true), ("/a", true), ("/", true)]
-        );
+        assert_eq!(v, vec![("/a/b/c", false), ("/a/b", true), ("/a", true), ("/", true)]);
         let v: Vec<_> = parents("/", true).collect();
         assert_eq!(v, vec![("/", false)]);
         let v: Vec<_> = parents("/a/b", false).collect();

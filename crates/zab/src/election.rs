@@ -43,13 +43,7 @@ impl Election {
             not_timeout: cfg.min_notification_ticks as u64,
             next_resend: 0,
             finalize_at: None,
-            current_vote: Vote {
-                state: ServerState::Looking,
-                leader: cfg.my_id.0,
-                zxid: 0,
-                election_epoch: 0,
-                peer_epoch: 0,
-            },
+            current_vote: Vote { state: ServerState::Looking, leader: cfg.my_id.0, zxid: 0, election_epoch: 0, peer_epoch: 0 },
         }
     }
 }
@@ -58,10 +52,7 @@ impl Election {
 /// on leader and peer epoch only (ZOOKEEPER-1805).
 fn same_vote(a: &Vote, b: &Vote) -> bool {
     if a.state == ServerState::Looking || b.state == ServerState::Looking {
-        a.leader == b.leader
-            && a.zxid == b.zxid
-            && a.election_epoch == b.election_epoch
-            && a.peer_epoch == b.peer_epoch
+        a.leader == b.leader && a.zxid == b.zxid && a.election_epoch == b.election_epoch && a.peer_epoch == b.peer_epoch
     } else {
         a.leader == b.leader && a.peer_epoch == b.peer_epoch
     }
@@ -70,11 +61,7 @@ fn same_vote(a: &Vote, b: &Vote) -> bool {
 impl Node {
     fn init_vote(&self) -> (i64, i64, i64) {
         match self.cfg.learner_type() {
-            LearnerType::Participant => (
-                self.cfg.my_id.0,
-                self.last_logged().0,
-                self.current_epoch as i64,
-            ),
+            LearnerType::Participant => (self.cfg.my_id.0, self.last_logged().0, self.current_epoch as i64),
             LearnerType::Observer => (i64::MIN, i64::MIN, i64::MIN),
         }
     }
@@ -107,13 +94,7 @@ impl Node {
 
     fn proposal_vote(&self) -> Vote {
         let (leader, zxid, peer_epoch) = self.election.proposed;
-        Vote {
-            state: ServerState::Looking,
-            leader,
-            zxid,
-            election_epoch: self.election.logicalclock,
-            peer_epoch,
-        }
+        Vote { state: ServerState::Looking, leader, zxid, election_epoch: self.election.logicalclock, peer_epoch }
     }
 
     /// To every voter, ourselves included (through the loopback).
@@ -132,13 +113,7 @@ impl Node {
     /// The vote a non-LOOKING server answers with.
     fn standing_vote(&self, election_epoch: i64) -> Vote {
         let c = self.election.current_vote;
-        Vote {
-            state: self.state(),
-            leader: c.leader,
-            zxid: c.zxid,
-            election_epoch,
-            peer_epoch: c.peer_epoch,
-        }
+        Vote { state: self.state(), leader: c.leader, zxid: c.zxid, election_epoch, peer_epoch: c.peer_epoch }
     }
 
     /// The Messenger's receive path: answer where FastLeaderElection answers, then hand the
@@ -204,34 +179,23 @@ impl Node {
                     self.election.proposed = nv;
                     self.send_notifications();
                 }
-                self.election.recvset.insert(
-                    from,
-                    Vote {
-                        state: ServerState::Looking,
-                        ..n
-                    },
-                );
+                self.election.recvset.insert(from, Vote { state: ServerState::Looking, ..n });
                 let p = self.proposal_vote();
                 if self.has_quorum_for(&self.election.recvset, &p) {
-                    self.election.finalize_at =
-                        Some(self.now + self.cfg.finalize_wait_ticks as u64);
+                    self.election.finalize_at = Some(self.now + self.cfg.finalize_wait_ticks as u64);
                 }
             }
             ServerState::Observing => {}
             ServerState::Following | ServerState::Leading => {
                 if n.election_epoch == self.election.logicalclock {
                     self.election.recvset.insert(from, n);
-                    if self.has_quorum_for(&self.election.recvset, &n)
-                        && self.check_leader(&self.election.recvset, n.leader, n.election_epoch)
-                    {
+                    if self.has_quorum_for(&self.election.recvset, &n) && self.check_leader(&self.election.recvset, n.leader, n.election_epoch) {
                         self.decide(n.leader, n.zxid, n.election_epoch, n.peer_epoch);
                         return;
                     }
                 }
                 self.election.outofelection.insert(from, n);
-                if self.has_quorum_for(&self.election.outofelection, &n)
-                    && self.check_leader(&self.election.outofelection, n.leader, n.election_epoch)
-                {
+                if self.has_quorum_for(&self.election.outofelection, &n) && self.check_leader(&self.election.outofelection, n.leader, n.election_epoch) {
                     self.election.logicalclock = n.election_epoch;
                     self.decide(n.leader, n.zxid, n.election_epoch, n.peer_epoch);
                 }
@@ -241,22 +205,12 @@ impl Node {
 
     /// `getVoteTracker(votes, vote).hasAllQuorums()`.
     fn has_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
-        self.cfg.is_quorum(
-            votes
-                .iter()
-                .filter(|(_, x)| same_vote(x, v))
-                .map(|(s, _)| s),
-        )
+        self.cfg.is_quorum(votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s))
     }
 
     /// `checkLeader`: a leader other than us must have told us it is LEADING; if it is us,
     /// the vote must be from our round.
-    fn check_leader(
-        &self,
-        votes: &BTreeMap<ServerId, Vote>,
-        leader: i64,
-        election_epoch: i64,
-    ) -> bool {
+    fn check_leader(&self, votes: &BTreeMap<ServerId, Vote>, leader: i64, election_epoch: i64) -> bool {
         if leader != self.cfg.my_id.0 {
             matches!(votes.get(&ServerId(leader)), Some(v) if v.state == ServerState::Leading)
         } else {
@@ -293,13 +247,7 @@ impl Node {
         self.election.finalize_at = None;
         self.election.recvset.clear();
         self.election.outofelection.clear();
-        self.election.current_vote = Vote {
-            state,
-            leader,
-            zxid,
-            election_epoch,
-            peer_epoch,
-        };
+        self.election.current_vote = Vote { state, leader, zxid, election_epoch, peer_epoch };
         if state == ServerState::Leading {
             self.become_leader();
         } else {

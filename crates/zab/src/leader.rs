@@ -28,7 +28,7 @@ use bytes::Bytes;
 use rzk_proto::Zxid;
 
 use crate::message::Message;
-use crate::node::{AckSet, After, Node, Role};
+use crate::node::{After, AckSet, Node, Role};
 use crate::types::{Action, Config, Entry, Epoch, ProposeError, ServerId, StorageOp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,10 +70,7 @@ struct Handler {
 
 impl Handler {
     fn forwarding(&self) -> bool {
-        matches!(
-            self.state,
-            HState::NewLeaderSent | HState::NewLeaderAcked | HState::UpToDate
-        )
+        matches!(self.state, HState::NewLeaderSent | HState::NewLeaderAcked | HState::UpToDate)
     }
 }
 
@@ -122,15 +119,8 @@ impl Leader {
 
     /// Connected learners, and the synced (UPTODATE) followers and observers, for `mntr`.
     pub fn learner_summary(&self) -> LearnerSummary {
-        let mut s = LearnerSummary {
-            learners: self.learners.len(),
-            ..Default::default()
-        };
-        for h in self
-            .learners
-            .values()
-            .filter(|h| h.state == HState::UpToDate)
-        {
+        let mut s = LearnerSummary { learners: self.learners.len(), ..Default::default() };
+        for h in self.learners.values().filter(|h| h.state == HState::UpToDate) {
             if h.observer {
                 s.synced_observers += 1;
             } else {
@@ -216,10 +206,7 @@ impl Node {
         if l.phase != Phase::Discovery || l.epoch.is_some() || !cfg_ok {
             return;
         }
-        let epoch = l
-            .max_accepted
-            .checked_add(1)
-            .expect("epoch space exhausted");
+        let epoch = l.max_accepted.checked_add(1).expect("epoch space exhausted");
         l.epoch = Some(epoch);
         self.accepted_epoch = epoch;
         self.persist(StorageOp::AcceptedEpoch(epoch));
@@ -234,12 +221,7 @@ impl Node {
             let l = self.ldr();
             l.phase = Phase::EpochAck;
             l.phase_deadline = now + limit;
-            let waiting: Vec<ServerId> = l
-                .learners
-                .iter()
-                .filter(|(_, h)| h.state == HState::Connected)
-                .map(|(s, _)| *s)
-                .collect();
+            let waiting: Vec<ServerId> = l.learners.iter().filter(|(_, h)| h.state == HState::Connected).map(|(s, _)| *s).collect();
             (l.epoch.expect("chosen"), waiting)
         };
         for s in waiting {
@@ -274,11 +256,7 @@ impl Node {
             let l = self.ldr();
             l.epoch_durable = true;
             l.phase_deadline = now + limit;
-            l.learners
-                .iter()
-                .filter(|(_, h)| h.state == HState::EpochAcked)
-                .map(|(s, _)| *s)
-                .collect()
+            l.learners.iter().filter(|(_, h)| h.state == HState::EpochAcked).map(|(s, _)| *s).collect()
         };
         for s in ready {
             self.leader_sync_learner(s);
@@ -301,12 +279,7 @@ impl Node {
         let l = self.ldr();
         l.phase = Phase::Broadcast;
         l.last_proposed = Zxid::new(epoch, 0).max(last);
-        let acked: Vec<ServerId> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| h.state == HState::NewLeaderAcked)
-            .map(|(s, _)| *s)
-            .collect();
+        let acked: Vec<ServerId> = l.learners.iter().filter(|(_, h)| h.state == HState::NewLeaderAcked).map(|(s, _)| *s).collect();
         for s in acked {
             self.ldr().learners.get_mut(&s).expect("learner").state = HState::UpToDate;
             self.send(s, Message::UpToDate);
@@ -317,11 +290,7 @@ impl Node {
 
     pub(crate) fn leader_step(&mut self, from: ServerId, msg: Message) {
         let now = self.now;
-        if let Message::LearnerInfo {
-            accepted_epoch,
-            observer,
-        } = msg
-        {
+        if let Message::LearnerInfo { accepted_epoch, observer } = msg {
             // A new connection from `from`; any older one is replaced.
             let is_observer = self.cfg.observers.contains(&from);
             let is_voter = self.cfg.is_voter(from);
@@ -329,10 +298,7 @@ impl Node {
                 return;
             }
             if let Some(epoch) = self.leader_ref().epoch {
-                if self.leader_ref().phase == Phase::Broadcast
-                    && is_voter
-                    && accepted_epoch >= epoch
-                {
+                if self.leader_ref().phase == Phase::Broadcast && is_voter && accepted_epoch >= epoch {
                     // A voter promised a newer epoch to another leader attempt and can never
                     // follow this one (ZooKeeper leaves it out until the next election). Step
                     // down so that the next epoch is above its promise and everyone can join.
@@ -344,13 +310,7 @@ impl Node {
             let l = self.ldr();
             l.learners.insert(
                 from,
-                Handler {
-                    observer,
-                    state: HState::Connected,
-                    peer_last_zxid: Zxid::ZERO,
-                    last_recv: now,
-                    unacked: VecDeque::new(),
-                },
+                Handler { observer, state: HState::Connected, peer_last_zxid: Zxid::ZERO, last_recv: now, unacked: VecDeque::new() },
             );
             l.newleader_acks.remove(&from);
             if l.phase == Phase::Discovery {
@@ -361,25 +321,17 @@ impl Node {
                 self.leader_maybe_choose_epoch();
             } else {
                 let epoch = l.epoch.expect("past discovery");
-                if l.phase == Phase::EpochAck
-                    || l.phase == Phase::Sync
-                    || l.phase == Phase::Broadcast
-                {
+                if l.phase == Phase::EpochAck || l.phase == Phase::Sync || l.phase == Phase::Broadcast {
                     l.learners.get_mut(&from).expect("inserted").state = HState::LeaderInfoSent;
                     self.send(from, Message::LeaderInfo { epoch });
                 }
             }
             return;
         }
-        let Some(h) = self.ldr().learners.get_mut(&from) else {
-            return;
-        };
+        let Some(h) = self.ldr().learners.get_mut(&from) else { return };
         h.last_recv = now;
         match msg {
-            Message::AckEpoch {
-                current_epoch,
-                last_zxid,
-            } => {
+            Message::AckEpoch { current_epoch, last_zxid } => {
                 if h.state != HState::LeaderInfoSent {
                     return;
                 }
@@ -422,9 +374,7 @@ impl Node {
         let l = self.ldr();
         let Some(epoch) = l.epoch else { return };
         if from != me {
-            let Some(h) = l.learners.get_mut(&from) else {
-                return;
-            };
+            let Some(h) = l.learners.get_mut(&from) else { return };
             if zxid == Zxid::new(epoch, 0) {
                 if h.state == HState::NewLeaderSent {
                     if l.phase == Phase::Broadcast {
@@ -460,26 +410,14 @@ impl Node {
     fn leader_try_commit(&mut self) {
         loop {
             let l = self.leader_ref();
-            let Some((&zxid, acks)) = l.outstanding.iter().next() else {
-                return;
-            };
+            let Some((&zxid, acks)) = l.outstanding.iter().next() else { return };
             if !self.cfg.is_quorum(acks) {
                 return;
             }
             self.ldr().outstanding.remove(&zxid);
-            let entry = self
-                .entries_after(self.applied)
-                .next()
-                .cloned()
-                .expect("outstanding proposal is in the log");
+            let entry = self.entries_after(self.applied).next().cloned().expect("outstanding proposal is in the log");
             assert_eq!(entry.zxid, zxid, "commit out of order");
-            let targets: Vec<(ServerId, bool)> = self
-                .leader_ref()
-                .learners
-                .iter()
-                .filter(|(_, h)| h.forwarding())
-                .map(|(s, h)| (*s, h.observer))
-                .collect();
+            let targets: Vec<(ServerId, bool)> = self.leader_ref().learners.iter().filter(|(_, h)| h.forwarding()).map(|(s, h)| (*s, h.observer)).collect();
             for (s, observer) in targets {
                 if observer {
                     self.send(s, Message::Inform(entry.clone()));
@@ -506,10 +444,7 @@ impl Node {
             Err(e) => return Err(e),
         };
         if zxid != next {
-            return Err(ProposeError::WrongZxid {
-                expected: next,
-                got: zxid,
-            });
+            return Err(ProposeError::WrongZxid { expected: next, got: zxid });
         }
         let entry = Entry { zxid, data };
         let now = self.now;
@@ -538,25 +473,12 @@ impl Node {
         let (f, observer, established, epoch) = {
             let l = self.leader_ref();
             let h = &l.learners[&sid];
-            (
-                h.peer_last_zxid,
-                h.observer,
-                l.phase == Phase::Broadcast,
-                l.epoch.expect("chosen"),
-            )
+            (h.peer_last_zxid, h.observer, l.phase == Phase::Broadcast, l.epoch.expect("chosen"))
         };
         // The history a learner is synced to: before establishment the whole log (it all
         // becomes committed with NEWLEADER), after it what is committed.
-        let sync_point = if established {
-            self.applied
-        } else {
-            self.last_logged()
-        };
-        let window: Vec<&Entry> = self
-            .log
-            .iter()
-            .take_while(|e| e.zxid <= sync_point)
-            .collect();
+        let sync_point = if established { self.applied } else { self.last_logged() };
+        let window: Vec<&Entry> = self.log.iter().take_while(|e| e.zxid <= sync_point).collect();
         let (min, max) = match (window.first(), window.last()) {
             (Some(a), Some(b)) => (a.zxid, b.zxid),
             _ => (sync_point, sync_point),
@@ -596,9 +518,7 @@ impl Node {
                             cross_epoch = true;
                             break;
                         }
-                        plan.push(Message::Trunc {
-                            zxid: prev.expect("an entry below f exists since f >= min"),
-                        });
+                        plan.push(Message::Trunc { zxid: prev.expect("an entry below f exists since f >= min") });
                         need_op = false;
                     }
                 }
@@ -624,10 +544,7 @@ impl Node {
             plan.clear();
             queued = self.applied;
             self.stats.snap_syncs += 1;
-            self.actions.push(Action::SendSnapshot {
-                to: sid,
-                zxid: self.applied,
-            });
+            self.actions.push(Action::SendSnapshot { to: sid, zxid: self.applied });
         } else if matches!(plan.first(), Some(Message::Trunc { .. })) {
             self.stats.trunc_syncs += 1;
         } else {
@@ -645,9 +562,7 @@ impl Node {
                 unacked.push_back((e.zxid, now));
             }
         }
-        plan.push(Message::NewLeader {
-            zxid: Zxid::new(epoch, 0),
-        });
+        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = self.ldr().learners.get_mut(&sid).expect("learner");
         h.state = HState::NewLeaderSent;
         h.unacked = unacked;
@@ -658,9 +573,7 @@ impl Node {
 
     /// Forgets a learner (its connection is closed).
     pub(crate) fn leader_drop_learner(&mut self, sid: ServerId, close: bool) {
-        let Role::Leading(l) = &mut self.role else {
-            return;
-        };
+        let Role::Leading(l) = &mut self.role else { return };
         if l.learners.remove(&sid).is_some() {
             self.stats.learners_dropped += 1;
             l.newleader_acks.remove(&sid);
@@ -690,11 +603,7 @@ impl Node {
             .learners
             .iter()
             .filter(|(_, h)| {
-                let limit = if matches!(h.state, HState::NewLeaderAcked | HState::UpToDate) {
-                    sync
-                } else {
-                    init
-                };
+                let limit = if matches!(h.state, HState::NewLeaderAcked | HState::UpToDate) { sync } else { init };
                 now > h.last_recv + limit || h.unacked.front().is_some_and(|(_, t)| now > t + sync)
             })
             .map(|(s, _)| *s)
@@ -721,20 +630,9 @@ impl Node {
         let l = self.ldr();
         l.tick_skip = !l.tick_skip;
         let last = l.last_proposed;
-        let pingable: Vec<ServerId> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| h.forwarding())
-            .map(|(s, _)| *s)
-            .collect();
+        let pingable: Vec<ServerId> = l.learners.iter().filter(|(_, h)| h.forwarding()).map(|(s, _)| *s).collect();
         for s in pingable {
-            self.send(
-                s,
-                Message::Ping {
-                    zxid: last,
-                    data: Bytes::new(),
-                },
-            );
+            self.send(s, Message::Ping { zxid: last, data: Bytes::new() });
         }
     }
 }

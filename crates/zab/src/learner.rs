@@ -61,23 +61,10 @@ impl Node {
     pub(crate) fn become_learner(&mut self, leader: ServerId) {
         let observer = self.cfg.learner_type() == LearnerType::Observer;
         self.early_learners.clear();
-        let l = Learner {
-            leader,
-            observer,
-            phase: Phase::Discovery,
-            new_epoch: 0,
-            last_recv: self.now,
-            commit_hint: Zxid::ZERO,
-        };
+        let l = Learner { leader, observer, phase: Phase::Discovery, new_epoch: 0, last_recv: self.now, commit_hint: Zxid::ZERO };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;
-        self.send(
-            leader,
-            Message::LearnerInfo {
-                accepted_epoch,
-                observer,
-            },
-        );
+        self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
     }
 
     pub(crate) fn learner_step(&mut self, from: ServerId, msg: Message) {
@@ -99,21 +86,9 @@ impl Node {
                     let ce = self.current_epoch;
                     self.accepted_epoch = epoch;
                     self.persist(StorageOp::AcceptedEpoch(epoch));
-                    self.after_durable(After::Send(
-                        leader,
-                        Message::AckEpoch {
-                            current_epoch: Some(ce),
-                            last_zxid,
-                        },
-                    ));
+                    self.after_durable(After::Send(leader, Message::AckEpoch { current_epoch: Some(ce), last_zxid }));
                 } else if epoch == self.accepted_epoch {
-                    self.send(
-                        leader,
-                        Message::AckEpoch {
-                            current_epoch: None,
-                            last_zxid,
-                        },
-                    );
+                    self.send(leader, Message::AckEpoch { current_epoch: None, last_zxid });
                 } else {
                     self.protocol_error("leader's epoch is below our accepted epoch");
                 }
@@ -139,22 +114,15 @@ impl Node {
             (Phase::AwaitSync, Message::Snap { zxid, snapshot }) => {
                 self.log.clear();
                 self.applied = zxid;
-                self.persist(StorageOp::InstallSnapshot {
-                    zxid,
-                    data: snapshot,
-                });
+                self.persist(StorageOp::InstallSnapshot { zxid, data: snapshot });
                 let l = self.learner();
                 l.phase = Phase::Syncing;
                 l.commit_hint = l.commit_hint.max(zxid);
             }
-            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::Proposal(e))
-                if !observer || phase != Phase::Broadcast =>
-            {
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::Proposal(e)) if !observer || phase != Phase::Broadcast => {
                 self.learner_log(e, phase != Phase::Syncing && !observer);
             }
-            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::Inform(e))
-                if observer =>
-            {
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::Inform(e)) if observer => {
                 let z = e.zxid;
                 if z > self.last_logged() {
                     self.learner_log(e, false);
@@ -186,23 +154,12 @@ impl Node {
                 self.learner().phase = Phase::Broadcast;
                 let hint = self.learner().commit_hint;
                 self.deliver_up_to(hint);
-                self.send(
-                    leader,
-                    Message::Ack {
-                        zxid: Zxid::new(epoch, 0),
-                    },
-                );
+                self.send(leader, Message::Ack { zxid: Zxid::new(epoch, 0) });
                 self.update_election_vote(epoch);
                 self.actions.push(Action::Serving { epoch });
             }
             (Phase::Broadcast | Phase::NewLeader | Phase::Syncing, Message::Ping { zxid, .. }) => {
-                self.send(
-                    leader,
-                    Message::Ping {
-                        zxid,
-                        data: Bytes::new(),
-                    },
-                );
+                self.send(leader, Message::Ping { zxid, data: Bytes::new() });
             }
             (_, _) => self.protocol_error("unexpected packet from the leader"),
         }
@@ -216,8 +173,7 @@ impl Node {
             // A duplicate of something we have.
             return;
         }
-        let continues =
-            e.zxid == last.next() || (e.zxid.counter() == 1 && e.zxid.epoch() > last.epoch());
+        let continues = e.zxid == last.next() || (e.zxid.counter() == 1 && e.zxid.epoch() > last.epoch());
         let epoch = self.learner().new_epoch;
         if !continues || e.zxid.epoch() > epoch {
             self.protocol_error("proposal out of order");
@@ -250,17 +206,12 @@ impl Node {
             let l = self.learner();
             (l.phase, l.last_recv)
         };
-        let limit = if phase == Phase::Broadcast {
-            self.ticks(self.cfg.sync_limit)
-        } else {
-            self.ticks(self.cfg.init_limit)
-        };
+        let limit = if phase == Phase::Broadcast { self.ticks(self.cfg.sync_limit) } else { self.ticks(self.cfg.init_limit) };
         if now > last + limit {
             self.protocol_error("leader silent");
             return;
         }
-        if phase == Phase::Discovery && (now - last).is_multiple_of(self.cfg.tick_time_ticks as u64)
-        {
+        if phase == Phase::Discovery && (now - last).is_multiple_of(self.cfg.tick_time_ticks as u64) {
             // Not connected yet (the leader may still be finishing its election): connect
             // again, as `Learner.connectToLeader` retries.
             let (leader, observer) = {
@@ -268,13 +219,7 @@ impl Node {
                 (l.leader, l.observer)
             };
             let accepted_epoch = self.accepted_epoch;
-            self.send(
-                leader,
-                Message::LearnerInfo {
-                    accepted_epoch,
-                    observer,
-                },
-            );
+            self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
         }
     }
 }

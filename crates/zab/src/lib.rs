@@ -39,9 +39,9 @@
 mod election;
 mod leader;
 mod learner;
+mod standalone;
 pub mod message;
 pub mod node;
-mod standalone;
 pub mod types;
 
 pub use leader::LearnerSummary;
@@ -49,9 +49,7 @@ pub use message::{Message, MessageError, Vote};
 pub use node::{Node, Restored, Stats};
 pub use rzk_proto::quorum::ServerState;
 pub use rzk_proto::Zxid;
-pub use types::{
-    Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp,
-};
+pub use types::{Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp};
 
 #[cfg(test)]
 mod tests;

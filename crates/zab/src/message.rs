@@ -3,10 +3,7 @@
 //! port, [`Vote`] ⇄ `quorum::Notification` for the election port.
 
 use bytes::Bytes;
-use rzk_proto::quorum::{
-    packet_type as pt, LearnerInfo, Notification, QuorumPacket, ServerState, NOTIFICATION_VERSION,
-    ZAB_PROTOCOL_VERSION,
-};
+use rzk_proto::quorum::{packet_type as pt, LearnerInfo, Notification, QuorumPacket, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION};
 use rzk_proto::{DecodeError, Record, Zxid};
 
 use crate::types::{Entry, Epoch, ServerId};
@@ -55,50 +52,26 @@ pub enum Message {
     /// Election port.
     Notification(Vote),
     /// FOLLOWERINFO / OBSERVERINFO: a learner's first packet, with its accepted epoch.
-    LearnerInfo {
-        accepted_epoch: Epoch,
-        observer: bool,
-    },
+    LearnerInfo { accepted_epoch: Epoch, observer: bool },
     /// LEADERINFO: the epoch the leader proposes.
-    LeaderInfo {
-        epoch: Epoch,
-    },
+    LeaderInfo { epoch: Epoch },
     /// ACKEPOCH: the learner's current epoch (`None` = it had already accepted this epoch and
     /// this reply does not count as an ack, ZooKeeper's -1) and its last logged zxid.
-    AckEpoch {
-        current_epoch: Option<Epoch>,
-        last_zxid: Zxid,
-    },
-    Diff {
-        zxid: Zxid,
-    },
-    Trunc {
-        zxid: Zxid,
-    },
+    AckEpoch { current_epoch: Option<Epoch>, last_zxid: Zxid },
+    Diff { zxid: Zxid },
+    Trunc { zxid: Zxid },
     /// SNAP and the serialized state machine that follows it on the wire.
-    Snap {
-        zxid: Zxid,
-        snapshot: Bytes,
-    },
+    Snap { zxid: Zxid, snapshot: Bytes },
     Proposal(Entry),
-    Commit {
-        zxid: Zxid,
-    },
+    Commit { zxid: Zxid },
     /// INFORM: a committed txn, to observers.
     Inform(Entry),
-    NewLeader {
-        zxid: Zxid,
-    },
-    Ack {
-        zxid: Zxid,
-    },
+    NewLeader { zxid: Zxid },
+    Ack { zxid: Zxid },
     UpToDate,
     /// PING: from the leader with its last proposed zxid; echoed by learners with their
     /// session touches (`long sessionId, int timeout` pairs).
-    Ping {
-        zxid: Zxid,
-        data: Bytes,
-    },
+    Ping { zxid: Zxid, data: Bytes },
 }
 
 /// Why a quorum packet is not a message this core understands.
@@ -117,9 +90,7 @@ impl Message {
     pub fn name(&self) -> &'static str {
         match self {
             Message::Notification(_) => "NOTIFICATION",
-            Message::LearnerInfo {
-                observer: false, ..
-            } => "FOLLOWERINFO",
+            Message::LearnerInfo { observer: false, .. } => "FOLLOWERINFO",
             Message::LearnerInfo { observer: true, .. } => "OBSERVERINFO",
             Message::LeaderInfo { .. } => "LEADERINFO",
             Message::AckEpoch { .. } => "ACKEPOCH",
@@ -139,43 +110,16 @@ impl Message {
     /// The quorum packet ZooKeeper would send for this message; `None` for election
     /// notifications. `my_id` and `config_version` fill LearnerInfo; `config` fills NEWLEADER.
     /// A SNAP's snapshot bytes are not part of the packet: they follow it on the stream.
-    pub fn to_packet(
-        &self,
-        my_id: ServerId,
-        config_version: i64,
-        config: &[u8],
-    ) -> Option<QuorumPacket> {
+    pub fn to_packet(&self, my_id: ServerId, config_version: i64, config: &[u8]) -> Option<QuorumPacket> {
         let z = QuorumPacket::new;
         Some(match self {
             Message::Notification(_) => return None,
-            Message::LearnerInfo {
-                accepted_epoch,
-                observer,
-            } => {
-                let li = LearnerInfo {
-                    serverid: my_id.0,
-                    protocol_version: ZAB_PROTOCOL_VERSION,
-                    config_version,
-                };
-                QuorumPacket::with_data(
-                    if *observer {
-                        pt::OBSERVERINFO
-                    } else {
-                        pt::FOLLOWERINFO
-                    },
-                    Zxid::new(*accepted_epoch, 0),
-                    li.to_bytes(),
-                )
+            Message::LearnerInfo { accepted_epoch, observer } => {
+                let li = LearnerInfo { serverid: my_id.0, protocol_version: ZAB_PROTOCOL_VERSION, config_version };
+                QuorumPacket::with_data(if *observer { pt::OBSERVERINFO } else { pt::FOLLOWERINFO }, Zxid::new(*accepted_epoch, 0), li.to_bytes())
             }
-            Message::LeaderInfo { epoch } => QuorumPacket::with_data(
-                pt::LEADERINFO,
-                Zxid::new(*epoch, 0),
-                ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec(),
-            ),
-            Message::AckEpoch {
-                current_epoch,
-                last_zxid,
-            } => {
+            Message::LeaderInfo { epoch } => QuorumPacket::with_data(pt::LEADERINFO, Zxid::new(*epoch, 0), ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec()),
+            Message::AckEpoch { current_epoch, last_zxid } => {
                 let e: i32 = current_epoch.map(|e| e as i32).unwrap_or(-1);
                 QuorumPacket::with_data(pt::ACKEPOCH, *last_zxid, e.to_be_bytes().to_vec())
             }
@@ -185,9 +129,7 @@ impl Message {
             Message::Proposal(e) => QuorumPacket::with_data(pt::PROPOSAL, e.zxid, e.data.to_vec()),
             Message::Commit { zxid } => z(pt::COMMIT, *zxid),
             Message::Inform(e) => QuorumPacket::with_data(pt::INFORM, e.zxid, e.data.to_vec()),
-            Message::NewLeader { zxid } => {
-                QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec())
-            }
+            Message::NewLeader { zxid } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
             Message::Ack { zxid } => z(pt::ACK, *zxid),
             Message::UpToDate => z(pt::UPTODATE, Zxid(-1)),
             Message::Ping { zxid, data } => {
@@ -203,58 +145,32 @@ impl Message {
     /// Reads a quorum packet. For SNAP, `snapshot` is the serialized database the transport
     /// read after the packet. Returns the sender's LearnerInfo sid for FOLLOWERINFO /
     /// OBSERVERINFO as the second value when present.
-    pub fn from_packet(
-        p: &QuorumPacket,
-        snapshot: Option<Bytes>,
-    ) -> Result<(Message, Option<i64>), MessageError> {
+    pub fn from_packet(p: &QuorumPacket, snapshot: Option<Bytes>) -> Result<(Message, Option<i64>), MessageError> {
         let data = || Bytes::copy_from_slice(p.data());
         let m = match p.ty {
             pt::FOLLOWERINFO | pt::OBSERVERINFO => {
                 let (sid, _, _) = LearnerInfo::parse_lenient(p.data());
-                return Ok((
-                    Message::LearnerInfo {
-                        accepted_epoch: p.zxid.epoch(),
-                        observer: p.ty == pt::OBSERVERINFO,
-                    },
-                    sid,
-                ));
+                return Ok((Message::LearnerInfo { accepted_epoch: p.zxid.epoch(), observer: p.ty == pt::OBSERVERINFO }, sid));
             }
-            pt::LEADERINFO => Message::LeaderInfo {
-                epoch: p.zxid.epoch(),
-            },
+            pt::LEADERINFO => Message::LeaderInfo { epoch: p.zxid.epoch() },
             pt::ACKEPOCH => {
                 let d = p.data();
                 if d.len() < 4 {
                     return Err(MessageError::Malformed("ACKEPOCH"));
                 }
                 let e = i32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-                Message::AckEpoch {
-                    current_epoch: if e < 0 { None } else { Some(e as u32) },
-                    last_zxid: p.zxid,
-                }
+                Message::AckEpoch { current_epoch: if e < 0 { None } else { Some(e as u32) }, last_zxid: p.zxid }
             }
             pt::DIFF => Message::Diff { zxid: p.zxid },
             pt::TRUNC => Message::Trunc { zxid: p.zxid },
-            pt::SNAP => Message::Snap {
-                zxid: p.zxid,
-                snapshot: snapshot.ok_or(MessageError::Malformed("SNAP without snapshot"))?,
-            },
-            pt::PROPOSAL => Message::Proposal(Entry {
-                zxid: p.zxid,
-                data: data(),
-            }),
+            pt::SNAP => Message::Snap { zxid: p.zxid, snapshot: snapshot.ok_or(MessageError::Malformed("SNAP without snapshot"))? },
+            pt::PROPOSAL => Message::Proposal(Entry { zxid: p.zxid, data: data() }),
             pt::COMMIT => Message::Commit { zxid: p.zxid },
-            pt::INFORM => Message::Inform(Entry {
-                zxid: p.zxid,
-                data: data(),
-            }),
+            pt::INFORM => Message::Inform(Entry { zxid: p.zxid, data: data() }),
             pt::NEWLEADER => Message::NewLeader { zxid: p.zxid },
             pt::ACK => Message::Ack { zxid: p.zxid },
             pt::UPTODATE => Message::UpToDate,
-            pt::PING => Message::Ping {
-                zxid: p.zxid,
-                data: data(),
-            },
+            pt::PING => Message::Ping { zxid: p.zxid, data: data() },
             t => return Err(MessageError::UnsupportedType(t)),
         };
         Ok((m, None))
@@ -274,58 +190,27 @@ mod tests {
 
     #[test]
     fn messages_map_to_zookeeper_packets_and_back() {
-        let e = Entry {
-            zxid: Zxid::new(2, 5),
-            data: Bytes::from_static(b"txn"),
-        };
+        let e = Entry { zxid: Zxid::new(2, 5), data: Bytes::from_static(b"txn") };
         let msgs = vec![
-            Message::LearnerInfo {
-                accepted_epoch: 2,
-                observer: false,
-            },
-            Message::LearnerInfo {
-                accepted_epoch: 0,
-                observer: true,
-            },
+            Message::LearnerInfo { accepted_epoch: 2, observer: false },
+            Message::LearnerInfo { accepted_epoch: 0, observer: true },
             Message::LeaderInfo { epoch: 3 },
-            Message::AckEpoch {
-                current_epoch: Some(2),
-                last_zxid: Zxid::new(2, 9),
-            },
-            Message::AckEpoch {
-                current_epoch: None,
-                last_zxid: Zxid::new(2, 9),
-            },
-            Message::Diff {
-                zxid: Zxid::new(2, 9),
-            },
-            Message::Trunc {
-                zxid: Zxid::new(2, 7),
-            },
-            Message::Snap {
-                zxid: Zxid::new(2, 7),
-                snapshot: Bytes::from_static(b"snap"),
-            },
+            Message::AckEpoch { current_epoch: Some(2), last_zxid: Zxid::new(2, 9) },
+            Message::AckEpoch { current_epoch: None, last_zxid: Zxid::new(2, 9) },
+            Message::Diff { zxid: Zxid::new(2, 9) },
+            Message::Trunc { zxid: Zxid::new(2, 7) },
+            Message::Snap { zxid: Zxid::new(2, 7), snapshot: Bytes::from_static(b"snap") },
             Message::Proposal(e.clone()),
             Message::Commit { zxid: e.zxid },
             Message::Inform(e.clone()),
-            Message::NewLeader {
-                zxid: Zxid::new(3, 0),
-            },
+            Message::NewLeader { zxid: Zxid::new(3, 0) },
             Message::Ack { zxid: e.zxid },
             Message::UpToDate,
-            Message::Ping {
-                zxid: e.zxid,
-                data: Bytes::new(),
-            },
+            Message::Ping { zxid: e.zxid, data: Bytes::new() },
         ];
         for m in msgs {
             let p = m.to_packet(ServerId(3), 0, b"").unwrap();
-            let snap = if let Message::Snap { snapshot, .. } = &m {
-                Some(snapshot.clone())
-            } else {
-                None
-            };
+            let snap = if let Message::Snap { snapshot, .. } = &m { Some(snapshot.clone()) } else { None };
             let (back, sid) = Message::from_packet(&p, snap).unwrap();
             assert_eq!(back, m);
             if matches!(m, Message::LearnerInfo { .. }) {
@@ -337,22 +222,10 @@ mod tests {
     #[test]
     fn packet_bytes_are_zookeepers() {
         // Same bytes as ZooKeeper 3.8.0's `new QuorumPacket(Leader.COMMIT, 0x100000001L, null, null)`.
-        let p = Message::Commit {
-            zxid: Zxid(0x1_0000_0001),
-        }
-        .to_packet(ServerId(1), 0, b"")
-        .unwrap();
-        assert_eq!(
-            bytes_of(&p),
-            [0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
-        );
+        let p = Message::Commit { zxid: Zxid(0x1_0000_0001) }.to_packet(ServerId(1), 0, b"").unwrap();
+        assert_eq!(bytes_of(&p), [0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         // ACKEPOCH data is the current epoch as a 4-byte int, -1 for "already accepted".
-        let p = Message::AckEpoch {
-            current_epoch: None,
-            last_zxid: Zxid(7),
-        }
-        .to_packet(ServerId(1), 0, b"")
-        .unwrap();
+        let p = Message::AckEpoch { current_epoch: None, last_zxid: Zxid(7) }.to_packet(ServerId(1), 0, b"").unwrap();
         assert_eq!(p.data(), &[0xff, 0xff, 0xff, 0xff]);
         assert!(Message::from_packet(&QuorumPacket::new(pt::ACKEPOCH, Zxid(1)), None).is_err());
         assert!(Message::from_packet(&QuorumPacket::new(99, Zxid(1)), None).is_err());

@@ -20,9 +20,7 @@ use crate::election::Election;
 use crate::leader::Leader;
 use crate::learner::Learner;
 use crate::message::Message;
-use crate::types::{
-    Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp,
-};
+use crate::types::{Action, Config, ConfigError, Entry, Epoch, LearnerType, ProposeError, ServerId, StorageOp};
 
 /// What the host restores from its data directory before starting a node.
 ///
@@ -113,12 +111,7 @@ impl Node {
         let mut log: VecDeque<Entry> = restored.log.into();
         // Zxids must strictly increase; anything else is a corrupt restore (a host bug).
         for w in log.make_contiguous().windows(2) {
-            assert!(
-                w[0].zxid < w[1].zxid,
-                "restored log out of order: {} then {}",
-                w[0].zxid,
-                w[1].zxid
-            );
+            assert!(w[0].zxid < w[1].zxid, "restored log out of order: {} then {}", w[0].zxid, w[1].zxid);
         }
         // Entries at or below `applied` that the host's state already contains are history.
         let mut n = Node {
@@ -240,11 +233,7 @@ impl Node {
         if seq <= self.durable_seq {
             return;
         }
-        assert!(
-            seq < self.next_seq,
-            "persisted({seq}) but only {} storage ops were issued",
-            self.next_seq - 1
-        );
+        assert!(seq < self.next_seq, "persisted({seq}) but only {} storage ops were issued", self.next_seq - 1);
         self.durable_seq = seq;
         self.release();
         self.standalone_release(seq);
@@ -256,9 +245,7 @@ impl Node {
         self.early_learners.remove(&peer);
         match &self.role {
             Role::Leading(_) => self.leader_drop_learner(peer, false),
-            Role::Learning(l) if l.leader == peer => {
-                self.protocol_error("connection to the leader lost")
-            }
+            Role::Learning(l) if l.leader == peer => self.protocol_error("connection to the leader lost"),
             _ => {}
         }
         self.drain_loopback();
@@ -285,9 +272,7 @@ impl Node {
         match &self.role {
             Role::Looking => ServerState::Looking,
             Role::Leading(_) => ServerState::Leading,
-            Role::Learning(_) if self.cfg.learner_type() == LearnerType::Observer => {
-                ServerState::Observing
-            }
+            Role::Learning(_) if self.cfg.learner_type() == LearnerType::Observer => ServerState::Observing,
             Role::Learning(_) => ServerState::Following,
             Role::Standalone(_) => ServerState::Leading,
         }
@@ -341,11 +326,7 @@ impl Node {
     }
     /// The last zxid in the log (or of the state machine, if newer).
     pub fn last_logged(&self) -> Zxid {
-        self.log
-            .back()
-            .map(|e| e.zxid)
-            .unwrap_or(Zxid::ZERO)
-            .max(self.applied)
+        self.log.back().map(|e| e.zxid).unwrap_or(Zxid::ZERO).max(self.applied)
     }
     /// The last zxid delivered to the state machine.
     pub fn applied(&self) -> Zxid {
@@ -406,12 +387,7 @@ impl Node {
 
     /// Appends an entry to the log window and issues its write; returns the write's seq.
     pub(crate) fn append(&mut self, e: Entry) -> u64 {
-        assert!(
-            e.zxid > self.last_logged(),
-            "append {} after {}",
-            e.zxid,
-            self.last_logged()
-        );
+        assert!(e.zxid > self.last_logged(), "append {} after {}", e.zxid, self.last_logged());
         self.log.push_back(e.clone());
         self.persist(StorageOp::Append(e))
     }
@@ -445,11 +421,7 @@ impl Node {
         self.role = role;
         let state = self.state();
         let leader = self.leader();
-        self.actions.push(Action::StateChanged {
-            state,
-            leader,
-            epoch: self.current_epoch,
-        });
+        self.actions.push(Action::StateChanged { state, leader, epoch: self.current_epoch });
     }
 
     /// Something went wrong with the leader or a learner's protocol: back to LOOKING.
@@ -514,3 +486,4 @@ impl Node {
 
 /// Voter acks of one proposal.
 pub(crate) type AckSet = std::collections::BTreeSet<ServerId>;
+

@@ -29,31 +29,20 @@ impl Node {
         Zxid(self.last_logged().0 + 1)
     }
 
-    pub(crate) fn standalone_propose(
-        &mut self,
-        zxid: Zxid,
-        data: Bytes,
-    ) -> Result<(), ProposeError> {
+    pub(crate) fn standalone_propose(&mut self, zxid: Zxid, data: Bytes) -> Result<(), ProposeError> {
         let next = self.standalone_next_zxid();
         if zxid != next {
-            return Err(ProposeError::WrongZxid {
-                expected: next,
-                got: zxid,
-            });
+            return Err(ProposeError::WrongZxid { expected: next, got: zxid });
         }
         let seq = self.append(Entry { zxid, data });
-        let Role::Standalone(s) = &mut self.role else {
-            unreachable!("standalone_propose on a member")
-        };
+        let Role::Standalone(s) = &mut self.role else { unreachable!("standalone_propose on a member") };
         s.unpersisted.push_back((seq, zxid));
         Ok(())
     }
 
     /// Delivers every proposal whose append is durable (`durable_seq`).
     pub(crate) fn standalone_release(&mut self, durable_seq: u64) {
-        let Role::Standalone(s) = &mut self.role else {
-            return;
-        };
+        let Role::Standalone(s) = &mut self.role else { return };
         let mut upto = None;
         while let Some((seq, zxid)) = s.unpersisted.front().copied() {
             if seq > durable_seq {
@@ -71,19 +60,11 @@ impl Node {
     /// (a full disk). Those proposals are forgotten; the next `propose` must carry `zxid`
     /// again. Panics on a member (a member cannot skip a txn) or if `zxid` was never proposed.
     pub fn append_failed(&mut self, zxid: Zxid) {
-        let Role::Standalone(s) = &mut self.role else {
-            panic!("append_failed({zxid}) on an ensemble member")
-        };
+        let Role::Standalone(s) = &mut self.role else { panic!("append_failed({zxid}) on an ensemble member") };
         let pos = s.unpersisted.iter().position(|(_, z)| *z == zxid);
-        let pos = pos.unwrap_or_else(|| {
-            panic!("the log refused {zxid}, which is not an unpersisted proposal")
-        });
+        let pos = pos.unwrap_or_else(|| panic!("the log refused {zxid}, which is not an unpersisted proposal"));
         s.unpersisted.truncate(pos);
         self.truncate_window(Zxid(zxid.0 - 1));
-        assert_eq!(
-            self.standalone_next_zxid(),
-            zxid,
-            "after a refused append the next zxid is the refused one"
-        );
+        assert_eq!(self.standalone_next_zxid(), zxid, "after a refused append the next zxid is the refused one");
     }
 }

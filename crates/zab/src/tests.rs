@@ -36,10 +36,7 @@ fn cfg(me: i64, voters: &[i64], observers: &[i64]) -> Config {
 }
 
 fn entry(epoch: u32, counter: u32) -> Entry {
-    Entry {
-        zxid: Zxid::new(epoch, counter),
-        data: Bytes::from(format!("{epoch}:{counter}")),
-    }
+    Entry { zxid: Zxid::new(epoch, counter), data: Bytes::from(format!("{epoch}:{counter}")) }
 }
 
 impl Net {
@@ -57,10 +54,7 @@ impl Net {
         for &id in voters.iter().chain(observers) {
             let r = restored(id);
             n.state.insert(ServerId(id), vec![]);
-            n.nodes.insert(
-                ServerId(id),
-                Node::new(cfg(id, voters, observers), r).unwrap(),
-            );
+            n.nodes.insert(ServerId(id), Node::new(cfg(id, voters, observers), r).unwrap());
         }
         let ids: Vec<ServerId> = n.nodes.keys().copied().collect();
         for id in ids {
@@ -84,10 +78,7 @@ impl Net {
                     }
                     Action::Persist { seq, op } => {
                         if let StorageOp::InstallSnapshot { data, .. } = &op {
-                            let st = data
-                                .chunks(8)
-                                .map(|c| Zxid(i64::from_be_bytes(c.try_into().unwrap())))
-                                .collect();
+                            let st = data.chunks(8).map(|c| Zxid(i64::from_be_bytes(c.try_into().unwrap()))).collect();
                             self.state.insert(id, st);
                         }
                         self.persists.push((id, op));
@@ -96,16 +87,9 @@ impl Net {
                     Action::Deliver(e) => self.state.get_mut(&id).unwrap().push(e.zxid),
                     Action::SendSnapshot { to, zxid } => {
                         let st = &self.state[&id];
-                        assert_eq!(
-                            st.last().copied().unwrap_or(Zxid::ZERO),
-                            zxid,
-                            "snapshot not at the state's zxid"
-                        );
+                        assert_eq!(st.last().copied().unwrap_or(Zxid::ZERO), zxid, "snapshot not at the state's zxid");
                         let data: Vec<u8> = st.iter().flat_map(|z| z.0.to_be_bytes()).collect();
-                        let m = Message::Snap {
-                            zxid,
-                            snapshot: Bytes::from(data),
-                        };
+                        let m = Message::Snap { zxid, snapshot: Bytes::from(data) };
                         self.log.push((id, to, m.clone()));
                         self.queue.push_back((id, to, m));
                     }
@@ -138,12 +122,7 @@ impl Net {
     fn run(&mut self, ticks: u32) {
         for _ in 0..ticks {
             self.deliver_all();
-            let ids: Vec<ServerId> = self
-                .nodes
-                .keys()
-                .copied()
-                .filter(|i| !self.down.contains(i))
-                .collect();
+            let ids: Vec<ServerId> = self.nodes.keys().copied().filter(|i| !self.down.contains(i)).collect();
             for id in ids {
                 self.nodes.get_mut(&id).unwrap().tick();
                 self.actions(id);
@@ -153,12 +132,7 @@ impl Net {
     }
 
     fn leader(&self) -> Option<ServerId> {
-        self.nodes
-            .iter()
-            .find(|(id, n)| {
-                !self.down.contains(id) && n.state() == ServerState::Leading && n.is_serving()
-            })
-            .map(|(id, _)| *id)
+        self.nodes.iter().find(|(id, n)| !self.down.contains(id) && n.state() == ServerState::Leading && n.is_serving()).map(|(id, _)| *id)
     }
 
     fn propose(&mut self, n: u32) -> Vec<Zxid> {
@@ -191,12 +165,7 @@ fn three_voters_elect_the_highest_sid_and_replicate() {
         assert_eq!(st, &zs);
     }
     // The leader's wire traffic for a txn: PROPOSAL to each follower, then COMMIT.
-    let names: Vec<&str> = net
-        .log
-        .iter()
-        .filter(|(f, _, _)| *f == ServerId(3))
-        .map(|(_, _, m)| m.name())
-        .collect();
+    let names: Vec<&str> = net.log.iter().filter(|(f, _, _)| *f == ServerId(3)).map(|(_, _, m)| m.name()).collect();
     assert!(names.iter().filter(|n| **n == "PROPOSAL").count() >= 6);
     assert!(names.iter().filter(|n| **n == "COMMIT").count() >= 6);
 }
@@ -205,18 +174,8 @@ fn three_voters_elect_the_highest_sid_and_replicate() {
 fn votes_order_by_epoch_then_zxid_then_sid() {
     // Server 1 has the newest current epoch; server 2 the longest log of an older epoch.
     let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
-        1 => Restored {
-            accepted_epoch: 3,
-            current_epoch: 3,
-            applied: Zxid::ZERO,
-            log: vec![entry(3, 1)],
-        },
-        2 => Restored {
-            accepted_epoch: 2,
-            current_epoch: 2,
-            applied: Zxid::ZERO,
-            log: vec![entry(2, 1), entry(2, 2), entry(2, 3)],
-        },
+        1 => Restored { accepted_epoch: 3, current_epoch: 3, applied: Zxid::ZERO, log: vec![entry(3, 1)] },
+        2 => Restored { accepted_epoch: 2, current_epoch: 2, applied: Zxid::ZERO, log: vec![entry(2, 1), entry(2, 2), entry(2, 3)] },
         _ => Restored::default(),
     });
     net.run(30);
@@ -234,12 +193,7 @@ fn follower_acks_only_what_is_durable() {
     let before = net.log.len();
     let zs = net.propose(1);
     net.deliver_all();
-    let acks_from_1 = |net: &Net| {
-        net.log[before..]
-            .iter()
-            .filter(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::Ack { .. }))
-            .count()
-    };
+    let acks_from_1 = |net: &Net| net.log[before..].iter().filter(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::Ack { .. })).count();
     assert_eq!(acks_from_1(&net), 0, "ACK before the write is durable");
     // Server 2 and the leader make a quorum meanwhile.
     assert_eq!(net.state[&ServerId(3)], zs);
@@ -255,27 +209,14 @@ fn accepted_epoch_is_written_before_ackepoch() {
     net.manual_disk.insert(ServerId(1));
     net.run(20);
     // Server 1 got LEADERINFO, issued the write, and holds its ACKEPOCH back.
-    assert!(net
-        .persists
-        .iter()
-        .any(|(id, op)| *id == ServerId(1) && *op == StorageOp::AcceptedEpoch(1)));
-    assert!(!net
-        .log
-        .iter()
-        .any(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::AckEpoch { .. })));
+    assert!(net.persists.iter().any(|(id, op)| *id == ServerId(1) && *op == StorageOp::AcceptedEpoch(1)));
+    assert!(!net.log.iter().any(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::AckEpoch { .. })));
     let seq = net.pending_seq[&ServerId(1)];
     net.manual_disk.clear();
     net.nodes.get_mut(&ServerId(1)).unwrap().persisted(seq);
     net.actions(ServerId(1));
     net.run(20);
-    assert!(net.log.iter().any(|(f, _, m)| *f == ServerId(1)
-        && matches!(
-            m,
-            Message::AckEpoch {
-                current_epoch: Some(0),
-                ..
-            }
-        )));
+    assert!(net.log.iter().any(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::AckEpoch { current_epoch: Some(0), .. })));
     assert!(net.nodes[&ServerId(1)].is_serving());
 }
 
@@ -295,87 +236,37 @@ fn diff_trunc_and_snap_as_syncfollower_chooses() {
     // window: DIFF.
     let hist: Vec<Entry> = (1..=8).map(|c| entry(1, c)).collect();
     let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
-        3 => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::new(1, 6),
-            log: hist.clone(),
-        },
-        1 => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::new(1, 4),
-            log: hist[..5].to_vec(),
-        },
-        _ => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::new(1, 4),
-            log: hist[..5].to_vec(),
-        },
+        3 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 6), log: hist.clone() },
+        1 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 4), log: hist[..5].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 4), log: hist[..5].to_vec() },
     });
     net.run(30);
     assert_eq!(net.leader(), Some(ServerId(3)));
     assert_eq!(sync_kind(&net, 1), "DIFF");
     let all: Vec<Zxid> = (1..=8).map(|c| Zxid::new(1, c)).collect();
-    assert_eq!(
-        net.state[&ServerId(1)],
-        all[4..].to_vec(),
-        "server 1 applies 1:5..1:8 on top of its 1:4 state"
-    );
+    assert_eq!(net.state[&ServerId(1)], all[4..].to_vec(), "server 1 applies 1:5..1:8 on top of its 1:4 state");
 
     let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
-        3 => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::ZERO,
-            log: hist[..4].to_vec(),
-        },
+        3 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: hist[..4].to_vec() },
         // Same epoch, longer (its tail never reached a quorum), but a lower current epoch so
         // it does not win the election: TRUNC.
-        2 => Restored {
-            accepted_epoch: 1,
-            current_epoch: 0,
-            applied: Zxid::ZERO,
-            log: hist[..6].to_vec(),
-        },
-        _ => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::ZERO,
-            log: hist[..4].to_vec(),
-        },
+        2 => Restored { accepted_epoch: 1, current_epoch: 0, applied: Zxid::ZERO, log: hist[..6].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: hist[..4].to_vec() },
     });
     net.run(40);
     assert_eq!(net.leader(), Some(ServerId(3)));
     assert_eq!(sync_kind(&net, 2), "TRUNC");
-    assert!(net.persists.iter().any(|(id, op)| *id == ServerId(2)
-        && *op
-            == StorageOp::Truncate {
-                after: Zxid::new(1, 4)
-            }));
+    assert!(net.persists.iter().any(|(id, op)| *id == ServerId(2) && *op == StorageOp::Truncate { after: Zxid::new(1, 4) }));
     assert_eq!(net.state[&ServerId(2)], all[..4].to_vec());
 
     // A server far behind the leader's committed window (5 entries kept here) gets a SNAP.
     let long: Vec<Entry> = (1..=20).map(|c| entry(1, c)).collect();
     let mut net = Net::new(&[1, 2, 3], &[], |id| match id {
-        1 => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::ZERO,
-            log: long[..2].to_vec(),
-        },
-        _ => Restored {
-            accepted_epoch: 1,
-            current_epoch: 1,
-            applied: Zxid::new(1, 20),
-            log: long.clone(),
-        },
+        1 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: long[..2].to_vec() },
+        _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 20), log: long.clone() },
     });
-    net.state
-        .insert(ServerId(2), long.iter().map(|e| e.zxid).collect());
-    net.state
-        .insert(ServerId(3), long.iter().map(|e| e.zxid).collect());
+    net.state.insert(ServerId(2), long.iter().map(|e| e.zxid).collect());
+    net.state.insert(ServerId(3), long.iter().map(|e| e.zxid).collect());
     net.run(40);
     assert_eq!(net.leader(), Some(ServerId(3)));
     assert_eq!(sync_kind(&net, 1), "SNAP");
@@ -391,15 +282,8 @@ fn observers_follow_without_voting() {
     let zs = net.propose(2);
     net.run(2);
     assert_eq!(net.state[&ServerId(4)], zs);
-    assert!(net
-        .log
-        .iter()
-        .any(|(_, t, m)| *t == ServerId(4) && matches!(m, Message::Inform(_))));
-    assert!(!net
-        .log
-        .iter()
-        .any(|(f, _, m)| *f == ServerId(4)
-            && matches!(m, Message::Ack { zxid } if zxid.counter() != 0)));
+    assert!(net.log.iter().any(|(_, t, m)| *t == ServerId(4) && matches!(m, Message::Inform(_))));
+    assert!(!net.log.iter().any(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::Ack { zxid } if zxid.counter() != 0)));
     // Two voters down: the leader and the observer are not a quorum; the leader steps down.
     net.down.insert(ServerId(1));
     net.down.insert(ServerId(2));
@@ -435,9 +319,6 @@ fn config_is_validated() {
     c.my_id = ServerId(9);
     assert_eq!(c.validate(), Err(ConfigError::NotAMember(ServerId(9))));
     let c = cfg(1, &[1, 2], &[2]);
-    assert_eq!(
-        c.validate(),
-        Err(ConfigError::VoterAndObserver(ServerId(2)))
-    );
+    assert_eq!(c.validate(), Err(ConfigError::VoterAndObserver(ServerId(2))));
     assert!(Node::new(cfg(1, &[], &[]), Restored::default()).is_err());
 }

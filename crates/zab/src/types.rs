@@ -84,15 +84,7 @@ pub enum ConfigError {
 
 impl Config {
     /// ZooKeeper's settings in milliseconds, for a host that ticks every `tick_ms`.
-    pub fn from_ms(
-        my_id: ServerId,
-        voters: BTreeSet<ServerId>,
-        observers: BTreeSet<ServerId>,
-        tick_ms: u32,
-        tick_time_ms: u32,
-        init_limit: u32,
-        sync_limit: u32,
-    ) -> Config {
+    pub fn from_ms(my_id: ServerId, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, tick_ms: u32, tick_time_ms: u32, init_limit: u32, sync_limit: u32) -> Config {
         let t = |ms: u32| (ms / tick_ms.max(1)).max(1);
         Config {
             my_id,
@@ -125,22 +117,10 @@ impl Config {
             ("init_limit", self.init_limit as u64, 1),
             ("sync_limit", self.sync_limit as u64, 1),
             ("finalize_wait_ticks", self.finalize_wait_ticks as u64, 1),
-            (
-                "min_notification_ticks",
-                self.min_notification_ticks as u64,
-                1,
-            ),
-            (
-                "max_notification_ticks",
-                self.max_notification_ticks as u64,
-                self.min_notification_ticks as u64,
-            ),
+            ("min_notification_ticks", self.min_notification_ticks as u64, 1),
+            ("max_notification_ticks", self.max_notification_ticks as u64, self.min_notification_ticks as u64),
             ("committed_log_max", self.committed_log_max as u64, 1),
-            (
-                "outstanding_proposals_max",
-                self.outstanding_proposals_max as u64,
-                1,
-            ),
+            ("outstanding_proposals_max", self.outstanding_proposals_max as u64, 1),
         ] {
             if v < min {
                 return Err(ConfigError::TooSmall(name, min));
@@ -169,11 +149,7 @@ impl Config {
 
     /// Every other member, voters and observers.
     pub fn peers(&self) -> impl Iterator<Item = ServerId> + '_ {
-        self.voters
-            .iter()
-            .chain(self.observers.iter())
-            .copied()
-            .filter(move |s| *s != self.my_id)
+        self.voters.iter().chain(self.observers.iter()).copied().filter(move |s| *s != self.my_id)
     }
 }
 
@@ -217,11 +193,7 @@ pub enum Action {
     /// Close the quorum connection to a peer (a dropped learner, or the old leader).
     Disconnect { peer: ServerId },
     /// The server's role changed. While not `serving`, it must not answer clients.
-    StateChanged {
-        state: ServerState,
-        leader: Option<ServerId>,
-        epoch: Epoch,
-    },
+    StateChanged { state: ServerState, leader: Option<ServerId>, epoch: Epoch },
     /// The server may serve clients: a leader whose NEWLEADER a quorum acked, or a learner
     /// that got UPTODATE. Ends at the next `StateChanged`.
     Serving { epoch: Epoch },

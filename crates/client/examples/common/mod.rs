@@ -20,16 +20,10 @@ impl Args {
         self.0.get(k).cloned().unwrap_or_else(|| default.to_owned())
     }
     pub fn num(&self, k: &str, default: u64) -> u64 {
-        self.0
-            .get(k)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
+        self.0.get(k).and_then(|v| v.parse().ok()).unwrap_or(default)
     }
 }
 
 pub fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }

@@ -29,22 +29,13 @@ pub struct Barrier {
 
 impl Barrier {
     pub fn new(zk: &Client, path: &str) -> Barrier {
-        Barrier {
-            zk: zk.clone(),
-            path: path.to_owned(),
-        }
+        Barrier { zk: zk.clone(), path: path.to_owned() }
     }
 
     /// Raises the barrier (creates its node; already raised is fine).
     pub async fn raise(&self) -> Result<()> {
         ensure_path(&self.zk, crate::path::parent(&self.path)).await?;
-        match retry(&self.zk, || async {
-            self.zk
-                .create(&self.path, b"", &CreateOptions::persistent())
-                .await
-        })
-        .await
-        {
+        match retry(&self.zk, || async { self.zk.create(&self.path, b"", &CreateOptions::persistent()).await }).await {
             Ok(_) | Err(Error::NodeExists) => Ok(()),
             Err(e) => Err(e),
         }
@@ -85,12 +76,7 @@ const READY: &str = "ready";
 
 impl DoubleBarrier {
     pub fn new(zk: &Client, path: &str, count: usize) -> DoubleBarrier {
-        DoubleBarrier {
-            zk: zk.clone(),
-            path: path.to_owned(),
-            count: count.max(1),
-            node: guid(),
-        }
+        DoubleBarrier { zk: zk.clone(), path: path.to_owned(), count: count.max(1), node: guid() }
     }
 
     fn participants(children: &[String]) -> Vec<&String> {
@@ -104,16 +90,7 @@ impl DoubleBarrier {
         let ready = join(&self.path, READY);
         // Watch `ready` before joining, so its creation cannot be missed.
         let (_, mut ready_fut) = retry(zk, || async { zk.exists_w(&ready).await }).await?;
-        match retry(zk, || async {
-            zk.create(
-                &join(&self.path, &self.node),
-                b"",
-                &CreateOptions::ephemeral(),
-            )
-            .await
-        })
-        .await
-        {
+        match retry(zk, || async { zk.create(&join(&self.path, &self.node), b"", &CreateOptions::ephemeral()).await }).await {
             Ok(_) | Err(Error::NodeExists) => {}
             Err(e) => return Err(e),
         }
@@ -123,11 +100,7 @@ impl DoubleBarrier {
                 return Ok(());
             }
             if Self::participants(&children).len() >= self.count {
-                match retry(zk, || async {
-                    zk.create(&ready, b"", &CreateOptions::persistent()).await
-                })
-                .await
-                {
+                match retry(zk, || async { zk.create(&ready, b"", &CreateOptions::persistent()).await }).await {
                     Ok(_) | Err(Error::NodeExists) => return Ok(()),
                     Err(e) => return Err(e),
                 }
@@ -175,11 +148,7 @@ impl DoubleBarrier {
             if watch_on == self.node {
                 continue;
             }
-            match retry(zk, || async {
-                zk.exists_w(&join(&self.path, &watch_on)).await
-            })
-            .await?
-            {
+            match retry(zk, || async { zk.exists_w(&join(&self.path, &watch_on)).await }).await? {
                 (None, _) => continue,
                 (Some(_), fut) => {
                     fut.await?;

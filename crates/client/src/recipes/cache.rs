@@ -129,8 +129,7 @@ impl TreeCache {
                 let _ = tx.send(Err(e));
             };
             'resync: loop {
-                let mut stream = match zk.add_watch(&root, AddWatchMode::PersistentRecursive).await
-                {
+                let mut stream = match zk.add_watch(&root, AddWatchMode::PersistentRecursive).await {
                     Ok(s) => s,
                     Err(e) if e.is_retryable() => {
                         if let Err(e) = zk.wait_connected().await {
@@ -201,20 +200,12 @@ impl TreeCache {
 
     /// The subtree as last seen.
     pub fn get(&self) -> BTreeMap<String, (Vec<u8>, Stat)> {
-        self.rx
-            .borrow()
-            .as_ref()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.rx.borrow().as_ref().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// One node's data, as last seen.
     pub fn data(&self, path: &str) -> Option<Vec<u8>> {
-        self.rx
-            .borrow()
-            .as_ref()
-            .ok()
-            .and_then(|m| m.get(path).map(|(d, _)| d.clone()))
+        self.rx.borrow().as_ref().ok().and_then(|m| m.get(path).map(|(d, _)| d.clone()))
     }
 
     /// Waits for the next change.
@@ -230,11 +221,7 @@ impl Drop for TreeCache {
     }
 }
 
-async fn read_subtree(
-    zk: &Client,
-    root: &str,
-    out: &mut BTreeMap<String, (Vec<u8>, Stat)>,
-) -> Result<()> {
+async fn read_subtree(zk: &Client, root: &str, out: &mut BTreeMap<String, (Vec<u8>, Stat)>) -> Result<()> {
     let mut todo = vec![root.to_owned()];
     while let Some(p) = todo.pop() {
         match zk.get_data(&p).await {

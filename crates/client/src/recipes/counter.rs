@@ -22,10 +22,7 @@ pub struct Counter {
 
 impl Counter {
     pub fn new(zk: &Client, path: &str) -> Counter {
-        Counter {
-            zk: zk.clone(),
-            path: path.to_owned(),
-        }
+        Counter { zk: zk.clone(), path: path.to_owned() }
     }
 
     /// The value and the node's version (for [`compare_and_set`](Self::compare_and_set)).
@@ -35,13 +32,7 @@ impl Counter {
                 Ok((data, stat)) => return Ok((parse(&data)?, stat.version)),
                 Err(Error::NoNode) => {
                     ensure_path(&self.zk, crate::path::parent(&self.path)).await?;
-                    match retry(&self.zk, || async {
-                        self.zk
-                            .create(&self.path, b"0", &CreateOptions::persistent())
-                            .await
-                    })
-                    .await
-                    {
+                    match retry(&self.zk, || async { self.zk.create(&self.path, b"0", &CreateOptions::persistent()).await }).await {
                         Ok(_) | Err(Error::NodeExists) => {}
                         Err(e) => return Err(e),
                     }
@@ -53,11 +44,7 @@ impl Counter {
 
     /// Sets the value if the node's version is still `version`; `Ok(false)` if it moved on.
     pub async fn compare_and_set(&self, version: i32, value: i64) -> Result<bool> {
-        match self
-            .zk
-            .set_data(&self.path, value.to_string().as_bytes(), version)
-            .await
-        {
+        match self.zk.set_data(&self.path, value.to_string().as_bytes(), version).await {
             Ok(_) => Ok(true),
             Err(Error::BadVersion) => Ok(false),
             Err(e) => Err(e),
@@ -80,8 +67,5 @@ fn parse(data: &[u8]) -> Result<i64> {
     if data.is_empty() {
         return Ok(0);
     }
-    std::str::from_utf8(data)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or(Error::BadArguments)
+    std::str::from_utf8(data).ok().and_then(|s| s.trim().parse().ok()).ok_or(Error::BadArguments)
 }

@@ -37,10 +37,7 @@ pub struct ServiceInstance {
 
 impl ServiceInstance {
     fn to_json(&self) -> Vec<u8> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         json!({
             "name": self.name,
             "id": self.id,
@@ -58,11 +55,7 @@ impl ServiceInstance {
         Some(ServiceInstance {
             name: v.get("name")?.as_str()?.to_owned(),
             id: v.get("id")?.as_str()?.to_owned(),
-            address: v
-                .get("address")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            address: v.get("address").and_then(Value::as_str).unwrap_or_default().to_owned(),
             port: v.get("port").and_then(Value::as_u64).unwrap_or(0) as u16,
             payload: v.get("payload").cloned().unwrap_or(Value::Null),
         })
@@ -75,10 +68,7 @@ pub async fn register(zk: &Client, base: &str, instance: &ServiceInstance) -> Re
     ensure_path(zk, &dir).await?;
     let path = join(&dir, &instance.id);
     loop {
-        match zk
-            .create(&path, &instance.to_json(), &CreateOptions::ephemeral())
-            .await
-        {
+        match zk.create(&path, &instance.to_json(), &CreateOptions::ephemeral()).await {
             Ok(_) => break,
             Err(Error::NodeExists) => {
                 // Ours from an attempt whose reply was lost, or someone else's?
@@ -94,10 +84,7 @@ pub async fn register(zk: &Client, base: &str, instance: &ServiceInstance) -> Re
             Err(e) => return Err(e),
         }
     }
-    Ok(Registration {
-        zk: zk.clone(),
-        path,
-    })
+    Ok(Registration { zk: zk.clone(), path })
 }
 
 /// A live registration.
@@ -197,10 +184,7 @@ impl Drop for ServiceWatcher {
 
 /// Reads the set, leaving a watch that fires on the next membership change (or on the
 /// service node's creation, if there is none yet).
-async fn read_set(
-    zk: &Client,
-    dir: &str,
-) -> Result<(BTreeMap<String, ServiceInstance>, crate::WatchFuture)> {
+async fn read_set(zk: &Client, dir: &str) -> Result<(BTreeMap<String, ServiceInstance>, crate::WatchFuture)> {
     loop {
         let (children, fut) = match zk.get_children_w(dir).await {
             Ok(r) => r,
@@ -217,9 +201,7 @@ async fn read_set(
                     Some(inst) => {
                         set.insert(c, inst);
                     }
-                    None => {
-                        tracing::warn!(node = %join(dir, &c), "service instance with undecodable data skipped")
-                    }
+                    None => tracing::warn!(node = %join(dir, &c), "service instance with undecodable data skipped"),
                 },
                 Err(Error::NoNode) => {}
                 Err(e) => return Err(e),

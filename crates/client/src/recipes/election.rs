@@ -39,20 +39,13 @@ pub struct LeaderElection {
 
 impl LeaderElection {
     pub fn new(zk: &Client, path: &str, identifier: &str) -> LeaderElection {
-        LeaderElection {
-            zk: zk.clone(),
-            lock: Lock::new(zk, path, identifier),
-        }
+        LeaderElection { zk: zk.clone(), lock: Lock::new(zk, path, identifier) }
     }
 
     /// Waits until we lead.
     pub async fn campaign(&self) -> Result<Leadership> {
         let guard = self.lock.acquire().await?;
-        Ok(Leadership {
-            state: self.zk.state_watch(),
-            zk: self.zk.clone(),
-            guard,
-        })
+        Ok(Leadership { state: self.zk.state_watch(), zk: self.zk.clone(), guard })
     }
 
     /// Waits to lead, then runs `leader` while we lead. `Ok(Some(v))` if `leader` finished

@@ -36,10 +36,7 @@
 //!   dropped: a background delete), so it does not block others.
 //! - Not re-entrant: acquiring twice from the same [`Lock`] waits for itself (as kazoo's).
 
-use super::{
-    create_protected, delete_in_background, delete_retrying, ensure_path, guid, retry, sequence_of,
-    Holding,
-};
+use super::{create_protected, delete_in_background, delete_retrying, ensure_path, guid, retry, sequence_of, Holding};
 use crate::path::join;
 use crate::{Client, Error, EventType, Result};
 use std::time::Duration;
@@ -80,13 +77,7 @@ impl Lock {
         Self::with_kind(zk, path, identifier, WRITE_NAME, &[WRITE_NAME])
     }
 
-    fn with_kind(
-        zk: &Client,
-        path: &str,
-        identifier: &str,
-        name: &str,
-        blocked_by: &'static [&'static str],
-    ) -> Lock {
+    fn with_kind(zk: &Client, path: &str, identifier: &str, name: &str, blocked_by: &'static [&'static str]) -> Lock {
         Lock {
             zk: zk.clone(),
             path: path.to_owned(),
@@ -102,10 +93,7 @@ impl Lock {
 
     /// Waits until the lock is ours.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        Ok(self
-            .acquire_until(None, true)
-            .await?
-            .expect("blocking acquire returns a guard"))
+        Ok(self.acquire_until(None, true).await?.expect("blocking acquire returns a guard"))
     }
 
     /// Takes the lock if it is free now; `None` if not.
@@ -118,22 +106,14 @@ impl Lock {
         self.acquire_until(Some(Instant::now() + limit), true).await
     }
 
-    async fn acquire_until(
-        &self,
-        deadline: Option<Instant>,
-        blocking: bool,
-    ) -> Result<Option<LockGuard>> {
+    async fn acquire_until(&self, deadline: Option<Instant>, blocking: bool) -> Result<Option<LockGuard>> {
         let zk = &self.zk;
         ensure_path(zk, &self.path).await?;
         'create: loop {
-            let (node, stat) =
-                create_protected(zk, &self.path, &self.prefix, &self.data, true).await?;
+            let (node, stat) = create_protected(zk, &self.path, &self.prefix, &self.data, true).await?;
             let node_path = join(&self.path, &node);
             // Deletes the node if we leave without the lock (error, timeout, dropped future).
-            let mut cleanup = Cleanup {
-                zk: zk.clone(),
-                path: Some(node_path.clone()),
-            };
+            let mut cleanup = Cleanup { zk: zk.clone(), path: Some(node_path.clone()) };
             let (_, my_seq) = contender(&node).ok_or(Error::RuntimeInconsistency)?;
             loop {
                 let children = retry(zk, || async { zk.get_children(&self.path).await }).await?;
@@ -149,12 +129,7 @@ impl Lock {
                     .max_by_key(|(seq, _, _)| *seq);
                 let Some((_, _, pred)) = predecessor else {
                     cleanup.path = None;
-                    return Ok(Some(LockGuard {
-                        zk: zk.clone(),
-                        node_path,
-                        token: stat.czxid.0,
-                        released: false,
-                    }));
+                    return Ok(Some(LockGuard { zk: zk.clone(), node_path, token: stat.czxid.0, released: false }));
                 };
                 if !blocking {
                     cleanup.run().await;
@@ -196,10 +171,7 @@ pub(crate) async fn contenders(zk: &Client, path: &str) -> Result<Vec<String>> {
         Err(Error::NoNode) => return Ok(vec![]),
         Err(e) => return Err(e),
     };
-    let mut nodes: Vec<(i64, String)> = children
-        .into_iter()
-        .filter_map(|c| contender(&c).map(|(_, s)| (s, c)))
-        .collect();
+    let mut nodes: Vec<(i64, String)> = children.into_iter().filter_map(|c| contender(&c).map(|(_, s)| (s, c))).collect();
     nodes.sort();
     let mut out = Vec::new();
     for (_, n) in nodes {
@@ -338,14 +310,8 @@ mod tests {
     #[test]
     fn kazoo_contender_names() {
         assert_eq!(contender("0f3a__lock__0000000007"), Some((WRITE_NAME, 7)));
-        assert_eq!(
-            contender("_c_ab-__rlock__0000000012"),
-            Some((READ_NAME, 12))
-        );
-        assert_eq!(
-            contender("_c_ab-__lock__-0000000012"),
-            Some((WRITE_NAME, -12))
-        );
+        assert_eq!(contender("_c_ab-__rlock__0000000012"), Some((READ_NAME, 12)));
+        assert_eq!(contender("_c_ab-__lock__-0000000012"), Some((WRITE_NAME, -12)));
         assert_eq!(contender("leases"), None);
         assert_eq!(contender("x__lock__000000001"), None);
     }

@@ -86,18 +86,8 @@ pub(crate) fn sequence_of(name: &str) -> Option<i64> {
 /// Creates a protected sequential node `parent/<prefix><seq>`, where `prefix` holds the
 /// caller's guid; after a ConnectionLoss it looks for the node among the parent's children
 /// before trying again. Returns the node's name (not path) and Stat.
-pub(crate) async fn create_protected(
-    zk: &Client,
-    parent: &str,
-    prefix: &str,
-    data: &[u8],
-    ephemeral: bool,
-) -> Result<(String, Stat)> {
-    let opts = if ephemeral {
-        CreateOptions::ephemeral_sequential()
-    } else {
-        CreateOptions::persistent_sequential()
-    };
+pub(crate) async fn create_protected(zk: &Client, parent: &str, prefix: &str, data: &[u8], ephemeral: bool) -> Result<(String, Stat)> {
+    let opts = if ephemeral { CreateOptions::ephemeral_sequential() } else { CreateOptions::persistent_sequential() };
     let path = crate::path::join(parent, prefix);
     let mut tried = false;
     loop {
@@ -174,9 +164,7 @@ impl Holding {
         match s {
             SessionState::Connected | SessionState::ConnectedReadOnly => Holding::Held,
             SessionState::Connecting | SessionState::Disconnected => Holding::InDoubt,
-            SessionState::Expired | SessionState::AuthFailed | SessionState::Closed => {
-                Holding::Lost
-            }
+            SessionState::Expired | SessionState::AuthFailed | SessionState::Closed => Holding::Lost,
         }
     }
 }

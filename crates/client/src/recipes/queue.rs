@@ -30,11 +30,7 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(zk: &Client, path: &str) -> Queue {
-        Queue {
-            zk: zk.clone(),
-            path: path.to_owned(),
-            guid: guid(),
-        }
+        Queue { zk: zk.clone(), path: path.to_owned(), guid: guid() }
     }
 
     /// Adds an item at the tail.
@@ -42,21 +38,12 @@ impl Queue {
         ensure_path(&self.zk, &self.path).await?;
         // A fresh guid per item: a retried put must find this item, not an earlier one.
         let prefix = format!("_c_{}-{}-entry", self.guid, guid());
-        create_protected(&self.zk, &self.path, &prefix, item, false)
-            .await
-            .map(|_| ())
+        create_protected(&self.zk, &self.path, &prefix, item, false).await.map(|_| ())
     }
 
     async fn entries(&self) -> Result<Vec<String>> {
-        let mut c: Vec<(i64, String)> = match retry(&self.zk, || async {
-            self.zk.get_children(&self.path).await
-        })
-        .await
-        {
-            Ok(c) => c
-                .into_iter()
-                .filter_map(|n| sequence_of(&n).map(|s| (s, n)))
-                .collect(),
+        let mut c: Vec<(i64, String)> = match retry(&self.zk, || async { self.zk.get_children(&self.path).await }).await {
+            Ok(c) => c.into_iter().filter_map(|n| sequence_of(&n).map(|s| (s, n))).collect(),
             Err(Error::NoNode) => vec![],
             Err(e) => return Err(e),
         };
@@ -68,8 +55,7 @@ impl Queue {
     pub async fn try_take(&self) -> Result<Option<Vec<u8>>> {
         for name in self.entries().await? {
             let p = join(&self.path, &name);
-            let (data, stat) = match retry(&self.zk, || async { self.zk.get_data(&p).await }).await
-            {
+            let (data, stat) = match retry(&self.zk, || async { self.zk.get_data(&p).await }).await {
                 Ok(r) => r,
                 Err(Error::NoNode) => continue,
                 Err(e) => return Err(e),

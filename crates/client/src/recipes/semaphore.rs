@@ -20,9 +20,7 @@
 //!   `path` while leases were held): new contenders wait until the count is below it.
 
 use super::lock::Lock;
-use super::{
-    create_protected, delete_in_background, delete_retrying, ensure_path, guid, retry, Holding,
-};
+use super::{create_protected, delete_in_background, delete_retrying, ensure_path, guid, retry, Holding};
 use crate::path::join;
 use crate::{Client, CreateOptions, Error, Result};
 
@@ -52,12 +50,7 @@ impl Semaphore {
         let zk = &self.zk;
         ensure_path(zk, crate::path::parent(&self.path)).await?;
         let want = self.max_leases.to_string();
-        match retry(zk, || async {
-            zk.create(&self.path, want.as_bytes(), &CreateOptions::persistent())
-                .await
-        })
-        .await
-        {
+        match retry(zk, || async { zk.create(&self.path, want.as_bytes(), &CreateOptions::persistent()).await }).await {
             Ok(_) | Err(Error::NodeExists) => {}
             Err(e) => return Err(e),
         }
@@ -102,17 +95,9 @@ impl Semaphore {
                     }
                     Err(e) => return Err(e),
                 };
-                if children.iter().any(|c| c.starts_with(&self.prefix))
-                    || children.len() < self.max_leases as usize
-                {
-                    let (node, stat) =
-                        create_protected(zk, &leases, &self.prefix, &self.data, true).await?;
-                    return Ok(Lease {
-                        zk: zk.clone(),
-                        node_path: join(&leases, &node),
-                        token: stat.czxid.0,
-                        released: false,
-                    });
+                if children.iter().any(|c| c.starts_with(&self.prefix)) || children.len() < self.max_leases as usize {
+                    let (node, stat) = create_protected(zk, &leases, &self.prefix, &self.data, true).await?;
+                    return Ok(Lease { zk: zk.clone(), node_path: join(&leases, &node), token: stat.czxid.0, released: false });
                 }
                 changed.await?;
             }
@@ -126,8 +111,7 @@ impl Semaphore {
     pub async fn holders(&self) -> Result<Vec<String>> {
         let leases = join(&self.path, "leases");
         let mut out = Vec::new();
-        let children = match retry(&self.zk, || async { self.zk.get_children(&leases).await }).await
-        {
+        let children = match retry(&self.zk, || async { self.zk.get_children(&leases).await }).await {
             Ok(c) => c,
             Err(Error::NoNode) => return Ok(out),
             Err(e) => return Err(e),

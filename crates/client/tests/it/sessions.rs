@@ -6,23 +6,9 @@ use crate::support::{eventually, Ctx, Proxy};
 use rzk_client::{Client, Config, CreateOptions, Error, EventType, SessionState};
 use std::time::Duration;
 
-both!(
-    reconnect_keeps_session_and_watches,
-    failover_across_hosts,
-    server_expiry,
-    client_declares_expiry
-);
-both!(
-    silent_server_is_noticed,
-    request_timeout,
-    queued_while_disconnected_then_sent,
-    lost_reply_is_connection_loss
-);
-both!(
-    auth_failed_ends_session,
-    read_only_allowed_connects_read_write,
-    connect_timeout_when_nothing_listens
-);
+both!(reconnect_keeps_session_and_watches, failover_across_hosts, server_expiry, client_declares_expiry);
+both!(silent_server_is_noticed, request_timeout, queued_while_disconnected_then_sent, lost_reply_is_connection_loss);
+both!(auth_failed_ends_session, read_only_allowed_connects_read_write, connect_timeout_when_nothing_listens);
 
 /// A read-only server (a minority partition in an ensemble) cannot be had from a standalone
 /// server, so a scripted one answers the handshake as ZooKeeper's ReadOnlyZooKeeperServer does.
@@ -41,33 +27,19 @@ async fn read_only_server_gives_connected_read_only() {
         s.read_exact(&mut body).await.unwrap();
         let req = ConnectRequest::read(&mut Reader::new(&body)).unwrap();
         let mut w = Writer::for_frame();
-        ConnectResponse {
-            protocol_version: 0,
-            timeout_ms: 4000,
-            session_id: rzk_client::SessionId(0x42),
-            passwd: vec![1; 16],
-            read_only: Some(true),
-        }
-        .write(&mut w);
+        ConnectResponse { protocol_version: 0, timeout_ms: 4000, session_id: rzk_client::SessionId(0x42), passwd: vec![1; 16], read_only: Some(true) }
+            .write(&mut w);
         s.write_all(&w.finish_frame()).await.unwrap();
         let mut sink = vec![0u8; 1024];
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut sink)).await;
         req
     });
-    let cfg = Config {
-        read_only: true,
-        connect_timeout: Duration::from_secs(5),
-        ..Config::default()
-    };
+    let cfg = Config { read_only: true, connect_timeout: Duration::from_secs(5), ..Config::default() };
     let zk = Client::connect_with(&addr.to_string(), cfg).await.unwrap();
     assert_eq!(zk.state(), SessionState::ConnectedReadOnly);
     assert_eq!(zk.session_info().id, rzk_client::SessionId(0x42));
     let req = server.await.unwrap();
-    assert_eq!(
-        req.read_only,
-        Some(true),
-        "the client says it accepts a read-only server"
-    );
+    assert_eq!(req.read_only, Some(true), "the client says it accepts a read-only server");
     assert_eq!(req.passwd.len(), 16);
 }
 
@@ -84,11 +56,7 @@ async fn wait_state(zk: &Client, want: SessionState, limit: Duration) {
         }
     })
     .await;
-    assert!(
-        ok.is_ok() && zk.state() == want,
-        "state {:?}, wanted {want:?}",
-        zk.state()
-    );
+    assert!(ok.is_ok() && zk.state() == want, "state {:?}, wanted {want:?}", zk.state());
 }
 
 async fn reconnect_keeps_session_and_watches(ctx: Ctx) {
@@ -97,65 +65,30 @@ async fn reconnect_keeps_session_and_watches(ctx: Ctx) {
     let writer = ctx.connect().await;
     let mut events = zk.session_events();
     let id = zk.session_info().id;
-    zk.create("/eph", b"", &CreateOptions::ephemeral())
-        .await
-        .unwrap();
-    writer
-        .create("/watched", b"", &CreateOptions::persistent())
-        .await
-        .unwrap();
+    zk.create("/eph", b"", &CreateOptions::ephemeral()).await.unwrap();
+    writer.create("/watched", b"", &CreateOptions::persistent()).await.unwrap();
     let (_, _, changed) = zk.get_data_w("/watched").await.unwrap();
     let (_, created) = zk.exists_w("/later").await.unwrap();
-    let mut tree = zk
-        .add_watch("/", rzk_client::AddWatchMode::PersistentRecursive)
-        .await
-        .unwrap();
+    let mut tree = zk.add_watch("/", rzk_client::AddWatchMode::PersistentRecursive).await.unwrap();
 
     proxy.refuse();
     wait_state(&zk, SessionState::Disconnected, Duration::from_secs(5)).await;
     // Changes while the client is away: SetWatches2 (relative to the last zxid it saw)
     // makes the server report them on reconnection.
     writer.set_data("/watched", b"new", -1).await.unwrap();
-    writer
-        .create("/later", b"", &CreateOptions::persistent())
-        .await
-        .unwrap();
+    writer.create("/later", b"", &CreateOptions::persistent()).await.unwrap();
     proxy.heal();
     wait_state(&zk, SessionState::Connected, Duration::from_secs(10)).await;
     assert_eq!(zk.session_info().id, id, "same session after reconnecting");
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), changed)
-            .await
-            .unwrap()
-            .unwrap()
-            .event_type,
-        EventType::NodeDataChanged
-    );
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), created)
-            .await
-            .unwrap()
-            .unwrap()
-            .event_type,
-        EventType::NodeCreated
-    );
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), changed).await.unwrap().unwrap().event_type, EventType::NodeDataChanged);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), created).await.unwrap().unwrap().event_type, EventType::NodeCreated);
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), tree.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), tree.next()).await.unwrap().unwrap().unwrap();
         seen.push((ev.event_type, ev.path));
     }
-    assert!(
-        seen.contains(&(EventType::NodeCreated, "/later".into())),
-        "{seen:?}"
-    );
-    assert!(
-        zk.exists("/eph").await.unwrap().is_some(),
-        "ephemeral survives a reconnection"
-    );
+    assert!(seen.contains(&(EventType::NodeCreated, "/later".into())), "{seen:?}");
+    assert!(zk.exists("/eph").await.unwrap().is_some(), "ephemeral survives a reconnection");
     assert_eq!(events.recv().await.unwrap(), SessionState::Disconnected);
     assert_eq!(events.recv().await.unwrap(), SessionState::Connected);
     writer.close().await;
@@ -166,35 +99,16 @@ async fn failover_across_hosts(ctx: Ctx) {
     let a = Proxy::start(ctx.server.addr).await;
     let b = Proxy::start(ctx.server.addr).await;
     // Also a host where nothing listens: skipped over.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let cs = format!("{dead},{},{}{}", a.addr, b.addr, ctx.root);
-    let zk = Client::connect_with(
-        &cs,
-        Config {
-            session_timeout: Duration::from_secs(8),
-            ..Config::default()
-        },
-    )
-    .await
-    .unwrap();
+    let zk = Client::connect_with(&cs, Config { session_timeout: Duration::from_secs(8), ..Config::default() }).await.unwrap();
     let id = zk.session_info().id;
-    zk.create("/e", b"", &CreateOptions::ephemeral())
-        .await
-        .unwrap();
+    zk.create("/e", b"", &CreateOptions::ephemeral()).await.unwrap();
     for (round, (down, up)) in [(&a, &b), (&b, &a), (&a, &b)].into_iter().enumerate() {
         // Take one way away, leave the other: the session moves over, whichever it was on.
         up.heal();
         down.refuse();
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                zk.exists("/e").await.is_ok()
-            })
-            .await,
-            "round {round}"
-        );
+        assert!(eventually(Duration::from_secs(10), || async { zk.exists("/e").await.is_ok() }).await, "round {round}");
         assert_eq!(zk.session_info().id, id);
     }
     zk.close().await;
@@ -203,9 +117,7 @@ async fn failover_across_hosts(ctx: Ctx) {
 async fn server_expiry(ctx: Ctx) {
     let zk = ctx.connect().await;
     let mut events = zk.session_events();
-    zk.create("/e", b"", &CreateOptions::ephemeral())
-        .await
-        .unwrap();
+    zk.create("/e", b"", &CreateOptions::ephemeral()).await.unwrap();
     let (_, _, watch) = zk.get_data_w("/e").await.unwrap();
     ctx.expire(&zk.session_info()).await;
     wait_state(&zk, SessionState::Expired, Duration::from_secs(15)).await;
@@ -229,18 +141,12 @@ async fn client_declares_expiry(ctx: Ctx) {
     let proxy = Proxy::start(ctx.server.addr).await;
     let zk = ctx.connect_via(&proxy, Duration::from_millis(1500)).await;
     let timeout = zk.session_info().timeout;
-    assert!(
-        timeout >= Duration::from_secs(1) && timeout <= Duration::from_millis(1500),
-        "{timeout:?}"
-    );
+    assert!(timeout >= Duration::from_secs(1) && timeout <= Duration::from_millis(1500), "{timeout:?}");
     let started = std::time::Instant::now();
     proxy.refuse();
     wait_state(&zk, SessionState::Expired, Duration::from_secs(10)).await;
     let took = started.elapsed();
-    assert!(
-        took >= timeout,
-        "declared expired after {took:?}, before the session timeout {timeout:?}"
-    );
+    assert!(took >= timeout, "declared expired after {took:?}, before the session timeout {timeout:?}");
     assert!(took < timeout * 3, "took {took:?}");
     // The server agrees (or will shortly): the session's requests are refused from now on.
     assert_eq!(zk.exists("/").await, Err(Error::SessionExpired));
@@ -270,12 +176,7 @@ async fn request_timeout(ctx: Ctx) {
     assert!(t.elapsed() < Duration::from_secs(2));
     proxy.heal();
     proxy.kill_all();
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            zk.exists("/").await.is_ok()
-        })
-        .await
-    );
+    assert!(eventually(Duration::from_secs(10), || async { zk.exists("/").await.is_ok() }).await);
     zk.close().await;
 }
 
@@ -285,24 +186,11 @@ async fn queued_while_disconnected_then_sent(ctx: Ctx) {
     proxy.refuse();
     wait_state(&zk, SessionState::Disconnected, Duration::from_secs(5)).await;
     let z2 = zk.clone();
-    let pending = tokio::spawn(async move {
-        z2.create("/queued", b"", &CreateOptions::persistent())
-            .await
-    });
+    let pending = tokio::spawn(async move { z2.create("/queued", b"", &CreateOptions::persistent()).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !pending.is_finished(),
-        "a request made while disconnected waits for the next connection"
-    );
+    assert!(!pending.is_finished(), "a request made while disconnected waits for the next connection");
     proxy.heal();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), pending)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap(),
-        "/queued"
-    );
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), pending).await.unwrap().unwrap().unwrap(), "/queued");
     zk.close().await;
 }
 
@@ -311,17 +199,8 @@ async fn lost_reply_is_connection_loss(ctx: Ctx) {
     let zk = ctx.connect_via(&proxy, Duration::from_secs(8)).await;
     proxy.swallow_reply_to(rzk_client::OpCode::Create);
     // The server applies the create; the client never hears so.
-    assert_eq!(
-        zk.create("/applied", b"", &CreateOptions::persistent())
-            .await,
-        Err(Error::ConnectionLoss)
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            zk.exists("/applied").await.ok().flatten().is_some()
-        })
-        .await
-    );
+    assert_eq!(zk.create("/applied", b"", &CreateOptions::persistent()).await, Err(Error::ConnectionLoss));
+    assert!(eventually(Duration::from_secs(10), || async { zk.exists("/applied").await.ok().flatten().is_some() }).await);
     zk.close().await;
 }
 
@@ -334,37 +213,18 @@ async fn auth_failed_ends_session(ctx: Ctx) {
 }
 
 async fn read_only_allowed_connects_read_write(ctx: Ctx) {
-    let cfg = Config {
-        read_only: true,
-        ..ctx.config()
-    };
+    let cfg = Config { read_only: true, ..ctx.config() };
     let zk = ctx.connect_with(cfg).await;
     assert_eq!(zk.state(), SessionState::Connected);
-    zk.create("/rw", b"", &CreateOptions::persistent())
-        .await
-        .unwrap();
+    zk.create("/rw", b"", &CreateOptions::persistent()).await.unwrap();
     zk.close().await;
 }
 
 async fn connect_timeout_when_nothing_listens(_ctx: Ctx) {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let cfg = Config {
-        connect_timeout: Duration::from_millis(500),
-        ..Config::default()
-    };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let cfg = Config { connect_timeout: Duration::from_millis(500), ..Config::default() };
     let t = std::time::Instant::now();
-    assert_eq!(
-        Client::connect_with(&dead.to_string(), cfg)
-            .await
-            .unwrap_err(),
-        Error::ConnectionLoss
-    );
+    assert_eq!(Client::connect_with(&dead.to_string(), cfg).await.unwrap_err(), Error::ConnectionLoss);
     assert!(t.elapsed() < Duration::from_secs(3));
-    assert!(matches!(
-        Client::connect("nohost:x").await,
-        Err(Error::BadConnectString(..))
-    ));
+    assert!(matches!(Client::connect("nohost:x").await, Err(Error::BadConnectString(..))));
 }

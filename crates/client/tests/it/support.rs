@@ -67,10 +67,7 @@ fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         if let Ok(f) = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(f)
-                .with_test_writer()
-                .try_init();
+            let _ = tracing_subscriber::fmt().with_env_filter(f).with_test_writer().try_init();
         }
     });
 }
@@ -109,40 +106,25 @@ pub fn server(kind: Kind) -> Option<&'static Server> {
 }
 
 fn start_rzk() -> Server {
-    let text = format!(
-        "{ZOO_CFG}dataDir={}\nclientPort=2181\nclientPortAddress=127.0.0.1\n",
-        workdir("rzk").display()
-    );
+    let text = format!("{ZOO_CFG}dataDir={}\nclientPort=2181\nclientPortAddress=127.0.0.1\n", workdir("rzk").display());
     let cfg = rzk_config::ServerConfig::parse(&text).expect("config");
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("rzk-server".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let listener =
-                    rzk_server::shell::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
+                let listener = rzk_server::shell::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 // Never stopped: the server lives as long as the test binary.
                 let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 let _keep = _stop_tx;
-                rzk_server::shell::run(cfg, None, listener, stop_rx)
-                    .await
-                    .unwrap();
+                rzk_server::shell::run(cfg, None, listener, stop_rx).await.unwrap();
             });
         })
         .unwrap();
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("rzk started");
-    Server {
-        kind: Kind::Rzk,
-        addr,
-        _guard: None,
-    }
+    let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("rzk started");
+    Server { kind: Kind::Rzk, addr, _guard: None }
 }
 
 const ZK_JARS: &[&str] = &[
@@ -157,11 +139,7 @@ fn java() -> Option<PathBuf> {
     if let Ok(j) = std::env::var("ZK_JAVA") {
         return Some(PathBuf::from(j));
     }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("java"))
-            .find(|j| j.is_file())
-    })
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("java")).find(|j| j.is_file()))
 }
 
 fn zookeeper_installed() -> bool {
@@ -176,11 +154,7 @@ fn workdir(kind: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_zookeeper() -> Server {
@@ -189,10 +163,7 @@ fn start_zookeeper() -> Server {
     let cfg = dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
-        format!(
-            "{ZOO_CFG}dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
-            dir.join("data").display()
-        ),
+        format!("{ZOO_CFG}dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n", dir.join("data").display()),
     )
     .unwrap();
     std::fs::write(
@@ -204,10 +175,7 @@ fn start_zookeeper() -> Server {
         ),
     )
     .unwrap();
-    let cp = std::iter::once(dir.display().to_string())
-        .chain(ZK_JARS.iter().map(|s| s.to_string()))
-        .collect::<Vec<_>>()
-        .join(":");
+    let cp = std::iter::once(dir.display().to_string()).chain(ZK_JARS.iter().map(|s| s.to_string())).collect::<Vec<_>>().join(":");
     let java = java().unwrap();
     // sh runs the JVM in the background and kills it when its stdin (our pipe) closes.
     let script = r#"java="$1"; shift; "$java" "$@" & pid=$!; trap 'kill $pid 2>/dev/null' EXIT INT TERM; read _ignored; kill $pid 2>/dev/null; wait $pid"#;
@@ -216,18 +184,8 @@ fn start_zookeeper() -> Server {
         .arg(script)
         .arg("sh")
         .arg(&java)
-        .args([
-            "-Xms32m",
-            "-Xmx256m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:-UsePerfData",
-            "-Djava.awt.headless=true",
-        ])
-        .arg(format!(
-            "-Dlog4j.configuration=file:{}",
-            dir.join("log4j.properties").display()
-        ))
+        .args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", "-Djava.awt.headless=true"])
+        .arg(format!("-Dlog4j.configuration=file:{}", dir.join("log4j.properties").display()))
         .args([
             "-Dzookeeper.admin.enableServer=false",
             "-Dzookeeper.extendedTypesEnabled=true",
@@ -240,12 +198,8 @@ fn start_zookeeper() -> Server {
         .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
         .arg(&cfg)
         .stdin(Stdio::piped())
-        .stdout(Stdio::from(
-            std::fs::File::create(dir.join("stdout.log")).unwrap(),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("stderr.log")).unwrap(),
-        ))
+        .stdout(Stdio::from(std::fs::File::create(dir.join("stdout.log")).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(dir.join("stderr.log")).unwrap()))
         .spawn()
         .expect("start java");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -256,18 +210,10 @@ fn start_zookeeper() -> Server {
                 break;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "ZooKeeper did not start; see {}",
-            dir.display()
-        );
+        assert!(Instant::now() < deadline, "ZooKeeper did not start; see {}", dir.display());
         std::thread::sleep(Duration::from_millis(100));
     }
-    Server {
-        kind: Kind::ZooKeeper,
-        addr,
-        _guard: Some(Mutex::new(child)),
-    }
+    Server { kind: Kind::ZooKeeper, addr, _guard: Some(Mutex::new(child)) }
 }
 
 pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
@@ -310,10 +256,7 @@ impl Ctx {
         let server = server(kind)?;
         let root = format!("/t-{}-{:08x}", name.replace("::", "-"), fastrand::u32(..));
         let admin = Client::connect(&server.hosts()).await.expect("connect");
-        admin
-            .create(&root, b"", &CreateOptions::persistent())
-            .await
-            .expect("test root");
+        admin.create(&root, b"", &CreateOptions::persistent()).await.expect("test root");
         admin.close().await;
         Some(Ctx { kind, server, root })
     }
@@ -323,48 +266,28 @@ impl Ctx {
     }
 
     pub fn config(&self) -> Config {
-        Config {
-            session_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(20),
-            ..Config::default()
-        }
+        Config { session_timeout: Duration::from_secs(10), connect_timeout: Duration::from_secs(20), ..Config::default() }
     }
 
     pub async fn connect(&self) -> Client {
-        Client::connect_with(&self.connect_string(), self.config())
-            .await
-            .expect("connect")
+        Client::connect_with(&self.connect_string(), self.config()).await.expect("connect")
     }
 
     pub async fn connect_with(&self, cfg: Config) -> Client {
-        Client::connect_with(&self.connect_string(), cfg)
-            .await
-            .expect("connect")
+        Client::connect_with(&self.connect_string(), cfg).await.expect("connect")
     }
 
     /// A client with a short session through a new proxy.
     pub async fn connect_via(&self, proxy: &Proxy, session_timeout: Duration) -> Client {
-        let cfg = Config {
-            session_timeout,
-            connect_timeout: Duration::from_secs(20),
-            ..Config::default()
-        };
-        Client::connect_with(&format!("{}{}", proxy.addr, self.root), cfg)
-            .await
-            .expect("connect via proxy")
+        let cfg = Config { session_timeout, connect_timeout: Duration::from_secs(20), ..Config::default() };
+        Client::connect_with(&format!("{}{}", proxy.addr, self.root), cfg).await.expect("connect via proxy")
     }
 
     /// Expires a session the way Curator's tests do: attach a second connection to it with
     /// its id and password, then close that one. The server closes the session.
     pub async fn expire(&self, session: &SessionInfo) {
-        let cfg = Config {
-            session: Some(session.clone()),
-            connect_timeout: Duration::from_secs(10),
-            ..Config::default()
-        };
-        let other = Client::connect_with(&self.server.hosts(), cfg)
-            .await
-            .expect("attach to the session");
+        let cfg = Config { session: Some(session.clone()), connect_timeout: Duration::from_secs(10), ..Config::default() };
+        let other = Client::connect_with(&self.server.hosts(), cfg).await.expect("attach to the session");
         other.close().await;
     }
 }
@@ -398,17 +321,10 @@ impl Proxy {
             swallow: Arc::new(Mutex::new(None)),
             connections: Arc::new(AtomicUsize::new(0)),
         };
-        let (mode, gen, swallow, conns) = (
-            p.mode.clone(),
-            p.generation.clone(),
-            p.swallow.clone(),
-            p.connections.clone(),
-        );
+        let (mode, gen, swallow, conns) = (p.mode.clone(), p.generation.clone(), p.swallow.clone(), p.connections.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((down, _)) = listener.accept().await else {
-                    return;
-                };
+                let Ok((down, _)) = listener.accept().await else { return };
                 match mode.load(Ordering::SeqCst) {
                     REFUSE => {
                         drop(down);
@@ -420,9 +336,7 @@ impl Proxy {
                         let mode = mode.clone();
                         tokio::spawn(async move {
                             let g = gen.load(Ordering::SeqCst);
-                            while gen.load(Ordering::SeqCst) == g
-                                && mode.load(Ordering::SeqCst) == BLACKHOLE
-                            {
+                            while gen.load(Ordering::SeqCst) == g && mode.load(Ordering::SeqCst) == BLACKHOLE {
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                             }
                             drop(down);
@@ -431,9 +345,7 @@ impl Proxy {
                     }
                     _ => {}
                 }
-                let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
-                    continue;
-                };
+                let Ok(up) = tokio::net::TcpStream::connect(upstream).await else { continue };
                 conns.fetch_add(1, Ordering::SeqCst);
                 let g = gen.load(Ordering::SeqCst);
                 let (gen, mode, swallow) = (gen.clone(), mode.clone(), swallow.clone());
@@ -488,16 +400,16 @@ async fn pipe(
         move || {
             let (gen, mode) = (gen.clone(), mode.clone());
             async move {
-                loop {
-                    if gen.load(Ordering::SeqCst) != g {
-                        return false;
-                    }
-                    match mode.load(Ordering::SeqCst) {
-                        OPEN => return true,
-                        BLACKHOLE => tokio::time::sleep(Duration::from_millis(20)).await,
-                        _ => return false,
-                    }
+            loop {
+                if gen.load(Ordering::SeqCst) != g {
+                    return false;
                 }
+                match mode.load(Ordering::SeqCst) {
+                    OPEN => return true,
+                    BLACKHOLE => tokio::time::sleep(Duration::from_millis(20)).await,
+                    _ => return false,
+                }
+            }
             }
         }
     };

@@ -97,16 +97,8 @@ pub async fn run(
     let (frames, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_FRAMES_MAX);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let kill = Arc::new(Notify::new());
-    let tx = ConnTx {
-        frames,
-        queued_bytes: queued_bytes.clone(),
-        kill: kill.clone(),
-    };
-    if inbox
-        .send(Event::Accepted { conn, peer, tx })
-        .await
-        .is_err()
-    {
+    let tx = ConnTx { frames, queued_bytes: queued_bytes.clone(), kill: kill.clone() };
+    if inbox.send(Event::Accepted { conn, peer, tx }).await.is_err() {
         return;
     }
     let reason = tokio::select! {
@@ -211,10 +203,7 @@ async fn serve(
     }
 }
 
-async fn read_more(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     buf.reserve(16 * 1024);
     rd.read_buf(buf).await
 }

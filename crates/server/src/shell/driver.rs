@@ -17,9 +17,7 @@
 
 use super::conn::{ConnTx, SendError};
 use super::{durable, peer, wall_ms, ConnCounts, Event, Outbound, ProcessInfoSource};
-use crate::core::member::{
-    Member, MemberConfig, MemberInput, Output, PeerMsg, Recovered, SnapCodec,
-};
+use crate::core::member::{Member, MemberConfig, MemberInput, Output, PeerMsg, Recovered, SnapCodec};
 use crate::core::ConnId;
 use bytes::Bytes;
 use rzk_config::ServerConfig;
@@ -51,27 +49,11 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let Some(my_id) = my_id else {
         let me = ServerId(1);
-        return ZabConfig::from_ms(
-            me,
-            BTreeSet::from([me]),
-            BTreeSet::new(),
-            NODE_TICK_MS,
-            cfg.tick_time,
-            cfg.init_limit,
-            cfg.sync_limit,
-        );
+        return ZabConfig::from_ms(me, BTreeSet::from([me]), BTreeSet::new(), NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     };
     let voters: BTreeSet<ServerId> = cfg.participants().map(|s| ServerId(s.id as i64)).collect();
     let observers: BTreeSet<ServerId> = cfg.observers().map(|s| ServerId(s.id as i64)).collect();
-    let mut z = ZabConfig::from_ms(
-        ServerId(my_id as i64),
-        voters,
-        observers,
-        NODE_TICK_MS,
-        cfg.tick_time,
-        cfg.init_limit,
-        cfg.sync_limit,
-    );
+    let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z
@@ -81,9 +63,7 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
 pub fn snap_codec() -> SnapCodec {
     SnapCodec {
         encode: rzk_storage::encode_snap_stream,
-        decode: |data, zxid, opts| {
-            rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string())
-        },
+        decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
     }
 }
 
@@ -113,13 +93,7 @@ impl Driver {
     fn execute(&mut self) {
         for o in self.member.take_outputs() {
             match o {
-                Output::Send { conn, frame, reply } => self.send_client(
-                    conn,
-                    Outbound::Frame {
-                        bytes: frame,
-                        reply,
-                    },
-                ),
+                Output::Send { conn, frame, reply } => self.send_client(conn, Outbound::Frame { bytes: frame, reply }),
                 Output::Close { conn, reason } => {
                     tracing::debug!(conn, reason = %reason, "closing connection");
                     if let Some(tx) = self.conns.remove(&conn) {
@@ -127,18 +101,11 @@ impl Driver {
                     }
                 }
                 Output::PeerSend { to, msg } => {
-                    let Some(net) = &self.net else {
-                        panic!("a standalone server sent {} to server {to}", msg.name())
-                    };
+                    let Some(net) = &self.net else { panic!("a standalone server sent {} to server {to}", msg.name()) };
                     let me = self.my_id.expect("members have an id");
                     match msg {
-                        PeerMsg::Zab(m) => {
-                            net.send(to, &m, me, self.config_version, &self.config_data)
-                        }
-                        other => net.send_packet(
-                            to,
-                            other.to_packet().expect("non-ZAB messages are packets"),
-                        ),
+                        PeerMsg::Zab(m) => net.send(to, &m, me, self.config_version, &self.config_data),
+                        other => net.send_packet(to, other.to_packet().expect("non-ZAB messages are packets")),
                     }
                 }
                 Output::PeerDisconnect { peer } => {
@@ -146,20 +113,14 @@ impl Driver {
                         net.disconnect(peer)
                     }
                 }
-                Output::Storage {
-                    seq,
-                    op,
-                    snapshot_digest,
-                } => self.storage_op(seq, op, snapshot_digest),
+                Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
             }
         }
     }
 
     /// A frame to a client; a client whose queue is full is cut off (it is not reading).
     fn send_client(&mut self, conn: ConnId, out: Outbound) {
-        let Some(tx) = self.conns.get(&conn) else {
-            return;
-        };
+        let Some(tx) = self.conns.get(&conn) else { return };
         match tx.send(out) {
             Ok(()) | Err(SendError::Closed) => {}
             Err(SendError::Full) => {
@@ -172,33 +133,14 @@ impl Driver {
     /// One storage op of the member, in order, to the log worker.
     fn storage_op(&mut self, seq: u64, op: StorageOp, snapshot_digest: Option<i64>) {
         let cmd = match op {
-            StorageOp::Append(e) => LogCommand::Append {
-                entries: vec![LogAppend {
-                    zxid: e.zxid,
-                    entry: e.data,
-                }],
-                token: seq,
-            },
-            StorageOp::AcceptedEpoch(epoch) => LogCommand::Epoch {
-                name: epoch::ACCEPTED_EPOCH,
-                epoch,
-                token: seq,
-            },
-            StorageOp::CurrentEpoch(epoch) => LogCommand::Epoch {
-                name: epoch::CURRENT_EPOCH,
-                epoch,
-                token: seq,
-            },
+            StorageOp::Append(e) => LogCommand::Append { entries: vec![LogAppend { zxid: e.zxid, entry: e.data }], token: seq },
+            StorageOp::AcceptedEpoch(epoch) => LogCommand::Epoch { name: epoch::ACCEPTED_EPOCH, epoch, token: seq },
+            StorageOp::CurrentEpoch(epoch) => LogCommand::Epoch { name: epoch::CURRENT_EPOCH, epoch, token: seq },
             StorageOp::Truncate { after } => LogCommand::Truncate { after, token: seq },
             StorageOp::InstallSnapshot { zxid, data } => {
                 // The member has already replaced its tree: our own snapshot walk is void.
                 self.storage.abort_snapshot();
-                LogCommand::InstallSnapshot {
-                    zxid,
-                    stream: data,
-                    digest: snapshot_digest,
-                    token: seq,
-                }
+                LogCommand::InstallSnapshot { zxid, stream: data, digest: snapshot_digest, token: seq }
             }
         };
         self.storage.command(cmd);
@@ -206,14 +148,9 @@ impl Driver {
 
     fn net_event(&mut self, ev: peer::NetEvent) {
         match ev {
-            peer::NetEvent::Message { from, msg } => self.input(MemberInput::Peer {
-                from,
-                msg: PeerMsg::Zab(msg),
-            }),
+            peer::NetEvent::Message { from, msg } => self.input(MemberInput::Peer { from, msg: PeerMsg::Zab(msg) }),
             peer::NetEvent::Member { from, msg } => self.input(MemberInput::Peer { from, msg }),
-            peer::NetEvent::Disconnected { peer } => {
-                self.input(MemberInput::PeerDisconnected { peer })
-            }
+            peer::NetEvent::Disconnected { peer } => self.input(MemberInput::PeerDisconnected { peer }),
         }
     }
 
@@ -229,9 +166,7 @@ impl Driver {
                 self.input(MemberInput::AppendFailed { zxid });
             }
             StorageEvent::SnapshotDue => self.storage.start_snapshot(self.member.core()),
-            StorageEvent::SnapshotWritten { zxid, result } => {
-                self.storage.snapshot_written(zxid, &result)
-            }
+            StorageEvent::SnapshotWritten { zxid, result } => self.storage.snapshot_written(zxid, &result),
             StorageEvent::Fatal(msg) => return Err(msg),
         }
         Ok(())
@@ -248,34 +183,15 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
     if my_id.is_none() {
         let r = durable::recover(cfg, &sc)?;
         let applied = r.tree.last_processed_zxid();
-        let restored = Restored {
-            accepted_epoch: 0,
-            current_epoch: 0,
-            applied,
-            log: Vec::new(),
-        };
-        return Ok((
-            Recovered {
-                tree: r.tree,
-                sessions: r.sessions,
-                restored,
-            },
-            r.snapshot_now,
-        ));
+        let restored = Restored { accepted_epoch: 0, current_epoch: 0, applied, log: Vec::new() };
+        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored }, r.snapshot_now));
     }
     let rec = durable::recover_member(&sc, opts, COMMITTED_LOG_MAX)?;
     let restored = Restored {
         accepted_epoch: rec.accepted_epoch,
         current_epoch: rec.current_epoch,
         applied: rec.snapshot_zxid,
-        log: rec
-            .log
-            .into_iter()
-            .map(|(zxid, data)| Entry {
-                zxid,
-                data: Bytes::from(data),
-            })
-            .collect(),
+        log: rec.log.into_iter().map(|(zxid, data)| Entry { zxid, data: Bytes::from(data) }).collect(),
     };
     tracing::info!(
         myid = my_id,
@@ -285,28 +201,12 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
         current_epoch = restored.current_epoch,
         "ensemble member recovered"
     );
-    let sessions = rec
-        .sessions
-        .iter()
-        .map(|(id, t)| (rzk_proto::SessionId(*id), *t))
-        .collect();
-    Ok((
-        Recovered {
-            tree: rec.tree,
-            sessions,
-            restored,
-        },
-        false,
-    ))
+    let sessions = rec.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
+    Ok((Recovered { tree: rec.tree, sessions, restored }, false))
 }
 
 /// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
-pub async fn run(
-    cfg: ServerConfig,
-    my_id: Option<u64>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) -> io::Result<()> {
+pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
     let started = Instant::now();
     let storage_cfg = durable::storage_config(&cfg);
     let mut core_cfg = super::core_config(&cfg);
@@ -316,9 +216,7 @@ pub async fn run(
     let zab = zab_config(&cfg, my_id);
     let (recovered, snapshot_now) = {
         let c = cfg.clone();
-        tokio::task::spawn_blocking(move || recover(&c, my_id))
-            .await
-            .map_err(other)??
+        tokio::task::spawn_blocking(move || recover(&c, my_id)).await.map_err(other)??
     };
     let member_cfg = MemberConfig {
         core: core_cfg,
@@ -328,14 +226,7 @@ pub async fn run(
         core_tick_ms: CORE_TICK_MS,
         tree_options: durable::tree_options(&cfg),
     };
-    let member = Member::new(
-        member_cfg,
-        recovered,
-        snap_codec(),
-        started.elapsed().as_millis() as i64,
-        wall_ms(),
-    )
-    .map_err(other)?;
+    let member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
 
     let (net_tx, mut net_rx) = mpsc::channel::<peer::NetEvent>(4096);
     let net = match my_id {
@@ -343,49 +234,21 @@ pub async fn run(
         Some(id) => {
             let mut limits = peer::NetLimits::from_config(&cfg);
             let max_record = storage_cfg.max_record_bytes;
-            limits.snap_scanner = Arc::new(move || {
-                Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record)))
-            });
-            Some(
-                peer::PeerNet::start(
-                    ServerId(id as i64),
-                    peer::PeerAddrs::from_config(&cfg),
-                    limits,
-                    net_tx,
-                )
-                .await?,
-            )
+            limits.snap_scanner = Arc::new(move || Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record))));
+            Some(peer::PeerNet::start(ServerId(id as i64), peer::PeerAddrs::from_config(&cfg), limits, net_tx).await?)
         }
     };
-    let full_disk = if my_id.is_none() {
-        FullDisk::RefuseAppends
-    } else {
-        FullDisk::Fatal
-    };
+    let full_disk = if my_id.is_none() { FullDisk::RefuseAppends } else { FullDisk::Fatal };
     let storage = durable::Durable::start(storage_cfg, full_disk)?;
 
     let inbox_capacity = (cfg.global_outstanding_limit as usize).max(64);
     let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
-    let limits = super::conn::ConnLimits {
-        frame_bytes_max: cfg.jute_maxbuffer as usize,
-        outstanding_max: 1000,
-    };
-    let acceptor = super::spawn_acceptor(
-        listener,
-        inbox_tx.clone(),
-        counts.clone(),
-        limits,
-        cfg.max_client_cnxns,
-        cfg.max_cnxns,
-        shutdown.clone(),
-    );
+    let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
+    let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
 
-    let process = ProcessInfoSource {
-        cfg: cfg.clone(),
-        my_id,
-    };
+    let process = ProcessInfoSource { cfg: cfg.clone(), my_id };
     let mut d = Driver {
         my_id: my_id.map(|id| ServerId(id as i64)),
         config_version: cfg.config_version as i64,
@@ -400,9 +263,7 @@ pub async fn run(
         d.storage.start_snapshot(d.member.core());
     }
     let purge_enabled = d.storage.config().purge_interval_hours > 0;
-    let mut purge_timer = tokio::time::interval(Duration::from_secs(
-        3600 * d.storage.config().purge_interval_hours.max(1),
-    ));
+    let mut purge_timer = tokio::time::interval(Duration::from_secs(3600 * d.storage.config().purge_interval_hours.max(1)));
     let mut ticker = tokio::time::interval(Duration::from_millis(NODE_TICK_MS as u64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fatal: Option<String> = None;
@@ -485,13 +346,7 @@ pub async fn run(
 /// Feeds `first` and whatever else the connection tasks have queued (up to a bound) to the
 /// member: accepted connections, request frames, four-letter words (answered here from a
 /// snapshot of the core, then the connection closes), closed connections.
-fn client_events(
-    d: &mut Driver,
-    process: &ProcessInfoSource,
-    counts: &Mutex<ConnCounts>,
-    first: Event,
-    inbox: &mut mpsc::Receiver<Event>,
-) {
+fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<ConnCounts>, first: Event, inbox: &mut mpsc::Receiver<Event>) {
     let mut next = Some(first);
     let mut taken = 0;
     while let Some(ev) = next.take() {
@@ -503,18 +358,9 @@ fn client_events(
             Event::Frame { conn, payload } => d.input(MemberInput::Frame { conn, payload }),
             Event::FourLetterWord { conn, word } => {
                 let rejected = counts.lock().expect("conn counts").rejected;
-                let text = super::four_letter_word(
-                    d.member.core_for_stats(),
-                    process,
-                    &word,
-                    conn,
-                    rejected,
-                );
+                let text = super::four_letter_word(d.member.core_for_stats(), process, &word, conn, rejected);
                 if let Some(tx) = d.conns.remove(&conn) {
-                    let _ = tx.send(Outbound::Frame {
-                        bytes: text.into_bytes(),
-                        reply: false,
-                    });
+                    let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
                     tx.close(format!("four letter word {word}"));
                 }
                 d.input(MemberInput::Closed { conn });

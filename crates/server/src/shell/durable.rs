@@ -49,11 +49,7 @@ pub fn storage_config(cfg: &ServerConfig) -> StorageConfig {
 
 /// The tree settings, from zoo.cfg (`zookeeper.digest.enabled`, `extendedTypesEnabled`).
 pub fn tree_options(cfg: &ServerConfig) -> TreeOptions {
-    TreeOptions {
-        extended_types_enabled: cfg.extended_types_enabled,
-        digest_enabled: cfg.digest_enabled,
-        ..Default::default()
-    }
+    TreeOptions { extended_types_enabled: cfg.extended_types_enabled, digest_enabled: cfg.digest_enabled, ..Default::default() }
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -77,11 +73,7 @@ pub fn recover(cfg: &ServerConfig, sc: &StorageConfig) -> io::Result<Started> {
     for p in stale {
         tracing::info!(file = %p.display(), "removed an unfinished snapshot");
     }
-    let opts = RecoveryOptions {
-        tree: tree_options(cfg),
-        max_record_bytes: sc.max_record_bytes,
-        repair: true,
-    };
+    let opts = RecoveryOptions { tree: tree_options(cfg), max_record_bytes: sc.max_record_bytes, repair: true };
     let rec = rzk_storage::recover(&sc.snap_dir, &sc.log_dir, &opts).map_err(other)?;
     for (p, why) in &rec.skipped_snapshots {
         tracing::warn!(file = %p.display(), reason = %why, "skipped a snapshot");
@@ -101,25 +93,11 @@ pub fn recover(cfg: &ServerConfig, sc: &StorageConfig) -> io::Result<Started> {
     if rec.snapshot.is_none() {
         // ZooKeeper refuses logs without a snapshot: write one before any log.
         let sessions: Vec<(i64, i32)> = rec.sessions.iter().map(|(k, v)| (*k, *v)).collect();
-        let p = rzk_storage::snapshot::write_snapshot(
-            &sc.snap_dir,
-            &rec.tree,
-            &sessions,
-            sc.compression,
-        )
-        .map_err(other)?;
+        let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &sessions, sc.compression).map_err(other)?;
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
-    let sessions: Vec<(SessionId, i32)> = rec
-        .sessions
-        .iter()
-        .map(|(k, v)| (SessionId(*k), *v))
-        .collect();
-    Ok(Started {
-        tree: rec.tree,
-        sessions,
-        snapshot_now: rec.replayed > 0,
-    })
+    let sessions: Vec<(SessionId, i32)> = rec.sessions.iter().map(|(k, v)| (SessionId(*k), *v)).collect();
+    Ok(Started { tree: rec.tree, sessions, snapshot_now: rec.replayed > 0 })
 }
 
 /// What an ensemble member recovers: the snapshot's state, the log after it (and some
@@ -137,33 +115,18 @@ pub struct MemberRecovered {
 /// log after it is not applied: ZAB delivers those txns once it knows they are committed),
 /// the raw log, and acceptedEpoch / currentEpoch (missing files: the epoch of the last zxid,
 /// as ZooKeeper does). An empty dataDir gets `snapshot.0` first, as for a standalone server.
-pub fn recover_member(
-    sc: &StorageConfig,
-    tree: TreeOptions,
-    keep_committed: usize,
-) -> io::Result<MemberRecovered> {
+pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usize) -> io::Result<MemberRecovered> {
     sc.ensure_dirs().map_err(other)?;
     for p in rzk_storage::purge::remove_stale_temps(&sc.snap_dir).map_err(other)? {
         tracing::info!(file = %p.display(), "removed an unfinished snapshot");
     }
-    let opts = RecoveryOptions {
-        tree,
-        max_record_bytes: sc.max_record_bytes,
-        repair: true,
-    };
-    let rec = rzk_storage::recover_ensemble(&sc.snap_dir, &sc.log_dir, &opts, keep_committed)
-        .map_err(other)?;
+    let opts = RecoveryOptions { tree, max_record_bytes: sc.max_record_bytes, repair: true };
+    let rec = rzk_storage::recover_ensemble(&sc.snap_dir, &sc.log_dir, &opts, keep_committed).map_err(other)?;
     for (file, offset, reason) in &rec.torn {
         tracing::warn!(file = %file.display(), offset, reason = %reason, "cut a torn log tail");
     }
     if rec.snapshot.is_none() && rec.log.is_empty() {
-        let p = rzk_storage::snapshot::write_snapshot(
-            &sc.snap_dir,
-            &rec.tree,
-            &rec.sessions,
-            sc.compression,
-        )
-        .map_err(other)?;
+        let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &rec.sessions, sc.compression).map_err(other)?;
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let epochs = rzk_storage::epoch::load_epochs(&sc.snap_dir, rec.last_logged).map_err(other)?;
@@ -230,19 +193,14 @@ impl Durable {
     /// Queues a storage command; consecutive appends travel as one batch.
     pub fn command(&mut self, cmd: LogCommand) {
         if let LogCommand::Append { entries, token } = cmd {
-            if let Some(LogCommand::Append {
-                entries: last,
-                token: t,
-            }) = self.pending_cmds.back_mut()
-            {
+            if let Some(LogCommand::Append { entries: last, token: t }) = self.pending_cmds.back_mut() {
                 if last.len() < 4096 {
                     last.extend(entries);
                     *t = token;
                     return;
                 }
             }
-            self.pending_cmds
-                .push_back(LogCommand::Append { entries, token });
+            self.pending_cmds.push_back(LogCommand::Append { entries, token });
         } else {
             self.pending_cmds.push_back(cmd);
         }
@@ -271,8 +229,7 @@ impl Durable {
         while let Some(c) = self.pending_cmds.pop_front() {
             match tx.try_send(c) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(c))
-                | Err(mpsc::error::TrySendError::Closed(c)) => {
+                Err(mpsc::error::TrySendError::Full(c)) | Err(mpsc::error::TrySendError::Closed(c)) => {
                     self.pending_cmds.push_front(c);
                     return;
                 }
@@ -283,9 +240,7 @@ impl Durable {
     /// Abandons a snapshot of our own that is being written (its tree is being replaced).
     pub fn abort_snapshot(&mut self) {
         if self.snapshot.take().is_some() {
-            tracing::info!(
-                "abandoned the snapshot in progress: the leader's SNAP replaces the tree"
-            );
+            tracing::info!("abandoned the snapshot in progress: the leader's SNAP replaces the tree");
         }
     }
 
@@ -308,20 +263,10 @@ impl Durable {
             tracing::info!("a snapshot is still being written; skipping this one (as ZooKeeper: too busy to snap)");
             return;
         }
-        let sessions: Vec<(i64, i32)> = core
-            .committed_sessions()
-            .iter()
-            .map(|(id, t)| (id.0, *t))
-            .collect();
+        let sessions: Vec<(i64, i32)> = core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
         let (mut walk, head) = SnapshotWalk::begin(core.tree(), &sessions);
         let zxid = walk.zxid();
-        let tx = match worker::spawn_snapshot_writer(
-            &self.cfg.snap_dir,
-            zxid,
-            self.cfg.compression,
-            head,
-            self.events_tx.clone(),
-        ) {
+        let tx = match worker::spawn_snapshot_writer(&self.cfg.snap_dir, zxid, self.cfg.compression, head, self.events_tx.clone()) {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the snapshot writer");
@@ -331,28 +276,15 @@ impl Durable {
         tracing::info!(zxid = %zxid, "taking a snapshot (fuzzy, while writes go on)");
         if self.snapshot_aborts >= SNAPSHOT_ABORTS_MAX {
             // New ACL lists keep appearing mid-walk: take this one in a single step.
-            tracing::warn!(
-                "snapshot taken in one step after {} abandoned attempts",
-                self.snapshot_aborts
-            );
-            let body = walk
-                .step(core.tree(), usize::MAX)
-                .expect("nothing interleaves a single step");
+            tracing::warn!("snapshot taken in one step after {} abandoned attempts", self.snapshot_aborts);
+            let body = walk.step(core.tree(), usize::MAX).expect("nothing interleaves a single step");
             let _ = tx.try_send(SnapChunk::Data(body));
             let _ = tx.try_send(SnapChunk::End(SnapshotWalk::zxid_digest(core.tree())));
             self.snapshot_aborts = 0;
-            self.snapshot = Some(InProgress {
-                walk,
-                tx,
-                nodes_done: true,
-            });
+            self.snapshot = Some(InProgress { walk, tx, nodes_done: true });
             return;
         }
-        self.snapshot = Some(InProgress {
-            walk,
-            tx,
-            nodes_done: false,
-        });
+        self.snapshot = Some(InProgress { walk, tx, nodes_done: false });
     }
 
     /// A sender to wait on while a snapshot still has chunks to send.
@@ -365,9 +297,7 @@ impl Durable {
 
     /// One bounded step of the snapshot walk, sent with `permit`.
     pub fn snapshot_step(&mut self, core: &ZooKeeperServer, permit: mpsc::OwnedPermit<SnapChunk>) {
-        let Some(s) = self.snapshot.as_mut() else {
-            return;
-        };
+        let Some(s) = self.snapshot.as_mut() else { return };
         if s.walk.is_done() {
             s.nodes_done = true;
             permit.send(SnapChunk::End(SnapshotWalk::zxid_digest(core.tree())));
@@ -392,11 +322,7 @@ impl Durable {
         if matches!(result, Err(e) if e == "abandoned") {
             return; // an attempt we dropped; a retry may be running under the same zxid
         }
-        if self
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.walk.zxid() == zxid)
-        {
+        if self.snapshot.as_ref().is_some_and(|s| s.walk.zxid() == zxid) {
             self.snapshot = None;
             if result.is_ok() {
                 self.snapshot_aborts = 0;
@@ -427,14 +353,8 @@ impl Durable {
 
 /// Runs one purge (blocking).
 pub fn purge(cfg: &StorageConfig) {
-    match rzk_storage::purge::purge(
-        &cfg.snap_dir,
-        &cfg.log_dir,
-        cfg.snap_retain_count.max(rzk_storage::purge::MIN_RETAIN),
-    ) {
-        Ok(r) if !r.removed.is_empty() => {
-            tracing::info!(removed = r.removed.len(), "purged old snapshots and logs")
-        }
+    match rzk_storage::purge::purge(&cfg.snap_dir, &cfg.log_dir, cfg.snap_retain_count.max(rzk_storage::purge::MIN_RETAIN)) {
+        Ok(r) if !r.removed.is_empty() => tracing::info!(removed = r.removed.len(), "purged old snapshots and logs"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "purge failed"),
     }
@@ -453,17 +373,12 @@ pub fn tool_config(
         (None, Some(d)) => {
             let mut c = ServerConfig::default_standalone();
             // Both layouts: dataDir or dataDir/version-2.
-            let base = if d
-                .file_name()
-                .is_some_and(|n| n == rzk_storage::format::VERSION_DIR)
-            {
+            let base = if d.file_name().is_some_and(|n| n == rzk_storage::format::VERSION_DIR) {
                 d.parent().unwrap_or(d).to_path_buf()
             } else {
                 d.to_path_buf()
             };
-            c.data_dir = snap_dir
-                .map(|s| s.to_path_buf())
-                .unwrap_or_else(|| base.clone());
+            c.data_dir = snap_dir.map(|s| s.to_path_buf()).unwrap_or_else(|| base.clone());
             c.data_log_dir = Some(base);
             c.extended_types_enabled = true;
             c

@@ -28,22 +28,10 @@ use tokio::sync::{mpsc, watch};
 /// From a connection task to the driver.
 #[derive(Debug)]
 pub enum Event {
-    Accepted {
-        conn: ConnId,
-        peer: SocketAddr,
-        tx: ConnTx,
-    },
-    Frame {
-        conn: ConnId,
-        payload: Vec<u8>,
-    },
-    FourLetterWord {
-        conn: ConnId,
-        word: String,
-    },
-    Closed {
-        conn: ConnId,
-    },
+    Accepted { conn: ConnId, peer: SocketAddr, tx: ConnTx },
+    Frame { conn: ConnId, payload: Vec<u8> },
+    FourLetterWord { conn: ConnId, word: String },
+    Closed { conn: ConnId },
 }
 
 /// From the driver to a connection task.
@@ -87,39 +75,23 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         // Standalone ZooKeeper seeds session ids with server id 1 (createSessionTrackerServerId).
         server_id: 1,
         tick_ms: tick,
-        min_session_timeout_ms: cfg
-            .min_session_timeout
-            .map(|v| v as i32)
-            .unwrap_or((tick * 2) as i32),
-        max_session_timeout_ms: cfg
-            .max_session_timeout
-            .map(|v| v as i32)
-            .unwrap_or((tick * 20) as i32),
+        min_session_timeout_ms: cfg.min_session_timeout.map(|v| v as i32).unwrap_or((tick * 2) as i32),
+        max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
-        auth: crate::core::auth::AuthConfig {
-            super_digest: cfg.super_digest.clone(),
-            skip_acl: cfg.skip_acl,
-        },
+        auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
     }
 }
 
 pub(crate) fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Binds the client port with SO_REUSEADDR, so a restarted server can bind at once.
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
@@ -128,10 +100,7 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// The client address to listen on, from clientPortAddress and clientPort.
 pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
     let port = cfg.client_port.unwrap_or(2181);
-    let host = cfg
-        .client_port_address
-        .clone()
-        .unwrap_or_else(|| "0.0.0.0".to_string());
+    let host = cfg.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
     let ip: IpAddr = match host.parse() {
         Ok(ip) => ip,
         Err(_) => {
@@ -187,10 +156,7 @@ pub(crate) fn spawn_acceptor(
                 } else {
                     *c.per_ip.entry(peer.ip()).or_default() += 1;
                     c.total += 1;
-                    Some(ConnPermit {
-                        counts: accept_counts.clone(),
-                        ip: peer.ip(),
-                    })
+                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
                 }
             };
             let Some(permit) = permit else {
@@ -199,22 +165,13 @@ pub(crate) fn spawn_acceptor(
             };
             let conn = next_conn;
             next_conn += 1;
-            tokio::spawn(conn::run(
-                stream,
-                conn,
-                peer,
-                accept_inbox.clone(),
-                limits,
-                permit,
-            ));
+            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
         }
     })
 }
 
 /// Waits for room in a bounded channel, or forever when there is nothing to send.
-pub(crate) async fn reserve<T>(
-    tx: Option<mpsc::Sender<T>>,
-) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
+pub(crate) async fn reserve<T>(tx: Option<mpsc::Sender<T>>) -> Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>> {
     match tx {
         Some(tx) => tx.reserve_owned().await,
         None => std::future::pending().await,
@@ -228,19 +185,11 @@ pub(crate) struct ProcessInfoSource {
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-pub(crate) fn four_letter_word(
-    core: &mut ZooKeeperServer,
-    p: &ProcessInfoSource,
-    word: &str,
-    conn: ConnId,
-    rejected: u64,
-) -> String {
+pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
-    if core.role() == crate::core::Role::NotServing
-        && matches!(word, "crst" | "srst" | "conf" | "dirs")
-    {
+    if core.role() == crate::core::Role::NotServing && matches!(word, "crst" | "srst" | "conf" | "dirs") {
         // Between roles ZooKeeper answers these (and the core's words) with this line.
         return format!("{}\n", fourlw::ZK_NOT_SERVING);
     }
@@ -257,20 +206,12 @@ pub(crate) fn four_letter_word(
         "envi" => fourlw::envi(&env_info()),
         "dirs" => {
             let rt = conf_runtime(&p.cfg, p.my_id);
-            format!(
-                "datadir_size: {}\nlogdir_size: {}\n",
-                rt.data_dir_size, rt.data_log_size
-            )
+            format!("datadir_size: {}\nlogdir_size: {}\n", rt.data_dir_size, rt.data_log_size)
         }
         _ => fourlw::render(
             word,
             &core.snapshot(),
-            &ProcessInfo {
-                fd_count: fd_count(),
-                fd_limit: fd_limit(),
-                connections_rejected: rejected,
-                asking_conn: Some(conn),
-            },
+            &ProcessInfo { fd_count: fd_count(), fd_limit: fd_limit(), connections_rejected: rejected, asking_conn: Some(conn) },
         ),
     }
 }
@@ -280,9 +221,7 @@ fn env_info() -> fourlw::EnvInfo {
     let read = |p: &str| std::fs::read_to_string(p).map(|v| v.trim().to_string());
     fourlw::EnvInfo {
         host: read("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into()),
-        cwd: std::env::current_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
+        cwd: std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
         user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
         home: std::env::var("HOME").unwrap_or_default(),
         os_version: read("/proc/sys/kernel/osrelease").unwrap_or_default(),
@@ -298,18 +237,12 @@ fn env_info() -> fourlw::EnvInfo {
 fn proc_kb(file: &str, key: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
         .unwrap_or(0)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),
@@ -321,11 +254,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
 
 fn conf_runtime(cfg: &ServerConfig, my_id: Option<u64>) -> rzk_config::ConfRuntime {
     let data = cfg.data_dir.join("version-2");
-    let log = cfg
-        .data_log_dir
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.clone())
-        .join("version-2");
+    let log = cfg.data_log_dir.clone().unwrap_or_else(|| cfg.data_dir.clone()).join("version-2");
     rzk_config::ConfRuntime {
         data_dir_size: dir_size(&data),
         data_log_size: dir_size(&log),
@@ -338,9 +267,7 @@ fn conf_runtime(cfg: &ServerConfig, my_id: Option<u64>) -> rzk_config::ConfRunti
 
 /// Open file descriptors of this process (`zk_open_file_descriptor_count`).
 pub fn fd_count() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count() as u64)
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0)
 }
 
 /// The soft limit on open files (`zk_max_file_descriptor_count`).

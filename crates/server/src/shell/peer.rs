@@ -28,15 +28,14 @@
 //! Malformed input (bad lengths, undecodable records, a wrong first packet, an unknown sid)
 //! closes that one connection with a warning. Tasks are aborted when the `PeerNet` is dropped.
 
-use crate::core::member::{PeerMsg, PeerMsgError};
 use bytes::{Buf, Bytes, BytesMut};
 use rzk_config::ServerConfig;
 use rzk_proto::quorum::{
-    decode_quorum_packet, packet_type as pt, ConnectionHeader, Notification, PacketStatus,
-    QuorumPacket, CONNECTION_HEADER_ADDR_MAX_BYTES, ELECTION_MESSAGE_MAX_BYTES,
-    PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
+    decode_quorum_packet, packet_type as pt, ConnectionHeader, Notification, PacketStatus, QuorumPacket, CONNECTION_HEADER_ADDR_MAX_BYTES,
+    ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
 };
 use rzk_proto::{Record, Writer};
+use crate::core::member::{PeerMsg, PeerMsgError};
 use rzk_zab::{Message, MessageError, ServerId, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -65,14 +64,7 @@ impl PeerAddrs {
         cfg.servers
             .iter()
             .map(|(id, s)| {
-                (
-                    ServerId(*id as i64),
-                    PeerAddrs {
-                        host: s.host().to_string(),
-                        quorum_port: s.quorum_port(),
-                        election_port: s.election_port(),
-                    },
-                )
+                (ServerId(*id as i64), PeerAddrs { host: s.host().to_string(), quorum_port: s.quorum_port(), election_port: s.election_port() })
             })
             .collect()
     }
@@ -112,11 +104,7 @@ pub type SnapScannerFactory = Arc<dyn Fn() -> Box<dyn SnapStreamScanner> + Send 
 
 /// A factory whose scanners reject every stream: the default until a parser is plugged in.
 pub fn no_snap_scanner() -> SnapScannerFactory {
-    Arc::new(|| {
-        Box::new(|_: &[u8]| {
-            Err::<Option<usize>, String>("no snapshot stream parser configured".into())
-        })
-    })
+    Arc::new(|| Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())))
 }
 
 /// Bounds and settings of the transport.
@@ -263,14 +251,7 @@ struct QueueRx {
 fn quorum_queue(limits: &NetLimits) -> (QueueTx, QueueRx) {
     let (tx, rx) = mpsc::channel(limits.quorum_queue_max.max(1));
     let bytes = Arc::new(AtomicUsize::new(0));
-    (
-        QueueTx {
-            tx,
-            bytes: bytes.clone(),
-            bytes_max: limits.quorum_queue_bytes_max,
-        },
-        QueueRx { rx, bytes },
-    )
+    (QueueTx { tx, bytes: bytes.clone(), bytes_max: limits.quorum_queue_bytes_max }, QueueRx { rx, bytes })
 }
 
 impl QueueTx {
@@ -360,20 +341,12 @@ impl PeerNet {
         limits: NetLimits,
         events: mpsc::Sender<NetEvent>,
     ) -> io::Result<PeerNet> {
-        let me = peers.get(&my_id).cloned().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("no server.{my_id} line for my id"),
-            )
-        })?;
-        let election_listener = super::bind(
-            bind_addr(&me.host, me.election_port, limits.listen_on_all_ips).await?,
-            64,
-        )?;
-        let quorum_listener = super::bind(
-            bind_addr(&me.host, me.quorum_port, limits.listen_on_all_ips).await?,
-            64,
-        )?;
+        let me = peers
+            .get(&my_id)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no server.{my_id} line for my id")))?;
+        let election_listener = super::bind(bind_addr(&me.host, me.election_port, limits.listen_on_all_ips).await?, 64)?;
+        let quorum_listener = super::bind(bind_addr(&me.host, me.quorum_port, limits.listen_on_all_ips).await?, 64)?;
         let election_addr = election_listener.local_addr()?;
         let quorum_addr = quorum_listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -387,19 +360,10 @@ impl PeerNet {
         });
         tracing::info!(%my_id, %election_addr, %quorum_addr, "peer transport listening");
         let listeners = vec![
-            tokio::spawn(accept_loop(
-                shared.clone(),
-                election_listener,
-                Port::Election,
-            )),
+            tokio::spawn(accept_loop(shared.clone(), election_listener, Port::Election)),
             tokio::spawn(accept_loop(shared.clone(), quorum_listener, Port::Quorum)),
         ];
-        Ok(PeerNet {
-            shared,
-            election_addr,
-            quorum_addr,
-            listeners,
-        })
+        Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
     }
 
     /// The bound election address.
@@ -416,28 +380,15 @@ impl PeerNet {
     /// `my_id` and `config_version` fill a LearnerInfo, `config_data` a notification's config
     /// and NEWLEADER's data. Never waits: a quorum message with no connection (or a full one)
     /// is dropped and reported as [`NetEvent::Disconnected`].
-    pub fn send(
-        &self,
-        to: ServerId,
-        msg: &Message,
-        my_id: ServerId,
-        config_version: i64,
-        config_data: &[u8],
-    ) {
+    pub fn send(&self, to: ServerId, msg: &Message, my_id: ServerId, config_version: i64, config_data: &[u8]) {
         debug_assert_eq!(my_id, self.shared.my_id);
         let s = &self.shared;
         if to == s.my_id {
             // QuorumCnxManager loops a server's notifications to itself back into its queue.
             if matches!(msg, Message::Notification(_)) {
-                s.report(NetEvent::Message {
-                    from: to,
-                    msg: msg.clone(),
-                });
+                s.report(NetEvent::Message { from: to, msg: msg.clone() });
             } else {
-                tracing::warn!(
-                    msg = msg.name(),
-                    "dropping a quorum message addressed to myself"
-                );
+                tracing::warn!(msg = msg.name(), "dropping a quorum message addressed to myself");
             }
             return;
         }
@@ -451,21 +402,15 @@ impl PeerNet {
                 s.queue_notification(to, frame);
             }
             Message::LearnerInfo { .. } => {
-                let Some(p) = msg.to_packet(my_id, config_version, config_data) else {
-                    return;
-                };
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
                 s.open_quorum(to, encode(&p));
             }
             Message::Snap { snapshot, .. } => {
-                let Some(p) = msg.to_packet(my_id, config_version, config_data) else {
-                    return;
-                };
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
                 s.enqueue(to, Outbound::Snap(encode(&p), snapshot.clone()));
             }
             _ => {
-                let Some(p) = msg.to_packet(my_id, config_version, config_data) else {
-                    return;
-                };
+                let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
                 s.enqueue(to, Outbound::Packet(encode(&p)));
             }
         }
@@ -588,28 +533,20 @@ impl Shared {
         if p.conn.is_some() || p.connecting {
             return;
         }
-        let Some(addrs) = self.peers.get(&to).cloned() else {
-            return;
-        };
+        let Some(addrs) = self.peers.get(&to).cloned() else { return };
         p.connecting = true;
         tokio::spawn(connect_election(self.clone(), to, addrs));
     }
 
     /// Makes `stream` the election connection with `peer`, replacing an older one.
-    fn register_election(
-        self: &Arc<Self>,
-        peer: ServerId,
-        rd: BufReader<OwnedReadHalf>,
-        wr: OwnedWriteHalf,
-    ) {
+    fn register_election(self: &Arc<Self>, peer: ServerId, rd: BufReader<OwnedReadHalf>, wr: OwnedWriteHalf) {
         let mut st = self.lock();
         if st.closed {
             return;
         }
         let id = self.conn_id();
         let wake = Arc::new(Notify::new());
-        let task =
-            tokio::spawn(run_election(self.clone(), peer, id, rd, wr, wake.clone())).abort_handle();
+        let task = tokio::spawn(run_election(self.clone(), peer, id, rd, wr, wake.clone())).abort_handle();
         let p = st.election.entry(peer).or_default();
         if let Some(old) = p.conn.replace(ElectionConn { id, wake, task }) {
             old.task.abort();
@@ -630,16 +567,13 @@ impl Shared {
 
     /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
-        let Some(addrs) = self.peers.get(&to).cloned() else {
-            return;
-        };
+        let Some(addrs) = self.peers.get(&to).cloned() else { return };
         let mut st = self.lock();
         if st.closed {
             return;
         }
         let (tx, rx) = quorum_queue(&self.limits);
-        tx.push(Outbound::Packet(first))
-            .expect("a fresh queue has room");
+        tx.push(Outbound::Packet(first)).expect("a fresh queue has room");
         let id = self.conn_id();
         let task = tokio::spawn(connect_quorum(self.clone(), to, id, addrs, rx)).abort_handle();
         if let Some(old) = st.quorum.insert(to, QuorumConn { id, tx, task }) {
@@ -667,31 +601,14 @@ impl Shared {
     }
 
     /// Registers an accepted quorum connection for `peer` (replacing an older one) and runs it.
-    fn register_quorum(
-        self: &Arc<Self>,
-        peer: ServerId,
-        rd: OwnedReadHalf,
-        wr: OwnedWriteHalf,
-        buf: BytesMut,
-        first: NetEvent,
-    ) {
+    fn register_quorum(self: &Arc<Self>, peer: ServerId, rd: OwnedReadHalf, wr: OwnedWriteHalf, buf: BytesMut, first: NetEvent) {
         let mut st = self.lock();
         if st.closed {
             return;
         }
         let (tx, rx) = quorum_queue(&self.limits);
         let id = self.conn_id();
-        let task = tokio::spawn(run_quorum(
-            self.clone(),
-            peer,
-            id,
-            rd,
-            wr,
-            buf,
-            rx,
-            Some(first),
-        ))
-        .abort_handle();
+        let task = tokio::spawn(run_quorum(self.clone(), peer, id, rd, wr, buf, rx, Some(first))).abort_handle();
         if let Some(old) = st.quorum.insert(peer, QuorumConn { id, tx, task }) {
             old.task.abort();
         }
@@ -727,12 +644,7 @@ async fn bind_addr(host: &str, port: u16, all_ips: bool) -> io::Result<SocketAdd
     tokio::net::lookup_host((host, port))
         .await?
         .next()
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{host} resolves to nothing"),
-            )
-        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to nothing")))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -766,24 +678,16 @@ async fn read_header(rd: &mut BufReader<OwnedReadHalf>) -> Result<ConnectionHead
     rd.read_exact(&mut b).await?;
     let first = i64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
     if first >= 0 {
-        return Ok(ConnectionHeader {
-            protocol_version: None,
-            sid: first,
-            addresses: vec![],
-        });
+        return Ok(ConnectionHeader { protocol_version: None, sid: first, addresses: vec![] });
     }
     if first != PROTOCOL_VERSION_V1 && first != PROTOCOL_VERSION_V2 {
-        return Err(End::Malformed(format!(
-            "unrecognized election protocol version {first}"
-        )));
+        return Err(End::Malformed(format!("unrecognized election protocol version {first}")));
     }
     b.resize(20, 0);
     rd.read_exact(&mut b[8..20]).await?;
     let n = i32::from_be_bytes(b[16..20].try_into().expect("4 bytes"));
     if n <= 0 || n as usize > CONNECTION_HEADER_ADDR_MAX_BYTES {
-        return Err(End::Malformed(format!(
-            "unreasonable address length {n} in the election header"
-        )));
+        return Err(End::Malformed(format!("unreasonable address length {n} in the election header")));
     }
     b.resize(20 + n as usize, 0);
     rd.read_exact(&mut b[20..]).await?;
@@ -798,18 +702,17 @@ async fn read_header(rd: &mut BufReader<OwnedReadHalf>) -> Result<ConnectionHead
 async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr) {
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
-    let header =
-        match tokio::time::timeout(shared.limits.handshake_timeout, read_header(&mut rd)).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => {
-                tracing::warn!(%from, "closing an election connection: bad header: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%from, "closing an election connection: no header in time");
-                return;
-            }
-        };
+    let header = match tokio::time::timeout(shared.limits.handshake_timeout, read_header(&mut rd)).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            tracing::warn!(%from, "closing an election connection: bad header: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%from, "closing an election connection: no header in time");
+            return;
+        }
+    };
     let sid = ServerId(header.sid);
     if sid == shared.my_id {
         tracing::warn!(%from, "an election connection claims my own id {sid}: a configuration error");
@@ -840,12 +743,9 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
 /// peer's sid is smaller than ours.
 async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
     let result = async {
-        let mut stream = tokio::time::timeout(
-            shared.limits.connect_timeout,
-            TcpStream::connect((addrs.host.as_str(), addrs.election_port)),
-        )
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let mut stream = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.election_port)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let header = ConnectionHeader {
             protocol_version: Some(PROTOCOL_VERSION_V1),
@@ -877,14 +777,7 @@ async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
     shared.lock().election.entry(to).or_default().connecting = false;
 }
 
-async fn run_election(
-    shared: Arc<Shared>,
-    peer: ServerId,
-    id: u64,
-    rd: BufReader<OwnedReadHalf>,
-    wr: OwnedWriteHalf,
-    wake: Arc<Notify>,
-) {
+async fn run_election(shared: Arc<Shared>, peer: ServerId, id: u64, rd: BufReader<OwnedReadHalf>, wr: OwnedWriteHalf, wake: Arc<Notify>) {
     let end = tokio::select! {
         e = election_reader(&shared, peer, rd) => e,
         e = election_writer(&shared, peer, wr, &wake) => e,
@@ -919,15 +812,7 @@ async fn election_reader(shared: &Shared, peer: ServerId, mut rd: BufReader<Owne
             tracing::debug!(%peer, state = n.state, "dropping a notification with an unknown state");
             continue;
         };
-        if shared
-            .events
-            .send(NetEvent::Message {
-                from: peer,
-                msg: Message::Notification(vote),
-            })
-            .await
-            .is_err()
-        {
+        if shared.events.send(NetEvent::Message { from: peer, msg: Message::Notification(vote) }).await.is_err() {
             return End::EventsClosed;
         }
     }
@@ -935,12 +820,7 @@ async fn election_reader(shared: &Shared, peer: ServerId, mut rd: BufReader<Owne
 
 /// `SendWorker`: the last notification again if nothing newer waits, then whatever the
 /// latest-only slot holds, as it is filled.
-async fn election_writer(
-    shared: &Shared,
-    peer: ServerId,
-    mut wr: OwnedWriteHalf,
-    wake: &Notify,
-) -> End {
+async fn election_writer(shared: &Shared, peer: ServerId, mut wr: OwnedWriteHalf, wake: &Notify) -> End {
     let resend = {
         let mut st = shared.lock();
         let p = st.election.entry(peer).or_default();
@@ -991,11 +871,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
     let mut tries = 0;
     let stream = loop {
         tries += 1;
-        let connected = tokio::time::timeout(
-            shared.limits.connect_timeout,
-            TcpStream::connect((addrs.host.as_str(), addrs.quorum_port)),
-        )
-        .await;
+        let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
         match connected {
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
@@ -1003,15 +879,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
                 tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY).await;
             }
             Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
-            Err(_) => {
-                return shared
-                    .quorum_closed(
-                        to,
-                        id,
-                        &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-                    )
-                    .await
-            }
+            Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
         }
     };
     let _ = stream.set_nodelay(true);
@@ -1096,9 +964,7 @@ async fn quorum_writer(wr: OwnedWriteHalf, q: QueueRx) -> End {
     let QueueRx { mut rx, bytes } = q;
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     loop {
-        let Some(mut out) = rx.recv().await else {
-            return End::Dropped;
-        };
+        let Some(mut out) = rx.recv().await else { return End::Dropped };
         loop {
             let r = match &out {
                 Outbound::Packet(b) => w.write_all(b).await,
@@ -1123,13 +989,7 @@ async fn quorum_writer(wr: OwnedWriteHalf, q: QueueRx) -> End {
 }
 
 /// Reads packets (and SNAP streams) and hands them to the driver.
-async fn quorum_reader(
-    shared: &Shared,
-    peer: ServerId,
-    mut rd: OwnedReadHalf,
-    mut buf: BytesMut,
-    first: Option<NetEvent>,
-) -> End {
+async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: OwnedReadHalf, mut buf: BytesMut, first: Option<NetEvent>) -> End {
     if let Some(ev) = first {
         if shared.events.send(ev).await.is_err() {
             return End::EventsClosed;
@@ -1157,9 +1017,7 @@ async fn quorum_reader(
                 Ok((PeerMsg::Zab(msg), sid)) => {
                     if let Some(sid) = sid {
                         if sid != peer.0 {
-                            return End::Malformed(format!(
-                                "LearnerInfo names server {sid} on the connection with {peer}"
-                            ));
+                            return End::Malformed(format!("LearnerInfo names server {sid} on the connection with {peer}"));
                         }
                     }
                     NetEvent::Message { from: peer, msg }
@@ -1187,11 +1045,7 @@ async fn quorum_reader(
 
 /// Reads the serialized database after a SNAP packet: until the scanner finds its end.
 /// Returns those bytes; whatever follows stays in `buf`.
-async fn read_snap_stream(
-    shared: &Shared,
-    rd: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-) -> Result<Bytes, End> {
+async fn read_snap_stream(shared: &Shared, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Bytes, End> {
     let mut scanner = (shared.limits.snap_scanner)();
     let max = shared.limits.snapshot_bytes_max;
     let mut scanned_len: Option<usize> = None;
@@ -1200,20 +1054,13 @@ async fn read_snap_stream(
         if scan_now {
             match scanner.scan(buf) {
                 Ok(Some(n)) if n <= buf.len() => return Ok(buf.split_to(n).freeze()),
-                Ok(Some(n)) => {
-                    return Err(End::Malformed(format!(
-                        "snapshot scanner claimed {n} bytes of {}",
-                        buf.len()
-                    )))
-                }
+                Ok(Some(n)) => return Err(End::Malformed(format!("snapshot scanner claimed {n} bytes of {}", buf.len()))),
                 Ok(None) => scanned_len = Some(buf.len()),
                 Err(e) => return Err(End::Malformed(format!("snapshot stream: {e}"))),
             }
         }
         if buf.len() > max {
-            return Err(End::Malformed(format!(
-                "snapshot stream longer than {max} bytes"
-            )));
+            return Err(End::Malformed(format!("snapshot stream longer than {max} bytes")));
         }
         buf.reserve(256 * 1024);
         // Take what the socket has without waiting; scan again once the buffer grew by an
@@ -1243,8 +1090,7 @@ async fn read_snap_stream(
 mod tests {
     use super::*;
     use rzk_proto::quorum::{
-        sync_packet, ForwardedRequest, LearnerInfo, RevalidateReply, ServerState,
-        NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
+        sync_packet, ForwardedRequest, LearnerInfo, RevalidateReply, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
     };
     use rzk_proto::{Id, SessionId, Zxid};
     use rzk_zab::Entry;
@@ -1280,38 +1126,17 @@ mod tests {
         let ports = free_ports(ids.len() * 2);
         ids.iter()
             .enumerate()
-            .map(|(i, id)| {
-                (
-                    ServerId(*id),
-                    PeerAddrs {
-                        host: "127.0.0.1".into(),
-                        quorum_port: ports[2 * i],
-                        election_port: ports[2 * i + 1],
-                    },
-                )
-            })
+            .map(|(i, id)| (ServerId(*id), PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1] }))
             .collect()
     }
 
-    async fn start(
-        id: i64,
-        peers: &BTreeMap<ServerId, PeerAddrs>,
-        limits: NetLimits,
-    ) -> (PeerNet, mpsc::Receiver<NetEvent>) {
+    async fn start(id: i64, peers: &BTreeMap<ServerId, PeerAddrs>, limits: NetLimits) -> (PeerNet, mpsc::Receiver<NetEvent>) {
         let (tx, rx) = mpsc::channel(64);
-        (
-            PeerNet::start(ServerId(id), peers.clone(), limits, tx)
-                .await
-                .unwrap(),
-            rx,
-        )
+        (PeerNet::start(ServerId(id), peers.clone(), limits, tx).await.unwrap(), rx)
     }
 
     async fn next(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-        timeout(WAIT, rx.recv())
-            .await
-            .expect("an event in time")
-            .expect("events open")
+        timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open")
     }
 
     async fn next_message(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, Message) {
@@ -1347,13 +1172,7 @@ mod tests {
     }
 
     fn vote(leader: i64, ee: i64) -> Vote {
-        Vote {
-            state: ServerState::Looking,
-            leader,
-            zxid: 0x1_0000_0002,
-            election_epoch: ee,
-            peer_epoch: 1,
-        }
+        Vote { state: ServerState::Looking, leader, zxid: 0x1_0000_0002, election_epoch: ee, peer_epoch: 1 }
     }
 
     fn send(net: &PeerNet, to: i64, msg: Message) {
@@ -1361,19 +1180,13 @@ mod tests {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// Bytes printed by ZooKeeper 3.8.0's own classes (crates/proto/testdata/quorum).
     fn golden(name: &str) -> Vec<u8> {
         let text = include_str!("../../../proto/testdata/quorum/golden.txt");
-        let line = text
-            .lines()
-            .find(|l| l.split(' ').next() == Some(name))
-            .expect("golden line");
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).expect("golden line");
         unhex(line.split(' ').nth(1).unwrap())
     }
 
@@ -1388,10 +1201,7 @@ mod tests {
 
     async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
         let mut b = vec![0u8; n];
-        timeout(WAIT, s.read_exact(&mut b))
-            .await
-            .expect("bytes in time")
-            .expect("read");
+        timeout(WAIT, s.read_exact(&mut b)).await.expect("bytes in time").expect("read");
         b
     }
 
@@ -1416,9 +1226,7 @@ mod tests {
                 let mut got = BTreeMap::new();
                 while got.len() < 2 {
                     let (from, msg) = next_message(rx).await;
-                    let Message::Notification(v) = msg else {
-                        panic!("{msg:?}")
-                    };
+                    let Message::Notification(v) = msg else { panic!("{msg:?}") };
                     assert_eq!(v.leader, from.0, "vote content comes from its sender");
                     if v.election_epoch == round {
                         got.insert(from.0, v);
@@ -1431,108 +1239,55 @@ mod tests {
         for (i, (net, _)) in nets.iter().enumerate() {
             let deadline = std::time::Instant::now() + WAIT;
             loop {
-                let missing: Vec<ServerId> = net
-                    .shared
-                    .lock()
-                    .election
-                    .iter()
-                    .filter(|(_, p)| p.conn.is_none())
-                    .map(|(peer, _)| *peer)
-                    .collect();
+                let missing: Vec<ServerId> = net.shared.lock().election.iter().filter(|(_, p)| p.conn.is_none()).map(|(peer, _)| *peer).collect();
                 if missing.is_empty() {
                     break;
                 }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "server {} has no election connection with {missing:?}",
-                    i + 1
-                );
+                assert!(std::time::Instant::now() < deadline, "server {} has no election connection with {missing:?}", i + 1);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         // A notification to myself comes straight back.
         send(&nets[0].0, 1, Message::Notification(vote(1, 9)));
         let (from, msg) = next_message(&mut nets[0].1).await;
-        assert_eq!(
-            (from, msg),
-            (ServerId(1), Message::Notification(vote(1, 9)))
-        );
+        assert_eq!((from, msg), (ServerId(1), Message::Notification(vote(1, 9))));
     }
 
     #[tokio::test]
     async fn election_sid_rule_and_zookeeper_bytes() {
         let gcfg = b"server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=0";
-        let gvote = Vote {
-            state: ServerState::Leading,
-            leader: 3,
-            zxid: 0x2_0000_0005,
-            election_epoch: 7,
-            peer_epoch: 2,
-        };
+        let gvote = Vote { state: ServerState::Leading, leader: 3, zxid: 0x2_0000_0005, election_epoch: 7, peer_epoch: 2 };
         let mut gframe = (golden("notification").len() as i32).to_be_bytes().to_vec();
         gframe.extend_from_slice(&golden("notification"));
 
         // A raw server 1 against rzk server 2: 1 connects, 2 closes and connects back.
         let peers = addrs(&[1, 2]);
-        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].election_port))
-            .await
-            .unwrap();
+        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].election_port)).await.unwrap();
         let (net2, mut rx2) = start(2, &peers, NetLimits::default()).await;
         let mut c = TcpStream::connect(net2.election_addr()).await.unwrap();
-        c.write_all(&header_bytes(
-            1,
-            &format!("127.0.0.1:{}", peers[&ServerId(1)].election_port),
-        ))
-        .await
-        .unwrap();
+        c.write_all(&header_bytes(1, &format!("127.0.0.1:{}", peers[&ServerId(1)].election_port))).await.unwrap();
         expect_closed(&mut c).await;
         let (mut back, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
         let want = header_bytes(2, &format!("127.0.0.1:{}", net2.election_addr().port()));
         assert_eq!(read_n(&mut back, want.len()).await, want);
         // Server 2's notification, byte for byte as ZooKeeper's buildMsg with a config.
-        net2.send(
-            ServerId(1),
-            &Message::Notification(gvote),
-            ServerId(2),
-            0,
-            gcfg,
-        );
+        net2.send(ServerId(1), &Message::Notification(gvote), ServerId(2), 0, gcfg);
         assert_eq!(read_n(&mut back, gframe.len()).await, gframe);
         // And ZooKeeper's bytes read back as the same vote.
         back.write_all(&gframe).await.unwrap();
-        assert_eq!(
-            next_message(&mut rx2).await,
-            (ServerId(1), Message::Notification(gvote))
-        );
+        assert_eq!(next_message(&mut rx2).await, (ServerId(1), Message::Notification(gvote)));
         // An unknown state is dropped silently; the connection stays.
         let mut odd = Notification::decode(&golden("notification")).unwrap();
         odd.state = 9;
         back.write_all(&odd.encode_frame()).await.unwrap();
         back.write_all(&gframe).await.unwrap();
-        assert_eq!(
-            next_message(&mut rx2).await,
-            (ServerId(1), Message::Notification(gvote))
-        );
+        assert_eq!(next_message(&mut rx2).await, (ServerId(1), Message::Notification(gvote)));
         // A length above 512 KiB closes it.
-        back.write_all(&(512 * 1024 + 1i32).to_be_bytes())
-            .await
-            .unwrap();
+        back.write_all(&(512 * 1024 + 1i32).to_be_bytes()).await.unwrap();
         expect_closed(&mut back).await;
         // The next send connects again and repeats nothing stale: the newest vote only.
-        net2.send(
-            ServerId(1),
-            &Message::Notification(vote(2, 1)),
-            ServerId(2),
-            0,
-            b"",
-        );
-        net2.send(
-            ServerId(1),
-            &Message::Notification(vote(2, 2)),
-            ServerId(2),
-            0,
-            b"",
-        );
+        net2.send(ServerId(1), &Message::Notification(vote(2, 1)), ServerId(2), 0, b"");
+        net2.send(ServerId(1), &Message::Notification(vote(2, 2)), ServerId(2), 0, b"");
         let (mut again, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
         read_n(&mut again, want.len()).await;
         let newest = vote(2, 2).to_notification(b"").encode_frame();
@@ -1542,36 +1297,18 @@ mod tests {
         // rzk server 1 against a raw server 2: 1 connects, says who it is and hangs up; 2
         // connects back and gets the queued notification.
         let peers = addrs(&[1, 2]);
-        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(2)].election_port))
-            .await
-            .unwrap();
+        let raw_listener = TcpListener::bind(("127.0.0.1", peers[&ServerId(2)].election_port)).await.unwrap();
         let (net1, mut rx1) = start(1, &peers, NetLimits::default()).await;
-        net1.send(
-            ServerId(2),
-            &Message::Notification(gvote),
-            ServerId(1),
-            0,
-            gcfg,
-        );
+        net1.send(ServerId(2), &Message::Notification(gvote), ServerId(1), 0, gcfg);
         let (mut s, _) = timeout(WAIT, raw_listener.accept()).await.unwrap().unwrap();
         let want = header_bytes(1, &format!("127.0.0.1:{}", net1.election_addr().port()));
         assert_eq!(read_n(&mut s, want.len()).await, want);
         expect_closed(&mut s).await;
         let mut c = TcpStream::connect(net1.election_addr()).await.unwrap();
-        c.write_all(&header_bytes(
-            2,
-            &format!("127.0.0.1:{}", peers[&ServerId(2)].election_port),
-        ))
-        .await
-        .unwrap();
+        c.write_all(&header_bytes(2, &format!("127.0.0.1:{}", peers[&ServerId(2)].election_port))).await.unwrap();
         assert_eq!(read_n(&mut c, gframe.len()).await, gframe);
-        c.write_all(&vote(2, 3).to_notification(b"").encode_frame())
-            .await
-            .unwrap();
-        assert_eq!(
-            next_message(&mut rx1).await,
-            (ServerId(2), Message::Notification(vote(2, 3)))
-        );
+        c.write_all(&vote(2, 3).to_notification(b"").encode_frame()).await.unwrap();
+        assert_eq!(next_message(&mut rx1).await, (ServerId(2), Message::Notification(vote(2, 3))));
         // A pre-3.5 header (just the sid) is accepted too; it replaces the connection, and the
         // last notification sent is sent again on it.
         let mut legacy = TcpStream::connect(net1.election_addr()).await.unwrap();
@@ -1579,11 +1316,7 @@ mod tests {
         assert_eq!(read_n(&mut legacy, gframe.len()).await, gframe);
         expect_closed(&mut c).await;
         // Bad headers close the socket: unknown version, unknown sid, my own sid.
-        for bad in [
-            unhex("fffffffffffffff0"),
-            header_bytes(9, "127.0.0.1:1"),
-            header_bytes(1, "127.0.0.1:1"),
-        ] {
+        for bad in [unhex("fffffffffffffff0"), header_bytes(9, "127.0.0.1:1"), header_bytes(1, "127.0.0.1:1")] {
             let mut b = TcpStream::connect(net1.election_addr()).await.unwrap();
             b.write_all(&bad).await.unwrap();
             expect_closed(&mut b).await;
@@ -1597,180 +1330,59 @@ mod tests {
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
         assert!(!learner.has_quorum_connection(ServerId(1)));
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 5,
-                observer: false,
-            },
-        );
-        assert_eq!(
-            next_message(&mut lrx).await,
-            (
-                ServerId(2),
-                Message::LearnerInfo {
-                    accepted_epoch: 5,
-                    observer: false
-                }
-            )
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 5, observer: false });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 5, observer: false }));
         assert!(leader.has_quorum_connection(ServerId(2)));
         send(&leader, 2, Message::LeaderInfo { epoch: 6 });
-        assert_eq!(
-            next_message(&mut frx).await,
-            (ServerId(1), Message::LeaderInfo { epoch: 6 })
-        );
-        let ack_epoch = Message::AckEpoch {
-            current_epoch: Some(5),
-            last_zxid: Zxid::new(5, 3),
-        };
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::LeaderInfo { epoch: 6 }));
+        let ack_epoch = Message::AckEpoch { current_epoch: Some(5), last_zxid: Zxid::new(5, 3) };
         send(&learner, 1, ack_epoch.clone());
         assert_eq!(next_message(&mut lrx).await, (ServerId(2), ack_epoch));
-        send(
-            &leader,
-            2,
-            Message::Diff {
-                zxid: Zxid::new(5, 3),
-            },
-        );
-        send(
-            &leader,
-            2,
-            Message::NewLeader {
-                zxid: Zxid::new(6, 0),
-            },
-        );
-        assert_eq!(
-            next_message(&mut frx).await,
-            (
-                ServerId(1),
-                Message::Diff {
-                    zxid: Zxid::new(5, 3)
-                }
-            )
-        );
-        assert_eq!(
-            next_message(&mut frx).await,
-            (
-                ServerId(1),
-                Message::NewLeader {
-                    zxid: Zxid::new(6, 0)
-                }
-            )
-        );
+        send(&leader, 2, Message::Diff { zxid: Zxid::new(5, 3) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0) });
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Diff { zxid: Zxid::new(5, 3) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0) }));
         send(&leader, 2, Message::UpToDate);
-        assert_eq!(
-            next_message(&mut frx).await,
-            (ServerId(1), Message::UpToDate)
-        );
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
 
         // PROPOSAL / ACK / COMMIT, many in a row, in order.
         for i in 1..=50u32 {
-            let e = Entry {
-                zxid: Zxid::new(6, i),
-                data: Bytes::from(vec![i as u8; 100 + i as usize]),
-            };
+            let e = Entry { zxid: Zxid::new(6, i), data: Bytes::from(vec![i as u8; 100 + i as usize]) };
             send(&leader, 2, Message::Proposal(e.clone()));
-            assert_eq!(
-                next_message(&mut frx).await,
-                (ServerId(1), Message::Proposal(e.clone()))
-            );
+            assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Proposal(e.clone())));
             send(&learner, 1, Message::Ack { zxid: e.zxid });
-            assert_eq!(
-                next_message(&mut lrx).await,
-                (ServerId(2), Message::Ack { zxid: e.zxid })
-            );
+            assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::Ack { zxid: e.zxid }));
             send(&leader, 2, Message::Commit { zxid: e.zxid });
-            assert_eq!(
-                next_message(&mut frx).await,
-                (ServerId(1), Message::Commit { zxid: e.zxid })
-            );
+            assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Commit { zxid: e.zxid }));
         }
 
         // The driver's packets: REQUEST up, REVALIDATE reply and SYNC down; PING touches.
-        let req = ForwardedRequest {
-            session_id: SessionId(0x200),
-            cxid: 4,
-            op: 1,
-            body: vec![1, 2, 3],
-            auth: vec![Id::new("ip", "127.0.0.1")],
-        };
+        let req = ForwardedRequest { session_id: SessionId(0x200), cxid: 4, op: 1, body: vec![1, 2, 3], auth: vec![Id::new("ip", "127.0.0.1")] };
         learner.send_packet(ServerId(1), req.to_packet());
-        assert_eq!(
-            next_member_msg(&mut lrx).await,
-            (ServerId(2), PeerMsg::Request(req))
-        );
-        let rv = RevalidateReply {
-            session_id: SessionId(0x200),
-            valid: true,
-        };
+        assert_eq!(next_member_msg(&mut lrx).await, (ServerId(2), PeerMsg::Request(req)));
+        let rv = RevalidateReply { session_id: SessionId(0x200), valid: true };
         leader.send_packet(ServerId(2), rv.to_packet());
         leader.send_packet(ServerId(2), sync_packet());
-        assert_eq!(
-            next_member_msg(&mut frx).await,
-            (ServerId(1), PeerMsg::RevalidateReply(rv))
-        );
-        assert_eq!(
-            next_member_msg(&mut frx).await,
-            (ServerId(1), PeerMsg::Sync)
-        );
-        let touches = Bytes::from(rzk_proto::quorum::encode_touches(&[(
-            SessionId(0x200),
-            4000,
-        )]));
-        send(
-            &learner,
-            1,
-            Message::Ping {
-                zxid: Zxid::new(6, 50),
-                data: touches.clone(),
-            },
-        );
-        assert_eq!(
-            next_message(&mut lrx).await,
-            (
-                ServerId(2),
-                Message::Ping {
-                    zxid: Zxid::new(6, 50),
-                    data: touches
-                }
-            )
-        );
+        assert_eq!(next_member_msg(&mut frx).await, (ServerId(1), PeerMsg::RevalidateReply(rv)));
+        assert_eq!(next_member_msg(&mut frx).await, (ServerId(1), PeerMsg::Sync));
+        let touches = Bytes::from(rzk_proto::quorum::encode_touches(&[(SessionId(0x200), 4000)]));
+        send(&learner, 1, Message::Ping { zxid: Zxid::new(6, 50), data: touches.clone() });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::Ping { zxid: Zxid::new(6, 50), data: touches }));
 
         // A second FOLLOWERINFO (the learner retrying) replaces the connection.
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 6,
-                observer: false,
-            },
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 6, observer: false });
         loop {
             match next(&mut lrx).await {
                 NetEvent::Disconnected { peer } => assert_eq!(peer, ServerId(2)),
                 NetEvent::Message { from, msg } => {
-                    assert_eq!(
-                        (from, msg),
-                        (
-                            ServerId(2),
-                            Message::LearnerInfo {
-                                accepted_epoch: 6,
-                                observer: false
-                            }
-                        )
-                    );
+                    assert_eq!((from, msg), (ServerId(2), Message::LearnerInfo { accepted_epoch: 6, observer: false }));
                     break;
                 }
                 other => panic!("{other:?}"),
             }
         }
         send(&leader, 2, Message::LeaderInfo { epoch: 7 });
-        assert_eq!(
-            next_message(&mut frx).await,
-            (ServerId(1), Message::LeaderInfo { epoch: 7 })
-        );
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::LeaderInfo { epoch: 7 }));
     }
 
     /// A stand-in for storage's parser: an 8-byte length, then that many bytes.
@@ -1788,62 +1400,23 @@ mod tests {
     #[tokio::test]
     async fn snap_with_its_stream() {
         let peers = addrs(&[1, 2]);
-        let scanning = NetLimits {
-            snap_scanner: Arc::new(|| Box::new(length_prefixed)),
-            ..NetLimits::default()
-        };
+        let scanning = NetLimits { snap_scanner: Arc::new(|| Box::new(length_prefixed)), ..NetLimits::default() };
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let (learner, mut frx) = start(2, &peers, scanning).await;
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 1,
-                observer: true,
-            },
-        );
-        assert_eq!(
-            next_message(&mut lrx).await,
-            (
-                ServerId(2),
-                Message::LearnerInfo {
-                    accepted_epoch: 1,
-                    observer: true
-                }
-            )
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 1, observer: true }));
         // 3 MiB: larger than any quorum packet may be, in many reads.
         let payload: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
         stream.extend_from_slice(&payload);
-        let snap = Message::Snap {
-            zxid: Zxid::new(1, 9),
-            snapshot: Bytes::from(stream),
-        };
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
         send(&leader, 2, snap.clone());
-        send(
-            &leader,
-            2,
-            Message::NewLeader {
-                zxid: Zxid::new(2, 0),
-            },
-        );
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0) });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
-        assert_eq!(
-            next_message(&mut frx).await,
-            (
-                ServerId(1),
-                Message::NewLeader {
-                    zxid: Zxid::new(2, 0)
-                }
-            )
-        );
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0) }));
 
         // A stream the scanner rejects closes the connection; both ends report it.
-        let bad = Message::Snap {
-            zxid: Zxid::new(1, 9),
-            snapshot: Bytes::from(vec![0xff; 16]),
-        };
+        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
         send(&leader, 2, bad);
         expect_disconnected(&mut frx, 1).await;
         expect_disconnected(&mut lrx, 2).await;
@@ -1852,23 +1425,9 @@ mod tests {
         let peers = addrs(&[1, 2]);
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 1,
-                observer: false,
-            },
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
-        send(
-            &leader,
-            2,
-            Message::Snap {
-                zxid: Zxid::new(1, 1),
-                snapshot: Bytes::from_static(b"whatever"),
-            },
-        );
+        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever") });
         expect_disconnected(&mut frx, 1).await;
     }
 
@@ -1878,30 +1437,11 @@ mod tests {
         // that got there first must retry (ZooKeeper's Learner does), not give up at once.
         let peers = addrs(&[1, 2]);
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 4,
-                observer: false,
-            },
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 4, observer: false });
         tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY + Duration::from_millis(50)).await;
         let (_leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
-        assert_eq!(
-            next_message(&mut lrx).await,
-            (
-                ServerId(2),
-                Message::LearnerInfo {
-                    accepted_epoch: 4,
-                    observer: false
-                }
-            )
-        );
-        assert!(
-            frx.try_recv().is_err(),
-            "the learner reported its connection as lost"
-        );
+        assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 4, observer: false }));
+        assert!(frx.try_recv().is_err(), "the learner reported its connection as lost");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1909,39 +1449,19 @@ mod tests {
         let peers = addrs(&[1, 2]);
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         // Nothing to send on: reported at once.
-        send(
-            &leader,
-            2,
-            Message::Commit {
-                zxid: Zxid::new(1, 1),
-            },
-        );
+        send(&leader, 2, Message::Commit { zxid: Zxid::new(1, 1) });
         expect_disconnected(&mut lrx, 2).await;
         // A learner that cannot connect hears about it.
         let peers3 = addrs(&[1, 2, 3]);
         let (lonely, mut orx) = start(2, &peers3, NetLimits::default()).await;
-        send(
-            &lonely,
-            3,
-            Message::LearnerInfo {
-                accepted_epoch: 1,
-                observer: false,
-            },
-        );
+        send(&lonely, 3, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         expect_disconnected(&mut orx, 3).await;
         assert!(!lonely.has_quorum_connection(ServerId(3)));
         drop(lonely);
 
         // The learner goes away: the leader hears about it.
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 1,
-                observer: false,
-            },
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
         learner.shutdown().await;
         expect_disconnected(&mut lrx, 2).await;
@@ -1950,14 +1470,7 @@ mod tests {
 
         // disconnect() is not reported locally, but the other end sees the close.
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
-        send(
-            &learner,
-            1,
-            Message::LearnerInfo {
-                accepted_epoch: 1,
-                observer: false,
-            },
-        );
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
         leader.disconnect(ServerId(2));
         expect_disconnected(&mut frx, 1).await;
@@ -1966,43 +1479,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_the_connection() {
-        let by_count = NetLimits {
-            quorum_queue_max: 4,
-            ..NetLimits::default()
-        };
-        let by_bytes = NetLimits {
-            quorum_queue_bytes_max: 1 << 20,
-            ..NetLimits::default()
-        };
+        let by_count = NetLimits { quorum_queue_max: 4, ..NetLimits::default() };
+        let by_bytes = NetLimits { quorum_queue_bytes_max: 1 << 20, ..NetLimits::default() };
         for limits in [by_count, by_bytes] {
             // A "leader" that accepts and never reads.
             let peers = addrs(&[1, 2]);
-            let sink = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].quorum_port))
-                .await
-                .unwrap();
+            let sink = TcpListener::bind(("127.0.0.1", peers[&ServerId(1)].quorum_port)).await.unwrap();
             let (learner, mut frx) = start(2, &peers, limits).await;
-            send(
-                &learner,
-                1,
-                Message::LearnerInfo {
-                    accepted_epoch: 1,
-                    observer: false,
-                },
-            );
+            send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
             let (_held, _) = timeout(WAIT, sink.accept()).await.unwrap().unwrap();
             let big = Bytes::from(vec![7u8; 256 * 1024]);
             let mut sent = 0;
             while learner.has_quorum_connection(ServerId(1)) {
                 // Each send returns at once, however stuck the socket is.
                 let t = std::time::Instant::now();
-                send(
-                    &learner,
-                    1,
-                    Message::Proposal(Entry {
-                        zxid: Zxid::new(1, sent + 1),
-                        data: big.clone(),
-                    }),
-                );
+                send(&learner, 1, Message::Proposal(Entry { zxid: Zxid::new(1, sent + 1), data: big.clone() }));
                 assert!(t.elapsed() < Duration::from_secs(1));
                 sent += 1;
                 assert!(sent < 10_000, "the queue never filled");
@@ -2017,11 +1508,7 @@ mod tests {
         let peers = addrs(&[1, 2]);
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let info = |sid: i64, ty: i32| {
-            let li = LearnerInfo {
-                serverid: sid,
-                protocol_version: ZAB_PROTOCOL_VERSION,
-                config_version: 0,
-            };
+            let li = LearnerInfo { serverid: sid, protocol_version: ZAB_PROTOCOL_VERSION, config_version: 0 };
             encode(&QuorumPacket::with_data(ty, Zxid::new(1, 0), li.to_bytes()))
         };
         let hostile_len = {
@@ -2035,11 +1522,7 @@ mod tests {
             encode(&QuorumPacket::new(pt::PING, Zxid(1))),
             info(9, pt::FOLLOWERINFO),
             info(1, pt::FOLLOWERINFO),
-            encode(&QuorumPacket::with_data(
-                pt::FOLLOWERINFO,
-                Zxid(0),
-                vec![1, 2],
-            )),
+            encode(&QuorumPacket::with_data(pt::FOLLOWERINFO, Zxid(0), vec![1, 2])),
             hostile_len.clone(),
             unhex("0000000b0000000000000000fffffff9"),
         ] {
@@ -2050,24 +1533,10 @@ mod tests {
         assert!(lrx.try_recv().is_err(), "nothing reaches the driver");
 
         // On an established connection: bad packets close it, and it is reported.
-        for bad in [
-            hostile_len,
-            unhex("00000003000000000000000000000000fffffffb"),
-            info(3, pt::FOLLOWERINFO),
-            encode(&QuorumPacket::with_data(pt::ACKEPOCH, Zxid(0), vec![0])),
-        ] {
+        for bad in [hostile_len, unhex("00000003000000000000000000000000fffffffb"), info(3, pt::FOLLOWERINFO), encode(&QuorumPacket::with_data(pt::ACKEPOCH, Zxid(0), vec![0]))] {
             let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
             c.write_all(&info(2, pt::OBSERVERINFO)).await.unwrap();
-            assert_eq!(
-                next_message(&mut lrx).await,
-                (
-                    ServerId(2),
-                    Message::LearnerInfo {
-                        accepted_epoch: 1,
-                        observer: true
-                    }
-                )
-            );
+            assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 1, observer: true }));
             c.write_all(&bad).await.unwrap();
             expect_closed(&mut c).await;
             expect_disconnected(&mut lrx, 2).await;
@@ -2079,10 +1548,7 @@ mod tests {
         let odd = QuorumPacket::with_data(77, Zxid(5), vec![1]);
         c.write_all(&encode(&odd)).await.unwrap();
         c.write_all(&encode(&sync_packet())).await.unwrap();
-        assert_eq!(
-            next_member_msg(&mut lrx).await,
-            (ServerId(2), PeerMsg::Sync)
-        );
+        assert_eq!(next_member_msg(&mut lrx).await, (ServerId(2), PeerMsg::Sync));
         let _ = NOTIFICATION_VERSION;
     }
 
@@ -2113,32 +1579,18 @@ mod tests {
 
     /// Starts ZooKeeper as server `sid` of the ensemble `peers`, or `None` if it is not
     /// installed.
-    fn start_zookeeper(
-        sid: i64,
-        peers: &BTreeMap<ServerId, PeerAddrs>,
-        extra_jvm: &[&str],
-    ) -> Option<ZooKeeperPeer> {
+    fn start_zookeeper(sid: i64, peers: &BTreeMap<ServerId, PeerAddrs>, extra_jvm: &[&str]) -> Option<ZooKeeperPeer> {
         if !ZK_JARS.iter().all(|j| std::path::Path::new(j).exists()) {
             eprintln!("Apache ZooKeeper is not installed; skipping");
             return None;
         }
-        let dir = std::env::temp_dir().join(format!(
-            "rzk-peer-zk-{}-{}",
-            std::process::id(),
-            free_ports(1)[0]
-        ));
+        let dir = std::env::temp_dir().join(format!("rzk-peer-zk-{}-{}", std::process::id(), free_ports(1)[0]));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{sid}\n")).unwrap();
         let client_port = free_ports(1)[0];
-        let mut cfg = format!(
-            "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n",
-            dir.join("data").display()
-        );
+        let mut cfg = format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n", dir.join("data").display());
         for (id, a) in peers {
-            cfg += &format!(
-                "server.{id}=127.0.0.1:{}:{}\n",
-                a.quorum_port, a.election_port
-            );
+            cfg += &format!("server.{id}=127.0.0.1:{}:{}\n", a.quorum_port, a.election_port);
         }
         std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
         std::fs::write(
@@ -2151,44 +1603,25 @@ mod tests {
         )
         .unwrap();
         let mut cmd = std::process::Command::new("java");
-        cmd.args([
-            "-Xms32m",
-            "-Xmx256m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:-UsePerfData",
-        ])
-        .arg(format!(
-            "-Dlog4j.configuration=file:{}",
-            dir.join("log4j.properties").display()
-        ))
-        .args([
-            "-Dzookeeper.admin.enableServer=false",
-            "-Dzookeeper.jmx.log4j.disable=true",
-        ])
-        .args(extra_jvm)
-        .arg("-cp")
-        .arg(ZK_JARS.join(":"))
-        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-        .arg(dir.join("zoo.cfg"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"])
+            .arg(format!("-Dlog4j.configuration=file:{}", dir.join("log4j.properties").display()))
+            .args(["-Dzookeeper.admin.enableServer=false", "-Dzookeeper.jmx.log4j.disable=true"])
+            .args(extra_jvm)
+            .arg("-cp")
+            .arg(ZK_JARS.join(":"))
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(dir.join("zoo.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let child = cmd.spawn().ok()?;
-        Some(ZooKeeperPeer {
-            child,
-            dir,
-            client_port,
-        })
+        Some(ZooKeeperPeer { child, dir, client_port })
     }
 
     /// ZooKeeper's `QuorumVerifier.toString()` for `peers` (what its notifications carry).
     fn zk_config_text(peers: &BTreeMap<ServerId, PeerAddrs>) -> String {
         let mut t = String::new();
         for (id, a) in peers {
-            t += &format!(
-                "server.{id}=127.0.0.1:{}:{}:participant\n",
-                a.quorum_port, a.election_port
-            );
+            t += &format!("server.{id}=127.0.0.1:{}:{}:participant\n", a.quorum_port, a.election_port);
         }
         t + "version=0"
     }
@@ -2213,10 +1646,7 @@ mod tests {
     async fn next_quorum(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
         loop {
             match next_zk(rx).await {
-                NetEvent::Message {
-                    msg: Message::Notification(_),
-                    ..
-                } => continue,
+                NetEvent::Message { msg: Message::Notification(_), .. } => continue,
                 ev => return ev,
             }
         }
@@ -2225,10 +1655,7 @@ mod tests {
     /// Where ZooKeeper's SNAP stream ends: its `"BenWasHere"` signature (a jute string).
     fn find_signature(buf: &[u8]) -> Result<Option<usize>, String> {
         let sig = [&10i32.to_be_bytes()[..], b"BenWasHere"].concat();
-        Ok(buf
-            .windows(sig.len())
-            .position(|w| w == sig.as_slice())
-            .map(|p| p + sig.len()))
+        Ok(buf.windows(sig.len()).position(|w| w == sig.as_slice()).map(|p| p + sig.len()))
     }
 
     /// rzk's transport as server 2 of a two-server ensemble with a real ZooKeeper 3.8 as
@@ -2238,22 +1665,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_a_real_zookeeper_leader() {
         let peers = addrs(&[1, 2]);
-        let Some(zk) = start_zookeeper(1, &peers, &["-Dzookeeper.forceSnapshotSync=true"]) else {
-            return;
-        };
-        let limits = NetLimits {
-            snap_scanner: Arc::new(|| Box::new(find_signature)),
-            ..NetLimits::default()
-        };
+        let Some(zk) = start_zookeeper(1, &peers, &["-Dzookeeper.forceSnapshotSync=true"]) else { return };
+        let limits = NetLimits { snap_scanner: Arc::new(|| Box::new(find_signature)), ..NetLimits::default() };
         let (net, mut rx) = start(2, &peers, limits).await;
         let cfg = zk_config_text(&peers);
         // ZooKeeper's first vote: for itself.
         let zv = loop {
-            if let NetEvent::Message {
-                from,
-                msg: Message::Notification(v),
-            } = next_zk(&mut rx).await
-            {
+            if let NetEvent::Message { from, msg: Message::Notification(v) } = next_zk(&mut rx).await {
                 assert_eq!(from, ServerId(1));
                 break v;
             }
@@ -2261,69 +1679,29 @@ mod tests {
         assert_eq!((zv.state, zv.leader), (ServerState::Looking, 1));
         // We agree: with both votes ZooKeeper leads (after its 200 ms finalize wait), and we
         // follow it: FOLLOWERINFO opens the quorum connection.
-        let mine = Vote {
-            state: ServerState::Looking,
-            ..zv
-        };
-        net.send(
-            ServerId(1),
-            &Message::Notification(mine),
-            ServerId(2),
-            0,
-            cfg.as_bytes(),
-        );
+        let mine = Vote { state: ServerState::Looking, ..zv };
+        net.send(ServerId(1), &Message::Notification(mine), ServerId(2), 0, cfg.as_bytes());
         let mut leader_info = None;
         for _ in 0..40 {
-            net.send(
-                ServerId(1),
-                &Message::LearnerInfo {
-                    accepted_epoch: 0,
-                    observer: false,
-                },
-                ServerId(2),
-                0,
-                b"",
-            );
+            net.send(ServerId(1), &Message::LearnerInfo { accepted_epoch: 0, observer: false }, ServerId(2), 0, b"");
             match timeout(Duration::from_millis(500), rx.recv()).await {
-                Ok(Some(NetEvent::Message {
-                    from,
-                    msg: m @ Message::LeaderInfo { .. },
-                })) => {
+                Ok(Some(NetEvent::Message { from, msg: m @ Message::LeaderInfo { .. } })) => {
                     assert_eq!(from, ServerId(1));
                     leader_info = Some(m);
                     break;
                 }
                 // The leader may not accept learners yet.
-                Ok(Some(
-                    NetEvent::Disconnected { .. }
-                    | NetEvent::Message {
-                        msg: Message::Notification(_),
-                        ..
-                    },
-                ))
-                | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Ok(Some(NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_), .. })) | Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
                 other => panic!("{other:?}"),
             }
         }
-        let Some(Message::LeaderInfo { epoch }) = leader_info else {
-            panic!("no LEADERINFO from ZooKeeper")
-        };
+        let Some(Message::LeaderInfo { epoch }) = leader_info else { panic!("no LEADERINFO from ZooKeeper") };
         assert_eq!(epoch, 1);
-        net.send(
-            ServerId(1),
-            &Message::AckEpoch {
-                current_epoch: Some(0),
-                last_zxid: Zxid(0),
-            },
-            ServerId(2),
-            0,
-            b"",
-        );
+        net.send(ServerId(1), &Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) }, ServerId(2), 0, b"");
         let snap = match next_quorum(&mut rx).await {
-            NetEvent::Message {
-                from,
-                msg: Message::Snap { zxid, snapshot },
-            } => {
+            NetEvent::Message { from, msg: Message::Snap { zxid, snapshot } } => {
                 assert_eq!((from, zxid), (ServerId(1), Zxid(0)));
                 snapshot
             }
@@ -2331,16 +1709,10 @@ mod tests {
         };
         assert!(snap.ends_with(b"BenWasHere"));
         if std::env::var_os("RZK_PRINT_ZK_SNAP").is_some() {
-            eprintln!(
-                "zk snap stream: {}",
-                snap.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            );
+            eprintln!("zk snap stream: {}", snap.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
         let nl = match next_quorum(&mut rx).await {
-            NetEvent::Message {
-                msg: Message::NewLeader { zxid },
-                ..
-            } => zxid,
+            NetEvent::Message { msg: Message::NewLeader { zxid }, .. } => zxid,
             other => panic!("expected NEWLEADER, got {other:?}"),
         };
         assert_eq!(nl, Zxid::new(1, 0));
@@ -2348,28 +1720,11 @@ mod tests {
         let mut got_uptodate = false;
         loop {
             match next_zk(&mut rx).await {
-                NetEvent::Message {
-                    msg: Message::Notification(_),
-                    ..
-                } => {}
-                NetEvent::Message {
-                    msg: Message::UpToDate,
-                    ..
-                } => got_uptodate = true,
-                NetEvent::Message {
-                    msg: Message::Ping { zxid, .. },
-                    ..
-                } if got_uptodate => {
+                NetEvent::Message { msg: Message::Notification(_), .. } => {}
+                NetEvent::Message { msg: Message::UpToDate, .. } => got_uptodate = true,
+                NetEvent::Message { msg: Message::Ping { zxid, .. }, .. } if got_uptodate => {
                     // Answer as a ZooKeeper learner does, with (empty) touches.
-                    net.send_packet(
-                        ServerId(1),
-                        QuorumPacket {
-                            ty: pt::PING,
-                            zxid,
-                            data: Some(vec![]),
-                            authinfo: None,
-                        },
-                    );
+                    net.send_packet(ServerId(1), QuorumPacket { ty: pt::PING, zxid, data: Some(vec![]), authinfo: None });
                     break;
                 }
                 other => panic!("{other:?}"),
@@ -2377,33 +1732,15 @@ mod tests {
         }
         assert!(net.has_quorum_connection(ServerId(1)));
         // A LOOKING notification now gets ZooKeeper's answer: it leads, in epoch 1.
-        net.send(
-            ServerId(1),
-            &Message::Notification(Vote {
-                election_epoch: zv.election_epoch + 1,
-                ..mine
-            }),
-            ServerId(2),
-            0,
-            cfg.as_bytes(),
-        );
+        net.send(ServerId(1), &Message::Notification(Vote { election_epoch: zv.election_epoch + 1, ..mine }), ServerId(2), 0, cfg.as_bytes());
         loop {
             match next_zk(&mut rx).await {
-                NetEvent::Message {
-                    from,
-                    msg: Message::Notification(v),
-                } => {
+                NetEvent::Message { from, msg: Message::Notification(v) } => {
                     assert_eq!(from, ServerId(1));
-                    assert_eq!(
-                        (v.state, v.leader, v.peer_epoch),
-                        (ServerState::Leading, 1, 1)
-                    );
+                    assert_eq!((v.state, v.leader, v.peer_epoch), (ServerState::Leading, 1, 1));
                     break;
                 }
-                NetEvent::Message {
-                    msg: Message::Ping { .. },
-                    ..
-                } => {}
+                NetEvent::Message { msg: Message::Ping { .. }, .. } => {}
                 other => panic!("{other:?}"),
             }
         }
@@ -2426,10 +1763,7 @@ mod tests {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         s.write_all(word.as_bytes()).await.unwrap();
         let mut out = String::new();
-        timeout(WAIT, s.read_to_string(&mut out))
-            .await
-            .unwrap()
-            .unwrap();
+        timeout(WAIT, s.read_to_string(&mut out)).await.unwrap().unwrap();
         out
     }
 
@@ -2442,102 +1776,37 @@ mod tests {
         use rzk_proto::txn::{CreateTxn, Txn, TxnHeader, TxnRecord};
         use rzk_proto::{Acl, OpCode};
         let peers = addrs(&[1, 2]);
-        let Some(zk) = start_zookeeper(2, &peers, &[]) else {
-            return;
-        };
+        let Some(zk) = start_zookeeper(2, &peers, &[]) else { return };
         let (net, mut rx) = start(1, &peers, NetLimits::default()).await;
         let cfg = zk_config_text(&peers);
         let send = |msg: Message| net.send(ServerId(2), &msg, ServerId(1), 0, cfg.as_bytes());
         let zv = loop {
-            if let NetEvent::Message {
-                from,
-                msg: Message::Notification(v),
-            } = next_zk(&mut rx).await
-            {
+            if let NetEvent::Message { from, msg: Message::Notification(v) } = next_zk(&mut rx).await {
                 assert_eq!(from, ServerId(2));
                 break v;
             }
         };
         assert_eq!((zv.state, zv.leader), (ServerState::Looking, 2));
-        send(Message::Notification(Vote {
-            state: ServerState::Looking,
-            leader: 1,
-            zxid: Zxid::new(1, 0).0,
-            election_epoch: zv.election_epoch,
-            peer_epoch: 1,
-        }));
+        send(Message::Notification(Vote { state: ServerState::Looking, leader: 1, zxid: Zxid::new(1, 0).0, election_epoch: zv.election_epoch, peer_epoch: 1 }));
         // ZooKeeper adopts it, decides, follows: its FOLLOWERINFO arrives.
-        assert_eq!(
-            next_quorum(&mut rx).await.message(),
-            Some((
-                ServerId(2),
-                Message::LearnerInfo {
-                    accepted_epoch: 0,
-                    observer: false
-                }
-            ))
-        );
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::LearnerInfo { accepted_epoch: 0, observer: false })));
         send(Message::LeaderInfo { epoch: 2 });
-        assert_eq!(
-            next_quorum(&mut rx).await.message(),
-            Some((
-                ServerId(2),
-                Message::AckEpoch {
-                    current_epoch: Some(0),
-                    last_zxid: Zxid(0)
-                }
-            ))
-        );
-        let stream: String =
-            include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex")
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .collect();
-        send(Message::Snap {
-            zxid: Zxid::new(1, 0),
-            snapshot: Bytes::from(unhex(stream.trim())),
-        });
-        send(Message::NewLeader {
-            zxid: Zxid::new(2, 0),
-        });
-        assert_eq!(
-            next_quorum(&mut rx).await.message(),
-            Some((
-                ServerId(2),
-                Message::Ack {
-                    zxid: Zxid::new(2, 0)
-                }
-            ))
-        );
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) })));
+        let stream: String = include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
+        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
+        send(Message::NewLeader { zxid: Zxid::new(2, 0) });
+        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
         send(Message::UpToDate);
         let zxid = Zxid::new(2, 1);
         let rec = TxnRecord {
-            header: TxnHeader {
-                client_id: SessionId(0),
-                cxid: 0,
-                zxid,
-                time: 1_700_000_000_000,
-                op: OpCode::Create.code(),
-            },
+            header: TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: 1_700_000_000_000, op: OpCode::Create.code() },
             txn: Txn::Create {
-                txn: CreateTxn {
-                    path: "/rzk".into(),
-                    data: Some(b"hi".to_vec()),
-                    acl: vec![Acl {
-                        perms: 31,
-                        id: Id::new("world", "anyone"),
-                    }],
-                    ephemeral: false,
-                    parent_cversion: -1,
-                },
+                txn: CreateTxn { path: "/rzk".into(), data: Some(b"hi".to_vec()), acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }], ephemeral: false, parent_cversion: -1 },
                 create2: false,
             },
             digest: None,
         };
-        send(Message::Proposal(Entry {
-            zxid,
-            data: Bytes::from(rec.to_bytes()),
-        }));
+        send(Message::Proposal(Entry { zxid, data: Bytes::from(rec.to_bytes()) }));
         loop {
             match next_quorum(&mut rx).await.message() {
                 Some((_, Message::Ack { zxid: z })) if z == zxid => break,
@@ -2546,15 +1815,9 @@ mod tests {
             }
         }
         send(Message::Commit { zxid });
-        send(Message::Ping {
-            zxid,
-            data: Bytes::new(),
-        });
+        send(Message::Ping { zxid, data: Bytes::new() });
         match next_quorum(&mut rx).await {
-            NetEvent::Message {
-                from,
-                msg: Message::Ping { data, .. },
-            } => {
+            NetEvent::Message { from, msg: Message::Ping { data, .. } } => {
                 assert_eq!(from, ServerId(2));
                 assert!(rzk_proto::quorum::decode_touches(&data).is_ok());
             }
