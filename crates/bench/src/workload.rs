@@ -14,6 +14,7 @@
 use crate::conn::{req, Incoming, Session};
 use crate::report::{CpuClock, ProgressLine, RunResult, Tally};
 use crate::{BenchError, Settings, Workload};
+use rzk_proto::rng::Rng;
 use rzk_proto::{ErrorCode, OpCode};
 use serde_json::{json, Map};
 use std::collections::VecDeque;
@@ -54,25 +55,6 @@ impl Clock {
             Some(max) if self.admitted.fetch_add(1, Ordering::Relaxed) >= max => Admit::Stop,
             _ => Admit::Measured,
         }
-    }
-}
-
-/// A small fast PRNG (splitmix64); the bench needs spread, not cryptography.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -118,19 +100,19 @@ impl Gen {
         let spec = &*self.spec;
         Some(match spec.kind {
             Workload::Get => {
-                let k = &spec.keys[self.rng.below(spec.keys.len())];
+                let k = &spec.keys[self.rng.index(spec.keys.len())];
                 (s.push(OpCode::GetData, |w| req::path_watch(w, k, false)), None)
             }
             Workload::Exists => {
-                let k = &spec.keys[self.rng.below(spec.keys.len())];
+                let k = &spec.keys[self.rng.index(spec.keys.len())];
                 (s.push(OpCode::Exists, |w| req::path_watch(w, k, false)), None)
             }
             Workload::Set => {
-                let k = &spec.keys[self.rng.below(spec.keys.len())];
+                let k = &spec.keys[self.rng.index(spec.keys.len())];
                 (s.push(OpCode::SetData, |w| req::set_data(w, k, &spec.value, -1)), None)
             }
             Workload::Mixed => {
-                let k = &spec.keys[self.rng.below(spec.keys.len())];
+                let k = &spec.keys[self.rng.index(spec.keys.len())];
                 if self.rng.next_u64() >> 32 < spec.read_threshold {
                     (s.push(OpCode::GetData, |w| req::path_watch(w, k, false)), Some("get"))
                 } else {
@@ -138,7 +120,7 @@ impl Gen {
                 }
             }
             Workload::Children => {
-                let p = &spec.parents[self.rng.below(spec.parents.len())];
+                let p = &spec.parents[self.rng.index(spec.parents.len())];
                 (s.push(OpCode::GetChildren, |w| req::path_watch(w, p, false)), None)
             }
             Workload::Create => {
@@ -441,16 +423,6 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rng_below_stays_in_range_and_spreads() {
-        let mut r = Rng::new(1);
-        let mut seen = [0u32; 10];
-        for _ in 0..10_000 {
-            seen[r.below(10)] += 1;
-        }
-        assert!(seen.iter().all(|&n| n > 800 && n < 1200), "{seen:?}");
-    }
 
     #[test]
     fn clock_warmup_then_ops_budget() {

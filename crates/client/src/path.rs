@@ -74,56 +74,11 @@ impl ConnectString {
     }
 }
 
-/// Checks a path as ZooKeeper's `PathUtils.validatePath` does. A sequential create's path may
-/// end in `/` (the server appends the counter), so it is checked with a digit appended.
+/// Checks a path as ZooKeeper's `PathUtils.validatePath` does (`rzk_proto::path`, the rules
+/// the server applies too). A sequential create's path may end in `/` (the server appends the
+/// counter).
 pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
-    if sequential {
-        return validate_path(&format!("{path}1"), false).map_err(|e| match e {
-            Error::InvalidPath { reason, .. } => Error::InvalidPath { path: path.to_owned(), reason },
-            e => e,
-        });
-    }
-    let fail = |reason: String| Err(Error::InvalidPath { path: path.to_owned(), reason });
-    let chars: Vec<char> = path.chars().collect();
-    if chars.is_empty() {
-        return fail("Path length must be > 0".into());
-    }
-    if chars[0] != '/' {
-        return fail("Path must start with / character".into());
-    }
-    if chars.len() == 1 {
-        return Ok(());
-    }
-    if chars[chars.len() - 1] == '/' {
-        return fail("Path must not end with / character".into());
-    }
-    let mut last = '/';
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let next_ends = i + 1 == chars.len() || chars[i + 1] == '/';
-        let reason = if c == '\0' {
-            Some("null character not allowed")
-        } else if c == '/' && last == '/' {
-            Some("empty node name specified")
-        } else if c == '.' && next_ends && (last == '/' || (last == '.' && chars[i - 2] == '/')) {
-            Some("relative paths not allowed")
-        } else if ('\u{1}'..='\u{1f}').contains(&c)
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || ('\u{e000}'..='\u{f8ff}').contains(&c)
-            // Java sees a character above U+FFFF as a surrogate pair, which it refuses
-            // (U+D800..U+F8FF). Its U+FFF0..U+FFEF range is empty, so nothing else is refused.
-            || c > '\u{ffff}'
-        {
-            Some("invalid character")
-        } else {
-            None
-        };
-        if let Some(r) = reason {
-            return fail(format!("{r} @{i}"));
-        }
-        last = c;
-    }
-    Ok(())
+    rzk_proto::path::validate_create_path(path, sequential).map_err(|e| Error::InvalidPath { path: e.path, reason: e.reason })
 }
 
 /// The server-side path for a client path under `chroot`.
@@ -188,24 +143,16 @@ mod tests {
     }
 
     #[test]
-    fn paths_as_zookeeper_checks_them() {
-        for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/...", "/zookeeper"] {
-            validate_path(ok, false).unwrap();
-        }
-        let reason = |p: &str| match validate_path(p, false) {
-            Err(Error::InvalidPath { reason, .. }) => reason,
-            other => panic!("{p}: {other:?}"),
-        };
-        assert_eq!(reason(""), "Path length must be > 0");
-        assert_eq!(reason("a"), "Path must start with / character");
-        assert_eq!(reason("/a/"), "Path must not end with / character");
-        assert_eq!(reason("/a//b"), "empty node name specified @3");
-        assert_eq!(reason("/a/./b"), "relative paths not allowed @3");
-        assert_eq!(reason("/a/.."), "relative paths not allowed @4");
-        assert_eq!(reason("/a\u{1}"), "invalid character @2");
-        assert_eq!(reason("/a\0"), "null character not allowed @2");
+    fn paths_map_to_the_clients_error() {
+        // The rules themselves are tested in rzk_proto::path.
         validate_path("/a/", true).unwrap();
-        validate_path("/a/lock-", true).unwrap();
+        match validate_path("/a//b", false) {
+            Err(Error::InvalidPath { path, reason }) => assert_eq!(
+                (path.as_str(), reason.as_str()),
+                ("/a//b", "empty node name specified @3")
+            ),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             validate_path("a", false).unwrap_err().to_string(),
             "Invalid path string \"a\" caused by Path must start with / character"

@@ -67,6 +67,10 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
 /// Default `globalOutstandingLimit`.
 pub const DEFAULT_GLOBAL_OUTSTANDING_LIMIT: u32 = 1000;
+/// Default `znode.container.checkIntervalMs`: one minute.
+pub const DEFAULT_CONTAINER_CHECK_INTERVAL_MS: u32 = 60_000;
+/// Default `zookeeper.cnxTimeout`: 5 s.
+pub const DEFAULT_CNX_TIMEOUT_MS: u32 = 5000;
 /// Default `jute.maxbuffer`: 0xfffff bytes.
 pub const DEFAULT_JUTE_MAXBUFFER: u32 = 0xfffff;
 /// Default `snapCount`.
@@ -463,6 +467,20 @@ pub struct ServerConfig {
     /// `admin.idleTimeout`, ms (default 30000).
     pub admin_idle_timeout: u32,
 
+    // ----- read by the server's components from system properties -----
+    /// `zookeeper.digest.enabled` (ZooKeeper's `ZooKeeperServer`, default true): keep the
+    /// tree digest and check it on apply.
+    pub digest_enabled: bool,
+    /// `znode.container.checkIntervalMs` (ZooKeeper's `ContainerManager`, default 60000):
+    /// how often empty containers and expired TTL nodes are looked for.
+    pub container_check_interval_ms: u32,
+    /// `znode.container.maxNeverUsedIntervalMs` (default 0: never): a container that never
+    /// had a child is deleted after this long.
+    pub container_max_never_used_interval_ms: u64,
+    /// `zookeeper.cnxTimeout` (ZooKeeper's `QuorumCnxManager`, default 5000): the timeout
+    /// of a connection to a peer's election port.
+    pub cnx_timeout_ms: u32,
+
     // ----- metrics -----
     /// `metricsProvider.className` if set: ZooKeeper's default provider or its
     /// Prometheus provider (the server refuses any other).
@@ -597,9 +615,11 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.readonlymode.enabled",
     "jute.maxbuffer",
     "readonlymode.enabled",
-    // read by the server's container manager (`rzk_server::shell::core_config`)
+    // read by the server's components (`read_component_properties`)
     "zookeeper.znode.container.checkIntervalMs",
     "zookeeper.znode.container.maxNeverUsedIntervalMs",
+    "zookeeper.digest.enabled",
+    "zookeeper.cnxTimeout",
 ];
 
 /// Parse-time state.
@@ -1068,6 +1088,44 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
+    /// Typed settings that ZooKeeper's components (the container manager, the digest, the
+    /// election's connection manager) read from system properties, each under the name
+    /// ZooKeeper reads and the `zookeeper.`-prefixed one a zoo.cfg key becomes.
+    fn read_component_properties(&mut self) -> Result<(), ConfigError> {
+        if let Some(b) = self.sys(&["zookeeper.digest.enabled", "digest.enabled"], boolean)? {
+            self.cfg.digest_enabled = b;
+        }
+        if let Some(n) = self.sys(
+            &[
+                "znode.container.checkIntervalMs",
+                "zookeeper.znode.container.checkIntervalMs",
+            ],
+            |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"),
+        )? {
+            self.cfg.container_check_interval_ms = n as u32;
+        }
+        if let Some(n) = self.sys(
+            &[
+                "znode.container.maxNeverUsedIntervalMs",
+                "zookeeper.znode.container.maxNeverUsedIntervalMs",
+            ],
+            |v| match java_parse_long(v.trim()) {
+                Some(n) if n >= 0 => Ok(n as u64),
+                _ => Err(format!(
+                    "expected a non-negative number of milliseconds (0 = never), got \"{v}\""
+                )),
+            },
+        )? {
+            self.cfg.container_max_never_used_interval_ms = n;
+        }
+        if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| {
+            decoded_int(v.trim(), 1, "a positive number of milliseconds")
+        })? {
+            self.cfg.cnx_timeout_ms = n as u32;
+        }
+        Ok(())
+    }
+
     /// `server.N`, `group.N`, `weight.N`, `version`: builds the ensemble.
     fn ensemble(&mut self) -> Result<(), ConfigError> {
         let entries = std::mem::take(&mut self.quorum_entries);
@@ -1320,6 +1378,10 @@ impl ServerConfig {
             admin_server_address: DEFAULT_ADMIN_SERVER_ADDRESS.to_string(),
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
+            digest_enabled: true,
+            container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
+            container_max_never_used_interval_ms: 0,
+            cnx_timeout_ms: DEFAULT_CNX_TIMEOUT_MS,
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
             config_file: None,
@@ -1471,6 +1533,7 @@ impl ServerConfig {
         }
 
         p.read_system_properties()?;
+        p.read_component_properties()?;
 
         // The ensemble: from the dynamic config file, or from this one.
         if let Some(dyn_name) = p.cfg.dynamic_config_file.clone() {

@@ -1157,3 +1157,53 @@ fn container_manager_settings_are_used_not_warned_about() {
     assert_eq!(c.system_properties.get("zookeeper.znode.container.checkIntervalMs").map(String::as_str), Some("1000"));
     assert_eq!(c.system_properties.get("zookeeper.znode.container.maxNeverUsedIntervalMs").map(String::as_str), Some("5000"));
 }
+
+#[test]
+fn component_settings_are_typed_and_checked() {
+    let c = with("");
+    assert!(c.digest_enabled);
+    assert_eq!(c.container_check_interval_ms, 60_000);
+    assert_eq!(c.container_max_never_used_interval_ms, 0);
+    assert_eq!(c.cnx_timeout_ms, 5000);
+    let c = with(
+        "digest.enabled=false\nznode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\ncnxTimeout=2500\n",
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(!c.digest_enabled);
+    assert_eq!(c.container_check_interval_ms, 1000);
+    assert_eq!(c.container_max_never_used_interval_ms, 5000);
+    assert_eq!(c.cnx_timeout_ms, 2500);
+    // A system property under ZooKeeper's own name wins over the zoo.cfg key.
+    let mut opts = ParseOptions::default();
+    opts.system_properties
+        .insert("znode.container.checkIntervalMs".into(), "0x10".into());
+    let c = ServerConfig::parse_with("dataDir=/d\nznode.container.checkIntervalMs=1000\n", &opts)
+        .unwrap();
+    assert_eq!(c.container_check_interval_ms, 16);
+    for (line, key) in [
+        ("digest.enabled=yes\n", "digest.enabled"),
+        (
+            "znode.container.checkIntervalMs=0\n",
+            "znode.container.checkIntervalMs",
+        ),
+        (
+            "znode.container.checkIntervalMs=soon\n",
+            "znode.container.checkIntervalMs",
+        ),
+        (
+            "znode.container.maxNeverUsedIntervalMs=-1\n",
+            "znode.container.maxNeverUsedIntervalMs",
+        ),
+        ("cnxTimeout=-5\n", "cnxTimeout"),
+    ] {
+        let e = err_with(line).to_string();
+        assert!(e.contains(key) && e.contains("line 2"), "{line}: {e}");
+    }
+    let mut opts = ParseOptions::default();
+    opts.system_properties
+        .insert("zookeeper.cnxTimeout".into(), "x".into());
+    let e = ServerConfig::parse_with("dataDir=/d\n", &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("zookeeper.cnxTimeout"), "{e}");
+}

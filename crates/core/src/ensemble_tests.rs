@@ -3,8 +3,12 @@
 //! when the test says so).
 
 use super::*;
-use rzk_proto::client::{Create, PathRequest, PathWatchRequest, SetDataRequest};
-use rzk_proto::Acl;
+use crate::auth;
+use rzk_proto::client::{
+    ConnectRequest, ConnectResponse, Create, PathRequest, PathWatchRequest, Request, SetDataRequest,
+};
+use rzk_proto::txn::TxnHeader;
+use rzk_proto::{Acl, Writer};
 
 const LEADER: PeerId = 1;
 const F1: PeerId = 2;

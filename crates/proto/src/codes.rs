@@ -69,6 +69,27 @@ int_enum! {
 }
 
 impl OpCode {
+    /// A write: the op changes the tree or the session table, so it takes a zxid and goes
+    /// through the quorum (prep → propose → commit → apply). ZooKeeper's `Request.isQuorum`
+    /// for a global session (rzk has no local sessions), and the txn types `DataTree.apply`
+    /// takes. `Error` is the txn a failed write becomes.
+    pub fn is_write(self) -> bool {
+        use OpCode::*;
+        matches!(
+            self,
+            Create | Create2 | CreateContainer | CreateTtl | Delete | DeleteContainer | SetData | SetAcl | Check | Multi | Reconfig
+                | CreateSession | CloseSession | Error
+        )
+    }
+
+    /// A write that a client sends as a request (and a learner forwards to its leader):
+    /// [`is_write`](Self::is_write) less the ops only a server issues. `createSession` comes
+    /// from the connect handshake, not a request; `deleteContainer` from the container
+    /// manager (rzk does not take it from a client); `error` is a failed write's txn.
+    pub fn is_client_write(self) -> bool {
+        self.is_write() && !matches!(self, OpCode::CreateSession | OpCode::DeleteContainer | OpCode::Error)
+    }
+
     /// ZooKeeper's name for the op, as `cons`/`dump` and logs print it.
     pub fn name(self) -> &'static str {
         use OpCode::*;
@@ -245,5 +266,21 @@ mod tests {
         }
         assert_eq!(OpCode::from_code(10), None);
         assert_eq!(ErrorCode::NoNode.code(), -101);
+    }
+
+    #[test]
+    fn writes_are_zookeepers_quorum_ops() {
+        use OpCode::*;
+        let writes: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_write()).collect();
+        let expected = [
+            Create, Delete, SetData, SetAcl, Check, Multi, Create2, Reconfig, CreateContainer, DeleteContainer, CreateTtl, CreateSession,
+            CloseSession, Error,
+        ];
+        assert_eq!(writes, expected);
+        let client: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_client_write()).collect();
+        assert_eq!(client, [Create, Delete, SetData, SetAcl, Check, Multi, Create2, Reconfig, CreateContainer, CreateTtl, CloseSession]);
+        for read in [Exists, GetData, GetAcl, GetChildren, GetChildren2, Sync, Ping, MultiRead, SetWatches, AddWatch, WhoAmI] {
+            assert!(!read.is_write(), "{}", read.name());
+        }
     }
 }

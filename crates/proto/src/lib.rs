@@ -16,6 +16,8 @@
 //! - [`client`]: connect handshake, request/reply headers, every request and response.
 //! - [`txn`]: `TxnHeader` and the transaction records written to the log and sent in PROPOSALs.
 //! - [`frame`]: `Incomplete | Invalid | Frame` splitting of a length-prefixed stream.
+//! - [`path`]: ZooKeeper's path rules (`PathUtils.validatePath`), for server and client.
+//! - [`rng`]: the one seeded PRNG (SplitMix64) of the simulator, the log worker and the bench.
 //! - [`time`]: epoch milliseconds as ZooKeeper prints them (Java's `Date.toString()`).
 //! - [`quorum`]: the ensemble's records: `QuorumPacket` and `LearnerInfo` (quorum port), the
 //!   FastLeaderElection notification and connection header (election port).
@@ -26,7 +28,9 @@ pub mod codes;
 pub mod data;
 pub mod frame;
 pub mod jute;
+pub mod path;
 pub mod quorum;
+pub mod rng;
 pub mod time;
 pub mod txn;
 

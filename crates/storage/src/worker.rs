@@ -26,6 +26,7 @@ use crate::snapshot::SnapshotFile;
 use crate::{ensemble, epoch};
 use crate::txnlog::{AppendError, TxnLog};
 use crate::{Compression, StorageConfig};
+use rzk_proto::rng::Rng;
 use rzk_proto::Zxid;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -69,33 +70,16 @@ const BATCH_BYTES_MAX: usize = 8 << 20;
 /// Capacity of the driver → log worker channel (messages, each a batch of appends).
 pub const LOG_QUEUE_MESSAGES: usize = 256;
 
-/// A tiny PRNG for the roll point (randomness comes in as a seed).
-struct XorShift(u64);
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        if n == 0 {
-            0
-        } else {
-            x % n
-        }
-    }
-}
-
 /// When to roll the log: after snapCount/2 + random(snapCount/2) txns in the current file,
 /// as ZooKeeper does, so the servers of an ensemble do not all snapshot at once.
 struct RollPolicy {
     snap_count: u64,
     roll_after: u64,
-    rng: XorShift,
+    rng: Rng,
 }
 
 impl RollPolicy {
-    fn new(snap_count: u64, mut rng: XorShift) -> RollPolicy {
+    fn new(snap_count: u64, mut rng: Rng) -> RollPolicy {
         let snap_count = snap_count.max(2);
         let roll_after = snap_count / 2 + rng.below(snap_count / 2);
         RollPolicy { snap_count, roll_after, rng }
@@ -161,7 +145,7 @@ pub fn spawn_log_worker(
     let h = std::thread::Builder::new()
         .name("rzk-log".into())
         .spawn(move || {
-            let rolls = RollPolicy::new(cfg.snap_count, XorShift(seed | 1));
+            let rolls = RollPolicy::new(cfg.snap_count, Rng::new(seed));
             log_worker(log, rx, events, &cfg, rolls, full_disk)
         })?;
     Ok((tx, h))

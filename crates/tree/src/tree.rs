@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
 use rzk_proto::txn::{TxnHeader, Txn};
-use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, OpCode, SessionId, Stat, StatPersisted, WatcherType, Zxid};
+use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, SessionId, Stat, StatPersisted, WatcherType, Zxid};
 
 use crate::acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::digest;
@@ -786,7 +786,8 @@ impl DataTree {
     /// notifications it caused. Conditions the prep step should have excluded (NoNode,
     /// NodeExists, ...) come back as [`TxnResult::Error`] with ZooKeeper's code, with the same
     /// partial effects ZooKeeper has (a delete of a missing child still bumps the parent's
-    /// pzxid; a create of an existing node still counts an ACL reference).
+    /// pzxid; a create of an existing node still counts an ACL reference). Every txn type of
+    /// a write ([`rzk_proto::OpCode::is_write`]) is applied here.
     pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyOutcome {
         let mut out = Vec::new();
         let result = self.process(hdr, txn, &mut out);
@@ -1556,26 +1557,10 @@ impl std::fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-/// The op codes `apply` dispatches on, for documentation of what it accepts.
-pub const APPLIED_OPS: &[OpCode] = &[
-    OpCode::Create,
-    OpCode::Create2,
-    OpCode::CreateTtl,
-    OpCode::CreateContainer,
-    OpCode::Delete,
-    OpCode::DeleteContainer,
-    OpCode::SetData,
-    OpCode::SetAcl,
-    OpCode::Check,
-    OpCode::CreateSession,
-    OpCode::CloseSession,
-    OpCode::Error,
-    OpCode::Multi,
-];
-
 #[cfg(test)]
 mod storage_tests {
     use super::*;
+    use rzk_proto::OpCode;
 
     #[test]
     fn path_data_round_trips() {

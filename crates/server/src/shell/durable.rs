@@ -49,13 +49,7 @@ pub fn storage_config(cfg: &ServerConfig) -> StorageConfig {
 
 /// The tree settings, from zoo.cfg (`zookeeper.digest.enabled`, `extendedTypesEnabled`).
 pub fn tree_options(cfg: &ServerConfig) -> TreeOptions {
-    let digest_enabled = cfg
-        .system_properties
-        .get("zookeeper.digest.enabled")
-        .or_else(|| cfg.system_properties.get("digest.enabled"))
-        .map(|v| !v.trim().eq_ignore_ascii_case("false"))
-        .unwrap_or(true);
-    TreeOptions { extended_types_enabled: cfg.extended_types_enabled, digest_enabled, ..Default::default() }
+    TreeOptions { extended_types_enabled: cfg.extended_types_enabled, digest_enabled: cfg.digest_enabled, ..Default::default() }
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {

@@ -73,17 +73,6 @@ impl Drop for ConnPermit {
 /// The core's settings, from zoo.cfg.
 pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     let tick = cfg.tick_time as i64;
-    let prop = |k: &str| cfg.system_properties.get(k).cloned();
-    let container_check = prop("znode.container.checkIntervalMs")
-        .or_else(|| prop("zookeeper.znode.container.checkIntervalMs"))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(60_000);
-    let never_used = prop("znode.container.maxNeverUsedIntervalMs")
-        .or_else(|| prop("zookeeper.znode.container.maxNeverUsedIntervalMs"))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|v| *v >= 0)
-        .unwrap_or(0);
     CoreConfig {
         // Standalone ZooKeeper seeds session ids with server id 1 (createSessionTrackerServerId).
         server_id: 1,
@@ -93,8 +82,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
         auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
-        container_check_interval_ms: container_check,
-        container_max_never_used_interval_ms: never_used,
+        container_check_interval_ms: cfg.container_check_interval_ms as i64,
+        container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
     }
 }
 

@@ -150,15 +150,9 @@ impl NetLimits {
     /// The settings zoo.cfg gives (`jute.maxbuffer`, `quorumListenOnAllIPs`,
     /// `zookeeper.cnxTimeout`); the snapshot scanner stays the rejecting default.
     pub fn from_config(cfg: &ServerConfig) -> NetLimits {
-        let cnx_ms = cfg
-            .system_properties
-            .get("zookeeper.cnxTimeout")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(5000);
         NetLimits {
             packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
-            connect_timeout: Duration::from_millis(cnx_ms),
+            connect_timeout: Duration::from_millis(cfg.cnx_timeout_ms as u64),
             listen_on_all_ips: cfg.quorum_listen_on_all_ips,
             ..NetLimits::default()
         }

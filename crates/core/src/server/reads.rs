@@ -1,0 +1,324 @@
+//! Reads and watches: a read answered from the tree at once (or queued behind the
+//! connection's pending write, so a client sees its own writes and its replies in xid order),
+//! the drain of that queue when the write is answered, the latency bookkeeping of every reply,
+//! watches set by reads, AddWatch, CheckWatches/RemoveWatches and SetWatches, and the delivery
+//! of watch events to their connections.
+
+use super::{frame_of, ConnId, Pending, ZooKeeperServer};
+use crate::auth;
+use rzk_proto::client::{
+    ClientInfo, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+};
+use rzk_proto::codes::xid;
+use rzk_proto::{perms, AddWatchMode, ErrorCode, OpCode, Record, WatcherType, Writer, Zxid};
+use rzk_tree::{WatchKind, WatcherId};
+
+impl ZooKeeperServer {
+    pub(super) fn on_read(
+        &mut self,
+        conn: ConnId,
+        header: RequestHeader,
+        body: &[u8],
+        received_ms: i64,
+    ) {
+        let zxid = self.tree.last_processed_zxid();
+        let op = OpCode::from_code(header.op);
+        let (err, resp) = match op {
+            None => (ErrorCode::Unimplemented, Response::Empty),
+            Some(_) => match Request::decode(header.op, body) {
+                Err(_) => (ErrorCode::MarshallingError, Response::Empty),
+                // SyncResponse echoes the request's path field as sent (a null stays null).
+                Ok(Request::Sync(_)) => (
+                    ErrorCode::Ok,
+                    Response::Raw(body[..4 + string_field_len(body)].to_vec()),
+                ),
+                Ok(req) => match self.read(conn, req) {
+                    Ok(r) => (ErrorCode::Ok, r),
+                    Err(e) => (e, Response::Empty),
+                },
+            },
+        };
+        let xid_out = header.xid;
+        let h = ReplyHeader {
+            xid: xid_out,
+            zxid,
+            err: err.code(),
+        };
+        self.finish(conn, h, &resp, op, received_ms);
+        if op.is_none() {
+            // As ZooKeeper does: answer Unimplemented, then drop the connection.
+            self.close(conn, format!("unknown request type {}", header.op));
+        }
+    }
+
+    pub(super) fn finish(
+        &mut self,
+        conn: ConnId,
+        h: ReplyHeader,
+        resp: &Response,
+        op: Option<OpCode>,
+        received_ms: i64,
+    ) {
+        let latency = (self.now_ms - received_ms).max(0);
+        self.stats.record(latency);
+        // ZooKeeper's readlatency / updatelatency: by whether the request carries a txn.
+        if op.is_some_and(OpCode::is_write) {
+            self.stats.update_latency.observe(latency);
+        } else {
+            self.stats.read_latency.observe(latency);
+        }
+        let op_name = op.map(OpCode::name).unwrap_or("unknown");
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.record(latency);
+            c.stats.last_op = op_name;
+            c.stats.last_zxid = h.zxid.0;
+            c.stats.last_response_ms = self.now_ms;
+        }
+        self.send(conn, frame_of(&h, resp), true);
+    }
+
+    pub(super) fn read(&mut self, conn: ConnId, req: Request) -> Result<Response, ErrorCode> {
+        let watcher = WatcherId(conn);
+        let c = self.conns.get(&conn).expect("conn");
+        let ids = c.auth.clone();
+        let session = c.session.unwrap_or_default();
+        let cfg = &self.cfg.auth;
+        match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                if r.watch {
+                    let kind = if self.tree.stat(&r.path).is_some() {
+                        WatchKind::Data
+                    } else {
+                        WatchKind::Exist
+                    };
+                    self.tree.add_watch(&r.path, kind, watcher);
+                }
+                self.tree
+                    .stat(&r.path)
+                    .map(Response::Stat)
+                    .ok_or(ErrorCode::NoNode)
+            }
+            Request::GetData(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                let (stat, data) = (node.client_stat(), node.data_opt().map(<[u8]>::to_vec));
+                if r.watch {
+                    self.tree.add_watch(&r.path, WatchKind::Data, watcher);
+                }
+                Ok(Response::GetData { data, stat })
+            }
+            req @ (Request::GetChildren(_) | Request::GetChildren2(_)) => {
+                let two = matches!(req, Request::GetChildren2(_));
+                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else {
+                    unreachable!()
+                };
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
+                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                if r.watch {
+                    self.tree.add_watch(&r.path, WatchKind::Child, watcher);
+                }
+                Ok(if two {
+                    Response::Children2 { children, stat }
+                } else {
+                    Response::Children(children)
+                })
+            }
+            Request::GetAcl(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, auth::PERMS_READ_OR_ADMIN, &ids)?;
+                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                let acl = if auth::check_acl(cfg, &node.acl, perms::ADMIN, &ids).is_ok() {
+                    node.acl.to_vec()
+                } else {
+                    auth::redact_digests(&node.acl)
+                };
+                Ok(Response::GetAcl { acl, stat })
+            }
+            Request::Sync(r) => Ok(Response::Path(r.path)),
+            Request::GetAllChildrenNumber(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                Ok(Response::AllChildrenNumber(
+                    self.tree
+                        .all_children_number(&r.path)
+                        .ok_or(ErrorCode::NoNode)?,
+                ))
+            }
+            Request::GetEphemerals(r) => {
+                let all = self.tree.get_ephemerals(session);
+                let prefix = r.path.trim();
+                let list = if prefix.is_empty() || prefix == "/" {
+                    all
+                } else {
+                    all.into_iter().filter(|p| p.starts_with(&r.path)).collect()
+                };
+                Ok(Response::Paths(list))
+            }
+            Request::WhoAmI => Ok(Response::WhoAmI(
+                auth::java_auth_order(&ids)
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: auth::user_name(id),
+                    })
+                    .collect(),
+            )),
+            Request::AddWatch(r) => {
+                let mode = AddWatchMode::from_code(r.mode).ok_or(ErrorCode::BadArguments)?;
+                let kind = match mode {
+                    AddWatchMode::Persistent => WatchKind::Persistent,
+                    AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+                };
+                if !r.path.is_empty() {
+                    self.tree.add_watch(&r.path, kind, watcher);
+                }
+                Ok(Response::ErrorResponse(0))
+            }
+            Request::CheckWatches(r) => {
+                let t = self.watcher_type(r.watcher_type)?;
+                if self.tree.contains_watch(&r.path, t, watcher) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::RemoveWatches(r) => {
+                let t = self.watcher_type(r.watcher_type)?;
+                if self.tree.remove_watches(&r.path, t, watcher) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::SetWatches(w) | Request::SetWatches2(w) => {
+                let events = self.tree.set_watches(w.relative_zxid, &w, watcher);
+                self.deliver(events);
+                Ok(Response::Empty)
+            }
+            Request::MultiRead(ops) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let r = match op {
+                        Request::GetData(r) => {
+                            self.read(conn, Request::GetData(r)).map(|resp| match resp {
+                                Response::GetData { data, stat } => {
+                                    OpResult::GetData { data, stat }
+                                }
+                                _ => unreachable!("getData answers GetData"),
+                            })
+                        }
+                        Request::GetChildren(r) => {
+                            self.read(conn, Request::GetChildren(r))
+                                .map(|resp| match resp {
+                                    Response::Children(children) => {
+                                        OpResult::GetChildren { children }
+                                    }
+                                    _ => unreachable!("getChildren answers Children"),
+                                })
+                        }
+                        _ => Err(ErrorCode::BadArguments),
+                    };
+                    results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
+                }
+                Ok(Response::Multi(results))
+            }
+            Request::Reconfig(_) | Request::Other(_) => Err(ErrorCode::Unimplemented),
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    /// `WatcherType.fromInt`: ZooKeeper 3.8 knows Children, Data and Any only and fails the
+    /// request (MarshallingError) for anything else; 3.9 adds Persistent and PersistentRecursive.
+    pub(super) fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
+        let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
+        let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
+        if v38
+            && matches!(
+                t,
+                WatcherType::Persistent | WatcherType::PersistentRecursive
+            )
+        {
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(t)
+    }
+
+    /// Answers the reads (and refused writes) that waited behind a write, up to the next
+    /// pending write.
+    pub(super) fn drain(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match c.pending.front() {
+                Some(Pending::Read { .. }) => {
+                    let Some(Pending::Read {
+                        header,
+                        body,
+                        received_ms,
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    self.on_read(conn, header, &body, received_ms);
+                }
+                Some(Pending::Failed { .. }) => {
+                    let Some(Pending::Failed {
+                        xid,
+                        op,
+                        err,
+                        received_ms,
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    let h = ReplyHeader {
+                        xid,
+                        zxid: self.tree.last_processed_zxid(),
+                        err: err.code(),
+                    };
+                    self.finish(conn, h, &Response::Empty, Some(op), received_ms);
+                }
+                Some(Pending::Sync { done: true, .. }) => {
+                    let Some(Pending::Sync {
+                        header,
+                        body,
+                        received_ms,
+                        ..
+                    }) = c.pending.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    self.on_read(conn, header, &body, received_ms);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    pub(super) fn deliver(&mut self, deliveries: Vec<(WatcherId, WatcherEvent)>) {
+        for (watcher, event) in deliveries {
+            let h = ReplyHeader {
+                xid: xid::NOTIFICATION,
+                zxid: Zxid(-1),
+                err: 0,
+            };
+            let mut w = Writer::for_frame();
+            h.write(&mut w);
+            event.write(&mut w);
+            self.send(watcher.0, w.finish_frame(), false);
+        }
+    }
+}
+
+/// The encoded length of the jute ustring at the start of `b` (0 for null), past its prefix.
+pub(super) fn string_field_len(b: &[u8]) -> usize {
+    let n = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    n.max(0) as usize
+}

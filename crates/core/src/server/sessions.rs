@@ -1,0 +1,140 @@
+//! Sessions over time: the touches a learner collects for its leader's PINGs and the leader
+//! applies, the session owner a leader checks (`SessionMoved`), the closeSession txn, the
+//! tick that expires sessions (and runs the container manager, where sessions expire: on a
+//! standalone server and on the leader), and the session table a snapshot carries.
+//! The tracker itself (tick buckets) is [`crate::session`].
+
+use super::{Origin, PeerId, Role, ZooKeeperServer};
+use crate::prep::PrepContext;
+use rzk_proto::txn::{Txn, TxnHeader};
+use rzk_proto::{OpCode, SessionId, Zxid};
+
+impl ZooKeeperServer {
+    /// Leader: the sessions a learner's PING reports active get their timeouts from now.
+    pub(super) fn on_touches(&mut self, sessions: Vec<(SessionId, i32)>) {
+        if self.role() == Role::Leader {
+            for (id, timeout) in sessions {
+                self.sessions.touch_for(id, timeout, self.now_ms);
+            }
+        }
+    }
+
+    /// Learner: the sessions its clients touched since the last call, with their timeouts
+    /// (the payload of the learner's next PING to the leader).
+    pub fn take_touches(&mut self) -> Vec<(SessionId, i32)> {
+        match self.learner_mut() {
+            Some(l) => std::mem::take(&mut l.touches).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The sessions as the committed txns left them (ZooKeeper's `sessionsWithTimeouts`, what
+    /// a snapshot or a SNAP to a learner carries): the tracker's, without those whose
+    /// createSession is still in flight; a session whose closeSession is in flight is still in.
+    pub fn committed_sessions(&self) -> Vec<(SessionId, i32)> {
+        let creating: std::collections::HashSet<SessionId> = self
+            .in_flight
+            .iter()
+            .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
+            .map(|f| f.record.header.client_id)
+            .collect();
+        self.sessions
+            .sessions()
+            .iter()
+            .filter(|s| !creating.contains(&s.id))
+            .map(|s| (s.id, s.timeout_ms))
+            .collect()
+    }
+
+    /// Restores a session loaded from disk (snapshot or log replay); it expires unless its
+    /// client comes back within its timeout.
+    pub fn restore_session(&mut self, id: SessionId, timeout_ms: i32) {
+        self.sessions.add(id, timeout_ms, self.now_ms);
+    }
+
+    /// `SessionTrackerImpl.checkSession`'s owner rule (a leader's; elsewhere every request
+    /// passes): the first checked request sets a session's owner; a request from another
+    /// server is `SessionMoved`.
+    pub(super) fn check_owner(&mut self, session: SessionId, owner: PeerId) -> bool {
+        match self.leader_mut() {
+            Some(l) => *l.owners.entry(session).or_insert(owner) == owner,
+            None => true,
+        }
+    }
+
+    /// closeSession: the ephemerals to delete are the session's, as the tree and the
+    /// outstanding changes know them.
+    pub(super) fn close_session_txn(&mut self, session: SessionId, zxid: Zxid) -> Txn {
+        let mut ctx = PrepContext {
+            tree: &self.tree,
+            outstanding: &mut self.outstanding,
+            auth_cfg: &self.cfg.auth,
+            auth_ids: &[],
+            session,
+            extended_types_enabled: self.cfg.extended_types_enabled,
+            reconfig_enabled: false,
+        };
+        ctx.close_session(zxid)
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        if !self.role().expires_sessions() {
+            // Learners never expire sessions (the leader does, from their touches) and run no
+            // container manager; nothing is served between roles.
+            return;
+        }
+        for session in self.sessions.expire(self.now_ms) {
+            tracing::info!(session = %session, "session expired");
+            self.stats.sessions_expired += 1;
+            let zxid = self.next_zxid();
+            let header = TxnHeader {
+                client_id: session,
+                cxid: 0,
+                zxid,
+                time: self.wall_ms,
+                op: OpCode::CloseSession.code(),
+            };
+            let txn = self.close_session_txn(session, zxid);
+            self.append(header, txn, Origin::Internal);
+        }
+        if self.now_ms >= self.next_container_check_ms {
+            self.next_container_check_ms = self.now_ms + self.cfg.container_check_interval_ms;
+            self.check_containers();
+        }
+    }
+
+    /// ZooKeeper's ContainerManager: delete containers that had children and have none now,
+    /// and TTL nodes without children whose TTL has passed since their last change.
+    /// ZooKeeper's ContainerManager: every check interval, a deleteContainer request for each
+    /// candidate (empty containers that once had children, expired empty TTL nodes), in the
+    /// order of ZooKeeper's candidate set.
+    pub(super) fn check_containers(&mut self) {
+        let candidates = self
+            .tree
+            .container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
+        for path in candidates {
+            let zxid = self.next_zxid();
+            let mut ctx = PrepContext {
+                tree: &self.tree,
+                outstanding: &mut self.outstanding,
+                auth_cfg: &self.cfg.auth,
+                auth_ids: &[],
+                session: SessionId(0),
+                extended_types_enabled: self.cfg.extended_types_enabled,
+                reconfig_enabled: false,
+            };
+            let (txn, op) = match ctx.prep_delete_container(&path, zxid) {
+                Ok(t) => (t, OpCode::DeleteContainer),
+                Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
+            };
+            let header = TxnHeader {
+                client_id: SessionId(0),
+                cxid: 0,
+                zxid,
+                time: self.wall_ms,
+                op: op.code(),
+            };
+            self.append(header, txn, Origin::Internal);
+        }
+    }
+}
