@@ -125,7 +125,9 @@ impl Role {
 /// What the driver tells the core.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Accepted { conn: ConnId, peer: SocketAddr },
+    /// `auth`: ids the shell already authenticated the connection as (x509 over TLS); the
+    /// core adds its `ip` id first, as ZooKeeper does.
+    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<Id> },
     /// One frame's payload (without its length prefix).
     Frame { conn: ConnId, payload: Vec<u8> },
     Closed { conn: ConnId },
@@ -496,8 +498,9 @@ impl ZooKeeperServer {
         self.now_ms = now_ms;
         self.wall_ms = wall_ms;
         match input {
-            Input::Accepted { conn, peer } => {
-                let auth = vec![Id::new("ip", &peer.ip().to_string())];
+            Input::Accepted { conn, peer, auth: shell_auth } => {
+                let mut auth = vec![Id::new("ip", &peer.ip().to_string())];
+                auth.extend(shell_auth);
                 self.conns.insert(
                     conn,
                     Conn {
@@ -1838,7 +1841,7 @@ mod tests {
     }
 
     fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
-        s.handle(0, 1000, Input::Accepted { conn, peer: peer() });
+        s.handle(0, 1000, Input::Accepted { conn, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
         s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
@@ -2057,7 +2060,7 @@ mod tests {
     #[test]
     fn append_failed_for_a_new_session_closes_its_connection() {
         let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
-        s.handle(0, 1000, Input::Accepted { conn: 9, peer: peer() });
+        s.handle(0, 1000, Input::Accepted { conn: 9, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
         s.handle(0, 1000, Input::Frame { conn: 9, payload: w.into_inner() });

@@ -202,15 +202,20 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         }
         Some(id)
     };
+    // The plaintext client address; none when only secureClientPort is set, as ZooKeeper
+    // then opens the secure port alone.
+    let secure_only = cfg.secure_client_port.is_some();
     let addr = match my_id {
-        None => rzk_server::shell::client_addr(&cfg),
+        None if cfg.client_port.is_none() && secure_only => Ok(None),
+        None => rzk_server::shell::client_addr(&cfg).map(Some),
         Some(id) => match cfg.client_listen_address(Some(id)) {
             Ok(Some(hp)) => {
                 let mut c = cfg.clone();
                 c.client_port = Some(hp.port);
                 c.client_port_address = Some(hp.host);
-                rzk_server::shell::client_addr(&c)
+                rzk_server::shell::client_addr(&c).map(Some)
             }
+            Ok(None) if secure_only => Ok(None),
             Ok(None) => Err("no clientPort (and no client address on this server's server.N line)".to_string()),
             Err(e) => Err(format!("invalid configuration: {e}")),
         },
@@ -230,13 +235,18 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         }
     };
     let code = rt.block_on(async move {
-        let listener = match rzk_server::shell::bind(addr, cfg.client_port_listen_backlog.max(50) as u32) {
+        let listener = match rzk_server::shell::listen::ClientListeners::bind(&cfg, addr, cfg.client_port_listen_backlog.max(50) as u32) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("rzk: cannot listen on {addr}: {e}");
+            Err(e @ rzk_server::shell::listen::ListenError::Bind { .. }) => {
+                eprintln!("rzk: {e}");
                 return ExitCode::FAILURE;
             }
+            Err(e) => {
+                eprintln!("rzk: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
         };
+        let secure = listener.secure_port();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -244,11 +254,11 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         });
         let result = match my_id {
             None => {
-                tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
+                tracing::info!(addr = ?addr, secure_port = ?secure, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
                 rzk_server::shell::run(cfg, None, listener, stop_rx).await
             }
             Some(id) => {
-                tracing::info!(%addr, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
+                tracing::info!(addr = ?addr, secure_port = ?secure, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
                 rzk_server::shell::run(cfg, Some(id), listener, stop_rx).await
             }
         };
