@@ -84,5 +84,5 @@ class Pki:
         # (openssl 3 writes PKCS#8 keys, "BEGIN PRIVATE KEY", which every client and store reads.)
         start, end = dates or ("20240101000000Z", "20991231000000Z")
         _run(["openssl", "ca", "-batch", "-config", "ca.cnf", "-cert", "%s.pem" % ca, "-keyfile", "%s.key" % ca,
-              "-in", "%s.csr" % name, "-out", "%s.pem" % name, "-startdate", start, "-enddate", end, "-notext"], d)
+              "-in", "%s.csr" % name, "-out", "%s.pem" % name, "-startdate", start, "-enddate", end, "-notext", "-preserveDN"], d)
         return self.p("%s.pem" % name)
