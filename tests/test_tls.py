@@ -130,7 +130,7 @@ def s_client(port: int, pki, *args, cert="client") -> str:
     return r.stdout.decode(errors="replace")
 
 
-def zkcli(port: int, pki, *args, store="jks") -> str:
+def zkcli(port: int, pki, *args, store="jks", key_store="") -> str:
     """zkCli.sh's ZooKeeperMain with the Netty socket and JKS (or PKCS12) stores. Run with
     java directly: Debian's zkEnv.sh replaces CLASSPATH, and the Netty client needs
     netty-codec and netty-resolver, which zookeeper.jar's manifest does not list."""
@@ -141,7 +141,7 @@ def zkcli(port: int, pki, *args, store="jks") -> str:
         h.ZK_JAVA, "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", cp,
         "-Dzookeeper.client.secure=true",
         "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
-        "-Dzookeeper.ssl.keyStore.location=%s" % pki.p("client.%s" % store),
+        "-Dzookeeper.ssl.keyStore.location=%s" % pki.p(key_store or "client.%s" % store),
         "-Dzookeeper.ssl.keyStore.password=%s" % PASSWORD,
         "-Dzookeeper.ssl.trustStore.location=%s" % pki.p("trust.%s" % store),
         "-Dzookeeper.ssl.trustStore.password=%s" % PASSWORD,
@@ -233,6 +233,12 @@ def test_zkcli_netty_client_over_tls(tls_server, pki):
     assert "hello" in out, out
     out = zkcli(tls_server.secure_port, pki, "whoami")
     assert "x509: %s" % CLIENT_DN in out, out
+
+
+def test_x509_id_is_the_rfc2253_subject(tls_server, pki):
+    """The id is X500Principal.getName(): escapes, DC, multi-valued RDNs, OIDs in hex."""
+    out = zkcli(tls_server.secure_port, pki, "whoami", store="p12", key_store="tricky.p12")
+    assert "x509: %s\n" % tlspki.TRICKY_DN in out, out
 
 
 # ---------------------------------------------------------------- servers per test

@@ -14,6 +14,9 @@ PASSWORD = "testpass"
 CLIENT_DN = "CN=client,OU=test,O=rzk"
 ADMIN_DN = "CN=admin,OU=test,O=rzk"
 OTHER_DN = "CN=other,OU=test,O=rzk"
+TRICKY_SUBJECT = "/DC=org/DC=example/O=rzk, Inc./OU=test+UID=u1/CN=tricky #1/emailAddress=t@example.com"
+# X500Principal.getName() of TRICKY_SUBJECT, as ZooKeeper's x509 provider reports it.
+TRICKY_DN = "1.2.840.113549.1.9.1=#160d74406578616d706c652e636f6d,CN=tricky \\#1,OU=test+UID=u1,O=rzk\\, Inc.,DC=example,DC=org"
 
 
 def have_tools() -> bool:
@@ -54,8 +57,11 @@ class Pki:
         self.other = self.issue("other", _subj(OTHER_DN))
         self.expired = self.issue("expired", "/O=rzk/OU=test/CN=expired", dates=("20200101000000Z", "20200102000000Z"))
         self.untrusted = self.issue("untrusted", "/O=rzk/OU=test/CN=untrusted", ca="otherca")
+        # A subject that exercises RFC 2253 formatting: DC, a comma and a '#' to escape, a
+        # multi-valued RDN and emailAddress (printed by OID with its DER value in hex).
+        self.tricky = self.issue("tricky", TRICKY_SUBJECT)
         # PKCS12 and JKS forms of the server's key store and of the trust store.
-        for name in ("server", "client"):
+        for name in ("server", "client", "tricky"):
             _run(["openssl", "pkcs12", "-export", "-in", "%s.pem" % name, "-inkey", "%s.key" % name,
                   "-certfile", "ca.pem", "-name", name, "-out", "%s.p12" % name, "-passout", "pass:" + PASSWORD], d)
             _run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", "%s.p12" % name, "-srcstoretype", "PKCS12",
@@ -80,7 +86,7 @@ class Pki:
         d = self.dir
         _run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
               "-keyout", "%s.key" % name, "-out", "%s.csr" % name, "-subj", subj]
-             + (["-addext", "subjectAltName=" + san] if san else []), d)
+             + (["-addext", "subjectAltName=" + san] if san else []) + (["-multivalue-rdn"] if "+" in subj else []), d)
         # (openssl 3 writes PKCS#8 keys, "BEGIN PRIVATE KEY", which every client and store reads.)
         start, end = dates or ("20240101000000Z", "20991231000000Z")
         _run(["openssl", "ca", "-batch", "-config", "ca.cnf", "-cert", "%s.pem" % ca, "-keyfile", "%s.key" % ca,

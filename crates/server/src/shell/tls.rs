@@ -466,6 +466,19 @@ mod tests {
         assert!(protocol_versions(&t).unwrap_err().to_string().starts_with("ssl.protocol"));
     }
 
+    /// Made with openssl, subject
+    /// `/DC=org/DC=example/O=rzk, Inc./OU=test+UID=u1/CN=tricky #1/emailAddress=t@example.com`.
+    const TRICKY_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB+DCCAZ+gAwIBAgICEAYwCgYIKoZIzj0EAwIwJDEMMAoGA1UECgwDcnprMRQw\nEgYDVQQDDAtyemsgdGVzdCBDQTAgFw0yNDAxMDEwMDAwMDBaGA8yMDk5MTIzMTAw\nMDAwMFowgZUxEzARBgoJkiaJk/IsZAEZFgNvcmcxFzAVBgoJkiaJk/IsZAEZFgdl\neGFtcGxlMRIwEAYDVQQKDAlyemssIEluYy4xHzALBgNVBAsMBHRlc3QwEAYKCZIm\niZPyLGQBAQwCdTExEjAQBgNVBAMMCXRyaWNreSAjMTEcMBoGCSqGSIb3DQEJARYN\ndEBleGFtcGxlLmNvbTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABH+gRdWmxmkB\nbE7jk1tOZalTBAo2ggYlB/K/aW8yowTIX8VnrJ+xHMj20/0tWVloTQzkvuZ54oQ3\n4FCQ3IoesLmjTTBLMAkGA1UdEwQCMAAwHQYDVR0OBBYEFM5T6qMAS25w2o+S/PPW\neGikRC3LMB8GA1UdIwQYMBaAFD9P+EloLRD9CwF1+RX3STLRNlu5MAoGCCqGSM49\nBAMCA0cAMEQCIHYyXhtsUzLvLrCaYFHTZ2o5hGE1TwmKZwY4kmXx2oPnAiBs0vbE\nkVbPM3xX8S3npcZxP0ubTMnfmv2KOurZsM2cgQ==\n-----END CERTIFICATE-----";
+
+    #[test]
+    fn subject_dn_as_java_prints_it() {
+        let der = CertificateDer::from_pem_slice(TRICKY_PEM.as_bytes()).unwrap();
+        // What ZooKeeper 3.8's x509 provider reports for this certificate (whoami).
+        let java = "1.2.840.113549.1.9.1=#160d74406578616d706c652e636f6d,CN=tricky \\#1,OU=test+UID=u1,O=rzk\\, Inc.,DC=example,DC=org";
+        assert_eq!(x509_ids(der.as_ref(), None).unwrap(), vec![Id::new("x509", java)]);
+        assert_eq!(x509_ids(der.as_ref(), Some(java)).unwrap(), vec![Id::new("super", java), Id::new("x509", java)]);
+    }
+
     #[test]
     fn rfc2253_escaping() {
         assert_eq!(escape_rfc2253("a,b"), "a\\,b");
