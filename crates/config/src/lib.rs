@@ -969,17 +969,23 @@ impl<'o> Parser<'o> {
         if let Some(a) = self.sys(&["zookeeper.ssl.clientAuth"], ClientAuth::parse)? {
             t.client_auth = a;
         }
-        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| Ok::<String, String>(v.trim().to_string()))? {
+        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| {
+            Ok::<String, String>(v.trim().to_string())
+        })? {
             if !p.is_empty() {
                 t.protocol = p;
             }
         }
-        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| Ok::<_, String>(security::split_list(v)))? {
+        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| {
+            Ok::<_, String>(security::split_list(v))
+        })? {
             Some(list) if !list.is_empty() => list,
             _ => vec![t.protocol.clone()],
         };
         t.ciphersuites = self
-            .sys(&["zookeeper.ssl.ciphersuites"], |v| Ok::<_, String>(security::split_list(v)))?
+            .sys(&["zookeeper.ssl.ciphersuites"], |v| {
+                Ok::<_, String>(security::split_list(v))
+            })?
             .filter(|l| !l.is_empty());
         if let Some(b) = self.sys(&["zookeeper.ssl.hostnameVerification"], java_bool)? {
             t.hostname_verification = b;
@@ -996,9 +1002,15 @@ impl<'o> Parser<'o> {
         })? {
             t.auth_provider = p;
         }
-        t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| Ok::<_, String>(v.to_string()))?;
-        t.port_unification = self.sys(&["zookeeper.client.portUnification"], java_bool)?.unwrap_or(false);
-        t.cert_reload = self.sys(&["zookeeper.client.certReload"], java_bool)?.unwrap_or(false);
+        t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| {
+            Ok::<_, String>(v.to_string())
+        })?;
+        t.port_unification = self
+            .sys(&["zookeeper.client.portUnification"], java_bool)?
+            .unwrap_or(false);
+        t.cert_reload = self
+            .sys(&["zookeeper.client.certReload"], java_bool)?
+            .unwrap_or(false);
         if let Some(n) = self.sys(&["zookeeper.ssl.handshakeDetectionTimeoutMillis"], |v| {
             decoded_int(v, 1, "a positive number of milliseconds")
         })? {
@@ -1014,7 +1026,9 @@ impl<'o> Parser<'o> {
             if t.key_store.is_none() {
                 return Err(self.invalid(
                     "ssl.keyStore.location",
-                    format!("{why} is set, so TLS needs the server's key store (ssl.keyStore.location)"),
+                    format!(
+                        "{why} is set, so TLS needs the server's key store (ssl.keyStore.location)"
+                    ),
                 ));
             }
             if t.client_auth != ClientAuth::None && t.trust_store.is_none() {

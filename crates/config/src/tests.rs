@@ -622,25 +622,61 @@ fn ignored_keys() {
 fn unimplemented_security_keys_stop_start_up() {
     for (text, key) in [
         ("sslQuorum=true\n", "sslQuorum"),
-        ("sslQuorumReloadCertFiles=true\n", "sslQuorumReloadCertFiles"),
+        (
+            "sslQuorumReloadCertFiles=true\n",
+            "sslQuorumReloadCertFiles",
+        ),
         ("portUnification=true\n", "portUnification"),
         ("quorum.auth.enableSasl=true\n", "quorum.auth.enableSasl"),
-        ("quorum.auth.serverRequireSasl=true\n", "quorum.auth.serverRequireSasl"),
-        ("quorum.auth.learnerRequireSasl=true\n", "quorum.auth.learnerRequireSasl"),
-        ("quorum.auth.learner.saslLoginContext=QuorumLearner\n", "quorum.auth.learner.saslLoginContext"),
-        ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
-        ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
-        ("authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n", "authProvider.1"),
+        (
+            "quorum.auth.serverRequireSasl=true\n",
+            "quorum.auth.serverRequireSasl",
+        ),
+        (
+            "quorum.auth.learnerRequireSasl=true\n",
+            "quorum.auth.learnerRequireSasl",
+        ),
+        (
+            "quorum.auth.learner.saslLoginContext=QuorumLearner\n",
+            "quorum.auth.learner.saslLoginContext",
+        ),
+        (
+            "quorum.auth.kerberos.servicePrincipal=zk/h\n",
+            "quorum.auth.kerberos.servicePrincipal",
+        ),
+        (
+            "ssl.quorum.keyStore.location=/q.jks\n",
+            "ssl.quorum.keyStore.location",
+        ),
+        (
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            "authProvider.1",
+        ),
         ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
-        ("java.security.auth.login.config=/jaas.conf\n", "java.security.auth.login.config"),
-        ("sessionRequireClientSASLAuth=true\n", "sessionRequireClientSASLAuth"),
+        (
+            "java.security.auth.login.config=/jaas.conf\n",
+            "java.security.auth.login.config",
+        ),
+        (
+            "sessionRequireClientSASLAuth=true\n",
+            "sessionRequireClientSASLAuth",
+        ),
         ("enforce.auth.enabled=true\n", "enforce.auth.enabled"),
         ("enforce.auth.schemes=sasl\n", "enforce.auth.schemes"),
-        ("kerberos.removeHostFromPrincipal=true\n", "kerberos.removeHostFromPrincipal"),
+        (
+            "kerberos.removeHostFromPrincipal=true\n",
+            "kerberos.removeHostFromPrincipal",
+        ),
         ("requireClientAuthScheme=sasl\n", "requireClientAuthScheme"),
         ("ssl.ocsp=true\n", "ssl.ocsp"),
-        ("ssl.context.supplier.class=a.B\n", "ssl.context.supplier.class"),
-        ("X509AuthenticationProvider.clientCertIdType=SAN\n", "X509AuthenticationProvider.clientCertIdType"),
+        (
+            "ssl.context.supplier.class=a.B\n",
+            "ssl.context.supplier.class",
+        ),
+        (
+            "X509AuthenticationProvider.clientCertIdType=SAN\n",
+            "X509AuthenticationProvider.clientCertIdType",
+        ),
     ] {
         let e = err_with(text);
         assert_eq!(e.key(), Some(key), "{text}: {e}");
@@ -649,13 +685,22 @@ fn unimplemented_security_keys_stop_start_up() {
     }
     // The same as a system property given on the command line.
     let opts = ParseOptions {
-        system_properties: [("zookeeper.sessionRequireClientSASLAuth".to_string(), "true".to_string())].into(),
+        system_properties: [(
+            "zookeeper.sessionRequireClientSASLAuth".to_string(),
+            "true".to_string(),
+        )]
+        .into(),
         ..Default::default()
     };
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
-    assert!(matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"), "{e}");
+    assert!(
+        matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"),
+        "{e}"
+    );
     // Booleans still have to be booleans.
-    assert!(err_with("sslQuorum=1\n").to_string().contains("expected true or false"));
+    assert!(err_with("sslQuorum=1\n")
+        .to_string()
+        .contains("expected true or false"));
 }
 
 #[test]
@@ -693,9 +738,15 @@ fn client_tls_settings() {
     assert!(t.port_unification && t.cert_reload);
     assert_eq!(t.key_store.as_ref().unwrap().store_type, StoreType::Pkcs12);
     let ts = t.trust_store.as_ref().unwrap();
-    assert_eq!((ts.store_type, ts.password_path.as_deref()), (StoreType::Jks, Some(Path::new("/pw"))));
+    assert_eq!(
+        (ts.store_type, ts.password_path.as_deref()),
+        (StoreType::Jks, Some(Path::new("/pw")))
+    );
     assert_eq!(t.client_auth, ClientAuth::Want);
-    assert_eq!(t.enabled_protocols, vec!["TLSv1.3".to_string(), "TLSv1.2".to_string()]);
+    assert_eq!(
+        t.enabled_protocols,
+        vec!["TLSv1.3".to_string(), "TLSv1.2".to_string()]
+    );
     assert_eq!(t.ciphersuites.as_ref().unwrap().len(), 2);
     assert!(!t.hostname_verification);
     assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
@@ -703,7 +754,10 @@ fn client_tls_settings() {
     // The same settings as zookeeper.-prefixed system properties.
     let opts = ParseOptions {
         system_properties: [
-            ("zookeeper.ssl.keyStore.location".to_string(), "/k.pem".to_string()),
+            (
+                "zookeeper.ssl.keyStore.location".to_string(),
+                "/k.pem".to_string(),
+            ),
             ("zookeeper.ssl.clientAuth".to_string(), "none".to_string()),
         ]
         .into(),
@@ -720,17 +774,26 @@ fn client_tls_errors() {
     assert_eq!(e.key(), Some("ssl.keyStore.location"), "{e}");
     let e = err_with("secureClientPort=2281\nssl.keyStore.location=/k.pem\n");
     assert_eq!(e.key(), Some("ssl.trustStore.location"), "{e}");
-    let e = err_with("secureClientPort=2281\nssl.keyStore.location=/k.keystore\nssl.clientAuth=none\n");
+    let e =
+        err_with("secureClientPort=2281\nssl.keyStore.location=/k.keystore\nssl.clientAuth=none\n");
     assert!(e.to_string().contains("auto-detect"), "{e}");
     let e = err_with("ssl.keyStore.location=/k.pem\nssl.keyStore.type=BCFKS\n");
     assert_eq!(e.key(), Some("ssl.keyStore.type"), "{e}");
     let e = err_with("ssl.clientAuth=maybe\n");
-    assert_eq!((e.key(), e.line()), (Some("ssl.clientAuth"), Some(2)), "{e}");
+    assert_eq!(
+        (e.key(), e.line()),
+        (Some("ssl.clientAuth"), Some(2)),
+        "{e}"
+    );
     let e = err_with("ssl.authProvider=custom\n");
     assert_eq!(e.key(), Some("ssl.authProvider"), "{e}");
     // Stores configured with nothing to use them: a warning.
     let c = with("ssl.keyStore.location=/k.pem\n");
-    assert!(has_warning(&c, "ssl.keyStore.location", "no port speaks TLS"), "{:?}", c.warnings);
+    assert!(
+        has_warning(&c, "ssl.keyStore.location", "no port speaks TLS"),
+        "{:?}",
+        c.warnings
+    );
 }
 
 // ---------------------------------------------------------------- syntax
@@ -1241,8 +1304,19 @@ fn load_reports_main_file_errors_before_a_missing_dynamic_file() {
 
 #[test]
 fn container_manager_settings_are_used_not_warned_about() {
-    let c = with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
+    let c =
+        with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert_eq!(c.system_properties.get("zookeeper.znode.container.checkIntervalMs").map(String::as_str), Some("1000"));
-    assert_eq!(c.system_properties.get("zookeeper.znode.container.maxNeverUsedIntervalMs").map(String::as_str), Some("5000"));
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.znode.container.checkIntervalMs")
+            .map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.znode.container.maxNeverUsedIntervalMs")
+            .map(String::as_str),
+        Some("5000")
+    );
 }
