@@ -241,6 +241,21 @@ def test_x509_id_is_the_rfc2253_subject(tls_server, pki):
     assert "x509: %s\n" % tlspki.TRICKY_DN in out, out
 
 
+def test_rzk_cli_over_tls(tls_server, pki):
+    """rzk's own client: `rzk cli --tls-ca --tls-cert --tls-key`."""
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    tls = ["--tls-ca", pki.p("ca.pem"), "--tls-cert", pki.p("client.pem"), "--tls-key", pki.p("client.key")]
+    base = [str(h.rzk_binary()), "cli", "-server", "127.0.0.1:%d" % tls_server.secure_port, "-timeout", "5000"]
+    r = h.run_bounded(base + tls + ["create", "/rzk-cli-tls", "v"], timeout=30)
+    assert r.returncode == 0, h._dec(r.stdout) + h._dec(r.stderr)
+    r = h.run_bounded(base + tls + ["whoami"], timeout=30)
+    assert "x509: %s" % CLIENT_DN in h._dec(r.stdout), h._dec(r.stdout) + h._dec(r.stderr)
+    # Without a client certificate the server (clientAuth=need) refuses the handshake.
+    r = h.run_bounded(base + ["--tls-ca", pki.p("ca.pem"), "get", "/rzk-cli-tls"], timeout=30)
+    assert r.returncode == 1 and "ConnectionLoss" in h._dec(r.stderr), h._dec(r.stdout) + h._dec(r.stderr)
+
+
 # ---------------------------------------------------------------- servers per test
 
 
