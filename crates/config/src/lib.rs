@@ -941,6 +941,7 @@ impl<'o> Parser<'o> {
         })? {
             Some(Some(t)) => t,
             _ => {
+                // No type: from the file's extension; an error names the location key.
                 let key = k("location");
                 self.sys(&[&key], |_| StoreType::from_file_name(&location))?
                     .expect("location is set")

@@ -212,12 +212,11 @@ pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
 pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
     let k = name.strip_prefix("zookeeper.").unwrap_or(name);
     let on = java_true(value);
-    let msg: String = if let Some(n) = k.strip_prefix("authProvider.") {
+    let msg: String = if k.starts_with("authProvider.") {
         let class = value.trim();
         if BUILT_IN_PROVIDERS.contains(&class) {
             return None;
         }
-        let _ = n;
         if class.ends_with("SASLAuthenticationProvider") {
             "SASL authentication (SASLAuthenticationProvider) is not supported by rzk yet".into()
         } else {
