@@ -296,17 +296,20 @@ def test_port_unification(started, pki, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_client_auth_want(started, pki, kind):
     """ssl.clientAuth=want: a client without a certificate connects unauthenticated."""
-    from kazoo.exceptions import NoAuthError
+    from kazoo.exceptions import AuthFailedError, NoAuthError
     from kazoo.security import make_acl
 
     s = start(kind, pki, **{"ssl.clientAuth": "want"})
     started.append(s)
     k = kazoo(s.secure_port, pki)
     k.create("/want", b"x", acl=[make_acl("x509", CLIENT_DN, all=True)])
+    k.add_auth("x509", "")  # the provider checks the connection's certificate: there is one
     k.stop()
     anon = kazoo(s.secure_port, pki, cert=None)
     with pytest.raises(NoAuthError):
         anon.get("/want")
+    with pytest.raises(AuthFailedError):  # no certificate to authenticate with
+        anon.add_auth("x509", "")
     anon.stop()
     assert refused(s.secure_port, pki, "expired")
 

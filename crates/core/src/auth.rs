@@ -63,9 +63,16 @@ pub struct AuthConfig {
     pub skip_acl: bool,
 }
 
-/// Handles an auth packet. Returns the ids to add to the connection, or AuthFailed.
-pub fn authenticate(cfg: &AuthConfig, scheme: &str, auth: &[u8]) -> Result<Vec<Id>, ErrorCode> {
+/// Handles an auth packet on a connection that has the ids `current`. Returns the ids to
+/// add to the connection, or AuthFailed. `x509` succeeds (adding nothing new) only on a
+/// connection whose TLS client certificate already authenticated it, as
+/// `X509AuthenticationProvider.handleAuthentication` checks the connection's certificate.
+pub fn authenticate(cfg: &AuthConfig, scheme: &str, auth: &[u8], current: &[Id]) -> Result<Vec<Id>, ErrorCode> {
     match scheme {
+        "x509" => match current.iter().any(|id| id.scheme == "x509") {
+            true => Ok(Vec::new()),
+            false => Err(ErrorCode::AuthFailed),
+        },
         "digest" => {
             let id = String::from_utf8_lossy(auth).into_owned();
             let digest = generate_digest(&id);
@@ -287,6 +294,9 @@ mod tests {
         assert_eq!(fixup_acl(&acl, &[]), Ok(acl.clone()));
         assert!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", dn)]).is_ok());
         assert_eq!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", "CN=other")]), Err(ErrorCode::NoAuth));
+        // addauth x509: only where a client certificate already authenticated the connection.
+        assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::AuthFailed));
+        assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("x509", dn)]), Ok(vec![]));
         // `auth` expands to the x509 id, as X509AuthenticationProvider.isAuthenticated is true.
         let auth = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
         assert_eq!(fixup_acl(&auth, &[Id::new("ip", "127.0.0.1"), Id::new("x509", dn)]), Ok(acl));
