@@ -348,6 +348,29 @@ def test_cert_reload(started, pki, kind, tmp_path):
     k.stop()
 
 
+def test_rzk_ensemble_with_secure_client_ports(pki):
+    """Each member of a 3-server rzk ensemble serves TLS clients (JKS key store, PKCS12 trust
+    store); a write through one is read through every other."""
+    import zkensemble as ze
+
+    _available("rzk")
+    secure = {sid: h.free_port() for sid in (1, 2, 3)}
+    member_cfg = {sid: {"secureClientPort": port, "secureClientPortAddress": "127.0.0.1"} for sid, port in secure.items()}
+    extra = {
+        "ssl.keyStore.location": pki.p("server.jks"), "ssl.keyStore.password": PASSWORD,
+        "ssl.trustStore.location": pki.p("trust.p12"), "ssl.trustStore.password": PASSWORD,
+    }
+    with ze.Ensemble("rzk", 3, proxied=False, extra_cfg=extra, member_cfg=member_cfg, name="tls"):
+        k = kazoo(secure[1], pki)
+        k.create("/ens-tls", b"v")
+        k.stop()
+        for sid in (2, 3):
+            k = kazoo(secure[sid], pki)
+            k.sync("/ens-tls")
+            assert k.get("/ens-tls")[0] == b"v"
+            k.stop()
+
+
 # ---------------------------------------------------------------- rzk start-up errors
 
 
