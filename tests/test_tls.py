@@ -374,13 +374,13 @@ def test_rzk_ensemble_with_secure_client_ports(pki):
 # ---------------------------------------------------------------- rzk start-up errors
 
 
-def rzk_start_error(tmp_path, lines) -> str:
+def rzk_start_error(tmp_path, lines, args=(), env=None) -> str:
     if not h.rzk_available():
         pytest.skip("rzk binary not found")
     cfg = tmp_path / "zoo.cfg"
     cfg.write_text("dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n%s\n" % (tmp_path / "data", h.free_port(), "\n".join(lines)))
-    r = subprocess.run([str(h.rzk_binary()), "server", "--config", str(cfg)], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=20)
+    r = subprocess.run([str(h.rzk_binary()), "server", "--config", str(cfg)] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=20, env=dict(os.environ, **(env or {})))
     assert r.returncode == 2, r.stdout.decode(errors="replace")
     return r.stdout.decode(errors="replace")
 
@@ -429,6 +429,28 @@ def test_bad_tls_setting_stops_start_up(tmp_path, pki, lines, key):
     keystore = ["ssl.keyStore.location=%s" % (pki.p("server.jks") if "JKS" in " ".join(lines) else pki.p("server-store.pem"))]
     out = rzk_start_error(tmp_path, base + keystore + lines)
     assert key in out, out
+
+
+def test_system_properties_as_zookeeper_takes_them(tmp_path, started, pki):
+    """-D options (rzk server -D..., or SERVER_JVMFLAGS / JVMFLAGS as zkServer.sh passes
+    them) are ZooKeeper's system properties: read, and refused when not implemented."""
+    out = rzk_start_error(tmp_path, [], args=["-Dzookeeper.sessionRequireClientSASLAuth=true"])
+    assert "zookeeper.sessionRequireClientSASLAuth" in out, out
+    out = rzk_start_error(tmp_path, [], env={"SERVER_JVMFLAGS": "-Xmx512m -Djava.security.auth.login.config=/etc/zk/jaas.conf"})
+    assert "java.security.auth.login.config" in out, out
+
+    class RzkWithProps(h.RzkServer):
+        def command(self):
+            return super().command() + ["-Dzookeeper.ssl.keyStore.location=%s" % pki.p("server-store.pem"),
+                                        "-Dzookeeper.ssl.clientAuth=none"]
+
+    _available("rzk")
+    port = h.free_port()
+    s = RzkWithProps(extra_cfg={"secureClientPort": str(port), "secureClientPortAddress": "127.0.0.1"}).start()
+    started.append(s)
+    k = kazoo(port, pki, cert=None)
+    assert k.exists("/") is not None
+    k.stop()
 
 
 def test_secure_port_without_key_store_stops_start_up(tmp_path):

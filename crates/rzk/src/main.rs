@@ -27,6 +27,11 @@ enum Command {
         /// A zoo.cfg in Apache ZooKeeper's format.
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
+        /// A Java system property as ZooKeeper takes it (`-Dzookeeper.ssl.keyStore.location=…`);
+        /// `-D` options in SERVER_JVMFLAGS and JVMFLAGS (as zkServer.sh passes them) count too.
+        /// zoo.cfg keys win, as in ZooKeeper.
+        #[arg(short = 'D', value_name = "key=value")]
+        system_properties: Vec<String>,
     },
     /// A local ensemble from one command: writes a zoo.cfg and myid per server under --dir
     /// and runs them all until Ctrl-C (clients connect to 127.0.0.1:2181,2182,2183).
@@ -119,7 +124,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Server { config } => server(config),
+        Command::Server { config, system_properties } => server(config, system_properties),
         Command::Cli { args } => rzk_cli::main(args),
         Command::Log { command: LogCommand::Dump { file } } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
         Command::Snapshot { command: SnapshotCommand::Dump { file, data } } => {
@@ -162,10 +167,34 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn server(config: Option<PathBuf>) -> ExitCode {
+/// The Java system properties a ZooKeeper server would have: `-D` options from
+/// SERVER_JVMFLAGS and JVMFLAGS (zkServer.sh's variables), then the command line's.
+fn system_properties(args: &[String]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut props = std::collections::BTreeMap::new();
+    let from_env = ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .flat_map(|v| v.split_whitespace().filter_map(|t| t.strip_prefix("-D").map(str::to_string)).collect::<Vec<_>>());
+    for kv in from_env.chain(args.iter().cloned()) {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => props.insert(k.to_string(), v.to_string()),
+            // `-Dflag` alone is "flag=" in Java.
+            _ if !kv.is_empty() && !kv.contains('=') => props.insert(kv.clone(), String::new()),
+            _ => return Err(format!("-D{kv}: expected -Dkey=value")),
+        };
+    }
+    Ok(props)
+}
+
+fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCode {
+    let props = match system_properties(&system_property_args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let cfg = match &config {
+        None if !system_property_args.is_empty() => return fail("-D system properties need --config zoo.cfg".into()),
         None => rzk_config::ServerConfig::default_standalone(),
-        Some(path) => match rzk_config::load(path) {
+        Some(path) => match rzk_config::load_with(path, props) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("rzk: invalid configuration: {e}");
