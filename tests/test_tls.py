@@ -57,6 +57,9 @@ def stores(pki, kind: str):
     """The server's zoo.cfg keys for a key store and trust store of one type."""
     if kind == "pem":
         return {"ssl.keyStore.location": pki.p("server-store.pem"), "ssl.trustStore.location": pki.p("ca.pem")}
+    if kind == "pem-encrypted":
+        return {"ssl.keyStore.location": pki.p("server-enc-store.pem"), "ssl.keyStore.password": PASSWORD,
+                "ssl.trustStore.location": pki.p("ca.pem")}
     ext = {"pkcs12": "p12", "jks": "jks"}[kind]
     return {
         "ssl.keyStore.location": pki.p("server.%s" % ext),
@@ -260,8 +263,12 @@ def test_rzk_cli_over_tls(tls_server, pki):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("store", ["pkcs12", "jks"])
+@pytest.mark.parametrize("store", ["pkcs12", "jks", "pem-encrypted"])
 def test_store_types(started, pki, kind, store):
+    if kind == "zookeeper" and store == "pem-encrypted":
+        # Seen here: ZooKeeper 3.8's PemReader asks the JDK for a "PBES2 SecretKeyFactory",
+        # which does not exist, so it cannot open a PBES2-encrypted PKCS#8 key; rzk can.
+        pytest.xfail("ZooKeeper 3.8 cannot read PBES2-encrypted PEM keys")
     s = start(kind, pki, store=store)
     started.append(s)
     k = kazoo(s.secure_port, pki)

@@ -73,6 +73,10 @@ class Pki:
               "-storetype", "PKCS12", "-storepass", PASSWORD], d)
         # ZooKeeper's PEM key store: the private key and the certificate chain in one file.
         (d / "server-store.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
+        # The same with the key encrypted (PKCS#8, PBES2), opened with ssl.keyStore.password.
+        _run(["openssl", "pkcs8", "-topk8", "-in", "server.key", "-out", "server-enc.key", "-v2", "aes-256-cbc",
+              "-passout", "pass:" + PASSWORD], d)
+        (d / "server-enc-store.pem").write_text((d / "server-enc.key").read_text() + (d / "server.pem").read_text())
 
     def p(self, name: str) -> str:
         return str(self.dir / name)

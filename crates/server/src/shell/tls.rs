@@ -9,9 +9,9 @@
 //! code as for plaintext (`conn::run` is generic over the stream).
 //!
 //! Differences from ZooKeeper, each an error at start-up rather than a silent change:
-//! rustls offers TLS 1.2 and 1.3 only, and no CBC cipher suites; encrypted PEM private keys
-//! are not read (use PKCS12 or JKS for a password-protected key); there is no JDK default
-//! trust store, so `ssl.clientAuth` need/want requires `ssl.trustStore.location`.
+//! rustls offers TLS 1.2 and 1.3 only, and no CBC cipher suites; an encrypted PEM private key
+//! must be PKCS#8 (`ENCRYPTED PRIVATE KEY`, not OpenSSL's legacy `Proc-Type` form); there is
+//! no JDK default trust store, so `ssl.clientAuth` need/want requires `ssl.trustStore.location`.
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -317,12 +317,23 @@ pub fn load_key_store(
     let pw = password(s)?;
     match s.store_type {
         StoreType::Pem => {
-            if bytes.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED") {
-                return Err(store_err(s, "encrypted PEM private keys are not supported by rzk; use an unencrypted key or a PKCS12/JKS store"));
-            }
             let certs = pem_certs(s, &bytes)?;
-            let key = PrivateKeyDer::from_pem_slice(&bytes)
-                .map_err(|e| store_err(s, format!("no private key found: {e}")))?;
+            let key = match encrypted_pem_key(&bytes) {
+                // PKCS#8 "ENCRYPTED PRIVATE KEY", decrypted with the store's password as
+                // ZooKeeper's PemReader does.
+                Some(der) => decrypt_pkcs8(s, &der, &pw)?,
+                None if bytes
+                    .windows(b"Proc-Type: 4,ENCRYPTED".len())
+                    .any(|w| w == b"Proc-Type: 4,ENCRYPTED") =>
+                {
+                    return Err(store_err(
+                        s,
+                        "a legacy OpenSSL-encrypted PEM key (Proc-Type: 4,ENCRYPTED) is not supported; convert it to PKCS#8 (openssl pkcs8 -topk8)",
+                    ));
+                }
+                None => PrivateKeyDer::from_pem_slice(&bytes)
+                    .map_err(|e| store_err(s, format!("no private key found: {e}")))?,
+            };
             if certs.is_empty() {
                 return Err(store_err(s, "no certificate found"));
             }
@@ -414,6 +425,40 @@ pub fn load_trust_store(s: &StoreConfig) -> Result<Vec<CertificateDer<'static>>,
         return Err(store_err(s, "the trust store holds no certificate"));
     }
     Ok(certs)
+}
+
+/// The DER of a PEM `ENCRYPTED PRIVATE KEY` block, if the file has one.
+fn encrypted_pem_key(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = std::str::from_utf8(bytes).ok()?;
+    let start = text.find(BEGIN)? + BEGIN.len();
+    let end = start + text[start..].find(END)?;
+    let b64: String = text[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2) with the store's password.
+fn decrypt_pkcs8(
+    s: &StoreConfig,
+    der: &[u8],
+    password: &str,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+        .map_err(|e| store_err(s, format!("bad encrypted private key: {e}")))?;
+    let doc = info.decrypt(password).map_err(|e| {
+        store_err(
+            s,
+            format!("cannot decrypt the private key (wrong ssl.keyStore.password?): {e}"),
+        )
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        doc.as_bytes().to_vec(),
+    )))
 }
 
 fn pem_certs(s: &StoreConfig, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
