@@ -235,7 +235,10 @@ def test_zkcli_netty_client_over_tls(tls_server, pki):
     out = zkcli(tls_server.secure_port, pki, "get", "/zkcli-tls")
     assert "hello" in out, out
     out = zkcli(tls_server.secure_port, pki, "whoami")
-    assert "x509: %s" % CLIENT_DN in out, out
+    assert "x509: %s\nip: 127.0.0.1\n" % CLIENT_DN in out, out
+    # The x509 super user: also "super", with no user name (no provider has that scheme).
+    out = zkcli(tls_server.secure_port, pki, "whoami", store="p12", key_store="admin.p12")
+    assert "x509: %s\nsuper: \nip: 127.0.0.1\n" % ADMIN_DN in out, out
 
 
 def test_x509_id_is_the_rfc2253_subject(tls_server, pki):

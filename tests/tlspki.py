@@ -61,7 +61,7 @@ class Pki:
         # multi-valued RDN and emailAddress (printed by OID with its DER value in hex).
         self.tricky = self.issue("tricky", TRICKY_SUBJECT)
         # PKCS12 and JKS forms of the server's key store and of the trust store.
-        for name in ("server", "client", "tricky"):
+        for name in ("server", "client", "tricky", "admin"):
             _run(["openssl", "pkcs12", "-export", "-in", "%s.pem" % name, "-inkey", "%s.key" % name,
                   "-certfile", "ca.pem", "-name", name, "-out", "%s.p12" % name, "-passout", "pass:" + PASSWORD], d)
             _run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", "%s.p12" % name, "-srcstoretype", "PKCS12",

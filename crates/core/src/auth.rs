@@ -207,6 +207,8 @@ pub fn x500_name_is_valid(id: &str) -> bool {
 pub fn user_name(id: &Id) -> String {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+        // No provider has the scheme "super" (AuthUtil.getUser gives null, sent as "").
+        "super" => String::new(),
         _ => id.id.clone(),
     }
 }
@@ -297,6 +299,9 @@ mod tests {
         // addauth x509: only where a client certificate already authenticated the connection.
         assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::AuthFailed));
         assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("x509", dn)]), Ok(vec![]));
+        // whoAmI: the x509 user is the DN; the x509 super user's "super" id shows no user.
+        assert_eq!(user_name(&Id::new("x509", dn)), dn);
+        assert_eq!(user_name(&Id::new("super", dn)), "");
         // `auth` expands to the x509 id, as X509AuthenticationProvider.isAuthenticated is true.
         let auth = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
         assert_eq!(fixup_acl(&auth, &[Id::new("ip", "127.0.0.1"), Id::new("x509", dn)]), Ok(acl));
