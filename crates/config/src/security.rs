@@ -222,6 +222,20 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
         } else {
             format!("the auth provider class {class} is not available in rzk (built in: x509, digest, ip)")
         }
+    } else if k == "DigestAuthenticationProvider.enabled"
+        && value.trim().eq_ignore_ascii_case("false")
+    {
+        "turning the digest provider off is not supported by rzk (digest auth and ACLs would keep working)".into()
+    } else if k == "DigestAuthenticationProvider.digestAlg"
+        && !matches!(
+            value.trim().to_ascii_uppercase().as_str(),
+            "SHA1" | "SHA-1" | ""
+        )
+    {
+        format!(
+            "digest algorithm {:?}: rzk computes digest ids with SHA1 only",
+            value.trim()
+        )
     } else if k == "java.security.auth.login.config" {
         "a JAAS configuration (SASL/Kerberos) is not supported by rzk yet".into()
     } else if k == "sessionRequireClientSASLAuth" && on {

@@ -677,6 +677,14 @@ fn unimplemented_security_keys_stop_start_up() {
             "X509AuthenticationProvider.clientCertIdType=SAN\n",
             "X509AuthenticationProvider.clientCertIdType",
         ),
+        (
+            "DigestAuthenticationProvider.enabled=false\n",
+            "DigestAuthenticationProvider.enabled",
+        ),
+        (
+            "DigestAuthenticationProvider.digestAlg=SHA-256\n",
+            "DigestAuthenticationProvider.digestAlg",
+        ),
     ] {
         let e = err_with(text);
         assert_eq!(e.key(), Some(key), "{text}: {e}");
