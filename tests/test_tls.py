@@ -223,6 +223,26 @@ def test_tls_port_speaks_no_plaintext(tls_server, pki):
     assert h.four_letter(tls_server.port, "ruok").strip() == "imok"
 
 
+def test_four_letter_word_over_tls(tls_server, pki):
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=pki.p("ca.pem"))
+    ctx.load_cert_chain(pki.p("client.pem"), pki.p("client.key"))
+    with socket.create_connection(("127.0.0.1", tls_server.secure_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"ruok")
+            got = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (ssl.SSLError, ConnectionResetError, socket.timeout):
+                pass
+    assert got == b"imok", got
+
+
 def test_conf_shows_the_secure_port(tls_server):
     conf = h.four_letter(tls_server.port, "conf")
     assert "secureClientPort=%d" % tls_server.secure_port in conf, conf
