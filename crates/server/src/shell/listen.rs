@@ -158,7 +158,7 @@ pub fn secure_client_addr(cfg: &ServerConfig) -> Result<Option<SocketAddr>, List
 
 /// The client accept loops, one per listener: enforce maxClientCnxns / maxCnxns and start
 /// one task per connection. Shared by the standalone and the ensemble driver; aborting the
-/// returned handle stops every loop.
+/// returned handle stops every loop and the store reloader (`client.certReload`).
 pub(crate) fn spawn_acceptor(
     listeners: ClientListeners,
     accept_inbox: mpsc::Sender<Event>,
@@ -170,11 +170,10 @@ pub(crate) fn spawn_acceptor(
 ) -> tokio::task::JoinHandle<()> {
     let next_conn = Arc::new(AtomicU64::new(1));
     tokio::spawn(async move {
-        let reloader = listeners
-            .tls
-            .clone()
-            .and_then(|c| tls::spawn_reloader(c, accept_shutdown.clone()));
         let mut loops = tokio::task::JoinSet::new();
+        if let Some(c) = listeners.tls.clone() {
+            loops.spawn(tls::reload_on_change(c, accept_shutdown.clone()));
+        }
         for (listener, mode) in listeners.listeners {
             let (inbox, counts, next_conn, mut shutdown) = (
                 accept_inbox.clone(),
@@ -214,9 +213,6 @@ pub(crate) fn spawn_acceptor(
             });
         }
         while loops.join_next().await.is_some() {}
-        if let Some(r) = reloader {
-            r.abort();
-        }
     })
 }
 

@@ -98,14 +98,13 @@ impl TlsContext {
 }
 
 /// With `client.certReload=true`, checks the store files every [`RELOAD_POLL_INTERVAL`]
-/// and reloads when one changed (ZooKeeper 3.8 watches the files; a changed length or
-/// modification time here stands for its modify/create events). Stops with `shutdown`.
-pub fn spawn_reloader(
-    ctx: Arc<TlsContext>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
+/// and reloads when one changed (ZooKeeper 3.8.5+ watches the files; a changed length or
+/// modification time here stands for its modify/create events). Returns at once without
+/// the setting; otherwise runs until `shutdown`. A store caught half-written fails to load
+/// (logged, the old one stays) and is loaded at the next check.
+pub async fn reload_on_change(ctx: Arc<TlsContext>, mut shutdown: watch::Receiver<bool>) {
     if !ctx.settings.cert_reload {
-        return None;
+        return;
     }
     let files: Vec<std::path::PathBuf> = [&ctx.settings.key_store, &ctx.settings.trust_store]
         .into_iter()
@@ -122,7 +121,7 @@ pub fn spawn_reloader(
             })
             .collect::<Vec<_>>()
     };
-    Some(tokio::spawn(async move {
+    {
         let mut last = stamp();
         let mut every = tokio::time::interval(RELOAD_POLL_INTERVAL);
         loop {
@@ -143,7 +142,7 @@ pub fn spawn_reloader(
                 }
             }
         }
-    }))
+    }
 }
 
 /// What a completed handshake yields: the stream and the ids the x509 provider gives the
