@@ -600,7 +600,7 @@ mod tests {
         use rzk_proto::{Acl, OpCode, Record, Writer};
         let mut m = standalone();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        m.handle(0, 0, MemberInput::Accepted { conn: 1, peer });
+        m.handle(0, 0, MemberInput::Accepted { conn: 1, peer, auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
         m.handle(0, 0, MemberInput::Frame { conn: 1, payload: w.into_inner() });
