@@ -725,92 +725,9 @@ mod tests {
         );
     }
 
-    /// Makes a self-signed key and certificate with openssl (and a PKCS12 and, with keytool,
-    /// a JKS store of them) in a fresh directory; `None` when the tools are missing.
-    fn stores() -> Option<std::path::PathBuf> {
-        let dir = std::env::temp_dir().join(format!("rzk-tls-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).ok()?;
-        let run = |args: &[&str]| {
-            std::process::Command::new(args[0])
-                .args(&args[1..])
-                .current_dir(&dir)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|_| ())
-        };
-        run(&[
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/O=rzk/CN=localhost",
-        ])?;
-        let pem = std::fs::read_to_string(dir.join("key.pem")).ok()?
-            + &std::fs::read_to_string(dir.join("cert.pem")).ok()?;
-        std::fs::write(dir.join("store.pem"), pem).ok()?;
-        run(&[
-            "openssl",
-            "pkcs12",
-            "-export",
-            "-in",
-            "cert.pem",
-            "-inkey",
-            "key.pem",
-            "-name",
-            "k",
-            "-out",
-            "store.p12",
-            "-passout",
-            "pass:secret",
-        ])?;
-        let _ = run(&[
-            "keytool",
-            "-importkeystore",
-            "-noprompt",
-            "-srckeystore",
-            "store.p12",
-            "-srcstoretype",
-            "PKCS12",
-            "-srcstorepass",
-            "secret",
-            "-destkeystore",
-            "store.jks",
-            "-deststoretype",
-            "JKS",
-            "-deststorepass",
-            "secret",
-            "-destkeypass",
-            "secret",
-        ]);
-        let _ = run(&[
-            "keytool",
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            "cert.pem",
-            "-keystore",
-            "trust.jks",
-            "-storetype",
-            "JKS",
-            "-storepass",
-            "secret",
-        ]);
-        Some(dir)
+    /// The stores in `testdata/` (see its README), made with openssl and keytool.
+    fn testdata() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/shell/testdata")
     }
 
     fn store(
@@ -830,60 +747,36 @@ mod tests {
 
     #[test]
     fn key_and_trust_stores_of_each_type() {
-        let Some(dir) = stores() else {
-            eprintln!("openssl not found: store loading not tested");
-            return;
-        };
+        let dir = testdata();
+        let err = |c: StoreConfig| load_key_store(&c).map(|_| ()).unwrap_err().to_string();
         let (chain, _) = load_key_store(&store(&dir, "store.pem", StoreType::Pem, None)).unwrap();
         assert_eq!(chain.len(), 1);
-        assert_eq!(
-            load_trust_store(&store(&dir, "cert.pem", StoreType::Pem, None)).unwrap(),
-            chain
-        );
-        let (p12, _) =
-            load_key_store(&store(&dir, "store.p12", StoreType::Pkcs12, Some("secret"))).unwrap();
-        assert_eq!(p12, chain);
-        let e = load_key_store(&store(&dir, "store.p12", StoreType::Pkcs12, Some("wrong")))
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("zookeeper.ssl.keyStore.location="),
-            "{e}"
-        );
-        if dir.join("store.jks").exists() {
-            let (jks, _) =
-                load_key_store(&store(&dir, "store.jks", StoreType::Jks, Some("secret"))).unwrap();
-            assert_eq!(jks, chain);
-            assert!(
-                load_key_store(&store(&dir, "store.jks", StoreType::Jks, Some("wrong"))).is_err()
-            );
-            assert_eq!(
-                load_trust_store(&store(&dir, "trust.jks", StoreType::Jks, Some("secret")))
-                    .unwrap(),
-                chain
-            );
-        }
+        let trusted = load_trust_store(&store(&dir, "cert.pem", StoreType::Pem, None)).unwrap();
+        assert_eq!(trusted, chain);
+        // PKCS#8 encrypted PEM, opened with the store password.
+        let enc = store(&dir, "enc-store.pem", StoreType::Pem, Some("secret"));
+        assert_eq!(load_key_store(&enc).unwrap().0, chain);
+        let e = err(store(&dir, "enc-store.pem", StoreType::Pem, Some("wrong")));
+        assert!(e.contains("cannot decrypt"), "{e}");
+        let p12 = store(&dir, "store.p12", StoreType::Pkcs12, Some("secret"));
+        assert_eq!(load_key_store(&p12).unwrap().0, chain);
+        let e = err(store(&dir, "store.p12", StoreType::Pkcs12, Some("wrong")));
+        assert!(e.starts_with("zookeeper.ssl.keyStore.location="), "{e}");
+        let jks = store(&dir, "store.jks", StoreType::Jks, Some("secret"));
+        assert_eq!(load_key_store(&jks).unwrap().0, chain);
+        assert!(load_key_store(&store(&dir, "store.jks", StoreType::Jks, Some("wrong"))).is_err());
+        let trust_jks = store(&dir, "trust.jks", StoreType::Jks, Some("secret"));
+        assert_eq!(load_trust_store(&trust_jks).unwrap(), chain);
         // A key store without a key, a missing file.
-        assert!(
-            load_key_store(&store(&dir, "cert.pem", StoreType::Pem, None))
-                .unwrap_err()
-                .to_string()
-                .contains("no private key")
-        );
-        assert!(
-            load_key_store(&store(&dir, "nothing.pem", StoreType::Pem, None))
-                .unwrap_err()
-                .to_string()
-                .contains("cannot read")
-        );
+        assert!(err(store(&dir, "cert.pem", StoreType::Pem, None)).contains("no private key"));
+        assert!(err(store(&dir, "nothing.pem", StoreType::Pem, None)).contains("cannot read"));
         // The whole configuration, with client certificates required.
         let t = ClientTls {
-            key_store: Some(store(&dir, "store.p12", StoreType::Pkcs12, Some("secret"))),
+            key_store: Some(p12),
             trust_store: Some(store(&dir, "cert.pem", StoreType::Pem, None)),
             enabled_protocols: vec!["TLSv1.3".into(), "TLSv1.2".into()],
             ..ClientTls::default()
         };
         assert!(server_config(&t).is_ok());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
