@@ -382,6 +382,8 @@ def test_rzk_ensemble_with_secure_client_ports(pki):
     """Each member of a 3-server rzk ensemble serves TLS clients (JKS key store, PKCS12 trust
     store); a write through one is read through every other."""
     import zkensemble as ze
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_acl
 
     _available("rzk")
     secure = {sid: h.free_port() for sid in (1, 2, 3)}
@@ -398,7 +400,17 @@ def test_rzk_ensemble_with_secure_client_ports(pki):
             k = kazoo(secure[sid], pki)
             k.sync("/ens-tls")
             assert k.get("/ens-tls")[0] == b"v"
+            # A write with an x509 ACL through this member (a follower forwards the
+            # session's x509 id to the leader with the request).
+            k.create("/ens-x509-%d" % sid, b"s", acl=[make_acl("x509", CLIENT_DN, all=True)])
+            k.set("/ens-x509-%d" % sid, b"t")
             k.stop()
+        other = kazoo(secure[1], pki, cert="other")
+        for sid in (2, 3):
+            other.sync("/ens-x509-%d" % sid)
+            with pytest.raises(NoAuthError):
+                other.set("/ens-x509-%d" % sid, b"u")
+        other.stop()
 
 
 # ---------------------------------------------------------------- rzk start-up errors
