@@ -17,7 +17,7 @@ SUDO=""
 
 # --- system packages -----------------------------------------------------------
 need_pkgs=()
-for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect libservlet-api-java; do
+for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect libservlet-api-java openssl default-jre-headless; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)

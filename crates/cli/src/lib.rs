@@ -1,6 +1,12 @@
 //! # rzk cli: a shell a zkCli.sh user knows at once
 //!
-//! `rzk cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [--json] [cmd args...]`
+//! `rzk cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [--json]
+//! [--tls-ca ca.pem [--tls-cert cert.pem --tls-key key.pem]] [cmd args...]`
+//!
+//! With `--tls-ca` it connects over TLS (what zkCli.sh does with
+//! `-Dzookeeper.client.secure=true` and its key and trust stores): the server's certificate
+//! must chain to the PEM CA file and match the host; `--tls-cert` / `--tls-key` (PEM) present a
+//! client certificate, which authenticates the session as `x509:<subject>`.
 //!
 //! With a command, runs it and exits, printing what zkCli prints (data and listings on
 //! stdout; `Created /x` and errors on stderr, worded as zkCli words them), or one JSON
@@ -26,7 +32,7 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, ExternalPrinter, Helper};
-use rzk_client::{Client, Config, SessionState, WatchFuture, WatchStream};
+use rzk_client::{Client, Config, SessionState, TlsClientConfig, TlsSettings, WatchFuture, WatchStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -38,10 +44,12 @@ struct Options {
     read_only: bool,
     json: bool,
     command: Vec<String>,
+    tls: Option<Arc<TlsClientConfig>>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { server: "localhost:2181".into(), timeout: Duration::from_secs(30), read_only: false, json: false, command: vec![] };
+    let mut o = Options { server: "localhost:2181".into(), timeout: Duration::from_secs(30), read_only: false, json: false, command: vec![], tls: None };
+    let mut tls = TlsSettings::default();
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -60,12 +68,30 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "-r" => o.read_only = true,
             "-waitforconnection" => {}
             "--json" | "-json" => o.json = true,
+            "--tls-ca" => {
+                tls.ca = value(i)?.into();
+                i += 1;
+            }
+            "--tls-cert" => {
+                tls.cert = Some(value(i)?.into());
+                i += 1;
+            }
+            "--tls-key" => {
+                tls.key = Some(value(i)?.into());
+                i += 1;
+            }
             _ => {
                 o.command = args[i..].to_vec();
                 break;
             }
         }
         i += 1;
+    }
+    if tls != TlsSettings::default() {
+        if tls.ca.as_os_str().is_empty() {
+            return Err("--tls-cert and --tls-key need --tls-ca (the CA file the server's certificate must chain to)".into());
+        }
+        o.tls = Some(tls.client_config().map_err(|e| e.to_string())?);
     }
     Ok(o)
 }
@@ -96,7 +122,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
 }
 
 fn config(opts: &Options) -> Config {
-    Config { session_timeout: opts.timeout, connect_timeout: opts.timeout, read_only: opts.read_only, ..Config::default() }
+    Config { session_timeout: opts.timeout, connect_timeout: opts.timeout, read_only: opts.read_only, tls: opts.tls.clone(), ..Config::default() }
 }
 
 fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {

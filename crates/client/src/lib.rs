@@ -46,6 +46,7 @@ pub mod error;
 pub mod path;
 pub mod recipes;
 mod session;
+pub mod tls;
 mod types;
 mod watch;
 
@@ -54,4 +55,6 @@ pub use error::{Error, Result};
 pub use rzk_proto::client::ClientInfo;
 pub use rzk_proto::{perms, Acl, AddWatchMode, CreateMode, EventType, Id, KeeperState, OpCode, SessionId, Stat, WatcherType, Zxid};
 pub use types::{Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState, WatchedEvent};
+pub use rustls::ClientConfig as TlsClientConfig;
+pub use tls::TlsSettings;
 pub use watch::{WatchFuture, WatchStream};

@@ -28,9 +28,15 @@ use rzk_proto::{ErrorCode, EventType, KeeperState, OpCode, Reader, Record, Sessi
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+
+/// A connection to a server: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+type Stream = Box<dyn Io>;
+type OwnedReadHalf = ReadHalf<Stream>;
+type OwnedWriteHalf = WriteHalf<Stream>;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 
@@ -154,7 +160,7 @@ impl SessionTask {
                         if let Some(c) = c { self.closers.push(c); }
                         return SessionState::Closed;
                     }
-                    r = handshake(&host, port, req, deadline) => r,
+                    r = handshake(&host, port, self.cfg.tls.clone(), req, deadline) => r,
                 };
                 let res = res.and_then(|(stream, resp)| self.accept(resp).map(|ro| (stream, ro)));
                 match res {
@@ -243,8 +249,8 @@ impl SessionTask {
         Ok(read_only)
     }
 
-    async fn serve(&mut self, stream: TcpStream, read_only: bool) -> End {
-        let (mut rd, mut wr) = stream.into_split();
+    async fn serve(&mut self, stream: Stream, read_only: bool) -> End {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let timeout_d = self.session_timeout();
         let read_timeout = timeout_d * 2 / 3;
         let ping_interval = timeout_d / 3;
@@ -544,7 +550,13 @@ struct Conn {
 }
 
 /// Connects to one server and exchanges ConnectRequest / ConnectResponse, by `deadline`.
-async fn handshake(host: &str, port: u16, req: ConnectRequest, deadline: Instant) -> Result<(TcpStream, ConnectResponse), HandshakeError> {
+async fn handshake(
+    host: &str,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    req: ConnectRequest,
+    deadline: Instant,
+) -> Result<(Stream, ConnectResponse), HandshakeError> {
     let fut = async {
         let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| HandshakeError::Failed(format!("resolve: {e}")))?;
         let mut last = HandshakeError::Failed("no address".into());
@@ -558,8 +570,16 @@ async fn handshake(host: &str, port: u16, req: ConnectRequest, deadline: Instant
                 Err(e) => last = HandshakeError::Failed(format!("connect {a}: {e}")),
             }
         }
-        let mut stream = stream.ok_or(last)?;
-        let _ = stream.set_nodelay(true);
+        let tcp = stream.ok_or(last)?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream: Stream = match tls {
+            None => Box::new(tcp),
+            Some(cfg) => {
+                let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| HandshakeError::Failed(format!("TLS server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| HandshakeError::Failed(format!("TLS handshake: {e}")))?;
+                Box::new(tls)
+            }
+        };
         let mut w = Writer::for_frame();
         req.write(&mut w);
         stream.write_all(&w.finish_frame()).await.map_err(|e| HandshakeError::Failed(format!("write: {e}")))?;

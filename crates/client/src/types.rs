@@ -203,6 +203,9 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Buffer of each persistent watch stream; a consumer this far behind gets `Error::Lagged`.
     pub watch_stream_events_max: usize,
+    /// Connect over TLS with this configuration (see [`crate::TlsSettings`]); the server's
+    /// certificate is checked against the host name or address connected to.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Config {
@@ -220,6 +223,7 @@ impl Default for Config {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
             watch_stream_events_max: 1024,
+            tls: None,
         }
     }
 }

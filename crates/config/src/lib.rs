@@ -35,9 +35,11 @@
 //!   that name, where ZooKeeper would store (and ignore)
 //!   `zookeeper.zookeeper.<...>`.
 //!
-//! Keys that can mean nothing to rzk (Java class names, JAAS/Kerberos/SASL,
-//! TLS keystores, JVM tuning) are listed in [`ServerConfig::ignored`] with the
-//! reason, for the server to log.
+//! Keys that can mean nothing to rzk (Java class names, JVM tuning) are listed
+//! in [`ServerConfig::ignored`] with the reason, for the server to log. Security
+//! settings rzk does not implement (SASL, Kerberos, TLS between servers, ...)
+//! are errors, never ignored ([`security`]); TLS on the client port and the
+//! x509 provider are read into [`ServerConfig::client_tls`].
 //!
 //! Errors name the file, the line and the key, e.g.
 //! `zoo.cfg line 3: tickTime: expected a positive integer, got "abc"`.
@@ -46,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod properties;
+pub mod security;
 mod servers;
 mod values;
 
@@ -53,6 +56,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use security::{ClientAuth, ClientTls, StoreConfig, StoreType};
 pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
 
 use values::*;
@@ -362,6 +366,9 @@ pub struct ServerConfig {
     pub secure_client_port: Option<u16>,
     /// `secureClientPortAddress`.
     pub secure_client_port_address: Option<String>,
+    /// TLS on the client ports and the x509 provider (`ssl.*`, `client.portUnification`,
+    /// `client.certReload`, `X509AuthenticationProvider.superUser`).
+    pub client_tls: ClientTls,
     /// `clientPortListenBacklog`: listen backlog; -1 (default) = OS default.
     pub client_port_listen_backlog: i32,
     /// `observerMasterPort`; values <= 0 mean unset.
@@ -552,7 +559,7 @@ fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
 fn ignored_system_key(key: &str) -> Option<&'static str> {
     let k = key.strip_prefix("zookeeper.").unwrap_or(key);
     let reason = if k.starts_with("authProvider.") {
-        "a Java authentication provider class; rzk has digest, ip and world built in"
+        "an auth provider whose scheme rzk has built in"
     } else if matches!(
         k,
         "serverCnxnFactory"
@@ -563,26 +570,10 @@ fn ignored_system_key(key: &str) -> Option<&'static str> {
         || k.ends_with(".class")
     {
         "a Java class name; rzk has its own implementation"
-    } else if k.starts_with("ssl.")
-        || k.starts_with("ssl")
-        || k == "client.secure"
-        || k.starts_with("admin.forceHttps")
-        || k.starts_with("admin.portUnification")
-        || k.starts_with("admin.needClientAuth")
-        || k.starts_with("fips-mode")
-    {
-        "TLS keystore/truststore settings are not supported by rzk"
-    } else if k.starts_with("sasl")
-        || k.starts_with("kerberos.")
-        || k == "jaasLoginRenew"
-        || k == "requireClientAuthScheme"
-        || k.starts_with("enforce.auth")
-        || k.starts_with("X509AuthenticationProvider.")
-        || k.starts_with("java.security.")
-        || k == "server.principal"
-        || k.starts_with("authorizer")
-    {
-        "JAAS/SASL/Kerberos/X.509 authentication is not supported by rzk"
+    } else if k == "client.secure" || k == "ssl.sslProvider" || k == "ssl.allowReverseDnsLookup" {
+        "a client-side or Java TLS-provider setting; it does not change what the server accepts"
+    } else if k == "jaasLoginRenew" {
+        "JAAS login renewal has no meaning without SASL"
     } else if k.starts_with("nio.") || k.starts_with("netty.") || k == "serverCnxnFactory" {
         "Java NIO/Netty tuning has no meaning for rzk"
     } else if k.starts_with("jmx") || k.starts_with("jvm.") {
@@ -632,8 +623,6 @@ struct Parser<'o> {
     /// `server.`, `group.`, `weight.`, `version` entries (key, value, line, file).
     quorum_entries: Vec<(String, String, usize, String)>,
     multi_address_from_file: bool,
-    /// Ignored boolean keys set to true (for ZooKeeper's SASL consistency checks).
-    sasl_flags: BTreeSet<String>,
 }
 
 impl<'o> Parser<'o> {
@@ -845,10 +834,10 @@ impl<'o> Parser<'o> {
                             | "jvm.pause.monitor"
                             | "multiAddress.reachabilityCheckEnabled"
                     ) {
-                        let b = boolean(v).map_err(err)?;
-                        if b {
-                            self.sasl_flags.insert(k.to_string());
-                        }
+                        boolean(v).map_err(err)?;
+                    }
+                    if let Some(message) = security::unsupported_quorum_key(k, v) {
+                        return Err(err(message));
                     }
                     self.ignore(k, line, reason);
                 } else {
@@ -884,7 +873,9 @@ impl<'o> Parser<'o> {
         }
         if let Some(reason) = ignored_system_key(key) {
             self.ignore(key, line, reason);
-        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str()) {
+        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
+            && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())
+        {
             self.warn(
                 key,
                 line,
@@ -934,8 +925,157 @@ impl<'o> Parser<'o> {
         }
     }
 
+    /// Stops at the first system property asking for security rzk does not implement.
+    fn refuse_unsupported_security(&self) -> Result<(), ConfigError> {
+        for (name, v) in &self.cfg.system_properties {
+            if let Some(m) = security::unsupported_system_property(name, v) {
+                return Err(match self.origins.get(name) {
+                    Some(o) => self.value_err(&o.key, o.line, m),
+                    None => ConfigError::InvalidSystemProperty {
+                        key: name.clone(),
+                        message: m,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A store's settings (`zookeeper.ssl.keyStore` or `zookeeper.ssl.trustStore`).
+    fn store(&self, prefix: &str) -> Result<Option<StoreConfig>, ConfigError> {
+        let k = |s: &str| format!("{prefix}.{s}");
+        let text = |v: &str| Ok::<String, String>(v.to_string());
+        let Some(location) = self.sys(&[&k("location")], text)? else {
+            return Ok(None);
+        };
+        if location.trim().is_empty() {
+            return Ok(None);
+        }
+        let location = PathBuf::from(location.trim());
+        let store_type = match self.sys(&[&k("type")], |v| {
+            if v.trim().is_empty() {
+                Ok(None)
+            } else {
+                StoreType::parse(v).map(Some)
+            }
+        })? {
+            Some(Some(t)) => t,
+            _ => {
+                // No type: from the file's extension; an error names the location key.
+                let key = k("location");
+                self.sys(&[&key], |_| StoreType::from_file_name(&location))?
+                    .expect("location is set")
+            }
+        };
+        Ok(Some(StoreConfig {
+            password: self.sys(&[&k("password")], text)?,
+            password_path: self
+                .sys(&[&k("passwordPath")], text)?
+                .filter(|p| !p.trim().is_empty())
+                .map(PathBuf::from),
+            store_type,
+            location,
+            location_key: k("location"),
+        }))
+    }
+
+    /// TLS on the client port and the x509 provider, from ZooKeeper's system properties.
+    fn read_client_tls(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let mut t = ClientTls {
+            key_store: self.store("zookeeper.ssl.keyStore")?,
+            trust_store: self.store("zookeeper.ssl.trustStore")?,
+            ..ClientTls::default()
+        };
+        if let Some(a) = self.sys(&["zookeeper.ssl.clientAuth"], ClientAuth::parse)? {
+            t.client_auth = a;
+        }
+        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| {
+            Ok::<String, String>(v.trim().to_string())
+        })? {
+            if !p.is_empty() {
+                t.protocol = p;
+            }
+        }
+        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| {
+            Ok::<_, String>(security::split_list(v))
+        })? {
+            Some(list) if !list.is_empty() => list,
+            _ => vec![t.protocol.clone()],
+        };
+        t.ciphersuites = self
+            .sys(&["zookeeper.ssl.ciphersuites"], |v| {
+                Ok::<_, String>(security::split_list(v))
+            })?
+            .filter(|l| !l.is_empty());
+        if let Some(b) = self.sys(&["zookeeper.ssl.hostnameVerification"], java_bool)? {
+            t.hostname_verification = b;
+        }
+        if let Some(p) = self.sys(&["zookeeper.ssl.authProvider"], |v| {
+            let v = v.trim();
+            if v.is_empty() || v == "x509" {
+                Ok("x509".to_string())
+            } else {
+                Err(format!(
+                    "\"{v}\": rzk authenticates client certificates with its built-in x509 provider only"
+                ))
+            }
+        })? {
+            t.auth_provider = p;
+        }
+        t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| {
+            Ok::<_, String>(v.to_string())
+        })?;
+        t.port_unification = self
+            .sys(&["zookeeper.client.portUnification"], java_bool)?
+            .unwrap_or(false);
+        t.cert_reload = self
+            .sys(&["zookeeper.client.certReload"], java_bool)?
+            .unwrap_or(false);
+        if let Some(n) = self.sys(&["zookeeper.ssl.handshakeDetectionTimeoutMillis"], |v| {
+            decoded_int(v, 1, "a positive number of milliseconds")
+        })? {
+            t.handshake_detection_timeout_ms = n as u32;
+        }
+        let tls_used = self.cfg.secure_client_port.is_some() || t.port_unification;
+        if tls_used {
+            let why = if self.cfg.secure_client_port.is_some() {
+                "secureClientPort"
+            } else {
+                "client.portUnification"
+            };
+            if t.key_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.keyStore.location",
+                    format!(
+                        "{why} is set, so TLS needs the server's key store (ssl.keyStore.location)"
+                    ),
+                ));
+            }
+            if t.client_auth != ClientAuth::None && t.trust_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.trustStore.location",
+                    format!(
+                        "ssl.clientAuth is {}, so client certificates need a trust store (ssl.trustStore.location); rzk has no JDK default trust store. Set ssl.clientAuth=none to accept clients without certificates",
+                        t.client_auth.name()
+                    ),
+                ));
+            }
+        } else if t.key_store.is_some() || t.trust_store.is_some() {
+            self.warn(
+                "ssl.keyStore.location",
+                0,
+                "TLS stores are configured but neither secureClientPort nor client.portUnification is set: no port speaks TLS",
+            );
+        }
+        self.cfg.client_tls = t;
+        Ok(())
+    }
+
     /// Typed settings ZooKeeper reads from system properties.
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
+        self.refuse_unsupported_security()?;
+        self.read_client_tls()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| {
             decoded_int(v, 0, "a non-negative integer (0 = unlimited)")
@@ -1336,6 +1476,7 @@ impl ServerConfig {
             client_port_address: None,
             secure_client_port: None,
             secure_client_port_address: None,
+            client_tls: ClientTls::default(),
             client_port_listen_backlog: -1,
             observer_master_port: None,
             tick_time: DEFAULT_TICK_TIME,
@@ -1449,37 +1590,9 @@ impl ServerConfig {
             origins: BTreeMap::new(),
             quorum_entries: Vec::new(),
             multi_address_from_file: false,
-            sasl_flags: BTreeSet::new(),
         };
         for e in &entries {
             p.entry(&e.key, &e.value, e.line, has_dynamic)?;
-        }
-
-        // ZooKeeper refuses these even though rzk ignores SASL.
-        let enabled = p.sasl_flags.contains("quorum.auth.enableSasl");
-        let server_req = p.sasl_flags.contains("quorum.auth.serverRequireSasl");
-        let learner_req = p.sasl_flags.contains("quorum.auth.learnerRequireSasl");
-        for (bad, key, message) in [
-            (
-                !enabled && server_req,
-                "quorum.auth.serverRequireSasl",
-                "quorum.auth.enableSasl is disabled, so quorum.auth.serverRequireSasl cannot be enabled",
-            ),
-            (
-                !enabled && learner_req,
-                "quorum.auth.learnerRequireSasl",
-                "quorum.auth.enableSasl is disabled, so quorum.auth.learnerRequireSasl cannot be enabled",
-            ),
-            (
-                !learner_req && server_req,
-                "quorum.auth.serverRequireSasl",
-                "quorum.auth.learnerRequireSasl is disabled, so quorum.auth.serverRequireSasl cannot be enabled",
-            ),
-        ] {
-            if bad {
-                let line = p.cfg.key_lines.get(key).copied().unwrap_or(0);
-                return Err(p.value_err(key, line, message));
-            }
         }
 
         // dataDir is required in a file.

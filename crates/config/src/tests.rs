@@ -119,7 +119,7 @@ fn directories_and_ports() {
     let c = with(
         "dataLogDir=/ssd/zk-log\nclientPort=2182\nclientPortAddress=127.0.0.1\n\
          secureClientPort=2281\nsecureClientPortAddress=10.0.0.1\nclientPortListenBacklog=128\n\
-         observerMasterPort=2191\n",
+         observerMasterPort=2191\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
     );
     assert_eq!(c.data_log_dir(), Path::new("/ssd/zk-log"));
     assert_eq!(c.client_port, Some(2182));
@@ -585,25 +585,20 @@ fn system_properties_from_caller() {
 #[test]
 fn ignored_keys() {
     let c = with(
-        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+        "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n\
          serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
-         ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=secret\n\
-         jaasLoginRenew=3600000\nsslQuorum=true\nquorum.auth.enableSasl=true\n\
-         kerberos.removeHostFromPrincipal=true\njvm.pause.monitor=false\nquorum.cnxn.threads.size=20\n\
-         requireClientAuthScheme=sasl\nmultiAddress.reachabilityCheckEnabled=true\n",
+         client.secure=true\njaasLoginRenew=3600000\nsslQuorum=false\nquorum.auth.enableSasl=false\n\
+         jvm.pause.monitor=false\nquorum.cnxn.threads.size=20\nmultiAddress.reachabilityCheckEnabled=true\n",
     );
     for key in [
         "authProvider.1",
         "serverCnxnFactory",
-        "ssl.keyStore.location",
-        "ssl.keyStore.password",
+        "client.secure",
         "jaasLoginRenew",
         "sslQuorum",
         "quorum.auth.enableSasl",
-        "kerberos.removeHostFromPrincipal",
         "jvm.pause.monitor",
         "quorum.cnxn.threads.size",
-        "requireClientAuthScheme",
         "multiAddress.reachabilityCheckEnabled",
     ] {
         assert!(has_ignored(&c, key), "{key} not ignored: {:?}", c.ignored);
@@ -617,13 +612,196 @@ fn ignored_keys() {
     assert!(reason.contains("Java class"));
     // Ignored system-property keys are still system properties, as in ZooKeeper.
     assert!(c.system_properties.contains_key("zookeeper.authProvider.1"));
-    assert!(c
-        .system_properties
-        .contains_key("zookeeper.ssl.keyStore.location"));
     // QuorumPeerConfig's own keys are not.
     assert!(!c.system_properties.contains_key("zookeeper.sslQuorum"));
     // Ignored keys give no "unknown key" warning.
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn unimplemented_security_keys_stop_start_up() {
+    for (text, key) in [
+        ("sslQuorum=true\n", "sslQuorum"),
+        (
+            "sslQuorumReloadCertFiles=true\n",
+            "sslQuorumReloadCertFiles",
+        ),
+        ("portUnification=true\n", "portUnification"),
+        ("quorum.auth.enableSasl=true\n", "quorum.auth.enableSasl"),
+        (
+            "quorum.auth.serverRequireSasl=true\n",
+            "quorum.auth.serverRequireSasl",
+        ),
+        (
+            "quorum.auth.learnerRequireSasl=true\n",
+            "quorum.auth.learnerRequireSasl",
+        ),
+        (
+            "quorum.auth.learner.saslLoginContext=QuorumLearner\n",
+            "quorum.auth.learner.saslLoginContext",
+        ),
+        (
+            "quorum.auth.kerberos.servicePrincipal=zk/h\n",
+            "quorum.auth.kerberos.servicePrincipal",
+        ),
+        (
+            "ssl.quorum.keyStore.location=/q.jks\n",
+            "ssl.quorum.keyStore.location",
+        ),
+        (
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            "authProvider.1",
+        ),
+        ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
+        (
+            "java.security.auth.login.config=/jaas.conf\n",
+            "java.security.auth.login.config",
+        ),
+        (
+            "sessionRequireClientSASLAuth=true\n",
+            "sessionRequireClientSASLAuth",
+        ),
+        ("enforce.auth.enabled=true\n", "enforce.auth.enabled"),
+        ("enforce.auth.schemes=sasl\n", "enforce.auth.schemes"),
+        (
+            "kerberos.removeHostFromPrincipal=true\n",
+            "kerberos.removeHostFromPrincipal",
+        ),
+        ("requireClientAuthScheme=sasl\n", "requireClientAuthScheme"),
+        ("ssl.ocsp=true\n", "ssl.ocsp"),
+        (
+            "ssl.context.supplier.class=a.B\n",
+            "ssl.context.supplier.class",
+        ),
+        (
+            "X509AuthenticationProvider.clientCertIdType=SAN\n",
+            "X509AuthenticationProvider.clientCertIdType",
+        ),
+        (
+            "DigestAuthenticationProvider.enabled=false\n",
+            "DigestAuthenticationProvider.enabled",
+        ),
+        (
+            "DigestAuthenticationProvider.digestAlg=SHA-256\n",
+            "DigestAuthenticationProvider.digestAlg",
+        ),
+    ] {
+        let e = err_with(text);
+        assert_eq!(e.key(), Some(key), "{text}: {e}");
+        assert_eq!(e.line(), Some(2), "{text}: {e}");
+        assert!(e.to_string().contains("rzk refuses to start"), "{e}");
+    }
+    // The same as a system property given on the command line.
+    let opts = ParseOptions {
+        system_properties: [(
+            "zookeeper.sessionRequireClientSASLAuth".to_string(),
+            "true".to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
+    assert!(
+        matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"),
+        "{e}"
+    );
+    // Booleans still have to be booleans.
+    assert!(err_with("sslQuorum=1\n")
+        .to_string()
+        .contains("expected true or false"));
+}
+
+#[test]
+fn client_tls_defaults_as_zookeeper_3_8() {
+    let c = with("secureClientPort=2281\nssl.keyStore.location=/etc/zk/server.jks\nssl.keyStore.password=pw\n\
+                  ssl.trustStore.location=/etc/zk/ca.pem\n");
+    let t = &c.client_tls;
+    let ks = t.key_store.as_ref().unwrap();
+    assert_eq!(ks.store_type, StoreType::Jks);
+    assert_eq!(ks.password.as_deref(), Some("pw"));
+    assert_eq!(ks.location_key, "zookeeper.ssl.keyStore.location");
+    assert_eq!(t.trust_store.as_ref().unwrap().store_type, StoreType::Pem);
+    assert_eq!(t.client_auth, ClientAuth::Need);
+    assert_eq!(t.protocol, "TLSv1.2");
+    assert_eq!(t.enabled_protocols, vec!["TLSv1.2".to_string()]);
+    assert_eq!(t.ciphersuites, None);
+    assert!(t.hostname_verification);
+    assert_eq!(t.auth_provider, "x509");
+    assert!(!t.port_unification && !t.cert_reload);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+}
+
+#[test]
+fn client_tls_settings() {
+    let c = with(
+        "clientPort=2181\nclient.portUnification=true\nclient.certReload=TRUE\nssl.keyStore.location=/k.p12\n\
+         ssl.keyStore.type=pkcs12\nssl.trustStore.location=/t.store\nssl.trustStore.type=JKS\n\
+         ssl.trustStore.passwordPath=/pw\nssl.clientAuth=WANT\nssl.protocol=TLSv1.3\n\
+         ssl.enabledProtocols=TLSv1.3, TLSv1.2\nssl.ciphersuites=TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n\
+         ssl.hostnameVerification=false\nX509AuthenticationProvider.superUser=CN=admin\n\
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+    );
+    let t = &c.client_tls;
+    assert!(t.port_unification && t.cert_reload);
+    assert_eq!(t.key_store.as_ref().unwrap().store_type, StoreType::Pkcs12);
+    let ts = t.trust_store.as_ref().unwrap();
+    assert_eq!(
+        (ts.store_type, ts.password_path.as_deref()),
+        (StoreType::Jks, Some(Path::new("/pw")))
+    );
+    assert_eq!(t.client_auth, ClientAuth::Want);
+    assert_eq!(
+        t.enabled_protocols,
+        vec!["TLSv1.3".to_string(), "TLSv1.2".to_string()]
+    );
+    assert_eq!(t.ciphersuites.as_ref().unwrap().len(), 2);
+    assert!(!t.hostname_verification);
+    assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The same settings as zookeeper.-prefixed system properties.
+    let opts = ParseOptions {
+        system_properties: [
+            (
+                "zookeeper.ssl.keyStore.location".to_string(),
+                "/k.pem".to_string(),
+            ),
+            ("zookeeper.ssl.clientAuth".to_string(), "none".to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let c = ServerConfig::parse_with("dataDir=/d\nsecureClientPort=2281\n", &opts).unwrap();
+    assert_eq!(c.client_tls.key_store.unwrap().store_type, StoreType::Pem);
+    assert_eq!(c.client_tls.client_auth, ClientAuth::None);
+}
+
+#[test]
+fn client_tls_errors() {
+    let e = err_with("secureClientPort=2281\n");
+    assert_eq!(e.key(), Some("ssl.keyStore.location"), "{e}");
+    let e = err_with("secureClientPort=2281\nssl.keyStore.location=/k.pem\n");
+    assert_eq!(e.key(), Some("ssl.trustStore.location"), "{e}");
+    let e =
+        err_with("secureClientPort=2281\nssl.keyStore.location=/k.keystore\nssl.clientAuth=none\n");
+    assert!(e.to_string().contains("auto-detect"), "{e}");
+    let e = err_with("ssl.keyStore.location=/k.pem\nssl.keyStore.type=BCFKS\n");
+    assert_eq!(e.key(), Some("ssl.keyStore.type"), "{e}");
+    let e = err_with("ssl.clientAuth=maybe\n");
+    assert_eq!(
+        (e.key(), e.line()),
+        (Some("ssl.clientAuth"), Some(2)),
+        "{e}"
+    );
+    let e = err_with("ssl.authProvider=custom\n");
+    assert_eq!(e.key(), Some("ssl.authProvider"), "{e}");
+    // Stores configured with nothing to use them: a warning.
+    let c = with("ssl.keyStore.location=/k.pem\n");
+    assert!(
+        has_warning(&c, "ssl.keyStore.location", "no port speaks TLS"),
+        "{:?}",
+        c.warnings
+    );
 }
 
 // ---------------------------------------------------------------- syntax
@@ -1067,7 +1245,7 @@ fn conf_relative_dirs_and_runtime_ports() {
         s.starts_with("clientPort=40000\nsecureClientPort=40001\ndataDir=/srv/./data/version-2\n"),
         "{s}"
     );
-    let c = with("dataLogDir=/log\nsecureClientPort=2281\n");
+    let c = with("dataLogDir=/log\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.trustStore.location=/ca.pem\n");
     let s = c.to_conf_4lw(&ConfRuntime::default());
     assert!(s.contains("clientPort=-1\nsecureClientPort=2281\n"), "{s}");
     assert!(s.contains("dataLogDir=/log/version-2\n"), "{s}");
@@ -1096,24 +1274,6 @@ fn conf_quorum_matches_zookeeper() {
          membership: \nserver.1=127.0.0.1:22888:23888:participant\n\
          server.2=127.0.0.2:22888:23888:observer;0.0.0.0:2182\nversion=0"
     );
-}
-
-#[test]
-fn sasl_consistency_checks_as_zookeeper() {
-    let e = err_with("quorum.auth.serverRequireSasl=true\n");
-    assert_eq!(e.key(), Some("quorum.auth.serverRequireSasl"));
-    assert_eq!(e.line(), Some(2));
-    let e = err_with("quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n");
-    assert!(
-        e.to_string().contains("learnerRequireSasl is disabled"),
-        "{e}"
-    );
-    let e = err_with("quorum.auth.learnerRequireSasl=true\n");
-    assert_eq!(e.key(), Some("quorum.auth.learnerRequireSasl"));
-    let c = with(
-        "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\nquorum.auth.learnerRequireSasl=true\n",
-    );
-    assert_eq!(c.ignored.len(), 3);
 }
 
 #[test]
@@ -1152,10 +1312,21 @@ fn load_reports_main_file_errors_before_a_missing_dynamic_file() {
 
 #[test]
 fn container_manager_settings_are_used_not_warned_about() {
-    let c = with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
+    let c =
+        with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert_eq!(c.system_properties.get("zookeeper.znode.container.checkIntervalMs").map(String::as_str), Some("1000"));
-    assert_eq!(c.system_properties.get("zookeeper.znode.container.maxNeverUsedIntervalMs").map(String::as_str), Some("5000"));
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.znode.container.checkIntervalMs")
+            .map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.znode.container.maxNeverUsedIntervalMs")
+            .map(String::as_str),
+        Some("5000")
+    );
 }
 
 #[test]

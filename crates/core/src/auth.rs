@@ -1,6 +1,8 @@
 //! Authentication and ACLs, as ZooKeeper's auth providers and `checkACL` do them:
 //! `world:anyone`, `auth` (expanded at create/setACL to the caller's authenticated ids),
-//! `digest` (`user:base64(sha1(user:password))`), `ip` (address or CIDR), and `super`.
+//! `digest` (`user:base64(sha1(user:password))`), `ip` (address or CIDR), `x509` (a TLS
+//! client certificate's subject DN, authenticated by the shell's handshake and handed in
+//! with the connection), and `super`.
 //! Also the session password, derived from the session id as ZooKeeper derives it.
 
 use base64::Engine;
@@ -61,9 +63,16 @@ pub struct AuthConfig {
     pub skip_acl: bool,
 }
 
-/// Handles an auth packet. Returns the ids to add to the connection, or AuthFailed.
-pub fn authenticate(cfg: &AuthConfig, scheme: &str, auth: &[u8]) -> Result<Vec<Id>, ErrorCode> {
+/// Handles an auth packet on a connection that has the ids `current`. Returns the ids to
+/// add to the connection, or AuthFailed. `x509` succeeds (adding nothing new) only on a
+/// connection whose TLS client certificate already authenticated it, as
+/// `X509AuthenticationProvider.handleAuthentication` checks the connection's certificate.
+pub fn authenticate(cfg: &AuthConfig, scheme: &str, auth: &[u8], current: &[Id]) -> Result<Vec<Id>, ErrorCode> {
     match scheme {
+        "x509" => match current.iter().any(|id| id.scheme == "x509") {
+            true => Ok(Vec::new()),
+            false => Err(ErrorCode::AuthFailed),
+        },
         "digest" => {
             let id = String::from_utf8_lossy(auth).into_owned();
             let digest = generate_digest(&id);
@@ -99,7 +108,7 @@ pub fn check_acl(cfg: &AuthConfig, acl: &[Acl], perm: i32, ids: &[Id]) -> Result
         for id in ids.iter().filter(|id| id.scheme == a.id.scheme) {
             let matched = match a.id.scheme.as_str() {
                 "ip" => ip_matches(&id.id, &a.id.id),
-                "digest" | "super" => id.id == a.id.id,
+                "digest" | "super" | "x509" => id.id == a.id.id,
                 _ => false,
             };
             if matched {
@@ -138,6 +147,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if digest_id_is_valid(&a.id.id) => push(a.clone(), &mut out),
             "ip" if parse_ip_acl(&a.id.id).is_some() => push(a.clone(), &mut out),
+            "x509" if x500_name_is_valid(&a.id.id) => push(a.clone(), &mut out),
             "super" => push(a.clone(), &mut out),
             _ => return Err(ErrorCode::InvalidAcl),
         }
@@ -167,13 +177,38 @@ pub fn java_auth_order(ids: &[Id]) -> Vec<Id> {
 
 /// Schemes whose ids count as "authenticated" for the `auth` ACL scheme (ip does not).
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    matches!(scheme, "digest" | "super")
+    matches!(scheme, "digest" | "super" | "x509")
+}
+
+/// What the x509 scheme accepts as an ACL id (`X509AuthenticationProvider.isValid`: a
+/// name `X500Principal` parses): empty, or attribute=value pairs separated by unescaped
+/// `,` or `+`.
+pub fn x500_name_is_valid(id: &str) -> bool {
+    if id.trim().is_empty() {
+        return true;
+    }
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                parts.last_mut().expect("a part").push(c);
+            }
+            '\\' => escaped = true,
+            ',' | '+' | ';' => parts.push(String::new()),
+            c => parts.last_mut().expect("a part").push(c),
+        }
+    }
+    !escaped && parts.iter().all(|p| p.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty()))
 }
 
 /// For whoAmI: the user name each provider reports for an id.
 pub fn user_name(id: &Id) -> String {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+        // No provider has the scheme "super" (AuthUtil.getUser gives null, sent as "").
+        "super" => String::new(),
         _ => id.id.clone(),
     }
 }
@@ -246,6 +281,30 @@ mod tests {
         // zkCli: addauth digest user:password; the well-known digest of "super:admin" etc.
         assert_eq!(generate_digest("user:password"), "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=");
         assert_eq!(generate_digest("super:admin"), "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
+    }
+
+    #[test]
+    fn x509_acls() {
+        assert!(x500_name_is_valid("CN=client,OU=test,O=rzk"));
+        assert!(x500_name_is_valid("CN=a\\,b+UID=7"));
+        assert!(x500_name_is_valid(""));
+        assert!(!x500_name_is_valid("client"));
+        assert!(!x500_name_is_valid("CN=a,"));
+        let dn = "CN=client,OU=test,O=rzk";
+        let acl = vec![Acl { perms: perms::ALL, id: Id::new("x509", dn) }];
+        let cfg = AuthConfig::default();
+        assert_eq!(fixup_acl(&acl, &[]), Ok(acl.clone()));
+        assert!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", dn)]).is_ok());
+        assert_eq!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", "CN=other")]), Err(ErrorCode::NoAuth));
+        // addauth x509: only where a client certificate already authenticated the connection.
+        assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::AuthFailed));
+        assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("x509", dn)]), Ok(vec![]));
+        // whoAmI: the x509 user is the DN; the x509 super user's "super" id shows no user.
+        assert_eq!(user_name(&Id::new("x509", dn)), dn);
+        assert_eq!(user_name(&Id::new("super", dn)), "");
+        // `auth` expands to the x509 id, as X509AuthenticationProvider.isAuthenticated is true.
+        let auth = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+        assert_eq!(fixup_acl(&auth, &[Id::new("ip", "127.0.0.1"), Id::new("x509", dn)]), Ok(acl));
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Ens {
     }
 
     fn connect_request(&mut self, sid: PeerId, conn: ConnId, session: SessionId, passwd: Vec<u8>, last_zxid: Zxid) {
-        self.input(sid, Input::Accepted { conn, peer: peer() });
+        self.input(sid, Input::Accepted { conn, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest {
             timeout_ms: TIMEOUT,
@@ -439,7 +439,7 @@ fn requests_sent_while_revalidating_wait_for_the_session() {
     // Hold the leader's answer: drive F2 by hand.
     let now = e.now;
     let f2 = e.s(F2);
-    f2.handle(now, 1000, Input::Accepted { conn: 5, peer: peer() });
+    f2.handle(now, 1000, Input::Accepted { conn: 5, peer: peer(), auth: Vec::new() });
     let mut w = Writer::new();
     ConnectRequest { timeout_ms: TIMEOUT, session_id: id, passwd: auth::session_password(id), read_only: Some(false), ..Default::default() }
         .write(&mut w);

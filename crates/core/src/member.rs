@@ -183,7 +183,8 @@ impl PeerMsg {
 /// What the host tells a member.
 #[derive(Debug, Clone)]
 pub enum MemberInput {
-    Accepted { conn: ConnId, peer: SocketAddr },
+    /// `auth`: ids the shell authenticated the connection as (x509 over TLS).
+    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<rzk_proto::Id> },
     /// One client frame, without its length prefix.
     Frame { conn: ConnId, payload: Vec<u8> },
     Closed { conn: ConnId },
@@ -278,7 +279,7 @@ impl Member {
         self.now_ms = now_ms;
         self.wall_ms = wall_ms;
         match input {
-            MemberInput::Accepted { conn, peer } => self.core_input(Input::Accepted { conn, peer }),
+            MemberInput::Accepted { conn, peer, auth } => self.core_input(Input::Accepted { conn, peer, auth }),
             MemberInput::Frame { conn, payload } => self.core_input(Input::Frame { conn, payload }),
             MemberInput::Closed { conn } => self.core_input(Input::Closed { conn }),
             MemberInput::Peer { from, msg } => self.peer_message(from, msg),
@@ -599,7 +600,7 @@ mod tests {
         use rzk_proto::{Acl, OpCode, Record, Writer};
         let mut m = standalone();
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        m.handle(0, 0, MemberInput::Accepted { conn: 1, peer });
+        m.handle(0, 0, MemberInput::Accepted { conn: 1, peer, auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
         m.handle(0, 0, MemberInput::Frame { conn: 1, payload: w.into_inner() });

@@ -200,10 +200,9 @@ struct LearnerState {
 /// What the driver tells the core.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Accepted {
-        conn: ConnId,
-        peer: SocketAddr,
-    },
+    /// `auth`: ids the shell already authenticated the connection as (x509 over TLS); the
+    /// core adds its `ip` id first, as ZooKeeper does.
+    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<Id> },
     /// One frame's payload (without its length prefix).
     Frame {
         conn: ConnId,
@@ -551,8 +550,9 @@ impl ZooKeeperServer {
         self.now_ms = now_ms;
         self.wall_ms = wall_ms;
         match input {
-            Input::Accepted { conn, peer } => {
-                let auth = vec![Id::new("ip", &peer.ip().to_string())];
+            Input::Accepted { conn, peer, auth: shell_auth } => {
+                let mut auth = vec![Id::new("ip", &peer.ip().to_string())];
+                auth.extend(shell_auth);
                 self.conns.insert(
                     conn,
                     Conn {

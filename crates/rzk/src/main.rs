@@ -27,6 +27,11 @@ enum Command {
         /// A zoo.cfg in Apache ZooKeeper's format.
         #[arg(long, short = 'c', value_name = "zoo.cfg")]
         config: Option<PathBuf>,
+        /// A Java system property as ZooKeeper takes it (`-Dzookeeper.ssl.keyStore.location=…`);
+        /// `-D` options in SERVER_JVMFLAGS and JVMFLAGS (as zkServer.sh passes them) count too.
+        /// zoo.cfg keys win, as in ZooKeeper.
+        #[arg(short = 'D', value_name = "key=value")]
+        system_properties: Vec<String>,
     },
     /// A local ensemble from one command: writes a zoo.cfg and myid per server under --dir
     /// and runs them all until Ctrl-C (clients connect to 127.0.0.1:2181,2182,2183).
@@ -119,7 +124,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Server { config } => server(config),
+        Command::Server { config, system_properties } => server(config, system_properties),
         Command::Cli { args } => rzk_cli::main(args),
         Command::Log { command: LogCommand::Dump { file } } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
         Command::Snapshot { command: SnapshotCommand::Dump { file, data } } => {
@@ -162,10 +167,34 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn server(config: Option<PathBuf>) -> ExitCode {
+/// The Java system properties a ZooKeeper server would have: `-D` options from
+/// SERVER_JVMFLAGS and JVMFLAGS (zkServer.sh's variables), then the command line's.
+fn system_properties(args: &[String]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut props = std::collections::BTreeMap::new();
+    let from_env = ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .flat_map(|v| v.split_whitespace().filter_map(|t| t.strip_prefix("-D").map(str::to_string)).collect::<Vec<_>>());
+    for kv in from_env.chain(args.iter().cloned()) {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => props.insert(k.to_string(), v.to_string()),
+            // `-Dflag` alone is "flag=" in Java.
+            _ if !kv.is_empty() && !kv.contains('=') => props.insert(kv.clone(), String::new()),
+            _ => return Err(format!("-D{kv}: expected -Dkey=value")),
+        };
+    }
+    Ok(props)
+}
+
+fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCode {
+    let props = match system_properties(&system_property_args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let cfg = match &config {
+        None if !system_property_args.is_empty() => return fail("-D system properties need --config zoo.cfg".into()),
         None => rzk_config::ServerConfig::default_standalone(),
-        Some(path) => match rzk_config::load(path) {
+        Some(path) => match rzk_config::load_with(path, props) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("rzk: invalid configuration: {e}");
@@ -202,15 +231,20 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         }
         Some(id)
     };
+    // The plaintext client address; none when only secureClientPort is set, as ZooKeeper
+    // then opens the secure port alone.
+    let secure_only = cfg.secure_client_port.is_some();
     let addr = match my_id {
-        None => rzk_server::shell::client_addr(&cfg),
+        None if cfg.client_port.is_none() && secure_only => Ok(None),
+        None => rzk_server::shell::client_addr(&cfg).map(Some),
         Some(id) => match cfg.client_listen_address(Some(id)) {
             Ok(Some(hp)) => {
                 let mut c = cfg.clone();
                 c.client_port = Some(hp.port);
                 c.client_port_address = Some(hp.host);
-                rzk_server::shell::client_addr(&c)
+                rzk_server::shell::client_addr(&c).map(Some)
             }
+            Ok(None) if secure_only => Ok(None),
             Ok(None) => Err("no clientPort (and no client address on this server's server.N line)".to_string()),
             Err(e) => Err(format!("invalid configuration: {e}")),
         },
@@ -230,13 +264,18 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         }
     };
     let code = rt.block_on(async move {
-        let listener = match rzk_server::shell::bind(addr, cfg.client_port_listen_backlog.max(50) as u32) {
+        let listener = match rzk_server::shell::listen::ClientListeners::bind(&cfg, addr, cfg.client_port_listen_backlog.max(50) as u32) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("rzk: cannot listen on {addr}: {e}");
+            Err(e @ rzk_server::shell::listen::ListenError::Bind { .. }) => {
+                eprintln!("rzk: {e}");
                 return ExitCode::FAILURE;
             }
+            Err(e) => {
+                eprintln!("rzk: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
         };
+        let secure = listener.secure_port();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -244,11 +283,11 @@ fn server(config: Option<PathBuf>) -> ExitCode {
         });
         let result = match my_id {
             None => {
-                tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
+                tracing::info!(addr = ?addr, secure_port = ?secure, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
                 rzk_server::shell::run(cfg, None, listener, stop_rx).await
             }
             Some(id) => {
-                tracing::info!(%addr, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
+                tracing::info!(addr = ?addr, secure_port = ?secure, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
                 rzk_server::shell::run(cfg, Some(id), listener, stop_rx).await
             }
         };

@@ -882,7 +882,7 @@ impl World {
         let inc = self.servers[server].incarnation;
         self.links.insert(conn, ClientLink { client: ci, server, incarnation: inc, last: [self.now, self.now], server_open: true });
         let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_000 + ci as u16);
-        self.input(server, MemberInput::Accepted { conn, peer })?;
+        self.input(server, MemberInput::Accepted { conn, peer, auth: Vec::new() })?;
         let payload = self.clients[ci].connect(conn, server, self.now);
         self.client_send(conn, payload);
         Ok(())

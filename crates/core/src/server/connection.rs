@@ -185,7 +185,7 @@ impl ZooKeeperServer {
     pub(super) fn on_auth(&mut self, conn: ConnId, header: RequestHeader, body: &[u8]) {
         let packet = client::AuthPacket::from_bytes(body);
         let result = match &packet {
-            Ok(p) => auth::authenticate(&self.cfg.auth, &p.scheme, &p.auth),
+            Ok(p) => auth::authenticate(&self.cfg.auth, &p.scheme, &p.auth, &self.conns[&conn].auth),
             Err(_) => {
                 self.stats.auth_failed += 1;
                 Err(ErrorCode::AuthFailed)

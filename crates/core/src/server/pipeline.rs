@@ -753,7 +753,7 @@ mod tests {
     }
 
     fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
-        s.handle(0, 1000, Input::Accepted { conn, peer: peer() });
+        s.handle(0, 1000, Input::Accepted { conn, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
         ConnectRequest {
             timeout_ms: 10_000,
@@ -1107,6 +1107,7 @@ mod tests {
             Input::Accepted {
                 conn: 9,
                 peer: peer(),
+                auth: Vec::new(),
             },
         );
         let mut w = Writer::new();

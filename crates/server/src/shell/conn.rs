@@ -16,9 +16,9 @@ use crate::core::fourlw::WORDS;
 use rzk_proto::frame::{self, FrameStatus};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use rzk_proto::Id;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, Notify};
 
 /// Frames queued for one client beyond which it is disconnected.
@@ -85,20 +85,17 @@ pub struct ConnLimits {
     pub outstanding_max: usize,
 }
 
-pub async fn run(
-    stream: TcpStream,
-    conn: u64,
-    peer: SocketAddr,
-    inbox: mpsc::Sender<Event>,
-    limits: ConnLimits,
-    _permit: super::ConnPermit,
-) {
-    let _ = stream.set_nodelay(true);
+/// Serves one connection over any byte stream: a plain TCP stream or a TLS stream after
+/// its handshake (`auth` then holds the ids the x509 provider gave it).
+pub async fn run<S>(stream: S, conn: u64, peer: SocketAddr, auth: Vec<Id>, inbox: mpsc::Sender<Event>, limits: ConnLimits, _permit: super::ConnPermit)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (frames, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_FRAMES_MAX);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let kill = Arc::new(Notify::new());
     let tx = ConnTx { frames, queued_bytes: queued_bytes.clone(), kill: kill.clone() };
-    if inbox.send(Event::Accepted { conn, peer, tx }).await.is_err() {
+    if inbox.send(Event::Accepted { conn, peer, auth, tx }).await.is_err() {
         return;
     }
     let reason = tokio::select! {
@@ -114,15 +111,15 @@ pub async fn run(
 }
 
 /// Reads requests and writes replies until the connection ends; returns why.
-async fn serve(
-    stream: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     conn: u64,
     inbox: &mpsc::Sender<Event>,
     limits: ConnLimits,
     rx: &mut mpsc::Receiver<Outbound>,
     queued_bytes: &AtomicUsize,
 ) -> String {
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut first = true;
@@ -203,7 +200,7 @@ async fn serve(
     }
 }
 
-async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_more<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     buf.reserve(16 * 1024);
     rd.read_buf(buf).await
 }

@@ -28,7 +28,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// How often the member is ticked; its node counts ZooKeeper's timeouts (tickTime,
@@ -206,7 +205,8 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
 }
 
 /// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
-pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: impl Into<super::listen::ClientListeners>, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let listener = listener.into();
     let started = Instant::now();
     let storage_cfg = durable::storage_config(&cfg);
     let mut core_cfg = super::core_config(&cfg);
@@ -356,9 +356,9 @@ fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<Con
     let mut taken = 0;
     while let Some(ev) = next.take() {
         match ev {
-            Event::Accepted { conn, peer, tx } => {
+            Event::Accepted { conn, peer, auth, tx } => {
                 d.conns.insert(conn, tx);
-                d.input(MemberInput::Accepted { conn, peer });
+                d.input(MemberInput::Accepted { conn, peer, auth });
             }
             Event::Frame { conn, payload } => {
                 d.input(MemberInput::Frame { conn, payload });

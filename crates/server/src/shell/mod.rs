@@ -11,8 +11,12 @@ pub mod admin;
 pub mod conn;
 pub mod driver;
 pub mod durable;
+pub mod listen;
 pub mod metrics;
 pub mod peer;
+pub mod tls;
+
+pub(crate) use listen::spawn_acceptor;
 
 pub use driver::run;
 
@@ -23,14 +27,15 @@ use rzk_config::ServerConfig;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// From a connection task to the driver.
 #[derive(Debug)]
 pub enum Event {
-    Accepted { conn: ConnId, peer: SocketAddr, tx: ConnTx },
+    /// `auth`: ids the connection authenticated as before its first frame (x509 over TLS).
+    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<rzk_proto::Id>, tx: ConnTx },
     Frame { conn: ConnId, payload: Vec<u8> },
     FourLetterWord { conn: ConnId, word: String },
     Closed { conn: ConnId },
@@ -45,14 +50,14 @@ pub enum Outbound {
 
 /// Counts connections per client address and in total; released when dropped.
 pub struct ConnPermit {
-    counts: Arc<Mutex<ConnCounts>>,
-    ip: IpAddr,
+    pub(crate) counts: Arc<Mutex<ConnCounts>>,
+    pub(crate) ip: IpAddr,
 }
 
 #[derive(Default)]
 pub(crate) struct ConnCounts {
-    per_ip: HashMap<IpAddr, u32>,
-    total: u32,
+    pub(crate) per_ip: HashMap<IpAddr, u32>,
+    pub(crate) total: u32,
     /// Connections refused for maxClientCnxns / maxCnxns, for `zk_connection_rejected`.
     pub(crate) rejected: u64,
 }
@@ -116,60 +121,6 @@ pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
         }
     };
     Ok(SocketAddr::new(ip, port))
-}
-
-/// The client accept loop: enforces maxClientCnxns / maxCnxns and starts one task per
-/// connection.
-pub(crate) fn spawn_acceptor(
-    listener: TcpListener,
-    accept_inbox: mpsc::Sender<Event>,
-    accept_counts: Arc<Mutex<ConnCounts>>,
-    limits: conn::ConnLimits,
-    max_per_ip: u32,
-    max_total: u32,
-    mut accept_shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut next_conn: ConnId = 1;
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = accept_shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let permit = {
-                let mut c = accept_counts.lock().expect("conn counts");
-                let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-                if max_per_ip > 0 && n >= max_per_ip {
-                    tracing::warn!(%peer, max = max_per_ip, "Too many connections from {} - max is {}", peer.ip(), max_per_ip);
-                    c.rejected += 1;
-                    None
-                } else if max_total > 0 && c.total >= max_total {
-                    tracing::warn!(%peer, max = max_total, "Too many connections - max is {}", max_total);
-                    c.rejected += 1;
-                    None
-                } else {
-                    *c.per_ip.entry(peer.ip()).or_default() += 1;
-                    c.total += 1;
-                    Some(ConnPermit { counts: accept_counts.clone(), ip: peer.ip() })
-                }
-            };
-            let Some(permit) = permit else {
-                drop(stream);
-                continue;
-            };
-            let conn = next_conn;
-            next_conn += 1;
-            tokio::spawn(conn::run(stream, conn, peer, accept_inbox.clone(), limits, permit));
-        }
-    })
 }
 
 /// Waits for room in a bounded channel, or forever when there is nothing to send.

@@ -1,0 +1,307 @@
+//! Security settings: TLS on the client port (ZooKeeper's `ClientX509Util`, prefix
+//! `zookeeper.ssl.`), the x509 auth provider, and the security keys rzk does not implement.
+//!
+//! This module owns two decisions:
+//! * what the `zookeeper.ssl.*`, `zookeeper.client.portUnification`,
+//!   `zookeeper.client.certReload`, `zookeeper.ssl.authProvider` and
+//!   `zookeeper.X509AuthenticationProvider.superUser` system properties mean
+//!   ([`ClientTls`]), with ZooKeeper 3.8's defaults;
+//! * which settings that change who may connect or what is encrypted rzk cannot honour
+//!   ([`unsupported_quorum_key`], [`unsupported_system_property`]). Such a key stops
+//!   start-up with an error naming it: a coordination service that quietly drops its
+//!   operator's security settings is worse than one that refuses to start. A boolean that
+//!   turns such a feature *off* (`sslQuorum=false`) changes nothing and is accepted.
+//!
+//! Files are not read here (the crate is pure): the server loads the stores.
+
+use std::path::{Path, PathBuf};
+
+/// `X509Util.ClientAuth`: whether the TLS server asks for a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Do not ask for one.
+    None,
+    /// Ask; a client without one connects unauthenticated.
+    Want,
+    /// Require one (ZooKeeper's default).
+    Need,
+}
+
+impl ClientAuth {
+    /// `ClientAuth.fromPropertyValue`: empty means NEED, otherwise the name in any case.
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_uppercase().as_str() {
+            "" | "NEED" => Ok(ClientAuth::Need),
+            "WANT" => Ok(ClientAuth::Want),
+            "NONE" => Ok(ClientAuth::None),
+            _ => Err(format!("expected need, want or none, got \"{v}\"")),
+        }
+    }
+
+    /// The setting's value as written in zoo.cfg.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::None => "none",
+            ClientAuth::Want => "want",
+            ClientAuth::Need => "need",
+        }
+    }
+}
+
+/// `KeyStoreFileType`: the store formats ZooKeeper reads (BCFKS aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreType {
+    /// PEM: a key store holds the private key and its certificate chain, a trust store
+    /// certificates.
+    Pem,
+    /// PKCS#12 (`.p12`, `.pfx`).
+    Pkcs12,
+    /// The Java KeyStore format (`.jks`).
+    Jks,
+}
+
+impl StoreType {
+    /// A `*.type` value, case-insensitive as `KeyStoreFileType.fromPropertyValue`.
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_uppercase().as_str() {
+            "PEM" => Ok(StoreType::Pem),
+            "PKCS12" => Ok(StoreType::Pkcs12),
+            "JKS" => Ok(StoreType::Jks),
+            "BCFKS" => Err("BCFKS (Bouncy Castle FIPS) stores are not supported by rzk; use PEM, PKCS12 or JKS".into()),
+            _ => Err(format!("expected PEM, PKCS12 or JKS, got \"{v}\"")),
+        }
+    }
+
+    /// `KeyStoreFileType.fromFilename`: the type from the file's extension.
+    pub fn from_file_name(path: &Path) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "pem" => Ok(StoreType::Pem),
+            "p12" | "pfx" => Ok(StoreType::Pkcs12),
+            "jks" => Ok(StoreType::Jks),
+            "bcfks" => Err("BCFKS (Bouncy Castle FIPS) stores are not supported by rzk; use PEM, PKCS12 or JKS".into()),
+            _ => Err(format!(
+                "unable to auto-detect the store type of {} from its extension (.pem, .p12, .pfx, .jks); set the .type key",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// A key store or trust store: `ssl.keyStore.*` or `ssl.trustStore.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `*.location`.
+    pub location: PathBuf,
+    /// `*.password` (may be empty, as for an unencrypted PEM key).
+    pub password: Option<String>,
+    /// `*.passwordPath`: a file holding the password (used when `password` is not set).
+    pub password_path: Option<PathBuf>,
+    /// `*.type`, or inferred from the file name.
+    pub store_type: StoreType,
+    /// The system property of the location, for error messages
+    /// (`zookeeper.ssl.keyStore.location`).
+    pub location_key: String,
+}
+
+/// TLS on the client port, as ZooKeeper's `NettyServerCnxnFactory` with `ClientX509Util`
+/// configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `ssl.keyStore.*`: the server's own key and certificate chain.
+    pub key_store: Option<StoreConfig>,
+    /// `ssl.trustStore.*`: the CAs client certificates must chain to.
+    pub trust_store: Option<StoreConfig>,
+    /// `ssl.clientAuth` (default need).
+    pub client_auth: ClientAuth,
+    /// `ssl.protocol` (default TLSv1.2, as ZooKeeper 3.8).
+    pub protocol: String,
+    /// `ssl.enabledProtocols`: the protocol versions offered (default: `protocol` alone).
+    pub enabled_protocols: Vec<String>,
+    /// `ssl.ciphersuites`, Java names; `None`: ZooKeeper's default list (the ECDHE GCM
+    /// suites; its CBC suites are not offered by rzk's TLS stack) plus TLS 1.3's.
+    pub ciphersuites: Option<Vec<String>>,
+    /// `ssl.hostnameVerification` (default true). On the server side of the client port
+    /// ZooKeeper never checks client host names (`ClientX509Util.shouldVerifyClientHostname`
+    /// is false), so this only matters to clients checking the server.
+    pub hostname_verification: bool,
+    /// `ssl.authProvider`: the scheme of the provider that authenticates client
+    /// certificates (default and only value: `x509`).
+    pub auth_provider: String,
+    /// `X509AuthenticationProvider.superUser`: a certificate subject that is super.
+    pub x509_super_user: Option<String>,
+    /// `client.portUnification`: the plaintext client port also accepts TLS.
+    pub port_unification: bool,
+    /// `client.certReload`: reload the key and trust stores when their files change.
+    pub cert_reload: bool,
+    /// `ssl.handshakeDetectionTimeoutMillis` (default 5000): how long a unified port waits
+    /// for a client's first byte.
+    pub handshake_detection_timeout_ms: u32,
+}
+
+impl Default for ClientTls {
+    fn default() -> Self {
+        ClientTls {
+            key_store: None,
+            trust_store: None,
+            client_auth: ClientAuth::Need,
+            protocol: DEFAULT_PROTOCOL.to_string(),
+            enabled_protocols: vec![DEFAULT_PROTOCOL.to_string()],
+            ciphersuites: None,
+            hostname_verification: true,
+            auth_provider: "x509".to_string(),
+            x509_super_user: None,
+            port_unification: false,
+            cert_reload: false,
+            handshake_detection_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `X509Util.DEFAULT_PROTOCOL` in ZooKeeper 3.8.
+pub const DEFAULT_PROTOCOL: &str = "TLSv1.2";
+
+/// The auth provider classes whose schemes rzk has built in.
+pub const BUILT_IN_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+];
+
+/// Java's `Boolean.parseBoolean`: "true" in any case is true, anything else false.
+fn java_true(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true")
+}
+
+/// A `QuorumPeerConfig` key rzk does not implement, given its value: the error message, or
+/// `None` when the key is harmless as set (a feature turned off).
+pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
+    let on = java_true(value);
+    let msg = match key {
+        "sslQuorum" if on => "TLS between servers (sslQuorum) is not supported by rzk yet",
+        "sslQuorumReloadCertFiles" if on => {
+            "TLS between servers (sslQuorumReloadCertFiles) is not supported by rzk yet"
+        }
+        "portUnification" if on => {
+            "TLS port unification on the quorum and election ports is not supported by rzk yet"
+        }
+        "quorum.auth.enableSasl"
+        | "quorum.auth.serverRequireSasl"
+        | "quorum.auth.learnerRequireSasl"
+            if on =>
+        {
+            "SASL authentication between servers is not supported by rzk yet"
+        }
+        "quorum.auth.learner.saslLoginContext"
+        | "quorum.auth.server.saslLoginContext"
+        | "quorum.auth.kerberos.servicePrincipal" => {
+            "SASL authentication between servers is not supported by rzk yet"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "{msg}; remove the key (rzk refuses to start rather than run without it)"
+    ))
+}
+
+/// A system property (full name, e.g. `zookeeper.authProvider.1`) that asks for security
+/// rzk does not implement: the error message, or `None`.
+pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
+    let k = name.strip_prefix("zookeeper.").unwrap_or(name);
+    let on = java_true(value);
+    let msg: String = if k.starts_with("authProvider.") {
+        let class = value.trim();
+        if BUILT_IN_PROVIDERS.contains(&class) {
+            return None;
+        }
+        if class.ends_with("SASLAuthenticationProvider") {
+            "SASL authentication (SASLAuthenticationProvider) is not supported by rzk yet".into()
+        } else {
+            format!("the auth provider class {class} is not available in rzk (built in: x509, digest, ip)")
+        }
+    } else if k == "DigestAuthenticationProvider.enabled"
+        && value.trim().eq_ignore_ascii_case("false")
+    {
+        "turning the digest provider off is not supported by rzk (digest auth and ACLs would keep working)".into()
+    } else if k == "DigestAuthenticationProvider.digestAlg"
+        && !matches!(
+            value.trim().to_ascii_uppercase().as_str(),
+            "SHA1" | "SHA-1" | ""
+        )
+    {
+        format!(
+            "digest algorithm {:?}: rzk computes digest ids with SHA1 only",
+            value.trim()
+        )
+    } else if k == "java.security.auth.login.config" {
+        "a JAAS configuration (SASL/Kerberos) is not supported by rzk yet".into()
+    } else if k == "sessionRequireClientSASLAuth" && on {
+        "requiring SASL authentication of clients is not supported by rzk yet".into()
+    } else if k == "enforce.auth.enabled" && on {
+        "enforcing client authentication (enforce.auth.enabled) is not supported by rzk yet".into()
+    } else if k == "enforce.auth.schemes" || k == "requireClientAuthScheme" {
+        "enforcing client authentication schemes is not supported by rzk yet".into()
+    } else if k.starts_with("ssl.quorum.") {
+        "TLS between servers (ssl.quorum.*) is not supported by rzk yet".into()
+    } else if k.starts_with("kerberos.") || k.starts_with("sasl.") || k == "server.principal" {
+        "SASL/Kerberos authentication is not supported by rzk yet".into()
+    } else if (k == "ssl.crl" || k == "ssl.ocsp") && on {
+        format!("certificate revocation checking ({k}) is not supported by rzk yet")
+    } else if k == "ssl.context.supplier.class" {
+        "a Java SSLContext supplier class has no meaning for rzk; configure the stores instead"
+            .into()
+    } else if k == "fips-mode" && on {
+        "FIPS mode is not supported by rzk".into()
+    } else if k.starts_with("X509AuthenticationProvider.")
+        && k != "X509AuthenticationProvider.superUser"
+    {
+        format!("{k} is not a setting of ZooKeeper 3.8's x509 provider that rzk knows")
+    } else if (k == "admin.forceHttps"
+        || k == "admin.portUnification"
+        || k == "admin.needClientAuth")
+        && on
+    {
+        "TLS on the admin server is not supported by rzk".into()
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{msg}; remove the key (rzk refuses to start rather than run without it)"
+    ))
+}
+
+/// The `zookeeper.ssl.*` and related system properties rzk reads into [`ClientTls`].
+pub const CLIENT_TLS_PROPERTIES: &[&str] = &[
+    "zookeeper.ssl.keyStore.location",
+    "zookeeper.ssl.keyStore.password",
+    "zookeeper.ssl.keyStore.passwordPath",
+    "zookeeper.ssl.keyStore.type",
+    "zookeeper.ssl.trustStore.location",
+    "zookeeper.ssl.trustStore.password",
+    "zookeeper.ssl.trustStore.passwordPath",
+    "zookeeper.ssl.trustStore.type",
+    "zookeeper.ssl.clientAuth",
+    "zookeeper.ssl.protocol",
+    "zookeeper.ssl.enabledProtocols",
+    "zookeeper.ssl.ciphersuites",
+    "zookeeper.ssl.hostnameVerification",
+    "zookeeper.ssl.authProvider",
+    "zookeeper.ssl.handshakeDetectionTimeoutMillis",
+    "zookeeper.ssl.allowReverseDnsLookup",
+    "zookeeper.ssl.crl",
+    "zookeeper.ssl.ocsp",
+    "zookeeper.client.portUnification",
+    "zookeeper.client.certReload",
+    "zookeeper.X509AuthenticationProvider.superUser",
+];
+
+/// Splits a comma-separated Java list (`ssl.enabledProtocols`, `ssl.ciphersuites`).
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
