@@ -39,6 +39,10 @@ fi
 
 # --- rust ----------------------------------------------------------------------
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
+    echo "== cargo fmt --check"
+    cargo fmt --all -- --check
+    echo "== cargo clippy (warnings are errors)"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
     echo "== cargo build"
     cargo build --workspace --locked
     echo "== cargo test"

@@ -249,8 +249,7 @@ impl RunResult {
         for (k, h) in &self.extra_hists {
             extra_h.insert((*k).to_string(), hist_json(h));
         }
-        let errors: Map<String, Value> =
-            self.tally.errors.iter().map(|(c, n)| (format!("{} ({c})", error_name(*c)), json!(n))).collect();
+        let errors: Map<String, Value> = self.tally.errors.iter().map(|(c, n)| (format!("{} ({c})", error_name(*c)), json!(n))).collect();
         json!({
             "workload": self.workload.name(),
             "servers": a.servers,

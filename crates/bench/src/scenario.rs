@@ -28,7 +28,11 @@ async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instan
                 Incoming::Notification(_) => {}
                 Incoming::Reply { header, .. } if header.xid == rzk_proto::codes::xid::PING => {}
                 Incoming::Reply { header, .. } => {
-                    return Err(BenchError::Protocol(format!("{}: unexpected reply xid {} while waiting for a watch event", s.addr(), header.xid)))
+                    return Err(BenchError::Protocol(format!(
+                        "{}: unexpected reply xid {} while waiting for a watch event",
+                        s.addr(),
+                        header.xid
+                    )))
                 }
             }
         }
@@ -189,7 +193,8 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
         let clock = std::sync::Arc::new(Clock::new(st.warmup, st.duration, a.ops));
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..a.clients {
-            let (clock, progress, addrs, io_timeout, timeout) = (clock.clone(), progress.clone(), st.addrs.clone(), st.io_timeout, a.session_timeout);
+            let (clock, progress, addrs, io_timeout, timeout) =
+                (clock.clone(), progress.clone(), st.addrs.clone(), st.io_timeout, a.session_timeout);
             tasks.spawn(async move {
                 let mut t = Tally::default();
                 let mut handshake = new_hist();
@@ -295,7 +300,12 @@ pub fn expiry(st: &Settings) -> Result<RunResult, BenchError> {
                 let wait = bound.saturating_sub(t0.elapsed());
                 let at = match tokio::time::timeout(wait, wait_event(&mut obs, &parent, EventType::NodeChildrenChanged)).await {
                     Ok(r) => r?,
-                    Err(_) => return Err(BenchError::Protocol(format!("ephemerals under {parent} still there {:.0} s after their sessions vanished", bound.as_secs_f64()))),
+                    Err(_) => {
+                        return Err(BenchError::Protocol(format!(
+                            "ephemerals under {parent} still there {:.0} s after their sessions vanished",
+                            bound.as_secs_f64()
+                        )))
+                    }
                 };
                 first_at.get_or_insert(at);
                 let (h, body) = obs.call(OpCode::GetChildren, |w| req::path_watch(w, &parent, true), |_| {}).await?;
@@ -322,7 +332,15 @@ pub fn expiry(st: &Settings) -> Result<RunResult, BenchError> {
     extra.insert("negotiated_timeout_ms".into(), json!(negotiated));
     let gone_ms = tally.hist.max() as f64 / 1000.0;
     extra.insert("gone_after_timeout_ms".into(), json!(gone_ms - negotiated as f64));
-    Ok(RunResult { workload: Workload::Expiry, tally, elapsed, cpu, latency_of: "all gone", extra, extra_hists: vec![("first gone", first)] })
+    Ok(RunResult {
+        workload: Workload::Expiry,
+        tally,
+        elapsed,
+        cpu,
+        latency_of: "all gone",
+        extra,
+        extra_hists: vec![("first gone", first)],
+    })
 }
 
 #[cfg(test)]

@@ -258,7 +258,13 @@ async fn setup(st: &Settings) -> Result<Spec, BenchError> {
 }
 
 /// One session's closed loop.
-async fn drive(mut s: Session, mut gen: Gen, clock: Arc<Clock>, inflight: usize, progress: Arc<crate::report::Progress>) -> Result<Tally, BenchError> {
+async fn drive(
+    mut s: Session,
+    mut gen: Gen,
+    clock: Arc<Clock>,
+    inflight: usize,
+    progress: Arc<crate::report::Progress>,
+) -> Result<Tally, BenchError> {
     let mut t = Tally::default();
     // (xid, sent at, measured?, kind)
     let mut q: VecDeque<(i32, Instant, bool, Option<&'static str>)> = VecDeque::with_capacity(inflight);
@@ -294,7 +300,11 @@ async fn drive(mut s: Session, mut gen: Gen, clock: Arc<Clock>, inflight: usize,
             let (xid, sent, measured, op) =
                 q.pop_front().ok_or_else(|| BenchError::Protocol(format!("{}: unexpected reply xid {}", s.addr(), header.xid)))?;
             if header.xid != xid {
-                return Err(BenchError::Protocol(format!("{}: reply xid {} while {xid} was next (replies out of order)", s.addr(), header.xid)));
+                return Err(BenchError::Protocol(format!(
+                    "{}: reply xid {} while {xid} was next (replies out of order)",
+                    s.addr(),
+                    header.xid
+                )));
             }
             if measured {
                 t.record(op, at - sent, header.err, at);

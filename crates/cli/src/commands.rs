@@ -201,8 +201,10 @@ pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
         },
         "whoami" => match zk.who_am_i().await {
             Ok(v) => {
-                let mut o = Outcome::ok(json!({"identities": v.iter().map(|c| json!({"scheme": c.auth_scheme, "user": c.user})).collect::<Vec<_>>()}))
-                    .out("Auth scheme: User");
+                let mut o = Outcome::ok(
+                    json!({"identities": v.iter().map(|c| json!({"scheme": c.auth_scheme, "user": c.user})).collect::<Vec<_>>()}),
+                )
+                .out("Auth scheme: User");
                 for c in &v {
                     o = o.out(format!("{}: {}", c.auth_scheme, c.user));
                 }
@@ -477,10 +479,8 @@ async fn config(zk: &Client, rest: &[String]) -> Outcome {
             let mut o = Outcome::ok(json!({"config": text}));
             if a.has('c') {
                 // Only the client connect string: the servers' client addresses.
-                let hosts: Vec<String> = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("server.").and_then(|l| l.split(';').nth(1)).map(str::to_owned))
-                    .collect();
+                let hosts: Vec<String> =
+                    text.lines().filter_map(|l| l.strip_prefix("server.").and_then(|l| l.split(';').nth(1)).map(str::to_owned)).collect();
                 o.stdout.push(hosts.join(","));
             } else if !text.is_empty() {
                 o.stdout.extend(text.lines().map(str::to_owned));

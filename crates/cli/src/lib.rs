@@ -48,7 +48,14 @@ struct Options {
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { server: "localhost:2181".into(), timeout: Duration::from_secs(30), read_only: false, json: false, command: vec![], tls: None };
+    let mut o = Options {
+        server: "localhost:2181".into(),
+        timeout: Duration::from_secs(30),
+        read_only: false,
+        json: false,
+        command: vec![],
+        tls: None,
+    };
     let mut tls = TlsSettings::default();
     let mut i = 0;
     while i < args.len() {
@@ -122,7 +129,13 @@ pub fn main(args: Vec<String>) -> ExitCode {
 }
 
 fn config(opts: &Options) -> Config {
-    Config { session_timeout: opts.timeout, connect_timeout: opts.timeout, read_only: opts.read_only, tls: opts.tls.clone(), ..Config::default() }
+    Config {
+        session_timeout: opts.timeout,
+        connect_timeout: opts.timeout,
+        read_only: opts.read_only,
+        tls: opts.tls.clone(),
+        ..Config::default()
+    }
 }
 
 fn one_shot(rt: &tokio::runtime::Runtime, opts: &Options) -> u8 {

@@ -494,11 +494,9 @@ impl Client {
         match self.call(Request::GetEphemerals(PathRequest { path: sp })).await? {
             Response::Paths(ps) => Ok(match self.chroot() {
                 None => ps,
-                Some(root) => ps
-                    .into_iter()
-                    .filter(|p| p == root || p.starts_with(&format!("{root}/")))
-                    .map(|p| self.client_path(&p))
-                    .collect(),
+                Some(root) => {
+                    ps.into_iter().filter(|p| p == root || p.starts_with(&format!("{root}/"))).map(|p| self.client_path(&p)).collect()
+                }
             }),
             other => Err(unexpected(other)),
         }

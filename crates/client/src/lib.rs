@@ -52,9 +52,9 @@ mod watch;
 
 pub use client::{Client, TTL_MS_MAX};
 pub use error::{Error, Result};
+pub use rustls::ClientConfig as TlsClientConfig;
 pub use rzk_proto::client::ClientInfo;
 pub use rzk_proto::{perms, Acl, AddWatchMode, CreateMode, EventType, Id, KeeperState, OpCode, SessionId, Stat, WatcherType, Zxid};
-pub use types::{Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState, WatchedEvent};
-pub use rustls::ClientConfig as TlsClientConfig;
 pub use tls::TlsSettings;
+pub use types::{Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState, WatchedEvent};
 pub use watch::{WatchFuture, WatchStream};

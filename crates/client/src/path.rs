@@ -147,10 +147,9 @@ mod tests {
         // The rules themselves are tested in rzk_proto::path.
         validate_path("/a/", true).unwrap();
         match validate_path("/a//b", false) {
-            Err(Error::InvalidPath { path, reason }) => assert_eq!(
-                (path.as_str(), reason.as_str()),
-                ("/a//b", "empty node name specified @3")
-            ),
+            Err(Error::InvalidPath { path, reason }) => {
+                assert_eq!((path.as_str(), reason.as_str()), ("/a//b", "empty node name specified @3"))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(

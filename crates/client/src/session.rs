@@ -44,12 +44,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 pub(crate) enum Command {
     /// A request with server paths; `watch` is registered if it succeeds; `then_remove`
     /// removes local watches once the server confirmed a removeWatches.
-    Request {
-        req: Request,
-        watch: Option<WatchReg>,
-        then_remove: Option<(WatcherType, String)>,
-        reply: oneshot::Sender<Result<Response>>,
-    },
+    Request { req: Request, watch: Option<WatchReg>, then_remove: Option<(WatcherType, String)>, reply: oneshot::Sender<Result<Response>> },
     /// addAuth: remembered and replayed on every later connection.
     Auth { packet: AuthPacket, reply: oneshot::Sender<Result<()>> },
     /// Remove local watches without asking the server; replies whether any was there.
@@ -575,8 +570,12 @@ async fn handshake(
         let mut stream: Stream = match tls {
             None => Box::new(tcp),
             Some(cfg) => {
-                let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| HandshakeError::Failed(format!("TLS server name {host:?}: {e}")))?;
-                let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| HandshakeError::Failed(format!("TLS handshake: {e}")))?;
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| HandshakeError::Failed(format!("TLS server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| HandshakeError::Failed(format!("TLS handshake: {e}")))?;
                 Box::new(tls)
             }
         };

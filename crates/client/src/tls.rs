@@ -35,25 +35,18 @@ pub struct TlsSettings {
 }
 
 fn file_err(p: &std::path::Path, message: impl Into<String>) -> TlsError {
-    TlsError::File {
-        path: p.display().to_string(),
-        message: message.into(),
-    }
+    TlsError::File { path: p.display().to_string(), message: message.into() }
 }
 
 impl TlsSettings {
     /// The rustls configuration these files make (with the *ring* provider).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| file_err(p, format!("cannot read: {e}")))
-        };
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| file_err(p, format!("cannot read: {e}")));
         let mut roots = rustls::RootCertStore::empty();
         let ca = read(&self.ca)?;
         for c in CertificateDer::pem_slice_iter(&ca) {
             let c = c.map_err(|e| file_err(&self.ca, format!("bad PEM certificate: {e}")))?;
-            roots
-                .add(c)
-                .map_err(|e| file_err(&self.ca, format!("unusable CA certificate: {e}")))?;
+            roots.add(c).map_err(|e| file_err(&self.ca, format!("unusable CA certificate: {e}")))?;
         }
         if roots.is_empty() {
             return Err(file_err(&self.ca, "no CA certificate found"));
@@ -67,18 +60,11 @@ impl TlsSettings {
                 let chain = CertificateDer::pem_slice_iter(&read(cert)?)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| file_err(cert, format!("bad PEM certificate: {e}")))?;
-                let k = PrivateKeyDer::from_pem_slice(&read(key)?)
-                    .map_err(|e| file_err(key, format!("no private key found: {e}")))?;
-                builder
-                    .with_client_auth_cert(chain, k)
-                    .map_err(|e| TlsError::Config(format!("client certificate and key: {e}")))?
+                let k = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| file_err(key, format!("no private key found: {e}")))?;
+                builder.with_client_auth_cert(chain, k).map_err(|e| TlsError::Config(format!("client certificate and key: {e}")))?
             }
             (None, None) => builder.with_no_client_auth(),
-            _ => {
-                return Err(TlsError::Config(
-                    "a client certificate needs its key, and a key its certificate".into(),
-                ))
-            }
+            _ => return Err(TlsError::Config("a client certificate needs its key, and a key its certificate".into())),
         };
         Ok(Arc::new(cfg))
     }

@@ -49,11 +49,25 @@ impl CreateOptions {
 /// One op of a [`multi`](crate::Client::multi) transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Create { path: String, data: Vec<u8>, options: CreateOptions },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        options: CreateOptions,
+    },
     /// `version` -1 matches any version.
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 impl Op {
@@ -81,9 +95,14 @@ impl Op {
 pub enum OpResult {
     /// `stat` is there for container and TTL creates (ZooKeeper answers plain creates in a
     /// multi with the path only).
-    Create { path: String, stat: Option<Stat> },
+    Create {
+        path: String,
+        stat: Option<Stat>,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
 }
 

@@ -100,14 +100,13 @@ pub const DEFAULT_ADMIN_IDLE_TIMEOUT: u32 = 30000;
 /// The only `electionAlg` ZooKeeper 3.6+ accepts (fast leader election).
 pub const ELECTION_ALG_FAST_LEADER_ELECTION: u32 = 3;
 /// ZooKeeper's default `metricsProvider.className`.
-pub const DEFAULT_METRICS_PROVIDER_CLASS_NAME: &str =
-    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+pub const DEFAULT_METRICS_PROVIDER_CLASS_NAME: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
 
 /// The four-letter words ZooKeeper 3.8 knows (`FourLetterCommands`), which
 /// `4lw.commands.whitelist=*` enables.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
-    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat", "wchc", "wchp", "wchs", "mntr", "isro",
+    "hash",
 ];
 
 /// An invalid configuration. Its `Display` names the file, line and key.
@@ -174,9 +173,7 @@ impl ConfigError {
     /// The line the error is on, when it has one.
     pub fn line(&self) -> Option<usize> {
         match self {
-            ConfigError::InvalidValue { line, .. } | ConfigError::Syntax { line, .. } => {
-                Some(*line)
-            }
+            ConfigError::InvalidValue { line, .. } | ConfigError::Syntax { line, .. } => Some(*line),
             _ => None,
         }
     }
@@ -184,9 +181,9 @@ impl ConfigError {
     /// The key (or system property) the error is about, when there is one.
     pub fn key(&self) -> Option<&str> {
         match self {
-            ConfigError::InvalidValue { key, .. }
-            | ConfigError::Invalid { key, .. }
-            | ConfigError::InvalidSystemProperty { key, .. } => Some(key),
+            ConfigError::InvalidValue { key, .. } | ConfigError::Invalid { key, .. } | ConfigError::InvalidSystemProperty { key, .. } => {
+                Some(key)
+            }
             _ => None,
         }
     }
@@ -313,11 +310,7 @@ pub struct ParseOptions {
 
 impl Default for ParseOptions {
     fn default() -> Self {
-        ParseOptions {
-            file_name: "zoo.cfg".to_string(),
-            system_properties: BTreeMap::new(),
-            dynamic_config: None,
-        }
+        ParseOptions { file_name: "zoo.cfg".to_string(), system_properties: BTreeMap::new(), dynamic_config: None }
     }
 }
 
@@ -529,23 +522,18 @@ struct Origin {
 /// Keys of `QuorumPeerConfig` that rzk takes no notice of, with the reason.
 fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "sslQuorum" | "sslQuorumReloadCertFiles" => {
-            "TLS between quorum peers is not supported by rzk"
-        }
+        "sslQuorum" | "sslQuorumReloadCertFiles" => "TLS between quorum peers is not supported by rzk",
         "portUnification" => "TLS port unification is not supported by rzk",
         "quorum.auth.enableSasl"
         | "quorum.auth.serverRequireSasl"
         | "quorum.auth.learnerRequireSasl"
         | "quorum.auth.learner.saslLoginContext"
         | "quorum.auth.server.saslLoginContext"
-        | "quorum.auth.kerberos.servicePrincipal" => {
-            "SASL/Kerberos quorum authentication is not supported by rzk"
-        }
+        | "quorum.auth.kerberos.servicePrincipal" => "SASL/Kerberos quorum authentication is not supported by rzk",
         "quorum.cnxn.threads.size" => "a Java thread pool size; rzk manages its own tasks",
-        "jvm.pause.monitor"
-        | "jvm.pause.info-threshold.ms"
-        | "jvm.pause.warn-threshold.ms"
-        | "jvm.pause.sleep.time.ms" => "the JVM pause monitor has no meaning for rzk",
+        "jvm.pause.monitor" | "jvm.pause.info-threshold.ms" | "jvm.pause.warn-threshold.ms" | "jvm.pause.sleep.time.ms" => {
+            "the JVM pause monitor has no meaning for rzk"
+        }
         "multiAddress.reachabilityCheckEnabled" | "multiAddress.reachabilityCheckTimeoutMs" => {
             "rzk does not check the reachability of multiple quorum addresses"
         }
@@ -560,13 +548,8 @@ fn ignored_system_key(key: &str) -> Option<&'static str> {
     let k = key.strip_prefix("zookeeper.").unwrap_or(key);
     let reason = if k.starts_with("authProvider.") {
         "an auth provider whose scheme rzk has built in"
-    } else if matches!(
-        k,
-        "serverCnxnFactory"
-            | "clientCnxnSocket"
-            | "audit.impl.class"
-            | "connection_throttle_weight_class"
-    ) || k.ends_with(".className")
+    } else if matches!(k, "serverCnxnFactory" | "clientCnxnSocket" | "audit.impl.class" | "connection_throttle_weight_class")
+        || k.ends_with(".className")
         || k.ends_with(".class")
     {
         "a Java class name; rzk has its own implementation"
@@ -631,87 +614,43 @@ impl<'o> Parser<'o> {
     }
 
     fn value_err(&self, key: &str, line: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError::InvalidValue {
-            file: self.opts.file_name.clone(),
-            line,
-            key: key.to_string(),
-            message: message.into(),
-        }
+        ConfigError::InvalidValue { file: self.opts.file_name.clone(), line, key: key.to_string(), message: message.into() }
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.opts.file_name.clone(),
-            key: key.to_string(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { file: self.opts.file_name.clone(), key: key.to_string(), message: message.into() }
     }
 
     fn warn(&mut self, key: &str, line: usize, message: impl Into<String>) {
-        self.cfg
-            .warnings
-            .push((key.to_string(), line, message.into()));
+        self.cfg.warnings.push((key.to_string(), line, message.into()));
     }
 
     fn ignore(&mut self, key: &str, line: usize, reason: &str) {
-        self.cfg
-            .ignored
-            .push((key.to_string(), line, reason.to_string()));
+        self.cfg.ignored.push((key.to_string(), line, reason.to_string()));
     }
 
     /// Handles one (effective) key of zoo.cfg.
-    fn entry(
-        &mut self,
-        key: &str,
-        v: &str,
-        line: usize,
-        has_dynamic: bool,
-    ) -> Result<(), ConfigError> {
+    fn entry(&mut self, key: &str, v: &str, line: usize, has_dynamic: bool) -> Result<(), ConfigError> {
         let err = |m: String| self.value_err(key, line, m);
         match key {
-            "dataDir" => {
-                self.data_dir = Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?))
-            }
-            "dataLogDir" => {
-                self.cfg.data_log_dir =
-                    Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?))
-            }
+            "dataDir" => self.data_dir = Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?)),
+            "dataLogDir" => self.cfg.data_log_dir = Some(PathBuf::from(non_empty(v, "a directory").map_err(err)?)),
             "clientPort" => self.cfg.client_port = port_or_unset(v).map_err(err)?,
-            "clientPortAddress" => {
-                self.cfg.client_port_address = Some(
-                    non_empty(v, "a host name or address")
-                        .map_err(err)?
-                        .to_string(),
-                )
-            }
+            "clientPortAddress" => self.cfg.client_port_address = Some(non_empty(v, "a host name or address").map_err(err)?.to_string()),
             "secureClientPort" => self.cfg.secure_client_port = port_or_unset(v).map_err(err)?,
             "secureClientPortAddress" => {
-                self.cfg.secure_client_port_address = Some(
-                    non_empty(v, "a host name or address")
-                        .map_err(err)?
-                        .to_string(),
-                )
+                self.cfg.secure_client_port_address = Some(non_empty(v, "a host name or address").map_err(err)?.to_string())
             }
             "observerMasterPort" => {
                 let n = int(v).map_err(err)?;
-                self.cfg.observer_master_port = if n <= 0 {
-                    None
-                } else {
-                    Some(port(v).map_err(err)?)
-                };
+                self.cfg.observer_master_port = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
             }
-            "clientPortListenBacklog" => {
-                self.cfg.client_port_listen_backlog = int(v).map_err(err)?
-            }
+            "clientPortListenBacklog" => self.cfg.client_port_listen_backlog = int(v).map_err(err)?,
             "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
             "maxClientCnxns" => {
                 let n = int(v).map_err(err)?;
                 if n < 0 {
-                    self.warn(
-                        key,
-                        line,
-                        format!("{n} is negative; no limit, as in ZooKeeper"),
-                    );
+                    self.warn(key, line, format!("{n} is negative; no limit, as in ZooKeeper"));
                 }
                 self.cfg.max_client_cnxns = n.max(0) as u32;
             }
@@ -720,11 +659,7 @@ impl<'o> Parser<'o> {
                 let t = match n {
                     -1 => None,
                     n if n >= 0 => Some(n as u32),
-                    _ => {
-                        return Err(err(format!(
-                            "expected a non-negative number of milliseconds (or -1 for the default), got \"{v}\""
-                        )))
-                    }
+                    _ => return Err(err(format!("expected a non-negative number of milliseconds (or -1 for the default), got \"{v}\""))),
                 };
                 if key == "minSessionTimeout" {
                     self.cfg.min_session_timeout = t;
@@ -741,24 +676,16 @@ impl<'o> Parser<'o> {
             "electionAlg" => {
                 let n = int(v).map_err(err)?;
                 if n != 3 {
-                    return Err(err(format!(
-                        "only 3 (fast leader election) is supported, got \"{v}\""
-                    )));
+                    return Err(err(format!("only 3 (fast leader election) is supported, got \"{v}\"")));
                 }
                 self.cfg.election_alg = 3;
             }
-            "quorumListenOnAllIPs" => {
-                self.cfg.quorum_listen_on_all_ips = boolean(v).map_err(err)?
-            }
+            "quorumListenOnAllIPs" => self.cfg.quorum_listen_on_all_ips = boolean(v).map_err(err)?,
             "peerType" => {
-                self.cfg.peer_type = PeerType::parse(v)
-                    .ok_or_else(|| err(format!("expected participant or observer, got \"{v}\"")))?
+                self.cfg.peer_type = PeerType::parse(v).ok_or_else(|| err(format!("expected participant or observer, got \"{v}\"")))?
             }
             "syncEnabled" => self.cfg.sync_enabled = boolean(v).map_err(err)?,
-            "dynamicConfigFile" => {
-                self.cfg.dynamic_config_file =
-                    Some(non_empty(v, "a file name").map_err(err)?.to_string())
-            }
+            "dynamicConfigFile" => self.cfg.dynamic_config_file = Some(non_empty(v, "a file name").map_err(err)?.to_string()),
             "autopurge.snapRetainCount" => {
                 let n = int(v).map_err(err)?;
                 if n < MIN_SNAP_RETAIN_COUNT as i32 {
@@ -775,20 +702,14 @@ impl<'o> Parser<'o> {
             "autopurge.purgeInterval" => {
                 let n = int(v).map_err(err)?;
                 if n < 0 {
-                    self.warn(
-                        key,
-                        line,
-                        format!("{n} is negative; purging is disabled, as in ZooKeeper"),
-                    );
+                    self.warn(key, line, format!("{n} is negative; purging is disabled, as in ZooKeeper"));
                 }
                 self.cfg.purge_interval = n.max(0) as u32;
             }
             "standaloneEnabled" => self.cfg.standalone_enabled = boolean(v).map_err(err)?,
             "reconfigEnabled" => self.cfg.reconfig_enabled = boolean(v).map_err(err)?,
             "localSessionsEnabled" => self.cfg.local_sessions_enabled = boolean(v).map_err(err)?,
-            "localSessionsUpgradingEnabled" => {
-                self.cfg.local_sessions_upgrading_enabled = boolean(v).map_err(err)?
-            }
+            "localSessionsUpgradingEnabled" => self.cfg.local_sessions_upgrading_enabled = boolean(v).map_err(err)?,
             "multiAddress.enabled" => {
                 self.cfg.multi_address_enabled = boolean(v).map_err(err)?;
                 self.multi_address_from_file = true;
@@ -806,19 +727,14 @@ impl<'o> Parser<'o> {
                 self.cfg.metrics_provider_class_name = Some(v.to_string());
             }
             k if k.starts_with("metricsProvider.") => {
-                self.cfg
-                    .metrics_provider_configuration
-                    .insert(k["metricsProvider.".len()..].to_string(), v.to_string());
+                self.cfg.metrics_provider_configuration.insert(k["metricsProvider.".len()..].to_string(), v.to_string());
             }
             k if is_quorum_key(k) && !(k == "version" && has_dynamic) => {
                 if has_dynamic {
-                    return Err(err(
-                        "must be in the separate dynamic config file, since dynamicConfigFile is set".to_string(),
-                    ));
+                    return Err(err("must be in the separate dynamic config file, since dynamicConfigFile is set".to_string()));
                 }
                 let file = self.file().to_string();
-                self.quorum_entries
-                    .push((k.to_string(), v.to_string(), line, file));
+                self.quorum_entries.push((k.to_string(), v.to_string(), line, file));
             }
             k => {
                 if let Some(reason) = ignored_quorum_peer_key(k) {
@@ -851,13 +767,7 @@ impl<'o> Parser<'o> {
     /// A key unknown to QuorumPeerConfig: the system property `zookeeper.<key>`.
     fn system_key(&mut self, key: &str, v: &str, line: usize) {
         let prop = if key.starts_with("zookeeper.") {
-            self.warn(
-                key,
-                line,
-                format!(
-                    "stored as system property {key}; ZooKeeper would store it as zookeeper.{key} and not read it"
-                ),
-            );
+            self.warn(key, line, format!("stored as system property {key}; ZooKeeper would store it as zookeeper.{key} and not read it"));
             key.to_string()
         } else {
             format!("zookeeper.{key}")
@@ -866,51 +776,28 @@ impl<'o> Parser<'o> {
             self.warn(
                 key,
                 line,
-                format!(
-                    "ZooKeeper reads {key} only as a JVM system property (-D{key}=...) and ignores it in zoo.cfg; rzk honours it"
-                ),
+                format!("ZooKeeper reads {key} only as a JVM system property (-D{key}=...) and ignores it in zoo.cfg; rzk honours it"),
             );
         }
         if let Some(reason) = ignored_system_key(key) {
             self.ignore(key, line, reason);
-        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
-            && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())
-        {
-            self.warn(
-                key,
-                line,
-                format!("not a setting rzk uses; kept as system property {prop}"),
-            );
+        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str()) && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str()) {
+            self.warn(key, line, format!("not a setting rzk uses; kept as system property {prop}"));
         }
-        self.cfg
-            .system_properties
-            .insert(prop.clone(), v.to_string());
-        self.origins.insert(
-            prop,
-            Origin {
-                key: key.to_string(),
-                line,
-            },
-        );
+        self.cfg.system_properties.insert(prop.clone(), v.to_string());
+        self.origins.insert(prop, Origin { key: key.to_string(), line });
     }
 
     /// The first of `names` that is set, parsed by `f`; errors name the
     /// zoo.cfg key and line, or the system property.
-    fn sys<T>(
-        &self,
-        names: &[&str],
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
+    fn sys<T>(&self, names: &[&str], f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
         for name in names {
             if let Some(v) = self.cfg.system_properties.get(*name) {
                 return match f(v) {
                     Ok(t) => Ok(Some(t)),
                     Err(m) => Err(match self.origins.get(*name) {
                         Some(o) => self.value_err(&o.key, o.line, m),
-                        None => ConfigError::InvalidSystemProperty {
-                            key: name.to_string(),
-                            message: m,
-                        },
+                        None => ConfigError::InvalidSystemProperty { key: name.to_string(), message: m },
                     }),
                 };
             }
@@ -931,10 +818,7 @@ impl<'o> Parser<'o> {
             if let Some(m) = security::unsupported_system_property(name, v) {
                 return Err(match self.origins.get(name) {
                     Some(o) => self.value_err(&o.key, o.line, m),
-                    None => ConfigError::InvalidSystemProperty {
-                        key: name.clone(),
-                        message: m,
-                    },
+                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
                 });
             }
         }
@@ -952,27 +836,17 @@ impl<'o> Parser<'o> {
             return Ok(None);
         }
         let location = PathBuf::from(location.trim());
-        let store_type = match self.sys(&[&k("type")], |v| {
-            if v.trim().is_empty() {
-                Ok(None)
-            } else {
-                StoreType::parse(v).map(Some)
-            }
-        })? {
+        let store_type = match self.sys(&[&k("type")], |v| if v.trim().is_empty() { Ok(None) } else { StoreType::parse(v).map(Some) })? {
             Some(Some(t)) => t,
             _ => {
                 // No type: from the file's extension; an error names the location key.
                 let key = k("location");
-                self.sys(&[&key], |_| StoreType::from_file_name(&location))?
-                    .expect("location is set")
+                self.sys(&[&key], |_| StoreType::from_file_name(&location))?.expect("location is set")
             }
         };
         Ok(Some(StoreConfig {
             password: self.sys(&[&k("password")], text)?,
-            password_path: self
-                .sys(&[&k("passwordPath")], text)?
-                .filter(|p| !p.trim().is_empty())
-                .map(PathBuf::from),
+            password_path: self.sys(&[&k("passwordPath")], text)?.filter(|p| !p.trim().is_empty()).map(PathBuf::from),
             store_type,
             location,
             location_key: k("location"),
@@ -990,24 +864,16 @@ impl<'o> Parser<'o> {
         if let Some(a) = self.sys(&["zookeeper.ssl.clientAuth"], ClientAuth::parse)? {
             t.client_auth = a;
         }
-        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| {
-            Ok::<String, String>(v.trim().to_string())
-        })? {
+        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| Ok::<String, String>(v.trim().to_string()))? {
             if !p.is_empty() {
                 t.protocol = p;
             }
         }
-        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| {
-            Ok::<_, String>(security::split_list(v))
-        })? {
+        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| Ok::<_, String>(security::split_list(v)))? {
             Some(list) if !list.is_empty() => list,
             _ => vec![t.protocol.clone()],
         };
-        t.ciphersuites = self
-            .sys(&["zookeeper.ssl.ciphersuites"], |v| {
-                Ok::<_, String>(security::split_list(v))
-            })?
-            .filter(|l| !l.is_empty());
+        t.ciphersuites = self.sys(&["zookeeper.ssl.ciphersuites"], |v| Ok::<_, String>(security::split_list(v)))?.filter(|l| !l.is_empty());
         if let Some(b) = self.sys(&["zookeeper.ssl.hostnameVerification"], java_bool)? {
             t.hostname_verification = b;
         }
@@ -1016,40 +882,26 @@ impl<'o> Parser<'o> {
             if v.is_empty() || v == "x509" {
                 Ok("x509".to_string())
             } else {
-                Err(format!(
-                    "\"{v}\": rzk authenticates client certificates with its built-in x509 provider only"
-                ))
+                Err(format!("\"{v}\": rzk authenticates client certificates with its built-in x509 provider only"))
             }
         })? {
             t.auth_provider = p;
         }
-        t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| {
-            Ok::<_, String>(v.to_string())
-        })?;
-        t.port_unification = self
-            .sys(&["zookeeper.client.portUnification"], java_bool)?
-            .unwrap_or(false);
-        t.cert_reload = self
-            .sys(&["zookeeper.client.certReload"], java_bool)?
-            .unwrap_or(false);
-        if let Some(n) = self.sys(&["zookeeper.ssl.handshakeDetectionTimeoutMillis"], |v| {
-            decoded_int(v, 1, "a positive number of milliseconds")
-        })? {
+        t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| Ok::<_, String>(v.to_string()))?;
+        t.port_unification = self.sys(&["zookeeper.client.portUnification"], java_bool)?.unwrap_or(false);
+        t.cert_reload = self.sys(&["zookeeper.client.certReload"], java_bool)?.unwrap_or(false);
+        if let Some(n) =
+            self.sys(&["zookeeper.ssl.handshakeDetectionTimeoutMillis"], |v| decoded_int(v, 1, "a positive number of milliseconds"))?
+        {
             t.handshake_detection_timeout_ms = n as u32;
         }
         let tls_used = self.cfg.secure_client_port.is_some() || t.port_unification;
         if tls_used {
-            let why = if self.cfg.secure_client_port.is_some() {
-                "secureClientPort"
-            } else {
-                "client.portUnification"
-            };
+            let why = if self.cfg.secure_client_port.is_some() { "secureClientPort" } else { "client.portUnification" };
             if t.key_store.is_none() {
                 return Err(self.invalid(
                     "ssl.keyStore.location",
-                    format!(
-                        "{why} is set, so TLS needs the server's key store (ssl.keyStore.location)"
-                    ),
+                    format!("{why} is set, so TLS needs the server's key store (ssl.keyStore.location)"),
                 ));
             }
             if t.client_auth != ClientAuth::None && t.trust_store.is_none() {
@@ -1077,38 +929,23 @@ impl<'o> Parser<'o> {
         self.refuse_unsupported_security()?;
         self.read_client_tls()?;
         let c = &mut ServerConfig::default_standalone();
-        if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| {
-            decoded_int(v, 0, "a non-negative integer (0 = unlimited)")
-        })? {
+        if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {
             c.max_cnxns = n as u32;
         }
-        if let Some(n) = self.sys(&["zookeeper.globalOutstandingLimit"], |v| {
-            decoded_int(v, 1, "a positive integer")
-        })? {
+        if let Some(n) = self.sys(&["zookeeper.globalOutstandingLimit"], |v| decoded_int(v, 1, "a positive integer"))? {
             c.global_outstanding_limit = n as u32;
         }
-        if let Some(n) = self.sys(&["zookeeper.snapCount"], |v| {
-            decoded_int(v, 0, "a positive integer")
-        })? {
+        if let Some(n) = self.sys(&["zookeeper.snapCount"], |v| decoded_int(v, 0, "a positive integer"))? {
             if n < 2 {
                 let (k, l) = self.sys_origin("zookeeper.snapCount");
-                self.warn(
-                    &k,
-                    l,
-                    format!("{n} is less than 2; using 2, as ZooKeeper does"),
-                );
+                self.warn(&k, l, format!("{n} is less than 2; using 2, as ZooKeeper does"));
             }
             c.snap_count = n.max(2) as u32;
         }
-        if let Some(n) = self.sys(
-            &["zookeeper.preAllocSize"],
-            |v| match values::java_parse_long(v) {
-                Some(n) if n >= 0 => Ok(n as u64),
-                _ => Err(format!(
-                    "expected a non-negative number of KiB, got \"{v}\""
-                )),
-            },
-        )? {
+        if let Some(n) = self.sys(&["zookeeper.preAllocSize"], |v| match values::java_parse_long(v) {
+            Some(n) if n >= 0 => Ok(n as u64),
+            _ => Err(format!("expected a non-negative number of KiB, got \"{v}\"")),
+        })? {
             c.pre_alloc_size_kb = n;
         }
         if let Some(b) = self.sys(&["zookeeper.forceSync"], yes_no)? {
@@ -1120,21 +957,17 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.extendedTypesEnabled"], boolean)? {
             c.extended_types_enabled = b;
         }
-        if let Some(s) = self.sys(
-            &["zookeeper.DigestAuthenticationProvider.superDigest"],
-            |v| {
-                if v.contains(':') {
-                    Ok(v.to_string())
-                } else {
-                    Err(format!("expected super:<base64 digest>, got \"{v}\""))
-                }
-            },
-        )? {
+        if let Some(s) = self.sys(&["zookeeper.DigestAuthenticationProvider.superDigest"], |v| {
+            if v.contains(':') {
+                Ok(v.to_string())
+            } else {
+                Err(format!("expected super:<base64 digest>, got \"{v}\""))
+            }
+        })? {
             c.super_digest = Some(s);
         }
         if let Some(m) = self.sys(&["zookeeper.snapshot.compression.method"], |v| {
-            SnapshotCompression::parse(v)
-                .ok_or_else(|| format!("expected gz, snappy or an empty value, got \"{v}\""))
+            SnapshotCompression::parse(v).ok_or_else(|| format!("expected gz, snappy or an empty value, got \"{v}\""))
         })? {
             c.snapshot_compression_method = m;
         }
@@ -1142,37 +975,24 @@ impl<'o> Parser<'o> {
             c.admin_enable_server = b;
         }
         if let Some(p) = self.sys(&["zookeeper.admin.serverPort"], |v| {
-            decoded_int(v, 1, "a port number (1-65535)").and_then(|n| {
-                u16::try_from(n)
-                    .map_err(|_| format!("expected a port number (1-65535), got \"{v}\""))
-            })
+            decoded_int(v, 1, "a port number (1-65535)")
+                .and_then(|n| u16::try_from(n).map_err(|_| format!("expected a port number (1-65535), got \"{v}\"")))
         })? {
             c.admin_server_port = p;
         }
-        if let Some(s) = self.sys(&["zookeeper.admin.serverAddress"], |v| {
-            non_empty(v, "a host name or address").map(str::to_string)
-        })? {
+        if let Some(s) = self.sys(&["zookeeper.admin.serverAddress"], |v| non_empty(v, "a host name or address").map(str::to_string))? {
             c.admin_server_address = s;
         }
-        if let Some(s) = self.sys(&["zookeeper.admin.commandURL"], |v| {
-            non_empty(v, "a URL path").map(str::to_string)
-        })? {
+        if let Some(s) = self.sys(&["zookeeper.admin.commandURL"], |v| non_empty(v, "a URL path").map(str::to_string))? {
             c.admin_command_url = s;
         }
-        if let Some(n) = self.sys(&["zookeeper.admin.idleTimeout"], |v| {
-            decoded_int(v, 0, "a non-negative number of milliseconds")
-        })? {
+        if let Some(n) = self.sys(&["zookeeper.admin.idleTimeout"], |v| decoded_int(v, 0, "a non-negative number of milliseconds"))? {
             c.admin_idle_timeout = n as u32;
         }
-        if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| {
-            decoded_int(v, 1, "a positive number of bytes")
-        })? {
+        if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| decoded_int(v, 1, "a positive number of bytes"))? {
             c.jute_maxbuffer = n as u32;
         }
-        if let Some(b) = self.sys(
-            &["readonlymode.enabled", "zookeeper.readonlymode.enabled"],
-            boolean,
-        )? {
+        if let Some(b) = self.sys(&["readonlymode.enabled", "zookeeper.readonlymode.enabled"], boolean)? {
             c.readonly_mode_enabled = b;
         }
         if !self.multi_address_from_file {
@@ -1180,26 +1000,14 @@ impl<'o> Parser<'o> {
                 self.cfg.multi_address_enabled = b;
             }
         }
-        c.four_letter_word_whitelist = match self
-            .cfg
-            .system_properties
-            .get("zookeeper.4lw.commands.whitelist")
-        {
+        c.four_letter_word_whitelist = match self.cfg.system_properties.get("zookeeper.4lw.commands.whitelist") {
             Some(v) => {
                 let w = FourLetterWordWhitelist::parse(v, c.readonly_mode_enabled);
                 if let FourLetterWordWhitelist::Only(set) = &w {
-                    let unknown: Vec<&str> = set
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|w| !FOUR_LETTER_WORDS.contains(w))
-                        .collect();
+                    let unknown: Vec<&str> = set.iter().map(String::as_str).filter(|w| !FOUR_LETTER_WORDS.contains(w)).collect();
                     if !unknown.is_empty() {
                         let (k, l) = self.sys_origin("zookeeper.4lw.commands.whitelist");
-                        self.warn(
-                            &k,
-                            l,
-                            format!("unknown four-letter words: {}", unknown.join(", ")),
-                        );
+                        self.warn(&k, l, format!("unknown four-letter words: {}", unknown.join(", ")));
                     }
                 }
                 w
@@ -1235,32 +1043,20 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.digest.enabled", "digest.enabled"], boolean)? {
             self.cfg.digest_enabled = b;
         }
-        if let Some(n) = self.sys(
-            &[
-                "znode.container.checkIntervalMs",
-                "zookeeper.znode.container.checkIntervalMs",
-            ],
-            |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"),
-        )? {
-            self.cfg.container_check_interval_ms = n as u32;
-        }
-        if let Some(n) = self.sys(
-            &[
-                "znode.container.maxNeverUsedIntervalMs",
-                "zookeeper.znode.container.maxNeverUsedIntervalMs",
-            ],
-            |v| match java_parse_long(v.trim()) {
-                Some(n) if n >= 0 => Ok(n as u64),
-                _ => Err(format!(
-                    "expected a non-negative number of milliseconds (0 = never), got \"{v}\""
-                )),
-            },
-        )? {
-            self.cfg.container_max_never_used_interval_ms = n;
-        }
-        if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| {
+        if let Some(n) = self.sys(&["znode.container.checkIntervalMs", "zookeeper.znode.container.checkIntervalMs"], |v| {
             decoded_int(v.trim(), 1, "a positive number of milliseconds")
         })? {
+            self.cfg.container_check_interval_ms = n as u32;
+        }
+        if let Some(n) = self.sys(&["znode.container.maxNeverUsedIntervalMs", "zookeeper.znode.container.maxNeverUsedIntervalMs"], |v| {
+            match java_parse_long(v.trim()) {
+                Some(n) if n >= 0 => Ok(n as u64),
+                _ => Err(format!("expected a non-negative number of milliseconds (0 = never), got \"{v}\"")),
+            }
+        })? {
+            self.cfg.container_max_never_used_interval_ms = n;
+        }
+        if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))? {
             self.cfg.cnx_timeout_ms = n as u32;
         }
         Ok(())
@@ -1274,48 +1070,32 @@ impl<'o> Parser<'o> {
         let mut group_keys: BTreeMap<u64, (String, usize)> = BTreeMap::new();
         let mut weight_keys: BTreeMap<u64, (String, usize)> = BTreeMap::new();
         for (key, value, line, file) in &entries {
-            let err = |m: String| ConfigError::InvalidValue {
-                file: file.clone(),
-                line: *line,
-                key: key.clone(),
-                message: m,
-            };
+            let err = |m: String| ConfigError::InvalidValue { file: file.clone(), line: *line, key: key.clone(), message: m };
             if key == "version" {
-                self.cfg.config_version = u64::from_str_radix(value, 16)
-                    .map_err(|_| err(format!("expected a hexadecimal version, got \"{value}\"")))?;
+                self.cfg.config_version =
+                    u64::from_str_radix(value, 16).map_err(|_| err(format!("expected a hexadecimal version, got \"{value}\"")))?;
             } else if key.starts_with("server.") {
                 let sid = servers::parse_id(key).map_err(err)?;
                 if let Some((k, l)) = server_keys.get(&sid) {
-                    return Err(err(format!(
-                        "server id {sid} is already defined by {k} on line {l}"
-                    )));
+                    return Err(err(format!("server id {sid} is already defined by {k} on line {l}")));
                 }
-                let spec = servers::parse_server(sid, value, self.cfg.multi_address_enabled)
-                    .map_err(err)?;
+                let spec = servers::parse_server(sid, value, self.cfg.multi_address_enabled).map_err(err)?;
                 server_keys.insert(sid, (key.clone(), *line));
                 self.cfg.servers.insert(sid, spec);
             } else if key.starts_with("group.") {
                 let gid = servers::parse_id(key).map_err(err)?;
                 if let Some((k, l)) = group_keys.get(&gid) {
-                    return Err(err(format!(
-                        "group id {gid} is already defined by {k} on line {l}"
-                    )));
+                    return Err(err(format!("group id {gid} is already defined by {k} on line {l}")));
                 }
                 group_keys.insert(gid, (key.clone(), *line));
                 let mut members = Vec::new();
                 for s in servers::java_split(value, ':') {
                     let sid = match values::java_parse_long(s) {
                         Some(n) if n >= 0 => n as u64,
-                        _ => {
-                            return Err(err(format!(
-                                "expected colon-separated server ids, got \"{value}\""
-                            )))
-                        }
+                        _ => return Err(err(format!("expected colon-separated server ids, got \"{value}\""))),
                     };
                     if let Some(other) = group_of.insert(sid, gid) {
-                        return Err(err(format!(
-                            "server {sid} is in more than one group (group.{other} and group.{gid})"
-                        )));
+                        return Err(err(format!("server {sid} is in more than one group (group.{other} and group.{gid})")));
                     }
                     members.push(sid);
                 }
@@ -1323,33 +1103,20 @@ impl<'o> Parser<'o> {
             } else if key.starts_with("weight.") {
                 let sid = servers::parse_id(key).map_err(err)?;
                 if let Some((k, l)) = weight_keys.get(&sid) {
-                    return Err(err(format!(
-                        "weight of server {sid} is already defined by {k} on line {l}"
-                    )));
+                    return Err(err(format!("weight of server {sid} is already defined by {k} on line {l}")));
                 }
                 weight_keys.insert(sid, (key.clone(), *line));
                 let w = match values::java_parse_long(value) {
                     Some(n) if n >= 0 => n as u64,
-                    _ => {
-                        return Err(err(format!(
-                            "expected a non-negative integer, got \"{value}\""
-                        )))
-                    }
+                    _ => return Err(err(format!("expected a non-negative integer, got \"{value}\""))),
                 };
                 self.cfg.weights.insert(sid, w);
             } else {
-                return Err(err(
-                    "expected group.<id> or weight.<id> (hierarchical quorums)".to_string(),
-                ));
+                return Err(err("expected group.<id> or weight.<id> (hierarchical quorums)".to_string()));
             }
         }
 
-        let participants = self
-            .cfg
-            .servers
-            .values()
-            .filter(|s| !s.is_observer())
-            .count();
+        let participants = self.cfg.servers.values().filter(|s| !s.is_observer()).count();
         let observers = self.cfg.servers.len() - participants;
         if !self.cfg.groups.is_empty() || !self.cfg.weights.is_empty() {
             for s in self.cfg.servers.values().filter(|s| !s.is_observer()) {
@@ -1365,16 +1132,10 @@ impl<'o> Parser<'o> {
         }
         if participants == 0 {
             if !self.cfg.standalone_enabled {
-                return Err(self.invalid(
-                    "standaloneEnabled",
-                    "standaloneEnabled=false needs at least one participant server.N line",
-                ));
+                return Err(self.invalid("standaloneEnabled", "standaloneEnabled=false needs at least one participant server.N line"));
             }
             if observers > 0 {
-                return Err(self.invalid(
-                    "server",
-                    "observers without participants is an invalid configuration",
-                ));
+                return Err(self.invalid("server", "observers without participants is an invalid configuration"));
             }
         } else if participants == 1 && self.cfg.standalone_enabled {
             if observers > 0 {
@@ -1393,23 +1154,13 @@ impl<'o> Parser<'o> {
             if participants <= 2 {
                 self.warn("server", 0, "no server failure will be tolerated: a quorum needs at least 3 servers for that");
             } else if participants % 2 == 0 {
-                self.warn(
-                    "server",
-                    0,
-                    "non-optimal configuration: consider an odd number of servers",
-                );
+                self.warn("server", 0, "non-optimal configuration: consider an odd number of servers");
             }
             if !self.cfg.key_lines.contains_key("initLimit") || self.cfg.init_limit == 0 {
-                return Err(self.invalid(
-                    "initLimit",
-                    "initLimit is not set; a quorum needs it (e.g. initLimit=10)",
-                ));
+                return Err(self.invalid("initLimit", "initLimit is not set; a quorum needs it (e.g. initLimit=10)"));
             }
             if !self.cfg.key_lines.contains_key("syncLimit") || self.cfg.sync_limit == 0 {
-                return Err(self.invalid(
-                    "syncLimit",
-                    "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)",
-                ));
+                return Err(self.invalid("syncLimit", "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)"));
             }
         }
         Ok(())
@@ -1432,37 +1183,22 @@ pub fn version_from_filename(file_name: &str) -> Option<u64> {
 
 /// Keeps the last of repeated keys (as `java.util.Properties` does), in
 /// order of their last line; warns about the repeats.
-fn effective_entries(
-    entries: Vec<properties::Entry>,
-    warnings: &mut Vec<(String, usize, String)>,
-) -> Vec<properties::Entry> {
+fn effective_entries(entries: Vec<properties::Entry>, warnings: &mut Vec<(String, usize, String)>) -> Vec<properties::Entry> {
     let mut last: BTreeMap<String, usize> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         if let Some(prev) = last.insert(e.key.clone(), i) {
             warnings.push((
                 e.key.clone(),
                 e.line,
-                format!(
-                    "set more than once (line {} and line {}); the last one wins, as in ZooKeeper",
-                    entries[prev].line, e.line
-                ),
+                format!("set more than once (line {} and line {}); the last one wins, as in ZooKeeper", entries[prev].line, e.line),
             ));
         }
     }
-    entries
-        .into_iter()
-        .enumerate()
-        .filter(|(i, e)| last.get(&e.key) == Some(i))
-        .map(|(_, e)| e)
-        .collect()
+    entries.into_iter().enumerate().filter(|(i, e)| last.get(&e.key) == Some(i)).map(|(_, e)| e).collect()
 }
 
 fn syntax(file: &str, e: properties::SyntaxError) -> ConfigError {
-    ConfigError::Syntax {
-        file: file.to_string(),
-        line: e.line,
-        message: e.message,
-    }
+    ConfigError::Syntax { file: file.to_string(), line: e.line, message: e.message }
 }
 
 impl ServerConfig {
@@ -1535,31 +1271,18 @@ impl ServerConfig {
 
     /// ZooKeeperServerMain's other form, `port datadir [ticktime] [maxcnxns]`.
     pub fn from_command_line_args<S: AsRef<str>>(args: &[S]) -> Result<Self, ConfigError> {
-        let arg_err = |key: &str, m: String| ConfigError::Invalid {
-            file: "command line".to_string(),
-            key: key.to_string(),
-            message: m,
-        };
+        let arg_err = |key: &str, m: String| ConfigError::Invalid { file: "command line".to_string(), key: key.to_string(), message: m };
         if args.len() < 2 || args.len() > 4 {
-            return Err(arg_err(
-                "arguments",
-                format!(
-                    "expected port datadir [ticktime] [maxcnxns], got {} arguments",
-                    args.len()
-                ),
-            ));
+            return Err(arg_err("arguments", format!("expected port datadir [ticktime] [maxcnxns], got {} arguments", args.len())));
         }
         let mut c = Self::default_standalone();
         c.client_port = Some(port(args[0].as_ref()).map_err(|m| arg_err("clientPort", m))?);
-        c.data_dir = PathBuf::from(
-            non_empty(args[1].as_ref(), "a directory").map_err(|m| arg_err("dataDir", m))?,
-        );
+        c.data_dir = PathBuf::from(non_empty(args[1].as_ref(), "a directory").map_err(|m| arg_err("dataDir", m))?);
         if let Some(t) = args.get(2) {
             c.tick_time = positive_int(t.as_ref()).map_err(|m| arg_err("tickTime", m))?;
         }
         if let Some(m) = args.get(3) {
-            c.max_client_cnxns =
-                non_negative_int(m.as_ref()).map_err(|e| arg_err("maxClientCnxns", e))?;
+            c.max_client_cnxns = non_negative_int(m.as_ref()).map_err(|e| arg_err("maxClientCnxns", e))?;
         }
         Ok(c)
     }
@@ -1583,14 +1306,8 @@ impl ServerConfig {
             cfg.key_lines.insert(e.key.clone(), e.line);
         }
         let has_dynamic = cfg.key_lines.contains_key("dynamicConfigFile");
-        let mut p = Parser {
-            opts,
-            cfg,
-            data_dir: None,
-            origins: BTreeMap::new(),
-            quorum_entries: Vec::new(),
-            multi_address_from_file: false,
-        };
+        let mut p =
+            Parser { opts, cfg, data_dir: None, origins: BTreeMap::new(), quorum_entries: Vec::new(), multi_address_from_file: false };
         for e in &entries {
             p.entry(&e.key, &e.value, e.line, has_dynamic)?;
         }
@@ -1608,11 +1325,7 @@ impl ServerConfig {
         if p.cfg.client_port.is_none() {
             if let Some(l) = p.cfg.key_lines.get("clientPortAddress").copied() {
                 if p.cfg.client_port_address.is_some() {
-                    return Err(p.value_err(
-                        "clientPortAddress",
-                        l,
-                        "clientPortAddress is set but clientPort is not set",
-                    ));
+                    return Err(p.value_err("clientPortAddress", l, "clientPortAddress is set but clientPort is not set"));
                 }
             }
         }
@@ -1627,16 +1340,9 @@ impl ServerConfig {
                 }
             }
         }
-        let (min, max) = (
-            p.cfg.min_session_timeout_ms(),
-            p.cfg.max_session_timeout_ms(),
-        );
+        let (min, max) = (p.cfg.min_session_timeout_ms(), p.cfg.max_session_timeout_ms());
         if min > max {
-            let key = if p.cfg.min_session_timeout.is_some() {
-                "minSessionTimeout"
-            } else {
-                "maxSessionTimeout"
-            };
+            let key = if p.cfg.min_session_timeout.is_some() { "minSessionTimeout" } else { "maxSessionTimeout" };
             let line = p.cfg.key_lines.get(key).copied().unwrap_or(0);
             return Err(p.value_err(
                 key,
@@ -1651,45 +1357,28 @@ impl ServerConfig {
         // The ensemble: from the dynamic config file, or from this one.
         if let Some(dyn_name) = p.cfg.dynamic_config_file.clone() {
             let Some(d) = &opts.dynamic_config else {
-                let line = p
-                    .cfg
-                    .key_lines
-                    .get("dynamicConfigFile")
-                    .copied()
-                    .unwrap_or(0);
+                let line = p.cfg.key_lines.get("dynamicConfigFile").copied().unwrap_or(0);
                 return Err(p.value_err(
                     "dynamicConfigFile",
                     line,
                     format!("the content of {dyn_name} was not supplied (use load(), or ParseOptions::dynamic_config)"),
                 ));
             };
-            let dfile = if d.file_name.is_empty() {
-                dyn_name.clone()
-            } else {
-                d.file_name.clone()
-            };
+            let dfile = if d.file_name.is_empty() { dyn_name.clone() } else { d.file_name.clone() };
             let raw = properties::parse(&d.text).map_err(|e| syntax(&dfile, e))?;
             let mut dyn_warnings = Vec::new();
             let dentries = effective_entries(raw, &mut dyn_warnings);
             p.cfg.warnings.extend(dyn_warnings);
             for e in dentries {
-                let bad = |m: &str| ConfigError::InvalidValue {
-                    file: dfile.clone(),
-                    line: e.line,
-                    key: e.key.clone(),
-                    message: m.to_string(),
-                };
+                let bad =
+                    |m: &str| ConfigError::InvalidValue { file: dfile.clone(), line: e.line, key: e.key.clone(), message: m.to_string() };
                 if e.key == "version" {
                     return Err(bad("a dynamic config file must not contain version (it comes from the file name)"));
                 }
-                if !(e.key.starts_with("server.")
-                    || e.key.starts_with("group")
-                    || e.key.starts_with("weight"))
-                {
+                if !(e.key.starts_with("server.") || e.key.starts_with("group") || e.key.starts_with("weight")) {
                     return Err(bad("unrecognised parameter in a dynamic config file (only server.N, group.N and weight.N)"));
                 }
-                p.quorum_entries
-                    .push((e.key, e.value, e.line, dfile.clone()));
+                p.quorum_entries.push((e.key, e.value, e.line, dfile.clone()));
             }
             if let Some(v) = version_from_filename(&dfile) {
                 p.cfg.config_version = v;
@@ -1706,14 +1395,12 @@ impl ServerConfig {
 
     /// The effective `minSessionTimeout`, ms: as configured, else 2 ticks.
     pub fn min_session_timeout_ms(&self) -> u32 {
-        self.min_session_timeout
-            .unwrap_or(self.tick_time.saturating_mul(2))
+        self.min_session_timeout.unwrap_or(self.tick_time.saturating_mul(2))
     }
 
     /// The effective `maxSessionTimeout`, ms: as configured, else 20 ticks.
     pub fn max_session_timeout_ms(&self) -> u32 {
-        self.max_session_timeout
-            .unwrap_or(self.tick_time.saturating_mul(20))
+        self.max_session_timeout.unwrap_or(self.tick_time.saturating_mul(20))
     }
 
     /// `preAllocSize` in bytes.
@@ -1723,8 +1410,7 @@ impl ServerConfig {
 
     /// `connectToLearnerMasterLimit`, defaulting to `initLimit`.
     pub fn connect_to_learner_master_limit(&self) -> u32 {
-        self.connect_to_learner_master_limit
-            .unwrap_or(self.init_limit)
+        self.connect_to_learner_master_limit.unwrap_or(self.init_limit)
     }
 
     /// Participants (voting members) of the ensemble.
@@ -1770,9 +1456,7 @@ impl ServerConfig {
     pub fn check_myid(&self, myid: u64) -> Result<(), ConfigError> {
         if self.is_distributed() && !self.servers.contains_key(&myid) {
             let ids: Vec<String> = self.servers.keys().map(|i| format!("server.{i}")).collect();
-            return Err(ConfigError::InvalidMyid {
-                message: format!("{myid} is not in the server list ({})", ids.join(", ")),
-            });
+            return Err(ConfigError::InvalidMyid { message: format!("{myid} is not in the server list ({})", ids.join(", ")) });
         }
         Ok(())
     }
@@ -1780,10 +1464,7 @@ impl ServerConfig {
     /// The peer type of server `myid`: its `server.N` line wins over
     /// `peerType`, as in ZooKeeper (which warns when they differ).
     pub fn peer_type_for(&self, myid: u64) -> PeerType {
-        self.servers
-            .get(&myid)
-            .map(|s| s.peer_type)
-            .unwrap_or(self.peer_type)
+        self.servers.get(&myid).map(|s| s.peer_type).unwrap_or(self.peer_type)
     }
 
     /// Where this server's client listener binds, as ZooKeeper works it out
@@ -1791,39 +1472,18 @@ impl ServerConfig {
     /// has one, else `clientPortAddress` (default 0.0.0.0) and `clientPort`.
     /// `None` when there is no client port at all. The two must agree when
     /// both are given.
-    pub fn client_listen_address(
-        &self,
-        myid: Option<u64>,
-    ) -> Result<Option<HostPort>, ConfigError> {
-        let from_static = self.client_port.map(|port| HostPort {
-            host: self
-                .client_port_address
-                .clone()
-                .unwrap_or_else(|| "0.0.0.0".to_string()),
-            port,
-        });
-        let from_server = myid
-            .and_then(|id| self.servers.get(&id))
-            .and_then(|s| s.client_address.clone());
+    pub fn client_listen_address(&self, myid: Option<u64>) -> Result<Option<HostPort>, ConfigError> {
+        let from_static =
+            self.client_port.map(|port| HostPort { host: self.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string()), port });
+        let from_server = myid.and_then(|id| self.servers.get(&id)).and_then(|s| s.client_address.clone());
         match (from_static, from_server) {
             (Some(st), Some(sv)) => {
                 let wildcard = st.host == "0.0.0.0" || st.host == "::" || st.host == "[::]";
-                let conflict = if wildcard {
-                    st.port != sv.port
-                } else {
-                    st != sv
-                };
+                let conflict = if wildcard { st.port != sv.port } else { st != sv };
                 if conflict {
-                    let key = if self.client_port_address.is_some() {
-                        "clientPortAddress"
-                    } else {
-                        "clientPort"
-                    };
+                    let key = if self.client_port_address.is_some() { "clientPortAddress" } else { "clientPort" };
                     return Err(ConfigError::InvalidValue {
-                        file: self
-                            .config_file
-                            .clone()
-                            .unwrap_or_else(|| "zoo.cfg".to_string()),
+                        file: self.config_file.clone().unwrap_or_else(|| "zoo.cfg".to_string()),
                         line: self.key_lines.get(key).copied().unwrap_or(0),
                         key: key.to_string(),
                         message: format!(
@@ -1901,18 +1561,10 @@ impl ServerConfig {
         let listen = self.client_listen_address(rt.my_id).ok().flatten();
         let client_port = rt.client_port.or(listen.as_ref().map(|h| h.port));
         let secure_port = rt.secure_client_port.or(self.secure_client_port);
-        let fmt_port =
-            |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-1".to_string());
-        let max_client_cnxns = if client_port.is_some() || secure_port.is_some() {
-            self.max_client_cnxns.to_string()
-        } else {
-            "-1".to_string()
-        };
-        let quorum_self = if self.is_distributed() {
-            rt.my_id.and_then(|id| self.servers.get(&id))
-        } else {
-            None
-        };
+        let fmt_port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-1".to_string());
+        let max_client_cnxns =
+            if client_port.is_some() || secure_port.is_some() { self.max_client_cnxns.to_string() } else { "-1".to_string() };
+        let quorum_self = if self.is_distributed() { rt.my_id.and_then(|id| self.servers.get(&id)) } else { None };
         let mut s = String::new();
         s.push_str(&format!("clientPort={}\n", fmt_port(client_port)));
         s.push_str(&format!("secureClientPort={}\n", fmt_port(secure_port)));
@@ -1922,30 +1574,12 @@ impl ServerConfig {
         s.push_str(&format!("dataLogSize={}\n", rt.data_log_size));
         s.push_str(&format!("tickTime={}\n", self.tick_time));
         s.push_str(&format!("maxClientCnxns={max_client_cnxns}\n"));
-        s.push_str(&format!(
-            "minSessionTimeout={}\n",
-            self.min_session_timeout_ms()
-        ));
-        s.push_str(&format!(
-            "maxSessionTimeout={}\n",
-            self.max_session_timeout_ms()
-        ));
-        s.push_str(&format!(
-            "clientPortListenBacklog={}\n",
-            self.client_port_listen_backlog
-        ));
-        s.push_str(&format!(
-            "serverId={}\n",
-            quorum_self.map(|q| q.id).unwrap_or(0)
-        ));
+        s.push_str(&format!("minSessionTimeout={}\n", self.min_session_timeout_ms()));
+        s.push_str(&format!("maxSessionTimeout={}\n", self.max_session_timeout_ms()));
+        s.push_str(&format!("clientPortListenBacklog={}\n", self.client_port_listen_backlog));
+        s.push_str(&format!("serverId={}\n", quorum_self.map(|q| q.id).unwrap_or(0)));
         if let Some(me) = quorum_self {
-            let ports = |f: fn(&QuorumAddress) -> u16| {
-                me.addresses
-                    .iter()
-                    .map(|a| f(a).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            };
+            let ports = |f: fn(&QuorumAddress) -> u16| me.addresses.iter().map(|a| f(a).to_string()).collect::<Vec<_>>().join("|");
             s.push_str(&format!("initLimit={}\n", self.init_limit));
             s.push_str(&format!("syncLimit={}\n", self.sync_limit));
             s.push_str(&format!("electionAlg={}\n", self.election_alg));
@@ -1990,12 +1624,7 @@ pub fn decode_file_bytes(bytes: &[u8]) -> String {
 /// can read that file before [`ServerConfig::parse_with`]).
 pub fn dynamic_config_file_of(text: &str) -> Result<Option<String>, ConfigError> {
     let entries = properties::parse(text).map_err(|e| syntax("zoo.cfg", e))?;
-    Ok(entries
-        .into_iter()
-        .rev()
-        .find(|e| e.key == "dynamicConfigFile")
-        .map(|e| e.value)
-        .filter(|v| !v.is_empty()))
+    Ok(entries.into_iter().rev().find(|e| e.key == "dynamicConfigFile").map(|e| e.value).filter(|v| !v.is_empty()))
 }
 
 /// Reads and parses a configuration file (and the dynamic config file it
@@ -2005,44 +1634,22 @@ pub fn load(path: impl AsRef<Path>) -> Result<ServerConfig, ConfigError> {
 }
 
 /// [`load`] with JVM-style system properties already set.
-pub fn load_with(
-    path: impl AsRef<Path>,
-    system_properties: BTreeMap<String, String>,
-) -> Result<ServerConfig, ConfigError> {
+pub fn load_with(path: impl AsRef<Path>, system_properties: BTreeMap<String, String>) -> Result<ServerConfig, ConfigError> {
     let path = path.as_ref();
     let read = |p: &Path| {
         std::fs::read(p)
             .map(|b| decode_file_bytes(&b))
-            .map_err(|e| ConfigError::Io {
-                path: p.display().to_string(),
-                message: e.to_string(),
-            })
+            .map_err(|e| ConfigError::Io { path: p.display().to_string(), message: e.to_string() })
     };
     let text = read(path)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    let mut opts = ParseOptions {
-        file_name: file_name.clone(),
-        system_properties,
-        dynamic_config: None,
-    };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    let mut opts = ParseOptions { file_name: file_name.clone(), system_properties, dynamic_config: None };
     if let Some(dyn_file) = dynamic_config_file_of(&text).map_err(|e| match e {
-        ConfigError::Syntax { line, message, .. } => ConfigError::Syntax {
-            file: file_name.clone(),
-            line,
-            message,
-        },
+        ConfigError::Syntax { line, message, .. } => ConfigError::Syntax { file: file_name.clone(), line, message },
         other => other,
     })? {
         match read(Path::new(&dyn_file)) {
-            Ok(text) => {
-                opts.dynamic_config = Some(DynamicConfigText {
-                    file_name: dyn_file,
-                    text,
-                })
-            }
+            Ok(text) => opts.dynamic_config = Some(DynamicConfigText { file_name: dyn_file, text }),
             Err(io) => {
                 // An error in the main file comes first, as in ZooKeeper.
                 return match ServerConfig::parse_with(&text, &opts) {

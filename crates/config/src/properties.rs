@@ -102,10 +102,7 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
                     if preceding_backslash {
                         buf.pop();
                     }
-                    out.push(LogicalLine {
-                        chars: buf,
-                        line: start_line,
-                    });
+                    out.push(LogicalLine { chars: buf, line: start_line });
                 }
                 break 'lines;
             }
@@ -157,10 +154,7 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
                 if preceding_backslash {
                     buf.pop();
                 }
-                out.push(LogicalLine {
-                    chars: buf,
-                    line: start_line,
-                });
+                out.push(LogicalLine { chars: buf, line: start_line });
                 break 'lines;
             }
             if preceding_backslash {
@@ -173,10 +167,7 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
                     i += 1;
                 }
             } else {
-                out.push(LogicalLine {
-                    chars: buf,
-                    line: start_line,
-                });
+                out.push(LogicalLine { chars: buf, line: start_line });
                 continue 'lines;
             }
         }
@@ -204,14 +195,10 @@ fn load_convert(chars: &[char], line: usize) -> Result<String, SyntaxError> {
             'u' => {
                 let mut v: u32 = 0;
                 for _ in 0..4 {
-                    let d =
-                        chars
-                            .get(i)
-                            .and_then(|d| d.to_digit(16))
-                            .ok_or_else(|| SyntaxError {
-                                line,
-                                message: "malformed \\uxxxx encoding".to_string(),
-                            })?;
+                    let d = chars
+                        .get(i)
+                        .and_then(|d| d.to_digit(16))
+                        .ok_or_else(|| SyntaxError { line, message: "malformed \\uxxxx encoding".to_string() })?;
                     v = v * 16 + d;
                     i += 1;
                 }
@@ -290,11 +277,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
         }
         let key = load_convert(&chars[..key_len], ll.line)?;
         let value = load_convert(&chars[value_start.min(limit)..], ll.line)?;
-        entries.push(Entry {
-            key: java_trim(&key).to_string(),
-            value: java_trim(&value).to_string(),
-            line: ll.line,
-        });
+        entries.push(Entry { key: java_trim(&key).to_string(), value: java_trim(&value).to_string(), line: ll.line });
     }
     Ok(entries)
 }
@@ -304,11 +287,7 @@ mod tests {
     use super::*;
 
     fn kv(text: &str) -> Vec<(String, String, usize)> {
-        parse(text)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value, e.line))
-            .collect()
+        parse(text).unwrap().into_iter().map(|e| (e.key, e.value, e.line)).collect()
     }
 
     fn e(k: &str, v: &str, l: usize) -> (String, String, usize) {
@@ -319,22 +298,13 @@ mod tests {
     fn separators() {
         assert_eq!(
             kv("a=1\nb: 2\nc 3\nd\t=\t4\ne :5\nf = : 6\ng\n"),
-            vec![
-                e("a", "1", 1),
-                e("b", "2", 2),
-                e("c", "3", 3),
-                e("d", "4", 4),
-                e("e", "5", 5),
-                e("f", ": 6", 6),
-                e("g", "", 7),
-            ]
+            vec![e("a", "1", 1), e("b", "2", 2), e("c", "3", 3), e("d", "4", 4), e("e", "5", 5), e("f", ": 6", 6), e("g", "", 7),]
         );
     }
 
     #[test]
     fn comments_and_blank_lines() {
-        let text =
-            "# comment\n! also comment\n\n   \n  # indented comment\nkey=value # not a comment\n";
+        let text = "# comment\n! also comment\n\n   \n  # indented comment\nkey=value # not a comment\n";
         assert_eq!(kv(text), vec![e("key", "value # not a comment", 6)]);
     }
 
@@ -380,10 +350,7 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(
-            kv("k\\=ey=v\\:al\\ ue\\t\\u0041\\q\n"),
-            vec![e("k=ey", "v:al ue\tAq", 1)]
-        );
+        assert_eq!(kv("k\\=ey=v\\:al\\ ue\\t\\u0041\\q\n"), vec![e("k=ey", "v:al ue\tAq", 1)]);
         assert_eq!(kv("my\\ key = x\n"), vec![e("my key", "x", 1)]);
         assert_eq!(kv("k=\\uD83D\\uDE00\n"), vec![e("k", "\u{1F600}", 1)]);
         let err = parse("a=1\nb=\\u12G4\n").unwrap_err();
@@ -393,19 +360,8 @@ mod tests {
 
     #[test]
     fn line_endings_and_numbers() {
-        assert_eq!(
-            kv("a=1\r\nb=2\rc=3\n\r\nd=4"),
-            vec![
-                e("a", "1", 1),
-                e("b", "2", 2),
-                e("c", "3", 3),
-                e("d", "4", 5)
-            ]
-        );
-        assert_eq!(
-            kv("a=1\\\r\n  2\r\nb=3\r\n"),
-            vec![e("a", "12", 1), e("b", "3", 3)]
-        );
+        assert_eq!(kv("a=1\r\nb=2\rc=3\n\r\nd=4"), vec![e("a", "1", 1), e("b", "2", 2), e("c", "3", 3), e("d", "4", 5)]);
+        assert_eq!(kv("a=1\\\r\n  2\r\nb=3\r\n"), vec![e("a", "12", 1), e("b", "3", 3)]);
     }
 
     #[test]

@@ -74,10 +74,7 @@ impl StoreType {
 
     /// `KeyStoreFileType.fromFilename`: the type from the file's extension.
     pub fn from_file_name(path: &Path) -> Result<Self, String> {
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         match ext.as_str() {
             "pem" => Ok(StoreType::Pem),
             "p12" | "pfx" => Ok(StoreType::Pkcs12),
@@ -182,29 +179,17 @@ pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
     let on = java_true(value);
     let msg = match key {
         "sslQuorum" if on => "TLS between servers (sslQuorum) is not supported by rzk yet",
-        "sslQuorumReloadCertFiles" if on => {
-            "TLS between servers (sslQuorumReloadCertFiles) is not supported by rzk yet"
-        }
-        "portUnification" if on => {
-            "TLS port unification on the quorum and election ports is not supported by rzk yet"
-        }
-        "quorum.auth.enableSasl"
-        | "quorum.auth.serverRequireSasl"
-        | "quorum.auth.learnerRequireSasl"
-            if on =>
-        {
+        "sslQuorumReloadCertFiles" if on => "TLS between servers (sslQuorumReloadCertFiles) is not supported by rzk yet",
+        "portUnification" if on => "TLS port unification on the quorum and election ports is not supported by rzk yet",
+        "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl" | "quorum.auth.learnerRequireSasl" if on => {
             "SASL authentication between servers is not supported by rzk yet"
         }
-        "quorum.auth.learner.saslLoginContext"
-        | "quorum.auth.server.saslLoginContext"
-        | "quorum.auth.kerberos.servicePrincipal" => {
+        "quorum.auth.learner.saslLoginContext" | "quorum.auth.server.saslLoginContext" | "quorum.auth.kerberos.servicePrincipal" => {
             "SASL authentication between servers is not supported by rzk yet"
         }
         _ => return None,
     };
-    Some(format!(
-        "{msg}; remove the key (rzk refuses to start rather than run without it)"
-    ))
+    Some(format!("{msg}; remove the key (rzk refuses to start rather than run without it)"))
 }
 
 /// A system property (full name, e.g. `zookeeper.authProvider.1`) that asks for security
@@ -222,20 +207,11 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
         } else {
             format!("the auth provider class {class} is not available in rzk (built in: x509, digest, ip)")
         }
-    } else if k == "DigestAuthenticationProvider.enabled"
-        && value.trim().eq_ignore_ascii_case("false")
-    {
+    } else if k == "DigestAuthenticationProvider.enabled" && value.trim().eq_ignore_ascii_case("false") {
         "turning the digest provider off is not supported by rzk (digest auth and ACLs would keep working)".into()
-    } else if k == "DigestAuthenticationProvider.digestAlg"
-        && !matches!(
-            value.trim().to_ascii_uppercase().as_str(),
-            "SHA1" | "SHA-1" | ""
-        )
+    } else if k == "DigestAuthenticationProvider.digestAlg" && !matches!(value.trim().to_ascii_uppercase().as_str(), "SHA1" | "SHA-1" | "")
     {
-        format!(
-            "digest algorithm {:?}: rzk computes digest ids with SHA1 only",
-            value.trim()
-        )
+        format!("digest algorithm {:?}: rzk computes digest ids with SHA1 only", value.trim())
     } else if k == "java.security.auth.login.config" {
         "a JAAS configuration (SASL/Kerberos) is not supported by rzk yet".into()
     } else if k == "sessionRequireClientSASLAuth" && on {
@@ -251,26 +227,17 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
     } else if (k == "ssl.crl" || k == "ssl.ocsp") && on {
         format!("certificate revocation checking ({k}) is not supported by rzk yet")
     } else if k == "ssl.context.supplier.class" {
-        "a Java SSLContext supplier class has no meaning for rzk; configure the stores instead"
-            .into()
+        "a Java SSLContext supplier class has no meaning for rzk; configure the stores instead".into()
     } else if k == "fips-mode" && on {
         "FIPS mode is not supported by rzk".into()
-    } else if k.starts_with("X509AuthenticationProvider.")
-        && k != "X509AuthenticationProvider.superUser"
-    {
+    } else if k.starts_with("X509AuthenticationProvider.") && k != "X509AuthenticationProvider.superUser" {
         format!("{k} is not a setting of ZooKeeper 3.8's x509 provider that rzk knows")
-    } else if (k == "admin.forceHttps"
-        || k == "admin.portUnification"
-        || k == "admin.needClientAuth")
-        && on
-    {
+    } else if (k == "admin.forceHttps" || k == "admin.portUnification" || k == "admin.needClientAuth") && on {
         "TLS on the admin server is not supported by rzk".into()
     } else {
         return None;
     };
-    Some(format!(
-        "{msg}; remove the key (rzk refuses to start rather than run without it)"
-    ))
+    Some(format!("{msg}; remove the key (rzk refuses to start rather than run without it)"))
 }
 
 /// The `zookeeper.ssl.*` and related system properties rzk reads into [`ClientTls`].
@@ -300,8 +267,5 @@ pub const CLIENT_TLS_PROPERTIES: &[&str] = &[
 
 /// Splits a comma-separated Java list (`ssl.enabledProtocols`, `ssl.ciphersuites`).
 pub fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }

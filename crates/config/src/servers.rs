@@ -111,14 +111,7 @@ impl ServerSpec {
         addrs.sort_by(|a, b| a.host.cmp(&b.host));
         let mut s = addrs
             .iter()
-            .map(|a| {
-                format!(
-                    "{}:{}:{}",
-                    delimited_host(&a.host),
-                    a.quorum_port,
-                    a.election_port
-                )
-            })
+            .map(|a| format!("{}:{}:{}", delimited_host(&a.host), a.quorum_port, a.election_port))
             .collect::<Vec<_>>()
             .join("|");
         s.push(':');
@@ -180,21 +173,14 @@ fn host_and_ports(s: &str) -> Result<Vec<String>, String> {
 fn parse_port(what: &str, s: &str, whole: &str) -> Result<u16, String> {
     match s.parse::<i64>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        _ => Err(format!(
-            "{what}: expected a port number (1-65535), got \"{s}\" in \"{whole}\""
-        )),
+        _ => Err(format!("{what}: expected a port number (1-65535), got \"{s}\" in \"{whole}\"")),
     }
 }
 
-const WRONG_FORMAT: &str =
-    "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]";
+const WRONG_FORMAT: &str = "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]";
 
 /// Parses the value of `server.<sid>`.
-pub(crate) fn parse_server(
-    sid: u64,
-    value: &str,
-    multi_address_enabled: bool,
-) -> Result<ServerSpec, String> {
+pub(crate) fn parse_server(sid: u64, value: &str, multi_address_enabled: bool) -> Result<ServerSpec, String> {
     let bad = || format!("{WRONG_FORMAT}, got \"{value}\"");
     let server_client = java_split(value, ';');
     if server_client.is_empty() || server_client.len() > 2 {
@@ -210,10 +196,7 @@ pub(crate) fn parse_server(
         if host.is_empty() {
             return Err(format!("client address: missing host in \"{value}\""));
         }
-        Some(HostPort {
-            host,
-            port: parse_port("client port", port, value)?,
-        })
+        Some(HostPort { host, port: parse_port("client port", port, value)? })
     } else {
         None
     };
@@ -239,35 +222,21 @@ pub(crate) fn parse_server(
         let quorum_port = parse_port("quorum port", &parts[1], value)?;
         let election_port = parse_port("election port", &parts[2], value)?;
         if quorum_port == election_port {
-            return Err(format!(
-                "quorum port and election port must be different, both are {quorum_port} in \"{value}\""
-            ));
+            return Err(format!("quorum port and election port must be different, both are {quorum_port} in \"{value}\""));
         }
         if let Some(t) = parts.get(3) {
-            let t = PeerType::parse(t).ok_or_else(|| {
-                format!("unrecognised peer type \"{t}\" (expected participant or observer) in \"{value}\"")
-            })?;
+            let t = PeerType::parse(t)
+                .ok_or_else(|| format!("unrecognised peer type \"{t}\" (expected participant or observer) in \"{value}\""))?;
             if let Some(prev) = peer_type {
                 if prev != t {
-                    return Err(format!(
-                        "multiple addresses should have the same role: {prev} vs {t} in \"{value}\""
-                    ));
+                    return Err(format!("multiple addresses should have the same role: {prev} vs {t} in \"{value}\""));
                 }
             }
             peer_type = Some(t);
         }
-        addresses.push(QuorumAddress {
-            host,
-            quorum_port,
-            election_port,
-        });
+        addresses.push(QuorumAddress { host, quorum_port, election_port });
     }
-    Ok(ServerSpec {
-        id: sid,
-        addresses,
-        peer_type: peer_type.unwrap_or_default(),
-        client_address,
-    })
+    Ok(ServerSpec { id: sid, addresses, peer_type: peer_type.unwrap_or_default(), client_address })
 }
 
 /// Parses the number after the first dot of `server.N`, `group.N`, `weight.N`
@@ -282,9 +251,7 @@ pub(crate) fn parse_id(key: &str) -> Result<u64, String> {
             }
         }
     }
-    Err(format!(
-        "expected a non-negative integer id after the dot, got \"{s}\""
-    ))
+    Err(format!("expected a non-negative integer id after the dot, got \"{s}\""))
 }
 
 #[cfg(test)]
@@ -307,22 +274,10 @@ mod tests {
     fn with_type_and_client() {
         let s = parse_server(2, "10.0.0.2:2888:3888:OBSERVER;2181", false).unwrap();
         assert_eq!(s.peer_type, PeerType::Observer);
-        assert_eq!(
-            s.client_address,
-            Some(HostPort {
-                host: "0.0.0.0".into(),
-                port: 2181
-            })
-        );
+        assert_eq!(s.client_address, Some(HostPort { host: "0.0.0.0".into(), port: 2181 }));
         assert_eq!(s.to_zk_string(), "10.0.0.2:2888:3888:observer;0.0.0.0:2181");
         let s = parse_server(3, "h:1:2:participant;127.0.0.1:2182", false).unwrap();
-        assert_eq!(
-            s.client_address,
-            Some(HostPort {
-                host: "127.0.0.1".into(),
-                port: 2182
-            })
-        );
+        assert_eq!(s.client_address, Some(HostPort { host: "127.0.0.1".into(), port: 2182 }));
         // Client part without a type.
         let s = parse_server(3, "h:1:2;2182", false).unwrap();
         assert_eq!(s.peer_type, PeerType::Participant);
@@ -334,19 +289,14 @@ mod tests {
         let s = parse_server(1, "[2001:db8::1]:2888:3888;[::1]:2181", false).unwrap();
         assert_eq!(s.host(), "2001:db8::1");
         assert_eq!(s.client_address.as_ref().unwrap().host, "::1");
-        assert_eq!(
-            s.to_zk_string(),
-            "[2001:db8::1]:2888:3888:participant;[::1]:2181"
-        );
+        assert_eq!(s.to_zk_string(), "[2001:db8::1]:2888:3888:participant;[::1]:2181");
         assert!(parse_server(1, "[2001:db8::1:2888:3888", false).is_err());
     }
 
     #[test]
     fn multi_address() {
         let v = "h1:2888:3888|h2:2889:3889";
-        assert!(parse_server(1, v, false)
-            .unwrap_err()
-            .contains("multiAddress.enabled"));
+        assert!(parse_server(1, v, false).unwrap_err().contains("multiAddress.enabled"));
         let s = parse_server(1, v, true).unwrap();
         assert_eq!(s.addresses.len(), 2);
         assert_eq!(s.addresses[1].quorum_port, 2889);

@@ -27,9 +27,7 @@ fn has_ignored(c: &ServerConfig, key: &str) -> bool {
 }
 
 fn has_warning(c: &ServerConfig, key: &str, needle: &str) -> bool {
-    c.warnings
-        .iter()
-        .any(|(k, _, m)| k == key && m.contains(needle))
+    c.warnings.iter().any(|(k, _, m)| k == key && m.contains(needle))
 }
 
 const DEBIAN_EXAMPLE: &str = include_str!("../testdata/debian_conf_example_zoo.cfg");
@@ -75,10 +73,7 @@ fn default_standalone() {
     assert!(c.is_standalone());
     assert!(c.four_letter_word_allowed("srvr"));
     assert!(!c.four_letter_word_allowed("ruok"));
-    assert_eq!(
-        c.four_letter_word_whitelist,
-        FourLetterWordWhitelist::Only(["srvr".to_string()].into())
-    );
+    assert_eq!(c.four_letter_word_whitelist, FourLetterWordWhitelist::Only(["srvr".to_string()].into()));
     assert_eq!(ServerConfig::default(), c);
 }
 
@@ -100,16 +95,9 @@ fn minimal_file_defaults() {
 fn data_dir_is_required_in_a_file() {
     let e = err("tickTime=2000\nclientPort=2181\n");
     assert_eq!(e.key(), Some("dataDir"));
-    assert!(
-        e.to_string()
-            .starts_with("zoo.cfg: dataDir: dataDir is not set"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("zoo.cfg: dataDir: dataDir is not set"), "{e}");
     let e = err("dataDir=\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 1: dataDir: expected a directory, got an empty value"
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 1: dataDir: expected a directory, got an empty value");
 }
 
 // ---------------------------------------------------------------- each key
@@ -136,49 +124,26 @@ fn directories_and_ports() {
 #[test]
 fn port_errors() {
     let e = err_with("clientPort=-1\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"-1\""
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"-1\"");
     assert_eq!(e.line(), Some(2));
     assert_eq!(e.key(), Some("clientPort"));
     let e = err_with("\n\nclientPort=65536\n");
     assert_eq!(e.line(), Some(4));
-    assert!(err_with("clientPort=http\n")
-        .to_string()
-        .contains("got \"http\""));
-    assert_eq!(
-        err_with("secureClientPort=99999\n").key(),
-        Some("secureClientPort")
-    );
+    assert!(err_with("clientPort=http\n").to_string().contains("got \"http\""));
+    assert_eq!(err_with("secureClientPort=99999\n").key(), Some("secureClientPort"));
     let e = err_with("clientPortAddress=127.0.0.1\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: clientPortAddress: clientPortAddress is set but clientPort is not set"
-    );
-    assert_eq!(
-        err_with("secureClientPortAddress=::1\n").key(),
-        Some("secureClientPortAddress")
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: clientPortAddress: clientPortAddress is set but clientPort is not set");
+    assert_eq!(err_with("secureClientPortAddress=::1\n").key(), Some("secureClientPortAddress"));
 }
 
 #[test]
 fn tick_time() {
     assert_eq!(with("tickTime=2000\n").tick_time, 2000);
     let e = err("dataDir=/d\n# x\ntickTime=abc\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 3: tickTime: expected a positive integer, got \"abc\""
-    );
-    assert!(err_with("tickTime=0\n")
-        .to_string()
-        .contains("positive integer"));
-    assert!(err_with("tickTime=-5\n")
-        .to_string()
-        .contains("positive integer"));
-    assert!(err_with("tickTime=2147483648\n")
-        .to_string()
-        .contains("positive integer"));
+    assert_eq!(e.to_string(), "zoo.cfg line 3: tickTime: expected a positive integer, got \"abc\"");
+    assert!(err_with("tickTime=0\n").to_string().contains("positive integer"));
+    assert!(err_with("tickTime=-5\n").to_string().contains("positive integer"));
+    assert!(err_with("tickTime=2147483648\n").to_string().contains("positive integer"));
     assert!(err_with("tickTime=\n").to_string().contains("got \"\""));
 }
 
@@ -199,21 +164,13 @@ fn session_timeouts() {
     let e = err_with("tickTime=2000\nminSessionTimeout=30000\nmaxSessionTimeout=10000\n");
     assert_eq!(e.line(), Some(3));
     assert_eq!(e.key(), Some("minSessionTimeout"));
-    assert!(
-        e.to_string()
-            .contains("must not be larger than maxSessionTimeout"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("must not be larger than maxSessionTimeout"), "{e}");
     // Only max set, below the default min (2 ticks).
     let e = err_with("tickTime=2000\nmaxSessionTimeout=3000\n");
     assert_eq!(e.key(), Some("maxSessionTimeout"));
     assert_eq!(e.line(), Some(3));
-    assert!(err_with("minSessionTimeout=-7\n")
-        .to_string()
-        .contains("non-negative"));
-    assert!(err_with("maxSessionTimeout=1h\n")
-        .to_string()
-        .contains("expected an integer"));
+    assert!(err_with("minSessionTimeout=-7\n").to_string().contains("non-negative"));
+    assert!(err_with("maxSessionTimeout=1h\n").to_string().contains("expected an integer"));
 }
 
 #[test]
@@ -222,25 +179,16 @@ fn connection_limits() {
     assert_eq!(c.max_client_cnxns, 0);
     assert_eq!(c.max_cnxns, 500);
     assert_eq!(c.global_outstanding_limit, 2000);
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.maxCnxns")
-            .map(String::as_str),
-        Some("500")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.maxCnxns").map(String::as_str), Some("500"));
     // Negative: no limit, as in ZooKeeper.
     let c = with("maxClientCnxns=-1\n");
     assert_eq!(c.max_client_cnxns, 0);
     assert!(has_warning(&c, "maxClientCnxns", "no limit"));
-    assert!(err_with("maxClientCnxns=many\n")
-        .to_string()
-        .contains("maxClientCnxns"));
+    assert!(err_with("maxClientCnxns=many\n").to_string().contains("maxClientCnxns"));
     let e = err_with("\nmaxCnxns=lots\n");
     assert_eq!(e.line(), Some(3));
     assert_eq!(e.key(), Some("maxCnxns"));
-    assert!(err_with("globalOutstandingLimit=0\n")
-        .to_string()
-        .contains("positive"));
+    assert!(err_with("globalOutstandingLimit=0\n").to_string().contains("positive"));
 }
 
 #[test]
@@ -258,24 +206,13 @@ fn quorum_settings() {
     assert!(!c.sync_enabled);
     assert!(c.reconfig_enabled);
     assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
-    assert_eq!(
-        with("peerType=participant\n").peer_type,
-        PeerType::Participant
-    );
+    assert_eq!(with("peerType=participant\n").peer_type, PeerType::Participant);
 
     let e = err_with("electionAlg=0\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: electionAlg: only 3 (fast leader election) is supported, got \"0\""
-    );
-    assert!(err_with("electionAlg=x\n")
-        .to_string()
-        .contains("electionAlg"));
+    assert_eq!(e.to_string(), "zoo.cfg line 2: electionAlg: only 3 (fast leader election) is supported, got \"0\"");
+    assert!(err_with("electionAlg=x\n").to_string().contains("electionAlg"));
     let e = err_with("peerType=leader\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: peerType: expected participant or observer, got \"leader\""
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: peerType: expected participant or observer, got \"leader\"");
     assert!(err_with("initLimit=-1\n").to_string().contains("initLimit"));
 }
 
@@ -285,10 +222,7 @@ fn booleans() {
     assert!(c.local_sessions_enabled);
     assert!(c.local_sessions_upgrading_enabled);
     let e = err_with("standaloneEnabled=yes\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: standaloneEnabled: expected true or false, got \"yes\""
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: standaloneEnabled: expected true or false, got \"yes\"");
     for key in [
         "quorumListenOnAllIPs",
         "syncEnabled",
@@ -317,55 +251,29 @@ fn autopurge() {
     assert!(has_warning(&c, "autopurge.snapRetainCount", "using 3"));
     let c = with("autopurge.purgeInterval=-1\n");
     assert_eq!(c.purge_interval, 0);
-    assert!(err_with("autopurge.purgeInterval=1h\n")
-        .to_string()
-        .contains("autopurge.purgeInterval"));
-    assert!(err_with("autopurge.snapRetainCount=x\n")
-        .to_string()
-        .contains("autopurge.snapRetainCount"));
+    assert!(err_with("autopurge.purgeInterval=1h\n").to_string().contains("autopurge.purgeInterval"));
+    assert!(err_with("autopurge.snapRetainCount=x\n").to_string().contains("autopurge.snapRetainCount"));
 }
 
 #[test]
 fn persistence_system_properties() {
-    let c = with(
-        "snapCount=50000\npreAllocSize=131072\nforceSync=no\nsnapshot.compression.method=snappy\n",
-    );
+    let c = with("snapCount=50000\npreAllocSize=131072\nforceSync=no\nsnapshot.compression.method=snappy\n");
     assert_eq!(c.snap_count, 50000);
     assert_eq!(c.pre_alloc_size_kb, 131072);
     assert!(!c.force_sync);
     assert_eq!(c.snapshot_compression_method, SnapshotCompression::Snappy);
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.snapshot.compression.method")
-            .map(String::as_str),
-        Some("snappy")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.snapshot.compression.method").map(String::as_str), Some("snappy"));
     assert!(with("forceSync=yes\n").force_sync);
-    assert_eq!(
-        with("snapshot.compression.method=GZ\n").snapshot_compression_method,
-        SnapshotCompression::Gzip
-    );
-    assert_eq!(
-        with("snapshot.compression.method=\n").snapshot_compression_method,
-        SnapshotCompression::Checked
-    );
+    assert_eq!(with("snapshot.compression.method=GZ\n").snapshot_compression_method, SnapshotCompression::Gzip);
+    assert_eq!(with("snapshot.compression.method=\n").snapshot_compression_method, SnapshotCompression::Checked);
     let c = with("snapCount=1\n");
     assert_eq!(c.snap_count, 2);
     assert!(has_warning(&c, "snapCount", "using 2"));
     let e = err_with("forceSync=false\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: forceSync: expected yes or no, got \"false\""
-    );
-    assert!(err_with("snapshot.compression.method=lz4\n")
-        .to_string()
-        .contains("snapshot.compression.method"));
-    assert!(err_with("preAllocSize=-1\n")
-        .to_string()
-        .contains("preAllocSize"));
-    assert!(err_with("snapCount=many\n")
-        .to_string()
-        .contains("snapCount"));
+    assert_eq!(e.to_string(), "zoo.cfg line 2: forceSync: expected yes or no, got \"false\"");
+    assert!(err_with("snapshot.compression.method=lz4\n").to_string().contains("snapshot.compression.method"));
+    assert!(err_with("preAllocSize=-1\n").to_string().contains("preAllocSize"));
+    assert!(err_with("snapCount=many\n").to_string().contains("snapCount"));
 }
 
 #[test]
@@ -375,33 +283,17 @@ fn security_settings() {
          extendedTypesEnabled=true\n",
     );
     assert!(c.skip_acl);
-    assert_eq!(
-        c.super_digest.as_deref(),
-        Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-    );
+    assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
     assert!(c.extended_types_enabled);
     assert_eq!(
-        c.system_properties
-            .get("zookeeper.DigestAuthenticationProvider.superDigest")
-            .map(String::as_str),
+        c.system_properties.get("zookeeper.DigestAuthenticationProvider.superDigest").map(String::as_str),
         Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
     );
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.skipACL")
-            .map(String::as_str),
-        Some("yes")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.skipACL").map(String::as_str), Some("yes"));
     assert!(!with("skipACL=no\n").skip_acl);
     // "YES" is not yes to ZooKeeper: refuse rather than guess.
-    assert!(err_with("skipACL=YES\n")
-        .to_string()
-        .contains("expected yes or no"));
-    assert!(
-        err_with("DigestAuthenticationProvider.superDigest=nocolon\n")
-            .to_string()
-            .contains("super:<base64 digest>")
-    );
+    assert!(err_with("skipACL=YES\n").to_string().contains("expected yes or no"));
+    assert!(err_with("DigestAuthenticationProvider.superDigest=nocolon\n").to_string().contains("super:<base64 digest>"));
 }
 
 #[test]
@@ -410,20 +302,13 @@ fn jute_maxbuffer_and_readonly() {
     assert_eq!(c.jute_maxbuffer, 4194304);
     assert!(c.readonly_mode_enabled);
     assert!(has_warning(&c, "jute.maxbuffer", "ignores it in zoo.cfg"));
-    assert!(has_warning(
-        &c,
-        "readonlymode.enabled",
-        "ignores it in zoo.cfg"
-    ));
+    assert!(has_warning(&c, "readonlymode.enabled", "ignores it in zoo.cfg"));
     // Read-only mode lets isro through, as in ZooKeeper.
     assert!(c.four_letter_word_allowed("isro"));
     // Integer.getInteger takes hex.
     assert_eq!(with("jute.maxbuffer=0x200000\n").jute_maxbuffer, 0x200000);
     let e = err_with("jute.maxbuffer=big\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: jute.maxbuffer: expected a positive number of bytes, got \"big\""
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: jute.maxbuffer: expected a positive number of bytes, got \"big\"");
 }
 
 #[test]
@@ -438,9 +323,7 @@ fn admin_server() {
     assert_eq!(c.admin_command_url, "/cmd");
     assert_eq!(c.admin_idle_timeout, 5000);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert!(err_with("admin.serverPort=70000\n")
-        .to_string()
-        .contains("admin.serverPort"));
+    assert!(err_with("admin.serverPort=70000\n").to_string().contains("admin.serverPort"));
 }
 
 #[test]
@@ -449,26 +332,11 @@ fn metrics_provider() {
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
          metricsProvider.httpPort=7000\nmetricsProvider.exportJvmInfo=true\n",
     );
-    assert_eq!(
-        c.metrics_provider_class_name.as_deref(),
-        Some("org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider")
-    );
-    assert_eq!(
-        c.metrics_provider_configuration
-            .get("httpPort")
-            .map(String::as_str),
-        Some("7000")
-    );
-    assert_eq!(
-        c.metrics_provider_configuration
-            .get("exportJvmInfo")
-            .map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(c.metrics_provider_class_name.as_deref(), Some("org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"));
+    assert_eq!(c.metrics_provider_configuration.get("httpPort").map(String::as_str), Some("7000"));
+    assert_eq!(c.metrics_provider_configuration.get("exportJvmInfo").map(String::as_str), Some("true"));
     assert!(!has_ignored(&c, "metricsProvider.className"));
-    assert!(!c
-        .system_properties
-        .contains_key("zookeeper.metricsProvider.httpPort"));
+    assert!(!c.system_properties.contains_key("zookeeper.metricsProvider.httpPort"));
 }
 
 // ---------------------------------------------------------------- 4lw
@@ -480,22 +348,14 @@ fn four_letter_word_whitelist() {
         assert!(c.four_letter_word_allowed(w), "{w}");
     }
     assert!(!c.four_letter_word_allowed("dump"));
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.4lw.commands.whitelist")
-            .map(String::as_str),
-        Some("stat, ruok ,conf,,isro")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.4lw.commands.whitelist").map(String::as_str), Some("stat, ruok ,conf,,isro"));
     let c = with("4lw.commands.whitelist=*\n");
     assert_eq!(c.four_letter_word_whitelist, FourLetterWordWhitelist::All);
     for w in FOUR_LETTER_WORDS {
         assert!(c.four_letter_word_allowed(w), "{w}");
     }
     assert!(!c.four_letter_word_allowed("nope"));
-    assert_eq!(
-        with("4lw.commands.whitelist=ruok, *\n").four_letter_word_whitelist,
-        FourLetterWordWhitelist::All
-    );
+    assert_eq!(with("4lw.commands.whitelist=ruok, *\n").four_letter_word_whitelist, FourLetterWordWhitelist::All);
     // Empty: srvr only, like unset.
     let c = with("4lw.commands.whitelist=\n");
     assert!(c.four_letter_word_allowed("srvr"));
@@ -509,23 +369,9 @@ fn four_letter_word_whitelist() {
 #[test]
 fn unknown_key_becomes_system_property() {
     let c = with("fsync.warningthresholdms=500\nsomethingNew=42\n");
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.fsync.warningthresholdms")
-            .map(String::as_str),
-        Some("500")
-    );
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.somethingNew")
-            .map(String::as_str),
-        Some("42")
-    );
-    assert!(has_warning(
-        &c,
-        "somethingNew",
-        "kept as system property zookeeper.somethingNew"
-    ));
+    assert_eq!(c.system_properties.get("zookeeper.fsync.warningthresholdms").map(String::as_str), Some("500"));
+    assert_eq!(c.system_properties.get("zookeeper.somethingNew").map(String::as_str), Some("42"));
+    assert!(has_warning(&c, "somethingNew", "kept as system property zookeeper.somethingNew"));
     assert!(c.ignored.is_empty());
 }
 
@@ -535,14 +381,8 @@ fn zookeeper_prefixed_keys() {
     assert!(c.skip_acl);
     assert_eq!(c.snap_count, 1000);
     assert!(c.system_properties.contains_key("zookeeper.skipACL"));
-    assert!(!c
-        .system_properties
-        .contains_key("zookeeper.zookeeper.skipACL"));
-    assert!(has_warning(
-        &c,
-        "zookeeper.skipACL",
-        "zookeeper.zookeeper.skipACL"
-    ));
+    assert!(!c.system_properties.contains_key("zookeeper.zookeeper.skipACL"));
+    assert!(has_warning(&c, "zookeeper.skipACL", "zookeeper.zookeeper.skipACL"));
     let e = err_with("zookeeper.snapCount=x\n");
     assert_eq!(e.key(), Some("zookeeper.snapCount"));
     assert_eq!(e.line(), Some(2));
@@ -551,35 +391,23 @@ fn zookeeper_prefixed_keys() {
 #[test]
 fn system_properties_from_caller() {
     let mut opts = ParseOptions::default();
-    opts.system_properties
-        .insert("jute.maxbuffer".into(), "2097152".into());
-    opts.system_properties
-        .insert("zookeeper.snapCount".into(), "7".into());
-    opts.system_properties
-        .insert("zookeeper.skipACL".into(), "yes".into());
+    opts.system_properties.insert("jute.maxbuffer".into(), "2097152".into());
+    opts.system_properties.insert("zookeeper.snapCount".into(), "7".into());
+    opts.system_properties.insert("zookeeper.skipACL".into(), "yes".into());
     let c = ServerConfig::parse_with("dataDir=/d\nskipACL=no\n", &opts).unwrap();
     assert_eq!(c.jute_maxbuffer, 2097152);
     assert_eq!(c.snap_count, 7);
     // The file overrides, as System.setProperty does.
     assert!(!c.skip_acl);
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.skipACL")
-            .map(String::as_str),
-        Some("no")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.skipACL").map(String::as_str), Some("no"));
     // The bare jute.maxbuffer (what ZooKeeper reads) beats the zoo.cfg one.
     let c = ServerConfig::parse_with("dataDir=/d\njute.maxbuffer=100\n", &opts).unwrap();
     assert_eq!(c.jute_maxbuffer, 2097152);
 
     let mut opts = ParseOptions::default();
-    opts.system_properties
-        .insert("zookeeper.forceSync".into(), "maybe".into());
+    opts.system_properties.insert("zookeeper.forceSync".into(), "maybe".into());
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "system property zookeeper.forceSync: expected yes or no, got \"maybe\""
-    );
+    assert_eq!(e.to_string(), "system property zookeeper.forceSync: expected yes or no, got \"maybe\"");
 }
 
 #[test]
@@ -603,11 +431,7 @@ fn ignored_keys() {
     ] {
         assert!(has_ignored(&c, key), "{key} not ignored: {:?}", c.ignored);
     }
-    let (_, line, reason) = c
-        .ignored
-        .iter()
-        .find(|(k, _, _)| k == "serverCnxnFactory")
-        .unwrap();
+    let (_, line, reason) = c.ignored.iter().find(|(k, _, _)| k == "serverCnxnFactory").unwrap();
     assert_eq!(*line, 3);
     assert!(reason.contains("Java class"));
     // Ignored system-property keys are still system properties, as in ZooKeeper.
@@ -622,69 +446,27 @@ fn ignored_keys() {
 fn unimplemented_security_keys_stop_start_up() {
     for (text, key) in [
         ("sslQuorum=true\n", "sslQuorum"),
-        (
-            "sslQuorumReloadCertFiles=true\n",
-            "sslQuorumReloadCertFiles",
-        ),
+        ("sslQuorumReloadCertFiles=true\n", "sslQuorumReloadCertFiles"),
         ("portUnification=true\n", "portUnification"),
         ("quorum.auth.enableSasl=true\n", "quorum.auth.enableSasl"),
-        (
-            "quorum.auth.serverRequireSasl=true\n",
-            "quorum.auth.serverRequireSasl",
-        ),
-        (
-            "quorum.auth.learnerRequireSasl=true\n",
-            "quorum.auth.learnerRequireSasl",
-        ),
-        (
-            "quorum.auth.learner.saslLoginContext=QuorumLearner\n",
-            "quorum.auth.learner.saslLoginContext",
-        ),
-        (
-            "quorum.auth.kerberos.servicePrincipal=zk/h\n",
-            "quorum.auth.kerberos.servicePrincipal",
-        ),
-        (
-            "ssl.quorum.keyStore.location=/q.jks\n",
-            "ssl.quorum.keyStore.location",
-        ),
-        (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
-            "authProvider.1",
-        ),
+        ("quorum.auth.serverRequireSasl=true\n", "quorum.auth.serverRequireSasl"),
+        ("quorum.auth.learnerRequireSasl=true\n", "quorum.auth.learnerRequireSasl"),
+        ("quorum.auth.learner.saslLoginContext=QuorumLearner\n", "quorum.auth.learner.saslLoginContext"),
+        ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
+        ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
+        ("authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n", "authProvider.1"),
         ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
-        (
-            "java.security.auth.login.config=/jaas.conf\n",
-            "java.security.auth.login.config",
-        ),
-        (
-            "sessionRequireClientSASLAuth=true\n",
-            "sessionRequireClientSASLAuth",
-        ),
+        ("java.security.auth.login.config=/jaas.conf\n", "java.security.auth.login.config"),
+        ("sessionRequireClientSASLAuth=true\n", "sessionRequireClientSASLAuth"),
         ("enforce.auth.enabled=true\n", "enforce.auth.enabled"),
         ("enforce.auth.schemes=sasl\n", "enforce.auth.schemes"),
-        (
-            "kerberos.removeHostFromPrincipal=true\n",
-            "kerberos.removeHostFromPrincipal",
-        ),
+        ("kerberos.removeHostFromPrincipal=true\n", "kerberos.removeHostFromPrincipal"),
         ("requireClientAuthScheme=sasl\n", "requireClientAuthScheme"),
         ("ssl.ocsp=true\n", "ssl.ocsp"),
-        (
-            "ssl.context.supplier.class=a.B\n",
-            "ssl.context.supplier.class",
-        ),
-        (
-            "X509AuthenticationProvider.clientCertIdType=SAN\n",
-            "X509AuthenticationProvider.clientCertIdType",
-        ),
-        (
-            "DigestAuthenticationProvider.enabled=false\n",
-            "DigestAuthenticationProvider.enabled",
-        ),
-        (
-            "DigestAuthenticationProvider.digestAlg=SHA-256\n",
-            "DigestAuthenticationProvider.digestAlg",
-        ),
+        ("ssl.context.supplier.class=a.B\n", "ssl.context.supplier.class"),
+        ("X509AuthenticationProvider.clientCertIdType=SAN\n", "X509AuthenticationProvider.clientCertIdType"),
+        ("DigestAuthenticationProvider.enabled=false\n", "DigestAuthenticationProvider.enabled"),
+        ("DigestAuthenticationProvider.digestAlg=SHA-256\n", "DigestAuthenticationProvider.digestAlg"),
     ] {
         let e = err_with(text);
         assert_eq!(e.key(), Some(key), "{text}: {e}");
@@ -693,28 +475,21 @@ fn unimplemented_security_keys_stop_start_up() {
     }
     // The same as a system property given on the command line.
     let opts = ParseOptions {
-        system_properties: [(
-            "zookeeper.sessionRequireClientSASLAuth".to_string(),
-            "true".to_string(),
-        )]
-        .into(),
+        system_properties: [("zookeeper.sessionRequireClientSASLAuth".to_string(), "true".to_string())].into(),
         ..Default::default()
     };
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
-    assert!(
-        matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"),
-        "{e}"
-    );
+    assert!(matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"), "{e}");
     // Booleans still have to be booleans.
-    assert!(err_with("sslQuorum=1\n")
-        .to_string()
-        .contains("expected true or false"));
+    assert!(err_with("sslQuorum=1\n").to_string().contains("expected true or false"));
 }
 
 #[test]
 fn client_tls_defaults_as_zookeeper_3_8() {
-    let c = with("secureClientPort=2281\nssl.keyStore.location=/etc/zk/server.jks\nssl.keyStore.password=pw\n\
-                  ssl.trustStore.location=/etc/zk/ca.pem\n");
+    let c = with(
+        "secureClientPort=2281\nssl.keyStore.location=/etc/zk/server.jks\nssl.keyStore.password=pw\n\
+                  ssl.trustStore.location=/etc/zk/ca.pem\n",
+    );
     let t = &c.client_tls;
     let ks = t.key_store.as_ref().unwrap();
     assert_eq!(ks.store_type, StoreType::Jks);
@@ -746,15 +521,9 @@ fn client_tls_settings() {
     assert!(t.port_unification && t.cert_reload);
     assert_eq!(t.key_store.as_ref().unwrap().store_type, StoreType::Pkcs12);
     let ts = t.trust_store.as_ref().unwrap();
-    assert_eq!(
-        (ts.store_type, ts.password_path.as_deref()),
-        (StoreType::Jks, Some(Path::new("/pw")))
-    );
+    assert_eq!((ts.store_type, ts.password_path.as_deref()), (StoreType::Jks, Some(Path::new("/pw"))));
     assert_eq!(t.client_auth, ClientAuth::Want);
-    assert_eq!(
-        t.enabled_protocols,
-        vec!["TLSv1.3".to_string(), "TLSv1.2".to_string()]
-    );
+    assert_eq!(t.enabled_protocols, vec!["TLSv1.3".to_string(), "TLSv1.2".to_string()]);
     assert_eq!(t.ciphersuites.as_ref().unwrap().len(), 2);
     assert!(!t.hostname_verification);
     assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
@@ -762,10 +531,7 @@ fn client_tls_settings() {
     // The same settings as zookeeper.-prefixed system properties.
     let opts = ParseOptions {
         system_properties: [
-            (
-                "zookeeper.ssl.keyStore.location".to_string(),
-                "/k.pem".to_string(),
-            ),
+            ("zookeeper.ssl.keyStore.location".to_string(), "/k.pem".to_string()),
             ("zookeeper.ssl.clientAuth".to_string(), "none".to_string()),
         ]
         .into(),
@@ -782,26 +548,17 @@ fn client_tls_errors() {
     assert_eq!(e.key(), Some("ssl.keyStore.location"), "{e}");
     let e = err_with("secureClientPort=2281\nssl.keyStore.location=/k.pem\n");
     assert_eq!(e.key(), Some("ssl.trustStore.location"), "{e}");
-    let e =
-        err_with("secureClientPort=2281\nssl.keyStore.location=/k.keystore\nssl.clientAuth=none\n");
+    let e = err_with("secureClientPort=2281\nssl.keyStore.location=/k.keystore\nssl.clientAuth=none\n");
     assert!(e.to_string().contains("auto-detect"), "{e}");
     let e = err_with("ssl.keyStore.location=/k.pem\nssl.keyStore.type=BCFKS\n");
     assert_eq!(e.key(), Some("ssl.keyStore.type"), "{e}");
     let e = err_with("ssl.clientAuth=maybe\n");
-    assert_eq!(
-        (e.key(), e.line()),
-        (Some("ssl.clientAuth"), Some(2)),
-        "{e}"
-    );
+    assert_eq!((e.key(), e.line()), (Some("ssl.clientAuth"), Some(2)), "{e}");
     let e = err_with("ssl.authProvider=custom\n");
     assert_eq!(e.key(), Some("ssl.authProvider"), "{e}");
     // Stores configured with nothing to use them: a warning.
     let c = with("ssl.keyStore.location=/k.pem\n");
-    assert!(
-        has_warning(&c, "ssl.keyStore.location", "no port speaks TLS"),
-        "{:?}",
-        c.warnings
-    );
+    assert!(has_warning(&c, "ssl.keyStore.location", "no port speaks TLS"), "{:?}", c.warnings);
 }
 
 // ---------------------------------------------------------------- syntax
@@ -831,10 +588,7 @@ fn properties_syntax() {
 #[test]
 fn errors_after_continuations_name_the_starting_line() {
     let e = err("dataDir=/d\nclientPort=\\\n  21\\\n  81x\n");
-    assert_eq!(
-        e.to_string(),
-        "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"2181x\""
-    );
+    assert_eq!(e.to_string(), "zoo.cfg line 2: clientPort: expected a port number (1-65535), got \"2181x\"");
 }
 
 #[test]
@@ -863,22 +617,14 @@ fn repeated_key_last_wins() {
 
 #[test]
 fn file_name_in_errors() {
-    let opts = ParseOptions {
-        file_name: "/etc/zk/zoo.cfg".into(),
-        ..Default::default()
-    };
+    let opts = ParseOptions { file_name: "/etc/zk/zoo.cfg".into(), ..Default::default() };
     let e = ServerConfig::parse_with("dataDir=/d\ntickTime=x\n", &opts).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("/etc/zk/zoo.cfg line 2: tickTime:"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("/etc/zk/zoo.cfg line 2: tickTime:"), "{e}");
 }
 
 // ---------------------------------------------------------------- ensemble
 
-const THREE: &str =
-    "tickTime=2000\ndataDir=/var/lib/zk\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\
+const THREE: &str = "tickTime=2000\ndataDir=/var/lib/zk\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n\
                      server.1=zk1:2888:3888\nserver.2=zk2:2888:3888\nserver.3=zk3:2888:3888\n";
 
 #[test]
@@ -892,8 +638,7 @@ fn single_server_line_runs_standalone() {
     // initLimit/syncLimit are not needed standalone.
     assert_eq!(c.init_limit, 10);
     // ... unless standaloneEnabled=false, then it is a one-server quorum.
-    let c =
-        with("initLimit=5\nsyncLimit=2\nstandaloneEnabled=false\nserver.1=localhost:2888:3888\n");
+    let c = with("initLimit=5\nsyncLimit=2\nstandaloneEnabled=false\nserver.1=localhost:2888:3888\n");
     assert!(c.is_distributed());
     assert!(!c.is_standalone());
 }
@@ -914,11 +659,7 @@ fn three_servers_are_a_quorum() {
     assert_eq!(c.sync_limit, 2);
     assert!(c.check_myid(2).is_ok());
     let e = c.check_myid(7).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("7 is not in the server list (server.1, server.2, server.3)"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("7 is not in the server list (server.1, server.2, server.3)"), "{e}");
     // server.N lines are not system properties in rzk.
     assert!(!c.system_properties.keys().any(|k| k.contains("server.")));
 }
@@ -937,30 +678,19 @@ fn quorum_requires_init_and_sync_limit() {
 
 #[test]
 fn observers() {
-    let c = parse(&format!(
-        "{THREE}server.4=zk4:2888:3888:observer\nserver.5=zk5:2888:3888:observer;2181\n"
-    ));
+    let c = parse(&format!("{THREE}server.4=zk4:2888:3888:observer\nserver.5=zk5:2888:3888:observer;2181\n"));
     assert!(c.is_distributed());
     assert_eq!(c.participants().count(), 3);
     assert_eq!(c.observers().count(), 2);
     assert!(c.servers[&4].is_observer());
     assert_eq!(c.peer_type_for(4), PeerType::Observer);
     assert_eq!(c.peer_type_for(1), PeerType::Participant);
-    assert_eq!(
-        c.servers[&5].client_address,
-        Some(HostPort {
-            host: "0.0.0.0".into(),
-            port: 2181
-        })
-    );
+    assert_eq!(c.servers[&5].client_address, Some(HostPort { host: "0.0.0.0".into(), port: 2181 }));
     // Observers without a quorum.
     let e = err_with("server.1=a:1:2\nserver.2=b:1:2:observer\n");
     assert!(e.to_string().contains("observers without a quorum"), "{e}");
     let e = err_with("server.2=b:1:2:observer\n");
-    assert!(
-        e.to_string().contains("observers without participants"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("observers without participants"), "{e}");
 }
 
 #[test]
@@ -974,35 +704,21 @@ fn bad_server_lines() {
     let e = err_with("server.1=zk1:2888\n");
     assert_eq!(e.line(), Some(2));
     assert_eq!(e.key(), Some("server.1"));
-    assert!(
-        e.to_string()
-            .starts_with("zoo.cfg line 2: server.1: expected host:quorumPort:electionPort"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("zoo.cfg line 2: server.1: expected host:quorumPort:electionPort"), "{e}");
     let e = err_with("server.1=zk1:2888:99999\n");
     assert_eq!(
         e.to_string(),
         "zoo.cfg line 2: server.1: election port: expected a port number (1-65535), got \"99999\" in \"zk1:2888:99999\""
     );
-    assert!(err_with("server.1=zk1:2888:2888\n")
-        .to_string()
-        .contains("must be different"));
-    assert!(err_with("server.1=zk1:2888:3888:leader\n")
-        .to_string()
-        .contains("unrecognised peer type"));
+    assert!(err_with("server.1=zk1:2888:2888\n").to_string().contains("must be different"));
+    assert!(err_with("server.1=zk1:2888:3888:leader\n").to_string().contains("unrecognised peer type"));
     let e = err_with("server.x=zk1:2888:3888\n");
     assert_eq!(e.key(), Some("server.x"));
-    assert!(err_with("server.-1=zk1:2888:3888\n")
-        .to_string()
-        .contains("non-negative"));
+    assert!(err_with("server.-1=zk1:2888:3888\n").to_string().contains("non-negative"));
     // Duplicate id under two spellings.
     let e = err_with("initLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.01=b:1:2\n");
     assert_eq!(e.line(), Some(5));
-    assert!(
-        e.to_string()
-            .contains("server id 1 is already defined by server.1 on line 4"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("server id 1 is already defined by server.1 on line 4"), "{e}");
 }
 
 #[test]
@@ -1037,62 +753,32 @@ fn hierarchical_quorums() {
 
 #[test]
 fn client_listen_address() {
-    let c = parse(&format!(
-        "{THREE}server.4=zk4:2888:3888:observer;10.0.0.4:2182\n"
-    ));
-    assert_eq!(
-        c.client_listen_address(Some(1)).unwrap(),
-        Some(HostPort {
-            host: "0.0.0.0".into(),
-            port: 2181
-        })
-    );
+    let c = parse(&format!("{THREE}server.4=zk4:2888:3888:observer;10.0.0.4:2182\n"));
+    assert_eq!(c.client_listen_address(Some(1)).unwrap(), Some(HostPort { host: "0.0.0.0".into(), port: 2181 }));
     // Wildcard static address with a different port: conflict.
     assert!(c.client_listen_address(Some(4)).is_err());
-    let c = parse(
-        &THREE
-            .replace("clientPort=2181\n", "")
-            .replace("zk1:2888:3888", "zk1:2888:3888;2182"),
-    );
-    assert_eq!(
-        c.client_listen_address(Some(1)).unwrap(),
-        Some(HostPort {
-            host: "0.0.0.0".into(),
-            port: 2182
-        })
-    );
+    let c = parse(&THREE.replace("clientPort=2181\n", "").replace("zk1:2888:3888", "zk1:2888:3888;2182"));
+    assert_eq!(c.client_listen_address(Some(1)).unwrap(), Some(HostPort { host: "0.0.0.0".into(), port: 2182 }));
     assert_eq!(c.client_listen_address(Some(2)).unwrap(), None);
     assert_eq!(
-        ServerConfig::default_standalone()
-            .client_listen_address(None)
-            .unwrap(),
-        Some(HostPort {
-            host: "0.0.0.0".into(),
-            port: 2181
-        })
+        ServerConfig::default_standalone().client_listen_address(None).unwrap(),
+        Some(HostPort { host: "0.0.0.0".into(), port: 2181 })
     );
 }
 
 #[test]
 fn dynamic_config_file() {
     let main = "dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile=/etc/zk/zoo.cfg.dynamic.100000000\n";
-    let dynamic =
-        "server.1=a:2888:3888;2181\nserver.2=b:2888:3888;2181\nserver.3=c:2888:3888;2181\n";
+    let dynamic = "server.1=a:2888:3888;2181\nserver.2=b:2888:3888;2181\nserver.3=c:2888:3888;2181\n";
     let opts = ParseOptions {
-        dynamic_config: Some(DynamicConfigText {
-            file_name: "/etc/zk/zoo.cfg.dynamic.100000000".into(),
-            text: dynamic.into(),
-        }),
+        dynamic_config: Some(DynamicConfigText { file_name: "/etc/zk/zoo.cfg.dynamic.100000000".into(), text: dynamic.into() }),
         ..Default::default()
     };
     let c = ServerConfig::parse_with(main, &opts).unwrap();
     assert_eq!(c.servers.len(), 3);
     assert_eq!(c.config_version, 0x100000000);
     assert!(c.is_distributed());
-    assert_eq!(
-        dynamic_config_file_of(main).unwrap().as_deref(),
-        Some("/etc/zk/zoo.cfg.dynamic.100000000")
-    );
+    assert_eq!(dynamic_config_file_of(main).unwrap().as_deref(), Some("/etc/zk/zoo.cfg.dynamic.100000000"));
     // Without the content: a clear error.
     let e = ServerConfig::parse(main).unwrap_err();
     assert_eq!(e.key(), Some("dynamicConfigFile"));
@@ -1104,18 +790,11 @@ fn dynamic_config_file() {
     assert_eq!(e.key(), Some("server.4"));
     // Only ensemble keys in the dynamic file.
     let bad = ParseOptions {
-        dynamic_config: Some(DynamicConfigText {
-            file_name: "zoo.cfg.dynamic".into(),
-            text: "tickTime=2\n".into(),
-        }),
+        dynamic_config: Some(DynamicConfigText { file_name: "zoo.cfg.dynamic".into(), text: "tickTime=2\n".into() }),
         ..Default::default()
     };
     let e = ServerConfig::parse_with(main, &bad).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("zoo.cfg.dynamic line 1: tickTime:"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("zoo.cfg.dynamic line 1: tickTime:"), "{e}");
     assert_eq!(version_from_filename("zoo.cfg.dynamic"), None);
     assert_eq!(version_from_filename("zoo.cfg.dynamic.1f"), Some(0x1f));
 }
@@ -1127,14 +806,8 @@ fn myid() {
     assert_eq!(parse_myid("1\n").unwrap(), 1);
     assert_eq!(parse_myid("42").unwrap(), 42);
     assert_eq!(parse_myid(" 7 \r\nignored\n").unwrap(), 7);
-    let e =
-        parse_myid("replace this text with the cluster-unique zookeeper's instance id (1-255)\n")
-            .unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("myid: serverid \"replace this text"),
-        "{e}"
-    );
+    let e = parse_myid("replace this text with the cluster-unique zookeeper's instance id (1-255)\n").unwrap_err();
+    assert!(e.to_string().starts_with("myid: serverid \"replace this text"), "{e}");
     assert!(parse_myid("").is_err());
     assert!(parse_myid("-1").is_err());
     assert!(parse_myid("\n1").is_err());
@@ -1171,20 +844,9 @@ fn load_reads_files() {
     let dir = std::env::temp_dir().join(format!("rzk-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dyn_path = dir.join("zoo.cfg.dynamic.a");
-    std::fs::write(
-        &dyn_path,
-        "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n",
-    )
-    .unwrap();
+    std::fs::write(&dyn_path, "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n").unwrap();
     let cfg_path = dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "dataDir=/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile={}\n",
-            dyn_path.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg_path, format!("dataDir=/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile={}\n", dyn_path.display())).unwrap();
     let c = load(&cfg_path).unwrap();
     assert_eq!(c.servers.len(), 3);
     assert_eq!(c.config_version, 0xa);
@@ -1192,10 +854,7 @@ fn load_reads_files() {
     std::fs::write(&cfg_path, b"dataDir=/d\xe9\n").unwrap();
     assert_eq!(load(&cfg_path).unwrap().data_dir, PathBuf::from("/d\u{e9}"));
     std::fs::write(&cfg_path, "dataDir=/d\ntickTime=x\n").unwrap();
-    assert_eq!(
-        load(&cfg_path).unwrap_err().to_string(),
-        "zoo.cfg line 2: tickTime: expected a positive integer, got \"x\""
-    );
+    assert_eq!(load(&cfg_path).unwrap_err().to_string(), "zoo.cfg line 2: tickTime: expected a positive integer, got \"x\"");
     let e = load(dir.join("missing.cfg")).unwrap_err();
     assert!(matches!(e, ConfigError::Io { .. }));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -1217,12 +876,9 @@ fn command_line_args() {
 #[test]
 fn conf_standalone_matches_zookeeper() {
     // What ZooKeeper 3.8.0 printed for this configuration.
-    let c = parse("tickTime=2000\ndataDir=/tmp/zkt/data\nclientPort=21810\n4lw.commands.whitelist=conf,srvr,envi\nadmin.enableServer=false\n");
-    let rt = ConfRuntime {
-        data_dir_size: 457,
-        data_log_size: 457,
-        ..Default::default()
-    };
+    let c =
+        parse("tickTime=2000\ndataDir=/tmp/zkt/data\nclientPort=21810\n4lw.commands.whitelist=conf,srvr,envi\nadmin.enableServer=false\n");
+    let rt = ConfRuntime { data_dir_size: 457, data_log_size: 457, ..Default::default() };
     assert_eq!(
         c.to_conf_4lw(&rt),
         "clientPort=21810\nsecureClientPort=-1\ndataDir=/tmp/zkt/data/version-2\ndataDirSize=457\n\
@@ -1234,17 +890,10 @@ fn conf_standalone_matches_zookeeper() {
 #[test]
 fn conf_relative_dirs_and_runtime_ports() {
     let c = ServerConfig::default_standalone();
-    let rt = ConfRuntime {
-        cwd: Some(PathBuf::from("/srv")),
-        client_port: Some(40000),
-        secure_client_port: Some(40001),
-        ..Default::default()
-    };
+    let rt =
+        ConfRuntime { cwd: Some(PathBuf::from("/srv")), client_port: Some(40000), secure_client_port: Some(40001), ..Default::default() };
     let s = c.to_conf_4lw(&rt);
-    assert!(
-        s.starts_with("clientPort=40000\nsecureClientPort=40001\ndataDir=/srv/./data/version-2\n"),
-        "{s}"
-    );
+    assert!(s.starts_with("clientPort=40000\nsecureClientPort=40001\ndataDir=/srv/./data/version-2\n"), "{s}");
     let c = with("dataLogDir=/log\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.trustStore.location=/ca.pem\n");
     let s = c.to_conf_4lw(&ConfRuntime::default());
     assert!(s.contains("clientPort=-1\nsecureClientPort=2281\n"), "{s}");
@@ -1259,12 +908,7 @@ fn conf_quorum_matches_zookeeper() {
          standaloneEnabled=false\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
          server.1=127.0.0.1:22888:23888\nserver.2=127.0.0.2:22888:23888:observer;2182\n",
     );
-    let rt = ConfRuntime {
-        data_dir_size: 564,
-        data_log_size: 564,
-        my_id: Some(1),
-        ..Default::default()
-    };
+    let rt = ConfRuntime { data_dir_size: 564, data_log_size: 564, my_id: Some(1), ..Default::default() };
     assert_eq!(
         c.to_conf_4lw(&rt),
         "clientPort=21811\nsecureClientPort=-1\ndataDir=/tmp/zkt/q/data/version-2\ndataDirSize=564\n\
@@ -1288,45 +932,20 @@ fn load_reports_main_file_errors_before_a_missing_dynamic_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg_path = dir.join("zoo.cfg");
     let missing = dir.join("missing.dynamic");
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "dataDir=/d\ndynamicConfigFile={}\nserver.1=a:1:2\n",
-            missing.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg_path, format!("dataDir=/d\ndynamicConfigFile={}\nserver.1=a:1:2\n", missing.display())).unwrap();
     let e = load(&cfg_path).unwrap_err();
     assert_eq!(e.key(), Some("server.1"), "{e}");
-    std::fs::write(
-        &cfg_path,
-        format!("dataDir=/d\ndynamicConfigFile={}\n", missing.display()),
-    )
-    .unwrap();
-    assert!(matches!(
-        load(&cfg_path).unwrap_err(),
-        ConfigError::Io { .. }
-    ));
+    std::fs::write(&cfg_path, format!("dataDir=/d\ndynamicConfigFile={}\n", missing.display())).unwrap();
+    assert!(matches!(load(&cfg_path).unwrap_err(), ConfigError::Io { .. }));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn container_manager_settings_are_used_not_warned_about() {
-    let c =
-        with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
+    let c = with("znode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\n");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.znode.container.checkIntervalMs")
-            .map(String::as_str),
-        Some("1000")
-    );
-    assert_eq!(
-        c.system_properties
-            .get("zookeeper.znode.container.maxNeverUsedIntervalMs")
-            .map(String::as_str),
-        Some("5000")
-    );
+    assert_eq!(c.system_properties.get("zookeeper.znode.container.checkIntervalMs").map(String::as_str), Some("1000"));
+    assert_eq!(c.system_properties.get("zookeeper.znode.container.maxNeverUsedIntervalMs").map(String::as_str), Some("5000"));
 }
 
 #[test]
@@ -1336,9 +955,8 @@ fn component_settings_are_typed_and_checked() {
     assert_eq!(c.container_check_interval_ms, 60_000);
     assert_eq!(c.container_max_never_used_interval_ms, 0);
     assert_eq!(c.cnx_timeout_ms, 5000);
-    let c = with(
-        "digest.enabled=false\nznode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\ncnxTimeout=2500\n",
-    );
+    let c =
+        with("digest.enabled=false\nznode.container.checkIntervalMs=1000\nznode.container.maxNeverUsedIntervalMs=5000\ncnxTimeout=2500\n");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert!(!c.digest_enabled);
     assert_eq!(c.container_check_interval_ms, 1000);
@@ -1346,35 +964,21 @@ fn component_settings_are_typed_and_checked() {
     assert_eq!(c.cnx_timeout_ms, 2500);
     // A system property under ZooKeeper's own name wins over the zoo.cfg key.
     let mut opts = ParseOptions::default();
-    opts.system_properties
-        .insert("znode.container.checkIntervalMs".into(), "0x10".into());
-    let c = ServerConfig::parse_with("dataDir=/d\nznode.container.checkIntervalMs=1000\n", &opts)
-        .unwrap();
+    opts.system_properties.insert("znode.container.checkIntervalMs".into(), "0x10".into());
+    let c = ServerConfig::parse_with("dataDir=/d\nznode.container.checkIntervalMs=1000\n", &opts).unwrap();
     assert_eq!(c.container_check_interval_ms, 16);
     for (line, key) in [
         ("digest.enabled=yes\n", "digest.enabled"),
-        (
-            "znode.container.checkIntervalMs=0\n",
-            "znode.container.checkIntervalMs",
-        ),
-        (
-            "znode.container.checkIntervalMs=soon\n",
-            "znode.container.checkIntervalMs",
-        ),
-        (
-            "znode.container.maxNeverUsedIntervalMs=-1\n",
-            "znode.container.maxNeverUsedIntervalMs",
-        ),
+        ("znode.container.checkIntervalMs=0\n", "znode.container.checkIntervalMs"),
+        ("znode.container.checkIntervalMs=soon\n", "znode.container.checkIntervalMs"),
+        ("znode.container.maxNeverUsedIntervalMs=-1\n", "znode.container.maxNeverUsedIntervalMs"),
         ("cnxTimeout=-5\n", "cnxTimeout"),
     ] {
         let e = err_with(line).to_string();
         assert!(e.contains(key) && e.contains("line 2"), "{line}: {e}");
     }
     let mut opts = ParseOptions::default();
-    opts.system_properties
-        .insert("zookeeper.cnxTimeout".into(), "x".into());
-    let e = ServerConfig::parse_with("dataDir=/d\n", &opts)
-        .unwrap_err()
-        .to_string();
+    opts.system_properties.insert("zookeeper.cnxTimeout".into(), "x".into());
+    let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err().to_string();
     assert!(e.contains("zookeeper.cnxTimeout"), "{e}");
 }

@@ -35,16 +35,15 @@ pub(crate) fn java_decode_int(s: &str) -> Option<i32> {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let (radix, digits) =
-        if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-            (16, h)
-        } else if let Some(h) = rest.strip_prefix('#') {
-            (16, h)
-        } else if rest.len() > 1 && rest.starts_with('0') {
-            (8, &rest[1..])
-        } else {
-            (10, rest)
-        };
+    let (radix, digits) = if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+        (16, h)
+    } else if let Some(h) = rest.strip_prefix('#') {
+        (16, h)
+    } else if rest.len() > 1 && rest.starts_with('0') {
+        (8, &rest[1..])
+    } else {
+        (10, rest)
+    };
     if digits.is_empty() || digits.starts_with(['-', '+']) || digits.len() > 40 {
         return None;
     }
@@ -161,10 +160,7 @@ mod tests {
 
     #[test]
     fn messages() {
-        assert_eq!(
-            positive_int("abc").unwrap_err(),
-            "expected a positive integer, got \"abc\""
-        );
+        assert_eq!(positive_int("abc").unwrap_err(), "expected a positive integer, got \"abc\"");
         assert!(positive_int("0").is_err());
         assert_eq!(non_negative_int("0"), Ok(0));
         assert!(port("-1").is_err());

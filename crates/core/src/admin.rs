@@ -27,25 +27,13 @@ pub struct CommandSpec {
     pub server_required: bool,
 }
 
-const fn cmd(
-    primary: &'static str,
-    names: &'static [&'static str],
-    server_required: bool,
-) -> CommandSpec {
-    CommandSpec {
-        primary,
-        names,
-        server_required,
-    }
+const fn cmd(primary: &'static str, names: &'static [&'static str], server_required: bool) -> CommandSpec {
+    CommandSpec { primary, names, server_required }
 }
 
 /// Every command of ZooKeeper 3.8 (3.9 adds `snapshot` and `restore`, not served by rzk).
 pub const COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "connection_stat_reset",
-        &["connection_stat_reset", "crst"],
-        true,
-    ),
+    cmd("connection_stat_reset", &["connection_stat_reset", "crst"], true),
     cmd("configuration", &["configuration", "conf", "config"], true),
     cmd("connections", &["connections", "cons"], true),
     cmd("hash", &["hash"], true),
@@ -53,20 +41,12 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("dump", &["dump"], true),
     cmd("environment", &["environment", "env", "envi"], false),
     cmd("get_trace_mask", &["get_trace_mask", "gtmk"], false),
-    cmd(
-        "initial_configuration",
-        &["initial_configuration", "icfg"],
-        true,
-    ),
+    cmd("initial_configuration", &["initial_configuration", "icfg"], true),
     cmd("is_read_only", &["is_read_only", "isro"], true),
     cmd("last_snapshot", &["last_snapshot", "lsnp"], true),
     cmd("leader", &["leader", "lead"], true),
     cmd("monitor", &["monitor", "mntr"], false),
-    cmd(
-        "observer_connection_stat_reset",
-        &["observer_connection_stat_reset", "orst"],
-        true,
-    ),
+    cmd("observer_connection_stat_reset", &["observer_connection_stat_reset", "orst"], true),
     cmd("ruok", &["ruok"], true),
     cmd("set_trace_mask", &["set_trace_mask", "stmk"], false),
     cmd("server_stats", &["server_stats", "srvr"], true),
@@ -105,10 +85,7 @@ pub enum Mutation {
 /// [`crate::ZooKeeperServer::snapshot`]; every other command is answered from
 /// `snapshot_brief`, whose cost does not grow with them).
 pub fn needs_full_snapshot(name: &str) -> bool {
-    matches!(
-        lookup(name).map(|c| c.primary),
-        Some("dump" | "watches" | "watches_by_path" | "watch_summary")
-    )
+    matches!(lookup(name).map(|c| c.primary), Some("dump" | "watches" | "watches_by_path" | "watch_summary"))
 }
 
 /// The state change a command asks of the core before it is answered.
@@ -169,10 +146,7 @@ fn response(command: &str, error: Option<String>, fields: Map<String, Value>) ->
     let mut body = fields;
     body.insert("command".into(), json!(command));
     body.insert("error".into(), error.map_or(Value::Null, Value::String));
-    CommandResponse {
-        status: 200,
-        body: Value::Object(body),
-    }
+    CommandResponse { status: 200, body: Value::Object(body) }
 }
 
 fn error_response(command: &str, error: impl Into<String>) -> CommandResponse {
@@ -181,12 +155,7 @@ fn error_response(command: &str, error: impl Into<String>) -> CommandResponse {
 
 /// Answers `name` (any alias) with `params` (the query string) from the core's state `s`
 /// (a brief snapshot will do unless [`needs_full_snapshot`]) and the shell's facts.
-pub fn run(
-    name: &str,
-    params: &BTreeMap<String, String>,
-    s: &ServerSnapshot,
-    host: &HostInfo,
-) -> CommandResponse {
+pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
     let Some(spec) = lookup(name) else {
         return error_response(name, format!("Unknown command: {name}"));
     };
@@ -238,10 +207,7 @@ pub fn run(
                 return error_response(c, "setTraceMask requires long traceMask argument");
             };
             if v.parse::<i64>().is_err() {
-                return error_response(
-                    c,
-                    format!("setTraceMask requires long traceMask argument, got {v}"),
-                );
+                return error_response(c, format!("setTraceMask requires long traceMask argument, got {v}"));
             }
             // ZooKeeper's trace mask selects ZooTrace's request-trace categories; rzk has no
             // such tracing (its log level is RZK_LOG), so it says so rather than pretend.
@@ -249,10 +215,7 @@ pub fn run(
         }
         "hash" => {
             // ZooKeeper keeps the tree digest at every 128th zxid; rzk reports the digest now.
-            put(
-                "digests",
-                json!([{ "zxid": s.zxid.0, "digest": s.digest, "digest_version": s.digest_version }]),
-            );
+            put("digests", json!([{ "zxid": s.zxid.0, "digest": s.digest, "digest_version": s.digest_version }]));
         }
         "initial_configuration" => put("initial_configuration", json!(host.initial_configuration)),
         "is_read_only" => put("read_only", json!(false)),
@@ -288,14 +251,7 @@ pub fn run(
             }
         }
         "observers" => {
-            put(
-                "synced_observers",
-                json!(if s.role == Role::Leader {
-                    s.quorum.synced_observers
-                } else {
-                    0
-                }),
-            );
+            put("synced_observers", json!(if s.role == Role::Leader { s.quorum.synced_observers } else { 0 }));
             put("observers", json!([]));
         }
         "system_properties" => {
@@ -330,10 +286,7 @@ pub fn run(
         "watches_by_path" => {
             let mut by_path = Map::new();
             for (path, conns) in &s.watch.by_path {
-                by_path.insert(
-                    path.clone(),
-                    conns.iter().map(|c| json!(session_of(s, *c))).collect(),
-                );
+                by_path.insert(path.clone(), conns.iter().map(|c| json!(session_of(s, *c))).collect());
             }
             put("path_to_session_ids", Value::Object(by_path));
         }
@@ -343,9 +296,7 @@ pub fn run(
             put("num_total_watches", json!(s.watch.total));
         }
         "zabstate" => {
-            let me = host
-                .my_id
-                .and_then(|id| host.voting_view.iter().find(|v| v.id == id));
+            let me = host.my_id.and_then(|id| host.voting_view.iter().find(|v| v.id == id));
             match (host.my_id, me) {
                 (Some(id), Some(me)) if s.role != Role::Standalone => {
                     put("myid", json!(id));
@@ -357,11 +308,7 @@ pub fn run(
                     put("last_zxid", json!(format!("0x{:x}", s.zxid.0)));
                     put("zab_epoch", json!(s.zxid.0 >> 32));
                     put("zab_counter", json!(s.zxid.0 & 0xffff_ffff));
-                    let state = if s.role == Role::NotServing {
-                        "election"
-                    } else {
-                        s.quorum.zab_phase
-                    };
+                    let state = if s.role == Role::NotServing { "election" } else { s.quorum.zab_phase };
                     put("zabstate", json!(state));
                 }
                 _ => {
@@ -399,12 +346,7 @@ fn multiple_addresses(addrs: &[(String, u16)]) -> Value {
 }
 
 fn session_of(s: &ServerSnapshot, conn: u64) -> i64 {
-    s.conns
-        .iter()
-        .find(|c| c.conn == conn)
-        .and_then(|c| c.session)
-        .unwrap_or_default()
-        .0
+    s.conns.iter().find(|c| c.conn == conn).and_then(|c| c.session).unwrap_or_default().0
 }
 
 /// ZooKeeper's `getConnectionInfo(brief)`.
@@ -414,20 +356,14 @@ fn connections(s: &ServerSnapshot, brief: bool) -> Vec<Value> {
         .map(|c| {
             let st = &c.stats;
             let mut m = Map::new();
-            m.insert(
-                "remote_socket_address".into(),
-                json!(format!("{}:{}", c.peer.ip(), c.peer.port())),
-            );
+            m.insert("remote_socket_address".into(), json!(format!("{}:{}", c.peer.ip(), c.peer.port())));
             m.insert("interest_ops".into(), json!(1));
             m.insert("outstanding_requests".into(), json!(c.queued));
             m.insert("packets_received".into(), json!(st.received));
             m.insert("packets_sent".into(), json!(st.sent));
             if let (false, Some(sid)) = (brief, c.session.filter(|s| s.0 != 0)) {
                 m.insert("session_id".into(), json!(sid.0));
-                m.insert(
-                    "last_operation".into(),
-                    json!(fourlw::last_op_code(st.last_op)),
-                );
+                m.insert("last_operation".into(), json!(fourlw::last_op_code(st.last_op)));
                 m.insert("established".into(), json!(st.established_ms));
                 m.insert("session_timeout".into(), json!(c.timeout_ms));
                 m.insert("last_cxid".into(), json!(st.last_cxid));
@@ -435,14 +371,7 @@ fn connections(s: &ServerSnapshot, brief: bool) -> Vec<Value> {
                 m.insert("last_response_time".into(), json!(st.last_response_ms));
                 m.insert("last_latency".into(), json!(st.last_latency_ms));
                 m.insert("min_latency".into(), json!(st.min_latency_ms));
-                m.insert(
-                    "avg_latency".into(),
-                    json!(if st.count == 0 {
-                        0
-                    } else {
-                        st.total_latency_ms / st.count as i64
-                    }),
-                );
+                m.insert("avg_latency".into(), json!(if st.count == 0 { 0 } else { st.total_latency_ms / st.count as i64 }));
                 m.insert("max_latency".into(), json!(st.max_latency_ms));
             }
             Value::Object(m)
@@ -460,15 +389,8 @@ fn avg4(total: i64, count: u64) -> f64 {
 }
 
 fn client_response(s: &ServerSnapshot) -> Value {
-    let (min, max) = s
-        .stats
-        .response_size_min_max
-        .map_or((-1, -1), |(a, b)| (a as i64, b as i64));
-    let last = if s.stats.response_size_min_max.is_some() {
-        s.stats.last_response_size as i64
-    } else {
-        -1
-    };
+    let (min, max) = s.stats.response_size_min_max.map_or((-1, -1), |(a, b)| (a as i64, b as i64));
+    let last = if s.stats.response_size_min_max.is_some() { s.stats.last_response_size as i64 } else { -1 };
     json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max })
 }
 
@@ -502,10 +424,7 @@ fn server_stats(put: &mut impl FnMut(&str, Value), s: &ServerSnapshot, host: &Ho
     put("client_response", client_response(s));
     if s.role == Role::Leader {
         let (last, min, max) = s.quorum.proposal_sizes;
-        put(
-            "proposal_stats",
-            json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max }),
-        );
+        put("proposal_stats", json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max }));
     }
     put("node_count", json!(s.node_count));
 }
@@ -661,9 +580,7 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
         let key = k.strip_prefix("zk_").unwrap_or(k);
         // The 4lw's latency count/sum and a standalone server's proposal sizes are not
         // among the AdminServer's keys.
-        if matches!(key, "cnt_latency" | "sum_latency")
-            || (s.role != Role::Leader && key.ends_with("_proposal_size"))
-        {
+        if matches!(key, "cnt_latency" | "sum_latency") || (s.role != Role::Leader && key.ends_with("_proposal_size")) {
             continue;
         }
         let value = if let Ok(n) = v.parse::<i64>() {
@@ -675,10 +592,7 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
         };
         out.push((key.to_string(), value));
         if key == "packets_received" {
-            let (min, max) = s
-                .stats
-                .response_size_min_max
-                .map_or((-1, -1), |(a, b)| (a as i64, b as i64));
+            let (min, max) = s.stats.response_size_min_max.map_or((-1, -1), |(a, b)| (a as i64, b as i64));
             out.push(("max_client_response_size".into(), json!(max)));
             out.push(("min_client_response_size".into(), json!(min)));
         }
@@ -729,19 +643,10 @@ pub fn metrics(s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
     for (name, kind) in SUMMARIES {
         let empty = Summary::default();
         let sm = observed(s, name).unwrap_or(&empty);
-        let q: Vec<Value> = prometheus_quantiles(*kind)
-            .iter()
-            .map(|q| json!([q, sm.quantile(*q)]))
-            .collect();
-        sums.insert(
-            name.to_string(),
-            json!({ "count": sm.count, "sum": sm.sum, "quantiles": q }),
-        );
+        let q: Vec<Value> = prometheus_quantiles(*kind).iter().map(|q| json!([q, sm.quantile(*q)])).collect();
+        sums.insert(name.to_string(), json!({ "count": sm.count, "sum": sm.sum, "quantiles": q }));
     }
-    CommandResponse {
-        status: 200,
-        body: json!({ "monitor": m, "summaries": sums }),
-    }
+    CommandResponse { status: 200, body: json!({ "monitor": m, "summaries": sums }) }
 }
 
 #[cfg(test)]
@@ -796,24 +701,11 @@ mod tests {
     fn unknown_and_not_serving_are_errors_with_status_200() {
         let s = snapshot(Role::Standalone);
         let r = run("snapshot", &BTreeMap::new(), &s, &HostInfo::default());
-        assert_eq!(
-            r.body,
-            json!({"command": "snapshot", "error": "Unknown command: snapshot"})
-        );
-        let r = run(
-            "dump",
-            &BTreeMap::new(),
-            &snapshot(Role::NotServing),
-            &HostInfo::default(),
-        );
+        assert_eq!(r.body, json!({"command": "snapshot", "error": "Unknown command: snapshot"}));
+        let r = run("dump", &BTreeMap::new(), &snapshot(Role::NotServing), &HostInfo::default());
         assert_eq!(r.body["error"], json!(fourlw::ZK_NOT_SERVING));
         // mntr needs no serving server.
-        let r = run(
-            "mntr",
-            &BTreeMap::new(),
-            &snapshot(Role::NotServing),
-            &HostInfo::default(),
-        );
+        let r = run("mntr", &BTreeMap::new(), &snapshot(Role::NotServing), &HostInfo::default());
         assert_eq!(r.body["error"], Value::Null);
     }
 
@@ -821,28 +713,16 @@ mod tests {
     fn set_trace_mask_validates_as_zookeeper_and_says_rzk_has_none() {
         let s = snapshot(Role::Standalone);
         let r = run("stmk", &BTreeMap::new(), &s, &HostInfo::default());
-        assert_eq!(
-            r.body["error"],
-            json!("setTraceMask requires long traceMask argument")
-        );
+        assert_eq!(r.body["error"], json!("setTraceMask requires long traceMask argument"));
         let p = BTreeMap::from([("traceMask".to_string(), "x".to_string())]);
-        assert_eq!(
-            run("stmk", &p, &s, &HostInfo::default()).body["error"],
-            json!("setTraceMask requires long traceMask argument, got x")
-        );
+        assert_eq!(run("stmk", &p, &s, &HostInfo::default()).body["error"], json!("setTraceMask requires long traceMask argument, got x"));
         let p = BTreeMap::from([("traceMask".to_string(), "5".to_string())]);
-        assert!(run("stmk", &p, &s, &HostInfo::default()).body["error"]
-            .as_str()
-            .unwrap()
-            .contains("rzk"));
+        assert!(run("stmk", &p, &s, &HostInfo::default()).body["error"].as_str().unwrap().contains("rzk"));
     }
 
     #[test]
     fn monitor_types_follow_zookeeper() {
-        let m: BTreeMap<String, Value> =
-            monitor(&snapshot(Role::Standalone), &ProcessInfo::default())
-                .into_iter()
-                .collect();
+        let m: BTreeMap<String, Value> = monitor(&snapshot(Role::Standalone), &ProcessInfo::default()).into_iter().collect();
         assert!(m["avg_latency"].is_f64());
         assert!(m["znode_count"].is_i64());
         assert!(m["server_state"].is_string());
@@ -854,15 +734,7 @@ mod tests {
 
     #[test]
     fn zabstate_of_a_standalone_server() {
-        let r = run(
-            "zabstate",
-            &BTreeMap::new(),
-            &snapshot(Role::Standalone),
-            &HostInfo::default(),
-        );
-        assert_eq!(
-            r.body,
-            json!({"voting": false, "zabstate": "", "command": "zabstate", "error": null})
-        );
+        let r = run("zabstate", &BTreeMap::new(), &snapshot(Role::Standalone), &HostInfo::default());
+        assert_eq!(r.body, json!({"voting": false, "zabstate": "", "command": "zabstate", "error": null}));
     }
 }

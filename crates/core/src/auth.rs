@@ -166,7 +166,8 @@ pub fn java_auth_order(ids: &[Id]) -> Vec<Id> {
         table *= 2;
     }
     let bucket = |id: &Id| {
-        let h = 37i32.wrapping_mul(37i32.wrapping_mul(17).wrapping_add(string_hash_code(&id.scheme))).wrapping_add(string_hash_code(&id.id));
+        let h =
+            37i32.wrapping_mul(37i32.wrapping_mul(17).wrapping_add(string_hash_code(&id.scheme))).wrapping_add(string_hash_code(&id.id));
         let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
         spread as usize & (table - 1)
     };

@@ -4,9 +4,7 @@
 
 use super::*;
 use crate::auth;
-use rzk_proto::client::{
-    ConnectRequest, ConnectResponse, Create, PathRequest, PathWatchRequest, Request, SetDataRequest,
-};
+use rzk_proto::client::{ConnectRequest, ConnectResponse, Create, PathRequest, PathWatchRequest, Request, SetDataRequest};
 use rzk_proto::txn::TxnHeader;
 use rzk_proto::{Acl, Writer};
 
@@ -405,7 +403,14 @@ fn a_session_moves_to_another_server_by_revalidation() {
     // A request for it still coming through F1 is refused: the session moved.
     e.input(
         LEADER,
-        Input::Forwarded { from: F1, session: id, cxid: 9, op: OpCode::Delete.code(), body: vec![0, 0, 0, 2, b'/', b'm', 255, 255, 255, 255], auth: vec![] },
+        Input::Forwarded {
+            from: F1,
+            session: id,
+            cxid: 9,
+            op: OpCode::Delete.code(),
+            body: vec![0, 0, 0, 2, b'/', b'm', 255, 255, 255, 255],
+            auth: vec![],
+        },
     );
     let p = e.proposals.back().unwrap().clone();
     assert_eq!(p.txn, Txn::Error { err: ErrorCode::SessionMoved.code() });
@@ -441,8 +446,14 @@ fn requests_sent_while_revalidating_wait_for_the_session() {
     let f2 = e.s(F2);
     f2.handle(now, 1000, Input::Accepted { conn: 5, peer: peer(), auth: Vec::new() });
     let mut w = Writer::new();
-    ConnectRequest { timeout_ms: TIMEOUT, session_id: id, passwd: auth::session_password(id), read_only: Some(false), ..Default::default() }
-        .write(&mut w);
+    ConnectRequest {
+        timeout_ms: TIMEOUT,
+        session_id: id,
+        passwd: auth::session_password(id),
+        read_only: Some(false),
+        ..Default::default()
+    }
+    .write(&mut w);
     f2.handle(now, 1000, Input::Frame { conn: 5, payload: w.into_inner() });
     let mut w = Writer::new();
     RequestHeader { xid: 1, op: OpCode::Exists.code() }.write(&mut w);
@@ -525,7 +536,13 @@ fn stop_serving_closes_clients_and_forgets_in_flight_work() {
     let r = TxnRecord {
         header: TxnHeader { client_id: a, cxid: 5, zxid: z, time: 1, op: OpCode::Create.code() },
         txn: Txn::Create {
-            txn: rzk_proto::txn::CreateTxn { path: "/late".into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 1 },
+            txn: rzk_proto::txn::CreateTxn {
+                path: "/late".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_cversion: 1,
+            },
             create2: false,
         },
         digest: None,

@@ -16,8 +16,9 @@ pub fn full_version() -> String {
 }
 
 /// Every four-letter word rzk knows (whether or not the whitelist allows it).
-pub const WORDS: &[&str] =
-    &["ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs", "isro", "crst", "srst", "gtmk", "stmk"];
+pub const WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs", "isro", "crst", "srst", "gtmk", "stmk",
+];
 
 /// Facts about the process the shell gathers for `mntr`.
 #[derive(Debug, Clone, Default)]
@@ -294,7 +295,8 @@ fn quorum_mntr_rows(mut rows: Vec<(&'static str, String)>, s: &ServerSnapshot) -
         Role::Observer => "observing",
         _ => "looking",
     };
-    let mut extra: Vec<(&'static str, &'static str, String)> = vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
+    let mut extra: Vec<(&'static str, &'static str, String)> =
+        vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
     if let (Role::Observer, Some(id)) = (s.role, q.observer_master_id) {
         extra.push(("zk_peer_state", "zk_observer_master_id", id.to_string()));
     }

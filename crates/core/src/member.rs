@@ -122,7 +122,10 @@ pub enum PeerMsg {
     /// Learner → leader: the reply to the leader's PING, with the sessions this server's
     /// clients touched since the last one (always with a data buffer, even empty: a
     /// ZooKeeper leader reads it without a null check). The leader reads it as ZAB's PING.
-    PingReply { zxid: Zxid, touches: Vec<(SessionId, i32)> },
+    PingReply {
+        zxid: Zxid,
+        touches: Vec<(SessionId, i32)>,
+    },
 }
 
 /// Why a quorum packet is not a [`PeerMsg`].
@@ -184,37 +187,71 @@ impl PeerMsg {
 #[derive(Debug, Clone)]
 pub enum MemberInput {
     /// `auth`: ids the shell authenticated the connection as (x509 over TLS).
-    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<rzk_proto::Id> },
+    Accepted {
+        conn: ConnId,
+        peer: SocketAddr,
+        auth: Vec<rzk_proto::Id>,
+    },
     /// One client frame, without its length prefix.
-    Frame { conn: ConnId, payload: Vec<u8> },
-    Closed { conn: ConnId },
-    Peer { from: ServerId, msg: PeerMsg },
+    Frame {
+        conn: ConnId,
+        payload: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Peer {
+        from: ServerId,
+        msg: PeerMsg,
+    },
     /// The quorum connection with `peer` broke.
-    PeerDisconnected { peer: ServerId },
+    PeerDisconnected {
+        peer: ServerId,
+    },
     /// Time moved on (to the `now_ms` given with it).
     Tick,
     /// Every storage op up to `seq` is durable.
-    StorageDone { seq: u64 },
+    StorageDone {
+        seq: u64,
+    },
     /// Standalone only: the log could not take the append of `zxid` (a full disk) and drops
     /// everything queued after it until an append of that zxid comes again.
-    AppendFailed { zxid: Zxid },
+    AppendFailed {
+        zxid: Zxid,
+    },
 }
 
 /// What a member asks its host to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// A whole client frame (length prefix included); `reply` for a request's answer.
-    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
+    Send {
+        conn: ConnId,
+        frame: Vec<u8>,
+        reply: bool,
+    },
     /// Send what is queued to the client, then close.
-    Close { conn: ConnId, reason: String },
-    PeerSend { to: ServerId, msg: PeerMsg },
+    Close {
+        conn: ConnId,
+        reason: String,
+    },
+    PeerSend {
+        to: ServerId,
+        msg: PeerMsg,
+    },
     /// Close the quorum connection with `peer`.
-    PeerDisconnect { peer: ServerId },
+    PeerDisconnect {
+        peer: ServerId,
+    },
     /// A storage op (`rzk_zab::StorageOp`'s contract): applied in `seq` order, reported with
     /// `StorageDone`. For `InstallSnapshot` the member has already replaced its tree; the host
     /// drops any local snapshot in progress and stores this one, whose tree digest is
     /// `snapshot_digest`.
-    Storage { seq: u64, op: StorageOp, snapshot_digest: Option<i64> },
+    Storage {
+        seq: u64,
+        op: StorageOp,
+        snapshot_digest: Option<i64>,
+    },
 }
 
 /// One server. See the module docs.
@@ -382,10 +419,17 @@ impl Member {
                 }
                 self.node.step(from, msg);
             }
-            PeerMsg::Request(r) if leading => {
-                self.core_input(Input::Forwarded { from: from.0, session: r.session_id, cxid: r.cxid, op: r.op, body: r.body, auth: r.auth })
+            PeerMsg::Request(r) if leading => self.core_input(Input::Forwarded {
+                from: from.0,
+                session: r.session_id,
+                cxid: r.cxid,
+                op: r.op,
+                body: r.body,
+                auth: r.auth,
+            }),
+            PeerMsg::Revalidate(r) if leading => {
+                self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms })
             }
-            PeerMsg::Revalidate(r) if leading => self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms }),
             PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
             PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
             // The wire carries it as ZAB's PING (above); a host that passes messages as they
@@ -442,8 +486,9 @@ impl Member {
                     self.core_input(Input::Committed { zxid: entry.zxid, record: None });
                 } else {
                     // A txn this server did not prep: the leader's, off the wire or the log.
-                    let record = TxnRecord::from_bytes(&entry.data)
-                        .unwrap_or_else(|e| panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid));
+                    let record = TxnRecord::from_bytes(&entry.data).unwrap_or_else(|e| {
+                        panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid)
+                    });
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                 }
                 if self.cfg.trace_deliveries {
@@ -502,17 +547,23 @@ impl Member {
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }) });
+                    self.out.push(Output::PeerSend {
+                        to: leader,
+                        msg: PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }),
+                    });
                 }
             }
             CoreAction::Revalidate { session, timeout_ms } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend { to: leader, msg: PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }) });
+                    self.out.push(Output::PeerSend {
+                        to: leader,
+                        msg: PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }),
+                    });
                 }
             }
-            CoreAction::RevalidateReply { to, session, valid } => {
-                self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) })
-            }
+            CoreAction::RevalidateReply { to, session, valid } => self
+                .out
+                .push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) }),
             CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
         }
     }
@@ -563,7 +614,8 @@ mod tests {
     fn standalone() -> Member {
         let me = ServerId(1);
         let zab = ZabConfig::from_ms(me, [me].into(), Default::default(), 10, 2000, 10, 5);
-        let core = CoreConfig { server_id: 1, tick_ms: 2000, min_session_timeout_ms: 4000, max_session_timeout_ms: 40000, ..Default::default() };
+        let core =
+            CoreConfig { server_id: 1, tick_ms: 2000, min_session_timeout_ms: 4000, max_session_timeout_ms: 40000, ..Default::default() };
         let cfg = MemberConfig {
             core,
             zab,
@@ -611,7 +663,14 @@ mod tests {
         m.handle(0, 0, MemberInput::StorageDone { seq: appends[0].0 });
         assert_eq!(replies(&m.take_outputs()), 1, "the ConnectResponse");
         let create = |xid: i32, path: &str| {
-            let req = Request::Create(Create { op: OpCode::Create, path: path.into(), data: Some(vec![1]), acl: Acl::open_unsafe(), flags: 0, ttl: None });
+            let req = Request::Create(Create {
+                op: OpCode::Create,
+                path: path.into(),
+                data: Some(vec![1]),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+                ttl: None,
+            });
             let mut w = Writer::new();
             RequestHeader { xid, op: OpCode::Create.code() }.write(&mut w);
             req.write(&mut w);

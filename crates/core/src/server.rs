@@ -202,7 +202,11 @@ struct LearnerState {
 pub enum Input {
     /// `auth`: ids the shell already authenticated the connection as (x509 over TLS); the
     /// core adds its `ip` id first, as ZooKeeper does.
-    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<Id> },
+    Accepted {
+        conn: ConnId,
+        peer: SocketAddr,
+        auth: Vec<Id>,
+    },
     /// One frame's payload (without its length prefix).
     Frame {
         conn: ConnId,
@@ -279,11 +283,7 @@ pub enum Input {
 pub enum Action {
     /// Write a whole frame (length prefix included). `reply` is true for the answer to a
     /// request (the connection's outstanding count goes down), false for watch events.
-    Send {
-        conn: ConnId,
-        frame: Vec<u8>,
-        reply: bool,
-    },
+    Send { conn: ConnId, frame: Vec<u8>, reply: bool },
     /// Send what is queued, then close.
     Close { conn: ConnId, reason: String },
     /// Propose this txn through ZAB (standalone: a one-voter ZAB whose commit is the fsync of
@@ -293,21 +293,11 @@ pub enum Action {
     /// Learner → leader: a REQUEST. A client write (the connection waits for the committed
     /// txn), a new session (op createSession, cxid 0, body = the timeout as a big-endian i32)
     /// or a sync (op sync, body = the request's body; answered by `Input::Synced`).
-    Forward {
-        session: SessionId,
-        cxid: i32,
-        op: i32,
-        body: Vec<u8>,
-        auth: Vec<Id>,
-    },
+    Forward { session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id> },
     /// Learner → leader: REVALIDATE a session a client reattaches to this server.
     Revalidate { session: SessionId, timeout_ms: i32 },
     /// Leader → learner `to`: the answer to its REVALIDATE.
-    RevalidateReply {
-        to: PeerId,
-        session: SessionId,
-        valid: bool,
-    },
+    RevalidateReply { to: PeerId, session: SessionId, valid: bool },
     /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
     SyncReply { to: PeerId },
 }
@@ -330,32 +320,14 @@ enum Pending {
     /// A write, appended, waiting to be applied.
     Write { zxid: Zxid },
     /// A read that came after a pending write.
-    Read {
-        header: RequestHeader,
-        body: Vec<u8>,
-        received_ms: i64,
-    },
+    Read { header: RequestHeader, body: Vec<u8>, received_ms: i64 },
     /// A write the log could not take; answered with `err` in its turn.
-    Failed {
-        xid: i32,
-        op: OpCode,
-        err: ErrorCode,
-        received_ms: i64,
-    },
+    Failed { xid: i32, op: OpCode, err: ErrorCode, received_ms: i64 },
     /// Learner: a request forwarded to the leader (a write, or the createSession with xid 0),
     /// waiting for its committed txn.
-    Forwarded {
-        xid: i32,
-        op: OpCode,
-        received_ms: i64,
-    },
+    Forwarded { xid: i32, op: OpCode, received_ms: i64 },
     /// Learner: a sync forwarded to the leader; `done` once the leader's SYNC came.
-    Sync {
-        header: RequestHeader,
-        body: Vec<u8>,
-        received_ms: i64,
-        done: bool,
-    },
+    Sync { header: RequestHeader, body: Vec<u8>, received_ms: i64, done: bool },
 }
 
 #[derive(Debug)]
@@ -376,12 +348,7 @@ struct Conn {
 #[derive(Debug)]
 enum Origin {
     /// A client request; the reply goes to `conn` (if it is still there).
-    Client {
-        conn: ConnId,
-        xid: i32,
-        op: OpCode,
-        received_ms: i64,
-    },
+    Client { conn: ConnId, xid: i32, op: OpCode, received_ms: i64 },
     /// A new session's createSession; the ConnectResponse goes to `conn`.
     Connect { conn: ConnId },
     /// A session expired, or the container manager deleting; nobody to answer.
@@ -454,10 +421,7 @@ impl ZooKeeperServer {
             last_zxid,
             now_ms,
             wall_ms,
-            stats: ServerStats {
-                started_ms: wall_ms,
-                ..Default::default()
-            },
+            stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
             quorum_info: Default::default(),
             role: RoleState::Standalone,
@@ -492,10 +456,7 @@ impl ZooKeeperServer {
     /// serving. Nothing in flight survives; the next zxid follows the snapshot's.
     pub fn install(&mut self, tree: DataTree, sessions: &[(SessionId, i32)]) {
         if self.role() != Role::NotServing {
-            tracing::warn!(
-                role = self.role().name(),
-                "snapshot installed while serving; leaving the role first"
-            );
+            tracing::warn!(role = self.role().name(), "snapshot installed while serving; leaving the role first");
             self.stop_serving();
         }
         self.tree = tree;
@@ -531,13 +492,7 @@ impl ZooKeeperServer {
     /// A server over a recovered tree and session table (as ZooKeeper's `loadData`): the
     /// last zxid (and so the epoch) is the tree's; every session gets its full timeout to
     /// come back before it expires through a closeSession txn, ephemerals and all.
-    pub fn recovered(
-        cfg: CoreConfig,
-        tree: DataTree,
-        sessions: &[(SessionId, i32)],
-        now_ms: i64,
-        wall_ms: i64,
-    ) -> Self {
+    pub fn recovered(cfg: CoreConfig, tree: DataTree, sessions: &[(SessionId, i32)], now_ms: i64, wall_ms: i64) -> Self {
         let mut s = Self::new(cfg, tree, now_ms, wall_ms);
         for (id, timeout) in sessions {
             s.restore_session(*id, *timeout);
@@ -564,10 +519,7 @@ impl ZooKeeperServer {
                         auth,
                         pending: VecDeque::new(),
                         early: Vec::new(),
-                        stats: ConnStats {
-                            established_ms: wall_ms,
-                            ..Default::default()
-                        },
+                        stats: ConnStats { established_ms: wall_ms, ..Default::default() },
                     },
                 );
             }
@@ -578,29 +530,12 @@ impl ZooKeeperServer {
             Input::Serve { role, epoch } => self.serve(role, epoch),
             Input::StopServing => self.stop_serving(),
             Input::Committed { zxid, record: None } => self.on_proposal_committed(zxid),
-            Input::Committed {
-                zxid,
-                record: Some(record),
-            } => {
-                assert_eq!(
-                    record.header.zxid, zxid,
-                    "a committed txn's header names another zxid"
-                );
+            Input::Committed { zxid, record: Some(record) } => {
+                assert_eq!(record.header.zxid, zxid, "a committed txn's header names another zxid");
                 self.on_committed(record)
             }
-            Input::Forwarded {
-                from,
-                session,
-                cxid,
-                op,
-                body,
-                auth,
-            } => self.on_forwarded(from, session, cxid, op, body, auth),
-            Input::Revalidate {
-                from,
-                session,
-                timeout_ms,
-            } => self.on_revalidate(from, session, timeout_ms),
+            Input::Forwarded { from, session, cxid, op, body, auth } => self.on_forwarded(from, session, cxid, op, body, auth),
+            Input::Revalidate { from, session, timeout_ms } => self.on_revalidate(from, session, timeout_ms),
             Input::Revalidated { session, valid } => self.on_revalidated(session, valid),
             Input::Touches { sessions } => self.on_touches(sessions),
             Input::Synced => self.on_synced(),
@@ -683,15 +618,9 @@ impl ZooKeeperServer {
             l.touches.insert(session, timeout);
             // The local copy moves too (for `dump`'s connection expiry); it never expires here.
             self.sessions.touch(session, self.now_ms);
-        } else if !self.sessions.touch(session, self.now_ms)
-            && header.op != OpCode::CloseSession.code()
-        {
+        } else if !self.sessions.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
             // The session is closing or gone: ZooKeeper answers SessionExpired.
-            let h = ReplyHeader {
-                xid: header.xid,
-                zxid: self.tree.last_processed_zxid(),
-                err: ErrorCode::SessionExpired.code(),
-            };
+            let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
             self.send(conn, frame_of(&h, &Response::Empty), true);
             return;
         }
@@ -702,11 +631,7 @@ impl ZooKeeperServer {
             Some(OpCode::Sasl) => {
                 // A server without SASL configured (rzk has none) answers as a standalone
                 // ZooKeeper does: OK, zxid 0, and a SetSASLResponse with a null token.
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid: Zxid(0),
-                    err: 0,
-                };
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
                 self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
                 return;
             }
@@ -727,11 +652,7 @@ impl ZooKeeperServer {
             if c.pending.is_empty() {
                 self.on_read(conn, header, &body, received_ms);
             } else {
-                c.pending.push_back(Pending::Read {
-                    header,
-                    body,
-                    received_ms,
-                });
+                c.pending.push_back(Pending::Read { header, body, received_ms });
             }
         }
     }
@@ -771,19 +692,14 @@ impl ZooKeeperServer {
     fn stop_serving(&mut self) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            self.close(
-                conn,
-                "the server is not serving (it left its role for a leader election)".into(),
-            );
+            self.close(conn, "the server is not serving (it left its role for a leader election)".into());
         }
         // Session changes that never committed are undone: the next role's tracker starts
         // from the committed session table, as ZooKeeper's does.
         for f in std::mem::take(&mut self.in_flight) {
             match f.record.txn {
                 Txn::CreateSession { .. } => self.sessions.remove(f.record.header.client_id),
-                Txn::CloseSession { .. } => {
-                    self.sessions.reopen(f.record.header.client_id, self.now_ms)
-                }
+                Txn::CloseSession { .. } => self.sessions.reopen(f.record.header.client_id, self.now_ms),
                 _ => {}
             }
         }
@@ -800,11 +716,7 @@ impl ZooKeeperServer {
         self.in_flight.clear();
         self.outstanding = Outstanding::default();
         self.last_zxid = self.tree.last_processed_zxid();
-        self.predicted_digest = self
-            .tree
-            .options()
-            .digest_enabled
-            .then(|| self.tree.digest());
+        self.predicted_digest = self.tree.options().digest_enabled.then(|| self.tree.digest());
     }
 }
 

@@ -336,8 +336,24 @@ impl Request {
         // and check validate it first (BadArguments, as for the empty path it decodes to).
         let path_first = !matches!(
             code,
-            O::SetData | O::SetAcl | O::Check | O::Ping | O::Multi | O::MultiRead | O::Auth | O::SetWatches | O::SetWatches2 | O::WhoAmI | O::CloseSession | O::Sasl | O::Reconfig | O::Sync
-                | O::Notification | O::CreateSession | O::Error | O::AddWatch
+            O::SetData
+                | O::SetAcl
+                | O::Check
+                | O::Ping
+                | O::Multi
+                | O::MultiRead
+                | O::Auth
+                | O::SetWatches
+                | O::SetWatches2
+                | O::WhoAmI
+                | O::CloseSession
+                | O::Sasl
+                | O::Reconfig
+                | O::Sync
+                | O::Notification
+                | O::CreateSession
+                | O::Error
+                | O::AddWatch
         );
         if path_first && r.rest().get(..4) == Some(&[0xff, 0xff, 0xff, 0xff][..]) {
             return Err(DecodeError::Invalid("null path"));
@@ -364,7 +380,11 @@ impl Request {
             O::Check => Request::Check(CheckVersionRequest::read(r)?),
             O::Multi | O::MultiRead => {
                 let ops = read_multi_ops(r, code == O::MultiRead)?;
-                if code == O::Multi { Request::Multi(ops) } else { Request::MultiRead(ops) }
+                if code == O::Multi {
+                    Request::Multi(ops)
+                } else {
+                    Request::MultiRead(ops)
+                }
             }
             O::CheckWatches => Request::CheckWatches(WatchesRequest::read(r)?),
             O::RemoveWatches => Request::RemoveWatches(WatchesRequest::read(r)?),
@@ -504,13 +524,25 @@ pub enum Response {
     ErrorResponse(i32),
     /// CreateResponse and SyncResponse.
     Path(String),
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// ExistsResponse, SetDataResponse, SetACLResponse.
     Stat(Stat),
-    GetData { data: Option<Vec<u8>>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
     Children(Vec<String>),
-    Children2 { children: Vec<String>, stat: Stat },
+    Children2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
     Multi(Vec<OpResult>),
     /// GetEphemeralsResponse.
     Paths(Vec<String>),
@@ -581,9 +613,7 @@ impl Response {
         use OpCode as O;
         Ok(match op {
             O::Create | O::Sync => Response::Path(r.read_string()?),
-            O::Create2 | O::CreateContainer | O::CreateTtl => {
-                Response::Create2 { path: r.read_string()?, stat: Stat::read(r)? }
-            }
+            O::Create2 | O::CreateContainer | O::CreateTtl => Response::Create2 { path: r.read_string()?, stat: Stat::read(r)? },
             O::Exists | O::SetData | O::SetAcl => Response::Stat(Stat::read(r)?),
             O::GetData => Response::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
             O::GetAcl => Response::GetAcl { acl: r.read_vec()?, stat: Stat::read(r)? },

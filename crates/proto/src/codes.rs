@@ -77,8 +77,20 @@ impl OpCode {
         use OpCode::*;
         matches!(
             self,
-            Create | Create2 | CreateContainer | CreateTtl | Delete | DeleteContainer | SetData | SetAcl | Check | Multi | Reconfig
-                | CreateSession | CloseSession | Error
+            Create
+                | Create2
+                | CreateContainer
+                | CreateTtl
+                | Delete
+                | DeleteContainer
+                | SetData
+                | SetAcl
+                | Check
+                | Multi
+                | Reconfig
+                | CreateSession
+                | CloseSession
+                | Error
         )
     }
 
@@ -239,10 +251,7 @@ impl CreateMode {
         matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
     }
     pub fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential | CreateMode::EphemeralSequential | CreateMode::PersistentSequentialWithTtl
-        )
+        matches!(self, CreateMode::PersistentSequential | CreateMode::EphemeralSequential | CreateMode::PersistentSequentialWithTtl)
     }
     pub fn is_container(self) -> bool {
         self == CreateMode::Container
@@ -273,8 +282,20 @@ mod tests {
         use OpCode::*;
         let writes: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_write()).collect();
         let expected = [
-            Create, Delete, SetData, SetAcl, Check, Multi, Create2, Reconfig, CreateContainer, DeleteContainer, CreateTtl, CreateSession,
-            CloseSession, Error,
+            Create,
+            Delete,
+            SetData,
+            SetAcl,
+            Check,
+            Multi,
+            Create2,
+            Reconfig,
+            CreateContainer,
+            DeleteContainer,
+            CreateTtl,
+            CreateSession,
+            CloseSession,
+            Error,
         ];
         assert_eq!(writes, expected);
         let client: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|o| o.is_client_write()).collect();

@@ -1,9 +1,9 @@
 //! The records of `org.apache.zookeeper.data` (Id, ACL, Stat, StatPersisted), permission bits,
 //! and the newtypes rzk uses for ZooKeeper's identifiers.
 
-use crate::jute::{DecodeError, Field, Reader, Writer};
 #[cfg(test)]
 use crate::jute::Record;
+use crate::jute::{DecodeError, Field, Reader, Writer};
 use crate::jute_record;
 
 /// A transaction id: `epoch << 32 | counter`.

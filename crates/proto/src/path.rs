@@ -16,12 +16,7 @@ pub struct InvalidPath {
 /// characters ZooKeeper forbids (controls, surrogates and private use, U+FFF0..U+FFFF). The
 /// `@index` of a reason counts UTF-16 code units, as Java does.
 pub fn validate_path(path: &str) -> Result<(), InvalidPath> {
-    let fail = |reason: String| {
-        Err(InvalidPath {
-            path: path.to_owned(),
-            reason,
-        })
-    };
+    let fail = |reason: String| Err(InvalidPath { path: path.to_owned(), reason });
     if path.is_empty() {
         return fail("Path length must be > 0".into());
     }
@@ -50,11 +45,7 @@ pub fn validate_path(path: &str) -> Result<(), InvalidPath> {
             (units[i - 2] == slash && segment_ends).then_some("relative paths not allowed")
         } else if c == dot {
             (units[i - 1] == slash && segment_ends).then_some("relative paths not allowed")
-        } else if (c > 0 && c <= 0x1f)
-            || (0x7f..=0x9f).contains(&c)
-            || (0xd800..=0xf8ff).contains(&c)
-            || c >= 0xfff0
-        {
+        } else if (c > 0 && c <= 0x1f) || (0x7f..=0x9f).contains(&c) || (0xd800..=0xf8ff).contains(&c) || c >= 0xfff0 {
             Some("invalid character")
         } else {
             None
@@ -74,10 +65,7 @@ pub fn validate_create_path(path: &str, sequential: bool) -> Result<(), InvalidP
     if !sequential {
         return validate_path(path);
     }
-    validate_path(&format!("{path}1")).map_err(|e| InvalidPath {
-        path: path.to_owned(),
-        reason: e.reason,
-    })
+    validate_path(&format!("{path}1")).map_err(|e| InvalidPath { path: path.to_owned(), reason: e.reason })
 }
 
 #[cfg(test)]
@@ -90,37 +78,12 @@ mod tests {
 
     #[test]
     fn zookeeper_path_rules() {
-        for ok in [
-            "/",
-            "/a",
-            "/a/b",
-            "/a.b",
-            "/..a",
-            "/a..",
-            "/a/...",
-            "/é",
-            "/a b",
-            "/zookeeper",
-        ] {
+        for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/a/...", "/é", "/a b", "/zookeeper"] {
             assert!(validate_path(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "a",
-            "/a/",
-            "//",
-            "/a//b",
-            "/.",
-            "/..",
-            "/a/./b",
-            "/a/../b",
-            "/a/..",
-            "/a\0b",
-            "/a\u{1}",
-            "/\u{e000}",
-            "/😀",
-            "/\u{fff0}",
-        ] {
+        for bad in
+            ["", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a/..", "/a\0b", "/a\u{1}", "/\u{e000}", "/😀", "/\u{fff0}"]
+        {
             assert!(validate_path(bad).is_err(), "{bad:?}");
         }
     }
@@ -137,10 +100,7 @@ mod tests {
         assert_eq!(reason("/a\0"), "null character not allowed @2");
         // Java indexes UTF-16 units: the surrogate pair's first half is refused.
         assert_eq!(reason("/é😀"), "invalid character @2");
-        assert_eq!(
-            validate_path("a").unwrap_err().to_string(),
-            "Invalid path string \"a\" caused by Path must start with / character"
-        );
+        assert_eq!(validate_path("a").unwrap_err().to_string(), "Invalid path string \"a\" caused by Path must start with / character");
     }
 
     #[test]
@@ -149,9 +109,6 @@ mod tests {
         validate_create_path("/a/lock-", true).unwrap();
         assert!(validate_create_path("/a/", false).is_err());
         let e = validate_create_path("/a//", true).unwrap_err();
-        assert_eq!(
-            (e.path.as_str(), e.reason.as_str()),
-            ("/a//", "empty node name specified @3")
-        );
+        assert_eq!((e.path.as_str(), e.reason.as_str()), ("/a//", "empty node name specified @3"));
     }
 }

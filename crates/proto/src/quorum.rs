@@ -152,9 +152,7 @@ pub enum QuorumStreamError {
 pub fn decode_quorum_packet(buf: &[u8], max_field_bytes: usize) -> Result<PacketStatus, QuorumStreamError> {
     // Walk the fixed layout first, checking lengths, so that "truncated" means "incomplete".
     let mut pos = 12usize; // type + zxid
-    let len_at = |pos: usize| -> Option<i32> {
-        buf.get(pos..pos + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let len_at = |pos: usize| -> Option<i32> { buf.get(pos..pos + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) };
     let Some(dlen) = len_at(pos) else { return Ok(PacketStatus::Incomplete) };
     pos += 4;
     if dlen < -1 {
@@ -553,9 +551,24 @@ mod tests {
     fn packet_type_numbers_match_leader_java() {
         use packet_type::*;
         let all = [
-            (REQUEST, 1), (PROPOSAL, 2), (ACK, 3), (COMMIT, 4), (PING, 5), (REVALIDATE, 6), (SYNC, 7),
-            (INFORM, 8), (COMMITANDACTIVATE, 9), (NEWLEADER, 10), (FOLLOWERINFO, 11), (UPTODATE, 12),
-            (DIFF, 13), (TRUNC, 14), (SNAP, 15), (OBSERVERINFO, 16), (LEADERINFO, 17), (ACKEPOCH, 18),
+            (REQUEST, 1),
+            (PROPOSAL, 2),
+            (ACK, 3),
+            (COMMIT, 4),
+            (PING, 5),
+            (REVALIDATE, 6),
+            (SYNC, 7),
+            (INFORM, 8),
+            (COMMITANDACTIVATE, 9),
+            (NEWLEADER, 10),
+            (FOLLOWERINFO, 11),
+            (UPTODATE, 12),
+            (DIFF, 13),
+            (TRUNC, 14),
+            (SNAP, 15),
+            (OBSERVERINFO, 16),
+            (LEADERINFO, 17),
+            (ACKEPOCH, 18),
             (INFORMANDACTIVATE, 19),
         ];
         for (t, n) in all {
@@ -570,19 +583,22 @@ mod tests {
     fn golden_packets_from_zookeeper() {
         // Hand-checked: type 2, zxid 0x100000001, data length 3 + 01 02 03, authinfo null (-1).
         let p = QuorumPacket::with_data(packet_type::PROPOSAL, Zxid(0x1_0000_0001), vec![1, 2, 3]);
-        assert_eq!(enc(&p), unhex("00000002" /*type*/).into_iter()
-            .chain(unhex("0000000100000001")).chain(unhex("00000003010203")).chain(unhex("ffffffff")).collect::<Vec<_>>());
+        assert_eq!(
+            enc(&p),
+            unhex("00000002" /*type*/)
+                .into_iter()
+                .chain(unhex("0000000100000001"))
+                .chain(unhex("00000003010203"))
+                .chain(unhex("ffffffff"))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(enc(&p), golden("proposal"));
         let c = QuorumPacket::new(packet_type::COMMIT, Zxid(0x1_0000_0001));
         assert_eq!(enc(&c), golden("commit"));
         let u = QuorumPacket::new(packet_type::UPTODATE, Zxid(-1));
         assert_eq!(enc(&u), golden("uptodate"));
-        let r = QuorumPacket {
-            ty: packet_type::REQUEST,
-            zxid: Zxid(-1),
-            data: Some(vec![]),
-            authinfo: Some(vec![Id::new("digest", "u:p")]),
-        };
+        let r =
+            QuorumPacket { ty: packet_type::REQUEST, zxid: Zxid(-1), data: Some(vec![]), authinfo: Some(vec![Id::new("digest", "u:p")]) };
         assert_eq!(enc(&r), golden("request_auth"));
         for (name, p) in [("proposal", &p), ("commit", &c), ("uptodate", &u), ("request_auth", &r)] {
             let b = golden(name);
@@ -690,8 +706,15 @@ mod tests {
             auth: vec![Id::new("digest", "u:p")],
         };
         let p = fr.to_packet();
-        assert_eq!(p.data(), unhex("0100000000000002" /*session*/).into_iter()
-            .chain(unhex("00000007")).chain(unhex("00000005")).chain(unhex("aabb")).collect::<Vec<_>>());
+        assert_eq!(
+            p.data(),
+            unhex("0100000000000002" /*session*/)
+                .into_iter()
+                .chain(unhex("00000007"))
+                .chain(unhex("00000005"))
+                .chain(unhex("aabb"))
+                .collect::<Vec<_>>()
+        );
         assert_eq!((p.ty, p.zxid), (packet_type::REQUEST, Zxid(-1)));
         assert_eq!(ForwardedRequest::from_packet(&p), Ok(fr.clone()));
         // The golden REQUEST from ZooKeeper has empty data: too short for a request.
@@ -704,9 +727,17 @@ mod tests {
         // REVALIDATE request: long sessionId, int timeout; zxid -1; null authinfo.
         let rq = RevalidateRequest { session_id: SessionId(0x1234), timeout_ms: 3000 };
         let p = rq.to_packet();
-        assert_eq!(enc(&p), unhex("00000006" /*type*/).into_iter()
-            .chain(unhex("ffffffffffffffff")).chain(unhex("0000000c")).chain(unhex("0000000000001234")).chain(unhex("00000bb8"))
-            .chain(unhex("ffffffff")).collect::<Vec<_>>());
+        assert_eq!(
+            enc(&p),
+            unhex("00000006" /*type*/)
+                .into_iter()
+                .chain(unhex("ffffffffffffffff"))
+                .chain(unhex("0000000c"))
+                .chain(unhex("0000000000001234"))
+                .chain(unhex("00000bb8"))
+                .chain(unhex("ffffffff"))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(RevalidateRequest::from_packet(&p), Ok(rq));
         // Reply: long sessionId, boolean valid (1 byte).
         let rp = RevalidateReply { session_id: SessionId(0x1234), valid: true };

@@ -60,14 +60,7 @@ mod tests {
         // Pinned: changing the generator would silently change every simulator seed's trace.
         let mut r = Rng::new(1);
         let a: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(
-            a,
-            [
-                8772921920500837995,
-                14820426949464363325,
-                6325536448116068805
-            ]
-        );
+        assert_eq!(a, [8772921920500837995, 14820426949464363325, 6325536448116068805]);
         assert!(!Rng::new(7).chance(0.0));
         assert!(Rng::new(7).chance(1.0));
     }
@@ -80,10 +73,7 @@ mod tests {
             below[r.below(10) as usize] += 1;
             index[r.index(10)] += 1;
         }
-        assert!(
-            below.iter().chain(&index).all(|&n| n > 800 && n < 1200),
-            "{below:?} {index:?}"
-        );
+        assert!(below.iter().chain(&index).all(|&n| n > 800 && n < 1200), "{below:?} {index:?}");
         for _ in 0..100 {
             assert!((5..=7).contains(&r.range(5, 7)));
         }

@@ -84,18 +84,31 @@ jute_record! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
     /// Written for both create (op 1) and create2 (op 15); `create2` says which.
-    Create { txn: CreateTxn, create2: bool },
+    Create {
+        txn: CreateTxn,
+        create2: bool,
+    },
     CreateTtl(CreateTtlTxn),
     CreateContainer(CreateContainerTxn),
-    Delete { path: String },
-    DeleteContainer { path: String },
+    Delete {
+        path: String,
+    },
+    DeleteContainer {
+        path: String,
+    },
     SetData(SetDataTxn),
     SetAcl(SetAclTxn),
     Check(CheckVersionTxn),
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// ZooKeeper 3.6+ lists the ephemerals the close deletes.
-    CloseSession { paths_to_delete: Vec<String> },
-    Error { err: i32 },
+    CloseSession {
+        paths_to_delete: Vec<String>,
+    },
+    Error {
+        err: i32,
+    },
     Multi(Vec<Txn>),
 }
 

@@ -74,7 +74,10 @@ fn parent(path: &str) -> &str {
 pub fn fires(kind: WatchKind, wpath: &str, path: &str, change: Change) -> bool {
     match kind {
         WatchKind::Data => path == wpath && change != Change::ChildrenChanged,
-        WatchKind::Child => (path == wpath && change == Change::Deleted) || (parent(path) == wpath && path != wpath && matches!(change, Change::Created | Change::Deleted)),
+        WatchKind::Child => {
+            (path == wpath && change == Change::Deleted)
+                || (parent(path) == wpath && path != wpath && matches!(change, Change::Created | Change::Deleted))
+        }
         WatchKind::PersistentRecursive => under(path, wpath) && change != Change::ChildrenChanged,
     }
 }
@@ -311,7 +314,9 @@ impl Checker {
         for (p, z) in &self.acked_sets {
             match tree.get(p) {
                 Some(n) if n.client_stat().mzxid >= *z => {}
-                Some(n) => return Err(format!("server {server}: {p} has mzxid {} but a setData at {z} was acknowledged", n.client_stat().mzxid)),
+                Some(n) => {
+                    return Err(format!("server {server}: {p} has mzxid {} but a setData at {z} was acknowledged", n.client_stat().mzxid))
+                }
                 None => return Err(format!("server {server}: {p} (set at {z}) is not in the final tree")),
             }
         }
@@ -319,8 +324,14 @@ impl Checker {
             let owner = tree.get(p).map(|n| n.client_stat().ephemeral_owner);
             match (self.closed_sessions.get(session), owner) {
                 (None, Some(o)) if o == *session => {}
-                (None, other) => return Err(format!("server {server}: live session {session:#x}'s acknowledged ephemeral {p} is {other:?} in the final tree")),
-                (Some(z), Some(_)) => return Err(format!("server {server}: session {session:#x} closed at {z} but its ephemeral {p} is still there")),
+                (None, other) => {
+                    return Err(format!(
+                        "server {server}: live session {session:#x}'s acknowledged ephemeral {p} is {other:?} in the final tree"
+                    ))
+                }
+                (Some(z), Some(_)) => {
+                    return Err(format!("server {server}: session {session:#x} closed at {z} but its ephemeral {p} is still there"))
+                }
                 (Some(_), None) => {}
             }
         }
@@ -389,7 +400,9 @@ impl Checker {
             if i > 0 {
                 let (_, mz) = prefix_max[i - 1];
                 if mz >= *z {
-                    return Err(format!("writes not linearizable: a write ended before one started at tick {start} with zxid {z}, yet has zxid {mz}"));
+                    return Err(format!(
+                        "writes not linearizable: a write ended before one started at tick {start} with zxid {z}, yet has zxid {mz}"
+                    ));
                 }
             }
         }

@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 
 use rzk_proto::client::{
-    AddWatchRequest, ConnectRequest, ConnectResponse, Create, DeleteRequest, PathRequest, PathWatchRequest, ReplyHeader, Request,
-    Response, SetDataRequest, SetWatches2, WatcherEvent,
+    AddWatchRequest, ConnectRequest, ConnectResponse, Create, DeleteRequest, PathRequest, PathWatchRequest, ReplyHeader, Request, Response,
+    SetDataRequest, SetWatches2, WatcherEvent,
 };
 use rzk_proto::codes::xid;
 use rzk_proto::{Acl, AddWatchMode, CreateMode, OpCode, Reader, Record, SessionId, Writer, Zxid};
@@ -31,19 +31,43 @@ pub const KEYS: usize = 4;
 pub enum Op {
     /// Setup creates (`/k`, `/k/N`, `/p`, `/e`); NodeExists is fine.
     Setup,
-    Create { widx: usize, mode: CreateMode },
-    SetData { widx: usize, path: String },
-    Delete { widx: usize, path: String },
-    Multi { widx: usize, create: String, set: String },
+    Create {
+        widx: usize,
+        mode: CreateMode,
+    },
+    SetData {
+        widx: usize,
+        path: String,
+    },
+    Delete {
+        widx: usize,
+        path: String,
+    },
+    Multi {
+        widx: usize,
+        create: String,
+        set: String,
+    },
     /// A sync; the read that follows it must see at least `barrier`.
-    Sync { barrier: Zxid },
+    Sync {
+        barrier: Zxid,
+    },
     /// getData / getChildren (`exists: false`) or exists (`exists: true`).
-    Read { path: String, watch: Option<WatchKind>, exists: bool, after_sync: Option<Zxid> },
-    AddWatch { path: String },
+    Read {
+        path: String,
+        watch: Option<WatchKind>,
+        exists: bool,
+        after_sync: Option<Zxid>,
+    },
+    AddWatch {
+        path: String,
+    },
     /// SetWatches2 after a move: the watches held are registered again on the new server.
     SetWatches,
     Ping,
-    Close { widx: usize },
+    Close {
+        widx: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -267,7 +291,10 @@ impl Client {
             34..=39 => {
                 if self.own_nodes.is_empty() {
                     let widx = write(chk);
-                    (Request::SetData(SetDataRequest { path: key.clone(), data: None, version: -1 }), Op::SetData { widx, path: key.clone() })
+                    (
+                        Request::SetData(SetDataRequest { path: key.clone(), data: None, version: -1 }),
+                        Op::SetData { widx, path: key.clone() },
+                    )
                 } else {
                     let path = self.own_nodes.swap_remove(rng.below(self.own_nodes.len() as u64) as usize);
                     let version = if rng.chance(0.8) { -1 } else { 0 };
@@ -316,9 +343,15 @@ impl Client {
             }
             90..=92 if !self.watches.iter().any(|w| w.kind == WatchKind::PersistentRecursive) => {
                 let p = "/k".to_string();
-                (Request::AddWatch(AddWatchRequest { path: p.clone(), mode: AddWatchMode::PersistentRecursive as i32 }), Op::AddWatch { path: p })
+                (
+                    Request::AddWatch(AddWatchRequest { path: p.clone(), mode: AddWatchMode::PersistentRecursive as i32 }),
+                    Op::AddWatch { path: p },
+                )
             }
-            _ => (Request::GetData(PathWatchRequest { path: key.clone(), watch: false }), Op::Read { path: key, watch: None, exists: false, after_sync: None }),
+            _ => (
+                Request::GetData(PathWatchRequest { path: key.clone(), watch: false }),
+                Op::Read { path: key, watch: None, exists: false, after_sync: None },
+            ),
         };
         vec![self.frame(xid, &req, op, now)]
     }
@@ -405,7 +438,8 @@ impl Client {
             }
             Op::Create { widx, mode } => {
                 if ok {
-                    let resp = Response::decode(op.unwrap_or(OpCode::Create2), rest).map_err(|e| format!("{who}: bad create reply: {e}"))?;
+                    let resp =
+                        Response::decode(op.unwrap_or(OpCode::Create2), rest).map_err(|e| format!("{who}: bad create reply: {e}"))?;
                     let path = match resp {
                         Response::Path(p) | Response::Create2 { path: p, .. } => p,
                         other => return Err(format!("{who}: create answered {other:?}")),

@@ -113,7 +113,15 @@ impl Faults {
     pub fn summary(&self) -> String {
         format!(
             "loss={:.3} dup={:.3} delay<={} reset={:.4} crash={:.4} partition={:.4} one_way={:.2} slow_disk={:.4} torn={:.2}",
-            self.election_loss, self.election_dup, self.delay_max_ticks, self.conn_reset, self.crash, self.partition, self.one_way, self.slow_disk, self.torn_tail
+            self.election_loss,
+            self.election_dup,
+            self.delay_max_ticks,
+            self.conn_reset,
+            self.crash,
+            self.partition,
+            self.one_way,
+            self.slow_disk,
+            self.torn_tail
         )
     }
 }
@@ -142,7 +150,14 @@ impl SimConfig {
         let observers = if r.chance(0.25) { 1 } else { 0 };
         let intensity = FAULT_INTENSITIES[r.below(FAULT_INTENSITIES.len() as u64) as usize];
         let mut faults = Faults::base();
-        for p in [&mut faults.election_loss, &mut faults.election_dup, &mut faults.conn_reset, &mut faults.crash, &mut faults.partition, &mut faults.slow_disk] {
+        for p in [
+            &mut faults.election_loss,
+            &mut faults.election_dup,
+            &mut faults.conn_reset,
+            &mut faults.crash,
+            &mut faults.partition,
+            &mut faults.slow_disk,
+        ] {
             *p *= intensity;
         }
         faults.delay_max_ticks = r.range(1, 4);
@@ -217,22 +232,46 @@ impl std::fmt::Display for Failure {
     }
 }
 
-
 enum Event {
     /// A message between servers; `conn` is the quorum connection's generation (None for
     /// election datagrams).
-    Peer { to: usize, from: usize, msg: PeerMsg, conn: Option<u64> },
-    DiskDone { server: usize, incarnation: u64, seq: u64 },
-    PeerDisconnected { to: usize, peer: usize, incarnation: u64 },
-    Restart { server: usize },
+    Peer {
+        to: usize,
+        from: usize,
+        msg: PeerMsg,
+        conn: Option<u64>,
+    },
+    DiskDone {
+        server: usize,
+        incarnation: u64,
+        seq: u64,
+    },
+    PeerDisconnected {
+        to: usize,
+        peer: usize,
+        incarnation: u64,
+    },
+    Restart {
+        server: usize,
+    },
     /// A client frame payload reaching a server (the connection may be gone by then).
-    ToServer { conn: u64, payload: Vec<u8> },
+    ToServer {
+        conn: u64,
+        payload: Vec<u8>,
+    },
     /// A server frame reaching a client.
-    ToClient { conn: u64, frame: Vec<u8> },
+    ToClient {
+        conn: u64,
+        frame: Vec<u8>,
+    },
     /// The server closed the connection; the client hears it after the frames before it.
-    ServerClosed { conn: u64 },
+    ServerClosed {
+        conn: u64,
+    },
     /// The client closed (or lost) the connection; the server hears of it.
-    ClientClosed { conn: u64 },
+    ClientClosed {
+        conn: u64,
+    },
 }
 
 /// What a server's disk holds.
@@ -392,7 +431,8 @@ impl World {
 
     fn member_config(&self, i: usize) -> MemberConfig {
         let voters: BTreeSet<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
-        let observers: BTreeSet<ServerId> = (self.cfg.voters as i64 + 1..=(self.cfg.voters + self.cfg.observers) as i64).map(ServerId).collect();
+        let observers: BTreeSet<ServerId> =
+            (self.cfg.voters as i64 + 1..=(self.cfg.voters + self.cfg.observers) as i64).map(ServerId).collect();
         // tickTime 200 ms, initLimit 10, syncLimit 5, in node ticks of one simulator tick.
         let mut z = Config::from_ms(ServerId(i as i64 + 1), voters, observers, TICK_MS as u32, 200, 10, 5);
         z.finalize_wait_ticks = 2;
@@ -437,7 +477,12 @@ impl World {
         s.disk_free_at = self.now;
         s.was_established_leader = false;
         s.delivered_upto = applied;
-        let restored = Restored { accepted_epoch: s.durable.accepted_epoch, current_epoch: s.durable.current_epoch, applied, log: s.durable.log.clone() };
+        let restored = Restored {
+            accepted_epoch: s.durable.accepted_epoch,
+            current_epoch: s.durable.current_epoch,
+            applied,
+            log: s.durable.log.clone(),
+        };
         let rec = Recovered { tree, sessions, restored };
         s.member = Some(Member::new(cfg, rec, snap_codec(), now_ms, wall_ms).expect("valid config"));
         let _ = self.process(i);
@@ -470,7 +515,10 @@ impl World {
         let mut progress_at: Option<u64> = None;
         loop {
             if self.now >= deadline {
-                let leader = self.servers.iter().find(|s| s.member.as_ref().is_some_and(|m| m.node().state() == ServerState::Leading && m.node().is_serving()));
+                let leader = self
+                    .servers
+                    .iter()
+                    .find(|s| s.member.as_ref().is_some_and(|m| m.node().state() == ServerState::Leading && m.node().is_serving()));
                 return Err(format!(
                     "liveness: after {} healed ticks: established leader: {}, new acked writes: {}/{}, states: {}",
                     self.cfg.liveness_ticks,
@@ -526,7 +574,8 @@ impl World {
     fn converged(&self) -> bool {
         let last = self.chk.last_committed();
         self.clients.iter().all(|c| c.conn.as_ref().is_none_or(|k| k.outstanding.is_empty()))
-            && (0..self.servers.len()).all(|i| self.applied(i) == last && self.servers[i].member.as_ref().is_some_and(|m| m.node().is_serving()))
+            && (0..self.servers.len())
+                .all(|i| self.applied(i) == last && self.servers[i].member.as_ref().is_some_and(|m| m.node().is_serving()))
     }
 
     fn describe(&self) -> String {
@@ -537,7 +586,14 @@ impl World {
                     None => format!("{}:down", s.id),
                     Some(m) => {
                         let n = m.node();
-                        format!("{}:{:?}/e{}/{}{}", s.id, n.state(), n.current_epoch(), self.applied(i), if n.is_serving() { "/serving" } else { "" })
+                        format!(
+                            "{}:{:?}/e{}/{}{}",
+                            s.id,
+                            n.state(),
+                            n.current_epoch(),
+                            self.applied(i),
+                            if n.is_serving() { "/serving" } else { "" }
+                        )
                     }
                 }
             })
@@ -675,7 +731,8 @@ impl World {
                         self.servers[i].since_snapshot += 1;
                         self.chk.digest(sid, zxid, digest)?;
                         if new {
-                            let rec = TxnRecord::from_bytes(&data).map_err(|e| format!("server {sid}: undecodable committed txn {zxid}: {e}"))?;
+                            let rec =
+                                TxnRecord::from_bytes(&data).map_err(|e| format!("server {sid}: undecodable committed txn {zxid}: {e}"))?;
                             if rec.header.zxid != zxid {
                                 return Err(format!("server {sid}: txn header zxid {} under entry {zxid}", rec.header.zxid));
                             }
@@ -1035,7 +1092,9 @@ fn short_msg(m: &PeerMsg) -> String {
         PeerMsg::Zab(m) => match m {
             Message::Proposal(e) | Message::Inform(e) => format!("{} {}", m.name(), e.zxid),
             Message::Snap { zxid, .. } => format!("SNAP {zxid}"),
-            Message::Notification(v) => format!("NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}", v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch),
+            Message::Notification(v) => {
+                format!("NOTIFICATION {:?} leader={} zxid={:#x} ee={} pe={}", v.state, v.leader, v.zxid, v.election_epoch, v.peer_epoch)
+            }
             other => format!("{other:?}"),
         },
         PeerMsg::Request(r) => format!("REQUEST session={:#x} cxid={} op={}", r.session_id.0, r.cxid, r.op),

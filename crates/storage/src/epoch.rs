@@ -56,9 +56,7 @@ pub fn read_epoch(snap_dir: &Path, name: &str) -> Result<Option<u32>, StorageErr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(&path, e)),
     };
-    parse_epoch(&bytes)
-        .map(Some)
-        .map_err(|why| StorageError::Invalid(format!("{}: {why}; refusing to guess the epoch", path.display())))
+    parse_epoch(&bytes).map(Some).map_err(|why| StorageError::Invalid(format!("{}: {why}; refusing to guess the epoch", path.display())))
 }
 
 /// Writes `snap_dir/<name>` atomically and durably (see the module docs). When it returns
@@ -102,7 +100,10 @@ pub fn load_epochs(snap_dir: &Path, last_zxid: Zxid) -> Result<Epochs, StorageEr
     let mut current = match read_epoch(snap_dir, CURRENT_EPOCH)? {
         Some(e) => e,
         None => {
-            tracing::info!(epoch = of_zxid, "currentEpoch not found; creating it from the last zxid (a standalone or older data directory)");
+            tracing::info!(
+                epoch = of_zxid,
+                "currentEpoch not found; creating it from the last zxid (a standalone or older data directory)"
+            );
             write_epoch(snap_dir, CURRENT_EPOCH, of_zxid)?;
             of_zxid
         }
@@ -126,7 +127,10 @@ pub fn load_epochs(snap_dir: &Path, last_zxid: Zxid) -> Result<Epochs, StorageEr
     let accepted = match read_epoch(snap_dir, ACCEPTED_EPOCH)? {
         Some(e) => e,
         None => {
-            tracing::info!(epoch = of_zxid, "acceptedEpoch not found; creating it from the last zxid (a standalone or older data directory)");
+            tracing::info!(
+                epoch = of_zxid,
+                "acceptedEpoch not found; creating it from the last zxid (a standalone or older data directory)"
+            );
             write_epoch(snap_dir, ACCEPTED_EPOCH, of_zxid)?;
             of_zxid
         }

@@ -59,9 +59,9 @@ pub mod worker;
 use rzk_proto::Zxid;
 use std::path::{Path, PathBuf};
 
-pub use format::Compression;
 pub use ensemble::{recover_ensemble, EnsembleRecovered};
 pub use epoch::{read_epoch, write_epoch};
+pub use format::Compression;
 pub use recovery::{recover, Recovered, RecoveryOptions};
 pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner};
 

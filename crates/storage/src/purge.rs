@@ -30,7 +30,8 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Result<PurgeRepo
     let Some((least, _)) = kept.last().cloned() else { return Ok(report) };
     let logs = txnlog::list_logs(log_dir)?;
     let needed = txnlog::logs_from(&logs, least);
-    let mut doomed: Vec<PathBuf> = logs.iter().filter(|(z, p)| *z < least && !needed.iter().any(|(_, n)| n == p)).map(|(_, p)| p.clone()).collect();
+    let mut doomed: Vec<PathBuf> =
+        logs.iter().filter(|(z, p)| *z < least && !needed.iter().any(|(_, n)| n == p)).map(|(_, p)| p.clone()).collect();
     doomed.extend(snaps.iter().filter(|(z, _)| *z < least).map(|(_, p)| p.clone()));
     for p in doomed {
         match std::fs::remove_file(&p) {

@@ -88,14 +88,7 @@ impl SnapshotWalk {
         let acls = tree.acl_cache().snapshot_entries();
         format::encode_acl_table(acls.iter().map(|(id, l)| (*id, &l[..])), &mut w);
         let known_acls = acls.iter().map(|(id, _)| *id).collect();
-        let walk = SnapshotWalk {
-            zxid: tree.last_processed_zxid(),
-            stack: Vec::new(),
-            started: false,
-            done: false,
-            known_acls,
-            nodes: 0,
-        };
+        let walk = SnapshotWalk { zxid: tree.last_processed_zxid(), stack: Vec::new(), started: false, done: false, known_acls, nodes: 0 };
         (walk, w.into_inner())
     }
 
@@ -447,8 +440,7 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn std::io::Read>, StorageError> 
 /// Loads a snapshot file into a tree, verifying its checksums.
 pub fn load_snapshot(path: &Path, opts: TreeOptions, max_bytes: usize) -> Result<LoadedSnapshot, StorageError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let zxid = format::zxid_from_name(name, "snapshot")
-        .ok_or_else(|| corrupt(path, FormatError("file name has no zxid".into())))?;
+    let zxid = format::zxid_from_name(name, "snapshot").ok_or_else(|| corrupt(path, FormatError("file name has no zxid".into())))?;
     let stream = open_stream(path)?;
     let (head, tree, tail) = decode_snapshot(stream, max_bytes, |head, nodes| DataTree::from_snapshot(opts, head.acls.clone(), nodes))
         .map_err(|e| corrupt(path, e))?;

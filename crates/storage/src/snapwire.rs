@@ -198,7 +198,10 @@ impl SnapStreamScanner {
                     }
                     let Some(sig) = buf.get(p + 4..p + 4 + n) else { return Ok(None) };
                     if sig != SIGNATURE.as_bytes() {
-                        return Err(malformed(p, format!("missing signature: got {:?}, expected {SIGNATURE:?}", String::from_utf8_lossy(sig))));
+                        return Err(malformed(
+                            p,
+                            format!("missing signature: got {:?}, expected {SIGNATURE:?}", String::from_utf8_lossy(sig)),
+                        ));
                     }
                     self.pos = p + 4 + n;
                     self.stage = Stage::Done;

@@ -153,7 +153,8 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
     let acl_variants = [Acl::open_unsafe(), Acl::read_unsafe(), vec![Acl::new(31, "digest", &format!("u{}:x", name % 3))]];
     match pick % 6 {
         0 | 1 if !parents.is_empty() || pick.is_multiple_of(6) => {
-            let parent = if parents.is_empty() || name.is_multiple_of(4) { "".to_string() } else { parents[name as usize % parents.len()].clone() };
+            let parent =
+                if parents.is_empty() || name.is_multiple_of(4) { "".to_string() } else { parents[name as usize % parents.len()].clone() };
             let pcv = t.get(if parent.is_empty() { "/" } else { &parent }).unwrap().stat.cversion;
             let path = format!("{parent}/n{name}");
             if t.contains(&path) {
@@ -161,7 +162,13 @@ fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeade
             }
             let ephemeral = name.is_multiple_of(5);
             let txn = Txn::Create {
-                txn: CreateTxn { path, data: Some(vec![data; (data % 7) as usize]), acl: acl_variants[(name % 3) as usize].clone(), ephemeral, parent_cversion: pcv + 1 },
+                txn: CreateTxn {
+                    path,
+                    data: Some(vec![data; (data % 7) as usize]),
+                    acl: acl_variants[(name % 3) as usize].clone(),
+                    ephemeral,
+                    parent_cversion: pcv + 1,
+                },
                 create2: false,
             };
             (hdr(zxid, if ephemeral { 7 } else { 0 }, OpCode::Create), txn)
@@ -286,7 +293,13 @@ pub(crate) fn dirs() -> Dirs {
 
 pub(crate) fn create(zxid: i64, path: &str, session: i64) -> TxnRecord {
     let txn = Txn::Create {
-        txn: CreateTxn { path: path.into(), data: Some(path.as_bytes().to_vec()), acl: Acl::open_unsafe(), ephemeral: session != 0, parent_cversion: -1 },
+        txn: CreateTxn {
+            path: path.into(),
+            data: Some(path.as_bytes().to_vec()),
+            acl: Acl::open_unsafe(),
+            ephemeral: session != 0,
+            parent_cversion: -1,
+        },
         create2: false,
     };
     TxnRecord { header: hdr(zxid, session, OpCode::Create), txn, digest: None }

@@ -363,7 +363,8 @@ fn installed_snapshot_is_all_that_remains() {
     // The leader's state: ZooKeeper's workload tree at 0xd9.
     let stream = zk_snap_stream();
     let (tree, _) = decode_snap_stream(&stream, Zxid(0xd9), opts()).unwrap();
-    let p = install_snapshot(&d.snap, &d.log, Zxid(0xd9), &stream, Some(tree.digest()), Compression::Gzip, DEFAULT_MAX_RECORD_BYTES).unwrap();
+    let p =
+        install_snapshot(&d.snap, &d.log, Zxid(0xd9), &stream, Some(tree.digest()), Compression::Gzip, DEFAULT_MAX_RECORD_BYTES).unwrap();
     assert!(p.ends_with("snapshot.d9.gz"));
     assert!(txnlog::list_logs(&d.log).unwrap().is_empty());
     assert_eq!(snapshot::list_snapshots(&d.snap).unwrap().len(), 1);

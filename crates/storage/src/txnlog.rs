@@ -34,8 +34,7 @@ pub enum AppendError {
 }
 
 fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == 28 /* ENOSPC */ || code == 122 /* EDQUOT */)
-        || e.kind() == io::ErrorKind::StorageFull
+    matches!(e.raw_os_error(), Some(code) if code == 28 /* ENOSPC */ || code == 122 /* EDQUOT */) || e.kind() == io::ErrorKind::StorageFull
 }
 
 struct OpenLog {

@@ -23,8 +23,8 @@
 
 use crate::format;
 use crate::snapshot::SnapshotFile;
-use crate::{ensemble, epoch};
 use crate::txnlog::{AppendError, TxnLog};
+use crate::{ensemble, epoch};
 use crate::{Compression, StorageConfig};
 use rzk_proto::rng::Rng;
 use rzk_proto::Zxid;
@@ -142,12 +142,10 @@ pub fn spawn_log_worker(
     let (tx, rx) = mpsc::channel::<LogCommand>(LOG_QUEUE_MESSAGES);
     let log = TxnLog::new(&cfg.log_dir, cfg.prealloc_bytes, cfg.force_sync);
     let cfg = cfg.clone();
-    let h = std::thread::Builder::new()
-        .name("rzk-log".into())
-        .spawn(move || {
-            let rolls = RollPolicy::new(cfg.snap_count, Rng::new(seed));
-            log_worker(log, rx, events, &cfg, rolls, full_disk)
-        })?;
+    let h = std::thread::Builder::new().name("rzk-log".into()).spawn(move || {
+        let rolls = RollPolicy::new(cfg.snap_count, Rng::new(seed));
+        log_worker(log, rx, events, &cfg, rolls, full_disk)
+    })?;
     Ok((tx, h))
 }
 
@@ -205,7 +203,10 @@ fn log_worker(
                     let mut prev = last;
                     for a in &batch {
                         if prev.is_some_and(|p| a.zxid <= p) {
-                            return fatal(&events, format!("append of zxid {} after {} is out of order; stopping", a.zxid, prev.unwrap_or_default()));
+                            return fatal(
+                                &events,
+                                format!("append of zxid {} after {} is out of order; stopping", a.zxid, prev.unwrap_or_default()),
+                            );
                         }
                         prev = Some(a.zxid);
                     }
@@ -229,17 +230,19 @@ fn log_worker(
                     }
                     if let Err(e) = log.sync() {
                         let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();
-                        return fatal(&events, format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"));
+                        return fatal(
+                            &events,
+                            format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"),
+                        );
                     }
                     last = prev;
                 }
                 token
             }
             LogCommand::Truncate { after, token } => {
-                let r = log
-                    .roll()
-                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
-                    .and_then(|_| ensemble::truncate_after(&cfg.snap_dir, &cfg.log_dir, after, cfg.max_record_bytes).map_err(|e| e.to_string()));
+                let r = log.roll().map_err(|e| format!("fsync of the transaction log failed while closing it: {e}")).and_then(|_| {
+                    ensemble::truncate_after(&cfg.snap_dir, &cfg.log_dir, after, cfg.max_record_bytes).map_err(|e| e.to_string())
+                });
                 if let Err(e) = r {
                     return fatal(&events, format!("TRUNC to {after} failed: {e}; stopping"));
                 }
@@ -250,13 +253,10 @@ fn log_worker(
                 token
             }
             LogCommand::InstallSnapshot { zxid, stream, digest, token } => {
-                let r = log
-                    .roll()
-                    .map_err(|e| format!("fsync of the transaction log failed while closing it: {e}"))
-                    .and_then(|_| {
-                        ensemble::install_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, &stream, digest, cfg.compression, cfg.max_record_bytes)
-                            .map_err(|e| e.to_string())
-                    });
+                let r = log.roll().map_err(|e| format!("fsync of the transaction log failed while closing it: {e}")).and_then(|_| {
+                    ensemble::install_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, &stream, digest, cfg.compression, cfg.max_record_bytes)
+                        .map_err(|e| e.to_string())
+                });
                 if let Err(e) = r {
                     return fatal(&events, format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"));
                 }

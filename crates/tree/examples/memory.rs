@@ -60,6 +60,10 @@ fn main() {
     }
     let after = LIVE.load(Ordering::Relaxed);
     let total = after - before;
-    println!("{n} znodes: {:.1} heap bytes/znode, {:.1} of it overhead beyond path+data", total as f64 / n as f64, (total - payload) as f64 / n as f64);
+    println!(
+        "{n} znodes: {:.1} heap bytes/znode, {:.1} of it overhead beyond path+data",
+        total as f64 / n as f64,
+        (total - payload) as f64 / n as f64
+    );
     println!("node_count {} digest {:#x}", t.node_count(), t.digest());
 }

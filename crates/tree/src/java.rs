@@ -143,12 +143,7 @@ impl<K, V> JavaHashMap<K, V> {
 
     /// `new HashMap<>(initialCapacity)`.
     pub fn with_capacity(initial_capacity: usize) -> Self {
-        JavaHashMap {
-            table: Box::new([]),
-            entries: Vec::new(),
-            threshold: table_size_for(initial_capacity as i64),
-            treeified: false,
-        }
+        JavaHashMap { table: Box::new([]), entries: Vec::new(), threshold: table_size_for(initial_capacity as i64), treeified: false }
     }
 
     pub fn len(&self) -> usize {

@@ -1,7 +1,7 @@
 //! Tree-level tests: fresh-tree facts observed on Apache ZooKeeper 3.8.0, every txn kind,
 //! Stat evolution, watch trigger tables, Java iteration order and property tests.
 
-use rzk_proto::txn::{CreateTxn, TxnHeader, Txn};
+use rzk_proto::txn::{CreateTxn, Txn, TxnHeader};
 use rzk_proto::{Acl, OpCode, SessionId, Stat, Zxid};
 
 use crate::*;
@@ -564,7 +564,7 @@ fn parent_cversion_from_txn_and_sequence_style_numbers() {
     let p = s.t.get("/p").unwrap();
     assert_eq!((p.stat.cversion, p.stat.pzxid), (7, Zxid(s.zxid)));
     assert_eq!(s.t.stat("/p").unwrap().cversion, 13); // 7 * 2 - 1 child
-    // A smaller one leaves cversion and pzxid alone.
+                                                      // A smaller one leaves cversion and pzxid alone.
     let c = T::Create {
         txn: CreateTxn { path: "/p/b".into(), data: Some(vec![]), acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: 3 },
         create2: false,
@@ -632,8 +632,14 @@ fn apply_time_errors_and_their_side_effects() {
     // Refused outright: non-empty node, root.
     assert_eq!(s.run(Y_SESSION, T::Delete { path: "/a".into() }), TxnResult::Error(ErrorCode::NotEmpty));
     assert_eq!(s.run(Y_SESSION, T::Delete { path: "/".into() }), TxnResult::Error(ErrorCode::BadArguments));
-    assert_eq!(s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: Some(vec![]), version: 1 })), TxnResult::Error(ErrorCode::NoNode));
-    assert_eq!(s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/nope".into(), acl: vec![], version: 1 })), TxnResult::Error(ErrorCode::NoNode));
+    assert_eq!(
+        s.run(Y_SESSION, T::SetData(SetDataTxn { path: "/nope".into(), data: Some(vec![]), version: 1 })),
+        TxnResult::Error(ErrorCode::NoNode)
+    );
+    assert_eq!(
+        s.run(Y_SESSION, T::SetAcl(SetAclTxn { path: "/nope".into(), acl: vec![], version: 1 })),
+        TxnResult::Error(ErrorCode::NoNode)
+    );
     s.t.check_invariants().unwrap();
 }
 
@@ -732,8 +738,7 @@ fn close_session_deletes_listed_then_remaining_paths() {
     }
     s2.t.add_watch("/s", WatchKind::PersistentRecursive, X);
     s2.run(sess, T::CloseSession { paths_to_delete: vec!["/s/e5".into(), "/s/gone".into(), "/s/e1".into()] });
-    let deleted: Vec<String> =
-        s2.take().split(',').filter_map(|e| e.strip_prefix("NodeDeleted:").map(str::to_string)).collect();
+    let deleted: Vec<String> = s2.take().split(',').filter_map(|e| e.strip_prefix("NodeDeleted:").map(str::to_string)).collect();
     let mut want = vec!["/s/e5".to_string(), "/s/e1".to_string()];
     want.extend(rest);
     assert_eq!(deleted, want);
@@ -794,18 +799,8 @@ fn set_watches_after_reconnect() {
         persistent_recursive_watches: vec!["/r".into()],
     };
     let out = s.t.set_watches(rel, &w, X);
-    let got: Vec<String> =
-        out.iter().map(|(_, e)| format!("{:?}:{}", EventType::from_code(e.event_type).unwrap(), e.path)).collect();
-    assert_eq!(
-        got,
-        vec![
-            "NodeDataChanged:/a",
-            "NodeDeleted:/gone",
-            "NodeCreated:/b",
-            "NodeChildrenChanged:/c",
-            "NodeDeleted:/gone2"
-        ]
-    );
+    let got: Vec<String> = out.iter().map(|(_, e)| format!("{:?}:{}", EventType::from_code(e.event_type).unwrap(), e.path)).collect();
+    assert_eq!(got, vec!["NodeDataChanged:/a", "NodeDeleted:/gone", "NodeCreated:/b", "NodeChildrenChanged:/c", "NodeDeleted:/gone2"]);
     assert!(out.iter().all(|(w, e)| *w == X && e.state == 3));
     // Registered: data /b, exist /nothere, child /b, persistent /p, recursive /r.
     let mut paths = s.t.watches_by_watcher()[0].1.clone();

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
-use rzk_proto::txn::{TxnHeader, Txn};
+use rzk_proto::txn::{Txn, TxnHeader};
 use rzk_proto::{Acl, ErrorCode, EventType, KeeperState, SessionId, Stat, StatPersisted, WatcherType, Zxid};
 
 use crate::acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
@@ -74,10 +74,17 @@ pub enum WatchKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnResult {
     /// create / create2 / createContainer / createTTL: the created path and its stat.
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    SetData { stat: Stat },
-    SetAcl { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
+    SetAcl {
+        stat: Stat,
+    },
     Check,
     /// An ErrorTxn's code (Ok for members of a failed multi that precede the failing one),
     /// or the error ZooKeeper's processTxn reports when the txn cannot apply (NoNode,
@@ -1223,9 +1230,7 @@ impl DataTree {
                 let b = d.remove_watch(path, watcher, Some(WatcherMode::Persistent));
                 a || b
             }
-            (Flavor::V3_9, WatcherType::PersistentRecursive) => {
-                d.remove_watch(path, watcher, Some(WatcherMode::PersistentRecursive))
-            }
+            (Flavor::V3_9, WatcherType::PersistentRecursive) => d.remove_watch(path, watcher, Some(WatcherMode::PersistentRecursive)),
             (Flavor::V3_9, WatcherType::Any) => {
                 let a = c.remove_watch(path, watcher, None);
                 let b = d.remove_watch(path, watcher, None);
@@ -1251,9 +1256,7 @@ impl DataTree {
         for p in &w.data_watches {
             match self.lookup(p) {
                 None => out.push((watcher, event(EventType::NodeDeleted, p))),
-                Some(id) if self.node(id).stat.mzxid > relative_zxid => {
-                    out.push((watcher, event(EventType::NodeDataChanged, p)))
-                }
+                Some(id) if self.node(id).stat.mzxid > relative_zxid => out.push((watcher, event(EventType::NodeDataChanged, p))),
                 Some(_) => {
                     self.data_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
@@ -1269,9 +1272,7 @@ impl DataTree {
         for p in &w.child_watches {
             match self.lookup(p) {
                 None => out.push((watcher, event(EventType::NodeDeleted, p))),
-                Some(id) if self.node(id).stat.pzxid > relative_zxid => {
-                    out.push((watcher, event(EventType::NodeChildrenChanged, p)))
-                }
+                Some(id) if self.node(id).stat.pzxid > relative_zxid => out.push((watcher, event(EventType::NodeChildrenChanged, p))),
                 Some(_) => {
                     self.child_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
@@ -1353,9 +1354,9 @@ impl DataTree {
         hint: Option<NodeHint>,
         mut child: impl FnMut(&str, NodeHint),
     ) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
-        let hinted = hint.map(|h| h.0).filter(|&id| {
-            self.slab.get(id as usize).and_then(|r| r.as_ref()).is_some_and(|n| n.pd.path_bytes() == path.as_bytes())
-        });
+        let hinted = hint
+            .map(|h| h.0)
+            .filter(|&id| self.slab.get(id as usize).and_then(|r| r.as_ref()).is_some_and(|n| n.pd.path_bytes() == path.as_bytes()));
         let id = match hinted {
             Some(id) => id,
             None => self.lookup(path)?,
@@ -1583,7 +1584,13 @@ mod storage_tests {
         let mut t = DataTree::new();
         for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/é"].iter().enumerate() {
             let c = Txn::Create {
-                txn: rzk_proto::txn::CreateTxn { path: (*p).into(), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: -1 },
+                txn: rzk_proto::txn::CreateTxn {
+                    path: (*p).into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    ephemeral: false,
+                    parent_cversion: -1,
+                },
                 create2: false,
             };
             let h = TxnHeader { client_id: SessionId(1), cxid: 1, zxid: Zxid(i as i64 + 1), time: 1, op: OpCode::Create.code() };

@@ -211,13 +211,7 @@ impl WatchManager {
     /// `triggerWatch(path, type, suppress)`: appends `(watcher, type)` for every watcher to
     /// notify to `out` (skipping those in `suppress`) and returns every watcher that matched,
     /// suppressed or not (ZooKeeper's `WatcherOrBitSet`).
-    pub fn trigger(
-        &mut self,
-        path: &str,
-        event: EventType,
-        suppress: Option<&[WatcherId]>,
-        out: &mut Vec<WatcherId>,
-    ) -> Vec<WatcherId> {
+    pub fn trigger(&mut self, path: &str, event: EventType, suppress: Option<&[WatcherId]>, out: &mut Vec<WatcherId>) -> Vec<WatcherId> {
         let mut matched: Vec<WatcherId> = Vec::new();
         let walk_all = self.recursive_qty > 0;
         let flavor = self.flavor;
@@ -230,12 +224,7 @@ impl WatchManager {
                 let mut remove = false;
                 match flavor {
                     Flavor::V3_8 => {
-                        let bits = self
-                            .by_watcher
-                            .get(&w)
-                            .and_then(|m| m.get_with_hash(h, local))
-                            .copied()
-                            .unwrap_or(STANDARD);
+                        let bits = self.by_watcher.get(&w).and_then(|m| m.get_with_hash(h, local)).copied().unwrap_or(STANDARD);
                         let mode = WatcherMode::from_single_bit(bits);
                         if mode.is_recursive() {
                             if event != EventType::NodeChildrenChanged && !matched.contains(&w) {
@@ -400,12 +389,7 @@ impl WatchManager {
 
     /// The modes `watcher` holds on `path` (empty when none).
     pub fn modes(&self, path: &str, watcher: WatcherId) -> Vec<WatcherMode> {
-        let bits = self
-            .by_watcher
-            .get(&watcher)
-            .and_then(|p| p.get_with_hash(string_hash_code(path), path))
-            .copied()
-            .unwrap_or(0);
+        let bits = self.by_watcher.get(&watcher).and_then(|p| p.get_with_hash(string_hash_code(path), path)).copied().unwrap_or(0);
         [WatcherMode::Standard, WatcherMode::Persistent, WatcherMode::PersistentRecursive]
             .into_iter()
             .filter(|m| bits & m.bit() != 0)

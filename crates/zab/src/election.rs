@@ -189,13 +189,17 @@ impl Node {
             ServerState::Following | ServerState::Leading => {
                 if n.election_epoch == self.election.logicalclock {
                     self.election.recvset.insert(from, n);
-                    if self.has_quorum_for(&self.election.recvset, &n) && self.check_leader(&self.election.recvset, n.leader, n.election_epoch) {
+                    if self.has_quorum_for(&self.election.recvset, &n)
+                        && self.check_leader(&self.election.recvset, n.leader, n.election_epoch)
+                    {
                         self.decide(n.leader, n.zxid, n.election_epoch, n.peer_epoch);
                         return;
                     }
                 }
                 self.election.outofelection.insert(from, n);
-                if self.has_quorum_for(&self.election.outofelection, &n) && self.check_leader(&self.election.outofelection, n.leader, n.election_epoch) {
+                if self.has_quorum_for(&self.election.outofelection, &n)
+                    && self.check_leader(&self.election.outofelection, n.leader, n.election_epoch)
+                {
                     self.election.logicalclock = n.election_epoch;
                     self.decide(n.leader, n.zxid, n.election_epoch, n.peer_epoch);
                 }

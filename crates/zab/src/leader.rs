@@ -28,7 +28,7 @@ use bytes::Bytes;
 use rzk_proto::Zxid;
 
 use crate::message::Message;
-use crate::node::{After, AckSet, Node, Role};
+use crate::node::{AckSet, After, Node, Role};
 use crate::types::{Action, Config, Entry, Epoch, ProposeError, ServerId, StorageOp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,7 +417,8 @@ impl Node {
             self.ldr().outstanding.remove(&zxid);
             let entry = self.entries_after(self.applied).next().cloned().expect("outstanding proposal is in the log");
             assert_eq!(entry.zxid, zxid, "commit out of order");
-            let targets: Vec<(ServerId, bool)> = self.leader_ref().learners.iter().filter(|(_, h)| h.forwarding()).map(|(s, h)| (*s, h.observer)).collect();
+            let targets: Vec<(ServerId, bool)> =
+                self.leader_ref().learners.iter().filter(|(_, h)| h.forwarding()).map(|(s, h)| (*s, h.observer)).collect();
             for (s, observer) in targets {
                 if observer {
                     self.send(s, Message::Inform(entry.clone()));

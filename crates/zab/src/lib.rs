@@ -43,9 +43,9 @@
 mod election;
 mod leader;
 mod learner;
-mod standalone;
 pub mod message;
 pub mod node;
+mod standalone;
 pub mod types;
 
 pub use leader::LearnerSummary;

@@ -3,7 +3,9 @@
 //! port, [`Vote`] ⇄ `quorum::Notification` for the election port.
 
 use bytes::Bytes;
-use rzk_proto::quorum::{packet_type as pt, LearnerInfo, Notification, QuorumPacket, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION};
+use rzk_proto::quorum::{
+    packet_type as pt, LearnerInfo, Notification, QuorumPacket, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
+};
 use rzk_proto::{DecodeError, Record, Zxid};
 
 use crate::types::{Entry, Epoch, ServerId};
@@ -52,26 +54,50 @@ pub enum Message {
     /// Election port.
     Notification(Vote),
     /// FOLLOWERINFO / OBSERVERINFO: a learner's first packet, with its accepted epoch.
-    LearnerInfo { accepted_epoch: Epoch, observer: bool },
+    LearnerInfo {
+        accepted_epoch: Epoch,
+        observer: bool,
+    },
     /// LEADERINFO: the epoch the leader proposes.
-    LeaderInfo { epoch: Epoch },
+    LeaderInfo {
+        epoch: Epoch,
+    },
     /// ACKEPOCH: the learner's current epoch (`None` = it had already accepted this epoch and
     /// this reply does not count as an ack, ZooKeeper's -1) and its last logged zxid.
-    AckEpoch { current_epoch: Option<Epoch>, last_zxid: Zxid },
-    Diff { zxid: Zxid },
-    Trunc { zxid: Zxid },
+    AckEpoch {
+        current_epoch: Option<Epoch>,
+        last_zxid: Zxid,
+    },
+    Diff {
+        zxid: Zxid,
+    },
+    Trunc {
+        zxid: Zxid,
+    },
     /// SNAP and the serialized state machine that follows it on the wire.
-    Snap { zxid: Zxid, snapshot: Bytes },
+    Snap {
+        zxid: Zxid,
+        snapshot: Bytes,
+    },
     Proposal(Entry),
-    Commit { zxid: Zxid },
+    Commit {
+        zxid: Zxid,
+    },
     /// INFORM: a committed txn, to observers.
     Inform(Entry),
-    NewLeader { zxid: Zxid },
-    Ack { zxid: Zxid },
+    NewLeader {
+        zxid: Zxid,
+    },
+    Ack {
+        zxid: Zxid,
+    },
     UpToDate,
     /// PING: from the leader with its last proposed zxid; echoed by learners with their
     /// session touches (`long sessionId, int timeout` pairs).
-    Ping { zxid: Zxid, data: Bytes },
+    Ping {
+        zxid: Zxid,
+        data: Bytes,
+    },
 }
 
 /// Why a quorum packet is not a message this core understands.
@@ -116,9 +142,15 @@ impl Message {
             Message::Notification(_) => return None,
             Message::LearnerInfo { accepted_epoch, observer } => {
                 let li = LearnerInfo { serverid: my_id.0, protocol_version: ZAB_PROTOCOL_VERSION, config_version };
-                QuorumPacket::with_data(if *observer { pt::OBSERVERINFO } else { pt::FOLLOWERINFO }, Zxid::new(*accepted_epoch, 0), li.to_bytes())
+                QuorumPacket::with_data(
+                    if *observer { pt::OBSERVERINFO } else { pt::FOLLOWERINFO },
+                    Zxid::new(*accepted_epoch, 0),
+                    li.to_bytes(),
+                )
             }
-            Message::LeaderInfo { epoch } => QuorumPacket::with_data(pt::LEADERINFO, Zxid::new(*epoch, 0), ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec()),
+            Message::LeaderInfo { epoch } => {
+                QuorumPacket::with_data(pt::LEADERINFO, Zxid::new(*epoch, 0), ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec())
+            }
             Message::AckEpoch { current_epoch, last_zxid } => {
                 let e: i32 = current_epoch.map(|e| e as i32).unwrap_or(-1);
                 QuorumPacket::with_data(pt::ACKEPOCH, *last_zxid, e.to_be_bytes().to_vec())

@@ -472,4 +472,3 @@ impl Node {
 
 /// Voter acks of one proposal.
 pub(crate) type AckSet = std::collections::BTreeSet<ServerId>;
-

@@ -193,7 +193,8 @@ fn follower_acks_only_what_is_durable() {
     let before = net.log.len();
     let zs = net.propose(1);
     net.deliver_all();
-    let acks_from_1 = |net: &Net| net.log[before..].iter().filter(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::Ack { .. })).count();
+    let acks_from_1 =
+        |net: &Net| net.log[before..].iter().filter(|(f, _, m)| *f == ServerId(1) && matches!(m, Message::Ack { .. })).count();
     assert_eq!(acks_from_1(&net), 0, "ACK before the write is durable");
     // Server 2 and the leader make a quorum meanwhile.
     assert_eq!(net.state[&ServerId(3)], zs);

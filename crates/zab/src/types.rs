@@ -84,7 +84,15 @@ pub enum ConfigError {
 
 impl Config {
     /// ZooKeeper's settings in milliseconds, for a host that ticks every `tick_ms`.
-    pub fn from_ms(my_id: ServerId, voters: BTreeSet<ServerId>, observers: BTreeSet<ServerId>, tick_ms: u32, tick_time_ms: u32, init_limit: u32, sync_limit: u32) -> Config {
+    pub fn from_ms(
+        my_id: ServerId,
+        voters: BTreeSet<ServerId>,
+        observers: BTreeSet<ServerId>,
+        tick_ms: u32,
+        tick_time_ms: u32,
+        init_limit: u32,
+        sync_limit: u32,
+    ) -> Config {
         let t = |ms: u32| (ms / tick_ms.max(1)).max(1);
         Config {
             my_id,

@@ -170,10 +170,8 @@ async fn multi_read(ctx: Ctx) {
     let zk = ctx.connect().await;
     zk.create("/r", b"data", &CreateOptions::persistent()).await.unwrap();
     zk.create("/r/k", b"", &CreateOptions::persistent()).await.unwrap();
-    let res = zk
-        .multi_read(&[ReadOp::GetData("/r".into()), ReadOp::GetChildren("/r".into()), ReadOp::GetData("/missing".into())])
-        .await
-        .unwrap();
+    let res =
+        zk.multi_read(&[ReadOp::GetData("/r".into()), ReadOp::GetChildren("/r".into()), ReadOp::GetData("/missing".into())]).await.unwrap();
     assert!(matches!(&res[0], ReadResult::Data { data, stat } if data == b"data" && stat.num_children == 1));
     assert_eq!(res[1], ReadResult::Children(vec!["k".into()]));
     assert_eq!(res[2], ReadResult::Error(Error::NoNode));

@@ -438,7 +438,8 @@ async fn caches_follow_changes(ctx: Ctx) {
     assert_eq!(tree.data("/cfg/a/b"), Some(b"2".to_vec()), "stale while away, not emptied");
     proxy.heal();
     assert!(
-        eventually(Duration::from_secs(10), || async { tree.data("/cfg/c") == Some(b"3".to_vec()) && tree.data("/cfg/a/b").is_none() }).await,
+        eventually(Duration::from_secs(10), || async { tree.data("/cfg/c") == Some(b"3".to_vec()) && tree.data("/cfg/a/b").is_none() })
+            .await,
         "{:?}",
         tree.get().keys().collect::<Vec<_>>()
     );

@@ -27,8 +27,14 @@ async fn read_only_server_gives_connected_read_only() {
         s.read_exact(&mut body).await.unwrap();
         let req = ConnectRequest::read(&mut Reader::new(&body)).unwrap();
         let mut w = Writer::for_frame();
-        ConnectResponse { protocol_version: 0, timeout_ms: 4000, session_id: rzk_client::SessionId(0x42), passwd: vec![1; 16], read_only: Some(true) }
-            .write(&mut w);
+        ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 4000,
+            session_id: rzk_client::SessionId(0x42),
+            passwd: vec![1; 16],
+            read_only: Some(true),
+        }
+        .write(&mut w);
         s.write_all(&w.finish_frame()).await.unwrap();
         let mut sink = vec![0u8; 1024];
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut sink)).await;

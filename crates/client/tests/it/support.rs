@@ -161,11 +161,8 @@ fn start_zookeeper() -> Server {
     let dir = workdir("zookeeper");
     let port = free_port();
     let cfg = dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!("{ZOO_CFG}dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n", dir.join("data").display()),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("{ZOO_CFG}dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n", dir.join("data").display()))
+        .unwrap();
     std::fs::write(
         dir.join("log4j.properties"),
         format!(
@@ -400,16 +397,16 @@ async fn pipe(
         move || {
             let (gen, mode) = (gen.clone(), mode.clone());
             async move {
-            loop {
-                if gen.load(Ordering::SeqCst) != g {
-                    return false;
+                loop {
+                    if gen.load(Ordering::SeqCst) != g {
+                        return false;
+                    }
+                    match mode.load(Ordering::SeqCst) {
+                        OPEN => return true,
+                        BLACKHOLE => tokio::time::sleep(Duration::from_millis(20)).await,
+                        _ => return false,
+                    }
                 }
-                match mode.load(Ordering::SeqCst) {
-                    OPEN => return true,
-                    BLACKHOLE => tokio::time::sleep(Duration::from_millis(20)).await,
-                    _ => return false,
-                }
-            }
             }
         }
     };

@@ -5,14 +5,9 @@
 //! The leader's side of REVALIDATE is here too.
 
 use super::pipeline::c_push_write;
-use super::{
-    frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, ZooKeeperServer,
-    MAX_EARLY_FRAMES,
-};
+use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, ZooKeeperServer, MAX_EARLY_FRAMES};
 use crate::auth;
-use rzk_proto::client::{
-    self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response,
-};
+use rzk_proto::client::{self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
 use rzk_proto::{ErrorCode, OpCode, Reader, Record, SessionId, Writer, Zxid};
 
@@ -28,10 +23,7 @@ impl ZooKeeperServer {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
             ConnState::Revalidating => {
                 if c.early.len() >= MAX_EARLY_FRAMES {
-                    return self.close(
-                        conn,
-                        "too many requests before the session was established".into(),
-                    );
+                    return self.close(conn, "too many requests before the session was established".into());
                 }
                 c.early.push(payload);
             }
@@ -62,10 +54,7 @@ impl ZooKeeperServer {
             );
             return self.close(conn, reason);
         }
-        let timeout = req.timeout_ms.clamp(
-            self.cfg.min_session_timeout_ms,
-            self.cfg.max_session_timeout_ms,
-        );
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let c = self.conns.get_mut(&conn).expect("conn");
         c.old_client = req.read_only.is_none();
         c.timeout_ms = timeout;
@@ -85,16 +74,8 @@ impl ZooKeeperServer {
             c.state = ConnState::Connecting;
             self.session_conn.insert(id, conn);
             let zxid = self.next_zxid();
-            let header = TxnHeader {
-                client_id: id,
-                cxid: 0,
-                zxid,
-                time: self.wall_ms,
-                op: OpCode::CreateSession.code(),
-            };
-            let txn = Txn::CreateSession {
-                timeout_ms: timeout,
-            };
+            let header = TxnHeader { client_id: id, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
+            let txn = Txn::CreateSession { timeout_ms: timeout };
             c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
             self.append(header, txn, Origin::Connect { conn });
         } else {
@@ -104,25 +85,14 @@ impl ZooKeeperServer {
             if let Some(old) = self.session_conn.get(&id).copied() {
                 if old != conn {
                     self.session_conn.remove(&id);
-                    self.close(
-                        old,
-                        format!("session 0x{:x} reconnected on another connection", id.0),
-                    );
+                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
                 }
             }
-            let revalidating = self
-                .learner_mut()
-                .and_then(|l| l.revalidations.get(&id).copied());
+            let revalidating = self.learner_mut().and_then(|l| l.revalidations.get(&id).copied());
             if let Some(old) = revalidating {
                 if old != conn {
-                    self.learner_mut()
-                        .expect("learner")
-                        .revalidations
-                        .remove(&id);
-                    self.close(
-                        old,
-                        format!("session 0x{:x} reconnected on another connection", id.0),
-                    );
+                    self.learner_mut().expect("learner").revalidations.remove(&id);
+                    self.close(old, format!("session 0x{:x} reconnected on another connection", id.0));
                 }
             }
             let passwd_ok = req.passwd == auth::session_password(id);
@@ -132,10 +102,7 @@ impl ZooKeeperServer {
                 let c = self.conns.get_mut(&conn).expect("conn");
                 c.session = Some(id);
                 c.state = ConnState::Revalidating;
-                self.out.push(Action::Revalidate {
-                    session: id,
-                    timeout_ms: timeout,
-                });
+                self.out.push(Action::Revalidate { session: id, timeout_ms: timeout });
                 return;
             }
             let valid = passwd_ok && self.sessions.is_live(id);
@@ -153,10 +120,7 @@ impl ZooKeeperServer {
             }
             self.send_connect_response(conn, valid);
             if !valid {
-                self.close(
-                    conn,
-                    format!("invalid session {id} (expired or bad password)"),
-                );
+                self.close(conn, format!("invalid session {id} (expired or bad password)"));
             }
         }
     }
@@ -170,11 +134,7 @@ impl ZooKeeperServer {
             protocol_version: 0,
             timeout_ms: if valid { c.timeout_ms } else { 0 },
             session_id: if valid { session } else { SessionId(0) },
-            passwd: if valid {
-                auth::session_password(session)
-            } else {
-                vec![0; 16]
-            },
+            passwd: if valid { auth::session_password(session) } else { vec![0; 16] },
             read_only: if c.old_client { None } else { Some(false) },
         };
         let mut w = Writer::for_frame();
@@ -199,19 +159,11 @@ impl ZooKeeperServer {
                         c.auth.push(id);
                     }
                 }
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid: Zxid(0),
-                    err: 0,
-                };
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
                 self.send(conn, frame_of(&h, &Response::Empty), true);
             }
             Err(e) => {
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid: Zxid(0),
-                    err: e.code(),
-                };
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: e.code() };
                 self.send(conn, frame_of(&h, &Response::Empty), true);
                 let scheme = packet.map(|p| p.scheme).unwrap_or_default();
                 self.close(conn, format!("authentication failed for scheme {scheme:?}"));
@@ -225,11 +177,7 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         c.session = Some(id);
         c.state = ConnState::Connecting;
-        c.pending.push_back(Pending::Forwarded {
-            xid: 0,
-            op: OpCode::CreateSession,
-            received_ms: self.now_ms,
-        });
+        c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms: self.now_ms });
         let auth = c.auth.clone();
         self.session_conn.insert(id, conn);
         self.out.push(Action::Forward {
@@ -245,33 +193,19 @@ impl ZooKeeperServer {
     /// session is live, which touches it with the timeout given; the learner then owns it.
     pub(super) fn on_revalidate(&mut self, from: PeerId, session: SessionId, timeout_ms: i32) {
         if self.role() != Role::Leader {
-            tracing::warn!(
-                learner = from,
-                role = self.role().name(),
-                "REVALIDATE while not leading; dropped"
-            );
+            tracing::warn!(learner = from, role = self.role().name(), "REVALIDATE while not leading; dropped");
             return;
         }
         let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
         if valid {
-            self.leader_mut()
-                .expect("leading")
-                .owners
-                .insert(session, from);
+            self.leader_mut().expect("leading").owners.insert(session, from);
         }
-        self.out.push(Action::RevalidateReply {
-            to: from,
-            session,
-            valid,
-        });
+        self.out.push(Action::RevalidateReply { to: from, session, valid });
     }
 
     /// Learner: the leader's answer for a reattaching session.
     pub(super) fn on_revalidated(&mut self, session: SessionId, valid: bool) {
-        let Some(conn) = self
-            .learner_mut()
-            .and_then(|l| l.revalidations.remove(&session))
-        else {
+        let Some(conn) = self.learner_mut().and_then(|l| l.revalidations.remove(&session)) else {
             tracing::warn!(%session, "REVALIDATE answer for no waiting connection");
             return;
         };
@@ -283,10 +217,7 @@ impl ZooKeeperServer {
         }
         if !valid {
             self.send_connect_response(conn, false);
-            return self.close(
-                conn,
-                format!("invalid session {session} (expired, per the leader)"),
-            );
+            return self.close(conn, format!("invalid session {session} (expired, per the leader)"));
         }
         c.state = ConnState::Connected;
         c.stats.last_op = "createSession";
@@ -294,11 +225,7 @@ impl ZooKeeperServer {
         self.session_conn.insert(session, conn);
         self.send_connect_response(conn, true);
         for payload in early {
-            if !self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.state == ConnState::Connected)
-            {
+            if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
                 break;
             }
             self.on_request(conn, payload);

@@ -5,10 +5,7 @@
 //! forwarded request), a learner's forwarding of writes and syncs, and the leader's side:
 //! learners' forwarded requests and their syncs, answered once what came before is committed.
 
-use super::{
-    Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role,
-    RoleState, ZooKeeperServer,
-};
+use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
 use crate::auth;
 use crate::prep::{Outstanding, PrepContext};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
@@ -17,14 +14,7 @@ use rzk_proto::{perms, ErrorCode, Id, OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TxnResult};
 
 impl ZooKeeperServer {
-    pub(super) fn on_write(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        header: RequestHeader,
-        body: &[u8],
-        received_ms: i64,
-    ) {
+    pub(super) fn on_write(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: &[u8], received_ms: i64) {
         let op = OpCode::from_code(header.op).expect("write ops are known");
         let zxid = self.next_zxid();
         let time = self.wall_ms;
@@ -35,37 +25,12 @@ impl ZooKeeperServer {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
-            prep_request(
-                &self.tree,
-                &mut self.outstanding,
-                &self.cfg,
-                &c.auth,
-                session,
-                header.op,
-                body,
-                zxid,
-                time,
-            )
+            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &c.auth, session, header.op, body, zxid, time)
         };
         let (txn, op_code) = txn_and_op(op, txn);
-        let header_txn = TxnHeader {
-            client_id: session,
-            cxid: header.xid,
-            zxid,
-            time,
-            op: op_code.code(),
-        };
+        let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
-        self.append(
-            header_txn,
-            txn,
-            Origin::Client {
-                conn,
-                xid: header.xid,
-                op,
-                received_ms,
-            },
-        );
+        self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
     }
 
     pub(super) fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
@@ -81,67 +46,37 @@ impl ZooKeeperServer {
             (Some(d), t) => {
                 let d = d.wrapping_add(delta);
                 self.predicted_digest = Some(d);
-                (!matches!(t, Txn::Error { .. })).then(|| TxnDigest {
-                    version: self.tree.digest_version(),
-                    tree_digest: d,
-                })
+                (!matches!(t, Txn::Error { .. })).then(|| TxnDigest { version: self.tree.digest_version(), tree_digest: d })
             }
             (None, _) => None,
         };
-        let record = TxnRecord {
-            header,
-            txn,
-            digest,
-        };
+        let record = TxnRecord { header, txn, digest };
         self.stats.txns_appended += 1;
         self.out.push(Action::Append(record.clone()));
-        self.in_flight.push_back(InFlight {
-            record,
-            origin,
-            digest_after: self.predicted_digest,
-        });
+        self.in_flight.push_back(InFlight { record, origin, digest_after: self.predicted_digest });
     }
 
     /// This server's own proposal `zxid` is committed: it must be the oldest in flight.
     pub(super) fn on_proposal_committed(&mut self, zxid: Zxid) {
-        let f = self
-            .in_flight
-            .pop_front()
-            .unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
-        assert_eq!(
-            f.record.header.zxid, zxid,
-            "ZAB committed {zxid} but the oldest proposal in flight is {}",
-            f.record.header.zxid
-        );
+        let f = self.in_flight.pop_front().unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
+        assert_eq!(f.record.header.zxid, zxid, "ZAB committed {zxid} but the oldest proposal in flight is {}", f.record.header.zxid);
         self.commit(f);
         self.release_leader_syncs(zxid);
     }
 
     pub(super) fn on_append_failed(&mut self, zxid: Zxid) {
         let mut failed = Vec::new();
-        while self
-            .in_flight
-            .back()
-            .is_some_and(|f| f.record.header.zxid >= zxid)
-        {
+        while self.in_flight.back().is_some_and(|f| f.record.header.zxid >= zxid) {
             failed.push(self.in_flight.pop_back().expect("back"));
         }
         if failed.is_empty() {
             return;
         }
         failed.reverse();
-        debug_assert_eq!(
-            failed[0].record.header.zxid, zxid,
-            "the log fails from an appended zxid"
-        );
+        debug_assert_eq!(failed[0].record.header.zxid, zxid, "the log fails from an appended zxid");
         self.outstanding.rollback_from(zxid);
         if self.predicted_digest.is_some() {
-            self.predicted_digest = Some(
-                self.in_flight
-                    .back()
-                    .and_then(|f| f.digest_after)
-                    .unwrap_or(self.tree.digest()),
-            );
+            self.predicted_digest = Some(self.in_flight.back().and_then(|f| f.digest_after).unwrap_or(self.tree.digest()));
         }
         self.last_zxid = Zxid(zxid.0 - 1);
         tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
@@ -149,24 +84,14 @@ impl ZooKeeperServer {
             let hdr = &f.record.header;
             let closes = matches!(f.record.txn, Txn::CloseSession { .. });
             match f.origin {
-                Origin::Client {
-                    conn,
-                    xid,
-                    op,
-                    received_ms,
-                } => {
+                Origin::Client { conn, xid, op, received_ms } => {
                     if closes {
                         self.sessions.reopen(hdr.client_id, self.now_ms);
                     }
                     if let Some(c) = self.conns.get_mut(&conn) {
                         for p in c.pending.iter_mut() {
                             if matches!(p, Pending::Write { zxid: z } if *z == hdr.zxid) {
-                                *p = Pending::Failed {
-                                    xid,
-                                    op,
-                                    err: ErrorCode::ConnectionLoss,
-                                    received_ms,
-                                };
+                                *p = Pending::Failed { xid, op, err: ErrorCode::ConnectionLoss, received_ms };
                             }
                         }
                     }
@@ -220,12 +145,7 @@ impl ZooKeeperServer {
         let hdr = &f.record.header;
         let outcome = self.tree.apply(hdr, &f.record.txn);
         self.outstanding.applied(hdr.zxid);
-        if let Some(d) = f
-            .record
-            .digest
-            .as_ref()
-            .filter(|_| self.tree.options().digest_enabled)
-        {
+        if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
             if d.tree_digest != self.tree.digest() {
                 // What ZooKeeper reports as a digest mismatch: the logged digest is wrong.
                 self.digest_mismatches += 1;
@@ -240,9 +160,7 @@ impl ZooKeeperServer {
         let mut deliveries = Vec::with_capacity(outcome.deliveries.len());
         for (i, (watcher, event)) in outcome.deliveries.iter().enumerate() {
             let allowed = match (outcome.delivery_acls.get(i), self.conns.get(&watcher.0)) {
-                (Some(acl), Some(c)) => {
-                    auth::check_acl(&self.cfg.auth, acl, perms::READ, &c.auth).is_ok()
-                }
+                (Some(acl), Some(c)) => auth::check_acl(&self.cfg.auth, acl, perms::READ, &c.auth).is_ok(),
                 _ => true,
             };
             if allowed {
@@ -276,21 +194,8 @@ impl ZooKeeperServer {
                     RoleState::Standalone | RoleState::NotServing => {}
                 }
                 let conn = self.session_conn.remove(&session);
-                if let (
-                    Origin::Client {
-                        conn,
-                        xid,
-                        received_ms,
-                        ..
-                    },
-                    _,
-                ) = (&f.origin, ())
-                {
-                    let h = ReplyHeader {
-                        xid: *xid,
-                        zxid,
-                        err: 0,
-                    };
+                if let (Origin::Client { conn, xid, received_ms, .. }, _) = (&f.origin, ()) {
+                    let h = ReplyHeader { xid: *xid, zxid, err: 0 };
                     let (conn, received_ms) = (*conn, *received_ms);
                     self.pop_write(conn, zxid);
                     self.finish(conn, h, &Response::Empty, Some(OpCode::CloseSession), received_ms);
@@ -312,32 +217,15 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
-            Origin::Client { conn, .. }
-                if f.record.txn
-                    == (Txn::Error {
-                        err: ErrorCode::SessionMoved.code(),
-                    }) =>
-            {
+            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
                 // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
                 // its connection is closed (the client carries on with the server it moved to).
                 self.pop_write(conn, zxid);
-                self.close(
-                    conn,
-                    format!("session {} moved to another server", hdr.client_id),
-                );
+                self.close(conn, format!("session {} moved to another server", hdr.client_id));
             }
-            Origin::Client {
-                conn,
-                xid,
-                op,
-                received_ms,
-            } => {
+            Origin::Client { conn, xid, op, received_ms } => {
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
-                let h = ReplyHeader {
-                    xid,
-                    zxid,
-                    err: err.code(),
-                };
+                let h = ReplyHeader { xid, zxid, err: err.code() };
                 self.pop_write(conn, zxid);
                 if self.conns.contains_key(&conn) {
                     self.finish(conn, h, &resp, Some(op), received_ms);
@@ -354,10 +242,7 @@ impl ZooKeeperServer {
                 Some(Pending::Write { zxid: z }) if *z == zxid => {
                     c.pending.pop_front();
                 }
-                other => debug_assert!(
-                    false,
-                    "conn {conn}: committed {zxid} but queue front is {other:?}"
-                ),
+                other => debug_assert!(false, "conn {conn}: committed {zxid} but queue front is {other:?}"),
             }
         }
     }
@@ -370,10 +255,7 @@ impl ZooKeeperServer {
         assert!(
             self.in_flight.is_empty(),
             "txn {zxid} committed from the leader while this server's proposal {} is in flight",
-            self.in_flight
-                .front()
-                .map(|f| f.record.header.zxid)
-                .unwrap_or_default()
+            self.in_flight.front().map(|f| f.record.header.zxid).unwrap_or_default()
         );
         if zxid <= self.tree.last_processed_zxid() {
             tracing::warn!(%zxid, applied = %self.tree.last_processed_zxid(), "committed txn already applied; ignored");
@@ -383,11 +265,7 @@ impl ZooKeeperServer {
             self.last_zxid = zxid;
         }
         let origin = self.local_origin(&record.header);
-        self.commit(InFlight {
-            record,
-            origin,
-            digest_after: None,
-        });
+        self.commit(InFlight { record, origin, digest_after: None });
         self.release_leader_syncs(zxid);
     }
 
@@ -405,12 +283,7 @@ impl ZooKeeperServer {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Origin::Internal;
         };
-        let Some(&Pending::Forwarded {
-            xid,
-            op,
-            received_ms,
-        }) = c.pending.front()
-        else {
+        let Some(&Pending::Forwarded { xid, op, received_ms }) = c.pending.front() else {
             return Origin::Internal;
         };
         if xid != hdr.cxid {
@@ -421,10 +294,7 @@ impl ZooKeeperServer {
         if op == OpCode::CreateSession && !creates {
             // The leader turned the new session down (an error txn): nobody to serve.
             c.pending.pop_front();
-            self.close(
-                conn,
-                format!("the leader refused session {}", hdr.client_id),
-            );
+            self.close(conn, format!("the leader refused session {}", hdr.client_id));
             return Origin::Internal;
         }
         if op != OpCode::CreateSession && creates {
@@ -435,80 +305,37 @@ impl ZooKeeperServer {
         if op == OpCode::CreateSession {
             Origin::Connect { conn }
         } else {
-            Origin::Client {
-                conn,
-                xid,
-                op,
-                received_ms,
-            }
+            Origin::Client { conn, xid, op, received_ms }
         }
     }
 
     /// Learner: a write or a sync goes to the leader (ZooKeeper's FollowerRequestProcessor);
     /// the connection's later requests wait behind it.
-    pub(super) fn forward(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        header: RequestHeader,
-        body: Vec<u8>,
-        received_ms: i64,
-    ) {
+    pub(super) fn forward(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: Vec<u8>, received_ms: i64) {
         let (cxid, op) = (header.xid, header.op);
         let c = self.conns.get_mut(&conn).expect("conn");
         let auth = c.auth.clone();
         if header.op == OpCode::Sync.code() {
-            c.pending.push_back(Pending::Sync {
-                header,
-                body: body.clone(),
-                received_ms,
-                done: false,
-            });
+            c.pending.push_back(Pending::Sync { header, body: body.clone(), received_ms, done: false });
             let l = self.learner_mut().expect("only a learner forwards");
             l.syncs.push_back((conn, cxid));
         } else {
             let op = OpCode::from_code(header.op).expect("write ops are known");
-            c.pending.push_back(Pending::Forwarded {
-                xid: header.xid,
-                op,
-                received_ms,
-            });
+            c.pending.push_back(Pending::Forwarded { xid: header.xid, op, received_ms });
         }
-        self.out.push(Action::Forward {
-            session,
-            cxid,
-            op,
-            body,
-            auth,
-        });
+        self.out.push(Action::Forward { session, cxid, op, body, auth });
     }
 
     /// Leader: a learner's REQUEST, prepped as a local write would be (ZooKeeper's
     /// PrepRequestProcessor behind `submitLearnerRequest`). Nobody answers here: the learner
     /// answers its client when it applies the committed txn.
-    pub(super) fn on_forwarded(
-        &mut self,
-        from: PeerId,
-        session: SessionId,
-        cxid: i32,
-        op: i32,
-        body: Vec<u8>,
-        auth: Vec<Id>,
-    ) {
+    pub(super) fn on_forwarded(&mut self, from: PeerId, session: SessionId, cxid: i32, op: i32, body: Vec<u8>, auth: Vec<Id>) {
         if self.role() != Role::Leader {
-            tracing::warn!(
-                learner = from,
-                role = self.role().name(),
-                "forwarded request while not leading; dropped"
-            );
+            tracing::warn!(learner = from, role = self.role().name(), "forwarded request while not leading; dropped");
             return;
         }
         let Some(code) = OpCode::from_code(op) else {
-            tracing::warn!(
-                learner = from,
-                op,
-                "forwarded request of unknown type; dropped"
-            );
+            tracing::warn!(learner = from, op, "forwarded request of unknown type; dropped");
             return;
         };
         let time = self.wall_ms;
@@ -524,34 +351,21 @@ impl ZooKeeperServer {
                     self.out.push(Action::SyncReply { to: from });
                 } else {
                     let last = self.last_zxid;
-                    self.leader_mut()
-                        .expect("leading")
-                        .syncs
-                        .push_back((last, from));
+                    self.leader_mut().expect("leading").syncs.push_back((last, from));
                 }
                 return;
             }
             OpCode::CreateSession => {
-                let timeout = body
-                    .get(..4)
-                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let timeout = body.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                 match timeout {
                     Some(timeout_ms) => {
                         if self.sessions.get(session).is_none() {
                             self.sessions.add(session, timeout_ms, self.now_ms);
                         }
-                        self.leader_mut()
-                            .expect("leading")
-                            .owners
-                            .insert(session, from);
+                        self.leader_mut().expect("leading").owners.insert(session, from);
                         (Txn::CreateSession { timeout_ms }, OpCode::CreateSession)
                     }
-                    None => (
-                        Txn::Error {
-                            err: ErrorCode::MarshallingError.code(),
-                        },
-                        OpCode::Error,
-                    ),
+                    None => (Txn::Error { err: ErrorCode::MarshallingError.code() }, OpCode::Error),
                 }
             }
             OpCode::CloseSession => {
@@ -568,37 +382,17 @@ impl ZooKeeperServer {
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
-                    prep_request(
-                        &self.tree,
-                        &mut self.outstanding,
-                        &self.cfg,
-                        &auth,
-                        session,
-                        op,
-                        &body,
-                        zxid,
-                        time,
-                    )
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &auth, session, op, &body, zxid, time)
                 };
                 txn_and_op(code, txn)
             }
             _ => {
-                tracing::warn!(
-                    learner = from,
-                    op = code.name(),
-                    "forwarded request is not a write; dropped"
-                );
+                tracing::warn!(learner = from, op = code.name(), "forwarded request is not a write; dropped");
                 return;
             }
         };
         let zxid = self.next_zxid();
-        let header = TxnHeader {
-            client_id: session,
-            cxid,
-            zxid,
-            time,
-            op: op_code.code(),
-        };
+        let header = TxnHeader { client_id: session, cxid, zxid, time, op: op_code.code() };
         self.append(header, txn, Origin::Remote { from });
     }
 
@@ -666,11 +460,7 @@ pub(super) fn prep_request(
 pub(super) fn txn_and_op(op: OpCode, txn: Result<Txn, ErrorCode>) -> (Txn, OpCode) {
     match txn {
         Ok(t) => {
-            let code = if op == OpCode::Multi {
-                OpCode::Multi
-            } else {
-                t.op()
-            };
+            let code = if op == OpCode::Multi { OpCode::Multi } else { t.op() };
             (t, code)
         }
         Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
@@ -685,31 +475,17 @@ pub(super) fn c_push_write(c: &mut Conn, zxid: Zxid) {
 pub(super) fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode, Response) {
     // Which members of a multi were create2-like (their result carries a Stat).
     let members: Vec<bool> = match txn {
-        Txn::Multi(ts) => ts
-            .iter()
-            .map(|t| !matches!(t, Txn::Create { create2: false, .. }))
-            .collect(),
+        Txn::Multi(ts) => ts.iter().map(|t| !matches!(t, Txn::Create { create2: false, .. })).collect(),
         _ => vec![],
     };
     match result {
         TxnResult::Error(e) => (*e, Response::Empty),
         TxnResult::Created { path, stat } => match op {
             OpCode::Create => (ErrorCode::Ok, Response::Path(path.clone())),
-            _ => (
-                ErrorCode::Ok,
-                Response::Create2 {
-                    path: path.clone(),
-                    stat: stat.clone(),
-                },
-            ),
+            _ => (ErrorCode::Ok, Response::Create2 { path: path.clone(), stat: stat.clone() }),
         },
-        TxnResult::Deleted
-        | TxnResult::Check
-        | TxnResult::SessionClosed
-        | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
-        TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => {
-            (ErrorCode::Ok, Response::Stat(stat.clone()))
-        }
+        TxnResult::Deleted | TxnResult::Check | TxnResult::SessionClosed | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
+        TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => (ErrorCode::Ok, Response::Stat(stat.clone())),
         TxnResult::Multi(results) => (
             ErrorCode::Ok,
             Response::Multi(
@@ -717,22 +493,15 @@ pub(super) fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode
                     .iter()
                     .enumerate()
                     .map(|(i, r)| match r {
-                        TxnResult::Created { path, stat }
-                            if members.get(i).copied().unwrap_or(false) =>
-                        {
-                            OpResult::Create2 {
-                                path: path.clone(),
-                                stat: stat.clone(),
-                            }
+                        TxnResult::Created { path, stat } if members.get(i).copied().unwrap_or(false) => {
+                            OpResult::Create2 { path: path.clone(), stat: stat.clone() }
                         }
                         TxnResult::Created { path, .. } => OpResult::Create { path: path.clone() },
                         TxnResult::Deleted => OpResult::Delete,
                         TxnResult::SetData { stat } => OpResult::SetData { stat: stat.clone() },
                         TxnResult::Check => OpResult::Check,
                         TxnResult::Error(e) => OpResult::Error { err: e.code() },
-                        _ => OpResult::Error {
-                            err: ErrorCode::RuntimeInconsistency.code(),
-                        },
+                        _ => OpResult::Error { err: ErrorCode::RuntimeInconsistency.code() },
                     })
                     .collect(),
             ),
@@ -755,21 +524,8 @@ mod tests {
     fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
         s.handle(0, 1000, Input::Accepted { conn, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
-        ConnectRequest {
-            timeout_ms: 10_000,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-            ..Default::default()
-        }
-        .write(&mut w);
-        s.handle(
-            0,
-            1000,
-            Input::Frame {
-                conn,
-                payload: w.into_inner(),
-            },
-        );
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
         let zxid = appended(s).expect("createSession appended");
         persist(s, zxid);
         assert!(sends(&s.take_actions(), conn) == 1, "connect response");
@@ -779,33 +535,15 @@ mod tests {
     /// `zxid`: it commits this server's proposals through it, in order.
     fn persist(s: &mut ZooKeeperServer, zxid: Zxid) {
         while let Some(z) = s.proposed_front().filter(|z| *z <= zxid) {
-            s.handle(
-                0,
-                1000,
-                Input::Committed {
-                    zxid: z,
-                    record: None,
-                },
-            );
+            s.handle(0, 1000, Input::Committed { zxid: z, record: None });
         }
     }
 
     fn request(s: &mut ZooKeeperServer, conn: ConnId, xid: i32, req: &Request) {
         let mut w = Writer::new();
-        RequestHeader {
-            xid,
-            op: req.op().code(),
-        }
-        .write(&mut w);
+        RequestHeader { xid, op: req.op().code() }.write(&mut w);
         req.write(&mut w);
-        s.handle(
-            0,
-            1000,
-            Input::Frame {
-                conn,
-                payload: w.into_inner(),
-            },
-        );
+        s.handle(0, 1000, Input::Frame { conn, payload: w.into_inner() });
     }
 
     fn appended(s: &mut ZooKeeperServer) -> Option<Zxid> {
@@ -822,35 +560,21 @@ mod tests {
     }
 
     fn sends(actions: &[Action], conn: ConnId) -> usize {
-        actions
-            .iter()
-            .filter(|a| matches!(a, Action::Send { conn: c, .. } if *c == conn))
-            .count()
+        actions.iter().filter(|a| matches!(a, Action::Send { conn: c, .. } if *c == conn)).count()
     }
 
     fn reply_xids(actions: &[Action], conn: ConnId) -> Vec<i32> {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    conn: c,
-                    frame,
-                    reply: true,
-                } if *c == conn => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid),
+                Action::Send { conn: c, frame, reply: true } if *c == conn => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid),
                 _ => None,
             })
             .collect()
     }
 
     fn create(path: &str) -> Request {
-        Request::Create(Create {
-            op: OpCode::Create,
-            path: path.into(),
-            data: None,
-            acl: Acl::open_unsafe(),
-            flags: 0,
-            ttl: None,
-        })
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: None })
     }
 
     #[test]
@@ -861,24 +585,8 @@ mod tests {
         request(&mut s, 1, 1, &create("/a"));
         let zxid = appended(&mut s).expect("create appended");
         // conn 1's read waits; conn 2's read is answered now, from the committed tree.
-        request(
-            &mut s,
-            1,
-            2,
-            &Request::Exists(PathWatchRequest {
-                path: "/a".into(),
-                watch: false,
-            }),
-        );
-        request(
-            &mut s,
-            2,
-            1,
-            &Request::Exists(PathWatchRequest {
-                path: "/a".into(),
-                watch: false,
-            }),
-        );
+        request(&mut s, 1, 2, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
+        request(&mut s, 2, 1, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
         let a = s.take_actions();
         assert!(reply_xids(&a, 1).is_empty());
         assert_eq!(reply_xids(&a, 2), vec![1]);
@@ -900,9 +608,7 @@ mod tests {
             .take_actions()
             .iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    frame, reply: true, ..
-                } => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap()),
+                Action::Send { frame, reply: true, .. } => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap()),
                 _ => None,
             })
             .collect();
@@ -925,43 +631,23 @@ mod tests {
         let replies: Vec<(ReplyHeader, Vec<u8>)> = a
             .iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    frame, reply: true, ..
-                } => {
+                Action::Send { frame, reply: true, .. } => {
                     let mut r = Reader::new(&frame[4..]);
                     Some((ReplyHeader::read(&mut r).unwrap(), r.rest().to_vec()))
                 }
                 _ => None,
             })
             .collect();
-        let Response::Multi(results) = Response::decode(OpCode::Multi, &replies[0].1).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            results,
-            vec![
-                OpResult::Error { err: 0 },
-                OpResult::Error {
-                    err: ErrorCode::NoNode.code()
-                }
-            ]
-        );
-        assert_eq!(
-            replies[1].0.err, 0,
-            "the create after the failed multi succeeds"
-        );
+        let Response::Multi(results) = Response::decode(OpCode::Multi, &replies[0].1).unwrap() else { panic!() };
+        assert_eq!(results, vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::NoNode.code() }]);
+        assert_eq!(replies[1].0.err, 0, "the create after the failed multi succeeds");
     }
 
     fn replies(actions: &[Action], conn: ConnId) -> Vec<(i32, i32)> {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Send {
-                    conn: c,
-                    frame,
-                    reply: true,
-                } if *c == conn => {
+                Action::Send { conn: c, frame, reply: true } if *c == conn => {
                     let h = ReplyHeader::from_bytes(&frame[4..]).unwrap();
                     Some((h.xid, h.err))
                 }
@@ -971,14 +657,7 @@ mod tests {
     }
 
     fn seq_create(path: &str) -> Request {
-        Request::Create(Create {
-            op: OpCode::Create,
-            path: path.into(),
-            data: None,
-            acl: Acl::open_unsafe(),
-            flags: 2,
-            ttl: None,
-        })
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 2, ttl: None })
     }
 
     #[test]
@@ -990,15 +669,7 @@ mod tests {
         let za = appended(&mut s).unwrap();
         request(&mut s, 1, 2, &seq_create("/a/s-"));
         let zb = appended(&mut s).unwrap();
-        request(
-            &mut s,
-            1,
-            3,
-            &Request::Exists(PathWatchRequest {
-                path: "/a".into(),
-                watch: false,
-            }),
-        );
+        request(&mut s, 1, 3, &Request::Exists(PathWatchRequest { path: "/a".into(), watch: false }));
         request(&mut s, 2, 1, &create("/c"));
         let zc = appended(&mut s).unwrap();
         assert_eq!((zb.0, zc.0), (za.0 + 1, za.0 + 2));
@@ -1016,10 +687,7 @@ mod tests {
         assert_eq!(z, zb);
         persist(&mut s, z);
         assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
-        assert_eq!(
-            s.tree().get_children("/a").unwrap(),
-            vec!["s-0000000000".to_string()]
-        );
+        assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
         assert!(s.tree().get("/c").is_none());
     }
 
@@ -1037,14 +705,7 @@ mod tests {
             connect(&mut s, 2);
             let (s1, s2) = (s.conns[&1].session.unwrap(), s.conns[&2].session.unwrap());
             let mk = |path: &str, flags: i32| {
-                Request::Create(Create {
-                    op: OpCode::Create,
-                    path: path.into(),
-                    data: None,
-                    acl: Acl::open_unsafe(),
-                    flags,
-                    ttl: None,
-                })
+                Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags, ttl: None })
             };
             request(&mut s, 1, 1, &mk("/p", 0));
             request(&mut s, 2, 1, &mk("/p/e", 1));
@@ -1052,43 +713,17 @@ mod tests {
             persist(&mut s, z);
             s.take_actions();
             assert_eq!(s.tree().get_ephemerals(s2), vec!["/p/e".to_string()]);
-            request(
-                &mut s,
-                1,
-                2,
-                &Request::Delete(DeleteRequest {
-                    path: "/p/e".into(),
-                    version: -1,
-                }),
-            );
+            request(&mut s, 1, 2, &Request::Delete(DeleteRequest { path: "/p/e".into(), version: -1 }));
             if ephemeral {
                 request(&mut s, 1, 3, &mk("/p/e", 1));
             } else {
-                request(
-                    &mut s,
-                    1,
-                    3,
-                    &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]),
-                );
+                request(&mut s, 1, 3, &Request::Multi(vec![mk("/p/e", 0), mk("/p/e/x", 0)]));
             }
             request(&mut s, 2, 2, &Request::CloseSession);
-            let logged: Vec<TxnRecord> = s
-                .take_actions()
-                .into_iter()
-                .filter_map(|a| {
-                    if let Action::Append(r) = a {
-                        Some(r)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let logged: Vec<TxnRecord> =
+                s.take_actions().into_iter().filter_map(|a| if let Action::Append(r) = a { Some(r) } else { None }).collect();
             let close = logged.last().unwrap();
-            assert!(
-                matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()),
-                "{:?}",
-                close.txn
-            );
+            assert!(matches!(&close.txn, Txn::CloseSession { paths_to_delete } if paths_to_delete.is_empty()), "{:?}", close.txn);
             persist(&mut s, close.header.zxid);
             assert_eq!(s.digest_mismatches(), 0);
             let owner = if ephemeral { s1.0 } else { 0 };
@@ -1101,37 +736,13 @@ mod tests {
     #[test]
     fn append_failed_for_a_new_session_closes_its_connection() {
         let mut s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
-        s.handle(
-            0,
-            1000,
-            Input::Accepted {
-                conn: 9,
-                peer: peer(),
-                auth: Vec::new(),
-            },
-        );
+        s.handle(0, 1000, Input::Accepted { conn: 9, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();
-        ConnectRequest {
-            timeout_ms: 10_000,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-            ..Default::default()
-        }
-        .write(&mut w);
-        s.handle(
-            0,
-            1000,
-            Input::Frame {
-                conn: 9,
-                payload: w.into_inner(),
-            },
-        );
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn: 9, payload: w.into_inner() });
         let z = appended(&mut s).unwrap();
         s.handle(0, 1000, Input::AppendFailed { zxid: z });
-        assert!(s
-            .take_actions()
-            .iter()
-            .any(|a| matches!(a, Action::Close { conn: 9, .. })));
+        assert!(s.take_actions().iter().any(|a| matches!(a, Action::Close { conn: 9, .. })));
         assert_eq!(s.sessions().len(), 0);
         assert_eq!(s.last_zxid(), Zxid(z.0 - 1));
     }
@@ -1156,46 +767,22 @@ mod tests {
         };
         match kind % 9 {
             0 => mk(&p, 0),
-            1 => mk(&c, (data % 2) as i32), // persistent or ephemeral child
+            1 => mk(&c, (data % 2) as i32),                     // persistent or ephemeral child
             2 => mk(&format!("{p}/s-"), 2 + (data % 2) as i32), // sequential (ephemeral or not)
-            3 => Request::Delete(DeleteRequest {
-                path: c,
-                version: -1,
-            }),
-            4 => Request::Delete(DeleteRequest {
-                path: p,
-                version: -1,
-            }),
-            5 => Request::SetData(SetDataRequest {
-                path: p,
-                data: Some(vec![data; 3]),
-                version: -1,
-            }),
+            3 => Request::Delete(DeleteRequest { path: c, version: -1 }),
+            4 => Request::Delete(DeleteRequest { path: p, version: -1 }),
+            5 => Request::SetData(SetDataRequest { path: p, data: Some(vec![data; 3]), version: -1 }),
             6 => Request::SetAcl(SetAclRequest {
                 path: p,
-                acl: if data.is_multiple_of(2) {
-                    Acl::read_unsafe()
-                } else {
-                    Acl::open_unsafe()
-                },
+                acl: if data.is_multiple_of(2) { Acl::read_unsafe() } else { Acl::open_unsafe() },
                 version: -1,
             }),
             7 => Request::Multi(vec![
                 mk(&c, 0),
-                Request::SetData(SetDataRequest {
-                    path: p.clone(),
-                    data: None,
-                    version: -1,
-                }),
+                Request::SetData(SetDataRequest { path: p.clone(), data: None, version: -1 }),
                 mk(&format!("{c}/x"), 0),
             ]),
-            _ => Request::Multi(vec![
-                mk(&p, 0),
-                Request::Delete(DeleteRequest {
-                    path: format!("/nope{name}"),
-                    version: -1,
-                }),
-            ]),
+            _ => Request::Multi(vec![mk(&p, 0), Request::Delete(DeleteRequest { path: format!("/nope{name}"), version: -1 })]),
         }
     }
 

@@ -6,21 +6,13 @@
 
 use super::{frame_of, ConnId, Pending, ZooKeeperServer};
 use crate::auth;
-use rzk_proto::client::{
-    ClientInfo, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
-};
+use rzk_proto::client::{ClientInfo, OpResult, ReplyHeader, Request, RequestHeader, Response, WatcherEvent};
 use rzk_proto::codes::xid;
 use rzk_proto::{perms, AddWatchMode, ErrorCode, OpCode, Record, WatcherType, Writer, Zxid};
 use rzk_tree::{WatchKind, WatcherId};
 
 impl ZooKeeperServer {
-    pub(super) fn on_read(
-        &mut self,
-        conn: ConnId,
-        header: RequestHeader,
-        body: &[u8],
-        received_ms: i64,
-    ) {
+    pub(super) fn on_read(&mut self, conn: ConnId, header: RequestHeader, body: &[u8], received_ms: i64) {
         let zxid = self.tree.last_processed_zxid();
         let op = OpCode::from_code(header.op);
         let (err, resp) = match op {
@@ -28,10 +20,7 @@ impl ZooKeeperServer {
             Some(_) => match Request::decode(header.op, body) {
                 Err(_) => (ErrorCode::MarshallingError, Response::Empty),
                 // SyncResponse echoes the request's path field as sent (a null stays null).
-                Ok(Request::Sync(_)) => (
-                    ErrorCode::Ok,
-                    Response::Raw(body[..4 + string_field_len(body)].to_vec()),
-                ),
+                Ok(Request::Sync(_)) => (ErrorCode::Ok, Response::Raw(body[..4 + string_field_len(body)].to_vec())),
                 Ok(req) => match self.read(conn, req) {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
@@ -39,11 +28,7 @@ impl ZooKeeperServer {
             },
         };
         let xid_out = header.xid;
-        let h = ReplyHeader {
-            xid: xid_out,
-            zxid,
-            err: err.code(),
-        };
+        let h = ReplyHeader { xid: xid_out, zxid, err: err.code() };
         self.finish(conn, h, &resp, op, received_ms);
         if op.is_none() {
             // As ZooKeeper does: answer Unimplemented, then drop the connection.
@@ -51,14 +36,7 @@ impl ZooKeeperServer {
         }
     }
 
-    pub(super) fn finish(
-        &mut self,
-        conn: ConnId,
-        h: ReplyHeader,
-        resp: &Response,
-        op: Option<OpCode>,
-        received_ms: i64,
-    ) {
+    pub(super) fn finish(&mut self, conn: ConnId, h: ReplyHeader, resp: &Response, op: Option<OpCode>, received_ms: i64) {
         let latency = (self.now_ms - received_ms).max(0);
         self.stats.record(latency);
         // ZooKeeper's readlatency / updatelatency: by whether the request carries a txn.
@@ -90,17 +68,10 @@ impl ZooKeeperServer {
                     return Err(ErrorCode::BadArguments);
                 }
                 if r.watch {
-                    let kind = if self.tree.stat(&r.path).is_some() {
-                        WatchKind::Data
-                    } else {
-                        WatchKind::Exist
-                    };
+                    let kind = if self.tree.stat(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
                     self.tree.add_watch(&r.path, kind, watcher);
                 }
-                self.tree
-                    .stat(&r.path)
-                    .map(Response::Stat)
-                    .ok_or(ErrorCode::NoNode)
+                self.tree.stat(&r.path).map(Response::Stat).ok_or(ErrorCode::NoNode)
             }
             Request::GetData(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -113,9 +84,7 @@ impl ZooKeeperServer {
             }
             req @ (Request::GetChildren(_) | Request::GetChildren2(_)) => {
                 let two = matches!(req, Request::GetChildren2(_));
-                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else {
-                    unreachable!()
-                };
+                let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else { unreachable!() };
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
                 let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -123,11 +92,7 @@ impl ZooKeeperServer {
                 if r.watch {
                     self.tree.add_watch(&r.path, WatchKind::Child, watcher);
                 }
-                Ok(if two {
-                    Response::Children2 { children, stat }
-                } else {
-                    Response::Children(children)
-                })
+                Ok(if two { Response::Children2 { children, stat } } else { Response::Children(children) })
             }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -144,29 +109,19 @@ impl ZooKeeperServer {
             Request::GetAllChildrenNumber(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
-                Ok(Response::AllChildrenNumber(
-                    self.tree
-                        .all_children_number(&r.path)
-                        .ok_or(ErrorCode::NoNode)?,
-                ))
+                Ok(Response::AllChildrenNumber(self.tree.all_children_number(&r.path).ok_or(ErrorCode::NoNode)?))
             }
             Request::GetEphemerals(r) => {
                 let all = self.tree.get_ephemerals(session);
                 let prefix = r.path.trim();
-                let list = if prefix.is_empty() || prefix == "/" {
-                    all
-                } else {
-                    all.into_iter().filter(|p| p.starts_with(&r.path)).collect()
-                };
+                let list =
+                    if prefix.is_empty() || prefix == "/" { all } else { all.into_iter().filter(|p| p.starts_with(&r.path)).collect() };
                 Ok(Response::Paths(list))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(
                 auth::java_auth_order(&ids)
                     .iter()
-                    .map(|id| ClientInfo {
-                        auth_scheme: id.scheme.clone(),
-                        user: auth::user_name(id),
-                    })
+                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) })
                     .collect(),
             )),
             Request::AddWatch(r) => {
@@ -205,23 +160,14 @@ impl ZooKeeperServer {
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
                     let r = match op {
-                        Request::GetData(r) => {
-                            self.read(conn, Request::GetData(r)).map(|resp| match resp {
-                                Response::GetData { data, stat } => {
-                                    OpResult::GetData { data, stat }
-                                }
-                                _ => unreachable!("getData answers GetData"),
-                            })
-                        }
-                        Request::GetChildren(r) => {
-                            self.read(conn, Request::GetChildren(r))
-                                .map(|resp| match resp {
-                                    Response::Children(children) => {
-                                        OpResult::GetChildren { children }
-                                    }
-                                    _ => unreachable!("getChildren answers Children"),
-                                })
-                        }
+                        Request::GetData(r) => self.read(conn, Request::GetData(r)).map(|resp| match resp {
+                            Response::GetData { data, stat } => OpResult::GetData { data, stat },
+                            _ => unreachable!("getData answers GetData"),
+                        }),
+                        Request::GetChildren(r) => self.read(conn, Request::GetChildren(r)).map(|resp| match resp {
+                            Response::Children(children) => OpResult::GetChildren { children },
+                            _ => unreachable!("getChildren answers Children"),
+                        }),
                         _ => Err(ErrorCode::BadArguments),
                     };
                     results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
@@ -238,12 +184,7 @@ impl ZooKeeperServer {
     pub(super) fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
         let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
         let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
-        if v38
-            && matches!(
-                t,
-                WatcherType::Persistent | WatcherType::PersistentRecursive
-            )
-        {
+        if v38 && matches!(t, WatcherType::Persistent | WatcherType::PersistentRecursive) {
             return Err(ErrorCode::MarshallingError);
         }
         Ok(t)
@@ -258,43 +199,16 @@ impl ZooKeeperServer {
             };
             match c.pending.front() {
                 Some(Pending::Read { .. }) => {
-                    let Some(Pending::Read {
-                        header,
-                        body,
-                        received_ms,
-                    }) = c.pending.pop_front()
-                    else {
-                        unreachable!()
-                    };
+                    let Some(Pending::Read { header, body, received_ms }) = c.pending.pop_front() else { unreachable!() };
                     self.on_read(conn, header, &body, received_ms);
                 }
                 Some(Pending::Failed { .. }) => {
-                    let Some(Pending::Failed {
-                        xid,
-                        op,
-                        err,
-                        received_ms,
-                    }) = c.pending.pop_front()
-                    else {
-                        unreachable!()
-                    };
-                    let h = ReplyHeader {
-                        xid,
-                        zxid: self.tree.last_processed_zxid(),
-                        err: err.code(),
-                    };
+                    let Some(Pending::Failed { xid, op, err, received_ms }) = c.pending.pop_front() else { unreachable!() };
+                    let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
                     self.finish(conn, h, &Response::Empty, Some(op), received_ms);
                 }
                 Some(Pending::Sync { done: true, .. }) => {
-                    let Some(Pending::Sync {
-                        header,
-                        body,
-                        received_ms,
-                        ..
-                    }) = c.pending.pop_front()
-                    else {
-                        unreachable!()
-                    };
+                    let Some(Pending::Sync { header, body, received_ms, .. }) = c.pending.pop_front() else { unreachable!() };
                     self.on_read(conn, header, &body, received_ms);
                 }
                 _ => return,
@@ -304,11 +218,7 @@ impl ZooKeeperServer {
 
     pub(super) fn deliver(&mut self, deliveries: Vec<(WatcherId, WatcherEvent)>) {
         for (watcher, event) in deliveries {
-            let h = ReplyHeader {
-                xid: xid::NOTIFICATION,
-                zxid: Zxid(-1),
-                err: 0,
-            };
+            let h = ReplyHeader { xid: xid::NOTIFICATION, zxid: Zxid(-1), err: 0 };
             let mut w = Writer::for_frame();
             h.write(&mut w);
             event.write(&mut w);

@@ -38,12 +38,7 @@ impl ZooKeeperServer {
             .filter(|f| matches!(f.record.txn, Txn::CreateSession { .. }))
             .map(|f| f.record.header.client_id)
             .collect();
-        self.sessions
-            .sessions()
-            .iter()
-            .filter(|s| !creating.contains(&s.id))
-            .map(|s| (s.id, s.timeout_ms))
-            .collect()
+        self.sessions.sessions().iter().filter(|s| !creating.contains(&s.id)).map(|s| (s.id, s.timeout_ms)).collect()
     }
 
     /// Restores a session loaded from disk (snapshot or log replay); it expires unless its
@@ -87,13 +82,7 @@ impl ZooKeeperServer {
             tracing::info!(session = %session, "session expired");
             self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
-            let header = TxnHeader {
-                client_id: session,
-                cxid: 0,
-                zxid,
-                time: self.wall_ms,
-                op: OpCode::CloseSession.code(),
-            };
+            let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
             let txn = self.close_session_txn(session, zxid);
             self.append(header, txn, Origin::Internal);
         }
@@ -109,9 +98,7 @@ impl ZooKeeperServer {
     /// candidate (empty containers that once had children, expired empty TTL nodes), in the
     /// order of ZooKeeper's candidate set.
     pub(super) fn check_containers(&mut self) {
-        let candidates = self
-            .tree
-            .container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
+        let candidates = self.tree.container_candidates(self.wall_ms, self.cfg.container_max_never_used_interval_ms);
         for path in candidates {
             let zxid = self.next_zxid();
             let mut ctx = PrepContext {
@@ -127,13 +114,7 @@ impl ZooKeeperServer {
                 Ok(t) => (t, OpCode::DeleteContainer),
                 Err(e) => (Txn::Error { err: e.code() }, OpCode::Error),
             };
-            let header = TxnHeader {
-                client_id: SessionId(0),
-                cxid: 0,
-                zxid,
-                time: self.wall_ms,
-                op: op.code(),
-            };
+            let header = TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: self.wall_ms, op: op.code() };
             self.append(header, txn, Origin::Internal);
         }
     }

@@ -120,26 +120,13 @@ impl ZooKeeperServer {
                     .conns
                     .values()
                     .map(|c| {
-                        c.pending
-                            .iter()
-                            .filter(|p| {
-                                matches!(
-                                    p,
-                                    Pending::Forwarded { .. } | Pending::Sync { done: false, .. }
-                                )
-                            })
-                            .count()
+                        c.pending.iter().filter(|p| matches!(p, Pending::Forwarded { .. } | Pending::Sync { done: false, .. })).count()
                     })
                     .sum::<usize>(),
             watch: if full {
                 WatchSummary {
                     by_conn: self.tree.watches_by_watcher().into_iter().map(|(w, p)| (w.0, p)).collect(),
-                    by_path: self
-                        .tree
-                        .watches_by_path()
-                        .into_iter()
-                        .map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect()))
-                        .collect(),
+                    by_path: self.tree.watches_by_path().into_iter().map(|(p, ws)| (p, ws.into_iter().map(|w| w.0).collect())).collect(),
                     total: self.tree.watch_summary().total,
                 }
             } else {
@@ -147,11 +134,7 @@ impl ZooKeeperServer {
             },
             sessions: if full { self.sessions.sessions().iter().map(|s| (s.id, s.timeout_ms)).collect() } else { Vec::new() },
             session_buckets: if full {
-                self.sessions
-                    .buckets()
-                    .iter()
-                    .map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect()))
-                    .collect()
+                self.sessions.buckets().iter().map(|(at, ids)| (self.wall_ms + (at - self.now_ms), ids.iter().copied().collect())).collect()
             } else {
                 Vec::new()
             },
@@ -181,20 +164,14 @@ impl ZooKeeperServer {
     /// Resets the server's counters (`srst`).
     pub fn reset_stats(&mut self) {
         let started = self.stats.started_ms;
-        self.stats = ServerStats {
-            started_ms: started,
-            ..Default::default()
-        };
+        self.stats = ServerStats { started_ms: started, ..Default::default() };
     }
 
     /// Resets every connection's counters (`crst`).
     pub fn reset_conn_stats(&mut self) {
         for c in self.conns.values_mut() {
             let est = c.stats.established_ms;
-            c.stats = ConnStats {
-                established_ms: est,
-                ..Default::default()
-            };
+            c.stats = ConnStats { established_ms: est, ..Default::default() };
         }
     }
 }

@@ -67,25 +67,13 @@ pub const DRIVER_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("{key}: cannot resolve {value:?}: {source}")]
-    Resolve {
-        key: &'static str,
-        value: String,
-        source: io::Error,
-    },
+    Resolve { key: &'static str, value: String, source: io::Error },
     #[error("{what}: cannot listen on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        source: io::Error,
-    },
+    Bind { what: &'static str, addr: SocketAddr, source: io::Error },
     #[error("metricsProvider.className={0}: rzk serves ZooKeeper's default provider and org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider only")]
     UnknownMetricsProvider(String),
     #[error("metricsProvider.{key}={value}: {message}")]
-    MetricsSetting {
-        key: String,
-        value: String,
-        message: String,
-    },
+    MetricsSetting { key: String, value: String, message: String },
 }
 
 /// What an HTTP task asks the driver for.
@@ -126,15 +114,9 @@ pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminReques
             Mutation::None => {}
         }
     }
-    let snapshot = if req.ask == AdminAsk::Command && cmds::needs_full_snapshot(&req.command) {
-        core.snapshot()
-    } else {
-        core.snapshot_brief()
-    };
-    let _ = req.reply.send(CoreView {
-        snapshot,
-        connections_rejected: rejected,
-    });
+    let snapshot =
+        if req.ask == AdminAsk::Command && cmds::needs_full_snapshot(&req.command) { core.snapshot() } else { core.snapshot_brief() };
+    let _ = req.reply.send(CoreView { snapshot, connections_rejected: rejected });
 }
 
 /// Waits for the next request, or forever when no HTTP endpoint is on.
@@ -155,16 +137,8 @@ pub(crate) struct HostSource {
 
 impl HostSource {
     fn new(cfg: &ServerConfig, my_id: Option<u64>) -> Self {
-        let initial_configuration = cfg
-            .config_file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .unwrap_or_default();
-        HostSource {
-            cfg: cfg.clone(),
-            my_id,
-            initial_configuration,
-        }
+        let initial_configuration = cfg.config_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
+        HostSource { cfg: cfg.clone(), my_id, initial_configuration }
     }
 
     fn data_dirs(&self) -> (PathBuf, PathBuf) {
@@ -179,12 +153,7 @@ impl HostSource {
         let mut h = HostInfo {
             my_id: self.my_id,
             voting_view: voting_view(&self.cfg, self.my_id),
-            process: ProcessInfo {
-                fd_count: super::fd_count(),
-                fd_limit: super::fd_limit(),
-                connections_rejected: 0,
-                asking_conn: None,
-            },
+            process: ProcessInfo { fd_count: super::fd_count(), fd_limit: super::fd_limit(), connections_rejected: 0, asking_conn: None },
             ..Default::default()
         };
         let (data, log) = self.data_dirs();
@@ -212,19 +181,10 @@ impl HostSource {
         m.insert("data_log_dir".into(), json!(log.display().to_string()));
         m.insert("tick_time".into(), json!(c.tick_time));
         m.insert("max_client_cnxns".into(), json!(c.max_client_cnxns));
-        m.insert(
-            "min_session_timeout".into(),
-            json!(c.min_session_timeout_ms()),
-        );
-        m.insert(
-            "max_session_timeout".into(),
-            json!(c.max_session_timeout_ms()),
-        );
+        m.insert("min_session_timeout".into(), json!(c.min_session_timeout_ms()));
+        m.insert("max_session_timeout".into(), json!(c.max_session_timeout_ms()));
         m.insert("server_id".into(), json!(self.my_id.unwrap_or(0)));
-        m.insert(
-            "client_port_listen_backlog".into(),
-            json!(c.client_port_listen_backlog),
-        );
+        m.insert("client_port_listen_backlog".into(), json!(c.client_port_listen_backlog));
         m
     }
 
@@ -248,17 +208,12 @@ fn absolute(p: &std::path::Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
 fn environment() -> Vec<(String, String)> {
-    crate::core::fourlw::envi_rows(&super::env_info())
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    crate::core::fourlw::envi_rows(&super::env_info()).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 fn voting_view(cfg: &ServerConfig, my_id: Option<u64>) -> Vec<VotingMember> {
@@ -266,30 +221,14 @@ fn voting_view(cfg: &ServerConfig, my_id: Option<u64>) -> Vec<VotingMember> {
         .values()
         .map(|s| {
             let own = (my_id == Some(s.id)).then(|| {
-                let host = cfg
-                    .client_port_address
-                    .clone()
-                    .unwrap_or_else(|| "0.0.0.0".into());
+                let host = cfg.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".into());
                 format!("{host}:{}", cfg.client_port.unwrap_or(0))
             });
             VotingMember {
                 id: s.id,
-                quorum: s
-                    .addresses
-                    .iter()
-                    .map(|a| (a.host.clone(), a.quorum_port))
-                    .collect(),
-                election: s
-                    .addresses
-                    .iter()
-                    .map(|a| (a.host.clone(), a.election_port))
-                    .collect(),
-                client_address: s
-                    .client_address
-                    .as_ref()
-                    .map(|c| format!("{}:{}", c.host, c.port))
-                    .or(own)
-                    .unwrap_or_default(),
+                quorum: s.addresses.iter().map(|a| (a.host.clone(), a.quorum_port)).collect(),
+                election: s.addresses.iter().map(|a| (a.host.clone(), a.election_port)).collect(),
+                client_address: s.client_address.as_ref().map(|c| format!("{}:{}", c.host, c.port)).or(own).unwrap_or_default(),
                 participant: s.peer_type == rzk_config::PeerType::Participant,
             }
         })
@@ -327,17 +266,9 @@ pub(crate) fn resolve(key: &'static str, host: &str, port: u16) -> Result<Socket
     use std::net::ToSocketAddrs;
     (host, port)
         .to_socket_addrs()
-        .map_err(|source| AdminError::Resolve {
-            key,
-            value: host.to_string(),
-            source,
-        })?
+        .map_err(|source| AdminError::Resolve { key, value: host.to_string(), source })?
         .next()
-        .ok_or_else(|| AdminError::Resolve {
-            key,
-            value: host.to_string(),
-            source: io::Error::other("no address"),
-        })
+        .ok_or_else(|| AdminError::Resolve { key, value: host.to_string(), source: io::Error::other("no address") })
 }
 
 /// Starts the AdminServer and the Prometheus endpoint as configured. Returns the driver's end
@@ -357,17 +288,9 @@ pub async fn start(
     let idle = Duration::from_millis(u64::from(cfg.admin_idle_timeout.max(1)));
     let host = Arc::new(HostSource::new(cfg, my_id));
     if cfg.admin_enable_server {
-        let addr = resolve(
-            "admin.serverAddress",
-            &cfg.admin_server_address,
-            cfg.admin_server_port,
-        )?;
+        let addr = resolve("admin.serverAddress", &cfg.admin_server_address, cfg.admin_server_port)?;
         let listener =
-            super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
-                what: "admin.serverPort",
-                addr,
-                source,
-            })?;
+            super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind { what: "admin.serverPort", addr, source })?;
         let url = cfg.admin_command_url.trim_end_matches('/').to_string();
         tracing::info!(%addr, command_url = %url, "AdminServer listening");
         let state = Arc::new(AdminState {
@@ -397,17 +320,10 @@ struct AdminState {
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
-pub(crate) fn plain(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> HttpResponse {
+pub(crate) fn plain(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_str(content_type).expect("content type"),
-    );
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_str(content_type).expect("content type"));
     r
 }
 
@@ -418,21 +334,14 @@ impl AdminState {
             return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
         };
         if req.method() != Method::GET {
-            return plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                "Method Not Allowed\n",
-            );
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
         }
         let name = rest.trim_start_matches('/');
         if name.is_empty() && (rest.is_empty() || rest == "/") {
             // The list of commands, one link each, as ZooKeeper's servlet prints it.
             let mut html = String::new();
             for n in cmds::primary_names() {
-                html.push_str(&format!(
-                    "<a href=\"{}/{n}\">{n}</a>\n<br/>\n",
-                    self.command_url
-                ));
+                html.push_str(&format!("<a href=\"{}/{n}\">{n}</a>\n<br/>\n", self.command_url));
             }
             return plain(StatusCode::OK, "text/html", html);
         }
@@ -453,8 +362,7 @@ impl AdminState {
         };
         let source = self.host.clone();
         let gather_name = name.clone();
-        let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await
-        else {
+        let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await else {
             return unavailable("the server could not gather the command's facts");
         };
         match ask(&self.tx, AdminAsk::Command, name, params, host).await {
@@ -474,16 +382,10 @@ pub(crate) async fn ask(
     mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
     let (reply, answer) = oneshot::channel();
-    let req = AdminRequest {
-        ask,
-        command: command.clone(),
-        reply,
-    };
+    let req = AdminRequest { ask, command: command.clone(), reply };
     match tx.send_timeout(req, DRIVER_WAIT).await {
         Ok(()) => {}
-        Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-            return Err("the server is busy: too many AdminServer requests wait")
-        }
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
         Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
     }
     let view = match tokio::time::timeout(DRIVER_WAIT, answer).await {
@@ -496,27 +398,17 @@ pub(crate) async fn ask(
         AdminAsk::Command => cmds::run(&command, &params, &view.snapshot, &host),
         AdminAsk::Metrics => cmds::metrics(&view.snapshot, &host),
     };
-    tokio::task::spawn_blocking(build)
-        .await
-        .map_err(|_| "the answer could not be built")
+    tokio::task::spawn_blocking(build).await.map_err(|_| "the answer could not be built")
 }
 
 fn unavailable(msg: &str) -> HttpResponse {
-    plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "application/json",
-        json!({ "error": msg }).to_string(),
-    )
+    plain(StatusCode::SERVICE_UNAVAILABLE, "application/json", json!({ "error": msg }).to_string())
 }
 
 fn json_response(r: &CommandResponse) -> HttpResponse {
     let mut body = serde_json::to_string_pretty(&r.body).unwrap_or_else(|_| "{}".into());
     body.push('\n');
-    plain(
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
-        "application/json",
-        body,
-    )
+    plain(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), "application/json", body)
 }
 
 /// `a=b&c=d`, percent- and plus-decoded; the last of a repeated key wins.
@@ -537,10 +429,7 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
+            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(v) => {
                     out.push(v);
                     i += 2;
@@ -557,12 +446,8 @@ fn percent_decode(s: &str) -> String {
 /// Serves HTTP/1.1 on `listener` with `handler` until `shutdown`, within the module's bounds:
 /// [`HTTP_CONNECTIONS_MAX`] connections, `idle` without a byte moved closes one,
 /// [`HTTP_HEAD_BYTES_MAX`] of request head.
-pub(crate) async fn serve_http<F, Fut>(
-    listener: TcpListener,
-    idle: Duration,
-    mut shutdown: watch::Receiver<bool>,
-    handler: F,
-) where
+pub(crate) async fn serve_http<F, Fut>(listener: TcpListener, idle: Duration, mut shutdown: watch::Receiver<bool>, handler: F)
+where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -591,11 +476,7 @@ pub(crate) async fn serve_http<F, Fut>(
             let _permit = permit;
             let last_io = Arc::new(AtomicU64::new(0));
             let started = Instant::now();
-            let io = TokioIo::new(IdleIo {
-                inner: stream,
-                started,
-                last_io_ms: last_io.clone(),
-            });
+            let io = TokioIo::new(IdleIo { inner: stream, started, last_io_ms: last_io.clone() });
             let service = hyper::service::service_fn(move |req| {
                 let h = handler.clone();
                 async move { Ok::<_, std::convert::Infallible>(h(req).await) }
@@ -607,8 +488,7 @@ pub(crate) async fn serve_http<F, Fut>(
                 .serve_connection(io, service);
             tokio::pin!(conn);
             let idle_ms = idle.as_millis() as u64;
-            let mut check =
-                tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1000)));
+            let mut check = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1000)));
             loop {
                 tokio::select! {
                     r = &mut conn => {
@@ -640,17 +520,12 @@ struct IdleIo {
 
 impl IdleIo {
     fn touch(&self) {
-        self.last_io_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_io_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
 impl AsyncRead for IdleIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -661,11 +536,7 @@ impl AsyncRead for IdleIo {
 }
 
 impl AsyncWrite for IdleIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.touch();

@@ -14,9 +14,9 @@
 use super::{Event, Outbound};
 use crate::core::fourlw::WORDS;
 use rzk_proto::frame::{self, FrameStatus};
+use rzk_proto::Id;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use rzk_proto::Id;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, Notify};
@@ -87,8 +87,15 @@ pub struct ConnLimits {
 
 /// Serves one connection over any byte stream: a plain TCP stream or a TLS stream after
 /// its handshake (`auth` then holds the ids the x509 provider gave it).
-pub async fn run<S>(stream: S, conn: u64, peer: SocketAddr, auth: Vec<Id>, inbox: mpsc::Sender<Event>, limits: ConnLimits, _permit: super::ConnPermit)
-where
+pub async fn run<S>(
+    stream: S,
+    conn: u64,
+    peer: SocketAddr,
+    auth: Vec<Id>,
+    inbox: mpsc::Sender<Event>,
+    limits: ConnLimits,
+    _permit: super::ConnPermit,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (frames, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_FRAMES_MAX);

@@ -205,7 +205,12 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
 }
 
 /// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
-pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: impl Into<super::listen::ClientListeners>, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+pub async fn run(
+    cfg: ServerConfig,
+    my_id: Option<u64>,
+    listener: impl Into<super::listen::ClientListeners>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
     let listener = listener.into();
     let started = Instant::now();
     let storage_cfg = durable::storage_config(&cfg);
@@ -247,7 +252,8 @@ pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: impl Into<supe
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let mut admin_rx = super::admin::start(&cfg, my_id, shutdown.clone()).await.map_err(io::Error::other)?;
     let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
-    let acceptor = super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
+    let acceptor =
+        super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
 
     let process = ProcessInfoSource { cfg: cfg.clone(), my_id };
@@ -276,11 +282,8 @@ pub async fn run(cfg: ServerConfig, my_id: Option<u64>, listener: impl Into<supe
         // A snapshot step (up to SNAPSHOT_STEP_BYTES of serialization on this task) is taken
         // when no client request is waiting, or after SNAPSHOT_STEP_DEFER turns without one,
         // so requests do not queue behind it and a snapshot still finishes under saturation.
-        let snap_sender = if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER {
-            d.storage.snapshot_sender()
-        } else {
-            None
-        };
+        let snap_sender =
+            if inbox.is_empty() || snapshot_deferred >= durable::SNAPSHOT_STEP_DEFER { d.storage.snapshot_sender() } else { None };
         if d.storage.snapshot_sender().is_some() {
             snapshot_deferred += 1;
         }

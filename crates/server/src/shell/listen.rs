@@ -42,10 +42,7 @@ pub enum ListenError {
     Address(String),
     /// A port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// The bound client listeners of a server.
@@ -59,29 +56,17 @@ pub struct ClientListeners {
 impl ClientListeners {
     /// A plaintext listener only (tests, and servers without TLS settings).
     pub fn plain(listener: TcpListener) -> Self {
-        ClientListeners {
-            listeners: vec![(listener, Mode::Plain)],
-            tls: None,
-        }
+        ClientListeners { listeners: vec![(listener, Mode::Plain)], tls: None }
     }
 
     /// Binds `plain` (the clientPort address, if any) and the secureClientPort from `cfg`,
     /// loading the TLS stores first so a bad store stops start-up.
-    pub fn bind(
-        cfg: &ServerConfig,
-        plain: Option<SocketAddr>,
-        backlog: u32,
-    ) -> Result<Self, ListenError> {
+    pub fn bind(cfg: &ServerConfig, plain: Option<SocketAddr>, backlog: u32) -> Result<Self, ListenError> {
         let t = &cfg.client_tls;
-        let ctx = if cfg.secure_client_port.is_some() || t.port_unification {
-            Some(TlsContext::new(t)?)
-        } else {
-            None
-        };
+        let ctx = if cfg.secure_client_port.is_some() || t.port_unification { Some(TlsContext::new(t)?) } else { None };
         let mut listeners = Vec::new();
         if let Some(addr) = plain {
-            let l =
-                super::bind(addr, backlog).map_err(|source| ListenError::Bind { addr, source })?;
+            let l = super::bind(addr, backlog).map_err(|source| ListenError::Bind { addr, source })?;
             let mode = match (&ctx, t.port_unification) {
                 (Some(c), true) => Mode::Unified(c.clone()),
                 _ => Mode::Plain,
@@ -89,34 +74,21 @@ impl ClientListeners {
             listeners.push((l, mode));
         }
         if let Some(addr) = secure_client_addr(cfg)? {
-            let l =
-                super::bind(addr, backlog).map_err(|source| ListenError::Bind { addr, source })?;
-            listeners.push((
-                l,
-                Mode::Tls(ctx.clone().expect("TLS context for secureClientPort")),
-            ));
+            let l = super::bind(addr, backlog).map_err(|source| ListenError::Bind { addr, source })?;
+            listeners.push((l, Mode::Tls(ctx.clone().expect("TLS context for secureClientPort"))));
         }
         if listeners.is_empty() {
-            return Err(ListenError::Address(
-                "neither clientPort nor secureClientPort is set".into(),
-            ));
+            return Err(ListenError::Address("neither clientPort nor secureClientPort is set".into()));
         }
         if let Some(c) = &ctx {
             tracing::info!(settings = %tls::describe(c.settings()), "client TLS configured");
         }
-        Ok(ClientListeners {
-            listeners,
-            tls: ctx,
-        })
+        Ok(ClientListeners { listeners, tls: ctx })
     }
 
     /// The port the secure listener bound (for `conf`), if there is one.
     pub fn secure_port(&self) -> Option<u16> {
-        self.listeners
-            .iter()
-            .find(|(_, m)| matches!(m, Mode::Tls(_)))
-            .and_then(|(l, _)| l.local_addr().ok())
-            .map(|a| a.port())
+        self.listeners.iter().find(|(_, m)| matches!(m, Mode::Tls(_))).and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port())
     }
 }
 
@@ -131,25 +103,16 @@ pub fn secure_client_addr(cfg: &ServerConfig) -> Result<Option<SocketAddr>, List
     let Some(port) = cfg.secure_client_port else {
         return Ok(None);
     };
-    let host = cfg
-        .secure_client_port_address
-        .clone()
-        .unwrap_or_else(|| "0.0.0.0".to_string());
+    let host = cfg.secure_client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
     let ip: IpAddr = match host.parse() {
         Ok(ip) => ip,
         Err(_) => {
             use std::net::ToSocketAddrs;
             (host.as_str(), port)
                 .to_socket_addrs()
-                .map_err(|e| {
-                    ListenError::Address(format!("secureClientPortAddress {host:?}: {e}"))
-                })?
+                .map_err(|e| ListenError::Address(format!("secureClientPortAddress {host:?}: {e}")))?
                 .next()
-                .ok_or_else(|| {
-                    ListenError::Address(format!(
-                        "secureClientPortAddress {host:?} resolves to nothing"
-                    ))
-                })?
+                .ok_or_else(|| ListenError::Address(format!("secureClientPortAddress {host:?} resolves to nothing")))?
                 .ip()
         }
     };
@@ -175,12 +138,8 @@ pub(crate) fn spawn_acceptor(
             loops.spawn(tls::reload_on_change(c, accept_shutdown.clone()));
         }
         for (listener, mode) in listeners.listeners {
-            let (inbox, counts, next_conn, mut shutdown) = (
-                accept_inbox.clone(),
-                accept_counts.clone(),
-                next_conn.clone(),
-                accept_shutdown.clone(),
-            );
+            let (inbox, counts, next_conn, mut shutdown) =
+                (accept_inbox.clone(), accept_counts.clone(), next_conn.clone(), accept_shutdown.clone());
             loops.spawn(async move {
                 loop {
                     let accepted = tokio::select! {
@@ -200,15 +159,7 @@ pub(crate) fn spawn_acceptor(
                         continue;
                     };
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve(
-                        stream,
-                        mode.clone(),
-                        conn,
-                        peer,
-                        inbox.clone(),
-                        limits,
-                        permit,
-                    ));
+                    tokio::spawn(serve(stream, mode.clone(), conn, peer, inbox.clone(), limits, permit));
                 }
             });
         }
@@ -217,12 +168,7 @@ pub(crate) fn spawn_acceptor(
 }
 
 /// maxClientCnxns / maxCnxns: a permit for the connection, or `None` (counted, logged).
-fn admit(
-    counts: &Arc<Mutex<ConnCounts>>,
-    peer: SocketAddr,
-    max_per_ip: u32,
-    max_total: u32,
-) -> Option<ConnPermit> {
+fn admit(counts: &Arc<Mutex<ConnCounts>>, peer: SocketAddr, max_per_ip: u32, max_total: u32) -> Option<ConnPermit> {
     let mut c = counts.lock().expect("conn counts");
     let n = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
     if max_per_ip > 0 && n >= max_per_ip {
@@ -236,10 +182,7 @@ fn admit(
     } else {
         *c.per_ip.entry(peer.ip()).or_default() += 1;
         c.total += 1;
-        Some(ConnPermit {
-            counts: counts.clone(),
-            ip: peer.ip(),
-        })
+        Some(ConnPermit { counts: counts.clone(), ip: peer.ip() })
     }
 }
 
@@ -256,18 +199,14 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let ctx = match mode {
-        Mode::Plain => {
-            return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await
-        }
+        Mode::Plain => return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await,
         Mode::Tls(ctx) => ctx,
         Mode::Unified(ctx) => {
             let wait = Duration::from_millis(ctx.settings().handshake_detection_timeout_ms as u64);
             let mut first = [0u8; 1];
             match tokio::time::timeout(wait, stream.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => ctx,
-                Ok(Ok(1)) => {
-                    return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await
-                }
+                Ok(Ok(1)) => return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await,
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => {
                     tracing::debug!(conn, %peer, error = %e, "connection closed before its first byte");
@@ -281,9 +220,7 @@ async fn serve(
         }
     };
     match tls::accept(&ctx, stream).await {
-        Ok((tls_stream, auth)) => {
-            conn::run(tls_stream, conn, peer, auth, inbox, limits, permit).await
-        }
+        Ok((tls_stream, auth)) => conn::run(tls_stream, conn, peer, auth, inbox, limits, permit).await,
         Err(reason) => tracing::warn!(conn, %peer, reason = %reason, "TLS connection refused"),
     }
 }

@@ -33,8 +33,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// ZooKeeper's Prometheus provider class.
-pub const PROMETHEUS_PROVIDER: &str =
-    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
 /// The Prometheus endpoint's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +46,14 @@ pub struct MetricsSettings {
 }
 
 /// Keys of the Prometheus provider that configure the JVM only.
-const JVM_ONLY_KEYS: &[&str] = &[
-    "exportJvmInfo",
-    "numWorkerThreads",
-    "maxQueueSize",
-    "workerShutdownTimeoutMs",
-];
+const JVM_ONLY_KEYS: &[&str] = &["exportJvmInfo", "numWorkerThreads", "maxQueueSize", "workerShutdownTimeoutMs"];
 
 /// The endpoint's settings: `None` for ZooKeeper's default provider (no endpoint).
 pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminError> {
     match cfg.metrics_provider_class_name.as_deref() {
         None => {
             if !cfg.metrics_provider_configuration.is_empty() {
-                let keys: Vec<String> = cfg
-                    .metrics_provider_configuration
-                    .keys()
-                    .map(|k| format!("metricsProvider.{k}"))
-                    .collect();
+                let keys: Vec<String> = cfg.metrics_provider_configuration.keys().map(|k| format!("metricsProvider.{k}")).collect();
                 tracing::info!(keys = %keys.join(", "), "ignored: no metricsProvider.className, so ZooKeeper's default provider, which has no settings");
             }
             return Ok(None);
@@ -77,37 +67,22 @@ pub fn settings(cfg: &ServerConfig) -> Result<Option<MetricsSettings>, AdminErro
         value: value.into(),
         message: message.into(),
     };
-    let mut s = MetricsSettings {
-        http_host: "0.0.0.0".into(),
-        http_port: 7000,
-        export_process: true,
-    };
+    let mut s = MetricsSettings { http_host: "0.0.0.0".into(), http_port: 7000, export_process: true };
     for (key, value) in &cfg.metrics_provider_configuration {
         let v = value.trim();
         match key.as_str() {
             "httpHost" => s.http_host = v.to_string(),
-            "httpPort" => {
-                s.http_port = v
-                    .parse()
-                    .map_err(|_| bad(key, value, "expected a port number (0-65535)"))?
-            }
+            "httpPort" => s.http_port = v.parse().map_err(|_| bad(key, value, "expected a port number (0-65535)"))?,
             "exportJvmInfo" => {
                 // Java's Boolean.parseBoolean: "true" in any case, anything else false.
                 s.export_process = v.eq_ignore_ascii_case("true");
                 tracing::info!(key = "metricsProvider.exportJvmInfo", value = %v, "rzk has no JVM: it exports the process_* metrics of the Java client's default exports (when true), never jvm_*");
             }
             k if JVM_ONLY_KEYS.contains(&k) => {
-                v.parse::<i64>()
-                    .map_err(|_| bad(key, value, "expected an integer"))?;
+                v.parse::<i64>().map_err(|_| bad(key, value, "expected an integer"))?;
                 tracing::info!(key = %format!("metricsProvider.{k}"), value = %v, "sizes ZooKeeper's Java thread pool for summaries; rzk has none");
             }
-            _ => {
-                return Err(bad(
-                    key,
-                    value,
-                    "a setting of ZooKeeper's Prometheus provider that rzk does not serve",
-                ))
-            }
+            _ => return Err(bad(key, value, "a setting of ZooKeeper's Prometheus provider that rzk does not serve")),
         }
     }
     Ok(Some(s))
@@ -122,16 +97,13 @@ pub(crate) async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AdminError> {
     let addr = admin::resolve("metricsProvider.httpHost", &s.http_host, s.http_port)?;
-    let listener =
-        super::bind(addr, admin::HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
-            what: "metricsProvider.httpPort",
-            addr,
-            source,
-        })?;
+    let listener = super::bind(addr, admin::HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind {
+        what: "metricsProvider.httpPort",
+        addr,
+        source,
+    })?;
     tracing::info!(%addr, "Prometheus /metrics listening");
-    let process = s
-        .export_process
-        .then(|| Arc::new(ProcessCollector::for_self()));
+    let process = s.export_process.then(|| Arc::new(ProcessCollector::for_self()));
     tokio::spawn(admin::serve_http(listener, idle, shutdown, move |req| {
         let tx = tx.clone();
         let host = host.clone();
@@ -141,55 +113,20 @@ pub(crate) async fn start(
                 return admin::plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
             }
             if req.method() != Method::GET && req.method() != Method::HEAD {
-                return admin::plain(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "text/plain",
-                    "Method Not Allowed\n",
-                );
+                return admin::plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
             }
             // The shell's facts and the process's (both read /proc) on a blocking thread.
-            let read = move || {
-                (
-                    host.gather("monitor"),
-                    process.map(|p| p.collect()).unwrap_or_default(),
-                )
-            };
+            let read = move || (host.gather("monitor"), process.map(|p| p.collect()).unwrap_or_default());
             let (facts, process_families) = match tokio::task::spawn_blocking(read).await {
                 Ok(f) => f,
-                Err(_) => {
-                    return admin::plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain",
-                        "unavailable\n",
-                    )
-                }
+                Err(_) => return admin::plain(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "unavailable\n"),
             };
-            match admin::ask(
-                &tx,
-                admin::AdminAsk::Metrics,
-                "monitor".into(),
-                BTreeMap::new(),
-                facts,
-            )
-            .await
-            {
+            match admin::ask(&tx, admin::AdminAsk::Metrics, "monitor".into(), BTreeMap::new(), facts).await {
                 Ok(r) => match encode(&[families(&r.body), process_families].concat()) {
-                    Ok(text) => admin::plain(
-                        StatusCode::OK,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        text,
-                    ),
-                    Err(e) => admin::plain(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "text/plain",
-                        format!("{e}\n"),
-                    ),
+                    Ok(text) => admin::plain(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text),
+                    Err(e) => admin::plain(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
                 },
-                Err(msg) => admin::plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("{msg}\n"),
-                ),
+                Err(msg) => admin::plain(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{msg}\n")),
             }
         }
     }));
@@ -220,14 +157,9 @@ pub fn families(answer: &Value) -> Vec<MetricFamily> {
     let summaries = answer.get("summaries").and_then(Value::as_object);
     let summary_kind: HashMap<&str, MetricKind> = SUMMARIES.iter().copied().collect();
     let is_summary_key = |k: &str| {
-        [
-            "avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95_", "p99_", "p999_",
-        ]
-        .iter()
-        .any(|p| {
-            k.strip_prefix(p)
-                .is_some_and(|n| summary_kind.contains_key(n))
-        })
+        ["avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95_", "p99_", "p999_"]
+            .iter()
+            .any(|p| k.strip_prefix(p).is_some_and(|n| summary_kind.contains_key(n)))
     };
     let mut out = Vec::new();
     for (k, v) in m {
@@ -290,26 +222,16 @@ mod tests {
     #[test]
     fn provider_settings() {
         assert_eq!(settings(&cfg("")).unwrap(), None);
-        let s = settings(&cfg(&format!("metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=7001\nmetricsProvider.exportJvmInfo=false\n"))).unwrap();
-        assert_eq!(
-            s,
-            Some(MetricsSettings {
-                http_host: "0.0.0.0".into(),
-                http_port: 7001,
-                export_process: false,
-            })
-        );
-        let e = settings(&cfg(&format!(
-            "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpsPort=7443\n"
+        let s = settings(&cfg(&format!(
+            "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=7001\nmetricsProvider.exportJvmInfo=false\n"
         )))
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(s, Some(MetricsSettings { http_host: "0.0.0.0".into(), http_port: 7001, export_process: false }));
+        let e = settings(&cfg(&format!("metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpsPort=7443\n"))).unwrap_err();
         assert!(e.to_string().contains("metricsProvider.httpsPort"), "{e}");
         let e = settings(&cfg("metricsProvider.className=com.example.Metrics\n")).unwrap_err();
         assert!(e.to_string().contains("com.example.Metrics"), "{e}");
-        assert!(settings(&cfg(&format!(
-            "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=x\n"
-        )))
-        .is_err());
+        assert!(settings(&cfg(&format!("metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=x\n"))).is_err());
     }
 
     #[test]
@@ -325,20 +247,11 @@ mod tests {
             },
         })))
         .unwrap();
-        assert!(
-            text.contains("# TYPE znode_count gauge\nznode_count 5\n"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE znode_count gauge\nznode_count 5\n"), "{text}");
         assert!(text.contains("# TYPE stale_requests counter\n"), "{text}");
-        assert!(
-            text.contains("# TYPE fsynctime summary\nfsynctime{quantile=\"0.5\"} NaN\n"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE fsynctime summary\nfsynctime{quantile=\"0.5\"} NaN\n"), "{text}");
         assert!(text.contains("readlatency{quantile=\"0.9\"} 2\n"), "{text}");
         assert!(text.contains("readlatency_count 2\n"), "{text}");
-        assert!(
-            !text.contains("version") && !text.contains("avg_fsynctime"),
-            "{text}"
-        );
+        assert!(!text.contains("version") && !text.contains("avg_fsynctime"), "{text}");
     }
 }

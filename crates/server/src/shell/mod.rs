@@ -35,10 +35,23 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Event {
     /// `auth`: ids the connection authenticated as before its first frame (x509 over TLS).
-    Accepted { conn: ConnId, peer: SocketAddr, auth: Vec<rzk_proto::Id>, tx: ConnTx },
-    Frame { conn: ConnId, payload: Vec<u8> },
-    FourLetterWord { conn: ConnId, word: String },
-    Closed { conn: ConnId },
+    Accepted {
+        conn: ConnId,
+        peer: SocketAddr,
+        auth: Vec<rzk_proto::Id>,
+        tx: ConnTx,
+    },
+    Frame {
+        conn: ConnId,
+        payload: Vec<u8>,
+    },
+    FourLetterWord {
+        conn: ConnId,
+        word: String,
+    },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 /// From the driver to a connection task.
@@ -228,9 +241,7 @@ pub fn fd_limit() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+            s.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
 }

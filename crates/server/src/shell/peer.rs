@@ -28,6 +28,7 @@
 //! Malformed input (bad lengths, undecodable records, a wrong first packet, an unknown sid)
 //! closes that one connection with a warning. Tasks are aborted when the `PeerNet` is dropped.
 
+use crate::core::member::{PeerMsg, PeerMsgError};
 use bytes::{Buf, Bytes, BytesMut};
 use rzk_config::ServerConfig;
 use rzk_proto::quorum::{
@@ -35,7 +36,6 @@ use rzk_proto::quorum::{
     ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
 };
 use rzk_proto::{Record, Writer};
-use crate::core::member::{PeerMsg, PeerMsgError};
 use rzk_zab::{Message, MessageError, ServerId, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -64,7 +64,10 @@ impl PeerAddrs {
         cfg.servers
             .iter()
             .map(|(id, s)| {
-                (ServerId(*id as i64), PeerAddrs { host: s.host().to_string(), quorum_port: s.quorum_port(), election_port: s.election_port() })
+                (
+                    ServerId(*id as i64),
+                    PeerAddrs { host: s.host().to_string(), quorum_port: s.quorum_port(), election_port: s.election_port() },
+                )
             })
             .collect()
     }
@@ -743,9 +746,10 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
 /// peer's sid is smaller than ours.
 async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
     let result = async {
-        let mut stream = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.election_port)))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let mut stream =
+            tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.election_port)))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let header = ConnectionHeader {
             protocol_version: Some(PROTOCOL_VERSION_V1),
@@ -871,7 +875,8 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
     let mut tries = 0;
     let stream = loop {
         tries += 1;
-        let connected = tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
+        let connected =
+            tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
         match connected {
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
@@ -1126,7 +1131,9 @@ mod tests {
         let ports = free_ports(ids.len() * 2);
         ids.iter()
             .enumerate()
-            .map(|(i, id)| (ServerId(*id), PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1] }))
+            .map(|(i, id)| {
+                (ServerId(*id), PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1] })
+            })
             .collect()
     }
 
@@ -1239,7 +1246,8 @@ mod tests {
         for (i, (net, _)) in nets.iter().enumerate() {
             let deadline = std::time::Instant::now() + WAIT;
             loop {
-                let missing: Vec<ServerId> = net.shared.lock().election.iter().filter(|(_, p)| p.conn.is_none()).map(|(peer, _)| *peer).collect();
+                let missing: Vec<ServerId> =
+                    net.shared.lock().election.iter().filter(|(_, p)| p.conn.is_none()).map(|(peer, _)| *peer).collect();
                 if missing.is_empty() {
                     break;
                 }
@@ -1357,7 +1365,8 @@ mod tests {
         }
 
         // The driver's packets: REQUEST up, REVALIDATE reply and SYNC down; PING touches.
-        let req = ForwardedRequest { session_id: SessionId(0x200), cxid: 4, op: 1, body: vec![1, 2, 3], auth: vec![Id::new("ip", "127.0.0.1")] };
+        let req =
+            ForwardedRequest { session_id: SessionId(0x200), cxid: 4, op: 1, body: vec![1, 2, 3], auth: vec![Id::new("ip", "127.0.0.1")] };
         learner.send_packet(ServerId(1), req.to_packet());
         assert_eq!(next_member_msg(&mut lrx).await, (ServerId(2), PeerMsg::Request(req)));
         let rv = RevalidateReply { session_id: SessionId(0x200), valid: true };
@@ -1533,7 +1542,12 @@ mod tests {
         assert!(lrx.try_recv().is_err(), "nothing reaches the driver");
 
         // On an established connection: bad packets close it, and it is reported.
-        for bad in [hostile_len, unhex("00000003000000000000000000000000fffffffb"), info(3, pt::FOLLOWERINFO), encode(&QuorumPacket::with_data(pt::ACKEPOCH, Zxid(0), vec![0]))] {
+        for bad in [
+            hostile_len,
+            unhex("00000003000000000000000000000000fffffffb"),
+            info(3, pt::FOLLOWERINFO),
+            encode(&QuorumPacket::with_data(pt::ACKEPOCH, Zxid(0), vec![0])),
+        ] {
             let mut c = TcpStream::connect(leader.quorum_addr()).await.unwrap();
             c.write_all(&info(2, pt::OBSERVERINFO)).await.unwrap();
             assert_eq!(next_message(&mut lrx).await, (ServerId(2), Message::LearnerInfo { accepted_epoch: 1, observer: true }));
@@ -1588,7 +1602,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{sid}\n")).unwrap();
         let client_port = free_ports(1)[0];
-        let mut cfg = format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n", dir.join("data").display());
+        let mut cfg =
+            format!("tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n", dir.join("data").display());
         for (id, a) in peers {
             cfg += &format!("server.{id}=127.0.0.1:{}:{}\n", a.quorum_port, a.election_port);
         }
@@ -1732,7 +1747,13 @@ mod tests {
         }
         assert!(net.has_quorum_connection(ServerId(1)));
         // A LOOKING notification now gets ZooKeeper's answer: it leads, in epoch 1.
-        net.send(ServerId(1), &Message::Notification(Vote { election_epoch: zv.election_epoch + 1, ..mine }), ServerId(2), 0, cfg.as_bytes());
+        net.send(
+            ServerId(1),
+            &Message::Notification(Vote { election_epoch: zv.election_epoch + 1, ..mine }),
+            ServerId(2),
+            0,
+            cfg.as_bytes(),
+        );
         loop {
             match next_zk(&mut rx).await {
                 NetEvent::Message { from, msg: Message::Notification(v) } => {
@@ -1787,12 +1808,22 @@ mod tests {
             }
         };
         assert_eq!((zv.state, zv.leader), (ServerState::Looking, 2));
-        send(Message::Notification(Vote { state: ServerState::Looking, leader: 1, zxid: Zxid::new(1, 0).0, election_epoch: zv.election_epoch, peer_epoch: 1 }));
+        send(Message::Notification(Vote {
+            state: ServerState::Looking,
+            leader: 1,
+            zxid: Zxid::new(1, 0).0,
+            election_epoch: zv.election_epoch,
+            peer_epoch: 1,
+        }));
         // ZooKeeper adopts it, decides, follows: its FOLLOWERINFO arrives.
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::LearnerInfo { accepted_epoch: 0, observer: false })));
         send(Message::LeaderInfo { epoch: 2 });
-        assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) })));
-        let stream: String = include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            next_quorum(&mut rx).await.message(),
+            Some((ServerId(2), Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid(0) }))
+        );
+        let stream: String =
+            include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
         send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
         send(Message::NewLeader { zxid: Zxid::new(2, 0) });
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
@@ -1801,7 +1832,13 @@ mod tests {
         let rec = TxnRecord {
             header: TxnHeader { client_id: SessionId(0), cxid: 0, zxid, time: 1_700_000_000_000, op: OpCode::Create.code() },
             txn: Txn::Create {
-                txn: CreateTxn { path: "/rzk".into(), data: Some(b"hi".to_vec()), acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }], ephemeral: false, parent_cversion: -1 },
+                txn: CreateTxn {
+                    path: "/rzk".into(),
+                    data: Some(b"hi".to_vec()),
+                    acl: vec![Acl { perms: 31, id: Id::new("world", "anyone") }],
+                    ephemeral: false,
+                    parent_cversion: -1,
+                },
                 create2: false,
             },
             digest: None,

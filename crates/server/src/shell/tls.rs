@@ -37,29 +37,18 @@ pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub enum TlsError {
     /// A key or trust store could not be read or decoded.
     #[error("{key}={path}: {message}")]
-    Store {
-        key: String,
-        path: String,
-        message: String,
-    },
+    Store { key: String, path: String, message: String },
     /// A setting has a value rzk's TLS stack cannot honour.
     #[error("{key}: {message}")]
     Setting { key: String, message: String },
 }
 
 fn setting(key: &str, message: impl Into<String>) -> TlsError {
-    TlsError::Setting {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    TlsError::Setting { key: key.to_string(), message: message.into() }
 }
 
 fn store_err(s: &StoreConfig, message: impl Into<String>) -> TlsError {
-    TlsError::Store {
-        key: s.location_key.clone(),
-        path: s.location.display().to_string(),
-        message: message.into(),
-    }
+    TlsError::Store { key: s.location_key.clone(), path: s.location.display().to_string(), message: message.into() }
 }
 
 /// The TLS settings of the client listeners and the current rustls configuration, which
@@ -73,10 +62,7 @@ impl TlsContext {
     /// Loads the stores and builds the configuration; any problem is a start-up error.
     pub fn new(settings: &ClientTls) -> Result<Arc<TlsContext>, TlsError> {
         let cfg = server_config(settings)?;
-        Ok(Arc::new(TlsContext {
-            settings: settings.clone(),
-            current: RwLock::new(Arc::new(cfg)),
-        }))
+        Ok(Arc::new(TlsContext { settings: settings.clone(), current: RwLock::new(Arc::new(cfg)) }))
     }
 
     /// The configuration for a new connection.
@@ -106,21 +92,9 @@ pub async fn reload_on_change(ctx: Arc<TlsContext>, mut shutdown: watch::Receive
     if !ctx.settings.cert_reload {
         return;
     }
-    let files: Vec<std::path::PathBuf> = [&ctx.settings.key_store, &ctx.settings.trust_store]
-        .into_iter()
-        .flatten()
-        .map(|s| s.location.clone())
-        .collect();
-    let stamp = move || {
-        files
-            .iter()
-            .map(|f| {
-                std::fs::metadata(f)
-                    .ok()
-                    .map(|m| (m.len(), m.modified().ok()))
-            })
-            .collect::<Vec<_>>()
-    };
+    let files: Vec<std::path::PathBuf> =
+        [&ctx.settings.key_store, &ctx.settings.trust_store].into_iter().flatten().map(|s| s.location.clone()).collect();
+    let stamp = move || files.iter().map(|f| std::fs::metadata(f).ok().map(|m| (m.len(), m.modified().ok()))).collect::<Vec<_>>();
     {
         let mut last = stamp();
         let mut every = tokio::time::interval(RELOAD_POLL_INTERVAL);
@@ -133,9 +107,7 @@ pub async fn reload_on_change(ctx: Arc<TlsContext>, mut shutdown: watch::Receive
             if now != last {
                 last = now;
                 match ctx.reload() {
-                    Ok(()) => tracing::info!(
-                        "TLS key/trust store changed on disk: reloaded for new connections"
-                    ),
+                    Ok(()) => tracing::info!("TLS key/trust store changed on disk: reloaded for new connections"),
                     Err(e) => {
                         tracing::error!(error = %e, "TLS key/trust store changed on disk but cannot be loaded; keeping the previous one")
                     }
@@ -156,12 +128,7 @@ pub type Accepted = (tokio_rustls::server::TlsStream<TcpStream>, Vec<Id>);
 pub async fn accept(ctx: &TlsContext, stream: TcpStream) -> Result<Accepted, String> {
     let acceptor = tokio_rustls::TlsAcceptor::from(ctx.config());
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Err(_) => {
-            return Err(format!(
-                "TLS handshake not finished within {} s",
-                HANDSHAKE_TIMEOUT.as_secs()
-            ))
-        }
+        Err(_) => return Err(format!("TLS handshake not finished within {} s", HANDSHAKE_TIMEOUT.as_secs())),
         Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
         Ok(Ok(t)) => t,
     };
@@ -175,8 +142,7 @@ pub async fn accept(ctx: &TlsContext, stream: TcpStream) -> Result<Accepted, Str
 /// The auth ids of a verified client certificate (DER): `super:<dn>` first when the subject
 /// is the configured super user, then `x509:<dn>`, in ZooKeeper's order.
 pub fn x509_ids(der: &[u8], super_user: Option<&str>) -> Result<Vec<Id>, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("client certificate unreadable: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("client certificate unreadable: {e}"))?;
     let dn = rfc2253(cert.subject());
     let mut ids = Vec::new();
     if super_user == Some(dn.as_str()) {
@@ -192,10 +158,7 @@ pub fn x509_ids(der: &[u8], super_user: Option<&str>) -> Result<Vec<Id>, String>
 /// last first, separated by `,`; multi-valued RDNs joined by `+`; the keywords CN, C, L,
 /// ST, O, OU, STREET, DC and UID, other attributes as `<oid>=#<hex of the DER value>`.
 pub fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
-    let rdns: Vec<String> = name
-        .iter_rdn()
-        .map(|rdn| rdn.iter().map(ava_rfc2253).collect::<Vec<_>>().join("+"))
-        .collect();
+    let rdns: Vec<String> = name.iter_rdn().map(|rdn| rdn.iter().map(ava_rfc2253).collect::<Vec<_>>().join("+")).collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
@@ -221,42 +184,24 @@ fn ava_rfc2253(ava: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
         20 => Some(value.data.iter().map(|b| *b as char).collect()),
         // BMPString: UTF-16BE
         30 => {
-            let units: Vec<u16> = value
-                .data
-                .chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                .collect();
+            let units: Vec<u16> = value.data.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
             String::from_utf16(&units).ok()
         }
         // UniversalString: UTF-32BE
-        28 => value
-            .data
-            .chunks(4)
-            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
+        28 => value.data.chunks(4).map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect(),
         _ => None,
     };
     match (keyword, text) {
         (Some(k), Some(t)) => format!("{k}={}", escape_rfc2253(&t)),
         (k, _) => {
             let mut der = Vec::with_capacity(value.data.len() + 4);
-            let tag = value.tag().0 as u8
-                | if value.header.is_constructed() {
-                    0x20
-                } else {
-                    0
-                };
+            let tag = value.tag().0 as u8 | if value.header.is_constructed() { 0x20 } else { 0 };
             der.push(tag);
             let len = value.data.len();
             if len < 0x80 {
                 der.push(len as u8);
             } else {
-                let bytes: Vec<u8> = len
-                    .to_be_bytes()
-                    .iter()
-                    .copied()
-                    .skip_while(|b| *b == 0)
-                    .collect();
+                let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
                 der.push(0x80 | bytes.len() as u8);
                 der.extend(bytes);
             }
@@ -294,12 +239,7 @@ fn password(s: &StoreConfig) -> Result<String, TlsError> {
     match &s.password_path {
         Some(path) => std::fs::read_to_string(path)
             .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-            .map_err(|e| {
-                store_err(
-                    s,
-                    format!("cannot read the password file {}: {e}", path.display()),
-                )
-            }),
+            .map_err(|e| store_err(s, format!("cannot read the password file {}: {e}", path.display()))),
         None => Ok(String::new()),
     }
 }
@@ -309,9 +249,7 @@ fn read(s: &StoreConfig) -> Result<Vec<u8>, TlsError> {
 }
 
 /// The server's certificate chain and private key from a key store.
-pub fn load_key_store(
-    s: &StoreConfig,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+pub fn load_key_store(s: &StoreConfig) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let bytes = read(s)?;
     let pw = password(s)?;
     match s.store_type {
@@ -321,17 +259,13 @@ pub fn load_key_store(
                 // PKCS#8 "ENCRYPTED PRIVATE KEY", decrypted with the store's password as
                 // ZooKeeper's PemReader does.
                 Some(der) => decrypt_pkcs8(s, &der, &pw)?,
-                None if bytes
-                    .windows(b"Proc-Type: 4,ENCRYPTED".len())
-                    .any(|w| w == b"Proc-Type: 4,ENCRYPTED") =>
-                {
+                None if bytes.windows(b"Proc-Type: 4,ENCRYPTED".len()).any(|w| w == b"Proc-Type: 4,ENCRYPTED") => {
                     return Err(store_err(
                         s,
                         "a legacy OpenSSL-encrypted PEM key (Proc-Type: 4,ENCRYPTED) is not supported; convert it to PKCS#8 (openssl pkcs8 -topk8)",
                     ));
                 }
-                None => PrivateKeyDer::from_pem_slice(&bytes)
-                    .map_err(|e| store_err(s, format!("no private key found: {e}")))?,
+                None => PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| store_err(s, format!("no private key found: {e}")))?,
             };
             if certs.is_empty() {
                 return Err(store_err(s, "no certificate found"));
@@ -339,30 +273,14 @@ pub fn load_key_store(
             Ok((certs, key))
         }
         StoreType::Pkcs12 => {
-            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &pw).map_err(|e| {
-                store_err(
-                    s,
-                    format!("cannot open the PKCS12 store (wrong password?): {e}"),
-                )
-            })?;
-            let (_, chain) = ks
-                .private_key_chain()
-                .ok_or_else(|| store_err(s, "the PKCS12 store holds no private key"))?;
-            let certs = chain
-                .chain()
-                .iter()
-                .map(|c| CertificateDer::from(c.as_der().to_vec()))
-                .collect::<Vec<_>>();
+            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &pw)
+                .map_err(|e| store_err(s, format!("cannot open the PKCS12 store (wrong password?): {e}")))?;
+            let (_, chain) = ks.private_key_chain().ok_or_else(|| store_err(s, "the PKCS12 store holds no private key"))?;
+            let certs = chain.chain().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect::<Vec<_>>();
             if certs.is_empty() {
-                return Err(store_err(
-                    s,
-                    "the private key in the PKCS12 store has no certificate",
-                ));
+                return Err(store_err(s, "the private key in the PKCS12 store has no certificate"));
             }
-            Ok((
-                certs,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().to_vec())),
-            ))
+            Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().to_vec()))))
         }
         StoreType::Jks => {
             let ks = load_jks(s, &bytes, &pw)?;
@@ -373,18 +291,9 @@ pub fn load_key_store(
                 .ok_or_else(|| store_err(s, "the JKS store holds no private key"))?;
             let entry = ks
                 .get_private_key_entry(&alias, pw.as_bytes())
-                .map_err(|e| {
-                    store_err(s, format!("cannot decrypt the private key {alias:?}: {e}"))
-                })?;
-            let certs = entry
-                .certificate_chain
-                .iter()
-                .map(|c| CertificateDer::from(c.content.clone()))
-                .collect::<Vec<_>>();
-            Ok((
-                certs,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key.clone())),
-            ))
+                .map_err(|e| store_err(s, format!("cannot decrypt the private key {alias:?}: {e}")))?;
+            let certs = entry.certificate_chain.iter().map(|c| CertificateDer::from(c.content.clone())).collect::<Vec<_>>();
+            Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key.clone()))))
         }
     }
 }
@@ -396,17 +305,11 @@ pub fn load_trust_store(s: &StoreConfig) -> Result<Vec<CertificateDer<'static>>,
     let certs = match s.store_type {
         StoreType::Pem => pem_certs(s, &bytes)?,
         StoreType::Pkcs12 => {
-            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &pw).map_err(|e| {
-                store_err(
-                    s,
-                    format!("cannot open the PKCS12 store (wrong password?): {e}"),
-                )
-            })?;
+            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &pw)
+                .map_err(|e| store_err(s, format!("cannot open the PKCS12 store (wrong password?): {e}")))?;
             ks.entries()
                 .filter_map(|(_, e)| match e {
-                    p12_keystore::KeyStoreEntry::Certificate(c) => {
-                        Some(CertificateDer::from(c.as_der().to_vec()))
-                    }
+                    p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
                     _ => None,
                 })
                 .collect()
@@ -434,53 +337,30 @@ fn encrypted_pem_key(bytes: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let start = text.find(BEGIN)? + BEGIN.len();
     let end = start + text[start..].find(END)?;
-    let b64: String = text[start..end]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let b64: String = text[start..end].chars().filter(|c| !c.is_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 /// Decrypts a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2) with the store's password.
-fn decrypt_pkcs8(
-    s: &StoreConfig,
-    der: &[u8],
-    password: &str,
-) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
-        .map_err(|e| store_err(s, format!("bad encrypted private key: {e}")))?;
-    let doc = info.decrypt(password).map_err(|e| {
-        store_err(
-            s,
-            format!("cannot decrypt the private key (wrong ssl.keyStore.password?): {e}"),
-        )
-    })?;
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        doc.as_bytes().to_vec(),
-    )))
+fn decrypt_pkcs8(s: &StoreConfig, der: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der).map_err(|e| store_err(s, format!("bad encrypted private key: {e}")))?;
+    let doc =
+        info.decrypt(password).map_err(|e| store_err(s, format!("cannot decrypt the private key (wrong ssl.keyStore.password?): {e}")))?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec())))
 }
 
 fn pem_certs(s: &StoreConfig, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    CertificateDer::pem_slice_iter(bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| store_err(s, format!("bad PEM certificate: {e}")))
+    CertificateDer::pem_slice_iter(bytes).collect::<Result<Vec<_>, _>>().map_err(|e| store_err(s, format!("bad PEM certificate: {e}")))
 }
 
 fn load_jks(s: &StoreConfig, bytes: &[u8], pw: &str) -> Result<jks::KeyStore, TlsError> {
     let mut ks = jks::KeyStore::new();
-    ks.load(bytes, pw.as_bytes()).map_err(|e| {
-        store_err(
-            s,
-            format!("cannot open the JKS store (wrong password?): {e}"),
-        )
-    })?;
+    ks.load(bytes, pw.as_bytes()).map_err(|e| store_err(s, format!("cannot open the JKS store (wrong password?): {e}")))?;
     Ok(ks)
 }
 
 /// `ssl.enabledProtocols` (default: `ssl.protocol`) as rustls versions.
-pub fn protocol_versions(
-    t: &ClientTls,
-) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
+pub fn protocol_versions(t: &ClientTls) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
     let mut out: Vec<&'static SupportedProtocolVersion> = Vec::new();
     for p in &t.enabled_protocols {
         let v: &[&'static SupportedProtocolVersion] = match p.as_str() {
@@ -488,15 +368,8 @@ pub fn protocol_versions(
             "TLSv1.2" => &[&rustls::version::TLS12],
             "TLS" => &[&rustls::version::TLS13, &rustls::version::TLS12],
             other => {
-                let key = if t.enabled_protocols == [t.protocol.clone()] {
-                    "ssl.protocol"
-                } else {
-                    "ssl.enabledProtocols"
-                };
-                return Err(setting(
-                    key,
-                    format!("{other:?}: rzk speaks TLSv1.2 and TLSv1.3 only"),
-                ));
+                let key = if t.enabled_protocols == [t.protocol.clone()] { "ssl.protocol" } else { "ssl.enabledProtocols" };
+                return Err(setting(key, format!("{other:?}: rzk speaks TLSv1.2 and TLSv1.3 only")));
             }
         };
         for v in v {
@@ -529,40 +402,21 @@ const DEFAULT_SUITES: &[&str] = &[
 
 /// `ssl.ciphersuites` as rustls suites; a name rustls cannot do is an error naming the key.
 /// Without the key: [`DEFAULT_SUITES`], plus TLS 1.3's suites when TLS 1.3 is enabled.
-pub fn cipher_suites(
-    t: &ClientTls,
-    provider: &CryptoProvider,
-) -> Result<Vec<SupportedCipherSuite>, TlsError> {
+pub fn cipher_suites(t: &ClientTls, provider: &CryptoProvider) -> Result<Vec<SupportedCipherSuite>, TlsError> {
     let find = |java: &str| {
         let want = rustls_suite_name(java);
-        provider
-            .cipher_suites
-            .iter()
-            .copied()
-            .find(|s| format!("{:?}", s.suite()) == want)
+        provider.cipher_suites.iter().copied().find(|s| format!("{:?}", s.suite()) == want)
     };
     match &t.ciphersuites {
         Some(names) => names
             .iter()
             .map(|n| {
-                find(n).ok_or_else(|| {
-                    setting(
-                        "ssl.ciphersuites",
-                        format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers"),
-                    )
-                })
+                find(n).ok_or_else(|| setting("ssl.ciphersuites", format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers")))
             })
             .collect(),
         None => {
-            let mut out: Vec<SupportedCipherSuite> =
-                DEFAULT_SUITES.iter().filter_map(|n| find(n)).collect();
-            out.extend(
-                provider
-                    .cipher_suites
-                    .iter()
-                    .copied()
-                    .filter(|s| s.version() == &rustls::version::TLS13),
-            );
+            let mut out: Vec<SupportedCipherSuite> = DEFAULT_SUITES.iter().filter_map(|n| find(n)).collect();
+            out.extend(provider.cipher_suites.iter().copied().filter(|s| s.version() == &rustls::version::TLS13));
             Ok(out)
         }
     }
@@ -579,22 +433,13 @@ pub fn crypto_provider() -> CryptoProvider {
 /// The rustls server configuration for `t`: stores loaded, versions, suites and client
 /// authentication as configured.
 pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
-    let ks = t
-        .key_store
-        .as_ref()
-        .ok_or_else(|| setting("ssl.keyStore.location", "TLS needs the server's key store"))?;
+    let ks = t.key_store.as_ref().ok_or_else(|| setting("ssl.keyStore.location", "TLS needs the server's key store"))?;
     let (chain, key) = load_key_store(ks)?;
     let mut provider = crypto_provider();
     let versions = protocol_versions(t)?;
     let suites = cipher_suites(t, &provider)?;
-    if !suites
-        .iter()
-        .any(|s| versions.iter().any(|v| v.version == s.version().version))
-    {
-        return Err(setting(
-            "ssl.ciphersuites",
-            "none of the cipher suites is usable with the enabled protocols (ssl.enabledProtocols)",
-        ));
+    if !suites.iter().any(|s| versions.iter().any(|v| v.version == s.version().version)) {
+        return Err(setting("ssl.ciphersuites", "none of the cipher suites is usable with the enabled protocols (ssl.enabledProtocols)"));
     }
     provider.cipher_suites = suites;
     let provider = Arc::new(provider);
@@ -604,41 +449,25 @@ pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
     let builder = match t.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let ts = t.trust_store.as_ref().ok_or_else(|| {
-                setting(
-                    "ssl.trustStore.location",
-                    "client certificates need a trust store",
-                )
-            })?;
+            let ts = t.trust_store.as_ref().ok_or_else(|| setting("ssl.trustStore.location", "client certificates need a trust store"))?;
             let mut roots = RootCertStore::empty();
             for c in load_trust_store(ts)? {
-                roots
-                    .add(c)
-                    .map_err(|e| store_err(ts, format!("unusable CA certificate: {e}")))?;
+                roots.add(c).map_err(|e| store_err(ts, format!("unusable CA certificate: {e}")))?;
             }
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let v = if auth == ClientAuth::Want {
-                v.allow_unauthenticated()
-            } else {
-                v
-            };
+            let v = if auth == ClientAuth::Want { v.allow_unauthenticated() } else { v };
             builder.with_client_cert_verifier(v.build().map_err(|e| store_err(ts, e.to_string()))?)
         }
     };
-    builder.with_single_cert(chain, key).map_err(|e| {
-        store_err(
-            ks,
-            format!("the key store's key and certificate do not work together: {e}"),
-        )
-    })
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| store_err(ks, format!("the key store's key and certificate do not work together: {e}")))
 }
 
 /// A one-line account of the TLS settings, for the start-up log.
 pub fn describe(t: &ClientTls) -> String {
     let store = |s: &Option<StoreConfig>| {
-        s.as_ref()
-            .map(|s| format!("{} ({:?})", s.location.display(), s.store_type))
-            .unwrap_or_else(|| "none".into())
+        s.as_ref().map(|s| format!("{} ({:?})", s.location.display(), s.store_type)).unwrap_or_else(|| "none".into())
     };
     format!(
         "keyStore={} trustStore={} clientAuth={} protocols={}",
@@ -668,11 +497,7 @@ mod tests {
         assert_eq!(s.len(), 3);
         t.ciphersuites = Some(vec!["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into()]);
         let e = cipher_suites(&t, &p).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("ssl.ciphersuites: \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\""),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("ssl.ciphersuites: \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\""), "{e}");
         t.ciphersuites = None;
         assert_eq!(cipher_suites(&t, &p).unwrap().len(), 4 + 3);
     }
@@ -684,16 +509,10 @@ mod tests {
         t.enabled_protocols = vec!["TLSv1.3".into(), "TLSv1.2".into()];
         assert_eq!(protocol_versions(&t).unwrap().len(), 2);
         t.enabled_protocols = vec!["TLSv1.1".into()];
-        assert!(protocol_versions(&t)
-            .unwrap_err()
-            .to_string()
-            .starts_with("ssl.enabledProtocols"));
+        assert!(protocol_versions(&t).unwrap_err().to_string().starts_with("ssl.enabledProtocols"));
         t.protocol = "SSLv3".into();
         t.enabled_protocols = vec!["SSLv3".into()];
-        assert!(protocol_versions(&t)
-            .unwrap_err()
-            .to_string()
-            .starts_with("ssl.protocol"));
+        assert!(protocol_versions(&t).unwrap_err().to_string().starts_with("ssl.protocol"));
     }
 
     /// Made with openssl, subject
@@ -705,24 +524,15 @@ mod tests {
         let der = CertificateDer::from_pem_slice(TRICKY_PEM.as_bytes()).unwrap();
         // What ZooKeeper 3.8's x509 provider reports for this certificate (whoami).
         let java = "1.2.840.113549.1.9.1=#160d74406578616d706c652e636f6d,CN=tricky \\#1,OU=test+UID=u1,O=rzk\\, Inc.,DC=example,DC=org";
-        assert_eq!(
-            x509_ids(der.as_ref(), None).unwrap(),
-            vec![Id::new("x509", java)]
-        );
-        assert_eq!(
-            x509_ids(der.as_ref(), Some(java)).unwrap(),
-            vec![Id::new("super", java), Id::new("x509", java)]
-        );
+        assert_eq!(x509_ids(der.as_ref(), None).unwrap(), vec![Id::new("x509", java)]);
+        assert_eq!(x509_ids(der.as_ref(), Some(java)).unwrap(), vec![Id::new("super", java), Id::new("x509", java)]);
     }
 
     #[test]
     fn rfc2253_escaping() {
         assert_eq!(escape_rfc2253("a,b"), "a\\,b");
         assert_eq!(escape_rfc2253(" x "), "\\ x\\ ");
-        assert_eq!(
-            escape_rfc2253("a+b=c#d;e\"f\\g<h>"),
-            "a\\+b\\=c\\#d\\;e\\\"f\\\\g\\<h\\>"
-        );
+        assert_eq!(escape_rfc2253("a+b=c#d;e\"f\\g<h>"), "a\\+b\\=c\\#d\\;e\\\"f\\\\g\\<h\\>");
     }
 
     /// The stores in `testdata/` (see its README), made with openssl and keytool.
@@ -730,12 +540,7 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/shell/testdata")
     }
 
-    fn store(
-        dir: &std::path::Path,
-        name: &str,
-        t: StoreType,
-        password: Option<&str>,
-    ) -> StoreConfig {
+    fn store(dir: &std::path::Path, name: &str, t: StoreType, password: Option<&str>) -> StoreConfig {
         StoreConfig {
             location: dir.join(name),
             password: password.map(str::to_string),
