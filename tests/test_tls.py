@@ -197,21 +197,27 @@ def test_bad_client_certificate_refused(tls_server, pki, cert):
     k.stop()
 
 
+def recv_until_closed(s, stop_on) -> bytes:
+    """Everything the server sends until it closes the connection (or one of `stop_on`)."""
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except stop_on:
+        pass
+    return got
+
+
 def test_tls_port_speaks_no_plaintext(tls_server, pki):
     # A four-letter word and a ConnectRequest in plaintext get no answer: the port closes.
     connect = struct.pack(">iqiqi16s?", 0, 0, 30000, 0, 16, bytes(16), False)
     for payload in (b"ruok", struct.pack(">i", len(connect)) + connect):
         with socket.create_connection(("127.0.0.1", tls_server.secure_port), timeout=10) as s:
             s.sendall(payload)
-            got = b""
-            try:
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
+            got = recv_until_closed(s, (ConnectionResetError, socket.timeout))
             assert b"imok" not in got
             assert not got or got[0] == 0x15  # nothing, or a TLS alert record
     # openssl s_client: the TLS port handshakes and verifies; the plaintext port does not.
@@ -231,15 +237,7 @@ def test_four_letter_word_over_tls(tls_server, pki):
     with socket.create_connection(("127.0.0.1", tls_server.secure_port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
             s.sendall(b"ruok")
-            got = b""
-            try:
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-            except (ssl.SSLError, ConnectionResetError, socket.timeout):
-                pass
+            got = recv_until_closed(s, (ssl.SSLError, ConnectionResetError, socket.timeout))
     assert got == b"imok", got
 
 

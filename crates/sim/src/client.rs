@@ -31,9 +31,11 @@ pub const KEYS: usize = 4;
 pub enum Op {
     /// Setup creates (`/k`, `/k/N`, `/p`, `/e`); NodeExists is fine.
     Setup,
+    /// `op`: which create it was (create, create2, createContainer, createTTL), to read its reply.
     Create {
         widx: usize,
         mode: CreateMode,
+        op: OpCode,
     },
     SetData {
         widx: usize,
@@ -275,12 +277,12 @@ impl Client {
                     _ => (CreateMode::Persistent, OpCode::Create2),
                 };
                 let widx = write(chk);
-                (Request::Create(create(op, &format!("/p/c{me}-{n}-"), mode)), Op::Create { widx, mode })
+                (Request::Create(create(op, &format!("/p/c{me}-{n}-"), mode)), Op::Create { widx, mode, op })
             }
             10..=17 => {
                 let mode = if rng.chance(0.5) { CreateMode::Ephemeral } else { CreateMode::EphemeralSequential };
                 let widx = write(chk);
-                (Request::Create(create(OpCode::Create2, &format!("/e/c{me}-{n}-"), mode)), Op::Create { widx, mode })
+                (Request::Create(create(OpCode::Create2, &format!("/e/c{me}-{n}-"), mode)), Op::Create { widx, mode, op: OpCode::Create2 })
             }
             18..=33 => {
                 let version = if rng.chance(0.7) { -1 } else { rng.below(5) as i32 };
@@ -369,7 +371,7 @@ impl Client {
             if resp.timeout_ms <= 0 {
                 // The session expired (or was closed): start a new one on the next connection.
                 if let Some(s) = self.session.take() {
-                    chk.session_reported_expired(s.id.0)?;
+                    chk.session_reported_expired(s.id.0);
                 }
                 self.watches.clear();
                 return Ok(true);
@@ -419,15 +421,6 @@ impl Client {
             }
         }
         let ok = h.err == 0;
-        let op = OpCode::from_code(match &o.op {
-            Op::Create { mode, .. } => match mode {
-                CreateMode::Persistent => OpCode::Create.code(),
-                CreateMode::Container => OpCode::CreateContainer.code(),
-                CreateMode::PersistentWithTtl => OpCode::CreateTtl.code(),
-                _ => OpCode::Create2.code(),
-            },
-            _ => 0,
-        });
         match o.op {
             Op::Ping => {}
             Op::Setup => {
@@ -436,10 +429,9 @@ impl Client {
                     self.setup_done = true;
                 }
             }
-            Op::Create { widx, mode } => {
+            Op::Create { widx, mode, op } => {
                 if ok {
-                    let resp =
-                        Response::decode(op.unwrap_or(OpCode::Create2), rest).map_err(|e| format!("{who}: bad create reply: {e}"))?;
+                    let resp = Response::decode(op, rest).map_err(|e| format!("{who}: bad create reply: {e}"))?;
                     let path = match resp {
                         Response::Path(p) | Response::Create2 { path: p, .. } => p,
                         other => return Err(format!("{who}: create answered {other:?}")),

@@ -700,13 +700,10 @@ impl World {
                 }
             }
             Event::ClientClosed { conn } => {
-                let Some(mut l) = self.links.get(&conn).copied() else { return Ok(()) };
+                let Some(l) = self.links.remove(&conn) else { return Ok(()) };
                 if l.server_open && self.servers[l.server].incarnation == l.incarnation {
-                    l.server_open = false;
-                    self.links.insert(conn, l);
                     self.input(l.server, MemberInput::Closed { conn })?;
                 }
-                self.links.remove(&conn);
             }
         }
         Ok(())
@@ -896,6 +893,11 @@ impl World {
     /// A client gives up its connection; the server hears of it after a moment.
     fn client_disconnect(&mut self, ci: usize, conn: u64) {
         self.clients[ci].disconnected(&mut self.chk);
+        self.client_closes(conn);
+    }
+
+    /// The server hears that the client closed `conn`, after what the client sent before.
+    fn client_closes(&mut self, conn: u64) {
         let at = self.links.get(&conn).map(|l| l.last[0]).unwrap_or(self.now).max(self.now + 1);
         self.schedule(at, Event::ClientClosed { conn });
     }
@@ -918,10 +920,7 @@ impl World {
             for a in actions {
                 match a {
                     ClientAction::Send { conn, payload } => self.client_send(conn, payload),
-                    ClientAction::Disconnect { conn } => {
-                        let at = self.links.get(&conn).map(|l| l.last[0]).unwrap_or(self.now).max(self.now + 1);
-                        self.schedule(at, Event::ClientClosed { conn });
-                    }
+                    ClientAction::Disconnect { conn } => self.client_closes(conn),
                 }
             }
         }

@@ -564,13 +564,7 @@ mod tests {
     }
 
     fn reply_xids(actions: &[Action], conn: ConnId) -> Vec<i32> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { conn: c, frame, reply: true } if *c == conn => Some(ReplyHeader::from_bytes(&frame[4..]).unwrap().xid),
-                _ => None,
-            })
-            .collect()
+        replies(actions, conn).into_iter().map(|(xid, _)| xid).collect()
     }
 
     fn create(path: &str) -> Request {

@@ -453,18 +453,7 @@ where
 {
     let permits = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let Some((stream, peer)) = super::accept_until_shutdown(&listener, &mut shutdown, "HTTP").await else { return };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(%peer, max = HTTP_CONNECTIONS_MAX, "too many HTTP connections; closing this one");
             drop(stream);

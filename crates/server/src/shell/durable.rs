@@ -221,10 +221,11 @@ impl Durable {
         if let Some(c) = self.pending_cmds.pop_front() {
             permit.send(c);
         }
-        self.flush_commands();
+        self.flush();
     }
 
-    fn flush_commands(&mut self) {
+    /// Hands queued commands to the log worker while its queue has room.
+    pub fn flush(&mut self) {
         let Some(tx) = &self.cmd_tx else { return };
         while let Some(c) = self.pending_cmds.pop_front() {
             match tx.try_send(c) {
@@ -246,11 +247,6 @@ impl Durable {
 
     pub fn config(&self) -> &StorageConfig {
         &self.cfg
-    }
-
-    /// Hands queued commands to the log worker if its queue has room.
-    pub fn flush(&mut self) {
-        self.flush_commands();
     }
 
     pub fn snapshot_running(&self) -> bool {

@@ -142,18 +142,7 @@ pub(crate) fn spawn_acceptor(
                 (accept_inbox.clone(), accept_counts.clone(), next_conn.clone(), accept_shutdown.clone());
             loops.spawn(async move {
                 loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = shutdown.changed() => break,
-                    };
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
+                    let Some((stream, peer)) = super::accept_until_shutdown(&listener, &mut shutdown, "client").await else { break };
                     let Some(permit) = admit(&counts, peer, max_per_ip, max_total) else {
                         drop(stream);
                         continue;

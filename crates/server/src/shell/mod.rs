@@ -27,9 +27,9 @@ use rzk_config::ServerConfig;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// From a connection task to the driver.
 #[derive(Debug)]
@@ -134,6 +134,28 @@ pub fn client_addr(cfg: &ServerConfig) -> Result<SocketAddr, String> {
         }
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// The next connection on `listener`, or `None` once `shutdown` changes. A failed accept
+/// (out of file descriptors, say) is logged with `what` the listener serves and tried again
+/// after a short pause.
+pub(crate) async fn accept_until_shutdown(
+    listener: &TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+    what: &'static str,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, listener = what, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = shutdown.changed() => return None,
+        }
+    }
 }
 
 /// Waits for room in a bounded channel, or forever when there is nothing to send.
