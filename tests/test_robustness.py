@@ -307,6 +307,39 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def test_an_expired_client_that_does_not_read_is_disconnected(rzk_server):
+    """A session that expires while its client reads nothing (its replies stuck in the
+    socket) is closed and its socket released within a bounded grace, not held until the
+    client goes away. (rzk's own bound: runs against rzk only.)"""
+    s = rzk_server
+    kz = KazooClient(hosts=s.hosts, timeout=10.0)
+    kz.start(timeout=30)
+    try:
+        kz.create("/big-stuck", b"y" * 900_000)
+    finally:
+        kz.stop()
+        kz.close()
+    sock = socket.create_connection(s.address, timeout=10)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn = h.Jute().int(0).long(0).int(4000).long(0).buffer(b"\0" * 16).bool(False).bytes()
+        sock.sendall(struct.pack(">i", len(conn)) + conn)
+        n = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        session = struct.unpack(">iiq", sock.recv(n, socket.MSG_WAITALL)[:16])[2]
+        assert "sid=0x%x" % session in h.four_letter(s.port, "cons")
+        # ~18 MB of replies: far under the outbound bound, far over the socket buffers.
+        for i in range(20):
+            req = h.Jute().int(1 + i).int(4).string("/big-stuck").bool(False).bytes()
+            sock.sendall(struct.pack(">i", len(req)) + req)
+        # no pings: the 4 s session expires; its connection must go within the grace (5 s)
+        h.wait_until(lambda: "did not take its last frames in time" in s.log_tail(200), 40,
+                     what="the stuck connection closed")
+        assert "sid=0x%x" % session not in h.four_letter(s.port, "cons")
+        assert h.four_letter(s.port, "ruok") == "imok"
+    finally:
+        sock.close()
+
+
 def test_a_client_that_does_not_read_is_cut_off(rzk_server):
     """rzk bounds what it queues for one client: a client that pipelines reads of a large
     znode and never reads the replies is disconnected with a logged reason, the server's

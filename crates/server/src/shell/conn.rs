@@ -26,6 +26,9 @@ pub const OUTBOUND_FRAMES_MAX: usize = 16 * 1024;
 /// Bytes queued for one client beyond which it is disconnected (the client is not reading
 /// what it is sent).
 pub const OUTBOUND_BYTES_MAX: usize = 128 << 20;
+/// How long a closed connection may take to write its last frames (a client that stopped
+/// reading would otherwise hold its socket until it goes away).
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The driver's handle on one connection: its bounded outbound queue, and a way to cut it
 /// off at once when it stops reading what it is sent.
@@ -34,6 +37,7 @@ pub struct ConnTx {
     frames: mpsc::Sender<Outbound>,
     queued_bytes: Arc<AtomicUsize>,
     kill: Arc<Notify>,
+    closing: Arc<Notify>,
 }
 
 /// Why a frame could not be queued.
@@ -65,10 +69,13 @@ impl ConnTx {
         }
     }
 
-    /// Sends what is queued, then closes; a full queue closes at once.
+    /// Sends what is queued, then closes; a full queue closes at once, and a client that
+    /// does not take what is queued within [`CLOSE_GRACE`] is cut off then.
     pub fn close(&self, reason: String) {
         if self.send(Outbound::Close(reason)).is_err() {
             self.kill();
+        } else {
+            self.closing.notify_one();
         }
     }
 
@@ -101,15 +108,19 @@ pub async fn run<S>(
     let (frames, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_FRAMES_MAX);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let kill = Arc::new(Notify::new());
-    let tx = ConnTx { frames, queued_bytes: queued_bytes.clone(), kill: kill.clone() };
+    let closing = Arc::new(Notify::new());
+    let tx = ConnTx { frames, queued_bytes: queued_bytes.clone(), kill: kill.clone(), closing: closing.clone() };
     if inbox.send(Event::Accepted { conn, peer, auth, tx }).await.is_err() {
         return;
     }
     let reason = tokio::select! {
         r = serve(stream, conn, &inbox, limits, &mut rx, &queued_bytes) => r,
         _ = kill.notified() => "the client does not read what it is sent (outbound queue full)".to_string(),
+        _ = async { closing.notified().await; tokio::time::sleep(CLOSE_GRACE).await } => {
+            "closed; the client did not take its last frames in time".to_string()
+        }
     };
-    if reason.starts_with("the client does not read") {
+    if reason.starts_with("the client does not read") || reason.starts_with("closed; the client did not take") {
         tracing::warn!(conn, %peer, reason = %reason, "connection closed");
     } else {
         tracing::debug!(conn, %peer, reason = %reason, "connection closed");
@@ -117,7 +128,10 @@ pub async fn run<S>(
     let _ = inbox.send(Event::Closed { conn }).await;
 }
 
-/// Reads requests and writes replies until the connection ends; returns why.
+/// Reads requests and writes replies until the connection ends; returns why. Reading and
+/// writing run side by side: a client that does not read its replies is still read (up to
+/// `outstanding_max` unanswered requests), so its replies fill the bounded queue and it is
+/// cut off, instead of the connection hanging on a blocked write.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     conn: u64,
@@ -126,84 +140,108 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     rx: &mut mpsc::Receiver<Outbound>,
     queued_bytes: &AtomicUsize,
 ) -> String {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
+    // Unanswered requests: counted up by the reader, down by the writer.
+    let outstanding = AtomicUsize::new(0);
+    let answered = Notify::new();
+    tokio::select! {
+        r = write_replies(wr, rx, queued_bytes, &outstanding, &answered) => r,
+        r = read_requests(rd, conn, inbox, limits, &outstanding, &answered) => r,
+    }
+}
+
+/// Writes the driver's frames (everything queued, then one flush) until a `Close`.
+async fn write_replies<W: AsyncWrite + Unpin>(
+    wr: W,
+    rx: &mut mpsc::Receiver<Outbound>,
+    queued_bytes: &AtomicUsize,
+    outstanding: &AtomicUsize,
+    answered: &Notify,
+) -> String {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut first = true;
-    let mut outstanding: usize = 0;
-    let mut reading = true;
-    'conn: loop {
-        tokio::select! {
-            biased;
-            msg = rx.recv() => {
-                let mut msg = msg;
-                // Write everything queued, then flush once.
-                loop {
-                    match msg {
-                        Some(Outbound::Frame { bytes, reply }) => {
-                            if reply {
-                                outstanding = outstanding.saturating_sub(1);
-                            }
-                            queued_bytes.fetch_sub(bytes.len(), Ordering::Relaxed);
-                            if let Err(e) = wr.write_all(&bytes).await {
-                                break 'conn format!("write failed: {e}");
-                            }
-                        }
-                        Some(Outbound::Close(reason)) => {
-                            let _ = wr.flush().await;
-                            let _ = wr.shutdown().await;
-                            break 'conn reason;
-                        }
-                        None => break 'conn "server shutting down".to_string(),
+    loop {
+        let mut msg = rx.recv().await;
+        loop {
+            match msg {
+                Some(Outbound::Frame { bytes, reply }) => {
+                    if reply {
+                        let _ = outstanding.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                        answered.notify_one();
                     }
-                    match rx.try_recv() {
-                        Ok(m) => msg = Some(m),
-                        Err(_) => break,
+                    queued_bytes.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        return format!("write failed: {e}");
                     }
                 }
-                if let Err(e) = wr.flush().await {
-                    break 'conn format!("write failed: {e}");
+                Some(Outbound::Close(reason)) => {
+                    let _ = wr.flush().await;
+                    let _ = wr.shutdown().await;
+                    return reason;
                 }
+                None => return "server shutting down".to_string(),
             }
-            r = read_more(&mut rd, &mut buf), if reading && outstanding < limits.outstanding_max => {
-                match r {
-                    Ok(0) => break 'conn "client closed the connection".to_string(),
-                    Ok(_) => {}
-                    Err(e) => break 'conn format!("read failed: {e}"),
-                }
-                // Cut out every whole frame.
-                let mut start = 0;
-                loop {
-                    let rest = &buf[start..];
-                    if first && rest.len() >= 4 {
-                        first = false;
-                        if let Ok(word) = std::str::from_utf8(&rest[..4]) {
-                            if WORDS.contains(&word) {
-                                let _ = inbox.send(Event::FourLetterWord { conn, word: word.to_string() }).await;
-                                reading = false;
-                                start = buf.len();
-                                break;
-                            }
-                        }
-                    }
-                    match frame::split(rest, limits.frame_bytes_max) {
-                        FrameStatus::Incomplete { .. } => break,
-                        FrameStatus::Invalid { len } => {
-                            break 'conn format!("invalid frame length {len} (jute.maxbuffer is {})", limits.frame_bytes_max);
-                        }
-                        FrameStatus::Frame { len } => {
-                            let payload = rest[4..4 + len].to_vec();
-                            start += 4 + len;
-                            outstanding += 1;
-                            if inbox.send(Event::Frame { conn, payload }).await.is_err() {
-                                break 'conn "server shutting down".to_string();
-                            }
-                        }
-                    }
-                }
-                buf.drain(..start);
+            match rx.try_recv() {
+                Ok(m) => msg = Some(m),
+                Err(_) => break,
             }
         }
+        if let Err(e) = wr.flush().await {
+            return format!("write failed: {e}");
+        }
+    }
+}
+
+/// Reads frames (or a four-letter word) and hands them to the driver; stops reading while
+/// `outstanding_max` requests are unanswered. Returns only when the connection must end.
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut rd: R,
+    conn: u64,
+    inbox: &mpsc::Sender<Event>,
+    limits: ConnLimits,
+    outstanding: &AtomicUsize,
+    answered: &Notify,
+) -> String {
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut first = true;
+    loop {
+        while outstanding.load(Ordering::Relaxed) >= limits.outstanding_max {
+            answered.notified().await;
+        }
+        match read_more(&mut rd, &mut buf).await {
+            Ok(0) => return "client closed the connection".to_string(),
+            Ok(_) => {}
+            Err(e) => return format!("read failed: {e}"),
+        }
+        // Cut out every whole frame.
+        let mut start = 0;
+        loop {
+            let rest = &buf[start..];
+            if first && rest.len() >= 4 {
+                first = false;
+                if let Ok(word) = std::str::from_utf8(&rest[..4]) {
+                    if WORDS.contains(&word) {
+                        let _ = inbox.send(Event::FourLetterWord { conn, word: word.to_string() }).await;
+                        // Nothing more is read; the writer sends the answer and closes.
+                        return std::future::pending().await;
+                    }
+                }
+            }
+            match frame::split(rest, limits.frame_bytes_max) {
+                FrameStatus::Incomplete { .. } => break,
+                FrameStatus::Invalid { len } => {
+                    return format!("invalid frame length {len} (jute.maxbuffer is {})", limits.frame_bytes_max);
+                }
+                FrameStatus::Frame { len } => {
+                    let payload = rest[4..4 + len].to_vec();
+                    start += 4 + len;
+                    outstanding.fetch_add(1, Ordering::Relaxed);
+                    if inbox.send(Event::Frame { conn, payload }).await.is_err() {
+                        return "server shutting down".to_string();
+                    }
+                }
+            }
+        }
+        buf.drain(..start);
     }
 }
 
