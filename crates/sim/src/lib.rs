@@ -458,6 +458,7 @@ impl World {
             core_tick_ms: TICK_MS as i64,
             tree_options: tree_options(),
             trace_deliveries: true,
+            read_only_after_ms: None,
         }
     }
 
