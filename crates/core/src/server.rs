@@ -345,6 +345,8 @@ enum Pending {
     Forwarded { xid: i32, op: OpCode, received_ms: i64 },
     /// Learner: a sync forwarded to the leader; `done` once the leader's SYNC came.
     Sync { header: RequestHeader, body: Vec<u8>, received_ms: i64, done: bool },
+    /// A local session's closeSession, behind earlier requests.
+    LocalClose { xid: i32 },
 }
 
 #[derive(Debug)]
@@ -671,22 +673,22 @@ impl ZooKeeperServer {
             _ => {}
         }
         if local && op == Some(OpCode::CloseSession) {
-            return self.close_local_session(conn, session, header.xid);
-        }
-        if self.role() == Role::ReadOnly && op.is_some_and(not_read_only) {
-            // ReadOnlyRequestProcessor: writes (a multi, a sync, a check and a global
-            // session's close too) are refused with NotReadOnly.
-            let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::NotReadOnly.code() };
-            self.send(conn, frame_of(&h, &Response::Empty), true);
+            let c = self.conns.get_mut(&conn).expect("conn");
+            if c.pending.is_empty() {
+                return self.close_local_session(conn, session, header.xid);
+            }
+            c.pending.push_back(Pending::LocalClose { xid: header.xid });
             return;
         }
-        if local && op.is_some_and(|op| creates_ephemeral(op, &body)) {
+        if let Some(op) = op.filter(|op| self.role() == Role::ReadOnly && not_read_only(*op)) {
+            // ReadOnlyRequestProcessor: writes (a multi, a sync, a check and a global
+            // session's close too) are refused with NotReadOnly.
+            return self.fail_in_turn(conn, header.xid, op, ErrorCode::NotReadOnly, received_ms);
+        }
+        if let Some(op) = op.filter(|op| local && creates_ephemeral(*op, &body)) {
             // ZooKeeper's checkUpgradeSession: an ephemeral needs a global session.
             if !self.cfg.local_sessions_upgrading_enabled {
-                let h =
-                    ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::EphemeralOnLocalSession.code() };
-                self.send(conn, frame_of(&h, &Response::Empty), true);
-                return;
+                return self.fail_in_turn(conn, header.xid, op, ErrorCode::EphemeralOnLocalSession, received_ms);
             }
             self.upgrade_session(conn, session, timeout, received_ms);
         }

@@ -264,7 +264,7 @@ impl Client {
         let me = self.idx;
         let xid = self.next_xid();
         let write = |chk: &mut Checker| {
-            chk.writes.push(WriteRec { session, cxid: xid, start: now, end: None });
+            chk.writes.push(WriteRec { session, cxid: xid, start: now, end: None, close: false });
             chk.writes.len() - 1
         };
         let (req, op) = match r {
@@ -316,6 +316,7 @@ impl Client {
             50..=51 if writes_enabled => {
                 self.closing = true;
                 let widx = write(chk);
+                chk.writes[widx].close = true;
                 (Request::CloseSession, Op::Close { widx })
             }
             52..=59 => {

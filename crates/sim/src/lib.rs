@@ -140,6 +140,8 @@ pub struct SimConfig {
     pub progress_writes: usize,
     pub committed_log_max: usize,
     pub faults: Faults,
+    /// `localSessionsEnabled` (with upgrading) on every member.
+    pub local_sessions: bool,
 }
 
 impl SimConfig {
@@ -171,6 +173,9 @@ impl SimConfig {
             progress_writes: 5,
             committed_log_max: r.range(10, 60) as usize,
             faults,
+            // One seed in four, chosen apart from the seed's random stream so the seeds
+            // without it run exactly as before.
+            local_sessions: seed % 4 == 3,
         }
     }
 
@@ -186,6 +191,7 @@ pub struct Report {
     pub seed: u64,
     pub voters: usize,
     pub observers: usize,
+    pub local_sessions: bool,
     pub trace_hash: u64,
     pub ticks: u64,
     pub committed: usize,
@@ -392,7 +398,14 @@ impl World {
             })
             .collect();
         let clients = (0..cfg.clients).map(Client::new).collect();
-        let rep = Report { seed: cfg.seed, voters: cfg.voters, observers: cfg.observers, ..Default::default() };
+        let rep = Report {
+            seed: cfg.seed,
+            voters: cfg.voters,
+            observers: cfg.observers,
+            local_sessions: cfg.local_sessions,
+            ..Default::default()
+        };
+        let local_sessions = cfg.local_sessions;
         let faults = cfg.faults.clone();
         let mut w = World {
             cfg,
@@ -408,7 +421,7 @@ impl World {
             conns: BTreeMap::new(),
             cut: BTreeSet::new(),
             partition_until: None,
-            chk: Checker::default(),
+            chk: Checker { local_sessions, ..Checker::default() },
             trace: 0xcbf2_9ce4_8422_2325,
             rep,
             client_writes_enabled: true,
@@ -448,6 +461,8 @@ impl World {
             extended_types_enabled: true,
             reconfig_enabled: false,
             container_check_interval_ms: 1000,
+            local_sessions_enabled: self.cfg.local_sessions,
+            local_sessions_upgrading_enabled: true,
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -1174,7 +1189,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
@@ -1190,6 +1205,7 @@ pub fn summarize(reports: &[Report]) -> String {
         by_size(5),
         by_size(7),
         reports.iter().filter(|r| r.observers > 0).count(),
+        reports.iter().filter(|r| r.local_sessions).count(),
         sum(|r| r.crashes),
         sum(|r| r.torn_tails),
         sum(|r| r.partitions),
