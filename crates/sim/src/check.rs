@@ -447,8 +447,8 @@ mod tests {
         let mut c = Checker::default();
         c.committed.insert(Zxid(1), 0);
         c.committed.insert(Zxid(2), 0);
-        c.writes.push(WriteRec { session: 1, cxid: 1, start: 0, end: Some(5) });
-        c.writes.push(WriteRec { session: 2, cxid: 1, start: 6, end: Some(9) });
+        c.writes.push(WriteRec { session: 1, cxid: 1, start: 0, end: Some(5), close: false });
+        c.writes.push(WriteRec { session: 2, cxid: 1, start: 6, end: Some(9), close: false });
         c.txn_of_op.insert((1, 1), Zxid(2));
         c.txn_of_op.insert((2, 1), Zxid(1));
         assert!(c.check_history().is_err());
