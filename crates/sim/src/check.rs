@@ -153,6 +153,9 @@ pub struct Checker {
     pub max_acked: Zxid,
     pub watch_checks: u64,
     pub watch_events: u64,
+    /// Sessions a read-only member established, and writes it refused with NotReadOnly.
+    pub read_only_sessions: u64,
+    pub not_read_only: u64,
     pub expiries: u64,
     pub replies: u64,
 }

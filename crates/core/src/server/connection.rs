@@ -117,8 +117,12 @@ impl ZooKeeperServer {
                 self.attach(conn, id);
                 return self.send_connect_response(conn, true);
             }
-            if read_only && self.sessions.get(id).is_some() {
-                // ZooKeeper 3.9's ReadOnlyZooKeeperServer.validateSession.
+            if read_only {
+                // ZooKeeper 3.9's ReadOnlyZooKeeperServer.validateSession refuses a global
+                // session. A session this member does not know at all may be alive on the
+                // quorum (created while this member was cut off): ZooKeeper answers it
+                // "expired"; rzk cannot know that and refuses it too, so the client tries
+                // another server instead of dropping a live session.
                 return self.close(conn, format!("Refusing global session reconnection in RO mode (session 0x{:x})", id.0));
             }
             if let Some(l) = self.learner_mut().filter(|_| passwd_ok) {
