@@ -480,6 +480,18 @@ pub struct ServerConfig {
     /// `zookeeper.cnxTimeout` (ZooKeeper's `QuorumCnxManager`, default 5000): the timeout
     /// of a connection to a peer's election port.
     pub cnx_timeout_ms: u32,
+    /// `zookeeper.request_throttle_max_requests` (ZooKeeper's `RequestThrottler`, default 0:
+    /// off): requests in process beyond which new ones wait.
+    pub request_throttle_max_requests: u32,
+    /// `zookeeper.request_throttle_stall_time` (default 100 ms): how long a waiting request
+    /// waits before the throttler looks again (it also looks whenever a request finishes).
+    pub request_throttle_stall_time_ms: u32,
+    /// `zookeeper.request_throttle_drop_stale` (default true): a waiting request whose
+    /// connection is gone is dropped.
+    pub request_throttle_drop_stale: bool,
+    /// `zookeeper.throttled_op_wait_time` (default 0: off): a request that waited longer
+    /// than this is answered ThrottledOp.
+    pub throttled_op_wait_time_ms: u32,
 
     // ----- metrics -----
     /// `metricsProvider.className` if set: ZooKeeper's default provider or its
@@ -594,6 +606,10 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.znode.container.maxNeverUsedIntervalMs",
     "zookeeper.digest.enabled",
     "zookeeper.cnxTimeout",
+    "zookeeper.request_throttle_max_requests",
+    "zookeeper.request_throttle_stall_time",
+    "zookeeper.request_throttle_drop_stale",
+    "zookeeper.throttled_op_wait_time",
 ];
 
 /// Parse-time state.
@@ -825,21 +841,21 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
-    /// Stops at a throttle ZooKeeper would turn on and rzk does not have yet (request,
-    /// large-request, throttled-op and connection throttling). Their "off" values
+    /// Stops at a throttle ZooKeeper would turn on and rzk does not have yet (large-request
+    /// and connection throttling). Their "off" values
     /// (ZooKeeper's defaults) are accepted: rzk behaves as ZooKeeper does then.
     fn refuse_unimplemented_throttling(&self) -> Result<(), ConfigError> {
         for (name, v) in &self.cfg.system_properties {
             let Some(k) = name.strip_prefix("zookeeper.") else { continue };
             let n = v.trim().parse::<i64>().ok();
             let on = match k {
-                "request_throttle_max_requests" | "throttled_op_wait_time" | "connection_throttle_tokens" => n != Some(0),
+                "connection_throttle_tokens" => n != Some(0),
                 "largeRequestThreshold" => n != Some(-1),
                 _ => continue,
             };
             if on {
                 let m = format!(
-                    "{k}={v} turns on a throttle rzk does not implement yet (request, large-request and connection throttling); \
+                    "{k}={v} turns on a throttle rzk does not implement yet (large-request and connection throttling); \
                      remove it or set ZooKeeper's default ({})",
                     if k == "largeRequestThreshold" { "-1" } else { "0" }
                 );
@@ -1087,6 +1103,24 @@ impl<'o> Parser<'o> {
         if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))? {
             self.cfg.cnx_timeout_ms = n as u32;
         }
+        if let Some(n) =
+            self.sys(&["zookeeper.request_throttle_max_requests"], |v| decoded_int(v.trim(), 0, "a number of requests (0: off)"))?
+        {
+            self.cfg.request_throttle_max_requests = n as u32;
+        }
+        if let Some(n) =
+            self.sys(&["zookeeper.request_throttle_stall_time"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))?
+        {
+            self.cfg.request_throttle_stall_time_ms = n as u32;
+        }
+        if let Some(b) = self.sys(&["zookeeper.request_throttle_drop_stale"], boolean)? {
+            self.cfg.request_throttle_drop_stale = b;
+        }
+        if let Some(n) =
+            self.sys(&["zookeeper.throttled_op_wait_time"], |v| decoded_int(v.trim(), 0, "a number of milliseconds (0: off)"))?
+        {
+            self.cfg.throttled_op_wait_time_ms = n as u32;
+        }
         Ok(())
     }
 
@@ -1287,6 +1321,10 @@ impl ServerConfig {
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_never_used_interval_ms: 0,
             cnx_timeout_ms: DEFAULT_CNX_TIMEOUT_MS,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            throttled_op_wait_time_ms: 0,
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
             config_file: None,

@@ -985,9 +985,7 @@ fn component_settings_are_typed_and_checked() {
 
 #[test]
 fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
-    for line in
-        ["request_throttle_max_requests=100", "largeRequestThreshold=1048576", "connection_throttle_tokens=50", "throttled_op_wait_time=20"]
-    {
+    for line in ["largeRequestThreshold=1048576", "connection_throttle_tokens=50"] {
         let e = err_with(&format!("{line}\n")).to_string();
         let key = line.split('=').next().unwrap();
         assert!(e.contains(key) && e.contains("throttle"), "{line}: {e}");
@@ -997,4 +995,16 @@ fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
     {
         with(&format!("{line}\n"));
     }
+}
+
+#[test]
+fn request_throttling_settings() {
+    let c = with(
+        "request_throttle_max_requests=100\nrequest_throttle_stall_time=50\nrequest_throttle_drop_stale=false\nthrottled_op_wait_time=20\n",
+    );
+    assert_eq!(c.request_throttle_max_requests, 100);
+    assert_eq!(c.request_throttle_stall_time_ms, 50);
+    assert!(!c.request_throttle_drop_stale);
+    assert_eq!(c.throttled_op_wait_time_ms, 20);
+    assert!(err_with("request_throttle_max_requests=-1\n").to_string().contains("request_throttle_max_requests"));
 }

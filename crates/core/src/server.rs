@@ -86,6 +86,16 @@ pub struct CoreConfig {
     /// global (a createSession txn first); off, that create fails with
     /// EphemeralOnLocalSession.
     pub local_sessions_upgrading_enabled: bool,
+    /// ZooKeeper's RequestThrottler: requests in process (admitted, not yet answered) beyond
+    /// which new requests wait, in arrival order (0: off).
+    pub request_throttle_max_requests: usize,
+    /// How often a stalled throttler counts a wait and looks again (it also looks whenever
+    /// a request is answered).
+    pub request_throttle_stall_time_ms: i64,
+    /// A waiting request whose connection is gone is dropped (else passed on, to nobody).
+    pub request_throttle_drop_stale: bool,
+    /// A request that waited longer than this is answered ThrottledOp (0: never).
+    pub throttled_op_wait_time_ms: i64,
 }
 
 impl Default for CoreConfig {
@@ -102,6 +112,10 @@ impl Default for CoreConfig {
             container_max_never_used_interval_ms: 0,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            throttled_op_wait_time_ms: 0,
         }
     }
 }
@@ -361,6 +375,8 @@ struct Conn {
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
     stats: ConnStats,
+    /// Requests admitted on this connection and not yet answered (the throttler's count).
+    unanswered: usize,
 }
 
 /// Who is waiting for an appended txn.
@@ -417,6 +433,12 @@ pub struct ZooKeeperServer {
     quorum_info: crate::fourlw::QuorumInfo,
     /// The role, with the state only that role has (as `rzk_zab::Node` holds its roles).
     role: RoleState,
+    /// Requests admitted and not yet answered, on every connection (ZooKeeper's inProcess).
+    in_process: usize,
+    /// Requests waiting for the throttler, oldest first: (connection, frame, since when).
+    throttled: VecDeque<(ConnId, Vec<u8>, i64)>,
+    /// When a stalled throttler next counts a wait.
+    next_throttle_wait_ms: i64,
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -452,6 +474,9 @@ impl ZooKeeperServer {
             out: Vec::new(),
             quorum_info: Default::default(),
             role: RoleState::Standalone,
+            in_process: 0,
+            throttled: VecDeque::new(),
+            next_throttle_wait_ms: 0,
         }
     }
 
@@ -547,6 +572,7 @@ impl ZooKeeperServer {
                         pending: VecDeque::new(),
                         early: Vec::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
+                        unanswered: 0,
                     },
                 );
             }
@@ -567,6 +593,101 @@ impl ZooKeeperServer {
             Input::Touches { sessions } => self.on_touches(sessions),
             Input::Synced => self.on_synced(),
         }
+        if !self.throttled.is_empty() {
+            self.release_throttled();
+        }
+    }
+
+    /// The throttler's count agrees with the connections' (for the simulator's checkers):
+    /// the requests in process are exactly those admitted on live connections and not yet
+    /// answered.
+    pub fn check_in_process(&self) -> Result<(), String> {
+        let sum: usize = self.conns.values().map(|c| c.unanswered).sum();
+        if sum != self.in_process {
+            return Err(format!("{} requests in process, but the connections have {sum} unanswered", self.in_process));
+        }
+        Ok(())
+    }
+
+    /// A request frame of an established connection: admitted now, or (throttling on, too
+    /// many requests in process or others already waiting) queued behind the others.
+    fn submit(&mut self, conn: ConnId, payload: Vec<u8>) {
+        let max = self.cfg.request_throttle_max_requests;
+        if max == 0 || (self.throttled.is_empty() && self.in_process < max) {
+            return self.admit(conn, payload);
+        }
+        if self.throttled.is_empty() {
+            self.stats.request_throttle_wait_count += 1;
+            self.next_throttle_wait_ms = self.now_ms + self.cfg.request_throttle_stall_time_ms;
+        }
+        self.throttled.push_back((conn, payload, self.now_ms));
+    }
+
+    fn admit(&mut self, conn: ConnId, payload: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.unanswered += 1;
+            self.in_process += 1;
+        }
+        self.on_request(conn, payload);
+    }
+
+    /// ZooKeeper's RequestThrottler loop, run after every input: the oldest waiting request
+    /// goes on once fewer than the maximum are in process; one whose connection is gone is
+    /// dropped (`drop_stale`); one that waited longer than `throttled_op_wait_time` is
+    /// answered ThrottledOp in its turn (pings, closes, new sessions, SetWatches and auth
+    /// never are).
+    fn release_throttled(&mut self) {
+        let max = self.cfg.request_throttle_max_requests.max(1);
+        while let Some((conn, _, _)) = self.throttled.front() {
+            let stale = !self.conns.get(conn).is_some_and(|c| c.state != ConnState::Closed);
+            if stale {
+                self.throttled.pop_front();
+                if self.cfg.request_throttle_drop_stale {
+                    self.stats.stale_requests_dropped += 1;
+                } else {
+                    self.stats.stale_requests += 1;
+                }
+                continue;
+            }
+            if self.in_process >= max {
+                if self.now_ms >= self.next_throttle_wait_ms {
+                    self.stats.request_throttle_wait_count += 1;
+                    self.next_throttle_wait_ms = self.now_ms + self.cfg.request_throttle_stall_time_ms;
+                }
+                return;
+            }
+            let (conn, payload, since) = self.throttled.pop_front().expect("front");
+            let wait = self.cfg.throttled_op_wait_time_ms;
+            let header = RequestHeader::read(&mut Reader::new(&payload)).ok();
+            let throttlable = header
+                .as_ref()
+                // ZooKeeper's isThrottlable, and (rzk) never the session's own set-up: a
+                // refused SetWatches would leave the client believing its watches set.
+                .is_some_and(|h| {
+                    !matches!(
+                        OpCode::from_code(h.op),
+                        Some(
+                            OpCode::Ping
+                                | OpCode::CloseSession
+                                | OpCode::CreateSession
+                                | OpCode::SetWatches
+                                | OpCode::SetWatches2
+                                | OpCode::Auth
+                        )
+                    )
+                });
+            match header {
+                Some(h) if throttlable && wait > 0 && self.now_ms - since > wait => {
+                    self.stats.throttled_ops += 1;
+                    let c = self.conns.get_mut(&conn).expect("live");
+                    c.unanswered += 1;
+                    self.in_process += 1;
+                    let op = OpCode::from_code(h.op).unwrap_or(OpCode::Error);
+                    self.fail_in_turn(conn, h.xid, op, ErrorCode::Throttled, since);
+                }
+                _ => self.admit(conn, payload),
+            }
+        }
     }
 
     /// The actions produced so far, in order.
@@ -581,6 +702,10 @@ impl ZooKeeperServer {
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>, reply: bool) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            if reply && c.unanswered > 0 {
+                c.unanswered -= 1;
+                self.in_process -= 1;
+            }
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
             if reply {
@@ -609,6 +734,7 @@ impl ZooKeeperServer {
     /// Forgets a connection: its watches go, its session stays (until it expires).
     fn detach(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
+            self.in_process -= c.unanswered;
             if let Some(s) = c.session {
                 if self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);

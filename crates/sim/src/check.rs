@@ -156,6 +156,8 @@ pub struct Checker {
     /// Sessions a read-only member established, and writes it refused with NotReadOnly.
     pub read_only_sessions: u64,
     pub not_read_only: u64,
+    /// Requests answered ThrottledOp.
+    pub throttled: u64,
     pub expiries: u64,
     pub replies: u64,
 }

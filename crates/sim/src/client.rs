@@ -431,6 +431,9 @@ impl Client {
         if h.err == rzk_proto::ErrorCode::NotReadOnly.code() {
             chk.not_read_only += 1;
         }
+        if h.err == rzk_proto::ErrorCode::Throttled.code() {
+            chk.throttled += 1;
+        }
         match o.op {
             Op::Ping => {}
             Op::Setup => {
@@ -587,6 +590,17 @@ impl Client {
         });
         if !matched {
             return Err(format!("a watch event {change:?} {} that no watch of this client covers", ev.path));
+        }
+        if change == Change::Created {
+            // ZooKeeper's createNode: a watcher told of the new node (its exist or recursive
+            // watch) is not told again that its parent's children changed; its one-time
+            // child watch on the parent is used up all the same.
+            let parent = match ev.path.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &ev.path[..i],
+                None => "",
+            };
+            self.watches.retain(|w| !(w.kind == WatchKind::Child && w.path == parent));
         }
         Ok(())
     }

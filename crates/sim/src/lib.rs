@@ -144,6 +144,8 @@ pub struct SimConfig {
     pub local_sessions: bool,
     /// `readonlymode.enabled` on every member, and clients that connect with canBeReadOnly.
     pub read_only: bool,
+    /// `request_throttle_max_requests` (0: off) and `throttled_op_wait_time` in ms.
+    pub throttle: (usize, i64),
 }
 
 impl SimConfig {
@@ -180,6 +182,13 @@ impl SimConfig {
             local_sessions: seed % 4 == 3,
             // Half of those: read-only members while a partition leaves them alone.
             read_only: seed % 8 == 7,
+            // One seed in five throttles requests (a few in process at a time), half of
+            // those answering ThrottledOp after 100 ms of waiting.
+            throttle: match seed % 10 {
+                1 => (3, 100),
+                6 => (4, 0),
+                _ => (0, 0),
+            },
         }
     }
 
@@ -226,6 +235,8 @@ pub struct Report {
     pub watch_events: u64,
     pub read_only_sessions: u64,
     pub not_read_only: u64,
+    pub throttling: bool,
+    pub throttled: u64,
     pub replies: u64,
 }
 
@@ -417,6 +428,7 @@ impl World {
             observers: cfg.observers,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
+            throttling: cfg.throttle.0 > 0,
             ..Default::default()
         };
         let local_sessions = cfg.local_sessions;
@@ -477,6 +489,8 @@ impl World {
             container_check_interval_ms: 1000,
             local_sessions_enabled: self.cfg.local_sessions,
             local_sessions_upgrading_enabled: true,
+            request_throttle_max_requests: self.cfg.throttle.0,
+            throttled_op_wait_time_ms: self.cfg.throttle.1,
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -592,6 +606,7 @@ impl World {
         self.rep.watch_events = self.chk.watch_events;
         self.rep.read_only_sessions = self.chk.read_only_sessions;
         self.rep.not_read_only = self.chk.not_read_only;
+        self.rep.throttled = self.chk.throttled;
         self.rep.replies = self.chk.replies;
         Ok(())
     }
@@ -1005,6 +1020,7 @@ impl World {
             if n.applied() != applied {
                 return Err(format!("server {sid}: node applied {} but the core's tree is at {applied}", n.applied()));
             }
+            m.core().check_in_process().map_err(|e| format!("server {sid}: {e}"))?;
             // ZAB: a leader holds every committed txn when it becomes established.
             let established = n.state() == ServerState::Leading && n.is_serving();
             if established && !self.servers[i].was_established_leader && applied < last {
@@ -1212,7 +1228,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
@@ -1222,7 +1238,7 @@ pub fn summarize(reports: &[Report]) -> String {
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
-         {} sessions on read-only members, {} writes refused there with NotReadOnly\n\
+         {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1231,6 +1247,7 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.observers > 0).count(),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
+        reports.iter().filter(|r| r.throttling).count(),
         sum(|r| r.crashes),
         sum(|r| r.torn_tails),
         sum(|r| r.partitions),
@@ -1258,6 +1275,7 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.watch_checks),
         sum(|r| r.read_only_sessions),
         sum(|r| r.not_read_only),
+        sum(|r| r.throttled),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

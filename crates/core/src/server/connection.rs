@@ -27,7 +27,7 @@ impl ZooKeeperServer {
                 }
                 c.early.push(payload);
             }
-            ConnState::Connecting | ConnState::Connected => self.on_request(conn, payload),
+            ConnState::Connecting | ConnState::Connected => self.submit(conn, payload),
             ConnState::Closed => {}
         }
     }
@@ -273,7 +273,7 @@ impl ZooKeeperServer {
             if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
                 break;
             }
-            self.on_request(conn, payload);
+            self.admit(conn, payload);
         }
     }
 }

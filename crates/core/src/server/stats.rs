@@ -62,6 +62,13 @@ pub struct ServerStats {
     /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
     pub read_latency: crate::summary::Summary,
     pub update_latency: crate::summary::Summary,
+    /// The request throttler's counters (ZooKeeper's ServerMetrics names, mntr `zk_` keys):
+    /// stalls while requests waited, requests answered ThrottledOp, waiting requests whose
+    /// connection was gone (dropped, or passed on with `drop_stale` off).
+    pub request_throttle_wait_count: u64,
+    pub throttled_ops: u64,
+    pub stale_requests: u64,
+    pub stale_requests_dropped: u64,
 }
 
 impl ServerStats {

@@ -104,6 +104,10 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
         local_sessions_enabled: cfg.local_sessions_enabled,
         local_sessions_upgrading_enabled: cfg.local_sessions_upgrading_enabled,
+        request_throttle_max_requests: cfg.request_throttle_max_requests as usize,
+        request_throttle_stall_time_ms: cfg.request_throttle_stall_time_ms as i64,
+        request_throttle_drop_stale: cfg.request_throttle_drop_stale,
+        throttled_op_wait_time_ms: cfg.throttled_op_wait_time_ms as i64,
     }
 }
 
