@@ -982,3 +982,20 @@ fn component_settings_are_typed_and_checked() {
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err().to_string();
     assert!(e.contains("zookeeper.cnxTimeout"), "{e}");
 }
+
+#[test]
+fn audit_log_settings() {
+    let c = with("");
+    assert!(!c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("./zookeeper_audit.log"));
+    let c = with("audit.enable=true\nlog.dir=/var/log/zk\nauditlog.file=audit.log\n");
+    assert!(c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("/var/log/zk/audit.log"));
+    assert!(!c.warnings.iter().any(|(k, _, _)| k == "audit.enable"), "{:?}", c.warnings);
+    let e = err_with("audit.enable=yes\n");
+    assert!(e.to_string().contains("audit.enable: expected true or false"), "{e}");
+    let e = err_with("audit.impl.class=com.example.MyAuditLogger\n");
+    assert!(e.to_string().contains("com.example.MyAuditLogger"), "{e}");
+    let c = with("audit.impl.class=org.apache.zookeeper.audit.Slf4jAuditLogger\n");
+    assert!(!c.ignored.iter().any(|(k, _, _)| k == "audit.impl.class"));
+}

@@ -252,6 +252,8 @@ pub enum Output {
         op: StorageOp,
         snapshot_digest: Option<i64>,
     },
+    /// One audit log event (only with the audit log on); the host stamps and writes it.
+    Audit(crate::audit::AuditEvent),
 }
 
 /// One server. See the module docs.
@@ -565,6 +567,7 @@ impl Member {
                 .out
                 .push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) }),
             CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
+            CoreAction::Audit(e) => self.out.push(Output::Audit(e)),
         }
     }
 

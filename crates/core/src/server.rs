@@ -79,6 +79,10 @@ pub struct CoreConfig {
     /// `znode.container.maxNeverUsedIntervalMs`: an empty container that never had a child is
     /// removed after this long (0: never).
     pub container_max_never_used_interval_ms: i64,
+    /// `audit.enable`: `Some(the server's user)` (ZooKeeper's `ZKAuditProvider.getZKUser`, the
+    /// user of ephemeral deletions) turns the audit log on: the core then emits
+    /// `Action::Audit` for each audited operation (see [`crate::audit`]).
+    pub audit_server_user: Option<String>,
 }
 
 impl Default for CoreConfig {
@@ -93,6 +97,7 @@ impl Default for CoreConfig {
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
+            audit_server_user: None,
         }
     }
 }
@@ -300,6 +305,9 @@ pub enum Action {
     RevalidateReply { to: PeerId, session: SessionId, valid: bool },
     /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
     SyncReply { to: PeerId },
+    /// One line of the audit log (only with `CoreConfig::audit_server_user`); the host stamps
+    /// the time and writes it.
+    Audit(crate::audit::AuditEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +350,9 @@ struct Conn {
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
     stats: ConnStats,
+    /// With the audit log on: the audited writes waiting for their txn, in request order
+    /// (`(xid, what the request said)`; as many as the connection's pending writes).
+    audit: VecDeque<(i32, crate::audit::AuditRequest)>,
 }
 
 /// Who is waiting for an appended txn.
@@ -519,6 +530,7 @@ impl ZooKeeperServer {
                         auth,
                         pending: VecDeque::new(),
                         early: Vec::new(),
+                        audit: VecDeque::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
                     },
                 );
@@ -638,6 +650,9 @@ impl ZooKeeperServer {
             _ => {}
         }
         let is_write = op.is_some_and(OpCode::is_client_write);
+        if is_write {
+            self.note_audit(conn, session, header.xid, header.op, &body);
+        }
         if self.role().is_learner() && (is_write || op == Some(OpCode::Sync)) {
             self.forward(conn, session, header, body, received_ms);
         } else if is_write {

@@ -6,8 +6,8 @@
 //! learners' forwarded requests and their syncs, answered once what came before is committed.
 
 use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
-use crate::auth;
 use crate::prep::{Outstanding, PrepContext};
+use crate::{audit, auth};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
 use rzk_proto::{perms, ErrorCode, Id, OpCode, SessionId, Zxid};
@@ -31,6 +31,33 @@ impl ZooKeeperServer {
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
         self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
+    }
+
+    /// With the audit log on: what an audited write said, kept on its connection until its
+    /// txn is applied.
+    pub(super) fn note_audit(&mut self, conn: ConnId, session: SessionId, xid: i32, op: i32, body: &[u8]) {
+        if self.cfg.audit_server_user.is_none() {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if let Some(r) = audit::request(session, op, body, &c.auth, &c.peer.ip().to_string()) {
+            c.audit.push_back((xid, r));
+        }
+    }
+
+    /// The audit events of a connection's write whose txn was applied. Entries before it
+    /// are of writes that never got a txn (a log that refused appends).
+    fn audit_committed(&mut self, conn: ConnId, xid: i32, txn: &Txn, result: &TxnResult) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        while c.audit.front().is_some_and(|(x, _)| *x != xid) && c.audit.iter().any(|(x, _)| *x == xid) {
+            c.audit.pop_front();
+        }
+        if c.audit.front().is_some_and(|(x, _)| *x == xid) {
+            let (_, r) = c.audit.pop_front().expect("front");
+            for e in audit::committed(&r, txn, result) {
+                self.out.push(Action::Audit(e));
+            }
+        }
     }
 
     pub(super) fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
@@ -143,7 +170,20 @@ impl ZooKeeperServer {
 
     pub(super) fn commit(&mut self, f: InFlight) {
         let hdr = &f.record.header;
+        // The ephemerals a closeSession deletes, audited on every server (and whether each
+        // is still there to delete).
+        let closing = match (&self.cfg.audit_server_user, &f.record.txn) {
+            (Some(_), Txn::CloseSession { paths_to_delete }) => {
+                paths_to_delete.iter().map(|p| (p.clone(), self.tree.get(p).is_some())).collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        };
         let outcome = self.tree.apply(hdr, &f.record.txn);
+        if let (Some(user), false) = (&self.cfg.audit_server_user, closing.is_empty()) {
+            for e in audit::ephemerals_deleted(hdr.client_id, user, &closing) {
+                self.out.push(Action::Audit(e));
+            }
+        }
         self.outstanding.applied(hdr.zxid);
         if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
             if d.tree_digest != self.tree.digest() {
@@ -217,13 +257,15 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
-            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
+            Origin::Client { conn, xid, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
                 // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
                 // its connection is closed (the client carries on with the server it moved to).
+                self.audit_committed(conn, xid, &f.record.txn, &outcome.result);
                 self.pop_write(conn, zxid);
                 self.close(conn, format!("session {} moved to another server", hdr.client_id));
             }
             Origin::Client { conn, xid, op, received_ms } => {
+                self.audit_committed(conn, xid, &f.record.txn, &outcome.result);
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
                 let h = ReplyHeader { xid, zxid, err: err.code() };
                 self.pop_write(conn, zxid);

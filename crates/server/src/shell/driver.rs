@@ -76,6 +76,8 @@ struct Driver {
     config_data: Bytes,
     started: Instant,
     conns: HashMap<ConnId, ConnTx>,
+    /// `audit.enable`: the audit log's writer.
+    audit: Option<super::audit::AuditLog>,
 }
 
 impl Driver {
@@ -113,6 +115,11 @@ impl Driver {
                     }
                 }
                 Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
+                Output::Audit(e) => {
+                    if let Some(a) = &self.audit {
+                        a.record(wall_ms(), e);
+                    }
+                }
             }
         }
     }
@@ -213,11 +220,20 @@ pub async fn run(
 ) -> io::Result<()> {
     let listener = listener.into();
     let started = Instant::now();
+    // First, so that a start-up that fails from here on is audited as one (on drop).
+    let audit = match cfg.audit_enable {
+        true => Some(
+            super::audit::AuditLog::open(&cfg.audit_log_file, super::audit::server_user())
+                .map_err(|e| io::Error::new(e.kind(), format!("audit log {}: {e}", cfg.audit_log_file.display())))?,
+        ),
+        false => None,
+    };
     let storage_cfg = durable::storage_config(&cfg);
     let mut core_cfg = super::core_config(&cfg);
     if let Some(id) = my_id {
         core_cfg.server_id = id as u8;
     }
+    core_cfg.audit_server_user = audit.as_ref().map(|a| a.user().to_string());
     let zab = zab_config(&cfg, my_id);
     let (recovered, snapshot_now) = {
         let c = cfg.clone();
@@ -266,7 +282,11 @@ pub async fn run(
         storage,
         started,
         conns: HashMap::new(),
+        audit,
     };
+    if let Some(a) = &mut d.audit {
+        a.server_started(wall_ms());
+    }
     if snapshot_now {
         d.storage.start_snapshot(d.member.core());
     }
@@ -335,6 +355,9 @@ pub async fn run(
         d.storage.flush();
     }
     acceptor.abort();
+    if let Some(a) = d.audit.take() {
+        a.stop(wall_ms());
+    }
     if let Some(msg) = fatal {
         // Nothing more may be acknowledged: stop at once; recovery on restart sorts it out.
         tracing::error!("{msg}");

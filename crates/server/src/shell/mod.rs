@@ -8,6 +8,7 @@
 //! because some need the process and the disk.
 
 pub mod admin;
+pub mod audit;
 pub mod conn;
 pub mod driver;
 pub mod durable;
@@ -102,6 +103,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
+        // Set by the driver once the audit log is open (`audit.enable`).
+        audit_server_user: None,
     }
 }
 
