@@ -356,6 +356,11 @@ impl Member {
         self.cfg.standalone
     }
 
+    /// A measurement of the host's storage, for the statistics (`fsynctime`, ...).
+    pub fn observe_storage(&mut self, o: crate::server::StorageObservation) {
+        self.core.observe_storage(o);
+    }
+
     /// The core, with what it shows of the ensemble brought up to date, for the four-letter
     /// words (`crst` and `srst` reset its counters).
     pub fn core_for_stats(&mut self) -> &mut ZooKeeperServer {

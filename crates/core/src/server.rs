@@ -59,7 +59,7 @@ mod reads;
 mod sessions;
 mod stats;
 
-pub use stats::{ConnStats, ServerStats};
+pub use stats::{ConnStats, ServerStats, StorageObservation};
 
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;

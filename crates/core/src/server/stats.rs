@@ -62,6 +62,22 @@ pub struct ServerStats {
     /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
     pub read_latency: crate::summary::Summary,
     pub update_latency: crate::summary::Summary,
+    /// What the host's storage measured and handed in ([`ZooKeeperServer::observe_storage`]):
+    /// `fsynctime` (ms of each group commit's fdatasync), `sync_processor_batch_size` (txns
+    /// made durable by it) and `snapshottime` (ms to write each snapshot).
+    pub fsync_time: crate::summary::Summary,
+    pub sync_batch_size: crate::summary::Summary,
+    pub snapshot_time: crate::summary::Summary,
+}
+
+/// A storage measurement the host hands the core for its statistics (the core reads no
+/// clock; the log worker and the snapshot writer do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageObservation {
+    /// One group commit: its fdatasync's time and the txns it made durable.
+    GroupCommit { fsync_ms: i64, txns: i64 },
+    /// One snapshot written, from its first chunk to the file renamed.
+    Snapshot { ms: i64 },
 }
 
 impl ServerStats {
@@ -162,6 +178,17 @@ impl ZooKeeperServer {
     }
 
     /// Resets the server's counters (`srst`).
+    /// Records a measurement of the host's storage (see [`StorageObservation`]).
+    pub fn observe_storage(&mut self, o: StorageObservation) {
+        match o {
+            StorageObservation::GroupCommit { fsync_ms, txns } => {
+                self.stats.fsync_time.observe(fsync_ms);
+                self.stats.sync_batch_size.observe(txns);
+            }
+            StorageObservation::Snapshot { ms } => self.stats.snapshot_time.observe(ms),
+        }
+    }
+
     pub fn reset_stats(&mut self) {
         let started = self.stats.started_ms;
         self.stats = ServerStats { started_ms: started, ..Default::default() };
