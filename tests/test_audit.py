@@ -182,3 +182,48 @@ def test_bad_audit_settings_stop_the_start(tmp_path):
         r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=30)
         out = h._dec(r.stdout) + h._dec(r.stderr)
         assert r.returncode != 0 and needle in out, (r.returncode, out)
+
+
+def ensemble_audit(kind):
+    """A client on one follower writes; returns the normalized audit lines of that follower,
+    the leader and the other follower."""
+    import zkensemble as ze
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NodeExistsError
+
+    with ze.Ensemble(kind, 3, name="audit", extra_cfg={"audit.enable": "true"}) as ens:
+        leader = ens.wait_for_leader(60)
+        f, other = ens.followers()[:2]
+        c = KazooClient(hosts=f.hosts, timeout=10.0)
+        c.start(timeout=30)
+        try:
+            c.create("/x", b"")
+            c.create("/x/e", b"", ephemeral=True)
+            c.set("/x", b"1")
+            with pytest.raises(NodeExistsError):
+                c.create("/x", b"")
+        finally:
+            c.stop()
+            c.close()
+        files = [m.workdir / "zookeeper_audit.log" for m in (f, leader, other)]
+
+        def deleted_everywhere():
+            return all(p.exists() and "znode=/x/e\tresult=success" in p.read_text() for p in files)
+
+        h.wait_until(deleted_everywhere, 20, 0.1, "the ephemeral's deletion audited on every member")
+        ens.stop()
+        return [normalized(p.read_text().splitlines()) for p in files]
+
+
+def test_ensemble_audit_log_matches_zookeepers():
+    """The server a client is connected to audits its writes (a follower, here); every member
+    audits the ephemerals a session's close deletes."""
+    if not (h.rzk_available() and h.zookeeper_available()):
+        pytest.skip("needs rzk and Apache ZooKeeper")
+    zk = ensemble_audit("zookeeper")
+    rz = ensemble_audit("rzk")
+    assert rz == zk
+    follower, leader, other = zk
+    assert any("operation=create\tznode=/x\tznode_type=persistent\tresult=success" in line for line in follower)
+    assert not any("operation=create" in line for line in leader + other)
+    assert any("ephemeralZNodeDeletionOnSessionCloseOrExpire\tznode=/x/e" in line for line in leader)
