@@ -450,6 +450,47 @@ def test_storage_metrics_observe_group_commits_and_snapshots(new_server):
     assert int(mntr["zk_max_sync_processor_batch_size"]) >= 1
 
 
+def test_ensemble_leader_measures_ack_latency():
+    """On an rzk leader: quorum_ack_latency (txn time to its quorum of ACKs) and the
+    ack_latency summary set, one summary per learner keyed by its sid, as ZooKeeper's provider
+    labels a summary set; a follower has neither observation, so exports no ack_latency."""
+    from kazoo.client import KazooClient
+    from prometheus_client.parser import text_string_to_metric_families
+    from zkensemble import Ensemble
+
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    ports = {i: h.free_port() for i in (1, 2, 3)}
+    member_cfg = {i: {"metricsProvider.className": PROMETHEUS_PROVIDER, "metricsProvider.httpHost": "127.0.0.1",
+                      "metricsProvider.httpPort": str(p)} for i, p in ports.items()}
+    with Ensemble("rzk", 3, proxied=False, member_cfg=member_cfg, name="acklat") as ens:
+        leader = ens.wait_for_leader()
+        kz = KazooClient(hosts=leader.hosts, timeout=10)
+        kz.start(timeout=20)
+        try:
+            for i in range(20):
+                kz.create("/w%d" % i, b"x")
+        finally:
+            kz.stop()
+            kz.close()
+        ens.wait_converged()
+        fams = {}
+        for sid, port in ports.items():
+            fams[sid] = {f.name: f for f in text_string_to_metric_families(http_get(port, "/metrics")[2])}
+    lf = fams[leader.sid]
+    sample = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in lf.values() for x in f.samples}
+    assert sample[("quorum_ack_latency_count", ())] >= 20
+    # Only ACKs that come before the proposal commits are timed (as ZooKeeper's processAck):
+    # a learner always behind the quorum may have none.
+    keys = {x.labels["key"] for x in lf["ack_latency"].samples}
+    assert keys and keys <= {str(sid) for sid in ports if sid != leader.sid}, keys
+    for k in keys:
+        assert sample[("ack_latency_count", (("key", k),))] >= 1
+    for sid, f in fams.items():
+        if sid != leader.sid:
+            assert "ack_latency" not in f and f["quorum_ack_latency"].type == "summary"
+
+
 def test_prometheus_without_jvm_info(new_server):
     from prometheus_client.parser import text_string_to_metric_families
 

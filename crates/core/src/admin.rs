@@ -492,8 +492,8 @@ pub const COUNTERS: &[&str] = &[
 ];
 
 /// ZooKeeper 3.8's summaries (`ServerMetrics`), with their detail level. rzk measures
-/// `readlatency`, `updatelatency`, `fsynctime`, `sync_processor_batch_size` and
-/// `snapshottime` (see `observed`); the others have no observation (count 0 in `monitor`,
+/// `readlatency`, `updatelatency`, `fsynctime`, `sync_processor_batch_size`, `snapshottime`
+/// and `quorum_ack_latency` (see `observed`); the others have no observation (count 0 in `monitor`,
 /// absent from `/metrics`).
 pub const SUMMARIES: &[(&str, MetricKind)] = {
     use MetricKind::{Summary as B, SummaryAdvanced as A};
@@ -638,6 +638,8 @@ fn observed<'s>(s: &'s ServerSnapshot, name: &str) -> Option<&'s Summary> {
         "fsynctime" => Some(&s.stats.fsync_time),
         "sync_processor_batch_size" => Some(&s.stats.sync_batch_size),
         "snapshottime" => Some(&s.stats.snapshot_time),
+        // Only an ensemble has a quorum to wait for (its leader measures it).
+        "quorum_ack_latency" if s.role != Role::Standalone => Some(&s.stats.quorum_ack_latency),
         _ => None,
     }
 }
@@ -665,7 +667,23 @@ pub fn metrics(s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
         let q: Vec<Value> = prometheus_quantiles(*kind).iter().map(|q| json!([q, sm.quantile(*q)])).collect();
         sums.insert(name.to_string(), json!({ "count": sm.count, "sum": sm.sum, "quantiles": q }));
     }
-    CommandResponse { status: 200, body: json!({ "monitor": m, "summaries": sums }) }
+    // Summary sets, keyed (ZooKeeper's `SummarySet`): per-learner ACK latency, on a leader
+    // once a learner has acknowledged a proposal in flight.
+    let mut sets = Map::new();
+    if !s.stats.ack_latency.is_empty() {
+        let q = prometheus_quantiles(MetricKind::SummaryAdvanced);
+        let by_peer: Map<String, Value> = s
+            .stats
+            .ack_latency
+            .iter()
+            .map(|(sid, sm)| {
+                let qs: Vec<Value> = q.iter().map(|q| json!([q, sm.quantile(*q)])).collect();
+                (sid.to_string(), json!({ "count": sm.count, "sum": sm.sum, "quantiles": qs }))
+            })
+            .collect();
+        sets.insert("ack_latency".into(), Value::Object(by_peer));
+    }
+    CommandResponse { status: 200, body: json!({ "monitor": m, "summaries": sums, "summary_sets": sets }) }
 }
 
 #[cfg(test)]

@@ -424,6 +424,9 @@ impl Member {
                         }
                     }
                 }
+                if let (true, Message::Ack { zxid }) = (leading, &msg) {
+                    self.core.observe_ack(from.0, *zxid, self.wall_ms);
+                }
                 self.node.step(from, msg);
             }
             PeerMsg::Request(r) if leading => self.core_input(Input::Forwarded {

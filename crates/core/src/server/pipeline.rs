@@ -87,6 +87,12 @@ impl ZooKeeperServer {
     pub(super) fn on_proposal_committed(&mut self, zxid: Zxid) {
         let f = self.in_flight.pop_front().unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
         assert_eq!(f.record.header.zxid, zxid, "ZAB committed {zxid} but the oldest proposal in flight is {}", f.record.header.zxid);
+        if self.role() == Role::Leader {
+            let latency = self.wall_ms - f.record.header.time;
+            if latency >= 0 {
+                self.stats.quorum_ack_latency.observe(latency);
+            }
+        }
         self.commit(f);
         self.release_leader_syncs(zxid);
     }

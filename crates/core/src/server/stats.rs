@@ -68,6 +68,13 @@ pub struct ServerStats {
     pub fsync_time: crate::summary::Summary,
     pub sync_batch_size: crate::summary::Summary,
     pub snapshot_time: crate::summary::Summary,
+    /// Leader: ms from a proposal's txn header time (wall clock at prep) to its quorum of
+    /// ACKs (`quorum_ack_latency`), and to each learner's ACK, by sid (`ack_latency`, a
+    /// summary set keyed by the sid; ZooKeeper samples one zxid in
+    /// `zookeeper.leader.ackLoggingFrequency`, rzk keeps every ACK). Negative spans (the
+    /// wall clock stepped back) are not recorded, as ZooKeeper skips them.
+    pub quorum_ack_latency: crate::summary::Summary,
+    pub ack_latency: std::collections::BTreeMap<i64, crate::summary::Summary>,
 }
 
 /// A storage measurement the host hands the core for its statistics (the core reads no
@@ -186,6 +193,20 @@ impl ZooKeeperServer {
                 self.stats.sync_batch_size.observe(txns);
             }
             StorageObservation::Snapshot { ms } => self.stats.snapshot_time.observe(ms),
+        }
+    }
+
+    /// Leader: learner `peer` acknowledged `zxid` (a proposal of this server's in flight).
+    pub fn observe_ack(&mut self, peer: i64, zxid: rzk_proto::Zxid, wall_ms: i64) {
+        if self.role() != crate::server::Role::Leader {
+            return;
+        }
+        let i = self.in_flight.partition_point(|f| f.record.header.zxid < zxid);
+        let Some(f) = self.in_flight.get(i).filter(|f| f.record.header.zxid == zxid) else { return };
+        let latency = wall_ms - f.record.header.time;
+        // One summary per voter or observer of the ensemble: bounded by its size.
+        if latency >= 0 {
+            self.stats.ack_latency.entry(peer).or_default().observe(latency);
         }
     }
 
