@@ -350,9 +350,6 @@ struct Conn {
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
     stats: ConnStats,
-    /// With the audit log on: the audited writes waiting for their txn, in request order
-    /// (`(xid, what the request said)`; as many as the connection's pending writes).
-    audit: VecDeque<(i32, crate::audit::AuditRequest)>,
 }
 
 /// Who is waiting for an appended txn.
@@ -403,6 +400,11 @@ pub struct ZooKeeperServer {
     quorum_info: crate::fourlw::QuorumInfo,
     /// The role, with the state only that role has (as `rzk_zab::Node` holds its roles).
     role: RoleState,
+    /// With the audit log on: what each audited write said, by (session, cxid), from its
+    /// arrival until its txn is applied, also when its connection is gone by then (ZooKeeper
+    /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
+    /// commit, with the writes the log refused, with its session's close, and at a role change.
+    audit_pending: BTreeMap<(SessionId, i32), crate::audit::AuditRequest>,
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -435,6 +437,7 @@ impl ZooKeeperServer {
             stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
             quorum_info: Default::default(),
+            audit_pending: BTreeMap::new(),
             role: RoleState::Standalone,
         }
     }
@@ -530,7 +533,6 @@ impl ZooKeeperServer {
                         auth,
                         pending: VecDeque::new(),
                         early: Vec::new(),
-                        audit: VecDeque::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
                     },
                 );
@@ -719,6 +721,7 @@ impl ZooKeeperServer {
             }
         }
         self.reset_pipeline();
+        self.audit_pending.clear();
         if !matches!(self.role(), Role::NotServing | Role::Standalone) {
             tracing::info!(role = self.role().name(), "stopped serving clients");
         }

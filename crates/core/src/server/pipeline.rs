@@ -39,21 +39,16 @@ impl ZooKeeperServer {
         if self.cfg.audit_server_user.is_none() {
             return;
         }
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else { return };
         if let Some(r) = audit::request(session, op, body, &c.auth, &c.peer.ip().to_string()) {
-            c.audit.push_back((xid, r));
+            self.audit_pending.insert((session, xid), r);
         }
     }
 
-    /// The audit events of a connection's write whose txn was applied. Entries before it
-    /// are of writes that never got a txn (a log that refused appends).
-    fn audit_committed(&mut self, conn: ConnId, xid: i32, txn: &Txn, result: &TxnResult) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        while c.audit.front().is_some_and(|(x, _)| *x != xid) && c.audit.iter().any(|(x, _)| *x == xid) {
-            c.audit.pop_front();
-        }
-        if c.audit.front().is_some_and(|(x, _)| *x == xid) {
-            let (_, r) = c.audit.pop_front().expect("front");
+    /// The audit events of a client's write whose txn was applied (`hdr` names its session
+    /// and cxid); nothing for txns nobody here asked for.
+    fn audit_committed(&mut self, hdr: &TxnHeader, txn: &Txn, result: &TxnResult) {
+        if let Some(r) = self.audit_pending.remove(&(hdr.client_id, hdr.cxid)) {
             for e in audit::committed(&r, txn, result) {
                 self.out.push(Action::Audit(e));
             }
@@ -115,6 +110,8 @@ impl ZooKeeperServer {
         tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
         for f in failed {
             let hdr = &f.record.header;
+            // Never applied: not audited (the client hears ConnectionLoss and retries).
+            self.audit_pending.remove(&(hdr.client_id, hdr.cxid));
             let closes = matches!(f.record.txn, Txn::CloseSession { .. });
             match f.origin {
                 Origin::Client { conn, xid, op, received_ms } => {
@@ -190,6 +187,15 @@ impl ZooKeeperServer {
                 self.out.push(Action::Audit(e));
             }
         }
+        if !self.audit_pending.is_empty() {
+            if let Txn::CloseSession { .. } = f.record.txn {
+                // Whatever else the closed session asked for will not be applied now.
+                let s = hdr.client_id;
+                self.audit_pending.retain(|(session, _), _| *session != s);
+            } else {
+                self.audit_committed(hdr, &f.record.txn, &outcome.result);
+            }
+        }
         self.outstanding.applied(hdr.zxid);
         if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
             if d.tree_digest != self.tree.digest() {
@@ -263,15 +269,13 @@ impl ZooKeeperServer {
                 }
                 self.drain(conn);
             }
-            Origin::Client { conn, xid, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
+            Origin::Client { conn, .. } if f.record.txn == (Txn::Error { err: ErrorCode::SessionMoved.code() }) => {
                 // As ZooKeeper's FinalRequestProcessor: a moved session gets no answer here,
                 // its connection is closed (the client carries on with the server it moved to).
-                self.audit_committed(conn, xid, &f.record.txn, &outcome.result);
                 self.pop_write(conn, zxid);
                 self.close(conn, format!("session {} moved to another server", hdr.client_id));
             }
             Origin::Client { conn, xid, op, received_ms } => {
-                self.audit_committed(conn, xid, &f.record.txn, &outcome.result);
                 let (err, resp) = reply_for(op, &f.record.txn, &outcome.result);
                 let h = ReplyHeader { xid, zxid, err: err.code() };
                 self.pop_write(conn, zxid);
@@ -731,6 +735,75 @@ mod tests {
         assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
         assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
         assert!(s.tree().get("/c").is_none());
+    }
+
+    fn audit_lines(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audit(e) => Some(e.message().split_once('\t').map(|(_, rest)| rest.to_string()).unwrap_or_default()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ephemeral(path: &str) -> Request {
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 1, ttl: None })
+    }
+
+    /// The audit log's events come out of the pipeline: a write whose client left before it
+    /// committed is audited all the same (as ZooKeeper does), a write the log refused is not
+    /// (it never happened), and a closed session's ephemerals are, as the server's user.
+    #[test]
+    fn audit_events_follow_what_was_applied() {
+        let cfg = CoreConfig { audit_server_user: Some("zk".into()), ..Default::default() };
+        let mut s = ZooKeeperServer::new(cfg, DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        connect(&mut s, 2);
+        request(&mut s, 1, 1, &create("/a"));
+        let za = appended(&mut s).unwrap();
+        request(&mut s, 1, 2, &ephemeral("/a/e"));
+        let ze = appended(&mut s).unwrap();
+        request(&mut s, 2, 1, &create("/b"));
+        let zb = appended(&mut s).unwrap();
+        s.handle(0, 1000, Input::Closed { conn: 1 });
+        persist(&mut s, ze);
+        s.handle(0, 1000, Input::AppendFailed { zxid: zb });
+        let a = s.take_actions();
+        assert_eq!(
+            audit_lines(&a),
+            [
+                "user=127.0.0.1\tip=127.0.0.1\toperation=create\tznode=/a\tznode_type=persistent\tresult=success",
+                "user=127.0.0.1\tip=127.0.0.1\toperation=create\tznode=/a/e\tznode_type=ephemeral\tresult=success",
+            ]
+        );
+        assert!(za < ze && s.audit_pending.is_empty());
+        // Session 2 closes its session: nothing of its own to delete; session 1 expires later.
+        let s1 = s.tree().get("/a/e").unwrap().stat.ephemeral_owner;
+        s.handle(
+            0,
+            1000,
+            Input::Frame { conn: 2, payload: [RequestHeader { xid: 2, op: OpCode::CloseSession.code() }.to_bytes()].concat() },
+        );
+        let zc = appended(&mut s).unwrap();
+        persist(&mut s, zc);
+        assert!(audit_lines(&s.take_actions()).is_empty());
+        s.handle(60_000, 61_000, Input::Tick);
+        if let Some(z) = appended(&mut s) {
+            persist(&mut s, z);
+        }
+        let lines: Vec<String> = s
+            .take_actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audit(e) => Some(e.message()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [format!("session=0x{:x}\tuser=zk\toperation=ephemeralZNodeDeletionOnSessionCloseOrExpire\tznode=/a/e\tresult=success", s1)]
+        );
     }
 
     /// Session 2's ephemeral is deleted and created again by session 1 (as a persistent node
