@@ -285,6 +285,28 @@ mod tests {
         assert!(std::fs::metadata(f.backup(1)).unwrap().len() >= 100);
     }
 
+    /// A writer that fell behind: what was queued is written, then one ERROR line with the
+    /// number of events dropped.
+    #[test]
+    fn dropped_events_are_counted_in_the_file() {
+        let dir = TempDir::new("drops");
+        let path = dir.path().join("zookeeper_audit.log");
+        let file = RollingFile::open(path.clone(), FILE_BYTES_MAX, BACKUPS_MAX).unwrap();
+        let (tx, rx) = sync_channel(2);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let log = AuditLog { tx: Some(tx), dropped: dropped.clone(), thread: None, user: "zk".into(), started: true };
+        for i in 0..5 {
+            log.record(i, AuditEvent::server("zk", OP_START, AuditResult::Success));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        drop(log);
+        writer(file, rx, dropped);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[2].contains(" ERROR audit.Slf4jAuditLogger: rzk dropped 3 audit events"), "{text}");
+    }
+
     #[test]
     fn writes_start_events_and_stop() {
         let dir = TempDir::new("start");
