@@ -97,6 +97,9 @@ def workload(server: h.Server):
             bob.close()
         with pytest.raises(NoAuthError):
             c.set("/b", b"y")
+        # reconfig on a server without reconfigEnabled: refused, audited as a failure.
+        with pytest.raises(Exception):
+            c.reconfig(joining=None, leaving="2", new_members=None)
     finally:
         c.stop()
         c.close()
@@ -129,6 +132,7 @@ def test_audit_log_matches_zookeepers(new_server):
     assert any("user=bob,127.0.0.1\tip=127.0.0.1\toperation=create\tznode=/b" in line for line in zk)
     assert any("acl=world:anyone:cdrwadigest:bob:" in line for line in zk)
     assert any("operation=ephemeralZNodeDeletionOnSessionCloseOrExpire\tznode=/a/eph\tresult=success" in line for line in zk)
+    assert "ERROR audit.Slf4jAuditLogger: session=S0\tuser=127.0.0.1\tip=127.0.0.1\toperation=reconfig\tresult=failure" in zk
     assert zk[-1] == "INFO audit.Slf4jAuditLogger: user=%s\toperation=serverStop\tresult=invoked" % user
 
 
