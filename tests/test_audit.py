@@ -231,3 +231,35 @@ def test_ensemble_audit_log_matches_zookeepers():
     assert any("operation=create\tznode=/x\tznode_type=persistent\tresult=success" in line for line in follower)
     assert not any("operation=create" in line for line in leader + other)
     assert any("ephemeralZNodeDeletionOnSessionCloseOrExpire\tznode=/x/e" in line for line in leader)
+
+
+def test_failed_start_is_audited(tmp_path):
+    # The client port is taken: the start-up fails after the audit log opened, and says so
+    # in it (ZooKeeper's addServerStartFailureAuditLog).
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        cfg = tmp_path / "zoo.cfg"
+        cfg.write_text("dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\naudit.enable=true\n"
+                       % (tmp_path / "data", taken.getsockname()[1]))
+        r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=30, cwd=str(tmp_path))
+    finally:
+        taken.close()
+    assert r.returncode != 0, h._dec(r.stderr)
+    lines = normalized((tmp_path / "zookeeper_audit.log").read_text().splitlines())
+    assert len(lines) == 1 and lines[0].startswith("ERROR audit.Slf4jAuditLogger: user=")
+    assert lines[0].endswith("\toperation=serverStart\tresult=failure"), lines
+
+
+def test_unwritable_audit_log_stops_the_start(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("dataDir=%s\nclientPort=%d\nadmin.enableServer=false\naudit.enable=true\n" % (tmp_path / "data", h.free_port()))
+    env = dict(os.environ, SERVER_JVMFLAGS="-Dzookeeper.log.dir=%s" % (blocker / "logs"))
+    r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=30, env=env)
+    out = h._dec(r.stdout) + h._dec(r.stderr)
+    assert r.returncode != 0 and "audit log" in out and "not-a-dir" in out, out

@@ -225,23 +225,39 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
     Ok((Recovered { tree: rec.tree, sessions, restored }, false, rec.initial_snapshot_ms))
 }
 
+/// The audit log of `audit.enable`, opened (`None` when off). Open it before anything of
+/// the start-up can fail: a start-up that fails while it is open is audited as one.
+pub fn open_audit(cfg: &ServerConfig) -> io::Result<Option<super::audit::AuditLog>> {
+    if !cfg.audit_enable {
+        return Ok(None);
+    }
+    super::audit::AuditLog::open(&cfg.audit_log_file, super::audit::server_user())
+        .map(Some)
+        .map_err(|e| io::Error::new(e.kind(), format!("audit log {}: {e}", cfg.audit_log_file.display())))
+}
+
 /// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
 pub async fn run(
     cfg: ServerConfig,
     my_id: Option<u64>,
     listener: impl Into<super::listen::ClientListeners>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let audit = open_audit(&cfg)?;
+    run_with_audit(cfg, my_id, listener, shutdown, audit).await
+}
+
+/// [`run`] with the audit log already open ([`open_audit`]): `rzk server` opens it before
+/// it binds the client port.
+pub async fn run_with_audit(
+    cfg: ServerConfig,
+    my_id: Option<u64>,
+    listener: impl Into<super::listen::ClientListeners>,
     mut shutdown: watch::Receiver<bool>,
+    audit: Option<super::audit::AuditLog>,
 ) -> io::Result<()> {
     let listener = listener.into();
     let started = Instant::now();
-    // First, so that a start-up that fails from here on is audited as one (on drop).
-    let audit = match cfg.audit_enable {
-        true => Some(
-            super::audit::AuditLog::open(&cfg.audit_log_file, super::audit::server_user())
-                .map_err(|e| io::Error::new(e.kind(), format!("audit log {}: {e}", cfg.audit_log_file.display())))?,
-        ),
-        false => None,
-    };
     let storage_cfg = durable::storage_config(&cfg);
     let mut core_cfg = super::core_config(&cfg);
     if let Some(id) = my_id {

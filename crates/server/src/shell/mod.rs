@@ -19,7 +19,7 @@ pub mod tls;
 
 pub(crate) use listen::spawn_acceptor;
 
-pub use driver::run;
+pub use driver::{open_audit, run, run_with_audit};
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{ConnId, CoreConfig, ZooKeeperServer};
