@@ -105,6 +105,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
         // Set by the driver once the audit log is open (`audit.enable`).
         audit_server_user: None,
+        local_sessions_enabled: cfg.local_sessions_enabled,
+        local_sessions_upgrading_enabled: cfg.local_sessions_upgrading_enabled,
     }
 }
 
