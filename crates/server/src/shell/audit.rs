@@ -8,23 +8,27 @@
 //! Times are UTC (ZooKeeper prints the JVM's local time).
 //!
 //! This module owns the writer thread and its bounded queue. The driver only hands events
-//! over (`record`, never blocking): ZooKeeper's appender writes synchronously on the request
-//! thread, so a slow disk slows its requests; here requests never wait for the audit file.
-//! If the writer falls [`QUEUE_MAX`] events behind, further events are dropped and counted,
-//! and the writer puts one `ERROR` line with the count in the file as soon as it can (and
-//! logs a warning), so a gap in the audit trail is always visible in it.
+//! over (`record` collects a turn's events, `send` passes them on as one batch, never
+//! blocking): ZooKeeper's appender writes synchronously on the request thread, so a slow
+//! disk slows its requests; here requests never wait for the audit file. If the writer falls
+//! [`QUEUE_MAX`] events behind, further events are dropped and counted, and the writer puts
+//! one `ERROR` line with the count in the file as soon as it can (and logs a warning), so a
+//! gap in the audit trail is always visible in it.
 
 use crate::core::audit::{AuditEvent, AuditResult, OP_START, OP_STOP};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Events queued for the writer beyond which new ones are dropped (and counted).
 pub const QUEUE_MAX: usize = 10_000;
+/// Batches in the writer's channel, at most (each of at most [`QUEUE_MAX`] events; the events
+/// queued are bounded by [`QUEUE_MAX`] in all).
+const BATCHES_MAX: usize = 1024;
 /// Size at which the file is rolled (ZooKeeper's `MaxFileSize` of 10MB).
 pub const FILE_BYTES_MAX: u64 = 10 * 1024 * 1024;
 /// Rolled files kept: `.1` (newest) to `.10` (ZooKeeper's `maxIndex` / `MaxBackupIndex`).
@@ -39,7 +43,11 @@ struct Line {
 
 /// The audit log of a running server.
 pub struct AuditLog {
-    tx: Option<SyncSender<Line>>,
+    tx: Option<SyncSender<Vec<Line>>>,
+    /// This turn's events, not yet sent.
+    batch: Vec<Line>,
+    /// Events sent and not yet written (the writer counts them down).
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
     user: String,
@@ -54,25 +62,47 @@ impl AuditLog {
             std::fs::create_dir_all(dir)?;
         }
         let file = RollingFile::open(path.to_path_buf(), FILE_BYTES_MAX, BACKUPS_MAX)?;
-        let (tx, rx) = sync_channel(QUEUE_MAX);
+        let (tx, rx) = sync_channel(BATCHES_MAX);
         let dropped = Arc::new(AtomicU64::new(0));
-        let d = dropped.clone();
-        let thread = std::thread::Builder::new().name("rzk-audit".into()).spawn(move || writer(file, rx, d))?;
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (d, q) = (dropped.clone(), queued.clone());
+        let thread = std::thread::Builder::new().name("rzk-audit".into()).spawn(move || writer(file, rx, q, d))?;
         tracing::info!(file = %path.display(), "audit log enabled");
-        Ok(AuditLog { tx: Some(tx), dropped, thread: Some(thread), user, started: false })
+        Ok(AuditLog { tx: Some(tx), batch: Vec::new(), queued, dropped, thread: Some(thread), user, started: false })
     }
 
-    /// Queues one event; drops it (counted) when the writer is [`QUEUE_MAX`] behind.
-    pub fn record(&self, wall_ms: i64, event: AuditEvent) {
+    /// Adds one event to this turn's batch ([`Self::send`] passes it on).
+    pub fn record(&mut self, wall_ms: i64, event: AuditEvent) {
+        if self.tx.is_some() {
+            self.batch.push(Line { wall_ms, event });
+        }
+    }
+
+    /// Hands this turn's events to the writer as one batch, or drops them (counted) when the
+    /// writer is [`QUEUE_MAX`] events behind. Never waits.
+    pub fn send(&mut self) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(Line { wall_ms, event }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(queue = QUEUE_MAX, "the audit log writer is behind; audit events are being dropped");
+        if self.batch.is_empty() {
+            return;
+        }
+        let n = self.batch.len();
+        let fits = self.queued.load(Ordering::Acquire) + n <= QUEUE_MAX;
+        let sent = fits && {
+            self.queued.fetch_add(n, Ordering::AcqRel);
+            match tx.try_send(std::mem::take(&mut self.batch)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                    self.queued.fetch_sub(n, Ordering::AcqRel);
+                    self.batch = b;
+                    false
                 }
             }
-            Err(TrySendError::Disconnected(_)) => {}
+        };
+        if !sent {
+            self.batch.clear();
+            if self.dropped.fetch_add(n as u64, Ordering::Relaxed) == 0 {
+                tracing::warn!(queue = QUEUE_MAX, "the audit log writer is behind; audit events are being dropped");
+            }
         }
     }
 
@@ -84,17 +114,21 @@ impl AuditLog {
     /// `serverStart`: success once the server serves, failure if it stops before.
     pub fn server_started(&mut self, wall_ms: i64) {
         self.started = true;
-        self.record(wall_ms, AuditEvent::server(&self.user, OP_START, AuditResult::Success));
+        let e = AuditEvent::server(&self.user, OP_START, AuditResult::Success);
+        self.record(wall_ms, e);
+        self.send();
     }
 
     /// `serverStop` (`invoked`, as ZooKeeper's shutdown hook writes it), then everything
     /// queued is written and the file closed.
     pub fn stop(mut self, wall_ms: i64) {
-        self.record(wall_ms, AuditEvent::server(&self.user, OP_STOP, AuditResult::Invoked));
+        let e = AuditEvent::server(&self.user, OP_STOP, AuditResult::Invoked);
+        self.record(wall_ms, e);
         self.finish();
     }
 
     fn finish(&mut self) {
+        self.send();
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -106,7 +140,8 @@ impl Drop for AuditLog {
     /// A server that fails before it serves: `serverStart` failure.
     fn drop(&mut self) {
         if !self.started && self.tx.is_some() {
-            self.record(super::wall_ms(), AuditEvent::server(&self.user, OP_START, AuditResult::Failure));
+            let e = AuditEvent::server(&self.user, OP_START, AuditResult::Failure);
+            self.record(super::wall_ms(), e);
         }
         self.finish();
     }
@@ -128,7 +163,7 @@ pub fn server_user() -> String {
     from_passwd.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "<NA>".into())
 }
 
-fn writer(mut file: RollingFile, rx: Receiver<Line>, dropped: Arc<AtomicU64>) {
+fn writer(mut file: RollingFile, rx: Receiver<Vec<Line>>, queued: Arc<AtomicUsize>, dropped: Arc<AtomicU64>) {
     let mut reported_drops = 0u64;
     let mut failing = false;
     let mut write = |file: &mut RollingFile, text: &str| match file.write_line(text) {
@@ -140,11 +175,23 @@ fn writer(mut file: RollingFile, rx: Receiver<Line>, dropped: Arc<AtomicU64>) {
             failing = true;
         }
     };
+    let mut text = String::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some(line) = next {
-            let level = if line.event.result == AuditResult::Failure { "ERROR" } else { "INFO" };
-            write(&mut file, &format!("{} {level} {CATEGORY}: {}", iso8601_utc(line.wall_ms), line.event.message()));
+        while let Some(batch) = next {
+            for line in &batch {
+                let level = if line.event.result == AuditResult::Failure { "ERROR" } else { "INFO" };
+                text.clear();
+                text.push_str(&iso8601_utc(line.wall_ms));
+                text.push(' ');
+                text.push_str(level);
+                text.push(' ');
+                text.push_str(CATEGORY);
+                text.push_str(": ");
+                text.push_str(&line.event.message());
+                write(&mut file, &text);
+            }
+            queued.fetch_sub(batch.len(), Ordering::AcqRel);
             next = rx.try_recv().ok();
         }
         let d = dropped.load(Ordering::Relaxed);
@@ -292,15 +339,32 @@ mod tests {
         let dir = TempDir::new("drops");
         let path = dir.path().join("zookeeper_audit.log");
         let file = RollingFile::open(path.clone(), FILE_BYTES_MAX, BACKUPS_MAX).unwrap();
-        let (tx, rx) = sync_channel(2);
+        let (tx, rx) = sync_channel(BATCHES_MAX);
         let dropped = Arc::new(AtomicU64::new(0));
-        let log = AuditLog { tx: Some(tx), dropped: dropped.clone(), thread: None, user: "zk".into(), started: true };
-        for i in 0..5 {
+        // The writer is QUEUE_MAX - 2 events behind already.
+        let queued = Arc::new(AtomicUsize::new(QUEUE_MAX - 2));
+        let mut log = AuditLog {
+            tx: Some(tx),
+            batch: Vec::new(),
+            queued: queued.clone(),
+            dropped: dropped.clone(),
+            thread: None,
+            user: "zk".into(),
+            started: true,
+        };
+        for i in 0..2 {
             log.record(i, AuditEvent::server("zk", OP_START, AuditResult::Success));
         }
+        log.send();
+        for i in 0..3 {
+            log.record(i, AuditEvent::server("zk", OP_START, AuditResult::Success));
+        }
+        log.send();
         assert_eq!(dropped.load(Ordering::Relaxed), 3);
         drop(log);
-        writer(file, rx, dropped);
+        queued.store(2, Ordering::Relaxed);
+        writer(file, rx, queued.clone(), dropped);
+        assert_eq!(queued.load(Ordering::Relaxed), 0);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");

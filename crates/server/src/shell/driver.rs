@@ -117,7 +117,7 @@ impl Driver {
                 }
                 Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
                 Output::Audit(e) => {
-                    if let Some(a) = &self.audit {
+                    if let Some(a) = &mut self.audit {
                         a.record(wall_ms(), e);
                     }
                 }
@@ -396,6 +396,9 @@ pub async fn run_with_audit(
         }
         d.execute();
         d.storage.flush();
+        if let Some(a) = &mut d.audit {
+            a.send();
+        }
     }
     acceptor.abort();
     if let Some(a) = d.audit.take() {
