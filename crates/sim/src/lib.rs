@@ -227,6 +227,8 @@ pub struct Report {
     pub read_only_sessions: u64,
     pub not_read_only: u64,
     pub replies: u64,
+    /// Audit log events the members emitted (the audit log is on in every simulated server).
+    pub audit_events: u64,
 }
 
 /// A failed run: what broke, when, and how to replay it.
@@ -477,6 +479,9 @@ impl World {
             container_check_interval_ms: 1000,
             local_sessions_enabled: self.cfg.local_sessions,
             local_sessions_upgrading_enabled: true,
+            // The audit log's decisions run under every fault too (the events are counted and
+            // part of the trace hash).
+            audit_server_user: Some("sim".into()),
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -824,8 +829,7 @@ impl World {
                 let inc = s.incarnation;
                 self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
             }
-            // The simulated servers keep no audit log (it is off in their config).
-            Output::Audit(_) => {}
+            Output::Audit(_) => self.rep.audit_events += 1,
         }
         Ok(())
     }
@@ -1225,7 +1229,7 @@ pub fn summarize(reports: &[Report]) -> String {
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
-         {} sessions on read-only members, {} writes refused there with NotReadOnly\n\
+         {} sessions on read-only members, {} writes refused there with NotReadOnly; {} audit log events\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1261,6 +1265,7 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.watch_checks),
         sum(|r| r.read_only_sessions),
         sum(|r| r.not_read_only),
+        sum(|r| r.audit_events),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },
