@@ -229,6 +229,7 @@ pub struct Report {
     pub replies: u64,
     /// Audit log events the members emitted (the audit log is on in every simulated server).
     pub audit_events: u64,
+    pub audit_checks: u64,
 }
 
 /// A failed run: what broke, when, and how to replay it.
@@ -593,6 +594,7 @@ impl World {
         self.rep.digest_checks = self.chk.digest_checks;
         self.rep.log_checks = self.chk.log_checks;
         self.rep.expiries = self.chk.expiries;
+        self.rep.audit_checks = self.chk.audit_checks;
         self.rep.watch_checks = self.chk.watch_checks;
         self.rep.watch_events = self.chk.watch_events;
         self.rep.read_only_sessions = self.chk.read_only_sessions;
@@ -829,7 +831,10 @@ impl World {
                 let inc = s.incarnation;
                 self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
             }
-            Output::Audit(_) => self.rep.audit_events += 1,
+            Output::Audit(e) => {
+                self.rep.audit_events += 1;
+                self.chk.audit_seen(i, &e);
+            }
         }
         Ok(())
     }
@@ -1229,7 +1234,8 @@ pub fn summarize(reports: &[Report]) -> String {
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
-         {} sessions on read-only members, {} writes refused there with NotReadOnly; {} audit log events\n\
+         {} sessions on read-only members, {} writes refused there with NotReadOnly; {} audit log events, \
+         {} acknowledged writes found in the audit log of the server that answered them\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1266,6 +1272,7 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.read_only_sessions),
         sum(|r| r.not_read_only),
         sum(|r| r.audit_events),
+        sum(|r| r.audit_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },
