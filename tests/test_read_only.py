@@ -214,3 +214,63 @@ def test_local_sessions(upgrading):
     assert zk["follower_local"] == "1", zk
     assert zk["leader_global_delta"] == 0, zk
     assert rz == zk, "rzk: %s\nZooKeeper: %s" % (rz, zk)
+
+
+def test_clients_leave_a_read_only_server_for_a_read_write_one():
+    """rzk cli -r and zkCli.sh -r (the Java client), connected to a read-only rzk member,
+    read there, are refused writes, and once the quorum is back find a read-write server
+    on their own (the Java client's pingRwServer) and write."""
+    from test_cli import Pty
+
+    with ensemble("rzk", "ro-cli", {"localSessionsEnabled": "true"}, read_only=True) as ens:
+        leader = ens.wait_for_leader()
+        kz = client(ens.hosts)
+        kz.start(timeout=30)
+        try:
+            kz.ensure_path("/ro")
+            kz.create("/ro/data", b"before")
+        finally:
+            stop(kz)
+        alone = next(m for m in ens.members if m is not leader)
+        for m in ens.members:
+            if m is not alone:
+                m.kill9()
+        h.wait_until(lambda: h.four_letter(alone.client_port, "isro") == "ro", 30, 0.2, "s%d read-only" % alone.sid)
+        hosts = ",".join([alone.hosts] + [m.hosts for m in ens.members if m is not alone])
+        shells = {
+            "rzk cli": Pty([str(h.rzk_binary()), "cli", "-r", "-server", hosts]),
+            "zkCli.sh": Pty([h.ZK_CLI, "-r", "-server", hosts]),
+        }
+        said = {}
+        try:
+            for name, sh in shells.items():
+                me = name.split()[0]
+                sh.expect("WatchedEvent state:ConnectedReadOnly type:None path:null", timeout=60)
+                if name == "rzk cli":
+                    sh.expect(r"\(CONNECTEDREADONLY\) \d+\] ")  # the line editor is ready
+                else:
+                    time.sleep(1)  # zkCli.sh without JLine prints no prompt
+                sh.send("get /ro/data\r")
+                sh.expect("before")
+                sh.send("create /ro/x-%s\r" % me)
+                while True:  # the answer's line (not the echo of the command)
+                    line = sh.expect(r"[^\n]*/ro/x-%s[^\n]*\n" % me).splitlines()[-1]
+                    # the echo may come split by the line editor ("creat" / "e /ro/x-...")
+                    if "create " not in line and not ("create /ro/x-%s" % me).endswith(line.strip()):
+                        break
+                said[name] = line.replace("/ro/x-%s" % me, "/ro/x").strip()
+            assert said["rzk cli"] == said["zkCli.sh"], said
+            for m in ens.members:
+                if m is not alone:
+                    m.start()
+            ens.wait_for_leader(90)
+            for name, sh in shells.items():
+                me = name.split()[0]
+                # the client finds the read-write server on its own
+                sh.expect("WatchedEvent state:SyncConnected type:None path:null", timeout=90)
+                time.sleep(1)
+                sh.send("create /ro/after-%s v\r" % me)
+                sh.expect("Created /ro/after-%s" % me, timeout=30)
+        finally:
+            for sh in shells.values():
+                sh.close()
