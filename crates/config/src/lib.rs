@@ -97,6 +97,8 @@ pub const DEFAULT_ADMIN_SERVER_ADDRESS: &str = "0.0.0.0";
 pub const DEFAULT_ADMIN_COMMAND_URL: &str = "/commands";
 /// Default `admin.idleTimeout`, milliseconds.
 pub const DEFAULT_ADMIN_IDLE_TIMEOUT: u32 = 30000;
+/// `zookeeper.auditlog.file`'s default in ZooKeeper's shipped logging configuration.
+pub const DEFAULT_AUDIT_LOG_FILE: &str = "zookeeper_audit.log";
 /// The only `electionAlg` ZooKeeper 3.6+ accepts (fast leader election).
 pub const ELECTION_ALG_FAST_LEADER_ELECTION: u32 = 3;
 /// ZooKeeper's default `metricsProvider.className`.
@@ -467,6 +469,14 @@ pub struct ServerConfig {
     /// `admin.idleTimeout`, ms (default 30000).
     pub admin_idle_timeout: u32,
 
+    // ----- audit log -----
+    /// `audit.enable` (`zookeeper.audit.enable`, default false): write the audit log.
+    pub audit_enable: bool,
+    /// Where the audit log goes: `${zookeeper.log.dir}/${zookeeper.auditlog.file}`, the
+    /// properties ZooKeeper's shipped logback/log4j configuration names its audit appender's
+    /// file with (defaults `.` and `zookeeper_audit.log`).
+    pub audit_log_file: PathBuf,
+
     // ----- read by the server's components from system properties -----
     /// `zookeeper.digest.enabled` (ZooKeeper's `ZooKeeperServer`, default true): keep the
     /// tree digest and check it on apply.
@@ -560,9 +570,9 @@ fn ignored_system_key(key: &str) -> Option<&'static str> {
     let k = key.strip_prefix("zookeeper.").unwrap_or(key);
     let reason = if k.starts_with("authProvider.") {
         "an auth provider whose scheme rzk has built in"
-    } else if matches!(k, "serverCnxnFactory" | "clientCnxnSocket" | "audit.impl.class" | "connection_throttle_weight_class")
+    } else if matches!(k, "serverCnxnFactory" | "clientCnxnSocket" | "connection_throttle_weight_class")
         || k.ends_with(".className")
-        || k.ends_with(".class")
+        || (k.ends_with(".class") && k != "audit.impl.class")
     {
         "a Java class name; rzk has its own implementation"
     } else if k == "client.secure" || k == "ssl.sslProvider" || k == "ssl.allowReverseDnsLookup" {
@@ -599,6 +609,10 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.multiAddress.enabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
+    "zookeeper.audit.enable",
+    "zookeeper.audit.impl.class",
+    "zookeeper.log.dir",
+    "zookeeper.auditlog.file",
     "jute.maxbuffer",
     "readonlymode.enabled",
     // read by the server's components (`read_component_properties`)
@@ -1039,6 +1053,19 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["readonlymode.enabled", "zookeeper.readonlymode.enabled"], boolean)? {
             c.readonly_mode_enabled = b;
         }
+        if let Some(b) = self.sys(&["zookeeper.audit.enable"], boolean)? {
+            c.audit_enable = b;
+        }
+        // ZooKeeper's own audit loggers write the line rzk writes; any other class is code
+        // rzk cannot run.
+        self.sys(&["zookeeper.audit.impl.class"], |v| match v.trim() {
+            "org.apache.zookeeper.audit.Slf4jAuditLogger" | "org.apache.zookeeper.audit.Log4jAuditLogger" => Ok(()),
+            other => Err(format!("rzk writes ZooKeeper's own audit log lines itself; it cannot load the audit logger class \"{other}\"")),
+        })?;
+        let log_dir = self.sys(&["zookeeper.log.dir"], |v| non_empty(v, "a directory").map(PathBuf::from))?;
+        let audit_file = self.sys(&["zookeeper.auditlog.file"], |v| non_empty(v, "a file name").map(PathBuf::from))?;
+        c.audit_log_file =
+            log_dir.unwrap_or_else(|| PathBuf::from(".")).join(audit_file.unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_LOG_FILE)));
         if !self.multi_address_from_file {
             if let Some(b) = self.sys(&["zookeeper.multiAddress.enabled"], boolean)? {
                 self.cfg.multi_address_enabled = b;
@@ -1076,6 +1103,8 @@ impl<'o> Parser<'o> {
         cfg.admin_idle_timeout = c.admin_idle_timeout;
         cfg.jute_maxbuffer = c.jute_maxbuffer;
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
+        cfg.audit_enable = c.audit_enable;
+        cfg.audit_log_file = std::mem::take(&mut c.audit_log_file);
         cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
         Ok(())
     }
@@ -1317,6 +1346,8 @@ impl ServerConfig {
             admin_server_address: DEFAULT_ADMIN_SERVER_ADDRESS.to_string(),
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
+            audit_enable: false,
+            audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
             digest_enabled: true,
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_never_used_interval_ms: 0,

@@ -984,6 +984,23 @@ fn component_settings_are_typed_and_checked() {
 }
 
 #[test]
+fn audit_log_settings() {
+    let c = with("");
+    assert!(!c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("./zookeeper_audit.log"));
+    let c = with("audit.enable=true\nlog.dir=/var/log/zk\nauditlog.file=audit.log\n");
+    assert!(c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("/var/log/zk/audit.log"));
+    assert!(!c.warnings.iter().any(|(k, _, _)| k == "audit.enable"), "{:?}", c.warnings);
+    let e = err_with("audit.enable=yes\n");
+    assert!(e.to_string().contains("audit.enable: expected true or false"), "{e}");
+    let e = err_with("audit.impl.class=com.example.MyAuditLogger\n");
+    assert!(e.to_string().contains("com.example.MyAuditLogger"), "{e}");
+    let c = with("audit.impl.class=org.apache.zookeeper.audit.Slf4jAuditLogger\n");
+    assert!(!c.ignored.iter().any(|(k, _, _)| k == "audit.impl.class"));
+}
+
+#[test]
 fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
     for line in ["largeRequestThreshold=1048576", "connection_throttle_tokens=50"] {
         let e = err_with(&format!("{line}\n")).to_string();

@@ -436,6 +436,10 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             for (k, v) in mntr_rows(s, p) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
+            // The summaries rzk measures, under ZooKeeper's keys (zk_avg_fsynctime, ...).
+            for (k, v) in crate::admin::summary_rows(s, true) {
+                let _ = writeln!(out, "zk_{k}\t{v}");
+            }
         }
         _ => {}
     }

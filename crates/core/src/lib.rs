@@ -12,10 +12,12 @@
 //!   composed with the ZAB node, with the protocol between servers.
 //! - [`summary`]: a bounded latency summary (count, sum, min, max, percentiles).
 //! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
+//! - [`audit`]: which writes the audit log records, and its lines' fields (ZooKeeper's `AuditHelper`).
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod fourlw;
 pub mod member;

@@ -59,7 +59,7 @@ mod reads;
 mod sessions;
 mod stats;
 
-pub use stats::{ConnStats, ServerStats};
+pub use stats::{ConnStats, ServerStats, StorageObservation};
 
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
@@ -79,6 +79,10 @@ pub struct CoreConfig {
     /// `znode.container.maxNeverUsedIntervalMs`: an empty container that never had a child is
     /// removed after this long (0: never).
     pub container_max_never_used_interval_ms: i64,
+    /// `audit.enable`: `Some(the server's user)` (ZooKeeper's `ZKAuditProvider.getZKUser`, the
+    /// user of ephemeral deletions) turns the audit log on: the core then emits
+    /// `Action::Audit` for each audited operation (see [`crate::audit`]).
+    pub audit_server_user: Option<String>,
     /// `localSessionsEnabled` (ensemble members only): a new session is local to the server
     /// that created it (no createSession txn, expired by that server alone).
     pub local_sessions_enabled: bool,
@@ -110,6 +114,7 @@ impl Default for CoreConfig {
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
+            audit_server_user: None,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             request_throttle_max_requests: 0,
@@ -331,6 +336,9 @@ pub enum Action {
     RevalidateReply { to: PeerId, session: SessionId, valid: bool },
     /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
     SyncReply { to: PeerId },
+    /// One line of the audit log (only with `CoreConfig::audit_server_user`); the host stamps
+    /// the time and writes it.
+    Audit(crate::audit::AuditEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,6 +447,11 @@ pub struct ZooKeeperServer {
     throttled: VecDeque<(ConnId, Vec<u8>, i64)>,
     /// When a stalled throttler next counts a wait.
     next_throttle_wait_ms: i64,
+    /// With the audit log on: what each audited write said, by (session, cxid), from its
+    /// arrival until its txn is applied, also when its connection is gone by then (ZooKeeper
+    /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
+    /// commit, with the writes the log refused, with its session's close, and at a role change.
+    audit_pending: BTreeMap<(SessionId, i32), crate::audit::AuditRequest>,
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -473,6 +486,7 @@ impl ZooKeeperServer {
             stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
             quorum_info: Default::default(),
+            audit_pending: BTreeMap::new(),
             role: RoleState::Standalone,
             in_process: 0,
             throttled: VecDeque::new(),
@@ -819,6 +833,9 @@ impl ZooKeeperServer {
             self.upgrade_session(conn, session, timeout, received_ms);
         }
         let is_write = op.is_some_and(OpCode::is_client_write);
+        if is_write {
+            self.note_audit(conn, session, header.xid, header.op, &body);
+        }
         if self.role().is_learner() && (is_write || op == Some(OpCode::Sync)) {
             self.forward(conn, session, header, body, received_ms);
         } else if is_write {
@@ -885,6 +902,7 @@ impl ZooKeeperServer {
             }
         }
         self.reset_pipeline();
+        self.audit_pending.clear();
         // Local sessions live only as long as the server that made them.
         self.local.clear();
         if !matches!(self.role(), Role::NotServing | Role::Standalone) {

@@ -405,6 +405,7 @@ impl Client {
             chk.watch_events += 1;
             return self.event(&ev).map(|_| false).map_err(|e| format!("{who}: {e}"));
         }
+        let server = c.server;
         // Replies come in the order the requests were sent.
         let Some(o) = c.outstanding.pop_front() else { return Err(format!("{who}: a reply (xid {}) to nothing outstanding", h.xid)) };
         if o.xid != h.xid {
@@ -450,6 +451,7 @@ impl Client {
                         other => return Err(format!("{who}: create answered {other:?}")),
                     };
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_CREATE, &path)?;
                     if mode.is_ephemeral() {
                         chk.ephemeral_acked(session, &path);
                     } else {
@@ -470,12 +472,14 @@ impl Client {
                         return Err(format!("{who}: setData of {path} at {} has mzxid {}", h.zxid, stat.mzxid));
                     }
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_SETDATA, &path)?;
                     chk.set_acked(&path, stat.mzxid);
                 }
             }
             Op::Delete { widx, path } => {
                 if ok {
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_DELETE, &path)?;
                 }
                 // Acknowledged or not (a version mismatch leaves it), it is no longer ours
                 // to delete; if it went, it must not be expected.

@@ -238,6 +238,9 @@ pub struct Report {
     pub throttling: bool,
     pub throttled: u64,
     pub replies: u64,
+    /// Audit log events the members emitted (the audit log is on in every simulated server).
+    pub audit_events: u64,
+    pub audit_checks: u64,
 }
 
 /// A failed run: what broke, when, and how to replay it.
@@ -491,6 +494,9 @@ impl World {
             local_sessions_upgrading_enabled: true,
             request_throttle_max_requests: self.cfg.throttle.0,
             throttled_op_wait_time_ms: self.cfg.throttle.1,
+            // The audit log's decisions run under every fault too (the events are counted and
+            // part of the trace hash).
+            audit_server_user: Some("sim".into()),
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -602,6 +608,7 @@ impl World {
         self.rep.digest_checks = self.chk.digest_checks;
         self.rep.log_checks = self.chk.log_checks;
         self.rep.expiries = self.chk.expiries;
+        self.rep.audit_checks = self.chk.audit_checks;
         self.rep.watch_checks = self.chk.watch_checks;
         self.rep.watch_events = self.chk.watch_events;
         self.rep.read_only_sessions = self.chk.read_only_sessions;
@@ -838,6 +845,10 @@ impl World {
                 s.pending.push_back((seq, op));
                 let inc = s.incarnation;
                 self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
+            }
+            Output::Audit(e) => {
+                self.rep.audit_events += 1;
+                self.chk.audit_seen(i, &e);
             }
         }
         Ok(())
@@ -1208,6 +1219,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::Send { conn, frame, .. } => h = mix(h, 3 ^ conn << 8 ^ hash_bytes(frame)),
         Output::Close { conn, .. } => h = mix(h, 4 ^ conn << 8),
         Output::PeerDisconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
+        Output::Audit(e) => h = mix(h, 6 ^ hash_bytes(e.message().as_bytes()) << 8),
     }
     h
 }
@@ -1238,7 +1250,8 @@ pub fn summarize(reports: &[Report]) -> String {
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
-         {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp\n\
+         {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp; \
+         {} audit log events, {} acknowledged writes found in the audit log of the server that answered them\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1276,6 +1289,8 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.read_only_sessions),
         sum(|r| r.not_read_only),
         sum(|r| r.throttled),
+        sum(|r| r.audit_events),
+        sum(|r| r.audit_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

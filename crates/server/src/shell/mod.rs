@@ -8,6 +8,7 @@
 //! because some need the process and the disk.
 
 pub mod admin;
+pub mod audit;
 pub mod conn;
 pub mod driver;
 pub mod durable;
@@ -18,7 +19,7 @@ pub mod tls;
 
 pub(crate) use listen::spawn_acceptor;
 
-pub use driver::run;
+pub use driver::{open_audit, run, run_with_audit};
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{ConnId, CoreConfig, ZooKeeperServer};
@@ -102,6 +103,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
+        // Set by the driver once the audit log is open (`audit.enable`).
+        audit_server_user: None,
         local_sessions_enabled: cfg.local_sessions_enabled,
         local_sessions_upgrading_enabled: cfg.local_sessions_upgrading_enabled,
         request_throttle_max_requests: cfg.request_throttle_max_requests as usize,
