@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod properties;
+pub mod sasl;
 pub mod security;
 mod servers;
 mod values;
@@ -56,6 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use sasl::{EnforceAuth, SaslConfig};
 pub use security::{ClientAuth, ClientTls, StoreConfig, StoreType};
 pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
 
@@ -454,6 +456,10 @@ pub struct ServerConfig {
     /// (`zookeeper.DigestAuthenticationProvider.superDigest`):
     /// `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    /// SASL on the client port (`java.security.auth.login.config`, the `sasl` provider, ...).
+    pub sasl: SaslConfig,
+    /// `enforce.auth.*` / `sessionRequireClientSASLAuth`.
+    pub enforce_auth: EnforceAuth,
     /// `4lw.commands.whitelist` (`zookeeper.4lw.commands.whitelist`).
     pub four_letter_word_whitelist: FourLetterWordWhitelist,
 
@@ -577,8 +583,10 @@ fn ignored_system_key(key: &str) -> Option<&'static str> {
         "a Java class name; rzk has its own implementation"
     } else if k == "client.secure" || k == "ssl.sslProvider" || k == "ssl.allowReverseDnsLookup" {
         "a client-side or Java TLS-provider setting; it does not change what the server accepts"
+    } else if k.starts_with("sasl.client") {
+        "a client-side SASL setting; it does not change what the server accepts"
     } else if k == "jaasLoginRenew" {
-        "JAAS login renewal has no meaning without SASL"
+        "JAAS login renewal refreshes Kerberos tickets; rzk's DIGEST-MD5 login has none"
     } else if k.starts_with("nio.") || k.starts_with("netty.") || k == "serverCnxnFactory" {
         "Java NIO/Netty tuning has no meaning for rzk"
     } else if k.starts_with("jmx") || k.starts_with("jvm.") {
@@ -811,7 +819,11 @@ impl<'o> Parser<'o> {
         }
         if let Some(reason) = ignored_system_key(key) {
             self.ignore(key, line, reason);
-        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str()) && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str()) {
+        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
+            && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())
+            && !sasl::PROPERTIES.contains(&prop.as_str())
+            && !prop.starts_with("zookeeper.superUser.")
+        {
             self.warn(key, line, format!("not a setting rzk uses; kept as system property {prop}"));
         }
         self.cfg.system_properties.insert(prop.clone(), v.to_string());
@@ -910,6 +922,85 @@ impl<'o> Parser<'o> {
         }))
     }
 
+    /// SASL and authentication enforcement, from ZooKeeper's system properties.
+    fn read_sasl(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let text = |v: &str| Ok::<String, String>(v.to_string());
+        let mut s = SaslConfig { server_section: sasl::DEFAULT_SERVER_SECTION.to_string(), ..SaslConfig::default() };
+        if self.cfg.system_properties.contains_key("zookeeper.java.security.auth.login.config") {
+            let (k, l) = self.sys_origin("zookeeper.java.security.auth.login.config");
+            self.warn(
+                &k,
+                l,
+                "ZooKeeper reads java.security.auth.login.config only as a JVM system property (-Djava.security.auth.login.config=...) and ignores it in zoo.cfg; rzk honours it",
+            );
+        }
+        s.jaas_file = self.sys(&["java.security.auth.login.config", "zookeeper.java.security.auth.login.config"], |v| {
+            non_empty(v, "the path of a JAAS file").map(|p| PathBuf::from(p.trim()))
+        })?;
+        if let Some(name) = self.sys(&["zookeeper.sasl.serverconfig"], |v| non_empty(v, "a JAAS section name").map(str::to_string))? {
+            s.server_section = name.trim().to_string();
+            s.server_section_set = true;
+        }
+        s.provider = self
+            .cfg
+            .system_properties
+            .iter()
+            .any(|(k, v)| k.starts_with("zookeeper.authProvider.") && v.trim() == sasl::SASL_PROVIDER_CLASS);
+        // ZooKeeperServer.isSaslSuperUser: zookeeper.superUser, or zookeeper.superUser.<anything>.
+        s.super_users = self
+            .cfg
+            .system_properties
+            .iter()
+            .filter(|(k, _)| *k == "zookeeper.superUser" || k.starts_with("zookeeper.superUser."))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .collect();
+        s.super_password = self.sys(&["zookeeper.SASLAuthenticationProvider.superPassword"], text)?;
+        s.let_any_sasl_user_do_x = self.sys(&["zookeeper.letAnySaslUserDoX"], text)?;
+        s.allow_failed_clients = self.sys(&["zookeeper.allowSaslFailedClients"], java_bool)?.unwrap_or(false);
+
+        // AuthenticationHelper: sessionRequireClientSASLAuth wins over enforce.auth.*.
+        let mut e = EnforceAuth::default();
+        let mut origin = "zookeeper.enforce.auth.enabled";
+        if self.sys(&["zookeeper.sessionRequireClientSASLAuth"], java_bool)?.unwrap_or(false) {
+            e.enabled = true;
+            e.schemes.push("sasl".to_string());
+            origin = "zookeeper.sessionRequireClientSASLAuth";
+        } else {
+            e.enabled = self.sys(&["zookeeper.enforce.auth.enabled"], java_bool)?.unwrap_or(false);
+            if let Some(list) = self.sys(&["zookeeper.enforce.auth.schemes"], text)? {
+                e.schemes = list.split(',').map(|s| s.trim().to_string()).collect();
+            }
+        }
+        // An error names the zoo.cfg key and line, or the system property given on the command line.
+        let prop_err = |p: &Self, name: &str, m: String| match p.origins.get(name) {
+            Some(o) => p.value_err(&o.key, o.line, m),
+            None => ConfigError::InvalidSystemProperty { key: name.to_string(), message: m },
+        };
+        if e.enabled {
+            if e.schemes.is_empty() {
+                return Err(prop_err(self, origin, "enforce.auth.enabled is true, so enforce.auth.schemes must be configured".into()));
+            }
+            for scheme in &e.schemes {
+                let available = match scheme.as_str() {
+                    "ip" | "digest" | "x509" => true,
+                    "sasl" => s.provider,
+                    _ => false,
+                };
+                if !available {
+                    let name = if origin == "zookeeper.enforce.auth.enabled" { "zookeeper.enforce.auth.schemes" } else { origin };
+                    let hint =
+                        if scheme == "sasl" { format!(" (add authProvider.1={})", sasl::SASL_PROVIDER_CLASS) } else { String::new() };
+                    return Err(prop_err(self, name, format!("authentication scheme {scheme} is not available{hint}")));
+                }
+            }
+        }
+        self.cfg.sasl = s;
+        self.cfg.enforce_auth = e;
+        Ok(())
+    }
+
     /// TLS on the client port and the x509 provider, from ZooKeeper's system properties.
     fn read_client_tls(&mut self) -> Result<(), ConfigError> {
         let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
@@ -986,6 +1077,7 @@ impl<'o> Parser<'o> {
         self.refuse_unsupported_security()?;
         self.refuse_unimplemented_throttling()?;
         self.read_client_tls()?;
+        self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {
             c.max_cnxns = n as u32;
@@ -1340,6 +1432,8 @@ impl ServerConfig {
             readonly_mode_enabled: false,
             skip_acl: false,
             super_digest: None,
+            sasl: SaslConfig::default(),
+            enforce_auth: EnforceAuth::default(),
             four_letter_word_whitelist: FourLetterWordWhitelist::default(),
             admin_enable_server: true,
             admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
@@ -1756,7 +1850,47 @@ pub fn load_with(path: impl AsRef<Path>, system_properties: BTreeMap<String, Str
             }
         }
     }
-    ServerConfig::parse_with(&text, &opts)
+    let mut cfg = ServerConfig::parse_with(&text, &opts)?;
+    load_jaas(&mut cfg)?;
+    Ok(cfg)
+}
+
+/// Reads the JAAS file of `java.security.auth.login.config`, if set, and takes the DIGEST-MD5
+/// users of the server's section into [`SaslConfig::credentials`], as ZooKeeper's
+/// `ServerCnxnFactory.configureSaslLogin` does: an unreadable or malformed file stops
+/// start-up; a file without the section means no SASL login (logged, as ZooKeeper goes on).
+pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
+    let Some(path) = cfg.sasl.jaas_file.clone() else {
+        return Ok(());
+    };
+    let section = cfg.sasl.server_section.clone();
+    let err = |message: String| ConfigError::Invalid {
+        file: path.display().to_string(),
+        key: "java.security.auth.login.config".to_string(),
+        message,
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| err(format!("cannot read the JAAS file ({e}), so no JAAS configuration section named '{section}' was found")))?;
+    let text = String::from_utf8(bytes).map_err(|_| err("the JAAS file is not UTF-8".to_string()))?;
+    let jaas = sasl::parse_jaas(&text).map_err(err)?;
+    let Some(modules) = jaas.get(&section) else {
+        let set = if cfg.sasl.server_section_set { " (zookeeper.sasl.serverconfig)" } else { "" };
+        cfg.warnings.push((
+            "java.security.auth.login.config".to_string(),
+            0,
+            format!(
+                "{}: no JAAS section named '{section}'{set}: the server has no SASL login, so clients cannot authenticate with SASL (ZooKeeper goes on the same way)",
+                path.display()
+            ),
+        ));
+        return Ok(());
+    };
+    let (users, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
+    for n in notes {
+        cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
+    }
+    cfg.sasl.credentials = Some(users);
+    Ok(())
 }
 
 #[cfg(test)]

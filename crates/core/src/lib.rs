@@ -23,6 +23,7 @@ pub mod fourlw;
 pub mod member;
 pub mod path;
 pub mod prep;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod summary;

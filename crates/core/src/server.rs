@@ -379,6 +379,8 @@ struct Conn {
     timeout_ms: i32,
     old_client: bool,
     auth: Vec<Id>,
+    /// The SASL negotiation, from the connection's first SASL packet on.
+    sasl: Option<crate::sasl::DigestMd5Server>,
     pending: VecDeque<Pending>,
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
@@ -452,6 +454,8 @@ pub struct ZooKeeperServer {
     /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
     /// commit, with the writes the log refused, with its session's close, and at a role change.
     audit_pending: BTreeMap<(SessionId, i32), crate::audit::AuditRequest>,
+    /// SASL challenges sent so far: with the login's secret, each one's nonce.
+    sasl_nonces: u64,
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -491,6 +495,7 @@ impl ZooKeeperServer {
             in_process: 0,
             throttled: VecDeque::new(),
             next_throttle_wait_ms: 0,
+            sasl_nonces: 0,
         }
     }
 
@@ -583,6 +588,7 @@ impl ZooKeeperServer {
                         timeout_ms: 0,
                         old_client: false,
                         auth,
+                        sasl: None,
                         pending: VecDeque::new(),
                         early: Vec::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
@@ -648,8 +654,8 @@ impl ZooKeeperServer {
     /// ZooKeeper's RequestThrottler loop, run after every input: the oldest waiting request
     /// goes on once fewer than the maximum are in process; one whose connection is gone is
     /// dropped (`drop_stale`); one that waited longer than `throttled_op_wait_time` is
-    /// answered ThrottledOp in its turn (pings, closes, new sessions, SetWatches and auth
-    /// never are).
+    /// answered ThrottledOp in its turn (pings, closes, new sessions, SetWatches, auth and
+    /// SASL never are).
     fn release_throttled(&mut self) {
         let max = self.cfg.request_throttle_max_requests.max(1);
         while let Some((conn, _, _)) = self.throttled.front() {
@@ -687,6 +693,7 @@ impl ZooKeeperServer {
                                 | OpCode::SetWatches
                                 | OpCode::SetWatches2
                                 | OpCode::Auth
+                                | OpCode::Sasl
                         )
                     )
                 });
@@ -803,14 +810,11 @@ impl ZooKeeperServer {
         // Auth and SASL are answered at once, outside the pipeline, as ZooKeeper does.
         match op {
             Some(OpCode::Auth) => return self.on_auth(conn, header, &body),
-            Some(OpCode::Sasl) => {
-                // A server without SASL configured (rzk has none) answers as a standalone
-                // ZooKeeper does: OK, zxid 0, and a SetSASLResponse with a null token.
-                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
-                self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
-                return;
-            }
+            Some(OpCode::Sasl) => return self.on_sasl(conn, header, &body),
             _ => {}
+        }
+        if !self.cfg.auth.is_authenticated_enough(&self.conns[&conn].auth) {
+            return self.refuse_unauthenticated(conn, header.xid);
         }
         if local && op == Some(OpCode::CloseSession) {
             let c = self.conns.get_mut(&conn).expect("conn");

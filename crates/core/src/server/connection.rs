@@ -1,7 +1,8 @@
 //! Connections and the handshake: a frame's first stop (a ConnectRequest until the session
 //! is attached), a new session (its createSession txn, forwarded to the leader by a learner),
 //! a session reattached (the password, the old connection closed; on a learner the leader's
-//! REVALIDATE decides, frames sent meanwhile wait), the ConnectResponse, and auth packets.
+//! REVALIDATE decides, frames sent meanwhile wait), the ConnectResponse, auth and SASL
+//! packets, and the refusal of a connection that `enforce.auth` wants authenticated first.
 //! The leader's side of REVALIDATE is here too.
 
 use super::pipeline::c_push_write;
@@ -9,7 +10,7 @@ use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, 
 use crate::auth;
 use rzk_proto::client::{self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
-use rzk_proto::{ErrorCode, OpCode, Reader, Record, SessionId, Writer, Zxid};
+use rzk_proto::{ErrorCode, Id, OpCode, Reader, Record, SessionId, Writer, Zxid};
 
 impl ZooKeeperServer {
     pub(super) fn on_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
@@ -215,6 +216,84 @@ impl ZooKeeperServer {
         }
     }
 
+    /// `ZooKeeperServer.processSasl`: one SASL token, answered at once with zxid 0. A failed
+    /// negotiation gets AuthFailed (SessionClosedRequireSaslAuth when SASL is required) and a
+    /// null token, and its connection is closed, unless `allowSaslFailedClients`.
+    pub(super) fn on_sasl(&mut self, conn: ConnId, header: RequestHeader, body: &[u8]) {
+        let token = match Reader::new(body).read_buffer() {
+            Ok(t) => t,
+            Err(e) => return self.close(conn, format!("malformed SASL request: {e}")),
+        };
+        let ok = |token: Option<Vec<u8>>| {
+            let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+            match token {
+                Some(t) => frame_of(&h, &Response::Sasl(t)),
+                None => frame_of(&h, &Response::Raw(vec![0xff; 4])),
+            }
+        };
+        let Some(login) = &self.cfg.auth.sasl_login else {
+            // No JAAS server section: ZooKeeper's connection has no SASL server, logs the
+            // NullPointerException and answers OK with a null token.
+            tracing::error!(conn, "SASL packet, but the server has no SASL login (no JAAS server section)");
+            return self.send(conn, ok(None), true);
+        };
+        let counter = self.sasl_nonces;
+        let c = self.conns.get_mut(&conn).expect("conn");
+        let session = c.session.unwrap_or_default();
+        let peer = c.peer;
+        let server = c.sasl.get_or_insert_with(crate::sasl::DigestMd5Server::new);
+        let result = server.evaluate_response(&token, &login.users, || nonce_bytes(&login.nonce_secret, counter, conn));
+        if matches!(result, Ok(crate::sasl::Step::Challenge(_))) {
+            self.sasl_nonces += 1;
+        }
+        match result {
+            Ok(crate::sasl::Step::Challenge(t)) => self.send(conn, ok(Some(t)), true),
+            Ok(crate::sasl::Step::Complete { token, authentication_id, authorization_id }) => {
+                tracing::info!(%session, %authentication_id, %authorization_id, "adding SASL authorization");
+                let is_super = self.cfg.auth.sasl_super_users.contains(&authorization_id);
+                let c = self.conns.get_mut(&conn).expect("conn");
+                let id = Id::new("sasl", &authorization_id);
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                if is_super {
+                    tracing::info!(%session, %authorization_id, "SASL id authenticated as super user");
+                    let sup = Id::new("super", "");
+                    if !c.auth.contains(&sup) {
+                        c.auth.push(sup);
+                    }
+                }
+                self.send(conn, ok(Some(token)), true);
+            }
+            Err(e) => {
+                tracing::warn!(%peer, %session, "client failed to SASL authenticate: {e}");
+                let required = self.cfg.auth.sasl_required();
+                if self.cfg.auth.allow_sasl_failed_clients && !required {
+                    tracing::warn!(%peer, %session, "keeping the connection despite the SASL failure (allowSaslFailedClients)");
+                    return self.send(conn, ok(None), true);
+                }
+                let err = if required { ErrorCode::SessionClosedRequireSaslAuth } else { ErrorCode::AuthFailed };
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: err.code() };
+                self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
+                let why = if required { "the server requires SASL authentication" } else { "SASL authentication failed" };
+                self.close(conn, format!("{why}: {e}"));
+            }
+        }
+    }
+
+    /// `AuthenticationHelper.enforceAuthentication`: a request from a connection without an
+    /// id of the enforced schemes gets SessionClosedRequireSaslAuth, and its connection is
+    /// closed (the session stays until it expires, as in ZooKeeper).
+    pub(super) fn refuse_unauthenticated(&mut self, conn: ConnId, xid: i32) {
+        let c = &self.conns[&conn];
+        let schemes: Vec<&str> = c.auth.iter().map(|id| id.scheme.as_str()).collect();
+        let wanted = self.cfg.auth.enforce_auth_schemes.clone().unwrap_or_default();
+        tracing::error!(peer = %c.peer, "client authentication scheme(s) {schemes:?} match none of the expected {wanted:?}; closing the connection");
+        let h = ReplyHeader { xid, zxid: Zxid(0), err: ErrorCode::SessionClosedRequireSaslAuth.code() };
+        self.send(conn, frame_of(&h, &Response::Empty), true);
+        self.close(conn, format!("not authenticated with any of {wanted:?}"));
+    }
+
     /// Learner: a new session's createSession goes to the leader; the ConnectResponse waits
     /// for its commit. The id carries this server's sid (the session tracker's seed).
     pub(super) fn forward_create_session(&mut self, conn: ConnId, id: SessionId, timeout: i32) {
@@ -276,4 +355,21 @@ impl ZooKeeperServer {
             self.admit(conn, payload);
         }
     }
+}
+
+/// A SASL nonce's 30 bytes: SHA-1 over the login's secret, a counter and the connection, so
+/// nonces never repeat and cannot be guessed without the secret.
+fn nonce_bytes(secret: &[u8; 32], counter: u64, conn: ConnId) -> [u8; crate::sasl::NONCE_RAW_BYTES] {
+    use sha1::{Digest, Sha1};
+    let mut out = [0u8; crate::sasl::NONCE_RAW_BYTES];
+    for (i, chunk) in out.chunks_mut(20).enumerate() {
+        let mut h = Sha1::new();
+        h.update(secret);
+        h.update(counter.to_be_bytes());
+        h.update(conn.to_be_bytes());
+        h.update([i as u8]);
+        let d = h.finalize();
+        chunk.copy_from_slice(&d[..chunk.len()]);
+    }
+    out
 }

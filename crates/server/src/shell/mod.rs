@@ -100,7 +100,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
-        auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
+        auth: auth_config(cfg),
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
         // Set by the driver once the audit log is open (`audit.enable`).
@@ -111,6 +111,27 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         request_throttle_stall_time_ms: cfg.request_throttle_stall_time_ms as i64,
         request_throttle_drop_stale: cfg.request_throttle_drop_stale,
         throttled_op_wait_time_ms: cfg.throttled_op_wait_time_ms as i64,
+    }
+}
+
+/// Who is who: the digest super user, ACL checks, SASL (the JAAS users were read by
+/// `rzk_config::load_with`; the nonce secret is drawn here), `enforce.auth`.
+fn auth_config(cfg: &ServerConfig) -> crate::core::auth::AuthConfig {
+    use crate::core::auth::{AuthConfig, SaslLogin};
+    let s = &cfg.sasl;
+    let sasl_login = s.credentials.as_ref().map(|users| SaslLogin {
+        users: crate::core::sasl::SaslUsers { users: users.clone(), super_password: s.super_password.clone() },
+        nonce_secret: rand::random(),
+    });
+    AuthConfig {
+        super_digest: cfg.super_digest.clone(),
+        skip_acl: cfg.skip_acl,
+        sasl_provider: s.provider,
+        sasl_super_users: s.super_users.clone(),
+        let_any_sasl_user_do_x: s.let_any_sasl_user_do_x.clone(),
+        sasl_login,
+        allow_sasl_failed_clients: s.allow_failed_clients,
+        enforce_auth_schemes: cfg.enforce_auth.enabled.then(|| cfg.enforce_auth.schemes.clone()),
     }
 }
 

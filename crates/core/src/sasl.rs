@@ -1,0 +1,453 @@
+//! The server side of SASL DIGEST-MD5 (RFC 2831) as ZooKeeper runs it: Java's
+//! `DigestMD5Server` for the service `zookeeper` and server name (and realm) `zk-sasl-md5`,
+//! qop `auth` only, with users from the JAAS `Server` section (`SaslServerCallbackHandler`).
+//!
+//! This module owns one connection's negotiation ([`DigestMd5Server`]): the challenge
+//! (`realm`, `nonce`, `charset`, `algorithm`; no `qop`, which means auth), the checks of the client's response in
+//! Java's order with Java's failure messages (they are logged), the `rspauth` answer, and the
+//! authorization id the connection gets (`sasl`, NAME). It is pure: the nonce's random bytes
+//! come in as an argument.
+//!
+//! Three round trips, as the Java and kazoo clients do them: an empty token → the
+//! challenge; the digest response → `rspauth=...` and completion; anything after that fails
+//! (the server is "at illegal state", as Java's is).
+
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+
+/// `SaslQuorumServerCallbackHandler` / `ZooKeeperSaslServer`: the protocol and server name
+/// every ZooKeeper DIGEST-MD5 server is created with (`zookeeper/zk-sasl-md5`).
+pub const SERVICE: &str = "zookeeper";
+/// The server name, which Java's server also offers as its only realm.
+pub const SERVER_NAME: &str = "zk-sasl-md5";
+/// Java's `DigestMD5Server` refuses longer responses.
+pub const RESPONSE_BYTES_MAX: usize = 4096;
+/// Bytes of randomness in a nonce (Java: 30, base64-encoded to 40 characters).
+pub const NONCE_RAW_BYTES: usize = 30;
+
+/// A failed negotiation, with Java's `SaslException` message (logged, never sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SaslError(pub String);
+
+fn fail<T>(m: impl Into<String>) -> Result<T, SaslError> {
+    Err(SaslError(m.into()))
+}
+
+/// The DIGEST-MD5 users (`user_NAME="password"` of the JAAS section) and the password of
+/// `super` from `zookeeper.SASLAuthenticationProvider.superPassword`, which wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaslUsers {
+    /// Name → password.
+    pub users: BTreeMap<String, String>,
+    /// The user `super`'s password, if set by system property.
+    pub super_password: Option<String>,
+}
+
+impl SaslUsers {
+    fn password(&self, user: &str) -> Option<&str> {
+        if user == "super" {
+            if let Some(p) = &self.super_password {
+                return Some(p);
+            }
+        }
+        self.users.get(user).map(String::as_str)
+    }
+}
+
+/// What one client token gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this token (the digest challenge) and wait for the next.
+    Challenge(Vec<u8>),
+    /// Authenticated: send `rspauth`; the connection is `authorization_id`.
+    Complete {
+        /// `rspauth=<hex>`.
+        token: Vec<u8>,
+        /// The name the client proved (`username`).
+        authentication_id: String,
+        /// The id the connection gets: `SaslServerCallbackHandler` derives it from the
+        /// authentication id (a Kerberos-style name keeps its host and realm), not from an
+        /// `authzid` the client asks for.
+        authorization_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Initial,
+    ChallengeSent {
+        nonce: Vec<u8>,
+    },
+    /// Completed or failed: Java's server is then "at illegal state".
+    Done,
+}
+
+/// One connection's DIGEST-MD5 negotiation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMd5Server {
+    state: State,
+}
+
+impl Default for DigestMd5Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const PEM: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Java's nonce: 30 random bytes, base64-encoded without padding (40 characters).
+fn encode_nonce(raw: &[u8; NONCE_RAW_BYTES]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(NONCE_RAW_BYTES * 4 / 3);
+    for c in raw.chunks(3) {
+        let (a, b, d) = (c[0], c[1], c[2]);
+        out.push(PEM[(a >> 2) as usize]);
+        out.push(PEM[(((a << 4) & 0x30) | (b >> 4)) as usize]);
+        out.push(PEM[(((b << 2) & 0x3c) | (d >> 6)) as usize]);
+        out.push(PEM[(d & 0x3f) as usize]);
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect()
+}
+
+/// `DigestMD5Base.stringToByte_8859_1` with UTF-8 negotiated: ISO-8859-1 when every char fits,
+/// else UTF-8 (RFC 2831 2.1.2.1).
+fn latin1_or_utf8(s: &str) -> Vec<u8> {
+    if s.chars().all(|c| (c as u32) <= 0xff) {
+        s.chars().map(|c| c as u32 as u8).collect()
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+/// The response value (RFC 2831 2.1.2.1) for `method` ("AUTHENTICATE" from the client, "" for
+/// the server's rspauth), qop auth.
+#[allow(clippy::too_many_arguments)]
+fn response_value(
+    method: &str,
+    digest_uri: &str,
+    user: &str,
+    realm: &str,
+    password: &str,
+    nonce: &[u8],
+    cnonce: &[u8],
+    authzid: Option<&[u8]>,
+) -> Vec<u8> {
+    let ha2 = hex(&Md5::digest(format!("{method}:{digest_uri}").as_bytes()));
+    let mut begin = latin1_or_utf8(user);
+    begin.push(b':');
+    begin.extend(latin1_or_utf8(realm));
+    begin.push(b':');
+    begin.extend(latin1_or_utf8(password));
+    let mut a1 = Md5::digest(&begin).to_vec();
+    a1.push(b':');
+    a1.extend_from_slice(nonce);
+    a1.push(b':');
+    a1.extend_from_slice(cnonce);
+    if let Some(z) = authzid {
+        a1.push(b':');
+        a1.extend_from_slice(z);
+    }
+    let mut kd = hex(&Md5::digest(&a1));
+    for part in [nonce, b"00000001".as_slice(), cnonce, b"auth".as_slice(), &ha2] {
+        kd.push(b':');
+        kd.extend_from_slice(part);
+    }
+    hex(&Md5::digest(&kd))
+}
+
+/// The directives of a digest response, as Java's `parseDirectives` reads them: `key=value`
+/// or `key="quoted \"value\""`, separated by commas and linear white space; a directive
+/// given twice is an error (none of the response's may repeat); unknown ones are ignored.
+fn parse_directives(buf: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, SaslError> {
+    const KNOWN: &[&str] =
+        &["username", "realm", "nonce", "cnonce", "nc", "qop", "digest-uri", "response", "maxbuf", "charset", "cipher", "authzid"];
+    let lws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    loop {
+        while i < buf.len() && (lws(buf[i]) || buf[i] == b',') {
+            i += 1;
+        }
+        if i >= buf.len() {
+            return Ok(out);
+        }
+        let start = i;
+        while i < buf.len() && buf[i] != b'=' && !lws(buf[i]) && buf[i] != b',' {
+            i += 1;
+        }
+        let key = String::from_utf8_lossy(&buf[start..i]).into_owned();
+        while i < buf.len() && lws(buf[i]) {
+            i += 1;
+        }
+        if i >= buf.len() || buf[i] != b'=' {
+            return fail(format!("'=' expected after key: {key}"));
+        }
+        i += 1;
+        while i < buf.len() && lws(buf[i]) {
+            i += 1;
+        }
+        if i >= buf.len() {
+            return fail(format!("Valueless directive found: {key}"));
+        }
+        let mut value = Vec::new();
+        if buf[i] == b'"' {
+            i += 1;
+            loop {
+                match buf.get(i) {
+                    None => return fail(format!("Unmatched quote found for directive: {key}")),
+                    Some(b'\\') => {
+                        let Some(&c) = buf.get(i + 1) else {
+                            return fail(format!("Unmatched quote found for directive: {key}"));
+                        };
+                        value.push(c);
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            while i < buf.len() && lws(buf[i]) {
+                i += 1;
+            }
+            if i < buf.len() && buf[i] != b',' {
+                return fail(format!("Expecting comma or linear whitespace after quoted string: \"{}\"", String::from_utf8_lossy(&value)));
+            }
+        } else {
+            while i < buf.len() && buf[i] != b',' && !lws(buf[i]) {
+                value.push(buf[i]);
+                i += 1;
+            }
+        }
+        if KNOWN.contains(&key.as_str()) && out.insert(key.clone(), value).is_some() {
+            return fail(format!("DIGEST-MD5: peer sent more than one {key} directive"));
+        }
+    }
+}
+
+impl DigestMd5Server {
+    /// A negotiation that has not started.
+    pub fn new() -> Self {
+        DigestMd5Server { state: State::Initial }
+    }
+
+    /// `SaslServer.evaluateResponse`: the client's token in, the next step out. `nonce_raw`
+    /// is asked for once, for the challenge. After an error the negotiation is over.
+    pub fn evaluate_response(
+        &mut self,
+        response: &[u8],
+        users: &SaslUsers,
+        nonce_raw: impl FnOnce() -> [u8; NONCE_RAW_BYTES],
+    ) -> Result<Step, SaslError> {
+        if response.len() > RESPONSE_BYTES_MAX {
+            self.state = State::Done;
+            return fail(format!("DIGEST-MD5: Invalid digest response length. Got:  {}", response.len()));
+        }
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Initial => {
+                // An initial response ("subsequent authentication", RFC 2831 2.2) is not
+                // supported, so it is ignored and the negotiation starts over, as Java does.
+                let nonce = encode_nonce(&nonce_raw());
+                let mut c = format!("realm=\"{SERVER_NAME}\",nonce=\"").into_bytes();
+                c.extend_from_slice(&nonce);
+                // No qop directive: Java's server offers the default (auth) by leaving it out.
+                c.extend_from_slice(b"\",charset=utf-8,algorithm=md5-sess");
+                self.state = State::ChallengeSent { nonce };
+                Ok(Step::Challenge(c))
+            }
+            State::ChallengeSent { nonce } => Self::validate(&parse_directives(response)?, &nonce, users),
+            State::Done => fail("DIGEST-MD5: Server at illegal state"),
+        }
+    }
+
+    /// Whether the negotiation has ended (completed or failed).
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// `DigestMD5Server.validateClientResponse`, in Java's order.
+    fn validate(d: &BTreeMap<String, Vec<u8>>, nonce: &[u8], users: &SaslUsers) -> Result<Step, SaslError> {
+        let text = |k: &str| d.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
+        let violation = |m: String| SaslError(format!("DIGEST-MD5: digest response format violation. {m}"));
+        if let Some(cs) = text("charset") {
+            if cs != "utf-8" {
+                return Err(violation(format!("Incompatible charset value: {cs}")));
+            }
+        }
+        if let Some(m) = text("maxbuf") {
+            if m.trim().parse::<i32>().is_err() {
+                return fail(format!("DIGEST-MD5: invalid maxbuf: {m}"));
+            }
+        }
+        let Some(username) = text("username") else {
+            return Err(violation("Missing username.".into()));
+        };
+        let realm = text("realm").unwrap_or_default();
+        if realm != SERVER_NAME {
+            return Err(violation(format!("Nonexistent realm: {realm}")));
+        }
+        match d.get("nonce") {
+            None => return Err(violation("Missing nonce.".into())),
+            Some(n) if n.as_slice() != nonce => return Err(violation("Mismatched nonce.".into())),
+            Some(_) => {}
+        }
+        let Some(cnonce) = d.get("cnonce") else {
+            return Err(violation("Missing cnonce.".into()));
+        };
+        if let Some(nc) = text("nc") {
+            if i64::from_str_radix(nc.trim(), 16).ok() != Some(1) {
+                return Err(violation(format!("Nonce count does not match: {nc}")));
+            }
+        }
+        let qop = text("qop").unwrap_or_else(|| "auth".into());
+        match qop.as_str() {
+            "auth" => {}
+            "auth-int" | "auth-conf" => return fail(format!("DIGEST-MD5: server does not support  qop: {qop}")),
+            _ => return Err(violation(format!("Invalid QOP: {qop}"))),
+        }
+        let expected_uri = format!("{SERVICE}/{SERVER_NAME}");
+        let digest_uri = match text("digest-uri") {
+            Some(u) if u.eq_ignore_ascii_case(&expected_uri) => u,
+            other => return Err(violation(format!("Mismatched URI: {}; expecting: {expected_uri}", other.as_deref().unwrap_or("null")))),
+        };
+        let Some(client_response) = d.get("response") else {
+            return fail("DIGEST-MD5: digest response format  violation. Missing response.");
+        };
+        let authzid = d.get("authzid").map(Vec::as_slice);
+        let Some(password) = users.password(&username) else {
+            return fail(format!("DIGEST-MD5: cannot acquire password for {username} in realm : {realm}"));
+        };
+        let expected = response_value("AUTHENTICATE", &digest_uri, &username, &realm, password, nonce, cnonce, authzid);
+        if client_response.as_slice() != expected.as_slice() {
+            return Err(violation("Mismatched response.".into()));
+        }
+        let mut token = b"rspauth=".to_vec();
+        token.extend(response_value("", &digest_uri, &username, &realm, password, nonce, cnonce, authzid));
+        Ok(Step::Complete { token, authorization_id: username.clone(), authentication_id: username })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> SaslUsers {
+        SaslUsers { users: [("bob".to_string(), "bobsecret".to_string())].into(), super_password: None }
+    }
+
+    /// A client as pure-sasl and Java's DigestMD5Client compute it.
+    fn client_response(challenge: &[u8], user: &str, password: &str, cnonce: &str) -> Vec<u8> {
+        let d = parse_directives(challenge).unwrap();
+        let nonce = d["nonce"].clone();
+        let uri = "zookeeper/zk-sasl-md5";
+        let r = response_value("AUTHENTICATE", uri, user, SERVER_NAME, password, &nonce, cnonce.as_bytes(), None);
+        format!(
+            "charset=utf-8,username=\"{user}\",realm=\"zk-sasl-md5\",nonce=\"{}\",nc=00000001,cnonce=\"{cnonce}\",digest-uri=\"{uri}\",maxbuf=65536,response={},qop=auth",
+            String::from_utf8_lossy(&nonce),
+            String::from_utf8_lossy(&r)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn rfc_2831_example() {
+        // RFC 2831 section 4's example (imap/elwood.innosoft.com, realm elwood.innosoft.com).
+        let r = response_value(
+            "AUTHENTICATE",
+            "imap/elwood.innosoft.com",
+            "chris",
+            "elwood.innosoft.com",
+            "secret",
+            b"OA6MG9tEQGm2hh",
+            b"OA6MHXh6VqTrRk",
+            None,
+        );
+        assert_eq!(r, b"d388dad90d4bbd760a152321f2143af7");
+        let rspauth = response_value(
+            "",
+            "imap/elwood.innosoft.com",
+            "chris",
+            "elwood.innosoft.com",
+            "secret",
+            b"OA6MG9tEQGm2hh",
+            b"OA6MHXh6VqTrRk",
+            None,
+        );
+        assert_eq!(rspauth, b"ea40f60335c427b5527b84dbabcdfffd");
+    }
+
+    #[test]
+    fn login() {
+        let mut s = DigestMd5Server::new();
+        let Step::Challenge(c) = s.evaluate_response(b"", &users(), || [7; NONCE_RAW_BYTES]).unwrap() else { panic!() };
+        let text = String::from_utf8(c.clone()).unwrap();
+        assert!(text.starts_with("realm=\"zk-sasl-md5\",nonce=\""), "{text}");
+        assert!(text.ends_with("\",charset=utf-8,algorithm=md5-sess"), "{text}");
+        let resp = client_response(&c, "bob", "bobsecret", "abc");
+        match s.evaluate_response(&resp, &users(), || unreachable!()).unwrap() {
+            Step::Complete { token, authorization_id, .. } => {
+                assert!(token.starts_with(b"rspauth="));
+                assert_eq!(token.len(), 8 + 32);
+                assert_eq!(authorization_id, "bob");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Anything after completion fails.
+        assert!(s.evaluate_response(b"", &users(), || unreachable!()).is_err());
+    }
+
+    #[test]
+    fn failures() {
+        let start = || {
+            let mut s = DigestMd5Server::new();
+            let Step::Challenge(c) = s.evaluate_response(b"", &users(), || [1; NONCE_RAW_BYTES]).unwrap() else { panic!() };
+            (s, c)
+        };
+        let (mut s, c) = start();
+        let e = s.evaluate_response(&client_response(&c, "bob", "wrong", "x"), &users(), || unreachable!()).unwrap_err();
+        assert!(e.0.contains("Mismatched response"), "{e}");
+        assert!(s.is_done());
+        let (mut s, c) = start();
+        let e = s.evaluate_response(&client_response(&c, "eve", "x", "x"), &users(), || unreachable!()).unwrap_err();
+        assert!(e.0.contains("cannot acquire password for eve"), "{e}");
+        let (mut s, _) = start();
+        let e = s.evaluate_response(b"\x00\x01garbage", &users(), || unreachable!()).unwrap_err();
+        assert!(e.0.contains("'=' expected"), "{e}");
+        let (mut s, _) = start();
+        let e = s.evaluate_response(b"username=\"bob\",username=\"bob\"", &users(), || unreachable!()).unwrap_err();
+        assert!(e.0.contains("more than one username"), "{e}");
+        let (mut s, c) = start();
+        let bad_uri =
+            String::from_utf8(client_response(&c, "bob", "bobsecret", "x")).unwrap().replace("zookeeper/zk-sasl-md5", "zookeeper/other");
+        let e = s.evaluate_response(bad_uri.as_bytes(), &users(), || unreachable!()).unwrap_err();
+        assert!(e.0.contains("Mismatched URI"), "{e}");
+        let mut s = DigestMd5Server::new();
+        assert!(matches!(s.evaluate_response(b"x=y", &users(), || [0; NONCE_RAW_BYTES]), Ok(Step::Challenge(_))));
+        let mut s = DigestMd5Server::new();
+        assert!(s.evaluate_response(&[b'a'; RESPONSE_BYTES_MAX + 1], &users(), || unreachable!()).is_err());
+    }
+
+    #[test]
+    fn super_password_wins() {
+        let u = SaslUsers { users: [("super".to_string(), "a".to_string())].into(), super_password: Some("b".into()) };
+        assert_eq!(u.password("super"), Some("b"));
+        assert_eq!(SaslUsers { super_password: None, ..u }.password("super"), Some("a"));
+    }
+
+    #[test]
+    fn nonce_is_java_base64() {
+        let n = encode_nonce(&[0xff; NONCE_RAW_BYTES]);
+        assert_eq!(n.len(), 40);
+        assert!(n.iter().all(|&b| b == b'/'));
+    }
+}
