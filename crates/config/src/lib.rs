@@ -817,7 +817,9 @@ impl<'o> Parser<'o> {
                 format!("ZooKeeper reads {key} only as a JVM system property (-D{key}=...) and ignores it in zoo.cfg; rzk honours it"),
             );
         }
-        if let Some(reason) = ignored_system_key(key) {
+        if key.starts_with("authProvider.") && v.trim() == sasl::SASL_PROVIDER_CLASS {
+            // Read by read_sasl: it makes `sasl` an ACL scheme.
+        } else if let Some(reason) = ignored_system_key(key) {
             self.ignore(key, line, reason);
         } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
             && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())

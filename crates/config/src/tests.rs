@@ -1038,6 +1038,7 @@ fn sasl_settings() {
     assert_eq!(c.sasl.credentials, None);
     assert!(c.enforce_auth.enabled && c.enforce_auth.sasl_required());
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(!has_ignored(&c, "authProvider.1"), "{:?}", c.ignored);
 
     let c = with("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n");
     assert_eq!(c.enforce_auth.schemes, vec!["digest".to_string(), "ip".to_string()]);

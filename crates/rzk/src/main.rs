@@ -208,6 +208,18 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
     for (key, line, reason) in &cfg.warnings {
         tracing::warn!(key = %key, line, "zoo.cfg: {reason}");
     }
+    if let (Some(users), Some(file)) = (&cfg.sasl.credentials, &cfg.sasl.jaas_file) {
+        tracing::info!(
+            jaas = %file.display(),
+            section = %cfg.sasl.server_section,
+            users = users.len(),
+            sasl_acl_scheme = cfg.sasl.provider,
+            "SASL DIGEST-MD5 login for clients"
+        );
+    }
+    if cfg.enforce_auth.enabled {
+        tracing::info!(schemes = ?cfg.enforce_auth.schemes, "clients must authenticate before any request (enforce.auth)");
+    }
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
         eprintln!("rzk: cannot create dataDir {}: {e}", cfg.data_dir.display());
         return ExitCode::FAILURE;

@@ -373,3 +373,85 @@ fn nonce_bytes(secret: &[u8; 32], counter: u64, conn: ConnId) -> [u8; crate::sas
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthConfig, SaslLogin};
+    use crate::sasl::SaslUsers;
+    use crate::server::{CoreConfig, Input};
+    use rzk_tree::DataTree;
+
+    const CONN: ConnId = 7;
+
+    fn server(auth: AuthConfig) -> ZooKeeperServer {
+        let cfg = CoreConfig { server_id: 1, auth, ..CoreConfig::default() };
+        let mut s = ZooKeeperServer::new(cfg, DataTree::new(), 0, 1000);
+        s.handle(0, 1000, Input::Accepted { conn: CONN, peer: "127.0.0.1:5000".parse().unwrap(), auth: Vec::new() });
+        let mut w = Writer::new();
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn: CONN, payload: w.into_inner() });
+        let zxid = s.take_actions().iter().find_map(|a| if let Action::Append(r) = a { Some(r.header.zxid) } else { None });
+        s.handle(0, 1000, Input::Committed { zxid: zxid.expect("createSession"), record: None });
+        s.take_actions();
+        s
+    }
+
+    fn login() -> Option<SaslLogin> {
+        Some(SaslLogin { users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None }, nonce_secret: [3; 32] })
+    }
+
+    /// One SASL packet: (err, token or None for null, closed?).
+    fn sasl(s: &mut ZooKeeperServer, token: &[u8]) -> (i32, Option<Vec<u8>>, bool) {
+        let mut w = Writer::new();
+        RequestHeader { xid: 5, op: OpCode::Sasl.code() }.write(&mut w);
+        w.write_buffer(token);
+        s.handle(0, 1000, Input::Frame { conn: CONN, payload: w.into_inner() });
+        let actions = s.take_actions();
+        let closed = actions.iter().any(|a| matches!(a, Action::Close { .. }));
+        let frame = actions.iter().find_map(|a| if let Action::Send { frame, .. } = a { Some(frame.clone()) } else { None });
+        let frame = frame.expect("a reply");
+        let mut r = Reader::new(&frame[4..]);
+        let h = ReplyHeader::read(&mut r).unwrap();
+        assert_eq!((h.xid, h.zxid), (5, Zxid(0)));
+        (h.err, r.read_buffer_opt().unwrap(), closed)
+    }
+
+    #[test]
+    fn no_login_answers_ok_with_a_null_token() {
+        let mut s = server(AuthConfig::default());
+        assert_eq!(sasl(&mut s, b""), (0, None, false));
+    }
+
+    #[test]
+    fn failure_closes_unless_allowed() {
+        let mut s = server(AuthConfig { sasl_login: login(), ..AuthConfig::default() });
+        let (err, challenge, _) = sasl(&mut s, b"");
+        assert!(err == 0 && challenge.unwrap().starts_with(b"realm="));
+        assert_eq!(sasl(&mut s, b"username=\"bob\""), (ErrorCode::AuthFailed.code(), None, true));
+
+        let mut s = server(AuthConfig { sasl_login: login(), allow_sasl_failed_clients: true, ..AuthConfig::default() });
+        sasl(&mut s, b"");
+        assert_eq!(sasl(&mut s, b"username=\"bob\""), (0, None, false));
+        assert_eq!(s.conns[&CONN].auth, vec![Id::new("ip", "127.0.0.1")]);
+
+        // Required SASL: SessionClosedRequireSaslAuth, and allowSaslFailedClients does not apply.
+        let mut s = server(AuthConfig {
+            sasl_login: login(),
+            allow_sasl_failed_clients: true,
+            enforce_auth_schemes: Some(vec!["sasl".into()]),
+            ..AuthConfig::default()
+        });
+        sasl(&mut s, b"");
+        assert_eq!(sasl(&mut s, b"x=y"), (ErrorCode::SessionClosedRequireSaslAuth.code(), None, true));
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let mut s = server(AuthConfig { sasl_login: login(), ..AuthConfig::default() });
+        let (_, a, _) = sasl(&mut s, b"");
+        s.conns.get_mut(&CONN).unwrap().sasl = None;
+        let (_, b, _) = sasl(&mut s, b"");
+        assert_ne!(a, b);
+    }
+}
