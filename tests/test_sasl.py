@@ -566,3 +566,84 @@ def test_start_up_errors(tmp_path):
     for line in ["kerberos.removeHostFromPrincipal=true", "kerberos.removeRealmFromPrincipal=true"]:
         out = rzk_start_error(tmp_path, [line])
         assert line.split("=")[0] in out and "Kerberos" in out, out
+
+
+# ------------------------------------------------------------------ rzk cli
+
+
+def rzk_cli(server, *args, env=None):
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", server.hosts] + list(args), timeout=30,
+                      env=dict(os.environ, **(env or {})))
+    return r.returncode, h._dec(r.stdout), h._dec(r.stderr)
+
+
+def test_rzk_cli_sasl_login(servers, tmp_path):
+    """rzk cli logs in as zkCli.sh does (a JAAS Client section named by -D or CLIENT_JVMFLAGS,
+    or --sasl-user/--sasl-password), against ZooKeeper and rzk alike."""
+    bob_jaas = client_jaas(tmp_path / "bob.jaas", "bob", USERS["bob"])
+    wrong_jaas = client_jaas(tmp_path / "wrong.jaas", "bob", "nope")
+
+    def run(server):
+        out = {}
+        rc, stdout, _ = rzk_cli(server, "-Djava.security.auth.login.config=%s" % bob_jaas, "whoami")
+        out["jaas-arg"] = rc, sorted(stdout.splitlines())
+        rc, stdout, _ = rzk_cli(server, "whoami", env={"CLIENT_JVMFLAGS": "-Djava.security.auth.login.config=%s" % bob_jaas})
+        out["jaas-env"] = rc, sorted(stdout.splitlines())
+        rc, stdout, _ = rzk_cli(server, "--sasl-user", "admin", "--sasl-password", USERS["admin"], "whoami")
+        out["flags"] = rc, sorted(stdout.splitlines())
+        rc, stdout, stderr = rzk_cli(server, "-Djava.security.auth.login.config=%s" % wrong_jaas, "ls", "/")
+        out["wrong"] = rc, stdout, "AuthFailed" in stderr
+        return out
+
+    out = both(servers, run)
+    assert out["jaas-arg"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: bob"]), out
+    assert out["jaas-env"] == out["jaas-arg"]
+    assert out["flags"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: admin", "super: "]), out
+    assert out["wrong"] == (1, "", True), out
+
+
+# ------------------------------------------------------------------ an ensemble
+
+
+def test_sasl_on_an_ensemble(jaas):
+    """A login on a follower; its sasl id goes with its writes to the leader (ACLs checked
+    there) and is checked on another follower's reads."""
+    import zkensemble as e
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_acl
+
+    def run(kind):
+        _available(kind)
+        prop = "-Djava.security.auth.login.config=%s" % jaas
+        kw = {"env": {"SERVER_JVMFLAGS": prop}} if kind == "rzk" else {"zk_jvm": e.ZK_ENSEMBLE_JVM + [prop]}
+        with e.Ensemble(kind, n=3, proxied=False, name="sasl", extra_cfg={"authProvider.1": SASL_PROVIDER}, **kw) as ens:
+            ens.start()
+            f1, f2 = ens.followers()[:2]
+            bob = kazoo(f1, "bob", USERS["bob"])
+            alice = kazoo(f2, "alice", USERS["alice"])
+            bob2 = kazoo(f2, "bob", USERS["bob"])
+            try:
+                bob.create("/ens-sasl", b"x", acl=[make_acl("sasl", "bob", all=True)])
+                out = {"whoami": sorted(whoami(bob)), "acl": [(a.id.scheme, a.id.id) for a in bob.get_acls("/ens-sasl")[0]]}
+                bob2.sync("/ens-sasl")
+                out["bob-on-f2"] = bob2.get("/ens-sasl")[0]
+                try:
+                    alice.get("/ens-sasl")
+                    out["alice"] = "read"
+                except NoAuthError:
+                    out["alice"] = "NoAuth"
+                try:
+                    alice.set("/ens-sasl", b"y")
+                    out["alice-set"] = "written"
+                except NoAuthError:
+                    out["alice-set"] = "NoAuth"
+                return out
+            finally:
+                for k in (bob, alice, bob2):
+                    k.stop()
+
+    out = {kind: run(kind) for kind in KINDS}
+    assert out["rzk"] == out["zookeeper"], out
+    assert out["rzk"]["alice"] == "NoAuth" and out["rzk"]["alice-set"] == "NoAuth" and out["rzk"]["bob-on-f2"] == b"x"

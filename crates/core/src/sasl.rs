@@ -12,14 +12,10 @@
 //! challenge; the digest response → `rspauth=...` and completion; anything after that fails
 //! (the server is "at illegal state", as Java's is).
 
-use md5::{Digest, Md5};
+use rzk_proto::sasl::{parse_directives, response_value};
 use std::collections::BTreeMap;
 
-/// `SaslQuorumServerCallbackHandler` / `ZooKeeperSaslServer`: the protocol and server name
-/// every ZooKeeper DIGEST-MD5 server is created with (`zookeeper/zk-sasl-md5`).
-pub const SERVICE: &str = "zookeeper";
-/// The server name, which Java's server also offers as its only realm.
-pub const SERVER_NAME: &str = "zk-sasl-md5";
+pub use rzk_proto::sasl::{SERVER_NAME, SERVICE};
 /// Java's `DigestMD5Server` refuses longer responses.
 pub const RESPONSE_BYTES_MAX: usize = 4096;
 /// Bytes of randomness in a nonce (Java: 30, base64-encoded to 40 characters).
@@ -110,131 +106,6 @@ fn encode_nonce(raw: &[u8; NONCE_RAW_BYTES]) -> Vec<u8> {
     out
 }
 
-fn hex(bytes: &[u8]) -> Vec<u8> {
-    bytes.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect()
-}
-
-/// `DigestMD5Base.stringToByte_8859_1` with UTF-8 negotiated: ISO-8859-1 when every char fits,
-/// else UTF-8 (RFC 2831 2.1.2.1).
-fn latin1_or_utf8(s: &str) -> Vec<u8> {
-    if s.chars().all(|c| (c as u32) <= 0xff) {
-        s.chars().map(|c| c as u32 as u8).collect()
-    } else {
-        s.as_bytes().to_vec()
-    }
-}
-
-/// The response value (RFC 2831 2.1.2.1) for `method` ("AUTHENTICATE" from the client, "" for
-/// the server's rspauth), qop auth.
-#[allow(clippy::too_many_arguments)]
-fn response_value(
-    method: &str,
-    digest_uri: &str,
-    user: &str,
-    realm: &str,
-    password: &str,
-    nonce: &[u8],
-    cnonce: &[u8],
-    authzid: Option<&[u8]>,
-) -> Vec<u8> {
-    let ha2 = hex(&Md5::digest(format!("{method}:{digest_uri}").as_bytes()));
-    let mut begin = latin1_or_utf8(user);
-    begin.push(b':');
-    begin.extend(latin1_or_utf8(realm));
-    begin.push(b':');
-    begin.extend(latin1_or_utf8(password));
-    let mut a1 = Md5::digest(&begin).to_vec();
-    a1.push(b':');
-    a1.extend_from_slice(nonce);
-    a1.push(b':');
-    a1.extend_from_slice(cnonce);
-    if let Some(z) = authzid {
-        a1.push(b':');
-        a1.extend_from_slice(z);
-    }
-    let mut kd = hex(&Md5::digest(&a1));
-    for part in [nonce, b"00000001".as_slice(), cnonce, b"auth".as_slice(), &ha2] {
-        kd.push(b':');
-        kd.extend_from_slice(part);
-    }
-    hex(&Md5::digest(&kd))
-}
-
-/// The directives of a digest response, as Java's `parseDirectives` reads them: `key=value`
-/// or `key="quoted \"value\""`, separated by commas and linear white space; a directive
-/// given twice is an error (none of the response's may repeat); unknown ones are ignored.
-fn parse_directives(buf: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, SaslError> {
-    const KNOWN: &[&str] =
-        &["username", "realm", "nonce", "cnonce", "nc", "qop", "digest-uri", "response", "maxbuf", "charset", "cipher", "authzid"];
-    let lws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    loop {
-        while i < buf.len() && (lws(buf[i]) || buf[i] == b',') {
-            i += 1;
-        }
-        if i >= buf.len() {
-            return Ok(out);
-        }
-        let start = i;
-        while i < buf.len() && buf[i] != b'=' && !lws(buf[i]) && buf[i] != b',' {
-            i += 1;
-        }
-        let key = String::from_utf8_lossy(&buf[start..i]).into_owned();
-        while i < buf.len() && lws(buf[i]) {
-            i += 1;
-        }
-        if i >= buf.len() || buf[i] != b'=' {
-            return fail(format!("'=' expected after key: {key}"));
-        }
-        i += 1;
-        while i < buf.len() && lws(buf[i]) {
-            i += 1;
-        }
-        if i >= buf.len() {
-            return fail(format!("Valueless directive found: {key}"));
-        }
-        let mut value = Vec::new();
-        if buf[i] == b'"' {
-            i += 1;
-            loop {
-                match buf.get(i) {
-                    None => return fail(format!("Unmatched quote found for directive: {key}")),
-                    Some(b'\\') => {
-                        let Some(&c) = buf.get(i + 1) else {
-                            return fail(format!("Unmatched quote found for directive: {key}"));
-                        };
-                        value.push(c);
-                        i += 2;
-                    }
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(&c) => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            while i < buf.len() && lws(buf[i]) {
-                i += 1;
-            }
-            if i < buf.len() && buf[i] != b',' {
-                return fail(format!("Expecting comma or linear whitespace after quoted string: \"{}\"", String::from_utf8_lossy(&value)));
-            }
-        } else {
-            while i < buf.len() && buf[i] != b',' && !lws(buf[i]) {
-                value.push(buf[i]);
-                i += 1;
-            }
-        }
-        if KNOWN.contains(&key.as_str()) && out.insert(key.clone(), value).is_some() {
-            return fail(format!("DIGEST-MD5: peer sent more than one {key} directive"));
-        }
-    }
-}
-
 impl DigestMd5Server {
     /// A negotiation that has not started.
     pub fn new() -> Self {
@@ -265,7 +136,10 @@ impl DigestMd5Server {
                 self.state = State::ChallengeSent { nonce };
                 Ok(Step::Challenge(c))
             }
-            State::ChallengeSent { nonce } => Self::validate(&parse_directives(response)?, &nonce, users),
+            State::ChallengeSent { nonce } => {
+                let d = parse_directives(response).map_err(|e| SaslError(e.0))?;
+                Self::validate(&d, &nonce, users)
+            }
             State::Done => fail("DIGEST-MD5: Server at illegal state"),
         }
     }
@@ -357,33 +231,6 @@ mod tests {
             String::from_utf8_lossy(&r)
         )
         .into_bytes()
-    }
-
-    #[test]
-    fn rfc_2831_example() {
-        // RFC 2831 section 4's example (imap/elwood.innosoft.com, realm elwood.innosoft.com).
-        let r = response_value(
-            "AUTHENTICATE",
-            "imap/elwood.innosoft.com",
-            "chris",
-            "elwood.innosoft.com",
-            "secret",
-            b"OA6MG9tEQGm2hh",
-            b"OA6MHXh6VqTrRk",
-            None,
-        );
-        assert_eq!(r, b"d388dad90d4bbd760a152321f2143af7");
-        let rspauth = response_value(
-            "",
-            "imap/elwood.innosoft.com",
-            "chris",
-            "elwood.innosoft.com",
-            "secret",
-            b"OA6MG9tEQGm2hh",
-            b"OA6MHXh6VqTrRk",
-            None,
-        );
-        assert_eq!(rspauth, b"ea40f60335c427b5527b84dbabcdfffd");
     }
 
     #[test]
