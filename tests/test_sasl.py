@@ -619,7 +619,6 @@ def test_sasl_on_an_ensemble(jaas):
         prop = "-Djava.security.auth.login.config=%s" % jaas
         kw = {"env": {"SERVER_JVMFLAGS": prop}} if kind == "rzk" else {"zk_jvm": e.ZK_ENSEMBLE_JVM + [prop]}
         with e.Ensemble(kind, n=3, proxied=False, name="sasl", extra_cfg={"authProvider.1": SASL_PROVIDER}, **kw) as ens:
-            ens.start()
             f1, f2 = ens.followers()[:2]
             bob = kazoo(f1, "bob", USERS["bob"])
             alice = kazoo(f2, "alice", USERS["alice"])

@@ -40,8 +40,8 @@ pub const PROPERTIES: &[&str] = &[
     "zookeeper.enforce.auth.schemes",
 ];
 
-/// SASL on the client port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// SASL on the client port. Its `Debug` shows no password.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SaslConfig {
     /// `java.security.auth.login.config`: the JAAS file.
     pub jaas_file: Option<PathBuf>,
@@ -63,6 +63,22 @@ pub struct SaslConfig {
     /// has read the JAAS file; `None`: no login (no JAAS file, or no such section), so SASL
     /// packets are answered as a ZooKeeper without a login answers them.
     pub credentials: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("jaas_file", &self.jaas_file)
+            .field("server_section", &self.server_section)
+            .field("server_section_set", &self.server_section_set)
+            .field("provider", &self.provider)
+            .field("super_users", &self.super_users)
+            .field("super_password", &self.super_password.as_ref().map(|_| "***"))
+            .field("let_any_sasl_user_do_x", &self.let_any_sasl_user_do_x)
+            .field("allow_failed_clients", &self.allow_failed_clients)
+            .field("users", &self.credentials.as_ref().map(|c| c.keys().collect::<Vec<_>>()))
+            .finish()
+    }
 }
 
 /// `AuthenticationHelper`: which auth schemes a connection must have before any request.

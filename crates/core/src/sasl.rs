@@ -31,13 +31,28 @@ fn fail<T>(m: impl Into<String>) -> Result<T, SaslError> {
 }
 
 /// The DIGEST-MD5 users (`user_NAME="password"` of the JAAS section) and the password of
-/// `super` from `zookeeper.SASLAuthenticationProvider.superPassword`, which wins.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `super` from `zookeeper.SASLAuthenticationProvider.superPassword`, which wins. Its `Debug`
+/// shows the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SaslUsers {
     /// Name → password.
     pub users: BTreeMap<String, String>,
     /// The user `super`'s password, if set by system property.
     pub super_password: Option<String>,
+}
+
+impl std::fmt::Debug for SaslUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslUsers")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("super_password", &self.super_password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Compares two response values in time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl SaslUsers {
@@ -202,7 +217,7 @@ impl DigestMd5Server {
             return fail(format!("DIGEST-MD5: cannot acquire password for {username} in realm : {realm}"));
         };
         let expected = response_value("AUTHENTICATE", &digest_uri, &username, &realm, password, nonce, cnonce, authzid);
-        if client_response.as_slice() != expected.as_slice() {
+        if !same_bytes(client_response, &expected) {
             return Err(violation("Mismatched response.".into()));
         }
         let mut token = b"rspauth=".to_vec();
@@ -282,6 +297,14 @@ mod tests {
         assert!(matches!(s.evaluate_response(b"x=y", &users(), || [0; NONCE_RAW_BYTES]), Ok(Step::Challenge(_))));
         let mut s = DigestMd5Server::new();
         assert!(s.evaluate_response(&[b'a'; RESPONSE_BYTES_MAX + 1], &users(), || unreachable!()).is_err());
+    }
+
+    #[test]
+    fn no_password_in_debug() {
+        let u = SaslUsers { users: [("bob".to_string(), "hunter2".to_string())].into(), super_password: Some("s3cret".into()) };
+        let d = format!("{u:?}");
+        assert!(d.contains("bob") && !d.contains("hunter2") && !d.contains("s3cret"), "{d}");
+        assert!(same_bytes(b"ab", b"ab") && !same_bytes(b"ab", b"ac") && !same_bytes(b"ab", b"a"));
     }
 
     #[test]
