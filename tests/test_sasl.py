@@ -646,3 +646,30 @@ def test_sasl_on_an_ensemble(jaas):
     out = {kind: run(kind) for kind in KINDS}
     assert out["rzk"] == out["zookeeper"], out
     assert out["rzk"]["alice"] == "NoAuth" and out["rzk"]["alice-set"] == "NoAuth" and out["rzk"]["bob-on-f2"] == b"x"
+
+
+def test_allow_sasl_failed_clients_and_let_any_sasl_user_do_x(started, jaas):
+    from kazoo.security import make_acl
+
+    servers = {}
+    for kind in KINDS:
+        servers[kind] = start(kind, jaas, **{"authProvider.1": SASL_PROVIDER, "allowSaslFailedClients": "true",
+                                             "letAnySaslUserDoX": "everyone"})
+        started.append(servers[kind])
+
+    def run(server):
+        s = raw(server)
+        failed = raw_login(s, "bob", "nope"), closed_after(s), sorted(raw_whoami(s)), s.exists("/")[2]
+        s.close()
+        bob = kazoo(server, "bob", USERS["bob"])
+        alice = kazoo(server, "alice", USERS["alice"])
+        try:
+            bob.create("/any-sasl", b"v", acl=[make_acl("sasl", "everyone", all=True)])
+            return failed, alice.get("/any-sasl")[0]
+        finally:
+            bob.stop()
+            alice.stop()
+
+    failed, read = both(servers, run)
+    assert failed == ((0, 0, None), False, [("ip", "127.0.0.1")], 0)
+    assert read == b"v"
