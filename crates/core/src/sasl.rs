@@ -3,14 +3,14 @@
 //! qop `auth` only, with users from the JAAS `Server` section (`SaslServerCallbackHandler`).
 //!
 //! This module owns one connection's negotiation ([`DigestMd5Server`]): the challenge
-//! (`realm`, `nonce`, `charset`, `algorithm`; no `qop`, which means auth), the checks of the client's response in
-//! Java's order with Java's failure messages (they are logged), the `rspauth` answer, and the
-//! authorization id the connection gets (`sasl`, NAME). It is pure: the nonce's random bytes
-//! come in as an argument.
+//! (`realm`, `nonce`, `charset`, `algorithm`; no `qop`, which means auth), the checks of the
+//! client's response in Java's order with Java's failure messages (they are logged), the
+//! `rspauth` answer, and the authorization id the connection gets (`sasl`, NAME). It is pure:
+//! the nonce's random bytes come in as an argument.
 //!
-//! Three round trips, as the Java and kazoo clients do them: an empty token → the
-//! challenge; the digest response → `rspauth=...` and completion; anything after that fails
-//! (the server is "at illegal state", as Java's is).
+//! Two round trips, as the Java and kazoo clients do them: an empty token (or an initial
+//! response, ignored as Java ignores it) → the challenge; the digest response → `rspauth=...`
+//! and completion. Any token after that fails (the server is "at illegal state", as Java's is).
 
 use rzk_proto::sasl::{parse_directives, response_value};
 use std::collections::BTreeMap;
