@@ -673,3 +673,31 @@ def test_allow_sasl_failed_clients_and_let_any_sasl_user_do_x(started, jaas):
     failed, read = both(servers, run)
     assert failed == ((0, 0, None), False, [("ip", "127.0.0.1")], 0)
     assert read == b"v"
+
+
+@pytest.mark.parametrize("provider", [True, False])
+def test_audit_log_names_the_sasl_user(started, jaas, provider):
+    """The audit log's user= for a SASL login: the name with SASLAuthenticationProvider, none
+    without it (AuthUtil.getUsers asks the scheme's provider)."""
+    import test_audit
+
+    cfg = {"audit.enable": "true"}
+    if provider:
+        cfg["authProvider.1"] = SASL_PROVIDER
+
+    def run(kind):
+        s = start(kind, jaas, **cfg)
+        started.append(s)
+        k = kazoo(s, "bob", USERS["bob"])
+        try:
+            k.create("/audited", b"")
+        finally:
+            k.stop()
+        s.stop()
+        return [l for l in test_audit.normalized(test_audit.audit_lines(s)) if "znode=/audited" in l]
+
+    out = {kind: run(kind) for kind in KINDS}
+    assert out["rzk"] == out["zookeeper"], out
+    user = "bob,127.0.0.1" if provider else "127.0.0.1"
+    assert out["rzk"] == ["INFO audit.Slf4jAuditLogger: session=S0\tuser=%s\tip=127.0.0.1\toperation=create\tznode=/audited\t"
+                          "znode_type=persistent\tresult=success" % user], out

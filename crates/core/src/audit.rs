@@ -135,7 +135,8 @@ pub fn users(ids: &[Id]) -> Option<String> {
         .into_iter()
         .filter_map(|id| match id.scheme.as_str() {
             "digest" => Some(id.id.split(':').next().unwrap_or("")),
-            "ip" | "x509" => Some(id.id.as_str()),
+            // A sasl id is here only when its provider is configured (the caller's filter).
+            "ip" | "x509" | "sasl" => Some(id.id.as_str()),
             // `super` (and any scheme without a provider) has no user name.
             _ => None,
         })
@@ -380,6 +381,7 @@ mod tests {
         // the ip in bucket 12.
         assert_eq!(users(&ids()).as_deref(), Some("bob,127.0.0.1"));
         assert_eq!(users(&[Id::new("super", "")]), None);
+        assert_eq!(users(&[Id::new("sasl", "bob"), Id::new("super", "")]).as_deref(), Some("bob"));
         assert_eq!(session_hex(SessionId(0x100000a3b2c0000)), "0x100000a3b2c0000");
         assert_eq!(session_hex(SessionId(-1)), "0xffffffffffffffff");
         let acl = vec![

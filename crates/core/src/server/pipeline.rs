@@ -40,7 +40,9 @@ impl ZooKeeperServer {
             return;
         }
         let Some(c) = self.conns.get(&conn) else { return };
-        if let Some(r) = audit::request(session, op, body, &c.auth, &c.peer.ip().to_string()) {
+        // A sasl id has a user name only when SASLAuthenticationProvider is configured.
+        let ids: Vec<_> = c.auth.iter().filter(|id| id.scheme != "sasl" || self.cfg.auth.sasl_provider).cloned().collect();
+        if let Some(r) = audit::request(session, op, body, &ids, &c.peer.ip().to_string()) {
             self.audit_pending.insert((session, xid), r);
         }
     }
