@@ -447,8 +447,11 @@ pub struct ZooKeeperServer {
     in_process: usize,
     /// Requests waiting for the throttler, oldest first: (connection, frame, since when).
     throttled: VecDeque<(ConnId, Vec<u8>, i64)>,
-    /// When a stalled throttler next counts a wait.
+    /// When a stalled throttler next counts a wait, and whether the oldest waiting request
+    /// has been counted as waiting (ZooKeeper counts each time its throttler goes to sleep:
+    /// at least once for each request that found too many in process).
     next_throttle_wait_ms: i64,
+    throttle_head_counted: bool,
     /// With the audit log on: what each audited write said, by (session, cxid), from its
     /// arrival until its txn is applied, also when its connection is gone by then (ZooKeeper
     /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
@@ -495,6 +498,7 @@ impl ZooKeeperServer {
             in_process: 0,
             throttled: VecDeque::new(),
             next_throttle_wait_ms: 0,
+            throttle_head_counted: false,
             sasl_nonces: 0,
         }
     }
@@ -636,10 +640,6 @@ impl ZooKeeperServer {
         if max == 0 || (self.throttled.is_empty() && self.in_process < max) {
             return self.admit(conn, payload);
         }
-        if self.throttled.is_empty() {
-            self.stats.request_throttle_wait_count += 1;
-            self.next_throttle_wait_ms = self.now_ms + self.cfg.request_throttle_stall_time_ms;
-        }
         self.throttled.push_back((conn, payload, self.now_ms));
     }
 
@@ -662,6 +662,7 @@ impl ZooKeeperServer {
             let stale = !self.conns.get(conn).is_some_and(|c| c.state != ConnState::Closed);
             if stale {
                 self.throttled.pop_front();
+                self.throttle_head_counted = false;
                 if self.cfg.request_throttle_drop_stale {
                     self.stats.stale_requests_dropped += 1;
                 } else {
@@ -670,13 +671,15 @@ impl ZooKeeperServer {
                 continue;
             }
             if self.in_process >= max {
-                if self.now_ms >= self.next_throttle_wait_ms {
+                if !self.throttle_head_counted || self.now_ms >= self.next_throttle_wait_ms {
                     self.stats.request_throttle_wait_count += 1;
+                    self.throttle_head_counted = true;
                     self.next_throttle_wait_ms = self.now_ms + self.cfg.request_throttle_stall_time_ms;
                 }
                 return;
             }
             let (conn, payload, since) = self.throttled.pop_front().expect("front");
+            self.throttle_head_counted = false;
             let wait = self.cfg.throttled_op_wait_time_ms;
             let header = RequestHeader::read(&mut Reader::new(&payload)).ok();
             let throttlable = header
