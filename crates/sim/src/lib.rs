@@ -146,6 +146,9 @@ pub struct SimConfig {
     pub read_only: bool,
     /// `request_throttle_max_requests` (0: off) and `throttled_op_wait_time` in ms.
     pub throttle: (usize, i64),
+    /// Hierarchical quorums (`group.N`: the voters in pairs), with the highest voter at
+    /// weight 0 when the second is set.
+    pub groups: (bool, bool),
 }
 
 impl SimConfig {
@@ -184,6 +187,8 @@ impl SimConfig {
             read_only: seed % 8 == 7,
             // One seed in five throttles requests (a few in process at a time), half of
             // those answering ThrottledOp after 100 ms of waiting.
+            // One seed in seven: group.N / weight.N quorums, half with a weight-0 voter.
+            groups: (seed % 7 == 4, seed % 14 == 4),
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -237,6 +242,7 @@ pub struct Report {
     pub not_read_only: u64,
     pub throttling: bool,
     pub throttled: u64,
+    pub hierarchical: bool,
     pub replies: u64,
     /// Audit log events the members emitted (the audit log is on in every simulated server).
     pub audit_events: u64,
@@ -432,6 +438,7 @@ impl World {
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
             throttling: cfg.throttle.0 > 0,
+            hierarchical: cfg.groups.0,
             ..Default::default()
         };
         let local_sessions = cfg.local_sessions;
@@ -481,6 +488,12 @@ impl World {
         z.min_notification_ticks = 2;
         z.max_notification_ticks = 32;
         z.committed_log_max = self.cfg.committed_log_max;
+        if self.cfg.groups.0 {
+            let voters: Vec<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
+            let groups = voters.chunks(2).enumerate().map(|(g, m)| (g as u64 + 1, m.to_vec())).collect();
+            let weights = if self.cfg.groups.1 { BTreeMap::from([(ServerId(self.cfg.voters as i64), 0u64)]) } else { BTreeMap::new() };
+            z.hierarchy = Some(rzk_zab::Hierarchy::new(&groups, &weights));
+        }
         z.outstanding_proposals_max = 200;
         let core = CoreConfig {
             server_id: (i + 1) as u8,
@@ -1027,6 +1040,9 @@ impl World {
             let n = m.node();
             if let Some(e) = n.leading_epoch() {
                 self.chk.leader_owns_epoch(e, sid)?;
+                if n.config().weight(ServerId(sid)) == 0 {
+                    return Err(format!("server {sid}, a voter of weight 0, leads epoch {e}"));
+                }
             }
             if n.applied() != applied {
                 return Err(format!("server {sid}: node applied {} but the core's tree is at {applied}", n.applied()));
@@ -1240,7 +1256,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
@@ -1261,6 +1277,7 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),
+        reports.iter().filter(|r| r.hierarchical).count(),
         sum(|r| r.crashes),
         sum(|r| r.torn_tails),
         sum(|r| r.partitions),
