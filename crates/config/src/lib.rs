@@ -508,6 +508,13 @@ pub struct ServerConfig {
     /// `zookeeper.throttled_op_wait_time` (default 0: off): a request that waited longer
     /// than this is answered ThrottledOp.
     pub throttled_op_wait_time_ms: u32,
+    /// `zookeeper.connection_throttle_*` (ZooKeeper's `BlueThrottle`; tokens 0: off).
+    pub connection_throttle: ConnectionThrottle,
+    /// `zookeeper.largeRequestThreshold` (-1: off): requests of more bytes are large.
+    pub large_request_threshold: i32,
+    /// `zookeeper.largeRequestMaxBytes` (default 100 MiB): what large requests in process
+    /// may hold together; a connection whose large request would go over is closed.
+    pub large_request_max_bytes: i32,
 
     // ----- metrics -----
     /// `metricsProvider.className` if set: ZooKeeper's default provider or its
@@ -632,7 +639,70 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.request_throttle_stall_time",
     "zookeeper.request_throttle_drop_stale",
     "zookeeper.throttled_op_wait_time",
+    "zookeeper.largeRequestThreshold",
+    "zookeeper.largeRequestMaxBytes",
+    "zookeeper.connection_throttle_tokens",
+    "zookeeper.connection_throttle_fill_time",
+    "zookeeper.connection_throttle_fill_count",
+    "zookeeper.connection_throttle_freeze_time",
+    "zookeeper.connection_throttle_drop_increase",
+    "zookeeper.connection_throttle_drop_decrease",
+    "zookeeper.connection_throttle_decrease_ratio",
+    "zookeeper.connection_throttle_weight_enabled",
+    "zookeeper.connection_throttle_global_session_weight",
+    "zookeeper.connection_throttle_local_session_weight",
+    "zookeeper.connection_throttle_renew_session_weight",
 ];
+
+/// `zookeeper.connection_throttle_*` as ZooKeeper's `BlueThrottle` reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionThrottle {
+    /// Tokens in the bucket (0: no throttling).
+    pub tokens: i32,
+    /// `fill_time`: every this many ms...
+    pub fill_time_ms: i32,
+    /// ...this many tokens come back.
+    pub fill_count: i32,
+    /// `freeze_time`: how often BLUE adjusts its drop chance (-1: no random early drop).
+    pub freeze_time_ms: i32,
+    /// How much the drop chance rises when the bucket stayed empty for a freeze period...
+    pub drop_increase: f64,
+    /// ...and falls when it stayed at most `decrease_ratio` used.
+    pub drop_decrease: f64,
+    /// The used fraction of the bucket at or below which the drop chance falls.
+    pub decrease_ratio: f64,
+    /// `connection_throttle_weight_enabled`: new global sessions, new local sessions and
+    /// reconnections take these many tokens (and the bucket and its fill scale by the
+    /// global weight, as ZooKeeper's).
+    pub weight_enabled: bool,
+    /// Tokens a new global session takes (with weights on).
+    pub global_weight: i32,
+    /// Tokens a new local session takes.
+    pub local_weight: i32,
+    /// Tokens a reconnection takes.
+    pub renew_weight: i32,
+}
+
+// The ratios are finite (the parser refuses NaN), so equality is total.
+impl Eq for ConnectionThrottle {}
+
+impl Default for ConnectionThrottle {
+    fn default() -> Self {
+        ConnectionThrottle {
+            tokens: 0,
+            fill_time_ms: 1,
+            fill_count: 1,
+            freeze_time_ms: -1,
+            drop_increase: 0.02,
+            drop_decrease: 0.002,
+            decrease_ratio: 0.0,
+            weight_enabled: false,
+            global_weight: 3,
+            local_weight: 1,
+            renew_weight: 2,
+        }
+    }
+}
 
 /// Parse-time state.
 struct Parser<'o> {
@@ -869,33 +939,6 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
-    /// Stops at a throttle ZooKeeper would turn on and rzk does not have yet (large-request
-    /// and connection throttling). Their "off" values
-    /// (ZooKeeper's defaults) are accepted: rzk behaves as ZooKeeper does then.
-    fn refuse_unimplemented_throttling(&self) -> Result<(), ConfigError> {
-        for (name, v) in &self.cfg.system_properties {
-            let Some(k) = name.strip_prefix("zookeeper.") else { continue };
-            let n = v.trim().parse::<i64>().ok();
-            let on = match k {
-                "connection_throttle_tokens" => n != Some(0),
-                "largeRequestThreshold" => n != Some(-1),
-                _ => continue,
-            };
-            if on {
-                let m = format!(
-                    "{k}={v} turns on a throttle rzk does not implement yet (large-request and connection throttling); \
-                     remove it or set ZooKeeper's default ({})",
-                    if k == "largeRequestThreshold" { "-1" } else { "0" }
-                );
-                return Err(match self.origins.get(name) {
-                    Some(o) => self.value_err(&o.key, o.line, m),
-                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// A store's settings (`zookeeper.ssl.keyStore` or `zookeeper.ssl.trustStore`).
     fn store(&self, prefix: &str) -> Result<Option<StoreConfig>, ConfigError> {
         let k = |s: &str| format!("{prefix}.{s}");
@@ -1077,7 +1120,6 @@ impl<'o> Parser<'o> {
     /// Typed settings ZooKeeper reads from system properties.
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
         self.refuse_unsupported_security()?;
-        self.refuse_unimplemented_throttling()?;
         self.read_client_tls()?;
         self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
@@ -1244,6 +1286,52 @@ impl<'o> Parser<'o> {
         {
             self.cfg.throttled_op_wait_time_ms = n as u32;
         }
+        if let Some(n) = self.sys(&["zookeeper.largeRequestThreshold"], |v| decoded_int(v.trim(), -1, "a number of bytes (-1: off)"))? {
+            self.cfg.large_request_threshold = n;
+        }
+        if let Some(n) = self.sys(&["zookeeper.largeRequestMaxBytes"], |v| decoded_int(v.trim(), 0, "a number of bytes"))? {
+            self.cfg.large_request_max_bytes = n;
+        }
+        let int = |name: &str, min: i32, what: &'static str| self.sys(&[name], move |v| decoded_int(v.trim(), min, what));
+        let real = |name: &str| {
+            self.sys(&[name], |v| {
+                v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("expected a number, got \"{v}\""))
+            })
+        };
+        let mut t = ConnectionThrottle::default();
+        if let Some(n) = int("zookeeper.connection_throttle_tokens", 0, "a number of tokens (0: off)")? {
+            t.tokens = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_fill_time", 1, "a positive number of milliseconds")? {
+            t.fill_time_ms = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_fill_count", 1, "a positive number of tokens")? {
+            t.fill_count = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_freeze_time", -1, "a number of milliseconds (-1: off)")? {
+            t.freeze_time_ms = n;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_drop_increase")? {
+            t.drop_increase = x;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_drop_decrease")? {
+            t.drop_decrease = x;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_decrease_ratio")? {
+            t.decrease_ratio = x;
+        }
+        if let Some(b) = self.sys(&["zookeeper.connection_throttle_weight_enabled"], boolean)? {
+            t.weight_enabled = b;
+        }
+        // BlueThrottle's rules: a weight <= 0 is its default; global and renew are at least
+        // the local weight.
+        let w = |name: &str, def: i32| -> Result<i32, ConfigError> {
+            Ok(self.sys(&[name], |v| decoded_int(v.trim(), i32::MIN, "a number of tokens"))?.filter(|n| *n > 0).unwrap_or(def))
+        };
+        t.local_weight = w("zookeeper.connection_throttle_local_session_weight", 1)?;
+        t.global_weight = w("zookeeper.connection_throttle_global_session_weight", 3)?.max(t.local_weight);
+        t.renew_weight = w("zookeeper.connection_throttle_renew_session_weight", 2)?.max(t.local_weight);
+        self.cfg.connection_throttle = t;
         Ok(())
     }
 
@@ -1452,6 +1540,9 @@ impl ServerConfig {
             request_throttle_stall_time_ms: 100,
             request_throttle_drop_stale: true,
             throttled_op_wait_time_ms: 0,
+            connection_throttle: ConnectionThrottle::default(),
+            large_request_threshold: -1,
+            large_request_max_bytes: 100 * 1024 * 1024,
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
             config_file: None,

@@ -999,17 +999,21 @@ fn audit_log_settings() {
 }
 
 #[test]
-fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
-    for line in ["largeRequestThreshold=1048576", "connection_throttle_tokens=50"] {
-        let e = err_with(&format!("{line}\n")).to_string();
-        let key = line.split('=').next().unwrap();
-        assert!(e.contains(key) && e.contains("throttle"), "{line}: {e}");
-    }
-    for line in
-        ["request_throttle_max_requests=0", "largeRequestThreshold=-1", "connection_throttle_tokens=0", "request_throttle_stall_time=50"]
-    {
-        with(&format!("{line}\n"));
-    }
+fn connection_and_large_request_throttling_settings() {
+    let c = with(
+        "connection_throttle_tokens=50\nconnection_throttle_fill_time=10\nconnection_throttle_freeze_time=100\n\
+         connection_throttle_drop_increase=0.1\nconnection_throttle_weight_enabled=true\n\
+         connection_throttle_global_session_weight=0\nconnection_throttle_renew_session_weight=-4\n\
+         largeRequestThreshold=1048576\nlargeRequestMaxBytes=4194304\n",
+    );
+    let t = &c.connection_throttle;
+    assert_eq!((t.tokens, t.fill_time_ms, t.fill_count, t.freeze_time_ms), (50, 10, 1, 100));
+    assert!((t.drop_increase - 0.1).abs() < 1e-9 && t.weight_enabled);
+    // weights of 0 or less are ZooKeeper's defaults
+    assert_eq!((t.global_weight, t.local_weight, t.renew_weight), (3, 1, 2));
+    assert_eq!((c.large_request_threshold, c.large_request_max_bytes), (1048576, 4194304));
+    assert!(err_with("connection_throttle_tokens=lots\n").to_string().contains("connection_throttle_tokens"));
+    assert!(err_with("largeRequestThreshold=-2\n").to_string().contains("largeRequestThreshold"));
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! - [`summary`]: a bounded latency summary (count, sum, min, max, percentiles).
 //! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
 //! - [`audit`]: which writes the audit log records, and its lines' fields (ZooKeeper's `AuditHelper`).
+//! - [`throttle`]: connection throttling (BlueThrottle) and large-request accounting.
 
 #![forbid(unsafe_code)]
 
@@ -27,5 +28,6 @@ pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod summary;
+pub mod throttle;
 
 pub use server::{Action, ConnId, CoreConfig, Input, PeerId, Role, ZooKeeperServer};

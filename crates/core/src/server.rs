@@ -100,6 +100,13 @@ pub struct CoreConfig {
     pub request_throttle_drop_stale: bool,
     /// A request that waited longer than this is answered ThrottledOp (0: never).
     pub throttled_op_wait_time_ms: i64,
+    /// `connection_throttle_*`: the token bucket new connection requests draw on.
+    pub connection_throttle: crate::throttle::ConnectionThrottleConfig,
+    /// `largeRequestThreshold` (-1: off) and `largeRequestMaxBytes`.
+    pub large_request_threshold: i64,
+    pub large_request_max_bytes: i64,
+    /// Seeds the core's random draws (BLUE's drops): an input, so a seed replays.
+    pub seed: u64,
 }
 
 impl Default for CoreConfig {
@@ -121,6 +128,10 @@ impl Default for CoreConfig {
             request_throttle_stall_time_ms: 100,
             request_throttle_drop_stale: true,
             throttled_op_wait_time_ms: 0,
+            connection_throttle: Default::default(),
+            large_request_threshold: -1,
+            large_request_max_bytes: 100 * 1024 * 1024,
+            seed: 0,
         }
     }
 }
@@ -387,6 +398,11 @@ struct Conn {
     stats: ConnStats,
     /// Requests admitted on this connection and not yet answered (the throttler's count).
     unanswered: usize,
+    /// Request frames received and replies sent on this connection, and the large requests
+    /// among those received (`(n-th request, bytes)`), which hold their bytes until answered.
+    requests_received: u64,
+    replies_sent: u64,
+    large: VecDeque<(u64, usize)>,
 }
 
 /// Who is waiting for an appended txn.
@@ -452,6 +468,9 @@ pub struct ZooKeeperServer {
     /// at least once for each request that found too many in process).
     next_throttle_wait_ms: i64,
     throttle_head_counted: bool,
+    /// Connection throttling (BlueThrottle) and the large requests' byte budget.
+    conn_throttle: crate::throttle::BlueThrottle,
+    large: crate::throttle::LargeRequests,
     /// With the audit log on: what each audited write said, by (session, cxid), from its
     /// arrival until its txn is applied, also when its connection is gone by then (ZooKeeper
     /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
@@ -472,6 +491,8 @@ impl ZooKeeperServer {
     /// A server over `tree` (empty, or loaded from disk) whose last zxid is the tree's.
     pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64, wall_ms: i64) -> Self {
         let sessions = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
+        let conn_throttle = crate::throttle::BlueThrottle::new(cfg.connection_throttle.clone(), now_ms, cfg.seed);
+        let large = crate::throttle::LargeRequests::new(cfg.large_request_threshold, cfg.large_request_max_bytes);
         let local = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
         let last_zxid = tree.last_processed_zxid();
         let predicted_digest = tree.options().digest_enabled.then(|| tree.digest());
@@ -499,6 +520,8 @@ impl ZooKeeperServer {
             throttled: VecDeque::new(),
             next_throttle_wait_ms: 0,
             throttle_head_counted: false,
+            conn_throttle,
+            large,
             sasl_nonces: 0,
         }
     }
@@ -597,6 +620,9 @@ impl ZooKeeperServer {
                         early: Vec::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
                         unanswered: 0,
+                        requests_received: 0,
+                        replies_sent: 0,
+                        large: VecDeque::new(),
                     },
                 );
             }
@@ -730,6 +756,13 @@ impl ZooKeeperServer {
                 c.unanswered -= 1;
                 self.in_process -= 1;
             }
+            if reply {
+                c.replies_sent += 1;
+                while c.large.front().is_some_and(|(n, _)| *n < c.replies_sent) {
+                    let (_, bytes) = c.large.pop_front().expect("front");
+                    self.large.current -= bytes as i64;
+                }
+            }
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
             if reply {
@@ -759,6 +792,7 @@ impl ZooKeeperServer {
     fn detach(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             self.in_process -= c.unanswered;
+            self.large.current -= c.large.iter().map(|(_, b)| *b as i64).sum::<i64>();
             if let Some(s) = c.session {
                 if self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);

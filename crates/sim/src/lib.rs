@@ -507,6 +507,19 @@ impl World {
             local_sessions_upgrading_enabled: true,
             request_throttle_max_requests: self.cfg.throttle.0,
             throttled_op_wait_time_ms: self.cfg.throttle.1,
+            // Throttling seeds also throttle connections: a small bucket, BLUE's drops on.
+            connection_throttle: if self.cfg.throttle.0 > 0 {
+                rzk_core::throttle::ConnectionThrottleConfig {
+                    max_tokens: 4,
+                    fill_time_ms: 200,
+                    fill_count: 1,
+                    freeze_time_ms: 1000,
+                    ..Default::default()
+                }
+            } else {
+                Default::default()
+            },
+            seed: self.cfg.seed ^ i as u64,
             // The audit log's decisions run under every fault too (the events are counted and
             // part of the trace hash).
             audit_server_user: Some("sim".into()),

@@ -8,6 +8,7 @@
 use super::pipeline::c_push_write;
 use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, ZooKeeperServer, MAX_EARLY_FRAMES};
 use crate::auth;
+use crate::throttle::ConnectKind;
 use rzk_proto::client::{self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
 use rzk_proto::{ErrorCode, Id, OpCode, Reader, Record, SessionId, Writer, Zxid};
@@ -20,6 +21,20 @@ impl ZooKeeperServer {
         c.stats.received += 1;
         self.stats.packets_received += 1;
         self.stats.bytes_received += payload.len() as u64 + 4;
+        if !self.large.admits(payload.len()) {
+            // ZooKeeper's checkRequestSizeWhenReceivingMessage: the connection goes.
+            self.stats.large_requests_rejected += 1;
+            return self.close(conn, format!("Rejecting large request of {} bytes (largeRequestMaxBytes)", payload.len()));
+        }
+        let c = self.conns.get_mut(&conn).expect("conn");
+        if c.state != ConnState::Handshake {
+            c.requests_received += 1;
+            if self.large.is_large(payload.len()) {
+                // Held until the request is answered (ZooKeeper's requestFinished).
+                c.large.push_back((c.requests_received - 1, payload.len()));
+                self.large.current += payload.len() as i64;
+            }
+        }
         match c.state {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
             ConnState::Revalidating => {
@@ -58,6 +73,19 @@ impl ZooKeeperServer {
         let read_only = self.role() == Role::ReadOnly;
         if read_only && req.read_only != Some(true) {
             return self.close(conn, "Refusing session request for not-read-only client".into());
+        }
+        if self.conn_throttle.enabled() {
+            // ZooKeeper's BlueThrottle, before anything else of the request is looked at.
+            let kind = match (req.session_id.0, self.local_sessions()) {
+                (0, true) => ConnectKind::NewLocal,
+                (0, false) => ConnectKind::NewGlobal,
+                _ => ConnectKind::Renew,
+            };
+            let need = self.conn_throttle.tokens_for(kind);
+            if !self.conn_throttle.check_limit(need, self.now_ms) {
+                self.stats.connections_throttled += 1;
+                return self.close(conn, "Connection throttled (connection_throttle_tokens)".into());
+            }
         }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let c = self.conns.get_mut(&conn).expect("conn");

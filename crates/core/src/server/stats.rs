@@ -69,6 +69,11 @@ pub struct ServerStats {
     pub throttled_ops: u64,
     pub stale_requests: u64,
     pub stale_requests_dropped: u64,
+    /// Frames over `largeRequestThreshold` refused for want of `largeRequestMaxBytes`
+    /// (`large_requests_rejected`), and connection requests the connection throttle refused
+    /// (counted in `connection_rejected` with the shell's `maxClientCnxns` refusals).
+    pub large_requests_rejected: u64,
+    pub connections_throttled: u64,
     /// What the host's storage measured and handed in ([`ZooKeeperServer::observe_storage`]):
     /// `fsynctime` (ms of each group commit's fdatasync), `sync_processor_batch_size` (txns
     /// made durable by it) and `snapshottime` (ms to write each snapshot).

@@ -111,6 +111,27 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         request_throttle_stall_time_ms: cfg.request_throttle_stall_time_ms as i64,
         request_throttle_drop_stale: cfg.request_throttle_drop_stale,
         throttled_op_wait_time_ms: cfg.throttled_op_wait_time_ms as i64,
+        connection_throttle: connection_throttle(&cfg.connection_throttle),
+        large_request_threshold: cfg.large_request_threshold as i64,
+        large_request_max_bytes: cfg.large_request_max_bytes as i64,
+        // The one random input of the core (BLUE's drops): not a secret, only varied.
+        seed: wall_ms() as u64 ^ ((std::process::id() as u64) << 32),
+    }
+}
+
+/// BlueThrottle's settings as ZooKeeper applies them: with weights on, the bucket and its
+/// fill count are in units of the global session's weight.
+fn connection_throttle(t: &rzk_config::ConnectionThrottle) -> crate::core::throttle::ConnectionThrottleConfig {
+    let scale = if t.weight_enabled { t.global_weight as i64 } else { 1 };
+    crate::core::throttle::ConnectionThrottleConfig {
+        max_tokens: t.tokens as i64 * scale,
+        fill_time_ms: t.fill_time_ms as i64,
+        fill_count: t.fill_count as i64 * scale,
+        freeze_time_ms: t.freeze_time_ms as i64,
+        drop_increase: t.drop_increase,
+        drop_decrease: t.drop_decrease,
+        decrease_ratio: t.decrease_ratio,
+        weights: t.weight_enabled.then_some((t.global_weight as i64, t.local_weight as i64, t.renew_weight as i64)),
     }
 }
 
