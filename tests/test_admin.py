@@ -16,6 +16,7 @@ Python client's text parser.
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import socket
 import subprocess
@@ -703,3 +704,117 @@ def test_http_load_does_not_stall_client_requests(new_server):
     print("HTTP answers: %d, slowest setData: %.3f s" % (answered[0], worst))
     assert answered[0] > 0
     assert worst < 2.0, worst
+
+
+# ---------------------------------------------------------------------------------------
+# TLS on the AdminServer (admin.forceHttps, admin.portUnification, admin.needClientAuth)
+# ---------------------------------------------------------------------------------------
+#
+# As ZooKeeper's JettyAdminServer: TLS with the quorum stores (ssl.quorum.keyStore.*,
+# ssl.quorum.trustStore.*), not the client port's. forceHttps and portUnification are in
+# ZooKeeper 3.8 and compared side by side; needClientAuth is 3.9's (3.8 never asks for a
+# client certificate), so rzk alone is checked against 3.9's documented behaviour.
+
+@pytest.fixture(scope="module")
+def admin_pki(tmp_path_factory):
+    import tlspki
+
+    if not (tlspki.have_tools() and shutil.which("curl")):
+        pytest.skip("openssl, keytool and curl are needed")
+    return tlspki.Pki(tmp_path_factory.mktemp("adminpki"))
+
+
+def admin_tls_cfg(pki, port: int, **settings) -> dict:
+    from tlspki import PASSWORD
+
+    cfg = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(port),
+           "ssl.quorum.keyStore.location": pki.p("server.p12"), "ssl.quorum.keyStore.password": PASSWORD,
+           "ssl.quorum.trustStore.location": pki.p("trust.jks"), "ssl.quorum.trustStore.password": PASSWORD}
+    cfg.update(settings)
+    return cfg
+
+
+def curl(url: str, *args: str):
+    """(curl's exit status, headers {lower-case name: value}, body) of one GET, bounded."""
+    p = subprocess.run(["curl", "-sS", "-m", "10", "-D", "-", *args, url], capture_output=True, timeout=20)
+    head, _, body = p.stdout.decode(errors="replace").partition("\r\n\r\n")
+    headers = {}
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return p.returncode, headers, body
+
+
+def start_admin_tls(new_server, kind: str, pki, **settings) -> int:
+    port = h.free_port()
+    if kind == "zookeeper" and not os.path.isfile("/usr/share/java/servlet-api.jar"):
+        pytest.skip("servlet-api.jar missing (apt-get install libservlet-api-java)")
+    new_server(kind, extra_cfg=admin_tls_cfg(pki, port, **settings))
+    # The AdminServer may come up just after the client port.
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    h.wait_until(listening, 30, 0.2, "the admin port")
+    return port
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_admin_force_https(new_server, admin_pki, kind):
+    port = start_admin_tls(new_server, kind, admin_pki, **{"admin.forceHttps": "true"})
+    rc, headers, body = curl("https://127.0.0.1:%d/commands/stat" % port, "--cacert", admin_pki.p("ca.pem"))
+    assert rc == 0, body
+    assert json.loads(body)["command"] == "stats"
+    assert headers["strict-transport-security"] == "max-age=86400; includeSubDomains", headers
+    # No client certificate is asked for without needClientAuth: one offered is not needed.
+    assert curl("https://127.0.0.1:%d/commands/ruok" % port, "--cacert", admin_pki.p("ca.pem"),
+                "--cert", admin_pki.p("untrusted.pem"), "--key", admin_pki.p("untrusted.key"))[0] == 0
+    # The server's certificate is checked by the client: another CA does not vouch for it.
+    assert curl("https://127.0.0.1:%d/commands/ruok" % port, "--cacert", admin_pki.p("otherca.pem"))[0] != 0
+    # Plain HTTP gets no answer.
+    rc, headers, body = curl("http://127.0.0.1:%d/commands/ruok" % port)
+    assert rc != 0 and '"command"' not in body, (rc, body)
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_admin_port_unification_takes_http_and_https(new_server, admin_pki, kind):
+    port = start_admin_tls(new_server, kind, admin_pki, **{"admin.portUnification": "true"})
+    rc, headers, body = curl("https://127.0.0.1:%d/commands/ruok" % port, "--cacert", admin_pki.p("ca.pem"))
+    assert rc == 0 and json.loads(body)["command"] == "ruok", body
+    assert headers["strict-transport-security"] == "max-age=86400; includeSubDomains"
+    rc, headers, body = curl("http://127.0.0.1:%d/commands/ruok" % port)
+    assert rc == 0 and json.loads(body)["command"] == "ruok", body
+    assert "strict-transport-security" not in headers
+
+
+def test_admin_need_client_auth(new_server, admin_pki):
+    # ZooKeeper 3.9's admin.needClientAuth (not in 3.8): a TLS client must present a
+    # certificate the ssl.quorum trust store vouches for.
+    port = start_admin_tls(new_server, "rzk", admin_pki, **{"admin.forceHttps": "true", "admin.needClientAuth": "true"})
+    url = "https://127.0.0.1:%d/commands/ruok" % port
+    ca = ("--cacert", admin_pki.p("ca.pem"))
+    rc, _, body = curl(url, *ca, "--cert", admin_pki.p("client.pem"), "--key", admin_pki.p("client.key"))
+    assert rc == 0 and json.loads(body)["command"] == "ruok", body
+    assert curl(url, *ca)[0] != 0
+    assert curl(url, *ca, "--cert", admin_pki.p("untrusted.pem"), "--key", admin_pki.p("untrusted.key"))[0] != 0
+    assert curl(url, *ca, "--cert", admin_pki.p("expired.pem"), "--key", admin_pki.p("expired.key"))[0] != 0
+
+
+def test_admin_tls_settings_rzk_cannot_honour_stop_the_start(admin_pki):
+    if not h.rzk_available():
+        pytest.skip("rzk binary missing")
+    port = h.free_port()
+    # TLS asked for without the quorum key store (the client port's is not the admin's).
+    cfg = admin_tls_cfg(admin_pki, port, **{"admin.forceHttps": "true"})
+    del cfg["ssl.quorum.keyStore.location"]
+    cfg["ssl.keyStore.location"] = admin_pki.p("server.p12")
+    assert "ssl.quorum.keyStore.location" in start_fails(cfg)
+    # A wrong store password.
+    out = start_fails(admin_tls_cfg(admin_pki, port, **{"admin.portUnification": "true",
+                                                        "ssl.quorum.keyStore.password": "wrong"}))
+    assert "ssl.quorum.keyStore.location" in out, out
+    # The quorum stores without admin TLS would be for TLS between servers, which rzk lacks.
+    assert "ssl.quorum.keyStore.location" in start_fails(admin_tls_cfg(admin_pki, port))

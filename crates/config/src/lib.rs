@@ -58,7 +58,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use sasl::{EnforceAuth, SaslConfig};
-pub use security::{ClientAuth, ClientTls, StoreConfig, StoreType};
+pub use security::{AdminTls, ClientAuth, ClientTls, StoreConfig, StoreType};
 pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
 
 use values::*;
@@ -366,6 +366,9 @@ pub struct ServerConfig {
     /// TLS on the client ports and the x509 provider (`ssl.*`, `client.portUnification`,
     /// `client.certReload`, `X509AuthenticationProvider.superUser`).
     pub client_tls: ClientTls,
+    /// TLS on the AdminServer (`admin.forceHttps`, `admin.portUnification`,
+    /// `admin.needClientAuth`, `ssl.quorum.keyStore.*`, `ssl.quorum.trustStore.*`).
+    pub admin_tls: AdminTls,
     /// `clientPortListenBacklog`: listen backlog; -1 (default) = OS default.
     pub client_port_listen_backlog: i32,
     /// `observerMasterPort`; values <= 0 mean unset.
@@ -893,6 +896,7 @@ impl<'o> Parser<'o> {
             self.ignore(key, line, reason);
         } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
             && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())
+            && !security::ADMIN_TLS_PROPERTIES.contains(&prop.as_str())
             && !sasl::PROPERTIES.contains(&prop.as_str())
             && !prop.starts_with("zookeeper.superUser.")
         {
@@ -928,8 +932,10 @@ impl<'o> Parser<'o> {
 
     /// Stops at the first system property asking for security rzk does not implement.
     fn refuse_unsupported_security(&self) -> Result<(), ConfigError> {
+        let on = |k: &str| self.cfg.system_properties.get(k).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let admin_tls_on = on("zookeeper.admin.forceHttps") || on("zookeeper.admin.portUnification");
         for (name, v) in &self.cfg.system_properties {
-            if let Some(m) = security::unsupported_system_property(name, v) {
+            if let Some(m) = security::unsupported_system_property(name, v, admin_tls_on) {
                 return Err(match self.origins.get(name) {
                     Some(o) => self.value_err(&o.key, o.line, m),
                     None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
@@ -1117,10 +1123,54 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
+    /// TLS on the admin server (`admin.forceHttps`, `admin.portUnification`,
+    /// `admin.needClientAuth`, the `ssl.quorum.*` stores), as ZooKeeper 3.9's
+    /// `JettyAdminServer` reads them (`Boolean.getBoolean`: only "true" in any case is on).
+    /// ZooKeeper needs both stores once TLS is on (it fails to load an unnamed store and
+    /// then runs without an AdminServer); rzk stops instead, naming the missing key.
+    fn read_admin_tls(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let mut t = AdminTls {
+            force_https: self.sys(&["zookeeper.admin.forceHttps"], java_bool)?.unwrap_or(false),
+            port_unification: self.sys(&["zookeeper.admin.portUnification"], java_bool)?.unwrap_or(false),
+            need_client_auth: self.sys(&["zookeeper.admin.needClientAuth"], java_bool)?.unwrap_or(false),
+            ..AdminTls::default()
+        };
+        if t.enabled() {
+            let why = if t.force_https { "admin.forceHttps" } else { "admin.portUnification" };
+            t.key_store = self.store("zookeeper.ssl.quorum.keyStore")?;
+            t.trust_store = self.store("zookeeper.ssl.quorum.trustStore")?;
+            if t.key_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.quorum.keyStore.location",
+                    format!("{why} is set, so the admin server's TLS needs its key store (ssl.quorum.keyStore.location; ZooKeeper's admin server takes the quorum stores, not ssl.keyStore)"),
+                ));
+            }
+            if t.trust_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.quorum.trustStore.location",
+                    format!(
+                        "{why} is set, so the admin server's TLS needs a trust store (ssl.quorum.trustStore.location), as ZooKeeper's does"
+                    ),
+                ));
+            }
+        } else if t.need_client_auth {
+            let (k, l) = self.sys_origin("zookeeper.admin.needClientAuth");
+            self.warn(
+                &k,
+                l,
+                "admin.needClientAuth has no effect without admin.forceHttps or admin.portUnification (the admin server speaks plain HTTP)",
+            );
+        }
+        self.cfg.admin_tls = t;
+        Ok(())
+    }
+
     /// Typed settings ZooKeeper reads from system properties.
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
         self.refuse_unsupported_security()?;
         self.read_client_tls()?;
+        self.read_admin_tls()?;
         self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {
@@ -1486,6 +1536,7 @@ impl ServerConfig {
             secure_client_port: None,
             secure_client_port_address: None,
             client_tls: ClientTls::default(),
+            admin_tls: AdminTls::default(),
             client_port_listen_backlog: -1,
             observer_master_port: None,
             tick_time: DEFAULT_TICK_TIME,

@@ -2,6 +2,8 @@
 //! `zookeeper.ssl.`), the x509 auth provider, and the security keys rzk does not implement.
 //!
 //! This module owns two decisions:
+//! * what the admin server's TLS settings mean ([`AdminTls`]: `admin.forceHttps`,
+//!   `admin.portUnification`, `admin.needClientAuth` and the `ssl.quorum.*` stores);
 //! * what the `zookeeper.ssl.*`, `zookeeper.client.portUnification`,
 //!   `zookeeper.client.certReload`, `zookeeper.ssl.authProvider` and
 //!   `zookeeper.X509AuthenticationProvider.superUser` system properties mean
@@ -158,6 +160,49 @@ impl Default for ClientTls {
     }
 }
 
+/// TLS on the AdminServer, as ZooKeeper 3.9's `JettyAdminServer` configures it: on with
+/// `admin.forceHttps` (TLS only) or `admin.portUnification` (TLS and plain HTTP on one
+/// port), with the key and trust stores of `QuorumX509Util` (`ssl.quorum.keyStore.*`,
+/// `ssl.quorum.trustStore.*`), not the client port's. Jetty's defaults stand for every
+/// other TLS choice (protocols, suites); a client certificate is asked for only with
+/// `admin.needClientAuth` (3.9; 3.8 never asks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminTls {
+    /// `admin.forceHttps`: the admin port speaks TLS only.
+    pub force_https: bool,
+    /// `admin.portUnification`: the admin port takes TLS and plain HTTP.
+    pub port_unification: bool,
+    /// `admin.needClientAuth`: a TLS client must present a certificate the trust store
+    /// vouches for.
+    pub need_client_auth: bool,
+    /// `ssl.quorum.keyStore.*`.
+    pub key_store: Option<StoreConfig>,
+    /// `ssl.quorum.trustStore.*`.
+    pub trust_store: Option<StoreConfig>,
+}
+
+impl AdminTls {
+    /// Whether the admin port speaks TLS at all.
+    pub fn enabled(&self) -> bool {
+        self.force_https || self.port_unification
+    }
+}
+
+/// The system properties [`AdminTls`] is read from.
+pub const ADMIN_TLS_PROPERTIES: &[&str] = &[
+    "zookeeper.admin.forceHttps",
+    "zookeeper.admin.portUnification",
+    "zookeeper.admin.needClientAuth",
+    "zookeeper.ssl.quorum.keyStore.location",
+    "zookeeper.ssl.quorum.keyStore.password",
+    "zookeeper.ssl.quorum.keyStore.passwordPath",
+    "zookeeper.ssl.quorum.keyStore.type",
+    "zookeeper.ssl.quorum.trustStore.location",
+    "zookeeper.ssl.quorum.trustStore.password",
+    "zookeeper.ssl.quorum.trustStore.passwordPath",
+    "zookeeper.ssl.quorum.trustStore.type",
+];
+
 /// `X509Util.DEFAULT_PROTOCOL` in ZooKeeper 3.8.
 pub const DEFAULT_PROTOCOL: &str = "TLSv1.2";
 
@@ -194,7 +239,9 @@ pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
 
 /// A system property (full name, e.g. `zookeeper.authProvider.1`) that asks for security
 /// rzk does not implement: the error message, or `None`.
-pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
+/// `admin_tls_on`: whether the admin server speaks TLS, which uses the `ssl.quorum.*`
+/// key and trust stores.
+pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool) -> Option<String> {
     let k = name.strip_prefix("zookeeper.").unwrap_or(name);
     let on = java_true(value);
     let msg: String = if k.starts_with("authProvider.") {
@@ -214,7 +261,10 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
     } else if k == "requireClientAuthScheme" {
         "requireClientAuthScheme is not supported by rzk (nor read by ZooKeeper 3.8); use enforce.auth.enabled=true and enforce.auth.schemes".into()
     } else if k.starts_with("ssl.quorum.") {
-        "TLS between servers (ssl.quorum.*) is not supported by rzk yet".into()
+        if admin_tls_on && ADMIN_TLS_PROPERTIES.contains(&name) {
+            return None;
+        }
+        "TLS between servers (ssl.quorum.*) is not supported by rzk yet (its key and trust stores are read only for TLS on the admin server: admin.forceHttps or admin.portUnification)".into()
     } else if k.starts_with("kerberos.") || k == "server.principal" {
         "Kerberos (GSSAPI) authentication is not supported by rzk yet (SASL DIGEST-MD5 is)".into()
     } else if k.starts_with("sasl.") && k != "sasl.serverconfig" {
@@ -231,8 +281,6 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
         "FIPS mode is not supported by rzk".into()
     } else if k.starts_with("X509AuthenticationProvider.") && k != "X509AuthenticationProvider.superUser" {
         format!("{k} is not a setting of ZooKeeper 3.8's x509 provider that rzk knows")
-    } else if (k == "admin.forceHttps" || k == "admin.portUnification" || k == "admin.needClientAuth") && on {
-        "TLS on the admin server is not supported by rzk".into()
     } else {
         return None;
     };

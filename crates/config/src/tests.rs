@@ -327,6 +327,38 @@ fn admin_server() {
 }
 
 #[test]
+fn admin_server_tls_takes_the_quorum_stores() {
+    let c = with(
+        "admin.forceHttps=true\nadmin.needClientAuth=TRUE\nssl.quorum.keyStore.location=/k.p12\n\
+         ssl.quorum.keyStore.password=pw\nssl.quorum.trustStore.location=/ca.pem\n",
+    );
+    let t = &c.admin_tls;
+    assert!(t.force_https && t.need_client_auth && !t.port_unification && t.enabled());
+    let ks = t.key_store.as_ref().expect("key store");
+    assert_eq!(ks.location, PathBuf::from("/k.p12"));
+    assert_eq!(ks.store_type, StoreType::Pkcs12);
+    assert_eq!(ks.password.as_deref(), Some("pw"));
+    assert_eq!(t.trust_store.as_ref().expect("trust store").store_type, StoreType::Pem);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The client port's stores are not the admin server's.
+    let e = err_with("admin.portUnification=true\nssl.keyStore.location=/k.p12\nssl.trustStore.location=/ca.pem\n");
+    assert_eq!(e.key(), Some("ssl.quorum.keyStore.location"), "{e}");
+    let e = err_with("admin.forceHttps=true\nssl.quorum.keyStore.location=/k.p12\n");
+    assert_eq!(e.key(), Some("ssl.quorum.trustStore.location"), "{e}");
+    // Without admin TLS the quorum stores still ask for TLS between servers, which rzk lacks.
+    let e = err_with("admin.forceHttps=false\nssl.quorum.keyStore.location=/k.p12\n");
+    assert_eq!(e.key(), Some("ssl.quorum.keyStore.location"), "{e}");
+    // And the other ssl.quorum.* keys configure quorum TLS only.
+    let e = err_with(
+        "admin.forceHttps=true\nssl.quorum.keyStore.location=/k.p12\nssl.quorum.trustStore.location=/ca.pem\nssl.quorum.protocol=TLSv1.3\n",
+    );
+    assert_eq!(e.key(), Some("ssl.quorum.protocol"), "{e}");
+    let c = with("admin.needClientAuth=true\n");
+    assert!(has_warning(&c, "admin.needClientAuth", "no effect"), "{:?}", c.warnings);
+    assert_eq!(with("admin.forceHttps=yes\n").admin_tls, AdminTls::default());
+}
+
+#[test]
 fn metrics_provider() {
     let c = with(
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\

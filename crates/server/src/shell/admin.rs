@@ -21,6 +21,10 @@
 //! commands) are built at once. (They are built whole, not streamed: memory for one is in
 //! proportion to the server's watches and ephemerals, as in ZooKeeper.)
 //!
+//! TLS (`admin.forceHttps`, `admin.portUnification`, `admin.needClientAuth`, with the
+//! `ssl.quorum.*` stores as ZooKeeper's `JettyAdminServer` takes them) is the client port's
+//! TLS stack ([`super::tls`]) on the same connection handling ([`HttpTransport`]).
+//!
 //! The Prometheus endpoint ([`super::metrics`]) uses the same connection handling
 //! ([`serve_http`]) and the same channel.
 
@@ -45,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// Requests waiting for the driver, at most.
@@ -74,6 +78,46 @@ pub enum AdminError {
     UnknownMetricsProvider(String),
     #[error("metricsProvider.{key}={value}: {message}")]
     MetricsSetting { key: String, value: String, message: String },
+    /// The admin server's TLS (`admin.forceHttps` / `admin.portUnification`) cannot be set up.
+    #[error("admin server TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
+}
+
+/// How an HTTP listener speaks: plain HTTP, TLS only (`admin.forceHttps`), or both on one
+/// port (`admin.portUnification`: a first byte 0x16 starts a TLS handshake).
+#[derive(Clone)]
+pub(crate) enum HttpTransport {
+    Plain,
+    Tls(Arc<super::tls::TlsContext>),
+    Unified(Arc<super::tls::TlsContext>),
+}
+
+/// `JettyAdminServer.DEFAULT_STS_MAX_AGE` (a day): Jetty's `SecureRequestCustomizer` sends
+/// `Strict-Transport-Security` with it on every answer over TLS.
+pub const STS_HEADER: &str = "max-age=86400; includeSubDomains";
+
+/// The admin server's transport from its settings: the `ssl.quorum.*` stores, rustls's
+/// protocols TLS 1.2 and 1.3 (Jetty's defaults on a current JDK), a client certificate
+/// required with `admin.needClientAuth` and not asked for otherwise. The trust store is
+/// loaded either way, as ZooKeeper loads it, so a bad one stops the start-up.
+pub(crate) fn admin_transport(cfg: &ServerConfig) -> Result<HttpTransport, AdminError> {
+    let a = &cfg.admin_tls;
+    if !a.enabled() {
+        return Ok(HttpTransport::Plain);
+    }
+    let t = rzk_config::ClientTls {
+        key_store: a.key_store.clone(),
+        trust_store: a.trust_store.clone(),
+        client_auth: if a.need_client_auth { rzk_config::ClientAuth::Need } else { rzk_config::ClientAuth::None },
+        enabled_protocols: vec!["TLSv1.3".into(), "TLSv1.2".into()],
+        x509_super_user: cfg.client_tls.x509_super_user.clone(),
+        ..rzk_config::ClientTls::default()
+    };
+    if let Some(ts) = &t.trust_store {
+        super::tls::load_trust_store(ts)?;
+    }
+    let ctx = super::tls::TlsContext::new(&t)?;
+    Ok(if a.force_https { HttpTransport::Tls(ctx) } else { HttpTransport::Unified(ctx) })
 }
 
 /// What an HTTP task asks the driver for.
@@ -289,17 +333,23 @@ pub async fn start(
     let host = Arc::new(HostSource::new(cfg, my_id));
     if cfg.admin_enable_server {
         let addr = resolve("admin.serverAddress", &cfg.admin_server_address, cfg.admin_server_port)?;
+        let transport = admin_transport(cfg)?;
         let listener =
             super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind { what: "admin.serverPort", addr, source })?;
         let url = cfg.admin_command_url.trim_end_matches('/').to_string();
-        tracing::info!(%addr, command_url = %url, "AdminServer listening");
+        let scheme = match transport {
+            HttpTransport::Plain => "http",
+            HttpTransport::Tls(_) => "https (admin.forceHttps)",
+            HttpTransport::Unified(_) => "http and https (admin.portUnification)",
+        };
+        tracing::info!(%addr, command_url = %url, scheme, need_client_auth = cfg.admin_tls.need_client_auth, "AdminServer listening");
         let state = Arc::new(AdminState {
             tx: tx.clone(),
             host: host.clone(),
             command_url: url,
             listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
         });
-        tokio::spawn(serve_http(listener, idle, shutdown.clone(), move |req| {
+        tokio::spawn(serve_http(listener, transport, idle, shutdown.clone(), move |req| {
             let state = state.clone();
             async move { state.handle(req).await }
         }));
@@ -445,9 +495,16 @@ fn percent_decode(s: &str) -> String {
 
 /// Serves HTTP/1.1 on `listener` with `handler` until `shutdown`, within the module's bounds:
 /// [`HTTP_CONNECTIONS_MAX`] connections, `idle` without a byte moved closes one,
-/// [`HTTP_HEAD_BYTES_MAX`] of request head.
-pub(crate) async fn serve_http<F, Fut>(listener: TcpListener, idle: Duration, mut shutdown: watch::Receiver<bool>, handler: F)
-where
+/// [`HTTP_HEAD_BYTES_MAX`] of request head. Over TLS (`transport`) the handshake is bounded
+/// by [`super::tls::HANDSHAKE_TIMEOUT`] and each answer carries the
+/// `Strict-Transport-Security` header Jetty adds.
+pub(crate) async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    transport: HttpTransport,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -460,60 +517,94 @@ where
             continue;
         };
         let handler = handler.clone();
-        let mut conn_shutdown = shutdown.clone();
+        let conn_shutdown = shutdown.clone();
+        let transport = transport.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let last_io = Arc::new(AtomicU64::new(0));
-            let started = Instant::now();
-            let io = TokioIo::new(IdleIo { inner: stream, started, last_io_ms: last_io.clone() });
-            let service = hyper::service::service_fn(move |req| {
-                let h = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(h(req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(idle)
-                .max_buf_size(HTTP_HEAD_BYTES_MAX)
-                .serve_connection(io, service);
-            tokio::pin!(conn);
-            let idle_ms = idle.as_millis() as u64;
-            let mut check = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1000)));
-            loop {
-                tokio::select! {
-                    r = &mut conn => {
-                        if let Err(e) = r {
-                            tracing::debug!(%peer, error = %e, "HTTP connection ended");
-                        }
-                        return;
+            let ctx = match transport {
+                HttpTransport::Plain => return serve_conn(stream, false, peer, idle, conn_shutdown, handler).await,
+                HttpTransport::Tls(ctx) => ctx,
+                HttpTransport::Unified(ctx) => {
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(idle, stream.peek(&mut first)).await {
+                        Ok(Ok(1)) if first[0] == super::listen::TLS_HANDSHAKE_RECORD => ctx,
+                        Ok(Ok(1)) => return serve_conn(stream, false, peer, idle, conn_shutdown, handler).await,
+                        _ => return,
                     }
-                    _ = check.tick() => {
-                        let now_ms = started.elapsed().as_millis() as u64;
-                        if now_ms.saturating_sub(last_io.load(Ordering::Relaxed)) > idle_ms {
-                            tracing::debug!(%peer, "HTTP connection idle; closing");
-                            return;
-                        }
-                    }
-                    _ = conn_shutdown.changed() => return,
                 }
+            };
+            match super::tls::accept(&ctx, stream).await {
+                // The certificate's ids would authenticate 3.9's snapshot/restore, which rzk
+                // does not serve yet; needClientAuth has already checked the chain.
+                Ok((tls, _x509)) => serve_conn(tls, true, peer, idle, conn_shutdown, handler).await,
+                Err(reason) => tracing::debug!(%peer, reason = %reason, "HTTPS connection refused"),
             }
         });
     }
 }
 
+/// Serves one connection's requests until it ends, idles out or the server stops.
+async fn serve_conn<S, F, Fut>(stream: S, secure: bool, peer: SocketAddr, idle: Duration, mut shutdown: watch::Receiver<bool>, handler: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let last_io = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let io = TokioIo::new(IdleIo { inner: stream, started, last_io_ms: last_io.clone() });
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let h = handler.clone();
+        async move {
+            let mut r = h(req).await;
+            if secure {
+                r.headers_mut().insert(hyper::header::STRICT_TRANSPORT_SECURITY, hyper::header::HeaderValue::from_static(STS_HEADER));
+            }
+            Ok::<_, std::convert::Infallible>(r)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .max_buf_size(HTTP_HEAD_BYTES_MAX)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    let idle_ms = idle.as_millis() as u64;
+    let mut check = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1000)));
+    loop {
+        tokio::select! {
+            r = &mut conn => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                }
+                return;
+            }
+            _ = check.tick() => {
+                let now_ms = started.elapsed().as_millis() as u64;
+                if now_ms.saturating_sub(last_io.load(Ordering::Relaxed)) > idle_ms {
+                    tracing::debug!(%peer, "HTTP connection idle; closing");
+                    return;
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// A socket that records when it last moved a byte, for the idle timeout.
-struct IdleIo {
-    inner: TcpStream,
+struct IdleIo<S> {
+    inner: S,
     started: Instant,
     last_io_ms: Arc<AtomicU64>,
 }
 
-impl IdleIo {
+impl<S> IdleIo<S> {
     fn touch(&self) {
         self.last_io_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
-impl AsyncRead for IdleIo {
+impl<S: AsyncRead + Unpin> AsyncRead for IdleIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -524,7 +615,7 @@ impl AsyncRead for IdleIo {
     }
 }
 
-impl AsyncWrite for IdleIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleIo<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {

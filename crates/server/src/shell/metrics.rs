@@ -104,7 +104,7 @@ pub(crate) async fn start(
     })?;
     tracing::info!(%addr, "Prometheus /metrics listening");
     let process = s.export_process.then(|| Arc::new(ProcessCollector::for_self()));
-    tokio::spawn(admin::serve_http(listener, idle, shutdown, move |req| {
+    tokio::spawn(admin::serve_http(listener, admin::HttpTransport::Plain, idle, shutdown, move |req| {
         let tx = tx.clone();
         let host = host.clone();
         let process = process.clone();
