@@ -256,7 +256,8 @@ def test_environment_and_system_properties(pair):
 
 
 def test_errors_are_zookeepers(pair):
-    for name in ["nosuch", "snapshot", "restore"]:
+    # ZooKeeper 3.9's snapshot and restore (and their short names) are not served: unknown, as in 3.8.
+    for name in ["nosuch", "snapshot", "snap", "restore", "rest"]:
         zk, rz = both(pair, name)
         assert rz == zk, name
     for q in ["set_trace_mask", "set_trace_mask?traceMask=x", "stmk?traceMask=12x"]:
