@@ -639,6 +639,42 @@ def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
         ze.assert_same_trees(ens.members)
 
 
+def test_leader_serves_no_clients_with_leader_serves_no(kind):
+    """leaderServes=no (zookeeper.leaderServes): the leader refuses client connections and
+    answers srvr as a server with none running; the followers serve, writes included."""
+    ens = ze.Ensemble(kinds_of(kind), 3, name="leaderserves", extra_cfg={"leaderServes": "no"})
+    try:
+        for m in ens.members:
+            m.start()
+
+        def settled():
+            ens.check_alive()
+            modes = ens.modes()
+            return modes if sorted(map(str, modes.values())) == ["None", "follower", "follower"] else None
+
+        modes = h.wait_until(settled, 90, 0.2, "two followers and a leader serving no clients")
+        leader = next(m for m in ens.members if modes[m.sid] is None)
+        assert "not currently serving" in h.four_letter(leader.client_port, "srvr")
+        refused = KazooClient(hosts=leader.hosts, timeout=5.0)
+        try:
+            with pytest.raises(Exception):
+                refused.start(timeout=5)
+        finally:
+            refused.stop()
+            refused.close()
+        followers = [m for m in ens.members if m is not leader]
+        zk = KazooClient(hosts=ens.hosts_of(followers), timeout=10.0)
+        zk.start(timeout=30)
+        try:
+            zk.create("/served-by-followers", b"f")
+            assert zk.get("/served-by-followers")[0] == b"f"
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        ens.stop()
+
+
 def test_observer_follows_without_voting(kind):
     # two voters and an observer: with a voter down, the other voter and the observer
     # would be a majority of three if the observer voted -- it does not, so they stall.
