@@ -208,7 +208,7 @@ fn quorum_settings() {
     assert!(c.sync_enabled);
     // An observer that keeps no log is not implemented: a start-up error.
     assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
-    assert!(with("leaderServes=no\n").leader_serves == false && with("leaderServes=NO\n").leader_serves);
+    assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
     assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
     assert_eq!(with("peerType=participant\n").peer_type, PeerType::Participant);
