@@ -639,6 +639,89 @@ def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
         ze.assert_same_trees(ens.members)
 
 
+def test_leader_serves_no_clients_with_leader_serves_no(kind):
+    """leaderServes=no (zookeeper.leaderServes): the leader refuses client connections and
+    answers srvr as a server with none running; the followers serve, writes included."""
+    ens = ze.Ensemble(kinds_of(kind), 3, name="leaderserves", extra_cfg={"leaderServes": "no"})
+    try:
+        for m in ens.members:
+            m.start()
+
+        def settled():
+            ens.check_alive()
+            modes = ens.modes()
+            return modes if sorted(map(str, modes.values())) == ["None", "follower", "follower"] else None
+
+        modes = h.wait_until(settled, 90, 0.2, "two followers and a leader serving no clients")
+        leader = next(m for m in ens.members if modes[m.sid] is None)
+        assert "not currently serving" in h.four_letter(leader.client_port, "srvr")
+        refused = KazooClient(hosts=leader.hosts, timeout=5.0)
+        try:
+            with pytest.raises(Exception):
+                refused.start(timeout=5)
+        finally:
+            refused.stop()
+            refused.close()
+        followers = [m for m in ens.members if m is not leader]
+        zk = KazooClient(hosts=ens.hosts_of(followers), timeout=10.0)
+        zk.start(timeout=30)
+        try:
+            zk.create("/served-by-followers", b"f")
+            assert zk.get("/served-by-followers")[0] == b"f"
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        ens.stop()
+
+
+def multi_address_round(ens):
+    """Elect, write through every member, kill the leader, elect again, converge."""
+    leader = ens.wait_for_leader(90)
+    zk = KazooClient(hosts=ens.hosts, timeout=10.0)
+    zk.start(timeout=30)
+    try:
+        zk.create("/multi-a", b"a")
+    finally:
+        zk.stop()
+        zk.close()
+    leader.kill9()
+    rest = [m for m in ens.members if m is not leader]
+    ens.wait_for_leader(90, members=rest)
+    zk = KazooClient(hosts=ens.hosts_of(rest), timeout=10.0)
+    zk.start(timeout=30)
+    try:
+        zk.create("/multi-b", b"b")
+    finally:
+        zk.stop()
+        zk.close()
+    leader.start()
+    ens.wait_for_leader(90)
+    ens.wait_converged()
+    tree = ze.assert_same_trees(ens.members)
+    assert "/multi-a" in tree and "/multi-b" in tree
+
+
+def test_multi_address_members(kind):
+    """server.N lines with two addresses each (ZooKeeper 3.6's multiAddress.enabled): every
+    server binds both; elections carry both in their headers; members of either kind elect,
+    replicate and fail over with each other."""
+    with ze.Ensemble(kinds_of(kind), 3, name="multiaddr", proxied=False, multi_address="both-live",
+                     zk_jvm=ze.ZK_ENSEMBLE_JVM + ["-Dzookeeper.multiAddress.enabled=true"]) as ens:
+        multi_address_round(ens)
+
+
+def test_multi_address_failover_to_the_second_address():
+    """rzk: every server lists, for the others, a first address where nothing listens; each
+    election and learner connection fails over to the second. (ZooKeeper picks an address
+    by whether its host is reachable, not by whether the port answers, so this check is
+    rzk's own.)"""
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    with ze.Ensemble("rzk", 3, name="multiaddr-dead", proxied=False, multi_address="first-dead") as ens:
+        multi_address_round(ens)
+
+
 def test_observer_follows_without_voting(kind):
     # two voters and an observer: with a voter down, the other voter and the observer
     # would be a majority of three if the observer voted -- it does not, so they stall.

@@ -158,7 +158,16 @@ class Member:
             else:
                 q = self.ens.links[(self.sid, m.sid, "quorum")].port
                 e = self.ens.links[(self.sid, m.sid, "election")].port
-            lines.append("server.%d=127.0.0.1:%d:%d%s" % (m.sid, q, e, ":observer" if m.observer else ""))
+            addr = "127.0.0.1:%d:%d" % (q, e)
+            if self.ens.multi_address == "both-live":
+                addr = "%s|127.0.0.1:%d:%d" % (addr, m.alt_quorum_port, m.alt_election_port)
+            elif self.ens.multi_address == "first-dead":
+                # its own line: two addresses it binds; the others': a dead one first
+                first = (m.alt_quorum_port, m.alt_election_port) if m.sid == self.sid else (self.ens.dead_ports[0], self.ens.dead_ports[1])
+                addr = "127.0.0.1:%d:%d|%s" % (first[0], first[1], addr)
+            lines.append("server.%d=%s%s" % (m.sid, addr, ":observer" if m.observer else ""))
+        if self.ens.multi_address:
+            lines.append("multiAddress.enabled=true")
         return lines
 
     def write_config(self) -> None:
@@ -346,11 +355,15 @@ class Ensemble:
                  extra_cfg: Optional[Dict[str, str]] = None, member_cfg: Optional[Dict[int, Dict[str, str]]] = None,
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
-                 wrap: Optional[List[str]] = None):
+                 wrap: Optional[List[str]] = None, multi_address: Optional[str] = None):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
-        tickTime/initLimit/syncLimit overrides; wrap: a command prefix (e.g. nice -n 5)."""
+        tickTime/initLimit/syncLimit overrides; wrap: a command prefix (e.g. nice -n 5).
+        multi_address (unproxied ensembles only; ZooKeeper 3.6's `a|b` server lines):
+        "both-live" gives every server a second pair of ports it binds too; "first-dead"
+        lists, for every other server, a first address where nothing listens, so each
+        connection must fail over to the second."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
@@ -364,6 +377,11 @@ class Ensemble:
         self.extra_cfg = {k: str(v) for k, v in (extra_cfg or {}).items()}
         self.member_cfg = {sid: {k: str(v) for k, v in c.items()} for sid, c in (member_cfg or {}).items()}
         self.proxied = proxied
+        assert multi_address in (None, "both-live", "first-dead")
+        assert not (multi_address and proxied), "multi-address lines need an unproxied ensemble"
+        self.multi_address = multi_address
+        # ports nobody binds: the dead first addresses of "first-dead"
+        self.dead_ports = _port_pool(2) if multi_address == "first-dead" else []
         observers = set(observers)
         self.members = [Member(self, i + 1, kinds[i], (i + 1) in observers) for i in range(n)]
         self.hub: Optional[ProxyHub] = None
@@ -386,10 +404,10 @@ class Ensemble:
                     p.rewrite_first_up = election_address_rewriter("127.0.0.1:%d" % back.port)
 
     def _assign_ports(self) -> None:
-        ports = _port_pool(3 * len(self.members))
+        ports = _port_pool(5 * len(self.members))
         for m in self.members:
-            m.client_port, m.quorum_port, m.election_port = ports[:3]
-            ports = ports[3:]
+            m.client_port, m.quorum_port, m.election_port, m.alt_quorum_port, m.alt_election_port = ports[:5]
+            ports = ports[5:]
         for (a, b, link), p in self.links.items():
             m = self.member(b)
             p.retarget(("127.0.0.1", m.quorum_port if link == "quorum" else m.election_port))

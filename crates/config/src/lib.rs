@@ -511,6 +511,9 @@ pub struct ServerConfig {
     /// `zookeeper.throttled_op_wait_time` (default 0: off): a request that waited longer
     /// than this is answered ThrottledOp.
     pub throttled_op_wait_time_ms: u32,
+    /// `zookeeper.leaderServes` (default yes; only "no" turns it off, as ZooKeeper reads
+    /// it): whether the leader serves clients.
+    pub leader_serves: bool,
     /// `zookeeper.connection_throttle_*` (ZooKeeper's `BlueThrottle`; tokens 0: off).
     pub connection_throttle: ConnectionThrottle,
     /// `zookeeper.largeRequestThreshold` (-1: off): requests of more bytes are large.
@@ -642,6 +645,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.request_throttle_stall_time",
     "zookeeper.request_throttle_drop_stale",
     "zookeeper.throttled_op_wait_time",
+    "zookeeper.leaderServes",
     "zookeeper.largeRequestThreshold",
     "zookeeper.largeRequestMaxBytes",
     "zookeeper.connection_throttle_tokens",
@@ -754,7 +758,14 @@ impl<'o> Parser<'o> {
             }
             "observerMasterPort" => {
                 let n = int(v).map_err(err)?;
-                self.cfg.observer_master_port = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
+                let p = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
+                if p.is_some() {
+                    // Observers syncing from a follower: a quorum setting rzk cannot honour yet.
+                    return Err(err("observers syncing from a follower (observerMasterPort) are not supported by rzk yet; \
+                                    remove it (observers then sync from the leader)"
+                        .to_string()));
+                }
+                self.cfg.observer_master_port = p;
             }
             "clientPortListenBacklog" => self.cfg.client_port_listen_backlog = int(v).map_err(err)?,
             "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
@@ -795,7 +806,13 @@ impl<'o> Parser<'o> {
             "peerType" => {
                 self.cfg.peer_type = PeerType::parse(v).ok_or_else(|| err(format!("expected participant or observer, got \"{v}\"")))?
             }
-            "syncEnabled" => self.cfg.sync_enabled = boolean(v).map_err(err)?,
+            "syncEnabled" => {
+                if !boolean(v).map_err(err)? {
+                    return Err(err("syncEnabled=false (an observer that keeps no log or snapshots) is not supported by rzk: \
+                                    its observers always log and snapshot as followers do"
+                        .to_string()));
+                }
+            }
             "dynamicConfigFile" => self.cfg.dynamic_config_file = Some(non_empty(v, "a file name").map_err(err)?.to_string()),
             "autopurge.snapRetainCount" => {
                 let n = int(v).map_err(err)?;
@@ -1382,6 +1399,9 @@ impl<'o> Parser<'o> {
         t.global_weight = w("zookeeper.connection_throttle_global_session_weight", 3)?.max(t.local_weight);
         t.renew_weight = w("zookeeper.connection_throttle_renew_session_weight", 2)?.max(t.local_weight);
         self.cfg.connection_throttle = t;
+        if let Some(b) = self.sys(&["zookeeper.leaderServes"], |v| Ok::<bool, String>(v != "no"))? {
+            self.cfg.leader_serves = b;
+        }
         Ok(())
     }
 
@@ -1592,6 +1612,7 @@ impl ServerConfig {
             request_throttle_drop_stale: true,
             throttled_op_wait_time_ms: 0,
             connection_throttle: ConnectionThrottle::default(),
+            leader_serves: true,
             large_request_threshold: -1,
             large_request_max_bytes: 100 * 1024 * 1024,
             metrics_provider_class_name: None,

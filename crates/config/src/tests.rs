@@ -107,7 +107,7 @@ fn directories_and_ports() {
     let c = with(
         "dataLogDir=/ssd/zk-log\nclientPort=2182\nclientPortAddress=127.0.0.1\n\
          secureClientPort=2281\nsecureClientPortAddress=10.0.0.1\nclientPortListenBacklog=128\n\
-         observerMasterPort=2191\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
+         observerMasterPort=0\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
     );
     assert_eq!(c.data_log_dir(), Path::new("/ssd/zk-log"));
     assert_eq!(c.client_port, Some(2182));
@@ -115,7 +115,9 @@ fn directories_and_ports() {
     assert_eq!(c.secure_client_port, Some(2281));
     assert_eq!(c.secure_client_port_address.as_deref(), Some("10.0.0.1"));
     assert_eq!(c.client_port_listen_backlog, 128);
-    assert_eq!(c.observer_master_port, Some(2191));
+    assert_eq!(c.observer_master_port, None);
+    // Observers syncing from a follower are not implemented: a start-up error.
+    assert!(err_with("observerMasterPort=2191\n").to_string().contains("observerMasterPort"));
     assert_eq!(with("clientPort=0\n").client_port, None);
     assert_eq!(with("observerMasterPort=0\n").observer_master_port, None);
     assert_eq!(with("secureClientPort=0\n").secure_client_port, None);
@@ -195,7 +197,7 @@ fn connection_limits() {
 fn quorum_settings() {
     let c = with(
         "initLimit=20\nsyncLimit=7\nconnectToLearnerMasterLimit=30\nelectionAlg=3\npeerType=OBSERVER\n\
-         quorumListenOnAllIPs=true\nsyncEnabled=false\nstandaloneEnabled=true\nreconfigEnabled=true\n",
+         quorumListenOnAllIPs=true\nsyncEnabled=true\nstandaloneEnabled=true\nreconfigEnabled=true\n",
     );
     assert_eq!(c.init_limit, 20);
     assert_eq!(c.sync_limit, 7);
@@ -203,7 +205,10 @@ fn quorum_settings() {
     assert_eq!(c.election_alg, 3);
     assert_eq!(c.peer_type, PeerType::Observer);
     assert!(c.quorum_listen_on_all_ips);
-    assert!(!c.sync_enabled);
+    assert!(c.sync_enabled);
+    // An observer that keeps no log is not implemented: a start-up error.
+    assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
+    assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
     assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
     assert_eq!(with("peerType=participant\n").peer_type, PeerType::Participant);

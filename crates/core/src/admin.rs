@@ -695,6 +695,7 @@ mod tests {
 
     fn snapshot(role: Role) -> ServerSnapshot {
         ServerSnapshot {
+            serves_clients: role != Role::NotServing,
             role,
             quorum: QuorumInfo::default(),
             pending_syncs: 0,

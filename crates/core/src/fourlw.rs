@@ -146,6 +146,9 @@ pub struct ServerSnapshot {
     /// Standalone, leader, follower, observer, or between roles (most words then answer
     /// ZooKeeper's "not currently serving").
     pub role: Role,
+    /// False between roles and on a leader with `leaderServes=no`: the words then answer
+    /// as ZooKeeper's do with no server on the client port.
+    pub serves_clients: bool,
     /// Ensemble members: what the driver adds (left default by the core).
     pub quorum: QuorumInfo,
     /// Leader: learners' syncs waiting for their txns to commit (`zk_pending_syncs`).
@@ -330,7 +333,7 @@ pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently servi
 /// Renders a core-answered four-letter word. Unknown words give an empty answer.
 pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
     let mut out = String::new();
-    if s.role == Role::NotServing {
+    if s.role == Role::NotServing || !s.serves_clients {
         match word {
             "ruok" => out.push_str("imok"),
             "isro" => out.push_str("null"),

@@ -107,6 +107,9 @@ pub struct CoreConfig {
     pub large_request_max_bytes: i64,
     /// Seeds the core's random draws (BLUE's drops): an input, so a seed replays.
     pub seed: u64,
+    /// `leaderServes` (`zookeeper.leaderServes`, default yes): with no, a leader serves no
+    /// client (connections are refused as between roles; the AdminServer still answers).
+    pub leader_serves: bool,
 }
 
 impl Default for CoreConfig {
@@ -132,6 +135,7 @@ impl Default for CoreConfig {
             large_request_threshold: -1,
             large_request_max_bytes: 100 * 1024 * 1024,
             seed: 0,
+            leader_serves: true,
         }
     }
 }
@@ -529,6 +533,16 @@ impl ZooKeeperServer {
     /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
     pub fn set_quorum_info(&mut self, q: crate::fourlw::QuorumInfo) {
         self.quorum_info = q;
+    }
+
+    /// Whether clients are served now: not between roles, and not on a leader with
+    /// `leaderServes=no`.
+    pub fn serves_clients(&self) -> bool {
+        match self.role() {
+            Role::NotServing => false,
+            Role::Leader => self.cfg.leader_serves,
+            _ => true,
+        }
     }
 
     /// What this server does for clients now (the role's kind, without its state).

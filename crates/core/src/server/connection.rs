@@ -50,8 +50,9 @@ impl ZooKeeperServer {
 
     pub(super) fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
         self.stats.connection_requests += 1;
-        if self.role() == Role::NotServing {
-            // ZooKeeper closes a connection whose server is not running (between roles).
+        if !self.serves_clients() {
+            // ZooKeeper closes a connection whose server is not running (between roles, or
+            // a leader with leaderServes=no, whose server is never handed to the port).
             return self.close(conn, "ZooKeeperServer not running".into());
         }
         let req = match ConnectRequest::read(&mut Reader::new(payload)) {

@@ -139,6 +139,7 @@ impl ZooKeeperServer {
             .collect();
         ServerSnapshot {
             role: self.role(),
+            serves_clients: self.serves_clients(),
             quorum: self.quorum_info.clone(),
             pending_syncs: match &self.role {
                 RoleState::Leader(l) => l.syncs.len(),

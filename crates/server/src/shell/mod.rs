@@ -114,6 +114,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         connection_throttle: connection_throttle(&cfg.connection_throttle),
         large_request_threshold: cfg.large_request_threshold as i64,
         large_request_max_bytes: cfg.large_request_max_bytes as i64,
+        leader_serves: cfg.leader_serves,
         // The one random input of the core (BLUE's drops): not a secret, only varied.
         seed: wall_ms() as u64 ^ ((std::process::id() as u64) << 32),
     }

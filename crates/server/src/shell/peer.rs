@@ -49,13 +49,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
-/// Where a server listens, from its `server.N=host:quorumPort:electionPort` line.
+/// Where a server listens, from its `server.N=host:quorumPort:electionPort` line: the
+/// first address, and the others of a multi-address line (`a|b`, ZooKeeper 3.6's
+/// `multiAddress.enabled`). A server binds every one of its addresses; a connection to it
+/// tries them in turn (election) or all at once, the first to answer winning (a learner to
+/// its leader, as ZooKeeper's `LeaderConnector`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerAddrs {
     /// Host name or address as written (IPv6 without brackets); resolved at each connect.
     pub host: String,
     pub quorum_port: u16,
     pub election_port: u16,
+    /// The further addresses of a multi-address line: (host, quorum port, election port).
+    pub also: Vec<(String, u16, u16)>,
 }
 
 impl PeerAddrs {
@@ -66,19 +72,28 @@ impl PeerAddrs {
             .map(|(id, s)| {
                 (
                     ServerId(*id as i64),
-                    PeerAddrs { host: s.host().to_string(), quorum_port: s.quorum_port(), election_port: s.election_port() },
+                    PeerAddrs {
+                        host: s.host().to_string(),
+                        quorum_port: s.quorum_port(),
+                        election_port: s.election_port(),
+                        also: s.addresses[1..].iter().map(|a| (a.host.clone(), a.quorum_port, a.election_port)).collect(),
+                    },
                 )
             })
             .collect()
     }
 
-    /// `host:port` as `NetUtils.formatInetAddr` writes it in the election header.
-    fn election_text(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.election_port)
-        } else {
-            format!("{}:{}", self.host, self.election_port)
-        }
+    /// Every address: (host, quorum port, election port), the first one first.
+    fn all(&self) -> Vec<(String, u16, u16)> {
+        let mut v = vec![(self.host.clone(), self.quorum_port, self.election_port)];
+        v.extend(self.also.iter().cloned());
+        v
+    }
+
+    /// `host:port` of each election address as `NetUtils.formatInetAddr` writes it in the
+    /// election header (ZooKeeper joins several with `|`).
+    fn election_texts(&self) -> Vec<String> {
+        self.all().into_iter().map(|(h, _, e)| if h.contains(':') { format!("[{h}]:{e}") } else { format!("{h}:{e}") }).collect()
     }
 }
 
@@ -201,7 +216,7 @@ struct Shared {
     my_id: ServerId,
     peers: BTreeMap<ServerId, PeerAddrs>,
     /// This server's election address as sent in the connection header.
-    my_election_text: String,
+    my_election_texts: Vec<String>,
     limits: NetLimits,
     events: mpsc::Sender<NetEvent>,
     next_conn: AtomicU64,
@@ -348,13 +363,25 @@ impl PeerNet {
             .get(&my_id)
             .cloned()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no server.{my_id} line for my id")))?;
-        let election_listener = super::bind(bind_addr(&me.host, me.election_port, limits.listen_on_all_ips).await?, 64)?;
-        let quorum_listener = super::bind(bind_addr(&me.host, me.quorum_port, limits.listen_on_all_ips).await?, 64)?;
-        let election_addr = election_listener.local_addr()?;
-        let quorum_addr = quorum_listener.local_addr()?;
+        // Every address of this server is bound (with quorumListenOnAllIPs, the wildcard
+        // address of each port).
+        let mut election_listeners = Vec::new();
+        let mut quorum_listeners = Vec::new();
+        for (host, q, e) in me.all() {
+            let ea = bind_addr(&host, e, limits.listen_on_all_ips).await?;
+            if !election_listeners.iter().any(|l: &TcpListener| l.local_addr().ok() == Some(ea)) {
+                election_listeners.push(super::bind(ea, 64)?);
+            }
+            let qa = bind_addr(&host, q, limits.listen_on_all_ips).await?;
+            if !quorum_listeners.iter().any(|l: &TcpListener| l.local_addr().ok() == Some(qa)) {
+                quorum_listeners.push(super::bind(qa, 64)?);
+            }
+        }
+        let election_addr = election_listeners[0].local_addr()?;
+        let quorum_addr = quorum_listeners[0].local_addr()?;
         let shared = Arc::new(Shared {
             my_id,
-            my_election_text: me.election_text(),
+            my_election_texts: me.election_texts(),
             peers,
             limits,
             events,
@@ -362,10 +389,13 @@ impl PeerNet {
             state: Mutex::new(State::default()),
         });
         tracing::info!(%my_id, %election_addr, %quorum_addr, "peer transport listening");
-        let listeners = vec![
-            tokio::spawn(accept_loop(shared.clone(), election_listener, Port::Election)),
-            tokio::spawn(accept_loop(shared.clone(), quorum_listener, Port::Quorum)),
-        ];
+        let mut listeners = Vec::new();
+        for l in election_listeners {
+            listeners.push(tokio::spawn(accept_loop(shared.clone(), l, Port::Election)));
+        }
+        for l in quorum_listeners {
+            listeners.push(tokio::spawn(accept_loop(shared.clone(), l, Port::Quorum)));
+        }
         Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
     }
 
@@ -742,19 +772,47 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
     shared.register_election(sid, rd, wr);
 }
 
+/// Connects to every quorum address of a server at once; the first to answer wins (the
+/// others are dropped), as ZooKeeper's learner connects to a multi-address leader.
+async fn connect_first(addrs: &PeerAddrs) -> io::Result<TcpStream> {
+    let mut tries = tokio::task::JoinSet::new();
+    for (host, q, _) in addrs.all() {
+        tries.spawn(async move { TcpStream::connect((host.as_str(), q)).await });
+    }
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no quorum address");
+    while let Some(r) = tries.join_next().await {
+        match r {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = e,
+            Err(e) => last = io::Error::other(e),
+        }
+    }
+    Err(last)
+}
+
 /// `connectOne` + `startConnection`: connect, send our header, keep the socket only if the
 /// peer's sid is smaller than ours.
 async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
     let result = async {
-        let mut stream =
-            tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.election_port)))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        // Each election address in turn until one answers.
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no election address");
+        let mut connected = None;
+        for (host, _, port) in addrs.all() {
+            match tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((host.as_str(), port))).await {
+                Ok(Ok(s)) => {
+                    connected = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, format!("connect to {host}:{port} timed out")),
+            }
+        }
+        let Some(mut stream) = connected else { return Err(last) };
         stream.set_nodelay(true)?;
         let header = ConnectionHeader {
             protocol_version: Some(PROTOCOL_VERSION_V1),
             sid: shared.my_id.0,
-            addresses: vec![shared.my_election_text.clone()],
+            addresses: shared.my_election_texts.clone(),
         };
         stream.write_all(&header.encode()).await?;
         stream.flush().await?;
@@ -875,8 +933,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
     let mut tries = 0;
     let stream = loop {
         tries += 1;
-        let connected =
-            tokio::time::timeout(shared.limits.connect_timeout, TcpStream::connect((addrs.host.as_str(), addrs.quorum_port))).await;
+        let connected = tokio::time::timeout(shared.limits.connect_timeout, connect_first(&addrs)).await;
         match connected {
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
@@ -1132,7 +1189,10 @@ mod tests {
         ids.iter()
             .enumerate()
             .map(|(i, id)| {
-                (ServerId(*id), PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1] })
+                (
+                    ServerId(*id),
+                    PeerAddrs { host: "127.0.0.1".into(), quorum_port: ports[2 * i], election_port: ports[2 * i + 1], also: vec![] },
+                )
             })
             .collect()
     }
