@@ -804,6 +804,20 @@ def test_admin_need_client_auth(new_server, admin_pki):
     assert curl(url, *ca, "--cert", admin_pki.p("expired.pem"), "--key", admin_pki.p("expired.key"))[0] != 0
 
 
+def test_admin_port_unification_with_need_client_auth(new_server, admin_pki):
+    # 3.9 (JettyAdminServer with UnifiedConnectionFactory): needClientAuth binds the TLS
+    # connections only; plain HTTP on the unified port is served as before.
+    port = start_admin_tls(new_server, "rzk", admin_pki,
+                           **{"admin.portUnification": "true", "admin.needClientAuth": "true"})
+    ca = ("--cacert", admin_pki.p("ca.pem"))
+    assert curl("https://127.0.0.1:%d/commands/ruok" % port, *ca)[0] != 0
+    rc, _, body = curl("https://127.0.0.1:%d/commands/ruok" % port, *ca,
+                       "--cert", admin_pki.p("client.pem"), "--key", admin_pki.p("client.key"))
+    assert rc == 0 and json.loads(body)["command"] == "ruok", body
+    rc, _, body = curl("http://127.0.0.1:%d/commands/ruok" % port)
+    assert rc == 0 and json.loads(body)["command"] == "ruok", body
+
+
 def test_admin_tls_settings_rzk_cannot_honour_stop_the_start(admin_pki):
     if not h.rzk_available():
         pytest.skip("rzk binary missing")
