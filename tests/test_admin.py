@@ -256,8 +256,9 @@ def test_environment_and_system_properties(pair):
 
 
 def test_errors_are_zookeepers(pair):
-    # ZooKeeper 3.9's snapshot and restore (and their short names) are not served: unknown, as in 3.8.
-    for name in ["nosuch", "snapshot", "snap", "restore", "rest"]:
+    # ZooKeeper 3.9's restore (under both names) is not served: unknown, as in 3.8. (snapshot
+    # is 3.9's: see test_snapshot_command_*.)
+    for name in ["nosuch", "restore", "rest"]:
         zk, rz = both(pair, name)
         assert rz == zk, name
     for q in ["set_trace_mask", "set_trace_mask?traceMask=x", "stmk?traceMask=12x"]:
@@ -833,3 +834,110 @@ def test_admin_tls_settings_rzk_cannot_honour_stop_the_start(admin_pki):
     assert "ssl.quorum.keyStore.location" in out, out
     # The quorum stores without admin TLS would be for TLS between servers, which rzk lacks.
     assert "ssl.quorum.keyStore.location" in start_fails(admin_tls_cfg(admin_pki, port))
+
+
+# ---------------------------------------------------------------------------------------
+# ZooKeeper 3.9's snapshot command (not in 3.8: checked against 3.9's Commands.java)
+# ---------------------------------------------------------------------------------------
+
+def snapshot_get(port: int, query: str = "", auth=None, scheme: str = "http", *curl_args: str):
+    """(status, headers, body bytes) of GET <commandURL>/snapshot[query]."""
+    args = ["curl", "-sS", "-m", "30", "-D", "-", "-o", "-"] + list(curl_args)
+    if auth is not None:
+        args += ["-H", "Authorization: " + auth]
+    p = subprocess.run(args + ["%s://127.0.0.1:%d/commands/snapshot%s" % (scheme, port, query)], capture_output=True, timeout=60)
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    assert p.returncode == 0, p.stderr
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_snapshot_command_authenticates_and_streams_a_snapshot_that_loads(new_server, tmp_path):
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+
+    port = h.free_port()
+    # 3 s between snapshots (3.9 reads the setting as microseconds for this command).
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(port), "admin.rateLimiterIntervalInMS": "3000000"})
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    try:
+        kz.create("/app", b"payload")
+        kz.create("/app/child", b"x" * 1000)
+        # 3.9 asks checkACL for ALL on /, which (as for any perm mask) passes when one ACL
+        # entry of the caller's grants any of its bits: reader (READ only) passes too.
+        kz.set_acls("/", [make_digest_acl("admin", "secret", all=True), make_digest_acl("reader", "pw", read=True)])
+        refusals = [
+            (None, 401, "Auth info is missing for the command"),
+            ("digest", 401, "Not authenticated"),
+            ("bogus user:pw", 401, "Not authenticated"),
+            ("digest a b c", 401, "Not authenticated"),
+            ("x509", 401, "Not authenticated"),  # plain HTTP: no client certificate
+            ("digest other:pw", 403, "Not authorized"),
+            ("digest admin:wrong", 403, "Not authorized"),
+        ]
+        assert snapshot_get(port, "?streaming=false", "digest reader:pw")[0] == 200
+        time.sleep(3.5)
+        for auth, status, error in refusals:
+            st, _, body = snapshot_get(port, auth=auth)
+            assert st == status, (auth, st)
+            assert json.loads(body) == {"command": "snapshot", "error": error}, auth
+        st, headers, body = snapshot_get(port, auth="digest admin:secret")
+        assert st == 200 and headers["content-type"] == "application/octet-stream", (st, headers)
+        assert int(headers["snapshot_size"]) == len(body) > 0
+        zxid = int(headers["last_zxid"], 16)
+        assert headers["last_zxid"] == "0x%x" % zxid and zxid >= 3
+        # The rate limit: one per interval, refused after authentication (429, no error text).
+        st, _, limited = snapshot_get(port, auth="digest admin:secret")
+        assert (st, json.loads(limited)) == (429, {"command": "snapshot", "error": None})
+    finally:
+        kz.stop()
+        kz.close()
+    # ZooKeeper's SnapshotFormatter reads the stream as a snapshot file...
+    snap = tmp_path / ("snapshot.%x" % zxid)
+    snap.write_bytes(body)
+    cp = ":".join(h.ZK_JARS)
+    p = subprocess.run([h.ZK_JAVA, "-Dlog4j.configuration=file:/dev/null", "-cp", cp,
+                        "org.apache.zookeeper.server.SnapshotFormatter", str(snap)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "/app/child" in p.stdout and "Exception" not in p.stdout + p.stderr, p.stdout + p.stderr
+    # ...and rzk starts from it as its dataDir's only file.
+    r = h.make_server("rzk")
+    (r.datadir / "version-2").mkdir(parents=True)
+    shutil.copy(snap, r.datadir / "version-2" / snap.name)
+    r.keep_data = True
+    r.start()
+    try:
+        kz = KazooClient(hosts=r.hosts, timeout=10)
+        kz.start(timeout=20)
+        kz.add_auth("digest", "admin:secret")
+        assert kz.get("/app")[0] == b"payload" and kz.get("/app/child")[0] == b"x" * 1000
+        kz.stop()
+        kz.close()
+    finally:
+        r.cleanup()
+
+
+def test_snapshot_command_disabled_not_streaming_and_x509(new_server, admin_pki):
+    port = start_admin_tls(new_server, "rzk", admin_pki, **{"admin.forceHttps": "true", "admin.needClientAuth": "true",
+                                                            "admin.rateLimiterIntervalInMS": "0"})
+    cert = ("--cacert", admin_pki.p("ca.pem"), "--cert", admin_pki.p("client.pem"), "--key", admin_pki.p("client.key"))
+    # The x509 scheme: the connection's client certificate (root ACL world:anyone).
+    st, headers, body = snapshot_get(port, "?streaming=false", "x509", "https", *cert)
+    assert (st, json.loads(body)) == (200, {"command": "snapshot", "error": None}), body
+    assert int(headers["snapshot_size"]) > 0 and headers["last_zxid"].startswith("0x")
+    assert headers["strict-transport-security"]
+    st, headers, body = snapshot_get(port, "?streaming=TRUE", "x509", "https", *cert)
+    assert st == 200 and len(body) == int(headers["snapshot_size"])
+    # admin.snapshot.enabled=false: 503 after authentication.
+    port = h.free_port()
+    new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                 "admin.serverPort": str(port), "admin.snapshot.enabled": "false"})
+    st, _, body = snapshot_get(port, auth="digest any:one")
+    assert (st, json.loads(body)) == (503, {"command": "snapshot", "error": None})
+    st, _, body = snapshot_get(port)
+    assert st == 401

@@ -477,6 +477,12 @@ pub struct ServerConfig {
     pub admin_command_url: String,
     /// `admin.idleTimeout`, ms (default 30000).
     pub admin_idle_timeout: u32,
+    /// `admin.snapshot.enabled` (ZooKeeper 3.9, default true): the `snapshot` command serves.
+    pub admin_snapshot_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (ZooKeeper 3.9, default 300000): the `snapshot`
+    /// command's rate limit. 3.9 reads it as *microseconds* for `snapshot` (one snapshot per
+    /// 300 ms by default) and as milliseconds for `restore`; rzk does as 3.9.
+    pub admin_rate_limiter_interval: u64,
 
     // ----- audit log -----
     /// `audit.enable` (`zookeeper.audit.enable`, default false): write the audit log.
@@ -627,6 +633,8 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.admin.serverAddress",
     "zookeeper.admin.commandURL",
     "zookeeper.admin.idleTimeout",
+    "zookeeper.admin.snapshot.enabled",
+    "zookeeper.admin.rateLimiterIntervalInMS",
     "zookeeper.multiAddress.enabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
@@ -1250,6 +1258,15 @@ impl<'o> Parser<'o> {
         if let Some(n) = self.sys(&["zookeeper.admin.idleTimeout"], |v| decoded_int(v, 0, "a non-negative number of milliseconds"))? {
             c.admin_idle_timeout = n as u32;
         }
+        // Boolean.parseBoolean: "true" in any case is true, anything else false.
+        if let Some(b) = self.sys(&["zookeeper.admin.snapshot.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
+            c.admin_snapshot_enabled = b;
+        }
+        if let Some(n) = self.sys(&["zookeeper.admin.rateLimiterIntervalInMS"], |v| {
+            v.trim().parse::<u32>().map_err(|_| format!("expected a non-negative integer, got \"{v}\""))
+        })? {
+            c.admin_rate_limiter_interval = u64::from(n);
+        }
         if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| decoded_int(v, 1, "a positive number of bytes"))? {
             c.jute_maxbuffer = n as u32;
         }
@@ -1304,6 +1321,8 @@ impl<'o> Parser<'o> {
         cfg.admin_server_address = std::mem::take(&mut c.admin_server_address);
         cfg.admin_command_url = std::mem::take(&mut c.admin_command_url);
         cfg.admin_idle_timeout = c.admin_idle_timeout;
+        cfg.admin_snapshot_enabled = c.admin_snapshot_enabled;
+        cfg.admin_rate_limiter_interval = c.admin_rate_limiter_interval;
         cfg.jute_maxbuffer = c.jute_maxbuffer;
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
         cfg.audit_enable = c.audit_enable;
@@ -1601,6 +1620,8 @@ impl ServerConfig {
             admin_server_address: DEFAULT_ADMIN_SERVER_ADDRESS.to_string(),
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
+            admin_snapshot_enabled: true,
+            admin_rate_limiter_interval: 300_000,
             audit_enable: false,
             audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
             digest_enabled: true,

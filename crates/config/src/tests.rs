@@ -364,6 +364,18 @@ fn admin_server_tls_takes_the_quorum_stores() {
 }
 
 #[test]
+fn admin_snapshot_settings() {
+    let c = with("");
+    assert!(c.admin_snapshot_enabled);
+    assert_eq!(c.admin_rate_limiter_interval, 300_000);
+    let c = with("admin.snapshot.enabled=no\nadmin.rateLimiterIntervalInMS=5\n");
+    assert!(!c.admin_snapshot_enabled);
+    assert_eq!(c.admin_rate_limiter_interval, 5);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(err_with("admin.rateLimiterIntervalInMS=-1\n").key(), Some("admin.rateLimiterIntervalInMS"));
+}
+
+#[test]
 fn metrics_provider() {
     let c = with(
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\

@@ -545,6 +545,30 @@ impl ZooKeeperServer {
         }
     }
 
+    /// ZooKeeper 3.9's AdminServer authentication and authorization for its `snapshot`
+    /// and `restore` commands (`Commands.handleAuthentication` / `handleAuthorization`):
+    /// the `Authorization` header's `<scheme> [auth]` authenticates with that provider
+    /// (`digest user:password`; `x509` with the connection's verified client certificate,
+    /// `x509` being its ids; `ip` with the peer address `ip`), then the ids need `perm` on
+    /// `path`'s ACL. `Err(AuthFailed)`: not authenticated; `Err(NoAuth)`: not authorized.
+    pub fn admin_authorize(&self, header: &str, x509: &[Id], ip: &str, perm: i32, path: &str) -> Result<(), ErrorCode> {
+        let parts: Vec<&str> = header.split(' ').collect();
+        if parts.is_empty() || parts.len() > 2 {
+            return Err(ErrorCode::AuthFailed);
+        }
+        let ids: Vec<Id> = match (parts[0], parts.get(1)) {
+            ("digest", Some(auth)) => crate::auth::authenticate(&self.cfg.auth, "digest", auth.as_bytes(), &[])?,
+            ("x509", _) => x509.to_vec(),
+            ("ip", _) if !ip.is_empty() => vec![Id::new("ip", ip)],
+            _ => return Err(ErrorCode::AuthFailed),
+        };
+        if ids.is_empty() {
+            return Err(ErrorCode::AuthFailed);
+        }
+        let (acl, _) = self.tree.get_acl(path).ok_or(ErrorCode::NoNode)?;
+        crate::auth::check_acl(&self.cfg.auth, &acl, perm, &ids).map_err(|_| ErrorCode::NoAuth)
+    }
+
     /// What this server does for clients now (the role's kind, without its state).
     pub fn role(&self) -> Role {
         self.role.kind()

@@ -612,6 +612,22 @@ mod tests {
         "127.0.0.1:5000".parse().unwrap()
     }
 
+    #[test]
+    fn admin_authorize_as_zookeeper_3_9() {
+        let s = ZooKeeperServer::new(CoreConfig::default(), DataTree::new(), 0, 1000);
+        let all = rzk_proto::perms::ALL;
+        let x509 = vec![Id::new("x509", "CN=a")];
+        // The root's ACL is world:anyone: any authenticated caller passes.
+        assert_eq!(s.admin_authorize("digest u:p", &[], "", all, "/"), Ok(()));
+        assert_eq!(s.admin_authorize("x509", &x509, "", all, "/"), Ok(()));
+        assert_eq!(s.admin_authorize("ip", &[], "127.0.0.1", all, "/"), Ok(()));
+        // Not authenticated: no credentials, no certificate, unknown scheme, too many parts.
+        for h in ["digest", "x509", "bogus u:p", "digest a b", ""] {
+            assert_eq!(s.admin_authorize(h, &[], "", all, "/"), Err(ErrorCode::AuthFailed), "{h}");
+        }
+        assert_eq!(s.admin_authorize("digest u:p", &[], "", all, "/nothing"), Err(ErrorCode::NoNode));
+    }
+
     fn connect(s: &mut ZooKeeperServer, conn: ConnId) {
         s.handle(0, 1000, Input::Accepted { conn, peer: peer(), auth: Vec::new() });
         let mut w = Writer::new();

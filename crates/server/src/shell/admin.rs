@@ -21,6 +21,11 @@
 //! commands) are built at once. (They are built whole, not streamed: memory for one is in
 //! proportion to the server's watches and ephemerals, as in ZooKeeper.)
 //!
+//! ZooKeeper 3.9's `snapshot` command is the one that is not a view of the core: its caller
+//! is authenticated and authorized by the core ([`AdminRequest::Authorize`]), then the
+//! driver's storage takes a snapshot as it takes its own ([`AdminRequest::Snapshot`]) and
+//! the file is streamed from disk ([`FileBody`]).
+//!
 //! TLS (`admin.forceHttps`, `admin.portUnification`, `admin.needClientAuth`, with the
 //! `ssl.quorum.*` stores as ZooKeeper's `JettyAdminServer` takes them) is the client port's
 //! TLS stack ([`super::tls`]) on the same connection handling ([`HttpTransport`]).
@@ -32,11 +37,13 @@ use crate::core::admin::{self as cmds, CommandResponse, HostInfo, Mutation, Voti
 use crate::core::fourlw::{ProcessInfo, ServerSnapshot};
 use crate::core::ZooKeeperServer;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rzk_config::ServerConfig;
+use rzk_proto::Id;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -92,6 +99,18 @@ pub(crate) enum HttpTransport {
     Unified(Arc<super::tls::TlsContext>),
 }
 
+/// What the handler learns about a request's connection (a request extension).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpConn {
+    /// The request came over TLS.
+    pub secure: bool,
+    /// The ids of the TLS client's verified certificate (`x509:<dn>`, and `super:<dn>` for
+    /// `X509AuthenticationProvider.superUser`); empty without one.
+    pub x509: Vec<Id>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
 /// `JettyAdminServer.DEFAULT_STS_MAX_AGE` (a day): Jetty's `SecureRequestCustomizer` sends
 /// `Strict-Transport-Security` with it on every answer over TLS.
 pub const STS_HEADER: &str = "max-age=86400; includeSubDomains";
@@ -131,11 +150,37 @@ pub enum AdminAsk {
 
 /// One request for the driver: the state change a command asks for, and a view of the core.
 #[derive(Debug)]
-pub struct AdminRequest {
+pub struct ViewRequest {
     pub ask: AdminAsk,
     /// The command's name as asked (any alias).
     pub command: String,
     pub reply: oneshot::Sender<CoreView>,
+}
+
+/// What an HTTP task sends the driver.
+#[derive(Debug)]
+pub enum AdminRequest {
+    /// A command's, or `/metrics`', view of the core.
+    View(ViewRequest),
+    /// ZooKeeper 3.9's check of the caller of `snapshot`: the `Authorization` header, the
+    /// ids of the connection's client certificate, the peer's address.
+    Authorize { header: Option<String>, x509: Vec<Id>, ip: String, reply: oneshot::Sender<AuthVerdict> },
+    /// A snapshot for the `snapshot` command, answered when its file is written.
+    Snapshot(super::durable::SnapshotWaiter),
+}
+
+/// The driver's answer to [`AdminRequest::Authorize`], as 3.9's `runCommand` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    Allowed,
+    /// The server is not serving (200, "This ZooKeeper instance is not currently serving requests").
+    NotServing,
+    /// No `Authorization` header (401 "Auth info is missing for the command").
+    Missing,
+    /// 401 "Not authenticated".
+    NotAuthenticated,
+    /// 403 "Not authorized".
+    NotAuthorized,
 }
 
 /// What the driver hands back: a snapshot of the core (brief unless the command lists
@@ -151,6 +196,28 @@ pub struct CoreView {
 /// command's state change (`stat_reset`, `connection_stat_reset`) and takes the snapshot;
 /// nothing here grows with the size of the answer but the snapshot itself.
 pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminRequest) {
+    let req = match req {
+        AdminRequest::View(v) => v,
+        AdminRequest::Authorize { header, x509, ip, reply } => {
+            let verdict = if core.role() == crate::core::Role::NotServing {
+                AuthVerdict::NotServing
+            } else if let Some(header) = header {
+                match core.admin_authorize(&header, &x509, &ip, rzk_proto::perms::ALL, "/") {
+                    Ok(()) => AuthVerdict::Allowed,
+                    Err(rzk_proto::ErrorCode::NoAuth) => AuthVerdict::NotAuthorized,
+                    Err(_) => AuthVerdict::NotAuthenticated,
+                }
+            } else {
+                AuthVerdict::Missing
+            };
+            let _ = reply.send(verdict);
+            return;
+        }
+        AdminRequest::Snapshot(reply) => {
+            let _ = reply.send(Err("snapshots are taken by the driver's storage".into()));
+            return;
+        }
+    };
     if req.ask == AdminAsk::Command && core.role() != crate::core::Role::NotServing {
         match cmds::mutation(&req.command) {
             Mutation::ResetServerStats => core.reset_stats(),
@@ -344,6 +411,9 @@ pub async fn start(
         };
         tracing::info!(%addr, command_url = %url, scheme, need_client_auth = cfg.admin_tls.need_client_auth, "AdminServer listening");
         let state = Arc::new(AdminState {
+            snapshot_enabled: cfg.admin_snapshot_enabled,
+            // 3.9 builds the snapshot command's limiter with the setting in microseconds.
+            snapshot_limiter: Mutex::new(RateLimiter::new(Duration::from_millis(cfg.admin_rate_limiter_interval / 1000))),
             tx: tx.clone(),
             host: host.clone(),
             command_url: url,
@@ -361,6 +431,10 @@ pub async fn start(
 }
 
 struct AdminState {
+    /// `admin.snapshot.enabled`.
+    snapshot_enabled: bool,
+    /// The `snapshot` command's rate limit.
+    snapshot_limiter: Mutex<RateLimiter>,
     tx: mpsc::Sender<AdminRequest>,
     host: Arc<HostSource>,
     command_url: String,
@@ -368,10 +442,11 @@ struct AdminState {
     listing: Arc<Semaphore>,
 }
 
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+/// An answer: whole (most) or streamed from a file (`snapshot`).
+pub(crate) type HttpResponse = Response<BoxBody<Bytes, io::Error>>;
 
 pub(crate) fn plain(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_str(content_type).expect("content type"));
     r
@@ -396,7 +471,82 @@ impl AdminState {
             return plain(StatusCode::OK, "text/html", html);
         }
         let params = parse_query(req.uri().query().unwrap_or(""));
+        if name == "snapshot" || name == "snap" {
+            let header = req.headers().get(hyper::header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let conn = req.extensions().get::<HttpConn>().cloned();
+            return self.snapshot(name, &params, header, conn).await;
+        }
         self.command(name.to_string(), params).await
+    }
+
+    /// ZooKeeper 3.9's `snapshot` (`Commands.SnapshotCommand` behind `runCommand`'s auth):
+    /// the caller authenticated by its `Authorization` header and holding ALL on `/`;
+    /// `admin.snapshot.enabled`; the rate limit; then a snapshot taken by the driver's
+    /// storage as any other (a fuzzy walk in bounded steps, so requests go on), its file
+    /// streamed (`streaming=true`, the default) or only described, with the `last_zxid` and
+    /// `snapshot_size` headers.
+    async fn snapshot(
+        &self,
+        asked: &str,
+        params: &BTreeMap<String, String>,
+        header: Option<String>,
+        conn: Option<HttpConn>,
+    ) -> HttpResponse {
+        let (x509, ip) = conn.map(|c| (c.x509, c.peer.ip().to_string())).unwrap_or_default();
+        let (reply, verdict) = oneshot::channel();
+        let verdict = match driver_round(&self.tx, AdminRequest::Authorize { header, x509, ip, reply }, verdict, DRIVER_WAIT).await {
+            Ok(v) => v,
+            Err(msg) => return unavailable(msg),
+        };
+        match verdict {
+            AuthVerdict::Allowed => {}
+            AuthVerdict::NotServing => return command_error(asked, 200, Some("This ZooKeeper instance is not currently serving requests")),
+            AuthVerdict::Missing => return command_error(asked, 401, Some("Auth info is missing for the command")),
+            AuthVerdict::NotAuthenticated => return command_error(asked, 401, Some("Not authenticated")),
+            AuthVerdict::NotAuthorized => return command_error(asked, 403, Some("Not authorized")),
+        }
+        if !self.snapshot_enabled {
+            tracing::warn!("snapshot command refused: admin.snapshot.enabled=false");
+            return command_error("snapshot", 503, None);
+        }
+        if !self.snapshot_limiter.lock().expect("rate limiter").allow() {
+            tracing::warn!("snapshot command rate limited (admin.rateLimiterIntervalInMS)");
+            return command_error("snapshot", 429, None);
+        }
+        // Boolean.parseBoolean of the parameter; true without it.
+        let streaming = params.get("streaming").is_none_or(|v| v.eq_ignore_ascii_case("true"));
+        let (reply, taken) = oneshot::channel();
+        let (zxid, path) = match driver_round(&self.tx, AdminRequest::Snapshot(reply), taken, SNAPSHOT_WAIT).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(why)) => {
+                tracing::warn!(reason = %why, "snapshot command: no snapshot");
+                return command_error("snapshot", 500, None);
+            }
+            Err(msg) => return unavailable(msg),
+        };
+        // Opened at once: a purge that removes the file later does not cut the stream.
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "snapshot command: cannot open the snapshot");
+                return command_error("snapshot", 500, None);
+            }
+        };
+        let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        tracing::info!(file = %path.display(), size, streaming, "snapshot command: snapshot taken");
+        let mut r = if size == 0 {
+            command_error("snapshot", 500, None)
+        } else if streaming {
+            let mut r = Response::new(FileBody { file, left: size, buf: Vec::new() }.boxed());
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/octet-stream"));
+            r
+        } else {
+            command_error("snapshot", 200, None)
+        };
+        let h = r.headers_mut();
+        h.insert("last_zxid", hyper::header::HeaderValue::from_str(&format!("0x{:x}", zxid.0)).expect("hex"));
+        h.insert("snapshot_size", hyper::header::HeaderValue::from(size));
+        r
     }
 
     async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
@@ -432,7 +582,7 @@ pub(crate) async fn ask(
     mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
     let (reply, answer) = oneshot::channel();
-    let req = AdminRequest { ask, command: command.clone(), reply };
+    let req = AdminRequest::View(ViewRequest { ask, command: command.clone(), reply });
     match tx.send_timeout(req, DRIVER_WAIT).await {
         Ok(()) => {}
         Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
@@ -449,6 +599,104 @@ pub(crate) async fn ask(
         AdminAsk::Metrics => cmds::metrics(&view.snapshot, &host),
     };
     tokio::task::spawn_blocking(build).await.map_err(|_| "the answer could not be built")
+}
+
+/// One request to the driver and its answer, each within `wait`.
+async fn driver_round<T>(
+    tx: &mpsc::Sender<AdminRequest>,
+    req: AdminRequest,
+    answer: oneshot::Receiver<T>,
+    wait: Duration,
+) -> Result<T, &'static str> {
+    match tx.send_timeout(req, DRIVER_WAIT).await {
+        Ok(()) => {}
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
+    }
+    match tokio::time::timeout(wait, answer).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err("the server is shutting down"),
+        Err(_) => Err("the server did not answer in time"),
+    }
+}
+
+/// A command's answer that is only its name and error, with `status` (ZooKeeper's
+/// `CommandResponse(cmdName, error, statusCode)`).
+fn command_error(command: &str, status: u16, error: Option<&str>) -> HttpResponse {
+    json_response(&CommandResponse { status, body: json!({ "command": command, "error": error }) })
+}
+
+/// How long a `snapshot` command waits for its snapshot to be written.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(300);
+
+/// ZooKeeper's `RateLimiter` with a rate of 1: one permit, given back once `interval` has
+/// passed since the last refill.
+struct RateLimiter {
+    interval: Duration,
+    last_reset: Instant,
+    remained: u32,
+}
+
+impl RateLimiter {
+    fn new(interval: Duration) -> Self {
+        RateLimiter { interval, last_reset: Instant::now(), remained: 1 }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if now > self.last_reset + self.interval {
+            self.remained = 1;
+            self.last_reset = now;
+        }
+        if self.remained == 0 {
+            return false;
+        }
+        self.remained -= 1;
+        true
+    }
+}
+
+/// A snapshot file streamed in chunks of at most [`FILE_CHUNK_BYTES`].
+struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: Vec<u8>,
+}
+
+const FILE_CHUNK_BYTES: usize = 64 * 1024;
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        let FileBody { file, left, buf } = self.get_mut();
+        if *left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = (*left).min(FILE_CHUNK_BYTES as u64) as usize;
+        buf.resize(n, 0);
+        let mut rb = ReadBuf::new(&mut buf[..n]);
+        match Pin::new(file).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the snapshot file shrank"))))
+            }
+            Poll::Ready(Ok(())) => {
+                *left -= rb.filled().len() as u64;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::copy_from_slice(rb.filled())))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
 }
 
 fn unavailable(msg: &str) -> HttpResponse {
@@ -522,21 +770,25 @@ pub(crate) async fn serve_http<F, Fut>(
         tokio::spawn(async move {
             let _permit = permit;
             let ctx = match transport {
-                HttpTransport::Plain => return serve_conn(stream, false, peer, idle, conn_shutdown, handler).await,
+                HttpTransport::Plain => {
+                    return serve_conn(stream, HttpConn { secure: false, x509: Vec::new(), peer }, idle, conn_shutdown, handler).await
+                }
                 HttpTransport::Tls(ctx) => ctx,
                 HttpTransport::Unified(ctx) => {
                     let mut first = [0u8; 1];
                     match tokio::time::timeout(idle, stream.peek(&mut first)).await {
                         Ok(Ok(1)) if first[0] == super::listen::TLS_HANDSHAKE_RECORD => ctx,
-                        Ok(Ok(1)) => return serve_conn(stream, false, peer, idle, conn_shutdown, handler).await,
+                        Ok(Ok(1)) => {
+                            let conn = HttpConn { secure: false, x509: Vec::new(), peer };
+                            return serve_conn(stream, conn, idle, conn_shutdown, handler).await;
+                        }
                         _ => return,
                     }
                 }
             };
             match super::tls::accept(&ctx, stream).await {
-                // The certificate's ids would authenticate 3.9's snapshot/restore, which rzk
-                // does not serve yet; needClientAuth has already checked the chain.
-                Ok((tls, _x509)) => serve_conn(tls, true, peer, idle, conn_shutdown, handler).await,
+                // The certificate's ids authenticate the `x509` scheme of `snapshot`.
+                Ok((tls, x509)) => serve_conn(tls, HttpConn { secure: true, x509, peer }, idle, conn_shutdown, handler).await,
                 Err(reason) => tracing::debug!(%peer, reason = %reason, "HTTPS connection refused"),
             }
         });
@@ -544,7 +796,7 @@ pub(crate) async fn serve_http<F, Fut>(
 }
 
 /// Serves one connection's requests until it ends, idles out or the server stops.
-async fn serve_conn<S, F, Fut>(stream: S, secure: bool, peer: SocketAddr, idle: Duration, mut shutdown: watch::Receiver<bool>, handler: F)
+async fn serve_conn<S, F, Fut>(stream: S, info: HttpConn, idle: Duration, mut shutdown: watch::Receiver<bool>, handler: F)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -553,8 +805,11 @@ where
     let last_io = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let io = TokioIo::new(IdleIo { inner: stream, started, last_io_ms: last_io.clone() });
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let peer = info.peer;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let h = handler.clone();
+        let secure = info.secure;
+        req.extensions_mut().insert(info.clone());
         async move {
             let mut r = h(req).await;
             if secure {

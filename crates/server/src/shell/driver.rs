@@ -190,7 +190,7 @@ impl Driver {
                 if result.is_ok() {
                     self.member.observe_storage(StorageObservation::Snapshot { ms: elapsed_ms as i64 });
                 }
-                self.storage.snapshot_written(zxid, &result)
+                self.storage.snapshot_written(self.member.core(), zxid, &result)
             }
             StorageEvent::Fatal(msg) => return Err(msg),
         }
@@ -394,7 +394,10 @@ pub async fn run_with_audit(
                 tokio::task::spawn_blocking(move || durable::purge(&c));
             }
             Some(req) = super::admin::recv(&mut admin_rx) => {
-                super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req)
+                match req {
+                    super::admin::AdminRequest::Snapshot(reply) => d.storage.snapshot_for_admin(d.member.core(), reply),
+                    req => super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req),
+                }
             }
             ev = inbox.recv(), if accepting => {
                 let Some(ev) = ev else { break };

@@ -160,6 +160,12 @@ struct InProgress {
 }
 
 /// The driver's storage state.
+/// Where a `snapshot` command waits: the snapshot's zxid and file, or why there is none.
+pub type SnapshotWaiter = tokio::sync::oneshot::Sender<Result<(Zxid, std::path::PathBuf), String>>;
+
+/// `snapshot` commands waiting at once, at most (3.9's rate limit lets few through anyway).
+pub const SNAPSHOT_WAITERS_MAX: usize = 16;
+
 pub struct Durable {
     cfg: StorageConfig,
     log_thread: Option<std::thread::JoinHandle<()>>,
@@ -167,6 +173,11 @@ pub struct Durable {
     pub events: mpsc::Receiver<StorageEvent>,
     snapshot: Option<InProgress>,
     snapshot_aborts: u32,
+    /// AdminServer `snapshot` commands waiting for the snapshot being written (it started
+    /// after they asked), and those waiting for the next one (they asked while an older
+    /// walk was under way, which may miss their writes).
+    snapshot_waiters: Vec<SnapshotWaiter>,
+    snapshot_waiters_next: Vec<SnapshotWaiter>,
     /// The log worker's ordered command queue (appends, TRUNC, SNAP installs, epoch files),
     /// and commands not yet handed to it (its queue was full).
     cmd_tx: Option<mpsc::Sender<LogCommand>>,
@@ -196,6 +207,8 @@ impl Durable {
             events,
             snapshot: None,
             snapshot_aborts: 0,
+            snapshot_waiters: Vec::new(),
+            snapshot_waiters_next: Vec::new(),
             cmd_tx: Some(tx),
             pending_cmds: Default::default(),
         })
@@ -253,6 +266,32 @@ impl Durable {
     pub fn abort_snapshot(&mut self) {
         if self.snapshot.take().is_some() {
             tracing::info!("abandoned the snapshot in progress: the leader's SNAP replaces the tree");
+        }
+        self.fail_snapshot_waiters("the snapshot was abandoned: the leader's SNAP replaced the tree");
+    }
+
+    /// A snapshot for the AdminServer's `snapshot` command: one that starts now (or the
+    /// next one, if a walk is already under way), answered on `reply` when its file is
+    /// written and fsynced. At most [`SNAPSHOT_WAITERS_MAX`] wait; more are refused.
+    pub fn snapshot_for_admin(&mut self, core: &ZooKeeperServer, reply: SnapshotWaiter) {
+        if self.snapshot_waiters.len() + self.snapshot_waiters_next.len() >= SNAPSHOT_WAITERS_MAX {
+            let _ = reply.send(Err("too many snapshot commands wait".into()));
+            return;
+        }
+        if self.snapshot.is_some() {
+            self.snapshot_waiters_next.push(reply);
+            return;
+        }
+        self.snapshot_waiters.push(reply);
+        self.start_snapshot(core);
+        if self.snapshot.is_none() {
+            self.fail_snapshot_waiters("the snapshot writer could not start");
+        }
+    }
+
+    fn fail_snapshot_waiters(&mut self, why: &str) {
+        for w in self.snapshot_waiters.drain(..).chain(self.snapshot_waiters_next.drain(..)) {
+            let _ = w.send(Err(why.to_string()));
         }
     }
 
@@ -320,12 +359,16 @@ impl Durable {
                 self.snapshot_aborts += 1;
                 drop(permit);
                 self.start_snapshot(core);
+                if self.snapshot.is_none() {
+                    self.fail_snapshot_waiters("the snapshot writer could not start");
+                }
             }
         }
     }
 
-    /// A snapshot writer finished (or failed, or was abandoned by us).
-    pub fn snapshot_written(&mut self, zxid: Zxid, result: &Result<std::path::PathBuf, String>) {
+    /// A snapshot writer finished (or failed, or was abandoned by us). The `snapshot`
+    /// commands waiting for it get its file; those waiting for the next start it.
+    pub fn snapshot_written(&mut self, core: &ZooKeeperServer, zxid: Zxid, result: &Result<std::path::PathBuf, String>) {
         if matches!(result, Err(e) if e == "abandoned") {
             return; // an attempt we dropped; a retry may be running under the same zxid
         }
@@ -334,12 +377,23 @@ impl Durable {
             if result.is_ok() {
                 self.snapshot_aborts = 0;
             }
+            for w in self.snapshot_waiters.drain(..) {
+                let _ = w.send(result.clone().map(|path| (zxid, path)));
+            }
+            if !self.snapshot_waiters_next.is_empty() {
+                self.snapshot_waiters = std::mem::take(&mut self.snapshot_waiters_next);
+                self.start_snapshot(core);
+                if self.snapshot.is_none() {
+                    self.fail_snapshot_waiters("the snapshot writer could not start");
+                }
+            }
         }
     }
 
     /// The snapshot writer went away mid-walk (it failed; its event says why).
     pub fn snapshot_lost(&mut self) {
         self.snapshot = None;
+        self.fail_snapshot_waiters("the snapshot writer failed (see the server's log)");
     }
 
     /// Stops the log worker after it has written what it was given.
