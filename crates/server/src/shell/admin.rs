@@ -806,12 +806,20 @@ where
     let started = Instant::now();
     let io = TokioIo::new(IdleIo { inner: stream, started, last_io_ms: last_io.clone() });
     let peer = info.peer;
+    // A request being answered is not idleness (a `snapshot` may take a while to write): the
+    // idle clock restarts when its answer is ready.
+    let handling = Arc::new(AtomicU64::new(0));
+    let (handling_svc, last_io_svc) = (handling.clone(), last_io.clone());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let h = handler.clone();
         let secure = info.secure;
         req.extensions_mut().insert(info.clone());
+        let (handling, last_io) = (handling_svc.clone(), last_io_svc.clone());
         async move {
+            handling.fetch_add(1, Ordering::Relaxed);
             let mut r = h(req).await;
+            last_io.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            handling.fetch_sub(1, Ordering::Relaxed);
             if secure {
                 r.headers_mut().insert(hyper::header::STRICT_TRANSPORT_SECURITY, hyper::header::HeaderValue::from_static(STS_HEADER));
             }
@@ -836,7 +844,7 @@ where
             }
             _ = check.tick() => {
                 let now_ms = started.elapsed().as_millis() as u64;
-                if now_ms.saturating_sub(last_io.load(Ordering::Relaxed)) > idle_ms {
+                if handling.load(Ordering::Relaxed) == 0 && now_ms.saturating_sub(last_io.load(Ordering::Relaxed)) > idle_ms {
                     tracing::debug!(%peer, "HTTP connection idle; closing");
                     return;
                 }
