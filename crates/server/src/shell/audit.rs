@@ -15,10 +15,10 @@
 //! one `ERROR` line with the count in the file as soon as it can (and logs a warning), so a
 //! gap in the audit trail is always visible in it.
 
+use super::rolling::RollingFile;
 use crate::core::audit::{AuditEvent, AuditResult, OP_START, OP_STOP};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -226,59 +226,6 @@ pub fn iso8601_utc(wall_ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02},{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
-}
-
-/// A file rolled by size into `.1` … `.N`.
-struct RollingFile {
-    path: PathBuf,
-    out: BufWriter<File>,
-    bytes: u64,
-    bytes_max: u64,
-    backups: u32,
-}
-
-impl RollingFile {
-    fn open(path: PathBuf, bytes_max: u64, backups: u32) -> io::Result<RollingFile> {
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
-        let bytes = f.metadata()?.len();
-        Ok(RollingFile { path, out: BufWriter::new(f), bytes, bytes_max, backups })
-    }
-
-    fn backup(&self, i: u32) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{i}"));
-        PathBuf::from(p)
-    }
-
-    fn write_line(&mut self, text: &str) -> io::Result<()> {
-        if self.bytes >= self.bytes_max {
-            self.roll()?;
-        }
-        self.out.write_all(text.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.bytes += text.len() as u64 + 1;
-        Ok(())
-    }
-
-    fn roll(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        let _ = std::fs::remove_file(self.backup(self.backups));
-        for i in (1..self.backups).rev() {
-            let from = self.backup(i);
-            if from.exists() {
-                std::fs::rename(&from, self.backup(i + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, self.backup(1))?;
-        let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
-        self.out = BufWriter::new(f);
-        self.bytes = 0;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
 }
 
 #[cfg(test)]
