@@ -231,6 +231,7 @@ pub fn iso8601_utc(wall_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh directory under the system's temp dir, removed on drop.
     struct TempDir(PathBuf);
