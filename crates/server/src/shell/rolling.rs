@@ -21,7 +21,8 @@ impl RollingFile {
         Ok(RollingFile { path, out: BufWriter::new(f), bytes, bytes_max, backups })
     }
 
-    fn backup(&self, i: u32) -> PathBuf {
+    /// The path of the i-th rolled file (`.i`).
+    pub fn backup(&self, i: u32) -> PathBuf {
         let mut p = self.path.clone().into_os_string();
         p.push(format!(".{i}"));
         PathBuf::from(p)
