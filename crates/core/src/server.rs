@@ -79,6 +79,8 @@ pub struct CoreConfig {
     /// `znode.container.maxNeverUsedIntervalMs`: an empty container that never had a child is
     /// removed after this long (0: never).
     pub container_max_never_used_interval_ms: i64,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
 }
 
 impl Default for CoreConfig {
@@ -93,6 +95,7 @@ impl Default for CoreConfig {
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
+            enforce_quota: false,
         }
     }
 }

@@ -68,6 +68,8 @@ impl ZooKeeperServer {
             session,
             extended_types_enabled: self.cfg.extended_types_enabled,
             reconfig_enabled: false,
+            enforce_quota: false,
+            quota_exceeded: &mut self.stats.quota_exceeded,
         };
         ctx.close_session(zxid)
     }
@@ -109,6 +111,8 @@ impl ZooKeeperServer {
                 session: SessionId(0),
                 extended_types_enabled: self.cfg.extended_types_enabled,
                 reconfig_enabled: false,
+                enforce_quota: false,
+                quota_exceeded: &mut self.stats.quota_exceeded,
             };
             let (txn, op) = match ctx.prep_delete_container(&path, zxid) {
                 Ok(t) => (t, OpCode::DeleteContainer),

@@ -102,6 +102,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
+        enforce_quota: cfg.enforce_quota,
     }
 }
 
