@@ -1,0 +1,138 @@
+"""Quotas, side by side on rzk and Apache ZooKeeper 3.8: the same kazoo calls against both.
+
+- With `enforceQuota=true` (zoo.cfg; ZooKeeper reads it as the system property
+  `zookeeper.enforceQuota`), a hard count or byte limit (`countHardLimit` / `byteHardLimit` in
+  the `zookeeper_limits` node, as zkCli.sh's `setquota -N` / `-B` writes them) refuses a create
+  or a setData with QuotaExceeded (-125), alone and inside a multi (the multi's error reply
+  carries each member's result); a soft limit (`-n` / `-b`) only warns.
+- Without it nothing is refused, and usage is still counted in `zookeeper_stats`.
+- `rzk cli setquota` / `listquota` / `delquota` print what zkCli.sh prints (test_cli_quota_*).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import QuotaExceededError, RolledBackError
+
+import zkharness as h
+
+KINDS = ["zookeeper", "rzk"]
+
+
+def client(s) -> KazooClient:
+    c = KazooClient(hosts=s.hosts, timeout=10.0)
+    c.start(timeout=30)
+    return c
+
+
+def set_quota(zk: KazooClient, path: str, limits: str) -> None:
+    """What zkCli.sh's setquota does for a path without a quota: the quota path's nodes, the
+    limit node (StatsTrack text), then a stats node the server fills with the usage."""
+    zk.ensure_path("/zookeeper/quota" + path)
+    zk.create("/zookeeper/quota%s/zookeeper_limits" % path, limits.encode())
+    zk.create("/zookeeper/quota%s/zookeeper_stats" % path, b"count=0,bytes=0")
+
+
+def outcome(fn):
+    try:
+        fn()
+        return "ok"
+    except QuotaExceededError:
+        return "QuotaExceeded"
+    except Exception as e:  # noqa: BLE001 - the class name is what the two servers must agree on
+        return type(e).__name__
+
+
+def scenario(zk: KazooClient) -> dict:
+    """Four children under a count hard limit of 2, a byte hard limit hit by create and by
+    setData, soft limits, and a multi whose second member hits the limit."""
+    out = {}
+    zk.create("/qc")
+    set_quota(zk, "/qc", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2")
+    out["children"] = [outcome(lambda i=i: zk.create("/qc/c%d" % i)) for i in range(4)]
+    out["qc_stats"] = zk.get("/zookeeper/quota/qc/zookeeper_stats")[0].decode()
+    out["qc_children"] = sorted(zk.get_children("/qc"))
+
+    zk.create("/qb", b"12345")
+    set_quota(zk, "/qb", "count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=-1")
+    out["bytes"] = [
+        outcome(lambda: zk.create("/qb/a", b"1234")),  # 9 bytes
+        outcome(lambda: zk.create("/qb/b", b"12")),  # 11 > 10
+        outcome(lambda: zk.create("/qb/c")),  # no bytes: fits
+        outcome(lambda: zk.set("/qb/a", b"12345")),  # 10
+        outcome(lambda: zk.set("/qb/a", b"123456")),  # 11
+        outcome(lambda: zk.set("/qb", b"")),  # shrinking always fits
+    ]
+    out["qb_stats"] = zk.get("/zookeeper/quota/qb/zookeeper_stats")[0].decode()
+
+    # Soft limits warn in the server's log and let the write through.
+    zk.create("/qs")
+    set_quota(zk, "/qs", "count=1,bytes=1")
+    out["soft"] = [outcome(lambda: zk.create("/qs/a", b"xyz")), outcome(lambda: zk.set("/qs/a", b"longer"))]
+
+    # A multi: the member that would pass the limit fails with QuotaExceeded, the one before
+    # it is rolled back (0 in the reply), the one after it gets RuntimeInconsistency.
+    zk.create("/qm")
+    set_quota(zk, "/qm", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2")
+    zk.create("/qm/one")
+    t = zk.transaction()
+    t.create("/qm_free")
+    t.create("/qm/two")
+    t.create("/qm_after")
+    results = t.commit()
+    out["multi"] = [type(r).__name__ if isinstance(r, Exception) else "ok:" + str(r) for r in results]
+    out["multi_rolled_back"] = zk.exists("/qm_free") is None
+    # As ZooKeeper, each member is checked against the committed usage: two creates in one
+    # multi both fit when one more node does.
+    zk.create("/qn")
+    set_quota(zk, "/qn", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2")
+    t = zk.transaction()
+    t.create("/qn/a")
+    t.create("/qn/b")
+    out["multi_same_snapshot"] = [type(r).__name__ if isinstance(r, Exception) else "ok" for r in t.commit()]
+    out["qn_stats"] = zk.get("/zookeeper/quota/qn/zookeeper_stats")[0].decode()
+    return out
+
+
+@pytest.mark.parametrize("enforce", [True, False], ids=["enforceQuota", "no-enforce"])
+def test_hard_quota_side_by_side(new_server, enforce):
+    got = {}
+    for kind in KINDS:
+        s = new_server(kind, extra_cfg={"enforceQuota": "true"} if enforce else {})
+        zk = client(s)
+        try:
+            got[kind] = scenario(zk)
+        finally:
+            zk.stop()
+            zk.close()
+    assert got["rzk"] == got["zookeeper"]
+    z = got["zookeeper"]
+    if enforce:
+        assert z["children"] == ["ok", "QuotaExceeded", "QuotaExceeded", "QuotaExceeded"]
+        assert z["multi"][1] == "QuotaExceededError"
+        assert z["multi"][0] == "RolledBackError" and RolledBackError
+    else:
+        assert z["children"] == ["ok"] * 4
+
+
+def test_quota_exceeded_counted_in_mntr(new_server):
+    """ZooKeeper 3.8's `quota_exceeded_error_per_namespace` counter set and the
+    `quota_*_per_namespace` gauge sets in `mntr` (its default metrics provider prints a set's
+    member as `zk_<namespace>_<name>`)."""
+    got = {}
+    for kind in KINDS:
+        s = new_server(kind, extra_cfg={"enforceQuota": "true"})
+        zk = client(s)
+        try:
+            zk.create("/ns1/q", makepath=True)
+            set_quota(zk, "/ns1/q", "count=-1,bytes=-1=;byteHardLimit=100;countHardLimit=2")
+            zk.create("/ns1/q/a", b"abc")
+            outcome(lambda: zk.create("/ns1/q/b"))
+            outcome(lambda: zk.create("/ns1/q/c"))
+        finally:
+            zk.stop()
+            zk.close()
+        lines = h.four_letter(s.port, "mntr").splitlines()
+        got[kind] = sorted(l for l in lines if "quota" in l)
+    assert got["rzk"] == got["zookeeper"], got
