@@ -577,7 +577,7 @@ pub fn metric_kind(key: &str) -> MetricKind {
 pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> = Vec::new();
     for (k, v) in fourlw::mntr_rows(s, p) {
-        let key = k.strip_prefix("zk_").unwrap_or(k);
+        let key = k.strip_prefix("zk_").unwrap_or(&k);
         // The 4lw's latency count/sum and a standalone server's proposal sizes are not
         // among the AdminServer's keys.
         if matches!(key, "cnt_latency" | "sum_latency") || (s.role != Role::Leader && key.ends_with("_proposal_size")) {
@@ -682,6 +682,7 @@ mod tests {
             session_count: 0,
             digest: 7,
             digest_version: 2,
+            quota_gauges: Default::default(),
         }
     }
 

@@ -161,6 +161,7 @@ impl ZooKeeperServer {
             watch_count: self.tree.watch_count(),
             digest: self.tree.digest(),
             digest_version: self.tree.digest_version(),
+            quota_gauges: rzk_tree::quota::namespace_metrics(&self.tree),
         }
     }
 
