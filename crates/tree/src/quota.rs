@@ -184,12 +184,20 @@ pub fn namespace_metrics(tree: &DataTree) -> [NamespaceValues; 4] {
             stack.push(format!("{path}/{c}"));
         }
     }
-    let hard_or_soft = |hard: i64, soft: i64| if hard > -1 { hard } else { soft };
-    let pick: [&dyn Fn(&StatsTrack, bool) -> Option<i64>; 4] = [
-        &|t, limit| limit.then(|| hard_or_soft(t.byte_hard_limit(), t.bytes())),
-        &|t, limit| (!limit).then(|| t.count()),
-        &|t, limit| limit.then(|| hard_or_soft(t.count_hard_limit(), t.count())),
-        &|t, limit| (!limit).then(|| t.bytes()),
+    // QuotaMetricsUtils.getQuotaLimit: the hard limit takes precedence if set.
+    fn hard_or_soft(hard: i64, soft: i64) -> i64 {
+        if hard > -1 {
+            hard
+        } else {
+            soft
+        }
+    }
+    type Pick = fn(&StatsTrack, bool) -> Option<i64>;
+    let pick: [Pick; 4] = [
+        |t, limit| limit.then(|| hard_or_soft(t.byte_hard_limit(), t.bytes())),
+        |t, limit| (!limit).then(|| t.count()),
+        |t, limit| limit.then(|| hard_or_soft(t.count_hard_limit(), t.count())),
+        |t, limit| (!limit).then(|| t.bytes()),
     ];
     pick.map(|f| {
         let mut order: ConcurrentOrder<String> = ConcurrentOrder::default();
