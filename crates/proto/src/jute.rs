@@ -111,21 +111,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A jute ustring; null decodes as empty.
+    /// A jute ustring; null decodes as empty. Bytes that are not UTF-8 decode as Java's
+    /// `new String(bytes, UTF_8)` decodes them: each malformed sequence becomes U+FFFD (so a
+    /// path with them is an invalid path, or a node that does not exist, as in ZooKeeper).
     pub fn read_string(&mut self) -> Result<String, DecodeError> {
         match self.read_len()? {
             None => Ok(String::new()),
             Some(n) => {
                 let b = self.take(n)?;
-                std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
+                Ok(String::from_utf8_lossy(b).into_owned())
             }
         }
     }
 
-    /// A jute vector of records; null decodes as empty. The count is checked against the
-    /// remaining bytes (each item takes at least `min_item_bytes`) before anything is allocated.
+    /// A jute vector of records; null decodes as empty. As jute's `BinaryInputArchive`, a
+    /// count below -1 is an empty vector (its index is done at once), not an error. The count
+    /// is checked against the remaining bytes (each item takes at least `min_item_bytes`)
+    /// before anything is allocated.
     pub fn read_vec<T: Record>(&mut self) -> Result<Vec<T>, DecodeError> {
-        match self.read_len()? {
+        let n = self.read_i32()?;
+        match (n >= 0).then_some(n as usize) {
             None => Ok(Vec::new()),
             Some(n) => {
                 let min = T::MIN_ENCODED_BYTES.max(1);
@@ -424,10 +429,18 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_an_error() {
+    fn invalid_utf8_decodes_as_java_does() {
         let mut w = Writer::new();
-        w.write_buffer(&[0xff, 0xfe]);
+        w.write_buffer(b"/a\xffb\xe2\x82");
         let b = w.into_inner();
-        assert_eq!(Reader::new(&b).read_string(), Err(DecodeError::InvalidUtf8));
+        assert_eq!(Reader::new(&b).read_string().unwrap(), "/a\u{fffd}b\u{fffd}");
+    }
+
+    #[test]
+    fn vector_counts_below_minus_one_are_empty() {
+        for n in [-1i32, -2, i32::MIN] {
+            let b = n.to_be_bytes();
+            assert_eq!(Reader::new(&b).read_vec::<String>().unwrap(), Vec::<String>::new());
+        }
     }
 }
