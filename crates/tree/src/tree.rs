@@ -1186,9 +1186,10 @@ impl DataTree {
         }
     }
 
-    /// `containsWatcher(path, type, watcher)` (checkWatches). In 3.8 only Children, Data and
-    /// Any exist (ZooKeeper 3.8 fails the request for the others before reaching the tree;
-    /// false here), and a table "contains" the watcher when the path has any watcher.
+    /// `containsWatcher(path, type, watcher)` (checkWatches). 3.8 has only Children, Data and
+    /// Any, and there a table "contains" the watcher when the path has any watcher; 3.9's
+    /// Persistent and PersistentRecursive are served on either flavor as 3.9 does (the data
+    /// table's entry of this watcher has that mode).
     pub fn contains_watch(&self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
         let (d, c) = (&self.data_watches, &self.child_watches);
         match self.opts.flavor {
@@ -1196,7 +1197,9 @@ impl DataTree {
                 WatcherType::Children => c.contains_watcher(path, watcher, None),
                 WatcherType::Data => d.contains_watcher(path, watcher, None),
                 WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
-                WatcherType::Persistent | WatcherType::PersistentRecursive => false,
+                // 3.9's types on 3.8's tables: the data table's entry has that mode.
+                WatcherType::Persistent => d.contains_watch_mode(path, watcher, WatcherMode::Persistent),
+                WatcherType::PersistentRecursive => d.contains_watch_mode(path, watcher, WatcherMode::PersistentRecursive),
             },
             Flavor::V3_9 => match ty {
                 WatcherType::Children => c.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
@@ -1210,7 +1213,7 @@ impl DataTree {
 
     /// `removeWatch(path, type, watcher)` (removeWatches); true when something was removed.
     /// In 3.8 Data/Children remove the (path, watcher) entry of that table whatever its mode;
-    /// Persistent/PersistentRecursive do not exist (false here).
+    /// Persistent/PersistentRecursive are ZooKeeper 3.9's, served on either flavor.
     pub fn remove_watches(&mut self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
         let flavor = self.opts.flavor;
         let (d, c) = (&mut self.data_watches, &mut self.child_watches);
@@ -1222,7 +1225,16 @@ impl DataTree {
                 let b = d.remove_watch(path, watcher, None);
                 a || b
             }
-            (Flavor::V3_8, _) => false,
+            // 3.9's types on 3.8's tables (one mode per entry): the entries of that mode go
+            // from both tables. (3.9 removes a recursive watch from its data table only, where
+            // alone 3.9 keeps it; 3.8's addWatch puts it in the child table too, so it goes
+            // from there as well and nothing of it is left, as in 3.9.)
+            (Flavor::V3_8, WatcherType::Persistent | WatcherType::PersistentRecursive) => {
+                let mode = if ty == WatcherType::Persistent { WatcherMode::Persistent } else { WatcherMode::PersistentRecursive };
+                let a = c.remove_watch_mode(path, watcher, mode);
+                let b = d.remove_watch_mode(path, watcher, mode);
+                a || b
+            }
             (Flavor::V3_9, WatcherType::Children) => c.remove_watch(path, watcher, Some(WatcherMode::Standard)),
             (Flavor::V3_9, WatcherType::Data) => d.remove_watch(path, watcher, Some(WatcherMode::Standard)),
             (Flavor::V3_9, WatcherType::Persistent) => {

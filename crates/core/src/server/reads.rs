@@ -179,15 +179,11 @@ impl ZooKeeperServer {
         }
     }
 
-    /// `WatcherType.fromInt`: ZooKeeper 3.8 knows Children, Data and Any only and fails the
-    /// request (MarshallingError) for anything else; 3.9 adds Persistent and PersistentRecursive.
+    /// `WatcherType.fromInt`: ZooKeeper 3.9's Children, Data, Any, Persistent and
+    /// PersistentRecursive (rzk announces 3.9; ZooKeeper 3.8 knows the first three only);
+    /// anything else fails the request (MarshallingError), as ZooKeeper's exception does.
     pub(super) fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
-        let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
-        let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
-        if v38 && matches!(t, WatcherType::Persistent | WatcherType::PersistentRecursive) {
-            return Err(ErrorCode::MarshallingError);
-        }
-        Ok(t)
+        WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)
     }
 
     /// Answers the reads (and refused writes) that waited behind a write, up to the next
