@@ -19,6 +19,7 @@ pub fn full_version() -> String {
 /// Every four-letter word rzk knows (whether or not the whitelist allows it).
 pub const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs", "isro", "crst", "srst", "gtmk", "stmk",
+    "hash",
 ];
 
 /// Facts about the process the shell gathers for `mntr`.
@@ -179,6 +180,10 @@ pub struct ServerSnapshot {
     /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
     pub digest: i64,
     pub digest_version: i32,
+    /// `DataTree.getDigestLog` (the `hash` word): (zxid, digest), oldest first.
+    pub digest_log: Vec<(Zxid, i64)>,
+    /// The text trace mask (`gtmk`).
+    pub trace_mask: i64,
     /// ZooKeeper's quota gauge sets (`rzk_tree::quota::QUOTA_GAUGE_SETS`), by namespace.
     pub quota_gauges: [rzk_tree::quota::NamespaceValues; 4],
 }
@@ -338,6 +343,11 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             "srvr" | "stat" | "cons" | "wchs" | "wchc" | "wchp" | "dump" | "mntr" => {
                 let _ = writeln!(out, "{ZK_NOT_SERVING}");
             }
+            // DigestCommand prints the line without a newline; gtmk needs no server.
+            "hash" => out.push_str(ZK_NOT_SERVING),
+            "gtmk" => {
+                let _ = write!(out, "{}", s.trace_mask);
+            }
             _ => {}
         }
         return out;
@@ -432,6 +442,15 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                     let _ = writeln!(out, "\tip: /{}:{} sessionId: 0x{:x}", c.peer.ip(), c.peer.port(), c.session.unwrap_or_default().0);
                 }
             }
+        }
+        "hash" => {
+            // DigestCommand: one line per logged digest, the zxid in hex.
+            for (zxid, digest) in &s.digest_log {
+                let _ = writeln!(out, "{:x}: {digest}", zxid.0);
+            }
+        }
+        "gtmk" => {
+            let _ = write!(out, "{}", s.trace_mask);
         }
         "mntr" => {
             for (k, v) in mntr_rows(s, p) {

@@ -395,6 +395,20 @@ pub struct ZooKeeperServer {
     quorum_info: crate::fourlw::QuorumInfo,
     /// The role, with the state only that role has (as `rzk_zab::Node` holds its roles).
     role: RoleState,
+    /// ZooKeeper's text trace mask (`ZooTrace`, the `gtmk` / `stmk` words): which request
+    /// categories are traced (at TRACE level, target `rzk::zootrace`).
+    trace_mask: i64,
+}
+
+/// `ZooTrace`'s trace categories rzk traces, and its default mask (requests, server packets,
+/// sessions, warnings).
+pub mod zootrace {
+    pub const CLIENT_REQUEST_TRACE_MASK: i64 = 1 << 1;
+    pub const CLIENT_PING_TRACE_MASK: i64 = 1 << 3;
+    pub const SERVER_PACKET_TRACE_MASK: i64 = 1 << 4;
+    pub const SESSION_TRACE_MASK: i64 = 1 << 5;
+    pub const WARNING_TRACE_MASK: i64 = 1 << 8;
+    pub const DEFAULT_MASK: i64 = CLIENT_REQUEST_TRACE_MASK | SERVER_PACKET_TRACE_MASK | SESSION_TRACE_MASK | WARNING_TRACE_MASK;
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -428,7 +442,19 @@ impl ZooKeeperServer {
             out: Vec::new(),
             quorum_info: Default::default(),
             role: RoleState::Standalone,
+            trace_mask: zootrace::DEFAULT_MASK,
         }
+    }
+
+    /// `gtmk`: the text trace mask.
+    pub fn trace_mask(&self) -> i64 {
+        self.trace_mask
+    }
+
+    /// `stmk`: sets the text trace mask (ZooKeeper logs "Set text trace mask to 0x..").
+    pub fn set_trace_mask(&mut self, mask: i64) {
+        tracing::info!("Set text trace mask to 0x{:x}", mask);
+        self.trace_mask = mask;
     }
 
     /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
@@ -628,6 +654,11 @@ impl ZooKeeperServer {
             return;
         }
         let op = OpCode::from_code(header.op);
+        // ZooTrace.logRequest: pings and other requests, each under its own category.
+        let category = if op == Some(OpCode::Ping) { zootrace::CLIENT_PING_TRACE_MASK } else { zootrace::CLIENT_REQUEST_TRACE_MASK };
+        if self.trace_mask & category != 0 {
+            tracing::trace!(target: "rzk::zootrace", session = %session, xid = header.xid, op = header.op, "request");
+        }
         // Auth and SASL are answered at once, outside the pipeline, as ZooKeeper does.
         match op {
             Some(OpCode::Auth) => return self.on_auth(conn, header, &body),

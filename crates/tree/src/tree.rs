@@ -11,7 +11,7 @@
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
@@ -35,6 +35,10 @@ pub struct NodeHint(NodeId);
 
 /// `Quotas.procZookeeper`.
 pub const PROC_ZOOKEEPER: &str = "/zookeeper";
+/// `DataTree.DIGEST_LOG_INTERVAL`: a digest is logged at every zxid that is a multiple of it.
+pub const DIGEST_LOG_INTERVAL: i64 = 128;
+/// `DataTree.DIGEST_LOG_LIMIT`: the digest log keeps this many.
+pub const DIGEST_LOG_LIMIT: usize = 1024;
 /// `ZooDefs.CONFIG_NODE`.
 pub const CONFIG_NODE: &str = "/zookeeper/config";
 
@@ -352,6 +356,12 @@ pub struct DataTree {
     node_data_size: i64,
     digest: i64,
     last_processed_zxid: Zxid,
+    /// `digestLog`: the tree digest after every applied txn whose zxid is a multiple of
+    /// [`DIGEST_LOG_INTERVAL`], the newest [`DIGEST_LOG_LIMIT`] (the `hash` word prints it).
+    digest_log: VecDeque<(Zxid, i64)>,
+    /// While a loaded snapshot's digest waits for its txn to be replayed (ZooKeeper's
+    /// `digestFromLoadedSnapshot`, a fuzzy snapshot), nothing is logged.
+    digest_log_paused: bool,
 }
 
 impl Default for DataTree {
@@ -404,6 +414,8 @@ impl DataTree {
             node_data_size: 0,
             digest: 0,
             last_processed_zxid: Zxid(0),
+            digest_log: VecDeque::new(),
+            digest_log_paused: false,
         }
     }
 
@@ -795,11 +807,30 @@ impl DataTree {
     /// partial effects ZooKeeper has (a delete of a missing child still bumps the parent's
     /// pzxid; a create of an existing node still counts an ACL reference). Every txn type of
     /// a write ([`rzk_proto::OpCode::is_write`]) is applied here.
+    /// `getDigestLog`: (zxid, tree digest) at every [`DIGEST_LOG_INTERVAL`]th zxid applied
+    /// since this tree was built, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = (Zxid, i64)> + '_ {
+        self.digest_log.iter().copied()
+    }
+
+    /// Recovery: a loaded snapshot's digest is waiting for its zxid (no digest is logged
+    /// meanwhile, as ZooKeeper's fuzzy state), or no longer is.
+    pub fn set_digest_log_paused(&mut self, paused: bool) {
+        self.digest_log_paused = paused;
+    }
+
     pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyOutcome {
         let mut out = Vec::new();
         let result = self.process(hdr, txn, &mut out);
         if hdr.zxid > self.last_processed_zxid {
             self.last_processed_zxid = hdr.zxid;
+        }
+        // logZxidDigest
+        if !self.digest_log_paused && hdr.zxid.0 % DIGEST_LOG_INTERVAL == 0 {
+            self.digest_log.push_back((hdr.zxid, self.digest()));
+            if self.digest_log.len() > DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
         }
         let mut deliveries = Vec::with_capacity(out.len());
         let mut delivery_acls = Vec::with_capacity(out.len());

@@ -82,6 +82,9 @@ impl ZooKeeperServer {
         }
         for session in self.sessions.expire(self.now_ms) {
             tracing::info!(session = %session, "session expired");
+            if self.trace_mask & super::zootrace::SESSION_TRACE_MASK != 0 {
+                tracing::trace!(target: "rzk::zootrace", session = %session, "session expired: closeSession");
+            }
             self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
             let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };

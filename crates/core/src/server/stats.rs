@@ -162,6 +162,8 @@ impl ZooKeeperServer {
             digest: self.tree.digest(),
             digest_version: self.tree.digest_version(),
             quota_gauges: rzk_tree::quota::namespace_metrics(&self.tree),
+            digest_log: self.tree.digest_log().collect(),
+            trace_mask: self.trace_mask,
         }
     }
 

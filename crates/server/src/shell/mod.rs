@@ -48,6 +48,8 @@ pub enum Event {
     FourLetterWord {
         conn: ConnId,
         word: String,
+        /// `stmk`'s trace mask, read after the word.
+        arg: Option<i64>,
     },
     Closed {
         conn: ConnId,
@@ -174,7 +176,14 @@ pub(crate) struct ProcessInfoSource {
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
+pub(crate) fn four_letter_word(
+    core: &mut ZooKeeperServer,
+    p: &ProcessInfoSource,
+    word: &str,
+    arg: Option<i64>,
+    conn: ConnId,
+    rejected: u64,
+) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -183,6 +192,14 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
         return format!("{}\n", fourlw::ZK_NOT_SERVING);
     }
     match word {
+        // SetTraceMaskCommand: sets ZooTrace's mask and prints it (no newline), serving or not.
+        "stmk" => match arg {
+            Some(mask) => {
+                core.set_trace_mask(mask);
+                mask.to_string()
+            }
+            None => String::new(),
+        },
         "crst" => {
             core.reset_conn_stats();
             "Connection stats reset.\n".to_string()
