@@ -179,3 +179,74 @@ def test_quota_sets_on_the_prometheus_endpoint(new_server):
         assert f.type == kind, name
         assert [(x.labels, x.value) for x in f.samples if not x.name.endswith("_created")] == [({"key": "ns1"}, value)], name
     assert not any(n.startswith("ns1_") for n in fams)
+
+
+QUOTA_CLI_SEQUENCE = [
+    ["setquota", "-n", "5", "/q"],
+    ["setquota", "-N", "2", "/q"],
+    ["listquota", "/q"],
+    ["setquota", "-n", "5", "/missing"],
+    ["setquota", "-n", "0", "/q"],
+    ["setquota", "-b", "-1", "/q"],
+    ["setquota", "-n", "x", "/q"],
+    ["setquota", "/q"],
+    ["setquota", "-n", "5"],
+    ["setquota", "-n", "5", "/q/a"],
+    ["setquota", "-n", "5", "/"],
+    ["setquota", "-B", "1", "/r/x/y"],
+    ["setquota", "-n", "5", "/r"],
+    ["setquota", "-n", "5", "/zookeeper/quota/x"],
+    ["setquota", "-n", "5", "-N", "3", "/q"],
+    ["setquota", "-b", "1", "/s"],
+    ["setquota", "-B", "4", "/s"],
+    ["listquota", "/s"],
+    ["delquota", "-n", "/q"],
+    ["listquota", "/q"],
+    ["delquota", "/q"],
+    ["listquota", "/q"],
+    ["ls", "-R", "/zookeeper/quota"],
+    ["delquota", "/nope"],
+    ["listquota", "/nope"],
+    ["delquota", "-n", "-N", "/s"],
+    ["delquota"],
+    ["listquota"],
+    ["setquota", "-x", "3", "/q"],
+    ["setquota", "-n", "5", "bad"],
+    ["listquota", "bad"],
+    ["delquota", "-B", "/s"],
+    ["listquota", "/s"],
+    ["delquota", "/s"],
+    ["delquota", "/r/x/y"],
+    ["ls", "-R", "/zookeeper"],
+]
+
+
+def test_cli_quota_commands_print_what_zkcli_prints(new_server):
+    """`rzk cli` (against rzk and against ZooKeeper) and zkCli.sh (against ZooKeeper) run the
+    same quota commands from the same start: the same stdout, stderr and exit status."""
+    from test_cli import rzk_cli, zkcli, lines
+
+    def setup(s):
+        zk = client(s)
+        zk.create("/q/a/b", b"abc", makepath=True)
+        zk.create("/r/x/y", makepath=True)
+        zk.create("/s", b"0123456789")
+        zk.stop()
+        zk.close()
+
+    runs = {}
+    for name, kind in (("zkcli", "zookeeper"), ("rzk-cli@zookeeper", "zookeeper"), ("rzk-cli@rzk", "rzk")):
+        s = new_server(kind)
+        setup(s)
+        out = []
+        for cmd in QUOTA_CLI_SEQUENCE:
+            if name == "zkcli":
+                rc, o, e = zkcli(s, *cmd)
+            else:
+                rc, o, e = rzk_cli(s, *cmd)
+                o, e = lines(o), lines(e)
+            out.append((cmd, rc, o, e))
+        runs[name] = out
+    for name in ("rzk-cli@zookeeper", "rzk-cli@rzk"):
+        diff = [(z[0], z[1:], r[1:]) for z, r in zip(runs["zkcli"], runs[name]) if z != r]
+        assert diff == [], "%s vs zkCli.sh (cmd, zkcli, rzk): %r" % (name, diff)

@@ -125,6 +125,12 @@ impl StatsTrack {
     pub fn set_bytes(&mut self, v: i64) {
         self.set("bytes", v)
     }
+    pub fn set_count_hard_limit(&mut self, v: i64) {
+        self.set("countHardLimit", v)
+    }
+    pub fn set_byte_hard_limit(&mut self, v: i64) {
+        self.set("byteHardLimit", v)
+    }
     pub fn count_hard_limit(&self) -> i64 {
         self.get("countHardLimit")
     }
