@@ -201,9 +201,12 @@ impl Printer {
 
 fn state_name(s: SessionState) -> &'static str {
     match s {
-        SessionState::Connected | SessionState::ConnectedReadOnly => "CONNECTED",
+        // ZooKeeper.States, as zkCli.sh's prompt prints them.
+        SessionState::Connected => "CONNECTED",
+        SessionState::ConnectedReadOnly => "CONNECTEDREADONLY",
         SessionState::Connecting | SessionState::Disconnected => "CONNECTING",
-        SessionState::Expired | SessionState::AuthFailed | SessionState::Closed => "CLOSED",
+        SessionState::AuthFailed => "AUTH_FAILED",
+        SessionState::Expired | SessionState::Closed => "CLOSED",
     }
 }
 

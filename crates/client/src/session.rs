@@ -10,6 +10,14 @@
 //! notifications, ping when idle for a third of the session timeout, and drop the connection
 //! when the server has been silent for two thirds of it.
 //!
+//! Connected to a read-only server (`read_only` in the config: canBeReadOnly), the task keeps
+//! looking for a read-write one as the Java client's `pingRwServer` does: every so often
+//! (from 100 ms, doubling up to a minute) it asks the other hosts `isro` over a plain
+//! socket, and when one answers `rw` it drops the read-only connection and connects there
+//! first. A session the client only ever had on read-only servers is a read-only server's
+//! local session: it starts a new one on the first read-write server (session id 0), as the
+//! Java client does (`seenRwServerBefore`).
+//!
 //! A lost connection fails the requests in flight with ConnectionLoss (their outcome is
 //! unknown); requests not yet sent wait for the next connection. The session ends when the
 //! server says it expired, when the client has heard nothing from any server for longer than
@@ -90,11 +98,41 @@ pub(crate) struct SessionTask {
     last_heard: Option<Instant>,
     /// Replies to close() calls made while connecting.
     closers: Vec<oneshot::Sender<()>>,
+    /// Whether the session was ever established on a read-write server.
+    seen_rw: bool,
+    /// A read-write server found while connected read-only: tried first next.
+    preferred: Option<(String, u16)>,
 }
+
+/// Asks each host `isro` over a plain socket (as the Java client's `pingRwServer`); sends
+/// the first that answers `rw`.
+async fn find_rw_server(hosts: Vec<(String, u16)>, found: mpsc::Sender<(String, u16)>) {
+    for (host, port) in hosts {
+        let ask = async {
+            let mut s = TcpStream::connect((host.as_str(), port)).await.ok()?;
+            s.write_all(b"isro").await.ok()?;
+            let mut answer = Vec::new();
+            s.read_to_end(&mut answer).await.ok()?;
+            Some(answer)
+        };
+        if let Ok(Some(answer)) = timeout(Duration::from_secs(1), ask).await {
+            if answer.starts_with(b"rw") {
+                let _ = found.send((host, port)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// How often a read-only connection looks for a read-write server: from this, doubling...
+const RW_PROBE_FIRST: Duration = Duration::from_millis(100);
+/// ...up to this (the Java client's `maxPingRwTimeout`).
+const RW_PROBE_MAX: Duration = Duration::from_secs(60);
 
 impl SessionTask {
     pub fn new(cfg: Config, hosts: Vec<(String, u16)>, chroot: Option<String>, h: Handles) -> SessionTask {
         let info = cfg.session.clone().unwrap_or_default();
+        let info_given = info.id.0 != 0;
         let auths = cfg.auth.iter().map(|(s, a)| AuthPacket { auth_type: 0, scheme: s.clone(), auth: a.clone() }).collect();
         SessionTask {
             cfg,
@@ -108,6 +146,9 @@ impl SessionTask {
             next_xid: 1,
             h,
             closers: Vec::new(),
+            // A session handed in by the application was established somewhere before.
+            seen_rw: info_given,
+            preferred: None,
         }
     }
 
@@ -144,6 +185,10 @@ impl SessionTask {
         loop {
             let mut order = self.hosts.clone();
             fastrand::shuffle(&mut order);
+            if let Some(rw) = self.preferred.take() {
+                order.retain(|h| *h != rw);
+                order.insert(0, rw);
+            }
             for (host, port) in order {
                 if let Some(end) = self.check_expired_or_closed() {
                     return end;
@@ -161,7 +206,7 @@ impl SessionTask {
                 match res {
                     Ok((stream, read_only)) => {
                         round = 0;
-                        match self.serve(stream, read_only).await {
+                        match self.serve(stream, read_only, (&host, port)).await {
                             End::Terminal(s) => return s,
                             End::Lost(why) => {
                                 tracing::debug!(session = %self.info.id, host = %host, why, "connection lost");
@@ -220,8 +265,10 @@ impl SessionTask {
             protocol_version: 0,
             last_zxid_seen: self.last_zxid,
             timeout_ms: self.cfg.session_timeout.as_millis().min(i32::MAX as u128) as i32,
-            session_id: self.info.id,
-            passwd: if self.info.password.is_empty() { vec![0; 16] } else { self.info.password.clone() },
+            // A session never seen by a read-write server is a read-only server's local one:
+            // a read-write server would not know it (Java's seenRwServerBefore).
+            session_id: if self.seen_rw { self.info.id } else { SessionId(0) },
+            passwd: if self.info.password.is_empty() || !self.seen_rw { vec![0; 16] } else { self.info.password.clone() },
             read_only: Some(self.cfg.read_only),
         };
         (req, deadline)
@@ -241,10 +288,11 @@ impl SessionTask {
         self.info = SessionInfo { id: resp.session_id, password: resp.passwd, timeout: Duration::from_millis(resp.timeout_ms as u64) };
         *self.h.info.lock().expect("session info") = self.info.clone();
         self.last_heard = Some(Instant::now());
+        self.seen_rw |= !read_only;
         Ok(read_only)
     }
 
-    async fn serve(&mut self, stream: Stream, read_only: bool) -> End {
+    async fn serve(&mut self, stream: Stream, read_only: bool, current: (&str, u16)) -> End {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let timeout_d = self.session_timeout();
         let read_timeout = timeout_d * 2 / 3;
@@ -268,6 +316,12 @@ impl SessionTask {
         self.set_state(if read_only { SessionState::ConnectedReadOnly } else { SessionState::Connected });
         let mut last_send = Instant::now();
         let mut last_recv = Instant::now();
+        // Read-only: look for a read-write server among the other hosts.
+        let others: Vec<(String, u16)> = self.hosts.iter().filter(|(h, p)| (h.as_str(), *p) != current).cloned().collect();
+        let (rw_tx, mut rw_rx) = mpsc::channel::<(String, u16)>(1);
+        let mut probe_wait = RW_PROBE_FIRST;
+        let mut next_probe = Instant::now() + probe_wait;
+        let mut probing: Option<tokio::task::JoinHandle<()>> = None;
         let end = loop {
             let in_flight_ok = conn.pending.len() < self.cfg.in_flight_requests_max;
             if conn.rbuf.capacity() - conn.rbuf.len() < 16 * 1024 {
@@ -325,8 +379,23 @@ impl SessionTask {
                 _ = sleep_until(last_recv + read_timeout) => {
                     break End::Lost("no reply from the server within two thirds of the session timeout");
                 }
+                _ = sleep_until(next_probe), if read_only && !others.is_empty() => {
+                    if probing.as_ref().is_none_or(|p| p.is_finished()) {
+                        probing = Some(tokio::spawn(find_rw_server(others.clone(), rw_tx.clone())));
+                    }
+                    probe_wait = (probe_wait * 2).min(RW_PROBE_MAX);
+                    next_probe = Instant::now() + probe_wait;
+                }
+                Some(rw) = rw_rx.recv() => {
+                    tracing::info!(host = %rw.0, port = rw.1, "a read-write server is available: leaving the read-only one");
+                    self.preferred = Some(rw);
+                    break End::Lost("found a read-write server");
+                }
             }
         };
+        if let Some(p) = probing {
+            p.abort();
+        }
         // Whatever was in flight has an unknown outcome.
         let err = match &end {
             End::Lost(_) => Error::ConnectionLoss,

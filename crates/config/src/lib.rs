@@ -831,6 +831,33 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
+    /// Stops at a throttle ZooKeeper would turn on and rzk does not have yet (request,
+    /// large-request, throttled-op and connection throttling). Their "off" values
+    /// (ZooKeeper's defaults) are accepted: rzk behaves as ZooKeeper does then.
+    fn refuse_unimplemented_throttling(&self) -> Result<(), ConfigError> {
+        for (name, v) in &self.cfg.system_properties {
+            let Some(k) = name.strip_prefix("zookeeper.") else { continue };
+            let n = v.trim().parse::<i64>().ok();
+            let on = match k {
+                "request_throttle_max_requests" | "throttled_op_wait_time" | "connection_throttle_tokens" => n != Some(0),
+                "largeRequestThreshold" => n != Some(-1),
+                _ => continue,
+            };
+            if on {
+                let m = format!(
+                    "{k}={v} turns on a throttle rzk does not implement yet (request, large-request and connection throttling); \
+                     remove it or set ZooKeeper's default ({})",
+                    if k == "largeRequestThreshold" { "-1" } else { "0" }
+                );
+                return Err(match self.origins.get(name) {
+                    Some(o) => self.value_err(&o.key, o.line, m),
+                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A store's settings (`zookeeper.ssl.keyStore` or `zookeeper.ssl.trustStore`).
     fn store(&self, prefix: &str) -> Result<Option<StoreConfig>, ConfigError> {
         let k = |s: &str| format!("{prefix}.{s}");
@@ -933,6 +960,7 @@ impl<'o> Parser<'o> {
     /// Typed settings ZooKeeper reads from system properties.
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
         self.refuse_unsupported_security()?;
+        self.refuse_unimplemented_throttling()?;
         self.read_client_tls()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {

@@ -982,3 +982,19 @@ fn component_settings_are_typed_and_checked() {
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err().to_string();
     assert!(e.contains("zookeeper.cnxTimeout"), "{e}");
 }
+
+#[test]
+fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
+    for line in
+        ["request_throttle_max_requests=100", "largeRequestThreshold=1048576", "connection_throttle_tokens=50", "throttled_op_wait_time=20"]
+    {
+        let e = err_with(&format!("{line}\n")).to_string();
+        let key = line.split('=').next().unwrap();
+        assert!(e.contains(key) && e.contains("throttle"), "{line}: {e}");
+    }
+    for line in
+        ["request_throttle_max_requests=0", "largeRequestThreshold=-1", "connection_throttle_tokens=0", "request_throttle_stall_time=50"]
+    {
+        with(&format!("{line}\n"));
+    }
+}

@@ -222,7 +222,7 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
             put("digests", json!(digests));
         }
         "initial_configuration" => put("initial_configuration", json!(host.initial_configuration)),
-        "is_read_only" => put("read_only", json!(false)),
+        "is_read_only" => put("read_only", json!(s.role == Role::ReadOnly)),
         "last_snapshot" => {
             let (zxid, ts) = host.last_snapshot.unwrap_or((-1, -1));
             put("zxid", json!(format!("{zxid:x}")));
@@ -312,7 +312,7 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
                     put("last_zxid", json!(format!("0x{:x}", s.zxid.0)));
                     put("zab_epoch", json!(s.zxid.0 >> 32));
                     put("zab_counter", json!(s.zxid.0 & 0xffff_ffff));
-                    let state = if s.role == Role::NotServing { "election" } else { s.quorum.zab_phase };
+                    let state = if matches!(s.role, Role::NotServing | Role::ReadOnly) { "election" } else { s.quorum.zab_phase };
                     put("zabstate", json!(state));
                 }
                 _ => {
@@ -401,7 +401,7 @@ fn client_response(s: &ServerSnapshot) -> Value {
 fn server_stats(put: &mut impl FnMut(&str, Value), s: &ServerSnapshot, host: &HostInfo) {
     let st = &s.stats;
     put("version", json!(fourlw::full_version()));
-    put("read_only", json!(false));
+    put("read_only", json!(s.role == Role::ReadOnly));
     put(
         "server_stats",
         json!({
@@ -684,6 +684,7 @@ mod tests {
             watch_count: 0,
             ephemerals_count: 0,
             session_count: 0,
+            local_session_count: 0,
             digest: 7,
             digest_version: 2,
             quota_gauges: Default::default(),

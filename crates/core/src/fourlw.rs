@@ -177,6 +177,8 @@ pub struct ServerSnapshot {
     /// set even in a brief snapshot, whose lists are empty.
     pub ephemerals_count: usize,
     pub session_count: usize,
+    /// Local sessions (`localSessionsEnabled`), not in `session_count`.
+    pub local_session_count: usize,
     /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
     pub digest: i64,
     pub digest_version: i32,
@@ -354,7 +356,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
     }
     match word {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if s.role == Role::ReadOnly { "ro" } else { "rw" }),
         "srvr" | "stat" => {
             let _ = writeln!(out, "Zookeeper version: {}", full_version());
             if word == "stat" {
@@ -490,7 +492,7 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>,
         ("zk_approximate_data_size", s.approximate_data_size.to_string()),
         ("zk_open_file_descriptor_count", p.fd_count.to_string()),
         ("zk_max_file_descriptor_count", p.fd_limit.to_string()),
-        ("zk_local_sessions", z()),
+        ("zk_local_sessions", s.local_session_count.to_string()),
         ("zk_uptime", uptime.to_string()),
         ("zk_outstanding_tls_handshake", z()),
         ("zk_non_mtls_local_conn_count", z()),

@@ -52,6 +52,9 @@ pub struct MemberConfig {
     /// Keep every committed txn this member applies for [`Member::take_deliveries`] (the
     /// simulator's checkers read them; a server leaves it off).
     pub trace_deliveries: bool,
+    /// `readonlymode.enabled`: after this many ms of looking for a quorum the member serves
+    /// read-only (ZooKeeper waits `max(2000, tickTime)`); `None`: never.
+    pub read_only_after_ms: Option<i64>,
 }
 
 /// A change of this member's state machine, with its tree's digest right after (for
@@ -270,6 +273,8 @@ pub struct Member {
     next_core_tick_ms: i64,
     /// When this server became an established leader (for mntr's leader uptime).
     leading_since_ms: Option<i64>,
+    /// Since when the node looks for a leader (for read-only mode).
+    looking_since_ms: Option<i64>,
     /// PROPOSAL data sizes: last, min, max (-1 before the first), for `srvr` / `mntr`.
     proposal_sizes: (i64, i64, i64),
     /// With `trace_deliveries`: what was applied since the last `take_deliveries`.
@@ -284,6 +289,7 @@ impl Member {
         if cfg.node_tick_ms <= 0 || cfg.core_tick_ms <= 0 {
             return Err(MemberError::Ticks { node_ms: cfg.node_tick_ms, core_ms: cfg.core_tick_ms });
         }
+        let standalone = cfg.standalone;
         let mut core = ZooKeeperServer::recovered(cfg.core.clone(), rec.tree, &rec.sessions, now_ms, wall_ms);
         let node = if cfg.standalone {
             Node::standalone(cfg.zab.clone(), rec.restored)?
@@ -304,6 +310,7 @@ impl Member {
             now_ms,
             wall_ms,
             leading_since_ms: None,
+            looking_since_ms: (!standalone).then_some(now_ms),
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
         };
@@ -400,6 +407,15 @@ impl Member {
         if self.now_ms >= self.next_core_tick_ms {
             self.next_core_tick_ms = self.now_ms + self.cfg.core_tick_ms;
             self.core_input(Input::Tick);
+        }
+        // ZooKeeper's QuorumPeer starts its ReadOnlyZooKeeperServer once it has looked for a
+        // leader this long; it goes when the node leaves LOOKING (StateChanged).
+        if let (Some(after), Some(since)) = (self.cfg.read_only_after_ms, self.looking_since_ms) {
+            if self.state == ServerState::Looking && self.core.role() == Role::NotServing && self.now_ms - since >= after {
+                tracing::info!(looking_ms = self.now_ms - since, "no quorum: serving read-only clients");
+                let epoch = self.node.current_epoch();
+                self.core_input(Input::Serve { role: Role::ReadOnly, epoch });
+            }
         }
     }
 
@@ -506,10 +522,18 @@ impl Member {
             ZabAction::Disconnect { peer } => self.out.push(Output::PeerDisconnect { peer }),
             ZabAction::StateChanged { state, leader, epoch } => {
                 tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
+                let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;
                 self.state = state;
                 self.leader = leader;
                 self.leading_since_ms = None;
-                if self.core.role() != Role::NotServing && !self.cfg.standalone {
+                if state != ServerState::Looking {
+                    self.looking_since_ms = None;
+                } else if self.looking_since_ms.is_none() {
+                    self.looking_since_ms = Some(self.now_ms);
+                }
+                // Another election round: a read-only server goes on serving.
+                let keep = still_looking && self.core.role() == Role::ReadOnly;
+                if self.core.role() != Role::NotServing && !self.cfg.standalone && !keep {
                     self.core_input(Input::StopServing);
                 }
             }
@@ -624,6 +648,7 @@ mod tests {
             core_tick_ms: 50,
             tree_options: TreeOptions::default(),
             trace_deliveries: true,
+            read_only_after_ms: None,
         };
         let rec = Recovered { tree: DataTree::with_options(TreeOptions::default()), sessions: Vec::new(), restored: Restored::default() };
         let codec = SnapCodec { encode: |_, _| Vec::new(), decode: |_, _, _| Err("no SNAP for a standalone server".into()) };

@@ -81,6 +81,13 @@ pub struct CoreConfig {
     pub container_max_never_used_interval_ms: i64,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
+    /// `localSessionsEnabled` (ensemble members only): a new session is local to the server
+    /// that created it (no createSession txn, expired by that server alone).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled`: a local session's first ephemeral create makes it
+    /// global (a createSession txn first); off, that create fails with
+    /// EphemeralOnLocalSession.
+    pub local_sessions_upgrading_enabled: bool,
 }
 
 impl Default for CoreConfig {
@@ -96,6 +103,8 @@ impl Default for CoreConfig {
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
             enforce_quota: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
         }
     }
 }
@@ -113,6 +122,9 @@ pub type PeerId = i64;
 ///   to the leader ([`ZooKeeperServer::take_touches`]), which alone expires sessions.
 /// - `NotServing`: between roles (election, synchronisation). No client is served; committed
 ///   txns are still applied.
+/// - `ReadOnly`: ZooKeeper's ReadOnlyZooKeeperServer, while an ensemble member with
+///   `readonlymode.enabled` has looked for a quorum a while: reads are served to clients
+///   that connect with canBeReadOnly, on local sessions; every write is NotReadOnly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Standalone,
@@ -120,6 +132,7 @@ pub enum Role {
     Follower,
     Observer,
     NotServing,
+    ReadOnly,
 }
 
 impl Role {
@@ -136,6 +149,7 @@ impl Role {
             Role::Follower => "follower",
             Role::Observer => "observer",
             Role::NotServing => "not serving",
+            Role::ReadOnly => "read-only",
         }
     }
 
@@ -154,6 +168,7 @@ enum RoleState {
     Follower(LearnerState),
     Observer(LearnerState),
     NotServing,
+    ReadOnly,
 }
 
 impl RoleState {
@@ -164,6 +179,7 @@ impl RoleState {
             Role::Follower => RoleState::Follower(LearnerState::default()),
             Role::Observer => RoleState::Observer(LearnerState::default()),
             Role::NotServing => RoleState::NotServing,
+            Role::ReadOnly => RoleState::ReadOnly,
         }
     }
 
@@ -174,6 +190,7 @@ impl RoleState {
             RoleState::Follower(_) => Role::Follower,
             RoleState::Observer(_) => Role::Observer,
             RoleState::NotServing => Role::NotServing,
+            RoleState::ReadOnly => Role::ReadOnly,
         }
     }
 }
@@ -331,6 +348,8 @@ enum Pending {
     Forwarded { xid: i32, op: OpCode, received_ms: i64 },
     /// Learner: a sync forwarded to the leader; `done` once the leader's SYNC came.
     Sync { header: RequestHeader, body: Vec<u8>, received_ms: i64, done: bool },
+    /// A local session's closeSession, behind earlier requests.
+    LocalClose { xid: i32 },
 }
 
 #[derive(Debug)]
@@ -356,6 +375,9 @@ enum Origin {
     Connect { conn: ConnId },
     /// A session expired, or the container manager deleting; nobody to answer.
     Internal,
+    /// A local session's upgrade to a global one (its createSession): nothing to answer, but
+    /// the connection's next request waits behind it.
+    Upgrade { conn: ConnId },
     /// Leader: a learner's forwarded request; the learner answers its client when it applies
     /// the committed txn.
     Remote { from: PeerId },
@@ -374,6 +396,9 @@ pub struct ZooKeeperServer {
     cfg: CoreConfig,
     tree: DataTree,
     sessions: SessionTracker,
+    /// Local sessions (`localSessionsEnabled`): this server's alone, never in a txn, expired
+    /// here; their ids come from `sessions`' counter. Emptied when the role is left.
+    local: SessionTracker,
     conns: BTreeMap<ConnId, Conn>,
     session_conn: HashMap<SessionId, ConnId>,
     outstanding: Outstanding,
@@ -422,6 +447,7 @@ impl ZooKeeperServer {
     /// A server over `tree` (empty, or loaded from disk) whose last zxid is the tree's.
     pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64, wall_ms: i64) -> Self {
         let sessions = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
+        let local = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
         let last_zxid = tree.last_processed_zxid();
         let predicted_digest = tree.options().digest_enabled.then(|| tree.digest());
         ZooKeeperServer {
@@ -431,6 +457,7 @@ impl ZooKeeperServer {
             cfg,
             tree,
             sessions,
+            local,
             conns: BTreeMap::new(),
             session_conn: HashMap::new(),
             outstanding: Outstanding::default(),
@@ -641,7 +668,15 @@ impl ZooKeeperServer {
         c.stats.last_cxid = header.xid;
         let session = c.session.expect("connected conns have a session");
         let timeout = c.timeout_ms;
-        if let Some(l) = self.learner_mut() {
+        let local = self.local.get(session).is_some();
+        if local {
+            // A local session is this server's alone: touched here, never reported.
+            if !self.local.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
+                let h = ReplyHeader { xid: header.xid, zxid: self.tree.last_processed_zxid(), err: ErrorCode::SessionExpired.code() };
+                self.send(conn, frame_of(&h, &Response::Empty), true);
+                return;
+            }
+        } else if let Some(l) = self.learner_mut() {
             // ZooKeeper's LearnerSessionTracker: every touch succeeds here and is reported to
             // the leader, which alone decides whether the session is alive.
             l.touches.insert(session, timeout);
@@ -670,6 +705,26 @@ impl ZooKeeperServer {
                 return;
             }
             _ => {}
+        }
+        if local && op == Some(OpCode::CloseSession) {
+            let c = self.conns.get_mut(&conn).expect("conn");
+            if c.pending.is_empty() {
+                return self.close_local_session(conn, session, header.xid);
+            }
+            c.pending.push_back(Pending::LocalClose { xid: header.xid });
+            return;
+        }
+        if let Some(op) = op.filter(|op| self.role() == Role::ReadOnly && not_read_only(*op)) {
+            // ReadOnlyRequestProcessor: writes (a multi, a sync, a check and a global
+            // session's close too) are refused with NotReadOnly.
+            return self.fail_in_turn(conn, header.xid, op, ErrorCode::NotReadOnly, received_ms);
+        }
+        if let Some(op) = op.filter(|op| local && creates_ephemeral(*op, &body)) {
+            // ZooKeeper's checkUpgradeSession: an ephemeral needs a global session.
+            if !self.cfg.local_sessions_upgrading_enabled {
+                return self.fail_in_turn(conn, header.xid, op, ErrorCode::EphemeralOnLocalSession, received_ms);
+            }
+            self.upgrade_session(conn, session, timeout, received_ms);
         }
         let is_write = op.is_some_and(OpCode::is_client_write);
         if self.role().is_learner() && (is_write || op == Some(OpCode::Sync)) {
@@ -738,6 +793,8 @@ impl ZooKeeperServer {
             }
         }
         self.reset_pipeline();
+        // Local sessions live only as long as the server that made them.
+        self.local.clear();
         if !matches!(self.role(), Role::NotServing | Role::Standalone) {
             tracing::info!(role = self.role().name(), "stopped serving clients");
         }
@@ -751,6 +808,31 @@ impl ZooKeeperServer {
         self.outstanding = Outstanding::default();
         self.last_zxid = self.tree.last_processed_zxid();
         self.predicted_digest = self.tree.options().digest_enabled.then(|| self.tree.digest());
+    }
+}
+
+/// The ops a read-only server refuses with NotReadOnly (ReadOnlyRequestProcessor's list; a
+/// local session's close is handled before).
+fn not_read_only(op: OpCode) -> bool {
+    op.is_client_write() || matches!(op, OpCode::Sync | OpCode::Check)
+}
+
+/// Whether a request creates an ephemeral node (a create / create2 of an ephemeral mode, or
+/// a multi with one): what makes a local session upgrade. An unreadable body is not; prep
+/// answers it.
+fn creates_ephemeral(op: OpCode, body: &[u8]) -> bool {
+    use rzk_proto::client::Request;
+    let ephemeral = |flags: i32| rzk_proto::CreateMode::from_code(flags).is_some_and(|m| m.is_ephemeral());
+    match op {
+        OpCode::Create | OpCode::Create2 => match Request::decode(op.code(), body) {
+            Ok(Request::Create(r)) => ephemeral(r.flags),
+            _ => false,
+        },
+        OpCode::Multi => match Request::decode(op.code(), body) {
+            Ok(Request::Multi(ops)) => ops.iter().any(|o| matches!(o, Request::Create(r) if ephemeral(r.flags))),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

@@ -110,6 +110,8 @@ pub struct WriteRec {
     pub start: u64,
     /// When the client got its reply; `None` if it never did (timed out or lost).
     pub end: Option<u64>,
+    /// A closeSession (a local session's close is answered with no txn).
+    pub close: bool,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +141,11 @@ pub struct Checker {
     pub acked_ephemerals: Vec<(i64, String)>,
     /// Sessions closed or expired in the committed history, with the zxid.
     pub closed_sessions: BTreeMap<i64, Zxid>,
+    /// Sessions created (createSession, also a local session's upgrade) in the committed
+    /// history, with the zxid.
+    pub created_sessions: BTreeMap<i64, Zxid>,
+    /// Local sessions are on: a session that was never global may expire with no txn.
+    pub local_sessions: bool,
     /// Sessions a server told their client had expired.
     pub reported_expired: BTreeSet<i64>,
     /// session -> tick of the last answer its client got.
@@ -146,6 +153,9 @@ pub struct Checker {
     pub max_acked: Zxid,
     pub watch_checks: u64,
     pub watch_events: u64,
+    /// Sessions a read-only member established, and writes it refused with NotReadOnly.
+    pub read_only_sessions: u64,
+    pub not_read_only: u64,
     pub expiries: u64,
     pub replies: u64,
 }
@@ -227,6 +237,9 @@ impl Checker {
         txn_changes(&rec.txn, &mut ch);
         if !ch.is_empty() {
             self.changes.insert(zxid, ch);
+        }
+        if let Txn::CreateSession { .. } = rec.txn {
+            self.created_sessions.entry(session).or_insert(zxid);
         }
         if let Txn::CloseSession { .. } = rec.txn {
             self.closed_sessions.entry(session).or_insert(zxid);
@@ -336,16 +349,30 @@ impl Checker {
             }
         }
         let mut stray = None;
+        let mut unborn = None;
         tree.for_each_node_in_snapshot_order(|path, _, _, stat| {
-            if stat.ephemeral_owner != 0 && self.closed_sessions.contains_key(&stat.ephemeral_owner) && stray.is_none() {
-                stray = Some((path.to_string(), stat.ephemeral_owner));
+            let owner = stat.ephemeral_owner;
+            if owner != 0 && self.closed_sessions.contains_key(&owner) && stray.is_none() {
+                stray = Some((path.to_string(), owner));
+            }
+            // An ephemeral's session is global before it: its createSession (or a local
+            // session's upgrade) is committed first.
+            let created = self.created_sessions.get(&owner).is_some_and(|z| *z < stat.czxid);
+            let session_owned = rzk_tree::EphemeralType::of(owner, true) == rzk_tree::EphemeralType::Normal;
+            if session_owned && !created && unborn.is_none() {
+                unborn = Some((path.to_string(), owner, stat.czxid));
             }
         });
         if let Some((p, o)) = stray {
             return Err(format!("server {server}: ephemeral {p} of closed session {o:#x} is in the final tree"));
         }
+        if let Some((p, o, z)) = unborn {
+            return Err(format!("server {server}: ephemeral {p} (created at {z}) of session {o:#x}, which was not global before it"));
+        }
         for s in &self.reported_expired {
-            if !self.closed_sessions.contains_key(s) {
+            // A local session that never became global expires on its server alone.
+            let local_only = self.local_sessions && !self.created_sessions.contains_key(s);
+            if !self.closed_sessions.contains_key(s) && !local_only {
                 return Err(format!("session {s:#x} was reported expired to its client but never closed in the committed history"));
             }
         }
@@ -372,6 +399,10 @@ impl Checker {
         let mut open: Vec<(u64, Zxid)> = Vec::new();
         for w in &self.writes {
             let z = self.txn_of_op.get(&(w.session, w.cxid)).copied();
+            if z.is_none() && w.close && self.local_sessions && !self.created_sessions.contains_key(&w.session) {
+                // A local session's close: its server alone forgets it.
+                continue;
+            }
             match (w.end, z) {
                 (Some(_), None) => return Err(format!("acknowledged write {}/{} is not in the committed history", w.session, w.cxid)),
                 (Some(end), Some(z)) => {
@@ -419,8 +450,8 @@ mod tests {
         let mut c = Checker::default();
         c.committed.insert(Zxid(1), 0);
         c.committed.insert(Zxid(2), 0);
-        c.writes.push(WriteRec { session: 1, cxid: 1, start: 0, end: Some(5) });
-        c.writes.push(WriteRec { session: 2, cxid: 1, start: 6, end: Some(9) });
+        c.writes.push(WriteRec { session: 1, cxid: 1, start: 0, end: Some(5), close: false });
+        c.writes.push(WriteRec { session: 2, cxid: 1, start: 6, end: Some(9), close: false });
         c.txn_of_op.insert((1, 1), Zxid(2));
         c.txn_of_op.insert((2, 1), Zxid(1));
         assert!(c.check_history().is_err());

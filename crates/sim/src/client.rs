@@ -124,6 +124,8 @@ pub struct Client {
     pub closing: bool,
     /// Frames to send that came up while handling a reply (SetWatches2 after a move).
     pending_sends: Vec<Vec<u8>>,
+    /// Connects with canBeReadOnly (a read-only member may serve it).
+    pub can_be_read_only: bool,
 }
 
 /// What a client asks its host to do.
@@ -149,6 +151,7 @@ impl Client {
             own_nodes: Vec::new(),
             closing: false,
             pending_sends: Vec::new(),
+            can_be_read_only: false,
         }
     }
 
@@ -165,7 +168,7 @@ impl Client {
             timeout_ms: SESSION_TIMEOUT_MS,
             session_id,
             passwd,
-            read_only: Some(false),
+            read_only: Some(self.can_be_read_only),
         };
         let mut w = Writer::new();
         req.write(&mut w);
@@ -264,7 +267,7 @@ impl Client {
         let me = self.idx;
         let xid = self.next_xid();
         let write = |chk: &mut Checker| {
-            chk.writes.push(WriteRec { session, cxid: xid, start: now, end: None });
+            chk.writes.push(WriteRec { session, cxid: xid, start: now, end: None, close: false });
             chk.writes.len() - 1
         };
         let (req, op) = match r {
@@ -316,6 +319,7 @@ impl Client {
             50..=51 if writes_enabled => {
                 self.closing = true;
                 let widx = write(chk);
+                chk.writes[widx].close = true;
                 (Request::CloseSession, Op::Close { widx })
             }
             52..=59 => {
@@ -381,6 +385,9 @@ impl Client {
                     return Err(format!("{who}: reattached as session {:#x}", resp.session_id.0));
                 }
             }
+            if resp.read_only == Some(true) {
+                chk.read_only_sessions += 1;
+            }
             self.session = Some(Session { id: resp.session_id, passwd: resp.passwd });
             c.handshake_done = true;
             chk.session_heard(resp.session_id.0, now);
@@ -421,6 +428,9 @@ impl Client {
             }
         }
         let ok = h.err == 0;
+        if h.err == rzk_proto::ErrorCode::NotReadOnly.code() {
+            chk.not_read_only += 1;
+        }
         match o.op {
             Op::Ping => {}
             Op::Setup => {
@@ -488,6 +498,13 @@ impl Client {
                 self.session = None;
                 self.closing = false;
                 return Ok(true);
+            }
+            Op::Sync { .. } if !ok => {
+                // Refused (NotReadOnly on a read-only member): the read behind it is an
+                // ordinary read, with no barrier to meet.
+                if let Some(Outstanding { op: Op::Read { after_sync, .. }, .. }) = c.outstanding.front_mut() {
+                    *after_sync = None;
+                }
             }
             Op::Sync { .. } | Op::SetWatches => {}
             Op::Read { path, watch, exists, after_sync } => {

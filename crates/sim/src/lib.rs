@@ -140,6 +140,10 @@ pub struct SimConfig {
     pub progress_writes: usize,
     pub committed_log_max: usize,
     pub faults: Faults,
+    /// `localSessionsEnabled` (with upgrading) on every member.
+    pub local_sessions: bool,
+    /// `readonlymode.enabled` on every member, and clients that connect with canBeReadOnly.
+    pub read_only: bool,
 }
 
 impl SimConfig {
@@ -171,6 +175,11 @@ impl SimConfig {
             progress_writes: 5,
             committed_log_max: r.range(10, 60) as usize,
             faults,
+            // One seed in four, chosen apart from the seed's random stream so the seeds
+            // without it run exactly as before.
+            local_sessions: seed % 4 == 3,
+            // Half of those: read-only members while a partition leaves them alone.
+            read_only: seed % 8 == 7,
         }
     }
 
@@ -186,6 +195,8 @@ pub struct Report {
     pub seed: u64,
     pub voters: usize,
     pub observers: usize,
+    pub local_sessions: bool,
+    pub read_only: bool,
     pub trace_hash: u64,
     pub ticks: u64,
     pub committed: usize,
@@ -213,6 +224,8 @@ pub struct Report {
     pub expiries: u64,
     pub watch_checks: u64,
     pub watch_events: u64,
+    pub read_only_sessions: u64,
+    pub not_read_only: u64,
     pub replies: u64,
 }
 
@@ -391,8 +404,22 @@ impl World {
                 delivered_upto: Zxid::ZERO,
             })
             .collect();
-        let clients = (0..cfg.clients).map(Client::new).collect();
-        let rep = Report { seed: cfg.seed, voters: cfg.voters, observers: cfg.observers, ..Default::default() };
+        let clients = (0..cfg.clients)
+            .map(|i| {
+                let mut c = Client::new(i);
+                c.can_be_read_only = cfg.read_only;
+                c
+            })
+            .collect();
+        let rep = Report {
+            seed: cfg.seed,
+            voters: cfg.voters,
+            observers: cfg.observers,
+            local_sessions: cfg.local_sessions,
+            read_only: cfg.read_only,
+            ..Default::default()
+        };
+        let local_sessions = cfg.local_sessions;
         let faults = cfg.faults.clone();
         let mut w = World {
             cfg,
@@ -408,7 +435,7 @@ impl World {
             conns: BTreeMap::new(),
             cut: BTreeSet::new(),
             partition_until: None,
-            chk: Checker::default(),
+            chk: Checker { local_sessions, ..Checker::default() },
             trace: 0xcbf2_9ce4_8422_2325,
             rep,
             client_writes_enabled: true,
@@ -448,6 +475,8 @@ impl World {
             extended_types_enabled: true,
             reconfig_enabled: false,
             container_check_interval_ms: 1000,
+            local_sessions_enabled: self.cfg.local_sessions,
+            local_sessions_upgrading_enabled: true,
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -458,6 +487,9 @@ impl World {
             core_tick_ms: TICK_MS as i64,
             tree_options: tree_options(),
             trace_deliveries: true,
+            // ZooKeeper waits max(2000, tickTime); the simulator's partitions are short
+            // (0.5 to 7.5 s), so its members turn read-only sooner to be seen doing it.
+            read_only_after_ms: self.cfg.read_only.then_some(500),
         }
     }
 
@@ -558,6 +590,8 @@ impl World {
         self.rep.expiries = self.chk.expiries;
         self.rep.watch_checks = self.chk.watch_checks;
         self.rep.watch_events = self.chk.watch_events;
+        self.rep.read_only_sessions = self.chk.read_only_sessions;
+        self.rep.not_read_only = self.chk.not_read_only;
         self.rep.replies = self.chk.replies;
         Ok(())
     }
@@ -908,7 +942,12 @@ impl World {
                 // Like a ZooKeeper client: try a server (it refuses us if it is behind).
                 if self.rng.chance(0.3) {
                     let s = self.rng.below(self.servers.len() as u64) as usize;
-                    let serving = self.servers[s].member.as_ref().is_some_and(|m| m.node().is_serving());
+                    // A canBeReadOnly client also tries a read-only member.
+                    let ro = self.clients[ci].can_be_read_only;
+                    let serving = self.servers[s]
+                        .member
+                        .as_ref()
+                        .is_some_and(|m| m.node().is_serving() || (ro && m.core().role() == rzk_core::server::Role::ReadOnly));
                     if serving {
                         self.open_client_conn(ci, s)?;
                     }
@@ -1173,7 +1212,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
@@ -1182,13 +1221,16 @@ pub fn summarize(reports: &[Report]) -> String {
          established leaders hold every committed txn\n\
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
-         {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event)\n\
+         {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
+         {} sessions on read-only members, {} writes refused there with NotReadOnly\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
         by_size(5),
         by_size(7),
         reports.iter().filter(|r| r.observers > 0).count(),
+        reports.iter().filter(|r| r.local_sessions).count(),
+        reports.iter().filter(|r| r.read_only).count(),
         sum(|r| r.crashes),
         sum(|r| r.torn_tails),
         sum(|r| r.partitions),
@@ -1214,6 +1256,8 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.replies),
         sum(|r| r.watch_events),
         sum(|r| r.watch_checks),
+        sum(|r| r.read_only_sessions),
+        sum(|r| r.not_read_only),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

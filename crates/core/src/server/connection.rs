@@ -54,10 +54,25 @@ impl ZooKeeperServer {
             );
             return self.close(conn, reason);
         }
+        let read_only = self.role() == Role::ReadOnly;
+        if read_only && req.read_only != Some(true) {
+            return self.close(conn, "Refusing session request for not-read-only client".into());
+        }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let c = self.conns.get_mut(&conn).expect("conn");
         c.old_client = req.read_only.is_none();
         c.timeout_ms = timeout;
+        if req.session_id.0 == 0 && self.local_sessions() {
+            // A local session: this server's alone, answered at once (no txn).
+            let id = self.sessions.next_id();
+            self.local.add(id, timeout, self.now_ms);
+            self.attach(conn, id);
+            return self.send_connect_response(conn, true);
+        }
+        if req.session_id.0 == 0 && read_only {
+            // ZooKeeper 3.9 (and 3.8.1+) creates no global session in read-only mode.
+            return self.close(conn, "refusing a new global session in read-only mode (localSessionsEnabled is off)".into());
+        }
         if req.session_id.0 == 0 {
             // A new session: createSession goes through the log like any write.
             let id = self.sessions.next_id();
@@ -96,6 +111,20 @@ impl ZooKeeperServer {
                 }
             }
             let passwd_ok = req.passwd == auth::session_password(id);
+            if passwd_ok && self.local.is_live(id) {
+                // One of this server's local sessions, back on a new connection.
+                self.local.touch(id, self.now_ms);
+                self.attach(conn, id);
+                return self.send_connect_response(conn, true);
+            }
+            if read_only {
+                // ZooKeeper 3.9's ReadOnlyZooKeeperServer.validateSession refuses a global
+                // session. A session this member does not know at all may be alive on the
+                // quorum (created while this member was cut off): ZooKeeper answers it
+                // "expired"; rzk cannot know that and refuses it too, so the client tries
+                // another server instead of dropping a live session.
+                return self.close(conn, format!("Refusing global session reconnection in RO mode (session 0x{:x})", id.0));
+            }
             if let Some(l) = self.learner_mut().filter(|_| passwd_ok) {
                 // Only the leader knows whether the session is alive: ask it (REVALIDATE).
                 l.revalidations.insert(id, conn);
@@ -125,6 +154,21 @@ impl ZooKeeperServer {
         }
     }
 
+    /// Whether new sessions are local here: `localSessionsEnabled` on an ensemble member (a
+    /// standalone server has only global sessions, as ZooKeeper's).
+    pub(super) fn local_sessions(&self) -> bool {
+        self.cfg.local_sessions_enabled && !matches!(self.role(), Role::Standalone | Role::NotServing)
+    }
+
+    /// A connection now serves `session` (established at once: a local session).
+    fn attach(&mut self, conn: ConnId, session: SessionId) {
+        self.session_conn.insert(session, conn);
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.session = Some(session);
+        c.state = ConnState::Connected;
+        c.stats.last_op = "createSession";
+    }
+
     pub(super) fn send_connect_response(&mut self, conn: ConnId, valid: bool) {
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -135,7 +179,7 @@ impl ZooKeeperServer {
             timeout_ms: if valid { c.timeout_ms } else { 0 },
             session_id: if valid { session } else { SessionId(0) },
             passwd: if valid { auth::session_password(session) } else { vec![0; 16] },
-            read_only: if c.old_client { None } else { Some(false) },
+            read_only: if c.old_client { None } else { Some(self.role() == Role::ReadOnly) },
         };
         let mut w = Writer::for_frame();
         resp.write(&mut w);
@@ -196,7 +240,8 @@ impl ZooKeeperServer {
             tracing::warn!(learner = from, role = self.role().name(), "REVALIDATE while not leading; dropped");
             return;
         }
-        let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
+        // LeaderSessionTracker.touchSession: the leader's own local sessions first.
+        let valid = self.local.touch(session, self.now_ms) || self.sessions.touch_for(session, timeout_ms, self.now_ms);
         if valid {
             self.leader_mut().expect("leading").owners.insert(session, from);
         }

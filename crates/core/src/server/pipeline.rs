@@ -117,6 +117,20 @@ impl ZooKeeperServer {
                     }
                     self.close(conn, format!("cannot create session {session}: the transaction log refused the write"));
                 }
+                Origin::Upgrade { conn } => {
+                    // The session stays local (its ephemeral create behind fails too).
+                    let session = hdr.client_id;
+                    self.sessions.remove(session);
+                    if let Some(l) = self.leader_mut() {
+                        l.owners.remove(&session);
+                    }
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.pending.retain(|p| !matches!(p, Pending::Write { zxid: z } if *z == hdr.zxid));
+                        let timeout = c.timeout_ms;
+                        self.local.add(session, timeout, self.now_ms);
+                    }
+                    self.drain(conn);
+                }
                 Origin::Internal => {
                     if closes {
                         // An expiry: it is tried again at the next tick.
@@ -203,7 +217,7 @@ impl ZooKeeperServer {
                     RoleState::Follower(l) | RoleState::Observer(l) => {
                         l.touches.remove(&session);
                     }
-                    RoleState::Standalone | RoleState::NotServing => {}
+                    RoleState::Standalone | RoleState::NotServing | RoleState::ReadOnly => {}
                 }
                 let conn = self.session_conn.remove(&session);
                 if let (Origin::Client { conn, xid, received_ms, .. }, _) = (&f.origin, ()) {
@@ -243,6 +257,11 @@ impl ZooKeeperServer {
                     self.finish(conn, h, &resp, Some(op), received_ms);
                     self.drain(conn);
                 }
+            }
+            Origin::Upgrade { conn } => {
+                // The session is global now; what waited behind its createSession goes on.
+                self.pop_write(conn, zxid);
+                self.drain(conn);
             }
             Origin::Internal | Origin::Remote { .. } => {}
         }
@@ -314,7 +333,10 @@ impl ZooKeeperServer {
         }
         // From here the txn is this connection's: the commit path pops it as its write.
         *c.pending.front_mut().expect("front") = Pending::Write { zxid: hdr.zxid };
-        if op == OpCode::CreateSession {
+        if op == OpCode::CreateSession && c.state == ConnState::Connected {
+            // A local session's upgrade (its connection is long established).
+            Origin::Upgrade { conn }
+        } else if op == OpCode::CreateSession {
             Origin::Connect { conn }
         } else {
             Origin::Client { conn, xid, op, received_ms }
@@ -389,8 +411,23 @@ impl ZooKeeperServer {
             // CloseSession is a client write too, taken above.
             write if write.is_client_write() => {
                 let zxid = self.last_zxid.next();
-                let txn = if !self.sessions.is_live(session) {
+                let txn = if !self.sessions.is_live(session) && !self.local.is_live(session) && !self.local_elsewhere(session) {
                     Err(ErrorCode::SessionExpired)
+                } else if !self.sessions.is_live(session) {
+                    // A session local to the learner (LeaderSessionTracker.checkSession lets
+                    // it through, unowned).
+                    prep_request(
+                        &self.tree,
+                        &mut self.outstanding,
+                        &self.cfg,
+                        &mut self.stats.quota_exceeded,
+                        &auth,
+                        session,
+                        op,
+                        &body,
+                        zxid,
+                        time,
+                    )
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
@@ -417,6 +454,13 @@ impl ZooKeeperServer {
         let zxid = self.next_zxid();
         let header = TxnHeader { client_id: session, cxid, zxid, time, op: op_code.code() };
         self.append(header, txn, Origin::Remote { from });
+    }
+
+    /// Leader: a session this server does not track may be local to another member, when
+    /// local sessions are on and its id carries another server's id
+    /// (`LeaderSessionTracker.checkSession`).
+    fn local_elsewhere(&self, session: SessionId) -> bool {
+        self.cfg.local_sessions_enabled && (session.0 >> 56) != self.cfg.server_id as i64
     }
 
     /// Leader: answers the learners' syncs that waited for txns up to `zxid`.

@@ -188,6 +188,19 @@ impl ZooKeeperServer {
 
     /// Answers the reads (and refused writes) that waited behind a write, up to the next
     /// pending write.
+    /// An error answer to a request refused before prep (NotReadOnly,
+    /// EphemeralOnLocalSession): at once, or in its turn behind the connection's earlier
+    /// requests.
+    pub(super) fn fail_in_turn(&mut self, conn: ConnId, xid: i32, op: OpCode, err: ErrorCode, received_ms: i64) {
+        let c = self.conns.get_mut(&conn).expect("conn");
+        if c.pending.is_empty() {
+            let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
+            self.finish(conn, h, &Response::Empty, Some(op), received_ms);
+        } else {
+            c.pending.push_back(Pending::Failed { xid, op, err, received_ms });
+        }
+    }
+
     pub(super) fn drain(&mut self, conn: ConnId) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -202,6 +215,12 @@ impl ZooKeeperServer {
                     let Some(Pending::Failed { xid, op, err, received_ms }) = c.pending.pop_front() else { unreachable!() };
                     let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: err.code() };
                     self.finish(conn, h, &Response::Empty, Some(op), received_ms);
+                }
+                Some(Pending::LocalClose { xid }) => {
+                    let xid = *xid;
+                    c.pending.pop_front();
+                    let session = c.session.expect("a local close has a session");
+                    return self.close_local_session(conn, session, xid);
                 }
                 Some(Pending::Sync { done: true, .. }) => {
                     let Some(Pending::Sync { header, body, received_ms, .. }) = c.pending.pop_front() else { unreachable!() };

@@ -4,8 +4,10 @@
 //! standalone server and on the leader), and the session table a snapshot carries.
 //! The tracker itself (tick buckets) is [`crate::session`].
 
-use super::{Origin, PeerId, Role, ZooKeeperServer};
+use super::pipeline::c_push_write;
+use super::{frame_of, Action, ConnId, Origin, PeerId, Pending, Role, ZooKeeperServer};
 use crate::prep::PrepContext;
+use rzk_proto::client::{ReplyHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
 use rzk_proto::{OpCode, SessionId, Zxid};
 
@@ -74,7 +76,63 @@ impl ZooKeeperServer {
         ctx.close_session(zxid)
     }
 
+    /// A local session's closeSession: no txn (it owns no ephemerals); answered and closed
+    /// here, as ZooKeeper's local session tracker does.
+    pub(super) fn close_local_session(&mut self, conn: ConnId, session: SessionId, xid: i32) {
+        self.local.remove(session);
+        self.session_conn.remove(&session);
+        let h = ReplyHeader { xid, zxid: self.tree.last_processed_zxid(), err: 0 };
+        self.send(conn, frame_of(&h, &Response::Empty), true);
+        self.close(conn, format!("local session {session} closed by client"));
+    }
+
+    /// A local session becomes global before its first ephemeral create (ZooKeeper's
+    /// `upgradeSession`): a createSession txn with the session's id goes first, and the
+    /// connection's requests wait behind it. A learner forwards it to the leader.
+    pub(super) fn upgrade_session(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, received_ms: i64) {
+        tracing::info!(%session, "upgrading a local session to a global one");
+        self.local.remove(session);
+        if self.role().is_learner() {
+            let c = self.conns.get_mut(&conn).expect("conn");
+            c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms });
+            let auth = c.auth.clone();
+            self.out.push(Action::Forward {
+                session,
+                cxid: 0,
+                op: OpCode::CreateSession.code(),
+                body: timeout_ms.to_be_bytes().to_vec(),
+                auth,
+            });
+            return;
+        }
+        self.sessions.add(session, timeout_ms, self.now_ms);
+        let me = self.my_peer();
+        if let Some(l) = self.leader_mut() {
+            l.owners.insert(session, me);
+        }
+        let zxid = self.next_zxid();
+        let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
+        c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
+        self.append(header, Txn::CreateSession { timeout_ms }, Origin::Upgrade { conn });
+    }
+
+    /// Local sessions past their timeout go, with their connections (no txn: they own no
+    /// ephemerals).
+    fn expire_local_sessions(&mut self) {
+        for session in self.local.expire(self.now_ms) {
+            tracing::info!(%session, "local session expired");
+            self.stats.sessions_expired += 1;
+            self.local.remove(session);
+            if let Some(conn) = self.session_conn.remove(&session) {
+                self.close(conn, format!("session {session} expired"));
+            }
+        }
+    }
+
     pub(super) fn on_tick(&mut self) {
+        if self.role() != Role::NotServing {
+            self.expire_local_sessions();
+        }
         if !self.role().expires_sessions() {
             // Learners never expire sessions (the leader does, from their touches) and run no
             // container manager; nothing is served between roles.

@@ -153,6 +153,7 @@ impl ZooKeeperServer {
             },
             ephemerals_count: self.tree.ephemerals_count(),
             session_count: self.sessions.len(),
+            local_session_count: self.local.len(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             now_wall_ms: self.wall_ms,
             min_session_timeout_ms: self.cfg.min_session_timeout_ms,

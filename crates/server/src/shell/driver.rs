@@ -231,7 +231,17 @@ pub async fn run(
         core_tick_ms: CORE_TICK_MS,
         tree_options: durable::tree_options(&cfg),
         trace_deliveries: false,
+        // ZooKeeper starts its read-only server after max(2000, tickTime) ms of LOOKING.
+        read_only_after_ms: (cfg.readonly_mode_enabled && my_id.is_some()).then(|| (cfg.tick_time as i64).max(2000)),
     };
+    if my_id.is_none() && (cfg.local_sessions_enabled || cfg.readonly_mode_enabled) {
+        // As in ZooKeeper, whose standalone server has neither.
+        tracing::info!(
+            local_sessions = cfg.local_sessions_enabled,
+            read_only_mode = cfg.readonly_mode_enabled,
+            "localSessionsEnabled and readonlymode.enabled apply to ensemble members only; a standalone server has global sessions and is never read-only"
+        );
+    }
     let member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
 
     let (net_tx, mut net_rx) = mpsc::channel::<peer::NetEvent>(4096);

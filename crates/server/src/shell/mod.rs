@@ -105,6 +105,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
         enforce_quota: cfg.enforce_quota,
+        local_sessions_enabled: cfg.local_sessions_enabled,
+        local_sessions_upgrading_enabled: cfg.local_sessions_upgrading_enabled,
     }
 }
 
