@@ -250,3 +250,27 @@ def test_cli_quota_commands_print_what_zkcli_prints(new_server):
     for name in ("rzk-cli@zookeeper", "rzk-cli@rzk"):
         diff = [(z[0], z[1:], r[1:]) for z, r in zip(runs["zkcli"], runs[name]) if z != r]
         assert diff == [], "%s vs zkCli.sh (cmd, zkcli, rzk): %r" % (name, diff)
+
+
+@pytest.mark.timeout(600)
+def test_hard_quota_through_a_follower_of_a_3_server_ensemble():
+    """The same scenario through a follower of a 3-server ensemble (rzk, then ZooKeeper 3.8):
+    the leader preps the forwarded writes and refuses those past a hard limit."""
+    import zkensemble as ze
+
+    got = {}
+    for kind in KINDS:
+        if kind == "rzk" and not h.rzk_available():
+            pytest.skip("rzk binary not built")
+        with ze.Ensemble(kind, 3, name="quota", proxied=False, extra_cfg={"enforceQuota": "true"}) as ens:
+            ens.wait_for_leader()
+            follower = ens.followers()[0]
+            zk = KazooClient(hosts=follower.hosts, timeout=10.0)
+            zk.start(timeout=30)
+            try:
+                got[kind] = scenario(zk)
+            finally:
+                zk.stop()
+                zk.close()
+    assert got["rzk"] == got["zookeeper"]
+    assert got["zookeeper"]["children"] == ["ok", "QuotaExceeded", "QuotaExceeded", "QuotaExceeded"]
