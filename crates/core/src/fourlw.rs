@@ -564,13 +564,14 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>,
     let at = rows.iter().position(|(k, _)| k == "zk_proposal_count").unwrap_or(rows.len());
     rows.splice(at..at, gauge_sets);
     let mut exceeded: rzk_tree::ConcurrentOrder<String> = Default::default();
-    for ns in s.stats.quota_exceeded.keys() {
+    let exceeded_per_namespace = &s.stats.quota.exceeded_per_namespace;
+    for ns in exceeded_per_namespace.keys() {
         exceeded.insert(ns.clone());
     }
     let counter_set: Vec<(Cow<'static, str>, String)> = exceeded
         .ordered()
         .into_iter()
-        .map(|ns| (Cow::Owned(format!("zk_{ns}_quota_exceeded_error_per_namespace")), s.stats.quota_exceeded[ns].to_string()))
+        .map(|ns| (Cow::Owned(format!("zk_{ns}_quota_exceeded_error_per_namespace")), exceeded_per_namespace[ns].to_string()))
         .collect();
     let at = rows.iter().position(|(k, _)| k == "zk_revalidate_count").map_or(rows.len(), |i| i + 1);
     rows.splice(at..at, counter_set);

@@ -164,6 +164,54 @@ impl Outstanding {
     }
 }
 
+/// What quota enforcement keeps: ZooKeeper's `quota_exceeded_error_per_namespace` counter
+/// set (refusals by the top-level namespace of the path) and its rate-limited log of limits
+/// passed.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaRecord {
+    pub exceeded_per_namespace: BTreeMap<String, u64>,
+    log: RateLogger,
+}
+
+/// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first comes; repeats within
+/// the interval are counted and logged once, as `[N times] Message: ...`, when the interval is
+/// over or another message comes.
+#[derive(Debug, Clone, Default)]
+struct RateLogger {
+    msg: Option<String>,
+    at_ms: i64,
+    count: u64,
+}
+
+impl RateLogger {
+    const INTERVAL_MS: i64 = 100;
+
+    fn flush(&mut self) {
+        if let (Some(m), true) = (&self.msg, self.count > 0) {
+            let times = if self.count > 1 { format!("[{} times] ", self.count) } else { String::new() };
+            tracing::warn!("{times}Message: {m}");
+        }
+        self.msg = None;
+        self.count = 0;
+    }
+
+    fn log(&mut self, now_ms: i64, msg: String) {
+        if self.msg.as_deref() == Some(msg.as_str()) {
+            self.count += 1;
+            if now_ms - self.at_ms >= Self::INTERVAL_MS {
+                self.flush();
+                self.msg = Some(msg);
+                self.at_ms = now_ms;
+            }
+        } else {
+            self.flush();
+            tracing::warn!("Message:{msg} Value:null");
+            self.msg = Some(msg);
+            self.at_ms = now_ms;
+        }
+    }
+}
+
 /// Everything prep reads besides the request: the tree, the changes not yet applied, the
 /// caller's identity and the settings that change validation.
 pub struct PrepContext<'a> {
@@ -176,8 +224,10 @@ pub struct PrepContext<'a> {
     pub reconfig_enabled: bool,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
-    /// `quota_exceeded_error_per_namespace`: hard-limit refusals by top-level namespace.
-    pub quota_exceeded: &'a mut BTreeMap<String, u64>,
+    /// The time of the write (the quota log's rate limit counts it).
+    pub now_ms: i64,
+    /// Hard-limit refusals by namespace, and the rate-limited quota log.
+    pub quota: &'a mut QuotaRecord,
 }
 
 impl PrepContext<'_> {
@@ -230,11 +280,11 @@ impl PrepContext<'_> {
             let max = if is_hard { hard } else { soft };
             if new > max {
                 let level = if is_hard { "hard" } else { "soft" };
-                tracing::warn!("Quota exceeded: {prefix} [current {what}={new}, {level}{kind}Limit={max}]");
+                self.quota.log.log(self.now_ms, format!("Quota exceeded: {prefix} [current {what}={new}, {level}{kind}Limit={max}]"));
                 if is_hard {
                     // PathUtils.getTopNamespace: the first component of the path.
                     if let Some(ns) = path.split('/').nth(1) {
-                        *self.quota_exceeded.entry(ns.to_string()).or_default() += 1;
+                        *self.quota.exceeded_per_namespace.entry(ns.to_string()).or_default() += 1;
                     }
                     return Err(ErrorCode::QuotaExceeded);
                 }
@@ -508,4 +558,24 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
         return Err(ErrorCode::BadVersion);
     }
     Ok(current.wrapping_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_logger_counts_repeats_within_its_interval() {
+        let mut r = RateLogger::default();
+        r.log(0, "a".into());
+        assert_eq!((r.msg.as_deref(), r.count), (Some("a"), 0));
+        r.log(50, "a".into());
+        r.log(99, "a".into());
+        assert_eq!(r.count, 2);
+        // The interval is over: the repeats are flushed, the message starts again.
+        r.log(100, "a".into());
+        assert_eq!((r.count, r.at_ms), (0, 100));
+        r.log(120, "b".into());
+        assert_eq!((r.msg.as_deref(), r.count, r.at_ms), (Some("b"), 0, 120));
+    }
 }

@@ -7,12 +7,11 @@
 
 use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
 use crate::auth;
-use crate::prep::{Outstanding, PrepContext};
+use crate::prep::{Outstanding, PrepContext, QuotaRecord};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
 use rzk_proto::{perms, ErrorCode, Id, OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TxnResult};
-use std::collections::BTreeMap;
 
 impl ZooKeeperServer {
     pub(super) fn on_write(&mut self, conn: ConnId, session: SessionId, header: RequestHeader, body: &[u8], received_ms: i64) {
@@ -26,18 +25,7 @@ impl ZooKeeperServer {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
-            prep_request(
-                &self.tree,
-                &mut self.outstanding,
-                &self.cfg,
-                &mut self.stats.quota_exceeded,
-                &c.auth,
-                session,
-                header.op,
-                body,
-                zxid,
-                time,
-            )
+            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &c.auth, session, header.op, body, zxid, time)
         };
         let (txn, op_code) = txn_and_op(op, txn);
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
@@ -416,33 +404,11 @@ impl ZooKeeperServer {
                 } else if !self.sessions.is_live(session) {
                     // A session local to the learner (LeaderSessionTracker.checkSession lets
                     // it through, unowned).
-                    prep_request(
-                        &self.tree,
-                        &mut self.outstanding,
-                        &self.cfg,
-                        &mut self.stats.quota_exceeded,
-                        &auth,
-                        session,
-                        op,
-                        &body,
-                        zxid,
-                        time,
-                    )
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
-                    prep_request(
-                        &self.tree,
-                        &mut self.outstanding,
-                        &self.cfg,
-                        &mut self.stats.quota_exceeded,
-                        &auth,
-                        session,
-                        op,
-                        &body,
-                        zxid,
-                        time,
-                    )
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
                 };
                 txn_and_op(code, txn)
             }
@@ -503,7 +469,7 @@ pub(super) fn prep_request(
     tree: &DataTree,
     outstanding: &mut Outstanding,
     cfg: &CoreConfig,
-    quota_exceeded: &mut BTreeMap<String, u64>,
+    quota: &mut QuotaRecord,
     auth_ids: &[Id],
     session: SessionId,
     op: i32,
@@ -521,7 +487,8 @@ pub(super) fn prep_request(
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
         enforce_quota: cfg.enforce_quota,
-        quota_exceeded,
+        quota,
+        now_ms: time,
     };
     ctx.prep(&req, zxid, time)
 }
@@ -882,7 +849,7 @@ mod tests {
                 let ri = ErrorCode::RuntimeInconsistency.code();
                 assert_eq!(results, vec![OpResult::Error { err: 0 }, OpResult::Error { err: q }, OpResult::Error { err: ri }]);
                 assert!(s.tree().get("/m").is_none());
-                assert_eq!(s.stats.quota_exceeded.get("q"), Some(&3));
+                assert_eq!(s.stats.quota.exceeded_per_namespace.get("q"), Some(&3));
             }
         }
     }

@@ -71,7 +71,8 @@ impl ZooKeeperServer {
             extended_types_enabled: self.cfg.extended_types_enabled,
             reconfig_enabled: false,
             enforce_quota: false,
-            quota_exceeded: &mut self.stats.quota_exceeded,
+            quota: &mut self.stats.quota,
+            now_ms: self.wall_ms,
         };
         ctx.close_session(zxid)
     }
@@ -173,7 +174,8 @@ impl ZooKeeperServer {
                 extended_types_enabled: self.cfg.extended_types_enabled,
                 reconfig_enabled: false,
                 enforce_quota: false,
-                quota_exceeded: &mut self.stats.quota_exceeded,
+                quota: &mut self.stats.quota,
+                now_ms: self.wall_ms,
             };
             let (txn, op) = match ctx.prep_delete_container(&path, zxid) {
                 Ok(t) => (t, OpCode::DeleteContainer),

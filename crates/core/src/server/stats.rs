@@ -60,7 +60,7 @@ pub struct ServerStats {
     pub response_size_min_max: Option<(u64, u64)>,
     /// `quota_exceeded_error_per_namespace`: creates and setData refused by a hard quota, by
     /// the top-level namespace of their path (ZooKeeper's CounterSet).
-    pub quota_exceeded: std::collections::BTreeMap<String, u64>,
+    pub quota: crate::prep::QuotaRecord,
     /// Latency of requests without a txn and of those with one (`readlatency`,
     /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
     pub read_latency: crate::summary::Summary,
