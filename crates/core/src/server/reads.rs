@@ -19,8 +19,17 @@ impl ZooKeeperServer {
             None => (ErrorCode::Unimplemented, Response::Empty),
             Some(_) => match Request::decode(header.op, body) {
                 Err(_) => (ErrorCode::MarshallingError, Response::Empty),
-                // SyncResponse echoes the request's path field as sent (a null stays null).
-                Ok(Request::Sync(_)) => (ErrorCode::Ok, Response::Raw(body[..4 + string_field_len(body)].to_vec())),
+                // SyncResponse echoes the request's path as ZooKeeper decoded it: the field as
+                // sent (a null stays null), unless it was not UTF-8: then the decoded path
+                // (Java's U+FFFD replacements) is what goes back.
+                Ok(Request::Sync(r)) => {
+                    let raw = &body[..4 + string_field_len(body)];
+                    if std::str::from_utf8(&raw[4..]).is_ok() {
+                        (ErrorCode::Ok, Response::Raw(raw.to_vec()))
+                    } else {
+                        (ErrorCode::Ok, Response::Path(r.path))
+                    }
+                }
                 Ok(req) => match self.read(conn, req) {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
