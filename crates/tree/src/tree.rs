@@ -827,7 +827,9 @@ impl DataTree {
         }
         // logZxidDigest
         if !self.digest_log_paused && hdr.zxid.0 % DIGEST_LOG_INTERVAL == 0 {
-            self.digest_log.push_back((hdr.zxid, self.digest()));
+            // With digests off ZooKeeper's tree digest stays 0, and 0 is logged.
+            let digest = if self.opts.digest_enabled { self.digest() } else { 0 };
+            self.digest_log.push_back((hdr.zxid, digest));
             if self.digest_log.len() > DIGEST_LOG_LIMIT {
                 self.digest_log.pop_front();
             }
