@@ -346,6 +346,10 @@ ZK_SUMMARIES_BASIC = [
 ]
 
 
+# The summaries rzk observes (the request latencies and its storage's).
+RZK_SUMMARIES = ["readlatency", "updatelatency", "fsynctime", "sync_processor_batch_size", "snapshottime"]
+
+
 def zookeeper_has_prometheus_provider() -> bool:
     jars = subprocess.run(["sh", "-c", "ls /usr/share/java | grep -i -e prometheus -e simpleclient"],
                           capture_output=True, text=True).stdout
@@ -373,9 +377,13 @@ def test_prometheus_metrics_names_and_types(new_server):
     families = {f.name: f for f in text_string_to_metric_families(text)}
     expected = {n: "gauge" for n in ZK_GAUGES}
     expected.update({n: "counter" for n in ZK_COUNTERS})
-    expected.update({n: "summary" for n in ZK_SUMMARIES_ADVANCED + ZK_SUMMARIES_BASIC})
+    # Summaries: those rzk measures, and no other (a metric with no observation is not exported).
+    expected.update({n: "summary" for n in RZK_SUMMARIES})
     missing = sorted(n for n in expected if n not in families)
     assert missing == []
+    unmeasured = sorted(n for n in ZK_SUMMARIES_ADVANCED + ZK_SUMMARIES_BASIC if n not in RZK_SUMMARIES and n in families)
+    assert unmeasured == []
+    assert set(RZK_SUMMARIES) <= set(ZK_SUMMARIES_ADVANCED + ZK_SUMMARIES_BASIC)  # ZooKeeper's names
     wrong = {n: families[n].type for n, t in expected.items() if families[n].type != t}
     assert wrong == {}
     sample = {x.name: x.value for f in families.values() for x in f.samples}
@@ -388,6 +396,12 @@ def test_prometheus_metrics_names_and_types(new_server):
     # rzk measures the request latencies: the workload's 4 writes and its reads.
     assert sample["updatelatency_count"] >= 4 and sample["readlatency_count"] >= 3
     assert all(x.value == x.value for x in families["updatelatency"].samples)  # no NaN once observed
+    # rzk's storage: every group commit's fdatasync (ms) and its txns, the startup snapshot.
+    assert sample["fsynctime_count"] >= 1 and sample["sync_processor_batch_size_count"] == sample["fsynctime_count"]
+    assert sample["sync_processor_batch_size_sum"] >= 4  # the workload's writes, plus its session
+    assert sample["snapshottime_count"] >= 1  # snapshot.0 of the empty dataDir
+    for name in RZK_SUMMARIES:
+        assert all(x.value == x.value for x in families[name].samples), name
     assert http_get(port, "/other")[0] == 404
     # exportJvmInfo (default true): the process_* part of the Java client's default exports.
     assert families["process_resident_memory_bytes"].type == "gauge"
@@ -395,6 +409,89 @@ def test_prometheus_metrics_names_and_types(new_server):
     assert families["process_cpu_seconds"].type == "counter"  # the parser drops _total
     assert sample["process_resident_memory_bytes"] > 0
     assert not any(n.startswith("jvm_") for n in families if n != "jvm_pause_time_ms")  # that one is ServerMetrics's
+
+
+def test_storage_metrics_observe_group_commits_and_snapshots(new_server):
+    """fsynctime, sync_processor_batch_size and snapshottime carry rzk's own measurements,
+    in /metrics and in mntr (ZooKeeper's zk_*_fsynctime ... keys)."""
+    from kazoo.client import KazooClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = h.free_port()
+    s = new_server("rzk", extra_cfg={
+        "metricsProvider.className": PROMETHEUS_PROVIDER,
+        "metricsProvider.httpHost": "127.0.0.1",
+        "metricsProvider.httpPort": str(port),
+        "snapCount": "20",  # the log rolls, and a snapshot is taken, every 10-20 txns
+    })
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    try:
+        for i in range(60):
+            kz.create("/n%d" % i, b"x")
+        # Pipelined writes: group commits of more than one txn may form.
+        for r in [kz.set_async("/n%d" % i, b"y") for i in range(60)]:
+            r.get(timeout=10)
+        deadline = time.time() + 10
+        while True:
+            text = http_get(port, "/metrics")[2]
+            sample = {x.name: x.value for f in text_string_to_metric_families(text) for x in f.samples}
+            if sample["snapshottime_count"] >= 2 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        mntr = dict(line.split("\t", 1) for line in h.four_letter(s.port, "mntr").splitlines() if "\t" in line)
+    finally:
+        kz.stop()
+        kz.close()
+    assert sample["snapshottime_count"] >= 2  # snapshot.0, then after a log roll
+    assert sample["fsynctime_count"] >= 1
+    assert sample["sync_processor_batch_size_count"] == sample["fsynctime_count"]
+    assert sample["sync_processor_batch_size_sum"] >= 121  # 120 writes and a session
+    assert sample["sync_processor_batch_size_count"] <= sample["sync_processor_batch_size_sum"]
+    assert int(mntr["zk_cnt_fsynctime"]) >= sample["fsynctime_count"]
+    assert int(mntr["zk_cnt_snapshottime"]) >= 2
+    assert int(mntr["zk_max_sync_processor_batch_size"]) >= 1
+
+
+def test_ensemble_leader_measures_ack_latency():
+    """On an rzk leader: quorum_ack_latency (txn time to its quorum of ACKs) and the
+    ack_latency summary set, one summary per learner keyed by its sid, as ZooKeeper's provider
+    labels a summary set; a follower has neither observation, so exports no ack_latency."""
+    from kazoo.client import KazooClient
+    from prometheus_client.parser import text_string_to_metric_families
+    from zkensemble import Ensemble
+
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    ports = {i: h.free_port() for i in (1, 2, 3)}
+    member_cfg = {i: {"metricsProvider.className": PROMETHEUS_PROVIDER, "metricsProvider.httpHost": "127.0.0.1",
+                      "metricsProvider.httpPort": str(p)} for i, p in ports.items()}
+    with Ensemble("rzk", 3, proxied=False, member_cfg=member_cfg, name="acklat") as ens:
+        leader = ens.wait_for_leader()
+        kz = KazooClient(hosts=leader.hosts, timeout=10)
+        kz.start(timeout=20)
+        try:
+            for i in range(20):
+                kz.create("/w%d" % i, b"x")
+        finally:
+            kz.stop()
+            kz.close()
+        ens.wait_converged()
+        fams = {}
+        for sid, port in ports.items():
+            fams[sid] = {f.name: f for f in text_string_to_metric_families(http_get(port, "/metrics")[2])}
+    lf = fams[leader.sid]
+    sample = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in lf.values() for x in f.samples}
+    assert sample[("quorum_ack_latency_count", ())] >= 20
+    # Only ACKs that come before the proposal commits are timed (as ZooKeeper's processAck):
+    # a learner always behind the quorum may have none.
+    keys = {x.labels["key"] for x in lf["ack_latency"].samples}
+    assert keys and keys <= {str(sid) for sid in ports if sid != leader.sid}, keys
+    for k in keys:
+        assert sample[("ack_latency_count", (("key", k),))] >= 1
+    for sid, f in fams.items():
+        if sid != leader.sid:
+            assert "ack_latency" not in f and f["quorum_ack_latency"].type == "summary"
 
 
 def test_prometheus_without_jvm_info(new_server):

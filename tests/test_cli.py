@@ -6,13 +6,16 @@ paths, history / redo, watch events printed as they arrive).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
 import select
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 
 import pytest
@@ -141,6 +144,9 @@ class Pty:
 
     def __init__(self, argv):
         self.master, slave = pty.openpty()
+        # A wide terminal: a long prompt (three host:port pairs) plus a command must not
+        # wrap, or the line editor redraws and asks where the cursor is while we type.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 300, 0, 0))
         # A HOME of its own: no history file left by another run or variant of the test
         # (its entries would change `history` numbering and the line editor's hints).
         home = tempfile.mkdtemp(prefix="pty-home-", dir=str(h.WORK_ROOT))

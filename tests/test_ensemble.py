@@ -40,6 +40,7 @@ import threading
 import time
 
 import pytest
+from kazoo.client import KazooClient
 
 import history
 import zkharness as h
@@ -600,6 +601,42 @@ def test_minority_cannot_commit_majority_can_then_all_converge(kind):
         majority.close()
         minority.close()
         assert_history(hist, final_state(new, {o["path"] for o in hist}))
+
+
+def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
+    """group.1=1:2:3 with weight.3=0 (ZooKeeper's QuorumHierarchical): server 3, the highest
+    sid, is never elected, and servers 2 and 3 together are no quorum (they weigh 1 of 2),
+    where a plain majority would let them go on."""
+    cfg = {"group.1": "1:2:3", "weight.3": "0"}
+    with ze.Ensemble(kinds_of(kind), 3, name="weighted", extra_cfg=cfg) as ens:
+        leader = ens.wait_for_leader()
+        assert leader.sid != 3, "the weight-0 server leads"
+        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
+        zk.start(timeout=30)
+        try:
+            zk.create("/weighted", b"w")
+        finally:
+            zk.stop()
+            zk.close()
+        gone = ens.member(1 if leader.sid == 2 else 2)
+        gone.kill9()
+        rest = [m for m in ens.members if m is not gone]
+        h.wait_until(lambda: all(m.mode() is None for m in rest), 40, 0.5,
+                     "the others to stop serving without s%d" % gone.sid)
+        time.sleep(3)
+        assert all(m.mode() is None for m in rest), {m.sid: m.mode() for m in rest}
+        gone.start()
+        leader = ens.wait_for_leader(90)
+        assert leader.sid != 3
+        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
+        zk.start(timeout=30)
+        try:
+            zk.create("/weighted-after", b"a")  # a txn of the new epoch everywhere
+        finally:
+            zk.stop()
+            zk.close()
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
 
 
 def test_observer_follows_without_voting(kind):

@@ -175,7 +175,14 @@ class Member:
                 "log4j.appender.FILE.Append=true\n"
                 "log4j.appender.FILE.layout=org.apache.log4j.PatternLayout\n"
                 "log4j.appender.FILE.layout.ConversionPattern=%%d{ISO8601} %%-5p [%%t:%%C{1}@%%L] - %%m%%n\n"
-                % (self.ens.log_level, self.workdir / "zookeeper.log")
+                # The audit appender of ZooKeeper's shipped configuration (used with audit.enable).
+                "log4j.logger.org.apache.zookeeper.audit.Slf4jAuditLogger=INFO, RFAAUDIT\n"
+                "log4j.additivity.org.apache.zookeeper.audit.Slf4jAuditLogger=false\n"
+                "log4j.appender.RFAAUDIT=org.apache.log4j.RollingFileAppender\n"
+                "log4j.appender.RFAAUDIT.File=%s\n"
+                "log4j.appender.RFAAUDIT.layout=org.apache.log4j.PatternLayout\n"
+                "log4j.appender.RFAAUDIT.layout.ConversionPattern=%%d{ISO8601} %%p %%c{2}: %%m%%n\n"
+                % (self.ens.log_level, self.workdir / "zookeeper.log", self.workdir / "zookeeper_audit.log")
             )
 
     def command(self) -> List[str]:

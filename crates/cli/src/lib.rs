@@ -1,12 +1,18 @@
 //! # rzk cli: a shell a zkCli.sh user knows at once
 //!
 //! `rzk cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [--json]
-//! [--tls-ca ca.pem [--tls-cert cert.pem --tls-key key.pem]] [cmd args...]`
+//! [--tls-ca ca.pem [--tls-cert cert.pem --tls-key key.pem]] [--sasl-user NAME --sasl-password PASSWORD]
+//! [-Dkey=value...] [cmd args...]`
 //!
 //! With `--tls-ca` it connects over TLS (what zkCli.sh does with
 //! `-Dzookeeper.client.secure=true` and its key and trust stores): the server's certificate
 //! must chain to the PEM CA file and match the host; `--tls-cert` / `--tls-key` (PEM) present a
 //! client certificate, which authenticates the session as `x509:<subject>`.
+//!
+//! SASL DIGEST-MD5 as zkCli.sh does it: `-Djava.security.auth.login.config=client.jaas` (as an
+//! argument, or in `CLIENT_JVMFLAGS` / `JVMFLAGS` as zkCli.sh passes it) names a JAAS file whose
+//! `Client` section (`-Dzookeeper.sasl.clientconfig=...` for another) has a `DigestLoginModule`
+//! with `username` and `password`; or `--sasl-user NAME --sasl-password PASSWORD`.
 //!
 //! With a command, runs it and exits, printing what zkCli prints (data and listings on
 //! stdout; `Created /x` and errors on stderr, worded as zkCli words them), or one JSON
@@ -34,7 +40,7 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, ExternalPrinter, Helper};
-use rzk_client::{Client, Config, SessionState, TlsClientConfig, TlsSettings, WatchFuture, WatchStream};
+use rzk_client::{Client, Config, SaslCredentials, SessionState, TlsClientConfig, TlsSettings, WatchFuture, WatchStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -47,6 +53,45 @@ struct Options {
     json: bool,
     command: Vec<String>,
     tls: Option<Arc<TlsClientConfig>>,
+    sasl: Option<SaslCredentials>,
+}
+
+/// The `-D` system properties of `CLIENT_JVMFLAGS` and `JVMFLAGS` (zkCli.sh's variables).
+fn env_properties() -> Vec<(String, String)> {
+    ["CLIENT_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .flat_map(|v| {
+            v.split_whitespace()
+                .filter_map(|t| t.strip_prefix("-D")?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The DIGEST-MD5 login of a JAAS file's client section (`ZooKeeperSaslClient`): `None` when
+/// the file has no such section (the Java client then goes on without SASL).
+fn sasl_from_jaas(path: &str, section: &str) -> Result<Option<SaslCredentials>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("JAAS file {path}: {e}"))?;
+    let jaas = rzk_config::sasl::parse_jaas(&text).map_err(|e| format!("JAAS file {path}: {e}"))?;
+    let Some(modules) = jaas.get(section) else {
+        eprintln!("JAAS file {path} has no section '{section}': not attempting SASL authentication");
+        return Ok(None);
+    };
+    for m in modules {
+        if m.class != rzk_config::sasl::DIGEST_LOGIN_MODULE {
+            return Err(format!(
+                "JAAS file {path}: section {section}: {} is not supported by rzk cli (only {} for DIGEST-MD5)",
+                m.class,
+                rzk_config::sasl::DIGEST_LOGIN_MODULE
+            ));
+        }
+        let opt = |k: &str| m.options.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let (Some(username), Some(password)) = (opt("username"), opt("password")) {
+            return Ok(Some(SaslCredentials { username, password }));
+        }
+    }
+    Err(format!("JAAS file {path}: section {section} has no username and password"))
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -57,8 +102,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         json: false,
         command: vec![],
         tls: None,
+        sasl: None,
     };
     let mut tls = TlsSettings::default();
+    let mut props = env_properties();
+    let (mut sasl_user, mut sasl_password) = (None, None);
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -89,6 +137,18 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 tls.key = Some(value(i)?.into());
                 i += 1;
             }
+            "--sasl-user" => {
+                sasl_user = Some(value(i)?);
+                i += 1;
+            }
+            "--sasl-password" => {
+                sasl_password = Some(value(i)?);
+                i += 1;
+            }
+            d if d.starts_with("-D") => match d[2..].split_once('=') {
+                Some((k, v)) => props.push((k.to_string(), v.to_string())),
+                None => return Err(format!("{d}: expected -Dkey=value")),
+            },
             _ => {
                 o.command = args[i..].to_vec();
                 break;
@@ -102,6 +162,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         }
         o.tls = Some(tls.client_config().map_err(|e| e.to_string())?);
     }
+    let prop = |k: &str| props.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    o.sasl = match (sasl_user, sasl_password) {
+        (Some(username), Some(password)) => Some(SaslCredentials { username, password }),
+        (None, None) => match prop("java.security.auth.login.config") {
+            Some(_) if prop("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) => None,
+            Some(path) => sasl_from_jaas(&path, &prop("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into()))?,
+            None => None,
+        },
+        _ => return Err("--sasl-user and --sasl-password go together".into()),
+    };
     Ok(o)
 }
 
@@ -136,6 +206,7 @@ fn config(opts: &Options) -> Config {
         connect_timeout: opts.timeout,
         read_only: opts.read_only,
         tls: opts.tls.clone(),
+        sasl: opts.sasl.clone(),
         ..Config::default()
     }
 }

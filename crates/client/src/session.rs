@@ -203,6 +203,17 @@ impl SessionTask {
                     r = handshake(&host, port, self.cfg.tls.clone(), req, deadline) => r,
                 };
                 let res = res.and_then(|(stream, resp)| self.accept(resp).map(|ro| (stream, ro)));
+                let res = match (res, self.cfg.sasl.clone()) {
+                    (Ok((mut stream, ro)), Some(creds)) => match self.sasl_login(&mut stream, creds).await {
+                        Ok(()) => Ok((stream, ro)),
+                        Err(SaslEnd::Refused(why)) => {
+                            tracing::warn!(host = %host, port, why = %why, "SASL login refused");
+                            return SessionState::AuthFailed;
+                        }
+                        Err(SaslEnd::Lost(why)) => Err(HandshakeError::Failed(why)),
+                    },
+                    (res, _) => res,
+                };
                 match res {
                     Ok((stream, read_only)) => {
                         round = 0;
@@ -290,6 +301,47 @@ impl SessionTask {
         self.last_heard = Some(Instant::now());
         self.seen_rw |= !read_only;
         Ok(read_only)
+    }
+
+    /// SASL DIGEST-MD5 on a new connection, before anything else is sent (as the Java client
+    /// holds its requests back until the SASL exchange is over).
+    async fn sasl_login(&mut self, stream: &mut Stream, creds: crate::sasl::SaslCredentials) -> Result<(), SaslEnd> {
+        let cnonce: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
+        let mut mech = crate::sasl::DigestMd5Client::new(creds, cnonce);
+        let limit = self.session_timeout();
+        let mut token = mech.initial_token();
+        loop {
+            let xid = self.xid();
+            let frame = request_frame(xid, &Request::Sasl(token));
+            let lost = |e: &str| SaslEnd::Lost(format!("SASL: {e}"));
+            match timeout(limit, stream.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(lost(&e.to_string())),
+                Err(_) => return Err(lost("write timed out")),
+            }
+            let challenge = loop {
+                let body = match timeout(limit, read_frame(stream, self.cfg.frame_bytes_max)).await {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => return Err(lost(&e)),
+                    Err(_) => return Err(lost("no reply within the session timeout")),
+                };
+                let mut r = Reader::new(&body);
+                let h = ReplyHeader::read(&mut r).map_err(|e| lost(&e.to_string()))?;
+                if h.xid != xid {
+                    continue; // a ping's or a notification's: not the SASL reply
+                }
+                if h.err != 0 {
+                    let code = ErrorCode::from_code(h.err).map(|c| format!("{c:?}")).unwrap_or_else(|| h.err.to_string());
+                    return Err(SaslEnd::Refused(format!("the server answered {code}")));
+                }
+                break r.read_buffer_opt().map_err(|e| lost(&e.to_string()))?.unwrap_or_default();
+            };
+            match mech.evaluate_challenge(&challenge) {
+                Ok(Some(next)) => token = next,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(SaslEnd::Refused(e.to_string())),
+            }
+        }
     }
 
     async fn serve(&mut self, stream: Stream, read_only: bool, current: (&str, u16)) -> End {
@@ -671,6 +723,26 @@ async fn handshake(
 enum HandshakeError {
     Expired,
     Failed(String),
+}
+
+enum SaslEnd {
+    /// The server refused the login (or could not prove the password): terminal.
+    Refused(String),
+    /// The connection failed: try another server.
+    Lost(String),
+}
+
+/// One whole frame's body, at most `bytes_max` long.
+async fn read_frame(stream: &mut Stream, bytes_max: usize) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.map_err(|e| format!("read: {e}"))?;
+    let n = i32::from_be_bytes(len);
+    if n < 16 || n as usize > bytes_max {
+        return Err(format!("bad frame length {n}"));
+    }
+    let mut body = vec![0u8; n as usize];
+    stream.read_exact(&mut body).await.map_err(|e| format!("read: {e}"))?;
+    Ok(body)
 }
 
 async fn write(wr: &mut OwnedWriteHalf, bytes: &[u8], limit: Duration) -> Result<(), &'static str> {

@@ -153,7 +153,7 @@ pub enum SessionState {
     /// The session is gone (the server said so, or the client was cut off for longer than the
     /// session timeout). Ephemerals are deleted, watches will not fire. Terminal.
     Expired,
-    /// The server refused the credentials given to `add_auth`. Terminal.
+    /// The server refused the credentials given to `add_auth`, or the SASL login. Terminal.
     AuthFailed,
     /// Closed by the application. Terminal.
     Closed,
@@ -225,6 +225,9 @@ pub struct Config {
     /// Connect over TLS with this configuration (see [`crate::TlsSettings`]); the server's
     /// certificate is checked against the host name or address connected to.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Log in with SASL DIGEST-MD5 on every connection, before anything else. A server that
+    /// refuses the login ends the session in [`SessionState::AuthFailed`].
+    pub sasl: Option<crate::sasl::SaslCredentials>,
 }
 
 impl Default for Config {
@@ -243,6 +246,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(1),
             watch_stream_events_max: 1024,
             tls: None,
+            sasl: None,
         }
     }
 }

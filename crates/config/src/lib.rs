@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod properties;
+pub mod sasl;
 pub mod security;
 mod servers;
 mod values;
@@ -56,6 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use sasl::{EnforceAuth, SaslConfig};
 pub use security::{ClientAuth, ClientTls, StoreConfig, StoreType};
 pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
 
@@ -97,6 +99,8 @@ pub const DEFAULT_ADMIN_SERVER_ADDRESS: &str = "0.0.0.0";
 pub const DEFAULT_ADMIN_COMMAND_URL: &str = "/commands";
 /// Default `admin.idleTimeout`, milliseconds.
 pub const DEFAULT_ADMIN_IDLE_TIMEOUT: u32 = 30000;
+/// `zookeeper.auditlog.file`'s default in ZooKeeper's shipped logging configuration.
+pub const DEFAULT_AUDIT_LOG_FILE: &str = "zookeeper_audit.log";
 /// The only `electionAlg` ZooKeeper 3.6+ accepts (fast leader election).
 pub const ELECTION_ALG_FAST_LEADER_ELECTION: u32 = 3;
 /// ZooKeeper's default `metricsProvider.className`.
@@ -452,6 +456,10 @@ pub struct ServerConfig {
     /// (`zookeeper.DigestAuthenticationProvider.superDigest`):
     /// `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    /// SASL on the client port (`java.security.auth.login.config`, the `sasl` provider, ...).
+    pub sasl: SaslConfig,
+    /// `enforce.auth.*` / `sessionRequireClientSASLAuth`.
+    pub enforce_auth: EnforceAuth,
     /// `4lw.commands.whitelist` (`zookeeper.4lw.commands.whitelist`).
     pub four_letter_word_whitelist: FourLetterWordWhitelist,
 
@@ -466,6 +474,14 @@ pub struct ServerConfig {
     pub admin_command_url: String,
     /// `admin.idleTimeout`, ms (default 30000).
     pub admin_idle_timeout: u32,
+
+    // ----- audit log -----
+    /// `audit.enable` (`zookeeper.audit.enable`, default false): write the audit log.
+    pub audit_enable: bool,
+    /// Where the audit log goes: `${zookeeper.log.dir}/${zookeeper.auditlog.file}`, the
+    /// properties ZooKeeper's shipped logback/log4j configuration names its audit appender's
+    /// file with (defaults `.` and `zookeeper_audit.log`).
+    pub audit_log_file: PathBuf,
 
     // ----- read by the server's components from system properties -----
     /// `zookeeper.digest.enabled` (ZooKeeper's `ZooKeeperServer`, default true): keep the
@@ -485,6 +501,25 @@ pub struct ServerConfig {
     /// `zookeeper.cnxTimeout` (ZooKeeper's `QuorumCnxManager`, default 5000): the timeout
     /// of a connection to a peer's election port.
     pub cnx_timeout_ms: u32,
+    /// `zookeeper.request_throttle_max_requests` (ZooKeeper's `RequestThrottler`, default 0:
+    /// off): requests in process beyond which new ones wait.
+    pub request_throttle_max_requests: u32,
+    /// `zookeeper.request_throttle_stall_time` (default 100 ms): how long a waiting request
+    /// waits before the throttler looks again (it also looks whenever a request finishes).
+    pub request_throttle_stall_time_ms: u32,
+    /// `zookeeper.request_throttle_drop_stale` (default true): a waiting request whose
+    /// connection is gone is dropped.
+    pub request_throttle_drop_stale: bool,
+    /// `zookeeper.throttled_op_wait_time` (default 0: off): a request that waited longer
+    /// than this is answered ThrottledOp.
+    pub throttled_op_wait_time_ms: u32,
+    /// `zookeeper.connection_throttle_*` (ZooKeeper's `BlueThrottle`; tokens 0: off).
+    pub connection_throttle: ConnectionThrottle,
+    /// `zookeeper.largeRequestThreshold` (-1: off): requests of more bytes are large.
+    pub large_request_threshold: i32,
+    /// `zookeeper.largeRequestMaxBytes` (default 100 MiB): what large requests in process
+    /// may hold together; a connection whose large request would go over is closed.
+    pub large_request_max_bytes: i32,
 
     // ----- metrics -----
     /// `metricsProvider.className` if set: ZooKeeper's default provider or its
@@ -553,15 +588,17 @@ fn ignored_system_key(key: &str) -> Option<&'static str> {
     let k = key.strip_prefix("zookeeper.").unwrap_or(key);
     let reason = if k.starts_with("authProvider.") {
         "an auth provider whose scheme rzk has built in"
-    } else if matches!(k, "serverCnxnFactory" | "clientCnxnSocket" | "audit.impl.class" | "connection_throttle_weight_class")
+    } else if matches!(k, "serverCnxnFactory" | "clientCnxnSocket" | "connection_throttle_weight_class")
         || k.ends_with(".className")
-        || k.ends_with(".class")
+        || (k.ends_with(".class") && k != "audit.impl.class")
     {
         "a Java class name; rzk has its own implementation"
     } else if k == "client.secure" || k == "ssl.sslProvider" || k == "ssl.allowReverseDnsLookup" {
         "a client-side or Java TLS-provider setting; it does not change what the server accepts"
+    } else if k.starts_with("sasl.client") {
+        "a client-side SASL setting; it does not change what the server accepts"
     } else if k == "jaasLoginRenew" {
-        "JAAS login renewal has no meaning without SASL"
+        "JAAS login renewal refreshes Kerberos tickets; rzk's DIGEST-MD5 login has none"
     } else if k.starts_with("nio.") || k.starts_with("netty.") || k == "serverCnxnFactory" {
         "Java NIO/Netty tuning has no meaning for rzk"
     } else if k.starts_with("jmx") || k.starts_with("jvm.") {
@@ -592,6 +629,10 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.multiAddress.enabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
+    "zookeeper.audit.enable",
+    "zookeeper.audit.impl.class",
+    "zookeeper.log.dir",
+    "zookeeper.auditlog.file",
     "jute.maxbuffer",
     "readonlymode.enabled",
     // read by the server's components (`read_component_properties`)
@@ -600,7 +641,74 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.digest.enabled",
     "zookeeper.cnxTimeout",
     "zookeeper.enforceQuota",
+    "zookeeper.request_throttle_max_requests",
+    "zookeeper.request_throttle_stall_time",
+    "zookeeper.request_throttle_drop_stale",
+    "zookeeper.throttled_op_wait_time",
+    "zookeeper.largeRequestThreshold",
+    "zookeeper.largeRequestMaxBytes",
+    "zookeeper.connection_throttle_tokens",
+    "zookeeper.connection_throttle_fill_time",
+    "zookeeper.connection_throttle_fill_count",
+    "zookeeper.connection_throttle_freeze_time",
+    "zookeeper.connection_throttle_drop_increase",
+    "zookeeper.connection_throttle_drop_decrease",
+    "zookeeper.connection_throttle_decrease_ratio",
+    "zookeeper.connection_throttle_weight_enabled",
+    "zookeeper.connection_throttle_global_session_weight",
+    "zookeeper.connection_throttle_local_session_weight",
+    "zookeeper.connection_throttle_renew_session_weight",
 ];
+
+/// `zookeeper.connection_throttle_*` as ZooKeeper's `BlueThrottle` reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionThrottle {
+    /// Tokens in the bucket (0: no throttling).
+    pub tokens: i32,
+    /// `fill_time`: every this many ms...
+    pub fill_time_ms: i32,
+    /// ...this many tokens come back.
+    pub fill_count: i32,
+    /// `freeze_time`: how often BLUE adjusts its drop chance (-1: no random early drop).
+    pub freeze_time_ms: i32,
+    /// How much the drop chance rises when the bucket stayed empty for a freeze period...
+    pub drop_increase: f64,
+    /// ...and falls when it stayed at most `decrease_ratio` used.
+    pub drop_decrease: f64,
+    /// The used fraction of the bucket at or below which the drop chance falls.
+    pub decrease_ratio: f64,
+    /// `connection_throttle_weight_enabled`: new global sessions, new local sessions and
+    /// reconnections take these many tokens (and the bucket and its fill scale by the
+    /// global weight, as ZooKeeper's).
+    pub weight_enabled: bool,
+    /// Tokens a new global session takes (with weights on).
+    pub global_weight: i32,
+    /// Tokens a new local session takes.
+    pub local_weight: i32,
+    /// Tokens a reconnection takes.
+    pub renew_weight: i32,
+}
+
+// The ratios are finite (the parser refuses NaN), so equality is total.
+impl Eq for ConnectionThrottle {}
+
+impl Default for ConnectionThrottle {
+    fn default() -> Self {
+        ConnectionThrottle {
+            tokens: 0,
+            fill_time_ms: 1,
+            fill_count: 1,
+            freeze_time_ms: -1,
+            drop_increase: 0.02,
+            drop_decrease: 0.002,
+            decrease_ratio: 0.0,
+            weight_enabled: false,
+            global_weight: 3,
+            local_weight: 1,
+            renew_weight: 2,
+        }
+    }
+}
 
 /// Parse-time state.
 struct Parser<'o> {
@@ -785,9 +893,15 @@ impl<'o> Parser<'o> {
                 format!("ZooKeeper reads {key} only as a JVM system property (-D{key}=...) and ignores it in zoo.cfg; rzk honours it"),
             );
         }
-        if let Some(reason) = ignored_system_key(key) {
+        if key.starts_with("authProvider.") && v.trim() == sasl::SASL_PROVIDER_CLASS {
+            // Read by read_sasl: it makes `sasl` an ACL scheme.
+        } else if let Some(reason) = ignored_system_key(key) {
             self.ignore(key, line, reason);
-        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str()) && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str()) {
+        } else if !SYSTEM_PROPERTIES_READ.contains(&prop.as_str())
+            && !security::CLIENT_TLS_PROPERTIES.contains(&prop.as_str())
+            && !sasl::PROPERTIES.contains(&prop.as_str())
+            && !prop.starts_with("zookeeper.superUser.")
+        {
             self.warn(key, line, format!("not a setting rzk uses; kept as system property {prop}"));
         }
         self.cfg.system_properties.insert(prop.clone(), v.to_string());
@@ -831,33 +945,6 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
-    /// Stops at a throttle ZooKeeper would turn on and rzk does not have yet (request,
-    /// large-request, throttled-op and connection throttling). Their "off" values
-    /// (ZooKeeper's defaults) are accepted: rzk behaves as ZooKeeper does then.
-    fn refuse_unimplemented_throttling(&self) -> Result<(), ConfigError> {
-        for (name, v) in &self.cfg.system_properties {
-            let Some(k) = name.strip_prefix("zookeeper.") else { continue };
-            let n = v.trim().parse::<i64>().ok();
-            let on = match k {
-                "request_throttle_max_requests" | "throttled_op_wait_time" | "connection_throttle_tokens" => n != Some(0),
-                "largeRequestThreshold" => n != Some(-1),
-                _ => continue,
-            };
-            if on {
-                let m = format!(
-                    "{k}={v} turns on a throttle rzk does not implement yet (request, large-request and connection throttling); \
-                     remove it or set ZooKeeper's default ({})",
-                    if k == "largeRequestThreshold" { "-1" } else { "0" }
-                );
-                return Err(match self.origins.get(name) {
-                    Some(o) => self.value_err(&o.key, o.line, m),
-                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// A store's settings (`zookeeper.ssl.keyStore` or `zookeeper.ssl.trustStore`).
     fn store(&self, prefix: &str) -> Result<Option<StoreConfig>, ConfigError> {
         let k = |s: &str| format!("{prefix}.{s}");
@@ -884,6 +971,85 @@ impl<'o> Parser<'o> {
             location,
             location_key: k("location"),
         }))
+    }
+
+    /// SASL and authentication enforcement, from ZooKeeper's system properties.
+    fn read_sasl(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let text = |v: &str| Ok::<String, String>(v.to_string());
+        let mut s = SaslConfig { server_section: sasl::DEFAULT_SERVER_SECTION.to_string(), ..SaslConfig::default() };
+        if self.cfg.system_properties.contains_key("zookeeper.java.security.auth.login.config") {
+            let (k, l) = self.sys_origin("zookeeper.java.security.auth.login.config");
+            self.warn(
+                &k,
+                l,
+                "ZooKeeper reads java.security.auth.login.config only as a JVM system property (-Djava.security.auth.login.config=...) and ignores it in zoo.cfg; rzk honours it",
+            );
+        }
+        s.jaas_file = self.sys(&["java.security.auth.login.config", "zookeeper.java.security.auth.login.config"], |v| {
+            non_empty(v, "the path of a JAAS file").map(|p| PathBuf::from(p.trim()))
+        })?;
+        if let Some(name) = self.sys(&["zookeeper.sasl.serverconfig"], |v| non_empty(v, "a JAAS section name").map(str::to_string))? {
+            s.server_section = name.trim().to_string();
+            s.server_section_set = true;
+        }
+        s.provider = self
+            .cfg
+            .system_properties
+            .iter()
+            .any(|(k, v)| k.starts_with("zookeeper.authProvider.") && v.trim() == sasl::SASL_PROVIDER_CLASS);
+        // ZooKeeperServer.isSaslSuperUser: zookeeper.superUser, or zookeeper.superUser.<anything>.
+        s.super_users = self
+            .cfg
+            .system_properties
+            .iter()
+            .filter(|(k, _)| *k == "zookeeper.superUser" || k.starts_with("zookeeper.superUser."))
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .collect();
+        s.super_password = self.sys(&["zookeeper.SASLAuthenticationProvider.superPassword"], text)?;
+        s.let_any_sasl_user_do_x = self.sys(&["zookeeper.letAnySaslUserDoX"], text)?;
+        s.allow_failed_clients = self.sys(&["zookeeper.allowSaslFailedClients"], java_bool)?.unwrap_or(false);
+
+        // AuthenticationHelper: sessionRequireClientSASLAuth wins over enforce.auth.*.
+        let mut e = EnforceAuth::default();
+        let mut origin = "zookeeper.enforce.auth.enabled";
+        if self.sys(&["zookeeper.sessionRequireClientSASLAuth"], java_bool)?.unwrap_or(false) {
+            e.enabled = true;
+            e.schemes.push("sasl".to_string());
+            origin = "zookeeper.sessionRequireClientSASLAuth";
+        } else {
+            e.enabled = self.sys(&["zookeeper.enforce.auth.enabled"], java_bool)?.unwrap_or(false);
+            if let Some(list) = self.sys(&["zookeeper.enforce.auth.schemes"], text)? {
+                e.schemes = list.split(',').map(|s| s.trim().to_string()).collect();
+            }
+        }
+        // An error names the zoo.cfg key and line, or the system property given on the command line.
+        let prop_err = |p: &Self, name: &str, m: String| match p.origins.get(name) {
+            Some(o) => p.value_err(&o.key, o.line, m),
+            None => ConfigError::InvalidSystemProperty { key: name.to_string(), message: m },
+        };
+        if e.enabled {
+            if e.schemes.is_empty() {
+                return Err(prop_err(self, origin, "enforce.auth.enabled is true, so enforce.auth.schemes must be configured".into()));
+            }
+            for scheme in &e.schemes {
+                let available = match scheme.as_str() {
+                    "ip" | "digest" | "x509" => true,
+                    "sasl" => s.provider,
+                    _ => false,
+                };
+                if !available {
+                    let name = if origin == "zookeeper.enforce.auth.enabled" { "zookeeper.enforce.auth.schemes" } else { origin };
+                    let hint =
+                        if scheme == "sasl" { format!(" (add authProvider.1={})", sasl::SASL_PROVIDER_CLASS) } else { String::new() };
+                    return Err(prop_err(self, name, format!("authentication scheme {scheme} is not available{hint}")));
+                }
+            }
+        }
+        self.cfg.sasl = s;
+        self.cfg.enforce_auth = e;
+        Ok(())
     }
 
     /// TLS on the client port and the x509 provider, from ZooKeeper's system properties.
@@ -960,8 +1126,8 @@ impl<'o> Parser<'o> {
     /// Typed settings ZooKeeper reads from system properties.
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
         self.refuse_unsupported_security()?;
-        self.refuse_unimplemented_throttling()?;
         self.read_client_tls()?;
+        self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {
             c.max_cnxns = n as u32;
@@ -1029,6 +1195,19 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["readonlymode.enabled", "zookeeper.readonlymode.enabled"], boolean)? {
             c.readonly_mode_enabled = b;
         }
+        if let Some(b) = self.sys(&["zookeeper.audit.enable"], boolean)? {
+            c.audit_enable = b;
+        }
+        // ZooKeeper's own audit loggers write the line rzk writes; any other class is code
+        // rzk cannot run.
+        self.sys(&["zookeeper.audit.impl.class"], |v| match v.trim() {
+            "org.apache.zookeeper.audit.Slf4jAuditLogger" | "org.apache.zookeeper.audit.Log4jAuditLogger" => Ok(()),
+            other => Err(format!("rzk writes ZooKeeper's own audit log lines itself; it cannot load the audit logger class \"{other}\"")),
+        })?;
+        let log_dir = self.sys(&["zookeeper.log.dir"], |v| non_empty(v, "a directory").map(PathBuf::from))?;
+        let audit_file = self.sys(&["zookeeper.auditlog.file"], |v| non_empty(v, "a file name").map(PathBuf::from))?;
+        c.audit_log_file =
+            log_dir.unwrap_or_else(|| PathBuf::from(".")).join(audit_file.unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_LOG_FILE)));
         if !self.multi_address_from_file {
             if let Some(b) = self.sys(&["zookeeper.multiAddress.enabled"], boolean)? {
                 self.cfg.multi_address_enabled = b;
@@ -1066,6 +1245,8 @@ impl<'o> Parser<'o> {
         cfg.admin_idle_timeout = c.admin_idle_timeout;
         cfg.jute_maxbuffer = c.jute_maxbuffer;
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
+        cfg.audit_enable = c.audit_enable;
+        cfg.audit_log_file = std::mem::take(&mut c.audit_log_file);
         cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
         Ok(())
     }
@@ -1096,6 +1277,70 @@ impl<'o> Parser<'o> {
         if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))? {
             self.cfg.cnx_timeout_ms = n as u32;
         }
+        if let Some(n) =
+            self.sys(&["zookeeper.request_throttle_max_requests"], |v| decoded_int(v.trim(), 0, "a number of requests (0: off)"))?
+        {
+            self.cfg.request_throttle_max_requests = n as u32;
+        }
+        if let Some(n) =
+            self.sys(&["zookeeper.request_throttle_stall_time"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))?
+        {
+            self.cfg.request_throttle_stall_time_ms = n as u32;
+        }
+        if let Some(b) = self.sys(&["zookeeper.request_throttle_drop_stale"], boolean)? {
+            self.cfg.request_throttle_drop_stale = b;
+        }
+        if let Some(n) =
+            self.sys(&["zookeeper.throttled_op_wait_time"], |v| decoded_int(v.trim(), 0, "a number of milliseconds (0: off)"))?
+        {
+            self.cfg.throttled_op_wait_time_ms = n as u32;
+        }
+        if let Some(n) = self.sys(&["zookeeper.largeRequestThreshold"], |v| decoded_int(v.trim(), -1, "a number of bytes (-1: off)"))? {
+            self.cfg.large_request_threshold = n;
+        }
+        if let Some(n) = self.sys(&["zookeeper.largeRequestMaxBytes"], |v| decoded_int(v.trim(), 0, "a number of bytes"))? {
+            self.cfg.large_request_max_bytes = n;
+        }
+        let int = |name: &str, min: i32, what: &'static str| self.sys(&[name], move |v| decoded_int(v.trim(), min, what));
+        let real = |name: &str| {
+            self.sys(&[name], |v| {
+                v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("expected a number, got \"{v}\""))
+            })
+        };
+        let mut t = ConnectionThrottle::default();
+        if let Some(n) = int("zookeeper.connection_throttle_tokens", 0, "a number of tokens (0: off)")? {
+            t.tokens = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_fill_time", 1, "a positive number of milliseconds")? {
+            t.fill_time_ms = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_fill_count", 1, "a positive number of tokens")? {
+            t.fill_count = n;
+        }
+        if let Some(n) = int("zookeeper.connection_throttle_freeze_time", -1, "a number of milliseconds (-1: off)")? {
+            t.freeze_time_ms = n;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_drop_increase")? {
+            t.drop_increase = x;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_drop_decrease")? {
+            t.drop_decrease = x;
+        }
+        if let Some(x) = real("zookeeper.connection_throttle_decrease_ratio")? {
+            t.decrease_ratio = x;
+        }
+        if let Some(b) = self.sys(&["zookeeper.connection_throttle_weight_enabled"], boolean)? {
+            t.weight_enabled = b;
+        }
+        // BlueThrottle's rules: a weight <= 0 is its default; global and renew are at least
+        // the local weight.
+        let w = |name: &str, def: i32| -> Result<i32, ConfigError> {
+            Ok(self.sys(&[name], |v| decoded_int(v.trim(), i32::MIN, "a number of tokens"))?.filter(|n| *n > 0).unwrap_or(def))
+        };
+        t.local_weight = w("zookeeper.connection_throttle_local_session_weight", 1)?;
+        t.global_weight = w("zookeeper.connection_throttle_global_session_weight", 3)?.max(t.local_weight);
+        t.renew_weight = w("zookeeper.connection_throttle_renew_session_weight", 2)?.max(t.local_weight);
+        self.cfg.connection_throttle = t;
         Ok(())
     }
 
@@ -1286,17 +1531,28 @@ impl ServerConfig {
             readonly_mode_enabled: false,
             skip_acl: false,
             super_digest: None,
+            sasl: SaslConfig::default(),
+            enforce_auth: EnforceAuth::default(),
             four_letter_word_whitelist: FourLetterWordWhitelist::default(),
             admin_enable_server: true,
             admin_server_port: DEFAULT_ADMIN_SERVER_PORT,
             admin_server_address: DEFAULT_ADMIN_SERVER_ADDRESS.to_string(),
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
+            audit_enable: false,
+            audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
             digest_enabled: true,
             enforce_quota: false,
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_never_used_interval_ms: 0,
             cnx_timeout_ms: DEFAULT_CNX_TIMEOUT_MS,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            throttled_op_wait_time_ms: 0,
+            connection_throttle: ConnectionThrottle::default(),
+            large_request_threshold: -1,
+            large_request_max_bytes: 100 * 1024 * 1024,
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
             config_file: None,
@@ -1697,7 +1953,47 @@ pub fn load_with(path: impl AsRef<Path>, system_properties: BTreeMap<String, Str
             }
         }
     }
-    ServerConfig::parse_with(&text, &opts)
+    let mut cfg = ServerConfig::parse_with(&text, &opts)?;
+    load_jaas(&mut cfg)?;
+    Ok(cfg)
+}
+
+/// Reads the JAAS file of `java.security.auth.login.config`, if set, and takes the DIGEST-MD5
+/// users of the server's section into [`SaslConfig::credentials`], as ZooKeeper's
+/// `ServerCnxnFactory.configureSaslLogin` does: an unreadable or malformed file stops
+/// start-up; a file without the section means no SASL login (logged, as ZooKeeper goes on).
+pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
+    let Some(path) = cfg.sasl.jaas_file.clone() else {
+        return Ok(());
+    };
+    let section = cfg.sasl.server_section.clone();
+    let err = |message: String| ConfigError::Invalid {
+        file: path.display().to_string(),
+        key: "java.security.auth.login.config".to_string(),
+        message,
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| err(format!("cannot read the JAAS file ({e}), so no JAAS configuration section named '{section}' was found")))?;
+    let text = String::from_utf8(bytes).map_err(|_| err("the JAAS file is not UTF-8".to_string()))?;
+    let jaas = sasl::parse_jaas(&text).map_err(err)?;
+    let Some(modules) = jaas.get(&section) else {
+        let set = if cfg.sasl.server_section_set { " (zookeeper.sasl.serverconfig)" } else { "" };
+        cfg.warnings.push((
+            "java.security.auth.login.config".to_string(),
+            0,
+            format!(
+                "{}: no JAAS section named '{section}'{set}: the server has no SASL login, so clients cannot authenticate with SASL (ZooKeeper goes on the same way)",
+                path.display()
+            ),
+        ));
+        return Ok(());
+    };
+    let (users, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
+    for n in notes {
+        cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
+    }
+    cfg.sasl.credentials = Some(users);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -202,28 +202,27 @@ pub fn unsupported_system_property(name: &str, value: &str) -> Option<String> {
         if BUILT_IN_PROVIDERS.contains(&class) {
             return None;
         }
-        if class.ends_with("SASLAuthenticationProvider") {
-            "SASL authentication (SASLAuthenticationProvider) is not supported by rzk yet".into()
-        } else {
-            format!("the auth provider class {class} is not available in rzk (built in: x509, digest, ip)")
+        if class == crate::sasl::SASL_PROVIDER_CLASS {
+            return None;
         }
+        format!("the auth provider class {class} is not available in rzk (built in: x509, digest, ip, sasl)")
     } else if k == "DigestAuthenticationProvider.enabled" && value.trim().eq_ignore_ascii_case("false") {
         "turning the digest provider off is not supported by rzk (digest auth and ACLs would keep working)".into()
     } else if k == "DigestAuthenticationProvider.digestAlg" && !matches!(value.trim().to_ascii_uppercase().as_str(), "SHA1" | "SHA-1" | "")
     {
         format!("digest algorithm {:?}: rzk computes digest ids with SHA1 only", value.trim())
-    } else if k == "java.security.auth.login.config" {
-        "a JAAS configuration (SASL/Kerberos) is not supported by rzk yet".into()
-    } else if k == "sessionRequireClientSASLAuth" && on {
-        "requiring SASL authentication of clients is not supported by rzk yet".into()
-    } else if k == "enforce.auth.enabled" && on {
-        "enforcing client authentication (enforce.auth.enabled) is not supported by rzk yet".into()
-    } else if k == "enforce.auth.schemes" || k == "requireClientAuthScheme" {
-        "enforcing client authentication schemes is not supported by rzk yet".into()
+    } else if k == "requireClientAuthScheme" {
+        "requireClientAuthScheme is not supported by rzk (nor read by ZooKeeper 3.8); use enforce.auth.enabled=true and enforce.auth.schemes".into()
     } else if k.starts_with("ssl.quorum.") {
         "TLS between servers (ssl.quorum.*) is not supported by rzk yet".into()
-    } else if k.starts_with("kerberos.") || k.starts_with("sasl.") || k == "server.principal" {
-        "SASL/Kerberos authentication is not supported by rzk yet".into()
+    } else if k.starts_with("kerberos.") || k == "server.principal" {
+        "Kerberos (GSSAPI) authentication is not supported by rzk yet (SASL DIGEST-MD5 is)".into()
+    } else if k.starts_with("sasl.") && k != "sasl.serverconfig" {
+        // zookeeper.sasl.client / clientconfig / client.username are client-side settings.
+        if matches!(k, "sasl.client" | "sasl.clientconfig" | "sasl.client.username" | "sasl.client.canonicalize.hostname") {
+            return None;
+        }
+        format!("{k} is not a SASL setting rzk knows (it reads zookeeper.sasl.serverconfig)")
     } else if (k == "ssl.crl" || k == "ssl.ocsp") && on {
         format!("certificate revocation checking ({k}) is not supported by rzk yet")
     } else if k == "ssl.context.supplier.class" {

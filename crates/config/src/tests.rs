@@ -454,13 +454,10 @@ fn unimplemented_security_keys_stop_start_up() {
         ("quorum.auth.learner.saslLoginContext=QuorumLearner\n", "quorum.auth.learner.saslLoginContext"),
         ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
         ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
-        ("authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n", "authProvider.1"),
         ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
-        ("java.security.auth.login.config=/jaas.conf\n", "java.security.auth.login.config"),
-        ("sessionRequireClientSASLAuth=true\n", "sessionRequireClientSASLAuth"),
-        ("enforce.auth.enabled=true\n", "enforce.auth.enabled"),
-        ("enforce.auth.schemes=sasl\n", "enforce.auth.schemes"),
         ("kerberos.removeHostFromPrincipal=true\n", "kerberos.removeHostFromPrincipal"),
+        ("kerberos.removeRealmFromPrincipal=true\n", "kerberos.removeRealmFromPrincipal"),
+        ("sasl.mechanism=GSSAPI\n", "sasl.mechanism"),
         ("requireClientAuthScheme=sasl\n", "requireClientAuthScheme"),
         ("ssl.ocsp=true\n", "ssl.ocsp"),
         ("ssl.context.supplier.class=a.B\n", "ssl.context.supplier.class"),
@@ -480,6 +477,7 @@ fn unimplemented_security_keys_stop_start_up() {
     };
     let e = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap_err();
     assert!(matches!(e, ConfigError::InvalidSystemProperty { ref key, .. } if key == "zookeeper.sessionRequireClientSASLAuth"), "{e}");
+    assert!(e.to_string().contains("authentication scheme sasl is not available"), "{e}");
     // Booleans still have to be booleans.
     assert!(err_with("sslQuorum=1\n").to_string().contains("expected true or false"));
 }
@@ -984,17 +982,112 @@ fn component_settings_are_typed_and_checked() {
 }
 
 #[test]
-fn throttles_rzk_lacks_stop_start_up_but_their_defaults_do_not() {
-    for line in
-        ["request_throttle_max_requests=100", "largeRequestThreshold=1048576", "connection_throttle_tokens=50", "throttled_op_wait_time=20"]
-    {
-        let e = err_with(&format!("{line}\n")).to_string();
-        let key = line.split('=').next().unwrap();
-        assert!(e.contains(key) && e.contains("throttle"), "{line}: {e}");
-    }
-    for line in
-        ["request_throttle_max_requests=0", "largeRequestThreshold=-1", "connection_throttle_tokens=0", "request_throttle_stall_time=50"]
-    {
-        with(&format!("{line}\n"));
-    }
+fn audit_log_settings() {
+    let c = with("");
+    assert!(!c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("./zookeeper_audit.log"));
+    let c = with("audit.enable=true\nlog.dir=/var/log/zk\nauditlog.file=audit.log\n");
+    assert!(c.audit_enable);
+    assert_eq!(c.audit_log_file, std::path::PathBuf::from("/var/log/zk/audit.log"));
+    assert!(!c.warnings.iter().any(|(k, _, _)| k == "audit.enable"), "{:?}", c.warnings);
+    let e = err_with("audit.enable=yes\n");
+    assert!(e.to_string().contains("audit.enable: expected true or false"), "{e}");
+    let e = err_with("audit.impl.class=com.example.MyAuditLogger\n");
+    assert!(e.to_string().contains("com.example.MyAuditLogger"), "{e}");
+    let c = with("audit.impl.class=org.apache.zookeeper.audit.Slf4jAuditLogger\n");
+    assert!(!c.ignored.iter().any(|(k, _, _)| k == "audit.impl.class"));
+}
+
+#[test]
+fn connection_and_large_request_throttling_settings() {
+    let c = with(
+        "connection_throttle_tokens=50\nconnection_throttle_fill_time=10\nconnection_throttle_freeze_time=100\n\
+         connection_throttle_drop_increase=0.1\nconnection_throttle_weight_enabled=true\n\
+         connection_throttle_global_session_weight=0\nconnection_throttle_renew_session_weight=-4\n\
+         largeRequestThreshold=1048576\nlargeRequestMaxBytes=4194304\n",
+    );
+    let t = &c.connection_throttle;
+    assert_eq!((t.tokens, t.fill_time_ms, t.fill_count, t.freeze_time_ms), (50, 10, 1, 100));
+    assert!((t.drop_increase - 0.1).abs() < 1e-9 && t.weight_enabled);
+    // weights of 0 or less are ZooKeeper's defaults
+    assert_eq!((t.global_weight, t.local_weight, t.renew_weight), (3, 1, 2));
+    assert_eq!((c.large_request_threshold, c.large_request_max_bytes), (1048576, 4194304));
+    assert!(err_with("connection_throttle_tokens=lots\n").to_string().contains("connection_throttle_tokens"));
+    assert!(err_with("largeRequestThreshold=-2\n").to_string().contains("largeRequestThreshold"));
+}
+
+#[test]
+fn request_throttling_settings() {
+    let c = with(
+        "request_throttle_max_requests=100\nrequest_throttle_stall_time=50\nrequest_throttle_drop_stale=false\nthrottled_op_wait_time=20\n",
+    );
+    assert_eq!(c.request_throttle_max_requests, 100);
+    assert_eq!(c.request_throttle_stall_time_ms, 50);
+    assert!(!c.request_throttle_drop_stale);
+    assert_eq!(c.throttled_op_wait_time_ms, 20);
+    assert!(err_with("request_throttle_max_requests=-1\n").to_string().contains("request_throttle_max_requests"));
+}
+
+#[test]
+fn sasl_settings() {
+    let c = with(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         sessionRequireClientSASLAuth=true\nsuperUser=admin\nsuperUser.2=root\n\
+         SASLAuthenticationProvider.superPassword=pw\nsasl.serverconfig=ZkServer\n",
+    );
+    assert!(c.sasl.provider);
+    assert_eq!(c.sasl.server_section, "ZkServer");
+    assert_eq!(c.sasl.super_users, vec!["admin".to_string(), "root".to_string()]);
+    assert_eq!(c.sasl.super_password.as_deref(), Some("pw"));
+    assert_eq!(c.sasl.credentials, None);
+    assert!(c.enforce_auth.enabled && c.enforce_auth.sasl_required());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(!has_ignored(&c, "authProvider.1"), "{:?}", c.ignored);
+
+    let c = with("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n");
+    assert_eq!(c.enforce_auth.schemes, vec!["digest".to_string(), "ip".to_string()]);
+    assert!(!c.enforce_auth.sasl_required());
+    // Enforcement without schemes, or with a scheme no provider serves, stops start-up.
+    let e = err_with("enforce.auth.enabled=true\n");
+    assert_eq!(e.key(), Some("enforce.auth.enabled"), "{e}");
+    let e = err_with("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n");
+    assert_eq!(e.key(), Some("enforce.auth.schemes"), "{e}");
+    assert!(e.to_string().contains("SASLAuthenticationProvider"), "{e}");
+    let e = err_with("enforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n");
+    assert!(e.to_string().contains("kerberos is not available"), "{e}");
+    // The JAAS file in zoo.cfg: ZooKeeper ignores it there; rzk honours it and says so.
+    let c = with("java.security.auth.login.config=/etc/jaas.conf\n");
+    assert_eq!(c.sasl.jaas_file.as_deref(), Some(std::path::Path::new("/etc/jaas.conf")));
+    assert!(c.warnings.iter().any(|(_, _, m)| m.contains("JVM system property")), "{:?}", c.warnings);
+}
+
+#[test]
+fn jaas_file_loaded() {
+    let dir = std::env::temp_dir().join(format!("rzk-jaas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jaas = dir.join("jaas.conf");
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(&cfg, "dataDir=/d\nclientPort=2181\n").unwrap();
+    let props = |extra: &[(&str, &str)]| {
+        let mut m: BTreeMap<String, String> = [("java.security.auth.login.config".to_string(), jaas.display().to_string())].into();
+        for (k, v) in extra {
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    };
+    std::fs::write(&jaas, "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };\n").unwrap();
+    let c = load_with(&cfg, props(&[])).unwrap();
+    assert_eq!(c.sasl.credentials.unwrap()["bob"], "pw");
+    // Another section name: no login, logged.
+    let c = load_with(&cfg, props(&[("zookeeper.sasl.serverconfig", "Other")])).unwrap();
+    assert_eq!(c.sasl.credentials, None);
+    assert!(c.warnings.iter().any(|(_, _, m)| m.contains("no JAAS section named 'Other'")), "{:?}", c.warnings);
+    // Kerberos stops start-up, naming what is unsupported.
+    std::fs::write(&jaas, "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };\n").unwrap();
+    let e = load_with(&cfg, props(&[])).unwrap_err();
+    assert!(e.to_string().contains("Krb5LoginModule") && e.to_string().contains("Kerberos"), "{e}");
+    std::fs::remove_file(&jaas).unwrap();
+    let e = load_with(&cfg, props(&[])).unwrap_err();
+    assert!(e.to_string().contains("cannot read the JAAS file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

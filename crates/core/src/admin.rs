@@ -496,7 +496,9 @@ pub const COUNTERS: &[&str] = &[
 ];
 
 /// ZooKeeper 3.8's summaries (`ServerMetrics`), with their detail level. rzk measures
-/// `readlatency` and `updatelatency`; the others have no observation yet (count 0).
+/// `readlatency`, `updatelatency`, `fsynctime`, `sync_processor_batch_size`, `snapshottime`
+/// and `quorum_ack_latency` (see `observed`); the others have no observation (count 0 in `monitor`,
+/// absent from `/metrics`).
 pub const SUMMARIES: &[(&str, MetricKind)] = {
     use MetricKind::{Summary as B, SummaryAdvanced as A};
     &[
@@ -601,9 +603,22 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
             out.push(("min_client_response_size".into(), json!(min)));
         }
     }
+    out.extend(summary_rows(s, false));
+    out
+}
+
+/// Each summary's `avg_`, `min_`, `max_`, `cnt_`, `sum_` (and an advanced one's `p50_` ...
+/// `p999_`) values, as ZooKeeper's `monitor` and `mntr` list them: every summary of
+/// ZooKeeper's (zero when rzk has no observation), or `measured_only`.
+pub fn summary_rows(s: &ServerSnapshot, measured_only: bool) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
     for (name, kind) in SUMMARIES {
         let empty = Summary::default();
-        let sm = observed(s, name).unwrap_or(&empty);
+        let sm = match observed(s, name) {
+            Some(sm) => sm,
+            None if measured_only => continue,
+            None => &empty,
+        };
         out.push((format!("avg_{name}"), json!(sm.avg())));
         out.push((format!("min_{name}"), json!(sm.min)));
         out.push((format!("max_{name}"), json!(sm.max)));
@@ -618,11 +633,17 @@ pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
     out
 }
 
-/// The summaries rzk measures; the others of [`SUMMARIES`] have no observation.
+/// The summaries rzk measures; the others of [`SUMMARIES`] have no observation (`mntr` and
+/// `monitor` keep ZooKeeper's keys for them, at zero; `/metrics` leaves them out).
 fn observed<'s>(s: &'s ServerSnapshot, name: &str) -> Option<&'s Summary> {
     match name {
         "readlatency" => Some(&s.stats.read_latency),
         "updatelatency" => Some(&s.stats.update_latency),
+        "fsynctime" => Some(&s.stats.fsync_time),
+        "sync_processor_batch_size" => Some(&s.stats.sync_batch_size),
+        "snapshottime" => Some(&s.stats.snapshot_time),
+        // Only an ensemble has a quorum to wait for (its leader measures it).
+        "quorum_ack_latency" if s.role != Role::Standalone => Some(&s.stats.quorum_ack_latency),
         _ => None,
     }
 }
@@ -637,7 +658,7 @@ pub fn prometheus_quantiles(kind: MetricKind) -> &'static [f64] {
 }
 
 /// What `/metrics` shows: `monitor` (its numbers become counters and gauges) and every
-/// summary as Prometheus sees one: `{name: {"count", "sum", "quantiles": [[q, v|null]]}}`.
+/// summary rzk measures as Prometheus sees one: `{name: {"count", "sum", "quantiles": [[q, v|null]]}}`.
 pub fn metrics(s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
     let mut m = Map::new();
     for (k, v) in monitor(s, &host.process) {
@@ -645,12 +666,28 @@ pub fn metrics(s: &ServerSnapshot, host: &HostInfo) -> CommandResponse {
     }
     let mut sums = Map::new();
     for (name, kind) in SUMMARIES {
-        let empty = Summary::default();
-        let sm = observed(s, name).unwrap_or(&empty);
+        // A summary rzk cannot measure is not exported.
+        let Some(sm) = observed(s, name) else { continue };
         let q: Vec<Value> = prometheus_quantiles(*kind).iter().map(|q| json!([q, sm.quantile(*q)])).collect();
         sums.insert(name.to_string(), json!({ "count": sm.count, "sum": sm.sum, "quantiles": q }));
     }
-    CommandResponse { status: 200, body: json!({ "monitor": m, "summaries": sums }) }
+    // Summary sets, keyed (ZooKeeper's `SummarySet`): per-learner ACK latency, on a leader
+    // once a learner has acknowledged a proposal in flight.
+    let mut sets = Map::new();
+    if !s.stats.ack_latency.is_empty() {
+        let q = prometheus_quantiles(MetricKind::SummaryAdvanced);
+        let by_peer: Map<String, Value> = s
+            .stats
+            .ack_latency
+            .iter()
+            .map(|(sid, sm)| {
+                let qs: Vec<Value> = q.iter().map(|q| json!([q, sm.quantile(*q)])).collect();
+                (sid.to_string(), json!({ "count": sm.count, "sum": sm.sum, "quantiles": qs }))
+            })
+            .collect();
+        sets.insert("ack_latency".into(), Value::Object(by_peer));
+    }
+    CommandResponse { status: 200, body: json!({ "monitor": m, "summaries": sums, "summary_sets": sets }) }
 }
 
 #[cfg(test)]
@@ -742,6 +779,28 @@ mod tests {
         assert!(!m.contains_key("cnt_latency"));
         assert_eq!(metric_kind("stale_requests"), MetricKind::Counter);
         assert_eq!(metric_kind("znode_count"), MetricKind::Gauge);
+    }
+
+    #[test]
+    fn storage_summaries_are_observed_and_unmeasured_ones_not_exported() {
+        let mut s = snapshot(Role::Standalone);
+        s.stats.fsync_time.observe(3);
+        s.stats.fsync_time.observe(5);
+        s.stats.sync_batch_size.observe(40);
+        s.stats.snapshot_time.observe(12);
+        let m: BTreeMap<String, Value> = monitor(&s, &ProcessInfo::default()).into_iter().collect();
+        assert_eq!((m["cnt_fsynctime"].clone(), m["max_fsynctime"].clone(), m["avg_fsynctime"].clone()), (json!(2), json!(5), json!(4.0)));
+        assert_eq!(m["sum_sync_processor_batch_size"], json!(40));
+        assert_eq!(m["cnt_snapshottime"], json!(1));
+        // mntr keeps ZooKeeper's key of a summary rzk does not measure, at zero.
+        assert_eq!(m["cnt_jvm_pause_time_ms"], json!(0));
+        let r = metrics(&s, &HostInfo::default());
+        let sums = r.body["summaries"].as_object().unwrap();
+        let mut names: Vec<&str> = sums.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["fsynctime", "readlatency", "snapshottime", "sync_processor_batch_size", "updatelatency"]);
+        assert_eq!(sums["fsynctime"]["count"], json!(2));
+        assert_eq!(sums["fsynctime"]["quantiles"], json!([[0.5, 3]]));
     }
 
     #[test]

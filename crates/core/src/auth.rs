@@ -2,7 +2,9 @@
 //! `world:anyone`, `auth` (expanded at create/setACL to the caller's authenticated ids),
 //! `digest` (`user:base64(sha1(user:password))`), `ip` (address or CIDR), `x509` (a TLS
 //! client certificate's subject DN, authenticated by the shell's handshake and handed in
-//! with the connection), and `super`.
+//! with the connection), `sasl` (the authorization id of a SASL login, see [`crate::sasl`]; a
+//! scheme only when `SASLAuthenticationProvider` is configured), and `super`.
+//! Also who must authenticate before anything else (`enforce.auth.*`).
 //! Also the session password, derived from the session id as ZooKeeper derives it.
 
 use base64::Engine;
@@ -61,6 +63,63 @@ pub struct AuthConfig {
     pub super_digest: Option<String>,
     /// `zookeeper.skipACL=yes` turns every check off.
     pub skip_acl: bool,
+    /// `authProvider.N=...SASLAuthenticationProvider`: `sasl` is an ACL scheme. Without it a
+    /// SASL login still gives the connection its `sasl` id, which no ACL then matches.
+    pub sasl_provider: bool,
+    /// `zookeeper.superUser[.*]`: SASL ids that are also `super`.
+    pub sasl_super_users: Vec<String>,
+    /// `zookeeper.letAnySaslUserDoX`: a `sasl` ACL id every SASL user matches.
+    pub let_any_sasl_user_do_x: Option<String>,
+    /// The server's SASL login (the JAAS server section); `None`: SASL packets find no
+    /// SASL server, as in a ZooKeeper without one.
+    pub sasl_login: Option<SaslLogin>,
+    /// `zookeeper.allowSaslFailedClients`: a failed SASL login keeps its connection (unless
+    /// SASL is required).
+    pub allow_sasl_failed_clients: bool,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (or `sessionRequireClientSASLAuth`):
+    /// a connection needs an id of one of these schemes before any request but auth and SASL.
+    pub enforce_auth_schemes: Option<Vec<String>>,
+}
+
+/// The server's SASL DIGEST-MD5 login.
+#[derive(Debug, Clone, Default)]
+pub struct SaslLogin {
+    /// Who may log in.
+    pub users: crate::sasl::SaslUsers,
+    /// A secret the nonces are derived from (random, from the host), so the core needs no
+    /// randomness of its own and a simulation stays reproducible.
+    pub nonce_secret: [u8; 32],
+}
+
+impl AuthConfig {
+    /// `AuthenticationHelper.isSaslAuthRequired`.
+    pub fn sasl_required(&self) -> bool {
+        self.enforce_auth_schemes.as_ref().is_some_and(|s| s.iter().any(|s| s == "sasl"))
+    }
+
+    /// `AuthenticationHelper.enforceAuthentication`: may a connection with `ids` send
+    /// requests other than auth and SASL?
+    pub fn is_authenticated_enough(&self, ids: &[Id]) -> bool {
+        match &self.enforce_auth_schemes {
+            None => true,
+            Some(schemes) => ids.iter().any(|id| schemes.contains(&id.scheme)),
+        }
+    }
+}
+
+/// `KerberosName`: what the sasl scheme accepts as an id (`SASLAuthenticationProvider.isValid`):
+/// a name without `@`, or `service[/host]@REALM` with none of the parts holding `/` or `@`.
+pub fn kerberos_name_is_valid(id: &str) -> bool {
+    let Some((name, realm)) = id.split_once('@') else {
+        return true;
+    };
+    if realm.contains('@') || realm.contains('/') {
+        return false;
+    }
+    match name.split_once('/') {
+        Some((service, host)) => !service.contains('@') && !host.contains('/'),
+        None => true,
+    }
 }
 
 /// Handles an auth packet on a connection that has the ids `current`. Returns the ids to
@@ -109,6 +168,10 @@ pub fn check_acl(cfg: &AuthConfig, acl: &[Acl], perm: i32, ids: &[Id]) -> Result
             let matched = match a.id.scheme.as_str() {
                 "ip" => ip_matches(&id.id, &a.id.id),
                 "digest" | "super" | "x509" => id.id == a.id.id,
+                // SASLAuthenticationProvider.matches
+                "sasl" if cfg.sasl_provider => {
+                    id.id == "super" || id.id == a.id.id || cfg.let_any_sasl_user_do_x.as_deref() == Some(a.id.id.as_str())
+                }
                 _ => false,
             };
             if matched {
@@ -121,7 +184,7 @@ pub fn check_acl(cfg: &AuthConfig, acl: &[Acl], perm: i32, ids: &[Id]) -> Result
 
 /// `PrepRequestProcessor.fixupACL`: validates an ACL list and expands `auth` entries to the
 /// caller's authenticated ids. Empty lists and unknown schemes are InvalidACL.
-pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+pub fn fixup_acl(cfg: &AuthConfig, acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
@@ -137,7 +200,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
             "auth" => {
                 let mut any = false;
-                for id in java_auth_order(ids).iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
+                for id in java_auth_order(ids).iter().filter(|id| is_authenticated_scheme(cfg, &id.scheme)) {
                     any = true;
                     push(Acl { perms: a.perms, id: id.clone() }, &mut out);
                 }
@@ -149,6 +212,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "ip" if parse_ip_acl(&a.id.id).is_some() => push(a.clone(), &mut out),
             "x509" if x500_name_is_valid(&a.id.id) => push(a.clone(), &mut out),
             "super" => push(a.clone(), &mut out),
+            "sasl" if cfg.sasl_provider && kerberos_name_is_valid(&a.id.id) => push(a.clone(), &mut out),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -177,8 +241,8 @@ pub fn java_auth_order(ids: &[Id]) -> Vec<Id> {
 }
 
 /// Schemes whose ids count as "authenticated" for the `auth` ACL scheme (ip does not).
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    matches!(scheme, "digest" | "super" | "x509")
+fn is_authenticated_scheme(cfg: &AuthConfig, scheme: &str) -> bool {
+    matches!(scheme, "digest" | "super" | "x509") || (scheme == "sasl" && cfg.sasl_provider)
 }
 
 /// What the x509 scheme accepts as an ACL id (`X509AuthenticationProvider.isValid`: a
@@ -205,11 +269,13 @@ pub fn x500_name_is_valid(id: &str) -> bool {
 }
 
 /// For whoAmI: the user name each provider reports for an id.
-pub fn user_name(id: &Id) -> String {
+pub fn user_name(cfg: &AuthConfig, id: &Id) -> String {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
-        // No provider has the scheme "super" (AuthUtil.getUser gives null, sent as "").
+        // No provider has the scheme "super" (AuthUtil.getUser gives null, sent as ""); nor
+        // has "sasl" unless SASLAuthenticationProvider is configured.
         "super" => String::new(),
+        "sasl" if !cfg.sasl_provider => String::new(),
         _ => id.id.clone(),
     }
 }
@@ -294,18 +360,18 @@ mod tests {
         let dn = "CN=client,OU=test,O=rzk";
         let acl = vec![Acl { perms: perms::ALL, id: Id::new("x509", dn) }];
         let cfg = AuthConfig::default();
-        assert_eq!(fixup_acl(&acl, &[]), Ok(acl.clone()));
+        assert_eq!(fixup_acl(&cfg, &acl, &[]), Ok(acl.clone()));
         assert!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", dn)]).is_ok());
         assert_eq!(check_acl(&cfg, &acl, perms::READ, &[Id::new("x509", "CN=other")]), Err(ErrorCode::NoAuth));
         // addauth x509: only where a client certificate already authenticated the connection.
         assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::AuthFailed));
         assert_eq!(authenticate(&cfg, "x509", b"", &[Id::new("x509", dn)]), Ok(vec![]));
         // whoAmI: the x509 user is the DN; the x509 super user's "super" id shows no user.
-        assert_eq!(user_name(&Id::new("x509", dn)), dn);
-        assert_eq!(user_name(&Id::new("super", dn)), "");
+        assert_eq!(user_name(&cfg, &Id::new("x509", dn)), dn);
+        assert_eq!(user_name(&cfg, &Id::new("super", dn)), "");
         // `auth` expands to the x509 id, as X509AuthenticationProvider.isAuthenticated is true.
         let auth = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
-        assert_eq!(fixup_acl(&auth, &[Id::new("ip", "127.0.0.1"), Id::new("x509", dn)]), Ok(acl));
+        assert_eq!(fixup_acl(&cfg, &auth, &[Id::new("ip", "127.0.0.1"), Id::new("x509", dn)]), Ok(acl));
     }
 
     #[test]
@@ -329,12 +395,45 @@ mod tests {
 
     #[test]
     fn fixup() {
-        assert_eq!(fixup_acl(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(&Acl::creator_all(), &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&AuthConfig::default(), &[], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&AuthConfig::default(), &Acl::creator_all(), &[Id::new("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
         let ids = [Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
-        assert_eq!(fixup_acl(&Acl::creator_all(), &ids).unwrap(), vec![Acl::new(perms::ALL, "digest", "u:h")]);
-        assert_eq!(fixup_acl(&[Acl::new(1, "world", "nobody")], &ids), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(&[Acl::new(1, "digest", "nocolon")], &ids), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&AuthConfig::default(), &Acl::creator_all(), &ids).unwrap(), vec![Acl::new(perms::ALL, "digest", "u:h")]);
+        assert_eq!(fixup_acl(&AuthConfig::default(), &[Acl::new(1, "world", "nobody")], &ids), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&AuthConfig::default(), &[Acl::new(1, "digest", "nocolon")], &ids), Err(ErrorCode::InvalidAcl));
+    }
+
+    #[test]
+    fn sasl_scheme() {
+        let off = AuthConfig::default();
+        let on = AuthConfig { sasl_provider: true, let_any_sasl_user_do_x: Some("anyone-sasl".into()), ..AuthConfig::default() };
+        let bob = [Id::new("ip", "127.0.0.1"), Id::new("sasl", "bob")];
+        let acl = vec![Acl::new(perms::ALL, "sasl", "bob")];
+        // Without the provider, sasl ACLs are invalid and match nobody; whoAmI has no user.
+        assert_eq!(fixup_acl(&off, &acl, &bob), Err(ErrorCode::InvalidAcl));
+        assert_eq!(check_acl(&off, &acl, perms::READ, &bob), Err(ErrorCode::NoAuth));
+        assert_eq!(user_name(&off, &bob[1]), "");
+        assert_eq!(fixup_acl(&off, &Acl::creator_all(), &bob), Err(ErrorCode::InvalidAcl));
+        // With it: matched by name, by a sasl id "super", and by letAnySaslUserDoX.
+        assert_eq!(fixup_acl(&on, &acl, &bob), Ok(acl.clone()));
+        assert!(check_acl(&on, &acl, perms::READ, &bob).is_ok());
+        assert_eq!(check_acl(&on, &acl, perms::READ, &[Id::new("sasl", "eve")]), Err(ErrorCode::NoAuth));
+        assert!(check_acl(&on, &acl, perms::READ, &[Id::new("sasl", "super")]).is_ok());
+        assert!(check_acl(&on, &[Acl::new(perms::ALL, "sasl", "anyone-sasl")], perms::READ, &[Id::new("sasl", "eve")]).is_ok());
+        assert_eq!(user_name(&on, &bob[1]), "bob");
+        assert_eq!(fixup_acl(&on, &Acl::creator_all(), &bob), Ok(acl));
+        assert_eq!(fixup_acl(&on, &[Acl::new(1, "sasl", "a@b@c")], &bob), Err(ErrorCode::InvalidAcl));
+        assert!(kerberos_name_is_valid("zk/host@EXAMPLE.COM") && kerberos_name_is_valid("bob@R") && kerberos_name_is_valid("bob"));
+        assert!(!kerberos_name_is_valid("a/b/c@R"));
+    }
+
+    #[test]
+    fn enforcement() {
+        let cfg = AuthConfig { enforce_auth_schemes: Some(vec!["sasl".into()]), ..AuthConfig::default() };
+        assert!(cfg.sasl_required());
+        assert!(!cfg.is_authenticated_enough(&[Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")]));
+        assert!(cfg.is_authenticated_enough(&[Id::new("sasl", "bob")]));
+        assert!(AuthConfig::default().is_authenticated_enough(&[]));
     }
 
     #[test]

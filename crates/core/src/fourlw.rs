@@ -458,6 +458,10 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             for (k, v) in mntr_rows(s, p) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
+            // The summaries rzk measures, under ZooKeeper's keys (zk_avg_fsynctime, ...).
+            for (k, v) in crate::admin::summary_rows(s, true) {
+                let _ = writeln!(out, "zk_{k}\t{v}");
+            }
         }
         _ => {}
     }
@@ -499,16 +503,16 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>,
         ("zk_proposal_count", z()),
         ("zk_watch_bytes", z()),
         ("zk_outstanding_changes_removed", st.txns_appended.saturating_sub(s.outstanding as u64).to_string()),
-        ("zk_throttled_ops", z()),
-        ("zk_stale_requests_dropped", z()),
-        ("zk_large_requests_rejected", z()),
+        ("zk_throttled_ops", st.throttled_ops.to_string()),
+        ("zk_stale_requests_dropped", st.stale_requests_dropped.to_string()),
+        ("zk_large_requests_rejected", st.large_requests_rejected.to_string()),
         ("zk_insecure_admin_count", z()),
-        ("zk_connection_rejected", p.connections_rejected.to_string()),
+        ("zk_connection_rejected", (p.connections_rejected + st.connections_throttled).to_string()),
         ("zk_cnxn_closed_without_zk_server_running", z()),
         ("zk_sessionless_connections_expired", z()),
         ("zk_looking_count", z()),
         ("zk_dead_watchers_queued", z()),
-        ("zk_stale_requests", z()),
+        ("zk_stale_requests", st.stale_requests.to_string()),
         ("zk_connection_drop_count", z()),
         ("zk_learner_proposal_received_count", z()),
         ("zk_digest_mismatches_count", s.digest_mismatches.to_string()),
@@ -516,7 +520,7 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>,
         ("zk_response_packet_cache_hits", z()),
         ("zk_bytes_received_count", st.bytes_received.to_string()),
         ("zk_add_dead_watcher_stall_time", z()),
-        ("zk_request_throttle_wait_count", z()),
+        ("zk_request_throttle_wait_count", st.request_throttle_wait_count.to_string()),
         ("zk_requests_not_forwarded_to_commit_processor", z()),
         ("zk_response_packet_cache_misses", z()),
         ("zk_ensemble_auth_success", z()),

@@ -12,17 +12,22 @@
 //!   composed with the ZAB node, with the protocol between servers.
 //! - [`summary`]: a bounded latency summary (count, sum, min, max, percentiles).
 //! - [`admin`]: the AdminServer's commands as JSON (ZooKeeper's `/commands/<name>`).
+//! - [`audit`]: which writes the audit log records, and its lines' fields (ZooKeeper's `AuditHelper`).
+//! - [`throttle`]: connection throttling (BlueThrottle) and large-request accounting.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod fourlw;
 pub mod member;
 pub mod path;
 pub mod prep;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod summary;
+pub mod throttle;
 
 pub use server::{Action, ConnId, CoreConfig, Input, PeerId, Role, ZooKeeperServer};

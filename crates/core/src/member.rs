@@ -255,6 +255,8 @@ pub enum Output {
         op: StorageOp,
         snapshot_digest: Option<i64>,
     },
+    /// One audit log event (only with the audit log on); the host stamps and writes it.
+    Audit(crate::audit::AuditEvent),
 }
 
 /// One server. See the module docs.
@@ -361,6 +363,11 @@ impl Member {
         self.cfg.standalone
     }
 
+    /// A measurement of the host's storage, for the statistics (`fsynctime`, ...).
+    pub fn observe_storage(&mut self, o: crate::server::StorageObservation) {
+        self.core.observe_storage(o);
+    }
+
     /// The core, with what it shows of the ensemble brought up to date, for the four-letter
     /// words (`crst` and `srst` reset its counters).
     pub fn core_for_stats(&mut self) -> &mut ZooKeeperServer {
@@ -432,6 +439,9 @@ impl Member {
                             Err(e) => tracing::warn!(learner = %from, error = %e, "malformed PING session data"),
                         }
                     }
+                }
+                if let (true, Message::Ack { zxid }) = (leading, &msg) {
+                    self.core.observe_ack(from.0, *zxid, self.wall_ms);
                 }
                 self.node.step(from, msg);
             }
@@ -589,6 +599,7 @@ impl Member {
                 .out
                 .push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) }),
             CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
+            CoreAction::Audit(e) => self.out.push(Output::Audit(e)),
         }
     }
 

@@ -321,7 +321,7 @@ impl PrepContext<'_> {
             }
             Request::SetAcl(s) => {
                 valid(&s.path)?;
-                let acl = auth::fixup_acl(&s.acl, self.auth_ids)?;
+                let acl = auth::fixup_acl(self.auth_cfg, &s.acl, self.auth_ids)?;
                 let mut rec = self.record(&s.path)?;
                 self.check_acl(&rec.acl, perms::ADMIN)?;
                 let version = check_and_inc_version(rec.stat.aversion, s.version)?;
@@ -374,7 +374,7 @@ impl PrepContext<'_> {
             return Err(ErrorCode::BadArguments);
         }
         let parent_path = &c.path[..last_slash];
-        let acl = auth::fixup_acl(&c.acl, self.auth_ids)?;
+        let acl = auth::fixup_acl(self.auth_cfg, &c.acl, self.auth_ids)?;
         let mut parent = self.record(parent_path)?;
         self.check_acl(&parent.acl, perms::CREATE)?;
         let parent_cversion = parent.stat.cversion;

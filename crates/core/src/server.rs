@@ -59,7 +59,7 @@ mod reads;
 mod sessions;
 mod stats;
 
-pub use stats::{ConnStats, ServerStats};
+pub use stats::{ConnStats, ServerStats, StorageObservation};
 
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
@@ -81,6 +81,10 @@ pub struct CoreConfig {
     pub container_max_never_used_interval_ms: i64,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
+    /// `audit.enable`: `Some(the server's user)` (ZooKeeper's `ZKAuditProvider.getZKUser`, the
+    /// user of ephemeral deletions) turns the audit log on: the core then emits
+    /// `Action::Audit` for each audited operation (see [`crate::audit`]).
+    pub audit_server_user: Option<String>,
     /// `localSessionsEnabled` (ensemble members only): a new session is local to the server
     /// that created it (no createSession txn, expired by that server alone).
     pub local_sessions_enabled: bool,
@@ -88,6 +92,23 @@ pub struct CoreConfig {
     /// global (a createSession txn first); off, that create fails with
     /// EphemeralOnLocalSession.
     pub local_sessions_upgrading_enabled: bool,
+    /// ZooKeeper's RequestThrottler: requests in process (admitted, not yet answered) beyond
+    /// which new requests wait, in arrival order (0: off).
+    pub request_throttle_max_requests: usize,
+    /// How often a stalled throttler counts a wait and looks again (it also looks whenever
+    /// a request is answered).
+    pub request_throttle_stall_time_ms: i64,
+    /// A waiting request whose connection is gone is dropped (else passed on, to nobody).
+    pub request_throttle_drop_stale: bool,
+    /// A request that waited longer than this is answered ThrottledOp (0: never).
+    pub throttled_op_wait_time_ms: i64,
+    /// `connection_throttle_*`: the token bucket new connection requests draw on.
+    pub connection_throttle: crate::throttle::ConnectionThrottleConfig,
+    /// `largeRequestThreshold` (-1: off) and `largeRequestMaxBytes`.
+    pub large_request_threshold: i64,
+    pub large_request_max_bytes: i64,
+    /// Seeds the core's random draws (BLUE's drops): an input, so a seed replays.
+    pub seed: u64,
 }
 
 impl Default for CoreConfig {
@@ -103,8 +124,17 @@ impl Default for CoreConfig {
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
             enforce_quota: false,
+            audit_server_user: None,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            throttled_op_wait_time_ms: 0,
+            connection_throttle: Default::default(),
+            large_request_threshold: -1,
+            large_request_max_bytes: 100 * 1024 * 1024,
+            seed: 0,
         }
     }
 }
@@ -320,6 +350,9 @@ pub enum Action {
     RevalidateReply { to: PeerId, session: SessionId, valid: bool },
     /// Leader → learner `to`: a SYNC packet (its forwarded sync is answered).
     SyncReply { to: PeerId },
+    /// One line of the audit log (only with `CoreConfig::audit_server_user`); the host stamps
+    /// the time and writes it.
+    Audit(crate::audit::AuditEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,10 +393,19 @@ struct Conn {
     timeout_ms: i32,
     old_client: bool,
     auth: Vec<Id>,
+    /// The SASL negotiation, from the connection's first SASL packet on.
+    sasl: Option<crate::sasl::DigestMd5Server>,
     pending: VecDeque<Pending>,
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
     stats: ConnStats,
+    /// Requests admitted on this connection and not yet answered (the throttler's count).
+    unanswered: usize,
+    /// Request frames received and replies sent on this connection, and the large requests
+    /// among those received (`(n-th request, bytes)`), which hold their bytes until answered.
+    requests_received: u64,
+    replies_sent: u64,
+    large: VecDeque<(u64, usize)>,
 }
 
 /// Who is waiting for an appended txn.
@@ -423,6 +465,25 @@ pub struct ZooKeeperServer {
     /// ZooKeeper's text trace mask (`ZooTrace`, the `gtmk` / `stmk` words): which request
     /// categories are traced (at TRACE level, target `rzk::zootrace`).
     trace_mask: i64,
+    /// Requests admitted and not yet answered, on every connection (ZooKeeper's inProcess).
+    in_process: usize,
+    /// Requests waiting for the throttler, oldest first: (connection, frame, since when).
+    throttled: VecDeque<(ConnId, Vec<u8>, i64)>,
+    /// When a stalled throttler next counts a wait, and whether the oldest waiting request
+    /// has been counted as waiting (ZooKeeper counts each time its throttler goes to sleep:
+    /// at least once for each request that found too many in process).
+    next_throttle_wait_ms: i64,
+    throttle_head_counted: bool,
+    /// Connection throttling (BlueThrottle) and the large requests' byte budget.
+    conn_throttle: crate::throttle::BlueThrottle,
+    large: crate::throttle::LargeRequests,
+    /// With the audit log on: what each audited write said, by (session, cxid), from its
+    /// arrival until its txn is applied, also when its connection is gone by then (ZooKeeper
+    /// audits it all the same). Only writes in the pipeline are here: an entry goes at its
+    /// commit, with the writes the log refused, with its session's close, and at a role change.
+    audit_pending: BTreeMap<(SessionId, i32), crate::audit::AuditRequest>,
+    /// SASL challenges sent so far: with the login's secret, each one's nonce.
+    sasl_nonces: u64,
 }
 
 /// `ZooTrace`'s trace categories rzk traces, and its default mask (requests, server packets,
@@ -447,6 +508,8 @@ impl ZooKeeperServer {
     /// A server over `tree` (empty, or loaded from disk) whose last zxid is the tree's.
     pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64, wall_ms: i64) -> Self {
         let sessions = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
+        let conn_throttle = crate::throttle::BlueThrottle::new(cfg.connection_throttle.clone(), now_ms, cfg.seed);
+        let large = crate::throttle::LargeRequests::new(cfg.large_request_threshold, cfg.large_request_max_bytes);
         let local = SessionTracker::new(cfg.server_id, cfg.tick_ms, now_ms, wall_ms);
         let last_zxid = tree.last_processed_zxid();
         let predicted_digest = tree.options().digest_enabled.then(|| tree.digest());
@@ -468,8 +531,16 @@ impl ZooKeeperServer {
             stats: ServerStats { started_ms: wall_ms, ..Default::default() },
             out: Vec::new(),
             quorum_info: Default::default(),
+            audit_pending: BTreeMap::new(),
             role: RoleState::Standalone,
             trace_mask: zootrace::DEFAULT_MASK,
+            in_process: 0,
+            throttled: VecDeque::new(),
+            next_throttle_wait_ms: 0,
+            throttle_head_counted: false,
+            conn_throttle,
+            large,
+            sasl_nonces: 0,
         }
     }
 
@@ -573,9 +644,14 @@ impl ZooKeeperServer {
                         timeout_ms: 0,
                         old_client: false,
                         auth,
+                        sasl: None,
                         pending: VecDeque::new(),
                         early: Vec::new(),
                         stats: ConnStats { established_ms: wall_ms, ..Default::default() },
+                        unanswered: 0,
+                        requests_received: 0,
+                        replies_sent: 0,
+                        large: VecDeque::new(),
                     },
                 );
             }
@@ -596,6 +672,101 @@ impl ZooKeeperServer {
             Input::Touches { sessions } => self.on_touches(sessions),
             Input::Synced => self.on_synced(),
         }
+        if !self.throttled.is_empty() {
+            self.release_throttled();
+        }
+    }
+
+    /// The throttler's count agrees with the connections' (for the simulator's checkers):
+    /// the requests in process are exactly those admitted on live connections and not yet
+    /// answered.
+    pub fn check_in_process(&self) -> Result<(), String> {
+        let sum: usize = self.conns.values().map(|c| c.unanswered).sum();
+        if sum != self.in_process {
+            return Err(format!("{} requests in process, but the connections have {sum} unanswered", self.in_process));
+        }
+        Ok(())
+    }
+
+    /// A request frame of an established connection: admitted now, or (throttling on, too
+    /// many requests in process or others already waiting) queued behind the others.
+    fn submit(&mut self, conn: ConnId, payload: Vec<u8>) {
+        let max = self.cfg.request_throttle_max_requests;
+        if max == 0 || (self.throttled.is_empty() && self.in_process < max) {
+            return self.admit(conn, payload);
+        }
+        self.throttled.push_back((conn, payload, self.now_ms));
+    }
+
+    fn admit(&mut self, conn: ConnId, payload: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.unanswered += 1;
+            self.in_process += 1;
+        }
+        self.on_request(conn, payload);
+    }
+
+    /// ZooKeeper's RequestThrottler loop, run after every input: the oldest waiting request
+    /// goes on once fewer than the maximum are in process; one whose connection is gone is
+    /// dropped (`drop_stale`); one that waited longer than `throttled_op_wait_time` is
+    /// answered ThrottledOp in its turn (pings, closes, new sessions, SetWatches, auth and
+    /// SASL never are).
+    fn release_throttled(&mut self) {
+        let max = self.cfg.request_throttle_max_requests.max(1);
+        while let Some((conn, _, _)) = self.throttled.front() {
+            let stale = !self.conns.get(conn).is_some_and(|c| c.state != ConnState::Closed);
+            if stale {
+                self.throttled.pop_front();
+                self.throttle_head_counted = false;
+                if self.cfg.request_throttle_drop_stale {
+                    self.stats.stale_requests_dropped += 1;
+                } else {
+                    self.stats.stale_requests += 1;
+                }
+                continue;
+            }
+            if self.in_process >= max {
+                if !self.throttle_head_counted || self.now_ms >= self.next_throttle_wait_ms {
+                    self.stats.request_throttle_wait_count += 1;
+                    self.throttle_head_counted = true;
+                    self.next_throttle_wait_ms = self.now_ms + self.cfg.request_throttle_stall_time_ms;
+                }
+                return;
+            }
+            let (conn, payload, since) = self.throttled.pop_front().expect("front");
+            self.throttle_head_counted = false;
+            let wait = self.cfg.throttled_op_wait_time_ms;
+            let header = RequestHeader::read(&mut Reader::new(&payload)).ok();
+            let throttlable = header
+                .as_ref()
+                // ZooKeeper's isThrottlable, and (rzk) never the session's own set-up: a
+                // refused SetWatches would leave the client believing its watches set.
+                .is_some_and(|h| {
+                    !matches!(
+                        OpCode::from_code(h.op),
+                        Some(
+                            OpCode::Ping
+                                | OpCode::CloseSession
+                                | OpCode::CreateSession
+                                | OpCode::SetWatches
+                                | OpCode::SetWatches2
+                                | OpCode::Auth
+                                | OpCode::Sasl
+                        )
+                    )
+                });
+            match header {
+                Some(h) if throttlable && wait > 0 && self.now_ms - since > wait => {
+                    self.stats.throttled_ops += 1;
+                    let c = self.conns.get_mut(&conn).expect("live");
+                    c.unanswered += 1;
+                    self.in_process += 1;
+                    let op = OpCode::from_code(h.op).unwrap_or(OpCode::Error);
+                    self.fail_in_turn(conn, h.xid, op, ErrorCode::Throttled, since);
+                }
+                _ => self.admit(conn, payload),
+            }
+        }
     }
 
     /// The actions produced so far, in order.
@@ -610,6 +781,17 @@ impl ZooKeeperServer {
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>, reply: bool) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            if reply && c.unanswered > 0 {
+                c.unanswered -= 1;
+                self.in_process -= 1;
+            }
+            if reply {
+                c.replies_sent += 1;
+                while c.large.front().is_some_and(|(n, _)| *n < c.replies_sent) {
+                    let (_, bytes) = c.large.pop_front().expect("front");
+                    self.large.current -= bytes as i64;
+                }
+            }
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
             if reply {
@@ -638,6 +820,8 @@ impl ZooKeeperServer {
     /// Forgets a connection: its watches go, its session stays (until it expires).
     fn detach(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
+            self.in_process -= c.unanswered;
+            self.large.current -= c.large.iter().map(|(_, b)| *b as i64).sum::<i64>();
             if let Some(s) = c.session {
                 if self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);
@@ -697,14 +881,11 @@ impl ZooKeeperServer {
         // Auth and SASL are answered at once, outside the pipeline, as ZooKeeper does.
         match op {
             Some(OpCode::Auth) => return self.on_auth(conn, header, &body),
-            Some(OpCode::Sasl) => {
-                // A server without SASL configured (rzk has none) answers as a standalone
-                // ZooKeeper does: OK, zxid 0, and a SetSASLResponse with a null token.
-                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
-                self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
-                return;
-            }
+            Some(OpCode::Sasl) => return self.on_sasl(conn, header, &body),
             _ => {}
+        }
+        if !self.cfg.auth.is_authenticated_enough(&self.conns[&conn].auth) {
+            return self.refuse_unauthenticated(conn, header.xid);
         }
         if local && op == Some(OpCode::CloseSession) {
             let c = self.conns.get_mut(&conn).expect("conn");
@@ -727,6 +908,9 @@ impl ZooKeeperServer {
             self.upgrade_session(conn, session, timeout, received_ms);
         }
         let is_write = op.is_some_and(OpCode::is_client_write);
+        if is_write {
+            self.note_audit(conn, session, header.xid, header.op, &body);
+        }
         if self.role().is_learner() && (is_write || op == Some(OpCode::Sync)) {
             self.forward(conn, session, header, body, received_ms);
         } else if is_write {
@@ -793,6 +977,7 @@ impl ZooKeeperServer {
             }
         }
         self.reset_pipeline();
+        self.audit_pending.clear();
         // Local sessions live only as long as the server that made them.
         self.local.clear();
         if !matches!(self.role(), Role::NotServing | Role::Standalone) {

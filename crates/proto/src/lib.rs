@@ -31,6 +31,7 @@ pub mod jute;
 pub mod path;
 pub mod quorum;
 pub mod rng;
+pub mod sasl;
 pub mod time;
 pub mod txn;
 

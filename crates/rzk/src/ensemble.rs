@@ -65,7 +65,17 @@ pub fn run(a: EnsembleArgs) -> ExitCode {
             stop(&mut children);
             return ExitCode::FAILURE;
         }
-        match Command::new(&exe).arg("server").arg("--config").arg(&cfg).spawn() {
+        // Each server runs in its own directory, so files named relative to the working
+        // directory (the audit log's default `./zookeeper_audit.log`) are its own.
+        let cfg = match cfg.canonicalize() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rzk ensemble: cannot prepare {}: {e}", cfg.display());
+                stop(&mut children);
+                return ExitCode::FAILURE;
+            }
+        };
+        match Command::new(&exe).arg("server").arg("--config").arg(&cfg).current_dir(cfg.parent().unwrap_or(&dir)).spawn() {
             Ok(c) => children.push((id, c)),
             Err(e) => {
                 eprintln!("rzk ensemble: cannot start server {id}: {e}");

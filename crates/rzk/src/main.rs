@@ -208,6 +208,18 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
     for (key, line, reason) in &cfg.warnings {
         tracing::warn!(key = %key, line, "zoo.cfg: {reason}");
     }
+    if let (Some(users), Some(file)) = (&cfg.sasl.credentials, &cfg.sasl.jaas_file) {
+        tracing::info!(
+            jaas = %file.display(),
+            section = %cfg.sasl.server_section,
+            users = users.len(),
+            sasl_acl_scheme = cfg.sasl.provider,
+            "SASL DIGEST-MD5 login for clients"
+        );
+    }
+    if cfg.enforce_auth.enabled {
+        tracing::info!(schemes = ?cfg.enforce_auth.schemes, "clients must authenticate before any request (enforce.auth)");
+    }
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
         eprintln!("rzk: cannot create dataDir {}: {e}", cfg.data_dir.display());
         return ExitCode::FAILURE;
@@ -263,6 +275,15 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
+    // The audit log first: a start-up that fails from here on (a client port in use, say)
+    // is audited as `serverStart` failure, as ZooKeeper does.
+    let audit = match rzk_server::shell::open_audit(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rzk: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let code = rt.block_on(async move {
         let listener = match rzk_server::shell::listen::ClientListeners::bind(&cfg, addr, cfg.client_port_listen_backlog.max(50) as u32) {
             Ok(l) => l,
@@ -284,11 +305,11 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
         let result = match my_id {
             None => {
                 tracing::info!(addr = ?addr, secure_port = ?secure, data_dir = %cfg.data_dir.display(), "rzk standalone server listening");
-                rzk_server::shell::run(cfg, None, listener, stop_rx).await
+                rzk_server::shell::run_with_audit(cfg, None, listener, stop_rx, audit).await
             }
             Some(id) => {
                 tracing::info!(addr = ?addr, secure_port = ?secure, myid = id, servers = cfg.servers.len(), data_dir = %cfg.data_dir.display(), "rzk ensemble member listening for clients");
-                rzk_server::shell::run(cfg, Some(id), listener, stop_rx).await
+                rzk_server::shell::run_with_audit(cfg, Some(id), listener, stop_rx, audit).await
             }
         };
         match result {

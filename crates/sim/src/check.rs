@@ -125,6 +125,10 @@ pub struct Checker {
     /// (session, cxid) → the first zxid that carried it.
     pub txn_of_op: HashMap<(i64, i32), Zxid>,
     pub writes: Vec<WriteRec>,
+    /// Audit log successes: (server index, session, operation, znode).
+    pub audited: std::collections::HashSet<(usize, String, &'static str, String)>,
+    /// Acknowledged writes checked against the audit log of the server that answered them.
+    pub audit_checks: u64,
     /// session → last zxid it observed (reads and own acked writes).
     pub session_zxid: HashMap<i64, Zxid>,
     pub reads: u64,
@@ -156,6 +160,8 @@ pub struct Checker {
     /// Sessions a read-only member established, and writes it refused with NotReadOnly.
     pub read_only_sessions: u64,
     pub not_read_only: u64,
+    /// Requests answered ThrottledOp.
+    pub throttled: u64,
     pub expiries: u64,
     pub replies: u64,
 }
@@ -271,6 +277,25 @@ impl Checker {
         self.writes[widx].end = Some(now);
         self.max_acked = self.max_acked.max(zxid);
         self.session_saw(session, zxid, "got its write acknowledged")
+    }
+
+    /// A server's audit log event: its successes are kept for [`Self::expect_audited`].
+    pub fn audit_seen(&mut self, server: usize, e: &rzk_core::audit::AuditEvent) {
+        if let (rzk_core::audit::AuditResult::Success, Some(session), Some(znode)) = (e.result, &e.session, &e.znode) {
+            self.audited.insert((server, session.clone(), e.operation, znode.clone()));
+        }
+    }
+
+    /// A write acknowledged by `server` must be in that server's audit log, as a success of
+    /// its session on its path (the event comes out in the same step as the reply).
+    pub fn expect_audited(&mut self, server: usize, session: i64, operation: &'static str, path: &str) -> Result<(), String> {
+        self.audit_checks += 1;
+        let key = (server, rzk_core::audit::session_hex(rzk_proto::SessionId(session)), operation, path.to_string());
+        if self.audited.contains(&key) {
+            Ok(())
+        } else {
+            Err(format!("server s{} acknowledged {operation} {path} of session {:#x} but did not audit it", server + 1, session))
+        }
     }
 
     pub fn max_acked_zxid(&self) -> Zxid {

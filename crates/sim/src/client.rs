@@ -405,6 +405,7 @@ impl Client {
             chk.watch_events += 1;
             return self.event(&ev).map(|_| false).map_err(|e| format!("{who}: {e}"));
         }
+        let server = c.server;
         // Replies come in the order the requests were sent.
         let Some(o) = c.outstanding.pop_front() else { return Err(format!("{who}: a reply (xid {}) to nothing outstanding", h.xid)) };
         if o.xid != h.xid {
@@ -431,6 +432,9 @@ impl Client {
         if h.err == rzk_proto::ErrorCode::NotReadOnly.code() {
             chk.not_read_only += 1;
         }
+        if h.err == rzk_proto::ErrorCode::Throttled.code() {
+            chk.throttled += 1;
+        }
         match o.op {
             Op::Ping => {}
             Op::Setup => {
@@ -447,6 +451,7 @@ impl Client {
                         other => return Err(format!("{who}: create answered {other:?}")),
                     };
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_CREATE, &path)?;
                     if mode.is_ephemeral() {
                         chk.ephemeral_acked(session, &path);
                     } else {
@@ -467,12 +472,14 @@ impl Client {
                         return Err(format!("{who}: setData of {path} at {} has mzxid {}", h.zxid, stat.mzxid));
                     }
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_SETDATA, &path)?;
                     chk.set_acked(&path, stat.mzxid);
                 }
             }
             Op::Delete { widx, path } => {
                 if ok {
                     chk.write_acked(widx, now, h.zxid, session)?;
+                    chk.expect_audited(server, session, rzk_core::audit::OP_DELETE, &path)?;
                 }
                 // Acknowledged or not (a version mismatch leaves it), it is no longer ours
                 // to delete; if it went, it must not be expected.
@@ -587,6 +594,17 @@ impl Client {
         });
         if !matched {
             return Err(format!("a watch event {change:?} {} that no watch of this client covers", ev.path));
+        }
+        if change == Change::Created {
+            // ZooKeeper's createNode: a watcher told of the new node (its exist or recursive
+            // watch) is not told again that its parent's children changed; its one-time
+            // child watch on the parent is used up all the same.
+            let parent = match ev.path.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &ev.path[..i],
+                None => "",
+            };
+            self.watches.retain(|w| !(w.kind == WatchKind::Child && w.path == parent));
         }
         Ok(())
     }

@@ -144,6 +144,11 @@ pub struct SimConfig {
     pub local_sessions: bool,
     /// `readonlymode.enabled` on every member, and clients that connect with canBeReadOnly.
     pub read_only: bool,
+    /// `request_throttle_max_requests` (0: off) and `throttled_op_wait_time` in ms.
+    pub throttle: (usize, i64),
+    /// Hierarchical quorums (`group.N`: the voters in pairs), with the highest voter at
+    /// weight 0 when the second is set.
+    pub groups: (bool, bool),
 }
 
 impl SimConfig {
@@ -180,6 +185,15 @@ impl SimConfig {
             local_sessions: seed % 4 == 3,
             // Half of those: read-only members while a partition leaves them alone.
             read_only: seed % 8 == 7,
+            // One seed in five throttles requests (a few in process at a time), half of
+            // those answering ThrottledOp after 100 ms of waiting.
+            // One seed in seven: group.N / weight.N quorums, half with a weight-0 voter.
+            groups: (seed % 7 == 4, seed % 14 == 4),
+            throttle: match seed % 10 {
+                1 => (3, 100),
+                6 => (4, 0),
+                _ => (0, 0),
+            },
         }
     }
 
@@ -226,7 +240,13 @@ pub struct Report {
     pub watch_events: u64,
     pub read_only_sessions: u64,
     pub not_read_only: u64,
+    pub throttling: bool,
+    pub throttled: u64,
+    pub hierarchical: bool,
     pub replies: u64,
+    /// Audit log events the members emitted (the audit log is on in every simulated server).
+    pub audit_events: u64,
+    pub audit_checks: u64,
 }
 
 /// A failed run: what broke, when, and how to replay it.
@@ -417,6 +437,8 @@ impl World {
             observers: cfg.observers,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
+            throttling: cfg.throttle.0 > 0,
+            hierarchical: cfg.groups.0,
             ..Default::default()
         };
         let local_sessions = cfg.local_sessions;
@@ -466,6 +488,12 @@ impl World {
         z.min_notification_ticks = 2;
         z.max_notification_ticks = 32;
         z.committed_log_max = self.cfg.committed_log_max;
+        if self.cfg.groups.0 {
+            let voters: Vec<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
+            let groups = voters.chunks(2).enumerate().map(|(g, m)| (g as u64 + 1, m.to_vec())).collect();
+            let weights = if self.cfg.groups.1 { BTreeMap::from([(ServerId(self.cfg.voters as i64), 0u64)]) } else { BTreeMap::new() };
+            z.hierarchy = Some(rzk_zab::Hierarchy::new(&groups, &weights));
+        }
         z.outstanding_proposals_max = 200;
         let core = CoreConfig {
             server_id: (i + 1) as u8,
@@ -477,6 +505,24 @@ impl World {
             container_check_interval_ms: 1000,
             local_sessions_enabled: self.cfg.local_sessions,
             local_sessions_upgrading_enabled: true,
+            request_throttle_max_requests: self.cfg.throttle.0,
+            throttled_op_wait_time_ms: self.cfg.throttle.1,
+            // Throttling seeds also throttle connections: a small bucket, BLUE's drops on.
+            connection_throttle: if self.cfg.throttle.0 > 0 {
+                rzk_core::throttle::ConnectionThrottleConfig {
+                    max_tokens: 4,
+                    fill_time_ms: 200,
+                    fill_count: 1,
+                    freeze_time_ms: 1000,
+                    ..Default::default()
+                }
+            } else {
+                Default::default()
+            },
+            seed: self.cfg.seed ^ i as u64,
+            // The audit log's decisions run under every fault too (the events are counted and
+            // part of the trace hash).
+            audit_server_user: Some("sim".into()),
             ..CoreConfig::default()
         };
         MemberConfig {
@@ -588,10 +634,12 @@ impl World {
         self.rep.digest_checks = self.chk.digest_checks;
         self.rep.log_checks = self.chk.log_checks;
         self.rep.expiries = self.chk.expiries;
+        self.rep.audit_checks = self.chk.audit_checks;
         self.rep.watch_checks = self.chk.watch_checks;
         self.rep.watch_events = self.chk.watch_events;
         self.rep.read_only_sessions = self.chk.read_only_sessions;
         self.rep.not_read_only = self.chk.not_read_only;
+        self.rep.throttled = self.chk.throttled;
         self.rep.replies = self.chk.replies;
         Ok(())
     }
@@ -824,6 +872,10 @@ impl World {
                 let inc = s.incarnation;
                 self.schedule(at, Event::DiskDone { server: i, incarnation: inc, seq });
             }
+            Output::Audit(e) => {
+                self.rep.audit_events += 1;
+                self.chk.audit_seen(i, &e);
+            }
         }
         Ok(())
     }
@@ -1001,10 +1053,14 @@ impl World {
             let n = m.node();
             if let Some(e) = n.leading_epoch() {
                 self.chk.leader_owns_epoch(e, sid)?;
+                if n.config().weight(ServerId(sid)) == 0 {
+                    return Err(format!("server {sid}, a voter of weight 0, leads epoch {e}"));
+                }
             }
             if n.applied() != applied {
                 return Err(format!("server {sid}: node applied {} but the core's tree is at {applied}", n.applied()));
             }
+            m.core().check_in_process().map_err(|e| format!("server {sid}: {e}"))?;
             // ZAB: a leader holds every committed txn when it becomes established.
             let established = n.state() == ServerState::Leading && n.is_serving();
             if established && !self.servers[i].was_established_leader && applied < last {
@@ -1192,6 +1248,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::Send { conn, frame, .. } => h = mix(h, 3 ^ conn << 8 ^ hash_bytes(frame)),
         Output::Close { conn, .. } => h = mix(h, 4 ^ conn << 8),
         Output::PeerDisconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
+        Output::Audit(e) => h = mix(h, 6 ^ hash_bytes(e.message().as_bytes()) << 8),
     }
     h
 }
@@ -1212,7 +1269,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
@@ -1222,7 +1279,8 @@ pub fn summarize(reports: &[Report]) -> String {
          clients (real client frames): {} sessions, {} moved to another server, {} expired; {} acknowledged writes all committed, linearizable \
          and in every final tree ({} more unacknowledged); {} reads; {} replies in xid order, never back in zxid per session; \
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
-         {} sessions on read-only members, {} writes refused there with NotReadOnly\n\
+         {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp; \
+         {} audit log events, {} acknowledged writes found in the audit log of the server that answered them\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1231,6 +1289,8 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.observers > 0).count(),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
+        reports.iter().filter(|r| r.throttling).count(),
+        reports.iter().filter(|r| r.hierarchical).count(),
         sum(|r| r.crashes),
         sum(|r| r.torn_tails),
         sum(|r| r.partitions),
@@ -1258,6 +1318,9 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.watch_checks),
         sum(|r| r.read_only_sessions),
         sum(|r| r.not_read_only),
+        sum(|r| r.throttled),
+        sum(|r| r.audit_events),
+        sum(|r| r.audit_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

@@ -422,7 +422,7 @@ fn run_worker(cfg: &StorageConfig, cmds: Vec<LogCommand>) -> Vec<StorageEvent> {
 fn dones(evs: &[StorageEvent]) -> Vec<u64> {
     evs.iter()
         .map(|e| match e {
-            StorageEvent::Done { token } => *token,
+            StorageEvent::Done { token, .. } => *token,
             other => panic!("unexpected event {other:?}"),
         })
         .collect()

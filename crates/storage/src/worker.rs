@@ -44,16 +44,27 @@ pub struct LogAppend {
 pub enum StorageEvent {
     /// The command carrying `token` is durable, and so is every command sent before it
     /// (consecutive appends are made durable together and report only the last token).
-    Done { token: u64 },
+    /// `synced`: the group commit that made appends durable, when this command was one.
+    Done { token: u64, synced: Option<Synced> },
     /// [`FullDisk::RefuseAppends`]: the txns from `zxid` on were not written (disk full);
     /// nothing after them will be until appends start again at `zxid`.
     AppendFailed { zxid: Zxid, reason: String },
     /// The log rolled; a snapshot should be taken.
     SnapshotDue,
-    /// A snapshot finished (or failed, or was abandoned).
-    SnapshotWritten { zxid: Zxid, result: Result<PathBuf, String> },
+    /// A snapshot finished (or failed, or was abandoned); `elapsed_ms` from the writer's
+    /// start (the walk's first chunk) to the file sealed, fsynced and renamed.
+    SnapshotWritten { zxid: Zxid, result: Result<PathBuf, String>, elapsed_ms: u64 },
     /// The log can no longer be trusted; the server must stop.
     Fatal(String),
+}
+
+/// One group commit of the log worker: ZooKeeper's `fsynctime` (the fdatasync alone, as its
+/// `FileTxnLog.commit` times the channel's force) and `sync_processor_batch_size` (txns
+/// made durable by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    pub fsync_us: u64,
+    pub txns: u32,
 }
 
 /// What the log worker does when the disk is full.
@@ -171,6 +182,7 @@ fn log_worker(
                 None => break,
             },
         };
+        let mut synced = None;
         let token = match cmd {
             LogCommand::Append { entries, token } => {
                 let mut batch = entries;
@@ -228,6 +240,7 @@ fn log_worker(
                         }
                         Err(e) => return fatal(&events, format!("{e}; an ensemble member cannot skip a transaction, stopping")),
                     }
+                    let sync_started = std::time::Instant::now();
                     if let Err(e) = log.sync() {
                         let file = log.current_file().map(|p| p.display().to_string()).unwrap_or_default();
                         return fatal(
@@ -235,6 +248,10 @@ fn log_worker(
                             format!("fdatasync of the transaction log {file} failed: {e}; stopping (the log is recovered on restart)"),
                         );
                     }
+                    synced = Some(Synced {
+                        fsync_us: sync_started.elapsed().as_micros() as u64,
+                        txns: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+                    });
                     last = prev;
                 }
                 token
@@ -270,7 +287,7 @@ fn log_worker(
                 token
             }
         };
-        if events.blocking_send(StorageEvent::Done { token }).is_err() {
+        if events.blocking_send(StorageEvent::Done { token, synced }).is_err() {
             break;
         }
     }
@@ -335,7 +352,8 @@ pub fn spawn_snapshot_writer(
                 tracing::error!(zxid = %zxid, error = %e, "snapshot failed");
             }
         }
-        let _ = events.blocking_send(StorageEvent::SnapshotWritten { zxid, result });
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let _ = events.blocking_send(StorageEvent::SnapshotWritten { zxid, result, elapsed_ms });
     })?;
     Ok(tx)
 }

@@ -68,7 +68,8 @@ impl Node {
 
     /// `totalOrderPredicate`: is (new) a better proposal than (cur)?
     fn total_order(&self, new: (i64, i64, i64), cur: (i64, i64, i64)) -> bool {
-        if !self.cfg.is_voter(ServerId(new.0)) {
+        // FastLeaderElection.totalOrderPredicate: a voter of weight 0 is never proposed.
+        if !self.cfg.is_voter(ServerId(new.0)) || self.cfg.weight(ServerId(new.0)) == 0 {
             return false;
         }
         let (nid, nz, ne) = new;

@@ -41,6 +41,11 @@ fn entry(epoch: u32, counter: u32) -> Entry {
 
 impl Net {
     fn new(voters: &[i64], observers: &[i64], restored: impl Fn(i64) -> Restored) -> Net {
+        Net::with(voters, observers, restored, |c| c)
+    }
+
+    /// As `new`, each server's config changed by `f` (a hierarchy, say).
+    fn with(voters: &[i64], observers: &[i64], restored: impl Fn(i64) -> Restored, f: impl Fn(Config) -> Config) -> Net {
         let mut n = Net {
             nodes: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -54,7 +59,7 @@ impl Net {
         for &id in voters.iter().chain(observers) {
             let r = restored(id);
             n.state.insert(ServerId(id), vec![]);
-            n.nodes.insert(ServerId(id), Node::new(cfg(id, voters, observers), r).unwrap());
+            n.nodes.insert(ServerId(id), Node::new(f(cfg(id, voters, observers)), r).unwrap());
         }
         let ids: Vec<ServerId> = n.nodes.keys().copied().collect();
         for id in ids {
@@ -359,4 +364,57 @@ fn standalone_delivers_what_is_durable_and_forgets_a_refused_append() {
     n.step(ServerId(2), Message::Ping { zxid: z(9), data: Bytes::new() });
     n.tick();
     assert!(n.take_actions().is_empty());
+}
+
+fn hierarchy(groups: &[(u64, &[i64])], weights: &[(i64, u64)]) -> Hierarchy {
+    let g = groups.iter().map(|(id, m)| (*id, m.iter().map(|s| ServerId(*s)).collect())).collect();
+    let w = weights.iter().map(|(s, w)| (ServerId(*s), *w)).collect();
+    Hierarchy::new(&g, &w)
+}
+
+fn ids(v: &[i64]) -> Vec<ServerId> {
+    v.iter().map(|s| ServerId(*s)).collect()
+}
+
+#[test]
+fn hierarchical_quorums_as_quorum_hierarchical_counts_them() {
+    // Three groups of three: a majority of the members of a majority of the groups.
+    let h = hierarchy(&[(1, &[1, 2, 3]), (2, &[4, 5, 6]), (3, &[7, 8, 9])], &[]);
+    assert!(h.contains_quorum(&ids(&[1, 2, 4, 5])));
+    assert!(!h.contains_quorum(&ids(&[1, 2, 3])));
+    assert!(!h.contains_quorum(&ids(&[1, 4, 7, 2])));
+    assert!(h.contains_quorum(&ids(&[1, 2, 4, 5, 6, 7])));
+    assert!(!h.contains_quorum(&ids(&[])));
+    // Weights: server 1 alone outweighs 2 and 3 in its group (4 > 6 / 2).
+    let h = hierarchy(&[(1, &[1, 2, 3]), (2, &[4, 5, 6])], &[(1, 4)]);
+    assert!(!h.contains_quorum(&ids(&[1, 4])));
+    assert!(h.contains_quorum(&ids(&[1, 4, 5])));
+    assert!(!h.contains_quorum(&ids(&[2, 3, 4, 5, 6])));
+    // A group of weight 0 is not counted among the groups; its members never matter.
+    let h = hierarchy(&[(1, &[1, 2]), (2, &[3, 4]), (3, &[5])], &[(5, 0)]);
+    assert!(h.contains_quorum(&ids(&[1, 2, 3, 4])));
+    assert!(!h.contains_quorum(&ids(&[1, 2, 5])));
+    // Integer halves: in a group of weight 3, 2 is a majority; in one of weight 2, 1 is not.
+    let h = hierarchy(&[(1, &[1, 2, 3])], &[]);
+    assert!(h.contains_quorum(&ids(&[1, 2])));
+    let h = hierarchy(&[(1, &[1, 2])], &[]);
+    assert!(!h.contains_quorum(&ids(&[1])));
+}
+
+#[test]
+fn a_voter_of_weight_zero_is_never_leader_and_its_ack_counts_for_nothing() {
+    let h = hierarchy(&[(1, &[1, 2, 3])], &[(3, 0)]);
+    let with = |c: Config| Config { hierarchy: Some(h.clone()), ..c };
+    // Server 3 has the highest sid, but weight 0: server 2 leads.
+    let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with);
+    net.run(40);
+    assert_eq!(net.leader(), Some(ServerId(2)));
+    let zs = net.propose(2);
+    net.run(2);
+    assert_eq!(net.state[&ServerId(3)], zs, "a weight-0 voter still follows and applies");
+    // Without server 1, servers 2 and 3 weigh 1 of 2: no quorum, so no leader serves
+    // (under a plain majority, 2 of 3 would).
+    net.down.insert(ServerId(1));
+    net.run(400);
+    assert!(net.nodes.values().filter(|n| n.id() != ServerId(1)).all(|n| !n.is_serving()), "served without a weighted quorum");
 }

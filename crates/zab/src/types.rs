@@ -1,7 +1,7 @@
 //! The vocabulary shared by election and ZAB: server ids, log entries, the validated
 //! configuration, and the outputs ([`Action`], [`StorageOp`]) with their durability contract.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use rzk_proto::quorum::ServerState;
@@ -65,6 +65,64 @@ pub struct Config {
     /// The quorum configuration text sent in notifications and NEWLEADER
     /// (`QuorumVerifier.toString()` in ZooKeeper). Opaque to the core.
     pub config_data: Bytes,
+    /// `group.N` / `weight.N`: ZooKeeper's QuorumHierarchical decides what a quorum is;
+    /// `None`: a majority of the voters (QuorumMaj).
+    pub hierarchy: Option<Hierarchy>,
+}
+
+/// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
+/// configured). A set is a quorum when, in more than half of the groups of non-zero
+/// weight, its members weigh more than half of the group (integer halves, as ZooKeeper's
+/// longs). A voter of weight 0 counts for nothing and is never elected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    group_of: BTreeMap<ServerId, u64>,
+    weight: BTreeMap<ServerId, u64>,
+    group_weight: BTreeMap<u64, u64>,
+    /// Groups whose total weight is not 0.
+    groups: usize,
+}
+
+impl Hierarchy {
+    /// `groups`: group id to its members; `weights`: the configured weights (members
+    /// without one weigh 1).
+    pub fn new(groups: &BTreeMap<u64, Vec<ServerId>>, weights: &BTreeMap<ServerId, u64>) -> Hierarchy {
+        let mut group_of = BTreeMap::new();
+        let mut weight = BTreeMap::new();
+        let mut group_weight: BTreeMap<u64, u64> = BTreeMap::new();
+        for (gid, members) in groups {
+            for s in members {
+                group_of.insert(*s, *gid);
+                let w = weights.get(s).copied().unwrap_or(1);
+                weight.insert(*s, w);
+                *group_weight.entry(*gid).or_default() += w;
+            }
+        }
+        let groups = group_weight.values().filter(|w| **w != 0).count();
+        Hierarchy { group_of, weight, group_weight, groups }
+    }
+
+    /// A member's weight (1 for one outside every group, as no such voter exists).
+    pub fn weight(&self, s: ServerId) -> u64 {
+        self.weight.get(&s).copied().unwrap_or(1)
+    }
+
+    /// `QuorumHierarchical.containsQuorum`.
+    pub fn contains_quorum<'a>(&self, set: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let mut expansion: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut any = false;
+        for s in set {
+            any = true;
+            if let Some(g) = self.group_of.get(s) {
+                *expansion.entry(*g).or_default() += self.weight(*s);
+            }
+        }
+        if !any {
+            return false;
+        }
+        let majorities = expansion.iter().filter(|(g, w)| **w > self.group_weight[g] / 2).count();
+        majorities > self.groups / 2
+    }
 }
 
 /// Why a [`Config`] cannot run.
@@ -107,6 +165,7 @@ impl Config {
             committed_log_max: 500,
             outstanding_proposals_max: 1000,
             config_data: Bytes::new(),
+            hierarchy: None,
         }
     }
 
@@ -149,10 +208,19 @@ impl Config {
         self.voters.contains(&s)
     }
 
-    /// `QuorumMaj.containsQuorum`: more than half of the voters are in `set`.
+    /// `QuorumVerifier.containsQuorum`: more than half of the voters are in `set`
+    /// (QuorumMaj), or the hierarchy's rule (QuorumHierarchical).
     pub fn is_quorum<'a>(&self, set: impl IntoIterator<Item = &'a ServerId>) -> bool {
-        let n = set.into_iter().filter(|s| self.voters.contains(s)).count();
-        2 * n > self.voters.len()
+        let voters = set.into_iter().filter(|s| self.voters.contains(s));
+        match &self.hierarchy {
+            Some(h) => h.contains_quorum(voters),
+            None => 2 * voters.count() > self.voters.len(),
+        }
+    }
+
+    /// `QuorumVerifier.getWeight`: 1 for every voter under a majority rule.
+    pub fn weight(&self, s: ServerId) -> u64 {
+        self.hierarchy.as_ref().map_or(1, |h| h.weight(s))
     }
 
     /// Every other member, voters and observers.

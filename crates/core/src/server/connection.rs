@@ -1,15 +1,17 @@
 //! Connections and the handshake: a frame's first stop (a ConnectRequest until the session
 //! is attached), a new session (its createSession txn, forwarded to the leader by a learner),
 //! a session reattached (the password, the old connection closed; on a learner the leader's
-//! REVALIDATE decides, frames sent meanwhile wait), the ConnectResponse, and auth packets.
+//! REVALIDATE decides, frames sent meanwhile wait), the ConnectResponse, auth and SASL
+//! packets, and the refusal of a connection that `enforce.auth` wants authenticated first.
 //! The leader's side of REVALIDATE is here too.
 
 use super::pipeline::c_push_write;
 use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, ZooKeeperServer, MAX_EARLY_FRAMES};
 use crate::auth;
+use crate::throttle::ConnectKind;
 use rzk_proto::client::{self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
-use rzk_proto::{ErrorCode, OpCode, Reader, Record, SessionId, Writer, Zxid};
+use rzk_proto::{ErrorCode, Id, OpCode, Reader, Record, SessionId, Writer, Zxid};
 
 impl ZooKeeperServer {
     pub(super) fn on_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
@@ -19,6 +21,20 @@ impl ZooKeeperServer {
         c.stats.received += 1;
         self.stats.packets_received += 1;
         self.stats.bytes_received += payload.len() as u64 + 4;
+        if !self.large.admits(payload.len()) {
+            // ZooKeeper's checkRequestSizeWhenReceivingMessage: the connection goes.
+            self.stats.large_requests_rejected += 1;
+            return self.close(conn, format!("Rejecting large request of {} bytes (largeRequestMaxBytes)", payload.len()));
+        }
+        let c = self.conns.get_mut(&conn).expect("conn");
+        if c.state != ConnState::Handshake {
+            c.requests_received += 1;
+            if self.large.is_large(payload.len()) {
+                // Held until the request is answered (ZooKeeper's requestFinished).
+                c.large.push_back((c.requests_received - 1, payload.len()));
+                self.large.current += payload.len() as i64;
+            }
+        }
         match c.state {
             ConnState::Handshake => self.on_connect_request(conn, &payload),
             ConnState::Revalidating => {
@@ -27,7 +43,7 @@ impl ZooKeeperServer {
                 }
                 c.early.push(payload);
             }
-            ConnState::Connecting | ConnState::Connected => self.on_request(conn, payload),
+            ConnState::Connecting | ConnState::Connected => self.submit(conn, payload),
             ConnState::Closed => {}
         }
     }
@@ -57,6 +73,19 @@ impl ZooKeeperServer {
         let read_only = self.role() == Role::ReadOnly;
         if read_only && req.read_only != Some(true) {
             return self.close(conn, "Refusing session request for not-read-only client".into());
+        }
+        if self.conn_throttle.enabled() {
+            // ZooKeeper's BlueThrottle, before anything else of the request is looked at.
+            let kind = match (req.session_id.0, self.local_sessions()) {
+                (0, true) => ConnectKind::NewLocal,
+                (0, false) => ConnectKind::NewGlobal,
+                _ => ConnectKind::Renew,
+            };
+            let need = self.conn_throttle.tokens_for(kind);
+            if !self.conn_throttle.check_limit(need, self.now_ms) {
+                self.stats.connections_throttled += 1;
+                return self.close(conn, "Connection throttled (connection_throttle_tokens)".into());
+            }
         }
         let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let c = self.conns.get_mut(&conn).expect("conn");
@@ -215,6 +244,84 @@ impl ZooKeeperServer {
         }
     }
 
+    /// `ZooKeeperServer.processSasl`: one SASL token, answered at once with zxid 0. A failed
+    /// negotiation gets AuthFailed (SessionClosedRequireSaslAuth when SASL is required) and a
+    /// null token, and its connection is closed, unless `allowSaslFailedClients`.
+    pub(super) fn on_sasl(&mut self, conn: ConnId, header: RequestHeader, body: &[u8]) {
+        let token = match Reader::new(body).read_buffer() {
+            Ok(t) => t,
+            Err(e) => return self.close(conn, format!("malformed SASL request: {e}")),
+        };
+        let ok = |token: Option<Vec<u8>>| {
+            let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: 0 };
+            match token {
+                Some(t) => frame_of(&h, &Response::Sasl(t)),
+                None => frame_of(&h, &Response::Raw(vec![0xff; 4])),
+            }
+        };
+        let Some(login) = &self.cfg.auth.sasl_login else {
+            // No JAAS server section: ZooKeeper's connection has no SASL server, logs the
+            // NullPointerException and answers OK with a null token.
+            tracing::error!(conn, "SASL packet, but the server has no SASL login (no JAAS server section)");
+            return self.send(conn, ok(None), true);
+        };
+        let counter = self.sasl_nonces;
+        let c = self.conns.get_mut(&conn).expect("conn");
+        let session = c.session.unwrap_or_default();
+        let peer = c.peer;
+        let server = c.sasl.get_or_insert_with(crate::sasl::DigestMd5Server::new);
+        let result = server.evaluate_response(&token, &login.users, || nonce_bytes(&login.nonce_secret, counter, conn));
+        if matches!(result, Ok(crate::sasl::Step::Challenge(_))) {
+            self.sasl_nonces += 1;
+        }
+        match result {
+            Ok(crate::sasl::Step::Challenge(t)) => self.send(conn, ok(Some(t)), true),
+            Ok(crate::sasl::Step::Complete { token, authentication_id, authorization_id }) => {
+                tracing::info!(%session, %authentication_id, %authorization_id, "adding SASL authorization");
+                let is_super = self.cfg.auth.sasl_super_users.contains(&authorization_id);
+                let c = self.conns.get_mut(&conn).expect("conn");
+                let id = Id::new("sasl", &authorization_id);
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                if is_super {
+                    tracing::info!(%session, %authorization_id, "SASL id authenticated as super user");
+                    let sup = Id::new("super", "");
+                    if !c.auth.contains(&sup) {
+                        c.auth.push(sup);
+                    }
+                }
+                self.send(conn, ok(Some(token)), true);
+            }
+            Err(e) => {
+                tracing::warn!(%peer, %session, "client failed to SASL authenticate: {e}");
+                let required = self.cfg.auth.sasl_required();
+                if self.cfg.auth.allow_sasl_failed_clients && !required {
+                    tracing::warn!(%peer, %session, "keeping the connection despite the SASL failure (allowSaslFailedClients)");
+                    return self.send(conn, ok(None), true);
+                }
+                let err = if required { ErrorCode::SessionClosedRequireSaslAuth } else { ErrorCode::AuthFailed };
+                let h = ReplyHeader { xid: header.xid, zxid: Zxid(0), err: err.code() };
+                self.send(conn, frame_of(&h, &Response::Raw(vec![0xff; 4])), true);
+                let why = if required { "the server requires SASL authentication" } else { "SASL authentication failed" };
+                self.close(conn, format!("{why}: {e}"));
+            }
+        }
+    }
+
+    /// `AuthenticationHelper.enforceAuthentication`: a request from a connection without an
+    /// id of the enforced schemes gets SessionClosedRequireSaslAuth, and its connection is
+    /// closed (the session stays until it expires, as in ZooKeeper).
+    pub(super) fn refuse_unauthenticated(&mut self, conn: ConnId, xid: i32) {
+        let c = &self.conns[&conn];
+        let schemes: Vec<&str> = c.auth.iter().map(|id| id.scheme.as_str()).collect();
+        let wanted = self.cfg.auth.enforce_auth_schemes.clone().unwrap_or_default();
+        tracing::error!(peer = %c.peer, "client authentication scheme(s) {schemes:?} match none of the expected {wanted:?}; closing the connection");
+        let h = ReplyHeader { xid, zxid: Zxid(0), err: ErrorCode::SessionClosedRequireSaslAuth.code() };
+        self.send(conn, frame_of(&h, &Response::Empty), true);
+        self.close(conn, format!("not authenticated with any of {wanted:?}"));
+    }
+
     /// Learner: a new session's createSession goes to the leader; the ConnectResponse waits
     /// for its commit. The id carries this server's sid (the session tracker's seed).
     pub(super) fn forward_create_session(&mut self, conn: ConnId, id: SessionId, timeout: i32) {
@@ -273,7 +380,106 @@ impl ZooKeeperServer {
             if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
                 break;
             }
-            self.on_request(conn, payload);
+            self.admit(conn, payload);
         }
+    }
+}
+
+/// A SASL nonce's 30 bytes: SHA-1 over the login's secret, a counter and the connection, so
+/// nonces never repeat and cannot be guessed without the secret.
+fn nonce_bytes(secret: &[u8; 32], counter: u64, conn: ConnId) -> [u8; crate::sasl::NONCE_RAW_BYTES] {
+    use sha1::{Digest, Sha1};
+    let mut out = [0u8; crate::sasl::NONCE_RAW_BYTES];
+    for (i, chunk) in out.chunks_mut(20).enumerate() {
+        let mut h = Sha1::new();
+        h.update(secret);
+        h.update(counter.to_be_bytes());
+        h.update(conn.to_be_bytes());
+        h.update([i as u8]);
+        let d = h.finalize();
+        chunk.copy_from_slice(&d[..chunk.len()]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthConfig, SaslLogin};
+    use crate::sasl::SaslUsers;
+    use crate::server::{CoreConfig, Input};
+    use rzk_tree::DataTree;
+
+    const CONN: ConnId = 7;
+
+    fn server(auth: AuthConfig) -> ZooKeeperServer {
+        let cfg = CoreConfig { server_id: 1, auth, ..CoreConfig::default() };
+        let mut s = ZooKeeperServer::new(cfg, DataTree::new(), 0, 1000);
+        s.handle(0, 1000, Input::Accepted { conn: CONN, peer: "127.0.0.1:5000".parse().unwrap(), auth: Vec::new() });
+        let mut w = Writer::new();
+        ConnectRequest { timeout_ms: 10_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }.write(&mut w);
+        s.handle(0, 1000, Input::Frame { conn: CONN, payload: w.into_inner() });
+        let zxid = s.take_actions().iter().find_map(|a| if let Action::Append(r) = a { Some(r.header.zxid) } else { None });
+        s.handle(0, 1000, Input::Committed { zxid: zxid.expect("createSession"), record: None });
+        s.take_actions();
+        s
+    }
+
+    fn login() -> Option<SaslLogin> {
+        Some(SaslLogin { users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None }, nonce_secret: [3; 32] })
+    }
+
+    /// One SASL packet: (err, token or None for null, closed?).
+    fn sasl(s: &mut ZooKeeperServer, token: &[u8]) -> (i32, Option<Vec<u8>>, bool) {
+        let mut w = Writer::new();
+        RequestHeader { xid: 5, op: OpCode::Sasl.code() }.write(&mut w);
+        w.write_buffer(token);
+        s.handle(0, 1000, Input::Frame { conn: CONN, payload: w.into_inner() });
+        let actions = s.take_actions();
+        let closed = actions.iter().any(|a| matches!(a, Action::Close { .. }));
+        let frame = actions.iter().find_map(|a| if let Action::Send { frame, .. } = a { Some(frame.clone()) } else { None });
+        let frame = frame.expect("a reply");
+        let mut r = Reader::new(&frame[4..]);
+        let h = ReplyHeader::read(&mut r).unwrap();
+        assert_eq!((h.xid, h.zxid), (5, Zxid(0)));
+        (h.err, r.read_buffer_opt().unwrap(), closed)
+    }
+
+    #[test]
+    fn no_login_answers_ok_with_a_null_token() {
+        let mut s = server(AuthConfig::default());
+        assert_eq!(sasl(&mut s, b""), (0, None, false));
+    }
+
+    #[test]
+    fn failure_closes_unless_allowed() {
+        let mut s = server(AuthConfig { sasl_login: login(), ..AuthConfig::default() });
+        let (err, challenge, _) = sasl(&mut s, b"");
+        assert!(err == 0 && challenge.unwrap().starts_with(b"realm="));
+        assert_eq!(sasl(&mut s, b"username=\"bob\""), (ErrorCode::AuthFailed.code(), None, true));
+
+        let mut s = server(AuthConfig { sasl_login: login(), allow_sasl_failed_clients: true, ..AuthConfig::default() });
+        sasl(&mut s, b"");
+        assert_eq!(sasl(&mut s, b"username=\"bob\""), (0, None, false));
+        assert_eq!(s.conns[&CONN].auth, vec![Id::new("ip", "127.0.0.1")]);
+
+        // Required SASL: SessionClosedRequireSaslAuth, and allowSaslFailedClients does not apply.
+        let mut s = server(AuthConfig {
+            sasl_login: login(),
+            allow_sasl_failed_clients: true,
+            enforce_auth_schemes: Some(vec!["sasl".into()]),
+            ..AuthConfig::default()
+        });
+        sasl(&mut s, b"");
+        assert_eq!(sasl(&mut s, b"x=y"), (ErrorCode::SessionClosedRequireSaslAuth.code(), None, true));
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let mut s = server(AuthConfig { sasl_login: login(), ..AuthConfig::default() });
+        let (_, a, _) = sasl(&mut s, b"");
+        s.conns.get_mut(&CONN).unwrap().sasl = None;
+        let (_, b, _) = sasl(&mut s, b"");
+        assert_ne!(a, b);
     }
 }

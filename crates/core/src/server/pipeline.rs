@@ -6,8 +6,8 @@
 //! learners' forwarded requests and their syncs, answered once what came before is committed.
 
 use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
-use crate::auth;
 use crate::prep::{Outstanding, PrepContext, QuotaRecord};
+use crate::{audit, auth};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
 use rzk_proto::{perms, ErrorCode, Id, OpCode, SessionId, Zxid};
@@ -31,6 +31,30 @@ impl ZooKeeperServer {
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
         self.append(header_txn, txn, Origin::Client { conn, xid: header.xid, op, received_ms });
+    }
+
+    /// With the audit log on: what an audited write said, kept on its connection until its
+    /// txn is applied.
+    pub(super) fn note_audit(&mut self, conn: ConnId, session: SessionId, xid: i32, op: i32, body: &[u8]) {
+        if self.cfg.audit_server_user.is_none() {
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else { return };
+        // A sasl id has a user name only when SASLAuthenticationProvider is configured.
+        let ids: Vec<_> = c.auth.iter().filter(|id| id.scheme != "sasl" || self.cfg.auth.sasl_provider).cloned().collect();
+        if let Some(r) = audit::request(session, op, body, &ids, &c.peer.ip().to_string()) {
+            self.audit_pending.insert((session, xid), r);
+        }
+    }
+
+    /// The audit events of a client's write whose txn was applied (`hdr` names its session
+    /// and cxid); nothing for txns nobody here asked for.
+    fn audit_committed(&mut self, hdr: &TxnHeader, txn: &Txn, result: &TxnResult) {
+        if let Some(r) = self.audit_pending.remove(&(hdr.client_id, hdr.cxid)) {
+            for e in audit::committed(&r, txn, result) {
+                self.out.push(Action::Audit(e));
+            }
+        }
     }
 
     pub(super) fn append(&mut self, header: TxnHeader, txn: Txn, origin: Origin) {
@@ -60,6 +84,12 @@ impl ZooKeeperServer {
     pub(super) fn on_proposal_committed(&mut self, zxid: Zxid) {
         let f = self.in_flight.pop_front().unwrap_or_else(|| panic!("committed own proposal {zxid} but none is in flight"));
         assert_eq!(f.record.header.zxid, zxid, "ZAB committed {zxid} but the oldest proposal in flight is {}", f.record.header.zxid);
+        if self.role() == Role::Leader {
+            let latency = self.wall_ms - f.record.header.time;
+            if latency >= 0 {
+                self.stats.quorum_ack_latency.observe(latency);
+            }
+        }
         self.commit(f);
         self.release_leader_syncs(zxid);
     }
@@ -82,6 +112,8 @@ impl ZooKeeperServer {
         tracing::warn!(from = %zxid, count = failed.len(), "writes refused: the transaction log could not take them");
         for f in failed {
             let hdr = &f.record.header;
+            // Never applied: not audited (the client hears ConnectionLoss and retries).
+            self.audit_pending.remove(&(hdr.client_id, hdr.cxid));
             let closes = matches!(f.record.txn, Txn::CloseSession { .. });
             match f.origin {
                 Origin::Client { conn, xid, op, received_ms } => {
@@ -157,7 +189,33 @@ impl ZooKeeperServer {
 
     pub(super) fn commit(&mut self, f: InFlight) {
         let hdr = &f.record.header;
+        // The ephemerals a closeSession deletes, audited on every server (and whether each
+        // is still there to delete).
+        let closing = match (&self.cfg.audit_server_user, &f.record.txn) {
+            (Some(_), Txn::CloseSession { paths_to_delete }) => {
+                paths_to_delete.iter().map(|p| (p.clone(), self.tree.get(p).is_some())).collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        };
         let outcome = self.tree.apply(hdr, &f.record.txn);
+        if let (Some(user), false) = (&self.cfg.audit_server_user, closing.is_empty()) {
+            for e in audit::ephemerals_deleted(hdr.client_id, user, &closing) {
+                self.out.push(Action::Audit(e));
+            }
+        }
+        if !self.audit_pending.is_empty() {
+            match f.record.txn {
+                Txn::CloseSession { .. } => {
+                    // Whatever else the closed session asked for will not be applied now.
+                    let s = hdr.client_id;
+                    self.audit_pending.retain(|(session, _), _| *session != s);
+                }
+                // A session's creation (or a local session's upgrade, cxid 0) is no request
+                // the audit log records.
+                Txn::CreateSession { .. } => {}
+                _ => self.audit_committed(hdr, &f.record.txn, &outcome.result),
+            }
+        }
         self.outstanding.applied(hdr.zxid);
         if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
             if d.tree_digest != self.tree.digest() {
@@ -720,6 +778,75 @@ mod tests {
         assert_eq!(replies(&s.take_actions(), 1), vec![(4, 0)]);
         assert_eq!(s.tree().get_children("/a").unwrap(), vec!["s-0000000000".to_string()]);
         assert!(s.tree().get("/c").is_none());
+    }
+
+    fn audit_lines(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audit(e) => Some(e.message().split_once('\t').map(|(_, rest)| rest.to_string()).unwrap_or_default()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ephemeral(path: &str) -> Request {
+        Request::Create(Create { op: OpCode::Create, path: path.into(), data: None, acl: Acl::open_unsafe(), flags: 1, ttl: None })
+    }
+
+    /// The audit log's events come out of the pipeline: a write whose client left before it
+    /// committed is audited all the same (as ZooKeeper does), a write the log refused is not
+    /// (it never happened), and a closed session's ephemerals are, as the server's user.
+    #[test]
+    fn audit_events_follow_what_was_applied() {
+        let cfg = CoreConfig { audit_server_user: Some("zk".into()), ..Default::default() };
+        let mut s = ZooKeeperServer::new(cfg, DataTree::new(), 0, 1000);
+        connect(&mut s, 1);
+        connect(&mut s, 2);
+        request(&mut s, 1, 1, &create("/a"));
+        let za = appended(&mut s).unwrap();
+        request(&mut s, 1, 2, &ephemeral("/a/e"));
+        let ze = appended(&mut s).unwrap();
+        request(&mut s, 2, 1, &create("/b"));
+        let zb = appended(&mut s).unwrap();
+        s.handle(0, 1000, Input::Closed { conn: 1 });
+        persist(&mut s, ze);
+        s.handle(0, 1000, Input::AppendFailed { zxid: zb });
+        let a = s.take_actions();
+        assert_eq!(
+            audit_lines(&a),
+            [
+                "user=127.0.0.1\tip=127.0.0.1\toperation=create\tznode=/a\tznode_type=persistent\tresult=success",
+                "user=127.0.0.1\tip=127.0.0.1\toperation=create\tznode=/a/e\tznode_type=ephemeral\tresult=success",
+            ]
+        );
+        assert!(za < ze && s.audit_pending.is_empty());
+        // Session 2 closes its session: nothing of its own to delete; session 1 expires later.
+        let s1 = s.tree().get("/a/e").unwrap().stat.ephemeral_owner;
+        s.handle(
+            0,
+            1000,
+            Input::Frame { conn: 2, payload: [RequestHeader { xid: 2, op: OpCode::CloseSession.code() }.to_bytes()].concat() },
+        );
+        let zc = appended(&mut s).unwrap();
+        persist(&mut s, zc);
+        assert!(audit_lines(&s.take_actions()).is_empty());
+        s.handle(60_000, 61_000, Input::Tick);
+        if let Some(z) = appended(&mut s) {
+            persist(&mut s, z);
+        }
+        let lines: Vec<String> = s
+            .take_actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Audit(e) => Some(e.message()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [format!("session=0x{:x}\tuser=zk\toperation=ephemeralZNodeDeletionOnSessionCloseOrExpire\tznode=/a/e\tresult=success", s1)]
+        );
     }
 
     /// Session 2's ephemeral is deleted and created again by session 1 (as a persistent node

@@ -130,7 +130,7 @@ impl ZooKeeperServer {
             Request::WhoAmI => Ok(Response::WhoAmI(
                 auth::java_auth_order(&ids)
                     .iter()
-                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(id) })
+                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(cfg, id) })
                     .collect(),
             )),
             Request::AddWatch(r) => {

@@ -65,6 +65,41 @@ pub struct ServerStats {
     /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
     pub read_latency: crate::summary::Summary,
     pub update_latency: crate::summary::Summary,
+    /// The request throttler's counters (ZooKeeper's ServerMetrics names, mntr `zk_` keys):
+    /// stalls while requests waited, requests answered ThrottledOp, waiting requests whose
+    /// connection was gone (dropped, or passed on with `drop_stale` off).
+    pub request_throttle_wait_count: u64,
+    pub throttled_ops: u64,
+    pub stale_requests: u64,
+    pub stale_requests_dropped: u64,
+    /// Frames over `largeRequestThreshold` refused for want of `largeRequestMaxBytes`
+    /// (`large_requests_rejected`), and connection requests the connection throttle refused
+    /// (counted in `connection_rejected` with the shell's `maxClientCnxns` refusals).
+    pub large_requests_rejected: u64,
+    pub connections_throttled: u64,
+    /// What the host's storage measured and handed in ([`ZooKeeperServer::observe_storage`]):
+    /// `fsynctime` (ms of each group commit's fdatasync), `sync_processor_batch_size` (txns
+    /// made durable by it) and `snapshottime` (ms to write each snapshot).
+    pub fsync_time: crate::summary::Summary,
+    pub sync_batch_size: crate::summary::Summary,
+    pub snapshot_time: crate::summary::Summary,
+    /// Leader: ms from a proposal's txn header time (wall clock at prep) to its quorum of
+    /// ACKs (`quorum_ack_latency`), and to each learner's ACK, by sid (`ack_latency`, a
+    /// summary set keyed by the sid; ZooKeeper samples one zxid in
+    /// `zookeeper.leader.ackLoggingFrequency`, rzk keeps every ACK). Negative spans (the
+    /// wall clock stepped back) are not recorded, as ZooKeeper skips them.
+    pub quorum_ack_latency: crate::summary::Summary,
+    pub ack_latency: std::collections::BTreeMap<i64, crate::summary::Summary>,
+}
+
+/// A storage measurement the host hands the core for its statistics (the core reads no
+/// clock; the log worker and the snapshot writer do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageObservation {
+    /// One group commit: its fdatasync's time and the txns it made durable.
+    GroupCommit { fsync_ms: i64, txns: i64 },
+    /// One snapshot written, from its first chunk to the file renamed.
+    Snapshot { ms: i64 },
 }
 
 impl ServerStats {
@@ -169,6 +204,31 @@ impl ZooKeeperServer {
     }
 
     /// Resets the server's counters (`srst`).
+    /// Records a measurement of the host's storage (see [`StorageObservation`]).
+    pub fn observe_storage(&mut self, o: StorageObservation) {
+        match o {
+            StorageObservation::GroupCommit { fsync_ms, txns } => {
+                self.stats.fsync_time.observe(fsync_ms);
+                self.stats.sync_batch_size.observe(txns);
+            }
+            StorageObservation::Snapshot { ms } => self.stats.snapshot_time.observe(ms),
+        }
+    }
+
+    /// Leader: learner `peer` acknowledged `zxid` (a proposal of this server's in flight).
+    pub fn observe_ack(&mut self, peer: i64, zxid: rzk_proto::Zxid, wall_ms: i64) {
+        if self.role() != crate::server::Role::Leader {
+            return;
+        }
+        let i = self.in_flight.partition_point(|f| f.record.header.zxid < zxid);
+        let Some(f) = self.in_flight.get(i).filter(|f| f.record.header.zxid == zxid) else { return };
+        let latency = wall_ms - f.record.header.time;
+        // One summary per voter or observer of the ensemble: bounded by its size.
+        if latency >= 0 {
+            self.stats.ack_latency.entry(peer).or_default().observe(latency);
+        }
+    }
+
     pub fn reset_stats(&mut self) {
         let started = self.stats.started_ms;
         self.stats = ServerStats { started_ms: started, ..Default::default() };

@@ -18,6 +18,7 @@
 use super::conn::{ConnTx, SendError};
 use super::{durable, peer, wall_ms, ConnCounts, Event, Outbound, ProcessInfoSource};
 use crate::core::member::{Member, MemberConfig, MemberInput, Output, PeerMsg, Recovered, SnapCodec};
+use crate::core::server::StorageObservation;
 use crate::core::ConnId;
 use bytes::Bytes;
 use rzk_config::ServerConfig;
@@ -55,6 +56,13 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
+    if !cfg.groups.is_empty() {
+        // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
+        // participant is in exactly one group).
+        let groups = cfg.groups.iter().map(|(g, m)| (*g, m.iter().map(|s| ServerId(*s as i64)).collect())).collect();
+        let weights = cfg.weights.iter().map(|(s, w)| (ServerId(*s as i64), *w)).collect();
+        z.hierarchy = Some(rzk_zab::Hierarchy::new(&groups, &weights));
+    }
     z
 }
 
@@ -76,6 +84,8 @@ struct Driver {
     config_data: Bytes,
     started: Instant,
     conns: HashMap<ConnId, ConnTx>,
+    /// `audit.enable`: the audit log's writer.
+    audit: Option<super::audit::AuditLog>,
 }
 
 impl Driver {
@@ -113,6 +123,11 @@ impl Driver {
                     }
                 }
                 Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
+                Output::Audit(e) => {
+                    if let Some(a) = &mut self.audit {
+                        a.record(wall_ms(), e);
+                    }
+                }
             }
         }
     }
@@ -155,7 +170,13 @@ impl Driver {
 
     fn storage_event(&mut self, ev: StorageEvent) -> Result<(), String> {
         match ev {
-            StorageEvent::Done { token } => self.input(MemberInput::StorageDone { seq: token }),
+            StorageEvent::Done { token, synced } => {
+                if let Some(s) = synced {
+                    let o = StorageObservation::GroupCommit { fsync_ms: (s.fsync_us / 1000) as i64, txns: i64::from(s.txns) };
+                    self.member.observe_storage(o);
+                }
+                self.input(MemberInput::StorageDone { seq: token })
+            }
             StorageEvent::AppendFailed { zxid, reason } => {
                 if !self.member.is_standalone() {
                     // A member cannot skip a txn the leader sent it: stop; recovery sorts it out.
@@ -165,7 +186,12 @@ impl Driver {
                 self.input(MemberInput::AppendFailed { zxid });
             }
             StorageEvent::SnapshotDue => self.storage.start_snapshot(self.member.core()),
-            StorageEvent::SnapshotWritten { zxid, result } => self.storage.snapshot_written(zxid, &result),
+            StorageEvent::SnapshotWritten { zxid, result, elapsed_ms } => {
+                if result.is_ok() {
+                    self.member.observe_storage(StorageObservation::Snapshot { ms: elapsed_ms as i64 });
+                }
+                self.storage.snapshot_written(zxid, &result)
+            }
             StorageEvent::Fatal(msg) => return Err(msg),
         }
         Ok(())
@@ -176,14 +202,16 @@ impl Driver {
 /// server replays its whole log (every logged txn is committed); a member loads its newest
 /// snapshot only and hands the log after it to ZAB, which delivers each txn once it knows it
 /// is committed. Returns whether a snapshot should be taken at once (a replayed log).
-fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, bool)> {
+/// The recovered state, whether a snapshot is due at once, and the time spent writing an
+/// empty dataDir's `snapshot.0` (for `snapshottime`).
+fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, bool, Option<u64>)> {
     let sc = durable::storage_config(cfg);
     let opts = durable::tree_options(cfg);
     if my_id.is_none() {
         let r = durable::recover(cfg, &sc)?;
         let applied = r.tree.last_processed_zxid();
         let restored = Restored { accepted_epoch: 0, current_epoch: 0, applied, log: Vec::new() };
-        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored }, r.snapshot_now));
+        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored }, r.snapshot_now, r.initial_snapshot_ms));
     }
     let rec = durable::recover_member(&sc, opts, COMMITTED_LOG_MAX)?;
     let restored = Restored {
@@ -201,7 +229,18 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
         "ensemble member recovered"
     );
     let sessions = rec.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
-    Ok((Recovered { tree: rec.tree, sessions, restored }, false))
+    Ok((Recovered { tree: rec.tree, sessions, restored }, false, rec.initial_snapshot_ms))
+}
+
+/// The audit log of `audit.enable`, opened (`None` when off). Open it before anything of
+/// the start-up can fail: a start-up that fails while it is open is audited as one.
+pub fn open_audit(cfg: &ServerConfig) -> io::Result<Option<super::audit::AuditLog>> {
+    if !cfg.audit_enable {
+        return Ok(None);
+    }
+    super::audit::AuditLog::open(&cfg.audit_log_file, super::audit::server_user())
+        .map(Some)
+        .map_err(|e| io::Error::new(e.kind(), format!("audit log {}: {e}", cfg.audit_log_file.display())))
 }
 
 /// Runs a server (standalone when `my_id` is None) until `shutdown` turns true.
@@ -209,7 +248,20 @@ pub async fn run(
     cfg: ServerConfig,
     my_id: Option<u64>,
     listener: impl Into<super::listen::ClientListeners>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let audit = open_audit(&cfg)?;
+    run_with_audit(cfg, my_id, listener, shutdown, audit).await
+}
+
+/// [`run`] with the audit log already open ([`open_audit`]): `rzk server` opens it before
+/// it binds the client port.
+pub async fn run_with_audit(
+    cfg: ServerConfig,
+    my_id: Option<u64>,
+    listener: impl Into<super::listen::ClientListeners>,
     mut shutdown: watch::Receiver<bool>,
+    audit: Option<super::audit::AuditLog>,
 ) -> io::Result<()> {
     let listener = listener.into();
     let started = Instant::now();
@@ -218,8 +270,9 @@ pub async fn run(
     if let Some(id) = my_id {
         core_cfg.server_id = id as u8;
     }
+    core_cfg.audit_server_user = audit.as_ref().map(|a| a.user().to_string());
     let zab = zab_config(&cfg, my_id);
-    let (recovered, snapshot_now) = {
+    let (recovered, snapshot_now, initial_snapshot_ms) = {
         let c = cfg.clone();
         tokio::task::spawn_blocking(move || recover(&c, my_id)).await.map_err(other)??
     };
@@ -242,7 +295,10 @@ pub async fn run(
             "localSessionsEnabled and readonlymode.enabled apply to ensemble members only; a standalone server has global sessions and is never read-only"
         );
     }
-    let member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
+    let mut member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
+    if let Some(ms) = initial_snapshot_ms {
+        member.observe_storage(StorageObservation::Snapshot { ms: ms as i64 });
+    }
 
     let (net_tx, mut net_rx) = mpsc::channel::<peer::NetEvent>(4096);
     let net = match my_id {
@@ -280,7 +336,11 @@ pub async fn run(
         storage,
         started,
         conns: HashMap::new(),
+        audit,
     };
+    if let Some(a) = &mut d.audit {
+        a.server_started(wall_ms());
+    }
     if snapshot_now {
         d.storage.start_snapshot(d.member.core());
     }
@@ -347,8 +407,14 @@ pub async fn run(
         }
         d.execute();
         d.storage.flush();
+        if let Some(a) = &mut d.audit {
+            a.send();
+        }
     }
     acceptor.abort();
+    if let Some(a) = d.audit.take() {
+        a.stop(wall_ms());
+    }
     if let Some(msg) = fatal {
         // Nothing more may be acknowledged: stop at once; recovery on restart sorts it out.
         tracing::error!("{msg}");

@@ -63,6 +63,8 @@ pub struct Started {
     pub sessions: Vec<(SessionId, i32)>,
     /// True when the log was replayed: a snapshot should be taken soon.
     pub snapshot_now: bool,
+    /// The time to write `snapshot.0` of an empty dataDir (`snapshottime`), when written.
+    pub initial_snapshot_ms: Option<u64>,
 }
 
 /// Loads a standalone server's data directory (blocking; run it off the async threads).
@@ -90,14 +92,17 @@ pub fn recover(cfg: &ServerConfig, sc: &StorageConfig) -> io::Result<Started> {
         ms = started.elapsed().as_millis() as u64,
         "recovered the data directory"
     );
+    let mut initial_snapshot_ms = None;
     if rec.snapshot.is_none() {
         // ZooKeeper refuses logs without a snapshot: write one before any log.
         let sessions: Vec<(i64, i32)> = rec.sessions.iter().map(|(k, v)| (*k, *v)).collect();
+        let t = Instant::now();
         let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &sessions, sc.compression).map_err(other)?;
+        initial_snapshot_ms = Some(t.elapsed().as_millis() as u64);
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let sessions: Vec<(SessionId, i32)> = rec.sessions.iter().map(|(k, v)| (SessionId(*k), *v)).collect();
-    Ok(Started { tree: rec.tree, sessions, snapshot_now: rec.replayed > 0 })
+    Ok(Started { tree: rec.tree, sessions, snapshot_now: rec.replayed > 0, initial_snapshot_ms })
 }
 
 /// What an ensemble member recovers: the snapshot's state, the log after it (and some
@@ -109,6 +114,8 @@ pub struct MemberRecovered {
     pub log: Vec<(Zxid, Vec<u8>)>,
     pub accepted_epoch: u32,
     pub current_epoch: u32,
+    /// The time to write `snapshot.0` of an empty dataDir (`snapshottime`), when written.
+    pub initial_snapshot_ms: Option<u64>,
 }
 
 /// Loads an ensemble member's data directory (blocking): the newest good snapshot ONLY (the
@@ -125,8 +132,11 @@ pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usi
     for (file, offset, reason) in &rec.torn {
         tracing::warn!(file = %file.display(), offset, reason = %reason, "cut a torn log tail");
     }
+    let mut initial_snapshot_ms = None;
     if rec.snapshot.is_none() && rec.log.is_empty() {
+        let t = Instant::now();
         let p = rzk_storage::snapshot::write_snapshot(&sc.snap_dir, &rec.tree, &rec.sessions, sc.compression).map_err(other)?;
+        initial_snapshot_ms = Some(t.elapsed().as_millis() as u64);
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let epochs = rzk_storage::epoch::load_epochs(&sc.snap_dir, rec.last_logged).map_err(other)?;
@@ -137,6 +147,7 @@ pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usi
         log: rec.log,
         accepted_epoch: epochs.accepted,
         current_epoch: epochs.current,
+        initial_snapshot_ms,
     })
 }
 

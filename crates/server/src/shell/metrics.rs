@@ -229,27 +229,52 @@ pub fn families(answer: &Value) -> Vec<MetricFamily> {
         let Some(sm) = summaries.and_then(|s| s.get(*name)) else {
             continue;
         };
-        let mut s = Summary::default();
-        s.set_sample_count(sm["count"].as_u64().unwrap_or(0));
-        s.set_sample_sum(sm["sum"].as_f64().unwrap_or(0.0));
-        // No observation: NaN, as Prometheus's Java client reports an empty summary.
-        let quantiles = sm["quantiles"].as_array().cloned().unwrap_or_default();
-        s.set_quantile(
-            quantiles
+        out.push(family(name, MetricType::SUMMARY, summary_metric(sm)));
+    }
+    // Summary sets: one summary per key, labelled `key` as ZooKeeper's provider labels them.
+    if let Some(sets) = answer.get("summary_sets").and_then(Value::as_object) {
+        for (name, by_key) in sets {
+            let Some(by_key) = by_key.as_object() else { continue };
+            let metrics: Vec<Metric> = by_key
                 .iter()
-                .map(|qv| {
-                    let mut x = Quantile::default();
-                    x.set_quantile(qv[0].as_f64().unwrap_or(0.0));
-                    x.set_value(qv[1].as_f64().unwrap_or(f64::NAN));
-                    x
+                .map(|(key, sm)| {
+                    let mut m = summary_metric(sm);
+                    let mut l = LabelPair::default();
+                    l.set_name("key".into());
+                    l.set_value(key.clone());
+                    m.set_label(vec![l]);
+                    m
                 })
-                .collect(),
-        );
-        let mut metric = Metric::default();
-        metric.set_summary(s);
-        out.push(family(name, MetricType::SUMMARY, metric));
+                .collect();
+            let mut f = family(name, MetricType::SUMMARY, Metric::default());
+            f.set_metric(metrics);
+            out.push(f);
+        }
     }
     out
+}
+
+/// One summary of the driver's answer (`{"count", "sum", "quantiles": [[q, v|null]]}`).
+fn summary_metric(sm: &Value) -> Metric {
+    let mut s = Summary::default();
+    s.set_sample_count(sm["count"].as_u64().unwrap_or(0));
+    s.set_sample_sum(sm["sum"].as_f64().unwrap_or(0.0));
+    // No observation: NaN, as Prometheus's Java client reports an empty summary.
+    let quantiles = sm["quantiles"].as_array().cloned().unwrap_or_default();
+    s.set_quantile(
+        quantiles
+            .iter()
+            .map(|qv| {
+                let mut x = Quantile::default();
+                x.set_quantile(qv[0].as_f64().unwrap_or(0.0));
+                x.set_value(qv[1].as_f64().unwrap_or(f64::NAN));
+                x
+            })
+            .collect(),
+    );
+    let mut metric = Metric::default();
+    metric.set_summary(s);
+    metric
 }
 
 #[cfg(test)]
@@ -295,5 +320,17 @@ mod tests {
         assert!(text.contains("readlatency{quantile=\"0.9\"} 2\n"), "{text}");
         assert!(text.contains("readlatency_count 2\n"), "{text}");
         assert!(!text.contains("version") && !text.contains("avg_fsynctime"), "{text}");
+        let text = encode(&families(&json!({
+            "monitor": {},
+            "summaries": {},
+            "summary_sets": { "ack_latency": {
+                "2": { "count": 3, "sum": 6, "quantiles": [[0.5, 2], [0.9, 3], [0.99, 3]] },
+                "3": { "count": 1, "sum": 9, "quantiles": [[0.5, 9], [0.9, 9], [0.99, 9]] },
+            } },
+        })))
+        .unwrap();
+        assert!(text.contains("# TYPE ack_latency summary\n"), "{text}");
+        assert!(text.contains("ack_latency{key=\"2\",quantile=\"0.9\"} 3\n"), "{text}");
+        assert!(text.contains("ack_latency_count{key=\"3\"} 1\n"), "{text}");
     }
 }

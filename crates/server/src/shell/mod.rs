@@ -8,6 +8,7 @@
 //! because some need the process and the disk.
 
 pub mod admin;
+pub mod audit;
 pub mod conn;
 pub mod driver;
 pub mod durable;
@@ -18,7 +19,7 @@ pub mod tls;
 
 pub(crate) use listen::spawn_acceptor;
 
-pub use driver::run;
+pub use driver::{open_audit, run, run_with_audit};
 
 use crate::core::fourlw::{self, ProcessInfo};
 use crate::core::{ConnId, CoreConfig, ZooKeeperServer};
@@ -101,12 +102,60 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
-        auth: crate::core::auth::AuthConfig { super_digest: cfg.super_digest.clone(), skip_acl: cfg.skip_acl },
+        auth: auth_config(cfg),
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
         enforce_quota: cfg.enforce_quota,
+        // Set by the driver once the audit log is open (`audit.enable`).
+        audit_server_user: None,
         local_sessions_enabled: cfg.local_sessions_enabled,
         local_sessions_upgrading_enabled: cfg.local_sessions_upgrading_enabled,
+        request_throttle_max_requests: cfg.request_throttle_max_requests as usize,
+        request_throttle_stall_time_ms: cfg.request_throttle_stall_time_ms as i64,
+        request_throttle_drop_stale: cfg.request_throttle_drop_stale,
+        throttled_op_wait_time_ms: cfg.throttled_op_wait_time_ms as i64,
+        connection_throttle: connection_throttle(&cfg.connection_throttle),
+        large_request_threshold: cfg.large_request_threshold as i64,
+        large_request_max_bytes: cfg.large_request_max_bytes as i64,
+        // The one random input of the core (BLUE's drops): not a secret, only varied.
+        seed: wall_ms() as u64 ^ ((std::process::id() as u64) << 32),
+    }
+}
+
+/// BlueThrottle's settings as ZooKeeper applies them: with weights on, the bucket and its
+/// fill count are in units of the global session's weight.
+fn connection_throttle(t: &rzk_config::ConnectionThrottle) -> crate::core::throttle::ConnectionThrottleConfig {
+    let scale = if t.weight_enabled { t.global_weight as i64 } else { 1 };
+    crate::core::throttle::ConnectionThrottleConfig {
+        max_tokens: t.tokens as i64 * scale,
+        fill_time_ms: t.fill_time_ms as i64,
+        fill_count: t.fill_count as i64 * scale,
+        freeze_time_ms: t.freeze_time_ms as i64,
+        drop_increase: t.drop_increase,
+        drop_decrease: t.drop_decrease,
+        decrease_ratio: t.decrease_ratio,
+        weights: t.weight_enabled.then_some((t.global_weight as i64, t.local_weight as i64, t.renew_weight as i64)),
+    }
+}
+
+/// Who is who: the digest super user, ACL checks, SASL (the JAAS users were read by
+/// `rzk_config::load_with`; the nonce secret is drawn here), `enforce.auth`.
+fn auth_config(cfg: &ServerConfig) -> crate::core::auth::AuthConfig {
+    use crate::core::auth::{AuthConfig, SaslLogin};
+    let s = &cfg.sasl;
+    let sasl_login = s.credentials.as_ref().map(|users| SaslLogin {
+        users: crate::core::sasl::SaslUsers { users: users.clone(), super_password: s.super_password.clone() },
+        nonce_secret: rand::random(),
+    });
+    AuthConfig {
+        super_digest: cfg.super_digest.clone(),
+        skip_acl: cfg.skip_acl,
+        sasl_provider: s.provider,
+        sasl_super_users: s.super_users.clone(),
+        let_any_sasl_user_do_x: s.let_any_sasl_user_do_x.clone(),
+        sasl_login,
+        allow_sasl_failed_clients: s.allow_failed_clients,
+        enforce_auth_schemes: cfg.enforce_auth.enabled.then(|| cfg.enforce_auth.schemes.clone()),
     }
 }
 

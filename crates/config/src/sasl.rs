@@ -1,0 +1,386 @@
+//! SASL between clients and the server, as ZooKeeper 3.8 configures it, and authentication
+//! enforcement (ZooKeeper 3.7+'s `AuthenticationHelper`).
+//!
+//! This module owns:
+//! * what the SASL system properties mean ([`SaslConfig`]): the JAAS file
+//!   (`java.security.auth.login.config`), its section (`zookeeper.sasl.serverconfig`, default
+//!   `Server`), the `sasl` auth provider (`authProvider.N=...SASLAuthenticationProvider`),
+//!   `zookeeper.superUser[.*]`, `zookeeper.SASLAuthenticationProvider.superPassword`,
+//!   `zookeeper.letAnySaslUserDoX`, `zookeeper.allowSaslFailedClients`;
+//! * the JAAS file syntax (`javax.security.auth.login.ConfigFile`) and what rzk takes from the
+//!   server's section: DIGEST-MD5 users from `DigestLoginModule`'s `user_NAME="password"`
+//!   options ([`parse_jaas`], [`server_credentials`]); Kerberos (`Krb5LoginModule`) and any
+//!   other login module are refused with an error naming them;
+//! * `enforce.auth.enabled` / `enforce.auth.schemes` / `sessionRequireClientSASLAuth`
+//!   ([`EnforceAuth`]).
+//!
+//! Pure: the file is read by [`crate::load_with`], which hands its text to [`parse_jaas`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The provider class whose scheme is `sasl`.
+pub const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+/// The login module that carries DIGEST-MD5 users.
+pub const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
+/// `ZooKeeperSaslServer.DEFAULT_LOGIN_CONTEXT_NAME`.
+pub const DEFAULT_SERVER_SECTION: &str = "Server";
+
+/// The system properties this module reads (as zoo.cfg keys they get the `zookeeper.` prefix).
+pub const PROPERTIES: &[&str] = &[
+    "java.security.auth.login.config",
+    "zookeeper.java.security.auth.login.config",
+    "zookeeper.sasl.serverconfig",
+    "zookeeper.superUser",
+    "zookeeper.SASLAuthenticationProvider.superPassword",
+    "zookeeper.letAnySaslUserDoX",
+    "zookeeper.allowSaslFailedClients",
+    "zookeeper.sessionRequireClientSASLAuth",
+    "zookeeper.enforce.auth.enabled",
+    "zookeeper.enforce.auth.schemes",
+];
+
+/// SASL on the client port. Its `Debug` shows no password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SaslConfig {
+    /// `java.security.auth.login.config`: the JAAS file.
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the JAAS section the server logs in with.
+    pub server_section: String,
+    /// Whether the section name was set explicitly (ZooKeeper's messages say so).
+    pub server_section_set: bool,
+    /// An `authProvider.N` names `SASLAuthenticationProvider`: the `sasl` ACL scheme exists.
+    pub provider: bool,
+    /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL ids that are also `super`.
+    pub super_users: Vec<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`: the password of the user `super`.
+    pub super_password: Option<String>,
+    /// `zookeeper.letAnySaslUserDoX`: a `sasl` ACL id that every SASL user matches.
+    pub let_any_sasl_user_do_x: Option<String>,
+    /// `zookeeper.allowSaslFailedClients`: a failed SASL login keeps its connection.
+    pub allow_failed_clients: bool,
+    /// The DIGEST-MD5 users of the server section (name → password), once [`crate::load_with`]
+    /// has read the JAAS file; `None`: no login (no JAAS file, or no such section), so SASL
+    /// packets are answered as a ZooKeeper without a login answers them.
+    pub credentials: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("jaas_file", &self.jaas_file)
+            .field("server_section", &self.server_section)
+            .field("server_section_set", &self.server_section_set)
+            .field("provider", &self.provider)
+            .field("super_users", &self.super_users)
+            .field("super_password", &self.super_password.as_ref().map(|_| "***"))
+            .field("let_any_sasl_user_do_x", &self.let_any_sasl_user_do_x)
+            .field("allow_failed_clients", &self.allow_failed_clients)
+            .field("users", &self.credentials.as_ref().map(|c| c.keys().collect::<Vec<_>>()))
+            .finish()
+    }
+}
+
+/// `AuthenticationHelper`: which auth schemes a connection must have before any request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnforceAuth {
+    /// `enforce.auth.enabled` (or `sessionRequireClientSASLAuth`).
+    pub enabled: bool,
+    /// `enforce.auth.schemes` (comma-separated; `sasl` alone with
+    /// `sessionRequireClientSASLAuth`).
+    pub schemes: Vec<String>,
+}
+
+impl EnforceAuth {
+    /// `isSaslAuthRequired`: enforcement is on and `sasl` is one of the schemes.
+    pub fn sasl_required(&self) -> bool {
+        self.enabled && self.schemes.iter().any(|s| s == "sasl")
+    }
+}
+
+/// One login module line of a JAAS section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginModule {
+    /// The class name.
+    pub class: String,
+    /// `required`, `requisite`, `sufficient` or `optional`.
+    pub flag: String,
+    /// Its options, in file order.
+    pub options: Vec<(String, String)>,
+}
+
+/// A JAAS file: sections by name, each a list of login modules.
+pub type Jaas = BTreeMap<String, Vec<LoginModule>>;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word(String),
+    Quoted(String),
+    Punct(char),
+}
+
+fn tokens(text: &str) -> Result<Vec<(Tok, usize)>, String> {
+    let mut out = Vec::new();
+    let mut line = 1;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\n' => {
+                line += 1;
+                i += 1;
+            }
+            c if c.is_whitespace() => i += 1,
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                let start = line;
+                i += 2;
+                loop {
+                    if i + 1 >= chars.len() {
+                        return Err(format!("line {start}: unterminated /* comment"));
+                    }
+                    if chars[i] == '*' && chars[i + 1] == '/' {
+                        i += 2;
+                        break;
+                    }
+                    if chars[i] == '\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+            }
+            '"' | '\'' => {
+                let q = c;
+                let start = line;
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    let Some(&d) = chars.get(i) else {
+                        return Err(format!("line {start}: unterminated quoted string"));
+                    };
+                    i += 1;
+                    if d == q {
+                        break;
+                    }
+                    if d == '\\' {
+                        let Some(&e) = chars.get(i) else {
+                            return Err(format!("line {start}: unterminated quoted string"));
+                        };
+                        i += 1;
+                        s.push(match e {
+                            'n' => '\n',
+                            't' => '\t',
+                            other => other,
+                        });
+                        continue;
+                    }
+                    if d == '\n' {
+                        line += 1;
+                    }
+                    s.push(d);
+                }
+                out.push((Tok::Quoted(s), start));
+            }
+            '{' | '}' | ';' | '=' => {
+                out.push((Tok::Punct(c), line));
+                i += 1;
+            }
+            _ => {
+                let mut s = String::new();
+                while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '{' | '}' | ';' | '=' | '"' | '\'') {
+                    s.push(chars[i]);
+                    i += 1;
+                }
+                out.push((Tok::Word(s), line));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a JAAS login configuration file (`Name { Class Flag key="value" ...; ... };`, with
+/// `//`, `/* */` and `#` comments). `${...}` property expansion is refused, not guessed at.
+pub fn parse_jaas(text: &str) -> Result<Jaas, String> {
+    let toks = tokens(text)?;
+    let mut it = toks.into_iter().peekable();
+    let mut jaas = Jaas::new();
+    let last_line = text.lines().count().max(1);
+    let expect_punct = |it: &mut std::iter::Peekable<std::vec::IntoIter<(Tok, usize)>>, p: char| match it.next() {
+        Some((Tok::Punct(c), _)) if c == p => Ok(()),
+        Some((t, l)) => Err(format!("line {l}: expected '{p}', found {}", show(&t))),
+        None => Err(format!("line {last_line}: expected '{p}', found the end of the file")),
+    };
+    while let Some((t, line)) = it.next() {
+        let (Tok::Word(name) | Tok::Quoted(name)) = t else {
+            return Err(format!("line {line}: expected a section name, found {}", show(&t)));
+        };
+        expect_punct(&mut it, '{')?;
+        let mut modules = Vec::new();
+        loop {
+            match it.next() {
+                Some((Tok::Punct('}'), _)) => break,
+                Some((Tok::Word(class), l)) => {
+                    let flag = match it.next() {
+                        Some((Tok::Word(f), _))
+                            if matches!(f.to_ascii_lowercase().as_str(), "required" | "requisite" | "sufficient" | "optional") =>
+                        {
+                            f.to_ascii_lowercase()
+                        }
+                        Some((t, l2)) => {
+                            return Err(format!(
+                                "line {l2}: expected the control flag of {class} (required, requisite, sufficient or optional), found {}",
+                                show(&t)
+                            ))
+                        }
+                        None => return Err(format!("line {l}: {class} has no control flag")),
+                    };
+                    let mut options = Vec::new();
+                    loop {
+                        match it.next() {
+                            Some((Tok::Punct(';'), _)) => break,
+                            Some((Tok::Word(k), l2)) => {
+                                expect_punct(&mut it, '=')?;
+                                let v = match it.next() {
+                                    Some((Tok::Word(v) | Tok::Quoted(v), _)) => v,
+                                    Some((t, l3)) => return Err(format!("line {l3}: expected the value of {k}, found {}", show(&t))),
+                                    None => return Err(format!("line {l2}: {k} has no value")),
+                                };
+                                if v.contains("${") {
+                                    return Err(format!(
+                                        "line {l2}: {k}: ${{...}} property expansion in JAAS files is not supported by rzk; write the value out"
+                                    ));
+                                }
+                                options.push((k, v));
+                            }
+                            Some((t, l2)) => return Err(format!("line {l2}: expected an option or ';', found {}", show(&t))),
+                            None => return Err(format!("line {l}: the entry of {class} is not closed with ';'")),
+                        }
+                    }
+                    modules.push(LoginModule { class, flag, options });
+                }
+                Some((t, l)) => return Err(format!("line {l}: expected a login module class or '}}', found {}", show(&t))),
+                None => return Err(format!("line {line}: section {name} is not closed with '}}'")),
+            }
+        }
+        expect_punct(&mut it, ';')?;
+        if modules.is_empty() {
+            return Err(format!("line {line}: section {name} has no login module"));
+        }
+        if jaas.insert(name.clone(), modules).is_some() {
+            return Err(format!("line {line}: section {name} is defined twice"));
+        }
+    }
+    Ok(jaas)
+}
+
+fn show(t: &Tok) -> String {
+    match t {
+        Tok::Word(w) => format!("\"{w}\""),
+        Tok::Quoted(q) => format!("the string \"{q}\""),
+        Tok::Punct(c) => format!("'{c}'"),
+    }
+}
+
+/// The DIGEST-MD5 users of a server section (`SaslServerCallbackHandler`: every `user_NAME`
+/// option of the section). A Kerberos or any other login module is an error naming it: rzk
+/// does not run a login it cannot perform. Returns the users and notes worth logging.
+pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
+    let mut users = BTreeMap::new();
+    let mut notes = Vec::new();
+    for m in modules {
+        if m.class.ends_with("Krb5LoginModule") {
+            return Err(format!(
+                "section {section}: {}: Kerberos (GSSAPI) authentication is not supported by rzk; use {DIGEST_LOGIN_MODULE} (DIGEST-MD5)",
+                m.class
+            ));
+        }
+        if m.class != DIGEST_LOGIN_MODULE {
+            return Err(format!("section {section}: the login module {} is not available in rzk (only {DIGEST_LOGIN_MODULE})", m.class));
+        }
+        if m.flag != "required" {
+            notes.push(format!("section {section}: {} is {}; with one login module it acts as required", m.class, m.flag));
+        }
+        for (k, v) in &m.options {
+            if let Some(name) = k.strip_prefix("user_") {
+                users.insert(name.to_string(), v.clone());
+            } else if k == "username" || k == "password" {
+                notes.push(format!(
+                    "section {section}: option {k} is what this server would log in as to other servers (quorum SASL, not supported); ignored"
+                ));
+            } else {
+                notes.push(format!("section {section}: option {k} means nothing to {}; ignored, as ZooKeeper does", m.class));
+            }
+        }
+    }
+    if users.is_empty() {
+        notes.push(format!("section {section}: no user_NAME=\"password\" entries, so no client can log in with DIGEST-MD5"));
+    }
+    Ok((users, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_file() {
+        let text = r#"
+// the server
+Server {
+       org.apache.zookeeper.server.auth.DigestLoginModule required
+       user_super="adminsecret"
+       user_bob="bob's \"secret\"";
+};
+/* the client */
+Client {
+       org.apache.zookeeper.server.auth.DigestLoginModule required
+       username="bob"
+       password="bobsecret";
+};
+"#;
+        let j = parse_jaas(text).unwrap();
+        assert_eq!(j.len(), 2);
+        let (users, notes) = server_credentials("Server", &j["Server"]).unwrap();
+        assert_eq!(users["super"], "adminsecret");
+        assert_eq!(users["bob"], "bob's \"secret\"");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(j["Client"][0].options, vec![("username".into(), "bob".into()), ("password".into(), "bobsecret".into())]);
+    }
+
+    #[test]
+    fn jaas_errors() {
+        for (text, want) in [
+            ("Server {\n a.B required x=\"1\"\n};", "expected an option or ';'"),
+            ("Server {\n a.B mandatory;\n};", "control flag"),
+            ("Server {\n a.B required x=\"1\";\n}", "expected ';'"),
+            ("Server {\n a.B required x=\"${user.home}\";\n};", "property expansion"),
+            ("Server {\n a.B required x=\"1;\n};", "unterminated"),
+            ("Server { a.B required; };\nServer { a.B required; };", "defined twice"),
+        ] {
+            let e = parse_jaas(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let krb = parse_jaas("Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };").unwrap();
+        let e = server_credentials("Server", &krb["Server"]).unwrap_err();
+        assert!(e.contains("Kerberos") && e.contains("Krb5LoginModule"), "{e}");
+        let other = parse_jaas("Server { com.example.Login required; };").unwrap();
+        assert!(server_credentials("Server", &other["Server"]).unwrap_err().contains("com.example.Login"));
+    }
+
+    #[test]
+    fn enforcement() {
+        let e = EnforceAuth { enabled: true, schemes: vec!["digest".into(), "sasl".into()] };
+        assert!(e.sasl_required());
+        assert!(!EnforceAuth { enabled: false, schemes: vec!["sasl".into()] }.sasl_required());
+    }
+}
