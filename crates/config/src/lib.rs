@@ -500,6 +500,11 @@ pub struct ServerConfig {
     /// `zookeeper.digest.enabled` (ZooKeeper's `ZooKeeperServer`, default true): keep the
     /// tree digest and check it on apply.
     pub digest_enabled: bool,
+    /// `zookeeper.enforceQuota` (ZooKeeper 3.7+'s `ZooKeeperServer`, default false; the
+    /// zoo.cfg key `enforceQuota` becomes it): creates and setData that would take a quota
+    /// subtree past a hard limit (`countHardLimit`, `byteHardLimit` in its
+    /// `zookeeper_limits` node) fail with QuotaExceeded; soft limits only warn.
+    pub enforce_quota: bool,
     /// `znode.container.checkIntervalMs` (ZooKeeper's `ContainerManager`, default 60000):
     /// how often empty containers and expired TTL nodes are looked for.
     pub container_check_interval_ms: u32,
@@ -651,6 +656,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.znode.container.maxNeverUsedIntervalMs",
     "zookeeper.digest.enabled",
     "zookeeper.cnxTimeout",
+    "zookeeper.enforceQuota",
     "zookeeper.request_throttle_max_requests",
     "zookeeper.request_throttle_stall_time",
     "zookeeper.request_throttle_drop_stale",
@@ -1331,6 +1337,9 @@ impl<'o> Parser<'o> {
         })? {
             self.cfg.container_max_never_used_interval_ms = n;
         }
+        if let Some(b) = self.sys(&["zookeeper.enforceQuota"], boolean)? {
+            self.cfg.enforce_quota = b;
+        }
         if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))? {
             self.cfg.cnx_timeout_ms = n as u32;
         }
@@ -1606,6 +1615,7 @@ impl ServerConfig {
             log_max_file_bytes: 256 * 1024 * 1024,
             log_max_backups: 20,
             digest_enabled: true,
+            enforce_quota: false,
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_never_used_interval_ms: 0,
             cnx_timeout_ms: DEFAULT_CNX_TIMEOUT_MS,
