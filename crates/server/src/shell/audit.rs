@@ -214,18 +214,8 @@ fn writer(mut file: RollingFile, rx: Receiver<Vec<Line>>, queued: Arc<AtomicUsiz
 
 /// log4j's / logback's `%d{ISO8601}`: `yyyy-MM-dd HH:mm:ss,SSS`, here in UTC.
 pub fn iso8601_utc(wall_ms: i64) -> String {
-    let (days, ms) = (wall_ms.div_euclid(86_400_000), wall_ms.rem_euclid(86_400_000));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02},{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    let t = rzk_proto::time::UtcTime::from_ms(wall_ms);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}", t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis)
 }
 
 #[cfg(test)]
