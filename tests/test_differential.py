@@ -1,7 +1,10 @@
 """The differential test: the same seeded operations through kazoo against Apache
 ZooKeeper 3.8 and against rzk (each started fresh with an empty dataDir and the
 same zoo.cfg); results, errors, Stats (times aside), reply zxids and the sequence
-of watch events per session must be identical. See tests/difftest.py.
+of watch events per session must be identical. See tests/difftest.py. Both servers run
+with enforceQuota=true; the generator sets quotas as zkCli.sh does (nodes under
+/zookeeper/quota), creates and sets under them until hard limits answer QuotaExceeded (alone
+and in multis), and sends raw frames with non-UTF-8 paths and negative ACL counts.
 
 Environment:
   DIFF_SEEDS    comma-separated seeds, or N for seeds 1..N   (default 5)

@@ -603,6 +603,17 @@ def test_minority_cannot_commit_majority_can_then_all_converge(kind):
         assert_history(hist, final_state(new, {o["path"] for o in hist}))
 
 
+def create_through(hosts, path, data):
+    """One create by a kazoo client connected to `hosts`, closed after."""
+    zk = KazooClient(hosts=hosts, timeout=10.0)
+    zk.start(timeout=30)
+    try:
+        zk.create(path, data)
+    finally:
+        zk.stop()
+        zk.close()
+
+
 def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
     """group.1=1:2:3 with weight.3=0 (ZooKeeper's QuorumHierarchical): server 3, the highest
     sid, is never elected, and servers 2 and 3 together are no quorum (they weigh 1 of 2),
@@ -611,13 +622,7 @@ def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
     with ze.Ensemble(kinds_of(kind), 3, name="weighted", extra_cfg=cfg) as ens:
         leader = ens.wait_for_leader()
         assert leader.sid != 3, "the weight-0 server leads"
-        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
-        zk.start(timeout=30)
-        try:
-            zk.create("/weighted", b"w")
-        finally:
-            zk.stop()
-            zk.close()
+        create_through(ens.hosts, "/weighted", b"w")
         gone = ens.member(1 if leader.sid == 2 else 2)
         gone.kill9()
         rest = [m for m in ens.members if m is not gone]
@@ -628,13 +633,7 @@ def test_weighted_quorum_weight_zero_never_leads_nor_counts(kind):
         gone.start()
         leader = ens.wait_for_leader(90)
         assert leader.sid != 3
-        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
-        zk.start(timeout=30)
-        try:
-            zk.create("/weighted-after", b"a")  # a txn of the new epoch everywhere
-        finally:
-            zk.stop()
-            zk.close()
+        create_through(ens.hosts, "/weighted-after", b"a")  # a txn of the new epoch everywhere
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
 
@@ -678,23 +677,11 @@ def test_leader_serves_no_clients_with_leader_serves_no(kind):
 def multi_address_round(ens):
     """Elect, write through every member, kill the leader, elect again, converge."""
     leader = ens.wait_for_leader(90)
-    zk = KazooClient(hosts=ens.hosts, timeout=10.0)
-    zk.start(timeout=30)
-    try:
-        zk.create("/multi-a", b"a")
-    finally:
-        zk.stop()
-        zk.close()
+    create_through(ens.hosts, "/multi-a", b"a")
     leader.kill9()
     rest = [m for m in ens.members if m is not leader]
     ens.wait_for_leader(90, members=rest)
-    zk = KazooClient(hosts=ens.hosts_of(rest), timeout=10.0)
-    zk.start(timeout=30)
-    try:
-        zk.create("/multi-b", b"b")
-    finally:
-        zk.stop()
-        zk.close()
+    create_through(ens.hosts_of(rest), "/multi-b", b"b")
     leader.start()
     ens.wait_for_leader(90)
     ens.wait_converged()

@@ -16,11 +16,13 @@ pub const USAGE: &[(&str, &str)] = &[
     ("create", "create [-s] [-e] [-c] [-t ttl] path [data] [acl]"),
     ("delete", "delete [-v version] path"),
     ("deleteall", "deleteall path [-b batch size]"),
+    ("delquota", crate::quota::DELQUOTA_USAGE),
     ("get", "get [-s] [-w] path"),
     ("getAcl", "getAcl [-s] path"),
     ("getAllChildrenNumber", "getAllChildrenNumber path"),
     ("getEphemerals", "getEphemerals path"),
     ("history", "history "),
+    ("listquota", crate::quota::LISTQUOTA_USAGE),
     ("ls", "ls [-s] [-w] [-R] path"),
     ("printwatches", "printwatches on|off"),
     ("quit", "quit "),
@@ -28,6 +30,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("removewatches", "removewatches path [-c|-d|-a] [-l]"),
     ("set", "set [-s] [-v version] path data"),
     ("setAcl", "setAcl [-s] [-v version] [-R] path acl"),
+    ("setquota", crate::quota::SETQUOTA_USAGE),
     ("stat", "stat [-w] path"),
     ("sync", "sync path"),
     ("version", "version "),
@@ -69,7 +72,7 @@ impl Outcome {
         self.stdout.push(line.into());
         self
     }
-    fn fail(msg: String, name: &str) -> Outcome {
+    pub(crate) fn fail(msg: String, name: &str) -> Outcome {
         Outcome { stderr: vec![msg.clone()], json: json!({"error": {"code": name, "message": msg}}), code: 1, ..Default::default() }
     }
     fn zk_error(e: &Error, path: &str) -> Outcome {
@@ -182,6 +185,9 @@ pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
         "config" => config(zk, rest).await,
         "addWatch" => add_watch(zk, rest).await,
         "removewatches" => remove_watches(zk, rest).await,
+        "setquota" => crate::quota::setquota(zk, rest).await,
+        "listquota" => crate::quota::listquota(zk, rest).await,
+        "delquota" => crate::quota::delquota(zk, rest).await,
         "getEphemerals" => {
             let path = rest.first().map(String::as_str).unwrap_or("/");
             match zk.get_ephemerals(path).await {
@@ -230,20 +236,10 @@ async fn ls(zk: &Client, rest: &[String]) -> Outcome {
     let Some(a) = Args::parse(rest, "swR", "") else { return Outcome::usage("ls") };
     let [path] = a.pos.as_slice() else { return Outcome::usage("ls") };
     if a.has('R') {
-        let mut all = vec![path.clone()];
-        let mut i = 0;
-        while i < all.len() {
-            match zk.get_children(&all[i]).await {
-                Ok(mut c) => {
-                    c.sort();
-                    let base = all[i].clone();
-                    all.extend(c.iter().map(|c| rzk_client::path::join(&base, c)));
-                }
-                Err(Error::NoNode) if i > 0 => {}
-                Err(e) => return Outcome::zk_error(&e, &all[i]),
-            }
-            i += 1;
-        }
+        let all = match visit_subtree_dfs(zk, path).await {
+            Ok(all) => all,
+            Err((e, at)) => return Outcome::zk_error(&e, &at),
+        };
         let mut o = Outcome::ok(json!({"path": path, "paths": all}));
         o.stdout = all;
         return o;
@@ -269,6 +265,27 @@ async fn ls(zk: &Client, rest: &[String]) -> Outcome {
     o.json = j;
     o.watches.extend(w);
     o
+}
+
+/// `ZKUtil.visitSubTreeDFS`'s order (what `ls -R` prints): the root, then a node's children
+/// (sorted) all before the subtree of the first of them, and so on. A node that goes meanwhile
+/// is skipped; a missing root is the error.
+pub(crate) async fn visit_subtree_dfs(zk: &Client, root: &str) -> Result<Vec<String>, (Error, String)> {
+    let mut all = vec![root.to_string()];
+    let mut stack = vec![root.to_string()];
+    while let Some(node) = stack.pop() {
+        match zk.get_children(&node).await {
+            Ok(mut c) => {
+                c.sort();
+                let paths: Vec<String> = c.iter().map(|c| rzk_client::path::join(&node, c)).collect();
+                all.extend(paths.iter().cloned());
+                stack.extend(paths.into_iter().rev());
+            }
+            Err(Error::NoNode) if node != root => {}
+            Err(e) => return Err((e, node)),
+        }
+    }
+    Ok(all)
 }
 
 async fn get(zk: &Client, rest: &[String]) -> Outcome {

@@ -25,11 +25,13 @@
 //! # Layout
 //! - `commands.rs`: each ZooKeeper command: flags, the operation, text and JSON output.
 //! - `format.rs`: Stat blocks, dates, ACLs and error messages the way zkCli prints them.
+//! - `quota.rs`: setquota / listquota / delquota, as zkCli's quota commands.
 //! - here: options, one-shot mode, the interactive loop and the shell's own commands
 //!   (history, redo, connect, close, quit, printwatches).
 
 mod commands;
 mod format;
+mod quota;
 
 use commands::{split_line, usage_text, Outcome, USAGE};
 use rustyline::completion::Completer;

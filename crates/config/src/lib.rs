@@ -492,10 +492,28 @@ pub struct ServerConfig {
     /// file with (defaults `.` and `zookeeper_audit.log`).
     pub audit_log_file: PathBuf,
 
+    // ----- the server's own log -----
+    /// `zookeeper.log.dir` (as zkServer.sh passes it from ZOO_LOG_DIR): when set, the server
+    /// logs to `${zookeeper.log.dir}/${zookeeper.log.file}` instead of stderr, rolled by
+    /// size as ZooKeeper's shipped log4j configuration does.
+    pub log_dir: Option<PathBuf>,
+    /// `zookeeper.log.file` (default `zookeeper.log`).
+    pub log_file: String,
+    /// `zookeeper.log.maxfilesize` (default 256MB; `KB`/`MB`/`GB` suffixes as log4j reads
+    /// them): the size at which the file rolls.
+    pub log_max_file_bytes: u64,
+    /// `zookeeper.log.maxbackupindex` (default 20): rolled files (`.1` … `.N`) kept.
+    pub log_max_backups: u32,
+
     // ----- read by the server's components from system properties -----
     /// `zookeeper.digest.enabled` (ZooKeeper's `ZooKeeperServer`, default true): keep the
     /// tree digest and check it on apply.
     pub digest_enabled: bool,
+    /// `zookeeper.enforceQuota` (ZooKeeper 3.7+'s `ZooKeeperServer`, default false; the
+    /// zoo.cfg key `enforceQuota` becomes it): creates and setData that would take a quota
+    /// subtree past a hard limit (`countHardLimit`, `byteHardLimit` in its
+    /// `zookeeper_limits` node) fail with QuotaExceeded; soft limits only warn.
+    pub enforce_quota: bool,
     /// `znode.container.checkIntervalMs` (ZooKeeper's `ContainerManager`, default 60000):
     /// how often empty containers and expired TTL nodes are looked for.
     pub container_check_interval_ms: u32,
@@ -649,11 +667,15 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.znode.container.maxNeverUsedIntervalMs",
     "zookeeper.digest.enabled",
     "zookeeper.cnxTimeout",
+    "zookeeper.enforceQuota",
     "zookeeper.request_throttle_max_requests",
     "zookeeper.request_throttle_stall_time",
     "zookeeper.request_throttle_drop_stale",
     "zookeeper.throttled_op_wait_time",
     "zookeeper.leaderServes",
+    "zookeeper.log.file",
+    "zookeeper.log.maxfilesize",
+    "zookeeper.log.maxbackupindex",
     "zookeeper.largeRequestThreshold",
     "zookeeper.largeRequestMaxBytes",
     "zookeeper.connection_throttle_tokens",
@@ -668,6 +690,25 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.connection_throttle_local_session_weight",
     "zookeeper.connection_throttle_renew_session_weight",
 ];
+
+/// A log4j file size (`MaxFileSize`): bytes, or with a `KB`, `MB` or `GB` suffix.
+fn log4j_file_size(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let upper = t.to_ascii_uppercase();
+    let (num, mult) = if let Some(n) = upper.strip_suffix("KB") {
+        (n, 1u64 << 10)
+    } else if let Some(n) = upper.strip_suffix("MB") {
+        (n, 1 << 20)
+    } else if let Some(n) = upper.strip_suffix("GB") {
+        (n, 1 << 30)
+    } else {
+        (upper.as_str(), 1)
+    };
+    match num.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * mult),
+        _ => Err(format!("expected a file size such as 256MB, got \"{v}\"")),
+    }
+}
 
 /// `zookeeper.connection_throttle_*` as ZooKeeper's `BlueThrottle` reads them.
 #[derive(Debug, Clone, PartialEq)]
@@ -1283,6 +1324,16 @@ impl<'o> Parser<'o> {
             other => Err(format!("rzk writes ZooKeeper's own audit log lines itself; it cannot load the audit logger class \"{other}\"")),
         })?;
         let log_dir = self.sys(&["zookeeper.log.dir"], |v| non_empty(v, "a directory").map(PathBuf::from))?;
+        c.log_dir = log_dir.clone();
+        if let Some(f) = self.sys(&["zookeeper.log.file"], |v| non_empty(v, "a file name").map(str::to_string))? {
+            c.log_file = f;
+        }
+        if let Some(n) = self.sys(&["zookeeper.log.maxfilesize"], log4j_file_size)? {
+            c.log_max_file_bytes = n;
+        }
+        if let Some(n) = self.sys(&["zookeeper.log.maxbackupindex"], |v| decoded_int(v.trim(), 1, "a number of files"))? {
+            c.log_max_backups = n as u32;
+        }
         let audit_file = self.sys(&["zookeeper.auditlog.file"], |v| non_empty(v, "a file name").map(PathBuf::from))?;
         c.audit_log_file =
             log_dir.unwrap_or_else(|| PathBuf::from(".")).join(audit_file.unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_LOG_FILE)));
@@ -1327,6 +1378,10 @@ impl<'o> Parser<'o> {
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
         cfg.audit_enable = c.audit_enable;
         cfg.audit_log_file = std::mem::take(&mut c.audit_log_file);
+        cfg.log_dir = c.log_dir.take();
+        cfg.log_file = std::mem::take(&mut c.log_file);
+        cfg.log_max_file_bytes = c.log_max_file_bytes;
+        cfg.log_max_backups = c.log_max_backups;
         cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
         Ok(())
     }
@@ -1350,6 +1405,9 @@ impl<'o> Parser<'o> {
             }
         })? {
             self.cfg.container_max_never_used_interval_ms = n;
+        }
+        if let Some(b) = self.sys(&["zookeeper.enforceQuota"], boolean)? {
+            self.cfg.enforce_quota = b;
         }
         if let Some(n) = self.sys(&["zookeeper.cnxTimeout"], |v| decoded_int(v.trim(), 1, "a positive number of milliseconds"))? {
             self.cfg.cnx_timeout_ms = n as u32;
@@ -1624,7 +1682,12 @@ impl ServerConfig {
             admin_rate_limiter_interval: 300_000,
             audit_enable: false,
             audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
+            log_dir: None,
+            log_file: "zookeeper.log".to_string(),
+            log_max_file_bytes: 256 * 1024 * 1024,
+            log_max_backups: 20,
             digest_enabled: true,
+            enforce_quota: false,
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_never_used_interval_ms: 0,
             cnx_timeout_ms: DEFAULT_CNX_TIMEOUT_MS,

@@ -1140,3 +1140,18 @@ fn jaas_file_loaded() {
     assert!(e.to_string().contains("cannot read the JAAS file"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn server_log_file_settings() {
+    let c = with("zookeeper.log.dir=/var/log/zk\n");
+    assert_eq!(c.log_dir.as_deref(), Some(Path::new("/var/log/zk")));
+    assert_eq!((c.log_file.as_str(), c.log_max_file_bytes, c.log_max_backups), ("zookeeper.log", 256 << 20, 20));
+    let c = with("log.dir=/l\nlog.file=zk.log\nlog.maxfilesize=10MB\nlog.maxbackupindex=3\n");
+    assert_eq!(
+        (c.log_dir.as_deref(), c.log_file.as_str(), c.log_max_file_bytes, c.log_max_backups),
+        (Some(Path::new("/l")), "zk.log", 10 << 20, 3)
+    );
+    assert_eq!(with("log.maxfilesize=512kb\n").log_max_file_bytes, 512 << 10);
+    assert!(err_with("log.maxfilesize=big\n").to_string().contains("log.maxfilesize"));
+    assert_eq!(with("").log_dir, None);
+}

@@ -79,6 +79,8 @@ pub enum Mutation {
     None,
     ResetServerStats,
     ResetConnectionStats,
+    /// `set_trace_mask` with a valid `traceMask` (ZooTrace's mask; no server needed).
+    SetTraceMask(i64),
 }
 
 /// Whether a command lists watches, sessions or ephemerals one by one (it then needs
@@ -89,10 +91,14 @@ pub fn needs_full_snapshot(name: &str) -> bool {
 }
 
 /// The state change a command asks of the core before it is answered.
-pub fn mutation(name: &str) -> Mutation {
+pub fn mutation(name: &str, params: &BTreeMap<String, String>) -> Mutation {
     match lookup(name).map(|c| c.primary) {
         Some("stat_reset") => Mutation::ResetServerStats,
         Some("connection_stat_reset") => Mutation::ResetConnectionStats,
+        Some("set_trace_mask") => match params.get("traceMask").and_then(|v| v.parse::<i64>().ok()) {
+            Some(mask) => Mutation::SetTraceMask(mask),
+            None => Mutation::None,
+        },
         _ => Mutation::None,
     }
 }
@@ -138,9 +144,6 @@ pub struct CommandResponse {
     pub status: u16,
     pub body: Value,
 }
-
-/// `get_trace_mask`: rzk has no ZooTrace request-trace categories, so none is on.
-const RZK_TRACE_MASK: i64 = 0;
 
 fn response(command: &str, error: Option<String>, fields: Map<String, Value>) -> CommandResponse {
     let mut body = fields;
@@ -201,21 +204,22 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
                 put(k, json!(v));
             }
         }
-        "get_trace_mask" => put("tracemask", json!(RZK_TRACE_MASK)),
+        "get_trace_mask" => put("tracemask", json!(s.trace_mask)),
         "set_trace_mask" => {
             let Some(v) = params.get("traceMask") else {
                 return error_response(c, "setTraceMask requires long traceMask argument");
             };
-            if v.parse::<i64>().is_err() {
+            let Ok(mask) = v.parse::<i64>() else {
                 return error_response(c, format!("setTraceMask requires long traceMask argument, got {v}"));
-            }
-            // ZooKeeper's trace mask selects ZooTrace's request-trace categories; rzk has no
-            // such tracing (its log level is RZK_LOG), so it says so rather than pretend.
-            return error_response(c, "rzk has no trace mask: request tracing is set with RZK_LOG; the mask is unchanged (0)");
+            };
+            // The driver set it before this snapshot ([`mutation`]).
+            put("tracemask", json!(mask));
         }
         "hash" => {
-            // ZooKeeper keeps the tree digest at every 128th zxid; rzk reports the digest now.
-            put("digests", json!([{ "zxid": s.zxid.0, "digest": s.digest, "digest_version": s.digest_version }]));
+            // DataTree.getDigestLog: the digest at every 128th zxid applied.
+            let digests: Vec<Value> =
+                s.digest_log.iter().map(|(zxid, d)| json!({ "zxid": zxid.0, "digest": d, "digest_version": s.digest_version })).collect();
+            put("digests", json!(digests));
         }
         "initial_configuration" => put("initial_configuration", json!(host.initial_configuration)),
         "is_read_only" => put("read_only", json!(s.role == Role::ReadOnly)),
@@ -579,7 +583,7 @@ pub fn metric_kind(key: &str) -> MetricKind {
 pub fn monitor(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> = Vec::new();
     for (k, v) in fourlw::mntr_rows(s, p) {
-        let key = k.strip_prefix("zk_").unwrap_or(k);
+        let key = k.strip_prefix("zk_").unwrap_or(&k);
         // The 4lw's latency count/sum and a standalone server's proposal sizes are not
         // among the AdminServer's keys.
         if matches!(key, "cnt_latency" | "sum_latency") || (s.role != Role::Leader && key.ends_with("_proposal_size")) {
@@ -721,6 +725,9 @@ mod tests {
             local_session_count: 0,
             digest: 7,
             digest_version: 2,
+            quota_gauges: Default::default(),
+            digest_log: Vec::new(),
+            trace_mask: 0,
         }
     }
 
@@ -749,14 +756,18 @@ mod tests {
     }
 
     #[test]
-    fn set_trace_mask_validates_as_zookeeper_and_says_rzk_has_none() {
+    fn set_trace_mask_validates_as_zookeeper() {
         let s = snapshot(Role::Standalone);
         let r = run("stmk", &BTreeMap::new(), &s, &HostInfo::default());
         assert_eq!(r.body["error"], json!("setTraceMask requires long traceMask argument"));
         let p = BTreeMap::from([("traceMask".to_string(), "x".to_string())]);
         assert_eq!(run("stmk", &p, &s, &HostInfo::default()).body["error"], json!("setTraceMask requires long traceMask argument, got x"));
         let p = BTreeMap::from([("traceMask".to_string(), "5".to_string())]);
-        assert!(run("stmk", &p, &s, &HostInfo::default()).body["error"].as_str().unwrap().contains("rzk"));
+        let r = run("stmk", &p, &s, &HostInfo::default());
+        assert_eq!((r.body["error"].clone(), r.body["tracemask"].clone()), (Value::Null, json!(5)));
+        assert_eq!(mutation("set_trace_mask", &p), Mutation::SetTraceMask(5));
+        let p = BTreeMap::from([("traceMask".to_string(), "x".to_string())]);
+        assert_eq!(mutation("stmk", &p), Mutation::None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::server::{ConnStats, Role, ServerStats};
 use rzk_proto::{SessionId, Zxid};
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::net::SocketAddr;
 
@@ -18,6 +19,7 @@ pub fn full_version() -> String {
 /// Every four-letter word rzk knows (whether or not the whitelist allows it).
 pub const WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "dirs", "isro", "crst", "srst", "gtmk", "stmk",
+    "hash",
 ];
 
 /// Facts about the process the shell gathers for `mntr`.
@@ -183,6 +185,12 @@ pub struct ServerSnapshot {
     /// The tree digest at `zxid` and its version (the AdminServer's `hash`).
     pub digest: i64,
     pub digest_version: i32,
+    /// `DataTree.getDigestLog` (the `hash` word): (zxid, digest), oldest first.
+    pub digest_log: Vec<(Zxid, i64)>,
+    /// The text trace mask (`gtmk`).
+    pub trace_mask: i64,
+    /// ZooKeeper's quota gauge sets (`rzk_tree::quota::QUOTA_GAUGE_SETS`), by namespace.
+    pub quota_gauges: [rzk_tree::quota::NamespaceValues; 4],
 }
 
 fn avg(total: i64, count: u64) -> f64 {
@@ -340,6 +348,11 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
             "srvr" | "stat" | "cons" | "wchs" | "wchc" | "wchp" | "dump" | "mntr" => {
                 let _ = writeln!(out, "{ZK_NOT_SERVING}");
             }
+            // DigestCommand prints the line without a newline; gtmk needs no server.
+            "hash" => out.push_str(ZK_NOT_SERVING),
+            "gtmk" => {
+                let _ = write!(out, "{}", s.trace_mask);
+            }
             _ => {}
         }
         return out;
@@ -435,6 +448,15 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
                 }
             }
         }
+        "hash" => {
+            // DigestCommand: one line per logged digest, the zxid in hex.
+            for (zxid, digest) in &s.digest_log {
+                let _ = writeln!(out, "{:x}: {digest}", zxid.0);
+            }
+        }
+        "gtmk" => {
+            let _ = write!(out, "{}", s.trace_mask);
+        }
         "mntr" => {
             for (k, v) in mntr_rows(s, p) {
                 let _ = writeln!(out, "{k}\t{v}");
@@ -451,7 +473,7 @@ pub fn render(word: &str, s: &ServerSnapshot, p: &ProcessInfo) -> String {
 
 /// `mntr`'s rows (`zk_` keys, values as printed), in ZooKeeper 3.8's order; the AdminServer's
 /// `monitor` is built from the same rows.
-pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, String)> {
+pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>, String)> {
     let st = &s.stats;
     let uptime = (s.now_wall_ms - st.started_ms).max(0);
     let ephemerals = s.ephemerals_count;
@@ -536,5 +558,29 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(&'static str, Stri
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),
     ];
-    quorum_mntr_rows(rows, s)
+    let mut rows: Vec<(Cow<'static, str>, String)> = quorum_mntr_rows(rows, s).into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect();
+    // The quota gauge sets after the last gauge (before the first counter), then the
+    // quota_exceeded_error_per_namespace counter set after the last counter, each member as
+    // ZooKeeper's default metrics provider names it: `<namespace>_<set name>`.
+    let mut gauge_sets = Vec::new();
+    for (name, members) in rzk_tree::quota::QUOTA_GAUGE_SETS.iter().zip(&s.quota_gauges) {
+        for (ns, v) in members {
+            gauge_sets.push((Cow::Owned(format!("zk_{ns}_{name}")), v.to_string()));
+        }
+    }
+    let at = rows.iter().position(|(k, _)| k == "zk_proposal_count").unwrap_or(rows.len());
+    rows.splice(at..at, gauge_sets);
+    let mut exceeded: rzk_tree::ConcurrentOrder<String> = Default::default();
+    let exceeded_per_namespace = &s.stats.quota.exceeded_per_namespace;
+    for ns in exceeded_per_namespace.keys() {
+        exceeded.insert(ns.clone());
+    }
+    let counter_set: Vec<(Cow<'static, str>, String)> = exceeded
+        .ordered()
+        .into_iter()
+        .map(|ns| (Cow::Owned(format!("zk_{ns}_quota_exceeded_error_per_namespace")), exceeded_per_namespace[ns].to_string()))
+        .collect();
+    let at = rows.iter().position(|(k, _)| k == "zk_revalidate_count").map_or(rows.len(), |i| i + 1);
+    rows.splice(at..at, counter_set);
+    rows
 }

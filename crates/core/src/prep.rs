@@ -14,8 +14,9 @@ use rzk_proto::client::{Create, Request};
 use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
 use rzk_tree::digest::DigestPrefix;
+use rzk_tree::quota::{self, StatsTrack};
 use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// What prep knows of a node: the committed node, overlaid by outstanding changes.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct NodeRecord {
     pub acl: Vec<Acl>,
     /// The node's path and data, hashed: its digest under any stat.
     pub prefix: DigestPrefix,
+    /// The length of the node's data (what `checkQuota` takes as the last data's size).
+    pub data_len: i64,
 }
 
 impl NodeRecord {
@@ -161,6 +164,54 @@ impl Outstanding {
     }
 }
 
+/// What quota enforcement keeps: ZooKeeper's `quota_exceeded_error_per_namespace` counter
+/// set (refusals by the top-level namespace of the path) and its rate-limited log of limits
+/// passed.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaRecord {
+    pub exceeded_per_namespace: BTreeMap<String, u64>,
+    log: RateLogger,
+}
+
+/// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first comes; repeats within
+/// the interval are counted and logged once, as `[N times] Message: ...`, when the interval is
+/// over or another message comes.
+#[derive(Debug, Clone, Default)]
+struct RateLogger {
+    msg: Option<String>,
+    at_ms: i64,
+    count: u64,
+}
+
+impl RateLogger {
+    const INTERVAL_MS: i64 = 100;
+
+    fn flush(&mut self) {
+        if let (Some(m), true) = (&self.msg, self.count > 0) {
+            let times = if self.count > 1 { format!("[{} times] ", self.count) } else { String::new() };
+            tracing::warn!("{times}Message: {m}");
+        }
+        self.msg = None;
+        self.count = 0;
+    }
+
+    fn log(&mut self, now_ms: i64, msg: String) {
+        if self.msg.as_deref() == Some(msg.as_str()) {
+            self.count += 1;
+            if now_ms - self.at_ms >= Self::INTERVAL_MS {
+                self.flush();
+                self.msg = Some(msg);
+                self.at_ms = now_ms;
+            }
+        } else {
+            self.flush();
+            tracing::warn!("Message:{msg} Value:null");
+            self.msg = Some(msg);
+            self.at_ms = now_ms;
+        }
+    }
+}
+
 /// Everything prep reads besides the request: the tree, the changes not yet applied, the
 /// caller's identity and the settings that change validation.
 pub struct PrepContext<'a> {
@@ -171,6 +222,12 @@ pub struct PrepContext<'a> {
     pub session: SessionId,
     pub extended_types_enabled: bool,
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
+    /// The time of the write (the quota log's rate limit counts it).
+    pub now_ms: i64,
+    /// Hard-limit refusals by namespace, and the rate-limited quota log.
+    pub quota: &'a mut QuotaRecord,
 }
 
 impl PrepContext<'_> {
@@ -182,7 +239,58 @@ impl PrepContext<'_> {
         }
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
         let prefix = DigestPrefix::new(path, n.data);
-        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec(), prefix })
+        let data_len = n.data.len() as i64;
+        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec(), prefix, data_len })
+    }
+
+    /// `ZooKeeperServer.checkQuota` (3.7+): with `enforceQuota`, a create (`count_diff` 1) or
+    /// setData (0) under a quota path that would take its usage past a hard limit is
+    /// QuotaExceeded; past a soft limit (`count` / `bytes` of the limit node, when no hard
+    /// limit of that kind is set) it is only logged. As ZooKeeper, the limit and the usage are
+    /// read from the committed tree, not from the outstanding changes.
+    fn check_quota(&mut self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
+        if !self.enforce_quota {
+            return Ok(());
+        }
+        let Some(prefix) = self.tree.max_prefix_with_quota(path) else {
+            return Ok(());
+        };
+        let Some(limit) = self.tree.get(&quota::limit_path(&prefix)).map(|n| StatsTrack::parse(n.data)) else {
+            tracing::error!(path = %quota::limit_path(&prefix), "missing limit node for quota");
+            return Ok(());
+        };
+        let check_count = count_diff != 0 && (limit.count() > -1 || limit.count_hard_limit() > -1);
+        let check_bytes = bytes_diff != 0 && (limit.bytes() > -1 || limit.byte_hard_limit() > -1);
+        if !check_count && !check_bytes {
+            return Ok(());
+        }
+        let Some(usage) = self.tree.get(&quota::stat_path(&prefix)).map(|n| StatsTrack::parse(n.data)) else {
+            tracing::error!(path = %quota::stat_path(&prefix), "missing node for stat");
+            return Ok(());
+        };
+        let checks = [
+            (check_count, "count", "Count", usage.count() + count_diff, limit.count_hard_limit(), limit.count()),
+            (check_bytes, "bytes", "Byte", usage.bytes() + bytes_diff, limit.byte_hard_limit(), limit.bytes()),
+        ];
+        for (check, what, kind, new, hard, soft) in checks {
+            if !check {
+                continue;
+            }
+            let is_hard = hard > -1;
+            let max = if is_hard { hard } else { soft };
+            if new > max {
+                let level = if is_hard { "hard" } else { "soft" };
+                self.quota.log.log(self.now_ms, format!("Quota exceeded: {prefix} [current {what}={new}, {level}{kind}Limit={max}]"));
+                if is_hard {
+                    // PathUtils.getTopNamespace: the first component of the path.
+                    if let Some(ns) = path.split('/').nth(1) {
+                        *self.quota.exceeded_per_namespace.entry(ns.to_string()).or_default() += 1;
+                    }
+                    return Err(ErrorCode::QuotaExceeded);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32) -> Result<(), ErrorCode> {
@@ -199,8 +307,11 @@ impl PrepContext<'_> {
                 valid(&s.path)?;
                 let mut rec = self.record(&s.path)?;
                 self.check_acl(&rec.acl, perms::WRITE)?;
+                let new_len = data_len(&s.data);
+                self.check_quota(&s.path, new_len - rec.data_len, 0)?;
                 let version = check_and_inc_version(rec.stat.version, s.version)?;
                 let old = rec.digest();
+                rec.data_len = new_len;
                 rec.stat.version = version;
                 rec.stat.mtime = time;
                 rec.stat.mzxid = zxid;
@@ -276,6 +387,7 @@ impl PrepContext<'_> {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent.stat.cversion + 1;
+        self.check_quota(&path, data_len(&c.data), 1)?;
         let owner = if mode.is_container() {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.is_ttl() {
@@ -318,7 +430,8 @@ impl PrepContext<'_> {
         self.outstanding.add(zxid, path::normalize_root(parent_path), old, Some(parent));
         let stat = StatPersisted::for_new_node(zxid, time, owner);
         let prefix = DigestPrefix::new(&path, c.data.as_deref().unwrap_or(&[]));
-        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl, prefix }));
+        let data_len = data_len(&c.data);
+        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl, prefix, data_len }));
         Ok(txn)
     }
 
@@ -431,6 +544,10 @@ impl PrepContext<'_> {
     }
 }
 
+fn data_len(data: &Option<Vec<u8>>) -> i64 {
+    data.as_ref().map_or(0, |d| d.len() as i64)
+}
+
 fn valid(path: &str) -> Result<(), ErrorCode> {
     validate_path(path).map_err(|_| ErrorCode::BadArguments)
 }
@@ -441,4 +558,24 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
         return Err(ErrorCode::BadVersion);
     }
     Ok(current.wrapping_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_logger_counts_repeats_within_its_interval() {
+        let mut r = RateLogger::default();
+        r.log(0, "a".into());
+        assert_eq!((r.msg.as_deref(), r.count), (Some("a"), 0));
+        r.log(50, "a".into());
+        r.log(99, "a".into());
+        assert_eq!(r.count, 2);
+        // The interval is over: the repeats are flushed, the message starts again.
+        r.log(100, "a".into());
+        assert_eq!((r.count, r.at_ms), (0, 100));
+        r.log(120, "b".into());
+        assert_eq!((r.msg.as_deref(), r.count, r.at_ms), (Some("b"), 0, 120));
+    }
 }

@@ -79,6 +79,8 @@ pub struct CoreConfig {
     /// `znode.container.maxNeverUsedIntervalMs`: an empty container that never had a child is
     /// removed after this long (0: never).
     pub container_max_never_used_interval_ms: i64,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
     /// `audit.enable`: `Some(the server's user)` (ZooKeeper's `ZKAuditProvider.getZKUser`, the
     /// user of ephemeral deletions) turns the audit log on: the core then emits
     /// `Action::Audit` for each audited operation (see [`crate::audit`]).
@@ -124,6 +126,7 @@ impl Default for CoreConfig {
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
+            enforce_quota: false,
             audit_server_user: None,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
@@ -463,6 +466,9 @@ pub struct ZooKeeperServer {
     quorum_info: crate::fourlw::QuorumInfo,
     /// The role, with the state only that role has (as `rzk_zab::Node` holds its roles).
     role: RoleState,
+    /// ZooKeeper's text trace mask (`ZooTrace`, the `gtmk` / `stmk` words): which request
+    /// categories are traced (at TRACE level, target `rzk::zootrace`).
+    trace_mask: i64,
     /// Requests admitted and not yet answered, on every connection (ZooKeeper's inProcess).
     in_process: usize,
     /// Requests waiting for the throttler, oldest first: (connection, frame, since when).
@@ -482,6 +488,17 @@ pub struct ZooKeeperServer {
     audit_pending: BTreeMap<(SessionId, i32), crate::audit::AuditRequest>,
     /// SASL challenges sent so far: with the login's secret, each one's nonce.
     sasl_nonces: u64,
+}
+
+/// `ZooTrace`'s trace categories rzk traces, and its default mask (requests, server packets,
+/// sessions, warnings).
+pub mod zootrace {
+    pub const CLIENT_REQUEST_TRACE_MASK: i64 = 1 << 1;
+    pub const CLIENT_PING_TRACE_MASK: i64 = 1 << 3;
+    pub const SERVER_PACKET_TRACE_MASK: i64 = 1 << 4;
+    pub const SESSION_TRACE_MASK: i64 = 1 << 5;
+    pub const WARNING_TRACE_MASK: i64 = 1 << 8;
+    pub const DEFAULT_MASK: i64 = CLIENT_REQUEST_TRACE_MASK | SERVER_PACKET_TRACE_MASK | SESSION_TRACE_MASK | WARNING_TRACE_MASK;
 }
 
 /// Frames a connection may send before its session is revalidated (clients send none).
@@ -520,6 +537,7 @@ impl ZooKeeperServer {
             quorum_info: Default::default(),
             audit_pending: BTreeMap::new(),
             role: RoleState::Standalone,
+            trace_mask: zootrace::DEFAULT_MASK,
             in_process: 0,
             throttled: VecDeque::new(),
             next_throttle_wait_ms: 0,
@@ -528,6 +546,17 @@ impl ZooKeeperServer {
             large,
             sasl_nonces: 0,
         }
+    }
+
+    /// `gtmk`: the text trace mask.
+    pub fn trace_mask(&self) -> i64 {
+        self.trace_mask
+    }
+
+    /// `stmk`: sets the text trace mask (ZooKeeper logs "Set text trace mask to 0x..").
+    pub fn set_trace_mask(&mut self, mask: i64) {
+        tracing::info!("Set text trace mask to 0x{:x}", mask);
+        self.trace_mask = mask;
     }
 
     /// The driver's view of the ensemble, shown by `mntr` and `srvr`.
@@ -882,6 +911,11 @@ impl ZooKeeperServer {
             return;
         }
         let op = OpCode::from_code(header.op);
+        // ZooTrace.logRequest: pings and other requests, each under its own category.
+        let category = if op == Some(OpCode::Ping) { zootrace::CLIENT_PING_TRACE_MASK } else { zootrace::CLIENT_REQUEST_TRACE_MASK };
+        if self.trace_mask & category != 0 {
+            tracing::trace!(target: "rzk::zootrace", session = %session, xid = header.xid, op = header.op, "request");
+        }
         // Auth and SASL are answered at once, outside the pipeline, as ZooKeeper does.
         match op {
             Some(OpCode::Auth) => return self.on_auth(conn, header, &body),

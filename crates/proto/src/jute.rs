@@ -111,21 +111,29 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A jute ustring; null decodes as empty.
+    /// A jute ustring; null decodes as empty. Bytes that are not UTF-8 decode as Java's
+    /// `new String(bytes, UTF_8)` decodes them: each malformed sequence becomes U+FFFD (so a
+    /// path with them is an invalid path, or a node that does not exist, as in ZooKeeper).
     pub fn read_string(&mut self) -> Result<String, DecodeError> {
         match self.read_len()? {
             None => Ok(String::new()),
             Some(n) => {
                 let b = self.take(n)?;
-                std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
+                Ok(match std::str::from_utf8(b) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => java_utf8_decode(b),
+                })
             }
         }
     }
 
-    /// A jute vector of records; null decodes as empty. The count is checked against the
-    /// remaining bytes (each item takes at least `min_item_bytes`) before anything is allocated.
+    /// A jute vector of records; null decodes as empty. As jute's `BinaryInputArchive`, a
+    /// count below -1 is an empty vector (its index is done at once), not an error. The count
+    /// is checked against the remaining bytes (each item takes at least `min_item_bytes`)
+    /// before anything is allocated.
     pub fn read_vec<T: Record>(&mut self) -> Result<Vec<T>, DecodeError> {
-        match self.read_len()? {
+        let n = self.read_i32()?;
+        match (n >= 0).then_some(n as usize) {
             None => Ok(Vec::new()),
             Some(n) => {
                 let min = T::MIN_ENCODED_BYTES.max(1);
@@ -140,6 +148,96 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// Java's `new String(bytes, UTF_8)`: valid UTF-8 as it is; each malformed sequence becomes
+/// U+FFFD where Java's decoder makes one (`String.decodeUTF8_UTF16` with replacement: a
+/// surrogate's three bytes are one U+FFFD, a truncated sequence at the end is one U+FFFD
+/// whatever its length), which is not always where Rust's `from_utf8_lossy` makes them.
+pub fn java_utf8_decode(src: &[u8]) -> String {
+    const REPL: char = '\u{fffd}';
+    let cont = |b: u8| b & 0xc0 == 0x80;
+    let mut out = String::with_capacity(src.len());
+    let (mut sp, sl) = (0usize, src.len());
+    while sp < sl {
+        let b1 = src[sp];
+        sp += 1;
+        match b1 {
+            0x00..=0x7f => out.push(b1 as char),
+            0xc2..=0xdf => {
+                if sp < sl {
+                    let b2 = src[sp];
+                    if cont(b2) {
+                        sp += 1;
+                        out.push(char::from_u32(((b1 as u32 & 0x1f) << 6) | (b2 as u32 & 0x3f)).unwrap_or(REPL));
+                    } else {
+                        out.push(REPL);
+                    }
+                    continue;
+                }
+                out.push(REPL);
+                break;
+            }
+            0xe0..=0xef => {
+                // isMalformed3_2 / malformed3: an overlong E0 or a second byte that does not continue.
+                let bad2 = |b2: u8| (b1 == 0xe0 && b2 & 0xe0 == 0x80) || !cont(b2);
+                if sp + 1 < sl {
+                    let (b2, b3) = (src[sp], src[sp + 1]);
+                    if bad2(b2) || !cont(b3) {
+                        out.push(REPL);
+                        sp += if bad2(b2) { 0 } else { 1 };
+                    } else {
+                        sp += 2;
+                        let c = ((b1 as u32 & 0x0f) << 12) | ((b2 as u32 & 0x3f) << 6) | (b3 as u32 & 0x3f);
+                        // A surrogate is not a char: one U+FFFD for its three bytes.
+                        out.push(char::from_u32(c).unwrap_or(REPL));
+                    }
+                    continue;
+                }
+                if sp < sl && bad2(src[sp]) {
+                    out.push(REPL);
+                    continue;
+                }
+                out.push(REPL);
+                break;
+            }
+            0xf0..=0xf7 => {
+                // isMalformed4_2 / malformed4's first test.
+                let bad2 =
+                    |b2: u8| b1 > 0xf4 || (b1 == 0xf0 && !(0x90..=0xbf).contains(&b2)) || (b1 == 0xf4 && b2 & 0xf0 != 0x80) || !cont(b2);
+                if sp + 2 < sl {
+                    let (b2, b3, b4) = (src[sp], src[sp + 1], src[sp + 2]);
+                    let uc = ((b1 as u32 & 0x07) << 18) | ((b2 as u32 & 0x3f) << 12) | ((b3 as u32 & 0x3f) << 6) | (b4 as u32 & 0x3f);
+                    if !cont(b2) || !cont(b3) || !cont(b4) || !(0x10000..0x110000).contains(&uc) {
+                        out.push(REPL);
+                        sp += if bad2(b2) {
+                            0
+                        } else if !cont(b3) {
+                            1
+                        } else {
+                            2
+                        };
+                    } else {
+                        sp += 3;
+                        out.push(char::from_u32(uc).unwrap_or(REPL));
+                    }
+                    continue;
+                }
+                if b1 > 0xf4 || (sp < sl && bad2(src[sp])) {
+                    out.push(REPL);
+                    continue;
+                }
+                sp += 1;
+                out.push(REPL);
+                if sp < sl && !cont(src[sp]) {
+                    continue;
+                }
+                break;
+            }
+            _ => out.push(REPL),
+        }
+    }
+    out
 }
 
 /// A growable buffer that jute records are written into.
@@ -423,11 +521,35 @@ mod tests {
         assert_eq!(Reader::new(&neg).read_string(), Err(DecodeError::NegativeLength(-5)));
     }
 
+    /// Cases decoded by Java 17's `new String(bytes, UTF_8)` (random byte strings rich in
+    /// lead, continuation and invalid bytes): input hex, then the UTF-16 code units.
     #[test]
-    fn invalid_utf8_is_an_error() {
+    fn decoding_matches_java_on_its_own_cases() {
+        let cases = include_str!("../testdata/java_utf8_decode.txt");
+        let mut n = 0;
+        for line in cases.lines() {
+            let (input, want) = line.split_once(' ').expect("two columns");
+            let bytes: Vec<u8> = (0..input.len()).step_by(2).map(|i| u8::from_str_radix(&input[i..i + 2], 16).unwrap()).collect();
+            let got: String = java_utf8_decode(&bytes).encode_utf16().map(|u| format!("{u:04x}")).collect();
+            assert_eq!(got, want, "input {input}");
+            n += 1;
+        }
+        assert!(n > 1000);
+    }
+
+    #[test]
+    fn invalid_utf8_decodes_as_java_does() {
         let mut w = Writer::new();
-        w.write_buffer(&[0xff, 0xfe]);
+        w.write_buffer(b"/a\xffb\xe2\x82");
         let b = w.into_inner();
-        assert_eq!(Reader::new(&b).read_string(), Err(DecodeError::InvalidUtf8));
+        assert_eq!(Reader::new(&b).read_string().unwrap(), "/a\u{fffd}b\u{fffd}");
+    }
+
+    #[test]
+    fn vector_counts_below_minus_one_are_empty() {
+        for n in [-1i32, -2, i32::MIN] {
+            let b = n.to_be_bytes();
+            assert_eq!(Reader::new(&b).read_vec::<String>().unwrap(), Vec::<String>::new());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! standalone server on port 2181 with its data under ./data.
 
 mod ensemble;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +31,20 @@ enum Command {
         /// A Java system property as ZooKeeper takes it (`-Dzookeeper.ssl.keyStore.location=…`);
         /// `-D` options in SERVER_JVMFLAGS and JVMFLAGS (as zkServer.sh passes them) count too.
         /// zoo.cfg keys win, as in ZooKeeper.
+        #[arg(short = 'D', value_name = "key=value")]
+        system_properties: Vec<String>,
+    },
+    /// What `zkServer.sh status` answers: the client port found in zoo.cfg, then the
+    /// server's `Mode:` (exit 0), or "Error contacting service" (exit 1).
+    Status {
+        /// The zoo.cfg (default: rzk server's own defaults, port 2181).
+        #[arg(long, short = 'c', value_name = "zoo.cfg")]
+        config: Option<PathBuf>,
+        /// zoo.cfg as zkServer.sh takes it: `rzk status zoo.cfg`.
+        #[arg(value_name = "zoo.cfg", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// A system property (`-Dzookeeper.ssl.trustStore.location=ca.pem` for a secure
+        /// port); `-D` options in CLIENT_JVMFLAGS and JVMFLAGS count too.
         #[arg(short = 'D', value_name = "key=value")]
         system_properties: Vec<String>,
     },
@@ -113,19 +128,26 @@ enum SnapshotCommand {
     },
 }
 
+/// Logs to stderr, or (a server with `zookeeper.log.dir`) to its rolling log file.
+fn init_logging(file: Option<rzk_server::shell::rolling::RollingFile>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match file {
+        Some(f) => fmt.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        None => fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RZK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // A server may log to a file its configuration names; it starts its logging itself.
+    if !matches!(cli.command, Command::Server { .. }) {
+        init_logging(None);
+    }
     match cli.command {
         Command::Server { config, system_properties } => server(config, system_properties),
         Command::Cli { args } => rzk_cli::main(args),
+        Command::Status { config, file, system_properties } => status(config.or(file), system_properties),
         Command::Log { command: LogCommand::Dump { file } } => tool(|out| rzk_storage::tools::dump_log(&file, out)),
         Command::Snapshot { command: SnapshotCommand::Dump { file, data } } => {
             tool(|out| rzk_storage::tools::dump_snapshot(&file, data, out))
@@ -186,6 +208,34 @@ fn system_properties(args: &[String]) -> Result<std::collections::BTreeMap<Strin
     Ok(props)
 }
 
+fn status(config: Option<PathBuf>, mut system_property_args: Vec<String>) -> ExitCode {
+    // zkServer.sh status runs its client with CLIENT_JVMFLAGS and JVMFLAGS.
+    for var in ["CLIENT_JVMFLAGS", "JVMFLAGS"] {
+        if let Ok(v) = std::env::var(var) {
+            system_property_args.extend(v.split_whitespace().filter_map(|f| f.strip_prefix("-D")).map(str::to_string));
+        }
+    }
+    let props = match system_properties(&system_property_args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let (mut cfg, name) = match &config {
+        None => (rzk_config::ServerConfig::default_standalone(), "(none: rzk server's defaults)".to_string()),
+        Some(path) => match rzk_config::load_with(path, props.clone()) {
+            Ok(c) => (c, path.display().to_string()),
+            Err(e) => {
+                eprintln!("rzk: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    for (k, v) in props {
+        cfg.system_properties.entry(k).or_insert(v);
+    }
+    let my_id = std::fs::read_to_string(cfg.data_dir.join("myid")).ok().and_then(|s| s.trim().parse().ok());
+    status::run(&cfg, &name, my_id)
+}
+
 fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCode {
     let props = match system_properties(&system_property_args) {
         Ok(p) => p,
@@ -202,6 +252,21 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
             }
         },
     };
+    match &cfg.log_dir {
+        None => init_logging(None),
+        Some(dir) => {
+            let path = dir.join(&cfg.log_file);
+            let file = std::fs::create_dir_all(dir)
+                .and_then(|_| rzk_server::shell::rolling::RollingFile::open(path.clone(), cfg.log_max_file_bytes, cfg.log_max_backups));
+            match file {
+                Ok(f) => init_logging(Some(f)),
+                Err(e) => {
+                    eprintln!("rzk: cannot open the log file {} (zookeeper.log.dir): {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     for (key, line, reason) in &cfg.ignored {
         tracing::info!(key = %key, line, "zoo.cfg key ignored: {reason}");
     }

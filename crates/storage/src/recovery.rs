@@ -132,6 +132,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Resul
         }
     };
     check_snapshot_digest(&tree, snap_zxid, &mut pending_digest, &mut rec);
+    tree.set_digest_log_paused(pending_digest.is_some());
 
     let logs = txnlog::logs_from(&txnlog::list_logs(log_dir)?, snap_zxid);
     let mut last = snap_zxid;
@@ -159,6 +160,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, opts: &RecoveryOptions) -> Resul
             rec.replayed += 1;
             if pending_digest.is_some() {
                 check_snapshot_digest(&tree, zxid, &mut pending_digest, &mut rec);
+                tree.set_digest_log_paused(pending_digest.is_some());
             } else if let (Some(d), true) = (&r.digest, opts.tree.digest_enabled) {
                 if d.version == tree.digest_version() {
                     rec.digests_checked += 1;

@@ -9,7 +9,9 @@
 //! the cached approximate data size is not adjusted for it). Quotas are not enforced here;
 //! enforcement (3.7+ hard limits) belongs to the request pipeline.
 
-use std::collections::HashSet;
+use crate::java::ConcurrentOrder;
+use crate::DataTree;
+use std::collections::{HashMap, HashSet};
 
 /// `Quotas.quotaZookeeper`.
 pub const QUOTA_ZOOKEEPER: &str = "/zookeeper/quota";
@@ -123,6 +125,12 @@ impl StatsTrack {
     pub fn set_bytes(&mut self, v: i64) {
         self.set("bytes", v)
     }
+    pub fn set_count_hard_limit(&mut self, v: i64) {
+        self.set("countHardLimit", v)
+    }
+    pub fn set_byte_hard_limit(&mut self, v: i64) {
+        self.set("byteHardLimit", v)
+    }
     pub fn count_hard_limit(&self) -> i64 {
         self.get("countHardLimit")
     }
@@ -144,6 +152,70 @@ impl StatsTrack {
         }
         out
     }
+}
+
+/// ZooKeeper's quota gauge sets (`QuotaMetricsUtils`, 3.8+), in the order its default metrics
+/// provider prints them in `mntr`.
+pub const QUOTA_GAUGE_SETS: [&str; 4] = [
+    "quota_bytes_limit_per_namespace",
+    "quota_count_usage_per_namespace",
+    "quota_count_limit_per_namespace",
+    "quota_bytes_usage_per_namespace",
+];
+
+/// One gauge set's members: (namespace, value), in ZooKeeper's `ConcurrentHashMap` order.
+pub type NamespaceValues = Vec<(String, i64)>;
+
+/// `QuotaMetricsUtils.getQuota{BytesLimit,CountUsage,CountLimit,BytesUsage}`, in the order of
+/// [`QUOTA_GAUGE_SETS`]: every leaf under `/zookeeper/quota` that is a limit node (limits: the
+/// hard limit if set, else the soft one) or a stats node (usage), summed by the top-level
+/// namespace of the quota path.
+pub fn namespace_metrics(tree: &DataTree) -> [NamespaceValues; 4] {
+    let mut leaves: Vec<(String, StatsTrack, bool)> = Vec::new();
+    let mut stack = vec![QUOTA_ZOOKEEPER.to_string()];
+    while let Some(path) = stack.pop() {
+        let Some(children) = tree.get_children(&path) else { continue };
+        if children.is_empty() {
+            let is_limit = path.ends_with(&format!("/{LIMIT_NODE}"));
+            let is_stat = path.ends_with(&format!("/{STAT_NODE}"));
+            // Quotas.trimQuotaPath, then PathUtils.getTopNamespace.
+            let ns = path[QUOTA_ZOOKEEPER.len()..].split('/').nth(1).map(str::to_string);
+            if let (true, Some(ns), Some(n)) = (is_limit || is_stat, ns, tree.get(&path)) {
+                leaves.push((ns, StatsTrack::parse(n.data), is_limit));
+            }
+            continue;
+        }
+        // Depth first in the children's order, as the recursion visits them.
+        for c in children.into_iter().rev() {
+            stack.push(format!("{path}/{c}"));
+        }
+    }
+    // QuotaMetricsUtils.getQuotaLimit: the hard limit takes precedence if set.
+    fn hard_or_soft(hard: i64, soft: i64) -> i64 {
+        if hard > -1 {
+            hard
+        } else {
+            soft
+        }
+    }
+    type Pick = fn(&StatsTrack, bool) -> Option<i64>;
+    let pick: [Pick; 4] = [
+        |t, limit| limit.then(|| hard_or_soft(t.byte_hard_limit(), t.bytes())),
+        |t, limit| (!limit).then(|| t.count()),
+        |t, limit| limit.then(|| hard_or_soft(t.count_hard_limit(), t.count())),
+        |t, limit| (!limit).then(|| t.bytes()),
+    ];
+    pick.map(|f| {
+        let mut order: ConcurrentOrder<String> = ConcurrentOrder::default();
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for (ns, t, limit) in &leaves {
+            if let Some(v) = f(t, *limit) {
+                order.insert(ns.clone());
+                *sums.entry(ns.clone()).or_default() += v;
+            }
+        }
+        order.ordered().into_iter().map(|ns| (ns.clone(), sums[ns])).collect()
+    })
 }
 
 #[cfg(test)]

@@ -1277,3 +1277,31 @@ fn snapshot_hints_are_checked_against_the_path() {
     let (d, _, _) = t.snapshot_node_hinted("/a/b", Some(hint), |_, _| {}).unwrap();
     assert_eq!(d, Some(&b"4"[..]));
 }
+
+/// `logZxidDigest`: the digest after every zxid that is a multiple of 128, none while paused
+/// (a fuzzy snapshot's digest waits), the newest 1024 kept; 0 with digests off.
+#[test]
+fn digest_log_every_128th_zxid() {
+    for enabled in [true, false] {
+        let mut t = DataTree::with_options(TreeOptions { digest_enabled: enabled, ..Default::default() });
+        let mk = |i: i64| Txn::Create {
+            txn: CreateTxn { path: format!("/n{i}"), data: None, acl: Acl::open_unsafe(), ephemeral: false, parent_cversion: i as i32 },
+            create2: false,
+        };
+        for z in 1..=300 {
+            if z == 200 {
+                t.set_digest_log_paused(true);
+            }
+            if z == 255 {
+                t.set_digest_log_paused(false);
+            }
+            let txn = mk(z);
+            t.apply(&hdr(z, 1, &txn), &txn);
+            if z == 128 {
+                assert_eq!(t.digest_log().collect::<Vec<_>>(), vec![(Zxid(128), if enabled { t.digest() } else { 0 })]);
+            }
+        }
+        let zxids: Vec<i64> = t.digest_log().map(|(z, _)| z.0).collect();
+        assert_eq!(zxids, vec![128, 256]);
+    }
+}

@@ -11,7 +11,7 @@
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
@@ -35,6 +35,10 @@ pub struct NodeHint(NodeId);
 
 /// `Quotas.procZookeeper`.
 pub const PROC_ZOOKEEPER: &str = "/zookeeper";
+/// `DataTree.DIGEST_LOG_INTERVAL`: a digest is logged at every zxid that is a multiple of it.
+pub const DIGEST_LOG_INTERVAL: i64 = 128;
+/// `DataTree.DIGEST_LOG_LIMIT`: the digest log keeps this many.
+pub const DIGEST_LOG_LIMIT: usize = 1024;
 /// `ZooDefs.CONFIG_NODE`.
 pub const CONFIG_NODE: &str = "/zookeeper/config";
 
@@ -352,6 +356,12 @@ pub struct DataTree {
     node_data_size: i64,
     digest: i64,
     last_processed_zxid: Zxid,
+    /// `digestLog`: the tree digest after every applied txn whose zxid is a multiple of
+    /// [`DIGEST_LOG_INTERVAL`], the newest [`DIGEST_LOG_LIMIT`] (the `hash` word prints it).
+    digest_log: VecDeque<(Zxid, i64)>,
+    /// While a loaded snapshot's digest waits for its txn to be replayed (ZooKeeper's
+    /// `digestFromLoadedSnapshot`, a fuzzy snapshot), nothing is logged.
+    digest_log_paused: bool,
 }
 
 impl Default for DataTree {
@@ -404,6 +414,8 @@ impl DataTree {
             node_data_size: 0,
             digest: 0,
             last_processed_zxid: Zxid(0),
+            digest_log: VecDeque::new(),
+            digest_log_paused: false,
         }
     }
 
@@ -795,11 +807,32 @@ impl DataTree {
     /// partial effects ZooKeeper has (a delete of a missing child still bumps the parent's
     /// pzxid; a create of an existing node still counts an ACL reference). Every txn type of
     /// a write ([`rzk_proto::OpCode::is_write`]) is applied here.
+    /// `getDigestLog`: (zxid, tree digest) at every [`DIGEST_LOG_INTERVAL`]th zxid applied
+    /// since this tree was built, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = (Zxid, i64)> + '_ {
+        self.digest_log.iter().copied()
+    }
+
+    /// Recovery: a loaded snapshot's digest is waiting for its zxid (no digest is logged
+    /// meanwhile, as ZooKeeper's fuzzy state), or no longer is.
+    pub fn set_digest_log_paused(&mut self, paused: bool) {
+        self.digest_log_paused = paused;
+    }
+
     pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyOutcome {
         let mut out = Vec::new();
         let result = self.process(hdr, txn, &mut out);
         if hdr.zxid > self.last_processed_zxid {
             self.last_processed_zxid = hdr.zxid;
+        }
+        // logZxidDigest
+        if !self.digest_log_paused && hdr.zxid.0 % DIGEST_LOG_INTERVAL == 0 {
+            // With digests off ZooKeeper's tree digest stays 0, and 0 is logged.
+            let digest = if self.opts.digest_enabled { self.digest() } else { 0 };
+            self.digest_log.push_back((hdr.zxid, digest));
+            if self.digest_log.len() > DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
         }
         let mut deliveries = Vec::with_capacity(out.len());
         let mut delivery_acls = Vec::with_capacity(out.len());
@@ -1186,9 +1219,10 @@ impl DataTree {
         }
     }
 
-    /// `containsWatcher(path, type, watcher)` (checkWatches). In 3.8 only Children, Data and
-    /// Any exist (ZooKeeper 3.8 fails the request for the others before reaching the tree;
-    /// false here), and a table "contains" the watcher when the path has any watcher.
+    /// `containsWatcher(path, type, watcher)` (checkWatches). 3.8 has only Children, Data and
+    /// Any, and there a table "contains" the watcher when the path has any watcher; 3.9's
+    /// Persistent and PersistentRecursive are served on either flavor as 3.9 does (the data
+    /// table's entry of this watcher has that mode).
     pub fn contains_watch(&self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
         let (d, c) = (&self.data_watches, &self.child_watches);
         match self.opts.flavor {
@@ -1196,7 +1230,9 @@ impl DataTree {
                 WatcherType::Children => c.contains_watcher(path, watcher, None),
                 WatcherType::Data => d.contains_watcher(path, watcher, None),
                 WatcherType::Any => c.contains_watcher(path, watcher, None) || d.contains_watcher(path, watcher, None),
-                WatcherType::Persistent | WatcherType::PersistentRecursive => false,
+                // 3.9's types on 3.8's tables: the data table's entry has that mode.
+                WatcherType::Persistent => d.contains_watch_mode(path, watcher, WatcherMode::Persistent),
+                WatcherType::PersistentRecursive => d.contains_watch_mode(path, watcher, WatcherMode::PersistentRecursive),
             },
             Flavor::V3_9 => match ty {
                 WatcherType::Children => c.contains_watcher(path, watcher, Some(WatcherMode::Standard)),
@@ -1210,7 +1246,7 @@ impl DataTree {
 
     /// `removeWatch(path, type, watcher)` (removeWatches); true when something was removed.
     /// In 3.8 Data/Children remove the (path, watcher) entry of that table whatever its mode;
-    /// Persistent/PersistentRecursive do not exist (false here).
+    /// Persistent/PersistentRecursive are ZooKeeper 3.9's, served on either flavor.
     pub fn remove_watches(&mut self, path: &str, ty: WatcherType, watcher: WatcherId) -> bool {
         let flavor = self.opts.flavor;
         let (d, c) = (&mut self.data_watches, &mut self.child_watches);
@@ -1222,7 +1258,16 @@ impl DataTree {
                 let b = d.remove_watch(path, watcher, None);
                 a || b
             }
-            (Flavor::V3_8, _) => false,
+            // 3.9's types on 3.8's tables (one mode per entry): the entries of that mode go
+            // from both tables. (3.9 removes a recursive watch from its data table only, where
+            // alone 3.9 keeps it; 3.8's addWatch puts it in the child table too, so it goes
+            // from there as well and nothing of it is left, as in 3.9.)
+            (Flavor::V3_8, WatcherType::Persistent | WatcherType::PersistentRecursive) => {
+                let mode = if ty == WatcherType::Persistent { WatcherMode::Persistent } else { WatcherMode::PersistentRecursive };
+                let a = c.remove_watch_mode(path, watcher, mode);
+                let b = d.remove_watch_mode(path, watcher, mode);
+                a || b
+            }
             (Flavor::V3_9, WatcherType::Children) => c.remove_watch(path, watcher, Some(WatcherMode::Standard)),
             (Flavor::V3_9, WatcherType::Data) => d.remove_watch(path, watcher, Some(WatcherMode::Standard)),
             (Flavor::V3_9, WatcherType::Persistent) => {

@@ -350,6 +350,24 @@ impl WatchManager {
         }
     }
 
+    /// 3.9's `removeWatcher(path, watcher, mode)` for its persistent and persistent-recursive
+    /// removal, in either flavor: a 3.8 entry holds one mode, so there the entry goes when
+    /// its mode is `mode` (with 3.8's bookkeeping), in 3.9 `mode` is taken off the entry.
+    pub fn remove_watch_mode(&mut self, path: &str, watcher: WatcherId, mode: WatcherMode) -> bool {
+        match self.flavor {
+            Flavor::V3_8 => self.contains_watch_mode(path, watcher, mode) && self.remove_watch(path, watcher, None),
+            Flavor::V3_9 => self.remove_watch(path, watcher, Some(mode)),
+        }
+    }
+
+    /// 3.9's `containsWatcher(path, watcher, mode)`, in either flavor: the watcher's entry
+    /// for `path` holds `mode`.
+    pub fn contains_watch_mode(&self, path: &str, watcher: WatcherId, mode: WatcherMode) -> bool {
+        let h = string_hash_code(path);
+        let Some(paths) = self.by_watcher.get(&watcher) else { return false };
+        paths.get_with_hash(h, path).is_some_and(|stats| stats & mode.bit() != 0)
+    }
+
     /// 3.9's `unwatch`: drops the (path, watcher) entry from both maps.
     fn unwatch(&mut self, h: i32, path: &str, watcher: WatcherId) {
         if let Some(paths) = self.by_watcher.get_mut(&watcher) {

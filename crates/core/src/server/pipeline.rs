@@ -6,7 +6,7 @@
 //! learners' forwarded requests and their syncs, answered once what came before is committed.
 
 use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
-use crate::prep::{Outstanding, PrepContext};
+use crate::prep::{Outstanding, PrepContext, QuotaRecord};
 use crate::{audit, auth};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
@@ -25,7 +25,7 @@ impl ZooKeeperServer {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
-            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &c.auth, session, header.op, body, zxid, time)
+            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &c.auth, session, header.op, body, zxid, time)
         };
         let (txn, op_code) = txn_and_op(op, txn);
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
@@ -462,11 +462,11 @@ impl ZooKeeperServer {
                 } else if !self.sessions.is_live(session) {
                     // A session local to the learner (LeaderSessionTracker.checkSession lets
                     // it through, unowned).
-                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &auth, session, op, &body, zxid, time)
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
-                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &auth, session, op, &body, zxid, time)
+                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
                 };
                 txn_and_op(code, txn)
             }
@@ -527,6 +527,7 @@ pub(super) fn prep_request(
     tree: &DataTree,
     outstanding: &mut Outstanding,
     cfg: &CoreConfig,
+    quota: &mut QuotaRecord,
     auth_ids: &[Id],
     session: SessionId,
     op: i32,
@@ -543,6 +544,9 @@ pub(super) fn prep_request(
         session,
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
+        enforce_quota: cfg.enforce_quota,
+        quota,
+        now_ms: time,
     };
     ctx.prep(&req, zxid, time)
 }
@@ -915,6 +919,82 @@ mod tests {
         assert!(s.take_actions().iter().any(|a| matches!(a, Action::Close { conn: 9, .. })));
         assert_eq!(s.sessions().len(), 0);
         assert_eq!(s.last_zxid(), Zxid(z.0 - 1));
+    }
+
+    fn create_data(path: &str, data: &[u8]) -> Request {
+        Request::Create(Create {
+            op: OpCode::Create,
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: None,
+        })
+    }
+
+    /// With `enforceQuota`, a hard count limit of 2 on /q (the limit node as zkCli.sh's
+    /// `setquota -N 2` writes it) refuses the third node of the subtree, alone and inside a
+    /// multi (the member's QuotaExceeded, the ones before it OK, the rest
+    /// RuntimeInconsistency); a byte hard limit refuses a setData; soft limits only warn;
+    /// without enforceQuota nothing is refused.
+    #[test]
+    fn hard_quota_refuses_creates_and_set_data() {
+        use rzk_proto::client::SetDataRequest;
+        for enforce in [true, false] {
+            let cfg = CoreConfig { enforce_quota: enforce, ..CoreConfig::default() };
+            let mut s = ZooKeeperServer::new(cfg, DataTree::new(), 0, 1000);
+            connect(&mut s, 1);
+            let setup = [
+                create("/q"),
+                create("/zookeeper/quota/q"),
+                create_data("/zookeeper/quota/q/zookeeper_limits", b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=2"),
+                create_data("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0"),
+                create("/soft"),
+                create("/zookeeper/quota/soft"),
+                create_data("/zookeeper/quota/soft/zookeeper_limits", b"count=1,bytes=1"),
+                create_data("/zookeeper/quota/soft/zookeeper_stats", b"count=0,bytes=0"),
+            ];
+            for (i, r) in setup.iter().enumerate() {
+                request(&mut s, 1, i as i32 + 1, r);
+            }
+            let z = appended(&mut s).unwrap();
+            persist(&mut s, z);
+            assert!(replies(&s.take_actions(), 1).iter().all(|(_, e)| *e == 0));
+            let q = ErrorCode::QuotaExceeded.code();
+            let want = |e: i32| if enforce { e } else { 0 };
+            // /q counts itself: one more node fits, the next does not.
+            request(&mut s, 1, 20, &create("/q/a"));
+            let z = appended(&mut s).unwrap();
+            persist(&mut s, z);
+            request(&mut s, 1, 21, &create("/q/b"));
+            request(&mut s, 1, 22, &Request::SetData(SetDataRequest { path: "/q/a".into(), data: Some(vec![0; 11]), version: -1 }));
+            request(&mut s, 1, 23, &create("/soft/a"));
+            request(&mut s, 1, 24, &create_data("/soft/b", b"xyz"));
+            let z = appended(&mut s).unwrap();
+            persist(&mut s, z);
+            let got = replies(&s.take_actions(), 1);
+            assert_eq!(got, vec![(20, 0), (21, want(q)), (22, want(q)), (23, 0), (24, 0)]);
+            if enforce {
+                request(&mut s, 1, 30, &Request::Multi(vec![create("/m"), create("/q/c"), create("/n")]));
+                let z = appended(&mut s).unwrap();
+                persist(&mut s, z);
+                let a = s.take_actions();
+                let frame = a
+                    .iter()
+                    .find_map(|a| match a {
+                        Action::Send { frame, reply: true, .. } => Some(frame.clone()),
+                        _ => None,
+                    })
+                    .unwrap();
+                let mut r = Reader::new(&frame[4..]);
+                assert_eq!(ReplyHeader::read(&mut r).unwrap().err, 0);
+                let Response::Multi(results) = Response::decode(OpCode::Multi, r.rest()).unwrap() else { panic!() };
+                let ri = ErrorCode::RuntimeInconsistency.code();
+                assert_eq!(results, vec![OpResult::Error { err: 0 }, OpResult::Error { err: q }, OpResult::Error { err: ri }]);
+                assert!(s.tree().get("/m").is_none());
+                assert_eq!(s.stats.quota.exceeded_per_namespace.get("q"), Some(&3));
+            }
+        }
     }
 
     use proptest::prelude::*;

@@ -19,8 +19,17 @@ impl ZooKeeperServer {
             None => (ErrorCode::Unimplemented, Response::Empty),
             Some(_) => match Request::decode(header.op, body) {
                 Err(_) => (ErrorCode::MarshallingError, Response::Empty),
-                // SyncResponse echoes the request's path field as sent (a null stays null).
-                Ok(Request::Sync(_)) => (ErrorCode::Ok, Response::Raw(body[..4 + string_field_len(body)].to_vec())),
+                // SyncResponse echoes the request's path as ZooKeeper decoded it: the field as
+                // sent (a null stays null), unless it was not UTF-8: then the decoded path
+                // (Java's U+FFFD replacements) is what goes back.
+                Ok(Request::Sync(r)) => {
+                    let raw = &body[..4 + string_field_len(body)];
+                    if std::str::from_utf8(&raw[4..]).is_ok() {
+                        (ErrorCode::Ok, Response::Raw(raw.to_vec()))
+                    } else {
+                        (ErrorCode::Ok, Response::Path(r.path))
+                    }
+                }
                 Ok(req) => match self.read(conn, req) {
                     Ok(r) => (ErrorCode::Ok, r),
                     Err(e) => (e, Response::Empty),
@@ -179,15 +188,11 @@ impl ZooKeeperServer {
         }
     }
 
-    /// `WatcherType.fromInt`: ZooKeeper 3.8 knows Children, Data and Any only and fails the
-    /// request (MarshallingError) for anything else; 3.9 adds Persistent and PersistentRecursive.
+    /// `WatcherType.fromInt`: ZooKeeper 3.9's Children, Data, Any, Persistent and
+    /// PersistentRecursive (rzk announces 3.9; ZooKeeper 3.8 knows the first three only);
+    /// anything else fails the request (MarshallingError), as ZooKeeper's exception does.
     pub(super) fn watcher_type(&self, code: i32) -> Result<WatcherType, ErrorCode> {
-        let t = WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)?;
-        let v38 = self.tree.options().flavor == rzk_tree::watch::Flavor::V3_8;
-        if v38 && matches!(t, WatcherType::Persistent | WatcherType::PersistentRecursive) {
-            return Err(ErrorCode::MarshallingError);
-        }
-        Ok(t)
+        WatcherType::from_code(code).ok_or(ErrorCode::MarshallingError)
     }
 
     /// Answers the reads (and refused writes) that waited behind a write, up to the next

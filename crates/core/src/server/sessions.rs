@@ -70,6 +70,9 @@ impl ZooKeeperServer {
             session,
             extended_types_enabled: self.cfg.extended_types_enabled,
             reconfig_enabled: false,
+            enforce_quota: false,
+            quota: &mut self.stats.quota,
+            now_ms: self.wall_ms,
         };
         ctx.close_session(zxid)
     }
@@ -138,6 +141,9 @@ impl ZooKeeperServer {
         }
         for session in self.sessions.expire(self.now_ms) {
             tracing::info!(session = %session, "session expired");
+            if self.trace_mask & super::zootrace::SESSION_TRACE_MASK != 0 {
+                tracing::trace!(target: "rzk::zootrace", session = %session, "session expired: closeSession");
+            }
             self.stats.sessions_expired += 1;
             let zxid = self.next_zxid();
             let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CloseSession.code() };
@@ -167,6 +173,9 @@ impl ZooKeeperServer {
                 session: SessionId(0),
                 extended_types_enabled: self.cfg.extended_types_enabled,
                 reconfig_enabled: false,
+                enforce_quota: false,
+                quota: &mut self.stats.quota,
+                now_ms: self.wall_ms,
             };
             let (txn, op) = match ctx.prep_delete_container(&path, zxid) {
                 Ok(t) => (t, OpCode::DeleteContainer),

@@ -58,6 +58,9 @@ pub struct ServerStats {
     /// Smallest and largest reply frame since the last reset (`zk_min/max_client_response_size`;
     /// ZooKeeper's BufferStats), none before the first reply.
     pub response_size_min_max: Option<(u64, u64)>,
+    /// `quota_exceeded_error_per_namespace`: creates and setData refused by a hard quota, by
+    /// the top-level namespace of their path (ZooKeeper's CounterSet).
+    pub quota: crate::prep::QuotaRecord,
     /// Latency of requests without a txn and of those with one (`readlatency`,
     /// `updatelatency`: ZooKeeper sorts them by the request's txn header).
     pub read_latency: crate::summary::Summary,
@@ -195,6 +198,9 @@ impl ZooKeeperServer {
             watch_count: self.tree.watch_count(),
             digest: self.tree.digest(),
             digest_version: self.tree.digest_version(),
+            quota_gauges: rzk_tree::quota::namespace_metrics(&self.tree),
+            digest_log: self.tree.digest_log().collect(),
+            trace_mask: self.trace_mask,
         }
     }
 

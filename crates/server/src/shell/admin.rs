@@ -154,6 +154,8 @@ pub struct ViewRequest {
     pub ask: AdminAsk,
     /// The command's name as asked (any alias).
     pub command: String,
+    /// Its query parameters (`set_trace_mask`'s `traceMask`).
+    pub params: BTreeMap<String, String>,
     pub reply: oneshot::Sender<CoreView>,
 }
 
@@ -218,11 +220,14 @@ pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminReques
             return;
         }
     };
-    if req.ask == AdminAsk::Command && core.role() != crate::core::Role::NotServing {
-        match cmds::mutation(&req.command) {
-            Mutation::ResetServerStats => core.reset_stats(),
-            Mutation::ResetConnectionStats => core.reset_conn_stats(),
-            Mutation::None => {}
+    if req.ask == AdminAsk::Command {
+        let serving = core.role() != crate::core::Role::NotServing;
+        match cmds::mutation(&req.command, &req.params) {
+            Mutation::ResetServerStats if serving => core.reset_stats(),
+            Mutation::ResetConnectionStats if serving => core.reset_conn_stats(),
+            // ZooTrace's mask is the process's: set whether or not the server serves.
+            Mutation::SetTraceMask(mask) => core.set_trace_mask(mask),
+            _ => {}
         }
     }
     let snapshot =
@@ -582,7 +587,7 @@ pub(crate) async fn ask(
     mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
     let (reply, answer) = oneshot::channel();
-    let req = AdminRequest::View(ViewRequest { ask, command: command.clone(), reply });
+    let req = AdminRequest::View(ViewRequest { ask, command: command.clone(), params: params.clone(), reply });
     match tx.send_timeout(req, DRIVER_WAIT).await {
         Ok(()) => {}
         Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),

@@ -15,10 +15,10 @@
 //! one `ERROR` line with the count in the file as soon as it can (and logs a warning), so a
 //! gap in the audit trail is always visible in it.
 
+use super::rolling::RollingFile;
 use crate::core::audit::{AuditEvent, AuditResult, OP_START, OP_STOP};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -214,76 +214,14 @@ fn writer(mut file: RollingFile, rx: Receiver<Vec<Line>>, queued: Arc<AtomicUsiz
 
 /// log4j's / logback's `%d{ISO8601}`: `yyyy-MM-dd HH:mm:ss,SSS`, here in UTC.
 pub fn iso8601_utc(wall_ms: i64) -> String {
-    let (days, ms) = (wall_ms.div_euclid(86_400_000), wall_ms.rem_euclid(86_400_000));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02},{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
-}
-
-/// A file rolled by size into `.1` … `.N`.
-struct RollingFile {
-    path: PathBuf,
-    out: BufWriter<File>,
-    bytes: u64,
-    bytes_max: u64,
-    backups: u32,
-}
-
-impl RollingFile {
-    fn open(path: PathBuf, bytes_max: u64, backups: u32) -> io::Result<RollingFile> {
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
-        let bytes = f.metadata()?.len();
-        Ok(RollingFile { path, out: BufWriter::new(f), bytes, bytes_max, backups })
-    }
-
-    fn backup(&self, i: u32) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{i}"));
-        PathBuf::from(p)
-    }
-
-    fn write_line(&mut self, text: &str) -> io::Result<()> {
-        if self.bytes >= self.bytes_max {
-            self.roll()?;
-        }
-        self.out.write_all(text.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.bytes += text.len() as u64 + 1;
-        Ok(())
-    }
-
-    fn roll(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        let _ = std::fs::remove_file(self.backup(self.backups));
-        for i in (1..self.backups).rev() {
-            let from = self.backup(i);
-            if from.exists() {
-                std::fs::rename(&from, self.backup(i + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, self.backup(1))?;
-        let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
-        self.out = BufWriter::new(f);
-        self.bytes = 0;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+    let t = rzk_proto::time::UtcTime::from_ms(wall_ms);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}", t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh directory under the system's temp dir, removed on drop.
     struct TempDir(PathBuf);

@@ -90,6 +90,9 @@ pub struct ConnLimits {
     pub frame_bytes_max: usize,
     /// Unanswered requests after which the socket is not read.
     pub outstanding_max: usize,
+    /// Whether `4lw.commands.whitelist` allows `stmk`: only then is its 8-byte mask read
+    /// after the word (ZooKeeper checks the whitelist first and answers a refused word at once).
+    pub stmk_allowed: bool,
 }
 
 /// Serves one connection over any byte stream: a plain TCP stream or a TLS stream after
@@ -220,7 +223,14 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 first = false;
                 if let Ok(word) = std::str::from_utf8(&rest[..4]) {
                     if WORDS.contains(&word) {
-                        let _ = inbox.send(Event::FourLetterWord { conn, word: word.to_string() }).await;
+                        let word = word.to_string();
+                        // stmk's trace mask: a big-endian long after the word, taken from what
+                        // has arrived with it, as ZooKeeper reads it with one non-blocking read
+                        // (fewer than 8 bytes there: no answer, the mask unchanged).
+                        let arg = (word == "stmk" && limits.stmk_allowed)
+                            .then(|| rest.get(4..12).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))))
+                            .flatten();
+                        let _ = inbox.send(Event::FourLetterWord { conn, word, arg }).await;
                         // Nothing more is read; the writer sends the answer and closes.
                         return std::future::pending().await;
                     }

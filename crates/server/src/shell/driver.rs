@@ -317,7 +317,11 @@ pub async fn run_with_audit(
     let (inbox_tx, mut inbox) = mpsc::channel::<Event>(inbox_capacity);
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let mut admin_rx = super::admin::start(&cfg, my_id, shutdown.clone()).await.map_err(io::Error::other)?;
-    let limits = super::conn::ConnLimits { frame_bytes_max: cfg.jute_maxbuffer as usize, outstanding_max: 1000 };
+    let limits = super::conn::ConnLimits {
+        frame_bytes_max: cfg.jute_maxbuffer as usize,
+        outstanding_max: 1000,
+        stmk_allowed: cfg.four_letter_word_whitelist.allows("stmk"),
+    };
     let acceptor =
         super::spawn_acceptor(listener, inbox_tx.clone(), counts.clone(), limits, cfg.max_client_cnxns, cfg.max_cnxns, shutdown.clone());
     drop(inbox_tx);
@@ -448,9 +452,9 @@ fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<Con
                 // here beyond the per-connection bound.
                 d.execute();
             }
-            Event::FourLetterWord { conn, word } => {
+            Event::FourLetterWord { conn, word, arg } => {
                 let rejected = counts.lock().expect("conn counts").rejected;
-                let text = super::four_letter_word(d.member.core_for_stats(), process, &word, conn, rejected);
+                let text = super::four_letter_word(d.member.core_for_stats(), process, &word, arg, conn, rejected);
                 if let Some(tx) = d.conns.remove(&conn) {
                     let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
                     tx.close(format!("four letter word {word}"));

@@ -148,6 +148,17 @@ fn family(name: &str, kind: MetricType, metric: Metric) -> MetricFamily {
     f
 }
 
+/// ZooKeeper's counter set of quota refusals (`ServerMetrics.QUOTA_EXCEEDED_ERROR_PER_NAMESPACE`).
+const QUOTA_EXCEEDED_SET: &str = "quota_exceeded_error_per_namespace";
+
+/// A `monitor` key that is a member of a per-namespace set: (set name, namespace).
+fn namespace_set_member(key: &str) -> Option<(&'static str, &str)> {
+    let g = rzk_tree::quota::QUOTA_GAUGE_SETS;
+    [g[0], g[1], g[2], g[3], QUOTA_EXCEEDED_SET]
+        .into_iter()
+        .find_map(|set| key.strip_suffix(set)?.strip_suffix('_').filter(|ns| !ns.is_empty()).map(|ns| (set, ns)))
+}
+
 /// The driver's metrics answer ([`crate::core::admin::metrics`]) as metric families:
 /// `monitor`'s numbers in its order, then every summary.
 pub fn families(answer: &Value) -> Vec<MetricFamily> {
@@ -162,9 +173,35 @@ pub fn families(answer: &Value) -> Vec<MetricFamily> {
             .any(|p| k.strip_prefix(p).is_some_and(|n| summary_kind.contains_key(n)))
     };
     let mut out = Vec::new();
+    // ZooKeeper's per-namespace sets (`<namespace>_<set>` in `monitor`): one family per set,
+    // one member per namespace, labelled `key` as its Prometheus provider labels them.
+    let mut sets: Vec<(&str, MetricType, Vec<Metric>)> = Vec::new();
     for (k, v) in m {
         let Some(x) = v.as_f64() else { continue };
         if is_summary_key(k) {
+            continue;
+        }
+        if let Some((set, ns)) = namespace_set_member(k) {
+            let mut label = LabelPair::default();
+            label.set_name("key".to_string());
+            label.set_value(ns.to_string());
+            let mut metric = Metric::default();
+            metric.set_label(vec![label]);
+            let kind = if set == QUOTA_EXCEEDED_SET {
+                let mut c = Counter::default();
+                c.set_value(x);
+                metric.set_counter(c);
+                MetricType::COUNTER
+            } else {
+                let mut g = Gauge::default();
+                g.set_value(x);
+                metric.set_gauge(g);
+                MetricType::GAUGE
+            };
+            match sets.iter_mut().find(|(n, _, _)| *n == set) {
+                Some(e) => e.2.push(metric),
+                None => sets.push((set, kind, vec![metric])),
+            }
             continue;
         }
         let mut metric = Metric::default();
@@ -182,6 +219,11 @@ pub fn families(answer: &Value) -> Vec<MetricFamily> {
                 out.push(family(k, MetricType::GAUGE, metric));
             }
         }
+    }
+    for (name, kind, metrics) in sets {
+        let mut f = family(name, kind, Metric::default());
+        f.set_metric(metrics);
+        out.push(f);
     }
     for (name, _) in SUMMARIES {
         let Some(sm) = summaries.and_then(|s| s.get(*name)) else {

@@ -15,6 +15,7 @@ pub mod durable;
 pub mod listen;
 pub mod metrics;
 pub mod peer;
+pub mod rolling;
 pub mod tls;
 
 pub(crate) use listen::spawn_acceptor;
@@ -49,6 +50,8 @@ pub enum Event {
     FourLetterWord {
         conn: ConnId,
         word: String,
+        /// `stmk`'s trace mask, read after the word.
+        arg: Option<i64>,
     },
     Closed {
         conn: ConnId,
@@ -103,6 +106,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         auth: auth_config(cfg),
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,
+        enforce_quota: cfg.enforce_quota,
         // Set by the driver once the audit log is open (`audit.enable`).
         audit_server_user: None,
         local_sessions_enabled: cfg.local_sessions_enabled,
@@ -225,7 +229,14 @@ pub(crate) struct ProcessInfoSource {
 }
 
 /// Answers a four-letter word, honouring `4lw.commands.whitelist`.
-pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource, word: &str, conn: ConnId, rejected: u64) -> String {
+pub(crate) fn four_letter_word(
+    core: &mut ZooKeeperServer,
+    p: &ProcessInfoSource,
+    word: &str,
+    arg: Option<i64>,
+    conn: ConnId,
+    rejected: u64,
+) -> String {
     if !p.cfg.four_letter_word_whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
@@ -234,6 +245,14 @@ pub(crate) fn four_letter_word(core: &mut ZooKeeperServer, p: &ProcessInfoSource
         return format!("{}\n", fourlw::ZK_NOT_SERVING);
     }
     match word {
+        // SetTraceMaskCommand: sets ZooTrace's mask and prints it (no newline), serving or not.
+        "stmk" => match arg {
+            Some(mask) => {
+                core.set_trace_mask(mask);
+                mask.to_string()
+            }
+            None => String::new(),
+        },
         "crst" => {
             core.reset_conn_stats();
             "Connection stats reset.\n".to_string()
