@@ -932,9 +932,14 @@ def test_snapshot_command_authenticates_and_streams_a_snapshot_that_loads(new_se
 
 
 def test_snapshot_command_disabled_not_streaming_and_x509(new_server, admin_pki):
-    port = start_admin_tls(new_server, "rzk", admin_pki, **{"admin.forceHttps": "true", "admin.needClientAuth": "true",
-                                                            "admin.rateLimiterIntervalInMS": "0"})
     cert = ("--cacert", admin_pki.p("ca.pem"), "--cert", admin_pki.p("client.pem"), "--key", admin_pki.p("client.key"))
+    tls = {"admin.forceHttps": "true", "admin.needClientAuth": "true", "admin.rateLimiterIntervalInMS": "0"}
+    # As 3.9's X509AuthenticationProvider, the x509 scheme also needs the client port's trust
+    # store (ssl.trustStore) to vouch for the certificate: without one, nobody is x509.
+    port = start_admin_tls(new_server, "rzk", admin_pki, **tls)
+    st, _, body = snapshot_get(port, "", "x509", "https", *cert)
+    assert (st, json.loads(body)) == (401, {"command": "snapshot", "error": "Not authenticated"})
+    port = start_admin_tls(new_server, "rzk", admin_pki, **tls, **{"ssl.trustStore.location": admin_pki.p("ca.pem")})
     # The x509 scheme: the connection's client certificate (root ACL world:anyone).
     st, headers, body = snapshot_get(port, "?streaming=false", "x509", "https", *cert)
     assert (st, json.loads(body)) == (200, {"command": "snapshot", "error": None}), body

@@ -95,8 +95,17 @@ pub enum AdminError {
 #[derive(Clone)]
 pub(crate) enum HttpTransport {
     Plain,
-    Tls(Arc<super::tls::TlsContext>),
-    Unified(Arc<super::tls::TlsContext>),
+    Tls(Arc<AdminTlsSide>),
+    Unified(Arc<AdminTlsSide>),
+}
+
+/// The admin port's TLS: its context (the `ssl.quorum.*` stores) and the x509 provider's
+/// check of a client certificate for the `x509` scheme (the client port's
+/// `ssl.trustStore`, as 3.9's `X509AuthenticationProvider`; none configured: no
+/// certificate authenticates).
+pub(crate) struct AdminTlsSide {
+    ctx: Arc<super::tls::TlsContext>,
+    x509_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 /// What the handler learns about a request's connection (a request extension).
@@ -136,7 +145,9 @@ pub(crate) fn admin_transport(cfg: &ServerConfig) -> Result<HttpTransport, Admin
         super::tls::load_trust_store(ts)?;
     }
     let ctx = super::tls::TlsContext::new(&t)?;
-    Ok(if a.force_https { HttpTransport::Tls(ctx) } else { HttpTransport::Unified(ctx) })
+    let x509_verifier = cfg.client_tls.trust_store.as_ref().map(super::tls::client_cert_verifier).transpose()?;
+    let side = Arc::new(AdminTlsSide { ctx, x509_verifier });
+    Ok(if a.force_https { HttpTransport::Tls(side) } else { HttpTransport::Unified(side) })
 }
 
 /// What an HTTP task asks the driver for.
@@ -774,15 +785,15 @@ pub(crate) async fn serve_http<F, Fut>(
         let transport = transport.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let ctx = match transport {
+            let side = match transport {
                 HttpTransport::Plain => {
                     return serve_conn(stream, HttpConn { secure: false, x509: Vec::new(), peer }, idle, conn_shutdown, handler).await
                 }
-                HttpTransport::Tls(ctx) => ctx,
-                HttpTransport::Unified(ctx) => {
+                HttpTransport::Tls(side) => side,
+                HttpTransport::Unified(side) => {
                     let mut first = [0u8; 1];
                     match tokio::time::timeout(idle, stream.peek(&mut first)).await {
-                        Ok(Ok(1)) if first[0] == super::listen::TLS_HANDSHAKE_RECORD => ctx,
+                        Ok(Ok(1)) if first[0] == super::listen::TLS_HANDSHAKE_RECORD => side,
                         Ok(Ok(1)) => {
                             let conn = HttpConn { secure: false, x509: Vec::new(), peer };
                             return serve_conn(stream, conn, idle, conn_shutdown, handler).await;
@@ -791,9 +802,19 @@ pub(crate) async fn serve_http<F, Fut>(
                     }
                 }
             };
-            match super::tls::accept(&ctx, stream).await {
-                // The certificate's ids authenticate the `x509` scheme of `snapshot`.
-                Ok((tls, x509)) => serve_conn(tls, HttpConn { secure: true, x509, peer }, idle, conn_shutdown, handler).await,
+            match super::tls::accept(&side.ctx, stream).await {
+                // The certificate's ids authenticate the `x509` scheme of `snapshot` when the
+                // x509 provider's trust store vouches for its chain too.
+                Ok((tls, mut x509)) => {
+                    let trusted = match (&side.x509_verifier, tls.get_ref().1.peer_certificates()) {
+                        (Some(v), Some([leaf, rest @ ..])) => v.verify_client_cert(leaf, rest, rustls_pki_types::UnixTime::now()).is_ok(),
+                        _ => false,
+                    };
+                    if !trusted {
+                        x509.clear();
+                    }
+                    serve_conn(tls, HttpConn { secure: true, x509, peer }, idle, conn_shutdown, handler).await
+                }
                 Err(reason) => tracing::debug!(%peer, reason = %reason, "HTTPS connection refused"),
             }
         });

@@ -464,6 +464,18 @@ pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
         .map_err(|e| store_err(ks, format!("the key store's key and certificate do not work together: {e}")))
 }
 
+/// A verifier of client certificate chains against `store`, as the trust manager of
+/// ZooKeeper's `X509AuthenticationProvider` checks the chains it authenticates.
+pub fn client_cert_verifier(store: &StoreConfig) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in load_trust_store(store)? {
+        roots.add(c).map_err(|e| store_err(store, format!("unusable CA certificate: {e}")))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(crypto_provider()))
+        .build()
+        .map_err(|e| store_err(store, e.to_string()))
+}
+
 /// A one-line account of the TLS settings, for the start-up log.
 pub fn describe(t: &ClientTls) -> String {
     let store = |s: &Option<StoreConfig>| {
