@@ -772,6 +772,9 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
     shared.register_election(sid, rd, wr);
 }
 
+/// How long a new connection to the leader is watched for being dropped at once.
+const DROPPED_AT_ONCE_PROBE: Duration = Duration::from_millis(100);
+
 /// Connects to every quorum address of a server at once; the first to answer wins (the
 /// others are dropped), as ZooKeeper's learner connects to a multi-address leader.
 async fn connect_first(addrs: &PeerAddrs) -> io::Result<TcpStream> {
@@ -925,7 +928,9 @@ const LEADER_CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// A learner's connection to the leader's quorum port; its first queued packet is the
 /// FOLLOWERINFO / OBSERVERINFO.
-/// A refused connection is retried ([`LEADER_CONNECT_TRIES`] attempts,
+/// A refused connection (or one dropped as soon as it is made: a proxy in front of a leader
+/// that is not listening yet, seen to livelock a mixed ensemble's election in CI) is retried
+/// ([`LEADER_CONNECT_TRIES`] attempts,
 /// [`LEADER_CONNECT_RETRY_DELAY`] apart), as ZooKeeper's `Learner.connectToLeader` does: a
 /// ZooKeeper leader opens its quorum port only once it has decided to lead, which a follower
 /// that finished the election first may beat. A connect that times out is not retried.
@@ -934,6 +939,17 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
     let stream = loop {
         tries += 1;
         let connected = tokio::time::timeout(shared.limits.connect_timeout, connect_first(&addrs)).await;
+        // A connection the far end drops at once (a proxy or balancer in front of a leader
+        // that is not listening yet) is a refused connection too: probe it briefly before
+        // the learner's handshake starts (the leader says nothing before FOLLOWERINFO).
+        let connected = match connected {
+            Ok(Ok(s)) => match tokio::time::timeout(DROPPED_AT_ONCE_PROBE, s.peek(&mut [0u8; 1])).await {
+                Ok(Ok(0)) => Ok(Err(io::Error::new(io::ErrorKind::ConnectionReset, "closed as soon as it was made"))),
+                Ok(Err(e)) => Ok(Err(e)),
+                Ok(Ok(_)) | Err(_) => Ok(Ok(s)),
+            },
+            other => other,
+        };
         match connected {
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
