@@ -651,6 +651,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.admin.serverAddress",
     "zookeeper.admin.commandURL",
     "zookeeper.admin.idleTimeout",
+    "zookeeper.admin.httpVersion",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.rateLimiterIntervalInMS",
     "zookeeper.multiAddress.enabled",
@@ -1296,6 +1297,11 @@ impl<'o> Parser<'o> {
         if let Some(s) = self.sys(&["zookeeper.admin.commandURL"], |v| non_empty(v, "a URL path").map(str::to_string))? {
             c.admin_command_url = s;
         }
+        // ZooKeeper's AdminServer speaks HTTP/1.1 unless admin.httpVersion=2; rzk's speaks 1.1.
+        self.sys(&["zookeeper.admin.httpVersion"], |v| match v.trim() {
+            "11" => Ok(()),
+            other => Err(format!("rzk's AdminServer speaks HTTP/1.1 only (httpVersion 11), got \"{other}\"")),
+        })?;
         if let Some(n) = self.sys(&["zookeeper.admin.idleTimeout"], |v| decoded_int(v, 0, "a non-negative number of milliseconds"))? {
             c.admin_idle_timeout = n as u32;
         }

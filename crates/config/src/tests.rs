@@ -1155,3 +1155,9 @@ fn server_log_file_settings() {
     assert!(err_with("log.maxfilesize=big\n").to_string().contains("log.maxfilesize"));
     assert_eq!(with("").log_dir, None);
 }
+
+#[test]
+fn admin_http_version() {
+    with("admin.httpVersion=11\n");
+    assert!(err_with("admin.httpVersion=2\n").to_string().contains("admin.httpVersion"));
+}
