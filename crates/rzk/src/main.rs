@@ -261,8 +261,10 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
             match file {
                 Ok(f) => init_logging(Some(f)),
                 Err(e) => {
-                    eprintln!("rzk: cannot open the log file {} (zookeeper.log.dir): {e}", path.display());
-                    return ExitCode::FAILURE;
+                    // As log4j, whose file appender failing leaves ZooKeeper running: the
+                    // server's own log is not its data; it goes to stderr instead.
+                    eprintln!("rzk: cannot open the log file {} (zookeeper.log.dir): {e}; logging to stderr", path.display());
+                    init_logging(None);
                 }
             }
         }
