@@ -240,7 +240,8 @@ def bench(args, proc: Proc, workload: str, extra: List[str], log_dir: Path, tag:
     if workload not in ("expiry", "load"):
         opts.update({"--duration": str(args.duration), "--warmup": str(args.warmup)})
     opts.update(dict(zip(extra[::2], extra[1::2])))  # the workload's own settings win
-    cmd = [str(rzk_bin()), "bench", WORKLOAD_OF.get(workload, workload), "--json", "--quiet"]
+    # The load generator: $RZK_BENCH_BIN if set (an A/B of two servers keeps one client).
+    cmd = [os.environ.get("RZK_BENCH_BIN") or str(rzk_bin()), "bench", WORKLOAD_OF.get(workload, workload), "--json", "--quiet"]
     for k, v in opts.items():
         cmd += [k, v]
     sampler = CpuSampler(proc)
