@@ -84,24 +84,30 @@ def reconnect(m, session, passwd):
         return (timeout > 0, sid == session)
 
 
+def leave_one_read_only(ens, leader, data):
+    """Writes /ro/data, then kills every member but one follower and waits until that one
+    serves read-only; returns it."""
+    kz = client(ens.hosts)
+    kz.start(timeout=30)
+    try:
+        kz.ensure_path("/ro")
+        kz.create("/ro/data", data)
+    finally:
+        stop(kz)
+    alone = next(m for m in ens.members if m is not leader)
+    for m in ens.members:
+        if m is not alone:
+            m.kill9()
+    h.wait_until(lambda: h.four_letter(alone.client_port, "isro") == "ro", 30, 0.2, "s%d read-only" % alone.sid)
+    return alone
+
+
 def read_only_scenario(kind):
     seen = {}
     with ensemble(kind, "ro", {"localSessionsEnabled": "true"}, read_only=True) as ens:
         leader = ens.wait_for_leader()
-        kz = client(ens.hosts)
-        kz.start(timeout=30)
-        try:
-            kz.ensure_path("/ro")
-            kz.create("/ro/data", b"before the partition")
-        finally:
-            stop(kz)
         seen["isro_with_quorum"] = h.four_letter(leader.client_port, "isro")
-        # the member that stays: a follower; the other two go
-        alone = next(m for m in ens.members if m is not leader)
-        for m in ens.members:
-            if m is not alone:
-                m.kill9()
-        h.wait_until(lambda: h.four_letter(alone.client_port, "isro") == "ro", 30, 0.2, "s%d read-only" % alone.sid)
+        alone = leave_one_read_only(ens, leader, b"before the partition")
         seen["isro_alone"] = h.four_letter(alone.client_port, "isro")
         seen["mode_alone"] = alone.mode()
         seen["state_alone"] = mntr(alone).get("zk_server_state")
@@ -223,19 +229,7 @@ def test_clients_leave_a_read_only_server_for_a_read_write_one():
     from test_cli import Pty
 
     with ensemble("rzk", "ro-cli", {"localSessionsEnabled": "true"}, read_only=True) as ens:
-        leader = ens.wait_for_leader()
-        kz = client(ens.hosts)
-        kz.start(timeout=30)
-        try:
-            kz.ensure_path("/ro")
-            kz.create("/ro/data", b"before")
-        finally:
-            stop(kz)
-        alone = next(m for m in ens.members if m is not leader)
-        for m in ens.members:
-            if m is not alone:
-                m.kill9()
-        h.wait_until(lambda: h.four_letter(alone.client_port, "isro") == "ro", 30, 0.2, "s%d read-only" % alone.sid)
+        alone = leave_one_read_only(ens, ens.wait_for_leader(), b"before")
         hosts = ",".join([alone.hosts] + [m.hosts for m in ens.members if m is not alone])
         shells = {
             "rzk cli": Pty([str(h.rzk_binary()), "cli", "-r", "-server", hosts]),
