@@ -171,11 +171,7 @@ impl ZooKeeperServer {
                 if let Some(l) = self.leader_mut() {
                     l.owners.insert(id, me);
                 }
-                self.session_conn.insert(id, conn);
-                let c = self.conns.get_mut(&conn).expect("conn");
-                c.session = Some(id);
-                c.state = ConnState::Connected;
-                c.stats.last_op = "createSession";
+                self.attach(conn, id);
             }
             self.send_connect_response(conn, valid);
             if !valid {
@@ -190,7 +186,7 @@ impl ZooKeeperServer {
         self.cfg.local_sessions_enabled && !matches!(self.role(), Role::Standalone | Role::NotServing)
     }
 
-    /// A connection now serves `session` (established at once: a local session).
+    /// A connection now serves `session`: a new local session, or a reattached one.
     fn attach(&mut self, conn: ConnId, session: SessionId) {
         self.session_conn.insert(session, conn);
         let c = self.conns.get_mut(&conn).expect("conn");
@@ -372,10 +368,8 @@ impl ZooKeeperServer {
             self.send_connect_response(conn, false);
             return self.close(conn, format!("invalid session {session} (expired, per the leader)"));
         }
-        c.state = ConnState::Connected;
-        c.stats.last_op = "createSession";
         let early = std::mem::take(&mut c.early);
-        self.session_conn.insert(session, conn);
+        self.attach(conn, session);
         self.send_connect_response(conn, true);
         for payload in early {
             if !self.conns.get(&conn).is_some_and(|c| c.state == ConnState::Connected) {
