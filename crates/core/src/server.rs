@@ -890,7 +890,9 @@ impl ZooKeeperServer {
         c.stats.last_cxid = header.xid;
         let session = c.session.expect("connected conns have a session");
         let timeout = c.timeout_ms;
-        let local = self.local.get(session).is_some();
+        // Local sessions exist only with localSessionsEnabled: no lookup on the hot path
+        // otherwise.
+        let local = self.cfg.local_sessions_enabled && self.local.get(session).is_some();
         if local {
             // A local session is this server's alone: touched here, never reported.
             if !self.local.touch(session, self.now_ms) && header.op != OpCode::CloseSession.code() {
