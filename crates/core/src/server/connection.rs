@@ -5,13 +5,11 @@
 //! packets, and the refusal of a connection that `enforce.auth` wants authenticated first.
 //! The leader's side of REVALIDATE is here too.
 
-use super::pipeline::c_push_write;
-use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Pending, Role, ZooKeeperServer, MAX_EARLY_FRAMES};
+use super::{frame_of, Action, ConnId, ConnState, Origin, PeerId, Role, ZooKeeperServer, MAX_EARLY_FRAMES};
 use crate::auth;
 use crate::throttle::ConnectKind;
 use rzk_proto::client::{self, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, Response};
-use rzk_proto::txn::{Txn, TxnHeader};
-use rzk_proto::{ErrorCode, Id, OpCode, Reader, Record, SessionId, Writer, Zxid};
+use rzk_proto::{ErrorCode, Id, Reader, Record, SessionId, Writer, Zxid};
 
 impl ZooKeeperServer {
     pub(super) fn on_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
@@ -109,20 +107,11 @@ impl ZooKeeperServer {
             if self.role().is_learner() {
                 return self.forward_create_session(conn, id, timeout);
             }
-            self.sessions.add(id, timeout, self.now_ms);
-            let me = self.my_peer();
-            if let Some(l) = self.leader_mut() {
-                l.owners.insert(id, me);
-            }
             let c = self.conns.get_mut(&conn).expect("conn");
             c.session = Some(id);
             c.state = ConnState::Connecting;
             self.session_conn.insert(id, conn);
-            let zxid = self.next_zxid();
-            let header = TxnHeader { client_id: id, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
-            let txn = Txn::CreateSession { timeout_ms: timeout };
-            c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
-            self.append(header, txn, Origin::Connect { conn });
+            self.append_session_create(conn, id, timeout, Origin::Connect { conn });
         } else {
             let id = req.session_id;
             // As ZooKeeper does (closeSession(id, CLIENT_RECONNECT) before reopenSession), the
@@ -325,16 +314,8 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         c.session = Some(id);
         c.state = ConnState::Connecting;
-        c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms: self.now_ms });
-        let auth = c.auth.clone();
         self.session_conn.insert(id, conn);
-        self.out.push(Action::Forward {
-            session: id,
-            cxid: 0,
-            op: OpCode::CreateSession.code(),
-            body: timeout.to_be_bytes().to_vec(),
-            auth,
-        });
+        self.forward_session_create(conn, id, timeout, self.now_ms);
     }
 
     /// Leader: a learner's REVALIDATE (`LearnerMaster.revalidateSession`): valid if the
@@ -403,6 +384,7 @@ mod tests {
     use crate::auth::{AuthConfig, SaslLogin};
     use crate::sasl::SaslUsers;
     use crate::server::{CoreConfig, Input};
+    use rzk_proto::OpCode;
     use rzk_tree::DataTree;
 
     const CONN: ConnId = 7;

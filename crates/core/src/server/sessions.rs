@@ -94,18 +94,29 @@ impl ZooKeeperServer {
         tracing::info!(%session, "upgrading a local session to a global one");
         self.local.remove(session);
         if self.role().is_learner() {
-            let c = self.conns.get_mut(&conn).expect("conn");
-            c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms });
-            let auth = c.auth.clone();
-            self.out.push(Action::Forward {
-                session,
-                cxid: 0,
-                op: OpCode::CreateSession.code(),
-                body: timeout_ms.to_be_bytes().to_vec(),
-                auth,
-            });
-            return;
+            return self.forward_session_create(conn, session, timeout_ms, received_ms);
         }
+        self.append_session_create(conn, session, timeout_ms, Origin::Upgrade { conn });
+    }
+
+    /// Learner: `session`'s createSession goes to the leader as a REQUEST (cxid 0, the
+    /// timeout as body); the connection's requests wait behind it until it is committed.
+    pub(super) fn forward_session_create(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, received_ms: i64) {
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.pending.push_back(Pending::Forwarded { xid: 0, op: OpCode::CreateSession, received_ms });
+        let auth = c.auth.clone();
+        self.out.push(Action::Forward {
+            session,
+            cxid: 0,
+            op: OpCode::CreateSession.code(),
+            body: timeout_ms.to_be_bytes().to_vec(),
+            auth,
+        });
+    }
+
+    /// Leader or standalone: `session` is tracked (and owned by this server) and its
+    /// createSession txn appended; the connection's requests wait behind it.
+    pub(super) fn append_session_create(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, origin: Origin) {
         self.sessions.add(session, timeout_ms, self.now_ms);
         let me = self.my_peer();
         if let Some(l) = self.leader_mut() {
@@ -114,7 +125,7 @@ impl ZooKeeperServer {
         let zxid = self.next_zxid();
         let header = TxnHeader { client_id: session, cxid: 0, zxid, time: self.wall_ms, op: OpCode::CreateSession.code() };
         c_push_write(self.conns.get_mut(&conn).expect("conn"), zxid);
-        self.append(header, Txn::CreateSession { timeout_ms }, Origin::Upgrade { conn });
+        self.append(header, Txn::CreateSession { timeout_ms }, origin);
     }
 
     /// Local sessions past their timeout go, with their connections (no txn: they own no
