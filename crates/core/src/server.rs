@@ -812,6 +812,11 @@ impl ZooKeeperServer {
         std::mem::take(&mut self.out)
     }
 
+    /// Moves the actions produced so far to the end of `buf`, keeping this buffer's capacity.
+    pub fn drain_actions_into(&mut self, buf: &mut Vec<Action>) {
+        buf.append(&mut self.out);
+    }
+
     fn next_zxid(&mut self) -> Zxid {
         self.last_zxid = self.last_zxid.next();
         self.last_zxid
