@@ -376,6 +376,22 @@ fn admin_snapshot_settings() {
 }
 
 #[test]
+fn console_settings() {
+    let c = with("");
+    assert_eq!(c.console, ConsoleConfig { enabled: true, allow_remote: false, configured: false });
+    assert!(!c.to_conf_4lw(&ConfRuntime::default()).contains("rzk.console"));
+    let c = with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n");
+    assert_eq!(c.console, ConsoleConfig { enabled: false, allow_remote: true, configured: true });
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let conf = c.to_conf_4lw(&ConfRuntime::default());
+    assert!(conf.ends_with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n"), "{conf}");
+    assert_eq!(err_with("rzk.console.enabled=maybe\n").key(), Some("rzk.console.enabled"));
+    // An rzk key rzk does not read stops the start-up, naming it.
+    let e = err_with("rzk.console.port=9\n");
+    assert_eq!(e.key(), Some("rzk.console.port"), "{e}");
+}
+
+#[test]
 fn metrics_provider() {
     let c = with(
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\

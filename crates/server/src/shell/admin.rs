@@ -420,6 +420,7 @@ pub async fn start(
         let listener =
             super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind { what: "admin.serverPort", addr, source })?;
         let url = cfg.admin_command_url.trim_end_matches('/').to_string();
+        let url_for_console = url.clone();
         let scheme = match transport {
             HttpTransport::Plain => "http",
             HttpTransport::Tls(_) => "https (admin.forceHttps)",
@@ -434,6 +435,7 @@ pub async fn start(
             host: host.clone(),
             command_url: url,
             listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
+            console: super::console::Console::new(cfg, my_id, &url_for_console),
         });
         tokio::spawn(serve_http(listener, transport, idle, shutdown.clone(), move |req| {
             let state = state.clone();
@@ -456,6 +458,8 @@ struct AdminState {
     command_url: String,
     /// Permits for the commands that list every watch, session or ephemeral.
     listing: Arc<Semaphore>,
+    /// rzk's web console (`rzk.console.enabled`), under `/console`.
+    console: Option<Arc<super::console::Console>>,
 }
 
 /// An answer: whole (most) or streamed from a file (`snapshot`).
@@ -471,6 +475,11 @@ pub(crate) fn plain(status: StatusCode, content_type: &str, body: impl Into<Byte
 impl AdminState {
     async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
         let path = req.uri().path().to_string();
+        if let Some(console) = &self.console {
+            if path == "/console" || path.starts_with("/console/") {
+                return console.handle(req).await;
+            }
+        }
         let Some(rest) = path.strip_prefix(self.command_url.as_str()) else {
             return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
         };
@@ -726,7 +735,7 @@ fn json_response(r: &CommandResponse) -> HttpResponse {
 }
 
 /// `a=b&c=d`, percent- and plus-decoded; the last of a repeated key wins.
-fn parse_query(q: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_query(q: &str) -> BTreeMap<String, String> {
     q.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
