@@ -230,6 +230,9 @@ def test_sessions_ensemble_and_charts(rzk, kz, browser):
                        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
                        "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 100) n++; return n;")
     assert drawn > 50, drawn  # the blue line is on the canvas
+    # Only the chosen view is on screen.
+    assert browser.js("return document.getElementById('chart-fsync').getBoundingClientRect().height > 0 && "
+                      "document.getElementById('tree').getBoundingClientRect().height === 0;")
     browser.screenshot(ARTIFACTS / "metrics.png")
 
 

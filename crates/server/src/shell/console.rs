@@ -303,7 +303,9 @@ impl Console {
             ("set", true) => {
                 let version = body.get("version").and_then(Value::as_i64).unwrap_or(-1) as i32;
                 match data_arg(&body) {
-                    Ok(data) => session.client.set_data(&path_arg, &data, version).await.map(|s| json!({ "stat": stat_json(&s) })).map_err(zk_error),
+                    Ok(data) => {
+                        session.client.set_data(&path_arg, &data, version).await.map(|s| json!({ "stat": stat_json(&s) })).map_err(zk_error)
+                    }
                     Err(e) => Err(e),
                 }
             }
