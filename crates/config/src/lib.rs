@@ -656,6 +656,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.admin.httpVersion",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.rateLimiterIntervalInMS",
+    "zookeeper.admin.restore.enabled",
     "zookeeper.rzk.console.enabled",
     "zookeeper.rzk.console.allowRemote",
     "rzk.console.enabled",
@@ -1336,6 +1337,14 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.admin.snapshot.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
             c.admin_snapshot_enabled = b;
         }
+        // 3.9's `restore` (default on there): rzk does not serve it, so only "off" is honoured.
+        self.sys(&["zookeeper.admin.restore.enabled"], |v| {
+            if v.trim().eq_ignore_ascii_case("true") {
+                Err("rzk does not serve ZooKeeper 3.9's restore command (it answers as an unknown command); set it to false or leave it out".to_string())
+            } else {
+                Ok(())
+            }
+        })?;
         if let Some(n) = self.sys(&["zookeeper.admin.rateLimiterIntervalInMS"], |v| {
             v.trim().parse::<u32>().map_err(|_| format!("expected a non-negative integer, got \"{v}\""))
         })? {
