@@ -236,6 +236,41 @@ def test_sessions_ensemble_and_charts(rzk, kz, browser):
     browser.screenshot(ARTIFACTS / "metrics.png")
 
 
+def test_ensemble_view_follows_a_leader_change(browser):
+    """A 3-server rzk ensemble: the console of a follower shows the leader, the followers
+    and their lag; after kill -9 of the leader, the old leader unreachable and a new one."""
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    from zkensemble import Ensemble
+
+    admin = {i: h.free_port() for i in (1, 2, 3)}
+    member_cfg = {i: {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": str(p)}
+                  for i, p in admin.items()}
+    ens = Ensemble("rzk", 3, proxied=False, member_cfg=member_cfg, name="console", client_addresses=True)
+    try:
+        ens.start()
+        leader = ens.wait_for_leader()
+        viewer = next(m for m in ens.members if m.sid != leader.sid)
+        browser.get("http://127.0.0.1:%d/console/" % admin[viewer.sid])
+        browser.wait("return document.body.dataset.ready === '1';", what="the console to load")
+        browser.click('#tabs button[data-tab="ensemble"]')
+        modes = ("return [...document.querySelectorAll('#ensemble-table tr[data-member-id]')]"
+                 ".map(r => r.dataset.memberId + ':' + r.dataset.mode).join(' ');")
+        want = " ".join("%d:%s" % (m.sid, "leader" if m.sid == leader.sid else "follower") for m in ens.members)
+        browser.wait(modes[:-1] + " === arguments[0];", want, timeout=20, what="the ensemble: " + want)
+        assert "(this server)" in browser.text('#ensemble-table tr[data-member-id="%d"]' % viewer.sid)
+        browser.screenshot(ARTIFACTS / "ensemble-before.png")
+
+        leader.kill9()
+        browser.wait("const r = document.querySelector(arguments[0]); return r && r.classList.contains('down');",
+                     '#ensemble-table tr[data-member-id="%d"]' % leader.sid, timeout=30, what="the old leader unreachable")
+        browser.wait("return [...document.querySelectorAll('#ensemble-table tr[data-mode=\"leader\"]')]"
+                     ".some(r => r.dataset.memberId !== arguments[0]);", str(leader.sid), timeout=30, what="a new leader")
+        browser.screenshot(ARTIFACTS / "ensemble-after.png")
+    finally:
+        ens.stop()
+
+
 def test_remote_clients_refused_by_default(rzk):
     ip = non_loopback_address()
     assert http("http://127.0.0.1:%d/console/" % rzk.admin_port)[0] == 200
