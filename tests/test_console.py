@@ -272,8 +272,16 @@ def test_ensemble_view_follows_a_leader_change(browser):
 
 
 def test_remote_clients_refused_by_default(rzk):
+    import http.client as httpclient
+
     ip = non_loopback_address()
     assert http("http://127.0.0.1:%d/console/" % rzk.admin_port)[0] == 200
+    # A page of another site that resolves to 127.0.0.1 (DNS rebinding) is refused too.
+    c = httpclient.HTTPConnection("127.0.0.1", rzk.admin_port, timeout=10)
+    c.request("GET", "/console/api/info", headers={"Host": "evil.example:%d" % rzk.admin_port})
+    r = c.getresponse()
+    assert r.status == 403, r.status
+    c.close()
     if ip is None:
         pytest.skip("this machine has no non-loopback address to test from")
     status, body = http("http://%s:%d/console/" % (ip, rzk.admin_port))

@@ -149,6 +149,17 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a request's `Host` header names this machine by `localhost` or an IP address
+/// (an HTTP/1.0 request without one too).
+fn host_is_local(host: Option<&str>) -> bool {
+    let Some(host) = host else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
 /// A cookie's value from the request's `Cookie` headers.
 fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers().get_all(hyper::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
@@ -233,6 +244,11 @@ impl Console {
                 "text/plain",
                 "The rzk console is served to loopback clients only (set rzk.console.allowRemote=true to expose it).\n",
             );
+        }
+        if !self.allow_remote && !host_is_local(req.headers().get(hyper::header::HOST).map(|h| h.to_str().unwrap_or("?"))) {
+            // A page of another site whose name resolves to 127.0.0.1 (DNS rebinding) would
+            // otherwise be this console's origin in the browser.
+            return plain(StatusCode::FORBIDDEN, "text/plain", "The rzk console answers requests for localhost or an IP address only.\n");
         }
         let path = req.uri().path().to_string();
         let asset = |ct: &str, body: &'static str| {
@@ -419,13 +435,25 @@ impl Console {
     /// Every member: its role and zxid from `srvr` on its client port, whether it answered,
     /// and its lag behind the leader in transactions (same epoch only).
     async fn ensemble(&self) -> Value {
-        let probes = self.members.iter().map(|m| async move {
-            match &m.client {
-                Some(addr) => (m, Some(probe(addr).await)),
-                None => (m, None),
+        // All at once, each within PROBE_TIMEOUT; members are few (`server.N` lines).
+        let mut probes = tokio::task::JoinSet::new();
+        for (i, m) in self.members.iter().cloned().enumerate() {
+            probes.spawn(async move {
+                let answer = match &m.client {
+                    Some(addr) => Some(probe(addr).await),
+                    None => None,
+                };
+                (i, m, answer)
+            });
+        }
+        let mut answers = Vec::with_capacity(self.members.len());
+        while let Some(r) = probes.join_next().await {
+            if let Ok(a) = r {
+                answers.push(a);
             }
-        });
-        let answers = futures_join_all(probes).await;
+        }
+        answers.sort_by_key(|(i, _, _)| *i);
+        let answers: Vec<(Member, Option<Result<String, String>>)> = answers.into_iter().map(|(_, m, a)| (m, a)).collect();
         let leader_zxid = answers.iter().find_map(|(_, a)| match a {
             Some(Ok(text)) => match parse_srvr(text) {
                 (Some(mode), Some(z)) if mode == "leader" || mode == "standalone" => Some(z),
@@ -457,41 +485,6 @@ impl Console {
             .collect();
         json!({ "members": rows })
     }
-}
-
-/// Runs the futures at once and returns their outputs in order (members are few:
-/// `server.N` lines).
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::with_capacity(set.len());
-    // Each probe is bounded by PROBE_TIMEOUT; polling them together keeps the total there.
-    let mut pending: Vec<Option<_>> = set.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().map(|r| r.expect("every probe finished")));
-    out
 }
 
 /// A page of `path`'s children, sorted, with the total; the list is read once and kept
@@ -575,6 +568,16 @@ mod tests {
         assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!is_loopback("10.0.0.1".parse().unwrap()));
         assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn host_names_of_a_loopback_console() {
+        for ok in [None, Some("127.0.0.1:8080"), Some("localhost:8080"), Some("LOCALHOST"), Some("[::1]:8080"), Some("10.1.2.3")] {
+            assert!(host_is_local(ok), "{ok:?}");
+        }
+        for bad in [Some("evil.example:8080"), Some("evil.example"), Some("?"), Some("[evil]:80"), Some("127.0.0.1.evil.example")] {
+            assert!(!host_is_local(bad), "{bad:?}");
+        }
     }
 
     #[test]
