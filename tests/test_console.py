@@ -157,6 +157,18 @@ def test_browse_page_and_edit_seen_by_kazoo(rzk, kz, browser):
     assert kz.get("/app/cfg")[1].version == 1
     browser.screenshot(ARTIFACTS / "edit.png")
 
+    # Binary data is shown and edited as base64, never replaced by text.
+    kz.create("/app/bin", b"\xff\x00\x01")
+    browser.click("#node-reload")
+    browser.js("document.querySelector('#tree li[data-path=\"/app\"] > .toggle').click();")  # collapse
+    expand(browser, "/app")
+    select(browser, "/app/bin")
+    assert browser.js("return [document.querySelector('#node-base64').checked, document.querySelector('#node-data').value];") == [True, "/wAB"]
+    browser.type("#node-data", "AAEC")
+    browser.click("#node-save")
+    browser.wait("return document.querySelector('#node-message').textContent.startsWith('saved');", what="the binary save")
+    assert kz.get("/app/bin")[0] == b"\x00\x01\x02"
+
 
 def test_acl_refusal_then_digest_login(rzk, kz, browser):
     from kazoo.client import KazooClient

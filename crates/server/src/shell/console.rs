@@ -111,7 +111,7 @@ fn zk_error(e: rzk_client::Error) -> (StatusCode, Value) {
         E::InvalidPath { .. } | E::BadArguments | E::InvalidAcl | E::NoChildrenForEphemerals => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (status, json!({ "error": e.to_string(), "code": e.code() }))
+    (status, json!({ "error": e.to_string(), "code": e.code(), "sessionLost": e.is_session_lost() }))
 }
 
 fn zxid_hex(z: rzk_client::Zxid) -> String {
@@ -340,6 +340,15 @@ impl Console {
             }
             _ => Err(api_error(StatusCode::NOT_FOUND, format!("no console API {api}"))),
         };
+        if let Err((_, v)) = &result {
+            if v.get("sessionLost") == Some(&Value::Bool(true)) {
+                // The login's ZooKeeper session is gone: so is the login (the page logs in again).
+                if let Some(t) = token.as_deref() {
+                    self.close(t).await;
+                }
+                return json_reply(Err(api_error(StatusCode::UNAUTHORIZED, "the console's ZooKeeper session ended; log in again")));
+            }
+        }
         json_reply(result)
     }
 

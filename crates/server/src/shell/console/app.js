@@ -137,9 +137,11 @@ async function showNode(path) {
     return;
   }
   if (selected !== path) return;
-  $("#node-data").value = n.data !== null ? n.data : "";
-  $("#node-data").dataset.binary = n.data === null ? "1" : "";
-  if (n.data === null) nodeMessage("binary data (" + n.stat.dataLength + " bytes), shown as base64: " + n.dataBase64);
+  // Binary data (not UTF-8) is shown and edited as base64, never replaced by its text.
+  const binary = n.data === null;
+  $("#node-base64").checked = binary;
+  $("#node-data").value = binary ? n.dataBase64 : n.data;
+  if (binary) nodeMessage("binary data (" + n.stat.dataLength + " bytes), shown as base64", true);
   $("#node-version").value = n.stat.version;
   for (const [k, v] of Object.entries(n.stat)) $("#node-stat").append(el("tr", {}, el("td", {}, k), el("td", {}, v)));
   if (Array.isArray(n.acl)) {
@@ -153,7 +155,9 @@ async function save() {
   if (selected === null) return;
   const v = parseInt($("#node-version").value, 10);
   try {
-    const r = await api("set", null, { path: selected, data: $("#node-data").value, version: isNaN(v) ? -1 : v });
+    const body = { path: selected, version: isNaN(v) ? -1 : v };
+    if ($("#node-base64").checked) body.dataBase64 = $("#node-data").value.trim(); else body.data = $("#node-data").value;
+    const r = await api("set", null, body);
     const path = selected;
     await showNode(path);
     nodeMessage("saved: version " + r.stat.version, true);
