@@ -209,6 +209,7 @@ def test_acl_refusal_then_digest_login(rzk, kz, browser):
 
 def test_sessions_ensemble_and_charts(rzk, kz, browser):
     kz.create("/eph", b"", ephemeral=True)
+    kz.ensure_path("/app/cfg")
     kz.get("/app/cfg", watch=lambda e: None)
     open_console(browser, rzk)
     session = "0x%x" % kz.client_id[0]

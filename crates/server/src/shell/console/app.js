@@ -26,9 +26,10 @@ function banner(msg) {
   b.hidden = !msg;
 }
 
-// JSON whose long integers (session ids) are kept exact, as strings.
+// JSON whose long integers (session ids) are kept exact, as their source text (the
+// reviver's source access; a browser without it shows them rounded).
 function parseExact(text) {
-  return JSON.parse(text.replace(/([\[,:]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"'));
+  return JSON.parse(text, (k, v, ctx) => (typeof v === "number" && !Number.isSafeInteger(v) && ctx && ctx.source) ? ctx.source : v);
 }
 
 function hexId(v) {
