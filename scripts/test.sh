@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command. On a fresh Debian machine it sets up what it needs
-# (Apache ZooKeeper 3.8 and its clients from Debian, a Python venv with kazoo),
+# (Apache ZooKeeper 3.8 and its clients from Debian, chromium and chromedriver for the
+# console's browser tests, a Python venv with kazoo),
 # builds the workspace, runs the Rust tests, then the Python suite in tests/:
 # real ZooKeeper clients (kazoo, zkCli.sh, the C client) against rzk and Apache
 # ZooKeeper, and the differential test rzk vs Apache ZooKeeper.
@@ -17,7 +18,7 @@ SUDO=""
 
 # --- system packages -----------------------------------------------------------
 need_pkgs=()
-for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect libservlet-api-java openssl default-jre-headless; do
+for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect libservlet-api-java openssl default-jre-headless chromium chromium-driver; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)

@@ -373,6 +373,25 @@ fn admin_snapshot_settings() {
     assert_eq!(c.admin_rate_limiter_interval, 5);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(err_with("admin.rateLimiterIntervalInMS=-1\n").key(), Some("admin.rateLimiterIntervalInMS"));
+    // restore is not served: "off" is honoured, "on" stops the start-up naming the key.
+    assert!(with("admin.restore.enabled=false\n").warnings.is_empty());
+    assert_eq!(err_with("admin.restore.enabled=true\n").key(), Some("admin.restore.enabled"));
+}
+
+#[test]
+fn console_settings() {
+    let c = with("");
+    assert_eq!(c.console, ConsoleConfig { enabled: true, allow_remote: false, configured: false });
+    assert!(!c.to_conf_4lw(&ConfRuntime::default()).contains("rzk.console"));
+    let c = with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n");
+    assert_eq!(c.console, ConsoleConfig { enabled: false, allow_remote: true, configured: true });
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let conf = c.to_conf_4lw(&ConfRuntime::default());
+    assert!(conf.ends_with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n"), "{conf}");
+    assert_eq!(err_with("rzk.console.enabled=maybe\n").key(), Some("rzk.console.enabled"));
+    // An rzk key rzk does not read stops the start-up, naming it.
+    let e = err_with("rzk.console.port=9\n");
+    assert_eq!(e.key(), Some("rzk.console.port"), "{e}");
 }
 
 #[test]

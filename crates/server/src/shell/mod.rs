@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod audit;
 pub mod conn;
+pub mod console;
 pub mod driver;
 pub mod durable;
 pub mod listen;
