@@ -363,7 +363,10 @@ pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(Ser
             continue;
         }
         if m.class.ends_with("Krb5LoginModule") {
-            return Err(format!("section {section}: the login module {} is not available in rzk (Kerberos is {KRB5_LOGIN_MODULE})", m.class));
+            return Err(format!(
+                "section {section}: the login module {} is not available in rzk (Kerberos is {KRB5_LOGIN_MODULE})",
+                m.class
+            ));
         }
         if m.class != DIGEST_LOGIN_MODULE {
             return Err(format!(
@@ -440,13 +443,17 @@ fn krb5_server_login(section: &str, m: &LoginModule, notes: &mut Vec<String>) ->
     };
     let ok = match principal.split_once('/') {
         Some((service, rest)) => match rest.split_once('@') {
-            Some((host, realm)) => !service.is_empty() && !host.is_empty() && !realm.is_empty() && !realm.contains(['/', '@']) && !host.contains('/'),
+            Some((host, realm)) => {
+                !service.is_empty() && !host.is_empty() && !realm.is_empty() && !realm.contains(['/', '@']) && !host.contains('/')
+            }
             None => false,
         },
         None => false,
     };
     if !ok {
-        return err(format!("principal {principal:?}: ZooKeeper's server principal is service/host@REALM (e.g. zookeeper/host.example.com@EXAMPLE.COM)"));
+        return err(format!(
+            "principal {principal:?}: ZooKeeper's server principal is service/host@REALM (e.g. zookeeper/host.example.com@EXAMPLE.COM)"
+        ));
     }
     Ok(KerberosLogin { principal, keytab })
 }
@@ -498,7 +505,8 @@ Client {
             let j = parse_jaas(&format!("Server {{ com.sun.security.auth.module.Krb5LoginModule required {opts}; }};")).unwrap();
             server_credentials("Server", &j["Server"])
         };
-        let good = r#"useKeyTab=true keyTab="/etc/zk.keytab" storeKey=true useTicketCache=false principal="zookeeper/h.example.com@EXAMPLE.COM""#;
+        let good =
+            r#"useKeyTab=true keyTab="/etc/zk.keytab" storeKey=true useTicketCache=false principal="zookeeper/h.example.com@EXAMPLE.COM""#;
         let (login, notes) = krb(good).unwrap();
         let k = login.kerberos.unwrap();
         assert_eq!(k.principal, "zookeeper/h.example.com@EXAMPLE.COM");

@@ -1137,7 +1137,11 @@ fn jaas_file_loaded() {
         "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };\n",
     )
     .unwrap();
-    let c = load_with(&cfg, props(&[("zookeeper.kerberos.removeHostFromPrincipal", "true"), ("zookeeper.kerberos.removeRealmFromPrincipal", "True")])).unwrap();
+    let c = load_with(
+        &cfg,
+        props(&[("zookeeper.kerberos.removeHostFromPrincipal", "true"), ("zookeeper.kerberos.removeRealmFromPrincipal", "True")]),
+    )
+    .unwrap();
     assert_eq!(c.sasl.kerberos.as_ref().unwrap().principal, "zookeeper/h@R");
     assert!(c.sasl.kerberos_naming.remove_host && !c.sasl.kerberos_naming.remove_realm, "exactly \"true\", as ZooKeeper compares");
     // A Kerberos option rzk cannot honour stops start-up, naming it.

@@ -270,9 +270,7 @@ mod tests {
         // Established without a token to send: the offer goes out at once.
         assert_eq!(s.evaluate_response(b"t2", &naming()).unwrap(), Step::Challenge(offer()));
         // No authorization id: the principal.
-        let Step::Complete { authorization_id, .. } = s.evaluate_response(b"W\x01\x00\x00\x00", &naming()).unwrap() else {
-            panic!()
-        };
+        let Step::Complete { authorization_id, .. } = s.evaluate_response(b"W\x01\x00\x00\x00", &naming()).unwrap() else { panic!() };
         assert_eq!(authorization_id, "bob/client.example@EXAMPLE.COM");
     }
 
@@ -294,9 +292,7 @@ mod tests {
         // A client-chosen authorization id does not change the id.
         let mut s = start();
         s.evaluate_response(b"t1", &naming()).unwrap();
-        let Step::Complete { authorization_id, .. } = s.evaluate_response(b"W\x01\x00\x00\x00super", &naming()).unwrap() else {
-            panic!()
-        };
+        let Step::Complete { authorization_id, .. } = s.evaluate_response(b"W\x01\x00\x00\x00super", &naming()).unwrap() else { panic!() };
         assert_eq!(authorization_id, "bob/client.example@EXAMPLE.COM");
         let mut s = start();
         assert!(s.evaluate_response(&vec![0; TOKEN_BYTES_MAX + 1], &naming()).is_err());

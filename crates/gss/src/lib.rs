@@ -173,7 +173,8 @@ impl ClientContext {
     /// A context with the service `service@host` (mutual authentication, as Java's client
     /// asks for it).
     pub fn new(cred: Cred, service: &str, host: &str) -> Result<ClientContext, Error> {
-        let target = Name::new(format!("{service}@{host}").as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(|e| msg("service name", e))?;
+        let target =
+            Name::new(format!("{service}@{host}").as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(|e| msg("service name", e))?;
         let target = target.canonicalize(Some(GSS_MECH_KRB5)).map_err(|e| msg("service name", e))?;
         Ok(ClientContext { ctx: ClientCtx::new(Some(cred), target, CtxFlags::GSS_C_MUTUAL_FLAG, Some(GSS_MECH_KRB5)) })
     }

@@ -417,7 +417,11 @@ mod tests {
     }
 
     fn login() -> Option<SaslLogin> {
-        Some(SaslLogin { users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None }, nonce_secret: [3; 32], gssapi: None })
+        Some(SaslLogin {
+            users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None },
+            nonce_secret: [3; 32],
+            gssapi: None,
+        })
     }
 
     /// A GSSAPI acceptor whose contexts take "ap-req" and wrap by prefixing "W".
