@@ -371,3 +371,40 @@ def test_start_up_errors(realm, tmp_path):
     out = rzk_start_error(tmp_path, realm, krb % (realm.server_keytab, "zookeeper/localhost@" + REALM),
                           props=["zookeeper.security.auth_to_local=RULE:[1:$1]"])
     assert "auth_to_local" in out, out
+
+
+def rzk_cli(server, *args, env=None):
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", hosts(server)] + list(args), timeout=30,
+                      env=dict(os.environ, **(env or {})))
+    return r.returncode, sorted(h._dec(r.stdout).splitlines()), h._dec(r.stderr)
+
+
+def test_rzk_cli_kerberos_login(servers, realm, tmp_path):
+    """rzk cli logs in with Kerberos as zkCli.sh does (a JAAS Client section with a keytab,
+    -Djava.security.krb5.conf in CLIENT_JVMFLAGS), or from the ticket cache (--kerberos), or
+    with --kerberos-principal / --kerberos-keytab; a service principal the KDC does not know
+    (zookeeper.sasl.client.username) ends in AuthFailed."""
+    carol = realm.client_jaas(tmp_path / "carol.jaas", "carol/client.example")
+    flags = "-Djava.security.auth.login.config=%s -Djava.security.krb5.conf=%s" % (carol, realm.kdc.krb5_conf)
+
+    def run(server):
+        out = {}
+        rc, stdout, err = rzk_cli(server, "whoami", env={"CLIENT_JVMFLAGS": flags, "KRB5_CONFIG": "/nonexistent"})
+        out["jaas"] = rc, stdout
+        realm.use("bob")
+        rc, stdout, err = rzk_cli(server, "--kerberos", "whoami")
+        out["ticket-cache"] = rc, stdout
+        rc, stdout, err = rzk_cli(server, "--kerberos-principal", "alice@" + REALM, "--kerberos-keytab",
+                                  str(realm.keytabs["alice"]), "whoami", env={"KRB5CCNAME": "FILE:/nonexistent"})
+        out["keytab"] = rc, stdout
+        rc, stdout, err = rzk_cli(server, "--kerberos", "-Dzookeeper.sasl.client.username=nosuch", "ls", "/")
+        out["unknown-service"] = rc, stdout, "AuthFailed" in err
+        return out
+
+    out = both(servers, run)
+    assert out["jaas"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: carol/client.example@" + REALM]), out
+    assert out["ticket-cache"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: bob@" + REALM]), out
+    assert out["keytab"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: alice@" + REALM, "super: "]), out
+    assert out["unknown-service"] == (1, [], True), out

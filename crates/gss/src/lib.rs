@@ -138,22 +138,26 @@ impl ServerContext {
 pub struct InitiatorLogin {
     /// `principal`: whom to log in as (with a keytab: required).
     pub principal: Option<String>,
-    /// `keyTab` (with `useKeyTab=true`): initial tickets are got from it, into a memory cache.
+    /// `keyTab` (with `useKeyTab=true`): initial tickets are got from it.
     pub keytab: Option<std::path::PathBuf>,
-    /// `ticketCache` (with `useTicketCache=true`): that cache instead of the default
-    /// (`KRB5CCNAME`).
+    /// `useTicketCache=true`: tickets are looked for in the ticket cache first.
+    pub use_ticket_cache: bool,
+    /// `ticketCache`: that cache instead of the default (`KRB5CCNAME`).
     pub ticket_cache: Option<String>,
 }
 
-/// The client's credential: from its keytab (tickets kept in a memory cache of this
-/// process), else from the ticket cache (`kinit`'s).
+/// The client's credential, in `Krb5LoginModule`'s order: the ticket cache (`kinit`'s, or
+/// `ticket_cache`) when `use_ticket_cache`, else or failing that the keytab (whose tickets
+/// then go to a memory cache of this process, unless a ticket cache is used).
 pub fn initiator_credential(login: &InitiatorLogin) -> Result<Cred, Error> {
     let mut store: Vec<(&str, String)> = Vec::new();
     if let Some(k) = &login.keytab {
         store.push(("client_keytab", k.display().to_string()));
-        store.push(("ccache", format!("MEMORY:rzk-{}", std::process::id())));
-    } else if let Some(c) = &login.ticket_cache {
-        store.push(("ccache", c.clone()));
+    }
+    match (&login.ticket_cache, login.use_ticket_cache) {
+        (Some(c), true) => store.push(("ccache", c.clone())),
+        (None, true) => {}
+        (_, false) => store.push(("ccache", format!("MEMORY:rzk-{}", std::process::id()))),
     }
     acquire_from(login.principal.as_deref().map(str::as_bytes), true, sys::GSS_C_INITIATE as i32, &store)
 }
