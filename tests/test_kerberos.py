@@ -373,10 +373,10 @@ def test_start_up_errors(realm, tmp_path):
     assert "auth_to_local" in out, out
 
 
-def rzk_cli(server, *args, env=None):
+def rzk_cli(server, *args, env=None, host="localhost"):
     if not h.rzk_available():
         pytest.skip("rzk binary not found")
-    r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", hosts(server)] + list(args), timeout=30,
+    r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", "%s:%d" % (host, server.port)] + list(args), timeout=30,
                       env=dict(os.environ, **(env or {})))
     return r.returncode, sorted(h._dec(r.stdout).splitlines()), h._dec(r.stderr)
 
@@ -401,6 +401,14 @@ def test_rzk_cli_kerberos_login(servers, realm, tmp_path):
         out["keytab"] = rc, stdout
         rc, stdout, err = rzk_cli(server, "--kerberos", "-Dzookeeper.sasl.client.username=nosuch", "ls", "/")
         out["unknown-service"] = rc, stdout, "AuthFailed" in err
+        # zookeeper.sasl.client.canonicalize.hostname (default true): 127.0.0.1's canonical
+        # name is localhost, so the service is zookeeper/localhost; kept as given, the KDC
+        # knows no zookeeper/127.0.0.1.
+        rc, stdout, err = rzk_cli(server, "--kerberos", "whoami", host="127.0.0.1")
+        out["canonical"] = rc, stdout
+        rc, stdout, err = rzk_cli(server, "--kerberos", "-Dzookeeper.sasl.client.canonicalize.hostname=false", "ls", "/",
+                                  host="127.0.0.1")
+        out["as-given"] = rc, stdout, "AuthFailed" in err
         return out
 
     out = both(servers, run)
@@ -408,3 +416,5 @@ def test_rzk_cli_kerberos_login(servers, realm, tmp_path):
     assert out["ticket-cache"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: bob@" + REALM]), out
     assert out["keytab"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: alice@" + REALM, "super: "]), out
     assert out["unknown-service"] == (1, [], True), out
+    assert out["canonical"] == out["ticket-cache"], out
+    assert out["as-given"] == (1, [], True), out
