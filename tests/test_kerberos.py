@@ -239,6 +239,18 @@ def test_refused_tokens(servers, realm):
             out["other-service"] = sasl_step(s, c.process()), closed_after(s)
         finally:
             s.close()
+        # A replayed first token (the same authenticator on a second connection) is refused.
+        c = puresasl.SASLClient(host="localhost", service="zookeeper", mechanism="GSSAPI")
+        first = c.process()
+        replies = []
+        for _ in range(2):
+            s = raw(server)
+            try:
+                err, zxid, answer = sasl_step(s, first)
+                replies.append((err, answer is None, closed_after(s)))
+            finally:
+                s.close()
+        out["replay"] = replies
         # The whole exchange by hand: the server's last answer is OK with a null token.
         c = puresasl.SASLClient(host="localhost", service="zookeeper", mechanism="GSSAPI")
         s = raw(server)
@@ -258,6 +270,7 @@ def test_refused_tokens(servers, realm):
     out = both(servers, run)
     assert out["garbage"] == ((AUTH_FAILED, 0, None), True), out
     assert out["other-service"] == ((AUTH_FAILED, 0, None), True), out
+    assert out["replay"] == [(0, False, False), (AUTH_FAILED, True, True)], out
     assert out["exchange"] == [(0, 0, False), (0, 0, False), (0, 0, True)], out
 
 
