@@ -53,20 +53,11 @@ pub const PROPERTIES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KerberosLogin {
     /// `principal`: the service principal, `service/host@REALM` (ZooKeeper takes the service
-    /// name and the host from it: the GSSAPI acceptor is `service@host`).
+    /// name and the host from it, so it must have both).
     pub principal: String,
     /// `keyTab`; `None`: the Kerberos library's default keytab (`KRB5_KTNAME`, else
     /// krb5.conf's `default_keytab_name`), as Java's default is krb5.conf's.
     pub keytab: Option<PathBuf>,
-}
-
-impl KerberosLogin {
-    /// The service name and host of the principal (`zookeeper`, `host` of
-    /// `zookeeper/host@REALM`).
-    pub fn service_and_host(&self) -> (&str, &str) {
-        let (service, rest) = self.principal.split_once('/').unwrap_or((&self.principal, ""));
-        (service, rest.split('@').next().unwrap_or(""))
-    }
 }
 
 /// How `SaslServerCallbackHandler` turns an authenticated Kerberos principal into the
@@ -511,7 +502,6 @@ Client {
         let k = login.kerberos.unwrap();
         assert_eq!(k.principal, "zookeeper/h.example.com@EXAMPLE.COM");
         assert_eq!(k.keytab.as_deref(), Some(std::path::Path::new("/etc/zk.keytab")));
-        assert_eq!(k.service_and_host(), ("zookeeper", "h.example.com"));
         assert!(notes.iter().any(|n| n.contains("useTicketCache")), "{notes:?}");
         for (opts, want) in [
             ("useKeyTab=true storeKey=true", "principal is required"),

@@ -82,14 +82,14 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// Acquires the acceptor credential of `service@host` (the GSS-API host-based name of
-    /// the principal `service/host@REALM`, as ZooKeeper names it), from `keytab` or the
-    /// library's default keytab. Fails at once when the keytab is missing or has no key for
-    /// the principal, so a bad login stops start-up rather than every client's login.
-    pub fn new(service: &str, host: &str, keytab: Option<&Path>) -> Result<Acceptor, Error> {
-        let name = format!("{service}@{host}");
+    /// Acquires the acceptor credential of `principal` (`service/host@REALM`, parsed as a
+    /// Kerberos principal name, so no DNS canonicalization changes it, as Java's JAAS login
+    /// takes it as written), from `keytab` or the library's default keytab. Fails at once when
+    /// the keytab is missing or has no key for the principal, so a bad login stops start-up
+    /// rather than every client's login.
+    pub fn new(principal: &str, keytab: Option<&Path>) -> Result<Acceptor, Error> {
         let store: Vec<(&str, String)> = keytab.map(|k| ("keytab", k.display().to_string())).into_iter().collect();
-        let cred = acquire_from(Some(name.as_bytes()), false, sys::GSS_C_ACCEPT as i32, &store)?;
+        let cred = acquire_from(Some(principal.as_bytes()), true, sys::GSS_C_ACCEPT as i32, &store)?;
         Ok(Acceptor { cred })
     }
 

@@ -43,8 +43,7 @@ type Acquired = (std::sync::Arc<dyn crate::core::gssapi::GssAcceptor>, Option<St
 
 #[cfg(feature = "kerberos")]
 fn acceptor(k: &rzk_config::sasl::KerberosLogin) -> Result<Acquired, String> {
-    let (service, host) = k.service_and_host();
-    let a = rzk_gss::Acceptor::new(service, host, k.keytab.as_deref())
+    let a = rzk_gss::Acceptor::new(&k.principal, k.keytab.as_deref())
         .map_err(|e| format!("the Kerberos login of principal {} (keyTab {:?}): {e}", k.principal, k.keytab))?;
     let realm = rzk_gss::default_realm();
     let acceptor = Acceptor { inner: a, default_realm: realm.clone() };
