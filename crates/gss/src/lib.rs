@@ -75,10 +75,18 @@ fn acquire_from(name: Option<&[u8]>, name_type_user: bool, usage: i32, store: &[
     Ok(unsafe { Cred::from_c(cred) })
 }
 
-/// The server's acceptor credential: the keys of `service/host@REALM` from its keytab.
-#[derive(Debug, Clone)]
+/// The server's acceptor credential: the keys of `service/host@REALM` from its keytab. Its
+/// `Debug` names the principal (and calls nothing in the library).
+#[derive(Clone)]
 pub struct Acceptor {
+    principal: String,
     cred: Cred,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor").field("principal", &self.principal).finish()
+    }
 }
 
 impl Acceptor {
@@ -90,7 +98,7 @@ impl Acceptor {
     pub fn new(principal: &str, keytab: Option<&Path>) -> Result<Acceptor, Error> {
         let store: Vec<(&str, String)> = keytab.map(|k| ("keytab", k.display().to_string())).into_iter().collect();
         let cred = acquire_from(Some(principal.as_bytes()), true, sys::GSS_C_ACCEPT as i32, &store)?;
-        Ok(Acceptor { cred })
+        Ok(Acceptor { principal: principal.to_string(), cred })
     }
 
     /// A fresh acceptor context for one connection.
