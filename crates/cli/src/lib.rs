@@ -605,3 +605,46 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn krb(opts: &str) -> Result<KerberosLogin, String> {
+        let j =
+            rzk_config::sasl::parse_jaas(&format!("Client {{ com.sun.security.auth.module.Krb5LoginModule required {opts}; }};")).unwrap();
+        krb5_client_login(&j["Client"][0])
+    }
+
+    #[test]
+    fn jaas_client_kerberos_logins() {
+        let k = krb(r#"useKeyTab=true keyTab="/k" principal="bob@R" storeKey=false useTicketCache=false"#).unwrap();
+        assert_eq!(
+            (k.principal.as_deref(), k.keytab.as_deref(), k.use_ticket_cache),
+            (Some("bob@R"), Some(std::path::Path::new("/k")), false)
+        );
+        assert_eq!((k.service.as_str(), k.canonicalize_hostname), ("zookeeper", true));
+        let k = krb(r#"useTicketCache=true ticketCache="/tmp/cc""#).unwrap();
+        assert_eq!((k.keytab, k.use_ticket_cache, k.ticket_cache.as_deref()), (None, true, Some("/tmp/cc")));
+        for (opts, want) in [
+            (r#"useKeyTab=true keyTab="/k""#, "needs the principal"),
+            (r#"useKeyTab=true principal="bob""#, "without keyTab"),
+            ("doNotPrompt=true", "does not prompt"),
+            (r#"useTicketCache=true krb5.conf="/x""#, "krb5.conf=/x is not supported"),
+            ("useTicketCache=true isInitiator=false", "isInitiator"),
+        ] {
+            let e = krb(opts).unwrap_err();
+            assert!(e.contains(want), "{opts}: {e}");
+        }
+    }
+
+    #[test]
+    fn kerberos_properties_as_the_java_client_reads_them() {
+        let mut k = KerberosLogin::default();
+        let props = [("zookeeper.sasl.client.username", "zk"), ("zookeeper.sasl.client.canonicalize.hostname", "false")];
+        kerberos_properties(&mut k, &|n| props.iter().find(|(p, _)| *p == n).map(|(_, v)| v.to_string())).unwrap();
+        assert_eq!((k.service.as_str(), k.canonicalize_hostname), ("zk", false));
+        let e = kerberos_properties(&mut k, &|n| (n == "zookeeper.server.principal").then(|| "zookeeper/h@R".to_string())).unwrap_err();
+        assert!(e.contains("zookeeper.server.principal"), "{e}");
+    }
+}
