@@ -351,6 +351,46 @@ def test_remove_host_and_realm_from_principal(realm, tmp_path):
                           "carol/client.example": [("ip", "127.0.0.1"), ("sasl", "carol")]}, out
 
 
+# ------------------------------------------------------------------ enforcement
+
+
+def test_sasl_required_with_kerberos(realm, tmp_path):
+    """sessionRequireClientSASLAuth=true: an anonymous client's first request gets
+    SessionClosedRequireSaslAuth (-124) and its connection is closed; a Kerberos login passes,
+    a refused token gets SessionClosedRequireSaslAuth too."""
+    jaas = realm.server_jaas(tmp_path / "server.jaas")
+
+    def run(kind):
+        s = start(kind, realm, jaas, **{"authProvider.1": SASL_PROVIDER, "sessionRequireClientSASLAuth": "true"})
+        try:
+            out = {}
+            r = raw(s)
+            try:
+                _, zxid, err, _ = r.exists("/")
+                out["anonymous"] = err, zxid, closed_after(r)
+            finally:
+                r.close()
+            r = raw(s)
+            try:
+                out["refused"] = sasl_step(r, b"\x60\x03garbage"), closed_after(r)
+            finally:
+                r.close()
+            realm.use("bob")
+            k = kazoo(s)
+            try:
+                out["kerberos"] = k.exists("/") is not None, whoami(k)
+            finally:
+                k.stop()
+            return out
+        finally:
+            s.cleanup()
+
+    out = {kind: run(kind) for kind in KINDS}
+    assert out["rzk"] == out["zookeeper"], out
+    assert out["rzk"] == {"anonymous": (-124, 0, True), "refused": ((-124, 0, None), True),
+                          "kerberos": (True, [("ip", "127.0.0.1"), ("sasl", "bob@" + REALM)])}, out
+
+
 # ------------------------------------------------------------------ start-up errors (rzk)
 
 
