@@ -1105,6 +1105,18 @@ impl<'o> Parser<'o> {
         s.super_password = self.sys(&["zookeeper.SASLAuthenticationProvider.superPassword"], text)?;
         s.let_any_sasl_user_do_x = self.sys(&["zookeeper.letAnySaslUserDoX"], text)?;
         s.allow_failed_clients = self.sys(&["zookeeper.allowSaslFailedClients"], java_bool)?.unwrap_or(false);
+        // SaslServerCallbackHandler compares with "true" exactly.
+        let exactly_true = |v: &str| Ok::<bool, String>(v == "true");
+        s.kerberos_naming.remove_host = self.sys(&["zookeeper.kerberos.removeHostFromPrincipal"], exactly_true)?.unwrap_or(false);
+        s.kerberos_naming.remove_realm = self.sys(&["zookeeper.kerberos.removeRealmFromPrincipal"], exactly_true)?.unwrap_or(false);
+        // KerberosName's auth_to_local rules: rzk has the DEFAULT rule only.
+        self.sys(&["zookeeper.security.auth_to_local"], |v| {
+            if v.trim() == "DEFAULT" {
+                Ok(())
+            } else {
+                Err("auth_to_local rules other than DEFAULT are not supported by rzk; remove the key (rzk refuses to start rather than map principals otherwise)".to_string())
+            }
+        })?;
 
         // AuthenticationHelper: sessionRequireClientSASLAuth wins over enforce.auth.*.
         let mut e = EnforceAuth::default();
@@ -2209,11 +2221,12 @@ pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         ));
         return Ok(());
     };
-    let (users, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
+    let (login, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
     for n in notes {
         cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
     }
-    cfg.sasl.credentials = Some(users);
+    cfg.sasl.credentials = Some(login.users);
+    cfg.sasl.kerberos = login.kerberos;
     Ok(())
 }
 

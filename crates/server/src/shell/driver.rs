@@ -284,6 +284,11 @@ pub async fn run_with_audit(
         core_cfg.server_id = id as u8;
     }
     core_cfg.audit_server_user = audit.as_ref().map(|a| a.user().to_string());
+    if let Some(g) = super::kerberos::login(&cfg).map_err(other)? {
+        if let Some(l) = core_cfg.auth.sasl_login.as_mut() {
+            l.gssapi = Some(g);
+        }
+    }
     let zab = zab_config(&cfg, my_id);
     let (recovered, snapshot_now, initial_snapshot_ms) = {
         let c = cfg.clone();
