@@ -1038,5 +1038,108 @@ def test_snapshot_command_on_ensemble_members():
             if h.zookeeper_available():
                 p = format_snapshot(snap)
                 assert p.returncode == 0 and "/ens" in p.stdout, p.stdout + p.stderr
+        # restore would take one member's tree out of its quorum's history: refused (500,
+        # the reason logged), the member goes on with the ensemble's tree.
+        assert restore_post(ports[follower], body, "digest any:one") == (500, {"command": "restore", "error": None})
+        kz = KazooClient(hosts=ens.hosts, timeout=10)
+        kz.start(timeout=20)
+        assert kz.get("/ens")[0] == b"value"
+        kz.stop()
+        kz.close()
     finally:
         ens.stop()
+
+
+def restore_post(port: int, body: bytes, auth=None, method: str = "POST", name: str = "restore"):
+    """(status, JSON answer or None) of <method> <commandURL>/restore with `body`."""
+    args = ["curl", "-sS", "-m", "60", "-X", method, "-o", "-", "-w", "\n%{http_code}", "--data-binary", "@-",
+            "-H", "Content-Type: application/octet-stream"]
+    if auth is not None:
+        args += ["-H", "Authorization: " + auth]
+    p = subprocess.run(args + ["http://127.0.0.1:%d/commands/%s" % (port, name)], input=body, capture_output=True, timeout=90)
+    assert p.returncode == 0, p.stderr
+    out, _, status = p.stdout.rpartition(b"\n")
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = None
+    return int(status), answer
+
+
+def test_restore_command_replaces_the_tree_durably(new_server):
+    """3.9's restore: a snapshot taken by `snapshot` on one server, POSTed to another, replaces
+    its tree and sessions (clients reconnect to the restored state), survives a restart and
+    takes new writes on top; auth, the feature flag, the rate limit and bad bodies as 3.9."""
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+
+    acl = [make_digest_acl("admin", "secret", all=True)]
+    src_port, dst_port = h.free_port(), h.free_port()
+    admin = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.rateLimiterIntervalInMS": "0"}
+    src = new_server("rzk", extra_cfg=dict(admin, **{"admin.serverPort": str(src_port)}))
+    dst = new_server("rzk", extra_cfg=dict(admin, **{"admin.serverPort": str(dst_port), "admin.rateLimiterIntervalInMS": "2000"}))
+    a = KazooClient(hosts=src.hosts, timeout=10)
+    a.start(timeout=20)
+    a.create("/restored", b"from-the-snapshot")
+    a.create("/restored/child", b"c")
+    a.set_acls("/", acl)
+    st, _, snap = snapshot_get(src_port, auth="digest admin:secret")
+    assert st == 200 and len(snap) > 0
+    a.stop()
+    a.close()
+
+    b = KazooClient(hosts=dst.hosts, timeout=10)
+    b.start(timeout=20)
+    b.create("/only-before", b"x")
+    b.set_acls("/", acl)
+    # Refusals before anything is read: auth (as for snapshot), the method.
+    assert restore_post(dst_port, snap) == (401, {"command": "restore", "error": "Auth info is missing for the command"})
+    assert restore_post(dst_port, snap, "digest admin:wrong") == (403, {"command": "restore", "error": "Not authorized"})
+    assert restore_post(dst_port, b"", "digest admin:secret", method="GET")[0] == 405
+    # A body that is not a snapshot: 500, nothing changed.
+    assert restore_post(dst_port, b"not a snapshot" * 10, "digest admin:secret") == (500, {"command": "restore", "error": None})
+    assert b.exists("/only-before")
+    time.sleep(2.2)
+    st, answer = restore_post(dst_port, snap, "digest admin:secret", name="rest")
+    assert st == 200 and answer["command"] == "rest" and answer["error"] is None and answer["last_zxid"] > 0, answer
+    # The rate limit (admin.rateLimiterIntervalInMS, in ms for restore): 429.
+    assert restore_post(dst_port, snap, "digest admin:secret") == (429, {"command": "restore", "error": None})
+    b.stop()
+    b.close()
+
+    def check(expect_new: bool):
+        c = KazooClient(hosts=dst.hosts, timeout=10)
+        c.start(timeout=20)
+        try:
+            c.add_auth("digest", "admin:secret")
+            assert c.get("/restored")[0] == b"from-the-snapshot"
+            assert c.get_children("/restored") == ["child"]
+            assert not c.exists("/only-before")
+            if expect_new:
+                assert c.get("/after")[0] == b"new"
+            else:
+                c.create("/after", b"new")
+        finally:
+            c.stop()
+            c.close()
+
+    check(expect_new=False)
+    # Durable: a restart recovers the restored tree and the write made on top of it.
+    dst.stop()
+    dst.keep_data = True
+    dst.start()
+    check(expect_new=True)
+
+
+def test_restore_command_disabled(new_server):
+    port = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(port), "admin.restore.enabled": "false"})
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    kz.set_acls("/", [make_digest_acl("admin", "secret", all=True)])
+    kz.stop()
+    kz.close()
+    assert restore_post(port, b"x", "digest admin:secret") == (503, {"command": "restore", "error": None})

@@ -479,6 +479,9 @@ pub struct ServerConfig {
     pub admin_idle_timeout: u32,
     /// `admin.snapshot.enabled` (ZooKeeper 3.9, default true): the `snapshot` command serves.
     pub admin_snapshot_enabled: bool,
+    /// `admin.restore.enabled` (ZooKeeper 3.9, default true): the `restore` command serves
+    /// (a standalone server only, in rzk).
+    pub admin_restore_enabled: bool,
     /// `admin.rateLimiterIntervalInMS` (ZooKeeper 3.9, default 300000): the `snapshot`
     /// command's rate limit. 3.9 reads it as *microseconds* for `snapshot` (one snapshot per
     /// 300 ms by default) and as milliseconds for `restore`; rzk does as 3.9.
@@ -1349,14 +1352,9 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.admin.snapshot.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
             c.admin_snapshot_enabled = b;
         }
-        // 3.9's `restore` (default on there): rzk does not serve it, so only "off" is honoured.
-        self.sys(&["zookeeper.admin.restore.enabled"], |v| {
-            if v.trim().eq_ignore_ascii_case("true") {
-                Err("rzk does not serve ZooKeeper 3.9's restore command (it answers as an unknown command); set it to false or leave it out".to_string())
-            } else {
-                Ok(())
-            }
-        })?;
+        if let Some(b) = self.sys(&["zookeeper.admin.restore.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
+            c.admin_restore_enabled = b;
+        }
         if let Some(n) = self.sys(&["zookeeper.admin.rateLimiterIntervalInMS"], |v| {
             v.trim().parse::<u32>().map_err(|_| format!("expected a non-negative integer, got \"{v}\""))
         })? {
@@ -1428,6 +1426,7 @@ impl<'o> Parser<'o> {
         cfg.admin_command_url = std::mem::take(&mut c.admin_command_url);
         cfg.admin_idle_timeout = c.admin_idle_timeout;
         cfg.admin_snapshot_enabled = c.admin_snapshot_enabled;
+        cfg.admin_restore_enabled = c.admin_restore_enabled;
         cfg.admin_rate_limiter_interval = c.admin_rate_limiter_interval;
         cfg.console = c.console.clone();
         cfg.jute_maxbuffer = c.jute_maxbuffer;
@@ -1761,6 +1760,7 @@ impl ServerConfig {
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
             admin_snapshot_enabled: true,
+            admin_restore_enabled: true,
             admin_rate_limiter_interval: 300_000,
             console: ConsoleConfig::default(),
             audit_enable: false,

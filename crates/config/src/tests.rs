@@ -373,9 +373,10 @@ fn admin_snapshot_settings() {
     assert_eq!(c.admin_rate_limiter_interval, 5);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(err_with("admin.rateLimiterIntervalInMS=-1\n").key(), Some("admin.rateLimiterIntervalInMS"));
-    // restore is not served: "off" is honoured, "on" stops the start-up naming the key.
-    assert!(with("admin.restore.enabled=false\n").warnings.is_empty());
-    assert_eq!(err_with("admin.restore.enabled=true\n").key(), Some("admin.restore.enabled"));
+    // restore: on by default, as in 3.9; Boolean.parseBoolean of the value.
+    assert!(with("").admin_restore_enabled);
+    assert!(!with("admin.restore.enabled=false\n").admin_restore_enabled);
+    assert!(with("admin.restore.enabled=TRUE\n").admin_restore_enabled);
 }
 
 #[test]

@@ -587,6 +587,32 @@ impl Member {
         }
     }
 
+    /// ZooKeeper 3.9's `restore` admin command on a standalone server: `tree` and `sessions`
+    /// (a snapshot's) replace the core's, as of the last zxid handed out, so the log goes on
+    /// gap-free and a snapshot of the new tree taken next (named after that zxid) is what a
+    /// restart recovers, with every later txn replayed on it. Every client connection is
+    /// closed (their sessions are the snapshot's now); clients reconnect. Refused on an
+    /// ensemble member (its tree would leave its quorum's history) and while a write is in
+    /// flight (the caller may try again at once).
+    pub fn restore(&mut self, now_ms: i64, wall_ms: i64, mut tree: DataTree, sessions: &[(SessionId, i32)]) -> Result<Zxid, String> {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.wall_ms = wall_ms;
+        if !self.cfg.standalone {
+            return Err("restore replaces one server's tree; an ensemble member's must stay its quorum's (restore a standalone server, or every member's dataDir while the ensemble is down)".into());
+        }
+        if self.core.proposed_front().is_some() {
+            return Err("a write is in flight".into());
+        }
+        let zxid = self.core.last_zxid();
+        assert_eq!(self.core.tree().last_processed_zxid(), zxid, "nothing in flight: the tree holds every zxid handed out");
+        tree.set_last_processed_zxid(zxid);
+        tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "restoring a snapshot (admin restore command)");
+        self.core.install(tree, sessions);
+        self.core_input(Input::Serve { role: Role::Standalone, epoch: zxid.epoch() });
+        self.pump();
+        Ok(zxid)
+    }
+
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
     /// installed tree's digest (None when digests are off).
     fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {

@@ -182,6 +182,9 @@ pub enum AdminRequest {
     Authorize { header: Option<String>, x509: Vec<Id>, ip: String, reply: oneshot::Sender<AuthVerdict> },
     /// A snapshot for the `snapshot` command, answered when its file is written.
     Snapshot(super::durable::SnapshotWaiter),
+    /// 3.9's `restore`: a snapshot's tree and sessions to install; answered once the
+    /// snapshot of the installed tree is written (its zxid), or with why it was refused.
+    Restore { tree: Box<rzk_tree::DataTree>, sessions: Vec<(rzk_proto::SessionId, i32)>, reply: super::durable::SnapshotWaiter },
 }
 
 /// The driver's answer to [`AdminRequest::Authorize`], as 3.9's `runCommand` decides.
@@ -228,7 +231,7 @@ pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminReques
             let _ = reply.send(verdict);
             return;
         }
-        AdminRequest::Snapshot(reply) => {
+        AdminRequest::Snapshot(reply) | AdminRequest::Restore { reply, .. } => {
             let _ = reply.send(Err("snapshots are taken by the driver's storage".into()));
             return;
         }
@@ -433,6 +436,11 @@ pub async fn start(
             snapshot_enabled: cfg.admin_snapshot_enabled,
             // 3.9 builds the snapshot command's limiter with the setting in microseconds.
             snapshot_limiter: Mutex::new(RateLimiter::new(Duration::from_millis(cfg.admin_rate_limiter_interval / 1000))),
+            restore_enabled: cfg.admin_restore_enabled,
+            restore_limiter: Mutex::new(RateLimiter::new(Duration::from_millis(cfg.admin_rate_limiter_interval))),
+            tree_options: super::durable::tree_options(cfg),
+            max_record_bytes: super::durable::max_record_bytes(cfg),
+            idle,
             tx: tx.clone(),
             host: host.clone(),
             command_url: url,
@@ -453,6 +461,15 @@ pub async fn start(
 struct AdminState {
     /// `admin.snapshot.enabled`.
     snapshot_enabled: bool,
+    /// `admin.restore.enabled`.
+    restore_enabled: bool,
+    /// The `restore` command's rate limit (3.9: `admin.rateLimiterIntervalInMS` in ms).
+    restore_limiter: Mutex<RateLimiter>,
+    /// How a restored snapshot is loaded (the server's tree options, `jute.maxbuffer`).
+    tree_options: rzk_tree::TreeOptions,
+    max_record_bytes: usize,
+    /// `admin.idleTimeout`: the longest wait for a chunk of a `restore` body.
+    idle: Duration,
     /// The `snapshot` command's rate limit.
     snapshot_limiter: Mutex<RateLimiter>,
     tx: mpsc::Sender<AdminRequest>,
@@ -485,10 +502,18 @@ impl AdminState {
         let Some(rest) = path.strip_prefix(self.command_url.as_str()) else {
             return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
         };
+        let name = rest.trim_start_matches('/').to_string();
+        let name = name.as_str();
+        // 3.9's one POST command: restore (its body is the snapshot).
+        if name == "restore" || name == "rest" {
+            if req.method() != Method::POST {
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
+            }
+            return self.restore(name.to_string(), req).await;
+        }
         if req.method() != Method::GET {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
         }
-        let name = rest.trim_start_matches('/');
         if name.is_empty() && (rest.is_empty() || rest == "/") {
             // The list of commands, one link each, as ZooKeeper's servlet prints it.
             let mut html = String::new();
@@ -519,18 +544,8 @@ impl AdminState {
         header: Option<String>,
         conn: Option<HttpConn>,
     ) -> HttpResponse {
-        let (x509, ip) = conn.map(|c| (c.x509, c.peer.ip().to_string())).unwrap_or_default();
-        let (reply, verdict) = oneshot::channel();
-        let verdict = match driver_round(&self.tx, AdminRequest::Authorize { header, x509, ip, reply }, verdict, DRIVER_WAIT).await {
-            Ok(v) => v,
-            Err(msg) => return unavailable(msg),
-        };
-        match verdict {
-            AuthVerdict::Allowed => {}
-            AuthVerdict::NotServing => return command_error(asked, 200, Some("This ZooKeeper instance is not currently serving requests")),
-            AuthVerdict::Missing => return command_error(asked, 401, Some("Auth info is missing for the command")),
-            AuthVerdict::NotAuthenticated => return command_error(asked, 401, Some("Not authenticated")),
-            AuthVerdict::NotAuthorized => return command_error(asked, 403, Some("Not authorized")),
+        if let Some(refused) = self.authorize(asked, header, conn).await {
+            return refused;
         }
         if !self.snapshot_enabled {
             tracing::warn!("snapshot command refused: admin.snapshot.enabled=false");
@@ -574,6 +589,111 @@ impl AdminState {
         h.insert("last_zxid", hyper::header::HeaderValue::from_str(&format!("0x{:x}", zxid.0)).expect("hex"));
         h.insert("snapshot_size", hyper::header::HeaderValue::from(size));
         r
+    }
+
+    /// 3.9's caller check for `snapshot` and `restore` (`runCommand`'s `AuthRequest(ALL, "/")`):
+    /// the `Authorization` header or the client certificate's x509 ids; `None` when allowed,
+    /// else the answer to give.
+    async fn authorize(&self, asked: &str, header: Option<String>, conn: Option<HttpConn>) -> Option<HttpResponse> {
+        let (x509, ip) = conn.map(|c| (c.x509, c.peer.ip().to_string())).unwrap_or_default();
+        let (reply, verdict) = oneshot::channel();
+        let verdict = match driver_round(&self.tx, AdminRequest::Authorize { header, x509, ip, reply }, verdict, DRIVER_WAIT).await {
+            Ok(v) => v,
+            Err(msg) => return Some(unavailable(msg)),
+        };
+        match verdict {
+            AuthVerdict::Allowed => None,
+            AuthVerdict::NotServing => Some(command_error(asked, 200, Some("This ZooKeeper instance is not currently serving requests"))),
+            AuthVerdict::Missing => Some(command_error(asked, 401, Some("Auth info is missing for the command"))),
+            AuthVerdict::NotAuthenticated => Some(command_error(asked, 401, Some("Not authenticated"))),
+            AuthVerdict::NotAuthorized => Some(command_error(asked, 403, Some("Not authorized"))),
+        }
+    }
+
+    /// ZooKeeper 3.9's `restore` (`Commands.RestoreCommand`): the caller as for `snapshot`;
+    /// `admin.restore.enabled` (503); the rate limit of one per `admin.rateLimiterIntervalInMS`
+    /// ms (429); then the request body, a snapshot stream as `snapshot` sends it, is decoded
+    /// (its checksums verified) on a blocking thread as it arrives, and the driver installs
+    /// the tree and sessions and writes a snapshot of them before answering
+    /// `{"last_zxid": <the zxid the restored tree is served at>}`. A body that is not a
+    /// snapshot, or a refusal (an ensemble member), is a 500 with the reason logged, as
+    /// ZooKeeper answers an exception.
+    async fn restore(&self, asked: String, req: Request<Incoming>) -> HttpResponse {
+        let header = req.headers().get(hyper::header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let conn = req.extensions().get::<HttpConn>().cloned();
+        if let Some(refused) = self.authorize(&asked, header, conn).await {
+            return refused;
+        }
+        if !self.restore_enabled {
+            tracing::warn!("restore command refused: admin.restore.enabled=false");
+            return command_error(&asked, 503, None);
+        }
+        if !self.restore_limiter.lock().expect("rate limiter").allow() {
+            tracing::warn!("restore command rate limited (admin.rateLimiterIntervalInMS)");
+            return command_error(&asked, 429, None);
+        }
+        let (tree, sessions) = match self.decode_restore_body(req.into_body()).await {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::warn!(reason = %why, "restore command: the request body is not a usable snapshot");
+                return command_error(&asked, 500, None);
+            }
+        };
+        let nodes = tree.node_count();
+        let (reply, done) = oneshot::channel();
+        let req = AdminRequest::Restore { tree: Box::new(tree), sessions, reply };
+        match driver_round(&self.tx, req, done, SNAPSHOT_WAIT).await {
+            Ok(Ok((zxid, path))) => {
+                tracing::info!(zxid = %zxid, nodes, snapshot = %path.display(), "restore command: snapshot restored and written");
+                json_response(&CommandResponse { status: 200, body: json!({ "command": asked, "error": null, "last_zxid": zxid.0 }) })
+            }
+            Ok(Err(why)) => {
+                tracing::warn!(reason = %why, "restore command refused");
+                command_error(&asked, 500, None)
+            }
+            Err(msg) => unavailable(msg),
+        }
+    }
+
+    /// The body of a `restore`, decoded as it arrives: chunks go over a bounded channel to a
+    /// blocking thread that reads them as one snapshot stream (a chunk waits at most
+    /// `admin.idleTimeout`; a stalled sender ends the restore).
+    async fn decode_restore_body(&self, mut body: Incoming) -> Result<(rzk_tree::DataTree, Vec<(rzk_proto::SessionId, i32)>), String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(RESTORE_CHUNKS_QUEUED);
+        let (opts, max_record) = (self.tree_options, self.max_record_bytes);
+        let decoder = tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader { rx, chunk: Bytes::new() };
+            let (head, tree, _tail) = rzk_storage::snapshot::decode_snapshot(reader, max_record, |head, nodes| {
+                rzk_tree::DataTree::from_snapshot(opts, head.acls.clone(), nodes)
+            })
+            .map_err(|e| e.to_string())?;
+            let tree = tree.map_err(|e| e.to_string())?;
+            let sessions = head.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
+            Ok::<_, String>((tree, sessions))
+        });
+        let mut sent = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(self.idle, body.frame()).await {
+                Err(_) => return Err("the body stalled (admin.idleTimeout)".into()),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(format!("reading the body: {e}")),
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            sent += data.len() as u64;
+            let tx2 = tx.clone();
+            // The blocking send waits while the decoder is behind (the channel is bounded).
+            match tokio::task::spawn_blocking(move || tx2.send(data)).await {
+                Ok(Ok(())) => {}
+                // The decoder stopped early: its error says why.
+                _ => break,
+            }
+        }
+        drop(tx);
+        match decoder.await {
+            Ok(r) => r.map_err(|e| format!("{e} (after {sent} bytes)")),
+            Err(e) => Err(format!("the decoder failed: {e}")),
+        }
     }
 
     async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
@@ -768,6 +888,30 @@ async fn driver_round<T>(
 /// `CommandResponse(cmdName, error, statusCode)`).
 fn command_error(command: &str, status: u16, error: Option<&str>) -> HttpResponse {
     json_response(&CommandResponse { status, body: json!({ "command": command, "error": error }) })
+}
+
+/// Chunks of a `restore` body queued for its decoder, at most.
+const RESTORE_CHUNKS_QUEUED: usize = 16;
+
+/// A `restore` body as a `Read`: the chunks the HTTP task passes over a bounded channel.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(c) => self.chunk = c,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
 }
 
 /// How long a `snapshot` command waits for its snapshot to be written.

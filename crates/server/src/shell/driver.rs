@@ -419,6 +419,16 @@ pub async fn run_with_audit(
             Some(req) = super::admin::recv(&mut admin_rx) => {
                 match req {
                     super::admin::AdminRequest::Snapshot(reply) => d.storage.snapshot_for_admin(d.member.core(), reply),
+                    super::admin::AdminRequest::Restore { tree, sessions, reply } => {
+                        let now = (d.now_ms(), wall_ms());
+                        match d.member.restore(now.0, now.1, *tree, &sessions) {
+                            // The installed tree is made durable before the caller hears of it.
+                            Ok(_) => d.storage.snapshot_for_admin(d.member.core(), reply),
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                            }
+                        }
+                    }
                     req => super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req),
                 }
             }
