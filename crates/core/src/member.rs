@@ -259,6 +259,16 @@ pub enum Output {
     Audit(crate::audit::AuditEvent),
 }
 
+/// Why [`Member::restore`] did not restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreRefused {
+    #[error("restore replaces one server's tree; an ensemble member's must stay its quorum's (restore a standalone server, or every member's dataDir while the ensemble is down)")]
+    EnsembleMember,
+    /// Transient: the caller may try again at once.
+    #[error("a write is in flight")]
+    WriteInFlight,
+}
+
 /// One server. See the module docs.
 pub struct Member {
     cfg: MemberConfig,
@@ -593,15 +603,22 @@ impl Member {
     /// restart recovers, with every later txn replayed on it. Every client connection is
     /// closed (their sessions are the snapshot's now); clients reconnect. Refused on an
     /// ensemble member (its tree would leave its quorum's history) and while a write is in
-    /// flight (the caller may try again at once).
-    pub fn restore(&mut self, now_ms: i64, wall_ms: i64, mut tree: DataTree, sessions: &[(SessionId, i32)]) -> Result<Zxid, String> {
+    /// flight ([`Member::can_restore`] says when it may be tried again); a refusal hands the
+    /// tree back.
+    pub fn restore(
+        &mut self,
+        now_ms: i64,
+        wall_ms: i64,
+        mut tree: DataTree,
+        sessions: &[(SessionId, i32)],
+    ) -> Result<Zxid, (RestoreRefused, Box<DataTree>)> {
         self.now_ms = self.now_ms.max(now_ms);
         self.wall_ms = wall_ms;
         if !self.cfg.standalone {
-            return Err("restore replaces one server's tree; an ensemble member's must stay its quorum's (restore a standalone server, or every member's dataDir while the ensemble is down)".into());
+            return Err((RestoreRefused::EnsembleMember, Box::new(tree)));
         }
-        if self.core.proposed_front().is_some() {
-            return Err("a write is in flight".into());
+        if !self.can_restore() {
+            return Err((RestoreRefused::WriteInFlight, Box::new(tree)));
         }
         let zxid = self.core.last_zxid();
         assert_eq!(self.core.tree().last_processed_zxid(), zxid, "nothing in flight: the tree holds every zxid handed out");
@@ -611,6 +628,11 @@ impl Member {
         self.core_input(Input::Serve { role: Role::Standalone, epoch: zxid.epoch() });
         self.pump();
         Ok(zxid)
+    }
+
+    /// Whether a restore would be taken now: no write of this server's is in flight.
+    pub fn can_restore(&self) -> bool {
+        self.core.proposed_front().is_none()
     }
 
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the

@@ -91,7 +91,19 @@ struct Driver {
     audit: Option<super::audit::AuditLog>,
     /// `execute`'s list of the member's outputs, kept for its capacity.
     out_buf: Vec<Output>,
+    /// An admin `restore` waiting for the writes in flight to commit.
+    pending_restore: Option<PendingRestore>,
 }
+
+struct PendingRestore {
+    tree: Box<rzk_tree::DataTree>,
+    sessions: Vec<(rzk_proto::SessionId, i32)>,
+    reply: durable::SnapshotWaiter,
+    deadline: Instant,
+}
+
+/// How long an admin `restore` waits for the writes in flight to commit.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
 impl Driver {
     fn now_ms(&self) -> i64 {
@@ -143,6 +155,25 @@ impl Driver {
             }
         }
         self.out_buf = outs;
+    }
+
+    /// The admin `restore` waiting for the writes in flight to commit: taken once none is
+    /// (the driver's turn ends with the member's writes handed to storage, so they commit);
+    /// refused after RESTORE_WAIT.
+    fn try_restore(&mut self) {
+        let Some(p) = self.pending_restore.take() else { return };
+        if !self.member.can_restore() && Instant::now() < p.deadline {
+            self.pending_restore = Some(p);
+            return;
+        }
+        let (now, wall) = (self.now_ms(), wall_ms());
+        match self.member.restore(now, wall, *p.tree, &p.sessions) {
+            // The installed tree is made durable before the caller hears of it.
+            Ok(_) => self.storage.snapshot_for_admin(self.member.core(), p.reply),
+            Err((why, _tree)) => {
+                let _ = p.reply.send(Err(why.to_string()));
+            }
+        }
     }
 
     /// A frame to a client; a client whose queue is full is cut off (it is not reading).
@@ -356,6 +387,7 @@ pub async fn run_with_audit(
         conns: HashMap::new(),
         audit,
         out_buf: Vec::new(),
+        pending_restore: None,
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -420,14 +452,11 @@ pub async fn run_with_audit(
                 match req {
                     super::admin::AdminRequest::Snapshot(reply) => d.storage.snapshot_for_admin(d.member.core(), reply),
                     super::admin::AdminRequest::Restore { tree, sessions, reply } => {
-                        let now = (d.now_ms(), wall_ms());
-                        match d.member.restore(now.0, now.1, *tree, &sessions) {
-                            // The installed tree is made durable before the caller hears of it.
-                            Ok(_) => d.storage.snapshot_for_admin(d.member.core(), reply),
-                            Err(why) => {
-                                let _ = reply.send(Err(why));
-                            }
+                        if let Some(p) = d.pending_restore.take() {
+                            let _ = p.reply.send(Err("another restore came".into()));
                         }
+                        let deadline = Instant::now() + RESTORE_WAIT;
+                        d.pending_restore = Some(PendingRestore { tree, sessions, reply, deadline });
                     }
                     req => super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req),
                 }
@@ -437,6 +466,7 @@ pub async fn run_with_audit(
                 client_events(&mut d, &process, &counts, ev, &mut inbox);
             }
         }
+        d.try_restore();
         d.execute();
         d.storage.flush();
         if let Some(a) = &mut d.audit {
