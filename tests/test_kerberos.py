@@ -78,36 +78,14 @@ def realm():
                 os.environ[k] = v
 
 
-class KrbZooKeeper(h.ZooKeeperServer):
-    props: list = []
-
-    def command(self):
-        cmd = super().command()
-        i = cmd.index("-cp")
-        return cmd[:i] + self.props + cmd[i:]
-
-
-class KrbRzk(h.RzkServer):
-    """rzk takes the JAAS file as zkServer.sh passes it (SERVER_JVMFLAGS); its Kerberos
-    library reads krb5.conf from KRB5_CONFIG (set by the realm fixture)."""
-
-    props: list = []
-
-    def env(self):
-        e = super().env()
-        e["SERVER_JVMFLAGS"] = "-Xmx512m " + " ".join(self.props)
-        return e
-
-
 def start(kind: str, realm: Realm, jaas: str, **cfg) -> h.Server:
     if kind == "rzk" and not h.rzk_available():
         pytest.skip("rzk binary not found at %s" % h.rzk_binary())
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    cls = KrbZooKeeper if kind == "zookeeper" else KrbRzk
-    s = cls(extra_cfg={k: str(v) for k, v in cfg.items()})
-    s.props = ["-Djava.security.auth.login.config=%s" % jaas, "-Djava.security.krb5.conf=%s" % realm.kdc.krb5_conf]
-    return s.start()
+    # rzk's Kerberos library reads krb5.conf from KRB5_CONFIG (set by the realm fixture).
+    props = ["-Djava.security.auth.login.config=%s" % jaas, "-Djava.security.krb5.conf=%s" % realm.kdc.krb5_conf]
+    return h.server_with_props(kind, props, **cfg).start()
 
 
 @pytest.fixture(scope="module")

@@ -48,32 +48,9 @@ def client_jaas(path, user: str, password: str) -> str:
     return str(path)
 
 
-class SaslZooKeeper(h.ZooKeeperServer):
-    props: list = []
-
-    def command(self):
-        cmd = super().command()
-        i = cmd.index("-cp")
-        return cmd[:i] + self.props + cmd[i:]
-
-
-class SaslRzk(h.RzkServer):
-    """rzk takes the JAAS file as ZooKeeper's zkServer.sh passes it: in SERVER_JVMFLAGS."""
-
-    props: list = []
-
-    def env(self):
-        e = super().env()
-        e["SERVER_JVMFLAGS"] = "-Xmx512m " + " ".join(self.props)
-        return e
-
-
 def start(kind: str, jaas: str, **cfg) -> h.Server:
     _available(kind)
-    cls = SaslZooKeeper if kind == "zookeeper" else SaslRzk
-    s = cls(extra_cfg={k: str(v) for k, v in cfg.items()})
-    s.props = ["-Djava.security.auth.login.config=%s" % jaas]
-    return s.start()
+    return h.server_with_props(kind, ["-Djava.security.auth.login.config=%s" % jaas], **cfg).start()
 
 
 @pytest.fixture(scope="module")

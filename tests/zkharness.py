@@ -477,6 +477,37 @@ class RzkServer(Server):
 SERVER_KINDS = {"zookeeper": ZooKeeperServer, "rzk": RzkServer}
 
 
+class PropsZooKeeper(ZooKeeperServer):
+    """ZooKeeper with JVM system properties (`-D...`) before its class path, as zkServer.sh
+    passes SERVER_JVMFLAGS."""
+
+    props: list = []
+
+    def command(self):
+        cmd = super().command()
+        i = cmd.index("-cp")
+        return cmd[:i] + self.props + cmd[i:]
+
+
+class PropsRzk(RzkServer):
+    """rzk takes the same properties as zkServer.sh passes them: in SERVER_JVMFLAGS."""
+
+    props: list = []
+
+    def env(self):
+        e = super().env()
+        e["SERVER_JVMFLAGS"] = "-Xmx512m " + " ".join(self.props)
+        return e
+
+
+def server_with_props(kind: str, props, **cfg) -> "Server":
+    """A server (not started) of `kind` given JVM system properties `props` and zoo.cfg keys."""
+    cls = PropsZooKeeper if kind == "zookeeper" else PropsRzk
+    s = cls(extra_cfg={k: str(v) for k, v in cfg.items()})
+    s.props = list(props)
+    return s
+
+
 def make_server(kind: str, **kw) -> Server:
     return SERVER_KINDS[kind](**kw)
 
