@@ -78,20 +78,8 @@ fn sasl_from_jaas(path: &str, section: &str) -> Result<Option<SaslCredentials>, 
         eprintln!("JAAS file {path} has no section '{section}': not attempting SASL authentication");
         return Ok(None);
     };
-    for m in modules {
-        if m.class != rzk_config::sasl::DIGEST_LOGIN_MODULE {
-            return Err(format!(
-                "JAAS file {path}: section {section}: {} is not supported by rzk cli (only {} for DIGEST-MD5)",
-                m.class,
-                rzk_config::sasl::DIGEST_LOGIN_MODULE
-            ));
-        }
-        let opt = |k: &str| m.options.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if let (Some(username), Some(password)) = (opt("username"), opt("password")) {
-            return Ok(Some(SaslCredentials { username, password }));
-        }
-    }
-    Err(format!("JAAS file {path}: section {section} has no username and password"))
+    let (username, password) = rzk_config::sasl::client_credentials(section, modules).map_err(|e| format!("JAAS file {path}: {e}"))?;
+    Ok(Some(SaslCredentials { username, password }))
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
