@@ -15,6 +15,7 @@ pub mod durable;
 pub mod listen;
 pub mod metrics;
 pub mod peer;
+pub mod peersec;
 pub mod rolling;
 pub mod tls;
 
