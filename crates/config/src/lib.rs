@@ -1188,13 +1188,22 @@ impl<'o> Parser<'o> {
     fn check_quorum_sasl(&self) -> Result<(), ConfigError> {
         let q = &self.cfg.quorum_sasl;
         if !q.enabled && q.server_require {
-            return Err(self.invalid("quorum.auth.serverRequireSasl", "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl"));
+            return Err(self.invalid(
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ));
         }
         if !q.enabled && q.learner_require {
-            return Err(self.invalid("quorum.auth.learnerRequireSasl", "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl"));
+            return Err(self.invalid(
+                "quorum.auth.learnerRequireSasl",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl",
+            ));
         }
         if !q.learner_require && q.server_require {
-            return Err(self.invalid("quorum.auth.serverRequireSasl", "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl"));
+            return Err(self.invalid(
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ));
         }
         Ok(())
     }
@@ -2226,11 +2235,14 @@ pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::Invalid {
             file,
             key: "quorum.auth.enableSasl".to_string(),
-            message: "SASL between servers needs a JAAS file with the QuorumServer and QuorumLearner sections (java.security.auth.login.config)".to_string(),
+            message:
+                "SASL between servers needs a JAAS file with the QuorumServer and QuorumLearner sections (java.security.auth.login.config)"
+                    .to_string(),
         });
     };
     let err = |key: &str, message: String| ConfigError::Invalid { file: path.display().to_string(), key: key.to_string(), message };
-    let text = std::fs::read_to_string(&path).map_err(|e| err("java.security.auth.login.config", format!("cannot read the JAAS file: {e}")))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| err("java.security.auth.login.config", format!("cannot read the JAAS file: {e}")))?;
     let jaas = sasl::parse_jaas(&text).map_err(|e| err("java.security.auth.login.config", e))?;
     let q = &mut cfg.quorum_sasl;
     let section = |key: &str, name: &str| {
@@ -2239,7 +2251,8 @@ pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         })
     };
     let modules = section("quorum.auth.server.saslLoginContext", &q.server_login_context)?;
-    let (users, notes) = sasl::server_credentials(&q.server_login_context, modules).map_err(|e| err("quorum.auth.server.saslLoginContext", e))?;
+    let (users, notes) =
+        sasl::server_credentials(&q.server_login_context, modules).map_err(|e| err("quorum.auth.server.saslLoginContext", e))?;
     q.server_users = Some(users);
     let modules = section("quorum.auth.learner.saslLoginContext", &q.learner_login_context)?;
     q.learner_credentials =

@@ -495,7 +495,10 @@ fn unimplemented_security_keys_stop_start_up() {
         ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
         ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
         ("ssl.quorum.authProvider=x509\n", "ssl.quorum.authProvider"),
-        ("sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/t.pem\nssl.quorum.ocsp=true\n", "ssl.quorum.ocsp"),
+        (
+            "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/t.pem\nssl.quorum.ocsp=true\n",
+            "ssl.quorum.ocsp",
+        ),
         ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
         ("kerberos.removeHostFromPrincipal=true\n", "kerberos.removeHostFromPrincipal"),
         ("kerberos.removeRealmFromPrincipal=true\n", "kerberos.removeRealmFromPrincipal"),
@@ -552,10 +555,7 @@ fn quorum_tls_and_sasl_settings() {
     assert_eq!(err_with("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n").key(), Some("ssl.quorum.trustStore.location"));
     assert_eq!(err_with("quorum.auth.serverRequireSasl=true\n").key(), Some("quorum.auth.serverRequireSasl"));
     assert_eq!(err_with("quorum.auth.learnerRequireSasl=true\n").key(), Some("quorum.auth.learnerRequireSasl"));
-    assert_eq!(
-        err_with("quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n").key(),
-        Some("quorum.auth.serverRequireSasl")
-    );
+    assert_eq!(err_with("quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n").key(), Some("quorum.auth.serverRequireSasl"));
     assert!(err_with("sslQuorum=1\n").to_string().contains("expected true or false"));
     let s = with(
         "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n\
@@ -577,9 +577,8 @@ fn quorum_sasl_jaas_sections() {
          QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required username=\"zk\" password=\"pw\"; };\n",
     )
     .unwrap();
-    let text = |extra: &str| {
-        format!("dataDir=/d\nquorum.auth.enableSasl=true\njava.security.auth.login.config={}\n{extra}", jaas.display())
-    };
+    let text =
+        |extra: &str| format!("dataDir=/d\nquorum.auth.enableSasl=true\njava.security.auth.login.config={}\n{extra}", jaas.display());
     let mut c = ServerConfig::parse(&text("")).unwrap();
     load_jaas(&mut c).unwrap();
     assert_eq!(c.quorum_sasl.learner_credentials, Some(("zk".into(), "pw".into())));

@@ -307,7 +307,10 @@ pub mod client {
                             return Err(ClientError(format!("the server offers no qop auth ({})", String::from_utf8_lossy(q))));
                         }
                     }
-                    let realm = d.get("realm").map(|r| String::from_utf8_lossy(r).into_owned()).unwrap_or_else(|| self.service.server_name.to_string());
+                    let realm = d
+                        .get("realm")
+                        .map(|r| String::from_utf8_lossy(r).into_owned())
+                        .unwrap_or_else(|| self.service.server_name.to_string());
                     let uri = self.service.digest_uri();
                     let SaslCredentials { username, password } = &self.creds;
                     let cnonce = self.cnonce.as_bytes();

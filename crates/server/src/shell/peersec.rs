@@ -250,7 +250,9 @@ impl PeerSecurity {
             }
             return Ok(head.to_vec());
         }
-        let r = tokio::time::timeout(timeout, server_exchange(rd, wr, auth, head)).await.unwrap_or(Err(Failure::Io("not finished in time".into())));
+        let r = tokio::time::timeout(timeout, server_exchange(rd, wr, auth, head))
+            .await
+            .unwrap_or(Err(Failure::Io("not finished in time".into())));
         match r {
             Ok(user) => {
                 tracing::info!(%from, user, "Successfully completed the authentication using SASL (quorum learner)");

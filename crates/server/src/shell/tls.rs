@@ -439,7 +439,8 @@ pub fn cipher_suites(t: &ClientTls, provider: &CryptoProvider) -> Result<Vec<Sup
         Some(names) => names
             .iter()
             .map(|n| {
-                find(n).ok_or_else(|| setting(&t.key("ciphersuites"), format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers")))
+                find(n)
+                    .ok_or_else(|| setting(&t.key("ciphersuites"), format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers")))
             })
             .collect(),
         None => {
@@ -493,10 +494,8 @@ pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
     let builder = match t.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let ts = t
-                .trust_store
-                .as_ref()
-                .ok_or_else(|| setting(&t.key("trustStore.location"), "client certificates need a trust store"))?;
+            let ts =
+                t.trust_store.as_ref().ok_or_else(|| setting(&t.key("trustStore.location"), "client certificates need a trust store"))?;
             let v = WebPkiClientVerifier::builder_with_provider(roots(ts)?, provider);
             let v = if auth == ClientAuth::Want { v.allow_unauthenticated() } else { v };
             builder.with_client_cert_verifier(v.build().map_err(|e| store_err(ts, e.to_string()))?)
