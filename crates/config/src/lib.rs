@@ -1175,7 +1175,21 @@ impl<'o> Parser<'o> {
                     format!("{why} is set, so the quorum's TLS needs a trust store for the other servers' certificates (ssl.quorum.trustStore.location); rzk has no JDK default trust store"),
                 ));
             }
-        } else if q.tls.cert_reload {
+        } else {
+            // Unused settings (kept, as ZooKeeper keeps them, so that the stores can be put
+            // in place before a rolling move to TLS), each said so.
+            let admin = self.cfg.admin_tls.enabled();
+            let unused: Vec<(String, usize)> = security::QUORUM_TLS_PROPERTIES
+                .iter()
+                .filter(|p| self.cfg.system_properties.contains_key(**p))
+                .filter(|p| !(admin && security::ADMIN_TLS_PROPERTIES.contains(p)))
+                .map(|p| self.sys_origin(p))
+                .collect();
+            for (k, l) in unused {
+                self.warn(&k, l, format!("{k} has no effect: neither sslQuorum nor portUnification is set, so the quorum and election ports speak plaintext"));
+            }
+        }
+        if !q.enabled() && q.tls.cert_reload {
             let line = self.key_line("sslQuorumReloadCertFiles");
             self.warn("sslQuorumReloadCertFiles", line, "sslQuorumReloadCertFiles has no effect without sslQuorum or portUnification");
         }
@@ -1301,9 +1315,9 @@ impl<'o> Parser<'o> {
     fn read_system_properties(&mut self) -> Result<(), ConfigError> {
         self.refuse_unsupported_security()?;
         self.read_client_tls()?;
+        self.read_admin_tls()?;
         self.read_quorum_tls()?;
         self.check_quorum_sasl()?;
-        self.read_admin_tls()?;
         self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {

@@ -374,14 +374,14 @@ pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool, 
         if admin_tls_on && ADMIN_TLS_PROPERTIES.contains(&name) {
             return None;
         }
-        if quorum_tls_on && QUORUM_TLS_PROPERTIES.contains(&name) {
+        // Read (or, with neither sslQuorum nor portUnification, unused: logged by the
+        // parser, as ZooKeeper leaves them unused), so an operator can put the stores in
+        // place before a rolling move to TLS.
+        let _ = quorum_tls_on;
+        if QUORUM_TLS_PROPERTIES.contains(&name) {
             return None;
         }
-        if QUORUM_TLS_PROPERTIES.contains(&name) {
-            "the ssl.quorum.* settings are read only with sslQuorum=true or portUnification=true (and the key and trust stores for the admin server's TLS)".into()
-        } else {
-            format!("{k} is not a quorum TLS setting rzk knows")
-        }
+        format!("{k} is not a quorum TLS setting rzk knows")
     } else if k.starts_with("kerberos.") || k == "server.principal" {
         "Kerberos (GSSAPI) authentication is not supported by rzk yet (SASL DIGEST-MD5 is)".into()
     } else if k.starts_with("sasl.") && k != "sasl.serverconfig" {

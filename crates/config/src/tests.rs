@@ -350,14 +350,15 @@ fn admin_server_tls_takes_the_quorum_stores() {
     assert_eq!(e.key(), Some("ssl.quorum.keyStore.location"), "{e}");
     let e = err_with("admin.forceHttps=true\nssl.quorum.keyStore.location=/k.p12\n");
     assert_eq!(e.key(), Some("ssl.quorum.trustStore.location"), "{e}");
-    // Without admin TLS the quorum stores still ask for TLS between servers, which rzk lacks.
-    let e = err_with("admin.forceHttps=false\nssl.quorum.keyStore.location=/k.p12\n");
-    assert_eq!(e.key(), Some("ssl.quorum.keyStore.location"), "{e}");
-    // And the other ssl.quorum.* keys configure quorum TLS only.
-    let e = err_with(
+    // Without admin TLS (or with it, for what the admin server does not read) the quorum
+    // settings are unused until sslQuorum / portUnification: said so.
+    let c = with("admin.forceHttps=false\nssl.quorum.keyStore.location=/k.p12\n");
+    assert!(has_warning(&c, "ssl.quorum.keyStore.location", "no effect"), "{:?}", c.warnings);
+    let c = with(
         "admin.forceHttps=true\nssl.quorum.keyStore.location=/k.p12\nssl.quorum.trustStore.location=/ca.pem\nssl.quorum.protocol=TLSv1.3\n",
     );
-    assert_eq!(e.key(), Some("ssl.quorum.protocol"), "{e}");
+    assert!(has_warning(&c, "ssl.quorum.protocol", "no effect"), "{:?}", c.warnings);
+    assert!(!has_warning(&c, "ssl.quorum.keyStore.location", "no effect"), "{:?}", c.warnings);
     let c = with("admin.needClientAuth=true\n");
     assert!(has_warning(&c, "admin.needClientAuth", "no effect"), "{:?}", c.warnings);
     assert_eq!(with("admin.forceHttps=yes\n").admin_tls, AdminTls::default());
@@ -493,7 +494,6 @@ fn ignored_keys() {
 fn unimplemented_security_keys_stop_start_up() {
     for (text, key) in [
         ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
-        ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
         ("ssl.quorum.authProvider=x509\n", "ssl.quorum.authProvider"),
         (
             "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/t.pem\nssl.quorum.ocsp=true\n",
@@ -548,8 +548,10 @@ fn quorum_tls_and_sasl_settings() {
     let d = with("");
     assert!(!d.quorum_tls.enabled() && d.quorum_tls.allow_reverse_dns_lookup && d.quorum_tls.tls.hostname_verification);
     // Turned off: accepted.
-    let off = with("sslQuorum=false\nportUnification=false\nquorum.auth.enableSasl=false\n");
+    let off = with("sslQuorum=false\nportUnification=false\nquorum.auth.enableSasl=false\nssl.quorum.keyStore.location=/q.jks\n");
     assert!(!off.quorum_tls.enabled() && !off.quorum_sasl.enabled);
+    // Stores in place before a rolling move to TLS: unused, and said so.
+    assert!(has_warning(&off, "ssl.quorum.keyStore.location", "speak plaintext"), "{:?}", off.warnings);
     // TLS without its stores, and ZooKeeper's checks of the SASL booleans.
     assert_eq!(err_with("sslQuorum=true\n").key(), Some("ssl.quorum.keyStore.location"));
     assert_eq!(err_with("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n").key(), Some("ssl.quorum.trustStore.location"));
