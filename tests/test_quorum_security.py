@@ -214,9 +214,15 @@ def mixed_failover(ens: ze.Ensemble) -> None:
     read_everywhere(rest, paths)
 
 
+# ZooKeeper's TLS quorum ports (UnifiedServerSocket) tell TLS by netty's SslHandler, whose
+# codec zookeeper.jar's manifest does not list: without it the election listener thread
+# dies silently (a NoClassDefFoundError inside an executor) and the server never joins.
+ZK_TLS_JARS = ["/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"]
+
+
 @needs_zookeeper
 def test_mixed_ensemble_over_tls(pki):
-    with ze.Ensemble([RZK, ZK, RZK], 3, proxied=False, extra_cfg=tls_cfg(pki), name="qmixtls") as ens:
+    with ze.Ensemble([RZK, ZK, RZK], 3, proxied=False, extra_cfg=tls_cfg(pki), name="qmixtls", zk_extra_jars=ZK_TLS_JARS) as ens:
         mixed_failover(ens)
         logs = {m.sid: m.log_text() for m in ens.members}
         assert "SSL handshake complete" in logs[2] or "TLS" in logs[2], logs[2][-3000:]
