@@ -1186,7 +1186,13 @@ impl<'o> Parser<'o> {
                 .map(|p| self.sys_origin(p))
                 .collect();
             for (k, l) in unused {
-                self.warn(&k, l, format!("{k} has no effect: neither sslQuorum nor portUnification is set, so the quorum and election ports speak plaintext"));
+                self.warn(
+                    &k,
+                    l,
+                    format!(
+                        "{k} has no effect: neither sslQuorum nor portUnification is set, so the quorum and election ports speak plaintext"
+                    ),
+                );
             }
         }
         if !q.enabled() && q.tls.cert_reload {
