@@ -12,7 +12,9 @@ certificate names 127.0.0.1, so ZooKeeper's hostname verification passes).
 * quorum SASL: an rzk ensemble requiring it; a member with a wrong password never joins;
 * mixed ensembles of rzk and Apache ZooKeeper 3.8 members over TLS and over SASL: an rzk
   leader over a ZooKeeper follower, then (the leader killed) a ZooKeeper leader over an rzk
-  follower, writes through every member read back on every member.
+  follower, writes through every member read back on every member;
+* the quorum settings rzk cannot honour (or that lack what they need) stop start-up naming
+  the key.
 
 RZK_ENSEMBLE=0 skips the file, as the other ensemble tests.
 """
@@ -20,6 +22,7 @@ RZK_ENSEMBLE=0 skips the file, as the other ensemble tests.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Dict
@@ -236,3 +239,40 @@ def test_mixed_ensemble_over_sasl(tmp_path):
                      extra_cfg=SASL_CFG, env={"SERVER_JVMFLAGS": "-Djava.security.auth.login.config=%s" % good}) as ens:
         mixed_failover(ens)
         assert "Successfully completed the authentication using SASL" in ens[2].log_text()
+
+
+def rzk_start_error(tmp_path: Path, lines) -> str:
+    """rzk's output when it refuses to start as member 1 of a 3-server ensemble."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "myid").write_text("1\n")
+    ports = [h.free_port() for _ in range(7)]
+    servers = ["server.%d=127.0.0.1:%d:%d" % (i + 1, ports[2 * i + 1], ports[2 * i + 2]) for i in range(3)]
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("\n".join(["tickTime=500", "initLimit=10", "syncLimit=5", "dataDir=%s" % data, "clientPort=%d" % ports[0],
+                              "clientPortAddress=127.0.0.1", "admin.enableServer=false"] + servers + list(lines)) + "\n")
+    r = subprocess.run([str(h.rzk_binary()), "server", "--config", str(cfg)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=20)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode != 0, out
+    return out
+
+
+def test_quorum_settings_rzk_cannot_honour_stop_the_start(tmp_path, pki):
+    stores = ["%s=%s" % kv for kv in tls_stores(pki).items()]
+    krb = tmp_path / "krb.conf"
+    krb.write_text("QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_a=\"b\"; };\n"
+                   "QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };\n")
+    for lines, key in [
+        (["sslQuorum=true"], "ssl.quorum.keyStore.location"),
+        (["portUnification=true", "ssl.quorum.keyStore.location=%s" % pki.p("server.p12")], "ssl.quorum.trustStore.location"),
+        (["sslQuorum=true"] + stores + ["ssl.quorum.keyStore.password=wrong"], "ssl.quorum.keyStore.location"),
+        (["sslQuorum=true"] + stores + ["ssl.quorum.ciphersuites=TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "ssl.quorum.ciphersuites"),
+        (["sslQuorum=true"] + stores + ["ssl.quorum.crl=true"], "ssl.quorum.crl"),
+        (["quorum.auth.learnerRequireSasl=true"], "quorum.auth.learnerRequireSasl"),
+        (["quorum.auth.enableSasl=true"], "quorum.auth.enableSasl"),
+        (["quorum.auth.enableSasl=true", "java.security.auth.login.config=%s" % krb], "Kerberos"),
+        (["quorum.auth.kerberos.servicePrincipal=zkquorum/localhost"], "quorum.auth.kerberos.servicePrincipal"),
+    ]:
+        out = rzk_start_error(tmp_path, lines)
+        assert key in out, (lines, out)
