@@ -1395,8 +1395,43 @@ mod tests {
             port_unification,
             hostname_verification: true,
             allow_reverse_dns_lookup: true,
+            peer_hosts: vec!["127.0.0.1".into()],
             detection_timeout: Duration::from_secs(5),
             sasl: None,
+        }
+    }
+
+    /// Hostname verification: a certificate that names only a host name passes when that
+    /// name is a `server.N` host resolving to the peer's address (`allowReverseDnsLookup`),
+    /// and is refused without the fallback.
+    #[tokio::test]
+    async fn a_certificate_naming_a_server_host() {
+        for allow in [true, false] {
+            let mut server = tls("peer-store.pem", true, false);
+            server.peer_hosts = vec!["localhost".into()];
+            server.allow_reverse_dns_lookup = allow;
+            let client = tls("peer-dns-store.pem", true, false);
+            let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let (accepted, connected) = tokio::join!(
+                async {
+                    let (s, from) = l.accept().await.unwrap();
+                    server.accept(s, from).await.map(|_| ())
+                },
+                async {
+                    let s = TcpStream::connect(addr).await.unwrap();
+                    let mut c = client.connect(s, "127.0.0.1").await?;
+                    // TLS 1.3 sends the client's certificate after the client's handshake ends.
+                    let _ = c.read(&mut [0u8; 1]).await;
+                    Ok::<(), String>(())
+                }
+            );
+            if allow {
+                accepted.unwrap();
+                connected.unwrap();
+            } else {
+                assert!(accepted.unwrap_err().contains("names neither its address 127.0.0.1"));
+            }
         }
     }
 

@@ -89,9 +89,14 @@ pub struct PeerSecurity {
     pub port_unification: bool,
     /// `ssl.quorum.hostnameVerification`.
     pub hostname_verification: bool,
-    /// `ssl.quorum.allowReverseDnsLookup`: a connecting server may accept a certificate
-    /// that names the `server.N` host instead of its address.
+    /// `ssl.quorum.allowReverseDnsLookup`: a certificate that does not name its server's
+    /// address may name a host name of it instead: the `server.N` host connected to, or, for
+    /// an accepted connection, a `server.N` host that resolves to the peer's address (rzk's
+    /// stand-in for ZooKeeper's reverse DNS lookup: a name the operator configured, checked
+    /// forward).
     pub allow_reverse_dns_lookup: bool,
+    /// The host names of the `server.N` lines.
+    pub peer_hosts: Vec<String>,
     /// `ssl.quorum.handshakeDetectionTimeoutMillis`: how long a unified port waits for the
     /// first byte.
     pub detection_timeout: Duration,
@@ -137,6 +142,12 @@ impl PeerSecurity {
             port_unification: q.port_unification,
             hostname_verification: q.tls.hostname_verification,
             allow_reverse_dns_lookup: q.allow_reverse_dns_lookup,
+            peer_hosts: {
+                let mut hosts: Vec<String> = cfg.servers.values().flat_map(|s| s.addresses.iter().map(|a| a.host.clone())).collect();
+                hosts.sort();
+                hosts.dedup();
+                hosts
+            },
             detection_timeout: Duration::from_millis(q.tls.handshake_detection_timeout_ms as u64),
             sasl,
         })
@@ -187,7 +198,10 @@ impl PeerSecurity {
         };
         if self.hostname_verification {
             if let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                tls::check_peer_name(cert, from.ip(), None)?;
+                if tls::check_peer_name(cert, from.ip(), &[]).is_err() {
+                    let names = if self.allow_reverse_dns_lookup { self.hosts_of(from.ip()).await } else { Vec::new() };
+                    tls::check_peer_name(cert, from.ip(), &names)?;
+                }
             }
         }
         Ok(Box::new(tls))
@@ -208,9 +222,23 @@ impl PeerSecurity {
         };
         if self.hostname_verification {
             let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or("the server sent no certificate")?;
-            tls::check_peer_name(cert, addr, self.allow_reverse_dns_lookup.then_some(host))?;
+            let names = if self.allow_reverse_dns_lookup { vec![host.to_string()] } else { Vec::new() };
+            tls::check_peer_name(cert, addr, &names)?;
         }
         Ok(Box::new(tls))
+    }
+
+    /// The `server.N` host names that resolve to `addr` (each lookup bounded).
+    async fn hosts_of(&self, addr: std::net::IpAddr) -> Vec<String> {
+        let mut out = Vec::new();
+        for host in &self.peer_hosts {
+            if let Ok(Ok(mut addrs)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::lookup_host((host.as_str(), 0))).await {
+                if addrs.any(|a| a.ip() == addr) {
+                    out.push(host.clone());
+                }
+            }
+        }
+        out
     }
 
     /// `SaslQuorumAuthLearner.authenticate`: with `learnerRequireSasl`, logs in to the

@@ -576,28 +576,25 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
 }
 
 /// `ZKTrustManager.performHostVerification` between servers: the peer's certificate must
-/// name its address (an IP address entry of its subjectAltName) or, failing that and when
-/// `fallback_host` is given, that host name (a DNS entry). ZooKeeper's fallback is the
-/// host name Java has for the address: the name the connection was opened with (rzk: the
-/// `server.N` host) or, for an accepted connection, a reverse DNS lookup, which rzk does
-/// not make (such a certificate must name the address).
-pub fn check_peer_name(cert: &CertificateDer<'_>, addr: std::net::IpAddr, fallback_host: Option<&str>) -> Result<(), String> {
+/// name its address (an IP address entry of its subjectAltName) or, failing that, one of
+/// `fallback_hosts` (a DNS entry). ZooKeeper's fallback is the host name Java has for the
+/// address: the name the connection was opened with, or a reverse DNS lookup; rzk's are the
+/// `server.N` host names (see `peersec`).
+pub fn check_peer_name(cert: &CertificateDer<'_>, addr: std::net::IpAddr, fallback_hosts: &[String]) -> Result<(), String> {
     use rustls_pki_types::ServerName;
     let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| format!("the peer's certificate is unreadable: {e}"))?;
     if rustls::client::verify_server_name(&parsed, &ServerName::IpAddress(addr.into())).is_ok() {
         return Ok(());
     }
-    if let Some(host) = fallback_host {
-        if let Ok(name) = ServerName::try_from(host) {
+    for host in fallback_hosts {
+        if let Ok(name) = ServerName::try_from(host.as_str()) {
             if rustls::client::verify_server_name(&parsed, &name).is_ok() {
                 return Ok(());
             }
         }
     }
-    Err(format!(
-        "the peer's certificate names neither its address {addr}{} (hostname verification)",
-        fallback_host.map(|h| format!(" nor {h}")).unwrap_or_default()
-    ))
+    let also = if fallback_hosts.is_empty() { String::new() } else { format!(" nor {}", fallback_hosts.join(", ")) };
+    Err(format!("the peer's certificate names neither its address {addr}{also} (hostname verification)"))
 }
 
 /// A verifier of client certificate chains against `store`, as the trust manager of
