@@ -575,6 +575,57 @@ def test_slow_http_clients_do_not_stall_the_server(new_server):
             c.close()
 
 
+def test_large_listings_stream_and_a_stalled_reader_is_cut_off(new_server):
+    """`watches_by_path` of a server with ~6 MB of watches (more than the kernel's socket
+    buffers hold, 4 MiB at most here) is streamed (chunked, never
+    built whole): a client that stops reading holds the server to a few chunks, is cut off
+    by admin.idleTimeout, and meanwhile the server and the AdminServer answer others."""
+    from kazoo.client import KazooClient
+
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin), "admin.idleTimeout": "1500"})
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    stalled = None
+    try:
+        prefix = "/watched/" + "p" * 1000
+        for r in [kz.exists_async("%s-%05d" % (prefix, i), watch=lambda e: None) for i in range(6000)]:
+            r.get(timeout=20)
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", admin))
+        stalled.sendall(b"GET /commands/watches_by_path HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        # Others are served while it stalls: a client request, and the same listing in full.
+        assert kz.get("/")[1] is not None
+        r = urllib.request.urlopen("http://127.0.0.1:%d/commands/watches_by_path" % admin, timeout=10)
+        assert r.headers.get("Transfer-Encoding") == "chunked" and r.headers.get("Content-Length") is None
+        body = r.read()
+        assert len(body) > 6_000_000, len(body)
+        answer = json.loads(body)
+        assert answer["command"] == "watches_by_path" and answer["error"] is None
+        assert len(answer["path_to_session_ids"]) == 6000
+        assert answer["path_to_session_ids"]["%s-%05d" % (prefix, 7)] == [kz.client_id[0]]
+        # The stalled reader is cut off once idle, having been sent only part of the answer
+        # (what the sockets' buffers and the few chunks queued held).
+        time.sleep(3.0)
+        stalled.settimeout(10)
+        got = 0
+        while True:
+            chunk = stalled.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got < len(body), (got, len(body))
+        assert s.is_running()
+    finally:
+        if stalled is not None:
+            stalled.close()
+        kz.stop()
+        kz.close()
+
+
 # ---------------------------------------------------------------------------------------
 # Ensembles: the quorum commands, by role
 # ---------------------------------------------------------------------------------------

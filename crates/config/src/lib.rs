@@ -483,6 +483,8 @@ pub struct ServerConfig {
     /// command's rate limit. 3.9 reads it as *microseconds* for `snapshot` (one snapshot per
     /// 300 ms by default) and as milliseconds for `restore`; rzk does as 3.9.
     pub admin_rate_limiter_interval: u64,
+    /// rzk's web console on the AdminServer (`rzk.console.*`; ZooKeeper has none).
+    pub console: ConsoleConfig,
 
     // ----- audit log -----
     /// `audit.enable` (`zookeeper.audit.enable`, default false): write the audit log.
@@ -652,6 +654,11 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.admin.httpVersion",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.rateLimiterIntervalInMS",
+    "zookeeper.admin.restore.enabled",
+    "zookeeper.rzk.console.enabled",
+    "zookeeper.rzk.console.allowRemote",
+    "rzk.console.enabled",
+    "rzk.console.allowRemote",
     "zookeeper.multiAddress.enabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
@@ -689,6 +696,27 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.connection_throttle_local_session_weight",
     "zookeeper.connection_throttle_renew_session_weight",
 ];
+
+/// rzk's own settings, as written in zoo.cfg.
+pub const CONSOLE_KEYS: &[&str] = &["rzk.console.enabled", "rzk.console.allowRemote"];
+
+/// rzk's web console (`rzk.console.*`), served by the AdminServer under `/console/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// `rzk.console.enabled` (default true; nothing is served without the AdminServer).
+    pub enabled: bool,
+    /// `rzk.console.allowRemote` (default false: only loopback clients get the console).
+    pub allow_remote: bool,
+    /// One of the keys was set (then `conf` prints them; by default `conf` stays
+    /// ZooKeeper's, byte for byte).
+    pub configured: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { enabled: true, allow_remote: false, configured: false }
+    }
+}
 
 /// A log4j file size (`MaxFileSize`): bytes, or with a `KB`, `MB` or `GB` suffix.
 fn log4j_file_size(v: &str) -> Result<u64, String> {
@@ -1079,6 +1107,18 @@ impl<'o> Parser<'o> {
         s.super_password = self.sys(&["zookeeper.SASLAuthenticationProvider.superPassword"], text)?;
         s.let_any_sasl_user_do_x = self.sys(&["zookeeper.letAnySaslUserDoX"], text)?;
         s.allow_failed_clients = self.sys(&["zookeeper.allowSaslFailedClients"], java_bool)?.unwrap_or(false);
+        // SaslServerCallbackHandler compares with "true" exactly.
+        let exactly_true = |v: &str| Ok::<bool, String>(v == "true");
+        s.kerberos_naming.remove_host = self.sys(&["zookeeper.kerberos.removeHostFromPrincipal"], exactly_true)?.unwrap_or(false);
+        s.kerberos_naming.remove_realm = self.sys(&["zookeeper.kerberos.removeRealmFromPrincipal"], exactly_true)?.unwrap_or(false);
+        // KerberosName's auth_to_local rules: rzk has the DEFAULT rule only.
+        self.sys(&["zookeeper.security.auth_to_local"], |v| {
+            if v.trim() == "DEFAULT" {
+                Ok(())
+            } else {
+                Err("auth_to_local rules other than DEFAULT are not supported by rzk; remove the key (rzk refuses to start rather than map principals otherwise)".to_string())
+            }
+        })?;
 
         // AuthenticationHelper: sessionRequireClientSASLAuth wins over enforce.auth.*.
         let mut e = EnforceAuth::default();
@@ -1395,11 +1435,20 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.admin.snapshot.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
             c.admin_snapshot_enabled = b;
         }
+        // 3.9's `restore` (default on there): rzk does not serve it, so only "off" is honoured.
+        self.sys(&["zookeeper.admin.restore.enabled"], |v| {
+            if v.trim().eq_ignore_ascii_case("true") {
+                Err("rzk does not serve ZooKeeper 3.9's restore command (it answers as an unknown command); set it to false or leave it out".to_string())
+            } else {
+                Ok(())
+            }
+        })?;
         if let Some(n) = self.sys(&["zookeeper.admin.rateLimiterIntervalInMS"], |v| {
             v.trim().parse::<u32>().map_err(|_| format!("expected a non-negative integer, got \"{v}\""))
         })? {
             c.admin_rate_limiter_interval = u64::from(n);
         }
+        c.console = self.read_console()?;
         if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| decoded_int(v, 1, "a positive number of bytes"))? {
             c.jute_maxbuffer = n as u32;
         }
@@ -1466,6 +1515,7 @@ impl<'o> Parser<'o> {
         cfg.admin_idle_timeout = c.admin_idle_timeout;
         cfg.admin_snapshot_enabled = c.admin_snapshot_enabled;
         cfg.admin_rate_limiter_interval = c.admin_rate_limiter_interval;
+        cfg.console = c.console.clone();
         cfg.jute_maxbuffer = c.jute_maxbuffer;
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
         cfg.audit_enable = c.audit_enable;
@@ -1476,6 +1526,32 @@ impl<'o> Parser<'o> {
         cfg.log_max_backups = c.log_max_backups;
         cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
         Ok(())
+    }
+
+    /// rzk's own `rzk.console.*` keys (zoo.cfg `rzk.console.enabled`, or the system property
+    /// `rzk.console.enabled` / `zookeeper.rzk.console.enabled`). Any other `rzk.` key is a
+    /// start-up error naming it: rzk never accepts a setting of its own it does not read.
+    fn read_console(&self) -> Result<ConsoleConfig, ConfigError> {
+        for name in self.cfg.system_properties.keys() {
+            let own = name.strip_prefix("zookeeper.").unwrap_or(name);
+            if own.starts_with("rzk.") && !CONSOLE_KEYS.contains(&own) {
+                let message = format!("not an rzk setting (rzk's own keys are {})", CONSOLE_KEYS.join(", "));
+                return Err(match self.origins.get(name) {
+                    Some(o) => self.value_err(&o.key, o.line, message),
+                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message },
+                });
+            }
+        }
+        let mut c = ConsoleConfig::default();
+        if let Some(b) = self.sys(&["zookeeper.rzk.console.enabled", "rzk.console.enabled"], boolean)? {
+            c.enabled = b;
+            c.configured = true;
+        }
+        if let Some(b) = self.sys(&["zookeeper.rzk.console.allowRemote", "rzk.console.allowRemote"], boolean)? {
+            c.allow_remote = b;
+            c.configured = true;
+        }
+        Ok(c)
     }
 
     /// Typed settings that ZooKeeper's components (the container manager, the digest, the
@@ -1778,6 +1854,7 @@ impl ServerConfig {
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
             admin_snapshot_enabled: true,
             admin_rate_limiter_interval: 300_000,
+            console: ConsoleConfig::default(),
             audit_enable: false,
             audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
             log_dir: None,
@@ -2127,6 +2204,10 @@ impl ServerConfig {
             s.push_str("membership: \n");
             s.push_str(&self.membership_string());
         }
+        if self.console.configured {
+            s.push_str(&format!("rzk.console.enabled={}\n", self.console.enabled));
+            s.push_str(&format!("rzk.console.allowRemote={}\n", self.console.allow_remote));
+        }
         s
     }
 }
@@ -2233,11 +2314,12 @@ pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         ));
         return Ok(());
     };
-    let (users, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
+    let (login, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
     for n in notes {
         cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
     }
-    cfg.sasl.credentials = Some(users);
+    cfg.sasl.credentials = Some(login.users);
+    cfg.sasl.kerberos = login.kerberos;
     Ok(())
 }
 
@@ -2271,9 +2353,20 @@ pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         })
     };
     let modules = section("quorum.auth.server.saslLoginContext", &q.server_login_context)?;
-    let (users, notes) =
+    let (login, notes) =
         sasl::server_credentials(&q.server_login_context, modules).map_err(|e| err("quorum.auth.server.saslLoginContext", e))?;
-    q.server_users = Some(users);
+    if login.kerberos.is_some() {
+        return Err(err(
+            "quorum.auth.server.saslLoginContext",
+            format!(
+                "section {}: {}: Kerberos (GSSAPI) between servers is not supported by rzk yet; use {} (DIGEST-MD5)",
+                q.server_login_context,
+                sasl::KRB5_LOGIN_MODULE,
+                sasl::DIGEST_LOGIN_MODULE
+            ),
+        ));
+    }
+    q.server_users = Some(login.users);
     let modules = section("quorum.auth.learner.saslLoginContext", &q.learner_login_context)?;
     q.learner_credentials =
         Some(sasl::client_credentials(&q.learner_login_context, modules).map_err(|e| err("quorum.auth.learner.saslLoginContext", e))?);

@@ -266,6 +266,11 @@ pub struct Member {
     node: Node,
     codec: SnapCodec,
     out: Vec<Output>,
+    /// Bytes of client frames in `out`.
+    out_bytes: usize,
+    /// `pump`'s lists of the node's and the core's actions, kept for their capacity.
+    zab_scratch: Vec<ZabAction>,
+    core_scratch: Vec<CoreAction>,
     /// The node's role and leader, as its last `StateChanged` said.
     state: ServerState,
     leader: Option<ServerId>,
@@ -307,6 +312,9 @@ impl Member {
             node,
             codec,
             out: Vec::new(),
+            out_bytes: 0,
+            zab_scratch: Vec::new(),
+            core_scratch: Vec::new(),
             state: ServerState::Looking,
             leader: None,
             now_ms,
@@ -343,7 +351,21 @@ impl Member {
 
     /// The outputs produced so far, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.out_bytes = 0;
         std::mem::take(&mut self.out)
+    }
+
+    /// Moves the outputs produced so far, in order, to the end of `buf`; the member keeps its
+    /// buffer's capacity, so a host that drains after every input allocates nothing for it.
+    pub fn drain_outputs_into(&mut self, buf: &mut Vec<Output>) {
+        self.out_bytes = 0;
+        buf.append(&mut self.out);
+    }
+
+    /// Bytes of client frames among the outputs not yet taken (a host that batches inputs
+    /// drains early when they grow large).
+    pub fn pending_send_bytes(&self) -> usize {
+        self.out_bytes
     }
 
     pub fn core(&self) -> &ZooKeeperServer {
@@ -473,19 +495,25 @@ impl Member {
     /// Runs both state machines' actions until neither has any left: a whole batch of the
     /// node's first, then the core's.
     fn pump(&mut self) {
+        // The two scratch lists keep their capacity from input to input (a nested pump, if
+        // an action ever led to one, would start with empty lists of its own).
+        let mut zab = std::mem::take(&mut self.zab_scratch);
+        let mut core = std::mem::take(&mut self.core_scratch);
         loop {
-            let zab = self.node.take_actions();
-            let core = self.core.take_actions();
+            self.node.drain_actions_into(&mut zab);
+            self.core.drain_actions_into(&mut core);
             if zab.is_empty() && core.is_empty() {
-                return;
+                break;
             }
-            for a in zab {
+            for a in zab.drain(..) {
                 self.zab_action(a);
             }
-            for a in core {
+            for a in core.drain(..) {
                 self.core_action(a);
             }
         }
+        self.zab_scratch = zab;
+        self.core_scratch = core;
     }
 
     fn zab_action(&mut self, a: ZabAction) {
@@ -576,7 +604,10 @@ impl Member {
 
     fn core_action(&mut self, a: CoreAction) {
         match a {
-            CoreAction::Send { conn, frame, reply } => self.out.push(Output::Send { conn, frame, reply }),
+            CoreAction::Send { conn, frame, reply } => {
+                self.out_bytes += frame.len();
+                self.out.push(Output::Send { conn, frame, reply })
+            }
             CoreAction::Close { conn, reason } => self.out.push(Output::Close { conn, reason }),
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {

@@ -18,8 +18,10 @@
 //! request bodies are never read; at most [`ADMIN_QUEUE_MAX`] requests wait for the driver,
 //! and one that cannot be queued or answered within [`DRIVER_WAIT`] gets 503; at most
 //! [`LISTING_COMMANDS_MAX`] answers that grow with the server's state (`dump`, the watch
-//! commands) are built at once. (They are built whole, not streamed: memory for one is in
-//! proportion to the server's watches and ephemerals, as in ZooKeeper.)
+//! commands) are made at once. `dump`, `watches` and `watches_by_path` are streamed
+//! ([`stream_listing`]): their JSON is never built whole, and a slow client holds at most
+//! [`STREAM_CHUNKS_MAX`] chunks of [`STREAM_CHUNK_BYTES`] (the core's snapshot they are
+//! written from is in proportion to the server's watches and ephemerals, as in ZooKeeper).
 //!
 //! ZooKeeper 3.9's `snapshot` command is the one that is not a view of the core: its caller
 //! is authenticated and authorized by the core ([`AdminRequest::Authorize`]), then the
@@ -420,6 +422,7 @@ pub async fn start(
         let listener =
             super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind { what: "admin.serverPort", addr, source })?;
         let url = cfg.admin_command_url.trim_end_matches('/').to_string();
+        let url_for_console = url.clone();
         let scheme = match transport {
             HttpTransport::Plain => "http",
             HttpTransport::Tls(_) => "https (admin.forceHttps)",
@@ -434,6 +437,7 @@ pub async fn start(
             host: host.clone(),
             command_url: url,
             listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
+            console: super::console::Console::new(cfg, my_id, &url_for_console),
         });
         tokio::spawn(serve_http(listener, transport, idle, shutdown.clone(), move |req| {
             let state = state.clone();
@@ -456,6 +460,8 @@ struct AdminState {
     command_url: String,
     /// Permits for the commands that list every watch, session or ephemeral.
     listing: Arc<Semaphore>,
+    /// rzk's web console (`rzk.console.enabled`), under `/console`.
+    console: Option<Arc<super::console::Console>>,
 }
 
 /// An answer: whole (most) or streamed from a file (`snapshot`).
@@ -471,6 +477,11 @@ pub(crate) fn plain(status: StatusCode, content_type: &str, body: impl Into<Byte
 impl AdminState {
     async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
         let path = req.uri().path().to_string();
+        if let Some(console) = &self.console {
+            if path == "/console" || path.starts_with("/console/") {
+                return console.handle(req).await;
+            }
+        }
         let Some(rest) = path.strip_prefix(self.command_url.as_str()) else {
             return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
         };
@@ -568,7 +579,7 @@ impl AdminState {
     async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
         // Answers that grow with the server's state: a few at a time, so that many clients
         // asking for them cannot hold many copies of a big server's watches in memory.
-        let _permit = if cmds::needs_full_snapshot(&name) {
+        let permit = if cmds::needs_full_snapshot(&name) {
             match tokio::time::timeout(DRIVER_WAIT, self.listing.clone().acquire_owned()).await {
                 Ok(Ok(p)) => Some(p),
                 _ => return unavailable("the server is busy: too many listing commands run"),
@@ -576,6 +587,9 @@ impl AdminState {
         } else {
             None
         };
+        if cmds::streamed(&name) {
+            return stream_listing(&self.tx, name, params, permit).await;
+        }
         let source = self.host.clone();
         let gather_name = name.clone();
         let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await else {
@@ -588,6 +602,131 @@ impl AdminState {
     }
 }
 
+/// The bytes of a streamed answer held at once: [`STREAM_CHUNK_BYTES`] being written and
+/// [`STREAM_CHUNKS_MAX`] waiting for the socket.
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks of a streamed answer waiting for a slow client, at most.
+pub const STREAM_CHUNKS_MAX: usize = 4;
+
+/// `dump`, `watches`, `watches_by_path`: the core's view from the driver, then the JSON
+/// written entry by entry on a blocking thread (`core::admin::write_streamed`) into a
+/// bounded channel of chunks that the response body drains. A client that reads slowly
+/// makes the writer wait (at most [`STREAM_CHUNKS_MAX`] chunks queued); one that stops
+/// reading is cut off by `admin.idleTimeout`, and the writer stops at its next chunk. The
+/// listing permit is held until the writer is done, so at most [`LISTING_COMMANDS_MAX`]
+/// snapshots with every watch and session are alive at once.
+async fn stream_listing(
+    tx: &mpsc::Sender<AdminRequest>,
+    name: String,
+    params: BTreeMap<String, String>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> HttpResponse {
+    let view = match ask_view(tx, AdminAsk::Command, name.clone(), params.clone()).await {
+        Ok(v) => v,
+        Err(msg) => return unavailable(msg),
+    };
+    let (chunks, rx) = mpsc::channel::<Bytes>(STREAM_CHUNKS_MAX);
+    let (first, first_rx) = oneshot::channel::<bool>();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut w = ChunkWriter { buf: Vec::with_capacity(STREAM_CHUNK_BYTES), tx: chunks, started: Some(first) };
+        let streamed = match cmds::write_streamed(&name, &view.snapshot, &mut w) {
+            Ok(streamed) => streamed && std::io::Write::flush(&mut w).is_ok(),
+            Err(e) => {
+                tracing::debug!(command = %name, error = %e, "streamed answer cut off");
+                true
+            }
+        };
+        if let Some(started) = w.started.take() {
+            let _ = started.send(streamed);
+        }
+        if !streamed {
+            // Not streamed (the server does not serve): the small error answer, whole.
+            let r = cmds::run(&name, &params, &view.snapshot, &HostInfo::default());
+            let mut body = serde_json::to_string_pretty(&r.body).unwrap_or_else(|_| "{}".into());
+            body.push('\n');
+            let _ = w.tx.blocking_send(Bytes::from(body));
+        }
+    });
+    let _ = first_rx.await;
+    let mut r = Response::new(ChunkBody { rx }.boxed());
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An `io::Write` that hands [`STREAM_CHUNK_BYTES`] at a time to a bounded channel, waiting
+/// while it is full; a closed channel (the client left) is a broken pipe.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Bytes>,
+    /// Told once the first chunk is ready (or the writer is done), so the HTTP task answers
+    /// only then.
+    started: Option<oneshot::Sender<bool>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK_BYTES)));
+        if let Some(started) = self.started.take() {
+            let _ = started.send(true);
+        }
+        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the HTTP client left"))
+    }
+}
+
+impl io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// A response body fed by a bounded channel of chunks.
+struct ChunkBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// Asks the driver for a view of the core (within [`DRIVER_WAIT`] to be queued and again to
+/// be answered).
+async fn ask_view(
+    tx: &mpsc::Sender<AdminRequest>,
+    ask: AdminAsk,
+    command: String,
+    params: BTreeMap<String, String>,
+) -> Result<CoreView, &'static str> {
+    let (reply, answer) = oneshot::channel();
+    let req = AdminRequest::View(ViewRequest { ask, command, params, reply });
+    match tx.send_timeout(req, DRIVER_WAIT).await {
+        Ok(()) => {}
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
+    }
+    match tokio::time::timeout(DRIVER_WAIT, answer).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err("the server is shutting down"),
+        Err(_) => Err("the server did not answer in time"),
+    }
+}
+
 /// Asks the driver for its part (within [`DRIVER_WAIT`] to be queued and again to be
 /// answered), then builds the answer from the core's view and `host` on a blocking thread.
 pub(crate) async fn ask(
@@ -597,18 +736,7 @@ pub(crate) async fn ask(
     params: BTreeMap<String, String>,
     mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
-    let (reply, answer) = oneshot::channel();
-    let req = AdminRequest::View(ViewRequest { ask, command: command.clone(), params: params.clone(), reply });
-    match tx.send_timeout(req, DRIVER_WAIT).await {
-        Ok(()) => {}
-        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
-        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
-    }
-    let view = match tokio::time::timeout(DRIVER_WAIT, answer).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(_)) => return Err("the server is shutting down"),
-        Err(_) => return Err("the server did not answer in time"),
-    };
+    let view = ask_view(tx, ask, command.clone(), params.clone()).await?;
     host.process.connections_rejected = view.connections_rejected;
     let build = move || match ask {
         AdminAsk::Command => cmds::run(&command, &params, &view.snapshot, &host),
@@ -726,7 +854,7 @@ fn json_response(r: &CommandResponse) -> HttpResponse {
 }
 
 /// `a=b&c=d`, percent- and plus-decoded; the last of a repeated key wins.
-fn parse_query(q: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_query(q: &str) -> BTreeMap<String, String> {
     q.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {

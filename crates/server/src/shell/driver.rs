@@ -40,6 +40,9 @@ const CORE_TICK_MS: i64 = 50;
 const COMMITTED_LOG_MAX: usize = 500;
 /// Storage commands queued for the log worker beyond which client requests wait.
 const PENDING_COMMANDS_MAX: usize = 64;
+/// Reply bytes a batch of client requests may hold back before they go to their connections'
+/// queues (below it they go at the end of the batch: one wake-up per connection).
+const SEND_BATCH_BYTES: usize = 256 * 1024;
 
 fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -86,6 +89,8 @@ struct Driver {
     conns: HashMap<ConnId, ConnTx>,
     /// `audit.enable`: the audit log's writer.
     audit: Option<super::audit::AuditLog>,
+    /// `execute`'s list of the member's outputs, kept for its capacity.
+    out_buf: Vec<Output>,
 }
 
 impl Driver {
@@ -98,9 +103,16 @@ impl Driver {
         self.member.handle(n, w, input);
     }
 
+    /// An input at a time the caller read (one reading of the clocks for a batch of inputs).
+    fn input_at(&mut self, (now, wall): (i64, i64), input: MemberInput) {
+        self.member.handle(now, wall, input);
+    }
+
     /// Carries out the member's outputs.
     fn execute(&mut self) {
-        for o in self.member.take_outputs() {
+        let mut outs = std::mem::take(&mut self.out_buf);
+        self.member.drain_outputs_into(&mut outs);
+        for o in outs.drain(..) {
             match o {
                 Output::Send { conn, frame, reply } => self.send_client(conn, Outbound::Frame { bytes: frame, reply }),
                 Output::Close { conn, reason } => {
@@ -130,6 +142,7 @@ impl Driver {
                 }
             }
         }
+        self.out_buf = outs;
     }
 
     /// A frame to a client; a client whose queue is full is cut off (it is not reading).
@@ -271,6 +284,11 @@ pub async fn run_with_audit(
         core_cfg.server_id = id as u8;
     }
     core_cfg.audit_server_user = audit.as_ref().map(|a| a.user().to_string());
+    if let Some(g) = super::kerberos::login(&cfg).map_err(other)? {
+        if let Some(l) = core_cfg.auth.sasl_login.as_mut() {
+            l.gssapi = Some(g);
+        }
+    }
     let zab = zab_config(&cfg, my_id);
     let (recovered, snapshot_now, initial_snapshot_ms) = {
         let c = cfg.clone();
@@ -346,6 +364,7 @@ pub async fn run_with_audit(
         started,
         conns: HashMap::new(),
         audit,
+        out_buf: Vec::new(),
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -449,17 +468,22 @@ pub async fn run_with_audit(
 fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<ConnCounts>, first: Event, inbox: &mut mpsc::Receiver<Event>) {
     let mut next = Some(first);
     let mut taken = 0;
+    // The batch is handled in well under a millisecond: one reading of the clocks serves it.
+    let at = (d.now_ms(), wall_ms());
     while let Some(ev) = next.take() {
         match ev {
             Event::Accepted { conn, peer, auth, tx } => {
                 d.conns.insert(conn, tx);
-                d.input(MemberInput::Accepted { conn, peer, auth });
+                d.input_at(at, MemberInput::Accepted { conn, peer, auth });
             }
             Event::Frame { conn, payload } => {
-                d.input(MemberInput::Frame { conn, payload });
-                // Replies go to their queues at once: a burst of large replies is never held
-                // here beyond the per-connection bound.
-                d.execute();
+                d.input_at(at, MemberInput::Frame { conn, payload });
+                // Replies go to their queues at the end of the batch (one wake-up of each
+                // connection for all of its replies), or at once when they add up to more
+                // than SEND_BATCH_BYTES: a burst of large replies is never held here.
+                if d.member.pending_send_bytes() > SEND_BATCH_BYTES {
+                    d.execute();
+                }
             }
             Event::FourLetterWord { conn, word, arg } => {
                 let rejected = counts.lock().expect("conn counts").rejected;
@@ -468,11 +492,11 @@ fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<Con
                     let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
                     tx.close(format!("four letter word {word}"));
                 }
-                d.input(MemberInput::Closed { conn });
+                d.input_at(at, MemberInput::Closed { conn });
             }
             Event::Closed { conn } => {
                 d.conns.remove(&conn);
-                d.input(MemberInput::Closed { conn });
+                d.input_at(at, MemberInput::Closed { conn });
             }
         }
         taken += 1;
