@@ -444,16 +444,11 @@ def rzk_start_error(tmp_path, lines, args=(), env=None) -> str:
     return r.stdout.decode(errors="replace")
 
 
+# (TLS and SASL between servers: tests/test_quorum_security.py; Kerberos, which rzk now
+# reads, tests/test_kerberos.py.)
 UNSUPPORTED = [
-    "sslQuorum=true",
-    "sslQuorumReloadCertFiles=true",
-    "portUnification=true",
-    "quorum.auth.enableSasl=true",
-    "quorum.auth.learnerRequireSasl=true",
-    "quorum.auth.server.saslLoginContext=QuorumServer",
     "quorum.auth.kerberos.servicePrincipal=zkquorum/localhost",
-    "ssl.quorum.keyStore.location=/etc/zk/quorum.jks",
-    "kerberos.removeHostFromPrincipal=true",
+    "ssl.quorum.ocsp=true",
     "requireClientAuthScheme=sasl",
     "ssl.crl=true",
 ]

@@ -198,7 +198,7 @@ class Member:
     def command(self) -> List[str]:
         if self.kind == "rzk":
             return self.ens.wrap + [str(h.rzk_binary()), "server", "--config", str(self.cfg_path)]
-        cp = ":".join([str(self.workdir / "conf")] + h.ZK_JARS)
+        cp = ":".join([str(self.workdir / "conf")] + h.ZK_JARS + self.ens.zk_extra_jars)
         return (
             self.ens.wrap
             + [h.ZK_JAVA]
@@ -357,7 +357,7 @@ class Ensemble:
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
-                 client_addresses: bool = False):
+                 client_addresses: bool = False, zk_extra_jars: Sequence[str] = ()):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -367,7 +367,8 @@ class Ensemble:
         lists, for every other server, a first address where nothing listens, so each
         connection must fail over to the second. client_addresses: each server.N line ends
         with `;127.0.0.1:<its clientPort>` (ZooKeeper 3.5's form), so members know each
-        other's client ports."""
+        other's client ports. zk_extra_jars: added to ZooKeeper members' class path
+        (netty's codec for a TLS quorum port)."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
@@ -378,6 +379,7 @@ class Ensemble:
         self.timing = {"tickTime": TICK_TIME, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT}
         self.timing.update(timing or {})
         self.wrap = list(wrap or [])
+        self.zk_extra_jars = list(zk_extra_jars)
         self.extra_cfg = {k: str(v) for k, v in (extra_cfg or {}).items()}
         self.member_cfg = {sid: {k: str(v) for k, v in c.items()} for sid, c in (member_cfg or {}).items()}
         self.proxied = proxied

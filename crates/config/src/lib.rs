@@ -58,7 +58,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use sasl::{EnforceAuth, SaslConfig};
-pub use security::{AdminTls, ClientAuth, ClientTls, StoreConfig, StoreType};
+pub use security::{AdminTls, ClientAuth, ClientTls, QuorumSasl, QuorumTls, StoreConfig, StoreType};
 pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
 
 use values::*;
@@ -567,6 +567,11 @@ pub struct ServerConfig {
     /// file: those passed in [`ParseOptions::system_properties`], then
     /// `zookeeper.<key>` for each key `QuorumPeerConfig` does not know.
     pub system_properties: BTreeMap<String, String>,
+    /// TLS between the servers (`sslQuorum`, `portUnification`, `sslQuorumReloadCertFiles`,
+    /// `ssl.quorum.*`).
+    pub quorum_tls: QuorumTls,
+    /// SASL between the servers (`quorum.auth.*` and the JAAS sections they name).
+    pub quorum_sasl: QuorumSasl,
     /// The line of every key of the file (the last one, for a repeated key).
     pub key_lines: BTreeMap<String, usize>,
     /// Keys meaningless to rzk: `(key, line, reason)`, for the server to log.
@@ -592,14 +597,7 @@ struct Origin {
 /// Keys of `QuorumPeerConfig` that rzk takes no notice of, with the reason.
 fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "sslQuorum" | "sslQuorumReloadCertFiles" => "TLS between quorum peers is not supported by rzk",
-        "portUnification" => "TLS port unification is not supported by rzk",
-        "quorum.auth.enableSasl"
-        | "quorum.auth.serverRequireSasl"
-        | "quorum.auth.learnerRequireSasl"
-        | "quorum.auth.learner.saslLoginContext"
-        | "quorum.auth.server.saslLoginContext"
-        | "quorum.auth.kerberos.servicePrincipal" => "SASL/Kerberos quorum authentication is not supported by rzk",
+        "quorum.auth.kerberos.servicePrincipal" => "Kerberos quorum authentication is not supported by rzk",
         "quorum.cnxn.threads.size" => "a Java thread pool size; rzk manages its own tasks",
         "jvm.pause.monitor" | "jvm.pause.info-threshold.ms" | "jvm.pause.warn-threshold.ms" | "jvm.pause.sleep.time.ms" => {
             "the JVM pause monitor has no meaning for rzk"
@@ -821,6 +819,11 @@ impl<'o> Parser<'o> {
         self.cfg.warnings.push((key.to_string(), line, message.into()));
     }
 
+    /// The line of a key of the file (0 when it is not there).
+    fn key_line(&self, key: &str) -> usize {
+        self.cfg.key_lines.get(key).copied().unwrap_or(0)
+    }
+
     fn ignore(&mut self, key: &str, line: usize, reason: &str) {
         self.cfg.ignored.push((key.to_string(), line, reason.to_string()));
     }
@@ -930,6 +933,14 @@ impl<'o> Parser<'o> {
                     );
                 }
             }
+            "sslQuorum" => self.cfg.quorum_tls.ssl_quorum = boolean(v).map_err(err)?,
+            "portUnification" => self.cfg.quorum_tls.port_unification = boolean(v).map_err(err)?,
+            "sslQuorumReloadCertFiles" => self.cfg.quorum_tls.tls.cert_reload = boolean(v).map_err(err)?,
+            "quorum.auth.enableSasl" => self.cfg.quorum_sasl.enabled = boolean(v).map_err(err)?,
+            "quorum.auth.serverRequireSasl" => self.cfg.quorum_sasl.server_require = boolean(v).map_err(err)?,
+            "quorum.auth.learnerRequireSasl" => self.cfg.quorum_sasl.learner_require = boolean(v).map_err(err)?,
+            "quorum.auth.learner.saslLoginContext" => self.cfg.quorum_sasl.learner_login_context = v.to_string(),
+            "quorum.auth.server.saslLoginContext" => self.cfg.quorum_sasl.server_login_context = v.to_string(),
             "metricsProvider.className" => {
                 // The server accepts ZooKeeper's default and Prometheus providers and
                 // refuses any other class at start-up (rzk_server::shell::metrics).
@@ -948,17 +959,7 @@ impl<'o> Parser<'o> {
             k => {
                 if let Some(reason) = ignored_quorum_peer_key(k) {
                     // ZooKeeper parses these booleans and refuses bad ones.
-                    if matches!(
-                        k,
-                        "sslQuorum"
-                            | "portUnification"
-                            | "sslQuorumReloadCertFiles"
-                            | "quorum.auth.enableSasl"
-                            | "quorum.auth.serverRequireSasl"
-                            | "quorum.auth.learnerRequireSasl"
-                            | "jvm.pause.monitor"
-                            | "multiAddress.reachabilityCheckEnabled"
-                    ) {
+                    if matches!(k, "jvm.pause.monitor" | "multiAddress.reachabilityCheckEnabled") {
                         boolean(v).map_err(err)?;
                     }
                     if let Some(message) = security::unsupported_quorum_key(k, v) {
@@ -1032,8 +1033,9 @@ impl<'o> Parser<'o> {
     fn refuse_unsupported_security(&self) -> Result<(), ConfigError> {
         let on = |k: &str| self.cfg.system_properties.get(k).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let admin_tls_on = on("zookeeper.admin.forceHttps") || on("zookeeper.admin.portUnification");
+        let quorum_tls_on = self.cfg.quorum_tls.enabled();
         for (name, v) in &self.cfg.system_properties {
-            if let Some(m) = security::unsupported_system_property(name, v, admin_tls_on) {
+            if let Some(m) = security::unsupported_system_property(name, v, admin_tls_on, quorum_tls_on) {
                 return Err(match self.origins.get(name) {
                     Some(o) => self.value_err(&o.key, o.line, m),
                     None => ConfigError::InvalidSystemProperty { key: name.clone(), message: m },
@@ -1162,30 +1164,117 @@ impl<'o> Parser<'o> {
         Ok(())
     }
 
-    /// TLS on the client port and the x509 provider, from ZooKeeper's system properties.
-    fn read_client_tls(&mut self) -> Result<(), ConfigError> {
+    /// The settings `X509Util` reads under one prefix (`zookeeper.ssl` for the client port,
+    /// `zookeeper.ssl.quorum` for the quorum): stores, clientAuth, protocols, cipher suites,
+    /// hostname verification, the unified port's handshake detection timeout.
+    fn read_tls(&self, prefix: &str, mut t: ClientTls) -> Result<ClientTls, ConfigError> {
         let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
-        let mut t = ClientTls {
-            key_store: self.store("zookeeper.ssl.keyStore")?,
-            trust_store: self.store("zookeeper.ssl.trustStore")?,
-            ..ClientTls::default()
-        };
-        if let Some(a) = self.sys(&["zookeeper.ssl.clientAuth"], ClientAuth::parse)? {
+        let p = |name: &str| format!("{prefix}.{name}");
+        t.key_store = self.store(&p("keyStore"))?;
+        t.trust_store = self.store(&p("trustStore"))?;
+        if let Some(a) = self.sys(&[&p("clientAuth")], ClientAuth::parse)? {
             t.client_auth = a;
         }
-        if let Some(p) = self.sys(&["zookeeper.ssl.protocol"], |v| Ok::<String, String>(v.trim().to_string()))? {
-            if !p.is_empty() {
-                t.protocol = p;
+        if let Some(v) = self.sys(&[&p("protocol")], |v| Ok::<String, String>(v.trim().to_string()))? {
+            if !v.is_empty() {
+                t.protocol = v;
             }
         }
-        t.enabled_protocols = match self.sys(&["zookeeper.ssl.enabledProtocols"], |v| Ok::<_, String>(security::split_list(v)))? {
+        t.enabled_protocols = match self.sys(&[&p("enabledProtocols")], |v| Ok::<_, String>(security::split_list(v)))? {
             Some(list) if !list.is_empty() => list,
             _ => vec![t.protocol.clone()],
         };
-        t.ciphersuites = self.sys(&["zookeeper.ssl.ciphersuites"], |v| Ok::<_, String>(security::split_list(v)))?.filter(|l| !l.is_empty());
-        if let Some(b) = self.sys(&["zookeeper.ssl.hostnameVerification"], java_bool)? {
+        t.ciphersuites = self.sys(&[&p("ciphersuites")], |v| Ok::<_, String>(security::split_list(v)))?.filter(|l| !l.is_empty());
+        if let Some(b) = self.sys(&[&p("hostnameVerification")], java_bool)? {
             t.hostname_verification = b;
         }
+        if let Some(n) = self.sys(&[&p("handshakeDetectionTimeoutMillis")], |v| decoded_int(v, 1, "a positive number of milliseconds"))? {
+            t.handshake_detection_timeout_ms = n as u32;
+        }
+        Ok(t)
+    }
+
+    /// TLS between the servers: `sslQuorum` / `portUnification` (read from the file) with
+    /// the `ssl.quorum.*` settings. Both need the key store (this server's certificate, also
+    /// presented when it connects to another) and the trust store (rzk has no JDK default).
+    fn read_quorum_tls(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let mut q = self.cfg.quorum_tls.clone();
+        q.tls = self.read_tls("zookeeper.ssl.quorum", q.tls)?;
+        if let Some(b) = self.sys(&["zookeeper.ssl.quorum.allowReverseDnsLookup"], java_bool)? {
+            q.allow_reverse_dns_lookup = b;
+        }
+        if q.enabled() {
+            let why = if q.ssl_quorum { "sslQuorum" } else { "portUnification" };
+            if q.tls.key_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.quorum.keyStore.location",
+                    format!("{why} is set, so the quorum's TLS needs this server's key store (ssl.quorum.keyStore.location)"),
+                ));
+            }
+            if q.tls.trust_store.is_none() {
+                return Err(self.invalid(
+                    "ssl.quorum.trustStore.location",
+                    format!("{why} is set, so the quorum's TLS needs a trust store for the other servers' certificates (ssl.quorum.trustStore.location); rzk has no JDK default trust store"),
+                ));
+            }
+        } else {
+            // Unused settings (kept, as ZooKeeper keeps them, so that the stores can be put
+            // in place before a rolling move to TLS), each said so.
+            let admin = self.cfg.admin_tls.enabled();
+            let unused: Vec<(String, usize)> = security::QUORUM_TLS_PROPERTIES
+                .iter()
+                .filter(|p| self.cfg.system_properties.contains_key(**p))
+                .filter(|p| !(admin && security::ADMIN_TLS_PROPERTIES.contains(p)))
+                .map(|p| self.sys_origin(p))
+                .collect();
+            for (k, l) in unused {
+                self.warn(
+                    &k,
+                    l,
+                    format!(
+                        "{k} has no effect: neither sslQuorum nor portUnification is set, so the quorum and election ports speak plaintext"
+                    ),
+                );
+            }
+        }
+        if !q.enabled() && q.tls.cert_reload {
+            let line = self.key_line("sslQuorumReloadCertFiles");
+            self.warn("sslQuorumReloadCertFiles", line, "sslQuorumReloadCertFiles has no effect without sslQuorum or portUnification");
+        }
+        self.cfg.quorum_tls = q;
+        Ok(())
+    }
+
+    /// SASL between the servers: ZooKeeper's checks of the `quorum.auth.*` booleans
+    /// (`QuorumPeerConfig.parseProperties`). The JAAS sections are read by `load_jaas`.
+    fn check_quorum_sasl(&self) -> Result<(), ConfigError> {
+        let q = &self.cfg.quorum_sasl;
+        if !q.enabled && q.server_require {
+            return Err(self.invalid(
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ));
+        }
+        if !q.enabled && q.learner_require {
+            return Err(self.invalid(
+                "quorum.auth.learnerRequireSasl",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl",
+            ));
+        }
+        if !q.learner_require && q.server_require {
+            return Err(self.invalid(
+                "quorum.auth.serverRequireSasl",
+                "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ));
+        }
+        Ok(())
+    }
+
+    /// TLS on the client port and the x509 provider, from ZooKeeper's system properties.
+    fn read_client_tls(&mut self) -> Result<(), ConfigError> {
+        let java_bool = |v: &str| Ok::<bool, String>(v.trim().eq_ignore_ascii_case("true"));
+        let mut t = self.read_tls("zookeeper.ssl", ClientTls::default())?;
         if let Some(p) = self.sys(&["zookeeper.ssl.authProvider"], |v| {
             let v = v.trim();
             if v.is_empty() || v == "x509" {
@@ -1199,11 +1288,6 @@ impl<'o> Parser<'o> {
         t.x509_super_user = self.sys(&["zookeeper.X509AuthenticationProvider.superUser"], |v| Ok::<_, String>(v.to_string()))?;
         t.port_unification = self.sys(&["zookeeper.client.portUnification"], java_bool)?.unwrap_or(false);
         t.cert_reload = self.sys(&["zookeeper.client.certReload"], java_bool)?.unwrap_or(false);
-        if let Some(n) =
-            self.sys(&["zookeeper.ssl.handshakeDetectionTimeoutMillis"], |v| decoded_int(v, 1, "a positive number of milliseconds"))?
-        {
-            t.handshake_detection_timeout_ms = n as u32;
-        }
         let tls_used = self.cfg.secure_client_port.is_some() || t.port_unification;
         if tls_used {
             let why = if self.cfg.secure_client_port.is_some() { "secureClientPort" } else { "client.portUnification" };
@@ -1281,6 +1365,8 @@ impl<'o> Parser<'o> {
         self.refuse_unsupported_security()?;
         self.read_client_tls()?;
         self.read_admin_tls()?;
+        self.read_quorum_tls()?;
+        self.check_quorum_sasl()?;
         self.read_sasl()?;
         let c = &mut ServerConfig::default_standalone();
         if let Some(n) = self.sys(&["zookeeper.maxCnxns"], |v| decoded_int(v, 0, "a non-negative integer (0 = unlimited)"))? {
@@ -1715,6 +1801,12 @@ impl ServerConfig {
             secure_client_port_address: None,
             client_tls: ClientTls::default(),
             admin_tls: AdminTls::default(),
+            quorum_tls: QuorumTls {
+                tls: ClientTls { key_prefix: "ssl.quorum".into(), ..ClientTls::default() },
+                allow_reverse_dns_lookup: true,
+                ..QuorumTls::default()
+            },
+            quorum_sasl: QuorumSasl::default(),
             client_port_listen_backlog: -1,
             observer_master_port: None,
             tick_time: DEFAULT_TICK_TIME,
@@ -2196,6 +2288,7 @@ pub fn load_with(path: impl AsRef<Path>, system_properties: BTreeMap<String, Str
 /// `ServerCnxnFactory.configureSaslLogin` does: an unreadable or malformed file stops
 /// start-up; a file without the section means no SASL login (logged, as ZooKeeper goes on).
 pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
+    load_quorum_jaas(cfg)?;
     let Some(path) = cfg.sasl.jaas_file.clone() else {
         return Ok(());
     };
@@ -2227,6 +2320,59 @@ pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
     }
     cfg.sasl.credentials = Some(login.users);
     cfg.sasl.kerberos = login.kerberos;
+    Ok(())
+}
+
+/// With `quorum.auth.enableSasl=true`, the JAAS sections of SASL between servers, as
+/// `SaslQuorumAuthServer` and `SaslQuorumAuthLearner` need them at start-up: the users of
+/// `quorum.auth.server.saslLoginContext` (`QuorumServer`) and the login of
+/// `quorum.auth.learner.saslLoginContext` (`QuorumLearner`). A missing file or section
+/// stops start-up, as it stops ZooKeeper's.
+pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
+    if !cfg.quorum_sasl.enabled {
+        return Ok(());
+    }
+    let file = cfg.config_file.clone().unwrap_or_default();
+    let Some(path) = cfg.sasl.jaas_file.clone() else {
+        return Err(ConfigError::Invalid {
+            file,
+            key: "quorum.auth.enableSasl".to_string(),
+            message:
+                "SASL between servers needs a JAAS file with the QuorumServer and QuorumLearner sections (java.security.auth.login.config)"
+                    .to_string(),
+        });
+    };
+    let err = |key: &str, message: String| ConfigError::Invalid { file: path.display().to_string(), key: key.to_string(), message };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| err("java.security.auth.login.config", format!("cannot read the JAAS file: {e}")))?;
+    let jaas = sasl::parse_jaas(&text).map_err(|e| err("java.security.auth.login.config", e))?;
+    let q = &mut cfg.quorum_sasl;
+    let section = |key: &str, name: &str| {
+        jaas.get(name).ok_or_else(|| {
+            err(key, format!("SASL-authentication failed because the specified JAAS configuration section '{name}' could not be found"))
+        })
+    };
+    let modules = section("quorum.auth.server.saslLoginContext", &q.server_login_context)?;
+    let (login, notes) =
+        sasl::server_credentials(&q.server_login_context, modules).map_err(|e| err("quorum.auth.server.saslLoginContext", e))?;
+    if login.kerberos.is_some() {
+        return Err(err(
+            "quorum.auth.server.saslLoginContext",
+            format!(
+                "section {}: {}: Kerberos (GSSAPI) between servers is not supported by rzk yet; use {} (DIGEST-MD5)",
+                q.server_login_context,
+                sasl::KRB5_LOGIN_MODULE,
+                sasl::DIGEST_LOGIN_MODULE
+            ),
+        ));
+    }
+    q.server_users = Some(login.users);
+    let modules = section("quorum.auth.learner.saslLoginContext", &q.learner_login_context)?;
+    q.learner_credentials =
+        Some(sasl::client_credentials(&q.learner_login_context, modules).map_err(|e| err("quorum.auth.learner.saslLoginContext", e))?);
+    for n in notes {
+        cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
+    }
     Ok(())
 }
 

@@ -373,7 +373,7 @@ pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(Ser
                 login.users.insert(name.to_string(), v.clone());
             } else if k == "username" || k == "password" {
                 notes.push(format!(
-                    "section {section}: option {k} is what this server would log in as to other servers (quorum SASL, not supported); ignored"
+                    "section {section}: option {k} is a login's (a Client or QuorumLearner section's), not a server's; ignored, as ZooKeeper does"
                 ));
             } else {
                 notes.push(format!("section {section}: option {k} means nothing to {}; ignored, as ZooKeeper does", m.class));
@@ -449,6 +449,24 @@ fn krb5_server_login(section: &str, m: &LoginModule, notes: &mut Vec<String>) ->
     Ok(KerberosLogin { principal, keytab })
 }
 
+/// The DIGEST-MD5 login of a client section (a JAAS `Client` section for a client, the
+/// `QuorumLearner` section for a server connecting to another): the `username` and
+/// `password` options of its `DigestLoginModule`. Another login module is an error naming
+/// it (Kerberos included: rzk does not run a login it cannot perform).
+pub fn client_credentials(section: &str, modules: &[LoginModule]) -> Result<(String, String), String> {
+    for m in modules {
+        if m.class != DIGEST_LOGIN_MODULE {
+            let what = if m.class.ends_with("Krb5LoginModule") { "Kerberos (GSSAPI) authentication" } else { "this login module" };
+            return Err(format!("section {section}: {}: {what} is not supported by rzk; use {DIGEST_LOGIN_MODULE} (DIGEST-MD5)", m.class));
+        }
+        let opt = |k: &str| m.options.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let (Some(username), Some(password)) = (opt("username"), opt("password")) {
+            return Ok((username, password));
+        }
+    }
+    Err(format!("section {section} has no username and password"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +495,10 @@ Client {
         assert_eq!(users["bob"], "bob's \"secret\"");
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(j["Client"][0].options, vec![("username".into(), "bob".into()), ("password".into(), "bobsecret".into())]);
+        assert_eq!(client_credentials("Client", &j["Client"]), Ok(("bob".into(), "bobsecret".into())));
+        assert!(client_credentials("Server", &j["Server"]).unwrap_err().contains("no username and password"));
+        let krb = parse_jaas("QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required; };").unwrap();
+        assert!(client_credentials("QuorumLearner", &krb["QuorumLearner"]).unwrap_err().contains("Kerberos"));
     }
 
     #[test]

@@ -107,9 +107,13 @@ pub struct StoreConfig {
 }
 
 /// TLS on the client port, as ZooKeeper's `NettyServerCnxnFactory` with `ClientX509Util`
-/// configures it.
+/// configures it; the same settings under `ssl.quorum.` are the quorum's (`QuorumX509Util`,
+/// see [`QuorumTls`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTls {
+    /// The prefix of the settings' zoo.cfg keys, for error messages: `ssl` (the client
+    /// port) or `ssl.quorum` (the quorum and election ports).
+    pub key_prefix: String,
     /// `ssl.keyStore.*`: the server's own key and certificate chain.
     pub key_store: Option<StoreConfig>,
     /// `ssl.trustStore.*`: the CAs client certificates must chain to.
@@ -144,6 +148,7 @@ pub struct ClientTls {
 impl Default for ClientTls {
     fn default() -> Self {
         ClientTls {
+            key_prefix: "ssl".to_string(),
             key_store: None,
             trust_store: None,
             client_auth: ClientAuth::Need,
@@ -157,6 +162,114 @@ impl Default for ClientTls {
             cert_reload: false,
             handshake_detection_timeout_ms: 5000,
         }
+    }
+}
+
+impl ClientTls {
+    /// The zoo.cfg key of one of these settings (`ssl.ciphersuites`, `ssl.quorum.ciphersuites`).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.key_prefix)
+    }
+}
+
+/// TLS between the servers, as ZooKeeper 3.8's `QuorumPeer` with `QuorumX509Util` sets it
+/// up: `sslQuorum` (the quorum and election ports speak TLS, and this server connects to
+/// the others with TLS), `portUnification` (those ports also take plaintext, told apart by
+/// the first bytes, so that an ensemble moves to TLS by rolling restarts),
+/// `sslQuorumReloadCertFiles`, and the `ssl.quorum.*` stores and settings. Between servers
+/// both sides present certificates (`ssl.quorum.clientAuth`, default need) and, by default,
+/// each checks that the other's certificate names its address (`ssl.quorum.hostnameVerification`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumTls {
+    /// `sslQuorum`.
+    pub ssl_quorum: bool,
+    /// `portUnification`.
+    pub port_unification: bool,
+    /// `ssl.quorum.*`; `tls.cert_reload` is `sslQuorumReloadCertFiles`.
+    pub tls: ClientTls,
+    /// `ssl.quorum.allowReverseDnsLookup` (default true for the quorum): when a peer's
+    /// certificate does not name its address, a name for that address may do.
+    pub allow_reverse_dns_lookup: bool,
+}
+
+impl QuorumTls {
+    /// Whether the quorum and election ports speak TLS at all (accepting or connecting).
+    pub fn enabled(&self) -> bool {
+        self.ssl_quorum || self.port_unification
+    }
+}
+
+/// The system properties [`QuorumTls`] is read from (with `sslQuorum` or `portUnification`).
+pub const QUORUM_TLS_PROPERTIES: &[&str] = &[
+    "zookeeper.ssl.quorum.keyStore.location",
+    "zookeeper.ssl.quorum.keyStore.password",
+    "zookeeper.ssl.quorum.keyStore.passwordPath",
+    "zookeeper.ssl.quorum.keyStore.type",
+    "zookeeper.ssl.quorum.trustStore.location",
+    "zookeeper.ssl.quorum.trustStore.password",
+    "zookeeper.ssl.quorum.trustStore.passwordPath",
+    "zookeeper.ssl.quorum.trustStore.type",
+    "zookeeper.ssl.quorum.clientAuth",
+    "zookeeper.ssl.quorum.protocol",
+    "zookeeper.ssl.quorum.enabledProtocols",
+    "zookeeper.ssl.quorum.ciphersuites",
+    "zookeeper.ssl.quorum.hostnameVerification",
+    "zookeeper.ssl.quorum.handshakeDetectionTimeoutMillis",
+    "zookeeper.ssl.quorum.allowReverseDnsLookup",
+    "zookeeper.ssl.quorum.crl",
+    "zookeeper.ssl.quorum.ocsp",
+];
+
+/// SASL between the servers (`QuorumAuth`), DIGEST-MD5 only: `quorum.auth.enableSasl`
+/// makes this server ready to authenticate; `quorum.auth.learnerRequireSasl` makes it
+/// authenticate when it connects to another server (election and quorum ports), with the
+/// `username` / `password` of the JAAS section `quorum.auth.learner.saslLoginContext`
+/// (`QuorumLearner`); `quorum.auth.serverRequireSasl` makes it refuse a server that does
+/// not, checking against the `user_NAME` entries of `quorum.auth.server.saslLoginContext`
+/// (`QuorumServer`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct QuorumSasl {
+    /// `quorum.auth.enableSasl`.
+    pub enabled: bool,
+    /// `quorum.auth.learnerRequireSasl`.
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`.
+    pub server_require: bool,
+    /// `quorum.auth.learner.saslLoginContext` (default `QuorumLearner`).
+    pub learner_login_context: String,
+    /// `quorum.auth.server.saslLoginContext` (default `QuorumServer`).
+    pub server_login_context: String,
+    /// The learner's login (username, password), read from the JAAS file by `load`.
+    pub learner_credentials: Option<(String, String)>,
+    /// The users a server accepts (name → password), read from the JAAS file by `load`.
+    pub server_users: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Default for QuorumSasl {
+    fn default() -> Self {
+        QuorumSasl {
+            enabled: false,
+            learner_require: false,
+            server_require: false,
+            learner_login_context: "QuorumLearner".to_string(),
+            server_login_context: "QuorumServer".to_string(),
+            learner_credentials: None,
+            server_users: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for QuorumSasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumSasl")
+            .field("enabled", &self.enabled)
+            .field("learner_require", &self.learner_require)
+            .field("server_require", &self.server_require)
+            .field("learner_login_context", &self.learner_login_context)
+            .field("server_login_context", &self.server_login_context)
+            .field("learner", &self.learner_credentials.as_ref().map(|(u, _)| u))
+            .field("server_users", &self.server_users.as_ref().map(|u| u.keys().collect::<Vec<_>>()))
+            .finish()
     }
 }
 
@@ -221,16 +334,10 @@ fn java_true(v: &str) -> bool {
 /// A `QuorumPeerConfig` key rzk does not implement, given its value: the error message, or
 /// `None` when the key is harmless as set (a feature turned off).
 pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
-    let on = java_true(value);
+    let _ = value;
     let msg = match key {
-        "sslQuorum" if on => "TLS between servers (sslQuorum) is not supported by rzk yet",
-        "sslQuorumReloadCertFiles" if on => "TLS between servers (sslQuorumReloadCertFiles) is not supported by rzk yet",
-        "portUnification" if on => "TLS port unification on the quorum and election ports is not supported by rzk yet",
-        "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl" | "quorum.auth.learnerRequireSasl" if on => {
-            "SASL authentication between servers is not supported by rzk yet"
-        }
-        "quorum.auth.learner.saslLoginContext" | "quorum.auth.server.saslLoginContext" | "quorum.auth.kerberos.servicePrincipal" => {
-            "SASL authentication between servers is not supported by rzk yet"
+        "quorum.auth.kerberos.servicePrincipal" => {
+            "Kerberos (GSSAPI) authentication between servers is not supported by rzk yet (quorum SASL DIGEST-MD5 is)"
         }
         _ => return None,
     };
@@ -240,8 +347,9 @@ pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
 /// A system property (full name, e.g. `zookeeper.authProvider.1`) that asks for security
 /// rzk does not implement: the error message, or `None`.
 /// `admin_tls_on`: whether the admin server speaks TLS, which uses the `ssl.quorum.*`
-/// key and trust stores.
-pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool) -> Option<String> {
+/// key and trust stores; `quorum_tls_on`: whether the quorum speaks TLS (`sslQuorum` or
+/// `portUnification`), which reads every [`QUORUM_TLS_PROPERTIES`].
+pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool, quorum_tls_on: bool) -> Option<String> {
     let k = name.strip_prefix("zookeeper.").unwrap_or(name);
     let on = java_true(value);
     let msg: String = if k.starts_with("authProvider.") {
@@ -260,11 +368,20 @@ pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool) 
         format!("digest algorithm {:?}: rzk computes digest ids with SHA1 only", value.trim())
     } else if k == "requireClientAuthScheme" {
         "requireClientAuthScheme is not supported by rzk (nor read by ZooKeeper 3.8); use enforce.auth.enabled=true and enforce.auth.schemes".into()
+    } else if (k == "ssl.quorum.crl" || k == "ssl.quorum.ocsp") && on {
+        format!("certificate revocation checking ({k}) is not supported by rzk yet")
     } else if k.starts_with("ssl.quorum.") {
         if admin_tls_on && ADMIN_TLS_PROPERTIES.contains(&name) {
             return None;
         }
-        "TLS between servers (ssl.quorum.*) is not supported by rzk yet (its key and trust stores are read only for TLS on the admin server: admin.forceHttps or admin.portUnification)".into()
+        // Read (or, with neither sslQuorum nor portUnification, unused: logged by the
+        // parser, as ZooKeeper leaves them unused), so an operator can put the stores in
+        // place before a rolling move to TLS.
+        let _ = quorum_tls_on;
+        if QUORUM_TLS_PROPERTIES.contains(&name) {
+            return None;
+        }
+        format!("{k} is not a quorum TLS setting rzk knows")
     } else if k.starts_with("kerberos.") && !matches!(k, "kerberos.removeHostFromPrincipal" | "kerberos.removeRealmFromPrincipal") {
         format!("{k} is not a Kerberos setting rzk knows (it reads kerberos.removeHostFromPrincipal and kerberos.removeRealmFromPrincipal)")
     } else if k == "server.principal" {

@@ -8,6 +8,9 @@
 //! `rspauth` answer, and the authorization id the connection gets (`sasl`, NAME). It is pure:
 //! the nonce's random bytes come in as an argument.
 //!
+//! The same mechanism authenticates servers to each other (`SaslQuorumAuthServer`) as
+//! `zookeeper-quorum/zk-quorum-sasl-md5` ([`DigestMd5Server::for_service`] with [`QUORUM`]).
+//!
 //! Two round trips, as the Java and kazoo clients do them: an empty token (or an initial
 //! response, ignored as Java ignores it) → the challenge; the digest response → `rspauth=...`
 //! and completion. Any token after that fails (the server is "at illegal state", as Java's is).
@@ -15,7 +18,7 @@
 use rzk_proto::sasl::{parse_directives, response_value};
 use std::collections::BTreeMap;
 
-pub use rzk_proto::sasl::{SERVER_NAME, SERVICE};
+pub use rzk_proto::sasl::{DigestService, CLIENT_PORT, QUORUM, SERVER_NAME, SERVICE};
 /// Java's `DigestMD5Server` refuses longer responses.
 pub const RESPONSE_BYTES_MAX: usize = 4096;
 /// Bytes of randomness in a nonce (Java: 30, base64-encoded to 40 characters).
@@ -97,6 +100,7 @@ enum State {
 /// One connection's DIGEST-MD5 negotiation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestMd5Server {
+    service: DigestService,
     state: State,
 }
 
@@ -122,9 +126,14 @@ fn encode_nonce(raw: &[u8; NONCE_RAW_BYTES]) -> Vec<u8> {
 }
 
 impl DigestMd5Server {
-    /// A negotiation that has not started.
+    /// A negotiation on the client port that has not started.
     pub fn new() -> Self {
-        DigestMd5Server { state: State::Initial }
+        Self::for_service(CLIENT_PORT)
+    }
+
+    /// A negotiation for `service` (the client port's, or [`QUORUM`] between servers).
+    pub fn for_service(service: DigestService) -> Self {
+        DigestMd5Server { service, state: State::Initial }
     }
 
     /// `SaslServer.evaluateResponse`: the client's token in, the next step out. `nonce_raw`
@@ -144,7 +153,7 @@ impl DigestMd5Server {
                 // An initial response ("subsequent authentication", RFC 2831 2.2) is not
                 // supported, so it is ignored and the negotiation starts over, as Java does.
                 let nonce = encode_nonce(&nonce_raw());
-                let mut c = format!("realm=\"{SERVER_NAME}\",nonce=\"").into_bytes();
+                let mut c = format!("realm=\"{}\",nonce=\"", self.service.server_name).into_bytes();
                 c.extend_from_slice(&nonce);
                 // No qop directive: Java's server offers the default (auth) by leaving it out.
                 c.extend_from_slice(b"\",charset=utf-8,algorithm=md5-sess");
@@ -153,7 +162,7 @@ impl DigestMd5Server {
             }
             State::ChallengeSent { nonce } => {
                 let d = parse_directives(response).map_err(|e| SaslError(e.0))?;
-                Self::validate(&d, &nonce, users)
+                Self::validate(self.service, &d, &nonce, users)
             }
             State::Done => fail("DIGEST-MD5: Server at illegal state"),
         }
@@ -165,7 +174,7 @@ impl DigestMd5Server {
     }
 
     /// `DigestMD5Server.validateClientResponse`, in Java's order.
-    fn validate(d: &BTreeMap<String, Vec<u8>>, nonce: &[u8], users: &SaslUsers) -> Result<Step, SaslError> {
+    fn validate(service: DigestService, d: &BTreeMap<String, Vec<u8>>, nonce: &[u8], users: &SaslUsers) -> Result<Step, SaslError> {
         let text = |k: &str| d.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
         let violation = |m: String| SaslError(format!("DIGEST-MD5: digest response format violation. {m}"));
         if let Some(cs) = text("charset") {
@@ -182,7 +191,7 @@ impl DigestMd5Server {
             return Err(violation("Missing username.".into()));
         };
         let realm = text("realm").unwrap_or_default();
-        if realm != SERVER_NAME {
+        if realm != service.server_name {
             return Err(violation(format!("Nonexistent realm: {realm}")));
         }
         match d.get("nonce") {
@@ -204,7 +213,7 @@ impl DigestMd5Server {
             "auth-int" | "auth-conf" => return fail(format!("DIGEST-MD5: server does not support  qop: {qop}")),
             _ => return Err(violation(format!("Invalid QOP: {qop}"))),
         }
-        let expected_uri = format!("{SERVICE}/{SERVER_NAME}");
+        let expected_uri = service.digest_uri();
         let digest_uri = match text("digest-uri") {
             Some(u) if u.eq_ignore_ascii_case(&expected_uri) => u,
             other => return Err(violation(format!("Mismatched URI: {}; expecting: {expected_uri}", other.as_deref().unwrap_or("null")))),
@@ -297,6 +306,36 @@ mod tests {
         assert!(matches!(s.evaluate_response(b"x=y", &users(), || [0; NONCE_RAW_BYTES]), Ok(Step::Challenge(_))));
         let mut s = DigestMd5Server::new();
         assert!(s.evaluate_response(&[b'a'; RESPONSE_BYTES_MAX + 1], &users(), || unreachable!()).is_err());
+    }
+
+    /// A learner (rzk's client mechanism for the quorum service) against the quorum server.
+    #[test]
+    fn quorum_service_login() {
+        use rzk_proto::sasl::client::{DigestMd5Client, SaslCredentials};
+        let users = SaslUsers { users: [("zk".to_string(), "pw".to_string())].into(), super_password: None };
+        let login = |password: &str| {
+            let mut s = DigestMd5Server::for_service(QUORUM);
+            let creds = SaslCredentials { username: "zk".into(), password: password.into() };
+            let mut c = DigestMd5Client::for_service(QUORUM, creds, "cn".into());
+            let Step::Challenge(ch) = s.evaluate_response(&c.initial_token(), &users, || [3; NONCE_RAW_BYTES]).unwrap() else { panic!() };
+            assert!(ch.starts_with(b"realm=\"zk-quorum-sasl-md5\""));
+            let resp = c.evaluate_challenge(&ch).unwrap().unwrap();
+            assert!(String::from_utf8_lossy(&resp).contains("digest-uri=\"zookeeper-quorum/zk-quorum-sasl-md5\""));
+            match s.evaluate_response(&resp, &users, || unreachable!())? {
+                Step::Complete { token, authorization_id, .. } => {
+                    assert_eq!(c.evaluate_challenge(&token).unwrap(), None);
+                    Ok::<String, SaslError>(authorization_id)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(login("pw").unwrap(), "zk");
+        assert!(login("wrong").unwrap_err().0.contains("Mismatched response"));
+        // A client-port response is refused by the quorum service.
+        let mut s = DigestMd5Server::for_service(QUORUM);
+        let Step::Challenge(ch) = s.evaluate_response(b"", &users, || [3; NONCE_RAW_BYTES]).unwrap() else { panic!() };
+        let resp = client_response(&ch, "zk", "pw", "x");
+        assert!(s.evaluate_response(&resp, &users, || unreachable!()).is_err());
     }
 
     #[test]

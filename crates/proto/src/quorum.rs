@@ -330,6 +330,64 @@ pub const PROTOCOL_VERSION_V2: i64 = -65535;
 /// `QuorumCnxManager.maxBuffer`: the longest address text a header may carry.
 pub const CONNECTION_HEADER_ADDR_MAX_BYTES: usize = 2048;
 
+/// `QuorumAuth.QUORUM_AUTH_MAGIC_NUMBER`, Java's `-0xa0dbcafecafe1234L`: the first long of
+/// every [`QuorumAuthPacket`]. (Java's hex literal is already negative, so the negation
+/// makes it positive, 0x5f2435013501edcc, despite ZooKeeper's comment.)
+pub const QUORUM_AUTH_MAGIC: i64 = (0xa0db_cafe_cafe_1234_u64 as i64).wrapping_neg();
+/// The longest SASL token of a [`QuorumAuthPacket`] rzk reads (DIGEST-MD5's are < 1 KiB).
+pub const QUORUM_AUTH_TOKEN_MAX_BYTES: usize = 64 * 1024;
+
+/// `QuorumAuth.Status`.
+pub mod quorum_auth_status {
+    pub const IN_PROGRESS: i32 = 0;
+    pub const SUCCESS: i32 = 1;
+    pub const ERROR: i32 = -1;
+}
+
+/// `QuorumAuthPacket` (jute `qpconnect`): SASL between servers, before the election
+/// header's notifications and before a learner's first quorum packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumAuthPacket {
+    pub magic: i64,
+    /// [`quorum_auth_status`].
+    pub status: i32,
+    /// The SASL token; `None` is jute's null buffer (length -1).
+    pub token: Option<Vec<u8>>,
+}
+
+impl QuorumAuthPacket {
+    /// A packet with the magic number.
+    pub fn new(status: i32, token: Option<Vec<u8>>) -> Self {
+        QuorumAuthPacket { magic: QUORUM_AUTH_MAGIC, status, token }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.write_i64(self.magic);
+        w.write_i32(self.status);
+        w.write_buffer_opt(self.token.as_deref());
+        w.into_inner()
+    }
+
+    /// The token length of a packet whose first 16 bytes are `head` (magic, status, length):
+    /// `None` for a null token; an error for a negative or too long one.
+    pub fn token_len(head: &[u8; 16]) -> Result<Option<usize>, DecodeError> {
+        let n = i32::from_be_bytes(head[12..16].try_into().expect("4 bytes"));
+        match n {
+            -1 => Ok(None),
+            n if n < -1 => Err(DecodeError::NegativeLength(n)),
+            n if n as usize > QUORUM_AUTH_TOKEN_MAX_BYTES => Err(DecodeError::Invalid("QuorumAuthPacket token too long")),
+            n => Ok(Some(n as usize)),
+        }
+    }
+
+    /// Decodes a whole packet.
+    pub fn decode(b: &[u8]) -> Result<QuorumAuthPacket, DecodeError> {
+        let mut r = Reader::new(b);
+        Ok(QuorumAuthPacket { magic: r.read_i64()?, status: r.read_i32()?, token: r.read_buffer_opt()? })
+    }
+}
+
 /// The first bytes on an election connection (`InitialMessage`): protocol version, the
 /// connecting server's sid and its election address(es). Servers before 3.5 sent only the
 /// sid (a non-negative first long); that form decodes with `protocol_version: None`.
@@ -528,6 +586,16 @@ pub fn decode_touches(data: &[u8]) -> Result<Vec<(SessionId, i32)>, DecodeError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quorum_auth_packet_bytes() {
+        let p = QuorumAuthPacket::new(quorum_auth_status::IN_PROGRESS, Some(vec![]));
+        // The magic as Java writes -0xa0dbcafecafe1234L, status 0, an empty buffer.
+        assert_eq!(p.encode(), [0x5f, 0x24, 0x35, 0x01, 0x35, 0x01, 0xed, 0xcc, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let e = QuorumAuthPacket::new(quorum_auth_status::ERROR, None).encode();
+        assert_eq!(QuorumAuthPacket::token_len(&e[..16].try_into().unwrap()), Ok(None));
+        assert_eq!(QuorumAuthPacket::decode(&e).unwrap().status, -1);
+    }
     use proptest::prelude::*;
 
     fn unhex(s: &str) -> Vec<u8> {

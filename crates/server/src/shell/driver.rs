@@ -349,11 +349,20 @@ pub async fn run_with_audit(
         member.observe_storage(StorageObservation::Snapshot { ms: ms as i64 });
     }
 
+    if my_id.is_none() && (cfg.quorum_tls.enabled() || cfg.quorum_sasl.enabled) {
+        tracing::warn!("sslQuorum / portUnification / quorum.auth.* apply to ensemble members only; this standalone server has no quorum or election port (ZooKeeper's standalone server does not read them either)");
+    }
     let (net_tx, mut net_rx) = mpsc::channel::<peer::NetEvent>(4096);
     let net = match my_id {
         None => None,
         Some(id) => {
             let mut limits = peer::NetLimits::from_config(&cfg);
+            limits.security = super::peersec::PeerSecurity::from_config(&cfg).map_err(other)?;
+            tracing::info!(security = %limits.security.describe(), "links between servers");
+            if let Some(ctx) = limits.security.tls.clone() {
+                // sslQuorumReloadCertFiles: new peer connections take the changed stores.
+                tokio::spawn(super::tls::reload_on_change(ctx, shutdown.clone()));
+            }
             let max_record = storage_cfg.max_record_bytes;
             limits.snap_scanner = Arc::new(move || Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record))));
             Some(peer::PeerNet::start(ServerId(id as i64), peer::PeerAddrs::from_config(&cfg), limits, net_tx).await?)

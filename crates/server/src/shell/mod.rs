@@ -17,6 +17,7 @@ pub mod kerberos;
 pub mod listen;
 pub mod metrics;
 pub mod peer;
+pub mod peersec;
 pub mod rolling;
 pub mod tls;
 

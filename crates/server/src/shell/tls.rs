@@ -6,7 +6,11 @@
 //!
 //! This module owns the rustls [`ServerConfig`](rustls::ServerConfig) the listeners use
 //! ([`TlsContext`]) and the handshake ([`accept`]); the connection after it is the same
-//! code as for plaintext (`conn::run` is generic over the stream).
+//! code as for plaintext (`conn::run` is generic over the stream). The same stores and
+//! settings under `ssl.quorum.*` make the quorum's TLS (`QuorumX509Util`): a context
+//! [`TlsContext::for_peers`] has a client configuration too, for connecting to another
+//! server with this server's certificate, and [`check_peer_name`] is the hostname
+//! verification both ends of a quorum connection make (`shell::peer` uses them).
 //!
 //! Differences from ZooKeeper, each an error at start-up rather than a silent change:
 //! rustls offers TLS 1.2 and 1.3 only, and no CBC cipher suites; an encrypted PEM private key
@@ -56,13 +60,33 @@ fn store_err(s: &StoreConfig, message: impl Into<String>) -> TlsError {
 pub struct TlsContext {
     settings: ClientTls,
     current: RwLock<Arc<rustls::ServerConfig>>,
+    /// Between servers: the configuration for connecting to another server.
+    client: Option<RwLock<Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsContext {
     /// Loads the stores and builds the configuration; any problem is a start-up error.
     pub fn new(settings: &ClientTls) -> Result<Arc<TlsContext>, TlsError> {
         let cfg = server_config(settings)?;
-        Ok(Arc::new(TlsContext { settings: settings.clone(), current: RwLock::new(Arc::new(cfg)) }))
+        Ok(Arc::new(TlsContext { settings: settings.clone(), current: RwLock::new(Arc::new(cfg)), client: None }))
+    }
+
+    /// A context for the quorum and election ports: the server configuration for accepting
+    /// and the client one for connecting, from the same stores.
+    pub fn for_peers(settings: &ClientTls) -> Result<Arc<TlsContext>, TlsError> {
+        let cfg = server_config(settings)?;
+        let client = client_config(settings)?;
+        Ok(Arc::new(TlsContext {
+            settings: settings.clone(),
+            current: RwLock::new(Arc::new(cfg)),
+            client: Some(RwLock::new(Arc::new(client))),
+        }))
+    }
+
+    /// The configuration for connecting to another server (a context made by
+    /// [`TlsContext::for_peers`]).
+    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.client.as_ref().map(|c| c.read().expect("tls config lock").clone())
     }
 
     /// The configuration for a new connection.
@@ -78,12 +102,16 @@ impl TlsContext {
     /// Rebuilds the configuration from the store files; on failure the old one stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let cfg = server_config(&self.settings)?;
+        let client = self.client.as_ref().map(|_| client_config(&self.settings)).transpose()?;
         *self.current.write().expect("tls config lock") = Arc::new(cfg);
+        if let (Some(slot), Some(c)) = (&self.client, client) {
+            *slot.write().expect("tls config lock") = Arc::new(c);
+        }
         Ok(())
     }
 }
 
-/// With `client.certReload=true`, checks the store files every [`RELOAD_POLL_INTERVAL`]
+/// With `client.certReload=true` (`sslQuorumReloadCertFiles=true` for the quorum), checks the store files every [`RELOAD_POLL_INTERVAL`]
 /// and reloads when one changed (ZooKeeper 3.8.5+ watches the files; a changed length or
 /// modification time here stands for its modify/create events). Returns at once without
 /// the setting; otherwise runs until `shutdown`. A store caught half-written fails to load
@@ -368,8 +396,8 @@ pub fn protocol_versions(t: &ClientTls) -> Result<Vec<&'static SupportedProtocol
             "TLSv1.2" => &[&rustls::version::TLS12],
             "TLS" => &[&rustls::version::TLS13, &rustls::version::TLS12],
             other => {
-                let key = if t.enabled_protocols == [t.protocol.clone()] { "ssl.protocol" } else { "ssl.enabledProtocols" };
-                return Err(setting(key, format!("{other:?}: rzk speaks TLSv1.2 and TLSv1.3 only")));
+                let key = if t.enabled_protocols == [t.protocol.clone()] { t.key("protocol") } else { t.key("enabledProtocols") };
+                return Err(setting(&key, format!("{other:?}: rzk speaks TLSv1.2 and TLSv1.3 only")));
             }
         };
         for v in v {
@@ -411,7 +439,8 @@ pub fn cipher_suites(t: &ClientTls, provider: &CryptoProvider) -> Result<Vec<Sup
         Some(names) => names
             .iter()
             .map(|n| {
-                find(n).ok_or_else(|| setting("ssl.ciphersuites", format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers")))
+                find(n)
+                    .ok_or_else(|| setting(&t.key("ciphersuites"), format!("{n:?} is not a cipher suite rzk's TLS stack (rustls) offers")))
             })
             .collect(),
         None => {
@@ -430,31 +459,44 @@ pub fn crypto_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// The rustls server configuration for `t`: stores loaded, versions, suites and client
-/// authentication as configured.
-pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
-    let ks = t.key_store.as_ref().ok_or_else(|| setting("ssl.keyStore.location", "TLS needs the server's key store"))?;
-    let (chain, key) = load_key_store(ks)?;
+/// The protocol versions and cipher suites of `t`, checked to work together, as a provider.
+fn versions_and_provider(t: &ClientTls) -> Result<(Vec<&'static SupportedProtocolVersion>, Arc<CryptoProvider>), TlsError> {
     let mut provider = crypto_provider();
     let versions = protocol_versions(t)?;
     let suites = cipher_suites(t, &provider)?;
     if !suites.iter().any(|s| versions.iter().any(|v| v.version == s.version().version)) {
-        return Err(setting("ssl.ciphersuites", "none of the cipher suites is usable with the enabled protocols (ssl.enabledProtocols)"));
+        return Err(setting(
+            &t.key("ciphersuites"),
+            format!("none of the cipher suites is usable with the enabled protocols ({})", t.key("enabledProtocols")),
+        ));
     }
     provider.cipher_suites = suites;
-    let provider = Arc::new(provider);
+    Ok((versions, Arc::new(provider)))
+}
+
+fn roots(ts: &StoreConfig) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in load_trust_store(ts)? {
+        roots.add(c).map_err(|e| store_err(ts, format!("unusable CA certificate: {e}")))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The rustls server configuration for `t`: stores loaded, versions, suites and client
+/// authentication as configured.
+pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
+    let ks = t.key_store.as_ref().ok_or_else(|| setting(&t.key("keyStore.location"), "TLS needs the server's key store"))?;
+    let (chain, key) = load_key_store(ks)?;
+    let (versions, provider) = versions_and_provider(t)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| setting("ssl.enabledProtocols", e.to_string()))?;
+        .map_err(|e| setting(&t.key("enabledProtocols"), e.to_string()))?;
     let builder = match t.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let ts = t.trust_store.as_ref().ok_or_else(|| setting("ssl.trustStore.location", "client certificates need a trust store"))?;
-            let mut roots = RootCertStore::empty();
-            for c in load_trust_store(ts)? {
-                roots.add(c).map_err(|e| store_err(ts, format!("unusable CA certificate: {e}")))?;
-            }
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let ts =
+                t.trust_store.as_ref().ok_or_else(|| setting(&t.key("trustStore.location"), "client certificates need a trust store"))?;
+            let v = WebPkiClientVerifier::builder_with_provider(roots(ts)?, provider);
             let v = if auth == ClientAuth::Want { v.allow_unauthenticated() } else { v };
             builder.with_client_cert_verifier(v.build().map_err(|e| store_err(ts, e.to_string()))?)
         }
@@ -462,6 +504,97 @@ pub fn server_config(t: &ClientTls) -> Result<rustls::ServerConfig, TlsError> {
     builder
         .with_single_cert(chain, key)
         .map_err(|e| store_err(ks, format!("the key store's key and certificate do not work together: {e}")))
+}
+
+/// The rustls client configuration of a server connecting to another (`QuorumX509Util`'s
+/// SSL socket): the trust store's CAs vouch for the other server's chain, and this server
+/// presents its key store's certificate. Names are not checked by the handshake but after
+/// it ([`check_peer_name`]), as ZooKeeper's trust manager checks the peer's address.
+pub fn client_config(t: &ClientTls) -> Result<rustls::ClientConfig, TlsError> {
+    let ks = t.key_store.as_ref().ok_or_else(|| setting(&t.key("keyStore.location"), "TLS needs this server's key store"))?;
+    let ts = t.trust_store.as_ref().ok_or_else(|| setting(&t.key("trustStore.location"), "TLS needs a trust store"))?;
+    let (chain, key) = load_key_store(ks)?;
+    let (versions, provider) = versions_and_provider(t)?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots(ts)?, provider.clone())
+        .build()
+        .map_err(|e| store_err(ts, e.to_string()))?;
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| setting(&t.key("enabledProtocols"), e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| store_err(ks, format!("the key store's key and certificate do not work together: {e}")))
+}
+
+/// A server certificate verifier that checks the chain (against the trust store, dates,
+/// usage) as rustls's web PKI verifier does, but not the name: between servers the name is
+/// checked against the peer's address after the handshake ([`check_peer_name`]).
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        // The web PKI verifier checks the name last, after the chain.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `ZKTrustManager.performHostVerification` between servers: the peer's certificate must
+/// name its address (an IP address entry of its subjectAltName) or, failing that, one of
+/// `fallback_hosts` (a DNS entry). ZooKeeper's fallback is the host name Java has for the
+/// address: the name the connection was opened with, or a reverse DNS lookup; rzk's are the
+/// `server.N` host names (see `peersec`).
+pub fn check_peer_name(cert: &CertificateDer<'_>, addr: std::net::IpAddr, fallback_hosts: &[String]) -> Result<(), String> {
+    use rustls_pki_types::ServerName;
+    let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| format!("the peer's certificate is unreadable: {e}"))?;
+    if rustls::client::verify_server_name(&parsed, &ServerName::IpAddress(addr.into())).is_ok() {
+        return Ok(());
+    }
+    for host in fallback_hosts {
+        if let Ok(name) = ServerName::try_from(host.as_str()) {
+            if rustls::client::verify_server_name(&parsed, &name).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    let also = if fallback_hosts.is_empty() { String::new() } else { format!(" nor {}", fallback_hosts.join(", ")) };
+    Err(format!("the peer's certificate names neither its address {addr}{also} (hostname verification)"))
 }
 
 /// A verifier of client certificate chains against `store`, as the trust manager of
