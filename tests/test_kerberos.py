@@ -10,6 +10,7 @@ scheme, whoAmI, and kerberos.removeHostFromPrincipal / removeRealmFromPrincipal.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -449,3 +450,31 @@ def test_rzk_cli_kerberos_login(servers, realm, tmp_path):
     assert out["unknown-service"] == (1, [], True), out
     assert out["canonical"] == out["ticket-cache"], out
     assert out["as-given"] == (1, [], True), out
+
+
+def test_rzk_bench_kerberos_login(servers, realm):
+    """`rzk bench --kerberos` (the ticket cache): every session logs in with GSSAPI before its
+    requests; a root only `sasl:bob@REALM` may write under shows the login took (another
+    principal gets NoAuth). Against ZooKeeper and rzk alike."""
+    from kazoo.security import ACL, Id, Permissions
+
+    def run(server):
+        realm.use("bob")
+        k = kazoo(server)
+        try:
+            if not k.exists("/bench-krb"):
+                k.create("/bench-krb", acl=[ACL(Permissions.ALL, Id("sasl", "bob@" + REALM))])
+        finally:
+            k.stop()
+        cmd = [str(h.rzk_binary()), "bench", "get", "--servers", hosts(server), "--clients", "2", "--inflight", "2",
+               "--keys", "10", "--duration", "0.3", "--root", "/bench-krb/b", "--json", "--quiet"]
+        ok = h.run_bounded(cmd + ["--kerberos"], timeout=60)
+        res = json.loads(ok.stdout) if ok.returncode == 0 else {}
+        # carol logs in too, but may not write under bob's root.
+        realm.use("carol/client.example")
+        other = h.run_bounded(cmd[:-4] + ["--root", "/bench-krb/carol", "--json", "--quiet", "--kerberos"], timeout=60)
+        return ok.returncode, res.get("error_count"), res.get("ops", 0) > 0, other.returncode != 0, "NoAuth" in h._dec(other.stderr)
+
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    assert both(servers, run) == (0, 0, True, True, True)

@@ -11,6 +11,7 @@ hand (for malformed tokens and the exact replies), and the Java client (zkCli.sh
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import namedtuple
@@ -578,6 +579,33 @@ def test_rzk_cli_sasl_login(servers, tmp_path):
     assert out["jaas-env"] == out["jaas-arg"]
     assert out["flags"] == (0, ["Auth scheme: User", "ip: 127.0.0.1", "sasl: admin", "super: "]), out
     assert out["wrong"] == (1, "", True), out
+
+
+def test_rzk_bench_sasl_login(servers):
+    """`rzk bench --sasl-user/--sasl-password`: every session logs in before its requests; a
+    root only `sasl:bob` may write under shows the login took, a wrong password fails the run.
+    Against ZooKeeper and rzk alike (a benchmark: nothing about speed is asserted)."""
+    from kazoo.security import ACL, Id, Permissions
+
+    def run(server):
+        k = kazoo(server, "bob", USERS["bob"])
+        try:
+            if not k.exists("/bench-sasl"):
+                k.create("/bench-sasl", acl=[ACL(Permissions.ALL, Id("sasl", "bob"))])
+        finally:
+            k.stop()
+        cmd = [str(h.rzk_binary()), "bench", "get", "--servers", server.hosts, "--clients", "2", "--inflight", "2",
+               "--keys", "10", "--duration", "0.3", "--root", "/bench-sasl/b", "--json", "--quiet"]
+        ok = h.run_bounded(cmd + ["--sasl-user", "bob", "--sasl-password", USERS["bob"]], timeout=60)
+        res = json.loads(ok.stdout) if ok.returncode == 0 else {}
+        bad = h.run_bounded(cmd + ["--sasl-user", "bob", "--sasl-password", "nope"], timeout=60)
+        anonymous = h.run_bounded(cmd, timeout=60)
+        return (ok.returncode, res.get("error_count"), res.get("ops", 0) > 0, bad.returncode != 0,
+                "AuthFailed" in h._dec(bad.stderr), anonymous.returncode != 0, "NoAuth" in h._dec(anonymous.stderr))
+
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    assert both(servers, run) == (0, 0, True, True, True, True, True)
 
 
 # ------------------------------------------------------------------ an ensemble

@@ -31,6 +31,8 @@ pub struct Dial {
     pub hosts: Vec<String>,
     pub io_timeout: Duration,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A SASL login every session makes after its handshake.
+    pub login: Option<rzk_client::sasl::SaslLogin>,
 }
 
 /// A plaintext or TLS connection.
@@ -157,7 +159,34 @@ impl Session {
         }
         s.session_id = resp.session_id;
         s.timeout_ms = resp.timeout_ms;
+        if let Some(login) = &dial.login {
+            s.sasl_login(login, &dial.hosts[i % dial.hosts.len()], addr.port()).await?;
+        }
         Ok(s)
+    }
+
+    /// The SASL login (DIGEST-MD5 or GSSAPI) before the first request, as the Java client
+    /// makes it: `sasl` requests carrying the mechanism's tokens until it is complete.
+    async fn sasl_login(&mut self, login: &rzk_client::sasl::SaslLogin, host: &str, port: u16) -> Result<(), BenchError> {
+        let (mut mech, mut token) = tokio::time::timeout(self.io_timeout, rzk_client::sasl::SaslExchange::start(login, host, port))
+            .await
+            .map_err(|_| BenchError::Timeout { addr: self.addr, what: "SASL login (credentials)" })?
+            .map_err(|e| BenchError::Protocol(format!("{}: SASL login: {e}", self.addr)))?;
+        loop {
+            let (h, body) = self.call(OpCode::Sasl, |w| w.write_buffer(&token), |_| {}).await?;
+            if h.err != 0 {
+                return Err(BenchError::Server { what: "SASL login".into(), code: h.err });
+            }
+            let challenge = Reader::new(&body)
+                .read_buffer_opt()
+                .map_err(|e| BenchError::Protocol(format!("{}: bad SASL reply: {e}", self.addr)))?
+                .unwrap_or_default();
+            match mech.evaluate_challenge(&challenge) {
+                Ok(Some(next)) => token = next,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(BenchError::Protocol(format!("{}: SASL login: {e}", self.addr))),
+            }
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

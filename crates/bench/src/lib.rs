@@ -147,6 +147,22 @@ pub struct BenchArgs {
     /// With `--tls-cert`: its private key (PEM, unencrypted).
     #[arg(long, value_name = "KEY_PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// SASL DIGEST-MD5 login of every session: the user (a JAAS `user_NAME` of the server).
+    #[arg(long, value_name = "NAME", requires = "sasl_password")]
+    pub sasl_user: Option<String>,
+    /// With `--sasl-user`: its password.
+    #[arg(long, value_name = "PASSWORD", requires = "sasl_user")]
+    pub sasl_password: Option<String>,
+    /// SASL GSSAPI (Kerberos) login of every session, from the ticket cache (`kinit`'s), or
+    /// with `--kerberos-principal` and `--kerberos-keytab` (needs the `kerberos` cargo feature).
+    #[arg(long, conflicts_with = "sasl_user")]
+    pub kerberos: bool,
+    /// Kerberos: whom to log in as (with `--kerberos-keytab`).
+    #[arg(long, value_name = "PRINCIPAL", requires = "kerberos_keytab", conflicts_with = "sasl_user")]
+    pub kerberos_principal: Option<String>,
+    /// Kerberos: the keytab to get tickets from.
+    #[arg(long, value_name = "FILE", requires = "kerberos_principal")]
+    pub kerberos_keytab: Option<std::path::PathBuf>,
     /// Seconds without any reply after which a session's read fails the run.
     #[arg(long, default_value_t = 30.0)]
     pub io_timeout: f64,
@@ -252,7 +268,21 @@ impl Settings {
                 Some(settings.client_config().map_err(|e| BenchError::Usage(e.to_string()))?)
             }
         };
-        let dial = conn::Dial { addrs, hosts, io_timeout, tls };
+        let login = match (&args.sasl_user, &args.sasl_password) {
+            (Some(u), Some(p)) => {
+                Some(rzk_client::sasl::SaslLogin::DigestMd5(rzk_client::SaslCredentials { username: u.clone(), password: p.clone() }))
+            }
+            _ if args.kerberos || args.kerberos_principal.is_some() => {
+                Some(rzk_client::sasl::SaslLogin::Kerberos(rzk_client::KerberosLogin {
+                    principal: args.kerberos_principal.clone(),
+                    keytab: args.kerberos_keytab.clone(),
+                    use_ticket_cache: args.kerberos_keytab.is_none(),
+                    ..rzk_client::KerberosLogin::default()
+                }))
+            }
+            _ => None,
+        };
+        let dial = conn::Dial { addrs, hosts, io_timeout, tls, login };
         Ok(Settings { args, dial, duration, warmup })
     }
 }

@@ -71,7 +71,7 @@ enum State {
 }
 
 /// One connection's GSSAPI login.
-pub(crate) struct GssapiClient {
+pub struct GssapiClient {
     #[cfg(feature = "kerberos")]
     ctx: rzk_gss::ClientContext,
     #[cfg(feature = "kerberos")]
@@ -82,7 +82,7 @@ impl GssapiClient {
     /// Acquires the credential, makes the context with the server's principal and returns
     /// the first token.
     #[cfg(feature = "kerberos")]
-    pub(crate) async fn start(login: &KerberosLogin, host: &str, port: u16) -> Result<(GssapiClient, Vec<u8>), String> {
+    pub async fn start(login: &KerberosLogin, host: &str, port: u16) -> Result<(GssapiClient, Vec<u8>), String> {
         let target_host = principal_host(login, host, port).await;
         let l = login.clone();
         let initiator = rzk_gss::InitiatorLogin {
@@ -106,13 +106,13 @@ impl GssapiClient {
     }
 
     #[cfg(not(feature = "kerberos"))]
-    pub(crate) async fn start(_login: &KerberosLogin, _host: &str, _port: u16) -> Result<(GssapiClient, Vec<u8>), String> {
+    pub async fn start(_login: &KerberosLogin, _host: &str, _port: u16) -> Result<(GssapiClient, Vec<u8>), String> {
         Err("this rzk was built without Kerberos support (build it with --features kerberos)".into())
     }
 
     /// The server's token in; the next token out, or `None` once the login is complete.
     #[cfg(feature = "kerberos")]
-    pub(crate) fn evaluate_challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    pub fn evaluate_challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
         match self.state {
             State::Context if !self.ctx.is_complete() => {
                 let next = self.ctx.step(Some(challenge))?;
@@ -144,7 +144,7 @@ impl GssapiClient {
     }
 
     #[cfg(not(feature = "kerberos"))]
-    pub(crate) fn evaluate_challenge(&mut self, _challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    pub fn evaluate_challenge(&mut self, _challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
         Err("this rzk was built without Kerberos support".into())
     }
 }

@@ -26,6 +26,7 @@
 //! server is reachable).
 
 use crate::error::{Error, Result};
+use crate::sasl::SaslLogin;
 use crate::types::{Config, SessionInfo, SessionState};
 use crate::watch::{WatchReg, Watches};
 use bytes::BytesMut;
@@ -312,18 +313,10 @@ impl SessionTask {
     /// Java client holds its requests back until the SASL exchange is over).
     async fn sasl_login(&mut self, stream: &mut Stream, login: SaslLogin, (host, port): (&str, u16)) -> Result<(), SaslEnd> {
         let limit = self.session_timeout();
-        let (mut mech, mut token) = match login {
-            SaslLogin::DigestMd5(creds) => {
-                let cnonce: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
-                let m = crate::sasl::DigestMd5Client::new(creds, cnonce);
-                let first = m.initial_token();
-                (Mech::DigestMd5(m), first)
-            }
-            SaslLogin::Kerberos(k) => match timeout(limit, crate::kerberos::GssapiClient::start(&k, host, port)).await {
-                Ok(Ok((m, first))) => (Mech::Gssapi(Box::new(m)), first),
-                Ok(Err(e)) => return Err(SaslEnd::Refused(format!("Kerberos: {e}"))),
-                Err(_) => return Err(SaslEnd::Lost("Kerberos: no ticket within the session timeout".into())),
-            },
+        let (mut mech, mut token) = match timeout(limit, crate::sasl::SaslExchange::start(&login, host, port)).await {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => return Err(SaslEnd::Refused(e)),
+            Err(_) => return Err(SaslEnd::Lost("Kerberos: no ticket within the session timeout".into())),
         };
         loop {
             let xid = self.xid();
@@ -351,11 +344,7 @@ impl SessionTask {
                 }
                 break r.read_buffer_opt().map_err(|e| lost(&e.to_string()))?.unwrap_or_default();
             };
-            let step = match &mut mech {
-                Mech::DigestMd5(m) => m.evaluate_challenge(&challenge).map_err(|e| e.to_string()),
-                Mech::Gssapi(m) => m.evaluate_challenge(&challenge).map_err(|e| format!("SASL GSSAPI: {e}")),
-            };
-            match step {
+            match mech.evaluate_challenge(&challenge) {
                 Ok(Some(next)) => token = next,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(SaslEnd::Refused(e)),
@@ -742,18 +731,6 @@ async fn handshake(
 enum HandshakeError {
     Expired,
     Failed(String),
-}
-
-/// The login a connection makes.
-enum SaslLogin {
-    DigestMd5(crate::sasl::SaslCredentials),
-    Kerberos(crate::kerberos::KerberosLogin),
-}
-
-/// Its mechanism, under way.
-enum Mech {
-    DigestMd5(crate::sasl::DigestMd5Client),
-    Gssapi(Box<crate::kerberos::GssapiClient>),
 }
 
 enum SaslEnd {
