@@ -490,26 +490,57 @@ async fn set_acl(zk: &Client, rest: &[String]) -> Outcome {
 
 async fn config(zk: &Client, rest: &[String]) -> Outcome {
     let Some(a) = Args::parse(rest, "cws", "") else { return Outcome::usage("config") };
-    match zk.get_config().await {
-        Ok((data, stat)) => {
+    let got = if a.has('w') {
+        zk.get_config_w().await.map(|(d, s, w)| (d, s, Some(w)))
+    } else {
+        zk.get_config().await.map(|(d, s)| (d, s, None))
+    };
+    match got {
+        Ok((data, stat, w)) => {
             let text = String::from_utf8_lossy(&data).into_owned();
             let mut o = Outcome::ok(json!({"config": text}));
             if a.has('c') {
-                // Only the client connect string: the servers' client addresses.
-                let hosts: Vec<String> =
-                    text.lines().filter_map(|l| l.strip_prefix("server.").and_then(|l| l.split(';').nth(1)).map(str::to_owned)).collect();
-                o.stdout.push(hosts.join(","));
-            } else if !text.is_empty() {
-                o.stdout.extend(text.lines().map(str::to_owned));
+                o.stdout.push(client_config_str(&text));
+            } else {
+                // println of the text: an empty configuration is one empty line.
+                o.stdout.push(text);
             }
             if a.has('s') {
                 o.stdout.extend(stat_lines(&stat));
             }
+            o.watches.extend(w);
             o
         }
-        Err(Error::NoNode) => Outcome::ok(json!({"config": ""})),
         Err(e) => Outcome::zk_error(&e, "/zookeeper/config"),
     }
+}
+
+/// `ConfigUtils.getClientConfigStr`: `<version> <host:port>,...`, the client address of each
+/// `server.N` (empty for a server without one), in the order Java's `Properties` (a
+/// `ConcurrentHashMap` of 16 bins) iterates its keys.
+pub fn client_config_str(text: &str) -> String {
+    let mut keys: rzk_tree::ConcurrentOrder<String> = rzk_tree::ConcurrentOrder::default();
+    let mut values = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let k = k.trim().to_string();
+            keys.insert(k.clone());
+            values.insert(k, v.trim().to_string());
+        }
+    }
+    let version = values.get("version").cloned().unwrap_or_default();
+    let hosts: Vec<String> = keys
+        .ordered()
+        .into_iter()
+        .filter(|k| k.starts_with("server."))
+        .map(|k| match values[k.as_str()].split_once(';').map(|(_, c)| c.trim()) {
+            // `;port` alone: the wildcard address, as InetSocketAddress(port) prints it.
+            Some(c) if !c.contains(':') => format!("0.0.0.0:{c}"),
+            Some(c) => c.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    format!("{version} {}", hosts.join(","))
 }
 
 async fn add_watch(zk: &Client, rest: &[String]) -> Outcome {
@@ -551,6 +582,17 @@ async fn remove_watches(zk: &Client, rest: &[String]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_config_string_is_zookeepers() {
+        let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                    server.2=127.0.0.1:2889:3889:participant;2182\n\
+                    server.3=127.0.0.1:2890:3890:observer\n\
+                    version=100000002";
+        // Properties order: server.2 before server.1 (their hashes' bins), as zkCli prints it.
+        assert_eq!(client_config_str(text), "100000002 0.0.0.0:2182,127.0.0.1:2181,");
+        assert_eq!(client_config_str(""), " ");
+    }
 
     #[test]
     fn lines_split_like_zkcli() {

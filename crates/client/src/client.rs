@@ -533,9 +533,21 @@ impl Client {
 
     /// The ensemble configuration (`/zookeeper/config`, read outside any chroot).
     pub async fn get_config(&self) -> Result<(Vec<u8>, Stat)> {
-        data_of(self.call(Request::GetData(PathWatchRequest { path: "/zookeeper/config".into(), watch: false })).await?)
+        data_of(self.call(Request::GetData(PathWatchRequest { path: CONFIG_NODE.into(), watch: false })).await?)
+    }
+
+    /// As [`get_config`](Self::get_config), leaving a watch for the configuration's next
+    /// change (ZooKeeper's `getConfig(true, stat)`).
+    pub async fn get_config_w(&self) -> Result<(Vec<u8>, Stat, WatchFuture)> {
+        let (reg, fut) = self.one_time(OneTimeKind::Data, CONFIG_NODE);
+        let req = Request::GetData(PathWatchRequest { path: CONFIG_NODE.into(), watch: true });
+        let (d, s) = data_of(self.call_with(req, Some(reg), None).await?)?;
+        Ok((d, s, fut))
     }
 }
+
+/// `ZooDefs.CONFIG_NODE`, which `getConfig` reads whatever the chroot.
+const CONFIG_NODE: &str = "/zookeeper/config";
 
 fn unexpected(r: Response) -> Error {
     tracing::warn!(?r, "reply of an unexpected kind");

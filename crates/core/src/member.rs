@@ -297,6 +297,7 @@ impl Member {
             Node::standalone(cfg.zab.clone(), rec.restored)?
         } else {
             core.handle(now_ms, wall_ms, Input::StopServing);
+            core.init_config(&cfg.zab.config_data, cfg.zab.config_version, wall_ms);
             Node::new(cfg.zab.clone(), rec.restored)?
         };
         let mut m = Member {
@@ -553,6 +554,11 @@ impl Member {
                     self.leading_since_ms = Some(self.now_ms);
                 }
                 if role != Role::Standalone {
+                    // Learner.syncWithLeader / QuorumPeer: the configuration this member
+                    // runs with, whatever the leader's snapshot held.
+                    let zab = self.node.config();
+                    let (data, version) = (zab.config_data.clone(), zab.config_version);
+                    self.core.init_config(&data, version, self.wall_ms);
                     self.core_input(Input::Serve { role, epoch });
                 }
             }

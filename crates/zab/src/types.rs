@@ -65,6 +65,9 @@ pub struct Config {
     /// The quorum configuration text sent in notifications and NEWLEADER
     /// (`QuorumVerifier.toString()` in ZooKeeper). Opaque to the core.
     pub config_data: Bytes,
+    /// The version of that configuration (`version=` in its text, the zxid of the reconfig
+    /// that made it; 0 for a static one). LearnerInfo carries it.
+    pub config_version: i64,
     /// `group.N` / `weight.N`: ZooKeeper's QuorumHierarchical decides what a quorum is;
     /// `None`: a majority of the voters (QuorumMaj).
     pub hierarchy: Option<Hierarchy>,
@@ -165,6 +168,7 @@ impl Config {
             committed_log_max: 500,
             outstanding_proposals_max: 1000,
             config_data: Bytes::new(),
+            config_version: 0,
             hierarchy: None,
         }
     }

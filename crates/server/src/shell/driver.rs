@@ -56,6 +56,7 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
+    z.config_version = cfg.config_version as i64;
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).
