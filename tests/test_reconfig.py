@@ -6,8 +6,12 @@
   `version=<hex>`), with ZooKeeper's Stat (dataVersion -1, mzxid = the config version), read
   with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and `rzk cli config`: the same
   on ZooKeeper and on rzk;
-* `reconfig` is refused as before on rzk (ReconfigDisabled without `reconfigEnabled`; with
-  it, until rzk carries out reconfigs, UNIMPLEMENTED), and the configuration does not move.
+* `rzk cli reconfig` (zkCli's flags and output) against ZooKeeper 3.8 (reconfigEnabled,
+  skipACL): shrink 3 -> 2 with `-remove` and grow back with `-add`, side by side with zkCli.sh
+  (`Committed new configuration:`, `-s`), a stale `-v` refused as zkCli reports it, and the
+  new configuration in `/zookeeper/config` (version = the reconfig's zxid);
+* on rzk, `reconfig` is still refused: ReconfigDisabled without `reconfigEnabled` (zkCli.sh
+  and rzk cli print the same), and the configuration does not move.
 
 RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
 """
@@ -40,7 +44,7 @@ def kazoo(hosts: str):
 def expected_config(member: ze.Member) -> str:
     """QuorumMaj.toString() for the static server lines of the member's zoo.cfg."""
     out = []
-    for line in member.cfg_path.read_text().splitlines():
+    for line in member.config_lines():
         m = re.match(r"server\.(\d+)=(.*)$", line)
         if m:
             out.append("server.%s=%s%s" % (m.group(1), m.group(2), "" if m.group(2).endswith(":observer") else ":participant"))
@@ -55,10 +59,21 @@ def zkcli(member: ze.Member, *args) -> List[str]:
     return [l for l in r.stdout.decode(errors="replace").splitlines() if l.strip() and not l.startswith(noise)]
 
 
-def rzk_cli(member: ze.Member, *args) -> List[str]:
+def rzk_cli(member: ze.Member, *args, ok: bool = True) -> List[str]:
+    """stdout lines (ok) or stderr lines (a failing command)."""
     r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", member.hosts] + list(args), timeout=30)
-    assert r.returncode == 0, r.stderr.decode()
-    return [l for l in r.stdout.decode().splitlines() if l.strip()]
+    assert (r.returncode == 0) == ok, (r.returncode, r.stdout.decode(), r.stderr.decode())
+    return [l for l in (r.stdout if ok else r.stderr).decode().splitlines() if l.strip()]
+
+
+def zkcli_all(member: ze.Member, *args) -> List[str]:
+    """zkCli.sh's stdout and stderr lines, without its noise."""
+    env = dict(os.environ)
+    env["CLIENT_JVMFLAGS"] = "-Duser.timezone=UTC -Xss512k -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    r = h.run_bounded([h.ZK_CLI, "-server", member.hosts] + list(args), timeout=60, env=env)
+    noise = ("Connecting to", "WATCHER::", "WatchedEvent state:SyncConnected type:None path:null", "log4j", "SLF4J")
+    text = r.stdout.decode(errors="replace") + "\n" + r.stderr.decode(errors="replace")
+    return [l for l in text.splitlines() if l.strip() and not l.startswith(noise)]
 
 
 STAT_VOLATILE = ("mtime", "ctime")
@@ -85,10 +100,12 @@ def config_views(ens: ze.Ensemble, zkcli_sids):
 
 
 @pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
-def test_config_znode_holds_the_ensemble(kind):
+def test_config_znode_and_reconfig(kind):
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-config") as ens:
+    # ZooKeeper: reconfig allowed to anyone (skipACL), to drive it with both clis.
+    extra = {"reconfigEnabled": "true", "skipACL": "yes"} if kind == "zookeeper" else {}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-config", extra_cfg=extra) as ens:
         ens.wait_for_leader()
         for m in ens.members:
             m.wait_serving()
@@ -96,10 +113,64 @@ def test_config_znode_holds_the_ensemble(kind):
         for m in ens.members:
             v = views[m.sid]
             text = expected_config(m)
+            if kind == "zookeeper":
+                # With reconfigEnabled, ZooKeeper moves the static lines to a dynamic file
+                # and the first leader gives the configuration a version (its first zxid).
+                version = v["data"].splitlines()[-1][len("version="):]
+                assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
+                text = text.replace("version=0", "version=" + version)
+            else:
+                assert v["mzxid"] == 0
             assert v["data"] == text, (m, v["data"])
-            assert (v["version"], v["mzxid"]) == (-1, 0)
+            assert v["version"] == -1
             assert v["rzk"] == text.splitlines()
-            assert v["rzk_c"] == ["0 ,,"], v["rzk_c"]
+            assert v["rzk_c"] == [text.splitlines()[-1][len("version="):] + " ,,"], v["rzk_c"]
             if "zkcli_s" in v:
                 assert v["zkcli_s"] == v["rzk_s"], (v["zkcli_s"], v["rzk_s"])
                 assert v["zkcli_c"] == v["rzk_c"]
+        if kind == "zookeeper":
+            reconfig_on_zookeeper(ens)
+        else:
+            reconfig_refused_on_rzk(ens)
+
+
+def server_lines(text: str) -> List[str]:
+    return [l for l in text.splitlines() if l.startswith("server.")]
+
+
+def reconfig_on_zookeeper(ens: ze.Ensemble) -> None:
+    # Through the leader, removing a follower (removing the leader moves leadership and
+    # drops its clients: not this test's business).
+    m1 = ens.wait_for_leader()
+    victim = [m for m in ens.members if m is not m1][0].sid
+    before = expected_config(m1)
+    line3 = [l for l in before.splitlines() if l.startswith("server.%d=" % victim)][0]
+    # Shrink with rzk cli: the committed configuration, then the stat of /zookeeper/config.
+    out = rzk_cli(m1, "reconfig", "-s", "-remove", str(victim))
+    assert out[0] == "Committed new configuration:"
+    assert server_lines("\n".join(out)) == [l for l in server_lines(before) if l != line3]
+    version = [l for l in out if l.startswith("version=")][0][len("version="):]
+    stat = dict(l.split(" = ", 1) for l in out if " = " in l)
+    assert int(stat["mZxid"], 16) == int(version, 16), (stat, version)
+    assert stat["dataVersion"] == "-1"
+    # A stale -v: refused as zkCli reports it, by both.
+    assert rzk_cli(m1, "reconfig", "-v", "0", "-add", line3, ok=False) == ["version No is not valid : "]
+    assert zkcli_all(m1, "reconfig", "-v", "0", "-add", line3) == ["version No is not valid : "]
+    # Grow back with zkCli.sh; rzk cli config shows what zkCli committed.
+    # (A joining server must name its client port.)
+    joining = "%s;127.0.0.1:%d" % (line3, ens.member(victim).client_port)
+    zk_out = zkcli_all(m1, "reconfig", "-v", version, "-add", joining)
+    assert zk_out[0] == "Committed new configuration:", zk_out
+    assert sorted(server_lines("\n".join(zk_out))) == sorted([l for l in server_lines(before) if l != line3] + [joining])
+    assert server_lines("\n".join(rzk_cli(m1, "config"))) == server_lines("\n".join(zk_out))
+    # The rzk client's reconfig with the current version and a usage error, as zkCli.
+    assert rzk_cli(m1, "reconfig", "-s", ok=False)[0].startswith("reconfig [-s] [-v version]")
+
+
+def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
+    m1 = ens.member(1)
+    before = rzk_cli(m1, "config")
+    assert rzk_cli(m1, "reconfig", "-remove", "3", ok=False) == ["KeeperErrorCode = Reconfig is disabled"]
+    if h.zookeeper_available():
+        assert "KeeperErrorCode = Reconfig is disabled" in zkcli_all(m1, "reconfig", "-remove", "3")
+    assert rzk_cli(m1, "config") == before
