@@ -13,6 +13,10 @@
 * on rzk, `reconfig` is still refused: ReconfigDisabled without `reconfigEnabled` (zkCli.sh
   and rzk cli print the same), and the configuration does not move.
 
+* a mixed ensemble (rzk sid 1, ZooKeeper sids 2 and 3 with reconfigEnabled): a ZooKeeper
+  leader commits a reconfiguration; the rzk follower, which cannot activate one yet, applies
+  the txn and then stops with an error saying so, rather than go on with the wrong quorums.
+
 RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
 """
 
@@ -174,3 +178,22 @@ def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
     if h.zookeeper_available():
         assert "KeeperErrorCode = Reconfig is disabled" in zkcli_all(m1, "reconfig", "-remove", "3")
     assert rzk_cli(m1, "config") == before
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
+    zk_cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-mixed",
+                     member_cfg={2: zk_cfg, 3: zk_cfg}) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        # Equal histories: the highest sid (ZooKeeper's 3) leads.
+        leader = ens.wait_for_leader()
+        assert leader.kind == "zookeeper", leader
+        rzk = ens.member(1)
+        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
+        out = rzk_cli(leader, "reconfig", "-remove", str(other.sid))
+        assert out[0] == "Committed new configuration:", out
+        h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
+        assert rzk.proc is None or rzk.proc.returncode != 0
+        assert "rzk cannot change its ensemble at run time yet" in rzk.log_text(), rzk.log_tail()

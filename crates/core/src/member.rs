@@ -257,6 +257,12 @@ pub enum Output {
     },
     /// One audit log event (only with the audit log on); the host stamps and writes it.
     Audit(crate::audit::AuditEvent),
+    /// The member cannot go on correctly: the host stops the server (after the outputs
+    /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
+    /// a reconfiguration, which rzk cannot activate yet.
+    Stop {
+        reason: String,
+    },
 }
 
 /// One server. See the module docs.
@@ -516,7 +522,14 @@ impl Member {
                     let record = TxnRecord::from_bytes(&entry.data).unwrap_or_else(|e| {
                         panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid)
                     });
+                    let reconfig = match &record.txn {
+                        rzk_proto::txn::Txn::Reconfig(t) => Some(t.data.clone().unwrap_or_default()),
+                        _ => None,
+                    };
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
+                    if let Some(text) = reconfig {
+                        self.reconfig_committed(entry.zxid, &text);
+                    }
                 }
                 if self.cfg.trace_deliveries {
                     let digest = self.core.tree().digest();
@@ -548,6 +561,12 @@ impl Member {
                     self.core_input(Input::StopServing);
                 }
             }
+            ZabAction::ReconfigCommitted { zxid, leader } => {
+                // The txn itself was delivered just before (and checked there: a change of
+                // membership stops this server); the designated leader can only differ from
+                // ours when the membership changed.
+                tracing::info!(zxid = %zxid, designated_leader = %leader, "the leader activated a reconfiguration");
+            }
             ZabAction::Serving { epoch } => {
                 let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
                 if role == Role::Leader {
@@ -563,6 +582,25 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// A reconfiguration (a ZooKeeper leader's: rzk leaders commit none) was applied. rzk
+    /// cannot change its ensemble at run time yet: unless the new membership is the one
+    /// this server runs with (it was restarted with it), the server stops rather than go on
+    /// with quorums that are no longer the ensemble's.
+    fn reconfig_committed(&mut self, zxid: Zxid, text: &[u8]) {
+        let text = String::from_utf8_lossy(text);
+        let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
+        if membership_lines(&text) == membership_lines(&ours) {
+            tracing::info!(zxid = %zxid, "a committed reconfiguration to the membership this server runs with");
+            return;
+        }
+        let reason = format!(
+            "the leader committed a reconfiguration at {zxid} that changes the ensemble; rzk cannot change its ensemble \
+             at run time yet, and going on with the old configuration would use the wrong quorums: stopping. Restart \
+             this server with the new membership (as in /zookeeper/config on the other members):\n{text}"
+        );
+        self.out.push(Output::Stop { reason });
     }
 
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
@@ -630,6 +668,12 @@ impl Member {
     }
 }
 
+/// The membership in a configuration text (`QuorumVerifier.toString()`): its `server.`,
+/// `group.` and `weight.` lines, as a set (the version and the order do not count).
+fn membership_lines(text: &str) -> std::collections::BTreeSet<&str> {
+    text.lines().map(str::trim).filter(|l| l.starts_with("server.") || l.starts_with("group.") || l.starts_with("weight.")).collect()
+}
+
 /// The core's role for a node state.
 fn role_of(state: ServerState) -> Role {
     match state {
@@ -643,6 +687,15 @@ fn role_of(state: ServerState) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn membership_is_the_server_group_and_weight_lines() {
+        let a = "server.1=h:1:2:participant\nserver.2=h:3:4:observer\nversion=0";
+        let b = "server.2=h:3:4:observer\nserver.1=h:1:2:participant\nversion=100000003";
+        assert_eq!(membership_lines(a), membership_lines(b));
+        assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nversion=100000003"));
+        assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nserver.2=h:3:4:participant\nversion=0"));
+    }
 
     #[test]
     fn roles_follow_node_states() {

@@ -876,7 +876,8 @@ impl DataTree {
                 .create_node(&c.path, c.data.as_deref(), &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
                 .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
             Txn::Delete { path } | Txn::DeleteContainer { path } => self.delete_node(path, zxid, out).map(|_| TxnResult::Deleted),
-            Txn::SetData(s) => {
+            // DataTree.processTxn: `case OpCode.reconfig: case OpCode.setData:`.
+            Txn::SetData(s) | Txn::Reconfig(s) => {
                 self.set_data_inner(&s.path, s.data.as_deref(), s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
             }
             Txn::SetAcl(s) => self.set_acl(&s.path, &s.acl, s.version).map(|stat| TxnResult::SetAcl { stat }),

@@ -277,6 +277,13 @@ pub enum Action {
     /// The server may serve clients: a leader whose NEWLEADER a quorum acked, or a learner
     /// that got UPTODATE. Ends at the next `StateChanged`.
     Serving { epoch: Epoch },
+    /// Learner: the leader committed a reconfiguration at `zxid` (COMMITANDACTIVATE /
+    /// INFORMANDACTIVATE, from a ZooKeeper leader: rzk leaders carry none out) and names
+    /// `leader` as the designated leader. The txn up to `zxid` is delivered before this
+    /// action. Every member must now run with the configuration that txn wrote; this node
+    /// cannot change its ensemble yet, so the host must stop the server rather than go on
+    /// with the old one (its quorums would no longer be the ensemble's).
+    ReconfigCommitted { zxid: Zxid, leader: ServerId },
 }
 
 /// Why `propose` refused a txn.

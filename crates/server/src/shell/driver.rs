@@ -87,6 +87,8 @@ struct Driver {
     conns: HashMap<ConnId, ConnTx>,
     /// `audit.enable`: the audit log's writer.
     audit: Option<super::audit::AuditLog>,
+    /// The member's `Output::Stop`: the server must stop with this error.
+    stop: Option<String>,
 }
 
 impl Driver {
@@ -128,6 +130,11 @@ impl Driver {
                     if let Some(a) = &mut self.audit {
                         a.record(wall_ms(), e);
                     }
+                }
+                Output::Stop { reason } => {
+                    // Nothing after it is carried out: the driver loop ends with this error.
+                    self.stop.get_or_insert(reason);
+                    return;
                 }
             }
         }
@@ -338,6 +345,7 @@ pub async fn run_with_audit(
         started,
         conns: HashMap::new(),
         audit,
+        stop: None,
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -410,6 +418,10 @@ pub async fn run_with_audit(
             }
         }
         d.execute();
+        if let Some(reason) = d.stop.take() {
+            fatal = Some(reason);
+            break;
+        }
         d.storage.flush();
         if let Some(a) = &mut d.audit {
             a.send();
