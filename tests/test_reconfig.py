@@ -17,6 +17,10 @@
   leader commits a reconfiguration; the rzk follower, which cannot activate one yet, applies
   the txn and then stops with an error saying so, rather than go on with the wrong quorums.
 
+* growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
+  *Growing and shrinking an ensemble* says, with kazoo writes in between: every
+  acknowledged write on every member after each step, `config` showing the new membership.
+
 RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
 """
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from typing import List
 
 import pytest
@@ -197,3 +203,72 @@ def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
         h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
         assert rzk.proc is None or rzk.proc.returncode != 0
         assert "rzk cannot change its ensemble at run time yet" in rzk.log_text(), rzk.log_tail()
+
+
+def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
+    """README, *Growing and shrinking an ensemble*: grow by stopping the synced ensemble and
+    starting the old members first with the new lines, then the new ones; shrink by stopping
+    the leaving servers first (the rest are still a quorum of the old lines, so every later
+    commit is on all of them), then restarting the rest with the new lines. Every
+    acknowledged write is on every member at each step."""
+    from kazoo.client import KazooClient
+
+    with ze.Ensemble("rzk", 5, proxied=False, name="reconfig-restarts", start_only=[1, 2, 3]) as ens:
+        acked: List[str] = []
+
+        def write(n: int) -> None:
+            zk = KazooClient(hosts=",".join(m.hosts for m in ens.running()), timeout=10.0)
+            zk.start(timeout=30)
+            try:
+                zk.ensure_path("/grow")
+                for _ in range(n):
+                    p = "/grow/w%04d" % len(acked)
+                    zk.create(p, b"x")
+                    acked.append(p)
+            finally:
+                zk.stop()
+                zk.close()
+
+        def check(members) -> None:
+            for m in members:
+                c = kazoo(m.hosts)
+                try:
+                    c.sync("/grow")
+                    have = set("/grow/" + k for k in c.get_children("/grow"))
+                finally:
+                    c.stop()
+                    c.close()
+                missing = [p for p in acked if p not in have]
+                assert not missing, (m, missing[:5], len(missing))
+
+        def restart(members, servers) -> None:
+            for m in members:
+                m.stop()
+            for m in members:
+                m.servers = servers
+                m.start()
+            ens.wait_for_leader(members=members)
+
+        old = [ens.member(s) for s in (1, 2, 3)]
+        new = [ens.member(s) for s in (4, 5)]
+        write(30)
+        # Grow: the synced ensemble stops; the old members come back first.
+        ens.wait_converged(members=old)
+        restart(old, [1, 2, 3, 4, 5])
+        for m in new:
+            m.servers = [1, 2, 3, 4, 5]
+            m.start()
+        ens.wait_for_leader()
+        assert len(ens.running()) == 5 and ens.member(5).mode() in ("follower", "leader")
+        write(30)
+        check(ens.members)
+        # Shrink: the leaving servers stop first; the ensemble goes on with 3 of 5.
+        for m in new:
+            m.stop()
+        ens.wait_for_leader(members=old)
+        write(30)
+        ens.wait_converged(members=old)
+        restart(old, [1, 2, 3])
+        write(10)
+        check(old)
+        assert "server.4" not in "\n".join(rzk_cli(ens.member(1), "config"))

@@ -120,6 +120,9 @@ class Member:
         self.proc: Optional[subprocess.Popen] = None
         self._logf = None
         self.starts = 0
+        # the sids whose server.N lines its zoo.cfg lists (None: every member's), for
+        # ensembles whose membership changes by rolling restarts
+        self.servers: Optional[List[int]] = None
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -153,6 +156,8 @@ class Member:
         cfg.update(self.ens.member_cfg.get(self.sid, {}))
         lines = ["%s=%s" % kv for kv in cfg.items()]
         for m in self.ens.members:
+            if self.servers is not None and m.sid not in self.servers:
+                continue
             if m.sid == self.sid or not self.ens.proxied:
                 q, e = m.quorum_port, m.election_port
             else:
@@ -355,7 +360,8 @@ class Ensemble:
                  extra_cfg: Optional[Dict[str, str]] = None, member_cfg: Optional[Dict[int, Dict[str, str]]] = None,
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
-                 wrap: Optional[List[str]] = None, multi_address: Optional[str] = None):
+                 wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
+                 start_only: Optional[Iterable[int]] = None):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -363,7 +369,9 @@ class Ensemble:
         multi_address (unproxied ensembles only; ZooKeeper 3.6's `a|b` server lines):
         "both-live" gives every server a second pair of ports it binds too; "first-dead"
         lists, for every other server, a first address where nothing listens, so each
-        connection must fail over to the second."""
+        connection must fail over to the second. start_only: the sids start() starts
+        (default: all); the others are there to be started later, each listing the sids
+        given in its `servers`."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
@@ -384,6 +392,10 @@ class Ensemble:
         self.dead_ports = _port_pool(2) if multi_address == "first-dead" else []
         observers = set(observers)
         self.members = [Member(self, i + 1, kinds[i], (i + 1) in observers) for i in range(n)]
+        self.start_only = set(start_only) if start_only is not None else None
+        if self.start_only is not None:
+            for m in self.members:
+                m.servers = sorted(self.start_only)
         self.hub: Optional[ProxyHub] = None
         self.links: Dict[Tuple[int, int, str], Proxy] = {}
         self._assign_ports()
@@ -439,7 +451,8 @@ class Ensemble:
         (taken since it was chosen), everything starts again on fresh ports."""
         for attempt in range(attempts):
             for m in self.members:
-                m.start()
+                if self.start_only is None or m.sid in self.start_only:
+                    m.start()
             try:
                 self.wait_for_leader(timeout)
                 return self
