@@ -173,8 +173,17 @@ def reconfig_on_zookeeper(ens: ze.Ensemble) -> None:
     assert zk_out[0] == "Committed new configuration:", zk_out
     assert sorted(server_lines("\n".join(zk_out))) == sorted([l for l in server_lines(before) if l != line3] + [joining])
     assert server_lines("\n".join(rzk_cli(m1, "config"))) == server_lines("\n".join(zk_out))
-    # The rzk client's reconfig with the current version and a usage error, as zkCli.
+    # A usage error, as zkCli.
     assert rzk_cli(m1, "reconfig", "-s", ok=False)[0].startswith("reconfig [-s] [-v version]")
+    # kazoo's reconfig (a stale from_config: BadVersion) against the same server.
+    from kazoo.exceptions import BadVersionError
+    c = kazoo(m1.hosts)
+    try:
+        with pytest.raises(BadVersionError):
+            c.reconfig(joining=None, leaving=str(victim), new_members=None, from_config=1)
+    finally:
+        c.stop()
+        c.close()
 
 
 def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
@@ -184,6 +193,14 @@ def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
     if h.zookeeper_available():
         assert "KeeperErrorCode = Reconfig is disabled" in zkcli_all(m1, "reconfig", "-remove", "3")
     assert rzk_cli(m1, "config") == before
+    from kazoo.exceptions import ReconfigDisabledError
+    c = kazoo(m1.hosts)
+    try:
+        with pytest.raises(ReconfigDisabledError):
+            c.reconfig(joining=None, leaving="3", new_members=None)
+    finally:
+        c.stop()
+        c.close()
 
 
 @pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
