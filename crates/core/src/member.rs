@@ -611,6 +611,18 @@ impl Member {
         let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
+        // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
+        // ensemble changed while this server was away.
+        if let Some(theirs) = tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()) {
+            let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
+            if !theirs.is_empty() && !ours.is_empty() && member_roles(&theirs) != member_roles(&ours) {
+                let reason = format!(
+                    "the leader's snapshot at {zxid} holds an ensemble other than this server's; rzk cannot change its \
+                     ensemble at run time yet: stopping. Restart this server with the leader's membership:\n{theirs}"
+                );
+                self.out.push(Output::Stop { reason });
+            }
+        }
         self.core.install(tree, &sessions);
         if self.cfg.trace_deliveries {
             self.deliveries.push(Applied::Snapshot { zxid, digest: self.core.tree().digest() });
@@ -674,6 +686,16 @@ fn membership_lines(text: &str) -> std::collections::BTreeSet<&str> {
     text.lines().map(str::trim).filter(|l| l.starts_with("server.") || l.starts_with("group.") || l.starts_with("weight.")).collect()
 }
 
+/// The members of a configuration text and whether each votes (`server.N=...[:observer]`),
+/// whatever their addresses (each server may name its peers by other addresses).
+fn member_roles(text: &str) -> std::collections::BTreeMap<&str, bool> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("server."))
+        .filter_map(|l| l.split_once('='))
+        .map(|(id, spec)| (id.trim(), !spec.split(';').next().unwrap_or("").trim().ends_with(":observer")))
+        .collect()
+}
+
 /// The core's role for a node state.
 fn role_of(state: ServerState) -> Role {
     match state {
@@ -695,6 +717,12 @@ mod tests {
         assert_eq!(membership_lines(a), membership_lines(b));
         assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nversion=100000003"));
         assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nserver.2=h:3:4:participant\nversion=0"));
+        // Roles only: the addresses may differ from server to server.
+        let c = "server.1=g:5:6:participant;0.0.0.0:2181\nserver.2=g:7:8:observer;2182\nversion=1";
+        assert_eq!(member_roles(a), member_roles(c));
+        assert_eq!(member_roles(a).into_iter().collect::<Vec<_>>(), vec![("1", true), ("2", false)]);
+        assert_ne!(member_roles(a), member_roles("server.1=h:1:2\nserver.2=h:3:4\n"));
+        assert_ne!(member_roles(a), member_roles("server.1=h:1:2\n"));
     }
 
     #[test]
