@@ -14,8 +14,9 @@
   and rzk cli print the same), and the configuration does not move.
 
 * a mixed ensemble (rzk sid 1, ZooKeeper sids 2 and 3 with reconfigEnabled): a ZooKeeper
-  leader commits a reconfiguration; the rzk follower, which cannot activate one yet, applies
-  the txn and then stops with an error saying so, rather than go on with the wrong quorums.
+  leader commits a reconfiguration asked for through the rzk follower; the follower, which
+  cannot activate one yet, applies the txn, answers its client with the new configuration
+  and then stops with an error saying so, rather than go on with the wrong quorums.
 
 * growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
   *Growing and shrinking an ensemble* says, with kazoo writes in between: every
@@ -215,8 +216,12 @@ def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
         assert leader.kind == "zookeeper", leader
         rzk = ens.member(1)
         other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
-        out = rzk_cli(leader, "reconfig", "-remove", str(other.sid))
+        # Through the rzk follower: it forwards the request; the ZooKeeper leader commits it;
+        # the follower answers its client as ZooKeeper's would (the new configuration), then
+        # stops.
+        out = rzk_cli(rzk, "reconfig", "-remove", str(other.sid))
         assert out[0] == "Committed new configuration:", out
+        assert "server.%d=" % other.sid not in "\n".join(out)
         h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
         assert rzk.proc is None or rzk.proc.returncode != 0
         assert "rzk cannot change its ensemble at run time yet" in rzk.log_text(), rzk.log_tail()

@@ -287,6 +287,9 @@ pub struct Member {
     proposal_sizes: (i64, i64, i64),
     /// With `trace_deliveries`: what was applied since the last `take_deliveries`.
     deliveries: Vec<Applied>,
+    /// Why this member must stop: `Output::Stop` goes out once the current step's outputs
+    /// have (so the client of a reconfig gets its answer first).
+    stopping: Option<String>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -322,6 +325,7 @@ impl Member {
             looking_since_ms: (!standalone).then_some(now_ms),
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
+            stopping: None,
         };
         m.pump();
         Ok(m)
@@ -484,6 +488,9 @@ impl Member {
             let zab = self.node.take_actions();
             let core = self.core.take_actions();
             if zab.is_empty() && core.is_empty() {
+                if let Some(reason) = self.stopping.take() {
+                    self.out.push(Output::Stop { reason });
+                }
                 return;
             }
             for a in zab {
@@ -600,7 +607,7 @@ impl Member {
              at run time yet, and going on with the old configuration would use the wrong quorums: stopping. Restart \
              this server with the new membership (as in /zookeeper/config on the other members):\n{text}"
         );
-        self.out.push(Output::Stop { reason });
+        self.stopping.get_or_insert(reason);
     }
 
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
@@ -620,7 +627,7 @@ impl Member {
                     "the leader's snapshot at {zxid} holds an ensemble other than this server's; rzk cannot change its \
                      ensemble at run time yet: stopping. Restart this server with the leader's membership:\n{theirs}"
                 );
-                self.out.push(Output::Stop { reason });
+                self.stopping.get_or_insert(reason);
             }
         }
         self.core.install(tree, &sessions);
