@@ -38,6 +38,8 @@ const NODE_TICK_MS: u32 = 10;
 const CORE_TICK_MS: i64 = 50;
 /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
 const COMMITTED_LOG_MAX: usize = 500;
+/// How long a member's `Output::Stop` leaves the connections to send their last replies.
+const STOP_FLUSH: Duration = Duration::from_millis(200);
 /// Storage commands queued for the log worker beyond which client requests wait.
 const PENDING_COMMANDS_MAX: usize = 64;
 
@@ -419,6 +421,13 @@ pub async fn run_with_audit(
         }
         d.execute();
         if let Some(reason) = d.stop.take() {
+            // The member cannot go on (not a storage fault): what it answered so far goes out
+            // (each connection sends what is queued, then closes; best effort, bounded), and
+            // the server stops with the member's reason.
+            for (_, tx) in d.conns.drain() {
+                tx.close("server stopping".into());
+            }
+            tokio::time::sleep(STOP_FLUSH).await;
             fatal = Some(reason);
             break;
         }
