@@ -575,6 +575,57 @@ def test_slow_http_clients_do_not_stall_the_server(new_server):
             c.close()
 
 
+def test_large_listings_stream_and_a_stalled_reader_is_cut_off(new_server):
+    """`watches_by_path` of a server with ~6 MB of watches (more than the kernel's socket
+    buffers hold, 4 MiB at most here) is streamed (chunked, never
+    built whole): a client that stops reading holds the server to a few chunks, is cut off
+    by admin.idleTimeout, and meanwhile the server and the AdminServer answer others."""
+    from kazoo.client import KazooClient
+
+    admin = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(admin), "admin.idleTimeout": "1500"})
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    stalled = None
+    try:
+        prefix = "/watched/" + "p" * 1000
+        for r in [kz.exists_async("%s-%05d" % (prefix, i), watch=lambda e: None) for i in range(6000)]:
+            r.get(timeout=20)
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", admin))
+        stalled.sendall(b"GET /commands/watches_by_path HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        # Others are served while it stalls: a client request, and the same listing in full.
+        assert kz.get("/")[1] is not None
+        r = urllib.request.urlopen("http://127.0.0.1:%d/commands/watches_by_path" % admin, timeout=10)
+        assert r.headers.get("Transfer-Encoding") == "chunked" and r.headers.get("Content-Length") is None
+        body = r.read()
+        assert len(body) > 6_000_000, len(body)
+        answer = json.loads(body)
+        assert answer["command"] == "watches_by_path" and answer["error"] is None
+        assert len(answer["path_to_session_ids"]) == 6000
+        assert answer["path_to_session_ids"]["%s-%05d" % (prefix, 7)] == [kz.client_id[0]]
+        # The stalled reader is cut off once idle, having been sent only part of the answer
+        # (what the sockets' buffers and the few chunks queued held).
+        time.sleep(3.0)
+        stalled.settimeout(10)
+        got = 0
+        while True:
+            chunk = stalled.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got < len(body), (got, len(body))
+        assert s.is_running()
+    finally:
+        if stalled is not None:
+            stalled.close()
+        kz.stop()
+        kz.close()
+
+
 # ---------------------------------------------------------------------------------------
 # Ensembles: the quorum commands, by role
 # ---------------------------------------------------------------------------------------
@@ -987,5 +1038,108 @@ def test_snapshot_command_on_ensemble_members():
             if h.zookeeper_available():
                 p = format_snapshot(snap)
                 assert p.returncode == 0 and "/ens" in p.stdout, p.stdout + p.stderr
+        # restore would take one member's tree out of its quorum's history: refused (500,
+        # the reason logged), the member goes on with the ensemble's tree.
+        assert restore_post(ports[follower], body, "digest any:one") == (500, {"command": "restore", "error": None})
+        kz = KazooClient(hosts=ens.hosts, timeout=10)
+        kz.start(timeout=20)
+        assert kz.get("/ens")[0] == b"value"
+        kz.stop()
+        kz.close()
     finally:
         ens.stop()
+
+
+def restore_post(port: int, body: bytes, auth=None, method: str = "POST", name: str = "restore"):
+    """(status, JSON answer or None) of <method> <commandURL>/restore with `body`."""
+    args = ["curl", "-sS", "-m", "60", "-X", method, "-o", "-", "-w", "\n%{http_code}", "--data-binary", "@-",
+            "-H", "Content-Type: application/octet-stream"]
+    if auth is not None:
+        args += ["-H", "Authorization: " + auth]
+    p = subprocess.run(args + ["http://127.0.0.1:%d/commands/%s" % (port, name)], input=body, capture_output=True, timeout=90)
+    assert p.returncode == 0, p.stderr
+    out, _, status = p.stdout.rpartition(b"\n")
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = None
+    return int(status), answer
+
+
+def test_restore_command_replaces_the_tree_durably(new_server):
+    """3.9's restore: a snapshot taken by `snapshot` on one server, POSTed to another, replaces
+    its tree and sessions (clients reconnect to the restored state), survives a restart and
+    takes new writes on top; auth, the feature flag, the rate limit and bad bodies as 3.9."""
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+
+    acl = [make_digest_acl("admin", "secret", all=True)]
+    src_port, dst_port = h.free_port(), h.free_port()
+    admin = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.rateLimiterIntervalInMS": "0"}
+    src = new_server("rzk", extra_cfg=dict(admin, **{"admin.serverPort": str(src_port)}))
+    dst = new_server("rzk", extra_cfg=dict(admin, **{"admin.serverPort": str(dst_port), "admin.rateLimiterIntervalInMS": "2000"}))
+    a = KazooClient(hosts=src.hosts, timeout=10)
+    a.start(timeout=20)
+    a.create("/restored", b"from-the-snapshot")
+    a.create("/restored/child", b"c")
+    a.set_acls("/", acl)
+    st, _, snap = snapshot_get(src_port, auth="digest admin:secret")
+    assert st == 200 and len(snap) > 0
+    a.stop()
+    a.close()
+
+    b = KazooClient(hosts=dst.hosts, timeout=10)
+    b.start(timeout=20)
+    b.create("/only-before", b"x")
+    b.set_acls("/", acl)
+    # Refusals before anything is read: auth (as for snapshot), the method.
+    assert restore_post(dst_port, snap) == (401, {"command": "restore", "error": "Auth info is missing for the command"})
+    assert restore_post(dst_port, snap, "digest admin:wrong") == (403, {"command": "restore", "error": "Not authorized"})
+    assert restore_post(dst_port, b"", "digest admin:secret", method="GET")[0] == 405
+    # A body that is not a snapshot: 500, nothing changed.
+    assert restore_post(dst_port, b"not a snapshot" * 10, "digest admin:secret") == (500, {"command": "restore", "error": None})
+    assert b.exists("/only-before")
+    time.sleep(2.2)
+    st, answer = restore_post(dst_port, snap, "digest admin:secret", name="rest")
+    assert st == 200 and answer["command"] == "rest" and answer["error"] is None and answer["last_zxid"] > 0, answer
+    # The rate limit (admin.rateLimiterIntervalInMS, in ms for restore): 429.
+    assert restore_post(dst_port, snap, "digest admin:secret") == (429, {"command": "restore", "error": None})
+    b.stop()
+    b.close()
+
+    def check(expect_new: bool):
+        c = KazooClient(hosts=dst.hosts, timeout=10)
+        c.start(timeout=20)
+        try:
+            c.add_auth("digest", "admin:secret")
+            assert c.get("/restored")[0] == b"from-the-snapshot"
+            assert c.get_children("/restored") == ["child"]
+            assert not c.exists("/only-before")
+            if expect_new:
+                assert c.get("/after")[0] == b"new"
+            else:
+                c.create("/after", b"new")
+        finally:
+            c.stop()
+            c.close()
+
+    check(expect_new=False)
+    # Durable: a restart recovers the restored tree and the write made on top of it.
+    dst.stop()
+    dst.keep_data = True
+    dst.start()
+    check(expect_new=True)
+
+
+def test_restore_command_disabled(new_server):
+    port = h.free_port()
+    s = new_server("rzk", extra_cfg={"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                     "admin.serverPort": str(port), "admin.restore.enabled": "false"})
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+    kz = KazooClient(hosts=s.hosts, timeout=10)
+    kz.start(timeout=20)
+    kz.set_acls("/", [make_digest_acl("admin", "secret", all=True)])
+    kz.stop()
+    kz.close()
+    assert restore_post(port, b"x", "digest admin:secret") == (503, {"command": "restore", "error": None})

@@ -11,6 +11,7 @@ Certificates are made at test time with openssl and keytool (tests/tlspki.py).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -278,6 +279,24 @@ def test_rzk_cli_over_tls(tls_server, pki):
     # Without a client certificate the server (clientAuth=need) refuses the handshake.
     r = h.run_bounded(base + ["--tls-ca", pki.p("ca.pem"), "get", "/rzk-cli-tls"], timeout=30)
     assert r.returncode == 1 and "ConnectionLoss" in h._dec(r.stderr), h._dec(r.stdout) + h._dec(r.stderr)
+
+
+def test_rzk_bench_over_tls(tls_server, pki):
+    """`rzk bench --tls-ca --tls-cert --tls-key`: a short get run over TLS, against rzk and
+    Apache ZooKeeper alike (a benchmark, so nothing about speed is asserted)."""
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found")
+    tls = ["--tls-ca", pki.p("ca.pem"), "--tls-cert", pki.p("client.pem"), "--tls-key", pki.p("client.key")]
+    cmd = [str(h.rzk_binary()), "bench", "get", "--servers", "localhost:%d" % tls_server.secure_port, "--clients", "2",
+           "--inflight", "4", "--keys", "20", "--duration", "0.3", "--root", "/bench-tls", "--json", "--quiet"]
+    r = h.run_bounded(cmd + tls, timeout=60)
+    assert r.returncode == 0, h._dec(r.stdout) + h._dec(r.stderr)
+    res = json.loads(r.stdout)
+    assert res["ops"] > 0 and res["error_count"] == 0, res
+    # Without a client certificate the server (clientAuth=need) refuses: a clear error.
+    r = h.run_bounded(cmd + ["--tls-ca", pki.p("ca.pem")], timeout=60)
+    err = h._dec(r.stderr)
+    assert r.returncode != 0 and ("TLS handshake" in err or "closed the connection" in err or "read failed" in err), err
 
 
 # ---------------------------------------------------------------- servers per test

@@ -170,7 +170,8 @@ class Member:
                 # its own line: two addresses it binds; the others': a dead one first
                 first = (m.alt_quorum_port, m.alt_election_port) if m.sid == self.sid else (self.ens.dead_ports[0], self.ens.dead_ports[1])
                 addr = "127.0.0.1:%d:%d|%s" % (first[0], first[1], addr)
-            lines.append("server.%d=%s%s" % (m.sid, addr, ":observer" if m.observer else ""))
+            client = ";127.0.0.1:%d" % m.client_port if self.ens.client_addresses else ""
+            lines.append("server.%d=%s%s%s" % (m.sid, addr, ":observer" if m.observer else "", client))
         if self.ens.multi_address:
             lines.append("multiAddress.enabled=true")
         return lines
@@ -361,7 +362,7 @@ class Ensemble:
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
-                 start_only: Optional[Iterable[int]] = None):
+                 client_addresses: bool = False, start_only: Optional[Iterable[int]] = None):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -369,9 +370,11 @@ class Ensemble:
         multi_address (unproxied ensembles only; ZooKeeper 3.6's `a|b` server lines):
         "both-live" gives every server a second pair of ports it binds too; "first-dead"
         lists, for every other server, a first address where nothing listens, so each
-        connection must fail over to the second. start_only: the sids start() starts
-        (default: all); the others are there to be started later, each listing the sids
-        given in its `servers`."""
+        connection must fail over to the second. client_addresses: each server.N line ends
+        with `;127.0.0.1:<its clientPort>` (ZooKeeper 3.5's form), so members know each
+        other's client ports. start_only: the sids start() starts (default: all); the
+        others are there to be started later, each listing the sids given in its
+        `servers`."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
@@ -385,6 +388,7 @@ class Ensemble:
         self.extra_cfg = {k: str(v) for k, v in (extra_cfg or {}).items()}
         self.member_cfg = {sid: {k: str(v) for k, v in c.items()} for sid, c in (member_cfg or {}).items()}
         self.proxied = proxied
+        self.client_addresses = client_addresses
         assert multi_address in (None, "both-live", "first-dead")
         assert not (multi_address and proxied), "multi-address lines need an unproxied ensemble"
         self.multi_address = multi_address

@@ -5,16 +5,69 @@
 //! and reply frames parsed in arrival order with their raw [`ReplyHeader`]. Watch
 //! notifications (xid -1) come out of the same frame stream; the caller decides what to do
 //! with them. Every socket read is bounded by `io_timeout`, so a stuck server fails the run
-//! with an error instead of hanging it.
+//! with an error instead of hanging it. With `--tls-ca` the connection is TLS (rustls, as
+//! rzk-client speaks it), with a client certificate when `--tls-cert` / `--tls-key` are given.
 
 use crate::BenchError;
 use rzk_proto::client::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
 use rzk_proto::frame::{self, FrameStatus};
 use rzk_proto::{OpCode, Reader, Record, SessionId, Writer, Zxid};
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// How sessions reach the servers: `--servers` (resolved, with the host names for TLS),
+/// the read/write timeout, and the TLS configuration if any.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub addrs: Vec<SocketAddr>,
+    /// The host part of each `--servers` entry: the name a server's certificate must match.
+    pub hosts: Vec<String>,
+    pub io_timeout: Duration,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A plaintext or TLS connection.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// The largest reply frame accepted (ZooKeeper's default `jute.maxbuffer` plus headers).
 pub const FRAME_BYTES_MAX: usize = 0xfffff + 1024;
@@ -23,7 +76,7 @@ const REPLY_HEADER_BYTES: usize = 16;
 
 /// One connected session.
 pub struct Session {
-    stream: TcpStream,
+    stream: Stream,
     addr: SocketAddr,
     rbuf: Vec<u8>,
     /// Where the unparsed bytes of `rbuf` start.
@@ -42,14 +95,30 @@ pub enum Incoming<'a> {
 }
 
 impl Session {
-    /// Connects and performs the handshake for a new session of `timeout_ms`.
-    pub async fn connect(addr: SocketAddr, timeout_ms: i32, io_timeout: Duration) -> Result<Session, BenchError> {
-        let stream = match tokio::time::timeout(io_timeout, TcpStream::connect(addr)).await {
+    /// Connects to server `i` (modulo their number) and performs the handshake for a new
+    /// session of `timeout_ms` (the TLS handshake first, with TLS).
+    pub async fn connect(dial: &Dial, i: usize, timeout_ms: i32) -> Result<Session, BenchError> {
+        let (addr, io_timeout) = (dial.addrs[i % dial.addrs.len()], dial.io_timeout);
+        let tcp = match tokio::time::timeout(io_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(BenchError::Io { addr, what: "connect", source: e }),
             Err(_) => return Err(BenchError::Timeout { addr, what: "connect" }),
         };
-        stream.set_nodelay(true).map_err(|e| BenchError::Io { addr, what: "set TCP_NODELAY", source: e })?;
+        tcp.set_nodelay(true).map_err(|e| BenchError::Io { addr, what: "set TCP_NODELAY", source: e })?;
+        let stream = match &dial.tls {
+            None => Stream::Plain(tcp),
+            Some(cfg) => {
+                let host = &dial.hosts[i % dial.hosts.len()];
+                let name = rustls_pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| BenchError::Usage(format!("--servers host {host:?} is not a TLS server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(cfg.clone());
+                match tokio::time::timeout(io_timeout, connector.connect(name, tcp)).await {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Err(e)) => return Err(BenchError::Io { addr, what: "TLS handshake", source: e }),
+                    Err(_) => return Err(BenchError::Timeout { addr, what: "TLS handshake" }),
+                }
+            }
+        };
         let mut s = Session {
             stream,
             addr,
@@ -113,7 +182,11 @@ impl Session {
             return Ok(());
         }
         let addr = self.addr;
-        match tokio::time::timeout(self.io_timeout, self.stream.write_all(&self.wbuf)).await {
+        let write = async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.io_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(BenchError::Io { addr, what: "write", source: e }),
             Err(_) => return Err(BenchError::Timeout { addr, what: "write" }),

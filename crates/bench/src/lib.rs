@@ -137,6 +137,16 @@ pub struct BenchArgs {
     /// OS threads, each with its own single-threaded runtime; sessions are spread over them.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Connect over TLS: the CA certificates (PEM) the servers' certificates must chain to
+    /// (and match the `--servers` host), as zkCli.sh with `zookeeper.client.secure=true`.
+    #[arg(long, value_name = "CA_PEM")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// With `--tls-ca`: the client certificate chain (PEM) to present (`ssl.clientAuth=need`).
+    #[arg(long, value_name = "CERT_PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With `--tls-cert`: its private key (PEM, unencrypted).
+    #[arg(long, value_name = "KEY_PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Seconds without any reply after which a session's read fails the run.
     #[arg(long, default_value_t = 30.0)]
     pub io_timeout: f64,
@@ -177,8 +187,8 @@ pub fn error_name(code: i32) -> String {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub args: BenchArgs,
-    pub addrs: Vec<SocketAddr>,
-    pub io_timeout: Duration,
+    /// How sessions connect (addresses, host names, timeout, TLS).
+    pub dial: conn::Dial,
     /// How long the measured phase may last (None: until --ops or the workload's own end).
     pub duration: Option<Duration>,
     pub warmup: Duration,
@@ -186,8 +196,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_args(args: BenchArgs) -> Result<Settings, BenchError> {
-        let mut addrs = Vec::new();
+        let (mut addrs, mut hosts) = (Vec::new(), Vec::new());
         for s in &args.servers {
+            hosts.push(s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h).trim_start_matches('[').trim_end_matches(']').to_string());
             let a = s
                 .to_socket_addrs()
                 .map_err(|e| BenchError::Usage(format!("--servers {s:?}: {e}")))?
@@ -233,7 +244,16 @@ impl Settings {
             (None, Some(_), _) => None,
             (None, None, _) => Some(Duration::from_secs(10)),
         };
-        Ok(Settings { args, addrs, io_timeout, duration, warmup })
+        let tls = match (&args.tls_ca, &args.tls_cert) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(BenchError::Usage("--tls-cert and --tls-key need --tls-ca".into())),
+            (Some(ca), _) => {
+                let settings = rzk_client::TlsSettings { ca: ca.clone(), cert: args.tls_cert.clone(), key: args.tls_key.clone() };
+                Some(settings.client_config().map_err(|e| BenchError::Usage(e.to_string()))?)
+            }
+        };
+        let dial = conn::Dial { addrs, hosts, io_timeout, tls };
+        Ok(Settings { args, dial, duration, warmup })
     }
 }
 

@@ -66,7 +66,7 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
     let line = ProgressLine::start("watch".into(), a.quiet, st.duration, "rounds");
     let progress = line.progress();
     let cpu_and = rt.block_on(async {
-        let mut writer = Session::connect(st.addrs[0], a.session_timeout, st.io_timeout).await?;
+        let mut writer = Session::connect(&st.dial, 0, a.session_timeout).await?;
         ensure(&mut writer, &a.root, b"").await?;
         let dir = format!("{}/watch", a.root);
         ensure(&mut writer, &dir, b"").await?;
@@ -78,7 +78,7 @@ pub fn watch(st: &Settings) -> Result<RunResult, BenchError> {
         let (msg_tx, mut msg_rx) = tokio::sync::mpsc::channel::<Result<WatcherMsg, BenchError>>(2 * a.clients + 1);
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..a.clients {
-            let mut s = Session::connect(st.addrs[c % st.addrs.len()], a.session_timeout, st.io_timeout).await?;
+            let mut s = Session::connect(&st.dial, c, a.session_timeout).await?;
             let (mut arm_rx, msg_tx, path) = (arm_rx.clone(), msg_tx.clone(), path.clone());
             tasks.spawn(async move {
                 let r: Result<(), BenchError> = async {
@@ -193,8 +193,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
         let clock = std::sync::Arc::new(Clock::new(st.warmup, st.duration, a.ops));
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..a.clients {
-            let (clock, progress, addrs, io_timeout, timeout) =
-                (clock.clone(), progress.clone(), st.addrs.clone(), st.io_timeout, a.session_timeout);
+            let (clock, progress, dial, timeout) = (clock.clone(), progress.clone(), st.dial.clone(), a.session_timeout);
             tasks.spawn(async move {
                 let mut t = Tally::default();
                 let mut handshake = new_hist();
@@ -206,7 +205,7 @@ pub fn churn(st: &Settings) -> Result<RunResult, BenchError> {
                         Admit::Warmup => false,
                         Admit::Measured => true,
                     };
-                    let s = Session::connect(addrs[i % addrs.len()], timeout, io_timeout).await?;
+                    let s = Session::connect(&dial, i, timeout).await?;
                     let connected = Instant::now();
                     s.close().await?;
                     let done = Instant::now();
@@ -256,7 +255,7 @@ pub fn expiry(st: &Settings) -> Result<RunResult, BenchError> {
     let line = ProgressLine::start("expiry".into(), a.quiet, st.duration, "rounds");
     let progress = line.progress();
     let out = rt.block_on(async {
-        let mut obs = Session::connect(st.addrs[0], a.session_timeout, st.io_timeout).await?;
+        let mut obs = Session::connect(&st.dial, 0, a.session_timeout).await?;
         ensure(&mut obs, &a.root, b"").await?;
         let dir = format!("{}/expiry", a.root);
         ensure(&mut obs, &dir, b"").await?;
@@ -276,7 +275,7 @@ pub fn expiry(st: &Settings) -> Result<RunResult, BenchError> {
             ensure(&mut obs, &parent, b"").await?;
             let mut sessions = Vec::with_capacity(a.clients);
             for c in 0..a.clients {
-                let mut s = Session::connect(st.addrs[c % st.addrs.len()], a.expiry_timeout, st.io_timeout).await?;
+                let mut s = Session::connect(&st.dial, c, a.expiry_timeout).await?;
                 negotiated = s.timeout_ms;
                 let paths = (0..a.ephemerals).map(|k| format!("{parent}/s{c}-e{k}"));
                 create_many(&mut s, paths, &value, 1, 64).await?;

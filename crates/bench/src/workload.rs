@@ -206,7 +206,7 @@ pub(crate) async fn create_many(
 /// Setup: the znodes the workload needs.
 async fn setup(st: &Settings) -> Result<Spec, BenchError> {
     let a = &st.args;
-    let mut s = Session::connect(st.addrs[0], a.session_timeout, st.io_timeout).await?;
+    let mut s = Session::connect(&st.dial, 0, a.session_timeout).await?;
     let root = a.root.as_str();
     ensure(&mut s, root, b"").await?;
     let value = vec![b'x'; a.value_size];
@@ -340,7 +340,7 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
             let sessions = rt.block_on(async {
                 let mut v = Vec::new();
                 for &c in &mine {
-                    v.push(Session::connect(st.addrs[c % st.addrs.len()], a.session_timeout, st.io_timeout).await?);
+                    v.push(Session::connect(&st.dial, c, a.session_timeout).await?);
                 }
                 Ok::<_, BenchError>(v)
             });

@@ -2,6 +2,7 @@
 //!
 //! `rzk cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [--json]
 //! [--tls-ca ca.pem [--tls-cert cert.pem --tls-key key.pem]] [--sasl-user NAME --sasl-password PASSWORD]
+//! [--kerberos] [--kerberos-principal NAME --kerberos-keytab FILE]
 //! [-Dkey=value...] [cmd args...]`
 //!
 //! With `--tls-ca` it connects over TLS (what zkCli.sh does with
@@ -13,6 +14,13 @@
 //! argument, or in `CLIENT_JVMFLAGS` / `JVMFLAGS` as zkCli.sh passes it) names a JAAS file whose
 //! `Client` section (`-Dzookeeper.sasl.clientconfig=...` for another) has a `DigestLoginModule`
 //! with `username` and `password`; or `--sasl-user NAME --sasl-password PASSWORD`.
+//!
+//! Kerberos (SASL GSSAPI, with the `kerberos` cargo feature) as zkCli.sh does it: the JAAS
+//! `Client` section's `com.sun.security.auth.module.Krb5LoginModule` (`useKeyTab` / `keyTab` /
+//! `principal`, `useTicketCache` / `ticketCache`), `-Djava.security.krb5.conf=...` (becomes
+//! `KRB5_CONFIG`), `-Dzookeeper.sasl.client.username=...` and
+//! `-Dzookeeper.sasl.client.canonicalize.hostname=...`; or `--kerberos` (the ticket cache,
+//! `kinit`'s), `--kerberos-principal NAME --kerberos-keytab FILE`.
 //!
 //! With a command, runs it and exits, printing what zkCli prints (data and listings on
 //! stdout; `Created /x` and errors on stderr, worded as zkCli words them), or one JSON
@@ -40,7 +48,7 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, ExternalPrinter, Helper};
-use rzk_client::{Client, Config, SaslCredentials, SessionState, TlsClientConfig, TlsSettings, WatchFuture, WatchStream};
+use rzk_client::{Client, Config, KerberosLogin, SaslCredentials, SessionState, TlsClientConfig, TlsSettings, WatchFuture, WatchStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -54,6 +62,14 @@ struct Options {
     command: Vec<String>,
     tls: Option<Arc<TlsClientConfig>>,
     sasl: Option<SaslCredentials>,
+    kerberos: Option<KerberosLogin>,
+}
+
+/// The SASL login of a JAAS client section.
+#[derive(Debug)]
+enum JaasLogin {
+    DigestMd5(SaslCredentials),
+    Kerberos(KerberosLogin),
 }
 
 /// The `-D` system properties of `CLIENT_JVMFLAGS` and `JVMFLAGS` (zkCli.sh's variables).
@@ -69,9 +85,10 @@ fn env_properties() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The DIGEST-MD5 login of a JAAS file's client section (`ZooKeeperSaslClient`): `None` when
-/// the file has no such section (the Java client then goes on without SASL).
-fn sasl_from_jaas(path: &str, section: &str) -> Result<Option<SaslCredentials>, String> {
+/// The login of a JAAS file's client section (`ZooKeeperSaslClient`): a `DigestLoginModule`'s
+/// `username` / `password`, or a `Krb5LoginModule`'s Kerberos login. `None` when the file has
+/// no such section (the Java client then goes on without SASL).
+fn sasl_from_jaas(path: &str, section: &str) -> Result<Option<JaasLogin>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("JAAS file {path}: {e}"))?;
     let jaas = rzk_config::sasl::parse_jaas(&text).map_err(|e| format!("JAAS file {path}: {e}"))?;
     let Some(modules) = jaas.get(section) else {
@@ -79,19 +96,73 @@ fn sasl_from_jaas(path: &str, section: &str) -> Result<Option<SaslCredentials>, 
         return Ok(None);
     };
     for m in modules {
+        if m.class == rzk_config::sasl::KRB5_LOGIN_MODULE {
+            return krb5_client_login(m)
+                .map(|k| Some(JaasLogin::Kerberos(k)))
+                .map_err(|e| format!("JAAS file {path}: section {section}: {e}"));
+        }
         if m.class != rzk_config::sasl::DIGEST_LOGIN_MODULE {
             return Err(format!(
-                "JAAS file {path}: section {section}: {} is not supported by rzk cli (only {} for DIGEST-MD5)",
+                "JAAS file {path}: section {section}: {} is not supported by rzk cli (only {} for DIGEST-MD5 and {} for Kerberos)",
                 m.class,
-                rzk_config::sasl::DIGEST_LOGIN_MODULE
+                rzk_config::sasl::DIGEST_LOGIN_MODULE,
+                rzk_config::sasl::KRB5_LOGIN_MODULE
             ));
         }
         let opt = |k: &str| m.options.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         if let (Some(username), Some(password)) = (opt("username"), opt("password")) {
-            return Ok(Some(SaslCredentials { username, password }));
+            return Ok(Some(JaasLogin::DigestMd5(SaslCredentials { username, password })));
         }
     }
     Err(format!("JAAS file {path}: section {section} has no username and password"))
+}
+
+/// A client's `Krb5LoginModule`: principal, keytab and ticket cache, as Java reads them;
+/// an option rzk cannot honour is an error naming it.
+fn krb5_client_login(m: &rzk_config::sasl::LoginModule) -> Result<KerberosLogin, String> {
+    let yes = |v: &str| v.trim().eq_ignore_ascii_case("true");
+    let mut k = KerberosLogin { use_ticket_cache: false, ..KerberosLogin::default() };
+    let mut use_keytab = false;
+    let mut keytab = None;
+    for (name, v) in &m.options {
+        match name.as_str() {
+            "principal" => k.principal = Some(v.trim().to_string()),
+            "useKeyTab" => use_keytab = yes(v),
+            "keyTab" => keytab = Some(std::path::PathBuf::from(v.trim())),
+            "useTicketCache" => k.use_ticket_cache = yes(v),
+            "ticketCache" => k.ticket_cache = Some(v.trim().to_string()),
+            // Prompting, keys kept in the JAAS subject, and debugging mean nothing here.
+            "storeKey" | "doNotPrompt" | "debug" | "refreshKrb5Config" | "renewTGT" => {}
+            "isInitiator" if yes(v) => {}
+            _ => return Err(format!("{} option {name}={v} is not supported by rzk cli", m.class)),
+        }
+    }
+    if use_keytab {
+        if k.principal.is_none() {
+            return Err("useKeyTab=true needs the principal to log in as".into());
+        }
+        // Java's default keytab is krb5.conf's; MIT's client keytab default is the same idea.
+        k.keytab = Some(keytab.ok_or("useKeyTab=true without keyTab: give the keytab's path")?);
+    } else if !k.use_ticket_cache {
+        return Err("neither useKeyTab=true nor useTicketCache=true: rzk cli does not prompt for a Kerberos password".into());
+    }
+    Ok(k)
+}
+
+/// Client-side Kerberos properties, as the Java client reads them.
+fn kerberos_properties(k: &mut KerberosLogin, prop: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    if let Some(u) = prop("zookeeper.sasl.client.username") {
+        k.service = u;
+    }
+    if let Some(c) = prop("zookeeper.sasl.client.canonicalize.hostname") {
+        k.canonicalize_hostname = c.trim().eq_ignore_ascii_case("true");
+    }
+    for p in ["zookeeper.server.principal", "zookeeper.server.realm"] {
+        if prop(p).is_some() {
+            return Err(format!("-D{p} is not supported by rzk cli (the server's principal is zookeeper.sasl.client.username/<host>)"));
+        }
+    }
+    Ok(())
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -103,10 +174,12 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         command: vec![],
         tls: None,
         sasl: None,
+        kerberos: None,
     };
     let mut tls = TlsSettings::default();
     let mut props = env_properties();
     let (mut sasl_user, mut sasl_password) = (None, None);
+    let (mut krb, mut krb_principal, mut krb_keytab) = (false, None, None);
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -145,6 +218,15 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 sasl_password = Some(value(i)?);
                 i += 1;
             }
+            "--kerberos" => krb = true,
+            "--kerberos-principal" => {
+                krb_principal = Some(value(i)?);
+                i += 1;
+            }
+            "--kerberos-keytab" => {
+                krb_keytab = Some(std::path::PathBuf::from(value(i)?));
+                i += 1;
+            }
             d if d.starts_with("-D") => match d[2..].split_once('=') {
                 Some((k, v)) => props.push((k.to_string(), v.to_string())),
                 None => return Err(format!("{d}: expected -Dkey=value")),
@@ -163,15 +245,37 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         o.tls = Some(tls.client_config().map_err(|e| e.to_string())?);
     }
     let prop = |k: &str| props.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    o.sasl = match (sasl_user, sasl_password) {
-        (Some(username), Some(password)) => Some(SaslCredentials { username, password }),
-        (None, None) => match prop("java.security.auth.login.config") {
-            Some(_) if prop("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) => None,
-            Some(path) => sasl_from_jaas(&path, &prop("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into()))?,
-            None => None,
+    let jaas = match prop("java.security.auth.login.config") {
+        Some(_) if prop("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) => None,
+        Some(path) => sasl_from_jaas(&path, &prop("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into()))?,
+        None => None,
+    };
+    let flags_krb = krb || krb_principal.is_some() || krb_keytab.is_some();
+    match (sasl_user, sasl_password) {
+        (Some(_), Some(_)) if flags_krb => return Err("--sasl-user and --kerberos... are two logins: choose one".into()),
+        (Some(username), Some(password)) => o.sasl = Some(SaslCredentials { username, password }),
+        (None, None) if flags_krb => {
+            if krb_keytab.is_some() && krb_principal.is_none() {
+                return Err("--kerberos-keytab needs --kerberos-principal (whom to log in as)".into());
+            }
+            let use_ticket_cache = krb_keytab.is_none();
+            o.kerberos = Some(KerberosLogin { principal: krb_principal, keytab: krb_keytab, use_ticket_cache, ..KerberosLogin::default() });
+        }
+        (None, None) => match jaas {
+            Some(JaasLogin::DigestMd5(c)) => o.sasl = Some(c),
+            Some(JaasLogin::Kerberos(k)) => o.kerberos = Some(k),
+            None => {}
         },
         _ => return Err("--sasl-user and --sasl-password go together".into()),
-    };
+    }
+    if let Some(k) = o.kerberos.as_mut() {
+        kerberos_properties(k, &prop)?;
+        // Java reads krb5.conf from this property; the Kerberos library reads KRB5_CONFIG.
+        // Set before the runtime starts its threads.
+        if let Some(conf) = prop("java.security.krb5.conf") {
+            std::env::set_var("KRB5_CONFIG", conf);
+        }
+    }
     Ok(o)
 }
 
@@ -207,6 +311,7 @@ fn config(opts: &Options) -> Config {
         read_only: opts.read_only,
         tls: opts.tls.clone(),
         sasl: opts.sasl.clone(),
+        kerberos: opts.kerberos.clone(),
         ..Config::default()
     }
 }
@@ -499,4 +604,47 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
         rt.block_on(zk.close());
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn krb(opts: &str) -> Result<KerberosLogin, String> {
+        let j =
+            rzk_config::sasl::parse_jaas(&format!("Client {{ com.sun.security.auth.module.Krb5LoginModule required {opts}; }};")).unwrap();
+        krb5_client_login(&j["Client"][0])
+    }
+
+    #[test]
+    fn jaas_client_kerberos_logins() {
+        let k = krb(r#"useKeyTab=true keyTab="/k" principal="bob@R" storeKey=false useTicketCache=false"#).unwrap();
+        assert_eq!(
+            (k.principal.as_deref(), k.keytab.as_deref(), k.use_ticket_cache),
+            (Some("bob@R"), Some(std::path::Path::new("/k")), false)
+        );
+        assert_eq!((k.service.as_str(), k.canonicalize_hostname), ("zookeeper", true));
+        let k = krb(r#"useTicketCache=true ticketCache="/tmp/cc""#).unwrap();
+        assert_eq!((k.keytab, k.use_ticket_cache, k.ticket_cache.as_deref()), (None, true, Some("/tmp/cc")));
+        for (opts, want) in [
+            (r#"useKeyTab=true keyTab="/k""#, "needs the principal"),
+            (r#"useKeyTab=true principal="bob""#, "without keyTab"),
+            ("doNotPrompt=true", "does not prompt"),
+            (r#"useTicketCache=true krb5.conf="/x""#, "krb5.conf=/x is not supported"),
+            ("useTicketCache=true isInitiator=false", "isInitiator"),
+        ] {
+            let e = krb(opts).unwrap_err();
+            assert!(e.contains(want), "{opts}: {e}");
+        }
+    }
+
+    #[test]
+    fn kerberos_properties_as_the_java_client_reads_them() {
+        let mut k = KerberosLogin::default();
+        let props = [("zookeeper.sasl.client.username", "zk"), ("zookeeper.sasl.client.canonicalize.hostname", "false")];
+        kerberos_properties(&mut k, &|n| props.iter().find(|(p, _)| *p == n).map(|(_, v)| v.to_string())).unwrap();
+        assert_eq!((k.service.as_str(), k.canonicalize_hostname), ("zk", false));
+        let e = kerberos_properties(&mut k, &|n| (n == "zookeeper.server.principal").then(|| "zookeeper/h@R".to_string())).unwrap_err();
+        assert!(e.contains("zookeeper.server.principal"), "{e}");
+    }
 }

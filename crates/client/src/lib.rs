@@ -43,6 +43,7 @@
 
 mod client;
 pub mod error;
+pub mod kerberos;
 pub mod path;
 pub mod recipes;
 pub mod sasl;
@@ -53,6 +54,7 @@ mod watch;
 
 pub use client::{Client, TTL_MS_MAX};
 pub use error::{Error, Result};
+pub use kerberos::KerberosLogin;
 pub use rustls::ClientConfig as TlsClientConfig;
 pub use rzk_proto::client::ClientInfo;
 pub use rzk_proto::{perms, Acl, AddWatchMode, CreateMode, EventType, Id, KeeperState, OpCode, SessionId, Stat, WatcherType, Zxid};

@@ -203,8 +203,13 @@ impl SessionTask {
                     r = handshake(&host, port, self.cfg.tls.clone(), req, deadline) => r,
                 };
                 let res = res.and_then(|(stream, resp)| self.accept(resp).map(|ro| (stream, ro)));
-                let res = match (res, self.cfg.sasl.clone()) {
-                    (Ok((mut stream, ro)), Some(creds)) => match self.sasl_login(&mut stream, creds).await {
+                let login = match (self.cfg.kerberos.clone(), self.cfg.sasl.clone()) {
+                    (Some(k), _) => Some(SaslLogin::Kerberos(k)),
+                    (None, Some(creds)) => Some(SaslLogin::DigestMd5(creds)),
+                    (None, None) => None,
+                };
+                let res = match (res, login) {
+                    (Ok((mut stream, ro)), Some(login)) => match self.sasl_login(&mut stream, login, (&host, port)).await {
                         Ok(()) => Ok((stream, ro)),
                         Err(SaslEnd::Refused(why)) => {
                             tracing::warn!(host = %host, port, why = %why, "SASL login refused");
@@ -303,13 +308,23 @@ impl SessionTask {
         Ok(read_only)
     }
 
-    /// SASL DIGEST-MD5 on a new connection, before anything else is sent (as the Java client
-    /// holds its requests back until the SASL exchange is over).
-    async fn sasl_login(&mut self, stream: &mut Stream, creds: crate::sasl::SaslCredentials) -> Result<(), SaslEnd> {
-        let cnonce: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
-        let mut mech = crate::sasl::DigestMd5Client::new(creds, cnonce);
+    /// SASL (DIGEST-MD5 or GSSAPI) on a new connection, before anything else is sent (as the
+    /// Java client holds its requests back until the SASL exchange is over).
+    async fn sasl_login(&mut self, stream: &mut Stream, login: SaslLogin, (host, port): (&str, u16)) -> Result<(), SaslEnd> {
         let limit = self.session_timeout();
-        let mut token = mech.initial_token();
+        let (mut mech, mut token) = match login {
+            SaslLogin::DigestMd5(creds) => {
+                let cnonce: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
+                let m = crate::sasl::DigestMd5Client::new(creds, cnonce);
+                let first = m.initial_token();
+                (Mech::DigestMd5(m), first)
+            }
+            SaslLogin::Kerberos(k) => match timeout(limit, crate::kerberos::GssapiClient::start(&k, host, port)).await {
+                Ok(Ok((m, first))) => (Mech::Gssapi(Box::new(m)), first),
+                Ok(Err(e)) => return Err(SaslEnd::Refused(format!("Kerberos: {e}"))),
+                Err(_) => return Err(SaslEnd::Lost("Kerberos: no ticket within the session timeout".into())),
+            },
+        };
         loop {
             let xid = self.xid();
             let frame = request_frame(xid, &Request::Sasl(token));
@@ -336,10 +351,14 @@ impl SessionTask {
                 }
                 break r.read_buffer_opt().map_err(|e| lost(&e.to_string()))?.unwrap_or_default();
             };
-            match mech.evaluate_challenge(&challenge) {
+            let step = match &mut mech {
+                Mech::DigestMd5(m) => m.evaluate_challenge(&challenge).map_err(|e| e.to_string()),
+                Mech::Gssapi(m) => m.evaluate_challenge(&challenge).map_err(|e| format!("SASL GSSAPI: {e}")),
+            };
+            match step {
                 Ok(Some(next)) => token = next,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(SaslEnd::Refused(e.to_string())),
+                Err(e) => return Err(SaslEnd::Refused(e)),
             }
         }
     }
@@ -723,6 +742,18 @@ async fn handshake(
 enum HandshakeError {
     Expired,
     Failed(String),
+}
+
+/// The login a connection makes.
+enum SaslLogin {
+    DigestMd5(crate::sasl::SaslCredentials),
+    Kerberos(crate::kerberos::KerberosLogin),
+}
+
+/// Its mechanism, under way.
+enum Mech {
+    DigestMd5(crate::sasl::DigestMd5Client),
+    Gssapi(Box<crate::kerberos::GssapiClient>),
 }
 
 enum SaslEnd {

@@ -228,6 +228,9 @@ pub struct Config {
     /// Log in with SASL DIGEST-MD5 on every connection, before anything else. A server that
     /// refuses the login ends the session in [`SessionState::AuthFailed`].
     pub sasl: Option<crate::sasl::SaslCredentials>,
+    /// Log in with SASL GSSAPI (Kerberos) on every connection instead (wins over `sasl`).
+    /// Needs the `kerberos` cargo feature; without it the session ends in AuthFailed.
+    pub kerberos: Option<crate::kerberos::KerberosLogin>,
 }
 
 impl Default for Config {
@@ -247,6 +250,7 @@ impl Default for Config {
             watch_stream_events_max: 1024,
             tls: None,
             sasl: None,
+            kerberos: None,
         }
     }
 }

@@ -479,10 +479,15 @@ pub struct ServerConfig {
     pub admin_idle_timeout: u32,
     /// `admin.snapshot.enabled` (ZooKeeper 3.9, default true): the `snapshot` command serves.
     pub admin_snapshot_enabled: bool,
+    /// `admin.restore.enabled` (ZooKeeper 3.9, default true): the `restore` command serves
+    /// (a standalone server only, in rzk).
+    pub admin_restore_enabled: bool,
     /// `admin.rateLimiterIntervalInMS` (ZooKeeper 3.9, default 300000): the `snapshot`
     /// command's rate limit. 3.9 reads it as *microseconds* for `snapshot` (one snapshot per
     /// 300 ms by default) and as milliseconds for `restore`; rzk does as 3.9.
     pub admin_rate_limiter_interval: u64,
+    /// rzk's web console on the AdminServer (`rzk.console.*`; ZooKeeper has none).
+    pub console: ConsoleConfig,
 
     // ----- audit log -----
     /// `audit.enable` (`zookeeper.audit.enable`, default false): write the audit log.
@@ -654,6 +659,11 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.admin.httpVersion",
     "zookeeper.admin.snapshot.enabled",
     "zookeeper.admin.rateLimiterIntervalInMS",
+    "zookeeper.admin.restore.enabled",
+    "zookeeper.rzk.console.enabled",
+    "zookeeper.rzk.console.allowRemote",
+    "rzk.console.enabled",
+    "rzk.console.allowRemote",
     "zookeeper.multiAddress.enabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
@@ -691,6 +701,27 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.connection_throttle_local_session_weight",
     "zookeeper.connection_throttle_renew_session_weight",
 ];
+
+/// rzk's own settings, as written in zoo.cfg.
+pub const CONSOLE_KEYS: &[&str] = &["rzk.console.enabled", "rzk.console.allowRemote"];
+
+/// rzk's web console (`rzk.console.*`), served by the AdminServer under `/console/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// `rzk.console.enabled` (default true; nothing is served without the AdminServer).
+    pub enabled: bool,
+    /// `rzk.console.allowRemote` (default false: only loopback clients get the console).
+    pub allow_remote: bool,
+    /// One of the keys was set (then `conf` prints them; by default `conf` stays
+    /// ZooKeeper's, byte for byte).
+    pub configured: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { enabled: true, allow_remote: false, configured: false }
+    }
+}
 
 /// A log4j file size (`MaxFileSize`): bytes, or with a `KB`, `MB` or `GB` suffix.
 fn log4j_file_size(v: &str) -> Result<u64, String> {
@@ -1077,6 +1108,18 @@ impl<'o> Parser<'o> {
         s.super_password = self.sys(&["zookeeper.SASLAuthenticationProvider.superPassword"], text)?;
         s.let_any_sasl_user_do_x = self.sys(&["zookeeper.letAnySaslUserDoX"], text)?;
         s.allow_failed_clients = self.sys(&["zookeeper.allowSaslFailedClients"], java_bool)?.unwrap_or(false);
+        // SaslServerCallbackHandler compares with "true" exactly.
+        let exactly_true = |v: &str| Ok::<bool, String>(v == "true");
+        s.kerberos_naming.remove_host = self.sys(&["zookeeper.kerberos.removeHostFromPrincipal"], exactly_true)?.unwrap_or(false);
+        s.kerberos_naming.remove_realm = self.sys(&["zookeeper.kerberos.removeRealmFromPrincipal"], exactly_true)?.unwrap_or(false);
+        // KerberosName's auth_to_local rules: rzk has the DEFAULT rule only.
+        self.sys(&["zookeeper.security.auth_to_local"], |v| {
+            if v.trim() == "DEFAULT" {
+                Ok(())
+            } else {
+                Err("auth_to_local rules other than DEFAULT are not supported by rzk; remove the key (rzk refuses to start rather than map principals otherwise)".to_string())
+            }
+        })?;
 
         // AuthenticationHelper: sessionRequireClientSASLAuth wins over enforce.auth.*.
         let mut e = EnforceAuth::default();
@@ -1309,11 +1352,15 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.admin.snapshot.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
             c.admin_snapshot_enabled = b;
         }
+        if let Some(b) = self.sys(&["zookeeper.admin.restore.enabled"], |v| Ok::<_, String>(v.trim().eq_ignore_ascii_case("true")))? {
+            c.admin_restore_enabled = b;
+        }
         if let Some(n) = self.sys(&["zookeeper.admin.rateLimiterIntervalInMS"], |v| {
             v.trim().parse::<u32>().map_err(|_| format!("expected a non-negative integer, got \"{v}\""))
         })? {
             c.admin_rate_limiter_interval = u64::from(n);
         }
+        c.console = self.read_console()?;
         if let Some(n) = self.sys(&["jute.maxbuffer", "zookeeper.jute.maxbuffer"], |v| decoded_int(v, 1, "a positive number of bytes"))? {
             c.jute_maxbuffer = n as u32;
         }
@@ -1379,7 +1426,9 @@ impl<'o> Parser<'o> {
         cfg.admin_command_url = std::mem::take(&mut c.admin_command_url);
         cfg.admin_idle_timeout = c.admin_idle_timeout;
         cfg.admin_snapshot_enabled = c.admin_snapshot_enabled;
+        cfg.admin_restore_enabled = c.admin_restore_enabled;
         cfg.admin_rate_limiter_interval = c.admin_rate_limiter_interval;
+        cfg.console = c.console.clone();
         cfg.jute_maxbuffer = c.jute_maxbuffer;
         cfg.readonly_mode_enabled = c.readonly_mode_enabled;
         cfg.audit_enable = c.audit_enable;
@@ -1390,6 +1439,32 @@ impl<'o> Parser<'o> {
         cfg.log_max_backups = c.log_max_backups;
         cfg.four_letter_word_whitelist = std::mem::take(&mut c.four_letter_word_whitelist);
         Ok(())
+    }
+
+    /// rzk's own `rzk.console.*` keys (zoo.cfg `rzk.console.enabled`, or the system property
+    /// `rzk.console.enabled` / `zookeeper.rzk.console.enabled`). Any other `rzk.` key is a
+    /// start-up error naming it: rzk never accepts a setting of its own it does not read.
+    fn read_console(&self) -> Result<ConsoleConfig, ConfigError> {
+        for name in self.cfg.system_properties.keys() {
+            let own = name.strip_prefix("zookeeper.").unwrap_or(name);
+            if own.starts_with("rzk.") && !CONSOLE_KEYS.contains(&own) {
+                let message = format!("not an rzk setting (rzk's own keys are {})", CONSOLE_KEYS.join(", "));
+                return Err(match self.origins.get(name) {
+                    Some(o) => self.value_err(&o.key, o.line, message),
+                    None => ConfigError::InvalidSystemProperty { key: name.clone(), message },
+                });
+            }
+        }
+        let mut c = ConsoleConfig::default();
+        if let Some(b) = self.sys(&["zookeeper.rzk.console.enabled", "rzk.console.enabled"], boolean)? {
+            c.enabled = b;
+            c.configured = true;
+        }
+        if let Some(b) = self.sys(&["zookeeper.rzk.console.allowRemote", "rzk.console.allowRemote"], boolean)? {
+            c.allow_remote = b;
+            c.configured = true;
+        }
+        Ok(c)
     }
 
     /// Typed settings that ZooKeeper's components (the container manager, the digest, the
@@ -1685,7 +1760,9 @@ impl ServerConfig {
             admin_command_url: DEFAULT_ADMIN_COMMAND_URL.to_string(),
             admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
             admin_snapshot_enabled: true,
+            admin_restore_enabled: true,
             admin_rate_limiter_interval: 300_000,
+            console: ConsoleConfig::default(),
             audit_enable: false,
             audit_log_file: PathBuf::from(".").join(DEFAULT_AUDIT_LOG_FILE),
             log_dir: None,
@@ -2046,6 +2123,10 @@ impl ServerConfig {
             s.push_str("membership: \n");
             s.push_str(&self.membership_string());
         }
+        if self.console.configured {
+            s.push_str(&format!("rzk.console.enabled={}\n", self.console.enabled));
+            s.push_str(&format!("rzk.console.allowRemote={}\n", self.console.allow_remote));
+        }
         s
     }
 }
@@ -2151,11 +2232,12 @@ pub fn load_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         ));
         return Ok(());
     };
-    let (users, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
+    let (login, notes) = sasl::server_credentials(&section, modules).map_err(err)?;
     for n in notes {
         cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
     }
-    cfg.sasl.credentials = Some(users);
+    cfg.sasl.credentials = Some(login.users);
+    cfg.sasl.kerberos = login.kerberos;
     Ok(())
 }
 

@@ -9,8 +9,12 @@
 //!   `zookeeper.letAnySaslUserDoX`, `zookeeper.allowSaslFailedClients`;
 //! * the JAAS file syntax (`javax.security.auth.login.ConfigFile`) and what rzk takes from the
 //!   server's section: DIGEST-MD5 users from `DigestLoginModule`'s `user_NAME="password"`
-//!   options ([`parse_jaas`], [`server_credentials`]); Kerberos (`Krb5LoginModule`) and any
-//!   other login module are refused with an error naming them;
+//!   options, or the Kerberos login of `com.sun.security.auth.module.Krb5LoginModule`
+//!   (`principal`, `keyTab`, [`KerberosLogin`]) ([`parse_jaas`], [`server_credentials`]); any
+//!   other login module, and any Krb5LoginModule option rzk cannot honour, is refused with an
+//!   error naming it;
+//! * how a Kerberos principal becomes a `sasl` id (`kerberos.removeHostFromPrincipal`,
+//!   `kerberos.removeRealmFromPrincipal`; [`KerberosNaming`]);
 //! * `enforce.auth.enabled` / `enforce.auth.schemes` / `sessionRequireClientSASLAuth`
 //!   ([`EnforceAuth`]).
 //!
@@ -23,6 +27,8 @@ use std::path::PathBuf;
 pub const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 /// The login module that carries DIGEST-MD5 users.
 pub const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
+/// The login module that carries a Kerberos principal and keytab.
+pub const KRB5_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
 /// `ZooKeeperSaslServer.DEFAULT_LOGIN_CONTEXT_NAME`.
 pub const DEFAULT_SERVER_SECTION: &str = "Server";
 
@@ -38,7 +44,31 @@ pub const PROPERTIES: &[&str] = &[
     "zookeeper.sessionRequireClientSASLAuth",
     "zookeeper.enforce.auth.enabled",
     "zookeeper.enforce.auth.schemes",
+    "zookeeper.kerberos.removeHostFromPrincipal",
+    "zookeeper.kerberos.removeRealmFromPrincipal",
+    "zookeeper.security.auth_to_local",
 ];
+
+/// The server's Kerberos login: the `Krb5LoginModule` of the JAAS server section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    /// `principal`: the service principal, `service/host@REALM` (ZooKeeper takes the service
+    /// name and the host from it, so it must have both).
+    pub principal: String,
+    /// `keyTab`; `None`: the Kerberos library's default keytab (`KRB5_KTNAME`, else
+    /// krb5.conf's `default_keytab_name`), as Java's default is krb5.conf's.
+    pub keytab: Option<PathBuf>,
+}
+
+/// How `SaslServerCallbackHandler` turns an authenticated Kerberos principal into the
+/// connection's `sasl` id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KerberosNaming {
+    /// `zookeeper.kerberos.removeHostFromPrincipal` (exactly "true", as ZooKeeper compares).
+    pub remove_host: bool,
+    /// `zookeeper.kerberos.removeRealmFromPrincipal` (exactly "true").
+    pub remove_realm: bool,
+}
 
 /// SASL on the client port. Its `Debug` shows no password.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -63,6 +93,12 @@ pub struct SaslConfig {
     /// has read the JAAS file; `None`: no login (no JAAS file, or no such section), so SASL
     /// packets are answered as a ZooKeeper without a login answers them.
     pub credentials: Option<BTreeMap<String, String>>,
+    /// The Kerberos login of the server section (its `Krb5LoginModule`), once
+    /// [`crate::load_with`] has read the JAAS file: with one, clients log in with GSSAPI (as
+    /// in ZooKeeper, whose SASL server is GSSAPI when its login has a Kerberos principal).
+    pub kerberos: Option<KerberosLogin>,
+    /// `kerberos.removeHostFromPrincipal` / `kerberos.removeRealmFromPrincipal`.
+    pub kerberos_naming: KerberosNaming,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -77,6 +113,8 @@ impl std::fmt::Debug for SaslConfig {
             .field("let_any_sasl_user_do_x", &self.let_any_sasl_user_do_x)
             .field("allow_failed_clients", &self.allow_failed_clients)
             .field("users", &self.credentials.as_ref().map(|c| c.keys().collect::<Vec<_>>()))
+            .field("kerberos", &self.kerberos)
+            .field("kerberos_naming", &self.kerberos_naming)
             .finish()
     }
 }
@@ -291,28 +329,48 @@ fn show(t: &Tok) -> String {
     }
 }
 
-/// The DIGEST-MD5 users of a server section (`SaslServerCallbackHandler`: every `user_NAME`
-/// option of the section). A Kerberos or any other login module is an error naming it: rzk
-/// does not run a login it cannot perform. Returns the users and notes worth logging.
-pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
-    let mut users = BTreeMap::new();
+/// What the server's JAAS section gives: DIGEST-MD5 users, a Kerberos login, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerLogin {
+    /// `user_NAME="password"` entries of a `DigestLoginModule`.
+    pub users: BTreeMap<String, String>,
+    /// The `Krb5LoginModule`'s principal and keytab.
+    pub kerberos: Option<KerberosLogin>,
+}
+
+/// The login of a server section (`SaslServerCallbackHandler`: every `user_NAME` option of
+/// the section; `ZooKeeperSaslServer`: GSSAPI when the login has a Kerberos principal). Any
+/// other login module, or a Krb5LoginModule option rzk cannot honour, is an error naming it:
+/// rzk does not run a login it cannot perform. Returns the login and notes worth logging.
+pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(ServerLogin, Vec<String>), String> {
+    let mut login = ServerLogin::default();
     let mut notes = Vec::new();
     for m in modules {
+        if m.class == KRB5_LOGIN_MODULE {
+            if login.kerberos.is_some() {
+                return Err(format!("section {section}: more than one {KRB5_LOGIN_MODULE}"));
+            }
+            login.kerberos = Some(krb5_server_login(section, m, &mut notes)?);
+            continue;
+        }
         if m.class.ends_with("Krb5LoginModule") {
             return Err(format!(
-                "section {section}: {}: Kerberos (GSSAPI) authentication is not supported by rzk; use {DIGEST_LOGIN_MODULE} (DIGEST-MD5)",
+                "section {section}: the login module {} is not available in rzk (Kerberos is {KRB5_LOGIN_MODULE})",
                 m.class
             ));
         }
         if m.class != DIGEST_LOGIN_MODULE {
-            return Err(format!("section {section}: the login module {} is not available in rzk (only {DIGEST_LOGIN_MODULE})", m.class));
+            return Err(format!(
+                "section {section}: the login module {} is not available in rzk (only {DIGEST_LOGIN_MODULE} and {KRB5_LOGIN_MODULE})",
+                m.class
+            ));
         }
         if m.flag != "required" {
             notes.push(format!("section {section}: {} is {}; with one login module it acts as required", m.class, m.flag));
         }
         for (k, v) in &m.options {
             if let Some(name) = k.strip_prefix("user_") {
-                users.insert(name.to_string(), v.clone());
+                login.users.insert(name.to_string(), v.clone());
             } else if k == "username" || k == "password" {
                 notes.push(format!(
                     "section {section}: option {k} is what this server would log in as to other servers (quorum SASL, not supported); ignored"
@@ -322,10 +380,73 @@ pub fn server_credentials(section: &str, modules: &[LoginModule]) -> Result<(BTr
             }
         }
     }
-    if users.is_empty() {
+    if login.kerberos.is_some() {
+        if !login.users.is_empty() {
+            notes.push(format!(
+                "section {section}: the login has a Kerberos principal, so clients log in with GSSAPI and the user_NAME entries are not used (as in ZooKeeper)"
+            ));
+        }
+    } else if login.users.is_empty() {
         notes.push(format!("section {section}: no user_NAME=\"password\" entries, so no client can log in with DIGEST-MD5"));
     }
-    Ok((users, notes))
+    Ok((login, notes))
+}
+
+/// Java's `Boolean.parseBoolean`.
+fn jaas_true(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true")
+}
+
+/// A server's `Krb5LoginModule`: a service principal from a keytab, and nothing rzk cannot do.
+fn krb5_server_login(section: &str, m: &LoginModule, notes: &mut Vec<String>) -> Result<KerberosLogin, String> {
+    let mut principal = None;
+    let mut keytab = None;
+    let (mut use_keytab, mut store_key) = (false, false);
+    let err = |m: String| Err(format!("section {section}: {KRB5_LOGIN_MODULE}: {m}"));
+    for (k, v) in &m.options {
+        match k.as_str() {
+            "principal" => principal = Some(v.trim().to_string()),
+            "keyTab" => keytab = Some(PathBuf::from(v.trim())),
+            "useKeyTab" => use_keytab = jaas_true(v),
+            "storeKey" => store_key = jaas_true(v),
+            // rzk never prompts, never logs in as the server to other Kerberos services, and
+            // its GSSAPI library reads krb5.conf itself.
+            "doNotPrompt" | "isInitiator" | "refreshKrb5Config" | "debug" | "useTicketCache" | "ticketCache" | "renewTGT" => {
+                notes.push(format!(
+                    "section {section}: {KRB5_LOGIN_MODULE} option {k}: the server only accepts GSSAPI contexts with its keytab; {k} changes nothing there"
+                ))
+            }
+            "useFirstPass" | "tryFirstPass" | "storePass" | "clearPass" if jaas_true(v) => {
+                return err(format!("option {k}: shared-state passwords are not supported by rzk; use a keytab"))
+            }
+            "useFirstPass" | "tryFirstPass" | "storePass" | "clearPass" => {}
+            _ => return err(format!("option {k} is not supported by rzk (it reads principal, keyTab, useKeyTab, storeKey)")),
+        }
+    }
+    if !use_keytab {
+        return err("useKeyTab=true is required: the server's key must come from a keytab".into());
+    }
+    if !store_key {
+        return err("storeKey=true is required: without the key a Java server cannot accept a context either".into());
+    }
+    let Some(principal) = principal else {
+        return err("principal is required (the service principal, e.g. zookeeper/host.example.com@EXAMPLE.COM)".into());
+    };
+    let ok = match principal.split_once('/') {
+        Some((service, rest)) => match rest.split_once('@') {
+            Some((host, realm)) => {
+                !service.is_empty() && !host.is_empty() && !realm.is_empty() && !realm.contains(['/', '@']) && !host.contains('/')
+            }
+            None => false,
+        },
+        None => false,
+    };
+    if !ok {
+        return err(format!(
+            "principal {principal:?}: ZooKeeper's server principal is service/host@REALM (e.g. zookeeper/host.example.com@EXAMPLE.COM)"
+        ));
+    }
+    Ok(KerberosLogin { principal, keytab })
 }
 
 #[cfg(test)]
@@ -350,7 +471,8 @@ Client {
 "#;
         let j = parse_jaas(text).unwrap();
         assert_eq!(j.len(), 2);
-        let (users, notes) = server_credentials("Server", &j["Server"]).unwrap();
+        let (login, notes) = server_credentials("Server", &j["Server"]).unwrap();
+        let users = login.users;
         assert_eq!(users["super"], "adminsecret");
         assert_eq!(users["bob"], "bob's \"secret\"");
         assert!(notes.is_empty(), "{notes:?}");
@@ -370,9 +492,31 @@ Client {
             let e = parse_jaas(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
         }
-        let krb = parse_jaas("Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };").unwrap();
-        let e = server_credentials("Server", &krb["Server"]).unwrap_err();
-        assert!(e.contains("Kerberos") && e.contains("Krb5LoginModule"), "{e}");
+        let krb = |opts: &str| {
+            let j = parse_jaas(&format!("Server {{ com.sun.security.auth.module.Krb5LoginModule required {opts}; }};")).unwrap();
+            server_credentials("Server", &j["Server"])
+        };
+        let good =
+            r#"useKeyTab=true keyTab="/etc/zk.keytab" storeKey=true useTicketCache=false principal="zookeeper/h.example.com@EXAMPLE.COM""#;
+        let (login, notes) = krb(good).unwrap();
+        let k = login.kerberos.unwrap();
+        assert_eq!(k.principal, "zookeeper/h.example.com@EXAMPLE.COM");
+        assert_eq!(k.keytab.as_deref(), Some(std::path::Path::new("/etc/zk.keytab")));
+        assert!(notes.iter().any(|n| n.contains("useTicketCache")), "{notes:?}");
+        for (opts, want) in [
+            ("useKeyTab=true storeKey=true", "principal is required"),
+            (r#"useKeyTab=true storeKey=true principal="zookeeper@EXAMPLE.COM""#, "service/host@REALM"),
+            (r#"useKeyTab=true storeKey=true principal="zookeeper/h""#, "service/host@REALM"),
+            (r#"storeKey=true principal="zookeeper/h@R""#, "useKeyTab=true"),
+            (r#"useKeyTab=true principal="zookeeper/h@R""#, "storeKey=true"),
+            (r#"useKeyTab=true storeKey=true principal="zookeeper/h@R" useFirstPass=true"#, "useFirstPass"),
+            (r#"useKeyTab=true storeKey=true principal="zookeeper/h@R" krb5.conf="/x""#, "krb5.conf is not supported"),
+        ] {
+            let e = krb(opts).unwrap_err();
+            assert!(e.contains(want), "{opts}: {e}");
+        }
+        let other_krb = parse_jaas("Server { com.ibm.security.auth.module.Krb5LoginModule required; };").unwrap();
+        assert!(server_credentials("Server", &other_krb["Server"]).unwrap_err().contains("com.ibm"));
         let other = parse_jaas("Server { com.example.Login required; };").unwrap();
         assert!(server_credentials("Server", &other["Server"]).unwrap_err().contains("com.example.Login"));
     }

@@ -265,8 +265,10 @@ pub fn unsupported_system_property(name: &str, value: &str, admin_tls_on: bool) 
             return None;
         }
         "TLS between servers (ssl.quorum.*) is not supported by rzk yet (its key and trust stores are read only for TLS on the admin server: admin.forceHttps or admin.portUnification)".into()
-    } else if k.starts_with("kerberos.") || k == "server.principal" {
-        "Kerberos (GSSAPI) authentication is not supported by rzk yet (SASL DIGEST-MD5 is)".into()
+    } else if k.starts_with("kerberos.") && !matches!(k, "kerberos.removeHostFromPrincipal" | "kerberos.removeRealmFromPrincipal") {
+        format!("{k} is not a Kerberos setting rzk knows (it reads kerberos.removeHostFromPrincipal and kerberos.removeRealmFromPrincipal)")
+    } else if k == "server.principal" {
+        "zookeeper.server.principal is a client-side setting (the principal a client expects of the server); the server's principal is the JAAS server section's".into()
     } else if k.starts_with("sasl.") && k != "sasl.serverconfig" {
         // zookeeper.sasl.client / clientconfig / client.username are client-side settings.
         if matches!(k, "sasl.client" | "sasl.clientconfig" | "sasl.client.username" | "sasl.client.canonicalize.hostname") {

@@ -380,6 +380,26 @@ fn admin_snapshot_settings() {
     assert_eq!(c.admin_rate_limiter_interval, 5);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(err_with("admin.rateLimiterIntervalInMS=-1\n").key(), Some("admin.rateLimiterIntervalInMS"));
+    // restore: on by default, as in 3.9; Boolean.parseBoolean of the value.
+    assert!(with("").admin_restore_enabled);
+    assert!(!with("admin.restore.enabled=false\n").admin_restore_enabled);
+    assert!(with("admin.restore.enabled=TRUE\n").admin_restore_enabled);
+}
+
+#[test]
+fn console_settings() {
+    let c = with("");
+    assert_eq!(c.console, ConsoleConfig { enabled: true, allow_remote: false, configured: false });
+    assert!(!c.to_conf_4lw(&ConfRuntime::default()).contains("rzk.console"));
+    let c = with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n");
+    assert_eq!(c.console, ConsoleConfig { enabled: false, allow_remote: true, configured: true });
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let conf = c.to_conf_4lw(&ConfRuntime::default());
+    assert!(conf.ends_with("rzk.console.enabled=false\nrzk.console.allowRemote=true\n"), "{conf}");
+    assert_eq!(err_with("rzk.console.enabled=maybe\n").key(), Some("rzk.console.enabled"));
+    // An rzk key rzk does not read stops the start-up, naming it.
+    let e = err_with("rzk.console.port=9\n");
+    assert_eq!(e.key(), Some("rzk.console.port"), "{e}");
 }
 
 #[test]
@@ -511,8 +531,8 @@ fn unimplemented_security_keys_stop_start_up() {
         ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
         ("ssl.quorum.keyStore.location=/q.jks\n", "ssl.quorum.keyStore.location"),
         ("authProvider.2=com.example.MyProvider\n", "authProvider.2"),
-        ("kerberos.removeHostFromPrincipal=true\n", "kerberos.removeHostFromPrincipal"),
-        ("kerberos.removeRealmFromPrincipal=true\n", "kerberos.removeRealmFromPrincipal"),
+        ("kerberos.principalToLocal=x\n", "kerberos.principalToLocal"),
+        ("security.auth_to_local=RULE:[1:$1]\n", "security.auth_to_local"),
         ("sasl.mechanism=GSSAPI\n", "sasl.mechanism"),
         ("requireClientAuthScheme=sasl\n", "requireClientAuthScheme"),
         ("ssl.ocsp=true\n", "ssl.ocsp"),
@@ -1138,10 +1158,23 @@ fn jaas_file_loaded() {
     let c = load_with(&cfg, props(&[("zookeeper.sasl.serverconfig", "Other")])).unwrap();
     assert_eq!(c.sasl.credentials, None);
     assert!(c.warnings.iter().any(|(_, _, m)| m.contains("no JAAS section named 'Other'")), "{:?}", c.warnings);
-    // Kerberos stops start-up, naming what is unsupported.
+    // A Kerberos login: its principal and keytab, and how ids are named.
+    std::fs::write(
+        &jaas,
+        "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };\n",
+    )
+    .unwrap();
+    let c = load_with(
+        &cfg,
+        props(&[("zookeeper.kerberos.removeHostFromPrincipal", "true"), ("zookeeper.kerberos.removeRealmFromPrincipal", "True")]),
+    )
+    .unwrap();
+    assert_eq!(c.sasl.kerberos.as_ref().unwrap().principal, "zookeeper/h@R");
+    assert!(c.sasl.kerberos_naming.remove_host && !c.sasl.kerberos_naming.remove_realm, "exactly \"true\", as ZooKeeper compares");
+    // A Kerberos option rzk cannot honour stops start-up, naming it.
     std::fs::write(&jaas, "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };\n").unwrap();
     let e = load_with(&cfg, props(&[])).unwrap_err();
-    assert!(e.to_string().contains("Krb5LoginModule") && e.to_string().contains("Kerberos"), "{e}");
+    assert!(e.to_string().contains("Krb5LoginModule") && e.to_string().contains("storeKey=true"), "{e}");
     std::fs::remove_file(&jaas).unwrap();
     let e = load_with(&cfg, props(&[])).unwrap_err();
     assert!(e.to_string().contains("cannot read the JAAS file"), "{e}");

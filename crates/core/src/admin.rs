@@ -9,8 +9,13 @@
 //! before it asks the driver, so the driver never walks a directory for an HTTP client).
 //! It is pure: the HTTP server is `rzk_server::shell::admin`.
 //!
-//! Not here: ZooKeeper 3.9's `snapshot` and `restore` (they need authentication and stream a
-//! snapshot file): rzk answers them as unknown commands, as ZooKeeper 3.8 does.
+//! The answers that grow with the server's state (`dump`, `watches`, `watches_by_path`) are
+//! also written as they go ([`write_streamed`]): the same bytes as [`run`]'s JSON printed
+//! pretty, without building the document, so the HTTP side can stream them.
+//!
+//! Not here: ZooKeeper 3.9's `snapshot` (authenticated, streams a snapshot file: the shell's
+//! `admin.rs`) and `restore` (not served: rzk answers it as an unknown command, as
+//! ZooKeeper 3.8 does).
 
 use crate::fourlw::{self, ProcessInfo, ServerSnapshot};
 use crate::server::Role;
@@ -324,6 +329,112 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
         other => unreachable!("command {other} has no answer"),
     }
     response(c, None, m)
+}
+
+/// Whether `name` (any alias) is one of the answers [`write_streamed`] writes as it goes.
+pub fn streamed(name: &str) -> bool {
+    matches!(lookup(name).map(|c| c.primary), Some("dump" | "watches" | "watches_by_path"))
+}
+
+/// Writes the answer to `name` (a [`streamed`] command) to `out` entry by entry: exactly
+/// what [`run`] answers, printed as `serde_json::to_string_pretty` prints it, plus a
+/// newline, without building the document (the memory it needs beyond the snapshot is one
+/// map of connection → session). Returns `Ok(false)` and writes nothing when the command is
+/// not streamed or the server does not serve (then [`run`] answers, with a small document).
+pub fn write_streamed(name: &str, s: &ServerSnapshot, mut out: impl std::io::Write) -> std::io::Result<bool> {
+    let Some(spec) = lookup(name).filter(|_| streamed(name)) else {
+        return Ok(false);
+    };
+    if s.role == Role::NotServing {
+        return Ok(false);
+    }
+    serde_json::to_writer_pretty(&mut out, &Streamed { primary: spec.primary, s })?;
+    out.write_all(b"\n")?;
+    Ok(true)
+}
+
+/// A [`streamed`] command's answer, serialized from the snapshot as it is written.
+struct Streamed<'a> {
+    primary: &'static str,
+    s: &'a ServerSnapshot,
+}
+
+/// A JSON object of the pairs the closure yields, serialized lazily.
+struct MapOf<F>(F);
+
+impl<F, I, K, V> serde::Serialize for MapOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator<Item = (K, V)>,
+    K: serde::Serialize,
+    V: serde::Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_map((self.0)())
+    }
+}
+
+/// A JSON array of what the closure yields, serialized lazily.
+struct SeqOf<F>(F);
+
+impl<F, I> serde::Serialize for SeqOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: serde::Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_seq((self.0)())
+    }
+}
+
+impl serde::Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let s = self.s;
+        let session: std::collections::HashMap<u64, i64> = s.conns.iter().map(|c| (c.conn, c.session.unwrap_or_default().0)).collect();
+        let session_of = |conn: &u64| session.get(conn).copied().unwrap_or_default();
+        let mut m = ser.serialize_map(None)?;
+        match self.primary {
+            "dump" => {
+                let buckets: &[(i64, Vec<rzk_proto::SessionId>)] = if s.role.is_learner() { &[] } else { &s.session_buckets };
+                m.serialize_entry(
+                    "expiry_time_to_session_ids",
+                    &MapOf(|| buckets.iter().map(|(at, ids)| (at, SeqOf(|| ids.iter().map(|id| id.0))))),
+                )?;
+                m.serialize_entry("session_id_to_ephemeral_paths", &MapOf(|| s.ephemerals.iter().map(|(id, paths)| (id.0, paths))))?;
+            }
+            "watches" => {
+                // As a JSON map built by inserting each connection's entry: one entry per
+                // session, where its first connection came, with its last connection's paths.
+                let mut first = std::collections::HashMap::new();
+                let mut last = std::collections::HashMap::new();
+                for (i, (conn, _)) in s.watch.by_conn.iter().enumerate() {
+                    first.entry(session_of(conn)).or_insert(i);
+                    last.insert(session_of(conn), i);
+                }
+                m.serialize_entry(
+                    "session_id_to_watched_paths",
+                    &MapOf(|| {
+                        s.watch.by_conn.iter().enumerate().filter(|(i, (conn, _))| first[&session_of(conn)] == *i).map(|(_, (conn, _))| {
+                            let id = session_of(conn);
+                            (id, &s.watch.by_conn[last[&id]].1)
+                        })
+                    }),
+                )?;
+            }
+            "watches_by_path" => {
+                m.serialize_entry(
+                    "path_to_session_ids",
+                    &MapOf(|| s.watch.by_path.iter().map(|(path, conns)| (path, SeqOf(|| conns.iter().map(session_of))))),
+                )?;
+            }
+            other => unreachable!("command {other} is not streamed"),
+        }
+        m.serialize_entry("command", self.primary)?;
+        m.serialize_entry("error", &Value::Null)?;
+        m.end()
+    }
 }
 
 fn joined(addrs: &[(String, u16)]) -> Vec<String> {
@@ -741,6 +852,45 @@ mod tests {
                 assert_eq!(r.status, 200);
             }
         }
+    }
+
+    #[test]
+    fn streamed_answers_are_run_printed_pretty() {
+        use rzk_proto::SessionId;
+        let mut s = snapshot(Role::Standalone);
+        let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = |conn: u64, session: Option<i64>| crate::fourlw::ConnSnapshot {
+            conn,
+            peer,
+            session: session.map(SessionId),
+            timeout_ms: 30000,
+            queued: 0,
+            stats: Default::default(),
+        };
+        s.conns = vec![conn(1, Some(0x1000_0000_0000_0001)), conn(2, Some(7)), conn(3, None), conn(4, Some(7)), conn(5, None)];
+        s.watch.by_conn = vec![
+            (2, vec!["/b".into(), "/a\"q".into()]),
+            (1, vec!["/a".into()]),
+            (3, vec![]),
+            (4, vec!["/c".into()]),
+            (5, vec!["/e".into()]),
+        ];
+        s.watch.by_path = vec![("/a".into(), vec![1, 2, 9]), ("/b".into(), vec![2]), ("/ü".into(), vec![])];
+        s.session_buckets = vec![(1000, vec![SessionId(7), SessionId(-3)]), (5, vec![])];
+        s.ephemerals = vec![(SessionId(7), vec!["/e1".into(), "/e2".into()]), (SessionId(-1), vec![])];
+        for role in [Role::Standalone, Role::Follower] {
+            s.role = role;
+            for name in ["dump", "watches", "watches_by_path", "wchc", "wchp"] {
+                let mut out = Vec::new();
+                assert!(write_streamed(name, &s, &mut out).unwrap(), "{name}");
+                let want = serde_json::to_string_pretty(&run(name, &BTreeMap::new(), &s, &HostInfo::default()).body).unwrap() + "\n";
+                assert_eq!(String::from_utf8(out).unwrap(), want, "{name} {role:?}");
+            }
+        }
+        let mut out = Vec::new();
+        assert!(!write_streamed("dump", &snapshot(Role::NotServing), &mut out).unwrap());
+        assert!(!write_streamed("mntr", &s, &mut out).unwrap());
+        assert!(out.is_empty());
     }
 
     #[test]

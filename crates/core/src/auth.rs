@@ -81,14 +81,27 @@ pub struct AuthConfig {
     pub enforce_auth_schemes: Option<Vec<String>>,
 }
 
-/// The server's SASL DIGEST-MD5 login.
+/// The server's SASL login: DIGEST-MD5 users, or a Kerberos acceptor (then clients log in
+/// with GSSAPI only, as in ZooKeeper, whose SASL server is GSSAPI when its login has a
+/// Kerberos principal).
 #[derive(Debug, Clone, Default)]
 pub struct SaslLogin {
-    /// Who may log in.
+    /// Who may log in with DIGEST-MD5.
     pub users: crate::sasl::SaslUsers,
+    /// The GSSAPI acceptor the shell injects, and how principals are named.
+    pub gssapi: Option<GssapiLogin>,
     /// A secret the nonces are derived from (random, from the host), so the core needs no
     /// randomness of its own and a simulation stays reproducible.
     pub nonce_secret: [u8; 32],
+}
+
+/// The server's Kerberos login, as the core sees it.
+#[derive(Debug, Clone)]
+pub struct GssapiLogin {
+    /// The shell's GSS-API acceptor (the service principal's keys).
+    pub acceptor: std::sync::Arc<dyn crate::gssapi::GssAcceptor>,
+    /// `kerberos.removeHostFromPrincipal` / `removeRealmFromPrincipal` and the default realm.
+    pub naming: crate::gssapi::KerberosNaming,
 }
 
 impl AuthConfig {

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod fourlw;
+pub mod gssapi;
 pub mod member;
 pub mod path;
 pub mod prep;

@@ -265,6 +265,16 @@ pub enum Output {
     },
 }
 
+/// Why [`Member::restore`] did not restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreRefused {
+    #[error("restore replaces one server's tree; an ensemble member's must stay its quorum's (restore a standalone server, or every member's dataDir while the ensemble is down)")]
+    EnsembleMember,
+    /// Transient: the caller may try again at once.
+    #[error("a write is in flight")]
+    WriteInFlight,
+}
+
 /// One server. See the module docs.
 pub struct Member {
     cfg: MemberConfig,
@@ -272,6 +282,11 @@ pub struct Member {
     node: Node,
     codec: SnapCodec,
     out: Vec<Output>,
+    /// Bytes of client frames in `out`.
+    out_bytes: usize,
+    /// `pump`'s lists of the node's and the core's actions, kept for their capacity.
+    zab_scratch: Vec<ZabAction>,
+    core_scratch: Vec<CoreAction>,
     /// The node's role and leader, as its last `StateChanged` said.
     state: ServerState,
     leader: Option<ServerId>,
@@ -317,6 +332,9 @@ impl Member {
             node,
             codec,
             out: Vec::new(),
+            out_bytes: 0,
+            zab_scratch: Vec::new(),
+            core_scratch: Vec::new(),
             state: ServerState::Looking,
             leader: None,
             now_ms,
@@ -354,7 +372,21 @@ impl Member {
 
     /// The outputs produced so far, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.out_bytes = 0;
         std::mem::take(&mut self.out)
+    }
+
+    /// Moves the outputs produced so far, in order, to the end of `buf`; the member keeps its
+    /// buffer's capacity, so a host that drains after every input allocates nothing for it.
+    pub fn drain_outputs_into(&mut self, buf: &mut Vec<Output>) {
+        self.out_bytes = 0;
+        buf.append(&mut self.out);
+    }
+
+    /// Bytes of client frames among the outputs not yet taken (a host that batches inputs
+    /// drains early when they grow large).
+    pub fn pending_send_bytes(&self) -> usize {
+        self.out_bytes
     }
 
     pub fn core(&self) -> &ZooKeeperServer {
@@ -484,21 +516,27 @@ impl Member {
     /// Runs both state machines' actions until neither has any left: a whole batch of the
     /// node's first, then the core's.
     fn pump(&mut self) {
+        // The two scratch lists keep their capacity from input to input (a nested pump, if
+        // an action ever led to one, would start with empty lists of its own).
+        let mut zab = std::mem::take(&mut self.zab_scratch);
+        let mut core = std::mem::take(&mut self.core_scratch);
         loop {
-            let zab = self.node.take_actions();
-            let core = self.core.take_actions();
+            self.node.drain_actions_into(&mut zab);
+            self.core.drain_actions_into(&mut core);
             if zab.is_empty() && core.is_empty() {
-                if let Some(reason) = self.stopping.take() {
-                    self.out.push(Output::Stop { reason });
-                }
-                return;
+                break;
             }
-            for a in zab {
+            for a in zab.drain(..) {
                 self.zab_action(a);
             }
-            for a in core {
+            for a in core.drain(..) {
                 self.core_action(a);
             }
+        }
+        self.zab_scratch = zab;
+        self.core_scratch = core;
+        if let Some(reason) = self.stopping.take() {
+            self.out.push(Output::Stop { reason });
         }
     }
 
@@ -610,6 +648,44 @@ impl Member {
         self.stopping.get_or_insert(reason);
     }
 
+    /// ZooKeeper 3.9's `restore` admin command on a standalone server: `tree` and `sessions`
+    /// (a snapshot's) replace the core's, as of the last zxid handed out, so the log goes on
+    /// gap-free and a snapshot of the new tree taken next (named after that zxid) is what a
+    /// restart recovers, with every later txn replayed on it. Every client connection is
+    /// closed (their sessions are the snapshot's now); clients reconnect. Refused on an
+    /// ensemble member (its tree would leave its quorum's history) and while a write is in
+    /// flight ([`Member::can_restore`] says when it may be tried again); a refusal hands the
+    /// tree back.
+    pub fn restore(
+        &mut self,
+        now_ms: i64,
+        wall_ms: i64,
+        mut tree: DataTree,
+        sessions: &[(SessionId, i32)],
+    ) -> Result<Zxid, (RestoreRefused, Box<DataTree>)> {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.wall_ms = wall_ms;
+        if !self.cfg.standalone {
+            return Err((RestoreRefused::EnsembleMember, Box::new(tree)));
+        }
+        if !self.can_restore() {
+            return Err((RestoreRefused::WriteInFlight, Box::new(tree)));
+        }
+        let zxid = self.core.last_zxid();
+        assert_eq!(self.core.tree().last_processed_zxid(), zxid, "nothing in flight: the tree holds every zxid handed out");
+        tree.set_last_processed_zxid(zxid);
+        tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "restoring a snapshot (admin restore command)");
+        self.core.install(tree, sessions);
+        self.core_input(Input::Serve { role: Role::Standalone, epoch: zxid.epoch() });
+        self.pump();
+        Ok(zxid)
+    }
+
+    /// Whether a restore would be taken now: no write of this server's is in flight.
+    pub fn can_restore(&self) -> bool {
+        self.core.proposed_front().is_none()
+    }
+
     /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
     /// installed tree's digest (None when digests are off).
     fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {
@@ -639,7 +715,10 @@ impl Member {
 
     fn core_action(&mut self, a: CoreAction) {
         match a {
-            CoreAction::Send { conn, frame, reply } => self.out.push(Output::Send { conn, frame, reply }),
+            CoreAction::Send { conn, frame, reply } => {
+                self.out_bytes += frame.len();
+                self.out.push(Output::Send { conn, frame, reply })
+            }
             CoreAction::Close { conn, reason } => self.out.push(Output::Close { conn, reason }),
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {

@@ -61,6 +61,14 @@ mod stats;
 
 pub use stats::{ConnStats, ServerStats, StorageObservation};
 
+/// One connection's SASL server: the mechanism is the login's (GSSAPI with a Kerberos
+/// login, else DIGEST-MD5), as `ZooKeeperSaslServer` chooses it.
+#[derive(Debug)]
+enum SaslServer {
+    DigestMd5(crate::sasl::DigestMd5Server),
+    Gssapi(crate::gssapi::GssapiServer),
+}
+
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
 
@@ -398,7 +406,7 @@ struct Conn {
     old_client: bool,
     auth: Vec<Id>,
     /// The SASL negotiation, from the connection's first SASL packet on.
-    sasl: Option<crate::sasl::DigestMd5Server>,
+    sasl: Option<SaslServer>,
     pending: VecDeque<Pending>,
     /// Learner: frames that came while the session was being revalidated, handled once it is.
     early: Vec<Vec<u8>>,
@@ -820,6 +828,11 @@ impl ZooKeeperServer {
     /// The actions produced so far, in order.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Moves the actions produced so far to the end of `buf`, keeping this buffer's capacity.
+    pub fn drain_actions_into(&mut self, buf: &mut Vec<Action>) {
+        buf.append(&mut self.out);
     }
 
     fn next_zxid(&mut self) -> Zxid {

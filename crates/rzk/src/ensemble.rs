@@ -35,7 +35,14 @@ pub fn zoo_cfg(a: &EnsembleArgs, id: u16, data_dir: &Path) -> String {
     );
     for n in 1..=a.servers + a.observers {
         let role = if n > a.servers { ":observer" } else { "" };
-        s.push_str(&format!("server.{n}=127.0.0.1:{}:{}{role}\n", a.quorum_port + n - 1, a.election_port + n - 1));
+        // With each member's client address (ZooKeeper 3.5's `;host:port`), so the web
+        // console of any member can ask every other one for its role.
+        s.push_str(&format!(
+            "server.{n}=127.0.0.1:{}:{}{role};127.0.0.1:{}\n",
+            a.quorum_port + n - 1,
+            a.election_port + n - 1,
+            a.client_port + n - 1
+        ));
     }
     s
 }

@@ -275,7 +275,15 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
     for (key, line, reason) in &cfg.warnings {
         tracing::warn!(key = %key, line, "zoo.cfg: {reason}");
     }
-    if let (Some(users), Some(file)) = (&cfg.sasl.credentials, &cfg.sasl.jaas_file) {
+    if let (Some(k), Some(file)) = (&cfg.sasl.kerberos, &cfg.sasl.jaas_file) {
+        tracing::info!(
+            jaas = %file.display(),
+            section = %cfg.sasl.server_section,
+            principal = %k.principal,
+            sasl_acl_scheme = cfg.sasl.provider,
+            "SASL GSSAPI (Kerberos) login for clients"
+        );
+    } else if let (Some(users), Some(file)) = (&cfg.sasl.credentials, &cfg.sasl.jaas_file) {
         tracing::info!(
             jaas = %file.display(),
             section = %cfg.sasl.server_section,

@@ -242,6 +242,11 @@ impl Node {
         std::mem::take(&mut self.actions)
     }
 
+    /// Moves the actions produced so far to the end of `buf`, keeping this buffer's capacity.
+    pub fn drain_actions_into(&mut self, buf: &mut Vec<Action>) {
+        buf.append(&mut self.actions);
+    }
+
     pub fn has_actions(&self) -> bool {
         !self.actions.is_empty()
     }

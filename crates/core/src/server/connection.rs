@@ -255,11 +255,23 @@ impl ZooKeeperServer {
         let c = self.conns.get_mut(&conn).expect("conn");
         let session = c.session.unwrap_or_default();
         let peer = c.peer;
-        let server = c.sasl.get_or_insert_with(crate::sasl::DigestMd5Server::new);
-        let result = server.evaluate_response(&token, &login.users, || nonce_bytes(&login.nonce_secret, counter, conn));
-        if matches!(result, Ok(crate::sasl::Step::Challenge(_))) {
-            self.sasl_nonces += 1;
-        }
+        let server = c.sasl.get_or_insert_with(|| match &login.gssapi {
+            Some(g) => super::SaslServer::Gssapi(crate::gssapi::GssapiServer::new(g.acceptor.new_context())),
+            None => super::SaslServer::DigestMd5(crate::sasl::DigestMd5Server::new()),
+        });
+        let result = match server {
+            super::SaslServer::DigestMd5(server) => {
+                let result = server.evaluate_response(&token, &login.users, || nonce_bytes(&login.nonce_secret, counter, conn));
+                if matches!(result, Ok(crate::sasl::Step::Challenge(_))) {
+                    self.sasl_nonces += 1;
+                }
+                result
+            }
+            super::SaslServer::Gssapi(server) => {
+                let naming = &login.gssapi.as_ref().expect("a GSSAPI server has a GSSAPI login").naming;
+                server.evaluate_response(&token, naming)
+            }
+        };
         match result {
             Ok(crate::sasl::Step::Challenge(t)) => self.send(conn, ok(Some(t)), true),
             Ok(crate::sasl::Step::Complete { token, authentication_id, authorization_id }) => {
@@ -277,7 +289,9 @@ impl ZooKeeperServer {
                         c.auth.push(sup);
                     }
                 }
-                self.send(conn, ok(Some(token)), true);
+                // GSSAPI's last step has no token: ZooKeeper answers it with a null one.
+                let token = if token.is_empty() { None } else { Some(token) };
+                self.send(conn, ok(token), true);
             }
             Err(e) => {
                 tracing::warn!(%peer, %session, "client failed to SASL authenticate: {e}");
@@ -403,7 +417,67 @@ mod tests {
     }
 
     fn login() -> Option<SaslLogin> {
-        Some(SaslLogin { users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None }, nonce_secret: [3; 32] })
+        Some(SaslLogin {
+            users: SaslUsers { users: [("bob".into(), "pw".into())].into(), super_password: None },
+            nonce_secret: [3; 32],
+            gssapi: None,
+        })
+    }
+
+    /// A GSSAPI acceptor whose contexts take "ap-req" and wrap by prefixing "W".
+    #[derive(Debug)]
+    struct FakeAcceptor;
+    #[derive(Debug)]
+    struct FakeCtx;
+    impl crate::gssapi::GssAcceptor for FakeAcceptor {
+        fn new_context(&self) -> Box<dyn crate::gssapi::GssContext> {
+            Box::new(FakeCtx)
+        }
+        fn default_realm(&self) -> Option<String> {
+            Some("EXAMPLE.COM".into())
+        }
+    }
+    impl crate::gssapi::GssContext for FakeCtx {
+        fn accept(&mut self, token: &[u8]) -> Result<(Option<Vec<u8>>, bool), String> {
+            if token == b"ap-req" {
+                Ok((Some(b"ap-rep".to_vec()), true))
+            } else {
+                Err("invalid token".into())
+            }
+        }
+        fn source_name(&self) -> Result<String, String> {
+            Ok("bob@EXAMPLE.COM".into())
+        }
+        fn wrap(&mut self, m: &[u8]) -> Result<Vec<u8>, String> {
+            Ok([b"W".as_slice(), m].concat())
+        }
+        fn unwrap(&mut self, t: &[u8]) -> Result<Vec<u8>, String> {
+            t.strip_prefix(b"W").map(<[u8]>::to_vec).ok_or_else(|| "bad".into())
+        }
+    }
+
+    fn kerberos_login(remove_realm: bool) -> Option<SaslLogin> {
+        let naming = crate::gssapi::KerberosNaming { remove_host: false, remove_realm, default_realm: Some("EXAMPLE.COM".into()) };
+        let gssapi = Some(crate::auth::GssapiLogin { acceptor: std::sync::Arc::new(FakeAcceptor), naming });
+        Some(SaslLogin { gssapi, ..login().unwrap() })
+    }
+
+    #[test]
+    fn gssapi_login_gives_the_principal_s_sasl_id() {
+        let mut s = server(AuthConfig { sasl_login: kerberos_login(true), sasl_super_users: vec!["bob".into()], ..AuthConfig::default() });
+        assert_eq!(sasl(&mut s, b"ap-req"), (0, Some(b"ap-rep".to_vec()), false));
+        assert_eq!(sasl(&mut s, b""), (0, Some(b"W\x01\x01\x00\x00".to_vec()), false));
+        // The last step: OK with a null token, and the ids.
+        assert_eq!(sasl(&mut s, b"W\x01\x00\x00\x00bob@EXAMPLE.COM"), (0, None, false));
+        assert_eq!(s.conns[&CONN].auth, vec![Id::new("ip", "127.0.0.1"), Id::new("sasl", "bob"), Id::new("super", "")]);
+        // A DIGEST-MD5 exchange finds the GSSAPI server: the mechanism is the login's.
+        let mut s = server(AuthConfig { sasl_login: kerberos_login(false), ..AuthConfig::default() });
+        assert_eq!(sasl(&mut s, b""), (ErrorCode::AuthFailed.code(), None, true));
+        let mut s = server(AuthConfig { sasl_login: kerberos_login(false), ..AuthConfig::default() });
+        sasl(&mut s, b"ap-req");
+        sasl(&mut s, b"");
+        sasl(&mut s, b"W\x01\x00\x00\x00");
+        assert!(s.conns[&CONN].auth.contains(&Id::new("sasl", "bob@EXAMPLE.COM")));
     }
 
     /// One SASL packet: (err, token or None for null, closed?).

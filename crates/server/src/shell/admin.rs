@@ -18,8 +18,10 @@
 //! request bodies are never read; at most [`ADMIN_QUEUE_MAX`] requests wait for the driver,
 //! and one that cannot be queued or answered within [`DRIVER_WAIT`] gets 503; at most
 //! [`LISTING_COMMANDS_MAX`] answers that grow with the server's state (`dump`, the watch
-//! commands) are built at once. (They are built whole, not streamed: memory for one is in
-//! proportion to the server's watches and ephemerals, as in ZooKeeper.)
+//! commands) are made at once. `dump`, `watches` and `watches_by_path` are streamed
+//! ([`stream_listing`]): their JSON is never built whole, and a slow client holds at most
+//! [`STREAM_CHUNKS_MAX`] chunks of [`STREAM_CHUNK_BYTES`] (the core's snapshot they are
+//! written from is in proportion to the server's watches and ephemerals, as in ZooKeeper).
 //!
 //! ZooKeeper 3.9's `snapshot` command is the one that is not a view of the core: its caller
 //! is authenticated and authorized by the core ([`AdminRequest::Authorize`]), then the
@@ -180,6 +182,9 @@ pub enum AdminRequest {
     Authorize { header: Option<String>, x509: Vec<Id>, ip: String, reply: oneshot::Sender<AuthVerdict> },
     /// A snapshot for the `snapshot` command, answered when its file is written.
     Snapshot(super::durable::SnapshotWaiter),
+    /// 3.9's `restore`: a snapshot's tree and sessions to install; answered once the
+    /// snapshot of the installed tree is written (its zxid), or with why it was refused.
+    Restore { tree: Box<rzk_tree::DataTree>, sessions: Vec<(rzk_proto::SessionId, i32)>, reply: super::durable::SnapshotWaiter },
 }
 
 /// The driver's answer to [`AdminRequest::Authorize`], as 3.9's `runCommand` decides.
@@ -226,7 +231,7 @@ pub(crate) fn answer(core: &mut ZooKeeperServer, rejected: u64, req: AdminReques
             let _ = reply.send(verdict);
             return;
         }
-        AdminRequest::Snapshot(reply) => {
+        AdminRequest::Snapshot(reply) | AdminRequest::Restore { reply, .. } => {
             let _ = reply.send(Err("snapshots are taken by the driver's storage".into()));
             return;
         }
@@ -420,6 +425,7 @@ pub async fn start(
         let listener =
             super::bind(addr, HTTP_LISTEN_BACKLOG).map_err(|source| AdminError::Bind { what: "admin.serverPort", addr, source })?;
         let url = cfg.admin_command_url.trim_end_matches('/').to_string();
+        let url_for_console = url.clone();
         let scheme = match transport {
             HttpTransport::Plain => "http",
             HttpTransport::Tls(_) => "https (admin.forceHttps)",
@@ -430,10 +436,16 @@ pub async fn start(
             snapshot_enabled: cfg.admin_snapshot_enabled,
             // 3.9 builds the snapshot command's limiter with the setting in microseconds.
             snapshot_limiter: Mutex::new(RateLimiter::new(Duration::from_millis(cfg.admin_rate_limiter_interval / 1000))),
+            restore_enabled: cfg.admin_restore_enabled,
+            restore_limiter: Mutex::new(RateLimiter::new(Duration::from_millis(cfg.admin_rate_limiter_interval))),
+            tree_options: super::durable::tree_options(cfg),
+            max_record_bytes: super::durable::max_record_bytes(cfg),
+            idle,
             tx: tx.clone(),
             host: host.clone(),
             command_url: url,
             listing: Arc::new(Semaphore::new(LISTING_COMMANDS_MAX)),
+            console: super::console::Console::new(cfg, my_id, &url_for_console),
         });
         tokio::spawn(serve_http(listener, transport, idle, shutdown.clone(), move |req| {
             let state = state.clone();
@@ -449,6 +461,15 @@ pub async fn start(
 struct AdminState {
     /// `admin.snapshot.enabled`.
     snapshot_enabled: bool,
+    /// `admin.restore.enabled`.
+    restore_enabled: bool,
+    /// The `restore` command's rate limit (3.9: `admin.rateLimiterIntervalInMS` in ms).
+    restore_limiter: Mutex<RateLimiter>,
+    /// How a restored snapshot is loaded (the server's tree options, `jute.maxbuffer`).
+    tree_options: rzk_tree::TreeOptions,
+    max_record_bytes: usize,
+    /// `admin.idleTimeout`: the longest wait for a chunk of a `restore` body.
+    idle: Duration,
     /// The `snapshot` command's rate limit.
     snapshot_limiter: Mutex<RateLimiter>,
     tx: mpsc::Sender<AdminRequest>,
@@ -456,6 +477,8 @@ struct AdminState {
     command_url: String,
     /// Permits for the commands that list every watch, session or ephemeral.
     listing: Arc<Semaphore>,
+    /// rzk's web console (`rzk.console.enabled`), under `/console`.
+    console: Option<Arc<super::console::Console>>,
 }
 
 /// An answer: whole (most) or streamed from a file (`snapshot`).
@@ -471,13 +494,26 @@ pub(crate) fn plain(status: StatusCode, content_type: &str, body: impl Into<Byte
 impl AdminState {
     async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
         let path = req.uri().path().to_string();
+        if let Some(console) = &self.console {
+            if path == "/console" || path.starts_with("/console/") {
+                return console.handle(req).await;
+            }
+        }
         let Some(rest) = path.strip_prefix(self.command_url.as_str()) else {
             return plain(StatusCode::NOT_FOUND, "text/plain", "Not Found\n");
         };
+        let name = rest.trim_start_matches('/').to_string();
+        let name = name.as_str();
+        // 3.9's one POST command: restore (its body is the snapshot).
+        if name == "restore" || name == "rest" {
+            if req.method() != Method::POST {
+                return plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
+            }
+            return self.restore(name.to_string(), req).await;
+        }
         if req.method() != Method::GET {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "Method Not Allowed\n");
         }
-        let name = rest.trim_start_matches('/');
         if name.is_empty() && (rest.is_empty() || rest == "/") {
             // The list of commands, one link each, as ZooKeeper's servlet prints it.
             let mut html = String::new();
@@ -508,18 +544,8 @@ impl AdminState {
         header: Option<String>,
         conn: Option<HttpConn>,
     ) -> HttpResponse {
-        let (x509, ip) = conn.map(|c| (c.x509, c.peer.ip().to_string())).unwrap_or_default();
-        let (reply, verdict) = oneshot::channel();
-        let verdict = match driver_round(&self.tx, AdminRequest::Authorize { header, x509, ip, reply }, verdict, DRIVER_WAIT).await {
-            Ok(v) => v,
-            Err(msg) => return unavailable(msg),
-        };
-        match verdict {
-            AuthVerdict::Allowed => {}
-            AuthVerdict::NotServing => return command_error(asked, 200, Some("This ZooKeeper instance is not currently serving requests")),
-            AuthVerdict::Missing => return command_error(asked, 401, Some("Auth info is missing for the command")),
-            AuthVerdict::NotAuthenticated => return command_error(asked, 401, Some("Not authenticated")),
-            AuthVerdict::NotAuthorized => return command_error(asked, 403, Some("Not authorized")),
+        if let Some(refused) = self.authorize(asked, header, conn).await {
+            return refused;
         }
         if !self.snapshot_enabled {
             tracing::warn!("snapshot command refused: admin.snapshot.enabled=false");
@@ -565,10 +591,115 @@ impl AdminState {
         r
     }
 
+    /// 3.9's caller check for `snapshot` and `restore` (`runCommand`'s `AuthRequest(ALL, "/")`):
+    /// the `Authorization` header or the client certificate's x509 ids; `None` when allowed,
+    /// else the answer to give.
+    async fn authorize(&self, asked: &str, header: Option<String>, conn: Option<HttpConn>) -> Option<HttpResponse> {
+        let (x509, ip) = conn.map(|c| (c.x509, c.peer.ip().to_string())).unwrap_or_default();
+        let (reply, verdict) = oneshot::channel();
+        let verdict = match driver_round(&self.tx, AdminRequest::Authorize { header, x509, ip, reply }, verdict, DRIVER_WAIT).await {
+            Ok(v) => v,
+            Err(msg) => return Some(unavailable(msg)),
+        };
+        match verdict {
+            AuthVerdict::Allowed => None,
+            AuthVerdict::NotServing => Some(command_error(asked, 200, Some("This ZooKeeper instance is not currently serving requests"))),
+            AuthVerdict::Missing => Some(command_error(asked, 401, Some("Auth info is missing for the command"))),
+            AuthVerdict::NotAuthenticated => Some(command_error(asked, 401, Some("Not authenticated"))),
+            AuthVerdict::NotAuthorized => Some(command_error(asked, 403, Some("Not authorized"))),
+        }
+    }
+
+    /// ZooKeeper 3.9's `restore` (`Commands.RestoreCommand`): the caller as for `snapshot`;
+    /// `admin.restore.enabled` (503); the rate limit of one per `admin.rateLimiterIntervalInMS`
+    /// ms (429); then the request body, a snapshot stream as `snapshot` sends it, is decoded
+    /// (its checksums verified) on a blocking thread as it arrives, and the driver installs
+    /// the tree and sessions and writes a snapshot of them before answering
+    /// `{"last_zxid": <the zxid the restored tree is served at>}`. A body that is not a
+    /// snapshot, or a refusal (an ensemble member), is a 500 with the reason logged, as
+    /// ZooKeeper answers an exception.
+    async fn restore(&self, asked: String, req: Request<Incoming>) -> HttpResponse {
+        let header = req.headers().get(hyper::header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let conn = req.extensions().get::<HttpConn>().cloned();
+        if let Some(refused) = self.authorize(&asked, header, conn).await {
+            return refused;
+        }
+        if !self.restore_enabled {
+            tracing::warn!("restore command refused: admin.restore.enabled=false");
+            return command_error(&asked, 503, None);
+        }
+        if !self.restore_limiter.lock().expect("rate limiter").allow() {
+            tracing::warn!("restore command rate limited (admin.rateLimiterIntervalInMS)");
+            return command_error(&asked, 429, None);
+        }
+        let (tree, sessions) = match self.decode_restore_body(req.into_body()).await {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::warn!(reason = %why, "restore command: the request body is not a usable snapshot");
+                return command_error(&asked, 500, None);
+            }
+        };
+        let nodes = tree.node_count();
+        let (reply, done) = oneshot::channel();
+        let req = AdminRequest::Restore { tree: Box::new(tree), sessions, reply };
+        match driver_round(&self.tx, req, done, SNAPSHOT_WAIT).await {
+            Ok(Ok((zxid, path))) => {
+                tracing::info!(zxid = %zxid, nodes, snapshot = %path.display(), "restore command: snapshot restored and written");
+                json_response(&CommandResponse { status: 200, body: json!({ "command": asked, "error": null, "last_zxid": zxid.0 }) })
+            }
+            Ok(Err(why)) => {
+                tracing::warn!(reason = %why, "restore command refused");
+                command_error(&asked, 500, None)
+            }
+            Err(msg) => unavailable(msg),
+        }
+    }
+
+    /// The body of a `restore`, decoded as it arrives: chunks go over a bounded channel to a
+    /// blocking thread that reads them as one snapshot stream (a chunk waits at most
+    /// `admin.idleTimeout`; a stalled sender ends the restore).
+    async fn decode_restore_body(&self, mut body: Incoming) -> Result<(rzk_tree::DataTree, Vec<(rzk_proto::SessionId, i32)>), String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(RESTORE_CHUNKS_QUEUED);
+        let (opts, max_record) = (self.tree_options, self.max_record_bytes);
+        let decoder = tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader { rx, chunk: Bytes::new() };
+            let (head, tree, _tail) = rzk_storage::snapshot::decode_snapshot(reader, max_record, |head, nodes| {
+                rzk_tree::DataTree::from_snapshot(opts, head.acls.clone(), nodes)
+            })
+            .map_err(|e| e.to_string())?;
+            let tree = tree.map_err(|e| e.to_string())?;
+            let sessions = head.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
+            Ok::<_, String>((tree, sessions))
+        });
+        let mut sent = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(self.idle, body.frame()).await {
+                Err(_) => return Err("the body stalled (admin.idleTimeout)".into()),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(format!("reading the body: {e}")),
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            sent += data.len() as u64;
+            let tx2 = tx.clone();
+            // The blocking send waits while the decoder is behind (the channel is bounded).
+            match tokio::task::spawn_blocking(move || tx2.send(data)).await {
+                Ok(Ok(())) => {}
+                // The decoder stopped early: its error says why.
+                _ => break,
+            }
+        }
+        drop(tx);
+        match decoder.await {
+            Ok(r) => r.map_err(|e| format!("{e} (after {sent} bytes)")),
+            Err(e) => Err(format!("the decoder failed: {e}")),
+        }
+    }
+
     async fn command(&self, name: String, params: BTreeMap<String, String>) -> HttpResponse {
         // Answers that grow with the server's state: a few at a time, so that many clients
         // asking for them cannot hold many copies of a big server's watches in memory.
-        let _permit = if cmds::needs_full_snapshot(&name) {
+        let permit = if cmds::needs_full_snapshot(&name) {
             match tokio::time::timeout(DRIVER_WAIT, self.listing.clone().acquire_owned()).await {
                 Ok(Ok(p)) => Some(p),
                 _ => return unavailable("the server is busy: too many listing commands run"),
@@ -576,6 +707,9 @@ impl AdminState {
         } else {
             None
         };
+        if cmds::streamed(&name) {
+            return stream_listing(&self.tx, name, params, permit).await;
+        }
         let source = self.host.clone();
         let gather_name = name.clone();
         let Ok(host) = tokio::task::spawn_blocking(move || source.gather(&gather_name)).await else {
@@ -588,6 +722,131 @@ impl AdminState {
     }
 }
 
+/// The bytes of a streamed answer held at once: [`STREAM_CHUNK_BYTES`] being written and
+/// [`STREAM_CHUNKS_MAX`] waiting for the socket.
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks of a streamed answer waiting for a slow client, at most.
+pub const STREAM_CHUNKS_MAX: usize = 4;
+
+/// `dump`, `watches`, `watches_by_path`: the core's view from the driver, then the JSON
+/// written entry by entry on a blocking thread (`core::admin::write_streamed`) into a
+/// bounded channel of chunks that the response body drains. A client that reads slowly
+/// makes the writer wait (at most [`STREAM_CHUNKS_MAX`] chunks queued); one that stops
+/// reading is cut off by `admin.idleTimeout`, and the writer stops at its next chunk. The
+/// listing permit is held until the writer is done, so at most [`LISTING_COMMANDS_MAX`]
+/// snapshots with every watch and session are alive at once.
+async fn stream_listing(
+    tx: &mpsc::Sender<AdminRequest>,
+    name: String,
+    params: BTreeMap<String, String>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> HttpResponse {
+    let view = match ask_view(tx, AdminAsk::Command, name.clone(), params.clone()).await {
+        Ok(v) => v,
+        Err(msg) => return unavailable(msg),
+    };
+    let (chunks, rx) = mpsc::channel::<Bytes>(STREAM_CHUNKS_MAX);
+    let (first, first_rx) = oneshot::channel::<bool>();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut w = ChunkWriter { buf: Vec::with_capacity(STREAM_CHUNK_BYTES), tx: chunks, started: Some(first) };
+        let streamed = match cmds::write_streamed(&name, &view.snapshot, &mut w) {
+            Ok(streamed) => streamed && std::io::Write::flush(&mut w).is_ok(),
+            Err(e) => {
+                tracing::debug!(command = %name, error = %e, "streamed answer cut off");
+                true
+            }
+        };
+        if let Some(started) = w.started.take() {
+            let _ = started.send(streamed);
+        }
+        if !streamed {
+            // Not streamed (the server does not serve): the small error answer, whole.
+            let r = cmds::run(&name, &params, &view.snapshot, &HostInfo::default());
+            let mut body = serde_json::to_string_pretty(&r.body).unwrap_or_else(|_| "{}".into());
+            body.push('\n');
+            let _ = w.tx.blocking_send(Bytes::from(body));
+        }
+    });
+    let _ = first_rx.await;
+    let mut r = Response::new(ChunkBody { rx }.boxed());
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An `io::Write` that hands [`STREAM_CHUNK_BYTES`] at a time to a bounded channel, waiting
+/// while it is full; a closed channel (the client left) is a broken pipe.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Bytes>,
+    /// Told once the first chunk is ready (or the writer is done), so the HTTP task answers
+    /// only then.
+    started: Option<oneshot::Sender<bool>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK_BYTES)));
+        if let Some(started) = self.started.take() {
+            let _ = started.send(true);
+        }
+        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the HTTP client left"))
+    }
+}
+
+impl io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// A response body fed by a bounded channel of chunks.
+struct ChunkBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// Asks the driver for a view of the core (within [`DRIVER_WAIT`] to be queued and again to
+/// be answered).
+async fn ask_view(
+    tx: &mpsc::Sender<AdminRequest>,
+    ask: AdminAsk,
+    command: String,
+    params: BTreeMap<String, String>,
+) -> Result<CoreView, &'static str> {
+    let (reply, answer) = oneshot::channel();
+    let req = AdminRequest::View(ViewRequest { ask, command, params, reply });
+    match tx.send_timeout(req, DRIVER_WAIT).await {
+        Ok(()) => {}
+        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
+        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
+    }
+    match tokio::time::timeout(DRIVER_WAIT, answer).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err("the server is shutting down"),
+        Err(_) => Err("the server did not answer in time"),
+    }
+}
+
 /// Asks the driver for its part (within [`DRIVER_WAIT`] to be queued and again to be
 /// answered), then builds the answer from the core's view and `host` on a blocking thread.
 pub(crate) async fn ask(
@@ -597,18 +856,7 @@ pub(crate) async fn ask(
     params: BTreeMap<String, String>,
     mut host: HostInfo,
 ) -> Result<CommandResponse, &'static str> {
-    let (reply, answer) = oneshot::channel();
-    let req = AdminRequest::View(ViewRequest { ask, command: command.clone(), params: params.clone(), reply });
-    match tx.send_timeout(req, DRIVER_WAIT).await {
-        Ok(()) => {}
-        Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err("the server is busy: too many AdminServer requests wait"),
-        Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err("the server is shutting down"),
-    }
-    let view = match tokio::time::timeout(DRIVER_WAIT, answer).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(_)) => return Err("the server is shutting down"),
-        Err(_) => return Err("the server did not answer in time"),
-    };
+    let view = ask_view(tx, ask, command.clone(), params.clone()).await?;
     host.process.connections_rejected = view.connections_rejected;
     let build = move || match ask {
         AdminAsk::Command => cmds::run(&command, &params, &view.snapshot, &host),
@@ -640,6 +888,30 @@ async fn driver_round<T>(
 /// `CommandResponse(cmdName, error, statusCode)`).
 fn command_error(command: &str, status: u16, error: Option<&str>) -> HttpResponse {
     json_response(&CommandResponse { status, body: json!({ "command": command, "error": error }) })
+}
+
+/// Chunks of a `restore` body queued for its decoder, at most.
+const RESTORE_CHUNKS_QUEUED: usize = 16;
+
+/// A `restore` body as a `Read`: the chunks the HTTP task passes over a bounded channel.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(c) => self.chunk = c,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
 }
 
 /// How long a `snapshot` command waits for its snapshot to be written.
@@ -726,7 +998,7 @@ fn json_response(r: &CommandResponse) -> HttpResponse {
 }
 
 /// `a=b&c=d`, percent- and plus-decoded; the last of a repeated key wins.
-fn parse_query(q: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_query(q: &str) -> BTreeMap<String, String> {
     q.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {

@@ -42,6 +42,9 @@ const COMMITTED_LOG_MAX: usize = 500;
 const STOP_FLUSH: Duration = Duration::from_millis(200);
 /// Storage commands queued for the log worker beyond which client requests wait.
 const PENDING_COMMANDS_MAX: usize = 64;
+/// Reply bytes a batch of client requests may hold back before they go to their connections'
+/// queues (below it they go at the end of the batch: one wake-up per connection).
+const SEND_BATCH_BYTES: usize = 256 * 1024;
 
 fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -91,7 +94,21 @@ struct Driver {
     audit: Option<super::audit::AuditLog>,
     /// The member's `Output::Stop`: the server must stop with this error.
     stop: Option<String>,
+    /// `execute`'s list of the member's outputs, kept for its capacity.
+    out_buf: Vec<Output>,
+    /// An admin `restore` waiting for the writes in flight to commit.
+    pending_restore: Option<PendingRestore>,
 }
+
+struct PendingRestore {
+    tree: Box<rzk_tree::DataTree>,
+    sessions: Vec<(rzk_proto::SessionId, i32)>,
+    reply: durable::SnapshotWaiter,
+    deadline: Instant,
+}
+
+/// How long an admin `restore` waits for the writes in flight to commit.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
 impl Driver {
     fn now_ms(&self) -> i64 {
@@ -103,9 +120,16 @@ impl Driver {
         self.member.handle(n, w, input);
     }
 
+    /// An input at a time the caller read (one reading of the clocks for a batch of inputs).
+    fn input_at(&mut self, (now, wall): (i64, i64), input: MemberInput) {
+        self.member.handle(now, wall, input);
+    }
+
     /// Carries out the member's outputs.
     fn execute(&mut self) {
-        for o in self.member.take_outputs() {
+        let mut outs = std::mem::take(&mut self.out_buf);
+        self.member.drain_outputs_into(&mut outs);
+        for o in outs.drain(..) {
             match o {
                 Output::Send { conn, frame, reply } => self.send_client(conn, Outbound::Frame { bytes: frame, reply }),
                 Output::Close { conn, reason } => {
@@ -134,10 +158,29 @@ impl Driver {
                     }
                 }
                 Output::Stop { reason } => {
-                    // Nothing after it is carried out: the driver loop ends with this error.
+                    // The member's last output: the driver loop ends with this error.
                     self.stop.get_or_insert(reason);
-                    return;
                 }
+            }
+        }
+        self.out_buf = outs;
+    }
+
+    /// The admin `restore` waiting for the writes in flight to commit: taken once none is
+    /// (the driver's turn ends with the member's writes handed to storage, so they commit);
+    /// refused after RESTORE_WAIT.
+    fn try_restore(&mut self) {
+        let Some(p) = self.pending_restore.take() else { return };
+        if !self.member.can_restore() && Instant::now() < p.deadline {
+            self.pending_restore = Some(p);
+            return;
+        }
+        let (now, wall) = (self.now_ms(), wall_ms());
+        match self.member.restore(now, wall, *p.tree, &p.sessions) {
+            // The installed tree is made durable before the caller hears of it.
+            Ok(_) => self.storage.snapshot_for_admin(self.member.core(), p.reply),
+            Err((why, _tree)) => {
+                let _ = p.reply.send(Err(why.to_string()));
             }
         }
     }
@@ -281,6 +324,11 @@ pub async fn run_with_audit(
         core_cfg.server_id = id as u8;
     }
     core_cfg.audit_server_user = audit.as_ref().map(|a| a.user().to_string());
+    if let Some(g) = super::kerberos::login(&cfg).map_err(other)? {
+        if let Some(l) = core_cfg.auth.sasl_login.as_mut() {
+            l.gssapi = Some(g);
+        }
+    }
     let zab = zab_config(&cfg, my_id);
     let (recovered, snapshot_now, initial_snapshot_ms) = {
         let c = cfg.clone();
@@ -348,6 +396,8 @@ pub async fn run_with_audit(
         conns: HashMap::new(),
         audit,
         stop: None,
+        out_buf: Vec::new(),
+        pending_restore: None,
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -411,6 +461,13 @@ pub async fn run_with_audit(
             Some(req) = super::admin::recv(&mut admin_rx) => {
                 match req {
                     super::admin::AdminRequest::Snapshot(reply) => d.storage.snapshot_for_admin(d.member.core(), reply),
+                    super::admin::AdminRequest::Restore { tree, sessions, reply } => {
+                        if let Some(p) = d.pending_restore.take() {
+                            let _ = p.reply.send(Err("another restore came".into()));
+                        }
+                        let deadline = Instant::now() + RESTORE_WAIT;
+                        d.pending_restore = Some(PendingRestore { tree, sessions, reply, deadline });
+                    }
                     req => super::admin::answer(d.member.core_for_stats(), super::admin::rejected(&counts), req),
                 }
             }
@@ -419,6 +476,7 @@ pub async fn run_with_audit(
                 client_events(&mut d, &process, &counts, ev, &mut inbox);
             }
         }
+        d.try_restore();
         d.execute();
         if let Some(reason) = d.stop.take() {
             // The member cannot go on (not a storage fault): what it answered so far goes out
@@ -462,17 +520,22 @@ pub async fn run_with_audit(
 fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<ConnCounts>, first: Event, inbox: &mut mpsc::Receiver<Event>) {
     let mut next = Some(first);
     let mut taken = 0;
+    // The batch is handled in well under a millisecond: one reading of the clocks serves it.
+    let at = (d.now_ms(), wall_ms());
     while let Some(ev) = next.take() {
         match ev {
             Event::Accepted { conn, peer, auth, tx } => {
                 d.conns.insert(conn, tx);
-                d.input(MemberInput::Accepted { conn, peer, auth });
+                d.input_at(at, MemberInput::Accepted { conn, peer, auth });
             }
             Event::Frame { conn, payload } => {
-                d.input(MemberInput::Frame { conn, payload });
-                // Replies go to their queues at once: a burst of large replies is never held
-                // here beyond the per-connection bound.
-                d.execute();
+                d.input_at(at, MemberInput::Frame { conn, payload });
+                // Replies go to their queues at the end of the batch (one wake-up of each
+                // connection for all of its replies), or at once when they add up to more
+                // than SEND_BATCH_BYTES: a burst of large replies is never held here.
+                if d.member.pending_send_bytes() > SEND_BATCH_BYTES {
+                    d.execute();
+                }
             }
             Event::FourLetterWord { conn, word, arg } => {
                 let rejected = counts.lock().expect("conn counts").rejected;
@@ -481,11 +544,11 @@ fn client_events(d: &mut Driver, process: &ProcessInfoSource, counts: &Mutex<Con
                     let _ = tx.send(Outbound::Frame { bytes: text.into_bytes(), reply: false });
                     tx.close(format!("four letter word {word}"));
                 }
-                d.input(MemberInput::Closed { conn });
+                d.input_at(at, MemberInput::Closed { conn });
             }
             Event::Closed { conn } => {
                 d.conns.remove(&conn);
-                d.input(MemberInput::Closed { conn });
+                d.input_at(at, MemberInput::Closed { conn });
             }
         }
         taken += 1;

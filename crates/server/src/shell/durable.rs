@@ -43,11 +43,17 @@ pub fn storage_config(cfg: &ServerConfig) -> StorageConfig {
         },
         snap_retain_count: cfg.snap_retain_count as usize,
         purge_interval_hours: cfg.purge_interval as u64,
-        max_record_bytes: (cfg.jute_maxbuffer as usize).max(0xfffff) + 1024,
+        max_record_bytes: max_record_bytes(cfg),
     }
 }
 
 /// The tree settings, from zoo.cfg (`zookeeper.digest.enabled`, `extendedTypesEnabled`).
+/// The largest snapshot or log record read (`jute.maxbuffer`, at least ZooKeeper's default,
+/// plus room for the record's header).
+pub fn max_record_bytes(cfg: &ServerConfig) -> usize {
+    (cfg.jute_maxbuffer as usize).max(0xfffff) + 1024
+}
+
 pub fn tree_options(cfg: &ServerConfig) -> TreeOptions {
     TreeOptions { extended_types_enabled: cfg.extended_types_enabled, digest_enabled: cfg.digest_enabled, ..Default::default() }
 }

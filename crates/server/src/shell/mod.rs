@@ -10,8 +10,10 @@
 pub mod admin;
 pub mod audit;
 pub mod conn;
+pub mod console;
 pub mod driver;
 pub mod durable;
+pub mod kerberos;
 pub mod listen;
 pub mod metrics;
 pub mod peer;
@@ -148,6 +150,8 @@ fn auth_config(cfg: &ServerConfig) -> crate::core::auth::AuthConfig {
     let sasl_login = s.credentials.as_ref().map(|users| SaslLogin {
         users: crate::core::sasl::SaslUsers { users: users.clone(), super_password: s.super_password.clone() },
         nonce_secret: rand::random(),
+        // The Kerberos acceptor is acquired by the driver at start-up (`kerberos::login`).
+        gssapi: None,
     });
     AuthConfig {
         super_digest: cfg.super_digest.clone(),
