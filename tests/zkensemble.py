@@ -120,6 +120,9 @@ class Member:
         self.proc: Optional[subprocess.Popen] = None
         self._logf = None
         self.starts = 0
+        # the sids whose server.N lines its zoo.cfg lists (None: every member's), for
+        # ensembles whose membership changes by rolling restarts
+        self.servers: Optional[List[int]] = None
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -153,6 +156,8 @@ class Member:
         cfg.update(self.ens.member_cfg.get(self.sid, {}))
         lines = ["%s=%s" % kv for kv in cfg.items()]
         for m in self.ens.members:
+            if self.servers is not None and m.sid not in self.servers:
+                continue
             if m.sid == self.sid or not self.ens.proxied:
                 q, e = m.quorum_port, m.election_port
             else:
@@ -357,7 +362,8 @@ class Ensemble:
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
-                 client_addresses: bool = False, zk_extra_jars: Sequence[str] = ()):
+                 client_addresses: bool = False, zk_extra_jars: Sequence[str] = (),
+                 start_only: Optional[Iterable[int]] = None):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -368,7 +374,9 @@ class Ensemble:
         connection must fail over to the second. client_addresses: each server.N line ends
         with `;127.0.0.1:<its clientPort>` (ZooKeeper 3.5's form), so members know each
         other's client ports. zk_extra_jars: added to ZooKeeper members' class path
-        (netty's codec for a TLS quorum port)."""
+        (netty's codec for a TLS quorum port). start_only: the sids start() starts (default:
+        all); the others are there to be started later, each listing the sids given in its
+        `servers`."""
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
@@ -391,6 +399,10 @@ class Ensemble:
         self.dead_ports = _port_pool(2) if multi_address == "first-dead" else []
         observers = set(observers)
         self.members = [Member(self, i + 1, kinds[i], (i + 1) in observers) for i in range(n)]
+        self.start_only = set(start_only) if start_only is not None else None
+        if self.start_only is not None:
+            for m in self.members:
+                m.servers = sorted(self.start_only)
         self.hub: Optional[ProxyHub] = None
         self.links: Dict[Tuple[int, int, str], Proxy] = {}
         self._assign_ports()
@@ -446,7 +458,8 @@ class Ensemble:
         (taken since it was chosen), everything starts again on fresh ports."""
         for attempt in range(attempts):
             for m in self.members:
-                m.start()
+                if self.start_only is None or m.sid in self.start_only:
+                    m.start()
             try:
                 self.wait_for_leader(timeout)
                 return self

@@ -6,6 +6,10 @@ use rzk_client::{AddWatchMode, Client, CreateMode, CreateOptions, Error, WatchFu
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// zkCli's usage line of `reconfig`.
+pub const RECONFIG_USAGE: &str = "reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | \
+                                  [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]";
+
 /// Every command with its usage line, in zkCli's order.
 pub const USAGE: &[(&str, &str)] = &[
     ("addWatch", "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE"),
@@ -26,6 +30,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("ls", "ls [-s] [-w] [-R] path"),
     ("printwatches", "printwatches on|off"),
     ("quit", "quit "),
+    ("reconfig", RECONFIG_USAGE),
     ("redo", "redo cmdno"),
     ("removewatches", "removewatches path [-c|-d|-a] [-l]"),
     ("set", "set [-s] [-v version] path data"),
@@ -183,6 +188,7 @@ pub async fn run(zk: &Client, argv: &[String]) -> Outcome {
             _ => Outcome::usage("sync"),
         },
         "config" => config(zk, rest).await,
+        "reconfig" => reconfig(zk, rest).await,
         "addWatch" => add_watch(zk, rest).await,
         "removewatches" => remove_watches(zk, rest).await,
         "setquota" => crate::quota::setquota(zk, rest).await,
@@ -490,26 +496,174 @@ async fn set_acl(zk: &Client, rest: &[String]) -> Outcome {
 
 async fn config(zk: &Client, rest: &[String]) -> Outcome {
     let Some(a) = Args::parse(rest, "cws", "") else { return Outcome::usage("config") };
-    match zk.get_config().await {
-        Ok((data, stat)) => {
+    let got = if a.has('w') {
+        zk.get_config_w().await.map(|(d, s, w)| (d, s, Some(w)))
+    } else {
+        zk.get_config().await.map(|(d, s)| (d, s, None))
+    };
+    match got {
+        Ok((data, stat, w)) => {
             let text = String::from_utf8_lossy(&data).into_owned();
             let mut o = Outcome::ok(json!({"config": text}));
             if a.has('c') {
-                // Only the client connect string: the servers' client addresses.
-                let hosts: Vec<String> =
-                    text.lines().filter_map(|l| l.strip_prefix("server.").and_then(|l| l.split(';').nth(1)).map(str::to_owned)).collect();
-                o.stdout.push(hosts.join(","));
-            } else if !text.is_empty() {
-                o.stdout.extend(text.lines().map(str::to_owned));
+                o.stdout.push(client_config_str(&text));
+            } else {
+                // println of the text: an empty configuration is one empty line.
+                o.stdout.push(text);
             }
             if a.has('s') {
                 o.stdout.extend(stat_lines(&stat));
             }
+            o.watches.extend(w);
             o
         }
-        Err(Error::NoNode) => Outcome::ok(json!({"config": ""})),
         Err(e) => Outcome::zk_error(&e, "/zookeeper/config"),
     }
+}
+
+/// What `reconfig`'s arguments ask for (zkCli's `ReconfigCommand.parse`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReconfigArgs {
+    pub stats: bool,
+    /// `-v`, in hex; -1 when not given.
+    pub from_config: i64,
+    pub joining: Option<String>,
+    pub leaving: Option<String>,
+    pub members: Option<String>,
+    /// `-file`: the path whose membership becomes `members`.
+    pub file: Option<String>,
+}
+
+/// Parses `reconfig`'s arguments; `Err` is zkCli's message.
+pub fn parse_reconfig(rest: &[String]) -> Result<ReconfigArgs, String> {
+    let mut a = ReconfigArgs { from_config: -1, ..Default::default() };
+    let mut version = None;
+    let mut it = rest.iter();
+    while let Some(opt) = it.next() {
+        let slot = match opt.as_str() {
+            "-s" => {
+                a.stats = true;
+                continue;
+            }
+            "-v" => &mut version,
+            "-file" => &mut a.file,
+            "-members" => &mut a.members,
+            "-add" => &mut a.joining,
+            "-remove" => &mut a.leaving,
+            o if o.starts_with('-') => return Err(format!("Unrecognized option: {o}")),
+            _ => continue,
+        };
+        let Some(v) = it.next() else { return Err(format!("Missing argument for option: {}", &opt[1..])) };
+        // commons-cli's getOptionValue: the first occurrence.
+        slot.get_or_insert_with(|| v.clone());
+    }
+    if a.file.is_none() && a.members.is_none() && a.joining.is_none() && a.leaving.is_none() {
+        return Err(RECONFIG_USAGE.to_string());
+    }
+    if let Some(v) = version {
+        a.from_config = i64::from_str_radix(&v, 16).map_err(|_| "-v must be followed by a long (configuration version)".to_string())?;
+    }
+    if (a.file.is_some() || a.members.is_some()) && (a.joining.is_some() || a.leaving.is_some()) {
+        return Err(
+            "Can't use -file or -members together with -add or -remove (mixing incremental and non-incremental modes is not allowed)"
+                .to_string(),
+        );
+    }
+    if a.file.is_some() && a.members.is_some() {
+        return Err("Can't use -file and -members together (conflicting non-incremental modes)".to_string());
+    }
+    // zkCli lower-cases what it sends.
+    for s in [&mut a.joining, &mut a.leaving, &mut a.members].into_iter().flatten() {
+        *s = s.to_lowercase();
+    }
+    Ok(a)
+}
+
+/// `-file`: the membership of a dynamic config file as `QuorumMaj.toString()` prints it
+/// (`server.N` lines in id order, then `version=`). Hierarchical files are refused.
+pub fn members_of_file(text: &str) -> Result<String, String> {
+    let entries = rzk_config::properties::parse(text).map_err(|e| e.to_string())?;
+    let mut servers = std::collections::BTreeMap::new();
+    let mut version = "0".to_string();
+    for e in entries {
+        if e.key.starts_with("server.") {
+            let spec = rzk_config::parse_server_line(&e.key, &e.value)?;
+            servers.insert(spec.id, spec.to_zk_string());
+        } else if e.key == "version" {
+            version = format!("{:x}", u64::from_str_radix(&e.value, 16).map_err(|_| format!("bad version {}", e.value))?);
+        } else if e.key.starts_with("group") || e.key.starts_with("weight") {
+            return Err(" (rzk cli: hierarchical membership files are not supported; use -members)".to_string());
+        }
+    }
+    let mut out: Vec<String> = servers.into_iter().map(|(id, s)| format!("server.{id}={s}")).collect();
+    out.push(format!("version={version}"));
+    Ok(out.join("\n"))
+}
+
+async fn reconfig(zk: &Client, rest: &[String]) -> Outcome {
+    let mut a = match parse_reconfig(rest) {
+        Ok(a) => a,
+        Err(m) => return Outcome::fail(m, "Usage"),
+    };
+    if let Some(path) = &a.file {
+        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| members_of_file(&t)) {
+            Ok(m) => a.members = Some(m),
+            Err(e) => return Outcome::fail(format!("Error processing {path}{e}"), "Usage"),
+        }
+    }
+    match zk.reconfig(a.joining.as_deref(), a.leaving.as_deref(), a.members.as_deref(), a.from_config).await {
+        Ok((data, stat)) => {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            let mut o = Outcome::ok(json!({"config": text, "stat": stat_json(&stat)})).out("Committed new configuration:");
+            o.stdout.push(text);
+            if a.stats {
+                o.stdout.extend(stat_lines(&stat));
+            }
+            o
+        }
+        Err(e) => Outcome::fail(reconfig_error_message(&e), &error_name(&e)),
+    }
+}
+
+/// `CliWrapperException`'s message for a failed reconfig (its KeeperException has no path).
+fn reconfig_error_message(e: &Error) -> String {
+    match e {
+        Error::ReconfigInProgress => "Another reconfiguration is in progress -- concurrent reconfigs not supported (yet)".into(),
+        Error::NewConfigNoQuorum => "No quorum of new config is connected and up-to-date with the leader of last commmitted config - \
+                                     try invoking reconfiguration after new servers are connected and synced"
+            .into(),
+        // zkCli prints the (absent) path as nothing.
+        Error::NoNode | Error::NoAuth | Error::BadArguments | Error::BadVersion => error_message(e, ""),
+        other => other.to_string(),
+    }
+}
+
+/// `ConfigUtils.getClientConfigStr`: `<version> <host:port>,...`, the client address of each
+/// `server.N` (empty for a server without one), in the order Java's `Properties` (a
+/// `ConcurrentHashMap` of 16 bins) iterates its keys.
+pub fn client_config_str(text: &str) -> String {
+    let mut keys: rzk_tree::ConcurrentOrder<String> = rzk_tree::ConcurrentOrder::default();
+    let mut values = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let k = k.trim().to_string();
+            keys.insert(k.clone());
+            values.insert(k, v.trim().to_string());
+        }
+    }
+    let version = values.get("version").cloned().unwrap_or_default();
+    let hosts: Vec<String> = keys
+        .ordered()
+        .into_iter()
+        .filter(|k| k.starts_with("server."))
+        .map(|k| match values[k.as_str()].split_once(';').map(|(_, c)| c.trim()) {
+            // `;port` alone: the wildcard address, as InetSocketAddress(port) prints it.
+            Some(c) if !c.contains(':') => format!("0.0.0.0:{c}"),
+            Some(c) => c.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    format!("{version} {}", hosts.join(","))
 }
 
 async fn add_watch(zk: &Client, rest: &[String]) -> Outcome {
@@ -551,6 +705,46 @@ async fn remove_watches(zk: &Client, rest: &[String]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconfig_arguments_as_zkcli_parses_them() {
+        let p = |s: &str| parse_reconfig(&split_line(s));
+        let a = p("-s -v 1a -add server.4=H:1:2;3,server.5=h:4:5:observer;6").unwrap();
+        assert!(a.stats);
+        assert_eq!(a.from_config, 0x1a);
+        assert_eq!(a.joining.as_deref(), Some("server.4=h:1:2;3,server.5=h:4:5:observer;6"));
+        assert_eq!((a.leaving, a.members), (None, None));
+        let a = p("-remove 1,2").unwrap();
+        assert_eq!((a.from_config, a.leaving.as_deref()), (-1, Some("1,2")));
+        assert_eq!(p("-s").unwrap_err(), RECONFIG_USAGE);
+        assert_eq!(p("-v x -remove 1").unwrap_err(), "-v must be followed by a long (configuration version)");
+        assert!(p("-members server.1=h:1:2 -remove 1").unwrap_err().starts_with("Can't use -file or -members together with -add"));
+        assert!(p("-members a -file b").unwrap_err().starts_with("Can't use -file and -members together"));
+        assert_eq!(p("-remove").unwrap_err(), "Missing argument for option: remove");
+        assert_eq!(p("-x 1").unwrap_err(), "Unrecognized option: -x");
+    }
+
+    #[test]
+    fn membership_files_read_as_quorum_maj_prints_them() {
+        let text = "server.2=127.0.0.1:2889:3889;2182\nserver.1=127.0.0.1:2888:3888:observer;127.0.0.1:2181\n";
+        assert_eq!(
+            members_of_file(text).unwrap(),
+            "server.1=127.0.0.1:2888:3888:observer;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\nversion=0"
+        );
+        assert!(members_of_file("group.1=1:2\n").is_err());
+        assert!(members_of_file("server.1=nonsense\n").is_err());
+    }
+
+    #[test]
+    fn client_config_string_is_zookeepers() {
+        let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                    server.2=127.0.0.1:2889:3889:participant;2182\n\
+                    server.3=127.0.0.1:2890:3890:observer\n\
+                    version=100000002";
+        // Properties order: server.2 before server.1 (their hashes' bins), as zkCli prints it.
+        assert_eq!(client_config_str(text), "100000002 0.0.0.0:2182,127.0.0.1:2181,");
+        assert_eq!(client_config_str(""), " ");
+    }
 
     #[test]
     fn lines_split_like_zkcli() {

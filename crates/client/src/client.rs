@@ -12,7 +12,7 @@ use crate::types::{Config, CreateOptions, Op, OpResult, ReadOp, ReadResult, Sess
 use crate::watch::{OneTimeKind, WatchFuture, WatchReg, WatchStream};
 use rzk_proto::client::{
     AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, Create, DeleteRequest, OpResult as WireResult, PathRequest,
-    PathWatchRequest, Request, Response, SetAclRequest, SetDataRequest, WatchesRequest,
+    PathWatchRequest, ReconfigRequest, Request, Response, SetAclRequest, SetDataRequest, WatchesRequest,
 };
 use rzk_proto::{Acl, AddWatchMode, ErrorCode, OpCode, Stat, WatcherType};
 use std::sync::{Arc, Mutex};
@@ -533,9 +533,44 @@ impl Client {
 
     /// The ensemble configuration (`/zookeeper/config`, read outside any chroot).
     pub async fn get_config(&self) -> Result<(Vec<u8>, Stat)> {
-        data_of(self.call(Request::GetData(PathWatchRequest { path: "/zookeeper/config".into(), watch: false })).await?)
+        data_of(self.call(Request::GetData(PathWatchRequest { path: CONFIG_NODE.into(), watch: false })).await?)
+    }
+
+    /// `ZooKeeperAdmin.reconfigure`: incremental (`joining` server lines
+    /// `server.N=host:q:e[:role][;client]` and/or `leaving` server ids, each comma-separated)
+    /// or non-incremental (`new_members`, the whole new membership), applied only if the
+    /// configuration is still at version `from_config` (-1: whatever it is). Returns the new
+    /// configuration text and the Stat of `/zookeeper/config`. The server refuses it without
+    /// `reconfigEnabled`, and allows it only to a super user or a client with WRITE on
+    /// `/zookeeper/config`.
+    pub async fn reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        new_members: Option<&str>,
+        from_config: i64,
+    ) -> Result<(Vec<u8>, Stat)> {
+        let req = ReconfigRequest {
+            joining_servers: joining.map(str::to_owned),
+            leaving_servers: leaving.map(str::to_owned),
+            new_members: new_members.map(str::to_owned),
+            cur_config_id: from_config,
+        };
+        data_of(self.call(Request::Reconfig(req)).await?)
+    }
+
+    /// As [`get_config`](Self::get_config), leaving a watch for the configuration's next
+    /// change (ZooKeeper's `getConfig(true, stat)`).
+    pub async fn get_config_w(&self) -> Result<(Vec<u8>, Stat, WatchFuture)> {
+        let (reg, fut) = self.one_time(OneTimeKind::Data, CONFIG_NODE);
+        let req = Request::GetData(PathWatchRequest { path: CONFIG_NODE.into(), watch: true });
+        let (d, s) = data_of(self.call_with(req, Some(reg), None).await?)?;
+        Ok((d, s, fut))
     }
 }
+
+/// `ZooDefs.CONFIG_NODE`, which `getConfig` reads whatever the chroot.
+const CONFIG_NODE: &str = "/zookeeper/config";
 
 fn unexpected(r: Response) -> Error {
     tracing::warn!(?r, "reply of an unexpected kind");

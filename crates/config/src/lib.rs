@@ -59,7 +59,7 @@ use std::path::{Path, PathBuf};
 
 pub use sasl::{EnforceAuth, SaslConfig};
 pub use security::{AdminTls, ClientAuth, ClientTls, QuorumSasl, QuorumTls, StoreConfig, StoreType};
-pub use servers::{HostPort, PeerType, QuorumAddress, ServerSpec};
+pub use servers::{parse_server_line, HostPort, PeerType, QuorumAddress, ServerSpec};
 
 use values::*;
 
@@ -2000,6 +2000,17 @@ impl ServerConfig {
             }
         }
         p.ensemble()?;
+        if p.cfg.reconfig_enabled && p.cfg.is_distributed() && !p.cfg.servers.is_empty() {
+            // An ensemble member with reconfigEnabled: ZooKeeper moves the server lines to a
+            // zoo.cfg.dynamic file and carries out reconfigs; rzk does neither yet.
+            let line = p.cfg.key_lines.get("reconfigEnabled").copied().unwrap_or(0);
+            return Err(p.value_err(
+                "reconfigEnabled",
+                line,
+                "dynamic reconfiguration of an ensemble is not implemented by rzk yet; remove it (or set it to false): \
+                 the ensemble is then the one configured, and reconfig is refused (ReconfigDisabled)",
+            ));
+        }
         Ok(p.cfg)
     }
 

@@ -239,6 +239,12 @@ pub(crate) fn parse_server(sid: u64, value: &str, multi_address_enabled: bool) -
     Ok(ServerSpec { id: sid, addresses, peer_type: peer_type.unwrap_or_default(), client_address })
 }
 
+/// One `server.N=value` line as a client tool reads it (zkCli's `reconfig -file`,
+/// `QuorumPeerConfig.parseDynamicConfig`): multi-address values allowed.
+pub fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, String> {
+    parse_server(parse_id(key)?, value, true)
+}
+
 /// Parses the number after the first dot of `server.N`, `group.N`, `weight.N`
 /// (`Long.parseLong`, which takes a leading `+`); ids are non-negative.
 pub(crate) fn parse_id(key: &str) -> Result<u64, String> {

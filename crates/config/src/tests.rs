@@ -210,6 +210,13 @@ fn quorum_settings() {
     assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
     assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
+    // A standalone server honours it (reconfig answers Unimplemented, as ZooKeeper's); an
+    // ensemble member cannot carry reconfigs out yet: a start-up error naming the key.
+    let e = err_with("initLimit=5\nsyncLimit=2\nreconfigEnabled=true\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n");
+    assert_eq!(e.key(), Some("reconfigEnabled"), "{e}");
+    assert!(e.to_string().contains("not implemented by rzk yet"), "{e}");
+    assert!(with("reconfigEnabled=true\nserver.1=h1:2888:3888\n").reconfig_enabled);
+    assert!(!with("initLimit=5\nsyncLimit=2\nreconfigEnabled=false\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n").reconfig_enabled);
     assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
     assert_eq!(with("peerType=participant\n").peer_type, PeerType::Participant);
 

@@ -257,6 +257,12 @@ pub enum Output {
     },
     /// One audit log event (only with the audit log on); the host stamps and writes it.
     Audit(crate::audit::AuditEvent),
+    /// The member cannot go on correctly: the host stops the server (after the outputs
+    /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
+    /// a reconfiguration, which rzk cannot activate yet.
+    Stop {
+        reason: String,
+    },
 }
 
 /// Why [`Member::restore`] did not restore.
@@ -296,6 +302,9 @@ pub struct Member {
     proposal_sizes: (i64, i64, i64),
     /// With `trace_deliveries`: what was applied since the last `take_deliveries`.
     deliveries: Vec<Applied>,
+    /// Why this member must stop: `Output::Stop` goes out once the current step's outputs
+    /// have (so the client of a reconfig gets its answer first).
+    stopping: Option<String>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -312,6 +321,7 @@ impl Member {
             Node::standalone(cfg.zab.clone(), rec.restored)?
         } else {
             core.handle(now_ms, wall_ms, Input::StopServing);
+            core.init_config(&cfg.zab.config_data, cfg.zab.config_version, wall_ms);
             Node::new(cfg.zab.clone(), rec.restored)?
         };
         let mut m = Member {
@@ -333,6 +343,7 @@ impl Member {
             looking_since_ms: (!standalone).then_some(now_ms),
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
+            stopping: None,
         };
         m.pump();
         Ok(m)
@@ -524,6 +535,9 @@ impl Member {
         }
         self.zab_scratch = zab;
         self.core_scratch = core;
+        if let Some(reason) = self.stopping.take() {
+            self.out.push(Output::Stop { reason });
+        }
     }
 
     fn zab_action(&mut self, a: ZabAction) {
@@ -553,7 +567,14 @@ impl Member {
                     let record = TxnRecord::from_bytes(&entry.data).unwrap_or_else(|e| {
                         panic!("committed txn {} cannot be decoded ({e}); this server cannot go on consistently", entry.zxid)
                     });
+                    let reconfig = match &record.txn {
+                        rzk_proto::txn::Txn::Reconfig(t) => Some(t.data.clone().unwrap_or_default()),
+                        _ => None,
+                    };
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
+                    if let Some(text) = reconfig {
+                        self.reconfig_committed(entry.zxid, &text);
+                    }
                 }
                 if self.cfg.trace_deliveries {
                     let digest = self.core.tree().digest();
@@ -585,16 +606,46 @@ impl Member {
                     self.core_input(Input::StopServing);
                 }
             }
+            ZabAction::ReconfigCommitted { zxid, leader } => {
+                // The txn itself was delivered just before (and checked there: a change of
+                // membership stops this server); the designated leader can only differ from
+                // ours when the membership changed.
+                tracing::info!(zxid = %zxid, designated_leader = %leader, "the leader activated a reconfiguration");
+            }
             ZabAction::Serving { epoch } => {
                 let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
                 if role == Role::Leader {
                     self.leading_since_ms = Some(self.now_ms);
                 }
                 if role != Role::Standalone {
+                    // Learner.syncWithLeader / QuorumPeer: the configuration this member
+                    // runs with, whatever the leader's snapshot held.
+                    let zab = self.node.config();
+                    let (data, version) = (zab.config_data.clone(), zab.config_version);
+                    self.core.init_config(&data, version, self.wall_ms);
                     self.core_input(Input::Serve { role, epoch });
                 }
             }
         }
+    }
+
+    /// A reconfiguration (a ZooKeeper leader's: rzk leaders commit none) was applied. rzk
+    /// cannot change its ensemble at run time yet: unless the new membership is the one
+    /// this server runs with (it was restarted with it), the server stops rather than go on
+    /// with quorums that are no longer the ensemble's.
+    fn reconfig_committed(&mut self, zxid: Zxid, text: &[u8]) {
+        let text = String::from_utf8_lossy(text);
+        let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
+        if membership_lines(&text) == membership_lines(&ours) {
+            tracing::info!(zxid = %zxid, "a committed reconfiguration to the membership this server runs with");
+            return;
+        }
+        let reason = format!(
+            "the leader committed a reconfiguration at {zxid} that changes the ensemble; rzk cannot change its ensemble \
+             at run time yet, and going on with the old configuration would use the wrong quorums: stopping. Restart \
+             this server with the new membership (as in /zookeeper/config on the other members):\n{text}"
+        );
+        self.stopping.get_or_insert(reason);
     }
 
     /// ZooKeeper 3.9's `restore` admin command on a standalone server: `tree` and `sessions`
@@ -643,6 +694,18 @@ impl Member {
         let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
+        // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
+        // ensemble changed while this server was away.
+        if let Some(theirs) = tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()) {
+            let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
+            if !theirs.is_empty() && !ours.is_empty() && member_roles(&theirs) != member_roles(&ours) {
+                let reason = format!(
+                    "the leader's snapshot at {zxid} holds an ensemble other than this server's; rzk cannot change its \
+                     ensemble at run time yet: stopping. Restart this server with the leader's membership:\n{theirs}"
+                );
+                self.stopping.get_or_insert(reason);
+            }
+        }
         self.core.install(tree, &sessions);
         if self.cfg.trace_deliveries {
             self.deliveries.push(Applied::Snapshot { zxid, digest: self.core.tree().digest() });
@@ -703,6 +766,22 @@ impl Member {
     }
 }
 
+/// The membership in a configuration text (`QuorumVerifier.toString()`): its `server.`,
+/// `group.` and `weight.` lines, as a set (the version and the order do not count).
+fn membership_lines(text: &str) -> std::collections::BTreeSet<&str> {
+    text.lines().map(str::trim).filter(|l| l.starts_with("server.") || l.starts_with("group.") || l.starts_with("weight.")).collect()
+}
+
+/// The members of a configuration text and whether each votes (`server.N=...[:observer]`),
+/// whatever their addresses (each server may name its peers by other addresses).
+fn member_roles(text: &str) -> std::collections::BTreeMap<&str, bool> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("server."))
+        .filter_map(|l| l.split_once('='))
+        .map(|(id, spec)| (id.trim(), !spec.split(';').next().unwrap_or("").trim().ends_with(":observer")))
+        .collect()
+}
+
 /// The core's role for a node state.
 fn role_of(state: ServerState) -> Role {
     match state {
@@ -716,6 +795,21 @@ fn role_of(state: ServerState) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn membership_is_the_server_group_and_weight_lines() {
+        let a = "server.1=h:1:2:participant\nserver.2=h:3:4:observer\nversion=0";
+        let b = "server.2=h:3:4:observer\nserver.1=h:1:2:participant\nversion=100000003";
+        assert_eq!(membership_lines(a), membership_lines(b));
+        assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nversion=100000003"));
+        assert_ne!(membership_lines(a), membership_lines("server.1=h:1:2:participant\nserver.2=h:3:4:participant\nversion=0"));
+        // Roles only: the addresses may differ from server to server.
+        let c = "server.1=g:5:6:participant;0.0.0.0:2181\nserver.2=g:7:8:observer;2182\nversion=1";
+        assert_eq!(member_roles(a), member_roles(c));
+        assert_eq!(member_roles(a).into_iter().collect::<Vec<_>>(), vec![("1", true), ("2", false)]);
+        assert_ne!(member_roles(a), member_roles("server.1=h:1:2\nserver.2=h:3:4\n"));
+        assert_ne!(member_roles(a), member_roles("server.1=h:1:2\n"));
+    }
 
     #[test]
     fn roles_follow_node_states() {

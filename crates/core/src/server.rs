@@ -640,6 +640,16 @@ impl ZooKeeperServer {
         self.reset_pipeline();
     }
 
+    /// `initConfigInZKDatabase`: `/zookeeper/config` takes the ensemble's configuration text
+    /// (see [`DataTree::set_config_node`]); its data watches fire. An ensemble member calls it
+    /// at start-up and whenever it starts serving (after a sync, which may have brought a
+    /// leader's snapshot), as ZooKeeper's QuorumPeer and Learner do; a standalone server
+    /// leaves the znode empty, as ZooKeeper's does.
+    pub fn init_config(&mut self, data: &[u8], config_version: i64, wall_ms: i64) {
+        let events = self.tree.set_config_node(data, config_version, wall_ms);
+        self.deliver(events);
+    }
+
     pub fn tree(&self) -> &DataTree {
         &self.tree
     }

@@ -209,9 +209,11 @@ jute_record! {
 
 jute_record! {
     pub struct ReconfigRequest {
-        pub joining_servers: String,
-        pub leaving_servers: String,
-        pub new_members: String,
+        /// null: not given (ZooKeeper tells it from "").
+        pub joining_servers: Option<String>,
+        pub leaving_servers: Option<String>,
+        pub new_members: Option<String>,
+        /// The configuration version the change applies to; -1: whatever is current.
         pub cur_config_id: i64,
     }
 }
@@ -615,7 +617,8 @@ impl Response {
             O::Create | O::Sync => Response::Path(r.read_string()?),
             O::Create2 | O::CreateContainer | O::CreateTtl => Response::Create2 { path: r.read_string()?, stat: Stat::read(r)? },
             O::Exists | O::SetData | O::SetAcl => Response::Stat(Stat::read(r)?),
-            O::GetData => Response::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
+            // A reconfig is answered with the new configuration as a GetDataResponse.
+            O::GetData | O::Reconfig => Response::GetData { data: r.read_buffer_opt()?, stat: Stat::read(r)? },
             O::GetAcl => Response::GetAcl { acl: r.read_vec()?, stat: Stat::read(r)? },
             O::GetChildren => Response::Children(r.read_vec()?),
             O::GetChildren2 => Response::Children2 { children: r.read_vec()?, stat: Stat::read(r)? },

@@ -454,6 +454,20 @@ impl Field for String {
         r.read_string()
     }
 }
+/// A ustring that keeps null (length -1) apart from empty (`ReconfigRequest`'s strings:
+/// ZooKeeper tells "not given" from "" by null).
+impl Field for Option<String> {
+    const MIN_BYTES: usize = 4;
+    fn write_field(&self, w: &mut Writer) {
+        w.write_buffer_opt(self.as_deref().map(str::as_bytes))
+    }
+    fn read_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(r.read_buffer_opt()?.map(|b| match String::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => java_utf8_decode(e.as_bytes()),
+        }))
+    }
+}
 impl Field for Vec<u8> {
     const MIN_BYTES: usize = 4;
     fn write_field(&self, w: &mut Writer) {

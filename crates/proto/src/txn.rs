@@ -97,6 +97,9 @@ pub enum Txn {
         path: String,
     },
     SetData(SetDataTxn),
+    /// A committed reconfiguration (op 16): a SetDataTxn of `/zookeeper/config` whose data is
+    /// the new configuration text, applied as a setData.
+    Reconfig(SetDataTxn),
     SetAcl(SetAclTxn),
     Check(CheckVersionTxn),
     CreateSession {
@@ -123,6 +126,7 @@ impl Txn {
             Txn::Delete { .. } => OpCode::Delete,
             Txn::DeleteContainer { .. } => OpCode::DeleteContainer,
             Txn::SetData(_) => OpCode::SetData,
+            Txn::Reconfig(_) => OpCode::Reconfig,
             Txn::SetAcl(_) => OpCode::SetAcl,
             Txn::Check(_) => OpCode::Check,
             Txn::CreateSession { .. } => OpCode::CreateSession,
@@ -138,7 +142,7 @@ impl Txn {
             Txn::CreateTtl(t) => t.write(w),
             Txn::CreateContainer(t) => t.write(w),
             Txn::Delete { path } | Txn::DeleteContainer { path } => w.write_string(path),
-            Txn::SetData(t) => t.write(w),
+            Txn::SetData(t) | Txn::Reconfig(t) => t.write(w),
             Txn::SetAcl(t) => t.write(w),
             Txn::Check(t) => t.write(w),
             Txn::CreateSession { timeout_ms } => w.write_i32(*timeout_ms),
@@ -174,6 +178,7 @@ impl Txn {
             O::Delete => Txn::Delete { path: r.read_string()? },
             O::DeleteContainer => Txn::DeleteContainer { path: r.read_string()? },
             O::SetData => Txn::SetData(SetDataTxn::read(r)?),
+            O::Reconfig => Txn::Reconfig(SetDataTxn::read(r)?),
             O::SetAcl => Txn::SetAcl(SetAclTxn::read(r)?),
             O::Check => Txn::Check(CheckVersionTxn::read(r)?),
             O::CreateSession => Txn::CreateSession { timeout_ms: r.read_i32()? },

@@ -876,6 +876,8 @@ impl World {
                 self.rep.audit_events += 1;
                 self.chk.audit_seen(i, &e);
             }
+            // rzk leaders commit no reconfiguration, so no member of the simulator stops.
+            Output::Stop { reason } => panic!("server {} stopped: {reason}", i + 1),
         }
         Ok(())
     }
@@ -1249,6 +1251,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::Close { conn, .. } => h = mix(h, 4 ^ conn << 8),
         Output::PeerDisconnect { peer } => h = mix(h, 5 ^ (peer.0 as u64) << 8),
         Output::Audit(e) => h = mix(h, 6 ^ hash_bytes(e.message().as_bytes()) << 8),
+        Output::Stop { .. } => h = mix(h, 7),
     }
     h
 }

@@ -56,7 +56,7 @@ fn txn_str(t: &Txn) -> String {
         Txn::CreateTtl(c) => format!("'{},{},{},{},{}", c.path, data_str(&c.data), acl_str(&c.acl), c.parent_cversion, c.ttl),
         Txn::CreateContainer(c) => format!("'{},{},{},{}", c.path, data_str(&c.data), acl_str(&c.acl), c.parent_cversion),
         Txn::Delete { path } | Txn::DeleteContainer { path } => format!("'{path}"),
-        Txn::SetData(s) => format!("'{},{},{}", s.path, data_str(&s.data), s.version),
+        Txn::SetData(s) | Txn::Reconfig(s) => format!("'{},{},{}", s.path, data_str(&s.data), s.version),
         Txn::SetAcl(s) => format!("'{},{},{}", s.path, acl_str(&s.acl), s.version),
         Txn::Check(c) => format!("'{},{}", c.path, c.version),
         Txn::CreateSession { timeout_ms } => format!("{timeout_ms}"),

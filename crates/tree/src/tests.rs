@@ -22,6 +22,22 @@ fn zero_stat(cversion: i32, aversion: i32, num_children: i32) -> Stat {
 }
 
 #[test]
+fn config_node_is_set_as_init_config_in_zk_database_does() {
+    let mut t = DataTree::new();
+    let digest = t.digest();
+    let size = t.approximate_data_size();
+    let text = b"server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=100000000";
+    assert!(t.set_config_node(text, 0x1_0000_0000, 1234).is_empty());
+    let s = t.stat("/zookeeper/config").unwrap();
+    assert_eq!((s.version, s.mzxid.0, s.mtime, s.aversion, s.czxid.0), (-1, 0x1_0000_0000, 1234, -1, 0));
+    assert_eq!(t.get("/zookeeper/config").unwrap().data, &text[..]);
+    // Nothing under /zookeeper/ is in the digest; the data size counts it, as ZooKeeper's.
+    assert_eq!(t.digest(), digest);
+    assert_eq!(t.approximate_data_size(), size + text.len() as i64);
+    t.check_invariants().unwrap();
+}
+
+#[test]
 fn fresh_tree_matches_zookeeper() {
     let t = DataTree::new();
     // Observed on ZooKeeper 3.8.0 standalone: mntr zk_znode_count 5, zk_approximate_data_size 44.

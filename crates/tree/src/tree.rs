@@ -776,6 +776,19 @@ impl DataTree {
         self.last_processed_zxid = zxid;
     }
 
+    /// `ZKDatabase.initConfigInZKDatabase`: `/zookeeper/config` holds the ensemble's
+    /// configuration text (`QuorumVerifier.toString()`), set as ZooKeeper sets it outside any
+    /// txn: `setData(CONFIG_NODE, data, version -1, zxid = the config's version, now)`. So the
+    /// znode's dataVersion is -1 and its mzxid the config version. Returns the NodeDataChanged
+    /// notifications (with the znode's ACL) of its data watches. The digest does not move
+    /// (nothing under `/zookeeper/` counts).
+    pub fn set_config_node(&mut self, data: &[u8], config_version: i64, time: i64) -> Vec<(WatcherId, WatcherEvent)> {
+        let mut out = Vec::new();
+        self.set_data_inner(CONFIG_NODE, Some(data), -1, Zxid(config_version), time, &mut out)
+            .expect("/zookeeper/config is created with every tree");
+        out.into_iter().map(|(w, e, _)| (w, e)).collect()
+    }
+
     /// The ACL cache (`getReferenceCountedAclCache`).
     pub fn acl_cache(&self) -> &AclCache {
         &self.acl_cache
@@ -863,7 +876,8 @@ impl DataTree {
                 .create_node(&c.path, c.data.as_deref(), &c.acl, CONTAINER_EPHEMERAL_OWNER, c.parent_cversion, zxid, time, out)
                 .map(|stat| TxnResult::Created { path: c.path.clone(), stat }),
             Txn::Delete { path } | Txn::DeleteContainer { path } => self.delete_node(path, zxid, out).map(|_| TxnResult::Deleted),
-            Txn::SetData(s) => {
+            // DataTree.processTxn: `case OpCode.reconfig: case OpCode.setData:`.
+            Txn::SetData(s) | Txn::Reconfig(s) => {
                 self.set_data_inner(&s.path, s.data.as_deref(), s.version, zxid, time, out).map(|stat| TxnResult::SetData { stat })
             }
             Txn::SetAcl(s) => self.set_acl(&s.path, &s.acl, s.version).map(|stat| TxnResult::SetAcl { stat }),

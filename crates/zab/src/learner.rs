@@ -132,6 +132,22 @@ impl Node {
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::Commit { zxid }) => {
                 self.learner_commit(zxid);
             }
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::CommitAndActivate { zxid, leader: designated })
+                if !observer =>
+            {
+                self.learner_commit(zxid);
+                self.actions.push(Action::ReconfigCommitted { zxid, leader: designated });
+            }
+            (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::InformAndActivate { entry, leader: designated })
+                if observer =>
+            {
+                let z = entry.zxid;
+                if z > self.last_logged() {
+                    self.learner_log(entry, false);
+                }
+                self.learner_commit(z);
+                self.actions.push(Action::ReconfigCommitted { zxid: z, leader: designated });
+            }
             (Phase::Syncing, Message::NewLeader { zxid }) => {
                 let epoch = self.learner().new_epoch;
                 if zxid != Zxid::new(epoch, 0) {

@@ -85,6 +85,18 @@ pub enum Message {
     },
     /// INFORM: a committed txn, to observers.
     Inform(Entry),
+    /// COMMITANDACTIVATE: the commit of a reconfig txn; every follower activates the new
+    /// configuration, with `leader` as the designated leader. (rzk leaders never send it:
+    /// they carry no reconfig out; a ZooKeeper leader does.)
+    CommitAndActivate {
+        zxid: Zxid,
+        leader: ServerId,
+    },
+    /// INFORMANDACTIVATE: COMMITANDACTIVATE for observers, with the committed txn.
+    InformAndActivate {
+        entry: Entry,
+        leader: ServerId,
+    },
     NewLeader {
         zxid: Zxid,
     },
@@ -126,6 +138,8 @@ impl Message {
             Message::Proposal(_) => "PROPOSAL",
             Message::Commit { .. } => "COMMIT",
             Message::Inform(_) => "INFORM",
+            Message::CommitAndActivate { .. } => "COMMITANDACTIVATE",
+            Message::InformAndActivate { .. } => "INFORMANDACTIVATE",
             Message::NewLeader { .. } => "NEWLEADER",
             Message::Ack { .. } => "ACK",
             Message::UpToDate => "UPTODATE",
@@ -161,6 +175,16 @@ impl Message {
             Message::Proposal(e) => QuorumPacket::with_data(pt::PROPOSAL, e.zxid, e.data.to_vec()),
             Message::Commit { zxid } => z(pt::COMMIT, *zxid),
             Message::Inform(e) => QuorumPacket::with_data(pt::INFORM, e.zxid, e.data.to_vec()),
+            // Leader.commitAndActivate: the designated leader as a long.
+            Message::CommitAndActivate { zxid, leader } => {
+                QuorumPacket::with_data(pt::COMMITANDACTIVATE, *zxid, leader.0.to_be_bytes().to_vec())
+            }
+            // Leader.buildInformAndActivePacket: the designated leader, then the txn.
+            Message::InformAndActivate { entry, leader } => {
+                let mut d = leader.0.to_be_bytes().to_vec();
+                d.extend_from_slice(&entry.data);
+                QuorumPacket::with_data(pt::INFORMANDACTIVATE, entry.zxid, d)
+            }
             Message::NewLeader { zxid } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
             Message::Ack { zxid } => z(pt::ACK, *zxid),
             Message::UpToDate => z(pt::UPTODATE, Zxid(-1)),
@@ -199,6 +223,22 @@ impl Message {
             pt::PROPOSAL => Message::Proposal(Entry { zxid: p.zxid, data: data() }),
             pt::COMMIT => Message::Commit { zxid: p.zxid },
             pt::INFORM => Message::Inform(Entry { zxid: p.zxid, data: data() }),
+            pt::COMMITANDACTIVATE | pt::INFORMANDACTIVATE => {
+                let d = p.data();
+                let Some(sid) = d.get(..8) else {
+                    return Err(MessageError::Malformed(if p.ty == pt::COMMITANDACTIVATE {
+                        "COMMITANDACTIVATE"
+                    } else {
+                        "INFORMANDACTIVATE"
+                    }));
+                };
+                let leader = ServerId(i64::from_be_bytes(sid.try_into().expect("8 bytes")));
+                if p.ty == pt::COMMITANDACTIVATE {
+                    Message::CommitAndActivate { zxid: p.zxid, leader }
+                } else {
+                    Message::InformAndActivate { entry: Entry { zxid: p.zxid, data: Bytes::copy_from_slice(&d[8..]) }, leader }
+                }
+            }
             pt::NEWLEADER => Message::NewLeader { zxid: p.zxid },
             pt::ACK => Message::Ack { zxid: p.zxid },
             pt::UPTODATE => Message::UpToDate,
@@ -235,6 +275,8 @@ mod tests {
             Message::Proposal(e.clone()),
             Message::Commit { zxid: e.zxid },
             Message::Inform(e.clone()),
+            Message::CommitAndActivate { zxid: e.zxid, leader: ServerId(2) },
+            Message::InformAndActivate { entry: e.clone(), leader: ServerId(2) },
             Message::NewLeader { zxid: Zxid::new(3, 0) },
             Message::Ack { zxid: e.zxid },
             Message::UpToDate,
@@ -260,6 +302,14 @@ mod tests {
         let p = Message::AckEpoch { current_epoch: None, last_zxid: Zxid(7) }.to_packet(ServerId(1), 0, b"").unwrap();
         assert_eq!(p.data(), &[0xff, 0xff, 0xff, 0xff]);
         assert!(Message::from_packet(&QuorumPacket::new(pt::ACKEPOCH, Zxid(1)), None).is_err());
+        // Leader.commitAndActivate(0x100000002L, 3): type 9, the zxid, data = the long 3.
+        let p = Message::CommitAndActivate { zxid: Zxid(0x1_0000_0002), leader: ServerId(3) }.to_packet(ServerId(1), 0, b"").unwrap();
+        assert_eq!(bytes_of(&p), [0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]);
+        // INFORMANDACTIVATE: the long, then the txn bytes.
+        let e = Entry { zxid: Zxid(5), data: Bytes::from_static(b"tx") };
+        let p = Message::InformAndActivate { entry: e, leader: ServerId(1) }.to_packet(ServerId(1), 0, b"").unwrap();
+        assert_eq!(p.data(), &[0, 0, 0, 0, 0, 0, 0, 1, b't', b'x']);
+        assert!(Message::from_packet(&QuorumPacket::with_data(pt::COMMITANDACTIVATE, Zxid(1), vec![0; 7]), None).is_err());
         assert!(Message::from_packet(&QuorumPacket::new(99, Zxid(1)), None).is_err());
     }
 }

@@ -19,6 +19,8 @@ struct Net {
     log: Vec<(ServerId, ServerId, Message)>,
     persists: Vec<(ServerId, StorageOp)>,
     down: BTreeSet<ServerId>,
+    /// `ReconfigCommitted` actions: (server, zxid, designated leader, deliveries so far).
+    reconfigs: Vec<(ServerId, Zxid, ServerId, usize)>,
 }
 
 fn cfg(me: i64, voters: &[i64], observers: &[i64]) -> Config {
@@ -55,6 +57,7 @@ impl Net {
             log: vec![],
             persists: vec![],
             down: BTreeSet::new(),
+            reconfigs: vec![],
         };
         for &id in voters.iter().chain(observers) {
             let r = restored(id);
@@ -90,6 +93,7 @@ impl Net {
                         last_seq = Some(seq);
                     }
                     Action::Deliver(e) => self.state.get_mut(&id).unwrap().push(e.zxid),
+                    Action::ReconfigCommitted { zxid, leader } => self.reconfigs.push((id, zxid, leader, self.state[&id].len())),
                     Action::SendSnapshot { to, zxid } => {
                         let st = &self.state[&id];
                         assert_eq!(st.last().copied().unwrap_or(Zxid::ZERO), zxid, "snapshot not at the state's zxid");
@@ -417,4 +421,30 @@ fn a_voter_of_weight_zero_is_never_leader_and_its_ack_counts_for_nothing() {
     net.down.insert(ServerId(1));
     net.run(400);
     assert!(net.nodes.values().filter(|n| n.id() != ServerId(1)).all(|n| !n.is_serving()), "served without a weighted quorum");
+}
+
+#[test]
+fn a_committed_reconfiguration_is_delivered_then_reported() {
+    // What a ZooKeeper leader sends for a reconfig txn: COMMITANDACTIVATE to followers,
+    // INFORMANDACTIVATE to observers. The txn is delivered, then the host hears of it.
+    let mut net = Net::new(&[1, 2, 3], &[4], |_| Restored::default());
+    net.run(20);
+    let l = net.leader().unwrap();
+    let zs = net.propose(1);
+    while let Some((from, to, m)) = net.queue.pop_front() {
+        let m = match m {
+            Message::Commit { zxid } => Message::CommitAndActivate { zxid, leader: ServerId(2) },
+            Message::Inform(entry) => Message::InformAndActivate { entry, leader: ServerId(2) },
+            m => m,
+        };
+        net.nodes.get_mut(&to).unwrap().step(from, m);
+        net.actions(to);
+    }
+    let mut got: Vec<_> = net.reconfigs.clone();
+    got.sort_by_key(|r| r.0);
+    let learners: Vec<ServerId> = [1, 2, 3, 4].into_iter().map(ServerId).filter(|s| *s != l).collect();
+    assert_eq!(got, learners.iter().map(|s| (*s, zs[0], ServerId(2), 1)).collect::<Vec<_>>());
+    for s in learners {
+        assert_eq!(net.state[&s], zs, "server {s} delivered the reconfig txn");
+    }
 }

@@ -65,6 +65,9 @@ pub struct Config {
     /// The quorum configuration text sent in notifications and NEWLEADER
     /// (`QuorumVerifier.toString()` in ZooKeeper). Opaque to the core.
     pub config_data: Bytes,
+    /// The version of that configuration (`version=` in its text, the zxid of the reconfig
+    /// that made it; 0 for a static one). LearnerInfo carries it.
+    pub config_version: i64,
     /// `group.N` / `weight.N`: ZooKeeper's QuorumHierarchical decides what a quorum is;
     /// `None`: a majority of the voters (QuorumMaj).
     pub hierarchy: Option<Hierarchy>,
@@ -165,6 +168,7 @@ impl Config {
             committed_log_max: 500,
             outstanding_proposals_max: 1000,
             config_data: Bytes::new(),
+            config_version: 0,
             hierarchy: None,
         }
     }
@@ -273,6 +277,13 @@ pub enum Action {
     /// The server may serve clients: a leader whose NEWLEADER a quorum acked, or a learner
     /// that got UPTODATE. Ends at the next `StateChanged`.
     Serving { epoch: Epoch },
+    /// Learner: the leader committed a reconfiguration at `zxid` (COMMITANDACTIVATE /
+    /// INFORMANDACTIVATE, from a ZooKeeper leader: rzk leaders carry none out) and names
+    /// `leader` as the designated leader. The txn up to `zxid` is delivered before this
+    /// action. Every member must now run with the configuration that txn wrote; this node
+    /// cannot change its ensemble yet, so the host must stop the server rather than go on
+    /// with the old one (its quorums would no longer be the ensemble's).
+    ReconfigCommitted { zxid: Zxid, leader: ServerId },
 }
 
 /// Why `propose` refused a txn.

@@ -580,6 +580,11 @@ pub(super) fn reply_for(op: OpCode, txn: &Txn, result: &TxnResult) -> (ErrorCode
             _ => (ErrorCode::Ok, Response::Create2 { path: path.clone(), stat: stat.clone() }),
         },
         TxnResult::Deleted | TxnResult::Check | TxnResult::SessionClosed | TxnResult::SessionCreated => (ErrorCode::Ok, Response::Empty),
+        // FinalRequestProcessor: a reconfig is answered with the new configuration and its Stat.
+        TxnResult::SetData { stat } if matches!(txn, Txn::Reconfig(_)) => {
+            let Txn::Reconfig(t) = txn else { unreachable!("matched above") };
+            (ErrorCode::Ok, Response::GetData { data: t.data.clone(), stat: stat.clone() })
+        }
         TxnResult::SetData { stat } | TxnResult::SetAcl { stat } => (ErrorCode::Ok, Response::Stat(stat.clone())),
         TxnResult::Multi(results) => (
             ErrorCode::Ok,
@@ -614,6 +619,15 @@ mod tests {
 
     fn peer() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn a_reconfig_is_answered_with_the_new_configuration_and_its_stat() {
+        let text = b"server.1=h:1:2:participant\nversion=100000002".to_vec();
+        let txn = Txn::Reconfig(rzk_proto::txn::SetDataTxn { path: "/zookeeper/config".into(), data: Some(text.clone()), version: -1 });
+        let stat = rzk_proto::Stat { version: -1, ..Default::default() };
+        let r = reply_for(OpCode::Reconfig, &txn, &TxnResult::SetData { stat: stat.clone() });
+        assert_eq!(r, (ErrorCode::Ok, Response::GetData { data: Some(text), stat }));
     }
 
     #[test]

@@ -38,6 +38,8 @@ const NODE_TICK_MS: u32 = 10;
 const CORE_TICK_MS: i64 = 50;
 /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
 const COMMITTED_LOG_MAX: usize = 500;
+/// How long a member's `Output::Stop` leaves the connections to send their last replies.
+const STOP_FLUSH: Duration = Duration::from_millis(200);
 /// Storage commands queued for the log worker beyond which client requests wait.
 const PENDING_COMMANDS_MAX: usize = 64;
 /// Reply bytes a batch of client requests may hold back before they go to their connections'
@@ -59,6 +61,7 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
+    z.config_version = cfg.config_version as i64;
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).
@@ -89,6 +92,8 @@ struct Driver {
     conns: HashMap<ConnId, ConnTx>,
     /// `audit.enable`: the audit log's writer.
     audit: Option<super::audit::AuditLog>,
+    /// The member's `Output::Stop`: the server must stop with this error.
+    stop: Option<String>,
     /// `execute`'s list of the member's outputs, kept for its capacity.
     out_buf: Vec<Output>,
     /// An admin `restore` waiting for the writes in flight to commit.
@@ -151,6 +156,10 @@ impl Driver {
                     if let Some(a) = &mut self.audit {
                         a.record(wall_ms(), e);
                     }
+                }
+                Output::Stop { reason } => {
+                    // The member's last output: the driver loop ends with this error.
+                    self.stop.get_or_insert(reason);
                 }
             }
         }
@@ -395,6 +404,7 @@ pub async fn run_with_audit(
         started,
         conns: HashMap::new(),
         audit,
+        stop: None,
         out_buf: Vec::new(),
         pending_restore: None,
     };
@@ -477,6 +487,17 @@ pub async fn run_with_audit(
         }
         d.try_restore();
         d.execute();
+        if let Some(reason) = d.stop.take() {
+            // The member cannot go on (not a storage fault): what it answered so far goes out
+            // (each connection sends what is queued, then closes; best effort, bounded), and
+            // the server stops with the member's reason.
+            for (_, tx) in d.conns.drain() {
+                tx.close("server stopping".into());
+            }
+            tokio::time::sleep(STOP_FLUSH).await;
+            fatal = Some(reason);
+            break;
+        }
         d.storage.flush();
         if let Some(a) = &mut d.audit {
             a.send();

@@ -1,0 +1,306 @@
+"""Dynamic reconfiguration, as far as rzk implements it, side by side with Apache ZooKeeper 3.8
+(real processes on 127.0.0.1, zkensemble.py; every process stopped on exit):
+
+* `/zookeeper/config` of every member of a 3-server ensemble holds the ensemble's
+  configuration text (`QuorumVerifier.toString()`: `server.N=...:participant` lines and
+  `version=<hex>`), with ZooKeeper's Stat (dataVersion -1, mzxid = the config version), read
+  with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and `rzk cli config`: the same
+  on ZooKeeper and on rzk;
+* `rzk cli reconfig` (zkCli's flags and output) against ZooKeeper 3.8 (reconfigEnabled,
+  skipACL): shrink 3 -> 2 with `-remove` and grow back with `-add`, side by side with zkCli.sh
+  (`Committed new configuration:`, `-s`), a stale `-v` refused as zkCli reports it, and the
+  new configuration in `/zookeeper/config` (version = the reconfig's zxid);
+* on rzk, `reconfig` is still refused: ReconfigDisabled without `reconfigEnabled` (zkCli.sh
+  and rzk cli print the same), and the configuration does not move.
+
+* a mixed ensemble (rzk sid 1, ZooKeeper sids 2 and 3 with reconfigEnabled): a ZooKeeper
+  leader commits a reconfiguration asked for through the rzk follower; the follower, which
+  cannot activate one yet, applies the txn, answers its client with the new configuration
+  and then stops with an error saying so, rather than go on with the wrong quorums.
+
+* growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
+  *Growing and shrinking an ensemble* says, with kazoo writes in between: every
+  acknowledged write on every member after each step, `config` showing the new membership.
+
+RZK_ENSEMBLE=0 skips the file (as test_ensemble.py's rzk half).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import List
+
+import pytest
+
+import zkharness as h
+import zkensemble as ze
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0"),
+    pytest.mark.skipif(not h.rzk_available(), reason="rzk binary not found at %s" % h.rzk_binary()),
+]
+
+
+def kazoo(hosts: str):
+    from kazoo.client import KazooClient
+
+    c = KazooClient(hosts=hosts, timeout=10.0)
+    c.start(timeout=30)
+    return c
+
+
+def expected_config(member: ze.Member) -> str:
+    """QuorumMaj.toString() for the static server lines of the member's zoo.cfg."""
+    out = []
+    for line in member.config_lines():
+        m = re.match(r"server\.(\d+)=(.*)$", line)
+        if m:
+            out.append("server.%s=%s%s" % (m.group(1), m.group(2), "" if m.group(2).endswith(":observer") else ":participant"))
+    return "\n".join(out + ["version=0"])
+
+
+def zkcli(member: ze.Member, *args) -> List[str]:
+    env = dict(os.environ)
+    env["CLIENT_JVMFLAGS"] = "-Duser.timezone=UTC -Xss512k -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    r = h.run_bounded([h.ZK_CLI, "-server", member.hosts] + list(args), timeout=60, env=env)
+    noise = ("Connecting to", "WATCHER::", "WatchedEvent state:SyncConnected type:None path:null", "log4j", "SLF4J")
+    return [l for l in r.stdout.decode(errors="replace").splitlines() if l.strip() and not l.startswith(noise)]
+
+
+def rzk_cli(member: ze.Member, *args, ok: bool = True) -> List[str]:
+    """stdout lines (ok) or stderr lines (a failing command)."""
+    r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", member.hosts] + list(args), timeout=30)
+    assert (r.returncode == 0) == ok, (r.returncode, r.stdout.decode(), r.stderr.decode())
+    return [l for l in (r.stdout if ok else r.stderr).decode().splitlines() if l.strip()]
+
+
+def zkcli_all(member: ze.Member, *args) -> List[str]:
+    """zkCli.sh's stdout and stderr lines, without its noise."""
+    env = dict(os.environ)
+    env["CLIENT_JVMFLAGS"] = "-Duser.timezone=UTC -Xss512k -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    r = h.run_bounded([h.ZK_CLI, "-server", member.hosts] + list(args), timeout=60, env=env)
+    noise = ("Connecting to", "WATCHER::", "WatchedEvent state:SyncConnected type:None path:null", "log4j", "SLF4J")
+    text = r.stdout.decode(errors="replace") + "\n" + r.stderr.decode(errors="replace")
+    return [l for l in text.splitlines() if l.strip() and not l.startswith(noise)]
+
+
+STAT_VOLATILE = ("mtime", "ctime")
+
+
+def config_views(ens: ze.Ensemble, zkcli_sids):
+    """Per member: kazoo's data and stat, and the cli outputs."""
+    views = {}
+    for m in ens.members:
+        c = kazoo(m.hosts)
+        try:
+            data, stat = c.get("/zookeeper/config")
+        finally:
+            c.stop()
+            c.close()
+        v = {"data": data.decode(), "version": stat.version, "mzxid": stat.mzxid, "rzk": rzk_cli(m, "config")}
+        v["rzk_c"] = rzk_cli(m, "config", "-c")
+        v["rzk_s"] = [l for l in rzk_cli(m, "config", "-s") if not l.startswith(STAT_VOLATILE)]
+        if m.sid in zkcli_sids:
+            v["zkcli_s"] = [l for l in zkcli(m, "config", "-s") if not l.startswith(STAT_VOLATILE)]
+            v["zkcli_c"] = zkcli(m, "config", "-c")
+        views[m.sid] = v
+    return views
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_config_znode_and_reconfig(kind):
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    # ZooKeeper: reconfig allowed to anyone (skipACL), to drive it with both clis.
+    extra = {"reconfigEnabled": "true", "skipACL": "yes"} if kind == "zookeeper" else {}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-config", extra_cfg=extra) as ens:
+        ens.wait_for_leader()
+        for m in ens.members:
+            m.wait_serving()
+        views = config_views(ens, {1} if h.zookeeper_available() else set())
+        for m in ens.members:
+            v = views[m.sid]
+            text = expected_config(m)
+            if kind == "zookeeper":
+                # With reconfigEnabled, ZooKeeper moves the static lines to a dynamic file
+                # and the first leader gives the configuration a version (its first zxid).
+                version = v["data"].splitlines()[-1][len("version="):]
+                assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
+                text = text.replace("version=0", "version=" + version)
+            else:
+                assert v["mzxid"] == 0
+            assert v["data"] == text, (m, v["data"])
+            assert v["version"] == -1
+            assert v["rzk"] == text.splitlines()
+            assert v["rzk_c"] == [text.splitlines()[-1][len("version="):] + " ,,"], v["rzk_c"]
+            if "zkcli_s" in v:
+                assert v["zkcli_s"] == v["rzk_s"], (v["zkcli_s"], v["rzk_s"])
+                assert v["zkcli_c"] == v["rzk_c"]
+        if kind == "zookeeper":
+            reconfig_on_zookeeper(ens)
+        else:
+            reconfig_refused_on_rzk(ens)
+
+
+def server_lines(text: str) -> List[str]:
+    return [l for l in text.splitlines() if l.startswith("server.")]
+
+
+def reconfig_on_zookeeper(ens: ze.Ensemble) -> None:
+    # Through the leader, removing a follower (removing the leader moves leadership and
+    # drops its clients: not this test's business).
+    m1 = ens.wait_for_leader()
+    victim = [m for m in ens.members if m is not m1][0].sid
+    before = expected_config(m1)
+    line3 = [l for l in before.splitlines() if l.startswith("server.%d=" % victim)][0]
+    # Shrink with rzk cli: the committed configuration, then the stat of /zookeeper/config.
+    out = rzk_cli(m1, "reconfig", "-s", "-remove", str(victim))
+    assert out[0] == "Committed new configuration:"
+    assert server_lines("\n".join(out)) == [l for l in server_lines(before) if l != line3]
+    version = [l for l in out if l.startswith("version=")][0][len("version="):]
+    stat = dict(l.split(" = ", 1) for l in out if " = " in l)
+    assert int(stat["mZxid"], 16) == int(version, 16), (stat, version)
+    assert stat["dataVersion"] == "-1"
+    # A stale -v: refused as zkCli reports it, by both.
+    assert rzk_cli(m1, "reconfig", "-v", "0", "-add", line3, ok=False) == ["version No is not valid : "]
+    assert zkcli_all(m1, "reconfig", "-v", "0", "-add", line3) == ["version No is not valid : "]
+    # Grow back with zkCli.sh; rzk cli config shows what zkCli committed.
+    # (A joining server must name its client port.)
+    joining = "%s;127.0.0.1:%d" % (line3, ens.member(victim).client_port)
+    zk_out = zkcli_all(m1, "reconfig", "-v", version, "-add", joining)
+    assert zk_out[0] == "Committed new configuration:", zk_out
+    assert sorted(server_lines("\n".join(zk_out))) == sorted([l for l in server_lines(before) if l != line3] + [joining])
+    assert server_lines("\n".join(rzk_cli(m1, "config"))) == server_lines("\n".join(zk_out))
+    # A usage error, as zkCli.
+    assert rzk_cli(m1, "reconfig", "-s", ok=False)[0].startswith("reconfig [-s] [-v version]")
+    # kazoo's reconfig (a stale from_config: BadVersion) against the same server.
+    from kazoo.exceptions import BadVersionError
+    c = kazoo(m1.hosts)
+    try:
+        with pytest.raises(BadVersionError):
+            c.reconfig(joining=None, leaving=str(victim), new_members=None, from_config=1)
+    finally:
+        c.stop()
+        c.close()
+
+
+def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
+    m1 = ens.member(1)
+    before = rzk_cli(m1, "config")
+    assert rzk_cli(m1, "reconfig", "-remove", "3", ok=False) == ["KeeperErrorCode = Reconfig is disabled"]
+    if h.zookeeper_available():
+        assert "KeeperErrorCode = Reconfig is disabled" in zkcli_all(m1, "reconfig", "-remove", "3")
+    assert rzk_cli(m1, "config") == before
+    from kazoo.exceptions import ReconfigDisabledError
+    c = kazoo(m1.hosts)
+    try:
+        with pytest.raises(ReconfigDisabledError):
+            c.reconfig(joining=None, leaving="3", new_members=None)
+    finally:
+        c.stop()
+        c.close()
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
+    zk_cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-mixed",
+                     member_cfg={2: zk_cfg, 3: zk_cfg}) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        # Equal histories: the highest sid (ZooKeeper's 3) leads.
+        leader = ens.wait_for_leader()
+        assert leader.kind == "zookeeper", leader
+        rzk = ens.member(1)
+        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
+        # Through the rzk follower: it forwards the request; the ZooKeeper leader commits it;
+        # the follower answers its client as ZooKeeper's would (the new configuration), then
+        # stops.
+        r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", rzk.hosts, "reconfig", "-remove", str(other.sid)], timeout=30)
+        if r.returncode == 0:
+            out = r.stdout.decode().splitlines()
+            assert out[0] == "Committed new configuration:", out
+            assert "server.%d=" % other.sid not in "\n".join(out)
+        else:
+            # The answer is sent before the server stops, on a best-effort basis.
+            assert r.stderr.decode().strip() == "KeeperErrorCode = ConnectionLoss", r.stderr
+        # (The leader has no quorum left to ask: the stopped follower was part of all of them.)
+        h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
+        assert rzk.proc is None or rzk.proc.returncode != 0
+        log = rzk.log_text()
+        assert "rzk cannot change its ensemble at run time yet" in log, rzk.log_tail()
+        # The error names the committed membership: without the removed server.
+        committed = log.split("rzk cannot change its ensemble at run time yet", 1)[1].split("version=", 1)[0]
+        assert "server.%d=" % leader.sid in committed and "server.%d=" % other.sid not in committed, committed
+
+
+def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
+    """README, *Growing and shrinking an ensemble*: grow by stopping the synced ensemble and
+    starting the old members first with the new lines, then the new ones; shrink by stopping
+    the leaving servers first (the rest are still a quorum of the old lines, so every later
+    commit is on all of them), then restarting the rest with the new lines. Every
+    acknowledged write is on every member at each step."""
+    from kazoo.client import KazooClient
+
+    with ze.Ensemble("rzk", 5, proxied=False, name="reconfig-restarts", start_only=[1, 2, 3]) as ens:
+        acked: List[str] = []
+
+        def write(n: int) -> None:
+            zk = KazooClient(hosts=",".join(m.hosts for m in ens.running()), timeout=10.0)
+            zk.start(timeout=30)
+            try:
+                zk.ensure_path("/grow")
+                for _ in range(n):
+                    p = "/grow/w%04d" % len(acked)
+                    zk.create(p, b"x")
+                    acked.append(p)
+            finally:
+                zk.stop()
+                zk.close()
+
+        def check(members) -> None:
+            for m in members:
+                c = kazoo(m.hosts)
+                try:
+                    c.sync("/grow")
+                    have = set("/grow/" + k for k in c.get_children("/grow"))
+                finally:
+                    c.stop()
+                    c.close()
+                missing = [p for p in acked if p not in have]
+                assert not missing, (m, missing[:5], len(missing))
+
+        def restart(members, servers) -> None:
+            for m in members:
+                m.stop()
+            for m in members:
+                m.servers = servers
+                m.start()
+            ens.wait_for_leader(members=members)
+
+        old = [ens.member(s) for s in (1, 2, 3)]
+        new = [ens.member(s) for s in (4, 5)]
+        write(30)
+        # Grow: the synced ensemble stops; the old members come back first.
+        ens.wait_converged(members=old)
+        restart(old, [1, 2, 3, 4, 5])
+        for m in new:
+            m.servers = [1, 2, 3, 4, 5]
+            m.start()
+        ens.wait_for_leader()
+        assert len(ens.running()) == 5 and ens.member(5).mode() in ("follower", "leader")
+        write(30)
+        check(ens.members)
+        # Shrink: the leaving servers stop first; the ensemble goes on with 3 of 5.
+        for m in new:
+            m.stop()
+        ens.wait_for_leader(members=old)
+        write(30)
+        ens.wait_converged(members=old)
+        restart(old, [1, 2, 3])
+        write(10)
+        check(old)
+        assert "server.4" not in "\n".join(rzk_cli(ens.member(1), "config"))
