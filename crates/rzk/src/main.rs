@@ -73,7 +73,7 @@ enum Command {
         tick_time: u32,
     },
     /// Load generator for ZooKeeper-compatible servers (see `rzk bench --help`).
-    Bench(rzk_bench::BenchArgs),
+    Bench(Box<rzk_bench::BenchArgs>),
     /// A zkCli.sh-style shell: `rzk cli -server host:port [--json] [cmd args...]`.
     #[command(disable_help_flag = true)]
     Cli {
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Bench(args) => rzk_bench::run_cli(args),
+        Command::Bench(args) => rzk_bench::run_cli(*args),
         Command::Ensemble { servers, observers, dir, client_port, quorum_port, election_port, tick_time } => {
             ensemble::run(ensemble::EnsembleArgs { servers, observers, dir, client_port, quorum_port, election_port, tick_time })
         }
