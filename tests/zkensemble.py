@@ -158,7 +158,7 @@ class Member:
             else:
                 q = self.ens.links[(self.sid, m.sid, "quorum")].port
                 e = self.ens.links[(self.sid, m.sid, "election")].port
-            addr = "127.0.0.1:%d:%d" % (q, e)
+            addr = "%s:%d:%d" % (self.ens.server_host, q, e)
             if self.ens.multi_address == "both-live":
                 addr = "%s|127.0.0.1:%d:%d" % (addr, m.alt_quorum_port, m.alt_election_port)
             elif self.ens.multi_address == "first-dead":
@@ -357,7 +357,7 @@ class Ensemble:
                  name: str = "ensemble", workdir: Optional[Path] = None, zk_jvm: Optional[List[str]] = None,
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
-                 client_addresses: bool = False, zk_extra_jars: Sequence[str] = ()):
+                 client_addresses: bool = False, zk_extra_jars: Sequence[str] = (), server_host: str = "127.0.0.1"):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -368,7 +368,9 @@ class Ensemble:
         connection must fail over to the second. client_addresses: each server.N line ends
         with `;127.0.0.1:<its clientPort>` (ZooKeeper 3.5's form), so members know each
         other's client ports. zk_extra_jars: added to ZooKeeper members' class path
-        (netty's codec for a TLS quorum port)."""
+        (netty's codec for a TLS quorum port). server_host: the host of the server.N lines
+        (a name that resolves to 127.0.0.1 only, e.g. localhost for Kerberos principals)."""
+        self.server_host = server_host
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))
