@@ -586,6 +586,17 @@ mod tests {
         )
     }
 
+    #[test]
+    fn learner_authorization_as_sasl_quorum_server_callback_handler() {
+        let hosts = vec!["localhost".to_string(), "zk2.example".to_string()];
+        assert_eq!(authorize_learner("learner/localhost@R", "learner/localhost@R", &hosts), Ok(()));
+        assert_eq!(authorize_learner("learner/zk2.example@R", "learner/zk2.example@R", &hosts), Ok(()));
+        // Not name/host@REALM: no host to check.
+        assert_eq!(authorize_learner("learner@R", "learner@R", &hosts), Ok(()));
+        assert!(authorize_learner("learner/other@R", "learner/other@R", &hosts).unwrap_err().contains("other is not authorized"));
+        assert!(authorize_learner("learner/localhost@R", "admin/localhost@R", &hosts).unwrap_err().contains("asked to act as"));
+    }
+
     #[tokio::test]
     async fn digest_md5_between_servers() {
         let (l, s) = run(auth("pw", true), auth("pw", true)).await;
