@@ -5,7 +5,7 @@ JAAS `QuorumServer` section whose Krb5LoginModule is the service principal zkquo
 (initiator), `quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST` (`_HOST`: the server.N
 host connected to, here localhost). An rzk ensemble elects and replicates; a learner whose
 principal names a host that is not a server.N host is refused (SaslQuorumServerCallbackHandler's
-authorization); a mixed ensemble with Apache ZooKeeper members elects, replicates, fails over.
+authorization), one whose keytab lacks its key cannot log in; a mixed ensemble with Apache ZooKeeper members elects, replicates, fails over.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ class Realm:
         # the KDC answers (kinit retries until it does)
         kdc.kinit("learner/localhost", self.keytabs["learner/localhost"])
 
-    def jaas(self, d: Path, name: str, learner: str) -> str:
+    def jaas(self, d: Path, name: str, learner: str, learner_keytab: str = "") -> str:
         module = "  com.sun.security.auth.module.Krb5LoginModule required\n  useKeyTab=true\n" \
                  '  keyTab="%s"\n  storeKey=true\n  useTicketCache=false\n  principal="%s@%s";\n'
         p = d / name
         p.write_text("QuorumServer {\n%s};\nQuorumLearner {\n%s};\n" % (
             module % (self.keytabs["zkquorum/localhost"], "zkquorum/localhost", REALM),
-            module % (self.keytabs[learner], learner, REALM)))
+            module % (self.keytabs[learner_keytab or learner], learner, REALM)))
         return str(p)
 
     def env(self):
@@ -79,6 +79,11 @@ def test_rzk_ensemble_with_kerberos_between_servers(realm, tmp_path):
         qs.not_joining(f, 3.0)
         others = [m for m in ens.members if m is not f]
         assert any("otherhost is not authorized to connect" in m.log_text() for m in others), ens.log_tails()
+        # A learner whose keytab does not hold its principal's key cannot log in at all.
+        wrong_key = realm.jaas(tmp_path, "wrongkey.conf", "learner/localhost", learner_keytab="learner/otherhost")
+        qs.restart(ens, f, {"java.security.auth.login.config": wrong_key})
+        qs.not_joining(f, 3.0)
+        assert "Kerberos login to zkquorum/localhost@%s" % REALM in f.log_text(), f.log_tail()
         qs.restart(ens, f, {"java.security.auth.login.config": good})
         ens.wait_for_leader()
         qs.read_everywhere(ens.members, {"/krb/a": b"1"})

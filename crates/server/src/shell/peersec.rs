@@ -597,6 +597,89 @@ mod tests {
         assert!(authorize_learner("learner/localhost@R", "admin/localhost@R", &hosts).unwrap_err().contains("asked to act as"));
     }
 
+    /// A fake GSS-API: the context takes "t1" and answers "aprep" (established); the
+    /// initiator is `principal`; wrap prefixes "W".
+    #[derive(Debug)]
+    struct FakeGss(&'static str);
+
+    impl GssAcceptor for FakeGss {
+        fn new_context(&self) -> Box<dyn crate::core::gssapi::GssContext> {
+            Box::new(FakeCtx(self.0))
+        }
+        fn default_realm(&self) -> Option<String> {
+            Some("R".into())
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeCtx(&'static str);
+
+    impl crate::core::gssapi::GssContext for FakeCtx {
+        fn accept(&mut self, token: &[u8]) -> Result<(Option<Vec<u8>>, bool), String> {
+            if token == b"t1" {
+                Ok((Some(b"aprep".to_vec()), true))
+            } else {
+                Err("defective token".into())
+            }
+        }
+        fn source_name(&self) -> Result<String, String> {
+            Ok(self.0.into())
+        }
+        fn wrap(&mut self, m: &[u8]) -> Result<Vec<u8>, String> {
+            Ok([b"W".as_slice(), m].concat())
+        }
+        fn unwrap(&mut self, t: &[u8]) -> Result<Vec<u8>, String> {
+            t.strip_prefix(b"W").map(<[u8]>::to_vec).ok_or_else(|| "bad wrap".into())
+        }
+    }
+
+    /// A GSSAPI learner by hand against a server with the fake acceptor: the server's result
+    /// and the status of its last packet.
+    async fn gssapi_server(principal: &'static str, first: &[u8], authzid: &str) -> (Result<Vec<u8>, String>, i32) {
+        let server = PeerSecurity {
+            sasl: Some(Arc::new(QuorumSaslAuth {
+                learner_require: true,
+                server_require: true,
+                learner: LearnerLogin::DigestMd5(SaslCredentials { username: "x".into(), password: "y".into() }),
+                server: ServerLogin::Kerberos(Arc::new(FakeGss(principal))),
+                authorized_hosts: vec!["localhost".into()],
+            })),
+            ..PeerSecurity::default()
+        };
+        let (mut a, b) = tokio::io::duplex(4096);
+        let (mut br, mut bw) = tokio::io::split(b);
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let learner = async {
+            send(&mut a, status::IN_PROGRESS, Some(first.to_vec())).await.unwrap();
+            let p = receive(&mut a, None).await.unwrap();
+            if p.status != status::IN_PROGRESS {
+                return p.status;
+            }
+            assert_eq!(p.token.as_deref(), Some(b"aprep".as_slice()));
+            send(&mut a, status::IN_PROGRESS, Some(vec![])).await.unwrap();
+            let p = receive(&mut a, None).await.unwrap();
+            assert_eq!(p.token.as_deref(), Some(b"W\x01\x01\x00\x00".as_slice()));
+            send(&mut a, status::IN_PROGRESS, Some([b"W\x01\x00\x00\x00".as_slice(), authzid.as_bytes()].concat())).await.unwrap();
+            receive(&mut a, None).await.unwrap().status
+        };
+        tokio::join!(server.server_auth(&mut br, &mut bw, from, Duration::from_secs(5)), learner)
+    }
+
+    #[tokio::test]
+    async fn gssapi_learner_checked_as_zookeeper_does() {
+        let (r, st) = gssapi_server("learner/localhost@R", b"t1", "learner/localhost@R").await;
+        assert_eq!((r, st), (Ok(vec![]), status::SUCCESS));
+        let (r, st) = gssapi_server("learner/elsewhere@R", b"t1", "learner/elsewhere@R").await;
+        assert!(r.unwrap_err().contains("elsewhere is not authorized to connect"));
+        assert_eq!(st, status::ERROR);
+        let (r, st) = gssapi_server("learner/localhost@R", b"t1", "zkquorum/localhost@R").await;
+        assert!(r.unwrap_err().contains("asked to act as"));
+        assert_eq!(st, status::ERROR);
+        let (r, st) = gssapi_server("learner/localhost@R", b"garbage", "").await;
+        assert!(r.unwrap_err().contains("defective token"));
+        assert_eq!(st, status::ERROR);
+    }
+
     #[tokio::test]
     async fn digest_md5_between_servers() {
         let (l, s) = run(auth("pw", true), auth("pw", true)).await;
