@@ -276,8 +276,8 @@ def test_quorum_settings_rzk_cannot_honour_stop_the_start(tmp_path, pki):
         (["sslQuorum=true"] + stores + ["ssl.quorum.crl=true"], "ssl.quorum.crl"),
         (["quorum.auth.learnerRequireSasl=true"], "quorum.auth.learnerRequireSasl"),
         (["quorum.auth.enableSasl=true"], "quorum.auth.enableSasl"),
-        (["quorum.auth.enableSasl=true", "java.security.auth.login.config=%s" % krb], "Kerberos"),
-        (["quorum.auth.kerberos.servicePrincipal=zkquorum/localhost"], "quorum.auth.kerberos.servicePrincipal"),
+        (["quorum.auth.enableSasl=true", "java.security.auth.login.config=%s" % krb], "principal is required"),
+        (["quorum.auth.kerberos.servicePrincipal=zkquorum/localhost@REALM"], "quorum.auth.kerberos.servicePrincipal"),
     ]:
         out = rzk_start_error(tmp_path, lines)
         assert key in out, (lines, out)

@@ -444,10 +444,9 @@ def rzk_start_error(tmp_path, lines, args=(), env=None) -> str:
     return r.stdout.decode(errors="replace")
 
 
-# (TLS and SASL between servers: tests/test_quorum_security.py; Kerberos, which rzk now
-# reads, tests/test_kerberos.py.)
+# (TLS and SASL between servers: tests/test_quorum_security.py and test_quorum_kerberos.py;
+# Kerberos, which rzk now reads, tests/test_kerberos.py.)
 UNSUPPORTED = [
-    "quorum.auth.kerberos.servicePrincipal=zkquorum/localhost",
     "ssl.quorum.ocsp=true",
     "requireClientAuthScheme=sasl",
     "ssl.crl=true",

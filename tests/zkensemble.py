@@ -163,7 +163,7 @@ class Member:
             else:
                 q = self.ens.links[(self.sid, m.sid, "quorum")].port
                 e = self.ens.links[(self.sid, m.sid, "election")].port
-            addr = "127.0.0.1:%d:%d" % (q, e)
+            addr = "%s:%d:%d" % (self.ens.server_host, q, e)
             if self.ens.multi_address == "both-live":
                 addr = "%s|127.0.0.1:%d:%d" % (addr, m.alt_quorum_port, m.alt_election_port)
             elif self.ens.multi_address == "first-dead":
@@ -363,7 +363,7 @@ class Ensemble:
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
                  client_addresses: bool = False, zk_extra_jars: Sequence[str] = (),
-                 start_only: Optional[Iterable[int]] = None):
+                 start_only: Optional[Iterable[int]] = None, server_host: str = "127.0.0.1"):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -376,7 +376,9 @@ class Ensemble:
         other's client ports. zk_extra_jars: added to ZooKeeper members' class path
         (netty's codec for a TLS quorum port). start_only: the sids start() starts (default:
         all); the others are there to be started later, each listing the sids given in its
-        `servers`."""
+        `servers`. server_host: the host of the server.N lines (a name that resolves to
+        127.0.0.1 only, e.g. localhost for Kerberos principals)."""
+        self.server_host = server_host
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))

@@ -6,8 +6,8 @@
 //! include "no security layer", which the client picks, naming its principal as the
 //! authorization id.
 //!
-//! The GSS-API calls are `rzk_gss`'s (the system's MIT krb5), behind the `kerberos` cargo
-//! feature: without it a Kerberos login fails with a message saying so. Getting the
+//! The mechanism and the GSS-API calls are `rzk_gss`'s (`SaslGssapiClient`, the system's MIT
+//! krb5, shared with the servers' quorum login), behind the `kerberos` cargo feature: without it a Kerberos login fails with a message saying so. Getting the
 //! credential and the service ticket talks to the KDC, so it runs on a blocking thread.
 
 use std::path::PathBuf;
@@ -62,20 +62,10 @@ async fn principal_host(login: &KerberosLogin, host: &str, port: u16) -> String 
     }
 }
 
-#[cfg(feature = "kerberos")]
-enum State {
-    Context,
-    Established,
-    Final,
-    Done,
-}
-
-/// One connection's GSSAPI login.
+/// One connection's GSSAPI login (the mechanism is `rzk_gss::SaslGssapiClient`).
 pub struct GssapiClient {
     #[cfg(feature = "kerberos")]
-    ctx: rzk_gss::ClientContext,
-    #[cfg(feature = "kerberos")]
-    state: State,
+    mech: rzk_gss::SaslGssapiClient,
 }
 
 impl GssapiClient {
@@ -92,17 +82,10 @@ impl GssapiClient {
             ticket_cache: l.ticket_cache.clone(),
         };
         let service = l.service.clone();
-        let started = tokio::task::spawn_blocking(move || {
-            let cred = rzk_gss::initiator_credential(&initiator)?;
-            let mut ctx = rzk_gss::ClientContext::new(cred, &service, &target_host)
-                .map_err(|e| format!("{e} (service principal {service}/{target_host})"))?;
-            let first = ctx.step(None).map_err(|e| format!("{e} (service principal {service}/{target_host})"))?;
-            Ok::<_, String>((ctx, first.unwrap_or_default()))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let (ctx, first) = started;
-        Ok((GssapiClient { ctx, state: State::Context }, first))
+        let (mech, first) = tokio::task::spawn_blocking(move || rzk_gss::SaslGssapiClient::start(&initiator, &service, &target_host))
+            .await
+            .map_err(|e| e.to_string())??;
+        Ok((GssapiClient { mech }, first))
     }
 
     #[cfg(not(feature = "kerberos"))]
@@ -113,34 +96,7 @@ impl GssapiClient {
     /// The server's token in; the next token out, or `None` once the login is complete.
     #[cfg(feature = "kerberos")]
     pub fn evaluate_challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        match self.state {
-            State::Context if !self.ctx.is_complete() => {
-                let next = self.ctx.step(Some(challenge))?;
-                if self.ctx.is_complete() {
-                    self.state = State::Established;
-                }
-                // Established without a token of its own: an empty one asks for the offer.
-                Ok(Some(next.unwrap_or_default()))
-            }
-            State::Context | State::Established => {
-                let offer = self.ctx.unwrap(challenge)?;
-                if offer.len() != 4 {
-                    return Err(format!("the server's security-layer offer has {} bytes, not 4", offer.len()));
-                }
-                if offer[0] & 1 == 0 {
-                    return Err(format!("the server offers no \"no security layer\" (layers {:#x})", offer[0]));
-                }
-                let mut choice = vec![1, 0, 0, 0];
-                choice.extend_from_slice(self.ctx.source_name()?.as_bytes());
-                self.state = State::Final;
-                Ok(Some(self.ctx.wrap(&choice)?))
-            }
-            State::Final => {
-                self.state = State::Done;
-                Ok(None)
-            }
-            State::Done => Err("the GSSAPI login is already complete".into()),
-        }
+        self.mech.evaluate_challenge(challenge)
     }
 
     #[cfg(not(feature = "kerberos"))]

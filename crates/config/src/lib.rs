@@ -597,7 +597,6 @@ struct Origin {
 /// Keys of `QuorumPeerConfig` that rzk takes no notice of, with the reason.
 fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
     Some(match key {
-        "quorum.auth.kerberos.servicePrincipal" => "Kerberos quorum authentication is not supported by rzk",
         "quorum.cnxn.threads.size" => "a Java thread pool size; rzk manages its own tasks",
         "jvm.pause.monitor" | "jvm.pause.info-threshold.ms" | "jvm.pause.warn-threshold.ms" | "jvm.pause.sleep.time.ms" => {
             "the JVM pause monitor has no meaning for rzk"
@@ -941,6 +940,10 @@ impl<'o> Parser<'o> {
             "quorum.auth.learnerRequireSasl" => self.cfg.quorum_sasl.learner_require = boolean(v).map_err(err)?,
             "quorum.auth.learner.saslLoginContext" => self.cfg.quorum_sasl.learner_login_context = v.to_string(),
             "quorum.auth.server.saslLoginContext" => self.cfg.quorum_sasl.server_login_context = v.to_string(),
+            "quorum.auth.kerberos.servicePrincipal" => {
+                sasl::check_quorum_service_principal(v.trim()).map_err(err)?;
+                self.cfg.quorum_sasl.kerberos_service_principal = Some(v.trim().to_string());
+            }
             "metricsProvider.className" => {
                 // The server accepts ZooKeeper's default and Prometheus providers and
                 // refuses any other class at start-up (rzk_server::shell::metrics).
@@ -961,9 +964,6 @@ impl<'o> Parser<'o> {
                     // ZooKeeper parses these booleans and refuses bad ones.
                     if matches!(k, "jvm.pause.monitor" | "multiAddress.reachabilityCheckEnabled") {
                         boolean(v).map_err(err)?;
-                    }
-                    if let Some(message) = security::unsupported_quorum_key(k, v) {
-                        return Err(err(message));
                     }
                     self.ignore(k, line, reason);
                 } else {
@@ -2364,23 +2364,21 @@ pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
         })
     };
     let modules = section("quorum.auth.server.saslLoginContext", &q.server_login_context)?;
-    let (login, notes) =
+    let (login, mut notes) =
         sasl::server_credentials(&q.server_login_context, modules).map_err(|e| err("quorum.auth.server.saslLoginContext", e))?;
-    if login.kerberos.is_some() {
-        return Err(err(
-            "quorum.auth.server.saslLoginContext",
-            format!(
-                "section {}: {}: Kerberos (GSSAPI) between servers is not supported by rzk yet; use {} (DIGEST-MD5)",
-                q.server_login_context,
-                sasl::KRB5_LOGIN_MODULE,
-                sasl::DIGEST_LOGIN_MODULE
-            ),
+    q.server_users = Some(login.users);
+    q.server_kerberos = login.kerberos;
+    let modules = section("quorum.auth.learner.saslLoginContext", &q.learner_login_context)?;
+    match sasl::learner_login(&q.learner_login_context, modules, &mut notes).map_err(|e| err("quorum.auth.learner.saslLoginContext", e))? {
+        sasl::LearnerLogin::DigestMd5(user, password) => q.learner_credentials = Some((user, password)),
+        sasl::LearnerLogin::Kerberos(k) => q.learner_kerberos = Some(k),
+    }
+    if q.learner_kerberos.is_none() && q.kerberos_service_principal.is_some() {
+        notes.push(format!(
+            "quorum.auth.kerberos.servicePrincipal: section {} logs in with DIGEST-MD5, which names no service principal; the key is not used (as in ZooKeeper)",
+            q.learner_login_context
         ));
     }
-    q.server_users = Some(login.users);
-    let modules = section("quorum.auth.learner.saslLoginContext", &q.learner_login_context)?;
-    q.learner_credentials =
-        Some(sasl::client_credentials(&q.learner_login_context, modules).map_err(|e| err("quorum.auth.learner.saslLoginContext", e))?);
     for n in notes {
         cfg.warnings.push(("java.security.auth.login.config".to_string(), 0, format!("{}: {n}", path.display())));
     }

@@ -449,6 +449,101 @@ fn krb5_server_login(section: &str, m: &LoginModule, notes: &mut Vec<String>) ->
     Ok(KerberosLogin { principal, keytab })
 }
 
+/// A Kerberos initiator's login: the `Krb5LoginModule` of a `QuorumLearner` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosInitiator {
+    /// `principal`: whom the learner logs in as.
+    pub principal: String,
+    /// `keyTab` (with `useKeyTab=true`); `None` with `useKeyTab=true`: the library's default
+    /// client keytab.
+    pub keytab: Option<PathBuf>,
+    /// `useKeyTab=true`.
+    pub use_keytab: bool,
+    /// `useTicketCache=true`: tickets from the ticket cache first.
+    pub use_ticket_cache: bool,
+    /// `ticketCache`: that cache instead of the default (`KRB5CCNAME`).
+    pub ticket_cache: Option<String>,
+}
+
+/// The login of a `QuorumLearner` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LearnerLogin {
+    /// A `DigestLoginModule`'s `username` and `password`.
+    DigestMd5(String, String),
+    /// A `Krb5LoginModule`'s principal.
+    Kerberos(KerberosInitiator),
+}
+
+/// The login of a learner's section (`SaslQuorumAuthLearner`: GSSAPI when its login has a
+/// Kerberos principal, else DIGEST-MD5). Notes worth logging are added to `notes`.
+pub fn learner_login(section: &str, modules: &[LoginModule], notes: &mut Vec<String>) -> Result<LearnerLogin, String> {
+    let Some(m) = modules.iter().find(|m| m.class == KRB5_LOGIN_MODULE) else {
+        let (user, password) = client_credentials(section, modules)?;
+        return Ok(LearnerLogin::DigestMd5(user, password));
+    };
+    if modules.len() > 1 {
+        return Err(format!("section {section}: {KRB5_LOGIN_MODULE} and other login modules: rzk logs in with one"));
+    }
+    let err = |m: String| Err(format!("section {section}: {KRB5_LOGIN_MODULE}: {m}"));
+    let mut login =
+        KerberosInitiator { principal: String::new(), keytab: None, use_keytab: false, use_ticket_cache: false, ticket_cache: None };
+    for (k, v) in &m.options {
+        match k.as_str() {
+            "principal" => login.principal = v.trim().to_string(),
+            "keyTab" => login.keytab = Some(PathBuf::from(v.trim())),
+            "useKeyTab" => login.use_keytab = jaas_true(v),
+            "useTicketCache" => login.use_ticket_cache = jaas_true(v),
+            "ticketCache" => login.ticket_cache = Some(v.trim().to_string()),
+            "doNotPrompt" | "storeKey" | "refreshKrb5Config" | "debug" | "renewTGT" | "isInitiator" => notes.push(format!(
+                "section {section}: {KRB5_LOGIN_MODULE} option {k}: rzk never prompts and gets its tickets from the keytab or ticket cache itself; {k} changes nothing there"
+            )),
+            "useFirstPass" | "tryFirstPass" | "storePass" | "clearPass" if jaas_true(v) => {
+                return err(format!("option {k}: shared-state passwords are not supported by rzk; use a keytab"))
+            }
+            "useFirstPass" | "tryFirstPass" | "storePass" | "clearPass" => {}
+            _ => {
+                return err(format!(
+                    "option {k} is not supported by rzk (it reads principal, keyTab, useKeyTab, useTicketCache, ticketCache)"
+                ))
+            }
+        }
+    }
+    if login.principal.is_empty() {
+        return err("principal is required (the learner's principal, e.g. zkquorum/host.example.com@EXAMPLE.COM)".into());
+    }
+    if !login.use_keytab && !login.use_ticket_cache {
+        return err("useKeyTab=true or useTicketCache=true is required: rzk does not prompt for a password".into());
+    }
+    if login.keytab.is_some() && !login.use_keytab {
+        notes.push(format!("section {section}: keyTab is set but useKeyTab is not true; the keytab is not used (as in Java)"));
+        login.keytab = None;
+    }
+    Ok(LearnerLogin::Kerberos(login))
+}
+
+/// `quorum.auth.kerberos.servicePrincipal`: `service/host` (the host maybe `_HOST`), without a
+/// realm: ZooKeeper's learner appends one (`zookeeper.server.realm`, else its own principal's)
+/// and cannot parse a principal that already has one.
+pub fn check_quorum_service_principal(p: &str) -> Result<(), String> {
+    match p.split_once('/') {
+        Some((service, host)) if !service.is_empty() && !host.is_empty() && !host.contains('/') && !p.contains('@') => Ok(()),
+        _ => Err(format!(
+            "{p:?}: the quorum's service principal is service/host without a realm (e.g. zkquorum/_HOST; the realm is the learner's, or zookeeper.server.realm)"
+        )),
+    }
+}
+
+/// `SecurityUtils.getServerPrincipal` and `createSaslClient`: in `service/_HOST`, `_HOST`
+/// becomes the host a learner connects to, lower-cased; any other principal is kept as it is.
+/// Then the realm is appended: `server_realm` (`zookeeper.server.realm`), else the learner's.
+pub fn quorum_service_principal(principal: &str, host: &str, server_realm: Option<&str>, learner_realm: &str) -> String {
+    let name = match principal.split_once('/') {
+        Some((service, "_HOST")) => format!("{service}/{}", host.to_lowercase()),
+        _ => principal.to_string(),
+    };
+    format!("{name}@{}", server_realm.unwrap_or(learner_realm))
+}
+
 /// The DIGEST-MD5 login of a client section (a JAAS `Client` section for a client, the
 /// `QuorumLearner` section for a server connecting to another): the `username` and
 /// `password` options of its `DigestLoginModule`. Another login module is an error naming
@@ -499,6 +594,36 @@ Client {
         assert!(client_credentials("Server", &j["Server"]).unwrap_err().contains("no username and password"));
         let krb = parse_jaas("QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required; };").unwrap();
         assert!(client_credentials("QuorumLearner", &krb["QuorumLearner"]).unwrap_err().contains("Kerberos"));
+    }
+
+    #[test]
+    fn quorum_learner_kerberos() {
+        let learner = |opts: &str| {
+            let j = parse_jaas(&format!("QuorumLearner {{ com.sun.security.auth.module.Krb5LoginModule required {opts}; }};")).unwrap();
+            let mut notes = Vec::new();
+            learner_login("QuorumLearner", &j["QuorumLearner"], &mut notes).map(|l| (l, notes))
+        };
+        let (l, notes) = learner(r#"useKeyTab=true keyTab="/k" storeKey=true principal="learner/h@R" debug=false"#).unwrap();
+        let LearnerLogin::Kerberos(k) = l else { panic!() };
+        assert_eq!((k.principal.as_str(), k.keytab.as_deref()), ("learner/h@R", Some(std::path::Path::new("/k"))));
+        assert!(notes.iter().any(|n| n.contains("storeKey")));
+        assert!(learner("useKeyTab=true").unwrap_err().contains("principal is required"));
+        assert!(learner(r#"principal="a@R""#).unwrap_err().contains("useKeyTab=true or useTicketCache=true"));
+        assert!(learner(r#"useKeyTab=true principal="a@R" krb5.conf="/x""#).unwrap_err().contains("krb5.conf is not supported"));
+        let j = parse_jaas(r#"L { org.apache.zookeeper.server.auth.DigestLoginModule required username="u" password="p"; };"#).unwrap();
+        assert_eq!(learner_login("L", &j["L"], &mut Vec::new()), Ok(LearnerLogin::DigestMd5("u".into(), "p".into())));
+    }
+
+    #[test]
+    fn quorum_service_principal_as_security_utils() {
+        for ok in ["zkquorum/localhost", "zkquorum/_HOST"] {
+            assert_eq!(check_quorum_service_principal(ok), Ok(()), "{ok}");
+        }
+        for bad in ["zkquorum", "zkquorum@R", "/h", "a/b/c", "a/b@R", "a/_HOST@R"] {
+            assert!(check_quorum_service_principal(bad).is_err(), "{bad}");
+        }
+        assert_eq!(quorum_service_principal("zkquorum/_HOST", "Peer.Example", None, "R"), "zkquorum/peer.example@R");
+        assert_eq!(quorum_service_principal("zkquorum/localhost", "peer", Some("S"), "R"), "zkquorum/localhost@S");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   `zookeeper.X509AuthenticationProvider.superUser` system properties mean
 //!   ([`ClientTls`]), with ZooKeeper 3.8's defaults;
 //! * which settings that change who may connect or what is encrypted rzk cannot honour
-//!   ([`unsupported_quorum_key`], [`unsupported_system_property`]). Such a key stops
+//!   ([`unsupported_system_property`]). Such a key stops
 //!   start-up with an error naming it: a coordination service that quietly drops its
 //!   operator's security settings is worse than one that refuses to start. A boolean that
 //!   turns such a feature *off* (`sslQuorum=false`) changes nothing and is accepted.
@@ -220,13 +220,17 @@ pub const QUORUM_TLS_PROPERTIES: &[&str] = &[
     "zookeeper.ssl.quorum.ocsp",
 ];
 
-/// SASL between the servers (`QuorumAuth`), DIGEST-MD5 only: `quorum.auth.enableSasl`
-/// makes this server ready to authenticate; `quorum.auth.learnerRequireSasl` makes it
-/// authenticate when it connects to another server (election and quorum ports), with the
-/// `username` / `password` of the JAAS section `quorum.auth.learner.saslLoginContext`
-/// (`QuorumLearner`); `quorum.auth.serverRequireSasl` makes it refuse a server that does
-/// not, checking against the `user_NAME` entries of `quorum.auth.server.saslLoginContext`
-/// (`QuorumServer`).
+/// SASL between the servers (`QuorumAuth`), DIGEST-MD5 or Kerberos (GSSAPI):
+/// `quorum.auth.enableSasl` makes this server ready to authenticate;
+/// `quorum.auth.learnerRequireSasl` makes it authenticate when it connects to another server
+/// (election and quorum ports), with the login of the JAAS section
+/// `quorum.auth.learner.saslLoginContext` (`QuorumLearner`: a `DigestLoginModule`'s
+/// `username` / `password`, or a `Krb5LoginModule`'s principal, whose service ticket is for
+/// `quorum.auth.kerberos.servicePrincipal` with `_HOST` replaced by the host connected to);
+/// `quorum.auth.serverRequireSasl` makes it refuse a server that does not, checking against
+/// `quorum.auth.server.saslLoginContext` (`QuorumServer`: `user_NAME` entries, or a
+/// `Krb5LoginModule`'s service principal and keytab, with which the learner's principal must
+/// be its own authorization id and name a `server.N` host).
 #[derive(Clone, PartialEq, Eq)]
 pub struct QuorumSasl {
     /// `quorum.auth.enableSasl`.
@@ -243,6 +247,25 @@ pub struct QuorumSasl {
     pub learner_credentials: Option<(String, String)>,
     /// The users a server accepts (name → password), read from the JAAS file by `load`.
     pub server_users: Option<std::collections::BTreeMap<String, String>>,
+    /// The learner's Kerberos login (a `Krb5LoginModule` in its section), instead of
+    /// `learner_credentials`.
+    pub learner_kerberos: Option<crate::sasl::KerberosInitiator>,
+    /// The server's Kerberos login (a `Krb5LoginModule` in its section): learners log in
+    /// with GSSAPI, and `server_users` are not used.
+    pub server_kerberos: Option<crate::sasl::KerberosLogin>,
+    /// `quorum.auth.kerberos.servicePrincipal` as set (`None`: ZooKeeper's default,
+    /// [`QUORUM_SERVICE_PRINCIPAL_DEFAULT`]).
+    pub kerberos_service_principal: Option<String>,
+}
+
+/// `QuorumAuth.QUORUM_KERBEROS_SERVICE_PRINCIPAL_DEFAULT_VALUE`.
+pub const QUORUM_SERVICE_PRINCIPAL_DEFAULT: &str = "zkquorum/localhost";
+
+impl QuorumSasl {
+    /// `quorum.auth.kerberos.servicePrincipal`, or its default.
+    pub fn service_principal(&self) -> &str {
+        self.kerberos_service_principal.as_deref().unwrap_or(QUORUM_SERVICE_PRINCIPAL_DEFAULT)
+    }
 }
 
 impl Default for QuorumSasl {
@@ -255,6 +278,9 @@ impl Default for QuorumSasl {
             server_login_context: "QuorumServer".to_string(),
             learner_credentials: None,
             server_users: None,
+            learner_kerberos: None,
+            server_kerberos: None,
+            kerberos_service_principal: None,
         }
     }
 }
@@ -269,6 +295,9 @@ impl std::fmt::Debug for QuorumSasl {
             .field("server_login_context", &self.server_login_context)
             .field("learner", &self.learner_credentials.as_ref().map(|(u, _)| u))
             .field("server_users", &self.server_users.as_ref().map(|u| u.keys().collect::<Vec<_>>()))
+            .field("learner_kerberos", &self.learner_kerberos)
+            .field("server_kerberos", &self.server_kerberos)
+            .field("kerberos_service_principal", &self.kerberos_service_principal)
             .finish()
     }
 }
@@ -329,19 +358,6 @@ pub const BUILT_IN_PROVIDERS: &[&str] = &[
 /// Java's `Boolean.parseBoolean`: "true" in any case is true, anything else false.
 fn java_true(v: &str) -> bool {
     v.trim().eq_ignore_ascii_case("true")
-}
-
-/// A `QuorumPeerConfig` key rzk does not implement, given its value: the error message, or
-/// `None` when the key is harmless as set (a feature turned off).
-pub fn unsupported_quorum_key(key: &str, value: &str) -> Option<String> {
-    let _ = value;
-    let msg = match key {
-        "quorum.auth.kerberos.servicePrincipal" => {
-            "Kerberos (GSSAPI) authentication between servers is not supported by rzk yet (quorum SASL DIGEST-MD5 is)"
-        }
-        _ => return None,
-    };
-    Some(format!("{msg}; remove the key (rzk refuses to start rather than run without it)"))
 }
 
 /// A system property (full name, e.g. `zookeeper.authProvider.1`) that asks for security

@@ -520,7 +520,6 @@ fn ignored_keys() {
 #[test]
 fn unimplemented_security_keys_stop_start_up() {
     for (text, key) in [
-        ("quorum.auth.kerberos.servicePrincipal=zk/h\n", "quorum.auth.kerberos.servicePrincipal"),
         ("ssl.quorum.authProvider=x509\n", "ssl.quorum.authProvider"),
         (
             "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/t.pem\nssl.quorum.ocsp=true\n",
@@ -584,6 +583,8 @@ fn quorum_tls_and_sasl_settings() {
     assert_eq!(err_with("portUnification=true\nssl.quorum.keyStore.location=/k.pem\n").key(), Some("ssl.quorum.trustStore.location"));
     assert_eq!(err_with("quorum.auth.serverRequireSasl=true\n").key(), Some("quorum.auth.serverRequireSasl"));
     assert_eq!(err_with("quorum.auth.learnerRequireSasl=true\n").key(), Some("quorum.auth.learnerRequireSasl"));
+    // ZooKeeper's learner appends the realm itself.
+    assert_eq!(err_with("quorum.auth.kerberos.servicePrincipal=zk/h@R\n").key(), Some("quorum.auth.kerberos.servicePrincipal"));
     assert_eq!(err_with("quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n").key(), Some("quorum.auth.serverRequireSasl"));
     assert!(err_with("sslQuorum=1\n").to_string().contains("expected true or false"));
     let s = with(
@@ -618,6 +619,26 @@ fn quorum_sasl_jaas_sections() {
     assert!(e.to_string().contains("'Nope' could not be found"), "{e}");
     let mut c = ServerConfig::parse("dataDir=/d\nquorum.auth.enableSasl=true\n").unwrap();
     assert_eq!(load_jaas(&mut c).unwrap_err().key(), Some("quorum.auth.enableSasl"));
+    // Kerberos: the QuorumServer section's service principal, the QuorumLearner's principal.
+    let krb = dir.join("krb.conf");
+    std::fs::write(
+        &krb,
+        "QuorumServer { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab=\"/s.kt\" storeKey=true          principal=\"zkquorum/localhost@R\"; };\n\
+         QuorumLearner { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab=\"/l.kt\" storeKey=true          principal=\"learner/localhost@R\"; };\n",
+    )
+    .unwrap();
+    let text = format!(
+        "dataDir=/d\nquorum.auth.enableSasl=true\nquorum.auth.kerberos.servicePrincipal=zkquorum/_HOST\njava.security.auth.login.config={}\n",
+        krb.display()
+    );
+    let mut c = ServerConfig::parse(&text).unwrap();
+    load_jaas(&mut c).unwrap();
+    let q = &c.quorum_sasl;
+    assert_eq!(q.server_kerberos.as_ref().unwrap().principal, "zkquorum/localhost@R");
+    assert_eq!(q.learner_kerberos.as_ref().unwrap().principal, "learner/localhost@R");
+    assert_eq!(q.learner_credentials, None);
+    assert_eq!(q.service_principal(), "zkquorum/_HOST");
+    assert_eq!(QuorumSasl::default().service_principal(), "zkquorum/localhost");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

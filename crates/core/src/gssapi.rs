@@ -107,6 +107,9 @@ enum State {
 pub struct GssapiServer {
     ctx: Box<dyn GssContext>,
     state: State,
+    /// The authorization id the client asked for (its principal when it named none), once
+    /// complete: the quorum's `SaslQuorumServerCallbackHandler` compares it with the principal.
+    requested_authzid: Option<String>,
 }
 
 impl std::fmt::Debug for GssapiServer {
@@ -128,7 +131,13 @@ fn fail<T>(m: impl Into<String>) -> Result<T, SaslError> {
 impl GssapiServer {
     /// A negotiation over a fresh acceptor context.
     pub fn new(ctx: Box<dyn GssContext>) -> Self {
-        GssapiServer { ctx, state: State::Context }
+        GssapiServer { ctx, state: State::Context, requested_authzid: None }
+    }
+
+    /// The authorization id the client asked for (its principal when it named none), once
+    /// the negotiation has completed.
+    pub fn requested_authorization_id(&self) -> Option<&str> {
+        self.requested_authzid.as_deref()
     }
 
     /// Whether the negotiation has ended (completed or failed).
@@ -198,6 +207,7 @@ impl GssapiServer {
             tracing::info!(%principal, %authzid, "GSSAPI client asked for another authorization id; the principal's name is used");
         }
         let authorization_id = naming.sasl_id(&principal);
+        self.requested_authzid = Some(authzid);
         Ok(Step::Complete { token: Vec::new(), authentication_id: principal, authorization_id })
     }
 }
@@ -294,6 +304,7 @@ mod tests {
         s.evaluate_response(b"t1", &naming()).unwrap();
         let Step::Complete { authorization_id, .. } = s.evaluate_response(b"W\x01\x00\x00\x00super", &naming()).unwrap() else { panic!() };
         assert_eq!(authorization_id, "bob/client.example@EXAMPLE.COM");
+        assert_eq!(s.requested_authorization_id(), Some("super"));
         let mut s = start();
         assert!(s.evaluate_response(&vec![0; TOKEN_BYTES_MAX + 1], &naming()).is_err());
     }

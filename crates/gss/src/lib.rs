@@ -3,8 +3,9 @@
 //! C library and nothing of the protocol: the server's acceptor credential from a keytab
 //! ([`Acceptor`]) and its per-connection contexts ([`ServerContext`]), the client's
 //! credential from a ticket cache or a keytab ([`initiator_credential`]) and its context
-//! ([`ClientContext`]), and the library's default realm ([`default_realm`]). The SASL layer
-//! (RFC 4752) is the caller's: `rzk_core::gssapi` for the server, `rzk_client` for clients.
+//! ([`ClientContext`]), and the library's default realm ([`default_realm`]). Of the SASL layer
+//! (RFC 4752) it holds only the initiator's side ([`SaslGssapiClient`], shared by clients and
+//! by learners connecting to other servers); the acceptor's side is `rzk_core::gssapi`.
 //!
 //! Building needs MIT krb5's headers (Debian: `libkrb5-dev`) and libclang (`libclang-dev`),
 //! so the crates that use it do so behind their `kerberos` cargo feature.
@@ -12,10 +13,13 @@
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::Cred;
 use libgssapi::name::Name;
-use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
+use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
 use libgssapi_sys as sys;
 use std::ffi::CString;
 use std::path::Path;
+
+mod sasl_client;
+pub use sasl_client::SaslGssapiClient;
 
 /// A GSS-API failure, with the library's major and minor messages.
 pub type Error = String;
@@ -187,6 +191,17 @@ impl ClientContext {
     pub fn new(cred: Cred, service: &str, host: &str) -> Result<ClientContext, Error> {
         let target =
             Name::new(format!("{service}@{host}").as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(|e| msg("service name", e))?;
+        ClientContext::with_target(cred, target)
+    }
+
+    /// A context with the Kerberos principal `service/host@REALM`, taken as written (as
+    /// Java's quorum learner names its server's principal, realm included).
+    pub fn for_principal(cred: Cred, principal: &str) -> Result<ClientContext, Error> {
+        let target = Name::new(principal.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).map_err(|e| msg("service principal", e))?;
+        ClientContext::with_target(cred, target)
+    }
+
+    fn with_target(cred: Cred, target: Name) -> Result<ClientContext, Error> {
         let target = target.canonicalize(Some(GSS_MECH_KRB5)).map_err(|e| msg("service name", e))?;
         Ok(ClientContext { ctx: ClientCtx::new(Some(cred), target, CtxFlags::GSS_C_MUTUAL_FLAG, Some(GSS_MECH_KRB5)) })
     }

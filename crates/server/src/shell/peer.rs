@@ -847,7 +847,7 @@ async fn connect_election(shared: Arc<Shared>, to: ServerId, addrs: PeerAddrs) {
         stream.write_all(&header.encode()).await?;
         stream.flush().await?;
         // SaslQuorumAuthLearner, whoever keeps the connection.
-        sec.learner_auth(&mut stream, shared.limits.handshake_timeout).await.map_err(io::Error::other)?;
+        sec.learner_auth(&mut stream, &host, shared.limits.handshake_timeout).await.map_err(io::Error::other)?;
         Ok::<peersec::PeerStream, io::Error>(stream)
     }
     .await;
@@ -998,7 +998,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
     let sec = &shared.limits.security;
     let secured = async {
         let mut s = sec.connect(stream, &host).await?;
-        sec.learner_auth(&mut s, shared.limits.handshake_timeout).await?;
+        sec.learner_auth(&mut s, &host, shared.limits.handshake_timeout).await?;
         Ok::<_, String>(s)
     };
     let stream = match secured.await {

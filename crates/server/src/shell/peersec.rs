@@ -1,6 +1,6 @@
 //! Security of the links between servers, as ZooKeeper 3.8's `QuorumPeer` sets it up: TLS
 //! (`sslQuorum`, `portUnification`, the `ssl.quorum.*` stores of `QuorumX509Util`) and SASL
-//! DIGEST-MD5 (`QuorumAuth`: `SaslQuorumAuthLearner` / `SaslQuorumAuthServer`).
+//! DIGEST-MD5 or GSSAPI (`QuorumAuth`: `SaslQuorumAuthLearner` / `SaslQuorumAuthServer`).
 //!
 //! This module owns what happens on a peer socket before the transport (`shell::peer`)
 //! reads its first election header or quorum packet:
@@ -21,10 +21,18 @@
 //!   connection go on (the learner, told ERROR, closes it).
 //!
 //! The DIGEST-MD5 mechanisms are `rzk_core::sasl` (server) and `rzk_proto::sasl::client`,
-//! for the service `zookeeper-quorum/zk-quorum-sasl-md5`. Nothing here decides anything
-//! about ZAB.
+//! for the service `zookeeper-quorum/zk-quorum-sasl-md5`; the GSSAPI ones (when a JAAS
+//! section's login is a `Krb5LoginModule`, as `SecurityUtils.createSaslClient/Server` choose)
+//! are `rzk_core::gssapi` over `shell::kerberos`'s acceptor and `shell::kerberos`'s
+//! initiator, whose service principal is `quorum.auth.kerberos.servicePrincipal` with `_HOST`
+//! replaced by the host connected to. A GSSAPI learner is authorized as
+//! `SaslQuorumServerCallbackHandler` does it: its authorization id must be its principal and,
+//! for a `name/host@REALM` principal, `host` must be the host of a `server.N` line. Nothing
+//! here decides anything about ZAB.
 
+use super::kerberos::{QuorumGssapiClient, QuorumInitiator};
 use super::tls::{self, TlsContext, TlsError};
+use crate::core::gssapi::{GssAcceptor, GssapiServer, KerberosNaming};
 use crate::core::sasl::{DigestMd5Server, SaslUsers, Step, NONCE_RAW_BYTES, QUORUM};
 use rzk_config::ServerConfig;
 use rzk_proto::quorum::{quorum_auth_status as status, QuorumAuthPacket, QUORUM_AUTH_MAGIC};
@@ -73,9 +81,29 @@ pub struct QuorumSaslAuth {
     /// `quorum.auth.serverRequireSasl`: refuse a server that does not authenticate.
     pub server_require: bool,
     /// The `QuorumLearner` login.
-    pub learner: SaslCredentials,
-    /// The `QuorumServer` users.
-    pub users: SaslUsers,
+    pub learner: LearnerLogin,
+    /// The `QuorumServer` login.
+    pub server: ServerLogin,
+    /// `SaslQuorumServerCallbackHandler`'s authorized hosts: the host of each `server.N` line.
+    pub authorized_hosts: Vec<String>,
+}
+
+/// How this server logs in to another.
+#[derive(Debug, Clone)]
+pub enum LearnerLogin {
+    /// `username` / `password` (DIGEST-MD5).
+    DigestMd5(SaslCredentials),
+    /// A Kerberos principal (GSSAPI).
+    Kerberos(Arc<QuorumInitiator>),
+}
+
+/// How this server checks another's login.
+#[derive(Debug, Clone)]
+pub enum ServerLogin {
+    /// `user_NAME` entries (DIGEST-MD5).
+    DigestMd5(SaslUsers),
+    /// The service principal's keys (GSSAPI).
+    Kerberos(Arc<dyn GssAcceptor>),
 }
 
 /// The security of the peer links; the default is plaintext without SASL.
@@ -121,20 +149,37 @@ impl PeerSecurity {
         let q = &cfg.quorum_tls;
         let tls = if q.enabled() { Some(TlsContext::for_peers(&q.tls)?) } else { None };
         let s = &cfg.quorum_sasl;
-        let sasl = match (s.enabled, &s.learner_credentials, &s.server_users) {
-            (true, Some((username, password)), Some(users)) => Some(Arc::new(QuorumSaslAuth {
+        let setting = |key: &str, message: String| TlsError::Setting { key: key.into(), message };
+        let sasl = if !s.enabled {
+            None
+        } else {
+            let learner = match (&s.learner_credentials, &s.learner_kerberos) {
+                (Some((username, password)), _) => {
+                    LearnerLogin::DigestMd5(SaslCredentials { username: username.clone(), password: password.clone() })
+                }
+                (None, Some(k)) => LearnerLogin::Kerberos(Arc::new(
+                    QuorumInitiator::new(cfg, k).map_err(|e| setting("quorum.auth.learner.saslLoginContext", e))?,
+                )),
+                (None, None) => return Err(setting("quorum.auth.enableSasl", "the QuorumLearner JAAS section was not loaded".into())),
+            };
+            let server = match (&s.server_kerberos, &s.server_users) {
+                (Some(k), _) => ServerLogin::Kerberos(
+                    super::kerberos::quorum_acceptor(cfg, k).map_err(|e| setting("quorum.auth.server.saslLoginContext", e))?,
+                ),
+                (None, Some(users)) => ServerLogin::DigestMd5(SaslUsers { users: users.clone(), super_password: None }),
+                (None, None) => return Err(setting("quorum.auth.enableSasl", "the QuorumServer JAAS section was not loaded".into())),
+            };
+            let mut authorized_hosts: Vec<String> =
+                cfg.servers.values().filter_map(|s| s.addresses.first().map(|a| a.host.clone())).collect();
+            authorized_hosts.sort();
+            authorized_hosts.dedup();
+            Some(Arc::new(QuorumSaslAuth {
                 learner_require: s.learner_require,
                 server_require: s.server_require,
-                learner: SaslCredentials { username: username.clone(), password: password.clone() },
-                users: SaslUsers { users: users.clone(), super_password: None },
-            })),
-            (true, _, _) => {
-                return Err(TlsError::Setting {
-                    key: "quorum.auth.enableSasl".into(),
-                    message: "the QuorumServer / QuorumLearner JAAS sections were not loaded".into(),
-                })
-            }
-            (false, _, _) => None,
+                learner,
+                server,
+                authorized_hosts,
+            }))
         };
         Ok(PeerSecurity {
             tls,
@@ -169,7 +214,22 @@ impl PeerSecurity {
         };
         let sasl = match &self.sasl {
             None => "no SASL".to_string(),
-            Some(s) => format!("SASL DIGEST-MD5 (learnerRequireSasl={}, serverRequireSasl={})", s.learner_require, s.server_require),
+            Some(s) => {
+                let learner = match &s.learner {
+                    LearnerLogin::DigestMd5(c) => format!("DIGEST-MD5 as {}", c.username),
+                    LearnerLogin::Kerberos(k) => {
+                        format!("GSSAPI as {} to {}@{}", k.login.principal, k.service_principal, k.realm)
+                    }
+                };
+                let server = match &s.server {
+                    ServerLogin::DigestMd5(_) => "DIGEST-MD5".to_string(),
+                    ServerLogin::Kerberos(a) => format!("GSSAPI ({a:?}; learner hosts {:?})", s.authorized_hosts),
+                };
+                format!(
+                    "SASL: learner {learner}, server {server} (learnerRequireSasl={}, serverRequireSasl={})",
+                    s.learner_require, s.server_require
+                )
+            }
         };
         format!("{tls}; {sasl}")
     }
@@ -242,10 +302,10 @@ impl PeerSecurity {
     }
 
     /// `SaslQuorumAuthLearner.authenticate`: with `learnerRequireSasl`, logs in to the
-    /// server at the other end; otherwise nothing.
-    pub async fn learner_auth<S: AsyncRead + AsyncWrite + Unpin>(&self, s: &mut S, timeout: Duration) -> Result<(), String> {
+    /// server at the other end (`host`, as in its `server.N` line); otherwise nothing.
+    pub async fn learner_auth<S: AsyncRead + AsyncWrite + Unpin>(&self, s: &mut S, host: &str, timeout: Duration) -> Result<(), String> {
         let Some(auth) = self.sasl.as_ref().filter(|a| a.learner_require) else { return Ok(()) };
-        match tokio::time::timeout(timeout, learner_exchange(s, auth)).await {
+        match tokio::time::timeout(timeout, learner_exchange(s, auth, host)).await {
             Ok(r) => r,
             Err(_) => Err("SASL authentication not finished in time".into()),
         }
@@ -335,25 +395,57 @@ async fn receive<R: AsyncRead + Unpin>(rd: &mut R, magic: Option<[u8; 8]>) -> Re
     Ok(p)
 }
 
-async fn learner_exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, auth: &QuorumSaslAuth) -> Result<(), String> {
-    let cnonce: String = {
-        use rand::Rng;
-        let mut rng = rand::thread_rng();
-        (0..20).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect()
+/// A learner's mechanism under way.
+enum LearnerMech {
+    DigestMd5(DigestMd5Client),
+    Gssapi(QuorumGssapiClient),
+}
+
+impl LearnerMech {
+    fn evaluate_challenge(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            LearnerMech::DigestMd5(m) => m.evaluate_challenge(challenge).map_err(|e| e.to_string()),
+            LearnerMech::Gssapi(m) => m.evaluate_challenge(challenge),
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        match self {
+            LearnerMech::DigestMd5(m) => m.is_complete(),
+            LearnerMech::Gssapi(m) => m.is_complete(),
+        }
+    }
+}
+
+async fn learner_exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, auth: &QuorumSaslAuth, host: &str) -> Result<(), String> {
+    let (mut mech, first) = match &auth.learner {
+        LearnerLogin::DigestMd5(creds) => {
+            let cnonce: String = {
+                use rand::Rng;
+                let mut rng = rand::thread_rng();
+                (0..20).map(|_| rng.sample(rand::distributions::Alphanumeric) as char).collect()
+            };
+            let m = DigestMd5Client::for_service(QUORUM, creds.clone(), cnonce);
+            let first = m.initial_token();
+            (LearnerMech::DigestMd5(m), first)
+        }
+        LearnerLogin::Kerberos(k) => {
+            let (m, first) = k.start(host).await.map_err(|e| format!("Kerberos login to {}: {e}", k.target(host)))?;
+            (LearnerMech::Gssapi(m), first)
+        }
     };
-    let mut mech = DigestMd5Client::for_service(QUORUM, auth.learner.clone(), cnonce);
     let io = |e: io::Error| e.to_string();
-    send(s, status::IN_PROGRESS, Some(mech.initial_token())).await.map_err(io)?;
+    send(s, status::IN_PROGRESS, Some(first)).await.map_err(io)?;
     for _ in 0..SASL_ROUNDS_MAX {
         let p = receive(s, None).await?;
         match p.status {
             status::IN_PROGRESS => {
-                let next = mech.evaluate_challenge(p.token.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?;
+                let next = mech.evaluate_challenge(p.token.as_deref().unwrap_or_default())?;
                 send(s, status::IN_PROGRESS, next).await.map_err(io)?;
             }
             status::SUCCESS => {
                 if !mech.is_complete() {
-                    if let Some(_extra) = mech.evaluate_challenge(p.token.as_deref().unwrap_or_default()).map_err(|e| e.to_string())? {
+                    if let Some(_extra) = mech.evaluate_challenge(p.token.as_deref().unwrap_or_default())? {
                         return Err("Protocol error: attempting to send response after completion".into());
                     }
                 }
@@ -372,7 +464,19 @@ async fn server_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     auth: &QuorumSaslAuth,
     magic: [u8; 8],
 ) -> Result<String, Failure> {
-    let mut token = receive(rd, Some(magic)).await.map_err(Failure::Io)?.token.unwrap_or_default();
+    let token = receive(rd, Some(magic)).await.map_err(Failure::Io)?.token.unwrap_or_default();
+    match &auth.server {
+        ServerLogin::DigestMd5(users) => server_digest_md5(rd, wr, users, token).await,
+        ServerLogin::Kerberos(acceptor) => server_gssapi(rd, wr, acceptor.as_ref(), &auth.authorized_hosts, token).await,
+    }
+}
+
+async fn server_digest_md5<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: &mut R,
+    wr: &mut W,
+    users: &SaslUsers,
+    mut token: Vec<u8>,
+) -> Result<String, Failure> {
     let mut mech = DigestMd5Server::for_service(QUORUM);
     let nonce = || {
         let mut n = [0u8; NONCE_RAW_BYTES];
@@ -380,7 +484,7 @@ async fn server_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         n
     };
     for _ in 0..SASL_ROUNDS_MAX {
-        match mech.evaluate_response(&token, &auth.users, nonce) {
+        match mech.evaluate_response(&token, users, nonce) {
             Ok(Step::Challenge(c)) => {
                 send(wr, status::IN_PROGRESS, Some(c)).await.map_err(|e| Failure::Io(e.to_string()))?;
                 token = receive(rd, None).await.map_err(Failure::Io)?.token.unwrap_or_default();
@@ -399,6 +503,55 @@ async fn server_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     Err(Failure::Refused(format!("retries={SASL_ROUNDS_MAX} exceeded")))
 }
 
+/// `SaslQuorumServerCallbackHandler.handleAuthorizeCallback`: the learner's authorization id
+/// must be its principal, and a `name/host@REALM` principal's host one of `hosts`.
+fn authorize_learner(principal: &str, authzid: &str, hosts: &[String]) -> Result<(), String> {
+    if principal != authzid {
+        return Err(format!("SASL authorization failed: {principal} asked to act as {authzid}"));
+    }
+    let parts: Vec<&str> = authzid.split(['/', '@']).collect();
+    if parts.len() == 3 && !hosts.iter().any(|h| h == parts[1]) {
+        return Err(format!("SASL authorization completed, {} is not authorized to connect (not the host of a server.N line)", parts[1]));
+    }
+    Ok(())
+}
+
+async fn server_gssapi<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: &mut R,
+    wr: &mut W,
+    acceptor: &dyn GssAcceptor,
+    hosts: &[String],
+    mut token: Vec<u8>,
+) -> Result<String, Failure> {
+    let mut mech = GssapiServer::new(acceptor.new_context());
+    let naming = KerberosNaming { default_realm: acceptor.default_realm(), ..KerberosNaming::default() };
+    for _ in 0..SASL_ROUNDS_MAX {
+        match mech.evaluate_response(&token, &naming) {
+            Ok(Step::Challenge(c)) => {
+                send(wr, status::IN_PROGRESS, Some(c)).await.map_err(|e| Failure::Io(e.to_string()))?;
+                token = receive(rd, None).await.map_err(Failure::Io)?.token.unwrap_or_default();
+            }
+            Ok(Step::Complete { authentication_id, .. }) => {
+                let authzid = mech.requested_authorization_id().unwrap_or(&authentication_id).to_string();
+                if let Err(e) = authorize_learner(&authentication_id, &authzid, hosts) {
+                    return refuse(wr, e).await;
+                }
+                // GssKrb5Server's last step has no token: ZooKeeper sends a null one.
+                send(wr, status::SUCCESS, None).await.map_err(|e| Failure::Io(e.to_string()))?;
+                return Ok(authzid);
+            }
+            Err(e) => return refuse(wr, e.0).await,
+        }
+    }
+    refuse(wr, format!("retries={SASL_ROUNDS_MAX} exceeded")).await
+}
+
+/// Tells the learner ERROR; the refusal to log.
+async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, reason: String) -> Result<String, Failure> {
+    let _ = send(wr, status::ERROR, Some(Vec::new())).await;
+    Err(Failure::Refused(reason))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,8 +561,9 @@ mod tests {
             sasl: Some(Arc::new(QuorumSaslAuth {
                 learner_require: true,
                 server_require,
-                learner: SaslCredentials { username: "zk".into(), password: password.into() },
-                users: SaslUsers { users: [("zk".to_string(), "pw".to_string())].into(), super_password: None },
+                learner: LearnerLogin::DigestMd5(SaslCredentials { username: "zk".into(), password: password.into() }),
+                server: ServerLogin::DigestMd5(SaslUsers { users: [("zk".to_string(), "pw".to_string())].into(), super_password: None }),
+                authorized_hosts: vec![],
             })),
             ..PeerSecurity::default()
         }
@@ -422,7 +576,7 @@ mod tests {
         let t = Duration::from_secs(5);
         tokio::join!(
             async {
-                let r = learner.learner_auth(&mut a, t).await;
+                let r = learner.learner_auth(&mut a, "localhost", t).await;
                 // What a learner sends next.
                 let _ = a.write_all(b"NEXTBYTES").await;
                 drop(a);
@@ -430,6 +584,100 @@ mod tests {
             },
             server.server_auth(&mut br, &mut bw, from, t)
         )
+    }
+
+    #[test]
+    fn learner_authorization_as_sasl_quorum_server_callback_handler() {
+        let hosts = vec!["localhost".to_string(), "zk2.example".to_string()];
+        assert_eq!(authorize_learner("learner/localhost@R", "learner/localhost@R", &hosts), Ok(()));
+        assert_eq!(authorize_learner("learner/zk2.example@R", "learner/zk2.example@R", &hosts), Ok(()));
+        // Not name/host@REALM: no host to check.
+        assert_eq!(authorize_learner("learner@R", "learner@R", &hosts), Ok(()));
+        assert!(authorize_learner("learner/other@R", "learner/other@R", &hosts).unwrap_err().contains("other is not authorized"));
+        assert!(authorize_learner("learner/localhost@R", "admin/localhost@R", &hosts).unwrap_err().contains("asked to act as"));
+    }
+
+    /// A fake GSS-API: the context takes "t1" and answers "aprep" (established); the
+    /// initiator is `principal`; wrap prefixes "W".
+    #[derive(Debug)]
+    struct FakeGss(&'static str);
+
+    impl GssAcceptor for FakeGss {
+        fn new_context(&self) -> Box<dyn crate::core::gssapi::GssContext> {
+            Box::new(FakeCtx(self.0))
+        }
+        fn default_realm(&self) -> Option<String> {
+            Some("R".into())
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeCtx(&'static str);
+
+    impl crate::core::gssapi::GssContext for FakeCtx {
+        fn accept(&mut self, token: &[u8]) -> Result<(Option<Vec<u8>>, bool), String> {
+            if token == b"t1" {
+                Ok((Some(b"aprep".to_vec()), true))
+            } else {
+                Err("defective token".into())
+            }
+        }
+        fn source_name(&self) -> Result<String, String> {
+            Ok(self.0.into())
+        }
+        fn wrap(&mut self, m: &[u8]) -> Result<Vec<u8>, String> {
+            Ok([b"W".as_slice(), m].concat())
+        }
+        fn unwrap(&mut self, t: &[u8]) -> Result<Vec<u8>, String> {
+            t.strip_prefix(b"W").map(<[u8]>::to_vec).ok_or_else(|| "bad wrap".into())
+        }
+    }
+
+    /// A GSSAPI learner by hand against a server with the fake acceptor: the server's result
+    /// and the status of its last packet.
+    async fn gssapi_server(principal: &'static str, first: &[u8], authzid: &str) -> (Result<Vec<u8>, String>, i32) {
+        let server = PeerSecurity {
+            sasl: Some(Arc::new(QuorumSaslAuth {
+                learner_require: true,
+                server_require: true,
+                learner: LearnerLogin::DigestMd5(SaslCredentials { username: "x".into(), password: "y".into() }),
+                server: ServerLogin::Kerberos(Arc::new(FakeGss(principal))),
+                authorized_hosts: vec!["localhost".into()],
+            })),
+            ..PeerSecurity::default()
+        };
+        let (mut a, b) = tokio::io::duplex(4096);
+        let (mut br, mut bw) = tokio::io::split(b);
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let learner = async {
+            send(&mut a, status::IN_PROGRESS, Some(first.to_vec())).await.unwrap();
+            let p = receive(&mut a, None).await.unwrap();
+            if p.status != status::IN_PROGRESS {
+                return p.status;
+            }
+            assert_eq!(p.token.as_deref(), Some(b"aprep".as_slice()));
+            send(&mut a, status::IN_PROGRESS, Some(vec![])).await.unwrap();
+            let p = receive(&mut a, None).await.unwrap();
+            assert_eq!(p.token.as_deref(), Some(b"W\x01\x01\x00\x00".as_slice()));
+            send(&mut a, status::IN_PROGRESS, Some([b"W\x01\x00\x00\x00".as_slice(), authzid.as_bytes()].concat())).await.unwrap();
+            receive(&mut a, None).await.unwrap().status
+        };
+        tokio::join!(server.server_auth(&mut br, &mut bw, from, Duration::from_secs(5)), learner)
+    }
+
+    #[tokio::test]
+    async fn gssapi_learner_checked_as_zookeeper_does() {
+        let (r, st) = gssapi_server("learner/localhost@R", b"t1", "learner/localhost@R").await;
+        assert_eq!((r, st), (Ok(vec![]), status::SUCCESS));
+        let (r, st) = gssapi_server("learner/elsewhere@R", b"t1", "learner/elsewhere@R").await;
+        assert!(r.unwrap_err().contains("elsewhere is not authorized to connect"));
+        assert_eq!(st, status::ERROR);
+        let (r, st) = gssapi_server("learner/localhost@R", b"t1", "zkquorum/localhost@R").await;
+        assert!(r.unwrap_err().contains("asked to act as"));
+        assert_eq!(st, status::ERROR);
+        let (r, st) = gssapi_server("learner/localhost@R", b"garbage", "").await;
+        assert!(r.unwrap_err().contains("defective token"));
+        assert_eq!(st, status::ERROR);
     }
 
     #[tokio::test]
