@@ -82,7 +82,19 @@ def start(kind: str, pki, store="pem", secure=True, **extra) -> h.Server:
     cls = TlsZooKeeper if kind == "zookeeper" else h.RzkServer
     s = cls(extra_cfg=cfg)
     s.secure_port = secure_port
-    return s.start()
+    s.start()
+    if secure:
+        # ZooKeeper opens its secure port after the plaintext one its readiness is judged by.
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", secure_port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+    return s
 
 
 @pytest.fixture(scope="module", params=KINDS)
