@@ -659,7 +659,7 @@ impl AdminState {
     /// blocking thread that reads them as one snapshot stream (a chunk waits at most
     /// `admin.idleTimeout`; a stalled sender ends the restore).
     async fn decode_restore_body(&self, mut body: Incoming) -> Result<(rzk_tree::DataTree, Vec<(rzk_proto::SessionId, i32)>), String> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(RESTORE_CHUNKS_QUEUED);
+        let (tx, rx) = mpsc::channel::<Bytes>(RESTORE_CHUNKS_QUEUED);
         let (opts, max_record) = (self.tree_options, self.max_record_bytes);
         let decoder = tokio::task::spawn_blocking(move || {
             let reader = ChunkReader { rx, chunk: Bytes::new() };
@@ -681,12 +681,10 @@ impl AdminState {
             };
             let Ok(data) = frame.into_data() else { continue };
             sent += data.len() as u64;
-            let tx2 = tx.clone();
-            // The blocking send waits while the decoder is behind (the channel is bounded).
-            match tokio::task::spawn_blocking(move || tx2.send(data)).await {
-                Ok(Ok(())) => {}
-                // The decoder stopped early: its error says why.
-                _ => break,
+            // The send waits while the decoder is behind (the channel is bounded); an error
+            // means the decoder stopped early, and its error says why.
+            if tx.send(data).await.is_err() {
+                break;
             }
         }
         drop(tx);
@@ -895,16 +893,16 @@ const RESTORE_CHUNKS_QUEUED: usize = 16;
 
 /// A `restore` body as a `Read`: the chunks the HTTP task passes over a bounded channel.
 struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     chunk: Bytes,
 }
 
 impl io::Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.rx.recv() {
-                Ok(c) => self.chunk = c,
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(c) => self.chunk = c,
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());
