@@ -85,21 +85,8 @@ def jaas_file(d: Path, name: str, learner_password: str) -> str:
     return str(p)
 
 
-def kazoo(hosts: str):
-    from kazoo.client import KazooClient
-
-    c = KazooClient(hosts=hosts, timeout=10.0,
-                    connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1, "max_delay": 0.2})
-    c.start(timeout=30)
-    return c
-
-
-def close(c) -> None:
-    try:
-        c.stop()
-        c.close()
-    except Exception:
-        pass
+# A kazoo session that retries forever (members come and go) and its quiet close.
+from test_ensemble import close, kazoo  # noqa: E402
 
 
 def write_on(m: ze.Member, path: str, value: bytes) -> None:
