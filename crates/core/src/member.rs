@@ -256,7 +256,7 @@ pub enum Output {
         snapshot_digest: Option<i64>,
     },
     /// One audit log event (only with the audit log on); the host stamps and writes it.
-    Audit(crate::audit::AuditEvent),
+    Audit(Box<crate::audit::AuditEvent>),
     /// The member cannot go on correctly: the host stops the server (after the outputs
     /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
     /// a reconfiguration, which rzk cannot activate yet.

@@ -364,7 +364,7 @@ pub enum Action {
     SyncReply { to: PeerId },
     /// One line of the audit log (only with `CoreConfig::audit_server_user`); the host stamps
     /// the time and writes it.
-    Audit(crate::audit::AuditEvent),
+    Audit(Box<crate::audit::AuditEvent>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

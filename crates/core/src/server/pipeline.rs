@@ -52,7 +52,7 @@ impl ZooKeeperServer {
     fn audit_committed(&mut self, hdr: &TxnHeader, txn: &Txn, result: &TxnResult) {
         if let Some(r) = self.audit_pending.remove(&(hdr.client_id, hdr.cxid)) {
             for e in audit::committed(&r, txn, result) {
-                self.out.push(Action::Audit(e));
+                self.out.push(Action::Audit(Box::new(e)));
             }
         }
     }
@@ -200,7 +200,7 @@ impl ZooKeeperServer {
         let outcome = self.tree.apply(hdr, &f.record.txn);
         if let (Some(user), false) = (&self.cfg.audit_server_user, closing.is_empty()) {
             for e in audit::ephemerals_deleted(hdr.client_id, user, &closing) {
-                self.out.push(Action::Audit(e));
+                self.out.push(Action::Audit(Box::new(e)));
             }
         }
         if !self.audit_pending.is_empty() {

@@ -154,7 +154,7 @@ impl Driver {
                 Output::Storage { seq, op, snapshot_digest } => self.storage_op(seq, op, snapshot_digest),
                 Output::Audit(e) => {
                     if let Some(a) = &mut self.audit {
-                        a.record(wall_ms(), e);
+                        a.record(wall_ms(), *e);
                     }
                 }
                 Output::Stop { reason } => {

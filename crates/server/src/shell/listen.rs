@@ -176,7 +176,9 @@ fn admit(counts: &Arc<Mutex<ConnCounts>>, peer: SocketAddr, max_per_ip: u32, max
 }
 
 /// One connection: the TLS handshake (or, on a unified port, the detection of one), then
-/// the connection itself.
+/// the connection itself. The handshake's and each kind of connection's futures are boxed:
+/// unboxed, this task's future is the size of the largest of them (kilobytes), copied
+/// several times by every spawn (memcpy was 16 % of session churn's instructions).
 async fn serve(
     stream: TcpStream,
     mode: Mode,
@@ -188,14 +190,14 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let ctx = match mode {
-        Mode::Plain => return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await,
+        Mode::Plain => return Box::pin(conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit)).await,
         Mode::Tls(ctx) => ctx,
         Mode::Unified(ctx) => {
             let wait = Duration::from_millis(ctx.settings().handshake_detection_timeout_ms as u64);
             let mut first = [0u8; 1];
             match tokio::time::timeout(wait, stream.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => ctx,
-                Ok(Ok(1)) => return conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit).await,
+                Ok(Ok(1)) => return Box::pin(conn::run(stream, conn, peer, Vec::new(), inbox, limits, permit)).await,
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => {
                     tracing::debug!(conn, %peer, error = %e, "connection closed before its first byte");
@@ -208,8 +210,8 @@ async fn serve(
             }
         }
     };
-    match tls::accept(&ctx, stream).await {
-        Ok((tls_stream, auth)) => conn::run(tls_stream, conn, peer, auth, inbox, limits, permit).await,
+    match Box::pin(tls::accept(&ctx, stream)).await {
+        Ok((tls_stream, auth)) => Box::pin(conn::run(tls_stream, conn, peer, auth, inbox, limits, permit)).await,
         Err(reason) => tracing::warn!(conn, %peer, reason = %reason, "TLS connection refused"),
     }
 }
