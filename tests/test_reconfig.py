@@ -304,3 +304,116 @@ def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
         write(10)
         check(old)
         assert "server.4" not in "\n".join(rzk_cli(ens.member(1), "config"))
+
+
+def dynamic_files(m: ze.Member) -> dict:
+    """zoo.cfg.dynamic.<version> files of a member: version -> text."""
+    return {p.name[len("zoo.cfg.dynamic."):]: p.read_text() for p in m.workdir.glob("zoo.cfg.dynamic.*") if not p.name.endswith(".tmp")}
+
+
+def static_keys(m: ze.Member) -> dict:
+    out = {}
+    for l in m.cfg_path.read_text().splitlines():
+        if "=" in l and not l.startswith("#"):
+            k, v = l.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
+    """A mixed ensemble, every member with reconfigEnabled (rzk sid 1, ZooKeeper 2 and 3):
+    the ZooKeeper leader's first NEWLEADER gives the configuration its version and each
+    member writes zoo.cfg.dynamic.<version> and points zoo.cfg at it; then the leader
+    removes the other ZooKeeper follower and adds it back (kazoo through the rzk follower,
+    zkCli.sh through the leader): the rzk follower activates each configuration (it goes on
+    following; with a quorum of {1, 3} only, writes commit through it), writes the same
+    files as the ZooKeeper members, and has every acknowledged write."""
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-activate",
+                     extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        assert leader.kind == "zookeeper", leader
+        rzk = ens.member(1)
+        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
+        acked: List[str] = []
+
+        def write(hosts: str, n: int) -> None:
+            c = KazooClient(hosts=hosts, timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/ra")
+                for _ in range(n):
+                    p = "/ra/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        def same_files(members) -> str:
+            """Every member's newest dynamic file, all equal; its version."""
+            newest = {}
+            for m in members:
+                files = dynamic_files(m)
+                assert files, (m, list(m.workdir.iterdir()))
+                v = max(files, key=lambda x: int(x, 16))
+                newest[m.sid] = (v, files[v])
+                keys = static_keys(m)
+                assert keys["dynamicConfigFile"].endswith("zoo.cfg.dynamic." + v), (m, keys)
+                assert not any(k.startswith("server.") for k in keys), (m, keys)
+                assert (m.workdir / "zoo.cfg.bak").exists(), m
+            assert len(set(newest.values())) == 1, newest
+            return list(newest.values())[0][0]
+
+        # The first leader's version, in every member's files and /zookeeper/config.
+        h.wait_until(lambda: all(dynamic_files(m) for m in ens.members), 30, 0.2, "dynamic files on every member")
+        v0 = same_files(ens.members)
+        assert int(v0, 16) == int(rzk_cli(rzk, "config")[-1][len("version="):], 16), v0
+        write(rzk.hosts, 10)
+
+        # kazoo through the rzk follower: remove the other ZooKeeper follower.
+        c = kazoo(rzk.hosts)
+        try:
+            data, stat = c.reconfig(joining=None, leaving=str(other.sid), new_members=None)
+        finally:
+            c.stop()
+            c.close()
+        text = data.decode()
+        assert "server.%d=" % other.sid not in text, text
+        v1 = text.splitlines()[-1][len("version="):]
+        assert stat.mzxid == int(v1, 16)
+        h.wait_until(lambda: v1 in dynamic_files(rzk), 30, 0.2, "the rzk follower's new dynamic file")
+        assert rzk.is_running() and rzk.mode() == "follower", rzk.log_tail()
+        # /zookeeper/config on the rzk member and its file agree with the leader's.
+        assert rzk_cli(rzk, "config") == text.splitlines()
+        assert same_files([rzk, leader]) == v1
+        assert "server.%d=" % other.sid not in dynamic_files(rzk)[v1]
+        # The quorum is {1, 3} now: the rzk follower's acks commit writes.
+        write(rzk.hosts, 10)
+
+        # zkCli.sh through the leader: add it back.
+        line = [l for l in dynamic_files(other)[v0].splitlines() if l.startswith("server.%d=" % other.sid)][0]
+        out = zkcli_all(leader, "reconfig", "-add", line)
+        assert out[0] == "Committed new configuration:", out
+        v2 = [l for l in out if l.startswith("version=")][0][len("version="):]
+        h.wait_until(lambda: v2 in dynamic_files(rzk), 30, 0.2, "the rzk follower's newest dynamic file")
+        other.wait_serving()
+        write(",".join(m.hosts for m in ens.members), 10)
+        ens.wait_converged()
+        assert same_files(ens.members) == v2
+        assert sorted(server_lines(dynamic_files(rzk)[v2])) == sorted(server_lines(dynamic_files(rzk)[v0]))
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/ra")
+                have = set("/ra/" + k for k in c.get_children("/ra"))
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m
+        assert rzk.is_running(), rzk.log_tail()

@@ -257,9 +257,18 @@ pub enum Output {
     },
     /// One audit log event (only with the audit log on); the host stamps and writes it.
     Audit(crate::audit::AuditEvent),
+    /// The member runs with a new configuration (`QuorumVerifier.toString()` text, its
+    /// version): the host's peer transport learns the members' addresses from it (and
+    /// drops the others'), and the host writes `zoo.cfg.dynamic.<version hex>` and points
+    /// `zoo.cfg` at it (ZooKeeper's `writeDynamicConfig` / `editStaticConfig`). Only with
+    /// `reconfigEnabled`.
+    ConfigActivated {
+        data: Bytes,
+        version: i64,
+    },
     /// The member cannot go on correctly: the host stops the server (after the outputs
     /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
-    /// a reconfiguration, which rzk cannot activate yet.
+    /// a reconfiguration and this server runs without `reconfigEnabled`.
     Stop {
         reason: String,
     },
@@ -305,6 +314,11 @@ pub struct Member {
     /// Why this member must stop: `Output::Stop` goes out once the current step's outputs
     /// have (so the client of a reconfig gets its answer first).
     stopping: Option<String>,
+    /// The last reconfig txn applied (its zxid and configuration text), and a
+    /// COMMITANDACTIVATE / INFORMANDACTIVATE whose txn is not applied yet (zxid, designated
+    /// leader): the configuration is activated once both are in.
+    applied_reconfig: Option<(Zxid, Bytes)>,
+    activate_at: Option<(Zxid, ServerId)>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -344,6 +358,8 @@ impl Member {
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
             stopping: None,
+            applied_reconfig: None,
+            activate_at: None,
         };
         m.pump();
         Ok(m)
@@ -573,7 +589,16 @@ impl Member {
                     };
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                     if let Some(text) = reconfig {
-                        self.reconfig_committed(entry.zxid, &text);
+                        if self.node.config().reconfig_enabled {
+                            self.applied_reconfig = Some((entry.zxid, Bytes::from(text)));
+                            if let Some((z, designated)) = self.activate_at {
+                                if z == entry.zxid {
+                                    self.activate_reconfig(z, designated);
+                                }
+                            }
+                        } else {
+                            self.reconfig_committed(entry.zxid, &text);
+                        }
                     }
                 }
                 if self.cfg.trace_deliveries {
@@ -607,10 +632,24 @@ impl Member {
                 }
             }
             ZabAction::ReconfigCommitted { zxid, leader } => {
-                // The txn itself was delivered just before (and checked there: a change of
-                // membership stops this server); the designated leader can only differ from
-                // ours when the membership changed.
                 tracing::info!(zxid = %zxid, designated_leader = %leader, "the leader activated a reconfiguration");
+                if self.node.config().reconfig_enabled {
+                    // Its txn is applied at once, or (a sync-phase commit) at UPTODATE.
+                    self.activate_at = Some((zxid, leader));
+                    if self.applied_reconfig.as_ref().is_some_and(|(z, _)| *z == zxid) {
+                        self.activate_reconfig(zxid, leader);
+                    }
+                }
+                // Without reconfigEnabled the txn's delivery decided (a changed membership
+                // stops this server).
+            }
+            ZabAction::ConfigActivated { data, version } => {
+                tracing::info!(
+                    version = format_args!("{version:x}"),
+                    "running with a new configuration:\n{}",
+                    String::from_utf8_lossy(&data)
+                );
+                self.out.push(Output::ConfigActivated { data, version });
             }
             ZabAction::Serving { epoch } => {
                 let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
@@ -629,8 +668,20 @@ impl Member {
         }
     }
 
-    /// A reconfiguration (a ZooKeeper leader's: rzk leaders commit none) was applied. rzk
-    /// cannot change its ensemble at run time yet: unless the new membership is the one
+    /// The reconfig txn at `zxid` is applied and its activation came: the node runs with
+    /// its configuration from now on (`QuorumPeer.processReconfig`), and `/zookeeper/config`
+    /// already holds it (the txn wrote it).
+    fn activate_reconfig(&mut self, zxid: Zxid, designated: ServerId) {
+        self.activate_at = None;
+        let Some((_, text)) = self.applied_reconfig.take() else { return };
+        if let Err(e) = self.node.activate(text, Some(designated)) {
+            // Committed by a quorum, unreadable here: going on would use the wrong quorums.
+            self.stopping.get_or_insert(format!("the reconfiguration committed at {zxid} cannot be read: {e}"));
+        }
+    }
+
+    /// A reconfiguration (a ZooKeeper leader's) was applied on a member without
+    /// `reconfigEnabled`, which does not change its ensemble at run time: unless the new membership is the one
     /// this server runs with (it was restarted with it), the server stops rather than go on
     /// with quorums that are no longer the ensemble's.
     fn reconfig_committed(&mut self, zxid: Zxid, text: &[u8]) {
@@ -695,8 +746,12 @@ impl Member {
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
         // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
-        // ensemble changed while this server was away.
-        if let Some(theirs) = tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()) {
+        // ensemble changed while this server was away. With reconfigEnabled the leader's
+        // NEWLEADER carries it and the node takes it at UPTODATE.
+        let theirs = (!self.node.config().reconfig_enabled)
+            .then(|| tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()))
+            .flatten();
+        if let Some(theirs) = theirs {
             let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
             if !theirs.is_empty() && !ours.is_empty() && member_roles(&theirs) != member_roles(&ours) {
                 let reason = format!(

@@ -563,7 +563,7 @@ impl Node {
                 unacked.push_back((e.zxid, now));
             }
         }
-        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0) });
+        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0), config: Bytes::new() });
         let h = self.ldr().learners.get_mut(&sid).expect("learner");
         h.state = HState::NewLeaderSent;
         h.unacked = unacked;

@@ -97,8 +97,11 @@ pub enum Message {
         entry: Entry,
         leader: ServerId,
     },
+    /// `config`: the leader's configuration text as received (ZooKeeper's leader sends its
+    /// QuorumVerifier); when sent, the node's own `config_data` goes out whatever it holds.
     NewLeader {
         zxid: Zxid,
+        config: Bytes,
     },
     Ack {
         zxid: Zxid,
@@ -185,7 +188,7 @@ impl Message {
                 d.extend_from_slice(&entry.data);
                 QuorumPacket::with_data(pt::INFORMANDACTIVATE, entry.zxid, d)
             }
-            Message::NewLeader { zxid } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
+            Message::NewLeader { zxid, .. } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
             Message::Ack { zxid } => z(pt::ACK, *zxid),
             Message::UpToDate => z(pt::UPTODATE, Zxid(-1)),
             Message::Ping { zxid, data } => {
@@ -239,7 +242,7 @@ impl Message {
                     Message::InformAndActivate { entry: Entry { zxid: p.zxid, data: Bytes::copy_from_slice(&d[8..]) }, leader }
                 }
             }
-            pt::NEWLEADER => Message::NewLeader { zxid: p.zxid },
+            pt::NEWLEADER => Message::NewLeader { zxid: p.zxid, config: Bytes::from(p.data.clone().unwrap_or_default()) },
             pt::ACK => Message::Ack { zxid: p.zxid },
             pt::UPTODATE => Message::UpToDate,
             pt::PING => Message::Ping { zxid: p.zxid, data: data() },
@@ -277,7 +280,7 @@ mod tests {
             Message::Inform(e.clone()),
             Message::CommitAndActivate { zxid: e.zxid, leader: ServerId(2) },
             Message::InformAndActivate { entry: e.clone(), leader: ServerId(2) },
-            Message::NewLeader { zxid: Zxid::new(3, 0) },
+            Message::NewLeader { zxid: Zxid::new(3, 0), config: Bytes::new() },
             Message::Ack { zxid: e.zxid },
             Message::UpToDate,
             Message::Ping { zxid: e.zxid, data: Bytes::new() },

@@ -421,6 +421,47 @@ impl Node {
         self.go_looking();
     }
 
+    /// Runs with the configuration `text` (a `QuorumVerifier.toString()`), as ZooKeeper's
+    /// `QuorumPeer.processReconfig`: only a newer version than the one in force is taken;
+    /// voters, observers, hierarchy, `config_data` and `config_version` are replaced and
+    /// `Action::ConfigActivated` tells the host. A learner whose role changed (voter,
+    /// observer, or no longer a member) or whose leader is no longer the one to follow (the
+    /// `designated` leader of COMMITANDACTIVATE; without one, a leader no longer a voter)
+    /// goes back to LOOKING; so does a leader no longer a voter. A server outside the new
+    /// configuration keeps running but votes for nobody and is never elected (ZooKeeper's
+    /// removed server keeps looking). Without `reconfig_enabled` nothing is taken, as
+    /// ZooKeeper skips it. Returns whether the configuration was taken.
+    pub fn activate(&mut self, text: Bytes, designated: Option<ServerId>) -> Result<bool, crate::types::MembershipError> {
+        let m = crate::types::Membership::parse(&text)?;
+        if !self.cfg.reconfig_enabled || m.version <= self.cfg.config_version {
+            return Ok(false);
+        }
+        let me = self.cfg.my_id;
+        let role_of = |voters: &std::collections::BTreeSet<ServerId>, observers: &std::collections::BTreeSet<ServerId>| {
+            (voters.contains(&me), observers.contains(&me))
+        };
+        let role_before = role_of(&self.cfg.voters, &self.cfg.observers);
+        let role_after = role_of(&m.voters, &m.observers);
+        self.cfg.voters = m.voters;
+        self.cfg.observers = m.observers;
+        self.cfg.hierarchy = m.hierarchy;
+        self.cfg.config_version = m.version;
+        self.cfg.config_data = text.clone();
+        self.actions.push(Action::ConfigActivated { data: text, version: m.version });
+        let leader = self.leader();
+        let leader_change = match designated {
+            Some(d) => leader.is_some_and(|l| l != d),
+            None => leader.is_some_and(|l| !self.cfg.voters.contains(&l)),
+        };
+        match &self.role {
+            Role::Learning(_) if role_before != role_after || leader_change => self.go_looking(),
+            Role::Leading(_) if !self.cfg.voters.contains(&me) => self.go_looking(),
+            Role::Looking => self.start_looking(),
+            _ => {}
+        }
+        Ok(true)
+    }
+
     /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.
     pub(crate) fn go_looking(&mut self) {
         match &self.role {

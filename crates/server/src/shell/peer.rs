@@ -223,7 +223,8 @@ pub struct PeerNet {
 
 struct Shared {
     my_id: ServerId,
-    peers: BTreeMap<ServerId, PeerAddrs>,
+    /// Every member's addresses; replaced when a new configuration is activated.
+    peers: std::sync::RwLock<BTreeMap<ServerId, PeerAddrs>>,
     /// This server's election address as sent in the connection header.
     my_election_texts: Vec<String>,
     limits: NetLimits,
@@ -391,7 +392,7 @@ impl PeerNet {
         let shared = Arc::new(Shared {
             my_id,
             my_election_texts: me.election_texts(),
-            peers,
+            peers: std::sync::RwLock::new(peers),
             limits,
             events,
             next_conn: AtomicU64::new(1),
@@ -434,7 +435,7 @@ impl PeerNet {
             }
             return;
         }
-        if !s.peers.contains_key(&to) {
+        if !s.knows(to) {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
             return;
         }
@@ -462,6 +463,34 @@ impl PeerNet {
     /// connection with `to`, with the same rules as [`PeerNet::send`].
     pub fn send_packet(&self, to: ServerId, p: QuorumPacket) {
         self.shared.enqueue(to, Outbound::Packet(encode(&p)));
+    }
+
+    /// A new configuration's members (a reconfig activated): messages go to these addresses
+    /// from now on; this server's own entry stays as it bound it. Connections to servers no
+    /// longer named are closed; connections to peers whose addresses changed are closed so
+    /// the next message opens one to the new address.
+    pub fn set_peers(&self, mut peers: BTreeMap<ServerId, PeerAddrs>) {
+        let me = self.shared.my_id;
+        let old = {
+            let mut w = self.shared.peers.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(mine) = w.get(&me).cloned() {
+                peers.insert(me, mine);
+            }
+            std::mem::replace(&mut *w, peers.clone())
+        };
+        let gone: Vec<ServerId> = old.iter().filter(|(id, a)| peers.get(id) != Some(a)).map(|(id, _)| *id).collect();
+        let mut st = self.shared.lock();
+        for id in gone {
+            tracing::info!(peer = %id, "no longer at this address in the configuration: closing its connections");
+            if let Some(c) = st.quorum.remove(&id) {
+                c.task.abort();
+            }
+            if let Some(p) = st.election.remove(&id) {
+                if let Some(c) = p.conn {
+                    c.task.abort();
+                }
+            }
+        }
     }
 
     /// Closes the quorum connection with `peer`, if any, at once (queued packets are
@@ -510,6 +539,14 @@ impl Drop for PeerNet {
 }
 
 impl Shared {
+    fn knows(&self, sid: ServerId) -> bool {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).contains_key(&sid)
+    }
+
+    fn addrs(&self, sid: ServerId) -> Option<PeerAddrs> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).get(&sid).cloned()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere already; the state itself stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -575,7 +612,7 @@ impl Shared {
         if p.conn.is_some() || p.connecting {
             return;
         }
-        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        let Some(addrs) = self.addrs(to) else { return };
         p.connecting = true;
         tokio::spawn(connect_election(self.clone(), to, addrs));
     }
@@ -609,7 +646,7 @@ impl Shared {
 
     /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
-        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        let Some(addrs) = self.addrs(to) else { return };
         let mut st = self.lock();
         if st.closed {
             return;
@@ -767,7 +804,7 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
         tracing::warn!(%from, "an election connection claims my own id {sid}: a configuration error");
         return;
     }
-    if !shared.peers.contains_key(&sid) {
+    if !shared.knows(sid) {
         tracing::warn!(%from, %sid, "closing an election connection from a server not in my configuration");
         return;
     }
@@ -1075,7 +1112,7 @@ async fn accept_quorum(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr)
         tracing::warn!(%from, "closing a quorum connection: LearnerInfo without a server id");
         return;
     };
-    if sid == shared.my_id || !shared.peers.contains_key(&sid) {
+    if sid == shared.my_id || !shared.knows(sid) {
         tracing::warn!(%from, %sid, "closing a quorum connection from a server not in my configuration");
         return;
     }
@@ -1601,9 +1638,9 @@ mod tests {
         send(&learner, 1, ack_epoch.clone());
         assert_eq!(next_message(&mut lrx).await, (ServerId(2), ack_epoch));
         send(&leader, 2, Message::Diff { zxid: Zxid::new(5, 3) });
-        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Diff { zxid: Zxid::new(5, 3) }));
-        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0), config: Bytes::new() }));
         send(&leader, 2, Message::UpToDate);
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
 
@@ -1674,9 +1711,9 @@ mod tests {
         stream.extend_from_slice(&payload);
         let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
         send(&leader, 2, snap.clone());
-        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
-        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() }));
 
         // A stream the scanner rejects closes the connection; both ends report it.
         let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
@@ -1981,7 +2018,7 @@ mod tests {
             eprintln!("zk snap stream: {}", snap.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
         let nl = match next_quorum(&mut rx).await {
-            NetEvent::Message { msg: Message::NewLeader { zxid }, .. } => zxid,
+            NetEvent::Message { msg: Message::NewLeader { zxid, .. }, .. } => zxid,
             other => panic!("expected NEWLEADER, got {other:?}"),
         };
         assert_eq!(nl, Zxid::new(1, 0));
@@ -2079,7 +2116,7 @@ mod tests {
         let stream: String =
             include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
         send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
-        send(Message::NewLeader { zxid: Zxid::new(2, 0) });
+        send(Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
         send(Message::UpToDate);
         let zxid = Zxid::new(2, 1);
