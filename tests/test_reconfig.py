@@ -114,8 +114,8 @@ def config_views(ens: ze.Ensemble, zkcli_sids):
 def test_config_znode_and_reconfig(kind):
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    # ZooKeeper: reconfig allowed to anyone (skipACL), to drive it with both clis.
-    extra = {"reconfigEnabled": "true", "skipACL": "yes"} if kind == "zookeeper" else {}
+    # Reconfig allowed to anyone (skipACL), to drive it with both clis.
+    extra = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(kind, 3, proxied=False, name="reconfig-config", extra_cfg=extra) as ens:
         ens.wait_for_leader()
         for m in ens.members:
@@ -124,14 +124,11 @@ def test_config_znode_and_reconfig(kind):
         for m in ens.members:
             v = views[m.sid]
             text = expected_config(m)
-            if kind == "zookeeper":
-                # With reconfigEnabled, ZooKeeper moves the static lines to a dynamic file
-                # and the first leader gives the configuration a version (its first zxid).
-                version = v["data"].splitlines()[-1][len("version="):]
-                assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
-                text = text.replace("version=0", "version=" + version)
-            else:
-                assert v["mzxid"] == 0
+            # With reconfigEnabled, the static lines move to a dynamic file and the first
+            # leader gives the configuration a version (its first zxid).
+            version = v["data"].splitlines()[-1][len("version="):]
+            assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
+            text = text.replace("version=0", "version=" + version)
             assert v["data"] == text, (m, v["data"])
             assert v["version"] == -1
             assert v["rzk"] == text.splitlines()
@@ -139,17 +136,24 @@ def test_config_znode_and_reconfig(kind):
             if "zkcli_s" in v:
                 assert v["zkcli_s"] == v["rzk_s"], (v["zkcli_s"], v["rzk_s"])
                 assert v["zkcli_c"] == v["rzk_c"]
-        if kind == "zookeeper":
-            reconfig_on_zookeeper(ens)
-        else:
-            reconfig_refused_on_rzk(ens)
+        reconfig_side_by_side(ens)
+
+
+def test_rzk_refuses_reconfig_without_reconfig_enabled():
+    with ze.Ensemble("rzk", 3, proxied=False, name="reconfig-disabled") as ens:
+        ens.wait_for_leader()
+        for m in ens.members:
+            m.wait_serving()
+        # Without reconfigEnabled the configuration keeps version 0.
+        assert rzk_cli(ens.member(1), "config")[-1] == "version=0"
+        reconfig_refused_on_rzk(ens)
 
 
 def server_lines(text: str) -> List[str]:
     return [l for l in text.splitlines() if l.startswith("server.")]
 
 
-def reconfig_on_zookeeper(ens: ze.Ensemble) -> None:
+def reconfig_side_by_side(ens: ze.Ensemble) -> None:
     # Through the leader, removing a follower (removing the leader moves leadership and
     # drops its clients: not this test's business).
     m1 = ens.wait_for_leader()
@@ -417,3 +421,113 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
                 c.close()
             assert not [p for p in acked if p not in have], m
         assert rzk.is_running(), rzk.log_tail()
+
+
+def super_digest(user: str, password: str) -> str:
+    import base64
+    import hashlib
+
+    return "%s:%s" % (user, base64.b64encode(hashlib.sha1(("%s:%s" % (user, password)).encode()).digest()).decode())
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_leader_carries_out_reconfig(kind):
+    """The same scenario against a ZooKeeper 3.8 ensemble and an rzk one (reconfigEnabled,
+    a super user by superDigest, client addresses in the server lines): a client that is
+    not the super user is refused (NoAuth); the super user removes a follower with kazoo
+    (incremental), a stale fromConfig is refused (BadVersion), adds it back with zkCli.sh,
+    then sets the whole membership (non-incremental, kazoo's new_members); the
+    /zookeeper/config watch fires; every member writes the same zoo.cfg.dynamic.<version>
+    files; kazoo writes between the steps are on every member at the end."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import BadVersionError, NoAuthError
+
+    cfg = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": super_digest("super", "pw")}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-leader", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        follower = [m for m in ens.members if m is not leader][0]
+        acked: List[str] = []
+
+        def write(n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in ens.members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/rl")
+                for _ in range(n):
+                    p = "/rl/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        def version_of(text: str) -> str:
+            return text.splitlines()[-1][len("version="):]
+
+        write(5)
+        anon = kazoo(leader.hosts)
+        try:
+            with pytest.raises(NoAuthError):
+                anon.reconfig(joining=None, leaving=str(follower.sid), new_members=None)
+        finally:
+            anon.stop()
+            anon.close()
+
+        c = KazooClient(hosts=leader.hosts, timeout=10.0, auth_data=[("digest", "super:pw")])
+        c.start(timeout=30)
+        events = []
+        try:
+            data0, _ = c.get("/zookeeper/config", watch=lambda e: events.append(e))
+            full = data0.decode()
+            v0 = version_of(full)
+            line = [l for l in full.splitlines() if l.startswith("server.%d=" % follower.sid)][0]
+            # Incremental: remove the follower.
+            data1, stat1 = c.reconfig(joining=None, leaving=str(follower.sid), new_members=None)
+            text1 = data1.decode()
+            v1 = version_of(text1)
+            assert "server.%d=" % follower.sid not in text1 and int(v1, 16) == stat1.mzxid
+            h.wait_until(lambda: events, 10, 0.05, "the /zookeeper/config watch")
+            # A stale fromConfig.
+            with pytest.raises(BadVersionError):
+                c.reconfig(joining=line, leaving=None, new_members=None, from_config=int(v0, 16))
+        finally:
+            c.stop()
+            c.close()
+        write(5)
+        # Add it back (kazoo, as the super user; zkCli.sh runs one command per process, so
+        # test_config_znode_and_reconfig drives it under skipACL).
+        c = KazooClient(hosts=leader.hosts, timeout=10.0, auth_data=[("digest", "super:pw")])
+        c.start(timeout=30)
+        try:
+            data2, _ = c.reconfig(joining=line, leaving=None, new_members=None, from_config=int(v1, 16))
+            text2 = data2.decode()
+            assert sorted(server_lines(text2)) == sorted(server_lines(full)), text2
+            # Non-incremental: the same members, a new version.
+            data3, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(server_lines(full)))
+            text3 = data3.decode()
+            assert sorted(server_lines(text3)) == sorted(server_lines(full)) and version_of(text3) != version_of(text2)
+        finally:
+            c.stop()
+            c.close()
+        v3 = version_of(text3)
+        for m in ens.members:
+            h.wait_until(lambda: v3 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v3))
+        newest = {m.sid: dynamic_files(m)[v3] for m in ens.members}
+        assert len(set(newest.values())) == 1, newest
+        assert v1 in dynamic_files(leader)
+        write(5)
+        ens.wait_converged()
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/rl")
+                have = set("/rl/" + k for k in c.get_children("/rl"))
+                assert version_of(c.get("/zookeeper/config")[0].decode()) == v3, m
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m

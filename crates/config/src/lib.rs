@@ -2456,3 +2456,63 @@ pub fn edit_static_config(text: &str, dynamic_path: &str, erase_client_address: 
     out.push_str(&format!("dynamicConfigFile={dynamic_path}\n"));
     Ok(out)
 }
+
+/// Why a reconfig's new configuration cannot be built (the client gets BadArguments).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconfigError(pub String);
+
+/// The configuration a reconfig asks for, as ZooKeeper's PrepRequestProcessor builds it from
+/// the current one (`current`, a `QuorumVerifier.toString()`): non-incremental with
+/// `new_members` (`server.N` / `group.N` / `weight.N` lines, separated by commas or
+/// newlines), else incremental (`leaving`: sids separated by commas; `joining`: `server.N=...`
+/// lines separated by commas, each with its client address; a majority configuration
+/// only). The result is the new `QuorumVerifier.toString()` with `version=<version hex>`;
+/// it has at least two voters (standaloneEnabled).
+pub fn reconfigured(
+    current: &str,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    new_members: Option<&str>,
+    version: u64,
+) -> Result<String, ReconfigError> {
+    let bad = |m: String| ReconfigError(m);
+    let mut next = match new_members {
+        Some(members) => membership_of(&members.replace(',', "\n")).map_err(|e| bad(e.to_string()))?,
+        None => {
+            let cur = membership_of(current).map_err(|e| bad(e.to_string()))?;
+            if cur.is_hierarchical() {
+                return Err(bad(
+                    "Incremental reconfiguration requested but last configuration seen has a non-majority quorum system".to_string()
+                ));
+            }
+            let mut servers = cur.servers.clone();
+            for l in leaving.into_iter().flat_map(|l| l.split(',')).map(str::trim).filter(|l| !l.is_empty()) {
+                let sid: u64 = l.parse().map_err(|_| bad(format!("For input string: \"{l}\"")))?;
+                servers.remove(&sid);
+            }
+            let mut text: Vec<String> = Vec::new();
+            for j in joining.into_iter().flat_map(|j| j.split(',')).map(str::trim).filter(|j| !j.is_empty()) {
+                let Some((k, v)) = j.split_once('=') else { return Err(bad("Wrong format of server string".to_string())) };
+                let one = membership_of(&format!("{}={}", k.trim(), v.trim())).map_err(|e| bad(e.to_string()))?;
+                let Some((sid, spec)) = one.servers.into_iter().next() else {
+                    return Err(bad("Wrong format of server string".to_string()));
+                };
+                if spec.client_address.is_none() {
+                    return Err(bad("Wrong format of server string - each server should have 3 ports specified".to_string()));
+                }
+                servers.insert(sid, spec);
+            }
+            for (sid, spec) in &servers {
+                text.push(format!("server.{sid}={}", spec.to_zk_string()));
+            }
+            // Parsed again as a whole: duplicate addresses and the like are refused there.
+            membership_of(&text.join("\n")).map_err(|e| bad(e.to_string()))?
+        }
+    };
+    if next.participants().count() < 2 {
+        return Err(bad("Reconfig failed - new configuration must include at least 2 followers".to_string()));
+    }
+    next.config_version = version;
+    Ok(next.membership_string())
+}

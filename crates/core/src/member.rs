@@ -457,7 +457,21 @@ impl Member {
         self.core.handle(self.now_ms, self.wall_ms, input);
     }
 
+    /// The core's reconfig view, from the node (an established leader's synced servers and
+    /// whether a reconfig is in flight): refreshed every tick and after each reconfig
+    /// proposal, only with reconfigEnabled.
+    fn refresh_reconfig_view(&mut self) {
+        if self.node.config().reconfig_enabled {
+            let view = self
+                .node
+                .reconfig_view()
+                .map(|(synced, in_progress)| crate::prep::ReconfigView { synced: synced.into_iter().map(|s| s.0).collect(), in_progress });
+            self.core.set_reconfig_view(view);
+        }
+    }
+
     fn tick(&mut self) {
+        self.refresh_reconfig_view();
         let mut n = 0;
         while self.now_ms >= self.next_node_tick_ms {
             self.node.tick();
@@ -808,7 +822,16 @@ impl Member {
         let n = data.len() as i64;
         let (_, min, max) = self.proposal_sizes;
         self.proposal_sizes = (n, if min < 0 { n } else { min.min(n) }, max.max(n));
-        match self.node.propose(zxid, data) {
+        let proposed = match &record.txn {
+            rzk_proto::txn::Txn::Reconfig(t) => {
+                let text = Bytes::from(t.data.clone().unwrap_or_default());
+                let r = self.node.propose_reconfig(zxid, data, text);
+                self.refresh_reconfig_view();
+                r
+            }
+            _ => self.node.propose(zxid, data),
+        };
+        match proposed {
             Ok(()) => {}
             Err(e @ ProposeError::WrongZxid { .. }) => panic!("the core and ZAB disagree on the next zxid: {e}"),
             Err(e) => {

@@ -97,8 +97,8 @@ pub enum Message {
         entry: Entry,
         leader: ServerId,
     },
-    /// `config`: the leader's configuration text as received (ZooKeeper's leader sends its
-    /// QuorumVerifier); when sent, the node's own `config_data` goes out whatever it holds.
+    /// `config`: the leader's configuration text (ZooKeeper's leader sends its
+    /// QuorumVerifier); when sent empty, the configuration in force goes out.
     NewLeader {
         zxid: Zxid,
         config: Bytes,
@@ -188,7 +188,11 @@ impl Message {
                 d.extend_from_slice(&entry.data);
                 QuorumPacket::with_data(pt::INFORMANDACTIVATE, entry.zxid, d)
             }
-            Message::NewLeader { zxid, .. } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
+            Message::NewLeader { zxid, config: own } => {
+                // The leader's own text (a versioned initial configuration), else the one in force.
+                let data = if own.is_empty() { config } else { own };
+                QuorumPacket::with_data(pt::NEWLEADER, *zxid, data.to_vec())
+            }
             Message::Ack { zxid } => z(pt::ACK, *zxid),
             Message::UpToDate => z(pt::UPTODATE, Zxid(-1)),
             Message::Ping { zxid, data } => {

@@ -10,7 +10,7 @@
 //! Roles live in sibling modules: [`crate::election`] (LOOKING), [`crate::leader`] (LEADING:
 //! discovery, sync, broadcast), [`crate::learner`] (FOLLOWING / OBSERVING).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use rzk_proto::quorum::ServerState;
@@ -212,6 +212,30 @@ impl Node {
         let r = self.leader_propose(zxid, data);
         self.drain_loopback();
         r
+    }
+
+    /// [`Node::propose`] for a reconfig txn whose new configuration is `text` (a
+    /// `QuorumVerifier.toString()` with `version=<zxid>`): see `Leader`'s reconfig rule.
+    pub fn propose_reconfig(&mut self, zxid: Zxid, data: Bytes, text: Bytes) -> Result<(), ProposeError> {
+        if self.is_standalone() {
+            return Err(ProposeError::NotLeader);
+        }
+        let r = self.leader_propose_reconfig(zxid, data, text);
+        self.drain_loopback();
+        r
+    }
+
+    /// An established leader's view for a reconfig's prep: this server and its synced
+    /// followers (voters or not), and whether a reconfig is in flight. `None` otherwise.
+    pub fn reconfig_view(&self) -> Option<(BTreeSet<ServerId>, bool)> {
+        match &self.role {
+            Role::Leading(l) if l.is_established() => {
+                let mut synced: BTreeSet<ServerId> = l.synced_followers().collect();
+                synced.insert(self.cfg.my_id);
+                Some((synced, l.reconfig_in_progress()))
+            }
+            _ => None,
+        }
     }
 
     /// Every storage operation up to `seq` is durable.
@@ -427,9 +451,9 @@ impl Node {
     /// `Action::ConfigActivated` tells the host. A learner whose role changed (voter,
     /// observer, or no longer a member) or whose leader is no longer the one to follow (the
     /// `designated` leader of COMMITANDACTIVATE; without one, a leader no longer a voter)
-    /// goes back to LOOKING; so does a leader no longer a voter. A server outside the new
-    /// configuration keeps running but votes for nobody and is never elected (ZooKeeper's
-    /// removed server keeps looking). Without `reconfig_enabled` nothing is taken, as
+    /// goes back to LOOKING; so does a leader that is not the designated one. A server
+    /// outside the new configuration keeps following as a non-voting follower, as
+    /// ZooKeeper's does; once LOOKING it votes for nobody and is never elected. Without `reconfig_enabled` nothing is taken, as
     /// ZooKeeper skips it. Returns whether the configuration was taken.
     pub fn activate(&mut self, text: Bytes, designated: Option<ServerId>) -> Result<bool, crate::types::MembershipError> {
         let m = crate::types::Membership::parse(&text)?;
@@ -437,11 +461,10 @@ impl Node {
             return Ok(false);
         }
         let me = self.cfg.my_id;
-        let role_of = |voters: &std::collections::BTreeSet<ServerId>, observers: &std::collections::BTreeSet<ServerId>| {
-            (voters.contains(&me), observers.contains(&me))
-        };
-        let role_before = role_of(&self.cfg.voters, &self.cfg.observers);
-        let role_after = role_of(&m.voters, &m.observers);
+        // QuorumPeer.updateLearnerType: observer or participant as the new configuration
+        // names it; a server it does not name is a (non-voting) participant.
+        let observer_before = self.cfg.observers.contains(&me);
+        let observer_after = m.observers.contains(&me);
         self.cfg.voters = m.voters;
         self.cfg.observers = m.observers;
         self.cfg.hierarchy = m.hierarchy;
@@ -453,9 +476,13 @@ impl Node {
             Some(d) => leader.is_some_and(|l| l != d),
             None => leader.is_some_and(|l| !self.cfg.voters.contains(&l)),
         };
+        let stays_leader = match designated {
+            Some(d) => d == me,
+            None => self.cfg.voters.contains(&me),
+        };
         match &self.role {
-            Role::Learning(_) if role_before != role_after || leader_change => self.go_looking(),
-            Role::Leading(_) if !self.cfg.voters.contains(&me) => self.go_looking(),
+            Role::Learning(_) if observer_before != observer_after || leader_change => self.go_looking(),
+            Role::Leading(_) if !stays_leader => self.go_looking(),
             Role::Looking => self.start_looking(),
             _ => {}
         }

@@ -173,6 +173,15 @@ pub enum MembershipError {
 }
 
 impl Membership {
+    /// `QuorumVerifier.containsQuorum` for this configuration.
+    pub fn is_quorum<'a>(&self, set: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let voters = set.into_iter().filter(|s| self.voters.contains(s));
+        match &self.hierarchy {
+            Some(h) => h.contains_quorum(voters),
+            None => 2 * voters.count() > self.voters.len(),
+        }
+    }
+
     /// Parses `text` (unknown keys are ZooKeeper's business, not a quorum's: skipped).
     pub fn parse(text: &[u8]) -> Result<Membership, MembershipError> {
         let text = String::from_utf8_lossy(text);
@@ -376,4 +385,8 @@ pub enum ProposeError {
     ZxidExhausted(Epoch),
     #[error("zxid {got} is not the next one ({expected})")]
     WrongZxid { expected: Zxid, got: Zxid },
+    #[error("a reconfiguration is in progress")]
+    ReconfigInProgress,
+    #[error("the new configuration cannot be read: {0}")]
+    BadConfig(String),
 }

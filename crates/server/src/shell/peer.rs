@@ -435,7 +435,10 @@ impl PeerNet {
             }
             return;
         }
-        if !s.knows(to) {
+        // A learner outside the configuration (joining, or removed by a reconfig) follows
+        // over the quorum connection it opened: packets to it go there.
+        let by_connection = !matches!(msg, Message::Notification(_) | Message::LearnerInfo { .. });
+        if !s.knows(to) && !by_connection {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
             return;
         }
@@ -466,9 +469,10 @@ impl PeerNet {
     }
 
     /// A new configuration's members (a reconfig activated): messages go to these addresses
-    /// from now on; this server's own entry stays as it bound it. Connections to servers no
-    /// longer named are closed; connections to peers whose addresses changed are closed so
-    /// the next message opens one to the new address.
+    /// from now on; this server's own entry stays as it bound it. Connections to peers whose
+    /// addresses changed are closed so the next message opens one to the new address; a
+    /// server no longer named keeps its quorum connection (a removed follower goes on
+    /// following, as with ZooKeeper) but gets no more election messages.
     pub fn set_peers(&self, mut peers: BTreeMap<ServerId, PeerAddrs>) {
         let me = self.shared.my_id;
         let old = {
@@ -478,7 +482,7 @@ impl PeerNet {
             }
             std::mem::replace(&mut *w, peers.clone())
         };
-        let gone: Vec<ServerId> = old.iter().filter(|(id, a)| peers.get(id) != Some(a)).map(|(id, _)| *id).collect();
+        let gone: Vec<ServerId> = old.iter().filter(|(id, a)| peers.get(id).is_some_and(|new| new != *a)).map(|(id, _)| *id).collect();
         let mut st = self.shared.lock();
         for id in gone {
             tracing::info!(peer = %id, "no longer at this address in the configuration: closing its connections");
@@ -1112,9 +1116,14 @@ async fn accept_quorum(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr)
         tracing::warn!(%from, "closing a quorum connection: LearnerInfo without a server id");
         return;
     };
-    if sid == shared.my_id || !shared.knows(sid) {
-        tracing::warn!(%from, %sid, "closing a quorum connection from a server not in my configuration");
+    if sid == shared.my_id {
+        tracing::warn!(%from, %sid, "closing a quorum connection that claims my own id");
         return;
+    }
+    if !shared.knows(sid) {
+        // ZooKeeper's leader takes learners outside its configuration (a joining server);
+        // they vote in nothing until a reconfig names them.
+        tracing::info!(%from, %sid, "a quorum connection from a server not in my configuration");
     }
     shared.register_quorum(sid, rd, wr, buf, NetEvent::Message { from: sid, msg });
 }
@@ -1817,10 +1826,9 @@ mod tests {
             b.extend_from_slice(&i32::MAX.to_be_bytes());
             b
         };
-        // First packets that are not a known learner's FOLLOWERINFO / OBSERVERINFO.
+        // First packets that are not a learner's FOLLOWERINFO / OBSERVERINFO.
         for first in [
             encode(&QuorumPacket::new(pt::PING, Zxid(1))),
-            info(9, pt::FOLLOWERINFO),
             info(1, pt::FOLLOWERINFO),
             encode(&QuorumPacket::with_data(pt::FOLLOWERINFO, Zxid(0), vec![1, 2])),
             hostile_len.clone(),
@@ -1831,6 +1839,12 @@ mod tests {
             expect_closed(&mut c).await;
         }
         assert!(lrx.try_recv().is_err(), "nothing reaches the driver");
+        // A server outside the configuration may follow (a joining one): ZAB decides.
+        let mut c9 = TcpStream::connect(leader.quorum_addr()).await.unwrap();
+        c9.write_all(&info(9, pt::FOLLOWERINFO)).await.unwrap();
+        assert_eq!(next_message(&mut lrx).await, (ServerId(9), Message::LearnerInfo { accepted_epoch: 1, observer: false }));
+        drop(c9);
+        expect_disconnected(&mut lrx, 9).await;
 
         // On an established connection: bad packets close it, and it is reported.
         for bad in [
