@@ -531,3 +531,138 @@ def test_leader_carries_out_reconfig(kind):
                 c.stop()
                 c.close()
             assert not [p for p in acked if p not in have], m
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_leader_reconfigures_zookeeper_followers():
+    """A mixed ensemble led by rzk (sid 3; ZooKeeper sids 1 and 2, every member with
+    reconfigEnabled and skipACL): the ZooKeeper followers take the rzk leader's versioned
+    initial configuration from NEWLEADER, then the rzk leader removes ZooKeeper server 1
+    (kazoo) and adds it back (zkCli.sh): ZooKeeper activates each COMMITANDACTIVATE, and
+    every member has the same dynamic files and every acknowledged write."""
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["zookeeper", "zookeeper", "rzk"], 3, proxied=False, name="reconfig-rzk-leads",
+                     extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        assert leader.kind == "rzk", leader
+        acked: List[str] = []
+
+        def write(members, n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/mx")
+                for _ in range(n):
+                    p = "/mx/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        h.wait_until(lambda: all(dynamic_files(m) for m in ens.members), 30, 0.2, "dynamic files on every member")
+        v0 = max(dynamic_files(leader), key=lambda x: int(x, 16))
+        assert int(v0, 16) >> 32 >= 1
+        for m in ens.members:
+            assert dynamic_files(m)[v0] == dynamic_files(leader)[v0], m
+        write(ens.members, 5)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving="1", new_members=None)
+        finally:
+            c.stop()
+            c.close()
+        v1 = data.decode().splitlines()[-1][len("version="):]
+        for m in (ens.member(2), leader):
+            h.wait_until(lambda: v1 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v1))
+        assert dynamic_files(ens.member(2))[v1] == dynamic_files(leader)[v1]
+        assert "server.1=" not in dynamic_files(leader)[v1]
+        # {2, 3} is the quorum now: the ZooKeeper follower's acks commit.
+        write([ens.member(2), leader], 5)
+        line = [l for l in dynamic_files(leader)[v0].splitlines() if l.startswith("server.1=")][0]
+        out = zkcli_all(leader, "reconfig", "-add", line)
+        assert out[0] == "Committed new configuration:", out
+        v2 = [l for l in out if l.startswith("version=")][0][len("version="):]
+        for m in ens.members:
+            h.wait_until(lambda: v2 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v2))
+            assert dynamic_files(m)[v2] == dynamic_files(leader)[v2], m
+        write(ens.members, 5)
+        ens.wait_converged()
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/mx")
+                have = set("/mx/" + k for k in c.get_children("/mx"))
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m
+        assert leader.mode() == "leader"
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_remove_the_leader(kind):
+    """Removing the leader (kazoo through it): the configuration without it commits, the
+    other two elect a leader among themselves, and writes go on; the removed server keeps
+    running. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-remove-leader", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        old = ens.wait_for_leader()
+        rest = [m for m in ens.members if m is not old]
+        acked: List[str] = []
+
+        def write(members, n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/rm")
+                for _ in range(n):
+                    p = "/rm/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        write(ens.members, 5)
+        c = kazoo(old.hosts)
+        try:
+            try:
+                data, _ = c.reconfig(joining=None, leaving=str(old.sid), new_members=None)
+                assert "server.%d=" % old.sid not in data.decode()
+            except Exception as e:  # the leader's clients may be cut off with its role
+                from kazoo.exceptions import ConnectionLoss
+
+                assert isinstance(e, ConnectionLoss), e
+        finally:
+            c.stop()
+            c.close()
+        new = ens.wait_for_leader(members=rest)
+        assert new is not old
+        for m in rest:
+            h.wait_until(lambda: any("server.%d=" % old.sid not in t for t in dynamic_files(m).values()), 30, 0.2,
+                         "%r's configuration without the old leader" % m)
+        write(rest, 5)
+        ens.wait_converged(members=rest)
+        for m in rest:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/rm")
+                have = set("/rm/" + k for k in c.get_children("/rm"))
+                conf = c.get("/zookeeper/config")[0].decode()
+            finally:
+                c.stop()
+                c.close()
+            assert "server.%d=" % old.sid not in conf, (m, conf)
+            assert not [p for p in acked if p not in have], m
+        assert old.is_running()
