@@ -1,23 +1,21 @@
-"""Dynamic reconfiguration, as far as rzk implements it, side by side with Apache ZooKeeper 3.8
-(real processes on 127.0.0.1, zkensemble.py; every process stopped on exit):
+"""Dynamic reconfiguration, side by side with Apache ZooKeeper 3.8 (real processes on
+127.0.0.1, zkensemble.py; every process stopped on exit):
 
-* `/zookeeper/config` of every member of a 3-server ensemble holds the ensemble's
-  configuration text (`QuorumVerifier.toString()`: `server.N=...:participant` lines and
-  `version=<hex>`), with ZooKeeper's Stat (dataVersion -1, mzxid = the config version), read
-  with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and `rzk cli config`: the same
-  on ZooKeeper and on rzk;
-* `rzk cli reconfig` (zkCli's flags and output) against ZooKeeper 3.8 (reconfigEnabled,
-  skipACL): shrink 3 -> 2 with `-remove` and grow back with `-add`, side by side with zkCli.sh
-  (`Committed new configuration:`, `-s`), a stale `-v` refused as zkCli reports it, and the
-  new configuration in `/zookeeper/config` (version = the reconfig's zxid);
-* on rzk, `reconfig` is still refused: ReconfigDisabled without `reconfigEnabled` (zkCli.sh
-  and rzk cli print the same), and the configuration does not move.
-
-* a mixed ensemble (rzk sid 1, ZooKeeper sids 2 and 3 with reconfigEnabled): a ZooKeeper
-  leader commits a reconfiguration asked for through the rzk follower; the follower, which
-  cannot activate one yet, applies the txn, answers its client with the new configuration
-  and then stops with an error saying so, rather than go on with the wrong quorums.
-
+* `/zookeeper/config` of every member of a 3-server ensemble with reconfigEnabled holds the
+  ensemble's configuration text (`QuorumVerifier.toString()`, with the version the first
+  NEWLEADER gave it), read with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and
+  `rzk cli config`; then, under skipACL, shrink 3 -> 2 with `rzk cli reconfig -remove`, a
+  stale `-v` refused, grow back with zkCli.sh `-add`, kazoo's stale from_config: the same on
+  ZooKeeper and on rzk (whose leader carries the reconfigs out);
+* without reconfigEnabled rzk refuses reconfig (ReconfigDisabled, as zkCli.sh prints it);
+* a super user (superDigest) against either kind: NoAuth for anyone else, incremental remove
+  and add with kazoo, BadVersion, the /zookeeper/config watch, a non-incremental member list,
+  the same zoo.cfg.dynamic.<version> files on every member, every acknowledged write kept;
+* removing the leader, on either kind;
+* mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
+  same files), an rzk leader reconfiguring ZooKeeper followers; and, without
+  reconfigEnabled on the rzk member, the rzk follower stopping rather than run with the
+  wrong quorums;
 * growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
   *Growing and shrinking an ensemble* says, with kazoo writes in between: every
   acknowledged write on every member after each step, `config` showing the new membership.
