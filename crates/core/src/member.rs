@@ -459,7 +459,7 @@ impl Member {
 
     /// The core's reconfig view, from the node (an established leader's synced servers and
     /// whether a reconfig is in flight): refreshed every tick and after each reconfig
-    /// proposal, only with reconfigEnabled.
+    /// proposal or activation, only with reconfigEnabled.
     fn refresh_reconfig_view(&mut self) {
         if self.node.config().reconfig_enabled {
             let view = self
@@ -664,6 +664,8 @@ impl Member {
                     String::from_utf8_lossy(&data)
                 );
                 self.out.push(Output::ConfigActivated { data, version });
+                // A leader's reconfig is no longer in flight once activated.
+                self.refresh_reconfig_view();
             }
             ZabAction::Serving { epoch } => {
                 let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };

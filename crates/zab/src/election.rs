@@ -120,12 +120,10 @@ impl Node {
     /// The Messenger's receive path: answer where FastLeaderElection answers, then hand the
     /// notification to the election if LOOKING.
     pub(crate) fn election_receive(&mut self, from: ServerId, v: Vote) {
-        let known = self.cfg.voters.contains(&from) || self.cfg.observers.contains(&from);
-        if !known {
-            return;
-        }
         if !self.cfg.is_voter(from) {
-            // From an observer: answer at once with what we stand by.
+            // From an observer, or a server outside the configuration (one a reconfig
+            // removed, or a joining one): answer at once with what we stand by, as
+            // FastLeaderElection answers a sender that is not a valid voter.
             let lc = self.election.logicalclock;
             let mut ans = self.standing_vote(lc);
             if self.state() == ServerState::Looking {

@@ -99,6 +99,10 @@ pub(crate) struct Leader {
     /// `qvAcksetPairs`): its zxid, the new configuration and its text. It commits only
     /// with a quorum of the old configuration and one of the new.
     reconfig: Option<(Zxid, crate::types::Membership, Bytes)>,
+    /// A reconfig made another server the designated leader: this one commits and
+    /// proposes nothing more (ZooKeeper's `allowedToCommit = false`) and steps down once
+    /// its followers, told by COMMITANDACTIVATE, have left (the quorum check of `tick`).
+    pub(crate) stepping_down: bool,
     last_proposed: Zxid,
     phase_deadline: u64,
     next_half_tick: u64,
@@ -154,7 +158,7 @@ impl Leader {
     }
 
     pub fn next_zxid(&self, cfg: &Config) -> Result<Zxid, ProposeError> {
-        if self.phase != Phase::Broadcast {
+        if self.phase != Phase::Broadcast || self.stepping_down {
             return Err(ProposeError::NotLeader);
         }
         let epoch = self.epoch.expect("established leader has an epoch");
@@ -169,7 +173,7 @@ impl Leader {
 }
 
 impl Node {
-    fn ldr(&mut self) -> &mut Leader {
+    pub(crate) fn ldr(&mut self) -> &mut Leader {
         match &mut self.role {
             Role::Leading(l) => l,
             _ => unreachable!("not leading"),
@@ -197,6 +201,7 @@ impl Node {
             learners: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             reconfig: None,
+            stepping_down: false,
             last_proposed: Zxid::ZERO,
             phase_deadline: self.now + limit,
             next_half_tick: self.now + self.half_tick(),
@@ -449,6 +454,9 @@ impl Node {
     fn leader_try_commit(&mut self) {
         loop {
             let l = self.leader_ref();
+            if l.stepping_down {
+                return;
+            }
             let Some((&zxid, acks)) = l.outstanding.iter().next() else { return };
             if !self.cfg.is_quorum(acks) {
                 return;
@@ -479,12 +487,10 @@ impl Node {
             if let Some(d) = designated {
                 let (_, _, text) = self.ldr().reconfig.take().expect("the reconfig being committed");
                 // QuorumPeer.processReconfig on the leader: a leader that is not the designated
-                // one goes back to LOOKING (the followers do too, told the designated leader).
+                // one stops committing and steps down once its followers (told the designated
+                // leader) have left.
                 if self.activate(text, Some(d)).is_err() {
                     unreachable!("the reconfig's configuration was parsed when proposed");
-                }
-                if !matches!(self.role, Role::Leading(_)) {
-                    return;
                 }
             }
         }
@@ -661,7 +667,8 @@ impl Node {
                 unacked.push_back((e.zxid, now));
             }
         }
-        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0), config: self.newleader_config(epoch).unwrap_or_default() });
+        let config = self.newleader_config(epoch).unwrap_or_else(|| self.cfg.config_data.clone());
+        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0), config });
         let h = self.ldr().learners.get_mut(&sid).expect("learner");
         h.state = HState::NewLeaderSent;
         h.unacked = unacked;

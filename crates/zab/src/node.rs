@@ -451,7 +451,8 @@ impl Node {
     /// `Action::ConfigActivated` tells the host. A learner whose role changed (voter,
     /// observer, or no longer a member) or whose leader is no longer the one to follow (the
     /// `designated` leader of COMMITANDACTIVATE; without one, a leader no longer a voter)
-    /// goes back to LOOKING; so does a leader that is not the designated one. A server
+    /// goes back to LOOKING; a leader that is not the designated one stops committing and
+    /// steps down once its followers have left (`Leader::stepping_down`). A server
     /// outside the new configuration keeps following as a non-voting follower, as
     /// ZooKeeper's does; once LOOKING it votes for nobody and is never elected. Without `reconfig_enabled` nothing is taken, as
     /// ZooKeeper skips it. Returns whether the configuration was taken.
@@ -482,7 +483,13 @@ impl Node {
         };
         match &self.role {
             Role::Learning(_) if observer_before != observer_after || leader_change => self.go_looking(),
-            Role::Leading(_) if !stays_leader => self.go_looking(),
+            Role::Leading(l) if !stays_leader => {
+                if l.is_established() {
+                    self.ldr().stepping_down = true;
+                } else {
+                    self.go_looking();
+                }
+            }
             Role::Looking => self.start_looking(),
             _ => {}
         }

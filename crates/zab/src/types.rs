@@ -284,11 +284,14 @@ impl Config {
         Ok(())
     }
 
+    /// An observer if the configuration names it one; else a participant (a server outside
+    /// the configuration is a participant without a vote, as ZooKeeper's
+    /// `updateLearnerType` leaves it).
     pub fn learner_type(&self) -> LearnerType {
-        if self.voters.contains(&self.my_id) {
-            LearnerType::Participant
-        } else {
+        if self.observers.contains(&self.my_id) {
             LearnerType::Observer
+        } else {
+            LearnerType::Participant
         }
     }
 
