@@ -314,10 +314,8 @@ pub struct Member {
     /// Why this member must stop: `Output::Stop` goes out once the current step's outputs
     /// have (so the client of a reconfig gets its answer first).
     stopping: Option<String>,
-    /// The last reconfig txn applied (its zxid and configuration text), and a
-    /// COMMITANDACTIVATE / INFORMANDACTIVATE whose txn is not applied yet (zxid, designated
-    /// leader): the configuration is activated once both are in.
-    applied_reconfig: Option<(Zxid, Bytes)>,
+    /// A COMMITANDACTIVATE / INFORMANDACTIVATE whose txn is not applied yet (zxid,
+    /// designated leader): its configuration is activated when the txn is.
     activate_at: Option<(Zxid, ServerId)>,
 }
 
@@ -358,7 +356,6 @@ impl Member {
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
             stopping: None,
-            applied_reconfig: None,
             activate_at: None,
         };
         m.pump();
@@ -604,12 +601,11 @@ impl Member {
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                     if let Some(text) = reconfig {
                         if self.node.config().reconfig_enabled {
-                            self.applied_reconfig = Some((entry.zxid, Bytes::from(text)));
-                            if let Some((z, designated)) = self.activate_at {
-                                if z == entry.zxid {
-                                    self.activate_reconfig(z, designated);
-                                }
-                            }
+                            // Committed: in force from now on, whether COMMITANDACTIVATE
+                            // told us (its designated leader, if it came first) or the txn
+                            // came committed in a sync or a new leader's initial history.
+                            let designated = self.activate_at.take().filter(|(z, _)| *z == entry.zxid).map(|(_, d)| d);
+                            self.activate_reconfig(entry.zxid, Bytes::from(text), designated);
                         } else {
                             self.reconfig_committed(entry.zxid, &text);
                         }
@@ -647,12 +643,10 @@ impl Member {
             }
             ZabAction::ReconfigCommitted { zxid, leader } => {
                 tracing::info!(zxid = %zxid, designated_leader = %leader, "the leader activated a reconfiguration");
-                if self.node.config().reconfig_enabled {
-                    // Its txn is applied at once, or (a sync-phase commit) at UPTODATE.
+                if self.node.config().reconfig_enabled && self.node.config().config_version < zxid.0 {
+                    // Its txn is not applied yet (a sync-phase commit, applied at UPTODATE):
+                    // activated then, with this designated leader.
                     self.activate_at = Some((zxid, leader));
-                    if self.applied_reconfig.as_ref().is_some_and(|(z, _)| *z == zxid) {
-                        self.activate_reconfig(zxid, leader);
-                    }
                 }
                 // Without reconfigEnabled the txn's delivery decided (a changed membership
                 // stops this server).
@@ -684,13 +678,12 @@ impl Member {
         }
     }
 
-    /// The reconfig txn at `zxid` is applied and its activation came: the node runs with
-    /// its configuration from now on (`QuorumPeer.processReconfig`), and `/zookeeper/config`
+    /// The reconfig txn at `zxid` is applied (committed): the node runs with its
+    /// configuration from now on (`QuorumPeer.processReconfig`; a no-op where the node
+    /// already activated it, as the leader that committed it), and `/zookeeper/config`
     /// already holds it (the txn wrote it).
-    fn activate_reconfig(&mut self, zxid: Zxid, designated: ServerId) {
-        self.activate_at = None;
-        let Some((_, text)) = self.applied_reconfig.take() else { return };
-        if let Err(e) = self.node.activate(text, Some(designated)) {
+    fn activate_reconfig(&mut self, zxid: Zxid, text: Bytes, designated: Option<ServerId>) {
+        if let Err(e) = self.node.activate(text, designated) {
             // Committed by a quorum, unreadable here: going on would use the wrong quorums.
             self.stopping.get_or_insert(format!("the reconfiguration committed at {zxid} cannot be read: {e}"));
         }

@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use rzk_proto::quorum::ServerState;
 
 use crate::message::{Message, Vote};
@@ -106,8 +108,26 @@ impl Node {
             if s == self.cfg.my_id {
                 self.loopback.push_back(v);
             } else {
-                self.send(s, Message::Notification(v));
+                self.send_vote(s, v);
             }
+        }
+    }
+
+    /// A notification, preceded with reconfig enabled by the configuration it carries.
+    fn send_vote(&mut self, to: ServerId, v: Vote) {
+        if self.cfg.reconfig_enabled {
+            let c = self.cfg.config_data.clone();
+            self.send(to, Message::ElectionConfig(c));
+        }
+        self.send(to, Message::Notification(v));
+    }
+
+    /// A notification's configuration (FastLeaderElection): a LOOKING server takes a newer
+    /// one (committed: only activated configurations are sent) and starts the round again.
+    pub(crate) fn election_config(&mut self, text: Bytes) {
+        if matches!(self.role, Role::Looking) {
+            // Unreadable bytes from a peer are ignored, as a malformed notification is.
+            let _ = self.activate(text, None);
         }
     }
 
@@ -129,19 +149,19 @@ impl Node {
             if self.state() == ServerState::Looking {
                 ans.state = ServerState::Looking;
             }
-            self.send(from, Message::Notification(ans));
+            self.send_vote(from, ans);
             return;
         }
         if matches!(self.role, Role::Looking) {
             if v.state == ServerState::Looking && v.election_epoch < self.election.logicalclock {
                 let p = self.proposal_vote();
-                self.send(from, Message::Notification(p));
+                self.send_vote(from, p);
             }
             self.election_receive_inner(from, v);
         } else if v.state == ServerState::Looking {
             let ee = self.election.current_vote.election_epoch;
             let ans = self.standing_vote(ee);
-            self.send(from, Message::Notification(ans));
+            self.send_vote(from, ans);
         }
     }
 

@@ -102,7 +102,7 @@ pub(crate) struct Leader {
     /// A reconfig made another server the designated leader: this one commits and
     /// proposes nothing more (ZooKeeper's `allowedToCommit = false`) and steps down once
     /// its followers, told by COMMITANDACTIVATE, have left (the quorum check of `tick`).
-    pub(crate) stepping_down: bool,
+    pub(crate) stepping_down: Option<u64>,
     last_proposed: Zxid,
     phase_deadline: u64,
     next_half_tick: u64,
@@ -158,7 +158,7 @@ impl Leader {
     }
 
     pub fn next_zxid(&self, cfg: &Config) -> Result<Zxid, ProposeError> {
-        if self.phase != Phase::Broadcast || self.stepping_down {
+        if self.phase != Phase::Broadcast || self.stepping_down.is_some() {
             return Err(ProposeError::NotLeader);
         }
         let epoch = self.epoch.expect("established leader has an epoch");
@@ -201,7 +201,7 @@ impl Node {
             learners: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             reconfig: None,
-            stepping_down: false,
+            stepping_down: None,
             last_proposed: Zxid::ZERO,
             phase_deadline: self.now + limit,
             next_half_tick: self.now + self.half_tick(),
@@ -337,7 +337,7 @@ impl Node {
             // reconfig removed): its acks count only in a configuration that names it.
             let is_observer = self.cfg.observers.contains(&from);
             let is_voter = self.cfg.is_voter(from);
-            if observer != is_observer {
+            if observer != is_observer || self.leader_ref().stepping_down.is_some() {
                 return;
             }
             if let Some(epoch) = self.leader_ref().epoch {
@@ -454,7 +454,7 @@ impl Node {
     fn leader_try_commit(&mut self) {
         loop {
             let l = self.leader_ref();
-            if l.stepping_down {
+            if l.stepping_down.is_some() {
                 return;
             }
             let Some((&zxid, acks)) = l.outstanding.iter().next() else { return };
@@ -698,6 +698,11 @@ impl Node {
         if phase != Phase::Broadcast && now > deadline {
             // Timeout while waiting for epoch / epoch acks / NEWLEADER acks from a quorum.
             self.stats.quorum_lost += 1;
+            self.go_looking();
+            return;
+        }
+        if self.leader_ref().stepping_down.is_some_and(|since| now > since + self.ticks(self.cfg.sync_limit)) {
+            // Not the designated leader: its followers have had syncLimit to leave.
             self.go_looking();
             return;
         }

@@ -196,6 +196,12 @@ impl Node {
                         return;
                     }
                 }
+                if self.cfg.reconfig_enabled && !self.cfg.voters.contains(&leader) {
+                    // A leader outside the configuration (one a reconfig removed, stepping
+                    // down) is followed by nobody.
+                    self.go_looking();
+                    return;
+                }
                 self.actions.push(Action::Serving { epoch });
             }
             (Phase::Broadcast | Phase::NewLeader | Phase::Syncing, Message::Ping { zxid, .. }) => {

@@ -53,6 +53,12 @@ impl Vote {
 pub enum Message {
     /// Election port.
     Notification(Vote),
+    /// The configuration a notification carried (its `config` bytes): the transport hands
+    /// it to the node just before the notification itself, and the node sends one before
+    /// each of its notifications when reconfig is enabled (a transport that puts the
+    /// configuration in every notification, as ZooKeeper's, drops these). A LOOKING node
+    /// takes a newer configuration from it (FastLeaderElection's `processReconfig`).
+    ElectionConfig(Bytes),
     /// FOLLOWERINFO / OBSERVERINFO: a learner's first packet, with its accepted epoch.
     LearnerInfo {
         accepted_epoch: Epoch,
@@ -131,6 +137,7 @@ impl Message {
     pub fn name(&self) -> &'static str {
         match self {
             Message::Notification(_) => "NOTIFICATION",
+            Message::ElectionConfig(_) => "NOTIFICATION(config)",
             Message::LearnerInfo { observer: false, .. } => "FOLLOWERINFO",
             Message::LearnerInfo { observer: true, .. } => "OBSERVERINFO",
             Message::LeaderInfo { .. } => "LEADERINFO",
@@ -156,7 +163,7 @@ impl Message {
     pub fn to_packet(&self, my_id: ServerId, config_version: i64, config: &[u8]) -> Option<QuorumPacket> {
         let z = QuorumPacket::new;
         Some(match self {
-            Message::Notification(_) => return None,
+            Message::Notification(_) | Message::ElectionConfig(_) => return None,
             Message::LearnerInfo { accepted_epoch, observer } => {
                 let li = LearnerInfo { serverid: my_id.0, protocol_version: ZAB_PROTOCOL_VERSION, config_version };
                 QuorumPacket::with_data(

@@ -167,6 +167,7 @@ impl Node {
         }
         match msg {
             Message::Notification(v) => self.election_receive(from, v),
+            Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
@@ -452,13 +453,17 @@ impl Node {
     /// observer, or no longer a member) or whose leader is no longer the one to follow (the
     /// `designated` leader of COMMITANDACTIVATE; without one, a leader no longer a voter)
     /// goes back to LOOKING; a leader that is not the designated one stops committing and
-    /// steps down once its followers have left (`Leader::stepping_down`). A server
+    /// steps down once its followers have left, or after syncLimit (`Leader::stepping_down`);
+    /// it takes no new learners meanwhile. A server
     /// outside the new configuration keeps following as a non-voting follower, as
     /// ZooKeeper's does; once LOOKING it votes for nobody and is never elected. Without `reconfig_enabled` nothing is taken, as
     /// ZooKeeper skips it. Returns whether the configuration was taken.
     pub fn activate(&mut self, text: Bytes, designated: Option<ServerId>) -> Result<bool, crate::types::MembershipError> {
+        if !self.cfg.reconfig_enabled {
+            return Ok(false);
+        }
         let m = crate::types::Membership::parse(&text)?;
-        if !self.cfg.reconfig_enabled || m.version <= self.cfg.config_version {
+        if m.version <= self.cfg.config_version {
             return Ok(false);
         }
         let me = self.cfg.my_id;
@@ -485,7 +490,8 @@ impl Node {
             Role::Learning(_) if observer_before != observer_after || leader_change => self.go_looking(),
             Role::Leading(l) if !stays_leader => {
                 if l.is_established() {
-                    self.ldr().stepping_down = true;
+                    let now = self.now;
+                    self.ldr().stepping_down = Some(now);
                 } else {
                     self.go_looking();
                 }

@@ -437,6 +437,10 @@ impl PeerNet {
         }
         // A learner outside the configuration (joining, or removed by a reconfig) follows
         // over the quorum connection it opened: packets to it go there.
+        if matches!(msg, Message::ElectionConfig(_)) {
+            // Every notification carries the configuration (`config_data`) on the wire.
+            return;
+        }
         let by_connection = !matches!(msg, Message::Notification(_) | Message::LearnerInfo { .. });
         if !s.knows(to) && !by_connection {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
@@ -952,6 +956,12 @@ async fn election_reader(shared: &Shared, peer: ServerId, mut rd: BufReader<Peer
             tracing::debug!(%peer, state = n.state, "dropping a notification with an unknown state");
             continue;
         };
+        if !n.config.is_empty() {
+            let msg = Message::ElectionConfig(Bytes::from(n.config.clone()));
+            if shared.events.send(NetEvent::Message { from: peer, msg }).await.is_err() {
+                return End::EventsClosed;
+            }
+        }
         if shared.events.send(NetEvent::Message { from: peer, msg: Message::Notification(vote) }).await.is_err() {
             return End::EventsClosed;
         }
@@ -1347,8 +1357,15 @@ mod tests {
         (PeerNet::start(ServerId(id), peers.clone(), limits, tx).await.unwrap(), rx)
     }
 
+    /// The next event, skipping the configuration that comes before each notification
+    /// (`Message::ElectionConfig`: a real ZooKeeper's notifications bring one each).
     async fn next(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-        timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open")
+        loop {
+            match timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open") {
+                NetEvent::Message { msg: Message::ElectionConfig(_), .. } => continue,
+                e => return e,
+            }
+        }
     }
 
     async fn next_message(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, Message) {
@@ -1956,9 +1973,13 @@ mod tests {
     }
 
     async fn next_zk(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-        match timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(Some(ev)) => ev,
-            other => panic!("no event from ZooKeeper in time ({other:?}); set RZK_KEEP_ZK_DIR=1 to keep its log"),
+        loop {
+            match timeout(Duration::from_secs(60), rx.recv()).await {
+                // The configuration each ZooKeeper notification carries.
+                Ok(Some(NetEvent::Message { msg: Message::ElectionConfig(_), .. })) => continue,
+                Ok(Some(ev)) => return ev,
+                other => panic!("no event from ZooKeeper in time ({other:?}); set RZK_KEEP_ZK_DIR=1 to keep its log"),
+            }
         }
     }
 
@@ -2011,9 +2032,10 @@ mod tests {
                     break;
                 }
                 // The leader may not accept learners yet.
-                Ok(Some(NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_), .. })) | Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
+                Ok(Some(
+                    NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_) | Message::ElectionConfig(_), .. },
+                ))
+                | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 other => panic!("{other:?}"),
             }
         }
