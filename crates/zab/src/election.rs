@@ -61,10 +61,14 @@ fn same_vote(a: &Vote, b: &Vote) -> bool {
 }
 
 impl Node {
+    /// `getInitId` and friends: a voter proposes itself; an observer, or a participant the
+    /// configuration does not name (removed by a reconfig), proposes nobody.
     fn init_vote(&self) -> (i64, i64, i64) {
         match self.cfg.learner_type() {
-            LearnerType::Participant => (self.cfg.my_id.0, self.last_logged().0, self.current_epoch as i64),
-            LearnerType::Observer => (i64::MIN, i64::MIN, i64::MIN),
+            LearnerType::Participant if self.cfg.is_voter(self.cfg.my_id) => {
+                (self.cfg.my_id.0, self.last_logged().0, self.current_epoch as i64)
+            }
+            _ => (i64::MIN, i64::MIN, i64::MIN),
         }
     }
 

@@ -264,7 +264,9 @@ impl Config {
         if let Some(s) = self.voters.intersection(&self.observers).next() {
             return Err(ConfigError::VoterAndObserver(*s));
         }
-        if !self.voters.contains(&self.my_id) && !self.observers.contains(&self.my_id) {
+        if !self.voters.contains(&self.my_id) && !self.observers.contains(&self.my_id) && !self.reconfig_enabled {
+            // With reconfig, a server a reconfig removed runs on as a non-voting participant
+            // (its dynamic configuration does not name it).
             return Err(ConfigError::NotAMember(self.my_id));
         }
         for (name, v, min) in [
