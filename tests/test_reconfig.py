@@ -1,23 +1,21 @@
-"""Dynamic reconfiguration, as far as rzk implements it, side by side with Apache ZooKeeper 3.8
-(real processes on 127.0.0.1, zkensemble.py; every process stopped on exit):
+"""Dynamic reconfiguration, side by side with Apache ZooKeeper 3.8 (real processes on
+127.0.0.1, zkensemble.py; every process stopped on exit):
 
-* `/zookeeper/config` of every member of a 3-server ensemble holds the ensemble's
-  configuration text (`QuorumVerifier.toString()`: `server.N=...:participant` lines and
-  `version=<hex>`), with ZooKeeper's Stat (dataVersion -1, mzxid = the config version), read
-  with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and `rzk cli config`: the same
-  on ZooKeeper and on rzk;
-* `rzk cli reconfig` (zkCli's flags and output) against ZooKeeper 3.8 (reconfigEnabled,
-  skipACL): shrink 3 -> 2 with `-remove` and grow back with `-add`, side by side with zkCli.sh
-  (`Committed new configuration:`, `-s`), a stale `-v` refused as zkCli reports it, and the
-  new configuration in `/zookeeper/config` (version = the reconfig's zxid);
-* on rzk, `reconfig` is still refused: ReconfigDisabled without `reconfigEnabled` (zkCli.sh
-  and rzk cli print the same), and the configuration does not move.
-
-* a mixed ensemble (rzk sid 1, ZooKeeper sids 2 and 3 with reconfigEnabled): a ZooKeeper
-  leader commits a reconfiguration asked for through the rzk follower; the follower, which
-  cannot activate one yet, applies the txn, answers its client with the new configuration
-  and then stops with an error saying so, rather than go on with the wrong quorums.
-
+* `/zookeeper/config` of every member of a 3-server ensemble with reconfigEnabled holds the
+  ensemble's configuration text (`QuorumVerifier.toString()`, with the version the first
+  NEWLEADER gave it), read with kazoo, zkCli.sh's `config` / `config -c` / `config -s` and
+  `rzk cli config`; then, under skipACL, shrink 3 -> 2 with `rzk cli reconfig -remove`, a
+  stale `-v` refused, grow back with zkCli.sh `-add`, kazoo's stale from_config: the same on
+  ZooKeeper and on rzk (whose leader carries the reconfigs out);
+* without reconfigEnabled rzk refuses reconfig (ReconfigDisabled, as zkCli.sh prints it);
+* a super user (superDigest) against either kind: NoAuth for anyone else, incremental remove
+  and add with kazoo, BadVersion, the /zookeeper/config watch, a non-incremental member list,
+  the same zoo.cfg.dynamic.<version> files on every member, every acknowledged write kept;
+* removing the leader, on either kind;
+* mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
+  same files), an rzk leader reconfiguring ZooKeeper followers; and, without
+  reconfigEnabled on the rzk member, the rzk follower stopping rather than run with the
+  wrong quorums;
 * growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
   *Growing and shrinking an ensemble* says, with kazoo writes in between: every
   acknowledged write on every member after each step, `config` showing the new membership.
@@ -114,8 +112,8 @@ def config_views(ens: ze.Ensemble, zkcli_sids):
 def test_config_znode_and_reconfig(kind):
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    # ZooKeeper: reconfig allowed to anyone (skipACL), to drive it with both clis.
-    extra = {"reconfigEnabled": "true", "skipACL": "yes"} if kind == "zookeeper" else {}
+    # Reconfig allowed to anyone (skipACL), to drive it with both clis.
+    extra = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(kind, 3, proxied=False, name="reconfig-config", extra_cfg=extra) as ens:
         ens.wait_for_leader()
         for m in ens.members:
@@ -124,14 +122,11 @@ def test_config_znode_and_reconfig(kind):
         for m in ens.members:
             v = views[m.sid]
             text = expected_config(m)
-            if kind == "zookeeper":
-                # With reconfigEnabled, ZooKeeper moves the static lines to a dynamic file
-                # and the first leader gives the configuration a version (its first zxid).
-                version = v["data"].splitlines()[-1][len("version="):]
-                assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
-                text = text.replace("version=0", "version=" + version)
-            else:
-                assert v["mzxid"] == 0
+            # With reconfigEnabled, the static lines move to a dynamic file and the first
+            # leader gives the configuration a version (its first zxid).
+            version = v["data"].splitlines()[-1][len("version="):]
+            assert int(version, 16) > 0 and v["mzxid"] == int(version, 16), v
+            text = text.replace("version=0", "version=" + version)
             assert v["data"] == text, (m, v["data"])
             assert v["version"] == -1
             assert v["rzk"] == text.splitlines()
@@ -139,17 +134,24 @@ def test_config_znode_and_reconfig(kind):
             if "zkcli_s" in v:
                 assert v["zkcli_s"] == v["rzk_s"], (v["zkcli_s"], v["rzk_s"])
                 assert v["zkcli_c"] == v["rzk_c"]
-        if kind == "zookeeper":
-            reconfig_on_zookeeper(ens)
-        else:
-            reconfig_refused_on_rzk(ens)
+        reconfig_side_by_side(ens)
+
+
+def test_rzk_refuses_reconfig_without_reconfig_enabled():
+    with ze.Ensemble("rzk", 3, proxied=False, name="reconfig-disabled") as ens:
+        ens.wait_for_leader()
+        for m in ens.members:
+            m.wait_serving()
+        # Without reconfigEnabled the configuration keeps version 0.
+        assert rzk_cli(ens.member(1), "config")[-1] == "version=0"
+        reconfig_refused_on_rzk(ens)
 
 
 def server_lines(text: str) -> List[str]:
     return [l for l in text.splitlines() if l.startswith("server.")]
 
 
-def reconfig_on_zookeeper(ens: ze.Ensemble) -> None:
+def reconfig_side_by_side(ens: ze.Ensemble) -> None:
     # Through the leader, removing a follower (removing the leader moves leadership and
     # drops its clients: not this test's business).
     m1 = ens.wait_for_leader()
@@ -304,3 +306,361 @@ def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
         write(10)
         check(old)
         assert "server.4" not in "\n".join(rzk_cli(ens.member(1), "config"))
+
+
+def dynamic_files(m: ze.Member) -> dict:
+    """zoo.cfg.dynamic.<version> files of a member: version -> text."""
+    return {p.name[len("zoo.cfg.dynamic."):]: p.read_text() for p in m.workdir.glob("zoo.cfg.dynamic.*") if not p.name.endswith(".tmp")}
+
+
+def static_keys(m: ze.Member) -> dict:
+    out = {}
+    for l in m.cfg_path.read_text().splitlines():
+        if "=" in l and not l.startswith("#"):
+            k, v = l.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
+    """A mixed ensemble, every member with reconfigEnabled (rzk sid 1, ZooKeeper 2 and 3):
+    the ZooKeeper leader's first NEWLEADER gives the configuration its version and each
+    member writes zoo.cfg.dynamic.<version> and points zoo.cfg at it; then the leader
+    removes the other ZooKeeper follower and adds it back (kazoo through the rzk follower,
+    zkCli.sh through the leader): the rzk follower activates each configuration (it goes on
+    following; with a quorum of {1, 3} only, writes commit through it), writes the same
+    files as the ZooKeeper members, and has every acknowledged write."""
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-activate",
+                     extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        assert leader.kind == "zookeeper", leader
+        rzk = ens.member(1)
+        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
+        acked: List[str] = []
+
+        def write(hosts: str, n: int) -> None:
+            c = KazooClient(hosts=hosts, timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/ra")
+                for _ in range(n):
+                    p = "/ra/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        def same_files(members) -> str:
+            """Every member's newest dynamic file, all equal; its version."""
+            newest = {}
+            for m in members:
+                files = dynamic_files(m)
+                assert files, (m, list(m.workdir.iterdir()))
+                v = max(files, key=lambda x: int(x, 16))
+                newest[m.sid] = (v, files[v])
+                keys = static_keys(m)
+                assert keys["dynamicConfigFile"].endswith("zoo.cfg.dynamic." + v), (m, keys)
+                assert not any(k.startswith("server.") for k in keys), (m, keys)
+                assert (m.workdir / "zoo.cfg.bak").exists(), m
+            assert len(set(newest.values())) == 1, newest
+            return list(newest.values())[0][0]
+
+        # The first leader's version, in every member's files and /zookeeper/config.
+        h.wait_until(lambda: all(dynamic_files(m) for m in ens.members), 30, 0.2, "dynamic files on every member")
+        v0 = same_files(ens.members)
+        assert int(v0, 16) == int(rzk_cli(rzk, "config")[-1][len("version="):], 16), v0
+        write(rzk.hosts, 10)
+
+        # kazoo through the rzk follower: remove the other ZooKeeper follower.
+        c = kazoo(rzk.hosts)
+        try:
+            data, stat = c.reconfig(joining=None, leaving=str(other.sid), new_members=None)
+        finally:
+            c.stop()
+            c.close()
+        text = data.decode()
+        assert "server.%d=" % other.sid not in text, text
+        v1 = text.splitlines()[-1][len("version="):]
+        assert stat.mzxid == int(v1, 16)
+        h.wait_until(lambda: v1 in dynamic_files(rzk), 30, 0.2, "the rzk follower's new dynamic file")
+        assert rzk.is_running() and rzk.mode() == "follower", rzk.log_tail()
+        # /zookeeper/config on the rzk member and its file agree with the leader's.
+        assert rzk_cli(rzk, "config") == text.splitlines()
+        assert same_files([rzk, leader]) == v1
+        assert "server.%d=" % other.sid not in dynamic_files(rzk)[v1]
+        # The quorum is {1, 3} now: the rzk follower's acks commit writes.
+        write(rzk.hosts, 10)
+
+        # zkCli.sh through the leader: add it back.
+        line = [l for l in dynamic_files(other)[v0].splitlines() if l.startswith("server.%d=" % other.sid)][0]
+        out = zkcli_all(leader, "reconfig", "-add", line)
+        assert out[0] == "Committed new configuration:", out
+        v2 = [l for l in out if l.startswith("version=")][0][len("version="):]
+        h.wait_until(lambda: v2 in dynamic_files(rzk), 30, 0.2, "the rzk follower's newest dynamic file")
+        other.wait_serving()
+        write(",".join(m.hosts for m in ens.members), 10)
+        ens.wait_converged()
+        assert same_files(ens.members) == v2
+        assert sorted(server_lines(dynamic_files(rzk)[v2])) == sorted(server_lines(dynamic_files(rzk)[v0]))
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/ra")
+                have = set("/ra/" + k for k in c.get_children("/ra"))
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m
+        assert rzk.is_running(), rzk.log_tail()
+
+
+def super_digest(user: str, password: str) -> str:
+    import base64
+    import hashlib
+
+    return "%s:%s" % (user, base64.b64encode(hashlib.sha1(("%s:%s" % (user, password)).encode()).digest()).decode())
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_leader_carries_out_reconfig(kind):
+    """The same scenario against a ZooKeeper 3.8 ensemble and an rzk one (reconfigEnabled,
+    a super user by superDigest, client addresses in the server lines): a client that is
+    not the super user is refused (NoAuth); the super user removes a follower with kazoo
+    (incremental), a stale fromConfig is refused (BadVersion), adds it back with zkCli.sh,
+    then sets the whole membership (non-incremental, kazoo's new_members); the
+    /zookeeper/config watch fires; every member writes the same zoo.cfg.dynamic.<version>
+    files; kazoo writes between the steps are on every member at the end."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import BadVersionError, NoAuthError
+
+    cfg = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": super_digest("super", "pw")}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-leader", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        follower = [m for m in ens.members if m is not leader][0]
+        acked: List[str] = []
+
+        def write(n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in ens.members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/rl")
+                for _ in range(n):
+                    p = "/rl/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        def version_of(text: str) -> str:
+            return text.splitlines()[-1][len("version="):]
+
+        write(5)
+        anon = kazoo(leader.hosts)
+        try:
+            with pytest.raises(NoAuthError):
+                anon.reconfig(joining=None, leaving=str(follower.sid), new_members=None)
+        finally:
+            anon.stop()
+            anon.close()
+
+        c = KazooClient(hosts=leader.hosts, timeout=10.0, auth_data=[("digest", "super:pw")])
+        c.start(timeout=30)
+        events = []
+        try:
+            data0, _ = c.get("/zookeeper/config", watch=lambda e: events.append(e))
+            full = data0.decode()
+            v0 = version_of(full)
+            line = [l for l in full.splitlines() if l.startswith("server.%d=" % follower.sid)][0]
+            # Incremental: remove the follower.
+            data1, stat1 = c.reconfig(joining=None, leaving=str(follower.sid), new_members=None)
+            text1 = data1.decode()
+            v1 = version_of(text1)
+            assert "server.%d=" % follower.sid not in text1 and int(v1, 16) == stat1.mzxid
+            h.wait_until(lambda: events, 10, 0.05, "the /zookeeper/config watch")
+            # A stale fromConfig.
+            with pytest.raises(BadVersionError):
+                c.reconfig(joining=line, leaving=None, new_members=None, from_config=int(v0, 16))
+        finally:
+            c.stop()
+            c.close()
+        write(5)
+        # Add it back (kazoo, as the super user; zkCli.sh runs one command per process, so
+        # test_config_znode_and_reconfig drives it under skipACL).
+        c = KazooClient(hosts=leader.hosts, timeout=10.0, auth_data=[("digest", "super:pw")])
+        c.start(timeout=30)
+        try:
+            data2, _ = c.reconfig(joining=line, leaving=None, new_members=None, from_config=int(v1, 16))
+            text2 = data2.decode()
+            assert sorted(server_lines(text2)) == sorted(server_lines(full)), text2
+            # Non-incremental: the same members, a new version.
+            data3, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(server_lines(full)))
+            text3 = data3.decode()
+            assert sorted(server_lines(text3)) == sorted(server_lines(full)) and version_of(text3) != version_of(text2)
+        finally:
+            c.stop()
+            c.close()
+        v3 = version_of(text3)
+        for m in ens.members:
+            h.wait_until(lambda: v3 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v3))
+        newest = {m.sid: dynamic_files(m)[v3] for m in ens.members}
+        assert len(set(newest.values())) == 1, newest
+        assert v1 in dynamic_files(leader)
+        write(5)
+        ens.wait_converged()
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/rl")
+                have = set("/rl/" + k for k in c.get_children("/rl"))
+                assert version_of(c.get("/zookeeper/config")[0].decode()) == v3, m
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m
+
+
+@pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
+def test_rzk_leader_reconfigures_zookeeper_followers():
+    """A mixed ensemble led by rzk (sid 3; ZooKeeper sids 1 and 2, every member with
+    reconfigEnabled and skipACL): the ZooKeeper followers take the rzk leader's versioned
+    initial configuration from NEWLEADER, then the rzk leader removes ZooKeeper server 1
+    (kazoo) and adds it back (zkCli.sh): ZooKeeper activates each COMMITANDACTIVATE, and
+    every member has the same dynamic files and every acknowledged write."""
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(["zookeeper", "zookeeper", "rzk"], 3, proxied=False, name="reconfig-rzk-leads",
+                     extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        assert leader.kind == "rzk", leader
+        acked: List[str] = []
+
+        def write(members, n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/mx")
+                for _ in range(n):
+                    p = "/mx/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        h.wait_until(lambda: all(dynamic_files(m) for m in ens.members), 30, 0.2, "dynamic files on every member")
+        v0 = max(dynamic_files(leader), key=lambda x: int(x, 16))
+        assert int(v0, 16) >> 32 >= 1
+        for m in ens.members:
+            assert dynamic_files(m)[v0] == dynamic_files(leader)[v0], m
+        write(ens.members, 5)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving="1", new_members=None)
+        finally:
+            c.stop()
+            c.close()
+        v1 = data.decode().splitlines()[-1][len("version="):]
+        for m in (ens.member(2), leader):
+            h.wait_until(lambda: v1 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v1))
+        assert dynamic_files(ens.member(2))[v1] == dynamic_files(leader)[v1]
+        assert "server.1=" not in dynamic_files(leader)[v1]
+        # {2, 3} is the quorum now: the ZooKeeper follower's acks commit.
+        write([ens.member(2), leader], 5)
+        line = [l for l in dynamic_files(leader)[v0].splitlines() if l.startswith("server.1=")][0]
+        out = zkcli_all(leader, "reconfig", "-add", line)
+        assert out[0] == "Committed new configuration:", out
+        v2 = [l for l in out if l.startswith("version=")][0][len("version="):]
+        for m in ens.members:
+            h.wait_until(lambda: v2 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v2))
+            assert dynamic_files(m)[v2] == dynamic_files(leader)[v2], m
+        write(ens.members, 5)
+        ens.wait_converged()
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/mx")
+                have = set("/mx/" + k for k in c.get_children("/mx"))
+            finally:
+                c.stop()
+                c.close()
+            assert not [p for p in acked if p not in have], m
+        assert leader.mode() == "leader"
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_remove_the_leader(kind):
+    """Removing the leader (kazoo through it): the configuration without it commits, the
+    other two elect a leader among themselves, and writes go on; the removed server keeps
+    running. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.client import KazooClient
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-remove-leader", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        old = ens.wait_for_leader()
+        rest = [m for m in ens.members if m is not old]
+        acked: List[str] = []
+
+        def write(members, n: int) -> None:
+            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.ensure_path("/rm")
+                for _ in range(n):
+                    p = "/rm/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        write(ens.members, 5)
+        c = kazoo(old.hosts)
+        try:
+            try:
+                data, _ = c.reconfig(joining=None, leaving=str(old.sid), new_members=None)
+                assert "server.%d=" % old.sid not in data.decode()
+            except Exception as e:  # the leader's clients may be cut off with its role
+                from kazoo.exceptions import ConnectionLoss
+
+                assert isinstance(e, ConnectionLoss), e
+        finally:
+            c.stop()
+            c.close()
+        new = ens.wait_for_leader(members=rest)
+        assert new is not old
+        for m in rest:
+            h.wait_until(lambda: any("server.%d=" % old.sid not in t for t in dynamic_files(m).values()), 30, 0.2,
+                         "%r's configuration without the old leader" % m)
+        write(rest, 5)
+        ens.wait_converged(members=rest)
+        for m in rest:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/rm")
+                have = set("/rm/" + k for k in c.get_children("/rm"))
+                conf = c.get("/zookeeper/config")[0].decode()
+            finally:
+                c.stop()
+                c.close()
+            assert "server.%d=" % old.sid not in conf, (m, conf)
+            assert not [p for p in acked if p not in have], m
+        assert old.is_running()

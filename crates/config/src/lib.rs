@@ -563,6 +563,9 @@ pub struct ServerConfig {
     /// Name of the file this was parsed from ([`ParseOptions::file_name`]);
     /// `None` for [`ServerConfig::default_standalone`].
     pub config_file: Option<String>,
+    /// The path [`load`] read it from (as given); `None` when parsed from text. A member
+    /// with `reconfigEnabled` rewrites that file.
+    pub config_path: Option<std::path::PathBuf>,
     /// Java system properties as ZooKeeper would have them after reading the
     /// file: those passed in [`ParseOptions::system_properties`], then
     /// `zookeeper.<key>` for each key `QuorumPeerConfig` does not know.
@@ -1877,6 +1880,7 @@ impl ServerConfig {
             metrics_provider_class_name: None,
             metrics_provider_configuration: BTreeMap::new(),
             config_file: None,
+            config_path: None,
             system_properties: BTreeMap::new(),
             key_lines: BTreeMap::new(),
             ignored: Vec::new(),
@@ -2000,17 +2004,6 @@ impl ServerConfig {
             }
         }
         p.ensemble()?;
-        if p.cfg.reconfig_enabled && p.cfg.is_distributed() && !p.cfg.servers.is_empty() {
-            // An ensemble member with reconfigEnabled: ZooKeeper moves the server lines to a
-            // zoo.cfg.dynamic file and carries out reconfigs; rzk does neither yet.
-            let line = p.cfg.key_lines.get("reconfigEnabled").copied().unwrap_or(0);
-            return Err(p.value_err(
-                "reconfigEnabled",
-                line,
-                "dynamic reconfiguration of an ensemble is not implemented by rzk yet; remove it (or set it to false): \
-                 the ensemble is then the one configured, and reconfig is refused (ReconfigDisabled)",
-            ));
-        }
         Ok(p.cfg)
     }
 
@@ -2290,6 +2283,7 @@ pub fn load_with(path: impl AsRef<Path>, system_properties: BTreeMap<String, Str
         }
     }
     let mut cfg = ServerConfig::parse_with(&text, &opts)?;
+    cfg.config_path = Some(path.to_path_buf());
     load_jaas(&mut cfg)?;
     Ok(cfg)
 }
@@ -2387,3 +2381,138 @@ pub fn load_quorum_jaas(cfg: &mut ServerConfig) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The ensemble of a configuration text as a reconfig txn, NEWLEADER or `/zookeeper/config`
+/// carries it (`QuorumVerifier.toString()`: `server.N`, `group.N`, `weight.N` and `version`
+/// lines), parsed as a dynamic config file is: its `servers`, `groups`, `weights` and
+/// `config_version`.
+pub fn membership_of(text: &str) -> Result<ServerConfig, ConfigError> {
+    let mut version = 0u64;
+    let mut lines = Vec::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match l.strip_prefix("version=") {
+            Some(v) => {
+                version = u64::from_str_radix(v.trim(), 16).map_err(|_| ConfigError::InvalidValue {
+                    file: "the configuration".to_string(),
+                    line: 0,
+                    key: "version".to_string(),
+                    message: format!("{v:?} is not a hexadecimal version"),
+                })?
+            }
+            None => lines.push(l),
+        }
+    }
+    let name = format!("zoo.cfg.dynamic.{version:x}");
+    let opts = ParseOptions {
+        file_name: "zoo.cfg".to_string(),
+        system_properties: BTreeMap::new(),
+        dynamic_config: Some(DynamicConfigText { file_name: name.clone(), text: lines.join("\n") }),
+    };
+    let mut cfg = ServerConfig::parse_with(&format!("dataDir=/\ninitLimit=10\nsyncLimit=5\ndynamicConfigFile={name}\n"), &opts)?;
+    cfg.config_version = version;
+    Ok(cfg)
+}
+
+/// The text of `zoo.cfg.dynamic.<version>` for a configuration (ZooKeeper's
+/// `writeDynamicConfig`): its `key=value` lines without `version`, sorted, joined by
+/// newlines with no final one.
+pub fn dynamic_config_text(membership: &str) -> String {
+    let mut lines: Vec<String> = membership
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .filter(|(k, _)| !k.is_empty() && !k.starts_with("version"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// The static configuration file rewritten to point at a dynamic one (ZooKeeper's
+/// `editStaticConfig`): every key but `server.*`, `group*`, `weight*`, `dynamicConfigFile`,
+/// `peerType` (and `clientPort` / `clientPortAddress` when `erase_client_address`: the
+/// server's line names its client address), as `key=value` lines, then
+/// `dynamicConfigFile=<dynamic_path>`. Comments and blank lines go, as in ZooKeeper; the
+/// keys keep the file's order (ZooKeeper writes them in its hash table's order).
+pub fn edit_static_config(text: &str, dynamic_path: &str, erase_client_address: bool) -> Result<String, ConfigError> {
+    let entries = properties::parse(text).map_err(|e| syntax("zoo.cfg", e))?;
+    let mut out = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    // The last value of a key wins (java.util.Properties), at its first place.
+    let last: BTreeMap<&str, &str> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+    for e in &entries {
+        let k = e.key.trim();
+        let dropped = k.starts_with("server.")
+            || k.starts_with("group")
+            || k.starts_with("weight")
+            || k.starts_with("dynamicConfigFile")
+            || k.starts_with("peerType")
+            || (erase_client_address && (k.starts_with("clientPort") || k.starts_with("clientPortAddress")));
+        if dropped || !seen.insert(k.to_string()) {
+            continue;
+        }
+        out.push_str(&format!("{k}={}\n", last[e.key.as_str()].trim()));
+    }
+    out.push_str(&format!("dynamicConfigFile={dynamic_path}\n"));
+    Ok(out)
+}
+
+/// Why a reconfig's new configuration cannot be built (the client gets BadArguments).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconfigError(pub String);
+
+/// The configuration a reconfig asks for, as ZooKeeper's PrepRequestProcessor builds it from
+/// the current one (`current`, a `QuorumVerifier.toString()`): non-incremental with
+/// `new_members` (`server.N` / `group.N` / `weight.N` lines, separated by commas or
+/// newlines), else incremental (`leaving`: sids separated by commas; `joining`: `server.N=...`
+/// lines separated by commas, each with its client address; a majority configuration
+/// only). The result is the new `QuorumVerifier.toString()` with `version=<version hex>`;
+/// it has at least two voters (standaloneEnabled).
+pub fn reconfigured(
+    current: &str,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    new_members: Option<&str>,
+    version: u64,
+) -> Result<String, ReconfigError> {
+    let bad = |m: String| ReconfigError(m);
+    let mut next = match new_members {
+        Some(members) => membership_of(&members.replace(',', "\n")).map_err(|e| bad(e.to_string()))?,
+        None => {
+            let cur = membership_of(current).map_err(|e| bad(e.to_string()))?;
+            if cur.is_hierarchical() {
+                return Err(bad(
+                    "Incremental reconfiguration requested but last configuration seen has a non-majority quorum system".to_string()
+                ));
+            }
+            let mut servers = cur.servers.clone();
+            for l in leaving.into_iter().flat_map(|l| l.split(',')).map(str::trim).filter(|l| !l.is_empty()) {
+                let sid: u64 = l.parse().map_err(|_| bad(format!("For input string: \"{l}\"")))?;
+                servers.remove(&sid);
+            }
+            let mut text: Vec<String> = Vec::new();
+            for j in joining.into_iter().flat_map(|j| j.split(',')).map(str::trim).filter(|j| !j.is_empty()) {
+                let Some((k, v)) = j.split_once('=') else { return Err(bad("Wrong format of server string".to_string())) };
+                let one = membership_of(&format!("{}={}", k.trim(), v.trim())).map_err(|e| bad(e.to_string()))?;
+                let Some((sid, spec)) = one.servers.into_iter().next() else {
+                    return Err(bad("Wrong format of server string".to_string()));
+                };
+                if spec.client_address.is_none() {
+                    return Err(bad("Wrong format of server string - each server should have 3 ports specified".to_string()));
+                }
+                servers.insert(sid, spec);
+            }
+            for (sid, spec) in &servers {
+                text.push(format!("server.{sid}={}", spec.to_zk_string()));
+            }
+            // Parsed again as a whole: duplicate addresses and the like are refused there.
+            membership_of(&text.join("\n")).map_err(|e| bad(e.to_string()))?
+        }
+    };
+    if next.participants().count() < 2 {
+        return Err(bad("Reconfig failed - new configuration must include at least 2 followers".to_string()));
+    }
+    next.config_version = version;
+    Ok(next.membership_string())
+}

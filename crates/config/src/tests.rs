@@ -210,11 +210,9 @@ fn quorum_settings() {
     assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
     assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
-    // A standalone server honours it (reconfig answers Unimplemented, as ZooKeeper's); an
-    // ensemble member cannot carry reconfigs out yet: a start-up error naming the key.
-    let e = err_with("initLimit=5\nsyncLimit=2\nreconfigEnabled=true\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n");
-    assert_eq!(e.key(), Some("reconfigEnabled"), "{e}");
-    assert!(e.to_string().contains("not implemented by rzk yet"), "{e}");
+    // A standalone server honours it (reconfig answers Unimplemented, as ZooKeeper's); so
+    // does an ensemble member (it activates committed reconfigurations).
+    assert!(with("initLimit=5\nsyncLimit=2\nreconfigEnabled=true\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n").reconfig_enabled);
     assert!(with("reconfigEnabled=true\nserver.1=h1:2888:3888\n").reconfig_enabled);
     assert!(!with("initLimit=5\nsyncLimit=2\nreconfigEnabled=false\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n").reconfig_enabled);
     assert_eq!(with("initLimit=4\n").connect_to_learner_master_limit(), 4);
@@ -1284,4 +1282,54 @@ fn server_log_file_settings() {
 fn admin_http_version() {
     with("admin.httpVersion=11\n");
     assert!(err_with("admin.httpVersion=2\n").to_string().contains("admin.httpVersion"));
+}
+
+#[test]
+fn reconfig_files() {
+    let text = "server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\nserver.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\nversion=100000002";
+    let m = crate::membership_of(text).unwrap();
+    assert_eq!(m.config_version, 0x100000002);
+    assert_eq!(m.servers.len(), 3);
+    assert_eq!(m.participants().count(), 2);
+    assert_eq!(m.servers[&2].client_address.as_ref().unwrap().port, 2182);
+    assert_eq!(
+        crate::dynamic_config_text(text),
+        "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+         server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183"
+    );
+    let stat = "# a comment\ntickTime=500\ndataDir=/d\nclientPort=2181\nclientPortAddress=127.0.0.1\npeerType=participant\n\
+                reconfigEnabled=true\nserver.1=127.0.0.1:2888:3888\ndynamicConfigFile=/old\ntickTime=600\n";
+    assert_eq!(
+        crate::edit_static_config(stat, "/x/zoo.cfg.dynamic.100000002", true).unwrap(),
+        "tickTime=600\ndataDir=/d\nreconfigEnabled=true\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000002\n"
+    );
+    assert!(crate::edit_static_config(stat, "/y", false).unwrap().contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
+    assert!(crate::membership_of("server.1=nonsense").is_err());
+}
+
+#[test]
+fn reconfig_texts() {
+    let cur = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+               server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183\nversion=100000000";
+    let removed = crate::reconfigured(cur, None, Some("3"), None, 0x100000005).unwrap();
+    assert_eq!(
+        removed,
+        "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\nversion=100000005"
+    );
+    let back = crate::reconfigured(&removed, Some("server.3=127.0.0.1:2890:3890;127.0.0.1:2183"), None, None, 0x100000007).unwrap();
+    assert_eq!(back, cur.replace("version=100000000", "version=100000007"));
+    // A joiner without a client address, a bad sid, too few voters: refused.
+    assert!(crate::reconfigured(cur, Some("server.4=127.0.0.1:2891:3891"), None, None, 9).is_err());
+    assert!(crate::reconfigured(cur, None, Some("x"), None, 9).is_err());
+    assert!(crate::reconfigured(cur, None, Some("2,3"), None, 9).is_err());
+    let nm = crate::reconfigured(
+        cur,
+        None,
+        None,
+        Some("server.1=127.0.0.1:2888:3888;127.0.0.1:2181,server.2=127.0.0.1:2889:3889;127.0.0.1:2182"),
+        0x10,
+    )
+    .unwrap();
+    assert!(nm.ends_with("version=10") && nm.lines().count() == 3, "{nm}");
 }

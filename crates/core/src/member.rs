@@ -257,9 +257,18 @@ pub enum Output {
     },
     /// One audit log event (only with the audit log on); the host stamps and writes it.
     Audit(Box<crate::audit::AuditEvent>),
+    /// The member runs with a new configuration (`QuorumVerifier.toString()` text, its
+    /// version): the host's peer transport learns the members' addresses from it (and
+    /// drops the others'), and the host writes `zoo.cfg.dynamic.<version hex>` and points
+    /// `zoo.cfg` at it (ZooKeeper's `writeDynamicConfig` / `editStaticConfig`). Only with
+    /// `reconfigEnabled`.
+    ConfigActivated {
+        data: Bytes,
+        version: i64,
+    },
     /// The member cannot go on correctly: the host stops the server (after the outputs
     /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
-    /// a reconfiguration, which rzk cannot activate yet.
+    /// a reconfiguration and this server runs without `reconfigEnabled`.
     Stop {
         reason: String,
     },
@@ -305,6 +314,9 @@ pub struct Member {
     /// Why this member must stop: `Output::Stop` goes out once the current step's outputs
     /// have (so the client of a reconfig gets its answer first).
     stopping: Option<String>,
+    /// A COMMITANDACTIVATE / INFORMANDACTIVATE whose txn is not applied yet (zxid,
+    /// designated leader): its configuration is activated when the txn is.
+    activate_at: Option<(Zxid, ServerId)>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -344,6 +356,7 @@ impl Member {
             proposal_sizes: (-1, -1, -1),
             deliveries: Vec::new(),
             stopping: None,
+            activate_at: None,
         };
         m.pump();
         Ok(m)
@@ -441,7 +454,21 @@ impl Member {
         self.core.handle(self.now_ms, self.wall_ms, input);
     }
 
+    /// The core's reconfig view, from the node (an established leader's synced servers and
+    /// whether a reconfig is in flight): refreshed every tick and after each reconfig
+    /// proposal or activation, only with reconfigEnabled.
+    fn refresh_reconfig_view(&mut self) {
+        if self.node.config().reconfig_enabled {
+            let view = self
+                .node
+                .reconfig_view()
+                .map(|(synced, in_progress)| crate::prep::ReconfigView { synced: synced.into_iter().map(|s| s.0).collect(), in_progress });
+            self.core.set_reconfig_view(view);
+        }
+    }
+
     fn tick(&mut self) {
+        self.refresh_reconfig_view();
         let mut n = 0;
         while self.now_ms >= self.next_node_tick_ms {
             self.node.tick();
@@ -573,7 +600,15 @@ impl Member {
                     };
                     self.core_input(Input::Committed { zxid: entry.zxid, record: Some(record) });
                     if let Some(text) = reconfig {
-                        self.reconfig_committed(entry.zxid, &text);
+                        if self.node.config().reconfig_enabled {
+                            // Committed: in force from now on, whether COMMITANDACTIVATE
+                            // told us (its designated leader, if it came first) or the txn
+                            // came committed in a sync or a new leader's initial history.
+                            let designated = self.activate_at.take().filter(|(z, _)| *z == entry.zxid).map(|(_, d)| d);
+                            self.activate_reconfig(entry.zxid, Bytes::from(text), designated);
+                        } else {
+                            self.reconfig_committed(entry.zxid, &text);
+                        }
                     }
                 }
                 if self.cfg.trace_deliveries {
@@ -607,10 +642,24 @@ impl Member {
                 }
             }
             ZabAction::ReconfigCommitted { zxid, leader } => {
-                // The txn itself was delivered just before (and checked there: a change of
-                // membership stops this server); the designated leader can only differ from
-                // ours when the membership changed.
                 tracing::info!(zxid = %zxid, designated_leader = %leader, "the leader activated a reconfiguration");
+                if self.node.config().reconfig_enabled && self.node.config().config_version < zxid.0 {
+                    // Its txn is not applied yet (a sync-phase commit, applied at UPTODATE):
+                    // activated then, with this designated leader.
+                    self.activate_at = Some((zxid, leader));
+                }
+                // Without reconfigEnabled the txn's delivery decided (a changed membership
+                // stops this server).
+            }
+            ZabAction::ConfigActivated { data, version } => {
+                tracing::info!(
+                    version = format_args!("{version:x}"),
+                    "running with a new configuration:\n{}",
+                    String::from_utf8_lossy(&data)
+                );
+                self.out.push(Output::ConfigActivated { data, version });
+                // A leader's reconfig is no longer in flight once activated.
+                self.refresh_reconfig_view();
             }
             ZabAction::Serving { epoch } => {
                 let role = if self.cfg.standalone { Role::Standalone } else { role_of(self.state) };
@@ -629,8 +678,19 @@ impl Member {
         }
     }
 
-    /// A reconfiguration (a ZooKeeper leader's: rzk leaders commit none) was applied. rzk
-    /// cannot change its ensemble at run time yet: unless the new membership is the one
+    /// The reconfig txn at `zxid` is applied (committed): the node runs with its
+    /// configuration from now on (`QuorumPeer.processReconfig`; a no-op where the node
+    /// already activated it, as the leader that committed it), and `/zookeeper/config`
+    /// already holds it (the txn wrote it).
+    fn activate_reconfig(&mut self, zxid: Zxid, text: Bytes, designated: Option<ServerId>) {
+        if let Err(e) = self.node.activate(text, designated) {
+            // Committed by a quorum, unreadable here: going on would use the wrong quorums.
+            self.stopping.get_or_insert(format!("the reconfiguration committed at {zxid} cannot be read: {e}"));
+        }
+    }
+
+    /// A reconfiguration (a ZooKeeper leader's) was applied on a member without
+    /// `reconfigEnabled`, which does not change its ensemble at run time: unless the new membership is the one
     /// this server runs with (it was restarted with it), the server stops rather than go on
     /// with quorums that are no longer the ensemble's.
     fn reconfig_committed(&mut self, zxid: Zxid, text: &[u8]) {
@@ -695,8 +755,12 @@ impl Member {
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         let digest = tree.options().digest_enabled.then(|| tree.digest());
         // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
-        // ensemble changed while this server was away.
-        if let Some(theirs) = tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()) {
+        // ensemble changed while this server was away. With reconfigEnabled the leader's
+        // NEWLEADER carries it and the node takes it at UPTODATE.
+        let theirs = (!self.node.config().reconfig_enabled)
+            .then(|| tree.get(rzk_tree::CONFIG_NODE).map(|n| String::from_utf8_lossy(n.data).into_owned()))
+            .flatten();
+        if let Some(theirs) = theirs {
             let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
             if !theirs.is_empty() && !ours.is_empty() && member_roles(&theirs) != member_roles(&ours) {
                 let reason = format!(
@@ -753,7 +817,16 @@ impl Member {
         let n = data.len() as i64;
         let (_, min, max) = self.proposal_sizes;
         self.proposal_sizes = (n, if min < 0 { n } else { min.min(n) }, max.max(n));
-        match self.node.propose(zxid, data) {
+        let proposed = match &record.txn {
+            rzk_proto::txn::Txn::Reconfig(t) => {
+                let text = Bytes::from(t.data.clone().unwrap_or_default());
+                let r = self.node.propose_reconfig(zxid, data, text);
+                self.refresh_reconfig_view();
+                r
+            }
+            _ => self.node.propose(zxid, data),
+        };
+        match proposed {
             Ok(()) => {}
             Err(e @ ProposeError::WrongZxid { .. }) => panic!("the core and ZAB disagree on the next zxid: {e}"),
             Err(e) => {

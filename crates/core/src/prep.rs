@@ -212,6 +212,15 @@ impl RateLogger {
     }
 }
 
+/// What an established leader's ZAB node says for a reconfig's prep (see
+/// `rzk_zab::Node::reconfig_view`): the servers synced with it (itself included), and
+/// whether a reconfig proposal is in flight. Only an established leader has one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconfigView {
+    pub synced: std::collections::BTreeSet<i64>,
+    pub in_progress: bool,
+}
+
 /// Everything prep reads besides the request: the tree, the changes not yet applied, the
 /// caller's identity and the settings that change validation.
 pub struct PrepContext<'a> {
@@ -222,6 +231,8 @@ pub struct PrepContext<'a> {
     pub session: SessionId,
     pub extended_types_enabled: bool,
     pub reconfig_enabled: bool,
+    /// An established leader's view for reconfig (None elsewhere: a standalone server).
+    pub reconfig_view: Option<&'a ReconfigView>,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
     /// The time of the write (the quota log's rate limit counts it).
@@ -339,16 +350,63 @@ impl PrepContext<'_> {
                 Ok(Txn::Check(CheckVersionTxn { path: c.path.clone(), version }))
             }
             Request::Multi(ops) => Ok(self.multi(ops, zxid, time)),
-            Request::Reconfig(_) => {
-                if !self.reconfig_enabled {
-                    Err(ErrorCode::ReconfigDisabled)
-                } else {
-                    // A standalone server has no quorum to reconfigure.
-                    Err(ErrorCode::Unimplemented)
-                }
-            }
+            Request::Reconfig(r) => self.reconfig(r, zxid, time),
             _ => Err(ErrorCode::BadArguments),
         }
+    }
+
+    /// PrepRequestProcessor's reconfig (3.8): reconfigEnabled; WRITE on `/zookeeper/config`
+    /// (its ACL is read-only for all: a super user, or skipACL); no reconfig in flight
+    /// (ReconfigInProgress); `curConfigId` -1 or the version in force (BadVersion); the new
+    /// configuration built from it (BadArguments); a quorum of it synced with this leader
+    /// (NewConfigNoQuorum). The txn is ZooKeeper's: a SetDataTxn of `/zookeeper/config` with
+    /// the new `QuorumVerifier.toString()`, whose version is this txn's zxid.
+    fn reconfig(&mut self, r: &rzk_proto::client::ReconfigRequest, zxid: Zxid, time: i64) -> Result<Txn, ErrorCode> {
+        if !self.reconfig_enabled {
+            return Err(ErrorCode::ReconfigDisabled);
+        }
+        // A standalone server has no quorum to reconfigure.
+        let view = self.reconfig_view.ok_or(ErrorCode::Unimplemented)?;
+        let mut rec = self.record(rzk_tree::CONFIG_NODE)?;
+        self.check_acl(&rec.acl, perms::WRITE)?;
+        if view.in_progress {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        let n = self.tree.get(rzk_tree::CONFIG_NODE).ok_or(ErrorCode::NoNode)?;
+        let current = String::from_utf8_lossy(n.data).into_owned();
+        let version = current
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("version="))
+            .and_then(|v| i64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        if r.cur_config_id != -1 && r.cur_config_id != version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let text = rzk_config::reconfigured(
+            &current,
+            r.joining_servers.as_deref(),
+            r.leaving_servers.as_deref(),
+            r.new_members.as_deref(),
+            zxid.0 as u64,
+        )
+        .map_err(|e| {
+            tracing::info!(error = %e, "reconfig refused");
+            ErrorCode::BadArguments
+        })?;
+        let m = rzk_zab::Membership::parse(text.as_bytes()).map_err(|_| ErrorCode::BadArguments)?;
+        let synced: Vec<rzk_zab::ServerId> = view.synced.iter().map(|s| rzk_zab::ServerId(*s)).collect();
+        if !m.is_quorum(&synced) {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        let old = rec.digest();
+        rec.data_len = text.len() as i64;
+        rec.stat.version = -1;
+        rec.stat.mtime = time;
+        rec.stat.mzxid = zxid;
+        rec.prefix = DigestPrefix::new(rzk_tree::CONFIG_NODE, text.as_bytes());
+        self.outstanding.add(zxid, rzk_tree::CONFIG_NODE, old, Some(rec));
+        Ok(Txn::Reconfig(SetDataTxn { path: rzk_tree::CONFIG_NODE.to_string(), data: Some(text.into_bytes()), version: -1 }))
     }
 
     /// `deleteContainer`, from the container manager: only empty containers and TTL nodes.

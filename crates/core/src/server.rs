@@ -448,6 +448,8 @@ struct InFlight {
 /// One server's state. See the module docs.
 pub struct ZooKeeperServer {
     cfg: CoreConfig,
+    /// An established leader's view for reconfig prep (the member refreshes it every tick).
+    reconfig_view: Option<crate::prep::ReconfigView>,
     tree: DataTree,
     sessions: SessionTracker,
     /// Local sessions (`localSessionsEnabled`): this server's alone, never in a txn, expired
@@ -526,6 +528,7 @@ impl ZooKeeperServer {
         let last_zxid = tree.last_processed_zxid();
         let predicted_digest = tree.options().digest_enabled.then(|| tree.digest());
         ZooKeeperServer {
+            reconfig_view: None,
             predicted_digest,
             digest_mismatches: 0,
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
@@ -675,6 +678,11 @@ impl ZooKeeperServer {
     /// A server over a recovered tree and session table (as ZooKeeper's `loadData`): the
     /// last zxid (and so the epoch) is the tree's; every session gets its full timeout to
     /// come back before it expires through a closeSession txn, ephemerals and all.
+    /// An established leader's view for reconfig prep, from its ZAB node (None: not one).
+    pub fn set_reconfig_view(&mut self, view: Option<crate::prep::ReconfigView>) {
+        self.reconfig_view = view;
+    }
+
     pub fn recovered(cfg: CoreConfig, tree: DataTree, sessions: &[(SessionId, i32)], now_ms: i64, wall_ms: i64) -> Self {
         let mut s = Self::new(cfg, tree, now_ms, wall_ms);
         for (id, timeout) in sessions {

@@ -162,6 +162,9 @@ pub struct Checker {
     pub not_read_only: u64,
     /// Requests answered ThrottledOp.
     pub throttled: u64,
+    /// Reconfig requests committed and refused.
+    pub reconfigs_committed: u64,
+    pub reconfigs_refused: u64,
     pub expiries: u64,
     pub replies: u64,
 }

@@ -50,6 +50,8 @@ pub enum Op {
         create: String,
         set: String,
     },
+    /// A reconfig (any answer is fine; the checkers watch the ensemble).
+    Reconfig,
     /// A sync; the read that follows it must see at least `barrier`.
     Sync {
         barrier: Zxid,
@@ -126,6 +128,8 @@ pub struct Client {
     pending_sends: Vec<Vec<u8>>,
     /// Connects with canBeReadOnly (a read-only member may serve it).
     pub can_be_read_only: bool,
+    /// With dynamic reconfig: every voter's `server.N` line (removed and added back).
+    pub reconfig_lines: Vec<String>,
 }
 
 /// What a client asks its host to do.
@@ -152,6 +156,7 @@ impl Client {
             closing: false,
             pending_sends: Vec::new(),
             can_be_read_only: false,
+            reconfig_lines: Vec::new(),
         }
     }
 
@@ -347,6 +352,19 @@ impl Client {
                     Op::Read { path: p, watch: Some(WatchKind::Child), exists: false, after_sync: None },
                 )
             }
+            93..=94 if writes_enabled && !self.reconfig_lines.is_empty() => {
+                // Remove a voter, or add one (back): whatever the quorums allow.
+                let line = &self.reconfig_lines[rng.below(self.reconfig_lines.len() as u64) as usize];
+                let sid = line["server.".len()..line.find('=').expect("a server line")].to_string();
+                let (joining, leaving) = if rng.chance(0.5) { (None, Some(sid)) } else { (Some(line.clone()), None) };
+                let req = rzk_proto::client::ReconfigRequest {
+                    joining_servers: joining,
+                    leaving_servers: leaving,
+                    new_members: None,
+                    cur_config_id: -1,
+                };
+                (Request::Reconfig(req), Op::Reconfig)
+            }
             90..=92 if !self.watches.iter().any(|w| w.kind == WatchKind::PersistentRecursive) => {
                 let p = "/k".to_string();
                 (
@@ -437,6 +455,13 @@ impl Client {
         }
         match o.op {
             Op::Ping => {}
+            Op::Reconfig => {
+                if ok {
+                    chk.reconfigs_committed += 1;
+                } else {
+                    chk.reconfigs_refused += 1;
+                }
+            }
             Op::Setup => {
                 // Done once the last of them is answered (created, or there already).
                 if !c.outstanding.iter().any(|o| matches!(o.op, Op::Setup)) {

@@ -4,6 +4,7 @@
 //! rzk-sim --seed 42                 # replay one seed, print its report and trace hash
 //! rzk-sim --seeds 10000 --start 1   # a long run: seeds 1..=10000
 //! rzk-sim --seeds 500 --voters 7    # force the ensemble size
+//! rzk-sim --seeds 200 --reconfig     # the dynamic reconfig workload (not in CI yet)
 //! ```
 
 use std::process::ExitCode;
@@ -27,6 +28,10 @@ struct Args {
     /// Force the length of the safety phase, in ticks.
     #[arg(long)]
     safety_ticks: Option<u64>,
+    /// Turn the dynamic reconfig workload on in one seed in five (see SimConfig::reconfig:
+    /// not in the CI seeds yet).
+    #[arg(long)]
+    reconfig: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         if let Some(s) = a.safety_ticks {
             c.safety_ticks = s;
         }
+        c.reconfig = a.reconfig && c.seed % 5 == 2 && !c.groups.0;
     });
     match r {
         Ok(reports) => {

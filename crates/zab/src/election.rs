@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use rzk_proto::quorum::ServerState;
 
 use crate::message::{Message, Vote};
@@ -59,10 +61,14 @@ fn same_vote(a: &Vote, b: &Vote) -> bool {
 }
 
 impl Node {
+    /// `getInitId` and friends: a voter proposes itself; an observer, or a participant the
+    /// configuration does not name (removed by a reconfig), proposes nobody.
     fn init_vote(&self) -> (i64, i64, i64) {
         match self.cfg.learner_type() {
-            LearnerType::Participant => (self.cfg.my_id.0, self.last_logged().0, self.current_epoch as i64),
-            LearnerType::Observer => (i64::MIN, i64::MIN, i64::MIN),
+            LearnerType::Participant if self.cfg.is_voter(self.cfg.my_id) => {
+                (self.cfg.my_id.0, self.last_logged().0, self.current_epoch as i64)
+            }
+            _ => (i64::MIN, i64::MIN, i64::MIN),
         }
     }
 
@@ -106,8 +112,26 @@ impl Node {
             if s == self.cfg.my_id {
                 self.loopback.push_back(v);
             } else {
-                self.send(s, Message::Notification(v));
+                self.send_vote(s, v);
             }
+        }
+    }
+
+    /// A notification, preceded with reconfig enabled by the configuration it carries.
+    fn send_vote(&mut self, to: ServerId, v: Vote) {
+        if self.cfg.reconfig_enabled {
+            let c = self.cfg.config_data.clone();
+            self.send(to, Message::ElectionConfig(c));
+        }
+        self.send(to, Message::Notification(v));
+    }
+
+    /// A notification's configuration (FastLeaderElection): a LOOKING server takes a newer
+    /// one (committed: only activated configurations are sent) and starts the round again.
+    pub(crate) fn election_config(&mut self, text: Bytes) {
+        if matches!(self.role, Role::Looking) {
+            // Unreadable bytes from a peer are ignored, as a malformed notification is.
+            let _ = self.activate(text, None);
         }
     }
 
@@ -120,30 +144,28 @@ impl Node {
     /// The Messenger's receive path: answer where FastLeaderElection answers, then hand the
     /// notification to the election if LOOKING.
     pub(crate) fn election_receive(&mut self, from: ServerId, v: Vote) {
-        let known = self.cfg.voters.contains(&from) || self.cfg.observers.contains(&from);
-        if !known {
-            return;
-        }
         if !self.cfg.is_voter(from) {
-            // From an observer: answer at once with what we stand by.
+            // From an observer, or a server outside the configuration (one a reconfig
+            // removed, or a joining one): answer at once with what we stand by, as
+            // FastLeaderElection answers a sender that is not a valid voter.
             let lc = self.election.logicalclock;
             let mut ans = self.standing_vote(lc);
             if self.state() == ServerState::Looking {
                 ans.state = ServerState::Looking;
             }
-            self.send(from, Message::Notification(ans));
+            self.send_vote(from, ans);
             return;
         }
         if matches!(self.role, Role::Looking) {
             if v.state == ServerState::Looking && v.election_epoch < self.election.logicalclock {
                 let p = self.proposal_vote();
-                self.send(from, Message::Notification(p));
+                self.send_vote(from, p);
             }
             self.election_receive_inner(from, v);
         } else if v.state == ServerState::Looking {
             let ee = self.election.current_vote.election_epoch;
             let ans = self.standing_vote(ee);
-            self.send(from, Message::Notification(ans));
+            self.send_vote(from, ans);
         }
     }
 

@@ -95,6 +95,14 @@ pub(crate) struct Leader {
     epoch_durable: bool,
     learners: BTreeMap<ServerId, Handler>,
     outstanding: BTreeMap<Zxid, AckSet>,
+    /// The reconfig proposal in flight, if any (ZooKeeper's Proposal with two
+    /// `qvAcksetPairs`): its zxid, the new configuration and its text. It commits only
+    /// with a quorum of the old configuration and one of the new.
+    reconfig: Option<(Zxid, crate::types::Membership, Bytes)>,
+    /// A reconfig made another server the designated leader: this one commits and
+    /// proposes nothing more (ZooKeeper's `allowedToCommit = false`) and steps down once
+    /// its followers, told by COMMITANDACTIVATE, have left (the quorum check of `tick`).
+    pub(crate) stepping_down: Option<u64>,
     last_proposed: Zxid,
     phase_deadline: u64,
     next_half_tick: u64,
@@ -115,6 +123,16 @@ impl Leader {
 
     pub fn learner_ids(&self) -> impl Iterator<Item = ServerId> + '_ {
         self.learners.keys().copied()
+    }
+
+    /// The synced (UPTODATE) followers, voters or not (`Leader.isQuorumSynced`'s view).
+    pub fn synced_followers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.learners.iter().filter(|(_, h)| h.state == HState::UpToDate && !h.observer).map(|(s, _)| *s)
+    }
+
+    /// Whether a reconfig proposal awaits its quorums.
+    pub fn reconfig_in_progress(&self) -> bool {
+        self.reconfig.is_some()
     }
 
     /// Connected learners, and the synced (UPTODATE) followers and observers, for `mntr`.
@@ -140,7 +158,7 @@ impl Leader {
     }
 
     pub fn next_zxid(&self, cfg: &Config) -> Result<Zxid, ProposeError> {
-        if self.phase != Phase::Broadcast {
+        if self.phase != Phase::Broadcast || self.stepping_down.is_some() {
             return Err(ProposeError::NotLeader);
         }
         let epoch = self.epoch.expect("established leader has an epoch");
@@ -155,7 +173,7 @@ impl Leader {
 }
 
 impl Node {
-    fn ldr(&mut self) -> &mut Leader {
+    pub(crate) fn ldr(&mut self) -> &mut Leader {
         match &mut self.role {
             Role::Leading(l) => l,
             _ => unreachable!("not leading"),
@@ -182,6 +200,8 @@ impl Node {
             epoch_durable: false,
             learners: BTreeMap::new(),
             outstanding: BTreeMap::new(),
+            reconfig: None,
+            stepping_down: None,
             last_proposed: Zxid::ZERO,
             phase_deadline: self.now + limit,
             next_half_tick: self.now + self.half_tick(),
@@ -285,16 +305,39 @@ impl Node {
             self.send(s, Message::UpToDate);
         }
         self.update_election_vote(epoch);
+        if let Some(text) = self.newleader_config(epoch) {
+            // Leader.lead after the NEWLEADER quorum: the versioned initial configuration is
+            // the one in force now (its learners take it at UPTODATE).
+            if self.activate(text, Some(self.cfg.my_id)).is_err() {
+                unreachable!("this server's own configuration is readable");
+            }
+        }
         self.actions.push(Action::Serving { epoch });
+    }
+
+    /// ZOOKEEPER-1783, with reconfigEnabled: an initial configuration (version 0) gets the
+    /// version of the first NEWLEADER that establishes it; NEWLEADER carries that text.
+    /// `None`: the configuration in force goes out as it is.
+    fn newleader_config(&self, epoch: Epoch) -> Option<Bytes> {
+        if !self.cfg.reconfig_enabled || self.cfg.config_version != 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.cfg.config_data);
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("version=")).collect();
+        let version = format!("version={:x}", Zxid::new(epoch, 0).0);
+        lines.push(&version);
+        Some(Bytes::from(lines.join("\n")))
     }
 
     pub(crate) fn leader_step(&mut self, from: ServerId, msg: Message) {
         let now = self.now;
         if let Message::LearnerInfo { accepted_epoch, observer } = msg {
             // A new connection from `from`; any older one is replaced.
+            // A server outside the configuration may follow (a joining server, or one a
+            // reconfig removed): its acks count only in a configuration that names it.
             let is_observer = self.cfg.observers.contains(&from);
             let is_voter = self.cfg.is_voter(from);
-            if (!is_observer && !is_voter) || observer != is_observer {
+            if observer != is_observer || self.leader_ref().stepping_down.is_some() {
                 return;
             }
             if let Some(epoch) = self.leader_ref().epoch {
@@ -397,9 +440,10 @@ impl Node {
                 h.unacked.pop_front();
             }
         }
-        if !is_voter {
+        if l.learners.get(&from).is_some_and(|h| h.observer) {
             return;
         }
+        // Every follower's ack is kept: a configuration counts only its own voters.
         for (_, acks) in l.outstanding.range_mut(..=zxid) {
             acks.insert(from);
         }
@@ -410,24 +454,61 @@ impl Node {
     fn leader_try_commit(&mut self) {
         loop {
             let l = self.leader_ref();
+            if l.stepping_down.is_some() {
+                return;
+            }
             let Some((&zxid, acks)) = l.outstanding.iter().next() else { return };
             if !self.cfg.is_quorum(acks) {
                 return;
             }
+            let reconfig = l.reconfig.as_ref().filter(|(z, _, _)| *z == zxid);
+            if let Some((_, m, _)) = reconfig {
+                if !m.is_quorum(acks) {
+                    return;
+                }
+            }
+            // Leader.getDesignatedLeader: this server if it stays a voter, else a new voter
+            // that acked the reconfig and the most proposals after it.
+            let designated = reconfig.map(|(_, m, _)| self.designated_leader(zxid, m));
             self.ldr().outstanding.remove(&zxid);
             let entry = self.entries_after(self.applied).next().cloned().expect("outstanding proposal is in the log");
             assert_eq!(entry.zxid, zxid, "commit out of order");
             let targets: Vec<(ServerId, bool)> =
                 self.leader_ref().learners.iter().filter(|(_, h)| h.forwarding()).map(|(s, h)| (*s, h.observer)).collect();
             for (s, observer) in targets {
-                if observer {
-                    self.send(s, Message::Inform(entry.clone()));
-                } else {
-                    self.send(s, Message::Commit { zxid });
+                match (observer, designated) {
+                    (true, None) => self.send(s, Message::Inform(entry.clone())),
+                    (false, None) => self.send(s, Message::Commit { zxid }),
+                    (true, Some(d)) => self.send(s, Message::InformAndActivate { entry: entry.clone(), leader: d }),
+                    (false, Some(d)) => self.send(s, Message::CommitAndActivate { zxid, leader: d }),
                 }
             }
             self.deliver_up_to(zxid);
+            if let Some(d) = designated {
+                let (_, _, text) = self.ldr().reconfig.take().expect("the reconfig being committed");
+                // QuorumPeer.processReconfig on the leader: a leader that is not the designated
+                // one stops committing and steps down once its followers (told the designated
+                // leader) have left.
+                if self.activate(text, Some(d)).is_err() {
+                    unreachable!("the reconfig's configuration was parsed when proposed");
+                }
+            }
         }
+    }
+
+    /// A reconfig txn (`propose` with the new configuration `text`, already checked by prep):
+    /// it commits once a quorum of the current configuration and one of `text`'s acked it;
+    /// then COMMITANDACTIVATE / INFORMANDACTIVATE go out and the configuration is activated.
+    pub(crate) fn leader_propose_reconfig(&mut self, zxid: Zxid, data: Bytes, text: Bytes) -> Result<(), ProposeError> {
+        let m = crate::types::Membership::parse(&text).map_err(|e| ProposeError::BadConfig(e.to_string()))?;
+        if let Role::Leading(l) = &self.role {
+            if l.reconfig.is_some() {
+                return Err(ProposeError::ReconfigInProgress);
+            }
+        }
+        self.leader_propose(zxid, data)?;
+        self.ldr().reconfig = Some((zxid, m, text));
+        Ok(())
     }
 
     pub(crate) fn leader_propose(&mut self, zxid: Zxid, data: Bytes) -> Result<(), ProposeError> {
@@ -467,6 +548,29 @@ impl Node {
         self.append(entry);
         self.after_durable(After::SelfAck(zxid));
         Ok(())
+    }
+
+    /// `Leader.getDesignatedLeader` for the reconfig at `zxid` with new configuration `m`.
+    fn designated_leader(&self, zxid: Zxid, m: &crate::types::Membership) -> ServerId {
+        let me = self.cfg.my_id;
+        if m.voters.contains(&me) {
+            return me;
+        }
+        let l = self.leader_ref();
+        let mut candidates: BTreeSet<ServerId> =
+            l.outstanding.get(&zxid).map(|a| a.iter().copied().filter(|s| m.voters.contains(s) && *s != me).collect()).unwrap_or_default();
+        let mut best = *candidates.iter().next().expect("a new quorum acked the reconfig");
+        for (_, acks) in l.outstanding.range(zxid.next()..) {
+            candidates.retain(|s| acks.contains(s));
+            match candidates.iter().next() {
+                None => return best,
+                Some(c) => best = *c,
+            }
+            if candidates.len() == 1 {
+                return best;
+            }
+        }
+        best
     }
 
     /// `syncFollower` + `startForwarding` + NEWLEADER for one learner whose ACKEPOCH is in.
@@ -563,7 +667,8 @@ impl Node {
                 unacked.push_back((e.zxid, now));
             }
         }
-        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0) });
+        let config = self.newleader_config(epoch).unwrap_or_else(|| self.cfg.config_data.clone());
+        plan.push(Message::NewLeader { zxid: Zxid::new(epoch, 0), config });
         let h = self.ldr().learners.get_mut(&sid).expect("learner");
         h.state = HState::NewLeaderSent;
         h.unacked = unacked;
@@ -593,6 +698,11 @@ impl Node {
         if phase != Phase::Broadcast && now > deadline {
             // Timeout while waiting for epoch / epoch acks / NEWLEADER acks from a quorum.
             self.stats.quorum_lost += 1;
+            self.go_looking();
+            return;
+        }
+        if self.leader_ref().stepping_down.is_some_and(|since| now > since + self.ticks(self.cfg.sync_limit)) {
+            // Not the designated leader: its followers have had syncLimit to leave.
             self.go_looking();
             return;
         }

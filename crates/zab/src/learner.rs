@@ -42,6 +42,9 @@ pub(crate) struct Learner {
     last_recv: u64,
     /// The highest zxid the leader said is committed.
     commit_hint: Zxid,
+    /// The configuration NEWLEADER carried, taken at UPTODATE if newer than ours
+    /// (`Learner.syncWithLeader`).
+    new_leader_config: Option<Bytes>,
 }
 
 impl Learner {
@@ -61,7 +64,15 @@ impl Node {
     pub(crate) fn become_learner(&mut self, leader: ServerId) {
         let observer = self.cfg.learner_type() == LearnerType::Observer;
         self.early_learners.clear();
-        let l = Learner { leader, observer, phase: Phase::Discovery, new_epoch: 0, last_recv: self.now, commit_hint: Zxid::ZERO };
+        let l = Learner {
+            leader,
+            observer,
+            phase: Phase::Discovery,
+            new_epoch: 0,
+            last_recv: self.now,
+            commit_hint: Zxid::ZERO,
+            new_leader_config: None,
+        };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;
         self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
@@ -148,13 +159,14 @@ impl Node {
                 self.learner_commit(z);
                 self.actions.push(Action::ReconfigCommitted { zxid: z, leader: designated });
             }
-            (Phase::Syncing, Message::NewLeader { zxid }) => {
+            (Phase::Syncing, Message::NewLeader { zxid, config }) => {
                 let epoch = self.learner().new_epoch;
                 if zxid != Zxid::new(epoch, 0) {
                     self.protocol_error("NEWLEADER of another epoch");
                     return;
                 }
                 self.learner().phase = Phase::NewLeader;
+                self.learner().new_leader_config = (config.len() > 1).then_some(config);
                 self.current_epoch = epoch;
                 self.persist(StorageOp::CurrentEpoch(epoch));
                 self.after_durable(After::Send(leader, Message::Ack { zxid }));
@@ -172,6 +184,24 @@ impl Node {
                 self.deliver_up_to(hint);
                 self.send(leader, Message::Ack { zxid: Zxid::new(epoch, 0) });
                 self.update_election_vote(epoch);
+                if let Some(config) = self.learner().new_leader_config.take() {
+                    // A leader's configuration it cannot parse is a broken leader.
+                    let incarnation = self.incarnation;
+                    if self.activate(config, None).is_err() {
+                        self.protocol_error("NEWLEADER with an unreadable configuration");
+                        return;
+                    }
+                    if self.incarnation != incarnation {
+                        // The new configuration has us look for another leader.
+                        return;
+                    }
+                }
+                if self.cfg.reconfig_enabled && !self.cfg.voters.contains(&leader) {
+                    // A leader outside the configuration (one a reconfig removed, stepping
+                    // down) is followed by nobody.
+                    self.go_looking();
+                    return;
+                }
                 self.actions.push(Action::Serving { epoch });
             }
             (Phase::Broadcast | Phase::NewLeader | Phase::Syncing, Message::Ping { zxid, .. }) => {

@@ -53,7 +53,9 @@ pub use message::{Message, MessageError, Vote};
 pub use node::{Node, Restored, Stats};
 pub use rzk_proto::quorum::ServerState;
 pub use rzk_proto::Zxid;
-pub use types::{Action, Config, ConfigError, Entry, Epoch, Hierarchy, LearnerType, ProposeError, ServerId, StorageOp};
+pub use types::{
+    Action, Config, ConfigError, Entry, Epoch, Hierarchy, LearnerType, Membership, MembershipError, ProposeError, ServerId, StorageOp,
+};
 
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,12 @@ impl Vote {
 pub enum Message {
     /// Election port.
     Notification(Vote),
+    /// The configuration a notification carried (its `config` bytes): the transport hands
+    /// it to the node just before the notification itself, and the node sends one before
+    /// each of its notifications when reconfig is enabled (a transport that puts the
+    /// configuration in every notification, as ZooKeeper's, drops these). A LOOKING node
+    /// takes a newer configuration from it (FastLeaderElection's `processReconfig`).
+    ElectionConfig(Bytes),
     /// FOLLOWERINFO / OBSERVERINFO: a learner's first packet, with its accepted epoch.
     LearnerInfo {
         accepted_epoch: Epoch,
@@ -97,8 +103,11 @@ pub enum Message {
         entry: Entry,
         leader: ServerId,
     },
+    /// `config`: the leader's configuration text (ZooKeeper's leader sends its
+    /// QuorumVerifier); when sent empty, the configuration in force goes out.
     NewLeader {
         zxid: Zxid,
+        config: Bytes,
     },
     Ack {
         zxid: Zxid,
@@ -128,6 +137,7 @@ impl Message {
     pub fn name(&self) -> &'static str {
         match self {
             Message::Notification(_) => "NOTIFICATION",
+            Message::ElectionConfig(_) => "NOTIFICATION(config)",
             Message::LearnerInfo { observer: false, .. } => "FOLLOWERINFO",
             Message::LearnerInfo { observer: true, .. } => "OBSERVERINFO",
             Message::LeaderInfo { .. } => "LEADERINFO",
@@ -153,7 +163,7 @@ impl Message {
     pub fn to_packet(&self, my_id: ServerId, config_version: i64, config: &[u8]) -> Option<QuorumPacket> {
         let z = QuorumPacket::new;
         Some(match self {
-            Message::Notification(_) => return None,
+            Message::Notification(_) | Message::ElectionConfig(_) => return None,
             Message::LearnerInfo { accepted_epoch, observer } => {
                 let li = LearnerInfo { serverid: my_id.0, protocol_version: ZAB_PROTOCOL_VERSION, config_version };
                 QuorumPacket::with_data(
@@ -185,7 +195,11 @@ impl Message {
                 d.extend_from_slice(&entry.data);
                 QuorumPacket::with_data(pt::INFORMANDACTIVATE, entry.zxid, d)
             }
-            Message::NewLeader { zxid } => QuorumPacket::with_data(pt::NEWLEADER, *zxid, config.to_vec()),
+            Message::NewLeader { zxid, config: own } => {
+                // The leader's own text (a versioned initial configuration), else the one in force.
+                let data = if own.is_empty() { config } else { own };
+                QuorumPacket::with_data(pt::NEWLEADER, *zxid, data.to_vec())
+            }
             Message::Ack { zxid } => z(pt::ACK, *zxid),
             Message::UpToDate => z(pt::UPTODATE, Zxid(-1)),
             Message::Ping { zxid, data } => {
@@ -239,7 +253,7 @@ impl Message {
                     Message::InformAndActivate { entry: Entry { zxid: p.zxid, data: Bytes::copy_from_slice(&d[8..]) }, leader }
                 }
             }
-            pt::NEWLEADER => Message::NewLeader { zxid: p.zxid },
+            pt::NEWLEADER => Message::NewLeader { zxid: p.zxid, config: Bytes::from(p.data.clone().unwrap_or_default()) },
             pt::ACK => Message::Ack { zxid: p.zxid },
             pt::UPTODATE => Message::UpToDate,
             pt::PING => Message::Ping { zxid: p.zxid, data: data() },
@@ -277,7 +291,7 @@ mod tests {
             Message::Inform(e.clone()),
             Message::CommitAndActivate { zxid: e.zxid, leader: ServerId(2) },
             Message::InformAndActivate { entry: e.clone(), leader: ServerId(2) },
-            Message::NewLeader { zxid: Zxid::new(3, 0) },
+            Message::NewLeader { zxid: Zxid::new(3, 0), config: Bytes::new() },
             Message::Ack { zxid: e.zxid },
             Message::UpToDate,
             Message::Ping { zxid: e.zxid, data: Bytes::new() },

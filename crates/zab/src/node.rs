@@ -10,7 +10,7 @@
 //! Roles live in sibling modules: [`crate::election`] (LOOKING), [`crate::leader`] (LEADING:
 //! discovery, sync, broadcast), [`crate::learner`] (FOLLOWING / OBSERVING).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use rzk_proto::quorum::ServerState;
@@ -167,6 +167,7 @@ impl Node {
         }
         match msg {
             Message::Notification(v) => self.election_receive(from, v),
+            Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
@@ -212,6 +213,30 @@ impl Node {
         let r = self.leader_propose(zxid, data);
         self.drain_loopback();
         r
+    }
+
+    /// [`Node::propose`] for a reconfig txn whose new configuration is `text` (a
+    /// `QuorumVerifier.toString()` with `version=<zxid>`): see `Leader`'s reconfig rule.
+    pub fn propose_reconfig(&mut self, zxid: Zxid, data: Bytes, text: Bytes) -> Result<(), ProposeError> {
+        if self.is_standalone() {
+            return Err(ProposeError::NotLeader);
+        }
+        let r = self.leader_propose_reconfig(zxid, data, text);
+        self.drain_loopback();
+        r
+    }
+
+    /// An established leader's view for a reconfig's prep: this server and its synced
+    /// followers (voters or not), and whether a reconfig is in flight. `None` otherwise.
+    pub fn reconfig_view(&self) -> Option<(BTreeSet<ServerId>, bool)> {
+        match &self.role {
+            Role::Leading(l) if l.is_established() => {
+                let mut synced: BTreeSet<ServerId> = l.synced_followers().collect();
+                synced.insert(self.cfg.my_id);
+                Some((synced, l.reconfig_in_progress()))
+            }
+            _ => None,
+        }
     }
 
     /// Every storage operation up to `seq` is durable.
@@ -419,6 +444,62 @@ impl Node {
     pub(crate) fn protocol_error(&mut self, _why: &'static str) {
         self.stats.protocol_errors += 1;
         self.go_looking();
+    }
+
+    /// Runs with the configuration `text` (a `QuorumVerifier.toString()`), as ZooKeeper's
+    /// `QuorumPeer.processReconfig`: only a newer version than the one in force is taken;
+    /// voters, observers, hierarchy, `config_data` and `config_version` are replaced and
+    /// `Action::ConfigActivated` tells the host. A learner whose role changed (voter,
+    /// observer, or no longer a member) or whose leader is no longer the one to follow (the
+    /// `designated` leader of COMMITANDACTIVATE; without one, a leader no longer a voter)
+    /// goes back to LOOKING; a leader that is not the designated one stops committing and
+    /// steps down once its followers have left, or after syncLimit (`Leader::stepping_down`);
+    /// it takes no new learners meanwhile. A server
+    /// outside the new configuration keeps following as a non-voting follower, as
+    /// ZooKeeper's does; once LOOKING it votes for nobody and is never elected. Without `reconfig_enabled` nothing is taken, as
+    /// ZooKeeper skips it. Returns whether the configuration was taken.
+    pub fn activate(&mut self, text: Bytes, designated: Option<ServerId>) -> Result<bool, crate::types::MembershipError> {
+        if !self.cfg.reconfig_enabled {
+            return Ok(false);
+        }
+        let m = crate::types::Membership::parse(&text)?;
+        if m.version <= self.cfg.config_version {
+            return Ok(false);
+        }
+        let me = self.cfg.my_id;
+        // QuorumPeer.updateLearnerType: observer or participant as the new configuration
+        // names it; a server it does not name is a (non-voting) participant.
+        let observer_before = self.cfg.observers.contains(&me);
+        let observer_after = m.observers.contains(&me);
+        self.cfg.voters = m.voters;
+        self.cfg.observers = m.observers;
+        self.cfg.hierarchy = m.hierarchy;
+        self.cfg.config_version = m.version;
+        self.cfg.config_data = text.clone();
+        self.actions.push(Action::ConfigActivated { data: text, version: m.version });
+        let leader = self.leader();
+        let leader_change = match designated {
+            Some(d) => leader.is_some_and(|l| l != d),
+            None => leader.is_some_and(|l| !self.cfg.voters.contains(&l)),
+        };
+        let stays_leader = match designated {
+            Some(d) => d == me,
+            None => self.cfg.voters.contains(&me),
+        };
+        match &self.role {
+            Role::Learning(_) if observer_before != observer_after || leader_change => self.go_looking(),
+            Role::Leading(l) if !stays_leader => {
+                if l.is_established() {
+                    let now = self.now;
+                    self.ldr().stepping_down = Some(now);
+                } else {
+                    self.go_looking();
+                }
+            }
+            Role::Looking => self.start_looking(),
+            _ => {}
+        }
+        Ok(true)
     }
 
     /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.

@@ -448,3 +448,50 @@ fn a_committed_reconfiguration_is_delivered_then_reported() {
         assert_eq!(net.state[&s], zs, "server {s} delivered the reconfig txn");
     }
 }
+
+#[test]
+fn membership_text_parses_as_quorum_verifier_to_string() {
+    let m = Membership::parse(
+        b"server.1=a:1:2:participant;c:3\nserver.2=b:1:2|b2:1:2:participant\nserver.3=c:1:2:observer;c:4\nversion=10000000a",
+    )
+    .unwrap();
+    assert_eq!(m.voters, BTreeSet::from([ServerId(1), ServerId(2)]));
+    assert_eq!(m.observers, BTreeSet::from([ServerId(3)]));
+    assert_eq!(m.version, 0x10000000a);
+    assert!(m.hierarchy.is_none());
+    let h =
+        Membership::parse(b"server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\ngroup.1=1:2:3\nweight.1=0\nweight.2=1\nweight.3=1").unwrap();
+    assert_eq!(h.hierarchy.unwrap().weight(ServerId(1)), 0);
+    assert_eq!(Membership::parse(b"version=1"), Err(MembershipError::NoVoters));
+    assert!(Membership::parse(b"server.x=a:1:2").is_err());
+    assert!(Membership::parse(b"server.1=a:1:2\nserver.2=b:1:2\ngroup.1=1").is_err());
+}
+
+#[test]
+fn activation_takes_only_newer_configurations_with_reconfig_enabled() {
+    let restored = || Restored { accepted_epoch: 0, current_epoch: 0, applied: Zxid::ZERO, log: vec![] };
+    let text = Bytes::from_static(b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\nversion=100000002");
+    // Without reconfigEnabled: nothing taken.
+    let mut n = Node::new(cfg(1, &[1, 2, 3], &[]), restored()).unwrap();
+    assert!(!n.activate(text.clone(), None).unwrap());
+    assert_eq!(n.config().voters.len(), 3);
+    let mut c = cfg(1, &[1, 2, 3], &[]);
+    c.reconfig_enabled = true;
+    let mut n = Node::new(c, restored()).unwrap();
+    n.take_actions();
+    assert!(n.activate(text.clone(), Some(ServerId(2))).unwrap());
+    assert_eq!(n.config().voters, BTreeSet::from([ServerId(1), ServerId(2)]));
+    assert_eq!(n.config().config_version, 0x100000002);
+    let acts = n.take_actions();
+    assert!(acts.iter().any(|a| matches!(a, Action::ConfigActivated { version: 0x100000002, .. })), "{acts:?}");
+    // A looking node starts a new round among the new voters: no notification to 3.
+    assert!(acts.iter().any(|a| matches!(a, Action::Send { to: ServerId(2), msg: Message::Notification(_) })));
+    assert!(!acts.iter().any(|a| matches!(a, Action::Send { to: ServerId(3), .. })));
+    // The same version again, or an older one: not taken.
+    assert!(!n.activate(text, None).unwrap());
+    // A configuration without this server: it keeps running, proposing nobody.
+    let gone = Bytes::from_static(b"server.2=b:1:2:participant\nserver.3=c:1:2:participant\nversion=100000005");
+    assert!(n.activate(gone, None).unwrap());
+    assert!(!n.config().voters.contains(&ServerId(1)));
+    assert_eq!(n.state(), ServerState::Looking);
+}

@@ -71,6 +71,9 @@ pub struct Config {
     /// `group.N` / `weight.N`: ZooKeeper's QuorumHierarchical decides what a quorum is;
     /// `None`: a majority of the voters (QuorumMaj).
     pub hierarchy: Option<Hierarchy>,
+    /// `reconfigEnabled`: without it a newer configuration (NEWLEADER's, a committed
+    /// reconfig's) is not taken, as ZooKeeper's `processReconfig` skips it.
+    pub reconfig_enabled: bool,
 }
 
 /// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
@@ -143,6 +146,86 @@ pub enum ConfigError {
     TooSmall(&'static str, u64),
 }
 
+/// The quorum part of a configuration text (`QuorumVerifier.toString()`: `server.N=...`,
+/// `group.G=a:b`, `weight.N=w`, `version=<hex>` lines), as a reconfig txn, NEWLEADER or a
+/// notification carries it: who votes, who observes, and the hierarchy if any. Addresses
+/// are the host's business (its peer transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub voters: BTreeSet<ServerId>,
+    pub observers: BTreeSet<ServerId>,
+    pub hierarchy: Option<Hierarchy>,
+    /// `version=` (hex); 0 when absent.
+    pub version: i64,
+}
+
+/// Why a configuration text cannot be taken (a leader's bytes: never a crash).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("line {0:?}: not a key=value line")]
+    NotKeyValue(String),
+    #[error("line {0:?}: bad number")]
+    BadNumber(String),
+    #[error("no voting members")]
+    NoVoters,
+    #[error("server {0} is in no group of a hierarchical configuration")]
+    NoGroup(ServerId),
+}
+
+impl Membership {
+    /// `QuorumVerifier.containsQuorum` for this configuration.
+    pub fn is_quorum<'a>(&self, set: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let voters = set.into_iter().filter(|s| self.voters.contains(s));
+        match &self.hierarchy {
+            Some(h) => h.contains_quorum(voters),
+            None => 2 * voters.count() > self.voters.len(),
+        }
+    }
+
+    /// Parses `text` (unknown keys are ZooKeeper's business, not a quorum's: skipped).
+    pub fn parse(text: &[u8]) -> Result<Membership, MembershipError> {
+        let text = String::from_utf8_lossy(text);
+        let mut m = Membership { voters: BTreeSet::new(), observers: BTreeSet::new(), hierarchy: None, version: 0 };
+        let mut groups: BTreeMap<u64, Vec<ServerId>> = BTreeMap::new();
+        let mut weights: BTreeMap<ServerId, u64> = BTreeMap::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let (k, v) = line.split_once('=').ok_or_else(|| MembershipError::NotKeyValue(line.to_string()))?;
+            let (k, v) = (k.trim(), v.trim());
+            let num = |x: &str| x.trim().parse::<i64>().map_err(|_| MembershipError::BadNumber(line.to_string()));
+            if let Some(id) = k.strip_prefix("server.") {
+                let id = ServerId(num(id)?);
+                // `addr[|addr...][:role][;client]`: the role ends the address part.
+                let addr = v.split(';').next().unwrap_or("").trim();
+                if addr.ends_with(":observer") {
+                    m.observers.insert(id);
+                } else {
+                    m.voters.insert(id);
+                }
+            } else if let Some(g) = k.strip_prefix("group.") {
+                let g = num(g)? as u64;
+                let members = v.split(':').map(|s| num(s).map(ServerId)).collect::<Result<Vec<_>, _>>()?;
+                groups.entry(g).or_default().extend(members);
+            } else if let Some(id) = k.strip_prefix("weight.") {
+                let w = num(v)?;
+                weights.insert(ServerId(num(id)?), w.max(0) as u64);
+            } else if k == "version" {
+                m.version = i64::from_str_radix(v, 16).map_err(|_| MembershipError::BadNumber(line.to_string()))?;
+            }
+        }
+        if m.voters.is_empty() {
+            return Err(MembershipError::NoVoters);
+        }
+        if !groups.is_empty() {
+            let grouped: BTreeSet<ServerId> = groups.values().flatten().copied().collect();
+            if let Some(s) = m.voters.iter().find(|s| !grouped.contains(s)) {
+                return Err(MembershipError::NoGroup(*s));
+            }
+            m.hierarchy = Some(Hierarchy::new(&groups, &weights));
+        }
+        Ok(m)
+    }
+}
+
 impl Config {
     /// ZooKeeper's settings in milliseconds, for a host that ticks every `tick_ms`.
     pub fn from_ms(
@@ -170,6 +253,7 @@ impl Config {
             config_data: Bytes::new(),
             config_version: 0,
             hierarchy: None,
+            reconfig_enabled: false,
         }
     }
 
@@ -180,7 +264,9 @@ impl Config {
         if let Some(s) = self.voters.intersection(&self.observers).next() {
             return Err(ConfigError::VoterAndObserver(*s));
         }
-        if !self.voters.contains(&self.my_id) && !self.observers.contains(&self.my_id) {
+        if !self.voters.contains(&self.my_id) && !self.observers.contains(&self.my_id) && !self.reconfig_enabled {
+            // With reconfig, a server a reconfig removed runs on as a non-voting participant
+            // (its dynamic configuration does not name it).
             return Err(ConfigError::NotAMember(self.my_id));
         }
         for (name, v, min) in [
@@ -200,11 +286,14 @@ impl Config {
         Ok(())
     }
 
+    /// An observer if the configuration names it one; else a participant (a server outside
+    /// the configuration is a participant without a vote, as ZooKeeper's
+    /// `updateLearnerType` leaves it).
     pub fn learner_type(&self) -> LearnerType {
-        if self.voters.contains(&self.my_id) {
-            LearnerType::Participant
-        } else {
+        if self.observers.contains(&self.my_id) {
             LearnerType::Observer
+        } else {
+            LearnerType::Participant
         }
     }
 
@@ -280,10 +369,14 @@ pub enum Action {
     /// Learner: the leader committed a reconfiguration at `zxid` (COMMITANDACTIVATE /
     /// INFORMANDACTIVATE, from a ZooKeeper leader: rzk leaders carry none out) and names
     /// `leader` as the designated leader. The txn up to `zxid` is delivered before this
-    /// action. Every member must now run with the configuration that txn wrote; this node
-    /// cannot change its ensemble yet, so the host must stop the server rather than go on
-    /// with the old one (its quorums would no longer be the ensemble's).
+    /// action. Every member must now run with the configuration that txn wrote: the host
+    /// hands its text to [`crate::Node::activate`] (the node cannot read txns).
     ReconfigCommitted { zxid: Zxid, leader: ServerId },
+    /// The node runs with a new configuration (`Config::config_data`, version
+    /// `config_version`): a committed reconfig, or a newer one a leader's NEWLEADER carried.
+    /// The host connects to the members it names (and drops the others) and, with
+    /// `reconfigEnabled`, writes it to its dynamic config file.
+    ConfigActivated { data: Bytes, version: i64 },
 }
 
 /// Why `propose` refused a txn.
@@ -297,4 +390,8 @@ pub enum ProposeError {
     ZxidExhausted(Epoch),
     #[error("zxid {got} is not the next one ({expected})")]
     WrongZxid { expected: Zxid, got: Zxid },
+    #[error("a reconfiguration is in progress")]
+    ReconfigInProgress,
+    #[error("the new configuration cannot be read: {0}")]
+    BadConfig(String),
 }

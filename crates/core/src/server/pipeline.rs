@@ -6,7 +6,7 @@
 //! learners' forwarded requests and their syncs, answered once what came before is committed.
 
 use super::{Action, Conn, ConnId, ConnState, CoreConfig, InFlight, Origin, PeerId, Pending, Role, RoleState, ZooKeeperServer};
-use crate::prep::{Outstanding, PrepContext, QuotaRecord};
+use crate::prep::{Outstanding, PrepContext, QuotaRecord, ReconfigView};
 use crate::{audit, auth};
 use rzk_proto::client::{OpResult, ReplyHeader, Request, RequestHeader, Response};
 use rzk_proto::txn::{Txn, TxnDigest, TxnHeader, TxnRecord};
@@ -25,7 +25,19 @@ impl ZooKeeperServer {
             Err(ErrorCode::SessionMoved)
         } else {
             let c = self.conns.get(&conn).expect("conn");
-            prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &c.auth, session, header.op, body, zxid, time)
+            prep_request(
+                &self.tree,
+                &mut self.outstanding,
+                &self.cfg,
+                &mut self.stats.quota,
+                &c.auth,
+                session,
+                header.op,
+                body,
+                zxid,
+                time,
+                self.reconfig_view.as_ref(),
+            )
         };
         let (txn, op_code) = txn_and_op(op, txn);
         let header_txn = TxnHeader { client_id: session, cxid: header.xid, zxid, time, op: op_code.code() };
@@ -462,11 +474,35 @@ impl ZooKeeperServer {
                 } else if !self.sessions.is_live(session) {
                     // A session local to the learner (LeaderSessionTracker.checkSession lets
                     // it through, unowned).
-                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
+                    prep_request(
+                        &self.tree,
+                        &mut self.outstanding,
+                        &self.cfg,
+                        &mut self.stats.quota,
+                        &auth,
+                        session,
+                        op,
+                        &body,
+                        zxid,
+                        time,
+                        self.reconfig_view.as_ref(),
+                    )
                 } else if !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
-                    prep_request(&self.tree, &mut self.outstanding, &self.cfg, &mut self.stats.quota, &auth, session, op, &body, zxid, time)
+                    prep_request(
+                        &self.tree,
+                        &mut self.outstanding,
+                        &self.cfg,
+                        &mut self.stats.quota,
+                        &auth,
+                        session,
+                        op,
+                        &body,
+                        zxid,
+                        time,
+                        self.reconfig_view.as_ref(),
+                    )
                 };
                 txn_and_op(code, txn)
             }
@@ -534,6 +570,7 @@ pub(super) fn prep_request(
     body: &[u8],
     zxid: Zxid,
     time: i64,
+    reconfig_view: Option<&ReconfigView>,
 ) -> Result<Txn, ErrorCode> {
     let req = Request::decode(op, body).map_err(|_| ErrorCode::MarshallingError)?;
     let mut ctx = PrepContext {
@@ -544,6 +581,7 @@ pub(super) fn prep_request(
         session,
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
+        reconfig_view,
         enforce_quota: cfg.enforce_quota,
         quota,
         now_ms: time,

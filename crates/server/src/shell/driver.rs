@@ -62,6 +62,7 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.committed_log_max = COMMITTED_LOG_MAX;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z.config_version = cfg.config_version as i64;
+    z.reconfig_enabled = cfg.reconfig_enabled;
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).
@@ -98,6 +99,9 @@ struct Driver {
     out_buf: Vec<Output>,
     /// An admin `restore` waiting for the writes in flight to commit.
     pending_restore: Option<PendingRestore>,
+    /// `reconfigEnabled` on a member: the static configuration file, rewritten with a
+    /// dynamic one whenever a new configuration is activated.
+    config_file: Option<std::path::PathBuf>,
 }
 
 struct PendingRestore {
@@ -157,6 +161,7 @@ impl Driver {
                         a.record(wall_ms(), *e);
                     }
                 }
+                Output::ConfigActivated { data, version } => self.config_activated(&data, version),
                 Output::Stop { reason } => {
                     // The member's last output: the driver loop ends with this error.
                     self.stop.get_or_insert(reason);
@@ -164,6 +169,32 @@ impl Driver {
             }
         }
         self.out_buf = outs;
+    }
+
+    /// The member runs with a new configuration: the peer transport's address book, what
+    /// LearnerInfo and notifications carry, and (reconfigEnabled) the configuration files.
+    fn config_activated(&mut self, data: &Bytes, version: i64) {
+        self.config_data = data.clone();
+        self.config_version = version;
+        let text = String::from_utf8_lossy(data);
+        match rzk_config::membership_of(&text) {
+            Ok(m) => {
+                if let Some(net) = &self.net {
+                    net.set_peers(peer::PeerAddrs::from_config(&m));
+                }
+            }
+            // The member took it (the node parsed it): only an address this shell cannot
+            // read; the peers stay where they were.
+            Err(e) => tracing::warn!(error = %e, "the activated configuration's addresses cannot be read; peers unchanged"),
+        }
+        if let (Some(file), Some(me)) = (&self.config_file, self.my_id) {
+            match super::dynconfig::write_activated(file, &text, version, me.0 as u64) {
+                Ok(p) => tracing::info!(file = %p.display(), "wrote the dynamic configuration file"),
+                // ZooKeeper logs it and goes on: the configuration is in force, a restart
+                // would read the old files.
+                Err(e) => tracing::error!(error = %e, file = %file.display(), "cannot write the dynamic configuration file"),
+            }
+        }
     }
 
     /// The admin `restore` waiting for the writes in flight to commit: taken once none is
@@ -330,6 +361,12 @@ pub async fn run_with_audit(
         }
     }
     let zab = zab_config(&cfg, my_id);
+    if my_id.is_some() && cfg.reconfig_enabled && cfg.dynamic_config_file.is_none() {
+        // QuorumPeerConfig.backupOldConfig: the ensemble is still in the static file.
+        if let Some(f) = &cfg.config_path {
+            super::dynconfig::backup_static(f)?;
+        }
+    }
     let (recovered, snapshot_now, initial_snapshot_ms) = {
         let c = cfg.clone();
         tokio::task::spawn_blocking(move || recover(&c, my_id)).await.map_err(other)??
@@ -407,6 +444,7 @@ pub async fn run_with_audit(
         stop: None,
         out_buf: Vec::new(),
         pending_restore: None,
+        config_file: (cfg.reconfig_enabled && my_id.is_some()).then(|| cfg.config_path.clone()).flatten(),
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod console;
 pub mod driver;
 pub mod durable;
+pub mod dynconfig;
 pub mod kerberos;
 pub mod listen;
 pub mod metrics;

@@ -223,7 +223,8 @@ pub struct PeerNet {
 
 struct Shared {
     my_id: ServerId,
-    peers: BTreeMap<ServerId, PeerAddrs>,
+    /// Every member's addresses; replaced when a new configuration is activated.
+    peers: std::sync::RwLock<BTreeMap<ServerId, PeerAddrs>>,
     /// This server's election address as sent in the connection header.
     my_election_texts: Vec<String>,
     limits: NetLimits,
@@ -391,7 +392,7 @@ impl PeerNet {
         let shared = Arc::new(Shared {
             my_id,
             my_election_texts: me.election_texts(),
-            peers,
+            peers: std::sync::RwLock::new(peers),
             limits,
             events,
             next_conn: AtomicU64::new(1),
@@ -434,7 +435,14 @@ impl PeerNet {
             }
             return;
         }
-        if !s.peers.contains_key(&to) {
+        // A learner outside the configuration (joining, or removed by a reconfig) follows
+        // over the quorum connection it opened: packets to it go there.
+        if matches!(msg, Message::ElectionConfig(_)) {
+            // Every notification carries the configuration (`config_data`) on the wire.
+            return;
+        }
+        let by_connection = !matches!(msg, Message::Notification(_) | Message::LearnerInfo { .. });
+        if !s.knows(to) && !by_connection {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
             return;
         }
@@ -462,6 +470,35 @@ impl PeerNet {
     /// connection with `to`, with the same rules as [`PeerNet::send`].
     pub fn send_packet(&self, to: ServerId, p: QuorumPacket) {
         self.shared.enqueue(to, Outbound::Packet(encode(&p)));
+    }
+
+    /// A new configuration's members (a reconfig activated): messages go to these addresses
+    /// from now on; this server's own entry stays as it bound it. Connections to peers whose
+    /// addresses changed are closed so the next message opens one to the new address; a
+    /// server no longer named keeps its quorum connection (a removed follower goes on
+    /// following, as with ZooKeeper) but gets no more election messages.
+    pub fn set_peers(&self, mut peers: BTreeMap<ServerId, PeerAddrs>) {
+        let me = self.shared.my_id;
+        let old = {
+            let mut w = self.shared.peers.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(mine) = w.get(&me).cloned() {
+                peers.insert(me, mine);
+            }
+            std::mem::replace(&mut *w, peers.clone())
+        };
+        let gone: Vec<ServerId> = old.iter().filter(|(id, a)| peers.get(id).is_some_and(|new| new != *a)).map(|(id, _)| *id).collect();
+        let mut st = self.shared.lock();
+        for id in gone {
+            tracing::info!(peer = %id, "no longer at this address in the configuration: closing its connections");
+            if let Some(c) = st.quorum.remove(&id) {
+                c.task.abort();
+            }
+            if let Some(p) = st.election.remove(&id) {
+                if let Some(c) = p.conn {
+                    c.task.abort();
+                }
+            }
+        }
     }
 
     /// Closes the quorum connection with `peer`, if any, at once (queued packets are
@@ -510,6 +547,14 @@ impl Drop for PeerNet {
 }
 
 impl Shared {
+    fn knows(&self, sid: ServerId) -> bool {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).contains_key(&sid)
+    }
+
+    fn addrs(&self, sid: ServerId) -> Option<PeerAddrs> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).get(&sid).cloned()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere already; the state itself stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -575,7 +620,7 @@ impl Shared {
         if p.conn.is_some() || p.connecting {
             return;
         }
-        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        let Some(addrs) = self.addrs(to) else { return };
         p.connecting = true;
         tokio::spawn(connect_election(self.clone(), to, addrs));
     }
@@ -609,7 +654,7 @@ impl Shared {
 
     /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
-        let Some(addrs) = self.peers.get(&to).cloned() else { return };
+        let Some(addrs) = self.addrs(to) else { return };
         let mut st = self.lock();
         if st.closed {
             return;
@@ -767,7 +812,7 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
         tracing::warn!(%from, "an election connection claims my own id {sid}: a configuration error");
         return;
     }
-    if !shared.peers.contains_key(&sid) {
+    if !shared.knows(sid) {
         tracing::warn!(%from, %sid, "closing an election connection from a server not in my configuration");
         return;
     }
@@ -911,6 +956,12 @@ async fn election_reader(shared: &Shared, peer: ServerId, mut rd: BufReader<Peer
             tracing::debug!(%peer, state = n.state, "dropping a notification with an unknown state");
             continue;
         };
+        if !n.config.is_empty() {
+            let msg = Message::ElectionConfig(Bytes::from(n.config.clone()));
+            if shared.events.send(NetEvent::Message { from: peer, msg }).await.is_err() {
+                return End::EventsClosed;
+            }
+        }
         if shared.events.send(NetEvent::Message { from: peer, msg: Message::Notification(vote) }).await.is_err() {
             return End::EventsClosed;
         }
@@ -1075,9 +1126,14 @@ async fn accept_quorum(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr)
         tracing::warn!(%from, "closing a quorum connection: LearnerInfo without a server id");
         return;
     };
-    if sid == shared.my_id || !shared.peers.contains_key(&sid) {
-        tracing::warn!(%from, %sid, "closing a quorum connection from a server not in my configuration");
+    if sid == shared.my_id {
+        tracing::warn!(%from, %sid, "closing a quorum connection that claims my own id");
         return;
+    }
+    if !shared.knows(sid) {
+        // ZooKeeper's leader takes learners outside its configuration (a joining server);
+        // they vote in nothing until a reconfig names them.
+        tracing::info!(%from, %sid, "a quorum connection from a server not in my configuration");
     }
     shared.register_quorum(sid, rd, wr, buf, NetEvent::Message { from: sid, msg });
 }
@@ -1301,8 +1357,15 @@ mod tests {
         (PeerNet::start(ServerId(id), peers.clone(), limits, tx).await.unwrap(), rx)
     }
 
+    /// The next event, skipping the configuration that comes before each notification
+    /// (`Message::ElectionConfig`: a real ZooKeeper's notifications bring one each).
     async fn next(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-        timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open")
+        loop {
+            match timeout(WAIT, rx.recv()).await.expect("an event in time").expect("events open") {
+                NetEvent::Message { msg: Message::ElectionConfig(_), .. } => continue,
+                e => return e,
+            }
+        }
     }
 
     async fn next_message(rx: &mut mpsc::Receiver<NetEvent>) -> (ServerId, Message) {
@@ -1601,9 +1664,9 @@ mod tests {
         send(&learner, 1, ack_epoch.clone());
         assert_eq!(next_message(&mut lrx).await, (ServerId(2), ack_epoch));
         send(&leader, 2, Message::Diff { zxid: Zxid::new(5, 3) });
-        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(6, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::Diff { zxid: Zxid::new(5, 3) }));
-        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(6, 0), config: Bytes::new() }));
         send(&leader, 2, Message::UpToDate);
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
 
@@ -1674,9 +1737,9 @@ mod tests {
         stream.extend_from_slice(&payload);
         let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
         send(&leader, 2, snap.clone());
-        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0) });
+        send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
-        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0) }));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() }));
 
         // A stream the scanner rejects closes the connection; both ends report it.
         let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
@@ -1780,10 +1843,9 @@ mod tests {
             b.extend_from_slice(&i32::MAX.to_be_bytes());
             b
         };
-        // First packets that are not a known learner's FOLLOWERINFO / OBSERVERINFO.
+        // First packets that are not a learner's FOLLOWERINFO / OBSERVERINFO.
         for first in [
             encode(&QuorumPacket::new(pt::PING, Zxid(1))),
-            info(9, pt::FOLLOWERINFO),
             info(1, pt::FOLLOWERINFO),
             encode(&QuorumPacket::with_data(pt::FOLLOWERINFO, Zxid(0), vec![1, 2])),
             hostile_len.clone(),
@@ -1794,6 +1856,12 @@ mod tests {
             expect_closed(&mut c).await;
         }
         assert!(lrx.try_recv().is_err(), "nothing reaches the driver");
+        // A server outside the configuration may follow (a joining one): ZAB decides.
+        let mut c9 = TcpStream::connect(leader.quorum_addr()).await.unwrap();
+        c9.write_all(&info(9, pt::FOLLOWERINFO)).await.unwrap();
+        assert_eq!(next_message(&mut lrx).await, (ServerId(9), Message::LearnerInfo { accepted_epoch: 1, observer: false }));
+        drop(c9);
+        expect_disconnected(&mut lrx, 9).await;
 
         // On an established connection: bad packets close it, and it is reported.
         for bad in [
@@ -1905,9 +1973,13 @@ mod tests {
     }
 
     async fn next_zk(rx: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-        match timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(Some(ev)) => ev,
-            other => panic!("no event from ZooKeeper in time ({other:?}); set RZK_KEEP_ZK_DIR=1 to keep its log"),
+        loop {
+            match timeout(Duration::from_secs(60), rx.recv()).await {
+                // The configuration each ZooKeeper notification carries.
+                Ok(Some(NetEvent::Message { msg: Message::ElectionConfig(_), .. })) => continue,
+                Ok(Some(ev)) => return ev,
+                other => panic!("no event from ZooKeeper in time ({other:?}); set RZK_KEEP_ZK_DIR=1 to keep its log"),
+            }
         }
     }
 
@@ -1960,9 +2032,10 @@ mod tests {
                     break;
                 }
                 // The leader may not accept learners yet.
-                Ok(Some(NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_), .. })) | Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
+                Ok(Some(
+                    NetEvent::Disconnected { .. } | NetEvent::Message { msg: Message::Notification(_) | Message::ElectionConfig(_), .. },
+                ))
+                | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 other => panic!("{other:?}"),
             }
         }
@@ -1981,7 +2054,7 @@ mod tests {
             eprintln!("zk snap stream: {}", snap.iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
         let nl = match next_quorum(&mut rx).await {
-            NetEvent::Message { msg: Message::NewLeader { zxid }, .. } => zxid,
+            NetEvent::Message { msg: Message::NewLeader { zxid, .. }, .. } => zxid,
             other => panic!("expected NEWLEADER, got {other:?}"),
         };
         assert_eq!(nl, Zxid::new(1, 0));
@@ -2079,7 +2152,7 @@ mod tests {
         let stream: String =
             include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
         send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
-        send(Message::NewLeader { zxid: Zxid::new(2, 0) });
+        send(Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
         send(Message::UpToDate);
         let zxid = Zxid::new(2, 1);
