@@ -122,6 +122,10 @@ pub struct MemberRecovered {
     pub current_epoch: u32,
     /// The time to write `snapshot.0` of an empty dataDir (`snapshottime`), when written.
     pub initial_snapshot_ms: Option<u64>,
+    /// The snapshot's digest at its zxid is unknown (none stored: a leader's SNAP, or a
+    /// ZooKeeper before 3.6; or one taken at a later zxid: a fuzzy snapshot of our own):
+    /// digests are compared once the replay converges (see `Recovered::fuzzy`).
+    pub fuzzy: bool,
 }
 
 /// Loads an ensemble member's data directory (blocking): the newest good snapshot ONLY (the
@@ -146,7 +150,9 @@ pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usi
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let epochs = rzk_storage::epoch::load_epochs(&sc.snap_dir, rec.last_logged).map_err(other)?;
+    let fuzzy = rec.snapshot.is_some() && rec.snapshot_digest.is_none_or(|(z, _, _)| z != rec.snapshot_zxid);
     Ok(MemberRecovered {
+        fuzzy,
         tree: rec.tree,
         sessions: rec.sessions,
         snapshot_zxid: rec.snapshot_zxid,
