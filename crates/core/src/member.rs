@@ -41,7 +41,9 @@ use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket,
 use rzk_proto::txn::TxnRecord;
 use rzk_proto::{SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
-use rzk_zab::{Action as ZabAction, Config as ZabConfig, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp};
+use rzk_zab::{
+    Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp,
+};
 use std::net::SocketAddr;
 
 /// A member's settings.
@@ -266,6 +268,11 @@ pub enum MemberInput {
     AppendFailed {
         zxid: Zxid,
     },
+    /// What the host read of its txn log for learner `to` (see `Output::ReadLog`).
+    LogRead {
+        to: ServerId,
+        read: LogRead,
+    },
 }
 
 /// What a member asks its host to do, in order.
@@ -289,6 +296,18 @@ pub enum Output {
     /// Close the quorum connection with `peer`.
     PeerDisconnect {
         peer: ServerId,
+    },
+    /// Leader: read the txn log for learner `to`'s DIFF, the txns after `after`, and hand
+    /// them back in bounded batches (`MemberInput::LogRead`), each when `to`'s connection has
+    /// room; `LogRead::Unavailable` when the host's policy (`zookeeper.snapshotSizeFactor`)
+    /// or the log says no. Replaces any read for `to`.
+    ReadLog {
+        to: ServerId,
+        after: Zxid,
+    },
+    /// Stop reading the txn log for `to`.
+    StopReadLog {
+        to: ServerId,
     },
     /// A piece of the SNAP stream to learner `to`, on the quorum connection right after what
     /// was sent to `to` before: with `start`, the SNAP packet (`zxid`) first; then `bytes`,
@@ -428,6 +447,7 @@ impl Member {
             }
             MemberInput::Tick => self.tick(),
             MemberInput::StorageDone { seq } => self.node.persisted(seq),
+            MemberInput::LogRead { to, read } => self.node.log_read(to, read),
             MemberInput::AppendFailed { zxid } => {
                 assert!(self.cfg.standalone, "an ensemble member cannot skip a txn; the host must stop instead");
                 self.node.append_failed(zxid);
@@ -674,8 +694,14 @@ impl Member {
             }
             ZabAction::Disconnect { peer } => {
                 self.snaps.remove(&peer);
+                self.out.push(Output::StopReadLog { to: peer });
                 self.out.push(Output::PeerDisconnect { peer })
             }
+            ZabAction::ReadLog { to, after } => {
+                tracing::info!(learner = %to, after = %after, "learner behind the committed window: reading the txn log for a DIFF");
+                self.out.push(Output::ReadLog { to, after })
+            }
+            ZabAction::StopReadLog { to } => self.out.push(Output::StopReadLog { to }),
             ZabAction::StateChanged { state, leader, epoch } => {
                 tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
                 let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;

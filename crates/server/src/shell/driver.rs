@@ -67,6 +67,8 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let observers: BTreeSet<ServerId> = cfg.observers().map(|s| ServerId(s.id as i64)).collect();
     let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
+    // `ZKDatabase.isTxnLogSyncEnabled`: snapshotSizeFactor >= 0 (NaN is not).
+    z.txn_log_sync = cfg.snapshot_size_factor.0 >= 0.0;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z.config_version = cfg.config_version as i64;
     if !cfg.groups.is_empty() {
@@ -113,6 +115,10 @@ struct Driver {
     out_buf: Vec<Output>,
     /// An admin `restore` waiting for the writes in flight to commit.
     pending_restore: Option<PendingRestore>,
+    /// Reads of the txn log for learners' DIFFs.
+    log_reads: durable::LogReads,
+    /// `zookeeper.snapshotSizeFactor`.
+    snapshot_size_factor: f64,
 }
 
 struct PendingRestore {
@@ -166,6 +172,11 @@ impl Driver {
                         net.send_snap(to, zxid, start, bytes);
                     }
                 }
+                Output::ReadLog { to, after } => {
+                    let cfg = self.storage.config().clone();
+                    self.log_reads.start(&cfg, self.snapshot_size_factor, to, after);
+                }
+                Output::StopReadLog { to } => self.log_reads.stop(to),
                 Output::PeerDisconnect { peer } => {
                     if let Some(net) = &self.net {
                         net.disconnect(peer)
@@ -244,6 +255,21 @@ impl Driver {
             let (n, w) = (self.now_ms(), wall_ms());
             self.member.snap_step(n, w, to);
             self.execute();
+        }
+    }
+
+    /// One batch of each txn log read whose learner's connection has room.
+    fn log_read_steps(&mut self) {
+        let Some(net) = &self.net else { return };
+        if self.log_reads.is_empty() {
+            return;
+        }
+        let ready: Vec<ServerId> = self.log_reads.learners().into_iter().filter(|to| net.snap_room(*to, SNAP_QUEUE_BYTES)).collect();
+        for to in ready {
+            if let Some(read) = self.log_reads.take(to) {
+                self.input(MemberInput::LogRead { to, read });
+                self.execute();
+            }
         }
     }
 
@@ -443,6 +469,8 @@ pub async fn run_with_audit(
         stop: None,
         out_buf: Vec::new(),
         pending_restore: None,
+        log_reads: durable::LogReads::default(),
+        snapshot_size_factor: cfg.snapshot_size_factor.0,
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -456,6 +484,7 @@ pub async fn run_with_audit(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fatal: Option<String> = None;
     let drained = d.net.as_ref().map(|n| n.drained());
+    let log_ready = d.log_reads.ready.clone();
     d.execute();
     let mut snapshot_deferred: u32 = 0;
     while fatal.is_none() {
@@ -473,7 +502,10 @@ pub async fn run_with_audit(
             _ = shutdown.changed() => break,
             _ = ticker.tick() => d.input(MemberInput::Tick),
             // A writer emptied its queue: a SNAP stream may take its next step (below).
-            _ = async { drained.as_ref().expect("members have a transport").notified().await }, if drained.is_some() && d.member.has_snap_streams() => {}
+            _ = async { drained.as_ref().expect("members have a transport").notified().await },
+                if drained.is_some() && (d.member.has_snap_streams() || !d.log_reads.is_empty()) => {}
+            // A txn log reader handed over a batch for a learner's DIFF (below).
+            _ = log_ready.notified(), if !d.log_reads.is_empty() => {}
             ev = net_rx.recv(), if d.net.is_some() => {
                 let Some(ev) = ev else { break };
                 d.net_event(ev);
@@ -527,6 +559,7 @@ pub async fn run_with_audit(
         d.try_restore();
         d.execute();
         d.snap_steps();
+        d.log_read_steps();
         if let Some(reason) = d.stop.take() {
             // The member cannot go on (not a storage fault): what it answered so far goes out
             // (each connection sends what is queued, then closes; best effort, bounded), and
