@@ -704,6 +704,10 @@ impl Member {
             ZabAction::StopReadLog { to } => self.out.push(Output::StopReadLog { to }),
             ZabAction::StateChanged { state, leader, epoch } => {
                 tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
+                if state != ServerState::Leading {
+                    // SNAP streams are a leader's (its learners' connections are closed).
+                    self.snaps.clear();
+                }
                 let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;
                 self.state = state;
                 self.leader = leader;
