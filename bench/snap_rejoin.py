@@ -47,8 +47,9 @@ def bench(binary: str, args, timeout: float) -> str:
 
 def latency_line(out: str) -> str:
     """The bench report's lines about latency and throughput."""
-    keep = [l.strip() for l in out.splitlines() if re.search(r"p99|ops/s|latency|max", l, re.I)]
-    return " | ".join(keep[:4])
+    lines = [l.strip() for l in out.splitlines()]
+    keep = [l for l in lines if l.startswith("ops ") or l.startswith("latency")]
+    return " | ".join(" ".join(l.split()) for l in keep)
 
 
 def run(name: str, binary: str, nodes: int, seconds: int, clients: int) -> None:

@@ -163,7 +163,9 @@ impl Default for NetLimits {
     fn default() -> NetLimits {
         NetLimits {
             packet_bytes_max: 0xfffff + 1024,
-            quorum_queue_max: 16 * 1024,
+            // Packets are bounded by bytes first: the txns a learner's SNAP held back (up to
+            // member::SNAP_HELD_BYTES_MAX) go out at its end, COMMITs of ~30 bytes among them.
+            quorum_queue_max: 1 << 20,
             quorum_queue_bytes_max: 64 << 20,
             snapshot_bytes_max: 2 << 30,
             connect_timeout: Duration::from_secs(5),
