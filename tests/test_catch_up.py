@@ -7,6 +7,11 @@ real processes on 127.0.0.1, kazoo clients).
   installs the fuzzy snapshot, applies the txns after its zxid on top, and ends with the
   leader's tree: every acknowledged write is there, the `hash` digests agree at equal zxids,
   and the leader's `mntr` counts the sync in `zk_snap_count`.
+* DIFF from the txn log on disk: a follower 2000 txns behind (the leader keeps 500 in
+  memory) gets a DIFF read from the leader's log with `snapshotSizeFactor=0` (no size limit,
+  as in ZooKeeper): the missed txns are in its own log, it took no snapshot, `zk_diff_count`
+  moves and `zk_snap_count` does not; with a negative factor it gets a SNAP instead. Every
+  acknowledged write of a writer running meanwhile is on it.
 
 Each test bounds its time and stops every process it started (zkensemble.Ensemble).
 """
