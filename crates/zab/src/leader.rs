@@ -420,18 +420,12 @@ impl Node {
     pub(crate) fn leader_ack(&mut self, from: ServerId, zxid: Zxid) {
         let me = self.cfg.my_id;
         let is_voter = self.cfg.is_voter(from);
-        let now = self.now;
         let l = self.ldr();
         let Some(epoch) = l.epoch else { return };
         if from != me {
             let Some(h) = l.learners.get_mut(&from) else { return };
             if zxid == Zxid::new(epoch, 0) {
                 if h.state == HState::NewLeaderSent {
-                    // `syncLimitCheck.start()`: proposals wait for this learner's ACK only
-                    // from now on (its sync, a SNAP maybe, took as long as it took).
-                    for (_, t) in h.unacked.iter_mut() {
-                        *t = now;
-                    }
                     if l.phase == Phase::Broadcast {
                         h.state = HState::UpToDate;
                         self.send(from, Message::UpToDate);
@@ -771,9 +765,8 @@ impl Node {
             .learners
             .iter()
             .filter(|(_, h)| {
-                let synced = matches!(h.state, HState::NewLeaderAcked | HState::UpToDate);
-                let limit = if synced { sync } else { init };
-                now > h.last_recv + limit || (synced && h.unacked.front().is_some_and(|(_, t)| now > t + sync))
+                let limit = if matches!(h.state, HState::NewLeaderAcked | HState::UpToDate) { sync } else { init };
+                now > h.last_recv + limit || h.unacked.front().is_some_and(|(_, t)| now > t + sync)
             })
             .map(|(s, _)| *s)
             .collect();
