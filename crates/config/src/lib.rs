@@ -83,6 +83,20 @@ pub const DEFAULT_JUTE_MAXBUFFER: u32 = 0xfffff;
 pub const DEFAULT_SNAP_COUNT: u32 = 100_000;
 /// Default `preAllocSize`, in KiB (64 MiB).
 pub const DEFAULT_PRE_ALLOC_SIZE_KB: u64 = 65536;
+/// Default `zookeeper.snapshotSizeFactor` (`ZKDatabase.DEFAULT_SNAPSHOT_SIZE_FACTOR`).
+pub const DEFAULT_SNAPSHOT_SIZE_FACTOR: f64 = 0.33;
+
+/// A Java `double` setting, compared by its bits (so that the configuration is `Eq`).
+#[derive(Debug, Clone, Copy)]
+pub struct SizeFactor(pub f64);
+
+impl PartialEq for SizeFactor {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.to_bits() == o.0.to_bits()
+    }
+}
+
+impl Eq for SizeFactor {}
 /// Minimum (and default) `autopurge.snapRetainCount`.
 pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
 /// rzk's default `autopurge.purgeInterval`, hours (ZooKeeper's is 0, off).
@@ -433,6 +447,11 @@ pub struct ServerConfig {
     pub snap_count: u32,
     /// `preAllocSize` (`zookeeper.preAllocSize`), KiB, txn log preallocation.
     pub pre_alloc_size_kb: u64,
+    /// `zookeeper.snapshotSizeFactor` (ZooKeeper's `ZKDatabase`, default 0.33): a leader
+    /// syncs a learner behind its in-memory window from the txn log on disk (DIFF) when the
+    /// log files to read weigh at most the newest snapshot's size times this; 0 (or no
+    /// snapshot): no limit; negative: never from the log (SNAP).
+    pub snapshot_size_factor: SizeFactor,
     /// `forceSync` (`zookeeper.forceSync`, yes/no): fsync the txn log.
     pub force_sync: bool,
     /// `syncEnabled`: observers log and snapshot like followers (default true).
@@ -677,6 +696,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.znode.container.checkIntervalMs",
     "zookeeper.znode.container.maxNeverUsedIntervalMs",
     "zookeeper.digest.enabled",
+    "zookeeper.snapshotSizeFactor",
     "zookeeper.cnxTimeout",
     "zookeeper.enforceQuota",
     "zookeeper.request_throttle_max_requests",
@@ -1563,6 +1583,9 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.digest.enabled", "digest.enabled"], boolean)? {
             self.cfg.digest_enabled = b;
         }
+        if let Some(f) = self.sys(&["zookeeper.snapshotSizeFactor"], values::java_parse_double)? {
+            self.cfg.snapshot_size_factor = SizeFactor(f);
+        }
         if let Some(n) = self.sys(&["znode.container.checkIntervalMs", "zookeeper.znode.container.checkIntervalMs"], |v| {
             decoded_int(v.trim(), 1, "a positive number of milliseconds")
         })? {
@@ -1835,6 +1858,7 @@ impl ServerConfig {
             config_version: 0,
             snap_count: DEFAULT_SNAP_COUNT,
             pre_alloc_size_kb: DEFAULT_PRE_ALLOC_SIZE_KB,
+            snapshot_size_factor: SizeFactor(DEFAULT_SNAPSHOT_SIZE_FACTOR),
             force_sync: true,
             sync_enabled: true,
             snap_retain_count: MIN_SNAP_RETAIN_COUNT,

@@ -1140,6 +1140,22 @@ fn component_settings_are_typed_and_checked() {
 }
 
 #[test]
+fn snapshot_size_factor_is_zkdatabases() {
+    assert_eq!(with("").snapshot_size_factor, crate::SizeFactor(0.33));
+    let c = with("snapshotSizeFactor=-1\n");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.snapshot_size_factor, crate::SizeFactor(-1.0));
+    assert_eq!(with("snapshotSizeFactor= 0.5d\n").snapshot_size_factor, crate::SizeFactor(0.5));
+    let mut opts = ParseOptions::default();
+    opts.system_properties.insert("zookeeper.snapshotSizeFactor".into(), "0".into());
+    let c = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap();
+    assert_eq!(c.snapshot_size_factor, crate::SizeFactor(0.0));
+    // ZooKeeper logs a bad value and uses the default; rzk refuses to start, naming it.
+    let e = err_with("snapshotSizeFactor=third\n").to_string();
+    assert!(e.contains("snapshotSizeFactor") && e.contains("line 2"), "{e}");
+}
+
+#[test]
 fn audit_log_settings() {
     let c = with("");
     assert!(!c.audit_enable);

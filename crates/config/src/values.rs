@@ -21,6 +21,28 @@ pub(crate) fn java_parse_int(s: &str) -> Option<i32> {
     java_parse_i128(s).and_then(|v| i32::try_from(v).ok())
 }
 
+/// `Double.parseDouble`, for the decimal forms (surrounding whitespace, a sign, digits with
+/// an optional point and exponent, an optional `d`/`f` suffix, `NaN`, `Infinity`); its
+/// hexadecimal form is refused (with the value in the message).
+pub(crate) fn java_parse_double(v: &str) -> Result<f64, String> {
+    let t = v.trim_matches(|c: char| c <= ' ');
+    let bad = || format!("expected a decimal number, got \"{v}\"");
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if unsigned == "NaN" {
+        return Ok(f64::NAN);
+    }
+    if unsigned == "Infinity" {
+        return Ok(if t.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY });
+    }
+    let num = t.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(t);
+    let body = num.strip_prefix(['+', '-']).unwrap_or(num);
+    let mantissa = body.split(['e', 'E']).next().unwrap_or("");
+    if !mantissa.chars().any(|c| c.is_ascii_digit()) || !num.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) {
+        return Err(bad());
+    }
+    num.parse::<f64>().map_err(|_| bad())
+}
+
 /// `Long.parseLong`.
 pub(crate) fn java_parse_long(s: &str) -> Option<i64> {
     java_parse_i128(s).and_then(|v| i64::try_from(v).ok())
@@ -126,6 +148,22 @@ pub(crate) fn non_empty<'a>(v: &'a str, what: &str) -> Result<&'a str, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn java_parse_double_takes_the_decimal_forms() {
+        use super::java_parse_double as d;
+        assert_eq!(d("0.33"), Ok(0.33));
+        assert_eq!(d(" 1e-1 "), Ok(0.1));
+        assert_eq!(d("-1"), Ok(-1.0));
+        assert_eq!(d("+.5d"), Ok(0.5));
+        assert_eq!(d("2F"), Ok(2.0));
+        assert_eq!(d("0"), Ok(0.0));
+        assert_eq!(d("-Infinity"), Ok(f64::NEG_INFINITY));
+        assert!(d("NaN").unwrap().is_nan());
+        for bad in ["", "x", "0x1p3", "1,5", ".", "e5", "inf", "nan", "1..2"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

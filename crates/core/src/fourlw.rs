@@ -124,6 +124,10 @@ pub struct QuorumInfo {
     pub observer_master_id: Option<i64>,
     /// The leader this member follows or observes (itself when leading); none while looking.
     pub leader_id: Option<i64>,
+    /// Syncs this member ran as leader: DIFF (TRUNC included) and SNAP (ZooKeeper's
+    /// `diff_count` and `snap_count`).
+    pub diff_count: u64,
+    pub snap_count: u64,
 }
 
 impl Default for QuorumInfo {
@@ -137,6 +141,8 @@ impl Default for QuorumInfo {
             synced_observers: 0,
             leader_uptime_ms: 0,
             proposal_sizes: (-1, -1, -1),
+            diff_count: 0,
+            snap_count: 0,
             observer_master_id: None,
             leader_id: None,
         }
@@ -533,11 +539,11 @@ pub fn mntr_rows(s: &ServerSnapshot, p: &ProcessInfo) -> Vec<(Cow<'static, str>,
         ("zk_connection_request_count", st.connection_requests.to_string()),
         ("zk_response_bytes", st.response_bytes.to_string()),
         ("zk_ensemble_auth_fail", z()),
-        ("zk_diff_count", z()),
+        ("zk_diff_count", s.quorum.diff_count.to_string()),
         ("zk_response_packet_get_children_cache_misses", z()),
         ("zk_connection_revalidate_count", z()),
         ("zk_quit_leading_due_to_disloyal_voter", z()),
-        ("zk_snap_count", z()),
+        ("zk_snap_count", s.quorum.snap_count.to_string()),
         ("zk_unrecoverable_error_count", z()),
         ("zk_unsuccessful_handshake", st.unsuccessful_handshakes.to_string()),
         ("zk_commit_count", z()),

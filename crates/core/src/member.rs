@@ -21,6 +21,15 @@
 //! - role changes: when the node leaves a role the core stops serving (every client
 //!   connection closes, as ZooKeeper's server shuts down); `Serving` starts it again in the
 //!   new role; a SNAP replaces the core's tree and sessions before it is made durable.
+//! - a leader's SNAP is streamed, as ZooKeeper's `LearnerHandler` writes it: the node names
+//!   the zxid (the tree's, at that point of the actions); the member starts a walk of the
+//!   tree there ([`SnapCodec::begin`]) and the host asks for the next bounded step
+//!   ([`Member::snap_step`]) whenever the learner's connection has room, between other
+//!   inputs, while the tree goes on changing. Everything else for that learner (the txns
+//!   after the zxid, NEWLEADER, later broadcast) is held in order until the stream ends and
+//!   then follows it. The learner installs the fuzzy snapshot at the zxid and applies the
+//!   txns after it on top (idempotently, as for a fuzzy snapshot of our own); its digest
+//!   is compared again once a logged digest matches.
 //!
 //! Order: the node's actions of a step run before the core's, so a SYNC or a reply never
 //! overtakes the COMMIT it depends on.
@@ -32,7 +41,9 @@ use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket,
 use rzk_proto::txn::TxnRecord;
 use rzk_proto::{SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
-use rzk_zab::{Action as ZabAction, Config as ZabConfig, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp};
+use rzk_zab::{
+    Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp,
+};
 use std::net::SocketAddr;
 
 /// A member's settings.
@@ -55,30 +66,61 @@ pub struct MemberConfig {
     /// `readonlymode.enabled`: after this many ms of looking for a quorum the member serves
     /// read-only (ZooKeeper waits `max(2000, tickTime)`); `None`: never.
     pub read_only_after_ms: Option<i64>,
+    /// Bytes of a SNAP stream serialized per [`Member::snap_step`] (the pause one step adds
+    /// to the leader's other work).
+    pub snap_step_bytes: usize,
+    /// Bytes of messages a learner's SNAP stream may hold back behind it (the txns committed
+    /// meanwhile, ...); beyond, the learner is dropped (it syncs again).
+    pub snap_held_bytes_max: usize,
 }
 
+/// [`MemberConfig::snap_step_bytes`] of `rzk server` (as its own snapshot walk's steps).
+pub const SNAP_STEP_BYTES: usize = 128 * 1024;
+/// [`MemberConfig::snap_held_bytes_max`] of `rzk server`.
+pub const SNAP_HELD_BYTES_MAX: usize = 32 << 20;
+/// A learner's SNAP abandoned this many times in a row (ACL lists new since its walk began)
+/// is written in one step the next time.
+const SNAP_ABORTS_MAX: u32 = 3;
+
 /// A change of this member's state machine, with its tree's digest right after (for
-/// checkers; see [`MemberConfig::trace_deliveries`]), in the order they happened.
+/// checkers; see [`MemberConfig::trace_deliveries`]), in the order they happened. The
+/// digest is `None` while the tree is a fuzzy snapshot being replayed (it is nobody's
+/// digest at that zxid until the replay converges).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// A committed txn, applied.
-    Txn { zxid: Zxid, data: Bytes, digest: i64 },
+    Txn { zxid: Zxid, data: Bytes, digest: Option<i64> },
     /// The leader's SNAP replaced the tree.
-    Snapshot { zxid: Zxid, digest: i64 },
+    Snapshot { zxid: Zxid, digest: Option<i64> },
 }
 
-/// Serializes a tree and its sessions `(id, timeout_ms)` as a SNAP stream.
-pub type SnapEncode = fn(&DataTree, &[(i64, i32)]) -> Vec<u8>;
+/// One step of a SNAP stream being written: the next bytes (about `budget` of them) of the
+/// tree as it is now, and whether the stream is complete (its signature written). An error:
+/// the stream cannot be completed (a node uses an ACL list newer than the table already
+/// sent) and must be abandoned.
+pub type SnapStep = Box<dyn FnMut(&DataTree, usize) -> Result<(Vec<u8>, bool), String> + Send>;
+/// Starts the SNAP stream of a tree (at its last processed zxid) and its sessions
+/// `(id, timeout_ms)`: the stream's first bytes and the step that writes the rest.
+pub type SnapBegin = fn(&DataTree, &[(i64, i32)]) -> (Vec<u8>, SnapStep);
 /// Reads a SNAP stream at a zxid back into a tree and its sessions.
 pub type SnapDecode = fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), String>;
 
 /// The snapshot stream a leader sends a learner in a SNAP (ZooKeeper's serialized database:
-/// `rzk_storage::encode_snap_stream` / `decode_snap_stream` for `rzk server` and the
-/// simulator alike).
+/// `rzk_storage::SnapWireWalk` / `decode_snap_stream` for `rzk server` and the simulator
+/// alike).
 #[derive(Clone, Copy)]
 pub struct SnapCodec {
-    pub encode: SnapEncode,
+    pub begin: SnapBegin,
     pub decode: SnapDecode,
+}
+
+/// A SNAP stream to one learner, being written.
+struct SnapOut {
+    zxid: Zxid,
+    step: SnapStep,
+    /// Messages to the learner since the stream began: they follow its end, in order.
+    held: Vec<PeerMsg>,
+    held_bytes: usize,
 }
 
 impl std::fmt::Debug for SnapCodec {
@@ -97,6 +139,10 @@ pub struct Recovered {
     /// Epoch files and the raw log after the snapshot, for the node (standalone: `applied` is
     /// the tree's last zxid and the log is empty).
     pub restored: Restored,
+    /// The tree is a snapshot whose digest at its zxid is not known to be anyone's (a
+    /// leader's SNAP, stored without a digest): no digest is compared until a logged one
+    /// matches (see `ZooKeeperServer::set_digest_fuzzy`).
+    pub fuzzy: bool,
 }
 
 /// Why a member cannot start.
@@ -222,6 +268,11 @@ pub enum MemberInput {
     AppendFailed {
         zxid: Zxid,
     },
+    /// What the host read of its txn log for learner `to` (see `Output::ReadLog`).
+    LogRead {
+        to: ServerId,
+        read: LogRead,
+    },
 }
 
 /// What a member asks its host to do, in order.
@@ -246,10 +297,33 @@ pub enum Output {
     PeerDisconnect {
         peer: ServerId,
     },
+    /// Leader: read the txn log for learner `to`'s DIFF, the txns after `after`, and hand
+    /// them back in bounded batches (`MemberInput::LogRead`), each when `to`'s connection has
+    /// room; `LogRead::Unavailable` when the host's policy (`zookeeper.snapshotSizeFactor`)
+    /// or the log says no. Replaces any read for `to`.
+    ReadLog {
+        to: ServerId,
+        after: Zxid,
+    },
+    /// Stop reading the txn log for `to`.
+    StopReadLog {
+        to: ServerId,
+    },
+    /// A piece of the SNAP stream to learner `to`, on the quorum connection right after what
+    /// was sent to `to` before: with `start`, the SNAP packet (`zxid`) first; then `bytes`,
+    /// unframed. `end`: the stream is complete (signature included). Nothing else goes to
+    /// `to` between its start and its end.
+    SnapStream {
+        to: ServerId,
+        zxid: Zxid,
+        start: bool,
+        bytes: Bytes,
+        end: bool,
+    },
     /// A storage op (`rzk_zab::StorageOp`'s contract): applied in `seq` order, reported with
     /// `StorageDone`. For `InstallSnapshot` the member has already replaced its tree; the host
     /// drops any local snapshot in progress and stores this one, whose tree digest is
-    /// `snapshot_digest`.
+    /// `snapshot_digest` (None: store it without one; a leader's SNAP is fuzzy).
     Storage {
         seq: u64,
         op: StorageOp,
@@ -317,6 +391,10 @@ pub struct Member {
     /// A COMMITANDACTIVATE / INFORMANDACTIVATE whose txn is not applied yet (zxid,
     /// designated leader): its configuration is activated when the txn is.
     activate_at: Option<(Zxid, ServerId)>,
+    /// Leader: SNAP streams being written, per learner.
+    snaps: std::collections::BTreeMap<ServerId, SnapOut>,
+    /// SNAP streams abandoned in a row (see `SNAP_ABORTS_MAX`).
+    snap_aborts: u32,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -329,6 +407,9 @@ impl Member {
         }
         let standalone = cfg.standalone;
         let mut core = ZooKeeperServer::recovered(cfg.core.clone(), rec.tree, &rec.sessions, now_ms, wall_ms);
+        if rec.fuzzy {
+            core.set_digest_fuzzy();
+        }
         let node = if cfg.standalone {
             Node::standalone(cfg.zab.clone(), rec.restored)?
         } else {
@@ -357,6 +438,8 @@ impl Member {
             deliveries: Vec::new(),
             stopping: None,
             activate_at: None,
+            snaps: Default::default(),
+            snap_aborts: 0,
         };
         m.pump();
         Ok(m)
@@ -371,9 +454,13 @@ impl Member {
             MemberInput::Frame { conn, payload } => self.core_input(Input::Frame { conn, payload }),
             MemberInput::Closed { conn } => self.core_input(Input::Closed { conn }),
             MemberInput::Peer { from, msg } => self.peer_message(from, msg),
-            MemberInput::PeerDisconnected { peer } => self.node.disconnected(peer),
+            MemberInput::PeerDisconnected { peer } => {
+                self.snaps.remove(&peer);
+                self.node.disconnected(peer)
+            }
             MemberInput::Tick => self.tick(),
             MemberInput::StorageDone { seq } => self.node.persisted(seq),
+            MemberInput::LogRead { to, read } => self.node.log_read(to, read),
             MemberInput::AppendFailed { zxid } => {
                 assert!(self.cfg.standalone, "an ensemble member cannot skip a txn; the host must stop instead");
                 self.node.append_failed(zxid);
@@ -435,7 +522,14 @@ impl Member {
     }
 
     fn quorum_info(&self) -> QuorumInfo {
-        let mut q = QuorumInfo { zab_phase: self.node.phase_name(), quorum_size: self.node.config().voters.len(), ..Default::default() };
+        let st = self.node.stats();
+        let mut q = QuorumInfo {
+            zab_phase: self.node.phase_name(),
+            quorum_size: self.node.config().voters.len(),
+            diff_count: st.diff_syncs + st.trunc_syncs,
+            snap_count: st.snap_syncs,
+            ..Default::default()
+        };
         if let Some(s) = self.node.learner_summary() {
             q.learners = s.learners;
             q.synced_followers = s.synced_followers;
@@ -501,6 +595,10 @@ impl Member {
         let from_leader = self.leader == Some(from) && self.state != ServerState::Leading;
         match msg {
             PeerMsg::Zab(msg) => {
+                if let Message::LearnerInfo { .. } = msg {
+                    // A new connection from `from` replaces the old one, and any SNAP on it.
+                    self.snaps.remove(&from);
+                }
                 // A learner's PING reply carries the sessions its clients touched.
                 if let (true, Message::Ping { data, .. }) = (self.state == ServerState::Leading, &msg) {
                     if !data.is_empty() {
@@ -577,14 +675,13 @@ impl Member {
                     }
                     msg => PeerMsg::Zab(msg),
                 };
-                self.out.push(Output::PeerSend { to, msg });
+                self.peer_send(to, msg);
             }
             ZabAction::Persist { seq, op } => {
-                let snapshot_digest = match &op {
-                    StorageOp::InstallSnapshot { zxid, data } => Some(self.install_snapshot(*zxid, data)),
-                    _ => None,
-                };
-                self.out.push(Output::Storage { seq, op, snapshot_digest: snapshot_digest.flatten() });
+                if let StorageOp::InstallSnapshot { zxid, data } = &op {
+                    self.install_snapshot(*zxid, data);
+                }
+                self.out.push(Output::Storage { seq, op, snapshot_digest: None });
             }
             ZabAction::Deliver(entry) => {
                 if self.core.proposed_front() == Some(entry.zxid) {
@@ -612,20 +709,40 @@ impl Member {
                     }
                 }
                 if self.cfg.trace_deliveries {
-                    let digest = self.core.tree().digest();
+                    let digest = self.core.digest_converged().then(|| self.core.tree().digest());
                     self.deliveries.push(Applied::Txn { zxid: entry.zxid, data: entry.data, digest });
                 }
             }
             ZabAction::SendSnapshot { to, zxid } => {
                 assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a SNAP must be the state at the zxid ZAB names");
+                assert!(!self.snaps.contains_key(&to), "a second SNAP to {to} on one connection");
                 let sessions: Vec<(i64, i32)> = self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
-                let bytes = (self.codec.encode)(self.core.tree(), &sessions);
-                tracing::info!(learner = %to, zxid = %zxid, bytes = bytes.len(), "sending SNAP");
-                self.out.push(Output::PeerSend { to, msg: PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(bytes) }) });
+                let (head, step) = (self.codec.begin)(self.core.tree(), &sessions);
+                tracing::info!(learner = %to, zxid = %zxid, nodes = self.core.tree().node_count(), "sending SNAP (streamed)");
+                self.out.push(Output::SnapStream { to, zxid, start: true, bytes: Bytes::from(head), end: false });
+                self.snaps.insert(to, SnapOut { zxid, step, held: Vec::new(), held_bytes: 0 });
+                if self.snap_aborts >= SNAP_ABORTS_MAX {
+                    // New ACL lists keep appearing mid-walk: this one goes in a single step.
+                    tracing::warn!(learner = %to, aborts = self.snap_aborts, "SNAP written in one step after abandoned attempts");
+                    self.snap_step_inner(to, usize::MAX);
+                }
             }
-            ZabAction::Disconnect { peer } => self.out.push(Output::PeerDisconnect { peer }),
+            ZabAction::Disconnect { peer } => {
+                self.snaps.remove(&peer);
+                self.out.push(Output::StopReadLog { to: peer });
+                self.out.push(Output::PeerDisconnect { peer })
+            }
+            ZabAction::ReadLog { to, after } => {
+                tracing::info!(learner = %to, after = %after, "learner behind the committed window: reading the txn log for a DIFF");
+                self.out.push(Output::ReadLog { to, after })
+            }
+            ZabAction::StopReadLog { to } => self.out.push(Output::StopReadLog { to }),
             ZabAction::StateChanged { state, leader, epoch } => {
                 tracing::info!(state = ?state, leader = ?leader.map(|l| l.0), epoch, "role changed");
+                if state != ServerState::Leading {
+                    // SNAP streams are a leader's (its learners' connections are closed).
+                    self.snaps.clear();
+                }
                 let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;
                 self.state = state;
                 self.leader = leader;
@@ -746,14 +863,79 @@ impl Member {
         self.core.proposed_front().is_none()
     }
 
-    /// A leader's SNAP replaces the state machine at once, as the node requires; returns the
-    /// installed tree's digest (None when digests are off).
-    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Option<i64> {
+    /// The learners a SNAP stream is being written to (the host calls [`Member::snap_step`]
+    /// for each when its connection has room).
+    pub fn snap_streams(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.snaps.keys().copied()
+    }
+
+    pub fn has_snap_streams(&self) -> bool {
+        !self.snaps.is_empty()
+    }
+
+    /// Writes the next step of the SNAP stream to `to` (about `snap_step_bytes` of the tree as
+    /// it is now) as an `Output::SnapStream`; at its end, what was held for `to` follows.
+    pub fn snap_step(&mut self, now_ms: i64, wall_ms: i64, to: ServerId) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.wall_ms = wall_ms;
+        self.snap_step_inner(to, self.cfg.snap_step_bytes.max(1));
+        self.pump();
+    }
+
+    fn snap_step_inner(&mut self, to: ServerId, budget: usize) {
+        let Some(s) = self.snaps.get_mut(&to) else { return };
+        let zxid = s.zxid;
+        match (s.step)(self.core.tree(), budget) {
+            Ok((bytes, end)) => {
+                self.out.push(Output::SnapStream { to, zxid, start: false, bytes: Bytes::from(bytes), end });
+                if end {
+                    let s = self.snaps.remove(&to).expect("streaming");
+                    tracing::info!(learner = %to, zxid = %zxid, held = s.held.len(), "SNAP sent");
+                    self.snap_aborts = 0;
+                    for msg in s.held {
+                        self.out.push(Output::PeerSend { to, msg });
+                    }
+                }
+            }
+            Err(e) => {
+                self.snap_aborts += 1;
+                tracing::info!(learner = %to, zxid = %zxid, reason = %e, "SNAP abandoned; the learner syncs again");
+                self.drop_snap_learner(to);
+            }
+        }
+    }
+
+    /// Ends a learner's SNAP stream by dropping the learner: its connection closes and it
+    /// comes back for a new sync.
+    fn drop_snap_learner(&mut self, to: ServerId) {
+        self.snaps.remove(&to);
+        self.out.push(Output::PeerDisconnect { peer: to });
+        self.node.disconnected(to);
+    }
+
+    /// A message to a peer, after the SNAP stream being written to it, if any.
+    fn peer_send(&mut self, to: ServerId, msg: PeerMsg) {
+        let Some(s) = self.snaps.get_mut(&to) else {
+            self.out.push(Output::PeerSend { to, msg });
+            return;
+        };
+        s.held_bytes += held_size(&msg);
+        s.held.push(msg);
+        if s.held_bytes > self.cfg.snap_held_bytes_max {
+            tracing::warn!(learner = %to, bytes = s.held_bytes, "too much waits behind a learner's SNAP; dropping the learner");
+            self.drop_snap_learner(to);
+        }
+    }
+
+    /// A leader's SNAP replaces the state machine at once, as the node requires. The tree is
+    /// fuzzy (the leader went on committing while it wrote it; the txns after `zxid` that
+    /// follow are applied on top): its digest is nobody's at `zxid`, so none is stored with
+    /// it and none is compared until the replay converges.
+    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) {
         let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options)
             .unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
         let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
-        let digest = tree.options().digest_enabled.then(|| tree.digest());
         // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
         // ensemble changed while this server was away. With reconfigEnabled the leader's
         // NEWLEADER carries it and the node takes it at UPTODATE.
@@ -771,10 +953,10 @@ impl Member {
             }
         }
         self.core.install(tree, &sessions);
+        self.core.set_digest_fuzzy();
         if self.cfg.trace_deliveries {
-            self.deliveries.push(Applied::Snapshot { zxid, digest: self.core.tree().digest() });
+            self.deliveries.push(Applied::Snapshot { zxid, digest: None });
         }
-        digest
     }
 
     fn core_action(&mut self, a: CoreAction) {
@@ -787,24 +969,18 @@ impl Member {
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend {
-                        to: leader,
-                        msg: PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }),
-                    });
+                    self.peer_send(leader, PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }));
                 }
             }
             CoreAction::Revalidate { session, timeout_ms } => {
                 if let Some(leader) = self.leader {
-                    self.out.push(Output::PeerSend {
-                        to: leader,
-                        msg: PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }),
-                    });
+                    self.peer_send(leader, PeerMsg::Revalidate(RevalidateRequest { session_id: session, timeout_ms }));
                 }
             }
-            CoreAction::RevalidateReply { to, session, valid } => self
-                .out
-                .push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }) }),
-            CoreAction::SyncReply { to } => self.out.push(Output::PeerSend { to: ServerId(to), msg: PeerMsg::Sync }),
+            CoreAction::RevalidateReply { to, session, valid } => {
+                self.peer_send(ServerId(to), PeerMsg::RevalidateReply(RevalidateReply { session_id: session, valid }))
+            }
+            CoreAction::SyncReply { to } => self.peer_send(ServerId(to), PeerMsg::Sync),
             CoreAction::Audit(e) => self.out.push(Output::Audit(e)),
         }
     }
@@ -836,6 +1012,15 @@ impl Member {
                 self.core_input(Input::AppendFailed { zxid });
             }
         }
+    }
+}
+
+/// About how many bytes a held message takes (its packet's size).
+fn held_size(msg: &PeerMsg) -> usize {
+    32 + match msg {
+        PeerMsg::Zab(Message::Proposal(e) | Message::Inform(e)) => e.data.len(),
+        PeerMsg::Request(r) => r.body.len(),
+        _ => 0,
     }
 }
 
@@ -906,9 +1091,19 @@ mod tests {
             tree_options: TreeOptions::default(),
             trace_deliveries: true,
             read_only_after_ms: None,
+            snap_step_bytes: SNAP_STEP_BYTES,
+            snap_held_bytes_max: SNAP_HELD_BYTES_MAX,
         };
-        let rec = Recovered { tree: DataTree::with_options(TreeOptions::default()), sessions: Vec::new(), restored: Restored::default() };
-        let codec = SnapCodec { encode: |_, _| Vec::new(), decode: |_, _, _| Err("no SNAP for a standalone server".into()) };
+        let rec = Recovered {
+            tree: DataTree::with_options(TreeOptions::default()),
+            sessions: Vec::new(),
+            restored: Restored::default(),
+            fuzzy: false,
+        };
+        let codec = SnapCodec {
+            begin: |_, _| (Vec::new(), Box::new(|_, _| Err("no SNAP from a standalone server".into()))),
+            decode: |_, _, _| Err("no SNAP for a standalone server".into()),
+        };
         Member::new(cfg, rec, codec, 0, 0).expect("standalone member")
     }
 

@@ -467,6 +467,12 @@ pub struct ZooKeeperServer {
     predicted_digest: Option<i64>,
     /// Txns whose digest after apply differed from the one logged (a bug if ever non-zero).
     digest_mismatches: u64,
+    /// The tree is a fuzzy snapshot (a leader's SNAP, walked while its leader went on
+    /// committing) that the txns after its zxid are being applied on: its digest matches
+    /// no one's until the replay passes the last change the walk saw, a zxid nobody sent
+    /// us. Until a logged digest matches the tree's, none is compared (ZooKeeper's
+    /// `digestFromLoadedSnapshot`), and the digest log waits.
+    digest_fuzzy: bool,
     now_ms: i64,
     wall_ms: i64,
     next_container_check_ms: i64,
@@ -531,6 +537,7 @@ impl ZooKeeperServer {
             reconfig_view: None,
             predicted_digest,
             digest_mismatches: 0,
+            digest_fuzzy: false,
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
             cfg,
             tree,
@@ -636,6 +643,7 @@ impl ZooKeeperServer {
             self.stop_serving();
         }
         self.tree = tree;
+        self.digest_fuzzy = false;
         self.sessions.clear();
         for (id, timeout) in sessions {
             self.sessions.add(*id, *timeout, self.now_ms);
@@ -673,6 +681,18 @@ impl ZooKeeperServer {
     /// Applied txns whose tree digest differed from the TxnDigest logged for them.
     pub fn digest_mismatches(&self) -> u64 {
         self.digest_mismatches
+    }
+
+    /// The tree is fuzzy (see `digest_fuzzy`): digests are compared again, and the digest
+    /// log goes on, once a txn's logged digest equals the tree's after it is applied.
+    pub fn set_digest_fuzzy(&mut self) {
+        self.digest_fuzzy = true;
+        self.tree.set_digest_log_paused(true);
+    }
+
+    /// False while the tree is a fuzzy snapshot not yet known to have converged.
+    pub fn digest_converged(&self) -> bool {
+        !self.digest_fuzzy
     }
 
     /// A server over a recovered tree and session table (as ZooKeeper's `loadData`): the

@@ -49,6 +49,8 @@ use rng::Rng;
 
 /// Simulated milliseconds per tick.
 pub const TICK_MS: u64 = 50;
+/// Steps of each SNAP stream a leader writes per tick.
+const SNAP_STEPS_PER_TICK: usize = 8;
 
 /// How hard the world is on the ensemble during the safety phase. Probabilities are per
 /// message (network) or per server per tick (crashes, disks).
@@ -238,6 +240,12 @@ pub struct Report {
     pub diff_syncs: u64,
     pub trunc_syncs: u64,
     pub snap_syncs: u64,
+    /// SNAP streams received whole (each sent in small steps while writes went on).
+    pub snap_streams: u64,
+    /// SNAP streams whose leader applied txns while writing them (fuzzy snapshots).
+    pub snap_fuzzy: u64,
+    /// DIFF syncs from the txn log on disk.
+    pub diff_from_log_syncs: u64,
     pub digest_checks: u64,
     pub log_checks: u64,
     pub liveness_ticks: u64,
@@ -285,7 +293,7 @@ enum Event {
     Peer {
         to: usize,
         from: usize,
-        msg: PeerMsg,
+        msg: Wire,
         conn: Option<u64>,
     },
     DiskDone {
@@ -321,13 +329,32 @@ enum Event {
     },
 }
 
+/// What travels on a quorum connection: a message, or a piece of a SNAP stream (the
+/// receiver puts the pieces together, as the transport's reader does, and hands the member
+/// the whole stream as `Message::Snap`).
+#[derive(Debug, Clone)]
+enum Wire {
+    Msg(PeerMsg),
+    Snap { zxid: Zxid, start: bool, bytes: Bytes, end: bool },
+}
+
+impl Wire {
+    fn name(&self) -> &'static str {
+        match self {
+            Wire::Msg(m) => m.name(),
+            Wire::Snap { .. } => "SNAP stream",
+        }
+    }
+}
+
 /// What a server's disk holds.
 #[derive(Default)]
 struct Durable {
     accepted_epoch: u32,
     current_epoch: u32,
-    /// The newest snapshot: its zxid and rzk-storage's SNAP stream of it (tree + sessions).
-    snapshot: Option<(Zxid, Bytes)>,
+    /// The newest snapshot: its zxid, rzk-storage's SNAP stream of it (tree + sessions), and
+    /// whether it is a leader's (fuzzy) SNAP.
+    snapshot: Option<(Zxid, Bytes, bool)>,
     log: Vec<Entry>,
 }
 
@@ -388,6 +415,12 @@ struct World {
     trace: u64,
     rep: Report,
     client_writes_enabled: bool,
+    /// SNAP streams being received: (to, from) → the connection's generation, the SNAP's
+    /// zxid and the bytes so far.
+    snap_in: BTreeMap<(usize, usize), (u64, Zxid, Vec<u8>)>,
+    /// Reads of a leader's txn log for a learner's DIFF: (server, learner) → the server's
+    /// incarnation, the last zxid handed over, and whether the first zxid was found.
+    log_reads: BTreeMap<(usize, ServerId), (u64, Zxid, bool)>,
     /// `RZK_SIM_TRACE=1`: print every output and delivery (for replaying a failing seed).
     verbose: bool,
 }
@@ -399,7 +432,14 @@ fn mix(h: u64, v: u64) -> u64 {
 /// rzk-storage's SNAP stream: the one `rzk server` sends and stores.
 fn snap_codec() -> SnapCodec {
     SnapCodec {
-        encode: rzk_storage::encode_snap_stream,
+        begin: |tree, sessions| {
+            let (mut walk, head) = rzk_storage::SnapWireWalk::begin(tree, sessions);
+            let step: rzk_core::member::SnapStep = Box::new(move |tree, budget| {
+                let b = walk.step(tree, budget).map_err(|e| e.to_string())?;
+                Ok((b, walk.is_done()))
+            });
+            (head, step)
+        },
         decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
     }
 }
@@ -483,6 +523,8 @@ impl World {
             trace: 0xcbf2_9ce4_8422_2325,
             rep,
             client_writes_enabled: true,
+            snap_in: BTreeMap::new(),
+            log_reads: BTreeMap::new(),
             verbose: std::env::var_os("RZK_SIM_TRACE").is_some(),
         };
         for i in 0..n {
@@ -510,6 +552,9 @@ impl World {
         z.min_notification_ticks = 2;
         z.max_notification_ticks = 32;
         z.committed_log_max = self.cfg.committed_log_max;
+        // Most seeds sync learners behind the window from the log on disk (DIFF), the
+        // others by SNAP only (snapshotSizeFactor < 0).
+        z.txn_log_sync = !self.cfg.seed.is_multiple_of(5);
         if self.cfg.groups.0 {
             let voters: Vec<ServerId> = (1..=self.cfg.voters as i64).map(ServerId).collect();
             let groups = voters.chunks(2).enumerate().map(|(g, m)| (g as u64 + 1, m.to_vec())).collect();
@@ -580,6 +625,11 @@ impl World {
             // ZooKeeper waits max(2000, tickTime); the simulator's partitions are short
             // (0.5 to 7.5 s), so its members turn read-only sooner to be seen doing it.
             read_only_after_ms: self.cfg.read_only.then_some(500),
+            // Small steps (128 to 1024 bytes), a few per tick: a SNAP takes several ticks
+            // while writes go on, so the learner gets a fuzzy snapshot and the txns after it
+            // (and the whole of it still well within initLimit).
+            snap_step_bytes: 128 << (self.cfg.seed % 4),
+            snap_held_bytes_max: 1 << 20,
         }
     }
 
@@ -588,13 +638,14 @@ impl World {
         let cfg = self.member_config(i);
         let (now_ms, wall_ms) = (self.now_ms(), self.wall_ms());
         let s = &mut self.servers[i];
-        let (applied, tree, sessions) = match &s.durable.snapshot {
-            Some((z, data)) => {
+        let (applied, tree, sessions, fuzzy) = match &s.durable.snapshot {
+            Some((z, data, fuzzy)) => {
                 let (t, sess) = rzk_storage::decode_snap_stream(data, *z, tree_options()).expect("own snapshot decodes");
-                (*z, t, sess.into_iter().map(|(id, t)| (SessionId(id), t)).collect())
+                (*z, t, sess.into_iter().map(|(id, t)| (SessionId(id), t)).collect(), *fuzzy)
             }
-            None => (Zxid::ZERO, DataTree::with_options(tree_options()), Vec::new()),
+            None => (Zxid::ZERO, DataTree::with_options(tree_options()), Vec::new(), false),
         };
+        self.snap_in.retain(|(to, _), _| *to != i);
         s.pending.clear();
         s.disk_free_at = self.now;
         s.was_established_leader = false;
@@ -605,7 +656,7 @@ impl World {
             applied,
             log: s.durable.log.clone(),
         };
-        let rec = Recovered { tree, sessions, restored };
+        let rec = Recovered { tree, sessions, restored, fuzzy };
         s.member = Some(Member::new(cfg, rec, snap_codec(), now_ms, wall_ms).expect("valid config"));
         let _ = self.process(i);
     }
@@ -743,6 +794,23 @@ impl World {
         for i in 0..self.servers.len() {
             self.input(i, MemberInput::Tick)?;
         }
+        self.log_reads_step()?;
+        // A leader's SNAP streams advance a few steps per tick, between the other inputs.
+        for i in 0..self.servers.len() {
+            let (now_ms, wall_ms) = (self.now_ms(), self.wall_ms());
+            for _ in 0..SNAP_STEPS_PER_TICK {
+                let Some(m) = self.servers[i].member.as_mut() else { break };
+                let to: Vec<ServerId> = m.snap_streams().collect();
+                if to.is_empty() {
+                    break;
+                }
+                for t in to {
+                    let Some(m) = self.servers[i].member.as_mut() else { break };
+                    m.snap_step(now_ms, wall_ms, t);
+                    self.process(i)?;
+                }
+            }
+        }
         self.clients_step()?;
         self.check_step()
     }
@@ -769,6 +837,13 @@ impl World {
                 }
                 self.trace = mix(self.trace, (to as u64) << 32 | from as u64);
                 self.trace = mix(self.trace, hash_bytes(msg.name().as_bytes()));
+                let msg = match msg {
+                    Wire::Msg(m) => m,
+                    Wire::Snap { zxid, start, bytes, end } => {
+                        let Some(m) = self.snap_received(to, from, conn.unwrap_or(0), zxid, start, &bytes, end) else { return Ok(()) };
+                        m
+                    }
+                };
                 if self.verbose {
                     eprintln!("t={} s{} <- s{} {}", self.now, to + 1, from + 1, short_msg(&msg));
                 }
@@ -854,7 +929,9 @@ impl World {
                         let new = !self.chk.committed.contains_key(&zxid);
                         self.chk.delivered(sid, prev, zxid, hash_bytes(&data))?;
                         self.servers[i].since_snapshot += 1;
-                        self.chk.digest(sid, zxid, digest)?;
+                        if let Some(digest) = digest {
+                            self.chk.digest(sid, zxid, digest)?;
+                        }
                         if new {
                             let rec =
                                 TxnRecord::from_bytes(&data).map_err(|e| format!("server {sid}: undecodable committed txn {zxid}: {e}"))?;
@@ -866,7 +943,9 @@ impl World {
                         self.servers[i].delivered_upto = zxid;
                     }
                     Applied::Snapshot { zxid, digest } => {
-                        self.chk.digest(sid, zxid, digest)?;
+                        if let Some(digest) = digest {
+                            self.chk.digest(sid, zxid, digest)?;
+                        }
                         self.servers[i].delivered_upto = zxid;
                     }
                 }
@@ -904,7 +983,20 @@ impl World {
                 self.links.insert(conn, l);
                 self.schedule(at, Event::ServerClosed { conn });
             }
-            Output::PeerSend { to, msg } => self.send(i, (to.0 - 1) as usize, msg),
+            Output::PeerSend { to, msg } => self.send(i, (to.0 - 1) as usize, Wire::Msg(msg)),
+            Output::SnapStream { to, zxid, start, bytes, end } => {
+                if end && self.servers[i].member.as_ref().is_some_and(|m| m.core().tree().last_processed_zxid() > zxid) {
+                    self.rep.snap_fuzzy += 1;
+                }
+                self.send(i, (to.0 - 1) as usize, Wire::Snap { zxid, start, bytes, end })
+            }
+            Output::ReadLog { to, after } => {
+                let inc = self.servers[i].incarnation;
+                self.log_reads.insert((i, to), (inc, after, false));
+            }
+            Output::StopReadLog { to } => {
+                self.log_reads.remove(&(i, to));
+            }
             Output::PeerDisconnect { peer } => {
                 let j = (peer.0 - 1) as usize;
                 self.break_conn(i, j, true);
@@ -946,14 +1038,81 @@ impl World {
         let tree = m.core().tree();
         let z = tree.last_processed_zxid();
         let sessions: Vec<(i64, i32)> = m.core().committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
-        s.durable.snapshot = Some((z, Bytes::from(rzk_storage::encode_snap_stream(tree, &sessions))));
-        // Purge log entries well below the snapshot, keeping a few (as purgeTxnLog keeps files).
-        let keep_from = s.durable.log.partition_point(|e| e.zxid <= z).saturating_sub(5);
+        let fuzzy = !m.core().digest_converged();
+        s.durable.snapshot = Some((z, Bytes::from(rzk_storage::encode_snap_stream(tree, &sessions)), fuzzy));
+        // Purge log entries well below the snapshot, keeping a few (as purgeTxnLog keeps
+        // files), or on some seeds many more than the in-memory window (DIFF from the log).
+        let keep = if self.cfg.seed.is_multiple_of(2) { 5 } else { 4 * self.cfg.committed_log_max };
+        let keep_from = s.durable.log.partition_point(|e| e.zxid <= z).saturating_sub(keep);
         s.durable.log.drain(..keep_from);
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: PeerMsg) {
-        let is_election = matches!(msg, PeerMsg::Zab(Message::Notification(_)));
+    /// One batch (a few txns) of each read of a leader's txn log for a learner's DIFF, as
+    /// the shell's reader thread hands them over: from what the server's disk holds.
+    fn log_reads_step(&mut self) -> Result<(), String> {
+        let reads: Vec<(usize, ServerId)> = self.log_reads.keys().copied().collect();
+        for (i, to) in reads {
+            let Some(&(inc, after, found)) = self.log_reads.get(&(i, to)) else { continue };
+            if self.servers[i].incarnation != inc || self.servers[i].member.is_none() {
+                self.log_reads.remove(&(i, to));
+                continue;
+            }
+            let log = &self.servers[i].durable.log;
+            let read = if !found && (!log.iter().any(|e| e.zxid == after) || self.rng.chance(0.2)) {
+                // Not logged (purged, or never), or too large next to the snapshot.
+                self.log_reads.remove(&(i, to));
+                rzk_zab::LogRead::Unavailable
+            } else {
+                let batch: Vec<Entry> = log.iter().filter(|e| e.zxid > after).take(8).cloned().collect();
+                match batch.last() {
+                    Some(last) => {
+                        self.log_reads.insert((i, to), (inc, last.zxid, true));
+                        rzk_zab::LogRead::Entries(batch)
+                    }
+                    None => {
+                        self.log_reads.remove(&(i, to));
+                        rzk_zab::LogRead::End
+                    }
+                }
+            };
+            self.input(i, MemberInput::LogRead { to, read })?;
+        }
+        Ok(())
+    }
+
+    /// A piece of a SNAP stream from `from` reached `to` on connection `gen`: the whole SNAP
+    /// once its last piece is in. A piece that continues no stream is garbage on the
+    /// connection: it breaks (as the transport's reader closes it).
+    #[allow(clippy::too_many_arguments)]
+    fn snap_received(&mut self, to: usize, from: usize, gen: u64, zxid: Zxid, start: bool, bytes: &[u8], end: bool) -> Option<PeerMsg> {
+        let k = (to, from);
+        if start {
+            self.snap_in.insert(k, (gen, zxid, Vec::new()));
+        }
+        match self.snap_in.get_mut(&k) {
+            Some((g, z, buf)) if *g == gen && *z == zxid => buf.extend_from_slice(bytes),
+            _ => {
+                self.snap_in.remove(&k);
+                self.break_conn(to, from, true);
+                return None;
+            }
+        }
+        if !end {
+            return None;
+        }
+        let (_, zxid, buf) = self.snap_in.remove(&k).expect("assembled");
+        // The transport finds the end by parsing: it must be exactly where the sender ended.
+        assert_eq!(
+            rzk_storage::snap_stream_len(&buf, 1 << 20).ok(),
+            Some(Some(buf.len())),
+            "a SNAP stream's end is not where it parses to"
+        );
+        self.rep.snap_streams += 1;
+        Some(PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(buf) }))
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Wire) {
+        let is_election = matches!(msg, Wire::Msg(PeerMsg::Zab(Message::Notification(_))));
         if self.servers[to].member.is_none() && !is_election {
             self.break_conn(from, to, false);
             return;
@@ -979,7 +1138,7 @@ impl World {
         let k = key(from, to);
         let dir = if from < to { 0 } else { 1 };
         let mut c = self.conns.get(&k).copied().unwrap_or_default();
-        if matches!(msg, PeerMsg::Zab(Message::LearnerInfo { .. })) {
+        if matches!(msg, Wire::Msg(PeerMsg::Zab(Message::LearnerInfo { .. }))) {
             // A learner opens a new connection; whatever was in flight on the old one is gone.
             c.gen += 1;
             c.open = true;
@@ -1192,6 +1351,7 @@ impl World {
             self.rep.diff_syncs += st.diff_syncs;
             self.rep.trunc_syncs += st.trunc_syncs;
             self.rep.snap_syncs += st.snap_syncs;
+            self.rep.diff_from_log_syncs += st.diff_from_log_syncs;
         }
     }
 
@@ -1281,7 +1441,7 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
         StorageOp::AcceptedEpoch(e) => d.accepted_epoch = e,
         StorageOp::CurrentEpoch(e) => d.current_epoch = e,
         StorageOp::InstallSnapshot { zxid, data } => {
-            d.snapshot = Some((zxid, data));
+            d.snapshot = Some((zxid, data, true));
             d.log.clear();
         }
     }
@@ -1304,6 +1464,9 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::Audit(e) => h = mix(h, 6 ^ hash_bytes(e.message().as_bytes()) << 8),
         Output::Stop { .. } => h = mix(h, 7),
         Output::ConfigActivated { version, .. } => h = mix(h, 8 ^ (*version as u64) << 8),
+        Output::SnapStream { to, bytes, end, .. } => h = mix(h, 9 ^ (to.0 as u64) << 8 ^ (*end as u64) << 16 ^ hash_bytes(bytes)),
+        Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
+        Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
     }
     h
 }
@@ -1327,7 +1490,7 @@ pub fn summarize(reports: &[Report]) -> String {
         "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
-         protocol: {} elections, {} epochs established, syncs: {} DIFF / {} TRUNC / {} SNAP\n\
+         protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
          checked after every step: one leader per epoch, every delivery continues the committed history \
          ({} txns committed), logs agree with it ({} entry checks), equal zxid => equal tree digest ({} checks), \
          established leaders hold every committed txn\n\
@@ -1359,8 +1522,11 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.elections),
         sum(|r| r.epochs as u64),
         sum(|r| r.diff_syncs),
+        sum(|r| r.diff_from_log_syncs),
         sum(|r| r.trunc_syncs),
         sum(|r| r.snap_syncs),
+        sum(|r| r.snap_streams),
+        sum(|r| r.snap_fuzzy),
         sum(|r| r.committed as u64),
         sum(|r| r.log_checks),
         sum(|r| r.digest_checks),

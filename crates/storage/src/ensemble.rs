@@ -316,3 +316,135 @@ pub fn install_snapshot(
     tracing::info!(file = %dest.display(), zxid = %zxid, log_files_deleted = logs, snapshots_deleted = others, "installed the leader's snapshot");
     Ok(dest)
 }
+
+/// Why [`read_log_after`] did not read (the leader sends a SNAP instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogReadRefused {
+    /// `zookeeper.snapshotSizeFactor` is negative: no syncing from the log.
+    Disabled,
+    /// The zxid asked for is not in the log (older than its oldest file, or not logged).
+    NotLogged(Zxid),
+    /// The log files to read weigh more than the snapshot times the factor.
+    TooLarge { log_bytes: u64, limit_bytes: u64 },
+}
+
+impl std::fmt::Display for LogReadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogReadRefused::Disabled => write!(f, "syncing from the txn log is disabled (snapshotSizeFactor < 0)"),
+            LogReadRefused::NotLogged(z) => write!(f, "{z} is not in the txn log"),
+            LogReadRefused::TooLarge { log_bytes, limit_bytes } => {
+                write!(
+                    f,
+                    "the txn log to read ({log_bytes} bytes) exceeds the snapshot's size times snapshotSizeFactor ({limit_bytes} bytes)"
+                )
+            }
+        }
+    }
+}
+
+/// Batches of [`read_log_after`] stay below this many bytes of txns (or 4096 txns).
+pub const LOG_READ_BATCH_BYTES: usize = 1 << 20;
+
+/// ZooKeeper's `ZKDatabase.getProposalsFromTxnLog` for a learner's DIFF: the logged txns
+/// after `after` (which must itself be in the log), read file by file in bounded batches
+/// handed to `emit` (which returns false to stop: the reader is gone). Refused, as
+/// ZooKeeper refuses, when `size_factor` is negative, when `after` is not logged, and when
+/// the log files from the one holding `after` on weigh more than the newest snapshot file
+/// times `size_factor` (`calculateTxnLogSizeLimit`; a limit of 0 — no snapshot, or a factor
+/// of 0 — means no limit, as in ZooKeeper). Blocking file I/O: run it on its own thread.
+/// Returns `Ok(Ok(()))` once every txn is emitted (or `emit` said stop), a refusal before
+/// any txn, or a storage error (the log is unreadable mid-way). The newest file may be
+/// appended to meanwhile: the read ends where its txns look incomplete.
+pub fn read_log_after(
+    snap_dir: &Path,
+    log_dir: &Path,
+    after: Zxid,
+    size_factor: f64,
+    max_record_bytes: usize,
+    mut emit: impl FnMut(Vec<(Zxid, Vec<u8>)>) -> bool,
+) -> Result<Result<(), LogReadRefused>, StorageError> {
+    // NaN is not >= 0 either (`isTxnLogSyncEnabled`).
+    if size_factor.is_nan() || size_factor < 0.0 {
+        return Ok(Err(LogReadRefused::Disabled));
+    }
+    let files = txnlog::logs_from(&txnlog::list_logs(log_dir)?, after);
+    if files.first().is_none_or(|(z, _)| *z > after) {
+        return Ok(Err(LogReadRefused::NotLogged(after)));
+    }
+    let snap_bytes = match snapshot::list_snapshots(snap_dir)?.last() {
+        Some((_, p)) => std::fs::metadata(p).map_err(|e| io_err(p, e))?.len(),
+        None => 0,
+    };
+    let limit_bytes = (snap_bytes as f64 * size_factor) as u64;
+    if limit_bytes > 0 {
+        let mut log_bytes = 0u64;
+        for (_, p) in &files {
+            log_bytes += std::fs::metadata(p).map_err(|e| io_err(p, e))?.len();
+        }
+        if log_bytes > limit_bytes {
+            return Ok(Err(LogReadRefused::TooLarge { log_bytes, limit_bytes }));
+        }
+    }
+    #[derive(PartialEq)]
+    enum At {
+        Seeking,
+        Found,
+        Stopped,
+    }
+    let mut at = At::Seeking;
+    let mut batch: Vec<(Zxid, Vec<u8>)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut last = after;
+    for (i, (_, path)) in files.iter().enumerate() {
+        let newest = i + 1 == files.len();
+        let scan = txnlog::scan_log_file_raw(path, max_record_bytes, |_, r, body| {
+            let zxid = r.header.zxid;
+            if at == At::Seeking {
+                if zxid < after {
+                    return Ok(());
+                }
+                if zxid > after {
+                    return Err(StorageError::Invalid(format!("{after} is not logged")));
+                }
+                at = At::Found;
+                return Ok(());
+            }
+            if at == At::Stopped || zxid <= last {
+                return Ok(());
+            }
+            if !follows(last, zxid) {
+                return Err(StorageError::Gap { expected: last.next(), found: zxid, file: path.clone() });
+            }
+            last = zxid;
+            batch_bytes += body.len();
+            batch.push((zxid, body.to_vec()));
+            if batch_bytes >= LOG_READ_BATCH_BYTES || batch.len() >= 4096 {
+                batch_bytes = 0;
+                if !emit(std::mem::take(&mut batch)) {
+                    at = At::Stopped;
+                }
+            }
+            Ok(())
+        });
+        match scan {
+            Ok(s) => {
+                if at == At::Stopped || matches!(s.tail, Tail::Torn { .. }) {
+                    break;
+                }
+            }
+            Err(StorageError::Invalid(_)) if at == At::Seeking => return Ok(Err(LogReadRefused::NotLogged(after))),
+            // The newest file is being written while we read it: what looks like a tear or
+            // zeros before data is its end as of now (the caller reads on from there).
+            Err(StorageError::CorruptLog { .. }) if newest && at != At::Seeking => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if at == At::Seeking {
+        return Ok(Err(LogReadRefused::NotLogged(after)));
+    }
+    if at == At::Found && !batch.is_empty() {
+        emit(batch);
+    }
+    Ok(Ok(()))
+}

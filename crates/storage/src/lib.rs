@@ -63,7 +63,7 @@ pub use ensemble::{recover_ensemble, EnsembleRecovered};
 pub use epoch::{read_epoch, write_epoch};
 pub use format::Compression;
 pub use recovery::{recover, Recovered, RecoveryOptions};
-pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner};
+pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SnapWireWalk};
 
 /// Why the storage layer could not do what was asked.
 #[derive(Debug, thiserror::Error)]

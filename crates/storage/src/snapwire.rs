@@ -15,14 +15,18 @@
 //! without the ZxidDigest; nothing frames or checksums it, so the reader must parse it to know
 //! where it ends. The learner takes the SNAP packet's zxid as the tree's last processed zxid.
 //!
-//! - [`encode_snap_stream`]: the bytes a leader writes (signature included).
+//! - [`encode_snap_stream`]: the bytes a leader writes (signature included), in one go.
+//! - [`SnapWireWalk`]: the same bytes in bounded steps while the tree goes on changing: a
+//!   fuzzy snapshot (the [`SnapshotWalk`] of our own snapshot files, without the file header,
+//!   with the signature at its end), as ZooKeeper's `LearnerHandler` serializes it while its
+//!   leader keeps committing. The learner replays the txns after the SNAP's zxid on top.
 //! - [`SnapStreamScanner`] / [`snap_stream_len`]: where a stream ends, fed a growing buffer,
 //!   without allocating; every length is checked against a bound first.
 //! - [`decode_snap_stream`]: the bytes into a tree and a session table.
 //! - [`snap_stream_body`]: the part a snapshot file holds (installing a leader's snapshot).
 
 use crate::format::FILE_HEADER_BYTES;
-use crate::snapshot;
+use crate::snapshot::{self, SnapshotWalk, UnknownAcl};
 use crate::snapstream::{CheckedReader, STAT_PERSISTED_BYTES};
 use crate::StorageError;
 use rzk_proto::{Writer, Zxid};
@@ -35,12 +39,54 @@ const SIGNATURE_BYTES: usize = 4 + SIGNATURE.len();
 
 /// What a leader writes after a SNAP packet for `tree` and its session table.
 pub fn encode_snap_stream(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
-    let (_, mut b) = snapshot::encode_whole(tree, sessions);
-    b.drain(..FILE_HEADER_BYTES);
-    let mut w = Writer::with_capacity(SIGNATURE_BYTES);
-    w.write_string(SIGNATURE);
-    b.extend_from_slice(&w.into_inner());
+    let (mut walk, mut b) = SnapWireWalk::begin(tree, sessions);
+    let rest = walk.step(tree, usize::MAX).expect("no writes can interleave");
+    debug_assert!(walk.is_done());
+    b.extend_from_slice(&rest);
     b
+}
+
+/// A SNAP stream serialized in bounded steps (see the module docs). Pure: it reads the tree
+/// it is given at each step, which may have changed since the last one.
+pub struct SnapWireWalk {
+    walk: SnapshotWalk,
+    done: bool,
+}
+
+impl SnapWireWalk {
+    /// Starts the stream of `tree` at its last processed zxid (the SNAP packet's): returns
+    /// the walk and the stream's first bytes (the session table and the ACL table).
+    pub fn begin(tree: &DataTree, sessions: &[(i64, i32)]) -> (SnapWireWalk, Vec<u8>) {
+        let (walk, mut head) = SnapshotWalk::begin(tree, sessions);
+        head.drain(..FILE_HEADER_BYTES);
+        (SnapWireWalk { walk, done: false }, head)
+    }
+
+    /// The zxid the stream was started at.
+    pub fn zxid(&self) -> Zxid {
+        self.walk.zxid()
+    }
+
+    /// The next bytes: nodes until about `budget_bytes` are produced; the last step ends
+    /// with the `"/"` terminator and the signature ([`SnapWireWalk::is_done`] then). An
+    /// error: a node uses an ACL list created after `begin` (its id is not in the table
+    /// already sent); the stream cannot be completed and must be abandoned.
+    pub fn step(&mut self, tree: &DataTree, budget_bytes: usize) -> Result<Vec<u8>, UnknownAcl> {
+        assert!(!self.done, "a SNAP stream stepped after its end");
+        let mut b = self.walk.step(tree, budget_bytes)?;
+        if self.walk.is_done() {
+            let mut w = Writer::with_capacity(SIGNATURE_BYTES);
+            w.write_string(SIGNATURE);
+            b.extend_from_slice(&w.into_inner());
+            self.done = true;
+        }
+        Ok(b)
+    }
+
+    /// The whole stream is out (signature included).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
 }
 
 fn malformed(offset: usize, reason: impl Into<String>) -> StorageError {

@@ -272,6 +272,62 @@ proptest! {
         prop_assert_eq!(le, te);
         l.check_invariants().unwrap();
     }
+
+    /// A leader's SNAP stream walked in small steps while txns go on being applied (the
+    /// streamed SNAP): the learner decodes it at the SNAP's zxid and replays the txns after
+    /// it, and ends with the leader's tree and digest. In one step it is exactly
+    /// `encode_snap_stream`.
+    #[test]
+    fn streamed_snap_plus_txns_after_it_is_the_leaders_tree(
+        before in prop::collection::vec((0u32..6, 0u32..40, any::<u8>()), 5..60),
+        during in prop::collection::vec((0u32..6, 0u32..40, any::<u8>(), 0usize..3), 0..80),
+        budget in 1usize..300,
+    ) {
+        let mut t = DataTree::with_options(opts());
+        let mut zxid = 0i64;
+        for (pick, name, data) in before {
+            zxid += 1;
+            let (h, x) = gen_txn(&t, zxid, pick, name, data);
+            t.apply(&h, &x);
+        }
+        let sessions = [(7i64, 4000i32), (3, 6000)];
+        let whole = crate::encode_snap_stream(&t, &sessions);
+        let (mut walk, mut bytes) = crate::SnapWireWalk::begin(&t, &sessions);
+        let snap_zxid = walk.zxid();
+        prop_assert_eq!(snap_zxid, t.last_processed_zxid());
+        let mut log = Vec::new();
+        let mut it = during.into_iter();
+        let mut aborted = false;
+        let mut first = true;
+        while !walk.is_done() {
+            match walk.step(&t, budget) {
+                Ok(b) => bytes.extend_from_slice(&b),
+                Err(_) => { aborted = true; break; }
+            }
+            if first && log.is_empty() && walk.is_done() {
+                prop_assert_eq!(&bytes, &whole);
+            }
+            first = false;
+            if let Some((pick, name, data, n)) = it.next() {
+                for _ in 0..n {
+                    zxid += 1;
+                    let (h, x) = gen_txn(&t, zxid, pick, name, data);
+                    t.apply(&h, &x);
+                    log.push((h, x));
+                }
+            }
+        }
+        prop_assume!(!aborted);
+        prop_assert_eq!(crate::snap_stream_len(&bytes, 1 << 20).unwrap(), Some(bytes.len()));
+        let (mut l, got_sessions) = crate::decode_snap_stream(&bytes, snap_zxid, opts()).unwrap();
+        prop_assert_eq!(got_sessions.len(), 2);
+        for (h, x) in &log {
+            l.apply(h, x);
+        }
+        prop_assert_eq!(l.digest(), t.digest());
+        prop_assert_eq!(dump(&l), dump(&t));
+        l.check_invariants().unwrap();
+    }
 }
 
 // ---- recovery ----

@@ -594,3 +594,60 @@ proptest! {
         prop_assert!(r.torn.is_empty());
     }
 }
+
+// ---- DIFF from the txn log (getProposalsFromTxnLog) ----
+
+#[test]
+fn log_read_after_a_zxid_follows_getproposalsfromtxnlog() {
+    use crate::ensemble::{read_log_after, LogReadRefused};
+    let d = dirs();
+    let recs: Vec<TxnRecord> = (1..=12).map(|z| create(z, &format!("/n{z}"), 0)).collect();
+    write_log(&d.log, &recs[..6]); // log.1: 1..=6
+    write_log(&d.log, &recs[6..]); // log.7: 7..=12
+    let read = |after: i64, factor: f64| {
+        let mut got: Vec<i64> = Vec::new();
+        let r = read_log_after(&d.snap, &d.log, Zxid(after), factor, DEFAULT_MAX_RECORD_BYTES, |b| {
+            got.extend(b.iter().map(|(z, _)| z.0));
+            true
+        })
+        .unwrap();
+        (r, got)
+    };
+    // No snapshot: no size limit. Every txn after the zxid, across files, in order.
+    assert_eq!(read(3, 0.33), (Ok(()), (4..=12).collect()));
+    assert_eq!(read(6, 0.33), (Ok(()), (7..=12).collect()));
+    assert_eq!(read(12, 0.33), (Ok(()), vec![]));
+    // The bytes are the log's records (a PROPOSAL's data).
+    let mut first = None;
+    read_log_after(&d.snap, &d.log, Zxid(10), 0.33, DEFAULT_MAX_RECORD_BYTES, |b| {
+        first.get_or_insert(b[0].1.clone());
+        true
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(first.unwrap(), recs[10].to_bytes());
+    // Not logged: before the log, or beyond it; a negative factor (or NaN) disables.
+    assert_eq!(read(0, 0.33).0, Err(LogReadRefused::NotLogged(Zxid(0))));
+    assert_eq!(read(13, 0.33).0, Err(LogReadRefused::NotLogged(Zxid(13))));
+    assert_eq!(read(3, -1.0).0, Err(LogReadRefused::Disabled));
+    assert_eq!(read(3, f64::NAN).0, Err(LogReadRefused::Disabled));
+    // With a snapshot, the files to read (from the one holding the zxid) must weigh no more
+    // than its size times the factor; a factor of 0 means no limit, as in ZooKeeper.
+    std::fs::write(d.snap.join("snapshot.c"), vec![0u8; 1000]).unwrap();
+    let log_bytes: u64 = ["log.1", "log.7"].iter().map(|n| std::fs::metadata(d.log.join(n)).unwrap().len()).sum();
+    let second: u64 = std::fs::metadata(d.log.join("log.7")).unwrap().len();
+    assert_eq!(read(3, 0.33).0, Err(LogReadRefused::TooLarge { log_bytes, limit_bytes: 330 }));
+    let factor = log_bytes as f64 / 1000.0 + 0.001;
+    assert_eq!(read(3, factor).0, Ok(()));
+    assert_eq!(read(8, (second as f64 + 1.0) / 1000.0), (Ok(()), (9..=12).collect()));
+    assert_eq!(read(3, 0.0), (Ok(()), (4..=12).collect()));
+    // The reader stops when told to.
+    let mut calls = 0;
+    read_log_after(&d.snap, &d.log, Zxid(1), 0.0, DEFAULT_MAX_RECORD_BYTES, |_| {
+        calls += 1;
+        false
+    })
+    .unwrap()
+    .unwrap();
+    assert!(calls <= 1);
+}

@@ -9,7 +9,13 @@
 //!   included) ends discovery; `currentEpoch` is written.
 //! - **Sync**: per learner, DIFF / TRUNC / SNAP chosen as `LearnerHandler.syncFollower` does
 //!   from the in-memory committed window, the missing txns as PROPOSAL + COMMIT, then
-//!   proposals still in flight, then NEWLEADER. When a quorum of voters (this server, once its
+//!   proposals still in flight, then NEWLEADER. A learner behind the window is first offered
+//!   a DIFF from the txn log on disk (`db.getProposalsFromTxnLog`, with `txn_log_sync`):
+//!   [`Action::ReadLog`] asks the host for the logged txns after its zxid, which come back
+//!   in bounded batches ([`Node::log_read`]) and go out as they come, until they reach the
+//!   window (then the window's txns, the proposals in flight and NEWLEADER follow); a
+//!   refusal (the zxid is not logged, or the log is too large next to the snapshot: the
+//!   host's `snapshotSizeFactor` policy) means SNAP. When a quorum of voters (this server, once its
 //!   log and epoch are durable, included) has acked NEWLEADER, the leader is established: its
 //!   whole initial history is committed, each acked learner gets UPTODATE, clients may be
 //!   served.
@@ -55,6 +61,9 @@ enum HState {
     NewLeaderSent,
     /// NEWLEADER acked; awaiting establishment for UPTODATE.
     NewLeaderAcked,
+    /// Syncing from the txn log on disk: [`Action::ReadLog`] issued; its txns go out as
+    /// the host reads them (see [`DiskSync`]).
+    ReadingLog,
     /// UPTODATE sent: a full member.
     UpToDate,
 }
@@ -66,7 +75,39 @@ struct Handler {
     last_recv: u64,
     /// Proposals sent and not yet acked, with the tick they were sent (`syncLimitCheck`).
     unacked: VecDeque<(Zxid, u64)>,
+    /// A DIFF from the txn log on disk, while `state` is `ReadingLog`.
+    disk: DiskSync,
+    /// The host could not sync this learner from its txn log: SNAP instead.
+    disk_refused: bool,
 }
+
+/// Where a DIFF from the txn log on disk is.
+#[derive(Debug, Clone, Copy, Default)]
+struct DiskSync {
+    /// The last txn sent (the learner's zxid before the first).
+    sent: Zxid,
+    /// DIFF sent: there is no going back to SNAP.
+    started: bool,
+    /// Reads asked again after the log ended short of the window.
+    rereads: u32,
+}
+
+/// A read of the txn log the node asked for with [`Action::ReadLog`], as the host reports
+/// it to [`Node::log_read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRead {
+    /// The next logged txns, in zxid order, the first right after the last one reported
+    /// (after the zxid asked for, at first).
+    Entries(Vec<Entry>),
+    /// The log has nothing more.
+    End,
+    /// The host will not read it (the zxid is not in its log, the log is too large next to
+    /// the snapshot, an I/O error).
+    Unavailable,
+}
+
+/// Times a DIFF from the txn log reads the log again when it ended short of the window.
+const LOG_REREADS_MAX: u32 = 3;
 
 impl Handler {
     fn forwarding(&self) -> bool {
@@ -353,7 +394,15 @@ impl Node {
             let l = self.ldr();
             l.learners.insert(
                 from,
-                Handler { observer, state: HState::Connected, peer_last_zxid: Zxid::ZERO, last_recv: now, unacked: VecDeque::new() },
+                Handler {
+                    observer,
+                    state: HState::Connected,
+                    peer_last_zxid: Zxid::ZERO,
+                    last_recv: now,
+                    unacked: VecDeque::new(),
+                    disk: DiskSync::default(),
+                    disk_refused: false,
+                },
             );
             l.newleader_acks.remove(&from);
             if l.phase == Phase::Discovery {
@@ -575,10 +624,9 @@ impl Node {
 
     /// `syncFollower` + `startForwarding` + NEWLEADER for one learner whose ACKEPOCH is in.
     fn leader_sync_learner(&mut self, sid: ServerId) {
-        let (f, observer, established, epoch) = {
+        let (f, established) = {
             let l = self.leader_ref();
-            let h = &l.learners[&sid];
-            (h.peer_last_zxid, h.observer, l.phase == Phase::Broadcast, l.epoch.expect("chosen"))
+            (l.learners[&sid].peer_last_zxid, l.phase == Phase::Broadcast)
         };
         // The history a learner is synced to: before establishment the whole log (it all
         // becomes committed with NEWLEADER), after it what is committed.
@@ -645,6 +693,15 @@ impl Node {
                 snap = false;
             }
         }
+        let behind_window = window.first().is_some_and(|first| f < first.zxid) && f.counter() != 0;
+        if snap && behind_window && self.cfg.txn_log_sync && !self.leader_ref().learners[&sid].disk_refused {
+            // `db.getProposalsFromTxnLog`: ask the host for the logged txns after `f`.
+            let h = self.ldr().learners.get_mut(&sid).expect("learner");
+            h.state = HState::ReadingLog;
+            h.disk = DiskSync { sent: f, started: false, rereads: 0 };
+            self.actions.push(Action::ReadLog { to: sid, after: f });
+            return;
+        }
         if snap {
             plan.clear();
             queued = self.applied;
@@ -655,7 +712,17 @@ impl Node {
         } else {
             self.stats.diff_syncs += 1;
         }
-        // startForwarding: the rest of the history (committed), then proposals in flight.
+        self.leader_start_forwarding(sid, queued, plan);
+    }
+
+    /// `startForwarding` + NEWLEADER: after `plan` (the sync so far, up to `queued`), the
+    /// rest of the history (committed), then the proposals in flight, then NEWLEADER.
+    fn leader_start_forwarding(&mut self, sid: ServerId, queued: Zxid, mut plan: Vec<Message>) {
+        let (observer, established, epoch) = {
+            let l = self.leader_ref();
+            (l.learners[&sid].observer, l.phase == Phase::Broadcast, l.epoch.expect("chosen"))
+        };
+        let sync_point = if established { self.applied } else { self.last_logged() };
         let now = self.now;
         let mut unacked = VecDeque::new();
         for e in self.entries_after(queued) {
@@ -677,8 +744,102 @@ impl Node {
         }
     }
 
+    /// What the host read of the txn log for `sid`'s DIFF (see [`LogRead`]).
+    pub(crate) fn leader_log_read(&mut self, sid: ServerId, read: LogRead) {
+        let Role::Leading(l) = &self.role else { return };
+        let Some(h) = l.learners.get(&sid) else { return };
+        if h.state != HState::ReadingLog {
+            return; // a read for an older sync of this learner
+        }
+        let disk = h.disk;
+        let established = l.phase == Phase::Broadcast;
+        let sync_point = if established { self.applied } else { self.last_logged() };
+        // The window's first committed txn: the disk's txns must reach it.
+        let window_min = self.log.front().map(|e| e.zxid).filter(|z| *z <= sync_point);
+        match read {
+            LogRead::Unavailable | LogRead::End if !disk.started => {
+                // Nothing sent yet: SNAP, as `syncFollower` falls back to.
+                let h = self.ldr().learners.get_mut(&sid).expect("learner");
+                h.disk_refused = true;
+                h.state = HState::EpochAcked;
+                self.actions.push(Action::StopReadLog { to: sid });
+                self.leader_sync_learner(sid);
+            }
+            LogRead::Unavailable => {
+                self.actions.push(Action::StopReadLog { to: sid });
+                self.leader_drop_learner(sid, true);
+            }
+            LogRead::End => {
+                // The log ended short of the window (txns committed while it was read
+                // left the window): read on from the last one sent, a few times.
+                let h = self.ldr().learners.get_mut(&sid).expect("learner");
+                if h.disk.rereads >= LOG_REREADS_MAX {
+                    self.actions.push(Action::StopReadLog { to: sid });
+                    self.leader_drop_learner(sid, true);
+                    return;
+                }
+                h.disk.rereads += 1;
+                let after = h.disk.sent;
+                self.actions.push(Action::ReadLog { to: sid, after });
+            }
+            LogRead::Entries(entries) => {
+                let Some(window_min) = window_min else {
+                    // No committed window to join (cannot happen with a non-empty window
+                    // at the start; the window only moves forward): start over.
+                    self.actions.push(Action::StopReadLog { to: sid });
+                    self.leader_drop_learner(sid, true);
+                    return;
+                };
+                let mut plan = Vec::new();
+                let mut sent = disk.sent;
+                if !disk.started {
+                    // queueCommittedProposals: DIFF up to the window's last committed txn.
+                    plan.push(Message::Diff { zxid: sync_point });
+                    self.stats.diff_syncs += 1;
+                    self.stats.diff_from_log_syncs += 1;
+                }
+                let mut joined = false;
+                for e in entries {
+                    assert!(e.zxid > sent, "the host's log read went backwards: {} after {}", e.zxid, sent);
+                    if e.zxid >= window_min {
+                        // The log reached the window: it holds the rest. Both are the one
+                        // log, without gaps: the window's first txn is the next one.
+                        if e.zxid != window_min {
+                            self.actions.push(Action::StopReadLog { to: sid });
+                            self.leader_drop_learner(sid, true);
+                            return;
+                        }
+                        joined = true;
+                        break;
+                    }
+                    sent = e.zxid;
+                    plan.push(Message::Proposal(e));
+                    plan.push(Message::Commit { zxid: sent });
+                }
+                let h = self.ldr().learners.get_mut(&sid).expect("learner");
+                h.disk.started = true;
+                h.disk.sent = sent;
+                if joined {
+                    h.state = HState::EpochAcked;
+                    self.actions.push(Action::StopReadLog { to: sid });
+                    self.leader_start_forwarding(sid, sent, plan);
+                } else {
+                    for m in plan {
+                        self.send(sid, m);
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets a learner (its connection is closed).
     pub(crate) fn leader_drop_learner(&mut self, sid: ServerId, close: bool) {
+        let Role::Leading(l) = &mut self.role else { return };
+        if let Some(h) = l.learners.get(&sid) {
+            if h.state == HState::ReadingLog {
+                self.actions.push(Action::StopReadLog { to: sid });
+            }
+        }
         let Role::Leading(l) = &mut self.role else { return };
         if l.learners.remove(&sid).is_some() {
             self.stats.learners_dropped += 1;

@@ -48,7 +48,7 @@ pub mod node;
 mod standalone;
 pub mod types;
 
-pub use leader::LearnerSummary;
+pub use leader::{LearnerSummary, LogRead};
 pub use message::{Message, MessageError, Vote};
 pub use node::{Node, Restored, Stats};
 pub use rzk_proto::quorum::ServerState;

@@ -99,6 +99,8 @@ pub struct Stats {
     pub diff_syncs: u64,
     pub trunc_syncs: u64,
     pub snap_syncs: u64,
+    /// Of the DIFF syncs, those from the txn log on disk.
+    pub diff_from_log_syncs: u64,
     pub learners_dropped: u64,
     pub quorum_lost: u64,
     pub protocol_errors: u64,
@@ -248,6 +250,14 @@ impl Node {
         self.durable_seq = seq;
         self.release();
         self.standalone_release(seq);
+        self.drain_loopback();
+    }
+
+    /// What the host read of its txn log for learner `to` (see [`Action::ReadLog`]).
+    pub fn log_read(&mut self, to: ServerId, read: crate::LogRead) {
+        if let Role::Leading(_) = self.role {
+            self.leader_log_read(to, read);
+        }
         self.drain_loopback();
     }
 

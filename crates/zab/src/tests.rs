@@ -21,6 +21,10 @@ struct Net {
     down: BTreeSet<ServerId>,
     /// `ReconfigCommitted` actions: (server, zxid, designated leader, deliveries so far).
     reconfigs: Vec<(ServerId, Zxid, ServerId, usize)>,
+    /// What each server's txn log on disk holds, for `ReadLog` (absent: refused).
+    disk: BTreeMap<ServerId, Vec<Entry>>,
+    /// Reads of it under way: (server, learner) → the last zxid handed over.
+    reads: BTreeMap<(ServerId, ServerId), Zxid>,
 }
 
 fn cfg(me: i64, voters: &[i64], observers: &[i64]) -> Config {
@@ -58,6 +62,8 @@ impl Net {
             persists: vec![],
             down: BTreeSet::new(),
             reconfigs: vec![],
+            disk: BTreeMap::new(),
+            reads: BTreeMap::new(),
         };
         for &id in voters.iter().chain(observers) {
             let r = restored(id);
@@ -94,6 +100,12 @@ impl Net {
                     }
                     Action::Deliver(e) => self.state.get_mut(&id).unwrap().push(e.zxid),
                     Action::ReconfigCommitted { zxid, leader } => self.reconfigs.push((id, zxid, leader, self.state[&id].len())),
+                    Action::ReadLog { to, after } => {
+                        self.reads.insert((id, to), after);
+                    }
+                    Action::StopReadLog { to } => {
+                        self.reads.remove(&(id, to));
+                    }
                     Action::SendSnapshot { to, zxid } => {
                         let st = &self.state[&id];
                         assert_eq!(st.last().copied().unwrap_or(Zxid::ZERO), zxid, "snapshot not at the state's zxid");
@@ -115,9 +127,38 @@ impl Net {
         }
     }
 
+    /// Hands each log read its next batch (3 txns), as a host's reader thread does.
+    fn read_logs(&mut self) -> bool {
+        let Some((&(id, to), &after)) = self.reads.iter().next() else { return false };
+        let read = match self.disk.get(&id) {
+            Some(log) if log.iter().any(|e| e.zxid == after) => {
+                let batch: Vec<Entry> = log.iter().filter(|e| e.zxid > after).take(3).cloned().collect();
+                match batch.last() {
+                    Some(l) => {
+                        self.reads.insert((id, to), l.zxid);
+                        LogRead::Entries(batch)
+                    }
+                    None => {
+                        self.reads.remove(&(id, to));
+                        LogRead::End
+                    }
+                }
+            }
+            _ => {
+                self.reads.remove(&(id, to));
+                LogRead::Unavailable
+            }
+        };
+        self.nodes.get_mut(&id).unwrap().log_read(to, read);
+        self.actions(id);
+        true
+    }
+
     fn deliver_all(&mut self) {
         let mut budget = 100_000;
+        while self.read_logs() {}
         while let Some((from, to, m)) = self.queue.pop_front() {
+            while self.read_logs() {}
             budget -= 1;
             assert!(budget > 0, "message storm");
             if self.down.contains(&to) || self.down.contains(&from) {
@@ -494,4 +535,60 @@ fn activation_takes_only_newer_configurations_with_reconfig_enabled() {
     assert!(n.activate(gone, None).unwrap());
     assert!(!n.config().voters.contains(&ServerId(1)));
     assert_eq!(n.state(), ServerState::Looking);
+}
+
+#[test]
+fn a_learner_behind_the_window_gets_a_diff_from_the_log_on_disk() {
+    // Server 1 is far behind the leader's window (5 committed txns kept in memory); the
+    // leader's txn log on disk holds all 20: a DIFF read from it in batches, then the window.
+    let long: Vec<Entry> = (1..=20).map(|c| entry(1, c)).collect();
+    let setup = |disk: bool| {
+        let mut net = Net::with(
+            &[1, 2, 3],
+            &[],
+            |id| match id {
+                1 => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::ZERO, log: long[..2].to_vec() },
+                _ => Restored { accepted_epoch: 1, current_epoch: 1, applied: Zxid::new(1, 20), log: long.clone() },
+            },
+            |mut c| {
+                c.txn_log_sync = true;
+                c
+            },
+        );
+        if disk {
+            for id in [2, 3] {
+                net.disk.insert(ServerId(id), long.clone());
+            }
+        }
+        net.state.insert(ServerId(2), long.iter().map(|e| e.zxid).collect());
+        net.state.insert(ServerId(3), long.iter().map(|e| e.zxid).collect());
+        net
+    };
+    let mut net = setup(true);
+    net.run(40);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(sync_kind(&net, 1), "DIFF");
+    assert_eq!(net.nodes[&ServerId(3)].stats().diff_from_log_syncs, 1);
+    // Every txn after 1:2 once, in order, each committed, then NEWLEADER.
+    let to1: Vec<&Message> = net.log.iter().filter(|(f, t, _)| *f == ServerId(3) && *t == ServerId(1)).map(|(_, _, m)| m).collect();
+    let proposals: Vec<Zxid> = to1.iter().filter_map(|m| if let Message::Proposal(e) = m { Some(e.zxid) } else { None }).collect();
+    assert_eq!(proposals, (3..=20).map(|c| Zxid::new(1, c)).collect::<Vec<_>>());
+    let newleader = to1.iter().position(|m| matches!(m, Message::NewLeader { .. })).unwrap();
+    let last_commit = to1.iter().rposition(|m| matches!(m, Message::Commit { .. })).unwrap();
+    assert!(last_commit < newleader);
+    // Its own 1:1 and 1:2 (logged, committed as it learns), then the DIFF's.
+    assert_eq!(net.state[&ServerId(1)], (1..=20).map(|c| Zxid::new(1, c)).collect::<Vec<_>>());
+    assert!(net.reads.is_empty(), "the read is over");
+    // New writes replicate to it as usual.
+    let z = net.propose(2);
+    net.run(5);
+    assert_eq!(net.state[&ServerId(1)].last(), z.last());
+
+    // The host refuses (the log is too large next to the snapshot, or purged): SNAP.
+    let mut net = setup(false);
+    net.run(40);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(sync_kind(&net, 1), "SNAP");
+    assert_eq!(net.nodes[&ServerId(3)].stats().diff_from_log_syncs, 0);
+    assert_eq!(net.state[&ServerId(1)].len(), 20);
 }

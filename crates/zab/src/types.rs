@@ -60,6 +60,9 @@ pub struct Config {
     pub max_notification_ticks: u32,
     /// `ZKDatabase.commitLogCount` (500): committed txns kept in memory for DIFF syncs.
     pub committed_log_max: usize,
+    /// A learner behind the in-memory window may be synced from the txn log on disk
+    /// ([`Action::ReadLog`]; ZooKeeper's `zookeeper.snapshotSizeFactor` >= 0).
+    pub txn_log_sync: bool,
     /// Proposals a leader may have awaiting a quorum before `propose` says `Busy`.
     pub outstanding_proposals_max: usize,
     /// The quorum configuration text sent in notifications and NEWLEADER
@@ -249,6 +252,7 @@ impl Config {
             min_notification_ticks: t(200),
             max_notification_ticks: t(60_000),
             committed_log_max: 500,
+            txn_log_sync: false,
             outstanding_proposals_max: 1000,
             config_data: Bytes::new(),
             config_version: 0,
@@ -359,6 +363,13 @@ pub enum Action {
     /// action sequence (it has applied exactly the deliveries up to `zxid`), i.e.
     /// `Message::Snap { zxid, snapshot }`, before any later `Send` to the same peer.
     SendSnapshot { to: ServerId, zxid: Zxid },
+    /// Leader: start reading the txn log for learner `to`'s DIFF: the logged txns after
+    /// `after` (which must itself be logged), in bounded batches, each reported to
+    /// [`crate::Node::log_read`] when `to`'s connection has room for it (the host may refuse:
+    /// `LogRead::Unavailable`, and then the learner gets a SNAP). Replaces any read for `to`.
+    ReadLog { to: ServerId, after: Zxid },
+    /// Leader: stop reading the txn log for `to` (done, or the learner is gone).
+    StopReadLog { to: ServerId },
     /// Close the quorum connection to a peer (a dropped learner, or the old leader).
     Disconnect { peer: ServerId },
     /// The server's role changed. While not `serving`, it must not answer clients.

@@ -230,7 +230,14 @@ impl ZooKeeperServer {
         }
         self.outstanding.applied(hdr.zxid);
         if let Some(d) = f.record.digest.as_ref().filter(|_| self.tree.options().digest_enabled) {
-            if d.tree_digest != self.tree.digest() {
+            if self.digest_fuzzy {
+                // A fuzzy snapshot being replayed: the first match says it converged.
+                if d.version == self.tree.digest_version() && d.tree_digest == self.tree.digest() {
+                    tracing::info!(zxid = %hdr.zxid, "the snapshot's replay converged: its digest matches the leader's");
+                    self.digest_fuzzy = false;
+                    self.tree.set_digest_log_paused(false);
+                }
+            } else if d.tree_digest != self.tree.digest() {
                 // What ZooKeeper reports as a digest mismatch: the logged digest is wrong.
                 self.digest_mismatches += 1;
                 tracing::error!(zxid = %hdr.zxid, op = hdr.op, "digest mismatch: logged {} but the tree's is {} after applying", d.tree_digest, self.tree.digest());

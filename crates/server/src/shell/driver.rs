@@ -13,7 +13,12 @@
 //! member's treats it as fatal, as every other storage error.
 //!
 //! Snapshots of our own tree are walked here in bounded steps between batches of requests
-//! (see [`durable`]); a leader's SNAP is installed by the member and only stored here.
+//! (see [`durable`]); a leader's SNAP is installed by the member and only stored here. A
+//! SNAP a leader sends is the member's too: once per driver turn, each stream whose quorum
+//! connection has fewer than [`SNAP_QUEUE_BYTES`] waiting gets its next step
+//! ([`Member::snap_step`], ~128 KiB of serialization), and the loop wakes when a
+//! connection's writer drained its queue: the socket paces the stream, and the leader's
+//! other work goes on between its steps.
 
 use super::conn::{ConnTx, SendError};
 use super::{durable, peer, wall_ms, ConnCounts, Event, Outbound, ProcessInfoSource};
@@ -42,6 +47,8 @@ const COMMITTED_LOG_MAX: usize = 500;
 const STOP_FLUSH: Duration = Duration::from_millis(200);
 /// Storage commands queued for the log worker beyond which client requests wait.
 const PENDING_COMMANDS_MAX: usize = 64;
+/// Bytes a learner's quorum connection may have waiting before its SNAP stream's next step.
+pub const SNAP_QUEUE_BYTES: usize = 1 << 20;
 /// Reply bytes a batch of client requests may hold back before they go to their connections'
 /// queues (below it they go at the end of the batch: one wake-up per connection).
 const SEND_BATCH_BYTES: usize = 256 * 1024;
@@ -60,6 +67,8 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     let observers: BTreeSet<ServerId> = cfg.observers().map(|s| ServerId(s.id as i64)).collect();
     let mut z = ZabConfig::from_ms(ServerId(my_id as i64), voters, observers, NODE_TICK_MS, cfg.tick_time, cfg.init_limit, cfg.sync_limit);
     z.committed_log_max = COMMITTED_LOG_MAX;
+    // `ZKDatabase.isTxnLogSyncEnabled`: snapshotSizeFactor >= 0 (NaN is not).
+    z.txn_log_sync = cfg.snapshot_size_factor.0 >= 0.0;
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
@@ -73,10 +82,18 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z
 }
 
-/// rzk-storage's SNAP stream, the one both `rzk server` and the simulator use.
+/// rzk-storage's SNAP stream, the one both `rzk server` and the simulator use: written in
+/// steps by its fuzzy walk (`SnapWireWalk`).
 pub fn snap_codec() -> SnapCodec {
     SnapCodec {
-        encode: rzk_storage::encode_snap_stream,
+        begin: |tree, sessions| {
+            let (mut walk, head) = rzk_storage::SnapWireWalk::begin(tree, sessions);
+            let step: crate::core::member::SnapStep = Box::new(move |tree, budget| {
+                let b = walk.step(tree, budget).map_err(|e| e.to_string())?;
+                Ok((b, walk.is_done()))
+            });
+            (head, step)
+        },
         decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
     }
 }
@@ -102,6 +119,10 @@ struct Driver {
     /// `reconfigEnabled` on a member: the static configuration file, rewritten with a
     /// dynamic one whenever a new configuration is activated.
     config_file: Option<std::path::PathBuf>,
+    /// Reads of the txn log for learners' DIFFs.
+    log_reads: durable::LogReads,
+    /// `zookeeper.snapshotSizeFactor`.
+    snapshot_size_factor: f64,
 }
 
 struct PendingRestore {
@@ -150,6 +171,16 @@ impl Driver {
                         other => net.send_packet(to, other.to_packet().expect("non-ZAB messages are packets")),
                     }
                 }
+                Output::SnapStream { to, zxid, start, bytes, end: _ } => {
+                    if let Some(net) = &self.net {
+                        net.send_snap(to, zxid, start, bytes);
+                    }
+                }
+                Output::ReadLog { to, after } => {
+                    let cfg = self.storage.config().clone();
+                    self.log_reads.start(&cfg, self.snapshot_size_factor, to, after);
+                }
+                Output::StopReadLog { to } => self.log_reads.stop(to),
                 Output::PeerDisconnect { peer } => {
                     if let Some(net) = &self.net {
                         net.disconnect(peer)
@@ -244,6 +275,35 @@ impl Driver {
         self.storage.command(cmd);
     }
 
+    /// One step of each SNAP stream whose learner's connection has room.
+    fn snap_steps(&mut self) {
+        let Some(net) = &self.net else { return };
+        if !self.member.has_snap_streams() {
+            return;
+        }
+        let ready: Vec<ServerId> = self.member.snap_streams().filter(|to| net.snap_room(*to, SNAP_QUEUE_BYTES)).collect();
+        for to in ready {
+            let (n, w) = (self.now_ms(), wall_ms());
+            self.member.snap_step(n, w, to);
+            self.execute();
+        }
+    }
+
+    /// One batch of each txn log read whose learner's connection has room.
+    fn log_read_steps(&mut self) {
+        let Some(net) = &self.net else { return };
+        if self.log_reads.is_empty() {
+            return;
+        }
+        let ready: Vec<ServerId> = self.log_reads.learners().into_iter().filter(|to| net.snap_room(*to, SNAP_QUEUE_BYTES)).collect();
+        for to in ready {
+            if let Some(read) = self.log_reads.take(to) {
+                self.input(MemberInput::LogRead { to, read });
+                self.execute();
+            }
+        }
+    }
+
     fn net_event(&mut self, ev: peer::NetEvent) {
         match ev {
             peer::NetEvent::Message { from, msg } => self.input(MemberInput::Peer { from, msg: PeerMsg::Zab(msg) }),
@@ -295,7 +355,7 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
         let r = durable::recover(cfg, &sc)?;
         let applied = r.tree.last_processed_zxid();
         let restored = Restored { accepted_epoch: 0, current_epoch: 0, applied, log: Vec::new() };
-        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored }, r.snapshot_now, r.initial_snapshot_ms));
+        return Ok((Recovered { tree: r.tree, sessions: r.sessions, restored, fuzzy: false }, r.snapshot_now, r.initial_snapshot_ms));
     }
     let rec = durable::recover_member(&sc, opts, COMMITTED_LOG_MAX)?;
     let restored = Restored {
@@ -313,7 +373,7 @@ fn recover(cfg: &ServerConfig, my_id: Option<u64>) -> io::Result<(Recovered, boo
         "ensemble member recovered"
     );
     let sessions = rec.sessions.iter().map(|(id, t)| (rzk_proto::SessionId(*id), *t)).collect();
-    Ok((Recovered { tree: rec.tree, sessions, restored }, false, rec.initial_snapshot_ms))
+    Ok((Recovered { tree: rec.tree, sessions, restored, fuzzy: rec.fuzzy }, false, rec.initial_snapshot_ms))
 }
 
 /// The audit log of `audit.enable`, opened (`None` when off). Open it before anything of
@@ -381,6 +441,8 @@ pub async fn run_with_audit(
         trace_deliveries: false,
         // ZooKeeper starts its read-only server after max(2000, tickTime) ms of LOOKING.
         read_only_after_ms: (cfg.readonly_mode_enabled && my_id.is_some()).then(|| (cfg.tick_time as i64).max(2000)),
+        snap_step_bytes: crate::core::member::SNAP_STEP_BYTES,
+        snap_held_bytes_max: crate::core::member::SNAP_HELD_BYTES_MAX,
     };
     if my_id.is_none() && (cfg.local_sessions_enabled || cfg.readonly_mode_enabled) {
         // As in ZooKeeper, whose standalone server has neither.
@@ -445,6 +507,8 @@ pub async fn run_with_audit(
         out_buf: Vec::new(),
         pending_restore: None,
         config_file: (cfg.reconfig_enabled && my_id.is_some()).then(|| cfg.config_path.clone()).flatten(),
+        log_reads: durable::LogReads::default(),
+        snapshot_size_factor: cfg.snapshot_size_factor.0,
     };
     if let Some(a) = &mut d.audit {
         a.server_started(wall_ms());
@@ -457,6 +521,8 @@ pub async fn run_with_audit(
     let mut ticker = tokio::time::interval(Duration::from_millis(NODE_TICK_MS as u64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fatal: Option<String> = None;
+    let drained = d.net.as_ref().map(|n| n.drained());
+    let log_ready = d.log_reads.ready.clone();
     d.execute();
     let mut snapshot_deferred: u32 = 0;
     while fatal.is_none() {
@@ -473,6 +539,11 @@ pub async fn run_with_audit(
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticker.tick() => d.input(MemberInput::Tick),
+            // A writer emptied its queue: a SNAP stream may take its next step (below).
+            _ = async { drained.as_ref().expect("members have a transport").notified().await },
+                if drained.is_some() && (d.member.has_snap_streams() || !d.log_reads.is_empty()) => {}
+            // A txn log reader handed over a batch for a learner's DIFF (below).
+            _ = log_ready.notified(), if !d.log_reads.is_empty() => {}
             ev = net_rx.recv(), if d.net.is_some() => {
                 let Some(ev) = ev else { break };
                 d.net_event(ev);
@@ -525,6 +596,8 @@ pub async fn run_with_audit(
         }
         d.try_restore();
         d.execute();
+        d.snap_steps();
+        d.log_read_steps();
         if let Some(reason) = d.stop.take() {
             // The member cannot go on (not a storage fault): what it answered so far goes out
             // (each connection sends what is queued, then closes; best effort, bounded), and

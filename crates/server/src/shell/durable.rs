@@ -122,6 +122,10 @@ pub struct MemberRecovered {
     pub current_epoch: u32,
     /// The time to write `snapshot.0` of an empty dataDir (`snapshottime`), when written.
     pub initial_snapshot_ms: Option<u64>,
+    /// The snapshot's digest at its zxid is unknown (none stored: a leader's SNAP, or a
+    /// ZooKeeper before 3.6; or one taken at a later zxid: a fuzzy snapshot of our own):
+    /// digests are compared once the replay converges (see `Recovered::fuzzy`).
+    pub fuzzy: bool,
 }
 
 /// Loads an ensemble member's data directory (blocking): the newest good snapshot ONLY (the
@@ -146,7 +150,9 @@ pub fn recover_member(sc: &StorageConfig, tree: TreeOptions, keep_committed: usi
         tracing::info!(file = %p.display(), "wrote the initial snapshot");
     }
     let epochs = rzk_storage::epoch::load_epochs(&sc.snap_dir, rec.last_logged).map_err(other)?;
+    let fuzzy = rec.snapshot.is_some() && rec.snapshot_digest.is_none_or(|(z, _, _)| z != rec.snapshot_zxid);
     Ok(MemberRecovered {
+        fuzzy,
         tree: rec.tree,
         sessions: rec.sessions,
         snapshot_zxid: rec.snapshot_zxid,
@@ -453,4 +459,101 @@ pub fn tool_config(
         (None, None) => return Err("give --config zoo.cfg or a data directory".into()),
     };
     Ok((storage_config(&cfg), tree_options(&cfg)))
+}
+
+/// Reads of the txn log for learners' DIFFs (a leader's `Output::ReadLog`): one thread per
+/// read runs `rzk_storage::ensemble::read_log_after` (ZooKeeper's `getProposalsFromTxnLog`
+/// with `zookeeper.snapshotSizeFactor`) and hands its batches over a channel of one batch
+/// (the thread waits while the driver has not taken it: bounded memory); the driver takes a
+/// batch for a learner only when its quorum connection has room, and drops the read (the
+/// thread then stops) when the member says stop.
+pub struct LogReads {
+    reads: std::collections::BTreeMap<rzk_zab::ServerId, (u64, std::sync::mpsc::Receiver<rzk_zab::LogRead>)>,
+    next_id: u64,
+    /// Poked by a reader thread when it has handed over a batch.
+    pub ready: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Default for LogReads {
+    fn default() -> Self {
+        LogReads { reads: Default::default(), next_id: 0, ready: std::sync::Arc::new(tokio::sync::Notify::new()) }
+    }
+}
+
+impl LogReads {
+    /// Starts reading the txns after `after` for `to` (replacing any read for `to`).
+    pub fn start(&mut self, cfg: &StorageConfig, size_factor: f64, to: rzk_zab::ServerId, after: Zxid) {
+        use rzk_zab::{Entry, LogRead};
+        let (tx, rx) = std::sync::mpsc::sync_channel::<LogRead>(1);
+        let (snap_dir, log_dir, max_record) = (cfg.snap_dir.clone(), cfg.log_dir.clone(), cfg.max_record_bytes);
+        let ready = self.ready.clone();
+        self.next_id += 1;
+        let spawned = std::thread::Builder::new().name(format!("rzk-logread-{to}")).spawn(move || {
+            let send = |r: LogRead| {
+                let ok = tx.send(r).is_ok();
+                ready.notify_one();
+                ok
+            };
+            let r = rzk_storage::ensemble::read_log_after(&snap_dir, &log_dir, after, size_factor, max_record, |batch| {
+                let entries = batch.into_iter().map(|(zxid, data)| Entry { zxid, data: bytes::Bytes::from(data) }).collect();
+                send(LogRead::Entries(entries))
+            });
+            match r {
+                Ok(Ok(())) => {
+                    send(LogRead::End);
+                }
+                Ok(Err(why)) => {
+                    tracing::info!(learner = %to, after = %after, reason = %why, "no DIFF from the txn log: SNAP");
+                    send(LogRead::Unavailable);
+                }
+                Err(e) => {
+                    tracing::warn!(learner = %to, after = %after, error = %e, "reading the txn log for a DIFF failed");
+                    send(LogRead::Unavailable);
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => {
+                self.reads.insert(to, (self.next_id, rx));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a txn log reader");
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let _ = tx.send(LogRead::Unavailable);
+                self.reads.insert(to, (self.next_id, rx));
+            }
+        }
+    }
+
+    /// Drops the read for `to` (its thread stops at its next batch).
+    pub fn stop(&mut self, to: rzk_zab::ServerId) {
+        self.reads.remove(&to);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty()
+    }
+
+    pub fn learners(&self) -> Vec<rzk_zab::ServerId> {
+        self.reads.keys().copied().collect()
+    }
+
+    /// The next batch for `to`, if its reader has one ready; a read that ended is dropped.
+    pub fn take(&mut self, to: rzk_zab::ServerId) -> Option<rzk_zab::LogRead> {
+        use std::sync::mpsc::TryRecvError;
+        let (_, rx) = self.reads.get(&to)?;
+        match rx.try_recv() {
+            Ok(r) => {
+                if !matches!(r, rzk_zab::LogRead::Entries(_)) {
+                    self.reads.remove(&to);
+                }
+                Some(r)
+            }
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.reads.remove(&to);
+                Some(rzk_zab::LogRead::Unavailable)
+            }
+        }
+    }
 }

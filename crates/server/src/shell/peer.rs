@@ -21,9 +21,12 @@
 //! one of those, and its LearnerInfo sid names the peer. After a SNAP packet the serialized
 //! database follows unframed: its end is found by a pluggable [`SnapStreamScanner`] (the
 //! storage layer's parser), and those bytes, exactly as on the wire, become
-//! [`Message::Snap`]'s `snapshot`. Each quorum connection has a writer with a bounded queue:
-//! when it is full the connection is dropped and [`NetEvent::Disconnected`] reported, so the
-//! driver never waits on a slow peer.
+//! [`Message::Snap`]'s `snapshot`. A leader writes it in pieces as its member produces them
+//! ([`PeerNet::send_snap`]), each queued behind what was sent before; the driver asks
+//! [`PeerNet::snap_room`] before producing the next piece and waits on
+//! [`PeerNet::drained`] for a writer to empty its queue. Each quorum connection has a writer
+//! with a bounded queue: when it is full the connection is dropped and
+//! [`NetEvent::Disconnected`] reported, so the driver never waits on a slow peer.
 //!
 //! **Security** (`sslQuorum`, `portUnification`, quorum SASL): each socket is secured by
 //! [`PeerSecurity`] (`shell::peersec`) before its first header or packet: TLS when
@@ -160,7 +163,9 @@ impl Default for NetLimits {
     fn default() -> NetLimits {
         NetLimits {
             packet_bytes_max: 0xfffff + 1024,
-            quorum_queue_max: 16 * 1024,
+            // Packets are bounded by bytes first: the txns a learner's SNAP held back (up to
+            // member::SNAP_HELD_BYTES_MAX) go out at its end, COMMITs of ~30 bytes among them.
+            quorum_queue_max: 1 << 20,
             quorum_queue_bytes_max: 64 << 20,
             snapshot_bytes_max: 2 << 30,
             connect_timeout: Duration::from_secs(5),
@@ -231,6 +236,9 @@ struct Shared {
     events: mpsc::Sender<NetEvent>,
     next_conn: AtomicU64,
     state: Mutex<State>,
+    /// Poked whenever a quorum connection's writer has emptied its queue (room for the next
+    /// piece of a SNAP stream).
+    drained: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -305,17 +313,21 @@ impl QueueTx {
     }
 }
 
-/// An encoded quorum packet, or a SNAP packet with the stream that follows it.
+/// An encoded quorum packet, or a SNAP packet with (the first piece of) the stream that
+/// follows it, or a further piece of that stream.
 #[derive(Debug)]
 enum Outbound {
     Packet(Vec<u8>),
     Snap(Vec<u8>, Bytes),
+    Raw(Bytes),
 }
 
 impl Outbound {
     fn counted_bytes(&self) -> usize {
         match self {
-            Outbound::Packet(b) | Outbound::Snap(b, _) => b.len(),
+            Outbound::Packet(b) => b.len(),
+            Outbound::Snap(b, s) => b.len() + s.len(),
+            Outbound::Raw(s) => s.len(),
         }
     }
 }
@@ -396,6 +408,7 @@ impl PeerNet {
             limits,
             events,
             next_conn: AtomicU64::new(1),
+            drained: Arc::new(Notify::new()),
             state: Mutex::new(State::default()),
         });
         tracing::info!(%my_id, %election_addr, %quorum_addr, "peer transport listening");
@@ -464,6 +477,30 @@ impl PeerNet {
                 s.enqueue(to, Outbound::Packet(encode(&p)));
             }
         }
+    }
+
+    /// A piece of a SNAP stream to learner `to` (see `Output::SnapStream`): with `start`, the
+    /// SNAP packet at `zxid` goes first. Queued like any packet (a full queue drops the
+    /// connection: ask [`PeerNet::snap_room`] first).
+    pub fn send_snap(&self, to: ServerId, zxid: rzk_proto::Zxid, start: bool, bytes: Bytes) {
+        if start {
+            let p = QuorumPacket { ty: pt::SNAP, zxid, data: None, authinfo: None };
+            self.shared.enqueue(to, Outbound::Snap(encode(&p), bytes));
+        } else {
+            self.shared.enqueue(to, Outbound::Raw(bytes));
+        }
+    }
+
+    /// Whether the quorum connection with `to` has fewer than `bytes_max` bytes waiting (or
+    /// is gone: what is sent to it is dropped and reported).
+    pub fn snap_room(&self, to: ServerId, bytes_max: usize) -> bool {
+        let st = self.shared.lock();
+        st.quorum.get(&to).is_none_or(|c| c.tx.bytes.load(Ordering::Relaxed) < bytes_max)
+    }
+
+    /// Poked when a quorum connection's writer emptied its queue.
+    pub fn drained(&self) -> Arc<Notify> {
+        self.shared.drained.clone()
     }
 
     /// Sends a raw packet (REQUEST, REVALIDATE, SYNC, a learner's PING reply) on the quorum
@@ -1151,13 +1188,13 @@ async fn run_quorum(
 ) {
     let end = tokio::select! {
         e = quorum_reader(&shared, peer, rd, buf, first) => e,
-        e = quorum_writer(wr, rx) => e,
+        e = quorum_writer(wr, rx, &shared.drained) => e,
     };
     shared.quorum_closed(peer, id, &end).await;
 }
 
 /// Writes queued packets, flushing whenever the queue is momentarily empty.
-async fn quorum_writer(wr: PeerWrite, q: QueueRx) -> End {
+async fn quorum_writer(wr: PeerWrite, q: QueueRx, drained: &Notify) -> End {
     let QueueRx { mut rx, bytes } = q;
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     loop {
@@ -1169,6 +1206,7 @@ async fn quorum_writer(wr: PeerWrite, q: QueueRx) -> End {
                     Ok(()) => w.write_all(s).await,
                     Err(e) => Err(e),
                 },
+                Outbound::Raw(s) => w.write_all(s).await,
             };
             if let Err(e) = r {
                 return e.into();
@@ -1182,6 +1220,7 @@ async fn quorum_writer(wr: PeerWrite, q: QueueRx) -> End {
         if let Err(e) = w.flush().await {
             return e.into();
         }
+        drained.notify_one();
     }
 }
 
