@@ -537,13 +537,17 @@ pub fn watches(st: &Settings) -> Result<RunResult, BenchError> {
             let t0 = Instant::now();
             writer.flush().await?;
             let mut last = t0;
-            for _ in 0..a.clients {
+            // A session re-arms as soon as it is notified, so some are ready again before
+            // others are notified.
+            let (mut notified, mut rearmed) = (0, 0);
+            while notified < a.clients {
                 match recv(&mut rx).await? {
                     Msg::Notified(at) => {
+                        notified += 1;
                         last = last.max(at);
                         record(&mut each, at.saturating_duration_since(t0));
                     }
-                    Msg::Ready => return Err(BenchError::Protocol("a session re-armed before its notification".into())),
+                    Msg::Ready => rearmed += 1,
                     Msg::Pinged(_) => {}
                 }
             }
@@ -565,7 +569,7 @@ pub fn watches(st: &Settings) -> Result<RunResult, BenchError> {
                 return Err(BenchError::Server { what: format!("setData {hot}"), code: h.err });
             }
             tally.record(None, last - t0, 0, last);
-            gather_ready(&mut rx, a.clients, &mut writer, &crate::report::Progress::default()).await?;
+            gather_ready(&mut rx, a.clients - rearmed, &mut writer, &crate::report::Progress::default()).await?;
         }
         let _ = phase_tx.send(CLOSE);
         while let Some(r) = tasks.join_next().await {
