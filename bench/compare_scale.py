@@ -9,7 +9,8 @@ Steps (--steps picks some; each starts a fresh server per kind, one server at a 
   approximate_data_size; then a restart with the same dataDir: the time until a getData of
   the last znode succeeds, the size of the snapshot the server writes on start-up (both
   snapshot the replayed tree) and how long that file took to write (first sight of the file
-  to its last growth, polled every 10 ms).
+  to its last growth, polled every 10 ms). During the load all but the newest two snapshots
+  are deleted as they are superseded (autopurge's job), or 20,000,000 znodes fill the disk.
 - rzk alone at --rzk-alone-nodes (20,000,000 by default): the same, plus the peak resident size.
 - sessions: `rzk bench sessions` with --sessions idle sessions (over 127.0.0.x source
   addresses), held --hold seconds: bytes per session, server CPU for the pings; then
@@ -96,6 +97,53 @@ class SnapWatch:
         return {"file": name, "bytes": f["size"], "write_s": f["grew"] - f["first"]}
 
 
+class Purger:
+    """Keeps a loading server's dataDir small, as autopurge would (snapRetainCount=2): every
+    2 s, deletes all but the newest two snapshots and the logs older than the older of them
+    (but the newest of those, which may hold the txns after it). At 20,000,000 znodes a
+    snapshot every 100,000 txns would otherwise fill the disk."""
+
+    def __init__(self, datadir: Path):
+        self.dir = datadir / "version-2"
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @staticmethod
+    def _zxid(name: str) -> int:
+        try:
+            return int(name.split(".")[1], 16)
+        except (IndexError, ValueError):
+            return -1
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                names = os.listdir(self.dir)
+            except OSError:
+                continue
+            snaps = sorted((n for n in names if n.startswith("snapshot.")), key=self._zxid)
+            if len(snaps) <= 2:
+                continue
+            keep_from = self._zxid(snaps[-2])
+            for n in snaps[:-2]:
+                try:
+                    os.unlink(self.dir / n)
+                except OSError:
+                    pass
+            logs = sorted((n for n in names if n.startswith("log.")), key=self._zxid)
+            old = [n for n in logs if self._zxid(n) < keep_from]
+            for n in old[:-1]:
+                try:
+                    os.unlink(self.dir / n)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join()
+
+
 def heap_for(nodes: int, args) -> int:
     """ZooKeeper's -Xmx (MB) for a tree of `nodes`: --zk-heap, or about 1.6 GB per million."""
     return max(args.zk_heap, int(nodes / 1e6 * 1600))
@@ -111,8 +159,12 @@ def tree_step(args, kind: str, nodes: int, work: Path, log_dir: Path) -> dict:
         time.sleep(1.0)
         full_gc(proc)
         rss0 = proc.status("VmRSS")
-        res = bench(args, proc, "load", ["--nodes", str(nodes), "--fanout", "1000", "--server-pid", str(proc.p.pid)],
-                    log_dir, "%s-%d-load" % (kind, nodes))
+        purger = Purger(proc.datadir)
+        try:
+            res = bench(args, proc, "load", ["--nodes", str(nodes), "--fanout", "1000", "--server-pid", str(proc.p.pid)],
+                        log_dir, "%s-%d-load" % (kind, nodes))
+        finally:
+            purger.stop()
         time.sleep(2.0)
         rss1 = proc.status("VmRSS")
         out.update(load_per_sec=res["ops_per_sec"], rss_before=rss0, rss_after=rss1, peak_rss=proc.status("VmHWM"),
@@ -348,6 +400,7 @@ def main() -> int:
     ap.add_argument("--inflight", type=int, default=16)
     ap.add_argument("--out", default=str(REPO / "docs" / "BENCH-scale.md"))
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--reuse", metavar="DIR", help="start from DIR/summary.json of an earlier run: the steps and servers run now replace its entries")
     args = ap.parse_args()
     # compare.bench's settings for every run (the scale workloads end by themselves).
     args.client_threads, args.duration, args.warmup = 1, args.hold, 0
@@ -370,6 +423,16 @@ def main() -> int:
     work = log_dir / "servers"
     work.mkdir(parents=True)
     res: Dict[str, object] = {"tree": []}
+    if args.reuse:
+        res = json.loads((Path(args.reuse) / "summary.json").read_text())["res"]
+
+    def tree_row(n: int) -> dict:
+        for row in res["tree"]:
+            if row["nodes"] == n:
+                return row
+        row = {"nodes": n}
+        res["tree"].append(row)
+        return row
 
     def save():
         (log_dir / "summary.json").write_text(json.dumps({"res": res, "info": info, "started": started, "args": vars(args)}, indent=1))
@@ -387,17 +450,17 @@ def main() -> int:
 
     if "tree" in steps:
         for n in [int(x) for x in args.nodes.split(",") if x]:
-            row = {"nodes": n}
+            row = tree_row(n)
             for k in kinds:
                 row[k] = step("tree %d: %s" % (n, k), tree_step, args, k, n, work, log_dir)
-            res["tree"].append(row)
     if "alone" in steps and args.rzk_alone_nodes > 0 and "rzk" in kinds:
         n = args.rzk_alone_nodes
-        res["tree"].append({"nodes": n, "rzk": step("tree %d: rzk alone" % n, tree_step, args, "rzk", n, work, log_dir)})
-    if "sessions" in steps:
-        res["sessions"] = {k: step("sessions: %s" % k, sessions_step, args, k, work, log_dir) for k in kinds}
-    if "watches" in steps:
-        res["watches"] = {k: step("watches: %s" % k, watches_step, args, k, work, log_dir) for k in kinds}
+        tree_row(n)["rzk"] = step("tree %d: rzk alone" % n, tree_step, args, "rzk", n, work, log_dir)
+    for name, fn in (("sessions", sessions_step), ("watches", watches_step)):
+        if name in steps:
+            res.setdefault(name, {})
+            for k in kinds:
+                res[name][k] = step("%s: %s" % (name, k), fn, args, k, work, log_dir)
     save()
     cmdline = ("bench/compare-scale.sh " + " ".join(sys.argv[1:])).strip()
     report, short = build_report(args, res, info, started, cmdline)
