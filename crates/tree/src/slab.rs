@@ -12,7 +12,7 @@
 
 use std::ops::{Index, IndexMut};
 
-/// Elements per chunk (a chunk of 72-byte nodes is 72 MiB).
+/// Elements per chunk (a chunk of 56-byte nodes is 56 MiB).
 pub const CHUNK_LEN: usize = 1 << 20;
 /// The first chunk's first capacity.
 const FIRST_CAPACITY: usize = 64;

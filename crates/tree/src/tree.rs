@@ -3,8 +3,8 @@
 //! `processTxn`, which applies a transaction to all of them.
 //!
 //! Storage: nodes live in a slab (in fixed chunks, [`crate::slab`]) addressed by a `u32`
-//! id, 72 bytes each; each holds its full path and data in one allocation, with the rarely
-//! set `ephemeralOwner` and `aversion` behind them. The children sets, for the nodes that
+//! id, 56 bytes each; each holds its full path and data in one allocation, with the rarely
+//! set `ephemeralOwner`, `aversion`, `cversion` and `pzxid` behind them. The children sets, for the nodes that
 //! have children, are in a map beside the slab. A node's children set is a [`JavaHashSet`]
 //! of child ids hashed by the child's *name*, so iterating it gives the names in the order
 //! ZooKeeper's
@@ -220,8 +220,9 @@ fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -
 /// znode).
 ///
 /// What a node rarely has is kept here too, behind the header, rather than in every `Node`
-/// (most znodes are persistent and never had their ACL set): its `ephemeralOwner` when not
-/// 0, its `aversion` when not 0. A header bit says whether a block of them follows: a mask
+/// (most znodes are persistent leaves that never had their ACL set): its `ephemeralOwner`
+/// when not 0, its `aversion` and `cversion` when not 0, its `pzxid` when not its `czxid`
+/// (as the difference: a node's pzxid moves only when its children change). A header bit says whether a block of them follows: a mask
 /// byte, then each present one as a zigzag varint. Setting them rebuilds the allocation, as
 /// setData does. (The ACL id is not one of them: every node created with an ACL list has a
 /// cache id, -1 is only for a null list.)
@@ -235,16 +236,22 @@ const PD_FLAG_BITS: u32 = 2;
 /// Bits of the extras mask byte.
 const EX_OWNER: u8 = 1;
 const EX_AVERSION: u8 = 2;
+const EX_CVERSION: u8 = 4;
+const EX_PZXID: u8 = 8;
+const EX_BITS: [u8; 4] = [EX_OWNER, EX_AVERSION, EX_CVERSION, EX_PZXID];
 
 /// A node's rarely-set fields (see [`PathData`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Extras {
     owner: i64,
     aversion: i32,
+    cversion: i32,
+    /// pzxid − czxid.
+    pzxid_delta: i64,
 }
 
 impl Extras {
-    const DEFAULT: Extras = Extras { owner: 0, aversion: 0 };
+    const DEFAULT: Extras = Extras { owner: 0, aversion: 0, cversion: 0, pzxid_delta: 0 };
 }
 
 fn push_varint(v: &mut Vec<u8>, mut x: u64) {
@@ -288,7 +295,8 @@ fn unzigzag(x: u64) -> i64 {
 impl PathData {
     fn new(path: &str, data: Option<&[u8]>, ex: Extras) -> PathData {
         let d = data.unwrap_or(&[]);
-        let fields = [(EX_OWNER, ex.owner), (EX_AVERSION, ex.aversion as i64)];
+        let fields =
+            [(EX_OWNER, ex.owner), (EX_AVERSION, ex.aversion as i64), (EX_CVERSION, ex.cversion as i64), (EX_PZXID, ex.pzxid_delta)];
         let mask = fields.iter().filter(|f| f.1 != 0).fold(0u8, |m, f| m | f.0);
         let h = (path.len() as u64) << PD_FLAG_BITS | if data.is_none() { PD_NULL } else { 0 } | if mask != 0 { PD_EXTRAS } else { 0 };
         let extras_len =
@@ -315,7 +323,7 @@ impl PathData {
         if h & PD_EXTRAS != 0 {
             let mask = self.0[i];
             i += 1;
-            for bit in [EX_OWNER, EX_AVERSION] {
+            for bit in EX_BITS {
                 if mask & bit != 0 {
                     i += read_varint(&self.0[i..]).1;
                 }
@@ -333,15 +341,16 @@ impl PathData {
         }
         let mask = self.0[i];
         i += 1;
-        for bit in [EX_OWNER, EX_AVERSION] {
+        for bit in EX_BITS {
             if mask & bit != 0 {
                 let (z, n) = read_varint(&self.0[i..]);
                 i += n;
                 let x = unzigzag(z);
-                if bit == EX_OWNER {
-                    ex.owner = x;
-                } else {
-                    ex.aversion = x as i32;
+                match bit {
+                    EX_OWNER => ex.owner = x,
+                    EX_AVERSION => ex.aversion = x as i32,
+                    EX_CVERSION => ex.cversion = x as i32,
+                    _ => ex.pzxid_delta = x,
                 }
             }
         }
@@ -383,23 +392,21 @@ impl std::fmt::Debug for PathData {
     }
 }
 
-/// A node's `StatPersisted` without `ephemeralOwner` and `aversion` (in [`PathData`]), and
-/// its ACL id: 52 bytes (`StatPersisted` itself takes 64 with 4 of padding).
+/// A node's `StatPersisted` without `ephemeralOwner`, `aversion`, `cversion` and `pzxid`
+/// (in [`PathData`]), and its ACL id: 40 bytes (`StatPersisted` itself takes 64).
 #[derive(Debug, Clone)]
 struct NodeStat {
     czxid: Zxid,
     mzxid: Zxid,
     ctime: i64,
     mtime: i64,
-    pzxid: Zxid,
     version: i32,
-    cversion: i32,
     /// The ACL cache id (`DataNode.acl`, a long in ZooKeeper; ids are counted from 0 here
     /// and checked to fit when a snapshot is loaded).
     acl: i32,
 }
 
-/// One znode: 72 bytes in the slab (its children set, when it has one, is in
+/// One znode: 56 bytes in the slab (its children set, when it has one, is in
 /// `DataTree::children`), plus its [`PathData`] allocation.
 #[derive(Debug, Clone)]
 struct Node {
@@ -407,7 +414,7 @@ struct Node {
     stat: NodeStat,
 }
 
-const _: () = assert!(std::mem::size_of::<Option<Node>>() == 72);
+const _: () = assert!(std::mem::size_of::<Option<Node>>() == 56);
 
 /// An ACL id as a node keeps it.
 fn acl_slot(acl: i64) -> i32 {
@@ -421,12 +428,27 @@ impl Node {
             mzxid: stat.mzxid,
             ctime: stat.ctime,
             mtime: stat.mtime,
-            pzxid: stat.pzxid,
             version: stat.version,
-            cversion: stat.cversion,
             acl: acl_slot(acl),
         };
-        Node { pd: PathData::new(path, data, Extras { owner: stat.ephemeral_owner, aversion: stat.aversion }), stat: s }
+        let ex = Extras {
+            owner: stat.ephemeral_owner,
+            aversion: stat.aversion,
+            cversion: stat.cversion,
+            pzxid_delta: stat.pzxid.0.wrapping_sub(stat.czxid.0),
+        };
+        Node { pd: PathData::new(path, data, ex), stat: s }
+    }
+    fn cversion(&self) -> i32 {
+        self.pd.extras().cversion
+    }
+    fn pzxid(&self) -> Zxid {
+        Zxid(self.stat.czxid.0.wrapping_add(self.pd.extras().pzxid_delta))
+    }
+    /// Sets cversion and pzxid (a child created or deleted), keeping the rest.
+    fn set_child_stat(&mut self, cversion: i32, pzxid: Zxid) {
+        let ex = Extras { cversion, pzxid_delta: pzxid.0.wrapping_sub(self.stat.czxid.0), ..self.pd.extras() };
+        self.pd = PathData::new(self.pd.path(), self.pd.data_opt(), ex);
     }
     fn acl(&self) -> i64 {
         self.stat.acl as i64
@@ -452,10 +474,10 @@ impl Node {
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: ex.cversion,
             aversion: ex.aversion,
             ephemeral_owner: ex.owner,
-            pzxid: s.pzxid,
+            pzxid: Zxid(s.czxid.0.wrapping_add(ex.pzxid_delta)),
         }
     }
     fn path(&self) -> &str {
@@ -903,7 +925,7 @@ impl DataTree {
                 let n = self.node(id);
                 if self.num_children(id) == 0 {
                     let elapsed = now_ms - n.stat.mtime;
-                    if n.stat.cversion > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
+                    if n.cversion() > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
                         candidates.insert(n.path());
                     }
                 }
@@ -1151,11 +1173,11 @@ impl DataTree {
         }
         self.digest_remove(pid);
         {
-            let p = &mut self.node_mut(pid).stat;
-            let new_cv = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
-            if new_cv > p.cversion {
-                p.cversion = new_cv;
-                p.pzxid = zxid;
+            let p = self.node_mut(pid);
+            let cv = p.cversion();
+            let new_cv = if parent_cversion == -1 { cv.wrapping_add(1) } else { parent_cversion };
+            if new_cv > cv {
+                p.set_child_stat(new_cv, zxid);
             }
         }
         let stat = StatPersisted::for_new_node(zxid, time, ephemeral_owner);
@@ -1225,9 +1247,10 @@ impl DataTree {
             self.remove_child(pid, id);
         }
         {
-            let p = &mut self.node_mut(pid).stat;
-            if zxid > p.pzxid {
-                p.pzxid = zxid;
+            let p = self.node_mut(pid);
+            if zxid > p.pzxid() {
+                let cv = p.cversion();
+                p.set_child_stat(cv, zxid);
             }
         }
         self.digest_add(pid);
@@ -1329,13 +1352,12 @@ impl DataTree {
     pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: Zxid) -> Result<(), ErrorCode> {
         let path = if path.len() > 1 && path.ends_with('/') { &path[..path.len() - 1] } else { path };
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        let cur = self.node(id).stat.cversion;
+        let cur = self.node(id).cversion();
         let new_cversion = if new_cversion == -1 { cur.wrapping_add(1) } else { new_cversion };
         if new_cversion > cur {
             self.digest_remove(id);
             let n = self.node_mut(id);
-            n.stat.cversion = new_cversion;
-            n.stat.pzxid = zxid;
+            n.set_child_stat(new_cversion, zxid);
             self.digest_add(id);
         }
         Ok(())
@@ -1512,7 +1534,7 @@ impl DataTree {
         for p in &w.child_watches {
             match self.lookup(p) {
                 None => out.push((watcher, event(EventType::NodeDeleted, p))),
-                Some(id) if self.node(id).stat.pzxid > relative_zxid => out.push((watcher, event(EventType::NodeChildrenChanged, p))),
+                Some(id) if self.node(id).pzxid() > relative_zxid => out.push((watcher, event(EventType::NodeChildrenChanged, p))),
                 Some(_) => {
                     self.child_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
@@ -1817,8 +1839,8 @@ mod storage_tests {
         for path in ["/", "/a", "/zookeeper/quota", "/é/ü", long.as_str()] {
             for data in [None, Some(&b""[..]), Some(&b"v"[..]), Some(&[7u8; 300][..])] {
                 for owner in [0, 1, -1, 0x1234_5678_9abc_def0, i64::MIN, i64::MAX] {
-                    for aversion in [0, 7, -1, i32::MAX, i32::MIN] {
-                        let ex = Extras { owner, aversion };
+                    for (aversion, pzxid_delta) in [(0, 0), (7, 1 << 40), (-1, -5), (i32::MAX, i64::MAX), (i32::MIN, i64::MIN)] {
+                        let ex = Extras { owner, aversion, cversion: aversion.wrapping_mul(3), pzxid_delta };
                         let pd = PathData::new(path, data, ex);
                         assert_eq!(pd.path(), path);
                         assert_eq!(pd.data_opt(), data);
@@ -1867,8 +1889,8 @@ mod storage_tests {
 
     #[test]
     fn node_size() {
-        // Path+data pointer 16, StatPersisted without ephemeralOwner and aversion 48, ACL id
-        // 4 (see bench/FINDINGS.md, memory per znode).
-        assert_eq!(std::mem::size_of::<Option<Node>>(), 72);
+        // Path+data pointer 16, StatPersisted without ephemeralOwner, aversion, cversion and
+        // pzxid 36, ACL id 4 (see bench/FINDINGS.md, memory per znode).
+        assert_eq!(std::mem::size_of::<Option<Node>>(), 56);
     }
 }
