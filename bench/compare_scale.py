@@ -329,8 +329,9 @@ def build_report(args, res, info, started, cmdline) -> (str, str):
     if s:
         z, r = s.get("zookeeper") or {}, s.get("rzk") or {}
         L.append("## %s idle sessions\n" % fmt_num(args.sessions))
-        L.append("Opened over %d source addresses, held %d s, each pinging every 10 s (a third of its 30 s timeout); then "
-                 "%s of them (timeout %d ms asked) vanish at once.\n" % (args.local_addrs, args.hold, fmt_num(args.expire), args.expiry_timeout))
+        L.append("Opened over %d source addresses, held %d s, each pinging every third of its timeout (30 s asked; %s of them "
+                 "asked %d ms and ping every %.1f s); then those %s vanish at once.\n" % (
+                     args.local_addrs, args.hold, fmt_num(args.expire), args.expiry_timeout, args.expiry_timeout / 3000.0, fmt_num(args.expire)))
         L.append("| | ZooKeeper 3.8 | rzk | rzk vs ZK |")
         L.append("|---|---:|---:|---:|")
         L.append("| resident bytes per session | %s | %s | %s |" % (fmt_num(z.get("bytes_per_session")), fmt_num(r.get("bytes_per_session")), ratio(z.get("bytes_per_session"), r.get("bytes_per_session"), False)))
