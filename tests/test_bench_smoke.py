@@ -28,7 +28,13 @@ WORKLOADS = {
     # Session timeouts are clamped to minSessionTimeout (1 s in the harness's zoo.cfg).
     "expiry": ["--ephemerals", "3", "--expiry-timeout", "1000"],
     "load": ["--nodes", "1500", "--fanout", "100"],
+    # The scale workloads, tiny: 4 idle sessions pinging every 500 ms for 1 s, 2 of them
+    # vanishing; 4 sessions watching 20 znodes each, 2 rounds of fan-out.
+    "sessions": ["--duration", "1", "--session-timeout", "1500", "--expire", "2", "--expiry-timeout", "1000"],
+    "watches": ["--keys", "20", "--ops", "2"],
 }
+# Workloads that report the server's memory (with --server-pid) and its mntr counters.
+PROBED = {"load": "znode", "sessions": "session", "watches": "watch"}
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +45,8 @@ def _needs_rzk_binary():
 
 def run_bench(server: h.Server, workload: str, extra=()) -> dict:
     cmd = [str(h.rzk_binary()), "bench", workload, "--servers", server.hosts] + COMMON + WORKLOADS[workload] + list(extra)
+    if workload in PROBED:
+        cmd += ["--server-pid", str(server.proc.pid)]
     r = h.run_bounded(cmd, timeout=60)
     assert r.returncode == 0, "rzk bench %s failed (%d):\n%s" % (workload, r.returncode, r.stderr.decode(errors="replace"))
     return json.loads(r.stdout)
@@ -72,6 +80,20 @@ def test_bench_workload_report_is_sane(server, workload):
     if workload == "expiry":
         # the ephemerals cannot go before the sessions expire
         assert res["latency_us"]["min"] >= res["extra"]["negotiated_timeout_ms"] * 1000
+    if workload in PROBED:
+        ex = res["extra"]
+        assert ex["server_rss_bytes"] > 0 and ex["server_peak_rss_bytes"] >= ex["server_rss_bytes"], ex
+        assert "server_bytes_per_%s" % PROBED[workload] in ex, ex
+        assert ex["mntr"]["zk_znode_count"] > 0, ex["mntr"]
+    if workload == "sessions":
+        ex = res["extra"]
+        assert ex["sessions"] == 4 and ex["pings_per_sec"] > 0, ex
+        assert ex["mntr"]["zk_ephemerals_count"] >= 2, ex["mntr"]
+        assert ex["expiry"]["expired_sessions"] == 2 and ex["expiry"]["all_gone_ms"] > 0, ex["expiry"]
+    if workload == "watches":
+        ex = res["extra"]
+        assert ex["watches"] == 80 and ex["mntr"]["zk_watch_count"] >= 80, ex
+        assert res["ops"] == 2 and res["extra_latency_us"]["notification"]["count"] == 8, res
     if workload == "load":
         assert res["extra"]["nodes_created"] == 1500
         assert res["extra"]["last_path"] == "/bench/load/d000014/n000099"

@@ -33,7 +33,16 @@ pub struct Dial {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// A SASL login every session makes after its handshake.
     pub login: Option<rzk_client::sasl::SaslLogin>,
+    /// `--local-addrs`: connection `i` binds source address 127.0.0.(1 + i % n) when n > 1,
+    /// so more connections than one address's ephemeral ports reach a loopback server.
+    pub local_addrs: u8,
+    /// Bytes reserved for each socket read: large for the throughput workloads, small where
+    /// a run holds many idle sessions (their buffers would be most of the client's memory).
+    pub read_chunk_bytes: usize,
 }
+
+/// A socket read's reservation for the throughput workloads.
+pub const READ_CHUNK_BYTES: usize = 32 * 1024;
 
 /// A plaintext or TLS connection.
 enum Stream {
@@ -86,6 +95,7 @@ pub struct Session {
     wbuf: Vec<u8>,
     next_xid: i32,
     io_timeout: Duration,
+    read_chunk_bytes: usize,
     pub session_id: SessionId,
     pub timeout_ms: i32,
 }
@@ -101,7 +111,16 @@ impl Session {
     /// session of `timeout_ms` (the TLS handshake first, with TLS).
     pub async fn connect(dial: &Dial, i: usize, timeout_ms: i32) -> Result<Session, BenchError> {
         let (addr, io_timeout) = (dial.addrs[i % dial.addrs.len()], dial.io_timeout);
-        let tcp = match tokio::time::timeout(io_timeout, TcpStream::connect(addr)).await {
+        let connect = async {
+            if dial.local_addrs <= 1 {
+                return TcpStream::connect(addr).await;
+            }
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % dial.local_addrs as usize) as u8);
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::new(source.into(), 0))?;
+            sock.connect(addr).await
+        };
+        let tcp = match tokio::time::timeout(io_timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(BenchError::Io { addr, what: "connect", source: e }),
             Err(_) => return Err(BenchError::Timeout { addr, what: "connect" }),
@@ -124,9 +143,10 @@ impl Session {
         let mut s = Session {
             stream,
             addr,
-            rbuf: Vec::with_capacity(64 * 1024),
+            rbuf: Vec::with_capacity(dial.read_chunk_bytes),
             rstart: 0,
-            wbuf: Vec::with_capacity(16 * 1024),
+            wbuf: Vec::with_capacity(dial.read_chunk_bytes.min(16 * 1024)),
+            read_chunk_bytes: dial.read_chunk_bytes,
             next_xid: 1,
             io_timeout,
             session_id: SessionId(0),
@@ -205,6 +225,13 @@ impl Session {
         xid
     }
 
+    /// Appends a ping (xid -2, as the Java client sends them); its reply has xid -2 too.
+    pub fn push_ping(&mut self) {
+        let mut w = Writer::for_frame();
+        RequestHeader { xid: rzk_proto::codes::xid::PING, op: OpCode::Ping.code() }.write(&mut w);
+        self.wbuf.extend_from_slice(&w.finish_frame());
+    }
+
     /// Sends everything pushed so far.
     pub async fn flush(&mut self) -> Result<(), BenchError> {
         if self.wbuf.is_empty() {
@@ -230,7 +257,7 @@ impl Session {
             self.rbuf.drain(..self.rstart);
             self.rstart = 0;
         }
-        self.rbuf.reserve(32 * 1024);
+        self.rbuf.reserve(self.read_chunk_bytes);
         let addr = self.addr;
         match tokio::time::timeout(self.io_timeout, self.stream.read_buf(&mut self.rbuf)).await {
             Ok(Ok(0)) => Err(BenchError::Closed { addr }),

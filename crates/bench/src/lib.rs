@@ -14,10 +14,13 @@
 //! - [`workload`]: the pipelined closed-loop workloads (create, set, get, mixed, exists,
 //!   children, multi, load) and their setup.
 //! - [`scenario`]: the coordinated ones: watch fan-out, session churn, ephemeral expiry.
+//! - [`scale`]: the scale ones (many idle sessions, many watches) and the server probes
+//!   (`/proc/PID` memory and CPU, `mntr`) that the load workload reports too.
 //! - [`report`]: HDR histograms, CPU from `getrusage`, the progress line, text and JSON output.
 
 pub mod conn;
 pub mod report;
+pub mod scale;
 pub mod scenario;
 pub mod workload;
 
@@ -51,8 +54,17 @@ pub enum Workload {
     /// `--clients` sessions with `--ephemerals` each vanish without closing; the time until
     /// all their ephemerals are gone.
     Expiry,
-    /// Fills a tree of `--nodes` znodes (`--fanout` per parent) as fast as the server takes them.
+    /// Fills a tree of `--nodes` znodes (`--fanout` per parent) as fast as the server takes them;
+    /// with `--server-pid`, the server's resident bytes per znode.
     Load,
+    /// Opens `--clients` sessions and holds them idle (pinging) for `--duration` seconds: the
+    /// server's memory per session and CPU for the pings; then `--expire` of them (one
+    /// ephemeral each) vanish at once: the time until their ephemerals are gone.
+    Sessions,
+    /// `--clients` sessions each watch all of `--keys` znodes (exists with a watch): the
+    /// server's memory per watch; then `--ops` rounds (default 1) of one change to the first
+    /// znode, notifying every session: the fan-out time.
+    Watches,
 }
 
 impl Workload {
@@ -69,6 +81,8 @@ impl Workload {
             Workload::Churn => "churn",
             Workload::Expiry => "expiry",
             Workload::Load => "load",
+            Workload::Sessions => "sessions",
+            Workload::Watches => "watches",
         }
     }
 }
@@ -163,6 +177,18 @@ pub struct BenchArgs {
     /// Kerberos: the keytab to get tickets from.
     #[arg(long, value_name = "FILE", requires = "kerberos_principal")]
     pub kerberos_keytab: Option<std::path::PathBuf>,
+    /// The server's process id (same machine): its resident memory (`/proc/PID/status`) and
+    /// CPU are reported before and after the load, sessions and watches workloads.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Source addresses 127.0.0.1 .. 127.0.0.N for the connections (round-robin), for more
+    /// connections to one loopback server than one address has ephemeral ports.
+    #[arg(long, default_value_t = 1)]
+    pub local_addrs: u8,
+    /// For sessions: how many of the sessions create one ephemeral each and then vanish at
+    /// once (their connections dropped without closing).
+    #[arg(long, default_value_t = 0)]
+    pub expire: usize,
     /// Seconds without any reply after which a session's read fails the run.
     #[arg(long, default_value_t = 30.0)]
     pub io_timeout: f64,
@@ -232,6 +258,9 @@ impl Settings {
         positive("--keys", args.keys)?;
         positive("--parents", args.parents)?;
         positive("--multi-size", args.multi_size)?;
+        if args.expire > args.clients {
+            return Err(BenchError::Usage("--expire cannot exceed --clients".into()));
+        }
         if args.fanout == 0 || args.nodes == 0 {
             return Err(BenchError::Usage("--nodes and --fanout must be at least 1".into()));
         }
@@ -256,7 +285,7 @@ impl Settings {
         let duration = match (args.duration, args.ops, args.workload) {
             (Some(d), _, _) => Some(secs("--duration", d)?),
             // These end by themselves (a tree filled, rounds done) unless a duration is given.
-            (None, _, Workload::Load | Workload::Expiry) => None,
+            (None, _, Workload::Load | Workload::Expiry | Workload::Watches) => None,
             (None, Some(_), _) => None,
             (None, None, _) => Some(Duration::from_secs(10)),
         };
@@ -282,7 +311,15 @@ impl Settings {
             }
             _ => None,
         };
-        let dial = conn::Dial { addrs, hosts, io_timeout, tls, login };
+        let scale = matches!(args.workload, Workload::Sessions | Workload::Watches);
+        if args.local_addrs == 0 {
+            return Err(BenchError::Usage("--local-addrs must be at least 1".into()));
+        }
+        if args.local_addrs > 1 && !addrs.iter().all(|a| a.ip().is_loopback() && a.is_ipv4()) {
+            return Err(BenchError::Usage("--local-addrs needs IPv4 loopback --servers (127.0.0.x)".into()));
+        }
+        let read_chunk_bytes = if scale { 512 } else { conn::READ_CHUNK_BYTES };
+        let dial = conn::Dial { addrs, hosts, io_timeout, tls, login, local_addrs: args.local_addrs, read_chunk_bytes };
         Ok(Settings { args, dial, duration, warmup })
     }
 }
@@ -319,6 +356,8 @@ pub fn run(s: &Settings) -> Result<report::RunResult, BenchError> {
         Workload::Watch => scenario::watch(s),
         Workload::Churn => scenario::churn(s),
         Workload::Expiry => scenario::expiry(s),
+        Workload::Sessions => scale::sessions(s),
+        Workload::Watches => scale::watches(s),
         _ => workload::pipelined(s),
     }
 }

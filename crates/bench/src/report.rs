@@ -279,7 +279,7 @@ impl RunResult {
     pub fn to_text(&self, s: &Settings) -> String {
         let a = &s.args;
         let mut out = String::new();
-        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<16}{v}\n"));
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<15} {v}\n"));
         line(
             "workload",
             format!(

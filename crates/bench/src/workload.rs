@@ -150,7 +150,9 @@ impl Gen {
                 let path = l.path(i);
                 (s.push(OpCode::Create, |w| req::create(w, &path, &spec.value, 0)), None)
             }
-            Workload::Watch | Workload::Churn | Workload::Expiry => unreachable!("not a pipelined workload"),
+            Workload::Watch | Workload::Churn | Workload::Expiry | Workload::Sessions | Workload::Watches => {
+                unreachable!("not a pipelined workload")
+            }
         })
     }
 }
@@ -251,7 +253,9 @@ async fn setup(st: &Settings) -> Result<Spec, BenchError> {
             create_many(&mut s, (0..dirs).map(|j| format!("{prefix}/d{j:06}")), b"", 0, 512).await?;
             spec.load = Some(LoadSpec { prefix, nodes: a.nodes, fanout: a.fanout, next: AtomicU64::new(0) });
         }
-        Workload::Watch | Workload::Churn | Workload::Expiry => unreachable!("not a pipelined workload"),
+        Workload::Watch | Workload::Churn | Workload::Expiry | Workload::Sessions | Workload::Watches => {
+            unreachable!("not a pipelined workload")
+        }
     }
     s.close().await?;
     Ok(spec)
@@ -322,6 +326,7 @@ async fn drive(
 pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
     let a = &st.args;
     let spec = Arc::new(crate::runtime()?.block_on(setup(st))?);
+    let server_before = (a.workload == Workload::Load).then(|| crate::scale::ServerProbe::take(st));
     let threads = a.threads.min(a.clients);
     let cpu = CpuClock::start();
     let line = ProgressLine::start(a.workload.name().into(), a.quiet, st.duration, "ops");
@@ -418,6 +423,10 @@ pub fn pipelined(st: &Settings) -> Result<RunResult, BenchError> {
             extra.insert("nodes_created".into(), json!(tally.ops - failed));
             extra.insert("fanout".into(), json!(a.fanout));
             extra.insert("last_path".into(), json!(l.path(a.nodes - 1)));
+            let after = crate::scale::ServerProbe::take(st);
+            if let Some(before) = &server_before {
+                after.report(&mut extra, before, "znode", tally.ops - failed);
+            }
         }
         Workload::Mixed => {
             extra.insert("read_ratio".into(), json!(a.read_ratio));

@@ -120,7 +120,7 @@ impl SnapshotWalk {
         if acl != rzk_tree::OPEN_UNSAFE_ACL_ID && !self.known_acls.contains(&acl) {
             return Err(UnknownAcl { path, acl });
         }
-        format::encode_node(&path, data, acl, stat, w);
+        format::encode_node(&path, data, acl, &stat, w);
         self.nodes += 1;
         if !names.is_empty() {
             self.stack.push(Frame { prefix: path, names, pos: 0, hints, next: 0 });

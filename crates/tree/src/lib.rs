@@ -14,6 +14,7 @@
 //!   clients through getChildren, getEphemerals and closeSession, and `ConcurrentHashMap`
 //!   order (sessions with ephemerals, containers, TTL nodes → ContainerManager's order).
 //! - [`quota`]: the quota path trie and `StatsTrack` text.
+//! - [`slab`]: the node slab, a vector in fixed-size chunks (no doubling copies).
 //!
 //! It is pure: no I/O, no clock, no randomness, no threads or locks. The same sequence of
 //! calls always produces the same results, in the same order.
@@ -24,6 +25,7 @@ pub mod digest;
 pub mod ephemeral;
 pub mod java;
 pub mod quota;
+pub mod slab;
 pub mod tree;
 pub mod watch;
 

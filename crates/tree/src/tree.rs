@@ -2,16 +2,20 @@
 //! and TTL sets, the two watch tables, quota bookkeeping and the digest — and
 //! `processTxn`, which applies a transaction to all of them.
 //!
-//! Storage: nodes live in a slab addressed by a `u32` id; each holds its full path and data
-//! in one allocation. A node's children set is a [`JavaHashSet`] of child ids hashed by the
-//! child's *name*, so iterating it gives the names in the order ZooKeeper's
+//! Storage: nodes live in a slab (in fixed chunks, [`crate::slab`]) addressed by a `u32`
+//! id, 56 bytes each; each holds its full path and data in one allocation, with the rarely
+//! set `ephemeralOwner`, `aversion`, `cversion` and `pzxid` behind them. The children sets, for the nodes that
+//! have children, are in a map beside the slab. A node's children set is a [`JavaHashSet`]
+//! of child ids hashed by the child's *name*, so iterating it gives the names in the order
+//! ZooKeeper's
 //! `HashSet<String>(8)` would; a path is found by walking those sets from the root, one
 //! segment at a time (no separate path index). The root is stored as `/`;
 //! ZooKeeper also keeps it under the alias `""`, which shows in [`DataTree::node_count`]
 //! (one more than the real nodes), in the approximate data size and in the digest (the
 //! root is hashed under `""`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use rzk_proto::client::{SetWatches2, WatcherEvent};
@@ -23,10 +27,30 @@ use crate::digest;
 use crate::ephemeral::{EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::java::{string_hash_code, ConcurrentOrder, JavaHashSet};
 use crate::quota::{self, PathTrie, StatsTrack};
+use crate::slab::ChunkedVec;
 use crate::watch::{Flavor, WatchManager, WatcherId, WatcherMode, WatchesSummary};
 
 type NodeId = u32;
 const ROOT: NodeId = 0;
+
+/// The hash of a [`NodeId`] key (`DataTree::children`): a multiplication, as node ids are
+/// small dense integers chosen by the tree, not by clients.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// Where a child was when a snapshot walk listed it ([`DataTree::snapshot_node_hinted`]): a
 /// hint only, checked against the path before use (the node may be gone, its slot reused).
@@ -194,25 +218,98 @@ fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -
 /// pointer in every node and one allocator size-class rounding: a 27-byte path with 100
 /// bytes of data took 32 + 112 bytes, and now takes 128 (see docs/BENCH.md, memory per
 /// znode).
+///
+/// What a node rarely has is kept here too, behind the header, rather than in every `Node`
+/// (most znodes are persistent leaves that never had their ACL set): its `ephemeralOwner`
+/// when not 0, its `aversion` and `cversion` when not 0, its `pzxid` when not its `czxid`
+/// (as the difference: a node's pzxid moves only when its children change). A header bit says whether a block of them follows: a mask
+/// byte, then each present one as a zigzag varint. Setting them rebuilds the allocation, as
+/// setData does. (The ACL id is not one of them: every node created with an ACL list has a
+/// cache id, -1 is only for a null list.)
 #[derive(Clone, PartialEq, Eq)]
 struct PathData(Box<[u8]>);
 
+/// Header bits below the path length: data is null; an extras block follows the header.
+const PD_NULL: u64 = 1;
+const PD_EXTRAS: u64 = 2;
+const PD_FLAG_BITS: u32 = 2;
+/// Bits of the extras mask byte.
+const EX_OWNER: u8 = 1;
+const EX_AVERSION: u8 = 2;
+const EX_CVERSION: u8 = 4;
+const EX_PZXID: u8 = 8;
+const EX_BITS: [u8; 4] = [EX_OWNER, EX_AVERSION, EX_CVERSION, EX_PZXID];
+
+/// A node's rarely-set fields (see [`PathData`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extras {
+    owner: i64,
+    aversion: i32,
+    cversion: i32,
+    /// pzxid − czxid.
+    pzxid_delta: i64,
+}
+
+impl Extras {
+    const DEFAULT: Extras = Extras { owner: 0, aversion: 0, cversion: 0, pzxid_delta: 0 };
+}
+
+fn push_varint(v: &mut Vec<u8>, mut x: u64) {
+    loop {
+        let b = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            v.push(b);
+            return;
+        }
+        v.push(b | 0x80);
+    }
+}
+
+fn varint_len(x: u64) -> usize {
+    (64 - (x | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// (value, bytes read) of the varint at the start of `b`.
+fn read_varint(b: &[u8]) -> (u64, usize) {
+    let mut x = 0u64;
+    let mut i = 0;
+    loop {
+        let c = b[i];
+        x |= ((c & 0x7f) as u64) << (7 * i);
+        i += 1;
+        if c & 0x80 == 0 {
+            return (x, i);
+        }
+    }
+}
+
+fn zigzag(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+fn unzigzag(x: u64) -> i64 {
+    (x >> 1) as i64 ^ -((x & 1) as i64)
+}
+
 impl PathData {
-    fn new(path: &str, data: Option<&[u8]>) -> PathData {
+    fn new(path: &str, data: Option<&[u8]>, ex: Extras) -> PathData {
         let d = data.unwrap_or(&[]);
-        let mut h = (path.len() as u64) << 1 | data.is_none() as u64;
-        let header_len = (64 - (h | 1).leading_zeros() as usize).div_ceil(7);
+        let fields =
+            [(EX_OWNER, ex.owner), (EX_AVERSION, ex.aversion as i64), (EX_CVERSION, ex.cversion as i64), (EX_PZXID, ex.pzxid_delta)];
+        let mask = fields.iter().filter(|f| f.1 != 0).fold(0u8, |m, f| m | f.0);
+        let h = (path.len() as u64) << PD_FLAG_BITS | if data.is_none() { PD_NULL } else { 0 } | if mask != 0 { PD_EXTRAS } else { 0 };
+        let extras_len =
+            if mask == 0 { 0 } else { 1 + fields.iter().filter(|f| mask & f.0 != 0).map(|f| varint_len(zigzag(f.1))).sum::<usize>() };
         // Exactly the final size: a larger buffer shrunk by `into_boxed_slice` may stay in its
         // bigger allocator size class (mimalloc reallocates in place when shrinking).
-        let mut v = Vec::with_capacity(header_len + path.len() + d.len());
-        loop {
-            let b = (h & 0x7f) as u8;
-            h >>= 7;
-            if h == 0 {
-                v.push(b);
-                break;
+        let mut v = Vec::with_capacity(varint_len(h) + extras_len + path.len() + d.len());
+        push_varint(&mut v, h);
+        if mask != 0 {
+            v.push(mask);
+            for f in fields.iter().filter(|f| mask & f.0 != 0) {
+                push_varint(&mut v, zigzag(f.1));
             }
-            v.push(b | 0x80);
         }
         v.extend_from_slice(path.as_bytes());
         v.extend_from_slice(d);
@@ -220,19 +317,44 @@ impl PathData {
         PathData(v.into_boxed_slice())
     }
 
-    /// (header length, path length, data is null).
+    /// (where the path starts, path length, data is null).
     fn header(&self) -> (usize, usize, bool) {
-        let mut h = 0u64;
-        let mut i = 0;
-        loop {
-            let b = self.0[i];
-            h |= ((b & 0x7f) as u64) << (7 * i);
+        let (h, mut i) = read_varint(&self.0);
+        if h & PD_EXTRAS != 0 {
+            let mask = self.0[i];
             i += 1;
-            if b & 0x80 == 0 {
-                break;
+            for bit in EX_BITS {
+                if mask & bit != 0 {
+                    i += read_varint(&self.0[i..]).1;
+                }
             }
         }
-        (i, (h >> 1) as usize, h & 1 == 1)
+        (i, (h >> PD_FLAG_BITS) as usize, h & PD_NULL != 0)
+    }
+
+    /// The owner, ACL id and aversion.
+    fn extras(&self) -> Extras {
+        let (h, mut i) = read_varint(&self.0);
+        let mut ex = Extras::DEFAULT;
+        if h & PD_EXTRAS == 0 {
+            return ex;
+        }
+        let mask = self.0[i];
+        i += 1;
+        for bit in EX_BITS {
+            if mask & bit != 0 {
+                let (z, n) = read_varint(&self.0[i..]);
+                i += n;
+                let x = unzigzag(z);
+                match bit {
+                    EX_OWNER => ex.owner = x,
+                    EX_AVERSION => ex.aversion = x as i32,
+                    EX_CVERSION => ex.cversion = x as i32,
+                    _ => ex.pzxid_delta = x,
+                }
+            }
+        }
+        ex
     }
 
     fn path_bytes(&self) -> &[u8] {
@@ -270,21 +392,93 @@ impl std::fmt::Debug for PathData {
     }
 }
 
+/// A node's `StatPersisted` without `ephemeralOwner`, `aversion`, `cversion` and `pzxid`
+/// (in [`PathData`]), and its ACL id: 40 bytes (`StatPersisted` itself takes 64).
+#[derive(Debug, Clone)]
+struct NodeStat {
+    czxid: Zxid,
+    mzxid: Zxid,
+    ctime: i64,
+    mtime: i64,
+    version: i32,
+    /// The ACL cache id (`DataNode.acl`, a long in ZooKeeper; ids are counted from 0 here
+    /// and checked to fit when a snapshot is loaded).
+    acl: i32,
+}
+
+/// One znode: 56 bytes in the slab (its children set, when it has one, is in
+/// `DataTree::children`), plus its [`PathData`] allocation.
 #[derive(Debug, Clone)]
 struct Node {
     pd: PathData,
-    acl: i64,
-    stat: StatPersisted,
-    /// `null` until the first child is added, then never shrinks (as in ZooKeeper).
-    children: Option<Box<JavaHashSet<NodeId>>>,
+    stat: NodeStat,
+}
+
+const _: () = assert!(std::mem::size_of::<Option<Node>>() == 56);
+
+/// An ACL id as a node keeps it.
+fn acl_slot(acl: i64) -> i32 {
+    i32::try_from(acl).expect("ACL ids are counted from 0 by the ACL cache and checked when a snapshot loads")
 }
 
 impl Node {
     fn new(path: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted) -> Node {
-        Node { pd: PathData::new(path, data), acl, stat, children: None }
+        let s = NodeStat {
+            czxid: stat.czxid,
+            mzxid: stat.mzxid,
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            version: stat.version,
+            acl: acl_slot(acl),
+        };
+        let ex = Extras {
+            owner: stat.ephemeral_owner,
+            aversion: stat.aversion,
+            cversion: stat.cversion,
+            pzxid_delta: stat.pzxid.0.wrapping_sub(stat.czxid.0),
+        };
+        Node { pd: PathData::new(path, data, ex), stat: s }
     }
-    fn num_children(&self) -> i32 {
-        self.children.as_ref().map_or(0, |c| c.len() as i32)
+    fn cversion(&self) -> i32 {
+        self.pd.extras().cversion
+    }
+    fn pzxid(&self) -> Zxid {
+        Zxid(self.stat.czxid.0.wrapping_add(self.pd.extras().pzxid_delta))
+    }
+    /// Sets cversion and pzxid (a child created or deleted), keeping the rest.
+    fn set_child_stat(&mut self, cversion: i32, pzxid: Zxid) {
+        let ex = Extras { cversion, pzxid_delta: pzxid.0.wrapping_sub(self.stat.czxid.0), ..self.pd.extras() };
+        self.pd = PathData::new(self.pd.path(), self.pd.data_opt(), ex);
+    }
+    fn acl(&self) -> i64 {
+        self.stat.acl as i64
+    }
+    fn owner(&self) -> i64 {
+        self.pd.extras().owner
+    }
+    /// Sets the ACL id and aversion (setACL), keeping path, data and owner.
+    fn set_acl(&mut self, acl: i64, aversion: i32) {
+        self.stat.acl = acl_slot(acl);
+        let ex = self.pd.extras();
+        if ex.aversion != aversion {
+            self.pd = PathData::new(self.pd.path(), self.pd.data_opt(), Extras { aversion, ..ex });
+        }
+    }
+    /// The persisted stat, as ZooKeeper's `DataNode.stat`.
+    fn persisted(&self) -> StatPersisted {
+        let s = &self.stat;
+        let ex = self.pd.extras();
+        StatPersisted {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: ex.cversion,
+            aversion: ex.aversion,
+            ephemeral_owner: ex.owner,
+            pzxid: Zxid(s.czxid.0.wrapping_add(ex.pzxid_delta)),
+        }
     }
     fn path(&self) -> &str {
         self.pd.path()
@@ -297,7 +491,7 @@ impl Node {
     }
     /// Replaces the data (`None` = null), keeping the path.
     fn set_data(&mut self, data: Option<&[u8]>) {
-        self.pd = PathData::new(self.pd.path(), data);
+        self.pd = PathData::new(self.pd.path(), data, self.pd.extras());
     }
     /// The last path segment. Only the name is checked as UTF-8 (getChildren lists many).
     fn name(&self) -> &str {
@@ -340,8 +534,12 @@ fn event(t: EventType, path: &str) -> WatcherEvent {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     opts: TreeOptions,
-    slab: Vec<Option<Node>>,
+    slab: ChunkedVec<Option<Node>>,
     free: Vec<NodeId>,
+    /// Each node's children set, for the nodes that have had a child: `null` until the first
+    /// child is added, then never shrinks (as in ZooKeeper). Outside the slab: most znodes
+    /// are leaves, and 8 bytes in every node cost more than a map of the parents.
+    children: HashMap<NodeId, JavaHashSet<NodeId>, BuildHasherDefault<IdHasher>>,
     live: usize,
     acl_cache: AclCache,
     /// Per-session ephemeral sets (`HashSet<String>` each)...
@@ -400,8 +598,9 @@ impl DataTree {
     fn empty(opts: TreeOptions) -> DataTree {
         DataTree {
             opts,
-            slab: Vec::new(),
+            slab: ChunkedVec::default(),
             free: Vec::new(),
+            children: HashMap::default(),
             live: 0,
             acl_cache: AclCache::new(),
             ephemerals: BTreeMap::new(),
@@ -450,7 +649,7 @@ impl DataTree {
         let mut start = 1;
         loop {
             let end = b[start..].iter().position(|&c| c == b'/').map_or(b.len(), |i| start + i);
-            let children = self.slab.get(id as usize)?.as_ref()?.children.as_deref()?;
+            let children = self.children.get(&id)?;
             let prefix = &b[..end];
             let slab = &self.slab;
             id = *children.find_by(string_hash_code(&path[start..end]), |&c| {
@@ -484,25 +683,30 @@ impl DataTree {
     fn remove_node(&mut self, id: NodeId) -> Node {
         self.live -= 1;
         self.free.push(id);
+        self.children.remove(&id);
         self.slab[id as usize].take().expect("live node id")
     }
 
     fn add_child(&mut self, parent: NodeId, child: NodeId) {
         let h = string_hash_code(self.node(child).name());
-        let p = self.node_mut(parent);
-        p.children.get_or_insert_with(|| Box::new(JavaHashSet::with_capacity(8))).insert_with_hash(h, child);
+        debug_assert!(self.slab.get(parent as usize).is_some_and(|n| n.is_some()), "a child of a live node");
+        self.children.entry(parent).or_insert_with(|| JavaHashSet::with_capacity(8)).insert_with_hash(h, child);
     }
 
     fn remove_child(&mut self, parent: NodeId, child: NodeId) -> bool {
         let h = string_hash_code(self.node(child).name());
-        match self.node_mut(parent).children.as_mut() {
+        match self.children.get_mut(&parent) {
             Some(c) => c.remove_with_hash(h, &child),
             None => false,
         }
     }
 
     fn child_ids(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        self.node(id).children.iter().flat_map(|c| c.iter().copied())
+        self.children.get(&id).into_iter().flat_map(|c| c.iter().copied())
+    }
+
+    fn num_children(&self, id: NodeId) -> i32 {
+        self.children.get(&id).map_or(0, |c| c.len() as i32)
     }
 
     // ---- digest ----
@@ -512,7 +716,7 @@ impl DataTree {
             return 0;
         }
         let n = self.node(id);
-        digest::calculate_digest(n.path(), n.data(), &n.stat)
+        digest::calculate_digest(n.path(), n.data(), &n.persisted())
     }
 
     fn digest_add(&mut self, id: NodeId) {
@@ -553,11 +757,11 @@ impl DataTree {
             path: n.path(),
             data: n.data(),
             data_is_null: n.pd.is_null(),
-            acl: self.acl_of(n.acl),
-            acl_id: n.acl,
-            stat: n.stat.clone(),
-            num_children: n.num_children(),
-            ephemeral_type: EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled),
+            acl: self.acl_of(n.acl()),
+            acl_id: n.acl(),
+            stat: n.persisted(),
+            num_children: self.num_children(id),
+            ephemeral_type: EphemeralType::of(n.owner(), self.opts.extended_types_enabled),
             extended_types_enabled: self.opts.extended_types_enabled,
         }
     }
@@ -589,7 +793,7 @@ impl DataTree {
 
     fn client_stat(&self, id: NodeId) -> Stat {
         let n = self.node(id);
-        make_stat(&n.stat, n.data().len(), n.num_children(), self.opts.extended_types_enabled)
+        make_stat(&n.persisted(), n.data().len(), self.num_children(id), self.opts.extended_types_enabled)
     }
 
     /// The children's names in the order ZooKeeper's getChildren returns them.
@@ -601,7 +805,7 @@ impl DataTree {
     /// The ACL list of `path` and its Stat (`getACL`).
     pub fn get_acl(&self, path: &str) -> Option<(Vec<Acl>, Stat)> {
         let id = self.lookup(path)?;
-        Some((self.acl_of(self.node(id).acl).to_vec(), self.client_stat(id)))
+        Some((self.acl_of(self.node(id).acl()).to_vec(), self.client_stat(id)))
     }
 
     /// `DataTree.getData`: data and Stat; with a watcher, a data watch is left (only when the
@@ -719,9 +923,9 @@ impl DataTree {
         for p in self.containers() {
             if let Some(id) = self.lookup(&p) {
                 let n = self.node(id);
-                if n.num_children() == 0 {
+                if self.num_children(id) == 0 {
                     let elapsed = now_ms - n.stat.mtime;
-                    if n.stat.cversion > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
+                    if n.cversion() > 0 || (max_never_used_interval_ms != 0 && elapsed > max_never_used_interval_ms) {
                         candidates.insert(n.path());
                     }
                 }
@@ -730,10 +934,8 @@ impl DataTree {
         for (p, _) in self.ttls() {
             if let Some(id) = self.lookup(&p) {
                 let n = self.node(id);
-                if n.num_children() == 0
-                    && EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Ttl
-                {
-                    let ttl = EphemeralType::ttl_value(n.stat.ephemeral_owner);
+                if self.num_children(id) == 0 && EphemeralType::of(n.owner(), self.opts.extended_types_enabled) == EphemeralType::Ttl {
+                    let ttl = EphemeralType::ttl_value(n.owner());
                     if ttl != 0 && now_ms - n.stat.mtime > ttl {
                         candidates.insert(n.path());
                     }
@@ -963,17 +1165,19 @@ impl DataTree {
         }
         if let Some(existing) = self.lookup(path) {
             if self.opts.flavor == Flavor::V3_9 {
-                self.node_mut(existing).acl = acl_id;
+                let n = self.node_mut(existing);
+                let aversion = n.pd.extras().aversion;
+                n.set_acl(acl_id, aversion);
             }
             return Err(ErrorCode::NodeExists);
         }
         self.digest_remove(pid);
         {
-            let p = &mut self.node_mut(pid).stat;
-            let new_cv = if parent_cversion == -1 { p.cversion.wrapping_add(1) } else { parent_cversion };
-            if new_cv > p.cversion {
-                p.cversion = new_cv;
-                p.pzxid = zxid;
+            let p = self.node_mut(pid);
+            let cv = p.cversion();
+            let new_cv = if parent_cversion == -1 { cv.wrapping_add(1) } else { parent_cversion };
+            if new_cv > cv {
+                p.set_child_stat(new_cv, zxid);
             }
         }
         let stat = StatPersisted::for_new_node(zxid, time, ephemeral_owner);
@@ -1017,7 +1221,7 @@ impl DataTree {
         }
         self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
         if !ws.is_empty() {
-            let acl = self.acl_of(self.node(pid).acl);
+            let acl = self.acl_of(self.node(pid).acl());
             out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
         }
         Ok(out_stat)
@@ -1032,7 +1236,7 @@ impl DataTree {
         let pid = self.lookup(parent_name).ok_or(ErrorCode::NoNode)?;
         let id = self.lookup(path);
         if let Some(id) = id {
-            if self.node(id).num_children() > 0 {
+            if self.num_children(id) > 0 {
                 // ZooKeeper's prep rejects this (NotEmpty); applying it would orphan nodes.
                 return Err(ErrorCode::NotEmpty);
             }
@@ -1043,19 +1247,20 @@ impl DataTree {
             self.remove_child(pid, id);
         }
         {
-            let p = &mut self.node_mut(pid).stat;
-            if zxid > p.pzxid {
-                p.pzxid = zxid;
+            let p = self.node_mut(pid);
+            if zxid > p.pzxid() {
+                let cv = p.cversion();
+                p.set_child_stat(cv, zxid);
             }
         }
         self.digest_add(pid);
         let id = id.ok_or(ErrorCode::NoNode)?;
         self.digest_remove(id);
-        let node_acl = self.acl_of(self.node(id).acl);
+        let node_acl = self.acl_of(self.node(id).acl());
         let node = self.remove_node(id);
-        self.acl_cache.remove_usage(node.acl);
+        self.acl_cache.remove_usage(node.acl());
         self.node_data_size -= java_len(path) + node.data().len() as i64;
-        let owner = node.stat.ephemeral_owner;
+        let owner = node.owner();
         match EphemeralType::of(owner, self.opts.extended_types_enabled) {
             EphemeralType::Container => {
                 self.containers.remove(path);
@@ -1086,7 +1291,7 @@ impl DataTree {
         out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDeleted, path), node_acl.clone())));
         self.child_watches.trigger(parent_name, EventType::NodeChildrenChanged, None, &mut ws);
         if !ws.is_empty() {
-            let acl = self.acl_of(self.node(pid).acl);
+            let acl = self.acl_of(self.node(pid).acl());
             out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeChildrenChanged, parent_name), acl.clone())));
         }
         Ok(())
@@ -1121,7 +1326,7 @@ impl DataTree {
         let mut ws = Vec::new();
         self.data_watches.trigger(path, EventType::NodeDataChanged, None, &mut ws);
         if !ws.is_empty() {
-            let acl = self.acl_of(self.node(id).acl);
+            let acl = self.acl_of(self.node(id).acl());
             out.extend(ws.drain(..).map(|w| (w, event(EventType::NodeDataChanged, path), acl.clone())));
         }
         Ok(stat)
@@ -1129,14 +1334,13 @@ impl DataTree {
 
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        let old = self.node(id).acl;
+        let old = self.node(id).acl();
         self.acl_cache.remove_usage(old);
         self.digest_remove(id);
         let new_id = self.acl_cache.convert_acls(acl);
         {
             let n = self.node_mut(id);
-            n.stat.aversion = version;
-            n.acl = new_id;
+            n.set_acl(new_id, version);
         }
         let stat = self.client_stat(id);
         self.digest_add(id);
@@ -1148,13 +1352,12 @@ impl DataTree {
     pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: Zxid) -> Result<(), ErrorCode> {
         let path = if path.len() > 1 && path.ends_with('/') { &path[..path.len() - 1] } else { path };
         let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        let cur = self.node(id).stat.cversion;
+        let cur = self.node(id).cversion();
         let new_cversion = if new_cversion == -1 { cur.wrapping_add(1) } else { new_cversion };
         if new_cversion > cur {
             self.digest_remove(id);
             let n = self.node_mut(id);
-            n.stat.cversion = new_cversion;
-            n.stat.pzxid = zxid;
+            n.set_child_stat(new_cversion, zxid);
             self.digest_add(id);
         }
         Ok(())
@@ -1331,7 +1534,7 @@ impl DataTree {
         for p in &w.child_watches {
             match self.lookup(p) {
                 None => out.push((watcher, event(EventType::NodeDeleted, p))),
-                Some(id) if self.node(id).stat.pzxid > relative_zxid => out.push((watcher, event(EventType::NodeChildrenChanged, p))),
+                Some(id) if self.node(id).pzxid() > relative_zxid => out.push((watcher, event(EventType::NodeChildrenChanged, p))),
                 Some(_) => {
                     self.child_watches.add_watch(p, watcher, WatcherMode::Standard);
                 }
@@ -1388,7 +1591,7 @@ impl DataTree {
         while let Some(id) = stack.pop() {
             let n = self.node(id);
             let path: &str = if id == ROOT { "" } else { n.path() };
-            f(path, n.data_opt(), n.acl, &n.stat);
+            f(path, n.data_opt(), n.acl(), &n.persisted());
             let kids: Vec<NodeId> = self.child_ids(id).collect();
             stack.extend(kids.into_iter().rev());
         }
@@ -1398,7 +1601,7 @@ impl DataTree {
     /// node at `path` (`""` or `/` is the root) as a snapshot writes it — data (`None` = null),
     /// ACL id, persisted stat — after `child` has been called with each child's name in set
     /// order. `None` if the node is gone (deleted since its parent was visited).
-    pub fn snapshot_node(&self, path: &str, mut child: impl FnMut(&str)) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
+    pub fn snapshot_node(&self, path: &str, mut child: impl FnMut(&str)) -> Option<(Option<&[u8]>, i64, StatPersisted)> {
         self.snapshot_node_hinted(path, None, |name, _| child(name))
     }
 
@@ -1412,7 +1615,7 @@ impl DataTree {
         path: &str,
         hint: Option<NodeHint>,
         mut child: impl FnMut(&str, NodeHint),
-    ) -> Option<(Option<&[u8]>, i64, &StatPersisted)> {
+    ) -> Option<(Option<&[u8]>, i64, StatPersisted)> {
         let hinted = hint
             .map(|h| h.0)
             .filter(|&id| self.slab.get(id as usize).and_then(|r| r.as_ref()).is_some_and(|n| n.pd.path_bytes() == path.as_bytes()));
@@ -1424,7 +1627,7 @@ impl DataTree {
             child(self.node(c).name(), NodeHint(c));
         }
         let n = self.node(id);
-        Some((n.data_opt(), n.acl, &n.stat))
+        Some((n.data_opt(), n.acl(), n.persisted()))
     }
 
     /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
@@ -1443,6 +1646,9 @@ impl DataTree {
         let mut saw_root = false;
         for (path, data, acl, stat) in nodes {
             let path = if path.is_empty() { "/".to_string() } else { path };
+            if i32::try_from(acl).is_err() {
+                return Err(SnapshotError::AclIdOutOfRange(path, acl));
+            }
             if path == "/" {
                 if saw_root {
                     return Err(SnapshotError::DuplicatePath(path));
@@ -1498,7 +1704,7 @@ impl DataTree {
         let mut found = Vec::new();
         while let Some(id) = stack.pop() {
             let n = self.node(id);
-            if n.num_children() == 0 {
+            if self.num_children(id) == 0 {
                 let end = format!("/{}", quota::LIMIT_NODE);
                 let p = n.path();
                 if p.ends_with(&end) {
@@ -1530,7 +1736,7 @@ impl DataTree {
             if self.lookup(n.path()) != Some(id) {
                 return Err(format!("index does not find {}", n.path()));
             }
-            if let Some(c) = &n.children {
+            if let Some(c) = self.children.get(&id) {
                 for cid in c.iter() {
                     let cn = self.node(*cid);
                     match split_path(cn.path()) {
@@ -1542,7 +1748,7 @@ impl DataTree {
             if id != ROOT {
                 let (parent, _) = split_path(n.path()).ok_or("relative path")?;
                 let pid = self.lookup(parent).ok_or_else(|| format!("{} has no parent", n.path()))?;
-                let listed = self.node(pid).children.as_ref().is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
+                let listed = self.children.get(&pid).is_some_and(|c| c.contains_with_hash(string_hash_code(n.name()), &id));
                 if !listed {
                     return Err(format!("{} not in its parent's children", n.path()));
                 }
@@ -1550,10 +1756,10 @@ impl DataTree {
                     return Err(format!("{}: czxid > mzxid", n.path()));
                 }
             }
-            if self.acl_cache.convert_long(n.acl).is_none() {
-                return Err(format!("{}: unknown ACL id {}", n.path(), n.acl));
+            if self.acl_cache.convert_long(n.acl()).is_none() {
+                return Err(format!("{}: unknown ACL id {}", n.path(), n.acl()));
             }
-            let owner = n.stat.ephemeral_owner;
+            let owner = n.owner();
             let ok = match EphemeralType::of(owner, self.opts.extended_types_enabled) {
                 EphemeralType::Container => self.containers.contains(n.path()),
                 EphemeralType::Ttl => self.ttls.contains(n.path()),
@@ -1572,7 +1778,7 @@ impl DataTree {
             .slab
             .iter()
             .flatten()
-            .filter(|n| EphemeralType::of(n.stat.ephemeral_owner, self.opts.extended_types_enabled) == EphemeralType::Normal)
+            .filter(|n| EphemeralType::of(n.owner(), self.opts.extended_types_enabled) == EphemeralType::Normal)
             .count();
         if eph != eph_nodes {
             return Err(format!("ephemerals count {eph} vs {eph_nodes} nodes"));
@@ -1588,9 +1794,10 @@ impl DataTree {
         let mut b = self.slab.capacity() * std::mem::size_of::<Option<Node>>();
         for n in self.slab.iter().flatten() {
             b += n.pd.0.len();
-            if let Some(c) = &n.children {
-                b += std::mem::size_of::<JavaHashSet<NodeId>>() + c.heap_bytes();
-            }
+        }
+        b += self.children.capacity() * (std::mem::size_of::<(NodeId, JavaHashSet<NodeId>)>() + 1);
+        for c in self.children.values() {
+            b += c.heap_bytes();
         }
         b
     }
@@ -1603,6 +1810,9 @@ pub enum SnapshotError {
     /// A node came before its parent.
     MissingParent(String),
     DuplicatePath(String),
+    /// A node's ACL id is beyond what a node keeps (ZooKeeper counts them from 0: such an
+    /// id means a corrupt file).
+    AclIdOutOfRange(String, i64),
 }
 
 impl std::fmt::Display for SnapshotError {
@@ -1611,6 +1821,7 @@ impl std::fmt::Display for SnapshotError {
             SnapshotError::MissingRoot => write!(f, "snapshot has no root node"),
             SnapshotError::MissingParent(p) => write!(f, "invalid DataTree: no parent for {p}"),
             SnapshotError::DuplicatePath(p) => write!(f, "invalid DataTree: {p} appears twice"),
+            SnapshotError::AclIdOutOfRange(p, id) => write!(f, "invalid DataTree: {p} has ACL id {id}, beyond 2^31"),
         }
     }
 }
@@ -1627,15 +1838,24 @@ mod storage_tests {
         let long = format!("/{}", "x".repeat(20_000));
         for path in ["/", "/a", "/zookeeper/quota", "/é/ü", long.as_str()] {
             for data in [None, Some(&b""[..]), Some(&b"v"[..]), Some(&[7u8; 300][..])] {
-                let pd = PathData::new(path, data);
-                assert_eq!(pd.path(), path);
-                assert_eq!(pd.data_opt(), data);
-                assert_eq!(pd.data(), data.unwrap_or(&[]));
-                assert_eq!(pd.is_null(), data.is_none());
+                for owner in [0, 1, -1, 0x1234_5678_9abc_def0, i64::MIN, i64::MAX] {
+                    for (aversion, pzxid_delta) in [(0, 0), (7, 1 << 40), (-1, -5), (i32::MAX, i64::MAX), (i32::MIN, i64::MIN)] {
+                        let ex = Extras { owner, aversion, cversion: aversion.wrapping_mul(3), pzxid_delta };
+                        let pd = PathData::new(path, data, ex);
+                        assert_eq!(pd.path(), path);
+                        assert_eq!(pd.data_opt(), data);
+                        assert_eq!(pd.data(), data.unwrap_or(&[]));
+                        assert_eq!(pd.is_null(), data.is_none());
+                        assert_eq!(pd.extras(), ex);
+                    }
+                }
             }
         }
-        // One header byte for paths under 64 bytes: 27-byte path + 100-byte value = 128.
-        assert_eq!(PathData::new("/bench/load/d000999/n000999", Some(&[0; 100])).0.len(), 128);
+        // One header byte for paths under 32 bytes: 27-byte path + 100-byte value = 128; an
+        // owner adds a mask byte and its varint.
+        let p = "/bench/load/d000999/n000999";
+        assert_eq!(PathData::new(p, Some(&[0; 100]), Extras::DEFAULT).0.len(), 128);
+        assert_eq!(PathData::new(p, Some(&[0; 100]), Extras { owner: 5, ..Extras::DEFAULT }).0.len(), 130);
     }
 
     #[test]
@@ -1669,7 +1889,8 @@ mod storage_tests {
 
     #[test]
     fn node_size() {
-        // Path+data pointer 16, ACL id 8, StatPersisted 64, children 8 (see docs/BENCH.md).
-        assert_eq!(std::mem::size_of::<Option<Node>>(), 96);
+        // Path+data pointer 16, StatPersisted without ephemeralOwner, aversion, cversion and
+        // pzxid 36, ACL id 4 (see bench/FINDINGS.md, memory per znode).
+        assert_eq!(std::mem::size_of::<Option<Node>>(), 56);
     }
 }

@@ -18,7 +18,7 @@ use rzk_proto::Id;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 /// Frames queued for one client beyond which it is disconnected.
@@ -26,6 +26,14 @@ pub const OUTBOUND_FRAMES_MAX: usize = 16 * 1024;
 /// Bytes queued for one client beyond which it is disconnected (the client is not reading
 /// what it is sent).
 pub const OUTBOUND_BYTES_MAX: usize = 128 << 20;
+/// What an idle connection keeps of its read and write buffers: they grow while a client
+/// keeps them busy (up to [`READ_CHUNK_BYTES_MAX`] per read, [`WRITE_BATCH_BYTES`] per
+/// write) and are given back when it goes quiet, so 100,000 idle sessions cost little.
+pub const IDLE_BUF_BYTES: usize = 4 * 1024;
+/// The most reserved for one socket read (a busy, pipelining client's reads double up to it).
+pub const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
+/// Replies gathered into one socket write before it is made.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// How long a closed connection may take to write its last frames (a client that stopped
 /// reading would otherwise hold its socket until it goes away).
 pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -153,15 +161,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Writes the driver's frames (everything queued, then one flush) until a `Close`.
+/// Writes the driver's frames (everything queued, gathered into writes of up to
+/// [`WRITE_BATCH_BYTES`], then one flush) until a `Close`. The gathering buffer is given
+/// back when it grew past [`IDLE_BUF_BYTES`] and the queue is empty.
 async fn write_replies<W: AsyncWrite + Unpin>(
-    wr: W,
+    mut wr: W,
     rx: &mut mpsc::Receiver<Outbound>,
     queued_bytes: &AtomicUsize,
     outstanding: &AtomicUsize,
     answered: &Notify,
 ) -> String {
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let mut out: Vec<u8> = Vec::new();
     loop {
         let mut msg = rx.recv().await;
         loop {
@@ -172,11 +182,24 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                         answered.notify_one();
                     }
                     queued_bytes.fetch_sub(bytes.len(), Ordering::Relaxed);
-                    if let Err(e) = wr.write_all(&bytes).await {
+                    let r = if out.is_empty() && bytes.len() >= WRITE_BATCH_BYTES {
+                        wr.write_all(&bytes).await
+                    } else {
+                        out.extend_from_slice(&bytes);
+                        if out.len() >= WRITE_BATCH_BYTES {
+                            let r = wr.write_all(&out).await;
+                            out.clear();
+                            r
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = r {
                         return format!("write failed: {e}");
                     }
                 }
                 Some(Outbound::Close(reason)) => {
+                    let _ = wr.write_all(&out).await;
                     let _ = wr.flush().await;
                     let _ = wr.shutdown().await;
                     return reason;
@@ -188,8 +211,17 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
+        if !out.is_empty() {
+            if let Err(e) = wr.write_all(&out).await {
+                return format!("write failed: {e}");
+            }
+            out.clear();
+        }
         if let Err(e) = wr.flush().await {
             return format!("write failed: {e}");
+        }
+        if out.capacity() > IDLE_BUF_BYTES {
+            out = Vec::new();
         }
     }
 }
@@ -204,17 +236,21 @@ async fn read_requests<R: AsyncRead + Unpin>(
     outstanding: &AtomicUsize,
     answered: &Notify,
 ) -> String {
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut buf: Vec<u8> = Vec::new();
+    // What the next read reserves: doubled while reads fill it, back to the idle size when
+    // a read finds everything it took consumed.
+    let mut chunk = IDLE_BUF_BYTES;
     let mut first = true;
     loop {
         while outstanding.load(Ordering::Relaxed) >= limits.outstanding_max {
             answered.notified().await;
         }
-        match read_more(&mut rd, &mut buf).await {
+        let n = match read_more(&mut rd, &mut buf, chunk).await {
             Ok(0) => return "client closed the connection".to_string(),
-            Ok(_) => {}
+            Ok(n) => n,
             Err(e) => return format!("read failed: {e}"),
-        }
+        };
+        chunk = if n >= chunk { (chunk * 2).min(READ_CHUNK_BYTES_MAX) } else { IDLE_BUF_BYTES };
         // Cut out every whole frame.
         let mut start = 0;
         loop {
@@ -252,10 +288,14 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
         }
         buf.drain(..start);
+        if buf.is_empty() && buf.capacity() > IDLE_BUF_BYTES && chunk == IDLE_BUF_BYTES {
+            buf = Vec::new();
+        }
     }
 }
 
-async fn read_more<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    buf.reserve(16 * 1024);
+/// Reads what has arrived into `buf`, with room for at least `chunk` more bytes.
+async fn read_more<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>, chunk: usize) -> std::io::Result<usize> {
+    buf.reserve(chunk);
     rd.read_buf(buf).await
 }

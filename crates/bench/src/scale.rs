@@ -1,0 +1,617 @@
+//! The scale workloads and the server probes they report with.
+//!
+//! - **sessions**: `--clients` sessions are opened (at most [`CONNECTING_MAX`] handshakes at a
+//!   time) and held idle for `--duration` seconds, each pinging as the Java client does (every
+//!   third of its negotiated timeout, spread evenly); the server's resident bytes per session,
+//!   its CPU while only pings arrive, and the ping round trips are reported. Then `--expire`
+//!   of them, which created one ephemeral each, vanish at once (connections dropped, sessions
+//!   not closed) and an observer times until their ephemerals are gone.
+//! - **watches**: `--clients` sessions each set a data watch (exists with watch) on every one
+//!   of `--keys` znodes: the server's resident bytes per watch; then `--ops` rounds (one by
+//!   default) of one setData on the first znode, whose notification goes to every session: the
+//!   fan-out time (from the setData sent until the last notification read) and each one's.
+//!
+//! [`ServerProbe`] reads the server's `/proc/PID` (with `--server-pid`: resident and peak
+//! memory, CPU seconds) and its `mntr` (ZooKeeper's counters: znode_count,
+//! approximate_data_size, watch_count, ...), so the same numbers come from rzk and from
+//! ZooKeeper. One runtime thread runs every session of these workloads: with 100,000 sessions
+//! the client itself may be what limits the fan-out (its CPU is in the report).
+
+use crate::conn::{req, Incoming, Session};
+use crate::report::{new_hist, record, CpuClock, ProgressLine, RunResult, Tally};
+use crate::workload::{create_many, ensure};
+use crate::{BenchError, Settings, Workload};
+use rzk_proto::{EventType, OpCode, Reader};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Handshakes in progress at once while a scale workload opens its sessions.
+pub const CONNECTING_MAX: usize = 128;
+/// Messages from session tasks waiting for the coordinator.
+const MESSAGES_MAX: usize = 4096;
+/// Requests in flight per session while it arms its watches.
+const ARM_WINDOW: usize = 128;
+/// Phase values sent to session tasks (a round number otherwise).
+const VANISH: u64 = u64::MAX - 1;
+const CLOSE: u64 = u64::MAX;
+/// How often the coordinator's own session pings while it waits for the others.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// The `mntr` counters reported, as ZooKeeper names them.
+const MNTR_KEYS: [&str; 7] = [
+    "zk_znode_count",
+    "zk_approximate_data_size",
+    "zk_watch_count",
+    "zk_num_alive_connections",
+    "zk_ephemerals_count",
+    "zk_open_file_descriptor_count",
+    "zk_global_sessions",
+];
+
+/// What the server looked like at one moment.
+#[derive(Debug, Clone)]
+pub struct ServerProbe {
+    pub rss_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub cpu_s: Option<f64>,
+    pub at: Instant,
+    pub mntr: BTreeMap<String, i64>,
+}
+
+/// A `kB` line of `/proc/PID/status`, in bytes.
+fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
+    line[key.len() + 1..].split_whitespace().next()?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// User plus system CPU seconds of a process, from `/proc/PID/stat`.
+fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
+}
+
+/// `mntr` on the client port (plaintext only): its numeric lines. Empty when the server does
+/// not answer it (not whitelisted, TLS-only port).
+fn mntr(st: &Settings) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    if st.dial.tls.is_some() {
+        return out;
+    }
+    let ask = || -> std::io::Result<String> {
+        let mut c = std::net::TcpStream::connect_timeout(&st.dial.addrs[0], Duration::from_secs(5))?;
+        c.set_read_timeout(Some(Duration::from_secs(30)))?;
+        c.write_all(b"mntr")?;
+        let mut s = String::new();
+        c.take(1 << 20).read_to_string(&mut s)?;
+        Ok(s)
+    };
+    if let Ok(text) = ask() {
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('\t') {
+                if let Ok(n) = v.trim().parse::<i64>() {
+                    out.insert(k.to_string(), n);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl ServerProbe {
+    pub fn take(st: &Settings) -> ServerProbe {
+        let pid = st.args.server_pid;
+        ServerProbe {
+            rss_bytes: pid.and_then(|p| proc_status(p, "VmRSS")),
+            peak_rss_bytes: pid.and_then(|p| proc_status(p, "VmHWM")),
+            cpu_s: pid.and_then(proc_cpu_s),
+            at: Instant::now(),
+            mntr: mntr(st),
+        }
+    }
+
+    /// Adds this probe (taken after `count` `unit`s were added since `before`) to a report:
+    /// `server_rss_bytes`, `server_rss_before_bytes`, `server_bytes_per_<unit>`,
+    /// `server_peak_rss_bytes`, and the `mntr` counters.
+    pub fn report(&self, extra: &mut Map<String, Value>, before: &ServerProbe, unit: &str, count: u64) {
+        if let (Some(a), Some(b)) = (self.rss_bytes, before.rss_bytes) {
+            extra.insert("server_rss_before_bytes".into(), json!(b));
+            extra.insert("server_rss_bytes".into(), json!(a));
+            extra.insert(format!("server_bytes_per_{unit}"), json!((a as f64 - b as f64) / count.max(1) as f64));
+        }
+        if let Some(p) = self.peak_rss_bytes {
+            extra.insert("server_peak_rss_bytes".into(), json!(p));
+        }
+        let m: Map<String, Value> = MNTR_KEYS.iter().filter_map(|k| self.mntr.get(*k).map(|v| ((*k).to_string(), json!(v)))).collect();
+        extra.insert("mntr".into(), Value::Object(m));
+    }
+
+    /// The server's CPU use between two probes, percent of one core.
+    fn cpu_percent_since(&self, before: &ServerProbe) -> Option<f64> {
+        let secs = self.at.saturating_duration_since(before.at).as_secs_f64();
+        Some(100.0 * (self.cpu_s? - before.cpu_s?) / secs.max(1e-9))
+    }
+}
+
+/// Raises this process's open-file limit to `want` if it is lower (up to the hard limit, or
+/// beyond it when privileged); a failure is left for `connect` to report.
+fn raise_nofile(want: usize) {
+    // SAFETY: getrlimit / setrlimit read and write a plain struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur as usize >= want {
+            return;
+        }
+        let want = want as libc::rlim_t;
+        let raised = libc::rlimit { rlim_cur: want, rlim_max: lim.rlim_max.max(want) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            let capped = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
+        }
+    }
+}
+
+/// Sends a ping and reads until its reply. A notification for `watched` (NodeDataChanged)
+/// that arrives meanwhile is kept in `stash`; other notifications are dropped.
+async fn ping(s: &mut Session, watched: Option<&str>, stash: &mut Option<Instant>) -> Result<Duration, BenchError> {
+    let t0 = Instant::now();
+    s.push_ping();
+    s.flush().await?;
+    loop {
+        while let Some(inc) = s.next_incoming()? {
+            match inc {
+                Incoming::Reply { header, .. } if header.xid == rzk_proto::codes::xid::PING => return Ok(t0.elapsed()),
+                Incoming::Reply { header, .. } => {
+                    return Err(BenchError::Protocol(format!("{}: reply xid {} while waiting for a ping", s.addr(), header.xid)))
+                }
+                Incoming::Notification(ev) => {
+                    if Some(ev.path.as_str()) == watched && ev.event_type == EventType::NodeDataChanged.code() {
+                        stash.get_or_insert_with(Instant::now);
+                    }
+                }
+            }
+        }
+        s.read_more().await?;
+    }
+}
+
+/// Pings the coordinator's own session if [`KEEPALIVE`] has passed since `last`.
+async fn keepalive(s: &mut Session, last: &mut Instant) -> Result<(), BenchError> {
+    if last.elapsed() >= KEEPALIVE {
+        ping(s, None, &mut None).await?;
+        *last = Instant::now();
+    }
+    Ok(())
+}
+
+/// Reads frames until a notification for `path` of type `ty` (pings' replies skipped).
+async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instant, BenchError> {
+    loop {
+        while let Some(inc) = s.next_incoming()? {
+            match inc {
+                Incoming::Notification(ev) if ev.path == path && ev.event_type == ty.code() => return Ok(Instant::now()),
+                Incoming::Notification(_) => {}
+                Incoming::Reply { header, .. } if header.xid == rzk_proto::codes::xid::PING => {}
+                Incoming::Reply { header, .. } => {
+                    return Err(BenchError::Protocol(format!("{}: unexpected reply xid {} waiting for an event", s.addr(), header.xid)))
+                }
+            }
+        }
+        s.read_more().await?;
+    }
+}
+
+/// Sets a data watch on every path (exists with watch, `ARM_WINDOW` in flight); each must exist.
+async fn arm_all(s: &mut Session, paths: &[String]) -> Result<(), BenchError> {
+    let mut pending: VecDeque<i32> = VecDeque::with_capacity(ARM_WINDOW);
+    let mut next = 0;
+    while next < paths.len() || !pending.is_empty() {
+        while pending.len() < ARM_WINDOW && next < paths.len() {
+            pending.push_back(s.push(OpCode::Exists, |w| req::path_watch(w, &paths[next], true)));
+            next += 1;
+        }
+        s.flush().await?;
+        s.read_more().await?;
+        while let Some(inc) = s.next_incoming()? {
+            let Incoming::Reply { header, .. } = inc else { continue };
+            if header.xid == rzk_proto::codes::xid::PING {
+                continue;
+            }
+            let want = pending.pop_front().ok_or_else(|| BenchError::Protocol(format!("unexpected reply xid {}", header.xid)))?;
+            if header.xid != want {
+                return Err(BenchError::Protocol(format!("reply xid {} while {want} was next", header.xid)));
+            }
+            if header.err != 0 {
+                return Err(BenchError::Server { what: "exists (watch)".into(), code: header.err });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The number of children in a getChildren reply body.
+fn children_count(body: &[u8]) -> Result<i32, BenchError> {
+    Reader::new(body).read_i32().map_err(|e| BenchError::Protocol(format!("bad getChildren reply: {e}")))
+}
+
+async fn get_children(s: &mut Session, path: &str) -> Result<i32, BenchError> {
+    let (h, body) = s.call(OpCode::GetChildren, |w| req::path_watch(w, path, true), |_| {}).await?;
+    if h.err != 0 {
+        return Err(BenchError::Server { what: format!("getChildren {path}"), code: h.err });
+    }
+    children_count(&body)
+}
+
+/// What a session task tells the coordinator.
+enum Msg {
+    /// Connected (and its ephemeral created, or its watches armed).
+    Ready,
+    Pinged(Duration),
+    Notified(Instant),
+}
+
+/// The next message, or an error if a session failed or every task is gone.
+async fn recv(rx: &mut tokio::sync::mpsc::Receiver<Result<Msg, BenchError>>) -> Result<Msg, BenchError> {
+    match rx.recv().await {
+        Some(m) => m,
+        None => Err(BenchError::Protocol("every session task is gone".into())),
+    }
+}
+
+/// Waits for `n` `Ready` messages, keeping the coordinator's session `obs` alive meanwhile.
+async fn gather_ready(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Msg, BenchError>>,
+    n: usize,
+    obs: &mut Session,
+    progress: &crate::report::Progress,
+) -> Result<(), BenchError> {
+    let mut last = Instant::now();
+    let mut ready = 0;
+    while ready < n {
+        match tokio::time::timeout(KEEPALIVE, recv(rx)).await {
+            Ok(Ok(Msg::Ready)) => {
+                ready += 1;
+                progress.add(1);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {}
+        }
+        keepalive(obs, &mut last).await?;
+    }
+    Ok(())
+}
+
+/// Many idle sessions: memory per session, ping load, then mass expiry.
+pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
+    let a = &st.args;
+    raise_nofile(a.clients + 256);
+    let hold = st.duration.unwrap_or(Duration::from_secs(10));
+    let rt = crate::runtime()?;
+    let line = ProgressLine::start("sessions".into(), a.quiet, None, "sessions");
+    let progress = line.progress();
+    let out = rt.block_on(async {
+        let mut obs = Session::connect(&st.dial, 0, a.session_timeout).await?;
+        ensure(&mut obs, &a.root, b"").await?;
+        let dir = format!("{}/sessions", a.root);
+        ensure(&mut obs, &dir, b"").await?;
+        let run = format!("{dir}/{}", crate::run_token());
+        ensure(&mut obs, &run, b"").await?;
+        let before = ServerProbe::take(st);
+        let cpu = CpuClock::start();
+
+        let (phase_tx, phase_rx) = tokio::sync::watch::channel(0u64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Msg, BenchError>>(MESSAGES_MAX);
+        let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTING_MAX));
+        let mut tasks = tokio::task::JoinSet::new();
+        let opening = Instant::now();
+        for i in 0..a.clients {
+            let (dial, gate, tx, mut phase) = (st.dial.clone(), gate.clone(), tx.clone(), phase_rx.clone());
+            let vanishes = i < a.expire;
+            let timeout = if vanishes { a.expiry_timeout } else { a.session_timeout };
+            let eph = format!("{run}/e{i:07}");
+            let spread = (i as f64 + 0.5) / a.clients as f64;
+            tasks.spawn(async move {
+                let tx2 = tx.clone();
+                let r: Result<(), BenchError> = async move {
+                    let permit = gate.acquire().await.map_err(|_| BenchError::Protocol("gate closed".into()))?;
+                    let mut s = Session::connect(&dial, i, timeout).await?;
+                    if vanishes {
+                        let (h, _) = s.call(OpCode::Create, |w| req::create(w, &eph, b"", 1), |_| {}).await?;
+                        if h.err != 0 {
+                            return Err(BenchError::Server { what: format!("create {eph} (ephemeral)"), code: h.err });
+                        }
+                    }
+                    drop(permit);
+                    let _ = tx.send(Ok(Msg::Ready)).await;
+                    let interval = Duration::from_millis((s.timeout_ms / 3).max(50) as u64);
+                    let mut next = tokio::time::Instant::now() + interval.mul_f64(spread);
+                    loop {
+                        tokio::select! {
+                            changed = phase.changed() => {
+                                let p = if changed.is_ok() { *phase.borrow_and_update() } else { CLOSE };
+                                if p == VANISH && vanishes {
+                                    return Ok(()); // the connection is dropped, the session left to expire
+                                }
+                                if p == CLOSE {
+                                    return s.close().await;
+                                }
+                            }
+                            _ = tokio::time::sleep_until(next) => {
+                                let rtt = ping(&mut s, None, &mut None).await?;
+                                let _ = tx.send(Ok(Msg::Pinged(rtt))).await;
+                                next += interval;
+                            }
+                        }
+                    }
+                }
+                .await;
+                if let Err(e) = r {
+                    let _ = tx2.send(Err(e)).await;
+                }
+            });
+        }
+        drop(tx);
+        gather_ready(&mut rx, a.clients, &mut obs, &progress).await?;
+        let open_s = opening.elapsed().as_secs_f64();
+        let opened = ServerProbe::take(st);
+
+        // Hold: only pings.
+        let mut tally = Tally::default();
+        let hold_start = Instant::now();
+        let mut last = hold_start;
+        while hold_start.elapsed() < hold {
+            match tokio::time::timeout(KEEPALIVE.min(hold.saturating_sub(hold_start.elapsed())), recv(&mut rx)).await {
+                Ok(Ok(Msg::Pinged(rtt))) => tally.record(None, rtt, 0, Instant::now()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+            keepalive(&mut obs, &mut last).await?;
+        }
+        let held = ServerProbe::take(st);
+        let hold_s = hold_start.elapsed().as_secs_f64();
+
+        // Mass expiry: drop the connections of the sessions that own an ephemeral.
+        let mut expiry = Map::new();
+        let mut first = new_hist();
+        if a.expire > 0 {
+            let n = get_children(&mut obs, &run).await?;
+            if n != a.expire as i32 {
+                return Err(BenchError::Protocol(format!("{run} has {n} ephemerals, expected {}", a.expire)));
+            }
+            let t0 = Instant::now();
+            let _ = phase_tx.send(VANISH);
+            let bound = Duration::from_millis(a.expiry_timeout.max(0) as u64 * 2) + Duration::from_secs(120);
+            let mut first_at = None;
+            let gone_at = loop {
+                let event = async {
+                    loop {
+                        // Pings of the held sessions keep arriving meanwhile.
+                        while let Ok(m) = rx.try_recv() {
+                            if let Msg::Pinged(rtt) = m? {
+                                tally.record(None, rtt, 0, Instant::now());
+                            }
+                        }
+                        match tokio::time::timeout(KEEPALIVE, wait_event(&mut obs, &run, EventType::NodeChildrenChanged)).await {
+                            Ok(r) => return r,
+                            Err(_) if t0.elapsed() > bound => {
+                                return Err(BenchError::Protocol(format!(
+                                    "ephemerals under {run} still there {:.0} s after their sessions vanished",
+                                    bound.as_secs_f64()
+                                )))
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                };
+                let at = event.await?;
+                first_at.get_or_insert(at);
+                if get_children(&mut obs, &run).await? == 0 {
+                    break Instant::now();
+                }
+            };
+            record(&mut first, first_at.unwrap_or(gone_at) - t0);
+            expiry.insert("expired_sessions".into(), json!(a.expire));
+            expiry.insert("requested_timeout_ms".into(), json!(a.expiry_timeout));
+            expiry.insert("all_gone_ms".into(), json!((gone_at - t0).as_secs_f64() * 1000.0));
+            expiry.insert("first_gone_ms".into(), json!((first_at.unwrap_or(gone_at) - t0).as_secs_f64() * 1000.0));
+        }
+        let _ = phase_tx.send(CLOSE);
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))?;
+        }
+        while let Ok(m) = rx.try_recv() {
+            m?;
+        }
+        obs.close().await?;
+        Ok::<_, BenchError>((cpu.stop(), tally, first, before, opened, held, open_s, hold_s, expiry))
+    });
+    drop(line);
+    let (cpu, tally, first, before, opened, held, open_s, hold_s, expiry) = out?;
+    let mut extra = Map::new();
+    extra.insert("sessions".into(), json!(a.clients));
+    extra.insert("open_s".into(), json!(open_s));
+    extra.insert("sessions_opened_per_sec".into(), json!(a.clients as f64 / open_s.max(1e-9)));
+    extra.insert("hold_s".into(), json!(hold_s));
+    extra.insert("pings_per_sec".into(), json!(tally.ops as f64 / hold_s.max(1e-9)));
+    opened.report(&mut extra, &before, "session", a.clients as u64);
+    if let Some(p) = held.cpu_percent_since(&opened) {
+        extra.insert("server_cpu_percent_idle".into(), json!(p));
+    }
+    if let Some(r) = held.rss_bytes {
+        extra.insert("server_rss_after_hold_bytes".into(), json!(r));
+    }
+    extra.insert("expiry".into(), Value::Object(expiry));
+    let elapsed = Duration::from_secs_f64(hold_s);
+    let extra_hists = if a.expire > 0 { vec![("first ephemeral gone", first)] } else { Vec::new() };
+    Ok(RunResult { workload: Workload::Sessions, tally, elapsed, cpu, latency_of: "ping", extra, extra_hists })
+}
+
+/// Many watches: memory per watch, then the fan-out of one change to every session.
+pub fn watches(st: &Settings) -> Result<RunResult, BenchError> {
+    let a = &st.args;
+    raise_nofile(a.clients + 256);
+    let rounds = a.ops.unwrap_or(1).max(1);
+    let rt = crate::runtime()?;
+    let line = ProgressLine::start("watches".into(), a.quiet, None, "sessions armed");
+    let progress = line.progress();
+    let out = rt.block_on(async {
+        let mut writer = Session::connect(&st.dial, 0, a.session_timeout).await?;
+        ensure(&mut writer, &a.root, b"").await?;
+        let dir = format!("{}/watches", a.root);
+        ensure(&mut writer, &dir, b"").await?;
+        let value = vec![b'x'; a.value_size];
+        let keys: Arc<Vec<String>> = Arc::new((0..a.keys).map(|i| format!("{dir}/k{i:07}")).collect());
+        create_many(&mut writer, keys.iter().cloned(), &value, 0, 512).await?;
+        let before = ServerProbe::take(st);
+        let cpu = CpuClock::start();
+
+        let (phase_tx, phase_rx) = tokio::sync::watch::channel(0u64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Msg, BenchError>>(MESSAGES_MAX);
+        let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTING_MAX));
+        let mut tasks = tokio::task::JoinSet::new();
+        let arming = Instant::now();
+        for i in 0..a.clients {
+            let (dial, gate, tx, mut phase, keys) = (st.dial.clone(), gate.clone(), tx.clone(), phase_rx.clone(), keys.clone());
+            let timeout = a.session_timeout;
+            let spread = (i as f64 + 0.5) / a.clients as f64;
+            tasks.spawn(async move {
+                let tx2 = tx.clone();
+                let r: Result<(), BenchError> = async move {
+                    let hot = keys[0].as_str();
+                    let permit = gate.acquire().await.map_err(|_| BenchError::Protocol("gate closed".into()))?;
+                    let mut s = Session::connect(&dial, i, timeout).await?;
+                    arm_all(&mut s, &keys).await?;
+                    drop(permit);
+                    let _ = tx.send(Ok(Msg::Ready)).await;
+                    let interval = Duration::from_millis((s.timeout_ms / 3).max(50) as u64);
+                    let mut next = tokio::time::Instant::now() + interval.mul_f64(spread);
+                    let mut stash = None;
+                    loop {
+                        tokio::select! {
+                            changed = phase.changed() => {
+                                let p = if changed.is_ok() { *phase.borrow_and_update() } else { CLOSE };
+                                if p == CLOSE {
+                                    return s.close().await;
+                                }
+                                let at = match stash.take() {
+                                    Some(at) => at,
+                                    None => wait_event(&mut s, hot, EventType::NodeDataChanged).await?,
+                                };
+                                let _ = tx.send(Ok(Msg::Notified(at))).await;
+                                arm_all(&mut s, std::slice::from_ref(&keys[0])).await?;
+                                let _ = tx.send(Ok(Msg::Ready)).await;
+                            }
+                            _ = tokio::time::sleep_until(next) => {
+                                ping(&mut s, Some(hot), &mut stash).await?;
+                                next += interval;
+                            }
+                        }
+                    }
+                }
+                .await;
+                if let Err(e) = r {
+                    let _ = tx2.send(Err(e)).await;
+                }
+            });
+        }
+        drop(tx);
+        gather_ready(&mut rx, a.clients, &mut writer, &progress).await?;
+        let arm_s = arming.elapsed().as_secs_f64();
+        let armed = ServerProbe::take(st);
+
+        let mut tally = Tally::default();
+        let mut each = new_hist();
+        let hot = keys[0].clone();
+        for round in 1..=rounds {
+            let xid = writer.push(OpCode::SetData, |w| req::set_data(w, &hot, &value, -1));
+            let _ = phase_tx.send(round);
+            let t0 = Instant::now();
+            writer.flush().await?;
+            let mut last = t0;
+            // A session re-arms as soon as it is notified, so some are ready again before
+            // others are notified.
+            let (mut notified, mut rearmed) = (0, 0);
+            while notified < a.clients {
+                match recv(&mut rx).await? {
+                    Msg::Notified(at) => {
+                        notified += 1;
+                        last = last.max(at);
+                        record(&mut each, at.saturating_duration_since(t0));
+                    }
+                    Msg::Ready => rearmed += 1,
+                    Msg::Pinged(_) => {}
+                }
+            }
+            let (h, _) = loop {
+                let mut got = None;
+                while let Some(inc) = writer.next_incoming()? {
+                    if let Incoming::Reply { header, .. } = inc {
+                        if header.xid == xid {
+                            got = Some((header, ()));
+                        }
+                    }
+                }
+                if let Some(g) = got {
+                    break g;
+                }
+                writer.read_more().await?;
+            };
+            if h.err != 0 {
+                return Err(BenchError::Server { what: format!("setData {hot}"), code: h.err });
+            }
+            tally.record(None, last - t0, 0, last);
+            gather_ready(&mut rx, a.clients - rearmed, &mut writer, &crate::report::Progress::default()).await?;
+        }
+        let _ = phase_tx.send(CLOSE);
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))?;
+        }
+        while let Ok(m) = rx.try_recv() {
+            m?;
+        }
+        writer.close().await?;
+        Ok::<_, BenchError>((cpu.stop(), tally, each, before, armed, arm_s))
+    });
+    drop(line);
+    let (cpu, tally, each, before, armed, arm_s) = out?;
+    let watches = a.clients as u64 * a.keys as u64;
+    let mut extra = Map::new();
+    extra.insert("sessions".into(), json!(a.clients));
+    extra.insert("keys".into(), json!(a.keys));
+    extra.insert("watches".into(), json!(watches));
+    extra.insert("arm_s".into(), json!(arm_s));
+    extra.insert("watches_set_per_sec".into(), json!(watches as f64 / arm_s.max(1e-9)));
+    armed.report(&mut extra, &before, "watch", watches);
+    let elapsed = tally.hist.max();
+    Ok(RunResult {
+        workload: Workload::Watches,
+        tally,
+        elapsed: Duration::from_micros(elapsed),
+        cpu,
+        latency_of: "fan-out",
+        extra,
+        extra_hists: vec![("notification", each)],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_probes_read_this_process() {
+        let me = std::process::id();
+        assert!(proc_status(me, "VmRSS").unwrap() > 0);
+        assert!(proc_status(me, "NoSuchKey").is_none());
+        assert!(proc_cpu_s(me).unwrap() >= 0.0);
+    }
+}
