@@ -29,21 +29,7 @@ import zkensemble as ze
 pytestmark = pytest.mark.skipif(not h.rzk_available(), reason="rzk binary not found")
 
 
-def kazoo(hosts: str):
-    from kazoo.client import KazooClient
-
-    c = KazooClient(hosts=hosts, timeout=10.0,
-                    connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 1, "max_delay": 0.2})
-    c.start(timeout=30)
-    return c
-
-
-def close(c) -> None:
-    try:
-        c.stop()
-        c.close()
-    except Exception:
-        pass
+from test_ensemble import close, kazoo  # noqa: E402  (one kazoo session helper for the ensemble tests)
 
 
 def mntr(m: ze.Member) -> dict:

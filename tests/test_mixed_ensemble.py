@@ -41,22 +41,7 @@ pytestmark = [
 ]
 
 
-def kazoo(hosts: str, **kw):
-    from kazoo.client import KazooClient
-
-    kw.setdefault("timeout", 10.0)
-    kw.setdefault("connection_retry", {"max_tries": -1, "delay": 0.05, "backoff": 1, "max_delay": 0.2})
-    c = KazooClient(hosts=hosts, **kw)
-    c.start(timeout=30)
-    return c
-
-
-def close(c) -> None:
-    try:
-        c.stop()
-        c.close()
-    except Exception:
-        pass
+from test_ensemble import close, kazoo  # noqa: E402  (one kazoo session helper for the ensemble tests)
 
 
 def kinds_str(ens: ze.Ensemble) -> str:
