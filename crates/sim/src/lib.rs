@@ -953,7 +953,10 @@ impl World {
     }
 
     fn send(&mut self, from: usize, to: usize, msg: PeerMsg) {
-        let is_election = matches!(msg, PeerMsg::Zab(Message::Notification(_)));
+        // A notification's configuration (ElectionConfig) is part of the notification on the
+        // wire (ZooKeeper's Notification carries it): it travels the election connections
+        // too, never a quorum connection a LOOKING server may not have.
+        let is_election = matches!(msg, PeerMsg::Zab(Message::Notification(_) | Message::ElectionConfig(_)));
         if self.servers[to].member.is_none() && !is_election {
             self.break_conn(from, to, false);
             return;
