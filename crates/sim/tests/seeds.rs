@@ -2,7 +2,8 @@
 //!
 //! `cargo test -p rzk-sim` (debug) runs a small batch; CI runs the big one with
 //! `cargo test --release --locked -p rzk-sim -- --nocapture` (a few thousand seeds, about a
-//! minute on two cores). `RZK_SIM_SEEDS=N` overrides the count, `RZK_SIM_START=S` the first
+//! minute on two cores; one seed in five runs the dynamic reconfig workload, as `rzk-sim`
+//! does). `RZK_SIM_SEEDS=N` overrides the count, `RZK_SIM_START=S` the first
 //! seed; any failure prints the seed and the command that replays it.
 
 use rzk_sim::{run, run_many, summarize, SimConfig};
