@@ -664,3 +664,62 @@ def test_remove_the_leader(kind):
             assert "server.%d=" % old.sid not in conf, (m, conf)
             assert not [p for p in acked if p not in have], m
         assert old.is_running()
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_a_new_server_joins_by_reconfig(kind):
+    """ZooKeeper's way to add a server that was never in the ensemble: start it with the
+    current members and itself, it finds the leader by election (the members take its
+    election connection and answer with their vote) and follows without a vote; then
+    `reconfig -add` names it (zkCli.sh), it votes, and it has every acknowledged write.
+    Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 4, proxied=False, name="reconfig-join", extra_cfg=cfg, client_addresses=True,
+                     start_only=[1, 2, 3]) as ens:
+        old = [ens.member(s) for s in (1, 2, 3)]
+        new = ens.member(4)
+        for m in old:
+            m.wait_serving()
+        leader = ens.wait_for_leader(members=old)
+        acked: List[str] = []
+
+        def write(members, n: int) -> None:
+            c = kazoo(",".join(m.hosts for m in members))
+            try:
+                c.ensure_path("/join")
+                for _ in range(n):
+                    p = "/join/w%04d" % len(acked)
+                    c.create(p, b"x")
+                    acked.append(p)
+            finally:
+                c.stop()
+                c.close()
+
+        write(old, 20)
+        new.servers = [1, 2, 3, 4]
+        new.start()
+        # Not a voter yet: it follows the leader it found by election.
+        assert new.wait_serving() == "follower", new.log_tail()
+        line = [l for l in new.config_lines() if l.startswith("server.4=")][0]
+        out = zkcli_all(leader, "reconfig", "-add", line)
+        assert out[0] == "Committed new configuration:", out
+        assert any(l.startswith("server.4=") for l in out), out
+        write(old + [new], 20)
+        ens.wait_converged(members=old + [new])
+        for m in old + [new]:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/join")
+                have = set("/join/" + k for k in c.get_children("/join"))
+                conf = c.get("/zookeeper/config")[0].decode()
+            finally:
+                c.stop()
+                c.close()
+            assert "server.4=" in conf, (m, conf)
+            assert not [p for p in acked if p not in have], m
+        # Every member runs with the configuration naming server 4, in its dynamic file.
+        for m in old + [new]:
+            h.wait_until(lambda: any("server.4=" in t for t in dynamic_files(m).values()), 30, 0.2,
+                         "%r's dynamic file with server 4" % m)

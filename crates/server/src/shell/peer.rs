@@ -230,6 +230,12 @@ struct Shared {
     my_id: ServerId,
     /// Every member's addresses; replaced when a new configuration is activated.
     peers: std::sync::RwLock<BTreeMap<ServerId, PeerAddrs>>,
+    /// Servers outside the configuration that opened an election connection to us (a
+    /// joining server, or one a reconfig removed): their election addresses as their
+    /// connection header gave them, so that we can answer their notifications and connect
+    /// back, as ZooKeeper's `QuorumCnxManager` does with the initial message's address.
+    /// Bounded: `STRANGERS_MAX` entries, the oldest forgotten first.
+    strangers: Mutex<std::collections::VecDeque<(ServerId, PeerAddrs)>>,
     /// This server's election address as sent in the connection header.
     my_election_texts: Vec<String>,
     limits: NetLimits,
@@ -405,6 +411,7 @@ impl PeerNet {
             my_id,
             my_election_texts: me.election_texts(),
             peers: std::sync::RwLock::new(peers),
+            strangers: Mutex::new(Default::default()),
             limits,
             events,
             next_conn: AtomicU64::new(1),
@@ -455,7 +462,7 @@ impl PeerNet {
             return;
         }
         let by_connection = !matches!(msg, Message::Notification(_) | Message::LearnerInfo { .. });
-        if !s.knows(to) && !by_connection {
+        if !s.knows(to) && !by_connection && !(matches!(msg, Message::Notification(_)) && s.stranger(to).is_some()) {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
             return;
         }
@@ -592,6 +599,26 @@ impl Shared {
         self.peers.read().unwrap_or_else(|e| e.into_inner()).get(&sid).cloned()
     }
 
+    /// Where to reach `sid`'s election port: its configuration line, else what its own
+    /// connection header said (a server outside the configuration).
+    fn election_addrs(&self, sid: ServerId) -> Option<PeerAddrs> {
+        self.addrs(sid).or_else(|| self.stranger(sid))
+    }
+
+    fn stranger(&self, sid: ServerId) -> Option<PeerAddrs> {
+        self.strangers.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(id, _)| *id == sid).map(|(_, a)| a.clone())
+    }
+
+    /// Remembers the election address of a server outside the configuration.
+    fn learn_stranger(&self, sid: ServerId, addrs: PeerAddrs) {
+        let mut st = self.strangers.lock().unwrap_or_else(|e| e.into_inner());
+        st.retain(|(id, _)| *id != sid);
+        if st.len() >= STRANGERS_MAX {
+            st.pop_front();
+        }
+        st.push_back((sid, addrs));
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere already; the state itself stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -657,7 +684,7 @@ impl Shared {
         if p.conn.is_some() || p.connecting {
             return;
         }
-        let Some(addrs) = self.addrs(to) else { return };
+        let Some(addrs) = self.election_addrs(to) else { return };
         p.connecting = true;
         tokio::spawn(connect_election(self.clone(), to, addrs));
     }
@@ -822,6 +849,26 @@ async fn read_header(rd: &mut BufReader<PeerRead>) -> Result<ConnectionHeader, E
     }
 }
 
+/// Servers outside the configuration whose election address is remembered at once.
+const STRANGERS_MAX: usize = 64;
+
+/// The election addresses of a connection header (`host:port`, `[v6]:port`), as a
+/// [`PeerAddrs`] with no quorum port (only its election port is ever connected to).
+fn stranger_addrs(texts: &[String]) -> Option<PeerAddrs> {
+    let parsed: Vec<(String, u16, u16)> = texts
+        .iter()
+        .flat_map(|t| t.split('|'))
+        .filter_map(|t| {
+            let (host, port) = t.trim().rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+            (!host.is_empty()).then(|| (host.to_string(), 0, port))
+        })
+        .collect();
+    let ((host, quorum_port, election_port), also) = parsed.split_first()?;
+    Some(PeerAddrs { host: host.clone(), quorum_port: *quorum_port, election_port: *election_port, also: also.to_vec() })
+}
+
 /// `handleConnection`: a peer connected to our election port.
 async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr) {
     let stream = match shared.limits.security.accept(stream, from).await {
@@ -850,8 +897,19 @@ async fn accept_election(shared: Arc<Shared>, stream: TcpStream, from: SocketAdd
         return;
     }
     if !shared.knows(sid) {
-        tracing::warn!(%from, %sid, "closing an election connection from a server not in my configuration");
-        return;
+        // A joining server (or one a reconfig removed): ZooKeeper takes its connection and
+        // answers its notifications with its vote, so that it finds the leader and follows
+        // without a vote until a reconfig names it. Its header says where it listens.
+        match stranger_addrs(&header.addresses) {
+            Some(addrs) => {
+                tracing::info!(%from, %sid, "an election connection from a server not in my configuration");
+                shared.learn_stranger(sid, addrs);
+            }
+            None => {
+                tracing::warn!(%from, %sid, "closing an election connection from a server not in my configuration (its header gives no address)");
+                return;
+            }
+        }
     }
     // SaslQuorumAuthServer, after the header whoever keeps the connection.
     let rd = match shared.limits.security.server_auth(&mut rd, &mut wr, from, shared.limits.handshake_timeout).await {
@@ -1679,13 +1737,24 @@ mod tests {
         legacy.write_all(&2i64.to_be_bytes()).await.unwrap();
         assert_eq!(read_n(&mut legacy, gframe.len()).await, gframe);
         expect_closed(&mut c).await;
-        // Bad headers close the socket: unknown version, unknown sid, my own sid.
-        for bad in [unhex("fffffffffffffff0"), header_bytes(9, "127.0.0.1:1"), header_bytes(1, "127.0.0.1:1")] {
+        // Bad headers close the socket: unknown version, an unknown sid that gives no
+        // address (the legacy header), my own sid.
+        for bad in [unhex("fffffffffffffff0"), 9i64.to_be_bytes().to_vec(), header_bytes(1, "127.0.0.1:1")] {
             let mut b = TcpStream::connect(net1.election_addr()).await.unwrap();
             b.write_all(&bad).await.unwrap();
             expect_closed(&mut b).await;
         }
         assert!(rx1.try_recv().is_err(), "no events from bad connections");
+        // A server outside the configuration whose header says where it listens (one that
+        // joins, or that a reconfig removed) is taken, as ZooKeeper takes it: its
+        // notifications reach the node, and the node's answers go back to it.
+        let mut joining = TcpStream::connect(net1.election_addr()).await.unwrap();
+        joining.write_all(&header_bytes(9, "127.0.0.1:1")).await.unwrap();
+        joining.write_all(&gframe).await.unwrap();
+        assert_eq!(next_message(&mut rx1).await, (ServerId(9), Message::Notification(gvote)));
+        net1.send(ServerId(9), &Message::Notification(gvote), ServerId(1), 0, gcfg);
+        let mut got = vec![0u8; 4];
+        timeout(WAIT, joining.read_exact(&mut got)).await.expect("an answer in time").unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
