@@ -23,8 +23,10 @@ need_pkgs=()
 # krb5, bindings made by bindgen); krb5-kdc, krb5-admin-server and krb5-user run the
 # throw-away KDC of tests/test_kerberos.py; python's `kerberos` module builds on libkrb5-dev
 # and python3-dev.
+# Curator (tests/test_curator.py): its jars, and a JDK to compile tests/java/CuratorCheck.java.
 for p in zookeeper zookeeper-bin libzookeeper-mt-dev expect libservlet-api-java openssl default-jre-headless \
-    libkrb5-dev libclang-dev pkg-config krb5-kdc krb5-admin-server krb5-user python3-dev chromium chromium-driver; do
+    libkrb5-dev libclang-dev pkg-config krb5-kdc krb5-admin-server krb5-user python3-dev chromium chromium-driver \
+    openjdk-17-jdk-headless libcurator-client-java libcurator-framework-java libcurator-recipes-java libslf4j-java; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
