@@ -723,3 +723,52 @@ def test_a_new_server_joins_by_reconfig(kind):
         for m in old + [new]:
             h.wait_until(lambda: any("server.4=" in t for t in dynamic_files(m).values()), 30, 0.2,
                          "%r's dynamic file with server 4" % m)
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
+    """Writers and readers keep going (test_ensemble's Load: failover clients over every
+    member, one history) while two new servers join the 3-server ensemble and become voters
+    by one reconfig, and are removed by another: the history is linearizable and every
+    acknowledged write is in the final tree of the remaining members. Side by side with
+    ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from test_ensemble import Load, assert_history, final_state
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 5, proxied=False, name="reconfig-grow-load", extra_cfg=cfg, client_addresses=True,
+                     start_only=[1, 2, 3]) as ens:
+        old = [ens.member(s) for s in (1, 2, 3)]
+        new = [ens.member(s) for s in (4, 5)]
+        for m in old:
+            m.wait_serving()
+        leader = ens.wait_for_leader(members=old)
+        zk = kazoo(leader.hosts)
+        zk.ensure_path("/load")
+        initial = {}
+        for k in range(2):
+            zk.create("/reg/%d" % k, b"", makepath=True)
+            st = zk.exists("/reg/%d" % k)
+            initial["/reg/%d" % k] = (b"", st.version, st.mzxid)
+        with Load(ens) as load:
+            time.sleep(1)
+            for m in new:
+                m.servers = [1, 2, 3, 4, 5]
+                m.start()
+            for m in new:
+                assert m.wait_serving() == "follower", m.log_tail()
+            lines = [[l for l in m.config_lines() if l.startswith("server.%d=" % m.sid)][0] for m in new]
+            grown, _ = zk.reconfig(joining=",".join(lines), leaving=None, new_members=None)
+            assert all("server.%d=" % m.sid in grown.decode() for m in new), grown
+            time.sleep(2)
+            shrunk, _ = zk.reconfig(joining=None, leaving="4,5", new_members=None)
+            assert not any("server.%d=" % m.sid in shrunk.decode() for m in new), shrunk
+            time.sleep(2)
+        zk.stop()
+        zk.close()
+        ens.wait_converged(members=old)
+        writes = [o for o in load.hist if o["kind"] in ("create", "set") and o["status"] == "ok"]
+        assert len(writes) > 50, len(writes)
+        for m in old:
+            assert_history(load.hist, final_state(m, load.paths()), initial)
