@@ -772,3 +772,89 @@ def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
         assert len(writes) > 50, len(writes)
         for m in old:
             assert_history(load.hist, final_state(m, load.paths()), initial)
+
+
+def member_line(m: ze.Member, role: str) -> str:
+    """m's own server.N line, with `role` (participant or observer)."""
+    line = [l for l in m.config_lines() if l.startswith("server.%d=" % m.sid)][0]
+    addr, _, client = line.partition(";")
+    addr = re.sub(r":(participant|observer)$", "", addr)
+    return "%s:%s;%s" % (addr, role, client)
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_an_observer_becomes_a_participant_and_back(kind):
+    """An observer converted to a voter by `reconfig -add` with its line as a participant,
+    and back (kazoo): the configuration says so on every member, the converted server
+    follows (then observes again), and writes go on. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 4, observers=[4], proxied=False, name="reconfig-observer", extra_cfg=cfg,
+                     client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader(members=ens.members[:3])
+        obs = ens.member(4)
+        assert obs.mode() == "observer"
+        zk = kazoo(leader.hosts)
+        try:
+            conf, _ = zk.reconfig(joining=member_line(obs, "participant"), leaving=None, new_members=None)
+            assert re.search(r"^server\.4=.*:participant;", conf.decode(), re.M), conf
+            h.wait_until(lambda: obs.mode() == "follower", 30, 0.2, "server 4 following")
+            zk.create("/conv", b"1")
+            conf, _ = zk.reconfig(joining=member_line(obs, "observer"), leaving=None, new_members=None)
+            assert re.search(r"^server\.4=.*:observer;", conf.decode(), re.M), conf
+            h.wait_until(lambda: obs.mode() == "observer", 30, 0.2, "server 4 observing again")
+            zk.set("/conv", b"2")
+        finally:
+            zk.stop()
+            zk.close()
+        ens.wait_converged()
+        for m in ens.members:
+            c = kazoo(m.hosts)
+            try:
+                c.sync("/conv")
+                assert c.get("/conv")[0] == b"2", m
+                assert re.search(r"^server\.4=.*:observer;", c.get("/zookeeper/config")[0].decode(), re.M), m
+            finally:
+                c.stop()
+                c.close()
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_a_member_that_missed_a_reconfig_learns_it_on_restart(kind):
+    """A follower is down while the others remove the observer; restarted, it learns the
+    new configuration from its leader (NEWLEADER carries it): its /zookeeper/config and its
+    newest dynamic file have no server.4. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 4, observers=[4], proxied=False, name="reconfig-missed", extra_cfg=cfg,
+                     client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader(members=ens.members[:3])
+        away = [m for m in ens.members[:3] if m is not leader][0]
+        away.stop()
+        zk = kazoo(leader.hosts)
+        try:
+            conf, _ = zk.reconfig(joining=None, leaving="4", new_members=None)
+            assert "server.4=" not in conf.decode(), conf
+            zk.create("/missed", b"x")
+        finally:
+            zk.stop()
+            zk.close()
+        version = conf.decode().splitlines()[-1][len("version="):]
+        away.start()
+        away.wait_serving()
+        h.wait_until(lambda: version in dynamic_files(away), 30, 0.2, "the restarted member's dynamic file %s" % version)
+        assert "server.4=" not in dynamic_files(away)[version]
+        c = kazoo(away.hosts)
+        try:
+            c.sync("/missed")
+            assert c.exists("/missed")
+            assert "server.4=" not in c.get("/zookeeper/config")[0].decode()
+        finally:
+            c.stop()
+            c.close()

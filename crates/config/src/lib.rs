@@ -2518,10 +2518,12 @@ pub fn reconfigured(
             let mut text: Vec<String> = Vec::new();
             for j in joining.into_iter().flat_map(|j| j.split(',')).map(str::trim).filter(|j| !j.is_empty()) {
                 let Some((k, v)) = j.split_once('=') else { return Err(bad("Wrong format of server string".to_string())) };
-                let one = membership_of(&format!("{}={}", k.trim(), v.trim())).map_err(|e| bad(e.to_string()))?;
-                let Some((sid, spec)) = one.servers.into_iter().next() else {
+                if !k.trim().starts_with("server.") {
                     return Err(bad("Wrong format of server string".to_string()));
-                };
+                }
+                // One line on its own (an observer's too: the whole is checked below).
+                let spec = servers::parse_server_line(k.trim(), v.trim()).map_err(bad)?;
+                let sid = spec.id;
                 if spec.client_address.is_none() {
                     return Err(bad("Wrong format of server string - each server should have 3 ports specified".to_string()));
                 }
