@@ -50,6 +50,38 @@ def kazoo(hosts: str):
     return c
 
 
+class Writes:
+    """Creates of new znodes under one parent, each through a fresh kazoo session, and the
+    paths acknowledged; `missing_on` is what a member lacks of them after a sync."""
+
+    def __init__(self, parent: str):
+        self.parent = parent
+        self.acked: List[str] = []
+
+    def write(self, where, n: int) -> None:
+        """`where`: a connection string, or members."""
+        c = kazoo(where if isinstance(where, str) else ",".join(m.hosts for m in where))
+        try:
+            c.ensure_path(self.parent)
+            for _ in range(n):
+                p = "%s/w%04d" % (self.parent, len(self.acked))
+                c.create(p, b"x")
+                self.acked.append(p)
+        finally:
+            c.stop()
+            c.close()
+
+    def missing_on(self, m: ze.Member) -> List[str]:
+        c = kazoo(m.hosts)
+        try:
+            c.sync(self.parent)
+            have = set("%s/%s" % (self.parent, k) for k in c.get_children(self.parent))
+        finally:
+            c.stop()
+            c.close()
+        return [p for p in self.acked if p not in have]
+
+
 def expected_config(member: ze.Member) -> str:
     """QuorumMaj.toString() for the static server lines of the member's zoo.cfg."""
     out = []
@@ -245,34 +277,16 @@ def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
     the leaving servers first (the rest are still a quorum of the old lines, so every later
     commit is on all of them), then restarting the rest with the new lines. Every
     acknowledged write is on every member at each step."""
-    from kazoo.client import KazooClient
 
     with ze.Ensemble("rzk", 5, proxied=False, name="reconfig-restarts", start_only=[1, 2, 3]) as ens:
-        acked: List[str] = []
+        w = Writes("/grow")
 
         def write(n: int) -> None:
-            zk = KazooClient(hosts=",".join(m.hosts for m in ens.running()), timeout=10.0)
-            zk.start(timeout=30)
-            try:
-                zk.ensure_path("/grow")
-                for _ in range(n):
-                    p = "/grow/w%04d" % len(acked)
-                    zk.create(p, b"x")
-                    acked.append(p)
-            finally:
-                zk.stop()
-                zk.close()
+            w.write(ens.running(), n)
 
         def check(members) -> None:
             for m in members:
-                c = kazoo(m.hosts)
-                try:
-                    c.sync("/grow")
-                    have = set("/grow/" + k for k in c.get_children("/grow"))
-                finally:
-                    c.stop()
-                    c.close()
-                missing = [p for p in acked if p not in have]
+                missing = w.missing_on(m)
                 assert not missing, (m, missing[:5], len(missing))
 
         def restart(members, servers) -> None:
@@ -331,7 +345,6 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
     zkCli.sh through the leader): the rzk follower activates each configuration (it goes on
     following; with a quorum of {1, 3} only, writes commit through it), writes the same
     files as the ZooKeeper members, and has every acknowledged write."""
-    from kazoo.client import KazooClient
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-activate",
@@ -342,20 +355,8 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
         assert leader.kind == "zookeeper", leader
         rzk = ens.member(1)
         other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
-        acked: List[str] = []
-
-        def write(hosts: str, n: int) -> None:
-            c = KazooClient(hosts=hosts, timeout=10.0)
-            c.start(timeout=30)
-            try:
-                c.ensure_path("/ra")
-                for _ in range(n):
-                    p = "/ra/w%04d" % len(acked)
-                    c.create(p, b"x")
-                    acked.append(p)
-            finally:
-                c.stop()
-                c.close()
+        w = Writes("/ra")
+        write = w.write
 
         def same_files(members) -> str:
             """Every member's newest dynamic file, all equal; its version."""
@@ -410,14 +411,7 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
         assert same_files(ens.members) == v2
         assert sorted(server_lines(dynamic_files(rzk)[v2])) == sorted(server_lines(dynamic_files(rzk)[v0]))
         for m in ens.members:
-            c = kazoo(m.hosts)
-            try:
-                c.sync("/ra")
-                have = set("/ra/" + k for k in c.get_children("/ra"))
-            finally:
-                c.stop()
-                c.close()
-            assert not [p for p in acked if p not in have], m
+            assert not w.missing_on(m), m
         assert rzk.is_running(), rzk.log_tail()
 
 
@@ -448,20 +442,10 @@ def test_leader_carries_out_reconfig(kind):
             m.wait_serving()
         leader = ens.wait_for_leader()
         follower = [m for m in ens.members if m is not leader][0]
-        acked: List[str] = []
+        w = Writes("/rl")
 
         def write(n: int) -> None:
-            c = KazooClient(hosts=",".join(m.hosts for m in ens.members), timeout=10.0)
-            c.start(timeout=30)
-            try:
-                c.ensure_path("/rl")
-                for _ in range(n):
-                    p = "/rl/w%04d" % len(acked)
-                    c.create(p, b"x")
-                    acked.append(p)
-            finally:
-                c.stop()
-                c.close()
+            w.write(ens.members, n)
 
         def version_of(text: str) -> str:
             return text.splitlines()[-1][len("version="):]
@@ -528,7 +512,7 @@ def test_leader_carries_out_reconfig(kind):
             finally:
                 c.stop()
                 c.close()
-            assert not [p for p in acked if p not in have], m
+            assert not [p for p in w.acked if p not in have], m
 
 
 @pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
@@ -538,7 +522,6 @@ def test_rzk_leader_reconfigures_zookeeper_followers():
     initial configuration from NEWLEADER, then the rzk leader removes ZooKeeper server 1
     (kazoo) and adds it back (zkCli.sh): ZooKeeper activates each COMMITANDACTIVATE, and
     every member has the same dynamic files and every acknowledged write."""
-    from kazoo.client import KazooClient
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(["zookeeper", "zookeeper", "rzk"], 3, proxied=False, name="reconfig-rzk-leads",
@@ -547,20 +530,8 @@ def test_rzk_leader_reconfigures_zookeeper_followers():
             m.wait_serving()
         leader = ens.wait_for_leader()
         assert leader.kind == "rzk", leader
-        acked: List[str] = []
-
-        def write(members, n: int) -> None:
-            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
-            c.start(timeout=30)
-            try:
-                c.ensure_path("/mx")
-                for _ in range(n):
-                    p = "/mx/w%04d" % len(acked)
-                    c.create(p, b"x")
-                    acked.append(p)
-            finally:
-                c.stop()
-                c.close()
+        w = Writes("/mx")
+        write = w.write
 
         h.wait_until(lambda: all(dynamic_files(m) for m in ens.members), 30, 0.2, "dynamic files on every member")
         v0 = max(dynamic_files(leader), key=lambda x: int(x, 16))
@@ -591,14 +562,7 @@ def test_rzk_leader_reconfigures_zookeeper_followers():
         write(ens.members, 5)
         ens.wait_converged()
         for m in ens.members:
-            c = kazoo(m.hosts)
-            try:
-                c.sync("/mx")
-                have = set("/mx/" + k for k in c.get_children("/mx"))
-            finally:
-                c.stop()
-                c.close()
-            assert not [p for p in acked if p not in have], m
+            assert not w.missing_on(m), m
         assert leader.mode() == "leader"
 
 
@@ -609,7 +573,6 @@ def test_remove_the_leader(kind):
     running. Side by side with ZooKeeper 3.8."""
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    from kazoo.client import KazooClient
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(kind, 3, proxied=False, name="reconfig-remove-leader", extra_cfg=cfg, client_addresses=True) as ens:
@@ -617,20 +580,8 @@ def test_remove_the_leader(kind):
             m.wait_serving()
         old = ens.wait_for_leader()
         rest = [m for m in ens.members if m is not old]
-        acked: List[str] = []
-
-        def write(members, n: int) -> None:
-            c = KazooClient(hosts=",".join(m.hosts for m in members), timeout=10.0)
-            c.start(timeout=30)
-            try:
-                c.ensure_path("/rm")
-                for _ in range(n):
-                    p = "/rm/w%04d" % len(acked)
-                    c.create(p, b"x")
-                    acked.append(p)
-            finally:
-                c.stop()
-                c.close()
+        w = Writes("/rm")
+        write = w.write
 
         write(ens.members, 5)
         c = kazoo(old.hosts)
@@ -662,7 +613,7 @@ def test_remove_the_leader(kind):
                 c.stop()
                 c.close()
             assert "server.%d=" % old.sid not in conf, (m, conf)
-            assert not [p for p in acked if p not in have], m
+            assert not [p for p in w.acked if p not in have], m
         assert old.is_running()
 
 
@@ -683,19 +634,8 @@ def test_a_new_server_joins_by_reconfig(kind):
         for m in old:
             m.wait_serving()
         leader = ens.wait_for_leader(members=old)
-        acked: List[str] = []
-
-        def write(members, n: int) -> None:
-            c = kazoo(",".join(m.hosts for m in members))
-            try:
-                c.ensure_path("/join")
-                for _ in range(n):
-                    p = "/join/w%04d" % len(acked)
-                    c.create(p, b"x")
-                    acked.append(p)
-            finally:
-                c.stop()
-                c.close()
+        w = Writes("/join")
+        write = w.write
 
         write(old, 20)
         new.servers = [1, 2, 3, 4]
@@ -718,7 +658,7 @@ def test_a_new_server_joins_by_reconfig(kind):
                 c.stop()
                 c.close()
             assert "server.4=" in conf, (m, conf)
-            assert not [p for p in acked if p not in have], m
+            assert not [p for p in w.acked if p not in have], m
         # Every member runs with the configuration naming server 4, in its dynamic file.
         for m in old + [new]:
             h.wait_until(lambda: any("server.4=" in t for t in dynamic_files(m).values()), 30, 0.2,
