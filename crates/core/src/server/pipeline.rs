@@ -476,25 +476,10 @@ impl ZooKeeperServer {
             // CloseSession is a client write too, taken above.
             write if write.is_client_write() => {
                 let zxid = self.last_zxid.next();
+                // A session local to the learner passes unowned (LeaderSessionTracker.checkSession).
                 let txn = if !self.sessions.is_live(session) && !self.local.is_live(session) && !self.local_elsewhere(session) {
                     Err(ErrorCode::SessionExpired)
-                } else if !self.sessions.is_live(session) {
-                    // A session local to the learner (LeaderSessionTracker.checkSession lets
-                    // it through, unowned).
-                    prep_request(
-                        &self.tree,
-                        &mut self.outstanding,
-                        &self.cfg,
-                        &mut self.stats.quota,
-                        &auth,
-                        session,
-                        op,
-                        &body,
-                        zxid,
-                        time,
-                        self.reconfig_view.as_ref(),
-                    )
-                } else if !self.check_owner(session, from) {
+                } else if self.sessions.is_live(session) && !self.check_owner(session, from) {
                     Err(ErrorCode::SessionMoved)
                 } else {
                     prep_request(
