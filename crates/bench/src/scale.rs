@@ -18,6 +18,7 @@
 //! the client itself may be what limits the fan-out (its CPU is in the report).
 
 use crate::conn::{req, Incoming, Session};
+use crate::scenario::wait_event;
 use crate::report::{new_hist, record, CpuClock, ProgressLine, RunResult, Tally};
 use crate::workload::{create_many, ensure};
 use crate::{BenchError, Settings, Workload};
@@ -189,23 +190,6 @@ async fn keepalive(s: &mut Session, last: &mut Instant) -> Result<(), BenchError
         *last = Instant::now();
     }
     Ok(())
-}
-
-/// Reads frames until a notification for `path` of type `ty` (pings' replies skipped).
-async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instant, BenchError> {
-    loop {
-        while let Some(inc) = s.next_incoming()? {
-            match inc {
-                Incoming::Notification(ev) if ev.path == path && ev.event_type == ty.code() => return Ok(Instant::now()),
-                Incoming::Notification(_) => {}
-                Incoming::Reply { header, .. } if header.xid == rzk_proto::codes::xid::PING => {}
-                Incoming::Reply { header, .. } => {
-                    return Err(BenchError::Protocol(format!("{}: unexpected reply xid {} waiting for an event", s.addr(), header.xid)))
-                }
-            }
-        }
-        s.read_more().await?;
-    }
 }
 
 /// Sets a data watch on every path (exists with watch, `ARM_WINDOW` in flight); each must exist.

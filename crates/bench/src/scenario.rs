@@ -18,9 +18,9 @@ use rzk_proto::{EventType, OpCode, Reader};
 use serde_json::{json, Map};
 use std::time::{Duration, Instant};
 
-/// Reads frames until a watch notification for `path` of type `ty` arrives (replies to
-/// nothing are not expected meanwhile and fail the run).
-async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instant, BenchError> {
+/// Reads frames until a watch notification for `path` of type `ty` arrives (pings' replies
+/// skipped; any other reply fails the run). Also the scale workloads'.
+pub(crate) async fn wait_event(s: &mut Session, path: &str, ty: EventType) -> Result<Instant, BenchError> {
     loop {
         while let Some(inc) = s.next_incoming()? {
             match inc {
