@@ -291,6 +291,18 @@ def test_session_moves_between_servers_keeping_ephemerals_and_watches(shared):
 # ----------------------------------------------------------------------------------------
 
 
+def load_setup(zk) -> dict:
+    """Makes what `Load` writes to (/load and the registers /reg/0, /reg/1); returns the
+    registers' initial state for `history.check`."""
+    zk.ensure_path("/load")
+    initial = {}
+    for k in range(2):
+        zk.create("/reg/%d" % k, b"", makepath=True)
+        st = zk.exists("/reg/%d" % k)
+        initial["/reg/%d" % k] = (b"", st.version, st.mzxid)
+    return initial
+
+
 class Load:
     """Writers (creates of unique nodes and sets of two registers) and a reader (plain and
     sync'd reads), each a FailoverClient over every member, recording one history."""
@@ -346,12 +358,7 @@ class Load:
 def test_kill_leader_under_write_load(kind):
     with ze.Ensemble(kinds_of(kind), 3, name="killleader") as ens:
         zk = kazoo(ens.hosts)
-        zk.ensure_path("/load")
-        initial = {}
-        for k in range(2):
-            zk.create("/reg/%d" % k, b"", makepath=True)
-            st = zk.exists("/reg/%d" % k)
-            initial["/reg/%d" % k] = (b"", st.version, st.mzxid)
+        initial = load_setup(zk)
         close(zk)
         old = ens.wait_for_leader()
         with Load(ens) as load:

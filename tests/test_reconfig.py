@@ -674,7 +674,7 @@ def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
     ZooKeeper 3.8."""
     if kind == "zookeeper" and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
-    from test_ensemble import Load, assert_history, final_state
+    from test_ensemble import Load, assert_history, final_state, load_setup
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(kind, 5, proxied=False, name="reconfig-grow-load", extra_cfg=cfg, client_addresses=True,
@@ -685,12 +685,7 @@ def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
             m.wait_serving()
         leader = ens.wait_for_leader(members=old)
         zk = kazoo(leader.hosts)
-        zk.ensure_path("/load")
-        initial = {}
-        for k in range(2):
-            zk.create("/reg/%d" % k, b"", makepath=True)
-            st = zk.exists("/reg/%d" % k)
-            initial["/reg/%d" % k] = (b"", st.version, st.mzxid)
+        initial = load_setup(zk)
         with Load(ens) as load:
             time.sleep(1)
             for m in new:
