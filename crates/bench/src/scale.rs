@@ -18,8 +18,8 @@
 //! the client itself may be what limits the fan-out (its CPU is in the report).
 
 use crate::conn::{req, Incoming, Session};
-use crate::scenario::wait_event;
 use crate::report::{new_hist, record, CpuClock, ProgressLine, RunResult, Tally};
+use crate::scenario::wait_event;
 use crate::workload::{create_many, ensure};
 use crate::{BenchError, Settings, Workload};
 use rzk_proto::{EventType, OpCode, Reader};

@@ -519,6 +519,23 @@ impl Client {
         }
     }
 
+    /// ZooKeeper's `updateServerList`: the session goes on with the servers of
+    /// `connect_string` (its chroot, if any, is ignored). To keep the load even, the session
+    /// may move: always if its server is no longer listed, and with probability
+    /// 1 - old/new to one of the added servers if the list grew (`StaticHostProvider`'s
+    /// rule). A move is a reconnection of the same session (requests in flight get
+    /// ConnectionLoss, as on any reconnection).
+    pub async fn update_server_list(&self, connect_string: &str) -> Result<()> {
+        let cs = crate::path::ConnectString::parse(connect_string)?;
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::UpdateServerList { hosts: cs.hosts, reply: tx };
+        self.with_deadline(async {
+            self.inner.cmd_tx.send(cmd).await.map_err(|_| self.ended())?;
+            rx.await.map_err(|_| self.ended())
+        })
+        .await
+    }
+
     /// Adds credentials (e.g. `digest`, `user:password`). They are also sent again on every
     /// reconnection. A refusal (AuthFailed) ends the session, as in ZooKeeper.
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {

@@ -58,6 +58,9 @@ pub(crate) enum Command {
     Auth { packet: AuthPacket, reply: oneshot::Sender<Result<()>> },
     /// Remove local watches without asking the server; replies whether any was there.
     RemoveLocal { kind: WatcherType, path: String, reply: oneshot::Sender<bool> },
+    /// `updateServerList`: the new hosts; the session may move to rebalance (see
+    /// [`rebalance`]). Replies once the list is taken.
+    UpdateServerList { hosts: Vec<(String, u16)>, reply: oneshot::Sender<()> },
 }
 
 /// What the handles share with the task.
@@ -101,8 +104,50 @@ pub(crate) struct SessionTask {
     closers: Vec<oneshot::Sender<()>>,
     /// Whether the session was ever established on a read-write server.
     seen_rw: bool,
-    /// A read-write server found while connected read-only: tried first next.
+    /// A read-write server found while connected read-only, or the server a new server list
+    /// sends the session to: tried first next.
     preferred: Option<(String, u16)>,
+    /// The server of the current connection.
+    current: Option<(String, u16)>,
+    /// A new server list asks this connection to end so that the session moves.
+    moving: bool,
+}
+
+/// `StaticHostProvider.updateServerList`'s choice when the application gives a new server
+/// list while connected to `current`: `Some(server)` to move the session there, `None` to
+/// stay. The list grew: a client on a server still listed moves to one of the added
+/// servers with probability 1 - old/new (so each server ends with its share), one whose
+/// server is gone always does; the list did not grow: a client on a listed server stays,
+/// one whose server is gone moves to a kept server or an added one with ZooKeeper's
+/// probabilities (ZOOKEEPER-1355). `rand` gives uniform numbers in [0, 1).
+pub(crate) fn rebalance(
+    old: &[(String, u16)],
+    new: &[(String, u16)],
+    current: &(String, u16),
+    rand: &mut dyn FnMut() -> f32,
+) -> Option<(String, u16)> {
+    let kept: Vec<&(String, u16)> = new.iter().filter(|h| old.contains(h)).collect();
+    let added: Vec<&(String, u16)> = new.iter().filter(|h| !old.contains(h)).collect();
+    let still_listed = new.contains(current);
+    let (o, n) = (old.len() as f32, new.len() as f32);
+    let prob_new = if new.len() > old.len() {
+        if still_listed && rand() > 1.0 - o / n {
+            return None;
+        }
+        1.0
+    } else if still_listed {
+        return None;
+    } else {
+        let k = kept.len() as f32;
+        1.0 - (k * (o - n)) / (n * (o - k))
+    };
+    let pick =
+        |set: &[&(String, u16)], r: f32| set.get(((r * set.len() as f32) as usize).min(set.len().saturating_sub(1))).map(|h| (*h).clone());
+    let take_new = rand() <= prob_new;
+    match (take_new && !added.is_empty()) || kept.is_empty() {
+        true => pick(&added, rand()),
+        false => pick(&kept, rand()),
+    }
 }
 
 /// Asks each host `isro` over a plain socket (as the Java client's `pingRwServer`); sends
@@ -150,6 +195,8 @@ impl SessionTask {
             // A session handed in by the application was established somewhere before.
             seen_rw: info_given,
             preferred: None,
+            current: None,
+            moving: false,
         }
     }
 
@@ -358,6 +405,8 @@ impl SessionTask {
         let read_timeout = timeout_d * 2 / 3;
         let ping_interval = timeout_d / 3;
         let mut conn = Conn { pending: VecDeque::new(), auth_waiters: VecDeque::new(), rbuf: BytesMut::with_capacity(64 * 1024) };
+        self.current = Some((current.0.to_owned(), current.1));
+        self.moving = false;
 
         // Prime the connection: credentials first, then the watches (as the Java client).
         let mut out = Vec::new();
@@ -429,6 +478,9 @@ impl SessionTask {
                         }
                         last_send = Instant::now();
                     }
+                    if self.moving {
+                        break End::Lost("the server list changed: moving to another server (updateServerList)");
+                    }
                 }
                 _ = sleep_until(last_send + ping_interval) => {
                     if let Err(e) = write(&mut wr, &request_frame(xid::PING, &Request::Ping), read_timeout).await {
@@ -490,7 +542,21 @@ impl SessionTask {
             Command::RemoveLocal { kind, path, reply } => {
                 let _ = reply.send(self.watches.remove(kind, &path, self.chroot.as_deref()));
             }
+            Command::UpdateServerList { hosts, reply } => {
+                self.update_server_list(hosts);
+                let _ = reply.send(());
+            }
         }
+    }
+
+    fn update_server_list(&mut self, hosts: Vec<(String, u16)>) {
+        let current = self.current.clone().unwrap_or_else(|| hosts[0].clone());
+        if let Some(to) = rebalance(&self.hosts, &hosts, &current, &mut || fastrand::f32()) {
+            tracing::info!(from = ?current, to = ?to, "new server list: moving the session");
+            self.preferred = Some(to);
+            self.moving = true;
+        }
+        self.hosts = hosts;
     }
 
     /// Handles every whole frame in the read buffer.
@@ -653,6 +719,8 @@ impl SessionTask {
                 Command::RemoveLocal { reply, .. } => {
                     let _ = reply.send(false);
                 }
+                // Dropping the reply tells the caller the session is over.
+                Command::UpdateServerList { .. } => {}
             }
         }
         self.h.close_rx.close();
@@ -758,5 +826,54 @@ async fn write(wr: &mut OwnedWriteHalf, bytes: &[u8], limit: Duration) -> Result
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err("write error"),
         Err(_) => Err("write timed out"),
+    }
+}
+
+#[cfg(test)]
+mod rebalance_tests {
+    use super::rebalance;
+
+    fn hosts(ports: &[u16]) -> Vec<(String, u16)> {
+        ports.iter().map(|p| ("127.0.0.1".to_string(), *p)).collect()
+    }
+
+    /// How many of `n` clients on `current` move, and where, with a seeded PRNG.
+    fn moves(old: &[u16], new: &[u16], current: u16, n: usize) -> std::collections::BTreeMap<u16, usize> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut out = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            if let Some((_, p)) = rebalance(&hosts(old), &hosts(new), &("127.0.0.1".to_string(), current), &mut || rng.f32()) {
+                *out.entry(p).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_growing_list_moves_a_share_to_the_added_servers() {
+        // 3 -> 5 servers: 1 - 3/5 = 40 % of the clients on a kept server move, to 4 or 5.
+        let m = moves(&[1, 2, 3], &[1, 2, 3, 4, 5], 1, 10_000);
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![4, 5]);
+        let moved: usize = m.values().sum();
+        assert!((3_700..4_300).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn a_client_stays_on_a_listed_server_when_the_list_does_not_grow() {
+        assert!(moves(&[1, 2, 3, 4, 5], &[1, 2, 3], 2, 1_000).is_empty());
+        assert!(moves(&[1, 2, 3], &[3, 2, 1], 2, 1_000).is_empty());
+    }
+
+    #[test]
+    fn a_client_whose_server_is_gone_always_moves_to_a_listed_one() {
+        let m = moves(&[1, 2, 3, 4, 5], &[1, 2, 3], 5, 1_000);
+        assert_eq!(m.values().sum::<usize>(), 1_000);
+        assert!(m.keys().all(|p| [1, 2, 3].contains(p)), "{m:?}");
+        let m = moves(&[1, 2, 3], &[4, 5, 6], 1, 1_000);
+        assert!(m.keys().all(|p| [4, 5, 6].contains(p)), "{m:?}");
+        // Replacing one server by another of the same count: the client of the removed one
+        // moves to the new server (ZooKeeper's probOld is 0 then).
+        let m = moves(&[1, 2, 3], &[1, 2, 4], 3, 1_000);
+        assert_eq!(m.get(&4).copied(), Some(1_000), "{m:?}");
     }
 }

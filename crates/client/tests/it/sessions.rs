@@ -9,6 +9,7 @@ use std::time::Duration;
 both!(reconnect_keeps_session_and_watches, failover_across_hosts, server_expiry, client_declares_expiry);
 both!(silent_server_is_noticed, request_timeout, queued_while_disconnected_then_sent, lost_reply_is_connection_loss);
 both!(auth_failed_ends_session, read_only_allowed_connects_read_write, connect_timeout_when_nothing_listens);
+both!(update_server_list_moves_the_session);
 
 /// A read-only server (a minority partition in an ensemble) cannot be had from a standalone
 /// server, so a scripted one answers the handshake as ZooKeeper's ReadOnlyZooKeeperServer does.
@@ -233,4 +234,27 @@ async fn connect_timeout_when_nothing_listens(_ctx: Ctx) {
     assert_eq!(Client::connect_with(&dead.to_string(), cfg).await.unwrap_err(), Error::ConnectionLoss);
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(matches!(Client::connect("nohost:x").await, Err(Error::BadConnectString(..))));
+}
+
+/// `updateServerList` without the current server: the session moves to a listed one (the
+/// same session, its ephemeral kept), as ZooKeeper's client does. Two proxies to the same
+/// server stand for two servers.
+async fn update_server_list_moves_the_session(ctx: Ctx) {
+    let a = Proxy::start(ctx.server.addr).await;
+    let b = Proxy::start(ctx.server.addr).await;
+    let zk = ctx.connect_via(&a, Duration::from_secs(10)).await;
+    let id = zk.session_info().id;
+    zk.create("/eph", b"", &CreateOptions::ephemeral()).await.unwrap();
+    // The same list: nothing moves.
+    zk.update_server_list(&a.addr.to_string()).await.unwrap();
+    assert_eq!(b.connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    zk.update_server_list(&b.addr.to_string()).await.unwrap();
+    let moved = eventually(Duration::from_secs(20), || async {
+        b.connections.load(std::sync::atomic::Ordering::SeqCst) > 0 && zk.state() == SessionState::Connected
+    })
+    .await;
+    assert!(moved, "the session did not move to the new list's server");
+    assert_eq!(zk.session_info().id, id, "the same session");
+    assert!(zk.exists("/eph").await.unwrap().is_some(), "its ephemeral is still there");
+    zk.close().await;
 }
