@@ -462,7 +462,9 @@ impl PeerNet {
             return;
         }
         let by_connection = !matches!(msg, Message::Notification(_) | Message::LearnerInfo { .. });
-        if !s.knows(to) && !by_connection && !(matches!(msg, Message::Notification(_)) && s.stranger(to).is_some()) {
+        // A notification may go to a server outside the configuration that reached us first.
+        let to_stranger = matches!(msg, Message::Notification(_)) && s.stranger(to).is_some();
+        if !(s.knows(to) || by_connection || to_stranger) {
             tracing::warn!(peer = %to, msg = msg.name(), "dropping a message to an unknown server");
             return;
         }
