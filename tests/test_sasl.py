@@ -237,11 +237,13 @@ def test_kazoo_wrong_password_and_unknown_user(servers):
         for name, (user, pw) in {"wrong": ("bob", "nope"), "unknown": ("mallory", "x")}.items():
             k = kazoo(server, user, pw, start=False)
             try:
+                # Whether start() returns before the refusal closes the client, or times out
+                # waiting for it, is a race inside kazoo (its connection thread against the
+                # caller, visible under load on either server): only what follows is compared.
                 try:
                     k.start(timeout=8)
-                    started = "started"
-                except Exception as e:  # noqa: BLE001 - what kazoo raises is what we compare
-                    started = type(e).__name__
+                except Exception as e:  # noqa: BLE001
+                    assert type(e).__name__ == "KazooTimeoutError", e
                 deadline = time.time() + 5
                 while k.client_state != "AUTH_FAILED" and time.time() < deadline:
                     time.sleep(0.05)
@@ -250,7 +252,7 @@ def test_kazoo_wrong_password_and_unknown_user(servers):
                     op = "ok"
                 except Exception as e:  # noqa: BLE001
                     op = type(e).__name__
-                out[name] = (started, k.client_state, op)
+                out[name] = (k.client_state, op)
             finally:
                 k.stop()
                 k.close()
@@ -258,7 +260,7 @@ def test_kazoo_wrong_password_and_unknown_user(servers):
 
     out = both(servers, run)
     # kazoo logs AUTH_FAILED, closes the client and says so to the next call.
-    assert out["wrong"][1:] == ("CLOSED", "ConnectionClosedError"), out
+    assert out["wrong"] == ("CLOSED", "ConnectionClosedError"), out
 
 
 def test_a_failed_login_harms_no_other_connection(servers):
