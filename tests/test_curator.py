@@ -25,6 +25,7 @@ import pytest
 
 import zkharness as h
 import zkensemble as ze
+from test_reconfig import own_line  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 JARS = ["curator-client", "curator-framework", "curator-recipes", "guava", "zookeeper", "zookeeper-jute",
@@ -87,7 +88,6 @@ def test_reconfig_api_as_against_zookeeper(curator):
                 m.wait_serving()
             leader = ens.wait_for_leader()
             gone = [m for m in ens.members if m is not leader][-1]
-            line = [l for l in gone.config_lines() if l.startswith("server.%d=" % gone.sid)][0]
-            got[kind] = run(curator, ens.hosts, "reconfig", str(gone.sid), line)
+            got[kind] = run(curator, ens.hosts, "reconfig", str(gone.sid), own_line(gone))
     assert got["rzk"] == got["zookeeper"]
     assert "stale fromConfig BADVERSION" in got["rzk"], got["rzk"]

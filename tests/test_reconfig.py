@@ -71,15 +71,20 @@ class Writes:
             c.stop()
             c.close()
 
-    def missing_on(self, m: ze.Member) -> List[str]:
+    def seen_on(self, m: ze.Member):
+        """After a sync on `m`: the acknowledged paths it lacks, and its /zookeeper/config."""
         c = kazoo(m.hosts)
         try:
             c.sync(self.parent)
             have = set("%s/%s" % (self.parent, k) for k in c.get_children(self.parent))
+            conf = c.get("/zookeeper/config")[0].decode()
         finally:
             c.stop()
             c.close()
-        return [p for p in self.acked if p not in have]
+        return [p for p in self.acked if p not in have], conf
+
+    def missing_on(self, m: ze.Member) -> List[str]:
+        return self.seen_on(m)[0]
 
 
 def expected_config(member: ze.Member) -> str:
@@ -504,15 +509,9 @@ def test_leader_carries_out_reconfig(kind):
         write(5)
         ens.wait_converged()
         for m in ens.members:
-            c = kazoo(m.hosts)
-            try:
-                c.sync("/rl")
-                have = set("/rl/" + k for k in c.get_children("/rl"))
-                assert version_of(c.get("/zookeeper/config")[0].decode()) == v3, m
-            finally:
-                c.stop()
-                c.close()
-            assert not [p for p in w.acked if p not in have], m
+            missing, conf = w.seen_on(m)
+            assert version_of(conf) == v3, m
+            assert not missing, m
 
 
 @pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
@@ -604,16 +603,9 @@ def test_remove_the_leader(kind):
         write(rest, 5)
         ens.wait_converged(members=rest)
         for m in rest:
-            c = kazoo(m.hosts)
-            try:
-                c.sync("/rm")
-                have = set("/rm/" + k for k in c.get_children("/rm"))
-                conf = c.get("/zookeeper/config")[0].decode()
-            finally:
-                c.stop()
-                c.close()
+            missing, conf = w.seen_on(m)
             assert "server.%d=" % old.sid not in conf, (m, conf)
-            assert not [p for p in w.acked if p not in have], m
+            assert not missing, m
         assert old.is_running()
 
 
@@ -642,23 +634,16 @@ def test_a_new_server_joins_by_reconfig(kind):
         new.start()
         # Not a voter yet: it follows the leader it found by election.
         assert new.wait_serving() == "follower", new.log_tail()
-        line = [l for l in new.config_lines() if l.startswith("server.4=")][0]
+        line = own_line(new)
         out = zkcli_all(leader, "reconfig", "-add", line)
         assert out[0] == "Committed new configuration:", out
         assert any(l.startswith("server.4=") for l in out), out
         write(old + [new], 20)
         ens.wait_converged(members=old + [new])
         for m in old + [new]:
-            c = kazoo(m.hosts)
-            try:
-                c.sync("/join")
-                have = set("/join/" + k for k in c.get_children("/join"))
-                conf = c.get("/zookeeper/config")[0].decode()
-            finally:
-                c.stop()
-                c.close()
+            missing, conf = w.seen_on(m)
             assert "server.4=" in conf, (m, conf)
-            assert not [p for p in w.acked if p not in have], m
+            assert not missing, m
         # Every member runs with the configuration naming server 4, in its dynamic file.
         for m in old + [new]:
             h.wait_until(lambda: any("server.4=" in t for t in dynamic_files(m).values()), 30, 0.2,
@@ -693,7 +678,7 @@ def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
                 m.start()
             for m in new:
                 assert m.wait_serving() == "follower", m.log_tail()
-            lines = [[l for l in m.config_lines() if l.startswith("server.%d=" % m.sid)][0] for m in new]
+            lines = [own_line(m) for m in new]
             grown, _ = zk.reconfig(joining=",".join(lines), leaving=None, new_members=None)
             assert all("server.%d=" % m.sid in grown.decode() for m in new), grown
             time.sleep(2)
@@ -709,10 +694,14 @@ def test_grow_3_to_5_and_shrink_back_by_reconfig_under_load(kind):
             assert_history(load.hist, final_state(m, load.paths()), initial)
 
 
+def own_line(m: ze.Member) -> str:
+    """m's own server.N line, as its zoo.cfg has it."""
+    return [l for l in m.config_lines() if l.startswith("server.%d=" % m.sid)][0]
+
+
 def member_line(m: ze.Member, role: str) -> str:
     """m's own server.N line, with `role` (participant or observer)."""
-    line = [l for l in m.config_lines() if l.startswith("server.%d=" % m.sid)][0]
-    addr, _, client = line.partition(";")
+    addr, _, client = own_line(m).partition(";")
     addr = re.sub(r":(participant|observer)$", "", addr)
     return "%s:%s;%s" % (addr, role, client)
 
