@@ -140,6 +140,17 @@ pub(crate) fn hdr(zxid: i64, session: i64, op: OpCode) -> TxnHeader {
 }
 
 /// A random but valid txn for `t` (what prep would produce).
+/// Applies `n` generated txns (`gen_txn` with `pick`, `name`, `data`) after `zxid`, keeping
+/// them in `log`: the writes a walk runs beside.
+fn apply_generated(t: &mut DataTree, zxid: &mut i64, log: &mut Vec<(TxnHeader, Txn)>, (pick, name, data, n): (u32, u32, u8, usize)) {
+    for _ in 0..n {
+        *zxid += 1;
+        let (h, x) = gen_txn(t, *zxid, pick, name, data);
+        t.apply(&h, &x);
+        log.push((h, x));
+    }
+}
+
 fn gen_txn(t: &DataTree, zxid: i64, pick: u32, name: u32, data: u8) -> (TxnHeader, Txn) {
     let mut paths: Vec<String> = Vec::new();
     t.for_each_node_in_snapshot_order(|p, _, _, _| {
@@ -236,13 +247,8 @@ proptest! {
                 Ok(b) => bytes.extend_from_slice(&b),
                 Err(_) => { aborted = true; break; }
             }
-            if let Some((pick, name, data, n)) = it.next() {
-                for _ in 0..n {
-                    zxid += 1;
-                    let (h, x) = gen_txn(&t, zxid, pick, name, data);
-                    t.apply(&h, &x);
-                    log.push((h, x));
-                }
+            if let Some(batch) = it.next() {
+                apply_generated(&mut t, &mut zxid, &mut log, batch);
             }
         }
         prop_assume!(!aborted);
@@ -308,13 +314,8 @@ proptest! {
                 prop_assert_eq!(&bytes, &whole);
             }
             first = false;
-            if let Some((pick, name, data, n)) = it.next() {
-                for _ in 0..n {
-                    zxid += 1;
-                    let (h, x) = gen_txn(&t, zxid, pick, name, data);
-                    t.apply(&h, &x);
-                    log.push((h, x));
-                }
+            if let Some(batch) = it.next() {
+                apply_generated(&mut t, &mut zxid, &mut log, batch);
             }
         }
         prop_assume!(!aborted);
