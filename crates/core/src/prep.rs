@@ -63,7 +63,8 @@ struct Change {
 /// was made.
 #[derive(Debug, Default)]
 pub struct Outstanding {
-    by_path: HashMap<String, ChangeRecord>,
+    /// foldhash: paths are the client's choice, so a seeded hash, but much cheaper than SipHash.
+    by_path: HashMap<String, ChangeRecord, foldhash::fast::RandomState>,
     order: VecDeque<Change>,
     seq: u64,
     /// The last zxid applied to the tree.

@@ -22,7 +22,7 @@ pub struct Session {
 pub struct SessionTracker {
     interval_ms: i64,
     next_session_id: i64,
-    sessions: HashMap<SessionId, Session>,
+    sessions: HashMap<SessionId, Session, rustc_hash::FxBuildHasher>,
     /// Expiry buckets: time → sessions that expire then. A BTreeMap so the scan is ordered.
     buckets: BTreeMap<i64, BTreeSet<SessionId>>,
 }
@@ -37,7 +37,7 @@ impl SessionTracker {
         if next == i64::MIN {
             next += 1; // never the container owner marker
         }
-        SessionTracker { interval_ms: tick_ms.max(1), next_session_id: next, sessions: HashMap::new(), buckets: BTreeMap::new() }
+        SessionTracker { interval_ms: tick_ms.max(1), next_session_id: next, sessions: HashMap::default(), buckets: BTreeMap::new() }
     }
 
     fn round_to_next_interval(&self, t: i64) -> i64 {

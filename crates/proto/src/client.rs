@@ -556,7 +556,27 @@ pub enum Response {
     Raw(Vec<u8>),
 }
 
+/// Encoded size of a Stat.
+const STAT_LEN: usize = 68;
+
 impl Response {
+    /// About the encoded size (at least it for the common replies), so a reply's buffer is
+    /// allocated once rather than grown (growing cost three reallocations per reply).
+    pub fn size_hint(&self) -> usize {
+        let strings = |v: &[String]| 4 + v.iter().map(|c| 4 + c.len()).sum::<usize>();
+        match self {
+            Response::Empty | Response::ErrorResponse(_) | Response::AllChildrenNumber(_) => 4,
+            Response::Path(p) => 4 + p.len(),
+            Response::Create2 { path, .. } => 4 + path.len() + STAT_LEN,
+            Response::Stat(_) => STAT_LEN,
+            Response::GetData { data, .. } => 4 + data.as_ref().map_or(0, |d| d.len()) + STAT_LEN,
+            Response::Children(c) | Response::Paths(c) => strings(c),
+            Response::Children2 { children, .. } => strings(children) + STAT_LEN,
+            Response::Sasl(b) | Response::Raw(b) => 4 + b.len(),
+            Response::GetAcl { .. } | Response::Multi(_) | Response::WhoAmI(_) => 256,
+        }
+    }
+
     pub fn write(&self, w: &mut Writer) {
         match self {
             Response::Empty => {}
@@ -659,7 +679,8 @@ impl Response {
 
 /// Encodes a complete reply frame: length, ReplyHeader, body.
 pub fn reply_frame(header: &ReplyHeader, body: &Response) -> Vec<u8> {
-    let mut w = Writer::for_frame();
+    // Length, then the ReplyHeader's xid, zxid and err.
+    let mut w = Writer::for_frame_with_capacity(4 + 16 + body.size_hint());
     header.write(&mut w);
     body.write(&mut w);
     w.finish_frame()
@@ -682,6 +703,27 @@ mod tests {
         req.write(&mut w);
         let back = Request::decode(req.op().code(), w.as_slice()).unwrap();
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn reply_size_hint_covers_the_common_replies() {
+        let stat = Stat::default();
+        let replies = [
+            Response::Empty,
+            Response::Path("/a/b".into()),
+            Response::Create2 { path: "/a".into(), stat: stat.clone() },
+            Response::Stat(stat.clone()),
+            Response::GetData { data: Some(vec![7; 300]), stat: stat.clone() },
+            Response::GetData { data: None, stat: stat.clone() },
+            Response::Children(vec!["x".into(), "yz".into()]),
+            Response::Children2 { children: vec!["x".into()], stat },
+            Response::AllChildrenNumber(3),
+        ];
+        for r in replies {
+            let mut w = Writer::new();
+            r.write(&mut w);
+            assert!(r.size_hint() >= w.len(), "{r:?}: hint {} < {}", r.size_hint(), w.len());
+        }
     }
 
     #[test]

@@ -260,6 +260,13 @@ impl Writer {
         Writer { buf: vec![0, 0, 0, 0] }
     }
 
+    /// [`Writer::for_frame`] with room for `n` bytes, the length included.
+    pub fn for_frame_with_capacity(n: usize) -> Self {
+        let mut buf = Vec::with_capacity(n.max(4));
+        buf.extend_from_slice(&[0; 4]);
+        Writer { buf }
+    }
+
     /// Fills in the length placeholder written by [`Writer::for_frame`] and returns the frame.
     pub fn finish_frame(mut self) -> Vec<u8> {
         let n = (self.buf.len() - 4) as i32;

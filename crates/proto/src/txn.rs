@@ -116,6 +116,25 @@ pub enum Txn {
 }
 
 impl Txn {
+    /// About the encoded size of the body (at least it for the common txns), so the record's
+    /// buffer is allocated once rather than grown.
+    pub fn size_hint(&self) -> usize {
+        let data = |d: &Option<Vec<u8>>| 4 + d.as_ref().map_or(0, |d| d.len());
+        let acl = |a: &[Acl]| 4 + a.iter().map(|a| 12 + a.id.scheme.len() + a.id.id.len()).sum::<usize>();
+        match self {
+            Txn::Create { txn, .. } => 4 + txn.path.len() + data(&txn.data) + acl(&txn.acl) + 5,
+            Txn::CreateTtl(t) => 4 + t.path.len() + data(&t.data) + acl(&t.acl) + 12,
+            Txn::CreateContainer(t) => 4 + t.path.len() + data(&t.data) + acl(&t.acl) + 4,
+            Txn::Delete { path } | Txn::DeleteContainer { path } => 4 + path.len(),
+            Txn::SetData(t) | Txn::Reconfig(t) => 4 + t.path.len() + data(&t.data) + 4,
+            Txn::SetAcl(t) => 4 + t.path.len() + acl(&t.acl) + 4,
+            Txn::Check(t) => 4 + t.path.len() + 4,
+            Txn::CreateSession { .. } | Txn::Error { .. } => 4,
+            Txn::CloseSession { paths_to_delete } => 4 + paths_to_delete.iter().map(|p| 4 + p.len()).sum::<usize>(),
+            Txn::Multi(txns) => 4 + txns.iter().map(|t| 12 + t.size_hint()).sum::<usize>(),
+        }
+    }
+
     /// The op code a TxnHeader (or a multi member) carries for this body.
     pub fn op(&self) -> OpCode {
         match self {
@@ -162,7 +181,7 @@ impl Txn {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(self.size_hint());
         self.write(&mut w);
         w.into_inner()
     }
@@ -233,7 +252,8 @@ impl TxnRecord {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        // The TxnHeader (28 bytes), the body, the TxnDigest (12).
+        let mut w = Writer::with_capacity(28 + self.txn.size_hint() + 12);
         self.write(&mut w);
         w.into_inner()
     }
@@ -268,6 +288,29 @@ mod tests {
         };
         let b = rec.to_bytes();
         assert_eq!(TxnRecord::from_bytes(&b).unwrap(), rec);
+    }
+
+    #[test]
+    fn size_hint_covers_the_encoding() {
+        let create =
+            CreateTxn { path: "/a/b".into(), data: Some(vec![1; 100]), acl: Acl::open_unsafe(), ephemeral: true, parent_cversion: 1 };
+        let set = SetDataTxn { path: "/a".into(), data: None, version: 3 };
+        let txns = [
+            Txn::Create { txn: create.clone(), create2: true },
+            Txn::CreateTtl(CreateTtlTxn { path: "/t".into(), data: Some(vec![]), acl: Acl::open_unsafe(), parent_cversion: 0, ttl: 5 }),
+            Txn::Delete { path: "/a/b".into() },
+            Txn::SetData(set.clone()),
+            Txn::SetAcl(SetAclTxn { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 }),
+            Txn::Check(CheckVersionTxn { path: "/a".into(), version: 1 }),
+            Txn::CreateSession { timeout_ms: 1 },
+            Txn::CloseSession { paths_to_delete: vec!["/e1".into(), "/e2".into()] },
+            Txn::Multi(vec![Txn::Create { txn: create, create2: false }, Txn::SetData(set), Txn::Error { err: -101 }]),
+        ];
+        for t in txns {
+            let mut w = Writer::new();
+            t.write(&mut w);
+            assert!(t.size_hint() >= w.len(), "{t:?}: hint {} < {}", t.size_hint(), w.len());
+        }
     }
 
     #[test]

@@ -15,74 +15,24 @@ pub const DIGEST_VERSION: i32 = 2;
 /// `ZooDefs.ZOOKEEPER_NODE_SUBTREE`: paths under it are left out of the digest.
 pub const ZOOKEEPER_NODE_SUBTREE: &str = "/zookeeper/";
 
-const fn make_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut s = 1;
-    while s < 8 {
-        let mut i = 0;
-        while i < 256 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            i += 1;
-        }
-        s += 1;
-    }
-    t
-}
-
-static CRC_TABLES: [[u32; 256]; 8] = make_tables();
-
-/// A running CRC-32 (IEEE 802.3, reflected, as `java.util.zip.CRC32`).
-#[derive(Debug, Clone, Copy)]
-pub struct Crc32(u32);
-
-impl Default for Crc32 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// A running CRC-32 (IEEE 802.3, reflected, as `java.util.zip.CRC32`), computed by
+/// `crc32fast` (carry-less multiplication where the CPU has it: the digest of every
+/// written node is two of these, so it showed in profiles of setData).
+#[derive(Debug, Clone, Default)]
+pub struct Crc32(crc32fast::Hasher);
 
 impl Crc32 {
     pub fn new() -> Crc32 {
-        Crc32(!0)
+        Crc32(crc32fast::Hasher::new())
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        let t = &CRC_TABLES;
-        let mut c = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for ch in &mut chunks {
-            let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
-            let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            c = (c >> 8) ^ t[0][((c ^ b as u32) & 0xff) as usize];
-        }
-        self.0 = c;
+        self.0.update(bytes);
     }
 
     /// `CRC32.getValue()`.
     pub fn value(&self) -> u32 {
-        !self.0
+        self.0.clone().finalize()
     }
 }
 
@@ -100,24 +50,29 @@ pub fn calculate_digest(path: &str, data: &[u8], stat: &StatPersisted) -> i64 {
 /// A node's digest with the stat still to come: the CRC state after its path and data (or
 /// nothing for an excluded path). With it the digest under another stat is computed without
 /// the data — what the prep step needs to predict the tree digest after a txn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DigestPrefix(Option<Crc32>);
 
 impl DigestPrefix {
     pub fn new(path: &str, data: &[u8]) -> DigestPrefix {
-        if is_excluded(path) {
+        DigestPrefix::from_bytes(path.as_bytes(), data)
+    }
+
+    /// [`DigestPrefix::new`] from a path's UTF-8 bytes.
+    pub fn from_bytes(path: &[u8], data: &[u8]) -> DigestPrefix {
+        if path.starts_with(ZOOKEEPER_NODE_SUBTREE.as_bytes()) {
             return DigestPrefix(None);
         }
-        let path = if path == "/" { "" } else { path };
+        let path: &[u8] = if path == b"/" { b"" } else { path };
         let mut crc = Crc32::new();
-        crc.update(path.as_bytes());
+        crc.update(path);
         crc.update(data);
         DigestPrefix(Some(crc))
     }
 
     /// The node's digest with `stat`.
     pub fn digest(&self, stat: &StatPersisted) -> i64 {
-        let Some(mut crc) = self.0 else { return 0 };
+        let Some(mut crc) = self.0.clone() else { return 0 };
         let mut b = [0u8; 60];
         b[0..8].copy_from_slice(&stat.czxid.0.to_be_bytes());
         b[8..16].copy_from_slice(&stat.mzxid.0.to_be_bytes());

@@ -210,26 +210,32 @@ fn make_stat(s: &StatPersisted, data_len: usize, num_children: i32, ext: bool) -
 }
 
 /// A znode's full path and its data in one allocation: a LEB128 header holding
-/// `path length << 1 | null flag`, the path's bytes, then the data's bytes. ZooKeeper keeps a
-/// null buffer apart from an empty one (a client that created a node with null data reads
-/// null back); the flag says which.
+/// `path length << 2 | extras flag | null flag`, the path's bytes, then (when the flag says
+/// so) the extras block, then the data's bytes. ZooKeeper keeps a null buffer apart from an
+/// empty one (a client that created a node with null data reads null back); the flag says
+/// which.
 ///
 /// One allocation instead of two (path `Box<str>` and data `Box<[u8]>`) saves a 16-byte fat
 /// pointer in every node and one allocator size-class rounding: a 27-byte path with 100
 /// bytes of data took 32 + 112 bytes, and now takes 128 (see docs/BENCH.md, memory per
 /// znode).
 ///
-/// What a node rarely has is kept here too, behind the header, rather than in every `Node`
+/// What a node rarely has is kept here too, after the path, rather than in every `Node`
 /// (most znodes are persistent leaves that never had their ACL set): its `ephemeralOwner`
 /// when not 0, its `aversion` and `cversion` when not 0, its `pzxid` when not its `czxid`
-/// (as the difference: a node's pzxid moves only when its children change). A header bit says whether a block of them follows: a mask
-/// byte, then each present one as a zigzag varint. Setting them rebuilds the allocation, as
-/// setData does. (The ACL id is not one of them: every node created with an ACL list has a
-/// cache id, -1 is only for a null list.)
+/// (as the difference: a node's pzxid moves only when its children change). A header bit
+/// says whether a block of them follows the path: a mask byte, then each present one as a
+/// zigzag varint. The path comes first because it is what the hot paths read most (every
+/// path comparison of a lookup): reaching it decodes one varint, usually one byte. Setting
+/// an extra rebuilds the allocation, as setData does. (The ACL id is not one of them: every
+/// node created with an ACL list has a cache id, -1 is only for a null list.)
+///
+/// The path bytes are always the UTF-8 of the `&str` the node was made from (they are never
+/// written otherwise), which is why the hot paths may compare and hash them as bytes.
 #[derive(Clone, PartialEq, Eq)]
 struct PathData(Box<[u8]>);
 
-/// Header bits below the path length: data is null; an extras block follows the header.
+/// Header bits below the path length: data is null; an extras block follows the path.
 const PD_NULL: u64 = 1;
 const PD_EXTRAS: u64 = 2;
 const PD_FLAG_BITS: u32 = 2;
@@ -252,6 +258,10 @@ struct Extras {
 
 impl Extras {
     const DEFAULT: Extras = Extras { owner: 0, aversion: 0, cversion: 0, pzxid_delta: 0 };
+
+    fn fields(&self) -> [(u8, i64); 4] {
+        [(EX_OWNER, self.owner), (EX_AVERSION, self.aversion as i64), (EX_CVERSION, self.cversion as i64), (EX_PZXID, self.pzxid_delta)]
+    }
 }
 
 fn push_varint(v: &mut Vec<u8>, mut x: u64) {
@@ -271,7 +281,11 @@ fn varint_len(x: u64) -> usize {
 }
 
 /// (value, bytes read) of the varint at the start of `b`.
+#[inline]
 fn read_varint(b: &[u8]) -> (u64, usize) {
+    if b[0] & 0x80 == 0 {
+        return (b[0] as u64, 1);
+    }
     let mut x = 0u64;
     let mut i = 0;
     loop {
@@ -292,11 +306,25 @@ fn unzigzag(x: u64) -> i64 {
     (x >> 1) as i64 ^ -((x & 1) as i64)
 }
 
+/// Where a [`PathData`]'s parts are.
+struct Layout {
+    /// Where the path starts (just after the header varint).
+    path_at: usize,
+    path_len: usize,
+    /// Where the data starts (after the path and the extras block, if any).
+    data_at: usize,
+    null: bool,
+}
+
 impl PathData {
     fn new(path: &str, data: Option<&[u8]>, ex: Extras) -> PathData {
+        PathData::from_parts(path.as_bytes(), data, ex)
+    }
+
+    /// [`PathData::new`] from path bytes that are already a node's (valid UTF-8).
+    fn from_parts(path: &[u8], data: Option<&[u8]>, ex: Extras) -> PathData {
         let d = data.unwrap_or(&[]);
-        let fields =
-            [(EX_OWNER, ex.owner), (EX_AVERSION, ex.aversion as i64), (EX_CVERSION, ex.cversion as i64), (EX_PZXID, ex.pzxid_delta)];
+        let fields = ex.fields();
         let mask = fields.iter().filter(|f| f.1 != 0).fold(0u8, |m, f| m | f.0);
         let h = (path.len() as u64) << PD_FLAG_BITS | if data.is_none() { PD_NULL } else { 0 } | if mask != 0 { PD_EXTRAS } else { 0 };
         let extras_len =
@@ -305,40 +333,49 @@ impl PathData {
         // bigger allocator size class (mimalloc reallocates in place when shrinking).
         let mut v = Vec::with_capacity(varint_len(h) + extras_len + path.len() + d.len());
         push_varint(&mut v, h);
+        v.extend_from_slice(path);
         if mask != 0 {
             v.push(mask);
             for f in fields.iter().filter(|f| mask & f.0 != 0) {
                 push_varint(&mut v, zigzag(f.1));
             }
         }
-        v.extend_from_slice(path.as_bytes());
         v.extend_from_slice(d);
         debug_assert_eq!(v.len(), v.capacity());
         PathData(v.into_boxed_slice())
     }
 
-    /// (where the path starts, path length, data is null).
-    fn header(&self) -> (usize, usize, bool) {
-        let (h, mut i) = read_varint(&self.0);
+    /// The same path with other data and extras (setData, a child's create or delete,
+    /// setACL): the path is copied as bytes, not checked again.
+    fn rebuilt(&self, data: Option<&[u8]>, ex: Extras) -> PathData {
+        PathData::from_parts(self.path_bytes(), data, ex)
+    }
+
+    #[inline]
+    fn layout(&self) -> Layout {
+        let (h, path_at) = read_varint(&self.0);
+        let path_len = (h >> PD_FLAG_BITS) as usize;
+        let mut data_at = path_at + path_len;
         if h & PD_EXTRAS != 0 {
-            let mask = self.0[i];
-            i += 1;
+            let mask = self.0[data_at];
+            data_at += 1;
             for bit in EX_BITS {
                 if mask & bit != 0 {
-                    i += read_varint(&self.0[i..]).1;
+                    data_at += read_varint(&self.0[data_at..]).1;
                 }
             }
         }
-        (i, (h >> PD_FLAG_BITS) as usize, h & PD_NULL != 0)
+        Layout { path_at, path_len, data_at, null: h & PD_NULL != 0 }
     }
 
-    /// The owner, ACL id and aversion.
+    /// The owner, aversion, cversion and pzxid delta.
     fn extras(&self) -> Extras {
-        let (h, mut i) = read_varint(&self.0);
+        let (h, path_at) = read_varint(&self.0);
         let mut ex = Extras::DEFAULT;
         if h & PD_EXTRAS == 0 {
             return ex;
         }
+        let mut i = path_at + (h >> PD_FLAG_BITS) as usize;
         let mask = self.0[i];
         i += 1;
         for bit in EX_BITS {
@@ -357,9 +394,11 @@ impl PathData {
         ex
     }
 
+    /// The path's bytes: one varint decoded, whatever else the node holds.
+    #[inline]
     fn path_bytes(&self) -> &[u8] {
-        let (i, n, _) = self.header();
-        &self.0[i..i + n]
+        let (h, i) = read_varint(&self.0);
+        &self.0[i..i + (h >> PD_FLAG_BITS) as usize]
     }
 
     fn path(&self) -> &str {
@@ -368,21 +407,27 @@ impl PathData {
 
     /// The data; empty when it is null.
     fn data(&self) -> &[u8] {
-        let (i, n, _) = self.header();
-        &self.0[i + n..]
+        &self.0[self.layout().data_at..]
     }
 
+    #[cfg(test)]
     fn is_null(&self) -> bool {
-        self.header().2
+        read_varint(&self.0).0 & PD_NULL != 0
     }
 
     fn data_opt(&self) -> Option<&[u8]> {
-        let (i, n, null) = self.header();
-        if null {
+        let l = self.layout();
+        if l.null {
             None
         } else {
-            Some(&self.0[i + n..])
+            Some(&self.0[l.data_at..])
         }
+    }
+
+    /// The path's bytes and the data (empty when null), from one decoding of the layout.
+    fn path_and_data(&self) -> (&[u8], &[u8]) {
+        let l = self.layout();
+        (&self.0[l.path_at..l.path_at + l.path_len], &self.0[l.data_at..])
     }
 }
 
@@ -448,7 +493,7 @@ impl Node {
     /// Sets cversion and pzxid (a child created or deleted), keeping the rest.
     fn set_child_stat(&mut self, cversion: i32, pzxid: Zxid) {
         let ex = Extras { cversion, pzxid_delta: pzxid.0.wrapping_sub(self.stat.czxid.0), ..self.pd.extras() };
-        self.pd = PathData::new(self.pd.path(), self.pd.data_opt(), ex);
+        self.pd = self.pd.rebuilt(self.pd.data_opt(), ex);
     }
     fn acl(&self) -> i64 {
         self.stat.acl as i64
@@ -461,7 +506,7 @@ impl Node {
         self.stat.acl = acl_slot(acl);
         let ex = self.pd.extras();
         if ex.aversion != aversion {
-            self.pd = PathData::new(self.pd.path(), self.pd.data_opt(), Extras { aversion, ..ex });
+            self.pd = self.pd.rebuilt(self.pd.data_opt(), Extras { aversion, ..ex });
         }
     }
     /// The persisted stat, as ZooKeeper's `DataNode.stat`.
@@ -491,7 +536,7 @@ impl Node {
     }
     /// Replaces the data (`None` = null), keeping the path.
     fn set_data(&mut self, data: Option<&[u8]>) {
-        self.pd = PathData::new(self.pd.path(), data, self.pd.extras());
+        self.pd = self.pd.rebuilt(data, self.pd.extras());
     }
     /// The last path segment. Only the name is checked as UTF-8 (getChildren lists many).
     fn name(&self) -> &str {
@@ -716,7 +761,8 @@ impl DataTree {
             return 0;
         }
         let n = self.node(id);
-        digest::calculate_digest(n.path(), n.data(), &n.persisted())
+        let (path, data) = n.pd.path_and_data();
+        digest::DigestPrefix::from_bytes(path, data).digest(&n.persisted())
     }
 
     fn digest_add(&mut self, id: NodeId) {
@@ -752,16 +798,24 @@ impl DataTree {
     // ---- read accessors ----
 
     fn view(&self, id: NodeId) -> NodeRef<'_> {
+        self.view_as(id, self.node(id).path())
+    }
+
+    /// The view of node `id`, whose path is `path` (given by a caller that has it already,
+    /// so the node's own bytes need not be checked as UTF-8 again).
+    fn view_as<'a>(&'a self, id: NodeId, path: &'a str) -> NodeRef<'a> {
         let n = self.node(id);
+        let stat = n.persisted();
+        let l = n.pd.layout();
         NodeRef {
-            path: n.path(),
-            data: n.data(),
-            data_is_null: n.pd.is_null(),
+            path,
+            data: &n.pd.0[l.data_at..],
+            data_is_null: l.null,
             acl: self.acl_of(n.acl()),
             acl_id: n.acl(),
-            stat: n.persisted(),
             num_children: self.num_children(id),
-            ephemeral_type: EphemeralType::of(n.owner(), self.opts.extended_types_enabled),
+            ephemeral_type: EphemeralType::of(stat.ephemeral_owner, self.opts.extended_types_enabled),
+            stat,
             extended_types_enabled: self.opts.extended_types_enabled,
         }
     }
@@ -773,13 +827,15 @@ impl DataTree {
     }
 
     /// The node at `path` (`""` is the root, as in ZooKeeper).
-    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
-        self.lookup(path).map(|id| self.view(id))
+    /// The view's `path` is `path` itself for every node but the root (a lookup finds a node
+    /// only when its path is byte for byte the one asked for).
+    pub fn get<'a>(&'a self, path: &'a str) -> Option<NodeRef<'a>> {
+        self.lookup(path).map(|id| if id == ROOT { self.view(id) } else { self.view_as(id, path) })
     }
 
-    /// Same as [`DataTree::get`].
+    /// [`DataTree::get`] with a view that borrows only the tree (its path is the node's own).
     pub fn node_ref(&self, path: &str) -> Option<NodeRef<'_>> {
-        self.get(path)
+        self.lookup(path).map(|id| self.view(id))
     }
 
     pub fn contains(&self, path: &str) -> bool {
@@ -1847,6 +1903,9 @@ mod storage_tests {
                         assert_eq!(pd.data(), data.unwrap_or(&[]));
                         assert_eq!(pd.is_null(), data.is_none());
                         assert_eq!(pd.extras(), ex);
+                        assert_eq!(pd.path_and_data(), (path.as_bytes(), data.unwrap_or(&[])));
+                        let other = pd.rebuilt(Some(b"w"), Extras { owner: 3, ..ex });
+                        assert_eq!(other, PathData::new(path, Some(b"w"), Extras { owner: 3, ..ex }));
                     }
                 }
             }

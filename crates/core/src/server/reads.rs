@@ -76,11 +76,12 @@ impl ZooKeeperServer {
                 if r.path.contains('\0') {
                     return Err(ErrorCode::BadArguments);
                 }
+                let stat = self.tree.stat(&r.path);
                 if r.watch {
-                    let kind = if self.tree.stat(&r.path).is_some() { WatchKind::Data } else { WatchKind::Exist };
+                    let kind = if stat.is_some() { WatchKind::Data } else { WatchKind::Exist };
                     self.tree.add_watch(&r.path, kind, watcher);
                 }
-                self.tree.stat(&r.path).map(Response::Stat).ok_or(ErrorCode::NoNode)
+                stat.map(Response::Stat).ok_or(ErrorCode::NoNode)
             }
             Request::GetData(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -96,8 +97,8 @@ impl ZooKeeperServer {
                 let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else { unreachable!() };
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                let stat = node.client_stat();
                 let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
-                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
                 if r.watch {
                     self.tree.add_watch(&r.path, WatchKind::Child, watcher);
                 }
@@ -106,7 +107,7 @@ impl ZooKeeperServer {
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 auth::check_acl(cfg, &node.acl, auth::PERMS_READ_OR_ADMIN, &ids)?;
-                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                let stat = node.client_stat();
                 let acl = if auth::check_acl(cfg, &node.acl, perms::ADMIN, &ids).is_ok() {
                     node.acl.to_vec()
                 } else {

@@ -107,7 +107,7 @@ struct Driver {
     config_version: i64,
     config_data: Bytes,
     started: Instant,
-    conns: HashMap<ConnId, ConnTx>,
+    conns: HashMap<ConnId, ConnTx, rustc_hash::FxBuildHasher>,
     /// `audit.enable`: the audit log's writer.
     audit: Option<super::audit::AuditLog>,
     /// The member's `Output::Stop`: the server must stop with this error.
@@ -501,7 +501,7 @@ pub async fn run_with_audit(
         net,
         storage,
         started,
-        conns: HashMap::new(),
+        conns: HashMap::default(),
         audit,
         stop: None,
         out_buf: Vec::new(),
