@@ -146,7 +146,19 @@ fn zookeeper_installed() -> bool {
     Path::new(ZK_JARS[0]).is_file() && java().is_some()
 }
 
+/// A fresh directory for this test process's server of `kind`. The servers live as long as
+/// the test binary (statics are never dropped), so their directories are removed here, by
+/// the next run: those of test processes that are gone.
 fn workdir(kind: &str) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("rzk-client-test-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let d = std::env::temp_dir().join(format!("rzk-client-test-{}-{kind}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
