@@ -54,7 +54,7 @@ impl ZooKeeperServer {
         let Some(c) = self.conns.get(&conn) else { return };
         // A sasl id has a user name only when SASLAuthenticationProvider is configured.
         let ids: Vec<_> = c.auth.iter().filter(|id| id.scheme != "sasl" || self.cfg.auth.sasl_provider).cloned().collect();
-        if let Some(r) = audit::request(session, op, body, &ids, &c.peer.ip().to_string()) {
+        if let Some(r) = audit::request(session, op, body, &ids, &super::ip_text(c.peer.ip())) {
             self.audit_pending.insert((session, xid), r);
         }
     }
