@@ -400,6 +400,19 @@ pub struct Member {
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
 const CATCH_UP_TICKS_MAX: i64 = 1000;
 
+/// The configuration text of a reconfig txn (`data` a logged TxnRecord), `None` for any
+/// other txn: the header's type (bytes 28..32) is looked at before anything is decoded.
+fn reconfig_text(data: &[u8]) -> Option<Vec<u8>> {
+    let op = data.get(28..32)?;
+    if i32::from_be_bytes(op.try_into().ok()?) != rzk_proto::OpCode::Reconfig.code() {
+        return None;
+    }
+    match TxnRecord::from_bytes(data).ok()?.txn {
+        rzk_proto::txn::Txn::Reconfig(t) => Some(t.data.unwrap_or_default()),
+        _ => None,
+    }
+}
+
 impl Member {
     pub fn new(cfg: MemberConfig, rec: Recovered, codec: SnapCodec, now_ms: i64, wall_ms: i64) -> Result<Member, MemberError> {
         if cfg.node_tick_ms <= 0 || cfg.core_tick_ms <= 0 {
@@ -415,7 +428,14 @@ impl Member {
         } else {
             core.handle(now_ms, wall_ms, Input::StopServing);
             core.init_config(&cfg.zab.config_data, cfg.zab.config_version, wall_ms);
-            Node::new(cfg.zab.clone(), rec.restored)?
+            // The reconfig txns of the log: the last configuration seen proposed.
+            let seen: Vec<Vec<u8>> = rec.restored.log.iter().filter_map(|e| reconfig_text(&e.data)).collect();
+            let mut node = Node::new(cfg.zab.clone(), rec.restored)?;
+            for text in seen {
+                // An unreadable one is refused when it is committed (activate_reconfig).
+                let _ = node.saw_config(&text);
+            }
+            node
         };
         let mut m = Member {
             next_node_tick_ms: now_ms + cfg.node_tick_ms,
@@ -680,6 +700,13 @@ impl Member {
             ZabAction::Persist { seq, op } => {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
                     self.install_snapshot(*zxid, data);
+                }
+                if let StorageOp::Append(e) = &op {
+                    // A reconfig proposal (ours or the leader's): ZooKeeper's
+                    // setLastSeenQuorumVerifier. An unreadable one is refused when committed.
+                    if let Some(text) = reconfig_text(&e.data) {
+                        let _ = self.node.saw_config(&text);
+                    }
                 }
                 self.out.push(Output::Storage { seq, op, snapshot_digest: None });
             }

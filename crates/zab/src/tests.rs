@@ -592,3 +592,32 @@ fn a_learner_behind_the_window_gets_a_diff_from_the_log_on_disk() {
     assert_eq!(net.nodes[&ServerId(3)].stats().diff_from_log_syncs, 0);
     assert_eq!(net.state[&ServerId(1)].len(), 20);
 }
+
+#[test]
+fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
+    // Leader.lead's newLeaderProposal: the configuration in force ({1,2,3}) and the last
+    // one seen proposed ({3,4,5}, a reconfig txn in the log) must both ack NEWLEADER.
+    let with_reconfig = |mut c: Config| {
+        c.reconfig_enabled = true;
+        c.config_data =
+            Bytes::from_static(b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\nserver.3=c:1:2:participant\nversion=0");
+        c
+    };
+    let proposed = b"server.3=c:1:2:participant\nserver.4=d:1:2:participant\nserver.5=e:1:2:participant\nversion=100000005";
+    let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with_reconfig);
+    for n in net.nodes.values_mut() {
+        n.saw_config(proposed).unwrap();
+        assert_eq!(n.last_seen_config().map(|m| m.version), Some(0x100000005));
+    }
+    net.run(40);
+    assert_eq!(net.leader(), None, "1, 2 and 3 are no quorum of {{3,4,5}}");
+    // Without a configuration seen proposed, the same servers establish a leader.
+    let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with_reconfig);
+    net.run(40);
+    assert!(net.leader().is_some());
+    // Activating the proposed configuration (or a newer one) forgets it.
+    let mut n = Node::new(with_reconfig(cfg(1, &[1, 2, 3], &[])), Restored::default()).unwrap();
+    n.saw_config(proposed).unwrap();
+    n.activate(Bytes::from_static(proposed), None).unwrap();
+    assert!(n.last_seen_config().is_none());
+}
