@@ -12,6 +12,8 @@
   and add with kazoo, BadVersion, the /zookeeper/config watch, a non-incremental member list,
   the same zoo.cfg.dynamic.<version> files on every member, every acknowledged write kept;
 * removing the leader, on either kind;
+* standaloneEnabled=false: shrinking to one voter, writing, growing back to three (and the
+  same shrink refused with standaloneEnabled=true), on either kind;
 * mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
   same files), an rzk leader reconfiguring ZooKeeper followers; and, without
   reconfigEnabled on the rzk member, the rzk follower stopping rather than run with the
@@ -782,3 +784,69 @@ def test_a_member_that_missed_a_reconfig_learns_it_on_restart(kind):
         finally:
             c.stop()
             c.close()
+
+
+def reconfig_retrying(c, timeout: float = 30.0, **kw):
+    """kazoo's reconfig, again while the new configuration has no synced quorum yet (removed
+    servers still finding the leader)."""
+    from kazoo.exceptions import NewConfigNoQuorumError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.reconfig(**kw)
+        except NewConfigNoQuorumError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.mark.parametrize("standalone", ["false", "true"])
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_shrink_to_one_voter_with_standalone_enabled_false(kind, standalone):
+    """standaloneEnabled=false: a reconfig may leave a single voter, which goes on as a
+    one-server quorum (writes commit), and later grows back to three by reconfig, the removed
+    servers (still running, following without a vote) having every acknowledged write.
+    standaloneEnabled=true (the default): the same reconfig is refused with BadArguments
+    ("... must include at least 2 followers"). Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.exceptions import BadArgumentsError
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes", "standaloneEnabled": standalone}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-one-voter", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        others = [m for m in ens.members if m is not leader]
+        lines = [own_line(m) for m in others]
+        w = Writes("/one")
+        w.write(ens.members, 5)
+        c = kazoo(leader.hosts)
+        try:
+            leaving = ",".join(str(m.sid) for m in others)
+            if standalone == "true":
+                with pytest.raises(BadArgumentsError):
+                    c.reconfig(joining=None, leaving=leaving, new_members=None)
+                return
+            data, _ = c.reconfig(joining=None, leaving=leaving, new_members=None)
+            one = server_lines(data.decode())
+            assert len(one) == 1 and one[0].startswith("server.%d=" % leader.sid), data
+        finally:
+            c.stop()
+            c.close()
+        w.write([leader], 5)
+        assert leader.mode() == "leader", leader.srvr()
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = reconfig_retrying(c, joining=",".join(lines), leaving=None, new_members=None)
+            assert len(server_lines(data.decode())) == 3, data
+        finally:
+            c.stop()
+            c.close()
+        w.write(ens.members, 5)
+        ens.wait_converged()
+        for m in ens.members:
+            missing, conf = w.seen_on(m)
+            assert len(server_lines(conf)) == 3, (m, conf)
+            assert not missing, m

@@ -2492,13 +2492,15 @@ pub struct ReconfigError(pub String);
 /// newlines), else incremental (`leaving`: sids separated by commas; `joining`: `server.N=...`
 /// lines separated by commas, each with its client address; a majority configuration
 /// only). The result is the new `QuorumVerifier.toString()` with `version=<version hex>`;
-/// it has at least two voters (standaloneEnabled).
+/// it has at least two voters with `standalone_enabled`, else at least one (a one-voter
+/// quorum), as PrepRequestProcessor checks with `QuorumPeerConfig.isStandaloneEnabled()`.
 pub fn reconfigured(
     current: &str,
     joining: Option<&str>,
     leaving: Option<&str>,
     new_members: Option<&str>,
     version: u64,
+    standalone_enabled: bool,
 ) -> Result<String, ReconfigError> {
     let bad = |m: String| ReconfigError(m);
     let mut next = match new_members {
@@ -2536,8 +2538,11 @@ pub fn reconfigured(
             membership_of(&text.join("\n")).map_err(|e| bad(e.to_string()))?
         }
     };
-    if next.participants().count() < 2 {
+    let voters = next.participants().count();
+    if standalone_enabled && voters < 2 {
         return Err(bad("Reconfig failed - new configuration must include at least 2 followers".to_string()));
+    } else if voters < 1 {
+        return Err(bad("Reconfig failed - new configuration must include at least 1 follower".to_string()));
     }
     next.config_version = version;
     Ok(next.membership_string())
