@@ -16,8 +16,8 @@
   same shrink refused with standaloneEnabled=true), on either kind;
 * mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
   same files), an rzk leader reconfiguring ZooKeeper followers; and, without
-  reconfigEnabled on the rzk member, the rzk follower stopping rather than run with the
-  wrong quorums;
+  reconfigEnabled on the rzk member and on a ZooKeeper one, both going on with the
+  configuration they were started with (ZooKeeper's processReconfig skips it);
 * growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
   *Growing and shrinking an ensemble* says, with kazoo writes in between: every
   acknowledged write on every member after each step, `config` showing the new membership.
@@ -246,36 +246,43 @@ def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
 
 
 @pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
-def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
+def test_a_member_without_reconfig_enabled_goes_on_when_a_zookeeper_leader_reconfigures():
+    """A mixed 4-server ensemble: ZooKeeper sids 3 and 4 with reconfigEnabled (4 leads),
+    and without it rzk's sid 1 and ZooKeeper's sid 2, side by side. The leader removes 3:
+    both members without reconfigEnabled go on (ZooKeeper's processReconfig skips the new
+    configuration; rzk does the same), /zookeeper/config holds the new text on both, they
+    write the same configuration files (none for it), and later writes reach everyone."""
     zk_cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
-    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-mixed",
-                     member_cfg={2: zk_cfg, 3: zk_cfg}) as ens:
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper", "zookeeper"], 4, proxied=False, name="reconfig-mixed-off",
+                     member_cfg={3: zk_cfg, 4: zk_cfg}) as ens:
         for m in ens.members:
             m.wait_serving()
-        # Equal histories: the highest sid (ZooKeeper's 3) leads.
+        # Equal histories: the highest sid (ZooKeeper's 4) leads.
         leader = ens.wait_for_leader()
-        assert leader.kind == "zookeeper", leader
-        rzk = ens.member(1)
-        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
-        # Through the rzk follower: it forwards the request; the ZooKeeper leader commits it;
-        # the follower answers its client as ZooKeeper's would (the new configuration), then
-        # stops.
-        r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", rzk.hosts, "reconfig", "-remove", str(other.sid)], timeout=30)
-        if r.returncode == 0:
-            out = r.stdout.decode().splitlines()
-            assert out[0] == "Committed new configuration:", out
-            assert "server.%d=" % other.sid not in "\n".join(out)
-        else:
-            # The answer is sent before the server stops, on a best-effort basis.
-            assert r.stderr.decode().strip() == "KeeperErrorCode = ConnectionLoss", r.stderr
-        # (The leader has no quorum left to ask: the stopped follower was part of all of them.)
-        h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
-        assert rzk.proc is None or rzk.proc.returncode != 0
-        log = rzk.log_text()
-        assert "rzk cannot change its ensemble at run time yet" in log, rzk.log_tail()
-        # The error names the committed membership: without the removed server.
-        committed = log.split("rzk cannot change its ensemble at run time yet", 1)[1].split("version=", 1)[0]
-        assert "server.%d=" % leader.sid in committed and "server.%d=" % other.sid not in committed, committed
+        assert leader.sid == 4, leader
+        rzk, zk2, removed = ens.member(1), ens.member(2), ens.member(3)
+        w = Writes("/off")
+        w.write(ens.members, 3)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving="3", new_members=None)
+            new = data.decode()
+            assert "server.3=" not in new, new
+        finally:
+            c.stop()
+            c.close()
+        w.write([leader, rzk, zk2], 3)
+        ens.wait_converged(members=[leader, rzk, zk2])
+        files = {}
+        for m in (rzk, zk2):
+            assert m.is_running() and m.mode() == "follower", (m, m.mode())
+            missing, conf = w.seen_on(m)
+            assert not missing, m
+            assert server_lines(conf) == server_lines(new), (m, conf)
+            files[m.sid] = sorted(p.name for p in m.workdir.glob("zoo.cfg*") if not p.name.endswith(".tmp"))
+        assert files[1] == files[2], files
+        assert "server.3=" not in dynamic_files(leader)[new.splitlines()[-1][len("version="):]]
+        assert removed.is_running()
 
 
 def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
@@ -330,8 +337,16 @@ def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
 
 
 def dynamic_files(m: ze.Member) -> dict:
-    """zoo.cfg.dynamic.<version> files of a member: version -> text."""
-    return {p.name[len("zoo.cfg.dynamic."):]: p.read_text() for p in m.workdir.glob("zoo.cfg.dynamic.*") if not p.name.endswith(".tmp")}
+    """zoo.cfg.dynamic.<version> files of a member (and .next): version -> text. A file
+    deleted while it is read (.next, on commit) is left out."""
+    out = {}
+    for p in m.workdir.glob("zoo.cfg.dynamic.*"):
+        if not p.name.endswith(".tmp"):
+            try:
+                out[p.name[len("zoo.cfg.dynamic."):]] = p.read_text()
+            except FileNotFoundError:
+                pass
+    return out
 
 
 def static_keys(m: ze.Member) -> dict:
@@ -505,6 +520,8 @@ def test_leader_carries_out_reconfig(kind):
         v3 = version_of(text3)
         for m in ens.members:
             h.wait_until(lambda: v3 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v3))
+            # zoo.cfg.dynamic.next (the configuration seen proposed) is gone once committed.
+            h.wait_until(lambda: "next" not in dynamic_files(m), 10, 0.1, "%r's zoo.cfg.dynamic.next deleted" % m)
         newest = {m.sid: dynamic_files(m)[v3] for m in ens.members}
         assert len(set(newest.values())) == 1, newest
         assert v1 in dynamic_files(leader)
@@ -850,3 +867,53 @@ def test_shrink_to_one_voter_with_standalone_enabled_false(kind, standalone):
             missing, conf = w.seen_on(m)
             assert len(server_lines(conf)) == 3, (m, conf)
             assert not missing, m
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_zoo_cfg_dynamic_next_at_restart(kind):
+    """`zoo.cfg.dynamic.next` (a configuration seen proposed, not committed: sorted lines with
+    its version) found at start-up is read as the last configuration seen and deleted: the
+    member starts and follows; the next committed reconfig is activated everywhere and no
+    member keeps a `.next` file after a commit. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-next", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        f = [m for m in ens.members if m is not leader][0]
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(own_line(m) for m in ens.members))
+        finally:
+            c.stop()
+            c.close()
+        v1 = data.decode().splitlines()[-1][len("version="):]
+        for m in ens.members:
+            h.wait_until(lambda: v1 in dynamic_files(m) and "next" not in dynamic_files(m), 30, 0.2,
+                         "%r's dynamic file %s, no .next" % (m, v1))
+        f.stop()
+        seen = "%x" % (int(v1, 16) + 1)
+        (f.workdir / "zoo.cfg.dynamic.next").write_text("\n".join(sorted(server_lines(data.decode())) + ["version=" + seen]))
+        w = Writes("/next")
+        w.write([leader], 3)
+        f.start()
+        f.wait_serving()
+        # Read at start-up, then deleted (QuorumPeerMain's setQuorumVerifier); kept in memory.
+        assert "next" not in dynamic_files(f), dynamic_files(f)
+        c = kazoo(leader.hosts)
+        try:
+            data2, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(own_line(m) for m in ens.members))
+        finally:
+            c.stop()
+            c.close()
+        v2 = data2.decode().splitlines()[-1][len("version="):]
+        assert int(v2, 16) > int(seen, 16)
+        for m in ens.members:
+            h.wait_until(lambda: v2 in dynamic_files(m) and "next" not in dynamic_files(m), 30, 0.2,
+                         "%r's dynamic file %s, no .next" % (m, v2))
+        w.write(ens.members, 3)
+        ens.wait_converged()
+        for m in ens.members:
+            assert not w.missing_on(m), m

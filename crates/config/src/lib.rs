@@ -2441,11 +2441,21 @@ pub fn membership_of(text: &str) -> Result<ServerConfig, ConfigError> {
 /// `writeDynamicConfig`): its `key=value` lines without `version`, sorted, joined by
 /// newlines with no final one.
 pub fn dynamic_config_text(membership: &str) -> String {
+    sorted_config_lines(membership, false)
+}
+
+/// The text of `zoo.cfg.dynamic.next` for a configuration seen proposed (ZooKeeper's
+/// `writeDynamicConfig` with `needKeepVersion`): as [`dynamic_config_text`], `version=` kept.
+pub fn next_config_text(membership: &str) -> String {
+    sorted_config_lines(membership, true)
+}
+
+fn sorted_config_lines(membership: &str, keep_version: bool) -> String {
     let mut lines: Vec<String> = membership
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim(), v.trim()))
-        .filter(|(k, _)| !k.is_empty() && !k.starts_with("version"))
+        .filter(|(k, _)| !k.is_empty() && (keep_version || !k.starts_with("version")))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     lines.sort();

@@ -1038,6 +1038,8 @@ impl World {
                 self.rep.activations += 1;
                 self.servers[i].config_file = Some(data);
             }
+            // The `.next` file: the simulator keeps only the last activated configuration.
+            Output::LastSeenConfig { .. } => {}
             Output::Stop { reason } => panic!("server {} stopped: {reason}", i + 1),
         }
         Ok(())
@@ -1492,6 +1494,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::SnapStream { to, bytes, end, .. } => h = mix(h, 9 ^ (to.0 as u64) << 8 ^ (*end as u64) << 16 ^ hash_bytes(bytes)),
         Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
         Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
+        Output::LastSeenConfig { data } => h = mix(h, 12 ^ data.as_ref().map_or(0, |d| hash_bytes(d)) << 8),
     }
     h
 }

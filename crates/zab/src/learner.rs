@@ -170,7 +170,7 @@ impl Node {
                 // (setLastSeenQuorumVerifier) from now on, activated at UPTODATE. An
                 // unreadable one is refused at UPTODATE.
                 if config.len() > 1 {
-                    let _ = self.saw_config(&config);
+                    let _ = self.saw_config(&config, true);
                 }
                 self.learner().new_leader_config = (config.len() > 1).then_some(config);
                 self.current_epoch = epoch;

@@ -495,6 +495,10 @@ impl Node {
             self.last_seen = None;
         }
         self.actions.push(Action::ConfigActivated { data: text, version: m.version });
+        if self.last_seen.is_none() {
+            // setQuorumVerifier: the last seen is the one in force now (no `.next` file).
+            self.actions.push(Action::LastSeenConfig { data: None });
+        }
         let leader = self.leader();
         let leader_change = match designated {
             Some(d) => leader.is_some_and(|l| l != d),
@@ -523,8 +527,9 @@ impl Node {
     /// A reconfig txn with configuration `text` was logged (proposed, or found in the log at
     /// start-up): as ZooKeeper's `setLastSeenQuorumVerifier`, it is the last configuration
     /// seen if newer than the one in force and than the last seen. Without
-    /// `reconfig_enabled` nothing is kept (nothing is activated either).
-    pub fn saw_config(&mut self, text: &[u8]) -> Result<(), crate::types::MembershipError> {
+    /// `reconfig_enabled` nothing is kept (nothing is activated either). `to_disk`
+    /// (`writeToDisk`): the host hears of it (`Action::LastSeenConfig`, the `.next` file).
+    pub fn saw_config(&mut self, text: &[u8], to_disk: bool) -> Result<(), crate::types::MembershipError> {
         if !self.cfg.reconfig_enabled {
             return Ok(());
         }
@@ -532,6 +537,9 @@ impl Node {
         let newest = self.last_seen.as_ref().map_or(self.cfg.config_version, |l| l.version.max(self.cfg.config_version));
         if m.version > newest {
             self.last_seen = Some(m);
+            if to_disk {
+                self.actions.push(Action::LastSeenConfig { data: Some(Bytes::copy_from_slice(text)) });
+            }
         }
         Ok(())
     }

@@ -606,7 +606,7 @@ fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
     let proposed = b"server.3=c:1:2:participant\nserver.4=d:1:2:participant\nserver.5=e:1:2:participant\nversion=100000005";
     let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with_reconfig);
     for n in net.nodes.values_mut() {
-        n.saw_config(proposed).unwrap();
+        n.saw_config(proposed, true).unwrap();
         assert_eq!(n.last_seen_config().map(|m| m.version), Some(0x100000005));
     }
     net.run(40);
@@ -616,8 +616,15 @@ fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
     net.run(40);
     assert!(net.leader().is_some());
     // Activating the proposed configuration (or a newer one) forgets it.
+    // The host hears of each change (zoo.cfg.dynamic.next written, then deleted).
     let mut n = Node::new(with_reconfig(cfg(1, &[1, 2, 3], &[])), Restored::default()).unwrap();
-    n.saw_config(proposed).unwrap();
+    n.take_actions();
+    n.saw_config(proposed, true).unwrap();
+    assert!(matches!(&n.take_actions()[..], [Action::LastSeenConfig { data: Some(d) }] if &d[..] == proposed));
+    n.saw_config(proposed, true).unwrap();
+    assert!(n.take_actions().is_empty(), "the same configuration again: nothing new");
     n.activate(Bytes::from_static(proposed), None).unwrap();
     assert!(n.last_seen_config().is_none());
+    let acts = n.take_actions();
+    assert!(acts.iter().any(|a| matches!(a, Action::LastSeenConfig { data: None })), "{acts:?}");
 }
