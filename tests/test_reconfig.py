@@ -11,7 +11,8 @@
 * a super user (superDigest) against either kind: NoAuth for anyone else, incremental remove
   and add with kazoo, BadVersion, the /zookeeper/config watch, a non-incremental member list,
   the same zoo.cfg.dynamic.<version> files on every member, every acknowledged write kept;
-* removing the leader, on either kind;
+* removing the leader, on either kind; a removed follower that keeps running, finds the
+  next leader after its own is stopped, and is added back with every write;
 * standaloneEnabled=false: shrinking to one voter, writing, growing back to three (and the
   same shrink refused with standaloneEnabled=true), on either kind;
 * mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
@@ -917,3 +918,53 @@ def test_zoo_cfg_dynamic_next_at_restart(kind):
         ens.wait_converged()
         for m in ens.members:
             assert not w.missing_on(m), m
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_a_removed_server_rejoins(kind):
+    """A 4-server ensemble: a follower removed by reconfig keeps running (a non-voting
+    participant following the leader); the leader is then stopped, the three voters left
+    elect another, and the removed server finds the new leader by election (the voters
+    answer its notifications) and follows it; added back by reconfig, it votes again and
+    serves every acknowledged write, those made while it was out included. Side by side
+    with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 4, proxied=False, name="reconfig-rejoin", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        out = [m for m in ens.members if m is not leader][0]
+        line = own_line(out)
+        w = Writes("/rejoin")
+        w.write(ens.members, 3)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving=str(out.sid), new_members=None)
+            assert "server.%d=" % out.sid not in data.decode(), data
+        finally:
+            c.stop()
+            c.close()
+        voters = [m for m in ens.members if m is not out]
+        w.write(voters, 3)
+        leader.stop()
+        rest = [m for m in voters if m is not leader]
+        new = ens.wait_for_leader(members=rest)
+        w.write(rest, 3)
+        # The removed server follows the new leader without a vote.
+        h.wait_until(lambda: out.mode() == "follower" and not w.missing_on(out), 60, 0.3,
+                     "the removed server following the new leader")
+        c = kazoo(new.hosts)
+        try:
+            data, _ = reconfig_retrying(c, joining=line, leaving=None, new_members=None)
+            assert "server.%d=" % out.sid in data.decode(), data
+        finally:
+            c.stop()
+            c.close()
+        w.write(rest + [out], 3)
+        ens.wait_converged(members=rest + [out])
+        for m in rest + [out]:
+            missing, conf = w.seen_on(m)
+            assert "server.%d=" % out.sid in conf, (m, conf)
+            assert not missing, m
