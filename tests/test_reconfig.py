@@ -367,7 +367,8 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
     removes the other ZooKeeper follower and adds it back (kazoo through the rzk follower,
     zkCli.sh through the leader): the rzk follower activates each configuration (it goes on
     following; with a quorum of {1, 3} only, writes commit through it), writes the same
-    files as the ZooKeeper members, and has every acknowledged write."""
+    files as the ZooKeeper members (the rewritten zoo.cfg with its keys in the same order),
+    and has every acknowledged write."""
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-activate",
@@ -384,7 +385,10 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
         def same_files(members) -> str:
             """Every member's newest dynamic file, all equal; its version."""
             newest = {}
+            orders = {}
             for m in members:
+                # The rewritten zoo.cfg's keys, in ZooKeeper's order (its Properties').
+                orders[m.sid] = [l.split("=", 1)[0] for l in m.cfg_path.read_text().splitlines()]
                 files = dynamic_files(m)
                 assert files, (m, list(m.workdir.iterdir()))
                 v = max(files, key=lambda x: int(x, 16))
@@ -394,6 +398,7 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
                 assert not any(k.startswith("server.") for k in keys), (m, keys)
                 assert (m.workdir / "zoo.cfg.bak").exists(), m
             assert len(set(newest.values())) == 1, newest
+            assert len(set(tuple(o) for o in orders.values())) == 1, orders
             return list(newest.values())[0][0]
 
         # The first leader's version, in every member's files and /zookeeper/config.

@@ -2467,28 +2467,85 @@ fn sorted_config_lines(membership: &str, keep_version: bool) -> String {
 /// `peerType` (and `clientPort` / `clientPortAddress` when `erase_client_address`: the
 /// server's line names its client address), as `key=value` lines, then
 /// `dynamicConfigFile=<dynamic_path>`. Comments and blank lines go, as in ZooKeeper; the
-/// keys keep the file's order (ZooKeeper writes them in its hash table's order).
+/// keys come in the order ZooKeeper writes them: its `java.util.Properties`' iteration
+/// order ([`java_properties_order`]), the last value of a key winning.
 pub fn edit_static_config(text: &str, dynamic_path: &str, erase_client_address: bool) -> Result<String, ConfigError> {
     let entries = properties::parse(text).map_err(|e| syntax("zoo.cfg", e))?;
     let mut out = String::new();
-    let mut seen = std::collections::BTreeSet::new();
-    // The last value of a key wins (java.util.Properties), at its first place.
+    // Properties.load: each key once, at its first place; the last value wins.
     let last: BTreeMap<&str, &str> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+    let mut keys: Vec<&str> = Vec::new();
     for e in &entries {
-        let k = e.key.trim();
+        if !keys.contains(&e.key.as_str()) {
+            keys.push(e.key.as_str());
+        }
+    }
+    for i in java_properties_order(&keys) {
+        let k = keys[i].trim();
         let dropped = k.starts_with("server.")
             || k.starts_with("group")
             || k.starts_with("weight")
             || k.starts_with("dynamicConfigFile")
             || k.starts_with("peerType")
             || (erase_client_address && (k.starts_with("clientPort") || k.starts_with("clientPortAddress")));
-        if dropped || !seen.insert(k.to_string()) {
-            continue;
+        if !dropped {
+            out.push_str(&format!("{k}={}\n", last[keys[i]].trim()));
         }
-        out.push_str(&format!("{k}={}\n", last[e.key.as_str()].trim()));
     }
     out.push_str(&format!("dynamicConfigFile={dynamic_path}\n"));
     Ok(out)
+}
+
+/// The order in which a `java.util.Properties` loaded with `keys` (distinct, in load order)
+/// iterates them on Java 9+ (ZooKeeper 3.8 on Debian's OpenJDK 17), as indices into `keys`:
+/// Properties keeps its entries in a `ConcurrentHashMap` of 16 bins at first, so entries
+/// come by bin (`String.hashCode`, spread as the map does), in insertion order within a
+/// bin; at 12 entries, and each time three quarters of the bins are used, the table
+/// doubles, and the resize (`ConcurrentHashMap.transfer`) keeps the tail of each bin that
+/// moves as a whole and puts the nodes before it in reverse. (A bin of 8 or more entries,
+/// which would make the map grow early, does not happen with the few keys of a zoo.cfg.)
+pub fn java_properties_order(keys: &[&str]) -> Vec<usize> {
+    fn spread(k: &str) -> u32 {
+        let h = k.encode_utf16().fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32));
+        (h ^ (h >> 16)) & 0x7fff_ffff
+    }
+    let mut n = 16usize;
+    let mut table: Vec<Vec<(u32, usize)>> = vec![Vec::new(); n];
+    let mut count = 0usize;
+    for (i, k) in keys.iter().enumerate() {
+        let h = spread(k);
+        table[h as usize & (n - 1)].push((h, i));
+        count += 1;
+        while count >= n - (n >> 2) {
+            let mut next: Vec<Vec<(u32, usize)>> = vec![Vec::new(); 2 * n];
+            for (b, bin) in table.iter().enumerate() {
+                let Some(first) = bin.first() else { continue };
+                // lastRun: where the run of nodes going to the same new bin begins.
+                let mut run_bit = first.0 as usize & n;
+                let mut last_run = 0;
+                for (j, node) in bin.iter().enumerate().skip(1) {
+                    if node.0 as usize & n != run_bit {
+                        run_bit = node.0 as usize & n;
+                        last_run = j;
+                    }
+                }
+                let (mut lo, mut hi) =
+                    if run_bit == 0 { (bin[last_run..].to_vec(), Vec::new()) } else { (Vec::new(), bin[last_run..].to_vec()) };
+                for node in &bin[..last_run] {
+                    if node.0 as usize & n == 0 {
+                        lo.insert(0, *node);
+                    } else {
+                        hi.insert(0, *node);
+                    }
+                }
+                next[b] = lo;
+                next[b + n] = hi;
+            }
+            table = next;
+            n *= 2;
+        }
+    }
+    table.into_iter().flatten().map(|(_, i)| i).collect()
 }
 
 /// Why a reconfig's new configuration cannot be built (the client gets BadArguments).

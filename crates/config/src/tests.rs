@@ -1318,9 +1318,26 @@ fn reconfig_files() {
                 reconfigEnabled=true\nserver.1=127.0.0.1:2888:3888\ndynamicConfigFile=/old\ntickTime=600\n";
     assert_eq!(
         crate::edit_static_config(stat, "/x/zoo.cfg.dynamic.100000002", true).unwrap(),
-        "tickTime=600\ndataDir=/d\nreconfigEnabled=true\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000002\n"
+        "dataDir=/d\ntickTime=600\nreconfigEnabled=true\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000002\n"
     );
-    assert!(crate::edit_static_config(stat, "/y", false).unwrap().contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
+    assert_eq!(
+        crate::edit_static_config(stat, "/y", false).unwrap(),
+        "dataDir=/d\ntickTime=600\nclientPort=2181\nreconfigEnabled=true\nclientPortAddress=127.0.0.1\ndynamicConfigFile=/y\n"
+    );
+    // What ZooKeeper 3.8 (OpenJDK 17) wrote for a test ensemble's member, rewriting its
+    // zoo.cfg twice (at its first activation, then at a reconfig).
+    let zk = "tickTime=500\ninitLimit=10\nsyncLimit=10\ndataDir=/d\nclientPort=21723\nclientPortAddress=127.0.0.1\n\
+              admin.enableServer=false\n4lw.commands.whitelist=*\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
+              reconfigEnabled=true\nDigestAuthenticationProvider.superDigest=super:0bX78nEegDzJM3ju0iLBEJdWzjg=\n\
+              server.1=127.0.0.1:27651:30183;127.0.0.1:21723\nserver.2=127.0.0.1:26328:11122;127.0.0.1:10310\n\
+              server.3=127.0.0.1:15160:10899;127.0.0.1:32388\n";
+    let once = crate::edit_static_config(zk, "/d/zoo.cfg.dynamic.100000000", true).unwrap();
+    assert_eq!(
+        crate::edit_static_config(&once, "/d/zoo.cfg.dynamic.100000019", true).unwrap(),
+        "maxSessionTimeout=60000\nadmin.enableServer=false\ndataDir=/d\n4lw.commands.whitelist=*\ninitLimit=10\ntickTime=500\n\
+         syncLimit=10\nminSessionTimeout=1000\nDigestAuthenticationProvider.superDigest=super:0bX78nEegDzJM3ju0iLBEJdWzjg=\n\
+         reconfigEnabled=true\ndynamicConfigFile=/d/zoo.cfg.dynamic.100000019\n"
+    );
     assert!(crate::membership_of("server.1=nonsense").is_err());
 }
 

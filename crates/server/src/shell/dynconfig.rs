@@ -101,7 +101,7 @@ mod tests {
         let canonical = std::fs::canonicalize(&dynamic).unwrap();
         assert_eq!(
             std::fs::read_to_string(&cfg).unwrap(),
-            format!("tickTime=500\ndataDir=/tmp\nreconfigEnabled=true\ndynamicConfigFile={}\n", canonical.display())
+            format!("dataDir=/tmp\ntickTime=500\nreconfigEnabled=true\ndynamicConfigFile={}\n", canonical.display())
         );
         // The rewritten pair loads back to the same ensemble.
         let loaded = rzk_config::load(&cfg).unwrap();
