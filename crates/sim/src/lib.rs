@@ -773,12 +773,15 @@ impl World {
                     Some(m) => {
                         let n = m.node();
                         format!(
-                            "{}:{:?}/e{}/{}{}",
+                            "{}:{:?}/e{}/{}{}/cfg{:x}{:?}/seen{:?}",
                             s.id,
                             n.state(),
                             n.current_epoch(),
                             self.applied(i),
-                            if n.is_serving() { "/serving" } else { "" }
+                            if n.is_serving() { "/serving" } else { "" },
+                            n.config().config_version,
+                            n.config().voters,
+                            n.last_seen_config().map(|m| (format!("{:x}", m.version), m.voters.clone()))
                         )
                     }
                 }

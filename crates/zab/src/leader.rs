@@ -897,7 +897,9 @@ impl Node {
         if !l.tick_skip && l.phase == Phase::Broadcast {
             let mut synced: BTreeSet<ServerId> = l.learners.keys().copied().collect();
             synced.insert(me);
-            if !self.cfg.is_quorum(&synced) {
+            // Leader.lead's syncedAckSet: the configuration in force and the last one seen
+            // proposed.
+            if !self.cfg.is_quorum(&synced) || self.last_seen_config().is_some_and(|m| !m.is_quorum(&synced)) {
                 self.stats.quorum_lost += 1;
                 self.go_looking();
                 return;

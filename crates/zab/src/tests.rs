@@ -164,7 +164,9 @@ impl Net {
             if self.down.contains(&to) || self.down.contains(&from) {
                 continue;
             }
-            self.nodes.get_mut(&to).unwrap().step(from, m);
+            // A server only a configuration names (never started) hears nothing.
+            let Some(n) = self.nodes.get_mut(&to) else { continue };
+            n.step(from, m);
             self.actions(to);
         }
     }
@@ -595,8 +597,9 @@ fn a_learner_behind_the_window_gets_a_diff_from_the_log_on_disk() {
 
 #[test]
 fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
-    // Leader.lead's newLeaderProposal: the configuration in force ({1,2,3}) and the last
-    // one seen proposed ({3,4,5}, a reconfig txn in the log) must both ack NEWLEADER.
+    // FastLeaderElection's vote tracker and Leader.lead's newLeaderProposal: the
+    // configuration in force ({1,2,3}) and the last one seen proposed ({3,4,5}, a reconfig
+    // txn in the log) must both elect and ack NEWLEADER.
     let with_reconfig = |mut c: Config| {
         c.reconfig_enabled = true;
         c.config_data =
