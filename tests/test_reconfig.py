@@ -11,11 +11,14 @@
 * a super user (superDigest) against either kind: NoAuth for anyone else, incremental remove
   and add with kazoo, BadVersion, the /zookeeper/config watch, a non-incremental member list,
   the same zoo.cfg.dynamic.<version> files on every member, every acknowledged write kept;
-* removing the leader, on either kind;
+* removing the leader, on either kind; a removed follower that keeps running, finds the
+  next leader after its own is stopped, and is added back with every write;
+* standaloneEnabled=false: shrinking to one voter, writing, growing back to three (and the
+  same shrink refused with standaloneEnabled=true), on either kind;
 * mixed ensembles: rzk followers activating a ZooKeeper leader's reconfigs (and writing the
   same files), an rzk leader reconfiguring ZooKeeper followers; and, without
-  reconfigEnabled on the rzk member, the rzk follower stopping rather than run with the
-  wrong quorums;
+  reconfigEnabled on the rzk member and on a ZooKeeper one, both going on with the
+  configuration they were started with (ZooKeeper's processReconfig skips it);
 * growing an rzk ensemble 3 -> 5 and shrinking it back 5 -> 3 by restarts, as the README's
   *Growing and shrinking an ensemble* says, with kazoo writes in between: every
   acknowledged write on every member after each step, `config` showing the new membership.
@@ -244,36 +247,43 @@ def reconfig_refused_on_rzk(ens: ze.Ensemble) -> None:
 
 
 @pytest.mark.skipif(not h.zookeeper_available(), reason="Apache ZooKeeper not installed")
-def test_rzk_follower_stops_when_a_zookeeper_leader_reconfigures():
+def test_a_member_without_reconfig_enabled_goes_on_when_a_zookeeper_leader_reconfigures():
+    """A mixed 4-server ensemble: ZooKeeper sids 3 and 4 with reconfigEnabled (4 leads),
+    and without it rzk's sid 1 and ZooKeeper's sid 2, side by side. The leader removes 3:
+    both members without reconfigEnabled go on (ZooKeeper's processReconfig skips the new
+    configuration; rzk does the same), /zookeeper/config holds the new text on both, they
+    write the same configuration files (none for it), and later writes reach everyone."""
     zk_cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
-    with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-mixed",
-                     member_cfg={2: zk_cfg, 3: zk_cfg}) as ens:
+    with ze.Ensemble(["rzk", "zookeeper", "zookeeper", "zookeeper"], 4, proxied=False, name="reconfig-mixed-off",
+                     member_cfg={3: zk_cfg, 4: zk_cfg}) as ens:
         for m in ens.members:
             m.wait_serving()
-        # Equal histories: the highest sid (ZooKeeper's 3) leads.
+        # Equal histories: the highest sid (ZooKeeper's 4) leads.
         leader = ens.wait_for_leader()
-        assert leader.kind == "zookeeper", leader
-        rzk = ens.member(1)
-        other = [m for m in ens.members if m.kind == "zookeeper" and m is not leader][0]
-        # Through the rzk follower: it forwards the request; the ZooKeeper leader commits it;
-        # the follower answers its client as ZooKeeper's would (the new configuration), then
-        # stops.
-        r = h.run_bounded([str(h.rzk_binary()), "cli", "-server", rzk.hosts, "reconfig", "-remove", str(other.sid)], timeout=30)
-        if r.returncode == 0:
-            out = r.stdout.decode().splitlines()
-            assert out[0] == "Committed new configuration:", out
-            assert "server.%d=" % other.sid not in "\n".join(out)
-        else:
-            # The answer is sent before the server stops, on a best-effort basis.
-            assert r.stderr.decode().strip() == "KeeperErrorCode = ConnectionLoss", r.stderr
-        # (The leader has no quorum left to ask: the stopped follower was part of all of them.)
-        h.wait_until(lambda: not rzk.is_running(), 30, 0.1, "the rzk follower to stop")
-        assert rzk.proc is None or rzk.proc.returncode != 0
-        log = rzk.log_text()
-        assert "rzk cannot change its ensemble at run time yet" in log, rzk.log_tail()
-        # The error names the committed membership: without the removed server.
-        committed = log.split("rzk cannot change its ensemble at run time yet", 1)[1].split("version=", 1)[0]
-        assert "server.%d=" % leader.sid in committed and "server.%d=" % other.sid not in committed, committed
+        assert leader.sid == 4, leader
+        rzk, zk2, removed = ens.member(1), ens.member(2), ens.member(3)
+        w = Writes("/off")
+        w.write(ens.members, 3)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving="3", new_members=None)
+            new = data.decode()
+            assert "server.3=" not in new, new
+        finally:
+            c.stop()
+            c.close()
+        w.write([leader, rzk, zk2], 3)
+        ens.wait_converged(members=[leader, rzk, zk2])
+        files = {}
+        for m in (rzk, zk2):
+            assert m.is_running() and m.mode() == "follower", (m, m.mode())
+            missing, conf = w.seen_on(m)
+            assert not missing, m
+            assert server_lines(conf) == server_lines(new), (m, conf)
+            files[m.sid] = sorted(p.name for p in m.workdir.glob("zoo.cfg*") if not p.name.endswith(".tmp"))
+        assert files[1] == files[2], files
+        assert "server.3=" not in dynamic_files(leader)[new.splitlines()[-1][len("version="):]]
+        assert removed.is_running()
 
 
 def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
@@ -328,8 +338,16 @@ def test_rzk_grows_3_to_5_and_shrinks_back_by_restarts():
 
 
 def dynamic_files(m: ze.Member) -> dict:
-    """zoo.cfg.dynamic.<version> files of a member: version -> text."""
-    return {p.name[len("zoo.cfg.dynamic."):]: p.read_text() for p in m.workdir.glob("zoo.cfg.dynamic.*") if not p.name.endswith(".tmp")}
+    """zoo.cfg.dynamic.<version> files of a member (and .next): version -> text. A file
+    deleted while it is read (.next, on commit) is left out."""
+    out = {}
+    for p in m.workdir.glob("zoo.cfg.dynamic.*"):
+        if not p.name.endswith(".tmp"):
+            try:
+                out[p.name[len("zoo.cfg.dynamic."):]] = p.read_text()
+            except FileNotFoundError:
+                pass
+    return out
 
 
 def static_keys(m: ze.Member) -> dict:
@@ -349,7 +367,8 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
     removes the other ZooKeeper follower and adds it back (kazoo through the rzk follower,
     zkCli.sh through the leader): the rzk follower activates each configuration (it goes on
     following; with a quorum of {1, 3} only, writes commit through it), writes the same
-    files as the ZooKeeper members, and has every acknowledged write."""
+    files as the ZooKeeper members (the rewritten zoo.cfg with its keys in the same order),
+    and has every acknowledged write."""
 
     cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
     with ze.Ensemble(["rzk", "zookeeper", "zookeeper"], 3, proxied=False, name="reconfig-activate",
@@ -366,7 +385,10 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
         def same_files(members) -> str:
             """Every member's newest dynamic file, all equal; its version."""
             newest = {}
+            orders = {}
             for m in members:
+                # The rewritten zoo.cfg's keys, in ZooKeeper's order (its Properties').
+                orders[m.sid] = [l.split("=", 1)[0] for l in m.cfg_path.read_text().splitlines()]
                 files = dynamic_files(m)
                 assert files, (m, list(m.workdir.iterdir()))
                 v = max(files, key=lambda x: int(x, 16))
@@ -376,6 +398,7 @@ def test_rzk_follower_activates_a_zookeeper_leaders_reconfig():
                 assert not any(k.startswith("server.") for k in keys), (m, keys)
                 assert (m.workdir / "zoo.cfg.bak").exists(), m
             assert len(set(newest.values())) == 1, newest
+            assert len(set(tuple(o) for o in orders.values())) == 1, orders
             return list(newest.values())[0][0]
 
         # The first leader's version, in every member's files and /zookeeper/config.
@@ -503,6 +526,8 @@ def test_leader_carries_out_reconfig(kind):
         v3 = version_of(text3)
         for m in ens.members:
             h.wait_until(lambda: v3 in dynamic_files(m), 30, 0.2, "%r's dynamic file %s" % (m, v3))
+            # zoo.cfg.dynamic.next (the configuration seen proposed) is gone once committed.
+            h.wait_until(lambda: "next" not in dynamic_files(m), 10, 0.1, "%r's zoo.cfg.dynamic.next deleted" % m)
         newest = {m.sid: dynamic_files(m)[v3] for m in ens.members}
         assert len(set(newest.values())) == 1, newest
         assert v1 in dynamic_files(leader)
@@ -782,3 +807,169 @@ def test_a_member_that_missed_a_reconfig_learns_it_on_restart(kind):
         finally:
             c.stop()
             c.close()
+
+
+def reconfig_retrying(c, timeout: float = 30.0, **kw):
+    """kazoo's reconfig, again while the new configuration has no synced quorum yet (removed
+    servers still finding the leader)."""
+    from kazoo.exceptions import NewConfigNoQuorumError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.reconfig(**kw)
+        except NewConfigNoQuorumError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.mark.parametrize("standalone", ["false", "true"])
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_shrink_to_one_voter_with_standalone_enabled_false(kind, standalone):
+    """standaloneEnabled=false: a reconfig may leave a single voter, which goes on as a
+    one-server quorum (writes commit), and later grows back to three by reconfig, the removed
+    servers (still running, following without a vote) having every acknowledged write.
+    standaloneEnabled=true (the default): the same reconfig is refused with BadArguments
+    ("... must include at least 2 followers"). Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    from kazoo.exceptions import BadArgumentsError
+
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes", "standaloneEnabled": standalone}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-one-voter", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        others = [m for m in ens.members if m is not leader]
+        lines = [own_line(m) for m in others]
+        w = Writes("/one")
+        w.write(ens.members, 5)
+        c = kazoo(leader.hosts)
+        try:
+            leaving = ",".join(str(m.sid) for m in others)
+            if standalone == "true":
+                with pytest.raises(BadArgumentsError):
+                    c.reconfig(joining=None, leaving=leaving, new_members=None)
+                return
+            data, _ = c.reconfig(joining=None, leaving=leaving, new_members=None)
+            one = server_lines(data.decode())
+            assert len(one) == 1 and one[0].startswith("server.%d=" % leader.sid), data
+        finally:
+            c.stop()
+            c.close()
+        w.write([leader], 5)
+        assert leader.mode() == "leader", leader.srvr()
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = reconfig_retrying(c, joining=",".join(lines), leaving=None, new_members=None)
+            assert len(server_lines(data.decode())) == 3, data
+        finally:
+            c.stop()
+            c.close()
+        w.write(ens.members, 5)
+        ens.wait_converged()
+        for m in ens.members:
+            missing, conf = w.seen_on(m)
+            assert len(server_lines(conf)) == 3, (m, conf)
+            assert not missing, m
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_zoo_cfg_dynamic_next_at_restart(kind):
+    """`zoo.cfg.dynamic.next` (a configuration seen proposed, not committed: sorted lines with
+    its version) found at start-up is read as the last configuration seen and deleted: the
+    member starts and follows; the next committed reconfig is activated everywhere and no
+    member keeps a `.next` file after a commit. Side by side with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 3, proxied=False, name="reconfig-next", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        f = [m for m in ens.members if m is not leader][0]
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(own_line(m) for m in ens.members))
+        finally:
+            c.stop()
+            c.close()
+        v1 = data.decode().splitlines()[-1][len("version="):]
+        for m in ens.members:
+            h.wait_until(lambda: v1 in dynamic_files(m) and "next" not in dynamic_files(m), 30, 0.2,
+                         "%r's dynamic file %s, no .next" % (m, v1))
+        f.stop()
+        seen = "%x" % (int(v1, 16) + 1)
+        (f.workdir / "zoo.cfg.dynamic.next").write_text("\n".join(sorted(server_lines(data.decode())) + ["version=" + seen]))
+        w = Writes("/next")
+        w.write([leader], 3)
+        f.start()
+        f.wait_serving()
+        # Read at start-up, then deleted (QuorumPeerMain's setQuorumVerifier); kept in memory.
+        assert "next" not in dynamic_files(f), dynamic_files(f)
+        c = kazoo(leader.hosts)
+        try:
+            data2, _ = c.reconfig(joining=None, leaving=None, new_members=",".join(own_line(m) for m in ens.members))
+        finally:
+            c.stop()
+            c.close()
+        v2 = data2.decode().splitlines()[-1][len("version="):]
+        assert int(v2, 16) > int(seen, 16)
+        for m in ens.members:
+            h.wait_until(lambda: v2 in dynamic_files(m) and "next" not in dynamic_files(m), 30, 0.2,
+                         "%r's dynamic file %s, no .next" % (m, v2))
+        w.write(ens.members, 3)
+        ens.wait_converged()
+        for m in ens.members:
+            assert not w.missing_on(m), m
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_a_removed_server_rejoins(kind):
+    """A 4-server ensemble: a follower removed by reconfig keeps running (a non-voting
+    participant following the leader); the leader is then stopped, the three voters left
+    elect another, and the removed server finds the new leader by election (the voters
+    answer its notifications) and follows it; added back by reconfig, it votes again and
+    serves every acknowledged write, those made while it was out included. Side by side
+    with ZooKeeper 3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    cfg = {"reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kind, 4, proxied=False, name="reconfig-rejoin", extra_cfg=cfg, client_addresses=True) as ens:
+        for m in ens.members:
+            m.wait_serving()
+        leader = ens.wait_for_leader()
+        out = [m for m in ens.members if m is not leader][0]
+        line = own_line(out)
+        w = Writes("/rejoin")
+        w.write(ens.members, 3)
+        c = kazoo(leader.hosts)
+        try:
+            data, _ = c.reconfig(joining=None, leaving=str(out.sid), new_members=None)
+            assert "server.%d=" % out.sid not in data.decode(), data
+        finally:
+            c.stop()
+            c.close()
+        voters = [m for m in ens.members if m is not out]
+        w.write(voters, 3)
+        leader.stop()
+        rest = [m for m in voters if m is not leader]
+        new = ens.wait_for_leader(members=rest)
+        w.write(rest, 3)
+        # The removed server follows the new leader without a vote.
+        h.wait_until(lambda: out.mode() == "follower" and not w.missing_on(out), 60, 0.3,
+                     "the removed server following the new leader")
+        c = kazoo(new.hosts)
+        try:
+            data, _ = reconfig_retrying(c, joining=line, leaving=None, new_members=None)
+            assert "server.%d=" % out.sid in data.decode(), data
+        finally:
+            c.stop()
+            c.close()
+        w.write(rest + [out], 3)
+        ens.wait_converged(members=rest + [out])
+        for m in rest + [out]:
+            missing, conf = w.seen_on(m)
+            assert "server.%d=" % out.sid in conf, (m, conf)
+            assert not missing, m

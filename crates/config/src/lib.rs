@@ -2441,11 +2441,21 @@ pub fn membership_of(text: &str) -> Result<ServerConfig, ConfigError> {
 /// `writeDynamicConfig`): its `key=value` lines without `version`, sorted, joined by
 /// newlines with no final one.
 pub fn dynamic_config_text(membership: &str) -> String {
+    sorted_config_lines(membership, false)
+}
+
+/// The text of `zoo.cfg.dynamic.next` for a configuration seen proposed (ZooKeeper's
+/// `writeDynamicConfig` with `needKeepVersion`): as [`dynamic_config_text`], `version=` kept.
+pub fn next_config_text(membership: &str) -> String {
+    sorted_config_lines(membership, true)
+}
+
+fn sorted_config_lines(membership: &str, keep_version: bool) -> String {
     let mut lines: Vec<String> = membership
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim(), v.trim()))
-        .filter(|(k, _)| !k.is_empty() && !k.starts_with("version"))
+        .filter(|(k, _)| !k.is_empty() && (keep_version || !k.starts_with("version")))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     lines.sort();
@@ -2457,28 +2467,85 @@ pub fn dynamic_config_text(membership: &str) -> String {
 /// `peerType` (and `clientPort` / `clientPortAddress` when `erase_client_address`: the
 /// server's line names its client address), as `key=value` lines, then
 /// `dynamicConfigFile=<dynamic_path>`. Comments and blank lines go, as in ZooKeeper; the
-/// keys keep the file's order (ZooKeeper writes them in its hash table's order).
+/// keys come in the order ZooKeeper writes them: its `java.util.Properties`' iteration
+/// order ([`java_properties_order`]), the last value of a key winning.
 pub fn edit_static_config(text: &str, dynamic_path: &str, erase_client_address: bool) -> Result<String, ConfigError> {
     let entries = properties::parse(text).map_err(|e| syntax("zoo.cfg", e))?;
     let mut out = String::new();
-    let mut seen = std::collections::BTreeSet::new();
-    // The last value of a key wins (java.util.Properties), at its first place.
+    // Properties.load: each key once, at its first place; the last value wins.
     let last: BTreeMap<&str, &str> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+    let mut keys: Vec<&str> = Vec::new();
     for e in &entries {
-        let k = e.key.trim();
+        if !keys.contains(&e.key.as_str()) {
+            keys.push(e.key.as_str());
+        }
+    }
+    for i in java_properties_order(&keys) {
+        let k = keys[i].trim();
         let dropped = k.starts_with("server.")
             || k.starts_with("group")
             || k.starts_with("weight")
             || k.starts_with("dynamicConfigFile")
             || k.starts_with("peerType")
             || (erase_client_address && (k.starts_with("clientPort") || k.starts_with("clientPortAddress")));
-        if dropped || !seen.insert(k.to_string()) {
-            continue;
+        if !dropped {
+            out.push_str(&format!("{k}={}\n", last[keys[i]].trim()));
         }
-        out.push_str(&format!("{k}={}\n", last[e.key.as_str()].trim()));
     }
     out.push_str(&format!("dynamicConfigFile={dynamic_path}\n"));
     Ok(out)
+}
+
+/// The order in which a `java.util.Properties` loaded with `keys` (distinct, in load order)
+/// iterates them on Java 9+ (ZooKeeper 3.8 on Debian's OpenJDK 17), as indices into `keys`:
+/// Properties keeps its entries in a `ConcurrentHashMap` of 16 bins at first, so entries
+/// come by bin (`String.hashCode`, spread as the map does), in insertion order within a
+/// bin; at 12 entries, and each time three quarters of the bins are used, the table
+/// doubles, and the resize (`ConcurrentHashMap.transfer`) keeps the tail of each bin that
+/// moves as a whole and puts the nodes before it in reverse. (A bin of 8 or more entries,
+/// which would make the map grow early, does not happen with the few keys of a zoo.cfg.)
+pub fn java_properties_order(keys: &[&str]) -> Vec<usize> {
+    fn spread(k: &str) -> u32 {
+        let h = k.encode_utf16().fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32));
+        (h ^ (h >> 16)) & 0x7fff_ffff
+    }
+    let mut n = 16usize;
+    let mut table: Vec<Vec<(u32, usize)>> = vec![Vec::new(); n];
+    let mut count = 0usize;
+    for (i, k) in keys.iter().enumerate() {
+        let h = spread(k);
+        table[h as usize & (n - 1)].push((h, i));
+        count += 1;
+        while count >= n - (n >> 2) {
+            let mut next: Vec<Vec<(u32, usize)>> = vec![Vec::new(); 2 * n];
+            for (b, bin) in table.iter().enumerate() {
+                let Some(first) = bin.first() else { continue };
+                // lastRun: where the run of nodes going to the same new bin begins.
+                let mut run_bit = first.0 as usize & n;
+                let mut last_run = 0;
+                for (j, node) in bin.iter().enumerate().skip(1) {
+                    if node.0 as usize & n != run_bit {
+                        run_bit = node.0 as usize & n;
+                        last_run = j;
+                    }
+                }
+                let (mut lo, mut hi) =
+                    if run_bit == 0 { (bin[last_run..].to_vec(), Vec::new()) } else { (Vec::new(), bin[last_run..].to_vec()) };
+                for node in &bin[..last_run] {
+                    if node.0 as usize & n == 0 {
+                        lo.insert(0, *node);
+                    } else {
+                        hi.insert(0, *node);
+                    }
+                }
+                next[b] = lo;
+                next[b + n] = hi;
+            }
+            table = next;
+            n *= 2;
+        }
+    }
+    table.into_iter().flatten().map(|(_, i)| i).collect()
 }
 
 /// Why a reconfig's new configuration cannot be built (the client gets BadArguments).
@@ -2492,13 +2559,15 @@ pub struct ReconfigError(pub String);
 /// newlines), else incremental (`leaving`: sids separated by commas; `joining`: `server.N=...`
 /// lines separated by commas, each with its client address; a majority configuration
 /// only). The result is the new `QuorumVerifier.toString()` with `version=<version hex>`;
-/// it has at least two voters (standaloneEnabled).
+/// it has at least two voters with `standalone_enabled`, else at least one (a one-voter
+/// quorum), as PrepRequestProcessor checks with `QuorumPeerConfig.isStandaloneEnabled()`.
 pub fn reconfigured(
     current: &str,
     joining: Option<&str>,
     leaving: Option<&str>,
     new_members: Option<&str>,
     version: u64,
+    standalone_enabled: bool,
 ) -> Result<String, ReconfigError> {
     let bad = |m: String| ReconfigError(m);
     let mut next = match new_members {
@@ -2536,8 +2605,11 @@ pub fn reconfigured(
             membership_of(&text.join("\n")).map_err(|e| bad(e.to_string()))?
         }
     };
-    if next.participants().count() < 2 {
+    let voters = next.participants().count();
+    if standalone_enabled && voters < 2 {
         return Err(bad("Reconfig failed - new configuration must include at least 2 followers".to_string()));
+    } else if voters < 1 {
+        return Err(bad("Reconfig failed - new configuration must include at least 1 follower".to_string()));
     }
     next.config_version = version;
     Ok(next.membership_string())

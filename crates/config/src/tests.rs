@@ -1318,9 +1318,26 @@ fn reconfig_files() {
                 reconfigEnabled=true\nserver.1=127.0.0.1:2888:3888\ndynamicConfigFile=/old\ntickTime=600\n";
     assert_eq!(
         crate::edit_static_config(stat, "/x/zoo.cfg.dynamic.100000002", true).unwrap(),
-        "tickTime=600\ndataDir=/d\nreconfigEnabled=true\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000002\n"
+        "dataDir=/d\ntickTime=600\nreconfigEnabled=true\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000002\n"
     );
-    assert!(crate::edit_static_config(stat, "/y", false).unwrap().contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
+    assert_eq!(
+        crate::edit_static_config(stat, "/y", false).unwrap(),
+        "dataDir=/d\ntickTime=600\nclientPort=2181\nreconfigEnabled=true\nclientPortAddress=127.0.0.1\ndynamicConfigFile=/y\n"
+    );
+    // What ZooKeeper 3.8 (OpenJDK 17) wrote for a test ensemble's member, rewriting its
+    // zoo.cfg twice (at its first activation, then at a reconfig).
+    let zk = "tickTime=500\ninitLimit=10\nsyncLimit=10\ndataDir=/d\nclientPort=21723\nclientPortAddress=127.0.0.1\n\
+              admin.enableServer=false\n4lw.commands.whitelist=*\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
+              reconfigEnabled=true\nDigestAuthenticationProvider.superDigest=super:0bX78nEegDzJM3ju0iLBEJdWzjg=\n\
+              server.1=127.0.0.1:27651:30183;127.0.0.1:21723\nserver.2=127.0.0.1:26328:11122;127.0.0.1:10310\n\
+              server.3=127.0.0.1:15160:10899;127.0.0.1:32388\n";
+    let once = crate::edit_static_config(zk, "/d/zoo.cfg.dynamic.100000000", true).unwrap();
+    assert_eq!(
+        crate::edit_static_config(&once, "/d/zoo.cfg.dynamic.100000019", true).unwrap(),
+        "maxSessionTimeout=60000\nadmin.enableServer=false\ndataDir=/d\n4lw.commands.whitelist=*\ninitLimit=10\ntickTime=500\n\
+         syncLimit=10\nminSessionTimeout=1000\nDigestAuthenticationProvider.superDigest=super:0bX78nEegDzJM3ju0iLBEJdWzjg=\n\
+         reconfigEnabled=true\ndynamicConfigFile=/d/zoo.cfg.dynamic.100000019\n"
+    );
     assert!(crate::membership_of("server.1=nonsense").is_err());
 }
 
@@ -1328,23 +1345,30 @@ fn reconfig_files() {
 fn reconfig_texts() {
     let cur = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
                server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183\nversion=100000000";
-    let removed = crate::reconfigured(cur, None, Some("3"), None, 0x100000005).unwrap();
+    let removed = crate::reconfigured(cur, None, Some("3"), None, 0x100000005, true).unwrap();
     assert_eq!(
         removed,
         "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\nversion=100000005"
     );
-    let back = crate::reconfigured(&removed, Some("server.3=127.0.0.1:2890:3890;127.0.0.1:2183"), None, None, 0x100000007).unwrap();
+    let back = crate::reconfigured(&removed, Some("server.3=127.0.0.1:2890:3890;127.0.0.1:2183"), None, None, 0x100000007, true).unwrap();
     assert_eq!(back, cur.replace("version=100000000", "version=100000007"));
     // A joiner without a client address, a bad sid, too few voters: refused.
-    assert!(crate::reconfigured(cur, Some("server.4=127.0.0.1:2891:3891"), None, None, 9).is_err());
-    assert!(crate::reconfigured(cur, None, Some("x"), None, 9).is_err());
-    assert!(crate::reconfigured(cur, None, Some("2,3"), None, 9).is_err());
+    assert!(crate::reconfigured(cur, Some("server.4=127.0.0.1:2891:3891"), None, None, 9, true).is_err());
+    assert!(crate::reconfigured(cur, None, Some("x"), None, 9, true).is_err());
+    let e = crate::reconfigured(cur, None, Some("2,3"), None, 9, true).unwrap_err();
+    assert_eq!(e.to_string(), "Reconfig failed - new configuration must include at least 2 followers");
+    // standaloneEnabled=false: one voter is a quorum; none is refused.
+    let one = crate::reconfigured(cur, None, Some("2,3"), None, 9, false).unwrap();
+    assert_eq!(one, "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=9");
+    let e = crate::reconfigured(&one, None, Some("1"), None, 10, false).unwrap_err();
+    assert_eq!(e.to_string(), "Reconfig failed - new configuration must include at least 1 follower");
     let nm = crate::reconfigured(
         cur,
         None,
         None,
         Some("server.1=127.0.0.1:2888:3888;127.0.0.1:2181,server.2=127.0.0.1:2889:3889;127.0.0.1:2182"),
         0x10,
+        true,
     )
     .unwrap();
     assert!(nm.ends_with("version=10") && nm.lines().count() == 3, "{nm}");

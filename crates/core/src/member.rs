@@ -340,9 +340,16 @@ pub enum Output {
         data: Bytes,
         version: i64,
     },
+    /// The last configuration seen proposed (a reconfig txn logged, or NEWLEADER's), newer
+    /// than the one in force: the host writes it to `zoo.cfg.dynamic.next`
+    /// (`setLastSeenQuorumVerifier`); `None` once none is newer (the host deletes that
+    /// file, as `setQuorumVerifier` does). Only with `reconfigEnabled`.
+    LastSeenConfig {
+        data: Option<Bytes>,
+    },
     /// The member cannot go on correctly: the host stops the server (after the outputs
-    /// before this one), reporting `reason`. Today only when a (ZooKeeper) leader commits
-    /// a reconfiguration and this server runs without `reconfigEnabled`.
+    /// before this one), reporting `reason`. Today only when a committed reconfiguration
+    /// cannot be read.
     Stop {
         reason: String,
     },
@@ -400,6 +407,19 @@ pub struct Member {
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
 const CATCH_UP_TICKS_MAX: i64 = 1000;
 
+/// The configuration text of a reconfig txn (`data` a logged TxnRecord), `None` for any
+/// other txn: the header's type (bytes 28..32) is looked at before anything is decoded.
+fn reconfig_text(data: &[u8]) -> Option<Vec<u8>> {
+    let op = data.get(28..32)?;
+    if i32::from_be_bytes(op.try_into().ok()?) != rzk_proto::OpCode::Reconfig.code() {
+        return None;
+    }
+    match TxnRecord::from_bytes(data).ok()?.txn {
+        rzk_proto::txn::Txn::Reconfig(t) => Some(t.data.unwrap_or_default()),
+        _ => None,
+    }
+}
+
 impl Member {
     pub fn new(cfg: MemberConfig, rec: Recovered, codec: SnapCodec, now_ms: i64, wall_ms: i64) -> Result<Member, MemberError> {
         if cfg.node_tick_ms <= 0 || cfg.core_tick_ms <= 0 {
@@ -415,7 +435,14 @@ impl Member {
         } else {
             core.handle(now_ms, wall_ms, Input::StopServing);
             core.init_config(&cfg.zab.config_data, cfg.zab.config_version, wall_ms);
-            Node::new(cfg.zab.clone(), rec.restored)?
+            // The reconfig txns of the log: the last configuration seen proposed.
+            let seen: Vec<Vec<u8>> = rec.restored.log.iter().filter_map(|e| reconfig_text(&e.data)).collect();
+            let mut node = Node::new(cfg.zab.clone(), rec.restored)?;
+            for text in seen {
+                // An unreadable one is refused when it is committed (activate_reconfig).
+                let _ = node.saw_config(&text, false);
+            }
+            node
         };
         let mut m = Member {
             next_node_tick_ms: now_ms + cfg.node_tick_ms,
@@ -681,6 +708,13 @@ impl Member {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
                     self.install_snapshot(*zxid, data);
                 }
+                if let StorageOp::Append(e) = &op {
+                    // A reconfig proposal (ours or the leader's): ZooKeeper's
+                    // setLastSeenQuorumVerifier. An unreadable one is refused when committed.
+                    if let Some(text) = reconfig_text(&e.data) {
+                        let _ = self.node.saw_config(&text, true);
+                    }
+                }
                 self.out.push(Output::Storage { seq, op, snapshot_digest: None });
             }
             ZabAction::Deliver(entry) => {
@@ -768,6 +802,7 @@ impl Member {
                 // Without reconfigEnabled the txn's delivery decided (a changed membership
                 // stops this server).
             }
+            ZabAction::LastSeenConfig { data } => self.out.push(Output::LastSeenConfig { data }),
             ZabAction::ConfigActivated { data, version } => {
                 tracing::info!(
                     version = format_args!("{version:x}"),
@@ -807,9 +842,9 @@ impl Member {
     }
 
     /// A reconfiguration (a ZooKeeper leader's) was applied on a member without
-    /// `reconfigEnabled`, which does not change its ensemble at run time: unless the new membership is the one
-    /// this server runs with (it was restarted with it), the server stops rather than go on
-    /// with quorums that are no longer the ensemble's.
+    /// `reconfigEnabled`: as ZooKeeper's `QuorumPeer.processReconfig`, which skips it when the
+    /// feature is off, the member goes on with the configuration it runs with (its quorums,
+    /// its files); `/zookeeper/config` holds the new text (the txn wrote it). Logged.
     fn reconfig_committed(&mut self, zxid: Zxid, text: &[u8]) {
         let text = String::from_utf8_lossy(text);
         let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
@@ -817,12 +852,12 @@ impl Member {
             tracing::info!(zxid = %zxid, "a committed reconfiguration to the membership this server runs with");
             return;
         }
-        let reason = format!(
-            "the leader committed a reconfiguration at {zxid} that changes the ensemble; rzk cannot change its ensemble \
-             at run time yet, and going on with the old configuration would use the wrong quorums: stopping. Restart \
-             this server with the new membership (as in /zookeeper/config on the other members):\n{text}"
+        tracing::warn!(
+            zxid = %zxid,
+            "the leader committed a reconfiguration that changes the ensemble; without reconfigEnabled this server \
+             goes on with the configuration it was started with, as ZooKeeper's does (restart it with the new \
+             membership to use it):\n{text}"
         );
-        self.stopping.get_or_insert(reason);
     }
 
     /// ZooKeeper 3.9's `restore` admin command on a standalone server: `tree` and `sessions`
@@ -856,6 +891,15 @@ impl Member {
         self.core_input(Input::Serve { role: Role::Standalone, epoch: zxid.epoch() });
         self.pump();
         Ok(zxid)
+    }
+
+    /// `zoo.cfg.dynamic.next` found at start-up (QuorumPeerConfig reads it as the last
+    /// configuration seen proposed): taken if newer than the one in force, and not written
+    /// back (`setLastSeenQuorumVerifier(qv, false)`).
+    pub fn saw_config(&mut self, text: &[u8]) -> Result<(), rzk_zab::MembershipError> {
+        let r = self.node.saw_config(text, false);
+        self.pump();
+        r
     }
 
     /// Whether a restore would be taken now: no write of this server's is in flight.
@@ -945,11 +989,12 @@ impl Member {
         if let Some(theirs) = theirs {
             let ours = String::from_utf8_lossy(&self.node.config().config_data).into_owned();
             if !theirs.is_empty() && !ours.is_empty() && member_roles(&theirs) != member_roles(&ours) {
-                let reason = format!(
-                    "the leader's snapshot at {zxid} holds an ensemble other than this server's; rzk cannot change its \
-                     ensemble at run time yet: stopping. Restart this server with the leader's membership:\n{theirs}"
+                // As ZooKeeper without reconfigEnabled: the configuration it was started with.
+                tracing::warn!(
+                    zxid = %zxid,
+                    "the leader's snapshot holds an ensemble other than this server's; without reconfigEnabled it goes \
+                     on with the configuration it was started with, as ZooKeeper's does:\n{theirs}"
                 );
-                self.stopping.get_or_insert(reason);
             }
         }
         self.core.install(tree, &sessions);

@@ -232,6 +232,8 @@ pub struct PrepContext<'a> {
     pub session: SessionId,
     pub extended_types_enabled: bool,
     pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: the fewest voters a reconfig may leave is 2 (else 1).
+    pub standalone_enabled: bool,
     /// An established leader's view for reconfig (None elsewhere: a standalone server).
     pub reconfig_view: Option<&'a ReconfigView>,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
@@ -390,6 +392,7 @@ impl PrepContext<'_> {
             r.leaving_servers.as_deref(),
             r.new_members.as_deref(),
             zxid.0 as u64,
+            self.standalone_enabled,
         )
         .map_err(|e| {
             tracing::info!(error = %e, "reconfig refused");

@@ -81,6 +81,8 @@ pub struct CoreConfig {
     pub max_session_timeout_ms: i32,
     pub extended_types_enabled: bool,
     pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: a reconfig must leave two voters (else one).
+    pub standalone_enabled: bool,
     pub auth: AuthConfig,
     /// How often the container manager looks for empty containers and expired TTL nodes.
     pub container_check_interval_ms: i64,
@@ -131,6 +133,7 @@ impl Default for CoreConfig {
             max_session_timeout_ms: 60000,
             extended_types_enabled: false,
             reconfig_enabled: false,
+            standalone_enabled: true,
             auth: AuthConfig::default(),
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,

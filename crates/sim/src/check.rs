@@ -19,6 +19,14 @@
 //!   session's close (or expiry) none of its ephemerals is left, and every acknowledged
 //!   ephemeral of a live session is there.
 //! - **final trees**: every acknowledged write is in the final tree of every server.
+//! - **leaders and configurations**: the servers that ACKed a leader's NEWLEADER (with the
+//!   configuration each had then) are recorded per (epoch, leader). Two different leaders
+//!   of one epoch are never both established; a leader is established only with a quorum
+//!   of the configuration in force (the last one committed) among those acceptors, as
+//!   ZooKeeper's reconfig safety needs (a new leader holds quorums of its configuration and
+//!   of the last one it saw proposed); and no leader commits a txn of its epoch after a
+//!   leader of a later epoch was established without it (their lifetimes may overlap while
+//!   acks are in flight, their commits may not diverge).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -167,7 +175,21 @@ pub struct Checker {
     pub reconfigs_refused: u64,
     pub expiries: u64,
     pub replies: u64,
+    /// Configurations committed: version → membership and the tick it was first
+    /// committed (the initial configuration is version 0, tick 0).
+    pub configs: BTreeMap<i64, (rzk_zab::Membership, u64)>,
+    /// (epoch, leader) → the servers that ACKed its NEWLEADER, each with the version and
+    /// voters of the configuration it had when it did.
+    pub acceptances: BTreeMap<(u32, i64), Acceptors>,
+    /// epoch → (leader, the last zxid of its initial history, tick) once established.
+    pub established: BTreeMap<u32, (i64, Zxid, u64)>,
+    /// Establishments checked against the configuration in force.
+    pub leader_config_checks: u64,
 }
+
+/// A leader's acceptors: server → (configuration version, its voters) when it ACKed
+/// NEWLEADER.
+pub type Acceptors = BTreeMap<i64, (i64, BTreeSet<i64>)>;
 
 pub fn hash_bytes(b: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -187,6 +209,43 @@ impl Checker {
                 Ok(())
             }
         }
+    }
+
+    /// Server `acceptor` ACKed the NEWLEADER of `leader` for `epoch` with configuration
+    /// `version` (voters `voters`) in force.
+    pub fn newleader_acked(&mut self, epoch: u32, leader: i64, acceptor: i64, version: i64, voters: BTreeSet<i64>) {
+        self.acceptances.entry((epoch, leader)).or_default().entry(acceptor).or_insert((version, voters));
+    }
+
+    /// `leader` became established for `epoch` with its initial history up to `upto`: it
+    /// must be the epoch's only one, and its acceptors (NEWLEADER ACKs and itself) must hold
+    /// a quorum of the configuration in force.
+    pub fn leader_established(&mut self, epoch: u32, leader: i64, upto: Zxid, now: u64) -> Result<(), String> {
+        match self.established.get(&epoch) {
+            Some(&(other, _, t)) if other != leader => {
+                return Err(format!("two leaders established for epoch {epoch}: server {other} (tick {t}) and server {leader}"))
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        self.established.insert(epoch, (leader, upto, now));
+        self.leader_config_checks += 1;
+        let acc = self.acceptances.get(&(epoch, leader)).cloned().unwrap_or_default();
+        let mut ids: BTreeSet<rzk_zab::ServerId> = acc.keys().map(|s| rzk_zab::ServerId(*s)).collect();
+        ids.insert(rzk_zab::ServerId(leader));
+        if let Some((&version, (m, at))) = self.configs.iter().next_back() {
+            if !m.is_quorum(&ids) {
+                let who: Vec<String> = acc.iter().map(|(s, (v, _))| format!("{s}(config {v:#x})")).collect();
+                let voters: Vec<String> = m.voters.iter().map(|s| s.to_string()).collect();
+                return Err(format!(
+                    "leader {leader} of epoch {epoch} established with NEWLEADER acks from [{}] and itself: no quorum of the \
+                     configuration in force (version {version:#x}, voters {}, committed at tick {at})",
+                    who.join(" "),
+                    voters.join(",")
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A server that had applied up to `prev` delivers `zxid` with bytes hashing to `h`.
@@ -246,6 +305,23 @@ impl Checker {
         txn_changes(&rec.txn, &mut ch);
         if !ch.is_empty() {
             self.changes.insert(zxid, ch);
+        }
+        // A txn of an epoch whose leader has been superseded must be in the initial history
+        // of every later leader established so far.
+        for (&e, &(l, upto, t)) in self.established.range(zxid.epoch() + 1..) {
+            if zxid > upto {
+                return Err(format!(
+                    "{zxid} committed (tick {now}) after leader {l} of the later epoch {e} was established (tick {t}) with a history ending at {upto}"
+                ));
+            }
+        }
+        if let Txn::Reconfig(s) = &rec.txn {
+            let mut m =
+                rzk_zab::Membership::parse(s.data.as_deref().unwrap_or_default()).map_err(|e| format!("committed reconfig {zxid}: {e}"))?;
+            if m.version == 0 {
+                m.version = zxid.0;
+            }
+            self.configs.entry(m.version).or_insert((m, now));
         }
         if let Txn::CreateSession { .. } = rec.txn {
             self.created_sessions.entry(session).or_insert(zxid);

@@ -353,14 +353,33 @@ impl Client {
                 )
             }
             93..=94 if writes_enabled && !self.reconfig_lines.is_empty() => {
-                // Remove a voter, or add one (back): whatever the quorums allow.
-                let line = &self.reconfig_lines[rng.below(self.reconfig_lines.len() as u64) as usize];
-                let sid = line["server.".len()..line.find('=').expect("a server line")].to_string();
-                let (joining, leaving) = if rng.chance(0.5) { (None, Some(sid)) } else { (Some(line.clone()), None) };
+                // Remove voters, or add them (back), one or two at a time; or (one in
+                // five) a whole new member list: whatever the quorums allow.
+                let n = self.reconfig_lines.len() as u64;
+                let first = rng.below(n) as usize;
+                let mut picked = vec![first];
+                let kind = rng.below(10);
+                if kind >= 5 {
+                    let second = (first + 1 + rng.below(n - 1) as usize) % n as usize;
+                    picked.push(second);
+                }
+                if kind >= 8 {
+                    // A new member list: every line but the picked ones.
+                    let more: Vec<usize> = (0..n as usize).filter(|i| !picked.contains(i) && rng.chance(0.7)).collect();
+                    picked.extend(more);
+                }
+                let lines: Vec<&String> = picked.iter().map(|&i| &self.reconfig_lines[i]).collect();
+                let sids: Vec<&str> = lines.iter().map(|l| &l["server.".len()..l.find('=').expect("a server line")]).collect();
+                let joined = lines.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(",");
+                let (joining, leaving, new_members) = match kind {
+                    8.. => (None, None, Some(joined)),
+                    _ if rng.chance(0.5) => (None, Some(sids.join(",")), None),
+                    _ => (Some(joined), None, None),
+                };
                 let req = rzk_proto::client::ReconfigRequest {
                     joining_servers: joining,
                     leaving_servers: leaving,
-                    new_members: None,
+                    new_members,
                     cur_config_id: -1,
                 };
                 (Request::Reconfig(req), Op::Reconfig)

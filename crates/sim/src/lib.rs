@@ -265,6 +265,8 @@ pub struct Report {
     pub reconfigs_committed: u64,
     pub reconfigs_refused: u64,
     pub activations: u64,
+    /// Leaders checked, when established, against the configuration in force.
+    pub leader_config_checks: u64,
     pub replies: u64,
     /// Audit log events the members emitted (the audit log is on in every simulated server).
     pub audit_events: u64,
@@ -527,6 +529,10 @@ impl World {
             log_reads: BTreeMap::new(),
             verbose: std::env::var_os("RZK_SIM_TRACE").is_some(),
         };
+        // The configuration in force at the start (version 0) for the leader checker.
+        let z = w.member_config(0).zab;
+        let initial = rzk_zab::Membership { voters: z.voters, observers: z.observers, hierarchy: z.hierarchy, version: 0 };
+        w.chk.configs.insert(0, (initial, 0));
         for i in 0..n {
             w.start_server(i);
         }
@@ -738,6 +744,7 @@ impl World {
         self.rep.reconfigs_committed = self.chk.reconfigs_committed;
         self.rep.reconfigs_refused = self.chk.reconfigs_refused;
         self.rep.replies = self.chk.replies;
+        self.rep.leader_config_checks = self.chk.leader_config_checks;
         Ok(())
     }
 
@@ -766,12 +773,15 @@ impl World {
                     Some(m) => {
                         let n = m.node();
                         format!(
-                            "{}:{:?}/e{}/{}{}",
+                            "{}:{:?}/e{}/{}{}/cfg{:x}{:?}/seen{:?}",
                             s.id,
                             n.state(),
                             n.current_epoch(),
                             self.applied(i),
-                            if n.is_serving() { "/serving" } else { "" }
+                            if n.is_serving() { "/serving" } else { "" },
+                            n.config().config_version,
+                            n.config().voters,
+                            n.last_seen_config().map(|m| (format!("{:x}", m.version), m.voters.clone()))
                         )
                     }
                 }
@@ -983,7 +993,18 @@ impl World {
                 self.links.insert(conn, l);
                 self.schedule(at, Event::ServerClosed { conn });
             }
-            Output::PeerSend { to, msg } => self.send(i, (to.0 - 1) as usize, Wire::Msg(msg)),
+            Output::PeerSend { to, msg } => {
+                if let PeerMsg::Zab(Message::Ack { zxid }) = &msg {
+                    // A follower's ACK of NEWLEADER (zxid epoch:0) to the leader it follows:
+                    // it accepts that leader, with the configuration it has now.
+                    let n = self.servers[i].member.as_ref().expect("an output comes from a running member").node();
+                    if zxid.counter() == 0 && n.state() == ServerState::Following && n.leader() == Some(to) {
+                        let voters = n.config().voters.iter().map(|s| s.0).collect();
+                        self.chk.newleader_acked(zxid.epoch(), to.0, i as i64 + 1, n.config().config_version, voters);
+                    }
+                }
+                self.send(i, (to.0 - 1) as usize, Wire::Msg(msg))
+            }
             Output::SnapStream { to, zxid, start, bytes, end } => {
                 if end && self.servers[i].member.as_ref().is_some_and(|m| m.core().tree().last_processed_zxid() > zxid) {
                     self.rep.snap_fuzzy += 1;
@@ -1020,6 +1041,8 @@ impl World {
                 self.rep.activations += 1;
                 self.servers[i].config_file = Some(data);
             }
+            // The `.next` file: the simulator keeps only the last activated configuration.
+            Output::LastSeenConfig { .. } => {}
             Output::Stop { reason } => panic!("server {} stopped: {reason}", i + 1),
         }
         Ok(())
@@ -1278,8 +1301,12 @@ impl World {
             m.core().check_in_process().map_err(|e| format!("server {sid}: {e}"))?;
             // ZAB: a leader holds every committed txn when it becomes established.
             let established = n.state() == ServerState::Leading && n.is_serving();
-            if established && !self.servers[i].was_established_leader && applied < last {
-                return Err(format!("server {sid} established as leader at {applied} but {last} is committed"));
+            if established && !self.servers[i].was_established_leader {
+                if applied < last {
+                    return Err(format!("server {sid} established as leader at {applied} but {last} is committed"));
+                }
+                let epoch = n.leading_epoch().expect("an established leader owns its epoch");
+                self.chk.leader_established(epoch, sid, applied, self.now)?;
             }
             self.servers[i].was_established_leader = established;
         }
@@ -1470,6 +1497,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::SnapStream { to, bytes, end, .. } => h = mix(h, 9 ^ (to.0 as u64) << 8 ^ (*end as u64) << 16 ^ hash_bytes(bytes)),
         Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
         Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
+        Output::LastSeenConfig { data } => h = mix(h, 12 ^ data.as_ref().map_or(0, |d| hash_bytes(d)) << 8),
     }
     h
 }
@@ -1502,7 +1530,9 @@ pub fn summarize(reports: &[Report]) -> String {
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
          {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp; \
          {} audit log events, {} acknowledged writes found in the audit log of the server that answered them; \
-         reconfig: {} committed, {} refused, {} configurations activated on members\n\
+         reconfig: {} committed, {} refused, {} configurations activated on members; \
+         {} leaders established, each alone in its epoch and with a quorum of the configuration in force among its NEWLEADER acks, \
+         no txn of an earlier epoch committed beyond a later leader's initial history\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
         reports.len(),
         by_size(3),
@@ -1550,6 +1580,7 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.reconfigs_committed),
         sum(|r| r.reconfigs_refused),
         sum(|r| r.activations),
+        sum(|r| r.leader_config_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),
         if reports.is_empty() { 0 } else { sum(|r| r.liveness_ticks) / reports.len() as u64 },

@@ -72,10 +72,14 @@ impl Node {
         }
     }
 
+    fn election_voter(&self, s: ServerId) -> bool {
+        self.cfg.is_voter(s) || self.last_seen_config().is_some_and(|m| m.voters.contains(&s))
+    }
+
     /// `totalOrderPredicate`: is (new) a better proposal than (cur)?
     fn total_order(&self, new: (i64, i64, i64), cur: (i64, i64, i64)) -> bool {
         // FastLeaderElection.totalOrderPredicate: a voter of weight 0 is never proposed.
-        if !self.cfg.is_voter(ServerId(new.0)) || self.cfg.weight(ServerId(new.0)) == 0 {
+        if !self.election_voter(ServerId(new.0)) || self.cfg.weight(ServerId(new.0)) == 0 {
             return false;
         }
         let (nid, nz, ne) = new;
@@ -107,7 +111,10 @@ impl Node {
     /// To every voter, ourselves included (through the loopback).
     fn send_notifications(&mut self) {
         let v = self.proposal_vote();
-        let voters: Vec<ServerId> = self.cfg.voters.iter().copied().collect();
+        let mut voters: std::collections::BTreeSet<ServerId> = self.cfg.voters.clone();
+        if let Some(m) = self.last_seen_config() {
+            voters.extend(m.voters.iter().copied());
+        }
         for s in voters {
             if s == self.cfg.my_id {
                 self.loopback.push_back(v);
@@ -144,7 +151,7 @@ impl Node {
     /// The Messenger's receive path: answer where FastLeaderElection answers, then hand the
     /// notification to the election if LOOKING.
     pub(crate) fn election_receive(&mut self, from: ServerId, v: Vote) {
-        if !self.cfg.is_voter(from) {
+        if !self.election_voter(from) {
             // From an observer, or a server outside the configuration (one a reconfig
             // removed, or a joining one): answer at once with what we stand by, as
             // FastLeaderElection answers a sender that is not a valid voter.
@@ -176,7 +183,7 @@ impl Node {
         }
         // Any notification resets the silence timer (the poll returned).
         self.election.next_resend = self.now + self.election.not_timeout;
-        if !(self.cfg.is_voter(from) && self.cfg.is_voter(ServerId(n.leader))) {
+        if !(self.election_voter(from) && self.election_voter(ServerId(n.leader))) {
             return;
         }
         let nv = (n.leader, n.zxid, n.peer_epoch);
@@ -232,7 +239,8 @@ impl Node {
 
     /// `getVoteTracker(votes, vote).hasAllQuorums()`.
     fn has_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
-        self.cfg.is_quorum(votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s))
+        let same = || votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s);
+        self.cfg.is_quorum(same()) && self.last_seen_config().is_none_or(|m| m.is_quorum(same()))
     }
 
     /// `checkLeader`: a leader other than us must have told us it is LEADING; if it is us,

@@ -328,7 +328,10 @@ impl Node {
     }
 
     fn leader_maybe_establish(&mut self) {
-        let quorum = self.cfg.is_quorum(&self.leader_ref().newleader_acks);
+        // Leader.lead: a quorum of the configuration in force and of the last one seen
+        // proposed (a reconfig txn in this leader's history, committed by establishing).
+        let acks = &self.leader_ref().newleader_acks;
+        let quorum = self.cfg.is_quorum(acks) && self.last_seen_config().is_none_or(|m| m.is_quorum(acks));
         let l = self.leader_ref();
         if l.phase != Phase::Sync || !quorum || !l.epoch_durable {
             return;
@@ -462,7 +465,6 @@ impl Node {
     /// An ACK: NEWLEADER's, the post-UPTODATE one (ignored), or proposals up to `zxid`.
     pub(crate) fn leader_ack(&mut self, from: ServerId, zxid: Zxid) {
         let me = self.cfg.my_id;
-        let is_voter = self.cfg.is_voter(from);
         let l = self.ldr();
         let Some(epoch) = l.epoch else { return };
         if from != me {
@@ -474,7 +476,9 @@ impl Node {
                         self.send(from, Message::UpToDate);
                     } else {
                         h.state = HState::NewLeaderAcked;
-                        if is_voter {
+                        // Every follower's: the configuration in force and the last one
+                        // seen each count their own voters.
+                        if !h.observer {
                             l.newleader_acks.insert(from);
                         }
                         self.leader_maybe_establish();
@@ -893,7 +897,9 @@ impl Node {
         if !l.tick_skip && l.phase == Phase::Broadcast {
             let mut synced: BTreeSet<ServerId> = l.learners.keys().copied().collect();
             synced.insert(me);
-            if !self.cfg.is_quorum(&synced) {
+            // Leader.lead's syncedAckSet: the configuration in force and the last one seen
+            // proposed.
+            if !self.cfg.is_quorum(&synced) || self.last_seen_config().is_some_and(|m| !m.is_quorum(&synced)) {
                 self.stats.quorum_lost += 1;
                 self.go_looking();
                 return;

@@ -166,6 +166,12 @@ impl Node {
                     return;
                 }
                 self.learner().phase = Phase::NewLeader;
+                // Learner.syncWithLeader: NEWLEADER's configuration is the last seen one
+                // (setLastSeenQuorumVerifier) from now on, activated at UPTODATE. An
+                // unreadable one is refused at UPTODATE.
+                if config.len() > 1 {
+                    let _ = self.saw_config(&config, true);
+                }
                 self.learner().new_leader_config = (config.len() > 1).then_some(config);
                 self.current_epoch = epoch;
                 self.persist(StorageOp::CurrentEpoch(epoch));

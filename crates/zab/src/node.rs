@@ -88,6 +88,10 @@ pub struct Node {
     /// the connection backlog of a ZooKeeper leader's quorum port holds it. Otherwise the
     /// learner would wait a whole tick before trying again.
     pub(crate) early_learners: std::collections::BTreeMap<ServerId, (u64, Message)>,
+    /// ZooKeeper's lastSeenQuorumVerifier: the newest configuration seen proposed (a
+    /// reconfig txn in the log, [`Node::saw_config`]) and not yet activated. A leader is
+    /// established only with a quorum of it too (`Leader.lead`'s newLeaderProposal).
+    pub(crate) last_seen: Option<crate::types::Membership>,
     pub(crate) stats: Stats,
 }
 
@@ -152,6 +156,7 @@ impl Node {
             actions: Vec::new(),
             loopback: VecDeque::new(),
             early_learners: Default::default(),
+            last_seen: None,
             stats: Stats::default(),
         })
     }
@@ -486,7 +491,14 @@ impl Node {
         self.cfg.hierarchy = m.hierarchy;
         self.cfg.config_version = m.version;
         self.cfg.config_data = text.clone();
+        if self.last_seen.as_ref().is_some_and(|l| l.version <= m.version) {
+            self.last_seen = None;
+        }
         self.actions.push(Action::ConfigActivated { data: text, version: m.version });
+        if self.last_seen.is_none() {
+            // setQuorumVerifier: the last seen is the one in force now (no `.next` file).
+            self.actions.push(Action::LastSeenConfig { data: None });
+        }
         let leader = self.leader();
         let leader_change = match designated {
             Some(d) => leader.is_some_and(|l| l != d),
@@ -510,6 +522,31 @@ impl Node {
             _ => {}
         }
         Ok(true)
+    }
+
+    /// A reconfig txn with configuration `text` was logged (proposed, or found in the log at
+    /// start-up): as ZooKeeper's `setLastSeenQuorumVerifier`, it is the last configuration
+    /// seen if newer than the one in force and than the last seen. Without
+    /// `reconfig_enabled` nothing is kept (nothing is activated either). `to_disk`
+    /// (`writeToDisk`): the host hears of it (`Action::LastSeenConfig`, the `.next` file).
+    pub fn saw_config(&mut self, text: &[u8], to_disk: bool) -> Result<(), crate::types::MembershipError> {
+        if !self.cfg.reconfig_enabled {
+            return Ok(());
+        }
+        let m = crate::types::Membership::parse(text)?;
+        let newest = self.last_seen.as_ref().map_or(self.cfg.config_version, |l| l.version.max(self.cfg.config_version));
+        if m.version > newest {
+            self.last_seen = Some(m);
+            if to_disk {
+                self.actions.push(Action::LastSeenConfig { data: Some(Bytes::copy_from_slice(text)) });
+            }
+        }
+        Ok(())
+    }
+
+    /// The last configuration seen proposed, if newer than the one in force.
+    pub fn last_seen_config(&self) -> Option<&crate::types::Membership> {
+        self.last_seen.as_ref().filter(|m| m.version > self.cfg.config_version)
     }
 
     /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.
@@ -555,6 +592,10 @@ impl Node {
     pub(crate) fn truncate_window(&mut self, after: Zxid) {
         let keep = self.log.partition_point(|e| e.zxid <= after);
         self.log.truncate(keep);
+        // A proposed configuration whose txn is truncated away was never committed.
+        if self.last_seen.as_ref().is_some_and(|l| l.version > after.0) {
+            self.last_seen = None;
+        }
     }
 
     pub(crate) fn half_tick(&self) -> u64 {

@@ -164,7 +164,9 @@ impl Net {
             if self.down.contains(&to) || self.down.contains(&from) {
                 continue;
             }
-            self.nodes.get_mut(&to).unwrap().step(from, m);
+            // A server only a configuration names (never started) hears nothing.
+            let Some(n) = self.nodes.get_mut(&to) else { continue };
+            n.step(from, m);
             self.actions(to);
         }
     }
@@ -591,4 +593,41 @@ fn a_learner_behind_the_window_gets_a_diff_from_the_log_on_disk() {
     assert_eq!(sync_kind(&net, 1), "SNAP");
     assert_eq!(net.nodes[&ServerId(3)].stats().diff_from_log_syncs, 0);
     assert_eq!(net.state[&ServerId(1)].len(), 20);
+}
+
+#[test]
+fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
+    // FastLeaderElection's vote tracker and Leader.lead's newLeaderProposal: the
+    // configuration in force ({1,2,3}) and the last one seen proposed ({3,4,5}, a reconfig
+    // txn in the log) must both elect and ack NEWLEADER.
+    let with_reconfig = |mut c: Config| {
+        c.reconfig_enabled = true;
+        c.config_data =
+            Bytes::from_static(b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\nserver.3=c:1:2:participant\nversion=0");
+        c
+    };
+    let proposed = b"server.3=c:1:2:participant\nserver.4=d:1:2:participant\nserver.5=e:1:2:participant\nversion=100000005";
+    let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with_reconfig);
+    for n in net.nodes.values_mut() {
+        n.saw_config(proposed, true).unwrap();
+        assert_eq!(n.last_seen_config().map(|m| m.version), Some(0x100000005));
+    }
+    net.run(40);
+    assert_eq!(net.leader(), None, "1, 2 and 3 are no quorum of {{3,4,5}}");
+    // Without a configuration seen proposed, the same servers establish a leader.
+    let mut net = Net::with(&[1, 2, 3], &[], |_| Restored::default(), with_reconfig);
+    net.run(40);
+    assert!(net.leader().is_some());
+    // Activating the proposed configuration (or a newer one) forgets it.
+    // The host hears of each change (zoo.cfg.dynamic.next written, then deleted).
+    let mut n = Node::new(with_reconfig(cfg(1, &[1, 2, 3], &[])), Restored::default()).unwrap();
+    n.take_actions();
+    n.saw_config(proposed, true).unwrap();
+    assert!(matches!(&n.take_actions()[..], [Action::LastSeenConfig { data: Some(d) }] if &d[..] == proposed));
+    n.saw_config(proposed, true).unwrap();
+    assert!(n.take_actions().is_empty(), "the same configuration again: nothing new");
+    n.activate(Bytes::from_static(proposed), None).unwrap();
+    assert!(n.last_seen_config().is_none());
+    let acts = n.take_actions();
+    assert!(acts.iter().any(|a| matches!(a, Action::LastSeenConfig { data: None })), "{acts:?}");
 }

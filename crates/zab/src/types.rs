@@ -388,6 +388,11 @@ pub enum Action {
     /// The host connects to the members it names (and drops the others) and, with
     /// `reconfigEnabled`, writes it to its dynamic config file.
     ConfigActivated { data: Bytes, version: i64 },
+    /// The last configuration seen proposed changed (ZooKeeper's
+    /// `setLastSeenQuorumVerifier` / `setQuorumVerifier`): `Some(text)`, a newer one than
+    /// the one in force, the host writes to `zoo.cfg.dynamic.next`; `None`, none is newer
+    /// any more (it was activated), the host deletes that file.
+    LastSeenConfig { data: Option<Bytes> },
 }
 
 /// Why `propose` refused a txn.

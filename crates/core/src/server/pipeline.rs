@@ -573,6 +573,7 @@ pub(super) fn prep_request(
         session,
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
+        standalone_enabled: cfg.standalone_enabled,
         reconfig_view,
         enforce_quota: cfg.enforce_quota,
         quota,

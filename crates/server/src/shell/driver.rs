@@ -193,6 +193,17 @@ impl Driver {
                     }
                 }
                 Output::ConfigActivated { data, version } => self.config_activated(&data, version),
+                Output::LastSeenConfig { data } => {
+                    if let Some(file) = &self.config_file {
+                        let text = data.as_ref().map(|d| String::from_utf8_lossy(d).into_owned());
+                        match super::dynconfig::write_next(file, text.as_deref()) {
+                            Ok(p) if text.is_some() => tracing::info!(file = %p.display(), "wrote the configuration seen proposed"),
+                            Ok(_) => {}
+                            // As ZooKeeper: logged; the configuration seen is kept in memory.
+                            Err(e) => tracing::error!(error = %e, "cannot write or delete the next dynamic configuration file"),
+                        }
+                    }
+                }
                 Output::Stop { reason } => {
                     // The member's last output: the driver loop ends with this error.
                     self.stop.get_or_insert(reason);
@@ -453,6 +464,17 @@ pub async fn run_with_audit(
         );
     }
     let mut member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
+    if let (Some(f), true) = (&cfg.config_path, my_id.is_some() && cfg.reconfig_enabled && cfg.dynamic_config_file.is_some()) {
+        // QuorumPeerConfig.parse: `zoo.cfg.dynamic.next` is the last configuration seen
+        // proposed (a reconfig this server logged and has not seen committed), kept in
+        // memory; the file goes, as QuorumPeerMain's setQuorumVerifier deletes it at start-up.
+        if let Some(text) = super::dynconfig::read_next(f)? {
+            member
+                .saw_config(text.as_bytes())
+                .map_err(|e| other(format!("{}: not a configuration: {e}", super::dynconfig::next_path(f).display())))?;
+            super::dynconfig::write_next(f, None)?;
+        }
+    }
     if let Some(ms) = initial_snapshot_ms {
         member.observe_storage(StorageObservation::Snapshot { ms: ms as i64 });
     }

@@ -3,8 +3,12 @@
 //! is copied to `<file>.bak` (`backupOldConfig`); whenever the member activates a new
 //! configuration (`Output::ConfigActivated`), it is written to `<file>.dynamic.<version hex>`
 //! (`writeDynamicConfig`) and the static file is rewritten without the ensemble, pointing at
-//! it (`editStaticConfig`). Each write goes to a temporary file that is synced and renamed
-//! over the old one (ZooKeeper's `AtomicFileWritingIdiom`). The text is rzk-config's.
+//! it (`editStaticConfig`). A configuration seen proposed and not yet in force
+//! (`Output::LastSeenConfig`) is `<file>.dynamic.next`, with its version
+//! (`setLastSeenQuorumVerifier`), deleted once it is activated; at start-up it is read back
+//! as the last configuration seen (`QuorumPeerConfig.parse`, with `dynamicConfigFile`).
+//! Each write goes to a temporary file that is synced and renamed over the old one
+//! (ZooKeeper's `AtomicFileWritingIdiom`). The text is rzk-config's.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -44,6 +48,36 @@ pub fn write_activated(config_file: &Path, membership: &str, version: i64, my_id
     Ok(dynamic)
 }
 
+/// `<config_file>.dynamic.next`.
+pub fn next_path(config_file: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.dynamic.next", config_file.display()))
+}
+
+/// `writeDynamicConfig(next, qv, needKeepVersion = true)`: the configuration seen proposed,
+/// its lines sorted, `version=` kept. `None`: the file is deleted (`deleteFile`: a missing
+/// one is fine).
+pub fn write_next(config_file: &Path, membership: Option<&str>) -> io::Result<PathBuf> {
+    let next = next_path(config_file);
+    match membership {
+        Some(text) => write_atomically(&next, &rzk_config::next_config_text(text))?,
+        None => match std::fs::remove_file(&next) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        },
+    }
+    Ok(next)
+}
+
+/// The `.next` file at start-up, if there is one (only read with `dynamicConfigFile`, as
+/// ZooKeeper does).
+pub fn read_next(config_file: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(next_path(config_file)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,12 +101,24 @@ mod tests {
         let canonical = std::fs::canonicalize(&dynamic).unwrap();
         assert_eq!(
             std::fs::read_to_string(&cfg).unwrap(),
-            format!("tickTime=500\ndataDir=/tmp\nreconfigEnabled=true\ndynamicConfigFile={}\n", canonical.display())
+            format!("dataDir=/tmp\ntickTime=500\nreconfigEnabled=true\ndynamicConfigFile={}\n", canonical.display())
         );
         // The rewritten pair loads back to the same ensemble.
         let loaded = rzk_config::load(&cfg).unwrap();
         assert_eq!(loaded.config_version, 0x100000000);
         assert_eq!(loaded.servers[&1].client_address.as_ref().unwrap().port, 2181);
+        // A configuration seen proposed: `.next`, with its version; deleted when activated
+        // (twice is fine).
+        let proposed = "server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\nserver.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000003";
+        let next = write_next(&cfg, Some(proposed)).unwrap();
+        assert!(next.ends_with("zoo.cfg.dynamic.next"));
+        assert_eq!(
+            read_next(&cfg).unwrap().unwrap(),
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\nversion=100000003"
+        );
+        write_next(&cfg, None).unwrap();
+        write_next(&cfg, None).unwrap();
+        assert_eq!(read_next(&cfg).unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -107,6 +107,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         max_session_timeout_ms: cfg.max_session_timeout.map(|v| v as i32).unwrap_or((tick * 20) as i32),
         extended_types_enabled: cfg.extended_types_enabled,
         reconfig_enabled: cfg.reconfig_enabled,
+        standalone_enabled: cfg.standalone_enabled,
         auth: auth_config(cfg),
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
         container_max_never_used_interval_ms: cfg.container_max_never_used_interval_ms as i64,

@@ -532,6 +532,12 @@ impl PeerNet {
             }
             std::mem::replace(&mut *w, peers.clone())
         };
+        // A server the new configuration removes may run on as a non-voting participant: its
+        // notifications still reach us over the connection it holds, and ours reach it (as
+        // QuorumCnxManager sends by sid), so that it finds the leader after losing its own.
+        for (id, a) in old.iter().filter(|(id, _)| !peers.contains_key(id)) {
+            self.shared.learn_stranger(*id, a.clone());
+        }
         let gone: Vec<ServerId> = old.iter().filter(|(id, a)| peers.get(id).is_some_and(|new| new != *a)).map(|(id, _)| *id).collect();
         let mut st = self.shared.lock();
         for id in gone {
