@@ -206,8 +206,12 @@ fn quorum_settings() {
     assert_eq!(c.peer_type, PeerType::Observer);
     assert!(c.quorum_listen_on_all_ips);
     assert!(c.sync_enabled);
-    // An observer that keeps no log is not implemented: a start-up error.
-    assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
+    // An observer that keeps no log; the system property wins over the key, either way.
+    assert!(!with("syncEnabled=false\n").sync_enabled);
+    assert!(!with("syncEnabled=FALSE\n").sync_enabled);
+    assert!(with("syncEnabled=false\nobserver.syncEnabled=true\n").sync_enabled);
+    assert!(!with("observer.syncEnabled=false\nsyncEnabled=true\n").sync_enabled);
+    assert!(err_with("observer.syncEnabled=no\n").to_string().contains("observer.syncEnabled"));
     assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
     // A standalone server honours it (reconfig answers Unimplemented, as ZooKeeper's); so

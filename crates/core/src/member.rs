@@ -677,6 +677,12 @@ impl Member {
                 };
                 self.peer_send(to, msg);
             }
+            ZabAction::Persist { seq, op: StorageOp::Checkpoint { zxid } } => {
+                // An observer with syncEnabled=false about to log again: its state as a
+                // snapshot, in the SNAP stream's bytes, stored as a leader's SNAP is.
+                let data = self.serialize_state(zxid);
+                self.out.push(Output::Storage { seq, op: StorageOp::InstallSnapshot { zxid, data }, snapshot_digest: None });
+            }
             ZabAction::Persist { seq, op } => {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
                     self.install_snapshot(*zxid, data);
@@ -880,6 +886,21 @@ impl Member {
         self.wall_ms = wall_ms;
         self.snap_step_inner(to, self.cfg.snap_step_bytes.max(1));
         self.pump();
+    }
+
+    /// The tree and sessions as they are, at `zxid`, in one SNAP stream (for a checkpoint).
+    fn serialize_state(&self, zxid: Zxid) -> Bytes {
+        assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a checkpoint must be the state at the zxid ZAB names");
+        let sessions: Vec<(i64, i32)> = self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
+        let (mut data, mut step) = (self.codec.begin)(self.core.tree(), &sessions);
+        loop {
+            // One walk over a tree nothing changes meanwhile: no ACL list can appear mid-way.
+            let (b, end) = step(self.core.tree(), usize::MAX).unwrap_or_else(|e| panic!("checkpoint of an unchanging tree failed: {e}"));
+            data.extend_from_slice(&b);
+            if end {
+                return Bytes::from(data);
+            }
+        }
     }
 
     fn snap_step_inner(&mut self, to: ServerId, budget: usize) {

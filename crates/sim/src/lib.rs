@@ -156,6 +156,9 @@ pub struct SimConfig {
     /// On in one seed in five (not with hierarchical quorums), in the CI seeds too;
     /// `rzk-sim --no-reconfig` turns it off.
     pub reconfig: bool,
+    /// Observers' `syncEnabled`: false (they log nothing, restart from their last SNAP's
+    /// snapshot and sync again) in every other seed.
+    pub observer_sync: bool,
 }
 
 impl SimConfig {
@@ -199,6 +202,7 @@ impl SimConfig {
             // One seed in five: the reconfig workload (majority configurations only, so
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
+            observer_sync: seed % 2 == 0,
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -219,6 +223,8 @@ pub struct Report {
     pub seed: u64,
     pub voters: usize,
     pub observers: usize,
+    /// Its observers ran with `syncEnabled=false`.
+    pub observers_without_sync: bool,
     pub local_sessions: bool,
     pub read_only: bool,
     pub trace_hash: u64,
@@ -496,6 +502,7 @@ impl World {
             seed: cfg.seed,
             voters: cfg.voters,
             observers: cfg.observers,
+            observers_without_sync: cfg.observers > 0 && !cfg.observer_sync,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
             throttling: cfg.throttle.0 > 0,
@@ -562,6 +569,7 @@ impl World {
             z.hierarchy = Some(rzk_zab::Hierarchy::new(&groups, &weights));
         }
         z.outstanding_proposals_max = 200;
+        z.sync_enabled = self.cfg.observer_sync;
         if self.cfg.reconfig {
             z.reconfig_enabled = true;
             let lines: Vec<String> = (1..=self.cfg.voters).map(server_line).collect();
@@ -1447,6 +1455,7 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
             d.snapshot = Some((zxid, data, true));
             d.log.clear();
         }
+        StorageOp::Checkpoint { .. } => unreachable!("the member stores a checkpoint as InstallSnapshot"),
     }
 }
 
@@ -1490,7 +1499,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1509,6 +1518,7 @@ pub fn summarize(reports: &[Report]) -> String {
         by_size(5),
         by_size(7),
         reports.iter().filter(|r| r.observers > 0).count(),
+        reports.iter().filter(|r| r.observers_without_sync).count(),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),

@@ -9,6 +9,8 @@
 //!   and every txn received so far are durable. Nothing is delivered before UPTODATE: the
 //!   COMMITs of the sync phase only become true commits once a quorum acked NEWLEADER, which
 //!   UPTODATE announces.
+//! - An observer with `syncEnabled=false` logs nothing (`Node::append` keeps the entry in
+//!   the window only); its epoch files and a SNAP's snapshot are still written.
 //! - **Broadcast**: PROPOSAL is logged and ACKed after the write is durable (followers only,
 //!   and only after NEWLEADER, so a new-epoch txn is never acked by a server whose
 //!   currentEpoch file is behind); COMMIT / INFORM deliver in zxid order; PING is echoed. A
@@ -125,6 +127,8 @@ impl Node {
             (Phase::AwaitSync, Message::Snap { zxid, snapshot }) => {
                 self.log.clear();
                 self.applied = zxid;
+                // The snapshot on disk is the state: nothing delivered is missing from it.
+                self.unlogged = false;
                 self.persist(StorageOp::InstallSnapshot { zxid, data: snapshot });
                 let l = self.learner();
                 l.phase = Phase::Syncing;

@@ -89,6 +89,9 @@ pub struct Node {
     /// learner would wait a whole tick before trying again.
     pub(crate) early_learners: std::collections::BTreeMap<ServerId, (u64, Message)>,
     pub(crate) stats: Stats,
+    /// An observer with `syncEnabled=false` delivered txns it did not log since the last
+    /// snapshot on disk: before anything is logged again the state is checkpointed.
+    pub(crate) unlogged: bool,
 }
 
 /// Counters for tests, metrics and the simulator's report.
@@ -153,6 +156,7 @@ impl Node {
             loopback: VecDeque::new(),
             early_learners: Default::default(),
             stats: Stats::default(),
+            unlogged: false,
         })
     }
 
@@ -412,10 +416,38 @@ impl Node {
     }
 
     /// Appends an entry to the log window and issues its write; returns the write's seq.
+    /// An observer with `syncEnabled=false` keeps the entry in the window only (no write; the
+    /// seq returned is the last one issued).
     pub(crate) fn append(&mut self, e: Entry) -> u64 {
         assert!(e.zxid > self.last_logged(), "append {} after {}", e.zxid, self.last_logged());
+        if self.keeps_no_log() {
+            self.log.push_back(e);
+            self.unlogged = true;
+            return self.next_seq - 1;
+        }
+        self.checkpoint_if_unlogged();
         self.log.push_back(e.clone());
         self.persist(StorageOp::Append(e))
+    }
+
+    /// A node that delivered txns it did not log (an observer with `syncEnabled=false`), in a
+    /// role that logs: the log on disk stops short of what it delivered. The state machine is
+    /// stored as a snapshot at `applied`, then the window's undelivered entries are logged.
+    pub(crate) fn checkpoint_if_unlogged(&mut self) {
+        if !self.unlogged || self.keeps_no_log() {
+            return;
+        }
+        self.unlogged = false;
+        self.persist(StorageOp::Checkpoint { zxid: self.applied });
+        let pending: Vec<Entry> = self.entries_after(self.applied).cloned().collect();
+        for p in pending {
+            self.persist(StorageOp::Append(p));
+        }
+    }
+
+    /// An observer with `syncEnabled=false`, learning: it writes no txn log.
+    pub(crate) fn keeps_no_log(&self) -> bool {
+        !self.cfg.sync_enabled && matches!(&self.role, Role::Learning(_)) && self.cfg.learner_type() == LearnerType::Observer
     }
 
     /// Delivers logged entries up to `upto` (inclusive) to the state machine, in order.
@@ -445,6 +477,10 @@ impl Node {
     pub(crate) fn set_role(&mut self, role: Role) {
         self.incarnation += 1;
         self.role = role;
+        if matches!(self.role, Role::Leading(_) | Role::Learning(_)) {
+            // Before a leader reads its log for a DIFF, or a follower logs.
+            self.checkpoint_if_unlogged();
+        }
         let state = self.state();
         let leader = self.leader();
         self.actions.push(Action::StateChanged { state, leader, epoch: self.current_epoch });

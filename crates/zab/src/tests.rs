@@ -592,3 +592,51 @@ fn a_learner_behind_the_window_gets_a_diff_from_the_log_on_disk() {
     assert_eq!(net.nodes[&ServerId(3)].stats().diff_from_log_syncs, 0);
     assert_eq!(net.state[&ServerId(1)].len(), 20);
 }
+
+#[test]
+fn an_observer_without_sync_logs_nothing_and_checkpoints_before_it_logs_again() {
+    // syncEnabled=false on every server: only observers are affected.
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            c.sync_enabled = false;
+            c
+        },
+    );
+    net.run(20);
+    assert_eq!(net.nodes[&ServerId(4)].state(), ServerState::Observing);
+    let zs = net.propose(3);
+    net.run(2);
+    assert_eq!(net.state[&ServerId(4)], zs);
+    let appends =
+        |net: &Net, id: i64| net.persists.iter().filter(|(s, op)| *s == ServerId(id) && matches!(op, StorageOp::Append(_))).count();
+    assert_eq!(appends(&net, 4), 0, "the observer logs nothing");
+    assert!(
+        net.persists.iter().any(|(s, op)| *s == ServerId(4) && matches!(op, StorageOp::CurrentEpoch(_))),
+        "its epoch files are written"
+    );
+    assert_eq!(appends(&net, 1), 3, "participants log as ever");
+
+    // The observer becomes a participant (as a reconfig would make it): before its first
+    // append its state is checkpointed, so the log on disk continues a snapshot.
+    for n in net.nodes.values_mut() {
+        n.cfg.observers.clear();
+        n.cfg.voters.insert(ServerId(4));
+    }
+    // It has every txn (in memory): with the highest sid it is elected.
+    let before = net.persists.len();
+    net.nodes.get_mut(&ServerId(4)).unwrap().go_looking();
+    net.run(200);
+    assert_eq!(net.leader(), Some(ServerId(4)));
+    let more = net.propose(2);
+    net.run(2);
+    let mine: Vec<&StorageOp> = net.persists[before..].iter().filter(|(s, _)| *s == ServerId(4)).map(|(_, op)| op).collect();
+    let checkpoint = mine.iter().position(|op| **op == StorageOp::Checkpoint { zxid: *zs.last().unwrap() }).expect("a checkpoint");
+    let first_append = mine.iter().position(|op| matches!(op, StorageOp::Append(_))).expect("appends");
+    assert!(checkpoint < first_append, "{mine:?}");
+    assert_eq!(mine.iter().filter(|op| matches!(op, StorageOp::Checkpoint { .. })).count(), 1);
+    assert_eq!(net.state[&ServerId(4)][3..], more[..]);
+    assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(4)]);
+}

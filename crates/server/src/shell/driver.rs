@@ -72,6 +72,7 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
+    z.sync_enabled = cfg.sync_enabled;
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).
@@ -271,6 +272,7 @@ impl Driver {
                 self.storage.abort_snapshot();
                 LogCommand::InstallSnapshot { zxid, stream: data, digest: snapshot_digest, token: seq }
             }
+            StorageOp::Checkpoint { .. } => unreachable!("the member stores a checkpoint as InstallSnapshot"),
         };
         self.storage.command(cmd);
     }

@@ -1,0 +1,108 @@
+"""Observers with `syncEnabled=false`, real processes on 127.0.0.1, side by side with
+Apache ZooKeeper 3.8 (zkensemble.py starts them; every process stopped by PID on exit).
+
+ZooKeeper's observer with `syncEnabled=false` runs no SyncRequestProcessor: it writes no
+txn log and takes no periodic snapshot; its epoch files, the `snapshot.0` of an empty
+dataDir and the snapshot of a SNAP sync are still written. Restarted, it loads that
+snapshot and the leader syncs it again (DIFF, or SNAP). The test runs three participants
+and such an observer as all-ZooKeeper, all-rzk, an rzk observer with ZooKeeper
+participants and a ZooKeeper observer with rzk participants:
+
+* kazoo writes through the observer (forwarded) and through the participants; the
+  observer reads every one of them after a sync;
+* its dataDir holds no `log.*` file, and the same kinds of files a ZooKeeper observer's
+  holds (epoch files, snapshots only at start-up and SNAP syncs);
+* killed (-9), it misses writes; restarted, it serves every write again and still logs
+  nothing; every member ends with the same tree and the history checks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import List
+
+import pytest
+
+import zkharness as h
+import zkensemble as ze
+from test_ensemble import assert_history, final_state
+
+ZK, RZK = "zookeeper", "rzk"
+
+CASES = [
+    pytest.param([ZK, ZK, ZK, ZK], id="zookeeper"),
+    pytest.param([RZK, RZK, RZK, RZK], id="rzk"),
+    pytest.param([ZK, ZK, ZK, RZK], id="rzk-observer"),
+    pytest.param([RZK, RZK, RZK, ZK], id="zookeeper-observer"),
+]
+
+pytestmark = pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0")
+
+
+def _skip_unavailable(kinds: List[str]) -> None:
+    if ZK in kinds and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    if RZK in kinds and not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+
+
+def files(m: ze.Member) -> List[str]:
+    if not m.version_dir.exists():
+        return []
+    return sorted(p.name for p in m.version_dir.iterdir())
+
+
+def kinds_of_files(names: List[str]) -> set:
+    return {re.sub(r"\..*", "", n) for n in names}
+
+
+@pytest.mark.parametrize("kinds", CASES)
+def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds):
+    _skip_unavailable(kinds)
+    with ze.Ensemble(kinds, 4, observers=[4], name="obs-nosync", member_cfg={4: {"syncEnabled": "false"}}) as ens:
+        obs = ens.member(4)
+        ens.wait_for_leader(60)
+        assert obs.wait_serving() == "observer"
+        # the snapshots of its start (ZooKeeper's snapshot.0) and sync (a SNAP's): no others
+        # come while it serves
+        synced = obs.snapshot_zxids()
+        hist = []
+        via_obs = ze.FailoverClient("via-observer", [obs], hist)
+        via_voters = ze.FailoverClient("via-voters", ens.voters(), hist)
+        paths = []
+        for i in range(6):
+            for c, name in ((via_obs, "o"), (via_voters, "v")):
+                p = "/%s%d" % (name, i)
+                assert c.create(p, b"x%d" % i).status == "ok"
+                paths.append(p)
+        for p in paths:
+            assert via_obs.sync_get(p).value is not None, p
+        before = files(obs)
+        print("observer s4 (%s) dataDir: %s" % (obs.kind, before))
+        assert not [n for n in before if n.startswith("log.")], before
+        assert obs.txn_zxids() == []
+        assert {"acceptedEpoch", "currentEpoch"} <= set(before), before
+        assert obs.snapshot_zxids() == synced, (synced, before)
+
+        obs.kill9()
+        for i in range(5):
+            p = "/down%d" % i
+            assert via_voters.create(p, b"d").status == "ok"
+            paths.append(p)
+        obs.start()
+        assert obs.wait_serving() == "observer"
+        for p in paths:
+            o = via_obs.sync_get(p)
+            assert o.status == "ok" and o.value is not None, (p, o)
+        assert via_obs.create("/after", b"a").status == "ok"
+        paths.append("/after")
+        after = files(obs)
+        print("observer s4 (%s) dataDir after its restart: %s" % (obs.kind, after))
+        assert not [n for n in after if n.startswith("log.")], after
+        assert kinds_of_files(after) <= {"acceptedEpoch", "currentEpoch", "snapshot"}, after
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+        via_obs.close()
+        via_voters.close()
+        assert_history(hist, final_state(ens.leader(), paths))
