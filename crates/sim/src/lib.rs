@@ -202,7 +202,7 @@ impl SimConfig {
             // One seed in five: the reconfig workload (majority configurations only, so
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
-            observer_sync: seed % 2 == 0,
+            observer_sync: seed.is_multiple_of(2),
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
