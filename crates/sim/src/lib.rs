@@ -252,6 +252,8 @@ pub struct Report {
     pub snap_fuzzy: u64,
     /// DIFF syncs from the txn log on disk.
     pub diff_from_log_syncs: u64,
+    /// Checkpoints of observers without syncEnabled that went on to log.
+    pub checkpoints: u64,
     pub digest_checks: u64,
     pub log_checks: u64,
     pub liveness_ticks: u64,
@@ -494,6 +496,12 @@ impl World {
                 c.can_be_read_only = cfg.read_only;
                 if cfg.reconfig {
                     c.reconfig_lines = (1..=cfg.voters).map(server_line).collect();
+                    // The observers too, as observers and as participants: converted both
+                    // ways (one without syncEnabled checkpoints before it logs).
+                    for o in cfg.voters + 1..=cfg.voters + cfg.observers {
+                        c.reconfig_lines.push(server_line(o));
+                        c.reconfig_lines.push(server_line(o).replace(":participant", ":observer"));
+                    }
                 }
                 c
             })
@@ -1363,6 +1371,7 @@ impl World {
             self.rep.trunc_syncs += st.trunc_syncs;
             self.rep.snap_syncs += st.snap_syncs;
             self.rep.diff_from_log_syncs += st.diff_from_log_syncs;
+            self.rep.checkpoints += st.checkpoints;
         }
     }
 
@@ -1499,7 +1508,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1519,6 +1528,7 @@ pub fn summarize(reports: &[Report]) -> String {
         by_size(7),
         reports.iter().filter(|r| r.observers > 0).count(),
         reports.iter().filter(|r| r.observers_without_sync).count(),
+        sum(|r| r.checkpoints),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),

@@ -107,6 +107,9 @@ pub struct Stats {
     pub learners_dropped: u64,
     pub quorum_lost: u64,
     pub protocol_errors: u64,
+    /// Checkpoints of a state delivered without logging (an observer with
+    /// `syncEnabled=false` that went on to log: see `StorageOp::Checkpoint`).
+    pub checkpoints: u64,
 }
 
 impl Node {
@@ -438,6 +441,7 @@ impl Node {
             return;
         }
         self.unlogged = false;
+        self.stats.checkpoints += 1;
         self.persist(StorageOp::Checkpoint { zxid: self.applied });
         let pending: Vec<Entry> = self.entries_after(self.applied).cloned().collect();
         for p in pending {
