@@ -6,7 +6,9 @@ txn log and takes no periodic snapshot; its epoch files, the `snapshot.0` of an 
 dataDir and the snapshot of a SNAP sync are still written. Restarted, it loads that
 snapshot and the leader syncs it again (DIFF, or SNAP). The test runs three participants
 and such an observer as all-ZooKeeper, all-rzk, an rzk observer with ZooKeeper
-participants and a ZooKeeper observer with rzk participants:
+participants and a ZooKeeper observer with rzk participants; and, all-ZooKeeper and
+all-rzk, with `syncEnabled=true` overridden by the system property
+`zookeeper.observer.syncEnabled=false` (zoo.cfg's `observer.syncEnabled`):
 
 * kazoo writes through the observer (forwarded) and through the participants; the
   observer reads every one of them after a sync;
@@ -30,11 +32,17 @@ from test_ensemble import assert_history, final_state
 
 ZK, RZK = "zookeeper", "rzk"
 
+NOSYNC = {"syncEnabled": "false"}
+# an unknown zoo.cfg key is the system property zookeeper.<key>: this one wins over the key
+NOSYNC_PROPERTY = {"syncEnabled": "true", "observer.syncEnabled": "false"}
+
 CASES = [
-    pytest.param([ZK, ZK, ZK, ZK], id="zookeeper"),
-    pytest.param([RZK, RZK, RZK, RZK], id="rzk"),
-    pytest.param([ZK, ZK, ZK, RZK], id="rzk-observer"),
-    pytest.param([RZK, RZK, RZK, ZK], id="zookeeper-observer"),
+    pytest.param([ZK, ZK, ZK, ZK], NOSYNC, id="zookeeper"),
+    pytest.param([RZK, RZK, RZK, RZK], NOSYNC, id="rzk"),
+    pytest.param([ZK, ZK, ZK, RZK], NOSYNC, id="rzk-observer"),
+    pytest.param([RZK, RZK, RZK, ZK], NOSYNC, id="zookeeper-observer"),
+    pytest.param([ZK, ZK, ZK, ZK], NOSYNC_PROPERTY, id="zookeeper-property"),
+    pytest.param([RZK, RZK, RZK, RZK], NOSYNC_PROPERTY, id="rzk-property"),
 ]
 
 pytestmark = pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0")
@@ -57,10 +65,10 @@ def kinds_of_files(names: List[str]) -> set:
     return {re.sub(r"\..*", "", n) for n in names}
 
 
-@pytest.mark.parametrize("kinds", CASES)
-def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds):
+@pytest.mark.parametrize("kinds,cfg", CASES)
+def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds, cfg):
     _skip_unavailable(kinds)
-    with ze.Ensemble(kinds, 4, observers=[4], name="obs-nosync", member_cfg={4: {"syncEnabled": "false"}}) as ens:
+    with ze.Ensemble(kinds, 4, observers=[4], name="obs-nosync", member_cfg={4: cfg}) as ens:
         obs = ens.member(4)
         ens.wait_for_leader(60)
         assert obs.wait_serving() == "observer"
