@@ -23,7 +23,8 @@
 //! - storage for the log, the two epoch files and snapshots ([`StorageOp`]);
 //! - a state machine: [`Action::Deliver`] applies a committed txn (always in zxid order);
 //!   [`Action::SendSnapshot`] serializes it for a learner; `StorageOp::InstallSnapshot`
-//!   replaces it.
+//!   replaces it; `StorageOp::Checkpoint` stores it as it is (an observer with
+//!   `syncEnabled=false`, which logs nothing, before it logs in another role).
 //!
 //! Not here: REQUEST (a learner forwarding a client write to the leader), REVALIDATE and SYNC,
 //! and the session touches carried by learners' PINGs are the request pipeline's business;
