@@ -39,6 +39,8 @@
 //! - [`message`]: [`Message`], [`Vote`] and their ZooKeeper wire mapping.
 //! - [`node`]: [`Node`], the inputs and the plumbing shared by the roles.
 //! - `election`, `leader`, `learner`: LOOKING, LEADING, FOLLOWING / OBSERVING.
+//! - [`observer_master`]: observers syncing from a follower (`observerMasterPort`): the
+//!   protocol as ZooKeeper speaks it and its first pure pieces; not wired in yet.
 #![forbid(unsafe_code)]
 
 mod election;
@@ -46,6 +48,7 @@ mod leader;
 mod learner;
 pub mod message;
 pub mod node;
+pub mod observer_master;
 mod standalone;
 pub mod types;
 

@@ -1,0 +1,293 @@
+//! Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+): the protocol, and
+//! the two pure pieces of it rzk has so far. NOT wired in yet: no node, member or shell uses
+//! this module, and `observerMasterPort` is still a start-up error (`rzk-config`).
+//!
+//! # The protocol (read from ZooKeeper 3.8's `Follower`, `ObserverMaster`, `Observer`,
+//! `LearnerHandler`, `FollowerZooKeeperServer` and `QuorumPeer`)
+//!
+//! **Who listens.** Only a FOLLOWING server with `observerMasterPort > 0` runs an observer
+//! master, and only once its own sync with the leader is over (after UPTODATE, in
+//! `followLeader`); it stops (closing its observers' connections) when it stops following. It
+//! binds the port on its own quorum address (every address with `quorumListenOnAllIPs`). The
+//! leader never listens on it.
+//!
+//! **Where an observer connects.** With `observerMasterPort` set, an observer's list of
+//! learner masters is every *voter* of the current configuration, the leader included, each
+//! at the voter's quorum host and the *observer's own* `observerMasterPort` number (so every
+//! member uses one port number; on one machine each member needs its own address). The list
+//! is shuffled when the configuration is read (and again on a reconfig) and tried
+//! round-robin: each OBSERVING round (after an election has named a leader) takes the next
+//! entry, whoever the leader is. An entry that is the leader therefore fails to connect
+//! (nothing listens there), the round ends, the observer looks for a leader again and the
+//! next round takes the next entry. Without `observerMasterPort` the learner master is the
+//! leader at its quorum port, as before. `mntr`'s `zk_observer_master_id` is the sid of the
+//! entry in use (-1 between rounds).
+//!
+//! **The handshake** is the leader's, answered by the follower (`LearnerHandler` with the
+//! follower's `ObserverMaster` as its `LearnerMaster`):
+//! 1. observer → OBSERVERINFO (zxid = its accepted epoch << 32, data = LearnerInfo);
+//! 2. follower → LEADERINFO (zxid = the follower's *current* epoch << 32, data = protocol
+//!    version 0x10000); it does not wait for a quorum of epochs;
+//! 3. observer → ACKEPOCH (its current epoch, last zxid), as with a leader;
+//! 4. follower → DIFF / TRUNC / SNAP, chosen from its own committed state exactly as a leader
+//!    chooses (its in-memory committed log, then the txn log on disk, else a snapshot),
+//!    followed by the committed txns as PROPOSAL + COMMIT pairs;
+//! 5. then the txns committed since the follower's own sync, from its retained queue of
+//!    INFORM packets (`startForwarding`): if the queue's oldest entry is newer than the
+//!    observer's position + 1 the observer is too far behind and is disconnected; otherwise
+//!    the entries after its position are queued (as INFORM, before NEWLEADER);
+//! 6. follower → NEWLEADER (zxid = current epoch << 32, data = the last seen configuration);
+//!    observer → ACK (counter 0, ignored: no quorum is waited for);
+//! 7. follower → UPTODATE; from here the observer is active and gets every INFORM.
+//!
+//! **Broadcast through the follower.** On each PROPOSAL from the leader the follower keeps an
+//! INFORM packet (same zxid, same data); on the COMMIT of that zxid it moves it to the
+//! retained queue (bounded by bytes: `zookeeper.observerMaster.sizeLimit`, 32 MiB, each
+//! packet counted as 28 + its data's length; past 80 % five of the oldest go per added
+//! packet, and the limit is a hard cap) and sends it to every active observer. A COMMIT with
+//! no kept proposal (the follower's own sync phase) is skipped; a COMMIT for a zxid other
+//! than the oldest kept proposal's is a fatal error. COMMITANDACTIVATE becomes
+//! INFORMANDACTIVATE (the suggested leader id, then the txn). The follower PINGs each
+//! observer every tickTime / 2; an observer's PING reply carries the sessions its clients
+//! touched, which the follower touches in its own learner session tracker (so they reach the
+//! leader in the follower's own PING replies). An observer's ACK with a non-zero counter is a
+//! fatal error for that connection.
+//!
+//! **The observer's requests.** REQUEST packets are forwarded to the leader as the follower's
+//! own forwarded requests (the reply comes back as the INFORM of the txn, which the observer
+//! matches itself); a `sync` REQUEST is remembered in the follower's queue of pending syncs and
+//! answered with SYNC to that observer when the leader's SYNC for it arrives. REVALIDATE is
+//! forwarded to the leader and remembered in order; the leader's REVALIDATE answer goes back
+//! to the observer whose revalidation is the oldest pending one if the session id matches
+//! (and a valid session is touched), else the follower handles it as its own.
+//!
+//! `mntr` on a follower with an observer master prints `zk_synced_observers` (its active
+//! observers); the AdminServer's `observers` command lists them.
+//!
+//! # What is here
+//! - [`LearnerMasters`]: the observer's shuffled round-robin list of learner masters
+//!   (`QuorumPeer.updateObserverMasterList` / `nextObserverMaster`), randomness as an input.
+//! - [`CommittedQueue`]: the follower's kept proposals and retained committed INFORMs
+//!   (`ObserverMaster.proposalReceived` / `proposalCommitted` / `startForwarding`).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use rzk_proto::Zxid;
+
+use crate::types::ServerId;
+
+/// An observer's learner masters: the voters in a shuffled order, taken round-robin.
+#[derive(Debug, Clone)]
+pub struct LearnerMasters {
+    order: Vec<ServerId>,
+    next: usize,
+}
+
+impl LearnerMasters {
+    /// The voters, shuffled by `seed` (the host's randomness; the simulator's is seeded).
+    pub fn new(voters: impl IntoIterator<Item = ServerId>, seed: u64) -> LearnerMasters {
+        let mut order: Vec<ServerId> = voters.into_iter().collect();
+        order.sort();
+        order.dedup();
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            let j = (splitmix64(&mut state) % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        LearnerMasters { order, next: 0 }
+    }
+
+    /// The entry for the next OBSERVING round; `None` without voters.
+    pub fn next(&mut self) -> Option<ServerId> {
+        if self.order.is_empty() {
+            return None;
+        }
+        if self.next >= self.order.len() {
+            self.next = 0;
+        }
+        let sid = self.order[self.next];
+        self.next += 1;
+        Some(sid)
+    }
+
+    /// The list in the order it is tried.
+    pub fn order(&self) -> &[ServerId] {
+        &self.order
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// ZooKeeper's default `zookeeper.observerMaster.sizeLimit`.
+pub const COMMITTED_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// What ZooKeeper counts for one packet in the queue: a fixed 28 plus its data.
+fn packet_bytes(data: &Bytes) -> usize {
+    28 + data.len()
+}
+
+/// Why an observer cannot be brought up to date from the retained queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("observer at {position:?} is too far behind the retained queue starting at {head:?}")]
+pub struct TooFarBehind {
+    pub position: Zxid,
+    pub head: Zxid,
+}
+
+/// The follower's proposals awaiting their COMMIT and its retained committed INFORMs.
+#[derive(Debug, Clone)]
+pub struct CommittedQueue {
+    proposed: VecDeque<(Zxid, Bytes)>,
+    committed: VecDeque<(Zxid, Bytes)>,
+    committed_bytes: usize,
+    bytes_max: usize,
+    last_forwarded: Option<Zxid>,
+}
+
+impl CommittedQueue {
+    pub fn new(bytes_max: usize) -> CommittedQueue {
+        assert!(bytes_max > 0, "a retained queue needs room");
+        CommittedQueue { proposed: VecDeque::new(), committed: VecDeque::new(), committed_bytes: 0, bytes_max, last_forwarded: None }
+    }
+
+    /// A PROPOSAL from the leader: kept as the INFORM to send once it is committed.
+    pub fn proposal_received(&mut self, zxid: Zxid, data: Bytes) {
+        if let Some(&(last, _)) = self.proposed.back() {
+            assert!(zxid > last, "proposals out of zxid order: {zxid:?} after {last:?}");
+        }
+        self.proposed.push_back((zxid, data));
+    }
+
+    /// A COMMIT from the leader. Returns the INFORM (zxid, txn) to send to every active
+    /// observer, or `None` for a commit of the follower's own sync phase (no kept proposal).
+    /// Panics on a commit that is not the oldest kept proposal: the leader commits in order.
+    pub fn committed(&mut self, zxid: Zxid) -> Option<(Zxid, Bytes)> {
+        let head = self.proposed.front()?.0;
+        if head > zxid {
+            return None;
+        }
+        assert_eq!(head, zxid, "COMMIT of {zxid:?} while the oldest kept proposal is {head:?}");
+        let (zxid, data) = self.proposed.pop_front().expect("head checked above");
+        self.retain(zxid, data.clone());
+        self.last_forwarded = Some(zxid);
+        Some((zxid, data))
+    }
+
+    fn retain(&mut self, zxid: Zxid, data: Bytes) {
+        self.committed_bytes += packet_bytes(&data);
+        self.committed.push_back((zxid, data));
+        let soft = self.bytes_max / 10 * 8;
+        let mut dropped = 0;
+        while self.committed_bytes > soft && dropped < 5 {
+            self.drop_oldest();
+            dropped += 1;
+        }
+        while self.committed_bytes > self.bytes_max {
+            self.drop_oldest();
+        }
+        debug_assert!(self.committed_bytes <= self.bytes_max);
+    }
+
+    fn drop_oldest(&mut self) {
+        match self.committed.pop_front() {
+            Some((_, data)) => self.committed_bytes -= packet_bytes(&data),
+            None => self.committed_bytes = 0,
+        }
+    }
+
+    /// An observer synced up to `position` becomes active: the retained INFORMs after it, in
+    /// zxid order, to queue before its NEWLEADER; an error if the queue no longer reaches back
+    /// to `position + 1` (ZooKeeper disconnects it).
+    pub fn start_forwarding(&self, position: Zxid) -> Result<Vec<(Zxid, Bytes)>, TooFarBehind> {
+        let Some(&(head, _)) = self.committed.front() else {
+            return Ok(Vec::new());
+        };
+        if head.0 > position.0.saturating_add(1) {
+            return Err(TooFarBehind { position, head });
+        }
+        Ok(self.committed.iter().filter(|(z, _)| *z > position).cloned().collect())
+    }
+
+    /// The zxid of the last INFORM sent to observers.
+    pub fn last_forwarded(&self) -> Option<Zxid> {
+        self.last_forwarded
+    }
+
+    /// Bytes retained, as ZooKeeper counts them.
+    pub fn retained_bytes(&self) -> usize {
+        self.committed_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(n: i64) -> Zxid {
+        Zxid((1 << 32) | n)
+    }
+
+    #[test]
+    fn learner_masters_cover_every_voter_round_robin() {
+        let voters = [ServerId(3), ServerId(1), ServerId(2)];
+        let mut m = LearnerMasters::new(voters, 42);
+        let first: Vec<_> = (0..3).map(|_| m.next().unwrap()).collect();
+        let mut sorted = first.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![ServerId(1), ServerId(2), ServerId(3)]);
+        let again: Vec<_> = (0..3).map(|_| m.next().unwrap()).collect();
+        assert_eq!(first, again);
+        assert_eq!(LearnerMasters::new(voters, 42).order(), LearnerMasters::new(voters, 42).order());
+        assert!(LearnerMasters::new([], 1).next().is_none());
+        let orders: std::collections::BTreeSet<Vec<ServerId>> = (0..64).map(|s| LearnerMasters::new(voters, s).order().to_vec()).collect();
+        assert!(orders.len() > 1, "the seed shuffles");
+    }
+
+    #[test]
+    fn commits_forward_kept_proposals_and_skip_the_sync_phase() {
+        let mut q = CommittedQueue::new(COMMITTED_QUEUE_BYTES_MAX);
+        assert_eq!(q.committed(z(1)), None);
+        q.proposal_received(z(2), Bytes::from_static(b"two"));
+        q.proposal_received(z(3), Bytes::from_static(b"three"));
+        assert_eq!(q.committed(z(1)), None);
+        assert_eq!(q.committed(z(2)), Some((z(2), Bytes::from_static(b"two"))));
+        assert_eq!(q.committed(z(3)).map(|p| p.0), Some(z(3)));
+        assert_eq!(q.last_forwarded(), Some(z(3)));
+        assert_eq!(q.retained_bytes(), 28 * 2 + 3 + 5);
+        assert_eq!(q.start_forwarding(z(1)).unwrap().len(), 2);
+        assert_eq!(q.start_forwarding(z(2)).unwrap(), vec![(z(3), Bytes::from_static(b"three"))]);
+        assert!(q.start_forwarding(z(3)).unwrap().is_empty());
+        assert_eq!(q.start_forwarding(z(0)), Err(TooFarBehind { position: z(0), head: z(2) }));
+    }
+
+    #[test]
+    #[should_panic(expected = "oldest kept proposal")]
+    fn a_commit_out_of_order_is_fatal() {
+        let mut q = CommittedQueue::new(COMMITTED_QUEUE_BYTES_MAX);
+        q.proposal_received(z(2), Bytes::from_static(b"a"));
+        q.proposal_received(z(3), Bytes::from_static(b"b"));
+        q.committed(z(3));
+    }
+
+    #[test]
+    fn the_retained_queue_is_bounded_by_bytes() {
+        let max = 10 * (28 + 72);
+        let mut q = CommittedQueue::new(max);
+        for n in 1..=100 {
+            q.proposal_received(z(n), Bytes::from(vec![0u8; 72]));
+            assert!(q.committed(z(n)).is_some());
+            assert!(q.retained_bytes() <= max);
+        }
+        let kept = q.start_forwarding(z(99)).unwrap();
+        assert_eq!(kept, vec![(z(100), Bytes::from(vec![0u8; 72]))]);
+        assert!(q.start_forwarding(z(50)).is_err());
+        assert!(q.retained_bytes() <= max / 10 * 8 + 28 + 72);
+    }
+}
