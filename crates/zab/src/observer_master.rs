@@ -99,7 +99,7 @@ impl LearnerMasters {
     }
 
     /// The entry for the next OBSERVING round; `None` without voters.
-    pub fn next(&mut self) -> Option<ServerId> {
+    pub fn next_master(&mut self) -> Option<ServerId> {
         if self.order.is_empty() {
             return None;
         }
@@ -238,14 +238,14 @@ mod tests {
     fn learner_masters_cover_every_voter_round_robin() {
         let voters = [ServerId(3), ServerId(1), ServerId(2)];
         let mut m = LearnerMasters::new(voters, 42);
-        let first: Vec<_> = (0..3).map(|_| m.next().unwrap()).collect();
+        let first: Vec<_> = (0..3).map(|_| m.next_master().unwrap()).collect();
         let mut sorted = first.clone();
         sorted.sort();
         assert_eq!(sorted, vec![ServerId(1), ServerId(2), ServerId(3)]);
-        let again: Vec<_> = (0..3).map(|_| m.next().unwrap()).collect();
+        let again: Vec<_> = (0..3).map(|_| m.next_master().unwrap()).collect();
         assert_eq!(first, again);
         assert_eq!(LearnerMasters::new(voters, 42).order(), LearnerMasters::new(voters, 42).order());
-        assert!(LearnerMasters::new([], 1).next().is_none());
+        assert!(LearnerMasters::new([], 1).next_master().is_none());
         let orders: std::collections::BTreeSet<Vec<ServerId>> = (0..64).map(|s| LearnerMasters::new(voters, s).order().to_vec()).collect();
         assert!(orders.len() > 1, "the seed shuffles");
     }
