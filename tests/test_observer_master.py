@@ -1,0 +1,122 @@
+"""Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+), real processes
+on loopback (zkensemble.py starts them; every process stopped by PID on exit).
+
+Every member has `observerMasterPort` set to one port number, and its own loopback address
+(127.0.0.<sid+1>, `member_hosts`), since each follower binds that number on its quorum
+address and an observer tries every voter's quorum host at it, the leader's too (where
+nothing listens: it then tries the next). See `rzk_zab::observer_master` for the protocol.
+
+rzk does not implement it yet: `observerMasterPort` is a start-up error naming the key,
+which the rzk case checks. The ZooKeeper 3.8 case is the reference the rzk and mixed cases
+(a ZooKeeper observer syncing from an rzk follower, an rzk observer from a ZooKeeper one)
+will be held to once they come:
+
+* the observer syncs from a follower, never the leader (`mntr`'s `zk_observer_master_id`);
+  that follower's `mntr` counts it in `zk_synced_observers`, the leader's does not;
+* the observer serves writes made through it (forwarded by its follower) and elsewhere
+  (read after a sync);
+* its follower killed (-9), it syncs from the other follower and keeps serving every write;
+* the follower back, every member ends with the same tree and the history checks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import pytest
+
+import zkharness as h
+import zkensemble as ze
+from test_ensemble import assert_history, final_state
+
+ZK, RZK = "zookeeper", "rzk"
+
+pytestmark = pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0")
+
+
+def mntr(m: ze.Member) -> Dict[str, str]:
+    try:
+        text = h.four_letter(m.client_port, "mntr")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition("\t")
+        out[k] = v
+    return out
+
+
+def master_of(obs: ze.Member) -> int:
+    v = mntr(obs).get("zk_observer_master_id")
+    return int(v) if v not in (None, "") else -1
+
+
+def test_rzk_refuses_observer_master_port_naming_the_key(tmp_path):
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nobserverMasterPort=%d\n"
+                   % (tmp_path / "data", h.free_port(), h.free_port()))
+    r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=20)
+    assert r.returncode != 0
+    out = (r.stdout or b"") + (r.stderr or b"")
+    assert b"observerMasterPort" in out, out
+
+
+@pytest.mark.parametrize("kinds", [pytest.param([ZK, ZK, ZK, ZK], id="zookeeper")])
+def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
+    if not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    port = ze._port_pool(1)[0]
+    with ze.Ensemble(kinds, 4, observers=[4], proxied=False, member_hosts=True, name="obs-master",
+                     extra_cfg={"observerMasterPort": port}) as ens:
+        leader = ens.wait_for_leader(60)
+        obs = ens.member(4)
+        assert obs.wait_serving() == "observer"
+        h.wait_until(lambda: master_of(obs) > 0, 30, 0.2, "the observer's learner master")
+        first = master_of(obs)
+        assert first != leader.sid and not ens.member(first).observer, (first, leader)
+        h.wait_until(lambda: mntr(ens.member(first)).get("zk_synced_observers") == "1", 10, 0.2,
+                     "s%d counting its observer" % first)
+        assert mntr(leader).get("zk_synced_observers") == "0", mntr(leader)
+        print("leader s%d; the observer syncs from s%d" % (leader.sid, first))
+
+        hist: List = []
+        via_obs = ze.FailoverClient("via-observer", [obs], hist)
+        via_voters = ze.FailoverClient("via-voters", ens.voters(), hist)
+        paths = []
+        for i in range(5):
+            for c, name in ((via_obs, "o"), (via_voters, "v")):
+                p = "/%s%d" % (name, i)
+                assert c.create(p, b"x%d" % i).status == "ok"
+                paths.append(p)
+        for p in paths:
+            assert via_obs.sync_get(p).value is not None, p
+
+        ens.member(first).kill9()
+        other = [m.sid for m in ens.voters() if m.sid not in (first, leader.sid)][0]
+        for i in range(3):
+            p = "/down%d" % i
+            assert via_voters.create(p, b"d").status == "ok"
+            paths.append(p)
+        h.wait_until(lambda: master_of(obs) == other and obs.mode() == "observer", 60, 0.3,
+                     "the observer syncing from s%d" % other)
+        h.wait_until(lambda: mntr(ens.member(other)).get("zk_synced_observers") == "1", 10, 0.2,
+                     "s%d counting its observer" % other)
+        print("s%d killed; the observer syncs from s%d" % (first, other))
+        for p in paths:
+            o = via_obs.sync_get(p)
+            assert o.status == "ok" and o.value is not None, (p, o)
+        for i in range(3):
+            p = "/after%d" % i
+            assert via_obs.create(p, b"a").status == "ok"
+            paths.append(p)
+
+        ens.member(first).start()
+        assert ens.member(first).wait_serving() == "follower"
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+        via_obs.close()
+        via_voters.close()
+        assert_history(hist, final_state(ens.leader(), paths))
