@@ -80,6 +80,8 @@ def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
         h.wait_until(lambda: mntr(ens.member(first)).get("zk_synced_observers") == "1", 10, 0.2,
                      "s%d counting its observer" % first)
         assert mntr(leader).get("zk_synced_observers") == "0", mntr(leader)
+        for m in ens.members:
+            assert "observerMasterPort" not in h.four_letter(m.client_port, "conf"), m
         print("leader s%d; the observer syncs from s%d" % (leader.sid, first))
 
         hist: List = []

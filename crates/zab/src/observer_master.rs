@@ -61,8 +61,36 @@
 //! to the observer whose revalidation is the oldest pending one if the session id matches
 //! (and a valid session is touched), else the follower handles it as its own.
 //!
-//! `mntr` on a follower with an observer master prints `zk_synced_observers` (its active
-//! observers); the AdminServer's `observers` command lists them.
+//! **What it shows** (ZooKeeper 3.8, seen in `tests/test_observer_master.py`). `mntr`: a
+//! follower with an observer master prints `zk_synced_observers` (its active observers, 0
+//! when none), the leader its own count (0: the observers are not its learners); the
+//! observer prints `zk_observer_master_id` (the follower's sid). The AdminServer's
+//! `observers` lists a follower's observers. `conf` does not print `observerMasterPort`.
+//! An observer that finds the port closed (its follower still syncing) retries within the
+//! round (the learner's connect retries, bounded by initLimit), then moves on.
+//!
+//! # How it would fit rzk (not done)
+//! - `rzk-config`: accept the key (> 0; a value equal to the quorum or election port of the
+//!   member's own line is an error), keep `conf` silent about it.
+//! - Observer side (`learner.rs`): after election, `become_learner` with the sid from
+//!   [`LearnerMasters::next_master`] instead of the leader; an action telling the host which
+//!   address that sid is reached at (its quorum host, the observer master port); the rest of
+//!   the learner's handshake and sync is unchanged (it only talks to another sid).
+//! - Follower side (`node.rs` / a new role state inside FOLLOWING): per observer a small
+//!   handler (OBSERVERINFO → LEADERINFO with the current epoch → ACKEPOCH → DIFF / TRUNC /
+//!   SNAP from the follower's window, txn log ([`crate::LogRead`]) or snapshot, as the
+//!   leader's `leader_sync_learner` does, which would have to be shared rather than copied
+//!   → [`CommittedQueue::start_forwarding`] → NEWLEADER → ACK → UPTODATE), INFORMs from
+//!   [`CommittedQueue::committed`], a PING every half tick and its own silence limit. All of
+//!   it ends when the follower stops following.
+//! - `rzk_core::member`: an observer's REQUEST / REVALIDATE / sync forwarded to the leader as
+//!   the follower's own, answers routed back in order, the observer's PING touches added to
+//!   the follower's own PING reply; `zk_synced_observers` on followers.
+//! - `shell::peer`: a listener on the observer master port, started and stopped with the
+//!   FOLLOWING role, feeding the same quorum-connection code; the observer's connection to a
+//!   voter's observer master address.
+//! - `rzk-sim`: seeds with observer masters, crashes and partitions of the observer's
+//!   follower; the mixed and rzk cases of `tests/test_observer_master.py`.
 //!
 //! # What is here
 //! - [`LearnerMasters`]: the observer's shuffled round-robin list of learner masters
