@@ -6,10 +6,11 @@ Every member has `observerMasterPort` set to one port number, and its own loopba
 address and an observer tries every voter's quorum host at it, the leader's too (where
 nothing listens: it then tries the next). See `rzk_zab::observer_master` for the protocol.
 
-rzk does not implement it yet: `observerMasterPort` is a start-up error naming the key,
-which the rzk case checks. The ZooKeeper 3.8 case is the reference the rzk and mixed cases
-(a ZooKeeper observer syncing from an rzk follower, an rzk observer from a ZooKeeper one)
-will be held to once they come:
+rzk implements the observer's side only: an rzk observer syncs from ZooKeeper followers;
+an rzk participant runs no observer master, so the key in its zoo.cfg stops start-up naming
+it (checked here). The cases: all-ZooKeeper (the reference) and an rzk observer with three
+ZooKeeper participants; an all-rzk ensemble and a ZooKeeper observer syncing from an rzk
+follower come with rzk's observer master. In each:
 
 * the observer syncs from a follower, never the leader (`mntr`'s `zk_observer_master_id`);
   that follower's `mntr` counts it in `zk_synced_observers`, the leader's does not;
@@ -52,22 +53,34 @@ def master_of(obs: ze.Member) -> int:
     return int(v) if v not in (None, "") else -1
 
 
-def test_rzk_refuses_observer_master_port_naming_the_key(tmp_path):
+def test_rzk_participant_refuses_observer_master_port_naming_the_key(tmp_path):
     if not h.rzk_available():
         pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    ports = ze._port_pool(10)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "myid").write_text("1\n")
+    lines = ["tickTime=500", "initLimit=10", "syncLimit=10", "dataDir=%s" % data, "clientPort=%d" % ports[0],
+             "clientPortAddress=127.0.0.1", "observerMasterPort=%d" % ports[1]]
+    for sid in range(1, 5):
+        lines.append("server.%d=127.0.0.1:%d:%d%s" % (sid, ports[2 * sid], ports[2 * sid + 1], ":observer" if sid == 4 else ""))
     cfg = tmp_path / "zoo.cfg"
-    cfg.write_text("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nobserverMasterPort=%d\n"
-                   % (tmp_path / "data", h.free_port(), h.free_port()))
+    cfg.write_text("\n".join(lines) + "\n")
     r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=20)
-    assert r.returncode != 0
     out = (r.stdout or b"") + (r.stderr or b"")
+    assert r.returncode != 0, out
     assert b"observerMasterPort" in out, out
 
 
-@pytest.mark.parametrize("kinds", [pytest.param([ZK, ZK, ZK, ZK], id="zookeeper")])
+@pytest.mark.parametrize("kinds", [
+    pytest.param([ZK, ZK, ZK, ZK], id="zookeeper"),
+    pytest.param([ZK, ZK, ZK, RZK], id="rzk-observer"),
+])
 def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
     if not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
+    if RZK in kinds and not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
     port = ze._port_pool(1)[0]
     with ze.Ensemble(kinds, 4, observers=[4], proxied=False, member_hosts=True, name="obs-master",
                      extra_cfg={"observerMasterPort": port}) as ens:

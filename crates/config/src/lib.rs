@@ -867,14 +867,9 @@ impl<'o> Parser<'o> {
             }
             "observerMasterPort" => {
                 let n = int(v).map_err(err)?;
-                let p = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
-                if p.is_some() {
-                    // Observers syncing from a follower: a quorum setting rzk cannot honour yet.
-                    return Err(err("observers syncing from a follower (observerMasterPort) are not supported by rzk yet; \
-                                    remove it (observers then sync from the leader)"
-                        .to_string()));
-                }
-                self.cfg.observer_master_port = p;
+                // Honoured by an observer only (it syncs from the voters' observer masters);
+                // `check_myid` refuses it on a participant, the server checks below the rest.
+                self.cfg.observer_master_port = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
             }
             "clientPortListenBacklog" => self.cfg.client_port_listen_backlog = int(v).map_err(err)?,
             "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
@@ -1777,6 +1772,18 @@ impl<'o> Parser<'o> {
                 return Err(self.invalid("syncLimit", "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)"));
             }
         }
+        if self.cfg.observer_master_port.is_some() {
+            if participants == 0 || (participants == 1 && self.cfg.standalone_enabled) {
+                return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
+            }
+            if self.cfg.reconfig_enabled {
+                // ZooKeeper re-reads the voters on a reconfig; rzk's observer does not yet.
+                return Err(self.invalid(
+                    "observerMasterPort",
+                    "observers syncing from a follower with reconfigEnabled=true are not supported by rzk yet; remove one of them",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -2101,6 +2108,18 @@ impl ServerConfig {
         if self.is_distributed() && !self.servers.contains_key(&myid) {
             let ids: Vec<String> = self.servers.keys().map(|i| format!("server.{i}")).collect();
             return Err(ConfigError::InvalidMyid { message: format!("{myid} is not in the server list ({})", ids.join(", ")) });
+        }
+        if self.observer_master_port.is_some() && self.is_distributed() && self.peer_type_for(myid) != PeerType::Observer {
+            // A follower's observer master (ZooKeeper's ObserverMaster) is not built yet.
+            return Err(ConfigError::Invalid {
+                file: self.config_file.clone().unwrap_or_else(|| "zoo.cfg".to_string()),
+                key: "observerMasterPort".to_string(),
+                message: format!(
+                    "rzk observers can sync from a follower, but an rzk participant (server {myid}) cannot serve them yet; \
+                     remove it from this server's zoo.cfg (observers with the key sync only from voters that serve them: \
+                     ZooKeeper 3.6+ followers)"
+                ),
+            });
         }
         Ok(())
     }

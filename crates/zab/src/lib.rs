@@ -40,7 +40,8 @@
 //! - [`node`]: [`Node`], the inputs and the plumbing shared by the roles.
 //! - `election`, `leader`, `learner`: LOOKING, LEADING, FOLLOWING / OBSERVING.
 //! - [`observer_master`]: observers syncing from a follower (`observerMasterPort`): the
-//!   protocol as ZooKeeper speaks it and its first pure pieces; not wired in yet.
+//!   protocol as ZooKeeper speaks it; the observer's list of learner masters (used), the
+//!   follower's retained queue (not yet: rzk followers serve no observers).
 #![forbid(unsafe_code)]
 
 mod election;

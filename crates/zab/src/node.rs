@@ -92,6 +92,8 @@ pub struct Node {
     /// An observer with `syncEnabled=false` delivered txns it did not log since the last
     /// snapshot on disk: before anything is logged again the state is checkpointed.
     pub(crate) unlogged: bool,
+    /// An observer with `observerMasterPort`: the voters it syncs from, in turn.
+    pub(crate) learner_masters: Option<crate::observer_master::LearnerMasters>,
 }
 
 /// Counters for tests, metrics and the simulator's report.
@@ -142,7 +144,14 @@ impl Node {
         for (a, b) in log.iter().zip(log.iter().skip(1)) {
             assert!(a.zxid < b.zxid, "restored log out of order: {} then {}", a.zxid, b.zxid);
         }
+        let learner_masters = match cfg.observer_master_seed {
+            Some(seed) if cfg.learner_type() == crate::types::LearnerType::Observer => {
+                Some(crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed))
+            }
+            _ => None,
+        };
         Ok(Node {
+            learner_masters,
             election: Election::new(&cfg),
             cfg,
             now: 0,

@@ -1,6 +1,9 @@
 //! Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+): the protocol, and
-//! the two pure pieces of it rzk has so far. NOT wired in yet: no node, member or shell uses
-//! this module, and `observerMasterPort` is still a start-up error (`rzk-config`).
+//! what rzk has of it. The observer's side is wired in ([`LearnerMasters`] in
+//! `Node::learner_masters`, used by the election's `decide`; the shell connects to the
+//! chosen voter's observer master address). The follower's side (ZooKeeper's
+//! `ObserverMaster`) is not: [`CommittedQueue`] is its first piece, unused, and
+//! `observerMasterPort` on a participant is a start-up error (`rzk-config`).
 //!
 //! # The protocol (read from ZooKeeper 3.8's `Follower`, `ObserverMaster`, `Observer`,
 //! `LearnerHandler`, `FollowerZooKeeperServer` and `QuorumPeer`)
@@ -69,13 +72,15 @@
 //! An observer that finds the port closed (its follower still syncing) retries within the
 //! round (the learner's connect retries, bounded by initLimit), then moves on.
 //!
-//! # How it would fit rzk (not done)
-//! - `rzk-config`: accept the key (> 0; a value equal to the quorum or election port of the
-//!   member's own line is an error), keep `conf` silent about it.
-//! - Observer side (`learner.rs`): after election, `become_learner` with the sid from
-//!   [`LearnerMasters::next_master`] instead of the leader; an action telling the host which
-//!   address that sid is reached at (its quorum host, the observer master port); the rest of
-//!   the learner's handshake and sync is unchanged (it only talks to another sid).
+//! # The observer's side in rzk (done)
+//! `Config::observer_master_seed` set: after each election an observer `become_learner`s
+//! with [`LearnerMasters::next_master`] rather than the leader; the rest of its handshake,
+//! sync and broadcast is unchanged (it talks to another sid, which the host reaches at the
+//! observer master port). ZooKeeper's observer takes the *reachable* address of a
+//! multi-address voter; rzk's takes the first.
+//!
+//! # The follower's side (not done), and how it would fit rzk
+//! - `rzk-config`: accept the key on a participant (today `check_myid` refuses it).
 //! - Follower side (`node.rs` / a new role state inside FOLLOWING): per observer a small
 //!   handler (OBSERVERINFO → LEADERINFO with the current epoch → ACKEPOCH → DIFF / TRUNC /
 //!   SNAP from the follower's window, txn log ([`crate::LogRead`]) or snapshot, as the
@@ -96,7 +101,8 @@
 //! - [`LearnerMasters`]: the observer's shuffled round-robin list of learner masters
 //!   (`QuorumPeer.updateObserverMasterList` / `nextObserverMaster`), randomness as an input.
 //! - [`CommittedQueue`]: the follower's kept proposals and retained committed INFORMs
-//!   (`ObserverMaster.proposalReceived` / `proposalCommitted` / `startForwarding`).
+//!   (`ObserverMaster.proposalReceived` / `proposalCommitted` / `startForwarding`); not used
+//!   yet.
 
 use std::collections::VecDeque;
 

@@ -640,3 +640,45 @@ fn an_observer_without_sync_logs_nothing_and_checkpoints_before_it_logs_again() 
     assert_eq!(net.state[&ServerId(4)][3..], more[..]);
     assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(4)]);
 }
+
+#[test]
+fn an_observer_with_observer_masters_tries_the_voters_in_turn() {
+    // observerMasterPort on the observer: each election round it learns from the next voter
+    // of its shuffled list, not from the leader. Here no follower answers OBSERVERINFO (rzk
+    // followers run no observer master) and, this network having no ports, the leader does:
+    // the observer goes round its list until it reaches the leader.
+    let seed = 7;
+    let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            if c.my_id == ServerId(4) {
+                c.observer_master_seed = Some(seed);
+            }
+            c
+        },
+    );
+    net.run(400);
+    let obs = &net.nodes[&ServerId(4)];
+    assert_eq!(obs.state(), ServerState::Observing);
+    assert!(obs.is_serving());
+    assert_eq!(obs.leader(), Some(ServerId(3)));
+    let tried: Vec<ServerId> = net
+        .log
+        .iter()
+        .filter(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { observer: true, .. }))
+        .map(|(_, t, _)| *t)
+        .collect();
+    let mut tried = tried;
+    tried.dedup(); // OBSERVERINFO is sent again within a round while unanswered
+    let until_leader = order.iter().position(|s| *s == ServerId(3)).unwrap();
+    assert!(until_leader > 0, "seed {seed} should not put the leader first");
+    assert_eq!(tried, order[..=until_leader].to_vec(), "the voters in the list's order, up to the leader");
+    // Without the seed an observer learns from the leader at once.
+    let mut plain = Net::new(&[1, 2, 3], &[4], |_| Restored::default());
+    plain.run(20);
+    let first = plain.log.iter().find(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { observer: true, .. })).unwrap();
+    assert_eq!(first.1, ServerId(3));
+}

@@ -82,6 +82,11 @@ pub struct Config {
     /// `ObserverZooKeeperServer` runs no `SyncRequestProcessor`): it keeps its epoch files and
     /// the snapshot of a SNAP only, and restarts from that snapshot. Participants always log.
     pub sync_enabled: bool,
+    /// `observerMasterPort` on an observer: `Some(seed)` makes it sync from the voters in
+    /// turn, in an order shuffled by `seed` (the host's randomness), each OBSERVING round
+    /// taking the next, rather than from the leader (see [`crate::observer_master`]). The
+    /// host connects to the chosen voter's observer master address. `None`: the leader.
+    pub observer_master_seed: Option<u64>,
 }
 
 /// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
@@ -264,6 +269,7 @@ impl Config {
             hierarchy: None,
             reconfig_enabled: false,
             sync_enabled: true,
+            observer_master_seed: None,
         }
     }
 

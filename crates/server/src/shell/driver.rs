@@ -73,6 +73,13 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
     z.sync_enabled = cfg.sync_enabled;
+    if cfg.observer_master_port.is_some() {
+        // An observer syncing from the voters' observer masters (the config refuses the key
+        // on a participant), in an order shuffled by a random seed, as ZooKeeper's
+        // `updateObserverMasterList` shuffles its list.
+        use std::hash::{BuildHasher, Hasher};
+        z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
+    }
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).

@@ -157,6 +157,10 @@ pub struct NetLimits {
     pub snap_scanner: SnapScannerFactory,
     /// TLS and SASL on the peer sockets (default: plaintext, no SASL).
     pub security: PeerSecurity,
+    /// An observer's `observerMasterPort`: its quorum connections (to the voter it syncs
+    /// from) go to that port on the voter's first quorum host, as ZooKeeper's observer
+    /// builds its list of learner masters.
+    pub learner_master_port: Option<u16>,
 }
 
 impl Default for NetLimits {
@@ -173,6 +177,7 @@ impl Default for NetLimits {
             listen_on_all_ips: false,
             snap_scanner: no_snap_scanner(),
             security: PeerSecurity::default(),
+            learner_master_port: None,
         }
     }
 }
@@ -185,6 +190,7 @@ impl NetLimits {
             packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
             connect_timeout: Duration::from_millis(cfg.cnx_timeout_ms as u64),
             listen_on_all_ips: cfg.quorum_listen_on_all_ips,
+            learner_master_port: cfg.observer_master_port,
             ..NetLimits::default()
         }
     }
@@ -201,6 +207,7 @@ impl std::fmt::Debug for NetLimits {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("listen_on_all_ips", &self.listen_on_all_ips)
             .field("security", &self.security)
+            .field("learner_master_port", &self.learner_master_port)
             .finish_non_exhaustive()
     }
 }
@@ -720,7 +727,11 @@ impl Shared {
 
     /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
-        let Some(addrs) = self.addrs(to) else { return };
+        let Some(mut addrs) = self.addrs(to) else { return };
+        if let Some(port) = self.limits.learner_master_port {
+            addrs.quorum_port = port;
+            addrs.also.clear();
+        }
         let mut st = self.lock();
         if st.closed {
             return;
