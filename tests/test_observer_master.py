@@ -17,6 +17,8 @@ follower come with rzk's observer master. In each:
 * the observer serves writes made through it (forwarded by its follower) and elsewhere
   (read after a sync);
 * its follower killed (-9), it syncs from the other follower and keeps serving every write;
+* itself killed and restarted, behind by a few writes, then by more than a follower keeps in
+  memory, it syncs from that follower again (DIFF, SNAP) and its client's session comes back;
 * the follower back, every member ends with the same tree and the history checks.
 """
 
@@ -74,10 +76,12 @@ def test_rzk_participant_refuses_observer_master_port_naming_the_key(tmp_path):
 
 @pytest.mark.parametrize("kinds", [
     pytest.param([ZK, ZK, ZK, ZK], id="zookeeper"),
+    pytest.param([RZK, RZK, RZK, RZK], id="rzk"),
     pytest.param([ZK, ZK, ZK, RZK], id="rzk-observer"),
+    pytest.param([RZK, RZK, RZK, ZK], id="zookeeper-observer"),
 ])
 def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
-    if not h.zookeeper_available():
+    if ZK in kinds and not h.zookeeper_available():
         pytest.skip("Apache ZooKeeper not installed")
     if RZK in kinds and not h.rzk_available():
         pytest.skip("rzk binary not found at %s" % h.rzk_binary())
@@ -127,6 +131,26 @@ def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
             p = "/after%d" % i
             assert via_obs.create(p, b"a").status == "ok"
             paths.append(p)
+
+        # The observer killed and restarted, behind by a few writes (DIFF from the window of
+        # the follower it picks), then by more than a follower keeps in memory (500: SNAP,
+        # or a DIFF from the log on disk); its client's session comes back through it (a
+        # REVALIDATE relayed by the follower).
+        for n, name in ((5, "few"), (520, "many")):
+            obs.kill9()
+            for i in range(n):
+                p = "/%s%d" % (name, i)
+                assert via_voters.create(p, b"m").status == "ok"
+                paths.append(p)
+            obs.start()
+            assert obs.wait_serving() == "observer"
+            h.wait_until(lambda: master_of(obs) == other, 60, 0.3,
+                         "the observer syncing from s%d again" % other)
+            for p in paths[-10:] + paths[:3]:
+                o = via_obs.sync_get(p)
+                assert o.status == "ok" and o.value is not None, (p, o)
+            assert via_obs.create("/obs-%s" % name, b"o").status == "ok"
+            paths.append("/obs-%s" % name)
 
         ens.member(first).start()
         assert ens.member(first).wait_serving() == "follower"

@@ -867,8 +867,8 @@ impl<'o> Parser<'o> {
             }
             "observerMasterPort" => {
                 let n = int(v).map_err(err)?;
-                // Honoured by an observer only (it syncs from the voters' observer masters);
-                // `check_myid` refuses it on a participant, the server checks below the rest.
+                // An observer syncs from the voters' observer masters; a follower serves
+                // observers there. Checked with the servers below.
                 self.cfg.observer_master_port = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
             }
             "clientPortListenBacklog" => self.cfg.client_port_listen_backlog = int(v).map_err(err)?,
@@ -2108,18 +2108,6 @@ impl ServerConfig {
         if self.is_distributed() && !self.servers.contains_key(&myid) {
             let ids: Vec<String> = self.servers.keys().map(|i| format!("server.{i}")).collect();
             return Err(ConfigError::InvalidMyid { message: format!("{myid} is not in the server list ({})", ids.join(", ")) });
-        }
-        if self.observer_master_port.is_some() && self.is_distributed() && self.peer_type_for(myid) != PeerType::Observer {
-            // A follower's observer master (ZooKeeper's ObserverMaster) is not built yet.
-            return Err(ConfigError::Invalid {
-                file: self.config_file.clone().unwrap_or_else(|| "zoo.cfg".to_string()),
-                key: "observerMasterPort".to_string(),
-                message: format!(
-                    "rzk observers can sync from a follower, but an rzk participant (server {myid}) cannot serve them yet; \
-                     remove it from this server's zoo.cfg (observers with the key sync only from voters that serve them: \
-                     ZooKeeper 3.6+ followers)"
-                ),
-            });
         }
         Ok(())
     }

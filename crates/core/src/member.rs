@@ -39,7 +39,7 @@ use crate::server::{Action as CoreAction, ConnId, CoreConfig, Input, Role, ZooKe
 use bytes::Bytes;
 use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket, RevalidateReply, RevalidateRequest, ServerState};
 use rzk_proto::txn::TxnRecord;
-use rzk_proto::{SessionId, Zxid};
+use rzk_proto::{OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
 use rzk_zab::{
     Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp,
@@ -346,6 +346,12 @@ pub enum Output {
     Stop {
         reason: String,
     },
+    /// A follower with `observerMasterPort` opens its observer master port once its own sync
+    /// is over (`listen: true`) and closes it, dropping its observers' connections, when it
+    /// stops following, as ZooKeeper's `ObserverMaster` (the leader never listens there).
+    ObserverMaster {
+        listen: bool,
+    },
 }
 
 /// Why [`Member::restore`] did not restore.
@@ -395,6 +401,29 @@ pub struct Member {
     snaps: std::collections::BTreeMap<ServerId, SnapOut>,
     /// SNAP streams abandoned in a row (see `SNAP_ABORTS_MAX`).
     snap_aborts: u32,
+    /// A follower with an observer master (`observerMasterPort`): what it relays for its
+    /// observers (see [`ObserverRelay`]).
+    relay: ObserverRelay,
+    /// Whether the host was last told to listen on the observer master port.
+    observer_master_listening: bool,
+}
+
+/// Most syncs, revalidations and touched sessions a follower keeps for its observers; a
+/// request beyond is not relayed (the observer's client times out).
+const RELAY_MAX: usize = 10_000;
+
+/// A follower's relay for the observers syncing from it (ZooKeeper's `ObserverMaster`):
+/// their REQUESTs and REVALIDATEs go to the leader as the follower's own; the leader's
+/// answers come back in order, and those meant for an observer are routed to it.
+#[derive(Debug, Default)]
+struct ObserverRelay {
+    /// Every sync forwarded to the leader in order: `None` this server's own, else the
+    /// observer's (the leader answers them in order).
+    syncs: std::collections::VecDeque<Option<ServerId>>,
+    /// Observers' revalidations forwarded, in order: (observer, session).
+    revalidations: std::collections::VecDeque<(ServerId, SessionId)>,
+    /// Sessions the observers' clients touched, for this server's next PING reply.
+    touches: std::collections::BTreeMap<SessionId, i32>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -440,6 +469,8 @@ impl Member {
             activate_at: None,
             snaps: Default::default(),
             snap_aborts: 0,
+            relay: ObserverRelay::default(),
+            observer_master_listening: false,
         };
         m.pump();
         Ok(m)
@@ -521,6 +552,20 @@ impl Member {
         &mut self.core
     }
 
+    /// Whether `from` is an observer this server relays for: it follows with an observer
+    /// master and `from` is not its leader.
+    fn relays(&self, from: ServerId) -> bool {
+        self.state == ServerState::Following && self.node.config().observer_master && self.leader != Some(from)
+    }
+
+    fn relay_touches(&mut self, sessions: Vec<(SessionId, i32)>) {
+        for (id, timeout) in sessions {
+            if self.relay.touches.len() < RELAY_MAX || self.relay.touches.contains_key(&id) {
+                self.relay.touches.insert(id, timeout);
+            }
+        }
+    }
+
     fn quorum_info(&self) -> QuorumInfo {
         let st = self.node.stats();
         let mut q = QuorumInfo {
@@ -540,6 +585,7 @@ impl Member {
         if self.state == ServerState::Observing {
             q.observer_master_id = self.leader.map(|l| l.0);
         }
+        q.follower_synced_observers = self.node.synced_observers();
         q.leader_id = self.leader.map(|l| l.0);
         q
     }
@@ -611,7 +657,41 @@ impl Member {
                 if let (true, Message::Ack { zxid }) = (leading, &msg) {
                     self.core.observe_ack(from.0, *zxid, self.wall_ms);
                 }
+                // An observer's PING reply to its follower: its touches go on to the leader.
+                if let (true, Message::Ping { data, .. }) = (self.relays(from), &msg) {
+                    if !data.is_empty() {
+                        match quorum::decode_touches(data) {
+                            Ok(sessions) => self.relay_touches(sessions),
+                            Err(e) => tracing::warn!(observer = %from, error = %e, "malformed PING session data"),
+                        }
+                    }
+                }
                 self.node.step(from, msg);
+            }
+            PeerMsg::Request(r) if self.relays(from) => {
+                if let Some(leader) = self.leader {
+                    if r.op == OpCode::Sync as i32 {
+                        if self.relay.syncs.len() >= RELAY_MAX {
+                            return;
+                        }
+                        self.relay.syncs.push_back(Some(from));
+                    }
+                    self.peer_send(leader, PeerMsg::Request(r));
+                }
+            }
+            PeerMsg::Revalidate(r) if self.relays(from) => {
+                if let (Some(leader), true) = (self.leader, self.relay.revalidations.len() < RELAY_MAX) {
+                    self.relay.revalidations.push_back((from, r.session_id));
+                    self.peer_send(leader, PeerMsg::Revalidate(r));
+                }
+            }
+            PeerMsg::RevalidateReply(r) if from_leader && self.relay.revalidations.front().is_some_and(|(_, s)| *s == r.session_id) => {
+                let (observer, _) = self.relay.revalidations.pop_front().expect("front checked");
+                self.peer_send(observer, PeerMsg::RevalidateReply(r));
+            }
+            PeerMsg::Sync if from_leader && matches!(self.relay.syncs.front(), Some(Some(_))) => {
+                let Some(Some(observer)) = self.relay.syncs.pop_front() else { unreachable!("front checked") };
+                self.peer_send(observer, PeerMsg::Sync);
             }
             PeerMsg::Request(r) if leading => self.core_input(Input::Forwarded {
                 from: from.0,
@@ -625,12 +705,17 @@ impl Member {
                 self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms })
             }
             PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
-            PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
+            PeerMsg::Sync if from_leader => {
+                self.relay.syncs.pop_front();
+                self.core_input(Input::Synced)
+            }
             // The wire carries it as ZAB's PING (above); a host that passes messages as they
             // are (the simulator) hands over the reply itself.
             PeerMsg::PingReply { zxid, touches } => {
                 if self.state == ServerState::Leading {
                     self.core_input(Input::Touches { sessions: touches });
+                } else if self.relays(from) {
+                    self.relay_touches(touches);
                 }
                 self.node.step(from, Message::Ping { zxid, data: Bytes::new() });
             }
@@ -660,6 +745,11 @@ impl Member {
         }
         self.zab_scratch = zab;
         self.core_scratch = core;
+        let listen = self.node.synced_observers().is_some();
+        if listen != self.observer_master_listening {
+            self.observer_master_listening = listen;
+            self.out.push(Output::ObserverMaster { listen });
+        }
         if let Some(reason) = self.stopping.take() {
             self.out.push(Output::Stop { reason });
         }
@@ -671,7 +761,9 @@ impl Member {
                 let msg = match msg {
                     // A learner's PING reply carries the sessions its clients touched.
                     Message::Ping { zxid, .. } if self.state != ServerState::Leading && Some(to) == self.leader => {
-                        PeerMsg::PingReply { zxid, touches: self.core.take_touches() }
+                        let mut touches = self.core.take_touches();
+                        touches.extend(std::mem::take(&mut self.relay.touches));
+                        PeerMsg::PingReply { zxid, touches }
                     }
                     msg => PeerMsg::Zab(msg),
                 };
@@ -750,6 +842,8 @@ impl Member {
                     self.snaps.clear();
                 }
                 let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;
+                // The relay's answers would come from a leader no longer ours.
+                self.relay = ObserverRelay::default();
                 self.state = state;
                 self.leader = leader;
                 self.leading_since_ms = None;
@@ -990,6 +1084,10 @@ impl Member {
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
+                    if op == OpCode::Sync as i32 && self.node.config().observer_master {
+                        // In order with the observers' syncs this server relays.
+                        self.relay.syncs.push_back(None);
+                    }
                     self.peer_send(leader, PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }));
                 }
             }

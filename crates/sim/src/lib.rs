@@ -1037,6 +1037,9 @@ impl World {
                 self.servers[i].config_file = Some(data);
             }
             Output::Stop { reason } => panic!("server {} stopped: {reason}", i + 1),
+            // No ports in the simulator: an observer reaches a follower's observer master
+            // by its sid (and a leader would answer it too).
+            Output::ObserverMaster { .. } => {}
         }
         Ok(())
     }
@@ -1488,6 +1491,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::SnapStream { to, bytes, end, .. } => h = mix(h, 9 ^ (to.0 as u64) << 8 ^ (*end as u64) << 16 ^ hash_bytes(bytes)),
         Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
         Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
+        Output::ObserverMaster { listen } => h = mix(h, 12 ^ (*listen as u64) << 8),
     }
     h
 }

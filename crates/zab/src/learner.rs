@@ -47,6 +47,8 @@ pub(crate) struct Learner {
     /// The configuration NEWLEADER carried, taken at UPTODATE if newer than ours
     /// (`Learner.syncWithLeader`).
     new_leader_config: Option<Bytes>,
+    /// A follower with `observerMasterPort`: the observers syncing from it.
+    pub(crate) observers: std::collections::BTreeMap<ServerId, crate::observer_master::ObserverHandler>,
 }
 
 impl Learner {
@@ -74,6 +76,7 @@ impl Node {
             last_recv: self.now,
             commit_hint: Zxid::ZERO,
             new_leader_config: None,
+            observers: Default::default(),
         };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;
@@ -251,6 +254,13 @@ impl Node {
     }
 
     pub(crate) fn learner_tick(&mut self) {
+        self.learner_tick_inner();
+        if matches!(self.role, Role::Learning(_)) {
+            self.om_tick();
+        }
+    }
+
+    fn learner_tick_inner(&mut self) {
         let now = self.now;
         let (phase, last) = {
             let l = self.learner();

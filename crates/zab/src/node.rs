@@ -188,6 +188,7 @@ impl Node {
             Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
+                Role::Learning(l) if l.leader != from && self.cfg.observer_master => self.om_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
                 Role::Looking => {
                     if matches!(msg, Message::LearnerInfo { .. }) {
@@ -283,6 +284,7 @@ impl Node {
         match &self.role {
             Role::Leading(_) => self.leader_drop_learner(peer, false),
             Role::Learning(l) if l.leader == peer => self.protocol_error("connection to the leader lost"),
+            Role::Learning(_) => self.om_drop(peer, false),
             _ => {}
         }
         self.drain_loopback();
@@ -467,6 +469,7 @@ impl Node {
     pub(crate) fn deliver_up_to(&mut self, upto: Zxid) {
         let start = self.log.partition_point(|e| e.zxid <= self.applied);
         let mut last = self.applied;
+        let first_new = self.actions.len();
         for e in self.log.iter().skip(start) {
             if e.zxid > upto {
                 break;
@@ -476,6 +479,14 @@ impl Node {
             self.actions.push(Action::Deliver(e.clone()));
         }
         self.applied = last;
+        if self.om_has_observers() {
+            // What a follower commits goes on to its observers as INFORM.
+            let delivered: Vec<Entry> =
+                self.actions[first_new..].iter().filter_map(|a| if let Action::Deliver(e) = a { Some(e.clone()) } else { None }).collect();
+            for e in delivered {
+                self.om_delivered(e);
+            }
+        }
         self.trim_log();
     }
 
@@ -572,7 +583,12 @@ impl Node {
             }
             Role::Learning(l) => {
                 let p = l.leader;
+                let observers: Vec<ServerId> = l.observers.keys().copied().collect();
                 self.actions.push(Action::Disconnect { peer: p });
+                // An observer master stops with the following (`ObserverMaster.stop`).
+                for o in observers {
+                    self.actions.push(Action::Disconnect { peer: o });
+                }
             }
             Role::Looking => {}
             Role::Standalone(_) => unreachable!("a standalone server never leaves its role"),

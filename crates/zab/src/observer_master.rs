@@ -109,7 +109,186 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use rzk_proto::Zxid;
 
-use crate::types::ServerId;
+use crate::message::Message;
+use crate::node::{Node, Role};
+use crate::types::{Action, Entry, ServerId};
+
+/// Where an observer of this follower is (a `LearnerHandler` of ZooKeeper's `ObserverMaster`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ObserverPhase {
+    /// OBSERVERINFO answered with LEADERINFO; awaiting ACKEPOCH.
+    LeaderInfoSent,
+    /// Synced and NEWLEADER sent; awaiting its ACK (commits meanwhile are held).
+    NewLeaderSent,
+    /// UPTODATE sent: every commit goes to it as INFORM.
+    Active,
+}
+
+/// One observer syncing from this follower.
+#[derive(Debug, Clone)]
+pub(crate) struct ObserverHandler {
+    phase: ObserverPhase,
+    last_recv: u64,
+    /// Commits between its NEWLEADER and its ACK, sent after UPTODATE.
+    held: Vec<Entry>,
+}
+
+/// Most commits held for one observer between its NEWLEADER and its ACK; beyond, it is
+/// dropped (it connects again).
+const HELD_MAX: usize = 10_000;
+
+impl Node {
+    fn om_handlers(&mut self) -> Option<&mut std::collections::BTreeMap<ServerId, ObserverHandler>> {
+        match &mut self.role {
+            Role::Learning(l) => Some(&mut l.observers),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn om_has_observers(&self) -> bool {
+        matches!(&self.role, Role::Learning(l) if !l.observers.is_empty())
+    }
+
+    /// A packet from a server other than the leader, on a follower with an observer master.
+    pub(crate) fn om_step(&mut self, from: ServerId, msg: Message) {
+        let now = self.now;
+        let synced = matches!(&self.role, Role::Learning(l) if l.is_up_to_date());
+        if let Message::LearnerInfo { observer, .. } = msg {
+            // Only observers, and only once this follower's own sync is over (ZooKeeper's
+            // ObserverMaster starts then); a new connection replaces an older one.
+            if !observer || !synced {
+                self.om_drop(from, true);
+                return;
+            }
+            let handlers = self.om_handlers().expect("learning");
+            handlers.insert(from, ObserverHandler { phase: ObserverPhase::LeaderInfoSent, last_recv: now, held: Vec::new() });
+            let epoch = self.current_epoch;
+            self.send(from, Message::LeaderInfo { epoch });
+            return;
+        }
+        let Some(h) = self.om_handlers().and_then(|hs| hs.get_mut(&from)) else {
+            return;
+        };
+        h.last_recv = now;
+        match (h.phase, msg) {
+            (ObserverPhase::LeaderInfoSent, Message::AckEpoch { last_zxid, .. }) => self.om_sync(from, last_zxid),
+            (ObserverPhase::NewLeaderSent, Message::Ack { zxid }) if zxid.counter() == 0 => {
+                h.phase = ObserverPhase::Active;
+                let held = std::mem::take(&mut h.held);
+                self.send(from, Message::UpToDate);
+                for e in held {
+                    self.send(from, Message::Inform(e));
+                }
+            }
+            // The ACK after UPTODATE, and PING replies (their session touches are the
+            // member's business).
+            (ObserverPhase::Active, Message::Ack { zxid }) if zxid.counter() == 0 => {}
+            (ObserverPhase::NewLeaderSent | ObserverPhase::Active, Message::Ping { .. }) => {}
+            // Anything else (an observer's ACK of a txn included) ends that observer.
+            _ => self.om_drop(from, true),
+        }
+    }
+
+    /// `LearnerHandler.syncFollower` from this follower's committed state: DIFF (with the
+    /// committed txns it lacks from the window as PROPOSAL + COMMIT), TRUNC if it is ahead,
+    /// else SNAP; then NEWLEADER.
+    fn om_sync(&mut self, to: ServerId, last_zxid: Zxid) {
+        let applied = self.applied;
+        if last_zxid == applied {
+            self.send(to, Message::Diff { zxid: applied });
+        } else if last_zxid > applied {
+            self.send(to, Message::Trunc { zxid: applied });
+        } else if self.log.iter().any(|e| e.zxid == last_zxid && e.zxid <= applied) {
+            self.send(to, Message::Diff { zxid: applied });
+            let missing: Vec<Entry> = self.entries_after(last_zxid).take_while(|e| e.zxid <= applied).cloned().collect();
+            for e in missing {
+                let zxid = e.zxid;
+                self.send(to, Message::Proposal(e));
+                self.send(to, Message::Commit { zxid });
+            }
+        } else {
+            self.actions.push(Action::SendSnapshot { to, zxid: applied });
+        }
+        let zxid = Zxid::new(self.current_epoch, 0);
+        let config = self.cfg.config_data.clone();
+        self.send(to, Message::NewLeader { zxid, config });
+        if let Some(h) = self.om_handlers().and_then(|hs| hs.get_mut(&to)) {
+            h.phase = ObserverPhase::NewLeaderSent;
+        }
+    }
+
+    /// A txn this follower committed: INFORM to its observers.
+    pub(crate) fn om_delivered(&mut self, e: Entry) {
+        let mut send = Vec::new();
+        let mut drop = Vec::new();
+        if let Some(hs) = self.om_handlers() {
+            for (sid, h) in hs.iter_mut() {
+                match h.phase {
+                    ObserverPhase::Active => send.push(*sid),
+                    ObserverPhase::NewLeaderSent if h.held.len() < HELD_MAX => h.held.push(e.clone()),
+                    ObserverPhase::NewLeaderSent => drop.push(*sid),
+                    // Its sync, still to come, starts from what is committed then.
+                    ObserverPhase::LeaderInfoSent => {}
+                }
+            }
+        }
+        for sid in send {
+            self.send(sid, Message::Inform(e.clone()));
+        }
+        for sid in drop {
+            self.om_drop(sid, true);
+        }
+    }
+
+    /// PINGs every half tick to the synced observers; a silent one is dropped (initLimit
+    /// while syncing, syncLimit after).
+    pub(crate) fn om_tick(&mut self) {
+        let now = self.now;
+        let ping = now.is_multiple_of(self.half_tick());
+        let init = self.ticks(self.cfg.init_limit);
+        let sync = self.ticks(self.cfg.sync_limit);
+        let zxid = self.last_logged();
+        let mut pings = Vec::new();
+        let mut silent = Vec::new();
+        if let Some(hs) = self.om_handlers() {
+            for (sid, h) in hs.iter() {
+                let limit = if h.phase == ObserverPhase::Active { sync } else { init };
+                if now > h.last_recv + limit {
+                    silent.push(*sid);
+                } else if ping && h.phase == ObserverPhase::Active {
+                    pings.push(*sid);
+                }
+            }
+        }
+        for sid in pings {
+            self.send(sid, Message::Ping { zxid, data: Bytes::new() });
+        }
+        for sid in silent {
+            self.om_drop(sid, true);
+        }
+    }
+
+    /// Forgets an observer; `close`: its connection too.
+    pub(crate) fn om_drop(&mut self, sid: ServerId, close: bool) {
+        if let Some(hs) = self.om_handlers() {
+            hs.remove(&sid);
+        }
+        if close {
+            self.actions.push(Action::Disconnect { peer: sid });
+        }
+    }
+
+    /// The observers synced from this follower (`zk_synced_observers`).
+    pub fn synced_observers(&self) -> Option<usize> {
+        if !self.cfg.observer_master {
+            return None;
+        }
+        match &self.role {
+            Role::Learning(l) if l.is_up_to_date() => Some(l.observers.values().filter(|h| h.phase == ObserverPhase::Active).count()),
+            _ => None,
+        }
+    }
+}
 
 /// An observer's learner masters: the voters in a shuffled order, taken round-robin.
 #[derive(Debug, Clone)]

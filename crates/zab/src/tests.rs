@@ -682,3 +682,50 @@ fn an_observer_with_observer_masters_tries_the_voters_in_turn() {
     let first = plain.log.iter().find(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { observer: true, .. })).unwrap();
     assert_eq!(first.1, ServerId(3));
 }
+
+#[test]
+fn a_follower_serves_its_observers_as_an_observer_master() {
+    // observerMasterPort everywhere: the followers run observer masters, the observer syncs
+    // from the first voter of its list (2, with this seed), writes reach it as INFORMs from
+    // that follower; the follower down, it syncs from the next one.
+    let seed = 7;
+    let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
+    assert_eq!(order[0], ServerId(2));
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            if c.my_id == ServerId(4) {
+                c.observer_master_seed = Some(seed);
+            } else {
+                c.observer_master = true;
+            }
+            c
+        },
+    );
+    net.run(100);
+    let zs = net.propose(3);
+    net.run(100);
+    let obs = &net.nodes[&ServerId(4)];
+    assert!(obs.is_serving());
+    assert_eq!(obs.leader(), Some(ServerId(2)));
+    assert_eq!(net.nodes[&ServerId(2)].synced_observers(), Some(1));
+    assert_eq!(net.nodes[&ServerId(3)].synced_observers(), None, "the leader is no observer master");
+    assert_eq!(net.state[&ServerId(4)], zs);
+    assert!(net.log.iter().any(|(f, t, m)| *f == ServerId(2) && *t == ServerId(4) && matches!(m, Message::Inform(_))));
+    assert!(
+        !net.log.iter().any(|(f, t, m)| *f == ServerId(3) && *t == ServerId(4) && !matches!(m, Message::Notification(_))),
+        "nothing from the leader but votes"
+    );
+    // A restarted observer behind by a few txns is synced by DIFF from the follower's window.
+    net.down.insert(ServerId(2));
+    let more = net.propose(2);
+    net.run(400);
+    let obs = &net.nodes[&ServerId(4)];
+    assert!(obs.is_serving());
+    assert_ne!(obs.leader(), Some(ServerId(2)));
+    let mut all = zs.clone();
+    all.extend(more);
+    assert_eq!(net.state[&ServerId(4)], all);
+}

@@ -87,6 +87,9 @@ pub struct Config {
     /// taking the next, rather than from the leader (see [`crate::observer_master`]). The
     /// host connects to the chosen voter's observer master address. `None`: the leader.
     pub observer_master_seed: Option<u64>,
+    /// `observerMasterPort` on a participant: once synced as a follower it serves observers
+    /// that connect to it (ZooKeeper's `ObserverMaster`, see [`crate::observer_master`]).
+    pub observer_master: bool,
 }
 
 /// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
@@ -270,6 +273,7 @@ impl Config {
             reconfig_enabled: false,
             sync_enabled: true,
             observer_master_seed: None,
+            observer_master: false,
         }
     }
 

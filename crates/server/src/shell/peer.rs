@@ -161,6 +161,9 @@ pub struct NetLimits {
     /// from) go to that port on the voter's first quorum host, as ZooKeeper's observer
     /// builds its list of learner masters.
     pub learner_master_port: Option<u16>,
+    /// A participant's `observerMasterPort`: the port [`PeerNet::observer_master`] opens on
+    /// its quorum host (observers' connections there are quorum connections like any).
+    pub observer_master_port: Option<u16>,
 }
 
 impl Default for NetLimits {
@@ -178,6 +181,7 @@ impl Default for NetLimits {
             snap_scanner: no_snap_scanner(),
             security: PeerSecurity::default(),
             learner_master_port: None,
+            observer_master_port: None,
         }
     }
 }
@@ -190,7 +194,6 @@ impl NetLimits {
             packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
             connect_timeout: Duration::from_millis(cfg.cnx_timeout_ms as u64),
             listen_on_all_ips: cfg.quorum_listen_on_all_ips,
-            learner_master_port: cfg.observer_master_port,
             ..NetLimits::default()
         }
     }
@@ -208,6 +211,7 @@ impl std::fmt::Debug for NetLimits {
             .field("listen_on_all_ips", &self.listen_on_all_ips)
             .field("security", &self.security)
             .field("learner_master_port", &self.learner_master_port)
+            .field("observer_master_port", &self.observer_master_port)
             .finish_non_exhaustive()
     }
 }
@@ -231,6 +235,10 @@ pub struct PeerNet {
     election_addr: SocketAddr,
     quorum_addr: SocketAddr,
     listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// The observer master port's listener, while open.
+    observer_master: Option<tokio::task::JoinHandle<()>>,
+    /// This server's first quorum host (where the observer master port is opened).
+    quorum_host: String,
 }
 
 struct Shared {
@@ -433,7 +441,7 @@ impl PeerNet {
         for l in quorum_listeners {
             listeners.push(tokio::spawn(accept_loop(shared.clone(), l, Port::Quorum)));
         }
-        Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
+        Ok(PeerNet { shared, election_addr, quorum_addr, listeners, observer_master: None, quorum_host: me.host.clone() })
     }
 
     /// The bound election address.
@@ -575,6 +583,34 @@ impl PeerNet {
         }
     }
 
+    /// Opens (`listen`) or closes the observer master port (`NetLimits::observer_master_port`;
+    /// nothing without it). Observers' connections there are accepted as quorum
+    /// connections; closing it leaves established ones to the member (it disconnects them).
+    pub fn observer_master(&mut self, listen: bool) {
+        let Some(port) = self.shared.limits.observer_master_port else { return };
+        if let Some(old) = self.observer_master.take() {
+            old.abort();
+        }
+        if !listen {
+            tracing::info!(port, "observer master port closed");
+            return;
+        }
+        let shared = self.shared.clone();
+        let host = self.quorum_host.clone();
+        self.observer_master = Some(tokio::spawn(async move {
+            let all_ips = shared.limits.listen_on_all_ips;
+            let listener = match bind_addr(&host, port, all_ips).await.and_then(|a| super::bind(a, 10)) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(host, port, error = %e, "cannot open the observer master port");
+                    return;
+                }
+            };
+            tracing::info!(host, port, "observer master port open");
+            accept_loop(shared, listener, Port::Quorum).await
+        }));
+    }
+
     /// Whether a quorum connection with `peer` exists (connecting or established).
     pub fn has_quorum_connection(&self, peer: ServerId) -> bool {
         self.shared.lock().quorum.contains_key(&peer)
@@ -584,6 +620,9 @@ impl PeerNet {
 impl Drop for PeerNet {
     fn drop(&mut self) {
         for l in &self.listeners {
+            l.abort();
+        }
+        if let Some(l) = &self.observer_master {
             l.abort();
         }
         let mut st = self.shared.lock();
