@@ -159,6 +159,11 @@ pub struct SimConfig {
     /// Observers' `syncEnabled`: false (they log nothing, restart from their last SNAP's
     /// snapshot and sync again) in every other seed.
     pub observer_sync: bool,
+    /// `observerMasterPort` on every member: followers serve observers, which sync from the
+    /// voters in turn. In one seed in three with an observer (not with reconfig, which rzk
+    /// refuses with it). The simulator has no ports: an observer whose turn is the leader
+    /// syncs from it (a real one would find no observer master there and move on).
+    pub observer_masters: bool,
 }
 
 impl SimConfig {
@@ -203,6 +208,7 @@ impl SimConfig {
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
             observer_sync: seed.is_multiple_of(2),
+            observer_masters: observers > 0 && seed % 3 == 1 && !(seed % 5 == 2 && seed % 7 != 4),
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -254,6 +260,10 @@ pub struct Report {
     pub diff_from_log_syncs: u64,
     /// Checkpoints of observers without syncEnabled that went on to log.
     pub checkpoints: u64,
+    /// Its observers synced from followers' observer masters.
+    pub observer_masters: bool,
+    /// Observers synced by followers.
+    pub observer_syncs: u64,
     pub digest_checks: u64,
     pub log_checks: u64,
     pub liveness_ticks: u64,
@@ -511,6 +521,7 @@ impl World {
             voters: cfg.voters,
             observers: cfg.observers,
             observers_without_sync: cfg.observers > 0 && !cfg.observer_sync,
+            observer_masters: cfg.observer_masters,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
             throttling: cfg.throttle.0 > 0,
@@ -578,6 +589,13 @@ impl World {
         }
         z.outstanding_proposals_max = 200;
         z.sync_enabled = self.cfg.observer_sync;
+        if self.cfg.observer_masters {
+            if z.observers.contains(&z.my_id) {
+                z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
+            } else {
+                z.observer_master = true;
+            }
+        }
         if self.cfg.reconfig {
             z.reconfig_enabled = true;
             let lines: Vec<String> = (1..=self.cfg.voters).map(server_line).collect();
@@ -1375,6 +1393,7 @@ impl World {
             self.rep.snap_syncs += st.snap_syncs;
             self.rep.diff_from_log_syncs += st.diff_from_log_syncs;
             self.rep.checkpoints += st.checkpoints;
+            self.rep.observer_syncs += st.observer_syncs;
         }
     }
 
@@ -1512,7 +1531,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1533,6 +1552,8 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.observers > 0).count(),
         reports.iter().filter(|r| r.observers_without_sync).count(),
         sum(|r| r.checkpoints),
+        reports.iter().filter(|r| r.observer_masters).count(),
+        sum(|r| r.observer_syncs),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),

@@ -112,6 +112,8 @@ pub struct Stats {
     /// Checkpoints of a state delivered without logging (an observer with
     /// `syncEnabled=false` that went on to log: see `StorageOp::Checkpoint`).
     pub checkpoints: u64,
+    /// Observers this server synced as a follower's observer master (`observerMasterPort`).
+    pub observer_syncs: u64,
 }
 
 impl Node {

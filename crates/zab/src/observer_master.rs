@@ -193,6 +193,7 @@ impl Node {
     /// committed txns it lacks from the window as PROPOSAL + COMMIT), TRUNC if it is ahead,
     /// else SNAP; then NEWLEADER.
     fn om_sync(&mut self, to: ServerId, last_zxid: Zxid) {
+        self.stats.observer_syncs += 1;
         let applied = self.applied;
         if last_zxid == applied {
             self.send(to, Message::Diff { zxid: applied });
