@@ -29,7 +29,13 @@
 //!   after the zxid, NEWLEADER, later broadcast) is held in order until the stream ends and
 //!   then follows it. The learner installs the fuzzy snapshot at the zxid and applies the
 //!   txns after it on top (idempotently, as for a fuzzy snapshot of our own); its digest
-//!   is compared again once a logged digest matches.
+//!   is compared again once a logged digest matches. A follower's SNAP to an observer of
+//!   its own (`observerMasterPort`) is streamed the same way.
+//! - a follower with `observerMasterPort` relays for the observers syncing from it
+//!   (`ObserverRelay`): their REQUESTs (syncs included) and REVALIDATEs go to the leader
+//!   as its own, the answers come back in order and go on to them; their PING replies'
+//!   session touches ride on its own; the host opens its observer master port while the
+//!   node serves as a synced follower ([`Output::ObserverMaster`]).
 //!
 //! Order: the node's actions of a step run before the core's, so a SYNC or a reply never
 //! overtakes the COMMIT it depends on.

@@ -40,8 +40,8 @@
 //! - [`node`]: [`Node`], the inputs and the plumbing shared by the roles.
 //! - `election`, `leader`, `learner`: LOOKING, LEADING, FOLLOWING / OBSERVING.
 //! - [`observer_master`]: observers syncing from a follower (`observerMasterPort`): the
-//!   protocol as ZooKeeper speaks it; the observer's list of learner masters (used), the
-//!   follower's retained queue (not yet: rzk followers serve no observers).
+//!   protocol as ZooKeeper speaks it, the observer's list of learner masters and the
+//!   follower's side (ZooKeeper's `ObserverMaster`).
 #![forbid(unsafe_code)]
 
 mod election;

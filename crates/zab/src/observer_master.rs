@@ -1,9 +1,9 @@
-//! Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+): the protocol, and
-//! what rzk has of it. The observer's side is wired in ([`LearnerMasters`] in
-//! `Node::learner_masters`, used by the election's `decide`; the shell connects to the
-//! chosen voter's observer master address). The follower's side (ZooKeeper's
-//! `ObserverMaster`) is not: [`CommittedQueue`] is its first piece, unused, and
-//! `observerMasterPort` on a participant is a start-up error (`rzk-config`).
+//! Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+): the protocol,
+//! the observer's choice of a learner master ([`LearnerMasters`], used by the election's
+//! `decide`) and the follower's side (`Node::om_step` and its helpers below: ZooKeeper's
+//! `ObserverMaster` with its `LearnerHandler`s, as plain state inside FOLLOWING). The
+//! member relays the observers' requests (`rzk_core::member::ObserverRelay`) and the shell
+//! opens the port while the node serves as a synced follower.
 //!
 //! # The protocol (read from ZooKeeper 3.8's `Follower`, `ObserverMaster`, `Observer`,
 //! `LearnerHandler`, `FollowerZooKeeperServer` and `QuorumPeer`)
@@ -72,39 +72,27 @@
 //! An observer that finds the port closed (its follower still syncing) retries within the
 //! round (the learner's connect retries, bounded by initLimit), then moves on.
 //!
-//! # The observer's side in rzk (done)
-//! `Config::observer_master_seed` set: after each election an observer `become_learner`s
-//! with [`LearnerMasters::next_master`] rather than the leader; the rest of its handshake,
-//! sync and broadcast is unchanged (it talks to another sid, which the host reaches at the
-//! observer master port). ZooKeeper's observer takes the *reachable* address of a
-//! multi-address voter; rzk's takes the first.
-//!
-//! # The follower's side (not done), and how it would fit rzk
-//! - `rzk-config`: accept the key on a participant (today `check_myid` refuses it).
-//! - Follower side (`node.rs` / a new role state inside FOLLOWING): per observer a small
-//!   handler (OBSERVERINFO → LEADERINFO with the current epoch → ACKEPOCH → DIFF / TRUNC /
-//!   SNAP from the follower's window, txn log ([`crate::LogRead`]) or snapshot, as the
-//!   leader's `leader_sync_learner` does, which would have to be shared rather than copied
-//!   → [`CommittedQueue::start_forwarding`] → NEWLEADER → ACK → UPTODATE), INFORMs from
-//!   [`CommittedQueue::committed`], a PING every half tick and its own silence limit. All of
-//!   it ends when the follower stops following.
-//! - `rzk_core::member`: an observer's REQUEST / REVALIDATE / sync forwarded to the leader as
-//!   the follower's own, answers routed back in order, the observer's PING touches added to
-//!   the follower's own PING reply; `zk_synced_observers` on followers.
-//! - `shell::peer`: a listener on the observer master port, started and stopped with the
-//!   FOLLOWING role, feeding the same quorum-connection code; the observer's connection to a
-//!   voter's observer master address.
-//! - `rzk-sim`: seeds with observer masters, crashes and partitions of the observer's
-//!   follower; the mixed and rzk cases of `tests/test_observer_master.py`.
+//! # How rzk does it, and where it differs
+//! - The follower syncs an observer from its window in memory only: DIFF (with the
+//!   committed txns the observer lacks as PROPOSAL + COMMIT) when the window holds the
+//!   observer's last zxid, TRUNC when the observer is ahead, else SNAP. ZooKeeper would also
+//!   try a DIFF from its txn log on disk. Since the follower's node runs on one thread,
+//!   the sync and the forwarding that follows it meet at one zxid: commits between an
+//!   observer's NEWLEADER and its ACK are held (bounded) and sent after UPTODATE, so
+//!   ZooKeeper's retained queue of committed INFORMs (and its "too far behind" case) is not
+//!   needed.
+//! - The follower drops a connection that sends OBSERVERINFO before its own sync is over
+//!   (ZooKeeper's port is not open yet then; rzk's host opens it at the same moment, so this
+//!   is only a race) and FOLLOWERINFO at any time.
+//! - The observer takes the first address of a multi-address voter (ZooKeeper: the
+//!   reachable one). Its list is not re-read on a reconfig (ZooKeeper's is): rzk refuses
+//!   `observerMasterPort` with `reconfigEnabled`.
+//! - The AdminServer's `observers` lists no observer details (the count only).
 //!
 //! # What is here
 //! - [`LearnerMasters`]: the observer's shuffled round-robin list of learner masters
 //!   (`QuorumPeer.updateObserverMasterList` / `nextObserverMaster`), randomness as an input.
-//! - [`CommittedQueue`]: the follower's kept proposals and retained committed INFORMs
-//!   (`ObserverMaster.proposalReceived` / `proposalCommitted` / `startForwarding`); not used
-//!   yet.
-
-use std::collections::VecDeque;
+//! - The follower's side: an `ObserverHandler` per observer, `Node::om_*`.
 
 use bytes::Bytes;
 use rzk_proto::Zxid;
@@ -339,114 +327,9 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// ZooKeeper's default `zookeeper.observerMaster.sizeLimit`.
-pub const COMMITTED_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
-
-/// What ZooKeeper counts for one packet in the queue: a fixed 28 plus its data.
-fn packet_bytes(data: &Bytes) -> usize {
-    28 + data.len()
-}
-
-/// Why an observer cannot be brought up to date from the retained queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("observer at {position:?} is too far behind the retained queue starting at {head:?}")]
-pub struct TooFarBehind {
-    pub position: Zxid,
-    pub head: Zxid,
-}
-
-/// The follower's proposals awaiting their COMMIT and its retained committed INFORMs.
-#[derive(Debug, Clone)]
-pub struct CommittedQueue {
-    proposed: VecDeque<(Zxid, Bytes)>,
-    committed: VecDeque<(Zxid, Bytes)>,
-    committed_bytes: usize,
-    bytes_max: usize,
-    last_forwarded: Option<Zxid>,
-}
-
-impl CommittedQueue {
-    pub fn new(bytes_max: usize) -> CommittedQueue {
-        assert!(bytes_max > 0, "a retained queue needs room");
-        CommittedQueue { proposed: VecDeque::new(), committed: VecDeque::new(), committed_bytes: 0, bytes_max, last_forwarded: None }
-    }
-
-    /// A PROPOSAL from the leader: kept as the INFORM to send once it is committed.
-    pub fn proposal_received(&mut self, zxid: Zxid, data: Bytes) {
-        if let Some(&(last, _)) = self.proposed.back() {
-            assert!(zxid > last, "proposals out of zxid order: {zxid:?} after {last:?}");
-        }
-        self.proposed.push_back((zxid, data));
-    }
-
-    /// A COMMIT from the leader. Returns the INFORM (zxid, txn) to send to every active
-    /// observer, or `None` for a commit of the follower's own sync phase (no kept proposal).
-    /// Panics on a commit that is not the oldest kept proposal: the leader commits in order.
-    pub fn committed(&mut self, zxid: Zxid) -> Option<(Zxid, Bytes)> {
-        let head = self.proposed.front()?.0;
-        if head > zxid {
-            return None;
-        }
-        assert_eq!(head, zxid, "COMMIT of {zxid:?} while the oldest kept proposal is {head:?}");
-        let (zxid, data) = self.proposed.pop_front().expect("head checked above");
-        self.retain(zxid, data.clone());
-        self.last_forwarded = Some(zxid);
-        Some((zxid, data))
-    }
-
-    fn retain(&mut self, zxid: Zxid, data: Bytes) {
-        self.committed_bytes += packet_bytes(&data);
-        self.committed.push_back((zxid, data));
-        let soft = self.bytes_max / 10 * 8;
-        let mut dropped = 0;
-        while self.committed_bytes > soft && dropped < 5 {
-            self.drop_oldest();
-            dropped += 1;
-        }
-        while self.committed_bytes > self.bytes_max {
-            self.drop_oldest();
-        }
-        debug_assert!(self.committed_bytes <= self.bytes_max);
-    }
-
-    fn drop_oldest(&mut self) {
-        match self.committed.pop_front() {
-            Some((_, data)) => self.committed_bytes -= packet_bytes(&data),
-            None => self.committed_bytes = 0,
-        }
-    }
-
-    /// An observer synced up to `position` becomes active: the retained INFORMs after it, in
-    /// zxid order, to queue before its NEWLEADER; an error if the queue no longer reaches back
-    /// to `position + 1` (ZooKeeper disconnects it).
-    pub fn start_forwarding(&self, position: Zxid) -> Result<Vec<(Zxid, Bytes)>, TooFarBehind> {
-        let Some(&(head, _)) = self.committed.front() else {
-            return Ok(Vec::new());
-        };
-        if head.0 > position.0.saturating_add(1) {
-            return Err(TooFarBehind { position, head });
-        }
-        Ok(self.committed.iter().filter(|(z, _)| *z > position).cloned().collect())
-    }
-
-    /// The zxid of the last INFORM sent to observers.
-    pub fn last_forwarded(&self) -> Option<Zxid> {
-        self.last_forwarded
-    }
-
-    /// Bytes retained, as ZooKeeper counts them.
-    pub fn retained_bytes(&self) -> usize {
-        self.committed_bytes
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn z(n: i64) -> Zxid {
-        Zxid((1 << 32) | n)
-    }
 
     #[test]
     fn learner_masters_cover_every_voter_round_robin() {
@@ -462,46 +345,5 @@ mod tests {
         assert!(LearnerMasters::new([], 1).next_master().is_none());
         let orders: std::collections::BTreeSet<Vec<ServerId>> = (0..64).map(|s| LearnerMasters::new(voters, s).order().to_vec()).collect();
         assert!(orders.len() > 1, "the seed shuffles");
-    }
-
-    #[test]
-    fn commits_forward_kept_proposals_and_skip_the_sync_phase() {
-        let mut q = CommittedQueue::new(COMMITTED_QUEUE_BYTES_MAX);
-        assert_eq!(q.committed(z(1)), None);
-        q.proposal_received(z(2), Bytes::from_static(b"two"));
-        q.proposal_received(z(3), Bytes::from_static(b"three"));
-        assert_eq!(q.committed(z(1)), None);
-        assert_eq!(q.committed(z(2)), Some((z(2), Bytes::from_static(b"two"))));
-        assert_eq!(q.committed(z(3)).map(|p| p.0), Some(z(3)));
-        assert_eq!(q.last_forwarded(), Some(z(3)));
-        assert_eq!(q.retained_bytes(), 28 * 2 + 3 + 5);
-        assert_eq!(q.start_forwarding(z(1)).unwrap().len(), 2);
-        assert_eq!(q.start_forwarding(z(2)).unwrap(), vec![(z(3), Bytes::from_static(b"three"))]);
-        assert!(q.start_forwarding(z(3)).unwrap().is_empty());
-        assert_eq!(q.start_forwarding(z(0)), Err(TooFarBehind { position: z(0), head: z(2) }));
-    }
-
-    #[test]
-    #[should_panic(expected = "oldest kept proposal")]
-    fn a_commit_out_of_order_is_fatal() {
-        let mut q = CommittedQueue::new(COMMITTED_QUEUE_BYTES_MAX);
-        q.proposal_received(z(2), Bytes::from_static(b"a"));
-        q.proposal_received(z(3), Bytes::from_static(b"b"));
-        q.committed(z(3));
-    }
-
-    #[test]
-    fn the_retained_queue_is_bounded_by_bytes() {
-        let max = 10 * (28 + 72);
-        let mut q = CommittedQueue::new(max);
-        for n in 1..=100 {
-            q.proposal_received(z(n), Bytes::from(vec![0u8; 72]));
-            assert!(q.committed(z(n)).is_some());
-            assert!(q.retained_bytes() <= max);
-        }
-        let kept = q.start_forwarding(z(99)).unwrap();
-        assert_eq!(kept, vec![(z(100), Bytes::from(vec![0u8; 72]))]);
-        assert!(q.start_forwarding(z(50)).is_err());
-        assert!(q.retained_bytes() <= max / 10 * 8 + 28 + 72);
     }
 }
