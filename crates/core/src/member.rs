@@ -559,9 +559,9 @@ impl Member {
     }
 
     /// Whether `from` is an observer this server relays for: it follows with an observer
-    /// master and `from` is not its leader.
+    /// master and has synced `from` (ZooKeeper's LearnerHandler reads requests only then).
     fn relays(&self, from: ServerId) -> bool {
-        self.state == ServerState::Following && self.node.config().observer_master && self.leader != Some(from)
+        self.state == ServerState::Following && self.leader != Some(from) && self.node.serves_observer(from)
     }
 
     fn relay_touches(&mut self, sessions: Vec<(SessionId, i32)>) {

@@ -267,6 +267,11 @@ impl Node {
         }
     }
 
+    /// Whether `sid` is an observer this follower has synced (its requests are relayed).
+    pub fn serves_observer(&self, sid: ServerId) -> bool {
+        matches!(&self.role, Role::Learning(l) if l.observers.get(&sid).is_some_and(|h| h.phase == ObserverPhase::Active))
+    }
+
     /// The observers synced from this follower (`zk_synced_observers`).
     pub fn synced_observers(&self) -> Option<usize> {
         if !self.cfg.observer_master {
