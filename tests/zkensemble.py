@@ -130,6 +130,11 @@ class Member:
         return "127.0.0.1:%d" % self.client_port
 
     @property
+    def quorum_host(self) -> str:
+        """The host of its server.N line: 127.0.0.<sid+1> with the ensemble's member_hosts."""
+        return "127.0.0.%d" % (self.sid + 1) if self.ens.member_hosts else self.ens.server_host
+
+    @property
     def address(self) -> Tuple[str, int]:
         return ("127.0.0.1", self.client_port)
 
@@ -163,7 +168,7 @@ class Member:
             else:
                 q = self.ens.links[(self.sid, m.sid, "quorum")].port
                 e = self.ens.links[(self.sid, m.sid, "election")].port
-            addr = "%s:%d:%d" % (self.ens.server_host, q, e)
+            addr = "%s:%d:%d" % (m.quorum_host, q, e)
             if self.ens.multi_address == "both-live":
                 addr = "%s|127.0.0.1:%d:%d" % (addr, m.alt_quorum_port, m.alt_election_port)
             elif self.ens.multi_address == "first-dead":
@@ -363,7 +368,8 @@ class Ensemble:
                  log_level: str = "INFO", env: Optional[Dict[str, str]] = None, timing: Optional[Dict[str, int]] = None,
                  wrap: Optional[List[str]] = None, multi_address: Optional[str] = None,
                  client_addresses: bool = False, zk_extra_jars: Sequence[str] = (),
-                 start_only: Optional[Iterable[int]] = None, server_host: str = "127.0.0.1"):
+                 start_only: Optional[Iterable[int]] = None, server_host: str = "127.0.0.1",
+                 member_hosts: bool = False):
         """extra_cfg: zoo.cfg keys for every member (member_cfg: per sid); zk_jvm: JVM flags
         for ZooKeeper members (default: small heap, quick start, for tests); log_level:
         ZooKeeper's log4j root level; env: added to every member's environment; timing:
@@ -377,8 +383,13 @@ class Ensemble:
         (netty's codec for a TLS quorum port). start_only: the sids start() starts (default:
         all); the others are there to be started later, each listing the sids given in its
         `servers`. server_host: the host of the server.N lines (a name that resolves to
-        127.0.0.1 only, e.g. localhost for Kerberos principals)."""
+        127.0.0.1 only, e.g. localhost for Kerberos principals). member_hosts (unproxied
+        ensembles only): member N's server.N line names 127.0.0.<N+1>, its own loopback
+        address, so members can share one port number (observerMasterPort: every observer
+        connects to that number on a voter's quorum host); client ports stay on 127.0.0.1."""
         self.server_host = server_host
+        assert not (member_hosts and proxied), "member_hosts needs an unproxied ensemble"
+        self.member_hosts = member_hosts
         kinds = [kind] * n if isinstance(kind, str) else list(kind)
         assert len(kinds) == n
         self.workdir = Path(workdir) if workdir else h.make_workdir("%s-%s" % (name, "-".join(sorted(set(kinds)))))

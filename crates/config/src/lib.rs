@@ -454,7 +454,9 @@ pub struct ServerConfig {
     pub snapshot_size_factor: SizeFactor,
     /// `forceSync` (`zookeeper.forceSync`, yes/no): fsync the txn log.
     pub force_sync: bool,
-    /// `syncEnabled`: observers log and snapshot like followers (default true).
+    /// `syncEnabled` (system property `zookeeper.observer.syncEnabled`, which wins, as in
+    /// `QuorumPeer.getSyncEnabled`): observers log and snapshot like followers (default
+    /// true); false: an observer writes no txn log (see `rzk_zab::Config::sync_enabled`).
     pub sync_enabled: bool,
     /// `autopurge.snapRetainCount`: snapshots kept (at least 3).
     pub snap_retain_count: u32,
@@ -684,6 +686,7 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "rzk.console.enabled",
     "rzk.console.allowRemote",
     "zookeeper.multiAddress.enabled",
+    "zookeeper.observer.syncEnabled",
     "zookeeper.jute.maxbuffer",
     "zookeeper.readonlymode.enabled",
     "zookeeper.audit.enable",
@@ -864,14 +867,9 @@ impl<'o> Parser<'o> {
             }
             "observerMasterPort" => {
                 let n = int(v).map_err(err)?;
-                let p = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
-                if p.is_some() {
-                    // Observers syncing from a follower: a quorum setting rzk cannot honour yet.
-                    return Err(err("observers syncing from a follower (observerMasterPort) are not supported by rzk yet; \
-                                    remove it (observers then sync from the leader)"
-                        .to_string()));
-                }
-                self.cfg.observer_master_port = p;
+                // An observer syncs from the voters' observer masters; a follower serves
+                // observers there. Checked with the servers below.
+                self.cfg.observer_master_port = if n <= 0 { None } else { Some(port(v).map_err(err)?) };
             }
             "clientPortListenBacklog" => self.cfg.client_port_listen_backlog = int(v).map_err(err)?,
             "tickTime" => self.cfg.tick_time = positive_int(v).map_err(err)?,
@@ -912,13 +910,7 @@ impl<'o> Parser<'o> {
             "peerType" => {
                 self.cfg.peer_type = PeerType::parse(v).ok_or_else(|| err(format!("expected participant or observer, got \"{v}\"")))?
             }
-            "syncEnabled" => {
-                if !boolean(v).map_err(err)? {
-                    return Err(err("syncEnabled=false (an observer that keeps no log or snapshots) is not supported by rzk: \
-                                    its observers always log and snapshot as followers do"
-                        .to_string()));
-                }
-            }
+            "syncEnabled" => self.cfg.sync_enabled = boolean(v).map_err(err)?,
             "dynamicConfigFile" => self.cfg.dynamic_config_file = Some(non_empty(v, "a file name").map_err(err)?.to_string()),
             "autopurge.snapRetainCount" => {
                 let n = int(v).map_err(err)?;
@@ -1499,6 +1491,10 @@ impl<'o> Parser<'o> {
         let audit_file = self.sys(&["zookeeper.auditlog.file"], |v| non_empty(v, "a file name").map(PathBuf::from))?;
         c.audit_log_file =
             log_dir.unwrap_or_else(|| PathBuf::from(".")).join(audit_file.unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_LOG_FILE)));
+        // QuorumPeer.getSyncEnabled: the system property, when set, wins over zoo.cfg's key.
+        if let Some(b) = self.sys(&["zookeeper.observer.syncEnabled"], boolean)? {
+            self.cfg.sync_enabled = b;
+        }
         if !self.multi_address_from_file {
             if let Some(b) = self.sys(&["zookeeper.multiAddress.enabled"], boolean)? {
                 self.cfg.multi_address_enabled = b;
@@ -1774,6 +1770,18 @@ impl<'o> Parser<'o> {
             }
             if !self.cfg.key_lines.contains_key("syncLimit") || self.cfg.sync_limit == 0 {
                 return Err(self.invalid("syncLimit", "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)"));
+            }
+        }
+        if self.cfg.observer_master_port.is_some() {
+            if participants == 0 || (participants == 1 && self.cfg.standalone_enabled) {
+                return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
+            }
+            if self.cfg.reconfig_enabled {
+                // ZooKeeper re-reads the voters on a reconfig; rzk's observer does not yet.
+                return Err(self.invalid(
+                    "observerMasterPort",
+                    "observers syncing from a follower with reconfigEnabled=true are not supported by rzk yet; remove one of them",
+                ));
             }
         }
         Ok(())

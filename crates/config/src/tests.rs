@@ -116,7 +116,7 @@ fn directories_and_ports() {
     assert_eq!(c.secure_client_port_address.as_deref(), Some("10.0.0.1"));
     assert_eq!(c.client_port_listen_backlog, 128);
     assert_eq!(c.observer_master_port, None);
-    // Observers syncing from a follower are not implemented: a start-up error.
+    // An ensemble's key only (see observer_master_port)
     assert!(err_with("observerMasterPort=2191\n").to_string().contains("observerMasterPort"));
     assert_eq!(with("clientPort=0\n").client_port, None);
     assert_eq!(with("observerMasterPort=0\n").observer_master_port, None);
@@ -206,8 +206,12 @@ fn quorum_settings() {
     assert_eq!(c.peer_type, PeerType::Observer);
     assert!(c.quorum_listen_on_all_ips);
     assert!(c.sync_enabled);
-    // An observer that keeps no log is not implemented: a start-up error.
-    assert!(err_with("syncEnabled=false\n").to_string().contains("syncEnabled"));
+    // An observer that keeps no log; the system property wins over the key, either way.
+    assert!(!with("syncEnabled=false\n").sync_enabled);
+    assert!(!with("syncEnabled=FALSE\n").sync_enabled);
+    assert!(with("syncEnabled=false\nobserver.syncEnabled=true\n").sync_enabled);
+    assert!(!with("observer.syncEnabled=false\nsyncEnabled=true\n").sync_enabled);
+    assert!(err_with("observer.syncEnabled=no\n").to_string().contains("observer.syncEnabled"));
     assert!(!with("leaderServes=no\n").leader_serves && with("leaderServes=NO\n").leader_serves);
     assert!(c.reconfig_enabled);
     // A standalone server honours it (reconfig answers Unimplemented, as ZooKeeper's); so
@@ -1372,4 +1376,20 @@ fn reconfig_texts() {
     )
     .unwrap();
     assert!(nm.ends_with("version=10") && nm.lines().count() == 3, "{nm}");
+}
+
+#[test]
+fn observer_master_port() {
+    // An observer syncs from the voters' observer masters; a follower serves them there.
+    let c = parse(&format!("{THREE}server.4=zk4:2888:3888:observer\nobserverMasterPort=2191\n"));
+    assert_eq!(c.observer_master_port, Some(2191));
+    assert!(c.check_myid(4).is_ok());
+    assert!(c.check_myid(1).is_ok());
+    // Not with reconfigEnabled (the list of voters is not re-read yet), nor standalone.
+    let e = err(&format!("{THREE}server.4=zk4:2888:3888:observer\nobserverMasterPort=2191\nreconfigEnabled=true\n"));
+    assert_eq!(e.key(), Some("observerMasterPort"));
+    assert_eq!(err_with("observerMasterPort=2191\n").key(), Some("observerMasterPort"));
+    // ZooKeeper's conf does not print it.
+    let rt = ConfRuntime { my_id: Some(4), ..ConfRuntime::default() };
+    assert!(!c.to_conf_4lw(&rt).contains("observerMaster"));
 }

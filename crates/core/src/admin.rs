@@ -260,7 +260,12 @@ pub fn run(name: &str, params: &BTreeMap<String, String>, s: &ServerSnapshot, ho
             }
         }
         "observers" => {
-            put("synced_observers", json!(if s.role == Role::Leader { s.quorum.synced_observers } else { 0 }));
+            let synced = match s.role {
+                Role::Leader => s.quorum.synced_observers,
+                Role::Follower => s.quorum.follower_synced_observers.unwrap_or(0),
+                _ => 0,
+            };
+            put("synced_observers", json!(synced));
             put("observers", json!([]));
         }
         "system_properties" => {

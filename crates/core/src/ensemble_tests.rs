@@ -656,6 +656,13 @@ fn mntr_in_an_ensemble_has_zookeepers_quorum_keys() {
     let out = render("mntr", &e.s(F1).snapshot(), &p);
     std::fs::write(std::env::temp_dir().join("rzk_mntr_follower"), &out).unwrap();
     assert!(!out.contains("zk_learners"));
+    assert!(!out.contains("zk_synced_observers"));
+    // A follower with an observer master (observerMasterPort): ZooKeeper 3.8 prints its
+    // observers right after zk_watch_count.
+    let mut snap = e.s(F1).snapshot();
+    snap.quorum.follower_synced_observers = Some(1);
+    let out = render("mntr", &snap, &p);
+    assert!(out.contains("zk_watch_count\t0\nzk_synced_observers\t1\n"), "{out}");
 }
 
 mod random {

@@ -116,6 +116,9 @@ pub struct QuorumInfo {
     pub synced_followers: usize,
     pub synced_non_voting_followers: usize,
     pub synced_observers: usize,
+    /// A follower with an observer master: its synced observers (ZooKeeper prints
+    /// `zk_synced_observers` on such a follower only).
+    pub follower_synced_observers: Option<usize>,
     /// Leader: how long it has led, ms.
     pub leader_uptime_ms: i64,
     /// Leader: PROPOSAL data sizes, last/min/max (-1 before the first).
@@ -139,6 +142,7 @@ impl Default for QuorumInfo {
             synced_followers: 0,
             synced_non_voting_followers: 0,
             synced_observers: 0,
+            follower_synced_observers: None,
             leader_uptime_ms: 0,
             proposal_sizes: (-1, -1, -1),
             diff_count: 0,
@@ -318,6 +322,9 @@ fn quorum_mntr_rows(mut rows: Vec<(&'static str, String)>, s: &ServerSnapshot) -
         vec![("zk_server_state", "zk_peer_state", format!("{peer_state} - {}", q.zab_phase))];
     if let (Role::Observer, Some(id)) = (s.role, q.observer_master_id) {
         extra.push(("zk_peer_state", "zk_observer_master_id", id.to_string()));
+    }
+    if let (Role::Follower, Some(n)) = (s.role, q.follower_synced_observers) {
+        extra.push(("zk_watch_count", "zk_synced_observers", n.to_string()));
     }
     if leader {
         let (last, min, max) = q.proposal_sizes;

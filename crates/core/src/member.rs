@@ -29,7 +29,13 @@
 //!   after the zxid, NEWLEADER, later broadcast) is held in order until the stream ends and
 //!   then follows it. The learner installs the fuzzy snapshot at the zxid and applies the
 //!   txns after it on top (idempotently, as for a fuzzy snapshot of our own); its digest
-//!   is compared again once a logged digest matches.
+//!   is compared again once a logged digest matches. A follower's SNAP to an observer of
+//!   its own (`observerMasterPort`) is streamed the same way.
+//! - a follower with `observerMasterPort` relays for the observers syncing from it
+//!   (`ObserverRelay`): their REQUESTs (syncs included) and REVALIDATEs go to the leader
+//!   as its own, the answers come back in order and go on to them; their PING replies'
+//!   session touches ride on its own; the host opens its observer master port while the
+//!   node serves as a synced follower ([`Output::ObserverMaster`]).
 //!
 //! Order: the node's actions of a step run before the core's, so a SYNC or a reply never
 //! overtakes the COMMIT it depends on.
@@ -39,7 +45,7 @@ use crate::server::{Action as CoreAction, ConnId, CoreConfig, Input, Role, ZooKe
 use bytes::Bytes;
 use rzk_proto::quorum::{self, packet_type as pt, ForwardedRequest, QuorumPacket, RevalidateReply, RevalidateRequest, ServerState};
 use rzk_proto::txn::TxnRecord;
-use rzk_proto::{SessionId, Zxid};
+use rzk_proto::{OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
 use rzk_zab::{
     Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp,
@@ -353,6 +359,12 @@ pub enum Output {
     Stop {
         reason: String,
     },
+    /// A follower with `observerMasterPort` opens its observer master port once its own sync
+    /// is over (`listen: true`) and closes it, dropping its observers' connections, when it
+    /// stops following, as ZooKeeper's `ObserverMaster` (the leader never listens there).
+    ObserverMaster {
+        listen: bool,
+    },
 }
 
 /// Why [`Member::restore`] did not restore.
@@ -402,6 +414,29 @@ pub struct Member {
     snaps: std::collections::BTreeMap<ServerId, SnapOut>,
     /// SNAP streams abandoned in a row (see `SNAP_ABORTS_MAX`).
     snap_aborts: u32,
+    /// A follower with an observer master (`observerMasterPort`): what it relays for its
+    /// observers (see [`ObserverRelay`]).
+    relay: ObserverRelay,
+    /// Whether the host was last told to listen on the observer master port.
+    observer_master_listening: bool,
+}
+
+/// Most syncs, revalidations and touched sessions a follower keeps for its observers; a
+/// request beyond is not relayed (the observer's client times out).
+const RELAY_MAX: usize = 10_000;
+
+/// A follower's relay for the observers syncing from it (ZooKeeper's `ObserverMaster`):
+/// their REQUESTs and REVALIDATEs go to the leader as the follower's own; the leader's
+/// answers come back in order, and those meant for an observer are routed to it.
+#[derive(Debug, Default)]
+struct ObserverRelay {
+    /// Every sync forwarded to the leader in order: `None` this server's own, else the
+    /// observer's (the leader answers them in order).
+    syncs: std::collections::VecDeque<Option<ServerId>>,
+    /// Observers' revalidations forwarded, in order: (observer, session).
+    revalidations: std::collections::VecDeque<(ServerId, SessionId)>,
+    /// Sessions the observers' clients touched, for this server's next PING reply.
+    touches: std::collections::BTreeMap<SessionId, i32>,
 }
 
 /// Ticks of lag a member catches up in one `Tick` (a host stalled longer loses the rest).
@@ -467,6 +502,8 @@ impl Member {
             activate_at: None,
             snaps: Default::default(),
             snap_aborts: 0,
+            relay: ObserverRelay::default(),
+            observer_master_listening: false,
         };
         m.pump();
         Ok(m)
@@ -548,6 +585,20 @@ impl Member {
         &mut self.core
     }
 
+    /// Whether `from` is an observer this server relays for: it follows with an observer
+    /// master and has synced `from` (ZooKeeper's LearnerHandler reads requests only then).
+    fn relays(&self, from: ServerId) -> bool {
+        self.state == ServerState::Following && self.leader != Some(from) && self.node.serves_observer(from)
+    }
+
+    fn relay_touches(&mut self, sessions: Vec<(SessionId, i32)>) {
+        for (id, timeout) in sessions {
+            if self.relay.touches.len() < RELAY_MAX || self.relay.touches.contains_key(&id) {
+                self.relay.touches.insert(id, timeout);
+            }
+        }
+    }
+
     fn quorum_info(&self) -> QuorumInfo {
         let st = self.node.stats();
         let mut q = QuorumInfo {
@@ -567,6 +618,7 @@ impl Member {
         if self.state == ServerState::Observing {
             q.observer_master_id = self.leader.map(|l| l.0);
         }
+        q.follower_synced_observers = self.node.synced_observers();
         q.leader_id = self.leader.map(|l| l.0);
         q
     }
@@ -638,7 +690,41 @@ impl Member {
                 if let (true, Message::Ack { zxid }) = (leading, &msg) {
                     self.core.observe_ack(from.0, *zxid, self.wall_ms);
                 }
+                // An observer's PING reply to its follower: its touches go on to the leader.
+                if let (true, Message::Ping { data, .. }) = (self.relays(from), &msg) {
+                    if !data.is_empty() {
+                        match quorum::decode_touches(data) {
+                            Ok(sessions) => self.relay_touches(sessions),
+                            Err(e) => tracing::warn!(observer = %from, error = %e, "malformed PING session data"),
+                        }
+                    }
+                }
                 self.node.step(from, msg);
+            }
+            PeerMsg::Request(r) if self.relays(from) => {
+                if let Some(leader) = self.leader {
+                    if r.op == OpCode::Sync as i32 {
+                        if self.relay.syncs.len() >= RELAY_MAX {
+                            return;
+                        }
+                        self.relay.syncs.push_back(Some(from));
+                    }
+                    self.peer_send(leader, PeerMsg::Request(r));
+                }
+            }
+            PeerMsg::Revalidate(r) if self.relays(from) => {
+                if let (Some(leader), true) = (self.leader, self.relay.revalidations.len() < RELAY_MAX) {
+                    self.relay.revalidations.push_back((from, r.session_id));
+                    self.peer_send(leader, PeerMsg::Revalidate(r));
+                }
+            }
+            PeerMsg::RevalidateReply(r) if from_leader && self.relay.revalidations.front().is_some_and(|(_, s)| *s == r.session_id) => {
+                let (observer, _) = self.relay.revalidations.pop_front().expect("front checked");
+                self.peer_send(observer, PeerMsg::RevalidateReply(r));
+            }
+            PeerMsg::Sync if from_leader && matches!(self.relay.syncs.front(), Some(Some(_))) => {
+                let Some(Some(observer)) = self.relay.syncs.pop_front() else { unreachable!("front checked") };
+                self.peer_send(observer, PeerMsg::Sync);
             }
             PeerMsg::Request(r) if leading => self.core_input(Input::Forwarded {
                 from: from.0,
@@ -652,12 +738,17 @@ impl Member {
                 self.core_input(Input::Revalidate { from: from.0, session: r.session_id, timeout_ms: r.timeout_ms })
             }
             PeerMsg::RevalidateReply(r) if from_leader => self.core_input(Input::Revalidated { session: r.session_id, valid: r.valid }),
-            PeerMsg::Sync if from_leader => self.core_input(Input::Synced),
+            PeerMsg::Sync if from_leader => {
+                self.relay.syncs.pop_front();
+                self.core_input(Input::Synced)
+            }
             // The wire carries it as ZAB's PING (above); a host that passes messages as they
             // are (the simulator) hands over the reply itself.
             PeerMsg::PingReply { zxid, touches } => {
                 if self.state == ServerState::Leading {
                     self.core_input(Input::Touches { sessions: touches });
+                } else if self.relays(from) {
+                    self.relay_touches(touches);
                 }
                 self.node.step(from, Message::Ping { zxid, data: Bytes::new() });
             }
@@ -687,6 +778,11 @@ impl Member {
         }
         self.zab_scratch = zab;
         self.core_scratch = core;
+        let listen = self.node.synced_observers().is_some();
+        if listen != self.observer_master_listening {
+            self.observer_master_listening = listen;
+            self.out.push(Output::ObserverMaster { listen });
+        }
         if let Some(reason) = self.stopping.take() {
             self.out.push(Output::Stop { reason });
         }
@@ -698,11 +794,19 @@ impl Member {
                 let msg = match msg {
                     // A learner's PING reply carries the sessions its clients touched.
                     Message::Ping { zxid, .. } if self.state != ServerState::Leading && Some(to) == self.leader => {
-                        PeerMsg::PingReply { zxid, touches: self.core.take_touches() }
+                        let mut touches = self.core.take_touches();
+                        touches.extend(std::mem::take(&mut self.relay.touches));
+                        PeerMsg::PingReply { zxid, touches }
                     }
                     msg => PeerMsg::Zab(msg),
                 };
                 self.peer_send(to, msg);
+            }
+            ZabAction::Persist { seq, op: StorageOp::Checkpoint { zxid } } => {
+                // An observer with syncEnabled=false about to log again: its state as a
+                // snapshot, in the SNAP stream's bytes, stored as a leader's SNAP is.
+                let data = self.serialize_state(zxid);
+                self.out.push(Output::Storage { seq, op: StorageOp::InstallSnapshot { zxid, data }, snapshot_digest: None });
             }
             ZabAction::Persist { seq, op } => {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
@@ -778,6 +882,8 @@ impl Member {
                     self.snaps.clear();
                 }
                 let still_looking = state == ServerState::Looking && self.state == ServerState::Looking;
+                // The relay's answers would come from a leader no longer ours.
+                self.relay = ObserverRelay::default();
                 self.state = state;
                 self.leader = leader;
                 self.leading_since_ms = None;
@@ -926,6 +1032,21 @@ impl Member {
         self.pump();
     }
 
+    /// The tree and sessions as they are, at `zxid`, in one SNAP stream (for a checkpoint).
+    fn serialize_state(&self, zxid: Zxid) -> Bytes {
+        assert_eq!(self.core.tree().last_processed_zxid(), zxid, "a checkpoint must be the state at the zxid ZAB names");
+        let sessions: Vec<(i64, i32)> = self.core.committed_sessions().iter().map(|(id, t)| (id.0, *t)).collect();
+        let (mut data, mut step) = (self.codec.begin)(self.core.tree(), &sessions);
+        loop {
+            // One walk over a tree nothing changes meanwhile: no ACL list can appear mid-way.
+            let (b, end) = step(self.core.tree(), usize::MAX).unwrap_or_else(|e| panic!("checkpoint of an unchanging tree failed: {e}"));
+            data.extend_from_slice(&b);
+            if end {
+                return Bytes::from(data);
+            }
+        }
+    }
+
     fn snap_step_inner(&mut self, to: ServerId, budget: usize) {
         let Some(s) = self.snaps.get_mut(&to) else { return };
         let zxid = s.zxid;
@@ -1014,6 +1135,10 @@ impl Member {
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
+                    if op == OpCode::Sync as i32 && self.node.config().observer_master {
+                        // In order with the observers' syncs this server relays.
+                        self.relay.syncs.push_back(None);
+                    }
                     self.peer_send(leader, PeerMsg::Request(ForwardedRequest { session_id: session, cxid, op, body, auth }));
                 }
             }

@@ -156,6 +156,14 @@ pub struct SimConfig {
     /// On in one seed in five (not with hierarchical quorums), in the CI seeds too;
     /// `rzk-sim --no-reconfig` turns it off.
     pub reconfig: bool,
+    /// Observers' `syncEnabled`: false (they log nothing, restart from their last SNAP's
+    /// snapshot and sync again) in every other seed.
+    pub observer_sync: bool,
+    /// `observerMasterPort` on every member: followers serve observers, which sync from the
+    /// voters in turn. In one seed in three with an observer (not with reconfig, which rzk
+    /// refuses with it). The simulator has no ports: an observer whose turn is the leader
+    /// syncs from it (a real one would find no observer master there and move on).
+    pub observer_masters: bool,
 }
 
 impl SimConfig {
@@ -199,6 +207,8 @@ impl SimConfig {
             // One seed in five: the reconfig workload (majority configurations only, so
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
+            observer_sync: seed.is_multiple_of(2),
+            observer_masters: observers > 0 && seed % 3 == 1 && !(seed % 5 == 2 && seed % 7 != 4),
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -219,6 +229,8 @@ pub struct Report {
     pub seed: u64,
     pub voters: usize,
     pub observers: usize,
+    /// Its observers ran with `syncEnabled=false`.
+    pub observers_without_sync: bool,
     pub local_sessions: bool,
     pub read_only: bool,
     pub trace_hash: u64,
@@ -246,6 +258,12 @@ pub struct Report {
     pub snap_fuzzy: u64,
     /// DIFF syncs from the txn log on disk.
     pub diff_from_log_syncs: u64,
+    /// Checkpoints of observers without syncEnabled that went on to log.
+    pub checkpoints: u64,
+    /// Its observers synced from followers' observer masters.
+    pub observer_masters: bool,
+    /// Observers synced by followers.
+    pub observer_syncs: u64,
     pub digest_checks: u64,
     pub log_checks: u64,
     pub liveness_ticks: u64,
@@ -490,6 +508,12 @@ impl World {
                 c.can_be_read_only = cfg.read_only;
                 if cfg.reconfig {
                     c.reconfig_lines = (1..=cfg.voters).map(server_line).collect();
+                    // The observers too, as observers and as participants: converted both
+                    // ways (one without syncEnabled checkpoints before it logs).
+                    for o in cfg.voters + 1..=cfg.voters + cfg.observers {
+                        c.reconfig_lines.push(server_line(o));
+                        c.reconfig_lines.push(server_line(o).replace(":participant", ":observer"));
+                    }
                 }
                 c
             })
@@ -498,6 +522,8 @@ impl World {
             seed: cfg.seed,
             voters: cfg.voters,
             observers: cfg.observers,
+            observers_without_sync: cfg.observers > 0 && !cfg.observer_sync,
+            observer_masters: cfg.observer_masters,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
             throttling: cfg.throttle.0 > 0,
@@ -568,6 +594,14 @@ impl World {
             z.hierarchy = Some(rzk_zab::Hierarchy::new(&groups, &weights));
         }
         z.outstanding_proposals_max = 200;
+        z.sync_enabled = self.cfg.observer_sync;
+        if self.cfg.observer_masters {
+            if z.observers.contains(&z.my_id) {
+                z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
+            } else {
+                z.observer_master = true;
+            }
+        }
         if self.cfg.reconfig {
             z.reconfig_enabled = true;
             let lines: Vec<String> = (1..=self.cfg.voters).map(server_line).collect();
@@ -1044,6 +1078,9 @@ impl World {
             // The `.next` file: the simulator keeps only the last activated configuration.
             Output::LastSeenConfig { .. } => {}
             Output::Stop { reason } => panic!("server {} stopped: {reason}", i + 1),
+            // No ports in the simulator: an observer reaches a follower's observer master
+            // by its sid (and a leader would answer it too).
+            Output::ObserverMaster { .. } => {}
         }
         Ok(())
     }
@@ -1382,6 +1419,8 @@ impl World {
             self.rep.trunc_syncs += st.trunc_syncs;
             self.rep.snap_syncs += st.snap_syncs;
             self.rep.diff_from_log_syncs += st.diff_from_log_syncs;
+            self.rep.checkpoints += st.checkpoints;
+            self.rep.observer_syncs += st.observer_syncs;
         }
     }
 
@@ -1474,6 +1513,7 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
             d.snapshot = Some((zxid, data, true));
             d.log.clear();
         }
+        StorageOp::Checkpoint { .. } => unreachable!("the member stores a checkpoint as InstallSnapshot"),
     }
 }
 
@@ -1498,6 +1538,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
         Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
         Output::LastSeenConfig { data } => h = mix(h, 12 ^ data.as_ref().map_or(0, |d| hash_bytes(d)) << 8),
+        Output::ObserverMaster { listen } => h = mix(h, 12 ^ (*listen as u64) << 8),
     }
     h
 }
@@ -1518,7 +1559,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {}; with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1539,6 +1580,10 @@ pub fn summarize(reports: &[Report]) -> String {
         by_size(5),
         by_size(7),
         reports.iter().filter(|r| r.observers > 0).count(),
+        reports.iter().filter(|r| r.observers_without_sync).count(),
+        sum(|r| r.checkpoints),
+        reports.iter().filter(|r| r.observer_masters).count(),
+        sum(|r| r.observer_syncs),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),

@@ -285,6 +285,11 @@ impl Node {
         self.election.current_vote = Vote { state, leader, zxid, election_epoch, peer_epoch };
         if state == ServerState::Leading {
             self.become_leader();
+        } else if let Some(master) = self.learner_masters.as_mut().filter(|_| state == ServerState::Observing).and_then(|m| m.next_master())
+        {
+            // observerMasterPort: this round's learner master, whoever leads (the leader's
+            // own entry fails to connect: nothing listens there; the next round moves on).
+            self.become_learner(master);
         } else {
             self.become_learner(ServerId(leader));
         }

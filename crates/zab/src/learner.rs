@@ -9,6 +9,8 @@
 //!   and every txn received so far are durable. Nothing is delivered before UPTODATE: the
 //!   COMMITs of the sync phase only become true commits once a quorum acked NEWLEADER, which
 //!   UPTODATE announces.
+//! - An observer with `syncEnabled=false` logs nothing (`Node::append` keeps the entry in
+//!   the window only); its epoch files and a SNAP's snapshot are still written.
 //! - **Broadcast**: PROPOSAL is logged and ACKed after the write is durable (followers only,
 //!   and only after NEWLEADER, so a new-epoch txn is never acked by a server whose
 //!   currentEpoch file is behind); COMMIT / INFORM deliver in zxid order; PING is echoed. A
@@ -45,6 +47,8 @@ pub(crate) struct Learner {
     /// The configuration NEWLEADER carried, taken at UPTODATE if newer than ours
     /// (`Learner.syncWithLeader`).
     new_leader_config: Option<Bytes>,
+    /// A follower with `observerMasterPort`: the observers syncing from it.
+    pub(crate) observers: std::collections::BTreeMap<ServerId, crate::observer_master::ObserverHandler>,
 }
 
 impl Learner {
@@ -72,6 +76,7 @@ impl Node {
             last_recv: self.now,
             commit_hint: Zxid::ZERO,
             new_leader_config: None,
+            observers: Default::default(),
         };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;
@@ -125,6 +130,8 @@ impl Node {
             (Phase::AwaitSync, Message::Snap { zxid, snapshot }) => {
                 self.log.clear();
                 self.applied = zxid;
+                // The snapshot on disk is the state: nothing delivered is missing from it.
+                self.unlogged = false;
                 self.persist(StorageOp::InstallSnapshot { zxid, data: snapshot });
                 let l = self.learner();
                 l.phase = Phase::Syncing;
@@ -253,6 +260,13 @@ impl Node {
     }
 
     pub(crate) fn learner_tick(&mut self) {
+        self.learner_tick_inner();
+        if matches!(self.role, Role::Learning(_)) {
+            self.om_tick();
+        }
+    }
+
+    fn learner_tick_inner(&mut self) {
         let now = self.now;
         let (phase, last) = {
             let l = self.learner();

@@ -23,7 +23,8 @@
 //! - storage for the log, the two epoch files and snapshots ([`StorageOp`]);
 //! - a state machine: [`Action::Deliver`] applies a committed txn (always in zxid order);
 //!   [`Action::SendSnapshot`] serializes it for a learner; `StorageOp::InstallSnapshot`
-//!   replaces it.
+//!   replaces it; `StorageOp::Checkpoint` stores it as it is (an observer with
+//!   `syncEnabled=false`, which logs nothing, before it logs in another role).
 //!
 //! Not here: REQUEST (a learner forwarding a client write to the leader), REVALIDATE and SYNC,
 //! and the session touches carried by learners' PINGs are the request pipeline's business;
@@ -38,6 +39,9 @@
 //! - [`message`]: [`Message`], [`Vote`] and their ZooKeeper wire mapping.
 //! - [`node`]: [`Node`], the inputs and the plumbing shared by the roles.
 //! - `election`, `leader`, `learner`: LOOKING, LEADING, FOLLOWING / OBSERVING.
+//! - [`observer_master`]: observers syncing from a follower (`observerMasterPort`): the
+//!   protocol as ZooKeeper speaks it, the observer's list of learner masters and the
+//!   follower's side (ZooKeeper's `ObserverMaster`).
 #![forbid(unsafe_code)]
 
 mod election;
@@ -45,6 +49,7 @@ mod leader;
 mod learner;
 pub mod message;
 pub mod node;
+pub mod observer_master;
 mod standalone;
 pub mod types;
 

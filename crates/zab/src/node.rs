@@ -93,6 +93,11 @@ pub struct Node {
     /// established only with a quorum of it too (`Leader.lead`'s newLeaderProposal).
     pub(crate) last_seen: Option<crate::types::Membership>,
     pub(crate) stats: Stats,
+    /// An observer with `syncEnabled=false` delivered txns it did not log since the last
+    /// snapshot on disk: before anything is logged again the state is checkpointed.
+    pub(crate) unlogged: bool,
+    /// An observer with `observerMasterPort`: the voters it syncs from, in turn.
+    pub(crate) learner_masters: Option<crate::observer_master::LearnerMasters>,
 }
 
 /// Counters for tests, metrics and the simulator's report.
@@ -108,6 +113,11 @@ pub struct Stats {
     pub learners_dropped: u64,
     pub quorum_lost: u64,
     pub protocol_errors: u64,
+    /// Checkpoints of a state delivered without logging (an observer with
+    /// `syncEnabled=false` that went on to log: see `StorageOp::Checkpoint`).
+    pub checkpoints: u64,
+    /// Observers this server synced as a follower's observer master (`observerMasterPort`).
+    pub observer_syncs: u64,
 }
 
 impl Node {
@@ -140,7 +150,14 @@ impl Node {
         for (a, b) in log.iter().zip(log.iter().skip(1)) {
             assert!(a.zxid < b.zxid, "restored log out of order: {} then {}", a.zxid, b.zxid);
         }
+        let learner_masters = match cfg.observer_master_seed {
+            Some(seed) if cfg.learner_type() == crate::types::LearnerType::Observer => {
+                Some(crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed))
+            }
+            _ => None,
+        };
         Ok(Node {
+            learner_masters,
             election: Election::new(&cfg),
             cfg,
             now: 0,
@@ -158,6 +175,7 @@ impl Node {
             early_learners: Default::default(),
             last_seen: None,
             stats: Stats::default(),
+            unlogged: false,
         })
     }
 
@@ -177,6 +195,7 @@ impl Node {
             Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
+                Role::Learning(l) if l.leader != from && self.cfg.observer_master => self.om_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
                 Role::Looking => {
                     if matches!(msg, Message::LearnerInfo { .. }) {
@@ -272,6 +291,7 @@ impl Node {
         match &self.role {
             Role::Leading(_) => self.leader_drop_learner(peer, false),
             Role::Learning(l) if l.leader == peer => self.protocol_error("connection to the leader lost"),
+            Role::Learning(_) => self.om_drop(peer, false),
             _ => {}
         }
         self.drain_loopback();
@@ -417,16 +437,46 @@ impl Node {
     }
 
     /// Appends an entry to the log window and issues its write; returns the write's seq.
+    /// An observer with `syncEnabled=false` keeps the entry in the window only (no write; the
+    /// seq returned is the last one issued).
     pub(crate) fn append(&mut self, e: Entry) -> u64 {
         assert!(e.zxid > self.last_logged(), "append {} after {}", e.zxid, self.last_logged());
+        if self.keeps_no_log() {
+            self.log.push_back(e);
+            self.unlogged = true;
+            return self.next_seq - 1;
+        }
+        self.checkpoint_if_unlogged();
         self.log.push_back(e.clone());
         self.persist(StorageOp::Append(e))
+    }
+
+    /// A node that delivered txns it did not log (an observer with `syncEnabled=false`), in a
+    /// role that logs: the log on disk stops short of what it delivered. The state machine is
+    /// stored as a snapshot at `applied`, then the window's undelivered entries are logged.
+    pub(crate) fn checkpoint_if_unlogged(&mut self) {
+        if !self.unlogged || self.keeps_no_log() {
+            return;
+        }
+        self.unlogged = false;
+        self.stats.checkpoints += 1;
+        self.persist(StorageOp::Checkpoint { zxid: self.applied });
+        let pending: Vec<Entry> = self.entries_after(self.applied).cloned().collect();
+        for p in pending {
+            self.persist(StorageOp::Append(p));
+        }
+    }
+
+    /// An observer with `syncEnabled=false`, learning: it writes no txn log.
+    pub(crate) fn keeps_no_log(&self) -> bool {
+        !self.cfg.sync_enabled && matches!(&self.role, Role::Learning(_)) && self.cfg.learner_type() == LearnerType::Observer
     }
 
     /// Delivers logged entries up to `upto` (inclusive) to the state machine, in order.
     pub(crate) fn deliver_up_to(&mut self, upto: Zxid) {
         let start = self.log.partition_point(|e| e.zxid <= self.applied);
         let mut last = self.applied;
+        let first_new = self.actions.len();
         for e in self.log.iter().skip(start) {
             if e.zxid > upto {
                 break;
@@ -436,6 +486,14 @@ impl Node {
             self.actions.push(Action::Deliver(e.clone()));
         }
         self.applied = last;
+        if self.om_has_observers() {
+            // What a follower commits goes on to its observers as INFORM.
+            let delivered: Vec<Entry> =
+                self.actions[first_new..].iter().filter_map(|a| if let Action::Deliver(e) = a { Some(e.clone()) } else { None }).collect();
+            for e in delivered {
+                self.om_delivered(e);
+            }
+        }
         self.trim_log();
     }
 
@@ -450,6 +508,10 @@ impl Node {
     pub(crate) fn set_role(&mut self, role: Role) {
         self.incarnation += 1;
         self.role = role;
+        if matches!(self.role, Role::Leading(_) | Role::Learning(_)) {
+            // Before a leader reads its log for a DIFF, or a follower logs.
+            self.checkpoint_if_unlogged();
+        }
         let state = self.state();
         let leader = self.leader();
         self.actions.push(Action::StateChanged { state, leader, epoch: self.current_epoch });
@@ -560,7 +622,12 @@ impl Node {
             }
             Role::Learning(l) => {
                 let p = l.leader;
+                let observers: Vec<ServerId> = l.observers.keys().copied().collect();
                 self.actions.push(Action::Disconnect { peer: p });
+                // An observer master stops with the following (`ObserverMaster.stop`).
+                for o in observers {
+                    self.actions.push(Action::Disconnect { peer: o });
+                }
             }
             Role::Looking => {}
             Role::Standalone(_) => unreachable!("a standalone server never leaves its role"),

@@ -631,3 +631,140 @@ fn a_leader_needs_a_quorum_of_the_last_configuration_seen_proposed_too() {
     let acts = n.take_actions();
     assert!(acts.iter().any(|a| matches!(a, Action::LastSeenConfig { data: None })), "{acts:?}");
 }
+
+#[test]
+fn an_observer_without_sync_logs_nothing_and_checkpoints_before_it_logs_again() {
+    // syncEnabled=false on every server: only observers are affected.
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            c.sync_enabled = false;
+            c
+        },
+    );
+    net.run(20);
+    assert_eq!(net.nodes[&ServerId(4)].state(), ServerState::Observing);
+    let zs = net.propose(3);
+    net.run(2);
+    assert_eq!(net.state[&ServerId(4)], zs);
+    let appends =
+        |net: &Net, id: i64| net.persists.iter().filter(|(s, op)| *s == ServerId(id) && matches!(op, StorageOp::Append(_))).count();
+    assert_eq!(appends(&net, 4), 0, "the observer logs nothing");
+    assert!(
+        net.persists.iter().any(|(s, op)| *s == ServerId(4) && matches!(op, StorageOp::CurrentEpoch(_))),
+        "its epoch files are written"
+    );
+    assert_eq!(appends(&net, 1), 3, "participants log as ever");
+
+    // The observer becomes a participant (as a reconfig would make it): before its first
+    // append its state is checkpointed, so the log on disk continues a snapshot.
+    for n in net.nodes.values_mut() {
+        n.cfg.observers.clear();
+        n.cfg.voters.insert(ServerId(4));
+    }
+    // It has every txn (in memory): with the highest sid it is elected.
+    let before = net.persists.len();
+    net.nodes.get_mut(&ServerId(4)).unwrap().go_looking();
+    net.run(200);
+    assert_eq!(net.leader(), Some(ServerId(4)));
+    let more = net.propose(2);
+    net.run(2);
+    let mine: Vec<&StorageOp> = net.persists[before..].iter().filter(|(s, _)| *s == ServerId(4)).map(|(_, op)| op).collect();
+    let checkpoint = mine.iter().position(|op| **op == StorageOp::Checkpoint { zxid: *zs.last().unwrap() }).expect("a checkpoint");
+    let first_append = mine.iter().position(|op| matches!(op, StorageOp::Append(_))).expect("appends");
+    assert!(checkpoint < first_append, "{mine:?}");
+    assert_eq!(mine.iter().filter(|op| matches!(op, StorageOp::Checkpoint { .. })).count(), 1);
+    assert_eq!(net.state[&ServerId(4)][3..], more[..]);
+    assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(4)]);
+}
+
+#[test]
+fn an_observer_with_observer_masters_tries_the_voters_in_turn() {
+    // observerMasterPort on the observer: each election round it learns from the next voter
+    // of its shuffled list, not from the leader. Here no follower answers OBSERVERINFO (rzk
+    // followers run no observer master) and, this network having no ports, the leader does:
+    // the observer goes round its list until it reaches the leader.
+    let seed = 7;
+    let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            if c.my_id == ServerId(4) {
+                c.observer_master_seed = Some(seed);
+            }
+            c
+        },
+    );
+    net.run(400);
+    let obs = &net.nodes[&ServerId(4)];
+    assert_eq!(obs.state(), ServerState::Observing);
+    assert!(obs.is_serving());
+    assert_eq!(obs.leader(), Some(ServerId(3)));
+    let tried: Vec<ServerId> = net
+        .log
+        .iter()
+        .filter(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { observer: true, .. }))
+        .map(|(_, t, _)| *t)
+        .collect();
+    let mut tried = tried;
+    tried.dedup(); // OBSERVERINFO is sent again within a round while unanswered
+    let until_leader = order.iter().position(|s| *s == ServerId(3)).unwrap();
+    assert!(until_leader > 0, "seed {seed} should not put the leader first");
+    assert_eq!(tried, order[..=until_leader].to_vec(), "the voters in the list's order, up to the leader");
+    // Without the seed an observer learns from the leader at once.
+    let mut plain = Net::new(&[1, 2, 3], &[4], |_| Restored::default());
+    plain.run(20);
+    let first = plain.log.iter().find(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { observer: true, .. })).unwrap();
+    assert_eq!(first.1, ServerId(3));
+}
+
+#[test]
+fn a_follower_serves_its_observers_as_an_observer_master() {
+    // observerMasterPort everywhere: the followers run observer masters, the observer syncs
+    // from the first voter of its list (2, with this seed), writes reach it as INFORMs from
+    // that follower; the follower down, it syncs from the next one.
+    let seed = 7;
+    let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
+    assert_eq!(order[0], ServerId(2));
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            if c.my_id == ServerId(4) {
+                c.observer_master_seed = Some(seed);
+            } else {
+                c.observer_master = true;
+            }
+            c
+        },
+    );
+    net.run(100);
+    let zs = net.propose(3);
+    net.run(100);
+    let obs = &net.nodes[&ServerId(4)];
+    assert!(obs.is_serving());
+    assert_eq!(obs.leader(), Some(ServerId(2)));
+    assert_eq!(net.nodes[&ServerId(2)].synced_observers(), Some(1));
+    assert_eq!(net.nodes[&ServerId(3)].synced_observers(), None, "the leader is no observer master");
+    assert_eq!(net.state[&ServerId(4)], zs);
+    assert!(net.log.iter().any(|(f, t, m)| *f == ServerId(2) && *t == ServerId(4) && matches!(m, Message::Inform(_))));
+    assert!(
+        !net.log.iter().any(|(f, t, m)| *f == ServerId(3) && *t == ServerId(4) && !matches!(m, Message::Notification(_))),
+        "nothing from the leader but votes"
+    );
+    // A restarted observer behind by a few txns is synced by DIFF from the follower's window.
+    net.down.insert(ServerId(2));
+    let more = net.propose(2);
+    net.run(400);
+    let obs = &net.nodes[&ServerId(4)];
+    assert!(obs.is_serving());
+    assert_ne!(obs.leader(), Some(ServerId(2)));
+    let mut all = zs.clone();
+    all.extend(more);
+    assert_eq!(net.state[&ServerId(4)], all);
+}

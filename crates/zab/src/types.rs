@@ -77,6 +77,19 @@ pub struct Config {
     /// `reconfigEnabled`: without it a newer configuration (NEWLEADER's, a committed
     /// reconfig's) is not taken, as ZooKeeper's `processReconfig` skips it.
     pub reconfig_enabled: bool,
+    /// `syncEnabled` (`zookeeper.observer.syncEnabled`, default true): an observer logs the
+    /// txns it learns. Without it an observer writes no log (ZooKeeper's
+    /// `ObserverZooKeeperServer` runs no `SyncRequestProcessor`): it keeps its epoch files and
+    /// the snapshot of a SNAP only, and restarts from that snapshot. Participants always log.
+    pub sync_enabled: bool,
+    /// `observerMasterPort` on an observer: `Some(seed)` makes it sync from the voters in
+    /// turn, in an order shuffled by `seed` (the host's randomness), each OBSERVING round
+    /// taking the next, rather than from the leader (see [`crate::observer_master`]). The
+    /// host connects to the chosen voter's observer master address. `None`: the leader.
+    pub observer_master_seed: Option<u64>,
+    /// `observerMasterPort` on a participant: once synced as a follower it serves observers
+    /// that connect to it (ZooKeeper's `ObserverMaster`, see [`crate::observer_master`]).
+    pub observer_master: bool,
 }
 
 /// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
@@ -258,6 +271,9 @@ impl Config {
             config_version: 0,
             hierarchy: None,
             reconfig_enabled: false,
+            sync_enabled: true,
+            observer_master_seed: None,
+            observer_master: false,
         }
     }
 
@@ -345,6 +361,11 @@ pub enum StorageOp {
     /// machine with it (see [`Action::Persist`]); durably store it and drop every log entry,
     /// so that after a crash the server restarts from this snapshot and an empty log.
     InstallSnapshot { zxid: Zxid, data: Bytes },
+    /// Store the state machine as it is now (it has applied exactly the deliveries up to
+    /// `zxid`) as a snapshot and drop every log entry, as for `InstallSnapshot`. Issued by an
+    /// observer with `syncEnabled=false` (it delivered txns it never logged) before its first
+    /// append in a role that logs, so that the log on disk never has a gap.
+    Checkpoint { zxid: Zxid },
 }
 
 /// What the host must do, in the order given.

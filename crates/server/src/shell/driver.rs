@@ -72,6 +72,18 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.config_data = Bytes::from(cfg.membership_string().into_bytes());
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
+    z.sync_enabled = cfg.sync_enabled;
+    if cfg.observer_master_port.is_some() {
+        if cfg.peer_type_for(my_id) == rzk_config::PeerType::Observer {
+            // An observer syncing from the voters' observer masters, in an order shuffled by
+            // a random seed, as ZooKeeper's `updateObserverMasterList` shuffles its list.
+            use std::hash::{BuildHasher, Hasher};
+            z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
+        } else {
+            // A follower serving observers (ZooKeeper's ObserverMaster).
+            z.observer_master = true;
+        }
+    }
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
         // participant is in exactly one group).
@@ -204,6 +216,11 @@ impl Driver {
                         }
                     }
                 }
+                Output::ObserverMaster { listen } => {
+                    if let Some(net) = &mut self.net {
+                        net.observer_master(listen);
+                    }
+                }
                 Output::Stop { reason } => {
                     // The member's last output: the driver loop ends with this error.
                     self.stop.get_or_insert(reason);
@@ -282,6 +299,7 @@ impl Driver {
                 self.storage.abort_snapshot();
                 LogCommand::InstallSnapshot { zxid, stream: data, digest: snapshot_digest, token: seq }
             }
+            StorageOp::Checkpoint { .. } => unreachable!("the member stores a checkpoint as InstallSnapshot"),
         };
         self.storage.command(cmd);
     }
@@ -487,6 +505,12 @@ pub async fn run_with_audit(
         None => None,
         Some(id) => {
             let mut limits = peer::NetLimits::from_config(&cfg);
+            // observerMasterPort: an observer connects there, a participant listens there.
+            if cfg.peer_type_for(id) == rzk_config::PeerType::Observer {
+                limits.learner_master_port = cfg.observer_master_port;
+            } else {
+                limits.observer_master_port = cfg.observer_master_port;
+            }
             limits.security = super::peersec::PeerSecurity::from_config(&cfg).map_err(other)?;
             tracing::info!(security = %limits.security.describe(), "links between servers");
             if let Some(ctx) = limits.security.tls.clone() {

@@ -157,6 +157,13 @@ pub struct NetLimits {
     pub snap_scanner: SnapScannerFactory,
     /// TLS and SASL on the peer sockets (default: plaintext, no SASL).
     pub security: PeerSecurity,
+    /// An observer's `observerMasterPort`: its quorum connections (to the voter it syncs
+    /// from) go to that port on the voter's first quorum host, as ZooKeeper's observer
+    /// builds its list of learner masters.
+    pub learner_master_port: Option<u16>,
+    /// A participant's `observerMasterPort`: the port [`PeerNet::observer_master`] opens on
+    /// its quorum host (observers' connections there are quorum connections like any).
+    pub observer_master_port: Option<u16>,
 }
 
 impl Default for NetLimits {
@@ -173,6 +180,8 @@ impl Default for NetLimits {
             listen_on_all_ips: false,
             snap_scanner: no_snap_scanner(),
             security: PeerSecurity::default(),
+            learner_master_port: None,
+            observer_master_port: None,
         }
     }
 }
@@ -201,6 +210,8 @@ impl std::fmt::Debug for NetLimits {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("listen_on_all_ips", &self.listen_on_all_ips)
             .field("security", &self.security)
+            .field("learner_master_port", &self.learner_master_port)
+            .field("observer_master_port", &self.observer_master_port)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +235,10 @@ pub struct PeerNet {
     election_addr: SocketAddr,
     quorum_addr: SocketAddr,
     listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// The observer master port's listener, while open.
+    observer_master: Option<tokio::task::JoinHandle<()>>,
+    /// This server's first quorum host (where the observer master port is opened).
+    quorum_host: String,
 }
 
 struct Shared {
@@ -426,7 +441,7 @@ impl PeerNet {
         for l in quorum_listeners {
             listeners.push(tokio::spawn(accept_loop(shared.clone(), l, Port::Quorum)));
         }
-        Ok(PeerNet { shared, election_addr, quorum_addr, listeners })
+        Ok(PeerNet { shared, election_addr, quorum_addr, listeners, observer_master: None, quorum_host: me.host.clone() })
     }
 
     /// The bound election address.
@@ -574,6 +589,34 @@ impl PeerNet {
         }
     }
 
+    /// Opens (`listen`) or closes the observer master port (`NetLimits::observer_master_port`;
+    /// nothing without it). Observers' connections there are accepted as quorum
+    /// connections; closing it leaves established ones to the member (it disconnects them).
+    pub fn observer_master(&mut self, listen: bool) {
+        let Some(port) = self.shared.limits.observer_master_port else { return };
+        if let Some(old) = self.observer_master.take() {
+            old.abort();
+        }
+        if !listen {
+            tracing::info!(port, "observer master port closed");
+            return;
+        }
+        let shared = self.shared.clone();
+        let host = self.quorum_host.clone();
+        self.observer_master = Some(tokio::spawn(async move {
+            let all_ips = shared.limits.listen_on_all_ips;
+            let listener = match bind_addr(&host, port, all_ips).await.and_then(|a| super::bind(a, 10)) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(host, port, error = %e, "cannot open the observer master port");
+                    return;
+                }
+            };
+            tracing::info!(host, port, "observer master port open");
+            accept_loop(shared, listener, Port::Quorum).await
+        }));
+    }
+
     /// Whether a quorum connection with `peer` exists (connecting or established).
     pub fn has_quorum_connection(&self, peer: ServerId) -> bool {
         self.shared.lock().quorum.contains_key(&peer)
@@ -583,6 +626,9 @@ impl PeerNet {
 impl Drop for PeerNet {
     fn drop(&mut self) {
         for l in &self.listeners {
+            l.abort();
+        }
+        if let Some(l) = &self.observer_master {
             l.abort();
         }
         let mut st = self.shared.lock();
@@ -726,7 +772,11 @@ impl Shared {
 
     /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
-        let Some(addrs) = self.addrs(to) else { return };
+        let Some(mut addrs) = self.addrs(to) else { return };
+        if let Some(port) = self.limits.learner_master_port {
+            addrs.quorum_port = port;
+            addrs.also.clear();
+        }
         let mut st = self.lock();
         if st.closed {
             return;

@@ -1,0 +1,176 @@
+"""Observers syncing from a follower (`observerMasterPort`, ZooKeeper 3.6+), real processes
+on loopback (zkensemble.py starts them; every process stopped by PID on exit).
+
+Every member has `observerMasterPort` set to one port number, and its own loopback address
+(127.0.0.<sid+1>, `member_hosts`), since each follower binds that number on its quorum
+address and an observer tries every voter's quorum host at it, the leader's too (where
+nothing listens: it then tries the next). See `rzk_zab::observer_master` for the protocol.
+
+The cases: all-ZooKeeper (the reference), all-rzk, an rzk observer with three ZooKeeper
+participants, and a ZooKeeper observer with three rzk participants (byte-for-byte wire
+compatibility both ways). In each:
+
+* the observer syncs from a follower, never the leader (`mntr`'s `zk_observer_master_id`);
+  that follower's `mntr` counts it in `zk_synced_observers`, the leader's does not;
+* the observer serves writes made through it (forwarded by its follower) and elsewhere
+  (read after a sync);
+* its follower killed (-9), it syncs from the other follower and keeps serving every write;
+* itself killed and restarted, behind by a few writes, then by more than a follower keeps in
+  memory, it syncs from that follower again (DIFF, SNAP) and its client's session comes back;
+* the follower back, every member ends with the same tree and the history checks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import pytest
+
+import zkharness as h
+import zkensemble as ze
+from test_ensemble import assert_history, close, final_state, kazoo
+
+ZK, RZK = "zookeeper", "rzk"
+
+pytestmark = pytest.mark.skipif(os.environ.get("RZK_ENSEMBLE", "1") != "1", reason="RZK_ENSEMBLE=0")
+
+
+def mntr(m: ze.Member) -> Dict[str, str]:
+    try:
+        text = h.four_letter(m.client_port, "mntr")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition("\t")
+        out[k] = v
+    return out
+
+
+def master_of(obs: ze.Member) -> int:
+    v = mntr(obs).get("zk_observer_master_id")
+    return int(v) if v not in (None, "") else -1
+
+
+def test_rzk_refuses_observer_master_port_with_reconfig_naming_the_key(tmp_path):
+    """rzk's observers do not re-read their list of voters on a reconfig (ZooKeeper's do):
+    the two together stop start-up, naming the key."""
+    if not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    ports = ze._port_pool(10)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "myid").write_text("1\n")
+    lines = ["tickTime=500", "initLimit=10", "syncLimit=10", "dataDir=%s" % data, "clientPort=%d" % ports[0],
+             "clientPortAddress=127.0.0.1", "observerMasterPort=%d" % ports[1], "reconfigEnabled=true"]
+    for sid in range(1, 5):
+        lines.append("server.%d=127.0.0.1:%d:%d%s" % (sid, ports[2 * sid], ports[2 * sid + 1], ":observer" if sid == 4 else ""))
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=20)
+    out = (r.stdout or b"") + (r.stderr or b"")
+    assert r.returncode != 0, out
+    assert b"observerMasterPort" in out, out
+
+
+@pytest.mark.parametrize("kinds", [
+    pytest.param([ZK, ZK, ZK, ZK], id="zookeeper"),
+    pytest.param([RZK, RZK, RZK, RZK], id="rzk"),
+    pytest.param([ZK, ZK, ZK, RZK], id="rzk-observer"),
+    pytest.param([RZK, RZK, RZK, ZK], id="zookeeper-observer"),
+])
+def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
+    if ZK in kinds and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    if RZK in kinds and not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    port = ze._port_pool(1)[0]
+    with ze.Ensemble(kinds, 4, observers=[4], proxied=False, member_hosts=True, name="obs-master",
+                     extra_cfg={"observerMasterPort": port}) as ens:
+        leader = ens.wait_for_leader(60)
+        obs = ens.member(4)
+        assert obs.wait_serving() == "observer"
+        h.wait_until(lambda: master_of(obs) > 0, 30, 0.2, "the observer's learner master")
+        first = master_of(obs)
+        assert first != leader.sid and not ens.member(first).observer, (first, leader)
+        h.wait_until(lambda: mntr(ens.member(first)).get("zk_synced_observers") == "1", 10, 0.2,
+                     "s%d counting its observer" % first)
+        assert mntr(leader).get("zk_synced_observers") == "0", mntr(leader)
+        for m in ens.members:
+            assert "observerMasterPort" not in h.four_letter(m.client_port, "conf"), m
+        print("leader s%d; the observer syncs from s%d" % (leader.sid, first))
+
+        hist: List = []
+        via_obs = ze.FailoverClient("via-observer", [obs], hist)
+        via_voters = ze.FailoverClient("via-voters", ens.voters(), hist)
+        paths = []
+        for i in range(5):
+            for c, name in ((via_obs, "o"), (via_voters, "v")):
+                p = "/%s%d" % (name, i)
+                assert c.create(p, b"x%d" % i).status == "ok"
+                paths.append(p)
+        for p in paths:
+            assert via_obs.sync_get(p).value is not None, p
+
+        ens.member(first).kill9()
+        other = [m.sid for m in ens.voters() if m.sid not in (first, leader.sid)][0]
+        for i in range(3):
+            p = "/down%d" % i
+            assert via_voters.create(p, b"d").status == "ok"
+            paths.append(p)
+        h.wait_until(lambda: master_of(obs) == other and obs.mode() == "observer", 60, 0.3,
+                     "the observer syncing from s%d" % other)
+        h.wait_until(lambda: mntr(ens.member(other)).get("zk_synced_observers") == "1", 10, 0.2,
+                     "s%d counting its observer" % other)
+        print("s%d killed; the observer syncs from s%d" % (first, other))
+        for p in paths:
+            o = via_obs.sync_get(p)
+            assert o.status == "ok" and o.value is not None, (p, o)
+        for i in range(3):
+            p = "/after%d" % i
+            assert via_obs.create(p, b"a").status == "ok"
+            paths.append(p)
+
+        # The observer killed and restarted, behind by a few writes (DIFF from the window of
+        # the follower it picks), then by more than a follower keeps in memory (500: SNAP,
+        # or a DIFF from the log on disk); its client's session comes back through it (a
+        # REVALIDATE relayed by the follower).
+        for n, name in ((5, "few"), (520, "many")):
+            obs.kill9()
+            if n > 100:
+                # pipelined through kazoo (not in the checked history; counted below)
+                zk = kazoo(leader.hosts)
+                try:
+                    zk.create("/bulk", b"")
+                    for r in [zk.create_async("/bulk/%d" % i, b"m") for i in range(n)]:
+                        r.get(timeout=30)
+                finally:
+                    close(zk)
+            else:
+                for i in range(n):
+                    p = "/%s%d" % (name, i)
+                    assert via_voters.create(p, b"m").status == "ok"
+                    paths.append(p)
+            obs.start()
+            assert obs.wait_serving() == "observer"
+            h.wait_until(lambda: master_of(obs) == other, 60, 0.3,
+                         "the observer syncing from s%d again" % other)
+            for p in paths[-10:] + paths[:3]:
+                o = via_obs.sync_get(p)
+                assert o.status == "ok" and o.value is not None, (p, o)
+            assert via_obs.create("/obs-%s" % name, b"o").status == "ok"
+            paths.append("/obs-%s" % name)
+        zk = kazoo(obs.hosts)
+        try:
+            assert len(zk.get_children("/bulk")) == 520
+        finally:
+            close(zk)
+
+        ens.member(first).start()
+        assert ens.member(first).wait_serving() == "follower"
+        ens.wait_converged()
+        ze.assert_same_trees(ens.members)
+        via_obs.close()
+        via_voters.close()
+        assert_history(hist, final_state(ens.leader(), paths))
