@@ -1538,7 +1538,7 @@ fn output_sig(i: usize, o: &Output) -> u64 {
         Output::ReadLog { to, after } => h = mix(h, 10 ^ (to.0 as u64) << 8 ^ after.0 as u64),
         Output::StopReadLog { to } => h = mix(h, 11 ^ (to.0 as u64) << 8),
         Output::LastSeenConfig { data } => h = mix(h, 12 ^ data.as_ref().map_or(0, |d| hash_bytes(d)) << 8),
-        Output::ObserverMaster { listen } => h = mix(h, 12 ^ (*listen as u64) << 8),
+        Output::ObserverMaster { listen } => h = mix(h, 13 ^ (*listen as u64) << 8),
     }
     h
 }
