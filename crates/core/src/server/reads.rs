@@ -65,9 +65,40 @@ impl ZooKeeperServer {
     }
 
     pub(super) fn read(&mut self, conn: ConnId, req: Request) -> Result<Response, ErrorCode> {
+        match req {
+            // The two reads that call back into the server (delivering events, reading each
+            // op); the others borrow the connection's auth ids instead of copying them.
+            Request::SetWatches(w) | Request::SetWatches2(w) => {
+                let events = self.tree.set_watches(w.relative_zxid, &w, WatcherId(conn));
+                self.deliver(events);
+                Ok(Response::Empty)
+            }
+            Request::MultiRead(ops) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let r = match op {
+                        Request::GetData(r) => self.read(conn, Request::GetData(r)).map(|resp| match resp {
+                            Response::GetData { data, stat } => OpResult::GetData { data, stat },
+                            _ => unreachable!("getData answers GetData"),
+                        }),
+                        Request::GetChildren(r) => self.read(conn, Request::GetChildren(r)).map(|resp| match resp {
+                            Response::Children(children) => OpResult::GetChildren { children },
+                            _ => unreachable!("getChildren answers Children"),
+                        }),
+                        _ => Err(ErrorCode::BadArguments),
+                    };
+                    results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
+                }
+                Ok(Response::Multi(results))
+            }
+            req => self.read_one(conn, req),
+        }
+    }
+
+    fn read_one(&mut self, conn: ConnId, req: Request) -> Result<Response, ErrorCode> {
         let watcher = WatcherId(conn);
         let c = self.conns.get(&conn).expect("conn");
-        let ids = c.auth.clone();
+        let ids = &c.auth;
         let session = c.session.unwrap_or_default();
         let cfg = &self.cfg.auth;
         match req {
@@ -85,7 +116,7 @@ impl ZooKeeperServer {
             }
             Request::GetData(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, ids)?;
                 let (stat, data) = (node.client_stat(), node.data_opt().map(<[u8]>::to_vec));
                 if r.watch {
                     self.tree.add_watch(&r.path, WatchKind::Data, watcher);
@@ -96,7 +127,7 @@ impl ZooKeeperServer {
                 let two = matches!(req, Request::GetChildren2(_));
                 let (Request::GetChildren(r) | Request::GetChildren2(r)) = req else { unreachable!() };
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, ids)?;
                 let stat = node.client_stat();
                 let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
                 if r.watch {
@@ -106,9 +137,9 @@ impl ZooKeeperServer {
             }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                auth::check_acl(cfg, &node.acl, auth::PERMS_READ_OR_ADMIN, &ids)?;
+                auth::check_acl(cfg, &node.acl, auth::PERMS_READ_OR_ADMIN, ids)?;
                 let stat = node.client_stat();
-                let acl = if auth::check_acl(cfg, &node.acl, perms::ADMIN, &ids).is_ok() {
+                let acl = if auth::check_acl(cfg, &node.acl, perms::ADMIN, ids).is_ok() {
                     node.acl.to_vec()
                 } else {
                     auth::redact_digests(&node.acl)
@@ -118,7 +149,7 @@ impl ZooKeeperServer {
             Request::Sync(r) => Ok(Response::Path(r.path)),
             Request::GetAllChildrenNumber(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                auth::check_acl(cfg, &node.acl, perms::READ, &ids)?;
+                auth::check_acl(cfg, &node.acl, perms::READ, ids)?;
                 Ok(Response::AllChildrenNumber(self.tree.all_children_number(&r.path).ok_or(ErrorCode::NoNode)?))
             }
             Request::GetEphemerals(r) => {
@@ -129,7 +160,7 @@ impl ZooKeeperServer {
                 Ok(Response::Paths(list))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(
-                auth::java_auth_order(&ids)
+                auth::java_auth_order(ids)
                     .iter()
                     .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: auth::user_name(cfg, id) })
                     .collect(),
@@ -160,29 +191,6 @@ impl ZooKeeperServer {
                 } else {
                     Err(ErrorCode::NoWatcher)
                 }
-            }
-            Request::SetWatches(w) | Request::SetWatches2(w) => {
-                let events = self.tree.set_watches(w.relative_zxid, &w, watcher);
-                self.deliver(events);
-                Ok(Response::Empty)
-            }
-            Request::MultiRead(ops) => {
-                let mut results = Vec::with_capacity(ops.len());
-                for op in ops {
-                    let r = match op {
-                        Request::GetData(r) => self.read(conn, Request::GetData(r)).map(|resp| match resp {
-                            Response::GetData { data, stat } => OpResult::GetData { data, stat },
-                            _ => unreachable!("getData answers GetData"),
-                        }),
-                        Request::GetChildren(r) => self.read(conn, Request::GetChildren(r)).map(|resp| match resp {
-                            Response::Children(children) => OpResult::GetChildren { children },
-                            _ => unreachable!("getChildren answers Children"),
-                        }),
-                        _ => Err(ErrorCode::BadArguments),
-                    };
-                    results.push(r.unwrap_or_else(|e| OpResult::Error { err: e.code() }));
-                }
-                Ok(Response::Multi(results))
             }
             Request::Reconfig(_) | Request::Other(_) => Err(ErrorCode::Unimplemented),
             _ => Err(ErrorCode::Unimplemented),
