@@ -104,33 +104,19 @@ def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
         hist: List = []
         via_obs = ze.FailoverClient("via-observer", [obs], hist)
         via_voters = ze.FailoverClient("via-voters", ens.voters(), hist)
-        paths = []
-        for i in range(5):
-            for c, name in ((via_obs, "o"), (via_voters, "v")):
-                p = "/%s%d" % (name, i)
-                assert c.create(p, b"x%d" % i).status == "ok"
-                paths.append(p)
-        for p in paths:
-            assert via_obs.sync_get(p).value is not None, p
+        paths = ze.create_alternating(((via_obs, "o"), (via_voters, "v")), 5)
+        via_obs.sync_read_each(paths)
 
         ens.member(first).kill9()
         other = [m.sid for m in ens.voters() if m.sid not in (first, leader.sid)][0]
-        for i in range(3):
-            p = "/down%d" % i
-            assert via_voters.create(p, b"d").status == "ok"
-            paths.append(p)
+        paths += via_voters.create_each(["/down%d" % i for i in range(3)], b"d")
         h.wait_until(lambda: master_of(obs) == other and obs.mode() == "observer", 60, 0.3,
                      "the observer syncing from s%d" % other)
         h.wait_until(lambda: mntr(ens.member(other)).get("zk_synced_observers") == "1", 10, 0.2,
                      "s%d counting its observer" % other)
         print("s%d killed; the observer syncs from s%d" % (first, other))
-        for p in paths:
-            o = via_obs.sync_get(p)
-            assert o.status == "ok" and o.value is not None, (p, o)
-        for i in range(3):
-            p = "/after%d" % i
-            assert via_obs.create(p, b"a").status == "ok"
-            paths.append(p)
+        via_obs.sync_read_each(paths)
+        paths += via_obs.create_each(["/after%d" % i for i in range(3)], b"a")
 
         # The observer killed and restarted, behind by a few writes (DIFF from the window of
         # the follower it picks), then by more than a follower keeps in memory (500: SNAP,
@@ -148,17 +134,12 @@ def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
                 finally:
                     close(zk)
             else:
-                for i in range(n):
-                    p = "/%s%d" % (name, i)
-                    assert via_voters.create(p, b"m").status == "ok"
-                    paths.append(p)
+                paths += via_voters.create_each(["/%s%d" % (name, i) for i in range(n)], b"m")
             obs.start()
             assert obs.wait_serving() == "observer"
             h.wait_until(lambda: master_of(obs) == other, 60, 0.3,
                          "the observer syncing from s%d again" % other)
-            for p in paths[-10:] + paths[:3]:
-                o = via_obs.sync_get(p)
-                assert o.status == "ok" and o.value is not None, (p, o)
+            via_obs.sync_read_each(paths[-10:] + paths[:3])
             assert via_obs.create("/obs-%s" % name, b"o").status == "ok"
             paths.append("/obs-%s" % name)
         zk = kazoo(obs.hosts)

@@ -84,14 +84,8 @@ def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds, cfg):
         hist = []
         via_obs = ze.FailoverClient("via-observer", [obs], hist)
         via_voters = ze.FailoverClient("via-voters", ens.voters(), hist)
-        paths = []
-        for i in range(6):
-            for c, name in ((via_obs, "o"), (via_voters, "v")):
-                p = "/%s%d" % (name, i)
-                assert c.create(p, b"x%d" % i).status == "ok"
-                paths.append(p)
-        for p in paths:
-            assert via_obs.sync_get(p).value is not None, p
+        paths = ze.create_alternating(((via_obs, "o"), (via_voters, "v")), 6)
+        via_obs.sync_read_each(paths)
         before = files(obs)
         print("observer s4 (%s) dataDir: %s" % (obs.kind, before))
         assert not [n for n in before if n.startswith("log.")], before
@@ -100,17 +94,11 @@ def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds, cfg):
         assert obs.snapshot_zxids() == synced, (synced, before)
 
         obs.kill9()
-        for i in range(5):
-            p = "/down%d" % i
-            assert via_voters.create(p, b"d").status == "ok"
-            paths.append(p)
+        paths += via_voters.create_each(["/down%d" % i for i in range(5)], b"d")
         obs.start()
         assert obs.wait_serving() == "observer"
-        for p in paths:
-            o = via_obs.sync_get(p)
-            assert o.status == "ok" and o.value is not None, (p, o)
-        assert via_obs.create("/after", b"a").status == "ok"
-        paths.append("/after")
+        via_obs.sync_read_each(paths)
+        paths += via_obs.create_each(["/after"], b"a")
         after = files(obs)
         print("observer s4 (%s) dataDir after its restart: %s" % (obs.kind, after))
         assert not [n for n in after if n.startswith("log.")], after
@@ -120,15 +108,10 @@ def test_observer_without_sync_keeps_no_log_and_syncs_again(kinds, cfg):
         # brings it up to date, with no new snapshot (ZooKeeper takes one after a SNAP only)
         snaps = obs.snapshot_zxids()
         obs.kill9()
-        for i in range(3):
-            p = "/down-again%d" % i
-            assert via_voters.create(p, b"d").status == "ok"
-            paths.append(p)
+        paths += via_voters.create_each(["/down-again%d" % i for i in range(3)], b"d")
         obs.start()
         assert obs.wait_serving() == "observer"
-        for p in paths:
-            o = via_obs.sync_get(p)
-            assert o.status == "ok" and o.value is not None, (p, o)
+        via_obs.sync_read_each(paths)
         again = files(obs)
         print("observer s4 (%s) dataDir after a DIFF: %s" % (obs.kind, again))
         assert obs.snapshot_zxids() == snaps, (snaps, again)
@@ -165,11 +148,7 @@ def test_an_observer_without_sync_made_a_participant_keeps_what_it_served(kind):
         assert obs.mode() == "observer"
         hist = []
         via_obs = ze.FailoverClient("via-observer", [obs], hist)
-        paths = []
-        for i in range(5):
-            p = "/before%d" % i
-            assert via_obs.create(p, b"b").status == "ok"
-            paths.append(p)
+        paths = via_obs.create_each(["/before%d" % i for i in range(5)], b"b")
         assert obs.txn_zxids() == []
         zk = kazoo(leader.hosts)
         try:
@@ -179,17 +158,12 @@ def test_an_observer_without_sync_made_a_participant_keeps_what_it_served(kind):
             zk.stop()
             zk.close()
         h.wait_until(lambda: obs.mode() == "follower", 30, 0.2, "server 4 following")
-        for i in range(5):
-            p = "/after%d" % i
-            assert via_obs.create(p, b"a").status == "ok"
-            paths.append(p)
+        paths += via_obs.create_each(["/after%d" % i for i in range(5)], b"a")
         print("s4 (%s) dataDir as a participant: %s" % (kind, files(obs)))
         obs.kill9()
         obs.start()
         assert obs.wait_serving() == "follower"
-        for p in paths:
-            o = via_obs.sync_get(p)
-            assert o.status == "ok" and o.value is not None, (p, o)
+        via_obs.sync_read_each(paths)
         ens.wait_converged()
         ze.assert_same_trees(ens.members)
         via_obs.close()

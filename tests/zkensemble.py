@@ -862,6 +862,18 @@ class FailoverClient:
         self._call(op, h.OP["sync"], h.Jute().string(path).bytes(), connect_timeout)
         return self._record(op)
 
+    def create_each(self, paths: Sequence[str], value: bytes) -> List[str]:
+        """Creates every path with `value`, each acknowledged; the paths."""
+        for p in paths:
+            assert self.create(p, value).status == "ok", p
+        return list(paths)
+
+    def sync_read_each(self, paths: Sequence[str]) -> None:
+        """A linearizable read of every path: each must be there (an acknowledged create)."""
+        for p in paths:
+            o = self.sync_get(p)
+            assert o.status == "ok" and o.value is not None, (p, o)
+
     def sync_get(self, path: str, connect_timeout: float = 30.0) -> Op:
         """sync then getData on the same connection: a linearizable read if both succeed.
         Recorded as one op (kind sync_get) from the sync's start to the get's end."""
@@ -873,6 +885,15 @@ class FailoverClient:
         g = self.get(path, connect_timeout, kind="sync_get")
         g["start"] = s.start
         return g
+
+
+def create_alternating(clients: Sequence[Tuple["FailoverClient", str]], rounds: int) -> List[str]:
+    """Round i creates /<name><i> (data x<i>) through each (client, name) in turn; the paths."""
+    paths = []
+    for i in range(rounds):
+        for c, name in clients:
+            paths += c.create_each(["/%s%d" % (name, i)], b"x%d" % i)
+    return paths
 
 
 class OutputLines:
