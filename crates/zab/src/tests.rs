@@ -680,25 +680,34 @@ fn an_observer_without_sync_logs_nothing_and_checkpoints_before_it_logs_again() 
     assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(4)]);
 }
 
-#[test]
-fn an_observer_with_observer_masters_tries_the_voters_in_turn() {
-    // observerMasterPort on the observer: each election round it learns from the next voter
-    // of its shuffled list, not from the leader. Here no follower answers OBSERVERINFO (rzk
-    // followers run no observer master) and, this network having no ports, the leader does:
-    // the observer goes round its list until it reaches the leader.
-    let seed = 7;
+/// Voters 1-3 and observer 4 with `observerMasterPort`: the observer's learner-master list
+/// shuffled by `seed` (returned), the followers serving observers when `followers_serve`.
+fn observer_master_net(seed: u64, followers_serve: bool) -> (Net, Vec<ServerId>) {
     let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
-    let mut net = Net::with(
+    let net = Net::with(
         &[1, 2, 3],
         &[4],
         |_| Restored::default(),
         |mut c| {
             if c.my_id == ServerId(4) {
                 c.observer_master_seed = Some(seed);
+            } else {
+                c.observer_master = followers_serve;
             }
             c
         },
     );
+    (net, order)
+}
+
+#[test]
+fn an_observer_with_observer_masters_tries_the_voters_in_turn() {
+    // observerMasterPort on the observer: each election round it learns from the next voter
+    // of its shuffled list, not from the leader. Here no follower answers OBSERVERINFO (these
+    // followers run no observer master) and, this network having no ports, the leader does:
+    // the observer goes round its list until it reaches the leader.
+    let seed = 7;
+    let (mut net, order) = observer_master_net(seed, false);
     net.run(400);
     let obs = &net.nodes[&ServerId(4)];
     assert_eq!(obs.state(), ServerState::Observing);
@@ -728,21 +737,8 @@ fn a_follower_serves_its_observers_as_an_observer_master() {
     // from the first voter of its list (2, with this seed), writes reach it as INFORMs from
     // that follower; the follower down, it syncs from the next one.
     let seed = 7;
-    let order = crate::observer_master::LearnerMasters::new([ServerId(1), ServerId(2), ServerId(3)], seed).order().to_vec();
+    let (mut net, order) = observer_master_net(seed, true);
     assert_eq!(order[0], ServerId(2));
-    let mut net = Net::with(
-        &[1, 2, 3],
-        &[4],
-        |_| Restored::default(),
-        |mut c| {
-            if c.my_id == ServerId(4) {
-                c.observer_master_seed = Some(seed);
-            } else {
-                c.observer_master = true;
-            }
-            c
-        },
-    );
     net.run(100);
     let zs = net.propose(3);
     net.run(100);
