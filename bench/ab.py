@@ -61,7 +61,7 @@ def throughput(args, work: Path) -> Dict[str, Dict[str, List[float]]]:
                 proc.workdir.mkdir(parents=True)
                 try:
                     proc.start()
-                    res = compare.bench(args, proc, w, [], proc.workdir, "bench")
+                    res = compare.bench(args, proc, w, dict(compare.WORKLOADS).get(w, []), proc.workdir, "bench")
                 finally:
                     proc.stop()
                     shutil.rmtree(proc.workdir, ignore_errors=True)
