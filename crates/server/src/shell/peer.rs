@@ -1691,21 +1691,32 @@ mod tests {
         for id in 1..=3 {
             nets.push(start(id, &peers, NetLimits::default()).await);
         }
-        for round in 1..=2i64 {
+        // Every server sends its vote to the other two. A notification may be lost while the
+        // two connections of a pair race (the smaller sid's is dropped, and with it what was
+        // written on it), as in ZooKeeper: election sends again when it hears nothing for a
+        // while, and so does this test.
+        let send_round = |nets: &[(PeerNet, mpsc::Receiver<NetEvent>)], round: i64| {
             for (i, (net, _)) in nets.iter().enumerate() {
                 let me = i as i64 + 1;
-                for to in 1..=3 {
-                    if to != me {
-                        send(net, to, Message::Notification(vote(me, round)));
-                    }
+                for to in (1..=3).filter(|to| *to != me) {
+                    send(net, to, Message::Notification(vote(me, round)));
                 }
             }
-            for (i, (_, rx)) in nets.iter_mut().enumerate() {
+        };
+        for round in 1..=2i64 {
+            send_round(&nets, round);
+            for i in 0..nets.len() {
                 let me = i as i64 + 1;
                 let mut got = BTreeMap::new();
+                let deadline = tokio::time::Instant::now() + WAIT;
                 while got.len() < 2 {
-                    let (from, msg) = next_message(rx).await;
-                    let Message::Notification(v) = msg else { panic!("{msg:?}") };
+                    assert!(tokio::time::Instant::now() < deadline, "server {me} heard only {got:?} in round {round}");
+                    let Ok(Some(ev)) = timeout(Duration::from_millis(500), nets[i].1.recv()).await else {
+                        send_round(&nets, round);
+                        continue;
+                    };
+                    let NetEvent::Message { from, msg } = ev else { panic!("expected a message, got {ev:?}") };
+                    let Message::Notification(v) = msg else { continue };
                     assert_eq!(v.leader, from.0, "vote content comes from its sender");
                     if v.election_epoch == round {
                         got.insert(from.0, v);
