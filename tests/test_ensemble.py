@@ -412,6 +412,11 @@ def test_follower_back_after_short_absence_catches_up_by_diff(kind):
         assert [z for z in f.snapshot_zxids() if z > f_last] == [], "a snapshot: it was sent a SNAP, not a DIFF"
         if f.kind == "zookeeper":
             assert "Getting a diff from the leader" in f.log_text()
+        # A follower coming back is no reason for an election: the same leader, in the same epoch.
+        assert leader.mode() == "leader"
+        zk = kazoo(leader.hosts)
+        assert zk.create("/diff/after", b"", include_data=True)[1].czxid >> 32 == missed[-1] >> 32
+        close(zk)
         ze.assert_same_trees(ens.members)
 
 

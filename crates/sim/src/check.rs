@@ -90,7 +90,8 @@ pub fn fires(kind: WatchKind, wpath: &str, path: &str, change: Change) -> bool {
     }
 }
 
-/// Ticks after a client's last answer within which its session must not expire.
+/// Ticks after the sending of a client's last answered request (or its handshake's answer)
+/// within which its session must not expire.
 pub const SESSION_ALIVE_TICKS: u64 = 40;
 
 fn txn_changes(t: &Txn, out: &mut Vec<(String, Change)>) {
@@ -342,8 +343,9 @@ impl Checker {
         Ok(())
     }
 
-    pub fn session_heard(&mut self, session: i64, now: u64) {
-        self.session_last_heard.insert(session, now);
+    pub fn session_heard(&mut self, session: i64, at: u64) {
+        let t = self.session_last_heard.entry(session).or_insert(at);
+        *t = (*t).max(at);
         self.replies += 1;
     }
 

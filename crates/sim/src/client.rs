@@ -78,6 +78,8 @@ pub enum Op {
 pub struct Outstanding {
     pub xid: i32,
     pub op: Op,
+    /// When it was sent: the server touched the session when it got it, not when it answered.
+    pub sent: u64,
 }
 
 /// A connection of a client to a server.
@@ -214,7 +216,7 @@ impl Client {
         rzk_proto::client::RequestHeader { xid, op: req.op().code() }.write(&mut w);
         req.write(&mut w);
         let c = self.conn.as_mut().expect("connected");
-        c.outstanding.push_back(Outstanding { xid, op });
+        c.outstanding.push_back(Outstanding { xid, op, sent: now });
         c.last_sent = now;
         w.into_inner()
     }
@@ -255,7 +257,7 @@ impl Client {
             let mut w = Writer::new();
             rzk_proto::client::RequestHeader { xid, op: OpCode::Ping.code() }.write(&mut w);
             let c = self.conn.as_mut().expect("connected");
-            c.outstanding.push_back(Outstanding { xid, op: Op::Ping });
+            c.outstanding.push_back(Outstanding { xid, op: Op::Ping, sent: now });
             c.last_sent = now;
             out.push(ClientAction::Send { conn, payload: w.into_inner() });
         }
@@ -448,7 +450,14 @@ impl Client {
         if o.xid != h.xid {
             return Err(format!("{who}: reply xid {} but the oldest request outstanding is xid {}", h.xid, o.xid));
         }
-        chk.session_heard(session, now);
+        // The session was alive when the server got the request (it touched it then); a reply
+        // held back behind slow commits says nothing about the time since. A SessionExpired
+        // answer (the session is closing) says it was not.
+        if h.err != rzk_proto::ErrorCode::SessionExpired.code() {
+            chk.session_heard(session, o.sent);
+        } else {
+            chk.replies += 1;
+        }
         if let Op::SetWatches = o.op {
             for w in self.watches.iter_mut().filter(|w| w.kind == WatchKind::PersistentRecursive) {
                 w.set_at = h.zxid;
@@ -606,7 +615,7 @@ impl Client {
         rzk_proto::client::RequestHeader { xid: xid::SET_WATCHES, op: OpCode::SetWatches2.code() }.write(&mut wr);
         sw.write(&mut wr);
         let c = self.conn.as_mut().expect("connected");
-        c.outstanding.push_back(Outstanding { xid: xid::SET_WATCHES, op: Op::SetWatches });
+        c.outstanding.push_back(Outstanding { xid: xid::SET_WATCHES, op: Op::SetWatches, sent: now });
         c.last_sent = now;
         self.pending_sends.push(wr.into_inner());
     }

@@ -219,7 +219,7 @@ impl Node {
             ServerState::Following | ServerState::Leading => {
                 if n.election_epoch == self.election.logicalclock {
                     self.election.recvset.insert(from, n);
-                    if self.has_quorum_for(&self.election.recvset, &n)
+                    if self.has_leader_quorum_for(&self.election.recvset, &n)
                         && self.check_leader(&self.election.recvset, n.leader, n.election_epoch)
                     {
                         self.decide(n.leader, n.zxid, n.election_epoch, n.peer_epoch);
@@ -227,7 +227,7 @@ impl Node {
                     }
                 }
                 self.election.outofelection.insert(from, n);
-                if self.has_quorum_for(&self.election.outofelection, &n)
+                if self.has_leader_quorum_for(&self.election.outofelection, &n)
                     && self.check_leader(&self.election.outofelection, n.leader, n.election_epoch)
                 {
                     self.election.logicalclock = n.election_epoch;
@@ -241,6 +241,22 @@ impl Node {
     fn has_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
         let same = || votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s);
         self.cfg.is_quorum(same()) && self.last_seen_config().is_none_or(|m| m.is_quorum(same()))
+    }
+
+    /// `has_quorum_for` for a leader already chosen (votes of FOLLOWING / LEADING servers).
+    /// The last configuration seen proposed counts only while it may have been committed: a
+    /// leader of a later epoch whose history ends before that proposal was elected by a quorum
+    /// of the configuration in force, and so holds every txn committed before its epoch; the
+    /// proposal is not among them, and will be truncated when this server syncs. Beyond
+    /// ZooKeeper, whose FastLeaderElection keeps requiring the new quorum there: a member that
+    /// logged a reconfig the ensemble then lost would otherwise stay LOOKING for good (a
+    /// simulator liveness failure, seed 2102).
+    fn has_leader_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
+        let lost = self.last_seen_config().is_some_and(|m| v.peer_epoch > rzk_proto::Zxid(m.version).epoch() as i64 && v.zxid < m.version);
+        if !lost {
+            return self.has_quorum_for(votes, v);
+        }
+        self.cfg.is_quorum(votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s))
     }
 
     /// `checkLeader`: a leader other than us must have told us it is LEADING; if it is us,

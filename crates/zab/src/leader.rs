@@ -385,7 +385,7 @@ impl Node {
                 return;
             }
             if let Some(epoch) = self.leader_ref().epoch {
-                if self.leader_ref().phase == Phase::Broadcast && is_voter && accepted_epoch >= epoch {
+                if self.leader_ref().phase == Phase::Broadcast && is_voter && accepted_epoch > epoch {
                     // A voter promised a newer epoch to another leader attempt and can never
                     // follow this one (ZooKeeper leaves it out until the next election). Step
                     // down so that the next epoch is above its promise and everyone can join.

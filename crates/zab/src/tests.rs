@@ -664,9 +664,11 @@ fn an_observer_without_sync_logs_nothing_and_checkpoints_before_it_logs_again() 
         n.cfg.observers.clear();
         n.cfg.voters.insert(ServerId(4));
     }
-    // It has every txn (in memory): with the highest sid it is elected.
+    // It has every txn (in memory): with the highest sid it is elected in a new election.
     let before = net.persists.len();
-    net.nodes.get_mut(&ServerId(4)).unwrap().go_looking();
+    for n in net.nodes.values_mut() {
+        n.go_looking();
+    }
     net.run(200);
     assert_eq!(net.leader(), Some(ServerId(4)));
     let more = net.propose(2);
@@ -763,4 +765,24 @@ fn a_follower_serves_its_observers_as_an_observer_master() {
     let mut all = zs.clone();
     all.extend(more);
     assert_eq!(net.state[&ServerId(4)], all);
+}
+
+#[test]
+fn a_follower_coming_back_joins_the_leader_without_an_election() {
+    // Its accepted epoch is the leader's own (it followed this leader before): as in
+    // ZooKeeper, no reason for the leader to step down.
+    let mut net = Net::new(&[1, 2, 3], &[], |_| Restored::default());
+    net.run(20);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    net.propose(2);
+    net.run(2);
+    let elections = net.nodes[&ServerId(3)].stats().elections;
+    net.nodes.get_mut(&ServerId(1)).unwrap().go_looking();
+    net.run(50);
+    assert_eq!(net.leader(), Some(ServerId(3)));
+    assert_eq!(net.nodes[&ServerId(3)].stats().elections, elections, "the leader never left LEADING");
+    assert_eq!(net.nodes[&ServerId(1)].state(), ServerState::Following);
+    assert_eq!(net.propose(1), vec![Zxid::new(1, 3)], "still epoch 1");
+    net.run(2);
+    assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(3)]);
 }

@@ -339,8 +339,11 @@ impl ZooKeeperServer {
             tracing::warn!(learner = from, role = self.role().name(), "REVALIDATE while not leading; dropped");
             return;
         }
-        // LeaderSessionTracker.touchSession: the leader's own local sessions first.
-        let valid = self.local.touch(session, self.now_ms) || self.sessions.touch_for(session, timeout_ms, self.now_ms);
+        // `checkIfValidGlobalSession`: only a global session is valid on another server; the
+        // leader's own local sessions are not (a client moving one gets SessionExpired, as in
+        // ZooKeeper), or the learner would take it for global and forward its ephemerals
+        // without the upgrade.
+        let valid = self.sessions.touch_for(session, timeout_ms, self.now_ms);
         if valid {
             self.leader_mut().expect("leading").owners.insert(session, from);
         }
