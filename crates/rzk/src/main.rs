@@ -359,11 +359,7 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    // The server runs as a task on the runtime's workers, not on this thread under
-    // `block_on`: the driver then wakes a connection task (a reply) and a connection task
-    // the driver (a request) within one worker, where from the main thread every hand-off
-    // was a cross-thread wake-up (bench/FINDINGS.md, the single synchronous writer).
-    let server = rt.spawn(async move {
+    let code = rt.block_on(async move {
         let listener = match rzk_server::shell::listen::ClientListeners::bind(&cfg, addr, cfg.client_port_listen_backlog.max(50) as u32) {
             Ok(l) => l,
             Err(e @ rzk_server::shell::listen::ListenError::Bind { .. }) => {
@@ -398,10 +394,6 @@ fn server(config: Option<PathBuf>, system_property_args: Vec<String>) -> ExitCod
                 ExitCode::FAILURE
             }
         }
-    });
-    let code = rt.block_on(server).unwrap_or_else(|e| {
-        eprintln!("rzk: the server task failed: {e}");
-        ExitCode::FAILURE
     });
     // Connection tasks may still be parked on sockets; do not wait for them.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
