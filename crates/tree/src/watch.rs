@@ -151,18 +151,22 @@ impl WatchManager {
     /// `addWatch(path, watcher, mode)`; true when something changed.
     pub fn add_watch(&mut self, path: &str, watcher: WatcherId, mode: WatcherMode) -> bool {
         let h = string_hash_code(path);
+        let paths = self.by_watcher.entry(watcher).or_default();
+        let old = paths.get_with_hash(h, path).copied();
+        // The watcher is in the path's list exactly when the path is in its own set: that
+        // answers "already there?" without scanning the list (quadratic for a path with
+        // 100,000 watchers).
         match self.table.get_mut_with_hash(h, path) {
             Some(list) => {
-                if !list.contains(&watcher) {
+                if old.is_none() {
                     list.push(watcher);
                 }
             }
             None => {
+                debug_assert!(old.is_none(), "the two watch tables disagree on {path}");
                 self.table.insert_with_hash(h, path.into(), vec![watcher]);
             }
         }
-        let paths = self.by_watcher.entry(watcher).or_default();
-        let old = paths.get_with_hash(h, path).copied();
         match self.flavor {
             Flavor::V3_8 => {
                 let was_recursive = old == Some(RECURSIVE);
@@ -214,74 +218,77 @@ impl WatchManager {
     pub fn trigger(&mut self, path: &str, event: EventType, suppress: Option<&[WatcherId]>, out: &mut Vec<WatcherId>) -> Vec<WatcherId> {
         let mut matched: Vec<WatcherId> = Vec::new();
         let walk_all = self.recursive_qty > 0;
+        // Linear in the watchers, whatever their number (a fan-out to 100,000 sessions was
+        // quadratic: a `contains` per match and a `Vec::remove` per fired watch). A list
+        // holds each watcher once (add_watch), so only a walk over several paths can match
+        // one twice: then a set says which have matched.
+        let mut seen: Option<std::collections::HashSet<WatcherId>> = walk_all.then(Default::default);
+        let mut first_match = |w: WatcherId, matched: &mut Vec<WatcherId>| {
+            if seen.as_mut().is_none_or(|s| s.insert(w)) {
+                matched.push(w);
+            }
+        };
         let flavor = self.flavor;
+        let WatchManager { table, by_watcher, .. } = self;
         for (local, at_parent) in parents(path, walk_all) {
             let h = string_hash_code(local);
-            let Some(list) = self.table.get_mut_with_hash(h, local) else { continue };
-            let mut i = 0;
-            while i < list.len() {
-                let w = list[i];
-                let mut remove = false;
-                match flavor {
-                    Flavor::V3_8 => {
-                        let bits = self.by_watcher.get(&w).and_then(|m| m.get_with_hash(h, local)).copied().unwrap_or(STANDARD);
-                        let mode = WatcherMode::from_single_bit(bits);
-                        if mode.is_recursive() {
-                            if event != EventType::NodeChildrenChanged && !matched.contains(&w) {
-                                matched.push(w);
-                            }
-                        } else if !at_parent {
-                            if !matched.contains(&w) {
-                                matched.push(w);
-                            }
-                            if !mode.is_persistent() {
-                                remove = true;
-                                if let Some(m) = self.by_watcher.get_mut(&w) {
-                                    m.remove_with_hash(h, local);
-                                }
-                            }
+            let Some(list) = table.get_mut_with_hash(h, local) else { continue };
+            list.retain(|&w| match flavor {
+                Flavor::V3_8 => {
+                    let bits = by_watcher.get(&w).and_then(|m| m.get_with_hash(h, local)).copied().unwrap_or(STANDARD);
+                    let mode = WatcherMode::from_single_bit(bits);
+                    if mode.is_recursive() {
+                        if event != EventType::NodeChildrenChanged {
+                            first_match(w, &mut matched);
                         }
-                    }
-                    Flavor::V3_9 => {
-                        let Some(paths) = self.by_watcher.get_mut(&w) else {
-                            i += 1;
-                            continue;
-                        };
-                        let Some(&stats) = paths.get_with_hash(h, local) else {
-                            i += 1;
-                            continue;
-                        };
-                        if !at_parent {
-                            if !matched.contains(&w) {
-                                matched.push(w);
+                        true
+                    } else if !at_parent {
+                        first_match(w, &mut matched);
+                        if !mode.is_persistent() {
+                            if let Some(m) = by_watcher.get_mut(&w) {
+                                m.remove_with_hash(h, local);
                             }
-                            let new = stats & !STANDARD;
-                            if new == 0 {
-                                remove = true;
-                                paths.remove_with_hash(h, local);
-                            } else if new != stats {
-                                paths.insert_with_hash(h, local.into(), new);
-                            }
-                        } else if stats & RECURSIVE != 0 && !matched.contains(&w) {
-                            matched.push(w);
+                            return false;
                         }
+                        true
+                    } else {
+                        true
                     }
                 }
-                if remove {
-                    list.remove(i);
-                } else {
-                    i += 1;
+                Flavor::V3_9 => {
+                    let Some(paths) = by_watcher.get_mut(&w) else { return true };
+                    let Some(&stats) = paths.get_with_hash(h, local) else { return true };
+                    if !at_parent {
+                        first_match(w, &mut matched);
+                        let new = stats & !STANDARD;
+                        if new == 0 {
+                            paths.remove_with_hash(h, local);
+                            return false;
+                        } else if new != stats {
+                            paths.insert_with_hash(h, local.into(), new);
+                        }
+                    } else if stats & RECURSIVE != 0 {
+                        first_match(w, &mut matched);
+                    }
+                    true
                 }
-            }
+            });
             if list.is_empty() {
-                self.table.remove_with_hash(h, local);
+                table.remove_with_hash(h, local);
             }
         }
+        // `suppress` (the watchers an earlier trigger served) as a set once it is large.
+        let suppressed: Option<std::collections::HashSet<WatcherId>> =
+            suppress.filter(|s| s.len() > 16).map(|s| s.iter().copied().collect());
         for w in &matched {
-            if suppress.is_some_and(|s| s.contains(w)) {
-                continue;
+            let skip = match (&suppressed, suppress) {
+                (Some(set), _) => set.contains(w),
+                (None, Some(s)) => s.contains(w),
+                (None, None) => false,
+            };
+            if !skip {
+                out.push(*w);
             }
-            out.push(*w);
         }
         matched
     }
@@ -432,5 +439,33 @@ mod tests {
         assert_eq!(v, vec![("/", false)]);
         let v: Vec<_> = parents("/a/b", false).collect();
         assert_eq!(v, vec![("/a/b", false)]);
+    }
+
+    /// A fan-out to 100,000 watchers of one path is linear (it was quadratic: 5e9 steps),
+    /// in registration order, each watcher once, and the one-time watches are gone after.
+    #[test]
+    fn wide_fan_out_is_linear_and_ordered() {
+        const N: u64 = 100_000;
+        for flavor in [Flavor::V3_8, Flavor::V3_9] {
+            let mut m = WatchManager::new(flavor);
+            for w in 0..N {
+                assert!(m.add_watch("/a", WatcherId(w), WatcherMode::Standard));
+            }
+            // Again: already there, nothing added.
+            assert!(!m.add_watch("/a", WatcherId(7), WatcherMode::Standard));
+            // A recursive watch elsewhere makes the trigger walk the parents (the set path).
+            m.add_watch("/", WatcherId(N), WatcherMode::PersistentRecursive);
+            let started = std::time::Instant::now();
+            let mut out = Vec::new();
+            let matched = m.trigger("/a", EventType::NodeDataChanged, Some(&[WatcherId(3)]), &mut out);
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+            let expected: Vec<WatcherId> = (0..=N).map(WatcherId).collect();
+            assert_eq!(matched, expected);
+            assert_eq!(out.len(), N as usize);
+            assert!(!out.contains(&WatcherId(3)));
+            let mut out = Vec::new();
+            m.trigger("/a", EventType::NodeDataChanged, None, &mut out);
+            assert_eq!(out, vec![WatcherId(N)], "the one-time watches fired once");
+        }
     }
 }

@@ -196,7 +196,9 @@ impl ZooKeeperServer {
             passwd: if valid { auth::session_password(session) } else { vec![0; 16] },
             read_only: if c.old_client { None } else { Some(self.role() == Role::ReadOnly) },
         };
-        let mut w = Writer::for_frame();
+        // Length, protocol version, timeout, session id, the password (length and 16
+        // bytes), read-only.
+        let mut w = Writer::for_frame_with_capacity(4 + 4 + 4 + 8 + 4 + resp.passwd.len() + 1);
         resp.write(&mut w);
         self.send(conn, w.finish_frame(), false);
     }

@@ -148,7 +148,9 @@ pub(crate) fn spawn_acceptor(
                         continue;
                     };
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve(stream, mode.clone(), conn, peer, inbox.clone(), limits, permit));
+                    // Boxed: the spawn then moves a pointer, not the future (a
+                    // few hundred bytes, copied three times per connection).
+                    tokio::spawn(Box::pin(serve(stream, mode.clone(), conn, peer, inbox.clone(), limits, permit)));
                 }
             });
         }
