@@ -442,7 +442,8 @@ mod tests {
     }
 
     /// A fan-out to 100,000 watchers of one path (quadratic before: 5e9 steps, minutes in a
-    /// debug build; about a second now), in registration order, each watcher once, and the one-time watches are gone after.
+    /// debug build; about a second now): in registration order, each watcher once, and the
+    /// one-time watches gone after.
     #[test]
     fn wide_fan_out_is_linear_and_ordered() {
         const N: u64 = 100_000;
