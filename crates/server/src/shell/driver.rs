@@ -482,16 +482,20 @@ pub async fn run_with_audit(
         );
     }
     let mut member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
-    if let (Some(f), true) = (&cfg.config_path, my_id.is_some() && cfg.reconfig_enabled && cfg.dynamic_config_file.is_some()) {
+    if let (Some(f), true) = (&cfg.config_path, my_id.is_some()) {
         // QuorumPeerConfig.parse: `zoo.cfg.dynamic.next` is the last configuration seen
-        // proposed (a reconfig this server logged and has not seen committed), kept in
-        // memory; the file goes, as QuorumPeerMain's setQuorumVerifier deletes it at start-up.
-        if let Some(text) = super::dynconfig::read_next(f)? {
-            member
-                .saw_config(text.as_bytes())
-                .map_err(|e| other(format!("{}: not a configuration: {e}", super::dynconfig::next_path(f).display())))?;
-            super::dynconfig::write_next(f, None)?;
+        // proposed (a reconfig this server logged and has not seen committed), read only with
+        // `dynamicConfigFile` and kept in memory only with `reconfigEnabled`
+        // (setLastSeenQuorumVerifier). The file goes in every case: QuorumPeerMain's
+        // setQuorumVerifier deletes it at start-up of any ensemble member started from a file.
+        if cfg.reconfig_enabled && cfg.dynamic_config_file.is_some() {
+            if let Some(text) = super::dynconfig::read_next(f)? {
+                member
+                    .saw_config(text.as_bytes())
+                    .map_err(|e| other(format!("{}: not a configuration: {e}", super::dynconfig::next_path(f).display())))?;
+            }
         }
+        super::dynconfig::write_next(f, None)?;
     }
     if let Some(ms) = initial_snapshot_ms {
         member.observe_storage(StorageObservation::Snapshot { ms: ms as i64 });
