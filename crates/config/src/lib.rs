@@ -1776,13 +1776,6 @@ impl<'o> Parser<'o> {
             if participants == 0 || (participants == 1 && self.cfg.standalone_enabled) {
                 return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
             }
-            if self.cfg.reconfig_enabled {
-                // ZooKeeper re-reads the voters on a reconfig; rzk's observer does not yet.
-                return Err(self.invalid(
-                    "observerMasterPort",
-                    "observers syncing from a follower with reconfigEnabled=true are not supported by rzk yet; remove one of them",
-                ));
-            }
         }
         Ok(())
     }

@@ -160,9 +160,10 @@ pub struct SimConfig {
     /// snapshot and sync again) in every other seed.
     pub observer_sync: bool,
     /// `observerMasterPort` on every member: followers serve observers, which sync from the
-    /// voters in turn. In one seed in three with an observer (not with reconfig, which rzk
-    /// refuses with it). The simulator has no ports: an observer whose turn is the leader
-    /// syncs from it (a real one would find no observer master there and move on).
+    /// voters in turn. In one seed in three with an observer, with the reconfig workload in
+    /// one of five of those (the observer's list follows the voters; removed and converted
+    /// masters). The simulator has no ports: an observer whose turn is the leader syncs from
+    /// it (a real one would find no observer master there and move on).
     pub observer_masters: bool,
 }
 
@@ -208,7 +209,7 @@ impl SimConfig {
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
             observer_sync: seed.is_multiple_of(2),
-            observer_masters: observers > 0 && seed % 3 == 1 && !(seed % 5 == 2 && seed % 7 != 4),
+            observer_masters: observers > 0 && seed % 3 == 1,
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -596,11 +597,9 @@ impl World {
         z.outstanding_proposals_max = 200;
         z.sync_enabled = self.cfg.observer_sync;
         if self.cfg.observer_masters {
-            if z.observers.contains(&z.my_id) {
-                z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
-            } else {
-                z.observer_master = true;
-            }
+            // Both sides on every member, as `rzk server` does: a reconfig converts them.
+            z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
+            z.observer_master = true;
         }
         if self.cfg.reconfig {
             z.reconfig_enabled = true;
@@ -1559,7 +1558,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters, {} of them with reconfig: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1583,6 +1582,7 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.observers_without_sync).count(),
         sum(|r| r.checkpoints),
         reports.iter().filter(|r| r.observer_masters).count(),
+        reports.iter().filter(|r| r.observer_masters && r.reconfig).count(),
         sum(|r| r.observer_syncs),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),

@@ -36,6 +36,9 @@ enum Phase {
     Broadcast,
 }
 
+/// Most COMMITANDACTIVATE designations kept for txns not yet delivered.
+const ACTIVATIONS_MAX: usize = 16;
+
 pub(crate) struct Learner {
     pub leader: ServerId,
     observer: bool,
@@ -49,6 +52,9 @@ pub(crate) struct Learner {
     new_leader_config: Option<Bytes>,
     /// A follower with `observerMasterPort`: the observers syncing from it.
     pub(crate) observers: std::collections::BTreeMap<ServerId, crate::observer_master::ObserverHandler>,
+    /// COMMITANDACTIVATE's designated leader by zxid, until that txn is delivered: it goes
+    /// on to the observers as INFORMANDACTIVATE (`ObserverMaster.informAndActivate`).
+    pub(crate) activations: std::collections::BTreeMap<Zxid, ServerId>,
 }
 
 impl Learner {
@@ -77,6 +83,7 @@ impl Node {
             commit_hint: Zxid::ZERO,
             new_leader_config: None,
             observers: Default::default(),
+            activations: Default::default(),
         };
         self.set_role(Role::Learning(Box::new(l)));
         let accepted_epoch = self.accepted_epoch;
@@ -153,7 +160,14 @@ impl Node {
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::CommitAndActivate { zxid, leader: designated })
                 if !observer =>
             {
+                // Bounded: one reconfig is in flight at a time; kept until delivered.
+                let l = self.learner();
+                if l.activations.len() < ACTIVATIONS_MAX {
+                    l.activations.insert(zxid, designated);
+                }
                 self.learner_commit(zxid);
+                let applied = self.applied;
+                self.learner().activations.retain(|z, _| *z > applied);
                 self.actions.push(Action::ReconfigCommitted { zxid, leader: designated });
             }
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::InformAndActivate { entry, leader: designated })

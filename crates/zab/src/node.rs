@@ -150,12 +150,10 @@ impl Node {
         for (a, b) in log.iter().zip(log.iter().skip(1)) {
             assert!(a.zxid < b.zxid, "restored log out of order: {} then {}", a.zxid, b.zxid);
         }
-        let learner_masters = match cfg.observer_master_seed {
-            Some(seed) if cfg.learner_type() == crate::types::LearnerType::Observer => {
-                Some(crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed))
-            }
-            _ => None,
-        };
+        // Built on every server with the setting (used while it is an observer), as
+        // ZooKeeper's `updateObserverMasterList`; rebuilt on each activated configuration.
+        let learner_masters =
+            cfg.observer_master_seed.map(|seed| crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed));
         Ok(Node {
             learner_masters,
             election: Election::new(&cfg),
@@ -190,12 +188,13 @@ impl Node {
         if from == self.cfg.my_id || self.is_standalone() {
             return;
         }
+        let om = self.om_enabled();
         match msg {
             Message::Notification(v) => self.election_receive(from, v),
             Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
-                Role::Learning(l) if l.leader != from && self.cfg.observer_master => self.om_step(from, msg),
+                Role::Learning(l) if l.leader != from && om => self.om_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
                 Role::Looking => {
                     if matches!(msg, Message::LearnerInfo { .. }) {
@@ -556,12 +555,26 @@ impl Node {
         if self.last_seen.as_ref().is_some_and(|l| l.version <= m.version) {
             self.last_seen = None;
         }
+        if let (Some(seed), Some(_)) = (self.cfg.observer_master_seed, &self.learner_masters) {
+            // `updateObserverMasterList` on every new configuration: the new voters, shuffled
+            // again (the seed mixed with the version: randomness stays an input), tried from
+            // the first. A connection to a learner master stays up (a removed follower keeps
+            // following as a non-voter, and serving its observers); the next round uses the
+            // new list.
+            let seed = seed ^ (m.version as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.learner_masters = Some(crate::observer_master::LearnerMasters::new(self.cfg.voters.iter().copied(), seed));
+        }
         self.actions.push(Action::ConfigActivated { data: text, version: m.version });
         if self.last_seen.is_none() {
             // setQuorumVerifier: the last seen is the one in force now (no `.next` file).
             self.actions.push(Action::LastSeenConfig { data: None });
         }
-        let leader = self.leader();
+        // processReconfig compares with the current vote's leader (`updateVote`): for an
+        // observer syncing from a follower's observer master, the leader, not that follower.
+        let leader = match &self.role {
+            Role::Learning(_) => Some(ServerId(self.election.current_vote.leader)),
+            _ => self.leader(),
+        };
         let leader_change = match designated {
             Some(d) => leader.is_some_and(|l| l != d),
             None => leader.is_some_and(|l| !self.cfg.voters.contains(&l)),

@@ -84,9 +84,20 @@
 //! - The follower drops a connection that sends OBSERVERINFO before its own sync is over
 //!   (ZooKeeper's port is not open yet then; rzk's host opens it at the same moment, so this
 //!   is only a race) and FOLLOWERINFO at any time.
-//! - The observer takes the first address of a multi-address voter (ZooKeeper: the
-//!   reachable one). Its list is not re-read on a reconfig (ZooKeeper's is): rzk refuses
-//!   `observerMasterPort` with `reconfigEnabled`.
+//! - A multi-address voter: the host tries each of its addresses at the observer master
+//!   port and keeps the first that connects (ZooKeeper takes one, the reachable one, when it
+//!   builds the list; rzk checks no reachability anywhere).
+//!
+//! # With reconfig (`reconfigEnabled`)
+//! As ZooKeeper's `setQuorumVerifier` calls `updateObserverMasterList`, every activated
+//! configuration rebuilds the list from its voters, shuffled again (the seed mixed with the
+//! version) and tried from the first. Every server with the setting keeps both sides and uses
+//! the one of its current type (a reconfig converts it): the list as an observer, the
+//! observer master as a participant that follows (`Node::om_enabled`). The connection in use
+//! is not dropped for a new list: only a designated leader other than the vote's leader
+//! (`processReconfig`'s `updateVote`), or a change of its own type, starts a new round. A
+//! follower removed by a reconfig goes on following as a non-voter and goes on serving its
+//! observers, as ZooKeeper's; INFORMANDACTIVATE reaches them through it like any INFORM.
 //! - The AdminServer's `observers` lists no observer details (the count only).
 //!
 //! # What is here
@@ -117,8 +128,9 @@ pub(crate) enum ObserverPhase {
 pub(crate) struct ObserverHandler {
     phase: ObserverPhase,
     last_recv: u64,
-    /// Commits between its NEWLEADER and its ACK, sent after UPTODATE.
-    held: Vec<Entry>,
+    /// Commits between its NEWLEADER and its ACK (INFORM / INFORMANDACTIVATE), sent after
+    /// UPTODATE.
+    held: Vec<Message>,
 }
 
 /// Most commits held for one observer between its NEWLEADER and its ACK; beyond, it is
@@ -131,6 +143,12 @@ impl Node {
             Role::Learning(l) => Some(&mut l.observers),
             _ => None,
         }
+    }
+
+    /// `observerMasterPort` and a participant now (a reconfig may convert it): as a
+    /// FOLLOWING node it serves observers (ZooKeeper's Follower starts an ObserverMaster).
+    pub fn om_enabled(&self) -> bool {
+        self.cfg.observer_master && self.cfg.learner_type() == crate::types::LearnerType::Participant
     }
 
     pub(crate) fn om_has_observers(&self) -> bool {
@@ -164,8 +182,8 @@ impl Node {
                 h.phase = ObserverPhase::Active;
                 let held = std::mem::take(&mut h.held);
                 self.send(from, Message::UpToDate);
-                for e in held {
-                    self.send(from, Message::Inform(e));
+                for m in held {
+                    self.send(from, m);
                 }
             }
             // The ACK after UPTODATE, and PING replies (their session touches are the
@@ -206,15 +224,24 @@ impl Node {
         }
     }
 
-    /// A txn this follower committed: INFORM to its observers.
+    /// A txn this follower committed: INFORM to its observers, INFORMANDACTIVATE (with the
+    /// designated leader) for one the leader committed with COMMITANDACTIVATE.
     pub(crate) fn om_delivered(&mut self, e: Entry) {
+        let designated = match &mut self.role {
+            Role::Learning(l) => l.activations.remove(&e.zxid),
+            _ => None,
+        };
+        let msg = match designated {
+            Some(leader) => Message::InformAndActivate { entry: e, leader },
+            None => Message::Inform(e),
+        };
         let mut send = Vec::new();
         let mut drop = Vec::new();
         if let Some(hs) = self.om_handlers() {
             for (sid, h) in hs.iter_mut() {
                 match h.phase {
                     ObserverPhase::Active => send.push(*sid),
-                    ObserverPhase::NewLeaderSent if h.held.len() < HELD_MAX => h.held.push(e.clone()),
+                    ObserverPhase::NewLeaderSent if h.held.len() < HELD_MAX => h.held.push(msg.clone()),
                     ObserverPhase::NewLeaderSent => drop.push(*sid),
                     // Its sync, still to come, starts from what is committed then.
                     ObserverPhase::LeaderInfoSent => {}
@@ -222,7 +249,7 @@ impl Node {
             }
         }
         for sid in send {
-            self.send(sid, Message::Inform(e.clone()));
+            self.send(sid, msg.clone());
         }
         for sid in drop {
             self.om_drop(sid, true);
@@ -274,7 +301,7 @@ impl Node {
 
     /// The observers synced from this follower (`zk_synced_observers`).
     pub fn synced_observers(&self) -> Option<usize> {
-        if !self.cfg.observer_master {
+        if !self.om_enabled() {
             return None;
         }
         match &self.role {

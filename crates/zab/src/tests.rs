@@ -764,3 +764,35 @@ fn a_follower_serves_its_observers_as_an_observer_master() {
     all.extend(more);
     assert_eq!(net.state[&ServerId(4)], all);
 }
+
+#[test]
+fn an_observer_rebuilds_its_learner_masters_on_a_reconfig() {
+    // reconfigEnabled with observerMasterPort (ZooKeeper's `updateObserverMasterList` in
+    // `setQuorumVerifier`): an activated configuration replaces the observer's list with its
+    // voters, shuffled again; the connection to its learner master stays up while the leader
+    // is still the designated one (the vote's leader is compared, not the follower it syncs
+    // from), and the next round takes the new list.
+    let seed = 7;
+    let (mut net, order) = observer_master_net(seed, true);
+    net.nodes.get_mut(&ServerId(4)).unwrap().cfg.reconfig_enabled = true;
+    net.run(100);
+    let master = order[0];
+    assert_eq!(net.nodes[&ServerId(4)].leader(), Some(master));
+    let text = Bytes::from_static(
+        b"server.1=a:1:2:participant\nserver.3=c:1:2:participant\nserver.5=e:1:2:participant\nserver.4=d:1:2:observer\nversion=100000007",
+    );
+    let obs = net.nodes.get_mut(&ServerId(4)).unwrap();
+    assert!(obs.activate(text, Some(ServerId(3))).unwrap());
+    assert_eq!(obs.state(), ServerState::Observing, "still observing through its learner master");
+    assert_eq!(obs.leader(), Some(master));
+    let mut listed = obs.learner_masters.as_ref().unwrap().order().to_vec();
+    listed.sort();
+    assert_eq!(listed, vec![ServerId(1), ServerId(3), ServerId(5)]);
+    // A designated leader other than its leader: a new election round (processReconfig's
+    // leader change), from the new list.
+    let text = Bytes::from_static(
+        b"server.1=a:1:2:participant\nserver.3=c:1:2:participant\nserver.5=e:1:2:participant\nserver.4=d:1:2:observer\nversion=100000008",
+    );
+    assert!(obs.activate(text, Some(ServerId(1))).unwrap());
+    assert_eq!(obs.state(), ServerState::Looking);
+}

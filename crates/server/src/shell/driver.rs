@@ -74,15 +74,14 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.reconfig_enabled = cfg.reconfig_enabled;
     z.sync_enabled = cfg.sync_enabled;
     if cfg.observer_master_port.is_some() {
-        if cfg.peer_type_for(my_id) == rzk_config::PeerType::Observer {
-            // An observer syncing from the voters' observer masters, in an order shuffled by
-            // a random seed, as ZooKeeper's `updateObserverMasterList` shuffles its list.
-            use std::hash::{BuildHasher, Hasher};
-            z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
-        } else {
-            // A follower serving observers (ZooKeeper's ObserverMaster).
-            z.observer_master = true;
-        }
+        // Both sides, whatever this server's type at start-up (a reconfig may convert it, as
+        // ZooKeeper builds its list on every peer and starts an ObserverMaster in every
+        // Follower): as an observer it syncs from the voters' observer masters, in an order
+        // shuffled by a random seed (`updateObserverMasterList`); as a follower it serves
+        // observers (ZooKeeper's ObserverMaster).
+        use std::hash::{BuildHasher, Hasher};
+        z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
+        z.observer_master = true;
     }
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
@@ -509,12 +508,10 @@ pub async fn run_with_audit(
         None => None,
         Some(id) => {
             let mut limits = peer::NetLimits::from_config(&cfg);
-            // observerMasterPort: an observer connects there, a participant listens there.
-            if cfg.peer_type_for(id) == rzk_config::PeerType::Observer {
-                limits.learner_master_port = cfg.observer_master_port;
-            } else {
-                limits.observer_master_port = cfg.observer_master_port;
-            }
+            // observerMasterPort: an observer connects there (its OBSERVERINFO), a follower
+            // listens there (when its node says so); a reconfig may make it either.
+            limits.learner_master_port = cfg.observer_master_port;
+            limits.observer_master_port = cfg.observer_master_port;
             limits.security = super::peersec::PeerSecurity::from_config(&cfg).map_err(other)?;
             tracing::info!(security = %limits.security.describe(), "links between servers");
             if let Some(ctx) = limits.security.tls.clone() {

@@ -157,9 +157,9 @@ pub struct NetLimits {
     pub snap_scanner: SnapScannerFactory,
     /// TLS and SASL on the peer sockets (default: plaintext, no SASL).
     pub security: PeerSecurity,
-    /// An observer's `observerMasterPort`: its quorum connections (to the voter it syncs
-    /// from) go to that port on the voter's first quorum host, as ZooKeeper's observer
-    /// builds its list of learner masters.
+    /// `observerMasterPort` as an observer uses it: its OBSERVERINFO connections (to the
+    /// voter it syncs from) go to that port on the voter's quorum hosts, as ZooKeeper's
+    /// observer builds its list of learner masters.
     pub learner_master_port: Option<u16>,
     /// A participant's `observerMasterPort`: the port [`PeerNet::observer_master`] opens on
     /// its quorum host (observers' connections there are quorum connections like any).
@@ -488,9 +488,10 @@ impl PeerNet {
                 let frame = Bytes::from(v.to_notification(config_data).encode_frame());
                 s.queue_notification(to, frame);
             }
-            Message::LearnerInfo { .. } => {
+            Message::LearnerInfo { observer, .. } => {
+                let observer = *observer;
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
-                s.open_quorum(to, encode(&p));
+                s.open_quorum(to, encode(&p), observer);
             }
             Message::Snap { snapshot, .. } => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
@@ -770,12 +771,19 @@ impl Shared {
 
     // ---- quorum port ----
 
-    /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
-    fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
+    /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port; an
+    /// OBSERVERINFO with `observerMasterPort` set goes to that port instead, on each of the
+    /// voter's quorum hosts (ZooKeeper's `updateObserverMasterList` takes one address per
+    /// voter, the reachable one; rzk checks no reachability and keeps the first address that
+    /// connects, as for a learner's connection to its leader). Whether the node is an
+    /// observer is its own business (a reconfig converts it): OBSERVERINFO says so.
+    fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>, observer: bool) {
         let Some(mut addrs) = self.addrs(to) else { return };
-        if let Some(port) = self.limits.learner_master_port {
+        if let (Some(port), true) = (self.limits.learner_master_port, observer) {
             addrs.quorum_port = port;
-            addrs.also.clear();
+            for a in &mut addrs.also {
+                a.1 = port;
+            }
         }
         let mut st = self.lock();
         if st.closed {
