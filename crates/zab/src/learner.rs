@@ -55,11 +55,17 @@ pub(crate) struct Learner {
     /// COMMITANDACTIVATE's designated leader by zxid, until that txn is delivered: it goes
     /// on to the observers as INFORMANDACTIVATE (`ObserverMaster.informAndActivate`).
     pub(crate) activations: std::collections::BTreeMap<Zxid, ServerId>,
+    /// An observer's reconnect delay: it connects (OBSERVERINFO) at this tick.
+    connect_at: Option<u64>,
 }
 
 impl Learner {
     pub fn is_up_to_date(&self) -> bool {
         self.phase == Phase::Broadcast
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observer
     }
 }
 
@@ -71,7 +77,9 @@ impl Node {
         }
     }
 
-    pub(crate) fn become_learner(&mut self, leader: ServerId) {
+    /// Follows or observes `leader`, connecting at once or after `delay` ticks (an
+    /// observer's reconnect delay).
+    pub(crate) fn become_learner(&mut self, leader: ServerId, delay: u64) {
         let observer = self.cfg.learner_type() == LearnerType::Observer;
         self.early_learners.clear();
         let l = Learner {
@@ -84,10 +92,13 @@ impl Node {
             new_leader_config: None,
             observers: Default::default(),
             activations: Default::default(),
+            connect_at: (delay > 0).then_some(self.now + delay),
         };
         self.set_role(Role::Learning(Box::new(l)));
-        let accepted_epoch = self.accepted_epoch;
-        self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+        if delay == 0 {
+            let accepted_epoch = self.accepted_epoch;
+            self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+        }
     }
 
     pub(crate) fn learner_step(&mut self, from: ServerId, msg: Message) {
@@ -282,6 +293,17 @@ impl Node {
 
     fn learner_tick_inner(&mut self) {
         let now = self.now;
+        if let Some(at) = self.learner().connect_at {
+            if now >= at {
+                let l = self.learner();
+                l.connect_at = None;
+                l.last_recv = now;
+                let (leader, observer) = (l.leader, l.observer);
+                let accepted_epoch = self.accepted_epoch;
+                self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+            }
+            return;
+        }
         let (phase, last) = {
             let l = self.learner();
             (l.phase, l.last_recv)

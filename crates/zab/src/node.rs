@@ -97,6 +97,8 @@ pub struct Node {
     /// snapshot on disk: before anything is logged again the state is checkpointed.
     pub(crate) unlogged: bool,
     /// An observer with `observerMasterPort`: the voters it syncs from, in turn.
+    /// The state of the node's random draws (the observer's delays), from `cfg.random_seed`.
+    pub(crate) rng_state: u64,
     pub(crate) learner_masters: Option<crate::observer_master::LearnerMasters>,
 }
 
@@ -155,6 +157,7 @@ impl Node {
         let learner_masters =
             cfg.observer_master_seed.map(|seed| crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed));
         Ok(Node {
+            rng_state: cfg.random_seed,
             learner_masters,
             election: Election::new(&cfg),
             cfg,
@@ -624,6 +627,15 @@ impl Node {
         self.last_seen.as_ref().filter(|m| m.version > self.cfg.config_version)
     }
 
+    /// A random number of ticks below `bound` (ZooKeeper's `ThreadLocalRandom.nextLong`);
+    /// 0 when `bound` is 0.
+    pub(crate) fn random_ticks_below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        crate::observer_master::splitmix64(&mut self.rng_state) % bound
+    }
+
     /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.
     pub(crate) fn go_looking(&mut self) {
         match &self.role {
@@ -635,11 +647,20 @@ impl Node {
             }
             Role::Learning(l) => {
                 let p = l.leader;
+                let observing = l.is_observer();
                 let observers: Vec<ServerId> = l.observers.keys().copied().collect();
                 self.actions.push(Action::Disconnect { peer: p });
                 // An observer master stops with the following (`ObserverMaster.stop`).
                 for o in observers {
                     self.actions.push(Action::Disconnect { peer: o });
+                }
+                // An observer waits before its election (`waitForObserverElectionDelay`),
+                // LOOKING meanwhile.
+                let delay = if observing { self.random_ticks_below(self.cfg.observer_election_delay_ticks) } else { 0 };
+                if delay > 0 {
+                    self.set_role(Role::Looking);
+                    self.election.start_at = Some(self.now + delay);
+                    return;
                 }
             }
             Role::Looking => {}

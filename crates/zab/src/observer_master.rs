@@ -334,15 +334,22 @@ impl LearnerMasters {
 
     /// The entry for the next OBSERVING round; `None` without voters.
     pub fn next_master(&mut self) -> Option<ServerId> {
+        self.next_master_wrapped().map(|(sid, _)| sid)
+    }
+
+    /// [`LearnerMasters::next_master`], and whether the list had been gone round (where
+    /// ZooKeeper's observer waits its reconnect delay).
+    pub fn next_master_wrapped(&mut self) -> Option<(ServerId, bool)> {
         if self.order.is_empty() {
             return None;
         }
-        if self.next >= self.order.len() {
+        let wrapped = self.next >= self.order.len();
+        if wrapped {
             self.next = 0;
         }
         let sid = self.order[self.next];
         self.next += 1;
-        Some(sid)
+        Some((sid, wrapped))
     }
 
     /// The list in the order it is tried.
@@ -351,7 +358,7 @@ impl LearnerMasters {
     }
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

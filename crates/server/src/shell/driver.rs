@@ -73,6 +73,15 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
     z.sync_enabled = cfg.sync_enabled;
+    // The observer's random delays (Observer's reconnect and election delays), in node
+    // ticks rounded up, drawn from a random seed.
+    let ticks = |ms: i64| (ms.max(0) as u64).div_ceil(NODE_TICK_MS as u64);
+    z.observer_reconnect_delay_ticks = ticks(cfg.observer_reconnect_delay_ms);
+    z.observer_election_delay_ticks = ticks(cfg.observer_election_delay_ms);
+    {
+        use std::hash::{BuildHasher, Hasher};
+        z.random_seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    }
     if cfg.observer_master_port.is_some() {
         // Both sides, whatever this server's type at start-up (a reconfig may convert it, as
         // ZooKeeper builds its list on every peer and starts an ObserverMaster in every

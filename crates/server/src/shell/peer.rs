@@ -164,6 +164,9 @@ pub struct NetLimits {
     /// A participant's `observerMasterPort`: the port [`PeerNet::observer_master`] opens on
     /// its quorum host (observers' connections there are quorum connections like any).
     pub observer_master_port: Option<u16>,
+    /// The pause between a learner's attempts to connect to its leader
+    /// (`zookeeper.leaderConnectDelayDuringRetryMs`, 100 ms).
+    pub leader_connect_retry_delay: Duration,
 }
 
 impl Default for NetLimits {
@@ -182,6 +185,7 @@ impl Default for NetLimits {
             security: PeerSecurity::default(),
             learner_master_port: None,
             observer_master_port: None,
+            leader_connect_retry_delay: LEADER_CONNECT_RETRY_DELAY,
         }
     }
 }
@@ -194,6 +198,7 @@ impl NetLimits {
             packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
             connect_timeout: Duration::from_millis(cfg.cnx_timeout_ms as u64),
             listen_on_all_ips: cfg.quorum_listen_on_all_ips,
+            leader_connect_retry_delay: Duration::from_millis(cfg.leader_connect_delay_during_retry_ms.max(0) as u64),
             ..NetLimits::default()
         }
     }
@@ -1169,7 +1174,8 @@ async fn election_writer(shared: &Shared, peer: ServerId, mut wr: PeerWrite, wak
 
 /// Attempts at connecting to the leader's quorum port (ZooKeeper's `Learner`: 5).
 const LEADER_CONNECT_TRIES: u32 = 5;
-/// The pause between them (ZooKeeper's `leaderConnectDelayDuringRetryMs`, 100 ms).
+/// The pause between them by default (ZooKeeper's `leaderConnectDelayDuringRetryMs`, 100
+/// ms; `NetLimits::leader_connect_retry_delay`).
 const LEADER_CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// A learner's connection to the leader's quorum port; its first queued packet is the
@@ -1200,7 +1206,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
                 tracing::debug!(my_id = %shared.my_id, peer = %to, tries, "connecting to the leader's quorum port: {e}; retrying");
-                tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY).await;
+                tokio::time::sleep(shared.limits.leader_connect_retry_delay).await;
             }
             Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
             Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
