@@ -1828,10 +1828,8 @@ impl<'o> Parser<'o> {
                 return Err(self.invalid("syncLimit", "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)"));
             }
         }
-        if self.cfg.observer_master_port.is_some() {
-            if participants == 0 || (participants == 1 && self.cfg.standalone_enabled) {
-                return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
-            }
+        if self.cfg.observer_master_port.is_some() && (participants == 0 || (participants == 1 && self.cfg.standalone_enabled)) {
+            return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
         }
         Ok(())
     }

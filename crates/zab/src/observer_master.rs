@@ -73,6 +73,10 @@
 //! round (the learner's connect retries, bounded by initLimit), then moves on.
 //!
 //! # How rzk does it, and where it differs
+//! - `zookeeper.observerMaster.sizeLimit` bounds ZooKeeper's retained queue, which covers
+//!   the race between an observer's sync and the start of its forwarding (two threads); rzk
+//!   has no such race and keeps no queue, so any limit holds and no observer falls out of it
+//!   (the commits held for one observer during its sync are bounded by `HELD_MAX`).
 //! - The follower syncs an observer from its window in memory only: DIFF (with the
 //!   committed txns the observer lacks as PROPOSAL + COMMIT) when the window holds the
 //!   observer's last zxid, TRUNC when the observer is ahead, else SNAP. ZooKeeper would also
