@@ -159,7 +159,11 @@ def test_observer_masters_follow_reconfig(kinds):
         pytest.skip("Apache ZooKeeper not installed")
     if RZK in kinds and not h.rzk_available():
         pytest.skip("rzk binary not found at %s" % h.rzk_binary())
-    from test_reconfig import own_line
+    from test_reconfig import dynamic_files, own_line
+
+    def activated(m, conf: bytes) -> bool:
+        version = conf.decode().splitlines()[-1][len("version="):]
+        return version in dynamic_files(m)
 
     port = ze._port_pool(1)[0]
     cfg = {"observerMasterPort": port, "reconfigEnabled": "true", "skipACL": "yes"}
@@ -184,6 +188,8 @@ def test_observer_masters_follow_reconfig(kinds):
         try:
             conf, _ = zk.reconfig(joining=None, leaving=str(first), new_members=None)
             assert "server.%d=" % first not in conf.decode(), conf
+            # INFORMANDACTIVATE through its follower: the observer runs the new configuration.
+            h.wait_until(lambda: activated(obs, conf), 30, 0.2, "the observer's dynamic file without s%d" % first)
             paths += via_leader.create_each(["/removed%d" % i for i in range(3)], b"r")
             via_obs.sync_read_each(paths)
             paths += via_obs.create_each(["/obs-removed%d" % i for i in range(2)], b"o")
@@ -201,6 +207,8 @@ def test_observer_masters_follow_reconfig(kinds):
             assert new.wait_serving() == "follower", new.log_tail()
             conf, _ = zk.reconfig(joining=own_line(new), leaving=None, new_members=None)
             assert "server.5=" in conf.decode(), conf
+            h.wait_until(lambda: activated(obs, conf), 30, 0.2, "the observer's dynamic file with s5")
+            assert master_of(obs) == other, "still syncing from s%d" % other
             paths += via_leader.create_each(["/added%d" % i for i in range(3)], b"a")
             via_obs.sync_read_each(paths)
 
