@@ -91,6 +91,17 @@ impl PeerAddrs {
             .collect()
     }
 
+    /// Where an observer reaches this voter's observer master: every one of its quorum
+    /// hosts at the observer's own `observerMasterPort` (ZooKeeper's
+    /// `updateObserverMasterList` keeps one of them, the reachable one).
+    fn at_learner_master_port(mut self, port: u16) -> PeerAddrs {
+        self.quorum_port = port;
+        for a in &mut self.also {
+            a.1 = port;
+        }
+        self
+    }
+
     /// Every address: (host, quorum port, election port), the first one first.
     fn all(&self) -> Vec<(String, u16, u16)> {
         let mut v = vec![(self.host.clone(), self.quorum_port, self.election_port)];
@@ -785,10 +796,7 @@ impl Shared {
     fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>, observer: bool) {
         let Some(mut addrs) = self.addrs(to) else { return };
         if let (Some(port), true) = (self.limits.learner_master_port, observer) {
-            addrs.quorum_port = port;
-            for a in &mut addrs.also {
-                a.1 = port;
-            }
+            addrs = addrs.at_learner_master_port(port);
         }
         let mut st = self.lock();
         if st.closed {
@@ -1474,6 +1482,14 @@ async fn read_now(rd: &mut PeerRead, buf: &mut BytesMut) -> io::Result<Option<us
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_observer_reaches_a_multi_address_voter_at_its_master_port_on_every_address() {
+        let a = PeerAddrs { host: "10.0.0.1".into(), quorum_port: 2888, election_port: 3888, also: vec![("10.0.1.1".into(), 2889, 3889)] };
+        let m = a.at_learner_master_port(2191);
+        assert_eq!(m.all(), vec![("10.0.0.1".to_string(), 2191, 3888), ("10.0.1.1".to_string(), 2191, 3889)]);
+    }
+
     use super::*;
     use rzk_proto::quorum::{
         sync_packet, ForwardedRequest, LearnerInfo, RevalidateReply, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
