@@ -18,6 +18,10 @@ compatibility both ways). In each:
 * itself killed and restarted, behind by a few writes, then by more than a follower keeps in
   memory, it syncs from that follower again (DIFF, SNAP) and its client's session comes back;
 * the follower back, every member ends with the same tree and the history checks.
+
+With `reconfigEnabled=true` too (`test_observer_masters_follow_reconfig`): the observer's
+list of learner masters follows the voters of each new configuration (a follower removed,
+then a new voter added), in the same four combinations.
 """
 
 from __future__ import annotations
@@ -51,27 +55,6 @@ def mntr(m: ze.Member) -> Dict[str, str]:
 def master_of(obs: ze.Member) -> int:
     v = mntr(obs).get("zk_observer_master_id")
     return int(v) if v not in (None, "") else -1
-
-
-def test_rzk_refuses_observer_master_port_with_reconfig_naming_the_key(tmp_path):
-    """rzk's observers do not re-read their list of voters on a reconfig (ZooKeeper's do):
-    the two together stop start-up, naming the key."""
-    if not h.rzk_available():
-        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
-    ports = ze._port_pool(10)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "myid").write_text("1\n")
-    lines = ["tickTime=500", "initLimit=10", "syncLimit=10", "dataDir=%s" % data, "clientPort=%d" % ports[0],
-             "clientPortAddress=127.0.0.1", "observerMasterPort=%d" % ports[1], "reconfigEnabled=true"]
-    for sid in range(1, 5):
-        lines.append("server.%d=127.0.0.1:%d:%d%s" % (sid, ports[2 * sid], ports[2 * sid + 1], ":observer" if sid == 4 else ""))
-    cfg = tmp_path / "zoo.cfg"
-    cfg.write_text("\n".join(lines) + "\n")
-    r = h.run_bounded([str(h.rzk_binary()), "server", "--config", str(cfg)], timeout=20)
-    out = (r.stdout or b"") + (r.stderr or b"")
-    assert r.returncode != 0, out
-    assert b"observerMasterPort" in out, out
 
 
 @pytest.mark.parametrize("kinds", [
@@ -155,3 +138,93 @@ def test_observer_syncs_from_a_follower_and_moves_on_when_it_dies(kinds):
         via_obs.close()
         via_voters.close()
         assert_history(hist, final_state(ens.leader(), paths))
+
+
+@pytest.mark.parametrize("kinds", [
+    pytest.param([ZK, ZK, ZK, ZK, ZK], id="zookeeper"),
+    pytest.param([RZK, RZK, RZK, RZK, RZK], id="rzk"),
+    pytest.param([ZK, ZK, ZK, RZK, ZK], id="rzk-observer"),
+    pytest.param([RZK, RZK, RZK, ZK, RZK], id="zookeeper-observer"),
+])
+def test_observer_masters_follow_reconfig(kinds):
+    """`observerMasterPort` with `reconfigEnabled=true` (ZooKeeper 3.8 rebuilds the observer's
+    list of learner masters from the voters of every new configuration,
+    `updateObserverMasterList`): voters s1-s3, observer s4 syncing from a follower F.
+    `reconfig` removes F (a removed server keeps following as a non-voter, so the observer
+    may stay on it) and the observer keeps serving reads that include later writes; F
+    stopped, the observer moves to the one follower left. s5, never in the observer's
+    start-up configuration, joins and `reconfig` adds it as a voter; the follower left
+    stopped, the observer syncs from s5 (its rebuilt list) and still serves every write."""
+    if ZK in kinds and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    if RZK in kinds and not h.rzk_available():
+        pytest.skip("rzk binary not found at %s" % h.rzk_binary())
+    from test_reconfig import dynamic_files, own_line
+
+    def activated(m, conf: bytes) -> bool:
+        version = conf.decode().splitlines()[-1][len("version="):]
+        return version in dynamic_files(m)
+
+    port = ze._port_pool(1)[0]
+    cfg = {"observerMasterPort": port, "reconfigEnabled": "true", "skipACL": "yes"}
+    with ze.Ensemble(kinds, 5, observers=[4], proxied=False, member_hosts=True, name="obs-master-reconfig",
+                     extra_cfg=cfg, client_addresses=True, start_only=[1, 2, 3, 4]) as ens:
+        leader = ens.wait_for_leader(60, members=[ens.member(s) for s in (1, 2, 3)])
+        obs = ens.member(4)
+        assert obs.wait_serving() == "observer"
+        h.wait_until(lambda: master_of(obs) > 0 and master_of(obs) != leader.sid, 30, 0.2,
+                     "the observer's learner master")
+        first = master_of(obs)
+        other = [s for s in (1, 2, 3) if s not in (first, leader.sid)][0]
+        print("leader s%d; the observer syncs from s%d" % (leader.sid, first))
+
+        hist: List = []
+        via_obs = ze.FailoverClient("via-observer", [obs], hist)
+        via_leader = ze.FailoverClient("via-leader", [leader], hist)
+        paths = ze.create_alternating(((via_obs, "o"), (via_leader, "v")), 3)
+        via_obs.sync_read_each(paths)
+
+        zk = kazoo(leader.hosts)
+        try:
+            conf, _ = zk.reconfig(joining=None, leaving=str(first), new_members=None)
+            assert "server.%d=" % first not in conf.decode(), conf
+            # INFORMANDACTIVATE through its follower: the observer runs the new configuration.
+            h.wait_until(lambda: activated(obs, conf), 30, 0.2, "the observer's dynamic file without s%d" % first)
+            paths += via_leader.create_each(["/removed%d" % i for i in range(3)], b"r")
+            via_obs.sync_read_each(paths)
+            paths += via_obs.create_each(["/obs-removed%d" % i for i in range(2)], b"o")
+
+            ens.member(first).stop()
+            paths += via_leader.create_each(["/stopped%d" % i for i in range(3)], b"s")
+            h.wait_until(lambda: master_of(obs) == other and obs.mode() == "observer", 60, 0.3,
+                         "the observer syncing from s%d" % other)
+            print("s%d removed and stopped; the observer syncs from s%d" % (first, other))
+            via_obs.sync_read_each(paths)
+
+            new = ens.member(5)
+            new.servers = sorted([leader.sid, other, 4, 5])
+            new.start()
+            assert new.wait_serving() == "follower", new.log_tail()
+            conf, _ = zk.reconfig(joining=own_line(new), leaving=None, new_members=None)
+            assert "server.5=" in conf.decode(), conf
+            h.wait_until(lambda: activated(obs, conf), 30, 0.2, "the observer's dynamic file with s5")
+            assert master_of(obs) == other, "still syncing from s%d" % other
+            paths += via_leader.create_each(["/added%d" % i for i in range(3)], b"a")
+            via_obs.sync_read_each(paths)
+
+            ens.member(other).stop()
+            paths += via_leader.create_each(["/other-stopped%d" % i for i in range(3)], b"s")
+            h.wait_until(lambda: master_of(obs) == 5 and obs.mode() == "observer", 60, 0.3,
+                         "the observer syncing from s5")
+            print("s%d stopped; the observer syncs from s5" % other)
+            via_obs.sync_read_each(paths)
+            paths += via_obs.create_each(["/obs-last%d" % i for i in range(2)], b"o")
+            via_obs.sync_read_each(paths)
+        finally:
+            close(zk)
+        live = [leader, obs, ens.member(5)]
+        ens.wait_converged(members=live)
+        ze.assert_same_trees(live)
+        via_obs.close()
+        via_leader.close()
+        assert_history(hist, final_state(leader, paths))

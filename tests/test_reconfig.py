@@ -926,6 +926,26 @@ def test_zoo_cfg_dynamic_next_at_restart(kind):
 
 
 @pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
+def test_zoo_cfg_dynamic_next_deleted_without_reconfig(kind):
+    """Without `reconfigEnabled` (the ensemble in the static file), a `zoo.cfg.dynamic.next`
+    found at start-up is not read but still deleted: QuorumPeerMain's setQuorumVerifier deletes
+    it at the start of every ensemble member started from a file. Side by side with ZooKeeper
+    3.8."""
+    if kind == "zookeeper" and not h.zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    with ze.Ensemble(kind, 3, proxied=False, name="next-noreconfig") as ens:
+        for m in ens.members:
+            m.wait_serving()
+        f = ens.members[0]
+        f.stop()
+        nxt = f.workdir / "zoo.cfg.dynamic.next"
+        nxt.write_text("server.1=127.0.0.1:1:2:participant\nversion=100000001\n")
+        f.start()
+        f.wait_serving()
+        assert not nxt.exists(), "zoo.cfg.dynamic.next kept at start-up"
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "rzk"])
 def test_a_removed_server_rejoins(kind):
     """A 4-server ensemble: a follower removed by reconfig keeps running (a non-voting
     participant following the leader); the leader is then stopped, the three voters left

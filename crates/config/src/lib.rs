@@ -564,6 +564,22 @@ pub struct ServerConfig {
     /// `zookeeper.leaderServes` (default yes; only "no" turns it off, as ZooKeeper reads
     /// it): whether the leader serves clients.
     pub leader_serves: bool,
+    /// `zookeeper.observer.reconnectDelayMs` (default 0; <= 0: none): an observer waits a
+    /// random time below it before it connects to its leader (or, with observer masters,
+    /// after trying the whole list), as ZooKeeper's `Observer.waitForReconnectDelay`.
+    pub observer_reconnect_delay_ms: i64,
+    /// `zookeeper.observer.election.DelayMs` (default 200; <= 0: none): an observer that
+    /// stops observing waits a random time below it before its election round.
+    pub observer_election_delay_ms: i64,
+    /// `zookeeper.observerMaster.sizeLimit` (default 32 MiB): the bytes a ZooKeeper follower
+    /// keeps of recent commits to cover the race between an observer's sync and the start
+    /// of its forwarding (an observer whose sync point fell out is disconnected). rzk's
+    /// follower syncs and forwards at one zxid (one thread), so it needs no such queue and
+    /// keeps none: any limit holds, and no observer can fall out of it.
+    pub observer_master_size_limit: i32,
+    /// `zookeeper.leaderConnectDelayDuringRetryMs` (default 100): the pause between a
+    /// learner's attempts to connect to its leader (or learner master).
+    pub leader_connect_delay_during_retry_ms: i32,
     /// `zookeeper.connection_throttle_*` (ZooKeeper's `BlueThrottle`; tokens 0: off).
     pub connection_throttle: ConnectionThrottle,
     /// `zookeeper.largeRequestThreshold` (-1: off): requests of more bytes are large.
@@ -707,6 +723,14 @@ const SYSTEM_PROPERTIES_READ: &[&str] = &[
     "zookeeper.request_throttle_drop_stale",
     "zookeeper.throttled_op_wait_time",
     "zookeeper.leaderServes",
+    "zookeeper.observer.reconnectDelayMs",
+    "zookeeper.observer.election.DelayMs",
+    "zookeeper.observerMaster.sizeLimit",
+    "zookeeper.leaderConnectDelayDuringRetryMs",
+    "zookeeper.learner.asyncSending",
+    "zookeeper.learner.closeSocketAsync",
+    "zookeeper.leader.closeSocketAsync",
+    "zookeeper.forceSnapshotSync",
     "zookeeper.log.file",
     "zookeeper.log.maxfilesize",
     "zookeeper.log.maxbackupindex",
@@ -1668,6 +1692,38 @@ impl<'o> Parser<'o> {
         if let Some(b) = self.sys(&["zookeeper.leaderServes"], |v| Ok::<bool, String>(v != "no"))? {
             self.cfg.leader_serves = b;
         }
+        // The observers' and learners' settings (Observer, ObserverMaster, Learner,
+        // LearnerHandler), read as ZooKeeper reads them; a value Java would silently
+        // replace by the default is refused here.
+        let long_ms = |v: &str| java_parse_long(v.trim()).ok_or_else(|| format!("expected a number of milliseconds, got \"{v}\""));
+        if let Some(n) = self.sys(&["zookeeper.observer.reconnectDelayMs"], long_ms)? {
+            self.cfg.observer_reconnect_delay_ms = n.max(0);
+        }
+        if let Some(n) = self.sys(&["zookeeper.observer.election.DelayMs"], long_ms)? {
+            self.cfg.observer_election_delay_ms = n.max(0);
+        }
+        if let Some(n) = self.sys(&["zookeeper.observerMaster.sizeLimit"], |v| decoded_int(v.trim(), i32::MIN, "a number of bytes"))? {
+            self.cfg.observer_master_size_limit = n;
+        }
+        if let Some(n) =
+            self.sys(&["zookeeper.leaderConnectDelayDuringRetryMs"], |v| decoded_int(v.trim(), 0, "a number of milliseconds"))?
+        {
+            self.cfg.leader_connect_delay_during_retry_ms = n;
+        }
+        // Whether a learner sends from its own thread and whether either side closes a
+        // socket from another thread: rzk's shell always does both from each connection's
+        // own task, which leaves the packets, their order and the node's decisions as with
+        // either value.
+        for name in ["zookeeper.learner.asyncSending", "zookeeper.learner.closeSocketAsync", "zookeeper.leader.closeSocketAsync"] {
+            self.sys(&[name], boolean)?;
+        }
+        // LearnerHandler's switch (for tests) that makes every sync a SNAP: rzk's leader
+        // always chooses DIFF, TRUNC or SNAP as ZooKeeper's does by default.
+        let forced = |v: &str| match boolean(v)? {
+            true => Err("rzk's leader has no switch forcing every sync to be a SNAP; remove it or set it to false".to_string()),
+            false => Ok(()),
+        };
+        self.sys(&["zookeeper.forceSnapshotSync"], forced)?;
         Ok(())
     }
 
@@ -1772,17 +1828,8 @@ impl<'o> Parser<'o> {
                 return Err(self.invalid("syncLimit", "syncLimit is not set; a quorum needs it (e.g. syncLimit=5)"));
             }
         }
-        if self.cfg.observer_master_port.is_some() {
-            if participants == 0 || (participants == 1 && self.cfg.standalone_enabled) {
-                return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
-            }
-            if self.cfg.reconfig_enabled {
-                // ZooKeeper re-reads the voters on a reconfig; rzk's observer does not yet.
-                return Err(self.invalid(
-                    "observerMasterPort",
-                    "observers syncing from a follower with reconfigEnabled=true are not supported by rzk yet; remove one of them",
-                ));
-            }
+        if self.cfg.observer_master_port.is_some() && (participants == 0 || (participants == 1 && self.cfg.standalone_enabled)) {
+            return Err(self.invalid("observerMasterPort", "observers syncing from a follower need an ensemble; remove it"));
         }
         Ok(())
     }
@@ -1907,6 +1954,10 @@ impl ServerConfig {
             throttled_op_wait_time_ms: 0,
             connection_throttle: ConnectionThrottle::default(),
             leader_serves: true,
+            observer_reconnect_delay_ms: 0,
+            observer_election_delay_ms: 200,
+            observer_master_size_limit: 32 * 1024 * 1024,
+            leader_connect_delay_during_retry_ms: 100,
             large_request_threshold: -1,
             large_request_max_bytes: 100 * 1024 * 1024,
             metrics_provider_class_name: None,

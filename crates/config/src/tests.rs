@@ -1385,11 +1385,44 @@ fn observer_master_port() {
     assert_eq!(c.observer_master_port, Some(2191));
     assert!(c.check_myid(4).is_ok());
     assert!(c.check_myid(1).is_ok());
-    // Not with reconfigEnabled (the list of voters is not re-read yet), nor standalone.
-    let e = err(&format!("{THREE}server.4=zk4:2888:3888:observer\nobserverMasterPort=2191\nreconfigEnabled=true\n"));
-    assert_eq!(e.key(), Some("observerMasterPort"));
+    // With reconfigEnabled too (the observer's list follows the voters); not standalone.
+    let r = parse(&format!("{THREE}server.4=zk4:2888:3888:observer\nobserverMasterPort=2191\nreconfigEnabled=true\n"));
+    assert_eq!(r.observer_master_port, Some(2191));
     assert_eq!(err_with("observerMasterPort=2191\n").key(), Some("observerMasterPort"));
     // ZooKeeper's conf does not print it.
     let rt = ConfRuntime { my_id: Some(4), ..ConfRuntime::default() };
     assert!(!c.to_conf_4lw(&rt).contains("observerMaster"));
+}
+
+#[test]
+fn observer_and_learner_master_settings() {
+    // ZooKeeper's defaults.
+    let c = with("");
+    assert_eq!(
+        (c.observer_reconnect_delay_ms, c.observer_election_delay_ms, c.observer_master_size_limit, c.leader_connect_delay_during_retry_ms),
+        (0, 200, 32 * 1024 * 1024, 100)
+    );
+    let c = with(
+        "observer.reconnectDelayMs=1500\nobserver.election.DelayMs=0\nobserverMaster.sizeLimit=0x100000\n\
+         leaderConnectDelayDuringRetryMs=250\nlearner.asyncSending=true\nlearner.closeSocketAsync=false\n\
+         leader.closeSocketAsync=true\nforceSnapshotSync=false\n",
+    );
+    assert_eq!(
+        (c.observer_reconnect_delay_ms, c.observer_election_delay_ms, c.observer_master_size_limit, c.leader_connect_delay_during_retry_ms),
+        (1500, 0, 0x100000, 250)
+    );
+    // Read, so no "not a setting rzk uses" warning.
+    for k in ["observer.reconnectDelayMs", "observerMaster.sizeLimit", "learner.asyncSending", "forceSnapshotSync"] {
+        assert!(!c.warnings.iter().any(|(key, _, _)| key == k), "{k}: {:?}", c.warnings);
+        assert!(!has_ignored(&c, k), "{k}");
+    }
+    // Negative delays are no delay, as Observer's `delayValueMs > 0`.
+    assert_eq!(with("observer.reconnectDelayMs=-5\n").observer_reconnect_delay_ms, 0);
+    // A value Java would replace by its default is refused, naming the key.
+    for bad in ["observer.reconnectDelayMs=soon\n", "observerMaster.sizeLimit=big\n", "learner.asyncSending=yes\n"] {
+        let k = bad.split('=').next().unwrap();
+        assert!(err_with(bad).to_string().contains(k), "{bad}");
+    }
+    // No switch forcing SNAP syncs in rzk.
+    assert!(err_with("forceSnapshotSync=true\n").to_string().contains("forceSnapshotSync"));
 }

@@ -1135,7 +1135,7 @@ impl Member {
             CoreAction::Append(record) => self.propose(record),
             CoreAction::Forward { session, cxid, op, body, auth } => {
                 if let Some(leader) = self.leader {
-                    if op == OpCode::Sync as i32 && self.node.config().observer_master {
+                    if op == OpCode::Sync as i32 && self.node.om_enabled() {
                         // In order with the observers' syncs this server relays.
                         self.relay.syncs.push_back(None);
                     }

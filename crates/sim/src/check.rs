@@ -27,6 +27,12 @@
 //!   of the last one it saw proposed); and no leader commits a txn of its epoch after a
 //!   leader of a later epoch was established without it (their lifetimes may overlap while
 //!   acks are in flight, their commits may not diverge).
+//! - **commit quorums**: every txn an established leader commits in broadcast has ACKs
+//!   (cumulative, as the leader counts them) from a quorum of the configuration in force
+//!   (the last committed before it) and, for a reconfig txn, of the configuration it
+//!   proposes.
+//! - **activations**: every configuration a member activates is committed (or is the
+//!   initial one, which a leader re-versions with its epoch's zxid).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -186,6 +192,14 @@ pub struct Checker {
     pub established: BTreeMap<u32, (i64, Zxid, u64)>,
     /// Establishments checked against the configuration in force.
     pub leader_config_checks: u64,
+    /// (epoch, leader, follower) → the highest zxid of that leader's epoch the follower
+    /// acknowledged having logged (an ACK of a proposal, or its NEWLEADER ACK with its log's
+    /// last zxid then): ACKs are cumulative, a log being in zxid order.
+    pub acked_upto: BTreeMap<(u32, i64, i64), Zxid>,
+    /// Broadcast commits checked against their ACKs.
+    pub commit_quorum_checks: u64,
+    /// Configuration activations checked against the committed ones.
+    pub activation_checks: u64,
 }
 
 /// A leader's acceptors: server → (configuration version, its voters) when it ACKed
@@ -247,6 +261,63 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// `follower` told `leader` (of `epoch`) it has logged everything up to `zxid`.
+    pub fn acked(&mut self, epoch: u32, leader: i64, follower: i64, zxid: Zxid) {
+        let e = self.acked_upto.entry((epoch, leader, follower)).or_insert(zxid);
+        *e = (*e).max(zxid);
+    }
+
+    /// The established leader of `zxid`'s epoch delivers it (a broadcast commit): the
+    /// servers that ACKed it, with the leader, must hold a quorum of the configuration in
+    /// force (the last committed before it) and, for a reconfig txn, of the configuration it
+    /// proposes (`reconfig`), as ZooKeeper's Leader needs a quorum of each configuration a
+    /// proposal carries.
+    pub fn leader_committed(&mut self, leader: i64, zxid: Zxid, reconfig: Option<&rzk_zab::Membership>) -> Result<(), String> {
+        self.commit_quorum_checks += 1;
+        let epoch = zxid.epoch();
+        let mut ids: BTreeSet<rzk_zab::ServerId> = self
+            .acked_upto
+            .range((epoch, leader, i64::MIN)..=(epoch, leader, i64::MAX))
+            .filter(|(_, &upto)| upto >= zxid)
+            .map(|(&(_, _, f), _)| rzk_zab::ServerId(f))
+            .collect();
+        ids.insert(rzk_zab::ServerId(leader));
+        let in_force = self.configs.range(..zxid.0).next_back().map(|(v, (m, _))| (*v, m));
+        for (what, version, m) in in_force.map(|(v, m)| ("in force", v, m)).into_iter().chain(reconfig.map(|m| ("proposed", m.version, m)))
+        {
+            if !m.is_quorum(&ids) {
+                let acks: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+                let voters: Vec<String> = m.voters.iter().map(|s| s.to_string()).collect();
+                return Err(format!(
+                    "leader {leader} committed {zxid} with ACKs from [{}] (itself included): no quorum of the configuration {what} \
+                     (version {version:#x}, voters {})",
+                    acks.join(","),
+                    voters.join(",")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `server` activated the configuration `version` at tick `now`: it must be committed
+    /// (a member runs a configuration only once its reconfig txn is, or the initial one).
+    pub fn config_activated(&mut self, server: i64, m: &rzk_zab::Membership, now: u64) -> Result<(), String> {
+        self.activation_checks += 1;
+        let version = m.version;
+        if self.configs.contains_key(&version) {
+            return Ok(());
+        }
+        // A leader gives the initial configuration (version 0) the zxid of its epoch's start
+        // (ZooKeeper's Leader.lead): the same members, never proposed as a txn.
+        let initial = self.configs.get(&0).map(|(c, _)| c);
+        if Zxid(version).counter() == 0
+            && initial.is_some_and(|c| c.voters == m.voters && c.observers == m.observers && c.hierarchy == m.hierarchy)
+        {
+            return Ok(());
+        }
+        Err(format!("server {server} activated configuration {version:#x} at tick {now}, which is not committed"))
     }
 
     /// A server that had applied up to `prev` delivers `zxid` with bytes hashing to `h`.

@@ -160,10 +160,14 @@ pub struct SimConfig {
     /// snapshot and sync again) in every other seed.
     pub observer_sync: bool,
     /// `observerMasterPort` on every member: followers serve observers, which sync from the
-    /// voters in turn. In one seed in three with an observer (not with reconfig, which rzk
-    /// refuses with it). The simulator has no ports: an observer whose turn is the leader
-    /// syncs from it (a real one would find no observer master there and move on).
+    /// voters in turn. In one seed in three with an observer, with the reconfig workload in
+    /// one of five of those (the observer's list follows the voters; removed and converted
+    /// masters). The simulator has no ports: an observer whose turn is the leader syncs from
+    /// it (a real one would find no observer master there and move on).
     pub observer_masters: bool,
+    /// Observers' `observer.reconnectDelayMs` (300 ms) and `observer.election.DelayMs`
+    /// (ZooKeeper's default, 200 ms): in one seed in two with an observer.
+    pub observer_delays: bool,
 }
 
 impl SimConfig {
@@ -208,7 +212,8 @@ impl SimConfig {
             // not with group.N quorums).
             reconfig: seed % 5 == 2 && seed % 7 != 4,
             observer_sync: seed.is_multiple_of(2),
-            observer_masters: observers > 0 && seed % 3 == 1 && !(seed % 5 == 2 && seed % 7 != 4),
+            observer_masters: observers > 0 && seed % 3 == 1,
+            observer_delays: observers > 0 && seed % 2 == 1,
             throttle: match seed % 10 {
                 1 => (3, 100),
                 6 => (4, 0),
@@ -262,6 +267,8 @@ pub struct Report {
     pub checkpoints: u64,
     /// Its observers synced from followers' observer masters.
     pub observer_masters: bool,
+    /// Its observers waited their reconnect and election delays.
+    pub observer_delays: bool,
     /// Observers synced by followers.
     pub observer_syncs: u64,
     pub digest_checks: u64,
@@ -285,6 +292,11 @@ pub struct Report {
     pub activations: u64,
     /// Leaders checked, when established, against the configuration in force.
     pub leader_config_checks: u64,
+    /// Broadcast commits checked against the ACKs (quorums of the configuration in force and,
+    /// for a reconfig, of the one proposed).
+    pub commit_quorum_checks: u64,
+    /// Activations checked to be of committed configurations.
+    pub activation_checks: u64,
     pub replies: u64,
     /// Audit log events the members emitted (the audit log is on in every simulated server).
     pub audit_events: u64,
@@ -524,6 +536,7 @@ impl World {
             observers: cfg.observers,
             observers_without_sync: cfg.observers > 0 && !cfg.observer_sync,
             observer_masters: cfg.observer_masters,
+            observer_delays: cfg.observer_delays,
             local_sessions: cfg.local_sessions,
             read_only: cfg.read_only,
             throttling: cfg.throttle.0 > 0,
@@ -595,12 +608,15 @@ impl World {
         }
         z.outstanding_proposals_max = 200;
         z.sync_enabled = self.cfg.observer_sync;
+        if self.cfg.observer_delays {
+            z.observer_reconnect_delay_ticks = 300 / TICK_MS;
+            z.observer_election_delay_ticks = 200 / TICK_MS;
+            z.random_seed = self.cfg.seed.rotate_left(17) ^ i as u64;
+        }
         if self.cfg.observer_masters {
-            if z.observers.contains(&z.my_id) {
-                z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
-            } else {
-                z.observer_master = true;
-            }
+            // Both sides on every member, as `rzk server` does: a reconfig converts them.
+            z.observer_master_seed = Some(self.cfg.seed ^ (i as u64) << 32);
+            z.observer_master = true;
         }
         if self.cfg.reconfig {
             z.reconfig_enabled = true;
@@ -779,6 +795,8 @@ impl World {
         self.rep.reconfigs_refused = self.chk.reconfigs_refused;
         self.rep.replies = self.chk.replies;
         self.rep.leader_config_checks = self.chk.leader_config_checks;
+        self.rep.commit_quorum_checks = self.chk.commit_quorum_checks;
+        self.rep.activation_checks = self.chk.activation_checks;
         Ok(())
     }
 
@@ -976,13 +994,34 @@ impl World {
                         if let Some(digest) = digest {
                             self.chk.digest(sid, zxid, digest)?;
                         }
-                        if new {
+                        let leading = self.servers[i]
+                            .member
+                            .as_ref()
+                            .is_some_and(|m| m.node().is_serving() && m.node().leading_epoch() == Some(zxid.epoch()));
+                        if new || leading {
                             let rec =
                                 TxnRecord::from_bytes(&data).map_err(|e| format!("server {sid}: undecodable committed txn {zxid}: {e}"))?;
                             if rec.header.zxid != zxid {
                                 return Err(format!("server {sid}: txn header zxid {} under entry {zxid}", rec.header.zxid));
                             }
-                            self.chk.committed_txn(zxid, &rec, self.now)?;
+                            if leading {
+                                // A broadcast commit of the established leader: against its ACKs.
+                                let proposed = match &rec.txn {
+                                    rzk_proto::txn::Txn::Reconfig(r) => {
+                                        let mut m = rzk_zab::Membership::parse(r.data.as_deref().unwrap_or_default())
+                                            .map_err(|e| format!("server {sid}: reconfig {zxid}: {e}"))?;
+                                        if m.version == 0 {
+                                            m.version = zxid.0;
+                                        }
+                                        Some(m)
+                                    }
+                                    _ => None,
+                                };
+                                self.chk.leader_committed(sid, zxid, proposed.as_ref())?;
+                            }
+                            if new {
+                                self.chk.committed_txn(zxid, &rec, self.now)?;
+                            }
                         }
                         self.servers[i].delivered_upto = zxid;
                     }
@@ -1030,11 +1069,16 @@ impl World {
             Output::PeerSend { to, msg } => {
                 if let PeerMsg::Zab(Message::Ack { zxid }) = &msg {
                     // A follower's ACK of NEWLEADER (zxid epoch:0) to the leader it follows:
-                    // it accepts that leader, with the configuration it has now.
+                    // it accepts that leader, with the configuration it has now, and has
+                    // logged its history so far; an ACK of a proposal: logged up to it.
                     let n = self.servers[i].member.as_ref().expect("an output comes from a running member").node();
                     if zxid.counter() == 0 && n.state() == ServerState::Following && n.leader() == Some(to) {
                         let voters = n.config().voters.iter().map(|s| s.0).collect();
                         self.chk.newleader_acked(zxid.epoch(), to.0, i as i64 + 1, n.config().config_version, voters);
+                        self.chk.acked(zxid.epoch(), to.0, i as i64 + 1, n.last_logged());
+                    } else if zxid.counter() != 0 {
+                        // Whatever happens to it on the way: the checker only gets weaker.
+                        self.chk.acked(zxid.epoch(), to.0, i as i64 + 1, *zxid);
                     }
                 }
                 self.send(i, (to.0 - 1) as usize, Wire::Msg(msg))
@@ -1071,8 +1115,11 @@ impl World {
             }
             // rzk leaders commit no reconfiguration, so no member of the simulator stops.
             // The simulator's servers all know each other's addresses; no files to write.
-            Output::ConfigActivated { data, .. } => {
+            Output::ConfigActivated { data, version } => {
                 self.rep.activations += 1;
+                let mut m = rzk_zab::Membership::parse(&data).map_err(|e| format!("server {}: activated configuration: {e}", i + 1))?;
+                m.version = version;
+                self.chk.config_activated(i as i64 + 1, &m, self.now)?;
                 self.servers[i].config_file = Some(data);
             }
             // The `.next` file: the simulator keeps only the last activated configuration.
@@ -1559,7 +1606,7 @@ pub fn summarize(reports: &[Report]) -> String {
     let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
     let by_size = |n: usize| reports.iter().filter(|r| r.voters == n).count();
     format!(
-        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
+        "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters, {} of them with reconfig: {} syncs by followers; {} with the observers' reconnect and election delays); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
          protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
@@ -1571,7 +1618,8 @@ pub fn summarize(reports: &[Report]) -> String {
          {} watch events, each matching a watch the client holds; {} watch-order checks (no reply shows a change before its watch event); \
          {} sessions on read-only members, {} writes refused there with NotReadOnly, {} requests answered ThrottledOp; \
          {} audit log events, {} acknowledged writes found in the audit log of the server that answered them; \
-         reconfig: {} committed, {} refused, {} configurations activated on members; \
+         reconfig: {} committed, {} refused, {} configurations activated on members, each committed; \
+         {} broadcast commits, each with ACKs from a quorum of the configuration in force (and of the one a reconfig proposes); \
          {} leaders established, each alone in its epoch and with a quorum of the configuration in force among its NEWLEADER acks, \
          no txn of an earlier epoch committed beyond a later leader's initial history\n\
          liveness: after healing, a leader, {} new writes and full convergence in {} ticks at most ({} on average)",
@@ -1583,7 +1631,9 @@ pub fn summarize(reports: &[Report]) -> String {
         reports.iter().filter(|r| r.observers_without_sync).count(),
         sum(|r| r.checkpoints),
         reports.iter().filter(|r| r.observer_masters).count(),
+        reports.iter().filter(|r| r.observer_masters && r.reconfig).count(),
         sum(|r| r.observer_syncs),
+        reports.iter().filter(|r| r.observer_delays).count(),
         reports.iter().filter(|r| r.local_sessions).count(),
         reports.iter().filter(|r| r.read_only).count(),
         reports.iter().filter(|r| r.throttling).count(),
@@ -1625,6 +1675,7 @@ pub fn summarize(reports: &[Report]) -> String {
         sum(|r| r.reconfigs_committed),
         sum(|r| r.reconfigs_refused),
         sum(|r| r.activations),
+        sum(|r| r.commit_quorum_checks),
         sum(|r| r.leader_config_checks),
         reports.first().map(|_| 5).unwrap_or(0),
         reports.iter().map(|r| r.liveness_ticks).max().unwrap_or(0),

@@ -33,6 +33,8 @@ pub(crate) struct Election {
     finalize_at: Option<u64>,
     /// The vote this server stands by when not LOOKING (the last election's outcome).
     pub current_vote: Vote,
+    /// An observer's election delay: LOOKING, its round starts at this tick.
+    pub start_at: Option<u64>,
 }
 
 impl Election {
@@ -46,6 +48,7 @@ impl Election {
             next_resend: 0,
             finalize_at: None,
             current_vote: Vote { state: ServerState::Looking, leader: cfg.my_id.0, zxid: 0, election_epoch: 0, peer_epoch: 0 },
+            start_at: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Node {
         self.set_role(Role::Looking);
         let init = self.init_vote();
         let e = &mut self.election;
+        e.start_at = None;
         e.logicalclock += 1;
         e.proposed = init;
         e.recvset.clear();
@@ -164,6 +168,11 @@ impl Node {
             return;
         }
         if matches!(self.role, Role::Looking) {
+            if self.election.start_at.is_some() {
+                // An observer's election delay: its round has not started (ZooKeeper queues
+                // the notification; the round's own notifications bring the answers again).
+                return;
+            }
             if v.state == ServerState::Looking && v.election_epoch < self.election.logicalclock {
                 let p = self.proposal_vote();
                 self.send_vote(from, p);
@@ -270,6 +279,12 @@ impl Node {
     }
 
     pub(crate) fn election_tick(&mut self) {
+        if let Some(at) = self.election.start_at {
+            if self.now >= at {
+                self.start_looking();
+            }
+            return;
+        }
         if let Some(at) = self.election.finalize_at {
             if self.now >= at {
                 let (l, z, pe) = self.election.proposed;
@@ -299,15 +314,21 @@ impl Node {
         self.election.recvset.clear();
         self.election.outofelection.clear();
         self.election.current_vote = Vote { state, leader, zxid, election_epoch, peer_epoch };
+        let reconnect_delay = self.cfg.observer_reconnect_delay_ticks;
         if state == ServerState::Leading {
             self.become_leader();
-        } else if let Some(master) = self.learner_masters.as_mut().filter(|_| state == ServerState::Observing).and_then(|m| m.next_master())
+        } else if let Some((master, wrapped)) =
+            self.learner_masters.as_mut().filter(|_| state == ServerState::Observing).and_then(|m| m.next_master_wrapped())
         {
             // observerMasterPort: this round's learner master, whoever leads (the leader's
             // own entry fails to connect: nothing listens there; the next round moves on).
-            self.become_learner(master);
+            // The reconnect delay only once the whole list has been tried.
+            let delay = if wrapped { self.random_ticks_below(reconnect_delay) } else { 0 };
+            self.become_learner(master, delay);
         } else {
-            self.become_learner(ServerId(leader));
+            // An observer waits its reconnect delay before each connection to the leader.
+            let delay = if state == ServerState::Observing { self.random_ticks_below(reconnect_delay) } else { 0 };
+            self.become_learner(ServerId(leader), delay);
         }
     }
 

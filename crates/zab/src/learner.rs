@@ -36,6 +36,9 @@ enum Phase {
     Broadcast,
 }
 
+/// Most COMMITANDACTIVATE designations kept for txns not yet delivered.
+const ACTIVATIONS_MAX: usize = 16;
+
 pub(crate) struct Learner {
     pub leader: ServerId,
     observer: bool,
@@ -49,11 +52,20 @@ pub(crate) struct Learner {
     new_leader_config: Option<Bytes>,
     /// A follower with `observerMasterPort`: the observers syncing from it.
     pub(crate) observers: std::collections::BTreeMap<ServerId, crate::observer_master::ObserverHandler>,
+    /// COMMITANDACTIVATE's designated leader by zxid, until that txn is delivered: it goes
+    /// on to the observers as INFORMANDACTIVATE (`ObserverMaster.informAndActivate`).
+    pub(crate) activations: std::collections::BTreeMap<Zxid, ServerId>,
+    /// An observer's reconnect delay: it connects (OBSERVERINFO) at this tick.
+    connect_at: Option<u64>,
 }
 
 impl Learner {
     pub fn is_up_to_date(&self) -> bool {
         self.phase == Phase::Broadcast
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observer
     }
 }
 
@@ -65,7 +77,9 @@ impl Node {
         }
     }
 
-    pub(crate) fn become_learner(&mut self, leader: ServerId) {
+    /// Follows or observes `leader`, connecting at once or after `delay` ticks (an
+    /// observer's reconnect delay).
+    pub(crate) fn become_learner(&mut self, leader: ServerId, delay: u64) {
         let observer = self.cfg.learner_type() == LearnerType::Observer;
         self.early_learners.clear();
         let l = Learner {
@@ -77,10 +91,14 @@ impl Node {
             commit_hint: Zxid::ZERO,
             new_leader_config: None,
             observers: Default::default(),
+            activations: Default::default(),
+            connect_at: (delay > 0).then_some(self.now + delay),
         };
         self.set_role(Role::Learning(Box::new(l)));
-        let accepted_epoch = self.accepted_epoch;
-        self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+        if delay == 0 {
+            let accepted_epoch = self.accepted_epoch;
+            self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+        }
     }
 
     pub(crate) fn learner_step(&mut self, from: ServerId, msg: Message) {
@@ -153,7 +171,14 @@ impl Node {
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::CommitAndActivate { zxid, leader: designated })
                 if !observer =>
             {
+                // Bounded: one reconfig is in flight at a time; kept until delivered.
+                let l = self.learner();
+                if l.activations.len() < ACTIVATIONS_MAX {
+                    l.activations.insert(zxid, designated);
+                }
                 self.learner_commit(zxid);
+                let applied = self.applied;
+                self.learner().activations.retain(|z, _| *z > applied);
                 self.actions.push(Action::ReconfigCommitted { zxid, leader: designated });
             }
             (Phase::Syncing | Phase::NewLeader | Phase::Broadcast, Message::InformAndActivate { entry, leader: designated })
@@ -268,6 +293,17 @@ impl Node {
 
     fn learner_tick_inner(&mut self) {
         let now = self.now;
+        if let Some(at) = self.learner().connect_at {
+            if now >= at {
+                let l = self.learner();
+                l.connect_at = None;
+                l.last_recv = now;
+                let (leader, observer) = (l.leader, l.observer);
+                let accepted_epoch = self.accepted_epoch;
+                self.send(leader, Message::LearnerInfo { accepted_epoch, observer });
+            }
+            return;
+        }
         let (phase, last) = {
             let l = self.learner();
             (l.phase, l.last_recv)

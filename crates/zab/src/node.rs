@@ -97,6 +97,8 @@ pub struct Node {
     /// snapshot on disk: before anything is logged again the state is checkpointed.
     pub(crate) unlogged: bool,
     /// An observer with `observerMasterPort`: the voters it syncs from, in turn.
+    /// The state of the node's random draws (the observer's delays), from `cfg.random_seed`.
+    pub(crate) rng_state: u64,
     pub(crate) learner_masters: Option<crate::observer_master::LearnerMasters>,
 }
 
@@ -150,13 +152,12 @@ impl Node {
         for (a, b) in log.iter().zip(log.iter().skip(1)) {
             assert!(a.zxid < b.zxid, "restored log out of order: {} then {}", a.zxid, b.zxid);
         }
-        let learner_masters = match cfg.observer_master_seed {
-            Some(seed) if cfg.learner_type() == crate::types::LearnerType::Observer => {
-                Some(crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed))
-            }
-            _ => None,
-        };
+        // Built on every server with the setting (used while it is an observer), as
+        // ZooKeeper's `updateObserverMasterList`; rebuilt on each activated configuration.
+        let learner_masters =
+            cfg.observer_master_seed.map(|seed| crate::observer_master::LearnerMasters::new(cfg.voters.iter().copied(), seed));
         Ok(Node {
+            rng_state: cfg.random_seed,
             learner_masters,
             election: Election::new(&cfg),
             cfg,
@@ -190,12 +191,13 @@ impl Node {
         if from == self.cfg.my_id || self.is_standalone() {
             return;
         }
+        let om = self.om_enabled();
         match msg {
             Message::Notification(v) => self.election_receive(from, v),
             Message::ElectionConfig(text) => self.election_config(text),
             msg => match &mut self.role {
                 Role::Leading(_) => self.leader_step(from, msg),
-                Role::Learning(l) if l.leader != from && self.cfg.observer_master => self.om_step(from, msg),
+                Role::Learning(l) if l.leader != from && om => self.om_step(from, msg),
                 Role::Learning(_) => self.learner_step(from, msg),
                 Role::Looking => {
                     if matches!(msg, Message::LearnerInfo { .. }) {
@@ -556,12 +558,26 @@ impl Node {
         if self.last_seen.as_ref().is_some_and(|l| l.version <= m.version) {
             self.last_seen = None;
         }
+        if let (Some(seed), Some(_)) = (self.cfg.observer_master_seed, &self.learner_masters) {
+            // `updateObserverMasterList` on every new configuration: the new voters, shuffled
+            // again (the seed mixed with the version: randomness stays an input), tried from
+            // the first. A connection to a learner master stays up (a removed follower keeps
+            // following as a non-voter, and serving its observers); the next round uses the
+            // new list.
+            let seed = seed ^ (m.version as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.learner_masters = Some(crate::observer_master::LearnerMasters::new(self.cfg.voters.iter().copied(), seed));
+        }
         self.actions.push(Action::ConfigActivated { data: text, version: m.version });
         if self.last_seen.is_none() {
             // setQuorumVerifier: the last seen is the one in force now (no `.next` file).
             self.actions.push(Action::LastSeenConfig { data: None });
         }
-        let leader = self.leader();
+        // processReconfig compares with the current vote's leader (`updateVote`): for an
+        // observer syncing from a follower's observer master, the leader, not that follower.
+        let leader = match &self.role {
+            Role::Learning(_) => Some(ServerId(self.election.current_vote.leader)),
+            _ => self.leader(),
+        };
         let leader_change = match designated {
             Some(d) => leader.is_some_and(|l| l != d),
             None => leader.is_some_and(|l| !self.cfg.voters.contains(&l)),
@@ -611,6 +627,15 @@ impl Node {
         self.last_seen.as_ref().filter(|m| m.version > self.cfg.config_version)
     }
 
+    /// A random number of ticks below `bound` (ZooKeeper's `ThreadLocalRandom.nextLong`);
+    /// 0 when `bound` is 0.
+    pub(crate) fn random_ticks_below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        crate::observer_master::splitmix64(&mut self.rng_state) % bound
+    }
+
     /// Leaves LEADING / FOLLOWING / OBSERVING for a new election.
     pub(crate) fn go_looking(&mut self) {
         match &self.role {
@@ -622,11 +647,20 @@ impl Node {
             }
             Role::Learning(l) => {
                 let p = l.leader;
+                let observing = l.is_observer();
                 let observers: Vec<ServerId> = l.observers.keys().copied().collect();
                 self.actions.push(Action::Disconnect { peer: p });
                 // An observer master stops with the following (`ObserverMaster.stop`).
                 for o in observers {
                     self.actions.push(Action::Disconnect { peer: o });
+                }
+                // An observer waits before its election (`waitForObserverElectionDelay`),
+                // LOOKING meanwhile.
+                let delay = if observing { self.random_ticks_below(self.cfg.observer_election_delay_ticks) } else { 0 };
+                if delay > 0 {
+                    self.set_role(Role::Looking);
+                    self.election.start_at = Some(self.now + delay);
+                    return;
                 }
             }
             Role::Looking => {}

@@ -73,6 +73,10 @@
 //! round (the learner's connect retries, bounded by initLimit), then moves on.
 //!
 //! # How rzk does it, and where it differs
+//! - `zookeeper.observerMaster.sizeLimit` bounds ZooKeeper's retained queue, which covers
+//!   the race between an observer's sync and the start of its forwarding (two threads); rzk
+//!   has no such race and keeps no queue, so any limit holds and no observer falls out of it
+//!   (the commits held for one observer during its sync are bounded by `HELD_MAX`).
 //! - The follower syncs an observer from its window in memory only: DIFF (with the
 //!   committed txns the observer lacks as PROPOSAL + COMMIT) when the window holds the
 //!   observer's last zxid, TRUNC when the observer is ahead, else SNAP. ZooKeeper would also
@@ -84,9 +88,20 @@
 //! - The follower drops a connection that sends OBSERVERINFO before its own sync is over
 //!   (ZooKeeper's port is not open yet then; rzk's host opens it at the same moment, so this
 //!   is only a race) and FOLLOWERINFO at any time.
-//! - The observer takes the first address of a multi-address voter (ZooKeeper: the
-//!   reachable one). Its list is not re-read on a reconfig (ZooKeeper's is): rzk refuses
-//!   `observerMasterPort` with `reconfigEnabled`.
+//! - A multi-address voter: the host tries each of its addresses at the observer master
+//!   port and keeps the first that connects (ZooKeeper takes one, the reachable one, when it
+//!   builds the list; rzk checks no reachability anywhere).
+//!
+//! # With reconfig (`reconfigEnabled`)
+//! As ZooKeeper's `setQuorumVerifier` calls `updateObserverMasterList`, every activated
+//! configuration rebuilds the list from its voters, shuffled again (the seed mixed with the
+//! version) and tried from the first. Every server with the setting keeps both sides and uses
+//! the one of its current type (a reconfig converts it): the list as an observer, the
+//! observer master as a participant that follows (`Node::om_enabled`). The connection in use
+//! is not dropped for a new list: only a designated leader other than the vote's leader
+//! (`processReconfig`'s `updateVote`), or a change of its own type, starts a new round. A
+//! follower removed by a reconfig goes on following as a non-voter and goes on serving its
+//! observers, as ZooKeeper's; INFORMANDACTIVATE reaches them through it like any INFORM.
 //! - The AdminServer's `observers` lists no observer details (the count only).
 //!
 //! # What is here
@@ -117,8 +132,9 @@ pub(crate) enum ObserverPhase {
 pub(crate) struct ObserverHandler {
     phase: ObserverPhase,
     last_recv: u64,
-    /// Commits between its NEWLEADER and its ACK, sent after UPTODATE.
-    held: Vec<Entry>,
+    /// Commits between its NEWLEADER and its ACK (INFORM / INFORMANDACTIVATE), sent after
+    /// UPTODATE.
+    held: Vec<Message>,
 }
 
 /// Most commits held for one observer between its NEWLEADER and its ACK; beyond, it is
@@ -131,6 +147,12 @@ impl Node {
             Role::Learning(l) => Some(&mut l.observers),
             _ => None,
         }
+    }
+
+    /// `observerMasterPort` and a participant now (a reconfig may convert it): as a
+    /// FOLLOWING node it serves observers (ZooKeeper's Follower starts an ObserverMaster).
+    pub fn om_enabled(&self) -> bool {
+        self.cfg.observer_master && self.cfg.learner_type() == crate::types::LearnerType::Participant
     }
 
     pub(crate) fn om_has_observers(&self) -> bool {
@@ -164,8 +186,8 @@ impl Node {
                 h.phase = ObserverPhase::Active;
                 let held = std::mem::take(&mut h.held);
                 self.send(from, Message::UpToDate);
-                for e in held {
-                    self.send(from, Message::Inform(e));
+                for m in held {
+                    self.send(from, m);
                 }
             }
             // The ACK after UPTODATE, and PING replies (their session touches are the
@@ -206,15 +228,24 @@ impl Node {
         }
     }
 
-    /// A txn this follower committed: INFORM to its observers.
+    /// A txn this follower committed: INFORM to its observers, INFORMANDACTIVATE (with the
+    /// designated leader) for one the leader committed with COMMITANDACTIVATE.
     pub(crate) fn om_delivered(&mut self, e: Entry) {
+        let designated = match &mut self.role {
+            Role::Learning(l) => l.activations.remove(&e.zxid),
+            _ => None,
+        };
+        let msg = match designated {
+            Some(leader) => Message::InformAndActivate { entry: e, leader },
+            None => Message::Inform(e),
+        };
         let mut send = Vec::new();
         let mut drop = Vec::new();
         if let Some(hs) = self.om_handlers() {
             for (sid, h) in hs.iter_mut() {
                 match h.phase {
                     ObserverPhase::Active => send.push(*sid),
-                    ObserverPhase::NewLeaderSent if h.held.len() < HELD_MAX => h.held.push(e.clone()),
+                    ObserverPhase::NewLeaderSent if h.held.len() < HELD_MAX => h.held.push(msg.clone()),
                     ObserverPhase::NewLeaderSent => drop.push(*sid),
                     // Its sync, still to come, starts from what is committed then.
                     ObserverPhase::LeaderInfoSent => {}
@@ -222,7 +253,7 @@ impl Node {
             }
         }
         for sid in send {
-            self.send(sid, Message::Inform(e.clone()));
+            self.send(sid, msg.clone());
         }
         for sid in drop {
             self.om_drop(sid, true);
@@ -274,7 +305,7 @@ impl Node {
 
     /// The observers synced from this follower (`zk_synced_observers`).
     pub fn synced_observers(&self) -> Option<usize> {
-        if !self.cfg.observer_master {
+        if !self.om_enabled() {
             return None;
         }
         match &self.role {
@@ -307,15 +338,22 @@ impl LearnerMasters {
 
     /// The entry for the next OBSERVING round; `None` without voters.
     pub fn next_master(&mut self) -> Option<ServerId> {
+        self.next_master_wrapped().map(|(sid, _)| sid)
+    }
+
+    /// [`LearnerMasters::next_master`], and whether the list had been gone round (where
+    /// ZooKeeper's observer waits its reconnect delay).
+    pub fn next_master_wrapped(&mut self) -> Option<(ServerId, bool)> {
         if self.order.is_empty() {
             return None;
         }
-        if self.next >= self.order.len() {
+        let wrapped = self.next >= self.order.len();
+        if wrapped {
             self.next = 0;
         }
         let sid = self.order[self.next];
         self.next += 1;
-        Some(sid)
+        Some((sid, wrapped))
     }
 
     /// The list in the order it is tried.
@@ -324,7 +362,7 @@ impl LearnerMasters {
     }
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -786,3 +786,92 @@ fn a_follower_coming_back_joins_the_leader_without_an_election() {
     net.run(2);
     assert_eq!(net.state[&ServerId(1)], net.state[&ServerId(3)]);
 }
+
+#[test]
+fn an_observer_rebuilds_its_learner_masters_on_a_reconfig() {
+    // reconfigEnabled with observerMasterPort (ZooKeeper's `updateObserverMasterList` in
+    // `setQuorumVerifier`): an activated configuration replaces the observer's list with its
+    // voters, shuffled again; the connection to its learner master stays up while the leader
+    // is still the designated one (the vote's leader is compared, not the follower it syncs
+    // from), and the next round takes the new list.
+    let seed = 7;
+    let (mut net, order) = observer_master_net(seed, true);
+    net.nodes.get_mut(&ServerId(4)).unwrap().cfg.reconfig_enabled = true;
+    net.run(100);
+    let master = order[0];
+    assert_eq!(net.nodes[&ServerId(4)].leader(), Some(master));
+    let text = Bytes::from_static(
+        b"server.1=a:1:2:participant\nserver.3=c:1:2:participant\nserver.5=e:1:2:participant\nserver.4=d:1:2:observer\nversion=100000007",
+    );
+    let obs = net.nodes.get_mut(&ServerId(4)).unwrap();
+    assert!(obs.activate(text, Some(ServerId(3))).unwrap());
+    assert_eq!(obs.state(), ServerState::Observing, "still observing through its learner master");
+    assert_eq!(obs.leader(), Some(master));
+    let mut listed = obs.learner_masters.as_ref().unwrap().order().to_vec();
+    listed.sort();
+    assert_eq!(listed, vec![ServerId(1), ServerId(3), ServerId(5)]);
+    // A designated leader other than its leader: a new election round (processReconfig's
+    // leader change), from the new list.
+    let text = Bytes::from_static(
+        b"server.1=a:1:2:participant\nserver.3=c:1:2:participant\nserver.5=e:1:2:participant\nserver.4=d:1:2:observer\nversion=100000008",
+    );
+    assert!(obs.activate(text, Some(ServerId(1))).unwrap());
+    assert_eq!(obs.state(), ServerState::Looking);
+}
+
+#[test]
+fn an_observer_waits_its_reconnect_and_election_delays() {
+    // zookeeper.observer.reconnectDelayMs: a random wait below it before connecting to the
+    // leader; zookeeper.observer.election.DelayMs: below it before the election round of an
+    // observer that lost its leader. Randomness from the host's seed.
+    let mut net = Net::with(
+        &[1, 2, 3],
+        &[4],
+        |_| Restored::default(),
+        |mut c| {
+            if c.my_id == ServerId(4) {
+                c.observer_reconnect_delay_ticks = 40;
+                c.observer_election_delay_ticks = 40;
+                c.random_seed = 3;
+            }
+            c
+        },
+    );
+    let obs_infos = |net: &Net| net.log.iter().filter(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::LearnerInfo { .. })).count();
+    let mut decided = None;
+    for t in 0..200 {
+        net.run(1);
+        if decided.is_none() && net.nodes[&ServerId(4)].state() == ServerState::Observing {
+            decided = Some(t);
+            assert_eq!(obs_infos(&net), 0, "OBSERVERINFO waits for the delay");
+        }
+        if obs_infos(&net) > 0 {
+            break;
+        }
+    }
+    let decided = decided.expect("the observer found its leader");
+    assert!(obs_infos(&net) > 0, "connected after the delay");
+    net.run(100);
+    assert!(net.nodes[&ServerId(4)].is_serving());
+    let _ = decided;
+    // The leader gone: LOOKING at once, its notifications only after the election delay.
+    let leader = net.leader().unwrap();
+    net.down.insert(leader);
+    let votes = |net: &Net| net.log.iter().filter(|(f, _, m)| *f == ServerId(4) && matches!(m, Message::Notification(_))).count();
+    let before = votes(&net);
+    let mut looking_quiet = 0;
+    for _ in 0..200 {
+        net.run(1);
+        let n = &net.nodes[&ServerId(4)];
+        if n.state() == ServerState::Looking && votes(&net) == before {
+            looking_quiet += 1;
+        }
+        if votes(&net) > before {
+            break;
+        }
+    }
+    assert!(looking_quiet > 0, "LOOKING without notifications for a while");
+    assert!(votes(&net) > before, "its round starts after the delay");
+    net.run(400);
+    assert!(net.nodes[&ServerId(4)].is_serving(), "observing the new leader");
+}

@@ -90,6 +90,17 @@ pub struct Config {
     /// `observerMasterPort` on a participant: once synced as a follower it serves observers
     /// that connect to it (ZooKeeper's `ObserverMaster`, see [`crate::observer_master`]).
     pub observer_master: bool,
+    /// `zookeeper.observer.reconnectDelayMs` in ticks (0: none, ZooKeeper's default): an
+    /// observer waits a random time below it before it connects to its leader, or, with
+    /// learner masters, each time it has gone round their whole list
+    /// (`Observer.waitForReconnectDelay`).
+    pub observer_reconnect_delay_ticks: u64,
+    /// `zookeeper.observer.election.DelayMs` in ticks (ZooKeeper's default 200 ms; 0: none):
+    /// an observer that stops observing waits a random time below it before its election
+    /// round starts (`Observer.waitForObserverElectionDelay`).
+    pub observer_election_delay_ticks: u64,
+    /// The host's randomness for those delays (the simulator's is seeded).
+    pub random_seed: u64,
 }
 
 /// ZooKeeper's `QuorumHierarchical`: every voter in one group, with a weight (1 unless
@@ -274,6 +285,9 @@ impl Config {
             sync_enabled: true,
             observer_master_seed: None,
             observer_master: false,
+            observer_reconnect_delay_ticks: 0,
+            observer_election_delay_ticks: 0,
+            random_seed: 0,
         }
     }
 

@@ -73,16 +73,24 @@ pub fn zab_config(cfg: &ServerConfig, my_id: Option<u64>) -> ZabConfig {
     z.config_version = cfg.config_version as i64;
     z.reconfig_enabled = cfg.reconfig_enabled;
     z.sync_enabled = cfg.sync_enabled;
+    // The observer's random delays (Observer's reconnect and election delays), in node
+    // ticks rounded up, drawn from a random seed.
+    let ticks = |ms: i64| (ms.max(0) as u64).div_ceil(NODE_TICK_MS as u64);
+    z.observer_reconnect_delay_ticks = ticks(cfg.observer_reconnect_delay_ms);
+    z.observer_election_delay_ticks = ticks(cfg.observer_election_delay_ms);
+    {
+        use std::hash::{BuildHasher, Hasher};
+        z.random_seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    }
     if cfg.observer_master_port.is_some() {
-        if cfg.peer_type_for(my_id) == rzk_config::PeerType::Observer {
-            // An observer syncing from the voters' observer masters, in an order shuffled by
-            // a random seed, as ZooKeeper's `updateObserverMasterList` shuffles its list.
-            use std::hash::{BuildHasher, Hasher};
-            z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
-        } else {
-            // A follower serving observers (ZooKeeper's ObserverMaster).
-            z.observer_master = true;
-        }
+        // Both sides, whatever this server's type at start-up (a reconfig may convert it, as
+        // ZooKeeper builds its list on every peer and starts an ObserverMaster in every
+        // Follower): as an observer it syncs from the voters' observer masters, in an order
+        // shuffled by a random seed (`updateObserverMasterList`); as a follower it serves
+        // observers (ZooKeeper's ObserverMaster).
+        use std::hash::{BuildHasher, Hasher};
+        z.observer_master_seed = Some(std::collections::hash_map::RandomState::new().build_hasher().finish());
+        z.observer_master = true;
     }
     if !cfg.groups.is_empty() {
         // group.N / weight.N: ZooKeeper's QuorumHierarchical (the config checked that every
@@ -482,16 +490,20 @@ pub async fn run_with_audit(
         );
     }
     let mut member = Member::new(member_cfg, recovered, snap_codec(), started.elapsed().as_millis() as i64, wall_ms()).map_err(other)?;
-    if let (Some(f), true) = (&cfg.config_path, my_id.is_some() && cfg.reconfig_enabled && cfg.dynamic_config_file.is_some()) {
+    if let (Some(f), true) = (&cfg.config_path, my_id.is_some()) {
         // QuorumPeerConfig.parse: `zoo.cfg.dynamic.next` is the last configuration seen
-        // proposed (a reconfig this server logged and has not seen committed), kept in
-        // memory; the file goes, as QuorumPeerMain's setQuorumVerifier deletes it at start-up.
-        if let Some(text) = super::dynconfig::read_next(f)? {
-            member
-                .saw_config(text.as_bytes())
-                .map_err(|e| other(format!("{}: not a configuration: {e}", super::dynconfig::next_path(f).display())))?;
-            super::dynconfig::write_next(f, None)?;
+        // proposed (a reconfig this server logged and has not seen committed), read only with
+        // `dynamicConfigFile` and kept in memory only with `reconfigEnabled`
+        // (setLastSeenQuorumVerifier). The file goes in every case: QuorumPeerMain's
+        // setQuorumVerifier deletes it at start-up of any ensemble member started from a file.
+        if cfg.reconfig_enabled && cfg.dynamic_config_file.is_some() {
+            if let Some(text) = super::dynconfig::read_next(f)? {
+                member
+                    .saw_config(text.as_bytes())
+                    .map_err(|e| other(format!("{}: not a configuration: {e}", super::dynconfig::next_path(f).display())))?;
+            }
         }
+        super::dynconfig::write_next(f, None)?;
     }
     if let Some(ms) = initial_snapshot_ms {
         member.observe_storage(StorageObservation::Snapshot { ms: ms as i64 });
@@ -505,12 +517,10 @@ pub async fn run_with_audit(
         None => None,
         Some(id) => {
             let mut limits = peer::NetLimits::from_config(&cfg);
-            // observerMasterPort: an observer connects there, a participant listens there.
-            if cfg.peer_type_for(id) == rzk_config::PeerType::Observer {
-                limits.learner_master_port = cfg.observer_master_port;
-            } else {
-                limits.observer_master_port = cfg.observer_master_port;
-            }
+            // observerMasterPort: an observer connects there (its OBSERVERINFO), a follower
+            // listens there (when its node says so); a reconfig may make it either.
+            limits.learner_master_port = cfg.observer_master_port;
+            limits.observer_master_port = cfg.observer_master_port;
             limits.security = super::peersec::PeerSecurity::from_config(&cfg).map_err(other)?;
             tracing::info!(security = %limits.security.describe(), "links between servers");
             if let Some(ctx) = limits.security.tls.clone() {

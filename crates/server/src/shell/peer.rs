@@ -91,6 +91,17 @@ impl PeerAddrs {
             .collect()
     }
 
+    /// Where an observer reaches this voter's observer master: every one of its quorum
+    /// hosts at the observer's own `observerMasterPort` (ZooKeeper's
+    /// `updateObserverMasterList` keeps one of them, the reachable one).
+    fn at_learner_master_port(mut self, port: u16) -> PeerAddrs {
+        self.quorum_port = port;
+        for a in &mut self.also {
+            a.1 = port;
+        }
+        self
+    }
+
     /// Every address: (host, quorum port, election port), the first one first.
     fn all(&self) -> Vec<(String, u16, u16)> {
         let mut v = vec![(self.host.clone(), self.quorum_port, self.election_port)];
@@ -157,13 +168,16 @@ pub struct NetLimits {
     pub snap_scanner: SnapScannerFactory,
     /// TLS and SASL on the peer sockets (default: plaintext, no SASL).
     pub security: PeerSecurity,
-    /// An observer's `observerMasterPort`: its quorum connections (to the voter it syncs
-    /// from) go to that port on the voter's first quorum host, as ZooKeeper's observer
-    /// builds its list of learner masters.
+    /// `observerMasterPort` as an observer uses it: its OBSERVERINFO connections (to the
+    /// voter it syncs from) go to that port on the voter's quorum hosts, as ZooKeeper's
+    /// observer builds its list of learner masters.
     pub learner_master_port: Option<u16>,
     /// A participant's `observerMasterPort`: the port [`PeerNet::observer_master`] opens on
     /// its quorum host (observers' connections there are quorum connections like any).
     pub observer_master_port: Option<u16>,
+    /// The pause between a learner's attempts to connect to its leader
+    /// (`zookeeper.leaderConnectDelayDuringRetryMs`, 100 ms).
+    pub leader_connect_retry_delay: Duration,
 }
 
 impl Default for NetLimits {
@@ -182,6 +196,7 @@ impl Default for NetLimits {
             security: PeerSecurity::default(),
             learner_master_port: None,
             observer_master_port: None,
+            leader_connect_retry_delay: LEADER_CONNECT_RETRY_DELAY,
         }
     }
 }
@@ -194,6 +209,7 @@ impl NetLimits {
             packet_bytes_max: cfg.jute_maxbuffer as usize + 1024,
             connect_timeout: Duration::from_millis(cfg.cnx_timeout_ms as u64),
             listen_on_all_ips: cfg.quorum_listen_on_all_ips,
+            leader_connect_retry_delay: Duration::from_millis(cfg.leader_connect_delay_during_retry_ms.max(0) as u64),
             ..NetLimits::default()
         }
     }
@@ -488,9 +504,10 @@ impl PeerNet {
                 let frame = Bytes::from(v.to_notification(config_data).encode_frame());
                 s.queue_notification(to, frame);
             }
-            Message::LearnerInfo { .. } => {
+            Message::LearnerInfo { observer, .. } => {
+                let observer = *observer;
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
-                s.open_quorum(to, encode(&p));
+                s.open_quorum(to, encode(&p), observer);
             }
             Message::Snap { snapshot, .. } => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
@@ -770,12 +787,16 @@ impl Shared {
 
     // ---- quorum port ----
 
-    /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port.
-    fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>) {
+    /// A learner's FOLLOWERINFO / OBSERVERINFO: a new connection to `to`'s quorum port; an
+    /// OBSERVERINFO with `observerMasterPort` set goes to that port instead, on each of the
+    /// voter's quorum hosts (ZooKeeper's `updateObserverMasterList` takes one address per
+    /// voter, the reachable one; rzk checks no reachability and keeps the first address that
+    /// connects, as for a learner's connection to its leader). Whether the node is an
+    /// observer is its own business (a reconfig converts it): OBSERVERINFO says so.
+    fn open_quorum(self: &Arc<Self>, to: ServerId, first: Vec<u8>, observer: bool) {
         let Some(mut addrs) = self.addrs(to) else { return };
-        if let Some(port) = self.limits.learner_master_port {
-            addrs.quorum_port = port;
-            addrs.also.clear();
+        if let (Some(port), true) = (self.limits.learner_master_port, observer) {
+            addrs = addrs.at_learner_master_port(port);
         }
         let mut st = self.lock();
         if st.closed {
@@ -1161,7 +1182,8 @@ async fn election_writer(shared: &Shared, peer: ServerId, mut wr: PeerWrite, wak
 
 /// Attempts at connecting to the leader's quorum port (ZooKeeper's `Learner`: 5).
 const LEADER_CONNECT_TRIES: u32 = 5;
-/// The pause between them (ZooKeeper's `leaderConnectDelayDuringRetryMs`, 100 ms).
+/// The pause between them by default (ZooKeeper's `leaderConnectDelayDuringRetryMs`, 100
+/// ms; `NetLimits::leader_connect_retry_delay`).
 const LEADER_CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// A learner's connection to the leader's quorum port; its first queued packet is the
@@ -1192,7 +1214,7 @@ async fn connect_quorum(shared: Arc<Shared>, to: ServerId, id: u64, addrs: PeerA
             Ok(Ok(s)) => break s,
             Ok(Err(e)) if tries < LEADER_CONNECT_TRIES => {
                 tracing::debug!(my_id = %shared.my_id, peer = %to, tries, "connecting to the leader's quorum port: {e}; retrying");
-                tokio::time::sleep(LEADER_CONNECT_RETRY_DELAY).await;
+                tokio::time::sleep(shared.limits.leader_connect_retry_delay).await;
             }
             Ok(Err(e)) => return shared.quorum_closed(to, id, &End::Io(e)).await,
             Err(_) => return shared.quorum_closed(to, id, &End::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))).await,
@@ -1460,6 +1482,14 @@ async fn read_now(rd: &mut PeerRead, buf: &mut BytesMut) -> io::Result<Option<us
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_observer_reaches_a_multi_address_voter_at_its_master_port_on_every_address() {
+        let a = PeerAddrs { host: "10.0.0.1".into(), quorum_port: 2888, election_port: 3888, also: vec![("10.0.1.1".into(), 2889, 3889)] };
+        let m = a.at_learner_master_port(2191);
+        assert_eq!(m.all(), vec![("10.0.0.1".to_string(), 2191, 3888), ("10.0.1.1".to_string(), 2191, 3889)]);
+    }
+
     use super::*;
     use rzk_proto::quorum::{
         sync_packet, ForwardedRequest, LearnerInfo, RevalidateReply, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
