@@ -644,7 +644,6 @@ fn ignored_quorum_peer_key(key: &str) -> Option<&'static str> {
         "multiAddress.reachabilityCheckEnabled" | "multiAddress.reachabilityCheckTimeoutMs" => {
             "rzk does not check the reachability of multiple quorum addresses"
         }
-        "oraclePath" => "the quorum oracle (two-server failover) is not supported by rzk",
         _ => return None,
     })
 }
@@ -997,6 +996,14 @@ impl<'o> Parser<'o> {
                 }
                 let file = self.file().to_string();
                 self.quorum_entries.push((k.to_string(), v.to_string(), line, file));
+            }
+            "oraclePath" => {
+                // A quorum rule (QuorumOracleMaj: one of two servers may go on alone): not
+                // something to drop with a warning.
+                return Err(err(
+                    "the quorum oracle (QuorumOracleMaj, a two-server ensemble's failover) is not supported by rzk; remove the key"
+                        .to_string(),
+                ));
             }
             k => {
                 if let Some(reason) = ignored_quorum_peer_key(k) {

@@ -1425,4 +1425,6 @@ fn observer_and_learner_master_settings() {
     }
     // No switch forcing SNAP syncs in rzk.
     assert!(err_with("forceSnapshotSync=true\n").to_string().contains("forceSnapshotSync"));
+    // Nor a quorum oracle: a quorum rule is refused, never dropped with a warning.
+    assert!(err_with("oraclePath=/var/zk/oracle\n").to_string().contains("oraclePath"));
 }
