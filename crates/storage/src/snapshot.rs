@@ -437,16 +437,52 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn std::io::Read>, StorageError> 
     snapstream::decompressor(f, c).map_err(|e| corrupt(path, FormatError(e.to_string())))
 }
 
+/// Node records handed from the reading thread to the building one at a time.
+const LOAD_BATCH_NODES: usize = 2048;
+/// Batches in flight between them (a bound on the memory the hand-off holds).
+const LOAD_BATCHES_MAX: usize = 8;
+
 /// Loads a snapshot file into a tree, verifying its checksums.
+///
+/// Two threads share the work, as a restart has the machine to itself: one reads the file,
+/// keeps its checksum and decodes the node records; this one builds the tree from them,
+/// [`LOAD_BATCH_NODES`] at a time over a channel of [`LOAD_BATCHES_MAX`]. The result and its
+/// errors are those of decoding and building in one pass: a format error (a bad checksum
+/// among them) is reported before a tree error.
 pub fn load_snapshot(path: &Path, opts: TreeOptions, max_bytes: usize) -> Result<LoadedSnapshot, StorageError> {
+    use std::sync::mpsc::sync_channel;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let zxid = format::zxid_from_name(name, "snapshot").ok_or_else(|| corrupt(path, FormatError("file name has no zxid".into())))?;
-    let stream = open_stream(path)?;
-    let (head, tree, tail) = decode_snapshot(stream, max_bytes, |head, nodes| DataTree::from_snapshot(opts, head.acls.clone(), nodes))
-        .map_err(|e| corrupt(path, e))?;
-    let mut tree = tree.map_err(|e: SnapshotError| corrupt(path, FormatError(e.to_string())))?;
-    tree.set_last_processed_zxid(zxid);
-    Ok(LoadedSnapshot { path: path.to_path_buf(), zxid, tree, sessions: head.sessions, digest: tail.digest })
+    let (head_tx, head_rx) = sync_channel::<Vec<(i64, Vec<Acl>)>>(1);
+    let (batch_tx, batch_rx) = sync_channel::<Vec<NodeRecord>>(LOAD_BATCHES_MAX);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("rzk-snapshot-load".into())
+            .spawn_scoped(scope, move || -> Result<(SnapshotHead, SnapshotTail), StorageError> {
+                let stream = open_stream(path)?;
+                let (head, (), tail) = decode_snapshot(stream, max_bytes, |head, nodes| {
+                    if head_tx.send(head.acls.clone()).is_err() {
+                        return;
+                    }
+                    loop {
+                        let batch: Vec<NodeRecord> = (&mut *nodes).take(LOAD_BATCH_NODES).collect();
+                        if batch.is_empty() || batch_tx.send(batch).is_err() {
+                            return; // the end, or the builder stopped (its error is reported)
+                        }
+                    }
+                })
+                .map_err(|e| corrupt(path, e))?;
+                Ok((head, tail))
+            })
+            .map_err(|e| io_err(path, e))?;
+        let tree = head_rx.recv().ok().map(|acls| DataTree::from_snapshot(opts, acls, batch_rx.iter().flatten()));
+        drop(batch_rx);
+        let (head, tail) = reader.join().expect("the snapshot reading thread does not panic")?;
+        let tree = tree.expect("a reader that decoded the head sent it");
+        let mut tree = tree.map_err(|e: SnapshotError| corrupt(path, FormatError(e.to_string())))?;
+        tree.set_last_processed_zxid(zxid);
+        Ok(LoadedSnapshot { path: path.to_path_buf(), zxid, tree, sessions: head.sessions, digest: tail.digest })
+    })
 }
 
 /// `SnapStream.isValidSnapshot`: the cheap check ZooKeeper uses to pick and retain

@@ -1700,6 +1700,9 @@ impl DataTree {
         t.acl_cache = fresh.acl_cache;
         t.acl_cache.load(acls);
         let mut saw_root = false;
+        // The snapshot lists nodes depth first, so a node's parent is most often the previous
+        // node's: it is looked up from the root only when it changes.
+        let mut parent_cache: Option<(String, NodeId)> = None;
         for (path, data, acl, stat) in nodes {
             let path = if path.is_empty() { "/".to_string() } else { path };
             if i32::try_from(acl).is_err() {
@@ -1719,15 +1722,26 @@ impl DataTree {
             if !saw_root {
                 return Err(SnapshotError::MissingParent(path));
             }
-            let (parent, _) = split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
-            let pid = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
-            if t.lookup(&path).is_some() {
+            let (parent, name) = split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+            let pid = match &parent_cache {
+                Some((p, id)) if p == parent => *id,
+                _ => {
+                    let id = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
+                    parent_cache = Some((parent.to_string(), id));
+                    id
+                }
+            };
+            // `lookup(path)`, given its parent: the child with the name's hash and the path.
+            let h = string_hash_code(name);
+            let slab = &t.slab;
+            let same = |c: &NodeId| slab[*c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == path.as_bytes());
+            if t.children.get(&pid).is_some_and(|c| c.find_by(h, same).is_some()) {
                 return Err(SnapshotError::DuplicatePath(path));
             }
             let owner = stat.ephemeral_owner;
             let id = t.insert_node(Node::new(&path, data.as_deref(), acl, stat));
             t.acl_cache.add_usage(acl);
-            t.add_child(pid, id);
+            t.children.entry(pid).or_insert_with(|| JavaHashSet::with_capacity(8)).insert_with_hash(h, id);
             t.digest_add(id);
             match EphemeralType::of(owner, opts.extended_types_enabled) {
                 EphemeralType::Container => {
