@@ -312,6 +312,29 @@ impl<R: Read> CheckedReader<R> {
         }
     }
 
+    /// Appends the next buffer to `out`; its range there, `None` for a null buffer.
+    pub fn read_buffer_opt_into(&mut self, out: &mut Vec<u8>) -> Result<Option<(usize, usize)>, FormatError> {
+        match self.read_len("buffer")? {
+            None => Ok(None),
+            Some(n) => {
+                let at = out.len();
+                out.extend_from_slice(self.take(n)?);
+                Ok(Some((at, at + n)))
+            }
+        }
+    }
+
+    /// Appends the next string's UTF-8 to `out` (a null string is empty); its range there.
+    pub fn read_string_into(&mut self, out: &mut Vec<u8>) -> Result<(usize, usize), FormatError> {
+        let at = out.len();
+        let r = self.read_buffer_opt_into(out)?.unwrap_or((at, at));
+        if std::str::from_utf8(&out[r.0..r.1]).is_err() {
+            out.truncate(at);
+            return Err(fe(self.offset, "string is not valid UTF-8"));
+        }
+        Ok(r)
+    }
+
     pub fn read_string(&mut self) -> Result<String, FormatError> {
         let b = self.read_buffer_opt()?.unwrap_or_default();
         String::from_utf8(b).map_err(|_| fe(self.offset, "string is not valid UTF-8"))

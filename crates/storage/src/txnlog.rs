@@ -329,7 +329,7 @@ fn find_valid_entry_after(file: &mut File, file_len: u64, from: u64, max_entry_b
     let start = loop {
         let want = (window - skipped).min(READ_CHUNK as u64) as usize;
         let n = if want == 0 { 0 } else { read_up_to(file, &mut chunk[..want])? };
-        if let Some(off) = chunk[..n].iter().position(|b| *b != 0) {
+        if let Some(off) = first_nonzero(&chunk[..n]) {
             break (skipped + off as u64).saturating_sub(ENTRY_LOOKBACK as u64);
         }
         if n < want || want == 0 {
@@ -369,6 +369,19 @@ fn find_valid_entry_after(file: &mut File, file_len: u64, from: u64, max_entry_b
 }
 
 const ENTRY_LOOKBACK: usize = 12;
+
+/// The offset of the first nonzero byte: blocks are OR-ed first (which vectorizes), as a
+/// restart passes over tens of MB of a log's zero padding.
+fn first_nonzero(b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for c in b.chunks(4096) {
+        if c.iter().fold(0u8, |a, &x| a | x) != 0 {
+            return c.iter().position(|&x| x != 0).map(|i| at + i);
+        }
+        at += c.len();
+    }
+    None
+}
 
 /// Cuts a log file at `offset` (dropping a torn tail) and fsyncs it.
 pub fn truncate_log(path: &Path, offset: u64) -> Result<(), StorageError> {
