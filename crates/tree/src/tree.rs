@@ -1857,7 +1857,14 @@ impl SnapshotLoader {
     /// Adds the next node of the file. `digest`, when given, is the node's digest as
     /// [`digest::calculate_digest`] computes it under this tree's options (0 when digests
     /// are off), computed by the caller; otherwise it is computed here.
-    pub fn add(&mut self, path: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted, digest: Option<i64>) -> Result<(), SnapshotError> {
+    pub fn add(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: i64,
+        stat: StatPersisted,
+        digest: Option<i64>,
+    ) -> Result<(), SnapshotError> {
         let t = &mut self.t;
         let path = if path.is_empty() { "/" } else { path };
         if i32::try_from(acl).is_err() {
