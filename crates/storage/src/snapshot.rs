@@ -536,6 +536,9 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn std::io::Read>, StorageError> 
 const LOAD_BATCH_NODES: usize = 2048;
 /// Batches in flight between them (a bound on the memory the hand-off holds).
 const LOAD_BATCHES_MAX: usize = 8;
+/// File bytes per node assumed for the slab's first allocation (a typical node takes more;
+/// room reserved and not written costs no resident memory).
+const LOAD_BYTES_PER_NODE_MIN: u64 = 128;
 
 /// Loads a snapshot file into a tree, verifying its checksums.
 ///
@@ -577,6 +580,9 @@ pub fn load_snapshot(path: &Path, opts: TreeOptions, max_bytes: usize) -> Result
             .map_err(|e| io_err(path, e))?;
         let tree = head_rx.recv().ok().map(|acls| {
             let mut loader = rzk_tree::SnapshotLoader::new(opts, acls);
+            if let Ok(m) = std::fs::metadata(path) {
+                loader.reserve((m.len() / LOAD_BYTES_PER_NODE_MIN) as usize);
+            }
             for batch in batch_rx.iter() {
                 for n in &batch.nodes {
                     let (p, data) = batch.get(n);

@@ -1854,6 +1854,12 @@ impl SnapshotLoader {
         SnapshotLoader { t, saw_root: false, parent_cache: None }
     }
 
+    /// About how many nodes are coming (a hint from the file's size): the slab's first chunk
+    /// is allocated for them at once.
+    pub fn reserve(&mut self, nodes: usize) {
+        self.t.slab.reserve_first(nodes);
+    }
+
     /// Adds the next node of the file. `digest`, when given, is the node's digest as
     /// [`digest::calculate_digest`] computes it under this tree's options (0 when digests
     /// are off), computed by the caller; otherwise it is computed here.
