@@ -81,10 +81,12 @@ fn magic_name(m: i32) -> &'static str {
 }
 
 /// Adler-32 as ZooKeeper stores it (a Java `long` holding the unsigned 32-bit value).
+/// `simd-adler32` (AVX2 / SSSE3 when the CPU has them): on a restart every byte of the
+/// snapshot and the log goes through it (bench/FINDINGS.md, *Restart at scale*).
 pub fn adler32(bytes: &[u8]) -> i64 {
-    let mut a = adler2::Adler32::new();
-    a.write_slice(bytes);
-    a.checksum() as i64
+    let mut a = simd_adler32::Adler32::new();
+    a.write(bytes);
+    a.finish() as i64
 }
 
 /// Appends one log entry for the serialized txn `entry` (header + txn + optional digest).
@@ -200,21 +202,21 @@ pub fn encode_zxid_digest(zxid: Zxid, version: i32, digest: i64, w: &mut Writer)
 
 /// The Adler-32 of a snapshot stream, kept as bytes go by, and the seals it produces.
 #[derive(Clone)]
-pub struct SnapshotChecksum(adler2::Adler32);
+pub struct SnapshotChecksum(simd_adler32::Adler32);
 
 impl Default for SnapshotChecksum {
     fn default() -> Self {
-        SnapshotChecksum(adler2::Adler32::new())
+        SnapshotChecksum(simd_adler32::Adler32::new())
     }
 }
 
 impl SnapshotChecksum {
     pub fn update(&mut self, bytes: &[u8]) {
-        self.0.write_slice(bytes);
+        self.0.write(bytes);
     }
 
     pub fn value(&self) -> i64 {
-        self.0.checksum() as i64
+        self.0.finish() as i64
     }
 
     /// `SnapStream.sealStream`: the checksum so far and `"/"`; the seal's own bytes are

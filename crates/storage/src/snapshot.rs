@@ -320,6 +320,15 @@ pub fn decode_snapshot<R: std::io::Read, T>(
     max_bytes: usize,
     nodes: impl FnOnce(&SnapshotHead, &mut dyn Iterator<Item = NodeRecord>) -> T,
 ) -> Result<(SnapshotHead, T, SnapshotTail), FormatError> {
+    decode_snapshot_with(r, max_bytes, |head, it| nodes(head, it))
+}
+
+/// [`decode_snapshot`] with the node reader itself, which can also fill [`RawNodes`].
+fn decode_snapshot_with<R: std::io::Read, T>(
+    r: R,
+    max_bytes: usize,
+    nodes: impl FnOnce(&SnapshotHead, &mut NodeIter<'_, R>) -> T,
+) -> Result<(SnapshotHead, T, SnapshotTail), FormatError> {
     let mut cr = CheckedReader::new(r, max_bytes);
     let magic = cr.read_i32()?;
     let version = cr.read_i32()?;
@@ -329,7 +338,7 @@ pub fn decode_snapshot<R: std::io::Read, T>(
     hb.extend_from_slice(&version.to_be_bytes());
     hb.extend_from_slice(&dbid.to_be_bytes());
     format::decode_file_header(&hb, SNAP_MAGIC)?;
-    let (head, out) = decode_body(&mut cr, dbid, nodes)?;
+    let (head, out) = decode_body_with(&mut cr, dbid, nodes)?;
     cr.check_seal()?;
     let mut tail = SnapshotTail::default();
     if !cr.at_end()? {
@@ -348,6 +357,14 @@ pub(crate) fn decode_body<R: std::io::Read, T>(
     cr: &mut CheckedReader<R>,
     dbid: i64,
     nodes: impl FnOnce(&SnapshotHead, &mut dyn Iterator<Item = NodeRecord>) -> T,
+) -> Result<(SnapshotHead, T), FormatError> {
+    decode_body_with(cr, dbid, |head, it| nodes(head, it))
+}
+
+fn decode_body_with<R: std::io::Read, T>(
+    cr: &mut CheckedReader<R>,
+    dbid: i64,
+    nodes: impl FnOnce(&SnapshotHead, &mut NodeIter<'_, R>) -> T,
 ) -> Result<(SnapshotHead, T), FormatError> {
     let n = cr.read_i32()?;
     if n < 0 {
@@ -385,7 +402,85 @@ struct NodeIter<'a, R: std::io::Read> {
     done: bool,
 }
 
+/// Node records decoded into one buffer (no allocation per node), with each node's digest
+/// computed as the records are read: what the reading thread of [`load_snapshot`] hands to
+/// the building one, and gets back to fill again.
+#[derive(Default)]
+struct RawNodes {
+    bytes: Vec<u8>,
+    nodes: Vec<RawNode>,
+}
+
+struct RawNode {
+    /// `bytes[path.0..path.1]`, valid UTF-8.
+    path: (usize, usize),
+    /// `bytes[data.0..data.1]`; `None` for a null buffer.
+    data: Option<(usize, usize)>,
+    acl: i64,
+    stat: StatPersisted,
+    /// `digest::calculate_digest` (0 with digests off).
+    digest: i64,
+}
+
+impl RawNodes {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.nodes.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn get(&self, n: &RawNode) -> (&str, Option<&[u8]>) {
+        let path = std::str::from_utf8(&self.bytes[n.path.0..n.path.1]).expect("checked when read");
+        (path, n.data.map(|(a, b)| &self.bytes[a..b]))
+    }
+}
+
 impl<R: std::io::Read> NodeIter<'_, R> {
+    /// Reads the next record into `out`; false at the end (the terminator, or an error kept
+    /// for [`decode_body`]'s caller, as [`Iterator::next`] does).
+    fn read_into(&mut self, out: &mut RawNodes, digest_enabled: bool) -> bool {
+        if self.done {
+            return false;
+        }
+        match self.read_raw(out, digest_enabled) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.done = true;
+                false
+            }
+            Err(e) => {
+                self.err = Some(e);
+                self.done = true;
+                false
+            }
+        }
+    }
+
+    fn read_raw(&mut self, out: &mut RawNodes, digest_enabled: bool) -> Result<bool, FormatError> {
+        let at = out.bytes.len();
+        let path = self.r.read_string_into(&mut out.bytes)?;
+        if path == (at, at + 1) && out.bytes[at] == b'/' {
+            out.bytes.truncate(at);
+            return Ok(false);
+        }
+        let data = self.r.read_buffer_opt_into(&mut out.bytes)?;
+        let acl = self.r.read_i64()?;
+        let stat = self.r.read_stat()?;
+        let digest = if digest_enabled {
+            let p = &out.bytes[path.0..path.1];
+            let p: &[u8] = if p.is_empty() { b"/" } else { p };
+            let d = data.map_or(&[][..], |(a, b)| &out.bytes[a..b]);
+            rzk_tree::digest::DigestPrefix::from_bytes(p, d).digest(&stat)
+        } else {
+            0
+        };
+        out.nodes.push(RawNode { path, data, acl, stat, digest });
+        Ok(true)
+    }
+
     fn read_one(&mut self) -> Result<Option<NodeRecord>, FormatError> {
         let path = self.r.read_string()?;
         if path == "/" {
@@ -437,16 +532,73 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn std::io::Read>, StorageError> 
     snapstream::decompressor(f, c).map_err(|e| corrupt(path, FormatError(e.to_string())))
 }
 
+/// Node records handed from the reading thread to the building one at a time.
+const LOAD_BATCH_NODES: usize = 2048;
+/// Batches in flight between them (a bound on the memory the hand-off holds).
+const LOAD_BATCHES_MAX: usize = 8;
+/// File bytes per node assumed for the slab's first allocation (a typical node takes more;
+/// room reserved and not written costs no resident memory).
+const LOAD_BYTES_PER_NODE_MIN: u64 = 128;
+
 /// Loads a snapshot file into a tree, verifying its checksums.
+///
+/// Two threads share the work: one reads the file, keeps its checksum, decodes the node
+/// records and computes each node's digest; this one builds the tree from them
+/// ([`rzk_tree::SnapshotLoader`]), [`LOAD_BATCH_NODES`] at a time over a channel of
+/// [`LOAD_BATCHES_MAX`] batches, which go back to the reader to be filled again (so the
+/// reader allocates nothing per node). The result and its errors are those of decoding and
+/// building in one pass: a format error (a bad checksum among them) is reported before a
+/// tree error.
 pub fn load_snapshot(path: &Path, opts: TreeOptions, max_bytes: usize) -> Result<LoadedSnapshot, StorageError> {
+    use std::sync::mpsc::sync_channel;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let zxid = format::zxid_from_name(name, "snapshot").ok_or_else(|| corrupt(path, FormatError("file name has no zxid".into())))?;
-    let stream = open_stream(path)?;
-    let (head, tree, tail) = decode_snapshot(stream, max_bytes, |head, nodes| DataTree::from_snapshot(opts, head.acls.clone(), nodes))
-        .map_err(|e| corrupt(path, e))?;
-    let mut tree = tree.map_err(|e: SnapshotError| corrupt(path, FormatError(e.to_string())))?;
-    tree.set_last_processed_zxid(zxid);
-    Ok(LoadedSnapshot { path: path.to_path_buf(), zxid, tree, sessions: head.sessions, digest: tail.digest })
+    let (head_tx, head_rx) = sync_channel::<Vec<(i64, Vec<Acl>)>>(1);
+    let (batch_tx, batch_rx) = sync_channel::<RawNodes>(LOAD_BATCHES_MAX);
+    let (spare_tx, spare_rx) = sync_channel::<RawNodes>(LOAD_BATCHES_MAX + 2);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("rzk-snapshot-load".into())
+            .spawn_scoped(scope, move || -> Result<(SnapshotHead, SnapshotTail), StorageError> {
+                let stream = open_stream(path)?;
+                let (head, (), tail) = decode_snapshot_with(stream, max_bytes, |head, nodes| {
+                    if head_tx.send(head.acls.clone()).is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut batch = spare_rx.try_recv().unwrap_or_default();
+                        batch.clear();
+                        while batch.len() < LOAD_BATCH_NODES && nodes.read_into(&mut batch, opts.digest_enabled) {}
+                        if batch.nodes.is_empty() || batch_tx.send(batch).is_err() {
+                            return; // the end, or the builder stopped (its error is reported)
+                        }
+                    }
+                })
+                .map_err(|e| corrupt(path, e))?;
+                Ok((head, tail))
+            })
+            .map_err(|e| io_err(path, e))?;
+        let tree = head_rx.recv().ok().map(|acls| {
+            let mut loader = rzk_tree::SnapshotLoader::new(opts, acls);
+            if let Ok(m) = std::fs::metadata(path) {
+                loader.reserve((m.len() / LOAD_BYTES_PER_NODE_MIN) as usize);
+            }
+            for batch in batch_rx.iter() {
+                for n in &batch.nodes {
+                    let (p, data) = batch.get(n);
+                    loader.add(p, data, n.acl, n.stat.clone(), Some(n.digest))?;
+                }
+                let _ = spare_tx.try_send(batch);
+            }
+            loader.finish()
+        });
+        drop(batch_rx);
+        let (head, tail) = reader.join().expect("the snapshot reading thread does not panic")?;
+        let tree = tree.expect("a reader that decoded the head sent it");
+        let mut tree = tree.map_err(|e: SnapshotError| corrupt(path, FormatError(e.to_string())))?;
+        tree.set_last_processed_zxid(zxid);
+        Ok(LoadedSnapshot { path: path.to_path_buf(), zxid, tree, sessions: head.sessions, digest: tail.digest })
+    })
 }
 
 /// `SnapStream.isValidSnapshot`: the cheap check ZooKeeper uses to pick and retain

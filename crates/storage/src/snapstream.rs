@@ -186,8 +186,19 @@ pub fn decompressor<'a, R: Read + 'a>(inner: R, c: Compression) -> io::Result<Bo
 }
 
 /// Reads jute values from a stream, keeping the Adler-32 of everything read.
+///
+/// It keeps its own buffer and parses values in place: the checksum is brought up to date
+/// over whole buffers (and when asked for), not per value, and a stat is decoded from the
+/// buffer without a copy. On a restart every byte of the snapshot goes through here
+/// (bench/FINDINGS.md, *Restart at scale*).
 pub struct CheckedReader<R: Read> {
-    inner: BufReader<R>,
+    inner: R,
+    buf: Vec<u8>,
+    /// `buf[pos..end]` is read from `inner` and not consumed yet.
+    pos: usize,
+    end: usize,
+    /// `buf[summed..pos]` is consumed but not yet in `sum`.
+    summed: usize,
     sum: SnapshotChecksum,
     /// Bytes read so far (uncompressed), for error messages.
     pub offset: u64,
@@ -198,42 +209,88 @@ fn fe(offset: u64, what: impl std::fmt::Display) -> FormatError {
     FormatError(format!("at byte {offset} (uncompressed): {what}"))
 }
 
+/// The reader's buffer (it grows only for a value larger than this).
+const CHECKED_READER_BUFFER_BYTES: usize = 1 << 20;
+
 impl<R: Read> CheckedReader<R> {
     /// `max_bytes` bounds any one string or buffer (ZooKeeper: `jute.maxbuffer`).
     pub fn new(inner: R, max_bytes: usize) -> Self {
-        CheckedReader { inner: BufReader::with_capacity(256 * 1024, inner), sum: SnapshotChecksum::default(), offset: 0, max_bytes }
+        CheckedReader {
+            inner,
+            buf: vec![0u8; CHECKED_READER_BUFFER_BYTES],
+            pos: 0,
+            end: 0,
+            summed: 0,
+            sum: SnapshotChecksum::default(),
+            offset: 0,
+            max_bytes,
+        }
     }
 
-    pub fn checksum(&self) -> i64 {
+    fn update_sum(&mut self) {
+        self.sum.update(&self.buf[self.summed..self.pos]);
+        self.summed = self.pos;
+    }
+
+    /// The checksum of every byte consumed so far.
+    pub fn checksum(&mut self) -> i64 {
+        self.update_sum();
         self.sum.value()
     }
 
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), FormatError> {
-        self.inner.read_exact(buf).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => fe(self.offset, "unexpected end of snapshot"),
-            _ => fe(self.offset, e),
-        })?;
-        self.sum.update(buf);
-        self.offset += buf.len() as u64;
+    /// Reads until `n` unconsumed bytes are buffered, or the stream ends (then fewer are).
+    fn refill(&mut self, n: usize) -> Result<(), FormatError> {
+        self.update_sum();
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        self.summed = 0;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        while self.end < n {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(fe(self.offset, e)),
+            }
+        }
         Ok(())
     }
 
+    /// The next `n` bytes, consumed.
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&[u8], FormatError> {
+        if self.end - self.pos < n {
+            self.refill(n)?;
+            if self.end - self.pos < n {
+                return Err(fe(self.offset, "unexpected end of snapshot"));
+            }
+        }
+        let at = self.pos;
+        self.pos += n;
+        self.offset += n as u64;
+        Ok(&self.buf[at..at + n])
+    }
+
     pub fn read_i32(&mut self) -> Result<i32, FormatError> {
-        let mut b = [0u8; 4];
-        self.fill(&mut b)?;
-        Ok(i32::from_be_bytes(b))
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes(b.try_into().expect("4 bytes")))
     }
 
     pub fn read_i64(&mut self) -> Result<i64, FormatError> {
-        let mut b = [0u8; 8];
-        self.fill(&mut b)?;
-        Ok(i64::from_be_bytes(b))
+        let b = self.take(8)?;
+        Ok(i64::from_be_bytes(b.try_into().expect("8 bytes")))
     }
 
     /// True if the stream has no more bytes.
     pub fn at_end(&mut self) -> Result<bool, FormatError> {
-        use std::io::BufRead;
-        Ok(self.inner.fill_buf().map_err(|e| fe(self.offset, e))?.is_empty())
+        if self.pos < self.end {
+            return Ok(false);
+        }
+        self.refill(1)?;
+        Ok(self.pos == self.end)
     }
 
     fn read_len(&mut self, what: &str) -> Result<Option<usize>, FormatError> {
@@ -251,12 +308,31 @@ impl<R: Read> CheckedReader<R> {
     pub fn read_buffer_opt(&mut self) -> Result<Option<Vec<u8>>, FormatError> {
         match self.read_len("buffer")? {
             None => Ok(None),
+            Some(n) => Ok(Some(self.take(n)?.to_vec())),
+        }
+    }
+
+    /// Appends the next buffer to `out`; its range there, `None` for a null buffer.
+    pub fn read_buffer_opt_into(&mut self, out: &mut Vec<u8>) -> Result<Option<(usize, usize)>, FormatError> {
+        match self.read_len("buffer")? {
+            None => Ok(None),
             Some(n) => {
-                let mut v = vec![0u8; n];
-                self.fill(&mut v)?;
-                Ok(Some(v))
+                let at = out.len();
+                out.extend_from_slice(self.take(n)?);
+                Ok(Some((at, at + n)))
             }
         }
+    }
+
+    /// Appends the next string's UTF-8 to `out` (a null string is empty); its range there.
+    pub fn read_string_into(&mut self, out: &mut Vec<u8>) -> Result<(usize, usize), FormatError> {
+        let at = out.len();
+        let r = self.read_buffer_opt_into(out)?.unwrap_or((at, at));
+        if std::str::from_utf8(&out[r.0..r.1]).is_err() {
+            out.truncate(at);
+            return Err(fe(self.offset, "string is not valid UTF-8"));
+        }
+        Ok(r)
     }
 
     pub fn read_string(&mut self) -> Result<String, FormatError> {
@@ -264,11 +340,11 @@ impl<R: Read> CheckedReader<R> {
         String::from_utf8(b).map_err(|_| fe(self.offset, "string is not valid UTF-8"))
     }
 
-    /// Reads `n` bytes and decodes a fixed-size record from them.
+    /// Decodes a fixed-size record from the next `n` bytes.
     fn read_record<T: Record>(&mut self, n: usize) -> Result<T, FormatError> {
-        let mut b = vec![0u8; n];
-        self.fill(&mut b)?;
-        T::from_bytes(&b).map_err(|e| fe(self.offset, e))
+        let b = self.take(n)?;
+        let r = T::from_bytes(b);
+        r.map_err(|e| fe(self.offset, e))
     }
 
     pub fn read_stat(&mut self) -> Result<StatPersisted, FormatError> {

@@ -32,7 +32,7 @@ pub mod watch;
 pub use acl_cache::{AclCache, OPEN_UNSAFE_ACL_ID};
 pub use ephemeral::{EphemeralType, CONTAINER_EPHEMERAL_OWNER, TTL_MAX};
 pub use java::{ConcurrentOrder, JavaHashMap, JavaHashSet};
-pub use tree::{ApplyOutcome, DataTree, NodeHint, NodeRef, SnapshotError, TreeOptions, TxnResult, WatchKind, CONFIG_NODE};
+pub use tree::{ApplyOutcome, DataTree, NodeHint, NodeRef, SnapshotError, SnapshotLoader, TreeOptions, TxnResult, WatchKind, CONFIG_NODE};
 pub use watch::{Flavor, WatchManager, WatcherId, WatcherMode, WatchesSummary};
 
 #[cfg(test)]

@@ -43,6 +43,15 @@ impl<T> ChunkedVec<T> {
         self.chunks.iter().map(|c| c.capacity()).sum()
     }
 
+    /// Room for `n` elements in the first chunk at once (at most a chunk), when nothing is
+    /// stored yet: a tree loaded from a snapshot of known size skips the doublings (and their
+    /// copies). Pages reserved and never written are not resident.
+    pub fn reserve_first(&mut self, n: usize) {
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::with_capacity(n.clamp(FIRST_CAPACITY, CHUNK_LEN)));
+        }
+    }
+
     pub fn push(&mut self, v: T) {
         match self.chunks.last() {
             None => self.chunks.push(Vec::with_capacity(FIRST_CAPACITY)),

@@ -1690,66 +1690,16 @@ impl DataTree {
     /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
     /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL
     /// entries. The last processed zxid is left at 0. Node data `None` is a null buffer.
+    /// (One node at a time: [`SnapshotLoader`].)
     pub fn from_snapshot<I>(opts: TreeOptions, acls: Vec<(i64, Vec<Acl>)>, nodes: I) -> Result<DataTree, SnapshotError>
     where
         I: IntoIterator<Item = (String, Option<Vec<u8>>, i64, StatPersisted)>,
     {
-        // A fresh tree first: its config node takes ACL id 1, which keeps aclIndex ≥ 1.
-        let fresh = DataTree::with_options(opts);
-        let mut t = DataTree::empty(opts);
-        t.acl_cache = fresh.acl_cache;
-        t.acl_cache.load(acls);
-        let mut saw_root = false;
+        let mut l = SnapshotLoader::new(opts, acls);
         for (path, data, acl, stat) in nodes {
-            let path = if path.is_empty() { "/".to_string() } else { path };
-            if i32::try_from(acl).is_err() {
-                return Err(SnapshotError::AclIdOutOfRange(path, acl));
-            }
-            if path == "/" {
-                if saw_root {
-                    return Err(SnapshotError::DuplicatePath(path));
-                }
-                saw_root = true;
-                let id = t.insert_node(Node::new(&path, data.as_deref(), acl, stat));
-                debug_assert_eq!(id, ROOT);
-                t.acl_cache.add_usage(acl);
-                t.digest_add(id);
-                continue;
-            }
-            if !saw_root {
-                return Err(SnapshotError::MissingParent(path));
-            }
-            let (parent, _) = split_path(&path).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
-            let pid = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.clone()))?;
-            if t.lookup(&path).is_some() {
-                return Err(SnapshotError::DuplicatePath(path));
-            }
-            let owner = stat.ephemeral_owner;
-            let id = t.insert_node(Node::new(&path, data.as_deref(), acl, stat));
-            t.acl_cache.add_usage(acl);
-            t.add_child(pid, id);
-            t.digest_add(id);
-            match EphemeralType::of(owner, opts.extended_types_enabled) {
-                EphemeralType::Container => {
-                    t.containers.insert(path.as_str().into());
-                }
-                EphemeralType::Ttl => {
-                    t.ttls.insert(path.as_str().into());
-                }
-                _ if owner != 0 => {
-                    t.ephemeral_sessions.insert(owner);
-                    t.ephemerals.entry(owner).or_default().insert(path.as_str().into());
-                }
-                _ => {}
-            }
+            l.add(&path, data.as_deref(), acl, stat, None)?;
         }
-        if !saw_root {
-            return Err(SnapshotError::MissingRoot);
-        }
-        t.node_data_size = t.compute_approximate_data_size();
-        t.setup_quota();
-        t.acl_cache.purge_unused();
-        Ok(t)
+        l.finish()
     }
 
     /// `setupQuota`: registers every `zookeeper_limits` leaf under `/zookeeper/quota` and
@@ -1883,6 +1833,122 @@ impl std::fmt::Display for SnapshotError {
 }
 
 impl std::error::Error for SnapshotError {}
+
+/// [`DataTree::from_snapshot`] one node at a time, for a loader that decodes the records
+/// elsewhere (the snapshot file's reading thread) and hands over borrowed ones.
+pub struct SnapshotLoader {
+    t: DataTree,
+    saw_root: bool,
+    /// The snapshot lists nodes depth first, so a node's parent is most often the previous
+    /// node's: it is looked up from the root only when it changes.
+    parent_cache: Option<(String, NodeId)>,
+}
+
+impl SnapshotLoader {
+    pub fn new(opts: TreeOptions, acls: Vec<(i64, Vec<Acl>)>) -> SnapshotLoader {
+        // A fresh tree first: its config node takes ACL id 1, which keeps aclIndex ≥ 1.
+        let fresh = DataTree::with_options(opts);
+        let mut t = DataTree::empty(opts);
+        t.acl_cache = fresh.acl_cache;
+        t.acl_cache.load(acls);
+        SnapshotLoader { t, saw_root: false, parent_cache: None }
+    }
+
+    /// About how many nodes are coming (a hint from the file's size): the slab's first chunk
+    /// is allocated for them at once.
+    pub fn reserve(&mut self, nodes: usize) {
+        self.t.slab.reserve_first(nodes);
+    }
+
+    /// Adds the next node of the file. `digest`, when given, is the node's digest as
+    /// [`digest::calculate_digest`] computes it under this tree's options (0 when digests
+    /// are off), computed by the caller; otherwise it is computed here.
+    pub fn add(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: i64,
+        stat: StatPersisted,
+        digest: Option<i64>,
+    ) -> Result<(), SnapshotError> {
+        let t = &mut self.t;
+        let path = if path.is_empty() { "/" } else { path };
+        if i32::try_from(acl).is_err() {
+            return Err(SnapshotError::AclIdOutOfRange(path.to_string(), acl));
+        }
+        if path == "/" {
+            if self.saw_root {
+                return Err(SnapshotError::DuplicatePath(path.to_string()));
+            }
+            self.saw_root = true;
+            let id = t.insert_node(Node::new(path, data, acl, stat));
+            debug_assert_eq!(id, ROOT);
+            t.acl_cache.add_usage(acl);
+            Self::add_digest(t, id, digest);
+            return Ok(());
+        }
+        if !self.saw_root {
+            return Err(SnapshotError::MissingParent(path.to_string()));
+        }
+        let (parent, name) = split_path(path).ok_or_else(|| SnapshotError::MissingParent(path.to_string()))?;
+        let pid = match &self.parent_cache {
+            Some((p, id)) if p == parent => *id,
+            _ => {
+                let id = t.lookup(parent).ok_or_else(|| SnapshotError::MissingParent(path.to_string()))?;
+                self.parent_cache = Some((parent.to_string(), id));
+                id
+            }
+        };
+        // `lookup(path)`, given its parent: the child with the name's hash and the path.
+        let h = string_hash_code(name);
+        let slab = &t.slab;
+        let same = |c: &NodeId| slab[*c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == path.as_bytes());
+        if t.children.get(&pid).is_some_and(|c| c.find_by(h, same).is_some()) {
+            return Err(SnapshotError::DuplicatePath(path.to_string()));
+        }
+        let owner = stat.ephemeral_owner;
+        let id = t.insert_node(Node::new(path, data, acl, stat));
+        t.acl_cache.add_usage(acl);
+        t.children.entry(pid).or_insert_with(|| JavaHashSet::with_capacity(8)).insert_with_hash(h, id);
+        Self::add_digest(t, id, digest);
+        match EphemeralType::of(owner, t.opts.extended_types_enabled) {
+            EphemeralType::Container => {
+                t.containers.insert(path.into());
+            }
+            EphemeralType::Ttl => {
+                t.ttls.insert(path.into());
+            }
+            _ if owner != 0 => {
+                t.ephemeral_sessions.insert(owner);
+                t.ephemerals.entry(owner).or_default().insert(path.into());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn add_digest(t: &mut DataTree, id: NodeId, digest: Option<i64>) {
+        match digest {
+            Some(d) => {
+                debug_assert_eq!(d, t.node_digest(id), "a precomputed node digest");
+                t.digest = t.digest.wrapping_add(d);
+            }
+            None => t.digest_add(id),
+        }
+    }
+
+    /// The tree, once every node is added.
+    pub fn finish(self) -> Result<DataTree, SnapshotError> {
+        let mut t = self.t;
+        if !self.saw_root {
+            return Err(SnapshotError::MissingRoot);
+        }
+        t.node_data_size = t.compute_approximate_data_size();
+        t.setup_quota();
+        t.acl_cache.purge_unused();
+        Ok(t)
+    }
+}
 
 #[cfg(test)]
 mod storage_tests {
