@@ -49,6 +49,7 @@ pub mod epoch;
 pub mod format;
 pub mod purge;
 pub mod recovery;
+pub mod snaprecv;
 pub mod snapshot;
 pub mod snapstream;
 pub mod snapwire;
@@ -63,6 +64,7 @@ pub use ensemble::{recover_ensemble, EnsembleRecovered};
 pub use epoch::{read_epoch, write_epoch};
 pub use format::Compression;
 pub use recovery::{recover, Recovered, RecoveryOptions};
+pub use snaprecv::{receive_snap_stream, ReceivedSnap};
 pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SnapWireWalk};
 
 /// Why the storage layer could not do what was asked.

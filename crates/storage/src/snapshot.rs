@@ -193,7 +193,19 @@ pub fn tmp_name(zxid: Zxid, c: Compression) -> String {
 
 impl SnapshotFile {
     pub fn create(dir: &Path, zxid: Zxid, c: Compression) -> Result<SnapshotFile, StorageError> {
-        let tmp = dir.join(tmp_name(zxid, c));
+        Self::create_at(dir, zxid, c, dir.join(tmp_name(zxid, c)))
+    }
+
+    /// As [`SnapshotFile::create`], under a temp name of its own (`tmp.<tag>.snapshot.<zxid>`:
+    /// still one the next start removes), for a file that may be written while another at
+    /// the same zxid is.
+    pub fn create_temp(dir: &Path, zxid: Zxid, c: Compression, tag: &str) -> Result<SnapshotFile, StorageError> {
+        let name = tmp_name(zxid, c);
+        let (prefix, rest) = name.split_at(name.find('.').map_or(0, |i| i + 1));
+        Self::create_at(dir, zxid, c, dir.join(format!("{prefix}{tag}.{rest}")))
+    }
+
+    fn create_at(dir: &Path, zxid: Zxid, c: Compression, tmp: PathBuf) -> Result<SnapshotFile, StorageError> {
         let dest = dir.join(format::snapshot_file_name(zxid, c.suffix()));
         let f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let out = Compressor::new(f, c).map_err(|e| io_err(&tmp, e))?;

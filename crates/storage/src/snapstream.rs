@@ -204,6 +204,11 @@ impl<R: Read> CheckedReader<R> {
         CheckedReader { inner: BufReader::with_capacity(256 * 1024, inner), sum: SnapshotChecksum::default(), offset: 0, max_bytes }
     }
 
+    /// The reader it reads from (bytes it buffered and did not hand out are dropped).
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner()
+    }
+
     pub fn checksum(&self) -> i64 {
         self.sum.value()
     }

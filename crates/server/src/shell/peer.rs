@@ -45,7 +45,7 @@ use rzk_proto::quorum::{
     ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
 };
 use rzk_proto::{Record, Writer};
-use rzk_zab::{Message, MessageError, ServerId, Vote};
+use rzk_zab::{Message, MessageError, ServerId, SnapData, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
@@ -112,8 +112,31 @@ impl PeerAddrs {
 /// A scanner may keep its position between calls so that large snapshots stay linear; a
 /// stateless one is called again only after the buffer grew by an eighth or the socket had
 /// nothing more for the moment.
+///
+/// A scanner made with a [`SnapSink`] hands the stream on as it arrives instead: after a
+/// scan that needs more, [`SnapStreamScanner::scanned`] says how many bytes at the start of
+/// the buffer it has passed; the transport sends them to the sink, removes them from its
+/// buffer and says so with [`SnapStreamScanner::dropped`] (later calls see the buffer
+/// without them). The learner then never holds the whole stream.
 pub trait SnapStreamScanner: Send {
     fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String>;
+    /// Bytes at the start of the buffer that the scanner has passed (0: keep everything).
+    fn scanned(&self) -> usize {
+        0
+    }
+    /// The first `n` bytes (`n <= scanned()`) left the buffer.
+    fn dropped(&mut self, n: usize) {
+        assert_eq!(n, 0, "this scanner keeps the whole stream");
+    }
+}
+
+/// Where a scanner that decodes as the stream arrives takes it: the stream's bytes in
+/// order, on a bounded channel (the transport stops reading the socket while it is full),
+/// and the result once the channel is closed after the last byte ([`SnapData::Received`]
+/// or a stream, or why it is malformed).
+pub struct SnapSink {
+    pub chunks: mpsc::Sender<Bytes>,
+    pub done: tokio::sync::oneshot::Receiver<Result<SnapData, String>>,
 }
 
 impl<F> SnapStreamScanner for F
@@ -125,13 +148,17 @@ where
     }
 }
 
-/// Makes a fresh [`SnapStreamScanner`] for each SNAP received.
-pub type SnapScannerFactory = Arc<dyn Fn() -> Box<dyn SnapStreamScanner> + Send + Sync>;
+/// Makes a fresh [`SnapStreamScanner`] for each SNAP received (given the SNAP's zxid), and
+/// with it a [`SnapSink`] if the stream is decoded as it arrives.
+pub type SnapScannerFactory = Arc<dyn Fn(rzk_proto::Zxid) -> (Box<dyn SnapStreamScanner>, Option<SnapSink>) + Send + Sync>;
 
 /// A factory whose scanners reject every stream: the default until a parser is plugged in.
 pub fn no_snap_scanner() -> SnapScannerFactory {
-    Arc::new(|| Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())))
+    Arc::new(|_| (Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())), None))
 }
+
+/// How many scanned bytes of a SNAP stream go to its sink at once.
+const SNAP_SINK_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Bounds and settings of the transport.
 #[derive(Clone)]
@@ -494,7 +521,8 @@ impl PeerNet {
             }
             Message::Snap { snapshot, .. } => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
-                s.enqueue(to, Outbound::Snap(encode(&p), snapshot.clone()));
+                let stream = snapshot.stream().expect("a SNAP sent is a stream, never one received").clone();
+                s.enqueue(to, Outbound::Snap(encode(&p), stream));
             }
             _ => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
@@ -1358,7 +1386,7 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: PeerRead, mut bu
                 Err(e) => return End::Malformed(e.to_string()),
             };
             let snapshot = if packet.ty == pt::SNAP {
-                match read_snap_stream(shared, &mut rd, &mut buf).await {
+                match read_snap_stream(shared, &mut rd, &mut buf, packet.zxid).await {
                     Ok(s) => Some(s),
                     Err(e) => return e,
                 }
@@ -1395,23 +1423,63 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: PeerRead, mut bu
     }
 }
 
-/// Reads the serialized database after a SNAP packet: until the scanner finds its end.
-/// Returns those bytes; whatever follows stays in `buf`.
-async fn read_snap_stream(shared: &Shared, rd: &mut PeerRead, buf: &mut BytesMut) -> Result<Bytes, End> {
-    let mut scanner = (shared.limits.snap_scanner)();
+/// Why a SNAP's sink gave up (it stops reading at the first error).
+async fn sink_failed(sink: SnapSink) -> End {
+    drop(sink.chunks);
+    match sink.done.await {
+        Ok(Err(e)) => End::Malformed(format!("snapshot stream: {e}")),
+        Ok(Ok(_)) => End::Malformed("snapshot stream: the decoder finished before the stream's end".into()),
+        Err(_) => End::Malformed("snapshot stream: the decoder stopped".into()),
+    }
+}
+
+/// Reads the serialized database after a SNAP packet at `zxid`: until the scanner finds
+/// its end. Returns those bytes, or with a sink what the sink made of them; whatever
+/// follows stays in `buf`. A stream cut short drops the sink (its decoder then fails and
+/// removes what it wrote).
+async fn read_snap_stream(shared: &Shared, rd: &mut PeerRead, buf: &mut BytesMut, zxid: rzk_proto::Zxid) -> Result<SnapData, End> {
+    let (mut scanner, mut sink) = (shared.limits.snap_scanner)(zxid);
     let max = shared.limits.snapshot_bytes_max;
     let mut scanned_len: Option<usize> = None;
     let mut scan_now = true;
+    // Bytes handed to the sink and gone from `buf`.
+    let mut passed = 0usize;
     loop {
         if scan_now {
             match scanner.scan(buf) {
-                Ok(Some(n)) if n <= buf.len() => return Ok(buf.split_to(n).freeze()),
+                Ok(Some(n)) if n <= buf.len() => {
+                    let last = buf.split_to(n).freeze();
+                    let Some(s) = sink.take() else { return Ok(SnapData::Stream(last)) };
+                    if !last.is_empty() && s.chunks.send(last).await.is_err() {
+                        return Err(sink_failed(s).await);
+                    }
+                    drop(s.chunks);
+                    return match s.done.await {
+                        Ok(Ok(data)) => Ok(data),
+                        Ok(Err(e)) => Err(End::Malformed(format!("snapshot stream: {e}"))),
+                        Err(_) => Err(End::Malformed("snapshot stream: the decoder stopped".into())),
+                    };
+                }
                 Ok(Some(n)) => return Err(End::Malformed(format!("snapshot scanner claimed {n} bytes of {}", buf.len()))),
-                Ok(None) => scanned_len = Some(buf.len()),
+                Ok(None) => {
+                    let k = scanner.scanned();
+                    if k >= SNAP_SINK_CHUNK_BYTES {
+                        if let Some(s) = sink.as_ref() {
+                            assert!(k <= buf.len(), "snapshot scanner passed {k} bytes of {}", buf.len());
+                            let chunk = buf.split_to(k).freeze();
+                            scanner.dropped(k);
+                            passed += k;
+                            if s.chunks.send(chunk).await.is_err() {
+                                return Err(sink_failed(sink.take().expect("checked")).await);
+                            }
+                        }
+                    }
+                    scanned_len = Some(buf.len());
+                }
                 Err(e) => return Err(End::Malformed(format!("snapshot stream: {e}"))),
             }
         }
-        if buf.len() > max {
+        if passed + buf.len() > max {
             return Err(End::Malformed(format!("snapshot stream longer than {max} bytes")));
         }
         buf.reserve(256 * 1024);
@@ -1892,7 +1960,7 @@ mod tests {
     #[tokio::test]
     async fn snap_with_its_stream() {
         let peers = addrs(&[1, 2]);
-        let scanning = NetLimits { snap_scanner: Arc::new(|| Box::new(length_prefixed)), ..NetLimits::default() };
+        let scanning = NetLimits { snap_scanner: Arc::new(|_| (Box::new(length_prefixed), None)), ..NetLimits::default() };
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let (learner, mut frx) = start(2, &peers, scanning).await;
         send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
@@ -1901,14 +1969,14 @@ mod tests {
         let payload: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
         stream.extend_from_slice(&payload);
-        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream).into() };
         send(&leader, 2, snap.clone());
         send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() }));
 
         // A stream the scanner rejects closes the connection; both ends report it.
-        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
+        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]).into() };
         send(&leader, 2, bad);
         expect_disconnected(&mut frx, 1).await;
         expect_disconnected(&mut lrx, 2).await;
@@ -1919,7 +1987,7 @@ mod tests {
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
         send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
-        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever") });
+        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever").into() });
         expect_disconnected(&mut frx, 1).await;
     }
 
@@ -2173,7 +2241,7 @@ mod tests {
     async fn follows_a_real_zookeeper_leader() {
         let peers = addrs(&[1, 2]);
         let Some(zk) = start_zookeeper(1, &peers, &["-Dzookeeper.forceSnapshotSync=true"]) else { return };
-        let limits = NetLimits { snap_scanner: Arc::new(|| Box::new(find_signature)), ..NetLimits::default() };
+        let limits = NetLimits { snap_scanner: Arc::new(|_| (Box::new(find_signature), None)), ..NetLimits::default() };
         let (net, mut rx) = start(2, &peers, limits).await;
         let cfg = zk_config_text(&peers);
         // ZooKeeper's first vote: for itself.
@@ -2211,7 +2279,7 @@ mod tests {
         let snap = match next_quorum(&mut rx).await {
             NetEvent::Message { from, msg: Message::Snap { zxid, snapshot } } => {
                 assert_eq!((from, zxid), (ServerId(1), Zxid(0)));
-                snapshot
+                snapshot.stream().expect("this transport buffers the stream").clone()
             }
             other => panic!("expected SNAP, got {other:?}"),
         };
@@ -2317,7 +2385,7 @@ mod tests {
         );
         let stream: String =
             include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
-        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
+        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())).into() });
         send(Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
         send(Message::UpToDate);
