@@ -772,10 +772,17 @@ fn snap_receiver(
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let dir = snap_dir.clone();
         let spawned = std::thread::Builder::new().name("snap-receive".into()).spawn(move || {
+            let started = Instant::now();
             let chunks = std::iter::from_fn(move || rx.blocking_recv());
             let r = rzk_storage::receive_snap_stream(chunks, zxid, Some(&dir), compression, max_record, opts);
-            if let Err(e) = &r {
-                tracing::warn!(zxid = %zxid, error = %e, "the leader's SNAP stream is unusable");
+            match &r {
+                Ok(snap) => tracing::info!(
+                    zxid = %zxid,
+                    bytes = snap.stream_bytes(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "received the leader's SNAP: decoded as it arrived and written under a temp name"
+                ),
+                Err(e) => tracing::warn!(zxid = %zxid, error = %e, "the leader's SNAP stream is unusable"),
             }
             let _ = done_tx.send(r.map(|snap| SnapData::Received(Arc::new(snap))).map_err(|e| e.to_string()));
         });

@@ -1991,6 +1991,96 @@ mod tests {
         expect_disconnected(&mut frx, 1).await;
     }
 
+    /// `length_prefixed`, for a transport that drops what it passed: it remembers where it is.
+    #[derive(Default)]
+    struct PassingScanner {
+        end: Option<usize>,
+        gone: usize,
+        passed: usize,
+    }
+
+    impl SnapStreamScanner for PassingScanner {
+        fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
+            if self.end.is_none() {
+                match length_prefixed(buf)? {
+                    Some(n) => return Ok(Some(n)),
+                    None if buf.len() < 8 => return Ok(None),
+                    None => self.end = Some(8 + u64::from_be_bytes(buf[..8].try_into().unwrap()) as usize),
+                }
+            }
+            let end = self.end.expect("set");
+            if self.gone + buf.len() >= end {
+                return Ok(Some(end - self.gone));
+            }
+            self.passed = buf.len();
+            Ok(None)
+        }
+        fn scanned(&self) -> usize {
+            self.passed
+        }
+        fn dropped(&mut self, n: usize) {
+            assert!(n <= self.passed);
+            self.passed -= n;
+            self.gone += n;
+        }
+    }
+
+    /// A sink that gathers the chunks (failing after `fail_after` bytes, if given): the
+    /// stream back, and the largest chunk seen.
+    fn gathering_sink(fail_after: Option<usize>, largest: Arc<AtomicUsize>) -> SnapSink {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut all = Vec::new();
+            while let Some(c) = rx.recv().await {
+                largest.fetch_max(c.len(), Ordering::Relaxed);
+                all.extend_from_slice(&c);
+                if fail_after.is_some_and(|n| all.len() > n) {
+                    let _ = done_tx.send(Err("the decoder gave up".to_string()));
+                    return;
+                }
+            }
+            let _ = done_tx.send(Ok(SnapData::Stream(Bytes::from(all))));
+        });
+        SnapSink { chunks: tx, done }
+    }
+
+    #[tokio::test]
+    async fn a_snap_handed_on_as_it_arrives() {
+        let largest = Arc::new(AtomicUsize::new(0));
+        let l2 = largest.clone();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f2 = fail.clone();
+        let limits = NetLimits {
+            snap_scanner: Arc::new(move |_| {
+                let fail_after = f2.load(Ordering::Relaxed).then_some(1 << 20);
+                (Box::new(PassingScanner::default()), Some(gathering_sink(fail_after, l2.clone())))
+            }),
+            ..NetLimits::default()
+        };
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let (learner, mut frx) = start(2, &peers, limits).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
+        next_message(&mut lrx).await;
+        // 5 MiB, in many chunks: the sink gets it all, in order, never much at once.
+        let payload: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 241) as u8).collect();
+        let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
+        stream.extend_from_slice(&payload);
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream.clone()).into() };
+        send(&leader, 2, snap.clone());
+        send(&leader, 2, Message::UpToDate);
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), snap.clone()));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
+        let big = largest.load(Ordering::Relaxed);
+        assert!(big >= SNAP_SINK_CHUNK_BYTES && big < 1 << 20, "largest chunk {big}");
+        // A sink that fails mid-stream closes the connection.
+        fail.store(true, Ordering::Relaxed);
+        send(&leader, 2, snap);
+        expect_disconnected(&mut frx, 1).await;
+        expect_disconnected(&mut lrx, 2).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_learner_retries_a_leader_that_is_not_listening_yet() {
         // A ZooKeeper leader opens its quorum port only after its election ends; a learner
