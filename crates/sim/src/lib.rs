@@ -252,7 +252,7 @@ pub struct Report {
     pub diff_syncs: u64,
     pub trunc_syncs: u64,
     pub snap_syncs: u64,
-    /// SNAP streams received whole (each sent in small steps while writes went on).
+    /// SNAP streams received whole (each sent in small steps while writes went on; the learner decodes it in pieces).
     pub snap_streams: u64,
     /// SNAP streams whose leader applied txns while writing them (fuzzy snapshots).
     pub snap_fuzzy: u64,
@@ -1581,7 +1581,7 @@ pub fn summarize(reports: &[Report]) -> String {
         "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters: {} syncs by followers); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
-         protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
+         protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps, received whole and decoded in pieces, {} of them fuzzy: written while txns were applied)\n\
          checked after every step: one leader per epoch, every delivery continues the committed history \
          ({} txns committed), logs agree with it ({} entry checks), equal zxid => equal tree digest ({} checks), \
          established leaders hold every committed txn\n\
