@@ -78,6 +78,15 @@ def peak_rss_mib(m) -> str:
     return "peak %.0f MiB, now %.0f MiB" % (v.get("VmHWM", 0) / 1024, v.get("VmRSS", 0) / 1024)
 
 
+def fsync_line(m) -> str:
+    """The member's txn log fsync times since the last srst (mntr's fsynctime summary)."""
+    v = mntr(m)
+    if "zk_max_fsynctime" not in v:
+        return ""
+    return " | leader fsync avg %s ms max %s ms (%s fsyncs)" % (v.get("zk_avg_fsynctime"), v.get("zk_max_fsynctime"),
+                                                             v.get("zk_cnt_fsynctime"))
+
+
 def ensemble(kind: str, name: str, a, cfg: dict):
     timing = {"tickTime": 2000, "initLimit": 60, "syncLimit": 10}
     jvm = None
@@ -107,8 +116,10 @@ def run(name: str, kind: str, client: str, a) -> None:
             shutil.rmtree(f.version_dir)
             set_args = ["set", "--servers", at, "--clients", str(clients), "--inflight", "1", "--keys", "1000",
                         "--root", "/w", "--duration", str(seconds)]
+            h.four_letter(leader.client_port, "srst")
             base = bench(client, set_args, timeout=seconds + 120)
-            print("%s: baseline writes: %s" % (name, latency_line(base)), flush=True)
+            print("%s: baseline writes: %s%s" % (name, latency_line(base), fsync_line(leader)), flush=True)
+            h.four_letter(leader.client_port, "srst")
             p = subprocess.Popen([client, "bench"] + set_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
                 time.sleep(2)
@@ -128,7 +139,7 @@ def run(name: str, kind: str, client: str, a) -> None:
                 if got:
                     print("%s: %s" % (name, got[-1].strip()), flush=True)
             text = out.decode("utf-8", "replace")
-            print("%s: writes during the SNAP: %s" % (name, latency_line(text) or text[-1500:]), flush=True)
+            print("%s: writes during the SNAP: %s%s" % (name, latency_line(text) or text[-1500:], fsync_line(leader)), flush=True)
             ens.wait_converged(timeout=900)
         finally:
             ens.stop()
@@ -166,9 +177,14 @@ def run_diff(name: str, kind: str, client: str, a) -> None:
             h.wait_until(lambda: (f.zxid() or 0) >= target, 900, 0.05, "the follower to reach the leader's zxid")
             caught = time.monotonic() - t
             after = sync_counts(ens)
-            how = "DIFF" if after[0] > before[0] else "SNAP" if after[1] > before[1] else "?"
+            how = "+".join(k for k, n in (("DIFF", after[0] - before[0]), ("SNAP", after[1] - before[1])) if n > 0) or "?"
             print("%s: sync: %s (diff %d->%d, snap %d->%d); served %.1f s after its restart, at the leader's zxid after %.1f s; its memory: %s"
                   % (name, how, before[0], after[0], before[1], after[1], served, caught, peak_rss_mib(f)), flush=True)
+            # What the leader logged about syncing learners (rzk's words, ZooKeeper's LearnerHandler).
+            keys = ("SNAP", "DIFF", "no DIFF", "Synchronizing with", "Sending", "sizeLimit", "txnlog", "TxnLog")
+            for line in leader.log_text().splitlines()[-4000:]:
+                if any(k in line for k in keys):
+                    print("%s: leader: %s" % (name, line.strip()[:300]), flush=True)
         finally:
             ens.stop()
             shutil.rmtree(ens.workdir, ignore_errors=True)
