@@ -26,7 +26,8 @@ the end (RZK_TEST_WORKDIR puts it elsewhere, e.g. /tmp).
 that many setData of --value-size bytes on 1000 keys), then restarted: which sync its leader
 chose (mntr's zk_diff_count / zk_snap_count), the time until it serves and until it has the
 leader's zxid. Server defaults (snapCount, snapshotSizeFactor) unless --snap-count /
---factor are given.
+--factor are given (--factor: a zoo.cfg line for rzk, -Dzookeeper.snapshotSizeFactor for
+ZooKeeper, which ignores the zoo.cfg line).
 
     cargo build --release -p rzk
     .venv/bin/python bench/snap_rejoin.py --bin before=/tmp/rzk-main --bin after=target/release/rzk --nodes 1000000
@@ -92,6 +93,9 @@ def ensemble(kind: str, name: str, a, cfg: dict):
     jvm = None
     if kind == "zookeeper":
         jvm = [f for f in ze.ZK_ENSEMBLE_JVM if not f.startswith("-Xmx")] + ["-Xmx%dm" % a.zk_heap_mb]
+        if a.scenario == "diff" and a.factor is not None:
+            # ZooKeeper reads it as a system property only (a zoo.cfg line is ignored).
+            jvm.append("-Dzookeeper.snapshotSizeFactor=%s" % a.factor)
     return ze.Ensemble(kind, 3, name="snaprejoin-" + name, proxied=False, timing=timing, extra_cfg=cfg, zk_jvm=jvm)
 
 
