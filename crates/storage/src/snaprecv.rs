@@ -7,8 +7,9 @@
 //! reads jute values from them and inserts each node into the tree as it is read, and
 //! writes each chunk through the snapshot file's compressor. What stays in memory is the
 //! tree and about one chunk. The file is the stream without its signature after a
-//! snapshot file header, sealed and fsynced here, off the driver; installing it only
-//! deletes the log and renames it ([`crate::ensemble::install_received_snapshot`]).
+//! snapshot file header, sealed here, off the driver; installing it fsyncs it, deletes the
+//! log and renames it ([`crate::ensemble::install_received_snapshot`], in the log worker, in
+//! order with the learner's other writes), so the transport reads on meanwhile.
 //!
 //! A stream cut short (the connection broke) or malformed (an undecodable record, a node
 //! whose parent is missing, no signature, bytes after it) is an error: the temp file is
@@ -60,7 +61,7 @@ impl ReceivedSnap {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// The snapshot file (durable under its temp name), once: `None` if already taken.
+    /// The snapshot file (complete under its temp name, not yet fsynced), once: `None` if already taken.
     pub fn take_file(&self) -> Option<UnpublishedSnapshot> {
         self.file.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
@@ -138,7 +139,8 @@ impl<I: Iterator<Item = Bytes>> Read for Tee<I> {
 /// Decodes a SNAP stream at `zxid` from `chunks` (in order; their end is the stream's
 /// end) into a tree and its sessions, and with `snap_dir` writes it as the snapshot file
 /// `snapshot.<zxid>` (sealed, no digest: a SNAP's tree is fuzzy) under a temp name there,
-/// fsynced (without, nothing is written: the simulator, which stores the stream itself).
+/// not yet fsynced (without, nothing is written: the simulator, which stores the stream
+/// itself).
 /// `max_record_bytes` bounds any one string or buffer. Blocking: run it on a thread of its
 /// own, fed as the stream arrives.
 pub fn receive_snap_stream<I: IntoIterator<Item = Bytes>>(
@@ -192,7 +194,7 @@ pub fn receive_snap_stream<I: IntoIterator<Item = Bytes>>(
         None => None,
         Some(f) => {
             assert_eq!(tee.hold.len(), SIGNATURE_BYTES, "the signature is held back from the file");
-            Some(f.finish_unpublished(None)?)
+            Some(f.finish_unsynced(None)?)
         }
     };
     tree.set_last_processed_zxid(zxid);

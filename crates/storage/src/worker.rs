@@ -139,7 +139,7 @@ pub enum LogCommand {
     /// written before sending this.
     InstallSnapshot { zxid: Zxid, stream: bytes::Bytes, digest: Option<i64>, token: u64 },
     /// SNAP, for a stream the transport decoded and wrote as it arrived
-    /// ([`crate::snaprecv`]): its file is already durable under a temp name; publish it and
+    /// ([`crate::snaprecv`]): its file is complete under a temp name; fsync and publish it and
     /// delete the log and every other snapshot ([`ensemble::install_received_snapshot`]).
     InstallReceived { snap: std::sync::Arc<crate::ReceivedSnap>, token: u64 },
     /// Write `acceptedEpoch` or `currentEpoch` ([`epoch::ACCEPTED_EPOCH`],
