@@ -41,6 +41,12 @@
 //! `LogCommand::InstallSnapshot`; a leader produces the bytes with
 //! [`snapwire::encode_snap_stream`]`(tree, sessions)`.
 //!
+//! Or, never holding the whole stream (what `rzk server` does): after each `Ok(None)`, hand
+//! the first `scanner.scanned()` bytes on and drop them from `buf`
+//! (`scanner.consume(n)`), into [`snaprecv::receive_snap_stream`] running on a thread of its
+//! own; it decodes the tree as the bytes arrive and writes the snapshot file at the same time,
+//! and `LogCommand::InstallReceived` installs that file.
+//!
 //! Decoding never panics and never allocates more than a configured bound for any one
 //! record; a corrupt file is an error naming the file and the offset.
 
