@@ -4,7 +4,7 @@ real processes on 127.0.0.1, kazoo clients).
 * SNAP, streamed: a follower away for more than the leader's in-memory window (and whose
   missed txns weigh more than a third of the snapshot) gets a SNAP, which the leader writes
   in bounded steps between its other work while a writer keeps writing; the follower
-  installs the fuzzy snapshot, applies the txns after its zxid on top, and ends with the
+  decodes it as it arrives (its log says so), installs the fuzzy snapshot, applies the txns after its zxid on top, and ends with the
   leader's tree: every acknowledged write is there, the `hash` digests agree at equal zxids,
   and the leader's `mntr` counts the sync in `zk_snap_count`.
 * DIFF from the txn log on disk: a follower 2000 txns behind (the leader keeps 500 in
@@ -123,6 +123,8 @@ def test_snap_is_streamed_while_a_writer_writes():
 
         assert int(mntr(leader)["zk_snap_count"]) > snaps_before, "the follower was not sent a SNAP"
         assert "sending SNAP (streamed)" in leader.log_text()
+        # The follower decoded it as it arrived, never holding the whole stream.
+        assert "received the leader's SNAP: decoded as it arrived" in f.log_text()
         fz = kazoo(f.hosts)
         try:
             fz.sync("/")

@@ -48,7 +48,7 @@ use rzk_proto::txn::TxnRecord;
 use rzk_proto::{OpCode, SessionId, Zxid};
 use rzk_tree::{DataTree, TreeOptions};
 use rzk_zab::{
-    Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, StorageOp,
+    Action as ZabAction, Config as ZabConfig, LogRead, Message, MessageError, Node, ProposeError, Restored, ServerId, SnapData, StorageOp,
 };
 use std::net::SocketAddr;
 
@@ -110,6 +110,9 @@ pub type SnapStep = Box<dyn FnMut(&DataTree, usize) -> Result<(Vec<u8>, bool), S
 pub type SnapBegin = fn(&DataTree, &[(i64, i32)]) -> (Vec<u8>, SnapStep);
 /// Reads a SNAP stream at a zxid back into a tree and its sessions.
 pub type SnapDecode = fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64, i32)>), String>;
+/// Takes the tree and sessions out of a SNAP the host's transport decoded as it arrived
+/// (`SnapData::Received`: the host's own type).
+pub type SnapTake = fn(&(dyn std::any::Any + Send + Sync)) -> Result<(DataTree, Vec<(i64, i32)>), String>;
 
 /// The snapshot stream a leader sends a learner in a SNAP (ZooKeeper's serialized database:
 /// `rzk_storage::SnapWireWalk` / `decode_snap_stream` for `rzk server` and the simulator
@@ -118,6 +121,7 @@ pub type SnapDecode = fn(&[u8], Zxid, TreeOptions) -> Result<(DataTree, Vec<(i64
 pub struct SnapCodec {
     pub begin: SnapBegin,
     pub decode: SnapDecode,
+    pub take: SnapTake,
 }
 
 /// A SNAP stream to one learner, being written.
@@ -196,7 +200,7 @@ impl PeerMsg {
     /// Reads a quorum packet (with the SNAP stream that followed it, for SNAP). Returns the
     /// LearnerInfo's sid too. REVALIDATE is the same packet type both ways; its data tells
     /// them apart (`long, int` from a learner, `long, boolean` from the leader).
-    pub fn from_packet(p: &QuorumPacket, snapshot: Option<Bytes>) -> Result<(PeerMsg, Option<i64>), PeerMsgError> {
+    pub fn from_packet(p: &QuorumPacket, snapshot: Option<SnapData>) -> Result<(PeerMsg, Option<i64>), PeerMsgError> {
         let bad = |what, e: rzk_proto::DecodeError| PeerMsgError::Malformed(what, e.to_string());
         Ok(match p.ty {
             pt::REQUEST => (PeerMsg::Request(ForwardedRequest::from_packet(p).map_err(|e| bad("REQUEST", e))?), None),
@@ -806,7 +810,7 @@ impl Member {
                 // An observer with syncEnabled=false about to log again: its state as a
                 // snapshot, in the SNAP stream's bytes, stored as a leader's SNAP is.
                 let data = self.serialize_state(zxid);
-                self.out.push(Output::Storage { seq, op: StorageOp::InstallSnapshot { zxid, data }, snapshot_digest: None });
+                self.out.push(Output::Storage { seq, op: StorageOp::InstallSnapshot { zxid, data: data.into() }, snapshot_digest: None });
             }
             ZabAction::Persist { seq, op } => {
                 if let StorageOp::InstallSnapshot { zxid, data } = &op {
@@ -1096,9 +1100,16 @@ impl Member {
     /// fuzzy (the leader went on committing while it wrote it; the txns after `zxid` that
     /// follow are applied on top): its digest is nobody's at `zxid`, so none is stored with
     /// it and none is compared until the replay converges.
-    fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) {
-        let (tree, sessions) = (self.codec.decode)(data, zxid, self.cfg.tree_options)
-            .unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
+    fn install_snapshot(&mut self, zxid: Zxid, data: &SnapData) {
+        // A stream is decoded here (the simulator's, and a transport that buffers it; a
+        // malformed one is refused by the transport's scanner or is the leader's bug); a
+        // received one was decoded by the transport as it arrived.
+        let decoded = match data {
+            SnapData::Stream(b) => (self.codec.decode)(b, zxid, self.cfg.tree_options),
+            SnapData::Received(r) => (self.codec.take)(r.as_ref()),
+        };
+        let (tree, sessions) = decoded.unwrap_or_else(|e| panic!("the leader's SNAP at {zxid} is unreadable: {e}"));
+        assert_eq!(tree.last_processed_zxid(), zxid, "a SNAP's tree is at the SNAP's zxid");
         let sessions: Vec<(SessionId, i32)> = sessions.into_iter().map(|(id, t)| (SessionId(id), t)).collect();
         tracing::info!(zxid = %zxid, nodes = tree.node_count(), sessions = sessions.len(), "installing the leader's snapshot");
         // The leader's configuration, as its snapshot holds it: a (ZooKeeper) leader whose
@@ -1273,6 +1284,7 @@ mod tests {
         let codec = SnapCodec {
             begin: |_, _| (Vec::new(), Box::new(|_, _| Err("no SNAP from a standalone server".into()))),
             decode: |_, _, _| Err("no SNAP for a standalone server".into()),
+            take: |_| Err("no SNAP for a standalone server".into()),
         };
         Member::new(cfg, rec, codec, 0, 0).expect("standalone member")
     }

@@ -257,7 +257,7 @@ pub struct Report {
     pub diff_syncs: u64,
     pub trunc_syncs: u64,
     pub snap_syncs: u64,
-    /// SNAP streams received whole (each sent in small steps while writes went on).
+    /// SNAP streams received whole (each sent in small steps while writes went on; the learner decodes it in pieces).
     pub snap_streams: u64,
     /// SNAP streams whose leader applied txns while writing them (fuzzy snapshots).
     pub snap_fuzzy: u64,
@@ -472,7 +472,25 @@ fn snap_codec() -> SnapCodec {
             });
             (head, step)
         },
-        decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
+        // As a learner's transport decodes it, in pieces as they arrive (`receive_snap_stream`,
+        // without its file: the simulated disk stores the stream): pieces of 1 to 4096 bytes,
+        // their sizes drawn from the zxid so that a replay cuts them alike.
+        decode: |data, zxid, opts| {
+            let mut pieces = Vec::new();
+            let (mut at, mut x) = (0, (zxid.0 as u64) ^ 0x9e37_79b9_7f4a_7c15);
+            while at < data.len() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = (1 + (x % 4096) as usize).min(data.len() - at);
+                pieces.push(bytes::Bytes::copy_from_slice(&data[at..at + n]));
+                at += n;
+            }
+            let r = rzk_storage::receive_snap_stream(pieces, zxid, None, rzk_storage::Compression::Checked, data.len(), opts)
+                .map_err(|e| e.to_string())?;
+            r.take_state().ok_or_else(|| "no state in a received SNAP".to_string())
+        },
+        take: |_| Err("the simulator's SNAPs are streams".into()),
     }
 }
 
@@ -1215,7 +1233,7 @@ impl World {
             "a SNAP stream's end is not where it parses to"
         );
         self.rep.snap_streams += 1;
-        Some(PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(buf) }))
+        Some(PeerMsg::Zab(Message::Snap { zxid, snapshot: Bytes::from(buf).into() }))
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Wire) {
@@ -1557,6 +1575,7 @@ fn apply_durable(d: &mut Durable, op: StorageOp) {
         StorageOp::AcceptedEpoch(e) => d.accepted_epoch = e,
         StorageOp::CurrentEpoch(e) => d.current_epoch = e,
         StorageOp::InstallSnapshot { zxid, data } => {
+            let data = data.stream().expect("the simulator's SNAPs are streams").clone();
             d.snapshot = Some((zxid, data, true));
             d.log.clear();
         }
@@ -1609,7 +1628,7 @@ pub fn summarize(reports: &[Report]) -> String {
         "rzk-sim: {} seeds passed (3 voters: {}, 5: {}, 7: {}; with an observer: {} ({} with syncEnabled=false: {} checkpoints before logging as a participant; {} syncing from followers' observer masters, {} of them with reconfig: {} syncs by followers; {} with the observers' reconnect and election delays); with local sessions: {}, with read-only members: {}, throttling requests: {}, with hierarchical quorums: {}, with dynamic reconfig: {})\n\
          faults injected: {} crashes ({} torn tails), {} partitions ({} one-way), {} quorum connection resets, \
          {} election messages lost, {} duplicated, {} slow-disk toggles\n\
-         protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps and received whole, {} of them fuzzy: written while txns were applied)\n\
+         protocol: {} elections, {} epochs established, syncs: {} DIFF ({} from the txn log on disk) / {} TRUNC / {} SNAP ({} streamed in steps, received whole and decoded in pieces, {} of them fuzzy: written while txns were applied)\n\
          checked after every step: one leader per epoch, every delivery continues the committed history \
          ({} txns committed), logs agree with it ({} entry checks), equal zxid => equal tree digest ({} checks), \
          established leaders hold every committed txn\n\

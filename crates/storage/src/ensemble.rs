@@ -15,7 +15,7 @@
 
 use crate::format::{self, Compression, SNAP_DBID, SNAP_MAGIC};
 use crate::recovery::{follows, newest_valid_snapshot, RecoveryOptions};
-use crate::snapshot::{self, SnapshotFile};
+use crate::snapshot::{self, SnapshotFile, UnpublishedSnapshot};
 use crate::txnlog::{self, sync_dir, Tail};
 use crate::{io_err, snapwire, StorageError};
 use rzk_proto::Zxid;
@@ -279,6 +279,28 @@ pub fn install_snapshot(
         return Err(e);
     }
     let ready = f.finish_unpublished(digest.map(|d| (zxid, d)))?;
+    install_received_snapshot(snap_dir, log_dir, zxid, ready)
+}
+
+/// SNAP, for a stream the transport already decoded and wrote as a file
+/// ([`crate::snaprecv`]): `ready` is step 1 of [`install_snapshot`] done but for the fsync
+/// (done here first, if not yet); steps 2-4 as there.
+pub fn install_received_snapshot(
+    snap_dir: &Path,
+    log_dir: &Path,
+    zxid: Zxid,
+    mut ready: UnpublishedSnapshot,
+) -> Result<PathBuf, StorageError> {
+    assert_eq!(
+        ready.path().file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').nth(1)).and_then(|z| i64::from_str_radix(z, 16).ok()),
+        Some(zxid.0),
+        "a received snapshot installed at another zxid"
+    );
+    // Step 1 ends with the file durable (the receiver leaves the fsync to this point).
+    if let Err(e) = ready.sync() {
+        ready.abort();
+        return Err(e);
+    }
     let removed = (|| {
         let logs = txnlog::list_logs(log_dir)?;
         for (_, p) in logs.iter().rev() {

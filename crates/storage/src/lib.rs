@@ -41,6 +41,12 @@
 //! `LogCommand::InstallSnapshot`; a leader produces the bytes with
 //! [`snapwire::encode_snap_stream`]`(tree, sessions)`.
 //!
+//! Or, never holding the whole stream (what `rzk server` does): after each `Ok(None)`, hand
+//! the first `scanner.scanned()` bytes on and drop them from `buf`
+//! (`scanner.consume(n)`), into [`snaprecv::receive_snap_stream`] running on a thread of its
+//! own; it decodes the tree as the bytes arrive and writes the snapshot file at the same time,
+//! and `LogCommand::InstallReceived` installs that file.
+//!
 //! Decoding never panics and never allocates more than a configured bound for any one
 //! record; a corrupt file is an error naming the file and the offset.
 
@@ -49,6 +55,7 @@ pub mod epoch;
 pub mod format;
 pub mod purge;
 pub mod recovery;
+pub mod snaprecv;
 pub mod snapshot;
 pub mod snapstream;
 pub mod snapwire;
@@ -63,6 +70,7 @@ pub use ensemble::{recover_ensemble, EnsembleRecovered};
 pub use epoch::{read_epoch, write_epoch};
 pub use format::Compression;
 pub use recovery::{recover, Recovered, RecoveryOptions};
+pub use snaprecv::{receive_snap_stream, ReceivedSnap};
 pub use snapwire::{decode_snap_stream, encode_snap_stream, snap_stream_len, SnapStreamScanner, SnapWireWalk};
 
 /// Why the storage layer could not do what was asked.

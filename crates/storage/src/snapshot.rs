@@ -193,7 +193,19 @@ pub fn tmp_name(zxid: Zxid, c: Compression) -> String {
 
 impl SnapshotFile {
     pub fn create(dir: &Path, zxid: Zxid, c: Compression) -> Result<SnapshotFile, StorageError> {
-        let tmp = dir.join(tmp_name(zxid, c));
+        Self::create_at(dir, zxid, c, dir.join(tmp_name(zxid, c)))
+    }
+
+    /// As [`SnapshotFile::create`], under a temp name of its own (`tmp.<tag>.snapshot.<zxid>`:
+    /// still one the next start removes), for a file that may be written while another at
+    /// the same zxid is.
+    pub fn create_temp(dir: &Path, zxid: Zxid, c: Compression, tag: &str) -> Result<SnapshotFile, StorageError> {
+        let name = tmp_name(zxid, c);
+        let (prefix, rest) = name.split_at(name.find('.').map_or(0, |i| i + 1));
+        Self::create_at(dir, zxid, c, dir.join(format!("{prefix}{tag}.{rest}")))
+    }
+
+    fn create_at(dir: &Path, zxid: Zxid, c: Compression, tmp: PathBuf) -> Result<SnapshotFile, StorageError> {
         let dest = dir.join(format::snapshot_file_name(zxid, c.suffix()));
         let f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let out = Compressor::new(f, c).map_err(|e| io_err(&tmp, e))?;
@@ -224,7 +236,19 @@ impl SnapshotFile {
     /// Seals, writes the zxid digest and fsyncs the temp file, without giving it its name
     /// yet: the caller may do something first that must precede the snapshot's appearance
     /// (installing a leader's snapshot deletes the log in between).
-    pub fn finish_unpublished(mut self, digest: Option<(Zxid, i64)>) -> Result<UnpublishedSnapshot, StorageError> {
+    pub fn finish_unpublished(self, digest: Option<(Zxid, i64)>) -> Result<UnpublishedSnapshot, StorageError> {
+        self.finish_temp(digest, true)
+    }
+
+    /// As [`SnapshotFile::finish_unpublished`] without the fsync: the file is complete but
+    /// not yet durable; [`UnpublishedSnapshot::sync`] makes it so (a learner's received SNAP:
+    /// its log worker fsyncs at install, in order with its other writes, so the transport
+    /// goes on reading meanwhile).
+    pub fn finish_unsynced(self, digest: Option<(Zxid, i64)>) -> Result<UnpublishedSnapshot, StorageError> {
+        self.finish_temp(digest, false)
+    }
+
+    fn finish_temp(mut self, digest: Option<(Zxid, i64)>, sync: bool) -> Result<UnpublishedSnapshot, StorageError> {
         let seal = self.sum.seal();
         self.out.write_all(&seal).map_err(|e| io_err(&self.tmp, e))?;
         if let Some((zxid, d)) = digest {
@@ -237,9 +261,11 @@ impl SnapshotFile {
             self.out.write_all(&seal).map_err(|e| io_err(&self.tmp, e))?;
         }
         let f = self.out.finish().map_err(|e| io_err(&self.tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+        if sync {
+            f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+        }
         drop(f);
-        Ok(UnpublishedSnapshot { tmp: self.tmp, dest: self.dest, dir: self.dir })
+        Ok(UnpublishedSnapshot { tmp: self.tmp, dest: self.dest, dir: self.dir, synced: sync })
     }
 
     /// Gives up: the temp file is removed.
@@ -257,6 +283,8 @@ pub struct UnpublishedSnapshot {
     tmp: PathBuf,
     dest: PathBuf,
     dir: PathBuf,
+    /// The temp file is fsynced.
+    synced: bool,
 }
 
 impl UnpublishedSnapshot {
@@ -265,8 +293,19 @@ impl UnpublishedSnapshot {
         &self.dest
     }
 
+    /// Makes the temp file durable, if it is not yet ([`SnapshotFile::finish_unsynced`]).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.synced {
+            let f = File::open(&self.tmp).map_err(|e| io_err(&self.tmp, e))?;
+            f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
     /// Renames it into place and fsyncs the directory. Returns the final path.
     pub fn publish(self) -> Result<PathBuf, StorageError> {
+        assert!(self.synced, "a snapshot published before it is durable");
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| io_err(&self.dest, e))?;
         sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         Ok(self.dest)

@@ -232,6 +232,11 @@ impl<R: Read> CheckedReader<R> {
         self.summed = self.pos;
     }
 
+    /// The reader it reads from (bytes it buffered and did not hand out are dropped).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The checksum of every byte consumed so far.
     pub fn checksum(&mut self) -> i64 {
         self.update_sum();

@@ -129,9 +129,18 @@ impl SnapStreamScanner {
         SnapStreamScanner { pos: 0, stage: Stage::SessionCount, max_record_bytes }
     }
 
-    /// Bytes known to belong to the stream so far.
+    /// Bytes known to belong to the stream so far (whole records, and the partial session
+    /// table), from the start of the buffer as the scanner sees it.
     pub fn scanned(&self) -> usize {
         self.pos
+    }
+
+    /// The caller removed the first `n` of the bytes already scanned from its buffer: later
+    /// calls get the buffer without them (a reader that hands the stream on as it arrives,
+    /// keeping only about one record).
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.pos, "consumed {n} bytes of {} scanned", self.pos);
+        self.pos -= n;
     }
 
     /// The length of a string or buffer field at `p` (`None` = null), checked, if its

@@ -226,6 +226,154 @@ proptest! {
     }
 }
 
+// ---- a SNAP received as it arrives (snaprecv) ----
+
+/// `stream` in pieces whose sizes cycle through `sizes`.
+fn pieces(stream: &[u8], sizes: &[usize]) -> Vec<bytes::Bytes> {
+    let mut out = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    while at < stream.len() {
+        let n = sizes[k % sizes.len()].min(stream.len() - at);
+        out.push(bytes::Bytes::copy_from_slice(&stream[at..at + n]));
+        at += n;
+        k += 1;
+    }
+    out
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_snap_received_in_pieces_is_the_tree_and_the_file_install_snapshot_writes() {
+    let mut t = replayed();
+    t.set_last_processed_zxid(Zxid(0xd9));
+    let sessions = [(0x100_0000_0000_0001i64, 30_000), (0x100_0000_0000_0002, 4000)];
+    let stream = encode_snap_stream(&t, &sessions);
+    // The file install_snapshot writes from the whole stream, for comparison.
+    let whole = dirs();
+    let want =
+        install_snapshot(&whole.snap, &whole.log, Zxid(0xd9), &stream, None, Compression::Checked, DEFAULT_MAX_RECORD_BYTES).unwrap();
+    let want = std::fs::read(want).unwrap();
+    for sizes in [&[1usize][..], &[3, 14, 1], &[4096], &[stream.len()], &[13, 15, 200_000]] {
+        let d = dirs();
+        let r = crate::receive_snap_stream(
+            pieces(&stream, sizes),
+            Zxid(0xd9),
+            Some(&d.snap),
+            Compression::Checked,
+            DEFAULT_MAX_RECORD_BYTES,
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(r.stream_bytes(), stream.len() as u64);
+        let (tree, mut got) = r.take_state().unwrap();
+        assert!(r.take_state().is_none(), "taken once");
+        got.sort();
+        assert_eq!(got, sessions.to_vec());
+        assert_eq!(tree.digest(), t.digest());
+        assert_eq!(tree.last_processed_zxid(), Zxid(0xd9));
+        // Under a temp name until installed; then exactly the file install_snapshot writes.
+        assert!(names_in(&d.snap).iter().all(|n| n.starts_with("tmp.")), "{:?}", names_in(&d.snap));
+        let path = crate::ensemble::install_received_snapshot(&d.snap, &d.log, Zxid(0xd9), r.take_file().unwrap()).unwrap();
+        assert_eq!(names_in(&d.snap), ["snapshot.d9"]);
+        assert_eq!(std::fs::read(&path).unwrap(), want, "pieces {sizes:?}");
+        drop(r);
+        assert_eq!(names_in(&d.snap), ["snapshot.d9"], "a taken file stays");
+        let rec = recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap();
+        assert_eq!(rec.snapshot_zxid, Zxid(0xd9));
+        assert_eq!(rec.tree.digest(), t.digest());
+    }
+    // Compressed: the file loads back the same.
+    let d = dirs();
+    let r =
+        crate::receive_snap_stream(pieces(&stream, &[777]), Zxid(0xd9), Some(&d.snap), Compression::Gzip, DEFAULT_MAX_RECORD_BYTES, opts())
+            .unwrap();
+    crate::ensemble::install_received_snapshot(&d.snap, &d.log, Zxid(0xd9), r.take_file().unwrap()).unwrap();
+    let rec = recover_ensemble(&d.snap, &d.log, &ropts(), 0).unwrap();
+    assert_eq!(rec.tree.digest(), t.digest());
+    // Without a directory nothing is written (the simulator).
+    let r = crate::receive_snap_stream(pieces(&stream, &[5]), Zxid(0xd9), None, Compression::Checked, DEFAULT_MAX_RECORD_BYTES, opts())
+        .unwrap();
+    assert!(r.take_file().is_none());
+    assert_eq!(r.take_state().unwrap().0.digest(), t.digest());
+    // A ZooKeeper leader's stream too.
+    let zk = zk_snap_stream();
+    let d = dirs();
+    let r =
+        crate::receive_snap_stream(pieces(&zk, &[64]), Zxid(0xd9), Some(&d.snap), Compression::Checked, DEFAULT_MAX_RECORD_BYTES, opts())
+            .unwrap();
+    assert_eq!(r.take_state().unwrap().0.digest(), decode_snap_stream(&zk, Zxid(0xd9), opts()).unwrap().0.digest());
+}
+
+#[test]
+fn a_torn_or_malformed_snap_received_is_an_error_and_leaves_no_file() {
+    let good = zk_snap_stream();
+    let recv = |b: &[u8], d: &Path| {
+        crate::receive_snap_stream(pieces(b, &[100, 7]), Zxid(1), Some(d), Compression::Checked, DEFAULT_MAX_RECORD_BYTES, opts())
+    };
+    let mut cases: Vec<(&str, Vec<u8>)> =
+        vec![("cut short", good[..good.len() - 3].to_vec()), ("cut in the nodes", good[..good.len() / 2].to_vec()), ("empty", Vec::new())];
+    let mut b = good.clone();
+    let n = b.len();
+    b[n - 1] = b'X';
+    cases.push(("signature", b));
+    let mut b = good.clone();
+    b.extend_from_slice(b"more");
+    cases.push(("bytes after the signature", b));
+    // A node whose parent is missing: the first node record's path made "/nope/x".
+    let mut t = DataTree::with_options(opts());
+    t.set_last_processed_zxid(Zxid(1));
+    let s = encode_snap_stream(&t, &[]);
+    let at = s.windows(11).position(|w| w == b"/zookeeper/").expect("a child of /zookeeper");
+    let mut b = s.clone();
+    b[at..at + 11].copy_from_slice(b"/nopenope/x");
+    cases.push(("orphan", b));
+    for (what, b) in cases {
+        let d = dirs();
+        let e = recv(&b, &d.snap).err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(matches!(e, StorageError::SnapStream { .. }), "{what}: {e}");
+        assert!(names_in(&d.snap).is_empty(), "{what}: {:?}", names_in(&d.snap));
+    }
+    // A received SNAP never installed removes its file when dropped.
+    let d = dirs();
+    let r = recv(&good, &d.snap).unwrap();
+    assert_eq!(names_in(&d.snap).len(), 1);
+    drop(r);
+    assert!(names_in(&d.snap).is_empty());
+}
+
+#[test]
+fn the_scanner_finds_the_end_when_its_buffer_drops_what_it_passed() {
+    let mut t = replayed();
+    t.set_last_processed_zxid(Zxid(0xd9));
+    let s = encode_snap_stream(&t, &[(1, 4000)]);
+    let mut wire = s.clone();
+    wire.extend_from_slice(b"next packet");
+    for step in [1usize, 5, 64, 1000] {
+        // A reader that keeps only what the scanner has not passed.
+        let mut sc = SnapStreamScanner::new(DEFAULT_MAX_RECORD_BYTES);
+        let (mut buf, mut gone, mut at) = (Vec::new(), 0usize, 0usize);
+        let end = loop {
+            let n = step.min(wire.len() - at);
+            buf.extend_from_slice(&wire[at..at + n]);
+            at += n;
+            if let Some(e) = sc.scan(&buf).unwrap() {
+                break gone + e;
+            }
+            let k = sc.scanned();
+            buf.drain(..k);
+            sc.consume(k);
+            gone += k;
+            assert!(buf.len() < 600, "the buffer holds about one record");
+        };
+        assert_eq!(end, s.len(), "step {step}");
+    }
+}
+
 // ---- ensemble recovery ----
 
 fn bytes_of(recs: &[TxnRecord]) -> Vec<(Zxid, Vec<u8>)> {

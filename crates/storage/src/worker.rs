@@ -138,6 +138,10 @@ pub enum LogCommand {
     /// digests are off). The driver must abandon any snapshot of its own still being
     /// written before sending this.
     InstallSnapshot { zxid: Zxid, stream: bytes::Bytes, digest: Option<i64>, token: u64 },
+    /// SNAP, for a stream the transport decoded and wrote as it arrived
+    /// ([`crate::snaprecv`]): its file is complete under a temp name; fsync and publish it and
+    /// delete the log and every other snapshot ([`ensemble::install_received_snapshot`]).
+    InstallReceived { snap: std::sync::Arc<crate::ReceivedSnap>, token: u64 },
     /// Write `acceptedEpoch` or `currentEpoch` ([`epoch::ACCEPTED_EPOCH`],
     /// [`epoch::CURRENT_EPOCH`]) atomically and durably.
     Epoch { name: &'static str, epoch: u32, token: u64 },
@@ -274,6 +278,24 @@ fn log_worker(
                     ensemble::install_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, &stream, digest, cfg.compression, cfg.max_record_bytes)
                         .map_err(|e| e.to_string())
                 });
+                if let Err(e) = r {
+                    return fatal(&events, format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"));
+                }
+                last = Some(zxid);
+                token
+            }
+            LogCommand::InstallReceived { snap, token } => {
+                let zxid = snap.zxid();
+                let r = match snap.take_file() {
+                    None => Err(format!("the received snapshot at {zxid} was installed twice")),
+                    Some(file) => match log.roll() {
+                        Err(e) => {
+                            file.abort();
+                            Err(format!("fsync of the transaction log failed while closing it: {e}"))
+                        }
+                        Ok(_) => ensemble::install_received_snapshot(&cfg.snap_dir, &cfg.log_dir, zxid, file).map_err(|e| e.to_string()),
+                    },
+                };
                 if let Err(e) = r {
                     return fatal(&events, format!("installing the leader's snapshot at {zxid} failed: {e}; stopping"));
                 }

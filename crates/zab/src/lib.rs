@@ -54,7 +54,7 @@ mod standalone;
 pub mod types;
 
 pub use leader::{LearnerSummary, LogRead};
-pub use message::{Message, MessageError, Vote};
+pub use message::{Message, MessageError, SnapData, Vote};
 pub use node::{Node, Restored, Stats};
 pub use rzk_proto::quorum::ServerState;
 pub use rzk_proto::Zxid;

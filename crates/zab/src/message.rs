@@ -7,8 +7,60 @@ use rzk_proto::quorum::{
     packet_type as pt, LearnerInfo, Notification, QuorumPacket, ServerState, NOTIFICATION_VERSION, ZAB_PROTOCOL_VERSION,
 };
 use rzk_proto::{DecodeError, Record, Zxid};
+use std::any::Any;
+use std::sync::Arc;
 
 use crate::types::{Entry, Epoch, ServerId};
+
+/// The state machine a SNAP carries, as the host's transport hands it over: opaque to the
+/// node, which passes it on to `StorageOp::InstallSnapshot` unopened.
+#[derive(Clone)]
+pub enum SnapData {
+    /// The serialized database, exactly as on the wire (what a leader sends, and what a
+    /// learner whose transport buffers the stream receives).
+    Stream(Bytes),
+    /// A stream the host's transport took apart while it arrived (a learner that decodes
+    /// it in bounded memory): the host's own type, shared; the state machine and the
+    /// storage each take their part of it out.
+    Received(Arc<dyn Any + Send + Sync>),
+}
+
+impl SnapData {
+    /// The wire bytes, if this is a stream (only a stream can be sent).
+    pub fn stream(&self) -> Option<&Bytes> {
+        match self {
+            SnapData::Stream(b) => Some(b),
+            SnapData::Received(_) => None,
+        }
+    }
+}
+
+impl From<Bytes> for SnapData {
+    fn from(b: Bytes) -> SnapData {
+        SnapData::Stream(b)
+    }
+}
+
+impl PartialEq for SnapData {
+    fn eq(&self, other: &SnapData) -> bool {
+        match (self, other) {
+            (SnapData::Stream(a), SnapData::Stream(b)) => a == b,
+            (SnapData::Received(a), SnapData::Received(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SnapData {}
+
+impl std::fmt::Debug for SnapData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapData::Stream(b) => write!(f, "Stream({} bytes)", b.len()),
+            SnapData::Received(_) => f.write_str("Received"),
+        }
+    }
+}
 
 /// A FastLeaderElection notification without its config text: what a server proposes (or
 /// follows), in which election round, and its own state.
@@ -83,7 +135,7 @@ pub enum Message {
     /// SNAP and the serialized state machine that follows it on the wire.
     Snap {
         zxid: Zxid,
-        snapshot: Bytes,
+        snapshot: SnapData,
     },
     Proposal(Entry),
     Commit {
@@ -215,7 +267,7 @@ impl Message {
     /// Reads a quorum packet. For SNAP, `snapshot` is the serialized database the transport
     /// read after the packet. Returns the sender's LearnerInfo sid for FOLLOWERINFO /
     /// OBSERVERINFO as the second value when present.
-    pub fn from_packet(p: &QuorumPacket, snapshot: Option<Bytes>) -> Result<(Message, Option<i64>), MessageError> {
+    pub fn from_packet(p: &QuorumPacket, snapshot: Option<SnapData>) -> Result<(Message, Option<i64>), MessageError> {
         let data = || Bytes::copy_from_slice(p.data());
         let m = match p.ty {
             pt::FOLLOWERINFO | pt::OBSERVERINFO => {
@@ -285,7 +337,7 @@ mod tests {
             Message::AckEpoch { current_epoch: None, last_zxid: Zxid::new(2, 9) },
             Message::Diff { zxid: Zxid::new(2, 9) },
             Message::Trunc { zxid: Zxid::new(2, 7) },
-            Message::Snap { zxid: Zxid::new(2, 7), snapshot: Bytes::from_static(b"snap") },
+            Message::Snap { zxid: Zxid::new(2, 7), snapshot: SnapData::Stream(Bytes::from_static(b"snap")) },
             Message::Proposal(e.clone()),
             Message::Commit { zxid: e.zxid },
             Message::Inform(e.clone()),

@@ -92,7 +92,12 @@ impl Net {
                     }
                     Action::Persist { seq, op } => {
                         if let StorageOp::InstallSnapshot { data, .. } = &op {
-                            let st = data.chunks(8).map(|c| Zxid(i64::from_be_bytes(c.try_into().unwrap()))).collect();
+                            let st = data
+                                .stream()
+                                .expect("the test host sends streams")
+                                .chunks(8)
+                                .map(|c| Zxid(i64::from_be_bytes(c.try_into().unwrap())))
+                                .collect();
                             self.state.insert(id, st);
                         }
                         self.persists.push((id, op));
@@ -110,7 +115,7 @@ impl Net {
                         let st = &self.state[&id];
                         assert_eq!(st.last().copied().unwrap_or(Zxid::ZERO), zxid, "snapshot not at the state's zxid");
                         let data: Vec<u8> = st.iter().flat_map(|z| z.0.to_be_bytes()).collect();
-                        let m = Message::Snap { zxid, snapshot: Bytes::from(data) };
+                        let m = Message::Snap { zxid, snapshot: Bytes::from(data).into() };
                         self.log.push((id, to, m.clone()));
                         self.queue.push_back((id, to, m));
                     }

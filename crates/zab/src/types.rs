@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rzk_proto::quorum::ServerState;
 use rzk_proto::Zxid;
 
-use crate::message::Message;
+use crate::message::{Message, SnapData};
 
 /// A server's `myid` (ZooKeeper's `long sid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -374,7 +374,7 @@ pub enum StorageOp {
     /// The leader's snapshot at `zxid` (SNAP): the host has already replaced its state
     /// machine with it (see [`Action::Persist`]); durably store it and drop every log entry,
     /// so that after a crash the server restarts from this snapshot and an empty log.
-    InstallSnapshot { zxid: Zxid, data: Bytes },
+    InstallSnapshot { zxid: Zxid, data: SnapData },
     /// Store the state machine as it is now (it has applied exactly the deliveries up to
     /// `zxid`) as a snapshot and drop every log entry, as for `InstallSnapshot`. Issued by an
     /// observer with `syncEnabled=false` (it delivered txns it never logged) before its first

@@ -29,9 +29,11 @@ use bytes::Bytes;
 use rzk_config::ServerConfig;
 use rzk_storage::epoch;
 use rzk_storage::worker::{FullDisk, LogAppend, LogCommand, StorageEvent};
-use rzk_zab::{Config as ZabConfig, Entry, Restored, ServerId, StorageOp};
+use rzk_tree::TreeOptions;
+use rzk_zab::{Config as ZabConfig, Entry, Restored, ServerId, SnapData, StorageOp};
 use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -115,6 +117,10 @@ pub fn snap_codec() -> SnapCodec {
             (head, step)
         },
         decode: |data, zxid, opts| rzk_storage::decode_snap_stream(data, zxid, opts).map_err(|e| e.to_string()),
+        take: |received| {
+            let r = received.downcast_ref::<rzk_storage::ReceivedSnap>().ok_or("not a received SNAP")?;
+            r.take_state().ok_or_else(|| format!("the SNAP at {} was installed twice", r.zxid()))
+        },
     }
 }
 
@@ -305,7 +311,15 @@ impl Driver {
             StorageOp::InstallSnapshot { zxid, data } => {
                 // The member has already replaced its tree: our own snapshot walk is void.
                 self.storage.abort_snapshot();
-                LogCommand::InstallSnapshot { zxid, stream: data, digest: snapshot_digest, token: seq }
+                match data {
+                    SnapData::Stream(stream) => LogCommand::InstallSnapshot { zxid, stream, digest: snapshot_digest, token: seq },
+                    SnapData::Received(r) => {
+                        let snap =
+                            r.downcast::<rzk_storage::ReceivedSnap>().unwrap_or_else(|_| panic!("a SNAP at {zxid} of a foreign type"));
+                        assert_eq!(snap.zxid(), zxid, "a received SNAP installed at another zxid");
+                        LogCommand::InstallReceived { snap, token: seq }
+                    }
+                }
             }
             StorageOp::Checkpoint { .. } => unreachable!("the member stores a checkpoint as InstallSnapshot"),
         };
@@ -528,7 +542,8 @@ pub async fn run_with_audit(
                 tokio::spawn(super::tls::reload_on_change(ctx, shutdown.clone()));
             }
             let max_record = storage_cfg.max_record_bytes;
-            limits.snap_scanner = Arc::new(move || Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record))));
+            limits.snap_scanner =
+                snap_receiver(max_record, storage_cfg.snap_dir.clone(), storage_cfg.compression, durable::tree_options(&cfg));
             Some(peer::PeerNet::start(ServerId(id as i64), peer::PeerAddrs::from_config(&cfg), limits, net_tx).await?)
         }
     };
@@ -741,4 +756,53 @@ impl peer::SnapStreamScanner for SnapScanner {
     fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
         self.0.scan(buf).map_err(|e| e.to_string())
     }
+    fn scanned(&self) -> usize {
+        self.0.scanned()
+    }
+    fn dropped(&mut self, n: usize) {
+        self.0.consume(n)
+    }
+}
+
+/// SNAP streams chunks waiting for the receiving thread (of `SNAP_SINK_CHUNK_BYTES` each).
+const SNAP_RECEIVE_CHUNKS_MAX: usize = 8;
+
+/// The transport's SNAP scanners: each stream is handed on as it arrives to a thread of its
+/// own that decodes it into a tree and writes it as an unpublished snapshot file
+/// (`rzk_storage::receive_snap_stream`), so the learner never holds the whole stream.
+fn snap_receiver(
+    max_record: usize,
+    snap_dir: PathBuf,
+    compression: rzk_storage::Compression,
+    opts: TreeOptions,
+) -> peer::SnapScannerFactory {
+    Arc::new(move |zxid| {
+        let scanner: Box<dyn peer::SnapStreamScanner> = Box::new(SnapScanner(rzk_storage::SnapStreamScanner::new(max_record)));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SNAP_RECEIVE_CHUNKS_MAX);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let dir = snap_dir.clone();
+        let spawned = std::thread::Builder::new().name("snap-receive".into()).spawn(move || {
+            let started = Instant::now();
+            let chunks = std::iter::from_fn(move || rx.blocking_recv());
+            let r = rzk_storage::receive_snap_stream(chunks, zxid, Some(&dir), compression, max_record, opts);
+            match &r {
+                Ok(snap) => tracing::info!(
+                    zxid = %zxid,
+                    bytes = snap.stream_bytes(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "received the leader's SNAP: decoded as it arrived and written under a temp name"
+                ),
+                Err(e) => tracing::warn!(zxid = %zxid, error = %e, "the leader's SNAP stream is unusable"),
+            }
+            let _ = done_tx.send(r.map(|snap| SnapData::Received(Arc::new(snap))).map_err(|e| e.to_string()));
+        });
+        match spawned {
+            Ok(_) => (scanner, Some(peer::SnapSink { chunks: tx, done })),
+            Err(e) => {
+                // No thread: the stream is buffered whole and decoded by the member.
+                tracing::warn!(error = %e, "cannot start a thread to receive a SNAP; buffering it");
+                (scanner, None)
+            }
+        }
+    })
 }

@@ -45,7 +45,7 @@ use rzk_proto::quorum::{
     ELECTION_MESSAGE_MAX_BYTES, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
 };
 use rzk_proto::{Record, Writer};
-use rzk_zab::{Message, MessageError, ServerId, Vote};
+use rzk_zab::{Message, MessageError, ServerId, SnapData, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
@@ -123,8 +123,31 @@ impl PeerAddrs {
 /// A scanner may keep its position between calls so that large snapshots stay linear; a
 /// stateless one is called again only after the buffer grew by an eighth or the socket had
 /// nothing more for the moment.
+///
+/// A scanner made with a [`SnapSink`] hands the stream on as it arrives instead: after a
+/// scan that needs more, [`SnapStreamScanner::scanned`] says how many bytes at the start of
+/// the buffer it has passed; the transport sends them to the sink, removes them from its
+/// buffer and says so with [`SnapStreamScanner::dropped`] (later calls see the buffer
+/// without them). The learner then never holds the whole stream.
 pub trait SnapStreamScanner: Send {
     fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String>;
+    /// Bytes at the start of the buffer that the scanner has passed (0: keep everything).
+    fn scanned(&self) -> usize {
+        0
+    }
+    /// The first `n` bytes (`n <= scanned()`) left the buffer.
+    fn dropped(&mut self, n: usize) {
+        assert_eq!(n, 0, "this scanner keeps the whole stream");
+    }
+}
+
+/// Where a scanner that decodes as the stream arrives takes it: the stream's bytes in
+/// order, on a bounded channel (the transport stops reading the socket while it is full),
+/// and the result once the channel is closed after the last byte ([`SnapData::Received`]
+/// or a stream, or why it is malformed).
+pub struct SnapSink {
+    pub chunks: mpsc::Sender<Bytes>,
+    pub done: tokio::sync::oneshot::Receiver<Result<SnapData, String>>,
 }
 
 impl<F> SnapStreamScanner for F
@@ -136,13 +159,17 @@ where
     }
 }
 
-/// Makes a fresh [`SnapStreamScanner`] for each SNAP received.
-pub type SnapScannerFactory = Arc<dyn Fn() -> Box<dyn SnapStreamScanner> + Send + Sync>;
+/// Makes a fresh [`SnapStreamScanner`] for each SNAP received (given the SNAP's zxid), and
+/// with it a [`SnapSink`] if the stream is decoded as it arrives.
+pub type SnapScannerFactory = Arc<dyn Fn(rzk_proto::Zxid) -> (Box<dyn SnapStreamScanner>, Option<SnapSink>) + Send + Sync>;
 
 /// A factory whose scanners reject every stream: the default until a parser is plugged in.
 pub fn no_snap_scanner() -> SnapScannerFactory {
-    Arc::new(|| Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())))
+    Arc::new(|_| (Box::new(|_: &[u8]| Err::<Option<usize>, String>("no snapshot stream parser configured".into())), None))
 }
+
+/// How many scanned bytes of a SNAP stream go to its sink at once.
+const SNAP_SINK_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Bounds and settings of the transport.
 #[derive(Clone)]
@@ -156,7 +183,8 @@ pub struct NetLimits {
     /// Bytes of packets waiting on one quorum connection (a SNAP's stream, shared with the
     /// caller, is not counted); when over, the connection is dropped and reported.
     pub quorum_queue_bytes_max: usize,
-    /// The largest SNAP stream accepted.
+    /// The largest SNAP stream accepted when it is held whole (a scanner without a
+    /// [`SnapSink`]); a stream handed on as it arrives has no such bound.
     pub snapshot_bytes_max: usize,
     /// Connecting to a peer (`zookeeper.cnxTimeout`, 5 s).
     pub connect_timeout: Duration,
@@ -511,7 +539,8 @@ impl PeerNet {
             }
             Message::Snap { snapshot, .. } => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
-                s.enqueue(to, Outbound::Snap(encode(&p), snapshot.clone()));
+                let stream = snapshot.stream().expect("a SNAP sent is a stream, never one received").clone();
+                s.enqueue(to, Outbound::Snap(encode(&p), stream));
             }
             _ => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
@@ -1380,7 +1409,7 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: PeerRead, mut bu
                 Err(e) => return End::Malformed(e.to_string()),
             };
             let snapshot = if packet.ty == pt::SNAP {
-                match read_snap_stream(shared, &mut rd, &mut buf).await {
+                match read_snap_stream(shared, &mut rd, &mut buf, packet.zxid).await {
                     Ok(s) => Some(s),
                     Err(e) => return e,
                 }
@@ -1417,23 +1446,62 @@ async fn quorum_reader(shared: &Shared, peer: ServerId, mut rd: PeerRead, mut bu
     }
 }
 
-/// Reads the serialized database after a SNAP packet: until the scanner finds its end.
-/// Returns those bytes; whatever follows stays in `buf`.
-async fn read_snap_stream(shared: &Shared, rd: &mut PeerRead, buf: &mut BytesMut) -> Result<Bytes, End> {
-    let mut scanner = (shared.limits.snap_scanner)();
+/// Why a SNAP's sink gave up (it stops reading at the first error).
+async fn sink_failed(sink: SnapSink) -> End {
+    drop(sink.chunks);
+    match sink.done.await {
+        Ok(Err(e)) => End::Malformed(format!("snapshot stream: {e}")),
+        Ok(Ok(_)) => End::Malformed("snapshot stream: the decoder finished before the stream's end".into()),
+        Err(_) => End::Malformed("snapshot stream: the decoder stopped".into()),
+    }
+}
+
+/// Reads the serialized database after a SNAP packet at `zxid`: until the scanner finds
+/// its end. Returns those bytes, or with a sink what the sink made of them; whatever
+/// follows stays in `buf`. A stream cut short drops the sink (its decoder then fails and
+/// removes what it wrote).
+async fn read_snap_stream(shared: &Shared, rd: &mut PeerRead, buf: &mut BytesMut, zxid: rzk_proto::Zxid) -> Result<SnapData, End> {
+    let (mut scanner, mut sink) = (shared.limits.snap_scanner)(zxid);
     let max = shared.limits.snapshot_bytes_max;
     let mut scanned_len: Option<usize> = None;
     let mut scan_now = true;
     loop {
         if scan_now {
             match scanner.scan(buf) {
-                Ok(Some(n)) if n <= buf.len() => return Ok(buf.split_to(n).freeze()),
+                Ok(Some(n)) if n <= buf.len() => {
+                    let last = buf.split_to(n).freeze();
+                    let Some(s) = sink.take() else { return Ok(SnapData::Stream(last)) };
+                    if !last.is_empty() && s.chunks.send(last).await.is_err() {
+                        return Err(sink_failed(s).await);
+                    }
+                    drop(s.chunks);
+                    return match s.done.await {
+                        Ok(Ok(data)) => Ok(data),
+                        Ok(Err(e)) => Err(End::Malformed(format!("snapshot stream: {e}"))),
+                        Err(_) => Err(End::Malformed("snapshot stream: the decoder stopped".into())),
+                    };
+                }
                 Ok(Some(n)) => return Err(End::Malformed(format!("snapshot scanner claimed {n} bytes of {}", buf.len()))),
-                Ok(None) => scanned_len = Some(buf.len()),
+                Ok(None) => {
+                    let k = scanner.scanned();
+                    if k >= SNAP_SINK_CHUNK_BYTES {
+                        if let Some(s) = sink.as_ref() {
+                            assert!(k <= buf.len(), "snapshot scanner passed {k} bytes of {}", buf.len());
+                            let chunk = buf.split_to(k).freeze();
+                            scanner.dropped(k);
+                            if s.chunks.send(chunk).await.is_err() {
+                                return Err(sink_failed(sink.take().expect("checked")).await);
+                            }
+                        }
+                    }
+                    scanned_len = Some(buf.len());
+                }
                 Err(e) => return Err(End::Malformed(format!("snapshot stream: {e}"))),
             }
         }
-        if buf.len() > max {
+        // A stream handed on as it arrives is not held: no bound on its length but the
+        // tree's own (the receiver's memory).
+        if sink.is_none() && buf.len() > max {
             return Err(End::Malformed(format!("snapshot stream longer than {max} bytes")));
         }
         buf.reserve(256 * 1024);
@@ -1933,7 +2001,7 @@ mod tests {
     #[tokio::test]
     async fn snap_with_its_stream() {
         let peers = addrs(&[1, 2]);
-        let scanning = NetLimits { snap_scanner: Arc::new(|| Box::new(length_prefixed)), ..NetLimits::default() };
+        let scanning = NetLimits { snap_scanner: Arc::new(|_| (Box::new(length_prefixed), None)), ..NetLimits::default() };
         let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
         let (learner, mut frx) = start(2, &peers, scanning).await;
         send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
@@ -1942,14 +2010,14 @@ mod tests {
         let payload: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
         stream.extend_from_slice(&payload);
-        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream) };
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream).into() };
         send(&leader, 2, snap.clone());
         send(&leader, 2, Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_message(&mut frx).await, (ServerId(1), snap));
         assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() }));
 
         // A stream the scanner rejects closes the connection; both ends report it.
-        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]) };
+        let bad = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(vec![0xff; 16]).into() };
         send(&leader, 2, bad);
         expect_disconnected(&mut frx, 1).await;
         expect_disconnected(&mut lrx, 2).await;
@@ -1960,8 +2028,98 @@ mod tests {
         let (learner, mut frx) = start(2, &peers, NetLimits::default()).await;
         send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: false });
         next_message(&mut lrx).await;
-        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever") });
+        send(&leader, 2, Message::Snap { zxid: Zxid::new(1, 1), snapshot: Bytes::from_static(b"whatever").into() });
         expect_disconnected(&mut frx, 1).await;
+    }
+
+    /// `length_prefixed`, for a transport that drops what it passed: it remembers where it is.
+    #[derive(Default)]
+    struct PassingScanner {
+        end: Option<usize>,
+        gone: usize,
+        passed: usize,
+    }
+
+    impl SnapStreamScanner for PassingScanner {
+        fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, String> {
+            if self.end.is_none() {
+                match length_prefixed(buf)? {
+                    Some(n) => return Ok(Some(n)),
+                    None if buf.len() < 8 => return Ok(None),
+                    None => self.end = Some(8 + u64::from_be_bytes(buf[..8].try_into().unwrap()) as usize),
+                }
+            }
+            let end = self.end.expect("set");
+            if self.gone + buf.len() >= end {
+                return Ok(Some(end - self.gone));
+            }
+            self.passed = buf.len();
+            Ok(None)
+        }
+        fn scanned(&self) -> usize {
+            self.passed
+        }
+        fn dropped(&mut self, n: usize) {
+            assert!(n <= self.passed);
+            self.passed -= n;
+            self.gone += n;
+        }
+    }
+
+    /// A sink that gathers the chunks (failing after `fail_after` bytes, if given): the
+    /// stream back, and the largest chunk seen.
+    fn gathering_sink(fail_after: Option<usize>, largest: Arc<AtomicUsize>) -> SnapSink {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut all = Vec::new();
+            while let Some(c) = rx.recv().await {
+                largest.fetch_max(c.len(), Ordering::Relaxed);
+                all.extend_from_slice(&c);
+                if fail_after.is_some_and(|n| all.len() > n) {
+                    let _ = done_tx.send(Err("the decoder gave up".to_string()));
+                    return;
+                }
+            }
+            let _ = done_tx.send(Ok(SnapData::Stream(Bytes::from(all))));
+        });
+        SnapSink { chunks: tx, done }
+    }
+
+    #[tokio::test]
+    async fn a_snap_handed_on_as_it_arrives() {
+        let largest = Arc::new(AtomicUsize::new(0));
+        let l2 = largest.clone();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f2 = fail.clone();
+        let limits = NetLimits {
+            snap_scanner: Arc::new(move |_| {
+                let fail_after = f2.load(Ordering::Relaxed).then_some(1 << 20);
+                (Box::new(PassingScanner::default()), Some(gathering_sink(fail_after, l2.clone())))
+            }),
+            ..NetLimits::default()
+        };
+        let peers = addrs(&[1, 2]);
+        let (leader, mut lrx) = start(1, &peers, NetLimits::default()).await;
+        let (learner, mut frx) = start(2, &peers, limits).await;
+        send(&learner, 1, Message::LearnerInfo { accepted_epoch: 1, observer: true });
+        next_message(&mut lrx).await;
+        // 5 MiB, in many chunks: the sink gets it all, in order, never much at once.
+        let payload: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 241) as u8).collect();
+        let mut stream = (payload.len() as u64).to_be_bytes().to_vec();
+        stream.extend_from_slice(&payload);
+        let snap = Message::Snap { zxid: Zxid::new(1, 9), snapshot: Bytes::from(stream.clone()).into() };
+        send(&leader, 2, snap.clone());
+        send(&leader, 2, Message::UpToDate);
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), snap.clone()));
+        assert_eq!(next_message(&mut frx).await, (ServerId(1), Message::UpToDate));
+        let big = largest.load(Ordering::Relaxed);
+        assert!((SNAP_SINK_CHUNK_BYTES..1 << 20).contains(&big), "largest chunk {big}");
+        // A sink that fails mid-stream closes the connection.
+        fail.store(true, Ordering::Relaxed);
+        send(&leader, 2, snap);
+        expect_disconnected(&mut frx, 1).await;
+        expect_disconnected(&mut lrx, 2).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2214,7 +2372,7 @@ mod tests {
     async fn follows_a_real_zookeeper_leader() {
         let peers = addrs(&[1, 2]);
         let Some(zk) = start_zookeeper(1, &peers, &["-Dzookeeper.forceSnapshotSync=true"]) else { return };
-        let limits = NetLimits { snap_scanner: Arc::new(|| Box::new(find_signature)), ..NetLimits::default() };
+        let limits = NetLimits { snap_scanner: Arc::new(|_| (Box::new(find_signature), None)), ..NetLimits::default() };
         let (net, mut rx) = start(2, &peers, limits).await;
         let cfg = zk_config_text(&peers);
         // ZooKeeper's first vote: for itself.
@@ -2256,7 +2414,7 @@ mod tests {
                 NetEvent::Message { msg: Message::LeaderInfo { epoch: 1 }, .. } => continue,
                 NetEvent::Message { from, msg: Message::Snap { zxid, snapshot } } => {
                     assert_eq!((from, zxid), (ServerId(1), Zxid(0)));
-                    break snapshot;
+                    break snapshot.stream().expect("this transport buffers the stream").clone();
                 }
                 other => panic!("expected SNAP, got {other:?}"),
             }
@@ -2363,7 +2521,7 @@ mod tests {
         );
         let stream: String =
             include_str!("../../../proto/testdata/quorum/zk38_snap_stream_empty.hex").lines().filter(|l| !l.starts_with('#')).collect();
-        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())) });
+        send(Message::Snap { zxid: Zxid::new(1, 0), snapshot: Bytes::from(unhex(stream.trim())).into() });
         send(Message::NewLeader { zxid: Zxid::new(2, 0), config: Bytes::new() });
         assert_eq!(next_quorum(&mut rx).await.message(), Some((ServerId(2), Message::Ack { zxid: Zxid::new(2, 0) })));
         send(Message::UpToDate);
