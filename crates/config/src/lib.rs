@@ -1611,7 +1611,18 @@ impl<'o> Parser<'o> {
             self.cfg.digest_enabled = b;
         }
         if let Some(f) = self.sys(&["zookeeper.snapshotSizeFactor"], values::java_parse_double)? {
-            self.cfg.snapshot_size_factor = SizeFactor(f);
+            if f > 1.0 {
+                // ZKDatabase: a factor above 1 is invalid; the default is used, with a warning.
+                let (key, line) = self.sys_origin("zookeeper.snapshotSizeFactor");
+                self.warn(
+                    &key,
+                    line,
+                    format!("{f} is above 1, so invalid: the default {DEFAULT_SNAPSHOT_SIZE_FACTOR} is used, as in ZooKeeper"),
+                );
+                self.cfg.snapshot_size_factor = SizeFactor(DEFAULT_SNAPSHOT_SIZE_FACTOR);
+            } else {
+                self.cfg.snapshot_size_factor = SizeFactor(f);
+            }
         }
         if let Some(n) = self.sys(&["znode.container.checkIntervalMs", "zookeeper.znode.container.checkIntervalMs"], |v| {
             decoded_int(v.trim(), 1, "a positive number of milliseconds")

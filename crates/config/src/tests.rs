@@ -1150,6 +1150,10 @@ fn snapshot_size_factor_is_zkdatabases() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(c.snapshot_size_factor, crate::SizeFactor(-1.0));
     assert_eq!(with("snapshotSizeFactor= 0.5d\n").snapshot_size_factor, crate::SizeFactor(0.5));
+    // Above 1: ZKDatabase's default instead, with a warning naming the key.
+    let c = with("snapshotSizeFactor=1000\n");
+    assert_eq!(c.snapshot_size_factor, crate::SizeFactor(0.33));
+    assert!(has_warning(&c, "snapshotSizeFactor", "above 1"), "{:?}", c.warnings);
     let mut opts = ParseOptions::default();
     opts.system_properties.insert("zookeeper.snapshotSizeFactor".into(), "0".into());
     let c = ServerConfig::parse_with("dataDir=/d\n", &opts).unwrap();
