@@ -9,7 +9,7 @@
 # Environment: RZK_BIN (default target/debug/rzk); DIFF_SEEDS, DIFF_OPS,
 # DIFF_AGAINST (tests/test_differential.py); PYTEST_ARGS (extra pytest
 # arguments, e.g. "-k fourletter"); SKIP_CARGO=1 (Python suite only);
-# PYTEST_TIMEOUT (overall limit for the Python suite, seconds, default 1500);
+# PYTEST_TIMEOUT (overall limit for the Python suite, seconds, default 2400);
 # RZK_FEATURES (cargo features, default rzk/kerberos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,5 +66,5 @@ fi
 echo "== python suite (real ZooKeeper clients against rzk and Apache ZooKeeper)"
 export RZK_BIN="${RZK_BIN:-$PWD/target/debug/rzk}"
 # shellcheck disable=SC2086
-timeout --kill-after=30 "${PYTEST_TIMEOUT:-1500}" \
-    .venv/bin/python -m pytest tests/ -v ${PYTEST_ARGS:-}
+timeout --kill-after=30 "${PYTEST_TIMEOUT:-2400}" \
+    .venv/bin/python -m pytest tests/ -v --durations=25 ${PYTEST_ARGS:-}
