@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare  # noqa: E402  (Proc, bench, probe_get)
+import compare  # noqa: E402  (Proc, bench, time_to_serve)
 
 
 class BinProc(compare.Proc):
@@ -88,13 +88,7 @@ def restart(args, work: Path) -> Dict[str, Dict[str, List[float]]]:
             shutil.copytree(base.workdir / "data", run / "data")
             proc = BinProc(binary, run, args.tick_time)
             try:
-                t0 = proc.spawn()
-                took = None
-                while time.monotonic() - t0 < 300 and proc.p.poll() is None:
-                    if compare.probe_get(proc.port, last) == 0:
-                        took = time.monotonic() - t0
-                        break
-                    time.sleep(0.02)
+                took, _ = compare.time_to_serve(proc, proc.spawn(), last, 300)
             finally:
                 proc.stop()
             if took is None:
@@ -131,8 +125,8 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = p.parse_args()
     args.a, args.b = args.a.resolve(), args.b.resolve()
-    if not compare.os.environ.get("RZK_BENCH_BIN"):
-        compare.os.environ["RZK_BENCH_BIN"] = str(args.b)
+    if not os.environ.get("RZK_BENCH_BIN"):
+        os.environ["RZK_BENCH_BIN"] = str(args.b)
     work = Path(tempfile.mkdtemp(prefix="rzk-ab-"))
     try:
         results = restart(args, work) if args.restart else throughput(args, work)

@@ -301,6 +301,22 @@ def probe_get(port: int, path: str) -> Optional[int]:
         return None
 
 
+def time_to_serve(proc: Proc, t0: float, path: str, limit: float) -> (Optional[float], bool):
+    """After `proc.spawn()` returned `t0`: the seconds until a getData of `path` succeeds
+    (None if the process exits or `limit` seconds pass first), and whether the server
+    answered NoNode instead (serving, but the tree is gone: no durability)."""
+    while time.monotonic() < t0 + limit:
+        if proc.p.poll() is not None:
+            break
+        err = probe_get(proc.port, path)
+        if err == 0:
+            return time.monotonic() - t0, False
+        if err == -101:
+            return None, True
+        time.sleep(0.02)
+    return None, False
+
+
 def full_gc(proc: Proc) -> bool:
     """For ZooKeeper: a full collection (`jcmd <pid> GC.run`), then a pause for the heap to
     shrink. False for rzk, or when jcmd is missing."""
@@ -349,21 +365,7 @@ def memory_and_restart(args, kind: str, work: Path, log_dir: Path) -> dict:
         last = res["extra"]["last_path"]
         proc.stop()
         # Restart with the same data dir.
-        t0 = proc.spawn()
-        deadline = t0 + 300
-        restart = None
-        lost = False
-        while time.monotonic() < deadline:
-            if proc.p.poll() is not None:
-                break
-            err = probe_get(proc.port, last)
-            if err == 0:
-                restart = time.monotonic() - t0
-                break
-            if err == -101:  # serving, but the tree is gone (no durability)
-                lost = True
-                break
-            time.sleep(0.02)
+        restart, lost = time_to_serve(proc, proc.spawn(), last, 300)
         out["restart_s"] = restart
         out["restart_lost_data"] = lost
         if restart is not None:

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare  # noqa: E402  (Proc, bench, probe_get, full_gc, machine, fmt_num, ratio)
-from compare import REPO, Proc, bench, fmt_num, full_gc, machine, probe_get  # noqa: E402
+import compare  # noqa: E402  (Proc, bench, time_to_serve, full_gc, machine, fmt_num, ratio)
+from compare import REPO, Proc, bench, fmt_num, full_gc, machine, time_to_serve  # noqa: E402
 
 KINDS = ("zookeeper", "rzk")
 
@@ -188,16 +188,9 @@ def tree_step(args, kind: str, nodes: int, work: Path, log_dir: Path) -> dict:
         last = res["extra"]["last_path"]
         proc.stop()
         snaps = SnapWatch(proc.datadir)
-        t0 = proc.spawn()
-        restart = None
-        while time.monotonic() < t0 + 900:
-            if proc.p.poll() is not None:
-                break
-            if probe_get(proc.port, last) == 0:
-                restart = time.monotonic() - t0
-                out["restart_cpu_s"] = cpu_seconds(proc.p.pid)
-                break
-            time.sleep(0.02)
+        restart, _ = time_to_serve(proc, proc.spawn(), last, 900)
+        if restart is not None:
+            out["restart_cpu_s"] = cpu_seconds(proc.p.pid)
         out["restart_s"] = restart
         # The start-up snapshot may still be being written when the server serves.
         time.sleep(2.0)
