@@ -1243,19 +1243,7 @@ impl DataTree {
         self.digest_add(pid);
         self.node_data_size += java_len(path) + data_len;
         self.digest_add(id);
-        match EphemeralType::of(ephemeral_owner, self.opts.extended_types_enabled) {
-            EphemeralType::Container => {
-                self.containers.insert(path.into());
-            }
-            EphemeralType::Ttl => {
-                self.ttls.insert(path.into());
-            }
-            _ if ephemeral_owner != 0 => {
-                self.ephemeral_sessions.insert(ephemeral_owner);
-                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
-            }
-            _ => {}
-        }
+        self.track_owner(path, ephemeral_owner);
         let out_stat = self.client_stat(id);
         // Quota bookkeeping.
         if let Some(trimmed) = parent_name.strip_prefix(quota::QUOTA_ZOOKEEPER) {
@@ -1686,6 +1674,24 @@ impl DataTree {
         Some((n.data_opt(), n.acl(), n.persisted()))
     }
 
+    /// A new node's owner in the side tables: a container's or TTL node's path, or an
+    /// ephemeral's session (`ephemeral_owner` 0: a plain persistent node, nothing to track).
+    fn track_owner(&mut self, path: &str, ephemeral_owner: i64) {
+        match EphemeralType::of(ephemeral_owner, self.opts.extended_types_enabled) {
+            EphemeralType::Container => {
+                self.containers.insert(path.into());
+            }
+            EphemeralType::Ttl => {
+                self.ttls.insert(path.into());
+            }
+            _ if ephemeral_owner != 0 => {
+                self.ephemeral_sessions.insert(ephemeral_owner);
+                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
+            }
+            _ => {}
+        }
+    }
+
     /// `DataTree.deserialize`: a tree from a snapshot's ACL table (file order) and nodes (file
     /// order, root as `""` or `/`, every parent before its children). Rebuilds children sets,
     /// ephemerals, containers, TTLs, digest, data size and quota stats, then drops unused ACL
@@ -1911,19 +1917,7 @@ impl SnapshotLoader {
         t.acl_cache.add_usage(acl);
         t.children.entry(pid).or_insert_with(|| JavaHashSet::with_capacity(8)).insert_with_hash(h, id);
         Self::add_digest(t, id, digest);
-        match EphemeralType::of(owner, t.opts.extended_types_enabled) {
-            EphemeralType::Container => {
-                t.containers.insert(path.into());
-            }
-            EphemeralType::Ttl => {
-                t.ttls.insert(path.into());
-            }
-            _ if owner != 0 => {
-                t.ephemeral_sessions.insert(owner);
-                t.ephemerals.entry(owner).or_default().insert(path.into());
-            }
-            _ => {}
-        }
+        t.track_owner(path, owner);
         Ok(())
     }
 
