@@ -484,16 +484,23 @@ impl<R: std::io::Read> NodeIter<'_, R> {
         if self.done {
             return false;
         }
-        match self.read_raw(out, digest_enabled) {
-            Ok(true) => true,
-            Ok(false) => {
+        let read = self.read_raw(out, digest_enabled).map(|more| more.then_some(()));
+        self.settle(read).is_some()
+    }
+
+    /// A read's outcome: the record, or the end (the terminator, or an error kept for
+    /// [`decode_body`]'s caller); either way nothing more is read after it.
+    fn settle<T>(&mut self, read: Result<Option<T>, FormatError>) -> Option<T> {
+        match read {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => {
                 self.done = true;
-                false
+                None
             }
             Err(e) => {
                 self.err = Some(e);
                 self.done = true;
-                false
+                None
             }
         }
     }
@@ -538,18 +545,8 @@ impl<R: std::io::Read> Iterator for NodeIter<'_, R> {
         if self.done {
             return None;
         }
-        match self.read_one() {
-            Ok(Some(n)) => Some(n),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.err = Some(e);
-                self.done = true;
-                None
-            }
-        }
+        let read = self.read_one();
+        self.settle(read)
     }
 }
 
