@@ -19,7 +19,7 @@ use rzk_proto::quorum::ServerState;
 
 use crate::message::{Message, Vote};
 use crate::node::{Node, Role};
-use crate::types::{Config, LearnerType, ServerId};
+use crate::types::{Config, LearnerType, Membership, ServerId};
 
 pub(crate) struct Election {
     /// The election round (`logicalclock`).
@@ -248,8 +248,13 @@ impl Node {
 
     /// `getVoteTracker(votes, vote).hasAllQuorums()`.
     fn has_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
+        self.quorum_in(votes, v, self.last_seen_config())
+    }
+
+    /// The votes for `v` hold a quorum of the configuration in force and of `seen`, if any.
+    fn quorum_in(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote, seen: Option<&Membership>) -> bool {
         let same = || votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s);
-        self.cfg.is_quorum(same()) && self.last_seen_config().is_none_or(|m| m.is_quorum(same()))
+        self.cfg.is_quorum(same()) && seen.is_none_or(|m| m.is_quorum(same()))
     }
 
     /// `has_quorum_for` for a leader already chosen (votes of FOLLOWING / LEADING servers).
@@ -261,11 +266,8 @@ impl Node {
     /// logged a reconfig the ensemble then lost would otherwise stay LOOKING for good (a
     /// simulator liveness failure, seed 2102).
     fn has_leader_quorum_for(&self, votes: &BTreeMap<ServerId, Vote>, v: &Vote) -> bool {
-        let lost = self.last_seen_config().is_some_and(|m| v.peer_epoch > rzk_proto::Zxid(m.version).epoch() as i64 && v.zxid < m.version);
-        if !lost {
-            return self.has_quorum_for(votes, v);
-        }
-        self.cfg.is_quorum(votes.iter().filter(|(_, x)| same_vote(x, v)).map(|(s, _)| s))
+        let lost = |m: &&Membership| v.peer_epoch > rzk_proto::Zxid(m.version).epoch() as i64 && v.zxid < m.version;
+        self.quorum_in(votes, v, self.last_seen_config().filter(|m| !lost(m)))
     }
 
     /// `checkLeader`: a leader other than us must have told us it is LEADING; if it is us,
