@@ -1722,6 +1722,8 @@ impl<'o> Parser<'o> {
         }
         if let Some(n) = self.sys(&["zookeeper.observerMaster.sizeLimit"], |v| decoded_int(v.trim(), i32::MIN, "a number of bytes"))? {
             self.cfg.observer_master_size_limit = n;
+            let (key, line) = self.sys_origin("zookeeper.observerMaster.sizeLimit");
+            self.ignore(&key, line, "it bounds ZooKeeper's queue of proposals covering an observer's sync; rzk's follower syncs an observer and starts forwarding to it at one zxid on one thread, so it keeps no such queue");
         }
         if let Some(n) =
             self.sys(&["zookeeper.leaderConnectDelayDuringRetryMs"], |v| decoded_int(v.trim(), 0, "a number of milliseconds"))?
@@ -1732,8 +1734,12 @@ impl<'o> Parser<'o> {
         // socket from another thread: rzk's shell always does both from each connection's
         // own task, which leaves the packets, their order and the node's decisions as with
         // either value.
+        // Validated as ZooKeeper parses them, then logged once as meaning nothing to rzk.
         for name in ["zookeeper.learner.asyncSending", "zookeeper.learner.closeSocketAsync", "zookeeper.leader.closeSocketAsync"] {
-            self.sys(&[name], boolean)?;
+            if self.sys(&[name], boolean)?.is_some() {
+                let (key, line) = self.sys_origin(name);
+                self.ignore(&key, line, "it chooses which Java thread sends or closes a quorum socket; rzk sends and closes from each connection's own task, so the packets and their order are the same");
+            }
         }
         // LearnerHandler's switch (for tests) that makes every sync a SNAP: rzk's leader
         // always chooses DIFF, TRUNC or SNAP as ZooKeeper's does by default.

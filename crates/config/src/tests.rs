@@ -1418,6 +1418,12 @@ fn observer_and_learner_master_settings() {
     // Read, so no "not a setting rzk uses" warning.
     for k in ["observer.reconnectDelayMs", "observerMaster.sizeLimit", "learner.asyncSending", "forceSnapshotSync"] {
         assert!(!c.warnings.iter().any(|(key, _, _)| key == k), "{k}: {:?}", c.warnings);
+    }
+    // Those that choose Java threads or bound a queue rzk does not have: validated, then one log line.
+    for k in ["observerMaster.sizeLimit", "learner.asyncSending", "learner.closeSocketAsync", "leader.closeSocketAsync"] {
+        assert!(has_ignored(&c, k), "{k}: {:?}", c.ignored);
+    }
+    for k in ["observer.reconnectDelayMs", "observer.election.DelayMs", "leaderConnectDelayDuringRetryMs", "forceSnapshotSync"] {
         assert!(!has_ignored(&c, k), "{k}");
     }
     // Negative delays are no delay, as Observer's `delayValueMs > 0`.
