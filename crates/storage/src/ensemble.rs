@@ -220,7 +220,7 @@ pub fn truncate_after(snap_dir: &Path, log_dir: &Path, after: Zxid, max_record_b
         if *z <= after {
             break;
         }
-        std::fs::remove_file(p).map_err(|e| io_err(p, e))?;
+        crate::remove_file(p)?;
         out.deleted.push(p.clone());
     }
     if !out.deleted.is_empty() {
@@ -237,7 +237,7 @@ pub fn truncate_after(snap_dir: &Path, log_dir: &Path, after: Zxid, max_record_b
         let cut = first_above.unwrap_or(scan.end);
         let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
         if scan.entries == 0 || (first_above.is_some() && cut <= format::FILE_HEADER_BYTES as u64) {
-            std::fs::remove_file(path).map_err(|e| io_err(path, e))?;
+            crate::remove_file(path)?;
             sync_dir(log_dir).map_err(|e| io_err(log_dir, e))?;
             out.deleted.push(path.clone());
         } else if cut < len {
@@ -304,7 +304,7 @@ pub fn install_received_snapshot(
     let removed = (|| {
         let logs = txnlog::list_logs(log_dir)?;
         for (_, p) in logs.iter().rev() {
-            std::fs::remove_file(p).map_err(|e| io_err(p, e))?;
+            crate::remove_file(p)?;
         }
         if !logs.is_empty() {
             sync_dir(log_dir).map_err(|e| io_err(log_dir, e))?;
@@ -312,7 +312,7 @@ pub fn install_received_snapshot(
         for (z, p) in snapshot::list_snapshots(snap_dir)? {
             if z > zxid {
                 tracing::warn!(file = %p.display(), "deleting a snapshot above the leader's");
-                std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+                crate::remove_file(&p)?;
             }
         }
         Ok::<usize, StorageError>(logs.len())
@@ -328,7 +328,7 @@ pub fn install_received_snapshot(
     let mut others = 0;
     for (_, p) in snapshot::list_snapshots(snap_dir)? {
         if p != dest {
-            std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+            crate::remove_file(&p)?;
             others += 1;
         }
     }

@@ -99,6 +99,16 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> StorageError {
     StorageError::Io { path: path.to_path_buf(), source }
 }
 
+/// Deletes a snapshot or log file; one already gone counts as deleted (false), since the
+/// purge thread (`autopurge`) deletes old files while a SNAP or TRUNC deletes them too.
+pub(crate) fn remove_file(path: &Path) -> Result<bool, StorageError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
 /// Files named `<prefix>.<hex zxid>[...]` in `dir`, sorted by zxid (oldest first).
 pub(crate) fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
     let rd = match std::fs::read_dir(dir) {

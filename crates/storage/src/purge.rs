@@ -34,13 +34,9 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Result<PurgeRepo
         logs.iter().filter(|(z, p)| *z < least && !needed.iter().any(|(_, n)| n == p)).map(|(_, p)| p.clone()).collect();
     doomed.extend(snaps.iter().filter(|(z, _)| *z < least).map(|(_, p)| p.clone()));
     for p in doomed {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {
-                tracing::info!(file = %p.display(), "purged");
-                report.removed.push(p);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&p, e)),
+        if crate::remove_file(&p)? {
+            tracing::info!(file = %p.display(), "purged");
+            report.removed.push(p);
         }
     }
     Ok(report)

@@ -518,6 +518,18 @@ fn full_disk_batch_is_taken_back_out() {
 }
 
 #[test]
+fn a_file_the_purge_thread_deleted_first_counts_as_deleted() {
+    // A SNAP install or TRUNC lists the files, then deletes them; autopurge may delete
+    // some of them in between (a follower stopped on that once).
+    let dir = TempDir::new("gone");
+    let p = dir.path().join("log.100000222");
+    std::fs::write(&p, b"x").unwrap();
+    assert!(crate::remove_file(&p).unwrap());
+    assert!(!crate::remove_file(&p).unwrap());
+    assert!(!p.exists());
+}
+
+#[test]
 fn purge_keeps_the_logs_the_retained_snapshots_need() {
     let d = dirs();
     let mut t = DataTree::with_options(opts());
