@@ -28,8 +28,8 @@ Steps (--steps picks some; each starts a fresh server per kind, one server at a 
 The helpers (server processes, `rzk bench` runs, full GC, machine facts) are bench/compare.py's.
 Run it with bench/compare-scale.sh, e.g.
     bench/compare-scale.sh                                   # the full run (about 40 minutes)
-    bench/compare-scale.sh --nodes 100000 --rzk-alone-nodes 0 --sessions 2000 --expire 200 \\
-        --watch-keys 100 --fanout-sessions 1000 --out /tmp/s.md --no-readme   # a quick look
+    bench/compare-scale.sh --nodes 100000 --rzk-alone-nodes 0 --sessions 2000 --expire 200 --detached 5000 \\
+        --detached-timeout 60000 --watch-keys 100 --fanout-sessions 1000 --out /tmp/s.md --no-readme   # a quick look
 """
 
 from __future__ import annotations
