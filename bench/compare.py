@@ -89,6 +89,8 @@ class Proc:
         self.port = zkharness.free_port()
         self.p: Optional[subprocess.Popen] = None
         self.log = None
+        # More zoo.cfg settings (the same for both kinds), e.g. maxSessionTimeout.
+        self.extra_cfg: Dict[str, object] = {}
 
     def write_config(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ class Proc:
             "admin.enableServer": "false",
             "4lw.commands.whitelist": "*",
         }
+        cfg.update(self.extra_cfg)
         if self.tls is not None:
             cfg.update({
                 "secureClientPort": self.secure_port,

@@ -12,9 +12,15 @@ Steps (--steps picks some; each starts a fresh server per kind, one server at a 
   to its last growth, polled every 10 ms). During the load all but the newest two snapshots
   are deleted as they are superseded (autopurge's job), or 20,000,000 znodes fill the disk.
 - rzk alone at --rzk-alone-nodes (20,000,000 by default): the same, plus the peak resident size.
-- sessions: `rzk bench sessions` with --sessions idle sessions (over 127.0.0.x source
-  addresses), held --hold seconds: bytes per session, server CPU for the pings; then
-  --expire of them vanish at once: the time until their ephemerals are gone.
+- sessions: `rzk bench sessions`: first --detached sessions that each create an ephemeral
+  and drop their connection (not closed; their timeouts all end --detached-timeout ms after
+  the first opens, and both servers get maxSessionTimeout for it), so that with --sessions
+  connected ones (over 127.0.0.x source addresses; this machine's open-files limit of
+  20,000 caps those) 100,000 sessions live on the server at once; the connected ones are
+  held --hold seconds: bytes per session of each kind, server CPU for the pings; then
+  --expire of the connected ones vanish at once: the time until their ephemerals are gone
+  (and after their last packets); then the detached ones expire together while a getData
+  probe times the server's answers.
 - watches: `rzk bench watches`: --watch-sessions sessions x --watch-keys znodes (memory per
   watch, fan-out to those sessions), then --fanout-sessions sessions on one znode (the
   fan-out of one change to that many watchers).
@@ -22,8 +28,8 @@ Steps (--steps picks some; each starts a fresh server per kind, one server at a 
 The helpers (server processes, `rzk bench` runs, full GC, machine facts) are bench/compare.py's.
 Run it with bench/compare-scale.sh, e.g.
     bench/compare-scale.sh                                   # the full run (about 40 minutes)
-    bench/compare-scale.sh --nodes 100000 --rzk-alone-nodes 0 --sessions 2000 --expire 200 \\
-        --watch-keys 100 --fanout-sessions 1000 --out /tmp/s.md --no-readme   # a quick look
+    bench/compare-scale.sh --nodes 100000 --rzk-alone-nodes 0 --sessions 2000 --expire 200 --detached 5000 \\
+        --detached-timeout 60000 --watch-keys 100 --fanout-sessions 1000 --out /tmp/s.md --no-readme   # a quick look
 """
 
 from __future__ import annotations
@@ -209,6 +215,9 @@ def tree_step(args, kind: str, nodes: int, work: Path, log_dir: Path) -> dict:
 
 def sessions_step(args, kind: str, work: Path, log_dir: Path) -> dict:
     proc = Proc(kind, work / ("%s-sessions" % kind), args.tick_time, args.zk_heap)
+    if args.detached > 0:
+        # The same for both: the detached sessions' timeouts must be granted as asked.
+        proc.extra_cfg["maxSessionTimeout"] = args.detached_timeout + 60_000
     proc.workdir.mkdir(parents=True)
     try:
         proc.start()
@@ -217,13 +226,16 @@ def sessions_step(args, kind: str, work: Path, log_dir: Path) -> dict:
         res = bench(args, proc, "sessions", [
             "--clients", str(args.sessions), "--expire", str(args.expire), "--duration", str(args.hold),
             "--session-timeout", "30000", "--expiry-timeout", str(args.expiry_timeout),
+            "--detached", str(args.detached), "--detached-timeout", str(args.detached_timeout),
             "--local-addrs", str(args.local_addrs), "--server-pid", str(proc.p.pid), "--io-timeout", "120"],
             log_dir, "%s-sessions" % kind)
         ex = res["extra"]
         return {"sessions": ex["sessions"], "bytes_per_session": ex.get("server_bytes_per_session"),
                 "open_per_sec": ex["sessions_opened_per_sec"], "pings_per_sec": ex["pings_per_sec"],
                 "cpu_percent_idle": ex.get("server_cpu_percent_idle"), "ping_p99_us": res["latency_us"].get("p99"),
-                "expiry": ex["expiry"], "rss_after": ex.get("server_rss_bytes")}
+                "ping_max_us": res["latency_us"].get("max"),
+                "expiry": ex["expiry"], "rss_after": ex.get("server_rss_bytes"), "detached": ex.get("detached"),
+                "rss_all_open": ex.get("server_rss_all_open_bytes"), "bytes_per_session_all": ex.get("server_bytes_per_session_all")}
     finally:
         proc.stop()
         shutil.rmtree(proc.datadir, ignore_errors=True)
@@ -336,13 +348,27 @@ def build_report(args, res, info, started, cmdline) -> (str, str):
     s = res.get("sessions")
     if s:
         z, r = s.get("zookeeper") or {}, s.get("rzk") or {}
-        L.append("## %s idle sessions\n" % fmt_num(args.sessions))
-        L.append("Opened over %d source addresses, held %d s, each pinging every third of its timeout (30 s asked; %s of them "
+        total = args.sessions + args.detached
+        L.append("## %s sessions\n" % fmt_num(total) if args.detached else "## %s idle sessions\n" % fmt_num(args.sessions))
+        if args.detached:
+            L.append("First %s sessions each create an ephemeral and drop their connection without closing (no file descriptor "
+                     "left on either side), all asking for timeouts that end %d s after the first opened (maxSessionTimeout=%d "
+                     "on both servers); then %s connected ones (this machine's open-files limit of 20,000 caps those), so %s "
+                     "sessions live on the server at once. Memory per session: the RSS growth while each kind opens, divided by "
+                     "its number.\n" % (fmt_num(args.detached), args.detached_timeout // 1000, args.detached_timeout + 60_000,
+                                        fmt_num(args.sessions), fmt_num(total)))
+        L.append("The connected ones are opened over %d source addresses, held %d s, each pinging every third of its timeout (30 s asked; %s of them "
                  "asked %d ms and ping every %.1f s); then those %s vanish at once.\n" % (
                      args.local_addrs, args.hold, fmt_num(args.expire), args.expiry_timeout, args.expiry_timeout / 3000.0, fmt_num(args.expire)))
         L.append("| | ZooKeeper 3.8 | rzk | rzk vs ZK |")
         L.append("|---|---:|---:|---:|")
-        L.append("| resident bytes per session | %s | %s | %s |" % (fmt_num(z.get("bytes_per_session")), fmt_num(r.get("bytes_per_session")), ratio(z.get("bytes_per_session"), r.get("bytes_per_session"), False)))
+        zd, rd = z.get("detached") or {}, r.get("detached") or {}
+        if args.detached:
+            L.append("| resident bytes per session, all %s | %s | %s | %s |" % (fmt_num(total), fmt_num(z.get("bytes_per_session_all")), fmt_num(r.get("bytes_per_session_all")), ratio(z.get("bytes_per_session_all"), r.get("bytes_per_session_all"), False)))
+            L.append("| ... per session without a connection (%s) | %s | %s | %s |" % (fmt_num(args.detached), fmt_num(zd.get("server_bytes_per_session")), fmt_num(rd.get("server_bytes_per_session")), ratio(zd.get("server_bytes_per_session"), rd.get("server_bytes_per_session"), False)))
+            L.append("| ... resident with all %s open | %s | %s | %s |" % (fmt_num(total), mib(z.get("rss_all_open")), mib(r.get("rss_all_open")), ratio(z.get("rss_all_open"), r.get("rss_all_open"), False)))
+            L.append("| sessions without a connection opened per second | %s | %s | %s |" % (fmt_num(zd.get("sessions_opened_per_sec")), fmt_num(rd.get("sessions_opened_per_sec")), ratio(zd.get("sessions_opened_per_sec"), rd.get("sessions_opened_per_sec"))))
+        L.append("| resident bytes per connected session | %s | %s | %s |" % (fmt_num(z.get("bytes_per_session")), fmt_num(r.get("bytes_per_session")), ratio(z.get("bytes_per_session"), r.get("bytes_per_session"), False)))
         L.append("| sessions opened per second | %s | %s | %s |" % (fmt_num(z.get("open_per_sec")), fmt_num(r.get("open_per_sec")), ratio(z.get("open_per_sec"), r.get("open_per_sec"))))
         L.append("| pings per second (held) | %s | %s | |" % (fmt_num(z.get("pings_per_sec")), fmt_num(r.get("pings_per_sec"))))
         L.append("| server CPU while held (%% of a core) | %s | %s | %s |" % (fmt_num(z.get("cpu_percent_idle"), 1), fmt_num(r.get("cpu_percent_idle"), 1), ratio(z.get("cpu_percent_idle"), r.get("cpu_percent_idle"), False)))
@@ -350,9 +376,19 @@ def build_report(args, res, info, started, cmdline) -> (str, str):
         ze, re_ = z.get("expiry") or {}, r.get("expiry") or {}
         L.append("| %s sessions vanish: first ephemeral gone | %s | %s | |" % (fmt_num(args.expire), ms(ze.get("first_gone_ms", 0) * 1000 or None), ms(re_.get("first_gone_ms", 0) * 1000 or None)))
         L.append("| ... all %s ephemerals gone | %s | %s | %s |" % (fmt_num(args.expire), ms(ze.get("all_gone_ms", 0) * 1000 or None), ms(re_.get("all_gone_ms", 0) * 1000 or None), ratio(ze.get("all_gone_ms"), re_.get("all_gone_ms"), False)))
+        L.append("| ... first gone after the earliest last packet (rule: %d to %d ms) | %s | %s | |" % (args.expiry_timeout, args.expiry_timeout + args.tick_time, ms(ze.get("first_gone_after_earliest_last_packet_ms", 0) * 1000 or None), ms(re_.get("first_gone_after_earliest_last_packet_ms", 0) * 1000 or None)))
+        L.append("| ... all gone after the latest last packet (rule: at most %d ms) | %s | %s | |" % (args.expiry_timeout + args.tick_time, ms(ze.get("all_gone_after_latest_last_packet_ms", 0) * 1000 or None), ms(re_.get("all_gone_after_latest_last_packet_ms", 0) * 1000 or None)))
+        if args.detached:
+            L.append("| %s without a connection expire together: first ephemeral gone after their deadline | %s | %s | |" % (fmt_num(args.detached), ms(zd.get("first_gone_after_deadline_ms", 0) * 1000 or None), ms(rd.get("first_gone_after_deadline_ms", 0) * 1000 or None)))
+            L.append("| ... all %s gone after their deadline | %s | %s | %s |" % (fmt_num(args.detached), ms(zd.get("all_gone_after_deadline_ms", 0) * 1000 or None), ms(rd.get("all_gone_after_deadline_ms", 0) * 1000 or None), ratio(zd.get("all_gone_after_deadline_ms"), rd.get("all_gone_after_deadline_ms"), False)))
+            for key, label in (("probe_p50_us", "p50"), ("probe_p99_us", "p99"), ("probe_max_us", "max")):
+                L.append("| ... getData probe meanwhile, %s | %s | %s | %s |" % (label, ms(zd.get(key)), ms(rd.get(key)), ratio(zd.get(key), rd.get(key), False)))
+            L.append("| ping round trip max (whole run) | %s | %s | %s |" % (ms(z.get("ping_max_us")), ms(r.get("ping_max_us")), ratio(z.get("ping_max_us"), r.get("ping_max_us"), False)))
         L.append("")
         failures(L, {"ZooKeeper": z, "rzk": r})
-        short.append("| %s idle sessions: resident bytes per session | %s | %s | %s |" % (fmt_num(args.sessions), fmt_num(z.get("bytes_per_session")), fmt_num(r.get("bytes_per_session")), ratio(z.get("bytes_per_session"), r.get("bytes_per_session"), False)))
+        short.append("| %s idle sessions: resident bytes per connected session | %s | %s | %s |" % (fmt_num(args.sessions), fmt_num(z.get("bytes_per_session")), fmt_num(r.get("bytes_per_session")), ratio(z.get("bytes_per_session"), r.get("bytes_per_session"), False)))
+        if args.detached:
+            short.append("| %s sessions: resident bytes per session | %s | %s | %s |" % (fmt_num(total), fmt_num(z.get("bytes_per_session_all")), fmt_num(r.get("bytes_per_session_all")), ratio(z.get("bytes_per_session_all"), r.get("bytes_per_session_all"), False)))
     w = res.get("watches")
     if w:
         z, r = w.get("zookeeper") or {}, w.get("rzk") or {}
@@ -396,7 +432,9 @@ def main() -> int:
     ap.add_argument("--nodes", default="2000000,5000000", help="tree sizes for both servers")
     ap.add_argument("--rzk-alone-nodes", type=int, default=20_000_000)
     ap.add_argument("--value-size", type=int, default=100)
-    ap.add_argument("--sessions", type=int, default=100_000)
+    ap.add_argument("--sessions", type=int, default=18_000, help="connected sessions (open files cap them)")
+    ap.add_argument("--detached", type=int, default=82_000, help="sessions without a connection, opened first")
+    ap.add_argument("--detached-timeout", type=int, default=240_000, help="ms from the first detached session until all their timeouts end")
     ap.add_argument("--expire", type=int, default=10_000)
     ap.add_argument("--expiry-timeout", type=int, default=4000)
     ap.add_argument("--hold", type=int, default=20, help="seconds the idle sessions are held")

@@ -105,6 +105,24 @@ def test_bench_workload_report_is_sane(server, workload):
             s.close()
 
 
+def test_bench_sessions_detached(server):
+    # 6 sessions without connections, their timeouts ending together 12 s after the first
+    # opened (about the least the bench takes): memory per detached session, then their
+    # expiry together at the deadline (within a tick or two on an idle machine: the few ms
+    # between one's asked timeout and its create may straddle a bucket boundary; the bound
+    # allows for load).
+    res = run_bench(server, "sessions", ["--detached", "6", "--detached-timeout", "12000"])
+    ex = res["extra"]
+    d = ex["detached"]
+    assert d["sessions"] == 6 and "server_bytes_per_session" in d and d["left_at_deadline"] <= 6, d
+    assert -5 <= d["first_gone_after_deadline_ms"] <= d["all_gone_after_deadline_ms"] < 10000, d
+    assert d["probe_count"] > 0 and d["probe_max_us"] >= d["probe_p50_us"] > 0, d
+    assert "server_bytes_per_session_all" in ex, ex
+    # The vanished connected sessions went at ZooKeeper's time: timeout after their last packet.
+    e = ex["expiry"]
+    assert e["first_gone_after_earliest_last_packet_ms"] >= 1000 - 50, e
+
+
 def test_bench_rejects_bad_options(rzk_server):
     r = h.run_bounded([str(h.rzk_binary()), "bench", "get", "--servers", rzk_server.hosts, "--clients", "0"], timeout=30)
     assert r.returncode == 2 and b"--clients must be at least 1" in r.stderr

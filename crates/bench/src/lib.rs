@@ -59,7 +59,8 @@ pub enum Workload {
     Load,
     /// Opens `--clients` sessions and holds them idle (pinging) for `--duration` seconds: the
     /// server's memory per session and CPU for the pings; then `--expire` of them (one
-    /// ephemeral each) vanish at once: the time until their ephemerals are gone.
+    /// ephemeral each) vanish at once: the time until their ephemerals are gone. With
+    /// `--detached`, that many more sessions live without connections and expire together.
     Sessions,
     /// `--clients` sessions each watch all of `--keys` znodes (exists with a watch): the
     /// server's memory per watch; then `--ops` rounds (default 1) of one change to the first
@@ -189,6 +190,16 @@ pub struct BenchArgs {
     /// once (their connections dropped without closing).
     #[arg(long, default_value_t = 0)]
     pub expire: usize,
+    /// For sessions: sessions opened before the others that create one ephemeral each and
+    /// drop their connections at once (not closed), so more sessions live on the server than
+    /// it or this client has file descriptors. They all ask for timeouts that end at one
+    /// moment, `--detached-timeout` ms after the first opens, and expire together then.
+    #[arg(long, default_value_t = 0)]
+    pub detached: usize,
+    /// For sessions with `--detached`: ms from the start until every detached session's
+    /// timeout ends (the server's maxSessionTimeout must allow it).
+    #[arg(long, default_value_t = 180_000)]
+    pub detached_timeout: i32,
     /// Seconds without any reply after which a session's read fails the run.
     #[arg(long, default_value_t = 30.0)]
     pub io_timeout: f64,
@@ -260,6 +271,9 @@ impl Settings {
         positive("--multi-size", args.multi_size)?;
         if args.expire > args.clients {
             return Err(BenchError::Usage("--expire cannot exceed --clients".into()));
+        }
+        if args.detached > 0 && args.detached_timeout < 10_000 {
+            return Err(BenchError::Usage("--detached-timeout must be at least 10000 ms".into()));
         }
         if args.fanout == 0 || args.nodes == 0 {
             return Err(BenchError::Usage("--nodes and --fanout must be at least 1".into()));

@@ -5,7 +5,15 @@
 //!   third of its negotiated timeout, spread evenly); the server's resident bytes per session,
 //!   its CPU while only pings arrive, and the ping round trips are reported. Then `--expire`
 //!   of them, which created one ephemeral each, vanish at once (connections dropped, sessions
-//!   not closed) and an observer times until their ephemerals are gone.
+//!   not closed) and an observer times until their ephemerals are gone, and how long after
+//!   each one's last packet (ZooKeeper expires a session `timeout` after the last packet it
+//!   heard, rounded up to the next multiple of tickTime). With `--detached N`, N sessions are
+//!   first opened that each create an ephemeral and drop their connection at once: they live
+//!   on the server without a file descriptor (more sessions than either side may have open
+//!   files), each asking for the timeout that ends at one shared deadline; the server's
+//!   resident bytes per detached session are reported, and at the deadline they all expire
+//!   together while a getData probe on their parent times the server's answers (and counts
+//!   their ephemerals in its Stat).
 //! - **watches**: `--clients` sessions each set a data watch (exists with watch) on every one
 //!   of `--keys` znodes: the server's resident bytes per watch; then `--ops` rounds (one by
 //!   default) of one setData on the first znode, whose notification goes to every session: the
@@ -237,6 +245,8 @@ async fn get_children(s: &mut Session, path: &str) -> Result<i32, BenchError> {
 enum Msg {
     /// Connected (and its ephemeral created, or its watches armed).
     Ready,
+    /// A vanishing session dropped its connection; the last reply it read came at this instant.
+    Vanished(Instant),
     Pinged(Duration),
     Notified(Instant),
 }
@@ -273,6 +283,161 @@ async fn gather_ready(
     Ok(())
 }
 
+/// Milliseconds from `a` to `b` (negative when `b` came first).
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    if b >= a {
+        (b - a).as_secs_f64() * 1000.0
+    } else {
+        -((a - b).as_secs_f64() * 1000.0)
+    }
+}
+
+/// The least a detached session may still have to live when it opens; a slower opening
+/// fails the run (`--detached-timeout` too short for this server's opening rate).
+const DETACHED_LEFT_MIN_MS: i32 = 10_000;
+/// How long before the detached sessions' deadline the getData probe starts.
+const DETACHED_PROBE_LEAD: Duration = Duration::from_secs(2);
+/// The pause between two probes while the detached sessions expire.
+const DETACHED_PROBE_EVERY: Duration = Duration::from_millis(5);
+
+/// Opens `--detached` sessions (at most [`CONNECTING_MAX`] handshakes at a time), each asking
+/// for the timeout that ends at `deadline`, creating one ephemeral under `dir` and then
+/// dropping its connection without closing the session.
+async fn open_detached(
+    st: &Settings,
+    dir: &str,
+    deadline: Instant,
+    obs: &mut Session,
+    progress: &crate::report::Progress,
+) -> Result<(), BenchError> {
+    let a = &st.args;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Msg, BenchError>>(MESSAGES_MAX);
+    let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTING_MAX));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..a.detached {
+        let (dial, gate, tx) = (st.dial.clone(), gate.clone(), tx.clone());
+        let eph = format!("{dir}/d{i:07}");
+        tasks.spawn(async move {
+            let r: Result<(), BenchError> = async {
+                let _permit = gate.acquire().await.map_err(|_| BenchError::Protocol("gate closed".into()))?;
+                let left = deadline.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32;
+                if left < DETACHED_LEFT_MIN_MS {
+                    return Err(BenchError::Protocol(format!(
+                        "opening the detached sessions took too long: session {i} would live {left} ms; raise --detached-timeout"
+                    )));
+                }
+                let mut s = Session::connect(&dial, i, left).await?;
+                if s.timeout_ms != left {
+                    return Err(BenchError::Protocol(format!(
+                        "{}: the server granted {} ms for the {left} ms asked (raise its maxSessionTimeout)",
+                        s.addr(),
+                        s.timeout_ms
+                    )));
+                }
+                let (h, _) = s.call(OpCode::Create, |w| req::create(w, &eph, b"", 1), |_| {}).await?;
+                if h.err != 0 {
+                    return Err(BenchError::Server { what: format!("create {eph} (ephemeral)"), code: h.err });
+                }
+                Ok(()) // `s` dropped: the connection closes, the session stays
+            }
+            .await;
+            let _ = tx.send(r.map(|()| Msg::Ready)).await;
+        });
+    }
+    drop(tx);
+    gather_ready(&mut rx, a.detached, obs, progress).await?;
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The detached sessions' mass expiry: waits (keeping `obs` alive, tallying the held
+/// sessions' pings) until shortly before `deadline`, then sends getData on `dir` one after
+/// another until its Stat counts no children: when the first and the last ephemeral went
+/// (from the deadline) and the probe's round trips meanwhile.
+async fn expire_detached(
+    st: &Settings,
+    dir: &str,
+    deadline: Instant,
+    obs: &mut Session,
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Msg, BenchError>>,
+    tally: &mut Tally,
+) -> Result<(Map<String, Value>, hdrhistogram::Histogram<u64>), BenchError> {
+    let a = &st.args;
+    if Instant::now() + DETACHED_PROBE_LEAD > deadline {
+        return Err(BenchError::Protocol(format!(
+            "the detached sessions' deadline came before their expiry could be watched: raise --detached-timeout ({} ms)",
+            a.detached_timeout
+        )));
+    }
+    let mut last = Instant::now();
+    let drain = |rx: &mut tokio::sync::mpsc::Receiver<Result<Msg, BenchError>>, tally: &mut Tally| -> Result<(), BenchError> {
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Pinged(rtt) = m? {
+                tally.record(None, rtt, 0, Instant::now());
+            }
+        }
+        Ok(())
+    };
+    while Instant::now() + DETACHED_PROBE_LEAD < deadline {
+        let left = (deadline - DETACHED_PROBE_LEAD).saturating_duration_since(Instant::now());
+        match tokio::time::timeout(KEEPALIVE.min(left), recv(rx)).await {
+            Ok(Ok(Msg::Pinged(rtt))) => tally.record(None, rtt, 0, Instant::now()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {}
+        }
+        keepalive(obs, &mut last).await?;
+    }
+    let n = a.detached as i32;
+    let bound = deadline + Duration::from_millis(a.detached_timeout as u64) + Duration::from_secs(120);
+    let mut probe = new_hist();
+    let (mut first, mut left_at_deadline) = (None, None);
+    let all = loop {
+        drain(rx, tally)?;
+        let t = Instant::now();
+        let (h, body) = obs.call(OpCode::GetData, |w| req::path_watch(w, dir, false), |_| {}).await?;
+        record(&mut probe, t.elapsed());
+        if h.err != 0 {
+            return Err(BenchError::Server { what: format!("getData {dir}"), code: h.err });
+        }
+        let left = num_children(&body)?;
+        if t >= deadline && left_at_deadline.is_none() {
+            left_at_deadline = Some(left);
+        }
+        if left < n && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if left == 0 {
+            break Instant::now();
+        }
+        if Instant::now() > bound {
+            return Err(BenchError::Protocol(format!("{left} ephemerals under {dir} still there long after their sessions' deadline")));
+        }
+        tokio::time::sleep(DETACHED_PROBE_EVERY).await;
+    };
+    let mut out = Map::new();
+    out.insert("first_gone_after_deadline_ms".into(), json!(ms_between(deadline, first.unwrap_or(all))));
+    out.insert("all_gone_after_deadline_ms".into(), json!(ms_between(deadline, all)));
+    out.insert("left_at_deadline".into(), json!(left_at_deadline));
+    out.insert("probe_count".into(), json!(probe.len()));
+    out.insert("probe_p50_us".into(), json!(probe.value_at_quantile(0.5)));
+    out.insert("probe_p99_us".into(), json!(probe.value_at_quantile(0.99)));
+    out.insert("probe_max_us".into(), json!(probe.max()));
+    Ok((out, probe))
+}
+
+/// numChildren of the Stat that ends a getData reply (data, then the Stat's 68 bytes).
+fn num_children(body: &[u8]) -> Result<i32, BenchError> {
+    let bad = |e: rzk_proto::DecodeError| BenchError::Protocol(format!("bad getData reply: {e}"));
+    let mut r = Reader::new(body);
+    r.read_buffer_opt().map_err(bad)?;
+    // czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, dataLength
+    r.read_raw(8 * 4 + 4 * 3 + 8 + 4).map_err(bad)?;
+    r.read_i32().map_err(bad)
+}
+
 /// Many idle sessions: memory per session, ping load, then mass expiry.
 pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
     let a = &st.args;
@@ -290,6 +455,17 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
         ensure(&mut obs, &run, b"").await?;
         let before = ServerProbe::take(st);
         let cpu = CpuClock::start();
+        let dead = format!("{run}-detached");
+        let (deadline, detached_probe, detached_open_s) = if a.detached > 0 {
+            ensure(&mut obs, &dead, b"").await?;
+            let t0 = Instant::now();
+            let deadline = t0 + Duration::from_millis(a.detached_timeout as u64);
+            open_detached(st, &dead, deadline, &mut obs, &progress).await?;
+            (Some(deadline), Some(ServerProbe::take(st)), t0.elapsed().as_secs_f64())
+        } else {
+            (None, None, 0.0)
+        };
+        let base = detached_probe.clone().unwrap_or_else(|| before.clone());
 
         let (phase_tx, phase_rx) = tokio::sync::watch::channel(0u64);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Msg, BenchError>>(MESSAGES_MAX);
@@ -314,6 +490,7 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
                         }
                     }
                     drop(permit);
+                    let mut heard = Instant::now();
                     let _ = tx.send(Ok(Msg::Ready)).await;
                     let interval = Duration::from_millis((s.timeout_ms / 3).max(50) as u64);
                     let mut next = tokio::time::Instant::now() + interval.mul_f64(spread);
@@ -322,7 +499,9 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
                             changed = phase.changed() => {
                                 let p = if changed.is_ok() { *phase.borrow_and_update() } else { CLOSE };
                                 if p == VANISH && vanishes {
-                                    return Ok(()); // the connection is dropped, the session left to expire
+                                    // The connection is dropped, the session left to expire.
+                                    let _ = tx.send(Ok(Msg::Vanished(heard))).await;
+                                    return Ok(());
                                 }
                                 if p == CLOSE {
                                     return s.close().await;
@@ -330,6 +509,7 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
                             }
                             _ = tokio::time::sleep_until(next) => {
                                 let rtt = ping(&mut s, None, &mut None).await?;
+                                heard = Instant::now();
                                 let _ = tx.send(Ok(Msg::Pinged(rtt))).await;
                                 next += interval;
                             }
@@ -375,13 +555,19 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
             let _ = phase_tx.send(VANISH);
             let bound = Duration::from_millis(a.expiry_timeout.max(0) as u64 * 2) + Duration::from_secs(120);
             let mut first_at = None;
+            let (mut heard_first, mut heard_last): (Option<Instant>, Option<Instant>) = (None, None);
             let gone_at = loop {
                 let event = async {
                     loop {
                         // Pings of the held sessions keep arriving meanwhile.
                         while let Ok(m) = rx.try_recv() {
-                            if let Msg::Pinged(rtt) = m? {
-                                tally.record(None, rtt, 0, Instant::now());
+                            match m? {
+                                Msg::Pinged(rtt) => tally.record(None, rtt, 0, Instant::now()),
+                                Msg::Vanished(at) => {
+                                    heard_first = Some(heard_first.map_or(at, |h| h.min(at)));
+                                    heard_last = Some(heard_last.map_or(at, |h| h.max(at)));
+                                }
+                                _ => {}
                             }
                         }
                         match tokio::time::timeout(KEEPALIVE, wait_event(&mut obs, &run, EventType::NodeChildrenChanged)).await {
@@ -407,6 +593,26 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
             expiry.insert("requested_timeout_ms".into(), json!(a.expiry_timeout));
             expiry.insert("all_gone_ms".into(), json!((gone_at - t0).as_secs_f64() * 1000.0));
             expiry.insert("first_gone_ms".into(), json!((first_at.unwrap_or(gone_at) - t0).as_secs_f64() * 1000.0));
+            // Messages still queued (all vanished before the last ephemeral went).
+            while let Ok(m) = rx.try_recv() {
+                if let Msg::Vanished(at) = m? {
+                    heard_first = Some(heard_first.map_or(at, |h| h.min(at)));
+                    heard_last = Some(heard_last.map_or(at, |h| h.max(at)));
+                }
+            }
+            // ZooKeeper's rule: each one goes between `timeout` and `timeout + tickTime` after
+            // the last packet the server heard from it (here: the last reply its client read).
+            if let (Some(hf), Some(hl)) = (heard_first, heard_last) {
+                let first = first_at.unwrap_or(gone_at);
+                expiry.insert("first_gone_after_earliest_last_packet_ms".into(), json!(ms_between(hf, first)));
+                expiry.insert("all_gone_after_latest_last_packet_ms".into(), json!(ms_between(hl, gone_at)));
+                expiry.insert("last_packets_spread_ms".into(), json!(ms_between(hf, hl)));
+            }
+        }
+        let mut detached = (Map::new(), None);
+        if let Some(deadline) = deadline {
+            let (m, h) = expire_detached(st, &dead, deadline, &mut obs, &mut rx, &mut tally).await?;
+            detached = (m, Some(h));
         }
         let _ = phase_tx.send(CLOSE);
         while let Some(r) = tasks.join_next().await {
@@ -416,17 +622,47 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
             m?;
         }
         obs.close().await?;
-        Ok::<_, BenchError>((cpu.stop(), tally, first, before, opened, held, open_s, hold_s, expiry))
+        Ok::<_, BenchError>((
+            cpu.stop(),
+            tally,
+            first,
+            (before, base, detached_probe, detached_open_s),
+            opened,
+            held,
+            open_s,
+            hold_s,
+            (expiry, detached),
+        ))
     });
     drop(line);
-    let (cpu, tally, first, before, opened, held, open_s, hold_s, expiry) = out?;
+    let (cpu, tally, first, (before, base, detached_probe, detached_open_s), opened, held, open_s, hold_s, (expiry, detached)) = out?;
     let mut extra = Map::new();
     extra.insert("sessions".into(), json!(a.clients));
     extra.insert("open_s".into(), json!(open_s));
     extra.insert("sessions_opened_per_sec".into(), json!(a.clients as f64 / open_s.max(1e-9)));
     extra.insert("hold_s".into(), json!(hold_s));
     extra.insert("pings_per_sec".into(), json!(tally.ops as f64 / hold_s.max(1e-9)));
-    opened.report(&mut extra, &before, "session", a.clients as u64);
+    // Connected sessions: the growth since the detached ones were open (or since the start).
+    opened.report(&mut extra, &base, "session", a.clients as u64);
+    let detached_hist = detached.1;
+    if let Some(d) = detached_probe {
+        let mut dx = detached.0;
+        dx.insert("sessions".into(), json!(a.detached));
+        dx.insert("open_s".into(), json!(detached_open_s));
+        dx.insert("sessions_opened_per_sec".into(), json!(a.detached as f64 / detached_open_s.max(1e-9)));
+        if let (Some(x), Some(b)) = (d.rss_bytes, before.rss_bytes) {
+            dx.insert("server_rss_bytes".into(), json!(x));
+            dx.insert("server_bytes_per_session".into(), json!((x as f64 - b as f64) / a.detached as f64));
+        }
+        if let Some(x) = opened.rss_bytes {
+            let total = (a.detached + a.clients) as f64;
+            extra.insert("server_rss_all_open_bytes".into(), json!(x));
+            if let Some(b) = before.rss_bytes {
+                extra.insert("server_bytes_per_session_all".into(), json!((x as f64 - b as f64) / total));
+            }
+        }
+        extra.insert("detached".into(), Value::Object(dx));
+    }
     if let Some(p) = held.cpu_percent_since(&opened) {
         extra.insert("server_cpu_percent_idle".into(), json!(p));
     }
@@ -435,7 +671,10 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
     }
     extra.insert("expiry".into(), Value::Object(expiry));
     let elapsed = Duration::from_secs_f64(hold_s);
-    let extra_hists = if a.expire > 0 { vec![("first ephemeral gone", first)] } else { Vec::new() };
+    let mut extra_hists = if a.expire > 0 { vec![("first ephemeral gone", first)] } else { Vec::new() };
+    if let Some(h) = detached_hist {
+        extra_hists.push(("getData probe while the detached sessions expire", h));
+    }
     Ok(RunResult { workload: Workload::Sessions, tally, elapsed, cpu, latency_of: "ping", extra, extra_hists })
 }
 
@@ -532,7 +771,7 @@ pub fn watches(st: &Settings) -> Result<RunResult, BenchError> {
                         record(&mut each, at.saturating_duration_since(t0));
                     }
                     Msg::Ready => rearmed += 1,
-                    Msg::Pinged(_) => {}
+                    Msg::Pinged(_) | Msg::Vanished(_) => {}
                 }
             }
             let (h, _) = loop {

@@ -14,6 +14,7 @@ use rzk_proto::client::{Create, Request};
 use rzk_proto::txn::{CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, SetAclTxn, SetDataTxn, Txn};
 use rzk_proto::{perms, Acl, CreateMode, ErrorCode, Id, OpCode, SessionId, StatPersisted, Zxid};
 use rzk_tree::digest::DigestPrefix;
+use rzk_tree::java::JavaHashSet;
 use rzk_tree::quota::{self, StatsTrack};
 use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -75,6 +76,10 @@ pub struct Outstanding {
     /// tree digest (ZooKeeper's precalculated digests), and its value when a multi began.
     digest_delta: i64,
     multi_digest_delta: i64,
+    /// How many of `order`'s changes leave a node owned by each session (ephemeral owner,
+    /// not 0): a closeSession of a session with none needs no walk over every change, so
+    /// thousands of sessions expiring in one tick cost linear time, not quadratic.
+    owned: HashMap<i64, usize, foldhash::fast::RandomState>,
 }
 
 impl Outstanding {
@@ -97,14 +102,70 @@ impl Outstanding {
         if let Some(undo) = self.undo.as_mut() {
             undo.push((path.to_owned(), prev.clone()));
         }
+        if let Some(o) = owner.filter(|&o| o != 0) {
+            *self.owned.entry(o).or_default() += 1;
+        }
         self.order.push_back(Change { zxid, path: path.to_owned(), seq: self.seq, owner, prev });
+    }
+
+    /// Counts out a change taken off `order`.
+    fn unown(&mut self, owner: Option<i64>) {
+        if let Some(o) = owner.filter(|&o| o != 0) {
+            let n = self.owned.get_mut(&o).expect("an owned change is counted");
+            *n -= 1;
+            if *n == 0 {
+                self.owned.remove(&o);
+            }
+        }
+    }
+
+    /// A closing session's ephemerals: `set` (the tree's) as the outstanding changes leave it.
+    fn session_ephemerals(&self, mut set: JavaHashSet<Box<str>>, session: i64) -> JavaHashSet<Box<str>> {
+        if self.owned.contains_key(&session) {
+            return self.walk_ephemerals(set, session);
+        }
+        // No outstanding change leaves a node of this session, so the walk would only
+        // remove: the ephemerals whose newest outstanding view is a deletion (or another
+        // owner's node, made after a deletion). Removals leave the others' order alone, so
+        // the result is the walk's.
+        let gone: Vec<Box<str>> = set.iter().filter(|p| self.newest_owner(p).is_some_and(|o| o != Some(session))).cloned().collect();
+        for p in gone {
+            set.remove_with_hash(rzk_tree::java::string_hash_code(&p), &p);
+        }
+        set
+    }
+
+    /// ZooKeeper's walk over every outstanding change, oldest first: deletions leave the
+    /// set, the session's own nodes join it (in this order, which the set's iteration order,
+    /// and so the txn's path order, depends on).
+    fn walk_ephemerals(&self, mut set: JavaHashSet<Box<str>>, session: i64) -> JavaHashSet<Box<str>> {
+        for (p, owner) in self.changes() {
+            let h = rzk_tree::java::string_hash_code(p);
+            match owner {
+                None => {
+                    set.remove_with_hash(h, p);
+                }
+                Some(o) if o == session => {
+                    set.insert_with_hash(h, p.into());
+                }
+                Some(_) => {}
+            }
+        }
+        set
+    }
+
+    /// The newest outstanding view of `path`: `None` if no change is outstanding there,
+    /// `Some(None)` if it is deleted, else the ephemeral owner of the node left there.
+    fn newest_owner(&self, path: &str) -> Option<Option<i64>> {
+        self.by_path.get(path).map(|r| r.node.as_ref().map(|n| n.stat.ephemeral_owner))
     }
 
     /// Drops the records of every txn up to `zxid`, which has now been applied to the tree.
     pub fn applied(&mut self, zxid: Zxid) {
         self.applied_through = self.applied_through.max(zxid);
         while self.order.front().is_some_and(|c| c.zxid <= zxid) {
-            let Change { path, seq, .. } = self.order.pop_front().expect("front");
+            let Change { path, seq, owner, .. } = self.order.pop_front().expect("front");
+            self.unown(owner);
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 self.by_path.remove(&path);
             }
@@ -116,7 +177,8 @@ impl Outstanding {
     /// (then the tree is the truth).
     pub fn rollback_from(&mut self, zxid: Zxid) {
         while self.order.back().is_some_and(|c| c.zxid >= zxid) {
-            let Change { path, seq, prev, .. } = self.order.pop_back().expect("back");
+            let Change { path, seq, prev, owner, .. } = self.order.pop_back().expect("back");
+            self.unown(owner);
             if self.by_path.get(&path).is_some_and(|r| r.seq == seq) {
                 match prev.filter(|p| p.zxid > self.applied_through) {
                     Some(p) => {
@@ -151,7 +213,9 @@ impl Outstanding {
         if rollback {
             self.digest_delta = self.multi_digest_delta;
             for (path, prev) in undo.into_iter().rev() {
-                self.order.pop_back();
+                if let Some(c) = self.order.pop_back() {
+                    self.unown(c.owner);
+                }
                 match prev {
                     Some(p) => {
                         self.by_path.insert(path, p);
@@ -543,19 +607,7 @@ impl PrepContext<'_> {
     /// (or refuse to, if it has children), so the logged digest would be wrong too.
     pub fn close_session(&mut self, zxid: Zxid) -> Txn {
         let session = self.session;
-        let mut set = self.tree.ephemerals_set(session);
-        for (p, owner) in self.outstanding.changes() {
-            let h = rzk_tree::java::string_hash_code(p);
-            match owner {
-                None => {
-                    set.remove_with_hash(h, p);
-                }
-                Some(o) if o == session.0 => {
-                    set.insert_with_hash(h, p.into());
-                }
-                Some(_) => {}
-            }
-        }
+        let set = self.outstanding.session_ephemerals(self.tree.ephemerals_set(session), session.0);
         let paths: Vec<String> = set.iter().map(|p| p.to_string()).collect();
         for p in &paths {
             let Some(last_slash) = p.rfind('/') else { continue };
@@ -625,6 +677,71 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(owner: i64) -> Option<NodeRecord> {
+        let stat = StatPersisted { ephemeral_owner: owner, ..Default::default() };
+        Some(NodeRecord { stat, child_count: 0, acl: Vec::new(), prefix: DigestPrefix::new("/x", b""), data_len: 0 })
+    }
+
+    fn set_of(paths: &[String]) -> JavaHashSet<Box<str>> {
+        let mut s = JavaHashSet::new();
+        for p in paths {
+            s.insert_with_hash(rzk_tree::java::string_hash_code(p), p.as_str().into());
+        }
+        s
+    }
+
+    fn listed(s: &JavaHashSet<Box<str>>) -> Vec<String> {
+        s.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// A closing session without outstanding nodes of its own skips the walk over every
+    /// change and gets the walk's result, in the same order; with one, it walks.
+    #[test]
+    fn session_ephemerals_match_zookeepers_walk() {
+        const ME: i64 = 5;
+        const OTHER: i64 = 7;
+        let mine: Vec<String> = (0..200).map(|i| format!("/e/n{i}")).collect();
+        let mut o = Outstanding::default();
+        let mut zxid = 1;
+        let mut next = || {
+            zxid += 1;
+            Zxid(zxid)
+        };
+        for (i, p) in mine.iter().enumerate() {
+            match i % 5 {
+                0 => o.add(next(), p, 0, None),
+                1 => {
+                    o.add(next(), p, 0, None);
+                    o.add(next(), p, 0, node(OTHER));
+                }
+                2 => o.add(next(), p, 0, node(ME)), // a setData on it
+                _ => {}
+            }
+        }
+        // Other sessions' and persistent nodes elsewhere.
+        for i in 0..100 {
+            o.add(next(), &format!("/p/n{i}"), 0, node(if i % 2 == 0 { 0 } else { OTHER }));
+        }
+        // The setData records count as this session's: the walk is taken.
+        assert!(o.owned.contains_key(&ME));
+        let walked = listed(&o.walk_ephemerals(set_of(&mine), ME));
+        assert_eq!(listed(&o.session_ephemerals(set_of(&mine), ME)), walked);
+        // Without them (applied), the fast path gives the walk's answer.
+        let mut o2 = Outstanding::default();
+        for c in o.order.iter().filter(|c| c.owner != Some(ME)) {
+            o2.add(c.zxid, &c.path, 0, c.owner.and_then(node));
+        }
+        assert!(!o2.owned.contains_key(&ME));
+        let fast = listed(&o2.session_ephemerals(set_of(&mine), ME));
+        assert_eq!(fast, listed(&o2.walk_ephemerals(set_of(&mine), ME)));
+        assert_eq!(fast.len(), 200 - 80);
+        // The counts follow the changes out.
+        o2.applied(Zxid(i64::MAX));
+        assert!(o2.owned.is_empty() && o2.order.is_empty());
+        o.rollback_from(Zxid(0));
+        assert!(o.owned.is_empty());
+    }
 
     #[test]
     fn rate_logger_counts_repeats_within_its_interval() {

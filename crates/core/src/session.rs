@@ -159,17 +159,28 @@ impl SessionTracker {
 
     /// Sessions whose bucket is at or before `now_ms`; they are marked closing.
     pub fn expire(&mut self, now_ms: i64) -> Vec<SessionId> {
+        self.expire_at_most(now_ms, usize::MAX)
+    }
+
+    /// At most `max` of the sessions whose bucket is at or before `now_ms` (oldest bucket
+    /// first, by id within one); they are marked closing. The rest stay in their buckets for
+    /// the next call (a touch meanwhile still saves one).
+    pub fn expire_at_most(&mut self, now_ms: i64, max: usize) -> Vec<SessionId> {
         let mut out = Vec::new();
-        while let Some((&at, _)) = self.buckets.first_key_value() {
-            if at > now_ms {
+        while out.len() < max {
+            let Some(mut entry) = self.buckets.first_entry() else { break };
+            if *entry.key() > now_ms {
                 break;
             }
-            let ids = self.buckets.remove(&at).unwrap_or_default();
-            for id in ids {
+            while out.len() < max {
+                let Some(id) = entry.get_mut().pop_first() else { break };
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.closing = true;
                 }
                 out.push(id);
+            }
+            if entry.get().is_empty() {
+                entry.remove();
             }
         }
         out
@@ -199,6 +210,26 @@ impl SessionTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expire_at_most_leaves_the_rest_for_the_next_call() {
+        let mut t = SessionTracker::new(0, 2000, 0, 1_700_000_000_000);
+        let ids: Vec<SessionId> = (0..5).map(|_| t.next_id()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            // Two buckets: 4000 (ids 0, 1, 2) and 6000 (ids 3, 4).
+            t.add(*id, if i < 3 { 2000 } else { 4000 }, 100);
+        }
+        assert_eq!(t.expire_at_most(6000, 2), ids[..2].to_vec());
+        assert!(t.get(ids[0]).unwrap().closing);
+        assert!(!t.get(ids[2]).unwrap().closing);
+        // One left in the older bucket, then the next one.
+        assert_eq!(t.expire_at_most(6000, 2), ids[2..4].to_vec());
+        // A touch still saves one that has waited.
+        assert!(t.touch(ids[4], 5000));
+        assert!(t.expire_at_most(6000, 2).is_empty());
+        assert_eq!(t.expire(10_000), vec![ids[4]]);
+        assert!(t.buckets().is_empty());
+    }
 
     #[test]
     fn expiry_in_tick_buckets() {

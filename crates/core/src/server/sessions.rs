@@ -11,6 +11,10 @@ use rzk_proto::client::{ReplyHeader, Response};
 use rzk_proto::txn::{Txn, TxnHeader};
 use rzk_proto::{OpCode, SessionId, Zxid};
 
+/// The most sessions one tick expires (a closeSession txn each); the rest of a mass expiry
+/// waits for the next ticks (the driver ticks every 50 ms: 20,000 sessions a second).
+pub const EXPIRED_PER_TICK_MAX: usize = 1000;
+
 impl ZooKeeperServer {
     /// Leader: the sessions a learner's PING reports active get their timeouts from now.
     pub(super) fn on_touches(&mut self, sessions: Vec<(SessionId, i32)>) {
@@ -152,7 +156,9 @@ impl ZooKeeperServer {
             // container manager; nothing is served between roles.
             return;
         }
-        for session in self.sessions.expire(self.now_ms) {
+        // Paced: a mass expiry's closeSession txns go out over several ticks, so the requests
+        // of other clients are served between them.
+        for session in self.sessions.expire_at_most(self.now_ms, EXPIRED_PER_TICK_MAX) {
             tracing::info!(session = %session, "session expired");
             if self.trace_mask & super::zootrace::SESSION_TRACE_MASK != 0 {
                 tracing::trace!(target: "rzk::zootrace", session = %session, "session expired: closeSession");
