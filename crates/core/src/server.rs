@@ -458,7 +458,9 @@ pub struct ZooKeeperServer {
     /// Local sessions (`localSessionsEnabled`): this server's alone, never in a txn, expired
     /// here; their ids come from `sessions`' counter. Emptied when the role is left.
     local: SessionTracker,
-    conns: BTreeMap<ConnId, Conn>,
+    /// Boxed: a `Conn` is hundreds of bytes, which every insert and remove shifted within
+    /// the B-tree's nodes (~600 instructions of memcpy per churned session).
+    conns: BTreeMap<ConnId, Box<Conn>>,
     session_conn: HashMap<SessionId, ConnId>,
     outstanding: Outstanding,
     /// Appended, not yet applied, in zxid order.
@@ -724,7 +726,7 @@ impl ZooKeeperServer {
                 auth.extend(shell_auth);
                 self.conns.insert(
                     conn,
-                    Conn {
+                    Box::new(Conn {
                         peer,
                         state: ConnState::Handshake,
                         session: None,
@@ -739,7 +741,7 @@ impl ZooKeeperServer {
                         requests_received: 0,
                         replies_sent: 0,
                         large: VecDeque::new(),
-                    },
+                    }),
                 );
             }
             Input::Frame { conn, payload } => self.on_frame(conn, payload),

@@ -252,8 +252,9 @@ impl TxnRecord {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        // The TxnHeader (28 bytes), the body, the TxnDigest (12).
-        let mut w = Writer::with_capacity(28 + self.txn.size_hint() + 12);
+        // The TxnHeader (32 bytes: client id 8, cxid 4, zxid 8, time 8, type 4), the body,
+        // the TxnDigest (12).
+        let mut w = Writer::with_capacity(32 + self.txn.size_hint() + 12);
         self.write(&mut w);
         w.into_inner()
     }
@@ -310,6 +311,21 @@ mod tests {
             let mut w = Writer::new();
             t.write(&mut w);
             assert!(t.size_hint() >= w.len(), "{t:?}: hint {} < {}", t.size_hint(), w.len());
+        }
+    }
+
+    #[test]
+    fn a_record_is_encoded_without_regrowing_its_buffer() {
+        let header = TxnHeader { client_id: SessionId(i64::MAX), cxid: 7, zxid: Zxid(0x1_0000_0002), time: 1_700_000_000_000, op: 0 };
+        let digest = TxnDigest { version: 2, tree_digest: 42 };
+        for txn in [Txn::CreateSession { timeout_ms: 30_000 }, Txn::CloseSession { paths_to_delete: vec!["/e".into()] }] {
+            let header = TxnHeader { op: txn.op().code(), ..header.clone() };
+            for digest in [Some(digest.clone()), None] {
+                let rec = TxnRecord { header: header.clone(), txn: txn.clone(), digest };
+                let b = rec.to_bytes();
+                // The hint covers header, body and digest: the first allocation held it all.
+                assert!(b.capacity() <= 32 + rec.txn.size_hint() + 12, "{rec:?}: regrown to {}", b.capacity());
+            }
         }
     }
 
