@@ -18,13 +18,15 @@ use rzk_tree::java::JavaHashSet;
 use rzk_tree::quota::{self, StatsTrack};
 use rzk_tree::{DataTree, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What prep knows of a node: the committed node, overlaid by outstanding changes.
 #[derive(Debug, Clone)]
 pub struct NodeRecord {
     pub stat: StatPersisted,
     pub child_count: i32,
-    pub acl: Vec<Acl>,
+    /// Shared with the tree's ACL cache: prep copies records often (a parent's per create).
+    pub acl: Arc<[Acl]>,
     /// The node's path and data, hashed: its digest under any stat.
     pub prefix: DigestPrefix,
     /// The length of the node's data (what `checkQuota` takes as the last data's size).
@@ -318,7 +320,7 @@ impl PrepContext<'_> {
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
         let prefix = DigestPrefix::new(path, n.data);
         let data_len = n.data.len() as i64;
-        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.to_vec(), prefix, data_len })
+        Ok(NodeRecord { stat: n.stat.clone(), child_count: n.num_children, acl: n.acl.clone(), prefix, data_len })
     }
 
     /// `ZooKeeperServer.checkQuota` (3.7+): with `enforceQuota`, a create (`count_diff` 1) or
@@ -405,7 +407,7 @@ impl PrepContext<'_> {
                 let version = check_and_inc_version(rec.stat.aversion, s.version)?;
                 let old = rec.digest();
                 rec.stat.aversion = version;
-                rec.acl = acl.clone();
+                rec.acl = Arc::from(acl.as_slice());
                 self.outstanding.add(zxid, &s.path, old, Some(rec));
                 Ok(Txn::SetAcl(SetAclTxn { path: s.path.clone(), acl, version }))
             }
@@ -557,7 +559,7 @@ impl PrepContext<'_> {
         let stat = StatPersisted::for_new_node(zxid, time, owner);
         let prefix = DigestPrefix::new(&path, c.data.as_deref().unwrap_or(&[]));
         let data_len = data_len(&c.data);
-        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl, prefix, data_len }));
+        self.outstanding.add(zxid, &path, 0, Some(NodeRecord { stat, child_count: 0, acl: Arc::from(acl), prefix, data_len }));
         Ok(txn)
     }
 

@@ -707,6 +707,17 @@ impl DataTree {
         }
     }
 
+    /// The child of `parent` at `path`, whose last segment is `name`: one probe of the
+    /// parent's children, where [`DataTree::lookup`] would walk from the root again (a
+    /// create's or delete's existence check right after finding the parent).
+    fn child_of(&self, parent: NodeId, path: &str, name: &str) -> Option<NodeId> {
+        debug_assert!(path.ends_with(name));
+        let children = self.children.get(&parent)?;
+        let b = path.as_bytes();
+        let slab = &self.slab;
+        children.find_by(string_hash_code(name), |&c| slab[c as usize].as_ref().is_some_and(|n| n.pd.path_bytes() == b)).copied()
+    }
+
     /// Stores a node; it becomes reachable by [`DataTree::lookup`] once added to its parent's
     /// children (the root is reachable at once).
     fn insert_node(&mut self, node: Node) -> NodeId {
@@ -1219,7 +1230,7 @@ impl DataTree {
         if path == "/" || child_name.is_empty() {
             return Err(ErrorCode::NodeExists);
         }
-        if let Some(existing) = self.lookup(path) {
+        if let Some(existing) = self.child_of(pid, path, child_name) {
             if self.opts.flavor == Flavor::V3_9 {
                 let n = self.node_mut(existing);
                 let aversion = n.pd.extras().aversion;
@@ -1278,7 +1289,7 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let pid = self.lookup(parent_name).ok_or(ErrorCode::NoNode)?;
-        let id = self.lookup(path);
+        let id = self.child_of(pid, path, child_name);
         if let Some(id) = id {
             if self.num_children(id) > 0 {
                 // ZooKeeper's prep rejects this (NotEmpty); applying it would orphan nodes.

@@ -283,6 +283,9 @@ pub struct PeerNet {
     observer_master: Option<tokio::task::JoinHandle<()>>,
     /// This server's first quorum host (where the observer master port is opened).
     quorum_host: String,
+    /// The last PROPOSAL encoded (its zxid, its txn bytes, the packet): a leader sends each
+    /// proposal to every follower in a row, so the packet is encoded once for all of them.
+    last_proposal: Mutex<Option<(rzk_proto::Zxid, Bytes, Bytes)>>,
 }
 
 struct Shared {
@@ -485,7 +488,15 @@ impl PeerNet {
         for l in quorum_listeners {
             listeners.push(tokio::spawn(accept_loop(shared.clone(), l, Port::Quorum)));
         }
-        Ok(PeerNet { shared, election_addr, quorum_addr, listeners, observer_master: None, quorum_host: me.host.clone() })
+        Ok(PeerNet {
+            shared,
+            election_addr,
+            quorum_addr,
+            listeners,
+            observer_master: None,
+            quorum_host: me.host.clone(),
+            last_proposal: Mutex::new(None),
+        })
     }
 
     /// The bound election address.
@@ -541,6 +552,22 @@ impl PeerNet {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
                 let stream = snapshot.stream().expect("a SNAP sent is a stream, never one received").clone();
                 s.enqueue(to, Outbound::Snap(encode(&p), stream));
+            }
+            Message::Proposal(e) => {
+                let frame = {
+                    let mut last = self.last_proposal.lock().unwrap_or_else(|p| p.into_inner());
+                    match &*last {
+                        // The same txn bytes (not only the same zxid): the very proposal.
+                        Some((z, d, f)) if *z == e.zxid && d.as_ptr() == e.data.as_ptr() && d.len() == e.data.len() => f.clone(),
+                        _ => {
+                            let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
+                            let f = Bytes::from(encode(&p));
+                            *last = Some((e.zxid, e.data.clone(), f.clone()));
+                            f
+                        }
+                    }
+                };
+                s.enqueue(to, Outbound::Raw(frame));
             }
             _ => {
                 let Some(p) = msg.to_packet(my_id, config_version, config_data) else { return };
