@@ -682,7 +682,7 @@ mod tests {
 
     fn node(owner: i64) -> Option<NodeRecord> {
         let stat = StatPersisted { ephemeral_owner: owner, ..Default::default() };
-        Some(NodeRecord { stat, child_count: 0, acl: Vec::new(), prefix: DigestPrefix::new("/x", b""), data_len: 0 })
+        Some(NodeRecord { stat, child_count: 0, acl: Arc::from(Vec::new()), prefix: DigestPrefix::new("/x", b""), data_len: 0 })
     }
 
     fn set_of(paths: &[String]) -> JavaHashSet<Box<str>> {
