@@ -237,6 +237,9 @@ def test_interactive_shell_through_a_pty(server):
         sh.expect(r"\(CONNECTED\) 6\] ")
         sh.send("redo 0\r")
         sh.expect("Node already exists: %s" % root)
+        # (The prompt after redo first, so that the next one matched is addWatch's: the
+        # watch must be set before kazoo creates the child.)
+        sh.expect(r"\(CONNECTED\) \d+\] ")
         sh.send("addWatch %s\r" % root)
         sh.expect(r"\(CONNECTED\) \d+\] ")
         kz.create(root + "/new")
