@@ -556,6 +556,10 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
             let bound = Duration::from_millis(a.expiry_timeout.max(0) as u64 * 2) + Duration::from_secs(120);
             let mut first_at = None;
             let (mut heard_first, mut heard_last): (Option<Instant>, Option<Instant>) = (None, None);
+            let mut vanished = |at: Instant| {
+                heard_first = Some(heard_first.map_or(at, |h| h.min(at)));
+                heard_last = Some(heard_last.map_or(at, |h| h.max(at)));
+            };
             let gone_at = loop {
                 let event = async {
                     loop {
@@ -563,10 +567,7 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
                         while let Ok(m) = rx.try_recv() {
                             match m? {
                                 Msg::Pinged(rtt) => tally.record(None, rtt, 0, Instant::now()),
-                                Msg::Vanished(at) => {
-                                    heard_first = Some(heard_first.map_or(at, |h| h.min(at)));
-                                    heard_last = Some(heard_last.map_or(at, |h| h.max(at)));
-                                }
+                                Msg::Vanished(at) => vanished(at),
                                 _ => {}
                             }
                         }
@@ -596,8 +597,7 @@ pub fn sessions(st: &Settings) -> Result<RunResult, BenchError> {
             // Messages still queued (all vanished before the last ephemeral went).
             while let Ok(m) = rx.try_recv() {
                 if let Msg::Vanished(at) = m? {
-                    heard_first = Some(heard_first.map_or(at, |h| h.min(at)));
-                    heard_last = Some(heard_last.map_or(at, |h| h.max(at)));
+                    vanished(at);
                 }
             }
             // ZooKeeper's rule: each one goes between `timeout` and `timeout + tickTime` after
